@@ -1,0 +1,293 @@
+//! The metadata key layout under `/shale/{cluster}/` (see DESIGN.md, "etcd keys").
+//!
+//! Names are escaped as path components (`%XX` for every byte outside `[A-Za-z0-9._-]`),
+//! so a group called `a/b` cannot land under group `a`'s prefix. Kafka-legal topic names
+//! need no escaping and read as themselves in `etcdctl`. Every prefix ends with `/`, so
+//! `brokers/1` never matches a prefix meant for `brokers/10`.
+
+use std::fmt::Write as _;
+
+use super::MetaError;
+
+/// Builds and parses the keys of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    root: String,
+}
+
+impl Keys {
+    /// Keys for `cluster`, which must be non-empty and use only `[A-Za-z0-9._-]`.
+    pub fn new(cluster: &str) -> Result<Self, MetaError> {
+        if cluster.is_empty() || !cluster.bytes().all(is_plain) {
+            return Err(MetaError::Invalid(format!(
+                "cluster name {cluster:?} is invalid: use 1 or more of [A-Za-z0-9._-]"
+            )));
+        }
+        Ok(Keys { root: format!("/shale/{cluster}/") })
+    }
+
+    /// `/shale/{cluster}/`: every key of the cluster.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `brokers/{id}`: a live broker's registration (lease-bound).
+    pub fn broker(&self, id: u32) -> String {
+        format!("{}brokers/{id}", self.root)
+    }
+
+    /// Prefix of all broker registrations.
+    pub fn brokers(&self) -> String {
+        format!("{}brokers/", self.root)
+    }
+
+    /// `controller`: the elected controller (lease-bound).
+    pub fn controller(&self) -> String {
+        format!("{}controller", self.root)
+    }
+
+    /// `topics/{name}`: a topic's id, partition count, replication factor and config.
+    pub fn topic(&self, topic: &str) -> String {
+        format!("{}topics/{}", self.root, escape(topic))
+    }
+
+    /// Prefix of all topics.
+    pub fn topics(&self) -> String {
+        format!("{}topics/", self.root)
+    }
+
+    /// `partitions/{topic}/{p}`: replicas, leader, leader epoch, ISR.
+    pub fn partition(&self, topic: &str, partition: u32) -> String {
+        format!("{}{partition}", self.partitions(topic))
+    }
+
+    /// Prefix of all partitions of `topic`.
+    pub fn partitions(&self, topic: &str) -> String {
+        format!("{}partitions/{}/", self.root, escape(topic))
+    }
+
+    /// Prefix of all partitions of all topics.
+    pub fn all_partitions(&self) -> String {
+        format!("{}partitions/", self.root)
+    }
+
+    /// `tier/{topic}/{p}`: manifest pointer and remote start offset.
+    pub fn tier(&self, topic: &str, partition: u32) -> String {
+        format!("{}{partition}", self.tiers(topic))
+    }
+
+    /// Prefix of the tier pointers of `topic`.
+    pub fn tiers(&self, topic: &str) -> String {
+        format!("{}tier/{}/", self.root, escape(topic))
+    }
+
+    /// Prefix of all tier pointers.
+    pub fn all_tiers(&self) -> String {
+        format!("{}tier/", self.root)
+    }
+
+    /// Prefix of everything about consumer group `group` (`groups/{group}/`).
+    pub fn group(&self, group: &str) -> String {
+        format!("{}groups/{}/", self.root, escape(group))
+    }
+
+    /// `groups/{group}/state`: generation and assignment.
+    pub fn group_state(&self, group: &str) -> String {
+        format!("{}state", self.group(group))
+    }
+
+    /// `groups/{group}/members/{member}`: one member (lease-bound or heartbeat-timed).
+    pub fn group_member(&self, group: &str, member: &str) -> String {
+        format!("{}{}", self.group_members(group), escape(member))
+    }
+
+    /// Prefix of the members of `group`.
+    pub fn group_members(&self, group: &str) -> String {
+        format!("{}members/", self.group(group))
+    }
+
+    /// Prefix of all groups.
+    pub fn groups(&self) -> String {
+        format!("{}groups/", self.root)
+    }
+
+    /// `offsets/{group}/{topic}/{p}`: committed offset and metadata.
+    pub fn offset(&self, group: &str, topic: &str, partition: u32) -> String {
+        format!("{}{partition}", self.group_topic_offsets(group, topic))
+    }
+
+    /// Prefix of all committed offsets of `group`.
+    pub fn group_offsets(&self, group: &str) -> String {
+        format!("{}offsets/{}/", self.root, escape(group))
+    }
+
+    /// Prefix of `group`'s committed offsets for `topic`.
+    pub fn group_topic_offsets(&self, group: &str, topic: &str) -> String {
+        format!("{}{}/", self.group_offsets(group), escape(topic))
+    }
+
+    /// Prefix of all committed offsets.
+    pub fn all_offsets(&self) -> String {
+        format!("{}offsets/", self.root)
+    }
+
+    /// The unescaped components of `key` after `prefix` (a prefix built by this struct);
+    /// `None` if the key is not under it or is badly escaped.
+    pub fn components(&self, prefix: &str, key: &str) -> Option<Vec<String>> {
+        key.strip_prefix(prefix)?.split('/').map(unescape).collect()
+    }
+
+    /// The broker id of a `brokers/{id}` key.
+    pub fn parse_broker(&self, key: &str) -> Option<u32> {
+        match self.components(&self.brokers(), key)?.as_slice() {
+            [id] => id.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The topic name of a `topics/{name}` key.
+    pub fn parse_topic(&self, key: &str) -> Option<String> {
+        match self.components(&self.topics(), key)?.as_mut_slice() {
+            [name] => Some(std::mem::take(name)),
+            _ => None,
+        }
+    }
+
+    /// Topic and partition of a `partitions/{topic}/{p}` key.
+    pub fn parse_partition(&self, key: &str) -> Option<(String, u32)> {
+        topic_partition(self.components(&self.all_partitions(), key)?)
+    }
+
+    /// Topic and partition of a `tier/{topic}/{p}` key.
+    pub fn parse_tier(&self, key: &str) -> Option<(String, u32)> {
+        topic_partition(self.components(&self.all_tiers(), key)?)
+    }
+
+    /// Group, topic and partition of an `offsets/{group}/{topic}/{p}` key.
+    pub fn parse_offset(&self, key: &str) -> Option<(String, String, u32)> {
+        let mut parts = self.components(&self.all_offsets(), key)?;
+        if parts.len() != 3 {
+            return None;
+        }
+        let partition = parts.pop()?.parse().ok()?;
+        let topic = parts.pop()?;
+        Some((parts.pop()?, topic, partition))
+    }
+}
+
+fn topic_partition(mut parts: Vec<String>) -> Option<(String, u32)> {
+    if parts.len() != 2 {
+        return None;
+    }
+    let partition = parts.pop()?.parse().ok()?;
+    Some((parts.pop()?, partition))
+}
+
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
+/// Escapes a name into one path component.
+pub fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if is_plain(b) {
+            out.push(char::from(b));
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Reverses [`escape`]; `None` for malformed escapes or non-UTF-8 results.
+pub fn unescape(component: &str) -> Option<String> {
+    let bytes = component.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = component.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::new("prod").unwrap()
+    }
+
+    #[test]
+    fn layout_matches_design() {
+        let k = keys();
+        assert_eq!(k.broker(3), "/shale/prod/brokers/3");
+        assert_eq!(k.controller(), "/shale/prod/controller");
+        assert_eq!(k.topic("orders"), "/shale/prod/topics/orders");
+        assert_eq!(k.partition("orders", 7), "/shale/prod/partitions/orders/7");
+        assert_eq!(k.tier("orders", 7), "/shale/prod/tier/orders/7");
+        assert_eq!(k.group_state("g1"), "/shale/prod/groups/g1/state");
+        assert_eq!(k.group_member("g1", "m-1"), "/shale/prod/groups/g1/members/m-1");
+        assert_eq!(k.offset("g1", "orders", 7), "/shale/prod/offsets/g1/orders/7");
+        for prefix in [k.brokers(), k.topics(), k.partitions("t"), k.group("g"), k.all_offsets()] {
+            assert!(prefix.ends_with('/') && prefix.starts_with(k.root()), "{prefix}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_isolated() {
+        let k = keys();
+        assert!(!k.broker(10).starts_with(&format!("{}1/", k.brokers())));
+        assert!(!k.partition("ab", 0).starts_with(&k.partitions("a")));
+        // A group name containing '/' stays inside its own prefix.
+        assert!(!k.group_state("a/b").starts_with(&k.group("a")));
+        assert!(!k.offset("a/b", "t", 0).starts_with(&k.group_offsets("a")));
+        assert!(k.offset("g", "t", 0).starts_with(&k.group_topic_offsets("g", "t")));
+    }
+
+    #[test]
+    fn rejects_bad_cluster_names() {
+        assert!(Keys::new("").is_err());
+        assert!(Keys::new("a/b").is_err());
+        assert!(Keys::new("dev-1.eu_west").is_ok());
+    }
+
+    #[test]
+    fn parses_what_it_builds() {
+        let k = keys();
+        assert_eq!(k.parse_broker(&k.broker(12)), Some(12));
+        assert_eq!(k.parse_topic(&k.topic("orders")), Some("orders".into()));
+        assert_eq!(k.parse_partition(&k.partition("orders", 3)), Some(("orders".into(), 3)));
+        assert_eq!(k.parse_tier(&k.tier("orders", 4)), Some(("orders".into(), 4)));
+        assert_eq!(
+            k.parse_offset(&k.offset("g/1", "orders", 5)),
+            Some(("g/1".into(), "orders".into(), 5))
+        );
+        assert_eq!(k.parse_partition(&k.topic("orders")), None);
+        assert_eq!(k.parse_broker("/shale/prod/brokers/x"), None);
+        assert_eq!(unescape("%zz"), None);
+        assert_eq!(unescape("%4"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn escape_round_trips_and_stays_one_component(name in ".*") {
+            let e = escape(&name);
+            prop_assert!(!e.contains('/'));
+            prop_assert_eq!(unescape(&e), Some(name.clone()));
+            let k = keys();
+            prop_assert_eq!(k.parse_offset(&k.offset(&name, &name, 9)), Some((name.clone(), name, 9)));
+        }
+    }
+}
