@@ -11,7 +11,9 @@
 //! - `mod.rs`: the trait, its request/response types, txn builders, request validation.
 //! - `error.rs`: `MetaError` and its mapping onto the public error kinds.
 //! - `keys.rs`: the key layout under `/shale/{cluster}/` and prefix helpers.
+//! - `embedded/`: `EmbeddedStore`, in process, persisted as a WAL plus snapshot.
 
+pub mod embedded;
 mod error;
 pub mod keys;
 
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::MetaError;
 pub use keys::Keys;
 
