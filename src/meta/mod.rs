@@ -10,11 +10,13 @@
 //! # Files
 //! - `mod.rs`: the trait, its request/response types, txn builders, request validation.
 //! - `error.rs`: `MetaError` and its mapping onto the public error kinds.
+//! - `json.rs`: typed JSON helpers (`get_json`, `put_json`, `put_json_if`) over any backend.
 //! - `keys.rs`: the key layout under `/shale/{cluster}/` and prefix helpers.
 //! - `embedded/`: `EmbeddedStore`, in process, persisted as a WAL plus snapshot.
 
 pub mod embedded;
 mod error;
+pub mod json;
 pub mod keys;
 
 use std::pin::Pin;
@@ -26,6 +28,7 @@ use futures::Stream;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::MetaError;
+pub use json::{MetaStoreJson, Versioned};
 pub use keys::Keys;
 
 /// A lease id; etcd assigns them, positive and never 0.
