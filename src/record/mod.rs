@@ -1,8 +1,10 @@
 //! Kafka RecordBatch v2: header, records codec, compression, validation.
 //!
 //! - `batch`: the fixed header, CRC-32C, in-place stamping, framing of back-to-back batches.
+//! - `varint`: Kafka's zigzag varint (i32) and varlong (i64), bounds-checked.
 
 pub mod batch;
+pub mod varint;
 
 pub use batch::{BatchFrames, BatchHeader, Compression, HEADER_LEN};
 
