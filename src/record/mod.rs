@@ -2,13 +2,22 @@
 //!
 //! - `batch`: the fixed header, CRC-32C, in-place stamping, framing of back-to-back batches.
 //! - `varint`: Kafka's zigzag varint (i32) and varlong (i64), bounds-checked.
+//! - `codec`: the v2 record format and decoding whole batches into records.
 //! - `compression`: gzip, snappy (xerial), lz4 (frame), zstd; bounded decompression.
+//! - `builder`: `BatchBuilder`, encoding records into one batch as a producer does.
+//! - `validate`: `Limits` and `validate_batches`, the broker's checks on producer input.
 
 pub mod batch;
+pub mod builder;
+pub mod codec;
 pub mod compression;
+pub mod validate;
 pub mod varint;
 
 pub use batch::{BatchFrames, BatchHeader, Compression, HEADER_LEN};
+pub use builder::BatchBuilder;
+pub use codec::{DecodedRecord, Header, Record, decode_batch, decode_batches};
+pub use validate::{Limits, validate_batches};
 
 use crate::error::{Error, ErrorKind};
 
