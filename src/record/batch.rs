@@ -183,17 +183,18 @@ impl BatchHeader {
 
     /// Total bytes of the batch including base offset and length fields.
     pub fn total_len(&self) -> usize {
-        self.batch_length as usize + LOG_OVERHEAD
+        // `parse` guarantees a length >= 49; saturate anyway for hand-built headers.
+        (self.batch_length.max(0) as usize).saturating_add(LOG_OVERHEAD)
     }
 
-    /// Offset of the last record.
+    /// Offset of the last record (saturating: a hostile base offset cannot overflow).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
     }
 
-    /// The offset after this batch.
+    /// The offset after this batch (saturating).
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// The compression codec named by the attributes.
@@ -279,7 +280,10 @@ impl<'a> Iterator for BatchFrames<'a> {
         let total = header.total_len();
         if total > self.max_batch_bytes {
             self.pos = self.buf.len();
-            return Some(Err(RecordError::BatchTooLarge { size: total, max: self.max_batch_bytes }));
+            return Some(Err(RecordError::BatchTooLarge {
+                size: total,
+                max: self.max_batch_bytes,
+            }));
         }
         if total > rest.len() {
             self.pos = self.buf.len();

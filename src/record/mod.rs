@@ -1,10 +1,23 @@
 //! Kafka RecordBatch v2: header, records codec, compression, validation.
 //!
 //! - `batch`: the fixed header, CRC-32C, in-place stamping, framing of back-to-back batches.
+//! - `varint`: Kafka's zigzag varint (i32) and varlong (i64), bounds-checked.
+//! - `codec`: the v2 record format and decoding whole batches into records.
+//! - `compression`: gzip, snappy (xerial), lz4 (frame), zstd; bounded decompression.
+//! - `builder`: `BatchBuilder`, encoding records into one batch as a producer does.
+//! - `validate`: `Limits` and `validate_batches`, the broker's checks on producer input.
 
 pub mod batch;
+pub mod builder;
+pub mod codec;
+pub mod compression;
+pub mod validate;
+pub mod varint;
 
 pub use batch::{BatchFrames, BatchHeader, Compression, HEADER_LEN};
+pub use builder::BatchBuilder;
+pub use codec::{DecodedRecord, Header, Record, decode_batch, decode_batches};
+pub use validate::{Limits, validate_batches};
 
 use crate::error::{Error, ErrorKind};
 
@@ -50,14 +63,106 @@ pub enum RecordError {
     /// Any other malformed content, described.
     #[error("corrupt batch: {0}")]
     Corrupt(String),
+    /// Produce input without a single batch.
+    #[error("empty input: expected at least one record batch")]
+    Empty,
+    /// An error inside one of several back-to-back batches.
+    #[error("batch {index} (at byte {position}): {error}")]
+    InBatch {
+        /// Zero-based index of the batch in the input.
+        index: usize,
+        /// Byte position of the batch in the input.
+        position: usize,
+        /// What is wrong with it (shown in the message, so not exposed as `source`).
+        error: Box<RecordError>,
+    },
+    /// A header field with a value the format or the broker does not allow.
+    #[error("invalid {field} {value}: expected {expected}")]
+    InvalidField {
+        /// Header field name, as in Kafka's format description.
+        field: &'static str,
+        /// The value found.
+        value: i64,
+        /// What would have been valid.
+        expected: String,
+    },
+    /// More records in one batch than allowed.
+    #[error("batch claims {count} records, more than the limit of {max}")]
+    TooManyRecords {
+        /// recordCount from the header.
+        count: i64,
+        /// Limit.
+        max: usize,
+    },
+    /// A control batch (transaction marker) where only data batches are allowed.
+    #[error("control batches (transaction markers) cannot be produced: clear attribute bit 5")]
+    ControlBatch,
+    /// One record inside a batch is malformed.
+    #[error("record {index}: {detail}")]
+    BadRecord {
+        /// Zero-based position of the record in the batch.
+        index: usize,
+        /// What is wrong with it, naming the field and value.
+        detail: String,
+    },
+    /// Bytes left in the records area after the last record.
+    #[error(
+        "{extra} trailing bytes after the last of {count} records: recordCount or a record length is wrong"
+    )]
+    TrailingBytes {
+        /// Unconsumed bytes.
+        extra: usize,
+        /// Records decoded.
+        count: usize,
+    },
+    /// A single batch was expected but the buffer length differs from the batch's.
+    #[error(
+        "buffer of {actual} bytes holds a batch of {declared} bytes: expected exactly one batch"
+    )]
+    BatchLengthMismatch {
+        /// Size from the header's length field.
+        declared: usize,
+        /// Size of the buffer.
+        actual: usize,
+    },
+    /// Decompressing the records would exceed the uncompressed limit.
+    #[error(
+        "{codec} records inflate beyond the limit of {max} bytes (max uncompressed bytes): send smaller batches"
+    )]
+    DecompressedTooLarge {
+        /// Codec name.
+        codec: &'static str,
+        /// Limit.
+        max: usize,
+    },
+    /// The compressed payload is not valid for its codec.
+    #[error("invalid {codec} payload: {detail}")]
+    Decompress {
+        /// Codec name.
+        codec: &'static str,
+        /// Decoder's description.
+        detail: String,
+    },
+    /// A record too large for the format's i32 lengths.
+    #[error("{field} of {size} bytes does not fit the format's 2 GiB limit")]
+    RecordTooLarge {
+        /// Which part (key, value, header, batch).
+        field: &'static str,
+        /// Its size.
+        size: usize,
+    },
 }
 
 impl RecordError {
     /// Machine-readable reason for the status details.
     pub fn reason(&self) -> &'static str {
         match self {
+            RecordError::InBatch { error, .. } => error.reason(),
             RecordError::CrcMismatch { .. } => "CORRUPT_BATCH",
-            RecordError::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
+            RecordError::BatchTooLarge { .. }
+            | RecordError::DecompressedTooLarge { .. }
+            | RecordError::RecordTooLarge { .. } => "BATCH_TOO_LARGE",
+            RecordError::TooManyRecords { .. } => "TOO_MANY_RECORDS",
             RecordError::UnknownCompression(_) | RecordError::UnknownCompressionName(_) => {
                 "UNSUPPORTED_COMPRESSION"
             }
