@@ -16,6 +16,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod log;
 pub mod record;
 
 pub use error::{Error, ErrorKind, Result};
