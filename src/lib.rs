@@ -16,6 +16,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod log;
 pub mod meta;
 pub mod record;
 
