@@ -3,21 +3,33 @@
 //! # Layout
 //! - `record`: Kafka RecordBatch v2 format: header, records codec, compression, validation.
 //! - `log`: the partition log on local disk: segments, indexes, group commit, recovery, retention.
-//! - `meta`: the `MetaStore` seam (etcd-level primitives) and its embedded implementation.
+//! - `meta`: the `MetaStore` seam (etcd-level primitives), its embedded implementation, and
+//!   the topic/partition/broker records written on top of it.
 //! - `topic_config`: per-topic configuration by Kafka names, validated.
-//! - `broker`: partition manager and request handling on top of log and meta.
+//! - `broker`: hosted partitions, produce/fetch with their durability rules, topic lifecycle.
 //! - `rpc`: tonic services, proto <-> domain conversion, status mapping.
+//! - `server`: assembles a broker and its gRPC server from settings and injected parts.
 //! - `client`: producer, consumer and admin clients.
 //! - `cli`: the `shale` command line.
 //! - `settings`: broker settings (file, env, flags), validated.
 //! - `error`: the public error kinds every layer maps onto.
 //! - `clock`: injected time.
 //! - `telemetry`: tracing setup.
+//!
+//! Data flows one way: rpc → broker → log / meta. Lower layers never import upper ones.
 
+pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod error;
 pub mod log;
 pub mod meta;
 pub mod record;
+pub mod rpc;
+pub mod server;
+pub mod settings;
+pub mod telemetry;
+pub mod topic_config;
 
 pub use error::{Error, ErrorKind, Result};

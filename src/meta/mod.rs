@@ -13,11 +13,13 @@
 //! - `json.rs`: typed JSON helpers (`get_json`, `put_json`, `put_json_if`) over any backend.
 //! - `keys.rs`: the key layout under `/shale/{cluster}/` and prefix helpers.
 //! - `embedded/`: `EmbeddedStore`, in process, persisted as a WAL plus snapshot.
+//! - `topics.rs`: topic, partition-state and broker records on top of the trait.
 
 pub mod embedded;
 mod error;
 pub mod json;
 pub mod keys;
+pub mod topics;
 
 use std::pin::Pin;
 use std::time::Duration;

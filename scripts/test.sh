@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-protoc.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
+# Two cores: the crash and many-partition tests spawn brokers; keep parallelism modest.
+exec cargo test --lib --bins --tests --quiet -- --test-threads "${SHALE_TEST_THREADS:-4}" "$@"

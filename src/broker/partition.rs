@@ -1,0 +1,310 @@
+//! One partition replica on this broker: its log, its leader epoch, its topic config, and
+//! the produce/read operations with their durability rules.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+
+use crate::error::{Error, ErrorKind};
+use crate::log::{AppendInfo, FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
+use crate::record::{Limits, validate_batches};
+use crate::topic_config::{FlushPolicyKind, TopicConfig};
+
+/// How many replicas must have the batch before the producer hears back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// Answer once appended (not awaiting fsync).
+    None,
+    /// Answer once the leader has it durably (per `flush.policy`).
+    Leader,
+    /// Answer once every in-sync replica has it durably.
+    All,
+}
+
+/// Where a produce landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+/// Resolves when a produce is acknowledged per its `acks`.
+pub type PendingAck = futures::future::BoxFuture<'static, Result<Produced, Error>>;
+
+/// File that ties a partition directory to a topic id, so a directory left from a deleted
+/// topic of the same name is never mistaken for the new topic's data.
+pub(crate) const METADATA_FILE: &str = "partition.metadata";
+
+/// Maps the topic configs onto what the log layer needs.
+pub fn log_config(config: &TopicConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: config.segment_bytes,
+        segment_ms: config.segment_ms,
+        retention_ms: config.retention_ms,
+        retention_bytes: config.retention_bytes,
+        flush: match config.flush_policy {
+            FlushPolicyKind::Always => FlushPolicy::Always,
+            FlushPolicyKind::Interval => FlushPolicy::Interval(config.flush_interval()),
+        },
+        max_message_bytes: config.max_message_bytes as usize,
+        ..LogConfig::default()
+    }
+}
+
+/// What identifies a hosted partition and how it starts.
+#[derive(Debug, Clone)]
+pub struct PartitionSpec {
+    /// Topic name.
+    pub topic: String,
+    /// Topic id (guards against directories of a deleted incarnation).
+    pub topic_id: String,
+    /// Partition index.
+    pub index: u32,
+    /// Leader epoch from the partition state.
+    pub leader_epoch: i32,
+    /// Topic config in force.
+    pub config: Arc<TopicConfig>,
+}
+
+/// One partition replica hosted by this broker.
+#[derive(Debug)]
+pub struct Partition {
+    topic: String,
+    index: u32,
+    dir: PathBuf,
+    log: Arc<PartitionLog>,
+    leader_epoch: AtomicI32,
+    config: RwLock<Arc<TopicConfig>>,
+}
+
+impl Partition {
+    /// Opens (recovering if needed) the partition's log under `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        spec: PartitionSpec,
+        clock: crate::clock::SharedClock,
+        resources: Arc<crate::log::LogResources>,
+    ) -> Result<Partition, Error> {
+        let dir = data_dir.join(format!("{}-{}", spec.topic, spec.index));
+        claim_dir(&dir, &spec.topic, &spec.topic_id, spec.index)?;
+        let log = PartitionLog::open(&dir, log_config(&spec.config), clock, resources)?;
+        Ok(Partition {
+            topic: spec.topic,
+            index: spec.index,
+            dir,
+            log: Arc::new(log),
+            leader_epoch: AtomicI32::new(spec.leader_epoch),
+            config: RwLock::new(spec.config),
+        })
+    }
+
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Partition index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The underlying log.
+    pub fn log(&self) -> &Arc<PartitionLog> {
+        &self.log
+    }
+
+    /// Current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Topic config in force.
+    pub fn config(&self) -> Arc<TopicConfig> {
+        self.config.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Applies a changed topic config (segment size, retention, flush policy...).
+    pub fn set_config(&self, config: Arc<TopicConfig>) {
+        self.log.set_config(log_config(&config));
+        match self.config.write() {
+            Ok(mut c) => *c = config,
+            Err(p) => *p.into_inner() = config,
+        }
+    }
+
+    /// The offset below which consumers may read: durable data under `flush.policy=always`,
+    /// everything appended under `interval` (the explicit opt-in to weaker durability).
+    pub fn high_watermark(&self) -> i64 {
+        self.visible_end(&self.log.offsets())
+    }
+
+    /// The high watermark implied by a snapshot of log offsets.
+    pub fn visible_end(&self, offsets: &LogOffsets) -> i64 {
+        match self.config().flush_policy {
+            FlushPolicyKind::Always => offsets.durable_end,
+            FlushPolicyKind::Interval => offsets.log_end,
+        }
+    }
+
+    /// Watch log offsets (appends, flushes, retention).
+    pub fn subscribe(&self) -> watch::Receiver<LogOffsets> {
+        self.log.subscribe()
+    }
+
+    /// Validates and appends producer batches, then waits as `acks` asks.
+    pub async fn produce(&self, batches: Bytes, acks: Acks) -> Result<Produced, Error> {
+        self.append(batches, acks).await?.await
+    }
+
+    /// Validates and appends producer batches; the returned future resolves when `acks` is
+    /// satisfied. Appends happen in call order, waits may overlap, so a pipelined stream
+    /// keeps its order while its fsyncs are shared (group commit).
+    pub async fn append(&self, batches: Bytes, acks: Acks) -> Result<PendingAck, Error> {
+        let config = self.config();
+        let limits =
+            Limits { max_batch_bytes: config.max_message_bytes as usize, ..Limits::default() };
+        let log = self.log.clone();
+        let epoch = self.leader_epoch();
+        let info: AppendInfo = tokio::task::spawn_blocking(move || -> Result<AppendInfo, Error> {
+            validate_batches(&batches, &limits)?;
+            let mut buf = BytesMut::from(batches);
+            Ok(log.append(&mut buf, epoch)?)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("append task failed: {e}")))??;
+
+        let produced = Produced {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            log_start_offset: self.log.log_start_offset(),
+        };
+        let always = config.flush_policy == FlushPolicyKind::Always;
+        let log = self.log.clone();
+        let upto = info.last_offset + 1;
+        Ok(match acks {
+            Acks::Leader | Acks::All if always => Box::pin(async move {
+                log.flush_until(upto).await?;
+                Ok(produced)
+            }),
+            Acks::None if always => {
+                // Nobody waits, but the data must still become durable (and so visible).
+                tokio::spawn(async move {
+                    if let Err(e) = log.flush_until(upto).await {
+                        tracing::warn!(error = %e, "background flush failed");
+                    }
+                });
+                Box::pin(std::future::ready(Ok(produced)))
+            }
+            _ => Box::pin(std::future::ready(Ok(produced))),
+        })
+    }
+
+    /// Reads whole batches from `offset` below the high watermark.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadChunk, Error> {
+        let log = self.log.clone();
+        let upper = self.high_watermark();
+        tokio::task::spawn_blocking(move || log.read(offset, max_bytes, upper))
+            .await
+            .map_err(|e| Error::internal(format!("read task failed: {e}")))?
+            .map_err(Error::from)
+    }
+
+    /// First offset whose batch has a timestamp at or after `ts`, below the high watermark.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
+        let log = self.log.clone();
+        let hw = self.high_watermark();
+        let found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
+            .await
+            .map_err(|e| Error::internal(format!("lookup task failed: {e}")))??;
+        Ok(found.filter(|(offset, _)| *offset < hw))
+    }
+
+    /// Deletes segments past retention.
+    pub async fn apply_retention(&self) -> Result<(), Error> {
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.apply_retention())
+            .await
+            .map_err(|e| Error::internal(format!("retention task failed: {e}")))??;
+        Ok(())
+    }
+
+    /// Fsyncs everything appended (for `flush.policy=interval` and shutdown).
+    pub async fn flush(&self) -> Result<(), Error> {
+        let end = self.log.log_end_offset();
+        Ok(self.log.flush_until(end).await?)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PartitionMetadata {
+    version: u32,
+    topic: String,
+    topic_id: String,
+    partition: u32,
+}
+
+/// Makes sure `dir` belongs to this topic id: a directory left by a deleted topic of the same
+/// name is removed first.
+fn claim_dir(dir: &Path, topic: &str, topic_id: &str, index: u32) -> Result<(), Error> {
+    let io = |what: &str, e: std::io::Error| {
+        Error::internal(format!("{what} {}: {e}", dir.display())).with("path", dir.display())
+    };
+    let meta_path = dir.join(METADATA_FILE);
+    if dir.exists() {
+        let owner = std::fs::read(&meta_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<PartitionMetadata>(&b).ok());
+        match owner {
+            Some(m) if m.topic_id == topic_id => return Ok(()),
+            other => {
+                tracing::warn!(
+                    path = %dir.display(),
+                    found_topic_id = other.map(|m| m.topic_id).unwrap_or_default(),
+                    topic_id,
+                    "partition directory belongs to another topic incarnation; removing it"
+                );
+                std::fs::remove_dir_all(dir).map_err(|e| io("cannot remove stale", e))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", e))?;
+    let meta = PartitionMetadata {
+        version: 1,
+        topic: topic.to_string(),
+        topic_id: topic_id.to_string(),
+        partition: index,
+    };
+    let bytes = serde_json::to_vec(&meta).map_err(|e| Error::internal(e.to_string()))?;
+    let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| io("cannot write metadata in", e))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| io("cannot sync", e))?;
+    std::fs::rename(&tmp, &meta_path).map_err(|e| io("cannot rename metadata in", e))?;
+    Ok(())
+}
+
+/// The error for a partition index past the topic's count.
+pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "UNKNOWN_PARTITION",
+        format!(
+            "partition {partition} out of range: topic {topic:?} has {count} partitions (0..={})",
+            count.saturating_sub(1)
+        ),
+    )
+    .with("topic", topic)
+    .with("partition", partition)
+    .with("partitions", count)
+}

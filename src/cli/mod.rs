@@ -1,0 +1,97 @@
+//! The `shale` command line: servers (`standalone`, `serve`), administration (`topic`),
+//! data (`produce`, `consume`) and load (`bench`).
+
+mod bench;
+mod consume;
+mod produce;
+mod serve;
+mod topic;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Default broker address for client commands.
+pub const DEFAULT_BROKER: &str = "127.0.0.1:9292";
+
+/// Shale: a durable, object-storage-backed log service.
+#[derive(Debug, Parser)]
+#[command(name = "shale", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "SHALE_LOG_JSON")]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a single broker with embedded metadata and local storage.
+    Standalone(serve::StandaloneArgs),
+    /// Run a broker from a settings file.
+    Serve(serve::ServeArgs),
+    /// Create, list, describe, alter and delete topics.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Send one record per line of standard input.
+    Produce(produce::ProduceArgs),
+    /// Print records, one value per line.
+    Consume(consume::ConsumeArgs),
+    /// Measure produce or consume throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Where client commands connect.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArg {
+    /// Broker to bootstrap from (host:port).
+    #[arg(long, env = "SHALE_BROKER", default_value = DEFAULT_BROKER)]
+    pub broker: String,
+}
+
+impl BrokerArg {
+    /// A client for this broker.
+    pub fn client(&self) -> anyhow::Result<crate::client::Client> {
+        Ok(crate::client::Client::new(&self.broker)?)
+    }
+}
+
+/// Output format of describe/consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// One JSON document (describe) or one JSON object per line (consume).
+    Json,
+}
+
+/// Parses `KEY=VALUE`.
+pub fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Standalone(a) => serve::standalone(a).await,
+        Command::Serve(a) => serve::serve(a).await,
+        Command::Topic(c) => topic::run(c).await,
+        Command::Produce(a) => produce::run(a).await,
+        Command::Consume(a) => consume::run(a).await,
+        Command::Bench(c) => bench::run(c).await,
+    }
+}
+
+/// A settings file path option shared by server commands.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// Settings file (TOML); see deploy/shale.toml.
+    #[arg(long, env = "SHALE_CONFIG")]
+    pub config: Option<PathBuf>,
+}

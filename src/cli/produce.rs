@@ -1,0 +1,109 @@
+//! `shale produce`: one record per line of standard input.
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Args;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::BrokerArg;
+use crate::broker::Acks;
+use crate::client::{Producer, ProducerConfig, ProducerRecord};
+use crate::record::Compression;
+
+/// `shale produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Topic to write to.
+    #[arg(long)]
+    pub topic: String,
+    /// Partition; by default keys are hashed and keyless records spread.
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Split each line into key and value at the first occurrence of this string.
+    #[arg(long)]
+    pub key_separator: Option<String>,
+    /// 0 (none), 1 (leader) or all.
+    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    pub acks: Acks,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    pub compression: Compression,
+    /// Bytes per batch.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub batch_size: usize,
+    /// Milliseconds a batch may wait to fill.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+/// Parses `0`, `1`, `all` (also `-1`).
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    match s {
+        "0" | "none" => Ok(Acks::None),
+        "1" | "leader" => Ok(Acks::Leader),
+        "all" | "-1" => Ok(Acks::All),
+        other => Err(format!("invalid acks {other:?}: expected 0, 1 or all")),
+    }
+}
+
+/// Parses a codec name.
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    Compression::parse(s).map_err(|e| e.to_string())
+}
+
+pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
+    let client = args.broker.client()?;
+    let config = ProducerConfig {
+        acks: args.acks,
+        compression: args.compression,
+        batch_size: args.batch_size,
+        linger: std::time::Duration::from_millis(args.linger_ms),
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(client, config);
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut deliveries = Vec::new();
+    let mut sent = 0u64;
+    let mut failed = 0u64;
+    while let Some(line) = lines.next_line().await.context("reading standard input")? {
+        let (key, value) = match &args.key_separator {
+            Some(sep) => match line.split_once(sep.as_str()) {
+                Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
+                None => (None, line),
+            },
+            None => (None, line),
+        };
+        let record = ProducerRecord {
+            topic: args.topic.clone(),
+            partition: args.partition,
+            key,
+            value: Some(Bytes::from(value)),
+            ..Default::default()
+        };
+        deliveries.push(producer.send(record).await?);
+        sent += 1;
+        // Check answers as we go so memory stays bounded on endless input.
+        if deliveries.len() >= 10_000 {
+            for d in deliveries.drain(..) {
+                if let Err(e) = d.await {
+                    failed += 1;
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+    }
+    producer.flush().await?;
+    for d in deliveries {
+        if let Err(e) = d.await {
+            failed += 1;
+            eprintln!("error: {e}");
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {sent} records were not acknowledged");
+    }
+    eprintln!("produced {sent} records to {}", args.topic);
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `shale standalone` and `shale serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::ConfigArg;
+use crate::settings::Settings;
+
+/// `shale standalone`.
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Where data and embedded metadata live.
+    #[arg(long, env = "SHALE_DATA_DIR", default_value = "./shale-data")]
+    pub data_dir: PathBuf,
+    /// Address to serve gRPC on.
+    #[arg(long, env = "SHALE_LISTEN", default_value = "127.0.0.1:9292")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// `shale serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Broker id (overrides the file).
+    #[arg(long, env = "SHALE_BROKER_ID")]
+    pub id: Option<i32>,
+    /// Address to serve gRPC on (overrides the file).
+    #[arg(long, env = "SHALE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address clients should dial (overrides the file).
+    #[arg(long, env = "SHALE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Data directory (overrides the file).
+    #[arg(long, env = "SHALE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Cluster name (overrides the file).
+    #[arg(long, env = "SHALE_CLUSTER")]
+    pub cluster: Option<String>,
+}
+
+fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
+    Ok(match &config.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    })
+}
+
+pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+    let mut settings = load(&args.config)?;
+    settings.broker.data_dir = args.data_dir;
+    settings.broker.listen = args.listen;
+    run(settings).await
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = load(&args.config)?;
+    if let Some(id) = args.id {
+        settings.broker.id = id;
+    }
+    if let Some(l) = args.listen {
+        settings.broker.listen = l;
+    }
+    if let Some(a) = args.advertise {
+        settings.broker.advertise = a;
+    }
+    if let Some(d) = args.data_dir {
+        settings.broker.data_dir = d;
+    }
+    if let Some(c) = args.cluster {
+        settings.cluster.name = c;
+    }
+    // Until cluster mode lands, `serve` runs one broker on the embedded metadata store.
+    run(settings).await
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    settings.validate()?;
+    let clock = crate::clock::system();
+    let meta = crate::server::embedded_meta(&settings, clock.clone())?;
+    let data_dir = settings.broker.data_dir.clone();
+    let server =
+        crate::server::start(settings, meta, clock).await.context("starting the broker")?;
+    println!(
+        "shale broker {} listening on {} (data in {})",
+        server.broker().id(),
+        server.addr(),
+        data_dir.display()
+    );
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    server.shutdown().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! `shale topic create|list|describe|alter|delete`.
+
+use clap::{Args, Subcommand};
+
+use super::{BrokerArg, Format, key_value};
+
+/// Topic administration.
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create(CreateArgs),
+    /// List topics.
+    List(ListArgs),
+    /// Show partitions, offsets and configs of a topic.
+    Describe(DescribeArgs),
+    /// Set or remove topic configs.
+    Alter(AlterArgs),
+    /// Delete a topic and its data.
+    Delete(DeleteArgs),
+}
+
+/// `topic create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
+    /// Replicas per partition (0 = broker default).
+    #[arg(long, default_value_t = 0)]
+    pub replication_factor: u32,
+    /// Topic config, e.g. --config retention.ms=86400000 (repeatable).
+    #[arg(long = "config", value_parser = key_value)]
+    pub configs: Vec<(String, String)>,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+/// `topic list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+/// `topic describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Topic name.
+    pub name: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+/// `topic alter`.
+#[derive(Debug, Args)]
+pub struct AlterArgs {
+    /// Topic name.
+    pub name: String,
+    /// Config to set, KEY=VALUE (repeatable).
+    #[arg(long = "set", value_parser = key_value)]
+    pub set: Vec<(String, String)>,
+    /// Config to remove so the broker default applies (repeatable).
+    #[arg(long = "delete")]
+    pub delete: Vec<String>,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+/// `topic delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Topic name.
+    pub name: String,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+pub async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
+    match cmd {
+        TopicCommand::Create(a) => {
+            let admin = a.broker.client()?.admin();
+            let t = admin
+                .create_topic(
+                    &a.name,
+                    a.partitions,
+                    a.replication_factor,
+                    a.configs.into_iter().collect(),
+                )
+                .await?;
+            println!(
+                "created topic {} with {} partitions (replication factor {}, id {})",
+                t.name, t.partitions, t.replication_factor, t.id
+            );
+        }
+        TopicCommand::List(a) => {
+            for t in a.broker.client()?.admin().list_topics().await? {
+                println!(
+                    "{}\t{} partitions\treplication factor {}",
+                    t.name, t.partitions, t.replication_factor
+                );
+            }
+        }
+        TopicCommand::Describe(a) => {
+            let d = a.broker.client()?.admin().describe_topic(&a.name).await?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&describe_json(&d))?),
+                Format::Text => print_describe(&d),
+            }
+        }
+        TopicCommand::Alter(a) => {
+            let configs = a
+                .broker
+                .client()?
+                .admin()
+                .alter_topic_config(&a.name, a.set.into_iter().collect(), a.delete)
+                .await?;
+            for c in configs.iter().filter(|c| c.source == "topic") {
+                println!("{}={}", c.name, c.value);
+            }
+        }
+        TopicCommand::Delete(a) => {
+            a.broker.client()?.admin().delete_topic(&a.name).await?;
+            println!("deleted topic {}", a.name);
+        }
+    }
+    Ok(())
+}
+
+fn describe_json(d: &crate::rpc::pb::DescribeTopicResponse) -> serde_json::Value {
+    let topic = d.topic.clone().unwrap_or_default();
+    let partitions: Vec<serde_json::Value> = d
+        .partitions
+        .iter()
+        .map(|p| {
+            let m = p.metadata.clone().unwrap_or_default();
+            serde_json::json!({
+                "partition": m.partition,
+                "leader": m.leader_id,
+                "leader_epoch": m.leader_epoch,
+                "replicas": m.replicas,
+                "isr": m.isr,
+                "log_start_offset": p.log_start_offset,
+                "log_end_offset": p.log_end_offset,
+                "high_watermark": p.high_watermark,
+                "size_bytes": p.size_bytes,
+                "segments": p.segments,
+            })
+        })
+        .collect();
+    let configs: serde_json::Map<String, serde_json::Value> = d
+        .configs
+        .iter()
+        .map(|c| (c.name.clone(), serde_json::json!({ "value": c.value, "source": c.source })))
+        .collect();
+    serde_json::json!({
+        "name": topic.name,
+        "id": topic.id,
+        "partitions": partitions,
+        "replication_factor": topic.replication_factor,
+        "configs": configs,
+    })
+}
+
+fn print_describe(d: &crate::rpc::pb::DescribeTopicResponse) {
+    let topic = d.topic.clone().unwrap_or_default();
+    println!(
+        "topic {} (id {}) partitions {} replication factor {}",
+        topic.name, topic.id, topic.partitions, topic.replication_factor
+    );
+    println!("partition\tleader\tepoch\treplicas\tisr\tstart\tend\thw\tbytes\tsegments");
+    for p in &d.partitions {
+        let m = p.metadata.clone().unwrap_or_default();
+        println!(
+            "{}\t{}\t{}\t{:?}\t{:?}\t{}\t{}\t{}\t{}\t{}",
+            m.partition,
+            m.leader_id,
+            m.leader_epoch,
+            m.replicas,
+            m.isr,
+            p.log_start_offset,
+            p.log_end_offset,
+            p.high_watermark,
+            p.size_bytes,
+            p.segments
+        );
+    }
+    println!("configs:");
+    for c in &d.configs {
+        println!("  {}={} ({})", c.name, c.value, c.source);
+    }
+}

@@ -1,0 +1,128 @@
+//! Topic and cluster administration.
+
+use std::collections::BTreeMap;
+
+use super::{Client, status_error};
+use crate::error::Error;
+use crate::rpc::pb;
+
+/// Admin operations against the bootstrap broker.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    client: Client,
+}
+
+impl Admin {
+    pub(crate) fn new(client: Client) -> Self {
+        Admin { client }
+    }
+
+    /// Creates a topic (`replication_factor` 0 = broker default).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<pb::TopicInfo, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .create_topic(pb::CreateTopicRequest {
+                name: name.to_string(),
+                partitions,
+                replication_factor,
+                configs: configs.into_iter().collect(),
+                validate_only: false,
+            })
+            .await
+            .map_err(|s| status_error(&s))?;
+        resp.into_inner().topic.ok_or_else(|| Error::internal("create topic answered no topic"))
+    }
+
+    /// Deletes a topic.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
+        self.client
+            .admin_rpc()?
+            .delete_topic(pb::DeleteTopicRequest { name: name.to_string() })
+            .await
+            .map_err(|s| status_error(&s))?;
+        self.client.invalidate(name);
+        Ok(())
+    }
+
+    /// Every topic.
+    pub async fn list_topics(&self) -> Result<Vec<pb::TopicInfo>, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .list_topics(pb::ListTopicsRequest {})
+            .await
+            .map_err(|s| status_error(&s))?;
+        Ok(resp.into_inner().topics)
+    }
+
+    /// A topic with partitions and configs in force.
+    pub async fn describe_topic(&self, name: &str) -> Result<pb::DescribeTopicResponse, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .describe_topic(pb::DescribeTopicRequest { name: name.to_string() })
+            .await
+            .map_err(|s| status_error(&s))?;
+        Ok(resp.into_inner())
+    }
+
+    /// Sets and removes topic config overrides; returns the configs in force.
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    ) -> Result<Vec<pb::ConfigEntry>, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .alter_topic_config(pb::AlterTopicConfigRequest {
+                name: name.to_string(),
+                set: set.into_iter().collect(),
+                delete,
+                validate_only: false,
+            })
+            .await
+            .map_err(|s| status_error(&s))?;
+        Ok(resp.into_inner().configs)
+    }
+
+    /// Brokers and controller.
+    pub async fn describe_cluster(&self) -> Result<pb::DescribeClusterResponse, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .describe_cluster(pb::DescribeClusterRequest {})
+            .await
+            .map_err(|s| status_error(&s))?;
+        Ok(resp.into_inner())
+    }
+
+    /// Earliest, latest or by-timestamp offset of a partition.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: pb::list_offsets_request::Spec,
+    ) -> Result<pb::ListOffsetsResponse, Error> {
+        let leader = self.client.leader(topic, partition).await?;
+        let resp = self
+            .client
+            .log_rpc(&leader)?
+            .list_offsets(pb::ListOffsetsRequest {
+                topic: topic.to_string(),
+                partition,
+                spec: Some(spec),
+            })
+            .await
+            .map_err(|s| status_error(&s))?;
+        Ok(resp.into_inner())
+    }
+}

@@ -1,0 +1,196 @@
+//! The Rust client: connections and metadata (partition leaders), plus
+//! - `admin`: topic and cluster administration,
+//! - `producer`: batching, compression, partitioning, pipelined sends, retries,
+//! - `consumer`: assigned partitions read through long-polling Fetch streams,
+//! - `partitioner`: Kafka-compatible murmur2 key hashing.
+//!
+//! Requests for a partition go to its leader as named by `GetMetadata`; on `NOT_LEADER` or
+//! an unreachable broker the client refreshes metadata and retries.
+
+pub mod admin;
+pub mod consumer;
+pub mod partitioner;
+pub mod producer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, ErrorKind};
+use crate::rpc::pb;
+use crate::rpc::pb::admin_client::AdminClient;
+use crate::rpc::pb::log_client::LogClient;
+
+pub use admin::Admin;
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
+pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+
+/// Largest message the client sends or accepts.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Leaders and partition counts of the topics the client has looked up.
+#[derive(Debug, Default, Clone)]
+struct Metadata {
+    brokers: HashMap<i32, String>,
+    /// topic → leader id per partition (-1 when offline).
+    topics: HashMap<String, Vec<i32>>,
+}
+
+/// A handle to a Shale cluster; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    bootstrap: String,
+    channels: RwLock<HashMap<String, Channel>>,
+    metadata: RwLock<Metadata>,
+    connect_timeout: Duration,
+}
+
+/// Turns a transport or RPC failure into the public error.
+pub(crate) fn status_error(status: &tonic::Status) -> Error {
+    crate::rpc::status::from_status(status)
+}
+
+fn endpoint_uri(addr: &str) -> String {
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+impl Client {
+    /// A client that bootstraps from `broker` (`host:port`). Connections are made lazily.
+    pub fn new(broker: &str) -> Result<Client, Error> {
+        let client = Client {
+            inner: Arc::new(Inner {
+                bootstrap: broker.to_string(),
+                channels: RwLock::new(HashMap::new()),
+                metadata: RwLock::new(Metadata::default()),
+                connect_timeout: Duration::from_secs(5),
+            }),
+        };
+        client.channel(broker)?;
+        Ok(client)
+    }
+
+    /// A channel to `addr`, created on first use and shared afterwards.
+    pub fn channel(&self, addr: &str) -> Result<Channel, Error> {
+        if let Some(c) = self.inner.channels.read().ok().and_then(|m| m.get(addr).cloned()) {
+            return Ok(c);
+        }
+        let endpoint = Endpoint::from_shared(endpoint_uri(addr))
+            .map_err(|e| Error::invalid(format!("invalid broker address {addr:?}: {e}")))?
+            .connect_timeout(self.inner.connect_timeout)
+            .tcp_nodelay(true)
+            .initial_connection_window_size(crate::server::CONNECTION_WINDOW)
+            .initial_stream_window_size(crate::server::STREAM_WINDOW)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect_lazy();
+        if let Ok(mut m) = self.inner.channels.write() {
+            m.insert(addr.to_string(), channel.clone());
+        }
+        Ok(channel)
+    }
+
+    /// The bootstrap broker's address.
+    pub fn bootstrap(&self) -> &str {
+        &self.inner.bootstrap
+    }
+
+    /// An admin client.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.clone())
+    }
+
+    /// A raw Admin gRPC client to the bootstrap broker.
+    pub fn admin_rpc(&self) -> Result<AdminClient<Channel>, Error> {
+        Ok(AdminClient::new(self.channel(&self.inner.bootstrap)?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// A raw Log gRPC client to `addr`.
+    pub fn log_rpc(&self, addr: &str) -> Result<LogClient<Channel>, Error> {
+        Ok(LogClient::new(self.channel(addr)?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// Re-reads brokers and leaders of `topics` (all topics when empty).
+    pub async fn refresh_metadata(&self, topics: &[String]) -> Result<(), Error> {
+        let resp = self
+            .admin_rpc()?
+            .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
+            .await
+            .map_err(|s| status_error(&s))?
+            .into_inner();
+        let mut md =
+            self.inner.metadata.write().map_err(|_| Error::internal("metadata poisoned"))?;
+        for b in resp.brokers {
+            md.brokers.insert(b.id, b.address);
+        }
+        for t in resp.topics {
+            let Some(info) = t.topic else { continue };
+            let mut leaders = vec![-1; info.partitions as usize];
+            for p in t.partitions {
+                if let Some(slot) = leaders.get_mut(p.partition as usize) {
+                    *slot = p.leader_id;
+                }
+            }
+            md.topics.insert(info.name, leaders);
+        }
+        Ok(())
+    }
+
+    /// Number of partitions of a topic (looked up once, then cached).
+    pub async fn partition_count(&self, topic: &str) -> Result<u32, Error> {
+        if let Some(n) = self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)) {
+            return Ok(n);
+        }
+        self.refresh_metadata(&[topic.to_string()]).await?;
+        self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, "UNKNOWN_TOPIC", format!("unknown topic {topic:?}"))
+        })
+    }
+
+    /// Address of a partition's leader.
+    pub async fn leader(&self, topic: &str, partition: u32) -> Result<String, Error> {
+        if let Some(addr) = self.leader_cached(topic, partition) {
+            return Ok(addr);
+        }
+        self.refresh_metadata(&[topic.to_string()]).await?;
+        if let Some(addr) = self.leader_cached(topic, partition) {
+            return Ok(addr);
+        }
+        let count = self.partition_count(topic).await?;
+        if partition >= count {
+            return Err(crate::broker::partition::partition_out_of_range(topic, partition, count));
+        }
+        Err(Error::unavailable(format!("partition {topic}-{partition} has no leader right now")))
+    }
+
+    /// Forgets a topic's leaders so the next lookup asks the cluster again.
+    pub fn invalidate(&self, topic: &str) {
+        if let Ok(mut md) = self.inner.metadata.write() {
+            md.topics.remove(topic);
+        }
+    }
+
+    fn leader_cached(&self, topic: &str, partition: u32) -> Option<String> {
+        self.cached(|md| {
+            let leader = *md.topics.get(topic)?.get(partition as usize)?;
+            md.brokers.get(&leader).cloned()
+        })
+    }
+
+    fn cached<T>(&self, f: impl FnOnce(&Metadata) -> Option<T>) -> Option<T> {
+        self.inner.metadata.read().ok().and_then(|md| f(&md))
+    }
+}

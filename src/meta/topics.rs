@@ -1,0 +1,215 @@
+//! Topic, partition and broker records, written once on top of [`MetaStore`] for every
+//! backend.
+//!
+//! `topics/{name}` holds a [`TopicRecord`]; `partitions/{topic}/{p}` a [`PartitionState`]
+//! (replicas, leader, leader epoch, ISR); `brokers/{id}` a lease-bound [`BrokerRecord`].
+//! Values are JSON so operators can read them with `etcdctl`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{Compare, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp};
+use crate::error::{Error, ErrorKind};
+
+/// etcd limits a transaction to 128 operations by default; stay well below.
+const MAX_TXN_OPS: usize = 100;
+
+/// What `topics/{name}` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// Topic name.
+    pub name: String,
+    /// Unique id; a re-created topic gets a new one.
+    pub id: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Replicas per partition.
+    pub replication_factor: u32,
+    /// Configs set on the topic (overrides of the broker defaults).
+    pub configs: BTreeMap<String, String>,
+    /// Creation time (ms since epoch).
+    pub created_ms: i64,
+}
+
+/// What `partitions/{topic}/{p}` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Broker ids holding a replica, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// Current leader, or -1 when none.
+    pub leader: i32,
+    /// Bumped on every leadership change; fences writes of older leaders.
+    pub leader_epoch: i32,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+/// What `brokers/{id}` holds (bound to the broker's lease).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRecord {
+    /// Broker id.
+    pub id: i32,
+    /// Address clients dial (host:port).
+    pub address: String,
+    /// Rack or zone; empty when unset.
+    pub rack: String,
+    /// Start time of the broker process (ms since epoch).
+    pub started_ms: i64,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, Error> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| Error::internal(format!("cannot encode metadata record: {e}")))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &str, value: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(value).map_err(|e| {
+        Error::new(
+            ErrorKind::Data,
+            "CORRUPT_METADATA",
+            format!("metadata key {key} is not valid: {e}"),
+        )
+    })
+}
+
+/// Reads and writes topic, partition and broker records.
+#[derive(Debug, Clone)]
+pub struct TopicStore {
+    store: Arc<dyn MetaStore>,
+    keys: Keys,
+}
+
+impl TopicStore {
+    /// A registry over `store` for the cluster named in `keys`.
+    pub fn new(store: Arc<dyn MetaStore>, keys: Keys) -> Self {
+        TopicStore { store, keys }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn MetaStore> {
+        &self.store
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Creates a topic and its partition states. Fails with `AlreadyExists` if the name is
+    /// taken. Partition states follow in chunks (etcd caps operations per transaction);
+    /// readers treat a missing state as "being created".
+    pub async fn create(
+        &self,
+        topic: &TopicRecord,
+        states: &[PartitionState],
+    ) -> Result<(), Error> {
+        let key = self.keys.topic(&topic.name);
+        let mut txn = Txn::default();
+        txn.compares.push(Compare::ModRevision { key: key.clone(), revision: 0 });
+        txn.success.push(TxnOp::Put { key: key.clone(), value: encode(topic)?, lease: None });
+        let mut ops = Vec::with_capacity(states.len());
+        for (p, state) in states.iter().enumerate() {
+            ops.push(TxnOp::Put {
+                key: self.keys.partition(&topic.name, p as u32),
+                value: encode(state)?,
+                lease: None,
+            });
+        }
+        let mut chunks = ops.chunks(MAX_TXN_OPS - 1);
+        if let Some(first) = chunks.next() {
+            txn.success.extend(first.iter().cloned());
+        }
+        let outcome = self.store.txn(txn).await?;
+        if !outcome.succeeded {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                "TOPIC_EXISTS",
+                format!("topic {:?} already exists", topic.name),
+            )
+            .with("topic", &topic.name));
+        }
+        for chunk in chunks {
+            let txn = Txn { compares: vec![], success: chunk.to_vec(), failure: vec![] };
+            self.store.txn(txn).await?;
+        }
+        Ok(())
+    }
+
+    /// One topic with the mod revision of its key.
+    pub async fn get(&self, name: &str) -> Result<Option<(TopicRecord, Revision)>, Error> {
+        let key = self.keys.topic(name);
+        match self.store.get(&key).await? {
+            Some(kv) => Ok(Some((decode(&key, &kv.value)?, kv.mod_revision))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every topic, sorted by name.
+    pub async fn list(&self) -> Result<Vec<TopicRecord>, Error> {
+        let range = self.store.range(&self.keys.topics()).await?;
+        range.kvs.iter().map(|kv| decode(&kv.key, &kv.value)).collect()
+    }
+
+    /// Partition states of a topic by partition index (missing while being created).
+    pub async fn partitions(&self, topic: &str) -> Result<BTreeMap<u32, PartitionState>, Error> {
+        let prefix = self.keys.partitions(topic);
+        let range = self.store.range(&prefix).await?;
+        let mut out = BTreeMap::new();
+        for kv in range.kvs {
+            let Some(p) = kv.key.strip_prefix(&prefix).and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            out.insert(p, decode(&kv.key, &kv.value)?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a topic and its partition states; false when it did not exist.
+    pub async fn delete(&self, name: &str) -> Result<bool, Error> {
+        let key = self.keys.topic(name);
+        let Some(kv) = self.store.get(&key).await? else { return Ok(false) };
+        let txn = Txn {
+            compares: vec![Compare::ModRevision { key: key.clone(), revision: kv.mod_revision }],
+            success: vec![
+                TxnOp::Delete { key },
+                TxnOp::DeletePrefix { prefix: self.keys.partitions(name) },
+            ],
+            failure: vec![],
+        };
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
+    /// Replaces a topic record if its key still has `revision`; false if it changed.
+    pub async fn update(&self, topic: &TopicRecord, revision: Revision) -> Result<bool, Error> {
+        let key = self.keys.topic(&topic.name);
+        let txn = Txn {
+            compares: vec![Compare::ModRevision { key: key.clone(), revision }],
+            success: vec![TxnOp::Put { key, value: encode(topic)?, lease: None }],
+            failure: vec![],
+        };
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
+    /// Registers a broker under its lease.
+    pub async fn register_broker(
+        &self,
+        broker: &BrokerRecord,
+        lease: LeaseId,
+    ) -> Result<(), Error> {
+        self.store.put(&self.keys.broker(broker.id as u32), encode(broker)?, Some(lease)).await?;
+        Ok(())
+    }
+
+    /// Live brokers, by id.
+    pub async fn brokers(&self) -> Result<Vec<BrokerRecord>, Error> {
+        let range = self.store.range(&self.keys.brokers()).await?;
+        let mut out: Vec<BrokerRecord> =
+            range.kvs.iter().map(|kv| decode(&kv.key, &kv.value)).collect::<Result<_, _>>()?;
+        out.sort_by_key(|b| b.id);
+        Ok(out)
+    }
+}

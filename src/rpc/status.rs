@@ -1,0 +1,147 @@
+//! The 1:1 mapping between [`Error`] kinds and gRPC status codes. The reason and details
+//! travel as a `google.rpc.ErrorInfo` (domain `shale.dev`), so clients in any language can
+//! act on them (e.g. the leader's address on `NOT_LEADER`).
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::{Error, ErrorKind};
+
+/// ErrorInfo domain of every Shale status.
+pub const DOMAIN: &str = "shale.dev";
+
+/// The gRPC code of an error kind.
+pub fn code_of(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::NotLeader => Code::FailedPrecondition,
+        ErrorKind::Fenced => Code::Aborted,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Invalid => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
+        ErrorKind::OutOfRange => Code::OutOfRange,
+        ErrorKind::Data => Code::DataLoss,
+        ErrorKind::Internal => Code::Internal,
+    }
+}
+
+/// The error kind of a gRPC code (codes Shale does not send map to the nearest kind).
+pub fn kind_of(code: Code) -> ErrorKind {
+    match code {
+        Code::FailedPrecondition => ErrorKind::NotLeader,
+        Code::Aborted => ErrorKind::Fenced,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
+            ErrorKind::Unavailable
+        }
+        Code::InvalidArgument => ErrorKind::Invalid,
+        Code::NotFound => ErrorKind::NotFound,
+        Code::AlreadyExists => ErrorKind::AlreadyExists,
+        Code::OutOfRange => ErrorKind::OutOfRange,
+        Code::DataLoss => ErrorKind::Data,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// Builds the status for an error.
+pub fn to_status(e: &Error) -> Status {
+    let metadata: HashMap<String, String> =
+        e.details.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let details = ErrorDetails::with_error_info(e.reason, DOMAIN, metadata);
+    Status::with_error_details(code_of(e.kind), e.message.clone(), details)
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        to_status(&e)
+    }
+}
+
+/// Reads an error back from a status (client side).
+pub fn from_status(status: &Status) -> Error {
+    let kind = kind_of(status.code());
+    let details = status.get_error_details();
+    let mut error = Error::new(kind, "", status.message().to_string());
+    match details.error_info() {
+        Some(info) if info.domain == DOMAIN => {
+            error.reason = intern_reason(&info.reason);
+            for (k, v) in &info.metadata {
+                error.details.insert(k.clone(), v.clone());
+            }
+        }
+        _ => {
+            error.reason = match status.code() {
+                Code::Unavailable => "UNAVAILABLE",
+                Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+                Code::Cancelled => "CANCELLED",
+                _ => "GRPC_ERROR",
+            };
+            if error.message.is_empty() {
+                error.message = format!("grpc status {:?}", status.code());
+            }
+        }
+    }
+    error
+}
+
+/// Reasons are `&'static str` in [`Error`]; map the known ones back, the rest to `OTHER`.
+pub(crate) fn intern_reason(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "NOT_LEADER",
+        "FENCED",
+        "UNAVAILABLE",
+        "INVALID_ARGUMENT",
+        "INVALID_BATCH",
+        "CORRUPT_BATCH",
+        "BATCH_TOO_LARGE",
+        "TOO_MANY_RECORDS",
+        "UNSUPPORTED_COMPRESSION",
+        "UNKNOWN_TOPIC",
+        "UNKNOWN_PARTITION",
+        "TOPIC_EXISTS",
+        "INVALID_TOPIC_NAME",
+        "INVALID_PARTITIONS",
+        "INVALID_REPLICATION_FACTOR",
+        "INVALID_CONFIG",
+        "UNKNOWN_CONFIG",
+        "OFFSET_OUT_OF_RANGE",
+        "CORRUPT_METADATA",
+        "META_UNAVAILABLE",
+        "INTERNAL",
+    ];
+    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("OTHER")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_round_trip_through_status() {
+        let e =
+            Error::new(ErrorKind::OutOfRange, "OFFSET_OUT_OF_RANGE", "offset 9 is out of range")
+                .with("log_start_offset", 0)
+                .with("high_watermark", 5);
+        let back = from_status(&to_status(&e));
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        let kinds = [
+            ErrorKind::NotLeader,
+            ErrorKind::Fenced,
+            ErrorKind::Unavailable,
+            ErrorKind::Invalid,
+            ErrorKind::NotFound,
+            ErrorKind::AlreadyExists,
+            ErrorKind::OutOfRange,
+            ErrorKind::Data,
+            ErrorKind::Internal,
+        ];
+        for k in kinds {
+            assert_eq!(kind_of(code_of(k)), k);
+        }
+    }
+}

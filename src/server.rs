@@ -1,0 +1,132 @@
+//! Assembles a broker and its gRPC server from settings and the injected parts, and runs
+//! it until asked to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::broker::Broker;
+use crate::clock::SharedClock;
+use crate::error::Error;
+use crate::meta::MetaStore;
+use crate::meta::embedded::EmbeddedStore;
+use crate::rpc::admin_service::AdminService;
+use crate::rpc::log_service::LogService;
+use crate::rpc::pb;
+use crate::settings::Settings;
+
+/// HTTP/2 connection flow-control window (bytes).
+pub const CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+/// HTTP/2 per-stream flow-control window (bytes).
+pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+
+/// Concurrent HTTP/2 streams one client connection may open.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1 << 20;
+
+/// A broker serving gRPC.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    stop: Option<oneshot::Sender<()>>,
+    serve: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// Opens the embedded metadata store under the data dir (`shale standalone`).
+pub fn embedded_meta(settings: &Settings, clock: SharedClock) -> Result<Arc<dyn MetaStore>, Error> {
+    let dir = settings.broker.data_dir.join("meta");
+    let store = EmbeddedStore::open(&dir, clock)?;
+    Ok(store)
+}
+
+/// Binds the listen address, opens the broker and starts serving.
+pub async fn start(
+    mut settings: Settings,
+    meta: Arc<dyn MetaStore>,
+    clock: SharedClock,
+) -> Result<RunningServer, Error> {
+    let listener = TcpListener::bind(settings.broker.listen).await.map_err(|e| {
+        Error::unavailable(format!("cannot listen on {}: {e}", settings.broker.listen))
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("cannot read the bound address: {e}")))?;
+    // With port 0 the real port is known only now; advertise it.
+    if settings.broker.advertise.is_empty() {
+        settings.broker.advertise = addr.to_string();
+    }
+    let max_request = settings.log.max_request_bytes;
+    let broker = Broker::open(settings, meta, clock).await?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<pb::log_server::LogServer<LogService>>().await;
+    health_reporter.set_serving::<pb::admin_server::AdminServer<AdminService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::internal(format!("cannot build the reflection service: {e}")))?;
+
+    let log = pb::log_server::LogServer::new(LogService::new(broker.clone()))
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(usize::MAX);
+    let admin = pb::admin_server::AdminServer::new(AdminService::new(broker.clone()));
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        // Large windows: throughput for big batches, and h2's budget for small buffered
+        // DATA frames scales with the connection window, so a producer pipelining many
+        // tiny batches over many partitions is not mistaken for a flood.
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_stream_window_size(STREAM_WINDOW)
+        // A consumer keeps one Fetch stream per partition open; announce a limit far above
+        // any partition count so clients never queue streams behind parked long-polls.
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(log)
+        .add_service(admin);
+    // Nagle's algorithm would hold the last frame of each answer until the peer's delayed
+    // ACK (~40 ms per unary call); gRPC frames are already batched by h2.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(60)));
+    let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = stop_rx.await;
+    }));
+    tracing::info!(%addr, broker = broker.id(), "serving gRPC");
+    Ok(RunningServer { addr, broker, stop: Some(stop_tx), serve })
+}
+
+impl RunningServer {
+    /// The address the server is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The broker behind the server.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and closes the broker cleanly.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Long-lived fetch streams would hold the graceful shutdown open; closing the broker
+        // ends them, so close first, then wait for the server.
+        let closed = self.broker.close().await;
+        match tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.serve).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "grpc server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "grpc server task failed"),
+            Err(_) => {
+                tracing::warn!("grpc server did not stop within 10s; aborting");
+                self.serve.abort();
+            }
+        }
+        closed
+    }
+}

@@ -1,0 +1,346 @@
+//! Per-topic configuration by Kafka's names, parsed and validated in one place.
+//!
+//! A topic stores only the keys set on it (its overrides); everything else comes from the
+//! broker's defaults (`[topic_defaults]` in the settings file). [`TopicConfig::resolve`]
+//! merges the two and rejects unknown keys and invalid values, naming the key.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// What happens to old segments. Only `delete` exists today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// Delete segments past retention.
+    Delete,
+}
+
+/// When appended data is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicyKind {
+    /// Before every acknowledgement (group commit). The default.
+    Always,
+    /// Every `flush.ms`; acknowledgements do not wait for fsync (explicit opt-in).
+    Interval,
+}
+
+/// Every topic config in force for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// `retention.ms`: delete data older than this; -1 keeps it forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: per-partition size cap; -1 for none.
+    pub retention_bytes: i64,
+    /// `local.retention.ms`: local copies of tiered data; -2 means "same as retention.ms".
+    pub local_retention_ms: i64,
+    /// `local.retention.bytes`: local tail size; -2 means "same as retention.bytes".
+    pub local_retention_bytes: i64,
+    /// `remote.storage.enable`: tier sealed segments to the object store.
+    pub remote_storage_enable: bool,
+    /// `segment.bytes`: roll the active segment at this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll the active segment at this age.
+    pub segment_ms: i64,
+    /// `min.insync.replicas`: replicas an acks=all write needs.
+    pub min_insync_replicas: u32,
+    /// `max.message.bytes`: largest batch accepted.
+    pub max_message_bytes: u32,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `flush.policy`: `always` (fsync before ack) or `interval`.
+    pub flush_policy: FlushPolicyKind,
+    /// `flush.ms`: fsync period under `flush.policy=interval`.
+    pub flush_ms: u64,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
+            remote_storage_enable: false,
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            min_insync_replicas: 1,
+            max_message_bytes: 1024 * 1024 + 12,
+            cleanup_policy: CleanupPolicy::Delete,
+            flush_policy: FlushPolicyKind::Always,
+            flush_ms: 1000,
+        }
+    }
+}
+
+/// One documented config key.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigKey {
+    /// Kafka name.
+    pub name: &'static str,
+    /// One line on what it does.
+    pub doc: &'static str,
+}
+
+/// Every topic config key Shale knows, in documentation order.
+pub const KEYS: &[ConfigKey] = &[
+    ConfigKey {
+        name: "retention.ms",
+        doc: "delete data older than this (ms); -1 keeps it forever",
+    },
+    ConfigKey { name: "retention.bytes", doc: "per-partition size cap (bytes); -1 for none" },
+    ConfigKey {
+        name: "local.retention.ms",
+        doc: "how long tiered data stays on local disk (ms); -2 = retention.ms",
+    },
+    ConfigKey {
+        name: "local.retention.bytes",
+        doc: "local tail size per partition (bytes); -2 = retention.bytes",
+    },
+    ConfigKey { name: "remote.storage.enable", doc: "tier sealed segments to the object store" },
+    ConfigKey { name: "segment.bytes", doc: "roll the active segment at this size (bytes)" },
+    ConfigKey { name: "segment.ms", doc: "roll the active segment at this age (ms)" },
+    ConfigKey { name: "min.insync.replicas", doc: "in-sync replicas an acks=all write needs" },
+    ConfigKey { name: "max.message.bytes", doc: "largest record batch accepted (bytes)" },
+    ConfigKey { name: "cleanup.policy", doc: "delete (compaction is not supported yet)" },
+    ConfigKey { name: "flush.policy", doc: "always: fsync before ack; interval: every flush.ms" },
+    ConfigKey { name: "flush.ms", doc: "fsync period under flush.policy=interval (ms)" },
+];
+
+fn bad(key: &str, value: &str, expected: &str) -> Error {
+    Error::new(
+        crate::error::ErrorKind::Invalid,
+        "INVALID_CONFIG",
+        format!("invalid value {value:?} for topic config {key}: expected {expected}"),
+    )
+    .with("key", key)
+    .with("value", value)
+}
+
+fn int_at_least(key: &str, value: &str, min: i64) -> Result<i64, Error> {
+    match value.trim().parse::<i64>() {
+        Ok(v) if v >= min => Ok(v),
+        _ => Err(bad(key, value, &format!("an integer >= {min}"))),
+    }
+}
+
+impl TopicConfig {
+    /// Sets one key from its string form, validating it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        match key {
+            "retention.ms" => self.retention_ms = int_at_least(key, value, -1)?,
+            "retention.bytes" => self.retention_bytes = int_at_least(key, value, -1)?,
+            "local.retention.ms" => self.local_retention_ms = int_at_least(key, value, -2)?,
+            "local.retention.bytes" => self.local_retention_bytes = int_at_least(key, value, -2)?,
+            "remote.storage.enable" => {
+                self.remote_storage_enable = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(key, value, "true or false")),
+                }
+            }
+            "segment.bytes" => {
+                let v = int_at_least(key, value, 1024)?;
+                self.segment_bytes =
+                    u64::try_from(v).map_err(|_| bad(key, value, "an integer >= 1024"))?;
+            }
+            "segment.ms" => self.segment_ms = int_at_least(key, value, 1)?,
+            "min.insync.replicas" => {
+                let v = int_at_least(key, value, 1)?;
+                self.min_insync_replicas =
+                    u32::try_from(v).map_err(|_| bad(key, value, "an integer from 1 to 2^32-1"))?;
+            }
+            "max.message.bytes" => {
+                let v = int_at_least(key, value, 128)?;
+                self.max_message_bytes = u32::try_from(v)
+                    .ok()
+                    .filter(|v| *v <= 256 * 1024 * 1024)
+                    .ok_or_else(|| bad(key, value, "an integer from 128 to 268435456"))?;
+            }
+            "cleanup.policy" => match value.trim() {
+                "delete" => self.cleanup_policy = CleanupPolicy::Delete,
+                "compact" | "compact,delete" | "delete,compact" => {
+                    return Err(bad(key, value, "delete (log compaction is not supported yet)"));
+                }
+                _ => return Err(bad(key, value, "delete")),
+            },
+            "flush.policy" => {
+                self.flush_policy = match value.trim() {
+                    "always" => FlushPolicyKind::Always,
+                    "interval" => FlushPolicyKind::Interval,
+                    _ => return Err(bad(key, value, "always or interval")),
+                }
+            }
+            "flush.ms" => {
+                let v = int_at_least(key, value, 1)?;
+                self.flush_ms = v as u64;
+            }
+            other => {
+                let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+                return Err(Error::new(
+                    crate::error::ErrorKind::Invalid,
+                    "UNKNOWN_CONFIG",
+                    format!("unknown topic config {other:?}; known keys: {}", known.join(", ")),
+                )
+                .with("key", other));
+            }
+        }
+        Ok(())
+    }
+
+    /// The string form of one key's value, or `None` for an unknown key.
+    pub fn get(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "retention.ms" => self.retention_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "local.retention.ms" => self.local_retention_ms.to_string(),
+            "local.retention.bytes" => self.local_retention_bytes.to_string(),
+            "remote.storage.enable" => self.remote_storage_enable.to_string(),
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "cleanup.policy" => "delete".to_string(),
+            "flush.policy" => match self.flush_policy {
+                FlushPolicyKind::Always => "always",
+                FlushPolicyKind::Interval => "interval",
+            }
+            .to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// Checks rules that span keys.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.retention_ms >= 0
+            && self.local_retention_ms >= 0
+            && self.local_retention_ms > self.retention_ms
+        {
+            return Err(bad(
+                "local.retention.ms",
+                &self.local_retention_ms.to_string(),
+                &format!("at most retention.ms ({})", self.retention_ms),
+            ));
+        }
+        if self.retention_bytes >= 0
+            && self.local_retention_bytes >= 0
+            && self.local_retention_bytes > self.retention_bytes
+        {
+            return Err(bad(
+                "local.retention.bytes",
+                &self.local_retention_bytes.to_string(),
+                &format!("at most retention.bytes ({})", self.retention_bytes),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Defaults overlaid with a topic's overrides, validated.
+    pub fn resolve(
+        defaults: &TopicConfig,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<TopicConfig, Error> {
+        let mut config = defaults.clone();
+        for (k, v) in overrides {
+            config.set(k, v)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every key with its value and source (`topic` if overridden, else `default`).
+    pub fn entries(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<(String, String, &'static str)> {
+        KEYS.iter()
+            .map(|k| {
+                let source = if overrides.contains_key(k.name) { "topic" } else { "default" };
+                (k.name.to_string(), self.get(k.name).unwrap_or_default(), source)
+            })
+            .collect()
+    }
+
+    /// The fsync period under `flush.policy=interval`.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_ms)
+    }
+}
+
+/// Checks a topic name like Kafka does: 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), Error> {
+    let invalid = |why: &str| {
+        Error::new(
+            crate::error::ErrorKind::Invalid,
+            "INVALID_TOPIC_NAME",
+            format!("invalid topic name {name:?}: {why}"),
+        )
+        .with("topic", name)
+    };
+    if name.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if name.len() > 249 {
+        return Err(invalid("longer than 249 characters"));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid("'.' and '..' are reserved"));
+    }
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-'))
+    {
+        return Err(invalid(&format!("character {c:?} is not allowed; use a-z A-Z 0-9 . _ -")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_round_trips() {
+        let c = TopicConfig::default();
+        for k in KEYS {
+            let v = c.get(k.name).expect("every documented key has a value");
+            let mut d = TopicConfig::default();
+            d.set(k.name, &v).expect("a default value is valid");
+            assert_eq!(c, d, "{}", k.name);
+        }
+    }
+
+    #[test]
+    fn unknown_and_invalid_keys_are_named() {
+        let mut c = TopicConfig::default();
+        let e = c.set("retention.hours", "1").unwrap_err();
+        assert_eq!(e.reason, "UNKNOWN_CONFIG");
+        assert!(e.message.contains("retention.hours"), "{}", e.message);
+        let e = c.set("segment.bytes", "12").unwrap_err();
+        assert!(
+            e.message.contains("segment.bytes") && e.message.contains("\"12\""),
+            "{}",
+            e.message
+        );
+        let e = c.set("flush.policy", "sometimes").unwrap_err();
+        assert!(e.message.contains("always or interval"), "{}", e.message);
+        assert!(c.set("cleanup.policy", "compact").is_err());
+    }
+
+    #[test]
+    fn resolve_checks_cross_key_rules() {
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        o.insert("local.retention.ms".to_string(), "2000".to_string());
+        let e = TopicConfig::resolve(&TopicConfig::default(), &o).unwrap_err();
+        assert!(e.message.contains("local.retention.ms"), "{}", e.message);
+    }
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1_eu-west").is_ok());
+        for bad in ["", ".", "..", "a/b", "a b", "ü", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

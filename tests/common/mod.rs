@@ -1,0 +1,225 @@
+//! Test harness: brokers in-process (port 0) or as `shale` processes, and a checker for
+//! acknowledged records.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shale::client::{Client, Consumer, ConsumerConfig, ConsumerRecord, StartAt};
+use shale::server::RunningServer;
+use shale::settings::Settings;
+
+/// Settings for a test broker on an ephemeral port.
+pub fn settings(dir: &Path) -> Settings {
+    let mut s = Settings::default();
+    s.broker.data_dir = dir.to_path_buf();
+    s.broker.listen = "127.0.0.1:0".parse().unwrap();
+    s
+}
+
+/// Starts a broker in this process.
+pub async fn start(settings: Settings) -> RunningServer {
+    let clock = shale::clock::system();
+    let meta = shale::server::embedded_meta(&settings, clock.clone()).expect("open embedded meta");
+    shale::server::start(settings, meta, clock).await.expect("start broker")
+}
+
+/// A client for an in-process server.
+pub fn client(server: &RunningServer) -> Client {
+    Client::new(&server.addr().to_string()).unwrap()
+}
+
+/// A `shale standalone` child process; killed (SIGKILL) on drop if still running.
+pub struct BrokerProcess {
+    pub child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl BrokerProcess {
+    /// Starts `shale standalone` on an ephemeral port and waits until it serves.
+    pub fn start(data_dir: &Path) -> BrokerProcess {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Same, with extra arguments.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
+            .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("SHALE_LOG", std::env::var("TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn shale standalone");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("shale standalone did not print its address within 60s");
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line from shale standalone: {line:?}"))
+            .to_string();
+        BrokerProcess { child, addr, data_dir: data_dir.to_path_buf() }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A client for this broker.
+    pub fn client(&self) -> Client {
+        Client::new(&self.addr).unwrap()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and wait (bounded) for a clean exit; returns whether it exited 0.
+    pub fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        false
+    }
+
+    /// Resident memory (KiB) and open file descriptors of the process.
+    pub fn resources(&self) -> (u64, usize) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count();
+        (rss, fds)
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+/// Reads every partition of `topic` from the beginning to the high watermark.
+pub async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<ConsumerRecord>> {
+    let partitions = client.partition_count(topic).await.unwrap();
+    let mut consumer = Consumer::new(
+        client.clone(),
+        ConsumerConfig { stop_at_end: true, ..ConsumerConfig::default() },
+    );
+    for p in 0..partitions {
+        consumer.assign(topic, p, StartAt::Earliest).await.unwrap();
+    }
+    let mut out: BTreeMap<u32, Vec<ConsumerRecord>> =
+        (0..partitions).map(|p| (p, vec![])).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let polled = tokio::time::timeout_at(deadline.into(), consumer.poll())
+            .await
+            .expect("reading the topic back took over 120s");
+        match polled.unwrap() {
+            Some(records) => {
+                for r in records {
+                    out.get_mut(&r.partition).unwrap().push(r);
+                }
+            }
+            None => return out,
+        }
+    }
+}
+
+/// What a checker found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub acknowledged: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+    pub reordered: usize,
+    /// Offsets that are not strictly increasing within a partition.
+    pub offset_errors: usize,
+}
+
+/// Compares acknowledged values (in ack order, per partition) with what the log holds.
+pub fn check(
+    acked: &BTreeMap<u32, Vec<String>>,
+    read: &BTreeMap<u32, Vec<ConsumerRecord>>,
+) -> CheckReport {
+    let mut report = CheckReport::default();
+    for (p, values) in acked {
+        report.acknowledged += values.len();
+        let records = read.get(p).map(|v| v.as_slice()).unwrap_or(&[]);
+        for w in records.windows(2) {
+            if w[1].offset <= w[0].offset {
+                report.offset_errors += 1;
+            }
+        }
+        let mut positions: HashMap<&[u8], Vec<usize>> = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            if let Some(v) = &r.value {
+                positions.entry(v.as_ref()).or_default().push(i);
+            }
+        }
+        let mut last_pos: Option<usize> = None;
+        for v in values {
+            match positions.get(v.as_bytes()) {
+                None => report.lost += 1,
+                Some(pos) => {
+                    if pos.len() > 1 {
+                        report.duplicated += 1;
+                    }
+                    if last_pos.is_some_and(|l| pos[0] < l) {
+                        report.reordered += 1;
+                    }
+                    last_pos = Some(pos[0]);
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Polls `cond` until true or `timeout`, then panics with `what`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
