@@ -84,6 +84,7 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         let mut inbound = request.into_inner();
         let service = self.clone();
+        let mut closed = self.broker.closed_signal();
         let (tx, rx) = mpsc::channel::<Result<pb::ProduceResponse, Status>>(64);
         tokio::spawn(async move {
             // Appends happen here one at a time, in request order; the acks (fsync, replicas)
@@ -131,6 +132,11 @@ impl pb::log_server::Log for LogService {
                         if tx.send(Ok(msg)).await.is_err() {
                             return;
                         }
+                    }
+                    _ = async { drop(closed.wait_for(|c| *c).await) }, if !inbound_done => {
+                        // The broker is stopping: take no more requests, answer those
+                        // already appended, then end the stream so the client reconnects.
+                        inbound_done = true;
                     }
                     else => return,
                 }
