@@ -248,3 +248,86 @@ async fn alter_delete_and_recreate_topics() {
     assert!(read[&0].is_empty(), "a re-created topic starts empty: {:?}", read[&0]);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn retention_by_bytes_advances_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.log.retention_check_interval_ms = 50;
+    let server = common::start(settings).await;
+    let client = common::client(&server);
+    client
+        .admin()
+        .create_topic(
+            "short",
+            1,
+            0,
+            configs(&[("segment.bytes", "2048"), ("retention.bytes", "8192")]),
+        )
+        .await
+        .unwrap();
+    let producer = Producer::new(
+        client.clone(),
+        ProducerConfig { linger: Duration::ZERO, ..Default::default() },
+    );
+    for i in 0..200 {
+        producer
+            .send(ProducerRecord::new("short", format!("{i:04}-{}", "r".repeat(200))))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let admin = client.admin();
+    common::wait_until(Duration::from_secs(20), "retention to delete old segments", || {
+        let admin = admin.clone();
+        async move {
+            let d = admin.describe_topic("short").await.unwrap();
+            let p = &d.partitions[0];
+            p.log_start_offset > 0 && p.size_bytes <= 8192 + 2048 + 512
+        }
+    })
+    .await;
+    let read = common::read_all(&client, "short").await;
+    let first = read[&0].first().unwrap().offset;
+    assert!(first > 0, "oldest records are gone");
+    assert_eq!(read[&0].last().unwrap().offset, 199, "the newest records stay");
+    let mut log = client.log_rpc(&server.addr().to_string()).unwrap();
+    let req = pb::FetchRequest {
+        topic: "short".into(),
+        partition: 0,
+        offset: 0,
+        max_bytes: 0,
+        max_wait_ms: 0,
+        stop_at_end: true,
+    };
+    let status = log.fetch(req).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn interval_flush_policy_shows_data_at_once_and_fsyncs_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client
+        .admin()
+        .create_topic("lazy", 1, 0, configs(&[("flush.policy", "interval"), ("flush.ms", "100")]))
+        .await
+        .unwrap();
+    let producer =
+        Producer::new(client.clone(), ProducerConfig { acks: Acks::Leader, ..Default::default() });
+    let md = producer.send(ProducerRecord::new("lazy", "x")).await.unwrap().await.unwrap();
+    assert_eq!(md.offset, 0);
+    let partition = server.broker().partition("lazy", 0).unwrap();
+    // Visible to consumers at once (the topic opted into interval flushing) ...
+    assert_eq!(partition.high_watermark(), 1);
+    // ... and made durable by the background flusher within a few flush periods.
+    common::wait_until(Duration::from_secs(10), "the interval flusher to fsync", || {
+        let durable = partition.log().durable_offset();
+        async move { durable == 1 }
+    })
+    .await;
+    server.shutdown().await.unwrap();
+}

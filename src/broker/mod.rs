@@ -68,7 +68,7 @@ pub struct Broker {
     topic_cache: RwLock<HashMap<String, TopicEntry>>,
     /// Serializes topic create/delete/alter on this broker.
     admin_lock: tokio::sync::Mutex<()>,
-    lease: LeaseId,
+    lease: std::sync::atomic::AtomicI64,
     closing: AtomicBool,
     /// Flips to true when the broker closes; ends long-polls.
     closed_tx: tokio::sync::watch::Sender<bool>,
@@ -90,12 +90,11 @@ impl Broker {
             Error::internal(format!("cannot create data dir {}: {e}", data_dir.display()))
         })?;
         let keys = Keys::new(&settings.cluster.name)?;
-        let topics = TopicStore::new(meta.clone(), keys.clone());
+        let topics = TopicStore::new(meta, keys);
         let resources = Arc::new(LogResources::new(
             settings.log.fd_cache_capacity,
             settings.log.index_cache_bytes,
         ));
-        let lease = meta.grant_lease(LEASE_TTL).await?;
         let broker = Arc::new(Broker {
             id: settings.broker.id,
             defaults,
@@ -105,25 +104,38 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             topic_cache: RwLock::new(HashMap::new()),
             admin_lock: tokio::sync::Mutex::new(()),
-            lease,
+            lease: std::sync::atomic::AtomicI64::new(0),
             closing: AtomicBool::new(false),
             closed_tx: tokio::sync::watch::channel(false).0,
             tasks: std::sync::Mutex::new(Vec::new()),
             settings,
         });
-        let record = BrokerRecord {
-            id: broker.id,
-            address: broker.settings.broker.advertised_address(),
-            rack: broker.settings.broker.rack.clone(),
-            started_ms: clock.now_ms(),
-        };
-        broker.topics.register_broker(&record, lease).await?;
-        // A single broker with an embedded store is its own controller.
-        let controller = serde_json::json!({ "id": broker.id }).to_string();
-        meta.put(&keys.controller(), Bytes::from(controller), Some(lease)).await?;
+        broker.register().await?;
         broker.load_all_topics().await?;
         tasks::start(&broker);
         Ok(broker)
+    }
+
+    /// Registers this broker under a fresh lease (and, standalone, as controller).
+    pub(crate) async fn register(&self) -> Result<(), Error> {
+        let store = self.topics.store();
+        let lease = store.grant_lease(LEASE_TTL).await?;
+        let record = BrokerRecord {
+            id: self.id,
+            address: self.settings.broker.advertised_address(),
+            rack: self.settings.broker.rack.clone(),
+            started_ms: self.clock.now_ms(),
+        };
+        self.topics.register_broker(&record, lease).await?;
+        // A single broker with an embedded store is its own controller.
+        let controller = serde_json::json!({ "id": self.id }).to_string();
+        store.put(&self.topics.keys().controller(), Bytes::from(controller), Some(lease)).await?;
+        self.lease.store(lease, Ordering::Release);
+        Ok(())
+    }
+
+    pub(crate) fn lease(&self) -> LeaseId {
+        self.lease.load(Ordering::Acquire)
     }
 
     /// Resolves to true once the broker is closing.
@@ -278,7 +290,8 @@ impl Broker {
                 first_error.get_or_insert(e);
             }
         }
-        if let Err(e) = self.topics.store().revoke_lease(self.lease).await {
+        let lease = self.lease.load(Ordering::Acquire);
+        if let Err(e) = self.topics.store().revoke_lease(lease).await {
             tracing::warn!(error = %e, "could not revoke broker lease");
         }
         first_error.map_or(Ok(()), Err)

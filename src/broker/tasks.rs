@@ -68,8 +68,14 @@ async fn lease_loop(broker: Weak<Broker>) {
     loop {
         tokio::time::sleep(every).await;
         let Some(b) = broker.upgrade() else { return };
-        if let Err(e) = b.topics.store().keep_alive(b.lease).await {
-            tracing::warn!(error = %e, lease = b.lease, "broker lease keepalive failed");
+        let lease = b.lease();
+        if let Err(e) = b.topics.store().keep_alive(lease).await {
+            // The lease ran out (the process was stalled past its TTL): register again so
+            // the broker shows as live.
+            tracing::warn!(error = %e, lease, "broker lease lost; registering again");
+            if let Err(e) = b.register().await {
+                tracing::warn!(error = %e, "re-registering the broker failed");
+            }
         }
     }
 }
