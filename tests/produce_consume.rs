@@ -151,7 +151,10 @@ async fn plain_records_and_list_offsets() {
     assert_eq!(admin.list_offsets("plain", 0, Spec::Earliest(true)).await.unwrap().offset, 0);
     assert_eq!(admin.list_offsets("plain", 0, Spec::Latest(true)).await.unwrap().offset, last + 1);
     let by_ts = admin.list_offsets("plain", 0, Spec::TimestampMs(1_500)).await.unwrap();
-    assert_eq!((by_ts.offset, by_ts.timestamp_ms), (2, 2_010));
+    assert_eq!((by_ts.offset, by_ts.timestamp_ms), (2, 2_000));
+    // Inside a batch: the first record at or after the time, not the batch's first.
+    let by_ts = admin.list_offsets("plain", 0, Spec::TimestampMs(2_005)).await.unwrap();
+    assert_eq!((by_ts.offset, by_ts.timestamp_ms), (3, 2_010));
     assert_eq!(admin.list_offsets("plain", 0, Spec::TimestampMs(9_999)).await.unwrap().offset, -1);
 
     let read = common::read_all(&client, "plain").await;

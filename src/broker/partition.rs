@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, ErrorKind};
 use crate::log::{AppendInfo, FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
-use crate::record::{Limits, validate_batches};
+use crate::record::{Limits, decode_batches, validate_batches};
 use crate::topic_config::{FlushPolicyKind, TopicConfig};
 
 /// How many replicas must have the batch before the producer hears back.
@@ -221,14 +221,24 @@ impl Partition {
             .map_err(Error::from)
     }
 
-    /// First offset whose batch has a timestamp at or after `ts`, below the high watermark.
+    /// First record with a timestamp at or after `ts`, below the high watermark, with its
+    /// timestamp (Kafka's ListOffsets by time).
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
         let log = self.log.clone();
         let hw = self.high_watermark();
         let found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
             .await
             .map_err(|e| Error::internal(format!("lookup task failed: {e}")))??;
-        Ok(found.filter(|(offset, _)| *offset < hw))
+        let Some((base, batch_ts)) = found.filter(|(offset, _)| *offset < hw) else {
+            return Ok(None);
+        };
+        // The log finds the batch; the record within it is found by decoding that batch.
+        let chunk = self.read(base, 1).await?;
+        let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
+        let record = decode_batches(&chunk.bytes, &limits)?
+            .into_iter()
+            .find(|r| r.offset >= base && r.offset < hw && r.timestamp_ms >= ts);
+        Ok(Some(record.map_or((base, batch_ts), |r| (r.offset, r.timestamp_ms))))
     }
 
     /// Deletes segments past retention.

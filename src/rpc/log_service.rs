@@ -153,10 +153,11 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<Self::FetchStream>, Status> {
         let req = request.into_inner();
         let partition = self.broker.partition(&req.topic, req.partition)?;
-        let max_bytes = if req.max_bytes == 0 {
-            self.broker.settings().log.fetch_max_bytes
-        } else {
-            req.max_bytes as usize
+        let limits = &self.broker.settings().log;
+        // Capped: one message never grows past what the broker accepts in a request.
+        let max_bytes = match req.max_bytes {
+            0 => limits.fetch_max_bytes,
+            n => (n as usize).min(limits.max_request_bytes),
         };
         let opts = FetchOptions {
             offset: req.offset,
