@@ -6,6 +6,7 @@
 //! key/value details (for example the leader's address, or the valid offset range).
 //! `rpc::status` maps it 1:1 onto `tonic::Status`; the client maps it back.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -45,7 +46,7 @@ pub struct Error {
     /// What kind of failure.
     pub kind: ErrorKind,
     /// Machine-readable reason in SCREAMING_SNAKE_CASE, e.g. `CORRUPT_BATCH`.
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
     /// Lowercase human message that names the bad value and says what to do.
     pub message: String,
     /// Structured details, e.g. `leader_address`, `log_start_offset`.
@@ -55,7 +56,12 @@ pub struct Error {
 impl Error {
     /// A new error without details.
     pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
-        Error { kind, reason, message: message.into(), details: BTreeMap::new() }
+        Error {
+            kind,
+            reason: Cow::Borrowed(reason),
+            message: message.into(),
+            details: BTreeMap::new(),
+        }
     }
 
     /// Adds one detail.

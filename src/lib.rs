@@ -14,6 +14,7 @@
 //! - `settings`: broker settings (file, env, flags), validated.
 //! - `error`: the public error kinds every layer maps onto.
 //! - `clock`: injected time.
+//! - `fsutil`: crash-safe file replacement shared by the storage layers.
 //! - `telemetry`: tracing setup.
 //!
 //! Data flows one way: rpc → broker → log / meta. Lower layers never import upper ones.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod error;
+pub mod fsutil;
 pub mod log;
 pub mod meta;
 pub mod record;

@@ -155,7 +155,8 @@ async fn invalid_topic_name() {
 async fn topic_exists() {
     let f = fixture().await;
     let e = f.client.admin().create_topic("t", 1, 0, BTreeMap::new()).await.unwrap_err();
-    assert_eq!((e.kind, e.reason), (shale::ErrorKind::AlreadyExists, "TOPIC_EXISTS"));
+    assert_eq!(e.kind, shale::ErrorKind::AlreadyExists);
+    assert_eq!(e.reason, "TOPIC_EXISTS");
     f.server.shutdown().await.unwrap();
 }
 

@@ -297,10 +297,8 @@ fn claim_dir(dir: &Path, topic: &str, topic_id: &str, index: u32) -> Result<(), 
         partition: index,
     };
     let bytes = serde_json::to_vec(&meta).map_err(|e| Error::internal(e.to_string()))?;
-    let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| io("cannot write metadata in", e))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| io("cannot sync", e))?;
-    std::fs::rename(&tmp, &meta_path).map_err(|e| io("cannot rename metadata in", e))?;
+    crate::fsutil::write_atomic(dir, METADATA_FILE, &bytes)
+        .map_err(|e| io("cannot write partition metadata in", e.source))?;
     Ok(())
 }
 

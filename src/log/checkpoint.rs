@@ -1,7 +1,6 @@
 //! Small metadata files: the shared file header, atomic replace, and the recovery point.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use super::LogError;
@@ -11,7 +10,7 @@ pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// `recovery-point` file header: magic `SHRP`, version 1.
 pub(crate) const RECOVERY_POINT_HEADER: FileHeader = FileHeader { magic: *b"SHRP", version: 1 };
 /// Suffix of files being written before an atomic rename; leftovers are removed on open.
-pub(crate) const TMP_SUFFIX: &str = ".tmp";
+pub(crate) use crate::fsutil::TMP_SUFFIX;
 
 /// The 8-byte header every Shale metadata file starts with: 4 magic bytes, a version byte,
 /// 3 zero bytes (so fixed-size entries after it stay 8-byte aligned).
@@ -55,21 +54,14 @@ impl FileHeader {
     }
 }
 
-/// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new file:
-/// write a temporary file, fsync it, rename it over, fsync the directory.
+/// Replaces `dir/name` atomically (see [`crate::fsutil::write_atomic`]).
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), LogError> {
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let target = dir.join(name);
-    let mut file = File::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| LogError::io(&tmp, e))?;
-    file.sync_data().map_err(|e| LogError::io(&tmp, e))?;
-    fs::rename(&tmp, &target).map_err(|e| LogError::io(&target, e))?;
-    sync_dir(dir)
+    Ok(crate::fsutil::write_atomic(dir, name, bytes)?)
 }
 
 /// Fsyncs a directory so that created, renamed and removed entries survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| LogError::io(dir, e))
+    Ok(crate::fsutil::sync_dir(dir)?)
 }
 
 /// Reads a whole file, or `None` if it does not exist.

@@ -55,6 +55,12 @@ impl LogError {
     }
 }
 
+impl From<crate::fsutil::FsError> for LogError {
+    fn from(e: crate::fsutil::FsError) -> Self {
+        LogError::Io { path: e.path, source: e.source }
+    }
+}
+
 impl From<LogError> for Error {
     fn from(e: LogError) -> Self {
         let message = e.to_string();

@@ -71,6 +71,12 @@ impl MetaError {
     }
 }
 
+impl From<crate::fsutil::FsError> for MetaError {
+    fn from(e: crate::fsutil::FsError) -> Self {
+        MetaError::Io { path: e.path, source: e.source }
+    }
+}
+
 impl From<MetaError> for Error {
     fn from(e: MetaError) -> Self {
         let message = e.to_string();
@@ -110,7 +116,7 @@ mod tests {
     #[test]
     fn maps_onto_public_kinds() {
         let e: Error = MetaError::Unavailable("etcd down".into()).into();
-        assert_eq!((e.kind, e.reason), (ErrorKind::Unavailable, "META_UNAVAILABLE"));
+        assert_eq!((e.kind, e.reason.as_ref()), (ErrorKind::Unavailable, "META_UNAVAILABLE"));
         assert!(e.kind.is_retriable());
         let e: Error = MetaError::LeaseNotFound(7).into();
         assert_eq!(
@@ -125,6 +131,6 @@ mod tests {
         let e: Error = MetaError::Invalid("empty key".into()).into();
         assert_eq!(e.kind, ErrorKind::Invalid);
         let e: Error = MetaError::io("/d", std::io::Error::other("disk gone")).into();
-        assert_eq!((e.kind, e.reason), (ErrorKind::Internal, "META_IO"));
+        assert_eq!((e.kind, e.reason.as_ref()), (ErrorKind::Internal, "META_IO"));
     }
 }

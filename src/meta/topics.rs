@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Compare, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp};
+use super::json::encode;
+use super::{Compare, KeyValue, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp, Versioned};
 use crate::error::{Error, ErrorKind};
 
 /// etcd limits a transaction to 128 operations by default; stay well below.
@@ -60,20 +60,8 @@ pub struct BrokerRecord {
     pub started_ms: i64,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Bytes, Error> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| Error::internal(format!("cannot encode metadata record: {e}")))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(key: &str, value: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(value).map_err(|e| {
-        Error::new(
-            ErrorKind::Data,
-            "CORRUPT_METADATA",
-            format!("metadata key {key} is not valid: {e}"),
-        )
-    })
+fn decode<T: serde::de::DeserializeOwned>(kv: KeyValue) -> Result<T, Error> {
+    Ok(Versioned::decode(kv)?.value)
 }
 
 /// Reads and writes topic, partition and broker records.
@@ -110,14 +98,11 @@ impl TopicStore {
         let key = self.keys.topic(&topic.name);
         let mut txn = Txn::default();
         txn.compares.push(Compare::ModRevision { key: key.clone(), revision: 0 });
-        txn.success.push(TxnOp::Put { key: key.clone(), value: encode(topic)?, lease: None });
+        txn.success.push(TxnOp::Put { key: key.clone(), value: encode(&key, topic)?, lease: None });
         let mut ops = Vec::with_capacity(states.len());
         for (p, state) in states.iter().enumerate() {
-            ops.push(TxnOp::Put {
-                key: self.keys.partition(&topic.name, p as u32),
-                value: encode(state)?,
-                lease: None,
-            });
+            let key = self.keys.partition(&topic.name, p as u32);
+            ops.push(TxnOp::Put { value: encode(&key, state)?, key, lease: None });
         }
         let mut chunks = ops.chunks(MAX_TXN_OPS - 1);
         if let Some(first) = chunks.next() {
@@ -143,7 +128,10 @@ impl TopicStore {
     pub async fn get(&self, name: &str) -> Result<Option<(TopicRecord, Revision)>, Error> {
         let key = self.keys.topic(name);
         match self.store.get(&key).await? {
-            Some(kv) => Ok(Some((decode(&key, &kv.value)?, kv.mod_revision))),
+            Some(kv) => {
+                let v = Versioned::<TopicRecord>::decode(kv)?;
+                Ok(Some((v.value, v.mod_revision)))
+            }
             None => Ok(None),
         }
     }
@@ -151,7 +139,7 @@ impl TopicStore {
     /// Every topic, sorted by name.
     pub async fn list(&self) -> Result<Vec<TopicRecord>, Error> {
         let range = self.store.range(&self.keys.topics()).await?;
-        range.kvs.iter().map(|kv| decode(&kv.key, &kv.value)).collect()
+        range.kvs.into_iter().map(decode).collect()
     }
 
     /// Partition states of a topic by partition index (missing while being created).
@@ -163,7 +151,7 @@ impl TopicStore {
             let Some(p) = kv.key.strip_prefix(&prefix).and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            out.insert(p, decode(&kv.key, &kv.value)?);
+            out.insert(p, decode(kv)?);
         }
         Ok(out)
     }
@@ -188,7 +176,7 @@ impl TopicStore {
         let key = self.keys.topic(&topic.name);
         let txn = Txn {
             compares: vec![Compare::ModRevision { key: key.clone(), revision }],
-            success: vec![TxnOp::Put { key, value: encode(topic)?, lease: None }],
+            success: vec![TxnOp::Put { value: encode(&key, topic)?, key, lease: None }],
             failure: vec![],
         };
         Ok(self.store.txn(txn).await?.succeeded)
@@ -200,7 +188,8 @@ impl TopicStore {
         broker: &BrokerRecord,
         lease: LeaseId,
     ) -> Result<(), Error> {
-        self.store.put(&self.keys.broker(broker.id as u32), encode(broker)?, Some(lease)).await?;
+        let key = self.keys.broker(broker.id as u32);
+        self.store.put(&key, encode(&key, broker)?, Some(lease)).await?;
         Ok(())
     }
 
@@ -208,7 +197,7 @@ impl TopicStore {
     pub async fn brokers(&self) -> Result<Vec<BrokerRecord>, Error> {
         let range = self.store.range(&self.keys.brokers()).await?;
         let mut out: Vec<BrokerRecord> =
-            range.kvs.iter().map(|kv| decode(&kv.key, &kv.value)).collect::<Result<_, _>>()?;
+            range.kvs.into_iter().map(decode).collect::<Result<_, _>>()?;
         out.sort_by_key(|b| b.id);
         Ok(out)
     }

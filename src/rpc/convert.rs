@@ -110,7 +110,7 @@ pub fn error_to_proto(e: &Error) -> pb::Error {
 pub fn error_from_proto(e: &pb::Error) -> Error {
     let status = tonic::Status::new(tonic::Code::from(e.code), e.message.clone());
     let mut error = crate::rpc::status::from_status(&status);
-    error.reason = crate::rpc::status::intern_reason(&e.reason);
+    error.reason = e.reason.clone().into();
     error.details = e.metadata.clone().into_iter().collect();
     error
 }

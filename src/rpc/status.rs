@@ -48,7 +48,7 @@ pub fn kind_of(code: Code) -> ErrorKind {
 pub fn to_status(e: &Error) -> Status {
     let metadata: HashMap<String, String> =
         e.details.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let details = ErrorDetails::with_error_info(e.reason, DOMAIN, metadata);
+    let details = ErrorDetails::with_error_info(e.reason.clone(), DOMAIN, metadata);
     Status::with_error_details(code_of(e.kind), e.message.clone(), details)
 }
 
@@ -65,7 +65,7 @@ pub fn from_status(status: &Status) -> Error {
     let mut error = Error::new(kind, "", status.message().to_string());
     match details.error_info() {
         Some(info) if info.domain == DOMAIN => {
-            error.reason = intern_reason(&info.reason);
+            error.reason = info.reason.clone().into();
             for (k, v) in &info.metadata {
                 error.details.insert(k.clone(), v.clone());
             }
@@ -76,41 +76,14 @@ pub fn from_status(status: &Status) -> Error {
                 Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
                 Code::Cancelled => "CANCELLED",
                 _ => "GRPC_ERROR",
-            };
+            }
+            .into();
             if error.message.is_empty() {
                 error.message = format!("grpc status {:?}", status.code());
             }
         }
     }
     error
-}
-
-/// Reasons are `&'static str` in [`Error`]; map the known ones back, the rest to `OTHER`.
-pub(crate) fn intern_reason(reason: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "NOT_LEADER",
-        "FENCED",
-        "UNAVAILABLE",
-        "INVALID_ARGUMENT",
-        "INVALID_BATCH",
-        "CORRUPT_BATCH",
-        "BATCH_TOO_LARGE",
-        "TOO_MANY_RECORDS",
-        "UNSUPPORTED_COMPRESSION",
-        "UNKNOWN_TOPIC",
-        "UNKNOWN_PARTITION",
-        "TOPIC_EXISTS",
-        "INVALID_TOPIC_NAME",
-        "INVALID_PARTITIONS",
-        "INVALID_REPLICATION_FACTOR",
-        "INVALID_CONFIG",
-        "UNKNOWN_CONFIG",
-        "OFFSET_OUT_OF_RANGE",
-        "CORRUPT_METADATA",
-        "META_UNAVAILABLE",
-        "INTERNAL",
-    ];
-    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("OTHER")
 }
 
 #[cfg(test)]

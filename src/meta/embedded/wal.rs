@@ -21,7 +21,7 @@ use super::super::{MetaError, Revision};
 pub(super) const WAL_FILE: &str = "meta.wal";
 /// The last snapshot.
 pub(super) const SNAPSHOT_FILE: &str = "meta.snapshot";
-const TMP_SUFFIX: &str = ".tmp";
+use crate::fsutil::TMP_SUFFIX;
 const WAL_MAGIC: [u8; 8] = *b"SHALEWAL";
 const SNAPSHOT_MAGIC: [u8; 8] = *b"SHALESNP";
 const FORMAT_VERSION: u32 = 1;
@@ -393,21 +393,9 @@ pub(super) fn read_snapshot(dir: &Path) -> Result<Option<(Snapshot, u64)>, MetaE
     Ok(Some((snap, data.len() as u64)))
 }
 
-/// Writes `name` in `dir` so a crash leaves either the old or the new file: write a
-/// temporary file, fsync it, rename it over, fsync the directory.
+/// Replaces `name` in `dir` atomically (see [`crate::fsutil::write_atomic`]).
 pub(super) fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<(), MetaError> {
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let dst = dir.join(name);
-    let mut file = File::create(&tmp).map_err(|e| MetaError::io(&tmp, e))?;
-    file.write_all(data).map_err(|e| MetaError::io(&tmp, e))?;
-    file.sync_all().map_err(|e| MetaError::io(&tmp, e))?;
-    drop(file);
-    fs::rename(&tmp, &dst).map_err(|e| MetaError::io(&dst, e))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), MetaError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| MetaError::io(dir, e))
+    Ok(crate::fsutil::write_atomic(dir, name, data)?)
 }
 
 /// Removes temporary files a crash may have left behind.
