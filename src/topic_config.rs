@@ -117,6 +117,22 @@ fn bad(key: &str, value: &str, expected: &str) -> Error {
     .with("value", value)
 }
 
+/// The error for a config key Shale does not know, listing the ones it does.
+pub fn unknown_key(key: &str) -> Error {
+    let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    Error::new(
+        crate::error::ErrorKind::Invalid,
+        "UNKNOWN_CONFIG",
+        format!("unknown topic config {key:?}; known keys: {}", known.join(", ")),
+    )
+    .with("key", key)
+}
+
+/// Whether `key` is a topic config Shale knows.
+pub fn is_known_key(key: &str) -> bool {
+    KEYS.iter().any(|k| k.name == key)
+}
+
 fn int_at_least(key: &str, value: &str, min: i64) -> Result<i64, Error> {
     match value.trim().parse::<i64>() {
         Ok(v) if v >= min => Ok(v),
@@ -175,15 +191,7 @@ impl TopicConfig {
                 let v = int_at_least(key, value, 1)?;
                 self.flush_ms = v as u64;
             }
-            other => {
-                let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
-                return Err(Error::new(
-                    crate::error::ErrorKind::Invalid,
-                    "UNKNOWN_CONFIG",
-                    format!("unknown topic config {other:?}; known keys: {}", known.join(", ")),
-                )
-                .with("key", other));
-            }
+            other => return Err(unknown_key(other)),
         }
         Ok(())
     }

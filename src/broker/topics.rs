@@ -8,7 +8,7 @@ use super::partition::PartitionSpec;
 use super::{Broker, Partition, TopicEntry, unknown_topic};
 use crate::error::{Error, ErrorKind};
 use crate::meta::topics::{PartitionState, TopicRecord};
-use crate::topic_config::{TopicConfig, validate_topic_name};
+use crate::topic_config::{TopicConfig, is_known_key, unknown_key, validate_topic_name};
 
 /// A topic creation request.
 #[derive(Debug, Clone, Default)]
@@ -159,9 +159,8 @@ impl Broker {
             let (mut record, revision) =
                 self.topics.get(name).await?.ok_or_else(|| unknown_topic(name))?;
             for key in delete {
-                if TopicConfig::default().get(key).is_none() {
-                    // Same message as for set: name the unknown key.
-                    TopicConfig::default().set(key, "")?;
+                if !is_known_key(key) {
+                    return Err(unknown_key(key));
                 }
                 record.configs.remove(key);
             }

@@ -75,7 +75,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(c) = args.cluster {
         settings.cluster.name = c;
     }
-    // Until cluster mode lands, `serve` runs one broker on the embedded metadata store.
+    // Until cluster mode (etcd) lands, `serve` runs one broker on the embedded store.
+    tracing::info!(
+        "metadata: embedded store under the data dir (cluster mode on etcd is not built yet)"
+    );
     run(settings).await
 }
 
