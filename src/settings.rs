@@ -38,11 +38,20 @@ pub struct Settings {
 pub struct ClusterSettings {
     /// Cluster name; prefixes every metadata key (`/shale/{name}/`).
     pub name: String,
+    /// etcd endpoints (`http://host:port`); empty means the embedded metadata store.
+    pub etcd_endpoints: Vec<String>,
+    /// TTL of a broker's lease (seconds): how long a broker that stops renewing it is
+    /// still taken as live, and so roughly how long failover takes.
+    pub lease_ttl_secs: u64,
 }
 
 impl Default for ClusterSettings {
     fn default() -> Self {
-        ClusterSettings { name: "shale".to_string() }
+        ClusterSettings {
+            name: "shale".to_string(),
+            etcd_endpoints: Vec::new(),
+            lease_ttl_secs: 10,
+        }
     }
 }
 
@@ -50,8 +59,9 @@ impl Default for ClusterSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerSettings {
-    /// Broker id, unique in the cluster.
-    pub id: i32,
+    /// Broker id, unique in the cluster; unset means "allocate one once and keep it in the
+    /// data dir".
+    pub id: Option<i32>,
     /// Address the gRPC server binds.
     pub listen: SocketAddr,
     /// Address clients are told to use; empty means `listen`.
@@ -65,7 +75,7 @@ pub struct BrokerSettings {
 impl Default for BrokerSettings {
     fn default() -> Self {
         BrokerSettings {
-            id: 0,
+            id: None,
             listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             advertise: String::new(),
             rack: String::new(),
@@ -165,8 +175,19 @@ impl Settings {
                 format!("{name:?} must be non-empty [a-zA-Z0-9_-]"),
             ));
         }
-        if self.broker.id < 0 {
-            return Err(invalid("broker.id", format!("{} must be >= 0", self.broker.id)));
+        if let Some(id) = self.broker.id.filter(|id| *id < 0) {
+            return Err(invalid("broker.id", format!("{id} must be >= 0")));
+        }
+        if !(1..=3600).contains(&self.cluster.lease_ttl_secs) {
+            return Err(invalid(
+                "cluster.lease_ttl_secs",
+                format!("{} must be from 1 to 3600", self.cluster.lease_ttl_secs),
+            ));
+        }
+        for e in &self.cluster.etcd_endpoints {
+            if e.trim().is_empty() || e.contains(char::is_whitespace) {
+                return Err(invalid("cluster.etcd_endpoints", format!("{e:?} is not an endpoint")));
+            }
         }
         if self.broker.data_dir.as_os_str().is_empty() {
             return Err(invalid("broker.data_dir", "must not be empty".to_string()));
@@ -210,7 +231,7 @@ mod tests {
             "[broker]\nid = 3\nlisten = \"0.0.0.0:9000\"\n[topic_defaults]\n\"retention.ms\" = \"1000\"\n",
         )
         .unwrap();
-        assert_eq!(s.broker.id, 3);
+        assert_eq!(s.broker.id, Some(3));
         assert_eq!(s.topic_defaults().unwrap().retention_ms, 1000);
     }
 

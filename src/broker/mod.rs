@@ -1,19 +1,24 @@
-//! The broker: hosts partition replicas, applies topic metadata, and serves produce, fetch
-//! and admin requests on top of `log` and `meta`.
+//! The broker: hosts partition replicas as the metadata assigns them, serves produce, fetch
+//! and admin requests on top of `log` and `meta`, and takes part in membership and
+//! controller election.
 //!
-//! - `partition`: one hosted partition (log + epoch + config) and its durability rules.
+//! - `partition`: one hosted partition (log + leader + epoch + config) and its durability rules.
 //! - `fetch`: the long-polling fetch loop behind the `Fetch` stream.
 //! - `topics`: create, delete, alter and describe topics.
-//! - `tasks`: background work (retention, interval flush, lease keepalive).
+//! - `follow`: keeps hosted partitions in line with the partition states in the store.
+//! - `identity`: the broker id of a data directory.
+//! - `tasks`: background work (retention, interval flush).
 
 pub mod fetch;
+mod follow;
+pub mod identity;
 pub mod partition;
 mod tasks;
 pub mod topics;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,8 +28,9 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::error::{Error, ErrorKind};
 use crate::log::LogResources;
-use crate::meta::topics::{BrokerRecord, TopicStore};
-use crate::meta::{Keys, LeaseId, MetaStore};
+use crate::meta::membership::Membership;
+use crate::meta::topics::{BrokerRecord, PartitionState, TopicStore};
+use crate::meta::{Keys, MetaStore};
 use crate::record::{BatchBuilder, Compression, Record};
 use crate::settings::Settings;
 use crate::topic_config::TopicConfig;
@@ -52,8 +58,13 @@ pub struct TopicEntry {
     pub config: Arc<TopicConfig>,
 }
 
-/// Lease TTL of the broker's registration in the metadata store.
-const LEASE_TTL: Duration = Duration::from_secs(10);
+/// What the broker knows of the cluster, refreshed from the store by `follow`.
+#[derive(Debug, Default)]
+struct ClusterCache {
+    topics: HashMap<String, TopicEntry>,
+    states: HashMap<TopicPartition, PartitionState>,
+    brokers: HashMap<i32, BrokerRecord>,
+}
 
 /// One Shale broker.
 #[derive(Debug)]
@@ -63,12 +74,19 @@ pub struct Broker {
     defaults: TopicConfig,
     clock: SharedClock,
     topics: TopicStore,
+    membership: Membership,
     resources: Arc<LogResources>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
-    topic_cache: RwLock<HashMap<String, TopicEntry>>,
+    cache: RwLock<ClusterCache>,
+    /// Membership session whose metadata the caches reflect (0 = not in sync).
+    synced_session: AtomicU64,
+    /// Bumped after every resync, so callers can wait for metadata to arrive.
+    synced_tx: tokio::sync::watch::Sender<u64>,
+    controller_id: AtomicI32,
     /// Serializes topic create/delete/alter on this broker.
     admin_lock: tokio::sync::Mutex<()>,
-    lease: std::sync::atomic::AtomicI64,
+    /// Serializes resyncs (opening and closing partitions).
+    sync_lock: tokio::sync::Mutex<()>,
     closing: AtomicBool,
     /// Flips to true when the broker closes; ends long-polls.
     closed_tx: tokio::sync::watch::Sender<bool>,
@@ -76,8 +94,9 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Opens the broker: registers it, recovers every hosted partition, starts background
-    /// tasks. `meta` and `clock` are the injected parts.
+    /// Opens the broker: resolves its id, registers it, opens the partitions assigned to it,
+    /// and starts membership, controller election, metadata following and background tasks.
+    /// `meta` and `clock` are the injected parts.
     pub async fn open(
         settings: Settings,
         meta: Arc<dyn MetaStore>,
@@ -90,52 +109,51 @@ impl Broker {
             Error::internal(format!("cannot create data dir {}: {e}", data_dir.display()))
         })?;
         let keys = Keys::new(&settings.cluster.name)?;
-        let topics = TopicStore::new(meta, keys);
+        let id =
+            identity::resolve(settings.broker.id, &data_dir, &settings.cluster.name, &meta, &keys)
+                .await?;
+        let record = BrokerRecord {
+            id,
+            address: settings.broker.advertised_address(),
+            rack: settings.broker.rack.clone(),
+            started_ms: clock.now_ms(),
+        };
+        let ttl = Duration::from_secs(settings.cluster.lease_ttl_secs);
+        let membership = Membership::join(meta.clone(), keys.clone(), record, ttl).await?;
         let resources = Arc::new(LogResources::new(
             settings.log.fd_cache_capacity,
             settings.log.index_cache_bytes,
         ));
         let broker = Arc::new(Broker {
-            id: settings.broker.id,
+            id,
             defaults,
-            clock: clock.clone(),
-            topics,
+            clock,
+            topics: TopicStore::new(meta.clone(), keys.clone()),
+            membership: membership.clone(),
             resources,
             partitions: RwLock::new(HashMap::new()),
-            topic_cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(ClusterCache::default()),
+            synced_session: AtomicU64::new(0),
+            synced_tx: tokio::sync::watch::channel(0).0,
+            controller_id: AtomicI32::new(-1),
             admin_lock: tokio::sync::Mutex::new(()),
-            lease: std::sync::atomic::AtomicI64::new(0),
+            sync_lock: tokio::sync::Mutex::new(()),
             closing: AtomicBool::new(false),
             closed_tx: tokio::sync::watch::channel(false).0,
             tasks: std::sync::Mutex::new(Vec::new()),
             settings,
         });
-        broker.register().await?;
-        broker.load_all_topics().await?;
+        let revision = broker.resync().await?;
+        let handles = vec![
+            tokio::spawn(membership.clone().run()),
+            tokio::spawn(crate::meta::controller::run(meta, keys, membership)),
+            tokio::spawn(follow::run(Arc::downgrade(&broker), revision)),
+        ];
+        if let Ok(mut tasks) = broker.tasks.lock() {
+            tasks.extend(handles);
+        }
         tasks::start(&broker);
         Ok(broker)
-    }
-
-    /// Registers this broker under a fresh lease (and, standalone, as controller).
-    pub(crate) async fn register(&self) -> Result<(), Error> {
-        let store = self.topics.store();
-        let lease = store.grant_lease(LEASE_TTL).await?;
-        let record = BrokerRecord {
-            id: self.id,
-            address: self.settings.broker.advertised_address(),
-            rack: self.settings.broker.rack.clone(),
-            started_ms: self.clock.now_ms(),
-        };
-        self.topics.register_broker(&record, lease).await?;
-        // A single broker with an embedded store is its own controller.
-        let controller = serde_json::json!({ "id": self.id }).to_string();
-        store.put(&self.topics.keys().controller(), Bytes::from(controller), Some(lease)).await?;
-        self.lease.store(lease, Ordering::Release);
-        Ok(())
-    }
-
-    pub(crate) fn lease(&self) -> LeaseId {
-        self.lease.load(Ordering::Acquire)
     }
 
     /// Resolves to true once the broker is closing.
@@ -158,9 +176,19 @@ impl Broker {
         &self.topics
     }
 
+    /// The broker's registration.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
     /// The injected clock.
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// The controller as last seen (-1 when none).
+    pub fn controller_id(&self) -> i32 {
+        self.controller_id.load(Ordering::Acquire)
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -172,46 +200,100 @@ impl Broker {
         self.partitions.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// The cached entry of a topic, or NotFound.
-    pub fn topic(&self, name: &str) -> Result<TopicEntry, Error> {
-        let cache = self.topic_cache.read().map_err(|_| Error::internal("topic cache poisoned"))?;
-        cache.get(name).cloned().ok_or_else(|| unknown_topic(name))
+    fn hosted_partition(&self, topic: &str, partition: u32) -> Option<Arc<Partition>> {
+        self.partitions.read().ok()?.get(&(topic.to_string(), partition)).cloned()
     }
 
-    /// A hosted partition, or a precise NotFound (unknown topic / partition out of range).
+    /// The cached entry of a topic, or NotFound.
+    pub fn topic(&self, name: &str) -> Result<TopicEntry, Error> {
+        let cache = self.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
+        cache.topics.get(name).cloned().ok_or_else(|| unknown_topic(name))
+    }
+
+    /// The partition this broker leads, or the precise reason it cannot serve it here:
+    /// unknown topic, partition out of range, not the leader (with the leader's address),
+    /// offline, or this broker not live.
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Error> {
         if self.closing.load(Ordering::Acquire) {
             return Err(Error::unavailable("broker is shutting down; retry on another broker"));
         }
-        let found = self
-            .partitions
-            .read()
-            .map_err(|_| Error::internal("partition map poisoned"))?
-            .get(&(topic.to_string(), partition))
-            .cloned();
-        match found {
-            Some(p) => Ok(p),
-            None => {
-                let entry = self.topic(topic)?;
-                if partition >= entry.record.partitions {
-                    Err(partition::partition_out_of_range(
-                        topic,
-                        partition,
-                        entry.record.partitions,
-                    ))
-                } else {
-                    Err(Error::unavailable(format!(
-                        "partition {topic}-{partition} is not open on broker {} yet; retry",
-                        self.id
-                    )))
-                }
-            }
+        if let Some(p) = self.hosted_partition(topic, partition).filter(|p| p.is_leader()) {
+            self.check_serving()?;
+            return Ok(p);
         }
+        let (entry, state, leader) = {
+            let cache =
+                self.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
+            let entry = cache.topics.get(topic).cloned().ok_or_else(|| unknown_topic(topic))?;
+            let state = cache.states.get(&(topic.to_string(), partition)).cloned();
+            let leader = state.as_ref().and_then(|s| cache.brokers.get(&s.leader).cloned());
+            (entry, state, leader)
+        };
+        if partition >= entry.record.partitions {
+            return Err(partition::partition_out_of_range(
+                topic,
+                partition,
+                entry.record.partitions,
+            ));
+        }
+        match (state, leader) {
+            (None, _) => Err(Error::unavailable(format!(
+                "partition {topic}-{partition} is being created; retry"
+            ))),
+            (Some(s), _) if s.leader < 0 => Err(Error::new(
+                ErrorKind::Unavailable,
+                "PARTITION_OFFLINE",
+                format!(
+                    "partition {topic}-{partition} is offline: no live in-sync replica \
+                     (replicas {:?}, in sync {:?}); it serves again when one returns",
+                    s.replicas, s.isr
+                ),
+            )
+            .with("topic", topic)
+            .with("partition", partition)
+            .with("leader_epoch", s.leader_epoch)),
+            (Some(s), _) if s.leader == self.id => Err(Error::unavailable(format!(
+                "partition {topic}-{partition} is being opened on broker {}; retry",
+                self.id
+            ))),
+            (Some(s), leader) => Err(Error::new(
+                ErrorKind::NotLeader,
+                "NOT_LEADER",
+                format!(
+                    "broker {} does not lead partition {topic}-{partition}; broker {} at {} does \
+                     (epoch {})",
+                    self.id,
+                    s.leader,
+                    leader.as_ref().map_or("an unknown address", |b| b.address.as_str()),
+                    s.leader_epoch
+                ),
+            )
+            .with("topic", topic)
+            .with("partition", partition)
+            .with("leader_id", s.leader)
+            .with("leader_epoch", s.leader_epoch)
+            .with("leader_address", leader.map(|b| b.address).unwrap_or_default())),
+        }
+    }
+
+    /// Whether this broker may act as leader now: its lease is provably alive and the
+    /// metadata it acts on was read in the current lease session.
+    fn check_serving(&self) -> Result<(), Error> {
+        if !self.membership.is_live() {
+            return Err(self.membership.not_live_error());
+        }
+        if self.synced_session.load(Ordering::Acquire) != self.membership.session() {
+            return Err(Error::unavailable(format!(
+                "broker {} is catching up with cluster metadata; retry",
+                self.id
+            )));
+        }
+        Ok(())
     }
 
     /// Appends to a partition and waits as `acks` asks.
     pub async fn produce(
-        &self,
+        self: &Arc<Self>,
         topic: &str,
         partition: u32,
         payload: Payload,
@@ -220,9 +302,10 @@ impl Broker {
         self.append(topic, partition, payload, acks).await?.await
     }
 
-    /// Appends to a partition; the returned future resolves once `acks` is satisfied.
+    /// Appends to a partition; the returned future resolves once `acks` is satisfied and
+    /// this broker still leads the partition at the epoch it appended with.
     pub async fn append(
-        &self,
+        self: &Arc<Self>,
         topic: &str,
         partition: u32,
         payload: Payload,
@@ -240,7 +323,32 @@ impl Broker {
                 "produce request has no records",
             ));
         }
-        p.append(batches, acks).await
+        let pending = p.append(batches, acks).await?;
+        if acks == Acks::None {
+            return Ok(pending);
+        }
+        let broker = self.clone();
+        Ok(Box::pin(async move {
+            let produced = pending.await?;
+            // Fencing: acknowledge only if, after the fsync, this broker is still live and
+            // still leads at the epoch the batch was written with.
+            broker.check_serving()?;
+            if !p.is_leader() || p.leader_epoch() != produced.leader_epoch {
+                return Err(Error::new(
+                    ErrorKind::NotLeader,
+                    "NOT_LEADER",
+                    format!(
+                        "leadership of {}-{} moved (epoch {} -> {}) before the write was \
+                         acknowledged; it was not acknowledged",
+                        p.topic(),
+                        p.index(),
+                        produced.leader_epoch,
+                        p.leader_epoch()
+                    ),
+                ));
+            }
+            Ok(produced)
+        }))
     }
 
     fn build_batch(&self, records: Vec<Record>) -> Result<Bytes, Error> {
@@ -273,6 +381,7 @@ impl Broker {
                 t.abort();
             }
         }
+        let _sync = self.sync_lock.lock().await;
         let parts: Vec<Arc<Partition>> = self
             .partitions
             .write()
@@ -290,10 +399,7 @@ impl Broker {
                 first_error.get_or_insert(e);
             }
         }
-        let lease = self.lease.load(Ordering::Acquire);
-        if let Err(e) = self.topics.store().revoke_lease(lease).await {
-            tracing::warn!(error = %e, "could not revoke broker lease");
-        }
+        self.membership.leave().await;
         first_error.map_or(Ok(()), Err)
     }
 }

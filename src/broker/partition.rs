@@ -33,6 +33,8 @@ pub struct Produced {
     pub last_offset: i64,
     /// Log start offset after the append.
     pub log_start_offset: i64,
+    /// Leader epoch the batches were stamped with.
+    pub leader_epoch: i32,
 }
 
 /// Resolves when a produce is acknowledged per its `acks`.
@@ -67,6 +69,10 @@ pub struct PartitionSpec {
     pub topic_id: String,
     /// Partition index.
     pub index: u32,
+    /// This broker's id.
+    pub broker_id: i32,
+    /// Leader from the partition state (-1 = none).
+    pub leader: i32,
     /// Leader epoch from the partition state.
     pub leader_epoch: i32,
     /// Topic config in force.
@@ -77,9 +83,12 @@ pub struct PartitionSpec {
 #[derive(Debug)]
 pub struct Partition {
     topic: String,
+    topic_id: String,
     index: u32,
     dir: PathBuf,
     log: Arc<PartitionLog>,
+    broker_id: i32,
+    leader: AtomicI32,
     leader_epoch: AtomicI32,
     config: RwLock<Arc<TopicConfig>>,
 }
@@ -97,9 +106,12 @@ impl Partition {
         let log = PartitionLog::open(&dir, log_config(&spec.config), clock, resources)?;
         Ok(Partition {
             topic: spec.topic,
+            topic_id: spec.topic_id,
             index: spec.index,
             dir,
             log: Arc::new(log),
+            broker_id: spec.broker_id,
+            leader: AtomicI32::new(spec.leader),
             leader_epoch: AtomicI32::new(spec.leader_epoch),
             config: RwLock::new(spec.config),
         })
@@ -108,6 +120,11 @@ impl Partition {
     /// Topic name.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Id of the topic incarnation this partition belongs to.
+    pub fn topic_id(&self) -> &str {
+        &self.topic_id
     }
 
     /// Partition index.
@@ -128,6 +145,31 @@ impl Partition {
     /// Current leader epoch.
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether this broker leads the partition in the state last applied.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire) == self.broker_id
+    }
+
+    /// Applies a partition state read from the store. The epoch only moves forward.
+    pub fn set_state(&self, leader: i32, leader_epoch: i32) {
+        let current = self.leader_epoch.load(Ordering::Acquire);
+        if leader_epoch < current {
+            return;
+        }
+        if leader_epoch != current || leader != self.leader.load(Ordering::Acquire) {
+            tracing::info!(
+                topic = %self.topic,
+                partition = self.index,
+                leader,
+                epoch = leader_epoch,
+                "partition leadership"
+            );
+        }
+        // Epoch first: a reader that sees the new leader also sees its epoch.
+        self.leader_epoch.store(leader_epoch, Ordering::Release);
+        self.leader.store(leader, Ordering::Release);
     }
 
     /// Topic config in force.
@@ -189,6 +231,7 @@ impl Partition {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_start_offset: self.log.log_start_offset(),
+            leader_epoch: epoch,
         };
         let always = config.flush_policy == FlushPolicyKind::Always;
         let log = self.log.clone();

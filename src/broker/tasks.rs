@@ -1,5 +1,4 @@
-//! Background work of a broker: retention, periodic flush for `flush.policy=interval`, and
-//! keeping the broker's registration lease alive.
+//! Background work of a broker: retention and periodic flush for `flush.policy=interval`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -16,7 +15,6 @@ pub(super) fn start(broker: &Arc<Broker>) {
     let handles = vec![
         tokio::spawn(retention_loop(Arc::downgrade(broker), retention_every)),
         tokio::spawn(flush_loop(Arc::downgrade(broker))),
-        tokio::spawn(lease_loop(Arc::downgrade(broker))),
     ];
     if let Ok(mut tasks) = broker.tasks.lock() {
         tasks.extend(handles);
@@ -58,23 +56,6 @@ async fn flush_loop(broker: Weak<Broker>) {
                     tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "interval flush failed");
                 }
                 last_flush.insert(key, now);
-            }
-        }
-    }
-}
-
-async fn lease_loop(broker: Weak<Broker>) {
-    let every = super::LEASE_TTL / 3;
-    loop {
-        tokio::time::sleep(every).await;
-        let Some(b) = broker.upgrade() else { return };
-        let lease = b.lease();
-        if let Err(e) = b.topics.store().keep_alive(lease).await {
-            // The lease ran out (the process was stalled past its TTL): register again so
-            // the broker shows as live.
-            tracing::warn!(error = %e, lease, "broker lease lost; registering again");
-            if let Err(e) = b.register().await {
-                tracing::warn!(error = %e, "re-registering the broker failed");
             }
         }
     }

@@ -1,11 +1,11 @@
-//! Topic lifecycle on the broker: create, delete, alter configs, describe, and opening the
-//! hosted partitions that the metadata says this broker holds.
+//! Topic lifecycle on the broker: create, delete, alter configs, describe. Writes go to the
+//! store; hosted partitions follow it (`follow`), and the calls wait until they have.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::partition::PartitionSpec;
-use super::{Broker, Partition, TopicEntry, unknown_topic};
+use super::{Broker, TopicEntry, unknown_topic};
 use crate::error::{Error, ErrorKind};
 use crate::meta::topics::{PartitionState, TopicRecord};
 use crate::topic_config::{TopicConfig, is_known_key, unknown_key, validate_topic_name};
@@ -45,8 +45,9 @@ pub struct PartitionDescription {
 }
 
 impl Broker {
-    /// Creates a topic: validates the name, counts and configs, writes the metadata, and
-    /// opens the partitions.
+    /// Creates a topic: validates the name, counts and configs and writes the topic record;
+    /// the controller places the partitions. Returns once they are placed (and, for
+    /// partitions this broker hosts, open), or fails after a bounded wait.
     pub async fn create_topic(&self, req: NewTopic) -> Result<TopicEntry, Error> {
         validate_topic_name(&req.name)?;
         let partitions = if req.partitions == 0 {
@@ -84,17 +85,7 @@ impl Broker {
             .with("replication_factor", rf));
         }
         let config = TopicConfig::resolve(&self.defaults, &req.configs)?;
-        if config.min_insync_replicas > rf {
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                "INVALID_CONFIG",
-                format!(
-                    "min.insync.replicas {} exceeds the replication factor {rf}",
-                    config.min_insync_replicas
-                ),
-            )
-            .with("key", "min.insync.replicas"));
-        }
+        check_min_isr(&config, rf)?;
         let record = TopicRecord {
             name: req.name.clone(),
             id: uuid::Uuid::new_v4().to_string(),
@@ -111,38 +102,41 @@ impl Broker {
             return Ok(entry);
         }
         let _guard = self.admin_lock.lock().await;
-        // Place replicas round-robin over live brokers, leaders spread evenly.
-        let ids: Vec<i32> = brokers.iter().map(|b| b.id).collect();
-        let states: Vec<PartitionState> = (0..partitions as usize)
-            .map(|p| {
-                let replicas: Vec<i32> =
-                    (0..rf as usize).map(|r| ids[(p + r) % ids.len()]).collect();
-                PartitionState {
-                    leader: replicas[0],
-                    leader_epoch: 0,
-                    isr: replicas.clone(),
-                    replicas,
-                }
-            })
-            .collect();
-        self.topics.create(&record, &states).await?;
-        self.apply_topic(
-            &entry,
-            &states.into_iter().enumerate().map(|(p, s)| (p as u32, s)).collect(),
-        )
-        .await?;
+        self.topics.create(&record).await?;
         tracing::info!(topic = %record.name, partitions, replication_factor = rf, "topic created");
+        let id = self.id;
+        let placed = self
+            .wait_for_metadata(PLACEMENT_TIMEOUT, |b| {
+                let Ok(cache) = b.cache.read() else { return false };
+                (0..partitions).all(|p| {
+                    let key = (record.name.clone(), p);
+                    cache.states.get(&key).is_some_and(|s| {
+                        !s.replicas.contains(&id) || b.hosted_partition(&key.0, p).is_some()
+                    })
+                })
+            })
+            .await;
+        if !placed {
+            return Err(Error::unavailable(format!(
+                "topic {:?} was created, but its partitions were not placed within {} s (is a \
+                 controller elected?); they will be placed once one is",
+                record.name,
+                PLACEMENT_TIMEOUT.as_secs()
+            )));
+        }
         Ok(entry)
     }
 
-    /// Deletes a topic, its metadata and its local data.
+    /// Deletes a topic and its partition states; every replica deletes its data.
     pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
         let _guard = self.admin_lock.lock().await;
         if !self.topics.delete(name).await? {
             return Err(unknown_topic(name));
         }
-        self.drop_topic_locally(name).await?;
         tracing::info!(topic = name, "topic deleted");
+        // Local replicas go now, so the name can be reused at once; others follow the store.
+        self.wait_for_metadata(PLACEMENT_TIMEOUT, |b| b.hosted().iter().all(|p| p.topic() != name))
+            .await;
         Ok(())
     }
 
@@ -168,24 +162,19 @@ impl Broker {
                 record.configs.insert(k.clone(), v.clone());
             }
             let config = TopicConfig::resolve(&self.defaults, &record.configs)?;
-            if config.min_insync_replicas > record.replication_factor {
-                return Err(Error::new(
-                    ErrorKind::Invalid,
-                    "INVALID_CONFIG",
-                    format!(
-                        "min.insync.replicas {} exceeds the replication factor {}",
-                        config.min_insync_replicas, record.replication_factor
-                    ),
-                )
-                .with("key", "min.insync.replicas"));
-            }
+            check_min_isr(&config, record.replication_factor)?;
             let entry = TopicEntry { record: record.clone(), config: Arc::new(config) };
             if validate_only {
                 return Ok(entry);
             }
             if self.topics.update(&record, revision).await? {
-                self.apply_config(&entry);
                 tracing::info!(topic = name, "topic config altered");
+                // Apply locally before answering; other brokers follow the store.
+                let config = entry.config.clone();
+                self.wait_for_metadata(PLACEMENT_TIMEOUT, |b| {
+                    b.hosted().iter().filter(|p| p.topic() == name).all(|p| p.config() == config)
+                })
+                .await;
                 return Ok(entry);
             }
             // Someone else changed the topic meanwhile: re-read and re-apply.
@@ -203,7 +192,7 @@ impl Broker {
         Ok(out)
     }
 
-    /// A topic with its partitions' states and local offsets.
+    /// A topic with its partitions' states and, for partitions hosted here, local offsets.
     pub async fn describe_topic(
         &self,
         name: &str,
@@ -213,8 +202,7 @@ impl Broker {
         let states = self.topics.partitions(name).await?;
         let mut parts = Vec::with_capacity(states.len());
         for (p, state) in states {
-            let hosted = self.partition(name, p).ok();
-            let d = match hosted {
+            let d = match self.hosted_partition(name, p).filter(|h| h.topic_id() == record.id) {
                 Some(h) => {
                     let log = h.log();
                     PartitionDescription {
@@ -241,119 +229,24 @@ impl Broker {
         }
         Ok((TopicEntry { record, config: Arc::new(config) }, parts))
     }
+}
 
-    /// Loads every topic from the metadata store and opens hosted partitions; removes local
-    /// partition directories no topic owns any more (left by a deletion cut short).
-    pub(super) async fn load_all_topics(&self) -> Result<(), Error> {
-        let mut expected = HashSet::new();
-        for record in self.topics.list().await? {
-            let config = TopicConfig::resolve(&self.defaults, &record.configs).map_err(|e| {
-                Error::new(
-                    ErrorKind::Data,
-                    "CORRUPT_METADATA",
-                    format!("stored configs of topic {:?} are invalid: {}", record.name, e.message),
-                )
-            })?;
-            let states = self.topics.partitions(&record.name).await?;
-            for p in states.keys() {
-                expected.insert(format!("{}-{p}", record.name));
-            }
-            let entry = TopicEntry { record, config: Arc::new(config) };
-            self.apply_topic(&entry, &states).await?;
-        }
-        self.remove_orphan_dirs(&expected).await;
-        Ok(())
-    }
+/// How long topic admin calls wait for the controller and this broker to catch up.
+const PLACEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-    async fn remove_orphan_dirs(&self, expected: &HashSet<String>) {
-        let Ok(entries) = std::fs::read_dir(self.data_dir()) else { return };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let is_partition_dir = entry.path().join(super::partition::METADATA_FILE).exists();
-            if is_partition_dir && !expected.contains(&name) {
-                tracing::warn!(dir = %name, "removing partition directory of a deleted topic");
-                let path = entry.path();
-                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
-            }
-        }
+fn check_min_isr(config: &TopicConfig, rf: u32) -> Result<(), Error> {
+    if config.min_insync_replicas > rf {
+        return Err(Error::new(
+            ErrorKind::Invalid,
+            "INVALID_CONFIG",
+            format!(
+                "min.insync.replicas {} exceeds the replication factor {rf}",
+                config.min_insync_replicas
+            ),
+        )
+        .with("key", "min.insync.replicas"));
     }
-
-    /// Caches a topic and opens the partitions this broker replicates.
-    async fn apply_topic(
-        &self,
-        entry: &TopicEntry,
-        states: &BTreeMap<u32, PartitionState>,
-    ) -> Result<(), Error> {
-        self.topic_cache
-            .write()
-            .map_err(|_| Error::internal("topic cache poisoned"))?
-            .insert(entry.record.name.clone(), entry.clone());
-        for (&p, state) in states {
-            if !state.replicas.contains(&self.id) {
-                continue;
-            }
-            let key = (entry.record.name.clone(), p);
-            if self.partitions.read().map(|m| m.contains_key(&key)).unwrap_or(false) {
-                continue;
-            }
-            let data_dir = self.data_dir();
-            let spec = PartitionSpec {
-                topic: entry.record.name.clone(),
-                topic_id: entry.record.id.clone(),
-                index: p,
-                leader_epoch: state.leader_epoch,
-                config: entry.config.clone(),
-            };
-            let clock = self.clock.clone();
-            let resources = self.resources.clone();
-            let part = tokio::task::spawn_blocking(move || {
-                Partition::open(&data_dir, spec, clock, resources)
-            })
-            .await
-            .map_err(|e| Error::internal(format!("open task failed: {e}")))??;
-            self.partitions
-                .write()
-                .map_err(|_| Error::internal("partition map poisoned"))?
-                .insert(key, Arc::new(part));
-        }
-        Ok(())
-    }
-
-    fn apply_config(&self, entry: &TopicEntry) {
-        if let Ok(mut cache) = self.topic_cache.write() {
-            cache.insert(entry.record.name.clone(), entry.clone());
-        }
-        for p in self.hosted() {
-            if p.topic() == entry.record.name {
-                p.set_config(entry.config.clone());
-            }
-        }
-    }
-
-    async fn drop_topic_locally(&self, name: &str) -> Result<(), Error> {
-        if let Ok(mut cache) = self.topic_cache.write() {
-            cache.remove(name);
-        }
-        let removed: Vec<Arc<Partition>> = match self.partitions.write() {
-            Ok(mut map) => {
-                let keys: Vec<_> = map.keys().filter(|(t, _)| t == name).cloned().collect();
-                keys.into_iter().filter_map(|k| map.remove(&k)).collect()
-            }
-            Err(_) => return Err(Error::internal("partition map poisoned")),
-        };
-        for p in removed {
-            let log = p.log().clone();
-            let dir = p.dir().to_path_buf();
-            tokio::task::spawn_blocking(move || -> Result<(), Error> {
-                log.close()?;
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Error::internal(format!("cannot remove {}: {e}", dir.display())))
-            })
-            .await
-            .map_err(|e| Error::internal(format!("delete task failed: {e}")))??;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 fn topic_exists(name: &str) -> Error {

@@ -55,13 +55,14 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     let mut settings = load(&args.config)?;
     settings.broker.data_dir = args.data_dir;
     settings.broker.listen = args.listen;
+    settings.broker.id.get_or_insert(0);
     run(settings).await
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = load(&args.config)?;
     if let Some(id) = args.id {
-        settings.broker.id = id;
+        settings.broker.id = Some(id);
     }
     if let Some(l) = args.listen {
         settings.broker.listen = l;

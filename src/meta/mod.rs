@@ -14,11 +14,15 @@
 //! - `keys.rs`: the key layout under `/shale/{cluster}/` and prefix helpers.
 //! - `embedded/`: `EmbeddedStore`, in process, persisted as a WAL plus snapshot.
 //! - `topics.rs`: topic, partition-state and broker records on top of the trait.
+//! - `membership.rs`: a broker's lease-bound registration and proof of liveness.
+//! - `controller.rs`: controller election, partition placement and leader failover.
 
+pub mod controller;
 pub mod embedded;
 mod error;
 pub mod json;
 pub mod keys;
+pub mod membership;
 pub mod topics;
 
 use std::pin::Pin;

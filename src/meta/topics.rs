@@ -14,9 +14,6 @@ use super::json::encode;
 use super::{Compare, KeyValue, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp, Versioned};
 use crate::error::{Error, ErrorKind};
 
-/// etcd limits a transaction to 128 operations by default; stay well below.
-const MAX_TXN_OPS: usize = 100;
-
 /// What `topics/{name}` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {
@@ -87,39 +84,20 @@ impl TopicStore {
         &self.keys
     }
 
-    /// Creates a topic and its partition states. Fails with `AlreadyExists` if the name is
-    /// taken. Partition states follow in chunks (etcd caps operations per transaction);
-    /// readers treat a missing state as "being created".
-    pub async fn create(
-        &self,
-        topic: &TopicRecord,
-        states: &[PartitionState],
-    ) -> Result<(), Error> {
+    /// Creates a topic record. Fails with `AlreadyExists` if the name is taken. The
+    /// controller writes the partition states.
+    pub async fn create(&self, topic: &TopicRecord) -> Result<(), Error> {
         let key = self.keys.topic(&topic.name);
-        let mut txn = Txn::default();
-        txn.compares.push(Compare::ModRevision { key: key.clone(), revision: 0 });
-        txn.success.push(TxnOp::Put { key: key.clone(), value: encode(&key, topic)?, lease: None });
-        let mut ops = Vec::with_capacity(states.len());
-        for (p, state) in states.iter().enumerate() {
-            let key = self.keys.partition(&topic.name, p as u32);
-            ops.push(TxnOp::Put { value: encode(&key, state)?, key, lease: None });
-        }
-        let mut chunks = ops.chunks(MAX_TXN_OPS - 1);
-        if let Some(first) = chunks.next() {
-            txn.success.extend(first.iter().cloned());
-        }
-        let outcome = self.store.txn(txn).await?;
-        if !outcome.succeeded {
+        let txn = Txn::new()
+            .when(Compare::absent(key.clone()))
+            .and_then(TxnOp::put(key.clone(), encode(&key, topic)?));
+        if !self.store.txn(txn).await?.succeeded {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 "TOPIC_EXISTS",
                 format!("topic {:?} already exists", topic.name),
             )
             .with("topic", &topic.name));
-        }
-        for chunk in chunks {
-            let txn = Txn { compares: vec![], success: chunk.to_vec(), failure: vec![] };
-            self.store.txn(txn).await?;
         }
         Ok(())
     }

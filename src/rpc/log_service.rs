@@ -73,6 +73,7 @@ impl pb::log_server::Log for LogService {
             last_offset: produced.last_offset,
             log_start_offset: produced.log_start_offset,
             error: None,
+            leader_epoch: produced.leader_epoch,
         }))
     }
 
@@ -120,6 +121,7 @@ impl pb::log_server::Log for LogService {
                                 last_offset: p.last_offset,
                                 log_start_offset: p.log_start_offset,
                                 error: None,
+                                leader_epoch: p.leader_epoch,
                             },
                             Err(e) => pb::ProduceResponse {
                                 correlation_id: id,
@@ -127,6 +129,7 @@ impl pb::log_server::Log for LogService {
                                 last_offset: -1,
                                 log_start_offset: -1,
                                 error: Some(convert::error_to_proto(&e)),
+                                leader_epoch: -1,
                             },
                         };
                         if tx.send(Ok(msg)).await.is_err() {

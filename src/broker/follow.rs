@@ -1,0 +1,251 @@
+//! Keeps the broker in line with the store: topics and their configs, broker addresses,
+//! the controller, and the partition states that say which partitions this broker hosts,
+//! who leads them and at which epoch.
+//!
+//! Every change is handled the same way: re-read the metadata and reconcile (open newly
+//! assigned partitions, apply leadership and configs, close and delete partitions no longer
+//! assigned). One path for start-up, watch events, a broken watch and a new lease session
+//! keeps the state machine small; metadata changes are rare next to data traffic.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::partition::{METADATA_FILE, PartitionSpec};
+use super::{Broker, ClusterCache, Partition, TopicEntry, TopicPartition};
+use crate::error::Error;
+use crate::meta::Revision;
+use crate::meta::controller::{ControllerRecord, read_view};
+use crate::topic_config::TopicConfig;
+
+/// Pause after a failed read or watch before trying again.
+const RETRY: Duration = Duration::from_millis(200);
+/// Let bursts of events (a topic's partitions are written in chunks) settle.
+const DEBOUNCE: Duration = Duration::from_millis(10);
+
+impl Broker {
+    /// Re-reads the cluster metadata and reconciles hosted partitions with it. Returns the
+    /// revision to watch from (exclusive).
+    pub(super) async fn resync(&self) -> Result<Revision, Error> {
+        let _guard = self.sync_lock.lock().await;
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::unavailable("broker is closing"));
+        }
+        let session = self.membership.session();
+        let store = self.topics.store();
+        let keys = self.topics.keys();
+        let (view, revision) = read_view(store, keys).await?;
+        let controller = match store.get(&keys.controller()).await? {
+            Some(kv) => {
+                crate::meta::Versioned::<ControllerRecord>::decode(kv).map_or(-1, |v| v.value.id)
+            }
+            None => -1,
+        };
+
+        let mut cache = ClusterCache::default();
+        for record in view.topics {
+            let config = match TopicConfig::resolve(&self.defaults, &record.configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %record.name, error = %e, "stored topic configs are invalid; using defaults");
+                    self.defaults.clone()
+                }
+            };
+            cache
+                .topics
+                .insert(record.name.clone(), TopicEntry { record, config: Arc::new(config) });
+        }
+        for ((topic, p), (state, _)) in view.partitions {
+            cache.states.insert((topic, p), state);
+        }
+        cache.brokers = view.brokers.into_iter().collect();
+
+        // Partitions assigned here, with what they need to open.
+        let mut assigned: HashMap<TopicPartition, PartitionSpec> = HashMap::new();
+        for ((topic, p), state) in &cache.states {
+            let Some(entry) = cache.topics.get(topic) else { continue };
+            if state.replicas.contains(&self.id) {
+                assigned.insert(
+                    (topic.clone(), *p),
+                    PartitionSpec {
+                        topic: topic.clone(),
+                        topic_id: entry.record.id.clone(),
+                        index: *p,
+                        broker_id: self.id,
+                        leader: state.leader,
+                        leader_epoch: state.leader_epoch,
+                        config: entry.config.clone(),
+                    },
+                );
+            }
+        }
+
+        // Close partitions no longer assigned (topic deleted or replica moved away) first,
+        // so a re-created topic of the same name opens fresh directories.
+        let unassigned: Vec<Arc<Partition>> = match self.partitions.write() {
+            Ok(mut map) => {
+                let gone: Vec<TopicPartition> = map
+                    .iter()
+                    .filter(|(k, p)| {
+                        assigned.get(*k).is_none_or(|spec| spec.topic_id != p.topic_id())
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                gone.into_iter().filter_map(|k| map.remove(&k)).collect()
+            }
+            Err(_) => return Err(Error::internal("partition map poisoned")),
+        };
+        for p in unassigned {
+            drop_partition(p).await?;
+        }
+
+        for (key, spec) in assigned.iter() {
+            if let Some(p) = self.hosted_partition(&key.0, key.1) {
+                p.set_state(spec.leader, spec.leader_epoch);
+                if p.config() != spec.config {
+                    p.set_config(spec.config.clone());
+                }
+                continue;
+            }
+            let data_dir = self.data_dir();
+            let spec = spec.clone();
+            let clock = self.clock.clone();
+            let resources = self.resources.clone();
+            let part = tokio::task::spawn_blocking(move || {
+                Partition::open(&data_dir, spec, clock, resources)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("open task failed: {e}")))??;
+            self.partitions
+                .write()
+                .map_err(|_| Error::internal("partition map poisoned"))?
+                .insert(key.clone(), Arc::new(part));
+        }
+        self.remove_orphan_dirs(&assigned).await;
+
+        *self.cache.write().map_err(|_| Error::internal("metadata cache poisoned"))? = cache;
+        self.controller_id.store(controller, std::sync::atomic::Ordering::Release);
+        self.synced_session.store(session, std::sync::atomic::Ordering::Release);
+        self.synced_tx.send_modify(|n| *n += 1);
+        Ok(revision)
+    }
+
+    /// Removes partition directories no assignment owns (left by a deletion cut short).
+    async fn remove_orphan_dirs(&self, assigned: &HashMap<TopicPartition, PartitionSpec>) {
+        let expected: HashSet<String> = assigned.keys().map(|(t, p)| format!("{t}-{p}")).collect();
+        let Ok(entries) = std::fs::read_dir(self.data_dir()) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let is_partition_dir = entry.path().join(METADATA_FILE).exists();
+            if is_partition_dir && !expected.contains(&name) {
+                tracing::warn!(dir = %name, "removing a partition directory no longer assigned here");
+                let path = entry.path();
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
+            }
+        }
+    }
+
+    /// Waits (bounded) until a resync newer than now has happened and `done` holds.
+    pub(super) async fn wait_for_metadata(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Broker) -> bool,
+    ) -> bool {
+        let mut synced = self.synced_tx.subscribe();
+        let wait = async {
+            loop {
+                synced.borrow_and_update();
+                if done(self) {
+                    return;
+                }
+                if synced.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok() && done(self)
+    }
+}
+
+/// Closes a partition and deletes its data.
+pub(super) async fn drop_partition(p: Arc<Partition>) -> Result<(), Error> {
+    tracing::info!(topic = p.topic(), partition = p.index(), "closing and deleting partition");
+    let log = p.log().clone();
+    let dir = p.dir().to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<(), Error> {
+        log.close()?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("cannot remove {}: {e}", dir.display())))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("delete task failed: {e}")))?
+}
+
+/// Follows metadata changes until the broker is gone.
+pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
+    let mut live = match broker.upgrade() {
+        Some(b) => b.membership.subscribe(),
+        None => return,
+    };
+    loop {
+        let Some(b) = broker.upgrade() else { return };
+        let store = b.topics.store().clone();
+        let root = b.topics.keys().root().to_string();
+        drop(b);
+        let mut watch = match store.watch_prefix(&root, from + 1).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata watch failed; retrying");
+                None
+            }
+        };
+        // Resync on every change; a broken watch (store restarted, compaction, slow
+        // reader) or a liveness change also means "re-read before acting as leader".
+        while let Some(w) = watch.as_mut() {
+            let healthy = tokio::select! {
+                event = w.next() => matches!(event, Some(Ok(ref e)) if !matches!(e, crate::meta::WatchEvent::Reset)),
+                changed = live.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    true
+                }
+            };
+            if !healthy {
+                if let Some(b) = broker.upgrade() {
+                    b.synced_session.store(0, std::sync::atomic::Ordering::Release);
+                }
+                break;
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+            if resync(&broker).await.is_none() {
+                return;
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+        from = match resync(&broker).await {
+            Some(r) => r,
+            None => return,
+        };
+    }
+}
+
+/// Resyncs until it succeeds; `None` once the broker is gone or closing.
+async fn resync(broker: &Weak<Broker>) -> Option<Revision> {
+    loop {
+        let b = broker.upgrade()?;
+        if b.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        match b.resync().await {
+            Ok(r) => return Some(r),
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata resync failed; retrying");
+                drop(b);
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}

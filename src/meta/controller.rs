@@ -1,0 +1,457 @@
+//! The controller: exactly one broker at a time, elected through the metadata store, places
+//! new topics' partitions on live brokers and moves leadership when brokers come and go.
+//!
+//! Election: create `controller` under the candidate's lease if absent. The revision of that
+//! write fences the controller: every write it makes compares the controller key's mod
+//! revision, so a deposed controller (its lease expired, someone else elected) can no longer
+//! change anything. The key disappears with the lease, which starts the next election.
+//!
+//! Duties are a reconcile loop over a snapshot (brokers, topics, partition states): the plan
+//! is a pure function of the snapshot, so it is unit-tested without a store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::json::encode;
+use super::membership::Membership;
+use super::topics::{BrokerRecord, PartitionState, TopicRecord};
+use super::{Compare, KeyValue, Keys, MetaError, MetaStore, Revision, Txn, TxnOp, Versioned};
+use crate::error::Error;
+use std::sync::Arc;
+
+/// What the `controller` key holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerRecord {
+    /// Broker id of the controller.
+    pub id: i32,
+}
+
+/// Partition-state writes per transaction (etcd allows 128 compares and 128 ops).
+const WRITES_PER_TXN: usize = 100;
+/// Reconcile at least this often even without metadata changes.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// Let a burst of metadata events settle before reconciling.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// A consistent-enough picture of the cluster for one reconcile pass.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// Live brokers by id.
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    /// Every topic.
+    pub topics: Vec<TopicRecord>,
+    /// Partition states with the mod revision of their key.
+    pub partitions: BTreeMap<(String, u32), (PartitionState, Revision)>,
+}
+
+/// One partition-state write the controller wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// New state.
+    pub state: PartitionState,
+    /// Mod revision the key must still have (0 = must be absent).
+    pub expected: Revision,
+}
+
+/// Brokers ordered so that consecutive entries sit on different racks when possible
+/// (Kafka's rack-alternated list): replicas taken from consecutive slots spread over racks.
+pub fn rack_alternated(brokers: &BTreeMap<i32, BrokerRecord>) -> Vec<i32> {
+    let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for b in brokers.values() {
+        by_rack.entry(b.rack.as_str()).or_default().push(b.id);
+    }
+    let mut out = Vec::with_capacity(brokers.len());
+    let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for ids in by_rack.values() {
+            if let Some(id) = ids.get(i) {
+                out.push(*id);
+            }
+        }
+    }
+    out
+}
+
+/// Places a new topic's partitions: leaders round-robin over the rack-alternated brokers,
+/// starting at the broker that leads the fewest partitions, followers on the next slots.
+/// The ISR starts as the leader alone; followers join once they replicate.
+pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
+    let order = rack_alternated(&view.brokers);
+    if order.is_empty() {
+        return vec![];
+    }
+    let mut leads: BTreeMap<i32, usize> = order.iter().map(|id| (*id, 0)).collect();
+    for (state, _) in view.partitions.values() {
+        if let Some(n) = leads.get_mut(&state.leader) {
+            *n += 1;
+        }
+    }
+    let start = order
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, id)| (leads.get(id).copied().unwrap_or(0), *i))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let n = order.len();
+    let rf = (topic.replication_factor as usize).clamp(1, n);
+    (0..topic.partitions as usize)
+        .map(|p| {
+            let replicas: Vec<i32> = (0..rf).map(|r| order[(start + p + r) % n]).collect();
+            PartitionState {
+                leader: replicas[0],
+                leader_epoch: 0,
+                isr: vec![replicas[0]],
+                replicas,
+            }
+        })
+        .collect()
+}
+
+/// Everything the controller should write for `view`: placements for partitions that have
+/// no state yet, and leadership moves for partitions whose leader is not live.
+pub fn plan(view: &View) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for topic in &view.topics {
+        let missing: Vec<u32> = (0..topic.partitions)
+            .filter(|p| !view.partitions.contains_key(&(topic.name.clone(), *p)))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let placed = place(topic, view);
+        for p in missing {
+            if let Some(state) = placed.get(p as usize) {
+                changes.push(Change {
+                    topic: topic.name.clone(),
+                    partition: p,
+                    state: state.clone(),
+                    expected: 0,
+                });
+            }
+        }
+    }
+    let live: BTreeSet<i32> = view.brokers.keys().copied().collect();
+    for ((topic, partition), (state, revision)) in &view.partitions {
+        if state.leader >= 0 && live.contains(&state.leader) {
+            continue;
+        }
+        // Unclean election is off: only an in-sync replica may lead.
+        let candidate =
+            state.replicas.iter().find(|r| state.isr.contains(r) && live.contains(r)).copied();
+        let next = match candidate {
+            Some(c) => {
+                PartitionState { leader: c, leader_epoch: state.leader_epoch + 1, ..state.clone() }
+            }
+            None if state.leader != -1 => {
+                PartitionState { leader: -1, leader_epoch: state.leader_epoch + 1, ..state.clone() }
+            }
+            None => continue,
+        };
+        changes.push(Change {
+            topic: topic.clone(),
+            partition: *partition,
+            state: next,
+            expected: *revision,
+        });
+    }
+    changes
+}
+
+/// Runs elections and, while elected, the controller's duties. Never returns.
+pub async fn run(store: Arc<dyn MetaStore>, keys: Keys, membership: Membership) {
+    let mut live = membership.subscribe();
+    loop {
+        if !membership.is_live() {
+            let _ = live.wait_for(|l| *l).await;
+            continue;
+        }
+        match campaign(&store, &keys, &membership).await {
+            Ok(Some(revision)) => {
+                tracing::info!(broker = membership.broker_id(), revision, "elected controller");
+                if let Err(e) = lead(&store, &keys, &membership, revision).await {
+                    tracing::warn!(error = %e, "controller duties interrupted");
+                }
+                tracing::info!(broker = membership.broker_id(), "no longer controller");
+            }
+            Ok(None) => wait_for_vacancy(&store, &keys, membership.ttl()).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "controller election failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Tries to become controller; the revision of the winning write, or `None` if taken.
+async fn campaign(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    membership: &Membership,
+) -> Result<Option<Revision>, Error> {
+    let key = keys.controller();
+    let record = ControllerRecord { id: membership.broker_id() };
+    let txn = Txn::new().when(Compare::absent(key.clone())).and_then(TxnOp::put_with_lease(
+        key.clone(),
+        encode(&key, &record)?,
+        membership.lease(),
+    ));
+    let outcome = store.txn(txn).await?;
+    Ok(outcome.succeeded.then_some(outcome.revision))
+}
+
+/// Waits until the controller key is gone (or a while passes, to re-check).
+async fn wait_for_vacancy(store: &Arc<dyn MetaStore>, keys: &Keys, ttl: Duration) {
+    let key = keys.controller();
+    let Ok(Some(kv)) = store.get(&key).await else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return;
+    };
+    let Ok(mut watch) = store.watch_prefix(&key, kv.mod_revision + 1).await else {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        return;
+    };
+    let vacancy = async {
+        while let Some(event) = watch.next().await {
+            match event {
+                Ok(super::WatchEvent::Delete { key: k, .. }) if k == key => return,
+                Ok(super::WatchEvent::Reset) | Err(_) => return,
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(ttl.max(Duration::from_secs(1)), vacancy).await;
+}
+
+/// The controller's duties while it holds `revision`.
+async fn lead(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    membership: &Membership,
+    revision: Revision,
+) -> Result<(), Error> {
+    loop {
+        if !membership.is_live() {
+            return Ok(());
+        }
+        let (view, read_revision) = read_view(store, keys).await?;
+        for chunk in plan(&view).chunks(WRITES_PER_TXN) {
+            if !write(store, keys, revision, chunk).await? {
+                if !still_controller(store, keys, revision).await? {
+                    return Ok(());
+                }
+                // A partition changed under us; the next pass re-plans from fresh state.
+                break;
+            }
+            for c in chunk {
+                tracing::info!(
+                    topic = %c.topic,
+                    partition = c.partition,
+                    leader = c.state.leader,
+                    epoch = c.state.leader_epoch,
+                    "partition state written"
+                );
+            }
+        }
+        if !still_controller(store, keys, revision).await? {
+            return Ok(());
+        }
+        wait_for_change(store, keys, read_revision + 1, membership).await;
+    }
+}
+
+async fn still_controller(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    revision: Revision,
+) -> Result<bool, Error> {
+    Ok(store.get(&keys.controller()).await?.is_some_and(|kv| kv.mod_revision == revision))
+}
+
+async fn write(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    revision: Revision,
+    changes: &[Change],
+) -> Result<bool, Error> {
+    let mut txn = Txn::new().when(Compare::mod_revision(keys.controller(), revision));
+    for c in changes {
+        let key = keys.partition(&c.topic, c.partition);
+        txn = txn
+            .when(Compare::mod_revision(key.clone(), c.expected))
+            .and_then(TxnOp::put(key.clone(), encode(&key, &c.state)?));
+    }
+    Ok(store.txn(txn).await?.succeeded)
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(
+    kvs: Vec<KeyValue>,
+) -> Result<Vec<(T, KeyValue)>, MetaError> {
+    kvs.into_iter()
+        .map(|kv| {
+            let meta = KeyValue { value: bytes::Bytes::new(), ..kv.clone() };
+            Versioned::<T>::decode(kv).map(|v| (v.value, meta))
+        })
+        .collect()
+}
+
+/// Reads brokers, topics and partition states; returns the view and the first read's
+/// revision (watching from after it misses nothing).
+pub async fn read_view(store: &Arc<dyn MetaStore>, keys: &Keys) -> Result<(View, Revision), Error> {
+    let brokers = store.range(&keys.brokers()).await?;
+    let revision = brokers.revision;
+    let topics = store.range(&keys.topics()).await?;
+    let partitions = store.range(&keys.all_partitions()).await?;
+    let mut view = View::default();
+    for (b, _) in decode_all::<BrokerRecord>(brokers.kvs)? {
+        view.brokers.insert(b.id, b);
+    }
+    view.topics = decode_all::<TopicRecord>(topics.kvs)?.into_iter().map(|(t, _)| t).collect();
+    for (state, kv) in decode_all::<PartitionState>(partitions.kvs)? {
+        if let Some((topic, p)) = keys.parse_partition(&kv.key) {
+            view.partitions.insert((topic, p), (state, kv.mod_revision));
+        }
+    }
+    Ok((view, revision))
+}
+
+/// Waits for any metadata change after `from`, a periodic tick, or loss of liveness.
+async fn wait_for_change(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    from: Revision,
+    membership: &Membership,
+) {
+    let mut live = membership.subscribe();
+    let changed = async {
+        match store.watch_prefix(keys.root(), from).await {
+            Ok(mut watch) => {
+                let _ = watch.next().await;
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    tokio::select! {
+        _ = changed => {}
+        _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+        _ = live.wait_for(|l| !*l) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(id: i32, rack: &str) -> BrokerRecord {
+        BrokerRecord { id, address: format!("b{id}:9292"), rack: rack.into(), started_ms: 0 }
+    }
+
+    fn topic(name: &str, partitions: u32, rf: u32) -> TopicRecord {
+        TopicRecord {
+            name: name.into(),
+            id: format!("{name}-id"),
+            partitions,
+            replication_factor: rf,
+            configs: Default::default(),
+            created_ms: 0,
+        }
+    }
+
+    fn view(brokers: &[(i32, &str)]) -> View {
+        View {
+            brokers: brokers.iter().map(|(id, r)| (*id, broker(*id, r))).collect(),
+            ..View::default()
+        }
+    }
+
+    fn apply(view: &mut View, changes: Vec<Change>) {
+        for c in changes {
+            let rev =
+                view.partitions.get(&(c.topic.clone(), c.partition)).map_or(1, |(_, r)| r + 1);
+            view.partitions.insert((c.topic, c.partition), (c.state, rev));
+        }
+    }
+
+    #[test]
+    fn twelve_partitions_on_three_brokers_lead_four_each() {
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        v.topics.push(topic("t", 12, 1));
+        let changes = plan(&v);
+        assert_eq!(changes.len(), 12);
+        let mut leads = BTreeMap::new();
+        for c in &changes {
+            *leads.entry(c.state.leader).or_insert(0) += 1;
+            assert_eq!(c.expected, 0);
+            assert_eq!(c.state.isr, vec![c.state.leader]);
+        }
+        assert_eq!(leads.values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+        apply(&mut v, changes);
+        assert!(plan(&v).is_empty(), "a placed topic needs nothing more");
+    }
+
+    #[test]
+    fn new_topics_start_on_the_least_loaded_broker() {
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        v.topics.push(topic("a", 1, 1));
+        let c = plan(&v);
+        apply(&mut v, c);
+        v.topics.push(topic("b", 1, 1));
+        let c = plan(&v);
+        assert_eq!(c.len(), 1);
+        assert_ne!(c[0].state.leader, v.partitions[&("a".to_string(), 0)].0.leader);
+    }
+
+    #[test]
+    fn replicas_spread_over_racks() {
+        let mut v = view(&[(1, "a"), (2, "a"), (3, "b"), (4, "b")]);
+        v.topics.push(topic("t", 8, 2));
+        for c in plan(&v) {
+            let racks: BTreeSet<&str> =
+                c.state.replicas.iter().map(|id| v.brokers[id].rack.as_str()).collect();
+            assert_eq!(racks.len(), 2, "{:?}", c.state);
+        }
+    }
+
+    #[test]
+    fn leadership_moves_to_a_live_in_sync_replica_or_goes_offline() {
+        let mut v = view(&[(1, ""), (2, "")]);
+        let key = ("t".to_string(), 0);
+        let state =
+            PartitionState { replicas: vec![1, 2], leader: 1, leader_epoch: 3, isr: vec![1, 2] };
+        v.partitions.insert(key.clone(), (state.clone(), 10));
+        assert!(plan(&v).is_empty());
+        v.brokers.remove(&1);
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch, c[0].expected), (2, 4, 10));
+
+        // Single replica: offline (leader -1, epoch bumped once), back when it returns.
+        let mut v = view(&[(1, "")]);
+        let state = PartitionState { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1] };
+        v.partitions.insert(key.clone(), (state, 5));
+        v.brokers.clear();
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (-1, 1));
+        apply(&mut v, c);
+        assert!(plan(&v).is_empty(), "an offline partition is not bumped again");
+        v.brokers.insert(1, broker(1, ""));
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 2));
+    }
+
+    #[test]
+    fn out_of_sync_replicas_never_lead() {
+        let mut v = view(&[(2, "")]);
+        let state =
+            PartitionState { replicas: vec![1, 2], leader: 1, leader_epoch: 0, isr: vec![1] };
+        v.partitions.insert(("t".into(), 0), (state, 1));
+        let c = plan(&v);
+        assert_eq!(c[0].state.leader, -1, "unclean election is off");
+    }
+}
