@@ -35,6 +35,24 @@ pub struct RunningServer {
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
+/// The metadata store the settings ask for: etcd when endpoints are configured, else the
+/// embedded store under the data dir.
+pub async fn meta_store(
+    settings: &Settings,
+    clock: SharedClock,
+) -> Result<Arc<dyn MetaStore>, Error> {
+    let endpoints = &settings.cluster.etcd_endpoints;
+    if endpoints.is_empty() {
+        return embedded_meta(settings, clock);
+    }
+    let store = crate::meta::etcd::EtcdStore::connect(
+        endpoints,
+        crate::meta::etcd::EtcdOptions::default(),
+    )
+    .await?;
+    Ok(store)
+}
+
 /// Opens the embedded metadata store under the data dir (`shale standalone`).
 pub fn embedded_meta(settings: &Settings, clock: SharedClock) -> Result<Arc<dyn MetaStore>, Error> {
     let dir = settings.broker.data_dir.join("meta");

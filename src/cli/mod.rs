@@ -2,6 +2,7 @@
 //! data (`produce`, `consume`) and load (`bench`).
 
 mod bench;
+mod cluster;
 mod consume;
 mod produce;
 mod serve;
@@ -32,6 +33,9 @@ pub enum Command {
     Standalone(serve::StandaloneArgs),
     /// Run a broker from a settings file.
     Serve(serve::ServeArgs),
+    /// Inspect the cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
@@ -81,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Standalone(a) => serve::standalone(a).await,
         Command::Serve(a) => serve::serve(a).await,
+        Command::Cluster(c) => cluster::run(c).await,
         Command::Topic(c) => topic::run(c).await,
         Command::Produce(a) => produce::run(a).await,
         Command::Consume(a) => consume::run(a).await,

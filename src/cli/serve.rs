@@ -42,6 +42,16 @@ pub struct ServeArgs {
     /// Cluster name (overrides the file).
     #[arg(long, env = "SHALE_CLUSTER")]
     pub cluster: Option<String>,
+    /// etcd endpoints, comma-separated, e.g. http://10.0.0.1:2379 (overrides the file;
+    /// none means the embedded store).
+    #[arg(long, env = "SHALE_ETCD", value_delimiter = ',')]
+    pub etcd: Option<Vec<String>>,
+    /// Lease TTL in seconds (overrides the file).
+    #[arg(long, env = "SHALE_LEASE_TTL_SECS")]
+    pub lease_ttl_secs: Option<u64>,
+    /// Rack or zone (overrides the file).
+    #[arg(long, env = "SHALE_RACK")]
+    pub rack: Option<String>,
 }
 
 fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
@@ -86,12 +96,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn run(settings: Settings) -> anyhow::Result<()> {
     settings.validate()?;
     let clock = crate::clock::system();
-    let meta = crate::server::embedded_meta(&settings, clock.clone())?;
+    let meta = crate::server::meta_store(&settings, clock.clone()).await?;
     let data_dir = settings.broker.data_dir.clone();
+    let settings_etcd = settings.cluster.etcd_endpoints.clone();
     let server =
         crate::server::start(settings, meta, clock).await.context("starting the broker")?;
+    let metadata = if settings_etcd.is_empty() {
+        "embedded metadata".to_string()
+    } else {
+        format!("etcd {}", settings_etcd.join(","))
+    };
     println!(
-        "shale broker {} listening on {} (data in {})",
+        "shale broker {} listening on {} (data in {}, {metadata})",
         server.broker().id(),
         server.addr(),
         data_dir.display()

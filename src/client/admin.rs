@@ -105,6 +105,17 @@ impl Admin {
         Ok(resp.into_inner())
     }
 
+    /// Brokers, controller and partition leaders of `topics` (all when empty).
+    pub async fn metadata(&self, topics: &[String]) -> Result<pb::GetMetadataResponse, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
+            .await
+            .map_err(|s| status_error(&s))?;
+        Ok(resp.into_inner())
+    }
+
     /// Earliest, latest or by-timestamp offset of a partition.
     pub async fn list_offsets(
         &self,
@@ -112,17 +123,14 @@ impl Admin {
         partition: u32,
         spec: pb::list_offsets_request::Spec,
     ) -> Result<pb::ListOffsetsResponse, Error> {
-        let leader = self.client.leader(topic, partition).await?;
+        let req = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec: Some(spec) };
         let resp = self
             .client
-            .log_rpc(&leader)?
-            .list_offsets(pb::ListOffsetsRequest {
-                topic: topic.to_string(),
-                partition,
-                spec: Some(spec),
+            .on_leader(topic, partition, |mut log| {
+                let req = req.clone();
+                async move { log.list_offsets(req).await }
             })
-            .await
-            .map_err(|s| status_error(&s))?;
+            .await?;
         Ok(resp.into_inner())
     }
 }

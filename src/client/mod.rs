@@ -27,6 +27,9 @@ pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
+/// Tries of a leader-bound request before giving up.
+const LEADER_ATTEMPTS: u32 = 5;
+
 /// Largest message the client sends or accepts.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
@@ -174,6 +177,31 @@ impl Client {
             return Err(crate::broker::partition::partition_out_of_range(topic, partition, count));
         }
         Err(Error::unavailable(format!("partition {topic}-{partition} has no leader right now")))
+    }
+
+    /// Runs a request against a partition's leader; on `NOT_LEADER` or an unavailable
+    /// broker it refreshes metadata and tries again (a few times, with a short backoff).
+    pub async fn on_leader<T, F, Fut>(&self, topic: &str, partition: u32, call: F) -> Result<T, Error>
+    where
+        F: Fn(LogClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let e = match self.leader(topic, partition).await {
+                Ok(addr) => match call(self.log_rpc(&addr)?).await {
+                    Ok(resp) => return Ok(resp.into_inner()),
+                    Err(status) => status_error(&status),
+                },
+                Err(e) => e,
+            };
+            attempt += 1;
+            if !e.kind.is_retriable() || attempt >= LEADER_ATTEMPTS {
+                return Err(e);
+            }
+            self.invalidate(topic);
+            tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+        }
     }
 
     /// Forgets a topic's leaders so the next lookup asks the cluster again.

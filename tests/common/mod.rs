@@ -47,15 +47,30 @@ impl BrokerProcess {
 
     /// Same, with extra arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
+        let mut args = vec!["standalone", "--listen", "127.0.0.1:0", "--data-dir"];
+        let dir = data_dir.to_string_lossy().to_string();
+        args.push(&dir);
+        args.extend_from_slice(extra);
+        Self::spawn(data_dir, &args)
+    }
+
+    /// Starts `shale serve` with `args` (plus an ephemeral listen port and `data_dir`) and
+    /// waits until it serves.
+    pub fn serve(data_dir: &Path, args: &[&str]) -> BrokerProcess {
+        let dir = data_dir.to_string_lossy().to_string();
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", &dir];
+        all.extend_from_slice(args);
+        Self::spawn(data_dir, &all)
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str]) -> BrokerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
-            .args(["standalone", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
+            .args(args)
             .env("SHALE_LOG", std::env::var("TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("spawn shale standalone");
+            .expect("spawn shale");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -68,14 +83,20 @@ impl BrokerProcess {
         });
         let line = rx
             .recv_timeout(Duration::from_secs(60))
-            .expect("shale standalone did not print its address within 60s");
+            .unwrap_or_else(|_| panic!("shale {args:?} did not print its address within 60s"));
         let addr = line
             .split("listening on ")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line from shale standalone: {line:?}"))
+            .unwrap_or_else(|| panic!("unexpected first line from shale: {line:?}"))
             .to_string();
         BrokerProcess { child, addr, data_dir: data_dir.to_path_buf() }
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `TERM`, ...) to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([format!("-{sig}"), self.pid().to_string()]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {} failed", self.pid());
     }
 
     /// The process id.

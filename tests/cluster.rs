@@ -1,0 +1,393 @@
+//! Cluster mode on a real etcd: three `shale serve` processes on 127.0.0.1 place
+//! partitions, route clients to leaders, survive the loss of the controller and of a broker,
+//! fence a paused leader, and ride out an etcd outage.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::etcd::EtcdServer;
+use common::{BrokerProcess, wait_until};
+use shale::client::Client;
+use shale::record::{BatchBuilder, Compression, Record};
+use shale::rpc::pb;
+use shale::rpc::status::from_status;
+
+const TTL_SECS: u64 = 3;
+
+struct Cluster {
+    etcd: EtcdServer,
+    name: String,
+    dirs: Vec<tempfile::TempDir>,
+    brokers: Vec<Option<BrokerProcess>>,
+}
+
+impl Cluster {
+    fn start(n: usize, name: &str) -> Cluster {
+        let etcd = EtcdServer::start();
+        let mut c = Cluster { etcd, name: name.to_string(), dirs: vec![], brokers: vec![] };
+        for _ in 0..n {
+            c.dirs.push(tempfile::tempdir().unwrap());
+        }
+        for i in 0..n {
+            let b = c.spawn(i);
+            c.brokers.push(Some(b));
+        }
+        c
+    }
+
+    fn spawn(&self, i: usize) -> BrokerProcess {
+        let id = (i + 1).to_string();
+        let etcd = self.etcd.endpoints().join(",");
+        let ttl = TTL_SECS.to_string();
+        BrokerProcess::serve(
+            self.dirs[i].path(),
+            &["--id", &id, "--etcd", &etcd, "--cluster", &self.name, "--lease-ttl-secs", &ttl],
+        )
+    }
+
+    fn restart(&mut self, i: usize) {
+        let b = self.spawn(i);
+        self.brokers[i] = Some(b);
+    }
+
+    fn broker(&self, i: usize) -> &BrokerProcess {
+        self.brokers[i].as_ref().expect("broker is running")
+    }
+
+    fn client(&self, i: usize) -> Client {
+        self.broker(i).client()
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut b) = self.brokers[i].take() {
+            b.kill();
+        }
+    }
+}
+
+async fn metadata(client: &Client) -> pb::GetMetadataResponse {
+    client.admin().metadata(&[]).await.unwrap()
+}
+
+async fn wait_for_brokers(client: &Client, want: &[i32]) {
+    let want = want.to_vec();
+    wait_until(Duration::from_secs(30), &format!("brokers {want:?} registered"), || {
+        let client = client.clone();
+        let want = want.clone();
+        async move {
+            let Ok(md) = client.admin().metadata(&[]).await else { return false };
+            let mut ids: Vec<i32> = md.brokers.iter().map(|b| b.id).collect();
+            ids.sort();
+            ids == want
+        }
+    })
+    .await;
+}
+
+fn leaders(md: &pb::GetMetadataResponse, topic: &str) -> BTreeMap<u32, (i32, i32)> {
+    md.topics
+        .iter()
+        .filter(|t| t.topic.as_ref().is_some_and(|i| i.name == topic))
+        .flat_map(|t| t.partitions.iter().map(|p| (p.partition, (p.leader_id, p.leader_epoch))))
+        .collect()
+}
+
+fn shale(broker: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
+        .args(args)
+        .env("SHALE_BROKER", broker)
+        .env("SHALE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(data) = stdin {
+            input.write_all(data).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "shale {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn one_record_batch(value: &str) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None);
+    b.push(Record { key: None, value: Some(Bytes::from(value.to_string())), headers: vec![], timestamp_ms: 1 });
+    b.build()
+}
+
+fn produce_req(topic: &str, partition: u32, value: &str) -> pb::ProduceRequest {
+    pb::ProduceRequest {
+        topic: topic.into(),
+        partition,
+        acks: pb::Acks::All as i32,
+        payload: Some(pb::produce_request::Payload::Batches(one_record_batch(value))),
+        correlation_id: 0,
+        timeout_ms: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_partitions_spread_and_clients_route_to_leaders() {
+    let c = Cluster::start(3, "routing");
+    wait_for_brokers(&c.client(0), &[1, 2, 3]).await;
+    c.client(0).admin().create_topic("orders", 12, 0, BTreeMap::new()).await.unwrap();
+    let md = metadata(&c.client(1)).await;
+    let mut per_broker: HashMap<i32, usize> = HashMap::new();
+    for (leader, epoch) in leaders(&md, "orders").values() {
+        assert_eq!(*epoch, 0);
+        *per_broker.entry(*leader).or_default() += 1;
+    }
+    assert_eq!(per_broker, HashMap::from([(1, 4), (2, 4), (3, 4)]), "each broker leads 4");
+
+    // A non-leader answers NOT_LEADER naming the leader.
+    let (p, (leader, _)) = leaders(&md, "orders").into_iter().find(|(_, (l, _))| *l != 1).unwrap();
+    let status = c.client(0).log_rpc(&c.broker(0).addr).unwrap().produce(produce_req("orders", p, "x")).await.unwrap_err();
+    let e = from_status(&status);
+    assert_eq!(e.reason, "NOT_LEADER", "{status:?}");
+    assert_eq!(e.details["leader_id"], leader.to_string());
+    assert_eq!(e.details["leader_address"], c.broker(leader as usize - 1).addr);
+
+    // Produce through broker 1, consume through broker 2, with the CLI.
+    let input: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
+    shale(&c.broker(0).addr, &["produce", "--topic", "orders"], Some(input.as_bytes()));
+    let out = shale(&c.broker(1).addr, &["consume", "--topic", "orders", "--from-beginning", "--max-records", "20000"], None);
+    let mut values: Vec<u32> = out.lines().map(|l| l.parse().unwrap()).collect();
+    values.sort();
+    assert_eq!(values, (1..=20_000).collect::<Vec<_>>());
+    let described = shale(&c.broker(2).addr, &["cluster", "describe", "--format", "json"], None);
+    let v: serde_json::Value = serde_json::from_str(&described).unwrap();
+    assert_eq!(v["brokers"].as_array().unwrap().len(), 3);
+    assert!(v["controller"].as_i64().unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_and_broker_loss_then_return() {
+    let mut c = Cluster::start(3, "failover");
+    wait_for_brokers(&c.client(0), &[1, 2, 3]).await;
+    let admin = c.client(0).admin();
+    admin.create_topic("events", 6, 0, BTreeMap::new()).await.unwrap();
+    let producer = shale::client::Producer::new(c.client(0), shale::client::ProducerConfig::default());
+    let mut sent = 0;
+    for i in 0..600 {
+        producer.send(shale::client::ProducerRecord::new("events", format!("before-{i}"))).await.unwrap();
+        sent += 1;
+    }
+    producer.flush().await.unwrap();
+    drop(producer);
+
+    // Kill the controller: another broker takes over once its lease expires.
+    let controller = metadata(&c.client(0)).await.controller_id;
+    let victim = controller as usize - 1;
+    let survivor = (victim + 1) % 3;
+    let t0 = Instant::now();
+    c.kill(victim);
+    let client = c.client(survivor);
+    wait_until(Duration::from_secs(30), "a new controller", || {
+        let client = client.clone();
+        async move {
+            client.admin().metadata(&[]).await.is_ok_and(|md| md.controller_id > 0 && md.controller_id != controller)
+        }
+    })
+    .await;
+    println!("controller failover: {} ms (lease TTL {TTL_SECS} s)", t0.elapsed().as_millis());
+
+    // The dead broker leaves the cluster; its partitions go offline with a precise status.
+    let live: Vec<i32> = (1..=3).filter(|id| *id != controller).collect();
+    wait_for_brokers(&client, &live).await;
+    wait_until(Duration::from_secs(30), "the dead broker's partitions marked offline", || {
+        let client = client.clone();
+        async move {
+            let md = client.admin().metadata(&[]).await.unwrap();
+            leaders(&md, "events").values().filter(|(l, _)| *l == -1).count() == 2
+        }
+    })
+    .await;
+    let md = metadata(&client).await;
+    let (offline, _) = leaders(&md, "events").into_iter().find(|(_, (l, _))| *l == -1).unwrap();
+    let started = Instant::now();
+    let status = client.log_rpc(&c.broker(survivor).addr).unwrap().produce(produce_req("events", offline, "x")).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(from_status(&status).reason, "PARTITION_OFFLINE");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered, not hung");
+
+    // New topics can be created; partitions of live brokers keep serving.
+    client.admin().create_topic("after", 2, 0, BTreeMap::new()).await.unwrap();
+    let (online, _) = leaders(&md, "events").into_iter().find(|(_, (l, _))| *l > 0).unwrap();
+    let resp = client
+        .on_leader("events", online, |mut log| async move { log.produce(produce_req("events", online, "during")).await })
+        .await
+        .unwrap();
+    assert!(resp.base_offset >= 0);
+    sent += 1;
+
+    // The dead broker returns with its data; its partitions serve again.
+    c.restart(victim);
+    wait_for_brokers(&client, &[1, 2, 3]).await;
+    wait_until(Duration::from_secs(30), "every partition led again", || {
+        let client = client.clone();
+        async move {
+            let md = client.admin().metadata(&[]).await.unwrap();
+            leaders(&md, "events").values().all(|(l, _)| *l > 0)
+        }
+    })
+    .await;
+    client.invalidate("events");
+    let read = common::read_all(&client, "events").await;
+    assert_eq!(read.values().map(Vec::len).sum::<usize>(), sent, "every record back after the return");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_acknowledges_nothing_at_a_stale_epoch() {
+    let c = Cluster::start(2, "zombie");
+    wait_for_brokers(&c.client(0), &[1, 2]).await;
+    let client = c.client(0);
+    client.admin().create_topic("z", 2, 0, BTreeMap::new()).await.unwrap();
+    let md = metadata(&client).await;
+    let (partition, (leader, epoch)) = leaders(&md, "z").into_iter().find(|(_, (l, _))| *l == 2).unwrap();
+    assert_eq!(leader, 2);
+    let zombie = c.broker(1);
+    let log = client.log_rpc(&zombie.addr).unwrap();
+
+    // Requests keep going to the leader while it is frozen, and after it thaws.
+    // (sent at, answered at, epoch) of every acknowledged request.
+    let acks: Arc<Mutex<Vec<(Instant, Instant, i32)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (acks, stop, log) = (acks.clone(), stop.clone(), log.clone());
+        tokio::spawn(async move {
+            let mut calls = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (acks, mut log) = (acks.clone(), log.clone());
+                i += 1;
+                calls.push(tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let call = log.produce(produce_req("z", partition, &format!("v{i}")));
+                    if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(60), call).await {
+                        let epoch = r.into_inner().leader_epoch;
+                        acks.lock().unwrap().push((sent, Instant::now(), epoch));
+                    }
+                }));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for c in calls {
+                let _ = c.await;
+            }
+        })
+    };
+    wait_until(Duration::from_secs(10), "acks before the pause", || {
+        let n = acks.lock().unwrap().len();
+        async move { n >= 5 }
+    })
+    .await;
+    let paused = Instant::now();
+    zombie.signal("STOP");
+    let other = c.client(0);
+    wait_until(Duration::from_secs(30), "the frozen leader's partition to move on", || {
+        let other = other.clone();
+        async move {
+            let md = other.admin().metadata(&[]).await.unwrap();
+            leaders(&md, "z").get(&partition).is_some_and(|(_, e)| *e > epoch)
+        }
+    })
+    .await;
+    let resumed = Instant::now();
+    zombie.signal("CONT");
+    // It registers again and leads at a new epoch; keep sending a little longer.
+    wait_until(Duration::from_secs(30), "the thawed broker to lead again at a newer epoch", || {
+        let acks = acks.clone();
+        async move { acks.lock().unwrap().iter().any(|(_, t, e)| *t > resumed && *e > epoch) }
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.await.unwrap();
+    let acks = acks.lock().unwrap();
+    // A request sent after the freeze cannot have been handled before it: any ack of one at
+    // the old epoch would be a zombie's.
+    let stale = acks.iter().filter(|(sent, _, e)| *sent > paused && *e <= epoch).count();
+    let sent_during = acks.iter().filter(|(sent, _, _)| *sent > paused && *sent < resumed).count();
+    println!(
+        "zombie: {} acks in all; {sent_during} acked requests were sent while frozen; {stale} \
+         acked at the stale epoch {epoch}",
+        acks.len()
+    );
+    assert_eq!(stale, 0, "acknowledged writes at a stale epoch");
+}
+
+fn count_by(errors: &Mutex<BTreeMap<String, usize>>, reason: &str) {
+    *errors.lock().unwrap().entry(reason.to_string()).or_default() += 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_ride_out_a_30s_etcd_outage() {
+    let mut c = Cluster::start(2, "outage");
+    wait_for_brokers(&c.client(0), &[1, 2]).await;
+    let client = c.client(0);
+    client.admin().create_topic("o", 2, 0, BTreeMap::new()).await.unwrap();
+    let errors: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, errors, ok, stop) = (client.clone(), errors.clone(), ok.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let p = i % 2;
+                let res = client
+                    .on_leader("o", p, |mut log| async move {
+                        log.produce(produce_req("o", p, "x")).await
+                    })
+                    .await;
+                match res {
+                    Ok(_) => {
+                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => count_by(&errors, &e.reason),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    wait_until(Duration::from_secs(10), "writes before the outage", || {
+        let n = ok.load(std::sync::atomic::Ordering::Relaxed);
+        async move { n > 20 }
+    })
+    .await;
+    c.etcd.stop();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let during = ok.load(std::sync::atomic::Ordering::Relaxed);
+    c.etcd.restart();
+    let restarted = Instant::now();
+    wait_until(Duration::from_secs(60), "writes to succeed again after etcd returns", || {
+        let n = ok.load(std::sync::atomic::Ordering::Relaxed);
+        async move { n > during + 20 }
+    })
+    .await;
+    println!(
+        "etcd outage: writes resumed {} ms after etcd restarted; client errors by reason: {:?}",
+        restarted.elapsed().as_millis(),
+        errors.lock().unwrap()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+    // Both brokers are registered again without a restart, and each still serves.
+    wait_for_brokers(&client, &[1, 2]).await;
+    for p in 0..2 {
+        client
+            .on_leader("o", p, |mut log| async move { log.produce(produce_req("o", p, "after")).await })
+            .await
+            .unwrap();
+    }
+}
