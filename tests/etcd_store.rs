@@ -179,3 +179,37 @@ async fn connect_to_nothing_fails_fast_naming_the_endpoint() {
     let none = EtcdStore::connect(&[], EtcdOptions::default()).await;
     assert!(matches!(none, Err(MetaError::Invalid(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_watch_outlives_the_request_timeout() {
+    let Some(server) = EtcdServer::try_start() else { return };
+    let store = connect(&server).await;
+    let ns = namespace("quiet");
+    let mut w = store.watch_prefix(&ns, 0).await.unwrap();
+    // The request timeout bounds the creation of a watch, never its life.
+    tokio::time::sleep(test_options().request_timeout * 2).await;
+    let rev = store.put(&format!("{ns}k"), b("late"), None).await.unwrap();
+    assert_eq!(next(&mut w, Duration::from_secs(10)).await.unwrap().revision(), Some(rev));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_frozen_etcd_resets() {
+    let Some(server) = EtcdServer::try_start() else { return };
+    // etcd's floor for client pings (--grpc-keepalive-min-time), so the test stays short.
+    let ping = Duration::from_secs(5);
+    let options = EtcdOptions { keep_alive_interval: ping, ..test_options() };
+    let timeout = options.request_timeout;
+    let store = EtcdStore::connect(&server.endpoints(), options).await.unwrap();
+    let ns = namespace("frozen");
+    let mut w = store.watch_prefix(&ns, 0).await.unwrap();
+    server.pause();
+    // The connection stays open: only the unanswered HTTP/2 ping can end the watch.
+    let started = Instant::now();
+    assert_eq!(next(&mut w, ping + timeout + SLACK * 3).await.unwrap(), WatchEvent::Reset);
+    eprintln!("a frozen etcd was noticed after {:?}", started.elapsed());
+    server.resume();
+    let range = store.range(&ns).await.unwrap();
+    let mut again = store.watch_prefix(&ns, range.revision + 1).await.unwrap();
+    let rev = store.put(&format!("{ns}k"), b("thawed"), None).await.unwrap();
+    assert_eq!(next(&mut again, Duration::from_secs(10)).await.unwrap().revision(), Some(rev));
+}

@@ -212,7 +212,12 @@ impl MetaStore for EtcdStore {
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetaError> {
         validate_txn(&txn)?;
         let mut kv = self.kv.clone();
-        let target = txn.compares.first().map_or("", |c| c.key());
+        // Name a key in errors: the first compared one, else the first written one.
+        let first_op = txn.success.iter().chain(&txn.failure).next().map(|op| match op {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key } => key.as_str(),
+            TxnOp::DeletePrefix { prefix } => prefix.as_str(),
+        });
+        let target = txn.compares.first().map(|c| c.key()).or(first_op).unwrap_or("");
         match self.run(self.call("txn", target, None), kv.txn(convert::txn(&txn))).await {
             Ok(resp) => {
                 Ok(TxnOutcome { succeeded: resp.succeeded(), revision: revision(resp.header()) })
