@@ -9,6 +9,9 @@
 //! etcd is back, because the underlying channel reconnects on the next call. Requests are
 //! checked with the same validation the embedded store applies before they are sent, so
 //! both backends reject the same inputs with the same messages.
+//!
+//! An `Unavailable` from a write means its outcome is unknown (etcd may have applied it
+//! before the answer was lost): writes that must not repeat are txns with compares.
 
 mod convert;
 mod watch;
