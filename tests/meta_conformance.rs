@@ -1,9 +1,12 @@
-//! Runs the `MetaStore` conformance bodies against every backend. A new backend (etcd)
-//! is one more `conformance!` line with a fixture that hands out a unique namespace.
+//! Runs the `MetaStore` conformance bodies against every backend: one `conformance!`
+//! line per backend, with a fixture that hands out a unique namespace. The etcd backend
+//! runs against one private etcd per test binary (`tests/common/etcd.rs`).
 
 #[macro_use]
 #[path = "common/meta_conformance.rs"]
 mod conformance;
+#[path = "common/etcd.rs"]
+mod etcd_server;
 
 use std::sync::Arc;
 
@@ -24,4 +27,10 @@ conformance!(embedded_disk, || async {
     let store: Arc<EmbeddedStore> =
         EmbeddedStore::open(dir.path(), clock::system()).expect("opening the embedded store");
     Fixture { store, ns: "/conformance/".into(), guard: Box::new(dir) }
+});
+
+conformance!(etcd, || async {
+    let server = etcd_server::shared();
+    let ns = etcd_server::namespace("conformance");
+    Fixture { store: etcd_server::connect(server).await, ns, guard: Box::new(()) }
 });

@@ -13,6 +13,7 @@
 //! - `json.rs`: typed JSON helpers (`get_json`, `put_json`, `put_json_if`) over any backend.
 //! - `keys.rs`: the key layout under `/shale/{cluster}/` and prefix helpers.
 //! - `embedded/`: `EmbeddedStore`, in process, persisted as a WAL plus snapshot.
+//! - `etcd/`: `EtcdStore`, on a real etcd cluster through `etcd-client`.
 //! - `topics.rs`: topic, partition-state and broker records on top of the trait.
 //! - `membership.rs`: a broker's lease-bound registration and proof of liveness.
 //! - `controller.rs`: controller election, partition placement and leader failover.
@@ -20,6 +21,7 @@
 pub mod controller;
 pub mod embedded;
 mod error;
+pub mod etcd;
 pub mod json;
 pub mod keys;
 pub mod membership;
@@ -34,6 +36,7 @@ use futures::Stream;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::MetaError;
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use json::{MetaStoreJson, Versioned};
 pub use keys::Keys;
 

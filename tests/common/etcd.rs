@@ -1,0 +1,244 @@
+//! A private etcd for tests: its own temp data dir and free ports on 127.0.0.1.
+//!
+//! - [`shared`]: one etcd per test binary, started on first use; tests keep apart by
+//!   putting their keys under [`namespace`]. Never stop it.
+//! - [`EtcdServer::start`]: an etcd owned by one test, which may [`stop`](EtcdServer::stop),
+//!   [`restart`](EtcdServer::restart) (same data dir and ports), [`pause`](EtcdServer::pause)
+//!   and [`resume`](EtcdServer::resume) it; killed by PID on drop.
+//!
+//! A watchdog shell process kills each etcd (and removes a shared one's data dir) when the
+//! test binary exits, since statics are never dropped.
+//!
+//! Without an `etcd` binary (on PATH, in /usr/bin, or `$ETCD_BIN`) a test fails when
+//! `CI=true` with a message naming `scripts/etcd.sh install`; otherwise the `try_*`
+//! functions return `None` after printing a note, so the test can skip.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use shale::meta::{EtcdOptions, EtcdStore};
+
+/// Longest wait for a member to answer `/health` after start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Client timeouts for tests: short, so tests of an unavailable etcd stay quick.
+pub fn test_options() -> EtcdOptions {
+    EtcdOptions {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(2),
+        ..EtcdOptions::default()
+    }
+}
+
+/// A fresh key prefix ending in `/` that no other test of this binary uses.
+pub fn namespace(test: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("/test/{}-{}/{test}/", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The etcd binary, or `None` after printing a note (outside CI) / failing (in CI).
+pub fn etcd_binary() -> Option<PathBuf> {
+    let from_env = std::env::var_os("ETCD_BIN").map(PathBuf::from);
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("etcd")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let found = from_env
+        .into_iter()
+        .chain(on_path)
+        .chain(["/usr/bin/etcd".into(), "/usr/local/bin/etcd".into()])
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let msg = "etcd is not installed: run `scripts/etcd.sh install` (Debian's etcd-server) \
+                   or set ETCD_BIN to an etcd 3.4+ binary";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(std::io::stderr(), "note: skipping an etcd test: {msg}");
+    }
+    found
+}
+
+/// The binary's shared etcd, started on first use; `None` if etcd is missing (outside CI).
+pub fn try_shared() -> Option<&'static EtcdServer> {
+    static SHARED: OnceLock<Option<EtcdServer>> = OnceLock::new();
+    SHARED.get_or_init(EtcdServer::try_start).as_ref()
+}
+
+/// The binary's shared etcd; fails the test if etcd is missing.
+pub fn shared() -> &'static EtcdServer {
+    try_shared().expect("etcd is not installed: run `scripts/etcd.sh install`")
+}
+
+/// A store connected to `server` with [`test_options`].
+pub async fn connect(server: &EtcdServer) -> Arc<EtcdStore> {
+    EtcdStore::connect(&server.endpoints(), test_options())
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test etcd: {e}"))
+}
+
+/// One etcd member on 127.0.0.1 with its data in a temp dir.
+pub struct EtcdServer {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+impl EtcdServer {
+    /// Starts a private etcd; `None` if etcd is missing (outside CI).
+    pub fn try_start() -> Option<EtcdServer> {
+        let bin = etcd_binary()?;
+        let dir = tempfile::Builder::new().prefix("shale-etcd-").tempdir().unwrap();
+        let (client_port, peer_port) = (free_port(), free_port());
+        let mut server = EtcdServer { bin, dir, client_port, peer_port, child: None };
+        server.spawn();
+        Some(server)
+    }
+
+    /// Starts a private etcd; fails the test if etcd is missing.
+    pub fn start() -> EtcdServer {
+        Self::try_start().expect("etcd is not installed: run `scripts/etcd.sh install`")
+    }
+
+    /// Client URLs, for `EtcdStore::connect`.
+    pub fn endpoints(&self) -> Vec<String> {
+        vec![format!("http://127.0.0.1:{}", self.client_port)]
+    }
+
+    /// The data directory (the member's state is in `data/`, its log in `etcd.log`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The PID of the running member, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the member (SIGKILL, like a crash; etcd fsyncs, so nothing acked is lost).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the member again on the same data dir and ports; waits until it is healthy.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Freezes the member (SIGSTOP): connections stay open but nothing answers.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a paused member (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("etcd is not running");
+        let ok = Command::new("kill").args([format!("-{sig}"), pid.to_string()]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {pid} failed");
+    }
+
+    fn spawn(&mut self) {
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log_path = self.dir.path().join("etcd.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--name=shale-test")
+            .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=shale-test={peer}"))
+            .args(["--initial-cluster-state=new", "--heartbeat-interval=10"])
+            .args(["--election-timeout=50", "--logger=zap", "--log-level=warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if std::env::consts::ARCH == "aarch64" {
+            cmd.env("ETCD_UNSUPPORTED_ARCH", "arm64");
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {:?}: {e}", self.bin));
+        watchdog(child.id(), self.dir.path());
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !healthy(self.client_port) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("etcd exited during start-up ({status}):\n{}", tail(&log_path));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "etcd did not answer {client}/health within {START_TIMEOUT:?}:\n{}",
+                    tail(&log_path)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One `GET /health`; true when etcd reports itself healthy (it has a leader).
+fn healthy(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply.contains("\"health\":\"true\"")
+}
+
+/// Kills etcd `pid` and removes `dir` once this test process is gone, unless etcd went
+/// first (stopped by the test); statics are never dropped, so this is their clean-up.
+fn watchdog(pid: u32, dir: &Path) {
+    let script = r#"while kill -0 "$1" 2>/dev/null; do
+  kill -0 "$2" 2>/dev/null || exit 0
+  sleep 0.5
+done
+kill -9 "$2" 2>/dev/null
+rm -rf "$3""#;
+    let spawned = Command::new("sh")
+        .args(["-c", script, "etcd-watchdog", &std::process::id().to_string(), &pid.to_string()])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!("note: no watchdog for etcd pid {pid} ({e}); kill it by hand if a test aborts");
+    }
+}
+
+/// The last lines of etcd's log, for start-up failures.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
