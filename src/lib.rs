@@ -3,8 +3,9 @@
 //! # Layout
 //! - `record`: Kafka RecordBatch v2 format: header, records codec, compression, validation.
 //! - `log`: the partition log on local disk: segments, indexes, group commit, recovery, retention.
-//! - `meta`: the `MetaStore` seam (etcd-level primitives), its embedded implementation, and
-//!   the topic/partition/broker records written on top of it.
+//! - `meta`: the `MetaStore` seam (etcd-level primitives), its etcd and embedded
+//!   implementations, and what is written once on top of it: topic/partition/broker
+//!   records, membership, controller election and placement.
 //! - `topic_config`: per-topic configuration by Kafka names, validated.
 //! - `broker`: hosted partitions, produce/fetch with their durability rules, topic lifecycle.
 //! - `rpc`: tonic services, proto <-> domain conversion, status mapping.

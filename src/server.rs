@@ -45,11 +45,9 @@ pub async fn meta_store(
     if endpoints.is_empty() {
         return embedded_meta(settings, clock);
     }
-    let store = crate::meta::etcd::EtcdStore::connect(
-        endpoints,
-        crate::meta::etcd::EtcdOptions::default(),
-    )
-    .await?;
+    let store =
+        crate::meta::etcd::EtcdStore::connect(endpoints, crate::meta::etcd::EtcdOptions::default())
+            .await?;
     Ok(store)
 }
 

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/etcd.rs"]
+mod etcd_server;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Command, Stdio};
@@ -11,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::etcd::EtcdServer;
 use common::{BrokerProcess, wait_until};
+use etcd_server::EtcdServer;
 use shale::client::Client;
 use shale::record::{BatchBuilder, Compression, Record};
 use shale::rpc::pb;
@@ -116,13 +118,22 @@ fn shale(broker: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
         }
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "shale {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "shale {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn one_record_batch(value: &str) -> Bytes {
     let mut b = BatchBuilder::new(Compression::None);
-    b.push(Record { key: None, value: Some(Bytes::from(value.to_string())), headers: vec![], timestamp_ms: 1 });
+    b.push(Record {
+        key: None,
+        value: Some(Bytes::from(value.to_string())),
+        headers: vec![],
+        timestamp_ms: 1,
+    });
     b.build()
 }
 
@@ -152,7 +163,13 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
 
     // A non-leader answers NOT_LEADER naming the leader.
     let (p, (leader, _)) = leaders(&md, "orders").into_iter().find(|(_, (l, _))| *l != 1).unwrap();
-    let status = c.client(0).log_rpc(&c.broker(0).addr).unwrap().produce(produce_req("orders", p, "x")).await.unwrap_err();
+    let status = c
+        .client(0)
+        .log_rpc(&c.broker(0).addr)
+        .unwrap()
+        .produce(produce_req("orders", p, "x"))
+        .await
+        .unwrap_err();
     let e = from_status(&status);
     assert_eq!(e.reason, "NOT_LEADER", "{status:?}");
     assert_eq!(e.details["leader_id"], leader.to_string());
@@ -161,7 +178,11 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
     // Produce through broker 1, consume through broker 2, with the CLI.
     let input: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
     shale(&c.broker(0).addr, &["produce", "--topic", "orders"], Some(input.as_bytes()));
-    let out = shale(&c.broker(1).addr, &["consume", "--topic", "orders", "--from-beginning", "--max-records", "20000"], None);
+    let out = shale(
+        &c.broker(1).addr,
+        &["consume", "--topic", "orders", "--from-beginning", "--max-records", "20000"],
+        None,
+    );
     let mut values: Vec<u32> = out.lines().map(|l| l.parse().unwrap()).collect();
     values.sort();
     assert_eq!(values, (1..=20_000).collect::<Vec<_>>());
@@ -177,10 +198,14 @@ async fn controller_and_broker_loss_then_return() {
     wait_for_brokers(&c.client(0), &[1, 2, 3]).await;
     let admin = c.client(0).admin();
     admin.create_topic("events", 6, 0, BTreeMap::new()).await.unwrap();
-    let producer = shale::client::Producer::new(c.client(0), shale::client::ProducerConfig::default());
+    let producer =
+        shale::client::Producer::new(c.client(0), shale::client::ProducerConfig::default());
     let mut sent = 0;
     for i in 0..600 {
-        producer.send(shale::client::ProducerRecord::new("events", format!("before-{i}"))).await.unwrap();
+        producer
+            .send(shale::client::ProducerRecord::new("events", format!("before-{i}")))
+            .await
+            .unwrap();
         sent += 1;
     }
     producer.flush().await.unwrap();
@@ -196,7 +221,11 @@ async fn controller_and_broker_loss_then_return() {
     wait_until(Duration::from_secs(30), "a new controller", || {
         let client = client.clone();
         async move {
-            client.admin().metadata(&[]).await.is_ok_and(|md| md.controller_id > 0 && md.controller_id != controller)
+            client
+                .admin()
+                .metadata(&[])
+                .await
+                .is_ok_and(|md| md.controller_id > 0 && md.controller_id != controller)
         }
     })
     .await;
@@ -216,7 +245,12 @@ async fn controller_and_broker_loss_then_return() {
     let md = metadata(&client).await;
     let (offline, _) = leaders(&md, "events").into_iter().find(|(_, (l, _))| *l == -1).unwrap();
     let started = Instant::now();
-    let status = client.log_rpc(&c.broker(survivor).addr).unwrap().produce(produce_req("events", offline, "x")).await.unwrap_err();
+    let status = client
+        .log_rpc(&c.broker(survivor).addr)
+        .unwrap()
+        .produce(produce_req("events", offline, "x"))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert_eq!(from_status(&status).reason, "PARTITION_OFFLINE");
     assert!(started.elapsed() < Duration::from_secs(5), "answered, not hung");
@@ -225,7 +259,9 @@ async fn controller_and_broker_loss_then_return() {
     client.admin().create_topic("after", 2, 0, BTreeMap::new()).await.unwrap();
     let (online, _) = leaders(&md, "events").into_iter().find(|(_, (l, _))| *l > 0).unwrap();
     let resp = client
-        .on_leader("events", online, |mut log| async move { log.produce(produce_req("events", online, "during")).await })
+        .on_leader("events", online, |mut log| async move {
+            log.produce(produce_req("events", online, "during")).await
+        })
         .await
         .unwrap();
     assert!(resp.base_offset >= 0);
@@ -244,7 +280,11 @@ async fn controller_and_broker_loss_then_return() {
     .await;
     client.invalidate("events");
     let read = common::read_all(&client, "events").await;
-    assert_eq!(read.values().map(Vec::len).sum::<usize>(), sent, "every record back after the return");
+    assert_eq!(
+        read.values().map(Vec::len).sum::<usize>(),
+        sent,
+        "every record back after the return"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +294,8 @@ async fn a_paused_leader_acknowledges_nothing_at_a_stale_epoch() {
     let client = c.client(0);
     client.admin().create_topic("z", 2, 0, BTreeMap::new()).await.unwrap();
     let md = metadata(&client).await;
-    let (partition, (leader, epoch)) = leaders(&md, "z").into_iter().find(|(_, (l, _))| *l == 2).unwrap();
+    let (partition, (leader, epoch)) =
+        leaders(&md, "z").into_iter().find(|(_, (l, _))| *l == 2).unwrap();
     assert_eq!(leader, 2);
     let zombie = c.broker(1);
     let log = client.log_rpc(&zombie.addr).unwrap();
@@ -337,9 +378,11 @@ async fn brokers_ride_out_a_30s_etcd_outage() {
     client.admin().create_topic("o", 2, 0, BTreeMap::new()).await.unwrap();
     let errors: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let last_ok: Arc<Mutex<Option<Instant>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
-        let (client, errors, ok, stop) = (client.clone(), errors.clone(), ok.clone(), stop.clone());
+        let (client, errors, ok, stop, last_ok) =
+            (client.clone(), errors.clone(), ok.clone(), stop.clone(), last_ok.clone());
         tokio::spawn(async move {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -353,6 +396,7 @@ async fn brokers_ride_out_a_30s_etcd_outage() {
                 match res {
                     Ok(_) => {
                         ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        *last_ok.lock().unwrap() = Some(Instant::now());
                     }
                     Err(e) => count_by(&errors, &e.reason),
                 }
@@ -365,9 +409,22 @@ async fn brokers_ride_out_a_30s_etcd_outage() {
         async move { n > 20 }
     })
     .await;
+    let before = ok.load(std::sync::atomic::Ordering::Relaxed);
+    let stopped = Instant::now();
     c.etcd.stop();
     tokio::time::sleep(Duration::from_secs(30)).await;
     let during = ok.load(std::sync::atomic::Ordering::Relaxed);
+    let last = last_ok.lock().unwrap().map(|t| t.saturating_duration_since(stopped));
+    println!(
+        "etcd outage: {} writes acknowledged after etcd stopped, the last {:?} after (lease TTL {TTL_SECS} s)",
+        during - before,
+        last
+    );
+    // Nothing may be acknowledged once a broker can no longer prove its lease.
+    assert!(
+        last.is_none_or(|l| l < Duration::from_secs(TTL_SECS)),
+        "acked past the lease: {last:?}"
+    );
     c.etcd.restart();
     let restarted = Instant::now();
     wait_until(Duration::from_secs(60), "writes to succeed again after etcd returns", || {
@@ -386,7 +443,11 @@ async fn brokers_ride_out_a_30s_etcd_outage() {
     wait_for_brokers(&client, &[1, 2]).await;
     for p in 0..2 {
         client
-            .on_leader("o", p, |mut log| async move { log.produce(produce_req("o", p, "after")).await })
+            .on_leader(
+                "o",
+                p,
+                |mut log| async move { log.produce(produce_req("o", p, "after")).await },
+            )
             .await
             .unwrap();
     }

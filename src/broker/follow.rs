@@ -201,8 +201,8 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 None
             }
         };
-        // Resync on every change; a broken watch (store restarted, compaction, slow
-        // reader) or a liveness change also means "re-read before acting as leader".
+        // Resync on every change, after a broken watch (store restarted, compaction, slow
+        // reader) and on liveness changes.
         while let Some(w) = watch.as_mut() {
             let healthy = tokio::select! {
                 event = w.next() => matches!(event, Some(Ok(ref e)) if !matches!(e, crate::meta::WatchEvent::Reset)),
@@ -214,9 +214,8 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 }
             };
             if !healthy {
-                if let Some(b) = broker.upgrade() {
-                    b.synced_session.store(0, std::sync::atomic::Ordering::Release);
-                }
+                // Keep serving on what we know: leadership cannot move while our lease is
+                // provably alive, and a new lease (session) forces a re-read before leading.
                 break;
             }
             tokio::time::sleep(DEBOUNCE).await;

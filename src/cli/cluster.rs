@@ -62,7 +62,8 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             println!("cluster {} controller {}", md.cluster, md.controller_id);
             println!("brokers:");
             for b in &md.brokers {
-                let rack = if b.rack.is_empty() { String::new() } else { format!(" rack {}", b.rack) };
+                let rack =
+                    if b.rack.is_empty() { String::new() } else { format!(" rack {}", b.rack) };
                 println!("  {}\t{}{rack}", b.id, b.address);
             }
             println!("partitions:");
@@ -70,7 +71,11 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             for t in &md.topics {
                 let name = t.topic.as_ref().map(|i| i.name.clone()).unwrap_or_default();
                 for p in &t.partitions {
-                    let leader = if p.leader_id < 0 { "offline".to_string() } else { p.leader_id.to_string() };
+                    let leader = if p.leader_id < 0 {
+                        "offline".to_string()
+                    } else {
+                        p.leader_id.to_string()
+                    };
                     println!(
                         "  {name}\t{}\t{leader}\t{}\t{:?}\t{:?}",
                         p.partition, p.leader_epoch, p.replicas, p.isr

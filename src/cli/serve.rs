@@ -86,10 +86,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(c) = args.cluster {
         settings.cluster.name = c;
     }
-    // Until cluster mode (etcd) lands, `serve` runs one broker on the embedded store.
-    tracing::info!(
-        "metadata: embedded store under the data dir (cluster mode on etcd is not built yet)"
-    );
+    if let Some(e) = args.etcd {
+        settings.cluster.etcd_endpoints = e.into_iter().filter(|e| !e.is_empty()).collect();
+    }
+    if let Some(t) = args.lease_ttl_secs {
+        settings.cluster.lease_ttl_secs = t;
+    }
+    if let Some(r) = args.rack {
+        settings.broker.rack = r;
+    }
     run(settings).await
 }
 

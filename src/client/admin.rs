@@ -131,6 +131,6 @@ impl Admin {
                 async move { log.list_offsets(req).await }
             })
             .await?;
-        Ok(resp.into_inner())
+        Ok(resp)
     }
 }

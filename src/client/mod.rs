@@ -181,7 +181,12 @@ impl Client {
 
     /// Runs a request against a partition's leader; on `NOT_LEADER` or an unavailable
     /// broker it refreshes metadata and tries again (a few times, with a short backoff).
-    pub async fn on_leader<T, F, Fut>(&self, topic: &str, partition: u32, call: F) -> Result<T, Error>
+    pub async fn on_leader<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        call: F,
+    ) -> Result<T, Error>
     where
         F: Fn(LogClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
