@@ -22,17 +22,18 @@ use shale::rpc::status::from_status;
 
 const TTL_SECS: u64 = 3;
 
+/// Fields drop in order: brokers stop before etcd, so they do not log its absence.
 struct Cluster {
+    brokers: Vec<Option<BrokerProcess>>,
     etcd: EtcdServer,
     name: String,
     dirs: Vec<tempfile::TempDir>,
-    brokers: Vec<Option<BrokerProcess>>,
 }
 
 impl Cluster {
     fn start(n: usize, name: &str) -> Cluster {
         let etcd = EtcdServer::start();
-        let mut c = Cluster { etcd, name: name.to_string(), dirs: vec![], brokers: vec![] };
+        let mut c = Cluster { brokers: vec![], etcd, name: name.to_string(), dirs: vec![] };
         for _ in 0..n {
             c.dirs.push(tempfile::tempdir().unwrap());
         }
@@ -186,6 +187,18 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
     let mut values: Vec<u32> = out.lines().map(|l| l.parse().unwrap()).collect();
     values.sort();
     assert_eq!(values, (1..=20_000).collect::<Vec<_>>());
+    // Topic describe through any broker shows every partition's offsets (asked of leaders).
+    let described =
+        shale(&c.broker(2).addr, &["topic", "describe", "orders", "--format", "json"], None);
+    let v: serde_json::Value = serde_json::from_str(&described).unwrap();
+    let ends: Vec<i64> = v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["log_end_offset"].as_i64().unwrap())
+        .collect();
+    assert!(ends.iter().all(|e| *e >= 0), "{ends:?}");
+    assert_eq!(ends.iter().sum::<i64>(), 20_000);
     let described = shale(&c.broker(2).addr, &["cluster", "describe", "--format", "json"], None);
     let v: serde_json::Value = serde_json::from_str(&described).unwrap();
     assert_eq!(v["brokers"].as_array().unwrap().len(), 3);

@@ -62,11 +62,44 @@ impl Admin {
         Ok(resp.into_inner().topics)
     }
 
-    /// A topic with partitions and configs in force.
+    /// A topic with partitions and configs in force. Each broker knows the offsets of the
+    /// partitions it hosts, so offsets of partitions led elsewhere are asked of their leaders.
     pub async fn describe_topic(&self, name: &str) -> Result<pb::DescribeTopicResponse, Error> {
+        let mut resp = self.describe_on(self.client.bootstrap(), name).await?;
+        let mut asked = std::collections::HashSet::new();
+        loop {
+            let Some(leader) = resp
+                .partitions
+                .iter()
+                .filter(|p| p.log_end_offset < 0)
+                .filter_map(|p| p.metadata.as_ref().map(|m| m.leader_id))
+                .find(|l| *l >= 0 && !asked.contains(l))
+            else {
+                return Ok(resp);
+            };
+            asked.insert(leader);
+            let Some(addr) = self.client.broker_address(leader).await else { continue };
+            // Best effort: a leader that cannot answer leaves its partitions at -1.
+            let Ok(theirs) = self.describe_on(&addr, name).await else { continue };
+            for p in resp.partitions.iter_mut().filter(|p| p.log_end_offset < 0) {
+                let mine = p.metadata.as_ref().map(|m| m.partition);
+                if let Some(t) = theirs.partitions.iter().find(|t| {
+                    t.metadata.as_ref().map(|m| m.partition) == mine && t.log_end_offset >= 0
+                }) {
+                    *p = t.clone();
+                }
+            }
+        }
+    }
+
+    async fn describe_on(
+        &self,
+        addr: &str,
+        name: &str,
+    ) -> Result<pb::DescribeTopicResponse, Error> {
         let resp = self
             .client
-            .admin_rpc()?
+            .admin_rpc_at(addr)?
             .describe_topic(pb::DescribeTopicRequest { name: name.to_string() })
             .await
             .map_err(|s| status_error(&s))?;

@@ -115,8 +115,21 @@ impl Client {
 
     /// A raw Admin gRPC client to the bootstrap broker.
     pub fn admin_rpc(&self) -> Result<AdminClient<Channel>, Error> {
-        Ok(AdminClient::new(self.channel(&self.inner.bootstrap)?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES))
+        self.admin_rpc_at(&self.inner.bootstrap)
+    }
+
+    /// A raw Admin gRPC client to `addr`.
+    pub fn admin_rpc_at(&self, addr: &str) -> Result<AdminClient<Channel>, Error> {
+        Ok(AdminClient::new(self.channel(addr)?).max_decoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// The address of a broker, from cached metadata (refreshed once if unknown).
+    pub async fn broker_address(&self, id: i32) -> Option<String> {
+        if let Some(a) = self.cached(|md| md.brokers.get(&id).cloned()) {
+            return Some(a);
+        }
+        self.refresh_metadata(&[]).await.ok()?;
+        self.cached(|md| md.brokers.get(&id).cloned())
     }
 
     /// A raw Log gRPC client to `addr`.
