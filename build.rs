@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/shale/v1/log.proto", "proto/shale/v1/admin.proto"];
+    let protos =
+        ["proto/shale/v1/log.proto", "proto/shale/v1/admin.proto", "proto/shale/v1/replica.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -89,6 +89,10 @@ pub async fn start(
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(usize::MAX);
     let admin = pb::admin_server::AdminServer::new(AdminService::new(broker.clone()));
+    let replica = pb::replica_server::ReplicaServer::new(
+        crate::rpc::replica_service::ReplicaService::new(broker.clone()),
+    )
+    .max_encoding_message_size(usize::MAX);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         // Large windows: throughput for big batches, and h2's budget for small buffered
@@ -102,7 +106,8 @@ pub async fn start(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(log)
-        .add_service(admin);
+        .add_service(admin)
+        .add_service(replica);
     // Nagle's algorithm would hold the last frame of each answer until the peer's delayed
     // ACK (~40 ms per unary call); gRPC frames are already batched by h2.
     let incoming = tonic::transport::server::TcpIncoming::from(listener)

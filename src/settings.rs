@@ -26,6 +26,8 @@ pub struct Settings {
     pub broker: BrokerSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// `[replication]`.
+    pub replication: ReplicationSettings,
     /// `[topics]`: defaults for topic creation.
     pub topics: TopicSettings,
     /// `[topic_defaults]`: topic configs by Kafka name, for topics that don't set them.
@@ -119,6 +121,29 @@ impl Default for LogSettings {
     }
 }
 
+/// `[replication]`: how followers fetch and when they drop out of the ISR.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationSettings {
+    /// A follower that has not caught up for this long leaves the ISR
+    /// (Kafka's `replica.lag.time.max.ms`).
+    pub lag_time_max_ms: u64,
+    /// Batch bytes per replica fetch answer.
+    pub fetch_max_bytes: u32,
+    /// How long the leader holds a replica fetch open when there is nothing new.
+    pub fetch_max_wait_ms: u32,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings {
+            lag_time_max_ms: 10_000,
+            fetch_max_bytes: 4 * 1024 * 1024,
+            fetch_max_wait_ms: 500,
+        }
+    }
+}
+
 /// `[topics]`: how topics are created when a request leaves things out.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -203,6 +228,18 @@ impl Settings {
         }
         if self.log.fetch_max_bytes == 0 {
             return Err(invalid("log.fetch_max_bytes", "must be > 0".to_string()));
+        }
+        if self.replication.lag_time_max_ms < 100 {
+            return Err(invalid("replication.lag_time_max_ms", "must be at least 100".to_string()));
+        }
+        if self.replication.fetch_max_bytes < 1024 {
+            return Err(invalid(
+                "replication.fetch_max_bytes",
+                "must be at least 1024".to_string(),
+            ));
+        }
+        if self.replication.fetch_max_wait_ms == 0 {
+            return Err(invalid("replication.fetch_max_wait_ms", "must be > 0".to_string()));
         }
         if self.topics.default_partitions == 0 {
             return Err(invalid("topics.default_partitions", "must be > 0".to_string()));

@@ -76,12 +76,12 @@ async fn run(
     mut closed: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut offset = opts.offset;
-    let mut offsets = partition.subscribe();
+    let mut watermark = partition.subscribe_hw();
+    let mut partition_closed = partition.closed_signal();
     loop {
-        // Mark the current value seen before checking, so no append between the check
+        // Mark the current value seen before checking, so no advance between the check
         // and the wait is missed.
-        offsets.borrow_and_update();
-        let hw = partition.high_watermark();
+        let hw = *watermark.borrow_and_update();
         if offset < hw {
             let chunk = match partition.read(offset, opts.max_bytes).await {
                 Ok(c) => c,
@@ -118,14 +118,13 @@ async fn run(
             }
         };
         tokio::select! {
-            changed = offsets.changed() => {
-                if changed.is_err() {
-                    // The log was closed (topic deleted or broker stopping).
-                    let _ = tx.send(Err(Error::unavailable(format!(
-                        "partition {}-{} closed; retry", partition.topic(), partition.index()
-                    )))).await;
-                    return;
-                }
+            _ = watermark.changed() => {}
+            _ = async { drop(partition_closed.wait_for(|c| *c).await) } => {
+                // Deleted, or moved away from this broker: the client re-resolves.
+                let _ = tx.send(Err(Error::unavailable(format!(
+                    "partition {}-{} closed on this broker; retry", partition.topic(), partition.index()
+                )))).await;
+                return;
             }
             _ = heartbeat => {
                 let msg = FetchChunk {

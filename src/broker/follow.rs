@@ -22,6 +22,8 @@ use crate::topic_config::TopicConfig;
 
 /// Pause after a failed read or watch before trying again.
 const RETRY: Duration = Duration::from_millis(200);
+/// Partitions opened at once during a resync.
+const OPEN_CONCURRENCY: usize = 8;
 /// Let bursts of events (a topic's partitions are written in chunks) settle.
 const DEBOUNCE: Duration = Duration::from_millis(10);
 
@@ -57,14 +59,14 @@ impl Broker {
                 .topics
                 .insert(record.name.clone(), TopicEntry { record, config: Arc::new(config) });
         }
-        for ((topic, p), (state, _)) in view.partitions {
-            cache.states.insert((topic, p), state);
+        for ((topic, p), (state, revision)) in view.partitions {
+            cache.states.insert((topic, p), (state, revision));
         }
         cache.brokers = view.brokers.into_iter().collect();
 
         // Partitions assigned here, with what they need to open.
         let mut assigned: HashMap<TopicPartition, PartitionSpec> = HashMap::new();
-        for ((topic, p), state) in &cache.states {
+        for ((topic, p), (state, _)) in &cache.states {
             let Some(entry) = cache.topics.get(topic) else { continue };
             if state.replicas.contains(&self.id) {
                 assigned.insert(
@@ -74,8 +76,7 @@ impl Broker {
                         topic_id: entry.record.id.clone(),
                         index: *p,
                         broker_id: self.id,
-                        leader: state.leader,
-                        leader_epoch: state.leader_epoch,
+                        state: state.clone(),
                         config: entry.config.clone(),
                     },
                 );
@@ -98,34 +99,51 @@ impl Broker {
             Err(_) => return Err(Error::internal("partition map poisoned")),
         };
         for p in unassigned {
+            self.stop_fetcher(&(p.topic().to_string(), p.index()));
             drop_partition(p).await?;
         }
 
+        // Addresses and states first: fetchers started below look leaders up in the cache.
+        *self.cache.write().map_err(|_| Error::internal("metadata cache poisoned"))? = cache;
+        let mut to_open = Vec::new();
         for (key, spec) in assigned.iter() {
             if let Some(p) = self.hosted_partition(&key.0, key.1) {
-                p.set_state(spec.leader, spec.leader_epoch);
+                p.set_state(&spec.state);
                 if p.config() != spec.config {
                     p.set_config(spec.config.clone());
                 }
-                continue;
+                self.ensure_fetcher(&p, &spec.state);
+            } else {
+                to_open.push(spec.clone());
             }
+        }
+        // Opening is mostly fsyncs; overlap a few so thousands of partitions open quickly.
+        let mut opening = futures::stream::iter(to_open.into_iter().map(|spec| {
             let data_dir = self.data_dir();
-            let spec = spec.clone();
             let clock = self.clock.clone();
             let resources = self.resources.clone();
-            let part = tokio::task::spawn_blocking(move || {
-                Partition::open(&data_dir, spec, clock, resources)
-            })
-            .await
-            .map_err(|e| Error::internal(format!("open task failed: {e}")))??;
+            let state = spec.state.clone();
+            async move {
+                let part = tokio::task::spawn_blocking(move || {
+                    Partition::open(&data_dir, spec, clock, resources)
+                })
+                .await
+                .map_err(|e| Error::internal(format!("open task failed: {e}")))??;
+                Ok::<_, Error>((Arc::new(part), state))
+            }
+        }))
+        .buffer_unordered(OPEN_CONCURRENCY);
+        while let Some(opened) = opening.next().await {
+            let (part, state) = opened?;
+            part.start();
             self.partitions
                 .write()
                 .map_err(|_| Error::internal("partition map poisoned"))?
-                .insert(key.clone(), Arc::new(part));
+                .insert((part.topic().to_string(), part.index()), part.clone());
+            self.ensure_fetcher(&part, &state);
         }
         self.remove_orphan_dirs(&assigned).await;
 
-        *self.cache.write().map_err(|_| Error::internal("metadata cache poisoned"))? = cache;
         self.controller_id.store(controller, std::sync::atomic::Ordering::Release);
         self.synced_session.store(session, std::sync::atomic::Ordering::Release);
         self.synced_tx.send_modify(|n| *n += 1);
@@ -172,6 +190,7 @@ impl Broker {
 /// Closes a partition and deletes its data.
 pub(super) async fn drop_partition(p: Arc<Partition>) -> Result<(), Error> {
     tracing::info!(topic = p.topic(), partition = p.index(), "closing and deleting partition");
+    p.mark_closed();
     let log = p.log().clone();
     let dir = p.dir().to_path_buf();
     tokio::task::spawn_blocking(move || -> Result<(), Error> {

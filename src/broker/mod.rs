@@ -7,12 +7,16 @@
 //! - `topics`: create, delete, alter and describe topics.
 //! - `follow`: keeps hosted partitions in line with the partition states in the store.
 //! - `identity`: the broker id of a data directory.
+//! - `replication`: ISR, follower progress and the high watermark of a partition.
+//! - `fetcher`: the follower side of replication (truncate, then pull from the leader).
 //! - `tasks`: background work (retention, interval flush).
 
 pub mod fetch;
+mod fetcher;
 mod follow;
 pub mod identity;
 pub mod partition;
+pub mod replication;
 mod tasks;
 pub mod topics;
 
@@ -62,7 +66,7 @@ pub struct TopicEntry {
 #[derive(Debug, Default)]
 struct ClusterCache {
     topics: HashMap<String, TopicEntry>,
-    states: HashMap<TopicPartition, PartitionState>,
+    states: HashMap<TopicPartition, (PartitionState, crate::meta::Revision)>,
     brokers: HashMap<i32, BrokerRecord>,
 }
 
@@ -83,6 +87,12 @@ pub struct Broker {
     /// Bumped after every resync, so callers can wait for metadata to arrive.
     synced_tx: tokio::sync::watch::Sender<u64>,
     controller_id: AtomicI32,
+    /// The broker itself, for tasks it spawns.
+    self_ref: std::sync::OnceLock<std::sync::Weak<Broker>>,
+    /// Channels to other brokers (replication).
+    peers: std::sync::Mutex<HashMap<String, tonic::transport::Channel>>,
+    /// Follower fetchers by partition, with the leader epoch they follow.
+    fetchers: std::sync::Mutex<HashMap<TopicPartition, (i32, JoinHandle<()>)>>,
     /// Serializes topic create/delete/alter on this broker.
     admin_lock: tokio::sync::Mutex<()>,
     /// Serializes resyncs (opening and closing partitions).
@@ -136,6 +146,9 @@ impl Broker {
             synced_session: AtomicU64::new(0),
             synced_tx: tokio::sync::watch::channel(0).0,
             controller_id: AtomicI32::new(-1),
+            self_ref: std::sync::OnceLock::new(),
+            peers: std::sync::Mutex::new(HashMap::new()),
+            fetchers: std::sync::Mutex::new(HashMap::new()),
             admin_lock: tokio::sync::Mutex::new(()),
             sync_lock: tokio::sync::Mutex::new(()),
             closing: AtomicBool::new(false),
@@ -143,6 +156,7 @@ impl Broker {
             tasks: std::sync::Mutex::new(Vec::new()),
             settings,
         });
+        let _ = broker.self_ref.set(Arc::downgrade(&broker));
         let revision = broker.resync().await?;
         let handles = vec![
             tokio::spawn(membership.clone().run()),
@@ -225,7 +239,7 @@ impl Broker {
             let cache =
                 self.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
             let entry = cache.topics.get(topic).cloned().ok_or_else(|| unknown_topic(topic))?;
-            let state = cache.states.get(&(topic.to_string(), partition)).cloned();
+            let state = cache.states.get(&(topic.to_string(), partition)).map(|(s, _)| s.clone());
             let leader = state.as_ref().and_then(|s| cache.brokers.get(&s.leader).cloned());
             (entry, state, leader)
         };
@@ -274,6 +288,20 @@ impl Broker {
             .with("leader_epoch", s.leader_epoch)
             .with("leader_address", leader.map(|b| b.address).unwrap_or_default())),
         }
+    }
+
+    /// The partition, if this broker leads it at exactly `epoch` (replica requests).
+    pub fn leader_at_epoch(
+        &self,
+        topic: &str,
+        partition: u32,
+        epoch: i32,
+    ) -> Result<Arc<Partition>, Error> {
+        let p = self.partition(topic, partition)?;
+        if p.leader_epoch() != epoch {
+            return Err(fetcher::fenced(&p, epoch));
+        }
+        Ok(p)
     }
 
     /// Whether this broker may act as leader now: its lease is provably alive and the
@@ -381,6 +409,11 @@ impl Broker {
                 t.abort();
             }
         }
+        if let Ok(mut fetchers) = self.fetchers.lock() {
+            for (_, (_, t)) in fetchers.drain() {
+                t.abort();
+            }
+        }
         let _sync = self.sync_lock.lock().await;
         let parts: Vec<Arc<Partition>> = self
             .partitions
@@ -389,6 +422,7 @@ impl Broker {
             .unwrap_or_default();
         let mut first_error = None;
         for p in parts {
+            p.mark_closed();
             let log = p.log().clone();
             let res = tokio::task::spawn_blocking(move || log.close())
                 .await

@@ -8,8 +8,10 @@ use std::sync::{Arc, RwLock};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
+use super::replication::Replication;
 use crate::error::{Error, ErrorKind};
 use crate::log::{AppendInfo, FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
+use crate::meta::topics::PartitionState;
 use crate::record::{Limits, decode_batches, validate_batches};
 use crate::topic_config::{FlushPolicyKind, TopicConfig};
 
@@ -35,6 +37,18 @@ pub struct Produced {
     pub log_start_offset: i64,
     /// Leader epoch the batches were stamped with.
     pub leader_epoch: i32,
+}
+
+/// How long an `acks=all` produce waits for the in-sync replicas.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A replica's own contribution to the high watermark: durable data under
+/// `flush.policy=always`, everything appended under `interval`.
+fn visible_end(policy: FlushPolicyKind, offsets: &LogOffsets) -> i64 {
+    match policy {
+        FlushPolicyKind::Always => offsets.durable_end,
+        FlushPolicyKind::Interval => offsets.log_end,
+    }
 }
 
 /// Resolves when a produce is acknowledged per its `acks`.
@@ -71,10 +85,8 @@ pub struct PartitionSpec {
     pub index: u32,
     /// This broker's id.
     pub broker_id: i32,
-    /// Leader from the partition state (-1 = none).
-    pub leader: i32,
-    /// Leader epoch from the partition state.
-    pub leader_epoch: i32,
+    /// The partition state it opens with.
+    pub state: PartitionState,
     /// Topic config in force.
     pub config: Arc<TopicConfig>,
 }
@@ -91,6 +103,10 @@ pub struct Partition {
     leader: AtomicI32,
     leader_epoch: AtomicI32,
     config: RwLock<Arc<TopicConfig>>,
+    repl: Arc<Replication>,
+    /// Set when the partition is closed (deleted or moved away); ends long-polls.
+    closed_tx: watch::Sender<bool>,
+    hw_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Partition {
@@ -104,17 +120,25 @@ impl Partition {
         let dir = data_dir.join(format!("{}-{}", spec.topic, spec.index));
         claim_dir(&dir, &spec.topic, &spec.topic_id, spec.index)?;
         let log = PartitionLog::open(&dir, log_config(&spec.config), clock, resources)?;
-        Ok(Partition {
+        // The high watermark is learnt again after a restart: from the leader's own end
+        // and its followers' fetches; until then consumers wait rather than read ahead.
+        let repl = Arc::new(Replication::new(spec.broker_id, log.log_start_offset()));
+        let p = Partition {
             topic: spec.topic,
             topic_id: spec.topic_id,
             index: spec.index,
             dir,
             log: Arc::new(log),
             broker_id: spec.broker_id,
-            leader: AtomicI32::new(spec.leader),
-            leader_epoch: AtomicI32::new(spec.leader_epoch),
+            leader: AtomicI32::new(-1),
+            leader_epoch: AtomicI32::new(spec.state.leader_epoch),
             config: RwLock::new(spec.config),
-        })
+            repl,
+            closed_tx: watch::channel(false).0,
+            hw_task: std::sync::Mutex::new(None),
+        };
+        p.set_state(&spec.state);
+        Ok(p)
     }
 
     /// Topic name.
@@ -153,23 +177,73 @@ impl Partition {
     }
 
     /// Applies a partition state read from the store. The epoch only moves forward.
-    pub fn set_state(&self, leader: i32, leader_epoch: i32) {
+    pub fn set_state(&self, state: &PartitionState) {
         let current = self.leader_epoch.load(Ordering::Acquire);
-        if leader_epoch < current {
+        if state.leader_epoch < current {
             return;
         }
-        if leader_epoch != current || leader != self.leader.load(Ordering::Acquire) {
+        let was = self.leader.load(Ordering::Acquire);
+        if state.leader_epoch != current || state.leader != was {
             tracing::info!(
                 topic = %self.topic,
                 partition = self.index,
-                leader,
-                epoch = leader_epoch,
+                leader = state.leader,
+                epoch = state.leader_epoch,
+                isr = ?state.isr,
                 "partition leadership"
             );
         }
         // Epoch first: a reader that sees the new leader also sees its epoch.
-        self.leader_epoch.store(leader_epoch, Ordering::Release);
-        self.leader.store(leader, Ordering::Release);
+        self.leader_epoch.store(state.leader_epoch, Ordering::Release);
+        self.leader.store(state.leader, Ordering::Release);
+        self.repl.set_members(&state.replicas, &state.isr, state.leader == self.broker_id);
+        self.refresh_hw();
+    }
+
+    /// The current leader id from the state last applied (-1 = none).
+    pub fn leader(&self) -> i32 {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// Replicas, ISR, follower progress and the high watermark.
+    pub fn replication(&self) -> &Arc<Replication> {
+        &self.repl
+    }
+
+    /// Recomputes the high watermark from the log's current offsets.
+    pub fn refresh_hw(&self) {
+        self.repl.set_own_end(self.visible_end(&self.log.offsets()));
+    }
+
+    /// Keeps the high watermark in step with the log (appends fsynced, truncation,
+    /// retention). One small task per partition; no thread.
+    pub fn start(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let mut offsets = self.log.subscribe();
+        let task = tokio::spawn(async move {
+            while offsets.changed().await.is_ok() {
+                let Some(p) = weak.upgrade() else { return };
+                p.refresh_hw();
+            }
+        });
+        if let Ok(mut t) = self.hw_task.lock() {
+            *t = Some(task);
+        }
+    }
+
+    /// Marks the partition closed: long-polls on it end, its task stops.
+    pub fn mark_closed(&self) {
+        self.closed_tx.send_replace(true);
+        if let Ok(mut t) = self.hw_task.lock() {
+            if let Some(task) = t.take() {
+                task.abort();
+            }
+        }
+    }
+
+    /// Resolves to true once the partition is closed.
+    pub fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed_tx.subscribe()
     }
 
     /// Topic config in force.
@@ -184,25 +258,24 @@ impl Partition {
             Ok(mut c) => *c = config,
             Err(p) => *p.into_inner() = config,
         }
+        self.refresh_hw();
     }
 
-    /// The offset below which consumers may read: durable data under `flush.policy=always`,
-    /// everything appended under `interval` (the explicit opt-in to weaker durability).
+    /// The offset below which consumers may read: every in-sync replica has the data (on a
+    /// single replica: durable data under `flush.policy=always`, everything appended under
+    /// `interval`, the explicit opt-in to weaker durability).
     pub fn high_watermark(&self) -> i64 {
-        self.visible_end(&self.log.offsets())
+        self.repl.high_watermark()
     }
 
-    /// The high watermark implied by a snapshot of log offsets.
+    /// Watch the high watermark.
+    pub fn subscribe_hw(&self) -> watch::Receiver<i64> {
+        self.repl.subscribe()
+    }
+
+    /// This replica's own contribution to the high watermark, from a snapshot of offsets.
     pub fn visible_end(&self, offsets: &LogOffsets) -> i64 {
-        match self.config().flush_policy {
-            FlushPolicyKind::Always => offsets.durable_end,
-            FlushPolicyKind::Interval => offsets.log_end,
-        }
-    }
-
-    /// Watch log offsets (appends, flushes, retention).
-    pub fn subscribe(&self) -> watch::Receiver<LogOffsets> {
-        self.log.subscribe()
+        visible_end(self.config().flush_policy, offsets)
     }
 
     /// Validates and appends producer batches, then waits as `acks` asks.
@@ -215,6 +288,10 @@ impl Partition {
     /// keeps its order while its fsyncs are shared (group commit).
     pub async fn append(&self, batches: Bytes, acks: Acks) -> Result<PendingAck, Error> {
         let config = self.config();
+        let min_isr = config.min_insync_replicas as usize;
+        if acks == Acks::All && self.repl.isr().len() < min_isr {
+            return Err(self.not_enough_replicas(min_isr, "NOT_ENOUGH_REPLICAS", "are refused"));
+        }
         let limits =
             Limits { max_batch_bytes: config.max_message_bytes as usize, ..Limits::default() };
         let log = self.log.clone();
@@ -237,7 +314,47 @@ impl Partition {
         let log = self.log.clone();
         let upto = info.last_offset + 1;
         Ok(match acks {
-            Acks::Leader | Acks::All if always => Box::pin(async move {
+            Acks::All => {
+                let repl = self.repl.clone();
+                let policy = config.flush_policy;
+                let after = self.not_enough_replicas(
+                    min_isr,
+                    "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+                    "were not acknowledged",
+                );
+                let timed_out = Error::new(
+                    ErrorKind::Unavailable,
+                    "REQUEST_TIMED_OUT",
+                    format!(
+                        "{}-{}: the in-sync replicas did not all confirm offset {} within {} s; \
+                         the write was not acknowledged (it may still appear)",
+                        self.topic,
+                        self.index,
+                        upto - 1,
+                        REPLICATION_TIMEOUT.as_secs()
+                    ),
+                );
+                Box::pin(async move {
+                    if always {
+                        log.flush_until(upto).await?;
+                    }
+                    // Our own part of the HW moves at once rather than via the log watch.
+                    repl.set_own_end(visible_end(policy, &log.offsets()));
+                    let mut hw = repl.subscribe();
+                    match tokio::time::timeout(REPLICATION_TIMEOUT, hw.wait_for(|hw| *hw >= upto))
+                        .await
+                    {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) => return Err(Error::unavailable("partition closed; retry")),
+                        Err(_) => return Err(timed_out),
+                    }
+                    if repl.isr().len() < min_isr {
+                        return Err(after);
+                    }
+                    Ok(produced)
+                })
+            }
+            Acks::Leader if always => Box::pin(async move {
                 log.flush_until(upto).await?;
                 Ok(produced)
             }),
@@ -252,6 +369,22 @@ impl Partition {
             }
             _ => Box::pin(std::future::ready(Ok(produced))),
         })
+    }
+
+    fn not_enough_replicas(&self, min_isr: usize, reason: &'static str, what: &str) -> Error {
+        let isr = self.repl.isr();
+        Error::new(
+            ErrorKind::Unavailable,
+            reason,
+            format!(
+                "{}-{} has {} in-sync replica(s) {isr:?}, below min.insync.replicas {min_isr}; \
+                 acks=all writes {what} until replicas catch up (retry)",
+                self.topic,
+                self.index,
+                isr.len(),
+            ),
+        )
+        .with("min_insync_replicas", min_isr)
     }
 
     /// Reads whole batches from `offset` below the high watermark.

@@ -1,11 +1,16 @@
-//! Background work of a broker: retention and periodic flush for `flush.policy=interval`.
+//! Background work of a broker: retention, periodic flush for `flush.policy=interval`, and
+//! ISR maintenance for the partitions it leads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::Broker;
+use crate::meta::topics::PartitionState;
 use crate::topic_config::FlushPolicyKind;
+
+/// How often a leader checks its followers for the ISR.
+const ISR_TICK: Duration = Duration::from_millis(200);
 
 /// How often the interval flusher looks for due partitions.
 const FLUSH_TICK: Duration = Duration::from_millis(20);
@@ -15,6 +20,7 @@ pub(super) fn start(broker: &Arc<Broker>) {
     let handles = vec![
         tokio::spawn(retention_loop(Arc::downgrade(broker), retention_every)),
         tokio::spawn(flush_loop(Arc::downgrade(broker))),
+        tokio::spawn(isr_loop(Arc::downgrade(broker))),
     ];
     if let Ok(mut tasks) = broker.tasks.lock() {
         tasks.extend(handles);
@@ -56,6 +62,70 @@ async fn flush_loop(broker: Weak<Broker>) {
                     tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "interval flush failed");
                 }
                 last_flush.insert(key, now);
+            }
+        }
+    }
+}
+
+/// Shrinks the ISR of led partitions by followers that stopped catching up, and expands it
+/// by followers that caught up again. Each change is a compare-and-swap on the partition
+/// state read at this broker's leader epoch, so a deposed leader cannot write it.
+async fn isr_loop(broker: Weak<Broker>) {
+    let mut tick = tokio::time::interval(ISR_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        if b.check_serving().is_err() {
+            continue;
+        }
+        let max_lag = Duration::from_millis(b.settings.replication.lag_time_max_ms);
+        for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
+            let repl = p.replication();
+            let lagging = repl.lagging(max_lag);
+            let caught_up = repl.caught_up(max_lag);
+            if lagging.is_empty() && caught_up.is_empty() {
+                continue;
+            }
+            let key = (p.topic().to_string(), p.index());
+            let Some((state, revision)) =
+                b.cache.read().ok().and_then(|c| c.states.get(&key).cloned())
+            else {
+                continue;
+            };
+            if state.leader != b.id || state.leader_epoch != p.leader_epoch() {
+                continue;
+            }
+            let isr: Vec<i32> = state
+                .replicas
+                .iter()
+                .filter(|r| {
+                    **r == b.id
+                        || (state.isr.contains(r) && !lagging.contains(r))
+                        || caught_up.contains(r)
+                })
+                .copied()
+                .collect();
+            if isr == state.isr {
+                continue;
+            }
+            let next = PartitionState { isr, ..state.clone() };
+            match b.topics.update_partition(&key.0, key.1, &next, revision).await {
+                Ok(true) => {
+                    tracing::info!(
+                        topic = %key.0,
+                        partition = key.1,
+                        epoch = next.leader_epoch,
+                        from = ?state.isr,
+                        to = ?next.isr,
+                        "isr changed"
+                    );
+                    p.set_state(&next);
+                }
+                Ok(false) => {} // changed meanwhile; the next resync brings the new state
+                Err(e) => {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "isr update failed")
+                }
             }
         }
     }

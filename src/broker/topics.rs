@@ -110,7 +110,7 @@ impl Broker {
                 let Ok(cache) = b.cache.read() else { return false };
                 (0..partitions).all(|p| {
                     let key = (record.name.clone(), p);
-                    cache.states.get(&key).is_some_and(|s| {
+                    cache.states.get(&key).is_some_and(|(s, _)| {
                         !s.replicas.contains(&id) || b.hosted_partition(&key.0, p).is_some()
                     })
                 })

@@ -81,7 +81,7 @@ pub fn rack_alternated(brokers: &BTreeMap<i32, BrokerRecord>) -> Vec<i32> {
 
 /// Places a new topic's partitions: leaders round-robin over the rack-alternated brokers,
 /// starting at the broker that leads the fewest partitions, followers on the next slots.
-/// The ISR starts as the leader alone; followers join once they replicate.
+/// Every replica starts in the ISR: all are empty, so all are in sync.
 pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
     let order = rack_alternated(&view.brokers);
     if order.is_empty() {
@@ -104,12 +104,7 @@ pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
     (0..topic.partitions as usize)
         .map(|p| {
             let replicas: Vec<i32> = (0..rf).map(|r| order[(start + p + r) % n]).collect();
-            PartitionState {
-                leader: replicas[0],
-                leader_epoch: 0,
-                isr: vec![replicas[0]],
-                replicas,
-            }
+            PartitionState { leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas }
         })
         .collect()
 }
@@ -389,7 +384,7 @@ mod tests {
         for c in &changes {
             *leads.entry(c.state.leader).or_insert(0) += 1;
             assert_eq!(c.expected, 0);
-            assert_eq!(c.state.isr, vec![c.state.leader]);
+            assert_eq!(c.state.isr, c.state.replicas);
         }
         assert_eq!(leads.values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
         apply(&mut v, changes);

@@ -160,6 +160,21 @@ impl TopicStore {
         Ok(self.store.txn(txn).await?.succeeded)
     }
 
+    /// Replaces a partition state if its key still has `revision`; false if it changed.
+    pub async fn update_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        state: &PartitionState,
+        revision: Revision,
+    ) -> Result<bool, Error> {
+        let key = self.keys.partition(topic, partition);
+        let txn = Txn::new()
+            .when(Compare::mod_revision(key.clone(), revision))
+            .and_then(TxnOp::put(key.clone(), encode(&key, state)?));
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
     /// Registers a broker under its lease.
     pub async fn register_broker(
         &self,

@@ -1,0 +1,139 @@
+//! `shale.v1.Replica`: the leader's side of replication (ReplicaFetch,
+//! OffsetForLeaderEpoch).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{convert, pb};
+use crate::broker::Broker;
+use crate::broker::fetch::offset_out_of_range;
+use crate::error::Error;
+
+/// The Replica service over a broker.
+#[derive(Debug, Clone)]
+pub struct ReplicaService {
+    broker: Arc<Broker>,
+}
+
+impl ReplicaService {
+    /// Serves `broker`.
+    pub fn new(broker: Arc<Broker>) -> Self {
+        ReplicaService { broker }
+    }
+
+    /// Answers one fetch of a follower: batches from its log end, or nothing after the wait.
+    async fn answer(
+        &self,
+        req: &pb::ReplicaFetchRequest,
+    ) -> Result<pb::ReplicaFetchResponse, Error> {
+        let p = self.broker.leader_at_epoch(&req.topic, req.partition, req.leader_epoch)?;
+        let log = p.log().clone();
+        let leader_end = log.log_end_offset();
+        p.replication().follower_fetched(req.replica_id, req.fetch_offset, leader_end);
+        let start = log.log_start_offset();
+        if req.fetch_offset < start || req.fetch_offset > leader_end {
+            return Err(offset_out_of_range(req.fetch_offset, start, leader_end));
+        }
+        let mut offsets = log.subscribe();
+        let mut closed = p.closed_signal();
+        if req.fetch_offset == log.log_end_offset() {
+            // Nothing new: hold the fetch open until there is, or the wait runs out.
+            let wait = Duration::from_millis(req.max_wait_ms.max(1) as u64);
+            let more = offsets.wait_for(|o| o.log_end > req.fetch_offset);
+            tokio::select! {
+                _ = tokio::time::timeout(wait, more) => {}
+                _ = closed.wait_for(|c| *c) => return Err(Error::unavailable("partition closed")),
+            }
+        }
+        let end = log.log_end_offset();
+        let batches = if req.fetch_offset < end {
+            let reader = log.clone();
+            let (offset, max) = (req.fetch_offset, req.max_bytes.max(1024) as usize);
+            // Followers read up to the leader's log end, not the high watermark.
+            tokio::task::spawn_blocking(move || reader.read(offset, max, end))
+                .await
+                .map_err(|e| Error::internal(format!("replica read task failed: {e}")))??
+                .bytes
+        } else {
+            Bytes::new()
+        };
+        p.replication().answered(req.replica_id, end);
+        Ok(pb::ReplicaFetchResponse {
+            batches,
+            high_watermark: p.high_watermark(),
+            log_start_offset: log.log_start_offset(),
+            leader_log_end: end,
+            error: None,
+        })
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::replica_server::Replica for ReplicaService {
+    type ReplicaFetchStream = BoxStream<pb::ReplicaFetchResponse>;
+
+    async fn replica_fetch(
+        &self,
+        request: Request<Streaming<pb::ReplicaFetchRequest>>,
+    ) -> Result<Response<Self::ReplicaFetchStream>, Status> {
+        let mut inbound = request.into_inner();
+        let service = self.clone();
+        let mut broker_closed = self.broker.closed_signal();
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            loop {
+                let req = tokio::select! {
+                    next = inbound.message() => match next {
+                        Ok(Some(req)) => req,
+                        _ => return,
+                    },
+                    _ = broker_closed.wait_for(|c| *c) => return,
+                };
+                let msg = match service.answer(&req).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // Tell the follower why, with our log end, and end the stream.
+                        let end = service
+                            .broker
+                            .partition(&req.topic, req.partition)
+                            .map_or(-1, |p| p.log().log_end_offset());
+                        let _ = tx
+                            .send(Ok(pb::ReplicaFetchResponse {
+                                batches: Bytes::new(),
+                                high_watermark: -1,
+                                log_start_offset: -1,
+                                leader_log_end: end,
+                                error: Some(convert::error_to_proto(&e)),
+                            }))
+                            .await;
+                        return;
+                    }
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn offset_for_leader_epoch(
+        &self,
+        request: Request<pb::OffsetForLeaderEpochRequest>,
+    ) -> Result<Response<pb::OffsetForLeaderEpochResponse>, Status> {
+        let req = request.into_inner();
+        let p = self.broker.leader_at_epoch(&req.topic, req.partition, req.current_leader_epoch)?;
+        let (leader_epoch, end_offset) =
+            p.log().end_offset_for_epoch(req.leader_epoch).unwrap_or((-1, -1));
+        Ok(Response::new(pb::OffsetForLeaderEpochResponse { leader_epoch, end_offset }))
+    }
+}
