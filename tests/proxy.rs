@@ -20,7 +20,7 @@ use checker::ProduceLog;
 use common::{BrokerProcess, wait_until};
 use proxy::{Mode, Proxy};
 use shale::client::Client;
-use shale::error::Error;
+use shale::error::{Error, ErrorKind};
 use shale::record::{BatchBuilder, Compression, Record};
 use shale::rpc::pb;
 use shale::rpc::status::from_status;
@@ -392,6 +392,18 @@ async fn grpc_reset_fails_requests_promptly_and_pass_recovers() {
     assert!(px.proxy.stats().resets >= 1);
     px.proxy.set(Mode::Pass);
     px.wait_until_served("requests to succeed after resets").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "client gap: a reset of an open connection reaches callers as kind Internal \
+            (tonic UNKNOWN \"transport error\"), so on_leader does not retry it"]
+async fn grpc_reset_of_an_open_connection_is_an_unavailable_kind() {
+    let px = Proxied::start();
+    px.metadata(PROMPT).await.unwrap();
+    px.proxy.reset_connections();
+    let e = px.metadata(PROMPT).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
+    assert!(e.kind.is_retriable());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
