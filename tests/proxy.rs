@@ -395,8 +395,6 @@ async fn grpc_reset_fails_requests_promptly_and_pass_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "client gap: a reset of an open connection reaches callers as kind Internal \
-            (tonic UNKNOWN \"transport error\"), so on_leader does not retry it"]
 async fn grpc_reset_of_an_open_connection_is_an_unavailable_kind() {
     let px = Proxied::start();
     px.metadata(PROMPT).await.unwrap();

@@ -70,6 +70,14 @@ pub fn from_status(status: &Status) -> Error {
                 error.details.insert(k.clone(), v.clone());
             }
         }
+        // A status with a source was made here, by the transport (a reset or closed
+        // connection surfaces as UNKNOWN "transport error"): the request may be retried.
+        _ if std::error::Error::source(status).is_some()
+            && matches!(status.code(), Code::Unknown | Code::Internal) =>
+        {
+            error.kind = ErrorKind::Unavailable;
+            error.reason = "TRANSPORT_ERROR".into();
+        }
         _ => {
             error.reason = match status.code() {
                 Code::Unavailable => "UNAVAILABLE",
