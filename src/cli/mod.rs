@@ -51,7 +51,7 @@ pub enum Command {
 /// Where client commands connect.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerArg {
-    /// Broker to bootstrap from (host:port).
+    /// Broker(s) to bootstrap from: host:port, or several separated by commas.
     #[arg(long, env = "SHALE_BROKER", default_value = DEFAULT_BROKER)]
     pub broker: String,
 }

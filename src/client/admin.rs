@@ -65,7 +65,7 @@ impl Admin {
     /// A topic with partitions and configs in force. Each broker knows the offsets of the
     /// partitions it hosts, so offsets of partitions led elsewhere are asked of their leaders.
     pub async fn describe_topic(&self, name: &str) -> Result<pb::DescribeTopicResponse, Error> {
-        let mut resp = self.describe_on(self.client.bootstrap(), name).await?;
+        let mut resp = self.describe_on(None, name).await?;
         let mut asked = std::collections::HashSet::new();
         loop {
             let Some(leader) = resp
@@ -80,7 +80,7 @@ impl Admin {
             asked.insert(leader);
             let Some(addr) = self.client.broker_address(leader).await else { continue };
             // Best effort: a leader that cannot answer leaves its partitions at -1.
-            let Ok(theirs) = self.describe_on(&addr, name).await else { continue };
+            let Ok(theirs) = self.describe_on(Some(&addr), name).await else { continue };
             for p in resp.partitions.iter_mut().filter(|p| p.log_end_offset < 0) {
                 let mine = p.metadata.as_ref().map(|m| m.partition);
                 if let Some(t) = theirs.partitions.iter().find(|t| {
@@ -94,12 +94,14 @@ impl Admin {
 
     async fn describe_on(
         &self,
-        addr: &str,
+        addr: Option<&str>,
         name: &str,
     ) -> Result<pb::DescribeTopicResponse, Error> {
-        let resp = self
-            .client
-            .admin_rpc_at(addr)?
+        let mut rpc = match addr {
+            Some(a) => self.client.admin_rpc_at(a)?,
+            None => self.client.admin_rpc()?,
+        };
+        let resp = rpc
             .describe_topic(pb::DescribeTopicRequest { name: name.to_string() })
             .await
             .map_err(|s| status_error(&s))?;

@@ -50,6 +50,8 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     bootstrap: String,
+    /// Channel for admin and metadata calls (balanced over the bootstrap list).
+    bootstrap_channel: std::sync::OnceLock<Channel>,
     channels: RwLock<HashMap<String, Channel>>,
     metadata: RwLock<Metadata>,
     connect_timeout: Duration,
@@ -69,18 +71,44 @@ fn endpoint_uri(addr: &str) -> String {
 }
 
 impl Client {
-    /// A client that bootstraps from `broker` (`host:port`). Connections are made lazily.
-    pub fn new(broker: &str) -> Result<Client, Error> {
+    /// A client that bootstraps from `brokers`: one `host:port`, or several separated by
+    /// commas (admin and metadata calls then go to whichever of them is reachable).
+    /// Connections are made lazily.
+    pub fn new(brokers: &str) -> Result<Client, Error> {
+        let list: Vec<&str> = brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
+        let Some(first) = list.first() else {
+            return Err(Error::invalid(format!("no broker address in {brokers:?}")));
+        };
         let client = Client {
             inner: Arc::new(Inner {
-                bootstrap: broker.to_string(),
+                bootstrap: first.to_string(),
+                bootstrap_channel: std::sync::OnceLock::new(),
                 channels: RwLock::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
                 connect_timeout: Duration::from_secs(5),
             }),
         };
-        client.channel(broker)?;
+        let channel = if list.len() == 1 {
+            client.channel(first)?
+        } else {
+            let endpoints =
+                list.iter().map(|addr| client.endpoint(addr)).collect::<Result<Vec<_>, Error>>()?;
+            // Balanced over the list: a broker that is down is skipped.
+            Channel::balance_list(endpoints.into_iter())
+        };
+        let _ = client.inner.bootstrap_channel.set(channel);
         Ok(client)
+    }
+
+    fn endpoint(&self, addr: &str) -> Result<Endpoint, Error> {
+        Ok(Endpoint::from_shared(endpoint_uri(addr))
+            .map_err(|e| Error::invalid(format!("invalid broker address {addr:?}: {e}")))?
+            .connect_timeout(self.inner.connect_timeout)
+            .tcp_nodelay(true)
+            .initial_connection_window_size(crate::server::CONNECTION_WINDOW)
+            .initial_stream_window_size(crate::server::STREAM_WINDOW)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true))
     }
 
     /// A channel to `addr`, created on first use and shared afterwards.
@@ -88,14 +116,7 @@ impl Client {
         if let Some(c) = self.inner.channels.read().ok().and_then(|m| m.get(addr).cloned()) {
             return Ok(c);
         }
-        let endpoint = Endpoint::from_shared(endpoint_uri(addr))
-            .map_err(|e| Error::invalid(format!("invalid broker address {addr:?}: {e}")))?
-            .connect_timeout(self.inner.connect_timeout)
-            .tcp_nodelay(true)
-            .initial_connection_window_size(crate::server::CONNECTION_WINDOW)
-            .initial_stream_window_size(crate::server::STREAM_WINDOW)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true);
+        let endpoint = self.endpoint(addr)?;
         let channel = endpoint.connect_lazy();
         if let Ok(mut m) = self.inner.channels.write() {
             m.insert(addr.to_string(), channel.clone());
@@ -103,7 +124,7 @@ impl Client {
         Ok(channel)
     }
 
-    /// The bootstrap broker's address.
+    /// The first bootstrap broker's address.
     pub fn bootstrap(&self) -> &str {
         &self.inner.bootstrap
     }
@@ -113,9 +134,13 @@ impl Client {
         Admin::new(self.clone())
     }
 
-    /// A raw Admin gRPC client to the bootstrap broker.
+    /// A raw Admin gRPC client to the bootstrap broker(s).
     pub fn admin_rpc(&self) -> Result<AdminClient<Channel>, Error> {
-        self.admin_rpc_at(&self.inner.bootstrap)
+        let channel = match self.inner.bootstrap_channel.get() {
+            Some(c) => c.clone(),
+            None => self.channel(&self.inner.bootstrap)?,
+        };
+        Ok(AdminClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     /// A raw Admin gRPC client to `addr`.

@@ -141,9 +141,14 @@ pub fn plan(view: &View) -> Vec<Change> {
         let candidate =
             state.replicas.iter().find(|r| state.isr.contains(r) && live.contains(r)).copied();
         let next = match candidate {
-            Some(c) => {
-                PartitionState { leader: c, leader_epoch: state.leader_epoch + 1, ..state.clone() }
-            }
+            // The ISR keeps only live members: a dead one would hold the high watermark back
+            // until the new leader noticed it lagging.
+            Some(c) => PartitionState {
+                leader: c,
+                leader_epoch: state.leader_epoch + 1,
+                isr: state.isr.iter().copied().filter(|r| live.contains(r)).collect(),
+                replicas: state.replicas.clone(),
+            },
             None if state.leader != -1 => {
                 PartitionState { leader: -1, leader_epoch: state.leader_epoch + 1, ..state.clone() }
             }
@@ -425,6 +430,7 @@ mod tests {
         v.brokers.remove(&1);
         let c = plan(&v);
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch, c[0].expected), (2, 4, 10));
+        assert_eq!(c[0].state.isr, vec![2], "the dead leader leaves the ISR");
 
         // Single replica: offline (leader -1, epoch bumped once), back when it returns.
         let mut v = view(&[(1, "")]);

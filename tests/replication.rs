@@ -1,0 +1,285 @@
+//! Replication on a real etcd with three `shale serve` brokers: acks=all waits for the
+//! in-sync replicas, replicas hold identical batches, a leader killed under load loses no
+//! acknowledged record, and min.insync.replicas refuses writes it cannot honour.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/etcd.rs"]
+mod etcd_server;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{BrokerProcess, wait_until};
+use etcd_server::EtcdServer;
+use shale::broker::Acks;
+use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
+use shale::record::BatchFrames;
+use shale::rpc::pb;
+
+const TTL_SECS: u64 = 3;
+
+/// Brokers stop before etcd (fields drop in order).
+struct Cluster {
+    brokers: Vec<Option<BrokerProcess>>,
+    etcd: EtcdServer,
+    dirs: Vec<tempfile::TempDir>,
+    config: tempfile::NamedTempFile,
+    name: String,
+}
+
+impl Cluster {
+    fn start(n: usize, name: &str) -> Cluster {
+        let etcd = EtcdServer::start();
+        let mut config = tempfile::NamedTempFile::new().unwrap();
+        use std::io::Write;
+        writeln!(config, "[replication]\nlag_time_max_ms = 1500\nfetch_max_wait_ms = 200").unwrap();
+        let mut c = Cluster { brokers: vec![], etcd, dirs: vec![], config, name: name.into() };
+        for _ in 0..n {
+            c.dirs.push(tempfile::tempdir().unwrap());
+        }
+        for i in 0..n {
+            let b = c.spawn(i);
+            c.brokers.push(Some(b));
+        }
+        c
+    }
+
+    fn spawn(&self, i: usize) -> BrokerProcess {
+        let id = (i + 1).to_string();
+        let etcd = self.etcd.endpoints().join(",");
+        let ttl = TTL_SECS.to_string();
+        let config = self.config.path().to_string_lossy().to_string();
+        BrokerProcess::serve(
+            self.dirs[i].path(),
+            &[
+                "--config",
+                &config,
+                "--id",
+                &id,
+                "--etcd",
+                &etcd,
+                "--cluster",
+                &self.name,
+                "--lease-ttl-secs",
+                &ttl,
+            ],
+        )
+    }
+
+    /// A client bootstrapping from every broker started, so it outlives any one of them.
+    fn client(&self) -> Client {
+        let all: Vec<String> = self.brokers.iter().flatten().map(|b| b.addr.clone()).collect();
+        Client::new(&all.join(",")).unwrap()
+    }
+
+    fn kill(&mut self, id: i32) {
+        if let Some(mut b) = self.brokers[id as usize - 1].take() {
+            b.kill();
+        }
+    }
+
+    fn restart(&mut self, id: i32) {
+        let b = self.spawn(id as usize - 1);
+        self.brokers[id as usize - 1] = Some(b);
+    }
+}
+
+async fn state(client: &Client, topic: &str, partition: u32) -> pb::PartitionMetadata {
+    let md = client.admin().metadata(&[topic.to_string()]).await.unwrap();
+    md.topics[0].partitions.iter().find(|p| p.partition == partition).unwrap().clone()
+}
+
+async fn wait_for_isr(client: &Client, topic: &str, partition: u32, want: usize, what: &str) {
+    wait_until(Duration::from_secs(30), what, || {
+        let client = client.clone();
+        let topic = topic.to_string();
+        async move {
+            let Ok(md) = client.admin().metadata(&[topic]).await else { return false };
+            md.topics[0]
+                .partitions
+                .iter()
+                .any(|p| p.partition == partition && p.isr.len() == want && p.leader_id > 0)
+        }
+    })
+    .await;
+}
+
+/// (offset, crc) of every batch in a replica's partition directory, in order.
+fn batches_on_disk(dir: &Path) -> Vec<(i64, u32)> {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    let mut out = vec![];
+    for s in segments {
+        let bytes = std::fs::read(&s).unwrap();
+        for frame in BatchFrames::new(&bytes, usize::MAX) {
+            let (h, _) = frame.unwrap();
+            out.push((h.base_offset, h.crc));
+        }
+    }
+    out
+}
+
+fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_replicates_and_a_killed_leader_loses_nothing_acknowledged() {
+    let mut c = Cluster::start(3, "repl");
+    let client = c.client();
+    common::wait_until(Duration::from_secs(30), "3 brokers", || {
+        let client = client.clone();
+        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
+    })
+    .await;
+    client.admin().create_topic("r", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let first = state(&client, "r", 0).await;
+    assert_eq!(first.replicas.len(), 3);
+    assert_eq!(first.isr.len(), 3, "every replica starts in sync");
+
+    let producer = Producer::new(
+        client.clone(),
+        ProducerConfig { acks: Acks::All, linger: Duration::from_millis(2), ..Default::default() },
+    );
+    let mut acked = Vec::new();
+    for round in 0..2 {
+        let mut pending = Vec::new();
+        for i in 0..3000 {
+            let v = format!("r{round}-{i:05}");
+            pending.push((
+                v.clone(),
+                producer.send(ProducerRecord::new("r", v).partition(0)).await.unwrap(),
+            ));
+        }
+        producer.flush().await.unwrap();
+        let mut errors = BTreeMap::new();
+        for (v, d) in pending {
+            match d.await {
+                Ok(_) => acked.push(v),
+                Err(e) => *errors.entry(e.reason.to_string()).or_insert(0) += 1,
+            }
+        }
+        println!("round {round}: {} acked so far; failures by reason {errors:?}", acked.len());
+        if round == 0 {
+            // Kill the leader: an in-sync follower takes over with every acknowledged record.
+            let leader = state(&client, "r", 0).await.leader_id;
+            c.kill(leader);
+            let client = c.client();
+            wait_until(Duration::from_secs(30), "a new leader", || {
+                let client = client.clone();
+                async move {
+                    client.invalidate("r");
+                    let s = state(&client, "r", 0).await;
+                    s.leader_id > 0 && s.leader_id != leader
+                }
+            })
+            .await;
+            c.restart(leader);
+        }
+    }
+    drop(producer);
+    let client = c.client();
+    wait_for_isr(&client, "r", 0, 3, "the restarted broker back in the ISR").await;
+    client.invalidate("r");
+    let read = common::read_all(&client, "r").await;
+    let report = common::check(&BTreeMap::from([(0u32, acked.clone())]), &read);
+    println!("replication checker: {report:?}");
+    assert!(report.acknowledged >= 5000, "{report:?}");
+    assert_eq!(report.lost, 0, "{report:?}");
+    assert_eq!(report.reordered, 0, "{report:?}");
+    assert_eq!(report.offset_errors, 0, "{report:?}");
+
+    // Replicas hold the same batches (same offsets, same bytes) below the high watermark.
+    let hw = client
+        .admin()
+        .list_offsets("r", 0, pb::list_offsets_request::Spec::Latest(true))
+        .await
+        .unwrap()
+        .high_watermark;
+    let replicas: Vec<Vec<(i64, u32)>> = c
+        .dirs
+        .iter()
+        .map(|d| {
+            batches_on_disk(&d.path().join("r-0")).into_iter().filter(|(o, _)| *o < hw).collect()
+        })
+        .collect();
+    assert!(!replicas[0].is_empty());
+    assert_eq!(replicas[0], replicas[1], "replicas 1 and 2 differ below the high watermark {hw}");
+    assert_eq!(replicas[0], replicas[2], "replicas 1 and 3 differ below the high watermark {hw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_min_insync_replicas_acks_all_writes_are_refused() {
+    let mut c = Cluster::start(3, "minisr");
+    let client = c.client();
+    common::wait_until(Duration::from_secs(30), "3 brokers", || {
+        let client = client.clone();
+        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
+    })
+    .await;
+    client.admin().create_topic("m", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let s = state(&client, "m", 0).await;
+    let leader = s.leader_id;
+    let followers: Vec<i32> = s.replicas.iter().copied().filter(|r| *r != leader).collect();
+    let produce = |client: Client| async move {
+        let batch = {
+            let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None);
+            b.push(shale::record::Record {
+                key: None,
+                value: Some("x".into()),
+                headers: vec![],
+                timestamp_ms: 1,
+            });
+            b.build()
+        };
+        client
+            .on_leader("m", 0, |mut log| {
+                let batch = batch.clone();
+                async move {
+                    log.produce(pb::ProduceRequest {
+                        topic: "m".into(),
+                        partition: 0,
+                        acks: pb::Acks::All as i32,
+                        payload: Some(pb::produce_request::Payload::Batches(batch)),
+                        correlation_id: 0,
+                        timeout_ms: 0,
+                    })
+                    .await
+                }
+            })
+            .await
+    };
+    produce(client.clone()).await.unwrap();
+    for f in &followers {
+        c.kill(*f);
+    }
+    let client = c.client();
+    wait_for_isr(&client, "m", 0, 1, "the ISR to shrink to the leader").await;
+    let mut acks = 0;
+    let mut refused = 0;
+    for _ in 0..20 {
+        match produce(client.clone()).await {
+            Ok(_) => acks += 1,
+            Err(e) => {
+                assert!(e.reason.starts_with("NOT_ENOUGH_REPLICAS"), "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    println!(
+        "min ISR: {acks} acks, {refused} refusals while the ISR was below min.insync.replicas"
+    );
+    assert_eq!(acks, 0, "acknowledged writes while the ISR was below min.insync.replicas");
+    for f in &followers {
+        c.restart(*f);
+    }
+    wait_for_isr(&client, "m", 0, 3, "the followers back in the ISR").await;
+    produce(client.clone()).await.unwrap();
+}
