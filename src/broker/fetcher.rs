@@ -160,9 +160,15 @@ async fn follow(
         if !resp.batches.is_empty() {
             let appender = log.clone();
             let batches = resp.batches;
-            tokio::task::spawn_blocking(move || appender.append_replicated(&batches))
-                .await
-                .map_err(|e| Error::internal(format!("replica append task failed: {e}")))??;
+            let batches = tokio::task::spawn_blocking(move || {
+                appender.append_replicated(&batches).map(|_| batches)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("replica append task failed: {e}")))??;
+            // Followers keep producer state too, so they dedup retries once they lead.
+            for (header, _) in crate::record::BatchFrames::new(&batches, usize::MAX).flatten() {
+                p.producers().record(&header, header.base_offset);
+            }
             log.flush_until(log.log_end_offset()).await?;
         }
         let end = log.log_end_offset();
@@ -215,6 +221,7 @@ async fn truncate(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
         .await
         .map_err(|e| Error::internal(format!("truncate task failed: {e}")))??;
     p.replication().cap(target);
+    p.producers().truncate(target);
     tracing::info!(
         topic = p.topic(),
         partition = p.index(),

@@ -7,6 +7,7 @@
 //! - `topics`: create, delete, alter and describe topics.
 //! - `follow`: keeps hosted partitions in line with the partition states in the store.
 //! - `identity`: the broker id of a data directory.
+//! - `idempotence`: producer ids and per-partition producer state (dedup by sequence).
 //! - `replication`: ISR, follower progress and the high watermark of a partition.
 //! - `fetcher`: the follower side of replication (truncate, then pull from the leader).
 //! - `tasks`: background work (retention, interval flush).
@@ -14,6 +15,7 @@
 pub mod fetch;
 mod fetcher;
 mod follow;
+pub mod idempotence;
 pub mod identity;
 pub mod partition;
 pub mod replication;
@@ -89,6 +91,8 @@ pub struct Broker {
     controller_id: AtomicI32,
     /// The broker itself, for tasks it spawns.
     self_ref: std::sync::OnceLock<std::sync::Weak<Broker>>,
+    /// Producer ids for idempotent producers.
+    producer_ids: idempotence::ProducerIds,
     /// Channels to other brokers (replication).
     peers: std::sync::Mutex<HashMap<String, tonic::transport::Channel>>,
     /// Follower fetchers by partition, with the leader epoch they follow.
@@ -139,6 +143,7 @@ impl Broker {
             defaults,
             clock,
             topics: TopicStore::new(meta.clone(), keys.clone()),
+            producer_ids: idempotence::ProducerIds::new(meta.clone(), &keys),
             membership: membership.clone(),
             resources,
             partitions: RwLock::new(HashMap::new()),
@@ -302,6 +307,11 @@ impl Broker {
             return Err(fetcher::fenced(&p, epoch));
         }
         Ok(p)
+    }
+
+    /// A new id for an idempotent producer.
+    pub async fn init_producer_id(&self) -> Result<(i64, i16), Error> {
+        Ok((self.producer_ids.next().await?, 0))
     }
 
     /// Whether this broker may act as leader now: its lease is provably alive and the

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
+use super::idempotence::{ProducerStates, Verdict};
 use super::replication::Replication;
 use crate::error::{Error, ErrorKind};
 use crate::log::{AppendInfo, FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
@@ -38,6 +39,9 @@ pub struct Produced {
     /// Leader epoch the batches were stamped with.
     pub leader_epoch: i32,
 }
+
+/// Offsets of the log tail scanned for producer state when a partition opens.
+const PRODUCER_STATE_SCAN: i64 = 10_000;
 
 /// How long an `acks=all` produce waits for the in-sync replicas.
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -104,6 +108,9 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     config: RwLock<Arc<TopicConfig>>,
     repl: Arc<Replication>,
+    producers: ProducerStates,
+    /// Serializes check-and-append of idempotent batches.
+    produce_lock: tokio::sync::Mutex<()>,
     /// Set when the partition is closed (deleted or moved away); ends long-polls.
     closed_tx: watch::Sender<bool>,
     hw_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -134,10 +141,13 @@ impl Partition {
             leader_epoch: AtomicI32::new(spec.state.leader_epoch),
             config: RwLock::new(spec.config),
             repl,
+            producers: ProducerStates::default(),
+            produce_lock: tokio::sync::Mutex::new(()),
             closed_tx: watch::channel(false).0,
             hw_task: std::sync::Mutex::new(None),
         };
         p.set_state(&spec.state);
+        p.rebuild_producer_state();
         Ok(p)
     }
 
@@ -294,26 +304,70 @@ impl Partition {
         }
         let limits =
             Limits { max_batch_bytes: config.max_message_bytes as usize, ..Limits::default() };
-        let log = self.log.clone();
+        let (batches, headers) = tokio::task::spawn_blocking(move || {
+            validate_batches(&batches, &limits).map(|h| (batches, h))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("validate task failed: {e}")))??;
+        let idempotent = headers.iter().any(|h| h.producer_id >= 0);
+        if idempotent && headers.len() != 1 {
+            return Err(Error::invalid(format!(
+                "a produce request with idempotent batches must carry exactly one batch, not {}",
+                headers.len()
+            )));
+        }
+        // Check and append of an idempotent batch happen as one step.
+        let _guard = if idempotent { Some(self.produce_lock.lock().await) } else { None };
         let epoch = self.leader_epoch();
+        if idempotent {
+            if let Verdict::Duplicate(meta) = self.producers.check(&headers[0])? {
+                tracing::debug!(
+                    topic = %self.topic,
+                    partition = self.index,
+                    producer = headers[0].producer_id,
+                    offset = meta.base_offset,
+                    "duplicate batch answered with its original offsets"
+                );
+                let produced = Produced {
+                    base_offset: meta.base_offset,
+                    last_offset: meta.last_offset,
+                    log_start_offset: self.log.log_start_offset(),
+                    leader_epoch: epoch,
+                };
+                return Ok(self.pending_ack(produced, acks, &config, min_isr));
+            }
+        }
+        let log = self.log.clone();
         let info: AppendInfo = tokio::task::spawn_blocking(move || -> Result<AppendInfo, Error> {
-            validate_batches(&batches, &limits)?;
             let mut buf = BytesMut::from(batches);
             Ok(log.append(&mut buf, epoch)?)
         })
         .await
         .map_err(|e| Error::internal(format!("append task failed: {e}")))??;
-
+        if idempotent {
+            self.producers.record(&headers[0], info.base_offset);
+        }
         let produced = Produced {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_start_offset: self.log.log_start_offset(),
             leader_epoch: epoch,
         };
+        Ok(self.pending_ack(produced, acks, &config, min_isr))
+    }
+
+    /// The future that resolves once `acks` is satisfied for `produced`.
+    fn pending_ack(
+        &self,
+        produced: Produced,
+        acks: Acks,
+        config: &TopicConfig,
+        min_isr: usize,
+    ) -> PendingAck {
         let always = config.flush_policy == FlushPolicyKind::Always;
         let log = self.log.clone();
-        let upto = info.last_offset + 1;
-        Ok(match acks {
+        let upto = produced.last_offset + 1;
+        match acks {
             Acks::All => {
                 let repl = self.repl.clone();
                 let policy = config.flush_policy;
@@ -368,7 +422,28 @@ impl Partition {
                 Box::pin(std::future::ready(Ok(produced)))
             }
             _ => Box::pin(std::future::ready(Ok(produced))),
-        })
+        }
+    }
+
+    /// The idempotent-producer state of this partition.
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Rebuilds producer state from the log's recent tail (after open).
+    fn rebuild_producer_state(&self) {
+        let end = self.log.log_end_offset();
+        let mut offset = (end - PRODUCER_STATE_SCAN).max(self.log.log_start_offset());
+        while offset < end {
+            let Ok(chunk) = self.log.read(offset, 1 << 20, end) else { return };
+            if chunk.bytes.is_empty() {
+                return;
+            }
+            for (header, _) in crate::record::BatchFrames::new(&chunk.bytes, usize::MAX).flatten() {
+                self.producers.record(&header, header.base_offset);
+            }
+            offset = chunk.next_offset;
+        }
     }
 
     fn not_enough_replicas(&self, min_isr: usize, reason: &'static str, what: &str) -> Error {

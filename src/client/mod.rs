@@ -157,6 +157,17 @@ impl Client {
         self.cached(|md| md.brokers.get(&id).cloned())
     }
 
+    /// A raw Log gRPC client to any of the bootstrap brokers.
+    pub fn log_rpc_any(&self) -> Result<LogClient<Channel>, Error> {
+        let channel = match self.inner.bootstrap_channel.get() {
+            Some(c) => c.clone(),
+            None => self.channel(&self.inner.bootstrap)?,
+        };
+        Ok(LogClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
     /// A raw Log gRPC client to `addr`.
     pub fn log_rpc(&self, addr: &str) -> Result<LogClient<Channel>, Error> {
         Ok(LogClient::new(self.channel(addr)?)

@@ -2,9 +2,11 @@
 //! compressed, and sent in order over one pipelined `ProduceStream` per partition with up
 //! to `max_in_flight` batches awaiting acks.
 //!
-//! Retries resend a failed batch and everything sent after it, in order. Until the
-//! idempotent producer exists, a retry after a lost answer can write a batch twice; set
-//! `retries = 0` where duplicates matter more than availability.
+//! Retries resend a failed batch and everything sent after it, in order, until
+//! `delivery_timeout`. With `idempotence` (the default) every batch carries the producer's
+//! id, epoch and per-partition sequence numbers, so the leader — also a new leader after a
+//! failover — answers a resent batch with its original offsets instead of writing it again,
+//! and refuses a batch that overtook a missing one: retries neither duplicate nor reorder.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -36,8 +38,13 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// `compression.type`.
     pub compression: Compression,
-    /// `retries`: resends of a batch after a retriable failure.
+    /// `retries`: resends of a batch after a retriable failure (also bounded by
+    /// `delivery_timeout`).
     pub retries: u32,
+    /// `delivery.timeout.ms`: how long a record may take, retries included.
+    pub delivery_timeout: Duration,
+    /// `enable.idempotence`: producer id and sequence numbers, so retries never duplicate.
+    pub idempotence: bool,
     /// `retry.backoff.ms`.
     pub retry_backoff: Duration,
     /// `max.in.flight.requests.per.connection`: batches awaiting acks per partition.
@@ -55,7 +62,9 @@ impl Default for ProducerConfig {
             batch_size: 16 * 1024,
             linger: Duration::from_millis(5),
             compression: Compression::None,
-            retries: 5,
+            retries: u32::MAX,
+            delivery_timeout: Duration::from_secs(120),
+            idempotence: true,
             retry_backoff: Duration::from_millis(100),
             max_in_flight: 5,
             request_timeout: Duration::from_secs(30),
@@ -138,6 +147,7 @@ struct OpenBatch {
 }
 
 struct Sealed {
+    created: tokio::time::Instant,
     bytes: Bytes,
     waiters: Vec<Waiter>,
     attempts: u32,
@@ -184,6 +194,8 @@ struct State {
     open: HashMap<Tp, OpenBatch>,
     senders: HashMap<Tp, mpsc::Sender<Sealed>>,
     sticky: HashMap<String, u32>,
+    /// Next sequence number per partition (idempotence).
+    next_seq: HashMap<Tp, i32>,
     generation: u64,
 }
 
@@ -192,6 +204,7 @@ struct Inner {
     config: Arc<ProducerConfig>,
     state: Mutex<State>,
     pending: Arc<Pending>,
+    producer_id: tokio::sync::OnceCell<(i64, i16)>,
 }
 
 /// Sends records to a cluster; cheap to clone.
@@ -215,6 +228,7 @@ impl Producer {
                 config: Arc::new(config),
                 state: Mutex::new(State::default()),
                 pending: Arc::new(Pending::default()),
+                producer_id: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -259,8 +273,18 @@ impl Producer {
         state.generation += 1;
         let generation = state.generation;
         let compression = self.inner.config.compression;
+        let producer = match self.inner.config.idempotence {
+            true => Some(self.producer_id().await?),
+            false => None,
+        };
+        let sequence = state.next_seq.get(&tp).copied().unwrap_or(0);
         let batch = state.open.entry(tp.clone()).or_insert_with(|| OpenBatch {
-            builder: BatchBuilder::new(compression),
+            builder: match producer {
+                Some((id, epoch)) => {
+                    BatchBuilder::new(compression).with_producer(id, epoch, sequence)
+                }
+                None => BatchBuilder::new(compression),
+            },
             waiters: Vec::new(),
             generation,
         });
@@ -284,6 +308,26 @@ impl Producer {
             self.linger(tp, batch_generation);
         }
         Ok(Delivery(rx))
+    }
+
+    /// The producer id and epoch, asked of the cluster once.
+    async fn producer_id(&self) -> Result<(i64, i16), Error> {
+        let id = self
+            .inner
+            .producer_id
+            .get_or_try_init(|| async {
+                let resp = self
+                    .inner
+                    .client
+                    .log_rpc_any()?
+                    .init_producer_id(pb::InitProducerIdRequest {})
+                    .await
+                    .map_err(|s| status_error(&s))?
+                    .into_inner();
+                Ok::<_, Error>((resp.producer_id, resp.producer_epoch as i16))
+            })
+            .await?;
+        Ok(*id)
     }
 
     /// Seals every open batch and waits until every record sent so far is answered.
@@ -334,7 +378,15 @@ impl Producer {
                 }
             }
         }
-        let sealed = Sealed { bytes: open.builder.build(), waiters: open.waiters, attempts: 0 };
+        if self.inner.config.idempotence {
+            *state.next_seq.entry(tp.clone()).or_insert(0) += open.builder.len() as i32;
+        }
+        let sealed = Sealed {
+            created: tokio::time::Instant::now(),
+            bytes: open.builder.build(),
+            waiters: open.waiters,
+            attempts: 0,
+        };
         let sender = state
             .senders
             .entry(tp.clone())
@@ -387,7 +439,10 @@ fn requeue(
     pending: &Pending,
 ) {
     for mut b in batches.rev() {
-        if error.kind.is_retriable() && b.attempts < config.retries {
+        if error.kind.is_retriable()
+            && b.attempts < config.retries
+            && b.created.elapsed() < config.delivery_timeout
+        {
             b.attempts += 1;
             queue.push_front(b);
         } else {

@@ -181,6 +181,14 @@ impl pb::log_server::Log for LogService {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn init_producer_id(
+        &self,
+        _request: Request<pb::InitProducerIdRequest>,
+    ) -> Result<Response<pb::InitProducerIdResponse>, Status> {
+        let (producer_id, epoch) = self.broker.init_producer_id().await?;
+        Ok(Response::new(pb::InitProducerIdResponse { producer_id, producer_epoch: epoch as i32 }))
+    }
+
     async fn list_offsets(
         &self,
         request: Request<pb::ListOffsetsRequest>,
