@@ -23,6 +23,7 @@ const TTL_SECS: u64 = 3;
 /// Brokers stop before etcd (fields drop in order).
 struct Cluster {
     brokers: Vec<Option<BrokerProcess>>,
+    ports: Vec<u16>,
     etcd: EtcdServer,
     dirs: Vec<tempfile::TempDir>,
     config: tempfile::NamedTempFile,
@@ -35,9 +36,17 @@ impl Cluster {
         let mut config = tempfile::NamedTempFile::new().unwrap();
         use std::io::Write;
         writeln!(config, "[replication]\nlag_time_max_ms = 1500\nfetch_max_wait_ms = 200").unwrap();
-        let mut c = Cluster { brokers: vec![], etcd, dirs: vec![], config, name: name.into() };
+        let mut c = Cluster {
+            brokers: vec![],
+            ports: vec![],
+            etcd,
+            dirs: vec![],
+            config,
+            name: name.into(),
+        };
         for _ in 0..n {
             c.dirs.push(tempfile::tempdir().unwrap());
+            c.ports.push(common::free_port());
         }
         for i in 0..n {
             let b = c.spawn(i);
@@ -51,8 +60,10 @@ impl Cluster {
         let etcd = self.etcd.endpoints().join(",");
         let ttl = TTL_SECS.to_string();
         let config = self.config.path().to_string_lossy().to_string();
-        BrokerProcess::serve(
+        let listen = format!("127.0.0.1:{}", self.ports[i]);
+        BrokerProcess::serve_on(
             self.dirs[i].path(),
+            &listen,
             &[
                 "--config",
                 &config,
@@ -68,9 +79,9 @@ impl Cluster {
         )
     }
 
-    /// A client bootstrapping from every broker started, so it outlives any one of them.
+    /// A client bootstrapping from every broker, so it outlives any one of them.
     fn client(&self) -> Client {
-        let all: Vec<String> = self.brokers.iter().flatten().map(|b| b.addr.clone()).collect();
+        let all: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         Client::new(&all.join(",")).unwrap()
     }
 
@@ -282,4 +293,104 @@ async fn below_min_insync_replicas_acks_all_writes_are_refused() {
     }
     wait_for_isr(&client, "m", 0, 3, "the followers back in the ISR").await;
     produce(client.clone()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_leader_kills_under_load_lose_and_duplicate_nothing() {
+    let mut c = Cluster::start(3, "bounce");
+    let client = c.client();
+    common::wait_until(Duration::from_secs(30), "3 brokers", || {
+        let client = client.clone();
+        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
+    })
+    .await;
+    client.admin().create_topic("b", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+
+    // Load: an idempotent acks=all producer; acks recorded in the order they arrive.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, acked, stop) = (client.clone(), acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let producer = Producer::new(
+                client,
+                ProducerConfig {
+                    acks: Acks::All,
+                    linger: Duration::from_millis(2),
+                    ..Default::default()
+                },
+            );
+            let (tx, mut rx) = tokio::sync::mpsc::channel(20_000);
+            let waiter = tokio::spawn(async move {
+                let mut failed = 0;
+                while let Some((v, d)) = rx.recv().await {
+                    let d: shale::client::producer::Delivery = d;
+                    match d.await {
+                        Ok(_) => acked.lock().unwrap().push(v),
+                        Err(_) => failed += 1,
+                    }
+                }
+                failed
+            });
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let v = format!("v{i:08}");
+                let d =
+                    producer.send(ProducerRecord::new("b", v.clone()).partition(0)).await.unwrap();
+                tx.send((v, d)).await.unwrap();
+                i += 1;
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            producer.flush().await.unwrap();
+            drop(tx);
+            (i, waiter.await.unwrap())
+        })
+    };
+
+    let mut failovers = Vec::new();
+    for round in 0..5 {
+        let before = acked.lock().unwrap().len();
+        wait_until(Duration::from_secs(60), "acks flowing", || {
+            let n = acked.lock().unwrap().len();
+            async move { n >= before + 500 }
+        })
+        .await;
+        let leader = state(&client, "b", 0).await.leader_id;
+        let killed_at = std::time::Instant::now();
+        c.kill(leader);
+        wait_until(Duration::from_secs(60), "a new leader", || {
+            let client = client.clone();
+            async move {
+                let s = state(&client, "b", 0).await;
+                s.leader_id > 0 && s.leader_id != leader
+            }
+        })
+        .await;
+        failovers.push(killed_at.elapsed());
+        println!(
+            "round {round}: killed leader {leader}; new leader after {:?}",
+            killed_at.elapsed()
+        );
+        c.restart(leader);
+        wait_for_isr(&client, "b", 0, 3, "the killed broker back in the ISR").await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = load.await.unwrap();
+    client.invalidate("b");
+    let read = common::read_all(&client, "b").await;
+    let acked = acked.lock().unwrap().clone();
+    let report = common::check(&BTreeMap::from([(0u32, acked)]), &read);
+    failovers.sort();
+    println!(
+        "leader bounce: {sent} sent, {} acked, {failed} failed; failover p50 {:?} max {:?}; {report:?}",
+        report.acknowledged,
+        failovers[failovers.len() / 2],
+        failovers.last().unwrap()
+    );
+    assert_eq!(report.lost, 0, "{report:?}");
+    assert_eq!(report.duplicated, 0, "{report:?}");
+    assert_eq!(report.reordered, 0, "{report:?}");
+    assert_eq!(report.offset_errors, 0, "{report:?}");
 }

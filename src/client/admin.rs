@@ -142,13 +142,17 @@ impl Admin {
 
     /// Brokers, controller and partition leaders of `topics` (all when empty).
     pub async fn metadata(&self, topics: &[String]) -> Result<pb::GetMetadataResponse, Error> {
-        let resp = self
-            .client
-            .admin_rpc()?
-            .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
+        self.client
+            .retrying(|| async {
+                let resp = self
+                    .client
+                    .admin_rpc()?
+                    .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
+                    .await
+                    .map_err(|s| status_error(&s))?;
+                Ok(resp.into_inner())
+            })
             .await
-            .map_err(|s| status_error(&s))?;
-        Ok(resp.into_inner())
     }
 
     /// Earliest, latest or by-timestamp offset of a partition.

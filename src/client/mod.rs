@@ -49,9 +49,9 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    bootstrap: String,
-    /// Channel for admin and metadata calls (balanced over the bootstrap list).
-    bootstrap_channel: std::sync::OnceLock<Channel>,
+    bootstrap: Vec<String>,
+    /// Which bootstrap broker admin and metadata calls go to; moves on after a failure.
+    current: std::sync::atomic::AtomicUsize,
     channels: RwLock<HashMap<String, Channel>>,
     metadata: RwLock<Metadata>,
     connect_timeout: Duration,
@@ -76,27 +76,21 @@ impl Client {
     /// Connections are made lazily.
     pub fn new(brokers: &str) -> Result<Client, Error> {
         let list: Vec<&str> = brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
-        let Some(first) = list.first() else {
+        if list.is_empty() {
             return Err(Error::invalid(format!("no broker address in {brokers:?}")));
-        };
+        }
         let client = Client {
             inner: Arc::new(Inner {
-                bootstrap: first.to_string(),
-                bootstrap_channel: std::sync::OnceLock::new(),
+                bootstrap: list.iter().map(|b| b.to_string()).collect(),
+                current: std::sync::atomic::AtomicUsize::new(0),
                 channels: RwLock::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
                 connect_timeout: Duration::from_secs(5),
             }),
         };
-        let channel = if list.len() == 1 {
-            client.channel(first)?
-        } else {
-            let endpoints =
-                list.iter().map(|addr| client.endpoint(addr)).collect::<Result<Vec<_>, Error>>()?;
-            // Balanced over the list: a broker that is down is skipped.
-            Channel::balance_list(endpoints.into_iter())
-        };
-        let _ = client.inner.bootstrap_channel.set(channel);
+        for addr in &list {
+            client.channel(addr)?;
+        }
         Ok(client)
     }
 
@@ -124,9 +118,15 @@ impl Client {
         Ok(channel)
     }
 
-    /// The first bootstrap broker's address.
+    /// The bootstrap broker admin and metadata calls currently go to.
     pub fn bootstrap(&self) -> &str {
-        &self.inner.bootstrap
+        let i = self.inner.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.inner.bootstrap[i % self.inner.bootstrap.len()]
+    }
+
+    /// Moves admin and metadata calls on to the next bootstrap broker.
+    fn next_bootstrap(&self) {
+        self.inner.current.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// An admin client.
@@ -134,13 +134,9 @@ impl Client {
         Admin::new(self.clone())
     }
 
-    /// A raw Admin gRPC client to the bootstrap broker(s).
+    /// A raw Admin gRPC client to the current bootstrap broker.
     pub fn admin_rpc(&self) -> Result<AdminClient<Channel>, Error> {
-        let channel = match self.inner.bootstrap_channel.get() {
-            Some(c) => c.clone(),
-            None => self.channel(&self.inner.bootstrap)?,
-        };
-        Ok(AdminClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        self.admin_rpc_at(self.bootstrap())
     }
 
     /// A raw Admin gRPC client to `addr`.
@@ -157,15 +153,9 @@ impl Client {
         self.cached(|md| md.brokers.get(&id).cloned())
     }
 
-    /// A raw Log gRPC client to any of the bootstrap brokers.
+    /// A raw Log gRPC client to the current bootstrap broker.
     pub fn log_rpc_any(&self) -> Result<LogClient<Channel>, Error> {
-        let channel = match self.inner.bootstrap_channel.get() {
-            Some(c) => c.clone(),
-            None => self.channel(&self.inner.bootstrap)?,
-        };
-        Ok(LogClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        self.log_rpc(self.bootstrap())
     }
 
     /// A raw Log gRPC client to `addr`.
@@ -175,14 +165,40 @@ impl Client {
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
+    /// Runs a call to the bootstrap brokers again when it fails retriably, moving on to the
+    /// next bootstrap broker each time, so one broker being down costs a retry, not an error.
+    pub(crate) async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut attempt = 0u64;
+        loop {
+            match call().await {
+                Err(e)
+                    if e.kind.is_retriable() && attempt < 2 * self.inner.bootstrap.len() as u64 =>
+                {
+                    attempt += 1;
+                    self.next_bootstrap();
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Re-reads brokers and leaders of `topics` (all topics when empty).
     pub async fn refresh_metadata(&self, topics: &[String]) -> Result<(), Error> {
         let resp = self
-            .admin_rpc()?
-            .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
-            .await
-            .map_err(|s| status_error(&s))?
-            .into_inner();
+            .retrying(|| async {
+                Ok(self
+                    .admin_rpc()?
+                    .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
+                    .await
+                    .map_err(|s| status_error(&s))?
+                    .into_inner())
+            })
+            .await?;
         let mut md =
             self.inner.metadata.write().map_err(|_| Error::internal("metadata poisoned"))?;
         for b in resp.brokers {

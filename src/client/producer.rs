@@ -316,14 +316,17 @@ impl Producer {
             .inner
             .producer_id
             .get_or_try_init(|| async {
-                let resp = self
-                    .inner
-                    .client
-                    .log_rpc_any()?
-                    .init_producer_id(pb::InitProducerIdRequest {})
-                    .await
-                    .map_err(|s| status_error(&s))?
-                    .into_inner();
+                let client = &self.inner.client;
+                let resp = client
+                    .retrying(|| async {
+                        Ok(client
+                            .log_rpc_any()?
+                            .init_producer_id(pb::InitProducerIdRequest {})
+                            .await
+                            .map_err(|s| status_error(&s))?
+                            .into_inner())
+                    })
+                    .await?;
                 Ok::<_, Error>((resp.producer_id, resp.producer_epoch as i16))
             })
             .await?;

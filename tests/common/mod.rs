@@ -57,8 +57,13 @@ impl BrokerProcess {
     /// Starts `shale serve` with `args` (plus an ephemeral listen port and `data_dir`) and
     /// waits until it serves.
     pub fn serve(data_dir: &Path, args: &[&str]) -> BrokerProcess {
+        Self::serve_on(data_dir, "127.0.0.1:0", args)
+    }
+
+    /// Same, listening on `listen` (a fixed port survives restarts).
+    pub fn serve_on(data_dir: &Path, listen: &str, args: &[&str]) -> BrokerProcess {
         let dir = data_dir.to_string_lossy().to_string();
-        let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", &dir];
+        let mut all = vec!["serve", "--listen", listen, "--data-dir", &dir];
         all.extend_from_slice(args);
         Self::spawn(data_dir, &all)
     }
@@ -227,6 +232,11 @@ pub fn check(
         }
     }
     report
+}
+
+/// A 127.0.0.1 port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `cond` until true or `timeout`, then panics with `what`.
