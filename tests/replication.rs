@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/etcd.rs"]
 mod etcd_server;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +25,9 @@ const TTL_SECS: u64 = 3;
 /// Brokers stop before etcd (fields drop in order).
 struct Cluster {
     brokers: Vec<Option<BrokerProcess>>,
+    /// When set, each broker advertises its proxy's address (clients and followers go
+    /// through it).
+    proxies: Vec<proxy::Proxy>,
     ports: Vec<u16>,
     etcd: EtcdServer,
     dirs: Vec<tempfile::TempDir>,
@@ -32,12 +37,17 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize, name: &str) -> Cluster {
+        Self::start_with(n, name, false)
+    }
+
+    fn start_with(n: usize, name: &str, proxied: bool) -> Cluster {
         let etcd = EtcdServer::start();
         let mut config = tempfile::NamedTempFile::new().unwrap();
         use std::io::Write;
         writeln!(config, "[replication]\nlag_time_max_ms = 1500\nfetch_max_wait_ms = 200").unwrap();
         let mut c = Cluster {
             brokers: vec![],
+            proxies: vec![],
             ports: vec![],
             etcd,
             dirs: vec![],
@@ -46,7 +56,11 @@ impl Cluster {
         };
         for _ in 0..n {
             c.dirs.push(tempfile::tempdir().unwrap());
-            c.ports.push(common::free_port());
+            let port = common::free_port();
+            c.ports.push(port);
+            if proxied {
+                c.proxies.push(proxy::Proxy::start(([127, 0, 0, 1], port).into()));
+            }
         }
         for i in 0..n {
             let b = c.spawn(i);
@@ -61,10 +75,16 @@ impl Cluster {
         let ttl = TTL_SECS.to_string();
         let config = self.config.path().to_string_lossy().to_string();
         let listen = format!("127.0.0.1:{}", self.ports[i]);
+        let advertise = match self.proxies.get(i) {
+            Some(p) => p.addr().to_string(),
+            None => listen.clone(),
+        };
         BrokerProcess::serve_on(
             self.dirs[i].path(),
             &listen,
             &[
+                "--advertise",
+                &advertise,
                 "--config",
                 &config,
                 "--id",
@@ -81,7 +101,10 @@ impl Cluster {
 
     /// A client bootstrapping from every broker, so it outlives any one of them.
     fn client(&self) -> Client {
-        let all: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let all: Vec<String> = match self.proxies.is_empty() {
+            true => self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            false => self.proxies.iter().map(|p| p.addr().to_string()).collect(),
+        };
         Client::new(&all.join(",")).unwrap()
     }
 
@@ -306,49 +329,7 @@ async fn five_leader_kills_under_load_lose_and_duplicate_nothing() {
     .await;
     client.admin().create_topic("b", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
 
-    // Load: an idempotent acks=all producer; acks recorded in the order they arrive.
-    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let (client, acked, stop) = (client.clone(), acked.clone(), stop.clone());
-        tokio::spawn(async move {
-            let producer = Producer::new(
-                client,
-                ProducerConfig {
-                    acks: Acks::All,
-                    linger: Duration::from_millis(2),
-                    ..Default::default()
-                },
-            );
-            let (tx, mut rx) = tokio::sync::mpsc::channel(20_000);
-            let waiter = tokio::spawn(async move {
-                let mut failed = 0;
-                while let Some((v, d)) = rx.recv().await {
-                    let d: shale::client::producer::Delivery = d;
-                    match d.await {
-                        Ok(_) => acked.lock().unwrap().push(v),
-                        Err(_) => failed += 1,
-                    }
-                }
-                failed
-            });
-            let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let v = format!("v{i:08}");
-                let d =
-                    producer.send(ProducerRecord::new("b", v.clone()).partition(0)).await.unwrap();
-                tx.send((v, d)).await.unwrap();
-                i += 1;
-                if i % 50 == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            producer.flush().await.unwrap();
-            drop(tx);
-            (i, waiter.await.unwrap())
-        })
-    };
-
+    let (load, acked, stop) = start_load(client.clone(), "b", ProducerConfig::default());
     let mut failovers = Vec::new();
     for round in 0..5 {
         let before = acked.lock().unwrap().len();
@@ -392,5 +373,192 @@ async fn five_leader_kills_under_load_lose_and_duplicate_nothing() {
     assert_eq!(report.lost, 0, "{report:?}");
     assert_eq!(report.duplicated, 0, "{report:?}");
     assert_eq!(report.reordered, 0, "{report:?}");
+    assert_eq!(report.offset_errors, 0, "{report:?}");
+}
+
+type Acked = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+type Stop = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+/// An idempotent acks=all producer sending unique values to partition 0 of `topic` until
+/// stopped; acks are recorded in the order they arrive. The task returns (sent, failed).
+fn start_load(
+    client: Client,
+    topic: &str,
+    config: ProducerConfig,
+) -> (tokio::task::JoinHandle<(u64, u64)>, Acked, Stop) {
+    let acked: Acked = Default::default();
+    let stop: Stop = Default::default();
+    let topic = topic.to_string();
+    let task = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let producer = Producer::new(
+                client,
+                ProducerConfig { acks: Acks::All, linger: Duration::from_millis(2), ..config },
+            );
+            let (tx, mut rx) = tokio::sync::mpsc::channel(20_000);
+            let waiter = tokio::spawn(async move {
+                let mut failed = 0;
+                while let Some((v, d)) = rx.recv().await {
+                    let d: shale::client::producer::Delivery = d;
+                    match d.await {
+                        Ok(_) => acked.lock().unwrap().push(v),
+                        Err(_) => failed += 1,
+                    }
+                }
+                failed
+            });
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let v = format!("v{i:08}");
+                let d = producer
+                    .send(ProducerRecord::new(topic.clone(), v.clone()).partition(0))
+                    .await
+                    .unwrap();
+                tx.send((v, d)).await.unwrap();
+                i += 1;
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            producer.flush().await.unwrap();
+            drop(tx);
+            (i, waiter.await.unwrap())
+        })
+    };
+    (task, acked, stop)
+}
+
+async fn wait_for_acks(acked: &Acked, more: usize) {
+    let before = acked.lock().unwrap().len();
+    wait_until(Duration::from_secs(120), "acks flowing", || {
+        let n = acked.lock().unwrap().len();
+        async move { n >= before + more }
+    })
+    .await;
+}
+
+async fn new_leader(client: &Client, topic: &str, old: i32) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = state(client, topic, 0).await;
+        if s.leader_id > 0 && s.leader_id != old {
+            return s.leader_id;
+        }
+        assert!(std::time::Instant::now() < deadline, "no new leader for {topic} within 60s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn finish_and_check(
+    c: &Cluster,
+    client: &Client,
+    topic: &str,
+    load: tokio::task::JoinHandle<(u64, u64)>,
+    acked: Acked,
+    stop: Stop,
+) -> common::CheckReport {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = load.await.unwrap();
+    wait_for_isr(client, topic, 0, 3, "every replica back in the ISR").await;
+    client.invalidate(topic);
+    let read = common::read_all(client, topic).await;
+    let acked = acked.lock().unwrap().clone();
+    let report = common::check(&BTreeMap::from([(0u32, acked)]), &read);
+    println!("{topic}: {sent} sent, {failed} failed; {report:?}");
+    // Replicas hold the same batches below the high watermark.
+    let hw = client
+        .admin()
+        .list_offsets(topic, 0, pb::list_offsets_request::Spec::Latest(true))
+        .await
+        .unwrap()
+        .high_watermark;
+    let replicas: Vec<Vec<(i64, u32)>> = c
+        .dirs
+        .iter()
+        .map(|d| {
+            batches_on_disk(&d.path().join(format!("{topic}-0")))
+                .into_iter()
+                .filter(|(o, _)| *o < hw)
+                .collect()
+        })
+        .collect();
+    assert_eq!(replicas[0], replicas[1], "replicas differ below the high watermark {hw}");
+    assert_eq!(replicas[0], replicas[2], "replicas differ below the high watermark {hw}");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_failover_keeps_offsets_consistent() {
+    let mut c = Cluster::start(3, "double");
+    let client = c.client();
+    wait_until(Duration::from_secs(30), "3 brokers", || {
+        let client = client.clone();
+        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
+    })
+    .await;
+    client.admin().create_topic("d", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let (load, acked, stop) = start_load(client.clone(), "d", ProducerConfig::default());
+    for round in 0..2 {
+        wait_for_acks(&acked, 500).await;
+        let a = state(&client, "d", 0).await.leader_id;
+        c.kill(a);
+        let b = new_leader(&client, "d", a).await;
+        // The new leader dies right after its election, before it has settled in.
+        c.kill(b);
+        let survivor = new_leader(&client, "d", b).await;
+        println!("round {round}: killed {a} then {b}; {survivor} leads");
+        c.restart(a);
+        c.restart(b);
+        wait_for_isr(&client, "d", 0, 3, "both back in the ISR").await;
+    }
+    wait_for_acks(&acked, 500).await;
+    let report = finish_and_check(&c, &client, "d", load, acked, stop).await;
+    assert_eq!(report.offset_errors, 0, "{report:?}");
+    assert_eq!((report.lost, report.duplicated, report.reordered), (0, 0, 0), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flaky_network_neither_duplicates_nor_reorders() {
+    let c = Cluster::start_with(3, "flaky", true);
+    let client = c.client();
+    wait_until(Duration::from_secs(30), "3 brokers", || {
+        let client = client.clone();
+        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
+    })
+    .await;
+    client.admin().create_topic("f", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    // Producer-to-leader and follower-to-leader traffic both cross the proxies.
+    for p in &c.proxies {
+        p.set(proxy::Mode::Delay {
+            min: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+        });
+        // 1% of chunks injected too few resets in a bounded run here (large batches make
+        // few chunks); 3% gives several within seconds.
+        p.set_reset_probability(0.03);
+    }
+    let config = ProducerConfig {
+        max_in_flight: 5,
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let (load, acked, stop) = start_load(client.clone(), "f", config);
+    wait_for_acks(&acked, 2000).await;
+    let proxies = &c.proxies;
+    wait_until(Duration::from_secs(90), "at least 5 injected connection resets", || {
+        let resets: u64 = proxies.iter().map(|p| p.stats().resets).sum();
+        async move { resets >= 5 }
+    })
+    .await;
+    for p in &c.proxies {
+        p.set(proxy::Mode::Pass);
+        p.set_reset_probability(0.0);
+    }
+    let resets: u64 = c.proxies.iter().map(|p| p.stats().resets).sum();
+    let report = finish_and_check(&c, &client, "f", load, acked, stop).await;
+    println!("flaky network: {resets} connection resets injected");
+    assert!(resets > 0, "the test injected no resets");
+    assert_eq!((report.lost, report.duplicated, report.reordered), (0, 0, 0), "{report:?}");
     assert_eq!(report.offset_errors, 0, "{report:?}");
 }
