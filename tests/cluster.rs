@@ -12,11 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::{BrokerProcess, wait_until};
+use common::{BrokerProcess, produce_req, wait_until};
 use etcd_server::EtcdServer;
 use shale::client::Client;
-use shale::record::{BatchBuilder, Compression, Record};
 use shale::rpc::pb;
 use shale::rpc::status::from_status;
 
@@ -125,28 +123,6 @@ fn shale(broker: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn one_record_batch(value: &str) -> Bytes {
-    let mut b = BatchBuilder::new(Compression::None);
-    b.push(Record {
-        key: None,
-        value: Some(Bytes::from(value.to_string())),
-        headers: vec![],
-        timestamp_ms: 1,
-    });
-    b.build()
-}
-
-fn produce_req(topic: &str, partition: u32, value: &str) -> pb::ProduceRequest {
-    pb::ProduceRequest {
-        topic: topic.into(),
-        partition,
-        acks: pb::Acks::All as i32,
-        payload: Some(pb::produce_request::Payload::Batches(one_record_batch(value))),
-        correlation_id: 0,
-        timeout_ms: 0,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

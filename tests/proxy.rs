@@ -15,13 +15,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use checker::ProduceLog;
-use common::{BrokerProcess, wait_until};
+use common::{BrokerProcess, produce_req, wait_until};
 use proxy::{Mode, Proxy};
 use shale::client::Client;
 use shale::error::{Error, ErrorKind};
-use shale::record::{BatchBuilder, Compression, Record};
 use shale::rpc::pb;
 use shale::rpc::status::from_status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -230,28 +228,6 @@ async fn drop_closes_the_listener_and_every_connection() {
 
 // ---- gRPC through the proxy ----
 
-fn one_record_batch(value: &str) -> Bytes {
-    let mut b = BatchBuilder::new(Compression::None);
-    b.push(Record {
-        key: None,
-        value: Some(Bytes::from(value.to_string())),
-        headers: vec![],
-        timestamp_ms: 1,
-    });
-    b.build()
-}
-
-fn produce_req(topic: &str, partition: u32, value: &str) -> pb::ProduceRequest {
-    pb::ProduceRequest {
-        topic: topic.into(),
-        partition,
-        acks: pb::Acks::All as i32,
-        payload: Some(pb::produce_request::Payload::Batches(one_record_batch(value))),
-        correlation_id: 0,
-        timeout_ms: 0,
-    }
-}
-
 /// A broker, and a proxy in front of it with a client that dials the proxy.
 struct Proxied {
     proxy: Proxy,
@@ -398,8 +374,17 @@ async fn grpc_reset_fails_requests_promptly_and_pass_recovers() {
 async fn grpc_reset_of_an_open_connection_is_an_unavailable_kind() {
     let px = Proxied::start();
     px.metadata(PROMPT).await.unwrap();
-    px.proxy.reset_connections();
-    let e = px.metadata(PROMPT).await.unwrap_err();
+    // Whether the reset meets a request in flight or is noticed before the next one (and
+    // the channel reconnects) is a race; try until a request meets one.
+    let mut failure = None;
+    for _ in 0..20 {
+        px.proxy.reset_connections();
+        if let Err(e) = px.metadata(PROMPT).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    let e = failure.expect("no request met a reset in 20 tries");
     assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
     assert!(e.kind.is_retriable());
 }

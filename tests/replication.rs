@@ -168,11 +168,7 @@ fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
 async fn acks_all_replicates_and_a_killed_leader_loses_nothing_acknowledged() {
     let mut c = Cluster::start(3, "repl");
     let client = c.client();
-    common::wait_until(Duration::from_secs(30), "3 brokers", || {
-        let client = client.clone();
-        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
-    })
-    .await;
+    common::wait_for_broker_count(&client, 3).await;
     client.admin().create_topic("r", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
     let first = state(&client, "r", 0).await;
     assert_eq!(first.replicas.len(), 3);
@@ -253,11 +249,7 @@ async fn acks_all_replicates_and_a_killed_leader_loses_nothing_acknowledged() {
 async fn below_min_insync_replicas_acks_all_writes_are_refused() {
     let mut c = Cluster::start(3, "minisr");
     let client = c.client();
-    common::wait_until(Duration::from_secs(30), "3 brokers", || {
-        let client = client.clone();
-        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
-    })
-    .await;
+    common::wait_for_broker_count(&client, 3).await;
     client.admin().create_topic("m", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
     let s = state(&client, "m", 0).await;
     let leader = s.leader_id;
@@ -322,11 +314,7 @@ async fn below_min_insync_replicas_acks_all_writes_are_refused() {
 async fn five_leader_kills_under_load_lose_and_duplicate_nothing() {
     let mut c = Cluster::start(3, "bounce");
     let client = c.client();
-    common::wait_until(Duration::from_secs(30), "3 brokers", || {
-        let client = client.clone();
-        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
-    })
-    .await;
+    common::wait_for_broker_count(&client, 3).await;
     client.admin().create_topic("b", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
 
     let (load, acked, stop) = start_load(client.clone(), "b", ProducerConfig::default());
@@ -492,11 +480,7 @@ async fn finish_and_check(
 async fn double_failover_keeps_offsets_consistent() {
     let mut c = Cluster::start(3, "double");
     let client = c.client();
-    wait_until(Duration::from_secs(30), "3 brokers", || {
-        let client = client.clone();
-        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
-    })
-    .await;
+    common::wait_for_broker_count(&client, 3).await;
     client.admin().create_topic("d", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
     let (load, acked, stop) = start_load(client.clone(), "d", ProducerConfig::default());
     for round in 0..2 {
@@ -522,11 +506,7 @@ async fn double_failover_keeps_offsets_consistent() {
 async fn flaky_network_neither_duplicates_nor_reorders() {
     let c = Cluster::start_with(3, "flaky", true);
     let client = c.client();
-    wait_until(Duration::from_secs(30), "3 brokers", || {
-        let client = client.clone();
-        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
-    })
-    .await;
+    common::wait_for_broker_count(&client, 3).await;
     client.admin().create_topic("f", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
     // Producer-to-leader and follower-to-leader traffic both cross the proxies.
     for p in &c.proxies {

@@ -46,6 +46,16 @@ pub type LeaseId = i64;
 /// A store revision: bumped once per write transaction that changes something.
 pub type Revision = i64;
 
+/// Checks a watch start revision (0 = from now; negative is invalid), for every backend.
+pub fn validate_watch_start(start_revision: Revision) -> Result<(), MetaError> {
+    if start_revision < 0 {
+        return Err(MetaError::Invalid(format!(
+            "watch start revision {start_revision} is negative; use 0 for \"from now\""
+        )));
+    }
+    Ok(())
+}
+
 /// Most compares or ops per txn branch; etcd's default `--max-txn-ops`.
 pub const MAX_TXN_OPS: usize = 128;
 

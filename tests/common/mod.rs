@@ -234,6 +234,40 @@ pub fn check(
     report
 }
 
+/// A one-record batch with `value`.
+pub fn one_record_batch(value: &str) -> bytes::Bytes {
+    let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None);
+    b.push(shale::record::Record {
+        key: None,
+        value: Some(bytes::Bytes::from(value.to_string())),
+        headers: vec![],
+        timestamp_ms: 1,
+    });
+    b.build()
+}
+
+/// An acks=all produce request of one record.
+pub fn produce_req(topic: &str, partition: u32, value: &str) -> shale::rpc::pb::ProduceRequest {
+    use shale::rpc::pb;
+    pb::ProduceRequest {
+        topic: topic.into(),
+        partition,
+        acks: pb::Acks::All as i32,
+        payload: Some(pb::produce_request::Payload::Batches(one_record_batch(value))),
+        correlation_id: 0,
+        timeout_ms: 0,
+    }
+}
+
+/// Waits until the cluster reports `n` live brokers.
+pub async fn wait_for_broker_count(client: &Client, n: usize) {
+    wait_until(Duration::from_secs(30), &format!("{n} brokers registered"), || {
+        let client = client.clone();
+        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == n) }
+    })
+    .await;
+}
+
 /// A 127.0.0.1 port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

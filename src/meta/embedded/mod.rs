@@ -272,11 +272,7 @@ impl MetaStore for EmbeddedStore {
         prefix: &str,
         start_revision: Revision,
     ) -> Result<WatchStream, MetaError> {
-        if start_revision < 0 {
-            return Err(MetaError::Invalid(format!(
-                "watch start revision {start_revision} is negative; use 0 for \"from now\""
-            )));
-        }
+        super::validate_watch_start(start_revision)?;
         let mut state = lock(&self.state);
         let current = state.revision;
         Ok(state.hub.watch(prefix, start_revision, current))

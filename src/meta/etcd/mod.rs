@@ -281,11 +281,7 @@ impl MetaStore for EtcdStore {
         prefix: &str,
         start_revision: Revision,
     ) -> Result<WatchStream, MetaError> {
-        if start_revision < 0 {
-            return Err(MetaError::Invalid(format!(
-                "watch start revision {start_revision} is negative; use 0 for \"from now\""
-            )));
-        }
+        super::validate_watch_start(start_revision)?;
         let call = self.call("watch", prefix, None);
         let opts = WatchOptions::new().with_prefix().with_start_revision(start_revision);
         let mut client = self.watch.clone();
