@@ -366,8 +366,26 @@ impl Broker {
             return Ok(pending);
         }
         let broker = self.clone();
+        let epoch = p.leader_epoch();
         Ok(Box::pin(async move {
-            let produced = pending.await?;
+            // A leader that stops serving (lease lost, epoch moved) answers at once rather
+            // than after the replication timeout: the client can go to the new leader.
+            let produced = tokio::select! {
+                r = pending => r?,
+                _ = broker.stops_leading(&p, epoch) => {
+                    broker.check_serving()?;
+                    return Err(Error::new(
+                        ErrorKind::NotLeader,
+                        "NOT_LEADER",
+                        format!(
+                            "leadership of {}-{} moved on from epoch {epoch} before the write \
+                             was acknowledged; it was not acknowledged",
+                            p.topic(),
+                            p.index()
+                        ),
+                    ));
+                }
+            };
             // Fencing: acknowledge only if, after the fsync, this broker is still live and
             // still leads at the epoch the batch was written with.
             broker.check_serving()?;
@@ -387,6 +405,17 @@ impl Broker {
             }
             Ok(produced)
         }))
+    }
+
+    /// Resolves once this broker no longer serves `p` as leader at `epoch`.
+    async fn stops_leading(&self, p: &Partition, epoch: i32) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if self.check_serving().is_err() || !p.is_leader() || p.leader_epoch() != epoch {
+                return;
+            }
+        }
     }
 
     fn build_batch(&self, records: Vec<Record>) -> Result<Bytes, Error> {
