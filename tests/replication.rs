@@ -553,7 +553,7 @@ async fn flaky_network_neither_duplicates_nor_reorders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_cut_off_from_its_followers_keeps_leading_without_acknowledging() {
+async fn a_leader_cut_off_from_followers_or_from_etcd_never_makes_two_leaders() {
     let c = Cluster::start_with(3, "cut", true);
     let client = c.client();
     common::wait_for_broker_count(&client, 3).await;
@@ -574,6 +574,15 @@ async fn a_leader_cut_off_from_its_followers_keeps_leading_without_acknowledging
     wait_for_isr(&client, "x", 0, 3, "the followers back in the ISR").await;
     wait_for_acks(&acked, 500).await;
     println!("cut from followers: {acks_while_cut} acks before the ISR shrank; resumed after");
+
+    // The leader loses etcd but keeps its followers and clients: it stops acknowledging
+    // before its lease can expire, and only then does another replica lead.
+    let leader = state(&client, "x", 0).await.leader_id;
+    c.etcd_proxies[leader as usize - 1].set(proxy::Mode::Blackhole);
+    let next = new_leader(&client, "x", leader).await;
+    println!("cut from etcd: leader {leader} replaced by {next}");
+    wait_for_acks(&acked, 500).await;
+    c.etcd_proxies[leader as usize - 1].set(proxy::Mode::Pass);
 
     // Two leaders acknowledging at once would show as lost records or offsets holding two
     // values; the checker and the replica comparison find neither.

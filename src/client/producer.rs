@@ -23,7 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Client, partitioner, status_error};
 use crate::broker::Acks;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::record::{BatchBuilder, Compression, Header, Record};
 use crate::rpc::{convert, pb};
 
@@ -528,9 +528,6 @@ async fn sender_loop(
                             }
                             Some(err) => {
                                 let e = convert::error_from_proto(&err);
-                                if e.kind == ErrorKind::NotLeader {
-                                    client.invalidate(&tp.0);
-                                }
                                 in_flight.push_front((id, batch));
                                 Some(e)
                             }
@@ -547,6 +544,11 @@ async fn sender_loop(
                     Err(e) => Some(e),
                 };
                 if let Some(e) = failure {
+                    // The leader may have moved (NOT_LEADER) or stopped serving (its lease,
+                    // the connection): look it up again before the resend.
+                    if e.kind.is_retriable() {
+                        client.invalidate(&tp.0);
+                    }
                     // Everything in flight is resent in order on a fresh stream (or failed).
                     let batches: Vec<Sealed> = in_flight.drain(..).map(|(_, b)| b).collect();
                     requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
