@@ -52,6 +52,9 @@ pub struct TopicConfig {
     pub flush_policy: FlushPolicyKind,
     /// `flush.ms`: fsync period under `flush.policy=interval`.
     pub flush_ms: u64,
+    /// `unclean.leader.election.enable`: let an out-of-sync replica lead when no in-sync one
+    /// is live (availability over durability).
+    pub unclean_leader_election: bool,
 }
 
 impl Default for TopicConfig {
@@ -69,6 +72,7 @@ impl Default for TopicConfig {
             cleanup_policy: CleanupPolicy::Delete,
             flush_policy: FlushPolicyKind::Always,
             flush_ms: 1000,
+            unclean_leader_election: false,
         }
     }
 }
@@ -105,6 +109,10 @@ pub const KEYS: &[ConfigKey] = &[
     ConfigKey { name: "cleanup.policy", doc: "delete (compaction is not supported yet)" },
     ConfigKey { name: "flush.policy", doc: "always: fsync before ack; interval: every flush.ms" },
     ConfigKey { name: "flush.ms", doc: "fsync period under flush.policy=interval (ms)" },
+    ConfigKey {
+        name: "unclean.leader.election.enable",
+        doc: "let an out-of-sync replica lead when no in-sync one is live (may lose data)",
+    },
 ];
 
 fn bad(key: &str, value: &str, expected: &str) -> Error {
@@ -191,6 +199,13 @@ impl TopicConfig {
                 let v = int_at_least(key, value, 1)?;
                 self.flush_ms = v as u64;
             }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(key, value, "true or false")),
+                }
+            }
             other => return Err(unknown_key(other)),
         }
         Ok(())
@@ -215,6 +230,7 @@ impl TopicConfig {
             }
             .to_string(),
             "flush.ms" => self.flush_ms.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election.to_string(),
             _ => return None,
         })
     }

@@ -134,26 +134,10 @@ pub fn plan(view: &View) -> Vec<Change> {
     }
     let live: BTreeSet<i32> = view.brokers.keys().copied().collect();
     for ((topic, partition), (state, revision)) in &view.partitions {
-        if state.leader >= 0 && live.contains(&state.leader) {
-            continue;
-        }
-        // Unclean election is off: only an in-sync replica may lead.
-        let candidate =
-            state.replicas.iter().find(|r| state.isr.contains(r) && live.contains(r)).copied();
-        let next = match candidate {
-            // The ISR keeps only live members: a dead one would hold the high watermark back
-            // until the new leader noticed it lagging.
-            Some(c) => PartitionState {
-                leader: c,
-                leader_epoch: state.leader_epoch + 1,
-                isr: state.isr.iter().copied().filter(|r| live.contains(r)).collect(),
-                replicas: state.replicas.clone(),
-            },
-            None if state.leader != -1 => {
-                PartitionState { leader: -1, leader_epoch: state.leader_epoch + 1, ..state.clone() }
-            }
-            None => continue,
-        };
+        let unclean = view.topics.iter().any(|t| {
+            &t.name == topic && t.configs.get(UNCLEAN_KEY).is_some_and(|v| v.trim() == "true")
+        });
+        let Some(next) = next_state(state, &live, unclean) else { continue };
         changes.push(Change {
             topic: topic.clone(),
             partition: *partition,
@@ -162,6 +146,57 @@ pub fn plan(view: &View) -> Vec<Change> {
         });
     }
     changes
+}
+
+/// Topic config that lets an out-of-sync replica lead when no in-sync one is live.
+const UNCLEAN_KEY: &str = "unclean.leader.election.enable";
+
+/// The state a partition should move to, if any: a live in-sync leader when the leader is
+/// gone (offline when there is none, unless unclean election is enabled), or back to the
+/// preferred replica (the first) once it is live and in sync again.
+fn next_state(
+    state: &PartitionState,
+    live: &BTreeSet<i32>,
+    unclean: bool,
+) -> Option<PartitionState> {
+    let bump = |leader: i32, isr: Vec<i32>| PartitionState {
+        leader,
+        leader_epoch: state.leader_epoch + 1,
+        isr,
+        replicas: state.replicas.clone(),
+    };
+    if state.leader >= 0 && live.contains(&state.leader) {
+        // Preferred-leader rebalancing: leadership returns to the first replica once it is
+        // back in the ISR, so leaders stay spread as placed.
+        let preferred = *state.replicas.first()?;
+        if preferred != state.leader && live.contains(&preferred) && state.isr.contains(&preferred)
+        {
+            return Some(bump(preferred, state.isr.clone()));
+        }
+        return None;
+    }
+    let candidate =
+        state.replicas.iter().find(|r| state.isr.contains(r) && live.contains(r)).copied();
+    match candidate {
+        // The ISR keeps only live members: a dead one would hold the high watermark back
+        // until the new leader noticed it lagging.
+        Some(c) => Some(bump(c, state.isr.iter().copied().filter(|r| live.contains(r)).collect())),
+        None => {
+            // Unclean election (opt-in per topic) accepts losing what the new leader lacks.
+            let any = state.replicas.iter().find(|r| live.contains(r)).copied();
+            match any {
+                Some(r) if unclean => {
+                    tracing::warn!(
+                        leader = r,
+                        "unclean leader election: an out-of-sync replica leads"
+                    );
+                    Some(bump(r, vec![r]))
+                }
+                _ if state.leader != -1 => Some(bump(-1, state.isr.clone())),
+                _ => None,
+            }
+        }
+    }
 }
 
 /// Runs elections and, while elected, the controller's duties. Never returns.
@@ -444,6 +479,35 @@ mod tests {
         v.brokers.insert(1, broker(1, ""));
         let c = plan(&v);
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 2));
+    }
+
+    #[test]
+    fn leadership_returns_to_the_preferred_replica_once_it_is_in_sync() {
+        let mut v = view(&[(1, ""), (2, "")]);
+        let state =
+            PartitionState { replicas: vec![1, 2], leader: 2, leader_epoch: 4, isr: vec![2] };
+        v.partitions.insert(("t".into(), 0), (state.clone(), 1));
+        assert!(plan(&v).is_empty(), "not while the preferred replica is out of sync");
+        let back = PartitionState { isr: vec![2, 1], ..state };
+        v.partitions.insert(("t".into(), 0), (back, 2));
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 5));
+    }
+
+    #[test]
+    fn unclean_election_is_an_opt_in_per_topic() {
+        let mut v = view(&[(2, "")]);
+        let mut t = topic("t", 1, 2);
+        v.partitions.insert(
+            ("t".into(), 0),
+            (PartitionState { replicas: vec![1, 2], leader: 1, leader_epoch: 0, isr: vec![1] }, 1),
+        );
+        v.topics.push(t.clone());
+        assert_eq!(plan(&v)[0].state.leader, -1, "off by default");
+        t.configs.insert(UNCLEAN_KEY.into(), "true".into());
+        v.topics = vec![t];
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.isr.clone()), (2, vec![2]));
     }
 
     #[test]
