@@ -158,6 +158,13 @@ async fn follow(
             return Err(e);
         }
         if !resp.batches.is_empty() {
+            // Under the partition's produce lock, and only while still a follower at this
+            // epoch: a replicated append finishing after this broker became leader would
+            // otherwise slip past the producer state and let a client retry in twice.
+            let guard = p.produce_lock().lock().await;
+            if p.leader_epoch() != epoch || p.is_leader() {
+                return Ok(());
+            }
             let appender = log.clone();
             let batches = resp.batches;
             let batches = tokio::task::spawn_blocking(move || {
@@ -169,6 +176,7 @@ async fn follow(
             for (header, _) in crate::record::BatchFrames::new(&batches, usize::MAX).flatten() {
                 p.producers().record(&header, header.base_offset);
             }
+            drop(guard);
             log.flush_until(log.log_end_offset()).await?;
         }
         let end = log.log_end_offset();

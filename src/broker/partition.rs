@@ -430,6 +430,12 @@ impl Partition {
         &self.producers
     }
 
+    /// Serializes appends that must see and update producer state atomically (idempotent
+    /// produce on a leader, replicated appends on a follower).
+    pub fn produce_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.produce_lock
+    }
+
     /// Rebuilds producer state from the log's recent tail (after open).
     fn rebuild_producer_state(&self) {
         let end = self.log.log_end_offset();
