@@ -290,32 +290,8 @@ async fn a_paused_leader_acknowledges_nothing_at_a_stale_epoch() {
     let log = client.log_rpc(&zombie.addr).unwrap();
 
     // Requests keep going to the leader while it is frozen, and after it thaws.
-    // (sent at, answered at, epoch) of every acknowledged request.
-    let acks: Arc<Mutex<Vec<(Instant, Instant, i32)>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sender = {
-        let (acks, stop, log) = (acks.clone(), stop.clone(), log.clone());
-        tokio::spawn(async move {
-            let mut calls = Vec::new();
-            let mut i = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (acks, mut log) = (acks.clone(), log.clone());
-                i += 1;
-                calls.push(tokio::spawn(async move {
-                    let sent = Instant::now();
-                    let call = log.produce(produce_req("z", partition, &format!("v{i}")));
-                    if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(60), call).await {
-                        let epoch = r.into_inner().leader_epoch;
-                        acks.lock().unwrap().push((sent, Instant::now(), epoch));
-                    }
-                }));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            for c in calls {
-                let _ = c.await;
-            }
-        })
-    };
+    let (acks, sender) = common::send_directly(log, "z", partition, stop.clone());
     wait_until(Duration::from_secs(10), "acks before the pause", || {
         let n = acks.lock().unwrap().len();
         async move { n >= 5 }

@@ -112,13 +112,7 @@ async fn sigkill_under_acks1_load_loses_no_acknowledged_record() {
 /// Appends `bytes` to the newest segment file of a partition directory.
 fn append_to_active_segment(dir: &std::path::Path, bytes: &[u8]) {
     use std::io::Write;
-    let mut segments: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    segments.sort();
+    let segments = common::segment_files(dir);
     let active = segments.last().expect("a segment exists");
     std::fs::OpenOptions::new().append(true).open(active).unwrap().write_all(bytes).unwrap();
 }

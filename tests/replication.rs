@@ -38,10 +38,6 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(n: usize, name: &str) -> Cluster {
-        Self::start_with(n, name, false)
-    }
-
     fn start_with(n: usize, name: &str, proxied: bool) -> Cluster {
         let etcd = EtcdServer::start();
         let mut config = tempfile::NamedTempFile::new().unwrap();
@@ -149,15 +145,23 @@ async fn wait_for_isr(client: &Client, topic: &str, partition: u32, want: usize,
     .await;
 }
 
+/// Three brokers (optionally behind fault proxies) and a one-partition topic with three
+/// replicas and `min.insync.replicas=2`.
+async fn rf3_topic(cluster: &str, topic: &str, proxied: bool) -> (Cluster, Client) {
+    let c = Cluster::start_with(3, cluster, proxied);
+    let client = c.client();
+    common::wait_for_broker_count(&client, 3).await;
+    client
+        .admin()
+        .create_topic(topic, 1, 3, configs(&[("min.insync.replicas", "2")]))
+        .await
+        .unwrap();
+    (c, client)
+}
+
 /// (offset, crc) of every batch in a replica's partition directory, in order.
 fn batches_on_disk(dir: &Path) -> Vec<(i64, u32)> {
-    let mut segments: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    segments.sort();
+    let segments = common::segment_files(dir);
     let mut out = vec![];
     for s in segments {
         let bytes = std::fs::read(&s).unwrap();
@@ -175,10 +179,7 @@ fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_replicates_and_a_killed_leader_loses_nothing_acknowledged() {
-    let mut c = Cluster::start(3, "repl");
-    let client = c.client();
-    common::wait_for_broker_count(&client, 3).await;
-    client.admin().create_topic("r", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let (mut c, client) = rf3_topic("repl", "r", false).await;
     let first = state(&client, "r", 0).await;
     assert_eq!(first.replicas.len(), 3);
     assert_eq!(first.isr.len(), 3, "every replica starts in sync");
@@ -256,10 +257,7 @@ async fn acks_all_replicates_and_a_killed_leader_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn below_min_insync_replicas_acks_all_writes_are_refused() {
-    let mut c = Cluster::start(3, "minisr");
-    let client = c.client();
-    common::wait_for_broker_count(&client, 3).await;
-    client.admin().create_topic("m", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let (mut c, client) = rf3_topic("minisr", "m", false).await;
     let s = state(&client, "m", 0).await;
     let leader = s.leader_id;
     let followers: Vec<i32> = s.replicas.iter().copied().filter(|r| *r != leader).collect();
@@ -321,10 +319,7 @@ async fn below_min_insync_replicas_acks_all_writes_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_leader_kills_under_load_lose_and_duplicate_nothing() {
-    let mut c = Cluster::start(3, "bounce");
-    let client = c.client();
-    common::wait_for_broker_count(&client, 3).await;
-    client.admin().create_topic("b", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let (mut c, client) = rf3_topic("bounce", "b", false).await;
 
     let (load, acked, stop) = start_load(client.clone(), "b", ProducerConfig::default());
     let mut failovers = Vec::new();
@@ -487,10 +482,7 @@ async fn finish_and_check(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn double_failover_keeps_offsets_consistent() {
-    let mut c = Cluster::start(3, "double");
-    let client = c.client();
-    common::wait_for_broker_count(&client, 3).await;
-    client.admin().create_topic("d", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let (mut c, client) = rf3_topic("double", "d", false).await;
     let (load, acked, stop) = start_load(client.clone(), "d", ProducerConfig::default());
     for round in 0..2 {
         wait_for_acks(&acked, 500).await;
@@ -513,10 +505,7 @@ async fn double_failover_keeps_offsets_consistent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_network_neither_duplicates_nor_reorders() {
-    let c = Cluster::start_with(3, "flaky", true);
-    let client = c.client();
-    common::wait_for_broker_count(&client, 3).await;
-    client.admin().create_topic("f", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let (c, client) = rf3_topic("flaky", "f", true).await;
     // Producer-to-leader and follower-to-leader traffic both cross the proxies.
     for p in &c.proxies {
         p.set(proxy::Mode::Delay {
@@ -554,10 +543,7 @@ async fn flaky_network_neither_duplicates_nor_reorders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_followers_or_from_etcd_never_makes_two_leaders() {
-    let c = Cluster::start_with(3, "cut", true);
-    let client = c.client();
-    common::wait_for_broker_count(&client, 3).await;
-    client.admin().create_topic("x", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let (c, client) = rf3_topic("cut", "x", true).await;
     let (load, acked, stop) = start_load(client.clone(), "x", ProducerConfig::default());
     wait_for_acks(&acked, 500).await;
 
@@ -593,39 +579,14 @@ async fn a_leader_cut_off_from_followers_or_from_etcd_never_makes_two_leaders() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_leader_is_replaced_and_acknowledges_nothing_at_its_old_epoch() {
-    let c = Cluster::start(3, "frozen");
-    let client = c.client();
-    common::wait_for_broker_count(&client, 3).await;
-    client.admin().create_topic("z", 1, 3, configs(&[("min.insync.replicas", "2")])).await.unwrap();
+    let (c, client) = rf3_topic("frozen", "z", false).await;
     let s = state(&client, "z", 0).await;
     let (leader, epoch) = (s.leader_id, s.leader_epoch);
     let zombie = c.brokers[leader as usize - 1].as_ref().unwrap();
     let log = client.log_rpc(&zombie.addr).unwrap();
     // Requests go straight to the frozen leader, before, during and after the freeze.
-    let acks: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, i32)>>> = Default::default();
     let stop: Stop = Default::default();
-    let sender = {
-        let (acks, stop) = (acks.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut calls = Vec::new();
-            let mut i = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (acks, mut log) = (acks.clone(), log.clone());
-                i += 1;
-                calls.push(tokio::spawn(async move {
-                    let sent = std::time::Instant::now();
-                    let call = log.produce(common::produce_req("z", 0, &format!("v{i}")));
-                    if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(60), call).await {
-                        acks.lock().unwrap().push((sent, r.into_inner().leader_epoch));
-                    }
-                }));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            for c in calls {
-                let _ = c.await;
-            }
-        })
-    };
+    let (acks, sender) = common::send_directly(log, "z", 0, stop.clone());
     wait_until(Duration::from_secs(10), "acks before the freeze", || {
         let n = acks.lock().unwrap().len();
         async move { n >= 5 }
@@ -640,7 +601,7 @@ async fn a_frozen_leader_is_replaced_and_acknowledges_nothing_at_its_old_epoch()
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     sender.await.unwrap();
     let acks = acks.lock().unwrap();
-    let stale = acks.iter().filter(|(sent, e)| *sent > frozen && *e <= epoch).count();
+    let stale = acks.iter().filter(|(sent, _, e)| *sent > frozen && *e <= epoch).count();
     println!(
         "frozen leader {leader} replaced by {next}; {} acks in all, {stale} at the stale epoch",
         acks.len()

@@ -268,6 +268,57 @@ pub async fn wait_for_broker_count(client: &Client, n: usize) {
     .await;
 }
 
+/// The acknowledgements of [`send_directly`]: (sent at, answered at, leader epoch).
+pub type DirectAcks = std::sync::Arc<std::sync::Mutex<Vec<(Instant, Instant, i32)>>>;
+
+/// Sends one-record produces straight to one broker every 50 ms, each as its own call (so
+/// calls queue up while the broker is frozen), until `stop`; records every acknowledgement.
+pub fn send_directly(
+    log: shale::rpc::pb::log_client::LogClient<tonic::transport::Channel>,
+    topic: &str,
+    partition: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (DirectAcks, tokio::task::JoinHandle<()>) {
+    let acks: DirectAcks = Default::default();
+    let topic = topic.to_string();
+    let task = {
+        let acks = acks.clone();
+        tokio::spawn(async move {
+            let mut calls = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (acks, mut log, topic) = (acks.clone(), log.clone(), topic.clone());
+                i += 1;
+                calls.push(tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let call = log.produce(produce_req(&topic, partition, &format!("v{i}")));
+                    if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(60), call).await {
+                        let epoch = r.into_inner().leader_epoch;
+                        acks.lock().unwrap().push((sent, Instant::now(), epoch));
+                    }
+                }));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for c in calls {
+                let _ = c.await;
+            }
+        })
+    };
+    (acks, task)
+}
+
+/// The segment files (`*.log`) of a partition directory, oldest first.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    segments
+}
+
 /// A 127.0.0.1 port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
