@@ -118,6 +118,8 @@ pub struct RecordMetadata {
     pub partition: u32,
     /// Offset.
     pub offset: i64,
+    /// Leader epoch of the leader that acknowledged the record.
+    pub leader_epoch: i32,
 }
 
 type Waiter = oneshot::Sender<Result<RecordMetadata, Error>>;
@@ -154,13 +156,14 @@ struct Sealed {
 }
 
 impl Sealed {
-    fn complete(self, topic: &str, partition: u32, base_offset: i64, pending: &Pending) {
+    fn complete(self, topic: &str, partition: u32, resp: &pb::ProduceResponse, pending: &Pending) {
         let n = self.waiters.len();
         for (i, w) in self.waiters.into_iter().enumerate() {
             let _ = w.send(Ok(RecordMetadata {
                 topic: topic.to_string(),
                 partition,
-                offset: base_offset + i as i64,
+                offset: resp.base_offset + i as i64,
+                leader_epoch: resp.leader_epoch,
             }));
         }
         pending.done(n);
@@ -523,7 +526,7 @@ async fn sender_loop(
                     Ok(resp) => match in_flight.pop_front() {
                         Some((id, batch)) if id == resp.correlation_id => match resp.error {
                             None => {
-                                batch.complete(&tp.0, tp.1, resp.base_offset, &pending);
+                                batch.complete(&tp.0, tp.1, &resp, &pending);
                                 None
                             }
                             Some(err) => {

@@ -57,6 +57,8 @@ struct Op {
     invoked_at: u64,
     completed_at: Option<u64>,
     outcome: Outcome,
+    /// Leader epoch the ack reported, if the caller recorded it.
+    epoch: Option<i32>,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +96,7 @@ impl ProduceLog {
             invoked_at: h.clock,
             completed_at: None,
             outcome: Outcome::Pending,
+            epoch: None,
         };
         h.ops.push(op);
         OpId(h.ops.len() - 1)
@@ -102,6 +105,12 @@ impl ProduceLog {
     /// Records that `op` was acknowledged at `offset`.
     pub fn ok(&self, op: OpId, offset: i64) {
         self.complete(op, Outcome::Ok(offset));
+    }
+
+    /// Records that `op` was acknowledged at `offset` by the leader of `epoch`.
+    pub fn ok_at_epoch(&self, op: OpId, offset: i64, epoch: i32) {
+        self.complete(op, Outcome::Ok(offset));
+        self.history.lock().expect("produce log lock").ops[op.0].epoch = Some(epoch);
     }
 
     /// Records that `op` was definitely not written.
@@ -165,6 +174,10 @@ pub struct Report {
     pub failed_present: usize,
     /// Values read that no op of the partition produced.
     pub unexpected: usize,
+    /// Acked ops whose ack came from a leader epoch older than one that had already
+    /// acknowledged an op of the same partition before this op was invoked: two leaders
+    /// acknowledging in the same period.
+    pub stale_epoch_acks: usize,
     /// Ops recorded as failed (informational).
     pub failed: usize,
     /// Unknown or pending ops found in some read (informational).
@@ -187,6 +200,7 @@ impl Report {
             && self.inconsistent_offsets == 0
             && self.failed_present == 0
             && self.unexpected == 0
+            && self.stale_epoch_acks == 0
     }
 
     /// Panics with the report unless it is clean.
@@ -200,7 +214,8 @@ impl fmt::Display for Report {
         write!(
             f,
             "{} acknowledged: {} lost, {} duplicated, {} reordered, {} inconsistent offsets, \
-             {} failed but present, {} unexpected; {} failed, unknown {} present / {} absent",
+             {} failed but present, {} unexpected, {} stale-epoch acks; {} failed, unknown {} \
+             present / {} absent",
             self.acknowledged,
             self.lost,
             self.duplicated,
@@ -208,6 +223,7 @@ impl fmt::Display for Report {
             self.inconsistent_offsets,
             self.failed_present,
             self.unexpected,
+            self.stale_epoch_acks,
             self.failed,
             self.unknown_present,
             self.unknown_absent
@@ -336,6 +352,7 @@ pub fn check_reads(log: &ProduceLog, reads: &[&Read]) -> Report {
     }
 
     r.reordered = reordered(&ops, &found, reads.len(), &mut examples);
+    r.stale_epoch_acks = stale_epoch_acks(&ops, &mut examples);
     r.examples = examples.lines;
     r
 }
@@ -394,6 +411,53 @@ fn reordered(ops: &[Op], found: &[Vec<Vec<i64>>], reads: usize, examples: &mut E
         }
     }
     bad.len()
+}
+
+/// Counts acked ops B acknowledged at an epoch below that of some acked op A of the same
+/// partition whose ack came before B was invoked. Leadership only moves forward, so once a
+/// leader of epoch e has acknowledged, an ack from an older epoch for a later request means
+/// two leaders were acknowledging at once.
+fn stale_epoch_acks(ops: &[Op], examples: &mut Examples) -> usize {
+    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if matches!(op.outcome, Outcome::Ok(_)) && op.epoch.is_some() {
+            by_partition.entry(op.partition).or_default().push(i);
+        }
+    }
+    let mut bad = 0;
+    for acked in by_partition.values() {
+        let mut by_ack = acked.clone();
+        let mut by_invoke = acked.clone();
+        by_ack.sort_by_key(|&i| ops[i].completed_at);
+        by_invoke.sort_by_key(|&i| ops[i].invoked_at);
+        // Sweep Bs by invoke time; `highest` is the A with the highest epoch acked so far.
+        let mut highest: Option<usize> = None;
+        let mut next = 0;
+        for &b in &by_invoke {
+            while next < by_ack.len() && ops[by_ack[next]].completed_at < Some(ops[b].invoked_at) {
+                let a = by_ack[next];
+                if highest.is_none_or(|h| ops[a].epoch > ops[h].epoch) {
+                    highest = Some(a);
+                }
+                next += 1;
+            }
+            if let Some(a) = highest.filter(|&a| ops[a].epoch > ops[b].epoch) {
+                bad += 1;
+                examples.add("stale_epoch", || {
+                    format!(
+                        "partition {}: {} was acked at epoch {:?} after {} had been acked at \
+                         epoch {:?}",
+                        ops[b].partition,
+                        show(&ops[b].value),
+                        ops[b].epoch.unwrap_or_default(),
+                        show(&ops[a].value),
+                        ops[a].epoch.unwrap_or_default()
+                    )
+                });
+            }
+        }
+    }
+    bad
 }
 
 /// Collects a few descriptions per anomaly kind.
@@ -522,6 +586,25 @@ mod tests {
         let r = check(&log, &read(&[(0, &[(0, "a"), (1, "b")])]));
         assert_eq!(r.inconsistent_offsets, 1, "{r}");
         assert_eq!((r.lost, r.reordered), (0, 0), "{r}");
+    }
+
+    #[test]
+    fn an_ack_from_an_older_epoch_after_a_newer_one_is_two_leaders() {
+        let log = ProduceLog::new();
+        let a = log.invoke(0, "a");
+        log.ok_at_epoch(a, 0, 3);
+        // Invoked after epoch 3 acknowledged, yet acknowledged by the epoch-2 leader.
+        let b = log.invoke(0, "b");
+        log.ok_at_epoch(b, 1, 2);
+        // Overlapping calls may complete in any epoch order: not an anomaly.
+        let c = log.invoke(0, "c");
+        let d = log.invoke(0, "d");
+        log.ok_at_epoch(d, 3, 4);
+        log.ok_at_epoch(c, 2, 3);
+        let r = check(&log, &read(&[(0, &[(0, "a"), (1, "b"), (2, "c"), (3, "d")])]));
+        assert_eq!(r.stale_epoch_acks, 1, "{r}");
+        assert!(!r.is_clean());
+        assert!(r.examples.iter().any(|e| e.contains("\"b\" was acked at epoch 2")), "{r}");
     }
 
     #[test]

@@ -193,6 +193,8 @@ pub struct CheckReport {
     pub reordered: usize,
     /// Offsets that are not strictly increasing within a partition.
     pub offset_errors: usize,
+    /// The first few duplicated values with every offset each was read at.
+    pub duplicates: Vec<(String, Vec<i64>)>,
 }
 
 /// Compares acknowledged values (in ack order, per partition) with what the log holds.
@@ -222,6 +224,10 @@ pub fn check(
                 Some(pos) => {
                     if pos.len() > 1 {
                         report.duplicated += 1;
+                        if report.duplicates.len() < 10 {
+                            let offsets = pos.iter().map(|&i| records[i].offset).collect();
+                            report.duplicates.push((v.clone(), offsets));
+                        }
                     }
                     if last_pos.is_some_and(|l| pos[0] < l) {
                         report.reordered += 1;
