@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/ensure-protoc.sh
 # The etcd conformance and etcd store tests start private etcd members.
 scripts/etcd.sh install
+# Tests of tiered storage start private S3 servers (moto, in a venv under ~/.cache).
+scripts/s3.sh install >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
 # Two cores: the crash and many-partition tests spawn brokers; keep parallelism modest.
 exec cargo test --lib --bins --tests --quiet -- --test-threads "${SHALE_TEST_THREADS:-4}" "$@"
