@@ -25,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod error;
+pub mod failpoint;
 pub mod fsutil;
 pub mod log;
 pub mod meta;
@@ -33,6 +34,7 @@ pub mod rpc;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod tier;
 pub mod topic_config;
 
 pub use error::{Error, ErrorKind, Result};

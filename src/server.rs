@@ -75,7 +75,11 @@ pub async fn start(
         settings.broker.advertise = addr.to_string();
     }
     let max_request = settings.log.max_request_bytes;
-    let broker = Broker::open(settings, meta, clock).await?;
+    let bucket = match settings.tier.object_store.as_str() {
+        "" => None,
+        url => Some(crate::tier::Bucket::open(url, &settings.tier)?),
+    };
+    let broker = Broker::open(settings, meta, clock, bucket).await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::log_server::LogServer<LogService>>().await;

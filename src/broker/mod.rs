@@ -105,16 +105,19 @@ pub struct Broker {
     /// Flips to true when the broker closes; ends long-polls.
     closed_tx: tokio::sync::watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Manifests and objects in the bucket, when the broker has an object store.
+    catalog: Option<Arc<crate::tier::Catalog>>,
 }
 
 impl Broker {
     /// Opens the broker: resolves its id, registers it, opens the partitions assigned to it,
     /// and starts membership, controller election, metadata following and background tasks.
-    /// `meta` and `clock` are the injected parts.
+    /// `meta`, `clock` and the object store (`bucket`, optional) are the injected parts.
     pub async fn open(
         settings: Settings,
         meta: Arc<dyn MetaStore>,
         clock: SharedClock,
+        bucket: Option<crate::tier::Bucket>,
     ) -> Result<Arc<Broker>, Error> {
         settings.validate()?;
         let defaults = settings.topic_defaults()?;
@@ -159,6 +162,14 @@ impl Broker {
             closing: AtomicBool::new(false),
             closed_tx: tokio::sync::watch::channel(false).0,
             tasks: std::sync::Mutex::new(Vec::new()),
+            catalog: bucket.map(|b| {
+                Arc::new(crate::tier::Catalog::new(
+                    b,
+                    meta.clone(),
+                    keys.clone(),
+                    &settings.cluster.name,
+                ))
+            }),
             settings,
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
@@ -183,6 +194,11 @@ impl Broker {
     /// This broker's id.
     pub fn id(&self) -> i32 {
         self.id
+    }
+
+    /// The tiered-storage catalog, when the broker has an object store.
+    pub fn catalog(&self) -> Option<&Arc<crate::tier::Catalog>> {
+        self.catalog.as_ref()
     }
 
     /// The settings the broker runs with.

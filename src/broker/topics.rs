@@ -86,6 +86,7 @@ impl Broker {
         }
         let config = TopicConfig::resolve(&self.defaults, &req.configs)?;
         check_min_isr(&config, rf)?;
+        self.check_tiering(&config)?;
         let record = TopicRecord {
             name: req.name.clone(),
             id: uuid::Uuid::new_v4().to_string(),
@@ -141,6 +142,20 @@ impl Broker {
     }
 
     /// Sets and removes config overrides; returns the configs in force afterwards.
+    /// `remote.storage.enable=true` needs an object store on this broker.
+    fn check_tiering(&self, config: &TopicConfig) -> Result<(), Error> {
+        if config.remote_storage_enable && self.catalog.is_none() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "INVALID_CONFIG",
+                "remote.storage.enable=true needs an object store, and this broker has none: \
+                 start it with --object-store URL (or [tier] object_store)",
+            )
+            .with("key", "remote.storage.enable"));
+        }
+        Ok(())
+    }
+
     pub async fn alter_topic_config(
         &self,
         name: &str,
@@ -163,6 +178,7 @@ impl Broker {
             }
             let config = TopicConfig::resolve(&self.defaults, &record.configs)?;
             check_min_isr(&config, record.replication_factor)?;
+            self.check_tiering(&config)?;
             let entry = TopicEntry { record: record.clone(), config: Arc::new(config) };
             if validate_only {
                 return Ok(entry);

@@ -18,6 +18,10 @@ pub struct StandaloneArgs {
     /// Address to serve gRPC on.
     #[arg(long, env = "SHALE_LISTEN", default_value = "127.0.0.1:9292")]
     pub listen: SocketAddr,
+    /// Object store for tiered segments: s3://bucket/prefix, file:///path or memory://
+    /// (default: file://{data-dir}/bucket).
+    #[arg(long, env = "SHALE_OBJECT_STORE")]
+    pub object_store: Option<String>,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -52,6 +56,10 @@ pub struct ServeArgs {
     /// Rack or zone (overrides the file).
     #[arg(long, env = "SHALE_RACK")]
     pub rack: Option<String>,
+    /// Object store for tiered segments, shared by the cluster's brokers:
+    /// s3://bucket/prefix, file:///path or memory:// (overrides the file).
+    #[arg(long, env = "SHALE_OBJECT_STORE")]
+    pub object_store: Option<String>,
 }
 
 fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
@@ -66,6 +74,17 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     settings.broker.data_dir = args.data_dir;
     settings.broker.listen = args.listen;
     settings.broker.id.get_or_insert(0);
+    if let Some(url) = args.object_store {
+        settings.tier.object_store = url;
+    }
+    if settings.tier.object_store.is_empty() {
+        // The embedded default: a bucket directory under the data dir.
+        std::fs::create_dir_all(&settings.broker.data_dir)
+            .with_context(|| format!("creating {}", settings.broker.data_dir.display()))?;
+        let dir = std::fs::canonicalize(&settings.broker.data_dir)
+            .with_context(|| format!("resolving {}", settings.broker.data_dir.display()))?;
+        settings.tier.object_store = format!("file://{}", dir.join("bucket").display());
+    }
     run(settings).await
 }
 
@@ -95,6 +114,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(r) = args.rack {
         settings.broker.rack = r;
     }
+    if let Some(url) = args.object_store {
+        settings.tier.object_store = url;
+    }
     run(settings).await
 }
 
@@ -104,6 +126,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let meta = crate::server::meta_store(&settings, clock.clone()).await?;
     let data_dir = settings.broker.data_dir.clone();
     let settings_etcd = settings.cluster.etcd_endpoints.clone();
+    let object_store = match settings.tier.object_store.as_str() {
+        "" => "no object store".to_string(),
+        url => format!("object store {url}"),
+    };
     let server =
         crate::server::start(settings, meta, clock).await.context("starting the broker")?;
     let metadata = if settings_etcd.is_empty() {
@@ -112,7 +138,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         format!("etcd {}", settings_etcd.join(","))
     };
     println!(
-        "shale broker {} listening on {} (data in {}, {metadata})",
+        "shale broker {} listening on {} (data in {}, {metadata}, {object_store})",
         server.broker().id(),
         server.addr(),
         data_dir.display()

@@ -1,0 +1,19 @@
+//! Tiered storage: sealed segments go to an S3-compatible bucket (or a local directory in
+//! the embedded default), listed per partition by a manifest that only the partition leader
+//! writes, fenced by leader epoch through a small etcd pointer.
+//!
+//! - `store`: the object store from settings (`s3://`, `file://`, `memory://`), wrapped in
+//!   `metrics` ∘ `retry` ∘ `fault` (one wrapper per file).
+//! - `manifest`: the manifest, the object layout, and the etcd pointer's value.
+//! - `catalog`: reading the current manifest of a partition and committing a new one.
+
+pub mod catalog;
+pub mod fault;
+pub mod manifest;
+pub mod metrics;
+pub mod retry;
+pub mod store;
+
+pub use catalog::{Catalog, PartitionRef};
+pub use manifest::{Manifest, RemoteSegment, TierPointer};
+pub use store::{Bucket, StoreUrl};
