@@ -8,6 +8,8 @@
 # `start` keeps the member's data in DIR and its log in DIR/etcd.log, and waits (at most
 # $ETCD_START_TIMEOUT seconds, default 30) until the member answers /health.
 set -euo pipefail
+# shellcheck source=scripts/service-lib.sh
+source "$(dirname "$0")/service-lib.sh"
 
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -77,45 +79,18 @@ start() {
     --heartbeat-interval=10 --election-timeout=50 \
     >>"$dir/etcd.log" 2>&1 </dev/null &
   local pid=$!
-  local timeout=${ETCD_START_TIMEOUT:-30}
-  local deadline=$((SECONDS + timeout))
-  until healthy "$client_port"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "error: etcd exited during start-up; last lines of $dir/etcd.log:" >&2
-      tail -n 20 "$dir/etcd.log" >&2
-      exit 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "error: etcd (pid $pid) did not answer on $client/health within ${timeout}s; see $dir/etcd.log" >&2
-      kill -9 "$pid" 2>/dev/null || true
-      exit 1
-    fi
-    sleep 0.05
-  done
+  wait_ready etcd "$pid" "$dir/etcd.log" "${ETCD_START_TIMEOUT:-30}" healthy "$client_port"
   echo "$pid"
 }
 
-# One GET /health over bash's /dev/tcp, so the check needs neither curl nor etcdctl. The
-# subshell keeps the fd and the silenced stderr from leaking into the script.
+# One GET /health; true when etcd reports itself healthy (it has a leader).
 healthy() {
-  local port=$1
-  (
-    exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
-    printf 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-    reply=$(timeout 2 cat <&3 || true)
-    [[ $reply == *'"health":"true"'* ]]
-  ) 2>/dev/null
+  [[ $(http_reply "$1" 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n') == *'"health":"true"'* ]]
 }
 
 stop() {
   [ $# -eq 1 ] || usage
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || exit 0
-  for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || exit 0
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null || true
+  stop_pid "$1"
 }
 
 cmd=${1:-}

@@ -11,6 +11,8 @@
 # need an Authorization header (any credentials): unsigned ones are anonymous and get 403.
 # Object bodies sent as application/x-www-form-urlencoded (curl -d's default) are lost.
 set -euo pipefail
+# shellcheck source=scripts/service-lib.sh
+source "$(dirname "$0")/service-lib.sh"
 
 usage() {
   sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -81,28 +83,7 @@ start() {
   local url="http://127.0.0.1:${port}"
   nohup "$bin" -H 127.0.0.1 -p "$port" >>"$dir/moto.log" 2>&1 </dev/null &
   local pid=$!
-  local timeout=${S3_START_TIMEOUT:-30}
-  local deadline=$((SECONDS + timeout))
-  until answers "$port"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "error: moto_server exited during start-up; last lines of $dir/moto.log:" >&2
-      tail -n 20 "$dir/moto.log" >&2
-      exit 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "error: moto_server (pid $pid) did not answer on $url within ${timeout}s;" \
-        "see $dir/moto.log" >&2
-      kill -9 "$pid" 2>/dev/null || true
-      exit 1
-    fi
-    sleep 0.05
-  done
-  # Whatever answered must be ours, not another server that already held the port.
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "error: moto_server exited during start-up; last lines of $dir/moto.log:" >&2
-    tail -n 20 "$dir/moto.log" >&2
-    exit 1
-  fi
+  wait_ready moto_server "$pid" "$dir/moto.log" "${S3_START_TIMEOUT:-30}" answers "$port"
   # Unsigned CreateBucket: moto lets anonymous requests create buckets (not read objects).
   local bucket code reply="$dir/create-bucket.reply"
   for bucket in "$@"; do
@@ -121,28 +102,17 @@ start() {
   echo "$pid"
 }
 
-# One GET / (ListBuckets) over bash's /dev/tcp; true once an S3 server lists its buckets,
-# so another program that answers HTTP on the port does not count. The subshell keeps the
-# fd and the silenced stderr from leaking into the script.
+# One GET / (ListBuckets); true once an S3 server lists its buckets, so another program
+# that answers HTTP on the port does not count.
 answers() {
-  local port=$1
-  (
-    exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
-    printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-    reply=$(timeout 2 cat <&3 || true)
-    [[ $reply == 'HTTP/1.'?' 200 '* && $reply == *'<ListAllMyBucketsResult'* ]]
-  ) 2>/dev/null
+  local reply
+  reply=$(http_reply "$1" 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n')
+  [[ $reply == 'HTTP/1.'?' 200 '* && $reply == *'<ListAllMyBucketsResult'* ]]
 }
 
 stop() {
   [ $# -eq 1 ] || usage
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || exit 0
-  for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || exit 0
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null || true
+  stop_pid "$1"
 }
 
 cmd=${1:-}

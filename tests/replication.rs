@@ -241,23 +241,8 @@ async fn acks_all_replicates_and_a_killed_leader_loses_nothing_acknowledged() {
     assert_eq!(report.reordered, 0, "{report:?}");
     assert_eq!(report.offset_errors, 0, "{report:?}");
 
-    // Replicas hold the same batches (same offsets, same bytes) below the high watermark.
-    let hw = client
-        .admin()
-        .list_offsets("r", 0, pb::list_offsets_request::Spec::Latest(true))
-        .await
-        .unwrap()
-        .high_watermark;
-    let replicas: Vec<Vec<(i64, u32)>> = c
-        .dirs
-        .iter()
-        .map(|d| {
-            batches_on_disk(&d.path().join("r-0")).into_iter().filter(|(o, _)| *o < hw).collect()
-        })
-        .collect();
-    assert!(!replicas[0].is_empty());
-    assert_eq!(replicas[0], replicas[1], "replicas 1 and 2 differ below the high watermark {hw}");
-    assert_eq!(replicas[0], replicas[2], "replicas 1 and 3 differ below the high watermark {hw}");
+    let batches = assert_replicas_identical(&c, &client, "r").await;
+    assert!(!batches.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,23 +437,9 @@ async fn new_leader(client: &Client, topic: &str, old: i32) -> i32 {
     }
 }
 
-/// Stops the load, waits for every replica to be in sync, reads the topic back and checks it
-/// against the produce log (lost, duplicated, reordered, offsets, stale-epoch acks), and
-/// asserts the replicas hold identical batches below the high watermark.
-async fn finish_and_check(
-    c: &Cluster,
-    client: &Client,
-    topic: &str,
-    load: Load,
-) -> checker::Report {
-    load.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let sent = load.task.await.unwrap();
-    wait_for_isr(client, topic, 0, 3, "every replica back in the ISR").await;
-    client.invalidate(topic);
-    let read = checker::from_records(&common::read_all(client, topic).await);
-    let report = checker::check(&load.log, &read);
-    println!("{topic}: {sent} sent by {PRODUCERS} producers; {report}");
-    // Replicas hold the same batches below the high watermark.
+/// Asserts that the replicas of partition 0 of `topic` hold the same batches (same offsets,
+/// same bytes) below the high watermark; returns them.
+async fn assert_replicas_identical(c: &Cluster, client: &Client, topic: &str) -> Vec<(i64, u32)> {
     let hw = client
         .admin()
         .list_offsets(topic, 0, pb::list_offsets_request::Spec::Latest(true))
@@ -485,8 +456,34 @@ async fn finish_and_check(
                 .collect()
         })
         .collect();
-    assert_eq!(replicas[0], replicas[1], "replicas differ below the high watermark {hw}");
-    assert_eq!(replicas[0], replicas[2], "replicas differ below the high watermark {hw}");
+    for (i, r) in replicas.iter().enumerate().skip(1) {
+        assert_eq!(
+            replicas[0],
+            *r,
+            "replicas 1 and {} of {topic} differ below the high watermark {hw}",
+            i + 1
+        );
+    }
+    replicas.into_iter().next().unwrap_or_default()
+}
+
+/// Stops the load, waits for every replica to be in sync, reads the topic back and checks it
+/// against the produce log (lost, duplicated, reordered, offsets, stale-epoch acks), and
+/// asserts the replicas hold identical batches below the high watermark.
+async fn finish_and_check(
+    c: &Cluster,
+    client: &Client,
+    topic: &str,
+    load: Load,
+) -> checker::Report {
+    load.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = load.task.await.unwrap();
+    wait_for_isr(client, topic, 0, 3, "every replica back in the ISR").await;
+    client.invalidate(topic);
+    let read = checker::from_records(&common::read_all(client, topic).await);
+    let report = checker::check(&load.log, &read);
+    println!("{topic}: {sent} sent by {PRODUCERS} producers; {report}");
+    assert_replicas_identical(c, client, topic).await;
     report
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
-use super::checkpoint::{RecoveryPoint, sync_dir};
+use super::checkpoint::sync_dir;
 use super::config::MAX_SEGMENT_BYTES;
 use super::epoch::{EpochCache, EpochEntry};
 use super::index::SegmentIndex;
@@ -117,13 +117,7 @@ impl Inner {
         let mut next = ActiveSegment::open(&self.dir, end, 0, IndexBuilder::new())?;
         next.next_offset = end;
         sync_dir(&self.dir)?;
-        let point = RecoveryPoint {
-            offset: end,
-            segment_base: end,
-            position: 0,
-            max_timestamp: NO_TIMESTAMP,
-        };
-        point.store(&self.dir)?;
+        next.end_point().store(&self.dir)?;
         let old = std::mem::replace(&mut st.active, next);
         st.sealed_bytes += old.size;
         st.sealed.insert(
@@ -427,14 +421,7 @@ impl PartitionLog {
         st.active.sync()?;
         inner.syncs.fetch_add(1, Ordering::Relaxed);
         st.active.write_index(&inner.dir)?;
-        let a = &st.active;
-        let point = RecoveryPoint {
-            offset: a.next_offset,
-            segment_base: a.base,
-            position: a.size,
-            max_timestamp: a.builder.max_timestamp,
-        };
-        point.store(&inner.dir)?;
+        st.active.end_point().store(&inner.dir)?;
         st.closed = true;
         inner.durable.fetch_max(st.log_end(), Ordering::AcqRel);
         inner.publish(&st);

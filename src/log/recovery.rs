@@ -10,8 +10,8 @@ use super::checkpoint::{RecoveryPoint, TMP_SUFFIX, sync_dir};
 use super::epoch::EpochCache;
 use super::scan::{Scanned, Scanner, header_at};
 use super::segment::{
-    ActiveSegment, IndexBuilder, LOG_SUFFIX, NO_TIMESTAMP, SealedSegment, parse_file_name,
-    read_index_files, segment_path, write_index_files,
+    ActiveSegment, IndexBuilder, LOG_SUFFIX, SealedSegment, parse_file_name, read_index_files,
+    segment_path, write_index_files,
 };
 use super::{LogConfig, LogError, LogResources, RecoveryStats};
 
@@ -69,12 +69,7 @@ pub(crate) fn recover(
         let mut epochs = loaded_epochs.unwrap_or_default();
         epochs.truncate_from_end(base);
         epochs.store(dir)?;
-        let point = RecoveryPoint {
-            offset: base,
-            segment_base: base,
-            position: 0,
-            max_timestamp: NO_TIMESTAMP,
-        };
+        let point = active.end_point();
         if rp != Some(point) {
             point.store(dir)?;
         }
@@ -226,12 +221,7 @@ pub(crate) fn recover(
     if loaded_epochs.as_ref() != Some(&epochs) {
         epochs.store(dir)?;
     }
-    let point = RecoveryPoint {
-        offset: active.next_offset,
-        segment_base: active.base,
-        position: active.size,
-        max_timestamp: active.builder.max_timestamp,
-    };
+    let point = active.end_point();
     if rp != Some(point) {
         // Data found after the old recovery point may not have reached the disk yet.
         active.sync()?;

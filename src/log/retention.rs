@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::UNIX_EPOCH;
 
-use super::checkpoint::{RecoveryPoint, sync_dir};
+use super::checkpoint::sync_dir;
 use super::partition::PartitionLog;
 use super::scan::header_at;
 use super::segment::{
@@ -228,14 +228,8 @@ impl PartitionLog {
             a.first_append_ms = None;
         }
         a.write_index(dir)?;
-        let point = RecoveryPoint {
-            offset: a.next_offset,
-            segment_base: a.base,
-            position: a.size,
-            max_timestamp: a.builder.max_timestamp,
-        };
         // Storing the point also fsyncs the directory, making the removals durable.
-        point.store(dir)?;
+        a.end_point().store(dir)?;
         // The fsync above made everything below the new end durable.
         inner.durable.store(cut.new_end, Ordering::Release);
         if st.epochs.truncate_from_end(cut.new_end) {

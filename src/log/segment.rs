@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::LogError;
-use super::checkpoint::{read_optional, write_atomic};
+use super::checkpoint::{RecoveryPoint, read_optional, write_atomic};
 use super::index::SegmentIndex;
 use super::scan::{Scanned, Scanner};
 use crate::record::BatchHeader;
@@ -184,6 +184,16 @@ pub(crate) struct ActiveSegment {
 }
 
 impl ActiveSegment {
+    /// The recovery point at the segment's end: everything written so far is valid.
+    pub fn end_point(&self) -> RecoveryPoint {
+        RecoveryPoint {
+            offset: self.next_offset,
+            segment_base: self.base,
+            position: self.size,
+            max_timestamp: self.builder.max_timestamp,
+        }
+    }
+
     /// Opens (creating if needed) the segment file for `base` with `size` valid bytes.
     pub fn open(dir: &Path, base: i64, size: u64, builder: IndexBuilder) -> Result<Self, LogError> {
         let path = segment_path(dir, base, LOG_SUFFIX);

@@ -68,12 +68,12 @@ pub struct OpCounts {
 /// The counters of one store.
 #[derive(Debug, Default)]
 pub struct StoreMetrics {
-    ops: [Counters; 6],
+    ops: [Counters; Op::ALL.len()],
 }
 
 impl StoreMetrics {
     fn counters(&self, op: Op) -> &Counters {
-        &self.ops[Op::ALL.iter().position(|o| *o == op).unwrap_or(0)]
+        &self.ops[op as usize]
     }
 
     fn record<T>(&self, op: Op, result: &Result<T>, bytes: u64) {

@@ -374,24 +374,9 @@ fn reordered(ops: &[Op], found: &[Vec<Vec<i64>>], reads: usize, examples: &mut E
     for acked in by_partition.values() {
         for positions in &first {
             let pos = |i: usize| positions[i];
-            let mut by_ack: Vec<usize> =
-                acked.iter().copied().filter(|&i| pos(i).is_some()).collect();
-            let mut by_invoke = by_ack.clone();
-            by_ack.sort_by_key(|&i| ops[i].completed_at);
-            by_invoke.sort_by_key(|&i| ops[i].invoked_at);
-            // Sweep Bs by invoke time; `latest` is the A, acked before B's invoke, read last.
-            let mut latest: Option<usize> = None;
-            let mut next = 0;
-            for &b in &by_invoke {
-                while next < by_ack.len()
-                    && ops[by_ack[next]].completed_at < Some(ops[b].invoked_at)
-                {
-                    let a = by_ack[next];
-                    if latest.is_none_or(|l| pos(a) > pos(l)) {
-                        latest = Some(a);
-                    }
-                    next += 1;
-                }
+            let read: Vec<usize> = acked.iter().copied().filter(|&i| pos(i).is_some()).collect();
+            // `latest` is the A, acked before B's invoke, read last.
+            for (b, latest) in max_acked_before(ops, &read, pos) {
                 if let Some(a) = latest.filter(|&a| pos(a) > pos(b)) {
                     if bad.insert(b) {
                         examples.add("reordered", || {
@@ -426,21 +411,8 @@ fn stale_epoch_acks(ops: &[Op], examples: &mut Examples) -> usize {
     }
     let mut bad = 0;
     for acked in by_partition.values() {
-        let mut by_ack = acked.clone();
-        let mut by_invoke = acked.clone();
-        by_ack.sort_by_key(|&i| ops[i].completed_at);
-        by_invoke.sort_by_key(|&i| ops[i].invoked_at);
-        // Sweep Bs by invoke time; `highest` is the A with the highest epoch acked so far.
-        let mut highest: Option<usize> = None;
-        let mut next = 0;
-        for &b in &by_invoke {
-            while next < by_ack.len() && ops[by_ack[next]].completed_at < Some(ops[b].invoked_at) {
-                let a = by_ack[next];
-                if highest.is_none_or(|h| ops[a].epoch > ops[h].epoch) {
-                    highest = Some(a);
-                }
-                next += 1;
-            }
+        // `highest` is the A with the highest epoch acked before B's invoke.
+        for (b, highest) in max_acked_before(ops, acked, |i| ops[i].epoch) {
             if let Some(a) = highest.filter(|&a| ops[a].epoch > ops[b].epoch) {
                 bad += 1;
                 examples.add("stale_epoch", || {
@@ -458,6 +430,34 @@ fn stale_epoch_acks(ops: &[Op], examples: &mut Examples) -> usize {
         }
     }
     bad
+}
+
+/// For each op B of `acked`, in invoke order: the op A of `acked` with the largest `key`
+/// (the first such) among those whose ack came before B was invoked. One sweep over both
+/// orders, so linear after the sorts.
+fn max_acked_before<K: PartialOrd>(
+    ops: &[Op],
+    acked: &[usize],
+    key: impl Fn(usize) -> K,
+) -> Vec<(usize, Option<usize>)> {
+    let mut by_ack = acked.to_vec();
+    let mut by_invoke = acked.to_vec();
+    by_ack.sort_by_key(|&i| ops[i].completed_at);
+    by_invoke.sort_by_key(|&i| ops[i].invoked_at);
+    let mut best: Option<usize> = None;
+    let mut next = 0;
+    let mut out = Vec::with_capacity(by_invoke.len());
+    for b in by_invoke {
+        while next < by_ack.len() && ops[by_ack[next]].completed_at < Some(ops[b].invoked_at) {
+            let a = by_ack[next];
+            if best.is_none_or(|l| key(a) > key(l)) {
+                best = Some(a);
+            }
+            next += 1;
+        }
+        out.push((b, best));
+    }
+    out
 }
 
 /// Collects a few descriptions per anomaly kind.

@@ -14,18 +14,18 @@
 //! functions return `None` after printing a note, so the test can skip.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "service.rs"]
+mod service;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use service::free_port;
 use shale::meta::{EtcdOptions, EtcdStore};
-
-/// Longest wait for a member to answer `/health` after start.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Client timeouts for tests: short, so tests of an unavailable etcd stay quick.
 pub fn test_options() -> EtcdOptions {
@@ -154,8 +154,6 @@ impl EtcdServer {
     fn spawn(&mut self) {
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let log_path = self.dir.path().join("etcd.log");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--name=shale-test")
             .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
@@ -165,30 +163,12 @@ impl EtcdServer {
             .arg(format!("--initial-advertise-peer-urls={peer}"))
             .arg(format!("--initial-cluster=shale-test={peer}"))
             .args(["--initial-cluster-state=new", "--heartbeat-interval=10"])
-            .args(["--election-timeout=50", "--logger=zap", "--log-level=warn"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+            .args(["--election-timeout=50", "--logger=zap", "--log-level=warn"]);
         if std::env::consts::ARCH == "aarch64" {
             cmd.env("ETCD_UNSUPPORTED_ARCH", "arm64");
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {:?}: {e}", self.bin));
-        watchdog(child.id(), self.dir.path());
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !healthy(self.client_port) {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("etcd exited during start-up ({status}):\n{}", tail(&log_path));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "etcd did not answer {client}/health within {START_TIMEOUT:?}:\n{}",
-                    tail(&log_path)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.child = Some(child);
+        let port = self.client_port;
+        self.child = Some(service::spawn(cmd, "etcd", self.dir.path(), || healthy(port)));
     }
 }
 
@@ -198,47 +178,8 @@ impl Drop for EtcdServer {
     }
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// One `GET /health`; true when etcd reports itself healthy (it has a leader).
 fn healthy(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    reply.contains("\"health\":\"true\"")
-}
-
-/// Kills etcd `pid` and removes `dir` once this test process is gone, unless etcd went
-/// first (stopped by the test); statics are never dropped, so this is their clean-up.
-fn watchdog(pid: u32, dir: &Path) {
-    let script = r#"while kill -0 "$1" 2>/dev/null; do
-  kill -0 "$2" 2>/dev/null || exit 0
-  sleep 0.5
-done
-kill -9 "$2" 2>/dev/null
-rm -rf "$3""#;
-    let spawned = Command::new("sh")
-        .args(["-c", script, "etcd-watchdog", &std::process::id().to_string(), &pid.to_string()])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    if let Err(e) = spawned {
-        eprintln!("note: no watchdog for etcd pid {pid} ({e}); kill it by hand if a test aborts");
-    }
-}
-
-/// The last lines of etcd's log, for start-up failures.
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+    service::http(port, "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_ok_and(|reply| reply.contains("\"health\":\"true\""))
 }
