@@ -333,6 +333,14 @@ async fn five_leader_kills_under_load_lose_and_duplicate_nothing() {
         );
         c.restart(leader);
         wait_for_isr(&client, "b", 0, 3, "the killed broker back in the ISR").await;
+        // Preferred-leader rebalancing: leadership returns to the first replica once it is
+        // back in sync, so the next round kills a settled leader.
+        let preferred = state(&client, "b", 0).await.replicas[0];
+        wait_until(Duration::from_secs(30), "leadership back on the preferred replica", || {
+            let client = client.clone();
+            async move { state(&client, "b", 0).await.leader_id == preferred }
+        })
+        .await;
     }
     let report = finish_and_check(&c, &client, "b", load).await;
     failovers.sort();
@@ -479,6 +487,23 @@ async fn finish_and_check(
     load.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = load.task.await.unwrap();
     wait_for_isr(client, topic, 0, 3, "every replica back in the ISR").await;
+    // A leader elected late learns the high watermark from its followers' next fetches;
+    // every acknowledged offset must become readable, and soon.
+    let acked_end = load.log.acked_end(0);
+    wait_until(Duration::from_secs(30), "the high watermark to cover every ack", || {
+        let client = client.clone();
+        async move {
+            let latest = client
+                .admin()
+                .list_offsets(topic, 0, pb::list_offsets_request::Spec::Latest(true))
+                .await;
+            if latest.is_err() {
+                client.invalidate(topic);
+            }
+            latest.is_ok_and(|o| o.high_watermark >= acked_end)
+        }
+    })
+    .await;
     client.invalidate(topic);
     let read = checker::from_records(&common::read_all(client, topic).await);
     let report = checker::check(&load.log, &read);

@@ -158,25 +158,18 @@ async fn follow(
             return Err(e);
         }
         if !resp.batches.is_empty() {
-            // Under the partition's produce lock, and only while still a follower at this
-            // epoch: a replicated append finishing after this broker became leader would
-            // otherwise slip past the producer state and let a client retry in twice.
-            let guard = p.produce_lock().lock().await;
-            if p.leader_epoch() != epoch || p.is_leader() {
-                return Ok(());
-            }
-            let appender = log.clone();
+            // A blocking step that runs to its end even if this task is aborted (this
+            // broker became leader meanwhile): batch and producer state land together.
+            let part = p.clone();
             let batches = resp.batches;
-            let batches = tokio::task::spawn_blocking(move || {
-                appender.append_replicated(&batches).map(|_| batches)
+            let appended = tokio::task::spawn_blocking(move || {
+                part.append_replicated(leader, epoch, &batches)
             })
             .await
             .map_err(|e| Error::internal(format!("replica append task failed: {e}")))??;
-            // Followers keep producer state too, so they dedup retries once they lead.
-            for (header, _) in crate::record::BatchFrames::new(&batches, usize::MAX).flatten() {
-                p.producers().record(&header, header.base_offset);
+            if !appended {
+                return Ok(());
             }
-            drop(guard);
             log.flush_until(log.log_end_offset()).await?;
         }
         let end = log.log_end_offset();
@@ -222,19 +215,16 @@ async fn truncate_to_leader(
 }
 
 async fn truncate(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
-    let log = p.log().clone();
-    let from = log.log_end_offset();
-    let target = offset.max(log.log_start_offset());
-    tokio::task::spawn_blocking(move || log.truncate_to(target))
+    let from = p.log().log_end_offset();
+    let part = p.clone();
+    let to = tokio::task::spawn_blocking(move || part.truncate_to(offset))
         .await
         .map_err(|e| Error::internal(format!("truncate task failed: {e}")))??;
-    p.replication().cap(target);
-    p.producers().truncate(target);
     tracing::info!(
         topic = p.topic(),
         partition = p.index(),
         from,
-        to = target,
+        to,
         "truncated to the leader's log"
     );
     Ok(())

@@ -2,7 +2,7 @@
 //! the produce/read operations with their durability rules.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -55,6 +55,14 @@ fn visible_end(policy: FlushPolicyKind, offsets: &LogOffsets) -> i64 {
     }
 }
 
+fn pack(leader: i32, epoch: i32) -> u64 {
+    (u64::from(epoch as u32) << 32) | u64::from(leader as u32)
+}
+
+fn unpack(v: u64) -> (i32, i32) {
+    (v as u32 as i32, (v >> 32) as u32 as i32)
+}
+
 /// Resolves when a produce is acknowledged per its `acks`.
 pub type PendingAck = futures::future::BoxFuture<'static, Result<Produced, Error>>;
 
@@ -104,13 +112,15 @@ pub struct Partition {
     dir: PathBuf,
     log: Arc<PartitionLog>,
     broker_id: i32,
-    leader: AtomicI32,
-    leader_epoch: AtomicI32,
+    /// Leader id and leader epoch, packed so that they are always read and written together.
+    leadership: AtomicU64,
     config: RwLock<Arc<TopicConfig>>,
     repl: Arc<Replication>,
     producers: ProducerStates,
-    /// Serializes check-and-append of idempotent batches.
-    produce_lock: tokio::sync::Mutex<()>,
+    /// Serializes every change to the log's tail with the producer state and leadership
+    /// checks that go with it. Held only on blocking threads, for one whole step, so a
+    /// caller that goes away mid-step cannot leave the step half done.
+    append_lock: std::sync::Mutex<()>,
     /// Set when the partition is closed (deleted or moved away); ends long-polls.
     closed_tx: watch::Sender<bool>,
     hw_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -137,12 +147,11 @@ impl Partition {
             dir,
             log: Arc::new(log),
             broker_id: spec.broker_id,
-            leader: AtomicI32::new(-1),
-            leader_epoch: AtomicI32::new(spec.state.leader_epoch),
+            leadership: AtomicU64::new(pack(-1, spec.state.leader_epoch)),
             config: RwLock::new(spec.config),
             repl,
             producers: ProducerStates::default(),
-            produce_lock: tokio::sync::Mutex::new(()),
+            append_lock: std::sync::Mutex::new(()),
             closed_tx: watch::channel(false).0,
             hw_task: std::sync::Mutex::new(None),
         };
@@ -178,21 +187,28 @@ impl Partition {
 
     /// Current leader epoch.
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.load(Ordering::Acquire)
+        self.leadership().1
+    }
+
+    /// Leader id and leader epoch of the state last applied, read together.
+    pub fn leadership(&self) -> (i32, i32) {
+        unpack(self.leadership.load(Ordering::Acquire))
     }
 
     /// Whether this broker leads the partition in the state last applied.
     pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Acquire) == self.broker_id
+        self.leader() == self.broker_id
     }
 
     /// Applies a partition state read from the store. The epoch only moves forward.
     pub fn set_state(&self, state: &PartitionState) {
-        let current = self.leader_epoch.load(Ordering::Acquire);
-        if state.leader_epoch < current {
+        let next = pack(state.leader, state.leader_epoch);
+        let Ok(prev) = self.leadership.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            (state.leader_epoch >= unpack(v).1).then_some(next)
+        }) else {
             return;
-        }
-        let was = self.leader.load(Ordering::Acquire);
+        };
+        let (was, current) = unpack(prev);
         if state.leader_epoch != current || state.leader != was {
             tracing::info!(
                 topic = %self.topic,
@@ -203,16 +219,13 @@ impl Partition {
                 "partition leadership"
             );
         }
-        // Epoch first: a reader that sees the new leader also sees its epoch.
-        self.leader_epoch.store(state.leader_epoch, Ordering::Release);
-        self.leader.store(state.leader, Ordering::Release);
         self.repl.set_members(&state.replicas, &state.isr, state.leader == self.broker_id);
         self.refresh_hw();
     }
 
     /// The current leader id from the state last applied (-1 = none).
     pub fn leader(&self) -> i32 {
-        self.leader.load(Ordering::Acquire)
+        self.leadership().0
     }
 
     /// Replicas, ISR, follower progress and the high watermark.
@@ -289,14 +302,14 @@ impl Partition {
     }
 
     /// Validates and appends producer batches, then waits as `acks` asks.
-    pub async fn produce(&self, batches: Bytes, acks: Acks) -> Result<Produced, Error> {
+    pub async fn produce(self: &Arc<Self>, batches: Bytes, acks: Acks) -> Result<Produced, Error> {
         self.append(batches, acks).await?.await
     }
 
     /// Validates and appends producer batches; the returned future resolves when `acks` is
     /// satisfied. Appends happen in call order, waits may overlap, so a pipelined stream
     /// keeps its order while its fsyncs are shared (group commit).
-    pub async fn append(&self, batches: Bytes, acks: Acks) -> Result<PendingAck, Error> {
+    pub async fn append(self: &Arc<Self>, batches: Bytes, acks: Acks) -> Result<PendingAck, Error> {
         let config = self.config();
         let min_isr = config.min_insync_replicas as usize;
         if acks == Acks::All && self.repl.isr().len() < min_isr {
@@ -304,11 +317,19 @@ impl Partition {
         }
         let limits =
             Limits { max_batch_bytes: config.max_message_bytes as usize, ..Limits::default() };
-        let (batches, headers) = tokio::task::spawn_blocking(move || {
-            validate_batches(&batches, &limits).map(|h| (batches, h))
-        })
-        .await
-        .map_err(|e| Error::internal(format!("validate task failed: {e}")))??;
+        // One blocking step, run to the end even if this caller is dropped (a client that
+        // disconnects): what reaches the log always reaches the producer state too.
+        let p = self.clone();
+        let produced = tokio::task::spawn_blocking(move || p.append_step(batches, &limits))
+            .await
+            .map_err(|e| Error::internal(format!("append task failed: {e}")))??;
+        Ok(self.pending_ack(produced, acks, &config, min_isr))
+    }
+
+    /// Validates, checks leadership and producer state, appends and records, under the
+    /// append lock.
+    fn append_step(&self, batches: Bytes, limits: &Limits) -> Result<Produced, Error> {
+        let headers = validate_batches(&batches, limits)?;
         let idempotent = headers.iter().any(|h| h.producer_id >= 0);
         if idempotent && headers.len() != 1 {
             return Err(Error::invalid(format!(
@@ -316,9 +337,23 @@ impl Partition {
                 headers.len()
             )));
         }
-        // Check and append of an idempotent batch happen as one step.
-        let _guard = if idempotent { Some(self.produce_lock.lock().await) } else { None };
-        let epoch = self.leader_epoch();
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the lock: a follower's fetcher truncates and appends under it too,
+        // so nothing is written here after this broker stopped leading at this epoch.
+        let (leader, epoch) = self.leadership();
+        if leader != self.broker_id {
+            return Err(Error::new(
+                ErrorKind::NotLeader,
+                "NOT_LEADER",
+                format!(
+                    "broker {} no longer leads {}-{} (leader {leader}, epoch {epoch}); the \
+                     write was not appended",
+                    self.broker_id, self.topic, self.index
+                ),
+            )
+            .with("leader_id", leader)
+            .with("leader_epoch", epoch));
+        }
         if idempotent {
             if let Verdict::Duplicate(meta) = self.producers.check(&headers[0])? {
                 tracing::debug!(
@@ -328,32 +363,57 @@ impl Partition {
                     offset = meta.base_offset,
                     "duplicate batch answered with its original offsets"
                 );
-                let produced = Produced {
+                return Ok(Produced {
                     base_offset: meta.base_offset,
                     last_offset: meta.last_offset,
                     log_start_offset: self.log.log_start_offset(),
                     leader_epoch: epoch,
-                };
-                return Ok(self.pending_ack(produced, acks, &config, min_isr));
+                });
             }
         }
-        let log = self.log.clone();
-        let info: AppendInfo = tokio::task::spawn_blocking(move || -> Result<AppendInfo, Error> {
-            let mut buf = BytesMut::from(batches);
-            Ok(log.append(&mut buf, epoch)?)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("append task failed: {e}")))??;
+        let mut buf = BytesMut::from(batches);
+        let info: AppendInfo = self.log.append(&mut buf, epoch)?;
         if idempotent {
             self.producers.record(&headers[0], info.base_offset);
         }
-        let produced = Produced {
+        Ok(Produced {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_start_offset: self.log.log_start_offset(),
             leader_epoch: epoch,
-        };
-        Ok(self.pending_ack(produced, acks, &config, min_isr))
+        })
+    }
+
+    /// Appends batches replicated from `leader` at `epoch` (a blocking step): only while
+    /// this broker still follows that leader at that epoch, and with their producer state,
+    /// so that once this broker leads it answers a client's retry of them as a duplicate.
+    /// Returns false, appending nothing, when leadership has moved on.
+    pub fn append_replicated(
+        &self,
+        leader: i32,
+        epoch: i32,
+        batches: &[u8],
+    ) -> Result<bool, Error> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.leadership() != (leader, epoch) || leader == self.broker_id {
+            return Ok(false);
+        }
+        self.log.append_replicated(batches)?;
+        for (header, _) in crate::record::BatchFrames::new(batches, usize::MAX).flatten() {
+            self.producers.record(&header, header.base_offset);
+        }
+        Ok(true)
+    }
+
+    /// Cuts the log at `offset` (a follower diverging from its leader; a blocking step),
+    /// with the producer state and high watermark that go with it. Returns the offset cut to.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64, Error> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let target = offset.max(self.log.log_start_offset());
+        self.log.truncate_to(target)?;
+        self.repl.cap(target);
+        self.producers.truncate(target);
+        Ok(target)
     }
 
     /// The future that resolves once `acks` is satisfied for `produced`.
@@ -428,12 +488,6 @@ impl Partition {
     /// The idempotent-producer state of this partition.
     pub fn producers(&self) -> &ProducerStates {
         &self.producers
-    }
-
-    /// Serializes appends that must see and update producer state atomically (idempotent
-    /// produce on a leader, replicated appends on a follower).
-    pub fn produce_lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.produce_lock
     }
 
     /// Rebuilds producer state from the log's recent tail (after open).
@@ -572,4 +626,77 @@ pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error 
     .with("topic", topic)
     .with("partition", partition)
     .with("partitions", count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BatchBuilder, Compression, Record};
+
+    fn state(leader: i32, epoch: i32) -> PartitionState {
+        PartitionState { replicas: vec![1, 2], leader, leader_epoch: epoch, isr: vec![1, 2] }
+    }
+
+    fn producer_batch(seq: i32) -> Bytes {
+        let mut b = BatchBuilder::new(Compression::None).with_producer(7, 0, seq);
+        b.push(Record {
+            key: None,
+            value: Some(Bytes::from(format!("v{seq}"))),
+            headers: vec![],
+            timestamp_ms: 1,
+        });
+        b.build()
+    }
+
+    fn open(dir: &Path, broker_id: i32, state: PartitionState) -> Arc<Partition> {
+        let spec = PartitionSpec {
+            topic: "t".into(),
+            topic_id: "id".into(),
+            index: 0,
+            broker_id,
+            state,
+            config: Arc::new(TopicConfig {
+                flush_policy: FlushPolicyKind::Interval,
+                min_insync_replicas: 1,
+                ..TopicConfig::default()
+            }),
+        };
+        let resources = Arc::new(crate::log::LogResources::default());
+        Arc::new(Partition::open(dir, spec, crate::clock::system(), resources).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_replicated_batch_is_a_duplicate_once_the_follower_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1, state(2, 3));
+        let batch = producer_batch(0);
+        assert!(p.append_replicated(2, 3, &batch).unwrap());
+        // Leadership moved on: a replicated append from the old epoch is refused.
+        p.set_state(&state(1, 4));
+        assert!(!p.append_replicated(2, 3, &producer_batch(1)).unwrap());
+        assert_eq!(p.log().log_end_offset(), 1);
+        // The client's retry of the replicated batch lands nowhere new.
+        let again = p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
+        assert_eq!((again.base_offset, again.leader_epoch), (0, 4));
+        assert_eq!(p.log().log_end_offset(), 1);
+        let next = p.append(producer_batch(1), Acks::Leader).await.unwrap().await.unwrap();
+        assert_eq!(next.base_offset, 1);
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_stopped_leading_appends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1, state(1, 1));
+        p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+        p.set_state(&state(2, 2));
+        let err = match p.append(producer_batch(1), Acks::Leader).await {
+            Err(e) => e,
+            Ok(_) => panic!("a follower appended a produce"),
+        };
+        assert_eq!(err.reason, "NOT_LEADER");
+        assert_eq!(p.log().log_end_offset(), 1);
+        // An older state never moves leadership back.
+        p.set_state(&state(1, 1));
+        assert_eq!(p.leadership(), (2, 2));
+    }
 }

@@ -152,7 +152,8 @@ pub fn plan(view: &View) -> Vec<Change> {
 const UNCLEAN_KEY: &str = "unclean.leader.election.enable";
 
 /// The state a partition should move to, if any: a live in-sync leader when the leader is
-/// gone (offline when there is none, unless unclean election is enabled).
+/// gone (offline when there is none, unless unclean election is enabled), or back to the
+/// preferred replica (the first) once it is live and in sync again.
 fn next_state(
     state: &PartitionState,
     live: &BTreeSet<i32>,
@@ -165,6 +166,13 @@ fn next_state(
         replicas: state.replicas.clone(),
     };
     if state.leader >= 0 && live.contains(&state.leader) {
+        // Preferred-leader rebalancing: leadership returns to the first replica once it is
+        // back in the ISR, so leaders stay spread as placed.
+        let preferred = *state.replicas.first()?;
+        if preferred != state.leader && live.contains(&preferred) && state.isr.contains(&preferred)
+        {
+            return Some(bump(preferred, state.isr.clone()));
+        }
         return None;
     }
     let candidate =
@@ -471,6 +479,19 @@ mod tests {
         v.brokers.insert(1, broker(1, ""));
         let c = plan(&v);
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 2));
+    }
+
+    #[test]
+    fn leadership_returns_to_the_preferred_replica_once_it_is_in_sync() {
+        let mut v = view(&[(1, ""), (2, "")]);
+        let state =
+            PartitionState { replicas: vec![1, 2], leader: 2, leader_epoch: 4, isr: vec![2] };
+        v.partitions.insert(("t".into(), 0), (state.clone(), 1));
+        assert!(plan(&v).is_empty(), "not while the preferred replica is out of sync");
+        let back = PartitionState { isr: vec![2, 1], ..state };
+        v.partitions.insert(("t".into(), 0), (back, 2));
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 5));
     }
 
     #[test]

@@ -134,6 +134,20 @@ impl ProduceLog {
         h.ops.iter().filter(|o| matches!(o.outcome, Outcome::Ok(_))).count()
     }
 
+    /// One past the highest offset acknowledged on `partition` (0 when none was).
+    pub fn acked_end(&self, partition: u32) -> i64 {
+        let h = self.history.lock().expect("produce log lock");
+        h.ops
+            .iter()
+            .filter(|o| o.partition == partition)
+            .filter_map(|o| match o.outcome {
+                Outcome::Ok(offset) => Some(offset + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     fn complete(&self, op: OpId, outcome: Outcome) {
         let mut h = self.history.lock().expect("produce log lock");
         h.clock += 1;
