@@ -59,7 +59,7 @@ pub fn start(
     opts: FetchOptions,
     closed: tokio::sync::watch::Receiver<bool>,
 ) -> Result<mpsc::Receiver<Result<FetchChunk, Error>>, Error> {
-    let log_start = partition.log().log_start_offset();
+    let log_start = partition.log_start_offset();
     let log_end = partition.log().log_end_offset();
     if opts.offset < log_start || opts.offset > log_end {
         return Err(offset_out_of_range(opts.offset, log_start, partition.high_watermark()));
@@ -92,7 +92,7 @@ async fn run(
             };
             if chunk.bytes.is_empty() {
                 // Nothing readable below the watermark: the log moved under us.
-                let e = offset_out_of_range(offset, partition.log().log_start_offset(), hw);
+                let e = offset_out_of_range(offset, partition.log_start_offset(), hw);
                 let _ = tx.send(Err(e)).await;
                 return;
             }
@@ -100,7 +100,7 @@ async fn run(
             let msg = FetchChunk {
                 batches: chunk.bytes,
                 high_watermark: partition.high_watermark(),
-                log_start_offset: partition.log().log_start_offset(),
+                log_start_offset: partition.log_start_offset(),
                 next_offset: offset,
             };
             if tx.send(Ok(msg)).await.is_err() {
@@ -130,7 +130,7 @@ async fn run(
                 let msg = FetchChunk {
                     batches: Bytes::new(),
                     high_watermark: hw,
-                    log_start_offset: partition.log().log_start_offset(),
+                    log_start_offset: partition.log_start_offset(),
                     next_offset: offset,
                 };
                 if tx.send(Ok(msg)).await.is_err() {

@@ -122,6 +122,13 @@ async fn follow(
         (ReplicaClient::new(b.peer(&addr)?), b.id, r.fetch_max_bytes, r.fetch_max_wait_ms)
     };
     let mut client = client.max_decoding_message_size(usize::MAX);
+    if let Some(tiered) = p.remote().and_then(|r| r.tiered_end()) {
+        if p.log().log_end_offset() < tiered {
+            // Everything below `tiered` is in the bucket (an empty disk after a broker was
+            // replaced, or a long absence): copy only the untiered tail.
+            reset(p, tiered).await?;
+        }
+    }
     truncate_to_leader(&mut client, p, epoch).await?;
 
     let request = |fetch_offset: i64| pb::ReplicaFetchRequest {
@@ -154,6 +161,10 @@ async fn follow(
             {
                 // Ahead of the leader (its unacknowledged tail was lost): cut ours to match.
                 truncate(p, resp.leader_log_end).await?;
+            } else if e.reason == "OFFSET_OUT_OF_RANGE" && resp.log_start_offset > end {
+                // Behind what the leader keeps locally (older data went to the bucket, or
+                // expired): start again where the leader's local log starts.
+                reset(p, resp.log_start_offset).await?;
             }
             return Err(e);
         }
@@ -226,6 +237,22 @@ async fn truncate(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
         from,
         to,
         "truncated to the leader's log"
+    );
+    Ok(())
+}
+
+async fn reset(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
+    let from = p.log().log_end_offset();
+    let part = p.clone();
+    tokio::task::spawn_blocking(move || part.reset_to(offset))
+        .await
+        .map_err(|e| Error::internal(format!("reset task failed: {e}")))??;
+    tracing::info!(
+        topic = p.topic(),
+        partition = p.index(),
+        from,
+        to = offset,
+        "log restarted at a later offset; older data is in the bucket or expired"
     );
     Ok(())
 }

@@ -16,8 +16,8 @@ use futures::StreamExt;
 use super::partition::{METADATA_FILE, PartitionSpec};
 use super::{Broker, ClusterCache, Partition, TopicEntry, TopicPartition};
 use crate::error::Error;
-use crate::meta::Revision;
 use crate::meta::controller::{ControllerRecord, read_view};
+use crate::meta::{Revision, WatchEvent};
 use crate::topic_config::TopicConfig;
 
 /// Pause after a failed read or watch before trying again.
@@ -78,6 +78,7 @@ impl Broker {
                         broker_id: self.id,
                         state: state.clone(),
                         config: entry.config.clone(),
+                        remote: self.remote.clone(),
                     },
                 );
             }
@@ -143,6 +144,7 @@ impl Broker {
             self.ensure_fetcher(&part, &state);
         }
         self.remove_orphan_dirs(&assigned).await;
+        self.load_tier_pointers().await?;
 
         self.controller_id.store(controller, std::sync::atomic::Ordering::Release);
         self.synced_session.store(session, std::sync::atomic::Ordering::Release);
@@ -221,16 +223,36 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
             }
         };
         // Resync on every change, after a broken watch (store restarted, compaction, slow
-        // reader) and on liveness changes.
+        // reader) and on liveness changes. Tier pointers (one per tiered partition, moved
+        // by every upload) are applied as they come, without a resync.
         while let Some(w) = watch.as_mut() {
-            let healthy = tokio::select! {
-                event = w.next() => matches!(event, Some(Ok(ref e)) if !matches!(e, crate::meta::WatchEvent::Reset)),
+            let event = tokio::select! {
+                event = w.next() => Some(event),
                 changed = live.changed() => {
                     if changed.is_err() {
                         return;
                     }
+                    None
+                }
+            };
+            let healthy = match event {
+                None => true,
+                Some(Some(Ok(WatchEvent::Put(kv)))) => {
+                    let Some(b) = broker.upgrade() else { return };
+                    if b.is_tier_key(&kv.key) {
+                        b.apply_tier_pointer(kv);
+                        continue;
+                    }
                     true
                 }
+                Some(Some(Ok(WatchEvent::Delete { key, .. }))) => {
+                    let Some(b) = broker.upgrade() else { return };
+                    if b.is_tier_key(&key) {
+                        continue;
+                    }
+                    true
+                }
+                Some(_) => false,
             };
             if !healthy {
                 // Keep serving on what we know: leadership cannot move while our lease is

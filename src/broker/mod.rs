@@ -18,8 +18,10 @@ mod follow;
 pub mod idempotence;
 pub mod identity;
 pub mod partition;
+pub mod remote;
 pub mod replication;
 mod tasks;
+mod tiering;
 pub mod topics;
 
 use std::collections::HashMap;
@@ -105,8 +107,9 @@ pub struct Broker {
     /// Flips to true when the broker closes; ends long-polls.
     closed_tx: tokio::sync::watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
-    /// Manifests and objects in the bucket, when the broker has an object store.
-    catalog: Option<Arc<crate::tier::Catalog>>,
+    /// Remote reads (and through them the catalog of manifests and objects in the bucket),
+    /// when the broker has an object store.
+    remote: Option<crate::tier::reader::RemoteReader>,
 }
 
 impl Broker {
@@ -162,13 +165,14 @@ impl Broker {
             closing: AtomicBool::new(false),
             closed_tx: tokio::sync::watch::channel(false).0,
             tasks: std::sync::Mutex::new(Vec::new()),
-            catalog: bucket.map(|b| {
-                Arc::new(crate::tier::Catalog::new(
+            remote: bucket.map(|b| {
+                let catalog = Arc::new(crate::tier::Catalog::new(
                     b,
                     meta.clone(),
                     keys.clone(),
                     &settings.cluster.name,
-                ))
+                ));
+                crate::tier::reader::RemoteReader::new(catalog, &settings.tier)
             }),
             settings,
         });
@@ -183,6 +187,7 @@ impl Broker {
             tasks.extend(handles);
         }
         tasks::start(&broker);
+        tiering::start(&broker);
         Ok(broker)
     }
 
@@ -198,7 +203,7 @@ impl Broker {
 
     /// The tiered-storage catalog, when the broker has an object store.
     pub fn catalog(&self) -> Option<&Arc<crate::tier::Catalog>> {
-        self.catalog.as_ref()
+        self.remote.as_ref().map(|r| r.catalog())
     }
 
     /// The settings the broker runs with.

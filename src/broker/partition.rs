@@ -9,11 +9,14 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
 use super::idempotence::{ProducerStates, Verdict};
+use super::remote::RemoteLog;
 use super::replication::Replication;
 use crate::error::{Error, ErrorKind};
 use crate::log::{AppendInfo, FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
 use crate::meta::topics::PartitionState;
 use crate::record::{Limits, decode_batches, validate_batches};
+use crate::tier::PartitionRef;
+use crate::tier::reader::RemoteReader;
 use crate::topic_config::{FlushPolicyKind, TopicConfig};
 
 /// How many replicas must have the batch before the producer hears back.
@@ -71,12 +74,24 @@ pub type PendingAck = futures::future::BoxFuture<'static, Result<Produced, Error
 pub(crate) const METADATA_FILE: &str = "partition.metadata";
 
 /// Maps the topic configs onto what the log layer needs.
+///
+/// A tiered topic keeps `local.retention.*` on local disk (`-2`: the same as `retention.*`);
+/// `retention.*` then applies to the remote log.
 pub fn log_config(config: &TopicConfig) -> LogConfig {
+    let local = |local: i64, total: i64| if local == -2 { total } else { local };
+    let (retention_ms, retention_bytes) = if config.remote_storage_enable {
+        (
+            local(config.local_retention_ms, config.retention_ms),
+            local(config.local_retention_bytes, config.retention_bytes),
+        )
+    } else {
+        (config.retention_ms, config.retention_bytes)
+    };
     LogConfig {
         segment_bytes: config.segment_bytes,
         segment_ms: config.segment_ms,
-        retention_ms: config.retention_ms,
-        retention_bytes: config.retention_bytes,
+        retention_ms,
+        retention_bytes,
         flush: match config.flush_policy {
             FlushPolicyKind::Always => FlushPolicy::Always,
             FlushPolicyKind::Interval => FlushPolicy::Interval(config.flush_interval()),
@@ -101,6 +116,8 @@ pub struct PartitionSpec {
     pub state: PartitionState,
     /// Topic config in force.
     pub config: Arc<TopicConfig>,
+    /// Reads of the remote log, when the broker has an object store.
+    pub remote: Option<RemoteReader>,
 }
 
 /// One partition replica hosted by this broker.
@@ -117,6 +134,8 @@ pub struct Partition {
     config: RwLock<Arc<TopicConfig>>,
     repl: Arc<Replication>,
     producers: ProducerStates,
+    /// The remote log, when the broker has an object store.
+    remote: Option<RemoteLog>,
     /// Serializes every change to the log's tail with the producer state and leadership
     /// checks that go with it. Held only on blocking threads, for one whole step, so a
     /// caller that goes away mid-step cannot leave the step half done.
@@ -140,6 +159,14 @@ impl Partition {
         // The high watermark is learnt again after a restart: from the leader's own end
         // and its followers' fetches; until then consumers wait rather than read ahead.
         let repl = Arc::new(Replication::new(spec.broker_id, log.log_start_offset()));
+        let remote = spec.remote.map(|reader| {
+            let pref = PartitionRef {
+                topic: spec.topic.clone(),
+                topic_id: spec.topic_id.clone(),
+                partition: spec.index,
+            };
+            RemoteLog::new(reader, pref)
+        });
         let p = Partition {
             topic: spec.topic,
             topic_id: spec.topic_id,
@@ -151,6 +178,7 @@ impl Partition {
             config: RwLock::new(spec.config),
             repl,
             producers: ProducerStates::default(),
+            remote,
             append_lock: std::sync::Mutex::new(()),
             closed_tx: watch::channel(false).0,
             hw_task: std::sync::Mutex::new(None),
@@ -405,6 +433,16 @@ impl Partition {
         Ok(true)
     }
 
+    /// Empties the log and restarts it at `offset` (a blocking step): for a follower whose
+    /// log ends below what the leader keeps locally, or below what is already in the
+    /// bucket, so that it copies only the rest.
+    pub fn reset_to(&self, offset: i64) -> Result<(), Error> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.log.reset_to(offset)?;
+        self.producers.truncate(i64::MIN);
+        Ok(())
+    }
+
     /// Cuts the log at `offset` (a follower diverging from its leader; a blocking step),
     /// with the producer state and high watermark that go with it. Returns the offset cut to.
     pub fn truncate_to(&self, offset: i64) -> Result<i64, Error> {
@@ -522,14 +560,54 @@ impl Partition {
         .with("min_insync_replicas", min_isr)
     }
 
-    /// Reads whole batches from `offset` below the high watermark.
+    /// The remote log, when the broker has an object store.
+    pub fn remote(&self) -> Option<&RemoteLog> {
+        self.remote.as_ref()
+    }
+
+    /// First offset readable: the remote log start when the remote log reaches the local
+    /// log, else the local log start.
+    pub fn log_start_offset(&self) -> i64 {
+        let local = self.log.log_start_offset();
+        match self.remote.as_ref().and_then(RemoteLog::range) {
+            Some((start, end)) if end >= local => start.min(local),
+            _ => local,
+        }
+    }
+
+    /// Reads whole batches from `offset` below the high watermark: from the local log, or
+    /// from the bucket below the local log start.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadChunk, Error> {
-        let log = self.log.clone();
         let upper = self.high_watermark();
-        tokio::task::spawn_blocking(move || log.read(offset, max_bytes, upper))
+        if offset < self.log.log_start_offset() {
+            if let Some(chunk) = self.read_remote(offset, max_bytes, upper).await? {
+                return Ok(chunk);
+            }
+        }
+        let log = self.log.clone();
+        let local = tokio::task::spawn_blocking(move || log.read(offset, max_bytes, upper))
             .await
             .map_err(|e| Error::internal(format!("read task failed: {e}")))?
-            .map_err(Error::from)
+            .map_err(Error::from);
+        match local {
+            // Local retention moved the start past `offset` meanwhile: the bucket has it.
+            Err(e) if e.kind == ErrorKind::OutOfRange && offset < self.log.log_start_offset() => {
+                self.read_remote(offset, max_bytes, upper).await?.ok_or(e)
+            }
+            other => other,
+        }
+    }
+
+    async fn read_remote(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<Option<ReadChunk>, Error> {
+        match &self.remote {
+            Some(remote) => remote.read(offset, max_bytes, upper).await,
+            None => Ok(None),
+        }
     }
 
     /// First record with a timestamp at or after `ts`, below the high watermark, with its
@@ -537,9 +615,19 @@ impl Partition {
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
         let log = self.log.clone();
         let hw = self.high_watermark();
-        let found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
-            .await
-            .map_err(|e| Error::internal(format!("lookup task failed: {e}")))??;
+        let mut found = None;
+        if let Some(remote) = self.remote.as_ref().filter(|r| r.range().is_some()) {
+            // Older data first: the bucket holds what is below the local log start.
+            found = remote
+                .offset_for_timestamp(ts)
+                .await?
+                .filter(|(offset, _)| *offset < self.log.log_start_offset());
+        }
+        if found.is_none() {
+            found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
+                .await
+                .map_err(|e| Error::internal(format!("lookup task failed: {e}")))??;
+        }
         let Some((base, batch_ts)) = found.filter(|(offset, _)| *offset < hw) else {
             return Ok(None);
         };
@@ -552,10 +640,16 @@ impl Partition {
         Ok(Some(record.map_or((base, batch_ts), |r| (r.offset, r.timestamp_ms))))
     }
 
-    /// Deletes segments past retention.
+    /// Deletes local segments past retention; for a tiered topic only those safely in the
+    /// bucket, by `local.retention.*`.
     pub async fn apply_retention(&self) -> Result<(), Error> {
         let log = self.log.clone();
-        tokio::task::spawn_blocking(move || log.apply_retention())
+        let limit = if self.config().remote_storage_enable {
+            self.remote.as_ref().and_then(RemoteLog::tiered_end).unwrap_or(i64::MIN)
+        } else {
+            i64::MAX
+        };
+        tokio::task::spawn_blocking(move || log.apply_retention_below(limit))
             .await
             .map_err(|e| Error::internal(format!("retention task failed: {e}")))??;
         Ok(())
@@ -660,6 +754,7 @@ mod tests {
                 min_insync_replicas: 1,
                 ..TopicConfig::default()
             }),
+            remote: None,
         };
         let resources = Arc::new(crate::log::LogResources::default());
         Arc::new(Partition::open(dir, spec, crate::clock::system(), resources).unwrap())

@@ -144,7 +144,7 @@ impl Broker {
     /// Sets and removes config overrides; returns the configs in force afterwards.
     /// `remote.storage.enable=true` needs an object store on this broker.
     fn check_tiering(&self, config: &TopicConfig) -> Result<(), Error> {
-        if config.remote_storage_enable && self.catalog.is_none() {
+        if config.remote_storage_enable && self.catalog().is_none() {
             return Err(Error::new(
                 ErrorKind::Invalid,
                 "INVALID_CONFIG",

@@ -15,6 +15,8 @@
 //! - `scan`: reading batches back: positional header reads and a CRC-checking scanner.
 //! - `epoch`: the leader-epoch checkpoint.
 //! - `checkpoint`: the shared file header, atomic file replace, the recovery point.
+//! - `tiering`: what the uploader and cold reads need: sealed segment slices with their own
+//!   index, the remote index format, and resetting a replica to a later start.
 //! - `resources`: [`LogResources`], the broker-wide caches of read handles and indexes.
 //!
 //! # On-disk format
@@ -52,6 +54,7 @@ mod resources;
 mod retention;
 mod scan;
 mod segment;
+mod tiering;
 
 #[cfg(test)]
 mod tests;
@@ -61,6 +64,7 @@ pub use epoch::EpochEntry;
 pub use error::LogError;
 pub use partition::PartitionLog;
 pub use resources::{DEFAULT_MAX_INDEX_BYTES, DEFAULT_MAX_OPEN_SEGMENTS, LogResources};
+pub use tiering::{RemoteIndex, SealedRange, UploadSlice};
 
 use bytes::Bytes;
 

@@ -88,6 +88,12 @@ impl PartitionLog {
     /// (Kafka's rule); advances the log start. Rolls an active segment past `segment_ms`
     /// first so that it can expire later. Never deletes the active segment.
     pub fn apply_retention(&self) -> Result<RetentionOutcome, LogError> {
+        self.apply_retention_below(i64::MAX)
+    }
+
+    /// [`apply_retention`](Self::apply_retention), but never deleting a segment that holds
+    /// offsets at or above `limit` (for a tiered partition: what is not in the bucket yet).
+    pub fn apply_retention_below(&self, limit: i64) -> Result<RetentionOutcome, LogError> {
         let inner = &*self.inner;
         let now = inner.clock.now_ms();
         let (candidates, config, total, generation, rolled) = {
@@ -119,7 +125,7 @@ impl PartitionLog {
                 learned.push((seg.base, ts));
                 now.saturating_sub(ts) > config.retention_ms
             };
-            if !by_size && !by_time {
+            if (!by_size && !by_time) || seg.next_offset > limit {
                 break;
             }
             remaining -= seg.size;

@@ -367,7 +367,18 @@ async fn wait_for_change(
     let changed = async {
         match store.watch_prefix(keys.root(), from).await {
             Ok(mut watch) => {
-                let _ = watch.next().await;
+                // Tier pointers move with every upload and never need a placement decision.
+                let tiers = keys.all_tiers();
+                while let Some(Ok(event)) = watch.next().await {
+                    let key = match &event {
+                        crate::meta::WatchEvent::Put(kv) => kv.key.as_str(),
+                        crate::meta::WatchEvent::Delete { key, .. } => key.as_str(),
+                        crate::meta::WatchEvent::Reset => break,
+                    };
+                    if !key.starts_with(&tiers) {
+                        break;
+                    }
+                }
                 tokio::time::sleep(DEBOUNCE).await;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,

@@ -195,7 +195,7 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
         let req = request.into_inner();
         let partition = self.broker.partition(&req.topic, req.partition)?;
-        let log_start = partition.log().log_start_offset();
+        let log_start = partition.log_start_offset();
         let hw = partition.high_watermark();
         let (offset, timestamp_ms) = match req.spec {
             Some(pb::list_offsets_request::Spec::Earliest(_)) => (log_start, -1),

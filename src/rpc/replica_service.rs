@@ -101,16 +101,18 @@ impl pb::replica_server::Replica for ReplicaService {
                 let msg = match service.answer(&req).await {
                     Ok(m) => m,
                     Err(e) => {
-                        // Tell the follower why, with our log end, and end the stream.
-                        let end = service
+                        // Tell the follower why, with our local log range, and end the stream.
+                        let (start, end) = service
                             .broker
                             .partition(&req.topic, req.partition)
-                            .map_or(-1, |p| p.log().log_end_offset());
+                            .map_or((-1, -1), |p| {
+                                (p.log().log_start_offset(), p.log().log_end_offset())
+                            });
                         let _ = tx
                             .send(Ok(pb::ReplicaFetchResponse {
                                 batches: Bytes::new(),
                                 high_watermark: -1,
-                                log_start_offset: -1,
+                                log_start_offset: start,
                                 leader_log_end: end,
                                 error: Some(convert::error_to_proto(&e)),
                             }))

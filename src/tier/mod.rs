@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod fault;
 pub mod manifest;
 pub mod metrics;
+pub mod reader;
 pub mod retry;
 pub mod store;
 

@@ -1,0 +1,102 @@
+//! A hosted partition's view of its remote log: the tier pointer last seen (from the
+//! metadata watch, or from this broker's own commits) and reads through the broker's
+//! [`RemoteReader`].
+
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Error, ErrorKind};
+use crate::log::ReadChunk;
+use crate::tier::reader::RemoteReader;
+use crate::tier::{Manifest, PartitionRef, TierPointer};
+
+/// The remote side of one partition.
+#[derive(Debug)]
+pub struct RemoteLog {
+    reader: RemoteReader,
+    pref: PartitionRef,
+    pointer: RwLock<Option<TierPointer>>,
+}
+
+impl RemoteLog {
+    /// The remote log of `pref`, read through `reader`.
+    pub fn new(reader: RemoteReader, pref: PartitionRef) -> RemoteLog {
+        RemoteLog { reader, pref, pointer: RwLock::new(None) }
+    }
+
+    /// Which partition (and topic incarnation) this is.
+    pub fn partition_ref(&self) -> &PartitionRef {
+        &self.pref
+    }
+
+    /// The reader (and through it the catalog).
+    pub fn reader(&self) -> &RemoteReader {
+        &self.reader
+    }
+
+    /// The pointer last seen, if it belongs to this topic incarnation and lists segments.
+    pub fn pointer(&self) -> Option<TierPointer> {
+        self.pointer.read().ok()?.clone()
+    }
+
+    /// Applies a pointer read from the store (or written here). Only moves to a newer
+    /// manifest; a pointer of another topic incarnation is ignored.
+    pub fn set_pointer(&self, pointer: Option<TierPointer>) {
+        let Some(pointer) = pointer.filter(|p| p.topic_id == self.pref.topic_id) else { return };
+        if let Ok(mut current) = self.pointer.write() {
+            if current.as_ref().is_none_or(|c| pointer.seq > c.seq) {
+                *current = Some(pointer);
+            }
+        }
+    }
+
+    /// `[start, end)` of the remote log, if it holds anything.
+    pub fn range(&self) -> Option<(i64, i64)> {
+        self.pointer().filter(|p| p.segments > 0).map(|p| (p.start_offset, p.end_offset))
+    }
+
+    /// Offsets below this are safely in the bucket (what local retention may delete).
+    pub fn tiered_end(&self) -> Option<i64> {
+        self.range().map(|(_, end)| end)
+    }
+
+    /// The current manifest, or `None` when nothing is tiered. A manifest object replaced
+    /// meanwhile (a newer commit deleted it) is found again through the store's pointer.
+    pub async fn manifest(&self) -> Result<Option<Arc<Manifest>>, Error> {
+        let Some(pointer) = self.pointer() else { return Ok(None) };
+        let catalog = self.reader.catalog();
+        match catalog.load_manifest(&self.pref, &pointer.manifest).await {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                let current = catalog.current(&self.pref).await?;
+                self.set_pointer(current.pointer.clone());
+                Ok(current.pointer.is_some().then_some(current.manifest))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads batches at `offset` from the bucket; `None` when the remote log does not hold
+    /// `offset`.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<Option<ReadChunk>, Error> {
+        match self.range() {
+            Some((start, end)) if offset >= start && offset < end => {}
+            _ => return Ok(None),
+        }
+        let Some(manifest) = self.manifest().await? else { return Ok(None) };
+        if manifest.find(offset).is_none() {
+            return Ok(None);
+        }
+        self.reader.read(&self.pref, &manifest, offset, max_bytes, upper_bound).await.map(Some)
+    }
+
+    /// The first offset with a timestamp at or after `ts` in the remote log.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
+        let Some(manifest) = self.manifest().await? else { return Ok(None) };
+        self.reader.offset_for_timestamp(&self.pref, &manifest, ts).await
+    }
+}

@@ -1,0 +1,299 @@
+//! Cold reads: batches below the local log start, served from remote segments.
+//!
+//! A read finds the segment in the manifest, the byte position in the segment's cached
+//! remote index, and then reads fixed-size chunks of the segment with ranged GETs. Chunks
+//! live in a moka cache weighted by bytes (`tier.cache_bytes`), so consumers reading the
+//! same data share it, and a read that ends near a chunk boundary starts fetching the next
+//! `tier.read_ahead_chunks` in the background for a sequential consumer. Remote requests
+//! hold a permit of their own semaphore (`tier.remote_read_concurrency`) and run on the
+//! async runtime, never on the blocking threads the local log uses, so a cold reader waits
+//! on the bucket without holding up appends.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use moka::future::Cache;
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
+use tokio::sync::Semaphore;
+
+use super::catalog::{Catalog, PartitionRef, store_error};
+use super::manifest::{Manifest, RemoteSegment, names};
+use crate::error::{Error, ErrorKind};
+use crate::log::{ReadChunk, RemoteIndex};
+use crate::record::batch::{BatchHeader, HEADER_LEN};
+use crate::settings::TierSettings;
+
+/// Reads remote segments through a shared chunk cache.
+#[derive(Debug, Clone)]
+pub struct RemoteReader {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    catalog: Arc<Catalog>,
+    chunks: Cache<(ObjectPath, u64), Bytes>,
+    indexes: Cache<ObjectPath, Arc<RemoteIndex>>,
+    permits: Semaphore,
+    chunk_bytes: u64,
+    read_ahead: u64,
+}
+
+/// Where one read is in a remote segment.
+struct Cursor<'a> {
+    segment: &'a RemoteSegment,
+    path: ObjectPath,
+}
+
+impl RemoteReader {
+    /// A reader over `catalog`'s bucket with the cache sizes of `settings`.
+    pub fn new(catalog: Arc<Catalog>, settings: &TierSettings) -> RemoteReader {
+        let chunks = Cache::builder()
+            .max_capacity(settings.cache_bytes)
+            .weigher(|_, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+            .build();
+        // Indexes are small (one entry per 4 KiB of segment): a tenth of the budget.
+        let indexes = Cache::builder()
+            .max_capacity((settings.cache_bytes / 10).max(1 << 20))
+            .weigher(|_, v: &Arc<RemoteIndex>| u32::try_from(v.weight_bytes()).unwrap_or(u32::MAX))
+            .build();
+        RemoteReader {
+            inner: Arc::new(Inner {
+                catalog,
+                chunks,
+                indexes,
+                permits: Semaphore::new(settings.remote_read_concurrency.max(1)),
+                chunk_bytes: settings.chunk_bytes.max(4096),
+                read_ahead: u64::from(settings.read_ahead_chunks),
+            }),
+        }
+    }
+
+    /// The catalog this reader reads through.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    /// Whole batches of `p` from the one containing `offset`, about `max_bytes` (at least
+    /// one batch), none reaching `upper_bound`, from the remote segments of `manifest`.
+    /// `OFFSET_OUT_OF_RANGE` when no remote segment holds `offset`.
+    pub async fn read(
+        &self,
+        p: &PartitionRef,
+        manifest: &Manifest,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<ReadChunk, Error> {
+        let Some(segment) = manifest.find(offset) else {
+            return Err(out_of_range(p, manifest, offset));
+        };
+        if offset >= upper_bound {
+            return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset });
+        }
+        let cursor =
+            Cursor { segment, path: self.inner.catalog.object(p, &names::log(&segment.name)) };
+        let index = self.index(p, segment).await?;
+        let mut pos = index.position((offset - segment.base_offset) as u32);
+        // Find the batch holding `offset`.
+        let first = loop {
+            let header = self.header_at(&cursor, pos).await?;
+            if header.next_offset() > offset {
+                break header;
+            }
+            pos += header.total_len() as u64;
+        };
+        if first.next_offset() > upper_bound {
+            return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset });
+        }
+        // Whole batches up to about max_bytes, within the segment and below the bound.
+        let start = pos;
+        let mut end = pos + first.total_len() as u64;
+        let mut next_offset = first.next_offset();
+        while end < segment.size_bytes && ((end - start) as usize) < max_bytes {
+            let header = self.header_at(&cursor, end).await?;
+            let len = header.total_len() as u64;
+            if header.next_offset() > upper_bound || (end + len - start) as usize > max_bytes {
+                break;
+            }
+            end += len;
+            next_offset = header.next_offset();
+        }
+        let bytes = self.bytes(&cursor, start..end).await?;
+        self.read_ahead(&cursor, end);
+        Ok(ReadChunk { bytes, next_offset })
+    }
+
+    /// The first offset at or after `ts` among the remote segments, with its batch's max
+    /// timestamp, at batch granularity (as the local lookup).
+    pub async fn offset_for_timestamp(
+        &self,
+        p: &PartitionRef,
+        manifest: &Manifest,
+        ts: i64,
+    ) -> Result<Option<(i64, i64)>, Error> {
+        let Some(segment) = manifest.first_at_or_after(ts) else { return Ok(None) };
+        let cursor =
+            Cursor { segment, path: self.inner.catalog.object(p, &names::log(&segment.name)) };
+        let index = self.index(p, segment).await?;
+        let mut pos = index.skip_older(ts).map_or(0, |rel| index.position(rel));
+        while pos < segment.size_bytes {
+            let header = self.header_at(&cursor, pos).await?;
+            if header.max_timestamp >= ts {
+                return Ok(Some((header.base_offset, header.max_timestamp)));
+            }
+            pos += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The cached remote index of `segment`.
+    async fn index(
+        &self,
+        p: &PartitionRef,
+        segment: &RemoteSegment,
+    ) -> Result<Arc<RemoteIndex>, Error> {
+        let path = self.inner.catalog.object(p, &names::index(&segment.name));
+        let inner = self.inner.clone();
+        let records = (segment.next_offset - segment.base_offset) as u64;
+        let size = segment.size_bytes;
+        self.inner
+            .indexes
+            .try_get_with(path.clone(), async move {
+                let _permit = inner.permits.acquire().await.map_err(|_| closed())?;
+                let bytes = inner
+                    .catalog
+                    .bucket()
+                    .store
+                    .get(&path)
+                    .await
+                    .map_err(|e| store_error(&format!("reading remote index {path}"), e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| store_error(&format!("reading remote index {path}"), e))?;
+                RemoteIndex::decode(&bytes, records, size).map(Arc::new).map_err(|reason| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        "CORRUPT_REMOTE_INDEX",
+                        format!("remote index {path} is invalid: {reason}"),
+                    )
+                })
+            })
+            .await
+            .map_err(|e: Arc<Error>| (*e).clone())
+    }
+
+    /// The batch header at byte `pos` of the segment.
+    async fn header_at(&self, cursor: &Cursor<'_>, pos: u64) -> Result<BatchHeader, Error> {
+        let size = cursor.segment.size_bytes;
+        let corrupt = |reason: String| {
+            Error::new(
+                ErrorKind::Internal,
+                "CORRUPT_REMOTE_SEGMENT",
+                format!("remote segment {} at byte {pos}: {reason}", cursor.path),
+            )
+        };
+        if pos + HEADER_LEN as u64 > size {
+            return Err(corrupt(format!("a batch header would run past the end ({size} bytes)")));
+        }
+        let bytes = self.bytes(cursor, pos..pos + HEADER_LEN as u64).await?;
+        let header = BatchHeader::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if pos + header.total_len() as u64 > size {
+            return Err(corrupt(format!("the batch runs past the end ({size} bytes)")));
+        }
+        Ok(header)
+    }
+
+    /// Bytes `range` of the segment, from cached chunks.
+    async fn bytes(&self, cursor: &Cursor<'_>, range: Range<u64>) -> Result<Bytes, Error> {
+        let cb = self.inner.chunk_bytes;
+        let (first, last) = (range.start / cb, (range.end - 1) / cb);
+        let chunks = futures::future::try_join_all(
+            (first..=last).map(|i| self.chunk(&cursor.path, cursor.segment.size_bytes, i)),
+        )
+        .await?;
+        if chunks.len() == 1 {
+            let from = (range.start - first * cb) as usize;
+            return Ok(chunks[0].slice(from..from + (range.end - range.start) as usize));
+        }
+        let mut out = BytesMut::with_capacity((range.end - range.start) as usize);
+        for (i, chunk) in (first..=last).zip(chunks) {
+            let chunk_start = i * cb;
+            let from = range.start.saturating_sub(chunk_start) as usize;
+            let to = ((range.end - chunk_start) as usize).min(chunk.len());
+            out.extend_from_slice(&chunk[from..to]);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Chunk `i` of an object of `size` bytes.
+    async fn chunk(&self, path: &ObjectPath, size: u64, i: u64) -> Result<Bytes, Error> {
+        let inner = self.inner.clone();
+        fetch_chunk(inner, path.clone(), size, i).await
+    }
+
+    /// Starts fetching the chunks after byte `end` for a sequential reader.
+    fn read_ahead(&self, cursor: &Cursor<'_>, end: u64) {
+        let cb = self.inner.chunk_bytes;
+        let size = cursor.segment.size_bytes;
+        let next = end / cb;
+        for i in next..next + self.inner.read_ahead {
+            if i * cb >= size || self.inner.chunks.contains_key(&(cursor.path.clone(), i)) {
+                continue;
+            }
+            let inner = self.inner.clone();
+            let path = cursor.path.clone();
+            tokio::spawn(async move {
+                if let Err(e) = fetch_chunk(inner, path, size, i).await {
+                    tracing::debug!(error = %e, "read-ahead failed");
+                }
+            });
+        }
+    }
+}
+
+async fn fetch_chunk(
+    inner: Arc<Inner>,
+    path: ObjectPath,
+    size: u64,
+    i: u64,
+) -> Result<Bytes, Error> {
+    let cb = inner.chunk_bytes;
+    let range = i * cb..((i + 1) * cb).min(size);
+    let key = (path.clone(), i);
+    let loader = inner.clone();
+    inner
+        .chunks
+        .try_get_with(key, async move {
+            let _permit = loader.permits.acquire().await.map_err(|_| closed())?;
+            loader
+                .catalog
+                .bucket()
+                .store
+                .get_range(&path, range.clone())
+                .await
+                .map_err(|e| store_error(&format!("reading {path} bytes {range:?}"), e))
+        })
+        .await
+        .map_err(|e: Arc<Error>| (*e).clone())
+}
+
+fn closed() -> Error {
+    Error::unavailable("remote reader closed")
+}
+
+fn out_of_range(p: &PartitionRef, manifest: &Manifest, offset: i64) -> Error {
+    Error::new(
+        ErrorKind::OutOfRange,
+        "OFFSET_OUT_OF_RANGE",
+        format!(
+            "{}-{}: offset {offset} is in no remote segment (remote log {}..{})",
+            p.topic,
+            p.partition,
+            manifest.start_offset().unwrap_or(-1),
+            manifest.end_offset().unwrap_or(-1)
+        ),
+    )
+}
