@@ -110,7 +110,14 @@ pub struct Broker {
     /// Remote reads (and through them the catalog of manifests and objects in the bucket),
     /// when the broker has an object store.
     remote: Option<crate::tier::reader::RemoteReader>,
+    /// What the bucket scrubber found and removed.
+    scrub_stats: tiering::ScrubStats,
+    /// (when, bytes) of the last sum of local log sizes, for the disk budget.
+    disk_usage: std::sync::Mutex<(i64, u64)>,
 }
+
+/// How stale the local disk usage behind the budget check may be.
+const DISK_USAGE_REFRESH_MS: i64 = 100;
 
 impl Broker {
     /// Opens the broker: resolves its id, registers it, opens the partitions assigned to it,
@@ -174,6 +181,8 @@ impl Broker {
                 ));
                 crate::tier::reader::RemoteReader::new(catalog, &settings.tier)
             }),
+            scrub_stats: tiering::ScrubStats::default(),
+            disk_usage: std::sync::Mutex::new((i64::MIN / 2, 0)),
             settings,
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
@@ -382,6 +391,7 @@ impl Broker {
                 "produce request has no records",
             ));
         }
+        self.check_disk_budget()?;
         let pending = p.append(batches, acks).await?;
         if acks == Acks::None {
             return Ok(pending);
@@ -426,6 +436,37 @@ impl Broker {
             }
             Ok(produced)
         }))
+    }
+
+    /// Refuses produce (retriable) while the local logs hold more than
+    /// `tier.local_disk_budget_bytes`: uploads and local retention free space, and until
+    /// they do (a bucket that is down) the disk does not fill.
+    fn check_disk_budget(&self) -> Result<(), Error> {
+        let budget = self.settings.tier.local_disk_budget_bytes;
+        if budget == 0 {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let (at, mut used) = *self.disk_usage.lock().unwrap_or_else(|p| p.into_inner());
+        if now - at >= DISK_USAGE_REFRESH_MS || used >= budget {
+            used = self.hosted().iter().map(|p| p.log().size_bytes()).sum();
+            *self.disk_usage.lock().unwrap_or_else(|p| p.into_inner()) = (now, used);
+        }
+        if used < budget {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "LOCAL_DISK_BUDGET_EXCEEDED",
+            format!(
+                "broker {} holds {used} bytes of local log, at or above \
+                 tier.local_disk_budget_bytes {budget}; writes resume once segments are \
+                 uploaded and local retention frees space (retry)",
+                self.id
+            ),
+        )
+        .with("used_bytes", used)
+        .with("budget_bytes", budget))
     }
 
     /// Resolves once this broker no longer serves `p` as leader at `epoch`.

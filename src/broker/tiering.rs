@@ -13,7 +13,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::time::Instant;
@@ -34,9 +34,13 @@ pub(super) fn start(broker: &Arc<Broker>) {
         return;
     }
     let every = Duration::from_millis(broker.settings.tier.upload_interval_ms.max(10));
-    let handle = tokio::spawn(upload_loop(Arc::downgrade(broker), every));
+    let scrub_every = Duration::from_millis(broker.settings.tier.scrub_interval_ms.max(100));
+    let handles = [
+        tokio::spawn(upload_loop(Arc::downgrade(broker), every)),
+        tokio::spawn(scrub_loop(Arc::downgrade(broker), scrub_every)),
+    ];
     if let Ok(mut tasks) = broker.tasks.lock() {
-        tasks.push(handle);
+        tasks.extend(handles);
     }
 }
 
@@ -373,4 +377,133 @@ async fn expire_remote(
         "remote retention deleted segments"
     );
     Ok(())
+}
+
+/// What the scrubber found and removed, since the broker started.
+#[derive(Debug, Default)]
+pub struct ScrubStats {
+    /// Objects no manifest lists (or of deleted topics), seen by a pass.
+    pub orphans_found: std::sync::atomic::AtomicU64,
+    /// Of those, removed (older than `tier.orphan_grace_ms`).
+    pub orphans_deleted: std::sync::atomic::AtomicU64,
+    /// Completed passes.
+    pub passes: std::sync::atomic::AtomicU64,
+}
+
+async fn scrub_loop(broker: Weak<Broker>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        if b.check_serving().is_err() {
+            continue;
+        }
+        if let Err(e) = scrub(&b).await {
+            tracing::warn!(error = %e, "bucket scrub failed; retrying on the next pass");
+        }
+    }
+}
+
+/// One scrubber pass: the folders of partitions this broker leads (objects no manifest
+/// lists), and on the controller the folders of topics that no longer exist.
+pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
+    let Some(catalog) = b.catalog().cloned() else { return Ok(()) };
+    let grace_ms = b.settings.tier.orphan_grace_ms as i64;
+    let now_ms = b.clock.now_ms();
+    let stats = &b.scrub_stats;
+    let store = catalog.bucket().store.clone();
+    for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
+        let Some(remote) = p.remote() else { continue };
+        let pref = remote.partition_ref().clone();
+        // List first, then read the manifest: whatever was committed before the read is
+        // known to be referenced.
+        let listed: Vec<object_store::ObjectMeta> = store
+            .list(Some(&catalog.folder(&pref)))
+            .try_collect()
+            .await
+            .map_err(|e| store_error("listing a partition folder", e))?;
+        if listed.is_empty() {
+            continue;
+        }
+        let current = catalog.current(&pref).await?;
+        let mut keep: std::collections::HashSet<String> =
+            current.manifest.segments.iter().map(|s| s.name.clone()).collect();
+        if let Some(ptr) = &current.pointer {
+            keep.insert(ptr.manifest.clone());
+        }
+        let mut doomed = Vec::new();
+        for meta in listed {
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            let referenced = match names::kind(&name) {
+                names::Kind::Segment(stem) => keep.contains(&stem),
+                names::Kind::Manifest => keep.contains(&name),
+                names::Kind::Other => true,
+            };
+            if referenced {
+                continue;
+            }
+            stats.orphans_found.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if now_ms - meta.last_modified.timestamp_millis() >= grace_ms {
+                doomed.push(meta.location);
+            }
+        }
+        delete_orphans(&store, &doomed, stats, p.topic()).await;
+    }
+    if b.controller_id() == b.id {
+        let known: std::collections::HashSet<String> = match b.cache.read() {
+            Ok(c) => {
+                c.topics.values().map(|t| format!("{}-{}", t.record.name, t.record.id)).collect()
+            }
+            Err(_) => return Err(Error::internal("metadata cache poisoned")),
+        };
+        let folders = store
+            .list_with_delimiter(Some(&catalog.cluster_folder()))
+            .await
+            .map_err(|e| store_error("listing the cluster folder", e))?;
+        for folder in folders.common_prefixes {
+            let name = folder.filename().unwrap_or_default().to_string();
+            if known.contains(&name) {
+                continue;
+            }
+            let listed: Vec<object_store::ObjectMeta> = store
+                .list(Some(&folder))
+                .try_collect()
+                .await
+                .map_err(|e| store_error("listing a deleted topic's folder", e))?;
+            stats
+                .orphans_found
+                .fetch_add(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let doomed: Vec<ObjectPath> = listed
+                .into_iter()
+                .filter(|m| now_ms - m.last_modified.timestamp_millis() >= grace_ms)
+                .map(|m| m.location)
+                .collect();
+            delete_orphans(&store, &doomed, stats, &name).await;
+        }
+    }
+    stats.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+async fn delete_orphans(
+    store: &Arc<dyn ObjectStore>,
+    doomed: &[ObjectPath],
+    stats: &ScrubStats,
+    what: &str,
+) {
+    if doomed.is_empty() {
+        return;
+    }
+    let mut deleted = 0;
+    for path in doomed {
+        match store.delete(path).await {
+            Ok(()) => deleted += 1,
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(%path, error = %e, "could not remove an orphan object"),
+        }
+    }
+    stats.orphans_deleted.fetch_add(deleted, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(folder = what, deleted, "scrubber removed orphan objects");
 }

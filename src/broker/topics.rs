@@ -42,6 +42,12 @@ pub struct PartitionDescription {
     pub size_bytes: u64,
     /// Local segments.
     pub segments: u32,
+    /// The local log's own start (-1 if not hosted here).
+    pub local_log_start_offset: i64,
+    /// What the tier pointer says of the remote log.
+    pub remote: Option<crate::tier::TierPointer>,
+    /// Sealed local segments not in the bucket yet, and their bytes.
+    pub upload_lag: (u64, u64),
 }
 
 impl Broker {
@@ -221,14 +227,28 @@ impl Broker {
             let d = match self.hosted_partition(name, p).filter(|h| h.topic_id() == record.id) {
                 Some(h) => {
                     let log = h.log();
+                    let remote = h.remote().and_then(|r| r.pointer()).filter(|p| p.segments > 0);
+                    let tiered = remote.as_ref().map_or(i64::MIN, |r| r.end_offset);
+                    let lagging: Vec<u64> = if config.remote_storage_enable {
+                        log.sealed_ranges()
+                            .iter()
+                            .filter(|s| s.next_offset > tiered)
+                            .map(|s| s.size)
+                            .collect()
+                    } else {
+                        vec![]
+                    };
                     PartitionDescription {
                         partition: p,
                         state,
-                        log_start_offset: log.log_start_offset(),
+                        log_start_offset: h.log_start_offset(),
                         log_end_offset: log.log_end_offset(),
                         high_watermark: h.high_watermark(),
                         size_bytes: log.size_bytes(),
                         segments: log.segment_count() as u32,
+                        local_log_start_offset: log.log_start_offset(),
+                        remote,
+                        upload_lag: (lagging.len() as u64, lagging.iter().sum()),
                     }
                 }
                 None => PartitionDescription {
@@ -239,6 +259,9 @@ impl Broker {
                     high_watermark: -1,
                     size_bytes: 0,
                     segments: 0,
+                    local_log_start_offset: -1,
+                    remote: None,
+                    upload_lag: (0, 0),
                 },
             };
             parts.push(d);

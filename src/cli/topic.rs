@@ -149,6 +149,13 @@ fn describe_json(d: &crate::rpc::pb::DescribeTopicResponse) -> serde_json::Value
                 "high_watermark": p.high_watermark,
                 "size_bytes": p.size_bytes,
                 "segments": p.segments,
+                "local_log_start_offset": p.local_log_start_offset,
+                "remote_log_start_offset": p.remote_log_start_offset,
+                "remote_log_end_offset": p.remote_log_end_offset,
+                "remote_size_bytes": p.remote_size_bytes,
+                "remote_segments": p.remote_segments,
+                "upload_lag_segments": p.upload_lag_segments,
+                "upload_lag_bytes": p.upload_lag_bytes,
             })
         })
         .collect();
@@ -172,11 +179,19 @@ fn print_describe(d: &crate::rpc::pb::DescribeTopicResponse) {
         "topic {} (id {}) partitions {} replication factor {}",
         topic.name, topic.id, topic.partitions, topic.replication_factor
     );
-    println!("partition\tleader\tepoch\treplicas\tisr\tstart\tend\thw\tbytes\tsegments");
+    println!(
+        "partition\tleader\tepoch\treplicas\tisr\tstart\tend\thw\tbytes\tsegments\t\
+         local_start\tremote\tremote_bytes\tupload_lag"
+    );
     for p in &d.partitions {
         let m = p.metadata.clone().unwrap_or_default();
+        let remote = if p.remote_log_end_offset >= 0 {
+            format!("{}..{}", p.remote_log_start_offset, p.remote_log_end_offset)
+        } else {
+            "-".to_string()
+        };
         println!(
-            "{}\t{}\t{}\t{:?}\t{:?}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{:?}\t{:?}\t{}\t{}\t{}\t{}\t{}\t{}\t{remote}\t{}\t{} seg / {} B",
             m.partition,
             m.leader_id,
             m.leader_epoch,
@@ -186,7 +201,11 @@ fn print_describe(d: &crate::rpc::pb::DescribeTopicResponse) {
             p.log_end_offset,
             p.high_watermark,
             p.size_bytes,
-            p.segments
+            p.segments,
+            p.local_log_start_offset,
+            p.remote_size_bytes,
+            p.upload_lag_segments,
+            p.upload_lag_bytes
         );
     }
     println!("configs:");

@@ -143,6 +143,8 @@ impl TopicStore {
             success: vec![
                 TxnOp::Delete { key },
                 TxnOp::DeletePrefix { prefix: self.keys.partitions(name) },
+                // Its remote objects are left to the scrubber (by topic id).
+                TxnOp::DeletePrefix { prefix: self.keys.tiers(name) },
             ],
             failure: vec![],
         };

@@ -79,6 +79,13 @@ pub fn partition_info(d: &PartitionDescription) -> pb::PartitionInfo {
         high_watermark: d.high_watermark,
         size_bytes: d.size_bytes,
         segments: d.segments,
+        local_log_start_offset: d.local_log_start_offset,
+        remote_log_start_offset: d.remote.as_ref().map_or(-1, |r| r.start_offset),
+        remote_log_end_offset: d.remote.as_ref().map_or(-1, |r| r.end_offset),
+        remote_size_bytes: d.remote.as_ref().map_or(0, |r| r.size_bytes),
+        remote_segments: d.remote.as_ref().map_or(0, |r| r.segments),
+        upload_lag_segments: d.upload_lag.0,
+        upload_lag_bytes: d.upload_lag.1,
     }
 }
 

@@ -205,6 +205,14 @@ impl Catalog {
                 ),
             ));
         }
+        if let Some(previous) = &current.pointer {
+            // Replaced: readers holding its name find the new one through the pointer.
+            let old = self.object(p, &previous.manifest);
+            if let Err(e) = self.bucket.store.delete(&old).await {
+                tracing::debug!(path = %old, error = %e, "could not remove a replaced manifest");
+            }
+            self.manifests.invalidate(&old).await;
+        }
         let manifest = Arc::new(manifest);
         self.manifests.insert(path, manifest.clone()).await;
         Ok(Current { manifest, pointer: Some(pointer), revision: outcome.revision })
@@ -252,12 +260,12 @@ mod tests {
         // A deposed leader (epoch 1) cannot write over epoch 2.
         let e = c.commit(&p, &two, vec![seg(0, 10)], 1).await.unwrap_err();
         assert_eq!(e.reason, "FENCED_LEADER_EPOCH");
-        // Manifests never leak: the two committed ones are all there is.
+        // Manifests never leak: losers remove theirs, replaced ones are removed.
         let listed: Vec<_> = {
             use futures::TryStreamExt;
             c.bucket().store.list(Some(&c.folder(&p))).try_collect().await.unwrap()
         };
-        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert_eq!(listed.len(), 1, "{listed:?}");
         // A re-created topic (new id) starts empty even though the old pointer exists.
         let q = PartitionRef { topic_id: "id2".into(), ..p };
         let fresh = c.current(&q).await.unwrap();
