@@ -239,6 +239,7 @@ async fn upload_one(
     });
     match catalog.commit(pref, current, segments, epoch).await {
         Ok(next) => {
+            crate::failpoint::hit("tier.after_commit");
             tracing::info!(
                 topic = p.topic(),
                 partition = p.index(),

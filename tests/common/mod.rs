@@ -47,11 +47,16 @@ impl BrokerProcess {
 
     /// Same, with extra arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Same, with extra environment variables (e.g. `SHALE_FAILPOINTS`).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
         let mut args = vec!["standalone", "--listen", "127.0.0.1:0", "--data-dir"];
         let dir = data_dir.to_string_lossy().to_string();
         args.push(&dir);
         args.extend_from_slice(extra);
-        Self::spawn(data_dir, &args)
+        Self::spawn(data_dir, &args, env)
     }
 
     /// Starts `shale serve` with `args` (plus an ephemeral listen port and `data_dir`) and
@@ -65,12 +70,13 @@ impl BrokerProcess {
         let dir = data_dir.to_string_lossy().to_string();
         let mut all = vec!["serve", "--listen", listen, "--data-dir", &dir];
         all.extend_from_slice(args);
-        Self::spawn(data_dir, &all)
+        Self::spawn(data_dir, &all, &[])
     }
 
-    fn spawn(data_dir: &Path, args: &[&str]) -> BrokerProcess {
+    fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
             .args(args)
+            .envs(env.iter().copied())
             .env("SHALE_LOG", std::env::var("TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
