@@ -361,3 +361,73 @@ async fn a_failing_then_stopped_bucket_keeps_local_data_until_uploads_resume() {
     read_back_check(&common::read_all(&client, topic).await, total);
     s3.stop();
 }
+
+/// Two tiered topics with different local and total retention in one broker, and a
+/// runtime change: each keeps what its own configs say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_is_per_topic_and_changes_at_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(None);
+    let cfg = config.path().to_string_lossy().to_string();
+    let b = BrokerProcess::start_with(dir.path(), &["--config", &cfg]);
+    let client = b.client();
+    let seg = (128 * 1024).to_string();
+    let topics = [
+        // Keeps 256 KiB locally and everything in the bucket.
+        ("keep-all", ("262144", "-1")),
+        // Keeps 1 MiB locally and 2 MiB in total.
+        ("keep-2m", ("1048576", "2097152")),
+    ];
+    let records = 4 * MIB / (RECORD_BYTES as u64 + 20);
+    for (topic, (local, total)) in topics {
+        let c = configs(&[
+            ("remote.storage.enable", "true"),
+            ("segment.bytes", &seg),
+            ("local.retention.bytes", local),
+            ("retention.bytes", total),
+        ]);
+        client.admin().create_topic(topic, 1, 1, c).await.unwrap();
+        produce(&client, topic, records).await;
+    }
+    let settled = |topic: &'static str, check: fn(&shale::rpc::pb::PartitionInfo) -> bool| {
+        let client = client.clone();
+        async move {
+            wait_until(Duration::from_secs(60), &format!("{topic} to settle"), || {
+                let client = client.clone();
+                async move { check(&describe0(&client, topic).await) }
+            })
+            .await;
+            describe0(&client, topic).await
+        }
+    };
+    let all =
+        settled("keep-all", |p| p.upload_lag_segments == 0 && p.size_bytes <= 512 * 1024).await;
+    let two = settled("keep-2m", |p| {
+        p.upload_lag_segments == 0 && p.remote_log_start_offset > 0 && p.size_bytes <= 1280 * 1024
+    })
+    .await;
+    assert_eq!(all.remote_log_start_offset, 0, "keep-all keeps everything: {all:?}");
+    assert!(two.remote_size_bytes <= 2 * MIB + 256 * 1024, "keep-2m keeps about 2 MiB: {two:?}");
+    println!(
+        "keep-all: local {} B, remote {}..{} ({} B); keep-2m: local {} B, remote {}..{} ({} B)",
+        all.size_bytes,
+        all.remote_log_start_offset,
+        all.remote_log_end_offset,
+        all.remote_size_bytes,
+        two.size_bytes,
+        two.remote_log_start_offset,
+        two.remote_log_end_offset,
+        two.remote_size_bytes
+    );
+    // At runtime: keep-all now keeps 1 MiB in total; earliest moves past 0.
+    let change = configs(&[("retention.bytes", "1048576")]);
+    client.admin().alter_topic_config("keep-all", change, vec![]).await.unwrap();
+    let after = settled("keep-all", |p| p.remote_log_start_offset > 0).await;
+    assert!(after.remote_size_bytes <= MIB + 256 * 1024, "{after:?}");
+    let earliest = client
+        .admin()
+        .list_offsets("keep-all", 0, shale::rpc::pb::list_offsets_request::Spec::Earliest(true))
+        .await
+        .unwrap();
+    assert_eq!(earliest.offset, after.remote_log_start_offset, "earliest is the remote start");
+}
