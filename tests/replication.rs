@@ -487,6 +487,16 @@ async fn finish_and_check(
     load.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = load.task.await.unwrap();
     wait_for_isr(client, topic, 0, 3, "every replica back in the ISR").await;
+    // With every replica in sync, leadership settles on the preferred replica; read from it.
+    wait_until(Duration::from_secs(30), "leadership on the preferred replica", || {
+        let client = client.clone();
+        async move {
+            client.invalidate(topic);
+            let s = state(&client, topic, 0).await;
+            s.replicas.first() == Some(&s.leader_id)
+        }
+    })
+    .await;
     // A leader elected late learns the high watermark from its followers' next fetches;
     // every acknowledged offset must become readable, and soon.
     let acked_end = load.log.acked_end(0);
