@@ -20,6 +20,7 @@
 //!
 //! Data flows one way: rpc → broker → log / meta. Lower layers never import upper ones.
 
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod client;

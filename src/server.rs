@@ -30,6 +30,7 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 1 << 20;
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    admin: Option<crate::admin::AdminServer>,
     broker: Arc<Broker>,
     stop: Option<oneshot::Sender<()>>,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -75,11 +76,22 @@ pub async fn start(
         settings.broker.advertise = addr.to_string();
     }
     let max_request = settings.log.max_request_bytes;
+    let admin_listen = settings.broker.admin_listen;
     let bucket = match settings.tier.object_store.as_str() {
         "" => None,
         url => Some(crate::tier::Bucket::open(url, &settings.tier)?),
     };
     let broker = Broker::open(settings, meta, clock, bucket).await?;
+    let admin_http = match admin_listen {
+        Some(a) => match crate::admin::AdminServer::start(a, &broker).await {
+            Ok(admin) => Some(admin),
+            Err(e) => {
+                let _ = broker.close().await;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::log_server::LogServer<LogService>>().await;
@@ -121,13 +133,18 @@ pub async fn start(
         let _ = stop_rx.await;
     }));
     tracing::info!(%addr, broker = broker.id(), "serving gRPC");
-    Ok(RunningServer { addr, broker, stop: Some(stop_tx), serve })
+    Ok(RunningServer { addr, admin: admin_http, broker, stop: Some(stop_tx), serve })
 }
 
 impl RunningServer {
     /// The address the server is bound to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the admin HTTP listener, when one was asked for.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(crate::admin::AdminServer::addr)
     }
 
     /// The broker behind the server.

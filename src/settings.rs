@@ -32,8 +32,41 @@ pub struct Settings {
     pub topics: TopicSettings,
     /// `[tier]`: the object store and tiered storage.
     pub tier: TierSettings,
+    /// `[groups]`: consumer group timeouts.
+    pub groups: GroupSettings,
     /// `[topic_defaults]`: topic configs by Kafka name, for topics that don't set them.
     pub topic_defaults: BTreeMap<String, String>,
+}
+
+/// `[groups]`: consumer group timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// A member is removed after this long without a heartbeat, unless it asks for
+    /// another timeout (ms).
+    pub session_timeout_ms: u32,
+    /// Shortest session timeout a member may ask for (ms).
+    pub min_session_timeout_ms: u32,
+    /// Longest session timeout a member may ask for (ms).
+    pub max_session_timeout_ms: u32,
+    /// How often members are told to heartbeat (ms); at most a third of their session
+    /// timeout.
+    pub heartbeat_interval_ms: u32,
+    /// A member that holds on to a partition it was told to give up for longer than this
+    /// is removed from the group (ms).
+    pub rebalance_timeout_ms: u32,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            session_timeout_ms: 10_000,
+            min_session_timeout_ms: 1_000,
+            max_session_timeout_ms: 300_000,
+            heartbeat_interval_ms: 1_000,
+            rebalance_timeout_ms: 60_000,
+        }
+    }
 }
 
 /// `[cluster]`.
@@ -74,6 +107,9 @@ pub struct BrokerSettings {
     pub rack: String,
     /// Where partition logs and the embedded metadata live.
     pub data_dir: PathBuf,
+    /// Address of the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); none means
+    /// no listener.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl Default for BrokerSettings {
@@ -84,6 +120,7 @@ impl Default for BrokerSettings {
             advertise: String::new(),
             rack: String::new(),
             data_dir: PathBuf::from("./shale-data"),
+            admin_listen: None,
         }
     }
 }
@@ -288,6 +325,28 @@ impl Settings {
             if e.trim().is_empty() || e.contains(char::is_whitespace) {
                 return Err(invalid("cluster.etcd_endpoints", format!("{e:?} is not an endpoint")));
             }
+        }
+        let g = &self.groups;
+        if g.min_session_timeout_ms == 0
+            || g.min_session_timeout_ms > g.max_session_timeout_ms
+            || !(g.min_session_timeout_ms..=g.max_session_timeout_ms)
+                .contains(&g.session_timeout_ms)
+        {
+            return Err(invalid(
+                "groups.session_timeout_ms",
+                format!(
+                    "{} must lie within groups.min_session_timeout_ms {} and \
+                     groups.max_session_timeout_ms {} (min at least 1)",
+                    g.session_timeout_ms, g.min_session_timeout_ms, g.max_session_timeout_ms
+                ),
+            ));
+        }
+        if g.heartbeat_interval_ms == 0 || g.rebalance_timeout_ms == 0 {
+            return Err(invalid(
+                "groups.heartbeat_interval_ms",
+                "groups.heartbeat_interval_ms and groups.rebalance_timeout_ms must be above 0"
+                    .to_string(),
+            ));
         }
         if self.broker.data_dir.as_os_str().is_empty() {
             return Err(invalid("broker.data_dir", "must not be empty".to_string()));

@@ -173,6 +173,21 @@ async fn s3_bucket_keeps_local_disk_near_budget_and_serves_cold_reads() {
     tiers_and_reads_back(&client, dir.path(), &bucket, mib_from_env(200)).await;
 }
 
+/// The first file under `dir` (recursively) whose name ends with `suffix`.
+fn find_file(dir: &Path, suffix: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, suffix) {
+                return Some(found);
+            }
+        } else if path.to_string_lossy().ends_with(suffix) {
+            return Some(path);
+        }
+    }
+    None
+}
+
 /// Waits (bounded) for a broker process to end by itself (an armed failpoint aborting it).
 async fn wait_for_exit(b: &mut BrokerProcess, what: &str) {
     wait_until(Duration::from_secs(60), what, || {
@@ -248,7 +263,18 @@ async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed() {
         let _ = client.admin().alter_topic_config(topic, enable, vec![]).await;
         wait_for_exit(&mut b, &format!("the broker to abort at failpoint {failpoint}")).await;
     }
-    let b = BrokerProcess::start_with(dir.path(), &args);
+    // An orphan this broker's scrubber must find: a segment object no manifest lists.
+    let folder = find_file(&dir.path().join("bucket"), ".log")
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .expect("a segment object in the bucket after the crashes");
+    std::fs::write(
+        folder.join("00000000000000999999-0-0123456789abcdef0123456789abcdef.log"),
+        b"x",
+    )
+    .unwrap();
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let b =
+        BrokerProcess::start_with(dir.path(), &[&args[..], &["--admin-listen", &admin]].concat());
     let client = b.client();
     wait_until(Duration::from_secs(60), "every sealed segment tiered, local copies gone", || {
         let client = client.clone();
@@ -274,6 +300,23 @@ async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed() {
         p.remote_segments, p.remote_size_bytes, p.local_log_start_offset
     );
     read_back_check(&common::read_all(&client, topic).await, records);
+
+    // The admin listener exposes what the scrubber and the cold reads did.
+    assert_eq!(common::http_get(&admin, "/readyz").await.0, 200);
+    let (status, body) = common::http_get(&admin, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let m = |series: &str| {
+        common::metric(&body, series).unwrap_or_else(|| panic!("no series {series} in:\n{body}"))
+    };
+    assert!(m("shale_tier_scrub_passes_total") >= 1.0);
+    assert!(m("shale_tier_orphans_deleted_total") >= 1.0, "the crashes left orphans");
+    assert!(m("shale_tier_orphans_found_total") >= m("shale_tier_orphans_deleted_total"));
+    assert_eq!(m("shale_tier_orphans_pending"), 0.0);
+    assert!(m("shale_tier_read_bytes_total") > 0.0, "records were read from the bucket");
+    assert!(m("shale_object_store_requests_total{op=\"get\"}") > 0.0);
+    assert!(m("shale_object_store_requests_total{op=\"put\"}") > 0.0);
+    let series = format!("shale_tier_upload_lag_segments{{topic=\"{topic}\",partition=\"0\"}}");
+    assert_eq!(m(&series), 0.0);
 }
 
 /// The bucket failing 30% of requests (500/503 from the fault wrapper) and then stopped

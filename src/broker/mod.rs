@@ -44,6 +44,7 @@ use crate::settings::Settings;
 use crate::topic_config::TopicConfig;
 
 pub use partition::{Acks, Partition, PendingAck, Produced};
+pub use tiering::ScrubStats;
 
 /// A (topic, partition) pair.
 pub type TopicPartition = (String, u32);
@@ -215,6 +216,16 @@ impl Broker {
         self.remote.as_ref().map(|r| r.catalog())
     }
 
+    /// The remote reader (cold reads), when the broker has an object store.
+    pub fn remote_reader(&self) -> Option<&crate::tier::reader::RemoteReader> {
+        self.remote.as_ref()
+    }
+
+    /// What the bucket scrubber found and removed.
+    pub fn scrub_stats(&self) -> &tiering::ScrubStats {
+        &self.scrub_stats
+    }
+
     /// The settings the broker runs with.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -346,7 +357,14 @@ impl Broker {
 
     /// Whether this broker may act as leader now: its lease is provably alive and the
     /// metadata it acts on was read in the current lease session.
-    fn check_serving(&self) -> Result<(), Error> {
+    /// Whether the broker closes (or has closed).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Ready to serve: holding the membership lease and caught up with the metadata of the
+    /// current session.
+    pub fn check_serving(&self) -> Result<(), Error> {
         if !self.membership.is_live() {
             return Err(self.membership.not_live_error());
         }

@@ -565,6 +565,25 @@ impl Partition {
         self.remote.as_ref()
     }
 
+    /// Sealed local segments not yet in the bucket, as (segments, bytes); zero when the
+    /// topic does not tier.
+    pub fn upload_lag(&self) -> (u64, u64) {
+        if !self.config().remote_storage_enable {
+            return (0, 0);
+        }
+        let tiered = self
+            .remote
+            .as_ref()
+            .and_then(RemoteLog::pointer)
+            .filter(|p| p.segments > 0)
+            .map_or(i64::MIN, |p| p.end_offset);
+        self.log
+            .sealed_ranges()
+            .iter()
+            .filter(|s| s.next_offset > tiered)
+            .fold((0, 0), |(n, bytes), s| (n + 1, bytes + s.size))
+    }
+
     /// First offset readable: the remote log start when the remote log reaches the local
     /// log, else the local log start.
     pub fn log_start_offset(&self) -> i64 {

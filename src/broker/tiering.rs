@@ -389,6 +389,27 @@ pub struct ScrubStats {
     pub orphans_deleted: std::sync::atomic::AtomicU64,
     /// Completed passes.
     pub passes: std::sync::atomic::AtomicU64,
+    /// Orphans the last pass left in the bucket (inside the grace period, or failed to
+    /// delete).
+    pub orphans_pending: std::sync::atomic::AtomicU64,
+    /// Last-modified time (ms) of the oldest orphan the last pass left, or -1: the
+    /// deletion lag is now minus this.
+    pub oldest_pending_ms: std::sync::atomic::AtomicI64,
+}
+
+/// Orphans a pass left behind: how many, and the oldest one's last-modified time.
+#[derive(Debug, Default)]
+struct Pending {
+    count: u64,
+    oldest_ms: Option<i64>,
+}
+
+impl Pending {
+    fn add(&mut self, meta: &object_store::ObjectMeta) {
+        self.count += 1;
+        let ms = meta.last_modified.timestamp_millis();
+        self.oldest_ms = Some(self.oldest_ms.map_or(ms, |o| o.min(ms)));
+    }
 }
 
 async fn scrub_loop(broker: Weak<Broker>, every: Duration) {
@@ -415,6 +436,7 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
     let now_ms = b.clock.now_ms();
     let stats = &b.scrub_stats;
     let store = catalog.bucket().store.clone();
+    let mut pending = Pending::default();
     for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
         let Some(remote) = p.remote() else { continue };
         let pref = remote.partition_ref().clone();
@@ -447,10 +469,12 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
             }
             stats.orphans_found.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if now_ms - meta.last_modified.timestamp_millis() >= grace_ms {
-                doomed.push(meta.location);
+                doomed.push(meta);
+            } else {
+                pending.add(&meta);
             }
         }
-        delete_orphans(&store, &doomed, stats, p.topic()).await;
+        delete_orphans(&store, &doomed, stats, p.topic(), &mut pending).await;
     }
     if b.controller_id() == b.id {
         let known: std::collections::HashSet<String> = match b.cache.read() {
@@ -476,33 +500,40 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
             stats
                 .orphans_found
                 .fetch_add(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            let doomed: Vec<ObjectPath> = listed
+            let (doomed, young): (Vec<_>, Vec<_>) = listed
                 .into_iter()
-                .filter(|m| now_ms - m.last_modified.timestamp_millis() >= grace_ms)
-                .map(|m| m.location)
-                .collect();
-            delete_orphans(&store, &doomed, stats, &name).await;
+                .partition(|m| now_ms - m.last_modified.timestamp_millis() >= grace_ms);
+            young.iter().for_each(|m| pending.add(m));
+            delete_orphans(&store, &doomed, stats, &name, &mut pending).await;
         }
     }
-    stats.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    use std::sync::atomic::Ordering::Relaxed;
+    stats.orphans_pending.store(pending.count, Relaxed);
+    stats.oldest_pending_ms.store(pending.oldest_ms.unwrap_or(-1), Relaxed);
+    stats.passes.fetch_add(1, Relaxed);
     Ok(())
 }
 
 async fn delete_orphans(
     store: &Arc<dyn ObjectStore>,
-    doomed: &[ObjectPath],
+    doomed: &[object_store::ObjectMeta],
     stats: &ScrubStats,
     what: &str,
+    pending: &mut Pending,
 ) {
     if doomed.is_empty() {
         return;
     }
     let mut deleted = 0;
-    for path in doomed {
+    for meta in doomed {
+        let path = &meta.location;
         match store.delete(path).await {
             Ok(()) => deleted += 1,
             Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => tracing::warn!(%path, error = %e, "could not remove an orphan object"),
+            Err(e) => {
+                pending.add(meta);
+                tracing::warn!(%path, error = %e, "could not remove an orphan object");
+            }
         }
     }
     stats.orphans_deleted.fetch_add(deleted, std::sync::atomic::Ordering::Relaxed);

@@ -228,16 +228,6 @@ impl Broker {
                 Some(h) => {
                     let log = h.log();
                     let remote = h.remote().and_then(|r| r.pointer()).filter(|p| p.segments > 0);
-                    let tiered = remote.as_ref().map_or(i64::MIN, |r| r.end_offset);
-                    let lagging: Vec<u64> = if config.remote_storage_enable {
-                        log.sealed_ranges()
-                            .iter()
-                            .filter(|s| s.next_offset > tiered)
-                            .map(|s| s.size)
-                            .collect()
-                    } else {
-                        vec![]
-                    };
                     PartitionDescription {
                         partition: p,
                         state,
@@ -248,7 +238,7 @@ impl Broker {
                         segments: log.segment_count() as u32,
                         local_log_start_offset: log.log_start_offset(),
                         remote,
-                        upload_lag: (lagging.len() as u64, lagging.iter().sum()),
+                        upload_lag: h.upload_lag(),
                     }
                 }
                 None => PartitionDescription {

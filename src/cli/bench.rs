@@ -23,8 +23,14 @@ use crate::record::Compression;
 pub enum BenchCommand {
     /// Produce records as fast as possible (or at --rate) and report throughput and latency.
     Produce(ProduceBench),
-    /// Read a topic from the beginning and report throughput.
+    /// Read a topic from the beginning and report throughput and first-record latency.
     Consume(ConsumeBench),
+    /// Fetch at random offsets of a topic's remote (cold) or local range and report the
+    /// latency to the first record.
+    FetchLatency(FetchLatencyBench),
+    /// Read a bucket's segment objects with a plain loop of ranged GETs: the baseline
+    /// cold reads are compared with.
+    ObjectStore(ObjectStoreBench),
 }
 
 /// `bench produce`.
@@ -79,6 +85,9 @@ pub struct ConsumeBench {
     /// Stop after this many records (default: at the end).
     #[arg(long)]
     pub records: Option<u64>,
+    /// Read the topic this many times over (each pass from the beginning).
+    #[arg(long, default_value_t = 1)]
+    pub passes: u32,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -86,10 +95,65 @@ pub struct ConsumeBench {
     pub broker: BrokerArg,
 }
 
+/// Which part of a partition `bench fetch-latency` samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Range {
+    /// Offsets only the bucket holds (below the local log start).
+    Remote,
+    /// Offsets on the broker's local disk.
+    Local,
+}
+
+/// `bench fetch-latency`.
+#[derive(Debug, Args)]
+pub struct FetchLatencyBench {
+    /// Topic to sample.
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    /// Fetches to time.
+    #[arg(long, default_value_t = 50)]
+    pub samples: u32,
+    /// Where the sampled offsets lie.
+    #[arg(long, value_enum, default_value = "remote")]
+    pub range: Range,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+/// `bench object-store`.
+#[derive(Debug, Args)]
+pub struct ObjectStoreBench {
+    /// The bucket: s3://bucket/prefix or file:///path (S3 endpoint and credentials from
+    /// --config's [tier] section).
+    #[arg(long)]
+    pub object_store: String,
+    /// Key prefix (below the URL's) whose `.log` objects are read, in name order.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Bytes per ranged GET.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub chunk_bytes: u64,
+    /// GETs in flight.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Stop after this many bytes (default: everything listed).
+    #[arg(long)]
+    pub max_bytes: Option<u64>,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
+}
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Produce(b) => produce(b).await,
         BenchCommand::Consume(b) => consume(b).await,
+        BenchCommand::FetchLatency(b) => fetch_latency(b).await,
+        BenchCommand::ObjectStore(b) => object_store(b).await,
     }
 }
 
@@ -212,39 +276,207 @@ async fn produce(b: ProduceBench) -> anyhow::Result<()> {
 async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     let client = b.broker.client()?;
     let partitions = client.partition_count(&b.topic).await?;
-    let config = ConsumerConfig { stop_at_end: true, ..ConsumerConfig::default() };
-    let mut consumer = Consumer::new(client, config);
-    for p in 0..partitions {
-        consumer.assign(&b.topic, p, StartAt::Earliest).await?;
-    }
     let limit = b.records.unwrap_or(u64::MAX);
     let bar = progress(b.records.unwrap_or(0));
     let start = Instant::now();
     let (mut count, mut bytes) = (0u64, 0u64);
-    while let Some(records) = consumer.poll().await? {
-        for r in &records {
-            bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+    let mut first_record = None;
+    for _ in 0..b.passes.max(1) {
+        let config = ConsumerConfig { stop_at_end: true, ..ConsumerConfig::default() };
+        let mut consumer = Consumer::new(client.clone(), config);
+        for p in 0..partitions {
+            consumer.assign(&b.topic, p, StartAt::Earliest).await?;
         }
-        count += records.len() as u64;
-        bar.inc(records.len() as u64);
+        while let Some(records) = consumer.poll().await? {
+            first_record.get_or_insert_with(|| start.elapsed());
+            for r in &records {
+                bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+            }
+            count += records.len() as u64;
+            bar.inc(records.len() as u64);
+            if count >= limit {
+                break;
+            }
+        }
         if count >= limit {
             break;
         }
     }
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
+    let first_ms = first_record.map_or(-1.0, |d| d.as_secs_f64() * 1000.0);
     let summary = serde_json::json!({
         "records": count,
+        "bytes": bytes,
         "seconds": secs,
         "records_per_sec": count as f64 / secs,
         "mib_per_sec": bytes as f64 / (1024.0 * 1024.0) / secs,
+        "first_record_ms": first_ms,
     });
     match b.format {
         Format::Json => println!("{summary}"),
         Format::Text => println!(
-            "{count} records in {secs:.2}s: {:.0} records/s, {:.1} MiB/s",
+            "{count} records in {secs:.2}s: {:.0} records/s, {:.1} MiB/s; first record after {first_ms:.1} ms",
             count as f64 / secs,
             bytes as f64 / (1024.0 * 1024.0) / secs
+        ),
+    }
+    Ok(())
+}
+
+fn quantiles_ms(hist: &Histogram<u64>) -> serde_json::Value {
+    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+    serde_json::json!({ "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": hist.max() as f64 / 1000.0 })
+}
+
+fn micros_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+async fn fetch_latency(b: FetchLatencyBench) -> anyhow::Result<()> {
+    use rand::Rng;
+    let client = b.broker.client()?;
+    let described = client.admin().describe_topic(&b.topic).await?;
+    // [from, to) per partition, in the asked-for range.
+    let ranges: Vec<(u32, i64, i64)> = described
+        .partitions
+        .iter()
+        .filter_map(|p| {
+            let id = p.metadata.as_ref()?.partition;
+            let (from, to) = match b.range {
+                Range::Remote => (
+                    p.remote_log_start_offset,
+                    p.remote_log_end_offset.min(p.local_log_start_offset),
+                ),
+                Range::Local => (p.local_log_start_offset, p.high_watermark),
+            };
+            (from >= 0 && to > from).then_some((id, from, to))
+        })
+        .collect();
+    if ranges.is_empty() {
+        anyhow::bail!(
+            "topic {:?} has no {} offsets to sample (see `shale topic describe {}`)",
+            b.topic,
+            match b.range {
+                Range::Remote => "remote-only",
+                Range::Local => "local",
+            },
+            b.topic
+        );
+    }
+    let mut hist = micros_histogram();
+    let mut rng = rand::rng();
+    for i in 0..b.samples {
+        let (p, from, to) = ranges[i as usize % ranges.len()];
+        let offset = rng.random_range(from..to);
+        let config = ConsumerConfig { stop_at_end: true, ..ConsumerConfig::default() };
+        let mut consumer = Consumer::new(client.clone(), config);
+        let t = Instant::now();
+        consumer.seek(&b.topic, p, offset);
+        let records = consumer
+            .poll()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("partition {p} ended before offset {offset}"))?;
+        let first = records.first().map_or(-1, |r| r.offset);
+        if first != offset {
+            anyhow::bail!("fetch at offset {offset} of partition {p} began at {first}");
+        }
+        let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
+    }
+    let summary = serde_json::json!({
+        "samples": hist.len(),
+        "range": format!("{:?}", b.range).to_lowercase(),
+        "first_record_ms": quantiles_ms(&hist),
+    });
+    match b.format {
+        Format::Json => println!("{summary}"),
+        Format::Text => println!(
+            "{} fetches ({:?} offsets): first record ms p50 {:.2} p99 {:.2} max {:.2}",
+            hist.len(),
+            b.range,
+            hist.value_at_quantile(0.5) as f64 / 1000.0,
+            hist.value_at_quantile(0.99) as f64 / 1000.0,
+            hist.max() as f64 / 1000.0
+        ),
+    }
+    Ok(())
+}
+
+async fn object_store(b: ObjectStoreBench) -> anyhow::Result<()> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let settings = match &b.config.config {
+        Some(path) => crate::settings::Settings::from_file(path)?,
+        None => crate::settings::Settings::default(),
+    };
+    let bucket = crate::tier::Bucket::open(&b.object_store, &settings.tier)?;
+    let mut prefix = bucket.prefix.clone();
+    for part in b.prefix.split('/').filter(|p| !p.is_empty()) {
+        prefix = prefix.join(part);
+    }
+    let mut objects: Vec<object_store::ObjectMeta> = bucket
+        .store
+        .list(Some(&prefix))
+        .try_filter(|m| futures::future::ready(m.location.as_ref().ends_with(".log")))
+        .try_collect()
+        .await?;
+    if objects.is_empty() {
+        anyhow::bail!("no .log objects under {prefix:?} in {}", b.object_store);
+    }
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    let chunk = b.chunk_bytes.max(1);
+    let limit = b.max_bytes.unwrap_or(u64::MAX);
+    let mut ranges = Vec::new();
+    let mut planned = 0u64;
+    'plan: for o in &objects {
+        let mut at = 0;
+        while at < o.size {
+            let end = (at + chunk).min(o.size);
+            ranges.push((o.location.clone(), at..end));
+            planned += end - at;
+            if planned >= limit {
+                break 'plan;
+            }
+            at = end;
+        }
+    }
+    let store = bucket.store.clone();
+    let start = Instant::now();
+    let mut hist = micros_histogram();
+    let mut bytes = 0u64;
+    let mut gets = futures::stream::iter(ranges)
+        .map(|(path, range)| {
+            let store = store.clone();
+            async move {
+                let t = Instant::now();
+                let got = store.get_range(&path, range).await;
+                (t.elapsed(), got)
+            }
+        })
+        .buffered(b.concurrency.max(1));
+    while let Some((took, got)) = gets.next().await {
+        bytes += got?.len() as u64;
+        let _ = hist.record(took.as_micros().max(1) as u64);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "objects": objects.len(),
+        "requests": hist.len(),
+        "bytes": bytes,
+        "seconds": secs,
+        "mib_per_sec": bytes as f64 / (1024.0 * 1024.0) / secs,
+        "chunk_bytes": chunk,
+        "concurrency": b.concurrency,
+        "get_ms": quantiles_ms(&hist),
+    });
+    match b.format {
+        Format::Json => println!("{summary}"),
+        Format::Text => println!(
+            "{} ranged GETs, {bytes} bytes in {secs:.2}s: {:.1} MiB/s; GET ms p50 {:.2} p99 {:.2}",
+            hist.len(),
+            bytes as f64 / (1024.0 * 1024.0) / secs,
+            hist.value_at_quantile(0.5) as f64 / 1000.0,
+            hist.value_at_quantile(0.99) as f64 / 1000.0
         ),
     }
     Ok(())

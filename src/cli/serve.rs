@@ -22,6 +22,10 @@ pub struct StandaloneArgs {
     /// (default: file://{data-dir}/bucket).
     #[arg(long, env = "SHALE_OBJECT_STORE")]
     pub object_store: Option<String>,
+    /// Address of the admin HTTP listener (/metrics, /healthz, /readyz), e.g.
+    /// 127.0.0.1:9293 (default: none).
+    #[arg(long, env = "SHALE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -60,6 +64,10 @@ pub struct ServeArgs {
     /// s3://bucket/prefix, file:///path or memory:// (overrides the file).
     #[arg(long, env = "SHALE_OBJECT_STORE")]
     pub object_store: Option<String>,
+    /// Address of the admin HTTP listener (/metrics, /healthz, /readyz) (overrides the
+    /// file).
+    #[arg(long, env = "SHALE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
@@ -74,6 +82,9 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     settings.broker.data_dir = args.data_dir;
     settings.broker.listen = args.listen;
     settings.broker.id.get_or_insert(0);
+    if args.admin_listen.is_some() {
+        settings.broker.admin_listen = args.admin_listen;
+    }
     if let Some(url) = args.object_store {
         settings.tier.object_store = url;
     }
@@ -117,6 +128,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = args.object_store {
         settings.tier.object_store = url;
     }
+    if args.admin_listen.is_some() {
+        settings.broker.admin_listen = args.admin_listen;
+    }
     run(settings).await
 }
 
@@ -137,8 +151,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     } else {
         format!("etcd {}", settings_etcd.join(","))
     };
+    let admin = server.admin_addr().map(|a| format!(", admin http://{a}")).unwrap_or_default();
     println!(
-        "shale broker {} listening on {} (data in {}, {metadata}, {object_store})",
+        "shale broker {} listening on {} (data in {}, {metadata}, {object_store}{admin})",
         server.broker().id(),
         server.addr(),
         data_dir.display()

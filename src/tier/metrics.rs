@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -18,7 +18,7 @@ use object_store::{
 pub enum Op {
     /// Single-request put.
     Put,
-    /// Multipart upload started.
+    /// Multipart upload: its start, each part and its completion are one request each.
     PutMultipart,
     /// Get (whole or ranged).
     Get,
@@ -146,7 +146,8 @@ impl ObjectStore for MetricsStore {
     ) -> Result<Box<dyn MultipartUpload>> {
         let r = self.inner.put_multipart_opts(location, opts).await;
         self.metrics.record(Op::PutMultipart, &r, 0);
-        r
+        let upload = r?;
+        Ok(Box::new(CountedUpload { inner: upload, metrics: self.metrics.clone() }))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
@@ -212,6 +213,40 @@ impl ObjectStore for MetricsStore {
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         let r = self.inner.copy_opts(from, to, options).await;
         self.metrics.record(Op::Copy, &r, 0);
+        r
+    }
+}
+
+/// A multipart upload whose parts and completion are counted as requests.
+#[derive(Debug)]
+struct CountedUpload {
+    inner: Box<dyn MultipartUpload>,
+    metrics: Arc<StoreMetrics>,
+}
+
+#[async_trait]
+impl MultipartUpload for CountedUpload {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        let len = data.content_length() as u64;
+        let metrics = self.metrics.clone();
+        let part = self.inner.put_part(data);
+        async move {
+            let r = part.await;
+            metrics.record(Op::PutMultipart, &r, len);
+            r
+        }
+        .boxed()
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        let r = self.inner.complete().await;
+        self.metrics.record(Op::PutMultipart, &r, 0);
+        r
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        let r = self.inner.abort().await;
+        self.metrics.record(Op::PutMultipart, &r, 0);
         r
     }
 }

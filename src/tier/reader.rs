@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use moka::future::Cache;
@@ -39,6 +40,35 @@ struct Inner {
     permits: Semaphore,
     chunk_bytes: u64,
     read_ahead: u64,
+    stats: ReadStats,
+}
+
+/// What remote reads did since the broker started.
+#[derive(Debug, Default)]
+pub struct ReadStats {
+    /// Chunk lookups of reads answered from the cache (including chunks read ahead).
+    pub chunk_hits: AtomicU64,
+    /// Chunk lookups of reads that had to GET the chunk.
+    pub chunk_misses: AtomicU64,
+    /// Chunks fetched ahead of a sequential reader.
+    pub chunks_read_ahead: AtomicU64,
+    /// Bytes of batches returned to fetches.
+    pub bytes_served: AtomicU64,
+}
+
+/// A point-in-time copy of [`ReadStats`] and the cache's size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadCounts {
+    /// See [`ReadStats::chunk_hits`].
+    pub chunk_hits: u64,
+    /// See [`ReadStats::chunk_misses`].
+    pub chunk_misses: u64,
+    /// See [`ReadStats::chunks_read_ahead`].
+    pub chunks_read_ahead: u64,
+    /// See [`ReadStats::bytes_served`].
+    pub bytes_served: u64,
+    /// Bytes of chunks held by the cache now.
+    pub cache_bytes: u64,
 }
 
 /// Where one read is in a remote segment.
@@ -67,7 +97,20 @@ impl RemoteReader {
                 permits: Semaphore::new(settings.remote_read_concurrency.max(1)),
                 chunk_bytes: settings.chunk_bytes.max(4096),
                 read_ahead: u64::from(settings.read_ahead_chunks),
+                stats: ReadStats::default(),
             }),
+        }
+    }
+
+    /// Cache and request counts since the broker started.
+    pub fn counts(&self) -> ReadCounts {
+        let s = &self.inner.stats;
+        ReadCounts {
+            chunk_hits: s.chunk_hits.load(Ordering::Relaxed),
+            chunk_misses: s.chunk_misses.load(Ordering::Relaxed),
+            chunks_read_ahead: s.chunks_read_ahead.load(Ordering::Relaxed),
+            bytes_served: s.bytes_served.load(Ordering::Relaxed),
+            cache_bytes: self.inner.chunks.weighted_size(),
         }
     }
 
@@ -122,6 +165,7 @@ impl RemoteReader {
             next_offset = header.next_offset();
         }
         let bytes = self.bytes(&cursor, start..end).await?;
+        self.inner.stats.bytes_served.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.read_ahead(&cursor, end);
         Ok(ReadChunk { bytes, next_offset })
     }
@@ -231,7 +275,11 @@ impl RemoteReader {
     /// Chunk `i` of an object of `size` bytes.
     async fn chunk(&self, path: &ObjectPath, size: u64, i: u64) -> Result<Bytes, Error> {
         let inner = self.inner.clone();
-        fetch_chunk(inner, path.clone(), size, i).await
+        let (bytes, loaded) = fetch_chunk(inner, path.clone(), size, i).await?;
+        let counter =
+            if loaded { &self.inner.stats.chunk_misses } else { &self.inner.stats.chunk_hits };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(bytes)
     }
 
     /// Starts fetching the chunks after byte `end` for a sequential reader.
@@ -246,27 +294,33 @@ impl RemoteReader {
             let inner = self.inner.clone();
             let path = cursor.path.clone();
             tokio::spawn(async move {
-                if let Err(e) = fetch_chunk(inner, path, size, i).await {
-                    tracing::debug!(error = %e, "read-ahead failed");
+                match fetch_chunk(inner.clone(), path, size, i).await {
+                    Ok((_, true)) => {
+                        inner.stats.chunks_read_ahead.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok((_, false)) => {}
+                    Err(e) => tracing::debug!(error = %e, "read-ahead failed"),
                 }
             });
         }
     }
 }
 
+/// Chunk `i` of the object at `path` of `size` bytes, and whether this call fetched it.
 async fn fetch_chunk(
     inner: Arc<Inner>,
     path: ObjectPath,
     size: u64,
     i: u64,
-) -> Result<Bytes, Error> {
+) -> Result<(Bytes, bool), Error> {
     let cb = inner.chunk_bytes;
     let range = i * cb..((i + 1) * cb).min(size);
     let key = (path.clone(), i);
     let loader = inner.clone();
-    inner
+    let entry = inner
         .chunks
-        .try_get_with(key, async move {
+        .entry(key)
+        .or_try_insert_with(async move {
             let _permit = loader.permits.acquire().await.map_err(|_| closed())?;
             loader
                 .catalog
@@ -277,7 +331,9 @@ async fn fetch_chunk(
                 .map_err(|e| store_error(&format!("reading {path} bytes {range:?}"), e))
         })
         .await
-        .map_err(|e: Arc<Error>| (*e).clone())
+        .map_err(|e: Arc<Error>| (*e).clone())?;
+    let fresh = entry.is_fresh();
+    Ok((entry.into_value(), fresh))
 }
 
 fn closed() -> Error {
