@@ -4,8 +4,12 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos =
-        ["proto/shale/v1/log.proto", "proto/shale/v1/admin.proto", "proto/shale/v1/replica.proto"];
+    let protos = [
+        "proto/shale/v1/log.proto",
+        "proto/shale/v1/admin.proto",
+        "proto/shale/v1/replica.proto",
+        "proto/shale/v1/groups.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

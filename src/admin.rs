@@ -2,7 +2,7 @@
 //! `/healthz` and readiness at `/readyz`.
 //!
 //! Metrics are read from the broker's own counters at scrape time (a
-//! [`Collector`](prometheus_client::collector::Collector)), so the hot paths only bump
+//! [`Collector`]), so the hot paths only bump
 //! atomics and nothing is kept twice.
 
 use std::fmt;

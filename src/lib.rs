@@ -28,6 +28,7 @@ pub mod clock;
 pub mod error;
 pub mod failpoint;
 pub mod fsutil;
+pub mod groups;
 pub mod log;
 pub mod meta;
 pub mod record;

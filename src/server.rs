@@ -96,6 +96,9 @@ pub async fn start(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::log_server::LogServer<LogService>>().await;
     health_reporter.set_serving::<pb::admin_server::AdminServer<AdminService>>().await;
+    health_reporter
+        .set_serving::<pb::groups_server::GroupsServer<crate::rpc::groups_service::GroupsService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -105,6 +108,9 @@ pub async fn start(
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(usize::MAX);
     let admin = pb::admin_server::AdminServer::new(AdminService::new(broker.clone()));
+    let groups = pb::groups_server::GroupsServer::new(
+        crate::rpc::groups_service::GroupsService::new(broker.clone()),
+    );
     let replica = pb::replica_server::ReplicaServer::new(
         crate::rpc::replica_service::ReplicaService::new(broker.clone()),
     )
@@ -123,6 +129,7 @@ pub async fn start(
         .add_service(reflection)
         .add_service(log)
         .add_service(admin)
+        .add_service(groups)
         .add_service(replica);
     // Nagle's algorithm would hold the last frame of each answer until the peer's delayed
     // ACK (~40 ms per unary call); gRPC frames are already batched by h2.

@@ -113,6 +113,8 @@ pub struct Broker {
     remote: Option<crate::tier::reader::RemoteReader>,
     /// What the bucket scrubber found and removed.
     scrub_stats: tiering::ScrubStats,
+    /// Consumer groups this broker coordinates.
+    groups: crate::groups::Coordinator,
     /// (when, bytes) of the last sum of local log sizes, for the disk budget.
     disk_usage: std::sync::Mutex<(i64, u64)>,
 }
@@ -183,6 +185,11 @@ impl Broker {
                 crate::tier::reader::RemoteReader::new(catalog, &settings.tier)
             }),
             scrub_stats: tiering::ScrubStats::default(),
+            groups: crate::groups::Coordinator::new(
+                meta.clone(),
+                keys.clone(),
+                settings.groups.clone(),
+            ),
             disk_usage: std::sync::Mutex::new((i64::MIN / 2, 0)),
             settings,
         });
@@ -219,6 +226,72 @@ impl Broker {
     /// The remote reader (cold reads), when the broker has an object store.
     pub fn remote_reader(&self) -> Option<&crate::tier::reader::RemoteReader> {
         self.remote.as_ref()
+    }
+
+    /// The consumer group coordinator.
+    pub fn groups(&self) -> &crate::groups::Coordinator {
+        &self.groups
+    }
+
+    /// Live brokers (id, address), by id.
+    pub fn live_brokers(&self) -> Vec<(i32, String)> {
+        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let mut out: Vec<(i32, String)> =
+            cache.brokers.values().map(|b| (b.id, b.address.clone())).collect();
+        out.sort();
+        out
+    }
+
+    /// Names of every topic, sorted.
+    pub fn topic_names(&self) -> Vec<String> {
+        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let mut out: Vec<String> = cache.topics.keys().cloned().collect();
+        out.sort();
+        out
+    }
+
+    /// `ListOffsets` for any partition: answered here when this broker leads it, else by
+    /// its leader.
+    pub async fn list_offsets_anywhere(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: Option<crate::rpc::pb::list_offsets_request::Spec>,
+    ) -> Result<crate::rpc::pb::ListOffsetsResponse, Error> {
+        use crate::rpc::pb;
+        match self.partition(topic, partition) {
+            Ok(p) => {
+                let log_start = p.log_start_offset();
+                let hw = p.high_watermark();
+                let (offset, timestamp_ms) = match spec {
+                    Some(pb::list_offsets_request::Spec::Earliest(_)) => (log_start, -1),
+                    None | Some(pb::list_offsets_request::Spec::Latest(_)) => (hw, -1),
+                    Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => {
+                        p.offset_for_timestamp(ts).await?.unwrap_or((-1, -1))
+                    }
+                };
+                Ok(pb::ListOffsetsResponse {
+                    offset,
+                    timestamp_ms,
+                    log_start_offset: log_start,
+                    high_watermark: hw,
+                })
+            }
+            Err(e) if e.kind == ErrorKind::NotLeader => {
+                let addr = e.details.get("leader_address").cloned().unwrap_or_default();
+                if addr.is_empty() {
+                    return Err(e);
+                }
+                let mut client = pb::log_client::LogClient::new(self.peer(&addr)?);
+                let request = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec };
+                let response = client
+                    .list_offsets(request)
+                    .await
+                    .map_err(|s| crate::rpc::status::from_status(&s))?;
+                Ok(response.into_inner())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// What the bucket scrubber found and removed.

@@ -21,9 +21,26 @@ pub(super) fn start(broker: &Arc<Broker>) {
         tokio::spawn(retention_loop(Arc::downgrade(broker), retention_every)),
         tokio::spawn(flush_loop(Arc::downgrade(broker))),
         tokio::spawn(isr_loop(Arc::downgrade(broker))),
+        tokio::spawn(group_sweep_loop(Arc::downgrade(broker))),
     ];
     if let Ok(mut tasks) = broker.tasks.lock() {
         tasks.extend(handles);
+    }
+}
+
+/// How often expired group members are looked for.
+const GROUP_SWEEP_TICK: Duration = Duration::from_millis(200);
+
+async fn group_sweep_loop(broker: Weak<Broker>) {
+    let mut tick = tokio::time::interval(GROUP_SWEEP_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        if b.check_serving().is_err() {
+            continue;
+        }
+        b.groups().sweep(&b).await;
     }
 }
 

@@ -37,11 +37,29 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Consume as a member of this group: partitions are shared with the other members,
+    /// and what was printed is committed (every --commit-interval-ms and on exit), so the
+    /// next run resumes after it. Without a committed offset a partition starts at the
+    /// earliest offset with --from-beginning, else at the end.
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
+    /// Group session timeout (ms); 0 means the broker default.
+    #[arg(long, default_value_t = 0, requires = "group")]
+    pub session_timeout_ms: u32,
+    /// How often a group member commits what it printed (ms).
+    #[arg(long, default_value_t = 1000, requires = "group")]
+    pub commit_interval_ms: u64,
+    /// Group assignor: cooperative-sticky or range.
+    #[arg(long, default_value = "", requires = "group")]
+    pub assignor: String,
     #[command(flatten)]
     pub broker: BrokerArg,
 }
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    if let Some(group) = args.group.clone() {
+        return run_group(args, &group).await;
+    }
     let client = args.broker.client()?;
     let partitions: Vec<u32> = match args.partition {
         Some(p) => vec![p],
@@ -78,6 +96,78 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// `consume --group`: a group member until --max-records, the end (without --follow, once
+/// nothing arrived for a while) or SIGINT/SIGTERM; commits exactly what it printed.
+async fn run_group(args: ConsumeArgs, group: &str) -> anyhow::Result<()> {
+    use std::time::Duration;
+
+    use crate::client::{GroupConfig, GroupConsumer, OffsetReset};
+    use tokio::signal::unix::{SignalKind, signal};
+    let client = args.broker.client()?;
+    let mut config = GroupConfig::new(group, &[args.topic.as_str()]);
+    config.auto_commit_interval = Duration::from_millis(args.commit_interval_ms);
+    config.session_timeout = Duration::from_millis(u64::from(args.session_timeout_ms));
+    config.assignor = args.assignor.clone();
+    config.auto_offset_reset =
+        if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest };
+    let mut consumer = GroupConsumer::subscribe(client, config)?;
+    let mut term = signal(SignalKind::terminate())?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let limit = args.max_records.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    let mut idle = Duration::ZERO;
+    // Without --follow, stop after this long with nothing new once something was assigned.
+    let idle_limit = Duration::from_secs(3);
+    let result: anyhow::Result<()> = loop {
+        let poll = tokio::select! {
+            r = consumer.poll(Duration::from_millis(500)) => r,
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = term.recv() => break Ok(()),
+        };
+        let records = match poll {
+            Ok(r) => r,
+            Err(e) => break Err(e.into()),
+        };
+        if records.is_empty() {
+            if !consumer.assignment().is_empty() {
+                idle += Duration::from_millis(500);
+            }
+            if !args.follow && idle >= idle_limit {
+                break Ok(());
+            }
+            continue;
+        }
+        idle = Duration::ZERO;
+        // `poll` moved positions past the whole batch; rewind each partition to its first
+        // record and advance record by record as they are printed.
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &records {
+            if seen.insert((r.topic.clone(), r.partition)) {
+                consumer.set_position(&r.topic, r.partition, r.offset);
+            }
+        }
+        for r in &records {
+            if printed >= limit {
+                break;
+            }
+            print_record(&mut out, r, &args)?;
+            printed += 1;
+            // Commit what was printed, not what was fetched.
+            consumer.set_position(&r.topic, r.partition, r.offset + 1);
+        }
+        out.flush()?;
+        if printed >= limit {
+            break Ok(());
+        }
+    };
+    out.flush()?;
+    drop(out);
+    // Positions of records fetched but not printed were never set past the last printed.
+    consumer.close().await?;
+    result
 }
 
 fn text(b: &Option<bytes::Bytes>) -> String {

@@ -1,9 +1,10 @@
 //! The `shale` command line: servers (`standalone`, `serve`), administration (`topic`),
-//! data (`produce`, `consume`) and load (`bench`).
+//! data (`produce`, `consume`), consumer groups (`group`) and load (`bench`).
 
 mod bench;
 mod cluster;
 mod consume;
+mod group;
 mod produce;
 mod serve;
 mod topic;
@@ -43,6 +44,9 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Print records, one value per line.
     Consume(consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -89,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic(c) => topic::run(c).await,
         Command::Produce(a) => produce::run(a).await,
         Command::Consume(a) => consume::run(a).await,
+        Command::Group(c) => group::run(c).await,
         Command::Bench(c) => bench::run(c).await,
     }
 }

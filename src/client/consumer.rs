@@ -70,10 +70,18 @@ pub struct ConsumerRecord {
     pub headers: Vec<Header>,
 }
 
-enum Event {
+enum EventKind {
     Records(Vec<ConsumerRecord>),
     Done,
     Failed(Error),
+}
+
+/// What a partition's fetch task reports, tagged with the task, so events of a task that
+/// was replaced (seek, unassign) are dropped.
+struct Event {
+    key: (String, u32),
+    task: u64,
+    kind: EventKind,
 }
 
 /// Reads assigned partitions.
@@ -83,15 +91,16 @@ pub struct Consumer {
     config: ConsumerConfig,
     tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
-    tasks: HashMap<(String, u32), JoinHandle<()>>,
+    tasks: HashMap<(String, u32), (u64, JoinHandle<()>)>,
     running: usize,
+    next_task: u64,
 }
 
 impl Consumer {
     /// A consumer with nothing assigned.
     pub fn new(client: Client, config: ConsumerConfig) -> Consumer {
         let (tx, rx) = mpsc::channel(config.buffered_messages.max(1));
-        Consumer { client, config, tx, rx, tasks: HashMap::new(), running: 0 }
+        Consumer { client, config, tx, rx, tasks: HashMap::new(), running: 0, next_task: 0 }
     }
 
     /// Resolves a start position to an offset.
@@ -122,21 +131,63 @@ impl Consumer {
 
     /// Moves a partition to `offset` (assigning it if needed).
     pub fn seek(&mut self, topic: &str, partition: u32, offset: i64) {
-        let key = (topic.to_string(), partition);
-        if let Some(old) = self.tasks.remove(&key) {
-            old.abort();
-            self.running -= 1;
-        }
+        self.unassign(topic, partition);
+        self.next_task += 1;
+        let id = self.next_task;
         let task = tokio::spawn(fetch_loop(
             self.client.clone(),
             self.config.clone(),
             topic.to_string(),
             partition,
             offset,
-            self.tx.clone(),
+            Tagged { tx: self.tx.clone(), key: (topic.to_string(), partition), task: id },
         ));
-        self.tasks.insert(key, task);
+        self.tasks.insert((topic.to_string(), partition), (id, task));
         self.running += 1;
+    }
+
+    /// Stops reading a partition; records of it not yet polled are dropped.
+    pub fn unassign(&mut self, topic: &str, partition: u32) {
+        if let Some((_, old)) = self.tasks.remove(&(topic.to_string(), partition)) {
+            old.abort();
+            self.running -= 1;
+        }
+    }
+
+    /// Whether the event comes from the current task of its partition.
+    fn current(&self, e: &Event) -> bool {
+        self.tasks.get(&e.key).is_some_and(|(id, _)| *id == e.task)
+    }
+
+    /// Records that arrive within `timeout` (empty if none), for callers that do other
+    /// work between polls. Partitions that end (with `stop_at_end`) are dropped; a
+    /// partition that fails is reported as `(topic, partition, error)` and dropped.
+    pub async fn poll_for(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<ConsumerRecord>, ((String, u32), Error)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let Ok(event) = tokio::time::timeout_at(deadline, self.rx.recv()).await else {
+                return Ok(Vec::new());
+            };
+            let Some(event) = event else { return Ok(Vec::new()) };
+            if !self.current(&event) {
+                continue;
+            }
+            match event.kind {
+                EventKind::Records(r) => return Ok(r),
+                EventKind::Done => {
+                    self.tasks.remove(&event.key);
+                    self.running -= 1;
+                }
+                EventKind::Failed(e) => {
+                    self.tasks.remove(&event.key);
+                    self.running -= 1;
+                    return Err((event.key, e));
+                }
+            }
+        }
     }
 
     /// The next records from any assigned partition (in offset order per partition).
@@ -146,14 +197,21 @@ impl Consumer {
             if self.running == 0 {
                 return Ok(None);
             }
-            match self.rx.recv().await {
-                Some(Event::Records(r)) => return Ok(Some(r)),
-                Some(Event::Done) => self.running -= 1,
-                Some(Event::Failed(e)) => {
+            let Some(event) = self.rx.recv().await else { return Ok(None) };
+            if !self.current(&event) {
+                continue;
+            }
+            match event.kind {
+                EventKind::Records(r) => return Ok(Some(r)),
+                EventKind::Done => {
+                    self.tasks.remove(&event.key);
+                    self.running -= 1;
+                }
+                EventKind::Failed(e) => {
+                    self.tasks.remove(&event.key);
                     self.running -= 1;
                     return Err(e);
                 }
-                None => return Ok(None),
             }
         }
     }
@@ -161,9 +219,23 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        for t in self.tasks.values() {
+        for (_, t) in self.tasks.values() {
             t.abort();
         }
+    }
+}
+
+/// A fetch task's way to report.
+struct Tagged {
+    tx: mpsc::Sender<Event>,
+    key: (String, u32),
+    task: u64,
+}
+
+impl Tagged {
+    async fn send(&self, kind: EventKind) -> bool {
+        let event = Event { key: self.key.clone(), task: self.task, kind };
+        self.tx.send(event).await.is_ok()
     }
 }
 
@@ -173,7 +245,7 @@ async fn fetch_loop(
     topic: String,
     partition: u32,
     mut position: i64,
-    tx: mpsc::Sender<Event>,
+    tx: Tagged,
 ) {
     // Decode with generous limits: the broker validated these batches on the way in.
     let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
@@ -212,7 +284,7 @@ async fn fetch_loop(
                     })
                     .collect();
                 position = position.max(msg.next_offset);
-                if !records.is_empty() && tx.send(Event::Records(records)).await.is_err() {
+                if !records.is_empty() && !tx.send(EventKind::Records(records)).await {
                     return Ok(true);
                 }
             }
@@ -221,7 +293,7 @@ async fn fetch_loop(
         .await;
         match result {
             Ok(true) => {
-                let _ = tx.send(Event::Done).await;
+                tx.send(EventKind::Done).await;
                 return;
             }
             Ok(false) => {}
@@ -233,7 +305,7 @@ async fn fetch_loop(
                 client.invalidate(&topic);
             }
             Err(e) => {
-                let _ = tx.send(Event::Failed(e)).await;
+                tx.send(EventKind::Failed(e)).await;
                 return;
             }
         }

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod consumer;
+pub mod groups;
 pub mod partitioner;
 pub mod producer;
 
@@ -25,6 +26,7 @@ use crate::rpc::pb::log_client::LogClient;
 
 pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
+pub use groups::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, RebalanceListener};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
 /// Tries of a leader-bound request before giving up.
@@ -151,6 +153,11 @@ impl Client {
         }
         self.refresh_metadata(&[]).await.ok()?;
         self.cached(|md| md.brokers.get(&id).cloned())
+    }
+
+    /// A raw Groups gRPC client to the current bootstrap broker.
+    pub fn groups_rpc(&self) -> Result<pb::groups_client::GroupsClient<Channel>, Error> {
+        Ok(pb::groups_client::GroupsClient::new(self.channel(self.bootstrap())?))
     }
 
     /// A raw Log gRPC client to the current bootstrap broker.

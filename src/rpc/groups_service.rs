@@ -1,0 +1,119 @@
+//! `shale.v1.Groups`: consumer group heartbeats (forwarded to the group's coordinator),
+//! offsets and group administration (served by any broker from etcd).
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::pb;
+use crate::broker::Broker;
+use crate::error::{Error, ErrorKind};
+use crate::groups::coordinator_of;
+
+/// Metadata key marking a heartbeat a broker forwarded to the coordinator it computed.
+const FORWARDED: &str = "x-shale-forwarded";
+
+/// The Groups service over a broker.
+#[derive(Debug, Clone)]
+pub struct GroupsService {
+    broker: Arc<Broker>,
+}
+
+impl GroupsService {
+    /// Serves `broker`.
+    pub fn new(broker: Arc<Broker>) -> Self {
+        GroupsService { broker }
+    }
+}
+
+fn not_coordinator(group: &str, id: i32, coordinator: Option<(i32, String)>) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "NOT_COORDINATOR",
+        format!(
+            "broker {id} does not coordinate group {group:?} ({}); retry",
+            coordinator.map_or("no live broker does".to_string(), |(c, a)| format!(
+                "broker {c} at {a} does"
+            ))
+        ),
+    )
+    .with("group", group)
+}
+
+#[tonic::async_trait]
+impl pb::groups_server::Groups for GroupsService {
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let b = &self.broker;
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        let req = request.into_inner();
+        crate::groups::validate_group(&req.group)?;
+        let coordinator = coordinator_of(&req.group, &b.live_brokers());
+        match coordinator {
+            Some((id, _)) if id == b.id() => Ok(Response::new(b.groups().heartbeat(b, req).await?)),
+            Some((_, addr)) if !forwarded => {
+                let mut client = pb::groups_client::GroupsClient::new(b.peer(&addr)?);
+                let mut forward = Request::new(req);
+                forward
+                    .metadata_mut()
+                    .insert(FORWARDED, tonic::metadata::MetadataValue::from(b.id()));
+                client.heartbeat(forward).await
+            }
+            other => Err(not_coordinator(&req.group, b.id(), other).into()),
+        }
+    }
+
+    async fn commit_offsets(
+        &self,
+        request: Request<pb::CommitOffsetsRequest>,
+    ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
+        let b = &self.broker;
+        b.groups().commit(b, request.into_inner()).await?;
+        Ok(Response::new(pb::CommitOffsetsResponse {}))
+    }
+
+    async fn fetch_offsets(
+        &self,
+        request: Request<pb::FetchOffsetsRequest>,
+    ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
+        let req = request.into_inner();
+        let b = &self.broker;
+        let offsets = b.groups().fetch_offsets(b, &req.group, &req.topics).await?;
+        Ok(Response::new(pb::FetchOffsetsResponse { offsets }))
+    }
+
+    async fn reset_offsets(
+        &self,
+        request: Request<pb::ResetOffsetsRequest>,
+    ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
+        let b = &self.broker;
+        let offsets = b.groups().reset_offsets(b, request.into_inner()).await?;
+        Ok(Response::new(pb::ResetOffsetsResponse { offsets }))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        self.broker.groups().delete_group(&request.into_inner().group).await?;
+        Ok(Response::new(pb::DeleteGroupResponse {}))
+    }
+
+    async fn list_groups(
+        &self,
+        _request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let groups = self.broker.groups().list_groups().await?;
+        Ok(Response::new(pb::ListGroupsResponse { groups }))
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<pb::DescribeGroupRequest>,
+    ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
+        let b = &self.broker;
+        Ok(Response::new(b.groups().describe_group(b, &request.into_inner().group).await?))
+    }
+}
