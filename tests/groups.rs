@@ -301,3 +301,113 @@ async fn members_share_partitions_survive_a_kill_and_fence_a_zombie() {
     let e = admin.describe("limited").await.unwrap_err();
     assert_eq!(e.reason, "GROUP_NOT_FOUND", "{e}");
 }
+
+/// Runs `shale group ...`; returns (success, stdout, stderr).
+fn group_cli(args: &[&str], broker: &str) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shale"))
+        .arg("group")
+        .args(args)
+        .args(["--broker", broker])
+        .env("SHALE_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// `shale group reset-offsets` moves an empty group's offsets to the earliest, the latest,
+/// a timestamp or an offset (dry runs change nothing), and refuses a group with members or
+/// an offset outside the log, naming the bad value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_offsets_moves_an_empty_groups_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("broker"));
+    let client = broker.client();
+    let addr = broker.addr.as_str();
+    let topic = "resets";
+    client.admin().create_topic(topic, 2, 1, BTreeMap::new()).await.unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let now_ms = || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64
+    };
+    for batch in 0..2 {
+        if batch == 1 {
+            // The second batch is stamped strictly later than the first.
+            let first_done = now_ms();
+            wait_until(Duration::from_secs(5), "the clock to move on", || async move {
+                now_ms() > first_done
+            })
+            .await;
+        }
+        for i in 0..100 {
+            let record = ProducerRecord::new(topic, format!("v{batch}-{i}")).partition(0);
+            producer.send(record).await.unwrap();
+        }
+        producer.flush().await.unwrap();
+    }
+    let second_from = {
+        // The timestamp of offset 100, the first record of the second batch.
+        let mut c = shale::client::Consumer::new(client.clone(), Default::default());
+        c.seek(topic, 0, 100);
+        c.poll().await.unwrap().unwrap()[0].timestamp_ms
+    };
+    let admin = GroupAdmin::new(client.clone());
+    let offsets = |group: &'static str| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .fetch_offsets(group, &[topic.to_string()])
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| (o.partition, o.offset))
+                .collect::<BTreeMap<u32, i64>>()
+        }
+    };
+    let reset = |extra: &[&str]| {
+        let mut args = vec!["reset-offsets", "g", "--topic", topic, "--format", "json"];
+        args.extend_from_slice(extra);
+        group_cli(&args, addr)
+    };
+
+    let (ok, out, err) = reset(&["--to-latest"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(offsets("g").await, BTreeMap::from([(0, 200), (1, 0)]));
+
+    let (ok, _, err) = reset(&["--to-earliest", "--partition", "0", "--dry-run"]);
+    assert!(ok, "{err}");
+    assert_eq!(offsets("g").await, BTreeMap::from([(0, 200), (1, 0)]), "a dry run changes nothing");
+    let (ok, _, err) = reset(&["--to-earliest", "--partition", "0"]);
+    assert!(ok, "{err}");
+    assert_eq!(offsets("g").await[&0], 0);
+
+    let ts = second_from.to_string();
+    let (ok, _, err) = reset(&["--to-timestamp", &ts, "--partition", "0"]);
+    assert!(ok, "{err}");
+    assert_eq!(offsets("g").await[&0], 100, "the first record stamped at or after {ts}");
+
+    let (ok, _, err) = reset(&["--to-offset", "150", "--partition", "0"]);
+    assert!(ok, "{err}");
+    assert_eq!(offsets("g").await[&0], 150);
+    let (ok, _, err) = reset(&["--to-offset", "201", "--partition", "0"]);
+    assert!(!ok && err.contains("201") && err.contains("0..=200"), "{err}");
+    let (ok, _, err) = reset(&["--to-offset", "5", "--partition", "7"]);
+    assert!(!ok && err.contains('7'), "{err}");
+    assert_eq!(offsets("g").await[&0], 150, "refused resets change nothing");
+
+    // A member reads from the reset offset; while it is in the group, resets are refused.
+    let mut member = Member::start(dir.path(), "m", addr, "g", topic, &[]);
+    wait_until(Duration::from_secs(30), "the member to read partition 0 to the end", || {
+        let records = member.records();
+        async move { records.iter().filter(|(p, _)| *p == 0).count() == 50 }
+    })
+    .await;
+    let first: Vec<i64> = member.records().iter().filter(|(p, _)| *p == 0).map(|r| r.1).collect();
+    assert_eq!(first.first(), Some(&150), "reading starts at the reset offset");
+    let (ok, _, err) = reset(&["--to-earliest"]);
+    assert!(!ok && err.contains("active member"), "{err}");
+    member.stop();
+}

@@ -11,7 +11,7 @@
 //! at the next auto-commit, on revoke and on close.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -121,7 +121,9 @@ pub struct GroupConsumer {
     positions: HashMap<Tp, i64>,
     committed: HashMap<Tp, i64>,
     last_commit: Instant,
-    listener: Option<Box<dyn RebalanceListener>>,
+    /// In a mutex only so that `GroupConsumer` is `Sync` (its futures `Send`) without
+    /// asking listeners to be `Sync`; only `&mut self` methods call it.
+    listener: Option<Mutex<Box<dyn RebalanceListener>>>,
 }
 
 impl std::fmt::Debug for GroupConsumer {
@@ -134,7 +136,7 @@ impl std::fmt::Debug for GroupConsumer {
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl GroupConsumer {
@@ -187,7 +189,7 @@ impl GroupConsumer {
 
     /// Sets the rebalance listener.
     pub fn set_listener(&mut self, listener: Box<dyn RebalanceListener>) {
-        self.listener = Some(listener);
+        self.listener = Some(Mutex::new(listener));
     }
 
     /// The partitions this member reads now.
@@ -361,7 +363,11 @@ impl GroupConsumer {
                     self.consumer.unassign(t, *p);
                     self.positions.remove(&(t.clone(), *p));
                 }
-                if let Some(l) = self.listener.as_mut() {
+                if let Some(l) = self
+                    .listener
+                    .as_mut()
+                    .map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+                {
                     l.on_revoked(&lost, true);
                 }
             }
@@ -401,7 +407,9 @@ impl GroupConsumer {
                 self.owned.remove(&(t.clone(), *p));
                 self.positions.remove(&(t.clone(), *p));
             }
-            if let Some(l) = self.listener.as_mut() {
+            if let Some(l) =
+                self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+            {
                 l.on_revoked(&revoked, false);
             }
         }
@@ -417,7 +425,9 @@ impl GroupConsumer {
                 self.committed.insert(tp.clone(), offset);
                 self.owned.insert(tp.clone());
             }
-            if let Some(l) = self.listener.as_mut() {
+            if let Some(l) =
+                self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+            {
                 l.on_assigned(&added);
             }
         }
@@ -661,5 +671,22 @@ impl GroupAdmin {
                 }
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Applications run consumers in spawned tasks: every public future must be `Send`.
+    #[tokio::test]
+    async fn group_consumer_futures_are_send() {
+        let client = Client::new("127.0.0.1:9").unwrap();
+        let mut consumer = GroupConsumer::subscribe(client, GroupConfig::new("g", &["t"])).unwrap();
+        assert_send(&consumer.poll(Duration::from_millis(1)));
+        assert_send(&consumer.commit());
+        assert_send(&consumer.close());
     }
 }
