@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// Read a bucket's segment objects with a plain loop of ranged GETs: the baseline
     /// cold reads are compared with.
     ObjectStore(ObjectStoreBench),
+    /// Many group members committing on a timer: commit latency, etcd writes per second
+    /// and the keys a group holds.
+    Groups(super::bench_groups::GroupsBench),
 }
 
 /// `bench produce`.
@@ -154,6 +157,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Consume(b) => consume(b).await,
         BenchCommand::FetchLatency(b) => fetch_latency(b).await,
         BenchCommand::ObjectStore(b) => object_store(b).await,
+        BenchCommand::Groups(b) => super::bench_groups::run(b).await,
     }
 }
 

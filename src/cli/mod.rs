@@ -2,6 +2,7 @@
 //! data (`produce`, `consume`), consumer groups (`group`) and load (`bench`).
 
 mod bench;
+mod bench_groups;
 mod cluster;
 mod consume;
 mod group;
