@@ -159,8 +159,20 @@ impl RunningServer {
         &self.broker
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, and closes the broker cleanly.
-    pub async fn shutdown(mut self) -> Result<(), Error> {
+    /// Graceful shutdown: drains (produce refused, leadership handed to in-sync replicas,
+    /// uploads in flight finished; bounded by `broker.drain_timeout_ms`), then stops
+    /// accepting requests, lets in-flight ones finish, closes the broker and deregisters.
+    pub async fn shutdown(self) -> Result<crate::broker::DrainReport, Error> {
+        let timeout =
+            std::time::Duration::from_millis(self.broker.settings().broker.drain_timeout_ms);
+        let report = self.broker.drain(timeout).await;
+        self.close().await?;
+        Ok(report)
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and closes the broker, without
+    /// draining first.
+    pub async fn close(mut self) -> Result<(), Error> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

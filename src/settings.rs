@@ -110,6 +110,9 @@ pub struct BrokerSettings {
     /// Address of the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); none means
     /// no listener.
     pub admin_listen: Option<SocketAddr>,
+    /// Longest a graceful shutdown (SIGTERM) waits for leadership to move to in-sync
+    /// replicas and for uploads in flight to finish before the broker closes anyway (ms).
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for BrokerSettings {
@@ -121,6 +124,7 @@ impl Default for BrokerSettings {
             rack: String::new(),
             data_dir: PathBuf::from("./shale-data"),
             admin_listen: None,
+            drain_timeout_ms: 30_000,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - `fetcher`: the follower side of replication (truncate, then pull from the leader).
 //! - `tasks`: background work (retention, interval flush).
 
+mod drain;
 pub mod fetch;
 mod fetcher;
 mod follow;
@@ -21,6 +22,7 @@ pub mod partition;
 pub mod remote;
 pub mod replication;
 mod tasks;
+pub use drain::DrainReport;
 mod tiering;
 pub mod topics;
 
@@ -105,6 +107,11 @@ pub struct Broker {
     /// Serializes resyncs (opening and closing partitions).
     sync_lock: tokio::sync::Mutex<()>,
     closing: AtomicBool,
+    /// Controlled shutdown under way: produce is refused (retriable) while leadership
+    /// moves away.
+    draining: AtomicBool,
+    /// Held by the uploader during a pass, so a drain can wait for uploads in flight.
+    upload_pass: Arc<tokio::sync::Mutex<()>>,
     /// Flips to true when the broker closes; ends long-polls.
     closed_tx: tokio::sync::watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -147,6 +154,7 @@ impl Broker {
             address: settings.broker.advertised_address(),
             rack: settings.broker.rack.clone(),
             started_ms: clock.now_ms(),
+            draining: false,
         };
         let ttl = Duration::from_secs(settings.cluster.lease_ttl_secs);
         let membership = Membership::join(meta.clone(), keys.clone(), record, ttl).await?;
@@ -173,6 +181,8 @@ impl Broker {
             admin_lock: tokio::sync::Mutex::new(()),
             sync_lock: tokio::sync::Mutex::new(()),
             closing: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            upload_pass: Arc::new(tokio::sync::Mutex::new(())),
             closed_tx: tokio::sync::watch::channel(false).0,
             tasks: std::sync::Mutex::new(Vec::new()),
             remote: bucket.map(|b| {
@@ -471,6 +481,9 @@ impl Broker {
         acks: Acks,
     ) -> Result<PendingAck, Error> {
         let p = self.partition(topic, partition)?;
+        if self.is_draining() {
+            return Err(drain::draining_error(self.id));
+        }
         let batches = match payload {
             Payload::Batches(b) => b,
             Payload::Records(records) => self.build_batch(records)?,

@@ -112,9 +112,11 @@ async fn upload_loop(broker: Weak<Broker>, every: Duration) {
     loop {
         tick.tick().await;
         let Some(b) = broker.upgrade() else { return };
-        if b.check_serving().is_err() {
+        if b.check_serving().is_err() || b.is_draining() {
             continue;
         }
+        // Held for the whole pass: a drain waits for it (uploads in flight finish).
+        let _pass = b.upload_pass.clone().lock_owned().await;
         let Some(catalog) = b.catalog().cloned() else { return };
         let led: Vec<Arc<Partition>> =
             b.hosted().into_iter().filter(|p| p.is_leader() && p.remote().is_some()).collect();

@@ -160,7 +160,21 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     wait_for_signal().await?;
     tracing::info!("shutting down");
-    server.shutdown().await?;
+    let id = server.broker().id();
+    let r = server.shutdown().await?;
+    println!(
+        "shale broker {id} stopped: handed over {} of {} leaderships ({} kept: no other in-sync \
+         replica{}), uploads in flight {}",
+        r.led_before.saturating_sub(r.led_after),
+        r.led_before,
+        r.led_after,
+        if r.movable_after > 0 {
+            format!(", {} timed out", r.movable_after)
+        } else {
+            String::new()
+        },
+        if r.uploads_finished { "finished" } else { "cut off by the drain timeout" },
+    );
     Ok(())
 }
 

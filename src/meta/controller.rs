@@ -83,7 +83,10 @@ pub fn rack_alternated(brokers: &BTreeMap<i32, BrokerRecord>) -> Vec<i32> {
 /// starting at the broker that leads the fewest partitions, followers on the next slots.
 /// Every replica starts in the ISR: all are empty, so all are in sync.
 pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
-    let order = rack_alternated(&view.brokers);
+    // Draining brokers get nothing new, unless they are all there is.
+    let staying: BTreeMap<i32, BrokerRecord> =
+        view.brokers.iter().filter(|(_, b)| !b.draining).map(|(i, b)| (*i, b.clone())).collect();
+    let order = rack_alternated(if staying.is_empty() { &view.brokers } else { &staying });
     if order.is_empty() {
         return vec![];
     }
@@ -133,11 +136,13 @@ pub fn plan(view: &View) -> Vec<Change> {
         }
     }
     let live: BTreeSet<i32> = view.brokers.keys().copied().collect();
+    let draining: BTreeSet<i32> =
+        view.brokers.values().filter(|b| b.draining).map(|b| b.id).collect();
     for ((topic, partition), (state, revision)) in &view.partitions {
         let unclean = view.topics.iter().any(|t| {
             &t.name == topic && t.configs.get(UNCLEAN_KEY).is_some_and(|v| v.trim() == "true")
         });
-        let Some(next) = next_state(state, &live, unclean) else { continue };
+        let Some(next) = next_state(state, &live, &draining, unclean) else { continue };
         changes.push(Change {
             topic: topic.clone(),
             partition: *partition,
@@ -152,11 +157,13 @@ pub fn plan(view: &View) -> Vec<Change> {
 const UNCLEAN_KEY: &str = "unclean.leader.election.enable";
 
 /// The state a partition should move to, if any: a live in-sync leader when the leader is
-/// gone (offline when there is none, unless unclean election is enabled), or back to the
+/// gone (offline when there is none, unless unclean election is enabled), away from a
+/// draining leader to another live in-sync replica (controlled shutdown), or back to the
 /// preferred replica (the first) once it is live and in sync again.
 fn next_state(
     state: &PartitionState,
     live: &BTreeSet<i32>,
+    draining: &BTreeSet<i32>,
     unclean: bool,
 ) -> Option<PartitionState> {
     let bump = |leader: i32, isr: Vec<i32>| PartitionState {
@@ -165,18 +172,32 @@ fn next_state(
         isr,
         replicas: state.replicas.clone(),
     };
+    let eligible = |r: &i32| state.isr.contains(r) && live.contains(r) && !draining.contains(r);
     if state.leader >= 0 && live.contains(&state.leader) {
+        if draining.contains(&state.leader) {
+            // Controlled shutdown: hand over to an in-sync replica that stays. It has every
+            // acknowledged record (acks=all waits for the whole ISR), so nothing is lost.
+            return state
+                .replicas
+                .iter()
+                .find(|r| eligible(r))
+                .map(|c| bump(*c, state.isr.clone()));
+        }
         // Preferred-leader rebalancing: leadership returns to the first replica once it is
         // back in the ISR, so leaders stay spread as placed.
         let preferred = *state.replicas.first()?;
-        if preferred != state.leader && live.contains(&preferred) && state.isr.contains(&preferred)
-        {
+        if preferred != state.leader && eligible(&preferred) {
             return Some(bump(preferred, state.isr.clone()));
         }
         return None;
     }
-    let candidate =
-        state.replicas.iter().find(|r| state.isr.contains(r) && live.contains(r)).copied();
+    // A staying replica first; a draining one is still better than going offline.
+    let candidate = state
+        .replicas
+        .iter()
+        .find(|r| eligible(r))
+        .or_else(|| state.replicas.iter().find(|r| state.isr.contains(r) && live.contains(r)))
+        .copied();
     match candidate {
         // The ISR keeps only live members: a dead one would hold the high watermark back
         // until the new leader noticed it lagging.
@@ -396,7 +417,13 @@ mod tests {
     use super::*;
 
     fn broker(id: i32, rack: &str) -> BrokerRecord {
-        BrokerRecord { id, address: format!("b{id}:9292"), rack: rack.into(), started_ms: 0 }
+        BrokerRecord {
+            id,
+            address: format!("b{id}:9292"),
+            rack: rack.into(),
+            started_ms: 0,
+            draining: false,
+        }
     }
 
     fn topic(name: &str, partitions: u32, rf: u32) -> TopicRecord {
@@ -519,6 +546,38 @@ mod tests {
         v.topics = vec![t];
         let c = plan(&v);
         assert_eq!((c[0].state.leader, c[0].state.isr.clone()), (2, vec![2]));
+    }
+
+    #[test]
+    fn a_draining_leader_hands_over_to_a_staying_in_sync_replica() {
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        let state = PartitionState {
+            replicas: vec![1, 2, 3],
+            leader: 1,
+            leader_epoch: 7,
+            isr: vec![1, 2, 3],
+        };
+        v.partitions.insert(("t".into(), 0), (state.clone(), 3));
+        v.brokers.get_mut(&1).unwrap().draining = true;
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (2, 8));
+        assert_eq!(c[0].state.isr, vec![1, 2, 3], "the draining broker stays in the ISR");
+        apply(&mut v, c);
+        assert!(plan(&v).is_empty(), "no move back to the draining preferred replica");
+
+        // Nobody else in sync: the draining broker keeps leading until it leaves.
+        let mut v = view(&[(1, ""), (2, "")]);
+        let lonely =
+            PartitionState { replicas: vec![1, 2], leader: 1, leader_epoch: 0, isr: vec![1] };
+        v.partitions.insert(("t".into(), 0), (lonely, 1));
+        v.brokers.get_mut(&1).unwrap().draining = true;
+        assert!(plan(&v).is_empty());
+
+        // New topics avoid draining brokers.
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        v.brokers.get_mut(&2).unwrap().draining = true;
+        let placed = place(&topic("n", 6, 2), &v);
+        assert!(placed.iter().all(|s| !s.replicas.contains(&2)), "{placed:?}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! under a new one, and callers can ask for the session to know whether state they read
 //! belongs to the current one.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ struct Inner {
     store: Arc<dyn MetaStore>,
     keys: Keys,
     record: BrokerRecord,
+    /// Set once by [`Membership::set_draining`]; re-registrations keep it.
+    draining: AtomicBool,
     ttl: Duration,
     lease: AtomicI64,
     session: AtomicU64,
@@ -52,6 +54,7 @@ impl Membership {
                 store,
                 keys,
                 record,
+                draining: AtomicBool::new(false),
                 ttl,
                 lease: AtomicI64::new(0),
                 session: AtomicU64::new(0),
@@ -132,6 +135,24 @@ impl Membership {
         self.inner.live_tx.send_if_modified(|l| std::mem::replace(l, false));
     }
 
+    /// The registration as it should read now.
+    fn record(&self) -> BrokerRecord {
+        BrokerRecord {
+            draining: self.inner.draining.load(Ordering::Acquire),
+            ..self.inner.record.clone()
+        }
+    }
+
+    /// Marks the registration as draining (controlled shutdown): the controller moves this
+    /// broker's leaderships to other in-sync replicas and places nothing new on it.
+    pub async fn set_draining(&self) -> Result<(), Error> {
+        self.inner.draining.store(true, Ordering::Release);
+        let key = self.inner.keys.broker(self.inner.record.id as u32);
+        let value = encode(&key, &self.record())?;
+        self.inner.store.put(&key, value, Some(self.lease())).await?;
+        Ok(())
+    }
+
     /// Grants a lease and writes `brokers/{id}` under it, unless another lease holds it.
     async fn register(&self) -> Result<(), Error> {
         let inner = &self.inner;
@@ -140,7 +161,7 @@ impl Membership {
         let lease = inner.store.grant_lease(inner.ttl).await?;
         let txn = Txn::new().when(Compare::absent(key.clone())).and_then(TxnOp::put_with_lease(
             key.clone(),
-            encode(&key, &inner.record)?,
+            encode(&key, &self.record())?,
             lease,
         ));
         if !inner.store.txn(txn).await?.succeeded {

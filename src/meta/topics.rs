@@ -55,6 +55,10 @@ pub struct BrokerRecord {
     pub rack: String,
     /// Start time of the broker process (ms since epoch).
     pub started_ms: i64,
+    /// The broker is shutting down: the controller moves its leaderships to other in-sync
+    /// replicas and places nothing new on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(kv: KeyValue) -> Result<T, Error> {

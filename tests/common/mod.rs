@@ -37,6 +37,8 @@ pub struct BrokerProcess {
     pub child: Child,
     pub addr: String,
     pub data_dir: PathBuf,
+    /// Stdout lines after the first (read by a thread until the process exits).
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl BrokerProcess {
@@ -84,13 +86,17 @@ impl BrokerProcess {
             .expect("spawn shale");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let later = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = later.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             if let Some(Ok(line)) = lines.next() {
                 let _ = tx.send(line);
             }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
+            // Keep reading so the child never blocks on a full pipe.
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
         });
         let line = rx
             .recv_timeout(Duration::from_secs(60))
@@ -101,7 +107,12 @@ impl BrokerProcess {
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected first line from shale: {line:?}"))
             .to_string();
-        BrokerProcess { child, addr, data_dir: data_dir.to_path_buf() }
+        BrokerProcess { child, addr, data_dir: data_dir.to_path_buf(), stdout: later }
+    }
+
+    /// What the process printed on stdout after its first line.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Sends a signal (`STOP`, `CONT`, `TERM`, ...) to the process.
