@@ -47,6 +47,17 @@ impl AdminServer {
             .map_err(|e| Error::internal(format!("cannot read the bound admin address: {e}")))?;
         let mut registry = Registry::with_prefix("shale");
         registry.register_collector(Box::new(BrokerCollector { broker: Arc::downgrade(broker) }));
+        let requests = broker.request_metrics();
+        registry.register(
+            "produce_latency_seconds",
+            "Produce requests from append to acknowledgement (as their acks asked)",
+            requests.produce_latency.clone(),
+        );
+        registry.register(
+            "grpc_request_duration_seconds",
+            "gRPC calls by method, until the response (or the stream) starts",
+            requests.grpc_latency.clone(),
+        );
         let state = Arc::new(AdminState { broker: Arc::downgrade(broker), registry });
         let app = Router::new()
             .route("/metrics", get(metrics))
@@ -168,9 +179,94 @@ impl Collector for BrokerCollector {
             "1 on the controller",
             ConstGauge::new(i64::from(b.controller_id() == b.id())),
         )?;
+        one(
+            enc,
+            "broker_draining",
+            "1 while a graceful shutdown hands leadership away",
+            ConstGauge::new(i64::from(b.is_draining())),
+        )?;
+        one(
+            enc,
+            "metadata_lease_remaining_seconds",
+            "How long the broker's etcd lease is still provably valid (0: not live)",
+            ConstGauge::new(b.membership().lease_remaining().as_secs_f64()),
+        )?;
+        one(
+            enc,
+            "metadata_lease_sessions",
+            "Registrations under a new lease since start (above 1: the lease was lost)",
+            ConstCounter::new(b.membership().session()),
+        )?;
+        traffic(enc, &b)?;
         partitions(enc, &b)?;
+        groups(enc, &b)?;
         tiering(enc, &b)
     }
+}
+
+fn traffic(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
+    use std::sync::atomic::Ordering::Relaxed;
+    b.request_metrics().retain_topics(&b.topic_names());
+    let topics = b.request_metrics().topics();
+    let counter = |f: &dyn Fn(&crate::metrics::TopicCounters) -> u64| {
+        topics
+            .iter()
+            .map(|(t, c)| (vec![("topic", t.clone())], ConstCounter::new(f(c))))
+            .collect::<Vec<_>>()
+    };
+    family(
+        enc,
+        "produce_requests",
+        "Produce requests by topic",
+        counter(&|c| c.produce_requests.load(Relaxed)),
+    )?;
+    family(
+        enc,
+        "produce_errors",
+        "Produce requests that failed, by topic",
+        counter(&|c| c.produce_errors.load(Relaxed)),
+    )?;
+    family(
+        enc,
+        "produce_bytes",
+        "Record batch bytes appended, by topic",
+        counter(&|c| c.produce_bytes.load(Relaxed)),
+    )?;
+    family(
+        enc,
+        "fetch_requests",
+        "Fetch streams opened by consumers and followers, by topic",
+        counter(&|c| c.fetch_requests.load(Relaxed)),
+    )?;
+    family(
+        enc,
+        "fetch_bytes",
+        "Record batch bytes sent to fetchers, by topic",
+        counter(&|c| c.fetch_bytes.load(Relaxed)),
+    )
+}
+
+fn groups(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
+    let samples = b.groups().lag_samples();
+    let labels = |s: &crate::groups::PartitionLagSample| {
+        vec![
+            ("group", s.group.clone()),
+            ("topic", s.topic.clone()),
+            ("partition", s.partition.to_string()),
+        ]
+    };
+    family(
+        enc,
+        "group_lag",
+        "Records between a group's committed offset and the high watermark (on the group's coordinator)",
+        samples.iter().map(|s| (labels(s), ConstGauge::new(s.lag))).collect(),
+    )?;
+    family(
+        enc,
+        "group_committed_offset",
+        "A group's committed offset (-1: none; on the group's coordinator)",
+        samples.iter().map(|s| (labels(s), ConstGauge::new(s.committed))).collect(),
+    )
 }
 
 fn partitions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
@@ -221,6 +317,17 @@ fn partitions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
             .filter(|p| p.is_leader())
             .map(|p| (labels(p), ConstGauge::new(p.replication().isr().len() as i64)))
             .collect(),
+    )?;
+    let led: Vec<_> = hosted.iter().filter(|p| p.is_leader()).collect();
+    one(
+        enc,
+        "under_replicated_partitions",
+        "Partitions led here whose ISR is smaller than their replica set",
+        ConstGauge::new(
+            led.iter()
+                .filter(|p| p.replication().isr().len() < p.replication().replicas().len())
+                .count() as i64,
+        ),
     )?;
     let tiered: Vec<_> = hosted.iter().filter(|p| p.config().remote_storage_enable).collect();
     family(

@@ -31,6 +31,7 @@ pub mod fsutil;
 pub mod groups;
 pub mod log;
 pub mod meta;
+pub mod metrics;
 pub mod record;
 pub mod rpc;
 pub mod server;

@@ -55,6 +55,8 @@ pub struct GroupSettings {
     /// A member that holds on to a partition it was told to give up for longer than this
     /// is removed from the group (ms).
     pub rebalance_timeout_ms: u32,
+    /// How often the coordinator refreshes the lag of its groups for `/metrics` (ms).
+    pub lag_metrics_interval_ms: u32,
 }
 
 impl Default for GroupSettings {
@@ -65,6 +67,7 @@ impl Default for GroupSettings {
             max_session_timeout_ms: 300_000,
             heartbeat_interval_ms: 1_000,
             rebalance_timeout_ms: 60_000,
+            lag_metrics_interval_ms: 10_000,
         }
     }
 }
@@ -350,6 +353,12 @@ impl Settings {
                 "groups.heartbeat_interval_ms",
                 "groups.heartbeat_interval_ms and groups.rebalance_timeout_ms must be above 0"
                     .to_string(),
+            ));
+        }
+        if g.lag_metrics_interval_ms < 100 {
+            return Err(invalid(
+                "groups.lag_metrics_interval_ms",
+                format!("{} is too small: use at least 100", g.lag_metrics_interval_ms),
             ));
         }
         if self.broker.data_dir.as_os_str().is_empty() {

@@ -124,6 +124,8 @@ pub struct Broker {
     groups: crate::groups::Coordinator,
     /// (when, bytes) of the last sum of local log sizes, for the disk budget.
     disk_usage: std::sync::Mutex<(i64, u64)>,
+    /// Produce/fetch traffic by topic and request latencies.
+    requests: Arc<crate::metrics::RequestMetrics>,
 }
 
 /// How stale the local disk usage behind the budget check may be.
@@ -201,6 +203,7 @@ impl Broker {
                 settings.groups.clone(),
             ),
             disk_usage: std::sync::Mutex::new((i64::MIN / 2, 0)),
+            requests: Arc::default(),
             settings,
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
@@ -319,7 +322,12 @@ impl Broker {
         &self.topics
     }
 
-    /// The broker's registration.
+    /// Request counters and latency histograms.
+    pub fn request_metrics(&self) -> &Arc<crate::metrics::RequestMetrics> {
+        &self.requests
+    }
+
+    /// The broker's registration and lease.
     pub fn membership(&self) -> &Membership {
         &self.membership
     }

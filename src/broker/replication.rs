@@ -81,6 +81,11 @@ impl Replication {
         self.recompute(&inner);
     }
 
+    /// Replicas as last applied.
+    pub fn replicas(&self) -> Vec<i32> {
+        self.lock().replicas.clone()
+    }
+
     /// In-sync replicas as last applied.
     pub fn isr(&self) -> Vec<i32> {
         self.lock().isr.clone()

@@ -22,6 +22,12 @@ pub(super) fn start(broker: &Arc<Broker>) {
         tokio::spawn(flush_loop(Arc::downgrade(broker))),
         tokio::spawn(isr_loop(Arc::downgrade(broker))),
         tokio::spawn(group_sweep_loop(Arc::downgrade(broker))),
+        tokio::spawn(group_lag_loop(
+            Arc::downgrade(broker),
+            Duration::from_millis(
+                u64::from(broker.settings.groups.lag_metrics_interval_ms).max(100),
+            ),
+        )),
     ];
     if let Ok(mut tasks) = broker.tasks.lock() {
         tasks.extend(handles);
@@ -41,6 +47,22 @@ async fn group_sweep_loop(broker: Weak<Broker>) {
             continue;
         }
         b.groups().sweep(&b).await;
+    }
+}
+
+/// Refreshes the lag of the groups this broker coordinates, for `/metrics`.
+async fn group_lag_loop(broker: Weak<Broker>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        if b.check_serving().is_err() {
+            continue;
+        }
+        if let Err(e) = b.groups().refresh_lag(&b).await {
+            tracing::debug!(error = %e, "refreshing group lag failed");
+        }
     }
 }
 

@@ -123,12 +123,68 @@ pub struct Coordinator {
     keys: Keys,
     settings: GroupSettings,
     groups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Group>>>>>,
+    /// Per-partition lag of the groups this broker coordinates, for `/metrics`.
+    lag: std::sync::Mutex<Vec<PartitionLagSample>>,
+}
+
+/// One partition's committed offset and lag in a group (see [`Coordinator::lag_samples`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLagSample {
+    /// Group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Committed offset (-1: none).
+    pub committed: i64,
+    /// High watermark minus the committed offset.
+    pub lag: i64,
 }
 
 impl Coordinator {
     /// A coordinator over `meta`.
     pub fn new(meta: Arc<dyn MetaStore>, keys: Keys, settings: GroupSettings) -> Coordinator {
-        Coordinator { meta, keys, settings, groups: std::sync::Mutex::new(HashMap::new()) }
+        Coordinator {
+            meta,
+            keys,
+            settings,
+            groups: std::sync::Mutex::new(HashMap::new()),
+            lag: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The lag of every group this broker coordinates, as last refreshed.
+    pub fn lag_samples(&self) -> Vec<PartitionLagSample> {
+        self.lag.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Recomputes [`Coordinator::lag_samples`]: every stored group whose coordinator is
+    /// this broker, described (committed offsets against the high watermarks).
+    pub async fn refresh_lag(&self, b: &Arc<Broker>) -> Result<(), Error> {
+        let brokers = b.live_brokers();
+        let mut samples = Vec::new();
+        for g in self.list_groups().await? {
+            if coordinator_of(&g.group, &brokers).is_none_or(|(id, _)| id != b.id()) {
+                continue;
+            }
+            let d = match self.describe_group(b, &g.group).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::debug!(group = g.group, error = %e, "group lag not refreshed");
+                    continue;
+                }
+            };
+            samples.extend(d.partitions.into_iter().map(|p| PartitionLagSample {
+                group: g.group.clone(),
+                topic: p.topic,
+                partition: p.partition,
+                committed: p.committed,
+                lag: p.lag,
+            }));
+        }
+        *self.lag.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = samples;
+        Ok(())
     }
 
     pub(crate) fn meta(&self) -> &Arc<dyn MetaStore> {

@@ -103,6 +103,11 @@ impl Membership {
         until.is_some_and(|u| Instant::now() < u)
     }
 
+    /// How long the lease is still provably valid (zero when not live).
+    pub fn lease_remaining(&self) -> Duration {
+        self.valid_until().map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()))
+    }
+
     /// Liveness changes (true once registered, false when validity runs out).
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.inner.live_tx.subscribe()

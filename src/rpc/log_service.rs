@@ -1,8 +1,9 @@
 //! `shale.v1.Log`: Produce, ProduceStream, Fetch, ListOffsets.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesOrdered, Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -12,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert;
 use super::pb;
 use crate::broker::fetch::{self, FetchOptions};
-use crate::broker::{Broker, Payload};
+use crate::broker::{Broker, Payload, Produced};
 use crate::error::Error;
 
 /// Requests of one ProduceStream in flight at once (appended, awaiting their acks).
@@ -46,13 +47,49 @@ fn payload(req: &mut pb::ProduceRequest) -> Result<Payload, Error> {
 }
 
 impl LogService {
+    /// Appends; the returned future resolves when `acks` is satisfied. Both steps are
+    /// counted for the topic, and the whole is timed as produce latency.
     async fn append(
         &self,
         mut req: pb::ProduceRequest,
-    ) -> Result<crate::broker::PendingAck, Error> {
-        let acks = convert::acks(req.acks)?;
-        let payload = payload(&mut req)?;
-        self.broker.append(&req.topic, req.partition, payload, acks).await
+    ) -> Result<impl Future<Output = Result<Produced, Error>> + Send + 'static, Error> {
+        let start = Instant::now();
+        let metrics = self.broker.request_metrics().clone();
+        // Only existing topics get counters: request names alone must not grow the map.
+        let topic = self.broker.topic(&req.topic).ok().map(|_| metrics.topic(&req.topic));
+        let appended = async {
+            let acks = convert::acks(req.acks)?;
+            let payload = payload(&mut req)?;
+            let bytes = match &payload {
+                Payload::Batches(b) => b.len() as u64,
+                Payload::Records(r) => r
+                    .iter()
+                    .map(|r| {
+                        (r.key.as_ref().map_or(0, |k| k.len())
+                            + r.value.as_ref().map_or(0, |v| v.len()))
+                            as u64
+                    })
+                    .sum(),
+            };
+            let ack = self.broker.append(&req.topic, req.partition, payload, acks).await?;
+            Ok::<_, Error>((ack, bytes))
+        }
+        .await;
+        match appended {
+            Ok((ack, bytes)) => Ok(async move {
+                let result = ack.await;
+                if let Some(topic) = &topic {
+                    metrics.produced(topic, bytes, result.is_ok(), start.elapsed());
+                }
+                result
+            }),
+            Err(e) => {
+                if let Some(topic) = &topic {
+                    metrics.produced(topic, 0, false, start.elapsed());
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -169,7 +206,14 @@ impl pb::log_server::Log for LogService {
             stop_at_end: req.stop_at_end,
         };
         let rx = fetch::start(partition, opts, self.broker.closed_signal())?;
-        let stream = ReceiverStream::new(rx).map(|item| {
+        let counters = self.broker.request_metrics().topic(&req.topic);
+        counters.fetch_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stream = ReceiverStream::new(rx).map(move |item| {
+            if let Ok(c) = &item {
+                counters
+                    .fetch_bytes
+                    .fetch_add(c.batches.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             item.map(|c| pb::FetchResponse {
                 batches: c.batches,
                 high_watermark: c.high_watermark,

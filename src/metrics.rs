@@ -1,0 +1,164 @@
+//! Request metrics: produce and fetch traffic by topic, produce latency, and gRPC latency by
+//! method (a tower layer on the server). Hot paths bump atomics or observe a histogram; the
+//! admin listener encodes them at scrape time.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use tonic::codegen::http;
+
+/// Counters of one topic.
+#[derive(Debug, Default)]
+pub struct TopicCounters {
+    /// Produce requests (batches appended or refused).
+    pub produce_requests: AtomicU64,
+    /// Produce requests that failed.
+    pub produce_errors: AtomicU64,
+    /// Bytes of record batches appended.
+    pub produce_bytes: AtomicU64,
+    /// Fetch requests (streams opened by consumers and followers).
+    pub fetch_requests: AtomicU64,
+    /// Bytes of record batches sent to fetchers.
+    pub fetch_bytes: AtomicU64,
+}
+
+/// One label set: `method` for gRPC latency.
+pub type MethodLabels = Vec<(String, String)>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~13 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+/// What the broker counts about requests.
+#[derive(Debug)]
+pub struct RequestMetrics {
+    topics: RwLock<HashMap<String, Arc<TopicCounters>>>,
+    /// Produce latency, append to acknowledgement (acks as asked), in seconds.
+    pub produce_latency: Histogram,
+    /// gRPC request latency by method, until the response (or stream) starts, in seconds.
+    pub grpc_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        RequestMetrics {
+            topics: RwLock::new(HashMap::new()),
+            produce_latency: latency_histogram(),
+            grpc_latency: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl RequestMetrics {
+    /// The counters of `topic`, created on first use.
+    pub fn topic(&self, topic: &str) -> Arc<TopicCounters> {
+        if let Some(c) = self.topics.read().ok().and_then(|m| m.get(topic).cloned()) {
+            return c;
+        }
+        let Ok(mut m) = self.topics.write() else { return Arc::default() };
+        m.entry(topic.to_string()).or_default().clone()
+    }
+
+    /// Keeps the counters of `live` topics only (deleted topics drop out).
+    pub fn retain_topics(&self, live: &[String]) {
+        if let Ok(mut m) = self.topics.write() {
+            m.retain(|t, _| live.binary_search(t).is_ok());
+        }
+    }
+
+    /// Every topic's counters, sorted by name.
+    pub fn topics(&self) -> Vec<(String, Arc<TopicCounters>)> {
+        let mut v: Vec<_> = self
+            .topics
+            .read()
+            .map(|m| m.iter().map(|(k, c)| (k.clone(), c.clone())).collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Records a finished produce request.
+    pub fn produced(&self, topic: &TopicCounters, bytes: u64, ok: bool, took: Duration) {
+        topic.produce_requests.fetch_add(1, Ordering::Relaxed);
+        if ok {
+            topic.produce_bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.produce_latency.observe(took.as_secs_f64());
+        } else {
+            topic.produce_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The tower layer that times every gRPC call by method.
+#[derive(Debug, Clone)]
+pub struct GrpcLatencyLayer {
+    metrics: Arc<RequestMetrics>,
+}
+
+impl GrpcLatencyLayer {
+    /// Times calls into `metrics.grpc_latency`.
+    pub fn new(metrics: Arc<RequestMetrics>) -> GrpcLatencyLayer {
+        GrpcLatencyLayer { metrics }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for GrpcLatencyLayer {
+    type Service = GrpcLatency<S>;
+
+    fn layer(&self, inner: S) -> GrpcLatency<S> {
+        GrpcLatency { inner, metrics: self.metrics.clone() }
+    }
+}
+
+/// See [`GrpcLatencyLayer`].
+#[derive(Debug, Clone)]
+pub struct GrpcLatency<S> {
+    inner: S,
+    metrics: Arc<RequestMetrics>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, RB> tower_service::Service<http::Request<B>> for GrpcLatency<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    RB: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path().to_string();
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let result = fut.await;
+            // Paths that name no method answer UNIMPLEMENTED (12); not labelling them keeps
+            // the label set bounded whatever clients send.
+            let unimplemented = result.as_ref().is_ok_and(|r| {
+                r.headers().get("grpc-status").is_some_and(|s| s.as_bytes() == b"12")
+            });
+            if !unimplemented {
+                let labels = vec![("method".to_string(), path)];
+                metrics.grpc_latency.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+            }
+            result
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! `/metrics` of a broker under load: a producer, a consumer group and a cold reader run
+//! while the admin listener is scraped twice; every named series exists and the ones that
+//! count work move between the scrapes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{BrokerProcess, http_get, metric, wait_until};
+use shale::client::{
+    Consumer, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, StartAt,
+};
+
+const TOPIC: &str = "load";
+
+async fn scrape(admin: &str) -> String {
+    let (status, body) = http_get(admin, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_exist_and_move_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        config,
+        "[log]\nretention_check_interval_ms = 200\n[tier]\nupload_interval_ms = 200\n\
+         [groups]\nlag_metrics_interval_ms = 200"
+    )
+    .unwrap();
+    let cfg = config.path().to_string_lossy().to_string();
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let broker =
+        BrokerProcess::start_with(dir.path(), &["--config", &cfg, "--admin-listen", &admin]);
+    let client = broker.client();
+    let segment = (128 * 1024).to_string();
+    let configs = BTreeMap::from([
+        ("segment.bytes".to_string(), segment.clone()),
+        ("local.retention.bytes".to_string(), segment),
+        ("remote.storage.enable".to_string(), "true".to_string()),
+    ]);
+    client.admin().create_topic(TOPIC, 2, 1, configs).await.unwrap();
+
+    // Load: a producer of 1 KiB records and a two-member group reading them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let producer = Producer::new(client, ProducerConfig::default());
+            let value = vec![b'm'; 1024];
+            let mut i = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                let record = ProducerRecord::new(TOPIC, value.clone()).key(format!("k{i}"));
+                producer.send(record).await.unwrap();
+                i += 1;
+                if i % 200 == 0 {
+                    producer.flush().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            producer.flush().await.unwrap();
+        })
+    };
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let (client, stop) = (client.clone(), stop.clone());
+        members.push(tokio::spawn(async move {
+            let mut config = GroupConfig::new("readers", &[TOPIC]);
+            config.auto_commit_interval = Duration::from_millis(200);
+            config.auto_offset_reset = OffsetReset::Earliest;
+            let mut c = GroupConsumer::subscribe(client, config).unwrap();
+            while !stop.load(Ordering::Acquire) {
+                c.poll(Duration::from_millis(100)).await.unwrap();
+            }
+            c.close().await.unwrap();
+        }));
+    }
+
+    // Wait until segments were tiered and the group has lag samples, then scrape twice.
+    let lag_series =
+        format!("shale_group_lag{{group=\"readers\",topic=\"{TOPIC}\",partition=\"0\"}}");
+    wait_until(Duration::from_secs(60), "uploads and group lag in /metrics", || {
+        let (admin, lag_series) = (admin.clone(), lag_series.clone());
+        async move {
+            let body = scrape(&admin).await;
+            metric(&body, "shale_object_store_requests_total{op=\"put\"}").is_some_and(|v| v > 0.0)
+                && metric(&body, &lag_series).is_some()
+        }
+    })
+    .await;
+    let first = scrape(&admin).await;
+
+    // A cold read from offset 0 (local copies are gone) between the scrapes.
+    let mut cold = Consumer::new(
+        client.clone(),
+        ConsumerConfig { stop_at_end: true, ..ConsumerConfig::default() },
+    );
+    cold.assign(TOPIC, 0, StartAt::Earliest).await.unwrap();
+    let mut cold_records = 0;
+    while let Some(records) = cold.poll().await.unwrap() {
+        cold_records += records.len();
+        if cold_records >= 500 {
+            break;
+        }
+    }
+    drop(cold);
+    let get = |body: &str, series: &str| {
+        metric(body, series).unwrap_or_else(|| panic!("no series {series} in:\n{body}"))
+    };
+    let p0 = |name: &str| format!("{name}{{topic=\"{TOPIC}\",partition=\"0\"}}");
+    let heartbeat =
+        "shale_grpc_request_duration_seconds_count{method=\"/shale.v1.Groups/Heartbeat\"}";
+    let moving = [
+        "shale_produce_requests_total{topic=\"load\"}".to_string(),
+        "shale_produce_bytes_total{topic=\"load\"}".to_string(),
+        "shale_fetch_bytes_total{topic=\"load\"}".to_string(),
+        "shale_produce_latency_seconds_count".to_string(),
+        heartbeat.to_string(),
+        p0("shale_partition_log_end_offset"),
+        p0("shale_partition_high_watermark"),
+        "shale_object_store_requests_total{op=\"put\"}".to_string(),
+        "shale_object_store_bytes_total{op=\"put\"}".to_string(),
+        "shale_tier_read_bytes_total".to_string(),
+        p0("shale_tier_remote_end_offset"),
+        format!(
+            "shale_group_committed_offset{{group=\"readers\",topic=\"{TOPIC}\",partition=\"0\"}}"
+        ),
+    ];
+    for series in &moving {
+        get(&first, series);
+    }
+    // Each moves at its own pace (heartbeats every second, uploads per segment): wait for
+    // all of them, and name the laggards if they never move.
+    let stuck = |body: &str| -> Vec<String> {
+        moving
+            .iter()
+            .filter(|s| metric(body, s).is_none_or(|v| v <= metric(&first, s).unwrap()))
+            .cloned()
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let second = loop {
+        let body = scrape(&admin).await;
+        let left = stuck(&body);
+        if left.is_empty() {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "series that did not move in 60 s: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.store(true, Ordering::Release);
+    producer.await.unwrap();
+    for m in members {
+        m.await.unwrap();
+    }
+
+    let present = [
+        "shale_fetch_requests_total{topic=\"load\"}".to_string(),
+        "shale_produce_errors_total{topic=\"load\"}".to_string(),
+        p0("shale_partition_isr_size"),
+        p0("shale_partition_local_size_bytes"),
+        p0("shale_tier_upload_lag_bytes"),
+        p0("shale_tier_upload_lag_segments"),
+        "shale_under_replicated_partitions".to_string(),
+        "shale_tier_read_chunk_hits_total".to_string(),
+        "shale_tier_read_chunk_misses_total".to_string(),
+        "shale_object_store_errors_total{op=\"get\"}".to_string(),
+        "shale_metadata_lease_sessions_total".to_string(),
+        "shale_broker_draining".to_string(),
+        lag_series,
+    ];
+    for series in &present {
+        get(&second, series);
+    }
+    assert_eq!(get(&second, "shale_broker_live"), 1.0);
+    assert_eq!(get(&second, "shale_under_replicated_partitions"), 0.0, "RF 1: nothing missing");
+    assert!(get(&second, "shale_metadata_lease_remaining_seconds") > 0.0);
+    assert!(
+        get(&second, "shale_tier_read_chunk_misses_total") > 0.0,
+        "the cold read hit the bucket"
+    );
+    assert!(
+        second.contains("shale_produce_latency_seconds_bucket{le="),
+        "the produce latency histogram has buckets"
+    );
+    println!(
+        "produce requests {} -> {}, p0 log end {} -> {}, cold records read {cold_records}",
+        get(&first, "shale_produce_requests_total{topic=\"load\"}"),
+        get(&second, "shale_produce_requests_total{topic=\"load\"}"),
+        get(&first, &p0("shale_partition_log_end_offset")),
+        get(&second, &p0("shale_partition_log_end_offset")),
+    );
+}
