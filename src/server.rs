@@ -99,6 +99,10 @@ pub async fn start(
     health_reporter
         .set_serving::<pb::groups_server::GroupsServer<crate::rpc::groups_service::GroupsService>>()
         .await;
+    // The overall status ("") is readiness: SERVING while the broker holds its lease, has
+    // caught up with the metadata and is not draining. Kubernetes' gRPC readiness probe asks
+    // for it; liveness asks for a named service, which stays SERVING while the process runs.
+    tokio::spawn(track_readiness(Arc::downgrade(&broker), health_reporter.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -142,6 +146,27 @@ pub async fn start(
     }));
     tracing::info!(%addr, broker = broker.id(), "serving gRPC");
     Ok(RunningServer { addr, admin: admin_http, broker, stop: Some(stop_tx), serve })
+}
+
+/// Keeps the gRPC health service's overall status equal to the broker's readiness.
+async fn track_readiness(
+    broker: std::sync::Weak<Broker>,
+    reporter: tonic_health::server::HealthReporter,
+) {
+    use tonic_health::ServingStatus;
+    let mut last = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        let ready = !b.is_closing() && !b.is_draining() && b.check_serving().is_ok();
+        drop(b);
+        if last != Some(ready) {
+            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            reporter.set_service_status("", status).await;
+            last = Some(ready);
+        }
+    }
 }
 
 impl RunningServer {

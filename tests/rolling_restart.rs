@@ -108,6 +108,19 @@ impl Cluster {
     }
 }
 
+/// The gRPC health status of `service` ("" is readiness) at `addr`.
+async fn grpc_health(addr: &str, service: &str) -> Option<i32> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let mut h = HealthClient::new(channel);
+    let resp = h.check(HealthCheckRequest { service: service.to_string() }).await.ok()?;
+    Some(resp.into_inner().status)
+}
+
 async fn full_isr(client: &Client) -> bool {
     client.admin().describe_topic(TOPIC).await.is_ok_and(|d| {
         d.partitions
@@ -191,6 +204,14 @@ async fn rolling_restart_under_load_loses_nothing() {
             async move { http_get(&admin, "/readyz").await.0 == 200 }
         })
         .await;
+        // The gRPC health service says the same (Kubernetes' gRPC probes ask it).
+        let grpc = format!("127.0.0.1:{}", c.ports[i]);
+        wait_until(Duration::from_secs(5), "gRPC health to report SERVING", || {
+            let grpc = grpc.clone();
+            async move { grpc_health(&grpc, "").await == Some(1) }
+        })
+        .await;
+        assert_eq!(grpc_health(&grpc, "shale.v1.Log").await, Some(1), "liveness service");
         wait_until(Duration::from_secs(120), "every partition back to 3 in sync", || {
             let client = client.clone();
             async move { full_isr(&client).await }
