@@ -190,6 +190,31 @@ async fn metrics_exist_and_move_under_load() {
         second.contains("shale_produce_latency_seconds_bucket{le="),
         "the produce latency histogram has buckets"
     );
+    // The Grafana dashboard only charts series the broker exports.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/shale-dashboard.json"
+    ))
+    .unwrap();
+    let mut names: Vec<&str> = dashboard
+        .match_indices("shale_")
+        .map(|(i, _)| {
+            let rest = &dashboard[i..];
+            let end =
+                rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|n| n.len() > "shale_".len())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() > 10, "{names:?}");
+    for name in names {
+        assert!(
+            second.lines().any(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' '])),
+            "the dashboard charts {name}, which /metrics does not export"
+        );
+    }
     println!(
         "produce requests {} -> {}, p0 log end {} -> {}, cold records read {cold_records}",
         get(&first, "shale_produce_requests_total{topic=\"load\"}"),
