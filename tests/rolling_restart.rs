@@ -190,7 +190,7 @@ async fn rolling_restart_under_load_loses_nothing() {
         assert!(clean, "broker {} exited non-zero after SIGTERM", i + 1);
         println!("after {took:?}: {stopped}");
         // Every leadership moved to an in-sync replica before the broker left.
-        assert!(stopped.contains("(0 kept"), "{stopped:?}");
+        assert!(stopped.contains(", kept 0 "), "{stopped:?}");
         handed_over += stopped
             .split("handed over ")
             .nth(1)

@@ -163,8 +163,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let id = server.broker().id();
     let r = server.shutdown().await?;
     println!(
-        "shale broker {id} stopped: handed over {} of {} leaderships ({} kept: no other in-sync \
-         replica{}), uploads in flight {}",
+        "shale broker {id} stopped: handed over {} of {} leaderships, kept {} without another \
+         in-sync replica{}; uploads in flight {}",
         r.led_before.saturating_sub(r.led_after),
         r.led_before,
         r.led_after,
