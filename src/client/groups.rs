@@ -549,6 +549,26 @@ impl GroupAdmin {
         GroupAdmin { client }
     }
 
+    /// Calls one Groups RPC, retrying retriable failures on the next bootstrap broker.
+    async fn call<Req, Resp, F, Fut>(&self, request: Req, rpc: F) -> Result<Resp, Error>
+    where
+        Req: Clone,
+        F: Fn(pb::groups_client::GroupsClient<tonic::transport::Channel>, Req) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let client = &self.client;
+        let rpc = &rpc;
+        client
+            .retrying(|| {
+                let request = request.clone();
+                async move {
+                    let resp = rpc(client.groups_rpc()?, request).await;
+                    Ok(resp.map_err(|s| status_error(&s))?.into_inner())
+                }
+            })
+            .await
+    }
+
     /// Committed offsets of `group` (of `topics`, or all).
     pub async fn fetch_offsets(
         &self,
@@ -556,56 +576,21 @@ impl GroupAdmin {
         topics: &[String],
     ) -> Result<Vec<pb::CommittedOffset>, Error> {
         let request = pb::FetchOffsetsRequest { group: group.to_string(), topics: topics.to_vec() };
-        let client = &self.client;
-        client
-            .retrying(|| {
-                let request = request.clone();
-                async move {
-                    Ok(client
-                        .groups_rpc()?
-                        .fetch_offsets(request)
-                        .await
-                        .map_err(|s| status_error(&s))?
-                        .into_inner()
-                        .offsets)
-                }
-            })
-            .await
+        let resp = self.call(request, |mut c, r| async move { c.fetch_offsets(r).await }).await?;
+        Ok(resp.offsets)
     }
 
     /// Members, assignment and lag.
     pub async fn describe(&self, group: &str) -> Result<pb::DescribeGroupResponse, Error> {
         let request = pb::DescribeGroupRequest { group: group.to_string() };
-        let client = &self.client;
-        client
-            .retrying(|| {
-                let request = request.clone();
-                async move {
-                    Ok(client
-                        .groups_rpc()?
-                        .describe_group(request)
-                        .await
-                        .map_err(|s| status_error(&s))?
-                        .into_inner())
-                }
-            })
-            .await
+        self.call(request, |mut c, r| async move { c.describe_group(r).await }).await
     }
 
     /// Every group.
     pub async fn list(&self) -> Result<Vec<pb::GroupListing>, Error> {
-        let client = &self.client;
-        client
-            .retrying(|| async move {
-                Ok(client
-                    .groups_rpc()?
-                    .list_groups(pb::ListGroupsRequest {})
-                    .await
-                    .map_err(|s| status_error(&s))?
-                    .into_inner()
-                    .groups)
-            })
-            .await
+        let request = pb::ListGroupsRequest {};
+        let resp = self.call(request, |mut c, r| async move { c.list_groups(r).await }).await?;
+        Ok(resp.groups)
     }
 
     /// Moves an empty group's committed offsets.
@@ -613,40 +598,15 @@ impl GroupAdmin {
         &self,
         request: pb::ResetOffsetsRequest,
     ) -> Result<Vec<pb::CommittedOffset>, Error> {
-        let client = &self.client;
-        client
-            .retrying(|| {
-                let request = request.clone();
-                async move {
-                    Ok(client
-                        .groups_rpc()?
-                        .reset_offsets(request)
-                        .await
-                        .map_err(|s| status_error(&s))?
-                        .into_inner()
-                        .offsets)
-                }
-            })
-            .await
+        let resp = self.call(request, |mut c, r| async move { c.reset_offsets(r).await }).await?;
+        Ok(resp.offsets)
     }
 
     /// Deletes an empty group.
     pub async fn delete(&self, group: &str) -> Result<(), Error> {
         let request = pb::DeleteGroupRequest { group: group.to_string() };
-        let client = &self.client;
-        client
-            .retrying(|| {
-                let request = request.clone();
-                async move {
-                    client
-                        .groups_rpc()?
-                        .delete_group(request)
-                        .await
-                        .map_err(|s| status_error(&s))?;
-                    Ok(())
-                }
-            })
-            .await
+        self.call(request, |mut c, r| async move { c.delete_group(r).await }).await?;
+        Ok(())
     }
 
     /// Commits offsets outside the group protocol (only while the group has no members).
@@ -657,20 +617,8 @@ impl GroupAdmin {
             member_epoch: -1,
             offsets,
         };
-        let client = &self.client;
-        client
-            .retrying(|| {
-                let request = request.clone();
-                async move {
-                    client
-                        .groups_rpc()?
-                        .commit_offsets(request)
-                        .await
-                        .map_err(|s| status_error(&s))?;
-                    Ok(())
-                }
-            })
-            .await
+        self.call(request, |mut c, r| async move { c.commit_offsets(r).await }).await?;
+        Ok(())
     }
 }
 
