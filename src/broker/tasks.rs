@@ -1,5 +1,6 @@
-//! Background work of a broker: retention, periodic flush for `flush.policy=interval`, and
-//! ISR maintenance for the partitions it leads.
+//! Background work of a broker: retention, periodic flush for `flush.policy=interval`, ISR
+//! maintenance for the partitions it leads, and, for the consumer groups it coordinates,
+//! removing expired members and refreshing lag for `/metrics`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -17,17 +18,21 @@ const FLUSH_TICK: Duration = Duration::from_millis(20);
 
 pub(super) fn start(broker: &Arc<Broker>) {
     let retention_every = Duration::from_millis(broker.settings.log.retention_check_interval_ms);
+    let lag_every =
+        Duration::from_millis(u64::from(broker.settings.groups.lag_metrics_interval_ms).max(100));
+    let w = || Arc::downgrade(broker);
     let handles = vec![
-        tokio::spawn(retention_loop(Arc::downgrade(broker), retention_every)),
-        tokio::spawn(flush_loop(Arc::downgrade(broker))),
-        tokio::spawn(isr_loop(Arc::downgrade(broker))),
-        tokio::spawn(group_sweep_loop(Arc::downgrade(broker))),
-        tokio::spawn(group_lag_loop(
-            Arc::downgrade(broker),
-            Duration::from_millis(
-                u64::from(broker.settings.groups.lag_metrics_interval_ms).max(100),
-            ),
-        )),
+        tokio::spawn(periodic(w(), retention_every, Serving::NotNeeded, retention_pass)),
+        tokio::spawn(flush_loop(w())),
+        tokio::spawn(periodic(w(), ISR_TICK, Serving::Needed, isr_pass)),
+        tokio::spawn(periodic(w(), GROUP_SWEEP_TICK, Serving::Needed, |b| async move {
+            b.groups().sweep(&b).await
+        })),
+        tokio::spawn(periodic(w(), lag_every, Serving::Needed, |b| async move {
+            if let Err(e) = b.groups().refresh_lag(&b).await {
+                tracing::debug!(error = %e, "refreshing group lag failed");
+            }
+        })),
     ];
     if let Ok(mut tasks) = broker.tasks.lock() {
         tasks.extend(handles);
@@ -37,45 +42,36 @@ pub(super) fn start(broker: &Arc<Broker>) {
 /// How often expired group members are looked for.
 const GROUP_SWEEP_TICK: Duration = Duration::from_millis(200);
 
-async fn group_sweep_loop(broker: Weak<Broker>) {
-    let mut tick = tokio::time::interval(GROUP_SWEEP_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(b) = broker.upgrade() else { return };
-        if b.check_serving().is_err() {
-            continue;
-        }
-        b.groups().sweep(&b).await;
-    }
+/// Whether a periodic pass needs the broker to be serving (live, metadata caught up).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serving {
+    Needed,
+    NotNeeded,
 }
 
-/// Refreshes the lag of the groups this broker coordinates, for `/metrics`.
-async fn group_lag_loop(broker: Weak<Broker>, every: Duration) {
+/// Runs `pass` every `every` (delayed, never bunched up) until the broker is gone; with
+/// `Serving::Needed`, ticks while the broker is not serving are skipped.
+async fn periodic<F, Fut>(broker: Weak<Broker>, every: Duration, serving: Serving, pass: F)
+where
+    F: Fn(Arc<Broker>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(b) = broker.upgrade() else { return };
-        if b.check_serving().is_err() {
+        if serving == Serving::Needed && b.check_serving().is_err() {
             continue;
         }
-        if let Err(e) = b.groups().refresh_lag(&b).await {
-            tracing::debug!(error = %e, "refreshing group lag failed");
-        }
+        pass(b).await;
     }
 }
 
-async fn retention_loop(broker: Weak<Broker>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(b) = broker.upgrade() else { return };
-        for p in b.hosted() {
-            if let Err(e) = p.apply_retention().await {
-                tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed");
-            }
+async fn retention_pass(b: Arc<Broker>) {
+    for p in b.hosted() {
+        if let Err(e) = p.apply_retention().await {
+            tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed");
         }
     }
 }
@@ -109,62 +105,52 @@ async fn flush_loop(broker: Weak<Broker>) {
 /// Shrinks the ISR of led partitions by followers that stopped catching up, and expands it
 /// by followers that caught up again. Each change is a compare-and-swap on the partition
 /// state read at this broker's leader epoch, so a deposed leader cannot write it.
-async fn isr_loop(broker: Weak<Broker>) {
-    let mut tick = tokio::time::interval(ISR_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(b) = broker.upgrade() else { return };
-        if b.check_serving().is_err() {
+async fn isr_pass(b: Arc<Broker>) {
+    let max_lag = Duration::from_millis(b.settings.replication.lag_time_max_ms);
+    for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
+        let repl = p.replication();
+        let lagging = repl.lagging(max_lag);
+        let caught_up = repl.caught_up(max_lag);
+        if lagging.is_empty() && caught_up.is_empty() {
             continue;
         }
-        let max_lag = Duration::from_millis(b.settings.replication.lag_time_max_ms);
-        for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
-            let repl = p.replication();
-            let lagging = repl.lagging(max_lag);
-            let caught_up = repl.caught_up(max_lag);
-            if lagging.is_empty() && caught_up.is_empty() {
-                continue;
+        let key = (p.topic().to_string(), p.index());
+        let Some((state, revision)) = b.cache.read().ok().and_then(|c| c.states.get(&key).cloned())
+        else {
+            continue;
+        };
+        if state.leader != b.id || state.leader_epoch != p.leader_epoch() {
+            continue;
+        }
+        let isr: Vec<i32> = state
+            .replicas
+            .iter()
+            .filter(|r| {
+                **r == b.id
+                    || (state.isr.contains(r) && !lagging.contains(r))
+                    || caught_up.contains(r)
+            })
+            .copied()
+            .collect();
+        if isr == state.isr {
+            continue;
+        }
+        let next = PartitionState { isr, ..state.clone() };
+        match b.topics.update_partition(&key.0, key.1, &next, revision).await {
+            Ok(true) => {
+                tracing::info!(
+                    topic = %key.0,
+                    partition = key.1,
+                    epoch = next.leader_epoch,
+                    from = ?state.isr,
+                    to = ?next.isr,
+                    "isr changed"
+                );
+                p.set_state(&next);
             }
-            let key = (p.topic().to_string(), p.index());
-            let Some((state, revision)) =
-                b.cache.read().ok().and_then(|c| c.states.get(&key).cloned())
-            else {
-                continue;
-            };
-            if state.leader != b.id || state.leader_epoch != p.leader_epoch() {
-                continue;
-            }
-            let isr: Vec<i32> = state
-                .replicas
-                .iter()
-                .filter(|r| {
-                    **r == b.id
-                        || (state.isr.contains(r) && !lagging.contains(r))
-                        || caught_up.contains(r)
-                })
-                .copied()
-                .collect();
-            if isr == state.isr {
-                continue;
-            }
-            let next = PartitionState { isr, ..state.clone() };
-            match b.topics.update_partition(&key.0, key.1, &next, revision).await {
-                Ok(true) => {
-                    tracing::info!(
-                        topic = %key.0,
-                        partition = key.1,
-                        epoch = next.leader_epoch,
-                        from = ?state.isr,
-                        to = ?next.isr,
-                        "isr changed"
-                    );
-                    p.set_state(&next);
-                }
-                Ok(false) => {} // changed meanwhile; the next resync brings the new state
-                Err(e) => {
-                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "isr update failed")
-                }
+            Ok(false) => {} // changed meanwhile; the next resync brings the new state
+            Err(e) => {
+                tracing::warn!(topic = %key.0, partition = key.1, error = %e, "isr update failed")
             }
         }
     }
