@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/s3_faults.rs"]
+mod s3_faults;
 #[path = "common/s3.rs"]
 mod s3_server;
 
@@ -16,6 +18,9 @@ use std::time::Duration;
 
 use common::{BrokerProcess, wait_until};
 use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+use s3_faults::S3FaultProxy;
 use s3_server::S3Server;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 use shale::settings::TierSettings;
@@ -38,20 +43,74 @@ fn value(i: u64) -> Vec<u8> {
 }
 
 /// A broker config that runs retention and uploads often, plus S3 settings if given.
-fn config_file(s3: Option<&S3Server>) -> tempfile::NamedTempFile {
+fn config_file(s3_endpoint: Option<&str>) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     writeln!(f, "[log]\nretention_check_interval_ms = 200").unwrap();
     writeln!(f, "[tier]\nupload_interval_ms = 200\nrequest_timeout_ms = 10000").unwrap();
-    if let Some(s3) = s3 {
+    if let Some(endpoint) = s3_endpoint {
         writeln!(
             f,
             "s3_endpoint = {:?}\ns3_region = \"us-east-1\"\ns3_access_key_id = \"test\"\n\
              s3_secret_access_key = \"test\"",
-            s3.endpoint()
+            endpoint
         )
         .unwrap();
     }
     f
+}
+
+/// Where a test broker tiers: the embedded filesystem bucket under its data dir, or a
+/// private S3 server (moto on 127.0.0.1). The tests that are not about one kind of store
+/// run on both.
+struct Target {
+    s3: Option<S3Server>,
+}
+
+impl Target {
+    fn filesystem() -> Target {
+        Target { s3: None }
+    }
+
+    fn s3(bucket: &str) -> Target {
+        Target { s3: Some(S3Server::start(bucket)) }
+    }
+
+    fn url(&self, data_dir: &Path) -> String {
+        match &self.s3 {
+            Some(s3) => format!("s3://{}/shale", s3.bucket()),
+            None => format!("file://{}", data_dir.canonicalize().unwrap().join("bucket").display()),
+        }
+    }
+
+    /// A broker config for this target (see [`config_file`]).
+    fn config(&self) -> tempfile::NamedTempFile {
+        config_file(self.s3.as_ref().map(S3Server::endpoint).as_deref())
+    }
+
+    /// `--config` and, for S3, `--object-store`.
+    fn args(&self, config: &tempfile::NamedTempFile, data_dir: &Path) -> Vec<String> {
+        let mut args = vec!["--config".to_string(), config.path().to_string_lossy().to_string()];
+        if self.s3.is_some() {
+            args.extend(["--object-store".to_string(), self.url(data_dir)]);
+        }
+        args
+    }
+
+    /// The bucket, opened the way the broker opens it.
+    fn bucket(&self, data_dir: &Path) -> Bucket {
+        let mut t = TierSettings::default();
+        if let Some(s3) = &self.s3 {
+            t.s3_endpoint = s3.endpoint();
+            t.s3_region = "us-east-1".into();
+            t.s3_access_key_id = "test".into();
+            t.s3_secret_access_key = "test".into();
+        }
+        Bucket::open(&self.url(data_dir), &t).unwrap()
+    }
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 fn bytes_with_suffix(dir: &Path, suffix: &str) -> (u64, usize) {
@@ -89,26 +148,21 @@ async fn produce(client: &Client, topic: &str, records: u64) {
     }
 }
 
-/// Produces `mib` MiB into a topic of 1 MiB segments that keeps 4 MiB locally, waits until
-/// the bucket has it and the local log shrank, then reads everything back from offset 0.
 /// Segment data objects (`.log`) in the bucket.
 async fn remote_segments(bucket: &Bucket) -> usize {
     let listed: Vec<_> = bucket.store.list(Some(&bucket.prefix)).try_collect().await.unwrap();
     listed.iter().filter(|m| m.location.as_ref().ends_with(".log")).count()
 }
 
-fn tier_settings(s3: Option<&S3Server>) -> TierSettings {
-    let mut t = TierSettings::default();
-    if let Some(s3) = s3 {
-        t.s3_endpoint = s3.endpoint();
-        t.s3_region = "us-east-1".into();
-        t.s3_access_key_id = "test".into();
-        t.s3_secret_access_key = "test".into();
-    }
-    t
-}
-
-async fn tiers_and_reads_back(client: &Client, data_dir: &Path, bucket: &Bucket, mib: u64) {
+/// Produces `mib` MiB into a topic of 1 MiB segments that keeps 4 MiB locally, waits until
+/// the bucket has it and the local log shrank, then reads everything back from offset 0.
+async fn tiers_and_reads_back(target: Target, mib: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path();
+    let config = target.config();
+    let broker = BrokerProcess::start_with(data_dir, &strs(&target.args(&config, data_dir)));
+    let client = &broker.client();
+    let bucket = &target.bucket(data_dir);
     let topic = "tiered";
     client
         .admin()
@@ -150,42 +204,12 @@ fn mib_from_env(default: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filesystem_bucket_keeps_local_disk_near_budget_and_serves_cold_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_file(None);
-    let cfg = config.path().to_string_lossy().to_string();
-    let broker = BrokerProcess::start_with(dir.path(), &["--config", &cfg]);
-    let client = broker.client();
-    let url = format!("file://{}", dir.path().canonicalize().unwrap().join("bucket").display());
-    let bucket = Bucket::open(&url, &tier_settings(None)).unwrap();
-    tiers_and_reads_back(&client, dir.path(), &bucket, mib_from_env(200)).await;
+    tiers_and_reads_back(Target::filesystem(), mib_from_env(200)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_bucket_keeps_local_disk_near_budget_and_serves_cold_reads() {
-    let s3 = S3Server::start("tiering");
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_file(Some(&s3));
-    let cfg = config.path().to_string_lossy().to_string();
-    let url = format!("s3://{}/shale", s3.bucket());
-    let broker = BrokerProcess::start_with(dir.path(), &["--config", &cfg, "--object-store", &url]);
-    let client = broker.client();
-    let bucket = Bucket::open(&url, &tier_settings(Some(&s3))).unwrap();
-    tiers_and_reads_back(&client, dir.path(), &bucket, mib_from_env(200)).await;
-}
-
-/// The first file under `dir` (recursively) whose name ends with `suffix`.
-fn find_file(dir: &Path, suffix: &str) -> Option<std::path::PathBuf> {
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if let Some(found) = find_file(&path, suffix) {
-                return Some(found);
-            }
-        } else if path.to_string_lossy().ends_with(suffix) {
-            return Some(path);
-        }
-    }
-    None
+    tiers_and_reads_back(Target::s3("tiering"), mib_from_env(200)).await;
 }
 
 /// Waits (bounded) for a broker process to end by itself (an armed failpoint aborting it).
@@ -227,12 +251,21 @@ fn read_back_check(read: &BTreeMap<u32, Vec<shale::client::ConsumerRecord>>, rec
 /// deletes the copy) — and restarts: the remote log has no gap or overlap, nothing is lost,
 /// and the scrubber removes what the crashes left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed() {
+async fn filesystem_bucket_crashes_between_upload_steps_lose_nothing() {
+    crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed(Target::filesystem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_bucket_crashes_between_upload_steps_lose_nothing() {
+    crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed(Target::s3("crashy")).await;
+}
+
+async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed(target: Target) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_file(None);
+    let mut config = target.config();
     writeln!(config, "scrub_interval_ms = 300\norphan_grace_ms = 1000").unwrap();
-    let cfg = config.path().to_string_lossy().to_string();
-    let args = ["--config", cfg.as_str()];
+    let args = target.args(&config, dir.path());
+    let args = strs(&args);
     let topic = "crashy";
     let records = 4 * MIB / (RECORD_BYTES as u64 + 20);
     {
@@ -264,14 +297,17 @@ async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed() {
         wait_for_exit(&mut b, &format!("the broker to abort at failpoint {failpoint}")).await;
     }
     // An orphan this broker's scrubber must find: a segment object no manifest lists.
-    let folder = find_file(&dir.path().join("bucket"), ".log")
-        .and_then(|p| p.parent().map(Path::to_path_buf))
+    let bucket = target.bucket(dir.path());
+    let listed: Vec<_> = bucket.store.list(Some(&bucket.prefix)).try_collect().await.unwrap();
+    let segment = listed
+        .iter()
+        .find(|o| o.location.as_ref().ends_with(".log"))
         .expect("a segment object in the bucket after the crashes");
-    std::fs::write(
-        folder.join("00000000000000999999-0-0123456789abcdef0123456789abcdef.log"),
-        b"x",
-    )
-    .unwrap();
+    let (folder, _) = segment.location.as_ref().rsplit_once('/').unwrap();
+    let orphan = ObjectPath::from(format!(
+        "{folder}/00000000000000999999-0-0123456789abcdef0123456789abcdef.log"
+    ));
+    bucket.store.put(&orphan, PutPayload::from_static(b"x")).await.unwrap();
     let admin = format!("127.0.0.1:{}", common::free_port());
     let b =
         BrokerProcess::start_with(dir.path(), &[&args[..], &["--admin-listen", &admin]].concat());
@@ -284,8 +320,6 @@ async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed() {
         }
     })
     .await;
-    let url = format!("file://{}", dir.path().canonicalize().unwrap().join("bucket").display());
-    let bucket = Bucket::open(&url, &tier_settings(None)).unwrap();
     let p = describe0(&client, topic).await;
     wait_until(Duration::from_secs(30), "the scrubber to remove the crashes' orphans", || {
         let bucket = bucket.clone();
@@ -319,21 +353,20 @@ async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed() {
     assert_eq!(m(&series), 0.0);
 }
 
-/// The bucket failing 30% of requests (500/503 from the fault wrapper) and then stopped
-/// for 60 s (SIGSTOP): produce goes on, local copies stay until they are uploaded, and
-/// once the bucket is back everything tiers and reads back.
+/// The bucket answering 30% of requests with HTTP 500 and 503 (a proxy in front of the S3
+/// server, so the broker's S3 client sees real status codes) and then stopped for 60 s
+/// (SIGSTOP): produce goes on, local copies stay until they are uploaded, and once the
+/// bucket is back everything tiers and reads back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_then_stopped_bucket_keeps_local_data_until_uploads_resume() {
     let mut s3 = S3Server::start("outage");
+    let faults = S3FaultProxy::start(&s3.endpoint()).await;
+    faults.set_error_rate(0.3);
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(Some(&s3));
+    let config = config_file(Some(&faults.endpoint()));
     let cfg = config.path().to_string_lossy().to_string();
     let url = format!("s3://{}/shale", s3.bucket());
-    let b = BrokerProcess::start_with_env(
-        dir.path(),
-        &["--config", &cfg, "--object-store", &url],
-        &[("SHALE_OBJECT_STORE_FAULTS", "error_rate=0.3")],
-    );
+    let b = BrokerProcess::start_with(dir.path(), &["--config", &cfg, "--object-store", &url]);
     let client = b.client();
     let topic = "outage";
     let segment = (256 * 1024).to_string();
@@ -358,6 +391,9 @@ async fn a_failing_then_stopped_bucket_keeps_local_data_until_uploads_resume() {
         async move { describe0(&client, topic).await.remote_segments >= 4 }
     })
     .await;
+    let (requests, answered_500, answered_503) = faults.counts();
+    println!("{requests} S3 requests, {answered_500} answered 500, {answered_503} answered 503");
+    assert!(answered_500 > 0 && answered_503 > 0, "the proxy failed requests with both codes");
 
     let moto = s3.pid().unwrap().to_string();
     let signal = |sig: &str| {
@@ -398,30 +434,36 @@ async fn a_failing_then_stopped_bucket_keeps_local_data_until_uploads_resume() {
     s3.stop();
 }
 
-/// Two tiered topics with different local and total retention in one broker, and a
-/// runtime change: each keeps what its own configs say.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_is_per_topic_and_changes_at_runtime() {
+async fn filesystem_bucket_retention_is_per_topic_and_changes_at_runtime() {
+    retention_is_per_topic_and_changes_at_runtime(Target::filesystem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_bucket_retention_is_per_topic_and_changes_at_runtime() {
+    retention_is_per_topic_and_changes_at_runtime(Target::s3("per-topic")).await;
+}
+
+/// Three tiered topics with different local and total retention, by size and by time, in
+/// one broker, and runtime changes: each keeps what its own configs say.
+async fn retention_is_per_topic_and_changes_at_runtime(target: Target) {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(None);
-    let cfg = config.path().to_string_lossy().to_string();
-    let b = BrokerProcess::start_with(dir.path(), &["--config", &cfg]);
+    let config = target.config();
+    let b = BrokerProcess::start_with(dir.path(), &strs(&target.args(&config, dir.path())));
     let client = b.client();
     let seg = (128 * 1024).to_string();
     let topics = [
         // Keeps 256 KiB locally and everything in the bucket.
-        ("keep-all", ("262144", "-1")),
+        ("keep-all", [("local.retention.bytes", "262144"), ("retention.bytes", "-1")]),
         // Keeps 1 MiB locally and 2 MiB in total.
-        ("keep-2m", ("1048576", "2097152")),
+        ("keep-2m", [("local.retention.bytes", "1048576"), ("retention.bytes", "2097152")]),
+        // Keeps sealed data locally for 1 s once tiered, and an hour in total.
+        ("keep-1h", [("local.retention.ms", "1000"), ("retention.ms", "3600000")]),
     ];
     let records = 4 * MIB / (RECORD_BYTES as u64 + 20);
-    for (topic, (local, total)) in topics {
-        let c = configs(&[
-            ("remote.storage.enable", "true"),
-            ("segment.bytes", &seg),
-            ("local.retention.bytes", local),
-            ("retention.bytes", total),
-        ]);
+    for (topic, retention) in topics {
+        let mut c = configs(&retention);
+        c.extend(configs(&[("remote.storage.enable", "true"), ("segment.bytes", &seg)]));
         client.admin().create_topic(topic, 1, 1, c).await.unwrap();
         produce(&client, topic, records).await;
     }
@@ -447,19 +489,24 @@ async fn retention_is_per_topic_and_changes_at_runtime() {
             && p.remote_size_bytes <= 2 * MIB + 256 * 1024
     })
     .await;
+    // Time: after a second, only the active segment (at most 128 KiB) stays local.
+    let hour = settled("keep-1h", |p| {
+        p.upload_lag_segments == 0 && p.size_bytes <= 128 * 1024 + 16 * 1024
+    })
+    .await;
     assert_eq!(all.remote_log_start_offset, 0, "keep-all keeps everything: {all:?}");
     assert!(two.remote_size_bytes <= 2 * MIB + 256 * 1024, "keep-2m keeps about 2 MiB: {two:?}");
-    println!(
-        "keep-all: local {} B, remote {}..{} ({} B); keep-2m: local {} B, remote {}..{} ({} B)",
-        all.size_bytes,
-        all.remote_log_start_offset,
-        all.remote_log_end_offset,
-        all.remote_size_bytes,
-        two.size_bytes,
-        two.remote_log_start_offset,
-        two.remote_log_end_offset,
-        two.remote_size_bytes
-    );
+    assert_eq!(hour.remote_log_start_offset, 0, "keep-1h keeps the hour: {hour:?}");
+    for (topic, p) in [("keep-all", &all), ("keep-2m", &two), ("keep-1h", &hour)] {
+        println!(
+            "{topic}: local {}.. ({} B), remote {}..{} ({} B)",
+            p.local_log_start_offset,
+            p.size_bytes,
+            p.remote_log_start_offset,
+            p.remote_log_end_offset,
+            p.remote_size_bytes
+        );
+    }
     // At runtime: keep-all now keeps 1 MiB in total; earliest moves past 0.
     let change = configs(&[("retention.bytes", "1048576")]);
     client.admin().alter_topic_config("keep-all", change, vec![]).await.unwrap();
@@ -471,4 +518,15 @@ async fn retention_is_per_topic_and_changes_at_runtime() {
         .await
         .unwrap();
     assert_eq!(earliest.offset, after.remote_log_start_offset, "earliest is the remote start");
+
+    // At runtime: keep-1h now keeps 2 s. Every record is older than that by now, so the
+    // remote log shrinks to its newest segment, which is always kept (see docs/architecture.md).
+    let change = configs(&[("retention.ms", "2000"), ("local.retention.ms", "1000")]);
+    client.admin().alter_topic_config("keep-1h", change, vec![]).await.unwrap();
+    let after = settled("keep-1h", |p| p.remote_segments == 1).await;
+    assert!(after.remote_log_start_offset > 0, "{after:?}");
+    println!(
+        "keep-1h after retention.ms=2000: remote {}..{} ({} B)",
+        after.remote_log_start_offset, after.remote_log_end_offset, after.remote_size_bytes
+    );
 }

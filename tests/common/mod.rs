@@ -69,10 +69,20 @@ impl BrokerProcess {
 
     /// Same, listening on `listen` (a fixed port survives restarts).
     pub fn serve_on(data_dir: &Path, listen: &str, args: &[&str]) -> BrokerProcess {
+        Self::serve_on_with_env(data_dir, listen, args, &[])
+    }
+
+    /// Same, with extra environment variables (e.g. `SHALE_FAILPOINTS_DIR`).
+    pub fn serve_on_with_env(
+        data_dir: &Path,
+        listen: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> BrokerProcess {
         let dir = data_dir.to_string_lossy().to_string();
         let mut all = vec!["serve", "--listen", listen, "--data-dir", &dir];
         all.extend_from_slice(args);
-        Self::spawn(data_dir, &all, &[])
+        Self::spawn(data_dir, &all, env)
     }
 
     fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
