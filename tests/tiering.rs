@@ -529,4 +529,13 @@ async fn retention_is_per_topic_and_changes_at_runtime(target: Target) {
         "keep-1h after retention.ms=2000: remote {}..{} ({} B)",
         after.remote_log_start_offset, after.remote_log_end_offset, after.remote_size_bytes
     );
+
+    // Once on, tiering stays on: off would let local retention cut a hole in the log.
+    let off = configs(&[("remote.storage.enable", "false")]);
+    let e = client.admin().alter_topic_config("keep-all", off, vec![]).await.unwrap_err();
+    assert_eq!(e.reason, "INVALID_CONFIG");
+    assert!(e.message.contains("remote.storage.enable") && e.message.contains("keep-all"), "{e}");
+    let unset = vec!["remote.storage.enable".to_string()];
+    let e = client.admin().alter_topic_config("keep-all", BTreeMap::new(), unset).await;
+    assert_eq!(e.unwrap_err().reason, "INVALID_CONFIG", "removing the override turns it off too");
 }

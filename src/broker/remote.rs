@@ -83,20 +83,81 @@ impl RemoteLog {
         max_bytes: usize,
         upper_bound: i64,
     ) -> Result<Option<ReadChunk>, Error> {
-        match self.range() {
-            Some((start, end)) if offset >= start && offset < end => {}
-            _ => return Ok(None),
+        let mut looked_again = false;
+        loop {
+            match self.range() {
+                Some((start, end)) if offset >= start && offset < end => {}
+                _ => return Ok(None),
+            }
+            let Some(manifest) = self.manifest().await? else { return Ok(None) };
+            if manifest.find(offset).is_none() {
+                return Ok(None);
+            }
+            match self.reader.read(&self.pref, &manifest, offset, max_bytes, upper_bound).await {
+                // Remote retention removed the segment after this broker last saw the
+                // pointer (manifest first, objects after): look at the store's pointer once
+                // more. The offset is then below the remote start (out of range, as a
+                // consumer expects) or, if the object is missing for another reason, the
+                // same error comes back.
+                Err(e) if e.kind == ErrorKind::NotFound && !looked_again => {
+                    looked_again = true;
+                    let current = self.reader.catalog().current(&self.pref).await?;
+                    self.set_pointer(current.pointer);
+                }
+                other => return other.map(Some),
+            }
         }
-        let Some(manifest) = self.manifest().await? else { return Ok(None) };
-        if manifest.find(offset).is_none() {
-            return Ok(None);
-        }
-        self.reader.read(&self.pref, &manifest, offset, max_bytes, upper_bound).await.map(Some)
     }
 
     /// The first offset with a timestamp at or after `ts` in the remote log.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
         let Some(manifest) = self.manifest().await? else { return Ok(None) };
         self.reader.offset_for_timestamp(&self.pref, &manifest, ts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{Keys, MetaStore};
+    use crate::settings::TierSettings;
+    use crate::tier::manifest::names;
+    use crate::tier::{Bucket, Catalog, RemoteSegment};
+
+    fn seg(base: i64, next: i64) -> RemoteSegment {
+        RemoteSegment {
+            base_offset: base,
+            next_offset: next,
+            size_bytes: 100,
+            max_timestamp: 1,
+            upload_epoch: 1,
+            name: names::segment_stem(base, 1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_segment_removed_by_retention_mid_read_is_out_of_range_not_an_error() {
+        let meta: Arc<dyn MetaStore> =
+            crate::meta::EmbeddedStore::in_memory(crate::clock::system());
+        let bucket = Bucket::open("memory://", &TierSettings::default()).unwrap();
+        let catalog = Arc::new(Catalog::new(bucket, meta, Keys::new("c").unwrap(), "c"));
+        let pref = PartitionRef { topic: "t".into(), topic_id: "id".into(), partition: 0 };
+        let empty = catalog.current(&pref).await.unwrap();
+        let both = catalog.commit(&pref, &empty, vec![seg(0, 10), seg(10, 20)], 1).await.unwrap();
+        let remote = RemoteLog::new(
+            RemoteReader::new(catalog.clone(), &TierSettings::default()),
+            pref.clone(),
+        );
+        remote.set_pointer(both.pointer.clone());
+        // Retention moves the remote start to 10 (the first segment's objects are gone, and
+        // were never written here); this broker has not seen the new pointer yet.
+        catalog.commit(&pref, &both, vec![seg(10, 20)], 1).await.unwrap();
+        assert_eq!(remote.range(), Some((0, 20)));
+        let read = remote.read(5, 1024, 20).await.unwrap();
+        assert!(read.is_none(), "offset 5 is below the remote start now");
+        assert_eq!(remote.range(), Some((10, 20)), "the pointer moved on");
+        // An object missing for another reason is still an error, not silence.
+        let e = remote.read(15, 1024, 20).await.unwrap_err();
+        assert_eq!((e.kind, &*e.reason), (ErrorKind::NotFound, "OBJECT_STORE_ERROR"));
     }
 }

@@ -92,7 +92,7 @@ impl Broker {
         }
         let config = TopicConfig::resolve(&self.defaults, &req.configs)?;
         check_min_isr(&config, rf)?;
-        self.check_tiering(&config)?;
+        self.check_tiering(&req.name, None, &config)?;
         let record = TopicRecord {
             name: req.name.clone(),
             id: uuid::Uuid::new_v4().to_string(),
@@ -147,9 +147,29 @@ impl Broker {
         Ok(())
     }
 
-    /// Sets and removes config overrides; returns the configs in force afterwards.
-    /// `remote.storage.enable=true` needs an object store on this broker.
-    fn check_tiering(&self, config: &TopicConfig) -> Result<(), Error> {
+    /// `remote.storage.enable=true` needs an object store on this broker, and once on it
+    /// stays on (`was` is the topic's config before the change, if any).
+    fn check_tiering(
+        &self,
+        name: &str,
+        was: Option<&TopicConfig>,
+        config: &TopicConfig,
+    ) -> Result<(), Error> {
+        if was.is_some_and(|w| w.remote_storage_enable) && !config.remote_storage_enable {
+            // The bucket holds the older part of the log. Turned off, local retention would
+            // apply `retention.*` and delete data that was never uploaded, leaving a hole
+            // between the remote and the local log (Kafka refuses this as well).
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "INVALID_CONFIG",
+                format!(
+                    "remote.storage.enable cannot be turned off for topic {name:?}: its older \
+                     records are in the bucket. Keep it on and lower local.retention.* to keep \
+                     less on local disk or retention.* to keep less overall, or delete the topic"
+                ),
+            )
+            .with("key", "remote.storage.enable"));
+        }
         if config.remote_storage_enable && self.catalog().is_none() {
             return Err(Error::new(
                 ErrorKind::Invalid,
@@ -162,6 +182,7 @@ impl Broker {
         Ok(())
     }
 
+    /// Sets and removes config overrides; returns the configs in force afterwards.
     pub async fn alter_topic_config(
         &self,
         name: &str,
@@ -173,6 +194,7 @@ impl Broker {
         loop {
             let (mut record, revision) =
                 self.topics.get(name).await?.ok_or_else(|| unknown_topic(name))?;
+            let was = TopicConfig::resolve(&self.defaults, &record.configs).ok();
             for key in delete {
                 if !is_known_key(key) {
                     return Err(unknown_key(key));
@@ -184,7 +206,7 @@ impl Broker {
             }
             let config = TopicConfig::resolve(&self.defaults, &record.configs)?;
             check_min_isr(&config, record.replication_factor)?;
-            self.check_tiering(&config)?;
+            self.check_tiering(name, was.as_ref(), &config)?;
             let entry = TopicEntry { record: record.clone(), config: Arc::new(config) };
             if validate_only {
                 return Ok(entry);
