@@ -434,6 +434,82 @@ async fn a_failing_then_stopped_bucket_keeps_local_data_until_uploads_resume() {
     s3.stop();
 }
 
+/// A bucket failing every request (HTTP 500/503 from the proxy): nothing can leave the local
+/// disk, so `tier.local_disk_budget_bytes` refuses produce with a retriable error naming the
+/// budget before the disk fills; once the bucket answers, uploads free the space and produce
+/// resumes, and every acknowledged record reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_bucket_turns_the_disk_budget_into_a_retriable_produce_error() {
+    let s3 = S3Server::start("budget");
+    let faults = S3FaultProxy::start(&s3.endpoint()).await;
+    faults.set_error_rate(1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_file(Some(&faults.endpoint()));
+    let budget = 2 * MIB;
+    // config_file ends in the [tier] table.
+    writeln!(config, "local_disk_budget_bytes = {budget}").unwrap();
+    let cfg = config.path().to_string_lossy().to_string();
+    let url = format!("s3://{}/shale", s3.bucket());
+    let b = BrokerProcess::start_with(dir.path(), &["--config", &cfg, "--object-store", &url]);
+    let client = b.client();
+    let topic = "budget";
+    let segment = (256 * 1024).to_string();
+    let c = configs(&[
+        ("remote.storage.enable", "true"),
+        ("segment.bytes", &segment),
+        ("local.retention.bytes", &segment),
+    ]);
+    client.admin().create_topic(topic, 1, 1, c).await.unwrap();
+
+    // Windows of 100 records, no retries, until the broker refuses.
+    let once = ProducerConfig { retries: 0, idempotence: false, ..ProducerConfig::default() };
+    let producer = Producer::new(client.clone(), once);
+    let mut acked = 0u64;
+    let refused = 'produce: loop {
+        assert!(acked * RECORD_BYTES as u64 <= 4 * budget, "{acked} records and never refused");
+        let mut window = vec![];
+        for i in acked..acked + 100 {
+            let r = ProducerRecord::new(topic, value(i)).partition(0);
+            window.push(producer.send(r).await.unwrap());
+        }
+        for d in window {
+            match d.await {
+                Ok(_) => acked += 1,
+                Err(e) => break 'produce e,
+            }
+        }
+    };
+    assert_eq!(refused.reason, "LOCAL_DISK_BUDGET_EXCEEDED", "{refused}");
+    assert_eq!(refused.kind, shale::ErrorKind::Unavailable, "retriable: {refused}");
+    assert!(refused.message.contains(&budget.to_string()), "names the budget: {refused}");
+    let (local, _) = bytes_with_suffix(&dir.path().join(format!("{topic}-0")), ".log");
+    let p = describe0(&client, topic).await;
+    println!(
+        "refused after {acked} records with {local} bytes on local disk (budget {budget}); \
+         remote end {}; {:?} (requests, 500s, 503s)",
+        p.remote_log_end_offset,
+        faults.counts()
+    );
+    assert!(local < budget + 512 * 1024, "{local} bytes on local disk: the budget held");
+    assert_eq!(p.log_end_offset, acked as i64, "every record before the refusal was acked");
+    assert!(p.remote_log_end_offset <= 0, "nothing reached the bucket: {p:?}");
+
+    // The bucket answers again: uploads free the space and produce resumes.
+    faults.set_error_rate(0.0);
+    let total = acked + 2000;
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let mut pending = vec![];
+    for i in acked..total {
+        pending
+            .push(producer.send(ProducerRecord::new(topic, value(i)).partition(0)).await.unwrap());
+    }
+    for (i, d) in (acked..).zip(pending) {
+        let got = d.await.unwrap_or_else(|e| panic!("record {i} after the bucket came back: {e}"));
+        assert_eq!(got.offset, i as i64);
+    }
+    read_back_check(&common::read_all(&client, topic).await, total);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filesystem_bucket_retention_is_per_topic_and_changes_at_runtime() {
     retention_is_per_topic_and_changes_at_runtime(Target::filesystem()).await;
