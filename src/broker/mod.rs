@@ -503,7 +503,7 @@ impl Broker {
                 "produce request has no records",
             ));
         }
-        self.check_disk_budget()?;
+        self.check_disk_budget(batches.len() as u64)?;
         let pending = p.append(batches, acks).await?;
         if acks == Acks::None {
             return Ok(pending);
@@ -553,20 +553,30 @@ impl Broker {
     /// Refuses produce (retriable) while the local logs hold more than
     /// `tier.local_disk_budget_bytes`: uploads and local retention free space, and until
     /// they do (a bucket that is down) the disk does not fill.
-    fn check_disk_budget(&self) -> Result<(), Error> {
+    ///
+    /// The logs' sizes are summed at most every `DISK_USAGE_REFRESH_MS` (and on every
+    /// request once at the budget); in between, each admitted request adds its `incoming`
+    /// bytes to the estimate, so a fast producer overshoots by about one request, not by
+    /// what it writes in a refresh interval.
+    fn check_disk_budget(&self, incoming: u64) -> Result<(), Error> {
         let budget = self.settings.tier.local_disk_budget_bytes;
         if budget == 0 {
             return Ok(());
         }
         let now = self.clock.now_ms();
-        let (at, mut used) = *self.disk_usage.lock().unwrap_or_else(|p| p.into_inner());
-        if now - at >= DISK_USAGE_REFRESH_MS || used >= budget {
-            used = self.hosted().iter().map(|p| p.log().size_bytes()).sum();
-            *self.disk_usage.lock().unwrap_or_else(|p| p.into_inner()) = (now, used);
-        }
+        let mut usage = self.disk_usage.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, cached) = *usage;
+        let (at, used) = if now - at >= DISK_USAGE_REFRESH_MS || cached >= budget {
+            (now, self.hosted().iter().map(|p| p.log().size_bytes()).sum())
+        } else {
+            (at, cached)
+        };
         if used < budget {
+            *usage = (at, used + incoming);
             return Ok(());
         }
+        *usage = (at, used);
+        drop(usage);
         Err(Error::new(
             ErrorKind::Unavailable,
             "LOCAL_DISK_BUDGET_EXCEEDED",
