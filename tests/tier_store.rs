@@ -21,10 +21,7 @@ fn settings_for(s3: Option<&S3Server>) -> TierSettings {
     let mut t =
         TierSettings { request_timeout_ms: 5_000, request_max_attempts: 3, ..Default::default() };
     if let Some(s3) = s3 {
-        t.s3_endpoint = s3.endpoint();
-        t.s3_region = "us-east-1".into();
-        t.s3_access_key_id = "test".into();
-        t.s3_secret_access_key = "test".into();
+        s3_server::reach(&mut t, &s3.endpoint());
     }
     t
 }

@@ -48,13 +48,7 @@ fn config_file(s3_endpoint: Option<&str>) -> tempfile::NamedTempFile {
     writeln!(f, "[log]\nretention_check_interval_ms = 200").unwrap();
     writeln!(f, "[tier]\nupload_interval_ms = 200\nrequest_timeout_ms = 10000").unwrap();
     if let Some(endpoint) = s3_endpoint {
-        writeln!(
-            f,
-            "s3_endpoint = {:?}\ns3_region = \"us-east-1\"\ns3_access_key_id = \"test\"\n\
-             s3_secret_access_key = \"test\"",
-            endpoint
-        )
-        .unwrap();
+        write!(f, "{}", s3_server::reach_toml(endpoint)).unwrap();
     }
     f
 }
@@ -100,10 +94,7 @@ impl Target {
     fn bucket(&self, data_dir: &Path) -> Bucket {
         let mut t = TierSettings::default();
         if let Some(s3) = &self.s3 {
-            t.s3_endpoint = s3.endpoint();
-            t.s3_region = "us-east-1".into();
-            t.s3_access_key_id = "test".into();
-            t.s3_secret_access_key = "test".into();
+            s3_server::reach(&mut t, &s3.endpoint());
         }
         Bucket::open(&self.url(data_dir), &t).unwrap()
     }

@@ -84,13 +84,7 @@ impl Cluster {
         )
         .unwrap();
         if let Backing::S3(server) = &backing {
-            writeln!(
-                config,
-                "s3_endpoint = {:?}\ns3_region = \"us-east-1\"\ns3_access_key_id = \"test\"\n\
-                 s3_secret_access_key = \"test\"",
-                server.endpoint()
-            )
-            .unwrap();
+            write!(config, "{}", s3_server::reach_toml(&server.endpoint())).unwrap();
         }
         let mut c = Cluster {
             brokers: vec![],
@@ -145,10 +139,7 @@ impl Cluster {
     fn bucket(&self) -> Bucket {
         let mut t = TierSettings::default();
         if let Backing::S3(server) = &self.backing {
-            t.s3_endpoint = server.endpoint();
-            t.s3_region = "us-east-1".into();
-            t.s3_access_key_id = "test".into();
-            t.s3_secret_access_key = "test".into();
+            s3_server::reach(&mut t, &server.endpoint());
         }
         Bucket::open(&self.url, &t).unwrap()
     }

@@ -119,6 +119,23 @@ impl Drop for S3Server {
     }
 }
 
+/// Points `t` at the S3 server at `endpoint` (this one, or a proxy in front of it), with
+/// the region and credentials the tests use (moto takes any).
+pub fn reach(t: &mut shale::settings::TierSettings, endpoint: &str) {
+    t.s3_endpoint = endpoint.to_string();
+    t.s3_region = "us-east-1".into();
+    t.s3_access_key_id = "test".into();
+    t.s3_secret_access_key = "test".into();
+}
+
+/// The same as `[tier]` lines for a broker's config file.
+pub fn reach_toml(endpoint: &str) -> String {
+    format!(
+        "s3_endpoint = {endpoint:?}\ns3_region = \"us-east-1\"\ns3_access_key_id = \"test\"\n\
+         s3_secret_access_key = \"test\"\n"
+    )
+}
+
 /// One `GET /` (ListBuckets); true once an S3 server lists its buckets.
 fn answers(port: u16) -> bool {
     http(port, "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok_and(|reply| {
