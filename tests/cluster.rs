@@ -3,74 +3,22 @@
 //! fence a paused leader, and ride out an etcd outage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
-#[path = "common/etcd.rs"]
-mod etcd_server;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BrokerProcess, produce_req, wait_until};
-use etcd_server::EtcdServer;
+use cluster::Cluster;
+use common::{produce_req, wait_until};
 use shale::client::Client;
 use shale::rpc::pb;
 use shale::rpc::status::from_status;
 
-const TTL_SECS: u64 = 3;
-
-/// Fields drop in order: brokers stop before etcd, so they do not log its absence.
-struct Cluster {
-    brokers: Vec<Option<BrokerProcess>>,
-    etcd: EtcdServer,
-    name: String,
-    dirs: Vec<tempfile::TempDir>,
-}
-
-impl Cluster {
-    fn start(n: usize, name: &str) -> Cluster {
-        let etcd = EtcdServer::start();
-        let mut c = Cluster { brokers: vec![], etcd, name: name.to_string(), dirs: vec![] };
-        for _ in 0..n {
-            c.dirs.push(tempfile::tempdir().unwrap());
-        }
-        for i in 0..n {
-            let b = c.spawn(i);
-            c.brokers.push(Some(b));
-        }
-        c
-    }
-
-    fn spawn(&self, i: usize) -> BrokerProcess {
-        let id = (i + 1).to_string();
-        let etcd = self.etcd.endpoints().join(",");
-        let ttl = TTL_SECS.to_string();
-        BrokerProcess::serve(
-            self.dirs[i].path(),
-            &["--id", &id, "--etcd", &etcd, "--cluster", &self.name, "--lease-ttl-secs", &ttl],
-        )
-    }
-
-    fn restart(&mut self, i: usize) {
-        let b = self.spawn(i);
-        self.brokers[i] = Some(b);
-    }
-
-    fn broker(&self, i: usize) -> &BrokerProcess {
-        self.brokers[i].as_ref().expect("broker is running")
-    }
-
-    fn client(&self, i: usize) -> Client {
-        self.broker(i).client()
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut b) = self.brokers[i].take() {
-            b.kill();
-        }
-    }
-}
+const TTL_SECS: u64 = cluster::LEASE_TTL_SECS;
 
 async fn metadata(client: &Client) -> pb::GetMetadataResponse {
     client.admin().metadata(&[]).await.unwrap()
@@ -127,10 +75,10 @@ fn shale(broker: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twelve_partitions_spread_and_clients_route_to_leaders() {
-    let c = Cluster::start(3, "routing");
-    wait_for_brokers(&c.client(0), &[1, 2, 3]).await;
-    c.client(0).admin().create_topic("orders", 12, 0, BTreeMap::new()).await.unwrap();
-    let md = metadata(&c.client(1)).await;
+    let c = Cluster::start(3, "routing", &[]);
+    wait_for_brokers(&c.broker_client(0), &[1, 2, 3]).await;
+    c.broker_client(0).admin().create_topic("orders", 12, 0, BTreeMap::new()).await.unwrap();
+    let md = metadata(&c.broker_client(1)).await;
     let mut per_broker: HashMap<i32, usize> = HashMap::new();
     for (leader, epoch) in leaders(&md, "orders").values() {
         assert_eq!(*epoch, 0);
@@ -141,7 +89,7 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
     // A non-leader answers NOT_LEADER naming the leader.
     let (p, (leader, _)) = leaders(&md, "orders").into_iter().find(|(_, (l, _))| *l != 1).unwrap();
     let status = c
-        .client(0)
+        .broker_client(0)
         .log_rpc(&c.broker(0).addr)
         .unwrap()
         .produce(produce_req("orders", p, "x"))
@@ -183,12 +131,12 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_and_broker_loss_then_return() {
-    let mut c = Cluster::start(3, "failover");
-    wait_for_brokers(&c.client(0), &[1, 2, 3]).await;
-    let admin = c.client(0).admin();
+    let mut c = Cluster::start(3, "failover", &[]);
+    wait_for_brokers(&c.broker_client(0), &[1, 2, 3]).await;
+    let admin = c.broker_client(0).admin();
     admin.create_topic("events", 6, 0, BTreeMap::new()).await.unwrap();
     let producer =
-        shale::client::Producer::new(c.client(0), shale::client::ProducerConfig::default());
+        shale::client::Producer::new(c.broker_client(0), shale::client::ProducerConfig::default());
     let mut sent = 0;
     for i in 0..600 {
         producer
@@ -201,12 +149,12 @@ async fn controller_and_broker_loss_then_return() {
     drop(producer);
 
     // Kill the controller: another broker takes over once its lease expires.
-    let controller = metadata(&c.client(0)).await.controller_id;
+    let controller = metadata(&c.broker_client(0)).await.controller_id;
     let victim = controller as usize - 1;
     let survivor = (victim + 1) % 3;
     let t0 = Instant::now();
     c.kill(victim);
-    let client = c.client(survivor);
+    let client = c.broker_client(survivor);
     wait_until(Duration::from_secs(30), "a new controller", || {
         let client = client.clone();
         async move {
@@ -288,9 +236,9 @@ async fn controller_and_broker_loss_then_return() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_acknowledges_nothing_at_a_stale_epoch() {
-    let c = Cluster::start(2, "zombie");
-    wait_for_brokers(&c.client(0), &[1, 2]).await;
-    let client = c.client(0);
+    let c = Cluster::start(2, "zombie", &[]);
+    wait_for_brokers(&c.broker_client(0), &[1, 2]).await;
+    let client = c.broker_client(0);
     client.admin().create_topic("z", 2, 0, BTreeMap::new()).await.unwrap();
     let md = metadata(&client).await;
     let (partition, (leader, epoch)) =
@@ -309,7 +257,7 @@ async fn a_paused_leader_acknowledges_nothing_at_a_stale_epoch() {
     .await;
     let paused = Instant::now();
     zombie.signal("STOP");
-    let other = c.client(0);
+    let other = c.broker_client(0);
     wait_until(Duration::from_secs(30), "the frozen leader's partition to move on", || {
         let other = other.clone();
         async move {
@@ -347,9 +295,9 @@ fn count_by(errors: &Mutex<BTreeMap<String, usize>>, reason: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokers_ride_out_a_30s_etcd_outage() {
-    let mut c = Cluster::start(2, "outage");
-    wait_for_brokers(&c.client(0), &[1, 2]).await;
-    let client = c.client(0);
+    let mut c = Cluster::start(2, "outage", &[]);
+    wait_for_brokers(&c.broker_client(0), &[1, 2]).await;
+    let client = c.broker_client(0);
     client.admin().create_topic("o", 2, 0, BTreeMap::new()).await.unwrap();
     let errors: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -5,9 +5,9 @@
 //! a restart of every broker because they live in etcd.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
-#[path = "common/etcd.rs"]
-mod etcd_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BrokerProcess, wait_until};
-use etcd_server::EtcdServer;
+use cluster::Cluster;
+use common::wait_until;
 use shale::client::{
     Client, GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig,
     ProducerRecord,
@@ -26,67 +26,6 @@ use shale::rpc::pb;
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
 const PARTITIONS: u32 = 6;
-
-/// Fields drop in order: brokers stop before etcd.
-struct Cluster {
-    brokers: Vec<Option<BrokerProcess>>,
-    dirs: Vec<tempfile::TempDir>,
-    ports: Vec<u16>,
-    etcd: EtcdServer,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let mut c = Cluster {
-            brokers: vec![],
-            dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
-            ports: (0..3).map(|_| common::free_port()).collect(),
-            etcd: EtcdServer::start(),
-        };
-        for i in 0..3 {
-            let b = c.spawn(i);
-            c.brokers.push(Some(b));
-        }
-        c
-    }
-
-    fn spawn(&self, i: usize) -> BrokerProcess {
-        let listen = self.addr(i);
-        let id = (i + 1).to_string();
-        let etcd = self.etcd.endpoints().join(",");
-        BrokerProcess::serve_on(
-            self.dirs[i].path(),
-            &listen,
-            &["--id", &id, "--etcd", &etcd, "--cluster", "groups", "--lease-ttl-secs", "3"],
-        )
-    }
-
-    fn addr(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.ports[i])
-    }
-
-    /// A client that knows every broker.
-    fn client(&self) -> Client {
-        self.client_from(0)
-    }
-
-    /// A client that knows every broker and tries broker `first` first.
-    fn client_from(&self, first: usize) -> Client {
-        let all: Vec<String> = (0..3).map(|i| self.addr((first + i) % 3)).collect();
-        Client::new(&all.join(",")).unwrap()
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut b) = self.brokers[i].take() {
-            b.kill();
-        }
-    }
-
-    fn restart(&mut self, i: usize) {
-        let b = self.spawn(i);
-        self.brokers[i] = Some(b);
-    }
-}
 
 /// A group member running in a task: polls, remembers what it read, auto-commits.
 struct Member {
@@ -194,7 +133,7 @@ fn spawn_producer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_survive_coordinator_loss_and_a_full_restart() {
-    let mut c = Cluster::start();
+    let mut c = Cluster::start(3, "groups", &[]);
     let client = c.client();
     wait_until(Duration::from_secs(30), "three live brokers", || {
         let client = client.clone();

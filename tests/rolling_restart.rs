@@ -4,109 +4,21 @@
 //! and every acknowledged record reads back at its offset.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
-#[path = "common/etcd.rs"]
-mod etcd_server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{BrokerProcess, http_get, wait_until};
-use etcd_server::EtcdServer;
+use cluster::Cluster;
+use common::{http_get, wait_until};
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 
 const TOPIC: &str = "rolling";
 const PARTITIONS: u32 = 6;
-
-/// Fields drop in order: brokers stop before etcd.
-struct Cluster {
-    brokers: Vec<Option<BrokerProcess>>,
-    dirs: Vec<tempfile::TempDir>,
-    ports: Vec<u16>,
-    admin_ports: Vec<u16>,
-    etcd: EtcdServer,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let mut c = Cluster {
-            brokers: vec![],
-            dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
-            ports: (0..3).map(|_| common::free_port()).collect(),
-            admin_ports: (0..3).map(|_| common::free_port()).collect(),
-            etcd: EtcdServer::start(),
-        };
-        for i in 0..3 {
-            let b = c.spawn(i);
-            c.brokers.push(Some(b));
-        }
-        c
-    }
-
-    fn spawn(&self, i: usize) -> BrokerProcess {
-        let id = (i + 1).to_string();
-        let etcd = self.etcd.endpoints().join(",");
-        let admin = self.admin(i);
-        BrokerProcess::serve_on(
-            self.dirs[i].path(),
-            &format!("127.0.0.1:{}", self.ports[i]),
-            &[
-                "--id",
-                &id,
-                "--etcd",
-                &etcd,
-                "--cluster",
-                "rolling",
-                "--lease-ttl-secs",
-                "3",
-                "--admin-listen",
-                &admin,
-            ],
-        )
-    }
-
-    fn admin(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.admin_ports[i])
-    }
-
-    fn client(&self) -> Client {
-        let all: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        Client::new(&all.join(",")).unwrap()
-    }
-
-    /// SIGTERM and wait (without blocking the runtime) for the exit; returns its success,
-    /// how long the drain and shutdown took, and the broker's last stdout line.
-    async fn terminate(&mut self, i: usize) -> (bool, Duration, String) {
-        let mut b = self.brokers[i].take().expect("broker is running");
-        let t = Instant::now();
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &b.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = b.child.try_wait().unwrap() {
-                let took = t.elapsed();
-                // The reader thread sees the pipe close right after the exit.
-                let mut last = String::new();
-                for _ in 0..250 {
-                    last = b.stdout_lines().last().cloned().unwrap_or_default();
-                    if last.contains("stopped") {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                return (status.success(), took, last);
-            }
-            assert!(Instant::now() < deadline, "broker {} did not exit after SIGTERM", i + 1);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 /// The gRPC health status of `service` ("" is readiness) at `addr`.
 async fn grpc_health(addr: &str, service: &str) -> Option<i32> {
@@ -131,7 +43,7 @@ async fn full_isr(client: &Client) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_under_load_loses_nothing() {
-    let mut c = Cluster::start();
+    let mut c = Cluster::start(3, "rolling", &[]);
     let client = c.client();
     wait_until(Duration::from_secs(30), "three live brokers", || {
         let client = client.clone();
@@ -197,7 +109,7 @@ async fn rolling_restart_under_load_loses_nothing() {
             .and_then(|s| s.split(' ').next())
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or_else(|| panic!("no drain report in {stopped:?}"));
-        c.brokers[i] = Some(c.spawn(i));
+        c.restart(i);
         let admin = c.admin(i);
         wait_until(Duration::from_secs(60), "the restarted broker to be ready", || {
             let admin = admin.clone();
@@ -205,7 +117,7 @@ async fn rolling_restart_under_load_loses_nothing() {
         })
         .await;
         // The gRPC health service says the same (Kubernetes' gRPC probes ask it).
-        let grpc = format!("127.0.0.1:{}", c.ports[i]);
+        let grpc = c.addr(i);
         wait_until(Duration::from_secs(5), "gRPC health to report SERVING", || {
             let grpc = grpc.clone();
             async move { grpc_health(&grpc, "").await == Some(1) }

@@ -11,9 +11,9 @@
 // etcd.rs and s3.rs each carry their own copy of the private process helper (service.rs).
 #![allow(clippy::duplicate_mod)]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
-#[path = "common/etcd.rs"]
-mod etcd_server;
 #[path = "common/s3.rs"]
 mod s3_server;
 
@@ -23,8 +23,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{BrokerProcess, wait_until};
-use etcd_server::EtcdServer;
+use cluster::Cluster;
+use common::wait_until;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use s3_server::S3Server;
@@ -51,21 +51,17 @@ enum Backing {
     S3(S3Server),
 }
 
-struct Cluster {
-    brokers: Vec<Option<BrokerProcess>>,
-    dirs: Vec<tempfile::TempDir>,
-    /// Per broker: a failpoint is armed while a file of its name is here.
-    failpoints: Vec<tempfile::TempDir>,
-    ports: Vec<u16>,
+/// Three brokers sharing one bucket. Fields drop in order: brokers and etcd, then the S3
+/// server.
+struct TieredCluster {
+    c: Cluster,
     backing: Backing,
     url: String,
-    config: tempfile::NamedTempFile,
-    etcd: EtcdServer,
+    _config: tempfile::NamedTempFile,
 }
 
-impl Cluster {
-    fn start(s3: bool) -> Cluster {
-        let etcd = EtcdServer::start();
+impl TieredCluster {
+    fn start(s3: bool) -> TieredCluster {
         let (backing, url) = if s3 {
             let server = S3Server::start("tiering-cluster");
             let url = format!("s3://{}/shale", server.bucket());
@@ -86,53 +82,9 @@ impl Cluster {
         if let Backing::S3(server) = &backing {
             write!(config, "{}", s3_server::reach_toml(&server.endpoint())).unwrap();
         }
-        let mut c = Cluster {
-            brokers: vec![],
-            dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
-            failpoints: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
-            ports: (0..3).map(|_| common::free_port()).collect(),
-            backing,
-            url,
-            config,
-            etcd,
-        };
-        for i in 0..3 {
-            let b = c.spawn(i);
-            c.brokers.push(Some(b));
-        }
-        c
-    }
-
-    fn spawn(&self, i: usize) -> BrokerProcess {
-        let listen = format!("127.0.0.1:{}", self.ports[i]);
-        let id = (i + 1).to_string();
-        let etcd = self.etcd.endpoints().join(",");
-        let config = self.config.path().to_string_lossy().to_string();
-        let failpoints = self.failpoints[i].path().to_string_lossy().to_string();
-        BrokerProcess::serve_on_with_env(
-            self.dirs[i].path(),
-            &listen,
-            &[
-                "--config",
-                &config,
-                "--id",
-                &id,
-                "--etcd",
-                &etcd,
-                "--cluster",
-                "tiering",
-                "--lease-ttl-secs",
-                "3",
-                "--object-store",
-                &self.url,
-            ],
-            &[("SHALE_FAILPOINTS_DIR", &failpoints)],
-        )
-    }
-
-    fn client(&self) -> Client {
-        let all: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        Client::new(&all.join(",")).unwrap()
+        let path = config.path().to_string_lossy().to_string();
+        let c = Cluster::start(3, "tiering", &["--config", &path, "--object-store", &url]);
+        TieredCluster { c, backing, url, _config: config }
     }
 
     /// The bucket the brokers share, opened the way they open it.
@@ -143,45 +95,11 @@ impl Cluster {
         }
         Bucket::open(&self.url, &t).unwrap()
     }
+}
 
-    /// Arms (or disarms) `name` on broker `id`, which checks it at the point itself.
-    fn arm(&self, id: i32, name: &str, on: bool) {
-        let file = self.failpoints[id as usize - 1].path().join(name);
-        if on {
-            std::fs::write(file, b"").unwrap();
-        } else {
-            std::fs::remove_file(file).unwrap();
-        }
-    }
-
-    /// Waits (bounded) for broker `id` to end by itself, and returns how it ended.
-    async fn wait_for_exit(&mut self, id: i32, what: &str) -> std::process::ExitStatus {
-        let b = self.brokers[id as usize - 1].as_mut().expect("a running broker");
-        let mut status = None;
-        wait_until(Duration::from_secs(60), what, || {
-            status = b.child.try_wait().ok().flatten();
-            let done = status.is_some();
-            async move { done }
-        })
-        .await;
-        self.brokers[id as usize - 1] = None;
-        status.unwrap()
-    }
-
-    fn kill(&mut self, id: i32) {
-        if let Some(mut b) = self.brokers[id as usize - 1].take() {
-            b.kill();
-        }
-    }
-
-    fn restart(&mut self, id: i32) {
-        let b = self.spawn(id as usize - 1);
-        self.brokers[id as usize - 1] = Some(b);
-    }
-
-    fn dir(&self, id: i32) -> &Path {
-        self.dirs[id as usize - 1].path()
-    }
+/// The harness index of broker `id`.
+fn ix(id: i32) -> usize {
+    id as usize - 1
 }
 
 async fn describe(client: &Client) -> pb::PartitionInfo {
@@ -267,15 +185,17 @@ fn epoch_of(stem: &str) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filesystem_bucket_leader_dies_mid_upload_and_a_wiped_follower_copies_only_the_tail() {
-    failover_mid_upload_then_a_wiped_follower(Cluster::start(false)).await;
+    failover_mid_upload_then_a_wiped_follower(TieredCluster::start(false)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_bucket_leader_dies_mid_upload_and_a_wiped_follower_copies_only_the_tail() {
-    failover_mid_upload_then_a_wiped_follower(Cluster::start(true)).await;
+    failover_mid_upload_then_a_wiped_follower(TieredCluster::start(true)).await;
 }
 
-async fn failover_mid_upload_then_a_wiped_follower(mut c: Cluster) {
+async fn failover_mid_upload_then_a_wiped_follower(tiered: TieredCluster) {
+    let bucket = tiered.bucket();
+    let mut c = tiered.c;
     let client = c.client();
     common::wait_for_broker_count(&client, 3).await;
     let segment = (256 * 1024).to_string();
@@ -317,11 +237,10 @@ async fn failover_mid_upload_then_a_wiped_follower(mut c: Cluster) {
     // the manifest lists it.
     let m = metadata(&client).await;
     let (leader, epoch) = (m.leader_id, m.leader_epoch);
-    c.arm(leader, FAILPOINT, true);
-    let status = c.wait_for_exit(leader, "the leader to die at its next upload").await;
+    c.arm(ix(leader), FAILPOINT, true);
+    let status = c.wait_for_exit(ix(leader), "the leader to die at its next upload").await;
     assert_eq!(status.signal(), Some(6), "broker {leader} ended at the failpoint (SIGABRT)");
-    c.arm(leader, FAILPOINT, false);
-    let bucket = c.bucket();
+    c.arm(ix(leader), FAILPOINT, false);
     let orphans: BTreeSet<String> =
         listing(&bucket).await.unlisted().into_iter().filter(|s| epoch_of(s) <= epoch).collect();
     assert!(!orphans.is_empty(), "the dead leader left its segment object unlisted");
@@ -338,7 +257,7 @@ async fn failover_mid_upload_then_a_wiped_follower(mut c: Cluster) {
         }
     })
     .await;
-    c.restart(leader);
+    c.restart(ix(leader));
     load.await.unwrap();
     wait_for_isr(&client, "every replica in sync after the failover").await;
     wait_until(Duration::from_secs(120), "every sealed segment tiered", || {
@@ -389,17 +308,17 @@ async fn failover_mid_upload_then_a_wiped_follower(mut c: Cluster) {
     // Replace a follower's disk: it copies only what is not in the bucket.
     let m = metadata(&client).await;
     let follower = *m.replicas.iter().find(|r| **r != m.leader_id).unwrap();
-    c.kill(follower);
-    std::fs::remove_dir_all(c.dir(follower)).unwrap();
-    std::fs::create_dir_all(c.dir(follower)).unwrap();
-    c.restart(follower);
+    c.kill(ix(follower));
+    std::fs::remove_dir_all(c.dir(ix(follower))).unwrap();
+    std::fs::create_dir_all(c.dir(ix(follower))).unwrap();
+    c.restart(ix(follower));
     wait_until(Duration::from_secs(120), "the wiped follower back in the ISR", || {
         let client = client.clone();
         async move { metadata(&client).await.isr.contains(&follower) }
     })
     .await;
     let p = describe(&client).await;
-    let copied = log_bytes(c.dir(follower));
+    let copied = log_bytes(c.dir(ix(follower)));
     let total = p.remote_size_bytes + p.size_bytes;
     println!(
         "wiped follower {follower} rejoined with {copied} bytes copied of a {total}-byte \
