@@ -24,8 +24,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Default)]
 struct Counters {
-    /// Probability of answering a request with an error, in millionths.
+    /// Share of requests answered with an error, in millionths.
     rate_ppm: AtomicU64,
+    failed: AtomicU64,
     requests: AtomicU64,
     answered_500: AtomicU64,
     answered_503: AtomicU64,
@@ -74,8 +75,9 @@ impl S3FaultProxy {
         format!("http://{}", self.addr)
     }
 
-    /// Answers each request with an error with probability `rate` (0..=1), alternating
-    /// between 503 and 500.
+    /// Answers the share `rate` (0..=1) of requests with an error, alternating between 503
+    /// and 500. The failed requests are spread evenly and deterministically (with 0.3, three
+    /// of every ten, never two in a row), so a test that counts them does not depend on luck.
     pub fn set_error_rate(&self, rate: f64) {
         self.counters.rate_ppm.store((rate.clamp(0.0, 1.0) * 1e6) as u64, Ordering::Release);
     }
@@ -114,8 +116,10 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
 async fn answer(req: Request<Incoming>, upstream: SocketAddr, c: &Counters) -> Response<Body> {
     let n = c.requests.fetch_add(1, Ordering::AcqRel);
     let rate = c.rate_ppm.load(Ordering::Acquire);
-    if rate > 0 && rand::random_range(0..1_000_000) < rate {
-        return if n % 2 == 0 {
+    // Request n fails when the running quota rate * n crosses an integer.
+    if rate > 0 && (n + 1) * rate / 1_000_000 > n * rate / 1_000_000 {
+        let failed = c.failed.fetch_add(1, Ordering::AcqRel);
+        return if failed % 2 == 0 {
             c.answered_503.fetch_add(1, Ordering::AcqRel);
             error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")
         } else {
