@@ -191,11 +191,12 @@ async fn metrics_exist_and_move_under_load() {
         "the produce latency histogram has buckets"
     );
     // The Grafana dashboard only charts series the broker exports.
-    let dashboard = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/grafana/shale-dashboard.json"
-    ))
-    .unwrap();
+    // The package root as cargo gives it when running the test, not as baked in at compile
+    // time: a build cache shared by two checkouts would otherwise point at the other one.
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let path = format!("{root}/deploy/grafana/shale-dashboard.json");
+    let dashboard =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     let mut names: Vec<&str> = dashboard
         .match_indices("shale_")
         .map(|(i, _)| {
