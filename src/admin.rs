@@ -399,6 +399,18 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     )?;
     one(
         enc,
+        "tier_read_index_hits",
+        "Remote index lookups of cold reads served from the cache",
+        ConstCounter::new(reads.index_hits),
+    )?;
+    one(
+        enc,
+        "tier_read_index_misses",
+        "Remote index lookups of cold reads that waited on a GET",
+        ConstCounter::new(reads.index_misses),
+    )?;
+    one(
+        enc,
         "tier_read_ahead_chunks",
         "Chunks fetched ahead of sequential cold readers",
         ConstCounter::new(reads.chunks_read_ahead),

@@ -151,7 +151,9 @@ async fn tiers_and_reads_back(target: Target, mib: u64) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path();
     let config = target.config();
-    let broker = BrokerProcess::start_with(data_dir, &strs(&target.args(&config, data_dir)));
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let args = [target.args(&config, data_dir), vec!["--admin-listen".into(), admin.clone()]];
+    let broker = BrokerProcess::start_with(data_dir, &strs(&args.concat()));
     let client = &broker.client();
     let bucket = &target.bucket(data_dir);
     let topic = "tiered";
@@ -187,6 +189,18 @@ async fn tiers_and_reads_back(target: Target, mib: u64) {
     assert!(objects as u64 >= mib - 6, "{objects} objects in the bucket for {mib} MiB");
 
     read_back_check(&common::read_all(client, topic).await, records);
+
+    // The leader cached each index as it uploaded it: the cold reads above found (nearly)
+    // every one without a GET. Misses are evictions of the smallest index cache (1 MiB).
+    let (status, body) = common::http_get(&admin, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let m = |series: &str| {
+        common::metric(&body, series).unwrap_or_else(|| panic!("no series {series} in:\n{body}"))
+    };
+    let (hits, misses) =
+        (m("shale_tier_read_index_hits_total"), m("shale_tier_read_index_misses_total"));
+    println!("remote index lookups: {hits} cache hits, {misses} GETs");
+    assert!(hits > misses, "indexes cached on upload: {hits} hits, {misses} misses");
 }
 
 fn mib_from_env(default: u64) -> u64 {

@@ -230,18 +230,22 @@ async fn upload_one(
         return Err(e);
     }
     crate::failpoint::hit("tier.after_segment_put");
-    let mut segments = current.manifest.segments.clone();
-    segments.push(RemoteSegment {
+    let segment = RemoteSegment {
         base_offset: slice.base_offset,
         next_offset: slice.next_offset,
         size_bytes: slice.len,
         max_timestamp: slice.max_timestamp,
         upload_epoch: epoch,
         name: stem,
-    });
+    };
+    let mut segments = current.manifest.segments.clone();
+    segments.push(segment.clone());
     match catalog.commit(pref, current, segments, epoch).await {
         Ok(next) => {
             crate::failpoint::hit("tier.after_commit");
+            if let Some(remote) = p.remote() {
+                remote.reader().remember_index(pref, &segment, &slice.index).await;
+            }
             tracing::info!(
                 topic = p.topic(),
                 partition = p.index(),

@@ -54,6 +54,10 @@ pub struct ReadStats {
     pub chunks_read_ahead: AtomicU64,
     /// Bytes of batches returned to fetches.
     pub bytes_served: AtomicU64,
+    /// Remote index lookups answered from the cache (including indexes cached on upload).
+    pub index_hits: AtomicU64,
+    /// Remote index lookups that had to GET the index.
+    pub index_misses: AtomicU64,
 }
 
 /// A point-in-time copy of [`ReadStats`] and the cache's size.
@@ -67,6 +71,10 @@ pub struct ReadCounts {
     pub chunks_read_ahead: u64,
     /// See [`ReadStats::bytes_served`].
     pub bytes_served: u64,
+    /// See [`ReadStats::index_hits`].
+    pub index_hits: u64,
+    /// See [`ReadStats::index_misses`].
+    pub index_misses: u64,
     /// Bytes of chunks held by the cache now.
     pub cache_bytes: u64,
 }
@@ -110,6 +118,8 @@ impl RemoteReader {
             chunk_misses: s.chunk_misses.load(Ordering::Relaxed),
             chunks_read_ahead: s.chunks_read_ahead.load(Ordering::Relaxed),
             bytes_served: s.bytes_served.load(Ordering::Relaxed),
+            index_hits: s.index_hits.load(Ordering::Relaxed),
+            index_misses: s.index_misses.load(Ordering::Relaxed),
             cache_bytes: self.inner.chunks.weighted_size(),
         }
     }
@@ -193,6 +203,23 @@ impl RemoteReader {
         Ok(None)
     }
 
+    /// Caches the index of a segment this broker has just uploaded (`bytes`, as put in the
+    /// bucket), so that the first cold read of it, typically a consumer a little behind the
+    /// local retention, does not GET it back: one request less on its first record.
+    pub async fn remember_index(&self, p: &PartitionRef, segment: &RemoteSegment, bytes: &[u8]) {
+        let path = self.inner.catalog.object(p, &names::index(&segment.name));
+        match decode_index(&path, segment, bytes) {
+            Ok(index) => self.inner.indexes.insert(path, index).await,
+            // Not fatal: a read would GET it and report the problem then.
+            Err(e) => tracing::warn!(error = %e, "an uploaded index does not decode"),
+        }
+    }
+
+    /// Whether the index of `segment` is in the cache (for tests).
+    pub fn has_index(&self, p: &PartitionRef, segment: &RemoteSegment) -> bool {
+        self.inner.indexes.contains_key(&self.inner.catalog.object(p, &names::index(&segment.name)))
+    }
+
     /// The cached remote index of `segment`.
     async fn index(
         &self,
@@ -201,11 +228,12 @@ impl RemoteReader {
     ) -> Result<Arc<RemoteIndex>, Error> {
         let path = self.inner.catalog.object(p, &names::index(&segment.name));
         let inner = self.inner.clone();
-        let records = (segment.next_offset - segment.base_offset) as u64;
-        let size = segment.size_bytes;
-        self.inner
+        let segment = segment.clone();
+        let entry = self
+            .inner
             .indexes
-            .try_get_with(path.clone(), async move {
+            .entry(path.clone())
+            .or_try_insert_with(async move {
                 let _permit = inner.permits.acquire().await.map_err(|_| closed())?;
                 let bytes = inner
                     .catalog
@@ -217,16 +245,14 @@ impl RemoteReader {
                     .bytes()
                     .await
                     .map_err(|e| store_error(&format!("reading remote index {path}"), e))?;
-                RemoteIndex::decode(&bytes, records, size).map(Arc::new).map_err(|reason| {
-                    Error::new(
-                        ErrorKind::Internal,
-                        "CORRUPT_REMOTE_INDEX",
-                        format!("remote index {path} is invalid: {reason}"),
-                    )
-                })
+                decode_index(&path, &segment, &bytes)
             })
             .await
-            .map_err(|e: Arc<Error>| (*e).clone())
+            .map_err(|e: Arc<Error>| (*e).clone())?;
+        let s = &self.inner.stats;
+        let counter = if entry.is_fresh() { &s.index_misses } else { &s.index_hits };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(entry.into_value())
     }
 
     /// The batch header at byte `pos` of the segment.
@@ -334,6 +360,22 @@ async fn fetch_chunk(
         .map_err(|e: Arc<Error>| (*e).clone())?;
     let fresh = entry.is_fresh();
     Ok((entry.into_value(), fresh))
+}
+
+/// The remote index of `segment` from the bytes of its index object at `path`.
+fn decode_index(
+    path: &ObjectPath,
+    segment: &RemoteSegment,
+    bytes: &[u8],
+) -> Result<Arc<RemoteIndex>, Error> {
+    let records = (segment.next_offset - segment.base_offset) as u64;
+    RemoteIndex::decode(bytes, records, segment.size_bytes).map(Arc::new).map_err(|reason| {
+        Error::new(
+            ErrorKind::Internal,
+            "CORRUPT_REMOTE_INDEX",
+            format!("remote index {path} is invalid: {reason}"),
+        )
+    })
 }
 
 fn closed() -> Error {
