@@ -1,5 +1,6 @@
-//! Crash points for fault tests. A broker aborts the process (like a power cut: no cleanup,
-//! no flush) when it reaches a named point that is armed, either
+//! Crash and hold points for fault tests. A broker aborts the process (like a power cut: no
+//! cleanup, no flush) when it reaches a named crash point ([`hit`]) that is armed, and waits
+//! at a hold point ([`hold`]) for as long as it is armed. A point is armed either
 //!
 //! - from the start, with `SHALE_FAILPOINTS=name[,name...]`, or
 //! - at run time, with `SHALE_FAILPOINTS_DIR=dir`: the point `name` is armed while the file
@@ -27,13 +28,29 @@ fn armed() -> &'static Armed {
     })
 }
 
+fn is_armed(name: &str) -> bool {
+    let armed = armed();
+    armed.names.iter().any(|a| a == name)
+        || armed.dir.as_ref().is_some_and(|d| d.join(name).exists())
+}
+
 /// Aborts the process if the failpoint `name` is armed.
 pub fn hit(name: &str) {
-    let armed = armed();
-    let on = armed.names.iter().any(|a| a == name)
-        || armed.dir.as_ref().is_some_and(|d| d.join(name).exists());
-    if on {
+    if is_armed(name) {
         eprintln!("failpoint {name} hit: aborting the process");
         std::process::abort();
+    }
+}
+
+/// Holds the caller while the failpoint `name` is armed, looking every 50 ms: a test keeps
+/// a broker in a passing state (say, draining but still serving) for as long as it needs to
+/// look at it, then removes the file.
+pub async fn hold(name: &str) {
+    if !is_armed(name) {
+        return;
+    }
+    eprintln!("failpoint {name} hit: holding until it is disarmed");
+    while is_armed(name) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

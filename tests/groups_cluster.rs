@@ -1,8 +1,9 @@
 //! Consumer groups in a three-broker cluster on a real etcd: members join through any
 //! broker (requests are forwarded to the group's coordinator), `shale group describe`
 //! reports the lag a running producer creates, the coordinator is killed and another broker
-//! takes the group over without losing a member's progress, and committed offsets survive
-//! a restart of every broker because they live in etcd.
+//! takes the group over without losing a member's progress, committed offsets survive a
+//! restart of every broker because they live in etcd, and a coordinator that drains hands
+//! its group over before it leaves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/cluster.rs"]
@@ -309,4 +310,103 @@ async fn groups_survive_coordinator_loss_and_a_full_restart() {
     .await;
     let read: BTreeSet<(u32, i64)> = m.stop().await.into_iter().collect();
     assert_eq!(read, fresh, "after the restart the group reads exactly the new records");
+}
+
+/// The member ids of the group and whether it is settled: `members` members, nothing being
+/// revoked, every partition assigned.
+fn settled(d: &pb::DescribeGroupResponse, members: usize) -> bool {
+    d.members.len() == members
+        && d.members.iter().all(|m| m.revoking.is_empty())
+        && d.members
+            .iter()
+            .map(|m| m.assignment.iter().map(|t| t.partitions.len()).sum::<usize>())
+            .sum::<usize>()
+            == PARTITIONS as usize
+}
+
+fn member_ids(d: &pb::DescribeGroupResponse) -> BTreeSet<String> {
+    d.members.iter().map(|m| m.member_id.clone()).collect()
+}
+
+/// SIGTERM on the group's coordinator: as soon as it marks itself draining, and while it
+/// still runs (held there by the `drain.hold` failpoint), another broker coordinates the
+/// group; the old one forwards what reaches it. The members keep their ids and the group
+/// its epoch through the hand-over and after the old coordinator has left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_coordinator_hands_its_group_over_before_it_leaves() {
+    let mut c = Cluster::start(3, "handover", &[]);
+    let client = c.client();
+    wait_until(Duration::from_secs(30), "three live brokers", || {
+        let client = client.clone();
+        async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == 3) }
+    })
+    .await;
+    client.admin().create_topic(TOPIC, PARTITIONS, 3, BTreeMap::new()).await.unwrap();
+    let m1 = Member::start(c.client_from(0), Duration::from_millis(500));
+    let m2 = Member::start(c.client_from(1), Duration::from_millis(500));
+    wait_until(Duration::from_secs(30), "two members sharing all partitions", || {
+        let client = client.clone();
+        async move { describe(&client).await.is_some_and(|d| settled(&d, 2)) }
+    })
+    .await;
+    let before = describe(&client).await.unwrap();
+    let old = before.coordinator;
+    assert!((1..=3).contains(&old), "coordinator {old}");
+    let i = old as usize - 1;
+    let other = c.broker_client((i + 1) % 3);
+
+    c.arm(i, "drain.hold", true);
+    c.broker(i).signal("TERM");
+    wait_until(Duration::from_secs(30), "another broker coordinating while the old drains", || {
+        let client = other.clone();
+        async move { describe(&client).await.is_some_and(|d| d.coordinator != old) }
+    })
+    .await;
+    let during = describe(&other).await.unwrap();
+    let new = during.coordinator;
+    assert!(
+        c.brokers[i].as_mut().unwrap().child.try_wait().unwrap().is_none(),
+        "broker {old} is still running, held while draining"
+    );
+    let via_old =
+        describe(&c.broker_client(i)).await.expect("describe through the draining broker");
+    assert_eq!(via_old.coordinator, new, "the draining broker names the new coordinator");
+    println!("coordinator {old} draining; broker {new} coordinates the group");
+
+    // The members heartbeat at the new coordinator (some through the draining broker) and
+    // keep consuming: a record produced now to every partition is committed by them.
+    let producer = Producer::new(c.broker_client((i + 1) % 3), ProducerConfig::default());
+    for p in 0..PARTITIONS {
+        producer
+            .send(ProducerRecord::new(TOPIC, "after the hand-over").partition(p))
+            .await
+            .unwrap()
+            .await
+            .expect("produced while the old coordinator drains");
+    }
+    let ends = log_ends(&other).await;
+    wait_until(Duration::from_secs(30), "commits up to the log ends", || {
+        let client = other.clone();
+        let ends = ends.clone();
+        async move {
+            let committed = committed(&client).await;
+            committed.len() == PARTITIONS as usize
+                && committed.iter().all(|(p, o)| *o >= ends[*p as usize])
+        }
+    })
+    .await;
+    let handed = describe(&other).await.unwrap();
+    assert!(settled(&handed, 2), "{handed:?}");
+    assert_eq!(member_ids(&handed), member_ids(&before), "members keep their ids");
+    assert_eq!(handed.group_epoch, before.group_epoch, "no rebalance: {handed:?}");
+
+    c.arm(i, "drain.hold", false);
+    let status = c.wait_for_exit(i, "the drained broker to exit").await;
+    assert!(status.success(), "broker {old} exited with {status}");
+    let after = describe(&other).await.unwrap();
+    assert_eq!(after.coordinator, new, "the coordinator stays put when the old one leaves");
+    assert_eq!(member_ids(&after), member_ids(&before), "members keep their ids");
+    assert_eq!(after.group_epoch, before.group_epoch, "no rebalance: {after:?}");
+    m1.stop().await;
+    m2.stop().await;
 }

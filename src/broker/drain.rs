@@ -3,7 +3,8 @@
 //!
 //! Produce is refused first (a retriable `BROKER_DRAINING`), so followers reach the
 //! leader's log end before the hand-over and nothing needs truncating. Then the broker marks
-//! its registration `draining`. The controller moves each of its leaderships to a staying
+//! its registration `draining`; from then on the other brokers coordinate its consumer
+//! groups (it forwards their requests), so members see no coordinator vanish when it leaves. The controller moves each of its leaderships to a staying
 //! in-sync replica, at a new epoch. That replica holds every acknowledged record, because
 //! acks=all waits for the whole ISR. Clients follow the new leaders by metadata, as on any
 //! leader change. Partitions with no other in-sync replica keep their leader until the
@@ -75,7 +76,9 @@ impl Broker {
         }
         let (led_before, movable) = self.leadership();
         tracing::info!(broker = self.id, led = led_before, movable, "draining");
-        if movable > 0 {
+        // Also with nothing to move: the flag hands the consumer groups this broker
+        // coordinates to a staying broker while it still forwards their requests.
+        if movable > 0 || self.live_brokers().len() > 1 {
             if let Err(e) = self.membership.set_draining().await {
                 tracing::warn!(error = %e, "could not mark the registration draining; leaders move when the broker leaves");
             }
@@ -89,6 +92,7 @@ impl Broker {
             let _ = tokio::time::timeout_at(wake, synced.changed()).await;
             (led_after, movable_after) = self.leadership();
         }
+        let _ = tokio::time::timeout_at(deadline, crate::failpoint::hold("drain.hold")).await;
         // The uploader starts no pass while draining; wait for the one in flight.
         let uploads_finished =
             tokio::time::timeout_at(deadline, self.upload_pass.clone().lock_owned()).await.is_ok();

@@ -255,6 +255,24 @@ impl Broker {
         out
     }
 
+    /// The brokers that coordinate consumer groups: the live ones that are not draining (a
+    /// draining broker hands its groups over before it leaves), or every live one when all
+    /// of them drain.
+    pub fn coordinator_candidates(&self) -> Vec<(i32, String)> {
+        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let mut out: Vec<(i32, String)> = cache
+            .brokers
+            .values()
+            .filter(|b| !b.draining)
+            .map(|b| (b.id, b.address.clone()))
+            .collect();
+        if out.is_empty() {
+            out = cache.brokers.values().map(|b| (b.id, b.address.clone())).collect();
+        }
+        out.sort();
+        out
+    }
+
     /// Names of every topic, sorted.
     pub fn topic_names(&self) -> Vec<String> {
         let Ok(cache) = self.cache.read() else { return Vec::new() };

@@ -162,7 +162,7 @@ impl Coordinator {
     /// Recomputes [`Coordinator::lag_samples`]: every stored group whose coordinator is
     /// this broker, described (committed offsets against the high watermarks).
     pub async fn refresh_lag(&self, b: &Arc<Broker>) -> Result<(), Error> {
-        let brokers = b.live_brokers();
+        let brokers = b.coordinator_candidates();
         let mut samples = Vec::new();
         for g in self.list_groups().await? {
             if coordinator_of(&g.group, &brokers).is_none_or(|(id, _)| id != b.id()) {
@@ -463,7 +463,7 @@ impl Coordinator {
             let groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             groups.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
-        let brokers = b.live_brokers();
+        let brokers = b.coordinator_candidates();
         let view = view(b);
         for (name, slot) in slots {
             let mut guard = slot.lock().await;
@@ -587,7 +587,7 @@ fn sorted(topics: &[String]) -> Vec<String> {
 }
 
 fn view(b: &Broker) -> Vec<i32> {
-    b.live_brokers().into_iter().map(|(id, _)| id).collect()
+    b.coordinator_candidates().into_iter().map(|(id, _)| id).collect()
 }
 
 /// Partitions as sent by clients.

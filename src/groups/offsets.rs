@@ -443,7 +443,8 @@ impl Coordinator {
                 });
             }
         }
-        let coordinator = super::coordinator_of(group, &b.live_brokers()).map_or(-1, |(id, _)| id);
+        let coordinator =
+            super::coordinator_of(group, &b.coordinator_candidates()).map_or(-1, |(id, _)| id);
         Ok(pb::DescribeGroupResponse {
             group: group.to_string(),
             state: state_name(stored.members.len(), reconciling).to_string(),

@@ -50,7 +50,7 @@ impl pb::groups_server::Groups for GroupsService {
         let forwarded = request.metadata().contains_key(FORWARDED);
         let req = request.into_inner();
         crate::groups::validate_group(&req.group)?;
-        let coordinator = coordinator_of(&req.group, &b.live_brokers());
+        let coordinator = coordinator_of(&req.group, &b.coordinator_candidates());
         match coordinator {
             Some((id, _)) if id == b.id() => Ok(Response::new(b.groups().heartbeat(b, req).await?)),
             Some((_, addr)) if !forwarded => {
