@@ -3,8 +3,9 @@
 #   1. upload:  MIB MiB into a tiered topic (64 MiB segments); object-store requests per GiB;
 #   2. cold read: a consumer catching up from offset 0 vs a plain ranged-GET loop over the
 #      same objects on the same server (1 and 3 GETs in flight: 3 = one read + 2 read ahead);
-#   3. first-record latency of fetches at random cold offsets (after a restart: cold cache),
-#      and of local ones for comparison;
+#   3. first-record latency of fetches at random cold offsets: right after the upload (the
+#      leader cached the remote indexes as it uploaded, no chunks cached), after a restart
+#      (cold caches), and of local ones for comparison;
 #   4. produce p99 at a fixed rate, alone and with a cold reader running.
 #   scripts/bench-tiering.sh [DIR] [MIB]
 set -euo pipefail
@@ -103,6 +104,15 @@ print(f"upload: {gib:.3f} GiB in {put_req:.0f} PUT + {mp_req:.0f} multipart requ
       f"{d[6]:.0f} DELETE (replaced manifests), {d[4]:.0f} GET: "
       f"{(put_req + mp_req + d[6] + d[4] + d[8]) / gib:.0f} requests per GiB uploaded")
 EOF
+
+# Chunks are not cached yet, the remote indexes are (the leader cached each on upload).
+echo "first record, random remote offsets (indexes cached on upload, no chunks): \
+$("$SHALE" bench fetch-latency --broker "$BROKER" --topic cold --range remote --samples 100 \
+  --format json)"
+# The consumer below starts with both caches cold, as one after a leader change would.
+stop_broker
+start_broker
+read -r -a S1 <<< "$(store_counts)"
 
 REMOTE_END=$(describe cold | json 'd["partitions"][0]["remote_log_end_offset"]')
 echo "cold read, consumer from offset 0 (remote records: $REMOTE_END): $("$SHALE" bench consume \

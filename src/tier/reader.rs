@@ -3,7 +3,8 @@
 //! A read finds the segment in the manifest, the byte position in the segment's cached
 //! remote index, and then reads fixed-size chunks of the segment with ranged GETs. Chunks
 //! live in a moka cache weighted by bytes (`tier.cache_bytes`), so consumers reading the
-//! same data share it, and a read that ends near a chunk boundary starts fetching the next
+//! same data share it. A read that will span several chunks requests them together (up to
+//! `tier.read_ahead_chunks` besides the first), and each read starts fetching the next
 //! `tier.read_ahead_chunks` in the background for a sequential consumer. Remote requests
 //! hold a permit of their own semaphore (`tier.remote_read_concurrency`) and run on the
 //! async runtime, never on the blocking threads the local log uses, so a cold reader waits
@@ -50,7 +51,8 @@ pub struct ReadStats {
     pub chunk_hits: AtomicU64,
     /// Chunk lookups of reads that had to GET the chunk.
     pub chunk_misses: AtomicU64,
-    /// Chunks fetched ahead of a sequential reader.
+    /// Chunks fetched in the background: ahead of a sequential reader, or alongside the
+    /// first chunk of a read that spans several.
     pub chunks_read_ahead: AtomicU64,
     /// Bytes of batches returned to fetches.
     pub bytes_served: AtomicU64,
@@ -150,6 +152,11 @@ impl RemoteReader {
             Cursor { segment, path: self.inner.catalog.object(p, &names::log(&segment.name)) };
         let index = self.index(p, segment).await?;
         let mut pos = index.position((offset - segment.base_offset) as u32);
+        // The read will likely run into the chunks after the one at `pos`: start them now,
+        // so they arrive alongside it instead of one round trip after another.
+        let cb = self.inner.chunk_bytes;
+        let wanted = ((pos % cb + max_bytes as u64).div_ceil(cb)).saturating_sub(1);
+        self.fetch_ahead(&cursor, (pos / cb + 1) * cb, wanted.min(self.inner.read_ahead));
         // Find the batch holding `offset`.
         let first = loop {
             let header = self.header_at(&cursor, pos).await?;
@@ -176,7 +183,7 @@ impl RemoteReader {
         }
         let bytes = self.bytes(&cursor, start..end).await?;
         self.inner.stats.bytes_served.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.read_ahead(&cursor, end);
+        self.fetch_ahead(&cursor, end, self.inner.read_ahead);
         Ok(ReadChunk { bytes, next_offset })
     }
 
@@ -308,12 +315,14 @@ impl RemoteReader {
         Ok(bytes)
     }
 
-    /// Starts fetching the chunks after byte `end` for a sequential reader.
-    fn read_ahead(&self, cursor: &Cursor<'_>, end: u64) {
+    /// Starts fetching, in the background, the `chunks` chunks from the one holding byte
+    /// `from` that are not cached: ahead of a sequential reader, and the rest of a read
+    /// while its first chunk is on its way.
+    fn fetch_ahead(&self, cursor: &Cursor<'_>, from: u64, chunks: u64) {
         let cb = self.inner.chunk_bytes;
         let size = cursor.segment.size_bytes;
-        let next = end / cb;
-        for i in next..next + self.inner.read_ahead {
+        let next = from / cb;
+        for i in next..next + chunks {
             if i * cb >= size || self.inner.chunks.contains_key(&(cursor.path.clone(), i)) {
                 continue;
             }
