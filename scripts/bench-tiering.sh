@@ -8,28 +8,37 @@
 #      (cold caches), and of local ones for comparison;
 #   4. produce p99 at a fixed rate, alone and with a cold reader running.
 #   scripts/bench-tiering.sh [DIR] [MIB]
+# Environment: BUCKET=file uses the embedded filesystem bucket instead of moto, and
+# GET_LATENCY_MS=N delays every GET of the broker and of the GET loop by N ms (the
+# first-byte latency of a distant bucket; SHALE_OBJECT_STORE_FAULTS=get_latency_ms=N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/tiering}"
 MIB="${2:-1024}"
 scripts/ensure-protoc.sh
-scripts/s3.sh install >/dev/null
+BUCKET="${BUCKET:-moto}"
+[ "$BUCKET" = moto ] && scripts/s3.sh install >/dev/null
+if [ "${GET_LATENCY_MS:-0}" != 0 ]; then
+  export SHALE_OBJECT_STORE_FAULTS="get_latency_ms=$GET_LATENCY_MS"
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
 cargo build --release --quiet --bin shale
 SHALE="$CARGO_TARGET_DIR/release/shale"
 rm -rf "$DIR" && mkdir -p "$DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 S3P=$(free_port); PORT=$(free_port); ADMIN=$(free_port)
-S3_PID=$(scripts/s3.sh start "$DIR/s3" "$S3P" shale-bench)
+S3_PID=""
+[ "$BUCKET" = moto ] && S3_PID=$(scripts/s3.sh start "$DIR/s3" "$S3P" shale-bench)
 BROKER_PID=""
 READER_PID=""
 cleanup() {
   [ -n "$READER_PID" ] && kill "$READER_PID" 2>/dev/null || true
   [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null || true
-  scripts/s3.sh stop "$S3_PID" >/dev/null 2>&1 || true
+  [ -n "$S3_PID" ] && scripts/s3.sh stop "$S3_PID" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-cat > "$DIR/shale.toml" <<EOF
+if [ "$BUCKET" = moto ]; then
+  cat > "$DIR/shale.toml" <<EOF
 [tier]
 s3_endpoint = "http://127.0.0.1:$S3P"
 s3_region = "us-east-1"
@@ -37,7 +46,11 @@ s3_access_key_id = "bench"
 s3_secret_access_key = "bench"
 upload_interval_ms = 200
 EOF
-URL="s3://shale-bench/bench"
+  URL="s3://shale-bench/bench"
+else
+  printf '[tier]\nupload_interval_ms = 200\n' > "$DIR/shale.toml"
+  URL="file://$DIR/bucket"
+fi
 BROKER="127.0.0.1:$PORT"
 
 start_broker() {
@@ -72,7 +85,7 @@ describe() { "$SHALE" topic describe "$1" --broker "$BROKER" --format json; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 start_broker
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; broker, moto and clients on one host"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; broker, bucket ($BUCKET) and clients on one host; GET latency added: ${GET_LATENCY_MS:-0} ms"
 RECORDS=$((MIB * 1024))
 "$SHALE" topic create cold --partitions 1 --broker "$BROKER" \
   --config remote.storage.enable=true --config segment.bytes=67108864 \

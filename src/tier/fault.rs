@@ -1,5 +1,6 @@
 //! Fault injection for tests: an object store that fails requests on command, the way a
-//! struggling S3 would (HTTP 500/503 surfaced as object_store's `Generic` error).
+//! struggling S3 would (HTTP 500/503 surfaced as object_store's `Generic` error), or that
+//! delays GETs like a distant one.
 //!
 //! Off by default. Tests flip it through [`FaultControl`]; a broker process picks up
 //! `SHALE_OBJECT_STORE_FAULTS` at start (`error_rate=0.3`, `down`), for process tests.
@@ -7,6 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -25,6 +27,8 @@ pub struct FaultControl {
     rate_ppm: AtomicU64,
     fail_next: AtomicU64,
     injected: AtomicU64,
+    /// Added to every GET before it reaches the store, in milliseconds.
+    get_latency_ms: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -39,7 +43,8 @@ impl fmt::Display for Injected {
 impl std::error::Error for Injected {}
 
 impl FaultControl {
-    /// Reads `SHALE_OBJECT_STORE_FAULTS` (`down`, `error_rate=P`); inactive without it.
+    /// Reads `SHALE_OBJECT_STORE_FAULTS` (`down`, `error_rate=P`, `get_latency_ms=N`);
+    /// inactive without it.
     pub fn from_env() -> FaultControl {
         let c = FaultControl::default();
         if let Ok(spec) = std::env::var("SHALE_OBJECT_STORE_FAULTS") {
@@ -51,6 +56,13 @@ impl FaultControl {
                         Ok(r) => c.set_error_rate(r),
                         Err(_) => tracing::warn!(value = rate, "bad error_rate; ignored"),
                     }
+                } else if let Some(ms) = part.strip_prefix("get_latency_ms=") {
+                    match ms.parse::<u64>() {
+                        Ok(ms) => c.set_get_latency(Duration::from_millis(ms)),
+                        Err(_) => tracing::warn!(value = ms, "bad get_latency_ms; ignored"),
+                    }
+                } else {
+                    tracing::warn!(part, "unknown SHALE_OBJECT_STORE_FAULTS entry; ignored");
                 }
             }
             tracing::warn!(spec, "object store fault injection is on");
@@ -66,6 +78,13 @@ impl FaultControl {
     /// Each request fails with probability `rate` (0..=1).
     pub fn set_error_rate(&self, rate: f64) {
         self.rate_ppm.store((rate.clamp(0.0, 1.0) * 1e6) as u64, Ordering::Release);
+    }
+
+    /// Every GET waits `latency` before it is sent: the first-byte latency of a remote
+    /// bucket (tens of milliseconds on S3) on a local one, for benchmarks.
+    pub fn set_get_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.get_latency_ms.store(ms, Ordering::Release);
     }
 
     /// The next `n` requests fail.
@@ -141,6 +160,10 @@ impl ObjectStore for FaultStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.control.check("get")?;
+        let latency = self.control.get_latency_ms.load(Ordering::Acquire);
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
         self.inner.get_opts(location, options).await
     }
 
@@ -173,5 +196,28 @@ impl ObjectStore for FaultStore {
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.control.check("copy")?;
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::ObjectStoreExt;
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn gets_wait_the_configured_latency_and_puts_do_not() {
+        let control = Arc::new(FaultControl::default());
+        let store = FaultStore::new(Arc::new(InMemory::new()), control.clone());
+        let path = Path::from("a");
+        control.set_get_latency(Duration::from_millis(30));
+        let t = tokio::time::Instant::now();
+        store.put(&path, PutPayload::from_static(b"x")).await.unwrap();
+        assert_eq!(t.elapsed(), Duration::ZERO, "puts are not delayed");
+        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&bytes[..], b"x");
+        assert_eq!(t.elapsed(), Duration::from_millis(30), "the GET waited 30 ms");
+        assert_eq!(control.injected(), 0, "latency is not a failure");
     }
 }
