@@ -4,8 +4,9 @@
 //! Produce is refused first (a retriable `BROKER_DRAINING`), so followers reach the
 //! leader's log end before the hand-over and nothing needs truncating. Then the broker marks
 //! its registration `draining`; from then on the other brokers coordinate its consumer
-//! groups (it forwards their requests), so members see no coordinator vanish when it leaves. The controller moves each of its leaderships to a staying
-//! in-sync replica, at a new epoch. That replica holds every acknowledged record, because
+//! groups (it forwards their requests), so members see no coordinator vanish when it
+//! leaves. The controller moves each of its leaderships to a staying in-sync replica, at a
+//! new epoch. That replica holds every acknowledged record, because
 //! acks=all waits for the whole ISR. Clients follow the new leaders by metadata, as on any
 //! leader change. Partitions with no other in-sync replica keep their leader until the
 //! broker leaves, then go offline as on a crash. They come back when it returns.

@@ -222,11 +222,6 @@ impl RemoteReader {
         }
     }
 
-    /// Whether the index of `segment` is in the cache (for tests).
-    pub fn has_index(&self, p: &PartitionRef, segment: &RemoteSegment) -> bool {
-        self.inner.indexes.contains_key(&self.inner.catalog.object(p, &names::index(&segment.name)))
-    }
-
     /// The cached remote index of `segment`.
     async fn index(
         &self,
