@@ -202,8 +202,7 @@ async fn groups_survive_coordinator_loss_and_a_full_restart() {
     // Kill the coordinator: another broker takes the group over; the members (a client
     // talking to the dead broker moves on to the next) keep consuming.
     let victim = coordinator as usize - 1;
-    let ids_before: BTreeSet<String> =
-        describe(&client).await.unwrap().members.into_iter().map(|m| m.member_id).collect();
+    let ids_before = member_ids(&describe(&client).await.unwrap());
     let killed = Instant::now();
     c.kill(victim);
     let survivor = c.addr((victim + 1) % 3);
@@ -221,27 +220,11 @@ async fn groups_survive_coordinator_loss_and_a_full_restart() {
 
     wait_until(Duration::from_secs(60), "two members sharing all partitions", || {
         let client = survivor_client.clone();
-        async move {
-            describe(&client).await.is_some_and(|d| {
-                d.members.len() == 2
-                    && d.members.iter().all(|m| m.revoking.is_empty())
-                    && d.members
-                        .iter()
-                        .map(|m| m.assignment.iter().map(|t| t.partitions.len()).sum::<usize>())
-                        .sum::<usize>()
-                        == PARTITIONS as usize
-            })
-        }
+        async move { describe(&client).await.is_some_and(|d| settled(&d, 2)) }
     })
     .await;
 
-    let ids_after: BTreeSet<String> = describe(&survivor_client)
-        .await
-        .unwrap()
-        .members
-        .into_iter()
-        .map(|m| m.member_id)
-        .collect();
+    let ids_after = member_ids(&describe(&survivor_client).await.unwrap());
     println!(
         "members after the failover: {} kept their ids, {} rejoined",
         ids_after.intersection(&ids_before).count(),
