@@ -15,7 +15,8 @@
 //! - `settings`: broker settings (file, env, flags), validated.
 //! - `error`: the public error kinds every layer maps onto.
 //! - `clock`: injected time.
-//! - `fsutil`: crash-safe file replacement shared by the storage layers.
+//! - `disk`: the file seam under the log and the embedded store (real and simulated disks)
+//!   and the crash-safe file patterns they share.
 //! - `telemetry`: tracing setup.
 //!
 //! Data flows one way: rpc → broker → log / meta. Lower layers never import upper ones.
@@ -25,9 +26,9 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod disk;
 pub mod error;
 pub mod failpoint;
-pub mod fsutil;
 pub mod groups;
 pub mod log;
 pub mod meta;

@@ -124,18 +124,29 @@ impl Broker {
             let clock = self.clock.clone();
             let resources = self.resources.clone();
             let state = spec.state.clone();
+            let key = (spec.topic.clone(), spec.index);
             async move {
                 let part = tokio::task::spawn_blocking(move || {
                     Partition::open(&data_dir, spec, clock, resources)
                 })
                 .await
-                .map_err(|e| Error::internal(format!("open task failed: {e}")))??;
-                Ok::<_, Error>((Arc::new(part), state))
+                .map_err(|e| Error::internal(format!("open task failed: {e}")))
+                .and_then(|r| r);
+                (key, part.map(|p| (Arc::new(p), state)))
             }
         }))
         .buffer_unordered(OPEN_CONCURRENCY);
-        while let Some(opened) = opening.next().await {
-            let (part, state) = opened?;
+        while let Some((key, opened)) = opening.next().await {
+            // One partition that cannot open (damaged metadata, a failed disk) stays closed,
+            // loudly, and is tried again on the next resync; the others serve.
+            let (part, state) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    tracing::error!(topic = %key.0, partition = key.1, error = %e,
+                        "cannot open partition; it stays offline on this broker");
+                    continue;
+                }
+            };
             part.start();
             self.partitions
                 .write()

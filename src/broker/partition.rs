@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::idempotence::{ProducerStates, Verdict};
 use super::remote::RemoteLog;
 use super::replication::Replication;
+use crate::disk::Disk;
 use crate::error::{Error, ErrorKind};
 use crate::log::{AppendInfo, FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
 use crate::meta::topics::PartitionState;
@@ -690,30 +691,55 @@ struct PartitionMetadata {
 }
 
 /// Makes sure `dir` belongs to this topic id: a directory left by a deleted topic of the same
-/// name is removed first.
+/// name (its `partition.metadata` names another topic id) is removed first. A directory whose
+/// metadata cannot be read or parsed, or that holds segments without metadata, is never
+/// touched: the partition fails to open with `CORRUPT_PARTITION_METADATA` naming the file,
+/// because deleting it could delete acknowledged data.
 fn claim_dir(dir: &Path, topic: &str, topic_id: &str, index: u32) -> Result<(), Error> {
+    let disk = crate::disk::RealDisk;
     let io = |what: &str, e: std::io::Error| {
         Error::internal(format!("{what} {}: {e}", dir.display())).with("path", dir.display())
     };
     let meta_path = dir.join(METADATA_FILE);
-    if dir.exists() {
-        let owner = std::fs::read(&meta_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<PartitionMetadata>(&b).ok());
-        match owner {
-            Some(m) if m.topic_id == topic_id => return Ok(()),
-            other => {
-                tracing::warn!(
-                    path = %dir.display(),
-                    found_topic_id = other.map(|m| m.topic_id).unwrap_or_default(),
-                    topic_id,
-                    "partition directory belongs to another topic incarnation; removing it"
-                );
-                std::fs::remove_dir_all(dir).map_err(|e| io("cannot remove stale", e))?;
+    let corrupt = |why: String| {
+        let e = Error::new(
+            ErrorKind::Data,
+            "CORRUPT_PARTITION_METADATA",
+            format!(
+                "{}: {why}; partition {topic}-{index} is not opened and its directory is left \
+                 as it is: restore the file (it names topic id {topic_id}) or move the \
+                 directory away",
+                meta_path.display()
+            ),
+        )
+        .with("path", meta_path.display())
+        .with("topic", topic)
+        .with("partition", index);
+        tracing::error!(path = %meta_path.display(), topic, partition = index, reason = %why,
+            "partition metadata unreadable; refusing to open or delete the partition");
+        e
+    };
+    if disk.metadata(dir).is_ok() {
+        match disk.read(&meta_path) {
+            Ok(bytes) => match serde_json::from_slice::<PartitionMetadata>(&bytes) {
+                Ok(m) if m.topic_id == topic_id => return Ok(()),
+                Ok(m) => {
+                    tracing::warn!(path = %dir.display(), found_topic_id = m.topic_id, topic_id,
+                        "partition directory belongs to another topic incarnation; removing it");
+                    disk.remove_dir_all(dir).map_err(|e| io("cannot remove stale", e))?;
+                }
+                Err(e) => return Err(corrupt(format!("not valid partition metadata ({e})"))),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let names = disk.read_dir(dir).map_err(|e| io("cannot list", e))?;
+                if names.iter().any(|n| n.ends_with(".log")) {
+                    return Err(corrupt("missing, but the directory holds log segments".into()));
+                }
             }
+            Err(e) => return Err(corrupt(format!("cannot be read ({e})"))),
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", e))?;
+    crate::disk::create_dir_durable(&disk, dir).map_err(|e| io("cannot create", e.source))?;
     let meta = PartitionMetadata {
         version: 1,
         topic: topic.to_string(),
@@ -721,7 +747,7 @@ fn claim_dir(dir: &Path, topic: &str, topic_id: &str, index: u32) -> Result<(), 
         partition: index,
     };
     let bytes = serde_json::to_vec(&meta).map_err(|e| Error::internal(e.to_string()))?;
-    crate::fsutil::write_atomic(dir, METADATA_FILE, &bytes)
+    crate::disk::write_atomic(&disk, dir, METADATA_FILE, &bytes)
         .map_err(|e| io("cannot write partition metadata in", e.source))?;
     Ok(())
 }
@@ -812,5 +838,49 @@ mod tests {
         // An older state never moves leadership back.
         p.set_state(&state(1, 1));
         assert_eq!(p.leadership(), (2, 2));
+    }
+
+    /// Before: a `partition.metadata` that did not parse made the broker delete the whole
+    /// partition directory, acknowledged segments included.
+    #[tokio::test]
+    async fn damaged_partition_metadata_fails_the_partition_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1, state(1, 1));
+        p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+        p.log().close().unwrap();
+        drop(p);
+        let part_dir = dir.path().join("t-0");
+        let meta = part_dir.join(METADATA_FILE);
+        let segments = |d: &Path| {
+            std::fs::read_dir(d)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count()
+        };
+        for (damage, why) in [(Some(&b"{not json"[..]), "not valid"), (None, "missing")] {
+            match damage {
+                Some(bytes) => std::fs::write(&meta, bytes).unwrap(),
+                None => std::fs::remove_file(&meta).unwrap(),
+            }
+            let spec = PartitionSpec {
+                topic: "t".into(),
+                topic_id: "id".into(),
+                index: 0,
+                broker_id: 1,
+                state: state(1, 1),
+                config: Arc::new(TopicConfig::default()),
+                remote: None,
+            };
+            let resources = Arc::new(crate::log::LogResources::default());
+            let err = match Partition::open(dir.path(), spec, crate::clock::system(), resources) {
+                Err(e) => e,
+                Ok(_) => panic!("opened a partition whose metadata is {why}"),
+            };
+            assert_eq!(err.reason, "CORRUPT_PARTITION_METADATA");
+            assert!(err.message.contains(&meta.display().to_string()), "{}", err.message);
+            assert!(err.message.contains(why), "{}", err.message);
+            assert_eq!(segments(&part_dir), 1, "the segment is still there");
+        }
     }
 }

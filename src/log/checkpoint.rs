@@ -1,16 +1,16 @@
 //! Small metadata files: the shared file header, atomic replace, and the recovery point.
 
-use std::fs;
 use std::path::Path;
 
 use super::LogError;
+use crate::disk::Disk;
 
 /// Name of the recovery point file in a partition directory.
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// `recovery-point` file header: magic `SHRP`, version 1.
 pub(crate) const RECOVERY_POINT_HEADER: FileHeader = FileHeader { magic: *b"SHRP", version: 1 };
 /// Suffix of files being written before an atomic rename; leftovers are removed on open.
-pub(crate) use crate::fsutil::TMP_SUFFIX;
+pub(crate) use crate::disk::TMP_SUFFIX;
 
 /// The 8-byte header every Shale metadata file starts with: 4 magic bytes, a version byte,
 /// 3 zero bytes (so fixed-size entries after it stay 8-byte aligned).
@@ -54,23 +54,24 @@ impl FileHeader {
     }
 }
 
-/// Replaces `dir/name` atomically (see [`crate::fsutil::write_atomic`]).
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), LogError> {
-    Ok(crate::fsutil::write_atomic(dir, name, bytes)?)
+/// Replaces `dir/name` atomically (see [`crate::disk::write_atomic`]).
+pub(crate) fn write_atomic(
+    disk: &dyn Disk,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), LogError> {
+    Ok(crate::disk::write_atomic(disk, dir, name, bytes)?)
 }
 
 /// Fsyncs a directory so that created, renamed and removed entries survive a crash.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    Ok(crate::fsutil::sync_dir(dir)?)
+pub(crate) fn sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    Ok(crate::disk::sync_dir(disk, dir)?)
 }
 
 /// Reads a whole file, or `None` if it does not exist.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(LogError::io(path, e)),
-    }
+pub(crate) fn read_optional(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<u8>>, LogError> {
+    Ok(crate::disk::read_optional(disk, path)?)
 }
 
 /// Everything below `offset` is fsynced and valid; recovery re-validates only after it.
@@ -129,9 +130,9 @@ impl RecoveryPoint {
 
     /// Reads the recovery point of a partition directory; `None` if missing or unreadable
     /// (recovery then re-validates the whole log).
-    pub fn load(dir: &Path) -> Result<Option<Self>, LogError> {
+    pub fn load(disk: &dyn Disk, dir: &Path) -> Result<Option<Self>, LogError> {
         let path = dir.join(RECOVERY_POINT_FILE);
-        let Some(bytes) = read_optional(&path)? else { return Ok(None) };
+        let Some(bytes) = read_optional(disk, &path)? else { return Ok(None) };
         match Self::decode(&bytes) {
             Ok(rp) => Ok(Some(rp)),
             Err(reason) => {
@@ -142,8 +143,8 @@ impl RecoveryPoint {
     }
 
     /// Writes the recovery point atomically.
-    pub fn store(&self, dir: &Path) -> Result<(), LogError> {
-        write_atomic(dir, RECOVERY_POINT_FILE, &self.encode())
+    pub fn store(&self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+        write_atomic(disk, dir, RECOVERY_POINT_FILE, &self.encode())
     }
 }
 
@@ -172,14 +173,5 @@ mod tests {
         bytes[10] ^= 1;
         assert!(RecoveryPoint::decode(&bytes).is_err());
         assert!(RecoveryPoint::decode(b"SHRP\x02\0\0\0").is_err());
-    }
-
-    #[test]
-    fn write_atomic_replaces_and_leaves_no_temp_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_atomic(dir.path(), "f", b"one").expect("write");
-        write_atomic(dir.path(), "f", b"two").expect("write");
-        assert_eq!(fs::read(dir.path().join("f")).expect("read"), b"two");
-        assert!(!dir.path().join("f.tmp").exists());
     }
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::LogError;
 use super::checkpoint::{FileHeader, read_optional, write_atomic};
+use crate::disk::Disk;
 
 /// Name of the leader-epoch checkpoint file in a partition directory.
 pub(crate) const EPOCH_FILE: &str = "leader-epoch-checkpoint";
@@ -124,9 +125,9 @@ impl EpochCache {
     }
 
     /// Loads the checkpoint; `Ok(None)` if it is missing or invalid (logged).
-    pub fn load(dir: &Path) -> Result<Option<Self>, LogError> {
+    pub fn load(disk: &dyn Disk, dir: &Path) -> Result<Option<Self>, LogError> {
         let path = dir.join(EPOCH_FILE);
-        let Some(bytes) = read_optional(&path)? else { return Ok(None) };
+        let Some(bytes) = read_optional(disk, &path)? else { return Ok(None) };
         match Self::decode(&bytes) {
             Ok(c) => Ok(Some(c)),
             Err(reason) => {
@@ -137,8 +138,8 @@ impl EpochCache {
     }
 
     /// Writes the checkpoint atomically (rare: only when the epoch list changes).
-    pub fn store(&self, dir: &Path) -> Result<(), LogError> {
-        write_atomic(dir, EPOCH_FILE, &self.encode())
+    pub fn store(&self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+        write_atomic(disk, dir, EPOCH_FILE, &self.encode())
     }
 }
 

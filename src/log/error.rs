@@ -55,8 +55,8 @@ impl LogError {
     }
 }
 
-impl From<crate::fsutil::FsError> for LogError {
-    fn from(e: crate::fsutil::FsError) -> Self {
+impl From<crate::disk::FsError> for LogError {
+    fn from(e: crate::disk::FsError) -> Self {
         LogError::Io { path: e.path, source: e.source }
     }
 }

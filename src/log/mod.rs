@@ -57,6 +57,8 @@ mod segment;
 mod tiering;
 
 #[cfg(test)]
+mod power_loss_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{FlushPolicy, LogConfig};

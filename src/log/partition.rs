@@ -87,6 +87,11 @@ impl State {
 }
 
 impl Inner {
+    /// The disk the partition's files live on.
+    pub fn disk(&self) -> &dyn crate::disk::Disk {
+        self.resources.disk()
+    }
+
     /// The partition lock; a panic while it was held makes the log unusable (`Closed`).
     pub fn lock(&self) -> Result<MutexGuard<'_, State>, LogError> {
         self.state.lock().map_err(|_| LogError::Closed)
@@ -111,13 +116,13 @@ impl Inner {
     /// stays truthful) and starts a new one at the log end.
     pub fn roll(&self, st: &mut State) -> Result<(), LogError> {
         let end = st.log_end();
-        st.active.write_index(&self.dir)?;
+        st.active.write_index(self.disk(), &self.dir)?;
         st.active.sync()?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        let mut next = ActiveSegment::open(&self.dir, end, 0, IndexBuilder::new())?;
+        let mut next = ActiveSegment::open(self.disk(), &self.dir, end, 0, IndexBuilder::new())?;
         next.next_offset = end;
-        sync_dir(&self.dir)?;
-        next.end_point().store(&self.dir)?;
+        sync_dir(self.disk(), &self.dir)?;
+        next.end_point().store(self.disk(), &self.dir)?;
         let old = std::mem::replace(&mut st.active, next);
         st.sealed_bytes += old.size;
         st.sealed.insert(
@@ -193,7 +198,7 @@ impl Inner {
         interval: u64,
     ) -> Result<Arc<SegmentIndex>, LogError> {
         let path = segment_path(&self.dir, seg.base, LOG_SUFFIX);
-        self.resources.index(&path, || load_sealed_index(&self.dir, seg, interval))
+        self.resources.index(&path, || load_sealed_index(self.disk(), &self.dir, seg, interval))
     }
 
     /// A sealed segment's max timestamp, from its metadata or its time index.
@@ -300,7 +305,7 @@ impl PartitionLog {
             }
             _ => {
                 if st.epochs.assign(leader_epoch, base) {
-                    st.epochs.store(&inner.dir)?;
+                    st.epochs.store(inner.disk(), &inner.dir)?;
                 }
             }
         }
@@ -334,7 +339,7 @@ impl PartitionLog {
             changed |= st.epochs.assign(header.partition_leader_epoch, header.base_offset);
         }
         if changed {
-            st.epochs.store(&inner.dir)?;
+            st.epochs.store(inner.disk(), &inner.dir)?;
         }
         inner.write(&mut st, batches, &frames, now)
     }
@@ -420,8 +425,8 @@ impl PartitionLog {
         }
         st.active.sync()?;
         inner.syncs.fetch_add(1, Ordering::Relaxed);
-        st.active.write_index(&inner.dir)?;
-        st.active.end_point().store(&inner.dir)?;
+        st.active.write_index(inner.disk(), &inner.dir)?;
+        st.active.end_point().store(inner.disk(), &inner.dir)?;
         st.closed = true;
         inner.durable.fetch_max(st.log_end(), Ordering::AcqRel);
         inner.publish(&st);
@@ -436,7 +441,7 @@ impl PartitionLog {
         for base in st.sealed.keys().copied().chain([st.active.base]) {
             inner.resources.evict(&segment_path(&inner.dir, base, LOG_SUFFIX));
         }
-        std::fs::remove_dir_all(&inner.dir).map_err(|e| LogError::io(&inner.dir, e))?;
+        inner.disk().remove_dir_all(&inner.dir).map_err(|e| LogError::io(&inner.dir, e))?;
         tracing::info!(dir = %inner.dir.display(), "deleted partition log");
         Ok(())
     }

@@ -1,9 +1,7 @@
 //! The read path: whole batches from an offset (the file read outside the partition lock),
 //! and the timestamp lookup behind ListOffsets.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -11,6 +9,7 @@ use super::partition::PartitionLog;
 use super::scan::{header_at, read_full_at};
 use super::segment::{LOG_SUFFIX, SealedSegment, segment_path};
 use super::{LogError, ReadChunk};
+use crate::disk::{DiskFile, FileHandle};
 use crate::record::BatchFrames;
 
 /// Where a read goes, captured under the lock and used outside it.
@@ -26,7 +25,7 @@ struct ReadTarget {
 /// The segment a read goes to.
 enum ReadSource {
     /// The active segment: its handle and the index position to scan from.
-    Active { file: Arc<File>, pos: u64 },
+    Active { file: FileHandle, pos: u64 },
     /// A sealed segment: handle and index come from the shared caches.
     Sealed { seg: SealedSegment, interval: u64 },
 }
@@ -105,7 +104,7 @@ impl PartitionLog {
         };
         let path = &target.path;
         let first = loop {
-            let header = header_at(&file, path, pos, target.end)?;
+            let header = header_at(&*file, path, pos, target.end)?;
             if header.next_offset() > offset {
                 break header;
             }
@@ -116,7 +115,7 @@ impl PartitionLog {
         }
         let want = first.total_len().max(max_bytes.min((target.end - pos) as usize));
         let mut buf = vec![0u8; want];
-        let n = read_full_at(&file, &mut buf, pos).map_err(|e| LogError::io(path, e))?;
+        let n = read_full_at(&*file, &mut buf, pos).map_err(|e| LogError::io(path, e))?;
         let (mut kept, mut next_offset) = (0, offset);
         for item in BatchFrames::new(&buf[..n], usize::MAX) {
             match item {
@@ -160,7 +159,7 @@ impl PartitionLog {
             let start = index.lookup_time(ts).map_or(0, |rel| index.lookup(rel).pos);
             let path = segment_path(&self.inner.dir, seg.base, LOG_SUFFIX);
             let file = self.inner.resources.handle(&path)?;
-            if let Some(found) = first_at_or_after(&file, &path, u64::from(start), seg.size, ts)? {
+            if let Some(found) = first_at_or_after(&*file, &path, u64::from(start), seg.size, ts)? {
                 return Ok(Some(found));
             }
         }
@@ -168,7 +167,7 @@ impl PartitionLog {
         if max < ts {
             return Ok(None);
         }
-        first_at_or_after(&file, &path, start, end, ts)
+        first_at_or_after(&*file, &path, start, end, ts)
     }
 
     /// Test view: the byte position the read path starts scanning from for `offset`.
@@ -189,7 +188,7 @@ impl PartitionLog {
 
 /// Scans batch headers from `pos` for the first batch with max timestamp `>= ts`.
 fn first_at_or_after(
-    file: &File,
+    file: &dyn DiskFile,
     path: &Path,
     mut pos: u64,
     end: u64,

@@ -3,7 +3,6 @@
 //! truncate at the first torn or invalid batch.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
 use std::path::Path;
 
 use super::checkpoint::{RecoveryPoint, TMP_SUFFIX, sync_dir};
@@ -14,6 +13,7 @@ use super::segment::{
     segment_path, write_index_files,
 };
 use super::{LogConfig, LogError, LogResources, RecoveryStats};
+use crate::disk::{Disk, OpenMode};
 
 /// The state of a partition directory after recovery.
 #[derive(Debug)]
@@ -52,10 +52,11 @@ pub(crate) fn recover(
     now_ms: i64,
     resources: &LogResources,
 ) -> Result<Recovered, LogError> {
-    fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-    let bases = list_segments(dir)?;
-    let rp = RecoveryPoint::load(dir)?;
-    let loaded_epochs = EpochCache::load(dir)?;
+    let disk = resources.disk();
+    crate::disk::create_dir_durable(disk, dir)?;
+    let bases = list_segments(disk, dir)?;
+    let rp = RecoveryPoint::load(disk, dir)?;
+    let loaded_epochs = EpochCache::load(disk, dir)?;
     let interval = config.index_interval_bytes as u64;
     let mut stats = RecoveryStats::default();
 
@@ -63,15 +64,15 @@ pub(crate) fn recover(
         // A fresh directory (or one whose segments were removed): never reuse offsets a
         // recovery point says were written.
         let base = rp.map_or(0, |r| r.offset.max(0));
-        let mut active = ActiveSegment::open(dir, base, 0, IndexBuilder::new())?;
+        let mut active = ActiveSegment::open(disk, dir, base, 0, IndexBuilder::new())?;
         active.next_offset = base;
-        sync_dir(dir)?;
+        sync_dir(disk, dir)?;
         let mut epochs = loaded_epochs.unwrap_or_default();
         epochs.truncate_from_end(base);
-        epochs.store(dir)?;
+        epochs.store(disk, dir)?;
         let point = active.end_point();
         if rp != Some(point) {
-            point.store(dir)?;
+            point.store(disk, dir)?;
         }
         return Ok(Recovered { sealed: BTreeMap::new(), active, epochs, stats });
     }
@@ -79,11 +80,11 @@ pub(crate) fn recover(
     let mut sizes = Vec::with_capacity(bases.len());
     for &base in &bases {
         let path = segment_path(dir, base, LOG_SUFFIX);
-        sizes.push(fs::metadata(&path).map_err(|e| LogError::io(&path, e))?.len());
+        sizes.push(disk.metadata(&path).map_err(|e| LogError::io(&path, e))?.len);
     }
     // Without the epoch checkpoint the epochs must come from the batches: scan everything.
     let rp_trusted = if loaded_epochs.is_some() { rp } else { None };
-    let start = start_point(dir, &bases, &sizes, rp_trusted)?;
+    let start = start_point(disk, dir, &bases, &sizes, rp_trusted)?;
     // A scan from the very start rebuilds the epochs from the batches themselves.
     let mut epochs = match &loaded_epochs {
         Some(e) if start.seg > 0 || start.pos > 0 => e.clone(),
@@ -109,8 +110,8 @@ pub(crate) fn recover(
             None => (0, IndexBuilder::new()),
         };
         let path = segment_path(dir, base, LOG_SUFFIX);
-        let file = File::open(&path).map_err(|e| LogError::io(&path, e))?;
-        let mut scanner = Scanner::new(&file, &path, pos, sizes[i], true);
+        let file = disk.open(&path, OpenMode::Read).map_err(|e| LogError::io(&path, e))?;
+        let mut scanner = Scanner::new(&*file, &path, pos, sizes[i], true);
         let mut valid_end = sizes[i];
         loop {
             match scanner.next_batch()? {
@@ -159,10 +160,8 @@ pub(crate) fn recover(
         let mut truncated = sizes[first_deleted..].iter().sum::<u64>();
         if !segment_gap {
             let path = segment_path(dir, bases[i], LOG_SUFFIX);
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| LogError::io(&path, e))?;
+            let file =
+                disk.open(&path, OpenMode::ReadWriteCreate).map_err(|e| LogError::io(&path, e))?;
             file.set_len(pos).map_err(|e| LogError::io(&path, e))?;
             file.sync_all().map_err(|e| LogError::io(&path, e))?;
             truncated += sizes[i] - pos;
@@ -170,7 +169,7 @@ pub(crate) fn recover(
         for &base in &bases[first_deleted..] {
             super::retention::remove_segment_files(dir, base, resources)?;
         }
-        sync_dir(dir)?;
+        sync_dir(disk, dir)?;
         stats.bytes_truncated = truncated;
         stats.segments_deleted = bases.len() - first_deleted;
         tracing::warn!(path = %segment_path(dir, bases[i], LOG_SUFFIX).display(),
@@ -195,8 +194,8 @@ pub(crate) fn recover(
     let last = scanned.pop().expect("the start segment is always scanned");
     for mut seg in scanned {
         seg.builder.finish();
-        write_index_files(dir, seg.base, &seg.builder.index)?;
-        sync_data(dir, seg.base)?;
+        write_index_files(disk, dir, seg.base, &seg.builder.index)?;
+        sync_data(disk, dir, seg.base)?;
         let path = segment_path(dir, seg.base, LOG_SUFFIX);
         let max_timestamp = Some(seg.builder.max_timestamp);
         resources.adopt_index(&path, seg.builder.index);
@@ -208,10 +207,10 @@ pub(crate) fn recover(
         };
         sealed.insert(s.base, s);
     }
-    let mut active = ActiveSegment::open(dir, last.base, last.size, last.builder)?;
+    let mut active = ActiveSegment::open(disk, dir, last.base, last.size, last.builder)?;
     active.next_offset = last.next_offset;
     if active.size > 0 {
-        let first = header_at(&active.file, &active.path, 0, active.size)?;
+        let first = header_at(&*active.file, &active.path, 0, active.size)?;
         // Kafka's rule: a reopened segment's age counts from its first batch's timestamp.
         let ts = if first.max_timestamp >= 0 { first.max_timestamp.min(now_ms) } else { now_ms };
         active.first_append_ms = Some(ts);
@@ -219,28 +218,29 @@ pub(crate) fn recover(
 
     epochs.truncate_from_end(active.next_offset);
     if loaded_epochs.as_ref() != Some(&epochs) {
-        epochs.store(dir)?;
+        epochs.store(disk, dir)?;
     }
     let point = active.end_point();
     if rp != Some(point) {
         // Data found after the old recovery point may not have reached the disk yet.
         active.sync()?;
-        active.write_index(dir)?;
-        point.store(dir)?;
+        active.write_index(disk, dir)?;
+        point.store(disk, dir)?;
     }
     Ok(Recovered { sealed, active, epochs, stats })
 }
 
 /// Fsyncs a segment's data file.
-fn sync_data(dir: &Path, base: i64) -> Result<(), LogError> {
+fn sync_data(disk: &dyn Disk, dir: &Path, base: i64) -> Result<(), LogError> {
     let path = segment_path(dir, base, LOG_SUFFIX);
-    File::open(&path).and_then(|f| f.sync_data()).map_err(|e| LogError::io(&path, e))
+    disk.open(&path, OpenMode::Read).and_then(|f| f.sync_data()).map_err(|e| LogError::io(&path, e))
 }
 
 /// Chooses where re-validation starts: at the recovery point when it matches a segment
 /// and that segment's index files, else at the start of the segment holding it, else at
 /// the start of the log.
 fn start_point(
+    disk: &dyn Disk,
     dir: &Path,
     bases: &[i64],
     sizes: &[u64],
@@ -262,7 +262,7 @@ fn start_point(
         return Ok(from_scratch(seg));
     }
     let rel_limit = (rp.offset - rp.segment_base) as u64;
-    let Some(index) = read_index_files(dir, rp.segment_base, rel_limit, rp.position)? else {
+    let Some(index) = read_index_files(disk, dir, rp.segment_base, rel_limit, rp.position)? else {
         return Ok(from_scratch(seg));
     };
     let last_entry_pos = index.last_offset_entry().map_or(0, |e| u64::from(e.pos));
@@ -279,28 +279,25 @@ fn start_point(
 
 /// Base offsets of the segment files in `dir`, sorted; removes leftover temporary files
 /// and index files whose segment is gone.
-fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
-        let entry = entry.map_err(|e| LogError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for name in disk.read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let path = dir.join(&name);
         if name.ends_with(TMP_SUFFIX) {
-            let path = entry.path();
-            fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+            disk.remove_file(&path).map_err(|e| LogError::io(&path, e))?;
             continue;
         }
-        match parse_file_name(name) {
+        match parse_file_name(&name) {
             Some((base, LOG_SUFFIX)) => logs.push(base),
-            Some((base, _)) => indexes.push((base, entry.path())),
+            Some((base, _)) => indexes.push((base, path)),
             None => {}
         }
     }
     logs.sort_unstable();
     for (base, path) in indexes {
         if logs.binary_search(&base).is_err() {
-            fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+            disk.remove_file(&path).map_err(|e| LogError::io(&path, e))?;
         }
     }
     Ok(logs)

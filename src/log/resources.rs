@@ -1,7 +1,6 @@
 //! `LogResources`: caches shared by every partition of a broker, so thousands of partitions
 //! stay within bounded file descriptors and index memory.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,15 +9,18 @@ use moka::sync::Cache;
 
 use super::LogError;
 use super::index::SegmentIndex;
+use crate::disk::{Disk, FileHandle, OpenMode, SharedDisk};
 
 /// Default bound on cached read handles of sealed segments.
 pub const DEFAULT_MAX_OPEN_SEGMENTS: u64 = 1024;
 /// Default bound on cached sealed-segment index bytes.
 pub const DEFAULT_MAX_INDEX_BYTES: u64 = 64 << 20;
 
-/// Shared, bounded caches of sealed-segment read handles and loaded indexes.
+/// Shared, bounded caches of sealed-segment read handles and loaded indexes, and the disk
+/// every partition log's files live on.
 pub struct LogResources {
-    handles: Cache<PathBuf, Arc<File>>,
+    disk: SharedDisk,
+    handles: Cache<PathBuf, FileHandle>,
     indexes: Cache<PathBuf, Arc<SegmentIndex>>,
     opens: AtomicU64,
     index_loads: AtomicU64,
@@ -42,7 +44,13 @@ impl Default for LogResources {
 impl LogResources {
     /// Caches at most `max_open_segments` read handles and `max_index_bytes` of indexes.
     pub fn new(max_open_segments: u64, max_index_bytes: u64) -> Self {
+        Self::on_disk(crate::disk::real(), max_open_segments, max_index_bytes)
+    }
+
+    /// Like [`new`](Self::new), with the logs' files on `disk` (a simulated one in tests).
+    pub fn on_disk(disk: SharedDisk, max_open_segments: u64, max_index_bytes: u64) -> Self {
         LogResources {
+            disk,
             handles: Cache::builder().max_capacity(max_open_segments).build(),
             indexes: Cache::builder()
                 .max_capacity(max_index_bytes)
@@ -57,17 +65,17 @@ impl LogResources {
 
     /// A read handle for a sealed segment file, opened on a miss. Evicted handles close
     /// once the last in-flight read drops them.
-    pub(crate) fn handle(&self, path: &Path) -> Result<Arc<File>, LogError> {
+    pub(crate) fn handle(&self, path: &Path) -> Result<FileHandle, LogError> {
         self.handles
             .try_get_with(path.to_path_buf(), || {
                 self.opens.fetch_add(1, Ordering::Relaxed);
-                File::open(path).map(Arc::new)
+                self.disk.open(path, OpenMode::Read)
             })
             .map_err(|e| LogError::io(path, std::io::Error::new(e.kind(), e.to_string())))
     }
 
     /// Hands a just-sealed segment's open handle to the cache (saves a reopen).
-    pub(crate) fn adopt_handle(&self, path: &Path, file: Arc<File>) {
+    pub(crate) fn adopt_handle(&self, path: &Path, file: FileHandle) {
         self.handles.insert(path.to_path_buf(), file);
     }
 
@@ -101,6 +109,16 @@ impl LogResources {
     pub(crate) fn evict(&self, log_path: &Path) {
         self.handles.invalidate(log_path);
         self.indexes.invalidate(log_path);
+    }
+
+    /// The disk the logs' files live on.
+    pub fn disk(&self) -> &dyn Disk {
+        &*self.disk
+    }
+
+    /// The disk, shared.
+    pub fn shared_disk(&self) -> SharedDisk {
+        self.disk.clone()
     }
 
     /// How many sealed-segment files were opened (a cache-effectiveness metric).

@@ -1,12 +1,11 @@
 //! Removing data: time and size retention of sealed segments, `truncate_to` for replica
 //! truncation, and segment file removal.
 
-use std::fs;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::UNIX_EPOCH;
 
-use super::checkpoint::sync_dir;
+use super::checkpoint::{RecoveryPoint, sync_dir};
 use super::partition::PartitionLog;
 use super::scan::header_at;
 use super::segment::{
@@ -14,6 +13,7 @@ use super::segment::{
     TIME_INDEX_SUFFIX, segment_path,
 };
 use super::{LogError, LogResources, RetentionOutcome};
+use crate::disk::Disk;
 
 /// Deletes a segment's files (the `.log` first, so a crash never leaves a segment without
 /// its data but with an index) and forgets its cached handle and index.
@@ -24,10 +24,10 @@ pub(crate) fn remove_segment_files(
 ) -> Result<(), LogError> {
     let log = segment_path(dir, base, LOG_SUFFIX);
     resources.evict(&log);
-    remove_if_exists(&log)?;
+    remove_if_exists(resources.disk(), &log)?;
     for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         let path = segment_path(dir, base, suffix);
-        if let Err(e) = remove_if_exists(&path) {
+        if let Err(e) = remove_if_exists(resources.disk(), &path) {
             // Harmless: recovery removes index files whose segment is gone.
             tracing::warn!(path = %path.display(), error = %e, "could not remove index file");
         }
@@ -35,8 +35,8 @@ pub(crate) fn remove_segment_files(
     Ok(())
 }
 
-fn remove_if_exists(path: &Path) -> Result<(), LogError> {
-    match fs::remove_file(path) {
+fn remove_if_exists(disk: &dyn Disk, path: &Path) -> Result<(), LogError> {
+    match disk.remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::io(path, e)),
         _ => Ok(()),
     }
@@ -56,7 +56,7 @@ fn plan_cut(seg: &ActiveSegment, offset: i64, interval: u64) -> Result<Cut, LogE
     let rel_of = |o: i64| (o - seg.base) as u32;
     let mut pos = u64::from(seg.builder.index.lookup(rel_of(offset)).pos);
     let new_end = loop {
-        let header = header_at(&seg.file, &seg.path, pos, seg.size)?;
+        let header = header_at(&*seg.file, &seg.path, pos, seg.size)?;
         if header.next_offset() > offset {
             break header.base_offset;
         }
@@ -74,7 +74,7 @@ fn plan_cut(seg: &ActiveSegment, offset: i64, interval: u64) -> Result<Cut, LogE
     // Batches after the last kept index entry: their timestamps complete the max.
     let mut at = u64::from(from.pos);
     while at < pos {
-        let header = header_at(&seg.file, &seg.path, at, pos)?;
+        let header = header_at(&*seg.file, &seg.path, at, pos)?;
         let len = header.total_len() as u64;
         builder.add(rel_of(header.base_offset), at, len, header.max_timestamp, interval);
         at += len;
@@ -155,9 +155,9 @@ impl PartitionLog {
         }
         outcome.log_start_offset = st.log_start();
         if outcome.deleted_segments > 0 {
-            sync_dir(&inner.dir)?;
+            sync_dir(inner.disk(), &inner.dir)?;
             if st.epochs.truncate_from_start(outcome.log_start_offset) {
-                st.epochs.store(&inner.dir)?;
+                st.epochs.store(inner.disk(), &inner.dir)?;
             }
             inner.publish(&st);
             tracing::info!(dir = %inner.dir.display(), log_start = outcome.log_start_offset,
@@ -176,7 +176,7 @@ impl PartitionLog {
         }
         let path = segment_path(&self.inner.dir, seg.base, LOG_SUFFIX);
         let modified =
-            fs::metadata(&path).and_then(|m| m.modified()).map_err(|e| LogError::io(&path, e))?;
+            self.inner.disk().metadata(&path).map_err(|e| LogError::io(&path, e))?.modified;
         Ok(modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
     }
 
@@ -199,6 +199,22 @@ impl PartitionLog {
         st.generation += 1;
         let interval = st.config.index_interval_bytes as u64;
         let now = inner.clock.now_ms();
+        // The recovery point on disk may vouch for bytes this cut removes (a sealed segment
+        // below it, or a position past the cut). Lower it to the start of the segment being
+        // cut first, so a power loss in the middle re-validates that segment from its start
+        // instead of trusting stale indexes and offsets that are gone.
+        let cut_base = if offset < st.active.base {
+            st.sealed.range(..=offset).next_back().map_or(offset, |(b, _)| *b)
+        } else {
+            st.active.base
+        };
+        RecoveryPoint {
+            offset: cut_base,
+            segment_base: cut_base,
+            position: 0,
+            max_timestamp: NO_TIMESTAMP,
+        }
+        .store(inner.disk(), dir)?;
 
         if offset < st.active.base {
             // The sealed segment holding `offset` takes appends again; later ones go.
@@ -206,7 +222,7 @@ impl PartitionLog {
             let seg = seg.ok_or_else(|| st.out_of_range(offset))?;
             let index = inner.sealed_index(&seg, interval)?;
             let builder = IndexBuilder { index: (*index).clone(), ..IndexBuilder::new() };
-            let mut reopened = ActiveSegment::open(dir, seg.base, seg.size, builder)?;
+            let mut reopened = ActiveSegment::open(inner.disk(), dir, seg.base, seg.size, builder)?;
             reopened.next_offset = seg.next_offset;
             reopened.first_append_ms = Some(now);
             let old = std::mem::replace(&mut st.active, reopened);
@@ -233,13 +249,13 @@ impl PartitionLog {
         if a.size == 0 {
             a.first_append_ms = None;
         }
-        a.write_index(dir)?;
+        a.write_index(inner.disk(), dir)?;
         // Storing the point also fsyncs the directory, making the removals durable.
-        a.end_point().store(dir)?;
+        a.end_point().store(inner.disk(), dir)?;
         // The fsync above made everything below the new end durable.
         inner.durable.store(cut.new_end, Ordering::Release);
         if st.epochs.truncate_from_end(cut.new_end) {
-            st.epochs.store(dir)?;
+            st.epochs.store(inner.disk(), dir)?;
         }
         inner.publish(&st);
         tracing::info!(dir = %dir.display(), offset, log_end = cut.new_end, "truncated log");

@@ -1,34 +1,20 @@
 //! Reading batches back from a segment file: positional header reads for lookups, and a
 //! buffered, CRC-checking scanner for recovery and index rebuilds.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::LogError;
+use crate::disk::DiskFile;
+pub(crate) use crate::disk::read_full_at;
 use crate::record::batch::{BatchHeader, CRC_START, HEADER_LEN};
 
 /// Read size of the recovery scanner: large sequential reads, bounded memory.
 const SCAN_CHUNK: usize = 1 << 20;
 
-/// Reads into `buf` at `pos` until it is full or the file ends; returns the bytes read.
-pub(crate) fn read_full_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], pos + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
 /// Reads and parses the batch header at `pos` of a segment whose first `end` bytes were
 /// validated. A missing or malformed header there means the file changed under us.
 pub(crate) fn header_at(
-    file: &File,
+    file: &dyn DiskFile,
     path: &Path,
     pos: u64,
     end: u64,
@@ -72,7 +58,7 @@ pub(crate) enum Scanned {
 /// (optionally) CRC-32C, with large sequential reads and memory bounded by the read size
 /// (a huge batch's CRC is computed chunk by chunk, never buffered whole).
 pub(crate) struct Scanner<'a> {
-    file: &'a File,
+    file: &'a dyn DiskFile,
     path: &'a Path,
     pos: u64,
     end: u64,
@@ -83,7 +69,13 @@ pub(crate) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// Scans `file` from byte `pos` to byte `end` (the file length).
-    pub fn new(file: &'a File, path: &'a Path, pos: u64, end: u64, verify_crc: bool) -> Self {
+    pub fn new(
+        file: &'a dyn DiskFile,
+        path: &'a Path,
+        pos: u64,
+        end: u64,
+        verify_crc: bool,
+    ) -> Self {
         Scanner { file, path, pos, end, verify_crc, buf: Vec::new(), buf_pos: 0 }
     }
 

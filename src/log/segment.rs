@@ -1,15 +1,13 @@
 //! Segments: file naming, the active segment (appends and its in-memory index), sealed
 //! segment metadata, and building or loading a segment's index.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::LogError;
 use super::checkpoint::{RecoveryPoint, read_optional, write_atomic};
 use super::index::SegmentIndex;
 use super::scan::{Scanned, Scanner};
+use crate::disk::{Disk, FileHandle, OpenMode};
 use crate::record::BatchHeader;
 
 /// Suffix of segment data files.
@@ -86,24 +84,26 @@ impl IndexBuilder {
 
 /// Writes both index files of a segment atomically.
 pub(crate) fn write_index_files(
+    disk: &dyn Disk,
     dir: &Path,
     base: i64,
     index: &SegmentIndex,
 ) -> Result<(), LogError> {
-    write_atomic(dir, &file_name(base, INDEX_SUFFIX), &index.encode_offsets())?;
-    write_atomic(dir, &file_name(base, TIME_INDEX_SUFFIX), &index.encode_times())
+    write_atomic(disk, dir, &file_name(base, INDEX_SUFFIX), &index.encode_offsets())?;
+    write_atomic(disk, dir, &file_name(base, TIME_INDEX_SUFFIX), &index.encode_times())
 }
 
 /// Reads a segment's index files, keeping entries below the given limits; `None` if
 /// either file is missing or invalid (logged), so the caller rebuilds.
 pub(crate) fn read_index_files(
+    disk: &dyn Disk,
     dir: &Path,
     base: i64,
     rel_limit: u64,
     pos_limit: u64,
 ) -> Result<Option<SegmentIndex>, LogError> {
-    let offsets = read_optional(&segment_path(dir, base, INDEX_SUFFIX))?;
-    let times = read_optional(&segment_path(dir, base, TIME_INDEX_SUFFIX))?;
+    let offsets = read_optional(disk, &segment_path(dir, base, INDEX_SUFFIX))?;
+    let times = read_optional(disk, &segment_path(dir, base, TIME_INDEX_SUFFIX))?;
     let (Some(offsets), Some(times)) = (offsets, times) else { return Ok(None) };
     match SegmentIndex::decode(&offsets, &times, rel_limit, pos_limit) {
         Ok(index) => Ok(Some(index)),
@@ -118,20 +118,21 @@ pub(crate) fn read_index_files(
 /// Loads a sealed segment's index, rebuilding (and rewriting) it from the segment's batches
 /// when the files are missing, invalid, or lack the final max-timestamp entry.
 pub(crate) fn load_sealed_index(
+    disk: &dyn Disk,
     dir: &Path,
     seg: &SealedSegment,
     interval: u64,
 ) -> Result<SegmentIndex, LogError> {
     let rel_limit = (seg.next_offset - seg.base) as u64;
-    let loaded = read_index_files(dir, seg.base, rel_limit, seg.size)?;
+    let loaded = read_index_files(disk, dir, seg.base, rel_limit, seg.size)?;
     if let Some(index) = loaded.filter(|ix| seg.size == 0 || ix.max_timestamp().is_some()) {
         return Ok(index);
     }
     let path = segment_path(dir, seg.base, LOG_SUFFIX);
-    let file = File::open(&path).map_err(|e| LogError::io(&path, e))?;
+    let file = disk.open(&path, OpenMode::Read).map_err(|e| LogError::io(&path, e))?;
     let mut builder = IndexBuilder::new();
     // Data below the recovery point was validated when written; framing suffices here.
-    let mut scanner = Scanner::new(&file, &path, 0, seg.size, false);
+    let mut scanner = Scanner::new(&*file, &path, 0, seg.size, false);
     loop {
         match scanner.next_batch()? {
             Scanned::Batch { header, pos } => {
@@ -146,7 +147,7 @@ pub(crate) fn load_sealed_index(
     }
     builder.finish();
     tracing::info!(path = %path.display(), offset = seg.base, "rebuilt segment index");
-    write_index_files(dir, seg.base, &builder.index)?;
+    write_index_files(disk, dir, seg.base, &builder.index)?;
     Ok(builder.index)
 }
 
@@ -172,7 +173,7 @@ pub(crate) struct ActiveSegment {
     /// Path of the `.log` file.
     pub path: PathBuf,
     /// Read-write handle; shared with readers and the flusher.
-    pub file: Arc<File>,
+    pub file: FileHandle,
     /// Bytes written.
     pub size: u64,
     /// Offset the next batch gets.
@@ -195,19 +196,20 @@ impl ActiveSegment {
     }
 
     /// Opens (creating if needed) the segment file for `base` with `size` valid bytes.
-    pub fn open(dir: &Path, base: i64, size: u64, builder: IndexBuilder) -> Result<Self, LogError> {
+    pub fn open(
+        disk: &dyn Disk,
+        dir: &Path,
+        base: i64,
+        size: u64,
+        builder: IndexBuilder,
+    ) -> Result<Self, LogError> {
         let path = segment_path(dir, base, LOG_SUFFIX);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| LogError::io(&path, e))?;
+        let file =
+            disk.open(&path, OpenMode::ReadWriteCreate).map_err(|e| LogError::io(&path, e))?;
         Ok(ActiveSegment {
             base,
             path,
-            file: Arc::new(file),
+            file,
             size,
             next_offset: base,
             builder,
@@ -255,9 +257,9 @@ impl ActiveSegment {
     }
 
     /// Writes the index files, including the final max-timestamp entry.
-    pub fn write_index(&mut self, dir: &Path) -> Result<(), LogError> {
+    pub fn write_index(&mut self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
         self.builder.finish();
-        write_index_files(dir, self.base, &self.builder.index)
+        write_index_files(disk, dir, self.base, &self.builder.index)
     }
 }
 

@@ -8,9 +8,7 @@
 //! the middle of a local segment (a new leader whose segments are split differently) indexes
 //! the same way as a whole one.
 
-use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::LogError;
@@ -20,6 +18,7 @@ use super::partition::PartitionLog;
 use super::retention::remove_segment_files;
 use super::scan::{header_at, read_full_at};
 use super::segment::{ActiveSegment, IndexBuilder, LOG_SUFFIX, NO_TIMESTAMP, segment_path};
+use crate::disk::FileHandle;
 
 /// A sealed segment, as the uploader sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +35,7 @@ pub struct SealedRange {
 /// index of their own: what one remote segment is made of.
 #[derive(Debug)]
 pub struct UploadSlice {
-    file: Arc<File>,
+    file: FileHandle,
     path: PathBuf,
     /// Byte position of the first batch in the segment file.
     start: u64,
@@ -57,7 +56,7 @@ impl UploadSlice {
     pub fn read(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let len = len.min(self.len.saturating_sub(pos) as usize);
         let mut buf = vec![0u8; len];
-        let n = read_full_at(&self.file, &mut buf, self.start + pos)
+        let n = read_full_at(&*self.file, &mut buf, self.start + pos)
             .map_err(|e| LogError::io(&self.path, e))?;
         if n < len {
             return Err(LogError::Corrupt {
@@ -153,7 +152,7 @@ impl PartitionLog {
             reason,
         };
         let start = loop {
-            let header = header_at(&file, &path, pos, seg.size)?;
+            let header = header_at(&*file, &path, pos, seg.size)?;
             if header.base_offset == from {
                 break pos;
             }
@@ -172,7 +171,7 @@ impl PartitionLog {
         let mut builder = IndexBuilder::new();
         let mut at = start;
         while at < seg.size {
-            let header = header_at(&file, &path, at, seg.size)?;
+            let header = header_at(&*file, &path, at, seg.size)?;
             let len = header.total_len() as u64;
             let rel = (header.base_offset - from) as u32;
             builder.add(rel, at - start, len, header.max_timestamp, interval);
@@ -214,15 +213,15 @@ impl PartitionLog {
         for base in bases {
             remove_segment_files(dir, base, &inner.resources)?;
         }
-        st.active = ActiveSegment::open(dir, offset, 0, IndexBuilder::new())?;
+        st.active = ActiveSegment::open(inner.disk(), dir, offset, 0, IndexBuilder::new())?;
         inner.resources.evict(&st.active.path);
-        st.active.write_index(dir)?;
-        sync_dir(dir)?;
-        st.active.end_point().store(dir)?;
+        st.active.write_index(inner.disk(), dir)?;
+        sync_dir(inner.disk(), dir)?;
+        st.active.end_point().store(inner.disk(), dir)?;
         inner.durable.store(offset, Ordering::Release);
         // Epochs start again with the first batch fetched.
         if st.epochs.truncate_from_end(i64::MIN) {
-            st.epochs.store(dir)?;
+            st.epochs.store(inner.disk(), dir)?;
         }
         inner.publish(&st);
         tracing::info!(dir = %dir.display(), offset, "log reset to start at a later offset");

@@ -71,8 +71,8 @@ impl MetaError {
     }
 }
 
-impl From<crate::fsutil::FsError> for MetaError {
-    fn from(e: crate::fsutil::FsError) -> Self {
+impl From<crate::disk::FsError> for MetaError {
+    fn from(e: crate::disk::FsError) -> Self {
         MetaError::Io { path: e.path, source: e.source }
     }
 }

@@ -3,11 +3,13 @@
 //! writes, fenced by leader epoch through a small etcd pointer.
 //!
 //! - `store`: the object store from settings (`s3://`, `file://`, `memory://`), wrapped in
-//!   `metrics` ∘ `retry` ∘ `fault` (one wrapper per file).
+//!   `metrics` ∘ `retry` ∘ `fault` (one wrapper per file); `durable_local` makes the `file://`
+//!   bucket's writes durable before they return.
 //! - `manifest`: the manifest, the object layout, and the etcd pointer's value.
 //! - `catalog`: reading the current manifest of a partition and committing a new one.
 
 pub mod catalog;
+pub mod durable_local;
 pub mod fault;
 pub mod manifest;
 pub mod metrics;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 
+use super::durable_local::DurableLocal;
 use super::fault::{FaultControl, FaultStore};
 use super::metrics::{MetricsStore, StoreMetrics};
 use super::retry::{RetryPolicy, RetryStore};
@@ -114,10 +114,12 @@ impl Bucket {
                     .map_err(|e| bad_url(url, &format!("cannot configure the S3 client: {e}")))?,
             ),
             StoreUrl::File { path } => {
-                std::fs::create_dir_all(path)
-                    .map_err(|e| bad_url(url, &format!("cannot create {}: {e}", path.display())))?;
+                let disk = crate::disk::real();
+                crate::disk::create_dir_durable(&*disk, path).map_err(|e| {
+                    bad_url(url, &format!("cannot create {}: {}", path.display(), e.source))
+                })?;
                 Arc::new(
-                    LocalFileSystem::new_with_prefix(path).map_err(|e| {
+                    DurableLocal::new(path, disk).map_err(|e| {
                         bad_url(url, &format!("cannot use {}: {e}", path.display()))
                     })?,
                 )

@@ -236,7 +236,8 @@ impl Committer {
         }
         // Snapshot first, then the new WAL: a crash in between replays old records, which
         // the snapshot's revision makes no-ops.
-        if let Err(e) = wal::write_atomically(&disk.dir, wal::SNAPSHOT_FILE, &buf) {
+        if let Err(e) = wal::write_atomically(disk.wal.disk(), &disk.dir, wal::SNAPSHOT_FILE, &buf)
+        {
             // The old WAL is intact, so nothing is lost; try again after more growth.
             tracing::warn!(dir = %disk.dir.display(), error = %e, "metadata snapshot failed");
             self.next_snapshot_at = len + self.options.snapshot_wal_bytes;

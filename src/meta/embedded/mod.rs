@@ -49,6 +49,8 @@ pub struct EmbeddedOptions {
     pub history_bytes: usize,
     /// WAL size that triggers a snapshot (once it is also twice the last snapshot).
     pub snapshot_wal_bytes: u64,
+    /// The disk the WAL and snapshots live on (a simulated one in power-loss tests).
+    pub disk: crate::disk::SharedDisk,
 }
 
 impl Default for EmbeddedOptions {
@@ -59,6 +61,7 @@ impl Default for EmbeddedOptions {
             history_events: 10_000,
             history_bytes: 64 << 20,
             snapshot_wal_bytes: 8 << 20,
+            disk: crate::disk::real(),
         }
     }
 }
@@ -91,10 +94,11 @@ impl EmbeddedStore {
         clock: SharedClock,
         options: EmbeddedOptions,
     ) -> Result<Arc<Self>, MetaError> {
-        std::fs::create_dir_all(dir).map_err(|e| MetaError::io(dir, e))?;
-        wal::remove_leftovers(dir)?;
-        let snapshot = wal::read_snapshot(dir)?;
-        let (mut log, records) = wal::Wal::open(dir)?;
+        let fs = options.disk.clone();
+        crate::disk::create_dir_durable(&*fs, dir)?;
+        wal::remove_leftovers(&*fs, dir)?;
+        let snapshot = wal::read_snapshot(&*fs, dir)?;
+        let (mut log, records) = wal::Wal::open(fs, dir)?;
         let mut state = State::new(hub(0, &options));
         let snapshot_len = match snapshot {
             Some((snap, len)) => {
@@ -279,5 +283,7 @@ impl MetaStore for EmbeddedStore {
     }
 }
 
+#[cfg(test)]
+mod power_loss_tests;
 #[cfg(test)]
 mod tests;

@@ -9,8 +9,7 @@
 //! `i64 revision, i64 generation, u64 count, entries (key, value, create, mod, version),
 //! u32 crc32c` of everything before it. All integers are little-endian.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -21,7 +20,7 @@ use super::super::{MetaError, Revision};
 pub(super) const WAL_FILE: &str = "meta.wal";
 /// The last snapshot.
 pub(super) const SNAPSHOT_FILE: &str = "meta.snapshot";
-use crate::fsutil::TMP_SUFFIX;
+use crate::disk::{Disk, FileHandle, OpenMode, SharedDisk, TMP_SUFFIX};
 const WAL_MAGIC: [u8; 8] = *b"SHALEWAL";
 const SNAPSHOT_MAGIC: [u8; 8] = *b"SHALESNP";
 const FORMAT_VERSION: u32 = 1;
@@ -203,8 +202,9 @@ fn check_header(path: &Path, data: &[u8], magic: [u8; 8]) -> Result<(), MetaErro
 /// The append-only log file.
 #[derive(Debug)]
 pub(super) struct Wal {
+    disk: SharedDisk,
     path: PathBuf,
-    file: File,
+    file: FileHandle,
     len: u64,
 }
 
@@ -212,12 +212,12 @@ impl Wal {
     /// Opens (or creates) the WAL in `dir` and returns its records. A torn or corrupt tail
     /// (a write cut short by a crash) is truncated with a warning: nothing after it was
     /// acknowledged, because every acknowledged write was synced after all earlier ones.
-    pub(super) fn open(dir: &Path) -> Result<(Wal, Vec<Record>), MetaError> {
+    pub(super) fn open(disk: SharedDisk, dir: &Path) -> Result<(Wal, Vec<Record>), MetaError> {
         let path = dir.join(WAL_FILE);
-        if !path.exists() {
-            write_atomically(dir, WAL_FILE, &file_header(WAL_MAGIC))?;
+        if disk.metadata(&path).is_err() {
+            write_atomically(&*disk, dir, WAL_FILE, &file_header(WAL_MAGIC))?;
         }
-        let data = fs::read(&path).map_err(|e| MetaError::io(&path, e))?;
+        let data = disk.read(&path).map_err(|e| MetaError::io(&path, e))?;
         check_header(&path, &data, WAL_MAGIC)?;
         let mut records = Vec::new();
         let mut pos = FILE_HEADER_LEN;
@@ -246,7 +246,7 @@ impl Wal {
             }
         }
         let file =
-            OpenOptions::new().append(true).open(&path).map_err(|e| MetaError::io(&path, e))?;
+            disk.open(&path, OpenMode::ReadWriteCreate).map_err(|e| MetaError::io(&path, e))?;
         if let Some(reason) = damage {
             tracing::warn!(
                 path = %path.display(),
@@ -258,12 +258,12 @@ impl Wal {
             file.set_len(pos as u64).map_err(|e| MetaError::io(&path, e))?;
             file.sync_all().map_err(|e| MetaError::io(&path, e))?;
         }
-        Ok((Wal { path, file, len: pos as u64 }, records))
+        Ok((Wal { disk, path, file, len: pos as u64 }, records))
     }
 
     /// Appends framed records and syncs them to disk before returning.
     pub(super) fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)?;
+        self.file.write_all_at(buf, self.len)?;
         self.file.sync_data()?;
         self.len += buf.len() as u64;
         Ok(())
@@ -274,6 +274,11 @@ impl Wal {
         self.len
     }
 
+    /// The disk the WAL and snapshots live on.
+    pub(super) fn disk(&self) -> &dyn Disk {
+        &*self.disk
+    }
+
     /// The WAL's path, for error messages.
     pub(super) fn path(&self) -> &Path {
         &self.path
@@ -281,10 +286,10 @@ impl Wal {
 
     /// Replaces the WAL with an empty one (after a snapshot made its records redundant).
     pub(super) fn reset(&mut self, dir: &Path) -> Result<(), MetaError> {
-        write_atomically(dir, WAL_FILE, &file_header(WAL_MAGIC))?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
+        write_atomically(&*self.disk, dir, WAL_FILE, &file_header(WAL_MAGIC))?;
+        self.file = self
+            .disk
+            .open(&self.path, OpenMode::ReadWriteCreate)
             .map_err(|e| MetaError::io(&self.path, e))?;
         self.len = FILE_HEADER_LEN as u64;
         Ok(())
@@ -298,6 +303,11 @@ fn read_frame(data: &[u8], pos: usize) -> Result<(&[u8], usize), &'static str> {
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if len > MAX_FRAME_LEN {
         return Err("implausible frame length");
+    }
+    // Every record has at least its type byte. A zero length with a zero checksum (the CRC
+    // of nothing) is a zero-filled tail: a file size that reached the disk before its data.
+    if len == 0 {
+        return Err("empty frame (a zero-filled tail)");
     }
     let start = pos + FRAME_HEADER_LEN;
     let payload = data.get(start..start + len).ok_or("partial frame payload")?;
@@ -350,9 +360,12 @@ pub(super) fn encode_snapshot<'a>(
 
 /// Reads the snapshot in `dir`, if any. Snapshots are written atomically, so any damage
 /// is real corruption and fails the open rather than silently dropping metadata.
-pub(super) fn read_snapshot(dir: &Path) -> Result<Option<(Snapshot, u64)>, MetaError> {
+pub(super) fn read_snapshot(
+    disk: &dyn Disk,
+    dir: &Path,
+) -> Result<Option<(Snapshot, u64)>, MetaError> {
     let path = dir.join(SNAPSHOT_FILE);
-    let data = match fs::read(&path) {
+    let data = match disk.read(&path) {
         Ok(data) => data,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(MetaError::io(&path, e)),
@@ -393,16 +406,21 @@ pub(super) fn read_snapshot(dir: &Path) -> Result<Option<(Snapshot, u64)>, MetaE
     Ok(Some((snap, data.len() as u64)))
 }
 
-/// Replaces `name` in `dir` atomically (see [`crate::fsutil::write_atomic`]).
-pub(super) fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<(), MetaError> {
-    Ok(crate::fsutil::write_atomic(dir, name, data)?)
+/// Replaces `name` in `dir` atomically (see [`crate::disk::write_atomic`]).
+pub(super) fn write_atomically(
+    disk: &dyn Disk,
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+) -> Result<(), MetaError> {
+    Ok(crate::disk::write_atomic(disk, dir, name, data)?)
 }
 
 /// Removes temporary files a crash may have left behind.
-pub(super) fn remove_leftovers(dir: &Path) -> Result<(), MetaError> {
+pub(super) fn remove_leftovers(disk: &dyn Disk, dir: &Path) -> Result<(), MetaError> {
     for name in [WAL_FILE, SNAPSHOT_FILE] {
         let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-        match fs::remove_file(&tmp) {
+        match disk.remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(MetaError::io(&tmp, e)),

@@ -1,0 +1,623 @@
+//! A simulated disk for power-loss tests: each file's durable bytes and each directory's
+//! durable entries are kept apart from what was only written, and [`SimDisk::crash`]
+//! keeps exactly what fsync made durable, as a power cut does.
+//!
+//! The model is Linux's, taken strictly:
+//! - `sync_data`/`sync_all` of a file make its bytes and size durable, not its name;
+//! - a create, rename or remove is durable only after `sync_dir` of its directory (and a new
+//!   directory only after `sync_dir` of its parent);
+//! - a failed fsync drops the dirty bytes it covered, so a later fsync that succeeds does
+//!   not bring them back ("fsyncgate"): the file reads them until the crash, the disk never
+//!   had them.
+//!
+//! Besides crashes it can stop taking writes after a given number of mutating operations
+//! (a power cut in the middle of a multi-step change), fail fsyncs on demand, hold a
+//! bounded number of bytes (a full disk), and, as a test-only switch, make every fsync a
+//! no-op to show that a test catches a missing one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Disk, DiskFile, FileHandle, FileMeta, OpenMode};
+
+/// How the simulated disk behaves.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    /// Seed of the choices a crash makes (how much of an unsynced tail survives).
+    pub seed: u64,
+    /// On a crash, keep a random prefix of each file's unsynced appended bytes, part of it
+    /// possibly zeroed (a size that reached the disk before the data did).
+    pub torn_tails: bool,
+    /// Test-only: every fsync (file and directory) does nothing.
+    pub fsync_noop: bool,
+    /// Bytes the disk holds; a write that would pass it fails with `ENOSPC`.
+    pub capacity: Option<u64>,
+}
+
+/// What a name points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    File(u64),
+    Dir,
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    current: Vec<u8>,
+    durable: Vec<u8>,
+    /// Byte ranges whose dirty data a failed fsync dropped: they never reach the disk.
+    dropped: Vec<(usize, usize)>,
+    modified_ms: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    options: SimOptions,
+    rng: StdRng,
+    /// Bumped by every crash; handles from an older generation are dead.
+    generation: u64,
+    next_ino: u64,
+    inodes: HashMap<u64, Inode>,
+    entries: BTreeMap<PathBuf, Entry>,
+    durable_entries: BTreeMap<PathBuf, Entry>,
+    /// Mutating operations done so far.
+    ops: u64,
+    /// After this many mutating operations, nothing more reaches the disk.
+    freeze_at: Option<u64>,
+    /// fsyncs still to fail.
+    fail_syncs: u32,
+    /// A logical clock for modification times.
+    ticks: u64,
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file or directory", path.display()),
+    )
+}
+
+fn frozen() -> io::Error {
+    io::Error::other("simulated power loss: the disk takes no more writes")
+}
+
+impl State {
+    /// Counts a mutating operation; fails once the disk is frozen.
+    fn mutate(&mut self) -> io::Result<()> {
+        if self.freeze_at.is_some_and(|at| self.ops >= at) {
+            return Err(frozen());
+        }
+        self.ops += 1;
+        self.ticks += 1;
+        Ok(())
+    }
+
+    fn parent_is_dir(&self, path: &Path) -> bool {
+        match path.parent() {
+            None => true,
+            Some(p) if p == Path::new("/") || p.as_os_str().is_empty() => true,
+            Some(p) => self.entries.get(p) == Some(&Entry::Dir),
+        }
+    }
+
+    fn used_bytes(&self) -> u64 {
+        self.inodes.values().map(|i| i.current.len() as u64).sum()
+    }
+
+    fn check_space(&self, grow: u64) -> io::Result<()> {
+        match self.options.capacity {
+            Some(cap) if self.used_bytes() + grow > cap => Err(io::Error::from_raw_os_error(28)),
+            _ => Ok(()),
+        }
+    }
+
+    fn sync_inode(&mut self, ino: u64) -> io::Result<()> {
+        self.mutate()?;
+        let fail = self.fail_syncs > 0;
+        if fail {
+            self.fail_syncs -= 1;
+        }
+        let noop = self.options.fsync_noop;
+        let inode = self.inodes.get_mut(&ino).ok_or_else(|| io::Error::other("inode gone"))?;
+        if fail {
+            let start = common_prefix(&inode.current, &inode.durable);
+            if start < inode.current.len() {
+                inode.dropped.push((start, inode.current.len()));
+            }
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        if !noop {
+            let mut durable = inode.current.clone();
+            for &(s, e) in &inode.dropped {
+                let e = e.min(durable.len());
+                for (i, b) in durable.iter_mut().enumerate().take(e).skip(s) {
+                    *b = inode.durable.get(i).copied().unwrap_or(0);
+                }
+            }
+            inode.durable = durable;
+        }
+        Ok(())
+    }
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Normalises a path to an absolute one without `.`/`..` (the simulation has no cwd).
+fn norm(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// An in-memory disk that loses what was not made durable when it [`crash`](Self::crash)es.
+#[derive(Debug, Clone)]
+pub struct SimDisk {
+    state: Arc<Mutex<State>>,
+}
+
+impl SimDisk {
+    /// An empty disk.
+    pub fn new(options: SimOptions) -> Self {
+        let rng = StdRng::seed_from_u64(options.seed);
+        SimDisk {
+            state: Arc::new(Mutex::new(State {
+                options,
+                rng,
+                generation: 0,
+                next_ino: 1,
+                inodes: HashMap::new(),
+                entries: BTreeMap::new(),
+                durable_entries: BTreeMap::new(),
+                ops: 0,
+                freeze_at: None,
+                fail_syncs: 0,
+                ticks: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Power loss: every name and byte not made durable is gone, torn tails are cut at
+    /// random (if enabled), open handles die, and the disk takes writes again.
+    pub fn crash(&self) {
+        let mut st = self.lock();
+        let st = &mut *st;
+        st.generation += 1;
+        st.freeze_at = None;
+        st.fail_syncs = 0;
+        // Keep durable entries whose parent directory is durable too (parents sort first).
+        let mut kept: BTreeMap<PathBuf, Entry> = BTreeMap::new();
+        for (path, entry) in &st.durable_entries {
+            let parent_ok = match path.parent() {
+                None => true,
+                Some(p) if p == Path::new("/") => true,
+                Some(p) => kept.get(p) == Some(&Entry::Dir),
+            };
+            if parent_ok {
+                kept.insert(path.clone(), *entry);
+            }
+        }
+        let live: std::collections::HashSet<u64> = kept
+            .values()
+            .filter_map(|e| match e {
+                Entry::File(ino) => Some(*ino),
+                Entry::Dir => None,
+            })
+            .collect();
+        st.inodes.retain(|ino, _| live.contains(ino));
+        let torn = st.options.torn_tails;
+        let mut inos: Vec<u64> = st.inodes.keys().copied().collect();
+        inos.sort_unstable();
+        for ino in inos {
+            let inode = st.inodes.get_mut(&ino).expect("listed above");
+            let mut after = inode.durable.clone();
+            let dl = after.len();
+            let extends = inode.current.len() > dl && inode.current[..dl] == after[..];
+            if torn && extends && inode.dropped.is_empty() {
+                let extra = inode.current.len() - dl;
+                let keep = st.rng.random_range(0..=extra);
+                let data = st.rng.random_range(0..=keep);
+                after.extend_from_slice(&inode.current[dl..dl + data]);
+                after.resize(dl + keep, 0);
+            }
+            inode.current = after.clone();
+            inode.durable = after;
+            inode.dropped.clear();
+        }
+        st.entries = kept.clone();
+        st.durable_entries = kept;
+    }
+
+    /// After `ops` more mutating operations (writes, fsyncs, creates, renames, removes)
+    /// the disk takes nothing more, as if the power went out there; [`crash`](Self::crash)
+    /// then loses what was not durable.
+    pub fn freeze_after(&self, ops: u64) {
+        let mut st = self.lock();
+        st.freeze_at = Some(st.ops + ops);
+    }
+
+    /// Whether a [`freeze_after`](Self::freeze_after) point has been reached.
+    pub fn is_frozen(&self) -> bool {
+        let st = self.lock();
+        st.freeze_at.is_some_and(|at| st.ops >= at)
+    }
+
+    /// Mutating operations so far.
+    pub fn ops(&self) -> u64 {
+        self.lock().ops
+    }
+
+    /// The next `count` fsyncs (of files) fail with `EIO`, dropping the data they covered.
+    pub fn fail_next_syncs(&self, count: u32) {
+        self.lock().fail_syncs = count;
+    }
+
+    /// Changes the capacity (`None`: unbounded), e.g. to free space again.
+    pub fn set_capacity(&self, capacity: Option<u64>) {
+        self.lock().options.capacity = capacity;
+    }
+
+    /// Bytes held by all files.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+}
+
+#[derive(Debug)]
+struct SimFile {
+    state: Arc<Mutex<State>>,
+    ino: u64,
+    generation: u64,
+    writable: bool,
+}
+
+impl SimFile {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> io::Result<T>) -> io::Result<T> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.generation != self.generation {
+            return Err(io::Error::other("stale handle: the simulated machine crashed"));
+        }
+        f(&mut st)
+    }
+
+    fn check_writable(&self) -> io::Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"))
+        }
+    }
+}
+
+impl DiskFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.with(|st| {
+            let data = &st.inodes.get(&self.ino).ok_or_else(|| io::Error::other("inode gone"))?;
+            let data = &data.current;
+            let start = (pos as usize).min(data.len());
+            let n = buf.len().min(data.len() - start);
+            buf[..n].copy_from_slice(&data[start..start + n]);
+            Ok(n)
+        })
+    }
+
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.check_writable()?;
+        self.with(|st| {
+            let len = st.inodes.get(&self.ino).map_or(0, |i| i.current.len() as u64);
+            st.check_space((pos + buf.len() as u64).saturating_sub(len))?;
+            st.mutate()?;
+            let ticks = st.ticks;
+            let inode =
+                st.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::other("inode gone"))?;
+            let end = pos as usize + buf.len();
+            if inode.current.len() < end {
+                inode.current.resize(end, 0);
+            }
+            inode.current[pos as usize..end].copy_from_slice(buf);
+            inode.modified_ms = ticks;
+            Ok(())
+        })
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.with(|st| st.sync_inode(self.ino))
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check_writable()?;
+        self.with(|st| {
+            let cur = st.inodes.get(&self.ino).map_or(0, |i| i.current.len() as u64);
+            st.check_space(len.saturating_sub(cur))?;
+            st.mutate()?;
+            let inode =
+                st.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::other("inode gone"))?;
+            inode.current.resize(len as usize, 0);
+            Ok(())
+        })
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.with(|st| Ok(st.inodes.get(&self.ino).map_or(0, |i| i.current.len() as u64)))
+    }
+}
+
+impl Disk for SimDisk {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<FileHandle> {
+        let path = norm(path);
+        let mut st = self.lock();
+        let ino = match (st.entries.get(&path).copied(), mode) {
+            (Some(Entry::Dir), _) => {
+                return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+            }
+            (Some(Entry::File(ino)), OpenMode::CreateTruncate) => {
+                st.mutate()?;
+                if let Some(i) = st.inodes.get_mut(&ino) {
+                    i.current.clear();
+                }
+                ino
+            }
+            (Some(Entry::File(ino)), _) => ino,
+            (None, OpenMode::Read) => return Err(not_found(&path)),
+            (None, _) => {
+                if !st.parent_is_dir(&path) {
+                    return Err(not_found(&path));
+                }
+                st.mutate()?;
+                let ino = st.next_ino;
+                st.next_ino += 1;
+                let modified_ms = st.ticks;
+                st.inodes.insert(ino, Inode { modified_ms, ..Default::default() });
+                st.entries.insert(path, Entry::File(ino));
+                ino
+            }
+        };
+        Ok(Arc::new(SimFile {
+            state: self.state.clone(),
+            ino,
+            generation: st.generation,
+            writable: mode != OpenMode::Read,
+        }))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let path = norm(path);
+        let mut st = self.lock();
+        let mut cur = PathBuf::from("/");
+        for c in path.components().skip(1) {
+            cur.push(c);
+            match st.entries.get(&cur) {
+                Some(Entry::Dir) => {}
+                Some(Entry::File(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "a file is in the way",
+                    ));
+                }
+                None => {
+                    st.mutate()?;
+                    st.entries.insert(cur.clone(), Entry::Dir);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (from, to) = (norm(from), norm(to));
+        let mut st = self.lock();
+        let Some(Entry::File(ino)) = st.entries.get(&from).copied() else {
+            return Err(not_found(&from));
+        };
+        if !st.parent_is_dir(&to) {
+            return Err(not_found(&to));
+        }
+        st.mutate()?;
+        st.entries.remove(&from);
+        st.entries.insert(to, Entry::File(ino));
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let path = norm(path);
+        let mut st = self.lock();
+        match st.entries.get(&path) {
+            Some(Entry::File(_)) => {
+                st.mutate()?;
+                st.entries.remove(&path);
+                Ok(())
+            }
+            Some(Entry::Dir) => Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")),
+            None => Err(not_found(&path)),
+        }
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let path = norm(path);
+        let mut st = self.lock();
+        if st.entries.get(&path) != Some(&Entry::Dir) {
+            return Err(not_found(&path));
+        }
+        st.mutate()?;
+        st.entries.retain(|p, _| !p.starts_with(&path));
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let path = norm(path);
+        let mut st = self.lock();
+        if path != Path::new("/") && st.entries.get(&path) != Some(&Entry::Dir) {
+            return Err(not_found(&path));
+        }
+        st.mutate()?;
+        if st.options.fsync_noop {
+            return Ok(());
+        }
+        let st = &mut *st;
+        st.durable_entries.retain(|p, _| p.parent() != Some(&path));
+        for (p, e) in &st.entries {
+            if p.parent() == Some(&path) {
+                st.durable_entries.insert(p.clone(), *e);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let path = norm(path);
+        let st = self.lock();
+        if path != Path::new("/") && st.entries.get(&path) != Some(&Entry::Dir) {
+            return Err(not_found(&path));
+        }
+        Ok(st
+            .entries
+            .keys()
+            .filter(|p| p.parent() == Some(&path))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+            .collect())
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<FileMeta> {
+        let path = norm(path);
+        let st = self.lock();
+        let (len, ticks) = match st.entries.get(&path) {
+            Some(Entry::File(ino)) => {
+                let i = st.inodes.get(ino).ok_or_else(|| not_found(&path))?;
+                (i.current.len() as u64, i.modified_ms)
+            }
+            Some(Entry::Dir) => (0, 0),
+            None if path == Path::new("/") => (0, 0),
+            None => return Err(not_found(&path)),
+        };
+        Ok(FileMeta { len, modified: SystemTime::UNIX_EPOCH + Duration::from_millis(ticks) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(options: SimOptions) -> SimDisk {
+        let d = SimDisk::new(options);
+        d.create_dir_all(Path::new("/d")).expect("mkdir");
+        d.sync_dir(Path::new("/")).expect("sync root");
+        d
+    }
+
+    #[test]
+    fn a_crash_keeps_synced_bytes_and_drops_the_rest() {
+        let d = disk(SimOptions::default());
+        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+        f.write_all_at(b"abc", 0).expect("write");
+        f.sync_data().expect("sync");
+        d.sync_dir(Path::new("/d")).expect("sync dir");
+        f.write_all_at(b"def", 3).expect("write");
+        d.crash();
+        assert_eq!(d.read(Path::new("/d/f")).expect("read"), b"abc");
+        assert!(f.size().is_err(), "a handle from before the crash is dead");
+    }
+
+    #[test]
+    fn a_name_needs_its_directory_synced() {
+        let d = disk(SimOptions::default());
+        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+        f.write_all_at(b"abc", 0).expect("write");
+        f.sync_data().expect("sync");
+        d.crash();
+        assert!(d.read_dir(Path::new("/d")).expect("list").is_empty(), "create not durable");
+
+        let f = d.open(Path::new("/d/g"), OpenMode::ReadWriteCreate).expect("create");
+        f.sync_data().expect("sync");
+        d.sync_dir(Path::new("/d")).expect("sync dir");
+        d.remove_file(Path::new("/d/g")).expect("remove");
+        d.crash();
+        assert_eq!(d.read_dir(Path::new("/d")).expect("list"), vec!["g"], "remove not durable");
+
+        d.create_dir_all(Path::new("/d/sub")).expect("mkdir");
+        let f = d.open(Path::new("/d/sub/h"), OpenMode::ReadWriteCreate).expect("create");
+        f.sync_data().expect("sync");
+        d.sync_dir(Path::new("/d/sub")).expect("sync sub");
+        d.crash();
+        assert!(d.metadata(Path::new("/d/sub/h")).is_err(), "parent directory not durable");
+    }
+
+    #[test]
+    fn a_failed_fsync_loses_its_data_for_good() {
+        let d = disk(SimOptions::default());
+        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+        d.sync_dir(Path::new("/d")).expect("sync dir");
+        f.write_all_at(b"abc", 0).expect("write");
+        d.fail_next_syncs(1);
+        assert!(f.sync_data().is_err());
+        f.write_all_at(b"def", 3).expect("write");
+        f.sync_data().expect("a later fsync succeeds");
+        assert_eq!(d.read(Path::new("/d/f")).expect("read"), b"abcdef", "the cache still has it");
+        d.crash();
+        assert_eq!(d.read(Path::new("/d/f")).expect("read"), b"\0\0\0def");
+    }
+
+    #[test]
+    fn freezing_stops_writes_and_noop_fsync_keeps_nothing() {
+        let d = disk(SimOptions { fsync_noop: true, ..Default::default() });
+        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+        f.write_all_at(b"abc", 0).expect("write");
+        f.sync_data().expect("sync");
+        d.sync_dir(Path::new("/d")).expect("sync dir");
+        d.freeze_after(0);
+        assert!(f.write_all_at(b"x", 0).is_err());
+        d.crash();
+        assert!(d.metadata(Path::new("/d/f")).is_err());
+    }
+
+    #[test]
+    fn torn_tails_keep_a_prefix_of_unsynced_bytes() {
+        for seed in 0..20 {
+            let d = disk(SimOptions { seed, torn_tails: true, ..Default::default() });
+            let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+            f.write_all_at(b"abc", 0).expect("write");
+            f.sync_data().expect("sync");
+            d.sync_dir(Path::new("/d")).expect("sync dir");
+            f.write_all_at(b"defgh", 3).expect("write");
+            d.crash();
+            let got = d.read(Path::new("/d/f")).expect("read");
+            assert!(got.len() >= 3 && got.len() <= 8 && got.starts_with(b"abc"), "{got:?}");
+            for (i, b) in got.iter().enumerate().skip(3) {
+                assert!(*b == 0 || *b == b"abcdefgh"[i], "byte {i} of {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_disk_refuses_growth() {
+        let d = disk(SimOptions { capacity: Some(4), ..Default::default() });
+        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+        f.write_all_at(b"abcd", 0).expect("write");
+        let e = f.write_all_at(b"e", 4).expect_err("full");
+        assert_eq!(e.raw_os_error(), Some(28));
+        d.set_capacity(None);
+        f.write_all_at(b"e", 4).expect("space again");
+    }
+}
