@@ -73,11 +73,14 @@ impl EpochCache {
     }
 
     /// Kafka's OffsetForLeaderEpoch: the largest epoch `<= epoch` and the offset where it
-    /// ends (the next epoch's start, or `log_end` for the latest).
+    /// ends (the next epoch's start, or `log_end` for the latest). For an epoch older than
+    /// every known one, the requested epoch and the start of the first known one, as Kafka
+    /// answers: a follower holding data of that epoch must cut it there, since nothing of
+    /// it is in this log. `None` only when no epoch is known at all.
     pub fn end_offset_for(&self, epoch: i32, log_end: i64) -> Option<(i32, i64)> {
         let i = self.entries.partition_point(|e| e.epoch <= epoch);
         if i == 0 {
-            return None;
+            return self.entries.first().map(|first| (epoch, first.start_offset));
         }
         let end = self.entries.get(i).map_or(log_end, |next| next.start_offset);
         Some((self.entries[i - 1].epoch, end))
@@ -177,10 +180,19 @@ mod tests {
     #[test]
     fn end_offset_for_epoch() {
         let c = cache(&[(1, 0), (3, 10)]);
-        assert_eq!(c.end_offset_for(0, 50), None);
         assert_eq!(c.end_offset_for(1, 50), Some((1, 10)));
         assert_eq!(c.end_offset_for(2, 50), Some((1, 10)));
         assert_eq!(c.end_offset_for(7, 50), Some((3, 50)));
+    }
+
+    /// Before: an epoch older than the first known one got no answer, and the follower
+    /// skipped truncation, keeping a tail this log never had (e.g. after retention or a
+    /// reset to the tiered end dropped the older epochs).
+    #[test]
+    fn an_epoch_older_than_any_known_ends_where_the_first_known_starts() {
+        let c = cache(&[(4, 100), (6, 150)]);
+        assert_eq!(c.end_offset_for(2, 200), Some((2, 100)));
+        assert_eq!(EpochCache::default().end_offset_for(2, 200), None);
     }
 
     #[test]

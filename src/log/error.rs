@@ -43,6 +43,22 @@ pub enum LogError {
     /// A batch handed to the log is malformed.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// An fsync of the log's data failed: what the disk holds past the durable offset is
+    /// unknown (Linux may drop the dirty pages and report success next time), so the log
+    /// takes no more writes and acknowledges nothing more until it is reopened.
+    #[error(
+        "partition log {path:?} stopped after a failed fsync ({reason}); nothing past offset \
+         {durable} is acknowledged; produce to the partition's new leader, and restart this \
+         broker once its disk is healthy"
+    )]
+    Failed {
+        /// The partition directory.
+        path: PathBuf,
+        /// The fsync error.
+        reason: String,
+        /// Every offset below this was durable before the failure.
+        durable: i64,
+    },
     /// The log was closed or deleted (or a previous operation panicked).
     #[error("partition log is closed; retry against the partition's current owner")]
     Closed,
@@ -80,6 +96,11 @@ impl From<LogError> for Error {
             }
             LogError::Record(r) => Error::from(r),
             LogError::Closed => Error::new(ErrorKind::Unavailable, "LOG_CLOSED", message),
+            LogError::Failed { path, durable, .. } => {
+                Error::new(ErrorKind::Unavailable, "LOG_FAILED", message)
+                    .with("path", path.display())
+                    .with("durable_offset", durable)
+            }
         }
     }
 }

@@ -38,6 +38,7 @@ impl Inner {
     pub(super) fn sync_active(&self, until: Option<i64>) -> Result<(), LogError> {
         let (file, path, end, generation) = {
             let st = self.lock()?;
+            st.check_open()?;
             if let Some(offset) = until.filter(|&o| o > st.log_end()) {
                 return Err(st.out_of_range(offset));
             }
@@ -50,9 +51,14 @@ impl Inner {
                 std::thread::sleep(std::time::Duration::from_millis(delay));
             }
         }
-        file.sync_data().map_err(|e| LogError::io(&path, e))?;
+        let synced = file.sync_data().map_err(|e| LogError::io(&path, e));
+        let mut st = self.peek();
+        if synced.is_err() {
+            return self.note_sync(&mut st, synced);
+        }
+        // Another fsync of this file may have failed meanwhile; ours then proves nothing.
+        st.check_open()?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        let st = self.peek();
         if st.generation == generation {
             self.durable.fetch_max(end, Ordering::AcqRel);
         }

@@ -62,6 +62,8 @@ pub(super) struct State {
     /// advance the durable offset over rewritten bytes.
     pub generation: u64,
     pub closed: bool,
+    /// Set by a failed data fsync; the log then refuses writes and flushes (fail-stop).
+    pub failed: Option<LogError>,
 }
 
 impl State {
@@ -78,6 +80,18 @@ impl State {
     /// Bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.sealed_bytes + self.active.size
+    }
+
+    /// `Closed` or `Failed` when the log takes no more writes.
+    pub fn check_open(&self) -> Result<(), LogError> {
+        if let Some(LogError::Failed { path, reason, durable }) = &self.failed {
+            let (path, reason, durable) = (path.clone(), reason.clone(), *durable);
+            return Err(LogError::Failed { path, reason, durable });
+        }
+        if self.closed {
+            return Err(LogError::Closed);
+        }
+        Ok(())
     }
 
     /// The out-of-range error for `offset` against the current range.
@@ -112,12 +126,32 @@ impl Inner {
         });
     }
 
+    /// Fsyncs the active segment's data; a failure stops the log for good (fail-stop):
+    /// retrying could report success for bytes the kernel already dropped.
+    pub fn sync_segment(&self, st: &mut State) -> Result<(), LogError> {
+        st.check_open()?;
+        let r = st.active.sync();
+        self.note_sync(st, r)
+    }
+
+    /// Marks the log failed if `r` is a failed fsync.
+    pub fn note_sync(&self, st: &mut State, r: Result<(), LogError>) -> Result<(), LogError> {
+        let Err(e) = r else { return Ok(()) };
+        let durable = self.durable.load(Ordering::Acquire);
+        tracing::error!(dir = %self.dir.display(), durable_offset = durable, error = %e,
+            "fsync failed; the partition log stops taking writes until it is reopened");
+        let failed = LogError::Failed { path: self.dir.clone(), reason: e.to_string(), durable };
+        st.failed = Some(failed);
+        self.publish(st);
+        st.check_open()
+    }
+
     /// Seals the active segment (index files and data fsynced first, so the durable offset
     /// stays truthful) and starts a new one at the log end.
     pub fn roll(&self, st: &mut State) -> Result<(), LogError> {
         let end = st.log_end();
         st.active.write_index(self.disk(), &self.dir)?;
-        st.active.sync()?;
+        self.sync_segment(st)?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         let mut next = ActiveSegment::open(self.disk(), &self.dir, end, 0, IndexBuilder::new())?;
         next.next_offset = end;
@@ -150,9 +184,7 @@ impl Inner {
         records: i64,
         now: i64,
     ) -> Result<(), LogError> {
-        if st.closed {
-            return Err(LogError::Closed);
-        }
+        st.check_open()?;
         let a = &st.active;
         let limit = st.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let full = a.size + bytes > limit || a.next_offset + records - a.base > i64::from(u32::MAX);
@@ -256,6 +288,7 @@ impl PartitionLog {
             sealed_bytes,
             generation: 0,
             closed: false,
+            failed: None,
         };
         let offsets = LogOffsets {
             log_start: state.log_start(),
@@ -318,7 +351,9 @@ impl PartitionLog {
         let inner = &*self.inner;
         let now = inner.clock.now_ms();
         let mut st = inner.lock()?;
-        let (frames, records) = frame(batches, st.config.max_message_bytes)?;
+        // The leader accepted these batches under its limit at the time; a lower
+        // `max.message.bytes` set since must not stop them from being copied.
+        let (frames, records) = frame(batches, MAX_SEGMENT_BYTES as usize)?;
         let mut expected = st.log_end();
         if frames[0].0.base_offset != expected {
             return Err(st.out_of_range(frames[0].0.base_offset));
@@ -420,10 +455,11 @@ impl PartitionLog {
     pub fn close(&self) -> Result<(), LogError> {
         let inner = &*self.inner;
         let mut st = inner.lock()?;
-        if st.closed {
+        if st.closed && st.failed.is_none() {
             return Ok(());
         }
-        st.active.sync()?;
+        // A failed log writes no recovery point: it would vouch for bytes the disk may lack.
+        inner.sync_segment(&mut st)?;
         inner.syncs.fetch_add(1, Ordering::Relaxed);
         st.active.write_index(inner.disk(), &inner.dir)?;
         st.active.end_point().store(inner.disk(), &inner.dir)?;

@@ -412,3 +412,95 @@ fn with_fsync_a_noop_power_loss_loses_acknowledged_offsets() {
     });
     assert!(lost, "with fsync disabled the power-loss test must report lost offsets");
 }
+
+fn sim_log(disk: &SimDisk, config: LogConfig) -> PartitionLog {
+    let resources = Arc::new(LogResources::on_disk(Arc::new(disk.clone()), 16, 1 << 20));
+    PartitionLog::open("/data/t-0", config, Arc::new(ManualClock::new(T0)), resources)
+        .expect("open log")
+}
+
+fn read_all(log: &PartitionLog) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let chunk = log.read(offset, 1 << 20, i64::MAX).expect("read");
+        out.extend_from_slice(&chunk.bytes);
+        offset = chunk.next_offset;
+    }
+    out
+}
+
+/// Before: a failed fsync returned an error, but the next flush fsynced again, succeeded
+/// (the kernel had dropped the dirty pages) and acknowledged offsets that a power loss
+/// then took away.
+#[test]
+fn a_failed_fsync_stops_the_log_and_nothing_after_it_is_acknowledged() {
+    let disk = SimDisk::new(SimOptions::default());
+    let log = sim_log(&disk, LogConfig::default());
+    let mut a = batch(2, 100, T0, 1);
+    log.append(&mut a, 0).expect("append a");
+    log.flush_all().expect("flush a");
+    let acked = log.durable_offset();
+    assert_eq!(acked, 2);
+
+    log.append(&mut batch(2, 100, T0, 2), 0).expect("append b");
+    disk.fail_next_syncs(1);
+    let err = log.flush_all().expect_err("the fsync fails");
+    assert!(matches!(err, LogError::Failed { durable: 2, .. }), "{err}");
+
+    // Fail-stop: no write, flush or clean close succeeds, and nothing more is durable.
+    let err = log.append(&mut batch(1, 10, T0, 3), 0).expect_err("append after failure");
+    assert!(matches!(err, LogError::Failed { .. }), "{err}");
+    assert!(matches!(log.flush_all(), Err(LogError::Failed { .. })));
+    assert!(matches!(log.close(), Err(LogError::Failed { .. })));
+    assert_eq!(log.durable_offset(), acked);
+    let status = crate::Error::from(err);
+    assert_eq!(status.kind, crate::ErrorKind::Unavailable);
+    assert_eq!(status.reason, "LOG_FAILED");
+
+    drop(log);
+    disk.crash();
+    let log = sim_log(&disk, LogConfig::default());
+    assert_eq!(log.log_end_offset(), 2, "the dropped batch is cut off by recovery");
+    assert_eq!(read_all(&log), a);
+    log.append(&mut batch(1, 10, T0, 4), 0).expect("a reopened log takes writes");
+}
+
+/// A full disk refuses the append with ENOSPC naming the segment, keeps every acknowledged
+/// offset, and takes writes again once space returns, without a restart.
+#[test]
+fn a_full_disk_refuses_appends_and_recovers_when_space_returns() {
+    let disk = SimDisk::new(SimOptions::default());
+    let config = LogConfig { segment_bytes: 2000, ..LogConfig::default() };
+    let log = sim_log(&disk, config.clone());
+    let mut acked = Vec::new();
+    disk.set_capacity(Some(disk.used_bytes() + 5000));
+    let mut refused = None;
+    for tag in 0..100 {
+        let mut b = batch(1, 300, T0, tag);
+        match log.append(&mut b, 0) {
+            Ok(_) => {
+                log.flush_all().expect("flush");
+                acked.extend_from_slice(&b);
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("the disk filled up");
+    assert!(err.to_string().contains("/data/t-0/"), "{err}");
+    assert!(err.to_string().to_lowercase().contains("space"), "{err}");
+    assert_eq!(read_all(&log), acked, "every acknowledged batch is intact");
+
+    disk.set_capacity(None);
+    let mut b = batch(1, 300, T0, 1000);
+    log.append(&mut b, 0).expect("space returned");
+    log.flush_all().expect("flush");
+    acked.extend_from_slice(&b);
+    assert_eq!(read_all(&log), acked);
+    drop(log);
+    disk.crash();
+    assert_eq!(read_all(&sim_log(&disk, config)), acked, "and all of it survives a crash");
+}

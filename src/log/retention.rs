@@ -98,9 +98,7 @@ impl PartitionLog {
         let now = inner.clock.now_ms();
         let (candidates, config, total, generation, rolled) = {
             let mut st = inner.lock()?;
-            if st.closed {
-                return Err(LogError::Closed);
-            }
+            st.check_open()?;
             let a = &st.active;
             let aged =
                 a.first_append_ms.is_some_and(|t| now.saturating_sub(t) >= st.config.segment_ms);
@@ -187,9 +185,7 @@ impl PartitionLog {
         let inner = &*self.inner;
         let dir = &inner.dir;
         let mut st = inner.lock()?;
-        if st.closed {
-            return Err(LogError::Closed);
-        }
+        st.check_open()?;
         if offset >= st.log_end() {
             return Ok(());
         }
@@ -242,7 +238,8 @@ impl PartitionLog {
         let cut = plan_cut(&st.active, offset, interval)?;
         let a = &mut st.active;
         a.file.set_len(cut.pos).map_err(|e| LogError::io(&a.path, e))?;
-        a.sync()?;
+        inner.sync_segment(&mut st)?;
+        let a = &mut st.active;
         a.size = cut.pos;
         a.next_offset = cut.new_end;
         a.builder = cut.builder;

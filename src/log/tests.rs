@@ -714,6 +714,22 @@ fn replicated_appends_keep_offsets_and_require_continuity() {
     assert_eq!(follower.leader_epochs(), vec![EpochEntry { epoch: 1, start_offset: 0 }]);
 }
 
+/// Before: a follower framed replicated batches with its own `max.message.bytes`, so
+/// lowering the topic's limit stopped replication of batches the leader had accepted.
+#[test]
+fn replication_copies_batches_accepted_before_max_message_bytes_was_lowered() {
+    let fx = Fixture::new();
+    let leader = fx.open(LogConfig::default());
+    fill(&leader, &[(1, 5000), (1, 5000)], T0);
+    let bytes = read_all(&leader, 0, 100_000);
+    let other = Fixture::new();
+    let follower = other.open(LogConfig { max_message_bytes: 1000, ..LogConfig::default() });
+    follower.append_replicated(&bytes).expect("replicated despite the lower limit");
+    assert_eq!(read_all(&follower, 0, 100_000), bytes);
+    // The limit still holds for new produce on this log.
+    assert!(follower.append(&mut batch(1, 5000, T0), 1).is_err());
+}
+
 // ---- shared resources ----
 
 #[test]

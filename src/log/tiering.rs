@@ -202,9 +202,7 @@ impl PartitionLog {
         let inner = &*self.inner;
         let dir = &inner.dir;
         let mut st = inner.lock()?;
-        if st.closed {
-            return Err(LogError::Closed);
-        }
+        st.check_open()?;
         st.generation += 1;
         let mut bases: Vec<i64> = st.sealed.keys().copied().collect();
         bases.push(st.active.base);
