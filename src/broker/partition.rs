@@ -661,7 +661,9 @@ impl Partition {
     }
 
     /// Deletes local segments past retention; for a tiered topic only those safely in the
-    /// bucket, by `local.retention.*`.
+    /// bucket, by `local.retention.*`. Never at or above the high watermark: what followers
+    /// have not copied yet is not the leader's to delete (a segment there would vanish from
+    /// every replica, and followers could not fetch it).
     pub async fn apply_retention(&self) -> Result<(), Error> {
         let log = self.log.clone();
         let limit = if self.config().remote_storage_enable {
@@ -669,6 +671,7 @@ impl Partition {
         } else {
             i64::MAX
         };
+        let limit = limit.min(self.high_watermark());
         tokio::task::spawn_blocking(move || log.apply_retention_below(limit))
             .await
             .map_err(|e| Error::internal(format!("retention task failed: {e}")))??;
@@ -838,6 +841,38 @@ mod tests {
         // An older state never moves leadership back.
         p.set_state(&state(1, 1));
         assert_eq!(p.leadership(), (2, 2));
+    }
+
+    /// Before: size retention deleted sealed segments the followers had not copied yet.
+    #[tokio::test]
+    async fn retention_never_deletes_at_or_above_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = PartitionSpec {
+            topic: "t".into(),
+            topic_id: "id".into(),
+            index: 0,
+            broker_id: 1,
+            state: state(1, 1),
+            config: Arc::new(TopicConfig {
+                flush_policy: FlushPolicyKind::Interval,
+                min_insync_replicas: 1,
+                segment_bytes: 200,
+                retention_bytes: 0,
+                ..TopicConfig::default()
+            }),
+            remote: None,
+        };
+        let resources = Arc::new(crate::log::LogResources::default());
+        let p =
+            Arc::new(Partition::open(dir.path(), spec, crate::clock::system(), resources).unwrap());
+        for seq in 0..20 {
+            p.append(producer_batch(seq), Acks::Leader).await.unwrap().await.unwrap();
+        }
+        // Follower 2 is in the ISR but has fetched nothing: the high watermark stays at 0.
+        assert_eq!(p.high_watermark(), 0);
+        assert!(p.log().segment_count() > 3);
+        p.apply_retention().await.unwrap();
+        assert_eq!(p.log().log_start_offset(), 0, "nothing below the high watermark to delete");
     }
 
     /// Before: a `partition.metadata` that did not parse made the broker delete the whole
