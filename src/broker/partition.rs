@@ -790,22 +790,35 @@ mod tests {
         b.build()
     }
 
-    fn open(dir: &Path, broker_id: i32, state: PartitionState) -> Arc<Partition> {
-        let spec = PartitionSpec {
+    /// Partition 0 of topic `t` on broker `broker_id`.
+    fn spec(broker_id: i32, state: PartitionState, config: TopicConfig) -> PartitionSpec {
+        PartitionSpec {
             topic: "t".into(),
             topic_id: "id".into(),
             index: 0,
             broker_id,
             state,
-            config: Arc::new(TopicConfig {
-                flush_policy: FlushPolicyKind::Interval,
-                min_insync_replicas: 1,
-                ..TopicConfig::default()
-            }),
+            config: Arc::new(config),
             remote: None,
-        };
+        }
+    }
+
+    /// Interval flushes and `min.insync.replicas=1`, so tests need no fsyncs or followers.
+    fn relaxed() -> TopicConfig {
+        TopicConfig {
+            flush_policy: FlushPolicyKind::Interval,
+            min_insync_replicas: 1,
+            ..TopicConfig::default()
+        }
+    }
+
+    fn open_spec(dir: &Path, spec: PartitionSpec) -> Result<Partition, Error> {
         let resources = Arc::new(crate::log::LogResources::default());
-        Arc::new(Partition::open(dir, spec, crate::clock::system(), resources).unwrap())
+        Partition::open(dir, spec, crate::clock::system(), resources)
+    }
+
+    fn open(dir: &Path, broker_id: i32, state: PartitionState) -> Arc<Partition> {
+        Arc::new(open_spec(dir, spec(broker_id, state, relaxed())).unwrap())
     }
 
     #[tokio::test]
@@ -847,24 +860,8 @@ mod tests {
     #[tokio::test]
     async fn retention_never_deletes_at_or_above_the_high_watermark() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = PartitionSpec {
-            topic: "t".into(),
-            topic_id: "id".into(),
-            index: 0,
-            broker_id: 1,
-            state: state(1, 1),
-            config: Arc::new(TopicConfig {
-                flush_policy: FlushPolicyKind::Interval,
-                min_insync_replicas: 1,
-                segment_bytes: 200,
-                retention_bytes: 0,
-                ..TopicConfig::default()
-            }),
-            remote: None,
-        };
-        let resources = Arc::new(crate::log::LogResources::default());
-        let p =
-            Arc::new(Partition::open(dir.path(), spec, crate::clock::system(), resources).unwrap());
+        let config = TopicConfig { segment_bytes: 200, retention_bytes: 0, ..relaxed() };
+        let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
         for seq in 0..20 {
             p.append(producer_batch(seq), Acks::Leader).await.unwrap().await.unwrap();
         }
@@ -898,17 +895,7 @@ mod tests {
                 Some(bytes) => std::fs::write(&meta, bytes).unwrap(),
                 None => std::fs::remove_file(&meta).unwrap(),
             }
-            let spec = PartitionSpec {
-                topic: "t".into(),
-                topic_id: "id".into(),
-                index: 0,
-                broker_id: 1,
-                state: state(1, 1),
-                config: Arc::new(TopicConfig::default()),
-                remote: None,
-            };
-            let resources = Arc::new(crate::log::LogResources::default());
-            let err = match Partition::open(dir.path(), spec, crate::clock::system(), resources) {
+            let err = match open_spec(dir.path(), spec(1, state(1, 1), TopicConfig::default())) {
                 Err(e) => e,
                 Ok(_) => panic!("opened a partition whose metadata is {why}"),
             };

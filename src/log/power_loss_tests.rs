@@ -22,7 +22,6 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::disk::{SimDisk, SimOptions};
 use crate::record::BatchFrames;
-use crate::record::batch::{HEADER_LEN, write_crc};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -30,24 +29,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// A valid batch of `records` records whose payload bytes are derived from `tag`.
+/// A valid batch whose payload bytes are derived from `tag`.
 fn batch(records: i32, payload: usize, ts: i64, tag: u64) -> Vec<u8> {
-    let len = HEADER_LEN + payload;
-    let mut b = vec![0u8; len];
-    b[8..12].copy_from_slice(&((len - 12) as i32).to_be_bytes());
-    b[16] = 2;
-    b[23..27].copy_from_slice(&(records - 1).to_be_bytes());
-    b[27..35].copy_from_slice(&ts.to_be_bytes());
-    b[35..43].copy_from_slice(&ts.to_be_bytes());
-    b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
-    b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
-    b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
-    b[57..61].copy_from_slice(&records.to_be_bytes());
-    for (i, byte) in b[HEADER_LEN..].iter_mut().enumerate() {
-        *byte = (tag as usize).wrapping_mul(31).wrapping_add(i * 7) as u8;
-    }
-    write_crc(&mut b);
-    b
+    super::tests::batch_with(records, payload, ts, (tag as usize).wrapping_mul(31))
 }
 
 /// What the log must hold.

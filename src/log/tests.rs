@@ -19,6 +19,11 @@ const T0: i64 = 1_700_000_000_000;
 /// A valid (framing + CRC) batch with `records` records, `payload` bytes after the header
 /// and the given max timestamp. Records are opaque bytes to the log.
 fn batch(records: i32, payload: usize, max_ts: i64) -> Vec<u8> {
+    batch_with(records, payload, max_ts, payload)
+}
+
+/// [`batch`] whose payload bytes also depend on `seed`, so equal shapes differ in content.
+pub(super) fn batch_with(records: i32, payload: usize, max_ts: i64, seed: usize) -> Vec<u8> {
     let len = HEADER_LEN + payload;
     let mut b = vec![0u8; len];
     b[8..12].copy_from_slice(&((len - 12) as i32).to_be_bytes());
@@ -31,7 +36,7 @@ fn batch(records: i32, payload: usize, max_ts: i64) -> Vec<u8> {
     b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
     b[57..61].copy_from_slice(&records.to_be_bytes());
     for (i, byte) in b[HEADER_LEN..].iter_mut().enumerate() {
-        *byte = (i * 7 + payload) as u8;
+        *byte = (i * 7).wrapping_add(seed) as u8;
     }
     write_crc(&mut b);
     b
