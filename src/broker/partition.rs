@@ -155,7 +155,7 @@ impl Partition {
         resources: Arc<crate::log::LogResources>,
     ) -> Result<Partition, Error> {
         let dir = data_dir.join(format!("{}-{}", spec.topic, spec.index));
-        claim_dir(&dir, &spec.topic, &spec.topic_id, spec.index)?;
+        claim_dir(resources.disk(), &dir, &spec.topic, &spec.topic_id, spec.index)?;
         let log = PartitionLog::open(&dir, log_config(&spec.config), clock, resources)?;
         // The high watermark is learnt again after a restart: from the leader's own end
         // and its followers' fetches; until then consumers wait rather than read ahead.
@@ -698,8 +698,13 @@ struct PartitionMetadata {
 /// metadata cannot be read or parsed, or that holds segments without metadata, is never
 /// touched: the partition fails to open with `CORRUPT_PARTITION_METADATA` naming the file,
 /// because deleting it could delete acknowledged data.
-fn claim_dir(dir: &Path, topic: &str, topic_id: &str, index: u32) -> Result<(), Error> {
-    let disk = crate::disk::RealDisk;
+fn claim_dir(
+    disk: &dyn Disk,
+    dir: &Path,
+    topic: &str,
+    topic_id: &str,
+    index: u32,
+) -> Result<(), Error> {
     let io = |what: &str, e: std::io::Error| {
         Error::internal(format!("{what} {}: {e}", dir.display())).with("path", dir.display())
     };
@@ -742,7 +747,7 @@ fn claim_dir(dir: &Path, topic: &str, topic_id: &str, index: u32) -> Result<(), 
             Err(e) => return Err(corrupt(format!("cannot be read ({e})"))),
         }
     }
-    crate::disk::create_dir_durable(&disk, dir).map_err(|e| io("cannot create", e.source))?;
+    crate::disk::create_dir_durable(disk, dir).map_err(|e| io("cannot create", e.source))?;
     let meta = PartitionMetadata {
         version: 1,
         topic: topic.to_string(),
@@ -750,7 +755,7 @@ fn claim_dir(dir: &Path, topic: &str, topic_id: &str, index: u32) -> Result<(), 
         partition: index,
     };
     let bytes = serde_json::to_vec(&meta).map_err(|e| Error::internal(e.to_string()))?;
-    crate::disk::write_atomic(&disk, dir, METADATA_FILE, &bytes)
+    crate::disk::write_atomic(disk, dir, METADATA_FILE, &bytes)
         .map_err(|e| io("cannot write partition metadata in", e.source))?;
     Ok(())
 }

@@ -63,7 +63,15 @@ pub(super) struct State {
     pub generation: u64,
     pub closed: bool,
     /// Set by a failed data fsync; the log then refuses writes and flushes (fail-stop).
-    pub failed: Option<LogError>,
+    pub failed: Option<FailStop>,
+}
+
+/// Why and where a log stopped: what [`LogError::Failed`] reports on every later call.
+#[derive(Debug, Clone)]
+pub(super) struct FailStop {
+    pub path: PathBuf,
+    pub reason: String,
+    pub durable: i64,
 }
 
 impl State {
@@ -84,8 +92,7 @@ impl State {
 
     /// `Closed` or `Failed` when the log takes no more writes.
     pub fn check_open(&self) -> Result<(), LogError> {
-        if let Some(LogError::Failed { path, reason, durable }) = &self.failed {
-            let (path, reason, durable) = (path.clone(), reason.clone(), *durable);
+        if let Some(FailStop { path, reason, durable }) = self.failed.clone() {
             return Err(LogError::Failed { path, reason, durable });
         }
         if self.closed {
@@ -140,8 +147,7 @@ impl Inner {
         let durable = self.durable.load(Ordering::Acquire);
         tracing::error!(dir = %self.dir.display(), durable_offset = durable, error = %e,
             "fsync failed; the partition log stops taking writes until it is reopened");
-        let failed = LogError::Failed { path: self.dir.clone(), reason: e.to_string(), durable };
-        st.failed = Some(failed);
+        st.failed = Some(FailStop { path: self.dir.clone(), reason: e.to_string(), durable });
         self.publish(st);
         st.check_open()
     }

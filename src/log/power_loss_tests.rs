@@ -404,14 +404,7 @@ fn sim_log(disk: &SimDisk, config: LogConfig) -> PartitionLog {
 }
 
 fn read_all(log: &PartitionLog) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let chunk = log.read(offset, 1 << 20, i64::MAX).expect("read");
-        out.extend_from_slice(&chunk.bytes);
-        offset = chunk.next_offset;
-    }
-    out
+    super::tests::read_all(log, log.log_start_offset(), 1 << 20)
 }
 
 /// Before: a failed fsync returned an error, but the next flush fsynced again, succeeded

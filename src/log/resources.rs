@@ -116,11 +116,6 @@ impl LogResources {
         &*self.disk
     }
 
-    /// The disk, shared.
-    pub fn shared_disk(&self) -> SharedDisk {
-        self.disk.clone()
-    }
-
     /// How many sealed-segment files were opened (a cache-effectiveness metric).
     pub fn segment_opens(&self) -> u64 {
         self.opens.load(Ordering::Relaxed)

@@ -106,7 +106,7 @@ fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
 }
 
 /// Reads the whole log from `from` in chunks of `max_bytes`.
-fn read_all(log: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
+pub(super) fn read_all(log: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut offset = from;
     while offset < log.log_end_offset() {
