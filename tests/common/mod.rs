@@ -12,6 +12,8 @@ use shale::client::{Client, Consumer, ConsumerConfig, ConsumerRecord, StartAt};
 use shale::server::RunningServer;
 use shale::settings::Settings;
 
+include!("ports.rs");
+
 /// Settings for a test broker on an ephemeral port.
 pub fn settings(dir: &Path) -> Settings {
     let mut s = Settings::default();
@@ -108,9 +110,22 @@ impl BrokerProcess {
                 kept.lock().unwrap().push(line);
             }
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("shale {args:?} did not print its address within 60s"));
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                // Closed stdout or silence: say whether it exited (its stderr shows why).
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("shale {args:?} exited ({status}) before printing its address");
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("shale {args:?} did not print its address within 60s")
+            }
+        };
         let addr = line
             .split("listening on ")
             .nth(1)
@@ -350,11 +365,6 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     segments.sort();
     segments
-}
-
-/// A 127.0.0.1 port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `cond` until true or `timeout`, then panics with `what`.

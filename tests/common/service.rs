@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 /// Longest wait for a service to become ready after start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+include!("ports.rs");
 
 /// Sends one HTTP/1.0 `request` to 127.0.0.1:`port` and returns the whole reply.
 pub fn http(port: u16, request: &str) -> std::io::Result<String> {
