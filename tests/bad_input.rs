@@ -261,3 +261,36 @@ fn random_and_mutated_batches_never_hurt_the_broker() {
         f.server.shutdown().await.unwrap();
     });
 }
+
+/// A follower whose log below its fetch offset cannot be the leader's (its last batch has an
+/// epoch the leader never led) is told where to truncate and is not credited with the offset.
+#[tokio::test]
+async fn a_follower_fetch_position_the_leader_cannot_vouch_for_is_refused() {
+    let f = fixture().await;
+    let mut log = f.log.clone();
+    let mut epoch = 0;
+    for v in ["a", "b", "c"] {
+        let resp = log.produce(produce_req("t", 0, batch(&[v]))).await.unwrap().into_inner();
+        epoch = resp.leader_epoch;
+    }
+    let addr = format!("http://{}", f.server.addr());
+    let mut replica = pb::replica_client::ReplicaClient::connect(addr).await.unwrap();
+    let req = pb::ReplicaFetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        replica_id: 9,
+        leader_epoch: epoch,
+        fetch_offset: 3,
+        max_bytes: 1 << 20,
+        max_wait_ms: 10,
+        replica_incarnation: 1,
+        last_fetched_epoch: epoch + 5,
+    };
+    let mut answers =
+        replica.replica_fetch(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+    let answer = answers.message().await.unwrap().expect("an answer");
+    let error = answer.error.expect("the leader refuses a position it cannot vouch for");
+    assert_eq!(error.reason, "DIVERGING_EPOCH", "{error:?}");
+    assert_eq!(error.metadata.get("diverging_epoch"), Some(&epoch.to_string()), "{error:?}");
+    assert_eq!(error.metadata.get("diverging_end_offset").map(String::as_str), Some("3"));
+}

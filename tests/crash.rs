@@ -172,3 +172,32 @@ async fn garbage_and_torn_tail_are_truncated_on_recovery() {
         server.shutdown().await.unwrap();
     }
 }
+
+/// A restarted broker may have lost what it had not fsynced: it acknowledges again only at
+/// a newer leader epoch, never at the one its previous incarnation led.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_broker_acknowledges_only_at_a_newer_leader_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = common::BrokerProcess::start(dir.path());
+    broker.client().admin().create_topic("inc", 1, 0, BTreeMap::new()).await.unwrap();
+    let ack = |client| async move {
+        let producer = Producer::new(client, ProducerConfig::default());
+        let delivery = producer.send(ProducerRecord::new("inc", "v")).await.unwrap();
+        delivery.await.unwrap()
+    };
+    let before = ack(broker.client()).await;
+    broker.kill();
+    broker = common::BrokerProcess::start(dir.path());
+    let after = ack(broker.client()).await;
+    println!(
+        "acked at epoch {} before the restart, {} after",
+        before.leader_epoch, after.leader_epoch
+    );
+    assert!(
+        after.leader_epoch > before.leader_epoch,
+        "the restarted broker acknowledged at epoch {} (before: {})",
+        after.leader_epoch,
+        before.leader_epoch
+    );
+    assert!(broker.terminate(), "broker did not exit cleanly on SIGTERM");
+}

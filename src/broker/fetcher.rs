@@ -113,13 +113,14 @@ async fn follow(
     leader: i32,
     epoch: i32,
 ) -> Result<(), Error> {
-    let (client, me, max_bytes, max_wait) = {
+    let (client, me, incarnation, max_bytes, max_wait) = {
         let b = broker.upgrade().ok_or_else(|| Error::unavailable("broker closed"))?;
         let addr = b
             .broker_address(leader)
             .ok_or_else(|| Error::unavailable(format!("leader {leader} has no known address")))?;
         let r = &b.settings.replication;
-        (ReplicaClient::new(b.peer(&addr)?), b.id, r.fetch_max_bytes, r.fetch_max_wait_ms)
+        let client = ReplicaClient::new(b.peer(&addr)?);
+        (client, b.id, b.incarnation(), r.fetch_max_bytes, r.fetch_max_wait_ms)
     };
     let mut client = client.max_decoding_message_size(usize::MAX);
     if let Some(tiered) = p.remote().and_then(|r| r.tiered_end()) {
@@ -139,6 +140,8 @@ async fn follow(
         fetch_offset,
         max_bytes,
         max_wait_ms: max_wait,
+        replica_incarnation: incarnation,
+        last_fetched_epoch: p.log().latest_epoch().map_or(-1, |e| e.epoch),
     };
     // Report only what is fsynced here: the leader counts it towards the high watermark.
     let log = p.log().clone();
@@ -161,6 +164,20 @@ async fn follow(
             {
                 // Ahead of the leader (its unacknowledged tail was lost): cut ours to match.
                 truncate(p, resp.leader_log_end).await?;
+            } else if e.reason == "DIVERGING_EPOCH" {
+                // Our log below the fetch offset is not the leader's: cut it where the
+                // leader's epoch ends (and ours, if we know that epoch to end sooner).
+                let detail = |k: &str| e.details.get(k).and_then(|v| v.parse::<i64>().ok());
+                if let (Some(epoch), Some(mut target)) =
+                    (detail("diverging_epoch"), detail("diverging_end_offset"))
+                {
+                    if let Some((_, own)) = log.end_offset_for_epoch(epoch as i32) {
+                        target = target.min(own);
+                    }
+                    if target < end {
+                        truncate(p, target.max(log.log_start_offset())).await?;
+                    }
+                }
             } else if e.reason == "OFFSET_OUT_OF_RANGE" && resp.log_start_offset > end {
                 // Behind what the leader keeps locally (older data went to the bucket, or
                 // expired): start again where the leader's local log starts.

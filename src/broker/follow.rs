@@ -76,7 +76,7 @@ impl Broker {
                         topic_id: entry.record.id.clone(),
                         index: *p,
                         broker_id: self.id,
-                        state: state.clone(),
+                        state: self.as_applied(state),
                         config: entry.config.clone(),
                         remote: self.remote.clone(),
                     },

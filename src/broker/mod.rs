@@ -156,6 +156,7 @@ impl Broker {
             address: settings.broker.advertised_address(),
             rack: settings.broker.rack.clone(),
             started_ms: clock.now_ms(),
+            incarnation: new_incarnation(),
             draining: false,
         };
         let ttl = Duration::from_secs(settings.cluster.lease_ttl_secs);
@@ -421,6 +422,13 @@ impl Broker {
             .with("topic", topic)
             .with("partition", partition)
             .with("leader_epoch", s.leader_epoch)),
+            (Some(s), _) if s.leader == self.id && !s.confirms(self.id, self.incarnation()) => {
+                Err(Error::unavailable(format!(
+                    "broker {} restarted and leads partition {topic}-{partition} only once the \
+                     controller confirms it under a new leader epoch (now {}); retry",
+                    self.id, s.leader_epoch
+                )))
+            }
             (Some(s), _) if s.leader == self.id => Err(Error::unavailable(format!(
                 "partition {topic}-{partition} is being opened on broker {}; retry",
                 self.id
@@ -442,6 +450,23 @@ impl Broker {
             .with("leader_id", s.leader)
             .with("leader_epoch", s.leader_epoch)
             .with("leader_address", leader.map(|b| b.address).unwrap_or_default())),
+        }
+    }
+
+    /// This broker process's incarnation (see [`BrokerRecord::incarnation`]).
+    pub fn incarnation(&self) -> u64 {
+        self.membership.incarnation()
+    }
+
+    /// `state` as this broker applies it: a leadership recorded for an earlier incarnation
+    /// of this broker is not taken up (the partition has no leader here) until the
+    /// controller confirms this incarnation under a new epoch. The earlier process may have
+    /// acknowledged records this one lost with its unsynced data; leading at the old epoch
+    /// would hand out their offsets again.
+    pub(crate) fn as_applied(&self, state: &PartitionState) -> PartitionState {
+        match state.leader == self.id && !state.confirms(self.id, self.incarnation()) {
+            true => PartitionState { leader: -1, ..state.clone() },
+            false => state.clone(),
         }
     }
 
@@ -683,4 +708,9 @@ impl Broker {
 pub fn unknown_topic(name: &str) -> Error {
     Error::new(ErrorKind::NotFound, "UNKNOWN_TOPIC", format!("unknown topic {name:?}"))
         .with("topic", name)
+}
+
+/// A new broker incarnation: random and never 0 (0 marks records that have none).
+fn new_incarnation() -> u64 {
+    rand::random::<u64>().max(1)
 }

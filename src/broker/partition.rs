@@ -248,7 +248,7 @@ impl Partition {
                 "partition leadership"
             );
         }
-        self.repl.set_members(&state.replicas, &state.isr, state.leader == self.broker_id);
+        self.repl.apply(state, self.log.log_end_offset());
         self.refresh_hw();
     }
 
@@ -781,7 +781,13 @@ mod tests {
     use crate::record::{BatchBuilder, Compression, Record};
 
     fn state(leader: i32, epoch: i32) -> PartitionState {
-        PartitionState { replicas: vec![1, 2], leader, leader_epoch: epoch, isr: vec![1, 2] }
+        PartitionState {
+            replicas: vec![1, 2],
+            leader,
+            leader_epoch: epoch,
+            isr: vec![1, 2],
+            incarnations: Default::default(),
+        }
     }
 
     fn producer_batch(seq: i32) -> Bytes {

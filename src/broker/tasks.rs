@@ -132,10 +132,26 @@ async fn isr_pass(b: Arc<Broker>) {
             })
             .copied()
             .collect();
-        if isr == state.isr {
+        // The ISR records each member's incarnation: the leader's own, a rejoining
+        // follower's as its fetches state it, the others' as recorded before.
+        let incarnations = isr
+            .iter()
+            .filter_map(|r| {
+                let known = match *r == b.id {
+                    true => b.incarnation(),
+                    false if caught_up.contains(r) => repl.incarnation_of(*r),
+                    false => 0,
+                };
+                match known {
+                    0 => state.incarnations.get(r).map(|i| (*r, *i)),
+                    i => Some((*r, i)),
+                }
+            })
+            .collect();
+        if isr == state.isr && incarnations == state.incarnations {
             continue;
         }
-        let next = PartitionState { isr, ..state.clone() };
+        let next = PartitionState { isr, incarnations, ..state.clone() };
         match b.topics.update_partition(&key.0, key.1, &next, revision).await {
             Ok(true) => {
                 tracing::info!(

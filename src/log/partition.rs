@@ -440,6 +440,11 @@ impl PartitionLog {
         self.inner.peek().epochs.entries().to_vec()
     }
 
+    /// The latest leader epoch entry: the epoch of the last batch and where it started.
+    pub fn latest_epoch(&self) -> Option<EpochEntry> {
+        self.inner.peek().epochs.entries().last().copied()
+    }
+
     /// Kafka's OffsetForLeaderEpoch: the largest epoch `<= epoch` and where it ends.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         let st = self.inner.peek();

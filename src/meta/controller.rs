@@ -107,7 +107,18 @@ pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
     (0..topic.partitions as usize)
         .map(|p| {
             let replicas: Vec<i32> = (0..rf).map(|r| order[(start + p + r) % n]).collect();
-            PartitionState { leader: replicas[0], leader_epoch: 0, isr: replicas.clone(), replicas }
+            let incarnations = replicas
+                .iter()
+                .filter_map(|r| view.brokers.get(r).map(|b| (*r, b.incarnation)))
+                .filter(|(_, i)| *i != 0)
+                .collect();
+            PartitionState {
+                leader: replicas[0],
+                leader_epoch: 0,
+                isr: replicas.clone(),
+                replicas,
+                incarnations,
+            }
         })
         .collect()
 }
@@ -135,7 +146,7 @@ pub fn plan(view: &View) -> Vec<Change> {
             }
         }
     }
-    let live: BTreeSet<i32> = view.brokers.keys().copied().collect();
+    let live: BTreeMap<i32, u64> = view.brokers.values().map(|b| (b.id, b.incarnation)).collect();
     let draining: BTreeSet<i32> =
         view.brokers.values().filter(|b| b.draining).map(|b| b.id).collect();
     for ((topic, partition), (state, revision)) in &view.partitions {
@@ -160,51 +171,78 @@ const UNCLEAN_KEY: &str = "unclean.leader.election.enable";
 /// gone (offline when there is none, unless unclean election is enabled), away from a
 /// draining leader to another live in-sync replica (controlled shutdown), or back to the
 /// preferred replica (the first) once it is live and in sync again.
+///
+/// `live` maps each live broker to its incarnation. An ISR member that came back under a new
+/// incarnation (it restarted, maybe losing what it had not fsynced, or its disk) leaves the
+/// ISR while a member that never restarted is live, and a restarted leader is replaced, or,
+/// when it is the only one left, confirmed under a new epoch: either way nobody leads at an
+/// epoch a previous incarnation of it led (KIP-903 and KIP-966 in Kafka).
 fn next_state(
     state: &PartitionState,
-    live: &BTreeSet<i32>,
+    live: &BTreeMap<i32, u64>,
     draining: &BTreeSet<i32>,
     unclean: bool,
 ) -> Option<PartitionState> {
+    let is_live = |r: &i32| live.contains_key(r);
+    // Live under the incarnation the state recorded (or unknown: 0, or none recorded).
+    let clean = |r: &i32| live.get(r).is_some_and(|i| *i == 0 || state.confirms(*r, *i));
+    let restarted = |r: &i32| is_live(r) && !clean(r);
+    let isr: Vec<i32> = match state.isr.iter().any(clean) {
+        true => state.isr.iter().copied().filter(|r| !restarted(r)).collect(),
+        // Every live member restarted: they are all there is, so they stay.
+        false => state.isr.clone(),
+    };
+    // Record what the ISR members are now: live ones as they run, others as last known.
+    let incarnations = |isr: &[i32]| -> BTreeMap<i32, u64> {
+        isr.iter()
+            .filter_map(|r| match live.get(r) {
+                Some(0) | None => state.incarnations.get(r).map(|i| (*r, *i)),
+                Some(i) => Some((*r, *i)),
+            })
+            .collect()
+    };
     let bump = |leader: i32, isr: Vec<i32>| PartitionState {
         leader,
         leader_epoch: state.leader_epoch + 1,
+        incarnations: incarnations(&isr),
         isr,
         replicas: state.replicas.clone(),
     };
-    let eligible = |r: &i32| state.isr.contains(r) && live.contains(r) && !draining.contains(r);
-    if state.leader >= 0 && live.contains(&state.leader) {
+    let eligible = |r: &i32| isr.contains(r) && clean(r) && !draining.contains(r);
+    if state.leader >= 0 && clean(&state.leader) {
         if draining.contains(&state.leader) {
             // Controlled shutdown: hand over to an in-sync replica that stays. It has every
             // acknowledged record (acks=all waits for the whole ISR), so nothing is lost.
-            return state
-                .replicas
-                .iter()
-                .find(|r| eligible(r))
-                .map(|c| bump(*c, state.isr.clone()));
+            if let Some(c) = state.replicas.iter().find(|r| eligible(r)) {
+                return Some(bump(*c, isr));
+            }
+        } else {
+            // Preferred-leader rebalancing: leadership returns to the first replica once it
+            // is back in the ISR, so leaders stay spread as placed.
+            let preferred = *state.replicas.first()?;
+            if preferred != state.leader && eligible(&preferred) {
+                return Some(bump(preferred, isr));
+            }
         }
-        // Preferred-leader rebalancing: leadership returns to the first replica once it is
-        // back in the ISR, so leaders stay spread as placed.
-        let preferred = *state.replicas.first()?;
-        if preferred != state.leader && eligible(&preferred) {
-            return Some(bump(preferred, state.isr.clone()));
-        }
-        return None;
+        // The same leader: write only a changed ISR or newly recorded incarnations.
+        let next = PartitionState { incarnations: incarnations(&isr), isr, ..state.clone() };
+        return (next != *state).then_some(next);
     }
-    // A staying replica first; a draining one is still better than going offline.
+    // A staying replica first; a draining or restarted one is still better than going
+    // offline.
     let candidate = state
         .replicas
         .iter()
         .find(|r| eligible(r))
-        .or_else(|| state.replicas.iter().find(|r| state.isr.contains(r) && live.contains(r)))
+        .or_else(|| state.replicas.iter().find(|r| isr.contains(r) && is_live(r)))
         .copied();
     match candidate {
         // The ISR keeps only live members: a dead one would hold the high watermark back
         // until the new leader noticed it lagging.
-        Some(c) => Some(bump(c, state.isr.iter().copied().filter(|r| live.contains(r)).collect())),
+        Some(c) => Some(bump(c, isr.into_iter().filter(|r| is_live(r)).collect())),
         None => {
             // Unclean election (opt-in per topic) accepts losing what the new leader lacks.
-            let any = state.replicas.iter().find(|r| live.contains(r)).copied();
+            let any = state.replicas.iter().find(|r| is_live(r)).copied();
             match any {
                 Some(r) if unclean => {
                     tracing::warn!(
@@ -422,6 +460,7 @@ mod tests {
             address: format!("b{id}:9292"),
             rack: rack.into(),
             started_ms: 0,
+            incarnation: 0,
             draining: false,
         }
     }
@@ -496,8 +535,13 @@ mod tests {
     fn leadership_moves_to_a_live_in_sync_replica_or_goes_offline() {
         let mut v = view(&[(1, ""), (2, "")]);
         let key = ("t".to_string(), 0);
-        let state =
-            PartitionState { replicas: vec![1, 2], leader: 1, leader_epoch: 3, isr: vec![1, 2] };
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            leader: 1,
+            leader_epoch: 3,
+            isr: vec![1, 2],
+            incarnations: Default::default(),
+        };
         v.partitions.insert(key.clone(), (state.clone(), 10));
         assert!(plan(&v).is_empty());
         v.brokers.remove(&1);
@@ -507,7 +551,13 @@ mod tests {
 
         // Single replica: offline (leader -1, epoch bumped once), back when it returns.
         let mut v = view(&[(1, "")]);
-        let state = PartitionState { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1] };
+        let state = PartitionState {
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            incarnations: Default::default(),
+        };
         v.partitions.insert(key.clone(), (state, 5));
         v.brokers.clear();
         let c = plan(&v);
@@ -522,8 +572,13 @@ mod tests {
     #[test]
     fn leadership_returns_to_the_preferred_replica_once_it_is_in_sync() {
         let mut v = view(&[(1, ""), (2, "")]);
-        let state =
-            PartitionState { replicas: vec![1, 2], leader: 2, leader_epoch: 4, isr: vec![2] };
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            leader: 2,
+            leader_epoch: 4,
+            isr: vec![2],
+            incarnations: Default::default(),
+        };
         v.partitions.insert(("t".into(), 0), (state.clone(), 1));
         assert!(plan(&v).is_empty(), "not while the preferred replica is out of sync");
         let back = PartitionState { isr: vec![2, 1], ..state };
@@ -538,7 +593,16 @@ mod tests {
         let mut t = topic("t", 1, 2);
         v.partitions.insert(
             ("t".into(), 0),
-            (PartitionState { replicas: vec![1, 2], leader: 1, leader_epoch: 0, isr: vec![1] }, 1),
+            (
+                PartitionState {
+                    replicas: vec![1, 2],
+                    leader: 1,
+                    leader_epoch: 0,
+                    isr: vec![1],
+                    incarnations: Default::default(),
+                },
+                1,
+            ),
         );
         v.topics.push(t.clone());
         assert_eq!(plan(&v)[0].state.leader, -1, "off by default");
@@ -551,12 +615,7 @@ mod tests {
     #[test]
     fn a_draining_leader_hands_over_to_a_staying_in_sync_replica() {
         let mut v = view(&[(1, ""), (2, ""), (3, "")]);
-        let state = PartitionState {
-            replicas: vec![1, 2, 3],
-            leader: 1,
-            leader_epoch: 7,
-            isr: vec![1, 2, 3],
-        };
+        let state = PartitionState::new(vec![1, 2, 3], 1, 7, vec![1, 2, 3]);
         v.partitions.insert(("t".into(), 0), (state.clone(), 3));
         v.brokers.get_mut(&1).unwrap().draining = true;
         let c = plan(&v);
@@ -567,8 +626,13 @@ mod tests {
 
         // Nobody else in sync: the draining broker keeps leading until it leaves.
         let mut v = view(&[(1, ""), (2, "")]);
-        let lonely =
-            PartitionState { replicas: vec![1, 2], leader: 1, leader_epoch: 0, isr: vec![1] };
+        let lonely = PartitionState {
+            replicas: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            incarnations: Default::default(),
+        };
         v.partitions.insert(("t".into(), 0), (lonely, 1));
         v.brokers.get_mut(&1).unwrap().draining = true;
         assert!(plan(&v).is_empty());
@@ -583,10 +647,80 @@ mod tests {
     #[test]
     fn out_of_sync_replicas_never_lead() {
         let mut v = view(&[(2, "")]);
-        let state =
-            PartitionState { replicas: vec![1, 2], leader: 1, leader_epoch: 0, isr: vec![1] };
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            incarnations: Default::default(),
+        };
         v.partitions.insert(("t".into(), 0), (state, 1));
         let c = plan(&v);
         assert_eq!(c[0].state.leader, -1, "unclean election is off");
+    }
+
+    /// A view of live brokers with incarnations, and one partition in `state`.
+    fn incarnated(brokers: &[(i32, u64)], state: PartitionState) -> View {
+        let mut v = View::default();
+        for (id, incarnation) in brokers {
+            v.brokers.insert(*id, BrokerRecord { incarnation: *incarnation, ..broker(*id, "") });
+        }
+        v.partitions.insert(("t".into(), 0), (state, 1));
+        v
+    }
+
+    fn recorded(isr: &[(i32, u64)], leader: i32, epoch: i32) -> PartitionState {
+        let mut s = PartitionState::new(
+            vec![1, 2, 3],
+            leader,
+            epoch,
+            isr.iter().map(|(r, _)| *r).collect(),
+        );
+        s.incarnations = isr.iter().copied().collect();
+        s
+    }
+
+    #[test]
+    fn placement_records_incarnations() {
+        let mut v = incarnated(&[(1, 11), (2, 22), (3, 33)], recorded(&[], 1, 0));
+        v.partitions.clear();
+        v.topics.push(topic("n", 1, 3));
+        let c = plan(&v);
+        assert_eq!(c[0].state.incarnations, [(1, 11), (2, 22), (3, 33)].into());
+    }
+
+    #[test]
+    fn a_restarted_leader_never_leads_at_its_old_epoch() {
+        let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
+        // Broker 1 came back (new incarnation 12) before anyone noticed it was gone.
+        let v = incarnated(&[(1, 12), (2, 22), (3, 33)], state.clone());
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (2, 6), "{:?}", c[0].state);
+        assert_eq!(c[0].state.isr, vec![2, 3], "it leaves the ISR until it catches up");
+        assert_eq!(c[0].state.incarnations, [(2, 22), (3, 33)].into());
+
+        // Nobody else in sync is live: it is all there is, so it leads, at a new epoch.
+        let v = incarnated(&[(1, 12)], recorded(&[(1, 11)], 1, 5));
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 6));
+        assert_eq!(c[0].state.incarnations, [(1, 12)].into());
+        let mut v = v;
+        apply(&mut v, c);
+        assert!(plan(&v).is_empty(), "confirmed once");
+    }
+
+    #[test]
+    fn a_restarted_follower_leaves_the_isr() {
+        let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
+        let v = incarnated(&[(1, 11), (2, 22), (3, 34)], state);
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 5), "no new epoch");
+        assert_eq!(c[0].state.isr, vec![1, 2]);
+
+        // A dead leader is replaced by a member that did not restart, not by one that did.
+        let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
+        let v = incarnated(&[(2, 23), (3, 33)], state);
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.isr.clone()), (3, vec![3]));
     }
 }

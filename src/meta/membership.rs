@@ -82,6 +82,11 @@ impl Membership {
         self.inner.record.id
     }
 
+    /// This process's incarnation, as registered.
+    pub fn incarnation(&self) -> u64 {
+        self.inner.record.incarnation
+    }
+
     /// The current lease.
     pub fn lease(&self) -> LeaseId {
         self.inner.lease.load(Ordering::Acquire)

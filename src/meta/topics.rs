@@ -42,6 +42,25 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// In-sync replicas.
     pub isr: Vec<i32>,
+    /// The incarnation (see [`BrokerRecord::incarnation`]) of ISR members as they were when
+    /// last known in sync. A member whose broker has since restarted may have lost what it
+    /// had not fsynced, or its whole disk: it is not trusted as in sync (nor to lead at this
+    /// epoch) until confirmed again. A member without an entry is unrecorded (state written
+    /// before incarnations existed) and is recorded on the controller's next pass.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub incarnations: BTreeMap<i32, u64>,
+}
+
+impl PartitionState {
+    /// A state without recorded incarnations.
+    pub fn new(replicas: Vec<i32>, leader: i32, leader_epoch: i32, isr: Vec<i32>) -> Self {
+        PartitionState { replicas, leader, leader_epoch, isr, incarnations: BTreeMap::new() }
+    }
+
+    /// Whether `broker` at `incarnation` is the incarnation recorded for it (or none is).
+    pub fn confirms(&self, broker: i32, incarnation: u64) -> bool {
+        self.incarnations.get(&broker).is_none_or(|i| *i == incarnation)
+    }
 }
 
 /// What `brokers/{id}` holds (bound to the broker's lease).
@@ -55,6 +74,12 @@ pub struct BrokerRecord {
     pub rack: String,
     /// Start time of the broker process (ms since epoch).
     pub started_ms: i64,
+    /// Random, fixed for the life of one broker process and new at each start. A broker
+    /// that comes back under a new incarnation may have lost what it had not fsynced (power
+    /// loss) or its whole disk, so it must earn its place in ISRs and leaderships again.
+    /// 0 for records written before incarnations existed.
+    #[serde(default)]
+    pub incarnation: u64,
     /// The broker is shutting down: the controller moves its leaderships to other in-sync
     /// replicas and places nothing new on it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -36,11 +36,28 @@ impl ReplicaService {
         let p = self.broker.leader_at_epoch(&req.topic, req.partition, req.leader_epoch)?;
         let log = p.log().clone();
         let leader_end = log.log_end_offset();
-        p.replication().follower_fetched(req.replica_id, req.fetch_offset, leader_end);
         let start = log.log_start_offset();
         if req.fetch_offset < start || req.fetch_offset > leader_end {
             return Err(offset_out_of_range(req.fetch_offset, start, leader_end));
         }
+        // Credit the follower with its position only once the log below it is known to be
+        // ours: its last batch's epoch must run at least that far here (KIP-320).
+        if req.last_fetched_epoch >= 0 && req.fetch_offset > start {
+            match log.end_offset_for_epoch(req.last_fetched_epoch) {
+                Some((epoch, end))
+                    if epoch == req.last_fetched_epoch && end >= req.fetch_offset => {}
+                other => {
+                    let (epoch, end) = other.unwrap_or((-1, start));
+                    return Err(diverging_epoch(&p, req, epoch, end));
+                }
+            }
+        }
+        p.replication().follower_fetched(
+            req.replica_id,
+            req.replica_incarnation,
+            req.fetch_offset,
+            leader_end,
+        );
         let mut offsets = log.subscribe();
         let mut closed = p.closed_signal();
         if req.fetch_offset == log.log_end_offset() {
@@ -73,6 +90,32 @@ impl ReplicaService {
             error: None,
         })
     }
+}
+
+/// The answer to a follower whose log diverges from the leader's below its fetch offset:
+/// the leader's largest epoch at or below the follower's last one, and where it ends here.
+fn diverging_epoch(
+    p: &crate::broker::Partition,
+    req: &pb::ReplicaFetchRequest,
+    epoch: i32,
+    end: i64,
+) -> Error {
+    Error::new(
+        crate::error::ErrorKind::OutOfRange,
+        "DIVERGING_EPOCH",
+        format!(
+            "{}-{}: replica {} fetches from offset {} after a batch of epoch {}, but here \
+             that epoch ends at {end} (largest epoch at or below it: {epoch}); truncate and \
+             fetch again",
+            p.topic(),
+            p.index(),
+            req.replica_id,
+            req.fetch_offset,
+            req.last_fetched_epoch
+        ),
+    )
+    .with("diverging_epoch", epoch)
+    .with("diverging_end_offset", end)
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
