@@ -629,3 +629,81 @@ async fn retention_is_per_topic_and_changes_at_runtime(target: Target) {
     let e = client.admin().alter_topic_config("keep-all", BTreeMap::new(), unset).await;
     assert_eq!(e.unwrap_err().reason, "INVALID_CONFIG", "removing the override turns it off too");
 }
+
+/// The scrubber never deletes what an upload may still commit: an uploader held between its
+/// segment PUT and its commit for longer than `orphan_grace_ms`, through several scrub
+/// passes, commits a segment whose objects are all still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_is_not_scrubbed_before_it_commits() {
+    let target = Target::filesystem();
+    let dir = tempfile::tempdir().unwrap();
+    let failpoints = tempfile::tempdir().unwrap();
+    let mut config = target.config();
+    writeln!(config, "scrub_interval_ms = 200\norphan_grace_ms = 500").unwrap();
+    let args = target.args(&config, dir.path());
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let args = [&strs(&args)[..], &["--admin-listen", &admin]].concat();
+    let fp_dir = failpoints.path().to_string_lossy().to_string();
+    let hold = failpoints.path().join("tier.hold_before_commit");
+    std::fs::write(&hold, b"").unwrap();
+    let b = BrokerProcess::start_with_env(
+        dir.path(),
+        &args,
+        &[("SHALE_FAILPOINTS_DIR", fp_dir.as_str())],
+    );
+    let client = b.client();
+    let topic = "slow";
+    let segment = (64 * 1024).to_string();
+    let cfg = configs(&[("segment.bytes", &segment), ("remote.storage.enable", "true")]);
+    client.admin().create_topic(topic, 1, 1, cfg).await.unwrap();
+    produce(&client, topic, MIB / (RECORD_BYTES as u64 + 20)).await;
+
+    let bucket = target.bucket(dir.path());
+    wait_until(Duration::from_secs(30), "a segment PUT held before its commit", || {
+        let bucket = bucket.clone();
+        async move { object_kinds(&bucket).await.0 > 0 }
+    })
+    .await;
+    let held = object_kinds(&bucket).await;
+    let past_grace = std::time::Instant::now() + Duration::from_millis(600);
+    wait_until(
+        Duration::from_secs(5),
+        "the held objects to pass the 500 ms grace",
+        || async move { std::time::Instant::now() >= past_grace },
+    )
+    .await;
+    let passes = || {
+        let admin = admin.clone();
+        async move {
+            let body = common::http_get(&admin, "/metrics").await.1;
+            common::metric(&body, "shale_tier_scrub_passes_total").unwrap_or(0.0)
+        }
+    };
+    let first = passes().await;
+    wait_until(Duration::from_secs(30), "two scrub passes past the grace period", || {
+        let passes = passes();
+        async move { passes.await >= first + 2.0 }
+    })
+    .await;
+    assert_eq!(object_kinds(&bucket).await.0, held.0, "the scrubber removed a held upload");
+
+    std::fs::remove_file(&hold).unwrap();
+    wait_until(Duration::from_secs(60), "every sealed segment tiered", || {
+        let client = client.clone();
+        async move {
+            let p = describe0(&client, topic).await;
+            p.upload_lag_segments == 0 && p.remote_segments > 0
+        }
+    })
+    .await;
+    let p = describe0(&client, topic).await;
+    let (logs, indexes, _) = object_kinds(&bucket).await;
+    println!(
+        "held {} segment objects; {} remote segments, {logs} logs, {indexes} indexes",
+        held.0, p.remote_segments
+    );
+    assert!(
+        logs as u64 >= p.remote_segments && indexes as u64 >= p.remote_segments,
+        "a committed segment lost its objects: {p:?}"
+    );
+}

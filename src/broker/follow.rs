@@ -235,7 +235,8 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
         };
         // Resync on every change, after a broken watch (store restarted, compaction, slow
         // reader) and on liveness changes. Tier pointers (one per tiered partition, moved
-        // by every upload) are applied as they come, without a resync.
+        // by every upload) are applied as they come, without a resync; upload claims are
+        // only for the scrubber.
         while let Some(w) = watch.as_mut() {
             let event = tokio::select! {
                 event = w.next() => Some(event),
@@ -250,6 +251,9 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 None => true,
                 Some(Some(Ok(WatchEvent::Put(kv)))) => {
                     let Some(b) = broker.upgrade() else { return };
+                    if b.is_upload_claim(&kv.key) {
+                        continue;
+                    }
                     if b.is_tier_key(&kv.key) {
                         b.apply_tier_pointer(kv);
                         continue;
@@ -258,7 +262,7 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 }
                 Some(Some(Ok(WatchEvent::Delete { key, .. }))) => {
                     let Some(b) = broker.upgrade() else { return };
-                    if b.is_tier_key(&key) {
+                    if b.is_tier_key(&key) || b.is_upload_claim(&key) {
                         continue;
                     }
                     true

@@ -72,6 +72,11 @@ impl Broker {
     pub(super) fn is_tier_key(&self, key: &str) -> bool {
         key.starts_with(&self.topics.keys().all_tiers())
     }
+
+    /// Whether `key` is an upload claim (see [`Catalog::claim_upload`]).
+    pub(super) fn is_upload_claim(&self, key: &str) -> bool {
+        key.starts_with(&self.topics.keys().all_uploads())
+    }
 }
 
 /// Spreads uploads over time to stay under `tier.upload_bytes_per_sec` (0 = unlimited).
@@ -123,6 +128,7 @@ async fn upload_loop(broker: Weak<Broker>, every: Duration) {
         let concurrency = b.settings.tier.upload_concurrency.max(1);
         let settings = b.settings.tier.clone();
         let clock = b.clock.clone();
+        let membership = b.membership().clone();
         drop(b);
         futures::stream::iter(led)
             .for_each_concurrent(concurrency, |p| {
@@ -130,9 +136,11 @@ async fn upload_loop(broker: Weak<Broker>, every: Duration) {
                 let throttle = throttle.clone();
                 let settings = settings.clone();
                 let clock = clock.clone();
+                let membership = membership.clone();
                 async move {
-                    if let Err(e) = tier_partition(&catalog, &p, &throttle, &settings, &clock).await
-                    {
+                    let tiered =
+                        tier_partition(&catalog, &p, &throttle, &settings, &clock, &membership);
+                    if let Err(e) = tiered.await {
                         tracing::warn!(
                             topic = p.topic(),
                             partition = p.index(),
@@ -153,6 +161,7 @@ async fn tier_partition(
     throttle: &Throttle,
     settings: &crate::settings::TierSettings,
     clock: &crate::clock::SharedClock,
+    membership: &crate::meta::membership::Membership,
 ) -> Result<(), Error> {
     let Some(remote) = p.remote() else { return Ok(()) };
     let (leader, epoch) = p.leadership();
@@ -191,7 +200,18 @@ async fn tier_partition(
             break;
         }
         let slice = Arc::new(slice);
-        current = upload_one(catalog, p, &pref, &current, slice, epoch, throttle, settings).await?;
+        current = upload_one(
+            catalog,
+            p,
+            &pref,
+            &current,
+            slice,
+            epoch,
+            throttle,
+            settings,
+            membership.lease(),
+        )
+        .await?;
         remote.set_pointer(current.pointer.clone());
     }
     if leads(p) && !current.manifest.segments.is_empty() {
@@ -211,12 +231,14 @@ async fn upload_one(
     epoch: i32,
     throttle: &Throttle,
     settings: &crate::settings::TierSettings,
+    lease: crate::meta::LeaseId,
 ) -> Result<Current, Error> {
     let stem = names::segment_stem(slice.base_offset, epoch);
     let log_path = catalog.object(pref, &names::log(&stem));
     let index_path = catalog.object(pref, &names::index(&stem));
     let store = catalog.bucket().store.clone();
     let started = Instant::now();
+    let claim = catalog.claim_upload(pref, &stem, lease).await?;
     let uploaded = async {
         put_slice(&store, &log_path, &slice, settings.multipart_part_bytes, throttle).await?;
         store
@@ -227,9 +249,12 @@ async fn upload_one(
     };
     if let Err(e) = uploaded.await {
         remove_quietly(&store, &[log_path, index_path]).await;
+        catalog.release_upload(&claim).await;
         return Err(e);
     }
     crate::failpoint::hit("tier.after_segment_put");
+    // A slow or paused uploader, for the scrubber tests.
+    crate::failpoint::hold("tier.hold_before_commit").await;
     let segment = RemoteSegment {
         base_offset: slice.base_offset,
         next_offset: slice.next_offset,
@@ -240,7 +265,7 @@ async fn upload_one(
     };
     let mut segments = current.manifest.segments.clone();
     segments.push(segment.clone());
-    match catalog.commit(pref, current, segments, epoch).await {
+    match catalog.commit_upload(pref, current, segments, epoch, &claim).await {
         Ok(next) => {
             crate::failpoint::hit("tier.after_commit");
             if let Some(remote) = p.remote() {
@@ -260,6 +285,7 @@ async fn upload_one(
         Err(e) => {
             // Not in any manifest: nobody reads them.
             remove_quietly(&store, &[log_path, index_path]).await;
+            catalog.release_upload(&claim).await;
             Err(e)
         }
     }
@@ -434,14 +460,32 @@ async fn scrub_loop(broker: Weak<Broker>, every: Duration) {
     }
 }
 
+/// The object store's current time (ms): the last-modified stamp of a small object this
+/// broker rewrites once per scrub pass.
+async fn store_now_ms(
+    store: &Arc<dyn ObjectStore>,
+    catalog: &Catalog,
+    broker: i32,
+) -> Result<i64, Error> {
+    let path = catalog.cluster_folder().join(format!(".clock-{broker}"));
+    store
+        .put(&path, PutPayload::from_static(b"scrubber clock"))
+        .await
+        .map_err(|e| store_error(&format!("writing {path}"), e))?;
+    let meta = store.head(&path).await.map_err(|e| store_error(&format!("reading {path}"), e))?;
+    Ok(meta.last_modified.timestamp_millis())
+}
+
 /// One scrubber pass: the folders of partitions this broker leads (objects no manifest
 /// lists), and on the controller the folders of topics that no longer exist.
 pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
     let Some(catalog) = b.catalog().cloned() else { return Ok(()) };
     let grace_ms = b.settings.tier.orphan_grace_ms as i64;
-    let now_ms = b.clock.now_ms();
     let stats = &b.scrub_stats;
     let store = catalog.bucket().store.clone();
+    // Ages are judged by the store's clock, which stamped the objects: a broker clock that
+    // runs ahead would otherwise make young objects look old.
+    let now_ms = store_now_ms(&store, &catalog, b.id).await?;
     let mut pending = Pending::default();
     for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
         let Some(remote) = p.remote() else { continue };
@@ -456,6 +500,10 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
         if listed.is_empty() {
             continue;
         }
+        // Claims after the listing, the manifest after the claims: a listed object that is
+        // neither claimed by an upload in flight then nor in the manifest read after belongs
+        // to no upload that can still commit (a commit removes its claim atomically).
+        let claimed = catalog.uploads_in_flight(&pref).await?;
         let current = catalog.current(&pref).await?;
         let mut keep: std::collections::HashSet<String> =
             current.manifest.segments.iter().map(|s| s.name.clone()).collect();
@@ -466,8 +514,12 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
         for meta in listed {
             let name = meta.location.filename().unwrap_or_default().to_string();
             let referenced = match names::kind(&name) {
-                names::Kind::Segment(stem) => keep.contains(&stem),
-                names::Kind::Manifest => keep.contains(&name),
+                names::Kind::Segment(stem) => keep.contains(&stem) || claimed.contains(&stem),
+                // A manifest newer than the current one may be a commit in flight.
+                names::Kind::Manifest => {
+                    keep.contains(&name)
+                        || names::manifest_seq(&name).is_none_or(|s| s > current.manifest.seq)
+                }
                 names::Kind::Other => true,
             };
             if referenced {

@@ -426,15 +426,16 @@ async fn wait_for_change(
     let changed = async {
         match store.watch_prefix(keys.root(), from).await {
             Ok(mut watch) => {
-                // Tier pointers move with every upload and never need a placement decision.
-                let tiers = keys.all_tiers();
+                // Tier pointers and upload claims change with every upload and never need a
+                // placement decision.
+                let (tiers, uploads) = (keys.all_tiers(), keys.all_uploads());
                 while let Some(Ok(event)) = watch.next().await {
                     let key = match &event {
                         crate::meta::WatchEvent::Put(kv) => kv.key.as_str(),
                         crate::meta::WatchEvent::Delete { key, .. } => key.as_str(),
                         crate::meta::WatchEvent::Reset => break,
                     };
-                    if !key.starts_with(&tiers) {
+                    if !key.starts_with(&tiers) && !key.starts_with(&uploads) {
                         break;
                     }
                 }

@@ -86,6 +86,22 @@ impl Keys {
         format!("{}tier/", self.root)
     }
 
+    /// `tier-uploads/{topic}/{p}/{stem}`: an upload in flight, bound to its uploader's
+    /// lease, so the scrubber leaves its objects alone.
+    pub fn upload(&self, topic: &str, partition: u32, stem: &str) -> String {
+        format!("{}{stem}", self.uploads(topic, partition))
+    }
+
+    /// Prefix of the uploads in flight of one partition.
+    pub fn uploads(&self, topic: &str, partition: u32) -> String {
+        format!("{}{}/{partition}/", self.all_uploads(), escape(topic))
+    }
+
+    /// Prefix of all uploads in flight.
+    pub fn all_uploads(&self) -> String {
+        format!("{}tier-uploads/", self.root)
+    }
+
     /// Prefix of everything about consumer group `group` (`groups/{group}/`).
     pub fn group(&self, group: &str) -> String {
         format!("{}groups/{}/", self.root, escape(group))

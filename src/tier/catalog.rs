@@ -7,6 +7,7 @@
 //! object is left unreferenced (and deleted, or later scrubbed), and the winner's manifest
 //! is the only one readers see.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
@@ -16,7 +17,7 @@ use super::manifest::{Manifest, TierPointer, names};
 use super::store::Bucket;
 use crate::error::{Error, ErrorKind};
 use crate::meta::json::encode;
-use crate::meta::{Compare, Keys, MetaStore, Revision, Txn, TxnOp, Versioned};
+use crate::meta::{Compare, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp, Versioned};
 
 /// A partition incarnation, as the bucket layout names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,6 +28,13 @@ pub struct PartitionRef {
     pub topic_id: String,
     /// Partition index.
     pub partition: u32,
+}
+
+/// An upload registered as in flight (see [`Catalog::claim_upload`]).
+#[derive(Debug, Clone)]
+pub struct UploadClaim {
+    key: String,
+    revision: Revision,
 }
 
 /// A partition's current manifest with the pointer revision it was read at.
@@ -137,6 +145,54 @@ impl Catalog {
             .map_err(|e: Arc<Error>| (*e).clone())
     }
 
+    /// Registers an upload of segment `stem` as in flight, under the uploader's `lease`,
+    /// before any of its objects is written. The scrubber never deletes a registered
+    /// upload's objects, and the upload can commit only while its claim still stands: an
+    /// uploader that lost its lease (frozen, cut off) cannot commit objects the scrubber may
+    /// have judged orphaned meanwhile.
+    pub async fn claim_upload(
+        &self,
+        p: &PartitionRef,
+        stem: &str,
+        lease: LeaseId,
+    ) -> Result<UploadClaim, Error> {
+        let key = self.keys.upload(&p.topic, p.partition, stem);
+        let value = encode(&key, &stem.to_string())?;
+        let revision = self.meta.put(&key, value, Some(lease)).await?;
+        Ok(UploadClaim { key, revision })
+    }
+
+    /// Withdraws a claim whose upload failed (best effort: it also goes with the lease).
+    pub async fn release_upload(&self, claim: &UploadClaim) {
+        if let Err(e) = self.meta.delete(&claim.key).await {
+            tracing::debug!(key = %claim.key, error = %e, "could not withdraw an upload claim");
+        }
+    }
+
+    /// Segment stems with an upload in flight for partition `p`.
+    pub async fn uploads_in_flight(&self, p: &PartitionRef) -> Result<HashSet<String>, Error> {
+        let prefix = self.keys.uploads(&p.topic, p.partition);
+        let found = self.meta.range(&prefix).await?;
+        Ok(found
+            .kvs
+            .into_iter()
+            .filter_map(|kv| kv.key.strip_prefix(&prefix).map(String::from))
+            .collect())
+    }
+
+    /// [`Catalog::commit`] for an upload: the pointer moves only while `claim` stands, and
+    /// the claim goes in the same transaction.
+    pub async fn commit_upload(
+        &self,
+        p: &PartitionRef,
+        current: &Current,
+        segments: Vec<super::RemoteSegment>,
+        epoch: i32,
+        claim: &UploadClaim,
+    ) -> Result<Current, Error> {
+        self.commit_claimed(p, current, segments, epoch, Some(claim)).await
+    }
+
     /// Makes `segments` the partition's remote log: writes a new manifest object, then moves
     /// the pointer from `current` to it at leader epoch `epoch`. Fails with `FENCED` when a
     /// higher epoch already wrote the pointer, and with a retriable `TIER_CONFLICT` when the
@@ -147,6 +203,17 @@ impl Catalog {
         current: &Current,
         segments: Vec<super::RemoteSegment>,
         epoch: i32,
+    ) -> Result<Current, Error> {
+        self.commit_claimed(p, current, segments, epoch, None).await
+    }
+
+    async fn commit_claimed(
+        &self,
+        p: &PartitionRef,
+        current: &Current,
+        segments: Vec<super::RemoteSegment>,
+        epoch: i32,
+        claim: Option<&UploadClaim>,
     ) -> Result<Current, Error> {
         if let Some(ptr) = current.pointer.as_ref().filter(|ptr| ptr.leader_epoch > epoch) {
             return Err(Error::new(
@@ -190,7 +257,13 @@ impl Catalog {
             0 => Compare::absent(key.clone()),
             r => Compare::mod_revision(key.clone(), r),
         };
-        let txn = Txn::new().when(guard).and_then(TxnOp::put(key.clone(), encode(&key, &pointer)?));
+        let mut txn =
+            Txn::new().when(guard).and_then(TxnOp::put(key.clone(), encode(&key, &pointer)?));
+        if let Some(claim) = claim {
+            txn = txn
+                .when(Compare::mod_revision(claim.key.clone(), claim.revision))
+                .and_then(TxnOp::delete(claim.key.clone()));
+        }
         let outcome = self.meta.txn(txn).await?;
         if !outcome.succeeded {
             // Nobody will ever read it: remove now rather than leave it to the scrubber.
@@ -199,8 +272,8 @@ impl Catalog {
                 ErrorKind::Unavailable,
                 "TIER_CONFLICT",
                 format!(
-                    "{}-{}: the tier pointer moved while manifest {} was being written; \
-                     re-read and retry",
+                    "{}-{}: the tier pointer moved (or the upload's claim expired with its \
+                     lease) while manifest {} was being written; re-read and retry",
                     p.topic, p.partition, manifest.seq
                 ),
             ));
@@ -271,5 +344,25 @@ mod tests {
         let fresh = c.current(&q).await.unwrap();
         assert!(fresh.manifest.segments.is_empty() && fresh.revision > 0);
         c.commit(&q, &fresh, vec![seg(0, 5)], 1).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_upload_commits_only_while_its_claim_stands() {
+        let c = catalog();
+        let p = PartitionRef { topic: "t".into(), topic_id: "id1".into(), partition: 0 };
+        let lease = c.meta.grant_lease(std::time::Duration::from_secs(60)).await.unwrap();
+        let empty = c.current(&p).await.unwrap();
+        let stem = seg(0, 10).name;
+        let claim = c.claim_upload(&p, &stem, lease).await.unwrap();
+        assert_eq!(c.uploads_in_flight(&p).await.unwrap(), [stem.clone()].into());
+        // The claim went (the uploader's lease expired while it was paused): no commit.
+        c.meta.delete(&claim.key).await.unwrap();
+        let e = c.commit_upload(&p, &empty, vec![seg(0, 10)], 1, &claim).await.unwrap_err();
+        assert_eq!(e.reason, "TIER_CONFLICT");
+        assert!(c.current(&p).await.unwrap().pointer.is_none(), "the pointer did not move");
+        // A standing claim commits and goes with the commit.
+        let claim = c.claim_upload(&p, &stem, lease).await.unwrap();
+        c.commit_upload(&p, &empty, vec![seg(0, 10)], 1, &claim).await.unwrap();
+        assert!(c.uploads_in_flight(&p).await.unwrap().is_empty());
     }
 }

@@ -184,6 +184,11 @@ pub mod names {
         format!("manifest-{seq:020}-{epoch}-{}.json", uuid::Uuid::new_v4().simple())
     }
 
+    /// The sequence number a manifest object's name carries.
+    pub fn manifest_seq(name: &str) -> Option<u64> {
+        name.strip_prefix("manifest-")?.get(..20)?.parse().ok()
+    }
+
     /// What an object in a partition folder is, by name.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum Kind {
@@ -249,6 +254,8 @@ mod tests {
         assert_eq!(names::kind(&names::log(&stem)), names::Kind::Segment(stem.clone()));
         assert_eq!(names::kind(&names::index(&stem)), names::Kind::Segment(stem));
         assert_eq!(names::kind(&names::manifest(7, 3)), names::Kind::Manifest);
+        assert_eq!(names::manifest_seq(&names::manifest(7, 3)), Some(7));
+        assert_eq!(names::manifest_seq("manifest-x.json"), None);
         assert_eq!(names::kind("README"), names::Kind::Other);
     }
 }
