@@ -41,7 +41,7 @@ fn read(data_dir: &Path) -> Result<Option<IdFile>, Error> {
 fn write(data_dir: &Path, cluster: &str, broker_id: i32) -> Result<(), Error> {
     let file = IdFile { version: 1, cluster: cluster.to_string(), broker_id };
     let bytes = serde_json::to_vec(&file).map_err(|e| Error::internal(e.to_string()))?;
-    crate::disk::write_atomic(&crate::disk::RealDisk, data_dir, ID_FILE, &bytes)
+    crate::disk::write_atomic(&*crate::disk::process(), data_dir, ID_FILE, &bytes)
         .map_err(|e| Error::internal(format!("cannot write {}: {}", e.path.display(), e.source)))
 }
 

@@ -8,12 +8,16 @@
 //!   directory's durable entries apart from what was only written, and on
 //!   [`SimDisk::crash`] keeps exactly the durable state (optionally a torn prefix of the
 //!   rest); it also injects fsync failures and a full disk.
+//! - `tracking`: [`TrackingDisk`], test-only: the real file system with each file's unsynced
+//!   contents held in process memory, so that SIGKILL loses them as a power cut would
+//!   (the process-level power-loss suite, `SHALE_TEST_DISK`).
 //!
 //! The helpers here ([`write_atomic`], [`sync_dir`], [`read_optional`]) are the crash-safe
 //! patterns the storage layers share.
 
 mod real;
 mod sim;
+mod tracking;
 
 use std::fmt::Debug;
 use std::io;
@@ -23,6 +27,7 @@ use std::time::SystemTime;
 
 pub use real::RealDisk;
 pub use sim::{SimDisk, SimOptions};
+pub use tracking::TrackingDisk;
 
 /// Suffix of the temporary file a replacement writes first; leftovers are safe to delete.
 pub const TMP_SUFFIX: &str = ".tmp";
@@ -103,6 +108,27 @@ pub type SharedDisk = Arc<dyn Disk>;
 /// The real file system.
 pub fn real() -> SharedDisk {
     Arc::new(RealDisk)
+}
+
+/// The disk a broker process stores everything on: the real file system, unless the
+/// test-only variable `SHALE_TEST_DISK` says `tracking` (a [`TrackingDisk`]: unsynced
+/// contents die with the process) or `tracking-fsync-noop` (the same with fsync of segment
+/// files doing nothing, which a power-loss suite must catch). One disk per process, so every layer
+/// shares the same view of each file.
+pub fn process() -> SharedDisk {
+    static DISK: std::sync::OnceLock<SharedDisk> = std::sync::OnceLock::new();
+    DISK.get_or_init(|| match std::env::var("SHALE_TEST_DISK").as_deref() {
+        Ok("tracking") => {
+            tracing::warn!("SHALE_TEST_DISK=tracking: unsynced data is held in memory (test mode)");
+            Arc::new(TrackingDisk::new(false))
+        }
+        Ok("tracking-fsync-noop") => {
+            tracing::warn!("SHALE_TEST_DISK=tracking-fsync-noop: segments never fsync (test mode)");
+            Arc::new(TrackingDisk::new(true))
+        }
+        _ => real(),
+    })
+    .clone()
 }
 
 /// An I/O failure with the path it happened on.

@@ -44,7 +44,7 @@ impl Default for LogResources {
 impl LogResources {
     /// Caches at most `max_open_segments` read handles and `max_index_bytes` of indexes.
     pub fn new(max_open_segments: u64, max_index_bytes: u64) -> Self {
-        Self::on_disk(crate::disk::real(), max_open_segments, max_index_bytes)
+        Self::on_disk(crate::disk::process(), max_open_segments, max_index_bytes)
     }
 
     /// Like [`new`](Self::new), with the logs' files on `disk` (a simulated one in tests).

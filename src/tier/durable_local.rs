@@ -3,7 +3,9 @@
 //! points at can be empty or missing while the local segments it covers were deleted. This
 //! wrapper returns from a put, a completed multipart upload, a copy or a delete only after
 //! the object's bytes and every directory entry from the object up to the bucket root are
-//! durable, as an S3 PUT is once it returns.
+//! durable, as an S3 PUT is once it returns. A single PUT writes through the broker's disk
+//! (so the test-only tracking disk sees it); multipart uploads, copies and reads go through
+//! `LocalFileSystem`.
 
 use std::fmt;
 use std::path::{Path as FsPath, PathBuf};
@@ -16,7 +18,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
 };
 
 use crate::disk::{OpenMode, SharedDisk};
@@ -110,9 +112,51 @@ impl ObjectStore for DurableLocal {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let result = self.inner.put_opts(location, payload, opts).await?;
-        self.sync_object(location).await?;
-        Ok(result)
+        if matches!(opts.mode, PutMode::Update(_)) {
+            // LocalFileSystem refuses it too; let it say so.
+            return self.inner.put_opts(location, payload, opts).await;
+        }
+        // Through the disk, so a test disk sees every byte: stage, fsync, rename (a create
+        // must not replace), then the directory entries up to the root.
+        let file = self.file(location)?;
+        let dir = file.parent().map(FsPath::to_path_buf).unwrap_or_else(|| self.root.clone());
+        let (disk, create) = (self.disk.clone(), matches!(opts.mode, PutMode::Create));
+        let written = file.clone();
+        let staged = tokio::task::spawn_blocking(move || -> Result<()> {
+            let io = |e: std::io::Error| generic(e);
+            disk.create_dir_all(written.parent().unwrap_or(&written)).map_err(io)?;
+            if create && disk.metadata(&written).is_ok() {
+                return Err(object_store::Error::AlreadyExists {
+                    path: written.display().to_string(),
+                    source: "the object exists".into(),
+                });
+            }
+            // `#digits` marks a staged upload: LocalFileSystem never lists it.
+            let mut name = written.clone().into_os_string();
+            name.push(format!("#{}", rand::random::<u64>()));
+            let staging = PathBuf::from(name);
+            let f = disk.open(&staging, OpenMode::CreateTruncate).map_err(io)?;
+            let mut pos = 0u64;
+            for chunk in payload.iter() {
+                f.write_all_at(chunk, pos).map_err(io)?;
+                pos += chunk.len() as u64;
+            }
+            f.sync_all().map_err(io)?;
+            drop(f);
+            if create && disk.metadata(&written).is_ok() {
+                let _ = disk.remove_file(&staging);
+                return Err(object_store::Error::AlreadyExists {
+                    path: written.display().to_string(),
+                    source: "the object exists".into(),
+                });
+            }
+            disk.rename(&staging, &written).map_err(io)
+        })
+        .await
+        .map_err(|e| generic(std::io::Error::other(e)))?;
+        staged?;
+        self.sync(None, dir).await?;
+        Ok(PutResult { e_tag: None, version: None, extensions: Default::default() })
     }
 
     async fn put_multipart_opts(
@@ -259,16 +303,18 @@ mod tests {
         let root = dir.path();
         let location = Path::from("c/t-1/0/manifest");
         store.put(&location, PutPayload::from_static(b"m")).await.unwrap();
+        let synced = take(&log);
+        let staged = root.join("c/t-1/0/manifest#").to_string_lossy().to_string();
+        assert!(synced[0].to_string_lossy().starts_with(&staged), "staged first: {synced:?}");
         assert_eq!(
-            take(&log),
-            vec![
-                root.join("c/t-1/0/manifest"),
-                root.join("c/t-1/0"),
-                root.join("c/t-1"),
-                root.join("c"),
-                root.to_path_buf()
-            ]
+            synced[1..],
+            [root.join("c/t-1/0"), root.join("c/t-1"), root.join("c"), root.to_path_buf()]
         );
+        let e = store
+            .put_opts(&location, PutPayload::from_static(b"n"), PutMode::Create.into())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, object_store::Error::AlreadyExists { .. }), "{e}");
 
         let mut upload = store.put_multipart(&Path::from("c/t-1/0/seg")).await.unwrap();
         upload.put_part(PutPayload::from_static(b"abc")).await.unwrap();
@@ -280,5 +326,18 @@ mod tests {
         assert_eq!(take(&log)[0], root.join("c/t-1/0"), "a delete syncs its directory");
         let got = store.get(&Path::from("c/t-1/0/seg")).await.unwrap().bytes().await.unwrap();
         assert_eq!(&got[..], b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_put_writes_through_the_disk_so_a_tracking_disk_sees_it() {
+        for noop in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = Arc::new(crate::disk::TrackingDisk::new(noop));
+            let store = DurableLocal::new(dir.path(), disk).unwrap();
+            store.put(&Path::from("c/s.log"), PutPayload::from_static(b"segment")).await.unwrap();
+            // What a killed process leaves: the object's bytes only if fsync did its job.
+            let left = std::fs::read(dir.path().join("c/s.log")).unwrap();
+            assert_eq!(left, if noop { &b""[..] } else { &b"segment"[..] }, "fsync noop: {noop}");
+        }
     }
 }

@@ -114,7 +114,7 @@ impl Bucket {
                     .map_err(|e| bad_url(url, &format!("cannot configure the S3 client: {e}")))?,
             ),
             StoreUrl::File { path } => {
-                let disk = crate::disk::real();
+                let disk = crate::disk::process();
                 crate::disk::create_dir_durable(&*disk, path).map_err(|e| {
                     bad_url(url, &format!("cannot create {}: {}", path.display(), e.source))
                 })?;

@@ -61,7 +61,7 @@ impl Default for EmbeddedOptions {
             history_events: 10_000,
             history_bytes: 64 << 20,
             snapshot_wal_bytes: 8 << 20,
-            disk: crate::disk::real(),
+            disk: crate::disk::process(),
         }
     }
 }
