@@ -2,7 +2,8 @@
 //! - `admin`: topic and cluster administration,
 //! - `producer`: batching, compression, partitioning, pipelined sends, retries,
 //! - `consumer`: assigned partitions read through long-polling Fetch streams,
-//! - `partitioner`: Kafka-compatible murmur2 key hashing.
+//! - `partitioner`: Kafka-compatible murmur2 key hashing,
+//! - `scope`: errors that name the broker, topic and partition they concern.
 //!
 //! Requests for a partition go to its leader as named by `GetMetadata`; on `NOT_LEADER` or
 //! an unreachable broker the client refreshes metadata and retries.
@@ -12,6 +13,7 @@ pub mod consumer;
 pub mod groups;
 pub mod partitioner;
 pub mod producer;
+mod scope;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,6 +30,7 @@ pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
 pub use groups::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, RebalanceListener};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub(crate) use scope::locate;
 
 /// Tries of a leader-bound request before giving up.
 const LEADER_ATTEMPTS: u32 = 5;
@@ -41,6 +44,8 @@ struct Metadata {
     brokers: HashMap<i32, String>,
     /// topic → leader id per partition (-1 when offline).
     topics: HashMap<String, Vec<i32>>,
+    /// The broker that answered the last metadata request.
+    from: String,
 }
 
 /// A handle to a Shale cluster; cheap to clone.
@@ -194,20 +199,25 @@ impl Client {
         }
     }
 
+    /// Asks `addr` for the brokers and leaders of `topics`.
+    async fn metadata_from(
+        &self,
+        addr: &str,
+        topics: &[String],
+    ) -> Result<(String, pb::GetMetadataResponse), Error> {
+        let request = pb::GetMetadataRequest { topics: topics.to_vec() };
+        match self.admin_rpc_at(addr)?.get_metadata(request).await {
+            Ok(resp) => Ok((addr.to_string(), resp.into_inner())),
+            Err(s) => Err(locate(status_error(&s), addr, None, None)),
+        }
+    }
+
     /// Re-reads brokers and leaders of `topics` (all topics when empty).
     pub async fn refresh_metadata(&self, topics: &[String]) -> Result<(), Error> {
-        let resp = self
-            .retrying(|| async {
-                Ok(self
-                    .admin_rpc()?
-                    .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
-                    .await
-                    .map_err(|s| status_error(&s))?
-                    .into_inner())
-            })
-            .await?;
+        let (from, resp) = self.retrying(|| self.metadata_from(self.bootstrap(), topics)).await?;
         let mut md =
             self.inner.metadata.write().map_err(|_| Error::internal("metadata poisoned"))?;
+        md.from = from;
         for b in resp.brokers {
             md.brokers.insert(b.id, b.address);
         }
@@ -224,14 +234,25 @@ impl Client {
         Ok(())
     }
 
+    /// The broker that answered the last metadata request (a bootstrap broker before any).
+    fn metadata_source(&self) -> String {
+        self.cached(|md| Some(md.from.clone()).filter(|f| !f.is_empty()))
+            .unwrap_or_else(|| self.bootstrap().to_string())
+    }
+
     /// Number of partitions of a topic (looked up once, then cached).
     pub async fn partition_count(&self, topic: &str) -> Result<u32, Error> {
         if let Some(n) = self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)) {
             return Ok(n);
         }
-        self.refresh_metadata(&[topic.to_string()]).await?;
+        let located = |e| locate(e, &self.metadata_source(), Some(topic), None);
+        self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
         self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)).ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, "UNKNOWN_TOPIC", format!("unknown topic {topic:?}"))
+            located(Error::new(
+                ErrorKind::NotFound,
+                "UNKNOWN_TOPIC",
+                format!("unknown topic {topic:?}"),
+            ))
         })
     }
 
@@ -240,15 +261,17 @@ impl Client {
         if let Some(addr) = self.leader_cached(topic, partition) {
             return Ok(addr);
         }
-        self.refresh_metadata(&[topic.to_string()]).await?;
+        let located = |e| locate(e, &self.metadata_source(), Some(topic), Some(partition));
+        self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
         if let Some(addr) = self.leader_cached(topic, partition) {
             return Ok(addr);
         }
-        let count = self.partition_count(topic).await?;
+        let count = self.partition_count(topic).await.map_err(located)?;
         if partition >= count {
-            return Err(crate::broker::partition::partition_out_of_range(topic, partition, count));
+            let e = crate::broker::partition::partition_out_of_range(topic, partition, count);
+            return Err(located(e));
         }
-        Err(Error::unavailable(format!("partition {topic}-{partition} has no leader right now")))
+        Err(located(Error::unavailable("no leader right now")))
     }
 
     /// Runs a request against a partition's leader; on `NOT_LEADER` or an unavailable
@@ -266,9 +289,14 @@ impl Client {
         let mut attempt = 0;
         loop {
             let e = match self.leader(topic, partition).await {
-                Ok(addr) => match call(self.log_rpc(&addr)?).await {
-                    Ok(resp) => return Ok(resp.into_inner()),
-                    Err(status) => status_error(&status),
+                Ok(addr) => match self.log_rpc(&addr) {
+                    Ok(rpc) => match call(rpc).await {
+                        Ok(resp) => return Ok(resp.into_inner()),
+                        Err(status) => {
+                            locate(status_error(&status), &addr, Some(topic), Some(partition))
+                        }
+                    },
+                    Err(e) => locate(e, &addr, Some(topic), Some(partition)),
                 },
                 Err(e) => e,
             };
