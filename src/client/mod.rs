@@ -3,6 +3,7 @@
 //! - `producer`: batching, compression, partitioning, pipelined sends, retries,
 //! - `consumer`: assigned partitions read through long-polling Fetch streams,
 //! - `partitioner`: Kafka-compatible murmur2 key hashing,
+//! - `retry`: bounded waits for a leader, with exponential backoff,
 //! - `scope`: errors that name the broker, topic and partition they concern.
 //!
 //! Requests for a partition go to its leader as named by `GetMetadata`; on `NOT_LEADER` or
@@ -13,6 +14,7 @@ pub mod consumer;
 pub mod groups;
 pub mod partitioner;
 pub mod producer;
+pub mod retry;
 mod scope;
 
 use std::collections::HashMap;
@@ -30,10 +32,8 @@ pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
 pub use groups::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, RebalanceListener};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
-pub(crate) use scope::locate;
-
-/// Tries of a leader-bound request before giving up.
-const LEADER_ATTEMPTS: u32 = 5;
+pub use retry::RetryPolicy;
+pub(crate) use scope::{locate, reword};
 
 /// Largest message the client sends or accepts.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -256,6 +256,25 @@ impl Client {
         })
     }
 
+    /// [`partition_count`](Self::partition_count), retrying while no broker answers, for up
+    /// to `policy.total`.
+    pub async fn partition_count_within(
+        &self,
+        topic: &str,
+        policy: RetryPolicy,
+    ) -> Result<u32, Error> {
+        let mut backoff = policy.start();
+        loop {
+            match self.partition_count(topic).await {
+                Err(e) if e.kind.is_retriable() => match backoff.next_delay() {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return Err(retry::gave_up("metadata", e, policy.total)),
+                },
+                result => return result,
+            }
+        }
+    }
+
     /// Address of a partition's leader.
     pub async fn leader(&self, topic: &str, partition: u32) -> Result<String, Error> {
         if let Some(addr) = self.leader_cached(topic, partition) {
@@ -275,7 +294,7 @@ impl Client {
     }
 
     /// Runs a request against a partition's leader; on `NOT_LEADER` or an unavailable
-    /// broker it refreshes metadata and tries again (a few times, with a short backoff).
+    /// broker it refreshes metadata and tries again (a few times, for about a second).
     pub async fn on_leader<T, F, Fut>(
         &self,
         topic: &str,
@@ -286,7 +305,24 @@ impl Client {
         F: Fn(LogClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let mut attempt = 0;
+        self.on_leader_within(topic, partition, RetryPolicy::QUICK, call).await
+    }
+
+    /// Runs a request against a partition's leader, waiting for one for up to
+    /// `policy.total`: on `NOT_LEADER` or an unreachable broker it pauses (exponential
+    /// backoff), looks the leader up again and retries. Errors name the broker and partition.
+    pub async fn on_leader_within<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        policy: RetryPolicy,
+        call: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn(LogClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = policy.start();
         loop {
             let e = match self.leader(topic, partition).await {
                 Ok(addr) => match self.log_rpc(&addr) {
@@ -300,12 +336,14 @@ impl Client {
                 },
                 Err(e) => e,
             };
-            attempt += 1;
-            if !e.kind.is_retriable() || attempt >= LEADER_ATTEMPTS {
+            if !e.kind.is_retriable() {
                 return Err(e);
             }
             self.invalidate(topic);
-            tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+            match backoff.next_delay() {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(retry::gave_up("leader", e, policy.total)),
+            }
         }
     }
 

@@ -50,6 +50,13 @@ pub(crate) fn locate(
     e
 }
 
+/// Rewrites an error's message behind its scope prefix.
+pub(crate) fn reword(mut e: Error, f: impl FnOnce(&str) -> String) -> Error {
+    let message = f(unprefixed(&e));
+    e.message = format!("{}{message}", prefix(&e.details));
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +72,12 @@ mod tests {
             "broker 10.0.0.1:9292: topic orders partition 3: tcp connect error: connection refused"
         );
         assert_eq!(e.details["partition"], "3");
+        let e = reword(e, |m| format!("gave up ({m})"));
+        assert_eq!(
+            e.message,
+            "broker 10.0.0.1:9292: topic orders partition 3: gave up (tcp connect error: \
+             connection refused)"
+        );
     }
 
     #[test]
