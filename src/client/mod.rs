@@ -7,7 +7,9 @@
 //! - `scope`: errors that name the broker, topic and partition they concern.
 //!
 //! Requests for a partition go to its leader as named by `GetMetadata`; on `NOT_LEADER` or
-//! an unreachable broker the client refreshes metadata and retries.
+//! an unreachable broker the client refreshes metadata and retries. Metadata comes from the
+//! bootstrap brokers, or, when none of them answers, from the other brokers the cluster
+//! named, so a client given one broker's address survives that broker.
 
 pub mod admin;
 pub mod consumer;
@@ -212,9 +214,26 @@ impl Client {
         }
     }
 
-    /// Re-reads brokers and leaders of `topics` (all topics when empty).
+    /// Re-reads brokers and leaders of `topics` (all topics when empty): from the bootstrap
+    /// brokers, else from the other brokers the cluster named before.
     pub async fn refresh_metadata(&self, topics: &[String]) -> Result<(), Error> {
-        let (from, resp) = self.retrying(|| self.metadata_from(self.bootstrap(), topics)).await?;
+        let asked = self.retrying(|| self.metadata_from(self.bootstrap(), topics)).await;
+        let (from, resp) = match asked {
+            Err(e) if e.kind.is_retriable() => {
+                let others: Vec<String> = self
+                    .cached(|md| Some(md.brokers.values().cloned().collect()))
+                    .unwrap_or_default();
+                let mut answer = Err(e);
+                for addr in others.iter().filter(|a| !self.inner.bootstrap.contains(a)) {
+                    answer = self.metadata_from(addr, topics).await;
+                    if answer.is_ok() {
+                        break;
+                    }
+                }
+                answer?
+            }
+            other => other?,
+        };
         let mut md =
             self.inner.metadata.write().map_err(|_| Error::internal("metadata poisoned"))?;
         md.from = from;
