@@ -1,11 +1,24 @@
-//! The `shale` binary: parse the command line, set up logging, run.
+//! The `shale` binary: parse the command line, set up logging, run. A failure is printed
+//! as one line, `error: ...` (its causes joined by `: `), never a backtrace.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = shale::cli::Cli::parse();
     shale::telemetry::init(cli.log_json);
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("shale").build()?;
-    runtime.block_on(shale::cli::run(cli))
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("shale")
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(shale::cli::run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

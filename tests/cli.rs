@@ -91,3 +91,60 @@ fn tour_create_produce_consume_describe() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("orders"));
     assert!(broker.terminate(), "clean SIGTERM shutdown");
 }
+
+/// Runs `shale` with `args` (and default logging) and returns its failure's stderr lines.
+fn shale_fails(args: &[&str], stdin: &[u8]) -> Vec<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
+        .args(args)
+        .env("SHALE_LOG", "info")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "shale {args:?} succeeded against a dead broker: {stderr}");
+    stderr.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn consume_from_a_dead_broker_fails_after_its_wait_with_one_line_naming_broker_and_partition() {
+    // Nothing listens there: the port was free a moment ago and is below the ephemeral range.
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let started = std::time::Instant::now();
+    let lines = shale_fails(
+        &[
+            "consume",
+            "--topic",
+            "orders",
+            "--partition",
+            "3",
+            "--from-beginning",
+            "--leader-wait-ms",
+            "1000",
+            "--broker",
+            &addr,
+        ],
+        b"",
+    );
+    let waited = started.elapsed();
+    assert_eq!(lines.len(), 1, "one line: {lines:#?}");
+    let want = format!("broker {addr}: topic orders partition 3: ");
+    assert!(lines[0].contains(&want), "{:?} names {want:?}", lines[0]);
+    assert!(lines[0].contains("connection refused"), "{:?} says why", lines[0]);
+    assert!(waited >= std::time::Duration::from_secs(1), "waited --leader-wait-ms: {waited:?}");
+    assert!(waited < std::time::Duration::from_secs(10), "and not much longer: {waited:?}");
+}
+
+#[test]
+fn produce_to_a_dead_broker_fails_with_one_line_naming_broker_and_topic() {
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let lines = shale_fails(&["produce", "--topic", "orders", "--broker", &addr], b"a\nb\n");
+    assert_eq!(lines.len(), 1, "one line: {lines:#?}");
+    let want = format!("broker {addr}: topic orders: ");
+    assert!(lines[0].contains(&want), "{:?} names {want:?}", lines[0]);
+    assert!(lines[0].contains("connection refused"), "{:?} says why", lines[0]);
+}

@@ -52,6 +52,13 @@ pub struct ConsumeArgs {
     /// Group assignor: cooperative-sticky or range.
     #[arg(long, default_value = "", requires = "group")]
     pub assignor: String,
+    /// Give up when a partition's leader stays unreachable this long (ms).
+    ///
+    /// At start, or after the leader went away, the consumer retries with exponential
+    /// backoff (50 ms to 2 s), asking the brokers for the partition's leader each time, and
+    /// resumes at the next offset it has not printed.
+    #[arg(long, default_value_t = 30_000)]
+    pub leader_wait_ms: u64,
     #[command(flatten)]
     pub broker: BrokerArg,
 }
@@ -61,14 +68,14 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         return run_group(args, &group).await;
     }
     let client = args.broker.client()?;
-    let partitions: Vec<u32> = match args.partition {
-        Some(p) => vec![p],
-        None => (0..client.partition_count(&args.topic).await?).collect(),
-    };
     // Without --follow, read up to the high watermark seen and exit.
     let stop_at_end = !args.follow;
-    let config = ConsumerConfig { stop_at_end, ..ConsumerConfig::default() };
+    let config = ConsumerConfig { stop_at_end, ..consumer_config(&args) };
     let mut consumer = Consumer::new(client, config);
+    let partitions: Vec<u32> = match args.partition {
+        Some(p) => vec![p],
+        None => (0..consumer.partition_count(&args.topic).await?).collect(),
+    };
     let start = match (args.offset, args.from_beginning) {
         (Some(o), _) => StartAt::Offset(o),
         (None, true) => StartAt::Earliest,
@@ -112,6 +119,7 @@ async fn run_group(args: ConsumeArgs, group: &str) -> anyhow::Result<()> {
     config.assignor = args.assignor.clone();
     config.auto_offset_reset =
         if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest };
+    config.consumer = consumer_config(&args);
     let mut consumer = GroupConsumer::subscribe(client, config)?;
     let mut term = signal(SignalKind::terminate())?;
     let stdout = std::io::stdout();
@@ -168,6 +176,11 @@ async fn run_group(args: ConsumeArgs, group: &str) -> anyhow::Result<()> {
     // Positions of records fetched but not printed were never set past the last printed.
     consumer.close().await?;
     result
+}
+
+fn consumer_config(args: &ConsumeArgs) -> ConsumerConfig {
+    let leader_wait = std::time::Duration::from_millis(args.leader_wait_ms);
+    ConsumerConfig { leader_wait, ..ConsumerConfig::default() }
 }
 
 fn text(b: &Option<bytes::Bytes>) -> String {

@@ -66,7 +66,9 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut deliveries = Vec::new();
     let mut sent = 0u64;
+    // Failed records are counted, and the first failure reported: one line, not one per record.
     let mut failed = 0u64;
+    let mut first_error = None;
     while let Some(line) = lines.next_line().await.context("reading standard input")? {
         let (key, value) = match &args.key_separator {
             Some(sep) => match line.split_once(sep.as_str()) {
@@ -89,7 +91,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             for d in deliveries.drain(..) {
                 if let Err(e) = d.await {
                     failed += 1;
-                    eprintln!("error: {e}");
+                    first_error.get_or_insert(e);
                 }
             }
         }
@@ -98,11 +100,11 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     for d in deliveries {
         if let Err(e) = d.await {
             failed += 1;
-            eprintln!("error: {e}");
+            first_error.get_or_insert(e);
         }
     }
-    if failed > 0 {
-        anyhow::bail!("{failed} of {sent} records were not acknowledged");
+    if let Some(e) = first_error {
+        anyhow::bail!("{failed} of {sent} records were not acknowledged, the first because: {e}");
     }
     eprintln!("produced {sent} records to {}", args.topic);
     Ok(())

@@ -1,8 +1,8 @@
-//! Topic and cluster administration.
+//! Topic and cluster administration. Errors name the broker asked (and the topic).
 
 use std::collections::BTreeMap;
 
-use super::{Client, status_error};
+use super::{Client, locate, status_error};
 use crate::error::Error;
 use crate::rpc::pb;
 
@@ -15,6 +15,14 @@ pub struct Admin {
 impl Admin {
     pub(crate) fn new(client: Client) -> Self {
         Admin { client }
+    }
+
+    /// Turns a failed call to the current bootstrap broker about `topic` into an error
+    /// naming both.
+    fn failed(&self, topic: Option<&str>) -> impl Fn(tonic::Status) -> Error {
+        let broker = self.client.bootstrap().to_string();
+        let topic = topic.map(str::to_string);
+        move |s| locate(status_error(&s), &broker, topic.as_deref(), None)
     }
 
     /// Creates a topic (`replication_factor` 0 = broker default).
@@ -36,7 +44,7 @@ impl Admin {
                 validate_only: false,
             })
             .await
-            .map_err(|s| status_error(&s))?;
+            .map_err(self.failed(Some(name)))?;
         resp.into_inner().topic.ok_or_else(|| Error::internal("create topic answered no topic"))
     }
 
@@ -46,7 +54,7 @@ impl Admin {
             .admin_rpc()?
             .delete_topic(pb::DeleteTopicRequest { name: name.to_string() })
             .await
-            .map_err(|s| status_error(&s))?;
+            .map_err(self.failed(Some(name)))?;
         self.client.invalidate(name);
         Ok(())
     }
@@ -58,7 +66,7 @@ impl Admin {
             .admin_rpc()?
             .list_topics(pb::ListTopicsRequest {})
             .await
-            .map_err(|s| status_error(&s))?;
+            .map_err(self.failed(None))?;
         Ok(resp.into_inner().topics)
     }
 
@@ -97,14 +105,13 @@ impl Admin {
         addr: Option<&str>,
         name: &str,
     ) -> Result<pb::DescribeTopicResponse, Error> {
-        let mut rpc = match addr {
-            Some(a) => self.client.admin_rpc_at(a)?,
-            None => self.client.admin_rpc()?,
-        };
-        let resp = rpc
+        let addr = addr.unwrap_or(self.client.bootstrap()).to_string();
+        let resp = self
+            .client
+            .admin_rpc_at(&addr)?
             .describe_topic(pb::DescribeTopicRequest { name: name.to_string() })
             .await
-            .map_err(|s| status_error(&s))?;
+            .map_err(|s| locate(status_error(&s), &addr, Some(name), None))?;
         Ok(resp.into_inner())
     }
 
@@ -125,7 +132,7 @@ impl Admin {
                 validate_only: false,
             })
             .await
-            .map_err(|s| status_error(&s))?;
+            .map_err(self.failed(Some(name)))?;
         Ok(resp.into_inner().configs)
     }
 
@@ -136,7 +143,7 @@ impl Admin {
             .admin_rpc()?
             .describe_cluster(pb::DescribeClusterRequest {})
             .await
-            .map_err(|s| status_error(&s))?;
+            .map_err(self.failed(None))?;
         Ok(resp.into_inner())
     }
 
@@ -149,7 +156,7 @@ impl Admin {
                     .admin_rpc()?
                     .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
                     .await
-                    .map_err(|s| status_error(&s))?;
+                    .map_err(self.failed(None))?;
                 Ok(resp.into_inner())
             })
             .await

@@ -1,6 +1,9 @@
 //! The consumer: assigned partitions are read through long-polling `Fetch` streams from
 //! their leaders, one task per partition, merged into `poll()`. Retriable failures reconnect
-//! from the last position, so a broker restart costs a pause, not a gap or a duplicate.
+//! from the next offset not yet delivered, so a broker restart or a leader change costs a
+//! pause, not a gap or a duplicate. A partition waits for a reachable leader with
+//! exponential backoff for up to `leader_wait`, then fails with an error naming the broker
+//! and the partition.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,7 +12,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{Client, status_error};
+use super::retry::{RetryPolicy, gave_up};
+use super::{Client, locate, status_error};
 use crate::error::{Error, ErrorKind};
 use crate::record::{Header, Limits, decode_batches};
 use crate::rpc::pb;
@@ -34,19 +38,39 @@ pub struct ConsumerConfig {
     pub max_bytes: u32,
     /// End each partition at its high watermark instead of waiting for more.
     pub stop_at_end: bool,
-    /// Pause before reconnecting after a retriable failure.
+    /// First pause before reconnecting after a retriable failure (`retry.backoff.ms`);
+    /// pauses double while the leader stays unreachable.
     pub retry_backoff: Duration,
+    /// Longest pause between reconnects (`retry.backoff.max.ms`).
+    pub retry_backoff_max: Duration,
+    /// How long a partition may go without a reachable leader (lookups of its offsets,
+    /// reconnects of its fetch) before the consumer gives up on it.
+    pub leader_wait: Duration,
     /// Records buffered ahead of `poll` (across partitions), in fetch messages.
     pub buffered_messages: usize,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
+        let retry = RetryPolicy::default();
         ConsumerConfig {
             max_bytes: 1024 * 1024,
             stop_at_end: false,
-            retry_backoff: Duration::from_millis(200),
+            retry_backoff: retry.initial,
+            retry_backoff_max: retry.max,
+            leader_wait: retry.total,
             buffered_messages: 16,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// How the consumer waits for a leader.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            initial: self.retry_backoff,
+            max: self.retry_backoff_max,
+            total: self.leader_wait,
         }
     }
 }
@@ -103,7 +127,13 @@ impl Consumer {
         Consumer { client, config, tx, rx, tasks: HashMap::new(), running: 0, next_task: 0 }
     }
 
-    /// Resolves a start position to an offset.
+    /// The number of partitions of `topic`, waiting for metadata for up to `leader_wait`.
+    pub async fn partition_count(&self, topic: &str) -> Result<u32, Error> {
+        self.client.partition_count_within(topic, self.config.retry_policy()).await
+    }
+
+    /// Resolves a start position to an offset, waiting for the partition's leader for up to
+    /// `leader_wait`.
     pub async fn resolve(&self, topic: &str, partition: u32, start: StartAt) -> Result<i64, Error> {
         use pb::list_offsets_request::Spec;
         let spec = match start {
@@ -112,7 +142,15 @@ impl Consumer {
             StartAt::Latest => Spec::Latest(true),
             StartAt::Timestamp(ts) => Spec::TimestampMs(ts),
         };
-        let resp = self.client.admin().list_offsets(topic, partition, spec).await?;
+        let req = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec: Some(spec) };
+        let policy = self.config.retry_policy();
+        let resp = self
+            .client
+            .on_leader_within(topic, partition, policy, |mut log| {
+                let req = req.clone();
+                async move { log.list_offsets(req).await }
+            })
+            .await?;
         Ok(if resp.offset < 0 { resp.high_watermark } else { resp.offset })
     }
 
@@ -249,11 +287,17 @@ async fn fetch_loop(
 ) {
     // Decode with generous limits: the broker validated these batches on the way in.
     let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
+    let policy = config.retry_policy();
+    let mut backoff = policy.start();
     loop {
+        // Whether this attempt reached a leader that answered: the wait starts over.
+        let mut answered = false;
         let result = async {
             let leader = client.leader(&topic, partition).await?;
+            let located = |e| locate(e, &leader, Some(&topic), Some(partition));
             let mut stream = client
-                .log_rpc(&leader)?
+                .log_rpc(&leader)
+                .map_err(located)?
                 .fetch(pb::FetchRequest {
                     topic: topic.clone(),
                     partition,
@@ -263,13 +307,15 @@ async fn fetch_loop(
                     stop_at_end: config.stop_at_end,
                 })
                 .await
-                .map_err(|s| status_error(&s))?
+                .map_err(|s| located(status_error(&s)))?
                 .into_inner();
-            while let Some(msg) = stream.message().await.map_err(|s| status_error(&s))? {
+            answered = true;
+            while let Some(msg) = stream.message().await.map_err(|s| located(status_error(&s)))? {
                 if msg.batches.is_empty() {
                     continue;
                 }
-                let decoded = decode_batches(&msg.batches, &limits)?;
+                let decoded =
+                    decode_batches(&msg.batches, &limits).map_err(|e| located(e.into()))?;
                 let records: Vec<ConsumerRecord> = decoded
                     .into_iter()
                     .filter(|r| r.offset >= position)
@@ -285,30 +331,48 @@ async fn fetch_loop(
                     .collect();
                 position = position.max(msg.next_offset);
                 if !records.is_empty() && !tx.send(EventKind::Records(records)).await {
-                    return Ok(true);
+                    return Ok(());
                 }
             }
-            Ok::<bool, Error>(config.stop_at_end)
+            if config.stop_at_end {
+                return Ok(());
+            }
+            // The broker ended a stream that long-polls forever: it is going away.
+            Err(locate(
+                Error::unavailable("fetch stream ended by the broker"),
+                &leader,
+                Some(&topic),
+                Some(partition),
+            ))
         }
         .await;
-        match result {
-            Ok(true) => {
+        let e = match result {
+            Ok(_) => {
                 tx.send(EventKind::Done).await;
                 return;
             }
-            Ok(false) => {}
             Err(e)
                 if e.kind.is_retriable()
                     || e.kind == ErrorKind::Internal && e.reason == "GRPC_ERROR" =>
             {
-                tracing::debug!(topic, partition, error = %e, "fetch interrupted; reconnecting");
-                client.invalidate(&topic);
+                e
             }
             Err(e) => {
                 tx.send(EventKind::Failed(e)).await;
                 return;
             }
+        };
+        tracing::debug!(topic, partition, position, error = %e, "fetch interrupted; reconnecting");
+        client.invalidate(&topic);
+        if answered {
+            backoff = policy.start();
         }
-        tokio::time::sleep(config.retry_backoff).await;
+        match backoff.next_delay() {
+            Some(pause) => tokio::time::sleep(pause).await,
+            None => {
+                tx.send(EventKind::Failed(gave_up("leader", e, policy.total))).await;
+                return;
+            }
+        }
     }
 }

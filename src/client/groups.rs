@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
-use super::{Client, status_error};
+use super::{Client, locate, status_error};
 use crate::error::{Error, ErrorKind};
 use crate::rpc::pb;
 
@@ -297,7 +297,9 @@ impl GroupConsumer {
             .retrying(|| {
                 let request = request.clone();
                 async move {
-                    client.groups_rpc()?.commit_offsets(request).await.map_err(|s| status_error(&s))
+                    let broker = client.bootstrap();
+                    let resp = client.groups_rpc()?.commit_offsets(request).await;
+                    resp.map_err(|s| locate(status_error(&s), broker, None, None))
                 }
             })
             .await?;
@@ -562,8 +564,9 @@ impl GroupAdmin {
             .retrying(|| {
                 let request = request.clone();
                 async move {
+                    let broker = client.bootstrap();
                     let resp = rpc(client.groups_rpc()?, request).await;
-                    Ok(resp.map_err(|s| status_error(&s))?.into_inner())
+                    Ok(resp.map_err(|s| locate(status_error(&s), broker, None, None))?.into_inner())
                 }
             })
             .await

@@ -2,16 +2,22 @@
 //! - `admin`: topic and cluster administration,
 //! - `producer`: batching, compression, partitioning, pipelined sends, retries,
 //! - `consumer`: assigned partitions read through long-polling Fetch streams,
-//! - `partitioner`: Kafka-compatible murmur2 key hashing.
+//! - `partitioner`: Kafka-compatible murmur2 key hashing,
+//! - `retry`: bounded waits for a leader, with exponential backoff,
+//! - `scope`: errors that name the broker, topic and partition they concern.
 //!
 //! Requests for a partition go to its leader as named by `GetMetadata`; on `NOT_LEADER` or
-//! an unreachable broker the client refreshes metadata and retries.
+//! an unreachable broker the client refreshes metadata and retries. Metadata comes from the
+//! bootstrap brokers, or, when none of them answers, from the other brokers the cluster
+//! named, so a client given one broker's address survives that broker.
 
 pub mod admin;
 pub mod consumer;
 pub mod groups;
 pub mod partitioner;
 pub mod producer;
+pub mod retry;
+mod scope;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,9 +34,8 @@ pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
 pub use groups::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, RebalanceListener};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
-
-/// Tries of a leader-bound request before giving up.
-const LEADER_ATTEMPTS: u32 = 5;
+pub use retry::RetryPolicy;
+pub(crate) use scope::{locate, reword};
 
 /// Largest message the client sends or accepts.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -41,6 +46,8 @@ struct Metadata {
     brokers: HashMap<i32, String>,
     /// topic → leader id per partition (-1 when offline).
     topics: HashMap<String, Vec<i32>>,
+    /// The broker that answered the last metadata request.
+    from: String,
 }
 
 /// A handle to a Shale cluster; cheap to clone.
@@ -194,20 +201,42 @@ impl Client {
         }
     }
 
-    /// Re-reads brokers and leaders of `topics` (all topics when empty).
+    /// Asks `addr` for the brokers and leaders of `topics`.
+    async fn metadata_from(
+        &self,
+        addr: &str,
+        topics: &[String],
+    ) -> Result<(String, pb::GetMetadataResponse), Error> {
+        let request = pb::GetMetadataRequest { topics: topics.to_vec() };
+        match self.admin_rpc_at(addr)?.get_metadata(request).await {
+            Ok(resp) => Ok((addr.to_string(), resp.into_inner())),
+            Err(s) => Err(locate(status_error(&s), addr, None, None)),
+        }
+    }
+
+    /// Re-reads brokers and leaders of `topics` (all topics when empty): from the bootstrap
+    /// brokers, else from the other brokers the cluster named before.
     pub async fn refresh_metadata(&self, topics: &[String]) -> Result<(), Error> {
-        let resp = self
-            .retrying(|| async {
-                Ok(self
-                    .admin_rpc()?
-                    .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
-                    .await
-                    .map_err(|s| status_error(&s))?
-                    .into_inner())
-            })
-            .await?;
+        let asked = self.retrying(|| self.metadata_from(self.bootstrap(), topics)).await;
+        let (from, resp) = match asked {
+            Err(e) if e.kind.is_retriable() => {
+                let others: Vec<String> = self
+                    .cached(|md| Some(md.brokers.values().cloned().collect()))
+                    .unwrap_or_default();
+                let mut answer = Err(e);
+                for addr in others.iter().filter(|a| !self.inner.bootstrap.contains(a)) {
+                    answer = self.metadata_from(addr, topics).await;
+                    if answer.is_ok() {
+                        break;
+                    }
+                }
+                answer?
+            }
+            other => other?,
+        };
         let mut md =
             self.inner.metadata.write().map_err(|_| Error::internal("metadata poisoned"))?;
+        md.from = from;
         for b in resp.brokers {
             md.brokers.insert(b.id, b.address);
         }
@@ -224,15 +253,45 @@ impl Client {
         Ok(())
     }
 
+    /// The broker that answered the last metadata request (a bootstrap broker before any).
+    fn metadata_source(&self) -> String {
+        self.cached(|md| Some(md.from.clone()).filter(|f| !f.is_empty()))
+            .unwrap_or_else(|| self.bootstrap().to_string())
+    }
+
     /// Number of partitions of a topic (looked up once, then cached).
     pub async fn partition_count(&self, topic: &str) -> Result<u32, Error> {
         if let Some(n) = self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)) {
             return Ok(n);
         }
-        self.refresh_metadata(&[topic.to_string()]).await?;
+        let located = |e| locate(e, &self.metadata_source(), Some(topic), None);
+        self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
         self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)).ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, "UNKNOWN_TOPIC", format!("unknown topic {topic:?}"))
+            located(Error::new(
+                ErrorKind::NotFound,
+                "UNKNOWN_TOPIC",
+                format!("unknown topic {topic:?}"),
+            ))
         })
+    }
+
+    /// [`partition_count`](Self::partition_count), retrying while no broker answers, for up
+    /// to `policy.total`.
+    pub async fn partition_count_within(
+        &self,
+        topic: &str,
+        policy: RetryPolicy,
+    ) -> Result<u32, Error> {
+        let mut backoff = policy.start();
+        loop {
+            match self.partition_count(topic).await {
+                Err(e) if e.kind.is_retriable() => match backoff.next_delay() {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return Err(retry::gave_up("metadata", e, policy.total)),
+                },
+                result => return result,
+            }
+        }
     }
 
     /// Address of a partition's leader.
@@ -240,19 +299,21 @@ impl Client {
         if let Some(addr) = self.leader_cached(topic, partition) {
             return Ok(addr);
         }
-        self.refresh_metadata(&[topic.to_string()]).await?;
+        let located = |e| locate(e, &self.metadata_source(), Some(topic), Some(partition));
+        self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
         if let Some(addr) = self.leader_cached(topic, partition) {
             return Ok(addr);
         }
-        let count = self.partition_count(topic).await?;
+        let count = self.partition_count(topic).await.map_err(located)?;
         if partition >= count {
-            return Err(crate::broker::partition::partition_out_of_range(topic, partition, count));
+            let e = crate::broker::partition::partition_out_of_range(topic, partition, count);
+            return Err(located(e));
         }
-        Err(Error::unavailable(format!("partition {topic}-{partition} has no leader right now")))
+        Err(located(Error::unavailable("no leader right now")))
     }
 
     /// Runs a request against a partition's leader; on `NOT_LEADER` or an unavailable
-    /// broker it refreshes metadata and tries again (a few times, with a short backoff).
+    /// broker it refreshes metadata and tries again (a few times, for about a second).
     pub async fn on_leader<T, F, Fut>(
         &self,
         topic: &str,
@@ -263,21 +324,45 @@ impl Client {
         F: Fn(LogClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let mut attempt = 0;
+        self.on_leader_within(topic, partition, RetryPolicy::QUICK, call).await
+    }
+
+    /// Runs a request against a partition's leader, waiting for one for up to
+    /// `policy.total`: on `NOT_LEADER` or an unreachable broker it pauses (exponential
+    /// backoff), looks the leader up again and retries. Errors name the broker and partition.
+    pub async fn on_leader_within<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        policy: RetryPolicy,
+        call: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn(LogClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = policy.start();
         loop {
             let e = match self.leader(topic, partition).await {
-                Ok(addr) => match call(self.log_rpc(&addr)?).await {
-                    Ok(resp) => return Ok(resp.into_inner()),
-                    Err(status) => status_error(&status),
+                Ok(addr) => match self.log_rpc(&addr) {
+                    Ok(rpc) => match call(rpc).await {
+                        Ok(resp) => return Ok(resp.into_inner()),
+                        Err(status) => {
+                            locate(status_error(&status), &addr, Some(topic), Some(partition))
+                        }
+                    },
+                    Err(e) => locate(e, &addr, Some(topic), Some(partition)),
                 },
                 Err(e) => e,
             };
-            attempt += 1;
-            if !e.kind.is_retriable() || attempt >= LEADER_ATTEMPTS {
+            if !e.kind.is_retriable() {
                 return Err(e);
             }
             self.invalidate(topic);
-            tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+            match backoff.next_delay() {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(retry::gave_up("leader", e, policy.total)),
+            }
         }
     }
 

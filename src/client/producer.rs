@@ -7,6 +7,7 @@
 //! id, epoch and per-partition sequence numbers, so the leader — also a new leader after a
 //! failover — answers a resent batch with its original offsets instead of writing it again,
 //! and refuses a batch that overtook a missing one: retries neither duplicate nor reorder.
+//! A record that finally fails carries an error naming the broker and the partition.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -21,7 +22,7 @@ use rand::Rng;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{Client, partitioner, status_error};
+use super::{Client, locate, partitioner, status_error};
 use crate::broker::Acks;
 use crate::error::Error;
 use crate::record::{BatchBuilder, Compression, Header, Record};
@@ -322,11 +323,12 @@ impl Producer {
                 let client = &self.inner.client;
                 let resp = client
                     .retrying(|| async {
+                        let broker = client.bootstrap();
                         Ok(client
-                            .log_rpc_any()?
+                            .log_rpc(broker)?
                             .init_producer_id(pb::InitProducerIdRequest {})
                             .await
-                            .map_err(|s| status_error(&s))?
+                            .map_err(|s| locate(status_error(&s), broker, None, None))?
                             .into_inner())
                     })
                     .await?;
@@ -419,20 +421,24 @@ impl Producer {
 }
 
 struct Conn {
+    /// The leader's address.
+    leader: String,
     requests: mpsc::Sender<pb::ProduceRequest>,
     responses: tonic::Streaming<pb::ProduceResponse>,
 }
 
 async fn open_stream(client: &Client, tp: &Tp) -> Result<Conn, Error> {
     let leader = client.leader(&tp.0, tp.1).await?;
+    let located = |e| locate(e, &leader, Some(&tp.0), Some(tp.1));
     let (requests, rx) = mpsc::channel(64);
     let responses = client
-        .log_rpc(&leader)?
+        .log_rpc(&leader)
+        .map_err(located)?
         .produce_stream(ReceiverStream::new(rx))
         .await
-        .map_err(|s| status_error(&s))?
+        .map_err(|s| located(status_error(&s)))?
         .into_inner();
-    Ok(Conn { requests, responses })
+    Ok(Conn { leader, requests, responses })
 }
 
 /// Moves batches back to the front of the queue (in order) for another attempt, failing
@@ -507,7 +513,12 @@ async fn sender_loop(
                 }
             }
             if broken {
-                let e = Error::unavailable("produce stream closed by the broker");
+                let e = locate(
+                    Error::unavailable("produce stream closed by the broker"),
+                    &c.leader,
+                    Some(&tp.0),
+                    Some(tp.1),
+                );
                 let batches: Vec<Sealed> = in_flight.drain(..).map(|(_, b)| b).collect();
                 requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
                 conn = None;
@@ -547,6 +558,10 @@ async fn sender_loop(
                     Err(e) => Some(e),
                 };
                 if let Some(e) = failure {
+                    let e = match &conn {
+                        Some(c) => locate(e, &c.leader, Some(&tp.0), Some(tp.1)),
+                        None => e,
+                    };
                     // The leader may have moved (NOT_LEADER) or stopped serving (its lease,
                     // the connection): look it up again before the resend.
                     if e.kind.is_retriable() {

@@ -91,7 +91,28 @@ pub fn from_status(status: &Status) -> Error {
             }
         }
     }
+    // A transport failure says what the OS said ("tcp connect error: connection refused").
+    if let Some(cause) = io_cause(status) {
+        if !error.message.to_lowercase().contains(&cause.to_lowercase()) {
+            error.message = format!("{}: {cause}", error.message);
+        }
+    }
     error
+}
+
+/// The I/O error under a client-side transport failure, in words (`connection refused`).
+fn io_cause(status: &Status) -> Option<String> {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(match io.kind() {
+                std::io::ErrorKind::Other => io.to_string(),
+                kind => kind.to_string(),
+            });
+        }
+        source = e.source();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -106,6 +127,20 @@ mod tests {
                 .with("high_watermark", 5);
         let back = from_status(&to_status(&e));
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn a_transport_failure_names_its_io_cause() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let wrapped = std::io::Error::other(io);
+        let status = Status::from_error(Box::new(wrapped));
+        let e = from_status(&status);
+        assert_eq!((e.kind, e.reason.as_ref()), (ErrorKind::Unavailable, "TRANSPORT_ERROR"));
+        assert_eq!(e.message, "connection refused");
+        let mut connect = Status::unavailable("tcp connect error");
+        connect.set_source(std::sync::Arc::new(status));
+        let e = from_status(&connect);
+        assert_eq!(e.message, "tcp connect error: connection refused");
     }
 
     #[test]

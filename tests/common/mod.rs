@@ -56,7 +56,17 @@ impl BrokerProcess {
 
     /// Same, with extra environment variables (e.g. `SHALE_FAILPOINTS`).
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
-        let mut args = vec!["standalone", "--listen", "127.0.0.1:0", "--data-dir"];
+        Self::start_on(data_dir, "127.0.0.1:0", extra, env)
+    }
+
+    /// Starts `shale standalone` listening on `listen` (a fixed port survives restarts).
+    pub fn start_on(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> BrokerProcess {
+        let mut args = vec!["standalone", "--listen", listen, "--data-dir"];
         let dir = data_dir.to_string_lossy().to_string();
         args.push(&dir);
         args.extend_from_slice(extra);
