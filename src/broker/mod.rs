@@ -11,6 +11,8 @@
 //! - `replication`: ISR, follower progress and the high watermark of a partition.
 //! - `fetcher`: the follower side of replication (truncate, then pull from the leader).
 //! - `tasks`: background work (retention, interval flush).
+//! - `liveness`: watches the other brokers and records those whose process is gone, so
+//!   the controller moves their leaderships without waiting out their lease.
 
 mod drain;
 pub mod fetch;
@@ -18,6 +20,7 @@ mod fetcher;
 mod follow;
 pub mod idempotence;
 pub mod identity;
+mod liveness;
 pub mod partition;
 pub mod remote;
 pub mod replication;
@@ -94,6 +97,8 @@ pub struct Broker {
     /// Bumped after every resync, so callers can wait for metadata to arrive.
     synced_tx: tokio::sync::watch::Sender<u64>,
     controller_id: AtomicI32,
+    /// Peers known to be gone before their lease expired (see `liveness`).
+    obituaries: crate::meta::controller::Obituaries,
     /// The broker itself, for tasks it spawns.
     self_ref: std::sync::OnceLock<std::sync::Weak<Broker>>,
     /// Producer ids for idempotent producers.
@@ -178,6 +183,7 @@ impl Broker {
             synced_session: AtomicU64::new(0),
             synced_tx: tokio::sync::watch::channel(0).0,
             controller_id: AtomicI32::new(-1),
+            obituaries: Default::default(),
             self_ref: std::sync::OnceLock::new(),
             peers: std::sync::Mutex::new(HashMap::new()),
             fetchers: std::sync::Mutex::new(HashMap::new()),
@@ -211,8 +217,14 @@ impl Broker {
         let revision = broker.resync().await?;
         let handles = vec![
             tokio::spawn(membership.clone().run()),
-            tokio::spawn(crate::meta::controller::run(meta, keys, membership)),
+            tokio::spawn(crate::meta::controller::run(
+                meta,
+                keys,
+                membership,
+                broker.obituaries.clone(),
+            )),
             tokio::spawn(follow::run(Arc::downgrade(&broker), revision)),
+            liveness::start(&broker),
         ];
         if let Ok(mut tasks) = broker.tasks.lock() {
             tasks.extend(handles);

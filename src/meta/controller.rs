@@ -29,6 +29,50 @@ pub struct ControllerRecord {
     pub id: i32,
 }
 
+/// Brokers whose process is known to be gone before their lease expired (a peer saw its
+/// connection break and then its port refuse connections), each with the incarnation that
+/// died. The controller treats them as not live, so it moves their leaderships at once
+/// instead of after the lease TTL; an entry counts only while the registration it names
+/// (same id, same incarnation) is the one in the store.
+#[derive(Debug, Clone)]
+pub struct Obituaries {
+    dead: Arc<std::sync::Mutex<BTreeMap<i32, u64>>>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Obituaries {
+    fn default() -> Self {
+        Obituaries { dead: Arc::default(), changed: tokio::sync::watch::channel(0).0 }
+    }
+}
+
+impl Obituaries {
+    /// Records that incarnation `incarnation` of broker `id` is gone.
+    pub fn record(&self, id: i32, incarnation: u64) {
+        if let Ok(mut dead) = self.dead.lock() {
+            if dead.insert(id, incarnation) != Some(incarnation) {
+                self.changed.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    /// Whether `broker`, as registered, is known to be gone.
+    pub fn is_dead(&self, broker: &BrokerRecord) -> bool {
+        self.dead.lock().is_ok_and(|d| d.get(&broker.id) == Some(&broker.incarnation))
+    }
+
+    /// Forgets entries whose registration is gone or was replaced.
+    fn prune(&self, brokers: &BTreeMap<i32, BrokerRecord>) {
+        if let Ok(mut dead) = self.dead.lock() {
+            dead.retain(|id, inc| brokers.get(id).is_some_and(|b| b.incarnation == *inc));
+        }
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
 /// Partition-state writes per transaction (etcd allows 128 compares and 128 ops).
 const WRITES_PER_TXN: usize = 100;
 /// Reconcile at least this often even without metadata changes.
@@ -259,7 +303,12 @@ fn next_state(
 }
 
 /// Runs elections and, while elected, the controller's duties. Never returns.
-pub async fn run(store: Arc<dyn MetaStore>, keys: Keys, membership: Membership) {
+pub async fn run(
+    store: Arc<dyn MetaStore>,
+    keys: Keys,
+    membership: Membership,
+    obituaries: Obituaries,
+) {
     let mut live = membership.subscribe();
     loop {
         if !membership.is_live() {
@@ -269,7 +318,7 @@ pub async fn run(store: Arc<dyn MetaStore>, keys: Keys, membership: Membership) 
         match campaign(&store, &keys, &membership).await {
             Ok(Some(revision)) => {
                 tracing::info!(broker = membership.broker_id(), revision, "elected controller");
-                if let Err(e) = lead(&store, &keys, &membership, revision).await {
+                if let Err(e) = lead(&store, &keys, &membership, revision, &obituaries).await {
                     tracing::warn!(error = %e, "controller duties interrupted");
                 }
                 tracing::info!(broker = membership.broker_id(), "no longer controller");
@@ -329,12 +378,17 @@ async fn lead(
     keys: &Keys,
     membership: &Membership,
     revision: Revision,
+    obituaries: &Obituaries,
 ) -> Result<(), Error> {
+    let mut deaths = obituaries.subscribe();
     loop {
         if !membership.is_live() {
             return Ok(());
         }
-        let (view, read_revision) = read_view(store, keys).await?;
+        deaths.borrow_and_update();
+        let (mut view, read_revision) = read_view(store, keys).await?;
+        obituaries.prune(&view.brokers);
+        view.brokers.retain(|_, b| !obituaries.is_dead(b));
         for chunk in plan(&view).chunks(WRITES_PER_TXN) {
             if !write(store, keys, revision, chunk).await? {
                 if !still_controller(store, keys, revision).await? {
@@ -356,7 +410,10 @@ async fn lead(
         if !still_controller(store, keys, revision).await? {
             return Ok(());
         }
-        wait_for_change(store, keys, read_revision + 1, membership).await;
+        tokio::select! {
+            _ = wait_for_change(store, keys, read_revision + 1, membership) => {}
+            _ = deaths.changed() => {}
+        }
     }
 }
 

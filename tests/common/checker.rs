@@ -66,6 +66,7 @@ struct History {
     ops: Vec<Op>,
     by_value: HashSet<(u32, Bytes)>,
     clock: u64,
+    max_epoch: Option<i32>,
 }
 
 /// A thread-safe record of produce calls and their outcomes.
@@ -110,7 +111,9 @@ impl ProduceLog {
     /// Records that `op` was acknowledged at `offset` by the leader of `epoch`.
     pub fn ok_at_epoch(&self, op: OpId, offset: i64, epoch: i32) {
         self.complete(op, Outcome::Ok(offset));
-        self.history.lock().expect("produce log lock").ops[op.0].epoch = Some(epoch);
+        let mut h = self.history.lock().expect("produce log lock");
+        h.ops[op.0].epoch = Some(epoch);
+        h.max_epoch = h.max_epoch.max(Some(epoch));
     }
 
     /// Records that `op` was definitely not written.
@@ -126,6 +129,11 @@ impl ProduceLog {
     /// How `op` ended so far.
     pub fn outcome(&self, op: OpId) -> Outcome {
         self.history.lock().expect("produce log lock").ops[op.0].outcome
+    }
+
+    /// The highest leader epoch an ack reported, if any did.
+    pub fn max_acked_epoch(&self) -> Option<i32> {
+        self.history.lock().expect("produce log lock").max_epoch
     }
 
     /// Number of acknowledged ops.
