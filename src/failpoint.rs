@@ -34,6 +34,11 @@ fn is_armed(name: &str) -> bool {
         || armed.dir.as_ref().is_some_and(|d| d.join(name).exists())
 }
 
+/// Whether the failpoint `name` is armed (for points that inject an error, not a crash).
+pub fn active(name: &str) -> bool {
+    is_armed(name)
+}
+
 /// Aborts the process if the failpoint `name` is armed.
 pub fn hit(name: &str) {
     if is_armed(name) {

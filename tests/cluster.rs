@@ -375,3 +375,41 @@ async fn brokers_ride_out_a_30s_etcd_outage() {
             .unwrap();
     }
 }
+
+/// A leader whose disk fails an fsync (an injected EIO) stops acknowledging (fail-stop) and
+/// hands the partition to an in-sync follower at a new epoch; producers carry on there and
+/// nothing acknowledged is lost or duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_disk_fails_an_fsync_hands_its_partition_over() {
+    use shale::client::{Producer, ProducerConfig, ProducerRecord};
+    let c = Cluster::start(3, "eio", &[]);
+    let client = c.client();
+    wait_for_brokers(&client, &[1, 2, 3]).await;
+    let cfg = [("min.insync.replicas".to_string(), "2".to_string())].into();
+    client.admin().create_topic("e", 1, 3, cfg).await.unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let mut acked = Vec::new();
+    let mut send = async |from: usize, to: usize| {
+        let mut pending = Vec::new();
+        for i in from..to {
+            let v = format!("v{i:05}");
+            pending.push((v.clone(), producer.send(ProducerRecord::new("e", v)).await.unwrap()));
+        }
+        for (v, d) in pending {
+            d.await.unwrap();
+            acked.push(v);
+        }
+    };
+    send(0, 200).await;
+    let (leader, epoch) = leaders(&metadata(&client).await, "e")[&0];
+    c.arm(leader as usize - 1, "log.fsync_eio", true);
+    send(200, 400).await;
+    let (next, next_epoch) = leaders(&metadata(&client).await, "e")[&0];
+    println!("leader {leader} (epoch {epoch}) failed an fsync; {next} leads at epoch {next_epoch}");
+    assert_ne!(next, leader, "leadership stayed on the broker whose log failed");
+    assert!(next_epoch > epoch);
+    let read = common::read_all(&client, "e").await;
+    let report = common::check(&BTreeMap::from([(0u32, acked)]), &read);
+    assert_eq!((report.lost, report.duplicated, report.offset_errors), (0, 0, 0), "{report:?}");
+    assert_eq!(report.acknowledged, 400);
+}

@@ -69,7 +69,8 @@ where
 }
 
 async fn retention_pass(b: Arc<Broker>) {
-    for p in b.hosted() {
+    // A failed log (fail-stop) was reported when it failed; it changes no more.
+    for p in b.hosted().into_iter().filter(|p| p.log().failure().is_none()) {
         if let Err(e) = p.apply_retention().await {
             tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed");
         }
@@ -108,6 +109,10 @@ async fn flush_loop(broker: Weak<Broker>) {
 async fn isr_pass(b: Arc<Broker>) {
     let max_lag = Duration::from_millis(b.settings.replication.lag_time_max_ms);
     for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
+        if let Some(reason) = p.log().failure() {
+            hand_over_failed(&b, &p, &reason).await;
+            continue;
+        }
         let repl = p.replication();
         let lagging = repl.lagging(max_lag);
         let caught_up = repl.caught_up(max_lag);
@@ -169,5 +174,50 @@ async fn isr_pass(b: Arc<Broker>) {
                 tracing::warn!(topic = %key.0, partition = key.1, error = %e, "isr update failed")
             }
         }
+    }
+}
+
+/// A led partition whose log failed (fail-stop after a failed fsync) takes no writes here
+/// again until the broker restarts: hand leadership to a live in-sync replica at a new
+/// epoch, leaving the ISR. A compare-and-swap at this broker's epoch, like the ISR
+/// changes.
+async fn hand_over_failed(b: &Arc<Broker>, p: &Arc<super::Partition>, reason: &str) {
+    let key = (p.topic().to_string(), p.index());
+    let Some((state, revision, live)) = b.cache.read().ok().and_then(|c| {
+        let (state, revision) = c.states.get(&key).cloned()?;
+        let live: Vec<i32> =
+            c.brokers.values().filter(|r| !b.obituaries.is_dead(r)).map(|r| r.id).collect();
+        Some((state, revision, live))
+    }) else {
+        return;
+    };
+    if state.leader != b.id || state.leader_epoch != p.leader_epoch() {
+        return;
+    }
+    let isr: Vec<i32> = state.isr.iter().copied().filter(|r| *r != b.id).collect();
+    // Nobody else in sync: stay, refusing writes (LOG_FAILED), rather than go offline and
+    // have the controller hand the partition straight back.
+    let Some(leader) = state.replicas.iter().copied().find(|r| isr.contains(r) && live.contains(r))
+    else {
+        return;
+    };
+    let mut incarnations = state.incarnations.clone();
+    incarnations.remove(&b.id);
+    let next = PartitionState {
+        leader,
+        leader_epoch: state.leader_epoch + 1,
+        isr,
+        incarnations,
+        replicas: state.replicas.clone(),
+    };
+    match b.topics.update_partition(&key.0, key.1, &next, revision).await {
+        Ok(true) => {
+            tracing::error!(topic = %key.0, partition = key.1, leader = next.leader,
+                epoch = next.leader_epoch, reason, "the partition log failed here; leadership moved");
+            p.set_state(&next);
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(topic = %key.0, partition = key.1, error = %e,
+            "could not move leadership away from a failed log"),
     }
 }

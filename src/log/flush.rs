@@ -51,7 +51,7 @@ impl Inner {
                 std::thread::sleep(std::time::Duration::from_millis(delay));
             }
         }
-        let synced = file.sync_data().map_err(|e| LogError::io(&path, e));
+        let synced = super::segment::sync_data(&*file, &path);
         let mut st = self.peek();
         if synced.is_err() {
             return self.note_sync(&mut st, synced);

@@ -395,6 +395,11 @@ impl PartitionLog {
         self.inner.offsets.borrow().log_end
     }
 
+    /// Why the log stopped taking writes after a failed fsync, if it did (fail-stop).
+    pub fn failure(&self) -> Option<String> {
+        self.inner.peek().failed.as_ref().map(|f| f.reason.clone())
+    }
+
     /// Every offset below this is fsynced.
     pub fn durable_offset(&self) -> i64 {
         self.inner.offsets.borrow().durable_end

@@ -253,7 +253,7 @@ impl ActiveSegment {
 
     /// Fsyncs the data file.
     pub fn sync(&self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(|e| LogError::io(&self.path, e))
+        sync_data(&*self.file, &self.path)
     }
 
     /// Writes the index files, including the final max-timestamp entry.
@@ -261,6 +261,15 @@ impl ActiveSegment {
         self.builder.finish();
         write_index_files(disk, dir, self.base, &self.builder.index)
     }
+}
+
+/// Fsyncs a segment's data. The failpoint `log.fsync_eio` turns it into an EIO, a disk
+/// error on demand for the fault tests of broker processes.
+pub fn sync_data(file: &dyn crate::disk::DiskFile, path: &Path) -> Result<(), LogError> {
+    if crate::failpoint::active("log.fsync_eio") {
+        return Err(LogError::io(path, std::io::Error::from_raw_os_error(5)));
+    }
+    file.sync_data().map_err(|e| LogError::io(path, e))
 }
 
 #[cfg(test)]
