@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/lazyfs.rs"]
+mod lazyfs;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -208,7 +210,9 @@ async fn a_restarted_broker_acknowledges_only_at_a_newer_leader_epoch() {
 /// (`SHALE_POWER_LOSS_DISK=tracking-fsync-noop` makes segment fsync a no-op, which this
 /// test must catch). Each seed cuts power five times under load; every acknowledged record
 /// reads back once, in order, the older ones from the bucket.
-/// Seeds: `SHALE_POWER_LOSS_STANDALONE_SEEDS=1,2,3` (the default).
+/// Seeds: `SHALE_POWER_LOSS_STANDALONE_SEEDS=1,2,3` (the default);
+/// `SHALE_POWER_LOSS_LAZYFS=<LazyFS build>` runs the broker on a LazyFS mount instead (the
+/// soak in `docs/operations.md`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_cuts_of_a_standalone_broker_with_a_tiered_topic_lose_nothing_acknowledged() {
     use rand::{Rng, SeedableRng};
@@ -224,13 +228,25 @@ async fn power_cuts_of_a_standalone_broker_with_a_tiered_topic_lose_nothing_ackn
     writeln!(config, "[tier]\nupload_interval_ms = 100").unwrap();
     let config_path = config.path().to_string_lossy().to_string();
     let args = ["--config", config_path.as_str()];
-    let env = [("SHALE_TEST_DISK", disk.as_str())];
+    // With a LazyFS build (the soak), the broker runs on the real disk over a LazyFS mount.
+    let lazy = lazyfs::home();
+    let env: Vec<(&str, &str)> = match &lazy {
+        Some(_) => vec![],
+        None => vec![("SHALE_TEST_DISK", disk.as_str())],
+    };
     for seed in seeds {
-        println!("standalone power cuts, seed {seed}, {disk} disk");
+        match &lazy {
+            Some(home) => {
+                println!("standalone power cuts, seed {seed}, on LazyFS ({})", home.display())
+            }
+            None => println!("standalone power cuts, seed {seed}, on the {disk} disk"),
+        }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let dir = tempfile::tempdir().unwrap();
+        let mount = lazy.as_deref().map(lazyfs::LazyFs::mount);
+        let temp = tempfile::tempdir().unwrap();
+        let dir: &std::path::Path = mount.as_ref().map_or(temp.path(), |m| m.path());
         let acked: Acked = Arc::default();
-        let mut broker = common::BrokerProcess::start_with_env(dir.path(), &args, &env);
+        let mut broker = common::BrokerProcess::start_with_env(dir, &args, &env);
         let tiered: BTreeMap<String, String> = [
             ("remote.storage.enable", "true"),
             ("segment.bytes", "65536"),
@@ -264,12 +280,15 @@ async fn power_cuts_of_a_standalone_broker_with_a_tiered_topic_lose_nothing_ackn
                 println!("  round {round}: no upload within 5 s; cutting power anyway");
             }
             broker.kill();
+            if let Some(m) = &mount {
+                m.power_cut();
+            }
             tokio::time::timeout(Duration::from_secs(60), waiter)
                 .await
                 .expect("pending deliveries did not resolve within 60s of the cut")
                 .ok();
             println!("  round {round}: power cut after {} acks", acked_count(&acked));
-            broker = common::BrokerProcess::start_with_env(dir.path(), &args, &env);
+            broker = common::BrokerProcess::start_with_env(dir, &args, &env);
         }
         let client = broker.client();
         let remote = remote_segments(&client).await;

@@ -8,6 +8,8 @@ mod checker;
 mod common;
 #[path = "common/etcd.rs"]
 mod etcd_server;
+#[path = "common/lazyfs.rs"]
+mod lazyfs;
 #[path = "common/proxy.rs"]
 mod proxy;
 
@@ -27,9 +29,31 @@ const TTL_SECS: u64 = 3;
 /// Settings of the test clusters: quick ISR changes.
 const TEST_CONFIG: &str = "[replication]\nlag_time_max_ms = 1500\nfetch_max_wait_ms = 200\n";
 
-/// Brokers stop before etcd (fields drop in order).
+/// How a test cluster runs.
+struct Opts<'a> {
+    /// Each broker advertises a fault proxy and reaches etcd through another.
+    proxied: bool,
+    /// Extra environment of every broker process.
+    env: &'a [(&'a str, &'a str)],
+    /// Lease TTL (seconds).
+    ttl: u64,
+    /// The settings file.
+    config: &'a str,
+    /// A LazyFS build: each broker's data dir is a LazyFS mount.
+    lazyfs: Option<&'a Path>,
+}
+
+impl Default for Opts<'_> {
+    fn default() -> Self {
+        Opts { proxied: false, env: &[], ttl: TTL_SECS, config: TEST_CONFIG, lazyfs: None }
+    }
+}
+
+/// Brokers stop before etcd, and before their LazyFS mounts (fields drop in order).
 struct Cluster {
     brokers: Vec<Option<BrokerProcess>>,
+    /// When set, each broker's data dir is a LazyFS mount (the power-loss soak).
+    mounts: Vec<lazyfs::LazyFs>,
     /// When set, each broker advertises its proxy's address (clients and followers go
     /// through it).
     proxies: Vec<proxy::Proxy>,
@@ -52,25 +76,19 @@ impl Cluster {
     }
 
     fn start_with_env(n: usize, name: &str, proxied: bool, env: &[(&str, &str)]) -> Cluster {
-        Self::start_full(n, name, proxied, env, TTL_SECS, TEST_CONFIG)
+        Self::start_full(n, name, Opts { proxied, env, ..Opts::default() })
     }
 
-    /// `n` brokers with extra environment `env`, lease TTL `ttl` (seconds) and settings
-    /// file `config_text`.
-    fn start_full(
-        n: usize,
-        name: &str,
-        proxied: bool,
-        env: &[(&str, &str)],
-        ttl: u64,
-        config_text: &str,
-    ) -> Cluster {
+    /// `n` brokers as `opts` say.
+    fn start_full(n: usize, name: &str, opts: Opts) -> Cluster {
+        let Opts { proxied, env, ttl, config: config_text, lazyfs } = opts;
         let etcd = EtcdServer::start();
         let mut config = tempfile::NamedTempFile::new().unwrap();
         use std::io::Write;
         write!(config, "{config_text}").unwrap();
         let mut c = Cluster {
             brokers: vec![],
+            mounts: vec![],
             proxies: vec![],
             etcd_proxies: vec![],
             ports: vec![],
@@ -83,6 +101,9 @@ impl Cluster {
         };
         for _ in 0..n {
             c.dirs.push(tempfile::tempdir().unwrap());
+            if let Some(home) = lazyfs {
+                c.mounts.push(lazyfs::LazyFs::mount(home));
+            }
             let port = common::free_port();
             c.ports.push(port);
             if proxied {
@@ -116,7 +137,7 @@ impl Cluster {
         let env: Vec<(&str, &str)> =
             self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         BrokerProcess::serve_on_with_env(
-            self.dirs[i].path(),
+            self.data_dir(i),
             &listen,
             &[
                 "--advertise",
@@ -134,6 +155,14 @@ impl Cluster {
             ],
             &env,
         )
+    }
+
+    /// Broker `i`'s data dir (on its LazyFS mount when there are mounts).
+    fn data_dir(&self, i: usize) -> &Path {
+        match self.mounts.get(i) {
+            Some(m) => m.path(),
+            None => self.dirs[i].path(),
+        }
     }
 
     /// A client bootstrapping from every broker, so it outlives any one of them.
@@ -483,11 +512,9 @@ async fn assert_replicas_identical(c: &Cluster, client: &Client, topic: &str) ->
         .await
         .unwrap()
         .high_watermark;
-    let replicas: Vec<Vec<(i64, u32)>> = c
-        .dirs
-        .iter()
-        .map(|d| {
-            batches_on_disk(&d.path().join(format!("{topic}-0")))
+    let replicas: Vec<Vec<(i64, u32)>> = (0..c.dirs.len())
+        .map(|i| {
+            batches_on_disk(&c.data_dir(i).join(format!("{topic}-0")))
                 .into_iter()
                 .filter(|(o, _)| *o < hw)
                 .collect()
@@ -692,7 +719,8 @@ async fn a_frozen_leader_is_replaced_and_acknowledges_nothing_at_its_old_epoch()
 /// Nothing acknowledged is lost or duplicated, offsets hold one value each, and the
 /// replicas are byte-identical below the high watermark.
 /// Seeds: `SHALE_POWER_LOSS_CLUSTER_SEEDS=1,2,3` (the default); rounds:
-/// `SHALE_POWER_LOSS_ROUNDS=5`.
+/// `SHALE_POWER_LOSS_ROUNDS=5`; `SHALE_POWER_LOSS_LAZYFS=<LazyFS build>` runs the brokers
+/// on LazyFS mounts instead (the soak in `docs/operations.md`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_cuts_of_the_leader_two_brokers_or_all_three_lose_nothing_acknowledged() {
     use rand::{Rng, SeedableRng};
@@ -704,17 +732,23 @@ async fn power_cuts_of_the_leader_two_brokers_or_all_three_lose_nothing_acknowle
     let rounds: usize = std::env::var("SHALE_POWER_LOSS_ROUNDS")
         .map_or(5, |r| r.parse().expect("SHALE_POWER_LOSS_ROUNDS: a number"));
     let disk = std::env::var("SHALE_POWER_LOSS_DISK").unwrap_or_else(|_| "tracking".into());
+    // With a LazyFS build (the soak), the brokers run on the real disk over LazyFS mounts.
+    let lazy = lazyfs::home();
+    let on = match &lazy {
+        Some(home) => format!("LazyFS ({})", home.display()),
+        None => format!("the {disk} disk"),
+    };
     for seed in seeds {
         println!(
-            "power cuts, seed {seed}, {disk} disk (replay: SHALE_POWER_LOSS_CLUSTER_SEEDS={seed})"
+            "power cuts, seed {seed}, on {on} (replay: SHALE_POWER_LOSS_CLUSTER_SEEDS={seed})"
         );
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut c = Cluster::start_with_env(
-            3,
-            &format!("power{seed}"),
-            false,
-            &[("SHALE_TEST_DISK", disk.as_str())],
-        );
+        let env = [("SHALE_TEST_DISK", disk.as_str())];
+        let opts = match &lazy {
+            Some(home) => Opts { lazyfs: Some(home), ..Opts::default() },
+            None => Opts { env: &env, ..Opts::default() },
+        };
+        let mut c = Cluster::start_full(3, &format!("power{seed}"), opts);
         let client = c.client();
         common::wait_for_broker_count(&client, 3).await;
         let cfg = configs(&[("min.insync.replicas", "2")]);
@@ -735,6 +769,9 @@ async fn power_cuts_of_the_leader_two_brokers_or_all_three_lose_nothing_acknowle
             };
             for v in &victims {
                 c.kill(*v);
+                if let Some(m) = c.mounts.get(*v as usize - 1) {
+                    m.power_cut();
+                }
             }
             println!(
                 "  round {round}: power cut on brokers {victims:?} (leader {leader}) after {} acks",
@@ -756,7 +793,7 @@ async fn power_cuts_of_the_leader_two_brokers_or_all_three_lose_nothing_acknowle
 /// in the store, and no acknowledged record is lost or duplicated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_leader_is_replaced_before_its_lease_expires() {
-    let mut c = Cluster::start_full(3, "gone", false, &[], 30, TEST_CONFIG);
+    let mut c = Cluster::start_full(3, "gone", Opts { ttl: 30, ..Opts::default() });
     let client = c.client();
     common::wait_for_broker_count(&client, 3).await;
     let cfg = configs(&[("min.insync.replicas", "2")]);
@@ -796,7 +833,7 @@ async fn failover_bench() {
     let quiet: u64 =
         std::env::var("SHALE_FAILOVER_QUIET_SECS").map_or(60, |v| v.parse().expect("a number"));
     let ttl = shale::settings::Settings::default().cluster.lease_ttl_secs;
-    let mut c = Cluster::start_full(3, "failover", false, &[], ttl, "");
+    let mut c = Cluster::start_full(3, "failover", Opts { ttl, config: "", ..Opts::default() });
     let client = c.client();
     common::wait_for_broker_count(&client, 3).await;
     let cfg = configs(&[("min.insync.replicas", "2")]);
