@@ -5,7 +5,8 @@
 //!
 //! Leaders and followers keep the state as they append (the producer id, epoch and base
 //! sequence travel in the batch header), so a new leader after failover dedups too. After a
-//! restart the state is rebuilt from the log's recent tail.
+//! restart the state comes from the newest snapshot (written at each roll) and the log
+//! after it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,26 @@ use crate::error::{Error, ErrorKind};
 use crate::meta::json::encode;
 use crate::meta::{Compare, Keys, MetaStore, Txn, TxnOp, Versioned};
 use crate::record::BatchHeader;
+
+/// Producer-state snapshot files: `{offset:020}.snapshot` in a partition directory holds
+/// every producer's state as of `offset` (its batches below it), as Kafka's `.snapshot`
+/// files. Written when the log rolls; on open the newest one is loaded and the log replayed
+/// from its offset, so the state survives restarts however long ago a producer last wrote.
+pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"SHPSNAP1";
+
+/// The file name of the snapshot at `offset`.
+pub fn snapshot_name(offset: i64) -> String {
+    format!("{offset:020}{SNAPSHOT_SUFFIX}")
+}
+
+/// The offset a snapshot file name carries.
+pub fn snapshot_offset(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(SNAPSHOT_SUFFIX)?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
 
 /// Batches remembered per producer and partition (Kafka's max in-flight for idempotence).
 pub const REMEMBERED_BATCHES: usize = 5;
@@ -75,6 +96,19 @@ impl ProducerStates {
             ));
         }
         if header.producer_epoch > entry.epoch {
+            // As Kafka: a new epoch of a known producer starts at sequence 0. Retrying
+            // cannot fix it, so it is not retriable.
+            if header.base_sequence != 0 {
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    "OUT_OF_ORDER_SEQUENCE",
+                    format!(
+                        "producer {} starts epoch {} at sequence {}, but a new epoch starts at \
+                         sequence 0; the batch was not written",
+                        header.producer_id, header.producer_epoch, header.base_sequence
+                    ),
+                ));
+            }
             return Ok(Verdict::Append);
         }
         let last = last_seq(header);
@@ -120,6 +154,71 @@ impl ProducerStates {
         }
     }
 
+    /// The state as of `offset` (batches that end below it), as snapshot file bytes:
+    /// magic, offset, producer count, then per producer its id, epoch and batches, then a
+    /// CRC-32C of everything before it; all big-endian.
+    pub fn encode_snapshot(&self, offset: i64) -> Vec<u8> {
+        let map = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut producers: Vec<(i64, i16, Vec<BatchMeta>)> = map
+            .iter()
+            .map(|(id, e)| {
+                let kept = e.batches.iter().filter(|b| b.last_offset < offset).copied().collect();
+                (*id, e.epoch, kept)
+            })
+            .filter(|(_, _, b): &(i64, i16, Vec<BatchMeta>)| !b.is_empty())
+            .collect();
+        producers.sort_by_key(|(id, _, _)| *id);
+        let mut out = SNAPSHOT_MAGIC.to_vec();
+        out.extend_from_slice(&offset.to_be_bytes());
+        out.extend_from_slice(&(producers.len() as u32).to_be_bytes());
+        for (id, epoch, batches) in producers {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&epoch.to_be_bytes());
+            out.push(batches.len() as u8);
+            for b in batches {
+                out.extend_from_slice(&b.first_seq.to_be_bytes());
+                out.extend_from_slice(&b.last_seq.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Replaces the state with a snapshot's; returns the snapshot's offset.
+    pub fn load_snapshot(&self, bytes: &[u8]) -> Result<i64, String> {
+        let (body, crc) =
+            bytes.split_at_checked(bytes.len().saturating_sub(4)).ok_or("too short")?;
+        let crc = u32::from_be_bytes(crc.try_into().map_err(|_| "too short")?);
+        if crc32c::crc32c(body) != crc {
+            return Err("checksum mismatch".into());
+        }
+        let mut r = Reader(body.strip_prefix(SNAPSHOT_MAGIC).ok_or("not a producer snapshot")?);
+        let offset = r.i64()?;
+        let mut map = HashMap::new();
+        for _ in 0..r.u32()? {
+            let id = r.i64()?;
+            let epoch = r.i16()?;
+            let mut batches = VecDeque::new();
+            for _ in 0..r.u8()? {
+                batches.push_back(BatchMeta {
+                    first_seq: r.i32()?,
+                    last_seq: r.i32()?,
+                    base_offset: r.i64()?,
+                    last_offset: r.i64()?,
+                });
+            }
+            map.insert(id, Entry { epoch, batches });
+        }
+        if !r.0.is_empty() {
+            return Err("trailing bytes".into());
+        }
+        *self.producers.lock().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(offset)
+    }
+
     /// Forgets batches at or after `offset` (the log was truncated there).
     pub fn truncate(&self, offset: i64) {
         let mut map = self.producers.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,6 +226,32 @@ impl ProducerStates {
             entry.batches.retain(|b| b.last_offset < offset);
         }
         map.retain(|_, e| !e.batches.is_empty());
+    }
+}
+
+/// Big-endian fields off the front of a snapshot.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let (head, rest) = self.0.split_at_checked(N).ok_or("truncated snapshot")?;
+        self.0 = rest;
+        Ok(head.try_into().map_err(|_| "truncated snapshot")?)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn i16(&mut self) -> Result<i16, String> {
+        Ok(i16::from_be_bytes(self.take()?))
+    }
+    fn i32(&mut self) -> Result<i32, String> {
+        Ok(i32::from_be_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_be_bytes(self.take()?))
     }
 }
 
@@ -223,6 +348,42 @@ mod tests {
         // Truncation forgets what was cut.
         s.truncate(200);
         assert_eq!(s.check(&header(7, 1, 0, 1)).unwrap(), Verdict::Append);
+    }
+
+    /// As Kafka: a known producer's new epoch starts at sequence 0; a producer this
+    /// partition has no state for (never seen, or its batches expired) is accepted at any
+    /// sequence.
+    #[test]
+    fn a_new_epoch_starts_at_sequence_zero_and_unknown_producers_at_any() {
+        let s = ProducerStates::default();
+        assert_eq!(s.check(&header(9, 0, 42, 1)).unwrap(), Verdict::Append, "unknown producer");
+        s.record(&header(7, 0, 0, 1), 10);
+        let e = s.check(&header(7, 1, 5, 1)).unwrap_err();
+        assert_eq!((&*e.reason, e.kind), ("OUT_OF_ORDER_SEQUENCE", ErrorKind::Invalid));
+        assert_eq!(s.check(&header(7, 1, 0, 1)).unwrap(), Verdict::Append);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_state_below_its_offset_and_refuses_damage() {
+        let s = ProducerStates::default();
+        s.record(&header(7, 2, 0, 3), 100);
+        s.record(&header(7, 2, 3, 1), 103);
+        s.record(&header(8, 0, 0, 1), 104);
+        let bytes = s.encode_snapshot(104);
+        let loaded = ProducerStates::default();
+        assert_eq!(loaded.load_snapshot(&bytes), Ok(104));
+        match loaded.check(&header(7, 2, 3, 1)).unwrap() {
+            Verdict::Duplicate(m) => assert_eq!(m.base_offset, 103),
+            v => panic!("{v:?}"),
+        }
+        // Producer 8's batch is at 104, not below the snapshot: replay brings it back.
+        assert_eq!(loaded.check(&header(8, 0, 5, 1)).unwrap(), Verdict::Append);
+        let mut bad = bytes.clone();
+        bad[12] ^= 1;
+        assert_eq!(ProducerStates::default().load_snapshot(&bad), Err("checksum mismatch".into()));
+        assert!(ProducerStates::default().load_snapshot(&bytes[..10]).is_err());
+        assert_eq!(snapshot_offset(&snapshot_name(104)), Some(104));
+        assert_eq!(snapshot_offset("00000000000000000104.log"), None);
     }
 
     #[tokio::test]

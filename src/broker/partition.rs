@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
-use super::idempotence::{ProducerStates, Verdict};
+use super::idempotence::{ProducerStates, Verdict, snapshot_name, snapshot_offset};
 use super::remote::RemoteLog;
 use super::replication::Replication;
 use crate::disk::Disk;
@@ -44,8 +44,11 @@ pub struct Produced {
     pub leader_epoch: i32,
 }
 
-/// Offsets of the log tail scanned for producer state when a partition opens.
+/// Offsets of the log tail scanned for producer state when a partition opens without a
+/// producer-state snapshot (a log written before snapshots).
 const PRODUCER_STATE_SCAN: i64 = 10_000;
+/// Producer-state snapshots kept per partition (the newest).
+const SNAPSHOTS_KEPT: usize = 2;
 
 /// How long an `acks=all` produce waits for the in-sync replicas.
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -141,6 +144,8 @@ pub struct Partition {
     /// checks that go with it. Held only on blocking threads, for one whole step, so a
     /// caller that goes away mid-step cannot leave the step half done.
     append_lock: std::sync::Mutex<()>,
+    /// The active segment's base when producer state was last snapshotted (or checked).
+    snapshot_base: std::sync::atomic::AtomicI64,
     /// Set when the partition is closed (deleted or moved away); ends long-polls.
     closed_tx: watch::Sender<bool>,
     hw_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -181,6 +186,7 @@ impl Partition {
             producers: ProducerStates::default(),
             remote,
             append_lock: std::sync::Mutex::new(()),
+            snapshot_base: std::sync::atomic::AtomicI64::new(-1),
             closed_tx: watch::channel(false).0,
             hw_task: std::sync::Mutex::new(None),
         };
@@ -405,6 +411,7 @@ impl Partition {
         if idempotent {
             self.producers.record(&headers[0], info.base_offset);
         }
+        self.snapshot_if_rolled();
         Ok(Produced {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
@@ -431,6 +438,7 @@ impl Partition {
         for (header, _) in crate::record::BatchFrames::new(batches, usize::MAX).flatten() {
             self.producers.record(&header, header.base_offset);
         }
+        self.snapshot_if_rolled();
         Ok(true)
     }
 
@@ -441,6 +449,7 @@ impl Partition {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.log.reset_to(offset)?;
         self.producers.truncate(i64::MIN);
+        self.remove_snapshots(|_| true);
         Ok(())
     }
 
@@ -452,6 +461,8 @@ impl Partition {
         self.log.truncate_to(target)?;
         self.repl.cap(target);
         self.producers.truncate(target);
+        // A snapshot past the cut would vouch for batches that are gone.
+        self.remove_snapshots(|o| o > target);
         Ok(target)
     }
 
@@ -529,10 +540,30 @@ impl Partition {
         &self.producers
     }
 
-    /// Rebuilds producer state from the log's recent tail (after open).
+    /// Rebuilds producer state after open: from the newest readable snapshot within the
+    /// log, then the batches after it; without one (a log written before snapshots), from
+    /// the last `PRODUCER_STATE_SCAN` offsets.
     fn rebuild_producer_state(&self) {
-        let end = self.log.log_end_offset();
-        let mut offset = (end - PRODUCER_STATE_SCAN).max(self.log.log_start_offset());
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        let mut from = (end - PRODUCER_STATE_SCAN).max(start);
+        let mut snapshots = self.snapshots();
+        snapshots.retain(|o| (start..=end).contains(o));
+        for offset in snapshots.into_iter().rev() {
+            let path = self.dir.join(snapshot_name(offset));
+            let loaded = crate::disk::read_optional(self.log.disk(), &path)
+                .map_err(|e| e.source.to_string())
+                .and_then(|b| b.ok_or_else(|| "gone".to_string()))
+                .and_then(|b| self.producers.load_snapshot(&b));
+            match loaded {
+                Ok(_) => {
+                    from = offset;
+                    break;
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                    "unreadable producer-state snapshot; trying an older one"),
+            }
+        }
+        let mut offset = from;
         while offset < end {
             let Ok(chunk) = self.log.read(offset, 1 << 20, end) else { return };
             if chunk.bytes.is_empty() {
@@ -543,6 +574,48 @@ impl Partition {
             }
             offset = chunk.next_offset;
         }
+        self.snapshot_base.store(self.log.active_base(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Offsets of the producer-state snapshots in the partition directory, ascending.
+    fn snapshots(&self) -> Vec<i64> {
+        let mut offsets: Vec<i64> = match self.log.disk().read_dir(&self.dir) {
+            Ok(names) => names.iter().filter_map(|n| snapshot_offset(n)).collect(),
+            Err(_) => vec![],
+        };
+        offsets.sort_unstable();
+        offsets
+    }
+
+    fn remove_snapshots(&self, doomed: impl Fn(i64) -> bool) {
+        for offset in self.snapshots().into_iter().filter(|o| doomed(*o)) {
+            let path = self.dir.join(snapshot_name(offset));
+            if let Err(e) = self.log.disk().remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a producer snapshot");
+            }
+        }
+    }
+
+    /// After an append (under the append lock): when the log rolled, snapshots the
+    /// producer state as of the new segment's base (everything below it is fsynced by the
+    /// roll), keeping the newest `SNAPSHOTS_KEPT`. A failure only costs a longer replay.
+    fn snapshot_if_rolled(&self) {
+        let base = self.log.active_base();
+        let previous = self.snapshot_base.swap(base, std::sync::atomic::Ordering::Relaxed);
+        if base == previous || base <= 0 {
+            return;
+        }
+        let bytes = self.producers.encode_snapshot(base);
+        let name = snapshot_name(base);
+        if let Err(e) = crate::disk::write_atomic(self.log.disk(), &self.dir, &name, &bytes) {
+            tracing::warn!(path = %e.path.display(), error = %e.source,
+                "cannot write a producer snapshot; a restart replays more of the log");
+            return;
+        }
+        let all = self.snapshots();
+        let keep_from = all.len().saturating_sub(SNAPSHOTS_KEPT);
+        let oldest_kept = all.get(keep_from).copied().unwrap_or(i64::MIN);
+        self.remove_snapshots(|o| o < oldest_kept);
     }
 
     fn not_enough_replicas(&self, min_isr: usize, reason: &'static str, what: &str) -> Error {
@@ -865,6 +938,72 @@ mod tests {
         // An older state never moves leadership back.
         p.set_state(&state(1, 1));
         assert_eq!(p.leadership(), (2, 2));
+    }
+
+    /// Before: producer state was rebuilt from the last 10,000 offsets only, so after a
+    /// restart the retry of a batch older than that was appended a second time.
+    #[tokio::test]
+    async fn producer_state_survives_a_restart_however_old_the_last_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TopicConfig { segment_bytes: 64 * 1024, ..relaxed() };
+        let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
+        let first = p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+        for chunk in 0..12 {
+            let mut b = BatchBuilder::new(Compression::None);
+            for i in 0..1000 {
+                b.push(Record {
+                    key: None,
+                    value: Some(Bytes::from(format!("other-{chunk}-{i}"))),
+                    headers: vec![],
+                    timestamp_ms: 1,
+                });
+            }
+            p.append(b.build(), Acks::Leader).await.unwrap().await.unwrap();
+        }
+        assert!(p.log().log_end_offset() > PRODUCER_STATE_SCAN + 1);
+        assert!(p.log().segment_count() > 1);
+        p.log().close().unwrap();
+        drop(p);
+        let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
+        let again = p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+        assert_eq!(again.base_offset, first.base_offset, "the retry was appended a second time");
+        let next = p.append(producer_batch(1), Acks::Leader).await.unwrap().await.unwrap();
+        assert_eq!(next.base_offset, p.log().log_end_offset() - 1, "the next batch follows");
+    }
+
+    /// A truncation (a follower cut back to its leader's log) removes the snapshots past
+    /// the cut: once the log grows past them again with other batches, a stale one would
+    /// answer a retry of a batch that is gone as a duplicate, acknowledging nothing.
+    #[tokio::test]
+    async fn a_truncation_removes_the_producer_snapshots_past_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TopicConfig { segment_bytes: 300, ..relaxed() };
+        let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
+        for seq in 0..10 {
+            p.append(producer_batch(seq), Acks::Leader).await.unwrap().await.unwrap();
+        }
+        let before = p.snapshots();
+        assert!(!before.is_empty(), "rolls wrote snapshots");
+        p.truncate_to(3).unwrap();
+        // One batch of other records (as from a new leader) takes the log past every old
+        // snapshot.
+        let mut b = BatchBuilder::new(Compression::None);
+        for i in 0..=before.last().copied().unwrap_or(0) {
+            b.push(Record {
+                key: None,
+                value: Some(Bytes::from(format!("new-{i}"))),
+                headers: vec![],
+                timestamp_ms: 1,
+            });
+        }
+        p.append(b.build(), Acks::Leader).await.unwrap().await.unwrap();
+        let end = p.log().log_end_offset();
+        assert!(end > *before.last().unwrap());
+        p.log().close().unwrap();
+        drop(p);
+        let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
+        let retry = p.append(producer_batch(3), Acks::Leader).await.unwrap().await.unwrap();
+        assert_eq!(retry.base_offset, end, "a batch that was cut is written, not a duplicate");
     }
 
     /// Before: size retention deleted sealed segments the followers had not copied yet.

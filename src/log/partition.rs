@@ -420,6 +420,16 @@ impl PartitionLog {
         self.inner.peek().size_bytes()
     }
 
+    /// Base offset of the active segment (it moves when the log rolls).
+    pub fn active_base(&self) -> i64 {
+        self.inner.peek().active.base
+    }
+
+    /// The disk the log's files live on.
+    pub fn disk(&self) -> &dyn crate::disk::Disk {
+        self.inner.disk()
+    }
+
     /// Number of segments, the active one included.
     pub fn segment_count(&self) -> usize {
         self.inner.peek().sealed.len() + 1
