@@ -28,11 +28,68 @@ const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
 const PARTITIONS: u32 = 6;
 
-/// A group member running in a task: polls, remembers what it read, auto-commits.
+/// When each partition was assigned to and revoked from a member, as its listener saw it.
+type Ownership = Arc<Mutex<Vec<(Instant, u32, bool)>>>;
+
+/// Records ownership changes (true: assigned, false: revoked or lost).
+struct Recorder(Ownership);
+
+impl shale::client::RebalanceListener for Recorder {
+    fn on_assigned(&mut self, partitions: &[(String, u32)]) {
+        let now = Instant::now();
+        self.0.lock().unwrap().extend(partitions.iter().map(|(_, p)| (now, *p, true)));
+    }
+    fn on_revoked(&mut self, partitions: &[(String, u32)], _lost: bool) {
+        let now = Instant::now();
+        self.0.lock().unwrap().extend(partitions.iter().map(|(_, p)| (now, *p, false)));
+    }
+}
+
+/// Asserts that no partition had two owners at once: per member, each partition is owned
+/// from an assignment to the next revocation (or `end`), and those spans never overlap
+/// across members.
+fn assert_no_two_owners(members: &[(&str, &Ownership)], end: Instant) {
+    let mut spans: BTreeMap<u32, Vec<(Instant, Instant, &str)>> = BTreeMap::new();
+    for (name, events) in members {
+        let mut open: BTreeMap<u32, Instant> = BTreeMap::new();
+        for (at, p, assigned) in events.lock().unwrap().iter() {
+            match assigned {
+                true => {
+                    open.insert(*p, *at);
+                }
+                false => {
+                    if let Some(from) = open.remove(p) {
+                        spans.entry(*p).or_default().push((from, *at, name));
+                    }
+                }
+            }
+        }
+        for (p, from) in open {
+            spans.entry(p).or_default().push((from, end, name));
+        }
+    }
+    let mut handovers = 0;
+    for (p, mut list) in spans {
+        list.sort();
+        for w in list.windows(2) {
+            let ((_, a_end, a), (b_start, _, b)) = (w[0], w[1]);
+            assert!(
+                a == b || a_end <= b_start,
+                "partition {p} had two owners: {a} until {a_end:?}, {b} from {b_start:?}"
+            );
+            handovers += usize::from(a != b);
+        }
+    }
+    println!("ownership: {handovers} hand-overs between members, never two owners at once");
+}
+
+/// A group member running in a task: polls, remembers what it read, auto-commits, and
+/// records when it owned which partition.
 struct Member {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
     read: Arc<Mutex<Vec<(u32, i64)>>>,
+    owned: Ownership,
 }
 
 impl Member {
@@ -43,9 +100,11 @@ impl Member {
         config.auto_offset_reset = OffsetReset::Earliest;
         let stop = Arc::new(AtomicBool::new(false));
         let read = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, read2) = (stop.clone(), read.clone());
+        let owned: Ownership = Arc::default();
+        let (stop2, read2, owned2) = (stop.clone(), read.clone(), owned.clone());
         let task = tokio::spawn(async move {
             let mut consumer = GroupConsumer::subscribe(client, config).unwrap();
+            consumer.set_listener(Box::new(Recorder(owned2)));
             while !stop2.load(Ordering::Acquire) {
                 match consumer.poll(Duration::from_millis(200)).await {
                     Ok(records) => read2
@@ -59,7 +118,7 @@ impl Member {
             }
             consumer.close().await.expect("commit on close");
         });
-        Member { stop, task, read }
+        Member { stop, task, read, owned }
     }
 
     async fn stop(self) -> Vec<(u32, i64)> {
@@ -242,8 +301,10 @@ async fn groups_survive_coordinator_loss_and_a_full_restart() {
         }
     })
     .await;
+    let (owned1, owned2) = (m1.owned.clone(), m2.owned.clone());
     let mut read = m1.stop().await;
     read.extend(m2.stop().await);
+    assert_no_two_owners(&[("m1", &owned1), ("m2", &owned2)], Instant::now());
     let read: BTreeSet<(u32, i64)> = read.into_iter().collect();
     let missing: Vec<_> = acked.difference(&read).collect();
     println!("{} records acked, {} distinct read", acked.len(), read.len());
@@ -390,6 +451,19 @@ async fn a_draining_coordinator_hands_its_group_over_before_it_leaves() {
     assert_eq!(after.coordinator, new, "the coordinator stays put when the old one leaves");
     assert_eq!(member_ids(&after), member_ids(&before), "members keep their ids");
     assert_eq!(after.group_epoch, before.group_epoch, "no rebalance: {after:?}");
+    let (owned1, owned2) = (m1.owned.clone(), m2.owned.clone());
     m1.stop().await;
     m2.stop().await;
+    assert_no_two_owners(&[("m1", &owned1), ("m2", &owned2)], Instant::now());
+}
+
+/// The ownership check itself: overlapping spans of two members fail it.
+#[test]
+#[should_panic(expected = "partition 3 had two owners")]
+fn the_ownership_check_catches_two_owners() {
+    let t = Instant::now();
+    let ms = |n| t + Duration::from_millis(n);
+    let a: Ownership = Arc::new(Mutex::new(vec![(ms(0), 3, true), (ms(50), 3, false)]));
+    let b: Ownership = Arc::new(Mutex::new(vec![(ms(40), 3, true)]));
+    assert_no_two_owners(&[("a", &a), ("b", &b)], ms(100));
 }

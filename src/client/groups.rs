@@ -490,6 +490,10 @@ async fn heartbeat_loop(
         };
         if let Some(request) = request {
             let joining = request.member_epoch == 0;
+            // The coordinator vouched for the assignment no earlier than this: the session
+            // (after which this member drops its partitions) counts from here, never from
+            // the answer's arrival, so a slow answer cannot stretch the ownership.
+            let sent = Instant::now();
             let result = match client.groups_rpc() {
                 Ok(mut rpc) => rpc.heartbeat(request).await.map_err(|s| status_error(&s)),
                 Err(e) => Err(e),
@@ -499,7 +503,7 @@ async fn heartbeat_loop(
                     let resp = resp.into_inner();
                     let mut s = lock(&shared);
                     s.member_id = resp.member_id;
-                    s.last_ok = Instant::now();
+                    s.last_ok = sent;
                     if joining {
                         s.applied_epoch = 0;
                     }

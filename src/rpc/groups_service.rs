@@ -52,7 +52,15 @@ impl pb::groups_server::Groups for GroupsService {
         crate::groups::validate_group(&req.group)?;
         let coordinator = coordinator_of(&req.group, &b.coordinator_candidates());
         match coordinator {
-            Some((id, _)) if id == b.id() => Ok(Response::new(b.groups().heartbeat(b, req).await?)),
+            Some((id, _)) if id == b.id() => {
+                // A coordinator confirms assignments only while it can prove its lease, before
+                // and after the work: once it cannot, another broker may take the group over
+                // and, a session timeout later, give these partitions to other members.
+                b.check_serving()?;
+                let answer = b.groups().heartbeat(b, req).await?;
+                b.check_serving()?;
+                Ok(Response::new(answer))
+            }
             Some((_, addr)) if !forwarded => {
                 let mut client = pb::groups_client::GroupsClient::new(b.peer(&addr)?);
                 let mut forward = Request::new(req);
