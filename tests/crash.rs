@@ -217,11 +217,7 @@ async fn a_restarted_broker_acknowledges_only_at_a_newer_leader_epoch() {
 async fn power_cuts_of_a_standalone_broker_with_a_tiered_topic_lose_nothing_acknowledged() {
     use rand::{Rng, SeedableRng};
     use std::io::Write;
-    let seeds: Vec<u64> = std::env::var("SHALE_POWER_LOSS_STANDALONE_SEEDS")
-        .unwrap_or_else(|_| "1,2,3".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("SHALE_POWER_LOSS_STANDALONE_SEEDS: comma-separated u64"))
-        .collect();
+    let seeds = common::seeds_from_env("SHALE_POWER_LOSS_STANDALONE_SEEDS", "1,2,3");
     let disk = std::env::var("SHALE_POWER_LOSS_DISK").unwrap_or_else(|_| "tracking".into());
     let mut config = tempfile::NamedTempFile::new().unwrap();
     writeln!(config, "[log]\nretention_check_interval_ms = 100").unwrap();

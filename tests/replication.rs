@@ -724,11 +724,7 @@ async fn a_frozen_leader_is_replaced_and_acknowledges_nothing_at_its_old_epoch()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_cuts_of_the_leader_two_brokers_or_all_three_lose_nothing_acknowledged() {
     use rand::{Rng, SeedableRng};
-    let seeds: Vec<u64> = std::env::var("SHALE_POWER_LOSS_CLUSTER_SEEDS")
-        .unwrap_or_else(|_| "1,2,3".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("SHALE_POWER_LOSS_CLUSTER_SEEDS: comma-separated u64"))
-        .collect();
+    let seeds = common::seeds_from_env("SHALE_POWER_LOSS_CLUSTER_SEEDS", "1,2,3");
     let rounds: usize = std::env::var("SHALE_POWER_LOSS_ROUNDS")
         .map_or(5, |r| r.parse().expect("SHALE_POWER_LOSS_ROUNDS: a number"));
     let disk = std::env::var("SHALE_POWER_LOSS_DISK").unwrap_or_else(|_| "tracking".into());

@@ -874,6 +874,20 @@ mod tests {
         b.build()
     }
 
+    /// One batch of plain (non-idempotent) records with `values`.
+    fn plain_batch(values: impl IntoIterator<Item = String>) -> Bytes {
+        let mut b = BatchBuilder::new(Compression::None);
+        for v in values {
+            b.push(Record {
+                key: None,
+                value: Some(Bytes::from(v)),
+                headers: vec![],
+                timestamp_ms: 1,
+            });
+        }
+        b.build()
+    }
+
     /// Partition 0 of topic `t` on broker `broker_id`.
     fn spec(broker_id: i32, state: PartitionState, config: TopicConfig) -> PartitionSpec {
         PartitionSpec {
@@ -949,16 +963,8 @@ mod tests {
         let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
         let first = p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
         for chunk in 0..12 {
-            let mut b = BatchBuilder::new(Compression::None);
-            for i in 0..1000 {
-                b.push(Record {
-                    key: None,
-                    value: Some(Bytes::from(format!("other-{chunk}-{i}"))),
-                    headers: vec![],
-                    timestamp_ms: 1,
-                });
-            }
-            p.append(b.build(), Acks::Leader).await.unwrap().await.unwrap();
+            let batch = plain_batch((0..1000).map(|i| format!("other-{chunk}-{i}")));
+            p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
         }
         assert!(p.log().log_end_offset() > PRODUCER_STATE_SCAN + 1);
         assert!(p.log().segment_count() > 1);
@@ -987,16 +993,8 @@ mod tests {
         p.truncate_to(3).unwrap();
         // One batch of other records (as from a new leader) takes the log past every old
         // snapshot.
-        let mut b = BatchBuilder::new(Compression::None);
-        for i in 0..=before.last().copied().unwrap_or(0) {
-            b.push(Record {
-                key: None,
-                value: Some(Bytes::from(format!("new-{i}"))),
-                headers: vec![],
-                timestamp_ms: 1,
-            });
-        }
-        p.append(b.build(), Acks::Leader).await.unwrap().await.unwrap();
+        let batch = plain_batch((0..=*before.last().unwrap()).map(|i| format!("new-{i}")));
+        p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
         let end = p.log().log_end_offset();
         assert!(end > *before.last().unwrap());
         p.log().close().unwrap();

@@ -377,6 +377,17 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
     segments
 }
 
+/// Seeds from the comma-separated list in `var`, or `default`.
+pub fn seeds_from_env(var: &str, default: &str) -> Vec<u64> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| {
+            s.trim().parse().unwrap_or_else(|_| panic!("{var}: comma-separated u64, not {s:?}"))
+        })
+        .collect()
+}
+
 /// Polls `cond` until true or `timeout`, then panics with `what`.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
 where
