@@ -765,3 +765,24 @@ fn delete_removes_the_directory() {
     log.delete().expect("delete");
     assert!(!fx.path().exists());
 }
+
+/// A log reset to a later offset (a replica restarted at the tiered end) keeps no epochs of
+/// the data it dropped, yet a stale follower still truncates against it once it leads:
+/// OffsetForLeaderEpoch answers an epoch older than the log's first with that first start.
+/// (With no epoch at all, the follower's fetch past the leader's end is answered
+/// OFFSET_OUT_OF_RANGE with the leader's log end, and it cuts there.) This case was
+/// suspected; the test shows it holds, so the reset keeps no extra entry.
+#[test]
+fn a_reset_log_still_tells_a_stale_follower_where_to_truncate() {
+    let fx = Fixture::new();
+    let log = fx.open(small_config());
+    log.append(&mut batch(5, 10, T0), 3).expect("append");
+    log.reset_to(100).expect("reset");
+    assert!(log.leader_epochs().is_empty());
+    assert_eq!(log.end_offset_for_epoch(3), None, "nothing to answer with: the fetch decides");
+    log.append(&mut batch(2, 10, T0), 7).expect("append as the new leader");
+    // A follower whose last batch is from epoch 3 (or 5, never seen here) cuts at 100.
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 100)));
+    assert_eq!(log.end_offset_for_epoch(5), Some((5, 100)));
+    assert_eq!(log.end_offset_for_epoch(7), Some((7, 102)));
+}
