@@ -9,6 +9,8 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 mod common;
+#[path = "common/ownership.rs"]
+mod ownership;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use cluster::Cluster;
 use common::wait_until;
+use ownership::{Ownership, Recorder, assert_no_two_owners};
 use shale::client::{
     Client, GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig,
     ProducerRecord,
@@ -27,61 +30,6 @@ use shale::rpc::pb;
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
 const PARTITIONS: u32 = 6;
-
-/// When each partition was assigned to and revoked from a member, as its listener saw it.
-type Ownership = Arc<Mutex<Vec<(Instant, u32, bool)>>>;
-
-/// Records ownership changes (true: assigned, false: revoked or lost).
-struct Recorder(Ownership);
-
-impl shale::client::RebalanceListener for Recorder {
-    fn on_assigned(&mut self, partitions: &[(String, u32)]) {
-        let now = Instant::now();
-        self.0.lock().unwrap().extend(partitions.iter().map(|(_, p)| (now, *p, true)));
-    }
-    fn on_revoked(&mut self, partitions: &[(String, u32)], _lost: bool) {
-        let now = Instant::now();
-        self.0.lock().unwrap().extend(partitions.iter().map(|(_, p)| (now, *p, false)));
-    }
-}
-
-/// Asserts that no partition had two owners at once: per member, each partition is owned
-/// from an assignment to the next revocation (or `end`), and those spans never overlap
-/// across members.
-fn assert_no_two_owners(members: &[(&str, &Ownership)], end: Instant) {
-    let mut spans: BTreeMap<u32, Vec<(Instant, Instant, &str)>> = BTreeMap::new();
-    for (name, events) in members {
-        let mut open: BTreeMap<u32, Instant> = BTreeMap::new();
-        for (at, p, assigned) in events.lock().unwrap().iter() {
-            match assigned {
-                true => {
-                    open.insert(*p, *at);
-                }
-                false => {
-                    if let Some(from) = open.remove(p) {
-                        spans.entry(*p).or_default().push((from, *at, name));
-                    }
-                }
-            }
-        }
-        for (p, from) in open {
-            spans.entry(p).or_default().push((from, end, name));
-        }
-    }
-    let mut handovers = 0;
-    for (p, mut list) in spans {
-        list.sort();
-        for w in list.windows(2) {
-            let ((_, a_end, a), (b_start, _, b)) = (w[0], w[1]);
-            assert!(
-                a == b || a_end <= b_start,
-                "partition {p} had two owners: {a} until {a_end:?}, {b} from {b_start:?}"
-            );
-            handovers += usize::from(a != b);
-        }
-    }
-    println!("ownership: {handovers} hand-overs between members, never two owners at once");
-}
 
 /// A group member running in a task: polls, remembers what it read, auto-commits, and
 /// records when it owned which partition.

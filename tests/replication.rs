@@ -10,6 +10,8 @@ mod common;
 mod etcd_server;
 #[path = "common/lazyfs.rs"]
 mod lazyfs;
+#[path = "common/ownership.rs"]
+mod ownership;
 #[path = "common/proxy.rs"]
 mod proxy;
 
@@ -901,4 +903,68 @@ async fn failover_bench() {
         load.log.acknowledged() - acked
     );
     finish_and_check(&c, &client, "f", load).await.assert_clean();
+}
+
+/// A group member polling in a task (it owns nothing it does not poll for), recording its
+/// ownership; stopped by `stop`.
+fn group_member(
+    client: Client,
+    group: &str,
+    topic: &str,
+    stop: Stop,
+) -> (ownership::Ownership, tokio::task::JoinHandle<()>) {
+    let mut config = shale::client::GroupConfig::new(group, &[topic]);
+    config.session_timeout = Duration::from_secs(3);
+    let owned: ownership::Ownership = Default::default();
+    let recorded = owned.clone();
+    let task = tokio::spawn(async move {
+        let mut consumer = shale::client::GroupConsumer::subscribe(client, config).unwrap();
+        consumer.set_listener(Box::new(ownership::Recorder(recorded)));
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Errors (a coordinator that refuses, a broker cut off) are retried by polling.
+            let _ = consumer.poll(Duration::from_millis(100)).await;
+        }
+    });
+    (owned, task)
+}
+
+/// A group's coordinator cut off from etcd stops confirming assignments before another
+/// broker can take the group over and hand its members' partitions to others: a member
+/// that reaches only the cut-off coordinator drops its partitions before another member
+/// gets them, so no partition has two owners at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_cut_off_from_etcd_never_lets_a_partition_have_two_owners() {
+    let c = Cluster::start_with(3, "gcut", true);
+    let client = c.client();
+    common::wait_for_broker_count(&client, 3).await;
+    client.admin().create_topic("g", 4, 3, BTreeMap::new()).await.unwrap();
+    let md = client.admin().metadata(&[]).await.unwrap();
+    let brokers: Vec<(i32, String)> =
+        md.brokers.iter().map(|b| (b.id, b.address.clone())).collect();
+    let (coordinator, address) = shale::groups::coordinator_of("cut", &brokers).unwrap();
+    let elsewhere = &brokers.iter().find(|(id, _)| *id != coordinator).unwrap().1;
+    let stop: Stop = Default::default();
+    // m1 knows only the coordinator's address; m2 reaches it through another broker.
+    let (m1, t1) = group_member(Client::new(&address).unwrap(), "cut", "g", stop.clone());
+    let (m2, t2) = group_member(Client::new(elsewhere).unwrap(), "cut", "g", stop.clone());
+    wait_until(Duration::from_secs(30), "two members with two partitions each", || {
+        let n = (ownership::owned_now(&m1).len(), ownership::owned_now(&m2).len());
+        async move { n == (2, 2) }
+    })
+    .await;
+    c.etcd_proxies[coordinator as usize - 1].set(proxy::Mode::Blackhole);
+    wait_until(Duration::from_secs(60), "m2 owning every partition", || {
+        let n = ownership::owned_now(&m2).len();
+        async move { n == 4 }
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let end = std::time::Instant::now();
+    t1.abort();
+    t2.abort();
+    println!(
+        "coordinator {coordinator} cut off from etcd; m1 owns {:?}",
+        ownership::owned_now(&m1)
+    );
+    ownership::assert_no_two_owners(&[("m1", &m1), ("m2", &m2)], end);
 }
