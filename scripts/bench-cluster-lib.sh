@@ -1,7 +1,7 @@
 # Sourced by the cluster benchmarks: builds the release binary, starts a private etcd and
 # three `shale serve` brokers on 127.0.0.1 with data under $DIR, and stops them on exit.
-# Needs DIR and CLUSTER set; sets SHALE (the binary), BROKERS (comma-separated addresses)
-# and ETCD_URL.
+# Needs DIR and CLUSTER set; sets SHALE (the binary), BROKERS (comma-separated addresses),
+# ADMINS (the brokers' admin HTTP addresses) and ETCD_URL.
 # shellcheck shell=bash
 scripts/ensure-protoc.sh
 scripts/etcd.sh install
@@ -17,12 +17,16 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; scripts/etcd.sh stop "$ETCD_PID" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 ADDRS=()
+ADMINS=()
 for i in 1 2 3; do
   port=$(free_port)
+  admin=$(free_port)
   SHALE_LOG=warn "$SHALE" serve --id $i --listen 127.0.0.1:$port --data-dir "$DIR/b$i" \
-    --etcd "$ETCD_URL" --cluster "$CLUSTER" > "$DIR/b$i.out" 2> "$DIR/b$i.err" &
+    --etcd "$ETCD_URL" --cluster "$CLUSTER" --admin-listen 127.0.0.1:$admin \
+    > "$DIR/b$i.out" 2> "$DIR/b$i.err" &
   PIDS+=($!)
   ADDRS+=("127.0.0.1:$port")
+  ADMINS+=("127.0.0.1:$admin")
 done
 for _ in $(seq 100); do
   n=$(grep -l listening "$DIR"/b*.out 2>/dev/null | wc -l); [ "$n" = 3 ] && break; sleep 0.1

@@ -429,6 +429,12 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     )?;
 
     use std::sync::atomic::Ordering::Relaxed;
+    one(
+        enc,
+        "metadata_resyncs",
+        "Re-reads of the cluster metadata (brokers, topics, partition states)",
+        ConstCounter::new(b.resyncs()),
+    )?;
     let scrub = b.scrub_stats();
     one(
         enc,

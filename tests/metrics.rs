@@ -224,3 +224,35 @@ async fn metrics_exist_and_move_under_load() {
         get(&second, &p0("shale_partition_log_end_offset")),
     );
 }
+
+/// Offset commits and producer-id allocations change nothing a broker plans with, so they
+/// make it re-read no cluster metadata (before, every commit made every broker resync).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_commits_and_producer_ids_make_no_broker_reread_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let broker = BrokerProcess::start_with(dir.path(), &["--admin-listen", &admin]);
+    let client = broker.client();
+    client.admin().create_topic("quiet", 1, 1, BTreeMap::new()).await.unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    producer.send(ProducerRecord::new("quiet", "x")).await.unwrap().await.unwrap();
+    let resyncs = |body: String| metric(&body, "shale_metadata_resyncs_total").unwrap();
+    let before = resyncs(scrape(&admin).await);
+    let groups = shale::client::GroupAdmin::new(client.clone());
+    for i in 0..100 {
+        let commit = shale::rpc::pb::OffsetCommit {
+            topic: "quiet".into(),
+            partition: 0,
+            offset: i,
+            metadata: String::new(),
+        };
+        groups.commit("quiet-group", vec![commit]).await.unwrap();
+    }
+    for _ in 0..20 {
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        producer.send(ProducerRecord::new("quiet", "y")).await.unwrap().await.unwrap();
+    }
+    let after = resyncs(scrape(&admin).await);
+    println!("resyncs: {before} before 100 offset commits and 20 producer ids, {after} after");
+    assert_eq!(after, before, "offset commits or producer ids made the broker re-read the cluster");
+}

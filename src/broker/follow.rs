@@ -32,6 +32,7 @@ impl Broker {
     /// revision to watch from (exclusive).
     pub(super) async fn resync(&self) -> Result<Revision, Error> {
         let _guard = self.sync_lock.lock().await;
+        self.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.closing.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::unavailable("broker is closing"));
         }
@@ -233,10 +234,11 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 None
             }
         };
-        // Resync on every change, after a broken watch (store restarted, compaction, slow
-        // reader) and on liveness changes. Tier pointers (one per tiered partition, moved
-        // by every upload) are applied as they come, without a resync; upload claims are
-        // only for the scrubber.
+        // Resync on every change of brokers, topics, partition states or the controller,
+        // after a broken watch (store restarted, compaction, slow reader) and on liveness
+        // changes. Tier pointers (one per tiered partition, moved by every upload) are
+        // applied as they come, without a resync; offsets, groups, upload claims and id
+        // counters plan nothing here.
         while let Some(w) = watch.as_mut() {
             let event = tokio::select! {
                 event = w.next() => Some(event),
@@ -251,18 +253,18 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 None => true,
                 Some(Some(Ok(WatchEvent::Put(kv)))) => {
                     let Some(b) = broker.upgrade() else { return };
-                    if b.is_upload_claim(&kv.key) {
-                        continue;
-                    }
                     if b.is_tier_key(&kv.key) {
                         b.apply_tier_pointer(kv);
+                        continue;
+                    }
+                    if !b.topics.keys().shapes_placement(&kv.key) {
                         continue;
                     }
                     true
                 }
                 Some(Some(Ok(WatchEvent::Delete { key, .. }))) => {
                     let Some(b) = broker.upgrade() else { return };
-                    if b.is_tier_key(&key) || b.is_upload_claim(&key) {
+                    if !b.topics.keys().shapes_placement(&key) {
                         continue;
                     }
                     true

@@ -109,6 +109,8 @@ pub struct Broker {
     fetchers: std::sync::Mutex<HashMap<TopicPartition, (i32, JoinHandle<()>)>>,
     /// Serializes topic create/delete/alter on this broker.
     admin_lock: tokio::sync::Mutex<()>,
+    /// Metadata re-reads (resyncs) since start, for `/metrics`.
+    resyncs: AtomicU64,
     /// Serializes resyncs (opening and closing partitions).
     sync_lock: tokio::sync::Mutex<()>,
     closing: AtomicBool,
@@ -188,6 +190,7 @@ impl Broker {
             peers: std::sync::Mutex::new(HashMap::new()),
             fetchers: std::sync::Mutex::new(HashMap::new()),
             admin_lock: tokio::sync::Mutex::new(()),
+            resyncs: AtomicU64::new(0),
             sync_lock: tokio::sync::Mutex::new(()),
             closing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -336,6 +339,11 @@ impl Broker {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Metadata re-reads (resyncs) since start.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(Ordering::Relaxed)
     }
 
     /// What the bucket scrubber found and removed.

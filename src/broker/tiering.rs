@@ -72,11 +72,6 @@ impl Broker {
     pub(super) fn is_tier_key(&self, key: &str) -> bool {
         key.starts_with(&self.topics.keys().all_tiers())
     }
-
-    /// Whether `key` is an upload claim (see [`Catalog::claim_upload`]).
-    pub(super) fn is_upload_claim(&self, key: &str) -> bool {
-        key.starts_with(&self.topics.keys().all_uploads())
-    }
 }
 
 /// Spreads uploads over time to stay under `tier.upload_bytes_per_sec` (0 = unlimited).

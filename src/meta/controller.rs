@@ -483,16 +483,15 @@ async fn wait_for_change(
     let changed = async {
         match store.watch_prefix(keys.root(), from).await {
             Ok(mut watch) => {
-                // Tier pointers and upload claims change with every upload and never need a
-                // placement decision.
-                let (tiers, uploads) = (keys.all_tiers(), keys.all_uploads());
+                // Only brokers, topics, partition states and the controller key need a new
+                // placement decision; offsets, groups and tier pointers change far more often.
                 while let Some(Ok(event)) = watch.next().await {
                     let key = match &event {
                         crate::meta::WatchEvent::Put(kv) => kv.key.as_str(),
                         crate::meta::WatchEvent::Delete { key, .. } => key.as_str(),
                         crate::meta::WatchEvent::Reset => break,
                     };
-                    if !key.starts_with(&tiers) && !key.starts_with(&uploads) {
+                    if keys.shapes_placement(key) {
                         break;
                     }
                 }

@@ -102,6 +102,17 @@ impl Keys {
         format!("{}tier-uploads/", self.root)
     }
 
+    /// Whether a change of `key` can change the cluster's placement and leadership plan:
+    /// brokers, topics, partition states and the controller. Everything else (tier
+    /// pointers, upload claims, groups, offsets, id counters) changes often and plans
+    /// nothing, so brokers and the controller do not re-read the cluster for it.
+    pub fn shapes_placement(&self, key: &str) -> bool {
+        key.starts_with(&self.brokers())
+            || key.starts_with(&self.topics())
+            || key.starts_with(&self.all_partitions())
+            || key == self.controller()
+    }
+
     /// Prefix of everything about consumer group `group` (`groups/{group}/`).
     pub fn group(&self, group: &str) -> String {
         format!("{}groups/{}/", self.root, escape(group))
