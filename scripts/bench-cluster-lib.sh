@@ -21,7 +21,7 @@ ADMINS=()
 for i in 1 2 3; do
   port=$(free_port)
   admin=$(free_port)
-  SHALE_LOG=warn "$SHALE" serve --id $i --listen 127.0.0.1:$port --data-dir "$DIR/b$i" \
+  SHALE_LOG="${BROKER_LOG:-warn}" "$SHALE" serve --id $i --listen 127.0.0.1:$port --data-dir "$DIR/b$i" \
     --etcd "$ETCD_URL" --cluster "$CLUSTER" --admin-listen 127.0.0.1:$admin \
     > "$DIR/b$i.out" 2> "$DIR/b$i.err" &
   PIDS+=($!)

@@ -18,6 +18,10 @@ PARTITIONS=$((MEMBERS * 2))
 # Metadata re-reads per broker and etcd range requests, before and after the run.
 resyncs() { curl -s "http://$1/metrics" | awk '/^shale_metadata_resyncs_total/ {print $2}'; }
 ranges() { curl -s "$ETCD_URL/metrics" | awk '/^grpc_server_handled_total\{.*grpc_method="Range"/ {s+=$2} END {print s+0}'; }
+# The new topic's placement and ISR joins re-read the metadata; start once that settled.
+total_resyncs() { for a in "${ADMINS[@]}"; do resyncs "$a"; done | paste -sd+ | bc; }
+prev=-1
+for _ in $(seq 60); do cur=$(total_resyncs); [ "$cur" = "$prev" ] && break; prev=$cur; sleep 2; done
 before=(); for a in "${ADMINS[@]}"; do before+=("$(resyncs "$a")"); done
 ranges_before=$(ranges); started=$(date +%s.%N)
 SHALE_LOG=warn "$SHALE" bench groups --broker "$BROKERS" --members "$MEMBERS" --partitions "$PARTITIONS" \

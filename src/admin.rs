@@ -197,6 +197,12 @@ impl Collector for BrokerCollector {
             "Registrations under a new lease since start (above 1: the lease was lost)",
             ConstCounter::new(b.membership().session()),
         )?;
+        one(
+            enc,
+            "metadata_resyncs",
+            "Re-reads of the cluster metadata (brokers, topics, partition states)",
+            ConstCounter::new(b.resyncs()),
+        )?;
         traffic(enc, &b)?;
         partitions(enc, &b)?;
         groups(enc, &b)?;
@@ -429,12 +435,6 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     )?;
 
     use std::sync::atomic::Ordering::Relaxed;
-    one(
-        enc,
-        "metadata_resyncs",
-        "Re-reads of the cluster metadata (brokers, topics, partition states)",
-        ConstCounter::new(b.resyncs()),
-    )?;
     let scrub = b.scrub_stats();
     one(
         enc,

@@ -250,7 +250,10 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 }
             };
             let healthy = match event {
-                None => true,
+                None => {
+                    tracing::debug!("resync: liveness changed");
+                    true
+                }
                 Some(Some(Ok(WatchEvent::Put(kv)))) => {
                     let Some(b) = broker.upgrade() else { return };
                     if b.is_tier_key(&kv.key) {
@@ -260,6 +263,7 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                     if !b.topics.keys().shapes_placement(&kv.key) {
                         continue;
                     }
+                    tracing::debug!(key = %kv.key, "resync: metadata changed");
                     true
                 }
                 Some(Some(Ok(WatchEvent::Delete { key, .. }))) => {
@@ -269,7 +273,10 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                     }
                     true
                 }
-                Some(_) => false,
+                other => {
+                    tracing::debug!(event = ?other, "resync: the metadata watch broke");
+                    false
+                }
             };
             if !healthy {
                 // Keep serving on what we know: leadership cannot move while our lease is
