@@ -9,4 +9,5 @@ scripts/ensure-protoc.sh
 scripts/etcd.sh install
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-exec cargo test --test replication failover_bench -- --ignored --nocapture
+export SHALE_FAILOVER_KILLS="${SHALE_FAILOVER_KILLS:-20}" SHALE_FAILOVER_QUIET_SECS="${SHALE_FAILOVER_QUIET_SECS:-60}"
+exec cargo test --test replication leader_kills_at_default_settings -- --nocapture

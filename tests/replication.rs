@@ -817,19 +817,19 @@ async fn a_killed_leader_is_replaced_before_its_lease_expires() {
     report.assert_clean();
 }
 
-/// Failover benchmark, not part of CI (`scripts/bench-failover.sh`): default settings
-/// (10 s leases), a one-partition RF=3 topic under acks=all load, and
-/// `SHALE_FAILOVER_KILLS` (20) SIGKILLs of its leader. Prints p50/p99/max of the time from
-/// each kill to the first acknowledgement from the next leader, then runs
-/// `SHALE_FAILOVER_QUIET_SECS` (60) more seconds of load with two busy threads hogging the
-/// cores and counts leader changes nobody caused (false failovers). Checks the data too.
+/// Leader kills at default settings (10 s leases): a one-partition RF=3 topic under acks=all
+/// load, `SHALE_FAILOVER_KILLS` (3 in CI) SIGKILLs of its leader, each restarted; nothing
+/// acknowledged is lost or duplicated. Prints the time from each kill to the first
+/// acknowledgement from the next leader (p50/p99/max). With `SHALE_FAILOVER_QUIET_SECS`
+/// set, then runs that long with two busy threads hogging the cores and counts leader
+/// changes nobody caused (false failovers). `scripts/bench-failover.sh` is the benchmark:
+/// 20 kills and 60 quiet seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: scripts/bench-failover.sh"]
-async fn failover_bench() {
+async fn leader_kills_at_default_settings_fail_over_and_lose_nothing() {
     let kills: usize =
-        std::env::var("SHALE_FAILOVER_KILLS").map_or(20, |v| v.parse().expect("a number"));
+        std::env::var("SHALE_FAILOVER_KILLS").map_or(3, |v| v.parse().expect("a number"));
     let quiet: u64 =
-        std::env::var("SHALE_FAILOVER_QUIET_SECS").map_or(60, |v| v.parse().expect("a number"));
+        std::env::var("SHALE_FAILOVER_QUIET_SECS").map_or(0, |v| v.parse().expect("a number"));
     let ttl = shale::settings::Settings::default().cluster.lease_ttl_secs;
     let mut c = Cluster::start_full(3, "failover", Opts { ttl, config: "", ..Opts::default() });
     let client = c.client();
@@ -866,42 +866,44 @@ async fn failover_bench() {
         pct(0.99),
         times.last().unwrap()
     );
-    // Leadership returns to the preferred replica after the last restart: not a failure.
-    wait_until(Duration::from_secs(30), "leadership on the preferred replica", || {
-        let client = client.clone();
-        async move {
-            let s = state(&client, "f", 0).await;
-            s.replicas.first() == Some(&s.leader_id)
-        }
-    })
-    .await;
-    let before = state(&client, "f", 0).await.leader_epoch;
-    let stop: Stop = Default::default();
-    let hogs: Vec<_> = (0..2)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                }
-                x
-            })
+    if quiet > 0 {
+        // Leadership returns to the preferred replica after the last restart: not a failure.
+        wait_until(Duration::from_secs(30), "leadership on the preferred replica", || {
+            let client = client.clone();
+            async move {
+                let s = state(&client, "f", 0).await;
+                s.replicas.first() == Some(&s.leader_id)
+            }
         })
-        .collect();
-    let acked = load.log.acknowledged();
-    // The measurement window itself, not a synchronisation.
-    tokio::time::sleep(Duration::from_secs(quiet)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for h in hogs {
-        h.join().unwrap();
+        .await;
+        let before = state(&client, "f", 0).await.leader_epoch;
+        let stop: Stop = Default::default();
+        let hogs: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    }
+                    x
+                })
+            })
+            .collect();
+        let acked = load.log.acknowledged();
+        // The measurement window itself, not a synchronisation.
+        tokio::time::sleep(Duration::from_secs(quiet)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for h in hogs {
+            h.join().unwrap();
+        }
+        let after = state(&client, "f", 0).await.leader_epoch;
+        println!(
+            "false failovers in {quiet} s of load with two busy threads: {} ({} acks meanwhile)",
+            after - before,
+            load.log.acknowledged() - acked
+        );
     }
-    let after = state(&client, "f", 0).await.leader_epoch;
-    println!(
-        "false failovers in {quiet} s of load with two busy threads: {} ({} acks meanwhile)",
-        after - before,
-        load.log.acknowledged() - acked
-    );
     finish_and_check(&c, &client, "f", load).await.assert_clean();
 }
 

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, ErrorKind};
+use crate::log::FileHeader;
 use crate::meta::json::encode;
 use crate::meta::{Compare, Keys, MetaStore, Txn, TxnOp, Versioned};
 use crate::record::BatchHeader;
@@ -21,7 +22,8 @@ use crate::record::BatchHeader;
 /// files. Written when the log rolls; on open the newest one is loaded and the log replayed
 /// from its offset, so the state survives restarts however long ago a producer last wrote.
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"SHPSNAP1";
+/// Producer-state snapshot file header: magic `SHPS`, version 1.
+const SNAPSHOT_HEADER: FileHeader = FileHeader { magic: *b"SHPS", version: 1 };
 
 /// The file name of the snapshot at `offset`.
 pub fn snapshot_name(offset: i64) -> String {
@@ -155,7 +157,7 @@ impl ProducerStates {
     }
 
     /// The state as of `offset` (batches that end below it), as snapshot file bytes:
-    /// magic, offset, producer count, then per producer its id, epoch and batches, then a
+    /// the shared file header, offset, producer count, then per producer its id, epoch and batches, then a
     /// CRC-32C of everything before it; all big-endian.
     pub fn encode_snapshot(&self, offset: i64) -> Vec<u8> {
         let map = self.producers.lock().unwrap_or_else(|p| p.into_inner());
@@ -168,7 +170,7 @@ impl ProducerStates {
             .filter(|(_, _, b): &(i64, i16, Vec<BatchMeta>)| !b.is_empty())
             .collect();
         producers.sort_by_key(|(id, _, _)| *id);
-        let mut out = SNAPSHOT_MAGIC.to_vec();
+        let mut out = SNAPSHOT_HEADER.to_vec();
         out.extend_from_slice(&offset.to_be_bytes());
         out.extend_from_slice(&(producers.len() as u32).to_be_bytes());
         for (id, epoch, batches) in producers {
@@ -195,7 +197,7 @@ impl ProducerStates {
         if crc32c::crc32c(body) != crc {
             return Err("checksum mismatch".into());
         }
-        let mut r = Reader(body.strip_prefix(SNAPSHOT_MAGIC).ok_or("not a producer snapshot")?);
+        let mut r = Reader(SNAPSHOT_HEADER.check(body)?);
         let offset = r.i64()?;
         let mut map = HashMap::new();
         for _ in 0..r.u32()? {

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
-use super::idempotence::{ProducerStates, Verdict, snapshot_name, snapshot_offset};
+use super::idempotence::{ProducerStates, Verdict};
 use super::remote::RemoteLog;
 use super::replication::Replication;
 use crate::disk::Disk;
@@ -19,6 +19,8 @@ use crate::record::{Limits, decode_batches, validate_batches};
 use crate::tier::PartitionRef;
 use crate::tier::reader::RemoteReader;
 use crate::topic_config::{FlushPolicyKind, TopicConfig};
+
+mod snapshots;
 
 /// How many replicas must have the batch before the producer hears back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +45,6 @@ pub struct Produced {
     /// Leader epoch the batches were stamped with.
     pub leader_epoch: i32,
 }
-
-/// Offsets of the log tail scanned for producer state when a partition opens without a
-/// producer-state snapshot (a log written before snapshots).
-const PRODUCER_STATE_SCAN: i64 = 10_000;
-/// Producer-state snapshots kept per partition (the newest).
-const SNAPSHOTS_KEPT: usize = 2;
 
 /// How long an `acks=all` produce waits for the in-sync replicas.
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -411,7 +407,7 @@ impl Partition {
         if idempotent {
             self.producers.record(&headers[0], info.base_offset);
         }
-        self.snapshot_if_rolled();
+        self.snapshot_if_rolled(info.segment_base);
         Ok(Produced {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
@@ -434,11 +430,11 @@ impl Partition {
         if self.leadership() != (leader, epoch) || leader == self.broker_id {
             return Ok(false);
         }
-        self.log.append_replicated(batches)?;
+        let info = self.log.append_replicated(batches)?;
         for (header, _) in crate::record::BatchFrames::new(batches, usize::MAX).flatten() {
             self.producers.record(&header, header.base_offset);
         }
-        self.snapshot_if_rolled();
+        self.snapshot_if_rolled(info.segment_base);
         Ok(true)
     }
 
@@ -538,84 +534,6 @@ impl Partition {
     /// The idempotent-producer state of this partition.
     pub fn producers(&self) -> &ProducerStates {
         &self.producers
-    }
-
-    /// Rebuilds producer state after open: from the newest readable snapshot within the
-    /// log, then the batches after it; without one (a log written before snapshots), from
-    /// the last `PRODUCER_STATE_SCAN` offsets.
-    fn rebuild_producer_state(&self) {
-        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
-        let mut from = (end - PRODUCER_STATE_SCAN).max(start);
-        let mut snapshots = self.snapshots();
-        snapshots.retain(|o| (start..=end).contains(o));
-        for offset in snapshots.into_iter().rev() {
-            let path = self.dir.join(snapshot_name(offset));
-            let loaded = crate::disk::read_optional(self.log.disk(), &path)
-                .map_err(|e| e.source.to_string())
-                .and_then(|b| b.ok_or_else(|| "gone".to_string()))
-                .and_then(|b| self.producers.load_snapshot(&b));
-            match loaded {
-                Ok(_) => {
-                    from = offset;
-                    break;
-                }
-                Err(e) => tracing::warn!(path = %path.display(), error = %e,
-                    "unreadable producer-state snapshot; trying an older one"),
-            }
-        }
-        let mut offset = from;
-        while offset < end {
-            let Ok(chunk) = self.log.read(offset, 1 << 20, end) else { return };
-            if chunk.bytes.is_empty() {
-                return;
-            }
-            for (header, _) in crate::record::BatchFrames::new(&chunk.bytes, usize::MAX).flatten() {
-                self.producers.record(&header, header.base_offset);
-            }
-            offset = chunk.next_offset;
-        }
-        self.snapshot_base.store(self.log.active_base(), std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Offsets of the producer-state snapshots in the partition directory, ascending.
-    fn snapshots(&self) -> Vec<i64> {
-        let mut offsets: Vec<i64> = match self.log.disk().read_dir(&self.dir) {
-            Ok(names) => names.iter().filter_map(|n| snapshot_offset(n)).collect(),
-            Err(_) => vec![],
-        };
-        offsets.sort_unstable();
-        offsets
-    }
-
-    fn remove_snapshots(&self, doomed: impl Fn(i64) -> bool) {
-        for offset in self.snapshots().into_iter().filter(|o| doomed(*o)) {
-            let path = self.dir.join(snapshot_name(offset));
-            if let Err(e) = self.log.disk().remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a producer snapshot");
-            }
-        }
-    }
-
-    /// After an append (under the append lock): when the log rolled, snapshots the
-    /// producer state as of the new segment's base (everything below it is fsynced by the
-    /// roll), keeping the newest `SNAPSHOTS_KEPT`. A failure only costs a longer replay.
-    fn snapshot_if_rolled(&self) {
-        let base = self.log.active_base();
-        let previous = self.snapshot_base.swap(base, std::sync::atomic::Ordering::Relaxed);
-        if base == previous || base <= 0 {
-            return;
-        }
-        let bytes = self.producers.encode_snapshot(base);
-        let name = snapshot_name(base);
-        if let Err(e) = crate::disk::write_atomic(self.log.disk(), &self.dir, &name, &bytes) {
-            tracing::warn!(path = %e.path.display(), error = %e.source,
-                "cannot write a producer snapshot; a restart replays more of the log");
-            return;
-        }
-        let all = self.snapshots();
-        let keep_from = all.len().saturating_sub(SNAPSHOTS_KEPT);
-        let oldest_kept = all.get(keep_from).copied().unwrap_or(i64::MIN);
-        self.remove_snapshots(|o| o < oldest_kept);
     }
 
     fn not_enough_replicas(&self, min_isr: usize, reason: &'static str, what: &str) -> Error {
@@ -966,7 +884,7 @@ mod tests {
             let batch = plain_batch((0..1000).map(|i| format!("other-{chunk}-{i}")));
             p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
         }
-        assert!(p.log().log_end_offset() > PRODUCER_STATE_SCAN + 1);
+        assert!(p.log().log_end_offset() > snapshots::PRODUCER_STATE_SCAN + 1);
         assert!(p.log().segment_count() > 1);
         p.log().close().unwrap();
         drop(p);

@@ -61,6 +61,7 @@ mod power_loss_tests;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use checkpoint::FileHeader;
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch::EpochEntry;
 pub use error::LogError;
@@ -98,6 +99,8 @@ pub struct AppendInfo {
     pub batch_count: usize,
     /// Bytes appended.
     pub bytes: usize,
+    /// Base offset of the segment the batches went to (it changes when the log rolls).
+    pub segment_base: i64,
 }
 
 /// Whole batches read from the log.

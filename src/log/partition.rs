@@ -224,6 +224,7 @@ impl Inner {
             log_start_offset: st.log_start(),
             batch_count: frames.len(),
             bytes: buf.len(),
+            segment_base: st.active.base,
         };
         self.publish(st);
         Ok(info)
@@ -418,11 +419,6 @@ impl PartitionLog {
     /// Bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.inner.peek().size_bytes()
-    }
-
-    /// Base offset of the active segment (it moves when the log rolls).
-    pub fn active_base(&self) -> i64 {
-        self.inner.peek().active.base
     }
 
     /// The disk the log's files live on.
