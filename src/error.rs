@@ -96,3 +96,18 @@ impl std::error::Error for Error {}
 
 /// Result with the public [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error for a partition index past the topic's count.
+pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "UNKNOWN_PARTITION",
+        format!(
+            "partition {partition} out of range: topic {topic:?} has {count} partitions (0..={})",
+            count.saturating_sub(1)
+        ),
+    )
+    .with("topic", topic)
+    .with("partition", partition)
+    .with("partitions", count)
+}

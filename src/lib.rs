@@ -31,6 +31,7 @@
 //! yet: `broker` and `groups` import each other, and `client` reaches into `broker` and
 //! `server`; splitting the crate along these layers is under way.
 
+pub mod acks;
 pub mod admin;
 pub mod broker;
 pub mod cli;
@@ -43,6 +44,8 @@ pub mod groups;
 pub mod log;
 pub mod meta;
 pub mod metrics;
+pub mod names;
+pub mod proto;
 pub mod record;
 pub mod rpc;
 pub mod server;

@@ -13,18 +13,12 @@ use crate::clock::SharedClock;
 use crate::error::Error;
 use crate::meta::MetaStore;
 use crate::meta::embedded::EmbeddedStore;
+use crate::proto::pb;
 use crate::rpc::admin_service::AdminService;
 use crate::rpc::log_service::LogService;
-use crate::rpc::pb;
 use crate::settings::Settings;
 
-/// HTTP/2 connection flow-control window (bytes).
-pub const CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
-/// HTTP/2 per-stream flow-control window (bytes).
-pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
-
-/// Concurrent HTTP/2 streams one client connection may open.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 1 << 20;
+use crate::proto::transport::{CONNECTION_WINDOW, MAX_STREAMS_PER_CONNECTION, STREAM_WINDOW};
 
 /// A broker serving gRPC.
 #[derive(Debug)]

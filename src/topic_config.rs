@@ -292,33 +292,6 @@ impl TopicConfig {
     }
 }
 
-/// Checks a topic name like Kafka does: 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<(), Error> {
-    let invalid = |why: &str| {
-        Error::new(
-            crate::error::ErrorKind::Invalid,
-            "INVALID_TOPIC_NAME",
-            format!("invalid topic name {name:?}: {why}"),
-        )
-        .with("topic", name)
-    };
-    if name.is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if name.len() > 249 {
-        return Err(invalid("longer than 249 characters"));
-    }
-    if name == "." || name == ".." {
-        return Err(invalid("'.' and '..' are reserved"));
-    }
-    if let Some(c) =
-        name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-'))
-    {
-        return Err(invalid(&format!("character {c:?} is not allowed; use a-z A-Z 0-9 . _ -")));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,13 +331,5 @@ mod tests {
         o.insert("local.retention.ms".to_string(), "2000".to_string());
         let e = TopicConfig::resolve(&TopicConfig::default(), &o).unwrap_err();
         assert!(e.message.contains("local.retention.ms"), "{}", e.message);
-    }
-
-    #[test]
-    fn topic_names() {
-        assert!(validate_topic_name("orders.v1_eu-west").is_ok());
-        for bad in ["", ".", "..", "a/b", "a b", "ü", &"x".repeat(250)] {
-            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use proptest::prelude::*;
+use shale::proto::pb;
+use shale::proto::pb::log_client::LogClient;
+use shale::proto::status::from_status;
 use shale::record::{BatchBuilder, Compression, Record};
-use shale::rpc::pb;
-use shale::rpc::pb::log_client::LogClient;
-use shale::rpc::status::from_status;
 use tonic::Code;
 use tonic::transport::Channel;
 

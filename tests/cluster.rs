@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use cluster::Cluster;
 use common::{produce_req, wait_until};
 use shale::client::Client;
-use shale::rpc::pb;
-use shale::rpc::status::from_status;
+use shale::proto::pb;
+use shale::proto::status::from_status;
 
 const TTL_SECS: u64 = cluster::LEASE_TTL_SECS;
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shale::broker::Acks;
+use shale::acks::Acks;
 use shale::client::producer::Delivery;
 use shale::client::{Producer, ProducerConfig, ProducerRecord};
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, wait_until};
 use shale::client::{Client, GroupAdmin, Producer, ProducerConfig, ProducerRecord};
-use shale::rpc::pb;
+use shale::proto::pb;
 
 const SESSION_MS: u64 = 3000;
 

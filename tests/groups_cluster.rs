@@ -25,7 +25,7 @@ use shale::client::{
     Client, GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig,
     ProducerRecord,
 };
-use shale::rpc::pb;
+use shale::proto::pb;
 
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";

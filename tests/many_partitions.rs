@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use shale::broker::Acks;
+use shale::acks::Acks;
 use shale::client::{Producer, ProducerConfig, ProducerRecord};
 
 const PARTITIONS: u32 = 2000;

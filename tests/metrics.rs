@@ -240,7 +240,7 @@ async fn offset_commits_and_producer_ids_make_no_broker_reread_the_cluster() {
     let before = resyncs(scrape(&admin).await);
     let groups = shale::client::GroupAdmin::new(client.clone());
     for i in 0..100 {
-        let commit = shale::rpc::pb::OffsetCommit {
+        let commit = shale::proto::pb::OffsetCommit {
             topic: "quiet".into(),
             partition: 0,
             offset: i,

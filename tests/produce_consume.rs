@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use shale::broker::Acks;
+use shale::acks::Acks;
 use shale::client::partitioner::partition_for_key;
 use shale::client::{Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, StartAt};
-use shale::rpc::pb;
+use shale::proto::pb;
 
 fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
     kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

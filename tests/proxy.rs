@@ -20,8 +20,8 @@ use common::{BrokerProcess, produce_req, wait_until};
 use proxy::{Mode, Proxy};
 use shale::client::Client;
 use shale::error::{Error, ErrorKind};
-use shale::rpc::pb;
-use shale::rpc::status::from_status;
+use shale::proto::pb;
+use shale::proto::status::from_status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

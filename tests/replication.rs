@@ -22,10 +22,10 @@ use std::time::Duration;
 use checker::ProduceLog;
 use common::{BrokerProcess, wait_until};
 use etcd_server::EtcdServer;
-use shale::broker::Acks;
+use shale::acks::Acks;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
+use shale::proto::pb;
 use shale::record::BatchFrames;
-use shale::rpc::pb;
 
 const TTL_SECS: u64 = 3;
 /// Settings of the test clusters: quick ISR changes.

@@ -226,7 +226,7 @@ async fn wait_for_exit(b: &mut BrokerProcess, what: &str) {
     .await;
 }
 
-async fn describe0(client: &Client, topic: &str) -> shale::rpc::pb::PartitionInfo {
+async fn describe0(client: &Client, topic: &str) -> shale::proto::pb::PartitionInfo {
     client.admin().describe_topic(topic).await.unwrap().partitions[0].clone()
 }
 
@@ -557,7 +557,7 @@ async fn retention_is_per_topic_and_changes_at_runtime(target: Target) {
         client.admin().create_topic(topic, 1, 1, c).await.unwrap();
         produce(&client, topic, records).await;
     }
-    let settled = |topic: &'static str, check: fn(&shale::rpc::pb::PartitionInfo) -> bool| {
+    let settled = |topic: &'static str, check: fn(&shale::proto::pb::PartitionInfo) -> bool| {
         let client = client.clone();
         async move {
             wait_until(Duration::from_secs(60), &format!("{topic} to settle"), || {
@@ -604,7 +604,7 @@ async fn retention_is_per_topic_and_changes_at_runtime(target: Target) {
     assert!(after.remote_size_bytes <= MIB + 256 * 1024, "{after:?}");
     let earliest = client
         .admin()
-        .list_offsets("keep-all", 0, shale::rpc::pb::list_offsets_request::Spec::Earliest(true))
+        .list_offsets("keep-all", 0, shale::proto::pb::list_offsets_request::Spec::Earliest(true))
         .await
         .unwrap();
     assert_eq!(earliest.offset, after.remote_log_start_offset, "earliest is the remote start");

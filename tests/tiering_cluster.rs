@@ -29,7 +29,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use s3_server::S3Server;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
-use shale::rpc::pb;
+use shale::proto::pb;
 use shale::settings::TierSettings;
 use shale::tier::manifest::names;
 use shale::tier::{Bucket, Manifest};

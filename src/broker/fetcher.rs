@@ -14,8 +14,8 @@ use tonic::transport::Channel;
 use super::{Broker, Partition, TopicPartition};
 use crate::error::{Error, ErrorKind};
 use crate::meta::topics::PartitionState;
-use crate::rpc::pb;
-use crate::rpc::pb::replica_client::ReplicaClient;
+use crate::proto::pb;
+use crate::proto::pb::replica_client::ReplicaClient;
 
 /// Longest pause between attempts to reach a leader.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -65,8 +65,8 @@ impl Broker {
             .map_err(|e| Error::internal(format!("invalid broker address {addr:?}: {e}")))?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
-            .initial_connection_window_size(crate::server::CONNECTION_WINDOW)
-            .initial_stream_window_size(crate::server::STREAM_WINDOW)
+            .initial_connection_window_size(crate::proto::transport::CONNECTION_WINDOW)
+            .initial_stream_window_size(crate::proto::transport::STREAM_WINDOW)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true)
@@ -104,7 +104,7 @@ async fn run(broker: Weak<Broker>, p: Arc<Partition>, leader: i32, epoch: i32) {
 }
 
 fn status(e: tonic::Status) -> Error {
-    crate::rpc::status::from_status(&e)
+    crate::proto::status::from_status(&e)
 }
 
 async fn follow(
@@ -156,7 +156,7 @@ async fn follow(
             return Ok(());
         }
         if let Some(err) = resp.error {
-            let e = crate::rpc::convert::error_from_proto(&err);
+            let e = crate::proto::convert::error_from_proto(&err);
             let end = log.log_end_offset();
             if e.reason == "OFFSET_OUT_OF_RANGE"
                 && resp.leader_log_end >= 0

@@ -38,6 +38,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use crate::acks::Acks;
 use crate::clock::SharedClock;
 use crate::error::{Error, ErrorKind};
 use crate::log::LogResources;
@@ -48,7 +49,7 @@ use crate::record::{BatchBuilder, Compression, Record};
 use crate::settings::Settings;
 use crate::topic_config::TopicConfig;
 
-pub use partition::{Acks, Partition, PendingAck, Produced};
+pub use partition::{Partition, PendingAck, Produced};
 pub use tiering::ScrubStats;
 
 /// A (topic, partition) pair.
@@ -303,9 +304,9 @@ impl Broker {
         &self,
         topic: &str,
         partition: u32,
-        spec: Option<crate::rpc::pb::list_offsets_request::Spec>,
-    ) -> Result<crate::rpc::pb::ListOffsetsResponse, Error> {
-        use crate::rpc::pb;
+        spec: Option<crate::proto::pb::list_offsets_request::Spec>,
+    ) -> Result<crate::proto::pb::ListOffsetsResponse, Error> {
+        use crate::proto::pb;
         match self.partition(topic, partition) {
             Ok(p) => {
                 let log_start = p.log_start_offset();
@@ -334,7 +335,7 @@ impl Broker {
                 let response = client
                     .list_offsets(request)
                     .await
-                    .map_err(|s| crate::rpc::status::from_status(&s))?;
+                    .map_err(|s| crate::proto::status::from_status(&s))?;
                 Ok(response.into_inner())
             }
             Err(e) => Err(e),
@@ -420,7 +421,7 @@ impl Broker {
             (entry, state, leader)
         };
         if partition >= entry.record.partitions {
-            return Err(partition::partition_out_of_range(
+            return Err(crate::error::partition_out_of_range(
                 topic,
                 partition,
                 entry.record.partitions,

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::idempotence::{ProducerStates, Verdict};
 use super::remote::RemoteLog;
 use super::replication::Replication;
+use crate::acks::Acks;
 use crate::disk::Disk;
 use crate::error::{Error, ErrorKind};
 use crate::log::{AppendInfo, FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
@@ -21,17 +22,6 @@ use crate::tier::reader::RemoteReader;
 use crate::topic_config::{FlushPolicyKind, TopicConfig};
 
 mod snapshots;
-
-/// How many replicas must have the batch before the producer hears back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Acks {
-    /// Answer once appended (not awaiting fsync).
-    None,
-    /// Answer once the leader has it durably (per `flush.policy`).
-    Leader,
-    /// Answer once every in-sync replica has it durably.
-    All,
-}
 
 /// Where a produce landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -749,21 +739,6 @@ fn claim_dir(
     crate::disk::write_atomic(disk, dir, METADATA_FILE, &bytes)
         .map_err(|e| io("cannot write partition metadata in", e.source))?;
     Ok(())
-}
-
-/// The error for a partition index past the topic's count.
-pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error {
-    Error::new(
-        ErrorKind::NotFound,
-        "UNKNOWN_PARTITION",
-        format!(
-            "partition {partition} out of range: topic {topic:?} has {count} partitions (0..={})",
-            count.saturating_sub(1)
-        ),
-    )
-    .with("topic", topic)
-    .with("partition", partition)
-    .with("partitions", count)
 }
 
 #[cfg(test)]

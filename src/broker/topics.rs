@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::{Broker, TopicEntry, unknown_topic};
 use crate::error::{Error, ErrorKind};
 use crate::meta::topics::{PartitionState, TopicRecord};
-use crate::topic_config::{TopicConfig, is_known_key, unknown_key, validate_topic_name};
+use crate::names::validate_topic_name;
+use crate::topic_config::{TopicConfig, is_known_key, unknown_key};
 
 /// A topic creation request.
 #[derive(Debug, Clone, Default)]

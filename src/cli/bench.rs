@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::produce::{parse_acks, parse_compression};
 use super::{BrokerArg, Format};
-use crate::broker::Acks;
+use crate::acks::Acks;
 use crate::client::{Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, StartAt};
 use crate::record::Compression;
 

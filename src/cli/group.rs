@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::{BrokerArg, Format};
 use crate::client::GroupAdmin;
-use crate::rpc::pb;
+use crate::proto::pb;
 
 /// Consumer group commands.
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use clap::Args;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::BrokerArg;
-use crate::broker::Acks;
+use crate::acks::Acks;
 use crate::client::{Producer, ProducerConfig, ProducerRecord};
 use crate::record::Compression;
 

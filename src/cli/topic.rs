@@ -131,7 +131,7 @@ pub async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe_json(d: &crate::rpc::pb::DescribeTopicResponse) -> serde_json::Value {
+fn describe_json(d: &crate::proto::pb::DescribeTopicResponse) -> serde_json::Value {
     let topic = d.topic.clone().unwrap_or_default();
     let partitions: Vec<serde_json::Value> = d
         .partitions
@@ -173,7 +173,7 @@ fn describe_json(d: &crate::rpc::pb::DescribeTopicResponse) -> serde_json::Value
     })
 }
 
-fn print_describe(d: &crate::rpc::pb::DescribeTopicResponse) {
+fn print_describe(d: &crate::proto::pb::DescribeTopicResponse) {
     let topic = d.topic.clone().unwrap_or_default();
     println!(
         "topic {} (id {}) partitions {} replication factor {}",

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{Client, locate, status_error};
 use crate::error::Error;
-use crate::rpc::pb;
+use crate::proto::pb;
 
 /// Admin operations against the bootstrap broker.
 #[derive(Debug, Clone)]

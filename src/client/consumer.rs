@@ -15,8 +15,8 @@ use tokio::task::JoinHandle;
 use super::retry::{RetryPolicy, gave_up};
 use super::{Client, locate, status_error};
 use crate::error::{Error, ErrorKind};
+use crate::proto::pb;
 use crate::record::{Header, Limits, decode_batches};
-use crate::rpc::pb;
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 use super::{Client, locate, status_error};
 use crate::error::{Error, ErrorKind};
-use crate::rpc::pb;
+use crate::proto::pb;
 
 /// A topic partition.
 pub type Tp = (String, u32);
@@ -142,7 +142,7 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 impl GroupConsumer {
     /// Joins the group and starts heartbeating; partitions arrive through `poll`.
     pub fn subscribe(client: Client, config: GroupConfig) -> Result<GroupConsumer, Error> {
-        crate::groups::validate_group(&config.group)?;
+        crate::names::validate_group(&config.group)?;
         if config.topics.is_empty() && config.topic_pattern.is_none() {
             return Err(Error::invalid("subscribe needs topics or a topic pattern"));
         }
@@ -509,7 +509,7 @@ async fn heartbeat_loop(
                     }
                     if resp.member_epoch != s.received_epoch || joining {
                         s.received_epoch = resp.member_epoch;
-                        s.received = crate::groups::owned_set(&resp.assignment);
+                        s.received = crate::proto::convert::partition_set(&resp.assignment);
                         drop(s);
                         changed.notify_one();
                     }
@@ -540,7 +540,7 @@ async fn heartbeat_loop(
 }
 
 fn to_pb(set: &BTreeSet<Tp>) -> Vec<pb::TopicPartitions> {
-    crate::groups::to_pb(set)
+    crate::proto::convert::partition_set_to_proto(set)
 }
 
 /// Group administration and offsets.

@@ -26,9 +26,9 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, ErrorKind};
-use crate::rpc::pb;
-use crate::rpc::pb::admin_client::AdminClient;
-use crate::rpc::pb::log_client::LogClient;
+use crate::proto::pb;
+use crate::proto::pb::admin_client::AdminClient;
+use crate::proto::pb::log_client::LogClient;
 
 pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
@@ -68,7 +68,7 @@ struct Inner {
 
 /// Turns a transport or RPC failure into the public error.
 pub(crate) fn status_error(status: &tonic::Status) -> Error {
-    crate::rpc::status::from_status(status)
+    crate::proto::status::from_status(status)
 }
 
 fn endpoint_uri(addr: &str) -> String {
@@ -108,8 +108,8 @@ impl Client {
             .map_err(|e| Error::invalid(format!("invalid broker address {addr:?}: {e}")))?
             .connect_timeout(self.inner.connect_timeout)
             .tcp_nodelay(true)
-            .initial_connection_window_size(crate::server::CONNECTION_WINDOW)
-            .initial_stream_window_size(crate::server::STREAM_WINDOW)
+            .initial_connection_window_size(crate::proto::transport::CONNECTION_WINDOW)
+            .initial_stream_window_size(crate::proto::transport::STREAM_WINDOW)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true))
     }
@@ -306,7 +306,7 @@ impl Client {
         }
         let count = self.partition_count(topic).await.map_err(located)?;
         if partition >= count {
-            let e = crate::broker::partition::partition_out_of_range(topic, partition, count);
+            let e = crate::error::partition_out_of_range(topic, partition, count);
             return Err(located(e));
         }
         Err(located(Error::unavailable("no leader right now")))

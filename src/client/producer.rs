@@ -23,10 +23,10 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Client, locate, partitioner, status_error};
-use crate::broker::Acks;
+use crate::acks::Acks;
 use crate::error::Error;
+use crate::proto::{convert, pb};
 use crate::record::{BatchBuilder, Compression, Header, Record};
-use crate::rpc::{convert, pb};
 
 /// Producer tuning, with Kafka's names where they exist.
 #[derive(Debug, Clone)]
@@ -244,11 +244,7 @@ impl Producer {
         let explicit = record.partition;
         if let Some(p) = explicit {
             if p >= partitions {
-                return Err(crate::broker::partition::partition_out_of_range(
-                    &record.topic,
-                    p,
-                    partitions,
-                ));
+                return Err(crate::error::partition_out_of_range(&record.topic, p, partitions));
             }
         }
         let timestamp_ms =

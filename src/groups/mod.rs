@@ -32,27 +32,9 @@ use crate::broker::Broker;
 use crate::error::{Error, ErrorKind};
 use crate::meta::keys::Keys;
 use crate::meta::{Compare, MetaStore, Revision, Txn, TxnOp};
-use crate::rpc::pb;
+use crate::names::validate_group;
+use crate::proto::pb;
 use crate::settings::GroupSettings;
-
-/// Longest group name (bytes).
-pub const MAX_GROUP_NAME: usize = 249;
-
-/// Checks a group name: 1 to 249 bytes, no control characters.
-pub fn validate_group(group: &str) -> Result<(), Error> {
-    if group.is_empty() || group.len() > MAX_GROUP_NAME || group.chars().any(char::is_control) {
-        return Err(Error::new(
-            ErrorKind::Invalid,
-            "INVALID_GROUP",
-            format!(
-                "group name {group:?} is invalid: use 1 to {MAX_GROUP_NAME} bytes without \
-                 control characters"
-            ),
-        )
-        .with("group", group));
-    }
-    Ok(())
-}
 
 /// `UNKNOWN_MEMBER_ID`: the member was removed (timed out, left or fenced); it must rejoin.
 pub fn unknown_member(group: &str, member: &str) -> Error {
@@ -333,7 +315,7 @@ impl Coordinator {
                 // Only a member that has applied its latest assignment says truly what it
                 // still holds.
                 if epoch == m.record.epoch && !m.revoking.is_empty() {
-                    let owned = owned_set(&req.owned);
+                    let owned = crate::proto::convert::partition_set(&req.owned);
                     let before = m.revoking.len();
                     m.revoking.retain(|tp| owned.contains(tp));
                     if m.revoking.len() != before {
@@ -355,7 +337,7 @@ impl Coordinator {
             member_id: member_id.clone(),
             member_epoch: m.record.epoch,
             heartbeat_interval_ms: self.heartbeat_interval(m.record.session_timeout_ms),
-            assignment: to_pb(&m.assigned),
+            assignment: crate::proto::convert::partition_set_to_proto(&m.assigned),
             group_epoch: g.record.epoch,
         })
     }
@@ -590,19 +572,6 @@ fn view(b: &Broker) -> Vec<i32> {
     b.coordinator_candidates().into_iter().map(|(id, _)| id).collect()
 }
 
-/// Partitions as sent by clients.
-pub fn owned_set(owned: &[pb::TopicPartitions]) -> BTreeSet<Tp> {
-    owned.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic.clone(), *p))).collect()
-}
-
-/// Partitions as sent to clients.
-pub fn to_pb(set: &BTreeSet<Tp>) -> Vec<pb::TopicPartitions> {
-    records::to_map(set)
-        .into_iter()
-        .map(|(topic, partitions)| pb::TopicPartitions { topic, partitions })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,14 +594,5 @@ mod tests {
         }
         assert!(counts.values().all(|c| *c > 50), "{counts:?}");
         assert!(coordinator_of("g", &[]).is_none());
-    }
-
-    #[test]
-    fn group_names_are_checked() {
-        assert!(validate_group("orders-etl").is_ok());
-        for bad in ["", "a\nb", &"x".repeat(250)] {
-            let e = validate_group(bad).unwrap_err();
-            assert_eq!(e.reason, "INVALID_GROUP");
-        }
     }
 }

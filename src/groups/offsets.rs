@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::Coordinator;
 use super::records::{self, GroupRecord, MemberRecord, OffsetRecord};
-use super::{Coordinator, validate_group};
 use crate::broker::Broker;
 use crate::error::{Error, ErrorKind};
 use crate::meta::{Compare, KeyValue, Txn, TxnOp};
-use crate::rpc::pb;
+use crate::names::validate_group;
+use crate::proto::pb;
 
 /// Puts per etcd transaction (etcd's default `--max-txn-ops` is 128; one goes to the
 /// compare). A commit of more partitions is split, each part fenced the same way.
@@ -84,7 +85,7 @@ impl Coordinator {
         for o in &req.offsets {
             let entry = b.topic(&o.topic)?;
             if o.partition >= entry.record.partitions {
-                return Err(crate::broker::partition::partition_out_of_range(
+                return Err(crate::error::partition_out_of_range(
                     &o.topic,
                     o.partition,
                     entry.record.partitions,
@@ -257,7 +258,7 @@ impl Coordinator {
             req.partitions.clone()
         };
         if let Some(p) = partitions.iter().find(|p| **p >= entry.record.partitions) {
-            return Err(crate::broker::partition::partition_out_of_range(
+            return Err(crate::error::partition_out_of_range(
                 &req.topic,
                 *p,
                 entry.record.partitions,
@@ -413,8 +414,12 @@ impl Coordinator {
                 member_epoch: m.epoch,
                 topics: m.topics.clone(),
                 topic_pattern: m.pattern.clone(),
-                assignment: super::to_pb(&records::to_set(&m.assigned)),
-                revoking: super::to_pb(&records::to_set(&m.revoking)),
+                assignment: crate::proto::convert::partition_set_to_proto(&records::to_set(
+                    &m.assigned,
+                )),
+                revoking: crate::proto::convert::partition_set_to_proto(&records::to_set(
+                    &m.revoking,
+                )),
             });
         }
         let committed: BTreeMap<(String, u32), i64> =

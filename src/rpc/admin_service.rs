@@ -6,10 +6,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::pb;
 use crate::broker::Broker;
 use crate::broker::topics::NewTopic;
 use crate::error::Error;
+use crate::proto::pb;
 
 /// The Admin service over a broker.
 #[derive(Debug, Clone)]

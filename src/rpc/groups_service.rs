@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::pb;
 use crate::broker::Broker;
 use crate::error::{Error, ErrorKind};
 use crate::groups::coordinator_of;
+use crate::proto::pb;
 
 /// Metadata key marking a heartbeat a broker forwarded to the coordinator it computed.
 const FORWARDED: &str = "x-shale-forwarded";
@@ -49,7 +49,7 @@ impl pb::groups_server::Groups for GroupsService {
         let b = &self.broker;
         let forwarded = request.metadata().contains_key(FORWARDED);
         let req = request.into_inner();
-        crate::groups::validate_group(&req.group)?;
+        crate::names::validate_group(&req.group)?;
         let coordinator = coordinator_of(&req.group, &b.coordinator_candidates());
         match coordinator {
             Some((id, _)) if id == b.id() => {

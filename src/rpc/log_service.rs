@@ -10,11 +10,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert;
-use super::pb;
 use crate::broker::fetch::{self, FetchOptions};
 use crate::broker::{Broker, Payload, Produced};
 use crate::error::Error;
+use crate::proto::convert;
+use crate::proto::pb;
 
 /// Requests of one ProduceStream in flight at once (appended, awaiting their acks).
 const MAX_IN_FLIGHT: usize = 256;

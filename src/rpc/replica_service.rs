@@ -11,10 +11,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, pb};
 use crate::broker::Broker;
 use crate::broker::fetch::offset_out_of_range;
 use crate::error::Error;
+use crate::proto::{convert, pb};
 
 /// The Replica service over a broker.
 #[derive(Debug, Clone)]

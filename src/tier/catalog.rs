@@ -295,8 +295,8 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::TierSettings;
     use crate::tier::RemoteSegment;
+    use crate::tier::TierSettings;
 
     fn catalog() -> Catalog {
         let meta: Arc<dyn MetaStore> =

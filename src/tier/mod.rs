@@ -7,6 +7,8 @@
 //!   bucket's writes durable before they return.
 //! - `manifest`: the manifest, the object layout, and the etcd pointer's value.
 //! - `catalog`: reading the current manifest of a partition and committing a new one.
+//! - `reader`: cold reads: chunks fetched, cached and read ahead.
+//! - `settings`: the `[tier]` settings.
 
 pub mod catalog;
 pub mod durable_local;
@@ -15,8 +17,10 @@ pub mod manifest;
 pub mod metrics;
 pub mod reader;
 pub mod retry;
+pub mod settings;
 pub mod store;
 
 pub use catalog::{Catalog, PartitionRef};
 pub use manifest::{Manifest, RemoteSegment, TierPointer};
+pub use settings::TierSettings;
 pub use store::{Bucket, StoreUrl};

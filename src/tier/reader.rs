@@ -25,7 +25,7 @@ use super::manifest::{Manifest, RemoteSegment, names};
 use crate::error::{Error, ErrorKind};
 use crate::log::{ReadChunk, RemoteIndex};
 use crate::record::batch::{BatchHeader, HEADER_LEN};
-use crate::settings::TierSettings;
+use crate::tier::TierSettings;
 
 /// Reads remote segments through a shared chunk cache.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use super::fault::{FaultControl, FaultStore};
 use super::metrics::{MetricsStore, StoreMetrics};
 use super::retry::{RetryPolicy, RetryStore};
 use crate::error::{Error, ErrorKind};
-use crate::settings::TierSettings;
+use crate::tier::TierSettings;
 
 /// Where tiered data goes: a parsed `--object-store` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

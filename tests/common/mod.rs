@@ -305,8 +305,8 @@ pub fn one_record_batch(value: &str) -> bytes::Bytes {
 }
 
 /// An acks=all produce request of one record.
-pub fn produce_req(topic: &str, partition: u32, value: &str) -> shale::rpc::pb::ProduceRequest {
-    use shale::rpc::pb;
+pub fn produce_req(topic: &str, partition: u32, value: &str) -> shale::proto::pb::ProduceRequest {
+    use shale::proto::pb;
     pb::ProduceRequest {
         topic: topic.into(),
         partition,
@@ -332,7 +332,7 @@ pub type DirectAcks = std::sync::Arc<std::sync::Mutex<Vec<(Instant, Instant, i32
 /// Sends one-record produces straight to one broker every 50 ms, each as its own call (so
 /// calls queue up while the broker is frozen), until `stop`; records every acknowledgement.
 pub fn send_directly(
-    log: shale::rpc::pb::log_client::LogClient<tonic::transport::Channel>,
+    log: shale::proto::pb::log_client::LogClient<tonic::transport::Channel>,
     topic: &str,
     partition: u32,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,

@@ -1,0 +1,76 @@
+//! `[tier]` settings: the bucket, uploads, cold reads and the scrubber.
+
+use serde::{Deserialize, Serialize};
+
+/// `[tier]`: where sealed segments go and how they are uploaded and read back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierSettings {
+    /// `s3://bucket/prefix`, `file:///path` or `memory://`; empty means none (`shale
+    /// standalone` then uses `file://{data_dir}/bucket`). Topics can enable
+    /// `remote.storage.enable` only with a store.
+    pub object_store: String,
+    /// S3 endpoint for S3-compatible servers (`http://127.0.0.1:9000`); empty means AWS.
+    pub s3_endpoint: String,
+    /// S3 region; empty means `AWS_REGION` or `us-east-1`.
+    pub s3_region: String,
+    /// S3 access key id; empty means the environment or instance / web identity.
+    pub s3_access_key_id: String,
+    /// S3 secret access key (with `s3_access_key_id`).
+    pub s3_secret_access_key: String,
+    /// Virtual-hosted-style requests (`bucket.host`) instead of path-style.
+    pub s3_virtual_hosted: bool,
+    /// Longest one object store request may take before it is retried (ms).
+    pub request_timeout_ms: u64,
+    /// Attempts per object store request, the first included.
+    pub request_max_attempts: u32,
+    /// How often each leader looks for sealed segments to upload (ms).
+    pub upload_interval_ms: u64,
+    /// Segment uploads in flight per broker.
+    pub upload_concurrency: usize,
+    /// Upload bandwidth per broker (bytes/s); 0 = unlimited.
+    pub upload_bytes_per_sec: u64,
+    /// Segments larger than this are uploaded in parts (bytes).
+    pub multipart_part_bytes: u64,
+    /// Size of the ranged GETs that cold reads fetch and cache (bytes).
+    pub chunk_bytes: u64,
+    /// Bytes of cached chunks, shared by all partitions.
+    pub cache_bytes: u64,
+    /// Chunks fetched ahead of a sequential cold reader.
+    pub read_ahead_chunks: u32,
+    /// Cold-read requests to the object store in flight per broker.
+    pub remote_read_concurrency: usize,
+    /// Local log bytes across all partitions above which produce is refused (retriable)
+    /// until uploads and local retention free space; 0 = no budget.
+    pub local_disk_budget_bytes: u64,
+    /// How often the scrubber compares the bucket with the manifests (ms).
+    pub scrub_interval_ms: u64,
+    /// Age before an unreferenced object counts as an orphan and is deleted (ms).
+    pub orphan_grace_ms: u64,
+}
+
+impl Default for TierSettings {
+    fn default() -> Self {
+        TierSettings {
+            object_store: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_virtual_hosted: false,
+            request_timeout_ms: 30_000,
+            request_max_attempts: 5,
+            upload_interval_ms: 1_000,
+            upload_concurrency: 4,
+            upload_bytes_per_sec: 0,
+            multipart_part_bytes: 16 * 1024 * 1024,
+            chunk_bytes: 1024 * 1024,
+            cache_bytes: 256 * 1024 * 1024,
+            read_ahead_chunks: 2,
+            remote_read_concurrency: 16,
+            local_disk_budget_bytes: 0,
+            scrub_interval_ms: 600_000,
+            orphan_grace_ms: 3_600_000,
+        }
+    }
+}
