@@ -9,4 +9,4 @@ scripts/etcd.sh install
 scripts/s3.sh install >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
 # Two cores: the crash and many-partition tests spawn brokers; keep parallelism modest.
-exec cargo test --lib --bins --tests --quiet -- --test-threads "${SHALE_TEST_THREADS:-4}" "$@"
+exec cargo test --workspace --lib --bins --tests --quiet -- --test-threads "${SHALE_TEST_THREADS:-4}" "$@"

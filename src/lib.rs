@@ -1,57 +1,37 @@
 //! Shale: a cloud-native, object-storage-backed log service.
 //!
-//! # Layout
-//! - `record`: Kafka RecordBatch v2 format: header, records codec, compression, validation.
-//! - `log`: the partition log on local disk: segments, indexes, group commit, recovery, retention.
-//! - `disk`: the file seam under the log, the embedded store and the `file://` bucket: the
-//!   real file system, the simulated disk of the in-process power-loss suites, the
-//!   test-only tracking disk of the process-level ones, and the crash-safe file patterns.
-//! - `tier`: tiered storage: the bucket (object store, its durable `file://` form and its
-//!   retry, metrics and fault wrappers), manifests and their catalog, cold reads.
-//! - `meta`: the `MetaStore` seam (etcd-level primitives), its etcd and embedded
-//!   implementations, and what is written once on top of it: topic/partition/broker
-//!   records, membership, controller election and placement.
-//! - `topic_config`: per-topic configuration by Kafka names, validated.
-//! - `broker`: hosted partitions, produce/fetch with their durability rules, replication,
-//!   topic lifecycle, tiering tasks, detection of gone peers.
-//! - `groups`: consumer-group coordination (KIP-848 style) and committed offsets.
-//! - `rpc`: tonic services, proto <-> domain conversion, status mapping.
-//! - `server`: assembles a broker and its gRPC server from settings and injected parts.
-//! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
-//! - `metrics`: request metrics shared by the services and the admin listener.
-//! - `client`: producer, consumer, admin and group clients.
-//! - `cli`: the `shale` command line.
-//! - `settings`: broker settings (file, env, flags), validated.
-//! - `error`: the public error kinds every layer maps onto.
-//! - `clock`: injected time.
-//! - `failpoint`: crash, hold and error points for fault tests, armed by environment.
-//! - `telemetry`: tracing setup.
+//! This crate is the `shale` command line; the system itself is a workspace of crates,
+//! each of which may use only the crates below it (`scripts/check-layers.sh` enforces it):
 //!
-//! The intended flow is one way: rpc → broker → log / meta / tier. It does not fully hold
-//! yet: `broker` and `groups` import each other, and `client` reaches into `broker` and
-//! `server`; splitting the crate along these layers is under way.
+//! ```text
+//! shale (this crate: cli, telemetry)
+//!   └─ shale-broker   broker, groups, rpc, server, admin, metrics, settings
+//!        ├─ shale-storage   log, tier
+//!        │    └─ shale-meta      MetaStore (etcd, embedded), membership, controller
+//!        └─ shale-proto     pb, status, convert, transport
+//!   └─ shale-client   producer, consumer, admin and group clients (proto + core only)
+//! shale-core: record, error, acks, names, topic_config, clock, disk, failpoint
+//! ```
+//!
+//! Modules re-exported here keep the paths `shale::record`, `shale::broker`, ... working
+//! for tests, benchmarks and users of this crate.
+//!
+//! # Layout
+//! - `cli`: the `shale` command line.
+//! - `telemetry`: tracing setup.
+//! - re-exported from `shale-core`: `record`, `error`, `acks`, `names`, `topic_config`,
+//!   `clock`, `disk`, `failpoint`.
+//! - re-exported from `shale-proto`: `proto`; from `shale-client`: `client`; from
+//!   `shale-meta`: `meta`; from `shale-storage`: `log`, `tier`; from `shale-broker`:
+//!   `broker`, `groups`, `rpc`, `server`, `admin`, `metrics`, `settings`.
 
-pub mod acks;
-pub mod admin;
-pub mod broker;
 pub mod cli;
-pub mod client;
-pub mod clock;
-pub mod disk;
-pub mod error;
-pub mod failpoint;
-pub mod groups;
-pub mod log;
-pub mod meta;
-pub mod metrics;
-pub mod names;
-pub mod proto;
-pub mod record;
-pub mod rpc;
-pub mod server;
-pub mod settings;
 pub mod telemetry;
-pub mod tier;
-pub mod topic_config;
 
-pub use error::{Error, ErrorKind, Result};
+pub use shale_broker::{admin, broker, groups, metrics, rpc, server, settings};
+pub use shale_client as client;
+pub use shale_core::error::{Error, ErrorKind, Result};
+pub use shale_core::{acks, clock, disk, error, failpoint, names, record, topic_config};
+pub use shale_meta as meta;
+pub use shale_proto as proto;
+pub use shale_storage::{log, tier};

@@ -1,0 +1,471 @@
+//! The admin HTTP listener (`--admin-listen`): Prometheus metrics at `/metrics`, liveness at
+//! `/healthz` and readiness at `/readyz`.
+//!
+//! Metrics are read from the broker's own counters at scrape time (a
+//! [`Collector`]), so the hot paths only bump
+//! atomics and nothing is kept twice.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::broker::Broker;
+use shale_core::error::Error;
+use shale_storage::tier::metrics::Op;
+
+/// Content type of the OpenMetrics text exposition (Prometheus reads it).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A running admin listener.
+#[derive(Debug)]
+pub struct AdminServer {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// Binds `addr` and serves until the broker closes.
+    pub async fn start(addr: SocketAddr, broker: &Arc<Broker>) -> Result<AdminServer, Error> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            Error::unavailable(format!("cannot listen on admin address {addr}: {e}"))
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::internal(format!("cannot read the bound admin address: {e}")))?;
+        let mut registry = Registry::with_prefix("shale");
+        registry.register_collector(Box::new(BrokerCollector { broker: Arc::downgrade(broker) }));
+        let requests = broker.request_metrics();
+        registry.register(
+            "produce_latency_seconds",
+            "Produce requests from append to acknowledgement (as their acks asked)",
+            requests.produce_latency.clone(),
+        );
+        registry.register(
+            "grpc_request_duration_seconds",
+            "gRPC calls by method, until the response (or the stream) starts",
+            requests.grpc_latency.clone(),
+        );
+        let state = Arc::new(AdminState { broker: Arc::downgrade(broker), registry });
+        let app = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .with_state(state);
+        let mut closed = broker.closed_signal();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = closed.wait_for(|c| *c).await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::warn!(error = %e, "admin listener ended with an error");
+            }
+        });
+        tracing::info!(%addr, "serving admin HTTP (/metrics, /healthz, /readyz)");
+        Ok(AdminServer { addr, task })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving (the broker closing stops it too).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Debug)]
+struct AdminState {
+    broker: Weak<Broker>,
+    registry: Registry,
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}\n"))
+            .into_response(),
+    }
+}
+
+/// Live while the process answers and the broker is open.
+async fn healthz(State(state): State<Arc<AdminState>>) -> Response {
+    match state.broker.upgrade() {
+        Some(b) if !b.is_closing() => (StatusCode::OK, "ok\n").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "closing\n").into_response(),
+    }
+}
+
+/// Ready when the broker holds its membership lease and has caught up with the metadata.
+async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    let Some(b) = state.broker.upgrade() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "closed\n").into_response();
+    };
+    if b.is_closing() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "closing\n").into_response();
+    }
+    if b.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    match b.check_serving() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", e.message)).into_response(),
+    }
+}
+
+/// Reads the broker's counters at scrape time.
+#[derive(Debug)]
+struct BrokerCollector {
+    broker: Weak<Broker>,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Writes one metric family with its series.
+fn family<M: EncodeMetric>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: Vec<(Labels, M)>,
+) -> fmt::Result {
+    let Some(metric_type) = series.first().map(|(_, m)| m.metric_type()) else {
+        return Ok(());
+    };
+    let mut m = enc.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, metric) in &series {
+        metric.encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn one<M: EncodeMetric>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    m: M,
+) -> fmt::Result {
+    let metric_encoder = enc.encode_descriptor(name, help, None, m.metric_type())?;
+    m.encode(metric_encoder)
+}
+
+impl Collector for BrokerCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(b) = self.broker.upgrade() else { return Ok(()) };
+        let enc = &mut enc;
+        one(
+            enc,
+            "broker_live",
+            "1 while the broker holds its membership lease",
+            ConstGauge::new(i64::from(b.membership().is_live())),
+        )?;
+        one(
+            enc,
+            "broker_is_controller",
+            "1 on the controller",
+            ConstGauge::new(i64::from(b.controller_id() == b.id())),
+        )?;
+        one(
+            enc,
+            "broker_draining",
+            "1 while a graceful shutdown hands leadership away",
+            ConstGauge::new(i64::from(b.is_draining())),
+        )?;
+        one(
+            enc,
+            "metadata_lease_remaining_seconds",
+            "How long the broker's etcd lease is still provably valid (0: not live)",
+            ConstGauge::new(b.membership().lease_remaining().as_secs_f64()),
+        )?;
+        one(
+            enc,
+            "metadata_lease_sessions",
+            "Registrations under a new lease since start (above 1: the lease was lost)",
+            ConstCounter::new(b.membership().session()),
+        )?;
+        one(
+            enc,
+            "metadata_resyncs",
+            "Re-reads of the cluster metadata (brokers, topics, partition states)",
+            ConstCounter::new(b.resyncs()),
+        )?;
+        traffic(enc, &b)?;
+        partitions(enc, &b)?;
+        groups(enc, &b)?;
+        tiering(enc, &b)
+    }
+}
+
+fn traffic(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
+    use std::sync::atomic::Ordering::Relaxed;
+    b.request_metrics().retain_topics(&b.topic_names());
+    let topics = b.request_metrics().topics();
+    let counter = |f: &dyn Fn(&crate::metrics::TopicCounters) -> u64| {
+        topics
+            .iter()
+            .map(|(t, c)| (vec![("topic", t.clone())], ConstCounter::new(f(c))))
+            .collect::<Vec<_>>()
+    };
+    family(
+        enc,
+        "produce_requests",
+        "Produce requests by topic",
+        counter(&|c| c.produce_requests.load(Relaxed)),
+    )?;
+    family(
+        enc,
+        "produce_errors",
+        "Produce requests that failed, by topic",
+        counter(&|c| c.produce_errors.load(Relaxed)),
+    )?;
+    family(
+        enc,
+        "produce_bytes",
+        "Record batch bytes appended, by topic",
+        counter(&|c| c.produce_bytes.load(Relaxed)),
+    )?;
+    family(
+        enc,
+        "fetch_requests",
+        "Fetch streams opened by consumers and followers, by topic",
+        counter(&|c| c.fetch_requests.load(Relaxed)),
+    )?;
+    family(
+        enc,
+        "fetch_bytes",
+        "Record batch bytes sent to fetchers, by topic",
+        counter(&|c| c.fetch_bytes.load(Relaxed)),
+    )
+}
+
+fn groups(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
+    let samples = b.groups().lag_samples();
+    let labels = |s: &crate::groups::PartitionLagSample| {
+        vec![
+            ("group", s.group.clone()),
+            ("topic", s.topic.clone()),
+            ("partition", s.partition.to_string()),
+        ]
+    };
+    family(
+        enc,
+        "group_lag",
+        "Records between a group's committed offset and the high watermark (on the group's coordinator)",
+        samples.iter().map(|s| (labels(s), ConstGauge::new(s.lag))).collect(),
+    )?;
+    family(
+        enc,
+        "group_committed_offset",
+        "A group's committed offset (-1: none; on the group's coordinator)",
+        samples.iter().map(|s| (labels(s), ConstGauge::new(s.committed))).collect(),
+    )
+}
+
+fn partitions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
+    let hosted = b.hosted();
+    let labels = |p: &crate::broker::Partition| {
+        vec![("topic", p.topic().to_string()), ("partition", p.index().to_string())]
+    };
+    let gauge = |f: &dyn Fn(&crate::broker::Partition) -> i64| {
+        hosted.iter().map(|p| (labels(p), ConstGauge::new(f(p)))).collect::<Vec<_>>()
+    };
+    family(
+        enc,
+        "partition_log_end_offset",
+        "Next offset of the local log",
+        gauge(&|p| p.log().log_end_offset()),
+    )?;
+    family(
+        enc,
+        "partition_log_start_offset",
+        "First readable offset, local or remote",
+        gauge(&|p| p.log_start_offset()),
+    )?;
+    family(
+        enc,
+        "partition_local_log_start_offset",
+        "First offset on local disk",
+        gauge(&|p| p.log().log_start_offset()),
+    )?;
+    family(enc, "partition_high_watermark", "High watermark", gauge(&|p| p.high_watermark()))?;
+    family(
+        enc,
+        "partition_local_size_bytes",
+        "Bytes of the local log",
+        gauge(&|p| p.log().size_bytes() as i64),
+    )?;
+    family(
+        enc,
+        "partition_is_leader",
+        "1 where this broker leads the partition",
+        gauge(&|p| i64::from(p.is_leader())),
+    )?;
+    family(
+        enc,
+        "partition_isr_size",
+        "In-sync replicas, on the partition's leader",
+        hosted
+            .iter()
+            .filter(|p| p.is_leader())
+            .map(|p| (labels(p), ConstGauge::new(p.replication().isr().len() as i64)))
+            .collect(),
+    )?;
+    let led: Vec<_> = hosted.iter().filter(|p| p.is_leader()).collect();
+    one(
+        enc,
+        "under_replicated_partitions",
+        "Partitions led here whose ISR is smaller than their replica set",
+        ConstGauge::new(
+            led.iter()
+                .filter(|p| p.replication().isr().len() < p.replication().replicas().len())
+                .count() as i64,
+        ),
+    )?;
+    let tiered: Vec<_> = hosted.iter().filter(|p| p.config().remote_storage_enable).collect();
+    family(
+        enc,
+        "tier_upload_lag_bytes",
+        "Bytes of sealed local segments not yet in the bucket",
+        tiered.iter().map(|p| (labels(p), ConstGauge::new(p.upload_lag().1 as i64))).collect(),
+    )?;
+    family(
+        enc,
+        "tier_upload_lag_segments",
+        "Sealed local segments not yet in the bucket",
+        tiered.iter().map(|p| (labels(p), ConstGauge::new(p.upload_lag().0 as i64))).collect(),
+    )?;
+    family(
+        enc,
+        "tier_remote_end_offset",
+        "Offset after the last record in the bucket (-1: none)",
+        tiered
+            .iter()
+            .map(|p| {
+                let end = p.remote().and_then(|r| r.tiered_end()).unwrap_or(-1);
+                (labels(p), ConstGauge::new(end))
+            })
+            .collect(),
+    )
+}
+
+fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
+    let Some(reader) = b.remote_reader() else { return Ok(()) };
+    let store = &reader.catalog().bucket().metrics;
+    let by_op = |f: &dyn Fn(shale_storage::tier::metrics::OpCounts) -> u64| {
+        Op::ALL
+            .iter()
+            .map(|op| (vec![("op", op.name().to_string())], ConstCounter::new(f(store.get(*op)))))
+            .collect::<Vec<_>>()
+    };
+    family(
+        enc,
+        "object_store_requests",
+        "Object store requests by operation",
+        by_op(&|c| c.requests),
+    )?;
+    family(
+        enc,
+        "object_store_errors",
+        "Object store requests that failed, by operation",
+        by_op(&|c| c.errors),
+    )?;
+    family(
+        enc,
+        "object_store_bytes",
+        "Object store payload bytes sent or received, by operation",
+        by_op(&|c| c.bytes),
+    )?;
+
+    let reads = reader.counts();
+    one(
+        enc,
+        "tier_read_chunk_hits",
+        "Chunk lookups of cold reads served from the cache",
+        ConstCounter::new(reads.chunk_hits),
+    )?;
+    one(
+        enc,
+        "tier_read_chunk_misses",
+        "Chunk lookups of cold reads that waited on a GET",
+        ConstCounter::new(reads.chunk_misses),
+    )?;
+    one(
+        enc,
+        "tier_read_index_hits",
+        "Remote index lookups of cold reads served from the cache",
+        ConstCounter::new(reads.index_hits),
+    )?;
+    one(
+        enc,
+        "tier_read_index_misses",
+        "Remote index lookups of cold reads that waited on a GET",
+        ConstCounter::new(reads.index_misses),
+    )?;
+    one(
+        enc,
+        "tier_read_ahead_chunks",
+        "Chunks fetched ahead of sequential cold readers",
+        ConstCounter::new(reads.chunks_read_ahead),
+    )?;
+    one(
+        enc,
+        "tier_read_bytes",
+        "Bytes of batches served from the bucket",
+        ConstCounter::new(reads.bytes_served),
+    )?;
+    one(
+        enc,
+        "tier_cache_bytes",
+        "Bytes held by the chunk cache",
+        ConstGauge::new(reads.cache_bytes as i64),
+    )?;
+
+    use std::sync::atomic::Ordering::Relaxed;
+    let scrub = b.scrub_stats();
+    one(
+        enc,
+        "tier_scrub_passes",
+        "Completed scrubber passes",
+        ConstCounter::new(scrub.passes.load(Relaxed)),
+    )?;
+    one(
+        enc,
+        "tier_orphans_found",
+        "Unreferenced objects seen by scrubber passes",
+        ConstCounter::new(scrub.orphans_found.load(Relaxed)),
+    )?;
+    one(
+        enc,
+        "tier_orphans_deleted",
+        "Unreferenced objects the scrubber removed",
+        ConstCounter::new(scrub.orphans_deleted.load(Relaxed)),
+    )?;
+    one(
+        enc,
+        "tier_orphans_pending",
+        "Unreferenced objects the last scrubber pass left (in the grace period or failed to delete)",
+        ConstGauge::new(scrub.orphans_pending.load(Relaxed) as i64),
+    )?;
+    let oldest = scrub.oldest_pending_ms.load(Relaxed);
+    let lag = if oldest > 0 { (b.clock().now_ms() - oldest).max(0) as f64 / 1000.0 } else { 0.0 };
+    one(
+        enc,
+        "tier_orphan_deletion_lag_seconds",
+        "Age of the oldest unreferenced object the last scrubber pass left",
+        ConstGauge::new(lag),
+    )
+}

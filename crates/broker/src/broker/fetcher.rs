@@ -1,0 +1,297 @@
+//! The follower side of replication: for each partition this broker follows, one task
+//! truncates the log where it diverges from the leader's (by leader epoch, Kafka's
+//! KIP-101/279), then keeps a `ReplicaFetch` stream open to the leader: append the batches
+//! the leader sends (with the leader's offsets and epochs), fsync, report the new log end.
+//! A new leader or epoch replaces the task.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use super::{Broker, Partition, TopicPartition};
+use shale_core::error::{Error, ErrorKind};
+use shale_meta::topics::PartitionState;
+use shale_proto::pb;
+use shale_proto::pb::replica_client::ReplicaClient;
+
+/// Longest pause between attempts to reach a leader.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl Broker {
+    /// Makes sure a fetcher follows `p` if this broker is a follower of it at `state`'s
+    /// epoch, and that none runs otherwise.
+    pub(super) fn ensure_fetcher(&self, p: &Arc<Partition>, state: &PartitionState) {
+        let key: TopicPartition = (p.topic().to_string(), p.index());
+        let follower = state.leader >= 0 && state.leader != self.id;
+        let Ok(mut fetchers) = self.fetchers.lock() else { return };
+        if let Some((epoch, task)) = fetchers.get(&key) {
+            if follower && *epoch == state.leader_epoch && !task.is_finished() {
+                return;
+            }
+        }
+        if let Some((_, task)) = fetchers.remove(&key) {
+            task.abort();
+        }
+        if follower {
+            let Some(me) = self.self_ref.get().cloned() else { return };
+            let task = tokio::spawn(run(me, p.clone(), state.leader, state.leader_epoch));
+            fetchers.insert(key, (state.leader_epoch, task));
+        }
+    }
+
+    /// Stops the fetcher of a partition, if any.
+    pub(super) fn stop_fetcher(&self, key: &TopicPartition) {
+        if let Ok(mut fetchers) = self.fetchers.lock() {
+            if let Some((_, task)) = fetchers.remove(key) {
+                task.abort();
+            }
+        }
+    }
+
+    fn broker_address(&self, id: i32) -> Option<String> {
+        self.cache.read().ok()?.brokers.get(&id).map(|b| b.address.clone())
+    }
+
+    /// A shared channel to another broker.
+    pub(crate) fn peer(&self, addr: &str) -> Result<Channel, Error> {
+        if let Some(c) = self.peers.lock().ok().and_then(|m| m.get(addr).cloned()) {
+            return Ok(c);
+        }
+        let uri = format!("http://{addr}");
+        let channel = tonic::transport::Endpoint::from_shared(uri)
+            .map_err(|e| Error::internal(format!("invalid broker address {addr:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .initial_connection_window_size(shale_proto::transport::CONNECTION_WINDOW)
+            .initial_stream_window_size(shale_proto::transport::STREAM_WINDOW)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        if let Ok(mut m) = self.peers.lock() {
+            m.insert(addr.to_string(), channel.clone());
+        }
+        Ok(channel)
+    }
+}
+
+/// Follows one partition at one leader epoch until superseded.
+async fn run(broker: Weak<Broker>, p: Arc<Partition>, leader: i32, epoch: i32) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if p.leader_epoch() != epoch || p.leader() != leader {
+            return;
+        }
+        match follow(&broker, &p, leader, epoch).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(
+                    topic = p.topic(),
+                    partition = p.index(),
+                    leader,
+                    epoch,
+                    error = %e,
+                    "replica fetch interrupted; retrying"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+fn status(e: tonic::Status) -> Error {
+    shale_proto::status::from_status(&e)
+}
+
+async fn follow(
+    broker: &Weak<Broker>,
+    p: &Arc<Partition>,
+    leader: i32,
+    epoch: i32,
+) -> Result<(), Error> {
+    let (client, me, incarnation, max_bytes, max_wait) = {
+        let b = broker.upgrade().ok_or_else(|| Error::unavailable("broker closed"))?;
+        let addr = b
+            .broker_address(leader)
+            .ok_or_else(|| Error::unavailable(format!("leader {leader} has no known address")))?;
+        let r = &b.settings.replication;
+        let client = ReplicaClient::new(b.peer(&addr)?);
+        (client, b.id, b.incarnation(), r.fetch_max_bytes, r.fetch_max_wait_ms)
+    };
+    let mut client = client.max_decoding_message_size(usize::MAX);
+    if let Some(tiered) = p.remote().and_then(|r| r.tiered_end()) {
+        if p.log().log_end_offset() < tiered {
+            // Everything below `tiered` is in the bucket (an empty disk after a broker was
+            // replaced, or a long absence): copy only the untiered tail.
+            reset(p, tiered).await?;
+        }
+    }
+    truncate_to_leader(&mut client, p, epoch).await?;
+
+    let request = |fetch_offset: i64| pb::ReplicaFetchRequest {
+        topic: p.topic().to_string(),
+        partition: p.index(),
+        replica_id: me,
+        leader_epoch: epoch,
+        fetch_offset,
+        max_bytes,
+        max_wait_ms: max_wait,
+        replica_incarnation: incarnation,
+        last_fetched_epoch: p.log().latest_epoch().map_or(-1, |e| e.epoch),
+    };
+    // Report only what is fsynced here: the leader counts it towards the high watermark.
+    let log = p.log().clone();
+    log.flush_until(log.log_end_offset()).await?;
+    let (tx, rx) = mpsc::channel(2);
+    let closed = || Error::unavailable("replica fetch stream closed");
+    tx.send(request(log.log_end_offset())).await.map_err(|_| closed())?;
+    let mut stream =
+        client.replica_fetch(ReceiverStream::new(rx)).await.map_err(status)?.into_inner();
+    while let Some(resp) = stream.message().await.map_err(status)? {
+        if p.leader_epoch() != epoch {
+            return Ok(());
+        }
+        if let Some(err) = resp.error {
+            let e = shale_proto::convert::error_from_proto(&err);
+            let end = log.log_end_offset();
+            if e.reason == "OFFSET_OUT_OF_RANGE"
+                && resp.leader_log_end >= 0
+                && end > resp.leader_log_end
+            {
+                // Ahead of the leader (its unacknowledged tail was lost): cut ours to match.
+                truncate(p, resp.leader_log_end).await?;
+            } else if e.reason == "DIVERGING_EPOCH" {
+                // Our log below the fetch offset is not the leader's: cut it where the
+                // leader's epoch ends (and ours, if we know that epoch to end sooner).
+                let detail = |k: &str| e.details.get(k).and_then(|v| v.parse::<i64>().ok());
+                if let (Some(epoch), Some(mut target)) =
+                    (detail("diverging_epoch"), detail("diverging_end_offset"))
+                {
+                    if let Some((_, own)) = log.end_offset_for_epoch(epoch as i32) {
+                        target = target.min(own);
+                    }
+                    if target < end {
+                        truncate(p, target.max(log.log_start_offset())).await?;
+                    }
+                }
+            } else if e.reason == "OFFSET_OUT_OF_RANGE" && resp.log_start_offset > end {
+                // Behind what the leader keeps locally (older data went to the bucket, or
+                // expired): start again where the leader's local log starts.
+                reset(p, resp.log_start_offset).await?;
+            }
+            return Err(e);
+        }
+        if !resp.batches.is_empty() {
+            // A blocking step that runs to its end even if this task is aborted (this
+            // broker became leader meanwhile): batch and producer state land together.
+            let part = p.clone();
+            let batches = resp.batches;
+            let appended = tokio::task::spawn_blocking(move || {
+                part.append_replicated(leader, epoch, &batches)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("replica append task failed: {e}")))??;
+            if !appended {
+                return Ok(());
+            }
+            log.flush_until(log.log_end_offset()).await?;
+        }
+        let end = log.log_end_offset();
+        p.replication().follower_hw(resp.high_watermark, end);
+        tx.send(request(end)).await.map_err(|_| closed())?;
+    }
+    Err(closed())
+}
+
+/// Cuts the local log where it diverges from the leader's, by leader epoch.
+async fn truncate_to_leader(
+    client: &mut ReplicaClient<Channel>,
+    p: &Arc<Partition>,
+    epoch: i32,
+) -> Result<(), Error> {
+    let log = p.log();
+    let Some(latest) = log.leader_epochs().last().copied() else { return Ok(()) };
+    let resp = client
+        .offset_for_leader_epoch(pb::OffsetForLeaderEpochRequest {
+            topic: p.topic().to_string(),
+            partition: p.index(),
+            leader_epoch: latest.epoch,
+            current_leader_epoch: epoch,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    if resp.leader_epoch < 0 {
+        // The leader knows no epoch at or below ours; the fetch settles the rest.
+        return Ok(());
+    }
+    let mut target = resp.end_offset;
+    if resp.leader_epoch < latest.epoch {
+        // We have epochs the leader never saw: ours end where that epoch ends here, too.
+        if let Some((_, own_end)) = log.end_offset_for_epoch(resp.leader_epoch) {
+            target = target.min(own_end);
+        }
+    }
+    if target < log.log_end_offset() {
+        truncate(p, target).await?;
+    }
+    Ok(())
+}
+
+async fn truncate(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
+    let from = p.log().log_end_offset();
+    let part = p.clone();
+    let to = tokio::task::spawn_blocking(move || part.truncate_to(offset))
+        .await
+        .map_err(|e| Error::internal(format!("truncate task failed: {e}")))??;
+    tracing::info!(
+        topic = p.topic(),
+        partition = p.index(),
+        from,
+        to,
+        "truncated to the leader's log"
+    );
+    Ok(())
+}
+
+async fn reset(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
+    let from = p.log().log_end_offset();
+    let part = p.clone();
+    tokio::task::spawn_blocking(move || part.reset_to(offset))
+        .await
+        .map_err(|e| Error::internal(format!("reset task failed: {e}")))??;
+    tracing::info!(
+        topic = p.topic(),
+        partition = p.index(),
+        from,
+        to = offset,
+        "log restarted at a later offset; older data is in the bucket or expired"
+    );
+    Ok(())
+}
+
+/// The error for a replica request at an epoch this broker does not lead.
+pub(crate) fn fenced(p: &Partition, asked: i32) -> Error {
+    let ours = p.leader_epoch();
+    let (kind, reason) = if asked < ours {
+        (ErrorKind::Fenced, "FENCED_LEADER_EPOCH")
+    } else {
+        (ErrorKind::NotLeader, "NOT_LEADER")
+    };
+    Error::new(
+        kind,
+        reason,
+        format!(
+            "{}-{}: request for leader epoch {asked}, but this broker is at epoch {ours} \
+             (leader {})",
+            p.topic(),
+            p.index(),
+            p.leader()
+        ),
+    )
+    .with("leader_epoch", ours)
+}

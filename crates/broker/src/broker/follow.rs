@@ -1,0 +1,315 @@
+//! Keeps the broker in line with the store: topics and their configs, broker addresses,
+//! the controller, and the partition states that say which partitions this broker hosts,
+//! who leads them and at which epoch.
+//!
+//! Every change is handled the same way: re-read the metadata and reconcile (open newly
+//! assigned partitions, apply leadership and configs, close and delete partitions no longer
+//! assigned). One path for start-up, watch events, a broken watch and a new lease session
+//! keeps the state machine small; metadata changes are rare next to data traffic.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::partition::{METADATA_FILE, PartitionSpec};
+use super::{Broker, ClusterCache, Partition, TopicEntry, TopicPartition};
+use shale_core::error::Error;
+use shale_core::topic_config::TopicConfig;
+use shale_meta::controller::{ControllerRecord, read_view};
+use shale_meta::{Revision, WatchEvent};
+
+/// Pause after a failed read or watch before trying again.
+const RETRY: Duration = Duration::from_millis(200);
+/// Partitions opened at once during a resync.
+const OPEN_CONCURRENCY: usize = 8;
+/// Let bursts of events (a topic's partitions are written in chunks) settle.
+const DEBOUNCE: Duration = Duration::from_millis(10);
+
+impl Broker {
+    /// Re-reads the cluster metadata and reconciles hosted partitions with it. Returns the
+    /// revision to watch from (exclusive).
+    pub(super) async fn resync(&self) -> Result<Revision, Error> {
+        let _guard = self.sync_lock.lock().await;
+        self.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::unavailable("broker is closing"));
+        }
+        let session = self.membership.session();
+        let store = self.topics.store();
+        let keys = self.topics.keys();
+        let (view, revision) = read_view(store, keys).await?;
+        let controller = match store.get(&keys.controller()).await? {
+            Some(kv) => {
+                shale_meta::Versioned::<ControllerRecord>::decode(kv).map_or(-1, |v| v.value.id)
+            }
+            None => -1,
+        };
+
+        let mut cache = ClusterCache::default();
+        for record in view.topics {
+            let config = match TopicConfig::resolve(&self.defaults, &record.configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %record.name, error = %e, "stored topic configs are invalid; using defaults");
+                    self.defaults.clone()
+                }
+            };
+            cache
+                .topics
+                .insert(record.name.clone(), TopicEntry { record, config: Arc::new(config) });
+        }
+        for ((topic, p), (state, revision)) in view.partitions {
+            cache.states.insert((topic, p), (state, revision));
+        }
+        cache.brokers = view.brokers.into_iter().collect();
+
+        // Partitions assigned here, with what they need to open.
+        let mut assigned: HashMap<TopicPartition, PartitionSpec> = HashMap::new();
+        for ((topic, p), (state, _)) in &cache.states {
+            let Some(entry) = cache.topics.get(topic) else { continue };
+            if state.replicas.contains(&self.id) {
+                assigned.insert(
+                    (topic.clone(), *p),
+                    PartitionSpec {
+                        topic: topic.clone(),
+                        topic_id: entry.record.id.clone(),
+                        index: *p,
+                        broker_id: self.id,
+                        state: self.as_applied(state),
+                        config: entry.config.clone(),
+                        remote: self.remote.clone(),
+                    },
+                );
+            }
+        }
+
+        // Close partitions no longer assigned (topic deleted or replica moved away) first,
+        // so a re-created topic of the same name opens fresh directories.
+        let unassigned: Vec<Arc<Partition>> = match self.partitions.write() {
+            Ok(mut map) => {
+                let gone: Vec<TopicPartition> = map
+                    .iter()
+                    .filter(|(k, p)| {
+                        assigned.get(*k).is_none_or(|spec| spec.topic_id != p.topic_id())
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                gone.into_iter().filter_map(|k| map.remove(&k)).collect()
+            }
+            Err(_) => return Err(Error::internal("partition map poisoned")),
+        };
+        for p in unassigned {
+            self.stop_fetcher(&(p.topic().to_string(), p.index()));
+            drop_partition(p).await?;
+        }
+
+        // Addresses and states first: fetchers started below look leaders up in the cache.
+        *self.cache.write().map_err(|_| Error::internal("metadata cache poisoned"))? = cache;
+        let mut to_open = Vec::new();
+        for (key, spec) in assigned.iter() {
+            if let Some(p) = self.hosted_partition(&key.0, key.1) {
+                p.set_state(&spec.state);
+                if p.config() != spec.config {
+                    p.set_config(spec.config.clone());
+                }
+                self.ensure_fetcher(&p, &spec.state);
+            } else {
+                to_open.push(spec.clone());
+            }
+        }
+        // Opening is mostly fsyncs; overlap a few so thousands of partitions open quickly.
+        let mut opening = futures::stream::iter(to_open.into_iter().map(|spec| {
+            let data_dir = self.data_dir();
+            let clock = self.clock.clone();
+            let resources = self.resources.clone();
+            let state = spec.state.clone();
+            let key = (spec.topic.clone(), spec.index);
+            async move {
+                let part = tokio::task::spawn_blocking(move || {
+                    Partition::open(&data_dir, spec, clock, resources)
+                })
+                .await
+                .map_err(|e| Error::internal(format!("open task failed: {e}")))
+                .and_then(|r| r);
+                (key, part.map(|p| (Arc::new(p), state)))
+            }
+        }))
+        .buffer_unordered(OPEN_CONCURRENCY);
+        while let Some((key, opened)) = opening.next().await {
+            // One partition that cannot open (damaged metadata, a failed disk) stays closed,
+            // loudly, and is tried again on the next resync; the others serve.
+            let (part, state) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    tracing::error!(topic = %key.0, partition = key.1, error = %e,
+                        "cannot open partition; it stays offline on this broker");
+                    continue;
+                }
+            };
+            part.start();
+            self.partitions
+                .write()
+                .map_err(|_| Error::internal("partition map poisoned"))?
+                .insert((part.topic().to_string(), part.index()), part.clone());
+            self.ensure_fetcher(&part, &state);
+        }
+        self.remove_orphan_dirs(&assigned).await;
+        self.load_tier_pointers().await?;
+
+        self.controller_id.store(controller, std::sync::atomic::Ordering::Release);
+        self.synced_session.store(session, std::sync::atomic::Ordering::Release);
+        self.synced_tx.send_modify(|n| *n += 1);
+        Ok(revision)
+    }
+
+    /// Removes partition directories no assignment owns (left by a deletion cut short).
+    async fn remove_orphan_dirs(&self, assigned: &HashMap<TopicPartition, PartitionSpec>) {
+        let expected: HashSet<String> = assigned.keys().map(|(t, p)| format!("{t}-{p}")).collect();
+        let Ok(entries) = std::fs::read_dir(self.data_dir()) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let is_partition_dir = entry.path().join(METADATA_FILE).exists();
+            if is_partition_dir && !expected.contains(&name) {
+                tracing::warn!(dir = %name, "removing a partition directory no longer assigned here");
+                let path = entry.path();
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
+            }
+        }
+    }
+
+    /// Waits (bounded) until a resync newer than now has happened and `done` holds.
+    pub(super) async fn wait_for_metadata(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Broker) -> bool,
+    ) -> bool {
+        let mut synced = self.synced_tx.subscribe();
+        let wait = async {
+            loop {
+                synced.borrow_and_update();
+                if done(self) {
+                    return;
+                }
+                if synced.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok() && done(self)
+    }
+}
+
+/// Closes a partition and deletes its data.
+pub(super) async fn drop_partition(p: Arc<Partition>) -> Result<(), Error> {
+    tracing::info!(topic = p.topic(), partition = p.index(), "closing and deleting partition");
+    p.mark_closed();
+    let log = p.log().clone();
+    let dir = p.dir().to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<(), Error> {
+        log.close()?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("cannot remove {}: {e}", dir.display())))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("delete task failed: {e}")))?
+}
+
+/// Follows metadata changes until the broker is gone.
+pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
+    let mut live = match broker.upgrade() {
+        Some(b) => b.membership.subscribe(),
+        None => return,
+    };
+    loop {
+        let Some(b) = broker.upgrade() else { return };
+        let store = b.topics.store().clone();
+        let root = b.topics.keys().root().to_string();
+        drop(b);
+        let mut watch = match store.watch_prefix(&root, from + 1).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata watch failed; retrying");
+                None
+            }
+        };
+        // Resync on every change of brokers, topics, partition states or the controller,
+        // after a broken watch (store restarted, compaction, slow reader) and on liveness
+        // changes. Tier pointers (one per tiered partition, moved by every upload) are
+        // applied as they come, without a resync; offsets, groups, upload claims and id
+        // counters plan nothing here.
+        while let Some(w) = watch.as_mut() {
+            let event = tokio::select! {
+                event = w.next() => Some(event),
+                changed = live.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    None
+                }
+            };
+            let healthy = match event {
+                None => {
+                    tracing::debug!("resync: liveness changed");
+                    true
+                }
+                Some(Some(Ok(WatchEvent::Put(kv)))) => {
+                    let Some(b) = broker.upgrade() else { return };
+                    if b.is_tier_key(&kv.key) {
+                        b.apply_tier_pointer(kv);
+                        continue;
+                    }
+                    if !b.topics.keys().shapes_placement(&kv.key) {
+                        continue;
+                    }
+                    tracing::debug!(key = %kv.key, "resync: metadata changed");
+                    true
+                }
+                Some(Some(Ok(WatchEvent::Delete { key, .. }))) => {
+                    let Some(b) = broker.upgrade() else { return };
+                    if !b.topics.keys().shapes_placement(&key) {
+                        continue;
+                    }
+                    true
+                }
+                other => {
+                    tracing::debug!(event = ?other, "resync: the metadata watch broke");
+                    false
+                }
+            };
+            if !healthy {
+                // Keep serving on what we know: leadership cannot move while our lease is
+                // provably alive, and a new lease (session) forces a re-read before leading.
+                break;
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+            if resync(&broker).await.is_none() {
+                return;
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+        from = match resync(&broker).await {
+            Some(r) => r,
+            None => return,
+        };
+    }
+}
+
+/// Resyncs until it succeeds; `None` once the broker is gone or closing.
+async fn resync(broker: &Weak<Broker>) -> Option<Revision> {
+    loop {
+        let b = broker.upgrade()?;
+        if b.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        match b.resync().await {
+            Ok(r) => return Some(r),
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata resync failed; retrying");
+                drop(b);
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}

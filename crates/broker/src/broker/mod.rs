@@ -1,0 +1,737 @@
+//! The broker: hosts partition replicas as the metadata assigns them, serves produce, fetch
+//! and admin requests on top of `log` and `meta`, and takes part in membership and
+//! controller election.
+//!
+//! - `partition`: one hosted partition (log + leader + epoch + config) and its durability rules.
+//! - `fetch`: the long-polling fetch loop behind the `Fetch` stream.
+//! - `topics`: create, delete, alter and describe topics.
+//! - `follow`: keeps hosted partitions in line with the partition states in the store.
+//! - `identity`: the broker id of a data directory.
+//! - `idempotence`: producer ids and per-partition producer state (dedup by sequence).
+//! - `replication`: ISR, follower progress and the high watermark of a partition.
+//! - `fetcher`: the follower side of replication (truncate, then pull from the leader).
+//! - `tasks`: background work (retention, interval flush).
+//! - `liveness`: watches the other brokers and records those whose process is gone, so
+//!   the controller moves their leaderships without waiting out their lease.
+
+mod drain;
+pub mod fetch;
+mod fetcher;
+mod follow;
+pub mod idempotence;
+pub mod identity;
+mod liveness;
+pub mod partition;
+pub mod remote;
+pub mod replication;
+mod tasks;
+pub use drain::DrainReport;
+mod tiering;
+pub mod topics;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+
+use crate::settings::Settings;
+use shale_core::acks::Acks;
+use shale_core::clock::SharedClock;
+use shale_core::error::{Error, ErrorKind};
+use shale_core::record::{BatchBuilder, Compression, Record};
+use shale_core::topic_config::TopicConfig;
+use shale_meta::membership::Membership;
+use shale_meta::topics::{BrokerRecord, PartitionState, TopicStore};
+use shale_meta::{Keys, MetaStore};
+use shale_storage::log::LogResources;
+
+pub use partition::{Partition, PendingAck, Produced};
+pub use tiering::ScrubStats;
+
+/// A (topic, partition) pair.
+pub type TopicPartition = (String, u32);
+
+/// What a producer sends: ready batches or plain records the broker batches.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// One or more Kafka RecordBatch v2 batches, back to back.
+    Batches(Bytes),
+    /// Plain records; the broker builds one uncompressed batch.
+    Records(Vec<Record>),
+}
+
+/// Topic facts cached by the broker.
+#[derive(Debug, Clone)]
+pub struct TopicEntry {
+    /// Stored record.
+    pub record: shale_meta::topics::TopicRecord,
+    /// Defaults overlaid with the topic's overrides.
+    pub config: Arc<TopicConfig>,
+}
+
+/// What the broker knows of the cluster, refreshed from the store by `follow`.
+#[derive(Debug, Default)]
+struct ClusterCache {
+    topics: HashMap<String, TopicEntry>,
+    states: HashMap<TopicPartition, (PartitionState, shale_meta::Revision)>,
+    brokers: HashMap<i32, BrokerRecord>,
+}
+
+/// One Shale broker.
+#[derive(Debug)]
+pub struct Broker {
+    id: i32,
+    settings: Settings,
+    defaults: TopicConfig,
+    clock: SharedClock,
+    topics: TopicStore,
+    membership: Membership,
+    resources: Arc<LogResources>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    cache: RwLock<ClusterCache>,
+    /// Membership session whose metadata the caches reflect (0 = not in sync).
+    synced_session: AtomicU64,
+    /// Bumped after every resync, so callers can wait for metadata to arrive.
+    synced_tx: tokio::sync::watch::Sender<u64>,
+    controller_id: AtomicI32,
+    /// Peers known to be gone before their lease expired (see `liveness`).
+    obituaries: shale_meta::controller::Obituaries,
+    /// The broker itself, for tasks it spawns.
+    self_ref: std::sync::OnceLock<std::sync::Weak<Broker>>,
+    /// Producer ids for idempotent producers.
+    producer_ids: idempotence::ProducerIds,
+    /// Channels to other brokers (replication).
+    peers: std::sync::Mutex<HashMap<String, tonic::transport::Channel>>,
+    /// Follower fetchers by partition, with the leader epoch they follow.
+    fetchers: std::sync::Mutex<HashMap<TopicPartition, (i32, JoinHandle<()>)>>,
+    /// Serializes topic create/delete/alter on this broker.
+    admin_lock: tokio::sync::Mutex<()>,
+    /// Metadata re-reads (resyncs) since start, for `/metrics`.
+    resyncs: AtomicU64,
+    /// Serializes resyncs (opening and closing partitions).
+    sync_lock: tokio::sync::Mutex<()>,
+    closing: AtomicBool,
+    /// Controlled shutdown under way: produce is refused (retriable) while leadership
+    /// moves away.
+    draining: AtomicBool,
+    /// Held by the uploader during a pass, so a drain can wait for uploads in flight.
+    upload_pass: Arc<tokio::sync::Mutex<()>>,
+    /// Flips to true when the broker closes; ends long-polls.
+    closed_tx: tokio::sync::watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Remote reads (and through them the catalog of manifests and objects in the bucket),
+    /// when the broker has an object store.
+    remote: Option<shale_storage::tier::reader::RemoteReader>,
+    /// What the bucket scrubber found and removed.
+    scrub_stats: tiering::ScrubStats,
+    /// Consumer groups this broker coordinates.
+    groups: crate::groups::Coordinator,
+    /// (when, bytes) of the last sum of local log sizes, for the disk budget.
+    disk_usage: std::sync::Mutex<(i64, u64)>,
+    /// Produce/fetch traffic by topic and request latencies.
+    requests: Arc<crate::metrics::RequestMetrics>,
+}
+
+/// How stale the local disk usage behind the budget check may be.
+const DISK_USAGE_REFRESH_MS: i64 = 100;
+
+impl Broker {
+    /// Opens the broker: resolves its id, registers it, opens the partitions assigned to it,
+    /// and starts membership, controller election, metadata following and background tasks.
+    /// `meta`, `clock` and the object store (`bucket`, optional) are the injected parts.
+    pub async fn open(
+        settings: Settings,
+        meta: Arc<dyn MetaStore>,
+        clock: SharedClock,
+        bucket: Option<shale_storage::tier::Bucket>,
+    ) -> Result<Arc<Broker>, Error> {
+        settings.validate()?;
+        let defaults = settings.topic_defaults()?;
+        let data_dir = settings.broker.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            Error::internal(format!("cannot create data dir {}: {e}", data_dir.display()))
+        })?;
+        let keys = Keys::new(&settings.cluster.name)?;
+        let id =
+            identity::resolve(settings.broker.id, &data_dir, &settings.cluster.name, &meta, &keys)
+                .await?;
+        let record = BrokerRecord {
+            id,
+            address: settings.broker.advertised_address(),
+            rack: settings.broker.rack.clone(),
+            started_ms: clock.now_ms(),
+            incarnation: new_incarnation(),
+            draining: false,
+        };
+        let ttl = Duration::from_secs(settings.cluster.lease_ttl_secs);
+        let membership = Membership::join(meta.clone(), keys.clone(), record, ttl).await?;
+        let resources = Arc::new(LogResources::new(
+            settings.log.fd_cache_capacity,
+            settings.log.index_cache_bytes,
+        ));
+        let broker = Arc::new(Broker {
+            id,
+            defaults,
+            clock,
+            topics: TopicStore::new(meta.clone(), keys.clone()),
+            producer_ids: idempotence::ProducerIds::new(meta.clone(), &keys),
+            membership: membership.clone(),
+            resources,
+            partitions: RwLock::new(HashMap::new()),
+            cache: RwLock::new(ClusterCache::default()),
+            synced_session: AtomicU64::new(0),
+            synced_tx: tokio::sync::watch::channel(0).0,
+            controller_id: AtomicI32::new(-1),
+            obituaries: Default::default(),
+            self_ref: std::sync::OnceLock::new(),
+            peers: std::sync::Mutex::new(HashMap::new()),
+            fetchers: std::sync::Mutex::new(HashMap::new()),
+            admin_lock: tokio::sync::Mutex::new(()),
+            resyncs: AtomicU64::new(0),
+            sync_lock: tokio::sync::Mutex::new(()),
+            closing: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            upload_pass: Arc::new(tokio::sync::Mutex::new(())),
+            closed_tx: tokio::sync::watch::channel(false).0,
+            tasks: std::sync::Mutex::new(Vec::new()),
+            remote: bucket.map(|b| {
+                let catalog = Arc::new(shale_storage::tier::Catalog::new(
+                    b,
+                    meta.clone(),
+                    keys.clone(),
+                    &settings.cluster.name,
+                ));
+                shale_storage::tier::reader::RemoteReader::new(catalog, &settings.tier)
+            }),
+            scrub_stats: tiering::ScrubStats::default(),
+            groups: crate::groups::Coordinator::new(
+                meta.clone(),
+                keys.clone(),
+                settings.groups.clone(),
+            ),
+            disk_usage: std::sync::Mutex::new((i64::MIN / 2, 0)),
+            requests: Arc::default(),
+            settings,
+        });
+        let _ = broker.self_ref.set(Arc::downgrade(&broker));
+        let revision = broker.resync().await?;
+        let handles = vec![
+            tokio::spawn(membership.clone().run()),
+            tokio::spawn(shale_meta::controller::run(
+                meta,
+                keys,
+                membership,
+                broker.obituaries.clone(),
+            )),
+            tokio::spawn(follow::run(Arc::downgrade(&broker), revision)),
+            liveness::start(&broker),
+        ];
+        if let Ok(mut tasks) = broker.tasks.lock() {
+            tasks.extend(handles);
+        }
+        tasks::start(&broker);
+        tiering::start(&broker);
+        Ok(broker)
+    }
+
+    /// Resolves to true once the broker is closing.
+    pub fn closed_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closed_tx.subscribe()
+    }
+
+    /// This broker's id.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// The tiered-storage catalog, when the broker has an object store.
+    pub fn catalog(&self) -> Option<&Arc<shale_storage::tier::Catalog>> {
+        self.remote.as_ref().map(|r| r.catalog())
+    }
+
+    /// The remote reader (cold reads), when the broker has an object store.
+    pub fn remote_reader(&self) -> Option<&shale_storage::tier::reader::RemoteReader> {
+        self.remote.as_ref()
+    }
+
+    /// The consumer group coordinator.
+    pub fn groups(&self) -> &crate::groups::Coordinator {
+        &self.groups
+    }
+
+    /// Live brokers (id, address), by id.
+    pub fn live_brokers(&self) -> Vec<(i32, String)> {
+        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let mut out: Vec<(i32, String)> =
+            cache.brokers.values().map(|b| (b.id, b.address.clone())).collect();
+        out.sort();
+        out
+    }
+
+    /// The brokers that coordinate consumer groups: the live ones that are not draining (a
+    /// draining broker hands its groups over before it leaves), or every live one when all
+    /// of them drain.
+    pub fn coordinator_candidates(&self) -> Vec<(i32, String)> {
+        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let mut out: Vec<(i32, String)> = cache
+            .brokers
+            .values()
+            .filter(|b| !b.draining)
+            .map(|b| (b.id, b.address.clone()))
+            .collect();
+        if out.is_empty() {
+            out = cache.brokers.values().map(|b| (b.id, b.address.clone())).collect();
+        }
+        out.sort();
+        out
+    }
+
+    /// Names of every topic, sorted.
+    pub fn topic_names(&self) -> Vec<String> {
+        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let mut out: Vec<String> = cache.topics.keys().cloned().collect();
+        out.sort();
+        out
+    }
+
+    /// `ListOffsets` for any partition: answered here when this broker leads it, else by
+    /// its leader.
+    pub async fn list_offsets_anywhere(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: Option<shale_proto::pb::list_offsets_request::Spec>,
+    ) -> Result<shale_proto::pb::ListOffsetsResponse, Error> {
+        use shale_proto::pb;
+        match self.partition(topic, partition) {
+            Ok(p) => {
+                let log_start = p.log_start_offset();
+                let hw = p.high_watermark();
+                let (offset, timestamp_ms) = match spec {
+                    Some(pb::list_offsets_request::Spec::Earliest(_)) => (log_start, -1),
+                    None | Some(pb::list_offsets_request::Spec::Latest(_)) => (hw, -1),
+                    Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => {
+                        p.offset_for_timestamp(ts).await?.unwrap_or((-1, -1))
+                    }
+                };
+                Ok(pb::ListOffsetsResponse {
+                    offset,
+                    timestamp_ms,
+                    log_start_offset: log_start,
+                    high_watermark: hw,
+                })
+            }
+            Err(e) if e.kind == ErrorKind::NotLeader => {
+                let addr = e.details.get("leader_address").cloned().unwrap_or_default();
+                if addr.is_empty() {
+                    return Err(e);
+                }
+                let mut client = pb::log_client::LogClient::new(self.peer(&addr)?);
+                let request = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec };
+                let response = client
+                    .list_offsets(request)
+                    .await
+                    .map_err(|s| shale_proto::status::from_status(&s))?;
+                Ok(response.into_inner())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Metadata re-reads (resyncs) since start.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(Ordering::Relaxed)
+    }
+
+    /// What the bucket scrubber found and removed.
+    pub fn scrub_stats(&self) -> &tiering::ScrubStats {
+        &self.scrub_stats
+    }
+
+    /// The settings the broker runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The metadata registry.
+    pub fn topic_store(&self) -> &TopicStore {
+        &self.topics
+    }
+
+    /// Request counters and latency histograms.
+    pub fn request_metrics(&self) -> &Arc<crate::metrics::RequestMetrics> {
+        &self.requests
+    }
+
+    /// The broker's registration and lease.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// The injected clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The controller as last seen (-1 when none).
+    pub fn controller_id(&self) -> i32 {
+        self.controller_id.load(Ordering::Acquire)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.settings.broker.data_dir.clone()
+    }
+
+    /// Every hosted partition.
+    pub fn hosted(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    fn hosted_partition(&self, topic: &str, partition: u32) -> Option<Arc<Partition>> {
+        self.partitions.read().ok()?.get(&(topic.to_string(), partition)).cloned()
+    }
+
+    /// The cached entry of a topic, or NotFound.
+    pub fn topic(&self, name: &str) -> Result<TopicEntry, Error> {
+        let cache = self.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
+        cache.topics.get(name).cloned().ok_or_else(|| unknown_topic(name))
+    }
+
+    /// The partition this broker leads, or the precise reason it cannot serve it here:
+    /// unknown topic, partition out of range, not the leader (with the leader's address),
+    /// offline, or this broker not live.
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Error> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::unavailable("broker is shutting down; retry on another broker"));
+        }
+        if let Some(p) = self.hosted_partition(topic, partition).filter(|p| p.is_leader()) {
+            self.check_serving()?;
+            return Ok(p);
+        }
+        let (entry, state, leader) = {
+            let cache =
+                self.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
+            let entry = cache.topics.get(topic).cloned().ok_or_else(|| unknown_topic(topic))?;
+            let state = cache.states.get(&(topic.to_string(), partition)).map(|(s, _)| s.clone());
+            let leader = state.as_ref().and_then(|s| cache.brokers.get(&s.leader).cloned());
+            (entry, state, leader)
+        };
+        if partition >= entry.record.partitions {
+            return Err(shale_core::error::partition_out_of_range(
+                topic,
+                partition,
+                entry.record.partitions,
+            ));
+        }
+        match (state, leader) {
+            (None, _) => Err(Error::unavailable(format!(
+                "partition {topic}-{partition} is being created; retry"
+            ))),
+            (Some(s), _) if s.leader < 0 => Err(Error::new(
+                ErrorKind::Unavailable,
+                "PARTITION_OFFLINE",
+                format!(
+                    "partition {topic}-{partition} is offline: no live in-sync replica \
+                     (replicas {:?}, in sync {:?}); it serves again when one returns",
+                    s.replicas, s.isr
+                ),
+            )
+            .with("topic", topic)
+            .with("partition", partition)
+            .with("leader_epoch", s.leader_epoch)),
+            (Some(s), _) if s.leader == self.id && !s.confirms(self.id, self.incarnation()) => {
+                Err(Error::unavailable(format!(
+                    "broker {} restarted and leads partition {topic}-{partition} only once the \
+                     controller confirms it under a new leader epoch (now {}); retry",
+                    self.id, s.leader_epoch
+                )))
+            }
+            (Some(s), _) if s.leader == self.id => Err(Error::unavailable(format!(
+                "partition {topic}-{partition} is being opened on broker {}; retry",
+                self.id
+            ))),
+            (Some(s), leader) => Err(Error::new(
+                ErrorKind::NotLeader,
+                "NOT_LEADER",
+                format!(
+                    "broker {} does not lead partition {topic}-{partition}; broker {} at {} does \
+                     (epoch {})",
+                    self.id,
+                    s.leader,
+                    leader.as_ref().map_or("an unknown address", |b| b.address.as_str()),
+                    s.leader_epoch
+                ),
+            )
+            .with("topic", topic)
+            .with("partition", partition)
+            .with("leader_id", s.leader)
+            .with("leader_epoch", s.leader_epoch)
+            .with("leader_address", leader.map(|b| b.address).unwrap_or_default())),
+        }
+    }
+
+    /// This broker process's incarnation (see [`BrokerRecord::incarnation`]).
+    pub fn incarnation(&self) -> u64 {
+        self.membership.incarnation()
+    }
+
+    /// `state` as this broker applies it: a leadership recorded for an earlier incarnation
+    /// of this broker is not taken up (the partition has no leader here) until the
+    /// controller confirms this incarnation under a new epoch. The earlier process may have
+    /// acknowledged records this one lost with its unsynced data; leading at the old epoch
+    /// would hand out their offsets again.
+    pub(crate) fn as_applied(&self, state: &PartitionState) -> PartitionState {
+        match state.leader == self.id && !state.confirms(self.id, self.incarnation()) {
+            true => PartitionState { leader: -1, ..state.clone() },
+            false => state.clone(),
+        }
+    }
+
+    /// The partition, if this broker leads it at exactly `epoch` (replica requests).
+    pub fn leader_at_epoch(
+        &self,
+        topic: &str,
+        partition: u32,
+        epoch: i32,
+    ) -> Result<Arc<Partition>, Error> {
+        let p = self.partition(topic, partition)?;
+        if p.leader_epoch() != epoch {
+            return Err(fetcher::fenced(&p, epoch));
+        }
+        Ok(p)
+    }
+
+    /// A new id for an idempotent producer.
+    pub async fn init_producer_id(&self) -> Result<(i64, i16), Error> {
+        Ok((self.producer_ids.next().await?, 0))
+    }
+
+    /// Whether this broker may act as leader now: its lease is provably alive and the
+    /// metadata it acts on was read in the current lease session.
+    /// Whether the broker closes (or has closed).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Ready to serve: holding the membership lease and caught up with the metadata of the
+    /// current session.
+    pub fn check_serving(&self) -> Result<(), Error> {
+        if !self.membership.is_live() {
+            return Err(self.membership.not_live_error());
+        }
+        if self.synced_session.load(Ordering::Acquire) != self.membership.session() {
+            return Err(Error::unavailable(format!(
+                "broker {} is catching up with cluster metadata; retry",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Appends to a partition and waits as `acks` asks.
+    pub async fn produce(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: u32,
+        payload: Payload,
+        acks: Acks,
+    ) -> Result<Produced, Error> {
+        self.append(topic, partition, payload, acks).await?.await
+    }
+
+    /// Appends to a partition; the returned future resolves once `acks` is satisfied and
+    /// this broker still leads the partition at the epoch it appended with.
+    pub async fn append(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: u32,
+        payload: Payload,
+        acks: Acks,
+    ) -> Result<PendingAck, Error> {
+        let p = self.partition(topic, partition)?;
+        if self.is_draining() {
+            return Err(drain::draining_error(self.id));
+        }
+        let batches = match payload {
+            Payload::Batches(b) => b,
+            Payload::Records(records) => self.build_batch(records)?,
+        };
+        if batches.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "INVALID_BATCH",
+                "produce request has no records",
+            ));
+        }
+        self.check_disk_budget(batches.len() as u64)?;
+        let pending = p.append(batches, acks).await?;
+        if acks == Acks::None {
+            return Ok(pending);
+        }
+        let broker = self.clone();
+        let epoch = p.leader_epoch();
+        Ok(Box::pin(async move {
+            // A leader that stops serving (lease lost, epoch moved) answers at once rather
+            // than after the replication timeout: the client can go to the new leader.
+            let produced = tokio::select! {
+                r = pending => r?,
+                _ = broker.stops_leading(&p, epoch) => {
+                    broker.check_serving()?;
+                    return Err(Error::new(
+                        ErrorKind::NotLeader,
+                        "NOT_LEADER",
+                        format!(
+                            "leadership of {}-{} moved on from epoch {epoch} before the write \
+                             was acknowledged; it was not acknowledged",
+                            p.topic(),
+                            p.index()
+                        ),
+                    ));
+                }
+            };
+            // Fencing: acknowledge only if, after the fsync, this broker is still live and
+            // still leads at the epoch the batch was written with.
+            broker.check_serving()?;
+            if !p.is_leader() || p.leader_epoch() != produced.leader_epoch {
+                return Err(Error::new(
+                    ErrorKind::NotLeader,
+                    "NOT_LEADER",
+                    format!(
+                        "leadership of {}-{} moved (epoch {} -> {}) before the write was \
+                         acknowledged; it was not acknowledged",
+                        p.topic(),
+                        p.index(),
+                        produced.leader_epoch,
+                        p.leader_epoch()
+                    ),
+                ));
+            }
+            Ok(produced)
+        }))
+    }
+
+    /// Refuses produce (retriable) while the local logs hold more than
+    /// `tier.local_disk_budget_bytes`: uploads and local retention free space, and until
+    /// they do (a bucket that is down) the disk does not fill.
+    ///
+    /// The logs' sizes are summed at most every `DISK_USAGE_REFRESH_MS` (and on every
+    /// request once at the budget); in between, each admitted request adds its `incoming`
+    /// bytes to the estimate, so a fast producer overshoots by about one request, not by
+    /// what it writes in a refresh interval.
+    fn check_disk_budget(&self, incoming: u64) -> Result<(), Error> {
+        let budget = self.settings.tier.local_disk_budget_bytes;
+        if budget == 0 {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let mut usage = self.disk_usage.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, cached) = *usage;
+        let (at, used) = if now - at >= DISK_USAGE_REFRESH_MS || cached >= budget {
+            (now, self.hosted().iter().map(|p| p.log().size_bytes()).sum())
+        } else {
+            (at, cached)
+        };
+        if used < budget {
+            *usage = (at, used + incoming);
+            return Ok(());
+        }
+        *usage = (at, used);
+        drop(usage);
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "LOCAL_DISK_BUDGET_EXCEEDED",
+            format!(
+                "broker {} holds {used} bytes of local log, at or above \
+                 tier.local_disk_budget_bytes {budget}; writes resume once segments are \
+                 uploaded and local retention frees space (retry)",
+                self.id
+            ),
+        )
+        .with("used_bytes", used)
+        .with("budget_bytes", budget))
+    }
+
+    /// Resolves once this broker no longer serves `p` as leader at `epoch`.
+    async fn stops_leading(&self, p: &Partition, epoch: i32) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if self.check_serving().is_err() || !p.is_leader() || p.leader_epoch() != epoch {
+                return;
+            }
+        }
+    }
+
+    fn build_batch(&self, records: Vec<Record>) -> Result<Bytes, Error> {
+        if records.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "INVALID_BATCH",
+                "produce request has no records",
+            ));
+        }
+        let now = self.clock.now_ms();
+        let mut builder = BatchBuilder::new(Compression::None);
+        for mut r in records {
+            if r.timestamp_ms == 0 {
+                r.timestamp_ms = now;
+            }
+            builder.push(r);
+        }
+        Ok(builder.build())
+    }
+
+    /// Closes every partition cleanly (flush, recovery point) and deregisters.
+    pub async fn close(&self) -> Result<(), Error> {
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.closed_tx.send_replace(true);
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
+        if let Ok(mut fetchers) = self.fetchers.lock() {
+            for (_, (_, t)) in fetchers.drain() {
+                t.abort();
+            }
+        }
+        let _sync = self.sync_lock.lock().await;
+        let parts: Vec<Arc<Partition>> = self
+            .partitions
+            .write()
+            .map(|mut m| m.drain().map(|(_, p)| p).collect())
+            .unwrap_or_default();
+        let mut first_error = None;
+        for p in parts {
+            p.mark_closed();
+            let log = p.log().clone();
+            let res = tokio::task::spawn_blocking(move || log.close())
+                .await
+                .map_err(|e| Error::internal(e.to_string()))
+                .and_then(|r| r.map_err(Error::from));
+            if let Err(e) = res {
+                tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "close failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        self.membership.leave().await;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The error for a topic that does not exist.
+pub fn unknown_topic(name: &str) -> Error {
+    Error::new(ErrorKind::NotFound, "UNKNOWN_TOPIC", format!("unknown topic {name:?}"))
+        .with("topic", name)
+}
+
+/// A new broker incarnation: random and never 0 (0 marks records that have none).
+fn new_incarnation() -> u64 {
+    rand::random::<u64>().max(1)
+}

@@ -1,0 +1,93 @@
+//! Producer-state snapshots of a partition (`{offset:020}.snapshot`, as Kafka's): written
+//! when the log rolls, loaded on open with the rest of the log replayed after them, and
+//! removed past a truncation.
+
+use super::Partition;
+use crate::broker::idempotence::{snapshot_name, snapshot_offset};
+
+/// Offsets of the log tail scanned for producer state when a partition opens without a
+/// producer-state snapshot (a log written before snapshots).
+pub(super) const PRODUCER_STATE_SCAN: i64 = 10_000;
+/// Producer-state snapshots kept per partition (the newest).
+const SNAPSHOTS_KEPT: usize = 2;
+
+impl Partition {
+    /// Rebuilds producer state after open: from the newest readable snapshot within the
+    /// log, then the batches after it; without one (a log written before snapshots), from
+    /// the last `PRODUCER_STATE_SCAN` offsets.
+    pub(super) fn rebuild_producer_state(&self) {
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        let mut from = (end - PRODUCER_STATE_SCAN).max(start);
+        let mut snapshots = self.snapshots();
+        snapshots.retain(|o| (start..=end).contains(o));
+        for offset in snapshots.into_iter().rev() {
+            let path = self.dir.join(snapshot_name(offset));
+            let loaded = shale_core::disk::read_optional(self.log.disk(), &path)
+                .map_err(|e| e.source.to_string())
+                .and_then(|b| b.ok_or_else(|| "gone".to_string()))
+                .and_then(|b| self.producers.load_snapshot(&b));
+            match loaded {
+                Ok(_) => {
+                    from = offset;
+                    break;
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                    "unreadable producer-state snapshot; trying an older one"),
+            }
+        }
+        let mut offset = from;
+        while offset < end {
+            let Ok(chunk) = self.log.read(offset, 1 << 20, end) else { return };
+            if chunk.bytes.is_empty() {
+                return;
+            }
+            for (header, _) in
+                shale_core::record::BatchFrames::new(&chunk.bytes, usize::MAX).flatten()
+            {
+                self.producers.record(&header, header.base_offset);
+            }
+            offset = chunk.next_offset;
+        }
+    }
+
+    /// Offsets of the producer-state snapshots in the partition directory, ascending.
+    pub(super) fn snapshots(&self) -> Vec<i64> {
+        let mut offsets: Vec<i64> = match self.log.disk().read_dir(&self.dir) {
+            Ok(names) => names.iter().filter_map(|n| snapshot_offset(n)).collect(),
+            Err(_) => vec![],
+        };
+        offsets.sort_unstable();
+        offsets
+    }
+
+    pub(super) fn remove_snapshots(&self, doomed: impl Fn(i64) -> bool) {
+        for offset in self.snapshots().into_iter().filter(|o| doomed(*o)) {
+            let path = self.dir.join(snapshot_name(offset));
+            if let Err(e) = self.log.disk().remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a producer snapshot");
+            }
+        }
+    }
+
+    /// After an append (under the append lock) that went to the segment at `base`: when
+    /// the log rolled, snapshots the producer state as of the new segment's base
+    /// (everything below it is fsynced by the roll), keeping the newest `SNAPSHOTS_KEPT`.
+    /// A failure only costs a longer replay.
+    pub(super) fn snapshot_if_rolled(&self, base: i64) {
+        let previous = self.snapshot_base.swap(base, std::sync::atomic::Ordering::Relaxed);
+        if base == previous || base <= 0 {
+            return;
+        }
+        let bytes = self.producers.encode_snapshot(base);
+        let name = snapshot_name(base);
+        if let Err(e) = shale_core::disk::write_atomic(self.log.disk(), &self.dir, &name, &bytes) {
+            tracing::warn!(path = %e.path.display(), error = %e.source,
+                "cannot write a producer snapshot; a restart replays more of the log");
+            return;
+        }
+        let all = self.snapshots();
+        let keep_from = all.len().saturating_sub(SNAPSHOTS_KEPT);
+        let oldest_kept = all.get(keep_from).copied().unwrap_or(i64::MIN);
+        self.remove_snapshots(|o| o < oldest_kept);
+    }
+}

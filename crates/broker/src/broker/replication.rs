@@ -1,0 +1,345 @@
+//! Replication state of one hosted partition: the replicas and in-sync replicas (ISR) from
+//! the partition state, each follower's log end and when it was last caught up (kept by
+//! the leader), and the high watermark.
+//!
+//! The high watermark (HW) is the offset below which every ISR member has the data durably:
+//! on the leader, the minimum of its own visible end (durable end under
+//! `flush.policy=always`) and each in-sync follower's reported log end (followers report
+//! only after append + fsync). It never moves backwards on a leader. Consumers read below
+//! it, and `acks=all` waits for it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use shale_meta::topics::PartitionState;
+
+/// What the leader knows of one follower.
+#[derive(Debug, Clone, Copy)]
+struct Follower {
+    /// Reported log end (everything below is fsynced there); -1 until the first fetch.
+    log_end: i64,
+    /// Last time the follower had everything the leader had (Kafka's lastCaughtUpTime).
+    last_caught_up: Instant,
+    /// The leader's log end when it last answered this follower, and when.
+    answered: Option<(i64, Instant)>,
+    /// The follower's incarnation as its fetches state it (0 until known).
+    incarnation: u64,
+}
+
+impl Follower {
+    fn new(now: Instant) -> Self {
+        Follower { log_end: -1, last_caught_up: now, answered: None, incarnation: 0 }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    leader: bool,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    /// Incarnations the partition state recorded for ISR members.
+    incarnations: BTreeMap<i32, u64>,
+    followers: HashMap<i32, Follower>,
+    own_end: i64,
+    /// The leader epoch applied last, and where this replica's log ended when it started
+    /// leading at it: the start offset of the current epoch.
+    epoch: i32,
+    epoch_start: i64,
+}
+
+/// Replicas, ISR, follower progress and the high watermark of one partition.
+#[derive(Debug)]
+pub struct Replication {
+    broker_id: i32,
+    inner: Mutex<Inner>,
+    hw_tx: watch::Sender<i64>,
+}
+
+impl Replication {
+    /// State for a partition opened with high watermark `hw`.
+    pub fn new(broker_id: i32, hw: i64) -> Self {
+        Replication {
+            broker_id,
+            inner: Mutex::new(Inner {
+                leader: false,
+                replicas: vec![],
+                isr: vec![],
+                incarnations: BTreeMap::new(),
+                followers: HashMap::new(),
+                own_end: hw,
+                epoch: -1,
+                epoch_start: 0,
+            }),
+            hw_tx: watch::channel(hw).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies replicas, ISR and leadership from the partition state, with this replica's
+    /// log end. A new leadership (or a new epoch of it) forgets follower positions: they are
+    /// learnt again from the followers' fetches.
+    pub fn apply(&self, state: &PartitionState, log_end: i64) {
+        let leader = state.leader == self.broker_id;
+        let mut inner = self.lock();
+        if leader && (!inner.leader || inner.epoch != state.leader_epoch) {
+            let now = Instant::now();
+            inner.followers = state
+                .replicas
+                .iter()
+                .filter(|id| **id != self.broker_id)
+                .map(|id| (*id, Follower::new(now)))
+                .collect();
+            inner.epoch_start = log_end;
+        }
+        inner.leader = leader;
+        inner.epoch = state.leader_epoch;
+        inner.replicas = state.replicas.clone();
+        inner.isr = state.isr.clone();
+        inner.incarnations = state.incarnations.clone();
+        self.recompute(&inner);
+    }
+
+    /// Replicas as last applied.
+    pub fn replicas(&self) -> Vec<i32> {
+        self.lock().replicas.clone()
+    }
+
+    /// In-sync replicas as last applied.
+    pub fn isr(&self) -> Vec<i32> {
+        self.lock().isr.clone()
+    }
+
+    /// The high watermark.
+    pub fn high_watermark(&self) -> i64 {
+        *self.hw_tx.borrow()
+    }
+
+    /// Watch the high watermark.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.hw_tx.subscribe()
+    }
+
+    /// This replica's visible log end changed (append fsynced, truncation, retention).
+    pub fn set_own_end(&self, own_end: i64) {
+        let mut inner = self.lock();
+        inner.own_end = own_end;
+        self.recompute(&inner);
+    }
+
+    /// A follower (at `incarnation`) asked for data from `fetch_offset` (its durable log
+    /// end) while the leader's log ended at `leader_log_end`.
+    pub fn follower_fetched(
+        &self,
+        id: i32,
+        incarnation: u64,
+        fetch_offset: i64,
+        leader_log_end: i64,
+    ) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let f = inner.followers.entry(id).or_insert(Follower::new(now));
+        f.log_end = fetch_offset;
+        f.incarnation = incarnation;
+        // Kafka's rule: caught up now if it has everything the leader has; else caught up as
+        // of the last answer if it has everything the leader had then.
+        if fetch_offset >= leader_log_end {
+            f.last_caught_up = now;
+        } else if let Some((leo, at)) = f.answered {
+            if fetch_offset >= leo {
+                f.last_caught_up = f.last_caught_up.max(at);
+            }
+        }
+        self.recompute(&inner);
+    }
+
+    /// The leader answered a follower's fetch while its own log ended at `leader_log_end`.
+    pub fn answered(&self, id: i32, leader_log_end: i64) {
+        let mut inner = self.lock();
+        if let Some(f) = inner.followers.get_mut(&id) {
+            f.answered = Some((leader_log_end, Instant::now()));
+        }
+    }
+
+    /// The incarnation a follower's fetches stated (0 if unknown).
+    pub fn incarnation_of(&self, id: i32) -> u64 {
+        self.lock().followers.get(&id).map_or(0, |f| f.incarnation)
+    }
+
+    /// ISR members (other than the leader) not caught up within `max_lag`, or fetching
+    /// under an incarnation other than the one the ISR recorded (they restarted and may
+    /// have lost data they had reported).
+    pub fn lagging(&self, max_lag: Duration) -> Vec<i32> {
+        let inner = self.lock();
+        let now = Instant::now();
+        inner
+            .isr
+            .iter()
+            .filter(|id| **id != self.broker_id)
+            .filter(|id| {
+                inner.followers.get(id).is_none_or(|f| {
+                    now.duration_since(f.last_caught_up) > max_lag
+                        || inner
+                            .incarnations
+                            .get(id)
+                            .is_some_and(|i| f.incarnation != 0 && f.incarnation != *i)
+                })
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Replicas outside the ISR that have caught up recently, to the high watermark and to
+    /// the start of the leader's current epoch: a high watermark learnt from an earlier
+    /// leader can be stale, and a follower below the epoch start may still hold a suffix
+    /// the new leader does not have (KAFKA-7128).
+    pub fn caught_up(&self, max_lag: Duration) -> Vec<i32> {
+        let inner = self.lock();
+        let hw = self.high_watermark();
+        let now = Instant::now();
+        inner
+            .replicas
+            .iter()
+            .filter(|id| **id != self.broker_id && !inner.isr.contains(id))
+            .filter(|id| {
+                inner.followers.get(id).is_some_and(|f| {
+                    f.log_end >= hw
+                        && f.log_end >= inner.epoch_start
+                        && f.log_end >= 0
+                        && now.duration_since(f.last_caught_up) <= max_lag
+                })
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Caps the high watermark at this replica's log end (after a follower truncates).
+    pub fn cap(&self, log_end: i64) {
+        self.hw_tx.send_if_modified(|hw| {
+            if *hw > log_end {
+                *hw = log_end;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// A follower learns the leader's high watermark (kept for when it becomes leader).
+    pub fn follower_hw(&self, leader_hw: i64, own_end: i64) {
+        self.advance(leader_hw.min(own_end));
+    }
+
+    fn recompute(&self, inner: &Inner) {
+        if !inner.leader {
+            return;
+        }
+        let mut hw = inner.own_end;
+        for id in inner.isr.iter().filter(|id| **id != self.broker_id) {
+            let end = inner.followers.get(id).map_or(-1, |f| f.log_end);
+            hw = hw.min(end);
+        }
+        self.advance(hw);
+    }
+
+    fn advance(&self, hw: i64) {
+        self.hw_tx.send_if_modified(|current| {
+            if hw > *current {
+                *current = hw;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies replicas and ISR with `leader` leading at epoch 1, log end 0.
+    fn members(r: &Replication, replicas: &[i32], isr: &[i32], leader: i32) {
+        let state = PartitionState::new(replicas.to_vec(), leader, 1, isr.to_vec());
+        r.apply(&state, 0);
+    }
+
+    #[test]
+    fn hw_is_the_minimum_over_the_isr_and_never_moves_back() {
+        let r = Replication::new(1, 0);
+        members(&r, &[1, 2, 3], &[1, 2, 3], 1);
+        r.set_own_end(10);
+        assert_eq!(r.high_watermark(), 0, "followers not heard from yet");
+        r.follower_fetched(2, 0, 7, 10);
+        r.follower_fetched(3, 0, 5, 10);
+        assert_eq!(r.high_watermark(), 5);
+        r.follower_fetched(3, 0, 10, 10);
+        assert_eq!(r.high_watermark(), 7);
+        // Shrinking the ISR to the leader lets the HW follow the leader alone.
+        members(&r, &[1, 2, 3], &[1], 1);
+        assert_eq!(r.high_watermark(), 10);
+        members(&r, &[1, 2, 3], &[1, 2], 1);
+        assert_eq!(r.high_watermark(), 10, "never backwards");
+    }
+
+    #[test]
+    fn single_replica_hw_follows_the_own_end() {
+        let r = Replication::new(1, 0);
+        members(&r, &[1], &[1], 1);
+        r.set_own_end(42);
+        assert_eq!(r.high_watermark(), 42);
+        assert!(r.lagging(Duration::from_secs(1)).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn followers_that_stop_catching_up_lag_and_rejoin_when_they_do() {
+        let r = Replication::new(1, 0);
+        members(&r, &[1, 2], &[1, 2], 1);
+        r.set_own_end(10);
+        r.follower_fetched(2, 0, 0, 10);
+        r.answered(2, 10);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(r.lagging(Duration::from_secs(2)), vec![2]);
+        members(&r, &[1, 2], &[1], 1);
+        r.follower_fetched(2, 0, 10, 10);
+        assert_eq!(r.caught_up(Duration::from_secs(2)), vec![2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_rejoins_only_from_the_start_of_the_leaders_epoch() {
+        // Leader 1 took over at epoch 2 with its log ending at 10; follower 3, still in the
+        // ISR, holds the high watermark back at 5 (a stale one, learnt under epoch 1).
+        let r = Replication::new(1, 0);
+        r.apply(&PartitionState::new(vec![1, 2, 3], 1, 2, vec![1, 3]), 10);
+        r.set_own_end(12);
+        r.follower_fetched(3, 0, 5, 12);
+        assert_eq!(r.high_watermark(), 5);
+        // Follower 2 is past the HW but below the epoch start: it may still hold a suffix
+        // of epoch 1 that the new leader does not have (KAFKA-7128).
+        r.follower_fetched(2, 0, 7, 12);
+        assert!(r.caught_up(Duration::from_secs(2)).is_empty(), "below the epoch start");
+        r.follower_fetched(2, 0, 10, 12);
+        assert_eq!(r.caught_up(Duration::from_secs(2)), vec![2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_fetching_under_a_new_incarnation_is_lagging_at_once() {
+        let r = Replication::new(1, 0);
+        let mut state = PartitionState::new(vec![1, 2], 1, 1, vec![1, 2]);
+        state.incarnations = [(1, 11), (2, 22)].into();
+        r.apply(&state, 10);
+        r.set_own_end(10);
+        r.follower_fetched(2, 22, 10, 10);
+        assert!(r.lagging(Duration::from_secs(30)).is_empty());
+        // Broker 2 restarted (it may have lost its disk) and reports the same position.
+        r.follower_fetched(2, 23, 10, 10);
+        assert_eq!(r.lagging(Duration::from_secs(30)), vec![2], "a new incarnation");
+        assert_eq!(r.incarnation_of(2), 23);
+    }
+}

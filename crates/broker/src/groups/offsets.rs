@@ -1,0 +1,471 @@
+//! Committed offsets and group administration, served by any broker straight from etcd.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Coordinator;
+use super::records::{self, GroupRecord, MemberRecord, OffsetRecord};
+use crate::broker::Broker;
+use shale_core::error::{Error, ErrorKind};
+use shale_core::names::validate_group;
+use shale_meta::{Compare, KeyValue, Txn, TxnOp};
+use shale_proto::pb;
+
+/// Puts per etcd transaction (etcd's default `--max-txn-ops` is 128; one goes to the
+/// compare). A commit of more partitions is split, each part fenced the same way.
+const PUTS_PER_TXN: usize = 120;
+
+/// Attempts of a commit whose fence moved (the member's record changed) before it failed.
+const COMMIT_ATTEMPTS: usize = 5;
+
+fn fenced_member(group: &str, member: &str, why: String) -> Error {
+    Error::new(
+        ErrorKind::Fenced,
+        "FENCED_MEMBER",
+        format!("commit to group {group:?} refused: {why}"),
+    )
+    .with("group", group)
+    .with("member_id", member)
+}
+
+fn group_not_empty(group: &str, members: usize, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Invalid,
+        "GROUP_NOT_EMPTY",
+        format!(
+            "cannot {what} group {group:?}: it has {members} active member(s); stop them (or wait \
+             for their sessions to time out) first"
+        ),
+    )
+    .with("group", group)
+}
+
+fn group_not_found(group: &str) -> Error {
+    Error::new(ErrorKind::NotFound, "GROUP_NOT_FOUND", format!("group {group:?} does not exist"))
+        .with("group", group)
+}
+
+/// The group's state and member records as stored, with the state key's mod revision.
+struct Stored {
+    state_rev: i64,
+    record: Option<GroupRecord>,
+    members: BTreeMap<String, (MemberRecord, i64)>,
+}
+
+impl Coordinator {
+    async fn stored(&self, group: &str) -> Result<Stored, Error> {
+        let state_key = self.keys().group_state(group);
+        let prefix = self.keys().group_members(group);
+        let range = self.meta().range(&self.keys().group(group)).await?;
+        let mut out = Stored { state_rev: 0, record: None, members: BTreeMap::new() };
+        for kv in range.kvs {
+            if kv.key == state_key {
+                out.record = Some(records::decode(&kv.value, &format!("group {group:?} state"))?);
+                out.state_rev = kv.mod_revision;
+            } else if let Some(id) =
+                self.keys().components(&prefix, &kv.key).and_then(|c| c.into_iter().next())
+            {
+                let rec: MemberRecord =
+                    records::decode(&kv.value, &format!("member {id:?} of group {group:?}"))?;
+                out.members.insert(id, (rec, kv.mod_revision));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits offsets in one transaction (per 120 partitions), fenced by the member.
+    pub async fn commit(&self, b: &Broker, req: pb::CommitOffsetsRequest) -> Result<(), Error> {
+        let group = req.group.as_str();
+        validate_group(group)?;
+        if req.offsets.is_empty() {
+            return Ok(());
+        }
+        let mut seen = BTreeSet::new();
+        let mut puts = Vec::with_capacity(req.offsets.len());
+        let now = b.clock().now_ms();
+        for o in &req.offsets {
+            let entry = b.topic(&o.topic)?;
+            if o.partition >= entry.record.partitions {
+                return Err(shale_core::error::partition_out_of_range(
+                    &o.topic,
+                    o.partition,
+                    entry.record.partitions,
+                ));
+            }
+            if o.offset < 0 {
+                return Err(Error::invalid(format!(
+                    "offset {} for {}-{} is negative",
+                    o.offset, o.topic, o.partition
+                ))
+                .with("offset", o.offset));
+            }
+            if !seen.insert((o.topic.clone(), o.partition)) {
+                return Err(Error::invalid(format!(
+                    "{}-{} appears twice in one commit",
+                    o.topic, o.partition
+                )));
+            }
+            let record = OffsetRecord {
+                offset: o.offset,
+                metadata: o.metadata.clone(),
+                commit_ms: now,
+                topic_id: entry.record.id.clone(),
+            };
+            puts.push(TxnOp::put(
+                self.keys().offset(group, &o.topic, o.partition),
+                records::encode(&record),
+            ));
+        }
+        for chunk in puts.chunks(PUTS_PER_TXN) {
+            let mut done = false;
+            for _ in 0..COMMIT_ATTEMPTS {
+                let fence = self.commit_fence(group, &req, &seen).await?;
+                let mut txn = Txn::new().when(fence);
+                for op in chunk {
+                    txn = txn.and_then(op.clone());
+                }
+                if self.meta().txn(txn).await?.succeeded {
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                return Err(Error::unavailable(format!(
+                    "group {group:?} kept changing during the commit; retry"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The compare that fences a commit: the member's record as read now (it must exist and
+    /// own every partition committed), or, for a commit outside the group protocol, the
+    /// group state of a group without members.
+    async fn commit_fence(
+        &self,
+        group: &str,
+        req: &pb::CommitOffsetsRequest,
+        partitions: &BTreeSet<(String, u32)>,
+    ) -> Result<Compare, Error> {
+        if req.member_id.is_empty() {
+            let stored = self.stored(group).await?;
+            if !stored.members.is_empty() {
+                return Err(fenced_member(
+                    group,
+                    "",
+                    format!(
+                        "the group has {} active member(s); only they may commit (join the \
+                         group, or commit under another group id)",
+                        stored.members.len()
+                    ),
+                ));
+            }
+            return Ok(Compare::mod_revision(self.keys().group_state(group), stored.state_rev));
+        }
+        let key = self.keys().group_member(group, &req.member_id);
+        let Some(kv) = self.meta().get(&key).await? else {
+            return Err(fenced_member(
+                group,
+                &req.member_id,
+                format!(
+                    "member {:?} is not in the group (its session timed out, it left or was \
+                     removed); rejoin",
+                    req.member_id
+                ),
+            ));
+        };
+        let rec: MemberRecord = records::decode(&kv.value, &format!("member {:?}", req.member_id))?;
+        if req.member_epoch > rec.epoch {
+            return Err(fenced_member(
+                group,
+                &req.member_id,
+                format!(
+                    "member epoch {} is newer than the group's {}",
+                    req.member_epoch, rec.epoch
+                ),
+            ));
+        }
+        let owned: BTreeSet<(String, u32)> = records::to_set(&rec.assigned)
+            .union(&records::to_set(&rec.revoking))
+            .cloned()
+            .collect();
+        if let Some((t, p)) = partitions.iter().find(|tp| !owned.contains(*tp)) {
+            return Err(fenced_member(
+                group,
+                &req.member_id,
+                format!("member {:?} does not own {t}-{p}", req.member_id),
+            ));
+        }
+        Ok(Compare::mod_revision(key, kv.mod_revision))
+    }
+
+    /// Committed offsets of `group` (for `topics`, or all), skipping offsets of deleted
+    /// topic incarnations.
+    pub async fn fetch_offsets(
+        &self,
+        b: &Broker,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        validate_group(group)?;
+        let kvs: Vec<KeyValue> = if topics.is_empty() {
+            self.meta().range(&self.keys().group_offsets(group)).await?.kvs
+        } else {
+            let mut all = Vec::new();
+            for t in topics {
+                all.extend(
+                    self.meta().range(&self.keys().group_topic_offsets(group, t)).await?.kvs,
+                );
+            }
+            all
+        };
+        let prefix = self.keys().group_offsets(group);
+        let mut out = Vec::new();
+        for kv in kvs {
+            let Some(parts) = self.keys().components(&prefix, &kv.key) else { continue };
+            let [topic, partition] = parts.as_slice() else { continue };
+            let Ok(partition) = partition.parse::<u32>() else { continue };
+            let rec: OffsetRecord =
+                records::decode(&kv.value, &format!("offset of {topic}-{partition}"))?;
+            let current = b.topic(topic).ok();
+            if current.is_none_or(|e| e.record.id != rec.topic_id) {
+                continue;
+            }
+            out.push(pb::CommittedOffset {
+                topic: topic.clone(),
+                partition,
+                offset: rec.offset,
+                metadata: rec.metadata,
+                commit_time_ms: rec.commit_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sets committed offsets of an empty group.
+    pub async fn reset_offsets(
+        &self,
+        b: &std::sync::Arc<Broker>,
+        req: pb::ResetOffsetsRequest,
+    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        use pb::list_offsets_request::Spec;
+        use pb::reset_offsets_request::To;
+        let group = req.group.as_str();
+        validate_group(group)?;
+        let entry = b.topic(&req.topic)?;
+        let partitions: Vec<u32> = if req.partitions.is_empty() {
+            (0..entry.record.partitions).collect()
+        } else {
+            req.partitions.clone()
+        };
+        if let Some(p) = partitions.iter().find(|p| **p >= entry.record.partitions) {
+            return Err(shale_core::error::partition_out_of_range(
+                &req.topic,
+                *p,
+                entry.record.partitions,
+            ));
+        }
+        let stored = self.stored(group).await?;
+        if !stored.members.is_empty() {
+            return Err(group_not_empty(group, stored.members.len(), "reset the offsets of"));
+        }
+        let now = b.clock().now_ms();
+        let mut out = Vec::new();
+        let mut txn = Txn::new()
+            .when(Compare::mod_revision(self.keys().group_state(group), stored.state_rev));
+        for p in partitions {
+            let offsets = |spec| b.list_offsets_anywhere(&req.topic, p, spec);
+            let offset = match req.to {
+                None => {
+                    return Err(Error::invalid(
+                        "reset needs a target: earliest, latest, a timestamp or an offset",
+                    ));
+                }
+                Some(To::Earliest(_)) => offsets(Some(Spec::Earliest(true))).await?.offset,
+                Some(To::Latest(_)) => offsets(Some(Spec::Latest(true))).await?.offset,
+                Some(To::TimestampMs(ts)) => {
+                    let r = offsets(Some(Spec::TimestampMs(ts))).await?;
+                    if r.offset < 0 { r.high_watermark } else { r.offset }
+                }
+                Some(To::Offset(o)) => {
+                    let r = offsets(Some(Spec::Latest(true))).await?;
+                    if o < r.log_start_offset || o > r.high_watermark {
+                        return Err(Error::new(
+                            ErrorKind::OutOfRange,
+                            "OFFSET_OUT_OF_RANGE",
+                            format!(
+                                "offset {o} is outside {}-{p}'s range {}..={}",
+                                req.topic, r.log_start_offset, r.high_watermark
+                            ),
+                        )
+                        .with("offset", o));
+                    }
+                    o
+                }
+            };
+            let record = OffsetRecord {
+                offset,
+                metadata: String::new(),
+                commit_ms: now,
+                topic_id: entry.record.id.clone(),
+            };
+            txn = txn.and_then(TxnOp::put(
+                self.keys().offset(group, &req.topic, p),
+                records::encode(&record),
+            ));
+            out.push(pb::CommittedOffset {
+                topic: req.topic.clone(),
+                partition: p,
+                offset,
+                metadata: String::new(),
+                commit_time_ms: now,
+            });
+        }
+        if !req.dry_run && !self.meta().txn(txn).await?.succeeded {
+            return Err(Error::unavailable(format!(
+                "group {group:?} changed during the reset (a member joined?); retry"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Removes an empty group's state and offsets.
+    pub async fn delete_group(&self, group: &str) -> Result<(), Error> {
+        validate_group(group)?;
+        let stored = self.stored(group).await?;
+        if !stored.members.is_empty() {
+            return Err(group_not_empty(group, stored.members.len(), "delete"));
+        }
+        let offsets = self.meta().range(&self.keys().group_offsets(group)).await?;
+        if stored.record.is_none() && offsets.kvs.is_empty() {
+            return Err(group_not_found(group));
+        }
+        let txn = Txn::new()
+            .when(Compare::mod_revision(self.keys().group_state(group), stored.state_rev))
+            .and_then(TxnOp::delete_prefix(self.keys().group(group)))
+            .and_then(TxnOp::delete_prefix(self.keys().group_offsets(group)));
+        if !self.meta().txn(txn).await?.succeeded {
+            return Err(Error::unavailable(format!(
+                "group {group:?} changed during the delete (a member joined?); retry"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every group with state or offsets.
+    pub async fn list_groups(&self) -> Result<Vec<pb::GroupListing>, Error> {
+        let mut groups: BTreeMap<String, (u32, bool)> = BTreeMap::new();
+        let prefix = self.keys().groups();
+        for kv in self.meta().range(&prefix).await?.kvs {
+            let Some(parts) = self.keys().components(&prefix, &kv.key) else { continue };
+            let entry = groups.entry(parts[0].clone()).or_default();
+            if parts.len() == 3 && parts[1] == "members" {
+                entry.0 += 1;
+                let rec: MemberRecord = records::decode(&kv.value, "a member record")?;
+                entry.1 |= !rec.revoking.is_empty();
+            }
+        }
+        let prefix = self.keys().all_offsets();
+        for kv in self.meta().range(&prefix).await?.kvs {
+            if let Some(parts) = self.keys().components(&prefix, &kv.key) {
+                groups.entry(parts[0].clone()).or_default();
+            }
+        }
+        Ok(groups
+            .into_iter()
+            .map(|(group, (members, reconciling))| pb::GroupListing {
+                group,
+                state: state_name(members as usize, reconciling).to_string(),
+                members,
+            })
+            .collect())
+    }
+
+    /// Members, assignment and per-partition lag of a group.
+    pub async fn describe_group(
+        &self,
+        b: &std::sync::Arc<Broker>,
+        group: &str,
+    ) -> Result<pb::DescribeGroupResponse, Error> {
+        validate_group(group)?;
+        let stored = self.stored(group).await?;
+        let committed = self.fetch_offsets(b, group, &[]).await?;
+        if stored.record.is_none() && committed.is_empty() {
+            return Err(group_not_found(group));
+        }
+        let record = stored.record.clone().unwrap_or_default();
+        let mut owners: BTreeMap<(String, u32), String> = BTreeMap::new();
+        let mut topics: BTreeSet<String> = committed.iter().map(|c| c.topic.clone()).collect();
+        let names = b.topic_names();
+        let mut members = Vec::new();
+        let mut reconciling = false;
+        for (id, (m, _)) in &stored.members {
+            for tp in records::to_set(&m.assigned) {
+                topics.insert(tp.0.clone());
+                owners.insert(tp, id.clone());
+            }
+            reconciling |= !m.revoking.is_empty();
+            topics.extend(m.topics.iter().cloned());
+            if !m.pattern.is_empty() {
+                topics.extend(names.iter().filter(|t| records::glob_match(&m.pattern, t)).cloned());
+            }
+            members.push(pb::MemberDescription {
+                member_id: id.clone(),
+                client_id: m.client_id.clone(),
+                member_epoch: m.epoch,
+                topics: m.topics.clone(),
+                topic_pattern: m.pattern.clone(),
+                assignment: shale_proto::convert::partition_set_to_proto(&records::to_set(
+                    &m.assigned,
+                )),
+                revoking: shale_proto::convert::partition_set_to_proto(&records::to_set(
+                    &m.revoking,
+                )),
+            });
+        }
+        let committed: BTreeMap<(String, u32), i64> =
+            committed.into_iter().map(|c| ((c.topic, c.partition), c.offset)).collect();
+        let mut partitions = Vec::new();
+        for topic in topics {
+            let Ok(entry) = b.topic(&topic) else { continue };
+            for p in 0..entry.record.partitions {
+                let tp = (topic.clone(), p);
+                let committed = committed.get(&tp).copied().unwrap_or(-1);
+                let ends = b.list_offsets_anywhere(&topic, p, None).await.ok();
+                let (log_end, lag) = match &ends {
+                    Some(r) if committed >= 0 => {
+                        (r.high_watermark, (r.high_watermark - committed).max(0))
+                    }
+                    Some(r) => (r.high_watermark, (r.high_watermark - r.log_start_offset).max(0)),
+                    None => (-1, -1),
+                };
+                partitions.push(pb::PartitionLag {
+                    topic: topic.clone(),
+                    partition: p,
+                    committed,
+                    log_end,
+                    lag,
+                    member_id: owners.get(&tp).cloned().unwrap_or_default(),
+                });
+            }
+        }
+        let coordinator =
+            super::coordinator_of(group, &b.coordinator_candidates()).map_or(-1, |(id, _)| id);
+        Ok(pb::DescribeGroupResponse {
+            group: group.to_string(),
+            state: state_name(stored.members.len(), reconciling).to_string(),
+            group_epoch: record.epoch,
+            assignor: record.assignor.name().to_string(),
+            coordinator,
+            members,
+            partitions,
+        })
+    }
+}
+
+fn state_name(members: usize, reconciling: bool) -> &'static str {
+    match (members, reconciling) {
+        (0, _) => "empty",
+        (_, true) => "reconciling",
+        _ => "stable",
+    }
+}

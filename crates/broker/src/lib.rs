@@ -1,0 +1,21 @@
+//! The Shale broker: everything a `shale serve` process runs.
+//!
+//! - `broker`: hosted partitions, produce/fetch with their durability rules, replication,
+//!   topic lifecycle, tiering tasks, detection of gone peers.
+//! - `groups`: consumer-group coordination (KIP-848 style) and committed offsets.
+//! - `rpc`: the tonic services over the broker.
+//! - `server`: assembles a broker and its gRPC server from settings and injected parts.
+//! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
+//! - `metrics`: request metrics shared by the services and the admin listener.
+//! - `settings`: broker settings (file, env, flags), validated.
+//!
+//! Below: `shale-storage`, `shale-meta`, `shale-proto` and `shale-core`. Nothing here is
+//! used by the client.
+
+pub mod admin;
+pub mod broker;
+pub mod groups;
+pub mod metrics;
+pub mod rpc;
+pub mod server;
+pub mod settings;

@@ -1,0 +1,62 @@
+//! Conversions from the broker's descriptions of topics, partitions and brokers to
+//! protobuf messages.
+
+use crate::broker::TopicEntry;
+use crate::broker::topics::PartitionDescription;
+use shale_meta::topics::{BrokerRecord, PartitionState};
+use shale_proto::pb;
+
+/// A cached topic as a proto `TopicInfo`.
+pub fn topic_info(t: &TopicEntry) -> pb::TopicInfo {
+    pb::TopicInfo {
+        name: t.record.name.clone(),
+        id: t.record.id.clone(),
+        partitions: t.record.partitions,
+        replication_factor: t.record.replication_factor,
+        configs: t.record.configs.clone().into_iter().collect(),
+    }
+}
+
+/// Stored partition state as proto metadata.
+pub fn partition_metadata(partition: u32, s: &PartitionState) -> pb::PartitionMetadata {
+    pb::PartitionMetadata {
+        partition,
+        leader_id: s.leader,
+        leader_epoch: s.leader_epoch,
+        replicas: s.replicas.clone(),
+        isr: s.isr.clone(),
+    }
+}
+
+/// A described partition as proto.
+pub fn partition_info(d: &PartitionDescription) -> pb::PartitionInfo {
+    pb::PartitionInfo {
+        metadata: Some(partition_metadata(d.partition, &d.state)),
+        log_start_offset: d.log_start_offset,
+        log_end_offset: d.log_end_offset,
+        high_watermark: d.high_watermark,
+        size_bytes: d.size_bytes,
+        segments: d.segments,
+        local_log_start_offset: d.local_log_start_offset,
+        remote_log_start_offset: d.remote.as_ref().map_or(-1, |r| r.start_offset),
+        remote_log_end_offset: d.remote.as_ref().map_or(-1, |r| r.end_offset),
+        remote_size_bytes: d.remote.as_ref().map_or(0, |r| r.size_bytes),
+        remote_segments: d.remote.as_ref().map_or(0, |r| r.segments),
+        upload_lag_segments: d.upload_lag.0,
+        upload_lag_bytes: d.upload_lag.1,
+    }
+}
+
+/// A broker record as proto.
+pub fn broker_info(b: &BrokerRecord) -> pb::BrokerInfo {
+    pb::BrokerInfo { id: b.id, address: b.address.clone(), rack: b.rack.clone() }
+}
+
+/// Configs in force, with their sources.
+pub fn config_entries(t: &TopicEntry) -> Vec<pb::ConfigEntry> {
+    t.config
+        .entries(&t.record.configs)
+        .into_iter()
+        .map(|(name, value, source)| pb::ConfigEntry { name, value, source: source.to_string() })
+        .collect()
+}

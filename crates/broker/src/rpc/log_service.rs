@@ -1,0 +1,259 @@
+//! `shale.v1.Log`: Produce, ProduceStream, Fetch, ListOffsets.
+
+use shale_proto::status::into_status;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesOrdered, Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::broker::fetch::{self, FetchOptions};
+use crate::broker::{Broker, Payload, Produced};
+use shale_core::error::Error;
+use shale_proto::convert;
+use shale_proto::pb;
+
+/// Requests of one ProduceStream in flight at once (appended, awaiting their acks).
+const MAX_IN_FLIGHT: usize = 256;
+
+/// The Log service over a broker.
+#[derive(Debug, Clone)]
+pub struct LogService {
+    broker: Arc<Broker>,
+}
+
+impl LogService {
+    /// Serves `broker`.
+    pub fn new(broker: Arc<Broker>) -> Self {
+        LogService { broker }
+    }
+}
+
+fn payload(req: &mut pb::ProduceRequest) -> Result<Payload, Error> {
+    match req.payload.take() {
+        Some(pb::produce_request::Payload::Batches(b)) => Ok(Payload::Batches(b)),
+        Some(pb::produce_request::Payload::Records(r)) => {
+            Ok(Payload::Records(r.records.into_iter().map(convert::record).collect()))
+        }
+        None => Err(Error::new(
+            shale_core::error::ErrorKind::Invalid,
+            "INVALID_BATCH",
+            "produce request has neither batches nor records",
+        )),
+    }
+}
+
+impl LogService {
+    /// Appends; the returned future resolves when `acks` is satisfied. Both steps are
+    /// counted for the topic, and the whole is timed as produce latency.
+    async fn append(
+        &self,
+        mut req: pb::ProduceRequest,
+    ) -> Result<impl Future<Output = Result<Produced, Error>> + Send + 'static, Error> {
+        let start = Instant::now();
+        let metrics = self.broker.request_metrics().clone();
+        // Only existing topics get counters: request names alone must not grow the map.
+        let topic = self.broker.topic(&req.topic).ok().map(|_| metrics.topic(&req.topic));
+        let appended = async {
+            let acks = convert::acks(req.acks)?;
+            let payload = payload(&mut req)?;
+            let bytes = match &payload {
+                Payload::Batches(b) => b.len() as u64,
+                Payload::Records(r) => r
+                    .iter()
+                    .map(|r| {
+                        (r.key.as_ref().map_or(0, |k| k.len())
+                            + r.value.as_ref().map_or(0, |v| v.len()))
+                            as u64
+                    })
+                    .sum(),
+            };
+            let ack = self.broker.append(&req.topic, req.partition, payload, acks).await?;
+            Ok::<_, Error>((ack, bytes))
+        }
+        .await;
+        match appended {
+            Ok((ack, bytes)) => Ok(async move {
+                let result = ack.await;
+                if let Some(topic) = &topic {
+                    metrics.produced(topic, bytes, result.is_ok(), start.elapsed());
+                }
+                result
+            }),
+            Err(e) => {
+                if let Some(topic) = &topic {
+                    metrics.produced(topic, 0, false, start.elapsed());
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::log_server::Log for LogService {
+    async fn produce(
+        &self,
+        request: Request<pb::ProduceRequest>,
+    ) -> Result<Response<pb::ProduceResponse>, Status> {
+        let req = request.into_inner();
+        let correlation_id = req.correlation_id;
+        let produced = self.append(req).await.map_err(into_status)?.await.map_err(into_status)?;
+        Ok(Response::new(pb::ProduceResponse {
+            correlation_id,
+            base_offset: produced.base_offset,
+            last_offset: produced.last_offset,
+            log_start_offset: produced.log_start_offset,
+            error: None,
+            leader_epoch: produced.leader_epoch,
+        }))
+    }
+
+    type ProduceStreamStream = BoxStream<pb::ProduceResponse>;
+
+    async fn produce_stream(
+        &self,
+        request: Request<Streaming<pb::ProduceRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let service = self.clone();
+        let mut closed = self.broker.closed_signal();
+        let (tx, rx) = mpsc::channel::<Result<pb::ProduceResponse, Status>>(64);
+        tokio::spawn(async move {
+            // Appends happen here one at a time, in request order; the acks (fsync, replicas)
+            // are awaited concurrently and answered in order.
+            let mut pending = FuturesOrdered::new();
+            let mut inbound_done = false;
+            loop {
+                tokio::select! {
+                    next = inbound.next(), if !inbound_done && pending.len() < MAX_IN_FLIGHT => {
+                        match next {
+                            Some(Ok(req)) => {
+                                let id = req.correlation_id;
+                                let appended = service.append(req).await;
+                                pending.push_back(async move {
+                                    match appended {
+                                        Ok(ack) => (id, ack.await),
+                                        Err(e) => (id, Err(e)),
+                                    }
+                                });
+                            }
+                            Some(Err(status)) => {
+                                tracing::debug!(%status, "produce stream broke");
+                                inbound_done = true;
+                            }
+                            None => inbound_done = true,
+                        }
+                    }
+                    Some((id, result)) = pending.next(), if !pending.is_empty() => {
+                        let msg = match result {
+                            Ok(p) => pb::ProduceResponse {
+                                correlation_id: id,
+                                base_offset: p.base_offset,
+                                last_offset: p.last_offset,
+                                log_start_offset: p.log_start_offset,
+                                error: None,
+                                leader_epoch: p.leader_epoch,
+                            },
+                            Err(e) => pb::ProduceResponse {
+                                correlation_id: id,
+                                base_offset: -1,
+                                last_offset: -1,
+                                log_start_offset: -1,
+                                error: Some(convert::error_to_proto(&e)),
+                                leader_epoch: -1,
+                            },
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = async { drop(closed.wait_for(|c| *c).await) }, if !inbound_done => {
+                        // The broker is stopping: take no more requests, answer those
+                        // already appended, then end the stream so the client reconnects.
+                        inbound_done = true;
+                    }
+                    else => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type FetchStream = BoxStream<pb::FetchResponse>;
+
+    async fn fetch(
+        &self,
+        request: Request<pb::FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        let req = request.into_inner();
+        let partition = self.broker.partition(&req.topic, req.partition).map_err(into_status)?;
+        let limits = &self.broker.settings().log;
+        // Capped: one message never grows past what the broker accepts in a request.
+        let max_bytes = match req.max_bytes {
+            0 => limits.fetch_max_bytes,
+            n => (n as usize).min(limits.max_request_bytes),
+        };
+        let opts = FetchOptions {
+            offset: req.offset,
+            max_bytes,
+            max_wait: (req.max_wait_ms > 0).then(|| Duration::from_millis(req.max_wait_ms as u64)),
+            stop_at_end: req.stop_at_end,
+        };
+        let rx = fetch::start(partition, opts, self.broker.closed_signal()).map_err(into_status)?;
+        let counters = self.broker.request_metrics().topic(&req.topic);
+        counters.fetch_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stream = ReceiverStream::new(rx).map(move |item| {
+            if let Ok(c) = &item {
+                counters
+                    .fetch_bytes
+                    .fetch_add(c.batches.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            item.map(|c| pb::FetchResponse {
+                batches: c.batches,
+                high_watermark: c.high_watermark,
+                log_start_offset: c.log_start_offset,
+                next_offset: c.next_offset,
+            })
+            .map_err(into_status)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn init_producer_id(
+        &self,
+        _request: Request<pb::InitProducerIdRequest>,
+    ) -> Result<Response<pb::InitProducerIdResponse>, Status> {
+        let (producer_id, epoch) = self.broker.init_producer_id().await.map_err(into_status)?;
+        Ok(Response::new(pb::InitProducerIdResponse { producer_id, producer_epoch: epoch as i32 }))
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<pb::ListOffsetsRequest>,
+    ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let req = request.into_inner();
+        let partition = self.broker.partition(&req.topic, req.partition).map_err(into_status)?;
+        let log_start = partition.log_start_offset();
+        let hw = partition.high_watermark();
+        let (offset, timestamp_ms) = match req.spec {
+            Some(pb::list_offsets_request::Spec::Earliest(_)) => (log_start, -1),
+            None | Some(pb::list_offsets_request::Spec::Latest(_)) => (hw, -1),
+            Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => {
+                partition.offset_for_timestamp(ts).await.map_err(into_status)?.unwrap_or((-1, -1))
+            }
+        };
+        Ok(Response::new(pb::ListOffsetsResponse {
+            offset,
+            timestamp_ms,
+            log_start_offset: log_start,
+            high_watermark: hw,
+        }))
+    }
+}

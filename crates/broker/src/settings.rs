@@ -1,0 +1,388 @@
+//! Broker settings: a TOML file, overridden by `SHALE_*` environment variables and flags
+//! (the CLI applies those), validated with the offending key named.
+//!
+//! Settings are plain data. The injected parts (metadata store, clock) are chosen by the
+//! caller that assembles a broker (`server`), not here.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use shale_core::error::Error;
+use shale_core::topic_config::TopicConfig;
+pub use shale_storage::tier::TierSettings;
+
+/// Default gRPC port.
+pub const DEFAULT_PORT: u16 = 9292;
+
+/// Everything a broker process is configured with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `[cluster]`.
+    pub cluster: ClusterSettings,
+    /// `[broker]`.
+    pub broker: BrokerSettings,
+    /// `[log]`.
+    pub log: LogSettings,
+    /// `[replication]`.
+    pub replication: ReplicationSettings,
+    /// `[topics]`: defaults for topic creation.
+    pub topics: TopicSettings,
+    /// `[tier]`: the object store and tiered storage.
+    pub tier: TierSettings,
+    /// `[groups]`: consumer group timeouts.
+    pub groups: GroupSettings,
+    /// `[topic_defaults]`: topic configs by Kafka name, for topics that don't set them.
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+/// `[groups]`: consumer group timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// A member is removed after this long without a heartbeat, unless it asks for
+    /// another timeout (ms).
+    pub session_timeout_ms: u32,
+    /// Shortest session timeout a member may ask for (ms).
+    pub min_session_timeout_ms: u32,
+    /// Longest session timeout a member may ask for (ms).
+    pub max_session_timeout_ms: u32,
+    /// How often members are told to heartbeat (ms); at most a third of their session
+    /// timeout.
+    pub heartbeat_interval_ms: u32,
+    /// A member that holds on to a partition it was told to give up for longer than this
+    /// is removed from the group (ms).
+    pub rebalance_timeout_ms: u32,
+    /// How often the coordinator refreshes the lag of its groups for `/metrics` (ms).
+    pub lag_metrics_interval_ms: u32,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            session_timeout_ms: 10_000,
+            min_session_timeout_ms: 1_000,
+            max_session_timeout_ms: 300_000,
+            heartbeat_interval_ms: 1_000,
+            rebalance_timeout_ms: 60_000,
+            lag_metrics_interval_ms: 10_000,
+        }
+    }
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// Cluster name; prefixes every metadata key (`/shale/{name}/`).
+    pub name: String,
+    /// etcd endpoints (`http://host:port`); empty means the embedded metadata store.
+    pub etcd_endpoints: Vec<String>,
+    /// TTL of a broker's lease (seconds): how long a broker that stops renewing it is
+    /// still taken as live, and so roughly how long failover takes.
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            name: "shale".to_string(),
+            etcd_endpoints: Vec::new(),
+            lease_ttl_secs: 10,
+        }
+    }
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    /// Broker id, unique in the cluster; unset means "allocate one once and keep it in the
+    /// data dir".
+    pub id: Option<i32>,
+    /// Address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// Address clients are told to use; empty means `listen`.
+    pub advertise: String,
+    /// Rack or zone, for replica placement.
+    pub rack: String,
+    /// Where partition logs and the embedded metadata live.
+    pub data_dir: PathBuf,
+    /// Address of the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); none means
+    /// no listener.
+    pub admin_listen: Option<SocketAddr>,
+    /// Longest a graceful shutdown (SIGTERM) waits for leadership to move to in-sync
+    /// replicas and for uploads in flight to finish before the broker closes anyway (ms).
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            id: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            advertise: String::new(),
+            rack: String::new(),
+            data_dir: PathBuf::from("./shale-data"),
+            admin_listen: None,
+            drain_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl BrokerSettings {
+    /// The address clients should dial.
+    pub fn advertised_address(&self) -> String {
+        if self.advertise.is_empty() { self.listen.to_string() } else { self.advertise.clone() }
+    }
+}
+
+/// `[log]`: local storage tuning.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Open read handles kept for sealed segments, across all partitions.
+    pub fd_cache_capacity: u64,
+    /// Bytes of sealed-segment indexes kept in memory, across all partitions.
+    pub index_cache_bytes: u64,
+    /// How often retention runs (ms).
+    pub retention_check_interval_ms: u64,
+    /// Largest gRPC request accepted (bytes).
+    pub max_request_bytes: usize,
+    /// Batch bytes per Fetch response message when the client does not say (bytes).
+    pub fetch_max_bytes: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            fd_cache_capacity: 1024,
+            index_cache_bytes: 64 * 1024 * 1024,
+            retention_check_interval_ms: 30_000,
+            max_request_bytes: 64 * 1024 * 1024,
+            fetch_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[replication]`: how followers fetch and when they drop out of the ISR.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationSettings {
+    /// A follower that has not caught up for this long leaves the ISR
+    /// (Kafka's `replica.lag.time.max.ms`).
+    pub lag_time_max_ms: u64,
+    /// Batch bytes per replica fetch answer.
+    pub fetch_max_bytes: u32,
+    /// How long the leader holds a replica fetch open when there is nothing new.
+    pub fetch_max_wait_ms: u32,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings {
+            lag_time_max_ms: 10_000,
+            fetch_max_bytes: 4 * 1024 * 1024,
+            fetch_max_wait_ms: 500,
+        }
+    }
+}
+
+/// `[topics]`: how topics are created when a request leaves things out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicSettings {
+    /// Partitions when CreateTopic says 0.
+    pub default_partitions: u32,
+    /// Replication factor when CreateTopic says 0.
+    pub default_replication_factor: u32,
+    /// Upper bound on partitions of one topic.
+    pub max_partitions: u32,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings {
+            default_partitions: 1,
+            default_replication_factor: 1,
+            max_partitions: 10_000,
+        }
+    }
+}
+
+fn invalid(key: &str, why: String) -> Error {
+    Error::new(
+        shale_core::error::ErrorKind::Invalid,
+        "INVALID_SETTING",
+        format!("setting {key}: {why}"),
+    )
+    .with("key", key)
+}
+
+impl Settings {
+    /// Reads and validates a TOML settings file.
+    pub fn from_file(path: &Path) -> Result<Settings, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid(format!("cannot read settings file {}: {e}", path.display()))
+        })?;
+        Settings::from_toml(&text)
+            .map_err(|e| Error::invalid(format!("settings file {}: {}", path.display(), e.message)))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Settings, Error> {
+        let settings: Settings =
+            toml::from_str(text).map_err(|e| Error::invalid(e.message().trim().to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every value, naming the key of the first bad one.
+    pub fn validate(&self) -> Result<(), Error> {
+        let name = &self.cluster.name;
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "cluster.name",
+                format!("{name:?} must be non-empty [a-zA-Z0-9_-]"),
+            ));
+        }
+        if let Some(id) = self.broker.id.filter(|id| *id < 0) {
+            return Err(invalid("broker.id", format!("{id} must be >= 0")));
+        }
+        if !(1..=3600).contains(&self.cluster.lease_ttl_secs) {
+            return Err(invalid(
+                "cluster.lease_ttl_secs",
+                format!("{} must be from 1 to 3600", self.cluster.lease_ttl_secs),
+            ));
+        }
+        for e in &self.cluster.etcd_endpoints {
+            if e.trim().is_empty() || e.contains(char::is_whitespace) {
+                return Err(invalid("cluster.etcd_endpoints", format!("{e:?} is not an endpoint")));
+            }
+        }
+        let g = &self.groups;
+        if g.min_session_timeout_ms == 0
+            || g.min_session_timeout_ms > g.max_session_timeout_ms
+            || !(g.min_session_timeout_ms..=g.max_session_timeout_ms)
+                .contains(&g.session_timeout_ms)
+        {
+            return Err(invalid(
+                "groups.session_timeout_ms",
+                format!(
+                    "{} must lie within groups.min_session_timeout_ms {} and \
+                     groups.max_session_timeout_ms {} (min at least 1)",
+                    g.session_timeout_ms, g.min_session_timeout_ms, g.max_session_timeout_ms
+                ),
+            ));
+        }
+        if g.heartbeat_interval_ms == 0 || g.rebalance_timeout_ms == 0 {
+            return Err(invalid(
+                "groups.heartbeat_interval_ms",
+                "groups.heartbeat_interval_ms and groups.rebalance_timeout_ms must be above 0"
+                    .to_string(),
+            ));
+        }
+        if g.lag_metrics_interval_ms < 100 {
+            return Err(invalid(
+                "groups.lag_metrics_interval_ms",
+                format!("{} is too small: use at least 100", g.lag_metrics_interval_ms),
+            ));
+        }
+        if self.broker.data_dir.as_os_str().is_empty() {
+            return Err(invalid("broker.data_dir", "must not be empty".to_string()));
+        }
+        if self.log.fd_cache_capacity < 16 {
+            return Err(invalid("log.fd_cache_capacity", "must be at least 16".to_string()));
+        }
+        if self.log.retention_check_interval_ms == 0 {
+            return Err(invalid("log.retention_check_interval_ms", "must be > 0".to_string()));
+        }
+        if self.log.max_request_bytes < 1024 {
+            return Err(invalid("log.max_request_bytes", "must be at least 1024".to_string()));
+        }
+        if self.log.fetch_max_bytes == 0 {
+            return Err(invalid("log.fetch_max_bytes", "must be > 0".to_string()));
+        }
+        if self.replication.lag_time_max_ms < 100 {
+            return Err(invalid("replication.lag_time_max_ms", "must be at least 100".to_string()));
+        }
+        if self.replication.fetch_max_bytes < 1024 {
+            return Err(invalid(
+                "replication.fetch_max_bytes",
+                "must be at least 1024".to_string(),
+            ));
+        }
+        if self.replication.fetch_max_wait_ms == 0 {
+            return Err(invalid("replication.fetch_max_wait_ms", "must be > 0".to_string()));
+        }
+        if self.topics.default_partitions == 0 {
+            return Err(invalid("topics.default_partitions", "must be > 0".to_string()));
+        }
+        if self.topics.default_replication_factor == 0 {
+            return Err(invalid("topics.default_replication_factor", "must be > 0".to_string()));
+        }
+        self.topic_defaults().map_err(|e| invalid("topic_defaults", e.message))?;
+        let t = &self.tier;
+        if !t.object_store.is_empty() {
+            shale_storage::tier::StoreUrl::parse(&t.object_store)
+                .map_err(|e| invalid("tier.object_store", e.message))?;
+        }
+        for (key, value, min) in [
+            ("tier.request_timeout_ms", t.request_timeout_ms, 1),
+            ("tier.request_max_attempts", u64::from(t.request_max_attempts), 1),
+            ("tier.upload_interval_ms", t.upload_interval_ms, 1),
+            ("tier.upload_concurrency", t.upload_concurrency as u64, 1),
+            ("tier.multipart_part_bytes", t.multipart_part_bytes, 5 * 1024 * 1024),
+            ("tier.chunk_bytes", t.chunk_bytes, 4096),
+            ("tier.remote_read_concurrency", t.remote_read_concurrency as u64, 1),
+            ("tier.scrub_interval_ms", t.scrub_interval_ms, 1),
+        ] {
+            if value < min {
+                return Err(invalid(key, format!("{value} must be at least {min}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The broker-wide topic config defaults.
+    pub fn topic_defaults(&self) -> Result<TopicConfig, Error> {
+        TopicConfig::resolve(&TopicConfig::default(), &self.topic_defaults)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_files_parse() {
+        Settings::default().validate().unwrap();
+        let s = Settings::from_toml(
+            "[broker]\nid = 3\nlisten = \"0.0.0.0:9000\"\n[topic_defaults]\n\"retention.ms\" = \"1000\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.broker.id, Some(3));
+        assert_eq!(s.topic_defaults().unwrap().retention_ms, 1000);
+    }
+
+    #[test]
+    fn sample_file_in_deploy_shows_the_defaults() {
+        let sample = Settings::from_toml(include_str!("../../../deploy/shale.toml")).unwrap();
+        assert_eq!(sample, Settings::default());
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let e = Settings::from_toml("[broker]\nlisten_addr = \"x\"\n").unwrap_err();
+        assert!(e.message.contains("listen_addr"), "{}", e.message);
+        let e = Settings::from_toml("[topic_defaults]\n\"segment.bytes\" = \"1\"\n").unwrap_err();
+        assert!(e.message.contains("segment.bytes"), "{}", e.message);
+        let e = Settings::from_toml("[cluster]\nname = \"a/b\"\n").unwrap_err();
+        assert!(e.message.contains("cluster.name"), "{}", e.message);
+    }
+}

@@ -1,0 +1,182 @@
+//! Topic and cluster administration. Errors name the broker asked (and the topic).
+
+use std::collections::BTreeMap;
+
+use super::{Client, locate, status_error};
+use shale_core::error::Error;
+use shale_proto::pb;
+
+/// Admin operations against the bootstrap broker.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    client: Client,
+}
+
+impl Admin {
+    pub(crate) fn new(client: Client) -> Self {
+        Admin { client }
+    }
+
+    /// Turns a failed call to the current bootstrap broker about `topic` into an error
+    /// naming both.
+    fn failed(&self, topic: Option<&str>) -> impl Fn(tonic::Status) -> Error {
+        let broker = self.client.bootstrap().to_string();
+        let topic = topic.map(str::to_string);
+        move |s| locate(status_error(&s), &broker, topic.as_deref(), None)
+    }
+
+    /// Creates a topic (`replication_factor` 0 = broker default).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<pb::TopicInfo, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .create_topic(pb::CreateTopicRequest {
+                name: name.to_string(),
+                partitions,
+                replication_factor,
+                configs: configs.into_iter().collect(),
+                validate_only: false,
+            })
+            .await
+            .map_err(self.failed(Some(name)))?;
+        resp.into_inner().topic.ok_or_else(|| Error::internal("create topic answered no topic"))
+    }
+
+    /// Deletes a topic.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
+        self.client
+            .admin_rpc()?
+            .delete_topic(pb::DeleteTopicRequest { name: name.to_string() })
+            .await
+            .map_err(self.failed(Some(name)))?;
+        self.client.invalidate(name);
+        Ok(())
+    }
+
+    /// Every topic.
+    pub async fn list_topics(&self) -> Result<Vec<pb::TopicInfo>, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .list_topics(pb::ListTopicsRequest {})
+            .await
+            .map_err(self.failed(None))?;
+        Ok(resp.into_inner().topics)
+    }
+
+    /// A topic with partitions and configs in force. Each broker knows the offsets of the
+    /// partitions it hosts, so offsets of partitions led elsewhere are asked of their leaders.
+    pub async fn describe_topic(&self, name: &str) -> Result<pb::DescribeTopicResponse, Error> {
+        let mut resp = self.describe_on(None, name).await?;
+        let mut asked = std::collections::HashSet::new();
+        loop {
+            let Some(leader) = resp
+                .partitions
+                .iter()
+                .filter(|p| p.log_end_offset < 0)
+                .filter_map(|p| p.metadata.as_ref().map(|m| m.leader_id))
+                .find(|l| *l >= 0 && !asked.contains(l))
+            else {
+                return Ok(resp);
+            };
+            asked.insert(leader);
+            let Some(addr) = self.client.broker_address(leader).await else { continue };
+            // Best effort: a leader that cannot answer leaves its partitions at -1.
+            let Ok(theirs) = self.describe_on(Some(&addr), name).await else { continue };
+            for p in resp.partitions.iter_mut().filter(|p| p.log_end_offset < 0) {
+                let mine = p.metadata.as_ref().map(|m| m.partition);
+                if let Some(t) = theirs.partitions.iter().find(|t| {
+                    t.metadata.as_ref().map(|m| m.partition) == mine && t.log_end_offset >= 0
+                }) {
+                    *p = t.clone();
+                }
+            }
+        }
+    }
+
+    async fn describe_on(
+        &self,
+        addr: Option<&str>,
+        name: &str,
+    ) -> Result<pb::DescribeTopicResponse, Error> {
+        let addr = addr.unwrap_or(self.client.bootstrap()).to_string();
+        let resp = self
+            .client
+            .admin_rpc_at(&addr)?
+            .describe_topic(pb::DescribeTopicRequest { name: name.to_string() })
+            .await
+            .map_err(|s| locate(status_error(&s), &addr, Some(name), None))?;
+        Ok(resp.into_inner())
+    }
+
+    /// Sets and removes topic config overrides; returns the configs in force.
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    ) -> Result<Vec<pb::ConfigEntry>, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .alter_topic_config(pb::AlterTopicConfigRequest {
+                name: name.to_string(),
+                set: set.into_iter().collect(),
+                delete,
+                validate_only: false,
+            })
+            .await
+            .map_err(self.failed(Some(name)))?;
+        Ok(resp.into_inner().configs)
+    }
+
+    /// Brokers and controller.
+    pub async fn describe_cluster(&self) -> Result<pb::DescribeClusterResponse, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .describe_cluster(pb::DescribeClusterRequest {})
+            .await
+            .map_err(self.failed(None))?;
+        Ok(resp.into_inner())
+    }
+
+    /// Brokers, controller and partition leaders of `topics` (all when empty).
+    pub async fn metadata(&self, topics: &[String]) -> Result<pb::GetMetadataResponse, Error> {
+        self.client
+            .retrying(|| async {
+                let resp = self
+                    .client
+                    .admin_rpc()?
+                    .get_metadata(pb::GetMetadataRequest { topics: topics.to_vec() })
+                    .await
+                    .map_err(self.failed(None))?;
+                Ok(resp.into_inner())
+            })
+            .await
+    }
+
+    /// Earliest, latest or by-timestamp offset of a partition.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: pb::list_offsets_request::Spec,
+    ) -> Result<pb::ListOffsetsResponse, Error> {
+        let req = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec: Some(spec) };
+        let resp = self
+            .client
+            .on_leader(topic, partition, |mut log| {
+                let req = req.clone();
+                async move { log.list_offsets(req).await }
+            })
+            .await?;
+        Ok(resp)
+    }
+}

@@ -1,0 +1,391 @@
+//! The Rust client of Shale. It depends only on `shale-core` and `shale-proto`: no object
+//! store, no etcd (`scripts/check-layers.sh` keeps it so).
+//!
+//! Connections and metadata (partition leaders), plus
+//! - `admin`: topic and cluster administration,
+//! - `producer`: batching, compression, partitioning, pipelined sends, retries,
+//! - `consumer`: assigned partitions read through long-polling Fetch streams,
+//! - `groups`: the group consumer (KIP-848 style heartbeats, assignment, committed offsets)
+//!   and group administration,
+//! - `partitioner`: Kafka-compatible murmur2 key hashing,
+//! - `retry`: bounded waits for a leader, with exponential backoff,
+//! - `scope`: errors that name the broker, topic and partition they concern.
+//!
+//! Requests for a partition go to its leader as named by `GetMetadata`; on `NOT_LEADER` or
+//! an unreachable broker the client refreshes metadata and retries. Metadata comes from the
+//! bootstrap brokers, or, when none of them answers, from the other brokers the cluster
+//! named, so a client given one broker's address survives that broker.
+
+pub mod admin;
+pub mod consumer;
+pub mod groups;
+pub mod partitioner;
+pub mod producer;
+pub mod retry;
+mod scope;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use shale_core::error::{Error, ErrorKind};
+use shale_proto::pb;
+use shale_proto::pb::admin_client::AdminClient;
+use shale_proto::pb::log_client::LogClient;
+
+pub use admin::Admin;
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
+pub use groups::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, RebalanceListener};
+pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use retry::RetryPolicy;
+pub(crate) use scope::{locate, reword};
+
+/// Largest message the client sends or accepts.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Leaders and partition counts of the topics the client has looked up.
+#[derive(Debug, Default, Clone)]
+struct Metadata {
+    brokers: HashMap<i32, String>,
+    /// topic → leader id per partition (-1 when offline).
+    topics: HashMap<String, Vec<i32>>,
+    /// The broker that answered the last metadata request.
+    from: String,
+}
+
+/// A handle to a Shale cluster; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    bootstrap: Vec<String>,
+    /// Which bootstrap broker admin and metadata calls go to; moves on after a failure.
+    current: std::sync::atomic::AtomicUsize,
+    channels: RwLock<HashMap<String, Channel>>,
+    metadata: RwLock<Metadata>,
+    connect_timeout: Duration,
+}
+
+/// Turns a transport or RPC failure into the public error.
+pub(crate) fn status_error(status: &tonic::Status) -> Error {
+    shale_proto::status::from_status(status)
+}
+
+fn endpoint_uri(addr: &str) -> String {
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+impl Client {
+    /// A client that bootstraps from `brokers`: one `host:port`, or several separated by
+    /// commas (admin and metadata calls then go to whichever of them is reachable).
+    /// Connections are made lazily.
+    pub fn new(brokers: &str) -> Result<Client, Error> {
+        let list: Vec<&str> = brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
+        if list.is_empty() {
+            return Err(Error::invalid(format!("no broker address in {brokers:?}")));
+        }
+        let client = Client {
+            inner: Arc::new(Inner {
+                bootstrap: list.iter().map(|b| b.to_string()).collect(),
+                current: std::sync::atomic::AtomicUsize::new(0),
+                channels: RwLock::new(HashMap::new()),
+                metadata: RwLock::new(Metadata::default()),
+                connect_timeout: Duration::from_secs(5),
+            }),
+        };
+        for addr in &list {
+            client.channel(addr)?;
+        }
+        Ok(client)
+    }
+
+    fn endpoint(&self, addr: &str) -> Result<Endpoint, Error> {
+        Ok(Endpoint::from_shared(endpoint_uri(addr))
+            .map_err(|e| Error::invalid(format!("invalid broker address {addr:?}: {e}")))?
+            .connect_timeout(self.inner.connect_timeout)
+            .tcp_nodelay(true)
+            .initial_connection_window_size(shale_proto::transport::CONNECTION_WINDOW)
+            .initial_stream_window_size(shale_proto::transport::STREAM_WINDOW)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true))
+    }
+
+    /// A channel to `addr`, created on first use and shared afterwards.
+    pub fn channel(&self, addr: &str) -> Result<Channel, Error> {
+        if let Some(c) = self.inner.channels.read().ok().and_then(|m| m.get(addr).cloned()) {
+            return Ok(c);
+        }
+        let endpoint = self.endpoint(addr)?;
+        let channel = endpoint.connect_lazy();
+        if let Ok(mut m) = self.inner.channels.write() {
+            m.insert(addr.to_string(), channel.clone());
+        }
+        Ok(channel)
+    }
+
+    /// The bootstrap broker admin and metadata calls currently go to.
+    pub fn bootstrap(&self) -> &str {
+        let i = self.inner.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.inner.bootstrap[i % self.inner.bootstrap.len()]
+    }
+
+    /// Moves admin and metadata calls on to the next bootstrap broker.
+    fn next_bootstrap(&self) {
+        self.inner.current.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// An admin client.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.clone())
+    }
+
+    /// A raw Admin gRPC client to the current bootstrap broker.
+    pub fn admin_rpc(&self) -> Result<AdminClient<Channel>, Error> {
+        self.admin_rpc_at(self.bootstrap())
+    }
+
+    /// A raw Admin gRPC client to `addr`.
+    pub fn admin_rpc_at(&self, addr: &str) -> Result<AdminClient<Channel>, Error> {
+        Ok(AdminClient::new(self.channel(addr)?).max_decoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// The address of a broker, from cached metadata (refreshed once if unknown).
+    pub async fn broker_address(&self, id: i32) -> Option<String> {
+        if let Some(a) = self.cached(|md| md.brokers.get(&id).cloned()) {
+            return Some(a);
+        }
+        self.refresh_metadata(&[]).await.ok()?;
+        self.cached(|md| md.brokers.get(&id).cloned())
+    }
+
+    /// A raw Groups gRPC client to the current bootstrap broker.
+    pub fn groups_rpc(&self) -> Result<pb::groups_client::GroupsClient<Channel>, Error> {
+        Ok(pb::groups_client::GroupsClient::new(self.channel(self.bootstrap())?))
+    }
+
+    /// A raw Log gRPC client to the current bootstrap broker.
+    pub fn log_rpc_any(&self) -> Result<LogClient<Channel>, Error> {
+        self.log_rpc(self.bootstrap())
+    }
+
+    /// A raw Log gRPC client to `addr`.
+    pub fn log_rpc(&self, addr: &str) -> Result<LogClient<Channel>, Error> {
+        Ok(LogClient::new(self.channel(addr)?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// Runs a call to the bootstrap brokers again when it fails retriably, moving on to the
+    /// next bootstrap broker each time, so one broker being down costs a retry, not an error.
+    pub(crate) async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut attempt = 0u64;
+        loop {
+            match call().await {
+                Err(e)
+                    if e.kind.is_retriable() && attempt < 2 * self.inner.bootstrap.len() as u64 =>
+                {
+                    attempt += 1;
+                    self.next_bootstrap();
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Asks `addr` for the brokers and leaders of `topics`.
+    async fn metadata_from(
+        &self,
+        addr: &str,
+        topics: &[String],
+    ) -> Result<(String, pb::GetMetadataResponse), Error> {
+        let request = pb::GetMetadataRequest { topics: topics.to_vec() };
+        match self.admin_rpc_at(addr)?.get_metadata(request).await {
+            Ok(resp) => Ok((addr.to_string(), resp.into_inner())),
+            Err(s) => Err(locate(status_error(&s), addr, None, None)),
+        }
+    }
+
+    /// Re-reads brokers and leaders of `topics` (all topics when empty): from the bootstrap
+    /// brokers, else from the other brokers the cluster named before.
+    pub async fn refresh_metadata(&self, topics: &[String]) -> Result<(), Error> {
+        let asked = self.retrying(|| self.metadata_from(self.bootstrap(), topics)).await;
+        let (from, resp) = match asked {
+            Err(e) if e.kind.is_retriable() => {
+                let others: Vec<String> = self
+                    .cached(|md| Some(md.brokers.values().cloned().collect()))
+                    .unwrap_or_default();
+                let mut answer = Err(e);
+                for addr in others.iter().filter(|a| !self.inner.bootstrap.contains(a)) {
+                    answer = self.metadata_from(addr, topics).await;
+                    if answer.is_ok() {
+                        break;
+                    }
+                }
+                answer?
+            }
+            other => other?,
+        };
+        let mut md =
+            self.inner.metadata.write().map_err(|_| Error::internal("metadata poisoned"))?;
+        md.from = from;
+        for b in resp.brokers {
+            md.brokers.insert(b.id, b.address);
+        }
+        for t in resp.topics {
+            let Some(info) = t.topic else { continue };
+            let mut leaders = vec![-1; info.partitions as usize];
+            for p in t.partitions {
+                if let Some(slot) = leaders.get_mut(p.partition as usize) {
+                    *slot = p.leader_id;
+                }
+            }
+            md.topics.insert(info.name, leaders);
+        }
+        Ok(())
+    }
+
+    /// The broker that answered the last metadata request (a bootstrap broker before any).
+    fn metadata_source(&self) -> String {
+        self.cached(|md| Some(md.from.clone()).filter(|f| !f.is_empty()))
+            .unwrap_or_else(|| self.bootstrap().to_string())
+    }
+
+    /// Number of partitions of a topic (looked up once, then cached).
+    pub async fn partition_count(&self, topic: &str) -> Result<u32, Error> {
+        if let Some(n) = self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)) {
+            return Ok(n);
+        }
+        let located = |e| locate(e, &self.metadata_source(), Some(topic), None);
+        self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
+        self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)).ok_or_else(|| {
+            located(Error::new(
+                ErrorKind::NotFound,
+                "UNKNOWN_TOPIC",
+                format!("unknown topic {topic:?}"),
+            ))
+        })
+    }
+
+    /// [`partition_count`](Self::partition_count), retrying while no broker answers, for up
+    /// to `policy.total`.
+    pub async fn partition_count_within(
+        &self,
+        topic: &str,
+        policy: RetryPolicy,
+    ) -> Result<u32, Error> {
+        let mut backoff = policy.start();
+        loop {
+            match self.partition_count(topic).await {
+                Err(e) if e.kind.is_retriable() => match backoff.next_delay() {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return Err(retry::gave_up("metadata", e, policy.total)),
+                },
+                result => return result,
+            }
+        }
+    }
+
+    /// Address of a partition's leader.
+    pub async fn leader(&self, topic: &str, partition: u32) -> Result<String, Error> {
+        if let Some(addr) = self.leader_cached(topic, partition) {
+            return Ok(addr);
+        }
+        let located = |e| locate(e, &self.metadata_source(), Some(topic), Some(partition));
+        self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
+        if let Some(addr) = self.leader_cached(topic, partition) {
+            return Ok(addr);
+        }
+        let count = self.partition_count(topic).await.map_err(located)?;
+        if partition >= count {
+            let e = shale_core::error::partition_out_of_range(topic, partition, count);
+            return Err(located(e));
+        }
+        Err(located(Error::unavailable("no leader right now")))
+    }
+
+    /// Runs a request against a partition's leader; on `NOT_LEADER` or an unavailable
+    /// broker it refreshes metadata and tries again (a few times, for about a second).
+    pub async fn on_leader<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        call: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn(LogClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.on_leader_within(topic, partition, RetryPolicy::QUICK, call).await
+    }
+
+    /// Runs a request against a partition's leader, waiting for one for up to
+    /// `policy.total`: on `NOT_LEADER` or an unreachable broker it pauses (exponential
+    /// backoff), looks the leader up again and retries. Errors name the broker and partition.
+    pub async fn on_leader_within<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        policy: RetryPolicy,
+        call: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn(LogClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = policy.start();
+        loop {
+            let e = match self.leader(topic, partition).await {
+                Ok(addr) => match self.log_rpc(&addr) {
+                    Ok(rpc) => match call(rpc).await {
+                        Ok(resp) => return Ok(resp.into_inner()),
+                        Err(status) => {
+                            locate(status_error(&status), &addr, Some(topic), Some(partition))
+                        }
+                    },
+                    Err(e) => locate(e, &addr, Some(topic), Some(partition)),
+                },
+                Err(e) => e,
+            };
+            if !e.kind.is_retriable() {
+                return Err(e);
+            }
+            self.invalidate(topic);
+            match backoff.next_delay() {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(retry::gave_up("leader", e, policy.total)),
+            }
+        }
+    }
+
+    /// Forgets a topic's leaders so the next lookup asks the cluster again.
+    pub fn invalidate(&self, topic: &str) {
+        if let Ok(mut md) = self.inner.metadata.write() {
+            md.topics.remove(topic);
+        }
+    }
+
+    fn leader_cached(&self, topic: &str, partition: u32) -> Option<String> {
+        self.cached(|md| {
+            let leader = *md.topics.get(topic)?.get(partition as usize)?;
+            md.brokers.get(&leader).cloned()
+        })
+    }
+
+    fn cached<T>(&self, f: impl FnOnce(&Metadata) -> Option<T>) -> Option<T> {
+        self.inner.metadata.read().ok().and_then(|md| f(&md))
+    }
+}

@@ -1,0 +1,601 @@
+//! The producer: records are batched per partition (by `batch_size` and `linger`),
+//! compressed, and sent in order over one pipelined `ProduceStream` per partition with up
+//! to `max_in_flight` batches awaiting acks.
+//!
+//! Retries resend a failed batch and everything sent after it, in order, until
+//! `delivery_timeout`. With `idempotence` (the default) every batch carries the producer's
+//! id, epoch and per-partition sequence numbers, so the leader — also a new leader after a
+//! failover — answers a resent batch with its original offsets instead of writing it again,
+//! and refuses a batch that overtook a missing one: retries neither duplicate nor reorder.
+//! A record that finally fails carries an error naming the broker and the partition.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Client, locate, partitioner, status_error};
+use shale_core::acks::Acks;
+use shale_core::error::Error;
+use shale_core::record::{BatchBuilder, Compression, Header, Record};
+use shale_proto::{convert, pb};
+
+/// Producer tuning, with Kafka's names where they exist.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// `acks`: all (default), leader, or none.
+    pub acks: Acks,
+    /// `batch.size`: seal a partition's batch at this many bytes.
+    pub batch_size: usize,
+    /// `linger.ms`: seal a batch this long after its first record at the latest.
+    pub linger: Duration,
+    /// `compression.type`.
+    pub compression: Compression,
+    /// `retries`: resends of a batch after a retriable failure (also bounded by
+    /// `delivery_timeout`).
+    pub retries: u32,
+    /// `delivery.timeout.ms`: how long a record may take, retries included.
+    pub delivery_timeout: Duration,
+    /// `enable.idempotence`: producer id and sequence numbers, so retries never duplicate.
+    pub idempotence: bool,
+    /// `retry.backoff.ms`.
+    pub retry_backoff: Duration,
+    /// `max.in.flight.requests.per.connection`: batches awaiting acks per partition.
+    pub max_in_flight: usize,
+    /// `request.timeout.ms`: how long to wait for one batch's answer.
+    pub request_timeout: Duration,
+    /// Sealed batches queued per partition before `send` waits (memory bound).
+    pub queued_batches: usize,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            acks: Acks::All,
+            batch_size: 16 * 1024,
+            linger: Duration::from_millis(5),
+            compression: Compression::None,
+            retries: u32::MAX,
+            delivery_timeout: Duration::from_secs(120),
+            idempotence: true,
+            retry_backoff: Duration::from_millis(100),
+            max_in_flight: 5,
+            request_timeout: Duration::from_secs(30),
+            queued_batches: 32,
+        }
+    }
+}
+
+/// A record to send.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition; `None` hashes the key, or sticks to one partition per batch for null keys.
+    pub partition: Option<u32>,
+    /// Key.
+    pub key: Option<Bytes>,
+    /// Value.
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<Header>,
+    /// CreateTime (ms); `None` means now.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record with a value.
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord { topic: topic.into(), value: Some(value.into()), ..Default::default() }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the partition.
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset.
+    pub offset: i64,
+    /// Leader epoch of the leader that acknowledged the record.
+    pub leader_epoch: i32,
+}
+
+type Waiter = oneshot::Sender<Result<RecordMetadata, Error>>;
+
+/// Resolves when the record is acknowledged (or finally failed).
+#[derive(Debug)]
+pub struct Delivery(oneshot::Receiver<Result<RecordMetadata, Error>>);
+
+impl Future for Delivery {
+    type Output = Result<RecordMetadata, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(Error::internal("producer dropped the record before answering"))
+            })
+        })
+    }
+}
+
+type Tp = (String, u32);
+
+struct OpenBatch {
+    builder: BatchBuilder,
+    waiters: Vec<Waiter>,
+    generation: u64,
+}
+
+struct Sealed {
+    created: tokio::time::Instant,
+    bytes: Bytes,
+    waiters: Vec<Waiter>,
+    attempts: u32,
+}
+
+impl Sealed {
+    fn complete(self, topic: &str, partition: u32, resp: &pb::ProduceResponse, pending: &Pending) {
+        let n = self.waiters.len();
+        for (i, w) in self.waiters.into_iter().enumerate() {
+            let _ = w.send(Ok(RecordMetadata {
+                topic: topic.to_string(),
+                partition,
+                offset: resp.base_offset + i as i64,
+                leader_epoch: resp.leader_epoch,
+            }));
+        }
+        pending.done(n);
+    }
+
+    fn fail(self, e: &Error, pending: &Pending) {
+        let n = self.waiters.len();
+        for w in self.waiters {
+            let _ = w.send(Err(e.clone()));
+        }
+        pending.done(n);
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    records: AtomicUsize,
+    idle: Notify,
+}
+
+impl Pending {
+    fn done(&self, n: usize) {
+        if self.records.fetch_sub(n, Ordering::AcqRel) == n {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    open: HashMap<Tp, OpenBatch>,
+    senders: HashMap<Tp, mpsc::Sender<Sealed>>,
+    sticky: HashMap<String, u32>,
+    /// Next sequence number per partition (idempotence).
+    next_seq: HashMap<Tp, i32>,
+    generation: u64,
+}
+
+struct Inner {
+    client: Client,
+    config: Arc<ProducerConfig>,
+    state: Mutex<State>,
+    pending: Arc<Pending>,
+    producer_id: tokio::sync::OnceCell<(i64, i16)>,
+}
+
+/// Sends records to a cluster; cheap to clone.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").field("config", &self.inner.config).finish()
+    }
+}
+
+impl Producer {
+    /// A producer over `client`.
+    pub fn new(client: Client, config: ProducerConfig) -> Producer {
+        Producer {
+            inner: Arc::new(Inner {
+                client,
+                config: Arc::new(config),
+                state: Mutex::new(State::default()),
+                pending: Arc::new(Pending::default()),
+                producer_id: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+
+    /// Queues a record; the returned [`Delivery`] resolves when it is acknowledged.
+    /// Waits only when the partition's queue is full.
+    pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, Error> {
+        let partitions = self.inner.client.partition_count(&record.topic).await?;
+        let explicit = record.partition;
+        if let Some(p) = explicit {
+            if p >= partitions {
+                return Err(shale_core::error::partition_out_of_range(
+                    &record.topic,
+                    p,
+                    partitions,
+                ));
+            }
+        }
+        let timestamp_ms =
+            record.timestamp_ms.unwrap_or_else(|| shale_core::clock::SystemClock.now_ms());
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.inner.state.lock().await;
+        let partition = match (explicit, &record.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => partitioner::partition_for_key(key, partitions),
+            (None, None) => *state
+                .sticky
+                .entry(record.topic.clone())
+                .or_insert_with(|| rand::rng().random_range(0..partitions)),
+        };
+        let tp = (record.topic.clone(), partition);
+        let record_bytes = record.key.as_ref().map_or(0, |k| k.len())
+            + record.value.as_ref().map_or(0, |v| v.len())
+            + 32;
+        let needs_room = state.open.get(&tp).is_some_and(|b| {
+            !b.builder.is_empty()
+                && b.builder.estimated_size() + record_bytes > self.inner.config.batch_size
+        });
+        if needs_room {
+            self.seal(&mut state, &tp).await?;
+        }
+        state.generation += 1;
+        let generation = state.generation;
+        let compression = self.inner.config.compression;
+        let producer = match self.inner.config.idempotence {
+            true => Some(self.producer_id().await?),
+            false => None,
+        };
+        let sequence = state.next_seq.get(&tp).copied().unwrap_or(0);
+        let batch = state.open.entry(tp.clone()).or_insert_with(|| OpenBatch {
+            builder: match producer {
+                Some((id, epoch)) => {
+                    BatchBuilder::new(compression).with_producer(id, epoch, sequence)
+                }
+                None => BatchBuilder::new(compression),
+            },
+            waiters: Vec::new(),
+            generation,
+        });
+        let first = batch.builder.is_empty();
+        if first {
+            batch.generation = generation;
+        }
+        batch.builder.push(Record {
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp_ms,
+        });
+        batch.waiters.push(tx);
+        self.inner.pending.records.fetch_add(1, Ordering::AcqRel);
+        let full = batch.builder.estimated_size() >= self.inner.config.batch_size;
+        let batch_generation = batch.generation;
+        if full {
+            self.seal(&mut state, &tp).await?;
+        } else if first {
+            self.linger(tp, batch_generation);
+        }
+        Ok(Delivery(rx))
+    }
+
+    /// The producer id and epoch, asked of the cluster once.
+    async fn producer_id(&self) -> Result<(i64, i16), Error> {
+        let id = self
+            .inner
+            .producer_id
+            .get_or_try_init(|| async {
+                let client = &self.inner.client;
+                let resp = client
+                    .retrying(|| async {
+                        let broker = client.bootstrap();
+                        Ok(client
+                            .log_rpc(broker)?
+                            .init_producer_id(pb::InitProducerIdRequest {})
+                            .await
+                            .map_err(|s| locate(status_error(&s), broker, None, None))?
+                            .into_inner())
+                    })
+                    .await?;
+                Ok::<_, Error>((resp.producer_id, resp.producer_epoch as i16))
+            })
+            .await?;
+        Ok(*id)
+    }
+
+    /// Seals every open batch and waits until every record sent so far is answered.
+    pub async fn flush(&self) -> Result<(), Error> {
+        {
+            let mut state = self.inner.state.lock().await;
+            let tps: Vec<Tp> = state.open.keys().cloned().collect();
+            for tp in tps {
+                self.seal(&mut state, &tp).await?;
+            }
+        }
+        loop {
+            let idle = self.inner.pending.idle.notified();
+            if self.inner.pending.records.load(Ordering::Acquire) == 0 {
+                return Ok(());
+            }
+            idle.await;
+        }
+    }
+
+    fn linger(&self, tp: Tp, generation: u64) {
+        let producer = self.clone();
+        let linger = self.inner.config.linger;
+        tokio::spawn(async move {
+            tokio::time::sleep(linger).await;
+            let mut state = producer.inner.state.lock().await;
+            if state.open.get(&tp).is_some_and(|b| b.generation == generation) {
+                if let Err(e) = producer.seal(&mut state, &tp).await {
+                    tracing::warn!(error = %e, "sealing a lingering batch failed");
+                }
+            }
+        });
+    }
+
+    /// Builds the open batch of `tp` and queues it for its partition's sender.
+    async fn seal(&self, state: &mut State, tp: &Tp) -> Result<(), Error> {
+        let Some(open) = state.open.remove(tp) else { return Ok(()) };
+        if open.waiters.is_empty() {
+            return Ok(());
+        }
+        // A null-key topic moves on to another partition once its batch is sealed.
+        if let Some(sticky) = state.sticky.get_mut(&tp.0) {
+            if *sticky == tp.1 {
+                let partitions = self.inner.client.partition_count(&tp.0).await.unwrap_or(1);
+                if partitions > 1 {
+                    let next = rand::rng().random_range(0..partitions - 1);
+                    *sticky = if next >= tp.1 { next + 1 } else { next };
+                }
+            }
+        }
+        if self.inner.config.idempotence {
+            *state.next_seq.entry(tp.clone()).or_insert(0) += open.builder.len() as i32;
+        }
+        let sealed = Sealed {
+            created: tokio::time::Instant::now(),
+            bytes: open.builder.build(),
+            waiters: open.waiters,
+            attempts: 0,
+        };
+        let sender = state
+            .senders
+            .entry(tp.clone())
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(self.inner.config.queued_batches.max(1));
+                tokio::spawn(sender_loop(
+                    self.inner.client.clone(),
+                    tp.clone(),
+                    self.inner.config.clone(),
+                    rx,
+                    self.inner.pending.clone(),
+                ));
+                tx
+            })
+            .clone();
+        if let Err(mpsc::error::SendError(sealed)) = sender.send(sealed).await {
+            let e = Error::internal("partition sender stopped");
+            sealed.fail(&e, &self.inner.pending);
+            state.senders.remove(tp);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+struct Conn {
+    /// The leader's address.
+    leader: String,
+    requests: mpsc::Sender<pb::ProduceRequest>,
+    responses: tonic::Streaming<pb::ProduceResponse>,
+}
+
+async fn open_stream(client: &Client, tp: &Tp) -> Result<Conn, Error> {
+    let leader = client.leader(&tp.0, tp.1).await?;
+    let located = |e| locate(e, &leader, Some(&tp.0), Some(tp.1));
+    let (requests, rx) = mpsc::channel(64);
+    let responses = client
+        .log_rpc(&leader)
+        .map_err(located)?
+        .produce_stream(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| located(status_error(&s)))?
+        .into_inner();
+    Ok(Conn { leader, requests, responses })
+}
+
+/// Moves batches back to the front of the queue (in order) for another attempt, failing
+/// those out of retries.
+fn requeue(
+    batches: impl DoubleEndedIterator<Item = Sealed>,
+    queue: &mut VecDeque<Sealed>,
+    error: &Error,
+    config: &ProducerConfig,
+    pending: &Pending,
+) {
+    for mut b in batches.rev() {
+        if error.kind.is_retriable()
+            && b.attempts < config.retries
+            && b.created.elapsed() < config.delivery_timeout
+        {
+            b.attempts += 1;
+            queue.push_front(b);
+        } else {
+            b.fail(error, pending);
+        }
+    }
+}
+
+/// Sends one partition's batches in order over a pipelined stream to its leader.
+async fn sender_loop(
+    client: Client,
+    tp: Tp,
+    config: Arc<ProducerConfig>,
+    mut input: mpsc::Receiver<Sealed>,
+    pending: Arc<Pending>,
+) {
+    let acks = convert::acks_to_proto(config.acks) as i32;
+    let mut queue: VecDeque<Sealed> = VecDeque::new();
+    let mut in_flight: VecDeque<(u64, Sealed)> = VecDeque::new();
+    let mut conn: Option<Conn> = None;
+    let mut next_id: u64 = 0;
+    let mut input_open = true;
+    loop {
+        if !input_open && queue.is_empty() && in_flight.is_empty() {
+            return;
+        }
+        if conn.is_none() && !queue.is_empty() {
+            match open_stream(&client, &tp).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    client.invalidate(&tp.0);
+                    let batches: Vec<Sealed> = queue.drain(..).collect();
+                    requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
+                    tokio::time::sleep(config.retry_backoff).await;
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &conn {
+            let mut broken = false;
+            while in_flight.len() < config.max_in_flight.max(1) {
+                let Some(batch) = queue.pop_front() else { break };
+                next_id += 1;
+                let req = pb::ProduceRequest {
+                    topic: tp.0.clone(),
+                    partition: tp.1,
+                    acks,
+                    payload: Some(pb::produce_request::Payload::Batches(batch.bytes.clone())),
+                    correlation_id: next_id,
+                    timeout_ms: config.request_timeout.as_millis() as u32,
+                };
+                in_flight.push_back((next_id, batch));
+                if c.requests.send(req).await.is_err() {
+                    broken = true;
+                    break;
+                }
+            }
+            if broken {
+                let e = locate(
+                    Error::unavailable("produce stream closed by the broker"),
+                    &c.leader,
+                    Some(&tp.0),
+                    Some(tp.1),
+                );
+                let batches: Vec<Sealed> = in_flight.drain(..).map(|(_, b)| b).collect();
+                requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
+                conn = None;
+                tokio::time::sleep(config.retry_backoff).await;
+                continue;
+            }
+        }
+        let waiting = !in_flight.is_empty();
+        tokio::select! {
+            next = input.recv(), if input_open => match next {
+                Some(b) => queue.push_back(b),
+                None => input_open = false,
+            },
+            answer = next_answer(&mut conn, config.request_timeout), if waiting => {
+                let failure = match answer {
+                    Ok(resp) => match in_flight.pop_front() {
+                        Some((id, batch)) if id == resp.correlation_id => match resp.error {
+                            None => {
+                                batch.complete(&tp.0, tp.1, &resp, &pending);
+                                None
+                            }
+                            Some(err) => {
+                                let e = convert::error_from_proto(&err);
+                                in_flight.push_front((id, batch));
+                                Some(e)
+                            }
+                        },
+                        Some((id, batch)) => {
+                            in_flight.push_front((id, batch));
+                            Some(Error::internal(format!(
+                                "broker answered correlation id {} while {} was expected",
+                                resp.correlation_id, id
+                            )))
+                        }
+                        None => None,
+                    },
+                    Err(e) => Some(e),
+                };
+                if let Some(e) = failure {
+                    let e = match &conn {
+                        Some(c) => locate(e, &c.leader, Some(&tp.0), Some(tp.1)),
+                        None => e,
+                    };
+                    // The leader may have moved (NOT_LEADER) or stopped serving (its lease,
+                    // the connection): look it up again before the resend.
+                    if e.kind.is_retriable() {
+                        client.invalidate(&tp.0);
+                    }
+                    // Everything in flight is resent in order on a fresh stream (or failed).
+                    let batches: Vec<Sealed> = in_flight.drain(..).map(|(_, b)| b).collect();
+                    requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
+                    conn = None;
+                    if e.kind.is_retriable() {
+                        tokio::time::sleep(config.retry_backoff).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn next_answer(
+    conn: &mut Option<Conn>,
+    timeout: Duration,
+) -> Result<pb::ProduceResponse, Error> {
+    let Some(c) = conn.as_mut() else {
+        return Err(Error::unavailable("no produce stream"));
+    };
+    match tokio::time::timeout(timeout, c.responses.message()).await {
+        Ok(Ok(Some(resp))) => Ok(resp),
+        Ok(Ok(None)) => Err(Error::unavailable("produce stream ended by the broker")),
+        Ok(Err(status)) => Err(status_error(&status)),
+        Err(_) => Err(Error::unavailable(format!(
+            "no answer from the broker within {} ms (request.timeout.ms)",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+use shale_core::clock::Clock as _;

@@ -1,0 +1,107 @@
+//! Bounded waiting for a leader: exponential backoff between attempts, and a total wait
+//! after which the client gives up with the last failure.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use shale_core::error::Error;
+
+/// How long and how often a client retries a partition whose leader it cannot reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First pause between attempts (`retry.backoff.ms`).
+    pub initial: Duration,
+    /// Longest pause; each pause doubles up to this (`retry.backoff.max.ms`).
+    pub max: Duration,
+    /// Longest wait for a leader before giving up.
+    pub total: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(2),
+            total: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A few quick tries within about a second, for one-off lookups (admin calls).
+    pub const QUICK: RetryPolicy = RetryPolicy {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(400),
+        total: Duration::from_secs(1),
+    };
+
+    /// Starts counting the wait now.
+    pub fn start(&self) -> Backoff {
+        Backoff { policy: *self, next: self.initial, deadline: Instant::now() + self.total }
+    }
+}
+
+/// One bounded wait under a [`RetryPolicy`].
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    next: Duration,
+    deadline: Instant,
+}
+
+impl Backoff {
+    /// The pause before the next attempt, or `None` once the total wait is used up. The
+    /// last pause ends at the deadline, so the last attempt is made when the wait runs out.
+    pub fn next_delay(&mut self) -> Option<Duration> {
+        let left = self.deadline.checked_duration_since(Instant::now())?;
+        if left.is_zero() {
+            return None;
+        }
+        let delay = self.next.min(left);
+        self.next = (self.next * 2).min(self.policy.max);
+        Some(delay)
+    }
+
+    /// The total wait this backoff allows.
+    pub fn total(&self) -> Duration {
+        self.policy.total
+    }
+}
+
+/// The error a client gives up with: the last failure, saying what it waited for (a
+/// `leader`, `metadata`) and how long.
+pub(crate) fn gave_up(what: &str, e: Error, waited: Duration) -> Error {
+    super::reword(e, |m| format!("{what} unavailable after waiting {waited:?} ({m})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn pauses_double_up_to_the_cap_and_end_at_the_deadline() {
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(400),
+            total: Duration::from_secs(1),
+        };
+        let mut b = policy.start();
+        let mut pauses = Vec::new();
+        while let Some(d) = b.next_delay() {
+            pauses.push(d.as_millis());
+            tokio::time::sleep(d).await;
+        }
+        // 50+100+200+400 = 750 ms, then 250 ms to the deadline.
+        assert_eq!(pauses, [50, 100, 200, 400, 250]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_in_attempts_counts_toward_the_total() {
+        let mut b = RetryPolicy::default().start();
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert_eq!(b.next_delay(), Some(Duration::from_millis(50)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(b.next_delay(), None);
+    }
+}

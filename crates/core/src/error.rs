@@ -1,0 +1,113 @@
+//! The public error kinds every layer maps onto, so callers know whether to retry.
+//!
+//! Each layer keeps its own `thiserror` enum (`record::RecordError`, `log::LogError`,
+//! `meta::MetaError`, ...). They all convert into [`Error`], which carries a kind (retry or
+//! not), a machine-readable reason, a lowercase message naming the offending value, and
+//! key/value details (for example the leader's address, or the valid offset range).
+//! `shale_proto::status` maps it 1:1 onto `tonic::Status`; the client maps it back.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What kind of failure this is; decides the gRPC code and whether a client retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// This broker does not lead the partition; details name the leader. Retriable.
+    NotLeader,
+    /// A newer leader epoch or generation exists; the caller is a zombie. Not retriable as is.
+    Fenced,
+    /// Temporarily unable to serve (shutting down, store unreachable). Retriable.
+    Unavailable,
+    /// The request is malformed or names an invalid value. Not retriable.
+    Invalid,
+    /// The topic, partition or key does not exist. Not retriable.
+    NotFound,
+    /// The thing to create exists already. Not retriable.
+    AlreadyExists,
+    /// An offset outside the log's range; details give the valid range. Not retriable.
+    OutOfRange,
+    /// Stored data is corrupt or missing. Not retriable.
+    Data,
+    /// A bug or an unexpected I/O failure. Not retriable.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Whether the same request may succeed when sent again (possibly elsewhere).
+    pub fn is_retriable(self) -> bool {
+        matches!(self, ErrorKind::NotLeader | ErrorKind::Unavailable)
+    }
+}
+
+/// A classified error: kind, reason, message and details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// Machine-readable reason in SCREAMING_SNAKE_CASE, e.g. `CORRUPT_BATCH`.
+    pub reason: Cow<'static, str>,
+    /// Lowercase human message that names the bad value and says what to do.
+    pub message: String,
+    /// Structured details, e.g. `leader_address`, `log_start_offset`.
+    pub details: BTreeMap<String, String>,
+}
+
+impl Error {
+    /// A new error without details.
+    pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            reason: Cow::Borrowed(reason),
+            message: message.into(),
+            details: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one detail.
+    pub fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.details.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// An `Invalid` error with reason `INVALID_ARGUMENT`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Invalid, "INVALID_ARGUMENT", message)
+    }
+
+    /// An `Internal` error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Internal, "INTERNAL", message)
+    }
+
+    /// An `Unavailable` error.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Unavailable, "UNAVAILABLE", message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result with the public [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error for a partition index past the topic's count.
+pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "UNKNOWN_PARTITION",
+        format!(
+            "partition {partition} out of range: topic {topic:?} has {count} partitions (0..={})",
+            count.saturating_sub(1)
+        ),
+    )
+    .with("topic", topic)
+    .with("partition", partition)
+    .with("partitions", count)
+}

@@ -1,0 +1,783 @@
+//! The controller: exactly one broker at a time, elected through the metadata store, places
+//! new topics' partitions on live brokers and moves leadership when brokers come and go.
+//!
+//! Election: create `controller` under the candidate's lease if absent. The revision of that
+//! write fences the controller: every write it makes compares the controller key's mod
+//! revision, so a deposed controller (its lease expired, someone else elected) can no longer
+//! change anything. The key disappears with the lease, which starts the next election.
+//!
+//! Duties are a reconcile loop over a snapshot (brokers, topics, partition states): the plan
+//! is a pure function of the snapshot, so it is unit-tested without a store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::json::encode;
+use super::membership::Membership;
+use super::topics::{BrokerRecord, PartitionState, TopicRecord};
+use super::{Compare, KeyValue, Keys, MetaError, MetaStore, Revision, Txn, TxnOp, Versioned};
+use shale_core::error::Error;
+use std::sync::Arc;
+
+/// What the `controller` key holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerRecord {
+    /// Broker id of the controller.
+    pub id: i32,
+}
+
+/// Brokers whose process is known to be gone before their lease expired (a peer saw its
+/// connection break and then its port refuse connections), each with the incarnation that
+/// died. The controller treats them as not live, so it moves their leaderships at once
+/// instead of after the lease TTL; an entry counts only while the registration it names
+/// (same id, same incarnation) is the one in the store.
+#[derive(Debug, Clone)]
+pub struct Obituaries {
+    dead: Arc<std::sync::Mutex<BTreeMap<i32, u64>>>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Obituaries {
+    fn default() -> Self {
+        Obituaries { dead: Arc::default(), changed: tokio::sync::watch::channel(0).0 }
+    }
+}
+
+impl Obituaries {
+    /// Records that incarnation `incarnation` of broker `id` is gone.
+    pub fn record(&self, id: i32, incarnation: u64) {
+        if let Ok(mut dead) = self.dead.lock() {
+            if dead.insert(id, incarnation) != Some(incarnation) {
+                self.changed.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    /// Whether `broker`, as registered, is known to be gone.
+    pub fn is_dead(&self, broker: &BrokerRecord) -> bool {
+        self.dead.lock().is_ok_and(|d| d.get(&broker.id) == Some(&broker.incarnation))
+    }
+
+    /// Forgets entries whose registration is gone or was replaced.
+    fn prune(&self, brokers: &BTreeMap<i32, BrokerRecord>) {
+        if let Ok(mut dead) = self.dead.lock() {
+            dead.retain(|id, inc| brokers.get(id).is_some_and(|b| b.incarnation == *inc));
+        }
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+/// Partition-state writes per transaction (etcd allows 128 compares and 128 ops).
+const WRITES_PER_TXN: usize = 100;
+/// Reconcile at least this often even without metadata changes.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// Let a burst of metadata events settle before reconciling.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// A consistent-enough picture of the cluster for one reconcile pass.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// Live brokers by id.
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    /// Every topic.
+    pub topics: Vec<TopicRecord>,
+    /// Partition states with the mod revision of their key.
+    pub partitions: BTreeMap<(String, u32), (PartitionState, Revision)>,
+}
+
+/// One partition-state write the controller wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// New state.
+    pub state: PartitionState,
+    /// Mod revision the key must still have (0 = must be absent).
+    pub expected: Revision,
+}
+
+/// Brokers ordered so that consecutive entries sit on different racks when possible
+/// (Kafka's rack-alternated list): replicas taken from consecutive slots spread over racks.
+pub fn rack_alternated(brokers: &BTreeMap<i32, BrokerRecord>) -> Vec<i32> {
+    let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for b in brokers.values() {
+        by_rack.entry(b.rack.as_str()).or_default().push(b.id);
+    }
+    let mut out = Vec::with_capacity(brokers.len());
+    let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for ids in by_rack.values() {
+            if let Some(id) = ids.get(i) {
+                out.push(*id);
+            }
+        }
+    }
+    out
+}
+
+/// Places a new topic's partitions: leaders round-robin over the rack-alternated brokers,
+/// starting at the broker that leads the fewest partitions, followers on the next slots.
+/// Every replica starts in the ISR: all are empty, so all are in sync.
+pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
+    // Draining brokers get nothing new, unless they are all there is.
+    let staying: BTreeMap<i32, BrokerRecord> =
+        view.brokers.iter().filter(|(_, b)| !b.draining).map(|(i, b)| (*i, b.clone())).collect();
+    let order = rack_alternated(if staying.is_empty() { &view.brokers } else { &staying });
+    if order.is_empty() {
+        return vec![];
+    }
+    let mut leads: BTreeMap<i32, usize> = order.iter().map(|id| (*id, 0)).collect();
+    for (state, _) in view.partitions.values() {
+        if let Some(n) = leads.get_mut(&state.leader) {
+            *n += 1;
+        }
+    }
+    let start = order
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, id)| (leads.get(id).copied().unwrap_or(0), *i))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let n = order.len();
+    let rf = (topic.replication_factor as usize).clamp(1, n);
+    (0..topic.partitions as usize)
+        .map(|p| {
+            let replicas: Vec<i32> = (0..rf).map(|r| order[(start + p + r) % n]).collect();
+            let incarnations = replicas
+                .iter()
+                .filter_map(|r| view.brokers.get(r).map(|b| (*r, b.incarnation)))
+                .filter(|(_, i)| *i != 0)
+                .collect();
+            PartitionState {
+                leader: replicas[0],
+                leader_epoch: 0,
+                isr: replicas.clone(),
+                replicas,
+                incarnations,
+            }
+        })
+        .collect()
+}
+
+/// Everything the controller should write for `view`: placements for partitions that have
+/// no state yet, and leadership moves for partitions whose leader is not live.
+pub fn plan(view: &View) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for topic in &view.topics {
+        let missing: Vec<u32> = (0..topic.partitions)
+            .filter(|p| !view.partitions.contains_key(&(topic.name.clone(), *p)))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let placed = place(topic, view);
+        for p in missing {
+            if let Some(state) = placed.get(p as usize) {
+                changes.push(Change {
+                    topic: topic.name.clone(),
+                    partition: p,
+                    state: state.clone(),
+                    expected: 0,
+                });
+            }
+        }
+    }
+    let live: BTreeMap<i32, u64> = view.brokers.values().map(|b| (b.id, b.incarnation)).collect();
+    let draining: BTreeSet<i32> =
+        view.brokers.values().filter(|b| b.draining).map(|b| b.id).collect();
+    for ((topic, partition), (state, revision)) in &view.partitions {
+        let unclean = view.topics.iter().any(|t| {
+            &t.name == topic && t.configs.get(UNCLEAN_KEY).is_some_and(|v| v.trim() == "true")
+        });
+        let Some(next) = next_state(state, &live, &draining, unclean) else { continue };
+        changes.push(Change {
+            topic: topic.clone(),
+            partition: *partition,
+            state: next,
+            expected: *revision,
+        });
+    }
+    changes
+}
+
+/// Topic config that lets an out-of-sync replica lead when no in-sync one is live.
+const UNCLEAN_KEY: &str = "unclean.leader.election.enable";
+
+/// The state a partition should move to, if any: a live in-sync leader when the leader is
+/// gone (offline when there is none, unless unclean election is enabled), away from a
+/// draining leader to another live in-sync replica (controlled shutdown), or back to the
+/// preferred replica (the first) once it is live and in sync again.
+///
+/// `live` maps each live broker to its incarnation. An ISR member that came back under a new
+/// incarnation (it restarted, maybe losing what it had not fsynced, or its disk) leaves the
+/// ISR while a member that never restarted is live, and a restarted leader is replaced, or,
+/// when it is the only one left, confirmed under a new epoch: either way nobody leads at an
+/// epoch a previous incarnation of it led (KIP-903 and KIP-966 in Kafka).
+fn next_state(
+    state: &PartitionState,
+    live: &BTreeMap<i32, u64>,
+    draining: &BTreeSet<i32>,
+    unclean: bool,
+) -> Option<PartitionState> {
+    let is_live = |r: &i32| live.contains_key(r);
+    // Live under the incarnation the state recorded (or unknown: 0, or none recorded).
+    let clean = |r: &i32| live.get(r).is_some_and(|i| *i == 0 || state.confirms(*r, *i));
+    let restarted = |r: &i32| is_live(r) && !clean(r);
+    let isr: Vec<i32> = match state.isr.iter().any(clean) {
+        true => state.isr.iter().copied().filter(|r| !restarted(r)).collect(),
+        // Every live member restarted: they are all there is, so they stay.
+        false => state.isr.clone(),
+    };
+    // Record what the ISR members are now: live ones as they run, others as last known.
+    let incarnations = |isr: &[i32]| -> BTreeMap<i32, u64> {
+        isr.iter()
+            .filter_map(|r| match live.get(r) {
+                Some(0) | None => state.incarnations.get(r).map(|i| (*r, *i)),
+                Some(i) => Some((*r, *i)),
+            })
+            .collect()
+    };
+    let bump = |leader: i32, isr: Vec<i32>| PartitionState {
+        leader,
+        leader_epoch: state.leader_epoch + 1,
+        incarnations: incarnations(&isr),
+        isr,
+        replicas: state.replicas.clone(),
+    };
+    let eligible = |r: &i32| isr.contains(r) && clean(r) && !draining.contains(r);
+    if state.leader >= 0 && clean(&state.leader) {
+        if draining.contains(&state.leader) {
+            // Controlled shutdown: hand over to an in-sync replica that stays. It has every
+            // acknowledged record (acks=all waits for the whole ISR), so nothing is lost.
+            if let Some(c) = state.replicas.iter().find(|r| eligible(r)) {
+                return Some(bump(*c, isr));
+            }
+        } else {
+            // Preferred-leader rebalancing: leadership returns to the first replica once it
+            // is back in the ISR, so leaders stay spread as placed.
+            let preferred = *state.replicas.first()?;
+            if preferred != state.leader && eligible(&preferred) {
+                return Some(bump(preferred, isr));
+            }
+        }
+        // The same leader: write only a changed ISR or newly recorded incarnations.
+        let next = PartitionState { incarnations: incarnations(&isr), isr, ..state.clone() };
+        return (next != *state).then_some(next);
+    }
+    // A staying replica first; a draining or restarted one is still better than going
+    // offline.
+    let candidate = state
+        .replicas
+        .iter()
+        .find(|r| eligible(r))
+        .or_else(|| state.replicas.iter().find(|r| isr.contains(r) && is_live(r)))
+        .copied();
+    match candidate {
+        // The ISR keeps only live members: a dead one would hold the high watermark back
+        // until the new leader noticed it lagging.
+        Some(c) => Some(bump(c, isr.into_iter().filter(|r| is_live(r)).collect())),
+        None => {
+            // Unclean election (opt-in per topic) accepts losing what the new leader lacks.
+            let any = state.replicas.iter().find(|r| is_live(r)).copied();
+            match any {
+                Some(r) if unclean => {
+                    tracing::warn!(
+                        leader = r,
+                        "unclean leader election: an out-of-sync replica leads"
+                    );
+                    Some(bump(r, vec![r]))
+                }
+                _ if state.leader != -1 => Some(bump(-1, state.isr.clone())),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Runs elections and, while elected, the controller's duties. Never returns.
+pub async fn run(
+    store: Arc<dyn MetaStore>,
+    keys: Keys,
+    membership: Membership,
+    obituaries: Obituaries,
+) {
+    let mut live = membership.subscribe();
+    loop {
+        if !membership.is_live() {
+            let _ = live.wait_for(|l| *l).await;
+            continue;
+        }
+        match campaign(&store, &keys, &membership).await {
+            Ok(Some(revision)) => {
+                tracing::info!(broker = membership.broker_id(), revision, "elected controller");
+                if let Err(e) = lead(&store, &keys, &membership, revision, &obituaries).await {
+                    tracing::warn!(error = %e, "controller duties interrupted");
+                }
+                tracing::info!(broker = membership.broker_id(), "no longer controller");
+            }
+            Ok(None) => wait_for_vacancy(&store, &keys, membership.ttl()).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "controller election failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Tries to become controller; the revision of the winning write, or `None` if taken.
+async fn campaign(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    membership: &Membership,
+) -> Result<Option<Revision>, Error> {
+    let key = keys.controller();
+    let record = ControllerRecord { id: membership.broker_id() };
+    let txn = Txn::new().when(Compare::absent(key.clone())).and_then(TxnOp::put_with_lease(
+        key.clone(),
+        encode(&key, &record)?,
+        membership.lease(),
+    ));
+    let outcome = store.txn(txn).await?;
+    Ok(outcome.succeeded.then_some(outcome.revision))
+}
+
+/// Waits until the controller key is gone (or a while passes, to re-check).
+async fn wait_for_vacancy(store: &Arc<dyn MetaStore>, keys: &Keys, ttl: Duration) {
+    let key = keys.controller();
+    let Ok(Some(kv)) = store.get(&key).await else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return;
+    };
+    let Ok(mut watch) = store.watch_prefix(&key, kv.mod_revision + 1).await else {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        return;
+    };
+    let vacancy = async {
+        while let Some(event) = watch.next().await {
+            match event {
+                Ok(super::WatchEvent::Delete { key: k, .. }) if k == key => return,
+                Ok(super::WatchEvent::Reset) | Err(_) => return,
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(ttl.max(Duration::from_secs(1)), vacancy).await;
+}
+
+/// The controller's duties while it holds `revision`.
+async fn lead(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    membership: &Membership,
+    revision: Revision,
+    obituaries: &Obituaries,
+) -> Result<(), Error> {
+    let mut deaths = obituaries.subscribe();
+    loop {
+        if !membership.is_live() {
+            return Ok(());
+        }
+        deaths.borrow_and_update();
+        let (mut view, read_revision) = read_view(store, keys).await?;
+        obituaries.prune(&view.brokers);
+        view.brokers.retain(|_, b| !obituaries.is_dead(b));
+        for chunk in plan(&view).chunks(WRITES_PER_TXN) {
+            if !write(store, keys, revision, chunk).await? {
+                if !still_controller(store, keys, revision).await? {
+                    return Ok(());
+                }
+                // A partition changed under us; the next pass re-plans from fresh state.
+                break;
+            }
+            for c in chunk {
+                tracing::info!(
+                    topic = %c.topic,
+                    partition = c.partition,
+                    leader = c.state.leader,
+                    epoch = c.state.leader_epoch,
+                    "partition state written"
+                );
+            }
+        }
+        if !still_controller(store, keys, revision).await? {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = wait_for_change(store, keys, read_revision + 1, membership) => {}
+            _ = deaths.changed() => {}
+        }
+    }
+}
+
+async fn still_controller(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    revision: Revision,
+) -> Result<bool, Error> {
+    Ok(store.get(&keys.controller()).await?.is_some_and(|kv| kv.mod_revision == revision))
+}
+
+async fn write(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    revision: Revision,
+    changes: &[Change],
+) -> Result<bool, Error> {
+    let mut txn = Txn::new().when(Compare::mod_revision(keys.controller(), revision));
+    for c in changes {
+        let key = keys.partition(&c.topic, c.partition);
+        txn = txn
+            .when(Compare::mod_revision(key.clone(), c.expected))
+            .and_then(TxnOp::put(key.clone(), encode(&key, &c.state)?));
+    }
+    Ok(store.txn(txn).await?.succeeded)
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(
+    kvs: Vec<KeyValue>,
+) -> Result<Vec<(T, KeyValue)>, MetaError> {
+    kvs.into_iter()
+        .map(|kv| {
+            let meta = KeyValue { value: bytes::Bytes::new(), ..kv.clone() };
+            Versioned::<T>::decode(kv).map(|v| (v.value, meta))
+        })
+        .collect()
+}
+
+/// Reads brokers, topics and partition states; returns the view and the first read's
+/// revision (watching from after it misses nothing).
+pub async fn read_view(store: &Arc<dyn MetaStore>, keys: &Keys) -> Result<(View, Revision), Error> {
+    let brokers = store.range(&keys.brokers()).await?;
+    let revision = brokers.revision;
+    let topics = store.range(&keys.topics()).await?;
+    let partitions = store.range(&keys.all_partitions()).await?;
+    let mut view = View::default();
+    for (b, _) in decode_all::<BrokerRecord>(brokers.kvs)? {
+        view.brokers.insert(b.id, b);
+    }
+    view.topics = decode_all::<TopicRecord>(topics.kvs)?.into_iter().map(|(t, _)| t).collect();
+    for (state, kv) in decode_all::<PartitionState>(partitions.kvs)? {
+        if let Some((topic, p)) = keys.parse_partition(&kv.key) {
+            view.partitions.insert((topic, p), (state, kv.mod_revision));
+        }
+    }
+    Ok((view, revision))
+}
+
+/// Waits for any metadata change after `from`, a periodic tick, or loss of liveness.
+async fn wait_for_change(
+    store: &Arc<dyn MetaStore>,
+    keys: &Keys,
+    from: Revision,
+    membership: &Membership,
+) {
+    let mut live = membership.subscribe();
+    let changed = async {
+        match store.watch_prefix(keys.root(), from).await {
+            Ok(mut watch) => {
+                // Only brokers, topics, partition states and the controller key need a new
+                // placement decision; offsets, groups and tier pointers change far more often.
+                while let Some(Ok(event)) = watch.next().await {
+                    let key = match &event {
+                        crate::WatchEvent::Put(kv) => kv.key.as_str(),
+                        crate::WatchEvent::Delete { key, .. } => key.as_str(),
+                        crate::WatchEvent::Reset => break,
+                    };
+                    if keys.shapes_placement(key) {
+                        break;
+                    }
+                }
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    tokio::select! {
+        _ = changed => {}
+        _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+        _ = live.wait_for(|l| !*l) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(id: i32, rack: &str) -> BrokerRecord {
+        BrokerRecord {
+            id,
+            address: format!("b{id}:9292"),
+            rack: rack.into(),
+            started_ms: 0,
+            incarnation: 0,
+            draining: false,
+        }
+    }
+
+    fn topic(name: &str, partitions: u32, rf: u32) -> TopicRecord {
+        TopicRecord {
+            name: name.into(),
+            id: format!("{name}-id"),
+            partitions,
+            replication_factor: rf,
+            configs: Default::default(),
+            created_ms: 0,
+        }
+    }
+
+    fn view(brokers: &[(i32, &str)]) -> View {
+        View {
+            brokers: brokers.iter().map(|(id, r)| (*id, broker(*id, r))).collect(),
+            ..View::default()
+        }
+    }
+
+    fn apply(view: &mut View, changes: Vec<Change>) {
+        for c in changes {
+            let rev =
+                view.partitions.get(&(c.topic.clone(), c.partition)).map_or(1, |(_, r)| r + 1);
+            view.partitions.insert((c.topic, c.partition), (c.state, rev));
+        }
+    }
+
+    #[test]
+    fn twelve_partitions_on_three_brokers_lead_four_each() {
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        v.topics.push(topic("t", 12, 1));
+        let changes = plan(&v);
+        assert_eq!(changes.len(), 12);
+        let mut leads = BTreeMap::new();
+        for c in &changes {
+            *leads.entry(c.state.leader).or_insert(0) += 1;
+            assert_eq!(c.expected, 0);
+            assert_eq!(c.state.isr, c.state.replicas);
+        }
+        assert_eq!(leads.values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+        apply(&mut v, changes);
+        assert!(plan(&v).is_empty(), "a placed topic needs nothing more");
+    }
+
+    #[test]
+    fn new_topics_start_on_the_least_loaded_broker() {
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        v.topics.push(topic("a", 1, 1));
+        let c = plan(&v);
+        apply(&mut v, c);
+        v.topics.push(topic("b", 1, 1));
+        let c = plan(&v);
+        assert_eq!(c.len(), 1);
+        assert_ne!(c[0].state.leader, v.partitions[&("a".to_string(), 0)].0.leader);
+    }
+
+    #[test]
+    fn replicas_spread_over_racks() {
+        let mut v = view(&[(1, "a"), (2, "a"), (3, "b"), (4, "b")]);
+        v.topics.push(topic("t", 8, 2));
+        for c in plan(&v) {
+            let racks: BTreeSet<&str> =
+                c.state.replicas.iter().map(|id| v.brokers[id].rack.as_str()).collect();
+            assert_eq!(racks.len(), 2, "{:?}", c.state);
+        }
+    }
+
+    #[test]
+    fn leadership_moves_to_a_live_in_sync_replica_or_goes_offline() {
+        let mut v = view(&[(1, ""), (2, "")]);
+        let key = ("t".to_string(), 0);
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            leader: 1,
+            leader_epoch: 3,
+            isr: vec![1, 2],
+            incarnations: Default::default(),
+        };
+        v.partitions.insert(key.clone(), (state.clone(), 10));
+        assert!(plan(&v).is_empty());
+        v.brokers.remove(&1);
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch, c[0].expected), (2, 4, 10));
+        assert_eq!(c[0].state.isr, vec![2], "the dead leader leaves the ISR");
+
+        // Single replica: offline (leader -1, epoch bumped once), back when it returns.
+        let mut v = view(&[(1, "")]);
+        let state = PartitionState {
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            incarnations: Default::default(),
+        };
+        v.partitions.insert(key.clone(), (state, 5));
+        v.brokers.clear();
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (-1, 1));
+        apply(&mut v, c);
+        assert!(plan(&v).is_empty(), "an offline partition is not bumped again");
+        v.brokers.insert(1, broker(1, ""));
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 2));
+    }
+
+    #[test]
+    fn leadership_returns_to_the_preferred_replica_once_it_is_in_sync() {
+        let mut v = view(&[(1, ""), (2, "")]);
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            leader: 2,
+            leader_epoch: 4,
+            isr: vec![2],
+            incarnations: Default::default(),
+        };
+        v.partitions.insert(("t".into(), 0), (state.clone(), 1));
+        assert!(plan(&v).is_empty(), "not while the preferred replica is out of sync");
+        let back = PartitionState { isr: vec![2, 1], ..state };
+        v.partitions.insert(("t".into(), 0), (back, 2));
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 5));
+    }
+
+    #[test]
+    fn unclean_election_is_an_opt_in_per_topic() {
+        let mut v = view(&[(2, "")]);
+        let mut t = topic("t", 1, 2);
+        v.partitions.insert(
+            ("t".into(), 0),
+            (
+                PartitionState {
+                    replicas: vec![1, 2],
+                    leader: 1,
+                    leader_epoch: 0,
+                    isr: vec![1],
+                    incarnations: Default::default(),
+                },
+                1,
+            ),
+        );
+        v.topics.push(t.clone());
+        assert_eq!(plan(&v)[0].state.leader, -1, "off by default");
+        t.configs.insert(UNCLEAN_KEY.into(), "true".into());
+        v.topics = vec![t];
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.isr.clone()), (2, vec![2]));
+    }
+
+    #[test]
+    fn a_draining_leader_hands_over_to_a_staying_in_sync_replica() {
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        let state = PartitionState::new(vec![1, 2, 3], 1, 7, vec![1, 2, 3]);
+        v.partitions.insert(("t".into(), 0), (state.clone(), 3));
+        v.brokers.get_mut(&1).unwrap().draining = true;
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (2, 8));
+        assert_eq!(c[0].state.isr, vec![1, 2, 3], "the draining broker stays in the ISR");
+        apply(&mut v, c);
+        assert!(plan(&v).is_empty(), "no move back to the draining preferred replica");
+
+        // Nobody else in sync: the draining broker keeps leading until it leaves.
+        let mut v = view(&[(1, ""), (2, "")]);
+        let lonely = PartitionState {
+            replicas: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            incarnations: Default::default(),
+        };
+        v.partitions.insert(("t".into(), 0), (lonely, 1));
+        v.brokers.get_mut(&1).unwrap().draining = true;
+        assert!(plan(&v).is_empty());
+
+        // New topics avoid draining brokers.
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        v.brokers.get_mut(&2).unwrap().draining = true;
+        let placed = place(&topic("n", 6, 2), &v);
+        assert!(placed.iter().all(|s| !s.replicas.contains(&2)), "{placed:?}");
+    }
+
+    #[test]
+    fn out_of_sync_replicas_never_lead() {
+        let mut v = view(&[(2, "")]);
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            incarnations: Default::default(),
+        };
+        v.partitions.insert(("t".into(), 0), (state, 1));
+        let c = plan(&v);
+        assert_eq!(c[0].state.leader, -1, "unclean election is off");
+    }
+
+    /// A view of live brokers with incarnations, and one partition in `state`.
+    fn incarnated(brokers: &[(i32, u64)], state: PartitionState) -> View {
+        let mut v = View::default();
+        for (id, incarnation) in brokers {
+            v.brokers.insert(*id, BrokerRecord { incarnation: *incarnation, ..broker(*id, "") });
+        }
+        v.partitions.insert(("t".into(), 0), (state, 1));
+        v
+    }
+
+    fn recorded(isr: &[(i32, u64)], leader: i32, epoch: i32) -> PartitionState {
+        let mut s = PartitionState::new(
+            vec![1, 2, 3],
+            leader,
+            epoch,
+            isr.iter().map(|(r, _)| *r).collect(),
+        );
+        s.incarnations = isr.iter().copied().collect();
+        s
+    }
+
+    #[test]
+    fn placement_records_incarnations() {
+        let mut v = incarnated(&[(1, 11), (2, 22), (3, 33)], recorded(&[], 1, 0));
+        v.partitions.clear();
+        v.topics.push(topic("n", 1, 3));
+        let c = plan(&v);
+        assert_eq!(c[0].state.incarnations, [(1, 11), (2, 22), (3, 33)].into());
+    }
+
+    #[test]
+    fn a_restarted_leader_never_leads_at_its_old_epoch() {
+        let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
+        // Broker 1 came back (new incarnation 12) before anyone noticed it was gone.
+        let v = incarnated(&[(1, 12), (2, 22), (3, 33)], state.clone());
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (2, 6), "{:?}", c[0].state);
+        assert_eq!(c[0].state.isr, vec![2, 3], "it leaves the ISR until it catches up");
+        assert_eq!(c[0].state.incarnations, [(2, 22), (3, 33)].into());
+
+        // Nobody else in sync is live: it is all there is, so it leads, at a new epoch.
+        let v = incarnated(&[(1, 12)], recorded(&[(1, 11)], 1, 5));
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 6));
+        assert_eq!(c[0].state.incarnations, [(1, 12)].into());
+        let mut v = v;
+        apply(&mut v, c);
+        assert!(plan(&v).is_empty(), "confirmed once");
+    }
+
+    #[test]
+    fn a_restarted_follower_leaves_the_isr() {
+        let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
+        let v = incarnated(&[(1, 11), (2, 22), (3, 34)], state);
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 5), "no new epoch");
+        assert_eq!(c[0].state.isr, vec![1, 2]);
+
+        // A dead leader is replaced by a member that did not restart, not by one that did.
+        let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
+        let v = incarnated(&[(2, 23), (3, 33)], state);
+        let c = plan(&v);
+        assert_eq!((c[0].state.leader, c[0].state.isr.clone()), (3, vec![3]));
+    }
+}

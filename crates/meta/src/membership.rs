@@ -1,0 +1,249 @@
+//! Broker membership: a broker registers `brokers/{id}` under its own lease and keeps the
+//! lease alive. It counts as live only while it can prove the lease has not expired: each
+//! successful keepalive extends validity to (time the request was sent + TTL), which is
+//! never later than etcd's own expiry. A broker that is not live must not act as leader;
+//! once etcd has expired the lease, the controller may move leadership away, and by then
+//! the old broker has already stopped acknowledging.
+//!
+//! Each new lease starts a new *session*; after losing its lease a broker re-registers
+//! under a new one, and callers can ask for the session to know whether state they read
+//! belongs to the current one.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::json::encode;
+use super::topics::BrokerRecord;
+use super::{Compare, Keys, LeaseId, MetaError, MetaStore, Txn, TxnOp, Versioned};
+use shale_core::error::{Error, ErrorKind};
+
+/// A broker's registration and the proof that it is still live.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn MetaStore>,
+    keys: Keys,
+    record: BrokerRecord,
+    /// Set once by [`Membership::set_draining`]; re-registrations keep it.
+    draining: AtomicBool,
+    ttl: Duration,
+    lease: AtomicI64,
+    session: AtomicU64,
+    valid_until: Mutex<Option<Instant>>,
+    live_tx: watch::Sender<bool>,
+}
+
+impl Membership {
+    /// Registers the broker under a new lease. Fails if another live broker holds the id.
+    pub async fn join(
+        store: Arc<dyn MetaStore>,
+        keys: Keys,
+        record: BrokerRecord,
+        ttl: Duration,
+    ) -> Result<Membership, Error> {
+        let m = Membership {
+            inner: Arc::new(Inner {
+                store,
+                keys,
+                record,
+                draining: AtomicBool::new(false),
+                ttl,
+                lease: AtomicI64::new(0),
+                session: AtomicU64::new(0),
+                valid_until: Mutex::new(None),
+                live_tx: watch::channel(false).0,
+            }),
+        };
+        // A broker restarted right after a crash finds its old registration still held by
+        // the old lease; wait (bounded) for that lease to expire rather than fail at once.
+        let give_up = Instant::now() + ttl * 2 + Duration::from_secs(1);
+        loop {
+            match m.register().await {
+                Ok(()) => return Ok(m),
+                Err(e) if e.reason == "BROKER_ID_IN_USE" && Instant::now() < give_up => {
+                    tracing::warn!(broker = m.broker_id(), "{}; waiting", e.message);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The broker id.
+    pub fn broker_id(&self) -> i32 {
+        self.inner.record.id
+    }
+
+    /// This process's incarnation, as registered.
+    pub fn incarnation(&self) -> u64 {
+        self.inner.record.incarnation
+    }
+
+    /// The current lease.
+    pub fn lease(&self) -> LeaseId {
+        self.inner.lease.load(Ordering::Acquire)
+    }
+
+    /// Counts registrations: bumped each time the broker registers under a new lease.
+    pub fn session(&self) -> u64 {
+        self.inner.session.load(Ordering::Acquire)
+    }
+
+    /// The lease TTL.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// Whether the lease is provably unexpired right now.
+    pub fn is_live(&self) -> bool {
+        let until = self.inner.valid_until.lock().map(|v| *v).unwrap_or(None);
+        until.is_some_and(|u| Instant::now() < u)
+    }
+
+    /// How long the lease is still provably valid (zero when not live).
+    pub fn lease_remaining(&self) -> Duration {
+        self.valid_until().map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()))
+    }
+
+    /// Liveness changes (true once registered, false when validity runs out).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.inner.live_tx.subscribe()
+    }
+
+    /// The error requests get while the broker is not live.
+    pub fn not_live_error(&self) -> Error {
+        Error::new(
+            ErrorKind::Unavailable,
+            "BROKER_NOT_LIVE",
+            format!(
+                "broker {} cannot confirm its metadata lease (metadata store unreachable or \
+                 lease expired); it does not serve as leader until it registers again; retry",
+                self.broker_id()
+            ),
+        )
+    }
+
+    fn extend(&self, sent: Instant, remaining: Duration) {
+        if let Ok(mut v) = self.inner.valid_until.lock() {
+            *v = Some(sent + remaining);
+        }
+        self.inner.live_tx.send_if_modified(|l| !std::mem::replace(l, true));
+    }
+
+    fn mark_not_live(&self) {
+        if let Ok(mut v) = self.inner.valid_until.lock() {
+            *v = None;
+        }
+        self.inner.live_tx.send_if_modified(|l| std::mem::replace(l, false));
+    }
+
+    /// The registration as it should read now.
+    fn record(&self) -> BrokerRecord {
+        BrokerRecord {
+            draining: self.inner.draining.load(Ordering::Acquire),
+            ..self.inner.record.clone()
+        }
+    }
+
+    /// Marks the registration as draining (controlled shutdown): the controller moves this
+    /// broker's leaderships to other in-sync replicas and places nothing new on it.
+    pub async fn set_draining(&self) -> Result<(), Error> {
+        self.inner.draining.store(true, Ordering::Release);
+        let key = self.inner.keys.broker(self.inner.record.id as u32);
+        let value = encode(&key, &self.record())?;
+        self.inner.store.put(&key, value, Some(self.lease())).await?;
+        Ok(())
+    }
+
+    /// Grants a lease and writes `brokers/{id}` under it, unless another lease holds it.
+    async fn register(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let key = inner.keys.broker(inner.record.id as u32);
+        let sent = Instant::now();
+        let lease = inner.store.grant_lease(inner.ttl).await?;
+        let txn = Txn::new().when(Compare::absent(key.clone())).and_then(TxnOp::put_with_lease(
+            key.clone(),
+            encode(&key, &self.record())?,
+            lease,
+        ));
+        if !inner.store.txn(txn).await?.succeeded {
+            let holder = match inner.store.get(&key).await? {
+                Some(kv) => Versioned::<BrokerRecord>::decode(kv)
+                    .map(|v| v.value.address)
+                    .unwrap_or_else(|_| "an unknown address".into()),
+                None => "a broker whose lease just expired".into(),
+            };
+            let _ = inner.store.revoke_lease(lease).await;
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                "BROKER_ID_IN_USE",
+                format!(
+                    "broker id {} is registered by a live broker at {holder}; give this \
+                     broker another id, or wait {} s for the other lease to expire",
+                    inner.record.id,
+                    inner.ttl.as_secs()
+                ),
+            ));
+        }
+        inner.lease.store(lease, Ordering::Release);
+        inner.session.fetch_add(1, Ordering::AcqRel);
+        self.extend(sent, inner.ttl);
+        tracing::info!(broker = inner.record.id, lease, "registered");
+        Ok(())
+    }
+
+    fn valid_until(&self) -> Option<Instant> {
+        self.inner.valid_until.lock().map(|v| *v).unwrap_or(None)
+    }
+
+    /// Keeps the lease alive until the task is dropped; registers again after losing it.
+    pub async fn run(self) {
+        let every = (self.inner.ttl / 3).max(Duration::from_millis(100));
+        loop {
+            let next = Instant::now() + every;
+            // Wake at expiry too, so liveness watchers hear about it on time.
+            while let Some(deadline) = self.valid_until().filter(|d| *d < next) {
+                tokio::time::sleep_until(deadline).await;
+                if !self.is_live() {
+                    self.mark_not_live();
+                }
+            }
+            tokio::time::sleep_until(next).await;
+            let lease = self.lease();
+            let sent = Instant::now();
+            match self.inner.store.keep_alive(lease).await {
+                Ok(remaining) if !remaining.is_zero() => self.extend(sent, remaining),
+                Ok(_) | Err(MetaError::LeaseNotFound(_)) => {
+                    self.mark_not_live();
+                    tracing::warn!(
+                        broker = self.broker_id(),
+                        lease,
+                        "lease expired; registering again"
+                    );
+                    if let Err(e) = self.register().await {
+                        tracing::warn!(broker = self.broker_id(), error = %e, "registering again failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(broker = self.broker_id(), lease, error = %e, "lease keepalive failed");
+                }
+            }
+        }
+    }
+
+    /// Deregisters (revokes the lease, deleting `brokers/{id}`).
+    pub async fn leave(&self) {
+        self.mark_not_live();
+        if let Err(e) = self.inner.store.revoke_lease(self.lease()).await {
+            tracing::warn!(error = %e, "could not revoke the broker lease");
+        }
+    }
+}

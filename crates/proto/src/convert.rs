@@ -1,0 +1,88 @@
+//! Conversions between protobuf messages and the domain types both ends use.
+
+use std::collections::BTreeSet;
+
+use crate::pb;
+use shale_core::acks::Acks;
+use shale_core::error::Error;
+use shale_core::record::{Header, Record};
+
+/// Proto acks to domain acks.
+pub fn acks(value: i32) -> Result<Acks, Error> {
+    match pb::Acks::try_from(value) {
+        Ok(pb::Acks::All) => Ok(Acks::All),
+        Ok(pb::Acks::Leader) => Ok(Acks::Leader),
+        Ok(pb::Acks::None) => Ok(Acks::None),
+        Err(_) => Err(Error::invalid(format!(
+            "invalid acks value {value}: expected 0 (all), 1 (leader) or 2 (none)"
+        ))),
+    }
+}
+
+/// Domain acks to proto acks.
+pub fn acks_to_proto(acks: Acks) -> pb::Acks {
+    match acks {
+        Acks::All => pb::Acks::All,
+        Acks::Leader => pb::Acks::Leader,
+        Acks::None => pb::Acks::None,
+    }
+}
+
+/// Proto record to domain record.
+pub fn record(r: pb::Record) -> Record {
+    Record {
+        key: r.key,
+        value: r.value,
+        headers: r.headers.into_iter().map(|h| Header { key: h.key, value: h.value }).collect(),
+        timestamp_ms: r.timestamp_ms,
+    }
+}
+
+/// Domain record to proto record.
+pub fn record_to_proto(r: Record) -> pb::Record {
+    pb::Record {
+        key: r.key,
+        value: r.value,
+        headers: r.headers.into_iter().map(|h| pb::Header { key: h.key, value: h.value }).collect(),
+        timestamp_ms: r.timestamp_ms,
+    }
+}
+
+/// An error as the in-stream proto error.
+pub fn error_to_proto(e: &Error) -> pb::Error {
+    pb::Error {
+        code: crate::status::code_of(e.kind) as i32,
+        reason: e.reason.to_string(),
+        message: e.message.clone(),
+        metadata: e.details.clone().into_iter().collect(),
+    }
+}
+
+/// An in-stream proto error back to a domain error.
+pub fn error_from_proto(e: &pb::Error) -> Error {
+    let status = tonic::Status::new(tonic::Code::from(e.code), e.message.clone());
+    let mut error = crate::status::from_status(&status);
+    error.reason = e.reason.clone().into();
+    error.details = e.metadata.clone().into_iter().collect();
+    error
+}
+
+/// Partitions as a member reports them: (topic, partition) pairs.
+pub fn partition_set(owned: &[pb::TopicPartitions]) -> BTreeSet<(String, u32)> {
+    owned.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic.clone(), *p))).collect()
+}
+
+/// A set of (topic, partition) pairs as sent on the wire: one entry per topic, partitions
+/// sorted.
+pub fn partition_set_to_proto(set: &BTreeSet<(String, u32)>) -> Vec<pb::TopicPartitions> {
+    let mut out: Vec<pb::TopicPartitions> = Vec::new();
+    for (topic, partition) in set {
+        match out.last_mut() {
+            Some(last) if last.topic == *topic => last.partitions.push(*partition),
+            _ => {
+                out.push(pb::TopicPartitions { topic: topic.clone(), partitions: vec![*partition] })
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,162 @@
+//! The 1:1 mapping between [`Error`] kinds and gRPC status codes. The reason and details
+//! travel as a `google.rpc.ErrorInfo` (domain `shale.dev`), so clients in any language can
+//! act on them (e.g. the leader's address on `NOT_LEADER`).
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use shale_core::error::{Error, ErrorKind};
+
+/// ErrorInfo domain of every Shale status.
+pub const DOMAIN: &str = "shale.dev";
+
+/// The gRPC code of an error kind.
+pub fn code_of(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::NotLeader => Code::FailedPrecondition,
+        ErrorKind::Fenced => Code::Aborted,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Invalid => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
+        ErrorKind::OutOfRange => Code::OutOfRange,
+        ErrorKind::Data => Code::DataLoss,
+        ErrorKind::Internal => Code::Internal,
+    }
+}
+
+/// The error kind of a gRPC code (codes Shale does not send map to the nearest kind).
+pub fn kind_of(code: Code) -> ErrorKind {
+    match code {
+        Code::FailedPrecondition => ErrorKind::NotLeader,
+        Code::Aborted => ErrorKind::Fenced,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
+            ErrorKind::Unavailable
+        }
+        Code::InvalidArgument => ErrorKind::Invalid,
+        Code::NotFound => ErrorKind::NotFound,
+        Code::AlreadyExists => ErrorKind::AlreadyExists,
+        Code::OutOfRange => ErrorKind::OutOfRange,
+        Code::DataLoss => ErrorKind::Data,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// Builds the status for an error.
+pub fn to_status(e: &Error) -> Status {
+    let metadata: HashMap<String, String> =
+        e.details.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let details = ErrorDetails::with_error_info(e.reason.clone(), DOMAIN, metadata);
+    Status::with_error_details(code_of(e.kind), e.message.clone(), details)
+}
+
+/// [`to_status`] by value, for `map_err`.
+pub fn into_status(e: Error) -> Status {
+    to_status(&e)
+}
+
+/// Reads an error back from a status (client side).
+pub fn from_status(status: &Status) -> Error {
+    let kind = kind_of(status.code());
+    let details = status.get_error_details();
+    let mut error = Error::new(kind, "", status.message().to_string());
+    match details.error_info() {
+        Some(info) if info.domain == DOMAIN => {
+            error.reason = info.reason.clone().into();
+            for (k, v) in &info.metadata {
+                error.details.insert(k.clone(), v.clone());
+            }
+        }
+        // A status with a source was made here, by the transport (a reset or closed
+        // connection surfaces as UNKNOWN "transport error"): the request may be retried.
+        _ if std::error::Error::source(status).is_some()
+            && matches!(status.code(), Code::Unknown | Code::Internal) =>
+        {
+            error.kind = ErrorKind::Unavailable;
+            error.reason = "TRANSPORT_ERROR".into();
+        }
+        _ => {
+            error.reason = match status.code() {
+                Code::Unavailable => "UNAVAILABLE",
+                Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+                Code::Cancelled => "CANCELLED",
+                _ => "GRPC_ERROR",
+            }
+            .into();
+            if error.message.is_empty() {
+                error.message = format!("grpc status {:?}", status.code());
+            }
+        }
+    }
+    // A transport failure says what the OS said ("tcp connect error: connection refused").
+    if let Some(cause) = io_cause(status) {
+        if !error.message.to_lowercase().contains(&cause.to_lowercase()) {
+            error.message = format!("{}: {cause}", error.message);
+        }
+    }
+    error
+}
+
+/// The I/O error under a client-side transport failure, in words (`connection refused`).
+fn io_cause(status: &Status) -> Option<String> {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(match io.kind() {
+                std::io::ErrorKind::Other => io.to_string(),
+                kind => kind.to_string(),
+            });
+        }
+        source = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_round_trip_through_status() {
+        let e =
+            Error::new(ErrorKind::OutOfRange, "OFFSET_OUT_OF_RANGE", "offset 9 is out of range")
+                .with("log_start_offset", 0)
+                .with("high_watermark", 5);
+        let back = from_status(&to_status(&e));
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn a_transport_failure_names_its_io_cause() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let wrapped = std::io::Error::other(io);
+        let status = Status::from_error(Box::new(wrapped));
+        let e = from_status(&status);
+        assert_eq!((e.kind, e.reason.as_ref()), (ErrorKind::Unavailable, "TRANSPORT_ERROR"));
+        assert_eq!(e.message, "connection refused");
+        let mut connect = Status::unavailable("tcp connect error");
+        connect.set_source(std::sync::Arc::new(status));
+        let e = from_status(&connect);
+        assert_eq!(e.message, "tcp connect error: connection refused");
+    }
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        let kinds = [
+            ErrorKind::NotLeader,
+            ErrorKind::Fenced,
+            ErrorKind::Unavailable,
+            ErrorKind::Invalid,
+            ErrorKind::NotFound,
+            ErrorKind::AlreadyExists,
+            ErrorKind::OutOfRange,
+            ErrorKind::Data,
+            ErrorKind::Internal,
+        ];
+        for k in kinds {
+            assert_eq!(kind_of(code_of(k)), k);
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! `LogError`, the log layer's error enum, and its mapping onto the public error kinds.
+
+use std::path::PathBuf;
+
+use shale_core::error::{Error, ErrorKind};
+use shale_core::record::RecordError;
+
+/// Errors from the partition log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The offset is outside `[log_start, log_end]`.
+    #[error(
+        "offset {offset} is out of range: the log holds offsets {log_start}..{log_end}; \
+         fetch from an offset in that range"
+    )]
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: i64,
+        /// First offset in the log.
+        log_start: i64,
+        /// Offset the next append gets.
+        log_end: i64,
+    },
+    /// A file operation failed.
+    #[error("i/o error on {path:?}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored data failed validation where recovery cannot repair it.
+    #[error("corrupt log data in {path:?} at {offset}: {reason}")]
+    Corrupt {
+        /// The file involved.
+        path: PathBuf,
+        /// The offset or byte position of the problem.
+        offset: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A batch handed to the log is malformed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// An fsync of the log's data failed: what the disk holds past the durable offset is
+    /// unknown (Linux may drop the dirty pages and report success next time), so the log
+    /// takes no more writes and acknowledges nothing more until it is reopened.
+    #[error(
+        "partition log {path:?} stopped after a failed fsync ({reason}); nothing past offset \
+         {durable} is acknowledged; produce to the partition's new leader, and restart this \
+         broker once its disk is healthy"
+    )]
+    Failed {
+        /// The partition directory.
+        path: PathBuf,
+        /// The fsync error.
+        reason: String,
+        /// Every offset below this was durable before the failure.
+        durable: i64,
+    },
+    /// The log was closed or deleted (or a previous operation panicked).
+    #[error("partition log is closed; retry against the partition's current owner")]
+    Closed,
+}
+
+impl LogError {
+    /// Wraps an I/O error with the path it happened on.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        LogError::Io { path: path.into(), source }
+    }
+}
+
+impl From<shale_core::disk::FsError> for LogError {
+    fn from(e: shale_core::disk::FsError) -> Self {
+        LogError::Io { path: e.path, source: e.source }
+    }
+}
+
+impl From<LogError> for Error {
+    fn from(e: LogError) -> Self {
+        let message = e.to_string();
+        match e {
+            LogError::OffsetOutOfRange { offset, log_start, log_end } => {
+                Error::new(ErrorKind::OutOfRange, "OFFSET_OUT_OF_RANGE", message)
+                    .with("offset", offset)
+                    .with("log_start_offset", log_start)
+                    .with("log_end_offset", log_end)
+            }
+            LogError::Io { path, .. } => Error::new(ErrorKind::Internal, "LOG_IO_ERROR", message)
+                .with("path", path.display()),
+            LogError::Corrupt { path, offset, .. } => {
+                Error::new(ErrorKind::Data, "CORRUPT_LOG", message)
+                    .with("path", path.display())
+                    .with("offset", offset)
+            }
+            LogError::Record(r) => Error::from(r),
+            LogError::Closed => Error::new(ErrorKind::Unavailable, "LOG_CLOSED", message),
+            LogError::Failed { path, durable, .. } => {
+                Error::new(ErrorKind::Unavailable, "LOG_FAILED", message)
+                    .with("path", path.display())
+                    .with("durable_offset", durable)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_maps_with_range_details() {
+        let e: Error = LogError::OffsetOutOfRange { offset: 3, log_start: 10, log_end: 20 }.into();
+        assert_eq!(e.kind, ErrorKind::OutOfRange);
+        assert_eq!(e.reason, "OFFSET_OUT_OF_RANGE");
+        assert_eq!(e.details["log_start_offset"], "10");
+        assert_eq!(e.details["log_end_offset"], "20");
+        assert!(e.message.contains("offset 3"));
+    }
+
+    #[test]
+    fn io_and_corrupt_map_to_internal_and_data() {
+        let io = LogError::io("/x", std::io::Error::other("boom"));
+        assert_eq!(Error::from(io).kind, ErrorKind::Internal);
+        let c = LogError::Corrupt { path: "/y".into(), offset: 7, reason: "bad".into() };
+        assert_eq!(Error::from(c).kind, ErrorKind::Data);
+        assert_eq!(Error::from(LogError::Closed).kind, ErrorKind::Unavailable);
+    }
+}
