@@ -55,6 +55,7 @@ macro_rules! conformance {
                 watch_delivers_changes_in_order,
                 watch_replays_from_past_revision,
                 watch_is_prefix_isolated,
+                watching_several_prefixes_sees_only_them,
             );
         }
     };
@@ -363,4 +364,26 @@ pub async fn watch_is_prefix_isolated(store: Arc<dyn MetaStore>, ns: &str) {
     store.put(&format!("{ns}out/k"), b("no"), None).await.unwrap();
     let rev = store.put(&format!("{ns}in/k"), b("yes"), None).await.unwrap();
     expect_put(&next_event(&mut w).await, &format!("{ns}in/k"), "yes", rev);
+}
+
+pub async fn watching_several_prefixes_sees_only_them(store: Arc<dyn MetaStore>, ns: &str) {
+    let prefixes = [format!("{ns}a/"), format!("{ns}b/")];
+    let mut w = shale::meta::watch_prefixes(&*store, &prefixes, 0).await.unwrap();
+    store.put(&format!("{ns}c/1"), b("no"), None).await.unwrap();
+    let ra = store.put(&format!("{ns}a/1"), b("yes"), None).await.unwrap();
+    store.put(&format!("{ns}c/2"), b("no"), None).await.unwrap();
+    let rb = store.put(&format!("{ns}b/1"), b("yes"), None).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match next_event(&mut w).await {
+            WatchEvent::Put(kv) => seen.push((kv.key, kv.mod_revision)),
+            other => panic!("expected a put under {prefixes:?}, got {other:?}"),
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, vec![(format!("{ns}a/1"), ra), (format!("{ns}b/1"), rb)]);
+    // Nothing else was delivered: the next event is the next write under a watched prefix.
+    store.put(&format!("{ns}c/3"), b("no"), None).await.unwrap();
+    let r = store.put(&format!("{ns}a/2"), b("yes"), None).await.unwrap();
+    expect_put(&next_event(&mut w).await, &format!("{ns}a/2"), "yes", r);
 }

@@ -481,20 +481,12 @@ async fn wait_for_change(
 ) {
     let mut live = membership.subscribe();
     let changed = async {
-        match store.watch_prefix(keys.root(), from).await {
+        // Only brokers, topics, partition states and the controller key need a new
+        // placement decision; offsets, groups and tier pointers change far more often and
+        // are not watched.
+        match crate::watch_prefixes(&**store, &keys.placement_prefixes(), from).await {
             Ok(mut watch) => {
-                // Only brokers, topics, partition states and the controller key need a new
-                // placement decision; offsets, groups and tier pointers change far more often.
-                while let Some(Ok(event)) = watch.next().await {
-                    let key = match &event {
-                        crate::WatchEvent::Put(kv) => kv.key.as_str(),
-                        crate::WatchEvent::Delete { key, .. } => key.as_str(),
-                        crate::WatchEvent::Reset => break,
-                    };
-                    if keys.shapes_placement(key) {
-                        break;
-                    }
-                }
+                let _ = watch.next().await;
                 tokio::time::sleep(DEBOUNCE).await;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,

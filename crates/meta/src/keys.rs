@@ -113,6 +113,13 @@ impl Keys {
             || key == self.controller()
     }
 
+    /// The prefixes whose keys [`shapes_placement`](Self::shapes_placement): what the
+    /// controller and every broker watch, and nothing else (offsets, groups, upload claims
+    /// and id counters change far more often and plan nothing).
+    pub fn placement_prefixes(&self) -> Vec<String> {
+        vec![self.brokers(), self.topics(), self.all_partitions(), self.controller()]
+    }
+
     /// Prefix of everything about consumer group `group` (`groups/{group}/`).
     pub fn group(&self, group: &str) -> String {
         format!("{}groups/{}/", self.root, escape(group))
@@ -315,6 +322,28 @@ mod tests {
             prop_assert_eq!(unescape(&e), Some(name.clone()));
             let k = keys();
             prop_assert_eq!(k.parse_offset(&k.offset(&name, &name, 9)), Some((name.clone(), name, 9)));
+        }
+    }
+
+    #[test]
+    fn the_placement_prefixes_cover_exactly_the_keys_that_shape_placement() {
+        let k = Keys::new("c1").unwrap();
+        let keys = [
+            k.broker(3),
+            k.controller(),
+            k.topic("orders"),
+            k.partition("orders", 2),
+            k.tier("orders", 2),
+            k.upload("orders", 2, "00000000000000000000"),
+            k.group_state("g"),
+            k.group_member("g", "m"),
+            k.offset("g", "orders", 2),
+            format!("{}producer_id_seq", k.root()),
+            format!("{}broker_id_seq", k.root()),
+        ];
+        for key in keys {
+            let watched = k.placement_prefixes().iter().any(|p| key.starts_with(p.as_str()));
+            assert_eq!(watched, k.shapes_placement(&key), "{key}");
         }
     }
 }

@@ -315,6 +315,22 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     ) -> Result<WatchStream, MetaError>;
 }
 
+/// Watches several prefixes from one revision as one stream: the events of each prefix in
+/// order, the prefixes interleaved. A reader that only needs to know *that* something under
+/// these prefixes changed (and then re-reads) subscribes to no other traffic this way; a
+/// broken watch on any prefix ends or errs the merged stream like a single watch would.
+pub async fn watch_prefixes(
+    store: &dyn MetaStore,
+    prefixes: &[String],
+    start_revision: Revision,
+) -> Result<WatchStream, MetaError> {
+    let mut watches = Vec::with_capacity(prefixes.len());
+    for prefix in prefixes {
+        watches.push(store.watch_prefix(prefix, start_revision).await?);
+    }
+    Ok(Box::pin(futures::stream::select_all(watches)))
+}
+
 /// Rejects an empty key, as etcd does.
 pub fn validate_key(key: &str) -> Result<(), MetaError> {
     if key.is_empty() {

@@ -2,9 +2,9 @@
 //! the controller, and the partition states that say which partitions this broker hosts,
 //! who leads them and at which epoch.
 //!
-//! Every change is handled the same way: re-read the metadata and reconcile (open newly
-//! assigned partitions, apply leadership and configs, close and delete partitions no longer
-//! assigned). One path for start-up, watch events, a broken watch and a new lease session
+//! Every change is handled the same way: re-read the metadata, plan (`reconcile::plan`, a
+//! pure function of the view and what is hosted) and apply the plan (close and delete
+//! partitions no longer assigned, apply leadership and configs, open newly assigned ones). One path for start-up, watch events, a broken watch and a new lease session
 //! keeps the state machine small; metadata changes are rare next to data traffic.
 
 use std::collections::{HashMap, HashSet};
@@ -14,11 +14,10 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::partition::{METADATA_FILE, PartitionSpec};
-use super::{Broker, ClusterCache, Partition, TopicEntry, TopicPartition};
+use super::{Broker, Partition, TopicPartition, reconcile};
 use shale_core::error::Error;
-use shale_core::topic_config::TopicConfig;
 use shale_meta::controller::{ControllerRecord, read_view};
-use shale_meta::{Revision, WatchEvent};
+use shale_meta::{Revision, WatchEvent, watch_prefixes};
 
 /// Pause after a failed read or watch before trying again.
 const RETRY: Duration = Duration::from_millis(200);
@@ -47,78 +46,54 @@ impl Broker {
             None => -1,
         };
 
-        let mut cache = ClusterCache::default();
-        for record in view.topics {
-            let config = match TopicConfig::resolve(&self.defaults, &record.configs) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(topic = %record.name, error = %e, "stored topic configs are invalid; using defaults");
-                    self.defaults.clone()
-                }
-            };
-            cache
-                .topics
-                .insert(record.name.clone(), TopicEntry { record, config: Arc::new(config) });
-        }
-        for ((topic, p), (state, revision)) in view.partitions {
-            cache.states.insert((topic, p), (state, revision));
-        }
-        cache.brokers = view.brokers.into_iter().collect();
-
-        // Partitions assigned here, with what they need to open.
-        let mut assigned: HashMap<TopicPartition, PartitionSpec> = HashMap::new();
-        for ((topic, p), (state, _)) in &cache.states {
-            let Some(entry) = cache.topics.get(topic) else { continue };
-            if state.replicas.contains(&self.id) {
-                assigned.insert(
-                    (topic.clone(), *p),
-                    PartitionSpec {
-                        topic: topic.clone(),
-                        topic_id: entry.record.id.clone(),
-                        index: *p,
-                        broker_id: self.id,
-                        state: self.as_applied(state),
-                        config: entry.config.clone(),
-                        remote: self.remote.clone(),
-                    },
-                );
-            }
-        }
+        let cache = reconcile::cache_of(view, &self.defaults);
+        let hosted: HashMap<TopicPartition, String> = self
+            .partitions
+            .read()
+            .map_err(|_| Error::internal("partition map poisoned"))?
+            .iter()
+            .map(|(k, p)| (k.clone(), p.topic_id().to_string()))
+            .collect();
+        let plan = reconcile::plan(&cache, &hosted, self.me());
 
         // Close partitions no longer assigned (topic deleted or replica moved away) first,
         // so a re-created topic of the same name opens fresh directories.
-        let unassigned: Vec<Arc<Partition>> = match self.partitions.write() {
-            Ok(mut map) => {
-                let gone: Vec<TopicPartition> = map
-                    .iter()
-                    .filter(|(k, p)| {
-                        assigned.get(*k).is_none_or(|spec| spec.topic_id != p.topic_id())
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                gone.into_iter().filter_map(|k| map.remove(&k)).collect()
+        for key in &plan.close {
+            let removed = self
+                .partitions
+                .write()
+                .map_err(|_| Error::internal("partition map poisoned"))?
+                .remove(key);
+            if let Some(p) = removed {
+                self.stop_fetcher(key);
+                drop_partition(p).await?;
             }
-            Err(_) => return Err(Error::internal("partition map poisoned")),
-        };
-        for p in unassigned {
-            self.stop_fetcher(&(p.topic().to_string(), p.index()));
-            drop_partition(p).await?;
         }
 
         // Addresses and states first: fetchers started below look leaders up in the cache.
         *self.cache.write().map_err(|_| Error::internal("metadata cache poisoned"))? = cache;
-        let mut to_open = Vec::new();
-        for (key, spec) in assigned.iter() {
-            if let Some(p) = self.hosted_partition(&key.0, key.1) {
-                p.set_state(&spec.state);
-                if p.config() != spec.config {
-                    p.set_config(spec.config.clone());
+        for a in &plan.keep {
+            if let Some(p) = self.hosted_partition(&a.key.0, a.key.1) {
+                p.set_state(&a.state);
+                if p.config() != a.config {
+                    p.set_config(a.config.clone());
                 }
-                self.ensure_fetcher(&p, &spec.state);
-            } else {
-                to_open.push(spec.clone());
+                self.ensure_fetcher(&p, &a.state);
             }
         }
+        let to_open: Vec<PartitionSpec> = plan
+            .open
+            .into_iter()
+            .map(|a| PartitionSpec {
+                topic: a.key.0,
+                topic_id: a.topic_id,
+                index: a.key.1,
+                broker_id: self.id,
+                state: a.state,
+                config: a.config,
+                remote: self.remote.clone(),
+            })
+            .collect();
         // Opening is mostly fsyncs; overlap a few so thousands of partitions open quickly.
         let mut opening = futures::stream::iter(to_open.into_iter().map(|spec| {
             let data_dir = self.data_dir();
@@ -155,7 +130,7 @@ impl Broker {
                 .insert((part.topic().to_string(), part.index()), part.clone());
             self.ensure_fetcher(&part, &state);
         }
-        self.remove_orphan_dirs(&assigned).await;
+        self.remove_orphan_dirs(&plan.dirs).await;
         self.load_tier_pointers().await?;
 
         self.controller_id.store(controller, std::sync::atomic::Ordering::Release);
@@ -165,8 +140,7 @@ impl Broker {
     }
 
     /// Removes partition directories no assignment owns (left by a deletion cut short).
-    async fn remove_orphan_dirs(&self, assigned: &HashMap<TopicPartition, PartitionSpec>) {
-        let expected: HashSet<String> = assigned.keys().map(|(t, p)| format!("{t}-{p}")).collect();
+    async fn remove_orphan_dirs(&self, expected: &HashSet<String>) {
         let Ok(entries) = std::fs::read_dir(self.data_dir()) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
@@ -225,9 +199,10 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
     loop {
         let Some(b) = broker.upgrade() else { return };
         let store = b.topics.store().clone();
-        let root = b.topics.keys().root().to_string();
+        let mut prefixes = b.topics.keys().placement_prefixes();
+        prefixes.push(b.topics.keys().all_tiers());
         drop(b);
-        let mut watch = match store.watch_prefix(&root, from + 1).await {
+        let mut watch = match watch_prefixes(&*store, &prefixes, from + 1).await {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::debug!(error = %e, "metadata watch failed; retrying");
@@ -237,8 +212,8 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
         // Resync on every change of brokers, topics, partition states or the controller,
         // after a broken watch (store restarted, compaction, slow reader) and on liveness
         // changes. Tier pointers (one per tiered partition, moved by every upload) are
-        // applied as they come, without a resync; offsets, groups, upload claims and id
-        // counters plan nothing here.
+        // applied as they come, without a resync. Offsets, groups, upload claims and id
+        // counters plan nothing here and are not watched at all.
         while let Some(w) = watch.as_mut() {
             let event = tokio::select! {
                 event = w.next() => Some(event),
@@ -260,17 +235,15 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                         b.apply_tier_pointer(kv);
                         continue;
                     }
-                    if !b.topics.keys().shapes_placement(&kv.key) {
-                        continue;
-                    }
                     tracing::debug!(key = %kv.key, "resync: metadata changed");
                     true
                 }
                 Some(Some(Ok(WatchEvent::Delete { key, .. }))) => {
                     let Some(b) = broker.upgrade() else { return };
-                    if !b.topics.keys().shapes_placement(&key) {
+                    if b.is_tier_key(&key) {
                         continue;
                     }
+                    tracing::debug!(key = %key, "resync: metadata deleted");
                     true
                 }
                 other => {

@@ -22,6 +22,7 @@ pub mod idempotence;
 pub mod identity;
 mod liveness;
 pub mod partition;
+mod reconcile;
 pub mod remote;
 pub mod replication;
 mod tasks;
@@ -479,16 +480,9 @@ impl Broker {
         self.membership.incarnation()
     }
 
-    /// `state` as this broker applies it: a leadership recorded for an earlier incarnation
-    /// of this broker is not taken up (the partition has no leader here) until the
-    /// controller confirms this incarnation under a new epoch. The earlier process may have
-    /// acknowledged records this one lost with its unsynced data; leading at the old epoch
-    /// would hand out their offsets again.
-    pub(crate) fn as_applied(&self, state: &PartitionState) -> PartitionState {
-        match state.leader == self.id && !state.confirms(self.id, self.incarnation()) {
-            true => PartitionState { leader: -1, ..state.clone() },
-            false => state.clone(),
-        }
+    /// This broker as the reconcile plan sees it.
+    fn me(&self) -> reconcile::Me {
+        reconcile::Me { id: self.id, incarnation: self.incarnation() }
     }
 
     /// The partition, if this broker leads it at exactly `epoch` (replica requests).
