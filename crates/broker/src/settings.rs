@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use shale_core::error::Error;
+use shale_core::error::{Error, Reason};
 use shale_core::topic_config::TopicConfig;
 pub use shale_storage::tier::TierSettings;
 
@@ -216,7 +216,7 @@ impl Default for TopicSettings {
 fn invalid(key: &str, why: String) -> Error {
     Error::new(
         shale_core::error::ErrorKind::Invalid,
-        "INVALID_SETTING",
+        Reason::InvalidSetting,
         format!("setting {key}: {why}"),
     )
     .with("key", key)

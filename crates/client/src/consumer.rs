@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::retry::{RetryPolicy, gave_up};
 use super::{Client, locate, status_error};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::{Header, Limits, decode_batches};
 use shale_proto::pb;
 
@@ -353,7 +353,7 @@ async fn fetch_loop(
             }
             Err(e)
                 if e.kind.is_retriable()
-                    || e.kind == ErrorKind::Internal && e.reason == "GRPC_ERROR" =>
+                    || e.kind == ErrorKind::Internal && e.reason == Reason::GrpcError =>
             {
                 e
             }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 use super::{Client, locate, status_error};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
 /// A topic partition.
@@ -519,7 +519,7 @@ async fn heartbeat_loop(
                     lock(&shared).fenced = Some(e);
                     changed.notify_one();
                 }
-                Err(e) if e.kind.is_retriable() || e.reason == "GRPC_ERROR" => {
+                Err(e) if e.kind.is_retriable() || e.reason == Reason::GrpcError => {
                     tracing::debug!(error = %e, "heartbeat failed; retrying");
                     client.next_bootstrap();
                     interval = Duration::from_millis(200);

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 use shale_proto::pb::admin_client::AdminClient;
 use shale_proto::pb::log_client::LogClient;
@@ -274,7 +274,7 @@ impl Client {
         self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)).ok_or_else(|| {
             located(Error::new(
                 ErrorKind::NotFound,
-                "UNKNOWN_TOPIC",
+                Reason::UnknownTopic,
                 format!("unknown topic {topic:?}"),
             ))
         })

@@ -1,13 +1,13 @@
 //! Names users choose, checked the same way by the client and the broker.
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Reason};
 
 /// Checks a topic name like Kafka does: 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), Error> {
     let invalid = |why: &str| {
         Error::new(
             ErrorKind::Invalid,
-            "INVALID_TOPIC_NAME",
+            Reason::InvalidTopicName,
             format!("invalid topic name {name:?}: {why}"),
         )
         .with("topic", name)
@@ -37,7 +37,7 @@ pub fn validate_group(group: &str) -> Result<(), Error> {
     if group.is_empty() || group.len() > MAX_GROUP_NAME || group.chars().any(char::is_control) {
         return Err(Error::new(
             ErrorKind::Invalid,
-            "INVALID_GROUP",
+            Reason::InvalidGroup,
             format!(
                 "group name {group:?} is invalid: use 1 to {MAX_GROUP_NAME} bytes without \
                  control characters"

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, Reason};
 
 /// What happens to old segments. Only `delete` exists today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +118,7 @@ pub const KEYS: &[ConfigKey] = &[
 fn bad(key: &str, value: &str, expected: &str) -> Error {
     Error::new(
         crate::error::ErrorKind::Invalid,
-        "INVALID_CONFIG",
+        Reason::InvalidConfig,
         format!("invalid value {value:?} for topic config {key}: expected {expected}"),
     )
     .with("key", key)
@@ -130,7 +130,7 @@ pub fn unknown_key(key: &str) -> Error {
     let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
     Error::new(
         crate::error::ErrorKind::Invalid,
-        "UNKNOWN_CONFIG",
+        Reason::UnknownConfig,
         format!("unknown topic config {key:?}; known keys: {}", known.join(", ")),
     )
     .with("key", key)

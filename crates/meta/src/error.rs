@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{LeaseId, Revision};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// Errors from any `MetaStore` backend.
 #[derive(Debug, thiserror::Error)]
@@ -80,32 +80,32 @@ impl From<shale_core::disk::FsError> for MetaError {
 impl From<MetaError> for Error {
     fn from(e: MetaError) -> Self {
         let message = e.to_string();
-        match e {
+        let error = match &e {
             MetaError::Unavailable(_) => {
-                Error::new(ErrorKind::Unavailable, "META_UNAVAILABLE", message)
+                Error::new(ErrorKind::Unavailable, Reason::MetaUnavailable, message)
             }
-            MetaError::LeaseNotFound(lease) => {
-                Error::new(ErrorKind::NotFound, "META_LEASE_NOT_FOUND", message)
+            &MetaError::LeaseNotFound(lease) => {
+                Error::new(ErrorKind::NotFound, Reason::MetaLeaseNotFound, message)
                     .with("lease", lease)
             }
             // Whoever watched re-reads and watches again, so a retry can succeed.
-            MetaError::Compacted { revision } => {
-                Error::new(ErrorKind::Unavailable, "META_COMPACTED", message)
+            &MetaError::Compacted { revision } => {
+                Error::new(ErrorKind::Unavailable, Reason::MetaCompacted, message)
                     .with("revision", revision)
             }
-            MetaError::Corrupt { path, offset, .. } => {
-                Error::new(ErrorKind::Data, "META_CORRUPT", message)
+            &MetaError::Corrupt { ref path, offset, .. } => {
+                Error::new(ErrorKind::Data, Reason::MetaCorrupt, message)
                     .with("path", path.display())
                     .with("offset", offset)
             }
-            MetaError::Io { path, .. } => {
-                Error::new(ErrorKind::Internal, "META_IO", message).with("path", path.display())
-            }
-            MetaError::Invalid(_) => Error::new(ErrorKind::Invalid, "META_INVALID", message),
+            MetaError::Io { path, .. } => Error::new(ErrorKind::Internal, Reason::MetaIo, message)
+                .with("path", path.display()),
+            MetaError::Invalid(_) => Error::new(ErrorKind::Invalid, Reason::MetaInvalid, message),
             MetaError::BadValue { key, .. } => {
-                Error::new(ErrorKind::Data, "META_BAD_VALUE", message).with("key", key)
+                Error::new(ErrorKind::Data, Reason::MetaBadValue, message).with("key", key)
             }
-        }
+        };
+        error.with_source(e)
     }
 }
 

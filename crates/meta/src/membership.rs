@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::json::encode;
 use super::topics::BrokerRecord;
 use super::{Compare, Keys, LeaseId, MetaError, MetaStore, Txn, TxnOp, Versioned};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// A broker's registration and the proof that it is still live.
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ impl Membership {
         loop {
             match m.register().await {
                 Ok(()) => return Ok(m),
-                Err(e) if e.reason == "BROKER_ID_IN_USE" && Instant::now() < give_up => {
+                Err(e) if e.reason == Reason::BrokerIdInUse && Instant::now() < give_up => {
                     tracing::warn!(broker = m.broker_id(), "{}; waiting", e.message);
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
@@ -122,7 +122,7 @@ impl Membership {
     pub fn not_live_error(&self) -> Error {
         Error::new(
             ErrorKind::Unavailable,
-            "BROKER_NOT_LIVE",
+            Reason::BrokerNotLive,
             format!(
                 "broker {} cannot confirm its metadata lease (metadata store unreachable or \
                  lease expired); it does not serve as leader until it registers again; retry",
@@ -184,7 +184,7 @@ impl Membership {
             let _ = inner.store.revoke_lease(lease).await;
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
-                "BROKER_ID_IN_USE",
+                Reason::BrokerIdInUse,
                 format!(
                     "broker id {} is registered by a live broker at {holder}; give this \
                      broker another id, or wait {} s for the other lease to expire",

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json::encode;
 use super::{Compare, KeyValue, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp, Versioned};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// What `topics/{name}` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +123,7 @@ impl TopicStore {
         if !self.store.txn(txn).await?.succeeded {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
-                "TOPIC_EXISTS",
+                Reason::TopicExists,
                 format!("topic {:?} already exists", topic.name),
             )
             .with("topic", &topic.name));

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use crate::pb;
 use shale_core::acks::Acks;
-use shale_core::error::Error;
+use shale_core::error::{Error, Reason};
 use shale_core::record::{Header, Record};
 
 /// Proto acks to domain acks.
@@ -52,7 +52,7 @@ pub fn record_to_proto(r: Record) -> pb::Record {
 pub fn error_to_proto(e: &Error) -> pb::Error {
     pb::Error {
         code: crate::status::code_of(e.kind) as i32,
-        reason: e.reason.to_string(),
+        reason: e.reason.as_str().to_string(),
         message: e.message.clone(),
         metadata: e.details.clone().into_iter().collect(),
     }
@@ -62,7 +62,7 @@ pub fn error_to_proto(e: &Error) -> pb::Error {
 pub fn error_from_proto(e: &pb::Error) -> Error {
     let status = tonic::Status::new(tonic::Code::from(e.code), e.message.clone());
     let mut error = crate::status::from_status(&status);
-    error.reason = e.reason.clone().into();
+    error.reason = Reason::from_wire(&e.reason);
     error.details = e.metadata.clone().into_iter().collect();
     error
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// ErrorInfo domain of every Shale status.
 pub const DOMAIN: &str = "shale.dev";
@@ -48,7 +48,7 @@ pub fn kind_of(code: Code) -> ErrorKind {
 pub fn to_status(e: &Error) -> Status {
     let metadata: HashMap<String, String> =
         e.details.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let details = ErrorDetails::with_error_info(e.reason.clone(), DOMAIN, metadata);
+    let details = ErrorDetails::with_error_info(e.reason.as_str(), DOMAIN, metadata);
     Status::with_error_details(code_of(e.kind), e.message.clone(), details)
 }
 
@@ -61,10 +61,10 @@ pub fn into_status(e: Error) -> Status {
 pub fn from_status(status: &Status) -> Error {
     let kind = kind_of(status.code());
     let details = status.get_error_details();
-    let mut error = Error::new(kind, "", status.message().to_string());
+    let mut error = Error::new(kind, Reason::GrpcError, status.message().to_string());
     match details.error_info() {
         Some(info) if info.domain == DOMAIN => {
-            error.reason = info.reason.clone().into();
+            error.reason = Reason::from_wire(&info.reason);
             for (k, v) in &info.metadata {
                 error.details.insert(k.clone(), v.clone());
             }
@@ -75,16 +75,15 @@ pub fn from_status(status: &Status) -> Error {
             && matches!(status.code(), Code::Unknown | Code::Internal) =>
         {
             error.kind = ErrorKind::Unavailable;
-            error.reason = "TRANSPORT_ERROR".into();
+            error.reason = Reason::TransportError;
         }
         _ => {
             error.reason = match status.code() {
-                Code::Unavailable => "UNAVAILABLE",
-                Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-                Code::Cancelled => "CANCELLED",
-                _ => "GRPC_ERROR",
-            }
-            .into();
+                Code::Unavailable => Reason::Unavailable,
+                Code::DeadlineExceeded => Reason::DeadlineExceeded,
+                Code::Cancelled => Reason::Cancelled,
+                _ => Reason::GrpcError,
+            };
             if error.message.is_empty() {
                 error.message = format!("grpc status {:?}", status.code());
             }
@@ -121,7 +120,7 @@ mod tests {
     #[test]
     fn errors_round_trip_through_status() {
         let e =
-            Error::new(ErrorKind::OutOfRange, "OFFSET_OUT_OF_RANGE", "offset 9 is out of range")
+            Error::new(ErrorKind::OutOfRange, Reason::OffsetOutOfRange, "offset 9 is out of range")
                 .with("log_start_offset", 0)
                 .with("high_watermark", 5);
         let back = from_status(&to_status(&e));
@@ -166,7 +165,7 @@ mod tests {
     /// fixed for more), and field by field for more.
     #[test]
     fn the_wire_form_of_errors_is_pinned() {
-        let e = Error::new(ErrorKind::NotFound, "UNKNOWN_TOPIC", "unknown topic \"t\"")
+        let e = Error::new(ErrorKind::NotFound, Reason::UnknownTopic, "unknown topic \"t\"")
             .with("topic", "t");
         let s = to_status(&e);
         assert_eq!((s.code(), s.message()), (Code::NotFound, "unknown topic \"t\""));
@@ -174,10 +173,14 @@ mod tests {
         assert_eq!(hex, PINNED_UNKNOWN_TOPIC);
 
         let e = crate::convert::error_to_proto(
-            &Error::new(ErrorKind::OutOfRange, "OFFSET_OUT_OF_RANGE", "offset 9 is out of range")
-                .with("offset", 9)
-                .with("log_start_offset", 0)
-                .with("high_watermark", 5),
+            &Error::new(
+                ErrorKind::OutOfRange,
+                Reason::OffsetOutOfRange,
+                "offset 9 is out of range",
+            )
+            .with("offset", 9)
+            .with("log_start_offset", 0)
+            .with("high_watermark", 5),
         );
         assert_eq!((e.code, e.reason.as_str()), (Code::OutOfRange as i32, "OFFSET_OUT_OF_RANGE"));
         let metadata: Vec<(&str, &str)> =
@@ -189,7 +192,7 @@ mod tests {
             vec![("high_watermark", "5"), ("log_start_offset", "0"), ("offset", "9")]
         );
 
-        let s = to_status(&Error::new(ErrorKind::NotLeader, "NOT_LEADER", "not the leader"));
+        let s = to_status(&Error::new(ErrorKind::NotLeader, Reason::NotLeader, "not the leader"));
         let info = s.get_error_details().error_info().cloned().expect("ErrorInfo");
         assert_eq!(
             (s.code(), info.reason.as_str(), info.domain.as_str()),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Broker;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// What a drain achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,7 +36,7 @@ pub struct DrainReport {
 pub(super) fn draining_error(id: i32) -> Error {
     Error::new(
         ErrorKind::Unavailable,
-        "BROKER_DRAINING",
+        Reason::BrokerDraining,
         format!(
             "broker {id} is shutting down and handing its partitions to in-sync replicas; \
              retry (the new leader is in the metadata within moments)"

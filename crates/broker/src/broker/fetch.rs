@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::Partition;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// What the consumer asked for.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +43,7 @@ const STREAM_BUFFER: usize = 2;
 pub fn offset_out_of_range(offset: i64, log_start: i64, high_watermark: i64) -> Error {
     Error::new(
         ErrorKind::OutOfRange,
-        "OFFSET_OUT_OF_RANGE",
+        Reason::OffsetOutOfRange,
         format!(
             "offset {offset} is out of range: valid offsets are {log_start}..={high_watermark}"
         ),

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use super::{Broker, Partition, TopicPartition};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::topics::PartitionState;
 use shale_proto::pb;
 use shale_proto::pb::replica_client::ReplicaClient;
@@ -158,13 +158,13 @@ async fn follow(
         if let Some(err) = resp.error {
             let e = shale_proto::convert::error_from_proto(&err);
             let end = log.log_end_offset();
-            if e.reason == "OFFSET_OUT_OF_RANGE"
+            if e.reason == Reason::OffsetOutOfRange
                 && resp.leader_log_end >= 0
                 && end > resp.leader_log_end
             {
                 // Ahead of the leader (its unacknowledged tail was lost): cut ours to match.
                 truncate(p, resp.leader_log_end).await?;
-            } else if e.reason == "DIVERGING_EPOCH" {
+            } else if e.reason == Reason::DivergingEpoch {
                 // Our log below the fetch offset is not the leader's: cut it where the
                 // leader's epoch ends (and ours, if we know that epoch to end sooner).
                 let detail = |k: &str| e.details.get(k).and_then(|v| v.parse::<i64>().ok());
@@ -178,7 +178,7 @@ async fn follow(
                         truncate(p, target.max(log.log_start_offset())).await?;
                     }
                 }
-            } else if e.reason == "OFFSET_OUT_OF_RANGE" && resp.log_start_offset > end {
+            } else if e.reason == Reason::OffsetOutOfRange && resp.log_start_offset > end {
                 // Behind what the leader keeps locally (older data went to the bucket, or
                 // expired): start again where the leader's local log starts.
                 reset(p, resp.log_start_offset).await?;
@@ -278,9 +278,9 @@ async fn reset(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
 pub(crate) fn fenced(p: &Partition, asked: i32) -> Error {
     let ours = p.leader_epoch();
     let (kind, reason) = if asked < ours {
-        (ErrorKind::Fenced, "FENCED_LEADER_EPOCH")
+        (ErrorKind::Fenced, Reason::FencedLeaderEpoch)
     } else {
-        (ErrorKind::NotLeader, "NOT_LEADER")
+        (ErrorKind::NotLeader, Reason::NotLeader)
     };
     Error::new(
         kind,

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::BatchHeader;
 use shale_meta::json::encode;
 use shale_meta::{Compare, Keys, MetaStore, Txn, TxnOp, Versioned};
@@ -89,7 +89,7 @@ impl ProducerStates {
         if header.producer_epoch < entry.epoch {
             return Err(Error::new(
                 ErrorKind::Fenced,
-                "INVALID_PRODUCER_EPOCH",
+                Reason::InvalidProducerEpoch,
                 format!(
                     "producer {} epoch {} is older than epoch {} already seen; a newer \
                      instance of this producer exists",
@@ -103,7 +103,7 @@ impl ProducerStates {
             if header.base_sequence != 0 {
                 return Err(Error::new(
                     ErrorKind::Invalid,
-                    "OUT_OF_ORDER_SEQUENCE",
+                    Reason::OutOfOrderSequence,
                     format!(
                         "producer {} starts epoch {} at sequence {}, but a new epoch starts at \
                          sequence 0; the batch was not written",
@@ -123,7 +123,7 @@ impl ProducerStates {
         if header.base_sequence != expected {
             return Err(Error::new(
                 ErrorKind::Unavailable,
-                "OUT_OF_ORDER_SEQUENCE",
+                Reason::OutOfOrderSequence,
                 format!(
                     "producer {} sent sequence {} but {expected} comes next; the batch was \
                      not written (an earlier one is missing: retry in order)",

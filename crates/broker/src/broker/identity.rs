@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::json::encode;
 use shale_meta::{Compare, Keys, MetaStore, Txn, TxnOp, Versioned};
 
@@ -29,7 +29,7 @@ fn read(data_dir: &Path) -> Result<Option<IdFile>, Error> {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             Error::new(
                 ErrorKind::Data,
-                "CORRUPT_BROKER_ID",
+                Reason::CorruptBrokerId,
                 format!("{} is not valid ({e}); fix or remove it", path.display()),
             )
         }),

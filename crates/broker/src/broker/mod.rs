@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 use crate::settings::Settings;
 use shale_core::acks::Acks;
 use shale_core::clock::SharedClock;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::{BatchBuilder, Compression, Record};
 use shale_core::topic_config::TopicConfig;
 use shale_meta::membership::Membership;
@@ -434,7 +434,7 @@ impl Broker {
             ))),
             (Some(s), _) if s.leader < 0 => Err(Error::new(
                 ErrorKind::Unavailable,
-                "PARTITION_OFFLINE",
+                Reason::PartitionOffline,
                 format!(
                     "partition {topic}-{partition} is offline: no live in-sync replica \
                      (replicas {:?}, in sync {:?}); it serves again when one returns",
@@ -457,7 +457,7 @@ impl Broker {
             ))),
             (Some(s), leader) => Err(Error::new(
                 ErrorKind::NotLeader,
-                "NOT_LEADER",
+                Reason::NotLeader,
                 format!(
                     "broker {} does not lead partition {topic}-{partition}; broker {} at {} does \
                      (epoch {})",
@@ -557,7 +557,7 @@ impl Broker {
         if batches.is_empty() {
             return Err(Error::new(
                 ErrorKind::Invalid,
-                "INVALID_BATCH",
+                Reason::InvalidBatch,
                 "produce request has no records",
             ));
         }
@@ -577,7 +577,7 @@ impl Broker {
                     broker.check_serving()?;
                     return Err(Error::new(
                         ErrorKind::NotLeader,
-                        "NOT_LEADER",
+                        Reason::NotLeader,
                         format!(
                             "leadership of {}-{} moved on from epoch {epoch} before the write \
                              was acknowledged; it was not acknowledged",
@@ -593,7 +593,7 @@ impl Broker {
             if !p.is_leader() || p.leader_epoch() != produced.leader_epoch {
                 return Err(Error::new(
                     ErrorKind::NotLeader,
-                    "NOT_LEADER",
+                    Reason::NotLeader,
                     format!(
                         "leadership of {}-{} moved (epoch {} -> {}) before the write was \
                          acknowledged; it was not acknowledged",
@@ -637,7 +637,7 @@ impl Broker {
         drop(usage);
         Err(Error::new(
             ErrorKind::Unavailable,
-            "LOCAL_DISK_BUDGET_EXCEEDED",
+            Reason::LocalDiskBudgetExceeded,
             format!(
                 "broker {} holds {used} bytes of local log, at or above \
                  tier.local_disk_budget_bytes {budget}; writes resume once segments are \
@@ -664,7 +664,7 @@ impl Broker {
         if records.is_empty() {
             return Err(Error::new(
                 ErrorKind::Invalid,
-                "INVALID_BATCH",
+                Reason::InvalidBatch,
                 "produce request has no records",
             ));
         }
@@ -721,7 +721,7 @@ impl Broker {
 
 /// The error for a topic that does not exist.
 pub fn unknown_topic(name: &str) -> Error {
-    Error::new(ErrorKind::NotFound, "UNKNOWN_TOPIC", format!("unknown topic {name:?}"))
+    Error::new(ErrorKind::NotFound, Reason::UnknownTopic, format!("unknown topic {name:?}"))
         .with("topic", name)
 }
 

@@ -13,7 +13,7 @@ use super::remote::RemoteLog;
 use super::replication::Replication;
 use shale_core::acks::Acks;
 use shale_core::disk::Disk;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::{Limits, decode_batches, validate_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
 use shale_meta::topics::PartitionState;
@@ -334,7 +334,11 @@ impl Partition {
         let config = self.config();
         let min_isr = config.min_insync_replicas as usize;
         if acks == Acks::All && self.repl.isr().len() < min_isr {
-            return Err(self.not_enough_replicas(min_isr, "NOT_ENOUGH_REPLICAS", "are refused"));
+            return Err(self.not_enough_replicas(
+                min_isr,
+                Reason::NotEnoughReplicas,
+                "are refused",
+            ));
         }
         let limits =
             Limits { max_batch_bytes: config.max_message_bytes as usize, ..Limits::default() };
@@ -365,7 +369,7 @@ impl Partition {
         if leader != self.broker_id {
             return Err(Error::new(
                 ErrorKind::NotLeader,
-                "NOT_LEADER",
+                Reason::NotLeader,
                 format!(
                     "broker {} no longer leads {}-{} (leader {leader}, epoch {epoch}); the \
                      write was not appended",
@@ -469,12 +473,12 @@ impl Partition {
                 let policy = config.flush_policy;
                 let after = self.not_enough_replicas(
                     min_isr,
-                    "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+                    Reason::NotEnoughReplicasAfterAppend,
                     "were not acknowledged",
                 );
                 let timed_out = Error::new(
                     ErrorKind::Unavailable,
-                    "REQUEST_TIMED_OUT",
+                    Reason::RequestTimedOut,
                     format!(
                         "{}-{}: the in-sync replicas did not all confirm offset {} within {} s; \
                          the write was not acknowledged (it may still appear)",
@@ -526,7 +530,7 @@ impl Partition {
         &self.producers
     }
 
-    fn not_enough_replicas(&self, min_isr: usize, reason: &'static str, what: &str) -> Error {
+    fn not_enough_replicas(&self, min_isr: usize, reason: Reason, what: &str) -> Error {
         let isr = self.repl.isr();
         Error::new(
             ErrorKind::Unavailable,
@@ -693,7 +697,7 @@ fn claim_dir(
     let corrupt = |why: String| {
         let e = Error::new(
             ErrorKind::Data,
-            "CORRUPT_PARTITION_METADATA",
+            Reason::CorruptPartitionMetadata,
             format!(
                 "{}: {why}; partition {topic}-{index} is not opened and its directory is left \
                  as it is: restore the file (it names topic id {topic_id}) or move the \

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Broker, TopicEntry, unknown_topic};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_topic_name;
 use shale_core::topic_config::{TopicConfig, is_known_key, unknown_key};
 use shale_meta::topics::{PartitionState, TopicRecord};
@@ -66,7 +66,7 @@ impl Broker {
         if partitions > max {
             return Err(Error::new(
                 ErrorKind::Invalid,
-                "INVALID_PARTITIONS",
+                Reason::InvalidPartitions,
                 format!(
                     "partitions {partitions} exceeds the limit of {max} (topics.max_partitions)"
                 ),
@@ -82,7 +82,7 @@ impl Broker {
         if rf as usize > brokers.len() {
             return Err(Error::new(
                 ErrorKind::Invalid,
-                "INVALID_REPLICATION_FACTOR",
+                Reason::InvalidReplicationFactor,
                 format!(
                     "replication factor {rf} exceeds the {} live broker(s); use at most {}",
                     brokers.len(),
@@ -162,7 +162,7 @@ impl Broker {
             // between the remote and the local log (Kafka refuses this as well).
             return Err(Error::new(
                 ErrorKind::Invalid,
-                "INVALID_CONFIG",
+                Reason::InvalidConfig,
                 format!(
                     "remote.storage.enable cannot be turned off for topic {name:?}: its older \
                      records are in the bucket. Keep it on and lower local.retention.* to keep \
@@ -174,7 +174,7 @@ impl Broker {
         if config.remote_storage_enable && self.catalog().is_none() {
             return Err(Error::new(
                 ErrorKind::Invalid,
-                "INVALID_CONFIG",
+                Reason::InvalidConfig,
                 "remote.storage.enable=true needs an object store, and this broker has none: \
                  start it with --object-store URL (or [tier] object_store)",
             )
@@ -290,7 +290,7 @@ fn check_min_isr(config: &TopicConfig, rf: u32) -> Result<(), Error> {
     if config.min_insync_replicas > rf {
         return Err(Error::new(
             ErrorKind::Invalid,
-            "INVALID_CONFIG",
+            Reason::InvalidConfig,
             format!(
                 "min.insync.replicas {} exceeds the replication factor {rf}",
                 config.min_insync_replicas
@@ -302,6 +302,10 @@ fn check_min_isr(config: &TopicConfig, rf: u32) -> Result<(), Error> {
 }
 
 fn topic_exists(name: &str) -> Error {
-    Error::new(ErrorKind::AlreadyExists, "TOPIC_EXISTS", format!("topic {name:?} already exists"))
-        .with("topic", name)
+    Error::new(
+        ErrorKind::AlreadyExists,
+        Reason::TopicExists,
+        format!("topic {name:?} already exists"),
+    )
+    .with("topic", name)
 }

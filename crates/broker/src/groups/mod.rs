@@ -30,7 +30,7 @@ use records::{GroupRecord, MemberRecord};
 
 use crate::broker::Broker;
 use crate::settings::GroupSettings;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_group;
 use shale_meta::keys::Keys;
 use shale_meta::{Compare, MetaStore, Revision, Txn, TxnOp};
@@ -40,7 +40,7 @@ use shale_proto::pb;
 pub fn unknown_member(group: &str, member: &str) -> Error {
     Error::new(
         ErrorKind::Fenced,
-        "UNKNOWN_MEMBER_ID",
+        Reason::UnknownMemberId,
         format!(
             "member {member:?} is not in group {group:?} (its session timed out, it left or \
              it was removed); rejoin with member epoch 0"
@@ -291,7 +291,7 @@ impl Coordinator {
                 if epoch > m.record.epoch || epoch < -1 {
                     return Err(Error::new(
                         ErrorKind::Fenced,
-                        "FENCED_MEMBER_EPOCH",
+                        Reason::FencedMemberEpoch,
                         format!(
                             "member {:?} of group {group:?} sent epoch {epoch}, but its epoch is \
                              {}; rejoin with member epoch 0",

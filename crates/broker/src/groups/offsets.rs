@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Coordinator;
 use super::records::{self, GroupRecord, MemberRecord, OffsetRecord};
 use crate::broker::Broker;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_group;
 use shale_meta::{Compare, KeyValue, Txn, TxnOp};
 use shale_proto::pb;
@@ -20,7 +20,7 @@ const COMMIT_ATTEMPTS: usize = 5;
 fn fenced_member(group: &str, member: &str, why: String) -> Error {
     Error::new(
         ErrorKind::Fenced,
-        "FENCED_MEMBER",
+        Reason::FencedMember,
         format!("commit to group {group:?} refused: {why}"),
     )
     .with("group", group)
@@ -30,7 +30,7 @@ fn fenced_member(group: &str, member: &str, why: String) -> Error {
 fn group_not_empty(group: &str, members: usize, what: &str) -> Error {
     Error::new(
         ErrorKind::Invalid,
-        "GROUP_NOT_EMPTY",
+        Reason::GroupNotEmpty,
         format!(
             "cannot {what} group {group:?}: it has {members} active member(s); stop them (or wait \
              for their sessions to time out) first"
@@ -40,8 +40,12 @@ fn group_not_empty(group: &str, members: usize, what: &str) -> Error {
 }
 
 fn group_not_found(group: &str) -> Error {
-    Error::new(ErrorKind::NotFound, "GROUP_NOT_FOUND", format!("group {group:?} does not exist"))
-        .with("group", group)
+    Error::new(
+        ErrorKind::NotFound,
+        Reason::GroupNotFound,
+        format!("group {group:?} does not exist"),
+    )
+    .with("group", group)
 }
 
 /// The group's state and member records as stored, with the state key's mod revision.
@@ -291,7 +295,7 @@ impl Coordinator {
                     if o < r.log_start_offset || o > r.high_watermark {
                         return Err(Error::new(
                             ErrorKind::OutOfRange,
-                            "OFFSET_OUT_OF_RANGE",
+                            Reason::OffsetOutOfRange,
                             format!(
                                 "offset {o} is outside {}-{p}'s range {}..={}",
                                 req.topic, r.log_start_offset, r.high_watermark

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::assignor::{Assignor, Tp};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// `groups/{g}/state`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ pub fn to_set(map: &BTreeMap<String, Vec<u32>>) -> BTreeSet<Tp> {
 /// Decodes a JSON record of `what`, or a precise `Data` error.
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| {
-        Error::new(ErrorKind::Data, "CORRUPT_METADATA", format!("{what} is not valid: {e}"))
+        Error::new(ErrorKind::Data, Reason::CorruptMetadata, format!("{what} is not valid: {e}"))
     })
 }
 

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::broker::Broker;
 use crate::groups::coordinator_of;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
 /// Metadata key marking a heartbeat a broker forwarded to the coordinator it computed.
@@ -30,7 +30,7 @@ impl GroupsService {
 fn not_coordinator(group: &str, id: i32, coordinator: Option<(i32, String)>) -> Error {
     Error::new(
         ErrorKind::Unavailable,
-        "NOT_COORDINATOR",
+        Reason::NotCoordinator,
         format!(
             "broker {id} does not coordinate group {group:?} ({}); retry",
             coordinator.map_or("no live broker does".to_string(), |(c, a)| format!(

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::broker::fetch::{self, FetchOptions};
 use crate::broker::{Broker, Payload, Produced};
-use shale_core::error::Error;
+use shale_core::error::{Error, Reason};
 use shale_proto::convert;
 use shale_proto::pb;
 
@@ -41,7 +41,7 @@ fn payload(req: &mut pb::ProduceRequest) -> Result<Payload, Error> {
         }
         None => Err(Error::new(
             shale_core::error::ErrorKind::Invalid,
-            "INVALID_BATCH",
+            Reason::InvalidBatch,
             "produce request has neither batches nor records",
         )),
     }

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::broker::Broker;
 use crate::broker::fetch::offset_out_of_range;
-use shale_core::error::Error;
+use shale_core::error::{Error, Reason};
 use shale_proto::{convert, pb};
 
 /// The Replica service over a broker.
@@ -103,7 +103,7 @@ fn diverging_epoch(
 ) -> Error {
     Error::new(
         shale_core::error::ErrorKind::OutOfRange,
-        "DIVERGING_EPOCH",
+        Reason::DivergingEpoch,
         format!(
             "{}-{}: replica {} fetches from offset {} after a batch of epoch {}, but here \
              that epoch ends at {end} (largest epoch at or below it: {epoch}); truncate and \

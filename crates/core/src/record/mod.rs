@@ -19,7 +19,7 @@ pub use builder::BatchBuilder;
 pub use codec::{DecodedRecord, Header, Record, decode_batch, decode_batches};
 pub use validate::{Limits, validate_batches};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Reason};
 
 /// Errors from decoding or validating record batches.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,24 +155,24 @@ pub enum RecordError {
 
 impl RecordError {
     /// Machine-readable reason for the status details.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
             RecordError::InBatch { error, .. } => error.reason(),
-            RecordError::CrcMismatch { .. } => "CORRUPT_BATCH",
+            RecordError::CrcMismatch { .. } => Reason::CorruptBatch,
             RecordError::BatchTooLarge { .. }
             | RecordError::DecompressedTooLarge { .. }
-            | RecordError::RecordTooLarge { .. } => "BATCH_TOO_LARGE",
-            RecordError::TooManyRecords { .. } => "TOO_MANY_RECORDS",
+            | RecordError::RecordTooLarge { .. } => Reason::BatchTooLarge,
+            RecordError::TooManyRecords { .. } => Reason::TooManyRecords,
             RecordError::UnknownCompression(_) | RecordError::UnknownCompressionName(_) => {
-                "UNSUPPORTED_COMPRESSION"
+                Reason::UnsupportedCompression
             }
-            _ => "INVALID_BATCH",
+            _ => Reason::InvalidBatch,
         }
     }
 }
 
 impl From<RecordError> for Error {
     fn from(e: RecordError) -> Self {
-        Error::new(ErrorKind::Invalid, e.reason(), e.to_string())
+        Error::new(ErrorKind::Invalid, e.reason(), e.to_string()).with_source(e)
     }
 }

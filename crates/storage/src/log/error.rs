@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::RecordError;
 
 /// Errors from the partition log.
@@ -80,28 +80,31 @@ impl From<shale_core::disk::FsError> for LogError {
 impl From<LogError> for Error {
     fn from(e: LogError) -> Self {
         let message = e.to_string();
-        match e {
-            LogError::OffsetOutOfRange { offset, log_start, log_end } => {
-                Error::new(ErrorKind::OutOfRange, "OFFSET_OUT_OF_RANGE", message)
+        let error = match &e {
+            &LogError::OffsetOutOfRange { offset, log_start, log_end } => {
+                Error::new(ErrorKind::OutOfRange, Reason::OffsetOutOfRange, message)
                     .with("offset", offset)
                     .with("log_start_offset", log_start)
                     .with("log_end_offset", log_end)
             }
-            LogError::Io { path, .. } => Error::new(ErrorKind::Internal, "LOG_IO_ERROR", message)
-                .with("path", path.display()),
-            LogError::Corrupt { path, offset, .. } => {
-                Error::new(ErrorKind::Data, "CORRUPT_LOG", message)
+            LogError::Io { path, .. } => {
+                Error::new(ErrorKind::Internal, Reason::LogIoError, message)
+                    .with("path", path.display())
+            }
+            &LogError::Corrupt { ref path, offset, .. } => {
+                Error::new(ErrorKind::Data, Reason::CorruptLog, message)
                     .with("path", path.display())
                     .with("offset", offset)
             }
-            LogError::Record(r) => Error::from(r),
-            LogError::Closed => Error::new(ErrorKind::Unavailable, "LOG_CLOSED", message),
-            LogError::Failed { path, durable, .. } => {
-                Error::new(ErrorKind::Unavailable, "LOG_FAILED", message)
+            LogError::Record(r) => return Error::from(r.clone()),
+            LogError::Closed => Error::new(ErrorKind::Unavailable, Reason::LogClosed, message),
+            &LogError::Failed { ref path, durable, .. } => {
+                Error::new(ErrorKind::Unavailable, Reason::LogFailed, message)
                     .with("path", path.display())
                     .with("durable_offset", durable)
             }
-        }
+        };
+        error.with_source(e)
     }
 }
 
@@ -126,5 +129,17 @@ mod tests {
         let c = LogError::Corrupt { path: "/y".into(), offset: 7, reason: "bad".into() };
         assert_eq!(Error::from(c).kind, ErrorKind::Data);
         assert_eq!(Error::from(LogError::Closed).kind, ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn the_public_error_keeps_its_source_chain_down_to_the_io_error() {
+        let e = Error::from(LogError::io("/x", std::io::Error::other("disk on fire")));
+        let mut chain = Vec::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        assert_eq!(chain.last().map(String::as_str), Some("disk on fire"), "{chain:?}");
     }
 }

@@ -15,7 +15,7 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::manifest::{Manifest, TierPointer, names};
 use super::store::Bucket;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::json::encode;
 use shale_meta::{Compare, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp, Versioned};
 
@@ -56,7 +56,7 @@ pub fn store_error(what: &str, e: object_store::Error) -> Error {
         | object_store::Error::Unauthenticated { .. } => ErrorKind::Internal,
         _ => ErrorKind::Unavailable,
     };
-    Error::new(kind, "OBJECT_STORE_ERROR", format!("{what}: {e}"))
+    Error::new(kind, Reason::ObjectStoreError, format!("{what}: {e}")).with_source(e)
 }
 
 /// Access to the manifests and objects of every partition in one bucket.
@@ -218,7 +218,7 @@ impl Catalog {
         if let Some(ptr) = current.pointer.as_ref().filter(|ptr| ptr.leader_epoch > epoch) {
             return Err(Error::new(
                 ErrorKind::Fenced,
-                "FENCED_LEADER_EPOCH",
+                Reason::FencedLeaderEpoch,
                 format!(
                     "{}-{}: the tier manifest was written at leader epoch {}, above this \
                      broker's {epoch}",
@@ -270,7 +270,7 @@ impl Catalog {
             let _ = self.bucket.store.delete(&path).await;
             return Err(Error::new(
                 ErrorKind::Unavailable,
-                "TIER_CONFLICT",
+                Reason::TierConflict,
                 format!(
                     "{}-{}: the tier pointer moved (or the upload's claim expired with its \
                      lease) while manifest {} was being written; re-read and retry",

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// Manifest format version.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -104,7 +104,7 @@ impl Manifest {
         let bad = |why: String| {
             Error::new(
                 ErrorKind::Data,
-                "CORRUPT_MANIFEST",
+                Reason::CorruptManifest,
                 format!("manifest {} of {}-{}: {why}", self.seq, self.topic, self.partition),
             )
         };
@@ -133,7 +133,11 @@ impl Manifest {
     /// Decodes and validates.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, Error> {
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
-            Error::new(ErrorKind::Data, "CORRUPT_MANIFEST", format!("manifest is not valid: {e}"))
+            Error::new(
+                ErrorKind::Data,
+                Reason::CorruptManifest,
+                format!("manifest is not valid: {e}"),
+            )
         })?;
         m.validate()?;
         Ok(m)

@@ -24,7 +24,7 @@ use super::catalog::{Catalog, PartitionRef, store_error};
 use super::manifest::{Manifest, RemoteSegment, names};
 use crate::log::{ReadChunk, RemoteIndex};
 use crate::tier::TierSettings;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::batch::{BatchHeader, HEADER_LEN};
 
 /// Reads remote segments through a shared chunk cache.
@@ -263,7 +263,7 @@ impl RemoteReader {
         let corrupt = |reason: String| {
             Error::new(
                 ErrorKind::Internal,
-                "CORRUPT_REMOTE_SEGMENT",
+                Reason::CorruptRemoteSegment,
                 format!("remote segment {} at byte {pos}: {reason}", cursor.path),
             )
         };
@@ -376,7 +376,7 @@ fn decode_index(
     RemoteIndex::decode(bytes, records, segment.size_bytes).map(Arc::new).map_err(|reason| {
         Error::new(
             ErrorKind::Internal,
-            "CORRUPT_REMOTE_INDEX",
+            Reason::CorruptRemoteIndex,
             format!("remote index {path} is invalid: {reason}"),
         )
     })
@@ -389,7 +389,7 @@ fn closed() -> Error {
 fn out_of_range(p: &PartitionRef, manifest: &Manifest, offset: i64) -> Error {
     Error::new(
         ErrorKind::OutOfRange,
-        "OFFSET_OUT_OF_RANGE",
+        Reason::OffsetOutOfRange,
         format!(
             "{}-{}: offset {offset} is in no remote segment (remote log {}..{})",
             p.topic,

@@ -15,7 +15,7 @@ use super::fault::{FaultControl, FaultStore};
 use super::metrics::{MetricsStore, StoreMetrics};
 use super::retry::{RetryPolicy, RetryStore};
 use crate::tier::TierSettings;
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// Where tiered data goes: a parsed `--object-store` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub enum StoreUrl {
 fn bad_url(url: &str, why: &str) -> Error {
     Error::new(
         ErrorKind::Invalid,
-        "INVALID_OBJECT_STORE_URL",
+        Reason::InvalidObjectStoreUrl,
         format!(
             "object store URL {url:?}: {why} (expected s3://bucket[/prefix], file:///absolute/path \
              or memory://)"

@@ -6,9 +6,13 @@
 //! key/value details (for example the leader's address, or the valid offset range).
 //! `shale_proto::status` maps it 1:1 onto `tonic::Status`; the client maps it back.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+
+mod reason;
+
+pub use reason::Reason;
 
 /// What kind of failure this is; decides the gRPC code and whether a client retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,28 +44,42 @@ impl ErrorKind {
     }
 }
 
-/// A classified error: kind, reason, message and details.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A classified error: kind, reason, message and details, and the error it came from.
+#[derive(Debug, Clone)]
 pub struct Error {
     /// What kind of failure.
     pub kind: ErrorKind,
-    /// Machine-readable reason in SCREAMING_SNAKE_CASE, e.g. `CORRUPT_BATCH`.
-    pub reason: Cow<'static, str>,
+    /// Machine-readable reason; on the wire in SCREAMING_SNAKE_CASE, e.g. `CORRUPT_BATCH`.
+    pub reason: Reason,
     /// Lowercase human message that names the bad value and says what to do.
     pub message: String,
     /// Structured details, e.g. `leader_address`, `log_start_offset`.
     pub details: BTreeMap<String, String>,
+    /// The underlying error (an I/O error, a store's error), for logs and
+    /// [`std::error::Error::source`]; it does not travel on the wire.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+/// Two errors are equal when what a caller sees is: kind, reason, message and details.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.reason, &self.message, &self.details)
+            == (other.kind, &other.reason, &other.message, &other.details)
+    }
+}
+
+impl Eq for Error {}
 
 impl Error {
     /// A new error without details.
-    pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            reason: Cow::Borrowed(reason),
-            message: message.into(),
-            details: BTreeMap::new(),
-        }
+    pub fn new(kind: ErrorKind, reason: Reason, message: impl Into<String>) -> Self {
+        Error { kind, reason, message: message.into(), details: BTreeMap::new(), source: None }
+    }
+
+    /// Keeps the error this one came from.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// Adds one detail.
@@ -72,17 +90,17 @@ impl Error {
 
     /// An `Invalid` error with reason `INVALID_ARGUMENT`.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Error::new(ErrorKind::Invalid, "INVALID_ARGUMENT", message)
+        Error::new(ErrorKind::Invalid, Reason::InvalidArgument, message)
     }
 
     /// An `Internal` error.
     pub fn internal(message: impl Into<String>) -> Self {
-        Error::new(ErrorKind::Internal, "INTERNAL", message)
+        Error::new(ErrorKind::Internal, Reason::Internal, message)
     }
 
     /// An `Unavailable` error.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Error::new(ErrorKind::Unavailable, "UNAVAILABLE", message)
+        Error::new(ErrorKind::Unavailable, Reason::Unavailable, message)
     }
 }
 
@@ -92,7 +110,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Result with the public [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -101,7 +123,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error {
     Error::new(
         ErrorKind::NotFound,
-        "UNKNOWN_PARTITION",
+        Reason::UnknownPartition,
         format!(
             "partition {partition} out of range: topic {topic:?} has {count} partitions (0..={})",
             count.saturating_sub(1)
