@@ -204,7 +204,7 @@ impl Consumer {
         &mut self,
         timeout: Duration,
     ) -> Result<Vec<ConsumerRecord>, ((String, u32), Error)> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = shale_core::clock::monotonic_now() + timeout;
         loop {
             let Ok(event) = tokio::time::timeout_at(deadline, self.rx.recv()).await else {
                 return Ok(Vec::new());

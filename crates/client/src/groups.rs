@@ -12,13 +12,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 use super::{Client, locate, status_error};
+use shale_core::clock::{Instant, monotonic_now};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
@@ -158,7 +159,7 @@ impl GroupConsumer {
             applied_epoch: 0,
             applied: BTreeSet::new(),
             fenced: None,
-            last_ok: Instant::now(),
+            last_ok: monotonic_now(),
             session,
             failed: None,
         }));
@@ -182,7 +183,7 @@ impl GroupConsumer {
             owned: BTreeSet::new(),
             positions: HashMap::new(),
             committed: HashMap::new(),
-            last_commit: Instant::now(),
+            last_commit: monotonic_now(),
             listener: None,
         })
     }
@@ -205,7 +206,7 @@ impl GroupConsumer {
     /// Records from the assigned partitions, waiting at most `timeout` (empty if none).
     /// Applies assignment changes and auto-commits on the way.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = monotonic_now() + timeout;
         loop {
             self.reconcile().await?;
             if self.config.auto_commit
@@ -215,7 +216,7 @@ impl GroupConsumer {
                     tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "auto-commit failed");
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(monotonic_now());
             let wait = left.min(Duration::from_millis(100));
             let changed = self.changed.clone();
             let records = tokio::select! {
@@ -244,7 +245,7 @@ impl GroupConsumer {
                 }
                 Err((_, e)) => return Err(e),
             }
-            if Instant::now() >= deadline {
+            if monotonic_now() >= deadline {
                 return Ok(Vec::new());
             }
         }
@@ -266,7 +267,7 @@ impl GroupConsumer {
     }
 
     async fn commit_partitions(&mut self, partitions: &[Tp]) -> Result<(), Error> {
-        self.last_commit = Instant::now();
+        self.last_commit = monotonic_now();
         let offsets: Vec<pb::OffsetCommit> = partitions
             .iter()
             .filter_map(|tp| {
@@ -380,7 +381,7 @@ impl GroupConsumer {
             s.received.clear();
             s.received_epoch = 0;
             // Rejoin from scratch, under a new member id.
-            s.last_ok = Instant::now();
+            s.last_ok = monotonic_now();
             s.fenced = None;
             s.member_id.clear();
             drop(s);
@@ -493,7 +494,7 @@ async fn heartbeat_loop(
             // The coordinator vouched for the assignment no earlier than this: the session
             // (after which this member drops its partitions) counts from here, never from
             // the answer's arrival, so a slow answer cannot stretch the ownership.
-            let sent = Instant::now();
+            let sent = monotonic_now();
             let result = match client.groups_rpc() {
                 Ok(mut rpc) => rpc.heartbeat(request).await.map_err(|s| status_error(&s)),
                 Err(e) => Err(e),

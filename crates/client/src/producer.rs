@@ -198,9 +198,20 @@ struct State {
     open: HashMap<Tp, OpenBatch>,
     senders: HashMap<Tp, mpsc::Sender<Sealed>>,
     sticky: HashMap<String, u32>,
+    /// Picks sticky partitions for records without a key; seeded by the OS per producer.
+    rng: Picker,
     /// Next sequence number per partition (idempotence).
     next_seq: HashMap<Tp, i32>,
     generation: u64,
+}
+
+/// A seedable generator, seeded from the OS by default.
+struct Picker(rand::rngs::StdRng);
+
+impl Default for Picker {
+    fn default() -> Self {
+        Picker(rand::SeedableRng::from_os_rng())
+    }
 }
 
 struct Inner {
@@ -258,10 +269,12 @@ impl Producer {
         let partition = match (explicit, &record.key) {
             (Some(p), _) => p,
             (None, Some(key)) => partitioner::partition_for_key(key, partitions),
-            (None, None) => *state
-                .sticky
-                .entry(record.topic.clone())
-                .or_insert_with(|| rand::rng().random_range(0..partitions)),
+            (None, None) => {
+                let State { sticky, rng, .. } = &mut *state;
+                *sticky
+                    .entry(record.topic.clone())
+                    .or_insert_with(|| rng.0.random_range(0..partitions))
+            }
         };
         let tp = (record.topic.clone(), partition);
         let record_bytes = record.key.as_ref().map_or(0, |k| k.len())
@@ -381,7 +394,7 @@ impl Producer {
             if *sticky == tp.1 {
                 let partitions = self.inner.client.partition_count(&tp.0).await.unwrap_or(1);
                 if partitions > 1 {
-                    let next = rand::rng().random_range(0..partitions - 1);
+                    let next = state.rng.0.random_range(0..partitions - 1);
                     *sticky = if next >= tp.1 { next + 1 } else { next };
                 }
             }
@@ -390,7 +403,7 @@ impl Producer {
             *state.next_seq.entry(tp.clone()).or_insert(0) += open.builder.len() as i32;
         }
         let sealed = Sealed {
-            created: tokio::time::Instant::now(),
+            created: shale_core::clock::monotonic_now(),
             bytes: open.builder.build(),
             waiters: open.waiters,
             attempts: 0,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
+use shale_core::clock::{Instant, monotonic_now};
 
 use shale_core::error::Error;
 
@@ -38,7 +38,7 @@ impl RetryPolicy {
 
     /// Starts counting the wait now.
     pub fn start(&self) -> Backoff {
-        Backoff { policy: *self, next: self.initial, deadline: Instant::now() + self.total }
+        Backoff { policy: *self, next: self.initial, deadline: monotonic_now() + self.total }
     }
 }
 
@@ -54,7 +54,7 @@ impl Backoff {
     /// The pause before the next attempt, or `None` once the total wait is used up. The
     /// last pause ends at the deadline, so the last attempt is made when the wait runs out.
     pub fn next_delay(&mut self) -> Option<Duration> {
-        let left = self.deadline.checked_duration_since(Instant::now())?;
+        let left = self.deadline.checked_duration_since(monotonic_now())?;
         if left.is_zero() {
             return None;
         }

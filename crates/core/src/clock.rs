@@ -1,13 +1,31 @@
 //! Time as an injected part, so retention, lease and linger logic is testable.
+//!
+//! Two readings: wall-clock milliseconds (timestamps, retention) and a monotonic instant
+//! (leases, ISR lag, drain deadlines: never jumps when the wall clock is set). Nothing
+//! else reads the time: `clippy.toml` disallows `Instant::now` and `SystemTime::now`
+//! elsewhere. The monotonic reading is tokio's, so tests that pause tokio's time move it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A source of wall-clock time in milliseconds since the Unix epoch.
+pub use tokio::time::Instant;
+
+/// A source of time: wall-clock milliseconds and a monotonic instant.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+
+    /// A monotonic instant, for deadlines and elapsed times.
+    fn instant(&self) -> Instant {
+        monotonic_now()
+    }
+}
+
+/// The one monotonic reading of the process (tokio's, so paused test time applies).
+#[allow(clippy::disallowed_methods, reason = "the clock module is where time is read")]
+pub fn monotonic_now() -> Instant {
+    Instant::now()
 }
 
 /// Shared clock handle.
@@ -18,6 +36,7 @@ pub type SharedClock = Arc<dyn Clock>;
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods, reason = "the clock module is where time is read")]
     fn now_ms(&self) -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
     }

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use shale_core::clock::{Instant, SharedClock};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::json::encode;
 use super::topics::BrokerRecord;
@@ -35,6 +35,7 @@ struct Inner {
     /// Set once by [`Membership::set_draining`]; re-registrations keep it.
     draining: AtomicBool,
     ttl: Duration,
+    clock: SharedClock,
     lease: AtomicI64,
     session: AtomicU64,
     valid_until: Mutex<Option<Instant>>,
@@ -48,6 +49,7 @@ impl Membership {
         keys: Keys,
         record: BrokerRecord,
         ttl: Duration,
+        clock: SharedClock,
     ) -> Result<Membership, Error> {
         let m = Membership {
             inner: Arc::new(Inner {
@@ -56,6 +58,7 @@ impl Membership {
                 record,
                 draining: AtomicBool::new(false),
                 ttl,
+                clock,
                 lease: AtomicI64::new(0),
                 session: AtomicU64::new(0),
                 valid_until: Mutex::new(None),
@@ -64,11 +67,11 @@ impl Membership {
         };
         // A broker restarted right after a crash finds its old registration still held by
         // the old lease; wait (bounded) for that lease to expire rather than fail at once.
-        let give_up = Instant::now() + ttl * 2 + Duration::from_secs(1);
+        let give_up = m.now() + ttl * 2 + Duration::from_secs(1);
         loop {
             match m.register().await {
                 Ok(()) => return Ok(m),
-                Err(e) if e.reason == Reason::BrokerIdInUse && Instant::now() < give_up => {
+                Err(e) if e.reason == Reason::BrokerIdInUse && m.now() < give_up => {
                     tracing::warn!(broker = m.broker_id(), "{}; waiting", e.message);
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
@@ -105,12 +108,12 @@ impl Membership {
     /// Whether the lease is provably unexpired right now.
     pub fn is_live(&self) -> bool {
         let until = self.inner.valid_until.lock().map(|v| *v).unwrap_or(None);
-        until.is_some_and(|u| Instant::now() < u)
+        until.is_some_and(|u| self.now() < u)
     }
 
     /// How long the lease is still provably valid (zero when not live).
     pub fn lease_remaining(&self) -> Duration {
-        self.valid_until().map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()))
+        self.valid_until().map_or(Duration::ZERO, |u| u.saturating_duration_since(self.now()))
     }
 
     /// Liveness changes (true once registered, false when validity runs out).
@@ -167,7 +170,7 @@ impl Membership {
     async fn register(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let key = inner.keys.broker(inner.record.id as u32);
-        let sent = Instant::now();
+        let sent = self.now();
         let lease = inner.store.grant_lease(inner.ttl).await?;
         let txn = Txn::new().when(Compare::absent(key.clone())).and_then(TxnOp::put_with_lease(
             key.clone(),
@@ -200,6 +203,11 @@ impl Membership {
         Ok(())
     }
 
+    /// The monotonic now of the injected clock.
+    fn now(&self) -> Instant {
+        self.inner.clock.instant()
+    }
+
     fn valid_until(&self) -> Option<Instant> {
         self.inner.valid_until.lock().map(|v| *v).unwrap_or(None)
     }
@@ -208,7 +216,7 @@ impl Membership {
     pub async fn run(self) {
         let every = (self.inner.ttl / 3).max(Duration::from_millis(100));
         loop {
-            let next = Instant::now() + every;
+            let next = self.now() + every;
             // Wake at expiry too, so liveness watchers hear about it on time.
             while let Some(deadline) = self.valid_until().filter(|d| *d < next) {
                 tokio::time::sleep_until(deadline).await;
@@ -218,7 +226,7 @@ impl Membership {
             }
             tokio::time::sleep_until(next).await;
             let lease = self.lease();
-            let sent = Instant::now();
+            let sent = self.now();
             match self.inner.store.keep_alive(lease).await {
                 Ok(remaining) if !remaining.is_zero() => self.extend(sent, remaining),
                 Ok(_) | Err(MetaError::LeaseNotFound(_)) => {

@@ -14,8 +14,6 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::Broker;
 use shale_core::error::{Error, ErrorKind, Reason};
 
@@ -71,7 +69,7 @@ impl Broker {
     /// Drains the broker (see the module docs); bounded by `timeout`. Serving continues
     /// for fetches and replication; `close` ends the rest.
     pub async fn drain(&self, timeout: Duration) -> DrainReport {
-        let deadline = Instant::now() + timeout;
+        let deadline = self.clock.instant() + timeout;
         if self.draining.swap(true, Ordering::AcqRel) {
             return DrainReport::default();
         }
@@ -88,8 +86,8 @@ impl Broker {
         // every 50 ms.
         let mut synced = self.synced_tx.subscribe();
         let (mut led_after, mut movable_after) = self.leadership();
-        while movable_after > 0 && Instant::now() < deadline {
-            let wake = deadline.min(Instant::now() + Duration::from_millis(50));
+        while movable_after > 0 && self.clock.instant() < deadline {
+            let wake = deadline.min(self.clock.instant() + Duration::from_millis(50));
             let _ = tokio::time::timeout_at(wake, synced.changed()).await;
             (led_after, movable_after) = self.leadership();
         }

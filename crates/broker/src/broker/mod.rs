@@ -169,7 +169,8 @@ impl Broker {
             draining: false,
         };
         let ttl = Duration::from_secs(settings.cluster.lease_ttl_secs);
-        let membership = Membership::join(meta.clone(), keys.clone(), record, ttl).await?;
+        let membership =
+            Membership::join(meta.clone(), keys.clone(), record, ttl, clock.clone()).await?;
         let resources = Arc::new(LogResources::new(
             settings.log.fd_cache_capacity,
             settings.log.index_cache_bytes,

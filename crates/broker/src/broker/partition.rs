@@ -147,10 +147,10 @@ impl Partition {
     ) -> Result<Partition, Error> {
         let dir = data_dir.join(format!("{}-{}", spec.topic, spec.index));
         claim_dir(resources.disk(), &dir, &spec.topic, &spec.topic_id, spec.index)?;
-        let log = PartitionLog::open(&dir, log_config(&spec.config), clock, resources)?;
+        let log = PartitionLog::open(&dir, log_config(&spec.config), clock.clone(), resources)?;
         // The high watermark is learnt again after a restart: from the leader's own end
         // and its followers' fetches; until then consumers wait rather than read ahead.
-        let repl = Arc::new(Replication::new(spec.broker_id, log.log_start_offset()));
+        let repl = Arc::new(Replication::new(spec.broker_id, log.log_start_offset(), clock));
         let remote = spec.remote.map(|reader| {
             let pref = PartitionRef {
                 topic: spec.topic.clone(),

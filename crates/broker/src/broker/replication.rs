@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use shale_core::clock::{Instant, SharedClock};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use shale_meta::topics::PartitionState;
 
@@ -55,15 +55,17 @@ struct Inner {
 #[derive(Debug)]
 pub struct Replication {
     broker_id: i32,
+    clock: SharedClock,
     inner: Mutex<Inner>,
     hw_tx: watch::Sender<i64>,
 }
 
 impl Replication {
     /// State for a partition opened with high watermark `hw`.
-    pub fn new(broker_id: i32, hw: i64) -> Self {
+    pub fn new(broker_id: i32, hw: i64, clock: SharedClock) -> Self {
         Replication {
             broker_id,
+            clock,
             inner: Mutex::new(Inner {
                 leader: false,
                 replicas: vec![],
@@ -89,7 +91,7 @@ impl Replication {
         let leader = state.leader == self.broker_id;
         let mut inner = self.lock();
         if leader && (!inner.leader || inner.epoch != state.leader_epoch) {
-            let now = Instant::now();
+            let now = self.clock.instant();
             inner.followers = state
                 .replicas
                 .iter()
@@ -143,7 +145,7 @@ impl Replication {
         leader_log_end: i64,
     ) {
         let mut inner = self.lock();
-        let now = Instant::now();
+        let now = self.clock.instant();
         let f = inner.followers.entry(id).or_insert(Follower::new(now));
         f.log_end = fetch_offset;
         f.incarnation = incarnation;
@@ -163,7 +165,7 @@ impl Replication {
     pub fn answered(&self, id: i32, leader_log_end: i64) {
         let mut inner = self.lock();
         if let Some(f) = inner.followers.get_mut(&id) {
-            f.answered = Some((leader_log_end, Instant::now()));
+            f.answered = Some((leader_log_end, self.clock.instant()));
         }
     }
 
@@ -177,7 +179,7 @@ impl Replication {
     /// have lost data they had reported).
     pub fn lagging(&self, max_lag: Duration) -> Vec<i32> {
         let inner = self.lock();
-        let now = Instant::now();
+        let now = self.clock.instant();
         inner
             .isr
             .iter()
@@ -202,7 +204,7 @@ impl Replication {
     pub fn caught_up(&self, max_lag: Duration) -> Vec<i32> {
         let inner = self.lock();
         let hw = self.high_watermark();
-        let now = Instant::now();
+        let now = self.clock.instant();
         inner
             .replicas
             .iter()
@@ -272,7 +274,7 @@ mod tests {
 
     #[test]
     fn hw_is_the_minimum_over_the_isr_and_never_moves_back() {
-        let r = Replication::new(1, 0);
+        let r = Replication::new(1, 0, shale_core::clock::system());
         members(&r, &[1, 2, 3], &[1, 2, 3], 1);
         r.set_own_end(10);
         assert_eq!(r.high_watermark(), 0, "followers not heard from yet");
@@ -290,7 +292,7 @@ mod tests {
 
     #[test]
     fn single_replica_hw_follows_the_own_end() {
-        let r = Replication::new(1, 0);
+        let r = Replication::new(1, 0, shale_core::clock::system());
         members(&r, &[1], &[1], 1);
         r.set_own_end(42);
         assert_eq!(r.high_watermark(), 42);
@@ -299,7 +301,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn followers_that_stop_catching_up_lag_and_rejoin_when_they_do() {
-        let r = Replication::new(1, 0);
+        let r = Replication::new(1, 0, shale_core::clock::system());
         members(&r, &[1, 2], &[1, 2], 1);
         r.set_own_end(10);
         r.follower_fetched(2, 0, 0, 10);
@@ -315,7 +317,7 @@ mod tests {
     async fn a_follower_rejoins_only_from_the_start_of_the_leaders_epoch() {
         // Leader 1 took over at epoch 2 with its log ending at 10; follower 3, still in the
         // ISR, holds the high watermark back at 5 (a stale one, learnt under epoch 1).
-        let r = Replication::new(1, 0);
+        let r = Replication::new(1, 0, shale_core::clock::system());
         r.apply(&PartitionState::new(vec![1, 2, 3], 1, 2, vec![1, 3]), 10);
         r.set_own_end(12);
         r.follower_fetched(3, 0, 5, 12);
@@ -330,7 +332,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_follower_fetching_under_a_new_incarnation_is_lagging_at_once() {
-        let r = Replication::new(1, 0);
+        let r = Replication::new(1, 0, shale_core::clock::system());
         let mut state = PartitionState::new(vec![1, 2], 1, 1, vec![1, 2]);
         state.incarnations = [(1, 11), (2, 22)].into();
         r.apply(&state, 10);

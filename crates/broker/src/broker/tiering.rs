@@ -83,7 +83,10 @@ struct Throttle {
 
 impl Throttle {
     fn new(bytes_per_sec: u64) -> Throttle {
-        Throttle { bytes_per_sec, next_free: tokio::sync::Mutex::new(Instant::now()) }
+        Throttle {
+            bytes_per_sec,
+            next_free: tokio::sync::Mutex::new(shale_core::clock::monotonic_now()),
+        }
     }
 
     /// Waits until `bytes` more may be sent.
@@ -93,7 +96,7 @@ impl Throttle {
         }
         let at = {
             let mut next = self.next_free.lock().await;
-            let now = Instant::now();
+            let now = shale_core::clock::monotonic_now();
             let at = (*next).max(now);
             *next = at + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
             at
@@ -232,7 +235,7 @@ async fn upload_one(
     let log_path = catalog.object(pref, &names::log(&stem));
     let index_path = catalog.object(pref, &names::index(&stem));
     let store = catalog.bucket().store.clone();
-    let started = Instant::now();
+    let started = shale_core::clock::monotonic_now();
     let claim = catalog.claim_upload(pref, &stem, lease).await?;
     let uploaded = async {
         put_slice(&store, &log_path, &slice, settings.multipart_part_bytes, throttle).await?;

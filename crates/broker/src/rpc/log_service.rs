@@ -4,7 +4,7 @@ use shale_proto::status::into_status;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -54,7 +54,7 @@ impl LogService {
         &self,
         mut req: pb::ProduceRequest,
     ) -> Result<impl Future<Output = Result<Produced, Error>> + Send + 'static, Error> {
-        let start = Instant::now();
+        let start = shale_core::clock::monotonic_now();
         let metrics = self.broker.request_metrics().clone();
         // Only existing topics get counters: request names alone must not grow the map.
         let topic = self.broker.topic(&req.topic).ok().map(|_| metrics.topic(&req.topic));

@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -66,7 +65,7 @@ pub(super) struct Committer {
 impl Committer {
     /// Runs until `Shutdown` or until every sender is gone.
     pub(super) fn run(mut self, rx: Receiver<Request>) {
-        let mut last_reap = Instant::now();
+        let mut last_reap = self.clock.instant();
         loop {
             let wait = self.options.reap_interval.saturating_sub(last_reap.elapsed());
             let mut shutdown = false;
@@ -93,7 +92,7 @@ impl Committer {
             }
             if last_reap.elapsed() >= self.options.reap_interval {
                 self.process(vec![Request::Reap { reply: None }]);
-                last_reap = Instant::now();
+                last_reap = self.clock.instant();
             }
         }
     }

@@ -212,7 +212,7 @@ mod tests {
         let store = FaultStore::new(Arc::new(InMemory::new()), control.clone());
         let path = Path::from("a");
         control.set_get_latency(Duration::from_millis(30));
-        let t = tokio::time::Instant::now();
+        let t = shale_core::clock::monotonic_now();
         store.put(&path, PutPayload::from_static(b"x")).await.unwrap();
         assert_eq!(t.elapsed(), Duration::ZERO, "puts are not delayed");
         let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
