@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngCore;
 use tokio::sync::mpsc;
 
-use super::produce::{parse_acks, parse_compression};
+use shale_client::cli::{parse_acks, parse_compression};
 use super::{BrokerArg, Format};
 use crate::acks::Acks;
 use crate::client::{Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, StartAt};
