@@ -10,6 +10,7 @@
 //!        │    └─ shale-meta      MetaStore (etcd, embedded), membership, controller
 //!        └─ shale-proto     pb, status, convert, transport
 //!   └─ shale-client   producer, consumer, admin and group clients (proto + core only)
+//! shale-bench (binary): the load generators, on shale-client (proto + core only)
 //! shale-core: record, error, acks, names, topic_config, clock, disk, failpoint
 //! ```
 //!

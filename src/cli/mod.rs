@@ -1,8 +1,7 @@
 //! The `shale` command line: servers (`standalone`, `serve`), administration (`topic`),
-//! data (`produce`, `consume`), consumer groups (`group`) and load (`bench`).
+//! data (`produce`, `consume`) and consumer groups (`group`). Load generators are a
+//! separate binary, `shale-bench` (crates/bench).
 
-mod bench;
-mod bench_groups;
 mod cluster;
 mod consume;
 mod group;
@@ -47,9 +46,6 @@ pub enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(group::GroupCommand),
-    /// Measure produce or consume throughput and latency.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
 }
 
 /// Runs a parsed command line.
@@ -62,7 +58,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(a) => produce::run(a).await,
         Command::Consume(a) => consume::run(a).await,
         Command::Group(c) => group::run(c).await,
-        Command::Bench(c) => bench::run(c).await,
     }
 }
 
