@@ -24,7 +24,7 @@ prev=-1
 for _ in $(seq 60); do cur=$(total_resyncs); [ "$cur" = "$prev" ] && break; prev=$cur; sleep 2; done
 before=(); for a in "${ADMINS[@]}"; do before+=("$(resyncs "$a")"); done
 ranges_before=$(ranges); started=$(date +%s.%N)
-SHALE_LOG=warn "$SHALE" bench groups --broker "$BROKERS" --members "$MEMBERS" --partitions "$PARTITIONS" \
+SHALE_LOG=warn "$SHALE_BENCH" groups --broker "$BROKERS" --members "$MEMBERS" --partitions "$PARTITIONS" \
   --commit-interval-ms 1000 --rate "${RATE:-1000}" --duration-secs "$SECONDS_MEASURED" \
   --etcd "$ETCD_URL" --cluster bench
 elapsed=$(echo "$(date +%s.%N) - $started" | bc)

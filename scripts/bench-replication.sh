@@ -13,10 +13,10 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; 3 broker
 "$SHALE" topic create rf1 --partitions 3 --replication-factor 1 --broker "$BROKERS" >/dev/null
 "$SHALE" topic create rf3 --partitions 3 --replication-factor 3 --config min.insync.replicas=2 --broker "$BROKERS" >/dev/null
 for t in rf1 rf3; do
-  echo "$t acks=all: $("$SHALE" bench produce --broker "$BROKERS" --topic $t --records "$RECORDS" \
+  echo "$t acks=all: $("$SHALE_BENCH" produce --broker "$BROKERS" --topic $t --records "$RECORDS" \
     --record-size 1024 --acks all --format json)"
 done
 for t in rf1 rf3; do
-  echo "$t acks=all at 40000 records/s: $("$SHALE" bench produce --broker "$BROKERS" --topic $t \
+  echo "$t acks=all at 40000 records/s: $("$SHALE_BENCH" produce --broker "$BROKERS" --topic $t \
     --records 400000 --record-size 1024 --acks all --rate 40000 --format json)"
 done

@@ -22,8 +22,12 @@ if [ "${GET_LATENCY_MS:-0}" != 0 ]; then
   export SHALE_OBJECT_STORE_FAULTS="get_latency_ms=$GET_LATENCY_MS"
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
-cargo build --release --quiet --bin shale
+cargo build --release --quiet --bin shale --bin shale-bench --example object_store_bench
 SHALE="$CARGO_TARGET_DIR/release/shale"
+SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
+# The ranged-GET baseline opens the bucket as a broker does, so it is an example of the
+# root package (it needs the storage crate), not a shale-bench command.
+GET_LOOP="$CARGO_TARGET_DIR/release/examples/object_store_bench"
 rm -rf "$DIR" && mkdir -p "$DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 S3P=$(free_port); PORT=$(free_port); ADMIN=$(free_port)
@@ -93,7 +97,7 @@ RECORDS=$((MIB * 1024))
 "$SHALE" topic create hot --partitions 3 --broker "$BROKER" >/dev/null
 
 read -r -a S0 <<< "$(store_counts)"
-echo "produce $MIB MiB to the tiered topic: $("$SHALE" bench produce --broker "$BROKER" --topic cold \
+echo "produce $MIB MiB to the tiered topic: $("$SHALE_BENCH" produce --broker "$BROKER" --topic cold \
   --records "$RECORDS" --record-size 1024 --acks all --format json)"
 # Wait until every sealed segment is in the bucket and local retention has run.
 UPLOAD_START=$(date +%s.%N)
@@ -120,7 +124,7 @@ EOF
 
 # Chunks are not cached yet, the remote indexes are (the leader cached each on upload).
 echo "first record, random remote offsets (indexes cached on upload, no chunks): \
-$("$SHALE" bench fetch-latency --broker "$BROKER" --topic cold --range remote --samples 100 \
+$("$SHALE_BENCH" fetch-latency --broker "$BROKER" --topic cold --range remote --samples 100 \
   --format json)"
 # The consumer below starts with both caches cold, as one after a leader change would.
 stop_broker
@@ -128,7 +132,7 @@ start_broker
 read -r -a S1 <<< "$(store_counts)"
 
 REMOTE_END=$(describe cold | json 'd["partitions"][0]["remote_log_end_offset"]')
-echo "cold read, consumer from offset 0 (remote records: $REMOTE_END): $("$SHALE" bench consume \
+echo "cold read, consumer from offset 0 (remote records: $REMOTE_END): $("$SHALE_BENCH" consume \
   --broker "$BROKER" --topic cold --records "$REMOTE_END" --format json)"
 read -r -a S2 <<< "$(store_counts)"
 python3 - "${S1[@]}" "${S2[@]}" <<'EOF'
@@ -139,15 +143,15 @@ gib = d[5] / 2**30
 print(f"cold read: {gib:.3f} GiB in {d[4]:.0f} GET requests: {d[4] / gib:.0f} requests per GiB read")
 EOF
 for c in 1 3; do
-  echo "ranged-GET loop, 1 MiB GETs, $c in flight: $("$SHALE" bench object-store \
+  echo "ranged-GET loop, 1 MiB GETs, $c in flight: $("$GET_LOOP" \
     --object-store "$URL" --config "$DIR/shale.toml" --concurrency "$c" --format json)"
 done
 
 stop_broker
 start_broker
-echo "first record, random remote offsets (cold cache): $("$SHALE" bench fetch-latency \
+echo "first record, random remote offsets (cold cache): $("$SHALE_BENCH" fetch-latency \
   --broker "$BROKER" --topic cold --range remote --samples 100 --format json)"
-echo "first record, random local offsets: $("$SHALE" bench fetch-latency \
+echo "first record, random local offsets: $("$SHALE_BENCH" fetch-latency \
   --broker "$BROKER" --topic cold --range local --samples 100 --format json)"
 
 RATE=20000
@@ -157,7 +161,7 @@ produce_phase() {
   stop_broker
   start_broker
   if [ "$1" = reader ]; then
-    nice -n "$2" "$SHALE" bench consume --broker "$BROKER" --topic cold --passes 5 \
+    nice -n "$2" "$SHALE_BENCH" consume --broker "$BROKER" --topic cold --passes 5 \
       --format json > "$DIR/reader.json" &
     READER_PID=$!
     for _ in $(seq 100); do
@@ -165,7 +169,7 @@ produce_phase() {
       sleep 0.1
     done
   fi
-  echo "produce at $RATE records/s, $3: $("$SHALE" bench produce --broker "$BROKER" --topic hot \
+  echo "produce at $RATE records/s, $3: $("$SHALE_BENCH" produce --broker "$BROKER" --topic hot \
     --records 400000 --record-size 1024 --acks all --rate $RATE --format json)"
   if [ -n "$READER_PID" ]; then
     echo "  cold reader meanwhile: $(metric shale_tier_read_bytes_total) bytes from the bucket," \

@@ -11,8 +11,9 @@ BATCH=262144
 command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio >/dev/null; }
 scripts/ensure-protoc.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
-cargo build --release --quiet --bin shale
+cargo build --release --quiet --bin shale --bin shale-bench
 SHALE="$CARGO_TARGET_DIR/release/shale"
+SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
 rm -rf "$DIR" && mkdir -p "$DIR"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), disk $(df -h "$DIR" | awk 'NR==2{print $1}')"
 
@@ -28,13 +29,13 @@ trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
 ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$DIR/broker.out")
 
-peak=$("$SHALE" bench produce --broker "$ADDR" --topic peak --records "$RECORDS" --record-size 1024 \
+peak=$("$SHALE_BENCH" produce --broker "$ADDR" --topic peak --records "$RECORDS" --record-size 1024 \
   --acks 1 --batch-size $BATCH --format json)
 echo "shale peak: $peak"
 shale_mib=$(echo "$peak" | sed 's/.*"mib_per_sec":\([0-9.]*\).*/\1/')
 rate=$(echo "$peak" | sed 's/.*"records_per_sec":\([0-9.]*\).*/\1/' | awk '{printf "%d", $1/2}')
 echo "ratio shale/fio: $(echo "scale=3; $shale_mib / $fio_mib" | bc)"
-half=$("$SHALE" bench produce --broker "$ADDR" --topic half --records "$RECORDS" --record-size 1024 \
+half=$("$SHALE_BENCH" produce --broker "$ADDR" --topic half --records "$RECORDS" --record-size 1024 \
   --acks 1 --batch-size $BATCH --rate "$rate" --format json)
 echo "shale at half peak ($rate records/s): $half"
-"$SHALE" bench consume --broker "$ADDR" --topic peak
+"$SHALE_BENCH" consume --broker "$ADDR" --topic peak

@@ -20,6 +20,7 @@ ALLOWED = {
     "shale-broker": {"shale-core", "shale-proto", "shale-meta", "shale-storage"},
     "shale": {"shale-core", "shale-proto", "shale-client", "shale-meta", "shale-storage",
               "shale-broker"},
+    "shale-bench": {"shale-core", "shale-proto", "shale-client"},
 }
 meta = json.load(open(sys.argv[1]))
 members = {p["name"]: p for p in meta["packages"]}

@@ -4,12 +4,13 @@
 //! each of which may use only the crates below it (`scripts/check-layers.sh` enforces it):
 //!
 //! ```text
-//! shale (this crate: cli, telemetry)
+//! shale (this crate: cli)
 //!   └─ shale-broker   broker, groups, rpc, server, admin, metrics, settings
 //!        ├─ shale-storage   log, tier
 //!        │    └─ shale-meta      MetaStore (etcd, embedded), membership, controller
 //!        └─ shale-proto     pb, status, convert, transport
 //!   └─ shale-client   producer, consumer, admin and group clients (proto + core only)
+//! shale-bench (binary): the load generators, on shale-client (proto + core only)
 //! shale-core: record, error, acks, names, topic_config, clock, disk, failpoint
 //! ```
 //!
@@ -17,8 +18,8 @@
 //! for tests, benchmarks and users of this crate.
 //!
 //! # Layout
-//! - `cli`: the `shale` command line.
-//! - `telemetry`: tracing setup.
+//! - `cli`: the `shale` command line (tracing setup and the error exit come from
+//!   `shale_client::cli`).
 //! - re-exported from `shale-core`: `record`, `error`, `acks`, `names`, `topic_config`,
 //!   `clock`, `disk`, `failpoint`.
 //! - re-exported from `shale-proto`: `proto`; from `shale-client`: `client`; from
@@ -26,7 +27,6 @@
 //!   `broker`, `groups`, `rpc`, `server`, `admin`, `metrics`, `settings`.
 
 pub mod cli;
-pub mod telemetry;
 
 pub use shale_broker::{admin, broker, groups, metrics, rpc, server, settings};
 pub use shale_client as client;

@@ -7,18 +7,5 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = shale::cli::Cli::parse();
-    shale::telemetry::init(cli.log_json);
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("shale")
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(shale::cli::run(cli)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shale_client::cli::main("shale", cli.log_json, shale::cli::run(cli))
 }

@@ -1,8 +1,7 @@
 //! The `shale` command line: servers (`standalone`, `serve`), administration (`topic`),
-//! data (`produce`, `consume`), consumer groups (`group`) and load (`bench`).
+//! data (`produce`, `consume`) and consumer groups (`group`). Load generators are a
+//! separate binary, `shale-bench` (crates/bench).
 
-mod bench;
-mod bench_groups;
 mod cluster;
 mod consume;
 mod group;
@@ -14,8 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Default broker address for client commands.
-pub const DEFAULT_BROKER: &str = "127.0.0.1:9292";
+pub use shale_client::cli::{BrokerArg, DEFAULT_BROKER, Format, key_value};
 
 /// Shale: a durable, object-storage-backed log service.
 #[derive(Debug, Parser)]
@@ -48,41 +46,6 @@ pub enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(group::GroupCommand),
-    /// Measure produce or consume throughput and latency.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
-}
-
-/// Where client commands connect.
-#[derive(Debug, Clone, Args)]
-pub struct BrokerArg {
-    /// Broker(s) to bootstrap from: host:port, or several separated by commas.
-    #[arg(long, env = "SHALE_BROKER", default_value = DEFAULT_BROKER)]
-    pub broker: String,
-}
-
-impl BrokerArg {
-    /// A client for this broker.
-    pub fn client(&self) -> anyhow::Result<crate::client::Client> {
-        Ok(crate::client::Client::new(&self.broker)?)
-    }
-}
-
-/// Output format of describe/consume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Human-readable text.
-    Text,
-    /// One JSON document (describe) or one JSON object per line (consume).
-    Json,
-}
-
-/// Parses `KEY=VALUE`.
-pub fn key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
 }
 
 /// Runs a parsed command line.
@@ -95,7 +58,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(a) => produce::run(a).await,
         Command::Consume(a) => consume::run(a).await,
         Command::Group(c) => group::run(c).await,
-        Command::Bench(c) => bench::run(c).await,
     }
 }
 

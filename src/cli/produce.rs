@@ -3,6 +3,7 @@
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
+use shale_client::cli::{parse_acks, parse_compression};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::BrokerArg;
@@ -36,21 +37,6 @@ pub struct ProduceArgs {
     pub linger_ms: u64,
     #[command(flatten)]
     pub broker: BrokerArg,
-}
-
-/// Parses `0`, `1`, `all` (also `-1`).
-pub fn parse_acks(s: &str) -> Result<Acks, String> {
-    match s {
-        "0" | "none" => Ok(Acks::None),
-        "1" | "leader" => Ok(Acks::Leader),
-        "all" | "-1" => Ok(Acks::All),
-        other => Err(format!("invalid acks {other:?}: expected 0, 1 or all")),
-    }
-}
-
-/// Parses a codec name.
-pub fn parse_compression(s: &str) -> Result<Compression, String> {
-    Compression::parse(s).map_err(|e| e.to_string())
 }
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {

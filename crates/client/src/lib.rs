@@ -3,6 +3,7 @@
 //!
 //! Connections and metadata (partition leaders), plus
 //! - `admin`: topic and cluster administration,
+//! - `cli` (feature `cli`): flags, tracing setup and the error exit Shale's binaries share,
 //! - `producer`: batching, compression, partitioning, pipelined sends, retries,
 //! - `consumer`: assigned partitions read through long-polling Fetch streams,
 //! - `groups`: the group consumer (KIP-848 style heartbeats, assignment, committed offsets)
@@ -17,6 +18,8 @@
 //! named, so a client given one broker's address survives that broker.
 
 pub mod admin;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod consumer;
 pub mod groups;
 pub mod partitioner;

@@ -1,4 +1,4 @@
-//! `shale bench groups`: many group members committing on a timer while a producer keeps
+//! `shale-bench groups`: many group members committing on a timer while a producer keeps
 //! every partition moving; reports commit latency and, given the cluster's etcd, the etcd
 //! write rate and the keys one group holds.
 
@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
+use shale_client::cli::{BrokerArg, Format};
+use shale_client::{Client, GroupConfig, GroupConsumer, Producer, ProducerConfig, ProducerRecord};
 
-use super::{BrokerArg, Format};
-use crate::client::{Client, GroupConfig, GroupConsumer, Producer, ProducerConfig, ProducerRecord};
-use crate::meta::keys::Keys;
-use crate::meta::{EtcdOptions, EtcdStore, MetaStore};
+use crate::etcd::Etcd;
+use crate::report;
 
-/// `bench groups`.
+/// `shale-bench groups`.
 #[derive(Debug, Args)]
 pub struct GroupsBench {
     /// Topic (created with --partitions if missing).
@@ -78,13 +78,7 @@ pub async fn run(b: GroupsBench) -> anyhow::Result<()> {
         client.admin().create_topic(&b.topic, b.partitions, 0, Default::default()).await?;
     }
     let etcd = match &b.etcd {
-        Some(e) => {
-            let endpoints: Vec<String> = e.split(',').map(|s| s.trim().to_string()).collect();
-            Some((
-                EtcdStore::connect(&endpoints, EtcdOptions::default()).await?,
-                Keys::new(&b.cluster)?,
-            ))
-        }
+        Some(endpoints) => Some(Etcd::connect(endpoints, &b.cluster).await?),
         None => None,
     };
     let shared = Arc::new(Shared {
@@ -93,7 +87,7 @@ pub async fn run(b: GroupsBench) -> anyhow::Result<()> {
         commits: AtomicU64::new(0),
         commit_errors: AtomicU64::new(0),
         records: AtomicU64::new(0),
-        latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        latency: Mutex::new(report::micros_histogram(60)),
         measuring: AtomicBool::new(false),
     });
 
@@ -143,11 +137,7 @@ pub async fn run(b: GroupsBench) -> anyhow::Result<()> {
     let records = shared.records.load(Ordering::Acquire) - records0;
 
     let keys = match &etcd {
-        Some((store, keys)) => {
-            let state_and_members = store.range(&keys.group(&b.group)).await?.kvs.len();
-            let offsets = store.range(&keys.group_offsets(&b.group)).await?.kvs.len();
-            Some((state_and_members, offsets))
-        }
+        Some(etcd) => Some(etcd.group_keys(&b.group).await?),
         None => None,
     };
     shared.stop.store(true, Ordering::Release);
@@ -157,7 +147,6 @@ pub async fn run(b: GroupsBench) -> anyhow::Result<()> {
     producer.await??;
 
     let hist = shared.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
     let etcd_writes = rev0.zip(rev1).map(|(a, z)| (z - a) as f64 / secs);
     let summary = serde_json::json!({
         "members": b.members,
@@ -168,7 +157,7 @@ pub async fn run(b: GroupsBench) -> anyhow::Result<()> {
         "records_consumed_per_sec": records as f64 / secs,
         "commits_per_sec": commits as f64 / secs,
         "commit_errors": shared.commit_errors.load(Ordering::Acquire),
-        "commit_latency_ms": { "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": hist.max() as f64 / 1000.0 },
+        "commit_latency_ms": report::quantiles_ms(&hist),
         "etcd_writes_per_sec": etcd_writes,
         "etcd_keys_groups_prefix": keys.map(|k| k.0),
         "etcd_keys_offsets_prefix": keys.map(|k| k.1),
@@ -183,10 +172,10 @@ pub async fn run(b: GroupsBench) -> anyhow::Result<()> {
                 b.partitions,
                 settled.as_secs_f64(),
                 commits as f64 / secs,
-                q(0.5),
-                q(0.99),
-                q(0.999),
-                hist.max() as f64 / 1000.0,
+                report::ms(&hist, 0.5),
+                report::ms(&hist, 0.99),
+                report::ms(&hist, 0.999),
+                report::max_ms(&hist),
                 records as f64 / secs,
             );
             if let (Some(w), Some((g, o))) = (etcd_writes, keys) {
@@ -202,9 +191,9 @@ pub async fn run(b: GroupsBench) -> anyhow::Result<()> {
 }
 
 /// The etcd store revision: every write moves it by one.
-async fn etcd_revision(etcd: &Option<(Arc<EtcdStore>, Keys)>) -> anyhow::Result<Option<i64>> {
+async fn etcd_revision(etcd: &Option<Etcd>) -> anyhow::Result<Option<i64>> {
     Ok(match etcd {
-        Some((store, keys)) => Some(store.range(&keys.brokers()).await?.revision),
+        Some(etcd) => Some(etcd.revision().await?),
         None => None,
     })
 }
@@ -290,12 +279,11 @@ async fn member(
                 Ok(()) => {
                     shared.commits.fetch_add(1, Ordering::Relaxed);
                     if shared.measuring.load(Ordering::Acquire) {
-                        let us = t.elapsed().as_micros().max(1) as u64;
                         let mut h = shared
                             .latency
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        let _ = h.record(us);
+                        report::record(&mut h, t.elapsed());
                     }
                 }
                 Err(e) => {

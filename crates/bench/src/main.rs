@@ -1,0 +1,60 @@
+//! `shale-bench`: load generators that run against Shale brokers as a client does, and
+//! report throughput and latency. A separate binary from `shale`, so the product command
+//! line carries no load tools; it uses only the client, the wire and the record format.
+//!
+//! # Layout
+//! - `throughput`: `produce` and `consume`, records/s, MiB/s and produce latency.
+//! - `fetch_latency`: the time to a first record at random cold or local offsets.
+//! - `groups`: many group members committing on a timer.
+//! - `etcd`: the etcd figures `groups` reports, over etcd's HTTP API.
+//! - `report`: latency histograms and the progress bar.
+
+mod etcd;
+mod fetch_latency;
+mod groups;
+mod report;
+mod throughput;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Load generators for Shale: produce, consume, cold fetches and consumer groups.
+#[derive(Debug, Parser)]
+#[command(name = "shale-bench", version, about, propagate_version = true)]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "SHALE_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Produce records as fast as possible (or at --rate) and report throughput and latency.
+    Produce(throughput::ProduceBench),
+    /// Read a topic from the beginning and report throughput and first-record latency.
+    Consume(throughput::ConsumeBench),
+    /// Fetch at random offsets of a topic's remote (cold) or local range and report the
+    /// latency to the first record.
+    FetchLatency(fetch_latency::FetchLatencyBench),
+    /// Many group members committing on a timer: commit latency, etcd writes per second
+    /// and the keys a group holds.
+    Groups(groups::GroupsBench),
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Produce(b) => throughput::produce(b).await,
+        Command::Consume(b) => throughput::consume(b).await,
+        Command::FetchLatency(b) => fetch_latency::run(b).await,
+        Command::Groups(b) => groups::run(b).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    shale_client::cli::main("shale-bench", cli.log_json, run(cli.command))
+}

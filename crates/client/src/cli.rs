@@ -1,0 +1,103 @@
+//! What Shale's command-line tools (`shale`, `shale-bench`) share: the broker and output
+//! flags, value parsers, tracing setup and the one-line error exit. Behind the `cli`
+//! feature, so embedding the client does not pull in clap or a tracing subscriber.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::process::ExitCode;
+
+use clap::Args;
+use shale_core::acks::Acks;
+use shale_core::error::Error;
+use shale_core::record::Compression;
+use tracing_subscriber::EnvFilter;
+
+use crate::Client;
+
+/// Default broker address for client commands.
+pub const DEFAULT_BROKER: &str = "127.0.0.1:9292";
+
+/// Where client commands connect.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArg {
+    /// Broker(s) to bootstrap from: host:port, or several separated by commas.
+    #[arg(long, env = "SHALE_BROKER", default_value = DEFAULT_BROKER)]
+    pub broker: String,
+}
+
+impl BrokerArg {
+    /// A client for this broker.
+    pub fn client(&self) -> Result<Client, Error> {
+        Client::new(&self.broker)
+    }
+}
+
+/// Output format of describe, consume and benchmark summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// One JSON document (describe) or one JSON object per line (consume).
+    Json,
+}
+
+/// Parses `KEY=VALUE`.
+pub fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Parses `0`, `1`, `all` (also `-1`).
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    match s {
+        "0" | "none" => Ok(Acks::None),
+        "1" | "leader" => Ok(Acks::Leader),
+        "all" | "-1" => Ok(Acks::All),
+        other => Err(format!("invalid acks {other:?}: expected 0, 1 or all")),
+    }
+}
+
+/// Parses a codec name.
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    Compression::parse(s).map_err(|e| e.to_string())
+}
+
+/// Installs the global tracing subscriber: text, or one JSON object per line with `json`,
+/// filtered by `SHALE_LOG` (or `RUST_LOG`, default `info`), on standard error.
+pub fn init_tracing(json: bool) {
+    let filter = std::env::var("SHALE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_string());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr);
+    let result = if json { builder.json().try_init() } else { builder.try_init() };
+    // A subscriber installed already (tests) is fine.
+    drop(result);
+}
+
+/// The body of a tool's `main`: sets up tracing, runs `command` on a multi-threaded runtime
+/// whose threads are called `thread_name`, and prints a failure as one line, `error: ...`
+/// (with `anyhow`, its causes joined by `: `), never a backtrace.
+pub fn main<E: Display>(
+    thread_name: &str,
+    log_json: bool,
+    command: impl Future<Output = Result<(), E>>,
+) -> ExitCode {
+    init_tracing(log_json);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name(thread_name).build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(command).map_err(|e| format!("{e:#}")),
+        Err(e) => Err(format!("cannot start the async runtime: {e}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
