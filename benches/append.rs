@@ -5,6 +5,10 @@
 //! `concurrent_writers/8x16384`: 8 tasks each append a 16 KiB batch and wait for its
 //! fsync; group commit should need far fewer fsyncs than appends.
 
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

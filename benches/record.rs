@@ -4,6 +4,10 @@
 //! about 3:1. Throughput is counted in uncompressed batch bytes, so codecs compare on the
 //! data they carry.
 
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -6,6 +6,10 @@
 //!
 //! `cargo run --release --example object_store_bench -- --object-store URL [--config FILE]`
 
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::process::ExitCode;
 use std::time::Instant;
 

@@ -1,5 +1,9 @@
 //! The README's tour, through the `shale` binary: create a topic, pipe 100,000 lines into
 //! `shale produce`, read them back with `shale consume`.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

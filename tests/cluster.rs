@@ -1,6 +1,10 @@
 //! Cluster mode on a real etcd: three `shale serve` processes on 127.0.0.1 place
 //! partitions, route clients to leaders, survive the loss of the controller and of a broker,
 //! fence a paused leader, and ride out an etcd outage.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/cluster.rs"]

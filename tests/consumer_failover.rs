@@ -1,6 +1,10 @@
 //! Consumers ride through a leader outage: they wait (bounded, with backoff) for the
 //! partition's leader to come back or to move, and resume at the next offset they have not
 //! delivered, so every record arrives exactly once, in order.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/cluster.rs"]

@@ -1,6 +1,10 @@
 //! Crash safety: SIGKILL a `shale standalone` process while producers send with acks=1;
 //! after a restart every acknowledged record is there exactly once, in order. And a torn
 //! or garbage tail in the active segment is truncated by recovery.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -2,6 +2,10 @@
 //! it is down and work again on the same store once it is back; watches end with `Reset`
 //! and a new watch from the last seen revision misses nothing; compacted starts say so.
 //! Each test owns its etcd, since it stops it.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/etcd.rs"]

@@ -3,6 +3,10 @@
 //! last commit), a zombie (SIGSTOP past the session timeout) whose commit is refused,
 //! publish-subscribe across groups, resuming runs with --max-records, lag and offsets that
 //! survive restarts of every broker (etcd).
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -4,6 +4,10 @@
 //! takes the group over without losing a member's progress, committed offsets survive a
 //! restart of every broker because they live in etcd, and a coordinator that drains hands
 //! its group over before it leaves.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/cluster.rs"]

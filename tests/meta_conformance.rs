@@ -2,6 +2,10 @@
 //! line per backend, with a fixture that hands out a unique namespace. The etcd backend
 //! runs against one private etcd per test binary (`tests/common/etcd.rs`).
 
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
+
 #[macro_use]
 #[path = "common/meta_conformance.rs"]
 mod conformance;

@@ -1,6 +1,10 @@
 //! `/metrics` of a broker under load: a producer, a consumer group and a cold reader run
 //! while the admin listener is scraped twice; every named series exists and the ones that
 //! count work move between the scrapes.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -1,5 +1,9 @@
 //! End-to-end produce and consume against an in-process broker: routing, batching,
 //! persistence across restarts, offsets lookups, long-polling, topic lifecycle.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

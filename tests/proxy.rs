@@ -1,6 +1,10 @@
 //! The fault-injection proxy (`common/proxy.rs`): modes and counters against a local echo
 //! server, then real gRPC round trips to a `shale` broker through it, and the checker
 //! (`common/checker.rs`) on a produce history with injected resets.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/checker.rs"]

@@ -1,6 +1,10 @@
 //! Replication on a real etcd with three `shale serve` brokers: acks=all waits for the
 //! in-sync replicas, replicas hold identical batches, a leader killed under load loses no
 //! acknowledged record, and min.insync.replicas refuses writes it cannot honour.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/checker.rs"]

@@ -2,6 +2,10 @@
 //! SIGTERM (it drains: produce refused, leadership handed to in-sync replicas, exit 0), is
 //! started again and waited for (`/readyz`, full ISR). The producer never sees an error
 //! and every acknowledged record reads back at its offset.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/cluster.rs"]

@@ -1,6 +1,10 @@
 //! The object store layer against real backends: the local filesystem (the embedded default)
 //! and a real S3-compatible server (moto on 127.0.0.1, started by the test; the test fails,
 //! not skips, under `CI=true` when moto is missing). The same checks run on both.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

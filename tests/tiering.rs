@@ -3,6 +3,10 @@
 //! back byte-identical through cold reads. The same test runs on the embedded filesystem
 //! bucket and on a real S3-compatible server (moto on 127.0.0.1; it fails, not skips, when
 //! moto is missing).
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

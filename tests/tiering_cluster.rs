@@ -7,6 +7,10 @@
 //!   certain): the new leader resumes from the manifest with no gap and no overlap, nothing
 //!   acknowledged is lost, and the scrubber removes the dead leader's orphan;
 //! - then a follower's disk is wiped and it rejoins the ISR copying only the untiered tail.
+
+// Tests and tools observe the system from outside: they read real time (bounded waits,
+// latencies) and randomness directly, not through the injected clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // etcd.rs and s3.rs each carry their own copy of the private process helper (service.rs).
 #![allow(clippy::duplicate_mod)]
