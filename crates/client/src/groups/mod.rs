@@ -17,14 +17,20 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
-use super::{Client, locate, status_error};
+use crate::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
+use crate::{Client, locate, status_error};
 use shale_core::clock::{Instant, monotonic_now};
-use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::error::{Error, ErrorKind};
 use shale_proto::pb;
 
 /// A topic partition.
 pub type Tp = (String, u32);
+
+mod admin;
+mod heartbeat;
+
+pub use admin::GroupAdmin;
+use heartbeat::heartbeat_loop;
 
 /// Where a partition without a committed offset starts (`auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -455,178 +461,6 @@ impl GroupConsumer {
 impl Drop for GroupConsumer {
     fn drop(&mut self) {
         self.heartbeat.abort();
-    }
-}
-
-async fn heartbeat_loop(
-    client: Client,
-    config: GroupConfig,
-    shared: Arc<Mutex<Shared>>,
-    changed: Arc<Notify>,
-    wake: Arc<Notify>,
-) {
-    let mut interval = Duration::from_millis(500);
-    loop {
-        let request = {
-            let s = lock(&shared);
-            if s.fenced.is_some() {
-                // Wait for the consumer to drop its partitions first.
-                None
-            } else {
-                // Epoch 0 joins; a member's epochs start at 1, so one that has applied
-                // nothing yet sends 1 (the coordinator then trusts `owned` only at epoch 1).
-                let joining = s.member_id.is_empty();
-                Some(pb::HeartbeatRequest {
-                    group: config.group.clone(),
-                    member_id: s.member_id.clone(),
-                    member_epoch: if joining { 0 } else { s.applied_epoch.max(1) },
-                    topics: config.topics.clone(),
-                    topic_pattern: config.topic_pattern.clone().unwrap_or_default(),
-                    owned: to_pb(&s.applied),
-                    assignor: config.assignor.clone(),
-                    session_timeout_ms: config.session_timeout.as_millis() as u32,
-                    client_id: config.client_id.clone(),
-                })
-            }
-        };
-        if let Some(request) = request {
-            let joining = request.member_epoch == 0;
-            // The coordinator vouched for the assignment no earlier than this: the session
-            // (after which this member drops its partitions) counts from here, never from
-            // the answer's arrival, so a slow answer cannot stretch the ownership.
-            let sent = monotonic_now();
-            let result = match client.groups_rpc() {
-                Ok(mut rpc) => rpc.heartbeat(request).await.map_err(|s| status_error(&s)),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(resp) => {
-                    let resp = resp.into_inner();
-                    let mut s = lock(&shared);
-                    s.member_id = resp.member_id;
-                    s.last_ok = sent;
-                    if joining {
-                        s.applied_epoch = 0;
-                    }
-                    if resp.member_epoch != s.received_epoch || joining {
-                        s.received_epoch = resp.member_epoch;
-                        s.received = shale_proto::convert::partition_set(&resp.assignment);
-                        drop(s);
-                        changed.notify_one();
-                    }
-                    interval = Duration::from_millis(u64::from(resp.heartbeat_interval_ms.max(50)));
-                }
-                Err(e) if e.kind == ErrorKind::Fenced => {
-                    lock(&shared).fenced = Some(e);
-                    changed.notify_one();
-                }
-                Err(e) if e.kind.is_retriable() || e.reason == Reason::GrpcError => {
-                    tracing::debug!(error = %e, "heartbeat failed; retrying");
-                    client.next_bootstrap();
-                    interval = Duration::from_millis(200);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "heartbeat refused");
-                    lock(&shared).failed = Some(e);
-                    changed.notify_one();
-                    interval = Duration::from_secs(1);
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = wake.notified() => {}
-        }
-    }
-}
-
-fn to_pb(set: &BTreeSet<Tp>) -> Vec<pb::TopicPartitions> {
-    shale_proto::convert::partition_set_to_proto(set)
-}
-
-/// Group administration and offsets.
-#[derive(Debug, Clone)]
-pub struct GroupAdmin {
-    client: Client,
-}
-
-impl GroupAdmin {
-    /// Calls through `client`'s bootstrap brokers.
-    pub fn new(client: Client) -> GroupAdmin {
-        GroupAdmin { client }
-    }
-
-    /// Calls one Groups RPC, retrying retriable failures on the next bootstrap broker.
-    async fn call<Req, Resp, F, Fut>(&self, request: Req, rpc: F) -> Result<Resp, Error>
-    where
-        Req: Clone,
-        F: Fn(pb::groups_client::GroupsClient<tonic::transport::Channel>, Req) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
-        let client = &self.client;
-        let rpc = &rpc;
-        client
-            .retrying(|| {
-                let request = request.clone();
-                async move {
-                    let broker = client.bootstrap();
-                    let resp = rpc(client.groups_rpc()?, request).await;
-                    Ok(resp.map_err(|s| locate(status_error(&s), broker, None, None))?.into_inner())
-                }
-            })
-            .await
-    }
-
-    /// Committed offsets of `group` (of `topics`, or all).
-    pub async fn fetch_offsets(
-        &self,
-        group: &str,
-        topics: &[String],
-    ) -> Result<Vec<pb::CommittedOffset>, Error> {
-        let request = pb::FetchOffsetsRequest { group: group.to_string(), topics: topics.to_vec() };
-        let resp = self.call(request, |mut c, r| async move { c.fetch_offsets(r).await }).await?;
-        Ok(resp.offsets)
-    }
-
-    /// Members, assignment and lag.
-    pub async fn describe(&self, group: &str) -> Result<pb::DescribeGroupResponse, Error> {
-        let request = pb::DescribeGroupRequest { group: group.to_string() };
-        self.call(request, |mut c, r| async move { c.describe_group(r).await }).await
-    }
-
-    /// Every group.
-    pub async fn list(&self) -> Result<Vec<pb::GroupListing>, Error> {
-        let request = pb::ListGroupsRequest {};
-        let resp = self.call(request, |mut c, r| async move { c.list_groups(r).await }).await?;
-        Ok(resp.groups)
-    }
-
-    /// Moves an empty group's committed offsets.
-    pub async fn reset_offsets(
-        &self,
-        request: pb::ResetOffsetsRequest,
-    ) -> Result<Vec<pb::CommittedOffset>, Error> {
-        let resp = self.call(request, |mut c, r| async move { c.reset_offsets(r).await }).await?;
-        Ok(resp.offsets)
-    }
-
-    /// Deletes an empty group.
-    pub async fn delete(&self, group: &str) -> Result<(), Error> {
-        let request = pb::DeleteGroupRequest { group: group.to_string() };
-        self.call(request, |mut c, r| async move { c.delete_group(r).await }).await?;
-        Ok(())
-    }
-
-    /// Commits offsets outside the group protocol (only while the group has no members).
-    pub async fn commit(&self, group: &str, offsets: Vec<pb::OffsetCommit>) -> Result<(), Error> {
-        let request = pb::CommitOffsetsRequest {
-            group: group.to_string(),
-            member_id: String::new(),
-            member_epoch: -1,
-            offsets,
-        };
-        self.call(request, |mut c, r| async move { c.commit_offsets(r).await }).await?;
-        Ok(())
     }
 }
 

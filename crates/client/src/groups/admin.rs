@@ -1,0 +1,92 @@
+//! [`GroupAdmin`]: committed offsets and group administration.
+
+use shale_core::error::Error;
+use shale_proto::pb;
+
+use crate::{Client, locate, status_error};
+
+/// Group administration and offsets.
+#[derive(Debug, Clone)]
+pub struct GroupAdmin {
+    client: Client,
+}
+
+impl GroupAdmin {
+    /// Calls through `client`'s bootstrap brokers.
+    pub fn new(client: Client) -> GroupAdmin {
+        GroupAdmin { client }
+    }
+
+    /// Calls one Groups RPC, retrying retriable failures on the next bootstrap broker.
+    async fn call<Req, Resp, F, Fut>(&self, request: Req, rpc: F) -> Result<Resp, Error>
+    where
+        Req: Clone,
+        F: Fn(pb::groups_client::GroupsClient<tonic::transport::Channel>, Req) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let client = &self.client;
+        let rpc = &rpc;
+        client
+            .retrying(|| {
+                let request = request.clone();
+                async move {
+                    let broker = client.bootstrap();
+                    let resp = rpc(client.groups_rpc()?, request).await;
+                    Ok(resp.map_err(|s| locate(status_error(&s), broker, None, None))?.into_inner())
+                }
+            })
+            .await
+    }
+
+    /// Committed offsets of `group` (of `topics`, or all).
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        let request = pb::FetchOffsetsRequest { group: group.to_string(), topics: topics.to_vec() };
+        let resp = self.call(request, |mut c, r| async move { c.fetch_offsets(r).await }).await?;
+        Ok(resp.offsets)
+    }
+
+    /// Members, assignment and lag.
+    pub async fn describe(&self, group: &str) -> Result<pb::DescribeGroupResponse, Error> {
+        let request = pb::DescribeGroupRequest { group: group.to_string() };
+        self.call(request, |mut c, r| async move { c.describe_group(r).await }).await
+    }
+
+    /// Every group.
+    pub async fn list(&self) -> Result<Vec<pb::GroupListing>, Error> {
+        let request = pb::ListGroupsRequest {};
+        let resp = self.call(request, |mut c, r| async move { c.list_groups(r).await }).await?;
+        Ok(resp.groups)
+    }
+
+    /// Moves an empty group's committed offsets.
+    pub async fn reset_offsets(
+        &self,
+        request: pb::ResetOffsetsRequest,
+    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        let resp = self.call(request, |mut c, r| async move { c.reset_offsets(r).await }).await?;
+        Ok(resp.offsets)
+    }
+
+    /// Deletes an empty group.
+    pub async fn delete(&self, group: &str) -> Result<(), Error> {
+        let request = pb::DeleteGroupRequest { group: group.to_string() };
+        self.call(request, |mut c, r| async move { c.delete_group(r).await }).await?;
+        Ok(())
+    }
+
+    /// Commits offsets outside the group protocol (only while the group has no members).
+    pub async fn commit(&self, group: &str, offsets: Vec<pb::OffsetCommit>) -> Result<(), Error> {
+        let request = pb::CommitOffsetsRequest {
+            group: group.to_string(),
+            member_id: String::new(),
+            member_epoch: -1,
+            offsets,
+        };
+        self.call(request, |mut c, r| async move { c.commit_offsets(r).await }).await?;
+        Ok(())
+    }
+}

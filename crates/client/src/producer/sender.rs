@@ -1,0 +1,194 @@
+//! The sender task of one partition: opens the `ProduceStream` to the leader, pipelines
+//! sealed batches up to `max_in_flight`, matches answers to batches in order, and on a
+//! failure requeues the failed batch and everything sent after it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use shale_core::error::Error;
+use shale_proto::{convert, pb};
+
+use super::{Pending, ProducerConfig, Sealed, Tp};
+use crate::{Client, locate, status_error};
+
+struct Conn {
+    /// The leader's address.
+    leader: String,
+    requests: mpsc::Sender<pb::ProduceRequest>,
+    responses: tonic::Streaming<pb::ProduceResponse>,
+}
+
+async fn open_stream(client: &Client, tp: &Tp) -> Result<Conn, Error> {
+    let leader = client.leader(&tp.0, tp.1).await?;
+    let located = |e| locate(e, &leader, Some(&tp.0), Some(tp.1));
+    let (requests, rx) = mpsc::channel(64);
+    let responses = client
+        .log_rpc(&leader)
+        .map_err(located)?
+        .produce_stream(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| located(status_error(&s)))?
+        .into_inner();
+    Ok(Conn { leader, requests, responses })
+}
+
+/// Moves batches back to the front of the queue (in order) for another attempt, failing
+/// those out of retries.
+fn requeue(
+    batches: impl DoubleEndedIterator<Item = Sealed>,
+    queue: &mut VecDeque<Sealed>,
+    error: &Error,
+    config: &ProducerConfig,
+    pending: &Pending,
+) {
+    for mut b in batches.rev() {
+        if error.kind.is_retriable()
+            && b.attempts < config.retries
+            && b.created.elapsed() < config.delivery_timeout
+        {
+            b.attempts += 1;
+            queue.push_front(b);
+        } else {
+            b.fail(error, pending);
+        }
+    }
+}
+
+/// Sends one partition's batches in order over a pipelined stream to its leader.
+pub(super) async fn sender_loop(
+    client: Client,
+    tp: Tp,
+    config: Arc<ProducerConfig>,
+    mut input: mpsc::Receiver<Sealed>,
+    pending: Arc<Pending>,
+) {
+    let acks = convert::acks_to_proto(config.acks) as i32;
+    let mut queue: VecDeque<Sealed> = VecDeque::new();
+    let mut in_flight: VecDeque<(u64, Sealed)> = VecDeque::new();
+    let mut conn: Option<Conn> = None;
+    let mut next_id: u64 = 0;
+    let mut input_open = true;
+    loop {
+        if !input_open && queue.is_empty() && in_flight.is_empty() {
+            return;
+        }
+        if conn.is_none() && !queue.is_empty() {
+            match open_stream(&client, &tp).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    client.invalidate(&tp.0);
+                    let batches: Vec<Sealed> = queue.drain(..).collect();
+                    requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
+                    tokio::time::sleep(config.retry_backoff).await;
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &conn {
+            let mut broken = false;
+            while in_flight.len() < config.max_in_flight.max(1) {
+                let Some(batch) = queue.pop_front() else { break };
+                next_id += 1;
+                let req = pb::ProduceRequest {
+                    topic: tp.0.clone(),
+                    partition: tp.1,
+                    acks,
+                    payload: Some(pb::produce_request::Payload::Batches(batch.bytes.clone())),
+                    correlation_id: next_id,
+                    timeout_ms: config.request_timeout.as_millis() as u32,
+                };
+                in_flight.push_back((next_id, batch));
+                if c.requests.send(req).await.is_err() {
+                    broken = true;
+                    break;
+                }
+            }
+            if broken {
+                let e = locate(
+                    Error::unavailable("produce stream closed by the broker"),
+                    &c.leader,
+                    Some(&tp.0),
+                    Some(tp.1),
+                );
+                let batches: Vec<Sealed> = in_flight.drain(..).map(|(_, b)| b).collect();
+                requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
+                conn = None;
+                tokio::time::sleep(config.retry_backoff).await;
+                continue;
+            }
+        }
+        let waiting = !in_flight.is_empty();
+        tokio::select! {
+            next = input.recv(), if input_open => match next {
+                Some(b) => queue.push_back(b),
+                None => input_open = false,
+            },
+            answer = next_answer(&mut conn, config.request_timeout), if waiting => {
+                let failure = match answer {
+                    Ok(resp) => match in_flight.pop_front() {
+                        Some((id, batch)) if id == resp.correlation_id => match resp.error {
+                            None => {
+                                batch.complete(&tp.0, tp.1, &resp, &pending);
+                                None
+                            }
+                            Some(err) => {
+                                let e = convert::error_from_proto(&err);
+                                in_flight.push_front((id, batch));
+                                Some(e)
+                            }
+                        },
+                        Some((id, batch)) => {
+                            in_flight.push_front((id, batch));
+                            Some(Error::internal(format!(
+                                "broker answered correlation id {} while {} was expected",
+                                resp.correlation_id, id
+                            )))
+                        }
+                        None => None,
+                    },
+                    Err(e) => Some(e),
+                };
+                if let Some(e) = failure {
+                    let e = match &conn {
+                        Some(c) => locate(e, &c.leader, Some(&tp.0), Some(tp.1)),
+                        None => e,
+                    };
+                    // The leader may have moved (NOT_LEADER) or stopped serving (its lease,
+                    // the connection): look it up again before the resend.
+                    if e.kind.is_retriable() {
+                        client.invalidate(&tp.0);
+                    }
+                    // Everything in flight is resent in order on a fresh stream (or failed).
+                    let batches: Vec<Sealed> = in_flight.drain(..).map(|(_, b)| b).collect();
+                    requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
+                    conn = None;
+                    if e.kind.is_retriable() {
+                        tokio::time::sleep(config.retry_backoff).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn next_answer(
+    conn: &mut Option<Conn>,
+    timeout: Duration,
+) -> Result<pb::ProduceResponse, Error> {
+    let Some(c) = conn.as_mut() else {
+        return Err(Error::unavailable("no produce stream"));
+    };
+    match tokio::time::timeout(timeout, c.responses.message()).await {
+        Ok(Ok(Some(resp))) => Ok(resp),
+        Ok(Ok(None)) => Err(Error::unavailable("produce stream ended by the broker")),
+        Ok(Err(status)) => Err(status_error(&status)),
+        Err(_) => Err(Error::unavailable(format!(
+            "no answer from the broker within {} ms (request.timeout.ms)",
+            timeout.as_millis()
+        ))),
+    }
+}
