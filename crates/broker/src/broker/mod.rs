@@ -730,3 +730,35 @@ pub fn unknown_topic(name: &str) -> Error {
 fn new_incarnation() -> u64 {
     rand::random::<u64>().max(1)
 }
+
+#[async_trait::async_trait]
+impl crate::groups::GroupHost for Broker {
+    fn broker_id(&self) -> i32 {
+        self.id
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn coordinator_candidates(&self) -> Vec<(i32, String)> {
+        Broker::coordinator_candidates(self)
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        Broker::topic_names(self)
+    }
+
+    fn topic_record(&self, name: &str) -> Result<shale_meta::topics::TopicRecord, Error> {
+        self.topic(name).map(|e| e.record)
+    }
+
+    async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: Option<shale_proto::pb::list_offsets_request::Spec>,
+    ) -> Result<shale_proto::pb::ListOffsetsResponse, Error> {
+        self.list_offsets_anywhere(topic, partition, spec).await
+    }
+}

@@ -26,10 +26,10 @@ pub(super) fn start(broker: &Arc<Broker>) {
         tokio::spawn(flush_loop(w())),
         tokio::spawn(periodic(w(), ISR_TICK, Serving::Needed, isr_pass)),
         tokio::spawn(periodic(w(), GROUP_SWEEP_TICK, Serving::Needed, |b| async move {
-            b.groups().sweep(&b).await
+            b.groups().sweep(b.as_ref()).await
         })),
         tokio::spawn(periodic(w(), lag_every, Serving::Needed, |b| async move {
-            if let Err(e) = b.groups().refresh_lag(&b).await {
+            if let Err(e) = b.groups().refresh_lag(b.as_ref()).await {
                 tracing::debug!(error = %e, "refreshing group lag failed");
             }
         })),

@@ -19,8 +19,11 @@
 //! partition it does not own, is refused with `FENCED_MEMBER`.
 
 pub mod assignor;
+mod host;
 pub mod offsets;
 pub mod records;
+
+pub use host::GroupHost;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -28,7 +31,6 @@ use std::sync::Arc;
 use assignor::{Assignor, Tp};
 use records::{GroupRecord, MemberRecord};
 
-use crate::broker::Broker;
 use crate::settings::GroupSettings;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_group;
@@ -143,11 +145,11 @@ impl Coordinator {
 
     /// Recomputes [`Coordinator::lag_samples`]: every stored group whose coordinator is
     /// this broker, described (committed offsets against the high watermarks).
-    pub async fn refresh_lag(&self, b: &Arc<Broker>) -> Result<(), Error> {
+    pub async fn refresh_lag(&self, b: &dyn GroupHost) -> Result<(), Error> {
         let brokers = b.coordinator_candidates();
         let mut samples = Vec::new();
         for g in self.list_groups().await? {
-            if coordinator_of(&g.group, &brokers).is_none_or(|(id, _)| id != b.id()) {
+            if coordinator_of(&g.group, &brokers).is_none_or(|(id, _)| id != b.broker_id()) {
                 continue;
             }
             let d = match self.describe_group(b, &g.group).await {
@@ -185,7 +187,7 @@ impl Coordinator {
     /// Handles a heartbeat on the group's coordinator (the caller checked it is this one).
     pub async fn heartbeat(
         &self,
-        b: &Broker,
+        b: &dyn GroupHost,
         req: pb::HeartbeatRequest,
     ) -> Result<pb::HeartbeatResponse, Error> {
         validate_group(&req.group)?;
@@ -193,7 +195,7 @@ impl Coordinator {
         let mut guard = slot.lock().await;
         let view = view(b);
         if guard.as_ref().is_none_or(|g| g.view != view) {
-            *guard = Some(self.load(&req.group, view, b.clock().now_ms()).await?);
+            *guard = Some(self.load(&req.group, view, b.now_ms()).await?);
         }
         let Some(g) = guard.as_mut() else { return Err(Error::internal("group slot empty")) };
         let mut dirty = Dirty::default();
@@ -220,12 +222,12 @@ impl Coordinator {
 
     fn apply_heartbeat(
         &self,
-        b: &Broker,
+        b: &dyn GroupHost,
         g: &mut Group,
         req: &pb::HeartbeatRequest,
         dirty: &mut Dirty,
     ) -> Result<pb::HeartbeatResponse, Error> {
-        let now = b.clock().now_ms();
+        let now = b.now_ms();
         let group = req.group.as_str();
         let member_id = match req.member_epoch {
             -1 => {
@@ -363,7 +365,7 @@ impl Coordinator {
 
     /// Recomputes the target when the group epoch moved or a subscribed topic changed its
     /// partition count (which also bumps the epoch).
-    fn refresh_target(&self, b: &Broker, g: &mut Group, dirty: &mut Dirty) {
+    fn refresh_target(&self, b: &dyn GroupHost, g: &mut Group, dirty: &mut Dirty) {
         let names = b.topic_names();
         let mut subscriptions: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         let mut topics: BTreeMap<String, u32> = BTreeMap::new();
@@ -378,8 +380,8 @@ impl Coordinator {
                     .collect()
             };
             for t in &subscribed {
-                if let Ok(entry) = b.topic(t) {
-                    topics.insert(t.clone(), entry.record.partitions);
+                if let Ok(entry) = b.topic_record(t) {
+                    topics.insert(t.clone(), entry.partitions);
                 }
             }
             subscriptions.insert(id.as_str(), subscribed);
@@ -440,7 +442,7 @@ impl Coordinator {
 
     /// Removes members whose session timed out, or that held on to revoked partitions past
     /// the rebalance timeout, from the groups this broker coordinates.
-    pub async fn sweep(&self, b: &Broker) {
+    pub async fn sweep(&self, b: &dyn GroupHost) {
         let slots: Vec<(String, Arc<tokio::sync::Mutex<Option<Group>>>)> = {
             let groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             groups.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -450,13 +452,13 @@ impl Coordinator {
         for (name, slot) in slots {
             let mut guard = slot.lock().await;
             let Some(g) = guard.as_mut() else { continue };
-            let ours = coordinator_of(&name, &brokers).is_some_and(|(id, _)| id == b.id());
+            let ours = coordinator_of(&name, &brokers).is_some_and(|(id, _)| id == b.broker_id());
             if !ours || g.view != view {
                 // No longer ours (or the cluster changed): forget it; a heartbeat reloads.
                 *guard = None;
                 continue;
             }
-            let now = b.clock().now_ms();
+            let now = b.now_ms();
             let expired: Vec<String> = g
                 .members
                 .iter()
@@ -568,7 +570,7 @@ fn sorted(topics: &[String]) -> Vec<String> {
     set.into_iter().cloned().collect()
 }
 
-fn view(b: &Broker) -> Vec<i32> {
+fn view(b: &dyn GroupHost) -> Vec<i32> {
     b.coordinator_candidates().into_iter().map(|(id, _)| id).collect()
 }
 

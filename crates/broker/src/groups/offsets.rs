@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Coordinator;
+use super::GroupHost;
 use super::records::{self, GroupRecord, MemberRecord, OffsetRecord};
-use crate::broker::Broker;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_group;
 use shale_meta::{Compare, KeyValue, Txn, TxnOp};
@@ -77,7 +77,11 @@ impl Coordinator {
     }
 
     /// Commits offsets in one transaction (per 120 partitions), fenced by the member.
-    pub async fn commit(&self, b: &Broker, req: pb::CommitOffsetsRequest) -> Result<(), Error> {
+    pub async fn commit(
+        &self,
+        b: &dyn GroupHost,
+        req: pb::CommitOffsetsRequest,
+    ) -> Result<(), Error> {
         let group = req.group.as_str();
         validate_group(group)?;
         if req.offsets.is_empty() {
@@ -85,14 +89,14 @@ impl Coordinator {
         }
         let mut seen = BTreeSet::new();
         let mut puts = Vec::with_capacity(req.offsets.len());
-        let now = b.clock().now_ms();
+        let now = b.now_ms();
         for o in &req.offsets {
-            let entry = b.topic(&o.topic)?;
-            if o.partition >= entry.record.partitions {
+            let entry = b.topic_record(&o.topic)?;
+            if o.partition >= entry.partitions {
                 return Err(shale_core::error::partition_out_of_range(
                     &o.topic,
                     o.partition,
-                    entry.record.partitions,
+                    entry.partitions,
                 ));
             }
             if o.offset < 0 {
@@ -112,7 +116,7 @@ impl Coordinator {
                 offset: o.offset,
                 metadata: o.metadata.clone(),
                 commit_ms: now,
-                topic_id: entry.record.id.clone(),
+                topic_id: entry.id.clone(),
             };
             puts.push(TxnOp::put(
                 self.keys().offset(group, &o.topic, o.partition),
@@ -206,7 +210,7 @@ impl Coordinator {
     /// topic incarnations.
     pub async fn fetch_offsets(
         &self,
-        b: &Broker,
+        b: &dyn GroupHost,
         group: &str,
         topics: &[String],
     ) -> Result<Vec<pb::CommittedOffset>, Error> {
@@ -230,8 +234,8 @@ impl Coordinator {
             let Ok(partition) = partition.parse::<u32>() else { continue };
             let rec: OffsetRecord =
                 records::decode(&kv.value, &format!("offset of {topic}-{partition}"))?;
-            let current = b.topic(topic).ok();
-            if current.is_none_or(|e| e.record.id != rec.topic_id) {
+            let current = b.topic_record(topic).ok();
+            if current.is_none_or(|e| e.id != rec.topic_id) {
                 continue;
             }
             out.push(pb::CommittedOffset {
@@ -248,36 +252,36 @@ impl Coordinator {
     /// Sets committed offsets of an empty group.
     pub async fn reset_offsets(
         &self,
-        b: &std::sync::Arc<Broker>,
+        b: &dyn GroupHost,
         req: pb::ResetOffsetsRequest,
     ) -> Result<Vec<pb::CommittedOffset>, Error> {
         use pb::list_offsets_request::Spec;
         use pb::reset_offsets_request::To;
         let group = req.group.as_str();
         validate_group(group)?;
-        let entry = b.topic(&req.topic)?;
+        let entry = b.topic_record(&req.topic)?;
         let partitions: Vec<u32> = if req.partitions.is_empty() {
-            (0..entry.record.partitions).collect()
+            (0..entry.partitions).collect()
         } else {
             req.partitions.clone()
         };
-        if let Some(p) = partitions.iter().find(|p| **p >= entry.record.partitions) {
+        if let Some(p) = partitions.iter().find(|p| **p >= entry.partitions) {
             return Err(shale_core::error::partition_out_of_range(
                 &req.topic,
                 *p,
-                entry.record.partitions,
+                entry.partitions,
             ));
         }
         let stored = self.stored(group).await?;
         if !stored.members.is_empty() {
             return Err(group_not_empty(group, stored.members.len(), "reset the offsets of"));
         }
-        let now = b.clock().now_ms();
+        let now = b.now_ms();
         let mut out = Vec::new();
         let mut txn = Txn::new()
             .when(Compare::mod_revision(self.keys().group_state(group), stored.state_rev));
         for p in partitions {
-            let offsets = |spec| b.list_offsets_anywhere(&req.topic, p, spec);
+            let offsets = |spec| b.list_offsets(&req.topic, p, spec);
             let offset = match req.to {
                 None => {
                     return Err(Error::invalid(
@@ -310,7 +314,7 @@ impl Coordinator {
                 offset,
                 metadata: String::new(),
                 commit_ms: now,
-                topic_id: entry.record.id.clone(),
+                topic_id: entry.id.clone(),
             };
             txn = txn.and_then(TxnOp::put(
                 self.keys().offset(group, &req.topic, p),
@@ -387,7 +391,7 @@ impl Coordinator {
     /// Members, assignment and per-partition lag of a group.
     pub async fn describe_group(
         &self,
-        b: &std::sync::Arc<Broker>,
+        b: &dyn GroupHost,
         group: &str,
     ) -> Result<pb::DescribeGroupResponse, Error> {
         validate_group(group)?;
@@ -430,11 +434,11 @@ impl Coordinator {
             committed.into_iter().map(|c| ((c.topic, c.partition), c.offset)).collect();
         let mut partitions = Vec::new();
         for topic in topics {
-            let Ok(entry) = b.topic(&topic) else { continue };
-            for p in 0..entry.record.partitions {
+            let Ok(entry) = b.topic_record(&topic) else { continue };
+            for p in 0..entry.partitions {
                 let tp = (topic.clone(), p);
                 let committed = committed.get(&tp).copied().unwrap_or(-1);
-                let ends = b.list_offsets_anywhere(&topic, p, None).await.ok();
+                let ends = b.list_offsets(&topic, p, None).await.ok();
                 let (log_end, lag) = match &ends {
                     Some(r) if committed >= 0 => {
                         (r.high_watermark, (r.high_watermark - committed).max(0))
@@ -471,5 +475,89 @@ fn state_name(members: usize, reconciling: bool) -> &'static str {
         (0, _) => "empty",
         (_, true) => "reconciling",
         _ => "stable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use shale_core::clock;
+    use shale_core::error::Error;
+    use shale_meta::topics::TopicRecord;
+    use shale_meta::{EmbeddedStore, Keys};
+    use shale_proto::pb;
+    use std::collections::BTreeMap;
+
+    use super::super::{Coordinator, GroupHost};
+    use crate::settings::GroupSettings;
+
+    /// A broker of one topic with two partitions, enough to coordinate offsets.
+    struct OneTopic;
+
+    #[async_trait]
+    impl GroupHost for OneTopic {
+        fn broker_id(&self) -> i32 {
+            1
+        }
+        fn now_ms(&self) -> i64 {
+            1_000
+        }
+        fn coordinator_candidates(&self) -> Vec<(i32, String)> {
+            vec![(1, "127.0.0.1:1".into())]
+        }
+        fn topic_names(&self) -> Vec<String> {
+            vec!["orders".into()]
+        }
+        fn topic_record(&self, name: &str) -> Result<TopicRecord, Error> {
+            match name {
+                "orders" => Ok(TopicRecord {
+                    name: name.into(),
+                    id: "id-1".into(),
+                    partitions: 2,
+                    replication_factor: 1,
+                    configs: BTreeMap::new(),
+                    created_ms: 0,
+                }),
+                other => Err(crate::broker::unknown_topic(other)),
+            }
+        }
+        async fn list_offsets(
+            &self,
+            _topic: &str,
+            _partition: u32,
+            _spec: Option<pb::list_offsets_request::Spec>,
+        ) -> Result<pb::ListOffsetsResponse, Error> {
+            Err(Error::unavailable("no logs in this test"))
+        }
+    }
+
+    fn commit(partition: u32, offset: i64) -> pb::CommitOffsetsRequest {
+        pb::CommitOffsetsRequest {
+            group: "g".into(),
+            member_id: String::new(),
+            member_epoch: 0,
+            offsets: vec![pb::OffsetCommit {
+                topic: "orders".into(),
+                partition,
+                offset,
+                metadata: String::new(),
+            }],
+        }
+    }
+
+    /// The coordinator runs on any `GroupHost`: offsets commit, read back, and a partition
+    /// past the topic's count is refused by name, without a broker.
+    #[tokio::test]
+    async fn offsets_commit_and_read_back_on_a_host_that_is_not_a_broker() {
+        let store = EmbeddedStore::in_memory(clock::system());
+        let c = Coordinator::new(store, Keys::new("c1").unwrap(), GroupSettings::default());
+        c.commit(&OneTopic, commit(1, 42)).await.unwrap();
+        let got = c.fetch_offsets(&OneTopic, "g", &["orders".to_string()]).await.unwrap();
+        let offsets: Vec<(&str, u32, i64)> =
+            got.iter().map(|o| (o.topic.as_str(), o.partition, o.offset)).collect();
+        assert_eq!(offsets, vec![("orders", 1, 42)]);
+        let e = c.commit(&OneTopic, commit(2, 1)).await.unwrap_err();
+        assert_eq!(e.reason, "UNKNOWN_PARTITION");
+        assert_eq!(e.details["partition"], "2");
     }
 }

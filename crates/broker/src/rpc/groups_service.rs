@@ -58,7 +58,7 @@ impl pb::groups_server::Groups for GroupsService {
                 // and after the work: once it cannot, another broker may take the group over
                 // and, a session timeout later, give these partitions to other members.
                 b.check_serving().map_err(into_status)?;
-                let answer = b.groups().heartbeat(b, req).await.map_err(into_status)?;
+                let answer = b.groups().heartbeat(b.as_ref(), req).await.map_err(into_status)?;
                 b.check_serving().map_err(into_status)?;
                 Ok(Response::new(answer))
             }
@@ -80,7 +80,7 @@ impl pb::groups_server::Groups for GroupsService {
         request: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
         let b = &self.broker;
-        b.groups().commit(b, request.into_inner()).await.map_err(into_status)?;
+        b.groups().commit(b.as_ref(), request.into_inner()).await.map_err(into_status)?;
         Ok(Response::new(pb::CommitOffsetsResponse {}))
     }
 
@@ -90,8 +90,11 @@ impl pb::groups_server::Groups for GroupsService {
     ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
         let req = request.into_inner();
         let b = &self.broker;
-        let offsets =
-            b.groups().fetch_offsets(b, &req.group, &req.topics).await.map_err(into_status)?;
+        let offsets = b
+            .groups()
+            .fetch_offsets(b.as_ref(), &req.group, &req.topics)
+            .await
+            .map_err(into_status)?;
         Ok(Response::new(pb::FetchOffsetsResponse { offsets }))
     }
 
@@ -100,8 +103,11 @@ impl pb::groups_server::Groups for GroupsService {
         request: Request<pb::ResetOffsetsRequest>,
     ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
         let b = &self.broker;
-        let offsets =
-            b.groups().reset_offsets(b, request.into_inner()).await.map_err(into_status)?;
+        let offsets = b
+            .groups()
+            .reset_offsets(b.as_ref(), request.into_inner())
+            .await
+            .map_err(into_status)?;
         Ok(Response::new(pb::ResetOffsetsResponse { offsets }))
     }
 
@@ -131,7 +137,10 @@ impl pb::groups_server::Groups for GroupsService {
     ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
         let b = &self.broker;
         Ok(Response::new(
-            b.groups().describe_group(b, &request.into_inner().group).await.map_err(into_status)?,
+            b.groups()
+                .describe_group(b.as_ref(), &request.into_inner().group)
+                .await
+                .map_err(into_status)?,
         ))
     }
 }

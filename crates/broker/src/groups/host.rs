@@ -1,0 +1,36 @@
+//! What the group coordinator needs from the broker it runs on, and nothing more: the
+//! coordinator takes a `&dyn GroupHost`, not the whole `Broker`, so it can be read, tested
+//! and changed without the broker's internals.
+
+use async_trait::async_trait;
+
+use shale_core::error::Error;
+use shale_meta::topics::TopicRecord;
+use shale_proto::pb;
+
+/// The broker as the coordinator sees it.
+#[async_trait]
+pub trait GroupHost: Send + Sync {
+    /// This broker's id.
+    fn broker_id(&self) -> i32;
+
+    /// Wall-clock milliseconds (session timeouts, commit timestamps).
+    fn now_ms(&self) -> i64;
+
+    /// Live brokers that may coordinate groups, as (id, address).
+    fn coordinator_candidates(&self) -> Vec<(i32, String)>;
+
+    /// Names of every topic, sorted.
+    fn topic_names(&self) -> Vec<String>;
+
+    /// A topic's stored record (id, partition count, configs), or `UNKNOWN_TOPIC`.
+    fn topic_record(&self, name: &str) -> Result<TopicRecord, Error>;
+
+    /// `ListOffsets` for any partition, answered by its leader.
+    async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: Option<pb::list_offsets_request::Spec>,
+    ) -> Result<pb::ListOffsetsResponse, Error>;
+}
