@@ -407,8 +407,6 @@ async fn fetch_latency(b: FetchLatencyBench) -> anyhow::Result<()> {
 }
 
 async fn object_store(b: ObjectStoreBench) -> anyhow::Result<()> {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
     let settings = match &b.config.config {
         Some(path) => crate::settings::Settings::from_file(path)?,
         None => crate::settings::Settings::default(),
@@ -418,12 +416,8 @@ async fn object_store(b: ObjectStoreBench) -> anyhow::Result<()> {
     for part in b.prefix.split('/').filter(|p| !p.is_empty()) {
         prefix = prefix.join(part);
     }
-    let mut objects: Vec<object_store::ObjectMeta> = bucket
-        .store
-        .list(Some(&prefix))
-        .try_filter(|m| futures::future::ready(m.location.as_ref().ends_with(".log")))
-        .try_collect()
-        .await?;
+    let mut objects = bucket.list(&prefix).await?;
+    objects.retain(|m| m.location.as_ref().ends_with(".log"));
     if objects.is_empty() {
         anyhow::bail!("no .log objects under {prefix:?} in {}", b.object_store);
     }
@@ -444,16 +438,15 @@ async fn object_store(b: ObjectStoreBench) -> anyhow::Result<()> {
             at = end;
         }
     }
-    let store = bucket.store.clone();
     let start = Instant::now();
     let mut hist = micros_histogram();
     let mut bytes = 0u64;
     let mut gets = futures::stream::iter(ranges)
         .map(|(path, range)| {
-            let store = store.clone();
+            let bucket = &bucket;
             async move {
                 let t = Instant::now();
-                let got = store.get_range(&path, range).await;
+                let got = bucket.get_range(&path, range).await;
                 (t.elapsed(), got)
             }
         })

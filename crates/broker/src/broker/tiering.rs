@@ -13,21 +13,18 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use bytes::Bytes;
+use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::time::Instant;
 
 use super::{Broker, Partition};
 use shale_core::error::Error;
 use shale_meta::{KeyValue, Versioned};
 use shale_storage::log::UploadSlice;
-use shale_storage::tier::catalog::{Current, store_error};
+use shale_storage::tier::catalog::Current;
 use shale_storage::tier::manifest::names;
-use shale_storage::tier::{Catalog, PartitionRef, RemoteSegment, TierPointer};
-
-/// Multipart parts in flight per upload.
-const PARTS_IN_FLIGHT: usize = 2;
+use shale_storage::tier::{Bucket, Catalog, ObjectInfo, PartitionRef, RemoteSegment, TierPointer};
 
 pub(super) fn start(broker: &Arc<Broker>) {
     if broker.remote.is_none() {
@@ -121,7 +118,6 @@ async fn upload_loop(broker: Weak<Broker>, every: Duration) {
         let led: Vec<Arc<Partition>> =
             b.hosted().into_iter().filter(|p| p.is_leader() && p.remote().is_some()).collect();
         let concurrency = b.settings.tier.upload_concurrency.max(1);
-        let settings = b.settings.tier.clone();
         let clock = b.clock.clone();
         let membership = b.membership().clone();
         drop(b);
@@ -129,12 +125,10 @@ async fn upload_loop(broker: Weak<Broker>, every: Duration) {
             .for_each_concurrent(concurrency, |p| {
                 let catalog = catalog.clone();
                 let throttle = throttle.clone();
-                let settings = settings.clone();
                 let clock = clock.clone();
                 let membership = membership.clone();
                 async move {
-                    let tiered =
-                        tier_partition(&catalog, &p, &throttle, &settings, &clock, &membership);
+                    let tiered = tier_partition(&catalog, &p, &throttle, &clock, &membership);
                     if let Err(e) = tiered.await {
                         tracing::warn!(
                             topic = p.topic(),
@@ -154,7 +148,6 @@ async fn tier_partition(
     catalog: &Arc<Catalog>,
     p: &Arc<Partition>,
     throttle: &Throttle,
-    settings: &crate::settings::TierSettings,
     clock: &shale_core::clock::SharedClock,
     membership: &shale_meta::membership::Membership,
 ) -> Result<(), Error> {
@@ -195,18 +188,9 @@ async fn tier_partition(
             break;
         }
         let slice = Arc::new(slice);
-        current = upload_one(
-            catalog,
-            p,
-            &pref,
-            &current,
-            slice,
-            epoch,
-            throttle,
-            settings,
-            membership.lease(),
-        )
-        .await?;
+        current =
+            upload_one(catalog, p, &pref, &current, slice, epoch, throttle, membership.lease())
+                .await?;
         remote.set_pointer(current.pointer.clone());
     }
     if leads(p) && !current.manifest.segments.is_empty() {
@@ -225,25 +209,21 @@ async fn upload_one(
     slice: Arc<UploadSlice>,
     epoch: i32,
     throttle: &Throttle,
-    settings: &crate::settings::TierSettings,
     lease: shale_meta::LeaseId,
 ) -> Result<Current, Error> {
     let stem = names::segment_stem(slice.base_offset, epoch);
     let log_path = catalog.object(pref, &names::log(&stem));
     let index_path = catalog.object(pref, &names::index(&stem));
-    let store = catalog.bucket().store.clone();
+    let bucket = catalog.bucket();
     let started = Instant::now();
     let claim = catalog.claim_upload(pref, &stem, lease).await?;
     let uploaded = async {
-        put_slice(&store, &log_path, &slice, settings.multipart_part_bytes, throttle).await?;
-        store
-            .put(&index_path, PutPayload::from(slice.index.clone()))
-            .await
-            .map_err(|e| store_error(&format!("uploading {index_path}"), e))?;
+        put_slice(bucket, &log_path, &slice, throttle).await?;
+        bucket.put(&index_path, Bytes::from(slice.index.clone())).await?;
         Ok::<_, Error>(())
     };
     if let Err(e) = uploaded.await {
-        remove_quietly(&store, &[log_path, index_path]).await;
+        remove_quietly(bucket, &[log_path, index_path]).await;
         catalog.release_upload(&claim).await;
         return Err(e);
     }
@@ -279,66 +259,41 @@ async fn upload_one(
         }
         Err(e) => {
             // Not in any manifest: nobody reads them.
-            remove_quietly(&store, &[log_path, index_path]).await;
+            remove_quietly(bucket, &[log_path, index_path]).await;
             catalog.release_upload(&claim).await;
             Err(e)
         }
     }
 }
 
-/// Writes the slice to `path`: one PUT when small, a multipart upload otherwise.
+/// Writes the slice to `path` (one PUT, or multipart above the part size), read from the
+/// local segment as it is sent and paced by the upload throttle.
 async fn put_slice(
-    store: &Arc<dyn ObjectStore>,
+    bucket: &Bucket,
     path: &ObjectPath,
     slice: &Arc<UploadSlice>,
-    part_bytes: u64,
     throttle: &Throttle,
 ) -> Result<(), Error> {
-    let err = |e| store_error(&format!("uploading {path}"), e);
     let read = |pos: u64, len: u64| {
         let slice = slice.clone();
         async move {
-            tokio::task::spawn_blocking(move || slice.read(pos, len as usize))
+            throttle.take(len).await;
+            let bytes = tokio::task::spawn_blocking(move || slice.read(pos, len as usize))
                 .await
-                .map_err(|e| Error::internal(format!("segment read task failed: {e}")))?
-                .map_err(Error::from)
+                .map_err(|e| Error::internal(format!("segment read task failed: {e}")))??;
+            Ok(Bytes::from(bytes))
         }
     };
-    if slice.len <= part_bytes {
-        throttle.take(slice.len).await;
-        let bytes = read(0, slice.len).await?;
-        store.put(path, PutPayload::from(bytes)).await.map_err(err)?;
-        return Ok(());
-    }
-    let upload = store.put_multipart(path).await.map_err(err)?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, part_bytes as usize);
-    let mut pos = 0;
-    while pos < slice.len {
-        let n = part_bytes.min(slice.len - pos);
-        throttle.take(n).await;
-        let step = async {
-            let buf = read(pos, n).await?;
-            writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(err)?;
-            writer.write(&buf);
-            Ok::<_, Error>(())
-        };
-        if let Err(e) = step.await {
-            let _ = writer.abort().await;
-            return Err(e);
-        }
-        pos += n;
-    }
-    writer.finish().await.map_err(err)?;
-    Ok(())
+    bucket.put_segment(path, slice.len, read).await
 }
 
 /// Best-effort removal of objects no manifest lists (the scrubber catches failures).
-async fn remove_quietly(store: &Arc<dyn ObjectStore>, paths: &[ObjectPath]) {
-    for path in paths {
-        if let Err(e) = store.delete(path).await {
-            if !matches!(e, object_store::Error::NotFound { .. }) {
-                tracing::debug!(%path, error = %e, "could not remove an unlisted object");
-            }
+async fn remove_quietly(bucket: &Bucket, paths: &[ObjectPath]) {
+    for result in bucket.delete_many(paths).await {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::debug!(error = %e, "could not remove an unlisted object"),
         }
     }
 }
@@ -386,7 +341,6 @@ async fn expire_remote(
     if let Some(remote) = p.remote() {
         remote.set_pointer(next.pointer.clone());
     }
-    let store = catalog.bucket().store.clone();
     let doomed: Vec<ObjectPath> = segments[..expired]
         .iter()
         .flat_map(|s| {
@@ -396,7 +350,7 @@ async fn expire_remote(
             ]
         })
         .collect();
-    remove_quietly(&store, &doomed).await;
+    remove_quietly(catalog.bucket(), &doomed).await;
     tracing::info!(
         topic = p.topic(),
         partition = p.index(),
@@ -432,9 +386,9 @@ struct Pending {
 }
 
 impl Pending {
-    fn add(&mut self, meta: &object_store::ObjectMeta) {
+    fn add(&mut self, object: &ObjectInfo) {
         self.count += 1;
-        let ms = meta.last_modified.timestamp_millis();
+        let ms = object.last_modified_ms;
         self.oldest_ms = Some(self.oldest_ms.map_or(ms, |o| o.min(ms)));
     }
 }
@@ -457,18 +411,10 @@ async fn scrub_loop(broker: Weak<Broker>, every: Duration) {
 
 /// The object store's current time (ms): the last-modified stamp of a small object this
 /// broker rewrites once per scrub pass.
-async fn store_now_ms(
-    store: &Arc<dyn ObjectStore>,
-    catalog: &Catalog,
-    broker: i32,
-) -> Result<i64, Error> {
+async fn store_now_ms(catalog: &Catalog, broker: i32) -> Result<i64, Error> {
     let path = catalog.cluster_folder().join(format!(".clock-{broker}"));
-    store
-        .put(&path, PutPayload::from_static(b"scrubber clock"))
-        .await
-        .map_err(|e| store_error(&format!("writing {path}"), e))?;
-    let meta = store.head(&path).await.map_err(|e| store_error(&format!("reading {path}"), e))?;
-    Ok(meta.last_modified.timestamp_millis())
+    catalog.bucket().put(&path, Bytes::from_static(b"scrubber clock")).await?;
+    Ok(catalog.bucket().head(&path).await?.last_modified_ms)
 }
 
 /// One scrubber pass: the folders of partitions this broker leads (objects no manifest
@@ -477,21 +423,17 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
     let Some(catalog) = b.catalog().cloned() else { return Ok(()) };
     let grace_ms = b.settings.tier.orphan_grace_ms as i64;
     let stats = &b.scrub_stats;
-    let store = catalog.bucket().store.clone();
+    let bucket = catalog.bucket();
     // Ages are judged by the store's clock, which stamped the objects: a broker clock that
     // runs ahead would otherwise make young objects look old.
-    let now_ms = store_now_ms(&store, &catalog, b.id).await?;
+    let now_ms = store_now_ms(&catalog, b.id).await?;
     let mut pending = Pending::default();
     for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
         let Some(remote) = p.remote() else { continue };
         let pref = remote.partition_ref().clone();
         // List first, then read the manifest: whatever was committed before the read is
         // known to be referenced.
-        let listed: Vec<object_store::ObjectMeta> = store
-            .list(Some(&catalog.folder(&pref)))
-            .try_collect()
-            .await
-            .map_err(|e| store_error("listing a partition folder", e))?;
+        let listed = bucket.list(&catalog.folder(&pref)).await?;
         if listed.is_empty() {
             continue;
         }
@@ -521,13 +463,13 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
                 continue;
             }
             stats.orphans_found.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if now_ms - meta.last_modified.timestamp_millis() >= grace_ms {
+            if now_ms - meta.last_modified_ms >= grace_ms {
                 doomed.push(meta);
             } else {
                 pending.add(&meta);
             }
         }
-        delete_orphans(&store, &doomed, stats, p.topic(), &mut pending).await;
+        delete_orphans(bucket, &doomed, stats, p.topic(), &mut pending).await;
     }
     if b.controller_id() == b.id {
         let known: std::collections::HashSet<String> = match b.cache.read() {
@@ -536,28 +478,19 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
             }
             Err(_) => return Err(Error::internal("metadata cache poisoned")),
         };
-        let folders = store
-            .list_with_delimiter(Some(&catalog.cluster_folder()))
-            .await
-            .map_err(|e| store_error("listing the cluster folder", e))?;
-        for folder in folders.common_prefixes {
+        for folder in bucket.list_folders(&catalog.cluster_folder()).await? {
             let name = folder.filename().unwrap_or_default().to_string();
             if known.contains(&name) {
                 continue;
             }
-            let listed: Vec<object_store::ObjectMeta> = store
-                .list(Some(&folder))
-                .try_collect()
-                .await
-                .map_err(|e| store_error("listing a deleted topic's folder", e))?;
+            let listed = bucket.list(&folder).await?;
             stats
                 .orphans_found
                 .fetch_add(listed.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            let (doomed, young): (Vec<_>, Vec<_>) = listed
-                .into_iter()
-                .partition(|m| now_ms - m.last_modified.timestamp_millis() >= grace_ms);
+            let (doomed, young): (Vec<_>, Vec<_>) =
+                listed.into_iter().partition(|m| now_ms - m.last_modified_ms >= grace_ms);
             young.iter().for_each(|m| pending.add(m));
-            delete_orphans(&store, &doomed, stats, &name, &mut pending).await;
+            delete_orphans(bucket, &doomed, stats, &name, &mut pending).await;
         }
     }
     use std::sync::atomic::Ordering::Relaxed;
@@ -568,8 +501,8 @@ pub(super) async fn scrub(b: &Arc<Broker>) -> Result<(), Error> {
 }
 
 async fn delete_orphans(
-    store: &Arc<dyn ObjectStore>,
-    doomed: &[object_store::ObjectMeta],
+    bucket: &Bucket,
+    doomed: &[ObjectInfo],
     stats: &ScrubStats,
     what: &str,
     pending: &mut Pending,
@@ -577,15 +510,15 @@ async fn delete_orphans(
     if doomed.is_empty() {
         return;
     }
+    let paths: Vec<ObjectPath> = doomed.iter().map(|o| o.location.clone()).collect();
     let mut deleted = 0;
-    for meta in doomed {
-        let path = &meta.location;
-        match store.delete(path).await {
+    for (object, result) in doomed.iter().zip(bucket.delete_many(&paths).await) {
+        match result {
             Ok(()) => deleted += 1,
-            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) if e.is_not_found() => {}
             Err(e) => {
-                pending.add(meta);
-                tracing::warn!(%path, error = %e, "could not remove an orphan object");
+                pending.add(object);
+                tracing::warn!(error = %e, "could not remove an orphan object");
             }
         }
     }
