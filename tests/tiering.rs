@@ -17,12 +17,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{BrokerProcess, wait_until};
-use object_store::path::Path as ObjectPath;
 use s3_faults::S3FaultProxy;
 use s3_server::S3Server;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 use shale::settings::TierSettings;
-use shale::tier::Bucket;
+use shale::tier::{Bucket, ObjectPath};
 
 const MIB: u64 = 1 << 20;
 const RECORD_BYTES: usize = 1000;

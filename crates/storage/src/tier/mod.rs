@@ -9,6 +9,10 @@
 //!   makes the `file://` bucket's writes durable before they return.
 //! - `manifest`: the manifest, the object layout, and the etcd pointer's value.
 //! - `catalog`: reading the current manifest of a partition and committing a new one.
+//! - `partition`: `TierPartition`, what tiering needs from a hosted partition.
+//! - `uploader`: sealed segments to the bucket, for the partitions a broker leads.
+//! - `retention`: remote retention, after each upload pass.
+//! - `scrubber`: deletes objects no manifest lists and no upload claims.
 //! - `reader`: cold reads: chunks fetched, cached and read ahead.
 //! - `settings`: the `[tier]` settings.
 
@@ -19,14 +23,21 @@ pub mod error;
 pub mod fault;
 pub mod manifest;
 pub mod metrics;
+pub mod partition;
 pub mod reader;
+mod retention;
 pub mod retry;
+pub mod scrubber;
 pub mod settings;
 pub mod store;
+pub mod uploader;
 
 pub use bucket::{Bucket, ObjectInfo};
 pub use catalog::{Catalog, PartitionRef};
 pub use error::StoreError;
 pub use manifest::{Manifest, RemoteSegment, TierPointer};
+/// Object keys, as the bucket names them.
+pub use object_store::path::Path as ObjectPath;
+pub use partition::TierPartition;
 pub use settings::TierSettings;
 pub use store::StoreUrl;
