@@ -260,3 +260,117 @@ pub(super) async fn remove_quietly(bucket: &Bucket, paths: &[ObjectPath]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+    use crate::log::{LogConfig, LogResources, PartitionLog};
+    use crate::tier::{Bucket, Catalog, TierPointer};
+    use shale_core::record::{BatchBuilder, Compression, Record};
+    use shale_core::topic_config::TopicConfig;
+    use shale_meta::topics::BrokerRecord;
+    use shale_meta::{EmbeddedStore, Keys, MetaStore};
+
+    /// A partition as the broker would offer it, with leadership and the high watermark set
+    /// by the test.
+    struct Fake {
+        log: Arc<PartitionLog>,
+        epoch: Mutex<Option<i32>>,
+        hw: AtomicI64,
+        config: Arc<TopicConfig>,
+        pointer: Mutex<Option<TierPointer>>,
+    }
+
+    impl TierPartition for Fake {
+        fn tier_ref(&self) -> PartitionRef {
+            PartitionRef { topic: "t".into(), topic_id: "id".into(), partition: 0 }
+        }
+        fn leading_epoch(&self) -> Option<i32> {
+            *self.epoch.lock().unwrap()
+        }
+        fn topic_config(&self) -> Arc<TopicConfig> {
+            self.config.clone()
+        }
+        fn local_log(&self) -> &Arc<PartitionLog> {
+            &self.log
+        }
+        fn high_watermark(&self) -> i64 {
+            self.hw.load(Ordering::Acquire)
+        }
+        fn tier_pointer(&self) -> Option<TierPointer> {
+            self.pointer.lock().unwrap().clone()
+        }
+        fn set_tier_pointer(&self, pointer: Option<TierPointer>) {
+            *self.pointer.lock().unwrap() = pointer;
+        }
+    }
+
+    /// Uploads end where the high watermark is, only a leader uploads, and the partition
+    /// learns each commit's pointer: all through `TierPartition`, without a broker.
+    #[tokio::test]
+    async fn a_leader_uploads_its_sealed_segments_below_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = shale_core::clock::system();
+        let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
+        let resources = Arc::new(LogResources::default());
+        let log = PartitionLog::open(dir.path().join("t-0"), config, clock.clone(), resources);
+        let log = Arc::new(log.unwrap());
+        for i in 0..12u8 {
+            let mut b = BatchBuilder::new(Compression::None);
+            b.push(Record {
+                key: None,
+                value: Some(Bytes::from(vec![i; 300])),
+                headers: vec![],
+                // Recent: remote retention keeps everything.
+                timestamp_ms: clock.now_ms(),
+            });
+            log.append(&mut b.build().to_vec(), 1).unwrap();
+        }
+        let sealed = log.sealed_ranges();
+        assert!(sealed.len() >= 3, "{sealed:?}");
+
+        let meta: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock.clone());
+        let keys = Keys::new("c").unwrap();
+        let record = BrokerRecord {
+            id: 1,
+            address: "127.0.0.1:1".into(),
+            rack: String::new(),
+            started_ms: 0,
+            incarnation: 1,
+            draining: false,
+        };
+        let membership =
+            Membership::join(meta.clone(), keys.clone(), record, Duration::from_secs(60)).await;
+        let settings = TierSettings::default();
+        let bucket = Bucket::open("memory://", &settings).unwrap();
+        let catalog = Arc::new(Catalog::new(bucket, meta, keys, "c"));
+        let reader = RemoteReader::new(catalog.clone(), &settings);
+        let uploader = Uploader::new(reader, settings, clock, membership.unwrap());
+        let p = Fake {
+            log,
+            epoch: Mutex::new(None),
+            hw: AtomicI64::new(sealed[1].next_offset),
+            config: Arc::new(TopicConfig { remote_storage_enable: true, ..Default::default() }),
+            pointer: Mutex::new(None),
+        };
+
+        uploader.tier_partition(&p).await.unwrap();
+        assert!(p.tier_pointer().is_none(), "a follower uploads nothing");
+
+        *p.epoch.lock().unwrap() = Some(1);
+        uploader.tier_partition(&p).await.unwrap();
+        let pointer = p.tier_pointer().expect("the partition learnt the commit");
+        assert_eq!((pointer.segments, pointer.end_offset), (2, sealed[1].next_offset));
+
+        p.hw.store(p.log.log_end_offset(), Ordering::Release);
+        uploader.tier_partition(&p).await.unwrap();
+        let pointer = p.tier_pointer().unwrap();
+        let last = sealed.last().unwrap();
+        assert_eq!((pointer.segments, pointer.end_offset), (sealed.len() as u64, last.next_offset));
+        let objects = catalog.bucket().list(&catalog.folder(&p.tier_ref())).await.unwrap();
+        assert_eq!(objects.len(), 2 * sealed.len() + 1, "data and index per segment, a manifest");
+    }
+}
