@@ -14,9 +14,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
-use object_store::ObjectStoreExt;
 use shale::cli::{ConfigArg, Format};
 use shale::settings::Settings;
 use shale::tier::Bucket;
@@ -64,12 +63,8 @@ async fn run(b: ObjectStoreBench) -> anyhow::Result<()> {
     for part in b.prefix.split('/').filter(|p| !p.is_empty()) {
         prefix = prefix.join(part);
     }
-    let mut objects: Vec<object_store::ObjectMeta> = bucket
-        .store
-        .list(Some(&prefix))
-        .try_filter(|m| futures::future::ready(m.location.as_ref().ends_with(".log")))
-        .try_collect()
-        .await?;
+    let mut objects = bucket.list(&prefix).await?;
+    objects.retain(|m| m.location.as_ref().ends_with(".log"));
     if objects.is_empty() {
         anyhow::bail!("no .log objects under {prefix:?} in {}", b.object_store);
     }
@@ -90,16 +85,15 @@ async fn run(b: ObjectStoreBench) -> anyhow::Result<()> {
             at = end;
         }
     }
-    let store = bucket.store.clone();
     let start = Instant::now();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut bytes = 0u64;
     let mut gets = futures::stream::iter(ranges)
         .map(|(path, range)| {
-            let store = store.clone();
+            let bucket = &bucket;
             async move {
                 let t = Instant::now();
-                let got = store.get_range(&path, range).await;
+                let got = bucket.get_range(&path, range).await;
                 (t.elapsed(), got)
             }
         })

@@ -13,17 +13,24 @@ mod s3_server;
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use bytes::Bytes;
 use s3_server::S3Server;
 use shale::meta::{EmbeddedStore, Keys, MetaStore};
 use shale::settings::TierSettings;
 use shale::tier::manifest::names;
-use shale::tier::{Bucket, Catalog, PartitionRef, RemoteSegment};
+use shale::tier::metrics::Op;
+use shale::tier::{Bucket, Catalog, PartitionRef, RemoteSegment, StoreError};
+
+/// Parts of 5 MiB, S3's smallest.
+const PART_BYTES: u64 = 5 << 20;
 
 fn settings_for(s3: Option<&S3Server>) -> TierSettings {
-    let mut t =
-        TierSettings { request_timeout_ms: 5_000, request_max_attempts: 3, ..Default::default() };
+    let mut t = TierSettings {
+        request_timeout_ms: 5_000,
+        request_max_attempts: 3,
+        multipart_part_bytes: PART_BYTES,
+        ..Default::default()
+    };
     if let Some(s3) = s3 {
         s3_server::reach(&mut t, &s3.endpoint());
     }
@@ -31,37 +38,50 @@ fn settings_for(s3: Option<&S3Server>) -> TierSettings {
 }
 
 /// Objects: put, ranged get, list by prefix, create-only put refusing an existing key,
-/// delete; then the catalog's commit and fencing on top.
+/// delete; a segment above the part size in parts; a create-only put whose answer is lost;
+/// then the catalog's commit and fencing on top.
 async fn conformance(bucket: Bucket) {
-    let store = bucket.store.clone();
     let base = bucket.prefix.clone().join("conformance");
     let folder = base.clone().join("p");
     let a = folder.clone().join("a.log");
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    store.put(&a, PutPayload::from(data.clone())).await.unwrap();
-    let range = store.get_range(&a, 1000..5000).await.unwrap();
+    bucket.put(&a, Bytes::from(data.clone())).await.unwrap();
+    let range = bucket.get_range(&a, 1000..5000).await.unwrap();
     assert_eq!(range.as_ref(), &data[1000..5000], "{}: ranged get", bucket.url);
-    assert_eq!(store.head(&a).await.unwrap().size, 100_000);
+    assert_eq!(bucket.head(&a).await.unwrap().size, 100_000);
 
-    let create = PutOptions { mode: PutMode::Create, ..Default::default() };
-    let again = store.put_opts(&a, PutPayload::from_static(b"x"), create.clone()).await;
+    let again = bucket.put_if_absent(&a, Bytes::from_static(b"x")).await;
     assert!(
-        matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
         "{}: create-only put over an existing object must fail: {again:?}",
         bucket.url
     );
     let b = folder.clone().join("b.index");
-    store.put_opts(&b, PutPayload::from_static(b"idx"), create).await.unwrap();
-    let mut listed: Vec<String> = store
-        .list(Some(&folder))
-        .map_ok(|m| m.location.filename().unwrap_or_default().to_string())
-        .try_collect()
+    bucket.put_if_absent(&b, Bytes::from_static(b"idx")).await.unwrap();
+    let mut listed: Vec<String> = bucket
+        .list(&folder)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|m| m.location.filename().unwrap_or_default().to_string())
+        .collect();
     listed.sort();
     assert_eq!(listed, ["a.log", "b.index"], "{}: list", bucket.url);
-    store.delete(&a).await.unwrap();
-    assert!(matches!(store.get(&a).await, Err(object_store::Error::NotFound { .. })));
+    bucket.delete(&a).await.unwrap();
+    assert!(matches!(bucket.get(&a).await, Err(StoreError::NotFound { .. })));
+
+    // A segment one byte over the part size goes up in two parts.
+    let big: Bytes = (0..PART_BYTES + 1).map(|i| (i % 253) as u8).collect::<Vec<_>>().into();
+    let seg = folder.clone().join("big.log");
+    let read = |pos: u64, len: u64| {
+        let part = big.slice(pos as usize..(pos + len) as usize);
+        async move { Ok(part) }
+    };
+    bucket.put_segment(&seg, PART_BYTES + 1, read).await.unwrap();
+    assert_eq!(bucket.get(&seg).await.unwrap(), big, "{}: multipart upload", bucket.url);
+    let parts = bucket.metrics.get(Op::PutMultipart);
+    assert_eq!((parts.requests, parts.bytes), (4, PART_BYTES + 1), "{}", bucket.url);
+    bucket.delete(&seg).await.unwrap();
 
     // The catalog: commits move the pointer forward; stale and lower-epoch writers lose.
     let meta: Arc<dyn MetaStore> = EmbeddedStore::in_memory(shale::clock::system());
@@ -88,7 +108,7 @@ async fn conformance(bucket: Bucket) {
     );
     let now = catalog.current(&p).await.unwrap();
     assert_eq!(now.manifest.end_offset(), Some(80), "{}", bucket.url);
-    let manifests: Vec<_> = store.list(Some(&catalog.folder(&p))).try_collect().await.unwrap();
+    let manifests = bucket.list(&catalog.folder(&p)).await.unwrap();
     assert_eq!(
         manifests.len(),
         1,
@@ -97,10 +117,18 @@ async fn conformance(bucket: Bucket) {
     );
     // Injected 503s are retried through.
     bucket.faults.fail_next(2);
-    assert_eq!(store.head(&b).await.unwrap().size, 3);
+    assert_eq!(bucket.head(&b).await.unwrap().size, 3);
     assert_eq!(bucket.faults.injected(), 2);
-    let gets = bucket.metrics.get(shale::tier::metrics::Op::Get);
+    let gets = bucket.metrics.get(Op::Get);
     assert!(gets.requests >= 2 && gets.bytes >= 4000, "{}: {gets:?}", bucket.url);
+
+    // The store applies a create-only put and the answer is lost: the retry is refused, and
+    // the read-back finds this put's bytes.
+    let m = folder.clone().join("manifest.json");
+    bucket.faults.lose_next_answers(1);
+    bucket.put_if_absent(&m, Bytes::from_static(b"{}")).await.unwrap();
+    assert_eq!(bucket.faults.injected(), 3, "{}: the put's answer was lost", bucket.url);
+    assert_eq!(bucket.get(&m).await.unwrap().as_ref(), b"{}");
 }
 
 #[tokio::test]

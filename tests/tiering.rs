@@ -21,14 +21,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{BrokerProcess, wait_until};
-use futures::TryStreamExt;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
 use s3_faults::S3FaultProxy;
 use s3_server::S3Server;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 use shale::settings::TierSettings;
-use shale::tier::Bucket;
+use shale::tier::{Bucket, ObjectPath};
 
 const MIB: u64 = 1 << 20;
 const RECORD_BYTES: usize = 1000;
@@ -145,7 +142,7 @@ async fn produce(client: &Client, topic: &str, records: u64) {
 
 /// Segment data objects (`.log`) in the bucket.
 async fn remote_segments(bucket: &Bucket) -> usize {
-    let listed: Vec<_> = bucket.store.list(Some(&bucket.prefix)).try_collect().await.unwrap();
+    let listed = bucket.list(&bucket.prefix).await.unwrap();
     listed.iter().filter(|m| m.location.as_ref().ends_with(".log")).count()
 }
 
@@ -236,7 +233,7 @@ async fn describe0(client: &Client, topic: &str) -> shale::proto::pb::PartitionI
 
 /// Objects in the partition folders by kind: (segment data, segment indexes, manifests).
 async fn object_kinds(bucket: &Bucket) -> (usize, usize, usize) {
-    let listed: Vec<_> = bucket.store.list(Some(&bucket.prefix)).try_collect().await.unwrap();
+    let listed = bucket.list(&bucket.prefix).await.unwrap();
     let count =
         |suffix: &str| listed.iter().filter(|m| m.location.as_ref().ends_with(suffix)).count();
     let manifests = listed
@@ -307,7 +304,7 @@ async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed(targ
     }
     // An orphan this broker's scrubber must find: a segment object no manifest lists.
     let bucket = target.bucket(dir.path());
-    let listed: Vec<_> = bucket.store.list(Some(&bucket.prefix)).try_collect().await.unwrap();
+    let listed = bucket.list(&bucket.prefix).await.unwrap();
     let segment = listed
         .iter()
         .find(|o| o.location.as_ref().ends_with(".log"))
@@ -316,7 +313,7 @@ async fn crashes_between_upload_steps_lose_nothing_and_orphans_are_scrubbed(targ
     let orphan = ObjectPath::from(format!(
         "{folder}/00000000000000999999-0-0123456789abcdef0123456789abcdef.log"
     ));
-    bucket.store.put(&orphan, PutPayload::from_static(b"x")).await.unwrap();
+    bucket.put(&orphan, bytes::Bytes::from_static(b"x")).await.unwrap();
     let admin = format!("127.0.0.1:{}", common::free_port());
     let b =
         BrokerProcess::start_with(dir.path(), &[&args[..], &["--admin-listen", &admin]].concat());

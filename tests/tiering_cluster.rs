@@ -29,8 +29,6 @@ use std::time::Duration;
 
 use cluster::Cluster;
 use common::wait_until;
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use s3_server::S3Server;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 use shale::proto::pb;
@@ -157,7 +155,7 @@ impl Listing {
 async fn listing(bucket: &Bucket) -> Listing {
     // A manifest may be replaced (and removed) between the list and the read: list again.
     for _ in 0..20 {
-        let objects: Vec<_> = bucket.store.list(Some(&bucket.prefix)).try_collect().await.unwrap();
+        let objects = bucket.list(&bucket.prefix).await.unwrap();
         let mut manifests = vec![];
         let (mut logs, mut indexes) = (BTreeSet::new(), BTreeSet::new());
         for o in objects {
@@ -176,8 +174,8 @@ async fn listing(bucket: &Bucket) -> Listing {
         // `manifest-{seq:020}-…`: the newest sorts last.
         manifests.sort_by(|a, b| a.filename().cmp(&b.filename()));
         let Some(newest) = manifests.last() else { panic!("no manifest in the bucket") };
-        let Ok(got) = bucket.store.get(newest).await else { continue };
-        let manifest = Manifest::decode(&got.bytes().await.unwrap()).unwrap();
+        let Ok(got) = bucket.get(newest).await else { continue };
+        let manifest = Manifest::decode(&got).unwrap();
         return Listing { manifest, manifests: manifests.len(), logs, indexes };
     }
     panic!("the newest manifest kept disappearing under the listing");

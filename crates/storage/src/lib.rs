@@ -2,8 +2,10 @@
 //!
 //! - `log`: the partition log on local disk: segments, indexes, group commit, recovery,
 //!   retention.
-//! - `tier`: tiered storage: the bucket (object store, its durable `file://` form and its
-//!   retry, metrics and fault wrappers), manifests and their catalog, cold reads.
+//! - `tier`: tiered storage: the bucket gateway (the object-store operations Shale uses,
+//!   with retry, metrics and faults written once; the durable `file://` backend), manifests
+//!   and their catalog, the uploader, remote retention and the scrubber (reaching a
+//!   partition through `tier::TierPartition`), cold reads.
 //!
 //! Below: `shale-core` (records, the disk seam) and `shale-meta` (the tier pointers and
 //! upload claims live in the metadata store).

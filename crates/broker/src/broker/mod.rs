@@ -11,6 +11,9 @@
 //! - `replication`: ISR, follower progress and the high watermark of a partition.
 //! - `fetcher`: the follower side of replication (truncate, then pull from the leader).
 //! - `tasks`: background work (retention, interval flush).
+//! - `tiering`: tasks for the tier layer's uploader and scrubber over the partitions this
+//!   broker leads, and the tier pointers hosted replicas learn.
+//! - `remote`: a hosted partition's view of its remote log (pointer, cold reads).
 //! - `liveness`: watches the other brokers and records those whose process is gone, so
 //!   the controller moves their leaderships without waiting out their lease.
 
@@ -51,7 +54,7 @@ use shale_meta::{Keys, MetaStore};
 use shale_storage::log::LogResources;
 
 pub use partition::{Partition, PendingAck, Produced};
-pub use tiering::ScrubStats;
+pub use shale_storage::tier::scrubber::ScrubStats;
 
 /// A (topic, partition) pair.
 pub type TopicPartition = (String, u32);
@@ -128,7 +131,7 @@ pub struct Broker {
     /// when the broker has an object store.
     remote: Option<shale_storage::tier::reader::RemoteReader>,
     /// What the bucket scrubber found and removed.
-    scrub_stats: tiering::ScrubStats,
+    scrub_stats: ScrubStats,
     /// Consumer groups this broker coordinates.
     groups: crate::groups::Coordinator,
     /// (when, bytes) of the last sum of local log sizes, for the disk budget.
@@ -209,7 +212,7 @@ impl Broker {
                 ));
                 shale_storage::tier::reader::RemoteReader::new(catalog, &settings.tier)
             }),
-            scrub_stats: tiering::ScrubStats::default(),
+            scrub_stats: ScrubStats::default(),
             groups: crate::groups::Coordinator::new(
                 meta.clone(),
                 keys.clone(),
@@ -350,7 +353,7 @@ impl Broker {
     }
 
     /// What the bucket scrubber found and removed.
-    pub fn scrub_stats(&self) -> &tiering::ScrubStats {
+    pub fn scrub_stats(&self) -> &ScrubStats {
         &self.scrub_stats
     }
 

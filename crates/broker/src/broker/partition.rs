@@ -22,6 +22,7 @@ use shale_storage::tier::PartitionRef;
 use shale_storage::tier::reader::RemoteReader;
 
 mod snapshots;
+mod tier;
 
 /// Where a produce landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

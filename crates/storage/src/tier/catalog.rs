@@ -10,11 +10,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+use super::bucket::Bucket;
 use super::manifest::{Manifest, TierPointer, names};
-use super::store::Bucket;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::json::encode;
 use shale_meta::{Compare, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp, Versioned};
@@ -46,17 +46,6 @@ pub struct Current {
     pub pointer: Option<TierPointer>,
     /// Mod revision of the pointer key; 0 when absent.
     pub revision: Revision,
-}
-
-/// Converts an object store error into a retriable (or precise) Shale error.
-pub fn store_error(what: &str, e: object_store::Error) -> Error {
-    let kind = match e {
-        object_store::Error::NotFound { .. } => ErrorKind::NotFound,
-        object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => ErrorKind::Internal,
-        _ => ErrorKind::Unavailable,
-    };
-    Error::new(kind, Reason::ObjectStoreError, format!("{what}: {e}")).with_source(e)
 }
 
 /// Access to the manifests and objects of every partition in one bucket.
@@ -92,10 +81,15 @@ impl Catalog {
         self.bucket.prefix.clone().join(self.cluster.as_str())
     }
 
+    /// `{topic}-{topic_id}`: the folder of a topic incarnation, under the cluster's.
+    pub fn topic_folder_name(topic: &str, topic_id: &str) -> String {
+        format!("{topic}-{topic_id}")
+    }
+
     /// `{prefix}/{cluster}/{topic}-{topic_id}/{partition}/`.
     pub fn folder(&self, p: &PartitionRef) -> ObjectPath {
         self.cluster_folder()
-            .join(format!("{}-{}", p.topic, p.topic_id))
+            .join(Catalog::topic_folder_name(&p.topic, &p.topic_id))
             .join(p.partition.to_string())
     }
 
@@ -129,16 +123,10 @@ impl Catalog {
         name: &str,
     ) -> Result<Arc<Manifest>, Error> {
         let path = self.object(p, name);
-        let store = self.bucket.store.clone();
+        let bucket = self.bucket.clone();
         self.manifests
             .try_get_with(path.clone(), async move {
-                let bytes = store
-                    .get(&path)
-                    .await
-                    .map_err(|e| store_error(&format!("reading manifest {path}"), e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| store_error(&format!("reading manifest {path}"), e))?;
+                let bytes = bucket.get(&path).await?;
                 Manifest::decode(&bytes).map(Arc::new)
             })
             .await
@@ -235,12 +223,7 @@ impl Catalog {
         manifest.validate()?;
         let name = names::manifest(manifest.seq, epoch);
         let path = self.object(p, &name);
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        self.bucket
-            .store
-            .put_opts(&path, PutPayload::from(manifest.encode()), opts)
-            .await
-            .map_err(|e| store_error(&format!("writing manifest {path}"), e))?;
+        self.bucket.put_if_absent(&path, Bytes::from(manifest.encode())).await?;
         shale_core::failpoint::hit("tier.after_manifest_put");
         let pointer = TierPointer {
             topic_id: p.topic_id.clone(),
@@ -267,7 +250,7 @@ impl Catalog {
         let outcome = self.meta.txn(txn).await?;
         if !outcome.succeeded {
             // Nobody will ever read it: remove now rather than leave it to the scrubber.
-            let _ = self.bucket.store.delete(&path).await;
+            let _ = self.bucket.delete(&path).await;
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 Reason::TierConflict,
@@ -281,7 +264,7 @@ impl Catalog {
         if let Some(previous) = &current.pointer {
             // Replaced: readers holding its name find the new one through the pointer.
             let old = self.object(p, &previous.manifest);
-            if let Err(e) = self.bucket.store.delete(&old).await {
+            if let Err(e) = self.bucket.delete(&old).await {
                 tracing::debug!(path = %old, error = %e, "could not remove a replaced manifest");
             }
             self.manifests.invalidate(&old).await;
@@ -334,16 +317,28 @@ mod tests {
         let e = c.commit(&p, &two, vec![seg(0, 10)], 1).await.unwrap_err();
         assert_eq!(e.reason, "FENCED_LEADER_EPOCH");
         // Manifests never leak: losers remove theirs, replaced ones are removed.
-        let listed: Vec<_> = {
-            use futures::TryStreamExt;
-            c.bucket().store.list(Some(&c.folder(&p))).try_collect().await.unwrap()
-        };
+        let listed = c.bucket().list(&c.folder(&p)).await.unwrap();
         assert_eq!(listed.len(), 1, "{listed:?}");
         // A re-created topic (new id) starts empty even though the old pointer exists.
         let q = PartitionRef { topic_id: "id2".into(), ..p };
         let fresh = c.current(&q).await.unwrap();
         assert!(fresh.manifest.segments.is_empty() && fresh.revision > 0);
         c.commit(&q, &fresh, vec![seg(0, 5)], 1).await.unwrap();
+    }
+
+    /// A manifest PUT the store applied but whose answer was lost (a timeout or a 5xx after
+    /// the write) is retried, and the retry finds the object there: the commit goes on.
+    #[tokio::test]
+    async fn a_manifest_put_whose_answer_was_lost_still_commits() {
+        let c = catalog();
+        let p = PartitionRef { topic: "t".into(), topic_id: "id1".into(), partition: 0 };
+        let empty = c.current(&p).await.unwrap();
+        c.bucket().faults.lose_next_answers(1);
+        let one = c.commit(&p, &empty, vec![seg(0, 10)], 1).await.unwrap();
+        assert_eq!(c.bucket().faults.injected(), 1, "the manifest PUT's answer was lost");
+        let now = c.current(&p).await.unwrap();
+        assert_eq!(now.pointer, one.pointer, "the pointer names the manifest written");
+        assert_eq!(now.manifest.end_offset(), Some(10));
     }
 
     #[tokio::test]

@@ -1,46 +1,49 @@
-//! Fault injection for tests: an object store that fails requests on command, the way a
-//! struggling S3 would (HTTP 500/503 surfaced as object_store's `Generic` error), or that
-//! delays GETs like a distant one.
+//! Fault injection for tests: the bucket gateway ([`Bucket`](super::Bucket)) asks a
+//! [`FaultControl`] around every request it sends, which can fail it the way a struggling
+//! S3 would (HTTP 500/503, surfaced as object_store's `Generic` error), delay GETs like a
+//! distant bucket, lose the answer of a request the store did apply, or break off or stall
+//! an answer's body.
 //!
 //! Off by default. Tests flip it through [`FaultControl`]; a broker process picks up
-//! `SHALE_OBJECT_STORE_FAULTS` at start (`error_rate=0.3`, `down`), for process tests.
+//! `SHALE_OBJECT_STORE_FAULTS` at start (`down`, `error_rate=0.3`, `get_latency_ms=30`), for
+//! process tests and benchmarks.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::StreamExt;
-use futures::stream::BoxStream;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use super::metrics::Op;
 
-/// The switch behind a [`FaultStore`].
+/// The switch the gateway consults around each request.
 #[derive(Debug, Default)]
 pub struct FaultControl {
     down: AtomicBool,
     /// Probability of failing a request, in millionths.
     rate_ppm: AtomicU64,
     fail_next: AtomicU64,
+    lose_next: AtomicU64,
+    break_bodies: AtomicU64,
+    stall_bodies: AtomicU64,
     injected: AtomicU64,
     /// Added to every GET before it reaches the store, in milliseconds.
     get_latency_ms: AtomicU64,
 }
 
 #[derive(Debug)]
-struct Injected(&'static str);
+struct Injected(&'static str, &'static str);
 
 impl fmt::Display for Injected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "injected fault: {} answered 503 Service Unavailable", self.0)
+        write!(f, "injected fault: {} {}", self.0, self.1)
     }
 }
 
 impl std::error::Error for Injected {}
+
+/// Takes one from `counter` if it is above zero.
+fn take_one(counter: &AtomicU64) -> bool {
+    counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
+}
 
 impl FaultControl {
     /// Reads `SHALE_OBJECT_STORE_FAULTS` (`down`, `error_rate=P`, `get_latency_ms=N`);
@@ -87,137 +90,72 @@ impl FaultControl {
         self.get_latency_ms.store(ms, Ordering::Release);
     }
 
-    /// The next `n` requests fail.
+    /// The next `n` requests fail before they reach the store.
     pub fn fail_next(&self, n: u64) {
         self.fail_next.store(n, Ordering::Release);
     }
 
-    /// Requests failed on purpose so far.
+    /// The next `n` requests reach the store, which acts on them, and then fail as if the
+    /// answer was lost (a timeout or a 5xx after the write was applied).
+    pub fn lose_next_answers(&self, n: u64) {
+        self.lose_next.store(n, Ordering::Release);
+    }
+
+    /// The bodies of the next `n` GET answers break off (a connection reset mid-body).
+    pub fn break_next_bodies(&self, n: u64) {
+        self.break_bodies.store(n, Ordering::Release);
+    }
+
+    /// The bodies of the next `n` GET answers never finish arriving.
+    pub fn stall_next_bodies(&self, n: u64) {
+        self.stall_bodies.store(n, Ordering::Release);
+    }
+
+    /// Requests failed (or stalled) on purpose so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Acquire)
     }
 
-    fn check(&self, op: &'static str) -> Result<()> {
-        let next = self
-            .fail_next
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
+    fn inject(&self, op: Op, what: &'static str) -> object_store::Error {
+        self.injected.fetch_add(1, Ordering::AcqRel);
+        object_store::Error::Generic { store: "fault", source: Box::new(Injected(op.name(), what)) }
+    }
+
+    /// Before a request is sent: fails it, or delays a GET, when told to.
+    pub(crate) async fn before(&self, op: Op) -> object_store::Result<()> {
+        let next = take_one(&self.fail_next);
         let rate = self.rate_ppm.load(Ordering::Acquire);
         let fail = self.down.load(Ordering::Acquire)
             || next
             || (rate > 0 && rand::random_range(0..1_000_000) < rate);
         if fail {
-            self.injected.fetch_add(1, Ordering::AcqRel);
-            return Err(object_store::Error::Generic {
-                store: "fault",
-                source: Box::new(Injected(op)),
-            });
+            return Err(self.inject(op, "answered 503 Service Unavailable"));
+        }
+        let latency = self.get_latency_ms.load(Ordering::Acquire);
+        if op == Op::Get && latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
         }
         Ok(())
     }
-}
 
-/// An object store that fails requests when its [`FaultControl`] says so.
-#[derive(Debug)]
-pub struct FaultStore {
-    inner: Arc<dyn ObjectStore>,
-    control: Arc<FaultControl>,
-}
-
-impl FaultStore {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn ObjectStore>, control: Arc<FaultControl>) -> Self {
-        FaultStore { inner, control }
-    }
-}
-
-impl fmt::Display for FaultStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Faults({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for FaultStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.control.check("put")?;
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.control.check("put_multipart")?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.control.check("get")?;
-        let latency = self.control.get_latency_ms.load(Ordering::Acquire);
-        if latency > 0 {
-            tokio::time::sleep(Duration::from_millis(latency)).await;
+    /// Once the answer's head is in and before its body is read: breaks the body off, or
+    /// stalls it for good, when told to.
+    pub(crate) async fn body(&self, op: Op) -> object_store::Result<()> {
+        if take_one(&self.break_bodies) {
+            return Err(self.inject(op, "answer's body broke off (connection reset)"));
         }
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        let control = self.control.clone();
-        let checked = locations
-            .map(move |l| {
-                control.check("delete")?;
-                l
-            })
-            .boxed();
-        self.inner.delete_stream(checked)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        match self.control.check("list") {
-            Ok(()) => self.inner.list(prefix),
-            Err(e) => futures::stream::iter([Err(e)]).boxed(),
+        if take_one(&self.stall_bodies) {
+            self.injected.fetch_add(1, Ordering::AcqRel);
+            std::future::pending::<()>().await;
         }
+        Ok(())
     }
 
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.control.check("list")?;
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.control.check("copy")?;
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use object_store::ObjectStoreExt;
-    use object_store::memory::InMemory;
-
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn gets_wait_the_configured_latency_and_puts_do_not() {
-        let control = Arc::new(FaultControl::default());
-        let store = FaultStore::new(Arc::new(InMemory::new()), control.clone());
-        let path = Path::from("a");
-        control.set_get_latency(Duration::from_millis(30));
-        let t = shale_core::clock::monotonic_now();
-        store.put(&path, PutPayload::from_static(b"x")).await.unwrap();
-        assert_eq!(t.elapsed(), Duration::ZERO, "puts are not delayed");
-        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
-        assert_eq!(&bytes[..], b"x");
-        assert_eq!(t.elapsed(), Duration::from_millis(30), "the GET waited 30 ms");
-        assert_eq!(control.injected(), 0, "latency is not a failure");
+    /// After the store answered: loses the answer when told to.
+    pub(crate) fn after<T>(&self, op: Op, r: object_store::Result<T>) -> object_store::Result<T> {
+        if take_one(&self.lose_next) {
+            return Err(self.inject(op, "was applied, but its answer was lost (timeout)"));
+        }
+        r
     }
 }

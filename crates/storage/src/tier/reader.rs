@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use moka::future::Cache;
-use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
 use tokio::sync::Semaphore;
 
-use super::catalog::{Catalog, PartitionRef, store_error};
+use super::catalog::{Catalog, PartitionRef};
 use super::manifest::{Manifest, RemoteSegment, names};
 use crate::log::{ReadChunk, RemoteIndex};
 use crate::tier::TierSettings;
@@ -237,16 +236,7 @@ impl RemoteReader {
             .entry(path.clone())
             .or_try_insert_with(async move {
                 let _permit = inner.permits.acquire().await.map_err(|_| closed())?;
-                let bytes = inner
-                    .catalog
-                    .bucket()
-                    .store
-                    .get(&path)
-                    .await
-                    .map_err(|e| store_error(&format!("reading remote index {path}"), e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| store_error(&format!("reading remote index {path}"), e))?;
+                let bytes = inner.catalog.bucket().get(&path).await?;
                 decode_index(&path, &segment, &bytes)
             })
             .await
@@ -352,13 +342,7 @@ async fn fetch_chunk(
         .entry(key)
         .or_try_insert_with(async move {
             let _permit = loader.permits.acquire().await.map_err(|_| closed())?;
-            loader
-                .catalog
-                .bucket()
-                .store
-                .get_range(&path, range.clone())
-                .await
-                .map_err(|e| store_error(&format!("reading {path} bytes {range:?}"), e))
+            Ok::<_, Error>(loader.catalog.bucket().get_range(&path, range).await?)
         })
         .await
         .map_err(|e: Arc<Error>| (*e).clone())?;

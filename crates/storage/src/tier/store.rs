@@ -1,6 +1,5 @@
-//! Building the object store from settings: `s3://bucket/prefix`, `file:///path` or
-//! `memory://`, wrapped (outermost first) in metrics, retry with timeouts, and, when asked
-//! for by tests, fault injection.
+//! The backend behind the bucket gateway, from settings: `s3://bucket/prefix`,
+//! `file:///path` (made durable by `durable_local`) or `memory://`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +10,6 @@ use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 
 use super::durable_local::DurableLocal;
-use super::fault::{FaultControl, FaultStore};
-use super::metrics::{MetricsStore, StoreMetrics};
-use super::retry::{RetryPolicy, RetryStore};
 use crate::tier::TierSettings;
 use shale_core::error::{Error, ErrorKind, Reason};
 
@@ -89,70 +85,35 @@ impl StoreUrl {
     }
 }
 
-/// The object store a broker tiers to, with its metrics and (tests) fault switch.
-#[derive(Debug, Clone)]
-pub struct Bucket {
-    /// The wrapped store: metrics ∘ retry ∘ (faults) ∘ backend.
-    pub store: Arc<dyn ObjectStore>,
-    /// Key prefix of everything Shale writes (from the URL).
-    pub prefix: ObjectPath,
-    /// Request, error and byte counts per operation.
-    pub metrics: Arc<StoreMetrics>,
-    /// Fault injection between retry and backend (inactive unless switched on).
-    pub faults: Arc<FaultControl>,
-    /// The URL it was built from, for messages.
-    pub url: String,
-}
-
-impl Bucket {
-    /// Builds the store for `url` with the S3 and retry settings of `tier`.
-    pub fn open(url: &str, tier: &TierSettings) -> Result<Bucket, Error> {
-        let parsed = StoreUrl::parse(url)?;
-        let backend: Arc<dyn ObjectStore> = match &parsed {
-            StoreUrl::S3 { bucket, .. } => Arc::new(
-                s3(bucket, tier)
-                    .map_err(|e| bad_url(url, &format!("cannot configure the S3 client: {e}")))?,
-            ),
-            StoreUrl::File { path } => {
-                let disk = shale_core::disk::process();
-                shale_core::disk::create_dir_durable(&*disk, path).map_err(|e| {
-                    bad_url(url, &format!("cannot create {}: {}", path.display(), e.source))
-                })?;
-                Arc::new(
-                    DurableLocal::new(path, disk).map_err(|e| {
-                        bad_url(url, &format!("cannot use {}: {e}", path.display()))
-                    })?,
-                )
-            }
-            StoreUrl::Memory => Arc::new(InMemory::new()),
-        };
-        Ok(Bucket::wrap(backend, parsed.prefix(), tier, url))
-    }
-
-    /// Wraps a backend in faults (off), retry and metrics.
-    pub fn wrap(
-        backend: Arc<dyn ObjectStore>,
-        prefix: ObjectPath,
-        tier: &TierSettings,
-        url: &str,
-    ) -> Bucket {
-        let faults = Arc::new(FaultControl::from_env());
-        let metrics = Arc::new(StoreMetrics::default());
-        let policy = RetryPolicy {
-            max_attempts: tier.request_max_attempts.max(1),
-            timeout: Duration::from_millis(tier.request_timeout_ms.max(1)),
-            ..RetryPolicy::default()
-        };
-        let faulty = Arc::new(FaultStore::new(backend, faults.clone()));
-        let retried = Arc::new(RetryStore::new(faulty, policy));
-        let store = Arc::new(MetricsStore::new(retried, metrics.clone()));
-        Bucket { store, prefix, metrics, faults, url: url.to_string() }
-    }
+/// The backend `url` names, unwrapped: the gateway ([`Bucket`](super::Bucket)) adds faults,
+/// timeouts, retries and metrics.
+pub(crate) fn backend(
+    parsed: &StoreUrl,
+    url: &str,
+    tier: &TierSettings,
+) -> Result<Arc<dyn ObjectStore>, Error> {
+    Ok(match parsed {
+        StoreUrl::S3 { bucket, .. } => Arc::new(
+            s3(bucket, tier)
+                .map_err(|e| bad_url(url, &format!("cannot configure the S3 client: {e}")))?,
+        ),
+        StoreUrl::File { path } => {
+            let disk = shale_core::disk::process();
+            shale_core::disk::create_dir_durable(&*disk, path).map_err(|e| {
+                bad_url(url, &format!("cannot create {}: {}", path.display(), e.source))
+            })?;
+            Arc::new(
+                DurableLocal::new(path, disk)
+                    .map_err(|e| bad_url(url, &format!("cannot use {}: {e}", path.display())))?,
+            )
+        }
+        StoreUrl::Memory => Arc::new(InMemory::new()),
+    })
 }
 
 /// An S3 client: credentials from the settings when given, else the environment and the
 /// instance / web-identity providers object_store supports; path-style requests unless
-/// `s3_virtual_hosted`. object_store's own retries are off: [`RetryStore`] retries (with a
+/// `s3_virtual_hosted`. object_store's own retries are off: the gateway retries (with a
 /// per-attempt timeout) for every backend alike.
 fn s3(bucket: &str, tier: &TierSettings) -> object_store::Result<object_store::aws::AmazonS3> {
     let mut b = AmazonS3Builder::from_env()

@@ -1,0 +1,385 @@
+//! The uploader: moves the sealed segments of the partitions a broker leads to the bucket.
+//!
+//! Per led partition with `remote.storage.enable`, one pass: read the current manifest;
+//! while the sealed segment holding the manifest's end offset lies wholly below the high
+//! watermark, upload it (sliced from that offset, with an index of its own), then commit a
+//! manifest with it appended, fenced by leader epoch. A new leader resumes at the
+//! manifest's end, so nothing is uploaded twice into the manifest and nothing is skipped.
+//! Then remote retention (`retention.rs`). The order is always object,
+//! then manifest, then local delete: local copies go only below the tiered end, which the
+//! partition learns through [`TierPartition::set_tier_pointer`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use tokio::time::Instant;
+
+use super::bucket::Bucket;
+use super::catalog::{Current, PartitionRef};
+use super::manifest::{RemoteSegment, names};
+use super::partition::TierPartition;
+use super::reader::RemoteReader;
+use super::{TierSettings, retention};
+use crate::log::UploadSlice;
+use shale_core::clock::SharedClock;
+use shale_core::error::Error;
+use shale_meta::membership::Membership;
+
+/// Spreads uploads over time to stay under `tier.upload_bytes_per_sec` (0 = unlimited).
+#[derive(Debug)]
+struct Throttle {
+    bytes_per_sec: u64,
+    next_free: tokio::sync::Mutex<Instant>,
+}
+
+impl Throttle {
+    fn new(bytes_per_sec: u64) -> Throttle {
+        Throttle {
+            bytes_per_sec,
+            next_free: tokio::sync::Mutex::new(shale_core::clock::monotonic_now()),
+        }
+    }
+
+    /// Waits until `bytes` more may be sent.
+    async fn take(&self, bytes: u64) {
+        if self.bytes_per_sec == 0 {
+            return;
+        }
+        let at = {
+            let mut next = self.next_free.lock().await;
+            let now = shale_core::clock::monotonic_now();
+            let at = (*next).max(now);
+            *next = at + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// What the next step of a partition's pass is.
+enum Next {
+    /// Upload this slice.
+    Upload(Arc<UploadSlice>),
+    /// Nothing (more) to upload now.
+    Done,
+    /// The remote log ends below the local log start: offsets between them are gone.
+    Gap,
+}
+
+/// Uploads sealed segments and applies remote retention, for the partitions a broker leads.
+#[derive(Debug)]
+pub struct Uploader {
+    reader: RemoteReader,
+    settings: TierSettings,
+    throttle: Throttle,
+    clock: SharedClock,
+    membership: Membership,
+}
+
+impl Uploader {
+    /// An uploader into `reader`'s catalog (whose reader caches each uploaded index), whose
+    /// upload claims live under `membership`'s lease.
+    pub fn new(
+        reader: RemoteReader,
+        settings: TierSettings,
+        clock: SharedClock,
+        membership: Membership,
+    ) -> Uploader {
+        let throttle = Throttle::new(settings.upload_bytes_per_sec);
+        Uploader { reader, settings, throttle, clock, membership }
+    }
+
+    /// One pass over `led`, `tier.upload_concurrency` partitions at a time; a partition whose
+    /// pass fails is tried again on the next one.
+    pub async fn pass<P: TierPartition + ?Sized>(&self, led: Vec<Arc<P>>) {
+        let concurrency = self.settings.upload_concurrency.max(1);
+        futures::stream::iter(led)
+            .for_each_concurrent(concurrency, |p| async move {
+                if let Err(e) = self.tier_partition(&*p).await {
+                    let pref = p.tier_ref();
+                    tracing::warn!(
+                        topic = %pref.topic,
+                        partition = pref.partition,
+                        error = %e,
+                        "tiering pass failed; retrying on the next one"
+                    );
+                }
+            })
+            .await;
+    }
+
+    /// One pass over a partition this broker leads: uploads, then remote retention.
+    pub async fn tier_partition<P: TierPartition + ?Sized>(&self, p: &P) -> Result<(), Error> {
+        let Some(epoch) = p.leading_epoch() else { return Ok(()) };
+        let pref = p.tier_ref();
+        let config = p.topic_config();
+        if !config.remote_storage_enable && p.tier_pointer().is_none() {
+            return Ok(());
+        }
+        let catalog = self.reader.catalog();
+        let mut current = catalog.current(&pref).await?;
+        p.set_tier_pointer(current.pointer.clone());
+        while config.remote_storage_enable && p.leading_epoch() == Some(epoch) {
+            let slice = match self.next_slice(p, &pref, &current).await? {
+                Next::Upload(slice) => slice,
+                Next::Done => break,
+                Next::Gap => return Ok(()),
+            };
+            current = self.upload_one(&pref, &current, slice, epoch).await?;
+            p.set_tier_pointer(current.pointer.clone());
+        }
+        if p.leading_epoch() == Some(epoch) && !current.manifest.segments.is_empty() {
+            let now_ms = self.clock.now_ms();
+            retention::expire(catalog, p, &pref, current, epoch, now_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// The sealed slice that continues the remote log, if it is wholly below the high
+    /// watermark.
+    async fn next_slice<P: TierPartition + ?Sized>(
+        &self,
+        p: &P,
+        pref: &PartitionRef,
+        current: &Current,
+    ) -> Result<Next, Error> {
+        let log = p.local_log().clone();
+        let local_start = log.log_start_offset();
+        let from = current.manifest.end_offset().unwrap_or(local_start);
+        if from < local_start {
+            tracing::error!(
+                topic = %pref.topic,
+                partition = pref.partition,
+                remote_end = from,
+                local_start,
+                "offsets between the remote log end and the local log start are gone; \
+                 tiering of this partition stops"
+            );
+            return Ok(Next::Gap);
+        }
+        let slice = tokio::task::spawn_blocking(move || log.upload_slice(from))
+            .await
+            .map_err(|e| Error::internal(format!("upload slice task failed: {e}")))??;
+        Ok(match slice {
+            Some(slice) if slice.next_offset <= p.high_watermark() => Next::Upload(Arc::new(slice)),
+            _ => Next::Done,
+        })
+    }
+
+    /// Uploads one slice (data, then index) under a claim, and commits a manifest listing it.
+    async fn upload_one(
+        &self,
+        pref: &PartitionRef,
+        current: &Current,
+        slice: Arc<UploadSlice>,
+        epoch: i32,
+    ) -> Result<Current, Error> {
+        let catalog = self.reader.catalog();
+        let bucket = catalog.bucket();
+        let stem = names::segment_stem(slice.base_offset, epoch);
+        let paths =
+            [catalog.object(pref, &names::log(&stem)), catalog.object(pref, &names::index(&stem))];
+        let started = shale_core::clock::monotonic_now();
+        let claim = catalog.claim_upload(pref, &stem, self.membership.lease()).await?;
+        let uploaded = async {
+            self.put_slice(bucket, &paths[0], &slice).await?;
+            bucket.put(&paths[1], Bytes::from(slice.index.clone())).await?;
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = uploaded.await {
+            remove_quietly(bucket, &paths).await;
+            catalog.release_upload(&claim).await;
+            return Err(e);
+        }
+        shale_core::failpoint::hit("tier.after_segment_put");
+        // A slow or paused uploader, for the scrubber tests.
+        shale_core::failpoint::hold("tier.hold_before_commit").await;
+        let segment = RemoteSegment {
+            base_offset: slice.base_offset,
+            next_offset: slice.next_offset,
+            size_bytes: slice.len,
+            max_timestamp: slice.max_timestamp,
+            upload_epoch: epoch,
+            name: stem,
+        };
+        let mut segments = current.manifest.segments.clone();
+        segments.push(segment.clone());
+        match catalog.commit_upload(pref, current, segments, epoch, &claim).await {
+            Ok(next) => {
+                shale_core::failpoint::hit("tier.after_commit");
+                self.reader.remember_index(pref, &segment, &slice.index).await;
+                tracing::info!(
+                    topic = %pref.topic,
+                    partition = pref.partition,
+                    base_offset = slice.base_offset,
+                    next_offset = slice.next_offset,
+                    bytes = slice.len,
+                    ms = started.elapsed().as_millis() as u64,
+                    "segment tiered"
+                );
+                Ok(next)
+            }
+            Err(e) => {
+                // Not in any manifest: nobody reads them.
+                remove_quietly(bucket, &paths).await;
+                catalog.release_upload(&claim).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the slice's bytes to `path`, read from the local segment as they are sent and
+    /// paced by the upload throttle.
+    async fn put_slice(
+        &self,
+        bucket: &Bucket,
+        path: &ObjectPath,
+        slice: &Arc<UploadSlice>,
+    ) -> Result<(), Error> {
+        let read = |pos: u64, len: u64| {
+            let slice = slice.clone();
+            async move {
+                self.throttle.take(len).await;
+                let bytes = tokio::task::spawn_blocking(move || slice.read(pos, len as usize))
+                    .await
+                    .map_err(|e| Error::internal(format!("segment read task failed: {e}")))??;
+                Ok(Bytes::from(bytes))
+            }
+        };
+        bucket.put_segment(path, slice.len, read).await
+    }
+}
+
+/// Best-effort removal of objects no manifest lists (the scrubber catches failures).
+pub(super) async fn remove_quietly(bucket: &Bucket, paths: &[ObjectPath]) {
+    for result in bucket.delete_many(paths).await {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::debug!(error = %e, "could not remove an unlisted object"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+    use crate::log::{LogConfig, LogResources, PartitionLog};
+    use crate::tier::{Bucket, Catalog, TierPointer};
+    use shale_core::record::{BatchBuilder, Compression, Record};
+    use shale_core::topic_config::TopicConfig;
+    use shale_meta::topics::BrokerRecord;
+    use shale_meta::{EmbeddedStore, Keys, MetaStore};
+
+    /// A partition as the broker would offer it, with leadership and the high watermark set
+    /// by the test.
+    struct Fake {
+        log: Arc<PartitionLog>,
+        epoch: Mutex<Option<i32>>,
+        hw: AtomicI64,
+        config: Arc<TopicConfig>,
+        pointer: Mutex<Option<TierPointer>>,
+    }
+
+    impl TierPartition for Fake {
+        fn tier_ref(&self) -> PartitionRef {
+            PartitionRef { topic: "t".into(), topic_id: "id".into(), partition: 0 }
+        }
+        fn leading_epoch(&self) -> Option<i32> {
+            *self.epoch.lock().unwrap()
+        }
+        fn topic_config(&self) -> Arc<TopicConfig> {
+            self.config.clone()
+        }
+        fn local_log(&self) -> &Arc<PartitionLog> {
+            &self.log
+        }
+        fn high_watermark(&self) -> i64 {
+            self.hw.load(Ordering::Acquire)
+        }
+        fn tier_pointer(&self) -> Option<TierPointer> {
+            self.pointer.lock().unwrap().clone()
+        }
+        fn set_tier_pointer(&self, pointer: Option<TierPointer>) {
+            *self.pointer.lock().unwrap() = pointer;
+        }
+    }
+
+    /// Uploads end where the high watermark is, only a leader uploads, and the partition
+    /// learns each commit's pointer: all through `TierPartition`, without a broker.
+    #[tokio::test]
+    async fn a_leader_uploads_its_sealed_segments_below_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = shale_core::clock::system();
+        let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
+        let resources = Arc::new(LogResources::default());
+        let log = PartitionLog::open(dir.path().join("t-0"), config, clock.clone(), resources);
+        let log = Arc::new(log.unwrap());
+        for i in 0..12u8 {
+            let mut b = BatchBuilder::new(Compression::None);
+            b.push(Record {
+                key: None,
+                value: Some(Bytes::from(vec![i; 300])),
+                headers: vec![],
+                // Recent: remote retention keeps everything.
+                timestamp_ms: clock.now_ms(),
+            });
+            log.append(&mut b.build().to_vec(), 1).unwrap();
+        }
+        let sealed = log.sealed_ranges();
+        assert!(sealed.len() >= 3, "{sealed:?}");
+
+        let meta: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock.clone());
+        let keys = Keys::new("c").unwrap();
+        let record = BrokerRecord {
+            id: 1,
+            address: "127.0.0.1:1".into(),
+            rack: String::new(),
+            started_ms: 0,
+            incarnation: 1,
+            draining: false,
+        };
+        let membership = Membership::join(
+            meta.clone(),
+            keys.clone(),
+            record,
+            Duration::from_secs(60),
+            clock.clone(),
+        )
+        .await;
+        let settings = TierSettings::default();
+        let bucket = Bucket::open("memory://", &settings).unwrap();
+        let catalog = Arc::new(Catalog::new(bucket, meta, keys, "c"));
+        let reader = RemoteReader::new(catalog.clone(), &settings);
+        let uploader = Uploader::new(reader, settings, clock, membership.unwrap());
+        let p = Fake {
+            log,
+            epoch: Mutex::new(None),
+            hw: AtomicI64::new(sealed[1].next_offset),
+            config: Arc::new(TopicConfig { remote_storage_enable: true, ..Default::default() }),
+            pointer: Mutex::new(None),
+        };
+
+        uploader.tier_partition(&p).await.unwrap();
+        assert!(p.tier_pointer().is_none(), "a follower uploads nothing");
+
+        *p.epoch.lock().unwrap() = Some(1);
+        uploader.tier_partition(&p).await.unwrap();
+        let pointer = p.tier_pointer().expect("the partition learnt the commit");
+        assert_eq!((pointer.segments, pointer.end_offset), (2, sealed[1].next_offset));
+
+        p.hw.store(p.log.log_end_offset(), Ordering::Release);
+        uploader.tier_partition(&p).await.unwrap();
+        let pointer = p.tier_pointer().unwrap();
+        let last = sealed.last().unwrap();
+        assert_eq!((pointer.segments, pointer.end_offset), (sealed.len() as u64, last.next_offset));
+        let objects = catalog.bucket().list(&catalog.folder(&p.tier_ref())).await.unwrap();
+        assert_eq!(objects.len(), 2 * sealed.len() + 1, "data and index per segment, a manifest");
+    }
+}
