@@ -11,7 +11,6 @@
 //! leader change. Partitions with no other in-sync replica keep their leader until the
 //! broker leaves, then go offline as on a crash. They come back when it returns.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Broker;
@@ -45,7 +44,7 @@ pub(super) fn draining_error(id: i32) -> Error {
 impl Broker {
     /// Whether a controlled shutdown is under way.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.life.is_draining()
     }
 
     /// Led partitions, and how many of them have a live in-sync replica on a broker that
@@ -70,7 +69,7 @@ impl Broker {
     /// for fetches and replication; `close` ends the rest.
     pub async fn drain(&self, timeout: Duration) -> DrainReport {
         let deadline = self.clock.instant() + timeout;
-        if self.draining.swap(true, Ordering::AcqRel) {
+        if !self.life.start_draining() {
             return DrainReport::default();
         }
         let (led_before, movable) = self.leadership();

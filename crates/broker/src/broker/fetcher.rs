@@ -20,6 +20,14 @@ use shale_proto::pb::replica_client::ReplicaClient;
 /// Longest pause between attempts to reach a leader.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// A running fetcher: the leader epoch it follows, and how to stop it.
+#[derive(Debug)]
+pub(super) struct Running {
+    epoch: i32,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
 impl Broker {
     /// Makes sure a fetcher follows `p` if this broker is a follower of it at `state`'s
     /// epoch, and that none runs otherwise.
@@ -27,26 +35,28 @@ impl Broker {
         let key: TopicPartition = (p.topic().to_string(), p.index());
         let follower = state.leader >= 0 && state.leader != self.id;
         let Ok(mut fetchers) = self.fetchers.lock() else { return };
-        if let Some((epoch, task)) = fetchers.get(&key) {
-            if follower && *epoch == state.leader_epoch && !task.is_finished() {
+        if let Some(f) = fetchers.get(&key) {
+            if follower && f.epoch == state.leader_epoch && !f.task.is_finished() {
                 return;
             }
         }
-        if let Some((_, task)) = fetchers.remove(&key) {
-            task.abort();
+        if let Some(f) = fetchers.remove(&key) {
+            f.stop.cancel();
         }
         if follower {
             let Some(me) = self.self_ref.get().cloned() else { return };
-            let task = tokio::spawn(run(me, p.clone(), state.leader, state.leader_epoch));
-            fetchers.insert(key, (state.leader_epoch, task));
+            let stop = self.life.child_token();
+            let fetch = run(me, p.clone(), state.leader, state.leader_epoch);
+            let task = self.life.spawn_until(stop.clone(), fetch);
+            fetchers.insert(key, Running { epoch: state.leader_epoch, stop, task });
         }
     }
 
     /// Stops the fetcher of a partition, if any.
     pub(super) fn stop_fetcher(&self, key: &TopicPartition) {
         if let Ok(mut fetchers) = self.fetchers.lock() {
-            if let Some((_, task)) = fetchers.remove(key) {
-                task.abort();
+            if let Some(f) = fetchers.remove(key) {
+                f.stop.cancel();
             }
         }
     }

@@ -32,7 +32,7 @@ impl Broker {
     pub(super) async fn resync(&self) -> Result<Revision, Error> {
         let _guard = self.sync_lock.lock().await;
         self.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+        if self.life.is_closing() {
             return Err(Error::unavailable("broker is closing"));
         }
         let session = self.membership.session();
@@ -273,7 +273,7 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
 async fn resync(broker: &Weak<Broker>) -> Option<Revision> {
     loop {
         let b = broker.upgrade()?;
-        if b.closing.load(std::sync::atomic::Ordering::Acquire) {
+        if b.life.is_closing() {
             return None;
         }
         match b.resync().await {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -31,12 +32,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Starts watching the other brokers.
-pub(super) fn start(broker: &Arc<Broker>) -> JoinHandle<()> {
-    tokio::spawn(run(Arc::downgrade(broker)))
+pub(super) fn start(broker: &Arc<Broker>) {
+    broker.life.spawn(run(Arc::downgrade(broker)));
 }
 
 async fn run(broker: Weak<Broker>) {
-    let mut watched: HashMap<i32, (u64, JoinHandle<()>)> = HashMap::new();
+    let mut watched: HashMap<i32, (u64, CancellationToken, JoinHandle<()>)> = HashMap::new();
     loop {
         let Some(b) = broker.upgrade() else { break };
         if b.is_closing() {
@@ -48,10 +49,10 @@ async fn run(broker: Weak<Broker>) {
             }
             Err(_) => vec![],
         };
-        watched.retain(|id, (incarnation, task)| {
+        watched.retain(|id, (incarnation, token, task)| {
             let current = peers.iter().any(|p| p.id == *id && p.incarnation == *incarnation);
             if !current {
-                task.abort();
+                token.cancel();
             }
             current && !task.is_finished()
         });
@@ -59,7 +60,9 @@ async fn run(broker: Weak<Broker>) {
             if !watched.contains_key(&p.id) {
                 let incarnation = p.incarnation;
                 let id = p.id;
-                watched.insert(id, (incarnation, tokio::spawn(watch(broker.clone(), p))));
+                let token = b.life.child_token();
+                let task = b.life.spawn_until(token.clone(), watch(broker.clone(), p));
+                watched.insert(id, (incarnation, token, task));
             }
         }
         let mut synced = b.synced_tx.subscribe();
@@ -71,8 +74,8 @@ async fn run(broker: Weak<Broker>) {
             _ = closed.wait_for(|c| *c) => break,
         }
     }
-    for (_, (_, task)) in watched {
-        task.abort();
+    for (_, (_, token, _)) in watched {
+        token.cancel();
     }
 }
 

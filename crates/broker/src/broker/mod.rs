@@ -23,6 +23,7 @@ mod fetcher;
 mod follow;
 pub mod idempotence;
 pub mod identity;
+mod lifecycle;
 mod liveness;
 pub mod partition;
 mod reconcile;
@@ -35,12 +36,11 @@ pub mod topics;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::task::JoinHandle;
 
 use crate::settings::Settings;
 use shale_core::acks::Acks;
@@ -111,22 +111,17 @@ pub struct Broker {
     /// Channels to other brokers (replication).
     peers: std::sync::Mutex<HashMap<String, tonic::transport::Channel>>,
     /// Follower fetchers by partition, with the leader epoch they follow.
-    fetchers: std::sync::Mutex<HashMap<TopicPartition, (i32, JoinHandle<()>)>>,
+    fetchers: std::sync::Mutex<HashMap<TopicPartition, fetcher::Running>>,
     /// Serializes topic create/delete/alter on this broker.
     admin_lock: tokio::sync::Mutex<()>,
     /// Metadata re-reads (resyncs) since start, for `/metrics`.
     resyncs: AtomicU64,
     /// Serializes resyncs (opening and closing partitions).
     sync_lock: tokio::sync::Mutex<()>,
-    closing: AtomicBool,
-    /// Controlled shutdown under way: produce is refused (retriable) while leadership
-    /// moves away.
-    draining: AtomicBool,
     /// Held by the uploader during a pass, so a drain can wait for uploads in flight.
     upload_pass: Arc<tokio::sync::Mutex<()>>,
-    /// Flips to true when the broker closes; ends long-polls.
-    closed_tx: tokio::sync::watch::Sender<bool>,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Serving, draining, closing, and every background task.
+    life: lifecycle::Lifecycle,
     /// Remote reads (and through them the catalog of manifests and objects in the bucket),
     /// when the broker has an object store.
     remote: Option<shale_storage::tier::reader::RemoteReader>,
@@ -139,6 +134,9 @@ pub struct Broker {
     /// Produce/fetch traffic by topic and request latencies.
     requests: Arc<crate::metrics::RequestMetrics>,
 }
+
+/// How long `close` waits for cancelled background tasks to end.
+const TASKS_END_WITHIN: Duration = Duration::from_secs(10);
 
 /// How stale the local disk usage behind the budget check may be.
 const DISK_USAGE_REFRESH_MS: i64 = 100;
@@ -198,11 +196,8 @@ impl Broker {
             admin_lock: tokio::sync::Mutex::new(()),
             resyncs: AtomicU64::new(0),
             sync_lock: tokio::sync::Mutex::new(()),
-            closing: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
             upload_pass: Arc::new(tokio::sync::Mutex::new(())),
-            closed_tx: tokio::sync::watch::channel(false).0,
-            tasks: std::sync::Mutex::new(Vec::new()),
+            life: lifecycle::Lifecycle::default(),
             remote: bucket.map(|b| {
                 let catalog = Arc::new(shale_storage::tier::Catalog::new(
                     b,
@@ -224,20 +219,15 @@ impl Broker {
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
         let revision = broker.resync().await?;
-        let handles = vec![
-            tokio::spawn(membership.clone().run()),
-            tokio::spawn(shale_meta::controller::run(
-                meta,
-                keys,
-                membership,
-                broker.obituaries.clone(),
-            )),
-            tokio::spawn(follow::run(Arc::downgrade(&broker), revision)),
-            liveness::start(&broker),
-        ];
-        if let Ok(mut tasks) = broker.tasks.lock() {
-            tasks.extend(handles);
-        }
+        broker.life.spawn(membership.clone().run());
+        broker.life.spawn(shale_meta::controller::run(
+            meta,
+            keys,
+            membership,
+            broker.obituaries.clone(),
+        ));
+        broker.life.spawn(follow::run(Arc::downgrade(&broker), revision));
+        liveness::start(&broker);
         tasks::start(&broker);
         tiering::start(&broker);
         Ok(broker)
@@ -245,7 +235,7 @@ impl Broker {
 
     /// Resolves to true once the broker is closing.
     pub fn closed_signal(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closed_tx.subscribe()
+        self.life.closed_signal()
     }
 
     /// This broker's id.
@@ -410,7 +400,7 @@ impl Broker {
     /// unknown topic, partition out of range, not the leader (with the leader's address),
     /// offline, or this broker not live.
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, Error> {
-        if self.closing.load(Ordering::Acquire) {
+        if self.life.is_closing() {
             return Err(Error::unavailable("broker is shutting down; retry on another broker"));
         }
         if let Some(p) = self.hosted_partition(topic, partition).filter(|p| p.is_leader()) {
@@ -512,7 +502,7 @@ impl Broker {
     /// metadata it acts on was read in the current lease session.
     /// Whether the broker closes (or has closed).
     pub fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
+        self.life.is_closing()
     }
 
     /// Ready to serve: holding the membership lease and caught up with the metadata of the
@@ -685,19 +675,19 @@ impl Broker {
 
     /// Closes every partition cleanly (flush, recovery point) and deregisters.
     pub async fn close(&self) -> Result<(), Error> {
-        if self.closing.swap(true, Ordering::AcqRel) {
+        if !self.life.begin_close() {
             return Ok(());
         }
-        self.closed_tx.send_replace(true);
-        if let Ok(mut tasks) = self.tasks.lock() {
-            for t in tasks.drain(..) {
-                t.abort();
-            }
+        // Every background task (fetchers included) was cancelled; let them reach their
+        // next await point and end before the partitions close under them.
+        if !self.life.wait_for_tasks(TASKS_END_WITHIN).await {
+            tracing::warn!(
+                running = self.life.running(),
+                "background tasks did not end within {TASKS_END_WITHIN:?}; closing anyway"
+            );
         }
         if let Ok(mut fetchers) = self.fetchers.lock() {
-            for (_, (_, t)) in fetchers.drain() {
-                t.abort();
-            }
+            fetchers.clear();
         }
         let _sync = self.sync_lock.lock().await;
         let parts: Vec<Arc<Partition>> = self

@@ -21,22 +21,18 @@ pub(super) fn start(broker: &Arc<Broker>) {
     let lag_every =
         Duration::from_millis(u64::from(broker.settings.groups.lag_metrics_interval_ms).max(100));
     let w = || Arc::downgrade(broker);
-    let handles = vec![
-        tokio::spawn(periodic(w(), retention_every, Serving::NotNeeded, retention_pass)),
-        tokio::spawn(flush_loop(w())),
-        tokio::spawn(periodic(w(), ISR_TICK, Serving::Needed, isr_pass)),
-        tokio::spawn(periodic(w(), GROUP_SWEEP_TICK, Serving::Needed, |b| async move {
-            b.groups().sweep(b.as_ref()).await
-        })),
-        tokio::spawn(periodic(w(), lag_every, Serving::Needed, |b| async move {
-            if let Err(e) = b.groups().refresh_lag(b.as_ref()).await {
-                tracing::debug!(error = %e, "refreshing group lag failed");
-            }
-        })),
-    ];
-    if let Ok(mut tasks) = broker.tasks.lock() {
-        tasks.extend(handles);
-    }
+    let life = &broker.life;
+    life.spawn(periodic(w(), retention_every, Serving::NotNeeded, retention_pass));
+    life.spawn(flush_loop(w()));
+    life.spawn(periodic(w(), ISR_TICK, Serving::Needed, isr_pass));
+    life.spawn(periodic(w(), GROUP_SWEEP_TICK, Serving::Needed, |b| async move {
+        b.groups().sweep(b.as_ref()).await
+    }));
+    life.spawn(periodic(w(), lag_every, Serving::Needed, |b| async move {
+        if let Err(e) = b.groups().refresh_lag(b.as_ref()).await {
+            tracing::debug!(error = %e, "refreshing group lag failed");
+        }
+    }));
 }
 
 /// How often expired group members are looked for.

@@ -21,13 +21,8 @@ pub(super) fn start(broker: &Arc<Broker>) {
     }
     let every = Duration::from_millis(broker.settings.tier.upload_interval_ms.max(10));
     let scrub_every = Duration::from_millis(broker.settings.tier.scrub_interval_ms.max(100));
-    let handles = [
-        tokio::spawn(upload_loop(Arc::downgrade(broker), every)),
-        tokio::spawn(scrub_loop(Arc::downgrade(broker), scrub_every)),
-    ];
-    if let Ok(mut tasks) = broker.tasks.lock() {
-        tasks.extend(handles);
-    }
+    broker.life.spawn(upload_loop(Arc::downgrade(broker), every));
+    broker.life.spawn(scrub_loop(Arc::downgrade(broker), scrub_every));
 }
 
 impl Broker {
