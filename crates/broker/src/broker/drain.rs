@@ -51,7 +51,7 @@ impl Broker {
     /// is not draining (they can move).
     fn leadership(&self) -> (usize, usize) {
         let led: Vec<_> = self.hosted().into_iter().filter(|p| p.is_leader()).collect();
-        let Ok(cache) = self.cache.read() else { return (led.len(), 0) };
+        let Ok(cache) = self.view.cache.read() else { return (led.len(), 0) };
         let movable = led
             .iter()
             .filter(|p| {
@@ -77,13 +77,13 @@ impl Broker {
         // Also with nothing to move: the flag hands the consumer groups this broker
         // coordinates to a staying broker while it still forwards their requests.
         if movable > 0 || self.live_brokers().len() > 1 {
-            if let Err(e) = self.membership.set_draining().await {
+            if let Err(e) = self.view.membership.set_draining().await {
                 tracing::warn!(error = %e, "could not mark the registration draining; leaders move when the broker leaves");
             }
         }
         // Leadership changes arrive by watch; look again on every resync and at least
         // every 50 ms.
-        let mut synced = self.synced_tx.subscribe();
+        let mut synced = self.view.synced_tx.subscribe();
         let (mut led_after, mut movable_after) = self.leadership();
         while movable_after > 0 && self.clock.instant() < deadline {
             let wake = deadline.min(self.clock.instant() + Duration::from_millis(50));
@@ -93,7 +93,9 @@ impl Broker {
         let _ = tokio::time::timeout_at(deadline, shale_core::failpoint::hold("drain.hold")).await;
         // The uploader starts no pass while draining; wait for the one in flight.
         let uploads_finished =
-            tokio::time::timeout_at(deadline, self.upload_pass.clone().lock_owned()).await.is_ok();
+            tokio::time::timeout_at(deadline, self.tier.upload_pass.clone().lock_owned())
+                .await
+                .is_ok();
         let report = DrainReport { led_before, led_after, movable_after, uploads_finished };
         if movable_after > 0 || !uploads_finished {
             tracing::warn!(broker = self.id, ?report, "drain timed out; closing anyway");

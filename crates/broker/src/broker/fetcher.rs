@@ -34,7 +34,7 @@ impl Broker {
     pub(super) fn ensure_fetcher(&self, p: &Arc<Partition>, state: &PartitionState) {
         let key: TopicPartition = (p.topic().to_string(), p.index());
         let follower = state.leader >= 0 && state.leader != self.id;
-        let Ok(mut fetchers) = self.fetchers.lock() else { return };
+        let Ok(mut fetchers) = self.replicas.fetchers.lock() else { return };
         if let Some(f) = fetchers.get(&key) {
             if follower && f.epoch == state.leader_epoch && !f.task.is_finished() {
                 return;
@@ -54,7 +54,7 @@ impl Broker {
 
     /// Stops the fetcher of a partition, if any.
     pub(super) fn stop_fetcher(&self, key: &TopicPartition) {
-        if let Ok(mut fetchers) = self.fetchers.lock() {
+        if let Ok(mut fetchers) = self.replicas.fetchers.lock() {
             if let Some(f) = fetchers.remove(key) {
                 f.stop.cancel();
             }
@@ -62,12 +62,12 @@ impl Broker {
     }
 
     fn broker_address(&self, id: i32) -> Option<String> {
-        self.cache.read().ok()?.brokers.get(&id).map(|b| b.address.clone())
+        self.view.cache.read().ok()?.brokers.get(&id).map(|b| b.address.clone())
     }
 
     /// A shared channel to another broker.
     pub(crate) fn peer(&self, addr: &str) -> Result<Channel, Error> {
-        if let Some(c) = self.peers.lock().ok().and_then(|m| m.get(addr).cloned()) {
+        if let Some(c) = self.replicas.peers.lock().ok().and_then(|m| m.get(addr).cloned()) {
             return Ok(c);
         }
         let uri = format!("http://{addr}");
@@ -81,7 +81,7 @@ impl Broker {
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true)
             .connect_lazy();
-        if let Ok(mut m) = self.peers.lock() {
+        if let Ok(mut m) = self.replicas.peers.lock() {
             m.insert(addr.to_string(), channel.clone());
         }
         Ok(channel)

@@ -30,14 +30,14 @@ impl Broker {
     /// Re-reads the cluster metadata and reconciles hosted partitions with it. Returns the
     /// revision to watch from (exclusive).
     pub(super) async fn resync(&self) -> Result<Revision, Error> {
-        let _guard = self.sync_lock.lock().await;
-        self.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _guard = self.view.sync_lock.lock().await;
+        self.view.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.life.is_closing() {
             return Err(Error::unavailable("broker is closing"));
         }
-        let session = self.membership.session();
-        let store = self.topics.store();
-        let keys = self.topics.keys();
+        let session = self.view.membership.session();
+        let store = self.view.topics.store();
+        let keys = self.view.topics.keys();
         let (view, revision) = read_view(store, keys).await?;
         let controller = match store.get(&keys.controller()).await? {
             Some(kv) => {
@@ -48,6 +48,7 @@ impl Broker {
 
         let cache = reconcile::cache_of(view, &self.defaults);
         let hosted: HashMap<TopicPartition, String> = self
+            .replicas
             .partitions
             .read()
             .map_err(|_| Error::internal("partition map poisoned"))?
@@ -60,6 +61,7 @@ impl Broker {
         // so a re-created topic of the same name opens fresh directories.
         for key in &plan.close {
             let removed = self
+                .replicas
                 .partitions
                 .write()
                 .map_err(|_| Error::internal("partition map poisoned"))?
@@ -71,7 +73,7 @@ impl Broker {
         }
 
         // Addresses and states first: fetchers started below look leaders up in the cache.
-        *self.cache.write().map_err(|_| Error::internal("metadata cache poisoned"))? = cache;
+        *self.view.cache.write().map_err(|_| Error::internal("metadata cache poisoned"))? = cache;
         for a in &plan.keep {
             if let Some(p) = self.hosted_partition(&a.key.0, a.key.1) {
                 p.set_state(&a.state);
@@ -91,14 +93,14 @@ impl Broker {
                 broker_id: self.id,
                 state: a.state,
                 config: a.config,
-                remote: self.remote.clone(),
+                remote: self.tier.remote.clone(),
             })
             .collect();
         // Opening is mostly fsyncs; overlap a few so thousands of partitions open quickly.
         let mut opening = futures::stream::iter(to_open.into_iter().map(|spec| {
             let data_dir = self.data_dir();
             let clock = self.clock.clone();
-            let resources = self.resources.clone();
+            let resources = self.replicas.resources.clone();
             let state = spec.state.clone();
             let key = (spec.topic.clone(), spec.index);
             async move {
@@ -124,7 +126,8 @@ impl Broker {
                 }
             };
             part.start();
-            self.partitions
+            self.replicas
+                .partitions
                 .write()
                 .map_err(|_| Error::internal("partition map poisoned"))?
                 .insert((part.topic().to_string(), part.index()), part.clone());
@@ -133,9 +136,9 @@ impl Broker {
         self.remove_orphan_dirs(&plan.dirs).await;
         self.load_tier_pointers().await?;
 
-        self.controller_id.store(controller, std::sync::atomic::Ordering::Release);
-        self.synced_session.store(session, std::sync::atomic::Ordering::Release);
-        self.synced_tx.send_modify(|n| *n += 1);
+        self.view.controller_id.store(controller, std::sync::atomic::Ordering::Release);
+        self.view.synced_session.store(session, std::sync::atomic::Ordering::Release);
+        self.view.synced_tx.send_modify(|n| *n += 1);
         Ok(revision)
     }
 
@@ -159,7 +162,7 @@ impl Broker {
         timeout: Duration,
         mut done: impl FnMut(&Broker) -> bool,
     ) -> bool {
-        let mut synced = self.synced_tx.subscribe();
+        let mut synced = self.view.synced_tx.subscribe();
         let wait = async {
             loop {
                 synced.borrow_and_update();
@@ -193,14 +196,14 @@ pub(super) async fn drop_partition(p: Arc<Partition>) -> Result<(), Error> {
 /// Follows metadata changes until the broker is gone.
 pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
     let mut live = match broker.upgrade() {
-        Some(b) => b.membership.subscribe(),
+        Some(b) => b.view.membership.subscribe(),
         None => return,
     };
     loop {
         let Some(b) = broker.upgrade() else { return };
-        let store = b.topics.store().clone();
-        let mut prefixes = b.topics.keys().placement_prefixes();
-        prefixes.push(b.topics.keys().all_tiers());
+        let store = b.view.topics.store().clone();
+        let mut prefixes = b.view.topics.keys().placement_prefixes();
+        prefixes.push(b.view.topics.keys().all_tiers());
         drop(b);
         let mut watch = match watch_prefixes(&*store, &prefixes, from + 1).await {
             Ok(w) => Some(w),
@@ -213,7 +216,10 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
         // after a broken watch (store restarted, compaction, slow reader) and on liveness
         // changes. Tier pointers (one per tiered partition, moved by every upload) are
         // applied as they come, without a resync. Offsets, groups, upload claims and id
-        // counters plan nothing here and are not watched at all.
+        // counters plan nothing here and are not watched at all. An event at or below the
+        // revision the last resync read is in that view already: it needs no other resync
+        // (with one stream per prefix, it often arrives after the resync it caused).
+        let mut synced = from;
         while let Some(w) = watch.as_mut() {
             let event = tokio::select! {
                 event = w.next() => Some(event),
@@ -235,12 +241,15 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                         b.apply_tier_pointer(kv);
                         continue;
                     }
+                    if kv.mod_revision <= synced {
+                        continue;
+                    }
                     tracing::debug!(key = %kv.key, "resync: metadata changed");
                     true
                 }
-                Some(Some(Ok(WatchEvent::Delete { key, .. }))) => {
+                Some(Some(Ok(WatchEvent::Delete { key, mod_revision }))) => {
                     let Some(b) = broker.upgrade() else { return };
-                    if b.is_tier_key(&key) {
+                    if b.is_tier_key(&key) || mod_revision <= synced {
                         continue;
                     }
                     tracing::debug!(key = %key, "resync: metadata deleted");
@@ -257,8 +266,9 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 break;
             }
             tokio::time::sleep(DEBOUNCE).await;
-            if resync(&broker).await.is_none() {
-                return;
+            match resync(&broker).await {
+                Some(r) => synced = r,
+                None => return,
             }
         }
         tokio::time::sleep(RETRY).await;

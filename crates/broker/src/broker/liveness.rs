@@ -43,7 +43,7 @@ async fn run(broker: Weak<Broker>) {
         if b.is_closing() {
             break;
         }
-        let peers: Vec<BrokerRecord> = match b.cache.read() {
+        let peers: Vec<BrokerRecord> = match b.view.cache.read() {
             Ok(c) => {
                 c.brokers.values().filter(|r| r.id != b.id && r.incarnation != 0).cloned().collect()
             }
@@ -65,7 +65,7 @@ async fn run(broker: Weak<Broker>) {
                 watched.insert(id, (incarnation, token, task));
             }
         }
-        let mut synced = b.synced_tx.subscribe();
+        let mut synced = b.view.synced_tx.subscribe();
         let mut closed = b.closed_signal();
         drop(b);
         tokio::select! {
@@ -114,7 +114,7 @@ async fn watch(broker: Weak<Broker>, peer: BrokerRecord) {
         "a peer's connection broke and its address refuses connections: it is gone, its \
          leaderships move now"
     );
-    b.obituaries.record(peer.id, peer.incarnation);
+    b.view.obituaries.record(peer.id, peer.incarnation);
     depose(&b, peer.id).await;
 }
 
@@ -141,8 +141,8 @@ async fn refuses(address: &str) -> bool {
 
 /// Removes the controller key if it names `gone`, so that the next election starts now.
 async fn depose(b: &Broker, gone: i32) {
-    let store = b.topics.store();
-    let key = b.topics.keys().controller();
+    let store = b.view.topics.store();
+    let key = b.view.topics.keys().controller();
     let Ok(Some(kv)) = store.get(&key).await else { return };
     let revision = kv.mod_revision;
     if !Versioned::<ControllerRecord>::decode(kv).is_ok_and(|v| v.value.id == gone) {

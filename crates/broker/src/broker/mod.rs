@@ -28,16 +28,18 @@ mod liveness;
 pub mod partition;
 mod reconcile;
 pub mod remote;
+mod replicas;
 pub mod replication;
 mod tasks;
+mod view;
 pub use drain::DrainReport;
 mod tiering;
 pub mod topics;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -92,47 +94,24 @@ pub struct Broker {
     settings: Settings,
     defaults: TopicConfig,
     clock: SharedClock,
-    topics: TopicStore,
-    membership: Membership,
-    resources: Arc<LogResources>,
-    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
-    cache: RwLock<ClusterCache>,
-    /// Membership session whose metadata the caches reflect (0 = not in sync).
-    synced_session: AtomicU64,
-    /// Bumped after every resync, so callers can wait for metadata to arrive.
-    synced_tx: tokio::sync::watch::Sender<u64>,
-    controller_id: AtomicI32,
-    /// Peers known to be gone before their lease expired (see `liveness`).
-    obituaries: shale_meta::controller::Obituaries,
-    /// The broker itself, for tasks it spawns.
-    self_ref: std::sync::OnceLock<std::sync::Weak<Broker>>,
-    /// Producer ids for idempotent producers.
-    producer_ids: idempotence::ProducerIds,
-    /// Channels to other brokers (replication).
-    peers: std::sync::Mutex<HashMap<String, tonic::transport::Channel>>,
-    /// Follower fetchers by partition, with the leader epoch they follow.
-    fetchers: std::sync::Mutex<HashMap<TopicPartition, fetcher::Running>>,
-    /// Serializes topic create/delete/alter on this broker.
-    admin_lock: tokio::sync::Mutex<()>,
-    /// Metadata re-reads (resyncs) since start, for `/metrics`.
-    resyncs: AtomicU64,
-    /// Serializes resyncs (opening and closing partitions).
-    sync_lock: tokio::sync::Mutex<()>,
-    /// Held by the uploader during a pass, so a drain can wait for uploads in flight.
-    upload_pass: Arc<tokio::sync::Mutex<()>>,
+    /// What this broker knows of the cluster, and the bookkeeping of following the store.
+    view: view::ClusterView,
+    /// The partition replicas hosted here and what serves them.
+    replicas: replicas::Replicas,
+    /// Tiered storage, when the broker has an object store.
+    tier: tiering::Tiering,
     /// Serving, draining, closing, and every background task.
     life: lifecycle::Lifecycle,
-    /// Remote reads (and through them the catalog of manifests and objects in the bucket),
-    /// when the broker has an object store.
-    remote: Option<shale_storage::tier::reader::RemoteReader>,
-    /// What the bucket scrubber found and removed.
-    scrub_stats: ScrubStats,
     /// Consumer groups this broker coordinates.
     groups: crate::groups::Coordinator,
-    /// (when, bytes) of the last sum of local log sizes, for the disk budget.
-    disk_usage: std::sync::Mutex<(i64, u64)>,
+    /// Producer ids for idempotent producers.
+    producer_ids: idempotence::ProducerIds,
+    /// Serializes topic create/delete/alter on this broker.
+    admin_lock: tokio::sync::Mutex<()>,
     /// Produce/fetch traffic by topic and request latencies.
     requests: Arc<crate::metrics::RequestMetrics>,
+    /// The broker itself, for tasks it spawns.
+    self_ref: std::sync::OnceLock<std::sync::Weak<Broker>>,
 }
 
 /// How long `close` waits for cancelled background tasks to end.
@@ -180,25 +159,12 @@ impl Broker {
             id,
             defaults,
             clock,
-            topics: TopicStore::new(meta.clone(), keys.clone()),
-            producer_ids: idempotence::ProducerIds::new(meta.clone(), &keys),
-            membership: membership.clone(),
-            resources,
-            partitions: RwLock::new(HashMap::new()),
-            cache: RwLock::new(ClusterCache::default()),
-            synced_session: AtomicU64::new(0),
-            synced_tx: tokio::sync::watch::channel(0).0,
-            controller_id: AtomicI32::new(-1),
-            obituaries: Default::default(),
-            self_ref: std::sync::OnceLock::new(),
-            peers: std::sync::Mutex::new(HashMap::new()),
-            fetchers: std::sync::Mutex::new(HashMap::new()),
-            admin_lock: tokio::sync::Mutex::new(()),
-            resyncs: AtomicU64::new(0),
-            sync_lock: tokio::sync::Mutex::new(()),
-            upload_pass: Arc::new(tokio::sync::Mutex::new(())),
-            life: lifecycle::Lifecycle::default(),
-            remote: bucket.map(|b| {
+            view: view::ClusterView::new(
+                TopicStore::new(meta.clone(), keys.clone()),
+                membership.clone(),
+            ),
+            replicas: replicas::Replicas::new(resources),
+            tier: tiering::Tiering::new(bucket.map(|b| {
                 let catalog = Arc::new(shale_storage::tier::Catalog::new(
                     b,
                     meta.clone(),
@@ -206,15 +172,17 @@ impl Broker {
                     &settings.cluster.name,
                 ));
                 shale_storage::tier::reader::RemoteReader::new(catalog, &settings.tier)
-            }),
-            scrub_stats: ScrubStats::default(),
+            })),
+            life: lifecycle::Lifecycle::default(),
             groups: crate::groups::Coordinator::new(
                 meta.clone(),
                 keys.clone(),
                 settings.groups.clone(),
             ),
-            disk_usage: std::sync::Mutex::new((i64::MIN / 2, 0)),
+            producer_ids: idempotence::ProducerIds::new(meta.clone(), &keys),
+            admin_lock: tokio::sync::Mutex::new(()),
             requests: Arc::default(),
+            self_ref: std::sync::OnceLock::new(),
             settings,
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
@@ -224,7 +192,7 @@ impl Broker {
             meta,
             keys,
             membership,
-            broker.obituaries.clone(),
+            broker.view.obituaries.clone(),
         ));
         broker.life.spawn(follow::run(Arc::downgrade(&broker), revision));
         liveness::start(&broker);
@@ -245,12 +213,12 @@ impl Broker {
 
     /// The tiered-storage catalog, when the broker has an object store.
     pub fn catalog(&self) -> Option<&Arc<shale_storage::tier::Catalog>> {
-        self.remote.as_ref().map(|r| r.catalog())
+        self.tier.remote.as_ref().map(|r| r.catalog())
     }
 
     /// The remote reader (cold reads), when the broker has an object store.
     pub fn remote_reader(&self) -> Option<&shale_storage::tier::reader::RemoteReader> {
-        self.remote.as_ref()
+        self.tier.remote.as_ref()
     }
 
     /// The consumer group coordinator.
@@ -260,7 +228,7 @@ impl Broker {
 
     /// Live brokers (id, address), by id.
     pub fn live_brokers(&self) -> Vec<(i32, String)> {
-        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let Ok(cache) = self.view.cache.read() else { return Vec::new() };
         let mut out: Vec<(i32, String)> =
             cache.brokers.values().map(|b| (b.id, b.address.clone())).collect();
         out.sort();
@@ -271,7 +239,7 @@ impl Broker {
     /// draining broker hands its groups over before it leaves), or every live one when all
     /// of them drain.
     pub fn coordinator_candidates(&self) -> Vec<(i32, String)> {
-        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let Ok(cache) = self.view.cache.read() else { return Vec::new() };
         let mut out: Vec<(i32, String)> = cache
             .brokers
             .values()
@@ -287,7 +255,7 @@ impl Broker {
 
     /// Names of every topic, sorted.
     pub fn topic_names(&self) -> Vec<String> {
-        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let Ok(cache) = self.view.cache.read() else { return Vec::new() };
         let mut out: Vec<String> = cache.topics.keys().cloned().collect();
         out.sort();
         out
@@ -339,12 +307,12 @@ impl Broker {
 
     /// Metadata re-reads (resyncs) since start.
     pub fn resyncs(&self) -> u64 {
-        self.resyncs.load(Ordering::Relaxed)
+        self.view.resyncs.load(Ordering::Relaxed)
     }
 
     /// What the bucket scrubber found and removed.
     pub fn scrub_stats(&self) -> &ScrubStats {
-        &self.scrub_stats
+        &self.tier.scrub_stats
     }
 
     /// The settings the broker runs with.
@@ -354,7 +322,7 @@ impl Broker {
 
     /// The metadata registry.
     pub fn topic_store(&self) -> &TopicStore {
-        &self.topics
+        &self.view.topics
     }
 
     /// Request counters and latency histograms.
@@ -364,7 +332,7 @@ impl Broker {
 
     /// The broker's registration and lease.
     pub fn membership(&self) -> &Membership {
-        &self.membership
+        &self.view.membership
     }
 
     /// The injected clock.
@@ -374,7 +342,7 @@ impl Broker {
 
     /// The controller as last seen (-1 when none).
     pub fn controller_id(&self) -> i32 {
-        self.controller_id.load(Ordering::Acquire)
+        self.view.controller_id.load(Ordering::Acquire)
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -383,16 +351,17 @@ impl Broker {
 
     /// Every hosted partition.
     pub fn hosted(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.replicas.partitions.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     fn hosted_partition(&self, topic: &str, partition: u32) -> Option<Arc<Partition>> {
-        self.partitions.read().ok()?.get(&(topic.to_string(), partition)).cloned()
+        self.replicas.partitions.read().ok()?.get(&(topic.to_string(), partition)).cloned()
     }
 
     /// The cached entry of a topic, or NotFound.
     pub fn topic(&self, name: &str) -> Result<TopicEntry, Error> {
-        let cache = self.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
+        let cache =
+            self.view.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
         cache.topics.get(name).cloned().ok_or_else(|| unknown_topic(name))
     }
 
@@ -409,7 +378,7 @@ impl Broker {
         }
         let (entry, state, leader) = {
             let cache =
-                self.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
+                self.view.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
             let entry = cache.topics.get(topic).cloned().ok_or_else(|| unknown_topic(topic))?;
             let state = cache.states.get(&(topic.to_string(), partition)).map(|(s, _)| s.clone());
             let leader = state.as_ref().and_then(|s| cache.brokers.get(&s.leader).cloned());
@@ -471,7 +440,7 @@ impl Broker {
 
     /// This broker process's incarnation (see [`BrokerRecord::incarnation`]).
     pub fn incarnation(&self) -> u64 {
-        self.membership.incarnation()
+        self.view.membership.incarnation()
     }
 
     /// This broker as the reconcile plan sees it.
@@ -508,10 +477,10 @@ impl Broker {
     /// Ready to serve: holding the membership lease and caught up with the metadata of the
     /// current session.
     pub fn check_serving(&self) -> Result<(), Error> {
-        if !self.membership.is_live() {
-            return Err(self.membership.not_live_error());
+        if !self.view.membership.is_live() {
+            return Err(self.view.membership.not_live_error());
         }
-        if self.synced_session.load(Ordering::Acquire) != self.membership.session() {
+        if self.view.synced_session.load(Ordering::Acquire) != self.view.membership.session() {
             return Err(Error::unavailable(format!(
                 "broker {} is catching up with cluster metadata; retry",
                 self.id
@@ -616,7 +585,7 @@ impl Broker {
             return Ok(());
         }
         let now = self.clock.now_ms();
-        let mut usage = self.disk_usage.lock().unwrap_or_else(|p| p.into_inner());
+        let mut usage = self.replicas.disk_usage.lock().unwrap_or_else(|p| p.into_inner());
         let (at, cached) = *usage;
         let (at, used) = if now - at >= DISK_USAGE_REFRESH_MS || cached >= budget {
             (now, self.hosted().iter().map(|p| p.log().size_bytes()).sum())
@@ -686,11 +655,12 @@ impl Broker {
                 "background tasks did not end within {TASKS_END_WITHIN:?}; closing anyway"
             );
         }
-        if let Ok(mut fetchers) = self.fetchers.lock() {
+        if let Ok(mut fetchers) = self.replicas.fetchers.lock() {
             fetchers.clear();
         }
-        let _sync = self.sync_lock.lock().await;
+        let _sync = self.view.sync_lock.lock().await;
         let parts: Vec<Arc<Partition>> = self
+            .replicas
             .partitions
             .write()
             .map(|mut m| m.drain().map(|(_, p)| p).collect())
@@ -708,7 +678,7 @@ impl Broker {
                 first_error.get_or_insert(e);
             }
         }
-        self.membership.leave().await;
+        self.view.membership.leave().await;
         first_error.map_or(Ok(()), Err)
     }
 }

@@ -116,7 +116,8 @@ async fn isr_pass(b: Arc<Broker>) {
             continue;
         }
         let key = (p.topic().to_string(), p.index());
-        let Some((state, revision)) = b.cache.read().ok().and_then(|c| c.states.get(&key).cloned())
+        let Some((state, revision)) =
+            b.view.cache.read().ok().and_then(|c| c.states.get(&key).cloned())
         else {
             continue;
         };
@@ -153,7 +154,7 @@ async fn isr_pass(b: Arc<Broker>) {
             continue;
         }
         let next = PartitionState { isr, incarnations, ..state.clone() };
-        match b.topics.update_partition(&key.0, key.1, &next, revision).await {
+        match b.view.topics.update_partition(&key.0, key.1, &next, revision).await {
             Ok(true) => {
                 tracing::info!(
                     topic = %key.0,
@@ -179,10 +180,10 @@ async fn isr_pass(b: Arc<Broker>) {
 /// changes.
 async fn hand_over_failed(b: &Arc<Broker>, p: &Arc<super::Partition>, reason: &str) {
     let key = (p.topic().to_string(), p.index());
-    let Some((state, revision, live)) = b.cache.read().ok().and_then(|c| {
+    let Some((state, revision, live)) = b.view.cache.read().ok().and_then(|c| {
         let (state, revision) = c.states.get(&key).cloned()?;
         let live: Vec<i32> =
-            c.brokers.values().filter(|r| !b.obituaries.is_dead(r)).map(|r| r.id).collect();
+            c.brokers.values().filter(|r| !b.view.obituaries.is_dead(r)).map(|r| r.id).collect();
         Some((state, revision, live))
     }) else {
         return;
@@ -206,7 +207,7 @@ async fn hand_over_failed(b: &Arc<Broker>, p: &Arc<super::Partition>, reason: &s
         incarnations,
         replicas: state.replicas.clone(),
     };
-    match b.topics.update_partition(&key.0, key.1, &next, revision).await {
+    match b.view.topics.update_partition(&key.0, key.1, &next, revision).await {
         Ok(true) => {
             tracing::error!(topic = %key.0, partition = key.1, leader = next.leader,
                 epoch = next.leader_epoch, reason, "the partition log failed here; leadership moved");

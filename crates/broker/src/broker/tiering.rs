@@ -11,12 +11,36 @@ use std::time::Duration;
 use super::{Broker, Partition};
 use shale_core::error::Error;
 use shale_meta::{KeyValue, Versioned};
+use shale_storage::tier::scrubber::ScrubStats;
 use shale_storage::tier::scrubber::Scrubber;
 use shale_storage::tier::uploader::Uploader;
 use shale_storage::tier::{PartitionRef, TierPartition, TierPointer};
 
+/// A broker's part in tiered storage: cold reads, the scrubber's findings, and the lock an
+/// upload pass holds so a drain can wait for it.
+#[derive(Debug)]
+pub(super) struct Tiering {
+    /// Remote reads (and through them the catalog of manifests and objects in the bucket),
+    /// when the broker has an object store.
+    pub(super) remote: Option<shale_storage::tier::reader::RemoteReader>,
+    /// What the bucket scrubber found and removed.
+    pub(super) scrub_stats: ScrubStats,
+    /// Held by the uploader during a pass, so a drain can wait for uploads in flight.
+    pub(super) upload_pass: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Tiering {
+    pub(super) fn new(remote: Option<shale_storage::tier::reader::RemoteReader>) -> Tiering {
+        Tiering {
+            remote,
+            scrub_stats: ScrubStats::default(),
+            upload_pass: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
 pub(super) fn start(broker: &Arc<Broker>) {
-    if broker.remote.is_none() {
+    if broker.tier.remote.is_none() {
         return;
     }
     let every = Duration::from_millis(broker.settings.tier.upload_interval_ms.max(10));
@@ -28,7 +52,7 @@ pub(super) fn start(broker: &Arc<Broker>) {
 impl Broker {
     /// Applies a tier pointer from the store (`tier/{topic}/{p}`) to the hosted replica.
     pub(super) fn apply_tier_pointer(&self, kv: KeyValue) {
-        let Some((topic, partition)) = self.topics.keys().parse_tier(&kv.key) else { return };
+        let Some((topic, partition)) = self.view.topics.keys().parse_tier(&kv.key) else { return };
         let Some(p) = self.hosted_partition(&topic, partition) else { return };
         let Some(remote) = p.remote() else { return };
         match Versioned::<TierPointer>::decode(kv) {
@@ -39,11 +63,11 @@ impl Broker {
 
     /// Reads every tier pointer and applies those of hosted partitions.
     pub(super) async fn load_tier_pointers(&self) -> Result<(), Error> {
-        if self.remote.is_none() {
+        if self.tier.remote.is_none() {
             return Ok(());
         }
-        let keys = self.topics.keys();
-        for kv in self.topics.store().range(&keys.all_tiers()).await?.kvs {
+        let keys = self.view.topics.keys();
+        for kv in self.view.topics.store().range(&keys.all_tiers()).await?.kvs {
             self.apply_tier_pointer(kv);
         }
         Ok(())
@@ -51,7 +75,7 @@ impl Broker {
 
     /// Whether `key` is a tier pointer (handled without a full metadata resync).
     pub(super) fn is_tier_key(&self, key: &str) -> bool {
-        key.starts_with(&self.topics.keys().all_tiers())
+        key.starts_with(&self.view.topics.keys().all_tiers())
     }
 
     /// Hosted partitions this broker leads, with a remote log.
@@ -65,20 +89,20 @@ impl Broker {
         let led: Vec<PartitionRef> = self.led_tiered().iter().map(|p| p.tier_ref()).collect();
         let live = if self.controller_id() == self.id {
             let cache =
-                self.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
+                self.view.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
             let topics = cache.topics.values();
             Some(topics.map(|t| (t.record.name.clone(), t.record.id.clone())).collect::<Vec<_>>())
         } else {
             None
         };
-        scrubber.pass(&self.scrub_stats, &led, live.as_deref()).await
+        scrubber.pass(&self.tier.scrub_stats, &led, live.as_deref()).await
     }
 }
 
 async fn upload_loop(broker: Weak<Broker>, every: Duration) {
     let uploader = {
         let Some(b) = broker.upgrade() else { return };
-        let Some(reader) = b.remote.clone() else { return };
+        let Some(reader) = b.tier.remote.clone() else { return };
         Uploader::new(reader, b.settings.tier.clone(), b.clock.clone(), b.membership().clone())
     };
     let mut tick = tokio::time::interval(every);
@@ -90,7 +114,7 @@ async fn upload_loop(broker: Weak<Broker>, every: Duration) {
             continue;
         }
         // Held for the whole pass: a drain waits for it (uploads in flight finish).
-        let _pass = b.upload_pass.clone().lock_owned().await;
+        let _pass = b.tier.upload_pass.clone().lock_owned().await;
         let led = b.led_tiered();
         drop(b);
         uploader.pass(led).await;

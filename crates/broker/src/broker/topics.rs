@@ -78,7 +78,7 @@ impl Broker {
         } else {
             req.replication_factor
         };
-        let brokers = self.topics.brokers().await?;
+        let brokers = self.view.topics.brokers().await?;
         if rf as usize > brokers.len() {
             return Err(Error::new(
                 ErrorKind::Invalid,
@@ -104,18 +104,18 @@ impl Broker {
         };
         let entry = TopicEntry { record: record.clone(), config: Arc::new(config) };
         if req.validate_only {
-            if self.topics.get(&req.name).await?.is_some() {
+            if self.view.topics.get(&req.name).await?.is_some() {
                 return Err(topic_exists(&req.name));
             }
             return Ok(entry);
         }
         let _guard = self.admin_lock.lock().await;
-        self.topics.create(&record).await?;
+        self.view.topics.create(&record).await?;
         tracing::info!(topic = %record.name, partitions, replication_factor = rf, "topic created");
         let id = self.id;
         let placed = self
             .wait_for_metadata(PLACEMENT_TIMEOUT, |b| {
-                let Ok(cache) = b.cache.read() else { return false };
+                let Ok(cache) = b.view.cache.read() else { return false };
                 (0..partitions).all(|p| {
                     let key = (record.name.clone(), p);
                     cache.states.get(&key).is_some_and(|(s, _)| {
@@ -138,7 +138,7 @@ impl Broker {
     /// Deletes a topic and its partition states; every replica deletes its data.
     pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
         let _guard = self.admin_lock.lock().await;
-        if !self.topics.delete(name).await? {
+        if !self.view.topics.delete(name).await? {
             return Err(unknown_topic(name));
         }
         tracing::info!(topic = name, "topic deleted");
@@ -194,7 +194,7 @@ impl Broker {
         let _guard = self.admin_lock.lock().await;
         loop {
             let (mut record, revision) =
-                self.topics.get(name).await?.ok_or_else(|| unknown_topic(name))?;
+                self.view.topics.get(name).await?.ok_or_else(|| unknown_topic(name))?;
             let was = TopicConfig::resolve(&self.defaults, &record.configs).ok();
             for key in delete {
                 if !is_known_key(key) {
@@ -212,7 +212,7 @@ impl Broker {
             if validate_only {
                 return Ok(entry);
             }
-            if self.topics.update(&record, revision).await? {
+            if self.view.topics.update(&record, revision).await? {
                 tracing::info!(topic = name, "topic config altered");
                 // Apply locally before answering; other brokers follow the store.
                 let config = entry.config.clone();
@@ -229,7 +229,7 @@ impl Broker {
     /// Every topic, by name.
     pub async fn list_topics(&self) -> Result<Vec<TopicEntry>, Error> {
         let mut out = Vec::new();
-        for record in self.topics.list().await? {
+        for record in self.view.topics.list().await? {
             let config = TopicConfig::resolve(&self.defaults, &record.configs)
                 .unwrap_or_else(|_| self.defaults.clone());
             out.push(TopicEntry { record, config: Arc::new(config) });
@@ -242,9 +242,9 @@ impl Broker {
         &self,
         name: &str,
     ) -> Result<(TopicEntry, Vec<PartitionDescription>), Error> {
-        let (record, _) = self.topics.get(name).await?.ok_or_else(|| unknown_topic(name))?;
+        let (record, _) = self.view.topics.get(name).await?.ok_or_else(|| unknown_topic(name))?;
         let config = TopicConfig::resolve(&self.defaults, &record.configs)?;
-        let states = self.topics.partitions(name).await?;
+        let states = self.view.topics.partitions(name).await?;
         let mut parts = Vec::with_capacity(states.len());
         for (p, state) in states {
             let d = match self.hosted_partition(name, p).filter(|h| h.topic_id() == record.id) {

@@ -1,0 +1,37 @@
+//! The partition replicas a broker hosts and what serves them: the registry of open
+//! partitions, the follower fetchers, channels to the other brokers, the log resources
+//! shared by every partition, and the local-disk usage behind the produce budget.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use shale_storage::log::LogResources;
+
+use super::{Partition, TopicPartition, fetcher};
+
+/// The hosted replicas.
+#[derive(Debug)]
+pub(super) struct Replicas {
+    /// Open partitions by topic and index.
+    pub(super) partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Follower fetchers by partition, with the leader epoch they follow.
+    pub(super) fetchers: Mutex<HashMap<TopicPartition, fetcher::Running>>,
+    /// Channels to other brokers (replication, forwarding).
+    pub(super) peers: Mutex<HashMap<String, tonic::transport::Channel>>,
+    /// File-descriptor and index caches shared by every partition log.
+    pub(super) resources: Arc<LogResources>,
+    /// (when, bytes) of the last sum of local log sizes, for the disk budget.
+    pub(super) disk_usage: Mutex<(i64, u64)>,
+}
+
+impl Replicas {
+    pub(super) fn new(resources: Arc<LogResources>) -> Replicas {
+        Replicas {
+            partitions: RwLock::new(HashMap::new()),
+            fetchers: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
+            resources,
+            disk_usage: Mutex::new((i64::MIN / 2, 0)),
+        }
+    }
+}
