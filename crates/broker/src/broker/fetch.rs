@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::Partition;
-use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::error::{Error, RangeEnd};
 
 /// What the consumer asked for.
 #[derive(Debug, Clone, Copy)]
@@ -41,16 +41,12 @@ const STREAM_BUFFER: usize = 2;
 
 /// The error for a fetch offset outside the log.
 pub fn offset_out_of_range(offset: i64, log_start: i64, high_watermark: i64) -> Error {
-    Error::new(
-        ErrorKind::OutOfRange,
-        Reason::OffsetOutOfRange,
-        format!(
-            "offset {offset} is out of range: valid offsets are {log_start}..={high_watermark}"
-        ),
+    shale_core::error::offset_out_of_range(
+        offset,
+        log_start,
+        high_watermark,
+        RangeEnd::HighWatermark,
     )
-    .with("offset", offset)
-    .with("log_start_offset", log_start)
-    .with("high_watermark", high_watermark)
 }
 
 /// Checks the start offset and starts the loop; the receiver ends when the loop does.

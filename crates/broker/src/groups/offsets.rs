@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Coordinator;
 use super::GroupHost;
 use super::records::{self, GroupRecord, MemberRecord, OffsetRecord};
-use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
 use shale_core::names::validate_group;
 use shale_meta::{Compare, KeyValue, Txn, TxnOp};
 use shale_proto::pb;
@@ -297,15 +297,10 @@ impl Coordinator {
                 Some(To::Offset(o)) => {
                     let r = offsets(Some(Spec::Latest(true))).await?;
                     if o < r.log_start_offset || o > r.high_watermark {
-                        return Err(Error::new(
-                            ErrorKind::OutOfRange,
-                            Reason::OffsetOutOfRange,
-                            format!(
-                                "offset {o} is outside {}-{p}'s range {}..={}",
-                                req.topic, r.log_start_offset, r.high_watermark
-                            ),
-                        )
-                        .with("offset", o));
+                        let (start, hw) = (r.log_start_offset, r.high_watermark);
+                        return Err(offset_out_of_range(o, start, hw, RangeEnd::HighWatermark)
+                            .with("topic", &req.topic)
+                            .with("partition", p));
                     }
                     o
                 }

@@ -133,3 +133,66 @@ pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error 
     .with("partition", partition)
     .with("partitions", count)
 }
+
+/// What bounds a valid offset range from above, named by the detail key that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeEnd {
+    /// The high watermark: consumers may fetch up to it (a fetch at it waits).
+    HighWatermark,
+    /// The local log end: a read at it returns nothing yet.
+    LogEnd,
+    /// The end of the tiered log: the offset after the last record in the bucket
+    /// (exclusive: that offset is read locally).
+    RemoteEnd,
+}
+
+impl RangeEnd {
+    /// The detail key of the end offset.
+    pub fn key(self) -> &'static str {
+        match self {
+            RangeEnd::HighWatermark => "high_watermark",
+            RangeEnd::LogEnd => "log_end_offset",
+            RangeEnd::RemoteEnd => "remote_end_offset",
+        }
+    }
+}
+
+/// `OFFSET_OUT_OF_RANGE`, the one way it is built: `offset` is outside `start` up to `end`
+/// (inclusive, except [`RangeEnd::RemoteEnd`]). Details: `offset`, `log_start_offset`, and
+/// the end under [`RangeEnd::key`].
+pub fn offset_out_of_range(offset: i64, start: i64, end: i64, bound: RangeEnd) -> Error {
+    let range = match bound {
+        RangeEnd::RemoteEnd => format!("{start}..{end}"),
+        RangeEnd::HighWatermark | RangeEnd::LogEnd => format!("{start}..={end}"),
+    };
+    Error::new(
+        ErrorKind::OutOfRange,
+        Reason::OffsetOutOfRange,
+        format!("offset {offset} is out of range: valid offsets are {range}"),
+    )
+    .with("offset", offset)
+    .with("log_start_offset", start)
+    .with(bound.key(), end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_out_of_range_has_one_shape_whatever_bounds_it() {
+        for (bound, key, range) in [
+            (RangeEnd::HighWatermark, "high_watermark", "3..=9"),
+            (RangeEnd::LogEnd, "log_end_offset", "3..=9"),
+            (RangeEnd::RemoteEnd, "remote_end_offset", "3..9"),
+        ] {
+            let e = offset_out_of_range(42, 3, 9, bound);
+            assert_eq!((e.kind, &e.reason), (ErrorKind::OutOfRange, &Reason::OffsetOutOfRange));
+            assert_eq!(e.message, format!("offset 42 is out of range: valid offsets are {range}"));
+            let keys: Vec<&str> = e.details.keys().map(String::as_str).collect();
+            let mut want = vec!["log_start_offset", "offset", key];
+            want.sort();
+            assert_eq!(keys, want);
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
 use shale_core::record::RecordError;
 
 /// Errors from the partition log.
@@ -82,10 +82,7 @@ impl From<LogError> for Error {
         let message = e.to_string();
         let error = match &e {
             &LogError::OffsetOutOfRange { offset, log_start, log_end } => {
-                Error::new(ErrorKind::OutOfRange, Reason::OffsetOutOfRange, message)
-                    .with("offset", offset)
-                    .with("log_start_offset", log_start)
-                    .with("log_end_offset", log_end)
+                offset_out_of_range(offset, log_start, log_end, RangeEnd::LogEnd)
             }
             LogError::Io { path, .. } => {
                 Error::new(ErrorKind::Internal, Reason::LogIoError, message)

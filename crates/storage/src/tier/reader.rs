@@ -23,7 +23,7 @@ use super::catalog::{Catalog, PartitionRef};
 use super::manifest::{Manifest, RemoteSegment, names};
 use crate::log::{ReadChunk, RemoteIndex};
 use crate::tier::TierSettings;
-use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
 use shale_core::record::batch::{BatchHeader, HEADER_LEN};
 
 /// Reads remote segments through a shared chunk cache.
@@ -371,15 +371,8 @@ fn closed() -> Error {
 }
 
 fn out_of_range(p: &PartitionRef, manifest: &Manifest, offset: i64) -> Error {
-    Error::new(
-        ErrorKind::OutOfRange,
-        Reason::OffsetOutOfRange,
-        format!(
-            "{}-{}: offset {offset} is in no remote segment (remote log {}..{})",
-            p.topic,
-            p.partition,
-            manifest.start_offset().unwrap_or(-1),
-            manifest.end_offset().unwrap_or(-1)
-        ),
-    )
+    let (start, end) = (manifest.start_offset().unwrap_or(-1), manifest.end_offset().unwrap_or(-1));
+    offset_out_of_range(offset, start, end, RangeEnd::RemoteEnd)
+        .with("topic", &p.topic)
+        .with("partition", p.partition)
 }
