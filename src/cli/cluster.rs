@@ -21,7 +21,7 @@ pub struct DescribeArgs {
     pub broker: BrokerArg,
 }
 
-pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
+pub(super) async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Describe(a) => describe(a).await,
     }

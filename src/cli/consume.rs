@@ -63,7 +63,7 @@ pub struct ConsumeArgs {
     pub broker: BrokerArg,
 }
 
-pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     if let Some(group) = args.group.clone() {
         return run_group(args, &group).await;
     }

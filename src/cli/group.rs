@@ -83,7 +83,7 @@ pub struct DeleteArgs {
     pub broker: BrokerArg,
 }
 
-pub async fn run(cmd: GroupCommand) -> anyhow::Result<()> {
+pub(super) async fn run(cmd: GroupCommand) -> anyhow::Result<()> {
     match cmd {
         GroupCommand::List(a) => {
             let groups = GroupAdmin::new(a.broker.client()?).list().await?;

@@ -39,7 +39,7 @@ pub struct ProduceArgs {
     pub broker: BrokerArg,
 }
 
-pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let client = args.broker.client()?;
     let config = ProducerConfig {
         acks: args.acks,

@@ -77,7 +77,7 @@ fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
     })
 }
 
-pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+pub(super) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     let mut settings = load(&args.config)?;
     settings.broker.data_dir = args.data_dir;
     settings.broker.listen = args.listen;
@@ -99,7 +99,7 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     run(settings).await
 }
 
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = load(&args.config)?;
     if let Some(id) = args.id {
         settings.broker.id = Some(id);

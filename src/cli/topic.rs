@@ -80,7 +80,7 @@ pub struct DeleteArgs {
     pub broker: BrokerArg,
 }
 
-pub async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
+pub(super) async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
     match cmd {
         TopicCommand::Create(a) => {
             let admin = a.broker.client()?.admin();

@@ -30,15 +30,15 @@ use bytes::Bytes;
 use shale::client::ConsumerRecord;
 
 /// One read of a topic: per partition, `(offset, value)` in the order read.
-pub type Read = BTreeMap<u32, Vec<(i64, Bytes)>>;
+pub(crate) type Read = BTreeMap<u32, Vec<(i64, Bytes)>>;
 
 /// Identifies one produce call in a [`ProduceLog`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpId(usize);
+pub(crate) struct OpId(usize);
 
 /// How a produce call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Invoked, not completed yet (checked like `Unknown`).
     Pending,
     /// Acknowledged at this offset.
@@ -71,18 +71,18 @@ struct History {
 
 /// A thread-safe record of produce calls and their outcomes.
 #[derive(Debug, Default)]
-pub struct ProduceLog {
+pub(crate) struct ProduceLog {
     history: Mutex<History>,
 }
 
 impl ProduceLog {
     /// An empty log.
-    pub fn new() -> ProduceLog {
+    pub(crate) fn new() -> ProduceLog {
         ProduceLog::default()
     }
 
     /// Records that a produce of `value` to `partition` is about to be sent.
-    pub fn invoke(&self, partition: u32, value: impl Into<Bytes>) -> OpId {
+    pub(crate) fn invoke(&self, partition: u32, value: impl Into<Bytes>) -> OpId {
         let value = value.into();
         let mut h = self.history.lock().expect("produce log lock");
         assert!(
@@ -104,12 +104,12 @@ impl ProduceLog {
     }
 
     /// Records that `op` was acknowledged at `offset`.
-    pub fn ok(&self, op: OpId, offset: i64) {
+    pub(crate) fn ok(&self, op: OpId, offset: i64) {
         self.complete(op, Outcome::Ok(offset));
     }
 
     /// Records that `op` was acknowledged at `offset` by the leader of `epoch`.
-    pub fn ok_at_epoch(&self, op: OpId, offset: i64, epoch: i32) {
+    pub(crate) fn ok_at_epoch(&self, op: OpId, offset: i64, epoch: i32) {
         self.complete(op, Outcome::Ok(offset));
         let mut h = self.history.lock().expect("produce log lock");
         h.ops[op.0].epoch = Some(epoch);
@@ -117,33 +117,33 @@ impl ProduceLog {
     }
 
     /// Records that `op` was definitely not written.
-    pub fn fail(&self, op: OpId) {
+    pub(crate) fn fail(&self, op: OpId) {
         self.complete(op, Outcome::Fail);
     }
 
     /// Records that `op` may or may not have been written.
-    pub fn unknown(&self, op: OpId) {
+    pub(crate) fn unknown(&self, op: OpId) {
         self.complete(op, Outcome::Unknown);
     }
 
     /// How `op` ended so far.
-    pub fn outcome(&self, op: OpId) -> Outcome {
+    pub(crate) fn outcome(&self, op: OpId) -> Outcome {
         self.history.lock().expect("produce log lock").ops[op.0].outcome
     }
 
     /// The highest leader epoch an ack reported, if any did.
-    pub fn max_acked_epoch(&self) -> Option<i32> {
+    pub(crate) fn max_acked_epoch(&self) -> Option<i32> {
         self.history.lock().expect("produce log lock").max_epoch
     }
 
     /// Number of acknowledged ops.
-    pub fn acknowledged(&self) -> usize {
+    pub(crate) fn acknowledged(&self) -> usize {
         let h = self.history.lock().expect("produce log lock");
         h.ops.iter().filter(|o| matches!(o.outcome, Outcome::Ok(_))).count()
     }
 
     /// One past the highest offset acknowledged on `partition` (0 when none was).
-    pub fn acked_end(&self, partition: u32) -> i64 {
+    pub(crate) fn acked_end(&self, partition: u32) -> i64 {
         let h = self.history.lock().expect("produce log lock");
         h.ops
             .iter()
@@ -179,7 +179,7 @@ impl ProduceLog {
 
 /// What [`check`] found. Anomaly counts are of distinct ops, values or offsets.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// Ops acknowledged.
     pub acknowledged: usize,
     /// Acknowledged ops whose value is absent from at least one read.
@@ -215,7 +215,7 @@ const EXAMPLES_PER_KIND: usize = 3;
 
 impl Report {
     /// True when no anomaly was found (the informational counts do not matter).
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.lost == 0
             && self.duplicated == 0
             && self.reordered == 0
@@ -226,7 +226,7 @@ impl Report {
     }
 
     /// Panics with the report unless it is clean.
-    pub fn assert_clean(&self) {
+    pub(crate) fn assert_clean(&self) {
         assert!(self.is_clean(), "checker found anomalies: {self}");
     }
 }
@@ -258,7 +258,7 @@ impl fmt::Display for Report {
 }
 
 /// Converts `common::read_all` output to a [`Read`] (a null value reads as empty).
-pub fn from_records(records: &BTreeMap<u32, Vec<ConsumerRecord>>) -> Read {
+pub(crate) fn from_records(records: &BTreeMap<u32, Vec<ConsumerRecord>>) -> Read {
     records
         .iter()
         .map(|(p, rs)| {
@@ -268,13 +268,13 @@ pub fn from_records(records: &BTreeMap<u32, Vec<ConsumerRecord>>) -> Read {
 }
 
 /// Checks `log` against one read of the topic.
-pub fn check(log: &ProduceLog, read: &Read) -> Report {
+pub(crate) fn check(log: &ProduceLog, read: &Read) -> Report {
     check_reads(log, &[read])
 }
 
 /// Checks `log` against several reads (e.g. one per replica): each must hold every
 /// acknowledged op, and they must agree on what each offset holds.
-pub fn check_reads(log: &ProduceLog, reads: &[&Read]) -> Report {
+pub(crate) fn check_reads(log: &ProduceLog, reads: &[&Read]) -> Report {
     let ops = log.snapshot();
     let mut r = Report::default();
     let mut examples = Examples::default();

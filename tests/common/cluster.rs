@@ -7,7 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "etcd.rs"]
-pub mod etcd;
+pub(crate) mod etcd;
 
 use std::path::Path;
 use std::process::ExitStatus;
@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use shale::client::Client;
 
 use crate::common::{BrokerProcess, free_port, wait_until};
-pub use etcd::EtcdServer;
+pub(crate) use etcd::EtcdServer;
 
 /// Lease TTL of every broker: failover tests wait about this long for a dead broker.
-pub const LEASE_TTL_SECS: u64 = 3;
+pub(crate) const LEASE_TTL_SECS: u64 = 3;
 
 /// Fields drop in order: brokers stop before etcd, so they do not log its absence.
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub brokers: Vec<Option<BrokerProcess>>,
     dirs: Vec<tempfile::TempDir>,
     failpoints: Vec<tempfile::TempDir>,
@@ -35,7 +35,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts etcd and `n` brokers of cluster `name`, each also given `args`.
-    pub fn start(n: usize, name: &str, args: &[&str]) -> Cluster {
+    pub(crate) fn start(n: usize, name: &str, args: &[&str]) -> Cluster {
         let mut c = Cluster {
             brokers: vec![],
             dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
@@ -54,7 +54,7 @@ impl Cluster {
     }
 
     /// Starts broker `i` and waits until it serves.
-    pub fn spawn(&self, i: usize) -> BrokerProcess {
+    pub(crate) fn spawn(&self, i: usize) -> BrokerProcess {
         let id = (i + 1).to_string();
         let etcd = self.etcd.endpoints().join(",");
         let ttl = LEASE_TTL_SECS.to_string();
@@ -82,57 +82,57 @@ impl Cluster {
     }
 
     /// Client address of broker `i`.
-    pub fn addr(&self, i: usize) -> String {
+    pub(crate) fn addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.ports[i])
     }
 
     /// Admin HTTP address of broker `i`.
-    pub fn admin(&self, i: usize) -> String {
+    pub(crate) fn admin(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.admin_ports[i])
     }
 
     /// Data dir of broker `i`.
-    pub fn dir(&self, i: usize) -> &Path {
+    pub(crate) fn dir(&self, i: usize) -> &Path {
         self.dirs[i].path()
     }
 
     /// Broker `i`, which must be running.
-    pub fn broker(&self, i: usize) -> &BrokerProcess {
+    pub(crate) fn broker(&self, i: usize) -> &BrokerProcess {
         self.brokers[i].as_ref().expect("broker is running")
     }
 
     /// A client that knows every broker, so it outlives any one of them.
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         self.client_from(0)
     }
 
     /// The same, trying broker `first` first.
-    pub fn client_from(&self, first: usize) -> Client {
+    pub(crate) fn client_from(&self, first: usize) -> Client {
         let n = self.ports.len();
         let all: Vec<String> = (0..n).map(|i| self.addr((first + i) % n)).collect();
         Client::new(&all.join(",")).unwrap()
     }
 
     /// A client of broker `i` alone.
-    pub fn broker_client(&self, i: usize) -> Client {
+    pub(crate) fn broker_client(&self, i: usize) -> Client {
         self.broker(i).client()
     }
 
     /// SIGKILL broker `i` (if running) and reap it.
-    pub fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         if let Some(mut b) = self.brokers[i].take() {
             b.kill();
         }
     }
 
     /// Starts broker `i` again, on the same data dir and ports.
-    pub fn restart(&mut self, i: usize) {
+    pub(crate) fn restart(&mut self, i: usize) {
         let b = self.spawn(i);
         self.brokers[i] = Some(b);
     }
 
     /// Arms (or disarms) failpoint `name` on broker `i`, which checks it at the point itself.
-    pub fn arm(&self, i: usize, name: &str, on: bool) {
+    pub(crate) fn arm(&self, i: usize, name: &str, on: bool) {
         let file = self.failpoints[i].path().join(name);
         if on {
             std::fs::write(file, b"").unwrap();
@@ -143,7 +143,7 @@ impl Cluster {
 
     /// Waits (bounded, without blocking the runtime) for broker `i` to end by itself, and
     /// returns how it ended.
-    pub async fn wait_for_exit(&mut self, i: usize, what: &str) -> ExitStatus {
+    pub(crate) async fn wait_for_exit(&mut self, i: usize, what: &str) -> ExitStatus {
         let b = self.brokers[i].as_mut().expect("broker is running");
         let mut status = None;
         wait_until(Duration::from_secs(60), what, || {
@@ -158,7 +158,7 @@ impl Cluster {
 
     /// SIGTERM and wait for the exit; returns its success, how long the drain and shutdown
     /// took, and the broker's last stdout line.
-    pub async fn terminate(&mut self, i: usize) -> (bool, Duration, String) {
+    pub(crate) async fn terminate(&mut self, i: usize) -> (bool, Duration, String) {
         let started = Instant::now();
         self.broker(i).signal("TERM");
         let mut b = self.brokers[i].take().expect("broker is running");

@@ -28,7 +28,7 @@ use service::free_port;
 use shale::meta::{EtcdOptions, EtcdStore};
 
 /// Client timeouts for tests: short, so tests of an unavailable etcd stay quick.
-pub fn test_options() -> EtcdOptions {
+pub(crate) fn test_options() -> EtcdOptions {
     EtcdOptions {
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(2),
@@ -37,13 +37,13 @@ pub fn test_options() -> EtcdOptions {
 }
 
 /// A fresh key prefix ending in `/` that no other test of this binary uses.
-pub fn namespace(test: &str) -> String {
+pub(crate) fn namespace(test: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("/test/{}-{}/{test}/", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The etcd binary, or `None` after printing a note (outside CI) / failing (in CI).
-pub fn etcd_binary() -> Option<PathBuf> {
+pub(crate) fn etcd_binary() -> Option<PathBuf> {
     let from_env = std::env::var_os("ETCD_BIN").map(PathBuf::from);
     let on_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("etcd")).collect::<Vec<_>>())
@@ -64,25 +64,25 @@ pub fn etcd_binary() -> Option<PathBuf> {
 }
 
 /// The binary's shared etcd, started on first use; `None` if etcd is missing (outside CI).
-pub fn try_shared() -> Option<&'static EtcdServer> {
+pub(crate) fn try_shared() -> Option<&'static EtcdServer> {
     static SHARED: OnceLock<Option<EtcdServer>> = OnceLock::new();
     SHARED.get_or_init(EtcdServer::try_start).as_ref()
 }
 
 /// The binary's shared etcd; fails the test if etcd is missing.
-pub fn shared() -> &'static EtcdServer {
+pub(crate) fn shared() -> &'static EtcdServer {
     try_shared().expect("etcd is not installed: run `scripts/etcd.sh install`")
 }
 
 /// A store connected to `server` with [`test_options`].
-pub async fn connect(server: &EtcdServer) -> Arc<EtcdStore> {
+pub(crate) async fn connect(server: &EtcdServer) -> Arc<EtcdStore> {
     EtcdStore::connect(&server.endpoints(), test_options())
         .await
         .unwrap_or_else(|e| panic!("connecting to the test etcd: {e}"))
 }
 
 /// One etcd member on 127.0.0.1 with its data in a temp dir.
-pub struct EtcdServer {
+pub(crate) struct EtcdServer {
     bin: PathBuf,
     dir: tempfile::TempDir,
     client_port: u16,
@@ -92,7 +92,7 @@ pub struct EtcdServer {
 
 impl EtcdServer {
     /// Starts a private etcd; `None` if etcd is missing (outside CI).
-    pub fn try_start() -> Option<EtcdServer> {
+    pub(crate) fn try_start() -> Option<EtcdServer> {
         let bin = etcd_binary()?;
         let dir = tempfile::Builder::new().prefix("shale-etcd-").tempdir().unwrap();
         let (client_port, peer_port) = (free_port(), free_port());
@@ -102,27 +102,27 @@ impl EtcdServer {
     }
 
     /// Starts a private etcd; fails the test if etcd is missing.
-    pub fn start() -> EtcdServer {
+    pub(crate) fn start() -> EtcdServer {
         Self::try_start().expect("etcd is not installed: run `scripts/etcd.sh install`")
     }
 
     /// Client URLs, for `EtcdStore::connect`.
-    pub fn endpoints(&self) -> Vec<String> {
+    pub(crate) fn endpoints(&self) -> Vec<String> {
         vec![format!("http://127.0.0.1:{}", self.client_port)]
     }
 
     /// The data directory (the member's state is in `data/`, its log in `etcd.log`).
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// The PID of the running member, if any.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// Kills the member (SIGKILL, like a crash; etcd fsyncs, so nothing acked is lost).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -130,18 +130,18 @@ impl EtcdServer {
     }
 
     /// Starts the member again on the same data dir and ports; waits until it is healthy.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         self.spawn();
     }
 
     /// Freezes the member (SIGSTOP): connections stay open but nothing answers.
-    pub fn pause(&self) {
+    pub(crate) fn pause(&self) {
         self.signal("STOP");
     }
 
     /// Thaws a paused member (SIGCONT).
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         self.signal("CONT");
     }
 

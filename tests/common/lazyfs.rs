@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The LazyFS build to use, if the soak asks for one.
-pub fn home() -> Option<PathBuf> {
+pub(crate) fn home() -> Option<PathBuf> {
     std::env::var_os("SHALE_POWER_LOSS_LAZYFS").map(PathBuf::from)
 }
 
 /// One mounted LazyFS; unmounted (dropping unsynced data) on drop.
 #[derive(Debug)]
-pub struct LazyFs {
+pub(crate) struct LazyFs {
     home: PathBuf,
     mnt: tempfile::TempDir,
     _root: tempfile::TempDir,
@@ -36,7 +36,7 @@ fn run(script: &Path, args: &[&Path]) -> String {
 
 impl LazyFs {
     /// Mounts a fresh LazyFS from the build in `home`.
-    pub fn mount(home: &Path) -> LazyFs {
+    pub(crate) fn mount(home: &Path) -> LazyFs {
         let (root, mnt, fifo) = (
             tempfile::tempdir().unwrap(),
             tempfile::tempdir().unwrap(),
@@ -48,12 +48,12 @@ impl LazyFs {
     }
 
     /// The mount point: a broker's data dir.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.mnt.path()
     }
 
     /// Drops everything written and not fsynced (call it after killing the broker).
-    pub fn power_cut(&self) {
+    pub(crate) fn power_cut(&self) {
         run(&self.home.join("lazyfs-ctl.sh"), &[self.mnt.path(), Path::new("clear-cache")]);
     }
 }

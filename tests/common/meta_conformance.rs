@@ -25,7 +25,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 const LEASE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A backend under test and whatever must outlive it (a temp dir, a server handle).
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// The store.
     pub store: Arc<dyn MetaStore>,
     /// A key prefix only this test uses.
@@ -75,7 +75,7 @@ fn b(s: &str) -> Bytes {
 }
 
 /// The next watch event, failing the test if none comes in time.
-pub async fn next_event(w: &mut WatchStream) -> WatchEvent {
+pub(crate) async fn next_event(w: &mut WatchStream) -> WatchEvent {
     match tokio::time::timeout(PATIENCE, w.next()).await {
         Ok(Some(Ok(ev))) => ev,
         Ok(Some(Err(e))) => panic!("watch failed: {e}"),
@@ -85,7 +85,7 @@ pub async fn next_event(w: &mut WatchStream) -> WatchEvent {
 }
 
 /// Polls `check` until it returns true or `patience` passes.
-pub async fn eventually<F, Fut>(patience: Duration, what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(patience: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -115,7 +115,7 @@ fn expect_delete(ev: &WatchEvent, key: &str, revision: Revision) {
     );
 }
 
-pub async fn get_put_delete(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn get_put_delete(store: Arc<dyn MetaStore>, ns: &str) {
     let k = format!("{ns}k");
     assert_eq!(store.get(&k).await.unwrap(), None);
     let rev = store.put(&k, b("v1"), None).await.unwrap();
@@ -129,7 +129,7 @@ pub async fn get_put_delete(store: Arc<dyn MetaStore>, ns: &str) {
     assert!(matches!(store.put("", b("x"), None).await, Err(MetaError::Invalid(_))));
 }
 
-pub async fn revisions_track_create_mod_version(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn revisions_track_create_mod_version(store: Arc<dyn MetaStore>, ns: &str) {
     let k = format!("{ns}k");
     let r1 = store.put(&k, b("a"), None).await.unwrap();
     let r2 = store.put(&k, b("b"), None).await.unwrap();
@@ -145,7 +145,7 @@ pub async fn revisions_track_create_mod_version(store: Arc<dyn MetaStore>, ns: &
     assert!(range.revision >= r3, "a read sees at least the last write");
 }
 
-pub async fn range_is_sorted_and_prefix_isolated(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn range_is_sorted_and_prefix_isolated(store: Arc<dyn MetaStore>, ns: &str) {
     for key in ["a/2", "a/10", "ab/1", "a/1", "b/1", "a"] {
         store.put(&format!("{ns}{key}"), b(key), None).await.unwrap();
     }
@@ -160,7 +160,7 @@ pub async fn range_is_sorted_and_prefix_isolated(store: Arc<dyn MetaStore>, ns: 
     assert!(none.kvs.is_empty() && none.revision >= all.revision);
 }
 
-pub async fn txn_compares_mod_revision(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn txn_compares_mod_revision(store: Arc<dyn MetaStore>, ns: &str) {
     let k = format!("{ns}leader");
     let lost = format!("{ns}lost");
     let create = || {
@@ -195,7 +195,7 @@ pub async fn txn_compares_mod_revision(store: Arc<dyn MetaStore>, ns: &str) {
     assert_eq!((&kv2.value[..], kv2.mod_revision, kv2.version), (&b"you"[..], fresh.revision, 2));
 }
 
-pub async fn txn_compares_value(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn txn_compares_value(store: Arc<dyn MetaStore>, ns: &str) {
     let k = format!("{ns}k");
     let flag = format!("{ns}flag");
     let txn = |v: &'static str| {
@@ -209,7 +209,7 @@ pub async fn txn_compares_value(store: Arc<dyn MetaStore>, ns: &str) {
     assert_eq!(&store.get(&flag).await.unwrap().unwrap().value[..], b"x");
 }
 
-pub async fn txn_is_atomic_in_one_revision(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn txn_is_atomic_in_one_revision(store: Arc<dyn MetaStore>, ns: &str) {
     let (a, c, d) = (format!("{ns}a"), format!("{ns}c"), format!("{ns}d"));
     store.put(&a, b("old"), None).await.unwrap();
     let t = Txn::new()
@@ -224,7 +224,7 @@ pub async fn txn_is_atomic_in_one_revision(store: Arc<dyn MetaStore>, ns: &str) 
     assert_eq!(keys, [(c.as_str(), out.revision), (d.as_str(), out.revision)]);
 }
 
-pub async fn txn_rejects_what_etcd_rejects(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn txn_rejects_what_etcd_rejects(store: Arc<dyn MetaStore>, ns: &str) {
     let k = format!("{ns}k");
     let dup =
         Txn::new().and_then(TxnOp::put(k.as_str(), "1")).and_then(TxnOp::put(k.as_str(), "2"));
@@ -236,7 +236,7 @@ pub async fn txn_rejects_what_etcd_rejects(store: Arc<dyn MetaStore>, ns: &str) 
     assert!(matches!(store.delete_prefix("").await, Err(MetaError::Invalid(_))));
 }
 
-pub async fn delete_prefix_counts_and_isolates(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn delete_prefix_counts_and_isolates(store: Arc<dyn MetaStore>, ns: &str) {
     for key in ["p/1", "p/2", "p/x/3", "p2/1", "q"] {
         store.put(&format!("{ns}{key}"), b(key), None).await.unwrap();
     }
@@ -247,7 +247,7 @@ pub async fn delete_prefix_counts_and_isolates(store: Arc<dyn MetaStore>, ns: &s
     assert_eq!(left, [format!("{ns}p2/1"), format!("{ns}q")]);
 }
 
-pub async fn lease_keep_alive_and_revoke(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn lease_keep_alive_and_revoke(store: Arc<dyn MetaStore>, ns: &str) {
     let (k, plain) = (format!("{ns}bound"), format!("{ns}plain"));
     let lease = store.grant_lease(Duration::from_secs(30)).await.unwrap();
     assert!(lease > 0, "lease ids are positive, 0 means none");
@@ -279,7 +279,7 @@ pub async fn lease_keep_alive_and_revoke(store: Arc<dyn MetaStore>, ns: &str) {
     assert_eq!(store.get(&k).await.unwrap(), None);
 }
 
-pub async fn lease_expiry_deletes_keys(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn lease_expiry_deletes_keys(store: Arc<dyn MetaStore>, ns: &str) {
     let k = format!("{ns}ephemeral");
     let lease = store.grant_lease(Duration::from_secs(1)).await.unwrap();
     let rev = store.put(&k, b("x"), Some(lease)).await.unwrap();
@@ -300,7 +300,7 @@ pub async fn lease_expiry_deletes_keys(store: Arc<dyn MetaStore>, ns: &str) {
     assert!(matches!(store.keep_alive(lease).await, Err(MetaError::LeaseNotFound(_))));
 }
 
-pub async fn put_with_unknown_lease_fails(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn put_with_unknown_lease_fails(store: Arc<dyn MetaStore>, ns: &str) {
     let k = format!("{ns}k");
     let lease = store.grant_lease(Duration::from_secs(30)).await.unwrap();
     store.revoke_lease(lease).await.unwrap();
@@ -314,7 +314,7 @@ pub async fn put_with_unknown_lease_fails(store: Arc<dyn MetaStore>, ns: &str) {
     assert!(store.range(ns).await.unwrap().kvs.is_empty(), "a failed txn writes nothing");
 }
 
-pub async fn watch_delivers_changes_in_order(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn watch_delivers_changes_in_order(store: Arc<dyn MetaStore>, ns: &str) {
     let (a, bk, c, d) = (format!("{ns}a"), format!("{ns}b"), format!("{ns}c"), format!("{ns}d"));
     let mut w = store.watch_prefix(ns, 0).await.unwrap();
     let r1 = store.put(&a, b("1"), None).await.unwrap();
@@ -335,7 +335,7 @@ pub async fn watch_delivers_changes_in_order(store: Arc<dyn MetaStore>, ns: &str
     expect_put(&next_event(&mut w).await, &d, "6", r5);
 }
 
-pub async fn watch_replays_from_past_revision(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn watch_replays_from_past_revision(store: Arc<dyn MetaStore>, ns: &str) {
     let (a, bk, c) = (format!("{ns}a"), format!("{ns}b"), format!("{ns}c"));
     let r1 = store.put(&a, b("1"), None).await.unwrap();
     let r2 = store.put(&bk, b("2"), None).await.unwrap();
@@ -358,7 +358,7 @@ pub async fn watch_replays_from_past_revision(store: Arc<dyn MetaStore>, ns: &st
     expect_put(&next_event(&mut after).await, &a, "5", r5);
 }
 
-pub async fn watch_is_prefix_isolated(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn watch_is_prefix_isolated(store: Arc<dyn MetaStore>, ns: &str) {
     let mut w = store.watch_prefix(&format!("{ns}in/"), 0).await.unwrap();
     store.put(&format!("{ns}inside"), b("no"), None).await.unwrap();
     store.put(&format!("{ns}out/k"), b("no"), None).await.unwrap();
@@ -366,7 +366,7 @@ pub async fn watch_is_prefix_isolated(store: Arc<dyn MetaStore>, ns: &str) {
     expect_put(&next_event(&mut w).await, &format!("{ns}in/k"), "yes", rev);
 }
 
-pub async fn watching_several_prefixes_sees_only_them(store: Arc<dyn MetaStore>, ns: &str) {
+pub(crate) async fn watching_several_prefixes_sees_only_them(store: Arc<dyn MetaStore>, ns: &str) {
     let prefixes = [format!("{ns}a/"), format!("{ns}b/")];
     let mut w = shale::meta::watch_prefixes(&*store, &prefixes, 0).await.unwrap();
     store.put(&format!("{ns}c/1"), b("no"), None).await.unwrap();

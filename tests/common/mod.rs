@@ -15,7 +15,7 @@ use shale::settings::Settings;
 include!("ports.rs");
 
 /// Settings for a test broker on an ephemeral port.
-pub fn settings(dir: &Path) -> Settings {
+pub(crate) fn settings(dir: &Path) -> Settings {
     let mut s = Settings::default();
     s.broker.data_dir = dir.to_path_buf();
     s.broker.listen = "127.0.0.1:0".parse().unwrap();
@@ -23,19 +23,19 @@ pub fn settings(dir: &Path) -> Settings {
 }
 
 /// Starts a broker in this process.
-pub async fn start(settings: Settings) -> RunningServer {
+pub(crate) async fn start(settings: Settings) -> RunningServer {
     let clock = shale::clock::system();
     let meta = shale::server::embedded_meta(&settings, clock.clone()).expect("open embedded meta");
     shale::server::start(settings, meta, clock).await.expect("start broker")
 }
 
 /// A client for an in-process server.
-pub fn client(server: &RunningServer) -> Client {
+pub(crate) fn client(server: &RunningServer) -> Client {
     Client::new(&server.addr().to_string()).unwrap()
 }
 
 /// A `shale standalone` child process; killed (SIGKILL) on drop if still running.
-pub struct BrokerProcess {
+pub(crate) struct BrokerProcess {
     pub child: Child,
     pub addr: String,
     pub data_dir: PathBuf,
@@ -45,22 +45,26 @@ pub struct BrokerProcess {
 
 impl BrokerProcess {
     /// Starts `shale standalone` on an ephemeral port and waits until it serves.
-    pub fn start(data_dir: &Path) -> BrokerProcess {
+    pub(crate) fn start(data_dir: &Path) -> BrokerProcess {
         Self::start_with(data_dir, &[])
     }
 
     /// Same, with extra arguments.
-    pub fn start_with(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
+    pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
         Self::start_with_env(data_dir, extra, &[])
     }
 
     /// Same, with extra environment variables (e.g. `SHALE_FAILPOINTS`).
-    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
+    pub(crate) fn start_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> BrokerProcess {
         Self::start_on(data_dir, "127.0.0.1:0", extra, env)
     }
 
     /// Starts `shale standalone` listening on `listen` (a fixed port survives restarts).
-    pub fn start_on(
+    pub(crate) fn start_on(
         data_dir: &Path,
         listen: &str,
         extra: &[&str],
@@ -75,17 +79,17 @@ impl BrokerProcess {
 
     /// Starts `shale serve` with `args` (plus an ephemeral listen port and `data_dir`) and
     /// waits until it serves.
-    pub fn serve(data_dir: &Path, args: &[&str]) -> BrokerProcess {
+    pub(crate) fn serve(data_dir: &Path, args: &[&str]) -> BrokerProcess {
         Self::serve_on(data_dir, "127.0.0.1:0", args)
     }
 
     /// Same, listening on `listen` (a fixed port survives restarts).
-    pub fn serve_on(data_dir: &Path, listen: &str, args: &[&str]) -> BrokerProcess {
+    pub(crate) fn serve_on(data_dir: &Path, listen: &str, args: &[&str]) -> BrokerProcess {
         Self::serve_on_with_env(data_dir, listen, args, &[])
     }
 
     /// Same, with extra environment variables (e.g. `SHALE_FAILPOINTS_DIR`).
-    pub fn serve_on_with_env(
+    pub(crate) fn serve_on_with_env(
         data_dir: &Path,
         listen: &str,
         args: &[&str],
@@ -146,34 +150,34 @@ impl BrokerProcess {
     }
 
     /// What the process printed on stdout after its first line.
-    pub fn stdout_lines(&self) -> Vec<String> {
+    pub(crate) fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
     }
 
     /// Sends a signal (`STOP`, `CONT`, `TERM`, ...) to the process.
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill").args([format!("-{sig}"), self.pid().to_string()]).status();
         assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {} failed", self.pid());
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// A client for this broker.
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(&self.addr).unwrap()
     }
 
     /// SIGKILL and reap.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// SIGTERM, and wait (bounded) for a clean exit; returns whether it exited 0.
-    pub fn terminate(&mut self) -> bool {
+    pub(crate) fn terminate(&mut self) -> bool {
         let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -187,7 +191,7 @@ impl BrokerProcess {
     }
 
     /// Resident memory (KiB) and open file descriptors of the process.
-    pub fn resources(&self) -> (u64, usize) {
+    pub(crate) fn resources(&self) -> (u64, usize) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let rss = status
             .lines()
@@ -209,7 +213,7 @@ impl Drop for BrokerProcess {
 }
 
 /// Reads every partition of `topic` from the beginning to the high watermark.
-pub async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<ConsumerRecord>> {
+pub(crate) async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<ConsumerRecord>> {
     let partitions = client.partition_count(topic).await.unwrap();
     let mut consumer = Consumer::new(
         client.clone(),
@@ -238,7 +242,7 @@ pub async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<Consume
 
 /// What a checker found.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     pub acknowledged: usize,
     pub lost: usize,
     pub duplicated: usize,
@@ -250,7 +254,7 @@ pub struct CheckReport {
 }
 
 /// Compares acknowledged values (in ack order, per partition) with what the log holds.
-pub fn check(
+pub(crate) fn check(
     acked: &BTreeMap<u32, Vec<String>>,
     read: &BTreeMap<u32, Vec<ConsumerRecord>>,
 ) -> CheckReport {
@@ -293,7 +297,7 @@ pub fn check(
 }
 
 /// A one-record batch with `value`.
-pub fn one_record_batch(value: &str) -> bytes::Bytes {
+pub(crate) fn one_record_batch(value: &str) -> bytes::Bytes {
     let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None);
     b.push(shale::record::Record {
         key: None,
@@ -305,7 +309,11 @@ pub fn one_record_batch(value: &str) -> bytes::Bytes {
 }
 
 /// An acks=all produce request of one record.
-pub fn produce_req(topic: &str, partition: u32, value: &str) -> shale::proto::pb::ProduceRequest {
+pub(crate) fn produce_req(
+    topic: &str,
+    partition: u32,
+    value: &str,
+) -> shale::proto::pb::ProduceRequest {
     use shale::proto::pb;
     pb::ProduceRequest {
         topic: topic.into(),
@@ -318,7 +326,7 @@ pub fn produce_req(topic: &str, partition: u32, value: &str) -> shale::proto::pb
 }
 
 /// Waits until the cluster reports `n` live brokers.
-pub async fn wait_for_broker_count(client: &Client, n: usize) {
+pub(crate) async fn wait_for_broker_count(client: &Client, n: usize) {
     wait_until(Duration::from_secs(30), &format!("{n} brokers registered"), || {
         let client = client.clone();
         async move { client.admin().metadata(&[]).await.is_ok_and(|m| m.brokers.len() == n) }
@@ -327,11 +335,11 @@ pub async fn wait_for_broker_count(client: &Client, n: usize) {
 }
 
 /// The acknowledgements of [`send_directly`]: (sent at, answered at, leader epoch).
-pub type DirectAcks = std::sync::Arc<std::sync::Mutex<Vec<(Instant, Instant, i32)>>>;
+pub(crate) type DirectAcks = std::sync::Arc<std::sync::Mutex<Vec<(Instant, Instant, i32)>>>;
 
 /// Sends one-record produces straight to one broker every 50 ms, each as its own call (so
 /// calls queue up while the broker is frozen), until `stop`; records every acknowledgement.
-pub fn send_directly(
+pub(crate) fn send_directly(
     log: shale::proto::pb::log_client::LogClient<tonic::transport::Channel>,
     topic: &str,
     partition: u32,
@@ -366,7 +374,7 @@ pub fn send_directly(
 }
 
 /// The segment files (`*.log`) of a partition directory, oldest first.
-pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut segments: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
@@ -378,7 +386,7 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Seeds from the comma-separated list in `var`, or `default`.
-pub fn seeds_from_env(var: &str, default: &str) -> Vec<u64> {
+pub(crate) fn seeds_from_env(var: &str, default: &str) -> Vec<u64> {
     std::env::var(var)
         .unwrap_or_else(|_| default.into())
         .split(',')
@@ -389,7 +397,7 @@ pub fn seeds_from_env(var: &str, default: &str) -> Vec<u64> {
 }
 
 /// Polls `cond` until true or `timeout`, then panics with `what`.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+pub(crate) async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -405,7 +413,7 @@ where
 }
 
 /// `GET path` over HTTP/1.0 from `addr` (the admin listener): status and body.
-pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) async fn http_get(addr: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(addr)
         .await
@@ -421,7 +429,7 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
 }
 
 /// The value of the series `series` (name with labels, as exposed) in a `/metrics` body.
-pub fn metric(body: &str, series: &str) -> Option<f64> {
+pub(crate) fn metric(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// When each partition was assigned to and revoked from a member, as its listener saw it.
-pub type Ownership = Arc<Mutex<Vec<(Instant, u32, bool)>>>;
+pub(crate) type Ownership = Arc<Mutex<Vec<(Instant, u32, bool)>>>;
 
 /// Records ownership changes (true: assigned, false: revoked or lost).
-pub struct Recorder(pub Ownership);
+pub(crate) struct Recorder(pub Ownership);
 
 impl shale::client::RebalanceListener for Recorder {
     fn on_assigned(&mut self, partitions: &[(String, u32)]) {
@@ -26,7 +26,7 @@ impl shale::client::RebalanceListener for Recorder {
 /// Asserts that no partition had two owners at once: per member, each partition is owned
 /// from an assignment to the next revocation (or `end`), and those spans never overlap
 /// across members.
-pub fn assert_no_two_owners(members: &[(&str, &Ownership)], end: Instant) {
+pub(crate) fn assert_no_two_owners(members: &[(&str, &Ownership)], end: Instant) {
     let mut spans: BTreeMap<u32, Vec<(Instant, Instant, &str)>> = BTreeMap::new();
     for (name, events) in members {
         let mut open: BTreeMap<u32, Instant> = BTreeMap::new();
@@ -62,7 +62,7 @@ pub fn assert_no_two_owners(members: &[(&str, &Ownership)], end: Instant) {
 }
 
 /// The partitions a member owns after its recorded events.
-pub fn owned_now(events: &Ownership) -> std::collections::BTreeSet<u32> {
+pub(crate) fn owned_now(events: &Ownership) -> std::collections::BTreeSet<u32> {
     let mut owned = std::collections::BTreeSet::new();
     for (_, p, assigned) in events.lock().unwrap().iter() {
         match assigned {

@@ -7,7 +7,7 @@
 const PORTS: std::ops::Range<u16> = 10_000..32_768;
 
 /// A port that was free a moment ago and that this copy of the picker has not handed out.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());

@@ -58,14 +58,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// Chunks held per direction before the proxy stops reading (backpressure to the sender).
-pub const QUEUE_CHUNKS: usize = 256;
+pub(crate) const QUEUE_CHUNKS: usize = 256;
 
 /// Largest chunk read at once.
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// What the proxy does to traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Forward everything at once.
     Pass,
     /// Forward each chunk after a random delay in `[min, max]`, keeping order per direction.
@@ -78,7 +78,7 @@ pub enum Mode {
 
 /// Counters since the proxy started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProxyStats {
+pub(crate) struct ProxyStats {
     /// Connections accepted from clients.
     pub accepted: u64,
     /// Connections currently open through the proxy.
@@ -92,7 +92,7 @@ pub struct ProxyStats {
 }
 
 /// A running proxy from `addr()` to an upstream; stops on drop.
-pub struct Proxy {
+pub(crate) struct Proxy {
     addr: SocketAddr,
     seed: u64,
     shared: Arc<Shared>,
@@ -154,13 +154,13 @@ fn next_seed() -> (u64, u64) {
 
 impl Proxy {
     /// Starts a proxy to `upstream` with a seed from `PROXY_SEED` or a random one (printed).
-    pub fn start(upstream: SocketAddr) -> Proxy {
+    pub(crate) fn start(upstream: SocketAddr) -> Proxy {
         let (seed, base) = next_seed();
         Self::spawn(upstream, seed, &format!("replay with PROXY_SEED={base}"))
     }
 
     /// Starts a proxy to `upstream` with a given seed.
-    pub fn start_with_seed(upstream: SocketAddr, seed: u64) -> Proxy {
+    pub(crate) fn start_with_seed(upstream: SocketAddr, seed: u64) -> Proxy {
         Self::spawn(upstream, seed, "explicit")
     }
 
@@ -209,28 +209,28 @@ impl Proxy {
     }
 
     /// The address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Where connections are forwarded.
-    pub fn upstream(&self) -> SocketAddr {
+    pub(crate) fn upstream(&self) -> SocketAddr {
         *self.shared.upstream.lock().expect("upstream lock")
     }
 
     /// Forwards new connections to `upstream` (open ones stay): for a broker restarted on
     /// another port, or one started with `--advertise` set to this proxy's address.
-    pub fn set_upstream(&self, upstream: SocketAddr) {
+    pub(crate) fn set_upstream(&self, upstream: SocketAddr) {
         *self.shared.upstream.lock().expect("upstream lock") = upstream;
     }
 
     /// The seed of this proxy's random choices.
-    pub fn seed(&self) -> u64 {
+    pub(crate) fn seed(&self) -> u64 {
         self.seed
     }
 
     /// Switches every connection, open or new, to `mode`.
-    pub fn set(&self, mode: Mode) {
+    pub(crate) fn set(&self, mode: Mode) {
         if let Mode::Delay { min, max } = mode {
             assert!(min <= max, "Mode::Delay needs min <= max, got {min:?} > {max:?}");
         }
@@ -238,23 +238,23 @@ impl Proxy {
     }
 
     /// The current mode.
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         self.shared.faults.borrow().mode
     }
 
     /// Makes each chunk reset its connection with probability `p` (0 turns it off).
-    pub fn set_reset_probability(&self, p: f64) {
+    pub(crate) fn set_reset_probability(&self, p: f64) {
         assert!((0.0..=1.0).contains(&p), "reset probability must be in [0, 1], got {p}");
         self.shared.reset_probability.store(p.to_bits(), Ordering::Relaxed);
     }
 
     /// Resets every open connection once, keeping the mode (new connections are unaffected).
-    pub fn reset_connections(&self) {
+    pub(crate) fn reset_connections(&self) {
         self.shared.faults.send_modify(|f| f.reset_generation += 1);
     }
 
     /// A snapshot of the counters.
-    pub fn stats(&self) -> ProxyStats {
+    pub(crate) fn stats(&self) -> ProxyStats {
         let s = &self.shared;
         ProxyStats {
             accepted: s.accepted.load(Ordering::Relaxed),

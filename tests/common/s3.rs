@@ -23,7 +23,7 @@ use std::process::{Child, Command};
 use service::{free_port, http};
 
 /// The venv's `moto_server`; fails the test when it is missing.
-pub fn moto_binary() -> PathBuf {
+pub(crate) fn moto_binary() -> PathBuf {
     let from_env = std::env::var_os("MOTO_SERVER_BIN").map(PathBuf::from);
     let venv = std::env::var_os("SHALE_S3_VENV")
         .map(PathBuf::from)
@@ -39,7 +39,7 @@ pub fn moto_binary() -> PathBuf {
 }
 
 /// One moto server on 127.0.0.1 with one bucket; its log is in a temp dir.
-pub struct S3Server {
+pub(crate) struct S3Server {
     bin: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
@@ -50,7 +50,7 @@ pub struct S3Server {
 impl S3Server {
     /// Starts a private S3 server holding an empty `bucket` (3-63 characters of a-z, 0-9, `-`
     /// and `.`); fails the test if moto is missing.
-    pub fn start(bucket: &str) -> S3Server {
+    pub(crate) fn start(bucket: &str) -> S3Server {
         let bin = moto_binary();
         let dir = tempfile::Builder::new().prefix("shale-s3-").tempdir().unwrap();
         let port = free_port();
@@ -62,27 +62,27 @@ impl S3Server {
 
     /// The server's URL, `http://127.0.0.1:PORT` (path-style: objects are at
     /// `{endpoint}/{bucket}/{key}`).
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// The bucket made at start.
-    pub fn bucket(&self) -> &str {
+    pub(crate) fn bucket(&self) -> &str {
         &self.bucket
     }
 
     /// The temp dir holding the server's log, `moto.log`.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// The PID of the running server, if any.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// Creates another empty bucket (an unsigned `PUT /{name}`, which moto allows).
-    pub fn create_bucket(&self, name: &str) {
+    pub(crate) fn create_bucket(&self, name: &str) {
         let request = format!(
             "PUT /{name} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n",
             self.port
@@ -98,7 +98,7 @@ impl S3Server {
     }
 
     /// Kills the server (SIGKILL); everything it held is lost.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -121,7 +121,7 @@ impl Drop for S3Server {
 
 /// Points `t` at the S3 server at `endpoint` (this one, or a proxy in front of it), with
 /// the region and credentials the tests use (moto takes any).
-pub fn reach(t: &mut shale::settings::TierSettings, endpoint: &str) {
+pub(crate) fn reach(t: &mut shale::settings::TierSettings, endpoint: &str) {
     t.s3_endpoint = endpoint.to_string();
     t.s3_region = "us-east-1".into();
     t.s3_access_key_id = "test".into();
@@ -129,7 +129,7 @@ pub fn reach(t: &mut shale::settings::TierSettings, endpoint: &str) {
 }
 
 /// The same as `[tier]` lines for a broker's config file.
-pub fn reach_toml(endpoint: &str) -> String {
+pub(crate) fn reach_toml(endpoint: &str) -> String {
     format!(
         "s3_endpoint = {endpoint:?}\ns3_region = \"us-east-1\"\ns3_access_key_id = \"test\"\n\
          s3_secret_access_key = \"test\"\n"

@@ -34,7 +34,7 @@ struct Counters {
 
 /// A running proxy; see the module docs.
 #[derive(Debug)]
-pub struct S3FaultProxy {
+pub(crate) struct S3FaultProxy {
     addr: SocketAddr,
     counters: Arc<Counters>,
     task: tokio::task::JoinHandle<()>,
@@ -43,7 +43,7 @@ pub struct S3FaultProxy {
 impl S3FaultProxy {
     /// Starts a proxy on a free port of 127.0.0.1 forwarding to `upstream` (an
     /// `http://127.0.0.1:PORT` endpoint); it injects nothing until told to.
-    pub async fn start(upstream: &str) -> S3FaultProxy {
+    pub(crate) async fn start(upstream: &str) -> S3FaultProxy {
         let upstream: SocketAddr = upstream
             .strip_prefix("http://")
             .and_then(|a| a.parse().ok())
@@ -71,19 +71,19 @@ impl S3FaultProxy {
     }
 
     /// The proxy's URL, to give the broker as its S3 endpoint.
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Answers the share `rate` (0..=1) of requests with an error, alternating between 503
     /// and 500. The failed requests are spread evenly and deterministically (with 0.3, three
     /// of every ten, never two in a row), so a test that counts them does not depend on luck.
-    pub fn set_error_rate(&self, rate: f64) {
+    pub(crate) fn set_error_rate(&self, rate: f64) {
         self.counters.rate_ppm.store((rate.clamp(0.0, 1.0) * 1e6) as u64, Ordering::Release);
     }
 
     /// Requests seen, and how many were answered 500 and 503.
-    pub fn counts(&self) -> (u64, u64, u64) {
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
         let c = &self.counters;
         (
             c.requests.load(Ordering::Acquire),

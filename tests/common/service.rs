@@ -15,7 +15,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 include!("ports.rs");
 
 /// Sends one HTTP/1.0 `request` to 127.0.0.1:`port` and returns the whole reply.
-pub fn http(port: u16, request: &str) -> std::io::Result<String> {
+pub(super) fn http(port: u16, request: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.write_all(request.as_bytes())?;
@@ -27,7 +27,7 @@ pub fn http(port: u16, request: &str) -> std::io::Result<String> {
 /// Spawns `cmd` as service `name` with its output in `dir/{name}.log`, under a watchdog,
 /// and waits (bounded) until `ready` holds. Panics with the log's tail if the service exits
 /// or is not ready in time, or if whatever answered was not it (it exited meanwhile).
-pub fn spawn(mut cmd: Command, name: &str, dir: &Path, ready: impl Fn() -> bool) -> Child {
+pub(super) fn spawn(mut cmd: Command, name: &str, dir: &Path, ready: impl Fn() -> bool) -> Child {
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
     let mut child = cmd

@@ -17,7 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A cluster's metadata in etcd, read over HTTP.
 #[derive(Debug)]
-pub struct Etcd {
+pub(crate) struct Etcd {
     /// `host:port` of each endpoint, tried in order.
     endpoints: Vec<String>,
     /// `/shale/{cluster}/`.
@@ -27,7 +27,7 @@ pub struct Etcd {
 impl Etcd {
     /// Reads cluster `cluster` from `endpoints` (comma-separated `host:port` or
     /// `http://host:port`); fails now if none of them answers.
-    pub async fn connect(endpoints: &str, cluster: &str) -> anyhow::Result<Etcd> {
+    pub(crate) async fn connect(endpoints: &str, cluster: &str) -> anyhow::Result<Etcd> {
         if cluster.is_empty() || !cluster.bytes().all(is_plain) {
             bail!("cluster name {cluster:?} is invalid: use 1 or more of [A-Za-z0-9._-]");
         }
@@ -52,13 +52,13 @@ impl Etcd {
     }
 
     /// The store revision.
-    pub async fn revision(&self) -> anyhow::Result<i64> {
+    pub(crate) async fn revision(&self) -> anyhow::Result<i64> {
         Ok(self.count(&self.root).await?.0)
     }
 
     /// The keys of `group`: under `groups/{group}/` (state and members) and under
     /// `offsets/{group}/` (committed offsets).
-    pub async fn group_keys(&self, group: &str) -> anyhow::Result<(u64, u64)> {
+    pub(crate) async fn group_keys(&self, group: &str) -> anyhow::Result<(u64, u64)> {
         let group = escape(group);
         let (_, state_and_members) = self.count(&format!("{}groups/{group}/", self.root)).await?;
         let (_, offsets) = self.count(&format!("{}offsets/{group}/", self.root)).await?;

@@ -12,7 +12,7 @@ use crate::report;
 
 /// Which part of a partition `shale-bench fetch-latency` samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Range {
+pub(crate) enum Range {
     /// Offsets only the bucket holds (below the local log start).
     Remote,
     /// Offsets on the broker's local disk.
@@ -21,7 +21,7 @@ pub enum Range {
 
 /// `shale-bench fetch-latency`.
 #[derive(Debug, Args)]
-pub struct FetchLatencyBench {
+pub(crate) struct FetchLatencyBench {
     /// Topic to sample.
     #[arg(long, default_value = "bench")]
     pub topic: String,
@@ -39,7 +39,7 @@ pub struct FetchLatencyBench {
 }
 
 /// Runs the benchmark.
-pub async fn run(b: FetchLatencyBench) -> anyhow::Result<()> {
+pub(crate) async fn run(b: FetchLatencyBench) -> anyhow::Result<()> {
     let client = b.broker.client()?;
     let described = client.admin().describe_topic(&b.topic).await?;
     // [from, to) per partition, in the asked-for range.

@@ -17,7 +17,7 @@ use crate::report;
 
 /// `shale-bench groups`.
 #[derive(Debug, Args)]
-pub struct GroupsBench {
+pub(crate) struct GroupsBench {
     /// Topic (created with --partitions if missing).
     #[arg(long, default_value = "bench-groups")]
     pub topic: String,
@@ -69,7 +69,7 @@ struct Shared {
 }
 
 /// Runs the benchmark.
-pub async fn run(b: GroupsBench) -> anyhow::Result<()> {
+pub(crate) async fn run(b: GroupsBench) -> anyhow::Result<()> {
     if b.members == 0 || b.partitions == 0 {
         anyhow::bail!("--members and --partitions must be at least 1");
     }

@@ -5,28 +5,28 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A histogram of microseconds up to `max_secs` seconds, 3 significant digits.
-pub fn micros_histogram(max_secs: u64) -> Histogram<u64> {
+pub(crate) fn micros_histogram(max_secs: u64) -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, max_secs * 1_000_000, 3)
         .expect("static histogram bounds are valid")
 }
 
 /// Records `elapsed` (at least 1 µs); a value above the histogram's bound is dropped.
-pub fn record(hist: &mut Histogram<u64>, elapsed: std::time::Duration) {
+pub(crate) fn record(hist: &mut Histogram<u64>, elapsed: std::time::Duration) {
     let _ = hist.record(elapsed.as_micros().max(1) as u64);
 }
 
 /// A quantile of a microsecond histogram, in milliseconds.
-pub fn ms(hist: &Histogram<u64>, quantile: f64) -> f64 {
+pub(crate) fn ms(hist: &Histogram<u64>, quantile: f64) -> f64 {
     hist.value_at_quantile(quantile) as f64 / 1000.0
 }
 
 /// The largest value of a microsecond histogram, in milliseconds.
-pub fn max_ms(hist: &Histogram<u64>) -> f64 {
+pub(crate) fn max_ms(hist: &Histogram<u64>) -> f64 {
     hist.max() as f64 / 1000.0
 }
 
 /// `{"p50", "p99", "p999", "max"}` in milliseconds, for the JSON summaries.
-pub fn quantiles_ms(hist: &Histogram<u64>) -> serde_json::Value {
+pub(crate) fn quantiles_ms(hist: &Histogram<u64>) -> serde_json::Value {
     serde_json::json!({
         "p50": ms(hist, 0.5),
         "p99": ms(hist, 0.99),
@@ -36,7 +36,7 @@ pub fn quantiles_ms(hist: &Histogram<u64>) -> serde_json::Value {
 }
 
 /// A bar counting records towards `total`, with the rate and the time left.
-pub fn progress(total: u64) -> ProgressBar {
+pub(crate) fn progress(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}")

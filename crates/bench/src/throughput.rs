@@ -19,7 +19,7 @@ use crate::report;
 
 /// `shale-bench produce`.
 #[derive(Debug, Args)]
-pub struct ProduceBench {
+pub(crate) struct ProduceBench {
     /// Topic (created with --partitions if missing).
     #[arg(long, default_value = "bench")]
     pub topic: String,
@@ -62,7 +62,7 @@ pub struct ProduceBench {
 
 /// `shale-bench consume`.
 #[derive(Debug, Args)]
-pub struct ConsumeBench {
+pub(crate) struct ConsumeBench {
     /// Topic to read from the beginning.
     #[arg(long, default_value = "bench")]
     pub topic: String,
@@ -80,7 +80,7 @@ pub struct ConsumeBench {
 }
 
 /// Runs `produce`.
-pub async fn produce(b: ProduceBench) -> anyhow::Result<()> {
+pub(crate) async fn produce(b: ProduceBench) -> anyhow::Result<()> {
     let client = b.broker.client()?;
     if client.partition_count(&b.topic).await.is_err() {
         client
@@ -186,7 +186,7 @@ pub async fn produce(b: ProduceBench) -> anyhow::Result<()> {
 }
 
 /// Runs `consume`.
-pub async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
+pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     let client = b.broker.client()?;
     let partitions = client.partition_count(&b.topic).await?;
     let limit = b.records.unwrap_or(u64::MAX);

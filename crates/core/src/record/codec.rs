@@ -216,18 +216,18 @@ pub(crate) struct RecordsReader<'a> {
 
 impl<'a> RecordsReader<'a> {
     /// A reader at the start of `area`.
-    pub fn new(area: &'a [u8]) -> Self {
+    pub(crate) fn new(area: &'a [u8]) -> Self {
         RecordsReader { area, pos: 0, index: 0 }
     }
 
     /// An error about the record being read (or just read).
-    pub fn error(&self, detail: String) -> RecordError {
+    pub(crate) fn error(&self, detail: String) -> RecordError {
         RecordError::BadRecord { index: self.index.saturating_sub(1), detail }
     }
 
     /// Decodes the next record; its headers replace the contents of `headers`, which the
     /// caller reuses across records to avoid an allocation per record.
-    pub fn next_record(
+    pub(crate) fn next_record(
         &mut self,
         headers: &mut Vec<RawHeader<'a>>,
     ) -> Result<RawRecord<'a>, RecordError> {
@@ -272,7 +272,7 @@ impl<'a> RecordsReader<'a> {
     }
 
     /// Checks that the records consumed the whole area.
-    pub fn finish(self) -> Result<(), RecordError> {
+    pub(crate) fn finish(self) -> Result<(), RecordError> {
         if self.pos != self.area.len() {
             return Err(RecordError::TrailingBytes {
                 extra: self.area.len() - self.pos,

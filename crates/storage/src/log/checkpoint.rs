@@ -93,7 +93,7 @@ impl RecoveryPoint {
 
     /// The file bytes: header, offset i64, segment base i64, position u64, max timestamp
     /// i64 (all big-endian), CRC-32C (u32 BE) of everything before it.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = RECOVERY_POINT_HEADER.to_vec();
         out.extend_from_slice(&self.offset.to_be_bytes());
         out.extend_from_slice(&self.segment_base.to_be_bytes());
@@ -105,7 +105,7 @@ impl RecoveryPoint {
     }
 
     /// Parses the file bytes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let body = RECOVERY_POINT_HEADER.check(bytes)?;
         if body.len() != Self::BODY_LEN {
             return Err(format!("recovery point body is {} bytes, expected 36", body.len()));
@@ -130,7 +130,7 @@ impl RecoveryPoint {
 
     /// Reads the recovery point of a partition directory; `None` if missing or unreadable
     /// (recovery then re-validates the whole log).
-    pub fn load(disk: &dyn Disk, dir: &Path) -> Result<Option<Self>, LogError> {
+    pub(super) fn load(disk: &dyn Disk, dir: &Path) -> Result<Option<Self>, LogError> {
         let path = dir.join(RECOVERY_POINT_FILE);
         let Some(bytes) = read_optional(disk, &path)? else { return Ok(None) };
         match Self::decode(&bytes) {
@@ -143,7 +143,7 @@ impl RecoveryPoint {
     }
 
     /// Writes the recovery point atomically.
-    pub fn store(&self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    pub(super) fn store(&self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
         write_atomic(disk, dir, RECOVERY_POINT_FILE, &self.encode())
     }
 }

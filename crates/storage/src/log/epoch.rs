@@ -28,18 +28,18 @@ pub(crate) struct EpochCache {
 
 impl EpochCache {
     /// The entries, oldest first.
-    pub fn entries(&self) -> &[EpochEntry] {
+    pub(super) fn entries(&self) -> &[EpochEntry] {
         &self.entries
     }
 
     /// The latest epoch, if any.
-    pub fn latest(&self) -> Option<EpochEntry> {
+    pub(super) fn latest(&self) -> Option<EpochEntry> {
         self.entries.last().copied()
     }
 
     /// Records that `epoch` starts at `offset`; returns whether the list changed. Only a
     /// newer epoch counts: a batch from an older epoch is already covered by its entry.
-    pub fn assign(&mut self, epoch: i32, offset: i64) -> bool {
+    pub(super) fn assign(&mut self, epoch: i32, offset: i64) -> bool {
         match self.entries.last() {
             Some(last) if epoch <= last.epoch || offset < last.start_offset => false,
             _ => {
@@ -50,7 +50,7 @@ impl EpochCache {
     }
 
     /// Drops epochs that start at or after `end` (the log was truncated there).
-    pub fn truncate_from_end(&mut self, end: i64) -> bool {
+    pub(super) fn truncate_from_end(&mut self, end: i64) -> bool {
         let before = self.entries.len();
         self.entries.retain(|e| e.start_offset < end);
         self.entries.len() != before
@@ -58,7 +58,7 @@ impl EpochCache {
 
     /// Forgets epochs wholly below `start` (retention moved the log start); the epoch that
     /// covers `start` is kept and now starts there.
-    pub fn truncate_from_start(&mut self, start: i64) -> bool {
+    pub(super) fn truncate_from_start(&mut self, start: i64) -> bool {
         let covering = self.entries.partition_point(|e| e.start_offset <= start);
         if covering == 0 {
             return false;
@@ -77,7 +77,7 @@ impl EpochCache {
     /// every known one, the requested epoch and the start of the first known one, as Kafka
     /// answers: a follower holding data of that epoch must cut it there, since nothing of
     /// it is in this log. `None` only when no epoch is known at all.
-    pub fn end_offset_for(&self, epoch: i32, log_end: i64) -> Option<(i32, i64)> {
+    pub(super) fn end_offset_for(&self, epoch: i32, log_end: i64) -> Option<(i32, i64)> {
         let i = self.entries.partition_point(|e| e.epoch <= epoch);
         if i == 0 {
             return self.entries.first().map(|first| (epoch, first.start_offset));
@@ -88,7 +88,7 @@ impl EpochCache {
 
     /// File bytes: header, count u32, then (epoch i32, start offset i64) per entry, then a
     /// CRC-32C of everything before it; all big-endian.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = EPOCH_HEADER.to_vec();
         out.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
         for e in &self.entries {
@@ -101,7 +101,7 @@ impl EpochCache {
     }
 
     /// Parses the file bytes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let body = EPOCH_HEADER.check(bytes)?;
         if body.len() < 8 {
             return Err("epoch checkpoint too short".to_string());
@@ -128,7 +128,7 @@ impl EpochCache {
     }
 
     /// Loads the checkpoint; `Ok(None)` if it is missing or invalid (logged).
-    pub fn load(disk: &dyn Disk, dir: &Path) -> Result<Option<Self>, LogError> {
+    pub(super) fn load(disk: &dyn Disk, dir: &Path) -> Result<Option<Self>, LogError> {
         let path = dir.join(EPOCH_FILE);
         let Some(bytes) = read_optional(disk, &path)? else { return Ok(None) };
         match Self::decode(&bytes) {
@@ -141,7 +141,7 @@ impl EpochCache {
     }
 
     /// Writes the checkpoint atomically (rare: only when the epoch list changes).
-    pub fn store(&self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    pub(super) fn store(&self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
         write_atomic(disk, dir, EPOCH_FILE, &self.encode())
     }
 }

@@ -43,14 +43,14 @@ pub(crate) struct SegmentIndex {
 
 impl SegmentIndex {
     /// Adds an offset entry; ignored unless it moves both offset and position forward.
-    pub fn push_offset(&mut self, rel: u32, pos: u32) {
+    pub(crate) fn push_offset(&mut self, rel: u32, pos: u32) {
         if self.offsets.last().is_none_or(|l| rel > l.rel && pos > l.pos) {
             self.offsets.push(OffsetEntry { rel, pos });
         }
     }
 
     /// Adds a time entry; ignored unless `ts` grows (the index only records new maxima).
-    pub fn push_time(&mut self, ts: i64, rel: u32) {
+    pub(crate) fn push_time(&mut self, ts: i64, rel: u32) {
         if self.times.last().is_none_or(|l| ts > l.ts && rel >= l.rel) {
             self.times.push(TimeEntry { ts, rel });
         }
@@ -58,48 +58,48 @@ impl SegmentIndex {
 
     /// The last entry at or before relative offset `rel` (position 0 if none): where to start
     /// scanning for the batch containing `rel`.
-    pub fn lookup(&self, rel: u32) -> OffsetEntry {
+    pub(crate) fn lookup(&self, rel: u32) -> OffsetEntry {
         let i = self.offsets.partition_point(|e| e.rel <= rel);
         if i == 0 { OffsetEntry::default() } else { self.offsets[i - 1] }
     }
 
     /// The relative offset of the last time entry older than `ts`: every batch up to it has a
     /// max timestamp below `ts`, so a search for `ts` may skip them.
-    pub fn lookup_time(&self, ts: i64) -> Option<u32> {
+    pub(crate) fn lookup_time(&self, ts: i64) -> Option<u32> {
         let i = self.times.partition_point(|e| e.ts < ts);
         if i == 0 { None } else { Some(self.times[i - 1].rel) }
     }
 
     /// The largest timestamp recorded (the segment's max once sealed).
-    pub fn max_timestamp(&self) -> Option<i64> {
+    pub(crate) fn max_timestamp(&self) -> Option<i64> {
         self.times.last().map(|e| e.ts)
     }
 
     /// The last offset entry, if any.
-    pub fn last_offset_entry(&self) -> Option<OffsetEntry> {
+    pub(crate) fn last_offset_entry(&self) -> Option<OffsetEntry> {
         self.offsets.last().copied()
     }
 
     /// Drops entries at or beyond relative offset `rel` or byte position `pos`.
-    pub fn truncate(&mut self, rel: u32, pos: u32) {
+    pub(crate) fn truncate(&mut self, rel: u32, pos: u32) {
         self.offsets.retain(|e| e.rel < rel && e.pos < pos);
         self.times.retain(|e| e.rel < rel);
     }
 
     /// Number of offset entries.
     #[cfg(test)]
-    pub fn offset_entries(&self) -> usize {
+    pub(crate) fn offset_entries(&self) -> usize {
         self.offsets.len()
     }
 
     /// Approximate heap bytes, for the cache weigher.
-    pub fn weight_bytes(&self) -> usize {
+    pub(crate) fn weight_bytes(&self) -> usize {
         64 + self.offsets.len() * std::mem::size_of::<OffsetEntry>()
             + self.times.len() * std::mem::size_of::<TimeEntry>()
     }
 
     /// The `.index` file bytes.
-    pub fn encode_offsets(&self) -> Vec<u8> {
+    pub(crate) fn encode_offsets(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FileHeader::LEN + self.offsets.len() * OFFSET_ENTRY_LEN);
         OFFSET_INDEX_HEADER.write(&mut out);
         for e in &self.offsets {
@@ -110,7 +110,7 @@ impl SegmentIndex {
     }
 
     /// The `.timeindex` file bytes.
-    pub fn encode_times(&self) -> Vec<u8> {
+    pub(crate) fn encode_times(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FileHeader::LEN + self.times.len() * TIME_ENTRY_LEN);
         TIME_INDEX_HEADER.write(&mut out);
         for e in &self.times {
@@ -123,7 +123,7 @@ impl SegmentIndex {
     /// Decodes both files, keeping only entries below `rel_limit` and `pos_limit` (the
     /// trusted part of the segment). Fails on a bad header, a partial entry or entries out
     /// of order: the caller then rebuilds the index from the segment.
-    pub fn decode(
+    pub(crate) fn decode(
         offsets: &[u8],
         times: &[u8],
         rel_limit: u64,

@@ -76,22 +76,22 @@ pub(super) struct FailStop {
 
 impl State {
     /// First offset in the log.
-    pub fn log_start(&self) -> i64 {
+    pub(super) fn log_start(&self) -> i64 {
         self.sealed.first_key_value().map_or(self.active.base, |(base, _)| *base)
     }
 
     /// Offset the next append gets.
-    pub fn log_end(&self) -> i64 {
+    pub(super) fn log_end(&self) -> i64 {
         self.active.next_offset
     }
 
     /// Bytes of all segments.
-    pub fn size_bytes(&self) -> u64 {
+    pub(super) fn size_bytes(&self) -> u64 {
         self.sealed_bytes + self.active.size
     }
 
     /// `Closed` or `Failed` when the log takes no more writes.
-    pub fn check_open(&self) -> Result<(), LogError> {
+    pub(super) fn check_open(&self) -> Result<(), LogError> {
         if let Some(FailStop { path, reason, durable }) = self.failed.clone() {
             return Err(LogError::Failed { path, reason, durable });
         }
@@ -102,29 +102,29 @@ impl State {
     }
 
     /// The out-of-range error for `offset` against the current range.
-    pub fn out_of_range(&self, offset: i64) -> LogError {
+    pub(super) fn out_of_range(&self, offset: i64) -> LogError {
         LogError::OffsetOutOfRange { offset, log_start: self.log_start(), log_end: self.log_end() }
     }
 }
 
 impl Inner {
     /// The disk the partition's files live on.
-    pub fn disk(&self) -> &dyn shale_core::disk::Disk {
+    pub(super) fn disk(&self) -> &dyn shale_core::disk::Disk {
         self.resources.disk()
     }
 
     /// The partition lock; a panic while it was held makes the log unusable (`Closed`).
-    pub fn lock(&self) -> Result<MutexGuard<'_, State>, LogError> {
+    pub(super) fn lock(&self) -> Result<MutexGuard<'_, State>, LogError> {
         self.state.lock().map_err(|_| LogError::Closed)
     }
 
     /// The partition lock for read-only peeks, even after a panic.
-    pub fn peek(&self) -> MutexGuard<'_, State> {
+    pub(super) fn peek(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Publishes the current offsets to subscribers.
-    pub fn publish(&self, st: &State) {
+    pub(super) fn publish(&self, st: &State) {
         let log_end = st.log_end();
         self.offsets.send_replace(LogOffsets {
             log_start: st.log_start(),
@@ -135,14 +135,18 @@ impl Inner {
 
     /// Fsyncs the active segment's data; a failure stops the log for good (fail-stop):
     /// retrying could report success for bytes the kernel already dropped.
-    pub fn sync_segment(&self, st: &mut State) -> Result<(), LogError> {
+    pub(super) fn sync_segment(&self, st: &mut State) -> Result<(), LogError> {
         st.check_open()?;
         let r = st.active.sync();
         self.note_sync(st, r)
     }
 
     /// Marks the log failed if `r` is a failed fsync.
-    pub fn note_sync(&self, st: &mut State, r: Result<(), LogError>) -> Result<(), LogError> {
+    pub(super) fn note_sync(
+        &self,
+        st: &mut State,
+        r: Result<(), LogError>,
+    ) -> Result<(), LogError> {
         let Err(e) = r else { return Ok(()) };
         let durable = self.durable.load(Ordering::Acquire);
         tracing::error!(dir = %self.dir.display(), durable_offset = durable, error = %e,
@@ -154,7 +158,7 @@ impl Inner {
 
     /// Seals the active segment (index files and data fsynced first, so the durable offset
     /// stays truthful) and starts a new one at the log end.
-    pub fn roll(&self, st: &mut State) -> Result<(), LogError> {
+    pub(super) fn roll(&self, st: &mut State) -> Result<(), LogError> {
         let end = st.log_end();
         st.active.write_index(self.disk(), &self.dir)?;
         self.sync_segment(st)?;
@@ -231,7 +235,7 @@ impl Inner {
     }
 
     /// A sealed segment's index from the shared cache (loaded or rebuilt on a miss).
-    pub fn sealed_index(
+    pub(super) fn sealed_index(
         &self,
         seg: &SealedSegment,
         interval: u64,
@@ -241,7 +245,7 @@ impl Inner {
     }
 
     /// A sealed segment's max timestamp, from its metadata or its time index.
-    pub fn sealed_max_timestamp(
+    pub(super) fn sealed_max_timestamp(
         &self,
         seg: &SealedSegment,
         interval: u64,

@@ -69,7 +69,7 @@ pub(crate) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// Scans `file` from byte `pos` to byte `end` (the file length).
-    pub fn new(
+    pub(super) fn new(
         file: &'a dyn DiskFile,
         path: &'a Path,
         pos: u64,
@@ -95,7 +95,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next batch, the end, or where the invalid tail starts. `Err` only for I/O.
-    pub fn next_batch(&mut self) -> Result<Scanned, LogError> {
+    pub(super) fn next_batch(&mut self) -> Result<Scanned, LogError> {
         let pos = self.pos;
         if pos >= self.end {
             return Ok(Scanned::End);

@@ -56,13 +56,13 @@ pub(crate) struct IndexBuilder {
 
 impl IndexBuilder {
     /// A builder for an empty segment.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         IndexBuilder { max_timestamp: NO_TIMESTAMP, ..Default::default() }
     }
 
     /// Notes a batch at relative offset `rel` and byte `pos`: an index entry once
     /// `interval` bytes went by since the last one (position 0 needs none).
-    pub fn add(&mut self, rel: u32, pos: u64, len: u64, max_timestamp: i64, interval: u64) {
+    pub(super) fn add(&mut self, rel: u32, pos: u64, len: u64, max_timestamp: i64, interval: u64) {
         self.max_timestamp = self.max_timestamp.max(max_timestamp);
         if pos > 0 && self.bytes_since_entry >= interval {
             self.index.push_offset(rel, pos as u32);
@@ -75,7 +75,7 @@ impl IndexBuilder {
 
     /// Records the final max timestamp so the time index's last entry is the segment's
     /// max (done before the index is written out).
-    pub fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         if self.max_timestamp != NO_TIMESTAMP {
             self.index.push_time(self.max_timestamp, self.last_rel);
         }
@@ -186,7 +186,7 @@ pub(crate) struct ActiveSegment {
 
 impl ActiveSegment {
     /// The recovery point at the segment's end: everything written so far is valid.
-    pub fn end_point(&self) -> RecoveryPoint {
+    pub(super) fn end_point(&self) -> RecoveryPoint {
         RecoveryPoint {
             offset: self.next_offset,
             segment_base: self.base,
@@ -196,7 +196,7 @@ impl ActiveSegment {
     }
 
     /// Opens (creating if needed) the segment file for `base` with `size` valid bytes.
-    pub fn open(
+    pub(super) fn open(
         disk: &dyn Disk,
         dir: &Path,
         base: i64,
@@ -219,7 +219,7 @@ impl ActiveSegment {
 
     /// Writes already-stamped batches at the end of the file and indexes them. On a failed
     /// write the file is cut back so no partial batch stays visible.
-    pub fn append(
+    pub(super) fn append(
         &mut self,
         buf: &[u8],
         batches: &[(BatchHeader, std::ops::Range<usize>)],
@@ -247,17 +247,17 @@ impl ActiveSegment {
     }
 
     /// Whether no batch has been written.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.size == 0
     }
 
     /// Fsyncs the data file.
-    pub fn sync(&self) -> Result<(), LogError> {
+    pub(super) fn sync(&self) -> Result<(), LogError> {
         sync_data(&*self.file, &self.path)
     }
 
     /// Writes the index files, including the final max-timestamp entry.
-    pub fn write_index(&mut self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    pub(super) fn write_index(&mut self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
         self.builder.finish();
         write_index_files(disk, dir, self.base, &self.builder.index)
     }
@@ -265,7 +265,10 @@ impl ActiveSegment {
 
 /// Fsyncs a segment's data. The failpoint `log.fsync_eio` turns it into an EIO, a disk
 /// error on demand for the fault tests of broker processes.
-pub fn sync_data(file: &dyn shale_core::disk::DiskFile, path: &Path) -> Result<(), LogError> {
+pub(super) fn sync_data(
+    file: &dyn shale_core::disk::DiskFile,
+    path: &Path,
+) -> Result<(), LogError> {
     if shale_core::failpoint::active("log.fsync_eio") {
         return Err(LogError::io(path, std::io::Error::from_raw_os_error(5)));
     }
