@@ -56,7 +56,19 @@ impl Broker {
             .map(|(k, p)| (k.clone(), p.topic_id().to_string()))
             .collect();
         let plan = reconcile::plan(&cache, &hosted, self.me());
+        self.apply(plan, cache).await?;
+        self.load_tier_pointers().await?;
 
+        self.view.controller_id.store(controller, std::sync::atomic::Ordering::Release);
+        self.view.synced_session.store(session, std::sync::atomic::Ordering::Release);
+        self.view.synced_tx.send_modify(|n| *n += 1);
+        Ok(revision)
+    }
+
+    /// Applies a plan: closes (and deletes) what is no longer assigned, installs the new
+    /// view, updates the partitions kept, opens the new ones, and removes directories no
+    /// assignment owns.
+    async fn apply(&self, plan: reconcile::Plan, cache: super::ClusterCache) -> Result<(), Error> {
         // Close partitions no longer assigned (topic deleted or replica moved away) first,
         // so a re-created topic of the same name opens fresh directories.
         for key in &plan.close {
@@ -96,6 +108,13 @@ impl Broker {
                 remote: self.tier.remote.clone(),
             })
             .collect();
+        self.open_all(to_open).await?;
+        self.remove_orphan_dirs(&plan.dirs).await;
+        Ok(())
+    }
+
+    /// Opens newly assigned partitions, a few at a time, and starts serving them.
+    async fn open_all(&self, to_open: Vec<PartitionSpec>) -> Result<(), Error> {
         // Opening is mostly fsyncs; overlap a few so thousands of partitions open quickly.
         let mut opening = futures::stream::iter(to_open.into_iter().map(|spec| {
             let data_dir = self.data_dir();
@@ -133,13 +152,7 @@ impl Broker {
                 .insert((part.topic().to_string(), part.index()), part.clone());
             self.ensure_fetcher(&part, &state);
         }
-        self.remove_orphan_dirs(&plan.dirs).await;
-        self.load_tier_pointers().await?;
-
-        self.view.controller_id.store(controller, std::sync::atomic::Ordering::Release);
-        self.view.synced_session.store(session, std::sync::atomic::Ordering::Release);
-        self.view.synced_tx.send_modify(|n| *n += 1);
-        Ok(revision)
+        Ok(())
     }
 
     /// Removes partition directories no assignment owns (left by a deletion cut short).
