@@ -338,3 +338,34 @@ async fn interval_flush_policy_shows_data_at_once_and_fsyncs_in_the_background()
     .await;
     server.shutdown().await.unwrap();
 }
+
+/// Like Kafka's `max.block.ms`: `send` waits for the topic's metadata while no broker
+/// answers (a restart, a power cut of the whole cluster) instead of failing at once.
+#[tokio::test]
+async fn send_waits_for_metadata_while_no_broker_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.broker.listen = format!("127.0.0.1:{}", common::free_port()).parse().unwrap();
+    let server = common::start(settings.clone()).await;
+    let addr = server.addr().to_string();
+    common::client(&server).admin().create_topic("blocked", 1, 0, BTreeMap::new()).await.unwrap();
+    server.close().await.unwrap();
+
+    // A fresh client knows nothing, and nothing listens at its only address.
+    let client = shale::client::Client::new(&addr).unwrap();
+    let producer = Producer::new(client, ProducerConfig::default());
+    let send = tokio::spawn(async move {
+        let delivery = producer.send(ProducerRecord::new("blocked", "v")).await?;
+        delivery.await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!send.is_finished(), "send gave up while the broker was away: {:?}", send.await);
+    let server = common::start(settings).await;
+    let md = tokio::time::timeout(Duration::from_secs(30), send)
+        .await
+        .expect("send did not finish within 30 s of the broker's return")
+        .unwrap()
+        .expect("send failed after the broker came back");
+    assert_eq!((md.partition, md.offset), (0, 0));
+    server.close().await.unwrap();
+}

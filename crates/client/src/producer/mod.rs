@@ -25,7 +25,7 @@ mod sender;
 
 use sender::sender_loop;
 
-use crate::{Client, locate, partitioner, status_error};
+use crate::{Client, RetryPolicy, locate, partitioner, status_error};
 use shale_core::acks::Acks;
 use shale_core::clock::Clock as _;
 use shale_core::error::Error;
@@ -58,6 +58,9 @@ pub struct ProducerConfig {
     pub request_timeout: Duration,
     /// Sealed batches queued per partition before `send` waits (memory bound).
     pub queued_batches: usize,
+    /// `max.block.ms`: how long `send` waits for a topic's metadata while no broker answers
+    /// (a restart, or the whole cluster coming back after a power cut).
+    pub max_block: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -74,6 +77,7 @@ impl Default for ProducerConfig {
             max_in_flight: 5,
             request_timeout: Duration::from_secs(30),
             queued_batches: 32,
+            max_block: Duration::from_secs(60),
         }
     }
 }
@@ -255,7 +259,13 @@ impl Producer {
     /// Queues a record; the returned [`Delivery`] resolves when it is acknowledged.
     /// Waits only when the partition's queue is full.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, Error> {
-        let partitions = self.inner.client.partition_count(&record.topic).await?;
+        let config = &self.inner.config;
+        let wait = RetryPolicy {
+            initial: config.retry_backoff,
+            total: config.max_block,
+            ..RetryPolicy::default()
+        };
+        let partitions = self.inner.client.partition_count_within(&record.topic, wait).await?;
         let explicit = record.partition;
         if let Some(p) = explicit {
             if p >= partitions {
