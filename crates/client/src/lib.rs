@@ -290,13 +290,17 @@ impl Client {
         topic: &str,
         policy: RetryPolicy,
     ) -> Result<u32, Error> {
-        let mut backoff = policy.start();
+        // The deadline starts at the first failure: a cached answer (the producer's hot
+        // path) reads no clock.
+        let mut backoff = None;
         loop {
             match self.partition_count(topic).await {
-                Err(e) if e.kind.is_retriable() => match backoff.next_delay() {
-                    Some(pause) => tokio::time::sleep(pause).await,
-                    None => return Err(retry::gave_up("metadata", e, policy.total)),
-                },
+                Err(e) if e.kind.is_retriable() => {
+                    match backoff.get_or_insert_with(|| policy.start()).next_delay() {
+                        Some(pause) => tokio::time::sleep(pause).await,
+                        None => return Err(retry::gave_up("metadata", e, policy.total)),
+                    }
+                }
                 result => return result,
             }
         }
