@@ -65,7 +65,7 @@ impl AdminServer {
             .route("/readyz", get(readyz))
             .with_state(state);
         let mut closed = broker.closed_signal();
-        let task = tokio::spawn(async move {
+        let task = broker.spawn(async move {
             let shutdown = async move {
                 let _ = closed.wait_for(|c| *c).await;
             };

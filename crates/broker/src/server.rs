@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::rpc::admin_service::AdminService;
@@ -27,7 +26,7 @@ pub struct RunningServer {
     admin: Option<crate::admin::AdminServer>,
     broker: Arc<Broker>,
     stop: Option<oneshot::Sender<()>>,
-    serve: JoinHandle<Result<(), tonic::transport::Error>>,
+    serve: shale_core::task::OwnedTask<Result<(), tonic::transport::Error>>,
 }
 
 /// The metadata store the settings ask for: etcd when endpoints are configured, else the
@@ -96,7 +95,7 @@ pub async fn start(
     // The overall status ("") is readiness: SERVING while the broker holds its lease, has
     // caught up with the metadata and is not draining. Kubernetes' gRPC readiness probe asks
     // for it; liveness asks for a named service, which stays SERVING while the process runs.
-    tokio::spawn(track_readiness(Arc::downgrade(&broker), health_reporter.clone()));
+    broker.spawn(track_readiness(Arc::downgrade(&broker), health_reporter.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -135,9 +134,11 @@ pub async fn start(
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(std::time::Duration::from_secs(60)));
-    let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
-        let _ = stop_rx.await;
-    }));
+    // Owned: dropping the server without closing it stops the accept loop too.
+    let serve =
+        shale_core::task::spawn_owned(router.serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop_rx.await;
+        }));
     tracing::info!(%addr, broker = broker.id(), "serving gRPC");
     Ok(RunningServer { addr, admin: admin_http, broker, stop: Some(stop_tx), serve })
 }

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use shale_core::task::OwnedTask;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::retry::{RetryPolicy, gave_up};
 use super::{Client, locate, status_error};
@@ -115,7 +115,7 @@ pub struct Consumer {
     config: ConsumerConfig,
     tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
-    tasks: HashMap<(String, u32), (u64, JoinHandle<()>)>,
+    tasks: HashMap<(String, u32), (u64, OwnedTask<()>)>,
     running: usize,
     next_task: u64,
 }
@@ -172,7 +172,7 @@ impl Consumer {
         self.unassign(topic, partition);
         self.next_task += 1;
         let id = self.next_task;
-        let task = tokio::spawn(fetch_loop(
+        let task = shale_core::task::spawn_owned(fetch_loop(
             self.client.clone(),
             self.config.clone(),
             topic.to_string(),
@@ -186,8 +186,8 @@ impl Consumer {
 
     /// Stops reading a partition; records of it not yet polled are dropped.
     pub fn unassign(&mut self, topic: &str, partition: u32) {
-        if let Some((_, old)) = self.tasks.remove(&(topic.to_string(), partition)) {
-            old.abort();
+        // Dropping the task's handle stops it.
+        if self.tasks.remove(&(topic.to_string(), partition)).is_some() {
             self.running -= 1;
         }
     }
@@ -251,14 +251,6 @@ impl Consumer {
                     return Err(e);
                 }
             }
-        }
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        for (_, t) in self.tasks.values() {
-            t.abort();
         }
     }
 }
@@ -368,7 +360,7 @@ async fn fetch_loop(
             backoff = policy.start();
         }
         match backoff.next_delay() {
-            Some(pause) => tokio::time::sleep(pause).await,
+            Some(pause) => shale_core::clock::sleep(pause).await,
             None => {
                 tx.send(EventKind::Failed(gave_up("leader", e, policy.total))).await;
                 return;

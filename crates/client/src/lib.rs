@@ -202,7 +202,7 @@ impl Client {
                 {
                     attempt += 1;
                     self.next_bootstrap();
-                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                    shale_core::clock::sleep(Duration::from_millis(20 * attempt)).await;
                 }
                 result => return result,
             }
@@ -297,7 +297,7 @@ impl Client {
             match self.partition_count(topic).await {
                 Err(e) if e.kind.is_retriable() => {
                     match backoff.get_or_insert_with(|| policy.start()).next_delay() {
-                        Some(pause) => tokio::time::sleep(pause).await,
+                        Some(pause) => shale_core::clock::sleep(pause).await,
                         None => return Err(retry::gave_up("metadata", e, policy.total)),
                     }
                 }
@@ -372,7 +372,7 @@ impl Client {
             }
             self.invalidate(topic);
             match backoff.next_delay() {
-                Some(pause) => tokio::time::sleep(pause).await,
+                Some(pause) => shale_core::clock::sleep(pause).await,
                 None => return Err(retry::gave_up("leader", e, policy.total)),
             }
         }

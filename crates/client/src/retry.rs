@@ -90,7 +90,7 @@ mod tests {
         let mut pauses = Vec::new();
         while let Some(d) = b.next_delay() {
             pauses.push(d.as_millis());
-            tokio::time::sleep(d).await;
+            shale_core::clock::sleep(d).await;
         }
         // 50+100+200+400 = 750 ms, then 250 ms to the deadline.
         assert_eq!(pauses, [50, 100, 200, 400, 250]);

@@ -75,3 +75,17 @@ impl Clock for ManualClock {
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
+
+/// Waits `duration` on the monotonic clock (tokio's, so paused test time applies). Every
+/// wait goes through here or [`sleep_until`]: `clippy.toml` disallows tokio's directly, so
+/// a simulated clock has one seam to take them over.
+pub async fn sleep(duration: std::time::Duration) {
+    #[allow(clippy::disallowed_methods, reason = "the clock module is where time is waited on")]
+    tokio::time::sleep(duration).await
+}
+
+/// Waits until `deadline` on the monotonic clock; see [`sleep`].
+pub async fn sleep_until(deadline: Instant) {
+    #[allow(clippy::disallowed_methods, reason = "the clock module is where time is waited on")]
+    tokio::time::sleep_until(deadline).await
+}

@@ -56,6 +56,6 @@ pub async fn hold(name: &str) {
     }
     eprintln!("failpoint {name} hit: holding until it is disarmed");
     while is_armed(name) {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        crate::clock::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -6,7 +6,8 @@
 //! - `acks`: produce acknowledgement levels.
 //! - `names`: checks of topic and group names.
 //! - `topic_config`: per-topic configuration by Kafka names, validated.
-//! - `clock`: injected time.
+//! - `clock`: injected time, and the one place that waits on it (`sleep`).
+//! - `task`: spawning outside a broker's lifecycle: owned (stops on drop) or detached.
 //! - `disk`: the file seam under the log, the embedded store and the `file://` bucket: the
 //!   real file system, the simulated disk of the in-process power-loss suites, the
 //!   test-only tracking disk of the process-level ones, and the crash-safe file patterns.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod failpoint;
 pub mod names;
 pub mod record;
+pub mod task;
 pub mod topic_config;
 
 pub use error::{Error, ErrorKind, Result};

@@ -326,7 +326,7 @@ pub async fn run(
             Ok(None) => wait_for_vacancy(&store, &keys, membership.ttl()).await,
             Err(e) => {
                 tracing::warn!(error = %e, "controller election failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                shale_core::clock::sleep(Duration::from_millis(500)).await;
             }
         }
     }
@@ -353,11 +353,11 @@ async fn campaign(
 async fn wait_for_vacancy(store: &Arc<dyn MetaStore>, keys: &Keys, ttl: Duration) {
     let key = keys.controller();
     let Ok(Some(kv)) = store.get(&key).await else {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        shale_core::clock::sleep(Duration::from_millis(100)).await;
         return;
     };
     let Ok(mut watch) = store.watch_prefix(&key, kv.mod_revision + 1).await else {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        shale_core::clock::sleep(Duration::from_millis(500)).await;
         return;
     };
     let vacancy = async {
@@ -487,14 +487,14 @@ async fn wait_for_change(
         match crate::watch_prefixes(&**store, &keys.placement_prefixes(), from).await {
             Ok(mut watch) => {
                 let _ = watch.next().await;
-                tokio::time::sleep(DEBOUNCE).await;
+                shale_core::clock::sleep(DEBOUNCE).await;
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(_) => shale_core::clock::sleep(Duration::from_millis(500)).await,
         }
     };
     tokio::select! {
         _ = changed => {}
-        _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+        _ = shale_core::clock::sleep(RECONCILE_EVERY) => {}
         _ = live.wait_for(|l| !*l) => {}
     }
 }

@@ -73,7 +73,7 @@ impl Membership {
                 Ok(()) => return Ok(m),
                 Err(e) if e.reason == Reason::BrokerIdInUse && m.now() < give_up => {
                     tracing::warn!(broker = m.broker_id(), "{}; waiting", e.message);
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    shale_core::clock::sleep(Duration::from_millis(250)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -219,12 +219,12 @@ impl Membership {
             let next = self.now() + every;
             // Wake at expiry too, so liveness watchers hear about it on time.
             while let Some(deadline) = self.valid_until().filter(|d| *d < next) {
-                tokio::time::sleep_until(deadline).await;
+                shale_core::clock::sleep_until(deadline).await;
                 if !self.is_live() {
                     self.mark_not_live();
                 }
             }
-            tokio::time::sleep_until(next).await;
+            shale_core::clock::sleep_until(next).await;
             let lease = self.lease();
             let sent = self.now();
             match self.inner.store.keep_alive(lease).await {

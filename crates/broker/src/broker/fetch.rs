@@ -61,7 +61,9 @@ pub fn start(
         return Err(offset_out_of_range(opts.offset, log_start, partition.high_watermark()));
     }
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(run(partition, opts, tx, closed));
+    // Detached: the loop ends when the receiver is dropped, the partition closes or the
+    // broker does (`closed`).
+    shale_core::task::spawn_detached(run(partition, opts, tx, closed));
     Ok(rx)
 }
 
@@ -109,7 +111,7 @@ async fn run(
         }
         let heartbeat = async {
             match opts.max_wait {
-                Some(d) => tokio::time::sleep(d).await,
+                Some(d) => shale_core::clock::sleep(d).await,
                 None => std::future::pending().await,
             }
         };

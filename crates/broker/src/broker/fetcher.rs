@@ -106,7 +106,7 @@ async fn run(broker: Weak<Broker>, p: Arc<Partition>, leader: i32, epoch: i32) {
                     error = %e,
                     "replica fetch interrupted; retrying"
                 );
-                tokio::time::sleep(backoff).await;
+                shale_core::clock::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }

@@ -278,13 +278,13 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                 // provably alive, and a new lease (session) forces a re-read before leading.
                 break;
             }
-            tokio::time::sleep(DEBOUNCE).await;
+            shale_core::clock::sleep(DEBOUNCE).await;
             match resync(&broker).await {
                 Some(r) => synced = r,
                 None => return,
             }
         }
-        tokio::time::sleep(RETRY).await;
+        shale_core::clock::sleep(RETRY).await;
         from = match resync(&broker).await {
             Some(r) => r,
             None => return,
@@ -304,7 +304,7 @@ async fn resync(broker: &Weak<Broker>) -> Option<Revision> {
             Err(e) => {
                 tracing::debug!(error = %e, "metadata resync failed; retrying");
                 drop(b);
-                tokio::time::sleep(RETRY).await;
+                shale_core::clock::sleep(RETRY).await;
             }
         }
     }

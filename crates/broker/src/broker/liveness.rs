@@ -70,7 +70,7 @@ async fn run(broker: Weak<Broker>) {
         drop(b);
         tokio::select! {
             _ = synced.changed() => {}
-            _ = tokio::time::sleep(RECHECK) => {}
+            _ = shale_core::clock::sleep(RECHECK) => {}
             _ = closed.wait_for(|c| *c) => break,
         }
     }
@@ -101,7 +101,7 @@ async fn watch(broker: Weak<Broker>, peer: BrokerRecord) {
         if seen && refuses(&peer.address).await {
             break;
         }
-        tokio::time::sleep(backoff).await;
+        shale_core::clock::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     let Some(b) = broker.upgrade() else { return };

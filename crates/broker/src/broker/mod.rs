@@ -201,6 +201,15 @@ impl Broker {
         Ok(broker)
     }
 
+    /// Runs `task` in the background, tracked by the broker's lifecycle: cancelled when the
+    /// broker closes, and waited for before its partitions close.
+    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.life.spawn(task)
+    }
+
     /// Resolves to true once the broker is closing.
     pub fn closed_signal(&self) -> tokio::sync::watch::Receiver<bool> {
         self.life.closed_signal()

@@ -135,7 +135,7 @@ pub struct Partition {
     snapshot_base: std::sync::atomic::AtomicI64,
     /// Set when the partition is closed (deleted or moved away); ends long-polls.
     closed_tx: watch::Sender<bool>,
-    hw_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    hw_task: std::sync::Mutex<Option<shale_core::task::OwnedTask<()>>>,
 }
 
 impl Partition {
@@ -265,7 +265,7 @@ impl Partition {
     pub fn start(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let mut offsets = self.log.subscribe();
-        let task = tokio::spawn(async move {
+        let task = shale_core::task::spawn_owned(async move {
             while offsets.changed().await.is_ok() {
                 let Some(p) = weak.upgrade() else { return };
                 p.refresh_hw();
@@ -280,9 +280,8 @@ impl Partition {
     pub fn mark_closed(&self) {
         self.closed_tx.send_replace(true);
         if let Ok(mut t) = self.hw_task.lock() {
-            if let Some(task) = t.take() {
-                task.abort();
-            }
+            // Dropping the handle stops the task.
+            t.take();
         }
     }
 
@@ -515,7 +514,8 @@ impl Partition {
             }),
             Acks::None if always => {
                 // Nobody waits, but the data must still become durable (and so visible).
-                tokio::spawn(async move {
+                // Detached: it ends with the flush.
+                shale_core::task::spawn_detached(async move {
                     if let Err(e) = log.flush_until(upto).await {
                         tracing::warn!(error = %e, "background flush failed");
                     }

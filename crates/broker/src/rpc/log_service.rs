@@ -125,7 +125,7 @@ impl pb::log_server::Log for LogService {
         let service = self.clone();
         let mut closed = self.broker.closed_signal();
         let (tx, rx) = mpsc::channel::<Result<pb::ProduceResponse, Status>>(64);
-        tokio::spawn(async move {
+        self.broker.spawn(async move {
             // Appends happen here one at a time, in request order; the acks (fsync, replicas)
             // are awaited concurrently and answered in order.
             let mut pending = FuturesOrdered::new();

@@ -133,7 +133,7 @@ impl pb::replica_server::Replica for ReplicaService {
         let service = self.clone();
         let mut broker_closed = self.broker.closed_signal();
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(async move {
+        self.broker.spawn(async move {
             loop {
                 let req = tokio::select! {
                     next = inbound.message() => match next {

@@ -90,7 +90,7 @@ pub(super) async fn heartbeat_loop(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = shale_core::clock::sleep(interval) => {}
             _ = wake.notified() => {}
         }
     }

@@ -14,8 +14,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use shale_core::task::OwnedTask;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 use crate::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 use crate::{Client, locate, status_error};
@@ -123,7 +123,7 @@ pub struct GroupConsumer {
     changed: Arc<Notify>,
     /// Wakes the heartbeat task (a revocation was applied; leave).
     wake: Arc<Notify>,
-    heartbeat: JoinHandle<()>,
+    heartbeat: OwnedTask<()>,
     owned: BTreeSet<Tp>,
     positions: HashMap<Tp, i64>,
     committed: HashMap<Tp, i64>,
@@ -171,7 +171,7 @@ impl GroupConsumer {
         }));
         let changed = Arc::new(Notify::new());
         let wake = Arc::new(Notify::new());
-        let heartbeat = tokio::spawn(heartbeat_loop(
+        let heartbeat = shale_core::task::spawn_owned(heartbeat_loop(
             client.clone(),
             config.clone(),
             shared.clone(),
@@ -455,12 +455,6 @@ impl GroupConsumer {
             .fetch_offsets(&self.config.group, &topics.into_iter().collect::<Vec<_>>())
             .await?;
         Ok(offsets.into_iter().map(|o| ((o.topic, o.partition), o.offset)).collect())
-    }
-}
-
-impl Drop for GroupConsumer {
-    fn drop(&mut self) {
-        self.heartbeat.abort();
     }
 }
 

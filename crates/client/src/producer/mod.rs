@@ -386,8 +386,9 @@ impl Producer {
     fn linger(&self, tp: Tp, generation: u64) {
         let producer = self.clone();
         let linger = self.inner.config.linger;
-        tokio::spawn(async move {
-            tokio::time::sleep(linger).await;
+        // Detached: a timer of `linger`, then one seal.
+        shale_core::task::spawn_detached(async move {
+            shale_core::clock::sleep(linger).await;
             let mut state = producer.inner.state.lock().await;
             if state.open.get(&tp).is_some_and(|b| b.generation == generation) {
                 if let Err(e) = producer.seal(&mut state, &tp).await {
@@ -427,7 +428,9 @@ impl Producer {
             .entry(tp.clone())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(self.inner.config.queued_batches.max(1));
-                tokio::spawn(sender_loop(
+                // Detached: the sender sends what is queued and ends once the queue
+                // closes (the producer dropped, or this sender removed).
+                shale_core::task::spawn_detached(sender_loop(
                     self.inner.client.clone(),
                     tp.clone(),
                     self.inner.config.clone(),

@@ -83,7 +83,7 @@ pub(super) async fn sender_loop(
                     client.invalidate(&tp.0);
                     let batches: Vec<Sealed> = queue.drain(..).collect();
                     requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
-                    tokio::time::sleep(config.retry_backoff).await;
+                    shale_core::clock::sleep(config.retry_backoff).await;
                     continue;
                 }
             }
@@ -117,7 +117,7 @@ pub(super) async fn sender_loop(
                 let batches: Vec<Sealed> = in_flight.drain(..).map(|(_, b)| b).collect();
                 requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
                 conn = None;
-                tokio::time::sleep(config.retry_backoff).await;
+                shale_core::clock::sleep(config.retry_backoff).await;
                 continue;
             }
         }
@@ -167,7 +167,7 @@ pub(super) async fn sender_loop(
                     requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
                     conn = None;
                     if e.kind.is_retriable() {
-                        tokio::time::sleep(config.retry_backoff).await;
+                        shale_core::clock::sleep(config.retry_backoff).await;
                     }
                 }
             }

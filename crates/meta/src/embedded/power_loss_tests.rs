@@ -134,7 +134,11 @@ async fn acknowledged_metadata_writes_survive_power_loss() {
 async fn with_fsync_a_noop_power_loss_loses_acknowledged_metadata() {
     let mut lost = false;
     for seed in 0..10u64 {
-        let r = tokio::spawn(run(seed, 60, SimOptions { fsync_noop: true, ..Default::default() }));
+        let r = shale_core::task::spawn_owned(run(
+            seed,
+            60,
+            SimOptions { fsync_noop: true, ..Default::default() },
+        ));
         lost |= r.await.is_err();
     }
     assert!(lost, "with fsync disabled the power-loss test must report lost writes");

@@ -330,7 +330,7 @@ async fn concurrent_compare_and_swap_increments_are_serializable() {
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(shale_core::task::spawn_owned(async move {
             let mut wins = Vec::new();
             while wins.len() < 25 {
                 let cur = store.get("/counter").await.unwrap();

@@ -458,7 +458,7 @@ fn concurrent_flushes_coalesce_into_few_fsyncs() {
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let log = log.clone();
-            tasks.push(tokio::spawn(async move {
+            tasks.push(shale_core::task::spawn_owned(async move {
                 for _ in 0..12 {
                     let l = log.clone();
                     let info =
@@ -497,7 +497,7 @@ fn waiters_behind_one_fsync_are_all_covered_by_it() {
         let tasks: Vec<_> = (1..=50)
             .map(|o| {
                 let log = log.clone();
-                tokio::spawn(async move { log.flush_until(o).await })
+                shale_core::task::spawn_owned(async move { log.flush_until(o).await })
             })
             .collect();
         for t in tasks {

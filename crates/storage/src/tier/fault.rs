@@ -133,7 +133,7 @@ impl FaultControl {
         }
         let latency = self.get_latency_ms.load(Ordering::Acquire);
         if op == Op::Get && latency > 0 {
-            tokio::time::sleep(Duration::from_millis(latency)).await;
+            shale_core::clock::sleep(Duration::from_millis(latency)).await;
         }
         Ok(())
     }

@@ -313,7 +313,8 @@ impl RemoteReader {
             }
             let inner = self.inner.clone();
             let path = cursor.path.clone();
-            tokio::spawn(async move {
+            // Detached: one chunk's GET, bounded by the bucket's timeout and retries.
+            shale_core::task::spawn_detached(async move {
                 match fetch_chunk(inner.clone(), path, size, i).await {
                     Ok((_, true)) => {
                         inner.stats.chunks_read_ahead.fetch_add(1, Ordering::Relaxed);

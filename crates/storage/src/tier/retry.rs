@@ -88,7 +88,7 @@ where
                     "object store request failed; retrying"
                 );
                 let jitter = rand::random_range(0.5..1.0);
-                tokio::time::sleep(backoff.mul_f64(jitter)).await;
+                shale_core::clock::sleep(backoff.mul_f64(jitter)).await;
                 backoff = (backoff * 2).min(policy.max_backoff);
                 n += 1;
             }

@@ -55,7 +55,7 @@ impl Throttle {
             *next = at + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
             at
         };
-        tokio::time::sleep_until(at).await;
+        shale_core::clock::sleep_until(at).await;
     }
 }
 
