@@ -19,7 +19,6 @@
 
 mod drain;
 pub mod fetch;
-mod fetcher;
 mod follow;
 pub mod idempotence;
 pub mod identity;
@@ -427,9 +426,11 @@ impl Broker {
                 "partition {topic}-{partition} is being opened on broker {}; retry",
                 self.id
             ))),
-            (Some(s), leader) => Err(Error::new(
-                ErrorKind::NotLeader,
-                Reason::NotLeader,
+            (Some(s), leader) => Err(shale_core::error::not_leader(
+                topic,
+                partition,
+                s.leader,
+                s.leader_epoch,
                 format!(
                     "broker {} does not lead partition {topic}-{partition}; broker {} at {} does \
                      (epoch {})",
@@ -439,10 +440,6 @@ impl Broker {
                     s.leader_epoch
                 ),
             )
-            .with("topic", topic)
-            .with("partition", partition)
-            .with("leader_id", s.leader)
-            .with("leader_epoch", s.leader_epoch)
             .with("leader_address", leader.map(|b| b.address).unwrap_or_default())),
         }
     }
@@ -466,7 +463,7 @@ impl Broker {
     ) -> Result<Arc<Partition>, Error> {
         let p = self.partition(topic, partition)?;
         if p.leader_epoch() != epoch {
-            return Err(fetcher::fenced(&p, epoch));
+            return Err(replication::leader::fenced(&p, epoch));
         }
         Ok(p)
     }
@@ -547,9 +544,12 @@ impl Broker {
                 r = pending => r?,
                 _ = broker.stops_leading(&p, epoch) => {
                     broker.check_serving()?;
-                    return Err(Error::new(
-                        ErrorKind::NotLeader,
-                        Reason::NotLeader,
+                    let (leader, now) = p.leadership();
+                    return Err(shale_core::error::not_leader(
+                        p.topic(),
+                        p.index(),
+                        leader,
+                        now,
                         format!(
                             "leadership of {}-{} moved on from epoch {epoch} before the write \
                              was acknowledged; it was not acknowledged",
@@ -563,16 +563,18 @@ impl Broker {
             // still leads at the epoch the batch was written with.
             broker.check_serving()?;
             if !p.is_leader() || p.leader_epoch() != produced.leader_epoch {
-                return Err(Error::new(
-                    ErrorKind::NotLeader,
-                    Reason::NotLeader,
+                let (leader, now) = p.leadership();
+                return Err(shale_core::error::not_leader(
+                    p.topic(),
+                    p.index(),
+                    leader,
+                    now,
                     format!(
-                        "leadership of {}-{} moved (epoch {} -> {}) before the write was \
+                        "leadership of {}-{} moved (epoch {} -> {now}) before the write was \
                          acknowledged; it was not acknowledged",
                         p.topic(),
                         p.index(),
                         produced.leader_epoch,
-                        p.leader_epoch()
                     ),
                 ));
             }

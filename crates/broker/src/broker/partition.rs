@@ -367,17 +367,17 @@ impl Partition {
         // so nothing is written here after this broker stopped leading at this epoch.
         let (leader, epoch) = self.leadership();
         if leader != self.broker_id {
-            return Err(Error::new(
-                ErrorKind::NotLeader,
-                Reason::NotLeader,
+            return Err(shale_core::error::not_leader(
+                &self.topic,
+                self.index,
+                leader,
+                epoch,
                 format!(
                     "broker {} no longer leads {}-{} (leader {leader}, epoch {epoch}); the \
                      write was not appended",
                     self.broker_id, self.topic, self.index
                 ),
-            )
-            .with("leader_id", leader)
-            .with("leader_epoch", epoch));
+            ));
         }
         if idempotent {
             if let Verdict::Duplicate(meta) = self.producers.check(&headers[0])? {

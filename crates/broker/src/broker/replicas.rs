@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use shale_storage::log::LogResources;
 
-use super::{Partition, TopicPartition, fetcher};
+use super::replication::follower;
+use super::{Partition, TopicPartition};
 
 /// The hosted replicas.
 #[derive(Debug)]
@@ -15,7 +16,7 @@ pub(super) struct Replicas {
     /// Open partitions by topic and index.
     pub(super) partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Follower fetchers by partition, with the leader epoch they follow.
-    pub(super) fetchers: Mutex<HashMap<TopicPartition, fetcher::Running>>,
+    pub(super) fetchers: Mutex<HashMap<TopicPartition, follower::Running>>,
     /// Channels to other brokers (replication, forwarding).
     pub(super) peers: Mutex<HashMap<String, tonic::transport::Channel>>,
     /// File-descriptor and index caches shared by every partition log.

@@ -134,6 +134,25 @@ pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error 
     .with("partitions", count)
 }
 
+/// `NOT_LEADER`, the one way it is built: this broker does not (or no longer) lead
+/// `topic`-`partition`, so the write or read was not done here. `leader` and
+/// `leader_epoch` are what this broker knows of the current leadership (`-1` for a leader
+/// it does not know); `message` says what happened. Details, always all four: `topic`,
+/// `partition`, `leader_id`, `leader_epoch`. Clients refresh metadata and retry.
+pub fn not_leader(
+    topic: &str,
+    partition: u32,
+    leader: i32,
+    leader_epoch: i32,
+    message: impl Into<String>,
+) -> Error {
+    Error::new(ErrorKind::NotLeader, Reason::NotLeader, message)
+        .with("topic", topic)
+        .with("partition", partition)
+        .with("leader_id", leader)
+        .with("leader_epoch", leader_epoch)
+}
+
 /// What bounds a valid offset range from above, named by the detail key that carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeEnd {
@@ -178,6 +197,18 @@ pub fn offset_out_of_range(offset: i64, start: i64, end: i64, bound: RangeEnd) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn not_leader_always_carries_the_same_four_details() {
+        let e = not_leader("t", 3, 2, 7, "broker 1 does not lead t-3");
+        assert_eq!((e.kind, &e.reason), (ErrorKind::NotLeader, &Reason::NotLeader));
+        let got: Vec<(&str, &str)> =
+            e.details.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [("leader_epoch", "7"), ("leader_id", "2"), ("partition", "3"), ("topic", "t")]
+        );
+    }
 
     #[test]
     fn offset_out_of_range_has_one_shape_whatever_bounds_it() {

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use super::{Broker, Partition, TopicPartition};
-use shale_core::error::{Error, ErrorKind, Reason};
+use crate::broker::{Broker, Partition, TopicPartition};
+use shale_core::error::{Error, Reason};
 use shale_meta::topics::PartitionState;
 use shale_proto::pb;
 use shale_proto::pb::replica_client::ReplicaClient;
@@ -22,7 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// A running fetcher: the leader epoch it follows, and how to stop it.
 #[derive(Debug)]
-pub(super) struct Running {
+pub(in crate::broker) struct Running {
     epoch: i32,
     stop: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -31,7 +31,7 @@ pub(super) struct Running {
 impl Broker {
     /// Makes sure a fetcher follows `p` if this broker is a follower of it at `state`'s
     /// epoch, and that none runs otherwise.
-    pub(super) fn ensure_fetcher(&self, p: &Arc<Partition>, state: &PartitionState) {
+    pub(in crate::broker) fn ensure_fetcher(&self, p: &Arc<Partition>, state: &PartitionState) {
         let key: TopicPartition = (p.topic().to_string(), p.index());
         let follower = state.leader >= 0 && state.leader != self.id;
         let Ok(mut fetchers) = self.replicas.fetchers.lock() else { return };
@@ -53,7 +53,7 @@ impl Broker {
     }
 
     /// Stops the fetcher of a partition, if any.
-    pub(super) fn stop_fetcher(&self, key: &TopicPartition) {
+    pub(in crate::broker) fn stop_fetcher(&self, key: &TopicPartition) {
         if let Ok(mut fetchers) = self.replicas.fetchers.lock() {
             if let Some(f) = fetchers.remove(key) {
                 f.stop.cancel();
@@ -165,34 +165,9 @@ async fn follow(
         if p.leader_epoch() != epoch {
             return Ok(());
         }
-        if let Some(err) = resp.error {
-            let e = shale_proto::convert::error_from_proto(&err);
-            let end = log.log_end_offset();
-            if e.reason == Reason::OffsetOutOfRange
-                && resp.leader_log_end >= 0
-                && end > resp.leader_log_end
-            {
-                // Ahead of the leader (its unacknowledged tail was lost): cut ours to match.
-                truncate(p, resp.leader_log_end).await?;
-            } else if e.reason == Reason::DivergingEpoch {
-                // Our log below the fetch offset is not the leader's: cut it where the
-                // leader's epoch ends (and ours, if we know that epoch to end sooner).
-                let detail = |k: &str| e.details.get(k).and_then(|v| v.parse::<i64>().ok());
-                if let (Some(epoch), Some(mut target)) =
-                    (detail("diverging_epoch"), detail("diverging_end_offset"))
-                {
-                    if let Some((_, own)) = log.end_offset_for_epoch(epoch as i32) {
-                        target = target.min(own);
-                    }
-                    if target < end {
-                        truncate(p, target.max(log.log_start_offset())).await?;
-                    }
-                }
-            } else if e.reason == Reason::OffsetOutOfRange && resp.log_start_offset > end {
-                // Behind what the leader keeps locally (older data went to the bucket, or
-                // expired): start again where the leader's local log starts.
-                reset(p, resp.log_start_offset).await?;
-            }
+        if let Some(err) = &resp.error {
+            let e = shale_proto::convert::error_from_proto(err);
+            repair_after_refusal(p, &e, &resp).await?;
             return Err(e);
         }
         if !resp.batches.is_empty() {
@@ -215,6 +190,42 @@ async fn follow(
         tx.send(request(end)).await.map_err(|_| closed())?;
     }
     Err(closed())
+}
+
+/// What a follower does when its leader refuses a fetch, before it reconnects: cut its log
+/// where it is ahead of or diverges from the leader's, or start again where the leader's
+/// local log starts. Any other refusal needs nothing here.
+async fn repair_after_refusal(
+    p: &Arc<Partition>,
+    e: &Error,
+    resp: &pb::ReplicaFetchResponse,
+) -> Result<(), Error> {
+    let log = p.log();
+    let end = log.log_end_offset();
+    if e.reason == Reason::OffsetOutOfRange && resp.leader_log_end >= 0 && end > resp.leader_log_end
+    {
+        // Ahead of the leader (its unacknowledged tail was lost): cut ours to match.
+        truncate(p, resp.leader_log_end).await?;
+    } else if e.reason == Reason::DivergingEpoch {
+        // Our log below the fetch offset is not the leader's: cut it where the
+        // leader's epoch ends (and ours, if we know that epoch to end sooner).
+        let detail = |k: &str| e.details.get(k).and_then(|v| v.parse::<i64>().ok());
+        if let (Some(epoch), Some(mut target)) =
+            (detail("diverging_epoch"), detail("diverging_end_offset"))
+        {
+            if let Some((_, own)) = log.end_offset_for_epoch(epoch as i32) {
+                target = target.min(own);
+            }
+            if target < end {
+                truncate(p, target.max(log.log_start_offset())).await?;
+            }
+        }
+    } else if e.reason == Reason::OffsetOutOfRange && resp.log_start_offset > end {
+        // Behind what the leader keeps locally (older data went to the bucket, or
+        // expired): start again where the leader's local log starts.
+        reset(p, resp.log_start_offset).await?;
+    }
+    Ok(())
 }
 
 /// Cuts the local log where it diverges from the leader's, by leader epoch.
@@ -282,26 +293,4 @@ async fn reset(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
         "log restarted at a later offset; older data is in the bucket or expired"
     );
     Ok(())
-}
-
-/// The error for a replica request at an epoch this broker does not lead.
-pub(crate) fn fenced(p: &Partition, asked: i32) -> Error {
-    let ours = p.leader_epoch();
-    let (kind, reason) = if asked < ours {
-        (ErrorKind::Fenced, Reason::FencedLeaderEpoch)
-    } else {
-        (ErrorKind::NotLeader, Reason::NotLeader)
-    };
-    Error::new(
-        kind,
-        reason,
-        format!(
-            "{}-{}: request for leader epoch {asked}, but this broker is at epoch {ours} \
-             (leader {})",
-            p.topic(),
-            p.index(),
-            p.leader()
-        ),
-    )
-    .with("leader_epoch", ours)
 }
