@@ -1,30 +1,39 @@
 //! The broker: hosts partition replicas as the metadata assigns them, serves produce, fetch
 //! and admin requests on top of `log` and `meta`, and takes part in membership and
-//! controller election.
+//! controller election. `Broker` (here) composes the named parts below and answers the
+//! lookups every service needs.
 //!
+//! - `view`, `replicas`, `tiering`, `lifecycle`: the parts `Broker` is made of.
 //! - `partition`: one hosted partition (log + leader + epoch + config) and its durability rules.
+//! - `produce`: the broker's side of a produce (leadership, disk budget, fencing).
 //! - `fetch`: the long-polling fetch loop behind the `Fetch` stream.
 //! - `topics`: create, delete, alter and describe topics.
-//! - `follow`: keeps hosted partitions in line with the partition states in the store.
+//! - `follow`: keeps hosted partitions in line with the partition states in the store
+//!   (`reconcile`: the pure plan).
 //! - `identity`: the broker id of a data directory.
 //! - `idempotence`: producer ids and per-partition producer state (dedup by sequence).
-//! - `replication`: ISR, follower progress and the high watermark of a partition.
-//! - `fetcher`: the follower side of replication (truncate, then pull from the leader).
-//! - `tasks`: background work (retention, interval flush).
+//! - `replication`: leader, follower and ISR sides of replication, and the high watermark.
+//! - `peers`: channels to the other brokers.
+//! - `group_host`: what the group coordinator needs of its broker.
+//! - `tasks`: background work (retention, interval flush, ISR ticks, group sweeps).
 //! - `tiering`: tasks for the tier layer's uploader and scrubber over the partitions this
 //!   broker leads, and the tier pointers hosted replicas learn.
 //! - `remote`: a hosted partition's view of its remote log (pointer, cold reads).
+//! - `drain`: controlled shutdown.
 //! - `liveness`: watches the other brokers and records those whose process is gone, so
 //!   the controller moves their leaderships without waiting out their lease.
 
 mod drain;
 pub mod fetch;
 mod follow;
+mod group_host;
 pub mod idempotence;
 pub mod identity;
 mod lifecycle;
 mod liveness;
 pub mod partition;
+mod peers;
+mod produce;
 mod reconcile;
 pub mod remote;
 mod replicas;
@@ -41,13 +50,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::settings::Settings;
-use shale_core::acks::Acks;
 use shale_core::clock::SharedClock;
 use shale_core::error::{Error, ErrorKind, Reason};
-use shale_core::record::{BatchBuilder, Compression, Record};
 use shale_core::topic_config::TopicConfig;
 use shale_meta::membership::Membership;
 use shale_meta::topics::{BrokerRecord, PartitionState, TopicStore};
@@ -55,19 +60,11 @@ use shale_meta::{Keys, MetaStore};
 use shale_storage::log::LogResources;
 
 pub use partition::{Partition, PendingAck, Produced};
+pub use produce::Payload;
 pub use shale_storage::tier::scrubber::ScrubStats;
 
 /// A (topic, partition) pair.
 pub type TopicPartition = (String, u32);
-
-/// What a producer sends: ready batches or plain records the broker batches.
-#[derive(Debug, Clone)]
-pub enum Payload {
-    /// One or more Kafka RecordBatch v2 batches, back to back.
-    Batches(Bytes),
-    /// Plain records; the broker builds one uncompressed batch.
-    Records(Vec<Record>),
-}
 
 /// Topic facts cached by the broker.
 #[derive(Debug, Clone)]
@@ -115,9 +112,6 @@ pub struct Broker {
 
 /// How long `close` waits for cancelled background tasks to end.
 const TASKS_END_WITHIN: Duration = Duration::from_secs(10);
-
-/// How stale the local disk usage behind the budget check may be.
-const DISK_USAGE_REFRESH_MS: i64 = 100;
 
 impl Broker {
     /// Opens the broker: resolves its id, registers it, opens the partitions assigned to it,
@@ -269,50 +263,6 @@ impl Broker {
         out
     }
 
-    /// `ListOffsets` for any partition: answered here when this broker leads it, else by
-    /// its leader.
-    pub async fn list_offsets_anywhere(
-        &self,
-        topic: &str,
-        partition: u32,
-        spec: Option<shale_proto::pb::list_offsets_request::Spec>,
-    ) -> Result<shale_proto::pb::ListOffsetsResponse, Error> {
-        use shale_proto::pb;
-        match self.partition(topic, partition) {
-            Ok(p) => {
-                let log_start = p.log_start_offset();
-                let hw = p.high_watermark();
-                let (offset, timestamp_ms) = match spec {
-                    Some(pb::list_offsets_request::Spec::Earliest(_)) => (log_start, -1),
-                    None | Some(pb::list_offsets_request::Spec::Latest(_)) => (hw, -1),
-                    Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => {
-                        p.offset_for_timestamp(ts).await?.unwrap_or((-1, -1))
-                    }
-                };
-                Ok(pb::ListOffsetsResponse {
-                    offset,
-                    timestamp_ms,
-                    log_start_offset: log_start,
-                    high_watermark: hw,
-                })
-            }
-            Err(e) if e.kind == ErrorKind::NotLeader => {
-                let addr = e.details.get("leader_address").cloned().unwrap_or_default();
-                if addr.is_empty() {
-                    return Err(e);
-                }
-                let mut client = pb::log_client::LogClient::new(self.peer(&addr)?);
-                let request = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec };
-                let response = client
-                    .list_offsets(request)
-                    .await
-                    .map_err(|s| shale_proto::status::from_status(&s))?;
-                Ok(response.into_inner())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Metadata re-reads (resyncs) since start.
     pub fn resyncs(&self) -> u64 {
         self.view.resyncs.load(Ordering::Relaxed)
@@ -429,8 +379,8 @@ impl Broker {
             (Some(s), leader) => Err(shale_core::error::not_leader(
                 topic,
                 partition,
-                s.leader,
-                s.leader_epoch,
+                (s.leader, s.leader_epoch),
+                leader.as_ref().map_or("", |b| b.address.as_str()),
                 format!(
                     "broker {} does not lead partition {topic}-{partition}; broker {} at {} does \
                      (epoch {})",
@@ -439,8 +389,7 @@ impl Broker {
                     leader.as_ref().map_or("an unknown address", |b| b.address.as_str()),
                     s.leader_epoch
                 ),
-            )
-            .with("leader_address", leader.map(|b| b.address).unwrap_or_default())),
+            )),
         }
     }
 
@@ -495,164 +444,6 @@ impl Broker {
         Ok(())
     }
 
-    /// Appends to a partition and waits as `acks` asks.
-    pub async fn produce(
-        self: &Arc<Self>,
-        topic: &str,
-        partition: u32,
-        payload: Payload,
-        acks: Acks,
-    ) -> Result<Produced, Error> {
-        self.append(topic, partition, payload, acks).await?.await
-    }
-
-    /// Appends to a partition; the returned future resolves once `acks` is satisfied and
-    /// this broker still leads the partition at the epoch it appended with.
-    pub async fn append(
-        self: &Arc<Self>,
-        topic: &str,
-        partition: u32,
-        payload: Payload,
-        acks: Acks,
-    ) -> Result<PendingAck, Error> {
-        let p = self.partition(topic, partition)?;
-        if self.is_draining() {
-            return Err(drain::draining_error(self.id));
-        }
-        let batches = match payload {
-            Payload::Batches(b) => b,
-            Payload::Records(records) => self.build_batch(records)?,
-        };
-        if batches.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                Reason::InvalidBatch,
-                "produce request has no records",
-            ));
-        }
-        self.check_disk_budget(batches.len() as u64)?;
-        let pending = p.append(batches, acks).await?;
-        if acks == Acks::None {
-            return Ok(pending);
-        }
-        let broker = self.clone();
-        let epoch = p.leader_epoch();
-        Ok(Box::pin(async move {
-            // A leader that stops serving (lease lost, epoch moved) answers at once rather
-            // than after the replication timeout: the client can go to the new leader.
-            let produced = tokio::select! {
-                r = pending => r?,
-                _ = broker.stops_leading(&p, epoch) => {
-                    broker.check_serving()?;
-                    let (leader, now) = p.leadership();
-                    return Err(shale_core::error::not_leader(
-                        p.topic(),
-                        p.index(),
-                        leader,
-                        now,
-                        format!(
-                            "leadership of {}-{} moved on from epoch {epoch} before the write \
-                             was acknowledged; it was not acknowledged",
-                            p.topic(),
-                            p.index()
-                        ),
-                    ));
-                }
-            };
-            // Fencing: acknowledge only if, after the fsync, this broker is still live and
-            // still leads at the epoch the batch was written with.
-            broker.check_serving()?;
-            if !p.is_leader() || p.leader_epoch() != produced.leader_epoch {
-                let (leader, now) = p.leadership();
-                return Err(shale_core::error::not_leader(
-                    p.topic(),
-                    p.index(),
-                    leader,
-                    now,
-                    format!(
-                        "leadership of {}-{} moved (epoch {} -> {now}) before the write was \
-                         acknowledged; it was not acknowledged",
-                        p.topic(),
-                        p.index(),
-                        produced.leader_epoch,
-                    ),
-                ));
-            }
-            Ok(produced)
-        }))
-    }
-
-    /// Refuses produce (retriable) while the local logs hold more than
-    /// `tier.local_disk_budget_bytes`: uploads and local retention free space, and until
-    /// they do (a bucket that is down) the disk does not fill.
-    ///
-    /// The logs' sizes are summed at most every `DISK_USAGE_REFRESH_MS` (and on every
-    /// request once at the budget); in between, each admitted request adds its `incoming`
-    /// bytes to the estimate, so a fast producer overshoots by about one request, not by
-    /// what it writes in a refresh interval.
-    fn check_disk_budget(&self, incoming: u64) -> Result<(), Error> {
-        let budget = self.settings.tier.local_disk_budget_bytes;
-        if budget == 0 {
-            return Ok(());
-        }
-        let now = self.clock.now_ms();
-        let mut usage = self.replicas.disk_usage.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, cached) = *usage;
-        let (at, used) = if now - at >= DISK_USAGE_REFRESH_MS || cached >= budget {
-            (now, self.hosted().iter().map(|p| p.log().size_bytes()).sum())
-        } else {
-            (at, cached)
-        };
-        if used < budget {
-            *usage = (at, used + incoming);
-            return Ok(());
-        }
-        *usage = (at, used);
-        drop(usage);
-        Err(Error::new(
-            ErrorKind::Unavailable,
-            Reason::LocalDiskBudgetExceeded,
-            format!(
-                "broker {} holds {used} bytes of local log, at or above \
-                 tier.local_disk_budget_bytes {budget}; writes resume once segments are \
-                 uploaded and local retention frees space (retry)",
-                self.id
-            ),
-        )
-        .with("used_bytes", used)
-        .with("budget_bytes", budget))
-    }
-
-    /// Resolves once this broker no longer serves `p` as leader at `epoch`.
-    async fn stops_leading(&self, p: &Partition, epoch: i32) {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tick.tick().await;
-            if self.check_serving().is_err() || !p.is_leader() || p.leader_epoch() != epoch {
-                return;
-            }
-        }
-    }
-
-    fn build_batch(&self, records: Vec<Record>) -> Result<Bytes, Error> {
-        if records.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                Reason::InvalidBatch,
-                "produce request has no records",
-            ));
-        }
-        let now = self.clock.now_ms();
-        let mut builder = BatchBuilder::new(Compression::None);
-        for mut r in records {
-            if r.timestamp_ms == 0 {
-                r.timestamp_ms = now;
-            }
-            builder.push(r);
-        }
-        Ok(builder.build())
-    }
-
     /// Closes every partition cleanly (flush, recovery point) and deregisters.
     pub async fn close(&self) -> Result<(), Error> {
         if !self.life.begin_close() {
@@ -703,36 +494,4 @@ pub fn unknown_topic(name: &str) -> Error {
 /// A new broker incarnation: random and never 0 (0 marks records that have none).
 fn new_incarnation() -> u64 {
     rand::random::<u64>().max(1)
-}
-
-#[async_trait::async_trait]
-impl crate::groups::GroupHost for Broker {
-    fn broker_id(&self) -> i32 {
-        self.id
-    }
-
-    fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    fn coordinator_candidates(&self) -> Vec<(i32, String)> {
-        Broker::coordinator_candidates(self)
-    }
-
-    fn topic_names(&self) -> Vec<String> {
-        Broker::topic_names(self)
-    }
-
-    fn topic_record(&self, name: &str) -> Result<shale_meta::topics::TopicRecord, Error> {
-        self.topic(name).map(|e| e.record)
-    }
-
-    async fn list_offsets(
-        &self,
-        topic: &str,
-        partition: u32,
-        spec: Option<shale_proto::pb::list_offsets_request::Spec>,
-    ) -> Result<shale_proto::pb::ListOffsetsResponse, Error> {
-        self.list_offsets_anywhere(topic, partition, spec).await
-    }
 }

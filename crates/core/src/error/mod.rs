@@ -137,13 +137,14 @@ pub fn partition_out_of_range(topic: &str, partition: u32, count: u32) -> Error 
 /// `NOT_LEADER`, the one way it is built: this broker does not (or no longer) lead
 /// `topic`-`partition`, so the write or read was not done here. `leader` and
 /// `leader_epoch` are what this broker knows of the current leadership (`-1` for a leader
-/// it does not know); `message` says what happened. Details, always all four: `topic`,
-/// `partition`, `leader_id`, `leader_epoch`. Clients refresh metadata and retry.
+/// it does not know), `leader_address` where that leader serves (empty when unknown);
+/// `message` says what happened. Details, always all five: `topic`, `partition`,
+/// `leader_id`, `leader_epoch`, `leader_address`. Clients refresh metadata and retry.
 pub fn not_leader(
     topic: &str,
     partition: u32,
-    leader: i32,
-    leader_epoch: i32,
+    (leader, leader_epoch): (i32, i32),
+    leader_address: &str,
     message: impl Into<String>,
 ) -> Error {
     Error::new(ErrorKind::NotLeader, Reason::NotLeader, message)
@@ -151,6 +152,7 @@ pub fn not_leader(
         .with("partition", partition)
         .with("leader_id", leader)
         .with("leader_epoch", leader_epoch)
+        .with("leader_address", leader_address)
 }
 
 /// What bounds a valid offset range from above, named by the detail key that carries it.
@@ -199,14 +201,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn not_leader_always_carries_the_same_four_details() {
-        let e = not_leader("t", 3, 2, 7, "broker 1 does not lead t-3");
+    fn not_leader_always_carries_the_same_five_details() {
+        let e = not_leader("t", 3, (2, 7), "127.0.0.1:9092", "broker 1 does not lead t-3");
         assert_eq!((e.kind, &e.reason), (ErrorKind::NotLeader, &Reason::NotLeader));
         let got: Vec<(&str, &str)> =
             e.details.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             got,
-            [("leader_epoch", "7"), ("leader_id", "2"), ("partition", "3"), ("topic", "t")]
+            [
+                ("leader_address", "127.0.0.1:9092"),
+                ("leader_epoch", "7"),
+                ("leader_id", "2"),
+                ("partition", "3"),
+                ("topic", "t")
+            ]
         );
     }
 

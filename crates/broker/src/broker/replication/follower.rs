@@ -60,32 +60,6 @@ impl Broker {
             }
         }
     }
-
-    fn broker_address(&self, id: i32) -> Option<String> {
-        self.view.cache.read().ok()?.brokers.get(&id).map(|b| b.address.clone())
-    }
-
-    /// A shared channel to another broker.
-    pub(crate) fn peer(&self, addr: &str) -> Result<Channel, Error> {
-        if let Some(c) = self.replicas.peers.lock().ok().and_then(|m| m.get(addr).cloned()) {
-            return Ok(c);
-        }
-        let uri = format!("http://{addr}");
-        let channel = tonic::transport::Endpoint::from_shared(uri)
-            .map_err(|e| Error::internal(format!("invalid broker address {addr:?}: {e}")))?
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true)
-            .initial_connection_window_size(shale_proto::transport::CONNECTION_WINDOW)
-            .initial_stream_window_size(shale_proto::transport::STREAM_WINDOW)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
-        if let Ok(mut m) = self.replicas.peers.lock() {
-            m.insert(addr.to_string(), channel.clone());
-        }
-        Ok(channel)
-    }
 }
 
 /// Follows one partition at one leader epoch until superseded.

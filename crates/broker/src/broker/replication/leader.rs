@@ -122,6 +122,6 @@ pub(in crate::broker) fn fenced(p: &Partition, asked: i32) -> Error {
     if asked < ours {
         Error::new(ErrorKind::Fenced, Reason::FencedLeaderEpoch, message).with("leader_epoch", ours)
     } else {
-        shale_core::error::not_leader(p.topic(), p.index(), leader, ours, message)
+        shale_core::error::not_leader(p.topic(), p.index(), (leader, ours), "", message)
     }
 }

@@ -1,0 +1,439 @@
+//! One partition replica on this broker: its log, its leader epoch, its topic config, its
+//! replication state, and the reads. The write path is in `produce.rs`, the directory
+//! claim in `dir.rs`, producer-state snapshots in `snapshots.rs`, the tier side in
+//! `tier.rs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::watch;
+
+use super::idempotence::ProducerStates;
+use super::remote::RemoteLog;
+use super::replication::Replication;
+use shale_core::error::{Error, ErrorKind};
+use shale_core::record::{Limits, decode_batches};
+use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
+use shale_meta::topics::PartitionState;
+use shale_storage::log::{FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
+use shale_storage::tier::PartitionRef;
+use shale_storage::tier::reader::RemoteReader;
+
+mod dir;
+mod produce;
+mod snapshots;
+mod tier;
+
+pub use produce::{PendingAck, Produced};
+
+/// A replica's own contribution to the high watermark: durable data under
+/// `flush.policy=always`, everything appended under `interval`.
+fn visible_end(policy: FlushPolicyKind, offsets: &LogOffsets) -> i64 {
+    match policy {
+        FlushPolicyKind::Always => offsets.durable_end,
+        FlushPolicyKind::Interval => offsets.log_end,
+    }
+}
+
+fn pack(leader: i32, epoch: i32) -> u64 {
+    (u64::from(epoch as u32) << 32) | u64::from(leader as u32)
+}
+
+fn unpack(v: u64) -> (i32, i32) {
+    (v as u32 as i32, (v >> 32) as u32 as i32)
+}
+
+/// File that ties a partition directory to a topic id, so a directory left from a deleted
+/// topic of the same name is never mistaken for the new topic's data.
+pub(crate) const METADATA_FILE: &str = "partition.metadata";
+
+/// Maps the topic configs onto what the log layer needs.
+///
+/// A tiered topic keeps `local.retention.*` on local disk (`-2`: the same as `retention.*`);
+/// `retention.*` then applies to the remote log.
+pub fn log_config(config: &TopicConfig) -> LogConfig {
+    let local = |local: i64, total: i64| if local == -2 { total } else { local };
+    let (retention_ms, retention_bytes) = if config.remote_storage_enable {
+        (
+            local(config.local_retention_ms, config.retention_ms),
+            local(config.local_retention_bytes, config.retention_bytes),
+        )
+    } else {
+        (config.retention_ms, config.retention_bytes)
+    };
+    LogConfig {
+        segment_bytes: config.segment_bytes,
+        segment_ms: config.segment_ms,
+        retention_ms,
+        retention_bytes,
+        flush: match config.flush_policy {
+            FlushPolicyKind::Always => FlushPolicy::Always,
+            FlushPolicyKind::Interval => FlushPolicy::Interval(config.flush_interval()),
+        },
+        max_message_bytes: config.max_message_bytes as usize,
+        ..LogConfig::default()
+    }
+}
+
+/// What identifies a hosted partition and how it starts.
+#[derive(Debug, Clone)]
+pub struct PartitionSpec {
+    /// Topic name.
+    pub topic: String,
+    /// Topic id (guards against directories of a deleted incarnation).
+    pub topic_id: String,
+    /// Partition index.
+    pub index: u32,
+    /// This broker's id.
+    pub broker_id: i32,
+    /// The partition state it opens with.
+    pub state: PartitionState,
+    /// Topic config in force.
+    pub config: Arc<TopicConfig>,
+    /// Reads of the remote log, when the broker has an object store.
+    pub remote: Option<RemoteReader>,
+}
+
+/// One partition replica hosted by this broker.
+#[derive(Debug)]
+pub struct Partition {
+    topic: String,
+    topic_id: String,
+    index: u32,
+    dir: PathBuf,
+    log: Arc<PartitionLog>,
+    broker_id: i32,
+    /// Leader id and leader epoch, packed so that they are always read and written together.
+    leadership: AtomicU64,
+    config: RwLock<Arc<TopicConfig>>,
+    repl: Arc<Replication>,
+    producers: ProducerStates,
+    /// The remote log, when the broker has an object store.
+    remote: Option<RemoteLog>,
+    /// Serializes every change to the log's tail with the producer state and leadership
+    /// checks that go with it. Held only on blocking threads, for one whole step, so a
+    /// caller that goes away mid-step cannot leave the step half done.
+    append_lock: std::sync::Mutex<()>,
+    /// The active segment's base when producer state was last snapshotted (or checked).
+    snapshot_base: std::sync::atomic::AtomicI64,
+    /// Set when the partition is closed (deleted or moved away); ends long-polls.
+    closed_tx: watch::Sender<bool>,
+    hw_task: std::sync::Mutex<Option<shale_core::task::OwnedTask<()>>>,
+}
+
+impl Partition {
+    /// Opens (recovering if needed) the partition's log under `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        spec: PartitionSpec,
+        clock: shale_core::clock::SharedClock,
+        resources: Arc<shale_storage::log::LogResources>,
+    ) -> Result<Partition, Error> {
+        let dir = data_dir.join(format!("{}-{}", spec.topic, spec.index));
+        dir::claim_dir(resources.disk(), &dir, &spec.topic, &spec.topic_id, spec.index)?;
+        let log = PartitionLog::open(&dir, log_config(&spec.config), clock.clone(), resources)?;
+        // The high watermark is learnt again after a restart: from the leader's own end
+        // and its followers' fetches; until then consumers wait rather than read ahead.
+        let repl = Arc::new(Replication::new(spec.broker_id, log.log_start_offset(), clock));
+        let remote = spec.remote.map(|reader| {
+            let pref = PartitionRef {
+                topic: spec.topic.clone(),
+                topic_id: spec.topic_id.clone(),
+                partition: spec.index,
+            };
+            RemoteLog::new(reader, pref)
+        });
+        let p = Partition {
+            topic: spec.topic,
+            topic_id: spec.topic_id,
+            index: spec.index,
+            dir,
+            log: Arc::new(log),
+            broker_id: spec.broker_id,
+            leadership: AtomicU64::new(pack(-1, spec.state.leader_epoch)),
+            config: RwLock::new(spec.config),
+            repl,
+            producers: ProducerStates::default(),
+            remote,
+            append_lock: std::sync::Mutex::new(()),
+            snapshot_base: std::sync::atomic::AtomicI64::new(-1),
+            closed_tx: watch::channel(false).0,
+            hw_task: std::sync::Mutex::new(None),
+        };
+        p.set_state(&spec.state);
+        p.rebuild_producer_state();
+        Ok(p)
+    }
+
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Id of the topic incarnation this partition belongs to.
+    pub fn topic_id(&self) -> &str {
+        &self.topic_id
+    }
+
+    /// Partition index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The underlying log.
+    pub fn log(&self) -> &Arc<PartitionLog> {
+        &self.log
+    }
+
+    /// Current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leadership().1
+    }
+
+    /// Leader id and leader epoch of the state last applied, read together.
+    pub fn leadership(&self) -> (i32, i32) {
+        unpack(self.leadership.load(Ordering::Acquire))
+    }
+
+    /// Whether this broker leads the partition in the state last applied.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == self.broker_id
+    }
+
+    /// Applies a partition state read from the store. The epoch only moves forward.
+    pub fn set_state(&self, state: &PartitionState) {
+        let next = pack(state.leader, state.leader_epoch);
+        let Ok(prev) = self.leadership.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            (state.leader_epoch >= unpack(v).1).then_some(next)
+        }) else {
+            return;
+        };
+        let (was, current) = unpack(prev);
+        if state.leader_epoch != current || state.leader != was {
+            tracing::info!(
+                topic = %self.topic,
+                partition = self.index,
+                leader = state.leader,
+                epoch = state.leader_epoch,
+                isr = ?state.isr,
+                "partition leadership"
+            );
+        }
+        self.repl.apply(state, self.log.log_end_offset());
+        self.refresh_hw();
+    }
+
+    /// The current leader id from the state last applied (-1 = none).
+    pub fn leader(&self) -> i32 {
+        self.leadership().0
+    }
+
+    /// Replicas, ISR, follower progress and the high watermark.
+    pub fn replication(&self) -> &Arc<Replication> {
+        &self.repl
+    }
+
+    /// Recomputes the high watermark from the log's current offsets.
+    pub fn refresh_hw(&self) {
+        self.repl.set_own_end(self.visible_end(&self.log.offsets()));
+    }
+
+    /// Keeps the high watermark in step with the log (appends fsynced, truncation,
+    /// retention). One small task per partition; no thread.
+    pub fn start(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let mut offsets = self.log.subscribe();
+        let task = shale_core::task::spawn_owned(async move {
+            while offsets.changed().await.is_ok() {
+                let Some(p) = weak.upgrade() else { return };
+                p.refresh_hw();
+            }
+        });
+        if let Ok(mut t) = self.hw_task.lock() {
+            *t = Some(task);
+        }
+    }
+
+    /// Marks the partition closed: long-polls on it end, its task stops.
+    pub fn mark_closed(&self) {
+        self.closed_tx.send_replace(true);
+        if let Ok(mut t) = self.hw_task.lock() {
+            // Dropping the handle stops the task.
+            t.take();
+        }
+    }
+
+    /// Resolves to true once the partition is closed.
+    pub fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed_tx.subscribe()
+    }
+
+    /// Topic config in force.
+    pub fn config(&self) -> Arc<TopicConfig> {
+        self.config.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Applies a changed topic config (segment size, retention, flush policy...).
+    pub fn set_config(&self, config: Arc<TopicConfig>) {
+        self.log.set_config(log_config(&config));
+        match self.config.write() {
+            Ok(mut c) => *c = config,
+            Err(p) => *p.into_inner() = config,
+        }
+        self.refresh_hw();
+    }
+
+    /// The offset below which consumers may read: every in-sync replica has the data (on a
+    /// single replica: durable data under `flush.policy=always`, everything appended under
+    /// `interval`, the explicit opt-in to weaker durability).
+    pub fn high_watermark(&self) -> i64 {
+        self.repl.high_watermark()
+    }
+
+    /// Watch the high watermark.
+    pub fn subscribe_hw(&self) -> watch::Receiver<i64> {
+        self.repl.subscribe()
+    }
+
+    /// This replica's own contribution to the high watermark, from a snapshot of offsets.
+    pub fn visible_end(&self, offsets: &LogOffsets) -> i64 {
+        visible_end(self.config().flush_policy, offsets)
+    }
+
+    /// The idempotent-producer state of this partition.
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// The remote log, when the broker has an object store.
+    pub fn remote(&self) -> Option<&RemoteLog> {
+        self.remote.as_ref()
+    }
+
+    /// Sealed local segments not yet in the bucket, as (segments, bytes); zero when the
+    /// topic does not tier.
+    pub fn upload_lag(&self) -> (u64, u64) {
+        if !self.config().remote_storage_enable {
+            return (0, 0);
+        }
+        let tiered = self
+            .remote
+            .as_ref()
+            .and_then(RemoteLog::pointer)
+            .filter(|p| p.segments > 0)
+            .map_or(i64::MIN, |p| p.end_offset);
+        self.log
+            .sealed_ranges()
+            .iter()
+            .filter(|s| s.next_offset > tiered)
+            .fold((0, 0), |(n, bytes), s| (n + 1, bytes + s.size))
+    }
+
+    /// First offset readable: the remote log start when the remote log reaches the local
+    /// log, else the local log start.
+    pub fn log_start_offset(&self) -> i64 {
+        let local = self.log.log_start_offset();
+        match self.remote.as_ref().and_then(RemoteLog::range) {
+            Some((start, end)) if end >= local => start.min(local),
+            _ => local,
+        }
+    }
+
+    /// Reads whole batches from `offset` below the high watermark: from the local log, or
+    /// from the bucket below the local log start.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadChunk, Error> {
+        let upper = self.high_watermark();
+        if offset < self.log.log_start_offset() {
+            if let Some(chunk) = self.read_remote(offset, max_bytes, upper).await? {
+                return Ok(chunk);
+            }
+        }
+        let log = self.log.clone();
+        let local = tokio::task::spawn_blocking(move || log.read(offset, max_bytes, upper))
+            .await
+            .map_err(|e| Error::internal(format!("read task failed: {e}")))?
+            .map_err(Error::from);
+        match local {
+            // Local retention moved the start past `offset` meanwhile: the bucket has it.
+            Err(e) if e.kind == ErrorKind::OutOfRange && offset < self.log.log_start_offset() => {
+                self.read_remote(offset, max_bytes, upper).await?.ok_or(e)
+            }
+            other => other,
+        }
+    }
+
+    async fn read_remote(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<Option<ReadChunk>, Error> {
+        match &self.remote {
+            Some(remote) => remote.read(offset, max_bytes, upper).await,
+            None => Ok(None),
+        }
+    }
+
+    /// First record with a timestamp at or after `ts`, below the high watermark, with its
+    /// timestamp (Kafka's ListOffsets by time).
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
+        let log = self.log.clone();
+        let hw = self.high_watermark();
+        let mut found = None;
+        if let Some(remote) = self.remote.as_ref().filter(|r| r.range().is_some()) {
+            // Older data first: the bucket holds what is below the local log start.
+            found = remote
+                .offset_for_timestamp(ts)
+                .await?
+                .filter(|(offset, _)| *offset < self.log.log_start_offset());
+        }
+        if found.is_none() {
+            found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
+                .await
+                .map_err(|e| Error::internal(format!("lookup task failed: {e}")))??;
+        }
+        let Some((base, batch_ts)) = found.filter(|(offset, _)| *offset < hw) else {
+            return Ok(None);
+        };
+        // The log finds the batch; the record within it is found by decoding that batch.
+        let chunk = self.read(base, 1).await?;
+        let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
+        let record = decode_batches(&chunk.bytes, &limits)?
+            .into_iter()
+            .find(|r| r.offset >= base && r.offset < hw && r.timestamp_ms >= ts);
+        Ok(Some(record.map_or((base, batch_ts), |r| (r.offset, r.timestamp_ms))))
+    }
+
+    /// Deletes local segments past retention; for a tiered topic only those safely in the
+    /// bucket, by `local.retention.*`. Never at or above the high watermark: what followers
+    /// have not copied yet is not the leader's to delete (a segment there would vanish from
+    /// every replica, and followers could not fetch it).
+    pub async fn apply_retention(&self) -> Result<(), Error> {
+        let log = self.log.clone();
+        let limit = if self.config().remote_storage_enable {
+            self.remote.as_ref().and_then(RemoteLog::tiered_end).unwrap_or(i64::MIN)
+        } else {
+            i64::MAX
+        };
+        let limit = limit.min(self.high_watermark());
+        tokio::task::spawn_blocking(move || log.apply_retention_below(limit))
+            .await
+            .map_err(|e| Error::internal(format!("retention task failed: {e}")))??;
+        Ok(())
+    }
+
+    /// Fsyncs everything appended (for `flush.policy=interval` and shutdown).
+    pub async fn flush(&self) -> Result<(), Error> {
+        let end = self.log.log_end_offset();
+        Ok(self.log.flush_until(end).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! The write path of a partition replica, with its durability rules: validate, check
+//! leadership and the idempotent producer's sequence, append under the append lock, then
+//! resolve the acknowledgement as `acks` and the topic's flush policy ask (fsync, the
+//! high watermark over `min.insync.replicas`, fencing by leader epoch). Also the follower's
+//! writes: appends replicated from the leader, truncation and reset.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Partition, visible_end};
+use crate::broker::idempotence::Verdict;
+use shale_core::acks::Acks;
+use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::record::{Limits, validate_batches};
+use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
+use shale_storage::log::AppendInfo;
+
+/// Where a produce landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Leader epoch the batches were stamped with.
+    pub leader_epoch: i32,
+}
+
+/// How long an `acks=all` produce waits for the in-sync replicas.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Resolves when a produce is acknowledged per its `acks`.
+pub type PendingAck = futures::future::BoxFuture<'static, Result<Produced, Error>>;
+
+impl Partition {
+    /// Validates and appends producer batches, then waits as `acks` asks.
+    pub async fn produce(self: &Arc<Self>, batches: Bytes, acks: Acks) -> Result<Produced, Error> {
+        self.append(batches, acks).await?.await
+    }
+
+    /// Validates and appends producer batches; the returned future resolves when `acks` is
+    /// satisfied. Appends happen in call order, waits may overlap, so a pipelined stream
+    /// keeps its order while its fsyncs are shared (group commit).
+    pub async fn append(self: &Arc<Self>, batches: Bytes, acks: Acks) -> Result<PendingAck, Error> {
+        let config = self.config();
+        let min_isr = config.min_insync_replicas as usize;
+        if acks == Acks::All && self.repl.isr().len() < min_isr {
+            return Err(self.not_enough_replicas(
+                min_isr,
+                Reason::NotEnoughReplicas,
+                "are refused",
+            ));
+        }
+        let limits =
+            Limits { max_batch_bytes: config.max_message_bytes as usize, ..Limits::default() };
+        // One blocking step, run to the end even if this caller is dropped (a client that
+        // disconnects): what reaches the log always reaches the producer state too.
+        let p = self.clone();
+        let produced = tokio::task::spawn_blocking(move || p.append_step(batches, &limits))
+            .await
+            .map_err(|e| Error::internal(format!("append task failed: {e}")))??;
+        Ok(self.pending_ack(produced, acks, &config, min_isr))
+    }
+
+    /// Validates, checks leadership and producer state, appends and records, under the
+    /// append lock.
+    fn append_step(&self, batches: Bytes, limits: &Limits) -> Result<Produced, Error> {
+        let headers = validate_batches(&batches, limits)?;
+        let idempotent = headers.iter().any(|h| h.producer_id >= 0);
+        if idempotent && headers.len() != 1 {
+            return Err(Error::invalid(format!(
+                "a produce request with idempotent batches must carry exactly one batch, not {}",
+                headers.len()
+            )));
+        }
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the lock: a follower's fetcher truncates and appends under it too,
+        // so nothing is written here after this broker stopped leading at this epoch.
+        let (leader, epoch) = self.leadership();
+        if leader != self.broker_id {
+            return Err(shale_core::error::not_leader(
+                &self.topic,
+                self.index,
+                (leader, epoch),
+                "",
+                format!(
+                    "broker {} no longer leads {}-{} (leader {leader}, epoch {epoch}); the \
+                     write was not appended",
+                    self.broker_id, self.topic, self.index
+                ),
+            ));
+        }
+        if idempotent {
+            if let Verdict::Duplicate(meta) = self.producers.check(&headers[0])? {
+                tracing::debug!(
+                    topic = %self.topic,
+                    partition = self.index,
+                    producer = headers[0].producer_id,
+                    offset = meta.base_offset,
+                    "duplicate batch answered with its original offsets"
+                );
+                return Ok(Produced {
+                    base_offset: meta.base_offset,
+                    last_offset: meta.last_offset,
+                    log_start_offset: self.log.log_start_offset(),
+                    leader_epoch: epoch,
+                });
+            }
+        }
+        let mut buf = BytesMut::from(batches);
+        let info: AppendInfo = self.log.append(&mut buf, epoch)?;
+        if idempotent {
+            self.producers.record(&headers[0], info.base_offset);
+        }
+        self.snapshot_if_rolled(info.segment_base);
+        Ok(Produced {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            log_start_offset: self.log.log_start_offset(),
+            leader_epoch: epoch,
+        })
+    }
+
+    /// Appends batches replicated from `leader` at `epoch` (a blocking step): only while
+    /// this broker still follows that leader at that epoch, and with their producer state,
+    /// so that once this broker leads it answers a client's retry of them as a duplicate.
+    /// Returns false, appending nothing, when leadership has moved on.
+    pub fn append_replicated(
+        &self,
+        leader: i32,
+        epoch: i32,
+        batches: &[u8],
+    ) -> Result<bool, Error> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.leadership() != (leader, epoch) || leader == self.broker_id {
+            return Ok(false);
+        }
+        let info = self.log.append_replicated(batches)?;
+        for (header, _) in shale_core::record::BatchFrames::new(batches, usize::MAX).flatten() {
+            self.producers.record(&header, header.base_offset);
+        }
+        self.snapshot_if_rolled(info.segment_base);
+        Ok(true)
+    }
+
+    /// Empties the log and restarts it at `offset` (a blocking step): for a follower whose
+    /// log ends below what the leader keeps locally, or below what is already in the
+    /// bucket, so that it copies only the rest.
+    pub fn reset_to(&self, offset: i64) -> Result<(), Error> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.log.reset_to(offset)?;
+        self.producers.truncate(i64::MIN);
+        self.remove_snapshots(|_| true);
+        Ok(())
+    }
+
+    /// Cuts the log at `offset` (a follower diverging from its leader; a blocking step),
+    /// with the producer state and high watermark that go with it. Returns the offset cut to.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64, Error> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let target = offset.max(self.log.log_start_offset());
+        self.log.truncate_to(target)?;
+        self.repl.cap(target);
+        self.producers.truncate(target);
+        // A snapshot past the cut would vouch for batches that are gone.
+        self.remove_snapshots(|o| o > target);
+        Ok(target)
+    }
+
+    /// The future that resolves once `acks` is satisfied for `produced`.
+    fn pending_ack(
+        &self,
+        produced: Produced,
+        acks: Acks,
+        config: &TopicConfig,
+        min_isr: usize,
+    ) -> PendingAck {
+        let always = config.flush_policy == FlushPolicyKind::Always;
+        let log = self.log.clone();
+        let upto = produced.last_offset + 1;
+        match acks {
+            Acks::All => {
+                let repl = self.repl.clone();
+                let policy = config.flush_policy;
+                let after = self.not_enough_replicas(
+                    min_isr,
+                    Reason::NotEnoughReplicasAfterAppend,
+                    "were not acknowledged",
+                );
+                let timed_out = Error::new(
+                    ErrorKind::Unavailable,
+                    Reason::RequestTimedOut,
+                    format!(
+                        "{}-{}: the in-sync replicas did not all confirm offset {} within {} s; \
+                         the write was not acknowledged (it may still appear)",
+                        self.topic,
+                        self.index,
+                        upto - 1,
+                        REPLICATION_TIMEOUT.as_secs()
+                    ),
+                );
+                Box::pin(async move {
+                    if always {
+                        log.flush_until(upto).await?;
+                    }
+                    // Our own part of the HW moves at once rather than via the log watch.
+                    repl.set_own_end(visible_end(policy, &log.offsets()));
+                    let mut hw = repl.subscribe();
+                    match tokio::time::timeout(REPLICATION_TIMEOUT, hw.wait_for(|hw| *hw >= upto))
+                        .await
+                    {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) => return Err(Error::unavailable("partition closed; retry")),
+                        Err(_) => return Err(timed_out),
+                    }
+                    if repl.isr().len() < min_isr {
+                        return Err(after);
+                    }
+                    Ok(produced)
+                })
+            }
+            Acks::Leader if always => Box::pin(async move {
+                log.flush_until(upto).await?;
+                Ok(produced)
+            }),
+            Acks::None if always => {
+                // Nobody waits, but the data must still become durable (and so visible).
+                // Detached: it ends with the flush.
+                shale_core::task::spawn_detached(async move {
+                    if let Err(e) = log.flush_until(upto).await {
+                        tracing::warn!(error = %e, "background flush failed");
+                    }
+                });
+                Box::pin(std::future::ready(Ok(produced)))
+            }
+            _ => Box::pin(std::future::ready(Ok(produced))),
+        }
+    }
+
+    fn not_enough_replicas(&self, min_isr: usize, reason: Reason, what: &str) -> Error {
+        let isr = self.repl.isr();
+        Error::new(
+            ErrorKind::Unavailable,
+            reason,
+            format!(
+                "{}-{} has {} in-sync replica(s) {isr:?}, below min.insync.replicas {min_isr}; \
+                 acks=all writes {what} until replicas catch up (retry)",
+                self.topic,
+                self.index,
+                isr.len(),
+            ),
+        )
+        .with("min_insync_replicas", min_isr)
+    }
+}

@@ -1,0 +1,203 @@
+//! Unit tests of a partition replica: produce, replication appends, producer state,
+//! retention and its directory claim.
+
+use super::*;
+use bytes::Bytes;
+use shale_core::acks::Acks;
+use shale_core::record::{BatchBuilder, Compression, Record};
+
+fn state(leader: i32, epoch: i32) -> PartitionState {
+    PartitionState {
+        replicas: vec![1, 2],
+        leader,
+        leader_epoch: epoch,
+        isr: vec![1, 2],
+        incarnations: Default::default(),
+    }
+}
+
+fn producer_batch(seq: i32) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None).with_producer(7, 0, seq);
+    b.push(Record {
+        key: None,
+        value: Some(Bytes::from(format!("v{seq}"))),
+        headers: vec![],
+        timestamp_ms: 1,
+    });
+    b.build()
+}
+
+/// One batch of plain (non-idempotent) records with `values`.
+fn plain_batch(values: impl IntoIterator<Item = String>) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None);
+    for v in values {
+        b.push(Record { key: None, value: Some(Bytes::from(v)), headers: vec![], timestamp_ms: 1 });
+    }
+    b.build()
+}
+
+/// Partition 0 of topic `t` on broker `broker_id`.
+fn spec(broker_id: i32, state: PartitionState, config: TopicConfig) -> PartitionSpec {
+    PartitionSpec {
+        topic: "t".into(),
+        topic_id: "id".into(),
+        index: 0,
+        broker_id,
+        state,
+        config: Arc::new(config),
+        remote: None,
+    }
+}
+
+/// Interval flushes and `min.insync.replicas=1`, so tests need no fsyncs or followers.
+fn relaxed() -> TopicConfig {
+    TopicConfig {
+        flush_policy: FlushPolicyKind::Interval,
+        min_insync_replicas: 1,
+        ..TopicConfig::default()
+    }
+}
+
+fn open_spec(dir: &Path, spec: PartitionSpec) -> Result<Partition, Error> {
+    let resources = Arc::new(shale_storage::log::LogResources::default());
+    Partition::open(dir, spec, shale_core::clock::system(), resources)
+}
+
+fn open(dir: &Path, broker_id: i32, state: PartitionState) -> Arc<Partition> {
+    Arc::new(open_spec(dir, spec(broker_id, state, relaxed())).unwrap())
+}
+
+#[tokio::test]
+async fn a_replicated_batch_is_a_duplicate_once_the_follower_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(2, 3));
+    let batch = producer_batch(0);
+    assert!(p.append_replicated(2, 3, &batch).unwrap());
+    // Leadership moved on: a replicated append from the old epoch is refused.
+    p.set_state(&state(1, 4));
+    assert!(!p.append_replicated(2, 3, &producer_batch(1)).unwrap());
+    assert_eq!(p.log().log_end_offset(), 1);
+    // The client's retry of the replicated batch lands nowhere new.
+    let again = p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
+    assert_eq!((again.base_offset, again.leader_epoch), (0, 4));
+    assert_eq!(p.log().log_end_offset(), 1);
+    let next = p.append(producer_batch(1), Acks::Leader).await.unwrap().await.unwrap();
+    assert_eq!(next.base_offset, 1);
+}
+
+#[tokio::test]
+async fn a_broker_that_stopped_leading_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(1, 1));
+    p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+    p.set_state(&state(2, 2));
+    let err = match p.append(producer_batch(1), Acks::Leader).await {
+        Err(e) => e,
+        Ok(_) => panic!("a follower appended a produce"),
+    };
+    assert_eq!(err.reason, "NOT_LEADER");
+    assert_eq!(p.log().log_end_offset(), 1);
+    // An older state never moves leadership back.
+    p.set_state(&state(1, 1));
+    assert_eq!(p.leadership(), (2, 2));
+}
+
+/// Before: producer state was rebuilt from the last 10,000 offsets only, so after a
+/// restart the retry of a batch older than that was appended a second time.
+#[tokio::test]
+async fn producer_state_survives_a_restart_however_old_the_last_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TopicConfig { segment_bytes: 64 * 1024, ..relaxed() };
+    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
+    let first = p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+    for chunk in 0..12 {
+        let batch = plain_batch((0..1000).map(|i| format!("other-{chunk}-{i}")));
+        p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
+    }
+    assert!(p.log().log_end_offset() > snapshots::PRODUCER_STATE_SCAN + 1);
+    assert!(p.log().segment_count() > 1);
+    p.log().close().unwrap();
+    drop(p);
+    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
+    let again = p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+    assert_eq!(again.base_offset, first.base_offset, "the retry was appended a second time");
+    let next = p.append(producer_batch(1), Acks::Leader).await.unwrap().await.unwrap();
+    assert_eq!(next.base_offset, p.log().log_end_offset() - 1, "the next batch follows");
+}
+
+/// A truncation (a follower cut back to its leader's log) removes the snapshots past
+/// the cut: once the log grows past them again with other batches, a stale one would
+/// answer a retry of a batch that is gone as a duplicate, acknowledging nothing.
+#[tokio::test]
+async fn a_truncation_removes_the_producer_snapshots_past_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TopicConfig { segment_bytes: 300, ..relaxed() };
+    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
+    for seq in 0..10 {
+        p.append(producer_batch(seq), Acks::Leader).await.unwrap().await.unwrap();
+    }
+    let before = p.snapshots();
+    assert!(!before.is_empty(), "rolls wrote snapshots");
+    p.truncate_to(3).unwrap();
+    // One batch of other records (as from a new leader) takes the log past every old
+    // snapshot.
+    let batch = plain_batch((0..=*before.last().unwrap()).map(|i| format!("new-{i}")));
+    p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
+    let end = p.log().log_end_offset();
+    assert!(end > *before.last().unwrap());
+    p.log().close().unwrap();
+    drop(p);
+    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
+    let retry = p.append(producer_batch(3), Acks::Leader).await.unwrap().await.unwrap();
+    assert_eq!(retry.base_offset, end, "a batch that was cut is written, not a duplicate");
+}
+
+/// Before: size retention deleted sealed segments the followers had not copied yet.
+#[tokio::test]
+async fn retention_never_deletes_at_or_above_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TopicConfig { segment_bytes: 200, retention_bytes: 0, ..relaxed() };
+    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
+    for seq in 0..20 {
+        p.append(producer_batch(seq), Acks::Leader).await.unwrap().await.unwrap();
+    }
+    // Follower 2 is in the ISR but has fetched nothing: the high watermark stays at 0.
+    assert_eq!(p.high_watermark(), 0);
+    assert!(p.log().segment_count() > 3);
+    p.apply_retention().await.unwrap();
+    assert_eq!(p.log().log_start_offset(), 0, "nothing below the high watermark to delete");
+}
+
+/// Before: a `partition.metadata` that did not parse made the broker delete the whole
+/// partition directory, acknowledged segments included.
+#[tokio::test]
+async fn damaged_partition_metadata_fails_the_partition_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(1, 1));
+    p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+    p.log().close().unwrap();
+    drop(p);
+    let part_dir = dir.path().join("t-0");
+    let meta = part_dir.join(METADATA_FILE);
+    let segments = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .count()
+    };
+    for (damage, why) in [(Some(&b"{not json"[..]), "not valid"), (None, "missing")] {
+        match damage {
+            Some(bytes) => std::fs::write(&meta, bytes).unwrap(),
+            None => std::fs::remove_file(&meta).unwrap(),
+        }
+        let err = match open_spec(dir.path(), spec(1, state(1, 1), TopicConfig::default())) {
+            Err(e) => e,
+            Ok(_) => panic!("opened a partition whose metadata is {why}"),
+        };
+        assert_eq!(err.reason, "CORRUPT_PARTITION_METADATA");
+        assert!(err.message.contains(&meta.display().to_string()), "{}", err.message);
+        assert!(err.message.contains(why), "{}", err.message);
+        assert_eq!(segments(&part_dir), 1, "the segment is still there");
+    }
+}

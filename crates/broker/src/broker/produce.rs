@@ -1,0 +1,189 @@
+//! The broker's side of a produce: find the partition this broker leads, check the disk
+//! budget, build a batch from plain records, append, and acknowledge only while this
+//! broker still serves and still leads at the epoch the batch was written with (fencing).
+//! The partition's own durability rules are in `partition/produce.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{Broker, Partition, PendingAck, Produced, drain};
+use shale_core::acks::Acks;
+use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::record::{BatchBuilder, Compression, Record};
+
+/// What a producer sends: ready batches or plain records the broker batches.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// One or more Kafka RecordBatch v2 batches, back to back.
+    Batches(Bytes),
+    /// Plain records; the broker builds one uncompressed batch.
+    Records(Vec<Record>),
+}
+
+/// How stale the local disk usage behind the budget check may be.
+const DISK_USAGE_REFRESH_MS: i64 = 100;
+
+impl Broker {
+    /// Appends to a partition and waits as `acks` asks.
+    pub async fn produce(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: u32,
+        payload: Payload,
+        acks: Acks,
+    ) -> Result<Produced, Error> {
+        self.append(topic, partition, payload, acks).await?.await
+    }
+
+    /// Appends to a partition; the returned future resolves once `acks` is satisfied and
+    /// this broker still leads the partition at the epoch it appended with.
+    pub async fn append(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: u32,
+        payload: Payload,
+        acks: Acks,
+    ) -> Result<PendingAck, Error> {
+        let p = self.partition(topic, partition)?;
+        if self.is_draining() {
+            return Err(drain::draining_error(self.id));
+        }
+        let batches = match payload {
+            Payload::Batches(b) => b,
+            Payload::Records(records) => self.build_batch(records)?,
+        };
+        if batches.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                Reason::InvalidBatch,
+                "produce request has no records",
+            ));
+        }
+        self.check_disk_budget(batches.len() as u64)?;
+        let pending = p.append(batches, acks).await?;
+        if acks == Acks::None {
+            return Ok(pending);
+        }
+        let broker = self.clone();
+        let epoch = p.leader_epoch();
+        Ok(Box::pin(async move {
+            // A leader that stops serving (lease lost, epoch moved) answers at once rather
+            // than after the replication timeout: the client can go to the new leader.
+            let produced = tokio::select! {
+                r = pending => r?,
+                _ = broker.stops_leading(&p, epoch) => {
+                    broker.check_serving()?;
+                    let leadership = p.leadership();
+                    let address = broker.broker_address(leadership.0).unwrap_or_default();
+                    return Err(shale_core::error::not_leader(
+                        p.topic(),
+                        p.index(),
+                        leadership,
+                        &address,
+                        format!(
+                            "leadership of {}-{} moved on from epoch {epoch} before the write \
+                             was acknowledged; it was not acknowledged",
+                            p.topic(),
+                            p.index()
+                        ),
+                    ));
+                }
+            };
+            // Fencing: acknowledge only if, after the fsync, this broker is still live and
+            // still leads at the epoch the batch was written with.
+            broker.check_serving()?;
+            if !p.is_leader() || p.leader_epoch() != produced.leader_epoch {
+                let leadership = p.leadership();
+                let address = broker.broker_address(leadership.0).unwrap_or_default();
+                return Err(shale_core::error::not_leader(
+                    p.topic(),
+                    p.index(),
+                    leadership,
+                    &address,
+                    format!(
+                        "leadership of {}-{} moved (epoch {} -> {}) before the write was \
+                         acknowledged; it was not acknowledged",
+                        p.topic(),
+                        p.index(),
+                        produced.leader_epoch,
+                        leadership.1,
+                    ),
+                ));
+            }
+            Ok(produced)
+        }))
+    }
+
+    /// Refuses produce (retriable) while the local logs hold more than
+    /// `tier.local_disk_budget_bytes`: uploads and local retention free space, and until
+    /// they do (a bucket that is down) the disk does not fill.
+    ///
+    /// The logs' sizes are summed at most every `DISK_USAGE_REFRESH_MS` (and on every
+    /// request once at the budget); in between, each admitted request adds its `incoming`
+    /// bytes to the estimate, so a fast producer overshoots by about one request, not by
+    /// what it writes in a refresh interval.
+    fn check_disk_budget(&self, incoming: u64) -> Result<(), Error> {
+        let budget = self.settings.tier.local_disk_budget_bytes;
+        if budget == 0 {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let mut usage = self.replicas.disk_usage.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, cached) = *usage;
+        let (at, used) = if now - at >= DISK_USAGE_REFRESH_MS || cached >= budget {
+            (now, self.hosted().iter().map(|p| p.log().size_bytes()).sum())
+        } else {
+            (at, cached)
+        };
+        if used < budget {
+            *usage = (at, used + incoming);
+            return Ok(());
+        }
+        *usage = (at, used);
+        drop(usage);
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            Reason::LocalDiskBudgetExceeded,
+            format!(
+                "broker {} holds {used} bytes of local log, at or above \
+                 tier.local_disk_budget_bytes {budget}; writes resume once segments are \
+                 uploaded and local retention frees space (retry)",
+                self.id
+            ),
+        )
+        .with("used_bytes", used)
+        .with("budget_bytes", budget))
+    }
+
+    /// Resolves once this broker no longer serves `p` as leader at `epoch`.
+    async fn stops_leading(&self, p: &Partition, epoch: i32) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if self.check_serving().is_err() || !p.is_leader() || p.leader_epoch() != epoch {
+                return;
+            }
+        }
+    }
+
+    fn build_batch(&self, records: Vec<Record>) -> Result<Bytes, Error> {
+        if records.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                Reason::InvalidBatch,
+                "produce request has no records",
+            ));
+        }
+        let now = self.clock.now_ms();
+        let mut builder = BatchBuilder::new(Compression::None);
+        for mut r in records {
+            if r.timestamp_ms == 0 {
+                r.timestamp_ms = now;
+            }
+            builder.push(r);
+        }
+        Ok(builder.build())
+    }
+}
