@@ -19,6 +19,7 @@
 //! partition it does not own, is refused with `FENCED_MEMBER`.
 
 pub mod assignor;
+mod heartbeat;
 mod host;
 pub mod offsets;
 pub mod records;
@@ -28,15 +29,13 @@ pub use host::GroupHost;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use assignor::{Assignor, Tp};
+use assignor::Tp;
 use records::{GroupRecord, MemberRecord};
 
 use crate::settings::GroupSettings;
 use shale_core::error::{Error, ErrorKind, Reason};
-use shale_core::names::validate_group;
 use shale_meta::keys::Keys;
 use shale_meta::{Compare, MetaStore, Revision, Txn, TxnOp};
-use shale_proto::pb;
 
 /// `UNKNOWN_MEMBER_ID`: the member was removed (timed out, left or fenced); it must rejoin.
 pub fn unknown_member(group: &str, member: &str) -> Error {
@@ -184,262 +183,6 @@ impl Coordinator {
         groups.entry(group.to_string()).or_default().clone()
     }
 
-    /// Handles a heartbeat on the group's coordinator (the caller checked it is this one).
-    pub async fn heartbeat(
-        &self,
-        b: &dyn GroupHost,
-        req: pb::HeartbeatRequest,
-    ) -> Result<pb::HeartbeatResponse, Error> {
-        validate_group(&req.group)?;
-        let slot = self.slot(&req.group);
-        let mut guard = slot.lock().await;
-        let view = view(b);
-        if guard.as_ref().is_none_or(|g| g.view != view) {
-            *guard = Some(self.load(&req.group, view, b.now_ms()).await?);
-        }
-        let Some(g) = guard.as_mut() else { return Err(Error::internal("group slot empty")) };
-        let mut dirty = Dirty::default();
-        let result = self.apply_heartbeat(b, g, &req, &mut dirty);
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                // Validation errors change nothing; a removal for fencing does.
-                if dirty.any() {
-                    self.persist(&req.group, g, &dirty).await.ok();
-                }
-                return Err(e);
-            }
-        };
-        if dirty.any() {
-            if let Err(e) = self.persist(&req.group, g, &dirty).await {
-                // Someone else changed the group: forget it and let the client retry.
-                *guard = None;
-                return Err(e);
-            }
-        }
-        Ok(response)
-    }
-
-    fn apply_heartbeat(
-        &self,
-        b: &dyn GroupHost,
-        g: &mut Group,
-        req: &pb::HeartbeatRequest,
-        dirty: &mut Dirty,
-    ) -> Result<pb::HeartbeatResponse, Error> {
-        let now = b.now_ms();
-        let group = req.group.as_str();
-        let member_id = match req.member_epoch {
-            -1 => {
-                if g.members.remove(&req.member_id).is_some() {
-                    g.record.epoch += 1;
-                    dirty.state = true;
-                    dirty.removed.insert(req.member_id.clone());
-                }
-                return Ok(pb::HeartbeatResponse {
-                    member_id: req.member_id.clone(),
-                    member_epoch: -1,
-                    heartbeat_interval_ms: 0,
-                    assignment: vec![],
-                    group_epoch: g.record.epoch,
-                });
-            }
-            0 => {
-                let session = self.session_timeout(req.session_timeout_ms)?;
-                if req.topics.is_empty() && req.topic_pattern.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "joining group {group:?} needs topics or a topic pattern to subscribe to"
-                    )));
-                }
-                if g.members.is_empty() {
-                    let assignor = Assignor::parse(&req.assignor)?;
-                    if assignor != g.record.assignor {
-                        g.record.assignor = assignor;
-                    }
-                }
-                let id = if req.member_id.is_empty() {
-                    uuid::Uuid::new_v4().simple().to_string()
-                } else {
-                    validate_member_id(&req.member_id)?;
-                    req.member_id.clone()
-                };
-                // A member rejoining under its id starts over (it dropped its partitions).
-                g.members.remove(&id);
-                g.members.insert(
-                    id.clone(),
-                    Member {
-                        record: MemberRecord {
-                            client_id: req.client_id.clone(),
-                            topics: sorted(&req.topics),
-                            pattern: req.topic_pattern.clone(),
-                            session_timeout_ms: session,
-                            epoch: 1,
-                            ..MemberRecord::default()
-                        },
-                        assigned: BTreeSet::new(),
-                        revoking: BTreeSet::new(),
-                        last_seen_ms: now,
-                    },
-                );
-                g.record.epoch += 1;
-                dirty.state = true;
-                dirty.members.insert(id.clone());
-                id
-            }
-            epoch => {
-                let Some(m) = g.members.get_mut(&req.member_id) else {
-                    return Err(unknown_member(group, &req.member_id));
-                };
-                if epoch > m.record.epoch || epoch < -1 {
-                    return Err(Error::new(
-                        ErrorKind::Fenced,
-                        Reason::FencedMemberEpoch,
-                        format!(
-                            "member {:?} of group {group:?} sent epoch {epoch}, but its epoch is \
-                             {}; rejoin with member epoch 0",
-                            req.member_id, m.record.epoch
-                        ),
-                    )
-                    .with("group", group)
-                    .with("member_id", &req.member_id));
-                }
-                m.last_seen_ms = now;
-                let topics = sorted(&req.topics);
-                let changed_subscription = (!topics.is_empty() || !req.topic_pattern.is_empty())
-                    && (topics != m.record.topics || req.topic_pattern != m.record.pattern);
-                if changed_subscription {
-                    m.record.topics = topics;
-                    m.record.pattern = req.topic_pattern.clone();
-                    g.record.epoch += 1;
-                    dirty.state = true;
-                    dirty.members.insert(req.member_id.clone());
-                }
-                // Only a member that has applied its latest assignment says truly what it
-                // still holds.
-                if epoch == m.record.epoch && !m.revoking.is_empty() {
-                    let owned = shale_proto::convert::partition_set(&req.owned);
-                    let before = m.revoking.len();
-                    m.revoking.retain(|tp| owned.contains(tp));
-                    if m.revoking.len() != before {
-                        if m.revoking.is_empty() {
-                            m.record.revoking_since_ms = 0;
-                        }
-                        dirty.members.insert(req.member_id.clone());
-                    }
-                }
-                req.member_id.clone()
-            }
-        };
-        self.refresh_target(b, g, dirty);
-        // Partitions freed by this member may unblock others; they pick them up on their
-        // next heartbeat. This member moves towards its target now.
-        self.reconcile(g, &member_id, now, dirty);
-        let m = &g.members[&member_id];
-        Ok(pb::HeartbeatResponse {
-            member_id: member_id.clone(),
-            member_epoch: m.record.epoch,
-            heartbeat_interval_ms: self.heartbeat_interval(m.record.session_timeout_ms),
-            assignment: shale_proto::convert::partition_set_to_proto(&m.assigned),
-            group_epoch: g.record.epoch,
-        })
-    }
-
-    fn session_timeout(&self, asked: u32) -> Result<u32, Error> {
-        let s = &self.settings;
-        if asked == 0 {
-            return Ok(s.session_timeout_ms);
-        }
-        if !(s.min_session_timeout_ms..=s.max_session_timeout_ms).contains(&asked) {
-            return Err(Error::invalid(format!(
-                "session_timeout_ms {asked} is outside the broker's range {}..={}",
-                s.min_session_timeout_ms, s.max_session_timeout_ms
-            ))
-            .with("session_timeout_ms", asked));
-        }
-        Ok(asked)
-    }
-
-    fn heartbeat_interval(&self, session_ms: u32) -> u32 {
-        self.settings.heartbeat_interval_ms.min(session_ms / 3).max(1)
-    }
-
-    /// Recomputes the target when the group epoch moved or a subscribed topic changed its
-    /// partition count (which also bumps the epoch).
-    fn refresh_target(&self, b: &dyn GroupHost, g: &mut Group, dirty: &mut Dirty) {
-        let names = b.topic_names();
-        let mut subscriptions: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-        let mut topics: BTreeMap<String, u32> = BTreeMap::new();
-        for (id, m) in &g.members {
-            let subscribed: BTreeSet<String> = if m.record.pattern.is_empty() {
-                m.record.topics.iter().cloned().collect()
-            } else {
-                names
-                    .iter()
-                    .filter(|t| records::glob_match(&m.record.pattern, t))
-                    .cloned()
-                    .collect()
-            };
-            for t in &subscribed {
-                if let Ok(entry) = b.topic_record(t) {
-                    topics.insert(t.clone(), entry.partitions);
-                }
-            }
-            subscriptions.insert(id.as_str(), subscribed);
-        }
-        if topics != g.target_topics && g.target_epoch == g.record.epoch && !g.members.is_empty() {
-            g.record.epoch += 1;
-            dirty.state = true;
-        }
-        if g.target_epoch == g.record.epoch && topics == g.target_topics {
-            return;
-        }
-        let current: BTreeMap<&str, BTreeSet<Tp>> = g
-            .members
-            .iter()
-            .map(|(id, m)| (id.as_str(), m.assigned.union(&m.revoking).cloned().collect()))
-            .collect();
-        let input = assignor::Input { topics: topics.clone(), subscriptions, current };
-        g.target = assignor::assign(g.record.assignor, &input);
-        g.target_epoch = g.record.epoch;
-        g.target_topics = topics;
-    }
-
-    /// Moves `member_id` towards its target: gives up what it should not own (pending its
-    /// release) and takes what no other member owns or is releasing.
-    fn reconcile(&self, g: &mut Group, member_id: &str, now: i64, dirty: &mut Dirty) {
-        let desired = g.target.get(member_id).cloned().unwrap_or_default();
-        let blocked: BTreeSet<Tp> = g
-            .members
-            .iter()
-            .filter(|(id, _)| id.as_str() != member_id)
-            .flat_map(|(_, m)| m.assigned.iter().chain(m.revoking.iter()).cloned())
-            .collect();
-        let Some(m) = g.members.get_mut(member_id) else { return };
-        let mut changed = false;
-        let revoke: Vec<Tp> = m.assigned.difference(&desired).cloned().collect();
-        for tp in revoke {
-            m.assigned.remove(&tp);
-            m.revoking.insert(tp);
-            if m.record.revoking_since_ms == 0 {
-                m.record.revoking_since_ms = now;
-            }
-            changed = true;
-        }
-        for tp in desired.difference(&m.assigned).cloned().collect::<Vec<_>>() {
-            if m.revoking.remove(&tp) || !blocked.contains(&tp) {
-                m.assigned.insert(tp);
-                changed = true;
-            }
-        }
-        if m.revoking.is_empty() {
-            m.record.revoking_since_ms = 0;
-        }
-        if changed {
-            m.record.epoch += 1;
-            dirty.members.insert(member_id.to_string());
-        }
-    }
-
     /// Removes members whose session timed out, or that held on to revoked partitions past
     /// the rebalance timeout, from the groups this broker coordinates.
     pub async fn sweep(&self, b: &dyn GroupHost) {
@@ -553,21 +296,6 @@ impl Coordinator {
         g.state_rev = outcome.revision;
         Ok(())
     }
-}
-
-fn validate_member_id(id: &str) -> Result<(), Error> {
-    if id.len() > 128 || id.chars().any(|c| c.is_control() || c == '/') {
-        return Err(Error::invalid(format!(
-            "member id {id:?} is invalid: at most 128 bytes, no '/' or control characters"
-        ))
-        .with("member_id", id));
-    }
-    Ok(())
-}
-
-fn sorted(topics: &[String]) -> Vec<String> {
-    let set: BTreeSet<&String> = topics.iter().collect();
-    set.into_iter().cloned().collect()
 }
 
 fn view(b: &dyn GroupHost) -> Vec<i32> {
