@@ -45,7 +45,24 @@ struct Scanned1 {
     builder: IndexBuilder,
 }
 
-/// Creates or recovers the partition log in `dir`.
+/// Where the log first goes wrong: the segment (index into the bases), the byte position
+/// in it, and why.
+type Cut = (usize, u64, String);
+
+/// What re-validation found: the segments it scanned (the last one possibly cut short),
+/// the offset after the last valid batch, and where the log first goes wrong, if it does.
+struct Rescan {
+    scanned: Vec<Scanned1>,
+    expected: i64,
+    cut: Option<Cut>,
+}
+
+/// Creates or recovers the partition log in `dir`: trust what the recovery point covers,
+/// re-validate the rest ([`rescan`]), cut the log at the first invalid batch
+/// ([`truncate_tail`]), then rebuild the segment set, the epochs and the recovery point
+/// ([`assemble`]). The order of these steps is the crash-safety argument: nothing is
+/// deleted before it is known to be past the last valid batch, and the recovery point is
+/// stored only after the data it vouches for is synced.
 pub(crate) fn recover(
     dir: &Path,
     config: &LogConfig,
@@ -57,26 +74,10 @@ pub(crate) fn recover(
     let bases = list_segments(disk, dir)?;
     let rp = RecoveryPoint::load(disk, dir)?;
     let loaded_epochs = EpochCache::load(disk, dir)?;
-    let interval = config.index_interval_bytes as u64;
-    let mut stats = RecoveryStats::default();
-
     if bases.is_empty() {
-        // A fresh directory (or one whose segments were removed): never reuse offsets a
-        // recovery point says were written.
-        let base = rp.map_or(0, |r| r.offset.max(0));
-        let mut active = ActiveSegment::open(disk, dir, base, 0, IndexBuilder::new())?;
-        active.next_offset = base;
-        sync_dir(disk, dir)?;
-        let mut epochs = loaded_epochs.unwrap_or_default();
-        epochs.truncate_from_end(base);
-        epochs.store(disk, dir)?;
-        let point = active.end_point();
-        if rp != Some(point) {
-            point.store(disk, dir)?;
-        }
-        return Ok(Recovered { sealed: BTreeMap::new(), active, epochs, stats });
+        return fresh(disk, dir, rp, loaded_epochs);
     }
-
+    let mut stats = RecoveryStats::default();
     let mut sizes = Vec::with_capacity(bases.len());
     for &base in &bases {
         let path = segment_path(dir, base, LOG_SUFFIX);
@@ -93,11 +94,68 @@ pub(crate) fn recover(
     let start_seg = start.seg;
     tracing::debug!(dir = %dir.display(), segment = bases[start.seg], position = start.pos,
         offset = start.offset, "recovering partition log");
+    let interval = config.index_interval_bytes as u64;
+    let found = rescan(disk, dir, &bases, &sizes, start, interval, &mut epochs, &mut stats)?;
+    if let Some(cut) = &found.cut {
+        truncate_tail(resources, dir, &bases, &sizes, &found, cut, &mut stats)?;
+    }
+    let (sealed, mut active) =
+        assemble(resources, dir, &bases, &sizes, start_seg, found.scanned, now_ms)?;
+    epochs.truncate_from_end(active.next_offset);
+    if loaded_epochs.as_ref() != Some(&epochs) {
+        epochs.store(disk, dir)?;
+    }
+    let point = active.end_point();
+    if rp != Some(point) {
+        // Data found after the old recovery point may not have reached the disk yet.
+        active.sync()?;
+        active.write_index(disk, dir)?;
+        point.store(disk, dir)?;
+    }
+    Ok(Recovered { sealed, active, epochs, stats })
+}
 
-    // Re-validate from the start point to the end, stopping at the first invalid batch.
+/// A directory without segments (fresh, or whose segments were removed): one empty active
+/// segment, never reusing offsets a recovery point says were written.
+fn fresh(
+    disk: &dyn Disk,
+    dir: &Path,
+    rp: Option<RecoveryPoint>,
+    loaded_epochs: Option<EpochCache>,
+) -> Result<Recovered, LogError> {
+    let base = rp.map_or(0, |r| r.offset.max(0));
+    let mut active = ActiveSegment::open(disk, dir, base, 0, IndexBuilder::new())?;
+    active.next_offset = base;
+    sync_dir(disk, dir)?;
+    let mut epochs = loaded_epochs.unwrap_or_default();
+    epochs.truncate_from_end(base);
+    epochs.store(disk, dir)?;
+    let point = active.end_point();
+    if rp != Some(point) {
+        point.store(disk, dir)?;
+    }
+    let stats = RecoveryStats::default();
+    Ok(Recovered { sealed: BTreeMap::new(), active, epochs, stats })
+}
+
+/// Re-validates from `start` to the end, stopping at the first invalid batch (torn,
+/// failing its CRC, or not continuing the offsets), rebuilding indexes and epochs as it
+/// goes.
+#[allow(clippy::too_many_arguments, reason = "the recovery state, passed down one step")]
+fn rescan(
+    disk: &dyn Disk,
+    dir: &Path,
+    bases: &[i64],
+    sizes: &[u64],
+    start: Start,
+    interval: u64,
+    epochs: &mut EpochCache,
+    stats: &mut RecoveryStats,
+) -> Result<Rescan, LogError> {
     let mut scanned: Vec<Scanned1> = Vec::new();
     let mut expected = start.offset;
-    let mut cut: Option<(usize, u64, String)> = None;
+    let mut cut: Option<Cut> = None;
+    let start_seg = start.seg;
     let mut start = Some(start);
     for i in start_seg..bases.len() {
         let base = bases[i];
@@ -152,33 +210,59 @@ pub(crate) fn recover(
             break;
         }
     }
+    Ok(Rescan { scanned, expected, cut })
+}
 
-    // Truncate the invalid tail: cut the segment it starts in, delete every later one.
-    if let Some((i, pos, reason)) = cut {
-        let segment_gap = scanned.last().is_none_or(|s| s.base != bases[i]);
-        let first_deleted = if segment_gap { i } else { i + 1 };
-        let mut truncated = sizes[first_deleted..].iter().sum::<u64>();
-        if !segment_gap {
-            let path = segment_path(dir, bases[i], LOG_SUFFIX);
-            let file =
-                disk.open(&path, OpenMode::ReadWriteCreate).map_err(|e| LogError::io(&path, e))?;
-            file.set_len(pos).map_err(|e| LogError::io(&path, e))?;
-            file.sync_all().map_err(|e| LogError::io(&path, e))?;
-            truncated += sizes[i] - pos;
-        }
-        for &base in &bases[first_deleted..] {
-            super::retention::remove_segment_files(dir, base, resources)?;
-        }
-        sync_dir(disk, dir)?;
-        stats.bytes_truncated = truncated;
-        stats.segments_deleted = bases.len() - first_deleted;
-        tracing::warn!(path = %segment_path(dir, bases[i], LOG_SUFFIX).display(),
-            offset = expected, position = pos, bytes_truncated = truncated,
-            segments_deleted = stats.segments_deleted, %reason,
-            "truncated invalid log tail during recovery");
+/// Truncates the invalid tail: cuts the segment it starts in, deletes every later one.
+fn truncate_tail(
+    resources: &LogResources,
+    dir: &Path,
+    bases: &[i64],
+    sizes: &[u64],
+    found: &Rescan,
+    (i, pos, reason): &Cut,
+    stats: &mut RecoveryStats,
+) -> Result<(), LogError> {
+    let (i, pos) = (*i, *pos);
+    let disk = resources.disk();
+    let segment_gap = found.scanned.last().is_none_or(|s| s.base != bases[i]);
+    let first_deleted = if segment_gap { i } else { i + 1 };
+    let mut truncated = sizes[first_deleted..].iter().sum::<u64>();
+    if !segment_gap {
+        let path = segment_path(dir, bases[i], LOG_SUFFIX);
+        let file =
+            disk.open(&path, OpenMode::ReadWriteCreate).map_err(|e| LogError::io(&path, e))?;
+        file.set_len(pos).map_err(|e| LogError::io(&path, e))?;
+        file.sync_all().map_err(|e| LogError::io(&path, e))?;
+        truncated += sizes[i] - pos;
     }
+    for &base in &bases[first_deleted..] {
+        super::retention::remove_segment_files(dir, base, resources)?;
+    }
+    sync_dir(disk, dir)?;
+    stats.bytes_truncated = truncated;
+    stats.segments_deleted = bases.len() - first_deleted;
+    tracing::warn!(path = %segment_path(dir, bases[i], LOG_SUFFIX).display(),
+        offset = found.expected, position = pos, bytes_truncated = truncated,
+        segments_deleted = stats.segments_deleted, %reason,
+        "truncated invalid log tail during recovery");
+    Ok(())
+}
 
-    // Segments before the start point are trusted as they are.
+/// The segment set after recovery: segments before the start point are trusted as they
+/// are; of the re-validated ones, the last stays active (even if it was sealed before a
+/// cut: it simply takes appends again) and the others are sealed with their rebuilt,
+/// synced indexes.
+fn assemble(
+    resources: &LogResources,
+    dir: &Path,
+    bases: &[i64],
+    sizes: &[u64],
+    start_seg: usize,
+    mut scanned: Vec<Scanned1>,
+    now_ms: i64,
+) -> Result<(BTreeMap<i64, SealedSegment>, ActiveSegment), LogError> {
+    let disk = resources.disk();
     let mut sealed = BTreeMap::new();
     for i in 0..start_seg {
         let seg = SealedSegment {
@@ -189,8 +273,6 @@ pub(crate) fn recover(
         };
         sealed.insert(seg.base, seg);
     }
-    // The last re-validated segment stays active (even if it was sealed before a cut: it
-    // simply takes appends again); the others are sealed with their rebuilt indexes.
     let last = scanned.pop().expect("the start segment is always scanned");
     for mut seg in scanned {
         seg.builder.finish();
@@ -215,19 +297,7 @@ pub(crate) fn recover(
         let ts = if first.max_timestamp >= 0 { first.max_timestamp.min(now_ms) } else { now_ms };
         active.first_append_ms = Some(ts);
     }
-
-    epochs.truncate_from_end(active.next_offset);
-    if loaded_epochs.as_ref() != Some(&epochs) {
-        epochs.store(disk, dir)?;
-    }
-    let point = active.end_point();
-    if rp != Some(point) {
-        // Data found after the old recovery point may not have reached the disk yet.
-        active.sync()?;
-        active.write_index(disk, dir)?;
-        point.store(disk, dir)?;
-    }
-    Ok(Recovered { sealed, active, epochs, stats })
+    Ok((sealed, active))
 }
 
 /// Fsyncs a segment's data file.
