@@ -69,6 +69,9 @@ struct Shared {
 }
 
 /// Runs the benchmark.
+///
+/// Long on purpose: it is the benchmark's script (start members and producer, warm up,
+/// measure, report), read top to bottom; the phases share its counters and clocks.
 pub(crate) async fn run(b: GroupsBench) -> anyhow::Result<()> {
     if b.members == 0 || b.partitions == 0 {
         anyhow::bail!("--members and --partitions must be at least 1");

@@ -80,6 +80,9 @@ pub(crate) struct ConsumeBench {
 }
 
 /// Runs `produce`.
+///
+/// Long on purpose: the benchmark's script (producers, pacing, collector, report), read top
+/// to bottom; the phases share its histogram and counters.
 pub(crate) async fn produce(b: ProduceBench) -> anyhow::Result<()> {
     let client = b.broker.client()?;
     if client.partition_count(&b.topic).await.is_err() {

@@ -275,6 +275,8 @@ fn groups(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     )
 }
 
+/// Long on purpose: a flat list of per-partition metric families (offsets, sizes, ISR,
+/// upload lag), in the order `/metrics` shows them.
 fn partitions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     let hosted = b.hosted();
     let labels = |p: &crate::broker::Partition| {
@@ -362,6 +364,8 @@ fn partitions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     )
 }
 
+/// Long on purpose: a flat list of metric families, one per counter of the tier layer
+/// (bucket requests, uploads, cold reads, scrubber), in the order `/metrics` shows them.
 fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     let Some(reader) = b.remote_reader() else { return Ok(()) };
     let store = &reader.catalog().bucket().metrics;

@@ -53,6 +53,10 @@ pub fn embedded_meta(settings: &Settings, clock: SharedClock) -> Result<Arc<dyn 
 }
 
 /// Binds the listen address, opens the broker and starts serving.
+///
+/// Long on purpose: the assembly of a running server, one step per concern (listener,
+/// broker, admin listener, health, services, transport settings), in the order they must
+/// happen.
 pub async fn start(
     mut settings: Settings,
     meta: Arc<dyn MetaStore>,

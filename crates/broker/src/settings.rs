@@ -241,6 +241,9 @@ impl Settings {
     }
 
     /// Checks every value, naming the key of the first bad one.
+    ///
+    /// Long on purpose: a flat list, one check per setting in the order of the file, each
+    /// naming its key; splitting it would only scatter the list.
     pub fn validate(&self) -> Result<(), Error> {
         let name = &self.cluster.name;
         if name.is_empty()

@@ -269,6 +269,11 @@ impl Tagged {
     }
 }
 
+/// Reads one partition from its leader from `offset` on and reports records, the end (with
+/// `stop_at_end`) or a fatal error; reconnects (to a new leader too) on retriable ones.
+///
+/// One function on purpose: a single reconnecting loop whose state (position, backoff,
+/// the open stream) lives in its locals, so every way a stream ends is handled in view.
 async fn fetch_loop(
     client: Client,
     config: ConsumerConfig,

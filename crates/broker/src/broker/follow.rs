@@ -207,6 +207,10 @@ pub(super) async fn drop_partition(p: Arc<Partition>) -> Result<(), Error> {
 }
 
 /// Follows metadata changes until the broker is gone.
+///
+/// One function on purpose: a single `select!` loop over the watch stream, membership and
+/// the periodic resync, whose state (the revision read, the debounce) lives in its
+/// locals; the work itself is in `resync`.
 pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
     let mut live = match broker.upgrade() {
         Some(b) => b.view.membership.subscribe(),

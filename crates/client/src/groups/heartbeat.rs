@@ -14,6 +14,12 @@ use shale_proto::pb;
 use super::{GroupConfig, Shared, Tp, lock};
 use crate::{Client, status_error};
 
+/// Heartbeats to the group's coordinator in a task of its own, so slow processing between
+/// polls does not cost the membership; hands what it receives to the consumer.
+///
+/// One function on purpose: a single loop whose state (backoff, the coordinator's
+/// address, the last answer) lives in its locals; the consumer applies what it received
+/// (`GroupConsumer::reconcile`).
 pub(super) async fn heartbeat_loop(
     client: Client,
     config: GroupConfig,

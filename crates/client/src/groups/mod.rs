@@ -354,44 +354,7 @@ impl GroupConsumer {
             return Err(e);
         }
         if fenced.is_some() || expired {
-            let lost: Vec<Tp> = self.owned.iter().cloned().collect();
-            if !lost.is_empty() {
-                tracing::warn!(
-                    group = %self.config.group,
-                    reason = %fenced.as_ref().map_or("no heartbeat answered within the session timeout".to_string(), |e| e.to_string()),
-                    "removed from the group; dropping {} partition(s)", lost.len()
-                );
-                // The commit is expected to be refused (the member is fenced); try anyway so
-                // a zombie's positions never overwrite the new owner's silently.
-                if self.config.auto_commit {
-                    if let Err(e) = self.commit_partitions(&lost).await {
-                        tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "commit of lost partitions rejected");
-                    }
-                }
-                for (t, p) in &lost {
-                    self.consumer.unassign(t, *p);
-                    self.positions.remove(&(t.clone(), *p));
-                }
-                if let Some(l) = self
-                    .listener
-                    .as_mut()
-                    .map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
-                {
-                    l.on_revoked(&lost, true);
-                }
-            }
-            self.owned.clear();
-            let mut s = lock(&self.shared);
-            s.applied.clear();
-            s.applied_epoch = 0;
-            s.received.clear();
-            s.received_epoch = 0;
-            // Rejoin from scratch, under a new member id.
-            s.last_ok = monotonic_now();
-            s.fenced = None;
-            s.member_id.clear();
-            drop(s);
-            self.wake.notify_one();
+            self.drop_everything(fenced.as_ref()).await;
             return Ok(());
         }
         if target == self.owned {
@@ -406,39 +369,10 @@ impl GroupConsumer {
         let revoked: Vec<Tp> = self.owned.difference(&target).cloned().collect();
         let added: Vec<Tp> = target.difference(&self.owned).cloned().collect();
         if !revoked.is_empty() {
-            if self.config.auto_commit {
-                if let Err(e) = self.commit_partitions(&revoked).await {
-                    tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "commit on revoke failed");
-                }
-            }
-            for (t, p) in &revoked {
-                self.consumer.unassign(t, *p);
-                self.owned.remove(&(t.clone(), *p));
-                self.positions.remove(&(t.clone(), *p));
-            }
-            if let Some(l) =
-                self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
-            {
-                l.on_revoked(&revoked, false);
-            }
+            self.revoke(&revoked).await;
         }
         if !added.is_empty() {
-            let committed = self.committed_offsets(&added).await?;
-            for tp in &added {
-                let offset = match committed.get(tp) {
-                    Some(o) => *o,
-                    None => self.reset_offset(&tp.0, tp.1).await?,
-                };
-                self.consumer.seek(&tp.0, tp.1, offset);
-                self.positions.insert(tp.clone(), offset);
-                self.committed.insert(tp.clone(), offset);
-                self.owned.insert(tp.clone());
-            }
-            if let Some(l) =
-                self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
-            {
-                l.on_assigned(&added);
-            }
+            self.assign(&added).await?;
         }
         {
             let mut s = lock(&self.shared);
@@ -446,6 +380,90 @@ impl GroupConsumer {
             s.applied_epoch = epoch;
         }
         self.wake.notify_one();
+        Ok(())
+    }
+
+    /// This member was fenced or its session expired: every partition it holds is lost
+    /// (their positions committed if auto-commit, knowing the commit will likely be
+    /// refused), and it rejoins from scratch under a new member id.
+    async fn drop_everything(&mut self, fenced: Option<&Error>) {
+        let lost: Vec<Tp> = self.owned.iter().cloned().collect();
+        if !lost.is_empty() {
+            tracing::warn!(
+                group = %self.config.group,
+                reason = %fenced.map_or("no heartbeat answered within the session timeout".to_string(), |e| e.to_string()),
+                "removed from the group; dropping {} partition(s)", lost.len()
+            );
+            // The commit is expected to be refused (the member is fenced); try anyway so
+            // a zombie's positions never overwrite the new owner's silently.
+            if self.config.auto_commit {
+                if let Err(e) = self.commit_partitions(&lost).await {
+                    tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "commit of lost partitions rejected");
+                }
+            }
+            for (t, p) in &lost {
+                self.consumer.unassign(t, *p);
+                self.positions.remove(&(t.clone(), *p));
+            }
+            if let Some(l) =
+                self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+            {
+                l.on_revoked(&lost, true);
+            }
+        }
+        self.owned.clear();
+        let mut s = lock(&self.shared);
+        s.applied.clear();
+        s.applied_epoch = 0;
+        s.received.clear();
+        s.received_epoch = 0;
+        // Rejoin from scratch, under a new member id.
+        s.last_ok = monotonic_now();
+        s.fenced = None;
+        s.member_id.clear();
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    /// Gives up partitions the coordinator revoked: commit (auto-commit), stop fetching,
+    /// tell the listener.
+    async fn revoke(&mut self, revoked: &[Tp]) {
+        if self.config.auto_commit {
+            if let Err(e) = self.commit_partitions(revoked).await {
+                tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "commit on revoke failed");
+            }
+        }
+        for (t, p) in revoked {
+            self.consumer.unassign(t, *p);
+            self.owned.remove(&(t.clone(), *p));
+            self.positions.remove(&(t.clone(), *p));
+        }
+        if let Some(l) =
+            self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+        {
+            l.on_revoked(revoked, false);
+        }
+    }
+
+    /// Takes newly assigned partitions: start each at its committed offset (or by
+    /// `auto_offset_reset`), tell the listener.
+    async fn assign(&mut self, added: &[Tp]) -> Result<(), Error> {
+        let committed = self.committed_offsets(added).await?;
+        for tp in added {
+            let offset = match committed.get(tp) {
+                Some(o) => *o,
+                None => self.reset_offset(&tp.0, tp.1).await?,
+            };
+            self.consumer.seek(&tp.0, tp.1, offset);
+            self.positions.insert(tp.clone(), offset);
+            self.committed.insert(tp.clone(), offset);
+            self.owned.insert(tp.clone());
+        }
+        if let Some(l) =
+            self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+        {
+            l.on_assigned(added);
+        }
         Ok(())
     }
 

@@ -258,6 +258,11 @@ impl Producer {
 
     /// Queues a record; the returned [`Delivery`] resolves when it is acknowledged.
     /// Waits only when the partition's queue is full.
+    ///
+    /// Long on purpose: one record's way into a batch (metadata wait, partition choice, then
+    /// under the state lock: seal a full batch, open one with the next sequence, arm the
+    /// linger); the part under the lock is one critical section so that a record's batch
+    /// and its sequence agree.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, Error> {
         let config = &self.inner.config;
         let wait = RetryPolicy {

@@ -59,6 +59,11 @@ fn requeue(
 }
 
 /// Sends one partition's batches in order over a pipelined stream to its leader.
+///
+/// One function on purpose: a single `select!` loop whose state (the stream, the batches
+/// in flight in order, the retry queue) lives in its locals, so every transition is in
+/// view; the steps that need no loop state (`open_stream`, `requeue`, `next_answer`) are
+/// outside.
 pub(super) async fn sender_loop(
     client: Client,
     tp: Tp,
