@@ -1,0 +1,230 @@
+//! The controller's plan, a pure function of a snapshot of the cluster: where a new
+//! topic's partitions go (rack-alternated), and which partition states move (leader
+//! elections, controlled shutdown, preferred-replica return). Unit-tested without a store.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::Revision;
+use crate::topics::{BrokerRecord, PartitionState, TopicRecord};
+
+/// A consistent-enough picture of the cluster for one reconcile pass.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// Live brokers by id.
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    /// Every topic.
+    pub topics: Vec<TopicRecord>,
+    /// Partition states with the mod revision of their key.
+    pub partitions: BTreeMap<(String, u32), (PartitionState, Revision)>,
+}
+
+/// One partition-state write the controller wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// New state.
+    pub state: PartitionState,
+    /// Mod revision the key must still have (0 = must be absent).
+    pub expected: Revision,
+}
+
+/// Brokers ordered so that consecutive entries sit on different racks when possible
+/// (Kafka's rack-alternated list): replicas taken from consecutive slots spread over racks.
+pub fn rack_alternated(brokers: &BTreeMap<i32, BrokerRecord>) -> Vec<i32> {
+    let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for b in brokers.values() {
+        by_rack.entry(b.rack.as_str()).or_default().push(b.id);
+    }
+    let mut out = Vec::with_capacity(brokers.len());
+    let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for ids in by_rack.values() {
+            if let Some(id) = ids.get(i) {
+                out.push(*id);
+            }
+        }
+    }
+    out
+}
+
+/// Places a new topic's partitions: leaders round-robin over the rack-alternated brokers,
+/// starting at the broker that leads the fewest partitions, followers on the next slots.
+/// Every replica starts in the ISR: all are empty, so all are in sync.
+pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
+    // Draining brokers get nothing new, unless they are all there is.
+    let staying: BTreeMap<i32, BrokerRecord> =
+        view.brokers.iter().filter(|(_, b)| !b.draining).map(|(i, b)| (*i, b.clone())).collect();
+    let order = rack_alternated(if staying.is_empty() { &view.brokers } else { &staying });
+    if order.is_empty() {
+        return vec![];
+    }
+    let mut leads: BTreeMap<i32, usize> = order.iter().map(|id| (*id, 0)).collect();
+    for (state, _) in view.partitions.values() {
+        if let Some(n) = leads.get_mut(&state.leader) {
+            *n += 1;
+        }
+    }
+    let start = order
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, id)| (leads.get(id).copied().unwrap_or(0), *i))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let n = order.len();
+    let rf = (topic.replication_factor as usize).clamp(1, n);
+    (0..topic.partitions as usize)
+        .map(|p| {
+            let replicas: Vec<i32> = (0..rf).map(|r| order[(start + p + r) % n]).collect();
+            let incarnations = replicas
+                .iter()
+                .filter_map(|r| view.brokers.get(r).map(|b| (*r, b.incarnation)))
+                .filter(|(_, i)| *i != 0)
+                .collect();
+            PartitionState {
+                leader: replicas[0],
+                leader_epoch: 0,
+                isr: replicas.clone(),
+                replicas,
+                incarnations,
+            }
+        })
+        .collect()
+}
+
+/// Everything the controller should write for `view`: placements for partitions that have
+/// no state yet, and leadership moves for partitions whose leader is not live.
+pub fn plan(view: &View) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for topic in &view.topics {
+        let missing: Vec<u32> = (0..topic.partitions)
+            .filter(|p| !view.partitions.contains_key(&(topic.name.clone(), *p)))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let placed = place(topic, view);
+        for p in missing {
+            if let Some(state) = placed.get(p as usize) {
+                changes.push(Change {
+                    topic: topic.name.clone(),
+                    partition: p,
+                    state: state.clone(),
+                    expected: 0,
+                });
+            }
+        }
+    }
+    let live: BTreeMap<i32, u64> = view.brokers.values().map(|b| (b.id, b.incarnation)).collect();
+    let draining: BTreeSet<i32> =
+        view.brokers.values().filter(|b| b.draining).map(|b| b.id).collect();
+    for ((topic, partition), (state, revision)) in &view.partitions {
+        let unclean = view.topics.iter().any(|t| {
+            &t.name == topic && t.configs.get(UNCLEAN_KEY).is_some_and(|v| v.trim() == "true")
+        });
+        let Some(next) = next_state(state, &live, &draining, unclean) else { continue };
+        changes.push(Change {
+            topic: topic.clone(),
+            partition: *partition,
+            state: next,
+            expected: *revision,
+        });
+    }
+    changes
+}
+
+/// Topic config that lets an out-of-sync replica lead when no in-sync one is live.
+pub(super) const UNCLEAN_KEY: &str = "unclean.leader.election.enable";
+
+/// The state a partition should move to, if any: a live in-sync leader when the leader is
+/// gone (offline when there is none, unless unclean election is enabled), away from a
+/// draining leader to another live in-sync replica (controlled shutdown), or back to the
+/// preferred replica (the first) once it is live and in sync again.
+///
+/// `live` maps each live broker to its incarnation. An ISR member that came back under a new
+/// incarnation (it restarted, maybe losing what it had not fsynced, or its disk) leaves the
+/// ISR while a member that never restarted is live, and a restarted leader is replaced, or,
+/// when it is the only one left, confirmed under a new epoch: either way nobody leads at an
+/// epoch a previous incarnation of it led (KIP-903 and KIP-966 in Kafka).
+fn next_state(
+    state: &PartitionState,
+    live: &BTreeMap<i32, u64>,
+    draining: &BTreeSet<i32>,
+    unclean: bool,
+) -> Option<PartitionState> {
+    let is_live = |r: &i32| live.contains_key(r);
+    // Live under the incarnation the state recorded (or unknown: 0, or none recorded).
+    let clean = |r: &i32| live.get(r).is_some_and(|i| *i == 0 || state.confirms(*r, *i));
+    let restarted = |r: &i32| is_live(r) && !clean(r);
+    let isr: Vec<i32> = match state.isr.iter().any(clean) {
+        true => state.isr.iter().copied().filter(|r| !restarted(r)).collect(),
+        // Every live member restarted: they are all there is, so they stay.
+        false => state.isr.clone(),
+    };
+    // Record what the ISR members are now: live ones as they run, others as last known.
+    let incarnations = |isr: &[i32]| -> BTreeMap<i32, u64> {
+        isr.iter()
+            .filter_map(|r| match live.get(r) {
+                Some(0) | None => state.incarnations.get(r).map(|i| (*r, *i)),
+                Some(i) => Some((*r, *i)),
+            })
+            .collect()
+    };
+    let bump = |leader: i32, isr: Vec<i32>| PartitionState {
+        leader,
+        leader_epoch: state.leader_epoch + 1,
+        incarnations: incarnations(&isr),
+        isr,
+        replicas: state.replicas.clone(),
+    };
+    let eligible = |r: &i32| isr.contains(r) && clean(r) && !draining.contains(r);
+    if state.leader >= 0 && clean(&state.leader) {
+        if draining.contains(&state.leader) {
+            // Controlled shutdown: hand over to an in-sync replica that stays. It has every
+            // acknowledged record (acks=all waits for the whole ISR), so nothing is lost.
+            if let Some(c) = state.replicas.iter().find(|r| eligible(r)) {
+                return Some(bump(*c, isr));
+            }
+        } else {
+            // Preferred-leader rebalancing: leadership returns to the first replica once it
+            // is back in the ISR, so leaders stay spread as placed.
+            let preferred = *state.replicas.first()?;
+            if preferred != state.leader && eligible(&preferred) {
+                return Some(bump(preferred, isr));
+            }
+        }
+        // The same leader: write only a changed ISR or newly recorded incarnations.
+        let next = PartitionState { incarnations: incarnations(&isr), isr, ..state.clone() };
+        return (next != *state).then_some(next);
+    }
+    // A staying replica first; a draining or restarted one is still better than going
+    // offline.
+    let candidate = state
+        .replicas
+        .iter()
+        .find(|r| eligible(r))
+        .or_else(|| state.replicas.iter().find(|r| isr.contains(r) && is_live(r)))
+        .copied();
+    match candidate {
+        // The ISR keeps only live members: a dead one would hold the high watermark back
+        // until the new leader noticed it lagging.
+        Some(c) => Some(bump(c, isr.into_iter().filter(|r| is_live(r)).collect())),
+        None => {
+            // Unclean election (opt-in per topic) accepts losing what the new leader lacks.
+            let any = state.replicas.iter().find(|r| is_live(r)).copied();
+            match any {
+                Some(r) if unclean => {
+                    tracing::warn!(
+                        leader = r,
+                        "unclean leader election: an out-of-sync replica leads"
+                    );
+                    Some(bump(r, vec![r]))
+                }
+                _ if state.leader != -1 => Some(bump(-1, state.isr.clone())),
+                _ => None,
+            }
+        }
+    }
+}
