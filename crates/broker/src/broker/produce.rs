@@ -75,45 +75,37 @@ impl Broker {
                 r = pending => r?,
                 _ = broker.stops_leading(&p, epoch) => {
                     broker.check_serving()?;
-                    let leadership = p.leadership();
-                    let address = broker.broker_address(leadership.0).unwrap_or_default();
-                    return Err(shale_core::error::not_leader(
-                        p.topic(),
-                        p.index(),
-                        leadership,
-                        &address,
-                        format!(
-                            "leadership of {}-{} moved on from epoch {epoch} before the write \
-                             was acknowledged; it was not acknowledged",
-                            p.topic(),
-                            p.index()
-                        ),
-                    ));
+                    return Err(broker.leadership_moved(&p, epoch));
                 }
             };
             // Fencing: acknowledge only if, after the fsync, this broker is still live and
             // still leads at the epoch the batch was written with.
             broker.check_serving()?;
             if !p.is_leader() || p.leader_epoch() != produced.leader_epoch {
-                let leadership = p.leadership();
-                let address = broker.broker_address(leadership.0).unwrap_or_default();
-                return Err(shale_core::error::not_leader(
-                    p.topic(),
-                    p.index(),
-                    leadership,
-                    &address,
-                    format!(
-                        "leadership of {}-{} moved (epoch {} -> {}) before the write was \
-                         acknowledged; it was not acknowledged",
-                        p.topic(),
-                        p.index(),
-                        produced.leader_epoch,
-                        leadership.1,
-                    ),
-                ));
+                return Err(broker.leadership_moved(&p, produced.leader_epoch));
             }
             Ok(produced)
         }))
+    }
+
+    /// `NOT_LEADER` for a write appended at `written_at` whose leadership moved on before
+    /// it was acknowledged: it was not acknowledged, and the client retries at the leader.
+    fn leadership_moved(&self, p: &Partition, written_at: i32) -> Error {
+        let leadership = p.leadership();
+        let address = self.broker_address(leadership.0).unwrap_or_default();
+        shale_core::error::not_leader(
+            p.topic(),
+            p.index(),
+            leadership,
+            &address,
+            format!(
+                "leadership of {}-{} moved (epoch {written_at} -> {}) before the write was \
+                 acknowledged; it was not acknowledged",
+                p.topic(),
+                p.index(),
+                leadership.1
+            ),
+        )
     }
 
     /// Refuses produce (retriable) while the local logs hold more than
