@@ -1,7 +1,6 @@
 //! `PartitionLog`: one partition's log: open, append, read, lookups, offsets watch, close.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,14 +12,15 @@ use super::config::MAX_SEGMENT_BYTES;
 use super::epoch::{EpochCache, EpochEntry};
 use super::index::SegmentIndex;
 use super::recovery::recover;
+use super::scan::{Frame, frame};
 use super::segment::{
     ActiveSegment, IndexBuilder, LOG_SUFFIX, NO_TIMESTAMP, SealedSegment, load_sealed_index,
     segment_path,
 };
 use super::{AppendInfo, LogConfig, LogError, LogOffsets, LogResources, RecoveryStats};
 use shale_core::clock::SharedClock;
+use shale_core::record::RecordError;
 use shale_core::record::batch::stamp;
-use shale_core::record::{BatchFrames, BatchHeader, RecordError};
 
 /// One partition's log on local disk. Synchronous and internally locked; async callers hold
 /// it in an `Arc` and run the blocking calls (`append`, `read`, ...) via `spawn_blocking`.
@@ -255,29 +255,6 @@ impl Inner {
             None => Ok(self.sealed_index(seg, interval)?.max_timestamp().unwrap_or(NO_TIMESTAMP)),
         }
     }
-}
-
-/// One batch of an append: its header and its byte range in the buffer.
-type Frame = (BatchHeader, Range<usize>);
-
-/// Splits an append into batches, re-checking framing (header, magic, sizes) only: the
-/// caller validated CRCs and records.
-fn frame(buf: &[u8], max_batch: usize) -> Result<(Vec<Frame>, i64), LogError> {
-    if buf.is_empty() {
-        return Err(RecordError::Corrupt("empty append: expected at least one batch".into()).into());
-    }
-    let mut frames = Vec::new();
-    let mut records = 0i64;
-    for item in BatchFrames::new(buf, max_batch) {
-        let (header, range) = item?;
-        if header.last_offset_delta < 0 {
-            let delta = header.last_offset_delta;
-            return Err(RecordError::Corrupt(format!("negative last offset delta {delta}")).into());
-        }
-        records += i64::from(header.last_offset_delta) + 1;
-        frames.push((header, range));
-    }
-    Ok((frames, records))
 }
 
 impl PartitionLog {

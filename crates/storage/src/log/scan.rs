@@ -1,12 +1,15 @@
-//! Reading batches back from a segment file: positional header reads for lookups, and a
-//! buffered, CRC-checking scanner for recovery and index rebuilds.
+//! Batch framing: reading batches back from a segment file (positional header reads for
+//! lookups, a buffered, CRC-checking scanner for recovery and index rebuilds), and
+//! splitting an append's buffer into its batches.
 
+use std::ops::Range;
 use std::path::Path;
 
 use super::LogError;
 use shale_core::disk::DiskFile;
 pub(crate) use shale_core::disk::read_full_at;
 use shale_core::record::batch::{BatchHeader, CRC_START, HEADER_LEN};
+use shale_core::record::{BatchFrames, RecordError};
 
 /// Read size of the recovery scanner: large sequential reads, bounded memory.
 const SCAN_CHUNK: usize = 1 << 20;
@@ -136,4 +139,27 @@ impl<'a> Scanner<'a> {
         self.pos = pos + total;
         Ok(Scanned::Batch { header, pos })
     }
+}
+
+/// One batch of an append: its header and its byte range in the buffer.
+pub(super) type Frame = (BatchHeader, Range<usize>);
+
+/// Splits an append into batches, re-checking framing (header, magic, sizes) only: the
+/// caller validated CRCs and records.
+pub(super) fn frame(buf: &[u8], max_batch: usize) -> Result<(Vec<Frame>, i64), LogError> {
+    if buf.is_empty() {
+        return Err(RecordError::Corrupt("empty append: expected at least one batch".into()).into());
+    }
+    let mut frames = Vec::new();
+    let mut records = 0i64;
+    for item in BatchFrames::new(buf, max_batch) {
+        let (header, range) = item?;
+        if header.last_offset_delta < 0 {
+            let delta = header.last_offset_delta;
+            return Err(RecordError::Corrupt(format!("negative last offset delta {delta}")).into());
+        }
+        records += i64::from(header.last_offset_delta) + 1;
+        frames.push((header, range));
+    }
+    Ok((frames, records))
 }
