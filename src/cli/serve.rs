@@ -27,7 +27,59 @@ pub struct StandaloneArgs {
     #[arg(long, env = "SHALE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
     #[command(flatten)]
+    pub tls: ServerTlsArgs,
+    #[command(flatten)]
     pub config: ConfigArg,
+}
+
+/// TLS on the gRPC listener and to other brokers (each overrides `[tls]` in the file).
+#[derive(Debug, Args)]
+pub struct ServerTlsArgs {
+    /// PEM certificate chain to serve; with --tls-key, turns TLS on.
+    #[arg(long, env = "SHALE_BROKER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SHALE_BROKER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle client and peer certificates must chain to.
+    #[arg(long, env = "SHALE_BROKER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Ask clients for a certificate: none, optional or required (mTLS).
+    #[arg(long, env = "SHALE_BROKER_TLS_CLIENT_AUTH", value_parser = parse_client_auth)]
+    pub tls_client_auth: Option<crate::tls::ClientAuth>,
+    /// Serve plaintext on an address other than loopback (refused without this).
+    #[arg(long, env = "SHALE_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+}
+
+fn parse_client_auth(s: &str) -> Result<crate::tls::ClientAuth, String> {
+    match s {
+        "none" => Ok(crate::tls::ClientAuth::None),
+        "optional" => Ok(crate::tls::ClientAuth::Optional),
+        "required" => Ok(crate::tls::ClientAuth::Required),
+        other => Err(format!("invalid client auth {other:?}: expected none, optional or required")),
+    }
+}
+
+impl ServerTlsArgs {
+    fn apply(self, settings: &mut Settings) {
+        let tls = &mut settings.tls;
+        if self.tls_cert.is_some() {
+            tls.cert_file = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            tls.key_file = self.tls_key;
+        }
+        if self.tls_ca.is_some() {
+            tls.ca_file = self.tls_ca;
+        }
+        if let Some(mode) = self.tls_client_auth {
+            tls.client_auth = mode;
+        }
+        if self.allow_plaintext {
+            tls.allow_plaintext = true;
+        }
+    }
 }
 
 /// `shale serve`.
@@ -68,6 +120,8 @@ pub struct ServeArgs {
     /// file).
     #[arg(long, env = "SHALE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
 }
 
 fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
@@ -79,6 +133,7 @@ fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
 
 pub(super) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     let mut settings = load(&args.config)?;
+    args.tls.apply(&mut settings);
     settings.broker.data_dir = args.data_dir;
     settings.broker.listen = args.listen;
     settings.broker.id.get_or_insert(0);
@@ -101,6 +156,7 @@ pub(super) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = load(&args.config)?;
+    args.tls.apply(&mut settings);
     if let Some(id) = args.id {
         settings.broker.id = Some(id);
     }

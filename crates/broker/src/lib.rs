@@ -8,6 +8,7 @@
 //! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
 //! - `metrics`: request metrics shared by the services and the admin listener.
 //! - `settings`: broker settings (file, env, flags), validated.
+//! - `tls`: TLS on the listener and to peers (rustls), with certificates reloaded from disk.
 //!
 //! Below: `shale-storage`, `shale-meta`, `shale-proto` and `shale-core`. Nothing here is
 //! used by the client.
@@ -19,3 +20,4 @@ pub mod metrics;
 pub mod rpc;
 pub mod server;
 pub mod settings;
+pub mod tls;

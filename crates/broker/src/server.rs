@@ -62,6 +62,12 @@ pub async fn start(
     meta: Arc<dyn MetaStore>,
     clock: SharedClock,
 ) -> Result<RunningServer, Error> {
+    settings.validate()?;
+    settings.tls.check_listener(settings.broker.listen)?;
+    let tls = match settings.tls.enabled() {
+        true => Some(crate::tls::ServerTls::load(&settings.tls)?),
+        false => None,
+    };
     let listener = TcpListener::bind(settings.broker.listen).await.map_err(|e| {
         Error::unavailable(format!("cannot listen on {}: {e}", settings.broker.listen))
     })?;
@@ -78,7 +84,7 @@ pub async fn start(
         "" => None,
         url => Some(shale_storage::tier::Bucket::open(url, &settings.tier)?),
     };
-    let broker = Broker::open(settings, meta, clock, bucket).await?;
+    let broker = Broker::open(settings, meta, clock, bucket, tls.clone()).await?;
     let admin_http = match admin_listen {
         Some(a) => match crate::admin::AdminServer::start(a, &broker).await {
             Ok(admin) => Some(admin),
@@ -135,15 +141,24 @@ pub async fn start(
         .add_service(replica);
     // Nagle's algorithm would hold the last frame of each answer until the peer's delayed
     // ACK (~40 ms per unary call); gRPC frames are already batched by h2.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(std::time::Duration::from_secs(60)));
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
     // Owned: dropping the server without closing it stops the accept loop too.
-    let serve =
-        shale_core::task::spawn_owned(router.serve_with_incoming_shutdown(incoming, async move {
-            let _ = stop_rx.await;
-        }));
-    tracing::info!(%addr, broker = broker.id(), "serving gRPC");
+    let serve = match &tls {
+        Some(tls) => {
+            let (incoming, accept_loop) = tls.incoming(listener);
+            broker.spawn(accept_loop);
+            shale_core::task::spawn_owned(router.serve_with_incoming_shutdown(incoming, stop))
+        }
+        None => {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(std::time::Duration::from_secs(60)));
+            shale_core::task::spawn_owned(router.serve_with_incoming_shutdown(incoming, stop))
+        }
+    };
+    tracing::info!(%addr, broker = broker.id(), tls = tls.is_some(), "serving gRPC");
     Ok(RunningServer { addr, admin: admin_http, broker, stop: Some(stop_tx), serve })
 }
 

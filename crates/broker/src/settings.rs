@@ -37,6 +37,8 @@ pub struct Settings {
     pub groups: GroupSettings,
     /// `[topic_defaults]`: topic configs by Kafka name, for topics that don't set them.
     pub topic_defaults: BTreeMap<String, String>,
+    /// `[tls]`: TLS on the gRPC listener and to other brokers.
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// `[groups]`: consumer group timeouts.
@@ -245,6 +247,7 @@ impl Settings {
     /// Long on purpose: a flat list, one check per setting in the order of the file, each
     /// naming its key; splitting it would only scatter the list.
     pub fn validate(&self) -> Result<(), Error> {
+        self.tls.validate()?;
         let name = &self.cluster.name;
         if name.is_empty()
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

@@ -23,12 +23,35 @@ pub struct BrokerArg {
     /// Broker(s) to bootstrap from: host:port, or several separated by commas.
     #[arg(long, env = "SHALE_BROKER", default_value = DEFAULT_BROKER)]
     pub broker: String,
+    /// Connect over TLS (implied by the other --tls flags); without --tls-ca the brokers
+    /// are verified against the system's CA roots.
+    #[arg(long, env = "SHALE_TLS")]
+    pub tls: bool,
+    /// PEM CA bundle the brokers' certificates must chain to.
+    #[arg(long, env = "SHALE_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate to present (mTLS); needs --tls-key.
+    #[arg(long, env = "SHALE_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SHALE_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl BrokerArg {
     /// A client for this broker.
     pub fn client(&self) -> Result<Client, Error> {
-        Client::new(&self.broker)
+        let builder = Client::builder(&self.broker);
+        let tls = self.tls || self.tls_ca.is_some() || self.tls_cert.is_some();
+        if !tls && self.tls_key.is_none() {
+            return builder.build();
+        }
+        let options = crate::tls::TlsOptions::from_files(
+            self.tls_ca.as_deref(),
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+        )?;
+        builder.tls(options).build()
     }
 }
 

@@ -11,6 +11,7 @@
 //! - `partitioner`: Kafka-compatible murmur2 key hashing,
 //! - `retry`: bounded waits for a leader, with exponential backoff,
 //! - `scope`: errors that name the broker, topic and partition they concern.
+//! - `tls`: TLS to the brokers (CA bundle, client certificate for mTLS).
 //!
 //! Requests for a partition go to its leader as named by `GetMetadata`; on `NOT_LEADER` or
 //! an unreachable broker the client refreshes metadata and retries. Metadata comes from the
@@ -26,6 +27,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod retry;
 mod scope;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -72,6 +74,7 @@ struct Inner {
     channels: RwLock<HashMap<String, Channel>>,
     metadata: RwLock<Metadata>,
     connect_timeout: Duration,
+    tls: Option<tls::TlsOptions>,
 }
 
 /// Turns a transport or RPC failure into the public error.
@@ -79,11 +82,34 @@ pub(crate) fn status_error(status: &tonic::Status) -> Error {
     shale_proto::status::from_status(status)
 }
 
-fn endpoint_uri(addr: &str) -> String {
+fn endpoint_uri(addr: &str, tls: bool) -> String {
     if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
+    } else if tls {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
+    }
+}
+
+/// How to build a [`Client`]: the bootstrap brokers, and TLS.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    brokers: String,
+    tls: Option<tls::TlsOptions>,
+}
+
+impl ClientBuilder {
+    /// Connect over TLS, verifying the brokers against `options`' CA bundle (and
+    /// presenting its certificate, for mTLS).
+    pub fn tls(mut self, options: tls::TlsOptions) -> Self {
+        self.tls = Some(options);
+        self
+    }
+
+    /// The client; connections are made lazily.
+    pub fn build(self) -> Result<Client, Error> {
+        Client::with(&self.brokers, self.tls)
     }
 }
 
@@ -92,6 +118,15 @@ impl Client {
     /// commas (admin and metadata calls then go to whichever of them is reachable).
     /// Connections are made lazily.
     pub fn new(brokers: &str) -> Result<Client, Error> {
+        Client::with(brokers, None)
+    }
+
+    /// A builder for a client of `brokers`, for options such as TLS.
+    pub fn builder(brokers: &str) -> ClientBuilder {
+        ClientBuilder { brokers: brokers.to_string(), tls: None }
+    }
+
+    fn with(brokers: &str, tls: Option<tls::TlsOptions>) -> Result<Client, Error> {
         let list: Vec<&str> = brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
         if list.is_empty() {
             return Err(Error::invalid(format!("no broker address in {brokers:?}")));
@@ -103,6 +138,7 @@ impl Client {
                 channels: RwLock::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
                 connect_timeout: Duration::from_secs(5),
+                tls,
             }),
         };
         for addr in &list {
@@ -112,8 +148,15 @@ impl Client {
     }
 
     fn endpoint(&self, addr: &str) -> Result<Endpoint, Error> {
-        Ok(Endpoint::from_shared(endpoint_uri(addr))
-            .map_err(|e| Error::invalid(format!("invalid broker address {addr:?}: {e}")))?
+        let tls = self.inner.tls.as_ref();
+        let mut endpoint = Endpoint::from_shared(endpoint_uri(addr, tls.is_some()))
+            .map_err(|e| Error::invalid(format!("invalid broker address {addr:?}: {e}")))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.config())
+                .map_err(|e| Error::invalid(format!("cannot set up TLS to {addr}: {e}")))?;
+        }
+        Ok(endpoint
             .connect_timeout(self.inner.connect_timeout)
             .tcp_nodelay(true)
             .initial_connection_window_size(shale_proto::transport::CONNECTION_WINDOW)

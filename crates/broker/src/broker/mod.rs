@@ -122,6 +122,7 @@ impl Broker {
         meta: Arc<dyn MetaStore>,
         clock: SharedClock,
         bucket: Option<shale_storage::tier::Bucket>,
+        tls: Option<Arc<crate::tls::ServerTls>>,
     ) -> Result<Arc<Broker>, Error> {
         settings.validate()?;
         let defaults = settings.topic_defaults()?;
@@ -156,7 +157,7 @@ impl Broker {
                 TopicStore::new(meta.clone(), keys.clone()),
                 membership.clone(),
             ),
-            replicas: replicas::Replicas::new(resources),
+            replicas: replicas::Replicas::new(resources, tls.clone()),
             tier: tiering::Tiering::new(bucket.map(|b| {
                 let catalog = Arc::new(shale_storage::tier::Catalog::new(
                     b,
@@ -188,6 +189,9 @@ impl Broker {
             broker.view.obituaries.clone(),
         ));
         broker.life.spawn(follow::run(Arc::downgrade(&broker), revision));
+        if let Some(tls) = tls {
+            broker.life.spawn(crate::tls::reload_loop(tls));
+        }
         liveness::start(&broker);
         tasks::start(&broker);
         tiering::start(&broker);

@@ -15,14 +15,26 @@ impl Broker {
         self.view.cache.read().ok()?.brokers.get(&id).map(|b| b.address.clone())
     }
 
-    /// A shared channel to another broker.
+    /// A shared channel to another broker: over TLS, presenting this broker's certificate,
+    /// when this broker serves TLS (a rotation makes new channels with the new one).
     pub(crate) fn peer(&self, addr: &str) -> Result<Channel, Error> {
-        if let Some(c) = self.replicas.peers.lock().ok().and_then(|m| m.get(addr).cloned()) {
-            return Ok(c);
+        let tls = self.replicas.tls.as_ref();
+        let generation = tls.map_or(0, |t| t.generation());
+        let cached = self.replicas.peers.lock().ok().and_then(|m| m.get(addr).cloned());
+        if let Some((made_under, c)) = cached {
+            if made_under == generation {
+                return Ok(c);
+            }
         }
-        let uri = format!("http://{addr}");
-        let channel = tonic::transport::Endpoint::from_shared(uri)
-            .map_err(|e| Error::internal(format!("invalid broker address {addr:?}: {e}")))?
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| Error::internal(format!("invalid broker address {addr:?}: {e}")))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.peer_client_config())
+                .map_err(|e| Error::internal(format!("cannot set up TLS to broker {addr}: {e}")))?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
             .initial_connection_window_size(shale_proto::transport::CONNECTION_WINDOW)
@@ -32,7 +44,7 @@ impl Broker {
             .keep_alive_while_idle(true)
             .connect_lazy();
         if let Ok(mut m) = self.replicas.peers.lock() {
-            m.insert(addr.to_string(), channel.clone());
+            m.insert(addr.to_string(), (generation, channel.clone()));
         }
         Ok(channel)
     }

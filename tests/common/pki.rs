@@ -1,0 +1,72 @@
+//! Test certificate authorities and certificates (rcgen), written as PEM files: a CA, and
+//! leaf certificates it signs for brokers (server and client use, valid for `127.0.0.1` and
+//! `localhost`) and for clients.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+
+/// A certificate authority.
+pub(crate) struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+    /// Its certificate, PEM.
+    pub pem: String,
+}
+
+/// A PEM certificate and its key, on disk.
+#[derive(Debug, Clone)]
+pub(crate) struct Files {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Ca {
+    /// A new self-signed CA named `name`.
+    pub(crate) fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap();
+        let pem = cert.pem();
+        Ca { cert, key, pem }
+    }
+
+    /// Writes the CA certificate to `path`.
+    pub(crate) fn write(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, &self.pem).unwrap();
+        path.to_path_buf()
+    }
+
+    /// A leaf certificate for `cn`, valid for loopback, usable by a server and a client.
+    pub(crate) fn leaf(&self, cn: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages =
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// The same, written to `{dir}/{name}.crt` and `{dir}/{name}.key` (replacing what is
+    /// there: a rotation).
+    pub(crate) fn write_leaf(&self, dir: &Path, name: &str, cn: &str) -> Files {
+        let (cert, key) = self.leaf(cn);
+        let files =
+            Files { cert: dir.join(format!("{name}.crt")), key: dir.join(format!("{name}.key")) };
+        // Key first, then certificate, each by rename, as a secret volume update would.
+        for (path, body) in [(&files.key, key), (&files.cert, cert)] {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, body).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+        }
+        files
+    }
+}
