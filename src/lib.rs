@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! shale (this crate: cli)
-//!   └─ shale-broker   broker, groups, rpc, server, admin, metrics, settings, tls
+//!   └─ shale-broker   broker, groups, rpc, server, admin, auth, metrics, settings, tls
 //!        ├─ shale-storage   log, tier
 //!        │    └─ shale-meta      MetaStore (etcd, embedded), membership, controller
 //!        └─ shale-proto     pb, status, convert, transport
@@ -24,11 +24,11 @@
 //!   `clock`, `disk`, `failpoint`.
 //! - re-exported from `shale-proto`: `proto`; from `shale-client`: `client`; from
 //!   `shale-meta`: `meta`; from `shale-storage`: `log`, `tier`; from `shale-broker`:
-//!   `broker`, `groups`, `rpc`, `server`, `admin`, `metrics`, `settings`, `tls`.
+//!   `broker`, `groups`, `rpc`, `server`, `admin`, `auth`, `metrics`, `settings`, `tls`.
 
 pub mod cli;
 
-pub use shale_broker::{admin, broker, groups, metrics, rpc, server, settings, tls};
+pub use shale_broker::{admin, auth, broker, groups, metrics, rpc, server, settings, tls};
 pub use shale_client as client;
 pub use shale_core::error::{Error, ErrorKind, Result};
 pub use shale_core::{acks, clock, disk, error, failpoint, names, record, topic_config};

@@ -17,7 +17,6 @@ use shale::proto::pb::log_client::LogClient;
 use shale::proto::status::from_status;
 use shale::record::{BatchBuilder, Compression, Record};
 use tonic::Code;
-use tonic::transport::Channel;
 
 fn batch(values: &[&str]) -> Bytes {
     let mut b = BatchBuilder::new(Compression::None);
@@ -45,7 +44,7 @@ fn produce_req(topic: &str, partition: u32, bytes: Bytes) -> pb::ProduceRequest 
 
 struct Fixture {
     server: shale::server::RunningServer,
-    log: LogClient<Channel>,
+    log: LogClient<shale::client::Transport>,
     client: shale::client::Client,
     _dir: tempfile::TempDir,
 }

@@ -9,6 +9,15 @@ use super::{BrokerArg, Format};
 pub enum ClusterCommand {
     /// Show brokers, the controller and partition leaders.
     Describe(DescribeArgs),
+    /// Show the principal a broker sees for these credentials.
+    Whoami(WhoamiArgs),
+}
+
+/// `cluster whoami`.
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    #[command(flatten)]
+    pub broker: BrokerArg,
 }
 
 /// `cluster describe`.
@@ -24,6 +33,12 @@ pub struct DescribeArgs {
 pub(super) async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Describe(a) => describe(a).await,
+        ClusterCommand::Whoami(a) => {
+            let me = a.broker.client()?.admin().who_am_i().await?;
+            let broker = if me.broker { ", a broker" } else { "" };
+            println!("{} (authenticated by {}{broker})", me.principal, me.authenticated_by);
+            Ok(())
+        }
     }
 }
 

@@ -340,7 +340,7 @@ pub(crate) type DirectAcks = std::sync::Arc<std::sync::Mutex<Vec<(Instant, Insta
 /// Sends one-record produces straight to one broker every 50 ms, each as its own call (so
 /// calls queue up while the broker is frozen), until `stop`; records every acknowledgement.
 pub(crate) fn send_directly(
-    log: shale::proto::pb::log_client::LogClient<tonic::transport::Channel>,
+    log: shale::proto::pb::log_client::LogClient<shale::client::Transport>,
     topic: &str,
     partition: u32,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,

@@ -55,6 +55,21 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A leaf certificate for `cn` that also carries `uri` as a URI SAN (a SPIFFE ID).
+    pub(crate) fn write_leaf_with_uri(&self, dir: &Path, name: &str, cn: &str, uri: &str) -> Files {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::URI(uri.try_into().unwrap()));
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let files =
+            Files { cert: dir.join(format!("{name}.crt")), key: dir.join(format!("{name}.key")) };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
+
     /// The same, written to `{dir}/{name}.crt` and `{dir}/{name}.key` (replacing what is
     /// there: a rotation).
     pub(crate) fn write_leaf(&self, dir: &Path, name: &str, cn: &str) -> Files {

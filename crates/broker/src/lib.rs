@@ -5,6 +5,8 @@
 //! - `groups`: consumer-group coordination (KIP-848 style) and committed offsets.
 //! - `rpc`: the tonic services over the broker.
 //! - `server`: assembles a broker and its gRPC server from settings and injected parts.
+//! - `auth`: who is calling: principals from bearer tokens and client certificates, and
+//!   the tower layer that authenticates every request.
 //! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
 //! - `metrics`: request metrics shared by the services and the admin listener.
 //! - `settings`: broker settings (file, env, flags), validated.
@@ -14,6 +16,7 @@
 //! used by the client.
 
 pub mod admin;
+pub mod auth;
 pub mod broker;
 pub mod groups;
 pub mod metrics;

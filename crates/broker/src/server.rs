@@ -64,6 +64,7 @@ pub async fn start(
 ) -> Result<RunningServer, Error> {
     settings.validate()?;
     settings.tls.check_listener(settings.broker.listen)?;
+    let authenticator = crate::auth::Authenticator::new(&settings.auth)?;
     let tls = match settings.tls.enabled() {
         true => Some(crate::tls::ServerTls::load(&settings.tls)?),
         false => None,
@@ -125,6 +126,7 @@ pub async fn start(
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .layer(crate::metrics::GrpcLatencyLayer::new(broker.request_metrics().clone()))
+        .layer(crate::auth::layer::AuthLayer::new(authenticator))
         // Large windows: throughput for big batches, and h2's budget for small buffered
         // DATA frames scales with the connection window, so a producer pipelining many
         // tiny batches over many partitions is not mistaken for a flood.

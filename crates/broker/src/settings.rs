@@ -39,6 +39,8 @@ pub struct Settings {
     pub topic_defaults: BTreeMap<String, String>,
     /// `[tls]`: TLS on the gRPC listener and to other brokers.
     pub tls: crate::tls::TlsSettings,
+    /// `[auth]`: how callers are authenticated.
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// `[groups]`: consumer group timeouts.
@@ -248,6 +250,7 @@ impl Settings {
     /// naming its key; splitting it would only scatter the list.
     pub fn validate(&self) -> Result<(), Error> {
         self.tls.validate()?;
+        self.auth.validate(&self.tls)?;
         let name = &self.cluster.name;
         if name.is_empty()
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

@@ -147,6 +147,17 @@ impl Admin {
         Ok(resp.into_inner())
     }
 
+    /// The principal the bootstrap broker sees for this client, and how it was established.
+    pub async fn who_am_i(&self) -> Result<pb::WhoAmIResponse, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .who_am_i(pb::WhoAmIRequest {})
+            .await
+            .map_err(self.failed(None))?;
+        Ok(resp.into_inner())
+    }
+
     /// Brokers, controller and partition leaders of `topics` (all when empty).
     pub async fn metadata(&self, topics: &[String]) -> Result<pb::GetMetadataResponse, Error> {
         self.client

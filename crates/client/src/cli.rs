@@ -36,12 +36,25 @@ pub struct BrokerArg {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "SHALE_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Bearer token sent with every call (prefer SHALE_TOKEN or --token-file: a flag shows
+    /// in the process list).
+    #[arg(long, env = "SHALE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, env = "SHALE_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl BrokerArg {
     /// A client for this broker.
     pub fn client(&self) -> Result<Client, Error> {
-        let builder = Client::builder(&self.broker);
+        let mut builder = Client::builder(&self.broker);
+        if let Some(token) = &self.token {
+            builder = builder.token(token)?;
+        }
+        if let Some(path) = &self.token_file {
+            builder = builder.token_file(path)?;
+        }
         let tls = self.tls || self.tls_ca.is_some() || self.tls_cert.is_some();
         if !tls && self.tls_key.is_none() {
             return builder.build();

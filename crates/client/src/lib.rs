@@ -11,7 +11,7 @@
 //! - `partitioner`: Kafka-compatible murmur2 key hashing,
 //! - `retry`: bounded waits for a leader, with exponential backoff,
 //! - `scope`: errors that name the broker, topic and partition they concern.
-//! - `tls`: TLS to the brokers (CA bundle, client certificate for mTLS).
+//! - `tls`: TLS to the brokers (CA bundle, client certificate for mTLS) and bearer tokens.
 //!
 //! Requests for a partition go to its leader as named by `GetMetadata`; on `NOT_LEADER` or
 //! an unreachable broker the client refreshes metadata and retries. Metadata comes from the
@@ -75,7 +75,12 @@ struct Inner {
     metadata: RwLock<Metadata>,
     connect_timeout: Duration,
     tls: Option<tls::TlsOptions>,
+    credentials: tls::Credentials,
 }
+
+/// What every generated gRPC client of this crate runs over: a channel, with the bearer
+/// token (if any) added to each call.
+pub type Transport = tonic::service::interceptor::InterceptedService<Channel, tls::Credentials>;
 
 /// Turns a transport or RPC failure into the public error.
 pub(crate) fn status_error(status: &tonic::Status) -> Error {
@@ -97,6 +102,7 @@ fn endpoint_uri(addr: &str, tls: bool) -> String {
 pub struct ClientBuilder {
     brokers: String,
     tls: Option<tls::TlsOptions>,
+    credentials: tls::Credentials,
 }
 
 impl ClientBuilder {
@@ -107,9 +113,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Send `token` as a bearer token with every call (`authorization: Bearer …`).
+    pub fn token(mut self, token: &str) -> Result<Self, Error> {
+        self.credentials = tls::Credentials::token(token)?;
+        Ok(self)
+    }
+
+    /// Send the token in `path` with every call, read again whenever the file changes
+    /// (Kubernetes projected tokens are rotated in place).
+    pub fn token_file(mut self, path: impl Into<std::path::PathBuf>) -> Result<Self, Error> {
+        self.credentials = tls::Credentials::token_file(path.into())?;
+        Ok(self)
+    }
+
     /// The client; connections are made lazily.
     pub fn build(self) -> Result<Client, Error> {
-        Client::with(&self.brokers, self.tls)
+        Client::with(&self.brokers, self.tls, self.credentials)
     }
 }
 
@@ -118,15 +137,23 @@ impl Client {
     /// commas (admin and metadata calls then go to whichever of them is reachable).
     /// Connections are made lazily.
     pub fn new(brokers: &str) -> Result<Client, Error> {
-        Client::with(brokers, None)
+        Client::with(brokers, None, tls::Credentials::default())
     }
 
     /// A builder for a client of `brokers`, for options such as TLS.
     pub fn builder(brokers: &str) -> ClientBuilder {
-        ClientBuilder { brokers: brokers.to_string(), tls: None }
+        ClientBuilder {
+            brokers: brokers.to_string(),
+            tls: None,
+            credentials: tls::Credentials::default(),
+        }
     }
 
-    fn with(brokers: &str, tls: Option<tls::TlsOptions>) -> Result<Client, Error> {
+    fn with(
+        brokers: &str,
+        tls: Option<tls::TlsOptions>,
+        credentials: tls::Credentials,
+    ) -> Result<Client, Error> {
         let list: Vec<&str> = brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
         if list.is_empty() {
             return Err(Error::invalid(format!("no broker address in {brokers:?}")));
@@ -139,6 +166,7 @@ impl Client {
                 metadata: RwLock::new(Metadata::default()),
                 connect_timeout: Duration::from_secs(5),
                 tls,
+                credentials,
             }),
         };
         for addr in &list {
@@ -163,6 +191,11 @@ impl Client {
             .initial_stream_window_size(shale_proto::transport::STREAM_WINDOW)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true))
+    }
+
+    /// The credentials added to every call.
+    fn credentials(&self) -> tls::Credentials {
+        self.inner.credentials.clone()
     }
 
     /// A channel to `addr`, created on first use and shared afterwards.
@@ -195,13 +228,14 @@ impl Client {
     }
 
     /// A raw Admin gRPC client to the current bootstrap broker.
-    pub fn admin_rpc(&self) -> Result<AdminClient<Channel>, Error> {
+    pub fn admin_rpc(&self) -> Result<AdminClient<Transport>, Error> {
         self.admin_rpc_at(self.bootstrap())
     }
 
     /// A raw Admin gRPC client to `addr`.
-    pub fn admin_rpc_at(&self, addr: &str) -> Result<AdminClient<Channel>, Error> {
-        Ok(AdminClient::new(self.channel(addr)?).max_decoding_message_size(MAX_MESSAGE_BYTES))
+    pub fn admin_rpc_at(&self, addr: &str) -> Result<AdminClient<Transport>, Error> {
+        Ok(AdminClient::with_interceptor(self.channel(addr)?, self.credentials())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     /// The address of a broker, from cached metadata (refreshed once if unknown).
@@ -214,18 +248,21 @@ impl Client {
     }
 
     /// A raw Groups gRPC client to the current bootstrap broker.
-    pub fn groups_rpc(&self) -> Result<pb::groups_client::GroupsClient<Channel>, Error> {
-        Ok(pb::groups_client::GroupsClient::new(self.channel(self.bootstrap())?))
+    pub fn groups_rpc(&self) -> Result<pb::groups_client::GroupsClient<Transport>, Error> {
+        Ok(pb::groups_client::GroupsClient::with_interceptor(
+            self.channel(self.bootstrap())?,
+            self.credentials(),
+        ))
     }
 
     /// A raw Log gRPC client to the current bootstrap broker.
-    pub fn log_rpc_any(&self) -> Result<LogClient<Channel>, Error> {
+    pub fn log_rpc_any(&self) -> Result<LogClient<Transport>, Error> {
         self.log_rpc(self.bootstrap())
     }
 
     /// A raw Log gRPC client to `addr`.
-    pub fn log_rpc(&self, addr: &str) -> Result<LogClient<Channel>, Error> {
-        Ok(LogClient::new(self.channel(addr)?)
+    pub fn log_rpc(&self, addr: &str) -> Result<LogClient<Transport>, Error> {
+        Ok(LogClient::with_interceptor(self.channel(addr)?, self.credentials())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
@@ -376,7 +413,7 @@ impl Client {
         call: F,
     ) -> Result<T, Error>
     where
-        F: Fn(LogClient<Channel>) -> Fut,
+        F: Fn(LogClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         self.on_leader_within(topic, partition, RetryPolicy::QUICK, call).await
@@ -393,7 +430,7 @@ impl Client {
         call: F,
     ) -> Result<T, Error>
     where
-        F: Fn(LogClient<Channel>) -> Fut,
+        F: Fn(LogClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut backoff = policy.start();

@@ -1,8 +1,10 @@
-//! TLS to the brokers: the CA bundle their certificates must chain to and, for mTLS, a
-//! certificate and key to present. Read from PEM files (`TlsOptions::from_files`) or given
-//! as bytes.
+//! Credentials towards the brokers: TLS (the CA bundle their certificates must chain to
+//! and, for mTLS, a certificate and key to present; from PEM files or bytes) and bearer
+//! tokens (fixed, or read from a file that is read again when it changes).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use shale_core::error::Error;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
@@ -85,5 +87,86 @@ impl TlsOptions {
             config = config.domain_name(domain.clone());
         }
         config
+    }
+}
+
+/// Where a client's bearer token comes from.
+#[derive(Debug)]
+enum TokenSource {
+    Static(tonic::metadata::MetadataValue<tonic::metadata::Ascii>),
+    File {
+        path: PathBuf,
+        /// The file's modification time and the header value read from it.
+        cached: Mutex<(Option<SystemTime>, tonic::metadata::MetadataValue<tonic::metadata::Ascii>)>,
+    },
+}
+
+/// The credentials a client adds to every call: nothing, or a bearer token.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    token: Option<Arc<TokenSource>>,
+}
+
+fn header(
+    token: &str,
+    from: &str,
+) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, Error> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Error::invalid(format!("the bearer token {from} is empty")));
+    }
+    format!("Bearer {token}").parse().map_err(|_| {
+        Error::invalid(format!("the bearer token {from} has characters a header cannot carry"))
+    })
+}
+
+fn read_token(
+    path: &Path,
+) -> Result<(Option<SystemTime>, tonic::metadata::MetadataValue<tonic::metadata::Ascii>), Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(format!("cannot read the token file {}: {e}", path.display()))
+    })?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    Ok((modified, header(&text, &format!("in {}", path.display()))?))
+}
+
+impl Credentials {
+    /// A fixed bearer token.
+    pub(crate) fn token(token: &str) -> Result<Credentials, Error> {
+        let value = header(token, "given")?;
+        Ok(Credentials { token: Some(Arc::new(TokenSource::Static(value))) })
+    }
+
+    /// A bearer token read from `path`, again whenever the file changes.
+    pub(crate) fn token_file(path: PathBuf) -> Result<Credentials, Error> {
+        let first = read_token(&path)?;
+        let source = TokenSource::File { path, cached: Mutex::new(first) };
+        Ok(Credentials { token: Some(Arc::new(source)) })
+    }
+
+    fn value(&self) -> Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> {
+        match self.token.as_deref()? {
+            TokenSource::Static(v) => Some(v.clone()),
+            TokenSource::File { path, cached } => {
+                let mut cached = cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                if modified != cached.0 {
+                    match read_token(path) {
+                        Ok(next) => *cached = next,
+                        Err(e) => tracing::warn!(error = %e, "keeping the previous token"),
+                    }
+                }
+                Some(cached.1.clone())
+            }
+        }
+    }
+}
+
+impl tonic::service::Interceptor for Credentials {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = self.value() {
+            req.metadata_mut().insert("authorization", value);
+        }
+        Ok(req)
     }
 }

@@ -24,6 +24,8 @@ pub fn code_of(kind: ErrorKind) -> Code {
         ErrorKind::OutOfRange => Code::OutOfRange,
         ErrorKind::Data => Code::DataLoss,
         ErrorKind::Internal => Code::Internal,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
     }
 }
 
@@ -40,6 +42,8 @@ pub fn kind_of(code: Code) -> ErrorKind {
         Code::AlreadyExists => ErrorKind::AlreadyExists,
         Code::OutOfRange => ErrorKind::OutOfRange,
         Code::DataLoss => ErrorKind::Data,
+        Code::Unauthenticated => ErrorKind::Unauthenticated,
+        Code::PermissionDenied => ErrorKind::PermissionDenied,
         _ => ErrorKind::Internal,
     }
 }
@@ -153,6 +157,8 @@ mod tests {
             ErrorKind::OutOfRange,
             ErrorKind::Data,
             ErrorKind::Internal,
+            ErrorKind::Unauthenticated,
+            ErrorKind::PermissionDenied,
         ];
         for k in kinds {
             assert_eq!(kind_of(code_of(k)), k);

@@ -104,6 +104,18 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::AlterTopicConfigResponse { configs: convert::config_entries(&entry) }))
     }
 
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let id = crate::auth::layer::identity(&request);
+        Ok(Response::new(pb::WhoAmIResponse {
+            principal: id.principal.to_string(),
+            authenticated_by: id.via.as_str().to_string(),
+            broker: id.broker,
+        }))
+    }
+
     async fn describe_cluster(
         &self,
         _request: Request<pb::DescribeClusterRequest>,

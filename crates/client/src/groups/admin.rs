@@ -21,7 +21,7 @@ impl GroupAdmin {
     async fn call<Req, Resp, F, Fut>(&self, request: Req, rpc: F) -> Result<Resp, Error>
     where
         Req: Clone,
-        F: Fn(pb::groups_client::GroupsClient<tonic::transport::Channel>, Req) -> Fut,
+        F: Fn(pb::groups_client::GroupsClient<crate::Transport>, Req) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let client = &self.client;

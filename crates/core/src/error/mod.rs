@@ -35,6 +35,10 @@ pub enum ErrorKind {
     Data,
     /// A bug or an unexpected I/O failure. Not retriable.
     Internal,
+    /// The caller's credentials are missing or not valid. Not retriable as is.
+    Unauthenticated,
+    /// The caller is authenticated but not allowed to do this. Not retriable as is.
+    PermissionDenied,
 }
 
 impl ErrorKind {

@@ -154,6 +154,8 @@ reasons! {
     Unavailable = "UNAVAILABLE",
     /// A bug or an unexpected failure.
     Internal = "INTERNAL",
+    /// The request carries no valid credential.
+    Unauthenticated = "UNAUTHENTICATED",
     /// The connection failed (client side).
     TransportError = "TRANSPORT_ERROR",
     /// The call's deadline passed (client side).

@@ -1,0 +1,229 @@
+//! Who is calling: every request is given a [`Principal`] before any service sees it, by
+//! an async tower layer ([`layer`]) in front of the gRPC services.
+//!
+//! - A bearer token (`authorization: Bearer …`) names its principal through the static
+//!   token file (`auth.token_file`). A token that names nobody is refused with
+//!   `UNAUTHENTICATED`, whatever `auth.require` says: a wrong credential is never treated as
+//!   no credential.
+//! - Otherwise a client certificate (mTLS) names it through the ordered mapping rules
+//!   (`[[auth.tls_rules]]`: a field of the certificate, a regular expression, a template);
+//!   without a matching rule, `User:` and the certificate's subject common name.
+//! - Otherwise the caller is `User:ANONYMOUS`, refused with `UNAUTHENTICATED` when
+//!   `auth.require` is set (health checks stay open for probes).
+//!
+//! Brokers authenticate to each other with their TLS certificates; `auth.broker_principals`
+//! names the principals that are brokers.
+
+mod cert;
+pub mod layer;
+mod tokens;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use shale_core::error::{Error, ErrorKind, Reason};
+
+pub use cert::{CertField, TlsRule};
+
+/// An authenticated identity: a type and a name, written `Type:name` (Kafka's form).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Principal {
+    kind: String,
+    name: String,
+}
+
+impl Principal {
+    /// `User:{name}`.
+    pub fn user(name: impl Into<String>) -> Principal {
+        Principal { kind: "User".to_string(), name: name.into() }
+    }
+
+    /// The principal of a caller that presented no credential.
+    pub fn anonymous() -> Principal {
+        Principal::user("ANONYMOUS")
+    }
+
+    /// Whether this is the anonymous principal.
+    pub fn is_anonymous(&self) -> bool {
+        *self == Principal::anonymous()
+    }
+
+    /// Parses `Type:name`; both parts non-empty, no control characters.
+    pub fn parse(s: &str) -> Result<Principal, Error> {
+        let bad = || {
+            Error::invalid(format!(
+                "principal {s:?} is invalid: expected Type:name, e.g. User:alice"
+            ))
+        };
+        let (kind, name) = s.split_once(':').ok_or_else(bad)?;
+        if kind.is_empty() || name.is_empty() || s.chars().any(char::is_control) {
+            return Err(bad());
+        }
+        Ok(Principal { kind: kind.to_string(), name: name.to_string() })
+    }
+
+    /// The type (`User`).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)
+    }
+}
+
+/// How a caller's principal was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A bearer token.
+    Token,
+    /// A client certificate (mTLS).
+    Certificate,
+    /// No credential: the anonymous principal.
+    None,
+}
+
+impl Via {
+    /// `token`, `certificate` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Token => "token",
+            Via::Certificate => "certificate",
+            Via::None => "none",
+        }
+    }
+}
+
+/// Who a request comes from, as the auth layer established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The principal.
+    pub principal: Principal,
+    /// From what.
+    pub via: Via,
+    /// Whether the principal is one of the brokers.
+    pub broker: bool,
+}
+
+impl Identity {
+    /// The identity of a caller without credentials.
+    pub fn anonymous() -> Identity {
+        Identity { principal: Principal::anonymous(), via: Via::None, broker: false }
+    }
+}
+
+/// `[auth]`: how callers are authenticated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Refuse requests that carry no credential (`UNAUTHENTICATED`), except health checks.
+    pub require: bool,
+    /// Static bearer tokens: one `Type:name token` pair per line, `#` comments.
+    pub token_file: Option<PathBuf>,
+    /// Rules mapping a client certificate to a principal, tried in order.
+    pub tls_rules: Vec<TlsRule>,
+    /// Principals that are brokers (e.g. `User:broker`, as their certificates map).
+    pub broker_principals: Vec<String>,
+}
+
+impl AuthSettings {
+    /// Checks every value, naming the bad one.
+    pub fn validate(&self, tls: &crate::tls::TlsSettings) -> Result<(), Error> {
+        for p in &self.broker_principals {
+            Principal::parse(p)
+                .map_err(|e| Error::invalid(format!("auth.broker_principals: {}", e.message)))?;
+        }
+        for (i, rule) in self.tls_rules.iter().enumerate() {
+            rule.compile()
+                .map_err(|e| Error::invalid(format!("auth.tls_rules[{i}]: {}", e.message)))?;
+        }
+        if self.require && tls.client_auth == crate::tls::ClientAuth::None {
+            return Err(Error::invalid(
+                "auth.require needs tls.client_auth = \"optional\" or \"required\": brokers \
+                 authenticate to each other with their certificates",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Turns credentials into principals.
+#[derive(Debug)]
+pub struct Authenticator {
+    require: bool,
+    tokens: tokens::Tokens,
+    rules: Vec<cert::Compiled>,
+    brokers: HashSet<Principal>,
+}
+
+/// `UNAUTHENTICATED` with `why`.
+pub fn unauthenticated(why: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unauthenticated, Reason::Unauthenticated, why)
+}
+
+impl Authenticator {
+    /// Reads the token file and compiles the rules; an error names the file or rule.
+    pub fn new(settings: &AuthSettings) -> Result<Arc<Authenticator>, Error> {
+        let tokens = match &settings.token_file {
+            Some(path) => tokens::Tokens::read(path)?,
+            None => tokens::Tokens::default(),
+        };
+        let rules = settings
+            .tls_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.compile()
+                    .map_err(|e| Error::invalid(format!("auth.tls_rules[{i}]: {}", e.message)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let brokers = settings
+            .broker_principals
+            .iter()
+            .map(|p| Principal::parse(p))
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(Arc::new(Authenticator { require: settings.require, tokens, rules, brokers }))
+    }
+
+    /// The principal of a request: from its bearer token if it has one, else from its
+    /// client certificate (leaf first), else anonymous (refused under `require`).
+    pub fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        certificate: Option<&[u8]>,
+    ) -> Result<Identity, Error> {
+        let (principal, via) = if let Some(token) = bearer {
+            let p = self.tokens.principal(token).ok_or_else(|| {
+                unauthenticated("the bearer token is not valid here (unknown or revoked)")
+            })?;
+            (p, Via::Token)
+        } else if let Some(der) = certificate {
+            (cert::principal(der, &self.rules)?, Via::Certificate)
+        } else if self.require {
+            return Err(unauthenticated(
+                "this broker requires authentication: present a client certificate or a \
+                 bearer token",
+            ));
+        } else {
+            return Ok(Identity::anonymous());
+        };
+        let broker = self.is_broker(&principal);
+        Ok(Identity { principal, via, broker })
+    }
+
+    /// Whether `p` is one of the brokers.
+    pub fn is_broker(&self, p: &Principal) -> bool {
+        self.brokers.contains(p)
+    }
+}
