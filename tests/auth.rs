@@ -122,3 +122,115 @@ async fn required_authentication_refuses_anonymous_callers_but_not_health_checks
     assert_eq!((me.principal.as_str(), me.broker), ("User:broker-1", true));
     server.close().await.unwrap();
 }
+
+/// An OpenID Connect issuer on 127.0.0.1: discovery document and JWKS over HTTP, signing
+/// with an ES256 key.
+struct Issuer {
+    url: String,
+    key: jsonwebtoken::EncodingKey,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// A P-256 key: its PKCS#8 PEM, and its public JWK with key id `kid`.
+fn es256_key(kid: &str) -> (String, serde_json::Value) {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let raw = key.public_key_raw();
+    assert_eq!((raw.len(), raw[0]), (65, 4), "uncompressed P-256 point");
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = serde_json::json!({
+        "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+    });
+    (key.serialize_pem(), jwk)
+}
+
+impl Issuer {
+    async fn start() -> Issuer {
+        let (pem, jwk) = es256_key("k1");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let discovery =
+            serde_json::json!({ "issuer": url, "jwks_uri": format!("{url}/keys") }).to_string();
+        let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
+        let json = |body: String| ([(axum::http::header::CONTENT_TYPE, "application/json")], body);
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || async move { json(discovery) }),
+            )
+            .route("/keys", axum::routing::get(move || async move { json(jwks) }));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+        Issuer { url, key, _server: server }
+    }
+
+    /// A token for `sub`, audience `aud`, expiring `exp_in` seconds from now, signed with
+    /// `key` (the issuer's unless given) and naming key id `kid`.
+    fn token(
+        &self,
+        sub: &str,
+        aud: &str,
+        exp_in: i64,
+        kid: &str,
+        key: Option<&jsonwebtoken::EncodingKey>,
+    ) -> String {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                as i64;
+        let claims = serde_json::json!({ "iss": self.url, "aud": aud, "sub": sub, "exp": now + exp_in, "iat": now });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.to_string());
+        jsonwebtoken::encode(&header, &claims, key.unwrap_or(&self.key)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn jwts_from_an_oidc_issuer_name_principals_once_verified() {
+    let issuer = Issuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.auth.jwt = Some(shale::auth::JwtSettings {
+        issuer: issuer.url.clone(),
+        audience: "shale".into(),
+        ..Default::default()
+    });
+    let server = common::start(settings).await;
+    let addr = server.addr().to_string();
+    let with = |token: &str| Client::builder(&addr).token(token).unwrap().build().unwrap();
+
+    let good = issuer.token("svc-ingest", "shale", 300, "k1", None);
+    assert_eq!(who(&with(&good)).await, pair("User:svc-ingest", "token"));
+
+    let refused = |why: &str, token: String| {
+        let client = with(&token);
+        let why = why.to_string();
+        async move {
+            let e = client.admin().who_am_i().await.expect_err(&why);
+            assert_eq!(e.reason.as_str(), "UNAUTHENTICATED", "{why}: {e}");
+            println!("refused as it should be: {}", e.message);
+        }
+    };
+    refused("an expired token was accepted", issuer.token("svc", "shale", -120, "k1", None)).await;
+    refused(
+        "a token for another audience was accepted",
+        issuer.token("svc", "kafka", 300, "k1", None),
+    )
+    .await;
+    let (other_pem, _) = es256_key("k1");
+    let forger = jsonwebtoken::EncodingKey::from_ec_pem(other_pem.as_bytes()).unwrap();
+    refused(
+        "a token signed by another key was accepted",
+        issuer.token("svc", "shale", 300, "k1", Some(&forger)),
+    )
+    .await;
+    refused(
+        "a token naming an unknown key was accepted",
+        issuer.token("svc", "shale", 300, "k9", Some(&forger)),
+    )
+    .await;
+    let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    refused("a tampered token was accepted", parts.join(".")).await;
+    server.close().await.unwrap();
+}

@@ -64,7 +64,7 @@ pub async fn start(
 ) -> Result<RunningServer, Error> {
     settings.validate()?;
     settings.tls.check_listener(settings.broker.listen)?;
-    let authenticator = crate::auth::Authenticator::new(&settings.auth)?;
+    let authenticator = crate::auth::Authenticator::new(&settings.auth, clock.clone()).await?;
     let tls = match settings.tls.enabled() {
         true => Some(crate::tls::ServerTls::load(&settings.tls)?),
         false => None,

@@ -72,7 +72,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
-            let identity = identity_of(&auth, &req);
+            let identity = match credentials_of(&req) {
+                Ok((bearer, leaf)) => auth.authenticate(bearer.as_deref(), leaf.as_deref()).await,
+                Err(e) => Err(e),
+            };
             let open = OPEN_PREFIXES.iter().any(|p| req.uri().path().starts_with(p));
             match identity {
                 Ok(id) => {
@@ -91,10 +94,10 @@ where
     }
 }
 
-fn identity_of<B>(
-    auth: &Authenticator,
-    req: &http::Request<B>,
-) -> Result<Identity, shale_core::error::Error> {
+/// The request's bearer token and the leaf of its client certificate chain, if any.
+type Credentials = (Option<String>, Option<Vec<u8>>);
+
+fn credentials_of<B>(req: &http::Request<B>) -> Result<Credentials, shale_core::error::Error> {
     let bearer = match req.headers().get(http::header::AUTHORIZATION) {
         None => None,
         Some(v) => {
@@ -113,8 +116,8 @@ fn identity_of<B>(
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
         .and_then(TlsConnectInfo::peer_certs);
-    let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-    auth.authenticate(bearer.as_deref(), leaf)
+    let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+    Ok((bearer, leaf))
 }
 
 /// The identity the layer put on a request (anonymous if the layer is not installed).

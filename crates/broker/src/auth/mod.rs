@@ -2,7 +2,8 @@
 //! an async tower layer ([`layer`]) in front of the gRPC services.
 //!
 //! - A bearer token (`authorization: Bearer …`) names its principal through the static
-//!   token file (`auth.token_file`). A token that names nobody is refused with
+//!   token file (`auth.token_file`) or, if it is a JWT, through its claims once verified
+//!   against the OpenID Connect issuer's keys (`[auth.jwt]`, see `jwt`). A token that names nobody is refused with
 //!   `UNAUTHENTICATED`, whatever `auth.require` says: a wrong credential is never treated as
 //!   no credential.
 //! - Otherwise a client certificate (mTLS) names it through the ordered mapping rules
@@ -15,6 +16,7 @@
 //! names the principals that are brokers.
 
 mod cert;
+mod jwt;
 pub mod layer;
 mod tokens;
 
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use shale_core::error::{Error, ErrorKind, Reason};
 
 pub use cert::{CertField, TlsRule};
+pub use jwt::JwtSettings;
 
 /// An authenticated identity: a type and a name, written `Type:name` (Kafka's form).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,6 +138,8 @@ pub struct AuthSettings {
     pub tls_rules: Vec<TlsRule>,
     /// Principals that are brokers (e.g. `User:broker`, as their certificates map).
     pub broker_principals: Vec<String>,
+    /// `[auth.jwt]`: JWT bearer tokens from an OpenID Connect issuer.
+    pub jwt: Option<JwtSettings>,
 }
 
 impl AuthSettings {
@@ -147,6 +152,9 @@ impl AuthSettings {
         for (i, rule) in self.tls_rules.iter().enumerate() {
             rule.compile()
                 .map_err(|e| Error::invalid(format!("auth.tls_rules[{i}]: {}", e.message)))?;
+        }
+        if let Some(jwt) = &self.jwt {
+            jwt.validate()?;
         }
         if self.require && tls.client_auth == crate::tls::ClientAuth::None {
             return Err(Error::invalid(
@@ -163,6 +171,7 @@ impl AuthSettings {
 pub struct Authenticator {
     require: bool,
     tokens: tokens::Tokens,
+    jwt: Option<jwt::JwtVerifier>,
     rules: Vec<cert::Compiled>,
     brokers: HashSet<Principal>,
 }
@@ -173,8 +182,12 @@ pub fn unauthenticated(why: impl Into<String>) -> Error {
 }
 
 impl Authenticator {
-    /// Reads the token file and compiles the rules; an error names the file or rule.
-    pub fn new(settings: &AuthSettings) -> Result<Arc<Authenticator>, Error> {
+    /// Reads the token file, compiles the rules and reads the JWT signing keys; an error
+    /// names the file, rule or URL.
+    pub async fn new(
+        settings: &AuthSettings,
+        clock: shale_core::clock::SharedClock,
+    ) -> Result<Arc<Authenticator>, Error> {
         let tokens = match &settings.token_file {
             Some(path) => tokens::Tokens::read(path)?,
             None => tokens::Tokens::default(),
@@ -193,20 +206,31 @@ impl Authenticator {
             .iter()
             .map(|p| Principal::parse(p))
             .collect::<Result<HashSet<_>, _>>()?;
-        Ok(Arc::new(Authenticator { require: settings.require, tokens, rules, brokers }))
+        let jwt = match &settings.jwt {
+            Some(s) => Some(jwt::JwtVerifier::new(s, clock).await?),
+            None => None,
+        };
+        Ok(Arc::new(Authenticator { require: settings.require, tokens, jwt, rules, brokers }))
     }
 
     /// The principal of a request: from its bearer token if it has one, else from its
     /// client certificate (leaf first), else anonymous (refused under `require`).
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         bearer: Option<&str>,
         certificate: Option<&[u8]>,
     ) -> Result<Identity, Error> {
         let (principal, via) = if let Some(token) = bearer {
-            let p = self.tokens.principal(token).ok_or_else(|| {
-                unauthenticated("the bearer token is not valid here (unknown or revoked)")
-            })?;
+            let p = match (&self.jwt, self.tokens.principal(token)) {
+                (_, Some(p)) => p,
+                // A JWT: three dot-separated parts.
+                (Some(jwt), None) if token.matches('.').count() == 2 => jwt.verify(token).await?,
+                _ => {
+                    return Err(unauthenticated(
+                        "the bearer token is not valid here (unknown or revoked)",
+                    ));
+                }
+            };
             (p, Via::Token)
         } else if let Some(der) = certificate {
             (cert::principal(der, &self.rules)?, Via::Certificate)
