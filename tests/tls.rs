@@ -256,3 +256,56 @@ async fn a_cluster_replicates_over_mutual_tls() {
         .expect_err("a plaintext client was served by a TLS cluster");
     println!("plaintext client of the cluster: {e}");
 }
+
+/// etcd serving TLS and requiring client certificates: the store connects with the CA and
+/// a client certificate, and not without them; a broker runs on it.
+#[tokio::test]
+async fn the_metadata_store_is_reached_over_mutual_tls() {
+    use shale::meta::{EtcdOptions, EtcdStore, EtcdTls, MetaStore};
+    let pki_dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("etcd CA");
+    let ca_file = ca.write(&pki_dir.path().join("ca.crt"));
+    let server_files = ca.write_leaf(pki_dir.path(), "etcd", "etcd");
+    let client_files = ca.write_leaf(pki_dir.path(), "shale", "shale");
+    let etcd =
+        cluster::etcd::EtcdServer::start_tls(&ca_file, &server_files.cert, &server_files.key);
+    let endpoints = etcd.endpoints();
+    assert!(endpoints[0].starts_with("https://"), "{endpoints:?}");
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    let with_tls = |identity: bool| EtcdOptions {
+        tls: Some(EtcdTls {
+            ca_pem: read(&ca_file),
+            identity: identity.then(|| (read(&client_files.cert), read(&client_files.key))),
+        }),
+        ..cluster::etcd::test_options()
+    };
+
+    let store = EtcdStore::connect(&endpoints, with_tls(true)).await.expect("mTLS to etcd");
+    store.put("/tls-test/k", b"v".to_vec().into(), None).await.unwrap();
+    assert_eq!(store.get("/tls-test/k").await.unwrap().unwrap().value.as_ref(), b"v");
+    let e = EtcdStore::connect(&endpoints, with_tls(false))
+        .await
+        .expect_err("etcd served a client without a certificate");
+    println!("without a client certificate: {e}");
+    let plain = vec![endpoints[0].replace("https://", "http://")];
+    let e = EtcdStore::connect(&plain, cluster::etcd::test_options())
+        .await
+        .expect_err("etcd served plaintext");
+    println!("plaintext: {e}");
+
+    // A broker on it, configured by settings.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.broker.id = Some(1);
+    settings.cluster.name = "tlsmeta".into();
+    settings.cluster.etcd_endpoints = endpoints.clone();
+    settings.cluster.etcd_tls_ca_file = Some(ca_file.clone());
+    settings.cluster.etcd_tls_cert_file = Some(client_files.cert.clone());
+    settings.cluster.etcd_tls_key_file = Some(client_files.key.clone());
+    let clock = shale::clock::system();
+    let meta = shale::server::meta_store(&settings, clock.clone()).await.unwrap();
+    let server = shale::server::start(settings, meta, clock).await.unwrap();
+    let client = Client::new(&server.addr().to_string()).unwrap();
+    round_trip(&client, "m", 1, 50).await;
+    server.close().await.unwrap();
+}

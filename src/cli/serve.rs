@@ -106,6 +106,21 @@ pub struct ServeArgs {
     /// none means the embedded store).
     #[arg(long, env = "SHALE_ETCD", value_delimiter = ',')]
     pub etcd: Option<Vec<String>>,
+    /// PEM CA bundle etcd's certificate must chain to (TLS to etcd; https:// endpoints).
+    #[arg(long, env = "SHALE_ETCD_TLS_CA")]
+    pub etcd_tls_ca: Option<PathBuf>,
+    /// PEM client certificate for etcd (--client-cert-auth); needs --etcd-tls-key.
+    #[arg(long, env = "SHALE_ETCD_TLS_CERT")]
+    pub etcd_tls_cert: Option<PathBuf>,
+    /// PEM key of --etcd-tls-cert.
+    #[arg(long, env = "SHALE_ETCD_TLS_KEY")]
+    pub etcd_tls_key: Option<PathBuf>,
+    /// etcd user (etcd's own authentication); needs --etcd-password-file.
+    #[arg(long, env = "SHALE_ETCD_USER")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd user's password.
+    #[arg(long, env = "SHALE_ETCD_PASSWORD_FILE")]
+    pub etcd_password_file: Option<PathBuf>,
     /// Lease TTL in seconds (overrides the file).
     #[arg(long, env = "SHALE_LEASE_TTL_SECS")]
     pub lease_ttl_secs: Option<u64>,
@@ -174,6 +189,20 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(e) = args.etcd {
         settings.cluster.etcd_endpoints = e.into_iter().filter(|e| !e.is_empty()).collect();
+    }
+    let c = &mut settings.cluster;
+    for (flag, setting) in [
+        (args.etcd_tls_ca, &mut c.etcd_tls_ca_file),
+        (args.etcd_tls_cert, &mut c.etcd_tls_cert_file),
+        (args.etcd_tls_key, &mut c.etcd_tls_key_file),
+        (args.etcd_password_file, &mut c.etcd_password_file),
+    ] {
+        if flag.is_some() {
+            *setting = flag;
+        }
+    }
+    if args.etcd_user.is_some() {
+        c.etcd_user = args.etcd_user;
     }
     if let Some(t) = args.lease_ttl_secs {
         settings.cluster.lease_ttl_secs = t;

@@ -88,6 +88,9 @@ pub(crate) struct EtcdServer {
     client_port: u16,
     peer_port: u16,
     child: Option<Child>,
+    /// With TLS: (CA, server certificate, key) files, client certificates required, and a
+    /// plain-HTTP metrics port for the health check.
+    tls: Option<([PathBuf; 3], u16)>,
 }
 
 impl EtcdServer {
@@ -96,9 +99,22 @@ impl EtcdServer {
         let bin = etcd_binary()?;
         let dir = tempfile::Builder::new().prefix("shale-etcd-").tempdir().unwrap();
         let (client_port, peer_port) = (free_port(), free_port());
-        let mut server = EtcdServer { bin, dir, client_port, peer_port, child: None };
+        let mut server = EtcdServer { bin, dir, client_port, peer_port, child: None, tls: None };
         server.spawn();
         Some(server)
+    }
+
+    /// Starts a private etcd serving TLS with `cert`/`key`, requiring client certificates
+    /// signed by `ca`; fails the test if etcd is missing.
+    pub(crate) fn start_tls(ca: &Path, cert: &Path, key: &Path) -> EtcdServer {
+        let bin = etcd_binary().expect("etcd is not installed: run `scripts/etcd.sh install`");
+        let dir = tempfile::Builder::new().prefix("shale-etcd-").tempdir().unwrap();
+        let (client_port, peer_port) = (free_port(), free_port());
+        let files = [ca.to_path_buf(), cert.to_path_buf(), key.to_path_buf()];
+        let tls = Some((files, free_port()));
+        let mut server = EtcdServer { bin, dir, client_port, peer_port, child: None, tls };
+        server.spawn();
+        server
     }
 
     /// Starts a private etcd; fails the test if etcd is missing.
@@ -108,7 +124,8 @@ impl EtcdServer {
 
     /// Client URLs, for `EtcdStore::connect`.
     pub(crate) fn endpoints(&self) -> Vec<String> {
-        vec![format!("http://127.0.0.1:{}", self.client_port)]
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        vec![format!("{scheme}://127.0.0.1:{}", self.client_port)]
     }
 
     /// The data directory (the member's state is in `data/`, its log in `etcd.log`).
@@ -152,7 +169,8 @@ impl EtcdServer {
     }
 
     fn spawn(&mut self) {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--name=shale-test")
@@ -167,7 +185,15 @@ impl EtcdServer {
         if std::env::consts::ARCH == "aarch64" {
             cmd.env("ETCD_UNSUPPORTED_ARCH", "arm64");
         }
-        let port = self.client_port;
+        let mut port = self.client_port;
+        if let Some(([ca, cert, key], metrics)) = &self.tls {
+            cmd.arg(format!("--trusted-ca-file={}", ca.display()))
+                .arg(format!("--cert-file={}", cert.display()))
+                .arg(format!("--key-file={}", key.display()))
+                .arg("--client-cert-auth")
+                .arg(format!("--listen-metrics-urls=http://127.0.0.1:{metrics}"));
+            port = *metrics;
+        }
         self.child = Some(service::spawn(cmd, "etcd", self.dir.path(), || healthy(port)));
     }
 }

@@ -39,10 +39,40 @@ pub async fn meta_store(
     if endpoints.is_empty() {
         return embedded_meta(settings, clock);
     }
-    let store =
-        shale_meta::etcd::EtcdStore::connect(endpoints, shale_meta::etcd::EtcdOptions::default())
-            .await?;
+    let store = shale_meta::etcd::EtcdStore::connect(endpoints, etcd_options(settings)?).await?;
     Ok(store)
+}
+
+/// The etcd client's TLS and credentials from the settings' files; an error names the file.
+fn etcd_options(settings: &Settings) -> Result<shale_meta::etcd::EtcdOptions, Error> {
+    let c = &settings.cluster;
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| {
+            Error::invalid(format!("cannot read the etcd {what} {}: {e}", path.display()))
+        })
+    };
+    let tls = match &c.etcd_tls_ca_file {
+        None => None,
+        Some(ca) => {
+            let identity = match (&c.etcd_tls_cert_file, &c.etcd_tls_key_file) {
+                (Some(cert), Some(key)) => {
+                    Some((read(cert, "TLS certificate")?, read(key, "TLS key")?))
+                }
+                _ => None,
+            };
+            Some(shale_meta::etcd::EtcdTls { ca_pem: read(ca, "CA bundle")?, identity })
+        }
+    };
+    let user = match (&c.etcd_user, &c.etcd_password_file) {
+        (Some(user), Some(file)) => {
+            let password = String::from_utf8(read(file, "password file")?).map_err(|_| {
+                Error::invalid(format!("the etcd password file {} is not UTF-8", file.display()))
+            })?;
+            Some((user.clone(), password.trim_end_matches(['\n', '\r']).to_string()))
+        }
+        _ => None,
+    };
+    Ok(shale_meta::etcd::EtcdOptions { tls, user, ..Default::default() })
 }
 
 /// Opens the embedded metadata store under the data dir (`shale standalone`).

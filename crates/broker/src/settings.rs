@@ -83,8 +83,19 @@ impl Default for GroupSettings {
 pub struct ClusterSettings {
     /// Cluster name; prefixes every metadata key (`/shale/{name}/`).
     pub name: String,
-    /// etcd endpoints (`http://host:port`); empty means the embedded metadata store.
+    /// etcd endpoints (`http://host:port`, or `https://` with TLS); empty means the
+    /// embedded metadata store.
     pub etcd_endpoints: Vec<String>,
+    /// PEM CA bundle etcd's certificate must chain to; turns on TLS to etcd.
+    pub etcd_tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for etcd's `--client-cert-auth` (with `etcd_tls_key_file`).
+    pub etcd_tls_cert_file: Option<PathBuf>,
+    /// PEM key of `etcd_tls_cert_file`.
+    pub etcd_tls_key_file: Option<PathBuf>,
+    /// etcd user (etcd's own authentication), with `etcd_password_file`.
+    pub etcd_user: Option<String>,
+    /// File holding the etcd user's password.
+    pub etcd_password_file: Option<PathBuf>,
     /// TTL of a broker's lease (seconds): how long a broker that stops renewing it is
     /// still taken as live, and so roughly how long failover takes.
     pub lease_ttl_secs: u64,
@@ -95,6 +106,11 @@ impl Default for ClusterSettings {
         ClusterSettings {
             name: "shale".to_string(),
             etcd_endpoints: Vec::new(),
+            etcd_tls_ca_file: None,
+            etcd_tls_cert_file: None,
+            etcd_tls_key_file: None,
+            etcd_user: None,
+            etcd_password_file: None,
             lease_ttl_secs: 10,
         }
     }
@@ -269,10 +285,35 @@ impl Settings {
                 format!("{} must be from 1 to 3600", self.cluster.lease_ttl_secs),
             ));
         }
-        for e in &self.cluster.etcd_endpoints {
+        let c = &self.cluster;
+        for e in &c.etcd_endpoints {
             if e.trim().is_empty() || e.contains(char::is_whitespace) {
                 return Err(invalid("cluster.etcd_endpoints", format!("{e:?} is not an endpoint")));
             }
+            if c.etcd_tls_ca_file.is_some() && !e.starts_with("https://") {
+                return Err(invalid(
+                    "cluster.etcd_endpoints",
+                    format!("{e:?} must be https://host:port with cluster.etcd_tls_ca_file set"),
+                ));
+            }
+        }
+        if c.etcd_tls_cert_file.is_some() != c.etcd_tls_key_file.is_some() {
+            return Err(invalid(
+                "cluster.etcd_tls_cert_file",
+                "and cluster.etcd_tls_key_file go together: set both or neither".to_string(),
+            ));
+        }
+        if c.etcd_tls_cert_file.is_some() && c.etcd_tls_ca_file.is_none() {
+            return Err(invalid(
+                "cluster.etcd_tls_cert_file",
+                "needs cluster.etcd_tls_ca_file (TLS to etcd)".to_string(),
+            ));
+        }
+        if c.etcd_user.is_some() != c.etcd_password_file.is_some() {
+            return Err(invalid(
+                "cluster.etcd_user",
+                "and cluster.etcd_password_file go together: set both or neither".to_string(),
+            ));
         }
         let g = &self.groups;
         if g.min_session_timeout_ms == 0

@@ -38,7 +38,7 @@ use futures::Stream;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::MetaError;
-pub use etcd::{EtcdOptions, EtcdStore};
+pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use json::{MetaStoreJson, Versioned};
 pub use keys::Keys;
 

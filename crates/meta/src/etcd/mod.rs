@@ -46,6 +46,27 @@ pub struct EtcdOptions {
     /// HTTP/2 ping interval that finds dead connections under open watches; etcd rejects
     /// pings more often than every 5 s (`--grpc-keepalive-min-time`).
     pub keep_alive_interval: Duration,
+    /// TLS to etcd (the endpoints must be `https://`).
+    pub tls: Option<EtcdTls>,
+    /// etcd user and password (etcd's own authentication).
+    pub user: Option<(String, String)>,
+}
+
+/// TLS to etcd: the CA bundle etcd's certificate must chain to, and a client certificate
+/// and key for etcd's `--client-cert-auth`.
+#[derive(Clone)]
+pub struct EtcdTls {
+    /// PEM CA bundle.
+    pub ca_pem: Vec<u8>,
+    /// PEM certificate chain and key to present.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("EtcdTls").field("identity", &self.identity.is_some()).finish()
+    }
 }
 
 impl Default for EtcdOptions {
@@ -54,6 +75,8 @@ impl Default for EtcdOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             keep_alive_interval: Duration::from_secs(10),
+            tls: None,
+            user: None,
         }
     }
 }
@@ -87,13 +110,24 @@ impl EtcdStore {
                 "no etcd endpoints given; name at least one host:port".into(),
             ));
         }
-        let connect = ConnectOptions::new()
+        let mut connect = ConnectOptions::new()
             .with_connect_timeout(options.connect_timeout)
             .with_timeout(options.request_timeout)
             .with_keep_alive(options.keep_alive_interval, options.request_timeout)
             // A member cut off from its cluster then fails requests and watches instead of
             // serving stale reads or silently idle watches.
             .with_require_leader(true);
+        if let Some(tls) = &options.tls {
+            let mut config = etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(&tls.ca_pem));
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            connect = connect.with_tls(config);
+        }
+        if let Some((user, password)) = &options.user {
+            connect = connect.with_user(user, password);
+        }
         let call = Call { endpoints: &joined, op: "connect", target: "", lease: None };
         let client = match tokio::time::timeout(
             options.connect_timeout,
