@@ -1,7 +1,7 @@
 //! The tower layer that authenticates every gRPC request before a service sees it: reads
 //! the bearer token and the TLS peer certificate, asks the [`Authenticator`], and either
-//! puts the [`Principal`] into the request's extensions or answers `UNAUTHENTICATED`
-//! itself. An async layer (not tonic's synchronous interceptor), so verification that
+//! puts the caller's [`Identity`] into the request's extensions or answers
+//! `UNAUTHENTICATED` itself. An async layer (not tonic's synchronous interceptor), so verification that
 //! waits (fetching signing keys) can go here.
 
 use std::future::Future;
