@@ -379,6 +379,13 @@ impl Current {
     fn material(&self) -> Option<Arc<Material>> {
         self.0.upgrade().map(|t| t.material())
     }
+
+    /// The client verifier in use; an error once the broker is gone.
+    fn verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
+        self.material()
+            .map(|m| m.verifier.clone())
+            .ok_or_else(|| rustls::Error::General("broker closed".into()))
+    }
 }
 
 impl ResolvesServerCert for Current {
@@ -408,8 +415,7 @@ impl ClientCertVerifier for Current {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let m = self.material().ok_or(rustls::Error::General("broker closed".into()))?;
-        m.verifier.verify_client_cert(end_entity, intermediates, now)
+        self.verifier()?.verify_client_cert(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
@@ -418,8 +424,7 @@ impl ClientCertVerifier for Current {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let m = self.material().ok_or(rustls::Error::General("broker closed".into()))?;
-        m.verifier.verify_tls12_signature(message, cert, dss)
+        self.verifier()?.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -428,8 +433,7 @@ impl ClientCertVerifier for Current {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let m = self.material().ok_or(rustls::Error::General("broker closed".into()))?;
-        m.verifier.verify_tls13_signature(message, cert, dss)
+        self.verifier()?.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
