@@ -234,3 +234,79 @@ async fn jwts_from_an_oidc_issuer_name_principals_once_verified() {
     refused("a tampered token was accepted", parts.join(".")).await;
     server.close().await.unwrap();
 }
+
+/// The audit trail: a refused request and each admin mutation become one JSON line on the
+/// `shale_audit` target naming who, what, which resource, the decision and the outcome.
+#[tokio::test]
+async fn refused_requests_and_admin_mutations_are_audited_as_json_lines() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shale.toml");
+    std::fs::write(
+        &config,
+        format!("[auth]\ntoken_file = {:?}\n", token_file(dir.path()).display().to_string()),
+    )
+    .unwrap();
+    let log_path = dir.path().join("broker.log");
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shale"))
+        .args(["standalone", "--listen", &addr, "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("SHALE_LOG", "shale_audit=info")
+        .env("SHALE_LOG_JSON", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("listening"), "{first}");
+
+    let alice = Client::builder(&addr).token(ALICE_TOKEN).unwrap().build().unwrap();
+    alice.admin().create_topic("audited", 1, 1, Default::default()).await.unwrap();
+    alice.admin().delete_topic("audited").await.unwrap();
+    let e = alice.admin().delete_topic("audited").await.unwrap_err();
+    assert_eq!(e.reason.as_str(), "UNKNOWN_TOPIC");
+    let mallory = Client::builder(&addr).token("not-a-token-0123456789").unwrap().build().unwrap();
+    mallory.admin().create_topic("evil", 1, 1, Default::default()).await.unwrap_err();
+    // Reads are not audited.
+    alice.admin().list_topics().await.unwrap();
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "shale_audit")
+        .collect();
+    let summary: Vec<String> = events
+        .iter()
+        .map(|v| {
+            let f = &v["fields"];
+            format!(
+                "{} {} {} {}:{} {} {}",
+                f["principal"].as_str().unwrap_or("?"),
+                f["via"].as_str().unwrap_or("?"),
+                f["action"].as_str().unwrap_or("?"),
+                f["resource_type"].as_str().unwrap_or("?"),
+                f["resource"].as_str().unwrap_or("?"),
+                f["decision"].as_str().unwrap_or("?"),
+                f["outcome"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "User:alice token create_topic topic:audited allow ok",
+            "User:alice token delete_topic topic:audited allow ok",
+            "User:alice token delete_topic topic:audited allow UNKNOWN_TOPIC",
+            "unknown none /shale.v1.Admin/CreateTopic rpc:/shale.v1.Admin/CreateTopic deny UNAUTHENTICATED",
+        ],
+        "audit events: {events:#?}"
+    );
+}

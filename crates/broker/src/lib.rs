@@ -7,6 +7,7 @@
 //! - `server`: assembles a broker and its gRPC server from settings and injected parts.
 //! - `auth`: who is calling: principals from bearer tokens and client certificates, and
 //!   the tower layer that authenticates every request.
+//! - `audit`: the audit trail (refused requests, admin mutations) on its own log target.
 //! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
 //! - `metrics`: request metrics shared by the services and the admin listener.
 //! - `settings`: broker settings (file, env, flags), validated.
@@ -16,6 +17,7 @@
 //! used by the client.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod groups;

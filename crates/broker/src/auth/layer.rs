@@ -85,7 +85,7 @@ where
                     req.extensions_mut().insert(Identity::anonymous());
                 }
                 Err(e) => {
-                    tracing::debug!(path = req.uri().path(), error = %e, "unauthenticated request");
+                    crate::audit::refused(req.uri().path(), &e);
                     return Ok(shale_proto::status::into_status(e).into_http());
                 }
             }

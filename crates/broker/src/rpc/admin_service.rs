@@ -1,5 +1,6 @@
 //! `shale.v1.Admin`: topics, configs and cluster metadata.
 
+use crate::audit::Resource;
 use shale_proto::status::into_status;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,8 +45,11 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let who = crate::auth::layer::identity(&request);
         let req = request.into_inner();
-        let entry = self
+        let name = req.name.clone();
+        let validate_only = req.validate_only;
+        let created = self
             .broker
             .create_topic(NewTopic {
                 name: req.name,
@@ -54,8 +58,11 @@ impl pb::admin_server::Admin for AdminService {
                 configs: req.configs.into_iter().collect(),
                 validate_only: req.validate_only,
             })
-            .await
-            .map_err(into_status)?;
+            .await;
+        if !validate_only {
+            crate::audit::mutation(&who, "create_topic", Resource::Topic(&name), &created);
+        }
+        let entry = created.map_err(into_status)?;
         Ok(Response::new(pb::CreateTopicResponse { topic: Some(convert::topic_info(&entry)) }))
     }
 
@@ -63,7 +70,11 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
-        self.broker.delete_topic(&request.into_inner().name).await.map_err(into_status)?;
+        let who = crate::auth::layer::identity(&request);
+        let name = request.into_inner().name;
+        let deleted = self.broker.delete_topic(&name).await;
+        crate::audit::mutation(&who, "delete_topic", Resource::Topic(&name), &deleted);
+        deleted.map_err(into_status)?;
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }
 
@@ -94,13 +105,20 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::AlterTopicConfigRequest>,
     ) -> Result<Response<pb::AlterTopicConfigResponse>, Status> {
+        let who = crate::auth::layer::identity(&request);
         let req = request.into_inner();
         let set: BTreeMap<String, String> = req.set.into_iter().collect();
-        let entry = self
-            .broker
-            .alter_topic_config(&req.name, &set, &req.delete, req.validate_only)
-            .await
-            .map_err(into_status)?;
+        let altered =
+            self.broker.alter_topic_config(&req.name, &set, &req.delete, req.validate_only).await;
+        if !req.validate_only {
+            crate::audit::mutation(
+                &who,
+                "alter_topic_config",
+                Resource::Topic(&req.name),
+                &altered,
+            );
+        }
+        let entry = altered.map_err(into_status)?;
         Ok(Response::new(pb::AlterTopicConfigResponse { configs: convert::config_entries(&entry) }))
     }
 

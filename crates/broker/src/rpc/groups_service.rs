@@ -1,6 +1,7 @@
 //! `shale.v1.Groups`: consumer group heartbeats (forwarded to the group's coordinator),
 //! offsets and group administration (served by any broker from etcd).
 
+use crate::audit::Resource;
 use shale_proto::status::into_status;
 use std::sync::Arc;
 
@@ -103,11 +104,14 @@ impl pb::groups_server::Groups for GroupsService {
         request: Request<pb::ResetOffsetsRequest>,
     ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
         let b = &self.broker;
-        let offsets = b
-            .groups()
-            .reset_offsets(b.as_ref(), request.into_inner())
-            .await
-            .map_err(into_status)?;
+        let who = crate::auth::layer::identity(&request);
+        let req = request.into_inner();
+        let (group, dry_run) = (req.group.clone(), req.dry_run);
+        let reset = b.groups().reset_offsets(b.as_ref(), req).await;
+        if !dry_run {
+            crate::audit::mutation(&who, "reset_offsets", Resource::Group(&group), &reset);
+        }
+        let offsets = reset.map_err(into_status)?;
         Ok(Response::new(pb::ResetOffsetsResponse { offsets }))
     }
 
@@ -115,11 +119,11 @@ impl pb::groups_server::Groups for GroupsService {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
-        self.broker
-            .groups()
-            .delete_group(&request.into_inner().group)
-            .await
-            .map_err(into_status)?;
+        let who = crate::auth::layer::identity(&request);
+        let group = request.into_inner().group;
+        let deleted = self.broker.groups().delete_group(&group).await;
+        crate::audit::mutation(&who, "delete_group", Resource::Group(&group), &deleted);
+        deleted.map_err(into_status)?;
         Ok(Response::new(pb::DeleteGroupResponse {}))
     }
 

@@ -1,0 +1,72 @@
+//! The audit trail: one structured event per refused request and per admin mutation, on
+//! its own tracing target, `shale_audit`, so operators can route it apart from the rest
+//! (`SHALE_LOG_JSON=true` makes each event one JSON line; `SHALE_LOG=shale_audit=info`
+//! keeps only these). Each event names who (`principal`, and how it was established:
+//! `via`), what (`action`), on which resource (`resource_type`, `resource`), the
+//! `decision` (`allow` or `deny`) and the `outcome` (`ok`, or the error's reason).
+
+use shale_core::error::Error;
+
+use crate::auth::Identity;
+
+/// The tracing target of audit events.
+pub const TARGET: &str = "shale_audit";
+
+/// What an admin mutation acts on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Resource<'a> {
+    /// A topic, by name.
+    Topic(&'a str),
+    /// A consumer group, by name.
+    Group(&'a str),
+}
+
+impl Resource<'_> {
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Resource::Topic(name) => ("topic", name),
+            Resource::Group(name) => ("group", name),
+        }
+    }
+}
+
+/// An admin mutation that authorization allowed, with how it ended.
+pub(crate) fn mutation<T>(
+    who: &Identity,
+    action: &str,
+    resource: Resource<'_>,
+    result: &Result<T, Error>,
+) {
+    let (resource_type, resource) = resource.parts();
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(e) => e.reason.as_str(),
+    };
+    tracing::info!(
+        target: TARGET,
+        principal = %who.principal,
+        via = who.via.as_str(),
+        action,
+        resource_type,
+        resource,
+        decision = "allow",
+        outcome,
+        "admin mutation"
+    );
+}
+
+/// A request refused before any service saw it (not authenticated).
+pub(crate) fn refused(method: &str, why: &Error) {
+    tracing::info!(
+        target: TARGET,
+        principal = "unknown",
+        via = "none",
+        action = method,
+        resource_type = "rpc",
+        resource = method,
+        decision = "deny",
+        outcome = why.reason.as_str(),
+        reason = %why.message,
+        "request refused"
+    );
+}
