@@ -128,6 +128,10 @@ async fn required_authentication_refuses_anonymous_callers_but_not_health_checks
 struct Issuer {
     url: String,
     key: jsonwebtoken::EncodingKey,
+    /// The JWKS document served; replaced to rotate keys.
+    jwks: std::sync::Arc<std::sync::Mutex<String>>,
+    /// How many times the JWKS was fetched.
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -152,17 +156,27 @@ impl Issuer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let discovery =
             serde_json::json!({ "issuer": url, "jwks_uri": format!("{url}/keys") }).to_string();
-        let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
+        let jwks = std::sync::Arc::new(std::sync::Mutex::new(
+            serde_json::json!({ "keys": [jwk] }).to_string(),
+        ));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (served, counted) = (jwks.clone(), fetches.clone());
         let json = |body: String| ([(axum::http::header::CONTENT_TYPE, "application/json")], body);
         let app = axum::Router::new()
             .route(
                 "/.well-known/openid-configuration",
                 axum::routing::get(move || async move { json(discovery) }),
             )
-            .route("/keys", axum::routing::get(move || async move { json(jwks) }));
+            .route(
+                "/keys",
+                axum::routing::get(move || async move {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    json(served.lock().unwrap().clone())
+                }),
+            );
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
-        Issuer { url, key, _server: server }
+        Issuer { url, key, jwks, fetches, _server: server }
     }
 
     /// A token for `sub`, audience `aud`, expiring `exp_in` seconds from now, signed with
@@ -309,4 +323,39 @@ async fn refused_requests_and_admin_mutations_are_audited_as_json_lines() {
         ],
         "audit events: {events:#?}"
     );
+}
+
+/// The issuer rotates its signing key: a token signed with the new key names a key id the
+/// broker has not seen, which makes it fetch the keys again (once), and the token is then
+/// accepted; the old key, no longer published, stops working after the next fetch.
+#[tokio::test]
+async fn a_rotated_signing_key_is_fetched_when_a_token_names_it() {
+    let issuer = Issuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.auth.jwt = Some(shale::auth::JwtSettings {
+        issuer: issuer.url.clone(),
+        audience: "shale".into(),
+        min_refetch_ms: 0,
+        ..Default::default()
+    });
+    let server = common::start(settings).await;
+    let addr = server.addr().to_string();
+    let with = |token: &str| Client::builder(&addr).token(token).unwrap().build().unwrap();
+    let fetches = || issuer.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    let old = issuer.token("svc", "shale", 300, "k1", None);
+    assert_eq!(who(&with(&old)).await, pair("User:svc", "token"));
+    assert_eq!(fetches(), 1, "the keys are read once at start and cached");
+
+    let (pem, jwk) = es256_key("k2");
+    *issuer.jwks.lock().unwrap() = serde_json::json!({ "keys": [jwk] }).to_string();
+    let new_key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+    let new = issuer.token("svc", "shale", 300, "k2", Some(&new_key));
+    assert_eq!(who(&with(&new)).await, pair("User:svc", "token"));
+    assert_eq!(fetches(), 2, "one fetch for the unknown key id");
+    assert_eq!(who(&with(&new)).await, pair("User:svc", "token"));
+    assert_eq!(fetches(), 2, "a known key needs no fetch");
+    let e = with(&old).admin().who_am_i().await.expect_err("the retired key still works");
+    assert_eq!(e.reason.as_str(), "UNAUTHENTICATED", "{e}");
+    server.close().await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! Bearer tokens that are JWTs, verified against the signing keys of an OpenID Connect
 //! issuer: its JWKS, fetched through `{issuer}/.well-known/openid-configuration` (or read
 //! from a file), cached, refreshed every `refresh_interval_ms` and at once (at most every
-//! few seconds) when a token names a key the cache does not hold — issuers rotate keys by
+//! `min_refetch_ms`) when a token names a key the cache does not hold — issuers rotate keys by
 //! publishing the new one first. A token must be signed with an asymmetric algorithm by
 //! one of those keys and carry `iss` equal to the issuer, `aud` containing the audience,
 //! and `exp` (and `nbf`, if present) valid on the broker's clock within `leeway_secs`.
@@ -17,10 +17,6 @@ use tokio::sync::{Mutex, RwLock};
 use super::{Principal, unauthenticated};
 use shale_core::clock::{Instant, SharedClock};
 use shale_core::error::Error;
-
-/// Shortest time between two fetches caused by unknown key ids (a flood of tokens with
-/// made-up key ids must not become a flood of requests to the issuer).
-const MIN_REFETCH: Duration = Duration::from_secs(10);
 
 /// `[auth.jwt]`: JWT bearer tokens from an OpenID Connect issuer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,6 +35,10 @@ pub struct JwtSettings {
     pub refresh_interval_ms: u64,
     /// Clock skew allowed on `exp` and `nbf` (seconds).
     pub leeway_secs: u64,
+    /// Shortest time between two fetches caused by tokens naming unknown keys (ms): a
+    /// flood of tokens with made-up key ids must not become a flood of requests to the
+    /// issuer.
+    pub min_refetch_ms: u64,
 }
 
 impl Default for JwtSettings {
@@ -50,6 +50,7 @@ impl Default for JwtSettings {
             principal_claim: "sub".to_string(),
             refresh_interval_ms: 300_000,
             leeway_secs: 30,
+            min_refetch_ms: 10_000,
         }
     }
 }
@@ -153,7 +154,7 @@ impl JwtVerifier {
         }
         let mut key = self.key(header.kid.as_deref()).await;
         if key.is_none() {
-            self.refresh(MIN_REFETCH).await;
+            self.refresh(Duration::from_millis(self.settings.min_refetch_ms)).await;
             key = self.key(header.kid.as_deref()).await;
         }
         let key = key.ok_or_else(|| {
