@@ -147,6 +147,34 @@ async fn rolling_restart_under_load_loses_nothing() {
     assert!(errors.is_empty(), "{} deliveries failed; first: {}", errors.len(), errors[0]);
 
     client.invalidate(TOPIC);
+    // A leader elected moments ago (the preferred replica taking its partitions back)
+    // learns how far its followers got only from their next fetches, so its high watermark
+    // may still sit below records the old leader acknowledged; a read that stops at the
+    // high watermark would end short of them. Wait until every acknowledged offset is
+    // below its partition's high watermark: records that were really lost never get
+    // there (the producer has stopped), and the value check below catches any that did
+    // with other contents.
+    let mut want: BTreeMap<u32, i64> = BTreeMap::new();
+    for (partition, offset, _) in &acked {
+        let end = want.entry(*partition).or_insert(0);
+        *end = (*end).max(offset + 1);
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "every acknowledged offset below its high watermark",
+        || {
+            let (client, want) = (client.clone(), want.clone());
+            async move {
+                client.admin().describe_topic(TOPIC).await.is_ok_and(|d| {
+                    d.partitions.iter().all(|p| {
+                        let partition = p.metadata.as_ref().map_or(u32::MAX, |m| m.partition);
+                        want.get(&partition).is_none_or(|end| p.high_watermark >= *end)
+                    })
+                })
+            }
+        },
+    )
+    .await;
     let read = common::read_all(&client, TOPIC).await;
     let mut lost = Vec::new();
     for (partition, offset, value) in &acked {
