@@ -197,19 +197,26 @@ impl Issuer {
         header.kid = Some(kid.to_string());
         jsonwebtoken::encode(&header, &claims, key.unwrap_or(&self.key)).unwrap()
     }
+
+    /// A broker in `dir` taking this issuer's tokens for audience `shale`, fetching keys
+    /// for unknown key ids at most every `min_refetch_ms`.
+    async fn broker(&self, dir: &Path, min_refetch_ms: u64) -> shale::server::RunningServer {
+        let mut settings = common::settings(dir);
+        settings.auth.jwt = Some(shale::auth::JwtSettings {
+            issuer: self.url.clone(),
+            audience: "shale".into(),
+            min_refetch_ms,
+            ..Default::default()
+        });
+        common::start(settings).await
+    }
 }
 
 #[tokio::test]
 async fn jwts_from_an_oidc_issuer_name_principals_once_verified() {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(dir.path());
-    settings.auth.jwt = Some(shale::auth::JwtSettings {
-        issuer: issuer.url.clone(),
-        audience: "shale".into(),
-        ..Default::default()
-    });
-    let server = common::start(settings).await;
+    let server = issuer.broker(dir.path(), 10_000).await;
     let addr = server.addr().to_string();
     let with = |token: &str| Client::builder(&addr).token(token).unwrap().build().unwrap();
 
@@ -332,14 +339,7 @@ async fn refused_requests_and_admin_mutations_are_audited_as_json_lines() {
 async fn a_rotated_signing_key_is_fetched_when_a_token_names_it() {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(dir.path());
-    settings.auth.jwt = Some(shale::auth::JwtSettings {
-        issuer: issuer.url.clone(),
-        audience: "shale".into(),
-        min_refetch_ms: 0,
-        ..Default::default()
-    });
-    let server = common::start(settings).await;
+    let server = issuer.broker(dir.path(), 0).await;
     let addr = server.addr().to_string();
     let with = |token: &str| Client::builder(&addr).token(token).unwrap().build().unwrap();
     let fetches = || issuer.fetches.load(std::sync::atomic::Ordering::SeqCst);

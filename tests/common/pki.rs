@@ -43,11 +43,15 @@ impl Ca {
         path.to_path_buf()
     }
 
-    /// A leaf certificate for `cn`, valid for loopback, usable by a server and a client.
-    pub(crate) fn leaf(&self, cn: &str) -> (String, String) {
+    /// A leaf certificate for `cn`, valid for loopback, usable by a server and a client,
+    /// carrying `uri` as a URI SAN (a SPIFFE ID) if given.
+    pub(crate) fn leaf(&self, cn: &str, uri: Option<&str>) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        if let Some(uri) = uri {
+            params.subject_alt_names.push(rcgen::SanType::URI(uri.try_into().unwrap()));
+        }
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages =
             vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
@@ -55,25 +59,19 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
-    /// A leaf certificate for `cn` that also carries `uri` as a URI SAN (a SPIFFE ID).
+    /// A leaf certificate for `cn` that also carries `uri` as a URI SAN, written like
+    /// [`Ca::write_leaf`].
     pub(crate) fn write_leaf_with_uri(&self, dir: &Path, name: &str, cn: &str, uri: &str) -> Files {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.subject_alt_names.push(rcgen::SanType::URI(uri.try_into().unwrap()));
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        let files =
-            Files { cert: dir.join(format!("{name}.crt")), key: dir.join(format!("{name}.key")) };
-        std::fs::write(&files.cert, cert.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        files
+        self.write_pair(dir, name, self.leaf(cn, Some(uri)))
     }
 
     /// The same, written to `{dir}/{name}.crt` and `{dir}/{name}.key` (replacing what is
     /// there: a rotation).
     pub(crate) fn write_leaf(&self, dir: &Path, name: &str, cn: &str) -> Files {
-        let (cert, key) = self.leaf(cn);
+        self.write_pair(dir, name, self.leaf(cn, None))
+    }
+
+    fn write_pair(&self, dir: &Path, name: &str, (cert, key): (String, String)) -> Files {
         let files =
             Files { cert: dir.join(format!("{name}.crt")), key: dir.join(format!("{name}.key")) };
         // Key first, then certificate, each by rename, as a secret volume update would.

@@ -133,7 +133,9 @@ impl TlsSettings {
 /// The crypto provider every TLS config here uses (explicit, so that two providers in the
 /// dependency tree never make rustls guess).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    // Built once: every handshake asks for its signature schemes.
+    static PROVIDER: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
 /// The PEM contents of the files, as read; compared to notice a rotation.
@@ -186,15 +188,25 @@ fn certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, Error>
     Ok(certs)
 }
 
-impl Material {
-    fn load(s: &TlsSettings) -> Result<Material, Error> {
+impl Pems {
+    /// The files' contents, as they are now.
+    fn read(s: &TlsSettings) -> Result<Pems, Error> {
         let (Some(cert_file), Some(key_file)) = (&s.cert_file, &s.key_file) else {
             return Err(Error::invalid("TLS needs tls.cert_file and tls.key_file"));
         };
-        let pems = Pems {
+        Ok(Pems {
             cert: read(cert_file, "certificate")?,
             key: read(key_file, "private key")?,
             ca: s.ca_file.as_deref().map(|p| read(p, "CA bundle")).transpose()?,
+        })
+    }
+}
+
+impl Material {
+    /// Parses `pems`, read from the files `s` names.
+    fn parse(s: &TlsSettings, pems: Pems) -> Result<Material, Error> {
+        let (Some(cert_file), Some(key_file)) = (&s.cert_file, &s.key_file) else {
+            return Err(Error::invalid("TLS needs tls.cert_file and tls.key_file"));
         };
         let chain = certs(&pems.cert, cert_file)?;
         let key = PrivateKeyDer::from_pem_slice(&pems.key).map_err(|e| {
@@ -244,7 +256,7 @@ impl ServerTls {
     /// Reads the files once; an error names the file and what is wrong with it.
     pub fn load(settings: &TlsSettings) -> Result<Arc<ServerTls>, Error> {
         settings.validate()?;
-        let material = Arc::new(Material::load(settings)?);
+        let material = Arc::new(Material::parse(settings, Pems::read(settings)?)?);
         let tls = Arc::new_cyclic(|weak: &std::sync::Weak<ServerTls>| {
             let parts = Arc::new(Current(weak.clone()));
             let mut config = rustls::ServerConfig::builder_with_provider(provider())
@@ -269,12 +281,12 @@ impl ServerTls {
 
     /// Reads the files again; true if they changed and the new material is in use.
     pub fn reload(&self) -> Result<bool, Error> {
-        let next = Material::load(&self.settings)?;
-        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if current.pems == next.pems {
+        let pems = Pems::read(&self.settings)?;
+        if self.material().pems == pems {
             return Ok(false);
         }
-        *current = Arc::new(next);
+        let next = Material::parse(&self.settings, pems)?;
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(true)
     }

@@ -73,7 +73,10 @@ where
         let auth = self.auth.clone();
         Box::pin(async move {
             let identity = match credentials_of(&req) {
-                Ok((bearer, leaf)) => auth.authenticate(bearer.as_deref(), leaf.as_deref()).await,
+                Ok((bearer, chain)) => {
+                    let leaf = chain.as_deref().and_then(|c| c.first()).map(|c| c.as_ref());
+                    auth.authenticate(bearer.as_deref(), leaf).await
+                }
                 Err(e) => Err(e),
             };
             let open = OPEN_PREFIXES.iter().any(|p| req.uri().path().starts_with(p));
@@ -94,8 +97,9 @@ where
     }
 }
 
-/// The request's bearer token and the leaf of its client certificate chain, if any.
-type Credentials = (Option<String>, Option<Vec<u8>>);
+/// The request's bearer token and its client certificate chain (leaf first), if any; the
+/// chain is the connection's, shared, not copied per request.
+type Credentials = (Option<String>, Option<Arc<Vec<rustls::pki_types::CertificateDer<'static>>>>);
 
 fn credentials_of<B>(req: &http::Request<B>) -> Result<Credentials, shale_core::error::Error> {
     let bearer = match req.headers().get(http::header::AUTHORIZATION) {
@@ -116,8 +120,7 @@ fn credentials_of<B>(req: &http::Request<B>) -> Result<Credentials, shale_core::
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
         .and_then(TlsConnectInfo::peer_certs);
-    let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
-    Ok((bearer, leaf))
+    Ok((bearer, certs))
 }
 
 /// The identity the layer put on a request (anonymous if the layer is not installed).
