@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use service::free_port;
 use shale::meta::{EtcdOptions, EtcdStore};
@@ -152,9 +152,27 @@ impl EtcdServer {
         self.spawn();
     }
 
-    /// Freezes the member (SIGSTOP): connections stay open but nothing answers.
+    /// Freezes the member (SIGSTOP): connections stay open but nothing answers. Returns
+    /// once the kernel reports the process stopped: `kill` returns when the signal is sent,
+    /// and a request in flight could still be answered before every thread stops.
     pub(crate) fn pause(&self) {
         self.signal("STOP");
+        let pid = self.pid().expect("etcd is not running");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Every thread, not just the first: each stops when it takes the signal.
+        let stopped = || {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+            tasks.map(|t| t.ok().map(|t| t.path().join("stat"))).try_fold(true, |all, stat| {
+                let stat = std::fs::read_to_string(stat?).ok()?;
+                // The state follows the command name in parentheses: `T` is stopped.
+                let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+                Some(all && state == Some('T'))
+            })
+        };
+        while stopped() != Some(true) {
+            assert!(Instant::now() < deadline, "etcd {pid} not stopped 5 s after SIGSTOP");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Thaws a paused member (SIGCONT).
