@@ -31,6 +31,23 @@ use tokio_rustls::server::TlsStream;
 
 use shale_core::error::Error;
 
+/// How long a connection whose handshake failed is read from (and what it sends thrown
+/// away) before it is closed.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+
+/// Reads and discards what the client still sends, until it closes or `DRAIN_FOR` passes.
+/// In TLS 1.3 a client sends its first request before the server has checked its
+/// certificate; closing on that unread request would reset the connection, and the client
+/// would see "broken pipe" instead of the alert that says why (e.g. `UnknownCA`).
+async fn drain(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
 /// Longest a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -344,11 +361,15 @@ impl ServerTls {
                 let tx = tx.clone();
                 // Detached: one handshake, bounded by HANDSHAKE_TIMEOUT.
                 shale_core::task::spawn_detached(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    let accept = acceptor.accept(tcp).into_fallible();
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send(Ok(stream)).await;
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Ok(Err((e, tcp))) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            drain(tcp).await;
+                        }
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });

@@ -108,6 +108,9 @@ fn io_cause(status: &Status) -> Option<String> {
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return Some(match io.kind() {
+                // TLS failures come as invalid data carrying rustls's words ("received
+                // fatal alert: UnknownCA", "invalid peer certificate: ...").
+                std::io::ErrorKind::InvalidData => tls_hint(&io.to_string()),
                 std::io::ErrorKind::Other => io.to_string(),
                 kind => kind.to_string(),
             });
@@ -115,6 +118,23 @@ fn io_cause(status: &Status) -> Option<String> {
         source = e.source();
     }
     None
+}
+
+/// A TLS failure in words, with what to check when the broker refused our certificate.
+fn tls_hint(what: &str) -> String {
+    let refused_us = what.contains("alert") && !what.contains("invalid peer certificate");
+    if what.contains("CertificateRequired") {
+        format!("the broker requires a client certificate ({what}): pass --tls-cert and --tls-key")
+    } else if refused_us {
+        format!(
+            "the broker refused the TLS handshake ({what}): check that the client certificate \
+             (--tls-cert/--tls-key) is issued by a CA the broker trusts"
+        )
+    } else if what.contains("invalid peer certificate") {
+        format!("TLS: {what}: check --tls-ca against the CA that issued the broker's certificate")
+    } else {
+        what.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +149,16 @@ mod tests {
                 .with("high_watermark", 5);
         let back = from_status(&to_status(&e));
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn a_refused_tls_handshake_says_what_to_check() {
+        let said = tls_hint("received fatal alert: CertificateRequired");
+        assert!(said.contains("requires a client certificate"), "{said}");
+        let said = tls_hint("received fatal alert: UnknownCA");
+        assert!(said.contains("issued by a CA the broker trusts"), "{said}");
+        let said = tls_hint("invalid peer certificate: UnknownIssuer");
+        assert!(said.contains("--tls-ca"), "{said}");
     }
 
     #[test]
