@@ -28,7 +28,7 @@
 
 pub mod cli;
 
-pub use shale_broker::{admin, auth, broker, groups, metrics, rpc, server, settings, tls};
+pub use shale_broker::{acl, admin, auth, broker, groups, metrics, rpc, server, settings, tls};
 pub use shale_client as client;
 pub use shale_core::error::{Error, ErrorKind, Result};
 pub use shale_core::{acks, clock, disk, error, failpoint, names, record, topic_config};

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
+#[path = "common/jwt.rs"]
+mod jwt;
 #[path = "common/pki.rs"]
 mod pki;
 
@@ -135,23 +137,9 @@ struct Issuer {
     _server: tokio::task::JoinHandle<()>,
 }
 
-/// A P-256 key: its PKCS#8 PEM, and its public JWK with key id `kid`.
-fn es256_key(kid: &str) -> (String, serde_json::Value) {
-    use base64::Engine;
-    let key = rcgen::KeyPair::generate().unwrap();
-    let raw = key.public_key_raw();
-    assert_eq!((raw.len(), raw[0]), (65, 4), "uncompressed P-256 point");
-    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let jwk = serde_json::json!({
-        "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
-        "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
-    });
-    (key.serialize_pem(), jwk)
-}
-
 impl Issuer {
     async fn start() -> Issuer {
-        let (pem, jwk) = es256_key("k1");
+        let (pem, jwk) = jwt::es256_key("k1");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let discovery =
@@ -189,13 +177,7 @@ impl Issuer {
         kid: &str,
         key: Option<&jsonwebtoken::EncodingKey>,
     ) -> String {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-                as i64;
-        let claims = serde_json::json!({ "iss": self.url, "aud": aud, "sub": sub, "exp": now + exp_in, "iat": now });
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some(kid.to_string());
-        jsonwebtoken::encode(&header, &claims, key.unwrap_or(&self.key)).unwrap()
+        jwt::token(key.unwrap_or(&self.key), kid, &self.url, aud, sub, exp_in)
     }
 
     /// A broker in `dir` taking this issuer's tokens for audience `shale`, fetching keys
@@ -238,7 +220,7 @@ async fn jwts_from_an_oidc_issuer_name_principals_once_verified() {
         issuer.token("svc", "kafka", 300, "k1", None),
     )
     .await;
-    let (other_pem, _) = es256_key("k1");
+    let (other_pem, _) = jwt::es256_key("k1");
     let forger = jsonwebtoken::EncodingKey::from_ec_pem(other_pem.as_bytes()).unwrap();
     refused(
         "a token signed by another key was accepted",
@@ -347,7 +329,7 @@ async fn a_rotated_signing_key_is_fetched_when_a_token_names_it() {
     assert_eq!(who(&with(&old)).await, pair("User:svc", "token"));
     assert_eq!(fetches(), 1, "the keys are read once at start and cached");
 
-    let (pem, jwk) = es256_key("k2");
+    let (pem, jwk) = jwt::es256_key("k2");
     *issuer.jwks.lock().unwrap() = serde_json::json!({ "keys": [jwk] }).to_string();
     let new_key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
     let new = issuer.token("svc", "shale", 300, "k2", Some(&new_key));

@@ -2,6 +2,7 @@
 //! data (`produce`, `consume`) and consumer groups (`group`). Load generators are a
 //! separate binary, `shale-bench` (crates/bench).
 
+mod acl;
 mod cluster;
 mod consume;
 mod group;
@@ -46,6 +47,9 @@ pub enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Add, list and remove access-control bindings.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
 }
 
 /// Runs a parsed command line.
@@ -58,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(a) => produce::run(a).await,
         Command::Consume(a) => consume::run(a).await,
         Command::Group(c) => group::run(c).await,
+        Command::Acl(c) => acl::run(c).await,
     }
 }
 

@@ -36,6 +36,11 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Starts etcd and `n` brokers of cluster `name`, each also given `args`.
     pub(crate) fn start(n: usize, name: &str, args: &[&str]) -> Cluster {
+        Cluster::start_on(EtcdServer::start(), n, name, args)
+    }
+
+    /// The same on a given etcd (one serving TLS, say; `args` then say how to reach it).
+    pub(crate) fn start_on(etcd: EtcdServer, n: usize, name: &str, args: &[&str]) -> Cluster {
         let mut c = Cluster {
             brokers: vec![],
             dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
@@ -44,7 +49,7 @@ impl Cluster {
             admin_ports: (0..n).map(|_| free_port()).collect(),
             name: name.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
-            etcd: EtcdServer::start(),
+            etcd,
         };
         for i in 0..n {
             let b = c.spawn(i);

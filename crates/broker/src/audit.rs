@@ -19,6 +19,8 @@ pub(crate) enum Resource<'a> {
     Topic(&'a str),
     /// A consumer group, by name.
     Group(&'a str),
+    /// An access-control binding, as it reads.
+    Acl(&'a str),
 }
 
 impl Resource<'_> {
@@ -26,6 +28,7 @@ impl Resource<'_> {
         match self {
             Resource::Topic(name) => ("topic", name),
             Resource::Group(name) => ("group", name),
+            Resource::Acl(binding) => ("acl", binding),
         }
     }
 }
@@ -68,5 +71,28 @@ pub(crate) fn refused(method: &str, why: &Error) {
         outcome = why.reason.as_str(),
         reason = %why.message,
         "request refused"
+    );
+}
+
+/// A request an authenticated caller was not allowed to make (ACLs, broker-only calls,
+/// producer ids issued to someone else).
+pub(crate) fn denied(
+    who: &Identity,
+    action: &str,
+    resource_type: &str,
+    resource: &str,
+    why: &Error,
+) {
+    tracing::info!(
+        target: TARGET,
+        principal = %who.principal,
+        via = who.via.as_str(),
+        action,
+        resource_type,
+        resource,
+        decision = "deny",
+        outcome = why.reason.as_str(),
+        reason = %why.message,
+        "request denied"
     );
 }

@@ -7,6 +7,8 @@
 //! - `server`: assembles a broker and its gRPC server from settings and injected parts.
 //! - `auth`: who is calling: principals from bearer tokens and client certificates, and
 //!   the tower layer that authenticates every request.
+//! - `acl`: authorization: Kafka-style ACLs stored in the metadata store, cached and
+//!   watched; the per-request check; producer ids tagged with their principal.
 //! - `audit`: the audit trail (refused requests, admin mutations) on its own log target.
 //! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
 //! - `metrics`: request metrics shared by the services and the admin listener.
@@ -16,6 +18,7 @@
 //! Below: `shale-storage`, `shale-meta`, `shale-proto` and `shale-core`. Nothing here is
 //! used by the client.
 
+pub mod acl;
 pub mod admin;
 pub mod audit;
 pub mod auth;

@@ -41,6 +41,8 @@ pub struct Settings {
     pub tls: crate::tls::TlsSettings,
     /// `[auth]`: how callers are authenticated.
     pub auth: crate::auth::AuthSettings,
+    /// `[acl]`: authorization.
+    pub acl: crate::acl::AclSettings,
 }
 
 /// `[groups]`: consumer group timeouts.
@@ -267,6 +269,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), Error> {
         self.tls.validate()?;
         self.auth.validate(&self.tls)?;
+        self.acl.validate()?;
         let name = &self.cluster.name;
         if name.is_empty()
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

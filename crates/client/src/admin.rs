@@ -158,6 +158,38 @@ impl Admin {
         Ok(resp.into_inner())
     }
 
+    /// Stores access-control bindings, all or none (needs Alter on the cluster).
+    pub async fn create_acls(&self, bindings: Vec<pb::AclBinding>) -> Result<(), Error> {
+        self.client
+            .admin_rpc()?
+            .create_acls(pb::CreateAclsRequest { bindings })
+            .await
+            .map_err(self.failed(None))?;
+        Ok(())
+    }
+
+    /// The bindings `filter` selects (needs Describe on the cluster).
+    pub async fn describe_acls(&self, filter: pb::AclFilter) -> Result<Vec<pb::AclBinding>, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .describe_acls(pb::DescribeAclsRequest { filter: Some(filter) })
+            .await
+            .map_err(self.failed(None))?;
+        Ok(resp.into_inner().bindings)
+    }
+
+    /// Deletes the bindings `filter` selects and returns them (needs Alter on the cluster).
+    pub async fn delete_acls(&self, filter: pb::AclFilter) -> Result<Vec<pb::AclBinding>, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .delete_acls(pb::DeleteAclsRequest { filter: Some(filter) })
+            .await
+            .map_err(self.failed(None))?;
+        Ok(resp.into_inner().deleted)
+    }
+
     /// Brokers, controller and partition leaders of `topics` (all when empty).
     pub async fn metadata(&self, topics: &[String]) -> Result<pb::GetMetadataResponse, Error> {
         self.client

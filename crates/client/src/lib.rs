@@ -194,7 +194,7 @@ impl Client {
     }
 
     /// The credentials added to every call.
-    fn credentials(&self) -> tls::Credentials {
+    pub fn credentials(&self) -> tls::Credentials {
         self.inner.credentials.clone()
     }
 

@@ -165,6 +165,31 @@ impl Keys {
         format!("{}offsets/", self.root)
     }
 
+    /// `acls/{resource type}/{pattern type}/{name}/{principal}/{operation}/{permission}`:
+    /// one access-control binding per key, so adding one twice is one key and a binding
+    /// is removed by deleting its key.
+    pub fn acl(&self, parts: [&str; 6]) -> String {
+        let mut key = self.acls();
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                key.push('/');
+            }
+            key.push_str(&escape(part));
+        }
+        key
+    }
+
+    /// Prefix of every access-control binding.
+    pub fn acls(&self) -> String {
+        format!("{}acls/", self.root)
+    }
+
+    /// `producer_id_secret`: the cluster's key for tagging producer ids with the principal
+    /// they were issued to.
+    pub fn producer_id_secret(&self) -> String {
+        format!("{}producer_id_secret", self.root)
+    }
+
     /// The unescaped components of `key` after `prefix` (a prefix built by this struct);
     /// `None` if the key is not under it or is badly escaped.
     pub fn components(&self, prefix: &str, key: &str) -> Option<Vec<String>> {

@@ -73,6 +73,11 @@ impl crate::groups::GroupHost for Broker {
         self.topic(name).map(|e| e.record)
     }
 
+    fn may_read(&self, principal: &str, topic: &str) -> bool {
+        use crate::acl::{Operation, ResourceType};
+        self.acl.principal_allows(principal, Operation::Read, ResourceType::Topic, topic)
+    }
+
     async fn list_offsets(
         &self,
         topic: &str,

@@ -102,6 +102,8 @@ pub struct Broker {
     groups: crate::groups::Coordinator,
     /// Producer ids for idempotent producers.
     producer_ids: idempotence::ProducerIds,
+    /// The cluster's ACLs, and the check every request passes.
+    acl: Arc<crate::acl::Authorizer>,
     /// Serializes topic create/delete/alter on this broker.
     admin_lock: tokio::sync::Mutex<()>,
     /// Produce/fetch traffic by topic and request latencies.
@@ -145,6 +147,9 @@ impl Broker {
         let ttl = Duration::from_secs(settings.cluster.lease_ttl_secs);
         let membership =
             Membership::join(meta.clone(), keys.clone(), record, ttl, clock.clone()).await?;
+        let (acl, acl_revision) =
+            crate::acl::Authorizer::open(&settings.acl, &settings.auth, meta.clone(), keys.clone())
+                .await?;
         let resources = Arc::new(LogResources::new(
             settings.log.fd_cache_capacity,
             settings.log.index_cache_bytes,
@@ -174,6 +179,7 @@ impl Broker {
                 settings.groups.clone(),
             ),
             producer_ids: idempotence::ProducerIds::new(meta.clone(), &keys),
+            acl: acl.clone(),
             admin_lock: tokio::sync::Mutex::new(()),
             requests: Arc::default(),
             self_ref: std::sync::OnceLock::new(),
@@ -189,6 +195,7 @@ impl Broker {
             broker.view.obituaries.clone(),
         ));
         broker.life.spawn(follow::run(Arc::downgrade(&broker), revision));
+        broker.life.spawn(acl.follow(acl_revision));
         if let Some(tls) = tls {
             broker.life.spawn(crate::tls::reload_loop(tls));
         }
@@ -422,8 +429,15 @@ impl Broker {
     }
 
     /// A new id for an idempotent producer.
-    pub async fn init_producer_id(&self) -> Result<(i64, i16), Error> {
-        Ok((self.producer_ids.next().await?, 0))
+    /// The id is tagged for `who` (see `acl`), so no one else can write under it.
+    pub async fn init_producer_id(&self, who: &crate::auth::Identity) -> Result<(i64, i16), Error> {
+        let counter = self.producer_ids.next().await?;
+        Ok((self.acl.producer_id(counter, who)?, 0))
+    }
+
+    /// The authorizer: ACLs and the per-request check.
+    pub fn acl(&self) -> &crate::acl::Authorizer {
+        &self.acl
     }
 
     /// Whether this broker may act as leader now: its lease is provably alive and the

@@ -11,11 +11,13 @@ use shale_core::names::validate_group;
 use shale_proto::pb;
 
 impl Coordinator {
-    /// Handles a heartbeat on the group's coordinator (the caller checked it is this one).
+    /// Handles a heartbeat from `principal` on the group's coordinator (the caller checked
+    /// it is this one, and that `principal` may read the group).
     pub async fn heartbeat(
         &self,
         b: &dyn GroupHost,
         req: pb::HeartbeatRequest,
+        principal: &str,
     ) -> Result<pb::HeartbeatResponse, Error> {
         validate_group(&req.group)?;
         let slot = self.slot(&req.group);
@@ -26,7 +28,7 @@ impl Coordinator {
         }
         let Some(g) = guard.as_mut() else { return Err(Error::internal("group slot empty")) };
         let mut dirty = Dirty::default();
-        let result = self.apply_heartbeat(b, g, &req, &mut dirty);
+        let result = self.apply_heartbeat(b, g, &req, principal, &mut dirty);
         let response = match result {
             Ok(r) => r,
             Err(e) => {
@@ -52,12 +54,16 @@ impl Coordinator {
         b: &dyn GroupHost,
         g: &mut Group,
         req: &pb::HeartbeatRequest,
+        principal: &str,
         dirty: &mut Dirty,
     ) -> Result<pb::HeartbeatResponse, Error> {
         let now = b.now_ms();
+        if let Some(m) = g.members.get(&req.member_id) {
+            owned_by(m, &req.group, &req.member_id, principal)?;
+        }
         let member_id = match req.member_epoch {
             -1 => return Ok(leave(g, req, dirty)),
-            0 => self.join(g, req, now, dirty)?,
+            0 => self.join(g, req, principal, now, dirty)?,
             epoch => beat(g, req, epoch, now, dirty)?,
         };
         self.refresh_target(b, g, dirty);
@@ -80,6 +86,7 @@ impl Coordinator {
         &self,
         g: &mut Group,
         req: &pb::HeartbeatRequest,
+        principal: &str,
         now: i64,
         dirty: &mut Dirty,
     ) -> Result<String, Error> {
@@ -109,6 +116,7 @@ impl Coordinator {
             Member {
                 record: MemberRecord {
                     client_id: req.client_id.clone(),
+                    principal: principal.to_string(),
                     topics: sorted(&req.topics),
                     pattern: req.topic_pattern.clone(),
                     session_timeout_ms: session,
@@ -161,6 +169,10 @@ impl Coordinator {
                     .cloned()
                     .collect()
             };
+            // A member is given only topics its principal may read (a pattern may match
+            // others; explicitly named ones were checked at the heartbeat).
+            let subscribed: BTreeSet<String> =
+                subscribed.into_iter().filter(|t| b.may_read(&m.record.principal, t)).collect();
             for t in &subscribed {
                 if let Ok(entry) = b.topic_record(t) {
                     topics.insert(t.clone(), entry.partitions);
@@ -241,6 +253,24 @@ fn leave(g: &mut Group, req: &pb::HeartbeatRequest, dirty: &mut Dirty) -> pb::He
 
 /// A heartbeat of a current member at `epoch`: fenced if the epoch is not its own, else
 /// its subscription and the partitions it says it still holds are taken in.
+/// `PERMISSION_DENIED` unless `principal` is the one that joined as `m`.
+fn owned_by(m: &Member, group: &str, member_id: &str, principal: &str) -> Result<(), Error> {
+    if m.record.principal.is_empty() || m.record.principal == principal {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::PermissionDenied,
+        Reason::AuthorizationFailed,
+        format!(
+            "member {member_id:?} of group {group:?} joined as {}, not {principal}",
+            m.record.principal
+        ),
+    )
+    .with("group", group)
+    .with("member_id", member_id)
+    .with("principal", principal))
+}
+
 fn beat(
     g: &mut Group,
     req: &pb::HeartbeatRequest,

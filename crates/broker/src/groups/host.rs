@@ -23,6 +23,9 @@ pub trait GroupHost: Send + Sync {
     /// Names of every topic, sorted.
     fn topic_names(&self) -> Vec<String>;
 
+    /// Whether `principal` may read `topic` (always, without authorization).
+    fn may_read(&self, principal: &str, topic: &str) -> bool;
+
     /// A topic's stored record (id, partition count, configs), or `UNKNOWN_TOPIC`.
     fn topic_record(&self, name: &str) -> Result<TopicRecord, Error>;
 

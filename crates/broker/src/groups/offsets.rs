@@ -503,6 +503,9 @@ mod tests {
         fn topic_names(&self) -> Vec<String> {
             vec!["orders".into()]
         }
+        fn may_read(&self, _principal: &str, _topic: &str) -> bool {
+            true
+        }
         fn topic_record(&self, name: &str) -> Result<TopicRecord, Error> {
             match name {
                 "orders" => Ok(TopicRecord {

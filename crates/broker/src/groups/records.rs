@@ -26,6 +26,10 @@ pub struct GroupRecord {
 pub struct MemberRecord {
     /// Free text from the client.
     pub client_id: String,
+    /// The principal that joined: only it may heartbeat as this member, and the member is
+    /// given only topics it may read. Empty in records written before ACLs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub principal: String,
     /// Subscribed topics (or empty with a pattern).
     pub topics: Vec<String>,
     /// Glob over topic names.

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use crate::acl::{CLUSTER, Operation, ResourceType};
+use crate::auth::layer::identity;
 use crate::broker::Broker;
 use crate::broker::topics::NewTopic;
 use shale_core::error::Error;
@@ -45,10 +47,16 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::CreateTopicResponse>, Status> {
-        let who = crate::auth::layer::identity(&request);
+        let who = identity(&request);
         let req = request.into_inner();
         let name = req.name.clone();
         let validate_only = req.validate_only;
+        // Create on the cluster allows any topic; Create on the topic allows that one.
+        let acl = self.broker.acl();
+        if !acl.allows(&who, Operation::Create, ResourceType::Cluster, CLUSTER) {
+            acl.check(&who, "CreateTopic", Operation::Create, ResourceType::Topic, &name)
+                .map_err(into_status)?;
+        }
         let created = self
             .broker
             .create_topic(NewTopic {
@@ -70,8 +78,11 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
-        let who = crate::auth::layer::identity(&request);
+        let who = identity(&request);
         let name = request.into_inner().name;
+        let acl = self.broker.acl();
+        acl.check(&who, "DeleteTopic", Operation::Delete, ResourceType::Topic, &name)
+            .map_err(into_status)?;
         let deleted = self.broker.delete_topic(&name).await;
         crate::audit::mutation(&who, "delete_topic", Resource::Topic(&name), &deleted);
         deleted.map_err(into_status)?;
@@ -80,9 +91,13 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn list_topics(
         &self,
-        _request: Request<pb::ListTopicsRequest>,
+        request: Request<pb::ListTopicsRequest>,
     ) -> Result<Response<pb::ListTopicsResponse>, Status> {
-        let topics = self.broker.list_topics().await.map_err(into_status)?;
+        let who = identity(&request);
+        let mut topics = self.broker.list_topics().await.map_err(into_status)?;
+        let acl = self.broker.acl();
+        topics
+            .retain(|t| acl.allows(&who, Operation::Describe, ResourceType::Topic, &t.record.name));
         Ok(Response::new(pb::ListTopicsResponse {
             topics: topics.iter().map(convert::topic_info).collect(),
         }))
@@ -92,8 +107,12 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DescribeTopicRequest>,
     ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
-        let (entry, parts) =
-            self.broker.describe_topic(&request.into_inner().name).await.map_err(into_status)?;
+        let who = identity(&request);
+        let name = request.into_inner().name;
+        let acl = self.broker.acl();
+        acl.check(&who, "DescribeTopic", Operation::Describe, ResourceType::Topic, &name)
+            .map_err(into_status)?;
+        let (entry, parts) = self.broker.describe_topic(&name).await.map_err(into_status)?;
         Ok(Response::new(pb::DescribeTopicResponse {
             topic: Some(convert::topic_info(&entry)),
             partitions: parts.iter().map(convert::partition_info).collect(),
@@ -105,8 +124,17 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::AlterTopicConfigRequest>,
     ) -> Result<Response<pb::AlterTopicConfigResponse>, Status> {
-        let who = crate::auth::layer::identity(&request);
+        let who = identity(&request);
         let req = request.into_inner();
+        let acl = self.broker.acl();
+        acl.check(
+            &who,
+            "AlterTopicConfig",
+            Operation::AlterConfigs,
+            ResourceType::Topic,
+            &req.name,
+        )
+        .map_err(into_status)?;
         let set: BTreeMap<String, String> = req.set.into_iter().collect();
         let altered =
             self.broker.alter_topic_config(&req.name, &set, &req.delete, req.validate_only).await;
@@ -126,7 +154,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let id = crate::auth::layer::identity(&request);
+        let id = identity(&request);
         Ok(Response::new(pb::WhoAmIResponse {
             principal: id.principal.to_string(),
             authenticated_by: id.via.as_str().to_string(),
@@ -136,8 +164,12 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn describe_cluster(
         &self,
-        _request: Request<pb::DescribeClusterRequest>,
+        request: Request<pb::DescribeClusterRequest>,
     ) -> Result<Response<pb::DescribeClusterResponse>, Status> {
+        let who = identity(&request);
+        let acl = self.broker.acl();
+        acl.check(&who, "DescribeCluster", Operation::Describe, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
         let brokers = self.broker.topic_store().brokers().await.map_err(into_status)?;
         Ok(Response::new(pb::DescribeClusterResponse {
             cluster: self.broker.settings().cluster.name.clone(),
@@ -150,11 +182,21 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::GetMetadataRequest>,
     ) -> Result<Response<pb::GetMetadataResponse>, Status> {
+        let who = identity(&request);
         let req = request.into_inner();
+        let acl = self.broker.acl();
+        for name in &req.topics {
+            acl.check(&who, "GetMetadata", Operation::Describe, ResourceType::Topic, name)
+                .map_err(into_status)?;
+        }
         let store = self.broker.topic_store();
         let brokers = store.brokers().await.map_err(into_status)?;
-        let all = self.broker.list_topics().await.map_err(into_status)?;
+        let mut all = self.broker.list_topics().await.map_err(into_status)?;
         let wanted: Vec<_> = if req.topics.is_empty() {
+            // Every topic the caller may see; brokers are listed for anyone.
+            all.retain(|t| {
+                acl.allows(&who, Operation::Describe, ResourceType::Topic, &t.record.name)
+            });
             all
         } else {
             let mut out = Vec::with_capacity(req.topics.len());
@@ -182,6 +224,66 @@ impl pb::admin_server::Admin for AdminService {
             brokers: brokers.iter().map(convert::broker_info).collect(),
             topics,
             controller_id: self.controller_id().await.map_err(into_status)?,
+        }))
+    }
+
+    async fn create_acls(
+        &self,
+        request: Request<pb::CreateAclsRequest>,
+    ) -> Result<Response<pb::CreateAclsResponse>, Status> {
+        let who = identity(&request);
+        let acl = self.broker.acl();
+        acl.check(&who, "CreateAcls", Operation::Alter, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let bindings = request
+            .into_inner()
+            .bindings
+            .into_iter()
+            .map(convert::acl_binding)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(into_status)?;
+        let created = acl.create(&bindings).await;
+        for b in &bindings {
+            crate::audit::mutation(&who, "create_acl", Resource::Acl(&b.to_string()), &created);
+        }
+        created.map_err(into_status)?;
+        Ok(Response::new(pb::CreateAclsResponse {}))
+    }
+
+    async fn describe_acls(
+        &self,
+        request: Request<pb::DescribeAclsRequest>,
+    ) -> Result<Response<pb::DescribeAclsResponse>, Status> {
+        let who = identity(&request);
+        let acl = self.broker.acl();
+        acl.check(&who, "DescribeAcls", Operation::Describe, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let filter = convert::acl_filter(request.into_inner().filter).map_err(into_status)?;
+        let bindings = acl.describe(&filter).await.map_err(into_status)?;
+        Ok(Response::new(pb::DescribeAclsResponse {
+            bindings: bindings.iter().map(convert::acl_binding_to_proto).collect(),
+        }))
+    }
+
+    async fn delete_acls(
+        &self,
+        request: Request<pb::DeleteAclsRequest>,
+    ) -> Result<Response<pb::DeleteAclsResponse>, Status> {
+        let who = identity(&request);
+        let acl = self.broker.acl();
+        acl.check(&who, "DeleteAcls", Operation::Alter, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let filter = convert::acl_filter(request.into_inner().filter).map_err(into_status)?;
+        let deleted = acl.delete(&filter).await;
+        if let Ok(list) = &deleted {
+            for b in list {
+                let ok: Result<(), shale_core::error::Error> = Ok(());
+                crate::audit::mutation(&who, "delete_acl", Resource::Acl(&b.to_string()), &ok);
+            }
+        }
+        let deleted = deleted.map_err(into_status)?;
+        Ok(Response::new(pb::DeleteAclsResponse {
+            deleted: deleted.iter().map(convert::acl_binding_to_proto).collect(),
         }))
     }
 }

@@ -1,8 +1,10 @@
 //! Conversions from the broker's descriptions of topics, partitions and brokers to
 //! protobuf messages.
 
+use crate::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
 use crate::broker::TopicEntry;
 use crate::broker::topics::PartitionDescription;
+use shale_core::error::Error;
 use shale_meta::topics::{BrokerRecord, PartitionState};
 use shale_proto::pb;
 
@@ -59,4 +61,47 @@ pub fn config_entries(t: &TopicEntry) -> Vec<pb::ConfigEntry> {
         .into_iter()
         .map(|(name, value, source)| pb::ConfigEntry { name, value, source: source.to_string() })
         .collect()
+}
+
+/// A binding from the wire, each part parsed (an error names the bad value).
+pub fn acl_binding(b: pb::AclBinding) -> Result<AclBinding, Error> {
+    let binding = AclBinding {
+        principal: b.principal,
+        resource_type: ResourceType::parse(&b.resource_type)?,
+        pattern_type: PatternType::parse(&b.pattern_type)?,
+        resource_name: b.resource_name,
+        operation: Operation::parse(&b.operation)?,
+        permission: Permission::parse(&b.permission)?,
+    };
+    binding.validate()?;
+    Ok(binding)
+}
+
+/// A binding for the wire.
+pub fn acl_binding_to_proto(b: &AclBinding) -> pb::AclBinding {
+    pb::AclBinding {
+        principal: b.principal.clone(),
+        resource_type: b.resource_type.as_str().to_string(),
+        pattern_type: b.pattern_type.as_str().to_string(),
+        resource_name: b.resource_name.clone(),
+        operation: b.operation.as_str().to_string(),
+        permission: b.permission.as_str().to_string(),
+    }
+}
+
+/// A filter from the wire: empty fields select anything.
+pub fn acl_filter(f: Option<pb::AclFilter>) -> Result<AclFilter, Error> {
+    let f = f.unwrap_or_default();
+    fn opt<T>(s: &str, parse: fn(&str) -> Result<T, Error>) -> Result<Option<T>, Error> {
+        if s.is_empty() { Ok(None) } else { parse(s).map(Some) }
+    }
+    let text = |s: String| (!s.is_empty()).then_some(s);
+    Ok(AclFilter {
+        resource_type: opt(&f.resource_type, ResourceType::parse)?,
+        pattern_type: opt(&f.pattern_type, PatternType::parse)?,
+        operation: opt(&f.operation, Operation::parse)?,
+        permission: opt(&f.permission, Permission::parse)?,
+        principal: text(f.principal),
+        resource_name: text(f.resource_name),
+    })
 }

@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::acl::{Operation, ResourceType};
+use crate::auth::Identity;
+use crate::auth::layer::identity;
 use crate::broker::fetch::{self, FetchOptions};
 use crate::broker::{Broker, Payload, Produced};
 use shale_core::error::{Error, Reason};
@@ -48,12 +51,25 @@ fn payload(req: &mut pb::ProduceRequest) -> Result<Payload, Error> {
 }
 
 impl LogService {
+    /// Checks that `who` may write what `req` carries: Write on the topic, and producer
+    /// ids issued to `who`.
+    fn authorize_produce(&self, who: &Identity, req: &pb::ProduceRequest) -> Result<(), Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "Produce", Operation::Write, ResourceType::Topic, &req.topic)?;
+        if let Some(pb::produce_request::Payload::Batches(b)) = &req.payload {
+            acl.check_producer_ids(who, &req.topic, b)?;
+        }
+        Ok(())
+    }
+
     /// Appends; the returned future resolves when `acks` is satisfied. Both steps are
     /// counted for the topic, and the whole is timed as produce latency.
     async fn append(
         &self,
+        who: &Identity,
         mut req: pb::ProduceRequest,
     ) -> Result<impl Future<Output = Result<Produced, Error>> + Send + 'static, Error> {
+        self.authorize_produce(who, &req)?;
         let start = shale_core::clock::monotonic_now();
         let metrics = self.broker.request_metrics().clone();
         // Only existing topics get counters: request names alone must not grow the map.
@@ -102,9 +118,11 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
+        let who = identity(&request);
         let req = request.into_inner();
         let correlation_id = req.correlation_id;
-        let produced = self.append(req).await.map_err(into_status)?.await.map_err(into_status)?;
+        let produced =
+            self.append(&who, req).await.map_err(into_status)?.await.map_err(into_status)?;
         Ok(Response::new(pb::ProduceResponse {
             correlation_id,
             base_offset: produced.base_offset,
@@ -121,6 +139,7 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<Streaming<pb::ProduceRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        let who = identity(&request);
         let mut inbound = request.into_inner();
         let service = self.clone();
         let mut closed = self.broker.closed_signal();
@@ -136,7 +155,7 @@ impl pb::log_server::Log for LogService {
                         match next {
                             Some(Ok(req)) => {
                                 let id = req.correlation_id;
-                                let appended = service.append(req).await;
+                                let appended = service.append(&who, req).await;
                                 pending.push_back(async move {
                                     match appended {
                                         Ok(ack) => (id, ack.await),
@@ -192,7 +211,11 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<Self::FetchStream>, Status> {
+        let who = identity(&request);
         let req = request.into_inner();
+        let acl = self.broker.acl();
+        acl.check(&who, "Fetch", Operation::Read, ResourceType::Topic, &req.topic)
+            .map_err(into_status)?;
         let partition = self.broker.partition(&req.topic, req.partition).map_err(into_status)?;
         let limits = &self.broker.settings().log;
         // Capped: one message never grows past what the broker accepts in a request.
@@ -228,9 +251,11 @@ impl pb::log_server::Log for LogService {
 
     async fn init_producer_id(
         &self,
-        _request: Request<pb::InitProducerIdRequest>,
+        request: Request<pb::InitProducerIdRequest>,
     ) -> Result<Response<pb::InitProducerIdResponse>, Status> {
-        let (producer_id, epoch) = self.broker.init_producer_id().await.map_err(into_status)?;
+        let who = identity(&request);
+        self.broker.acl().check_idempotent_write(&who, "InitProducerId").map_err(into_status)?;
+        let (producer_id, epoch) = self.broker.init_producer_id(&who).await.map_err(into_status)?;
         Ok(Response::new(pb::InitProducerIdResponse { producer_id, producer_epoch: epoch as i32 }))
     }
 
@@ -238,7 +263,11 @@ impl pb::log_server::Log for LogService {
         &self,
         request: Request<pb::ListOffsetsRequest>,
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let who = identity(&request);
         let req = request.into_inner();
+        let acl = self.broker.acl();
+        acl.check(&who, "ListOffsets", Operation::Describe, ResourceType::Topic, &req.topic)
+            .map_err(into_status)?;
         let partition = self.broker.partition(&req.topic, req.partition).map_err(into_status)?;
         let log_start = partition.log_start_offset();
         let hw = partition.high_watermark();

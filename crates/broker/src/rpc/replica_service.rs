@@ -38,6 +38,8 @@ impl pb::replica_server::Replica for ReplicaService {
         &self,
         request: Request<Streaming<pb::ReplicaFetchRequest>>,
     ) -> Result<Response<Self::ReplicaFetchStream>, Status> {
+        let who = crate::auth::layer::identity(&request);
+        self.broker.acl().check_broker(&who, "ReplicaFetch").map_err(into_status)?;
         let mut inbound = request.into_inner();
         let service = self.clone();
         let mut broker_closed = self.broker.closed_signal();
@@ -85,6 +87,8 @@ impl pb::replica_server::Replica for ReplicaService {
         &self,
         request: Request<pb::OffsetForLeaderEpochRequest>,
     ) -> Result<Response<pb::OffsetForLeaderEpochResponse>, Status> {
+        let who = crate::auth::layer::identity(&request);
+        self.broker.acl().check_broker(&who, "OffsetForLeaderEpoch").map_err(into_status)?;
         let req = request.into_inner();
         let (leader_epoch, end_offset) = leader::end_of_epoch(
             &self.broker,

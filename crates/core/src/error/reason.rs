@@ -156,6 +156,11 @@ reasons! {
     Internal = "INTERNAL",
     /// The request carries no valid credential.
     Unauthenticated = "UNAUTHENTICATED",
+    /// The caller's principal may not do this (ACLs); details name the principal, the
+    /// operation and the resource.
+    AuthorizationFailed = "AUTHORIZATION_FAILED",
+    /// The caller's principal is over a quota; the answer carries how long to wait.
+    QuotaExceeded = "QUOTA_EXCEEDED",
     /// The connection failed (client side).
     TransportError = "TRANSPORT_ERROR",
     /// The call's deadline passed (client side).
