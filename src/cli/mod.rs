@@ -7,6 +7,7 @@ mod cluster;
 mod consume;
 mod group;
 mod produce;
+mod quota;
 mod serve;
 mod topic;
 
@@ -50,6 +51,9 @@ pub enum Command {
     /// Add, list and remove access-control bindings.
     #[command(subcommand)]
     Acl(acl::AclCommand),
+    /// Set, list and remove per-principal quotas.
+    #[command(subcommand)]
+    Quota(quota::QuotaCommand),
 }
 
 /// Runs a parsed command line.
@@ -63,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(a) => consume::run(a).await,
         Command::Group(c) => group::run(c).await,
         Command::Acl(c) => acl::run(c).await,
+        Command::Quota(c) => quota::run(c).await,
     }
 }
 

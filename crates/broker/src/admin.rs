@@ -58,6 +58,16 @@ impl AdminServer {
             "gRPC calls by method, until the response (or the stream) starts",
             requests.grpc_latency.clone(),
         );
+        registry.register(
+            "quota_delay_seconds",
+            "Time requests were held to keep their principals within quota, by quota",
+            requests.quota_delay.clone(),
+        );
+        registry.register(
+            "quota_refused",
+            "Requests refused (RESOURCE_EXHAUSTED) for being too far over quota, by quota",
+            requests.quota_refused.clone(),
+        );
         let state = Arc::new(AdminState { broker: Arc::downgrade(broker), registry });
         let app = Router::new()
             .route("/metrics", get(metrics))

@@ -21,6 +21,8 @@ pub(crate) enum Resource<'a> {
     Group(&'a str),
     /// An access-control binding, as it reads.
     Acl(&'a str),
+    /// A principal's quotas.
+    Quota(&'a str),
 }
 
 impl Resource<'_> {
@@ -29,6 +31,7 @@ impl Resource<'_> {
             Resource::Topic(name) => ("topic", name),
             Resource::Group(name) => ("group", name),
             Resource::Acl(binding) => ("acl", binding),
+            Resource::Quota(principal) => ("quota", principal),
         }
     }
 }

@@ -4,6 +4,8 @@
 //!   topic lifecycle, tiering tasks, detection of gone peers.
 //! - `groups`: consumer-group coordination (KIP-848 style) and committed offsets.
 //! - `rpc`: the tonic services over the broker.
+//! - `quota`: per-principal produce, fetch and request-rate quotas, stored in etcd;
+//!   requests over quota are held (or refused past `quota.max_delay_ms`).
 //! - `server`: assembles a broker and its gRPC server from settings and injected parts.
 //! - `auth`: who is calling: principals from bearer tokens and client certificates, and
 //!   the tower layer that authenticates every request.
@@ -14,6 +16,7 @@
 //! - `metrics`: request metrics shared by the services and the admin listener.
 //! - `settings`: broker settings (file, env, flags), validated.
 //! - `tls`: TLS on the listener and to peers (rustls), with certificates reloaded from disk.
+//! - `watched`: a prefix of the metadata store kept in memory by a watch (ACLs, quotas).
 //!
 //! Below: `shale-storage`, `shale-meta`, `shale-proto` and `shale-core`. Nothing here is
 //! used by the client.
@@ -25,7 +28,9 @@ pub mod auth;
 pub mod broker;
 pub mod groups;
 pub mod metrics;
+pub mod quota;
 pub mod rpc;
 pub mod server;
 pub mod settings;
 pub mod tls;
+pub mod watched;

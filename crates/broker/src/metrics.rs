@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tonic::codegen::http;
@@ -45,6 +46,10 @@ pub struct RequestMetrics {
     pub produce_latency: Histogram,
     /// gRPC request latency by method, until the response (or stream) starts, in seconds.
     pub grpc_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    /// Time requests were held to keep principals within quota, by quota, in seconds.
+    pub quota_delay: Family<MethodLabels, Counter<f64, AtomicU64>>,
+    /// Requests refused for being too far over quota, by quota.
+    pub quota_refused: Family<MethodLabels, Counter>,
 }
 
 impl Default for RequestMetrics {
@@ -53,6 +58,8 @@ impl Default for RequestMetrics {
             topics: RwLock::new(HashMap::new()),
             produce_latency: latency_histogram(),
             grpc_latency: Family::new_with_constructor(latency_histogram),
+            quota_delay: Family::default(),
+            quota_refused: Family::default(),
         }
     }
 }
@@ -83,6 +90,18 @@ impl RequestMetrics {
             .unwrap_or_default();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// Counts a request held `wait` by quota `kind`.
+    pub fn quota_delayed(&self, kind: &str, wait: Duration) {
+        let labels = vec![("quota".to_string(), kind.to_string())];
+        self.quota_delay.get_or_create(&labels).inc_by(wait.as_secs_f64());
+    }
+
+    /// Counts a request refused by quota `kind`.
+    pub fn quota_refused(&self, kind: &str) {
+        let labels = vec![("quota".to_string(), kind.to_string())];
+        self.quota_refused.get_or_create(&labels).inc();
     }
 
     /// Records a finished produce request.

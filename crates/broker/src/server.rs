@@ -156,7 +156,7 @@ pub async fn start(
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .layer(crate::metrics::GrpcLatencyLayer::new(broker.request_metrics().clone()))
-        .layer(crate::auth::layer::AuthLayer::new(authenticator))
+        .layer(crate::auth::layer::AuthLayer::new(authenticator, broker.quotas().clone()))
         // Large windows: throughput for big batches, and h2's budget for small buffered
         // DATA frames scales with the connection window, so a producer pipelining many
         // tiny batches over many partitions is not mistaken for a flood.

@@ -43,6 +43,8 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// `[acl]`: authorization.
     pub acl: crate::acl::AclSettings,
+    /// `[quota]`: how per-principal quotas are enforced.
+    pub quota: crate::quota::QuotaSettings,
 }
 
 /// `[groups]`: consumer group timeouts.

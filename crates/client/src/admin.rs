@@ -190,6 +190,28 @@ impl Admin {
         Ok(resp.into_inner().deleted)
     }
 
+    /// Replaces a principal's quotas (every limit unset removes them; needs AlterConfigs
+    /// on the cluster).
+    pub async fn alter_quota(&self, quota: pb::Quota) -> Result<(), Error> {
+        self.client
+            .admin_rpc()?
+            .alter_quota(pb::AlterQuotaRequest { quota: Some(quota) })
+            .await
+            .map_err(self.failed(None))?;
+        Ok(())
+    }
+
+    /// Every principal's quotas (needs DescribeConfigs on the cluster).
+    pub async fn describe_quotas(&self) -> Result<Vec<pb::Quota>, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .describe_quotas(pb::DescribeQuotasRequest {})
+            .await
+            .map_err(self.failed(None))?;
+        Ok(resp.into_inner().quotas)
+    }
+
     /// Brokers, controller and partition leaders of `topics` (all when empty).
     pub async fn metadata(&self, topics: &[String]) -> Result<pb::GetMetadataResponse, Error> {
         self.client

@@ -282,7 +282,10 @@ impl Client {
                 {
                     attempt += 1;
                     self.next_bootstrap();
-                    shale_core::clock::sleep(Duration::from_millis(20 * attempt)).await;
+                    // Over a quota, the broker says when to come back (RetryInfo).
+                    let backoff = Duration::from_millis(20 * attempt);
+                    shale_core::clock::sleep(e.retry_after().unwrap_or_default().max(backoff))
+                        .await;
                 }
                 result => return result,
             }

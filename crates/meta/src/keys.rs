@@ -184,6 +184,16 @@ impl Keys {
         format!("{}acls/", self.root)
     }
 
+    /// `quotas/{principal}`: one principal's quotas (`*`: every principal without its own).
+    pub fn quota(&self, principal: &str) -> String {
+        format!("{}{}", self.quotas(), escape(principal))
+    }
+
+    /// Prefix of every principal's quotas.
+    pub fn quotas(&self) -> String {
+        format!("{}quotas/", self.root)
+    }
+
     /// `producer_id_secret`: the cluster's key for tagging producer ids with the principal
     /// they were issued to.
     pub fn producer_id_secret(&self) -> String {

@@ -26,6 +26,7 @@ pub fn code_of(kind: ErrorKind) -> Code {
         ErrorKind::Internal => Code::Internal,
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
     }
 }
 
@@ -34,9 +35,8 @@ pub fn kind_of(code: Code) -> ErrorKind {
     match code {
         Code::FailedPrecondition => ErrorKind::NotLeader,
         Code::Aborted => ErrorKind::Fenced,
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
-            ErrorKind::Unavailable
-        }
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Unavailable,
+        Code::ResourceExhausted => ErrorKind::ResourceExhausted,
         Code::InvalidArgument => ErrorKind::Invalid,
         Code::NotFound => ErrorKind::NotFound,
         Code::AlreadyExists => ErrorKind::AlreadyExists,
@@ -52,7 +52,11 @@ pub fn kind_of(code: Code) -> ErrorKind {
 pub fn to_status(e: &Error) -> Status {
     let metadata: HashMap<String, String> =
         e.details.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let details = ErrorDetails::with_error_info(e.reason.as_str(), DOMAIN, metadata);
+    let mut details = ErrorDetails::with_error_info(e.reason.as_str(), DOMAIN, metadata);
+    // Standard clients read when to come back from RetryInfo.
+    if let Some(ms) = e.details.get("retry_after_ms").and_then(|v| v.parse::<u64>().ok()) {
+        details.set_retry_info(Some(std::time::Duration::from_millis(ms)));
+    }
     Status::with_error_details(code_of(e.kind), e.message.clone(), details)
 }
 
@@ -189,6 +193,7 @@ mod tests {
             ErrorKind::Internal,
             ErrorKind::Unauthenticated,
             ErrorKind::PermissionDenied,
+            ErrorKind::ResourceExhausted,
         ];
         for k in kinds {
             assert_eq!(kind_of(code_of(k)), k);

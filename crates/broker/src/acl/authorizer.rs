@@ -9,16 +9,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{AclBinding, AclFilter, Acls, Operation, ResourceType};
 use crate::audit;
 use crate::auth::{Identity, Principal};
 use shale_core::error::{Error, ErrorKind, Reason};
-use shale_meta::{Compare, Keys, MetaStore, Revision, Txn, TxnOp, WatchEvent};
+use shale_meta::{Compare, Keys, MetaStore, Revision, Txn, TxnOp};
 
 /// `[acl]`: authorization.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -44,9 +42,6 @@ impl AclSettings {
 
 /// Most bindings written or deleted by one request (one store transaction).
 const MAX_BINDINGS_PER_REQUEST: usize = shale_meta::MAX_TXN_OPS;
-
-/// How long the watch waits before re-reading after it broke.
-const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 /// Checks requests against the cluster's bindings.
 #[derive(Debug)]
@@ -85,18 +80,17 @@ impl Authorizer {
     ) -> Result<(Arc<Authorizer>, Revision), Error> {
         settings.validate()?;
         let secret = producer_id_secret(&*store, &keys).await?;
-        let read = store.range(&keys.acls()).await?;
-        let acls = read.kvs.iter().filter_map(|kv| decode(&kv.key, &kv.value)).collect::<Vec<_>>();
+        let (acls, revision) = crate::watched::read(&*store, &keys.acls(), decode).await?;
         let authorizer = Authorizer {
             enabled: settings.enabled.unwrap_or(auth.require),
             super_users: settings.super_users.iter().cloned().collect(),
             brokers: auth.broker_principals.iter().cloned().collect(),
-            acls: RwLock::new(Arc::new(Acls::new(acls))),
+            acls: RwLock::new(Arc::new(Acls::new(acls.into_values()))),
             store,
             keys,
             producer_ids: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
         };
-        Ok((Arc::new(authorizer), read.revision))
+        Ok((Arc::new(authorizer), revision))
     }
 
     /// Whether requests are checked at all.
@@ -258,54 +252,18 @@ impl Authorizer {
     }
 
     async fn read(&self, filter: &AclFilter) -> Result<BTreeMap<String, AclBinding>, Error> {
-        let read = self.store.range(&self.keys.acls()).await?;
-        Ok(read
-            .kvs
-            .iter()
-            .filter_map(|kv| Some((kv.key.clone(), decode(&kv.key, &kv.value)?)))
-            .filter(|(_, b)| filter.selects(b))
-            .collect())
+        let (mut all, _) = crate::watched::read(&*self.store, &self.keys.acls(), decode).await?;
+        all.retain(|_, b| filter.selects(b));
+        Ok(all)
     }
 
-    /// Keeps the cache equal to the stored bindings: watches `acls/` from `from + 1`,
-    /// re-reading whenever the watch breaks. Runs until the broker stops it.
-    pub async fn follow(self: Arc<Self>, mut from: Revision) {
-        let prefix = self.keys.acls();
-        let mut known: BTreeMap<String, AclBinding> =
+    /// Keeps the cache equal to the stored bindings, from revision `from` on. Runs until
+    /// the broker stops it.
+    pub async fn follow(self: Arc<Self>, from: Revision) {
+        let known =
             self.current().iter().map(|b| (self.keys.acl(b.key_parts()), b.clone())).collect();
-        loop {
-            if let Ok(mut watch) = self.store.watch_prefix(&prefix, from + 1).await {
-                while let Some(Ok(event)) = watch.next().await {
-                    match event {
-                        WatchEvent::Put(kv) => {
-                            from = kv.mod_revision;
-                            if let Some(b) = decode(&kv.key, &kv.value) {
-                                known.insert(kv.key, b);
-                            }
-                        }
-                        WatchEvent::Delete { key, mod_revision } => {
-                            from = mod_revision;
-                            known.remove(&key);
-                        }
-                        WatchEvent::Reset => break,
-                    }
-                    self.publish(&known);
-                }
-            }
-            shale_core::clock::sleep(RETRY_AFTER).await;
-            match self.store.range(&prefix).await {
-                Ok(read) => {
-                    known = read
-                        .kvs
-                        .iter()
-                        .filter_map(|kv| Some((kv.key.clone(), decode(&kv.key, &kv.value)?)))
-                        .collect();
-                    from = read.revision;
-                    self.publish(&known);
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot re-read the ACLs; retrying"),
-            }
-        }
+        let (store, prefix) = (self.store.clone(), self.keys.acls());
+        crate::watched::follow(store, prefix, from, known, decode, |k| self.publish(k)).await
     }
 
     fn publish(&self, known: &BTreeMap<String, AclBinding>) {

@@ -13,20 +13,23 @@ use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::{Authenticator, Identity};
+use crate::quota::{Kind, Quotas};
 
 /// Paths open without credentials: the health service, for probes.
 const OPEN_PREFIXES: &[&str] = &["/grpc.health.v1.Health/"];
 
-/// Authenticates requests with an [`Authenticator`].
+/// Authenticates requests with an [`Authenticator`], then holds each for its principal's
+/// request-rate quota.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
+    quotas: Arc<Quotas>,
 }
 
 impl AuthLayer {
-    /// A layer over `auth`.
-    pub fn new(auth: Arc<Authenticator>) -> AuthLayer {
-        AuthLayer { auth }
+    /// A layer over `auth` and `quotas`.
+    pub fn new(auth: Arc<Authenticator>, quotas: Arc<Quotas>) -> AuthLayer {
+        AuthLayer { auth, quotas }
     }
 }
 
@@ -34,7 +37,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
     type Service = Authenticate<S>;
 
     fn layer(&self, inner: S) -> Authenticate<S> {
-        Authenticate { inner, auth: self.auth.clone() }
+        Authenticate { inner, auth: self.auth.clone(), quotas: self.quotas.clone() }
     }
 }
 
@@ -43,6 +46,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
 pub struct Authenticate<S> {
     inner: S,
     auth: Arc<Authenticator>,
+    quotas: Arc<Quotas>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -70,7 +74,7 @@ where
         // The clone is not ready; the ready one serves this request (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let auth = self.auth.clone();
+        let (auth, quotas) = (self.auth.clone(), self.quotas.clone());
         Box::pin(async move {
             let identity = match credentials_of(&req) {
                 Ok((bearer, chain)) => {
@@ -81,7 +85,13 @@ where
             };
             let open = OPEN_PREFIXES.iter().any(|p| req.uri().path().starts_with(p));
             match identity {
+                Ok(id) if open => {
+                    req.extensions_mut().insert(id);
+                }
                 Ok(id) => {
+                    if let Err(e) = quotas.throttle(&id, Kind::Requests, 1).await {
+                        return Ok(shale_proto::status::into_status(e).into_http());
+                    }
                     req.extensions_mut().insert(id);
                 }
                 Err(_) if open => {

@@ -104,6 +104,8 @@ pub struct Broker {
     producer_ids: idempotence::ProducerIds,
     /// The cluster's ACLs, and the check every request passes.
     acl: Arc<crate::acl::Authorizer>,
+    /// Per-principal quotas.
+    quotas: Arc<crate::quota::Quotas>,
     /// Serializes topic create/delete/alter on this broker.
     admin_lock: tokio::sync::Mutex<()>,
     /// Produce/fetch traffic by topic and request latencies.
@@ -150,6 +152,14 @@ impl Broker {
         let (acl, acl_revision) =
             crate::acl::Authorizer::open(&settings.acl, &settings.auth, meta.clone(), keys.clone())
                 .await?;
+        let requests = Arc::<crate::metrics::RequestMetrics>::default();
+        let (quotas, quota_revision) = crate::quota::Quotas::open(
+            &settings.quota,
+            meta.clone(),
+            keys.clone(),
+            requests.clone(),
+        )
+        .await?;
         let resources = Arc::new(LogResources::new(
             settings.log.fd_cache_capacity,
             settings.log.index_cache_bytes,
@@ -180,8 +190,9 @@ impl Broker {
             ),
             producer_ids: idempotence::ProducerIds::new(meta.clone(), &keys),
             acl: acl.clone(),
+            quotas: quotas.clone(),
             admin_lock: tokio::sync::Mutex::new(()),
-            requests: Arc::default(),
+            requests,
             self_ref: std::sync::OnceLock::new(),
             settings,
         });
@@ -196,6 +207,7 @@ impl Broker {
         ));
         broker.life.spawn(follow::run(Arc::downgrade(&broker), revision));
         broker.life.spawn(acl.follow(acl_revision));
+        broker.life.spawn(quotas.follow(quota_revision));
         if let Some(tls) = tls {
             broker.life.spawn(crate::tls::reload_loop(tls));
         }
@@ -433,6 +445,11 @@ impl Broker {
     pub async fn init_producer_id(&self, who: &crate::auth::Identity) -> Result<(i64, i16), Error> {
         let counter = self.producer_ids.next().await?;
         Ok((self.acl.producer_id(counter, who)?, 0))
+    }
+
+    /// Per-principal quotas.
+    pub fn quotas(&self) -> &Arc<crate::quota::Quotas> {
+        &self.quotas
     }
 
     /// The authorizer: ACLs and the per-request check.

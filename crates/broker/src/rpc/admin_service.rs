@@ -286,4 +286,52 @@ impl pb::admin_server::Admin for AdminService {
             deleted: deleted.iter().map(convert::acl_binding_to_proto).collect(),
         }))
     }
+
+    async fn alter_quota(
+        &self,
+        request: Request<pb::AlterQuotaRequest>,
+    ) -> Result<Response<pb::AlterQuotaResponse>, Status> {
+        let who = identity(&request);
+        let acl = self.broker.acl();
+        acl.check(&who, "AlterQuota", Operation::AlterConfigs, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let q = request.into_inner().quota.unwrap_or_default();
+        let limits = crate::quota::QuotaLimits {
+            produce_bytes_per_sec: q.produce_bytes_per_sec,
+            fetch_bytes_per_sec: q.fetch_bytes_per_sec,
+            requests_per_sec: q.requests_per_sec,
+        };
+        let set = self.broker.quotas().set(&q.principal, limits).await;
+        crate::audit::mutation(&who, "alter_quota", Resource::Quota(&q.principal), &set);
+        set.map_err(into_status)?;
+        Ok(Response::new(pb::AlterQuotaResponse {}))
+    }
+
+    async fn describe_quotas(
+        &self,
+        request: Request<pb::DescribeQuotasRequest>,
+    ) -> Result<Response<pb::DescribeQuotasResponse>, Status> {
+        let who = identity(&request);
+        let acl = self.broker.acl();
+        acl.check(
+            &who,
+            "DescribeQuotas",
+            Operation::DescribeConfigs,
+            ResourceType::Cluster,
+            CLUSTER,
+        )
+        .map_err(into_status)?;
+        let quotas = self.broker.quotas().list().await.map_err(into_status)?;
+        Ok(Response::new(pb::DescribeQuotasResponse {
+            quotas: quotas
+                .into_iter()
+                .map(|(principal, l)| pb::Quota {
+                    principal,
+                    produce_bytes_per_sec: l.produce_bytes_per_sec,
+                    fetch_bytes_per_sec: l.fetch_bytes_per_sec,
+                    requests_per_sec: l.requests_per_sec,
+                })
+                .collect(),
+        }))
+    }
 }

@@ -16,6 +16,7 @@ use crate::auth::Identity;
 use crate::auth::layer::identity;
 use crate::broker::fetch::{self, FetchOptions};
 use crate::broker::{Broker, Payload, Produced};
+use crate::quota::Kind;
 use shale_core::error::{Error, Reason};
 use shale_proto::convert;
 use shale_proto::pb;
@@ -70,6 +71,19 @@ impl LogService {
         mut req: pb::ProduceRequest,
     ) -> Result<impl Future<Output = Result<Produced, Error>> + Send + 'static, Error> {
         self.authorize_produce(who, &req)?;
+        let size = match &req.payload {
+            Some(pb::produce_request::Payload::Batches(b)) => b.len() as u64,
+            Some(pb::produce_request::Payload::Records(r)) => r
+                .records
+                .iter()
+                .map(|r| {
+                    (r.key.as_ref().map_or(0, |k| k.len())
+                        + r.value.as_ref().map_or(0, |v| v.len())) as u64
+                })
+                .sum(),
+            None => 0,
+        };
+        self.broker.quotas().throttle(who, Kind::Produce, size).await?;
         let start = shale_core::clock::monotonic_now();
         let metrics = self.broker.request_metrics().clone();
         // Only existing topics get counters: request names alone must not grow the map.
@@ -155,7 +169,12 @@ impl pb::log_server::Log for LogService {
                         match next {
                             Some(Ok(req)) => {
                                 let id = req.correlation_id;
-                                let appended = service.append(&who, req).await;
+                                // Each message is a request (the stream itself was one).
+                                let quotas = service.broker.quotas();
+                                let appended = match quotas.throttle(&who, Kind::Requests, 1).await {
+                                    Ok(()) => service.append(&who, req).await,
+                                    Err(e) => Err(e),
+                                };
                                 pending.push_back(async move {
                                     match appended {
                                         Ok(ack) => (id, ack.await),
@@ -232,7 +251,18 @@ impl pb::log_server::Log for LogService {
         let rx = fetch::start(partition, opts, self.broker.closed_signal()).map_err(into_status)?;
         let counters = self.broker.request_metrics().topic(&req.topic);
         counters.fetch_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stream = ReceiverStream::new(rx).map(move |item| {
+        let quotas = self.broker.quotas().clone();
+        let stream = ReceiverStream::new(rx).then(move |item| {
+            let (quotas, who) = (quotas.clone(), who.clone());
+            async move {
+                // Over the fetch quota, the message waits; a stream is never refused for it.
+                if let Ok(c) = &item {
+                    quotas.throttle_stream(&who, Kind::Fetch, c.batches.len() as u64).await;
+                }
+                item
+            }
+        });
+        let stream = stream.map(move |item| {
             if let Ok(c) = &item {
                 counters
                     .fetch_bytes

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use shale_core::error::Error;
+use shale_core::error::{Error, ErrorKind};
 use shale_proto::{convert, pb};
 
 use super::{Pending, ProducerConfig, Sealed, Tp};
@@ -85,10 +85,13 @@ pub(super) async fn sender_loop(
             match open_stream(&client, &tp).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    client.invalidate(&tp.0);
+                    if e.kind != ErrorKind::ResourceExhausted {
+                        client.invalidate(&tp.0);
+                    }
                     let batches: Vec<Sealed> = queue.drain(..).collect();
                     requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
-                    shale_core::clock::sleep(config.retry_backoff).await;
+                    let wait = e.retry_after().unwrap_or_default().max(config.retry_backoff);
+                    shale_core::clock::sleep(wait).await;
                     continue;
                 }
             }
@@ -164,7 +167,8 @@ pub(super) async fn sender_loop(
                     };
                     // The leader may have moved (NOT_LEADER) or stopped serving (its lease,
                     // the connection): look it up again before the resend.
-                    if e.kind.is_retriable() {
+                    // Over a quota, the leader is where it was.
+                    if e.kind.is_retriable() && e.kind != ErrorKind::ResourceExhausted {
                         client.invalidate(&tp.0);
                     }
                     // Everything in flight is resent in order on a fresh stream (or failed).
@@ -172,7 +176,9 @@ pub(super) async fn sender_loop(
                     requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
                     conn = None;
                     if e.kind.is_retriable() {
-                        shale_core::clock::sleep(config.retry_backoff).await;
+                        // Over a quota, the broker says when to come back (RetryInfo).
+                        let wait = e.retry_after().unwrap_or_default().max(config.retry_backoff);
+                        shale_core::clock::sleep(wait).await;
                     }
                 }
             }

@@ -39,12 +39,14 @@ pub enum ErrorKind {
     Unauthenticated,
     /// The caller is authenticated but not allowed to do this. Not retriable as is.
     PermissionDenied,
+    /// The caller is over a quota; retriable after the delay in `retry_after_ms`.
+    ResourceExhausted,
 }
 
 impl ErrorKind {
     /// Whether the same request may succeed when sent again (possibly elsewhere).
     pub fn is_retriable(self) -> bool {
-        matches!(self, ErrorKind::NotLeader | ErrorKind::Unavailable)
+        matches!(self, ErrorKind::NotLeader | ErrorKind::Unavailable | ErrorKind::ResourceExhausted)
     }
 }
 
@@ -75,6 +77,12 @@ impl PartialEq for Error {
 impl Eq for Error {}
 
 impl Error {
+    /// How long the server asked the caller to wait before retrying (`retry_after_ms`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        let ms = self.details.get("retry_after_ms")?.parse::<u64>().ok()?;
+        Some(std::time::Duration::from_millis(ms))
+    }
+
     /// A new error without details.
     pub fn new(kind: ErrorKind, reason: Reason, message: impl Into<String>) -> Self {
         Error { kind, reason, message: message.into(), details: BTreeMap::new(), source: None }
