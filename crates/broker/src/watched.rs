@@ -11,8 +11,10 @@ use futures::StreamExt;
 use shale_core::error::Error;
 use shale_meta::{MetaStore, Revision, WatchEvent};
 
-/// How long the follower waits before reading again after the watch broke.
+/// How long the follower waits before reading again after the watch broke; doubled on
+/// each failed read, up to `RETRY_AT_MOST`.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+const RETRY_AT_MOST: Duration = Duration::from_secs(5);
 
 /// Decodes one stored value; `None` skips it (the decoder says why in the log).
 pub type Decode<T> = fn(key: &str, value: &[u8]) -> Option<T>;
@@ -39,6 +41,7 @@ pub async fn follow<T>(
     decode: Decode<T>,
     publish: impl Fn(&BTreeMap<String, T>) + Send,
 ) {
+    let mut retry = RETRY_AFTER;
     loop {
         if let Ok(mut watch) = store.watch_prefix(&prefix, from + 1).await {
             while let Some(Ok(event)) = watch.next().await {
@@ -59,13 +62,22 @@ pub async fn follow<T>(
                 publish(&known);
             }
         }
-        shale_core::clock::sleep(RETRY_AFTER).await;
+        shale_core::clock::sleep(retry).await;
         match read(&*store, &prefix, decode).await {
             Ok((values, revision)) => {
                 (known, from) = (values, revision);
                 publish(&known);
+                retry = RETRY_AFTER;
             }
-            Err(e) => tracing::warn!(error = %e, %prefix, "cannot read again; retrying"),
+            // Once per outage at warn: the store's own clients say more, and louder.
+            Err(e) if retry == RETRY_AFTER => {
+                tracing::warn!(error = %e, %prefix, "cannot read again; retrying");
+                retry = (retry * 2).min(RETRY_AT_MOST);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, %prefix, "cannot read again; retrying");
+                retry = (retry * 2).min(RETRY_AT_MOST);
+            }
         }
     }
 }
