@@ -52,7 +52,32 @@ trap 'rm -rf "$out"' EXIT
 for overlay in deploy/k8s/overlays/*/; do
   name=$(basename "$overlay")
   kubectl kustomize "$overlay" > "$out/$name.yaml"
-  "$VENV/bin/kubernetes-validate" --strict --quiet "$out/$name.yaml"
+  # cert-manager's kinds have no built-in schema: they are checked for the fields Shale's
+  # components rely on, and the rest strictly against the Kubernetes schemas.
+  "$VENV/bin/python" - "$out/$name.yaml" "$out/$name.core.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+core, cm = [], []
+for d in docs:
+    (cm if d["apiVersion"].startswith("cert-manager.io/") else core).append(d)
+issuers = {d["metadata"]["name"] for d in cm if d["kind"] == "Issuer"}
+for d in cm:
+    assert d["apiVersion"] == "cert-manager.io/v1", d["apiVersion"]
+    name, spec = d["metadata"]["name"], d["spec"]
+    if d["kind"] == "Issuer":
+        assert len(set(spec) & {"selfSigned", "ca", "acme", "vault"}) == 1, name
+    elif d["kind"] == "Certificate":
+        assert spec["secretName"] and spec["issuerRef"]["kind"] == "Issuer", name
+        assert spec["issuerRef"]["name"] in issuers, f"{name}: no Issuer {spec['issuerRef']['name']}"
+        assert spec.get("commonName") or spec.get("dnsNames"), name
+        allowed = {"server auth", "client auth", "digital signature", "key encipherment"}
+        assert set(spec.get("usages", [])) <= allowed, name
+    else:
+        raise SystemExit(f"unexpected cert-manager kind {d['kind']}")
+yaml.safe_dump_all(core, open(sys.argv[2], "w"))
+print(f"cert-manager objects checked: {len(cm)}")
+PY
+  "$VENV/bin/kubernetes-validate" --strict --quiet "$out/$name.core.yaml"
   echo "rendered and valid: $overlay ($(grep -c '^kind:' "$out/$name.yaml") objects)"
 done
 

@@ -34,7 +34,7 @@ pub enum Command {
     /// Run a single broker with embedded metadata and local storage.
     Standalone(serve::StandaloneArgs),
     /// Run a broker from a settings file.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Inspect the cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -60,7 +60,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Standalone(a) => serve::standalone(a).await,
-        Command::Serve(a) => serve::serve(a).await,
+        Command::Serve(a) => serve::serve(*a).await,
         Command::Cluster(c) => cluster::run(c).await,
         Command::Topic(c) => topic::run(c).await,
         Command::Produce(a) => produce::run(a).await,

@@ -121,6 +121,13 @@ pub struct ServeArgs {
     /// File holding the etcd user's password.
     #[arg(long, env = "SHALE_ETCD_PASSWORD_FILE")]
     pub etcd_password_file: Option<PathBuf>,
+    /// Accept JWT bearer tokens from this OpenID Connect issuer (overrides the file's
+    /// `auth.jwt.issuer`; keys from its discovery document).
+    #[arg(long, env = "SHALE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The audience those JWTs must name (default `shale`, or the file's).
+    #[arg(long, env = "SHALE_JWT_AUDIENCE", requires = "jwt_issuer")]
+    pub jwt_audience: Option<String>,
     /// Lease TTL in seconds (overrides the file).
     #[arg(long, env = "SHALE_LEASE_TTL_SECS")]
     pub lease_ttl_secs: Option<u64>,
@@ -203,6 +210,16 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.etcd_user.is_some() {
         c.etcd_user = args.etcd_user;
+    }
+    if let Some(issuer) = args.jwt_issuer.filter(|i| !i.is_empty()) {
+        let jwt = settings.auth.jwt.get_or_insert_with(|| shale_broker::auth::JwtSettings {
+            audience: "shale".into(),
+            ..Default::default()
+        });
+        jwt.issuer = issuer;
+        if let Some(a) = args.jwt_audience {
+            jwt.audience = a;
+        }
     }
     if let Some(t) = args.lease_ttl_secs {
         settings.cluster.lease_ttl_secs = t;

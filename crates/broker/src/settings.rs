@@ -432,6 +432,17 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_settings_files_are_valid() {
+        for (name, text) in [
+            ("base", include_str!("../../../deploy/k8s/base/shale.toml")),
+            ("tls", include_str!("../../../deploy/k8s/components/tls/shale.toml")),
+        ] {
+            let s = Settings::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            s.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
     fn bad_settings_name_the_key() {
         let e = Settings::from_toml("[broker]\nlisten_addr = \"x\"\n").unwrap_err();
         assert!(e.message.contains("listen_addr"), "{}", e.message);

@@ -273,6 +273,7 @@ resource "aws_instance" "broker" {
     download_url   = var.shale_download_url
     sha256         = var.shale_sha256
     volume_id_name = replace(aws_ebs_volume.data[count.index].id, "-", "")
+    security_toml  = local.security_toml
   })
   user_data_replace_on_change = false
   metadata_options {
@@ -295,4 +296,30 @@ resource "aws_volume_attachment" "data" {
   instance_id = aws_instance.broker[count.index].id
   # Stop the instance (a clean drain) rather than yank the volume.
   stop_instance_before_detaching = true
+}
+
+locals {
+  # The [tls], [auth] and [acl] sections of every broker's shale.toml.
+  security_toml = var.tls_enabled ? join("\n", concat(
+    [
+      "[tls]",
+      "cert_file = \"${var.tls_dir}/tls.crt\"",
+      "key_file = \"${var.tls_dir}/tls.key\"",
+      "ca_file = \"${var.tls_dir}/ca.crt\"",
+      "client_auth = \"optional\"",
+      "[auth]",
+      "require = true",
+      "broker_principals = ${jsonencode([var.broker_principal])}",
+    ],
+    var.auth_jwt_issuer == "" ? [] : [
+      "[auth.jwt]",
+      "issuer = ${jsonencode(var.auth_jwt_issuer)}",
+      "audience = ${jsonencode(var.auth_jwt_audience)}",
+    ],
+    ["[acl]", "super_users = ${jsonencode(var.acl_super_users)}"],
+    )) : join("\n", [
+    "[tls]",
+    "# Plaintext inside the VPC (the security group admits only the client CIDRs).",
+    "allow_plaintext = true",
+  ])
 }

@@ -154,3 +154,47 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "tls_enabled" {
+  description = "Serve TLS (clients and brokers) with certificates the operator's PKI agent (Vault agent, step-ca, ...) keeps in tls_dir as tls.crt, tls.key and ca.crt, each broker's valid for its private IP; renewed files are picked up without a restart. Also requires authentication and turns ACLs on. Private keys never pass through Terraform state or user data."
+  type        = bool
+  default     = false
+}
+
+variable "tls_dir" {
+  description = "Directory holding tls.crt, tls.key and ca.crt on every broker (with tls_enabled)."
+  type        = string
+  default     = "/etc/shale/tls"
+  validation {
+    condition     = startswith(var.tls_dir, "/")
+    error_message = "tls_dir must be an absolute path."
+  }
+}
+
+variable "broker_principal" {
+  description = "The principal the brokers' certificates map to (their subject common name, as User:<CN>)."
+  type        = string
+  default     = "User:broker"
+}
+
+variable "acl_super_users" {
+  description = "Principals allowed everything (with tls_enabled), e.g. [\"User:admin\"]."
+  type        = list(string)
+  default     = []
+}
+
+variable "auth_jwt_issuer" {
+  description = "OpenID Connect issuer URL whose JWTs clients may present as bearer tokens (with tls_enabled); empty for none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.auth_jwt_issuer == "" || startswith(var.auth_jwt_issuer, "https://")
+    error_message = "auth_jwt_issuer must be an https:// URL (or empty)."
+  }
+}
+
+variable "auth_jwt_audience" {
+  description = "The audience those JWTs must carry."
+  type        = string
+  default     = "shale"
+}

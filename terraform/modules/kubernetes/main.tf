@@ -85,6 +85,10 @@ data "kustomization_overlay" "shale" {
       length(var.etcd_endpoints) == 0 ? [] : [
         { op = "replace", path = "/spec/template/spec/containers/0/env/3/value", value = local.etcd_endpoints },
       ],
+      var.auth_jwt_issuer == "" ? [] : [
+        { op = "add", path = "/spec/template/spec/containers/0/env/-", value = { name = "SHALE_JWT_ISSUER", value = var.auth_jwt_issuer } },
+        { op = "add", path = "/spec/template/spec/containers/0/env/-", value = { name = "SHALE_JWT_AUDIENCE", value = var.auth_jwt_audience } },
+      ],
     ))
   }
 }

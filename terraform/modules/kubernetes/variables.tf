@@ -93,3 +93,19 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "auth_jwt_issuer" {
+  description = "OpenID Connect issuer URL whose JWTs clients may present as bearer tokens (use with the secure overlay); empty for none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.auth_jwt_issuer == "" || startswith(var.auth_jwt_issuer, "https://")
+    error_message = "auth_jwt_issuer must be an https:// URL (or empty)."
+  }
+}
+
+variable "auth_jwt_audience" {
+  description = "The audience those JWTs must carry."
+  type        = string
+  default     = "shale"
+}
