@@ -31,10 +31,21 @@ const ALICE: &str = "alice-0123456789abcdef";
 const NOBODY: &str = "nobody-0123456789abcdef";
 const BOB: &str = "bob-0123456789abcdef";
 
-/// Every RPC of every service, in an order in which a permitted caller's calls succeed
-/// (its topic is created first and deleted last; it joins its group before committing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rpc {
+macro_rules! rpcs {
+    ($($rpc:ident),* $(,)?) => {
+        /// Every RPC of every service, in an order in which a permitted caller's calls
+        /// succeed (its topic is created first and deleted last; it joins its group before
+        /// committing).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Rpc {
+            $($rpc,)*
+        }
+
+        const RPCS: &[Rpc] = &[$(Rpc::$rpc,)*];
+    };
+}
+
+rpcs!(
     CreateTopic,
     DescribeTopic,
     AlterTopicConfig,
@@ -60,38 +71,7 @@ enum Rpc {
     ReplicaFetch,
     OffsetForLeaderEpoch,
     DeleteTopic,
-}
-
-const RPCS: [Rpc; 25] = {
-    use Rpc::*;
-    [
-        CreateTopic,
-        DescribeTopic,
-        AlterTopicConfig,
-        ListTopics,
-        DescribeCluster,
-        GetMetadata,
-        WhoAmI,
-        Produce,
-        ProduceStream,
-        Fetch,
-        ListOffsets,
-        InitProducerId,
-        Heartbeat,
-        CommitOffsets,
-        FetchOffsets,
-        ResetOffsets,
-        DeleteGroup,
-        ListGroups,
-        DescribeGroup,
-        CreateAcls,
-        DescribeAcls,
-        DeleteAcls,
-        ReplicaFetch,
-        OffsetForLeaderEpoch,
-        DeleteTopic,
-    ]
-};
+);
 
 /// One caller: a label, its client, and what it learned (its group membership).
 struct Caller {
@@ -489,7 +469,7 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
     let mut unexpected = Vec::new();
     let mut cells = 0;
     for caller in &mut callers {
-        for rpc in RPCS {
+        for &rpc in RPCS {
             let got = call(rpc, caller, &addr, epoch).await;
             cells += 1;
             let want = expected(caller.label, rpc);

@@ -63,18 +63,7 @@ pub(crate) fn mutation<T>(
 
 /// A request refused before any service saw it (not authenticated).
 pub(crate) fn refused(method: &str, why: &Error) {
-    tracing::info!(
-        target: TARGET,
-        principal = "unknown",
-        via = "none",
-        action = method,
-        resource_type = "rpc",
-        resource = method,
-        decision = "deny",
-        outcome = why.reason.as_str(),
-        reason = %why.message,
-        "request refused"
-    );
+    deny("unknown", "none", method, "rpc", method, why);
 }
 
 /// A request an authenticated caller was not allowed to make (ACLs, broker-only calls,
@@ -86,10 +75,22 @@ pub(crate) fn denied(
     resource: &str,
     why: &Error,
 ) {
+    let principal = who.principal.to_string();
+    deny(&principal, who.via.as_str(), action, resource_type, resource, why);
+}
+
+fn deny(
+    principal: &str,
+    via: &str,
+    action: &str,
+    resource_type: &str,
+    resource: &str,
+    why: &Error,
+) {
     tracing::info!(
         target: TARGET,
-        principal = %who.principal,
-        via = who.via.as_str(),
+        principal,
+        via,
         action,
         resource_type,
         resource,
