@@ -75,8 +75,7 @@ pub(crate) fn denied(
     resource: &str,
     why: &Error,
 ) {
-    let principal = who.principal.to_string();
-    deny(&principal, who.via.as_str(), action, resource_type, resource, why);
+    deny(who.principal.as_str(), who.via.as_str(), action, resource_type, resource, why);
 }
 
 fn deny(

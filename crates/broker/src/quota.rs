@@ -77,6 +77,7 @@ impl QuotaLimits {
 /// What a quota counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
+    // The discriminants index a principal's buckets.
     /// Produced bytes.
     Produce,
     /// Fetched bytes.
@@ -145,7 +146,8 @@ const IDLE: Duration = Duration::from_secs(60);
 pub struct Quotas {
     max_delay: Duration,
     limits: RwLock<Arc<BTreeMap<String, QuotaLimits>>>,
-    buckets: Mutex<HashMap<(String, Kind), Bucket>>,
+    /// Each principal's buckets, by [`Kind`].
+    buckets: Mutex<HashMap<String, [Option<Bucket>; 3]>>,
     metrics: Arc<crate::metrics::RequestMetrics>,
     store: Arc<dyn MetaStore>,
     keys: Keys,
@@ -212,9 +214,8 @@ impl Quotas {
 
     /// Keeps the limits equal to the stored ones. Runs until the broker stops it.
     pub async fn follow(self: Arc<Self>, from: Revision) {
-        // Read again (a change since `open` is replayed by the watch from `from`).
-        let read = crate::watched::read(&*self.store, &self.keys.quotas(), decode).await;
-        let (stored, _) = read.unwrap_or_default();
+        let current = self.limits.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let stored = current.iter().map(|(p, l)| (self.keys.quota(p), (p.clone(), *l))).collect();
         let (store, prefix) = (self.store.clone(), self.keys.quotas());
         crate::watched::follow(store, prefix, from, stored, decode, |s| {
             *self.limits.write().unwrap_or_else(|e| e.into_inner()) = by_principal(s);
@@ -224,7 +225,7 @@ impl Quotas {
 
     fn limit(&self, who: &Identity, kind: Kind) -> Option<u64> {
         let limits = self.limits.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let own = limits.get(&who.principal.to_string()).or_else(|| limits.get(DEFAULT_PRINCIPAL));
+        let own = limits.get(who.principal.as_str()).or_else(|| limits.get(DEFAULT_PRINCIPAL));
         own.and_then(|l| kind.limit(l))
     }
 
@@ -243,10 +244,17 @@ impl Quotas {
         let now = shale_core::clock::monotonic_now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 10_000 {
-            buckets.retain(|_, b| now.saturating_duration_since(b.at) < IDLE);
+            buckets.retain(|_, kinds| {
+                kinds.iter().flatten().any(|b| now.saturating_duration_since(b.at) < IDLE)
+            });
         }
-        let key = (who.principal.to_string(), kind);
-        let bucket = buckets.entry(key).or_insert_with(|| Bucket::new(rate, now));
+        if !buckets.contains_key(who.principal.as_str()) {
+            buckets.insert(who.principal.as_str().to_string(), Default::default());
+        }
+        let Some(of_principal) = buckets.get_mut(who.principal.as_str()) else {
+            return Ok(Duration::ZERO);
+        };
+        let bucket = of_principal[kind as usize].get_or_insert_with(|| Bucket::new(rate, now));
         if bucket.rate != rate {
             *bucket = Bucket::new(rate, now);
         }

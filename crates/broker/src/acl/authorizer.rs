@@ -103,12 +103,12 @@ impl Authorizer {
     }
 
     fn trusted(&self, who: &Identity) -> bool {
-        !self.enabled || who.broker || self.super_users.contains(&who.principal.to_string())
+        !self.enabled || who.broker || self.super_users.contains(who.principal.as_str())
     }
 
     /// Whether `who` may do `op` on the resource.
     pub fn allows(&self, who: &Identity, op: Operation, kind: ResourceType, name: &str) -> bool {
-        self.trusted(who) || self.current().allows(&who.principal.to_string(), op, kind, name)
+        self.trusted(who) || self.current().allows(who.principal.as_str(), op, kind, name)
     }
 
     /// Whether `principal` (as a group member recorded it; empty for members from before
@@ -159,8 +159,8 @@ impl Authorizer {
     /// Idempotent producing (`InitProducerId`): IdempotentWrite on the cluster, or Write
     /// on some topic (Kafka's rule).
     pub fn check_idempotent_write(&self, who: &Identity, action: &str) -> Result<(), Error> {
-        let p = who.principal.to_string();
-        if self.trusted(who) || self.current().allows_any(&p, Operation::Write, ResourceType::Topic)
+        let p = who.principal.as_str();
+        if self.trusted(who) || self.current().allows_any(p, Operation::Write, ResourceType::Topic)
         {
             return Ok(());
         }
@@ -178,7 +178,7 @@ impl Authorizer {
     fn tag(&self, counter: i64, principal: &Principal) -> i64 {
         let mut ctx = ring::hmac::Context::with_key(&self.producer_ids);
         ctx.update(&counter.to_be_bytes());
-        ctx.update(principal.to_string().as_bytes());
+        ctx.update(principal.as_str().as_bytes());
         let mac = ctx.sign();
         let b = mac.as_ref();
         i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))

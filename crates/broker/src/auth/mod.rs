@@ -33,16 +33,18 @@ pub use cert::{CertField, TlsRule};
 pub use jwt::JwtSettings;
 
 /// An authenticated identity: a type and a name, written `Type:name` (Kafka's form).
+/// Kept as that text, so the checks on every request (ACLs, quotas) compare and look it up
+/// without building it again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Principal {
-    kind: String,
-    name: String,
+    text: String,
+    colon: usize,
 }
 
 impl Principal {
     /// `User:{name}`.
     pub fn user(name: impl Into<String>) -> Principal {
-        Principal { kind: "User".to_string(), name: name.into() }
+        Principal { text: format!("User:{}", name.into()), colon: 4 }
     }
 
     /// The principal of a caller that presented no credential.
@@ -62,27 +64,32 @@ impl Principal {
                 "principal {s:?} is invalid: expected Type:name, e.g. User:alice"
             ))
         };
-        let (kind, name) = s.split_once(':').ok_or_else(bad)?;
-        if kind.is_empty() || name.is_empty() || s.chars().any(char::is_control) {
+        let colon = s.find(':').ok_or_else(bad)?;
+        if colon == 0 || colon + 1 == s.len() || s.chars().any(char::is_control) {
             return Err(bad());
         }
-        Ok(Principal { kind: kind.to_string(), name: name.to_string() })
+        Ok(Principal { text: s.to_string(), colon })
     }
 
     /// The type (`User`).
     pub fn kind(&self) -> &str {
-        &self.kind
+        &self.text[..self.colon]
     }
 
     /// The name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.text[self.colon + 1..]
+    }
+
+    /// `Type:name`.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 }
 
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind, self.name)
+        f.write_str(&self.text)
     }
 }
 
@@ -249,5 +256,22 @@ impl Authenticator {
     /// Whether `p` is one of the brokers.
     pub fn is_broker(&self, p: &Principal) -> bool {
         self.brokers.contains(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principals_parse_as_type_and_name_and_read_back_as_written() {
+        let p = Principal::parse("Group:ops:eu").unwrap();
+        assert_eq!((p.kind(), p.name(), p.as_str()), ("Group", "ops:eu", "Group:ops:eu"));
+        assert_eq!(Principal::user("alice"), Principal::parse("User:alice").unwrap());
+        assert_eq!(Principal::anonymous().to_string(), "User:ANONYMOUS");
+        for bad in ["alice", ":alice", "User:", "User:a\nb"] {
+            let e = Principal::parse(bad).unwrap_err();
+            assert!(e.message.contains("is invalid"), "{bad:?}: {}", e.message);
+        }
     }
 }

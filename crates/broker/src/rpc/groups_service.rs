@@ -108,11 +108,11 @@ impl pb::groups_server::Groups for GroupsService {
                 b.check_serving().map_err(into_status)?;
                 // Members are bound to their principals only under authorization.
                 let principal = match b.acl().enabled() {
-                    true => who.principal.to_string(),
-                    false => String::new(),
+                    true => who.principal.as_str(),
+                    false => "",
                 };
                 let answer =
-                    b.groups().heartbeat(b.as_ref(), req, &principal).await.map_err(into_status)?;
+                    b.groups().heartbeat(b.as_ref(), req, principal).await.map_err(into_status)?;
                 b.check_serving().map_err(into_status)?;
                 Ok(Response::new(answer))
             }
@@ -123,7 +123,7 @@ impl pb::groups_server::Groups for GroupsService {
                 forward
                     .metadata_mut()
                     .insert(FORWARDED, tonic::metadata::MetadataValue::from(b.id()));
-                let on_behalf_of = who.principal.to_string().parse().map_err(|_| {
+                let on_behalf_of = who.principal.as_str().parse().map_err(|_| {
                     into_status(Error::invalid(format!(
                         "principal {} cannot travel in metadata",
                         who.principal

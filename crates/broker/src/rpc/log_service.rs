@@ -71,6 +71,7 @@ impl LogService {
         mut req: pb::ProduceRequest,
     ) -> Result<impl Future<Output = Result<Produced, Error>> + Send + 'static, Error> {
         self.authorize_produce(who, &req)?;
+        // Record bytes: what the quota charges and the topic's counters count.
         let size = match &req.payload {
             Some(pb::produce_request::Payload::Batches(b)) => b.len() as u64,
             Some(pb::produce_request::Payload::Records(r)) => r
@@ -91,19 +92,8 @@ impl LogService {
         let appended = async {
             let acks = convert::acks(req.acks)?;
             let payload = payload(&mut req)?;
-            let bytes = match &payload {
-                Payload::Batches(b) => b.len() as u64,
-                Payload::Records(r) => r
-                    .iter()
-                    .map(|r| {
-                        (r.key.as_ref().map_or(0, |k| k.len())
-                            + r.value.as_ref().map_or(0, |v| v.len()))
-                            as u64
-                    })
-                    .sum(),
-            };
             let ack = self.broker.append(&req.topic, req.partition, payload, acks).await?;
-            Ok::<_, Error>((ack, bytes))
+            Ok::<_, Error>((ack, size))
         }
         .await;
         match appended {
