@@ -132,8 +132,10 @@ start_broker
 read -r -a S1 <<< "$(store_counts)"
 
 REMOTE_END=$(describe cold | json 'd["partitions"][0]["remote_log_end_offset"]')
+METRICS="http://127.0.0.1:$ADMIN/metrics"
 echo "cold read, consumer from offset 0 (remote records: $REMOTE_END): $("$SHALE_BENCH" consume \
-  --broker "$BROKER" --topic cold --records "$REMOTE_END" --format json)"
+  --broker "$BROKER" --topic cold --from-beginning --records "$REMOTE_END" --metrics "$METRICS" \
+  --format json)"
 read -r -a S2 <<< "$(store_counts)"
 python3 - "${S1[@]}" "${S2[@]}" <<'EOF'
 import sys
@@ -142,8 +144,12 @@ d = [y - x for x, y in zip(a, b)]
 gib = d[5] / 2**30
 print(f"cold read: {gib:.3f} GiB in {d[4]:.0f} GET requests: {d[4] / gib:.0f} requests per GiB read")
 EOF
-for c in 1 3; do
-  echo "ranged-GET loop, 1 MiB GETs, $c in flight: $("$GET_LOOP" \
+echo "second reader of the same range: $("$SHALE_BENCH" consume --broker "$BROKER" --topic cold \
+  --from-beginning --records "$REMOTE_END" --metrics "$METRICS" --format json)"
+# The bucket's speed for the same bytes in flight: GETs of tier.get_max_bytes (16 MiB), as
+# the broker's sequential read-ahead sends them, 1 to 8 at once.
+for c in 1 2 4 8; do
+  echo "ranged-GET loop, 16 MiB GETs, $c in flight: $("$GET_LOOP" --chunk-bytes 16777216 \
     --object-store "$URL" --config "$DIR/shale.toml" --concurrency "$c" --format json)"
 done
 

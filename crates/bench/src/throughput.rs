@@ -72,6 +72,14 @@ pub(crate) struct ConsumeBench {
     /// Read the topic this many times over (each pass from the beginning).
     #[arg(long, default_value_t = 1)]
     pub passes: u32,
+    /// Start at the earliest offset, the bucket's for a tiered topic (what every pass does;
+    /// accepted for the familiar spelling).
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// The broker's metrics (`http://ADMIN/metrics`): read before and after, to report the
+    /// cold reads' GETs per GiB and chunk cache hit ratio.
+    #[arg(long)]
+    pub metrics: Option<String>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -194,6 +202,10 @@ pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     let partitions = client.partition_count(&b.topic).await?;
     let limit = b.records.unwrap_or(u64::MAX);
     let bar = report::progress(b.records.unwrap_or(0));
+    let before = match &b.metrics {
+        Some(url) => Some(ColdReadMetrics::scrape(url).await?),
+        None => None,
+    };
     let start = Instant::now();
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut first_record = None;
@@ -221,7 +233,7 @@ pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     let first_ms = first_record.map_or(-1.0, |d| d.as_secs_f64() * 1000.0);
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "records": count,
         "bytes": bytes,
         "seconds": secs,
@@ -229,13 +241,77 @@ pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
         "mib_per_sec": bytes as f64 / (1024.0 * 1024.0) / secs,
         "first_record_ms": first_ms,
     });
+    let mut cold = String::new();
+    if let (Some(url), Some(before)) = (&b.metrics, before) {
+        let d = ColdReadMetrics::scrape(url).await?.since(&before);
+        let gib = d.cold_bytes / f64::from(1u32 << 30);
+        let gets_per_gib = if gib > 0.0 { d.gets / gib } else { 0.0 };
+        let lookups = d.hits + d.disk_hits + d.misses;
+        let hit_ratio = if lookups > 0.0 { (d.hits + d.disk_hits) / lookups } else { 0.0 };
+        summary["cold_bytes"] = d.cold_bytes.into();
+        summary["gets"] = d.gets.into();
+        summary["gets_per_gib"] = gets_per_gib.into();
+        summary["cache_hit_ratio"] = hit_ratio.into();
+        summary["cache_disk_hits"] = d.disk_hits.into();
+        cold = format!(
+            "; cold: {:.1} MiB from the bucket, {:.0} GETs ({gets_per_gib:.0} per GiB), chunk cache hit ratio {hit_ratio:.3}",
+            d.cold_bytes / 1048576.0,
+            d.gets
+        );
+    }
     match b.format {
         Format::Json => println!("{summary}"),
         Format::Text => println!(
-            "{count} records in {secs:.2}s: {:.0} records/s, {:.1} MiB/s; first record after {first_ms:.1} ms",
+            "{count} records in {secs:.2}s: {:.0} records/s, {:.1} MiB/s; first record after {first_ms:.1} ms{cold}",
             count as f64 / secs,
             bytes as f64 / (1024.0 * 1024.0) / secs
         ),
     }
     Ok(())
+}
+
+/// The broker's cold-read counters, from its Prometheus exposition.
+#[derive(Debug, Default)]
+struct ColdReadMetrics {
+    /// Every GET of the broker (chunks and indexes).
+    gets: f64,
+    cold_bytes: f64,
+    hits: f64,
+    disk_hits: f64,
+    misses: f64,
+}
+
+impl ColdReadMetrics {
+    async fn scrape(url: &str) -> anyhow::Result<ColdReadMetrics> {
+        let text = reqwest::get(url)
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| anyhow::anyhow!("cannot read the broker's metrics at {url}: {e}"))?
+            .text()
+            .await?;
+        let mut m = ColdReadMetrics::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, value)) = line.rsplit_once(' ') else { continue };
+            let Ok(value) = value.parse::<f64>() else { continue };
+            match name {
+                "shale_object_store_requests_total{op=\"get\"}" => m.gets = value,
+                "shale_tier_read_bytes_total" => m.cold_bytes = value,
+                "shale_tier_read_chunk_hits_total" => m.hits = value,
+                "shale_tier_read_chunk_disk_hits_total" => m.disk_hits = value,
+                "shale_tier_read_chunk_misses_total" => m.misses = value,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+
+    fn since(&self, before: &ColdReadMetrics) -> ColdReadMetrics {
+        ColdReadMetrics {
+            gets: self.gets - before.gets,
+            cold_bytes: self.cold_bytes - before.cold_bytes,
+            hits: self.hits - before.hits,
+            disk_hits: self.disk_hits - before.disk_hits,
+            misses: self.misses - before.misses,
+        }
+    }
 }

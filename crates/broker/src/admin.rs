@@ -408,8 +408,26 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     one(
         enc,
         "tier_read_chunk_hits",
-        "Chunk lookups of cold reads served from the cache",
+        "Chunk lookups of cold reads served from the cache's memory tier",
         ConstCounter::new(reads.chunk_hits),
+    )?;
+    one(
+        enc,
+        "tier_read_chunk_disk_hits",
+        "Chunk lookups of cold reads served from the cache's disk tier",
+        ConstCounter::new(reads.chunk_disk_hits),
+    )?;
+    one(
+        enc,
+        "tier_read_gets",
+        "Ranged GETs of cold-read chunks (adjacent chunks coalesced)",
+        ConstCounter::new(reads.chunk_gets),
+    )?;
+    one(
+        enc,
+        "tier_read_get_bytes",
+        "Bytes brought by the ranged GETs of cold-read chunks",
+        ConstCounter::new(reads.chunk_get_bytes),
     )?;
     one(
         enc,
@@ -444,8 +462,20 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     one(
         enc,
         "tier_cache_bytes",
-        "Bytes held by the chunk cache",
+        "Bytes held by the chunk cache's memory tier",
         ConstGauge::new(reads.cache_bytes as i64),
+    )?;
+    one(
+        enc,
+        "tier_cache_disk_write_bytes",
+        "Bytes written to the chunk cache's disk tier",
+        ConstCounter::new(reads.cache_disk_write_bytes),
+    )?;
+    one(
+        enc,
+        "tier_cache_disk_read_bytes",
+        "Bytes read from the chunk cache's disk tier",
+        ConstCounter::new(reads.cache_disk_read_bytes),
     )?;
 
     use std::sync::atomic::Ordering::Relaxed;

@@ -394,6 +394,8 @@ impl Settings {
             ("tier.upload_concurrency", t.upload_concurrency as u64, 1),
             ("tier.multipart_part_bytes", t.multipart_part_bytes, 5 * 1024 * 1024),
             ("tier.chunk_bytes", t.chunk_bytes, 4096),
+            ("tier.get_max_bytes", t.get_max_bytes, t.chunk_bytes),
+            ("tier.cold_read_threads", t.cold_read_threads as u64, 1),
             ("tier.remote_read_concurrency", t.remote_read_concurrency as u64, 1),
             ("tier.scrub_interval_ms", t.scrub_interval_ms, 1),
         ] {

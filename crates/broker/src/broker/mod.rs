@@ -164,6 +164,27 @@ impl Broker {
             settings.log.fd_cache_capacity,
             settings.log.index_cache_bytes,
         ));
+        let reader = match bucket {
+            None => None,
+            Some(b) => {
+                let catalog = Arc::new(shale_storage::tier::Catalog::new(
+                    b,
+                    meta.clone(),
+                    keys.clone(),
+                    &settings.cluster.name,
+                ));
+                let dir = match settings.tier.cache_dir.as_str() {
+                    "" => settings.broker.data_dir.join("cold-cache"),
+                    dir => std::path::PathBuf::from(dir),
+                };
+                let reader = shale_storage::tier::reader::RemoteReader::open(
+                    catalog,
+                    &settings.tier,
+                    Some(dir),
+                );
+                Some(reader.await?)
+            }
+        };
         let broker = Arc::new(Broker {
             id,
             defaults,
@@ -173,15 +194,7 @@ impl Broker {
                 membership.clone(),
             ),
             replicas: replicas::Replicas::new(resources, tls.clone()),
-            tier: tiering::Tiering::new(bucket.map(|b| {
-                let catalog = Arc::new(shale_storage::tier::Catalog::new(
-                    b,
-                    meta.clone(),
-                    keys.clone(),
-                    &settings.cluster.name,
-                ));
-                shale_storage::tier::reader::RemoteReader::new(catalog, &settings.tier)
-            })),
+            tier: tiering::Tiering::new(reader),
             life: lifecycle::Lifecycle::default(),
             groups: crate::groups::Coordinator::new(
                 meta.clone(),

@@ -145,7 +145,7 @@ mod tests {
         let empty = catalog.current(&pref).await.unwrap();
         let both = catalog.commit(&pref, &empty, vec![seg(0, 10), seg(10, 20)], 1).await.unwrap();
         let remote = RemoteLog::new(
-            RemoteReader::new(catalog.clone(), &TierSettings::default()),
+            RemoteReader::open(catalog.clone(), &TierSettings::default(), None).await.unwrap(),
             pref.clone(),
         );
         remote.set_pointer(both.pointer.clone());

@@ -32,14 +32,29 @@ pub struct TierSettings {
     pub upload_bytes_per_sec: u64,
     /// Segments larger than this are uploaded in parts (bytes).
     pub multipart_part_bytes: u64,
-    /// Size of the ranged GETs that cold reads fetch and cache (bytes).
+    /// Unit of cold reads and of the chunk cache (bytes): a random read fetches one chunk.
     pub chunk_bytes: u64,
-    /// Bytes of cached chunks, shared by all partitions.
+    /// Largest ranged GET (bytes): adjacent missing chunks are fetched together up to this,
+    /// so a sequential reader costs `1 GiB / get_max_bytes` GETs per GiB.
+    pub get_max_bytes: u64,
+    /// Most bytes read ahead of one sequential cold reader; the window starts at one GET
+    /// and doubles while the reader waits on the bucket (bytes).
+    pub read_ahead_max_bytes: u64,
+    /// Memory tier of the chunk cache, shared by all partitions (bytes).
     pub cache_bytes: u64,
-    /// Chunks fetched ahead of a sequential cold reader.
-    pub read_ahead_chunks: u32,
+    /// Disk tier of the chunk cache, under `cache_dir` (bytes); 0 = memory only.
+    pub cache_disk_bytes: u64,
+    /// Where the disk tier lives; empty means `{data_dir}/cold-cache`.
+    pub cache_dir: String,
+    /// Writes to the disk tier per second (bytes), so that caching cold reads never
+    /// competes with appends for the disk; chunks beyond it stay in memory only. 0 =
+    /// unlimited.
+    pub cache_disk_write_bytes_per_sec: u64,
     /// Cold-read requests to the object store in flight per broker.
     pub remote_read_concurrency: usize,
+    /// Worker threads of the cold-read runtime, apart from the one serving produce and
+    /// local fetches.
+    pub cold_read_threads: usize,
     /// Local log bytes across all partitions above which produce is refused (retriable)
     /// until uploads and local retention free space; 0 = no budget.
     pub local_disk_budget_bytes: u64,
@@ -64,10 +79,15 @@ impl Default for TierSettings {
             upload_concurrency: 4,
             upload_bytes_per_sec: 0,
             multipart_part_bytes: 16 * 1024 * 1024,
-            chunk_bytes: 1024 * 1024,
+            chunk_bytes: 4 * 1024 * 1024,
+            get_max_bytes: 16 * 1024 * 1024,
+            read_ahead_max_bytes: 128 * 1024 * 1024,
             cache_bytes: 256 * 1024 * 1024,
-            read_ahead_chunks: 2,
+            cache_disk_bytes: 4 * 1024 * 1024 * 1024,
+            cache_dir: String::new(),
+            cache_disk_write_bytes_per_sec: 64 * 1024 * 1024,
             remote_read_concurrency: 16,
+            cold_read_threads: 1,
             local_disk_budget_bytes: 0,
             scrub_interval_ms: 600_000,
             orphan_grace_ms: 3_600_000,

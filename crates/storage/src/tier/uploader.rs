@@ -356,7 +356,7 @@ mod tests {
         let settings = TierSettings::default();
         let bucket = Bucket::open("memory://", &settings).unwrap();
         let catalog = Arc::new(Catalog::new(bucket, meta, keys, "c"));
-        let reader = RemoteReader::new(catalog.clone(), &settings);
+        let reader = RemoteReader::open(catalog.clone(), &settings, None).await.unwrap();
         let uploader = Uploader::new(reader, settings, clock, membership.unwrap());
         let p = Fake {
             log,
