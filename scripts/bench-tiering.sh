@@ -117,10 +117,34 @@ v = list(map(float, sys.argv[1:])); a, b = v[:10], v[10:]
 d = [y - x for x, y in zip(a, b)]
 put_req, put_bytes, mp_req, mp_bytes = d[0], d[1], d[2], d[3]
 gib = (put_bytes + mp_bytes) / 2**30
-print(f"upload: {gib:.3f} GiB in {put_req:.0f} PUT + {mp_req:.0f} multipart requests, "
-      f"{d[6]:.0f} DELETE (replaced manifests), {d[4]:.0f} GET: "
+print(f"upload, 64 MiB segments: {gib:.3f} GiB in {put_req:.0f} PUT + {mp_req:.0f} multipart "
+      f"requests, {d[6]:.0f} DELETE, {d[4]:.0f} GET: "
       f"{(put_req + mp_req + d[6] + d[4] + d[8]) / gib:.0f} requests per GiB uploaded")
 EOF
+
+# The same at the default segment size (1 GiB): one sealed segment, in parts.
+"$SHALE" topic create upload --partitions 1 --broker "$BROKER" \
+  --config remote.storage.enable=true --config local.retention.bytes=67108864 >/dev/null
+read -r -a S0 <<< "$(store_counts)"
+"$SHALE_BENCH" produce --broker "$BROKER" --topic upload --records $((1100 * 1024)) \
+  --record-size 1024 --acks all --format json >/dev/null
+for _ in $(seq 1200); do
+  d=$(describe upload)
+  [ "$(echo "$d" | json 'd["partitions"][0]["remote_segments"]')" -ge 1 ] && \
+    [ "$(echo "$d" | json 'd["partitions"][0]["upload_lag_segments"]')" = 0 ] && break
+  sleep 0.5
+done
+read -r -a S1 <<< "$(store_counts)"
+python3 - "${S0[@]}" "${S1[@]}" <<'EOF'
+import sys
+v = list(map(float, sys.argv[1:])); a, b = v[:10], v[10:]
+d = [y - x for x, y in zip(a, b)]
+gib = (d[1] + d[3]) / 2**30
+print(f"upload at the default segment size (1 GiB): {gib:.3f} GiB in {d[0]:.0f} PUT + "
+      f"{d[2]:.0f} multipart requests, {d[6]:.0f} DELETE, {d[4]:.0f} GET: "
+      f"{(d[0] + d[2] + d[6] + d[4] + d[8]) / gib:.1f} requests per GiB uploaded")
+EOF
+"$SHALE" topic delete upload --broker "$BROKER" >/dev/null
 
 # Chunks are not cached yet, the remote indexes are (the leader cached each on upload).
 echo "first record, random remote offsets (indexes cached on upload, no chunks): \

@@ -28,6 +28,7 @@ fn settings_for(s3: Option<&S3Server>) -> TierSettings {
     let mut t = TierSettings {
         request_timeout_ms: 5_000,
         request_max_attempts: 3,
+        multipart_threshold_bytes: PART_BYTES,
         multipart_part_bytes: PART_BYTES,
         ..Default::default()
     };
@@ -70,17 +71,20 @@ async fn conformance(bucket: Bucket) {
     bucket.delete(&a).await.unwrap();
     assert!(matches!(bucket.get(&a).await, Err(StoreError::NotFound { .. })));
 
-    // A segment one byte over the part size goes up in two parts.
+    // A segment one byte over the threshold goes up in two parts, its index at the end.
     let big: Bytes = (0..PART_BYTES + 1).map(|i| (i % 253) as u8).collect::<Vec<_>>().into();
+    let index = Bytes::from_static(b"the segment's index");
     let seg = folder.clone().join("big.log");
     let read = |pos: u64, len: u64| {
         let part = big.slice(pos as usize..(pos + len) as usize);
         async move { Ok(part) }
     };
-    bucket.put_segment(&seg, PART_BYTES + 1, read).await.unwrap();
-    assert_eq!(bucket.get(&seg).await.unwrap(), big, "{}: multipart upload", bucket.url);
+    bucket.put_segment(&seg, PART_BYTES + 1, index.clone(), read).await.unwrap();
+    let whole = [&big[..], &index[..]].concat();
+    assert_eq!(bucket.get(&seg).await.unwrap(), whole, "{}: multipart upload", bucket.url);
     let parts = bucket.metrics.get(Op::PutMultipart);
-    assert_eq!((parts.requests, parts.bytes), (4, PART_BYTES + 1), "{}", bucket.url);
+    let len = whole.len() as u64;
+    assert_eq!((parts.requests, parts.bytes), (4, len), "{}", bucket.url);
     bucket.delete(&seg).await.unwrap();
 
     // The catalog: commits move the pointer forward; stale and lower-epoch writers lose.
@@ -94,6 +98,7 @@ async fn conformance(bucket: Bucket) {
         max_timestamp: 5,
         upload_epoch: 2,
         name: names::segment_stem(base, 2),
+        index_bytes: 0,
     };
     let empty = catalog.current(&p).await.unwrap();
     let first = catalog.commit(&p, &empty, vec![seg(0, 50)], 2).await.unwrap();
@@ -106,15 +111,30 @@ async fn conformance(bucket: Bucket) {
         catalog.commit(&p, &second, vec![], 2).await.unwrap_err().reason,
         "FENCED_LEADER_EPOCH"
     );
+    // Epoch 3 goes on with deltas (an append, then a removal by retention).
+    let mut segments = second.manifest.segments.clone();
+    segments.push(seg(80, 90));
+    let third = catalog.commit(&p, &second, segments, 3).await.unwrap();
+    let kept = third.manifest.segments[1..].to_vec();
+    catalog.commit(&p, &third, kept, 3).await.unwrap();
     let now = catalog.current(&p).await.unwrap();
-    assert_eq!(now.manifest.end_offset(), Some(80), "{}", bucket.url);
-    let manifests = bucket.list(&catalog.folder(&p)).await.unwrap();
-    assert_eq!(
-        manifests.len(),
-        1,
-        "{}: only the current manifest: none left by losers, replaced ones removed",
-        bucket.url
-    );
+    assert_eq!(now.manifest.start_offset(), Some(50), "{}", bucket.url);
+    assert_eq!(now.manifest.end_offset(), Some(90), "{}", bucket.url);
+    let mut names: Vec<String> = bucket
+        .list(&catalog.folder(&p))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.location.filename().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    // The checkpoints of epochs 2 and 3 (the replaced one waits for the scrubber), and
+    // epoch 3's two deltas; nothing the losers wrote.
+    assert_eq!(names.len(), 4, "{}: {names:?}", bucket.url);
+    assert!(names[0].starts_with("delta-00000000000000000003-3"), "{names:?}");
+    assert!(names[1].starts_with("delta-00000000000000000004-3"), "{names:?}");
+    assert!(names[2].starts_with("manifest-00000000000000000001-2"), "{names:?}");
+    assert!(names[3].starts_with("manifest-00000000000000000002-3"), "{names:?}");
     // Injected 503s are retried through.
     bucket.faults.fail_next(2);
     assert_eq!(bucket.head(&b).await.unwrap().size, 3);

@@ -33,7 +33,7 @@ use s3_server::S3Server;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 use shale::proto::pb;
 use shale::settings::TierSettings;
-use shale::tier::manifest::names;
+use shale::tier::manifest::{ManifestDelta, names};
 use shale::tier::{Bucket, Manifest};
 
 const MIB: u64 = 1 << 20;
@@ -134,8 +134,9 @@ fn log_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// What the bucket holds for the partition: the newest manifest, how many manifests there
-/// are, and the stems of the segment data and index objects.
+/// What the bucket holds for the partition: the newest manifest (the newest checkpoint and
+/// the deltas its epoch wrote after it), how many checkpoints there are, and the stems of
+/// the segment data and index objects.
 struct Listing {
     manifest: Manifest,
     manifests: usize,
@@ -157,11 +158,15 @@ async fn listing(bucket: &Bucket) -> Listing {
     for _ in 0..20 {
         let objects = bucket.list(&bucket.prefix).await.unwrap();
         let mut manifests = vec![];
+        let mut deltas = BTreeMap::new();
         let (mut logs, mut indexes) = (BTreeSet::new(), BTreeSet::new());
         for o in objects {
             let name = o.location.filename().unwrap_or_default().to_string();
             match names::kind(&name) {
                 names::Kind::Manifest => manifests.push(o.location),
+                names::Kind::Delta => {
+                    deltas.insert(name, o.location);
+                }
                 names::Kind::Segment(stem) if name.ends_with(".log") => {
                     logs.insert(stem);
                 }
@@ -175,8 +180,19 @@ async fn listing(bucket: &Bucket) -> Listing {
         manifests.sort_by(|a, b| a.filename().cmp(&b.filename()));
         let Some(newest) = manifests.last() else { panic!("no manifest in the bucket") };
         let Ok(got) = bucket.get(newest).await else { continue };
-        let manifest = Manifest::decode(&got).unwrap();
-        return Listing { manifest, manifests: manifests.len(), logs, indexes };
+        let mut manifest = Manifest::decode(&got).unwrap();
+        let epoch = manifest.leader_epoch;
+        let mut complete = true;
+        while let Some(path) = deltas.get(&names::delta(manifest.seq + 1, epoch)) {
+            let Ok(got) = bucket.get(path).await else {
+                complete = false;
+                break;
+            };
+            manifest = ManifestDelta::decode(&got).unwrap().apply(&manifest).unwrap();
+        }
+        if complete {
+            return Listing { manifest, manifests: manifests.len(), logs, indexes };
+        }
     }
     panic!("the newest manifest kept disappearing under the listing");
 }

@@ -393,6 +393,7 @@ impl Settings {
             ("tier.upload_interval_ms", t.upload_interval_ms, 1),
             ("tier.upload_concurrency", t.upload_concurrency as u64, 1),
             ("tier.multipart_part_bytes", t.multipart_part_bytes, 5 * 1024 * 1024),
+            ("tier.upload_buffer_bytes", t.upload_buffer_bytes, t.multipart_part_bytes),
             ("tier.chunk_bytes", t.chunk_bytes, 4096),
             ("tier.get_max_bytes", t.get_max_bytes, t.chunk_bytes),
             ("tier.cold_read_threads", t.cold_read_threads as u64, 1),

@@ -64,7 +64,7 @@ impl RemoteLog {
     pub async fn manifest(&self) -> Result<Option<Arc<Manifest>>, Error> {
         let Some(pointer) = self.pointer() else { return Ok(None) };
         let catalog = self.reader.catalog();
-        match catalog.load_manifest(&self.pref, &pointer.manifest).await {
+        match catalog.load(&self.pref, &pointer).await {
             Ok(m) => Ok(Some(m)),
             Err(e) if e.kind == ErrorKind::NotFound => {
                 let current = catalog.current(&self.pref).await?;
@@ -132,6 +132,7 @@ mod tests {
             max_timestamp: 1,
             upload_epoch: 1,
             name: names::segment_stem(base, 1),
+            index_bytes: 0,
         }
     }
 

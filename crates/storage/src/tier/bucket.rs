@@ -1,5 +1,6 @@
 //! The bucket gateway: the object-store operations Shale uses, and nothing else — put a
-//! segment (one PUT, or multipart above `tier.multipart_part_bytes`), put an object, put a
+//! segment with its index (one PUT, or multipart above `tier.multipart_threshold_bytes`),
+//! put an object, put a
 //! manifest only if absent, read a whole object or a byte range, read an object's metadata,
 //! delete objects, list a prefix or its folders.
 //!
@@ -63,7 +64,7 @@ impl From<ObjectMeta> for ObjectInfo {
 /// The bucket a broker tiers to, with its metrics and (tests) fault switch.
 #[derive(Debug, Clone)]
 pub struct Bucket {
-    backend: Arc<dyn ObjectStore>,
+    pub(crate) backend: Arc<dyn ObjectStore>,
     /// Key prefix of everything Shale writes (from the URL).
     pub prefix: ObjectPath,
     /// Request, error and byte counts per operation.
@@ -73,8 +74,43 @@ pub struct Bucket {
     /// The URL it was built from, for messages.
     pub url: String,
     policy: RetryPolicy,
-    /// Objects larger than this go up in parts of this size.
+    upload: Arc<UploadLimits>,
+}
+
+/// How segments go up: part sizes and the memory their bodies may take at once.
+#[derive(Debug)]
+struct UploadLimits {
+    /// Objects up to this go up in one PUT.
+    threshold: u64,
+    /// Parts of larger objects.
     part_bytes: u64,
+    /// Bytes of upload bodies in memory, shared by every upload through this bucket.
+    buffer: Arc<tokio::sync::Semaphore>,
+    buffer_bytes: u64,
+}
+
+impl UploadLimits {
+    fn new(tier: &TierSettings) -> UploadLimits {
+        // Permits are bytes, counted as u32 per acquisition and usize in all.
+        let buffer_bytes = tier.upload_buffer_bytes.clamp(1, u64::from(u32::MAX));
+        UploadLimits {
+            threshold: tier.multipart_threshold_bytes,
+            part_bytes: tier.multipart_part_bytes.max(1),
+            buffer: Arc::new(tokio::sync::Semaphore::new(buffer_bytes as usize)),
+            buffer_bytes,
+        }
+    }
+
+    /// Waits until `bytes` more of upload bodies fit in the buffer (a body larger than the
+    /// whole buffer waits for all of it).
+    async fn buffer(&self, bytes: u64) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        let permits = u32::try_from(bytes.min(self.buffer_bytes)).unwrap_or(u32::MAX);
+        self.buffer
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| Error::unavailable("the upload buffer is closed"))
+    }
 }
 
 impl Bucket {
@@ -106,7 +142,7 @@ impl Bucket {
             faults: Arc::new(FaultControl::from_env()),
             url: url.to_string(),
             policy,
-            part_bytes: tier.multipart_part_bytes.max(1),
+            upload: Arc::new(UploadLimits::new(tier)),
         }
     }
 
@@ -162,27 +198,35 @@ impl Bucket {
         resolved
     }
 
-    /// Writes an object of `len` bytes, read through `read(position, length)`: one PUT up to
-    /// `tier.multipart_part_bytes`, a multipart upload in parts of that size above it. A
-    /// failed multipart upload is aborted; parts are not retried one by one (the caller
-    /// uploads the object again).
+    /// Writes an object of `len` bytes read through `read(position, length)`, followed by
+    /// `trailer` (a segment's index): one PUT up to `tier.multipart_threshold_bytes`, a
+    /// multipart upload in parts of `tier.multipart_part_bytes` above it, the trailer in
+    /// the last part. Every part, and a single PUT's body, is read only once it fits in the
+    /// broker's upload buffer (`tier.upload_buffer_bytes`), so concurrent uploads of large
+    /// parts cannot exhaust memory. A failed multipart upload is aborted; parts are not
+    /// retried one by one (the caller uploads the object again).
     pub async fn put_segment<R, Fut>(
         &self,
         path: &ObjectPath,
         len: u64,
+        trailer: Bytes,
         mut read: R,
     ) -> Result<(), Error>
     where
         R: FnMut(u64, u64) -> Fut,
         Fut: Future<Output = Result<Bytes, Error>>,
     {
-        if len <= self.part_bytes {
-            let bytes = read(0, len).await?;
-            return Ok(self.put(path, bytes).await?);
+        if len <= self.upload.threshold {
+            let _buffer = self.upload.buffer(len + trailer.len() as u64).await?;
+            let payload: PutPayload = [read(0, len).await?, trailer].into_iter().collect();
+            let total = payload.content_length() as u64;
+            let sent = self
+                .send(Op::Put, path, || self.backend.put_opts(path, payload.clone(), put_opts()));
+            return Ok(self.finish(Op::Put, path, total, sent.await).map(drop)?);
         }
         let sent = self.send(Op::PutMultipart, path, || self.backend.put_multipart(path));
         let mut upload = self.finish(Op::PutMultipart, path, 0, sent.await)?;
-        let written = self.put_parts(path, &mut *upload, len, read).await;
+        let written = self.put_parts(path, &mut *upload, len, trailer, read).await;
         if written.is_err() {
             let aborted = self.once(Op::PutMultipart, path, 0, upload.abort()).await;
             if let Err(e) = aborted {
@@ -197,6 +241,7 @@ impl Bucket {
         path: &ObjectPath,
         upload: &mut dyn MultipartUpload,
         len: u64,
+        trailer: Bytes,
         mut read: R,
     ) -> Result<(), Error>
     where
@@ -205,16 +250,26 @@ impl Bucket {
     {
         let mut in_flight = FuturesUnordered::new();
         let mut pos = 0;
-        while pos < len {
-            let n = self.part_bytes.min(len - pos);
-            let bytes = read(pos, n).await?;
+        let mut trailer = Some(trailer);
+        while pos < len || trailer.is_some() {
+            let n = self.upload.part_bytes.min(len - pos);
+            let last = pos + n == len;
             while in_flight.len() >= PARTS_IN_FLIGHT {
                 if let Some(done) = in_flight.next().await {
                     done?;
                 }
             }
-            let part = upload.put_part(PutPayload::from(bytes));
-            in_flight.push(self.once(Op::PutMultipart, path, n, part));
+            let tail = if last { trailer.take() } else { None };
+            let size = n + tail.as_ref().map_or(0, |t| t.len() as u64);
+            let buffer = self.upload.buffer(size).await?;
+            let bytes = if n > 0 { read(pos, n).await? } else { Bytes::new() };
+            let payload: PutPayload = std::iter::once(bytes).chain(tail).collect();
+            let part = upload.put_part(payload);
+            in_flight.push(async move {
+                let done = self.once(Op::PutMultipart, path, size, part).await;
+                drop(buffer);
+                done
+            });
             pos += n;
         }
         while let Some(done) = in_flight.next().await {
@@ -358,6 +413,7 @@ mod tests {
         let tier = TierSettings {
             request_max_attempts: attempts,
             request_timeout_ms: 1_000,
+            multipart_threshold_bytes: part_bytes,
             multipart_part_bytes: part_bytes,
             ..TierSettings::default()
         };
@@ -450,16 +506,23 @@ mod tests {
             let part = data.slice(pos as usize..(pos + len) as usize);
             async move { Ok(part) }
         };
+        let index = Bytes::from_static(b"index");
         let small = ObjectPath::from("small.log");
-        b.put_segment(&small, 10, read).await.unwrap();
-        assert_eq!(b.get(&small).await.unwrap(), data.slice(..10));
-        assert_eq!(b.metrics.get(Op::Put).requests, 1, "up to the part size: one PUT");
+        b.put_segment(&small, 10, index.clone(), read).await.unwrap();
+        assert_eq!(b.get(&small).await.unwrap(), [&data[..10], b"index"].concat());
+        assert_eq!(b.metrics.get(Op::Put).requests, 1, "up to the threshold: one PUT");
 
         let big = ObjectPath::from("big.log");
-        b.put_segment(&big, 25, read).await.unwrap();
-        assert_eq!(b.get(&big).await.unwrap(), data);
+        b.put_segment(&big, 25, index.clone(), read).await.unwrap();
+        assert_eq!(b.get(&big).await.unwrap(), [&data[..], b"index"].concat());
         let parts = b.metrics.get(Op::PutMultipart);
-        assert_eq!((parts.requests, parts.bytes), (5, 25), "start, three parts, completion");
+        assert_eq!((parts.requests, parts.bytes), (5, 30), "start, three parts, completion");
+        // A body that ends on a part boundary: the index goes in the last part all the same.
+        let even = ObjectPath::from("even.log");
+        b.put_segment(&even, 20, index.clone(), read).await.unwrap();
+        assert_eq!(b.get(&even).await.unwrap(), [&data[..20], b"index"].concat());
+        let parts = b.metrics.get(Op::PutMultipart);
+        assert_eq!(parts.requests, 5 + 4, "start, two parts, completion");
 
         // The second part fails (parts are not retried): the upload is aborted.
         let failed = ObjectPath::from("failed.log");
@@ -470,7 +533,7 @@ mod tests {
             }
             read(pos, len)
         };
-        let e = b.put_segment(&failed, 25, failing).await.unwrap_err();
+        let e = b.put_segment(&failed, 25, index, failing).await.unwrap_err();
         assert!(e.message.contains("failed.log"), "{e}");
         assert!(b.get(&failed).await.unwrap_err().is_not_found(), "nothing was completed");
     }

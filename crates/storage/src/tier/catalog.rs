@@ -1,20 +1,24 @@
 //! Reading a partition's current manifest and committing a new one.
 //!
-//! The current manifest is the one the etcd pointer `tier/{topic}/{p}` names. A commit
-//! writes the new manifest as a new object, then moves the pointer with a compare-and-swap
-//! on the pointer's revision, refusing to move it to a lower leader epoch. Two writers (a
-//! leader and a deposed one that has not noticed yet) cannot both win: the loser's manifest
-//! object is left unreferenced (and deleted, or later scrubbed), and the winner's manifest
-//! is the only one readers see.
+//! The current manifest is the checkpoint the etcd pointer `tier/{topic}/{p}` names with
+//! the deltas after it up to the pointer's seq (see `manifest.rs`). A commit writes one new
+//! object — a delta, or a checkpoint on a new leader epoch or every [`checkpoint_every`]
+//! deltas — then moves the pointer with a compare-and-swap on the pointer's revision,
+//! refusing to move it to a lower leader epoch. Two writers (a leader and a deposed one that
+//! has not noticed yet) cannot both win: the loser's object is left unreferenced (and
+//! deleted, or later scrubbed), and the winner's manifest is the only one readers see.
+//! Nothing is deleted by a commit; the scrubber removes replaced checkpoints and deltas.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 
 use super::bucket::Bucket;
-use super::manifest::{Manifest, TierPointer, names};
+use super::error::StoreError;
+use super::manifest::{Manifest, ManifestDelta, TierPointer, checkpoint_every, names};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::json::encode;
 use shale_meta::{Compare, Keys, LeaseId, MetaStore, Revision, Txn, TxnOp, Versioned};
@@ -55,8 +59,11 @@ pub struct Catalog {
     meta: Arc<dyn MetaStore>,
     keys: Keys,
     cluster: String,
-    /// Manifests by object path (immutable, so safe to cache).
+    /// Checkpoints by object path (immutable, so safe to cache).
     manifests: moka::future::Cache<ObjectPath, Arc<Manifest>>,
+    /// The latest manifest folded per partition, with the checkpoint it grew from: a
+    /// pointer that moved on by a few deltas costs those deltas' GETs only.
+    folded: moka::sync::Cache<PartitionRef, (String, Arc<Manifest>)>,
 }
 
 impl Catalog {
@@ -68,6 +75,7 @@ impl Catalog {
             keys,
             cluster: cluster.to_string(),
             manifests: moka::future::Cache::new(10_000),
+            folded: moka::sync::Cache::new(100_000),
         }
     }
 
@@ -112,16 +120,52 @@ impl Catalog {
             let manifest = Arc::new(Manifest::empty(&p.topic, &p.topic_id, p.partition));
             return Ok(Current { manifest, pointer: None, revision });
         }
-        let manifest = self.load_manifest(p, &pointer.manifest).await?;
+        let manifest = self.load(p, &pointer).await?;
         Ok(Current { manifest, pointer: Some(pointer), revision })
     }
 
-    /// Reads (or takes from the cache) the manifest object `name` of `p`.
-    pub async fn load_manifest(
+    /// The manifest `pointer` names: its checkpoint and the deltas after it, starting from
+    /// the manifest folded last time when the pointer only moved on since. `NOT_FOUND` when
+    /// an object is gone (a newer checkpoint replaced it and the scrubber removed it): read
+    /// the pointer again.
+    pub async fn load(
         &self,
         p: &PartitionRef,
-        name: &str,
+        pointer: &TierPointer,
     ) -> Result<Arc<Manifest>, Error> {
+        let from_checkpoint = pointer.checkpoint_seq();
+        let folded = self.folded.get(p).filter(|(checkpoint, m)| {
+            *checkpoint == pointer.manifest && m.seq >= from_checkpoint && m.seq <= pointer.seq
+        });
+        let mut manifest = match folded {
+            Some((_, m)) => m,
+            None => self.load_checkpoint(p, &pointer.manifest).await?,
+        };
+        if manifest.seq == pointer.seq {
+            return Ok(manifest);
+        }
+        let wanted: Vec<String> =
+            pointer.deltas().filter(|(seq, _)| *seq > manifest.seq).map(|(_, name)| name).collect();
+        let bucket = &self.bucket;
+        let mut deltas = futures::stream::iter(wanted.into_iter().map(|name| {
+            let path = self.object(p, &name);
+            async move {
+                let bytes = bucket.get(&path).await?;
+                ManifestDelta::decode(&bytes)
+            }
+        }))
+        .buffered(16);
+        let mut next = (*manifest).clone();
+        while let Some(delta) = deltas.next().await {
+            next = delta?.apply(&next)?;
+        }
+        manifest = Arc::new(next);
+        self.folded.insert(p.clone(), (pointer.manifest.clone(), manifest.clone()));
+        Ok(manifest)
+    }
+
+    /// Reads (or takes from the cache) the checkpoint object `name` of `p`.
+    async fn load_checkpoint(&self, p: &PartitionRef, name: &str) -> Result<Arc<Manifest>, Error> {
         let path = self.object(p, name);
         let bucket = self.bucket.clone();
         self.manifests
@@ -221,14 +265,48 @@ impl Catalog {
             ..Manifest::empty(&p.topic, &p.topic_id, p.partition)
         };
         manifest.validate()?;
-        let name = names::manifest(manifest.seq, epoch);
-        let path = self.object(p, &name);
-        self.bucket.put_if_absent(&path, Bytes::from(manifest.encode())).await?;
+        // A delta when this epoch wrote the pointer and the last checkpoint is recent enough;
+        // a checkpoint otherwise (a new epoch starts its own, so deltas are named by it).
+        let delta = current.pointer.as_ref().and_then(|ptr| {
+            let since = manifest.seq - ptr.checkpoint_seq();
+            let due = checkpoint_every(current.manifest.segments.len());
+            (ptr.leader_epoch == epoch && since <= due)
+                .then(|| ManifestDelta::between(&current.manifest, &manifest.segments, epoch))
+                .flatten()
+                .map(|d| (ptr, d))
+        });
+        let as_checkpoint = || {
+            let name = names::manifest(manifest.seq, epoch);
+            (name.clone(), manifest.encode(), name, manifest.seq)
+        };
+        let (mut name, bytes, mut checkpoint, mut checkpoint_seq) = match delta {
+            Some((ptr, d)) => {
+                let name = names::delta(manifest.seq, epoch);
+                (name, d.encode(), ptr.manifest.clone(), ptr.checkpoint_seq())
+            }
+            None => as_checkpoint(),
+        };
+        let mut path = self.object(p, &name);
+        match self.bucket.put_if_absent(&path, Bytes::from(bytes)).await {
+            Ok(()) => {}
+            // A delta of this seq and epoch is there already: an earlier attempt of this
+            // broker that lost its compare-and-swap and could not remove it. It is not
+            // referenced (the pointer is below its seq); write a checkpoint instead, under a
+            // name of its own, and leave that one to the scrubber.
+            Err(StoreError::AlreadyExists { .. }) if checkpoint_seq != manifest.seq => {
+                let bytes;
+                (name, bytes, checkpoint, checkpoint_seq) = as_checkpoint();
+                path = self.object(p, &name);
+                self.bucket.put_if_absent(&path, Bytes::from(bytes)).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         shale_core::failpoint::hit("tier.after_manifest_put");
         let pointer = TierPointer {
             topic_id: p.topic_id.clone(),
-            manifest: name,
+            manifest: checkpoint.clone(),
             seq: manifest.seq,
+            checkpoint_seq: Some(checkpoint_seq),
             leader_epoch: epoch,
             start_offset: manifest.start_offset().unwrap_or(-1),
             end_offset: manifest.end_offset().unwrap_or(-1),
@@ -261,16 +339,13 @@ impl Catalog {
                 ),
             ));
         }
-        if let Some(previous) = &current.pointer {
-            // Replaced: readers holding its name find the new one through the pointer.
-            let old = self.object(p, &previous.manifest);
-            if let Err(e) = self.bucket.delete(&old).await {
-                tracing::debug!(path = %old, error = %e, "could not remove a replaced manifest");
-            }
-            self.manifests.invalidate(&old).await;
-        }
+        // A replaced checkpoint and its deltas stay until the scrubber removes them after
+        // the grace period: a reader holding the old pointer can still finish its read.
         let manifest = Arc::new(manifest);
-        self.manifests.insert(path, manifest.clone()).await;
+        if checkpoint_seq == manifest.seq {
+            self.manifests.insert(path, manifest.clone()).await;
+        }
+        self.folded.insert(p.clone(), (checkpoint, manifest.clone()));
         Ok(Current { manifest, pointer: Some(pointer), revision: outcome.revision })
     }
 }
@@ -285,6 +360,18 @@ mod tests {
         let meta: Arc<dyn MetaStore> =
             shale_meta::EmbeddedStore::in_memory(shale_core::clock::system());
         let bucket = Bucket::open("memory://", &TierSettings::default()).unwrap();
+        catalog_on(bucket, meta)
+    }
+
+    /// Another broker's catalog of the same bucket and metadata (its own caches and
+    /// request counts).
+    fn catalog_on(bucket: Bucket, meta: Arc<dyn MetaStore>) -> Catalog {
+        let bucket = Bucket::wrap(
+            bucket.backend.clone(),
+            bucket.prefix.clone(),
+            &TierSettings::default(),
+            &bucket.url,
+        );
         Catalog::new(bucket, meta, Keys::new("c").unwrap(), "c")
     }
 
@@ -296,6 +383,7 @@ mod tests {
             max_timestamp: 1,
             upload_epoch: 1,
             name: names::segment_stem(base, 1),
+            index_bytes: 0,
         }
     }
 
@@ -316,14 +404,117 @@ mod tests {
         // A deposed leader (epoch 1) cannot write over epoch 2.
         let e = c.commit(&p, &two, vec![seg(0, 10)], 1).await.unwrap_err();
         assert_eq!(e.reason, "FENCED_LEADER_EPOCH");
-        // Manifests never leak: losers remove theirs, replaced ones are removed.
+        // Losers remove theirs; the first checkpoint (epoch 1) stays for the scrubber, the
+        // second (epoch 2) is current.
         let listed = c.bucket().list(&c.folder(&p)).await.unwrap();
-        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed.len(), 2, "{listed:?}");
         // A re-created topic (new id) starts empty even though the old pointer exists.
         let q = PartitionRef { topic_id: "id2".into(), ..p };
         let fresh = c.current(&q).await.unwrap();
         assert!(fresh.manifest.segments.is_empty() && fresh.revision > 0);
         c.commit(&q, &fresh, vec![seg(0, 5)], 1).await.unwrap();
+    }
+
+    fn seg_sized(base: i64, next: i64) -> RemoteSegment {
+        RemoteSegment { size_bytes: 1 << 30, index_bytes: 2 << 20, ..seg(base, next) }
+    }
+
+    /// Bytes PUT and DELETE requests made by `f`.
+    async fn writes<T>(c: &Catalog, f: impl Future<Output = T>) -> (T, u64, u64) {
+        use crate::tier::metrics::Op;
+        let (puts, deletes) = (c.bucket().metrics.get(Op::Put), c.bucket().metrics.get(Op::Delete));
+        let out = f.await;
+        let put_bytes = c.bucket().metrics.get(Op::Put).bytes - puts.bytes;
+        (out, put_bytes, c.bucket().metrics.get(Op::Delete).requests - deletes.requests)
+    }
+
+    /// An upload's commit writes one small delta, the same size at 10 and at 10,000
+    /// segments, and deletes nothing; checkpoints spread over the commits stay below eight
+    /// segment entries per commit. A fresh reader folds checkpoint and deltas into the same
+    /// manifest the writer has, and a reader that saw the last one reads only the new delta.
+    #[tokio::test]
+    async fn commits_write_deltas_that_do_not_grow_with_the_segment_count() {
+        let mut per_upload = Vec::new();
+        for n in [10i64, 10_000] {
+            let c = catalog();
+            let p = PartitionRef { topic: "t".into(), topic_id: "id1".into(), partition: 0 };
+            let empty = c.current(&p).await.unwrap();
+            let all: Vec<_> = (0..n).map(|i| seg_sized(i * 100, (i + 1) * 100)).collect();
+            let mut cur = c.commit(&p, &empty, all, 1).await.unwrap();
+            // Uploads, each appending a segment: one delta each until a checkpoint is due,
+            // up to and including that checkpoint.
+            let (mut total, mut uploads, mut deltas, mut deletes) = (0, 0, Vec::new(), 0);
+            for i in n..n + 3_000 {
+                let mut segments = cur.manifest.segments.clone();
+                segments.push(seg_sized(i * 100, (i + 1) * 100));
+                let (next, bytes, deleted) = writes(&c, c.commit(&p, &cur, segments, 1)).await;
+                cur = next.unwrap();
+                total += bytes;
+                uploads += 1;
+                deletes += deleted;
+                let ptr = cur.pointer.as_ref().unwrap();
+                if ptr.checkpoint_seq() == ptr.seq {
+                    break;
+                }
+                deltas.push(bytes);
+            }
+            let ptr = cur.pointer.as_ref().unwrap();
+            assert_eq!(ptr.checkpoint_seq(), ptr.seq, "{n} segments: a checkpoint came due");
+            assert_eq!(deletes, 0, "a commit deletes nothing");
+            let entry = seg_sized(n * 100, n * 100 + 100);
+            let entry_bytes = serde_json::to_vec(&entry).unwrap().len() as u64;
+            assert!(
+                total / uploads <= deltas[0] + 8 * entry_bytes,
+                "{n} segments: {} bytes per upload on average, a delta is {}",
+                total / uploads,
+                deltas[0]
+            );
+            per_upload.push((deltas[0], total / uploads));
+            println!(
+                "{n} segments: a delta is {} bytes; {uploads} uploads up to and including the \
+                 next checkpoint wrote {total} bytes, {} per upload",
+                deltas[0],
+                total / uploads
+            );
+
+            // Retention removes the oldest two segments: a delta too.
+            let kept = cur.manifest.segments[2..].to_vec();
+            cur = c.commit(&p, &cur, kept, 1).await.unwrap();
+            let fresh = catalog_on(c.bucket().clone(), c.meta.clone());
+            let read = fresh.current(&p).await.unwrap();
+            assert_eq!(read.manifest, cur.manifest, "a fresh reader folds the same manifest");
+            // One more delta: the reader that folded the last one GETs only the new one.
+            let mut segments = cur.manifest.segments.clone();
+            let end = cur.manifest.end_offset().unwrap();
+            segments.push(seg_sized(end, end + 100));
+            c.commit(&p, &cur, segments, 1).await.unwrap();
+            let gets = fresh.bucket().metrics.get(crate::tier::metrics::Op::Get).requests;
+            let again = fresh.current(&p).await.unwrap();
+            assert_eq!(again.manifest.end_offset(), Some(end + 100));
+            let got = fresh.bucket().metrics.get(crate::tier::metrics::Op::Get).requests - gets;
+            assert_eq!(got, 1, "one delta GET");
+        }
+        let (small, large) = (per_upload[0].0, per_upload[1].0);
+        assert!(large <= small + 16, "a delta at 10,000 segments ({large} B) vs 10 ({small} B)");
+    }
+
+    /// A delta left by an attempt that lost its compare-and-swap and could not remove it
+    /// does not wedge the partition: the next commit of that seq writes a checkpoint.
+    #[tokio::test]
+    async fn a_leftover_delta_of_the_same_seq_turns_the_commit_into_a_checkpoint() {
+        let c = catalog();
+        let p = PartitionRef { topic: "t".into(), topic_id: "id1".into(), partition: 0 };
+        let empty = c.current(&p).await.unwrap();
+        let one = c.commit(&p, &empty, vec![seg(0, 10)], 1).await.unwrap();
+        let leftover = c.object(&p, &names::delta(2, 1));
+        c.bucket().put(&leftover, Bytes::from_static(b"a lost attempt")).await.unwrap();
+        let mut segments = one.manifest.segments.clone();
+        segments.push(seg(10, 20));
+        let two = c.commit(&p, &one, segments, 1).await.unwrap();
+        let ptr = two.pointer.as_ref().unwrap();
+        assert_eq!((ptr.seq, ptr.checkpoint_seq()), (2, 2), "a checkpoint at seq 2");
+        let fresh = catalog_on(c.bucket().clone(), c.meta.clone());
+        assert_eq!(fresh.current(&p).await.unwrap().manifest.end_offset(), Some(20));
     }
 
     /// A manifest PUT the store applied but whose answer was lost (a timeout or a 5xx after

@@ -4,24 +4,39 @@
 //! Layout under the store's prefix:
 //!
 //! ```text
-//! {cluster}/{topic}-{topic_id}/{partition}/{base_offset:020}-{epoch}-{uuid}.log    segment bytes
-//! {cluster}/{topic}-{topic_id}/{partition}/{base_offset:020}-{epoch}-{uuid}.index  its index
-//! {cluster}/{topic}-{topic_id}/{partition}/manifest-{seq:020}-{epoch}-{uuid}.json  a manifest
+//! {cluster}/{topic}-{topic_id}/{partition}/{base_offset:020}-{epoch}-{uuid}.log    segment bytes, then its index
+//! {cluster}/{topic}-{topic_id}/{partition}/{base_offset:020}-{epoch}-{uuid}.index  its index (format 1 only)
+//! {cluster}/{topic}-{topic_id}/{partition}/manifest-{seq:020}-{epoch}-{uuid}.json  a checkpoint: the whole list
+//! {cluster}/{topic}-{topic_id}/{partition}/delta-{seq:020}-{epoch}.json            one commit after a checkpoint
 //! ```
 //!
-//! Every object key is unique (a UUID), so nothing is ever overwritten: a crashed or fenced
-//! writer leaves orphans, never a damaged object. A manifest is immutable; the etcd key
-//! `tier/{topic}/{p}` points at the current one and moves only by compare-and-swap, written by
-//! the partition leader, never to a lower leader epoch. Order of writes: segment objects,
-//! then a new manifest object, then the pointer; removal goes pointer (a manifest without the
-//! entries) first, objects after. So a manifest never names a missing object.
+//! The manifest is a log: a checkpoint (a whole [`Manifest`]) and the [`ManifestDelta`]s
+//! committed after it, each an append of segments and/or the removal of the oldest ones, so
+//! a commit writes a few hundred bytes however many segments the partition has. A writer
+//! writes a checkpoint instead when it is the first commit of its leader epoch, or once the
+//! deltas since the last checkpoint reach [`checkpoint_every`]; the scrubber removes what
+//! the current checkpoint replaced, after the grace period (no commit deletes anything).
+//!
+//! Every object key is unique (a UUID; a delta's seq and epoch are unique because only one
+//! leader writes per epoch, and it writes create-only), so nothing is ever overwritten: a
+//! crashed or fenced writer leaves orphans, never a damaged object. The etcd key
+//! `tier/{topic}/{p}` names the current checkpoint and the latest seq (the deltas between
+//! are named by seq and the pointer's epoch, which a new epoch's checkpoint resets) and
+//! moves only by compare-and-swap, written by the partition leader, never to a lower leader
+//! epoch. Order of writes: segment objects, then a checkpoint or delta, then the pointer;
+//! removal goes pointer (a delta without the entries) first, objects after. So a manifest
+//! never names a missing object.
 
 use serde::{Deserialize, Serialize};
 
 use shale_core::error::{Error, ErrorKind, Reason};
 
-/// Manifest format version.
-pub const MANIFEST_VERSION: u32 = 1;
+/// Manifest format version written: 2 puts each segment's index at the end of its `.log`
+/// object (`index_bytes`); 1 (still read) kept it in a `.index` object of its own.
+pub const MANIFEST_VERSION: u32 = 2;
+
+/// The oldest manifest format still read.
+pub const MANIFEST_VERSION_MIN: u32 = 1;
 
 /// One segment in the bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +53,14 @@ pub struct RemoteSegment {
     pub upload_epoch: i32,
     /// Object name stem inside the partition folder: `{base:020}-{epoch}-{uuid}`.
     pub name: String,
+    /// Bytes of the segment's index after its `size_bytes` bytes of batches in the `.log`
+    /// object; 0 (version 1) when the index is the `.index` object.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The remote part of one partition's log.
@@ -108,8 +131,11 @@ impl Manifest {
                 format!("manifest {} of {}-{}: {why}", self.seq, self.topic, self.partition),
             )
         };
-        if self.version != MANIFEST_VERSION {
-            return Err(bad(format!("unknown version {}", self.version)));
+        if !(MANIFEST_VERSION_MIN..=MANIFEST_VERSION).contains(&self.version) {
+            return Err(bad(format!(
+                "unknown version {} (this broker reads {MANIFEST_VERSION_MIN} to {MANIFEST_VERSION})",
+                self.version
+            )));
         }
         for w in self.segments.windows(2) {
             if w[0].next_offset != w[1].base_offset {
@@ -144,16 +170,120 @@ impl Manifest {
     }
 }
 
+/// Format of manifest deltas.
+pub const DELTA_VERSION: u32 = 1;
+
+/// The fewest deltas between checkpoints.
+pub const CHECKPOINT_EVERY_MIN: u64 = 64;
+
+/// After how many deltas a writer checkpoints a manifest of `segments` segments: at least
+/// [`CHECKPOINT_EVERY_MIN`], and an eighth of the segment count, so a checkpoint's bytes
+/// spread over the commits before it stay below eight segment entries per commit however
+/// long the list grows (a fresh reader then reads one checkpoint and at most that many
+/// deltas).
+pub fn checkpoint_every(segments: usize) -> u64 {
+    CHECKPOINT_EVERY_MIN.max(segments as u64 / 8)
+}
+
+/// One commit after a checkpoint: the oldest segments below `remove_below` leave the
+/// manifest (remote retention), `append` joins its end (uploads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDelta {
+    /// Format version ([`DELTA_VERSION`]).
+    pub version: u32,
+    /// The manifest's sequence number after this delta.
+    pub seq: u64,
+    /// Leader epoch of the writer.
+    pub leader_epoch: i32,
+    /// Segments that start below this offset are removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_below: Option<i64>,
+    /// Segments appended, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub append: Vec<RemoteSegment>,
+}
+
+impl ManifestDelta {
+    /// The delta that turns `before` into a manifest of `after`, when `after` is `before`
+    /// without some of its oldest segments and with new ones at the end; `None` otherwise
+    /// (the writer checkpoints).
+    pub fn between(
+        before: &Manifest,
+        after: &[RemoteSegment],
+        epoch: i32,
+    ) -> Option<ManifestDelta> {
+        let removed = match after.first() {
+            None => before.segments.len(),
+            Some(first) => before.segments.iter().position(|s| s.name == first.name).unwrap_or(0),
+        };
+        let kept = &before.segments[removed..];
+        if after.len() < kept.len() || after[..kept.len()] != *kept {
+            return None;
+        }
+        Some(ManifestDelta {
+            version: DELTA_VERSION,
+            seq: before.seq + 1,
+            leader_epoch: epoch,
+            remove_below: (removed > 0).then(|| {
+                after.first().map_or_else(|| before.end_offset().unwrap_or(0), |s| s.base_offset)
+            }),
+            append: after[kept.len()..].to_vec(),
+        })
+    }
+
+    /// `m` with this delta applied; it must be the next one.
+    pub fn apply(&self, m: &Manifest) -> Result<Manifest, Error> {
+        if self.version != DELTA_VERSION || self.seq != m.seq + 1 {
+            return Err(Error::new(
+                ErrorKind::Data,
+                Reason::CorruptManifest,
+                format!(
+                    "manifest delta {} (version {}) of {}-{} does not follow manifest {}",
+                    self.seq, self.version, m.topic, m.partition, m.seq
+                ),
+            ));
+        }
+        let below = self.remove_below.unwrap_or(i64::MIN);
+        let mut segments: Vec<RemoteSegment> =
+            m.segments.iter().filter(|s| s.base_offset >= below).cloned().collect();
+        segments.extend(self.append.iter().cloned());
+        let next =
+            Manifest { seq: self.seq, leader_epoch: self.leader_epoch, segments, ..m.clone() };
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// Encodes as JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes.
+    pub fn decode(bytes: &[u8]) -> Result<ManifestDelta, Error> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::Data,
+                Reason::CorruptManifest,
+                format!("manifest delta is not valid: {e}"),
+            )
+        })
+    }
+}
+
 /// The etcd pointer `tier/{topic}/{p}`: which manifest is current, with a summary so that
 /// describe and followers need not read the bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierPointer {
     /// Topic id the manifest belongs to.
     pub topic_id: String,
-    /// Manifest object name inside the partition folder (`manifest-…json`).
+    /// The current checkpoint's object name inside the partition folder (`manifest-…json`).
     pub manifest: String,
-    /// The manifest's sequence number.
+    /// The manifest's sequence number: the checkpoint's, plus the deltas after it.
     pub seq: u64,
+    /// The checkpoint's sequence number; the deltas `checkpoint_seq + 1 ..= seq` follow it,
+    /// named by seq and `leader_epoch`. Absent (pointers written before deltas): `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_seq: Option<u64>,
     /// Leader epoch of the writer; the pointer never moves to a lower one.
     pub leader_epoch: i32,
     /// First offset in the bucket (-1: nothing tiered).
@@ -164,6 +294,18 @@ pub struct TierPointer {
     pub segments: u64,
     /// Bytes in the bucket.
     pub size_bytes: u64,
+}
+
+impl TierPointer {
+    /// The sequence number of the checkpoint the pointer names.
+    pub fn checkpoint_seq(&self) -> u64 {
+        self.checkpoint_seq.unwrap_or(self.seq)
+    }
+
+    /// The names of the deltas after the checkpoint, oldest first.
+    pub fn deltas(&self) -> impl Iterator<Item = (u64, String)> + '_ {
+        (self.checkpoint_seq() + 1..=self.seq).map(|s| (s, names::delta(s, self.leader_epoch)))
+    }
 }
 
 /// Object names inside a partition's folder.
@@ -193,13 +335,25 @@ pub mod names {
         name.strip_prefix("manifest-")?.get(..20)?.parse().ok()
     }
 
+    /// `delta-{seq:020}-{epoch}.json`: a manifest delta (unique: one writer per epoch).
+    pub fn delta(seq: u64, epoch: i32) -> String {
+        format!("delta-{seq:020}-{epoch}.json")
+    }
+
+    /// The sequence number a delta object's name carries.
+    pub fn delta_seq(name: &str) -> Option<u64> {
+        name.strip_prefix("delta-")?.get(..20)?.parse().ok()
+    }
+
     /// What an object in a partition folder is, by name.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum Kind {
         /// A segment's data or index (its stem).
         Segment(String),
-        /// A manifest.
+        /// A manifest checkpoint.
         Manifest,
+        /// A manifest delta.
+        Delta,
         /// Something Shale did not write.
         Other,
     }
@@ -208,6 +362,9 @@ pub mod names {
     pub fn kind(name: &str) -> Kind {
         if name.starts_with("manifest-") && name.ends_with(".json") {
             return Kind::Manifest;
+        }
+        if name.starts_with("delta-") && name.ends_with(".json") {
+            return Kind::Delta;
         }
         for suffix in [".log", ".index"] {
             if let Some(stem) = name.strip_suffix(suffix) {
@@ -232,6 +389,7 @@ mod tests {
             max_timestamp: base * 10,
             upload_epoch: 1,
             name: names::segment_stem(base, 1),
+            index_bytes: 0,
         }
     }
 
@@ -250,6 +408,46 @@ mod tests {
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
         m.segments[1].base_offset = 101;
         assert!(m.validate().unwrap_err().message.contains("ends at 100"));
+    }
+
+    /// The bytes a manifest is stored as, pinned: brokers of different versions read each
+    /// other's manifests, so a change here is a format change (bump `MANIFEST_VERSION`).
+    #[test]
+    fn the_manifest_format_is_pinned() {
+        let segment = |base, index_bytes| RemoteSegment {
+            base_offset: base,
+            next_offset: base + 10,
+            size_bytes: 4096,
+            max_timestamp: 7,
+            upload_epoch: 2,
+            name: format!("{base:020}-2-0123456789abcdef0123456789abcdef"),
+            index_bytes,
+        };
+        let m = Manifest {
+            seq: 3,
+            leader_epoch: 2,
+            segments: vec![segment(0, 0), segment(10, 96)],
+            ..Manifest::empty("orders", "0a1b", 1)
+        };
+        let pinned = concat!(
+            r#"{"version":2,"topic":"orders","topic_id":"0a1b","partition":1,"seq":3,"#,
+            r#""leader_epoch":2,"segments":["#,
+            r#"{"base_offset":0,"next_offset":10,"size_bytes":4096,"max_timestamp":7,"#,
+            r#""upload_epoch":2,"name":"00000000000000000000-2-0123456789abcdef0123456789abcdef"},"#,
+            r#"{"base_offset":10,"next_offset":20,"size_bytes":4096,"max_timestamp":7,"#,
+            r#""upload_epoch":2,"name":"00000000000000000010-2-0123456789abcdef0123456789abcdef","#,
+            r#""index_bytes":96}]}"#
+        );
+        assert_eq!(String::from_utf8(m.encode()).unwrap(), pinned);
+        assert_eq!(Manifest::decode(pinned.as_bytes()).unwrap(), m);
+        // Version 1 (indexes in objects of their own) is still read; unknown ones are not.
+        let v1 =
+            pinned.replace(r#""version":2"#, r#""version":1"#).replace(r#","index_bytes":96"#, "");
+        let old = Manifest::decode(v1.as_bytes()).unwrap();
+        assert!(old.segments.iter().all(|s| s.index_bytes == 0));
+        let v3 = pinned.replace(r#""version":2"#, r#""version":3"#);
+        let e = Manifest::decode(v3.as_bytes()).unwrap_err();
+        assert!(e.message.contains("unknown version 3"), "{e}");
     }
 
     #[test]

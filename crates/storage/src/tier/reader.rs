@@ -187,8 +187,10 @@ impl RemoteReader {
         let chunk_bytes = settings.chunk_bytes.max(4096);
         let memory = HybridCacheBuilder::new()
             .with_name("shale-chunks")
-            .with_policy(HybridCachePolicy::WriteOnEviction)
+            .with_policy(HybridCachePolicy::WriteOnInsertion)
             .memory(settings.cache_bytes.max(chunk_bytes) as usize)
+            // Each shard holds its share of the capacity: room for several chunks each.
+            .with_shards((settings.cache_bytes / (8 * chunk_bytes)).clamp(1, 16) as usize)
             .with_weighter(|k: &String, v: &Bytes| k.len() + v.len())
             .storage()
             .with_spawner(runtime.handle().clone().into());
@@ -298,10 +300,11 @@ impl RemoteReader {
         let size = segment.size_bytes;
         let first = pos / cb;
         let last = (pos + max_bytes as u64).min(size).max(pos + 1).div_ceil(cb) - 1;
-        self.ensure(&cursor.path, size, first..last + 1, 1, false);
         let window = self.inner.streams.remove(&(cursor.path.clone(), first));
-        if let Some(window) = window {
-            self.read_ahead(p, manifest, &cursor, last + 1, window);
+        match window {
+            // Sequential: what the read needs and its window, in as few GETs as possible.
+            Some(window) => self.read_ahead(p, manifest, &cursor, first..last + 1, window),
+            None => self.ensure(&cursor.path, size, first..last + 1, 1, false),
         }
         // Find the batch holding `offset`.
         let first_batch = loop {
@@ -367,24 +370,41 @@ impl RemoteReader {
         }
     }
 
-    /// Keeps the `window` chunks from chunk `from` of the cursor's segment (continuing
-    /// into the next segment) cached or in flight, a whole GET at a time: it starts GETs
-    /// only once at least `get_max_bytes` of the window is missing, or the missing part
-    /// reaches the end of an object.
+    /// Starts the GETs of the chunks `needed` of the cursor's segment that are missing,
+    /// and keeps the `window` chunks after them (continuing into the next segment) cached or
+    /// in flight, a whole GET at a time: it starts GETs only once at least `get_max_bytes`
+    /// of the window is missing, or the missing part reaches the end of an object. Needed
+    /// chunks that are missing go in the same GETs as the window's.
     fn read_ahead(
         &self,
         p: &PartitionRef,
         manifest: &Manifest,
         cursor: &Cursor<'_>,
-        from: u64,
+        needed: Range<u64>,
         window: u64,
     ) {
         let cb = self.inner.chunk_bytes;
         let size = cursor.segment.size_bytes;
         let chunks = size.div_ceil(cb);
-        let to = from + window;
+        let run = self.inner.run_chunks;
+        // A window that would stop less than a GET short of the object's end takes the end
+        // too, rather than leave a short GET for later.
+        let stretch = |to: u64| if to + run > chunks { chunks } else { to };
+        let inner = &self.inner;
+        let waiting = needed.clone().any(|i| {
+            let key = chunk_key(&cursor.path, i);
+            !inner.chunks.contains(&key)
+                && !inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&key)
+        });
+        // A reader waiting on chunks it needs gets them and the rest of its window in whole
+        // GETs from the first; otherwise the window after the read is refilled.
+        let (from, to) = match waiting {
+            true => (needed.start, needed.end.max(needed.start + window)),
+            false => (needed.end, needed.end + window),
+        };
         if from < chunks {
-            self.ensure(&cursor.path, size, from..to.min(chunks), self.inner.run_chunks, true);
+            let range = from..stretch(to).min(chunks);
+            self.ensure(&cursor.path, size, range, if waiting { 1 } else { run }, true);
         }
         if to > chunks {
             if let Some(next) = manifest.find(cursor.segment.next_offset) {
@@ -532,6 +552,7 @@ impl RemoteReader {
         let path = self.inner.catalog.object(p, &names::index(&segment.name));
         let inner = self.inner.clone();
         let segment = segment.clone();
+        let p = p.clone();
         let entry = self
             .inner
             .indexes
@@ -542,7 +563,16 @@ impl RemoteReader {
                 let runtime = inner.runtime.handle().clone();
                 let got = runtime.spawn(async move {
                     let _permit = inner.permits.acquire().await.map_err(|_| closed())?;
-                    let bytes = inner.catalog.bucket().get(&path).await?;
+                    let bucket = inner.catalog.bucket();
+                    let bytes = match segment.index_bytes {
+                        // Version 1: the index is an object of its own.
+                        0 => bucket.get(&path).await?,
+                        n => {
+                            let log = inner.catalog.object(&p, &names::log(&segment.name));
+                            let at = segment.size_bytes;
+                            bucket.get_range(&log, at..at + n).await?
+                        }
+                    };
                     decode_index(&path, &segment, &bytes)
                 });
                 got.await.unwrap_or_else(|e| Err(Error::unavailable(format!("cold read: {e}"))))
@@ -720,14 +750,14 @@ mod tests {
         let mut from = 0;
         while let Some(slice) = log.upload_slice(from).unwrap() {
             let stem = names::segment_stem(slice.base_offset, 1);
-            let data = slice.read(0, slice.len as usize).unwrap();
+            // As the uploader writes it: the batches, then the index.
+            let mut data = slice.read(0, slice.len as usize).unwrap();
+            data.extend_from_slice(&slice.index);
             catalog
                 .bucket()
                 .put(&catalog.object(&p, &names::log(&stem)), data.into())
                 .await
                 .unwrap();
-            let index = Bytes::from(slice.index.clone());
-            catalog.bucket().put(&catalog.object(&p, &names::index(&stem)), index).await.unwrap();
             let mut segments = current.manifest.segments.clone();
             segments.push(RemoteSegment {
                 base_offset: slice.base_offset,
@@ -736,6 +766,7 @@ mod tests {
                 max_timestamp: slice.max_timestamp,
                 upload_epoch: 1,
                 name: stem,
+                index_bytes: slice.index.len() as u64,
             });
             current = catalog.commit(&p, &current, segments, 1).await.unwrap();
             from = slice.next_offset;
@@ -829,11 +860,23 @@ mod tests {
     async fn a_second_reader_is_served_from_the_cache_without_a_get() {
         let (catalog, p, m, _dir) = tiered(20, 330).await;
         let cache = tempfile::tempdir().unwrap();
-        // 2 MiB of memory for ~20 MiB read: most chunks live only on disk afterwards.
-        let settings = settings(2 * MIB, 256 * MIB);
+        // 8 MiB of memory (two GETs) for ~20 MiB read: most chunks live only on disk
+        // afterwards.
+        let settings = settings(8 * MIB, 256 * MIB);
         let reader = RemoteReader::open(catalog.clone(), &settings, Some(cache.path().into()));
         let reader = reader.await.unwrap();
         read_all(&reader, &p, &m).await;
+        // The disk tier writes in the background: a second reader a moment later finds it
+        // all there.
+        let deadline = std::time::Duration::from_secs(10);
+        let written = async {
+            while reader.counts().cache_disk_write_bytes < reader.counts().chunk_get_bytes {
+                shale_core::clock::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(deadline, written).await.unwrap_or_else(|_| {
+            panic!("the disk tier did not write every chunk: {:?}", reader.counts())
+        });
         let first = reader.counts();
         let before = gets(&catalog);
         read_all(&reader, &p, &m).await;

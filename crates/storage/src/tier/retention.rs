@@ -41,10 +41,9 @@ pub(super) async fn expire<P: TierPartition + ?Sized>(
     let doomed: Vec<_> = segments[..expired]
         .iter()
         .flat_map(|s| {
-            [
-                catalog.object(pref, &names::log(&s.name)),
-                catalog.object(pref, &names::index(&s.name)),
-            ]
+            // A version 1 segment has its index in an object of its own.
+            let index = (s.index_bytes == 0).then(|| catalog.object(pref, &names::index(&s.name)));
+            std::iter::once(catalog.object(pref, &names::log(&s.name))).chain(index)
         })
         .collect();
     remove_quietly(catalog.bucket(), &doomed).await;
@@ -96,6 +95,7 @@ mod tests {
             max_timestamp,
             upload_epoch: 1,
             name: names::segment_stem(base, 1),
+            index_bytes: 0,
         }
     }
 

@@ -122,16 +122,22 @@ impl Scrubber {
             current.manifest.segments.iter().map(|s| s.name.clone()).collect();
         if let Some(ptr) = &current.pointer {
             keep.insert(ptr.manifest.clone());
+            keep.extend(ptr.deltas().map(|(_, name)| name));
         }
         let mut doomed = Vec::new();
         for object in listed {
             let name = object.location.filename().unwrap_or_default().to_string();
             let referenced = match names::kind(&name) {
                 names::Kind::Segment(stem) => keep.contains(&stem) || claimed.contains(&stem),
-                // A manifest newer than the current one may be a commit in flight.
+                // A checkpoint or delta newer than the current manifest may be a commit in
+                // flight; older ones than the current checkpoint were replaced by it.
                 names::Kind::Manifest => {
                     keep.contains(&name)
                         || names::manifest_seq(&name).is_none_or(|s| s > current.manifest.seq)
+                }
+                names::Kind::Delta => {
+                    keep.contains(&name)
+                        || names::delta_seq(&name).is_none_or(|s| s > current.manifest.seq)
                 }
                 names::Kind::Other => true,
             };

@@ -30,8 +30,13 @@ pub struct TierSettings {
     pub upload_concurrency: usize,
     /// Upload bandwidth per broker (bytes/s); 0 = unlimited.
     pub upload_bytes_per_sec: u64,
-    /// Segments larger than this are uploaded in parts (bytes).
+    /// Segments up to this go up in one PUT (bytes).
+    pub multipart_threshold_bytes: u64,
+    /// Larger segments go up in parts of this size (bytes, at least 5 MiB).
     pub multipart_part_bytes: u64,
+    /// Upload bodies in memory at once, all uploads together (bytes): a part, or a single
+    /// PUT's body, is read from disk only once it fits.
+    pub upload_buffer_bytes: u64,
     /// Unit of cold reads and of the chunk cache (bytes): a random read fetches one chunk.
     pub chunk_bytes: u64,
     /// Largest ranged GET (bytes): adjacent missing chunks are fetched together up to this,
@@ -78,7 +83,9 @@ impl Default for TierSettings {
             upload_interval_ms: 1_000,
             upload_concurrency: 4,
             upload_bytes_per_sec: 0,
-            multipart_part_bytes: 16 * 1024 * 1024,
+            multipart_threshold_bytes: 256 * 1024 * 1024,
+            multipart_part_bytes: 256 * 1024 * 1024,
+            upload_buffer_bytes: 1024 * 1024 * 1024,
             chunk_bytes: 4 * 1024 * 1024,
             get_max_bytes: 16 * 1024 * 1024,
             read_ahead_max_bytes: 128 * 1024 * 1024,

@@ -180,16 +180,11 @@ impl Uploader {
         let catalog = self.reader.catalog();
         let bucket = catalog.bucket();
         let stem = names::segment_stem(slice.base_offset, epoch);
-        let paths =
-            [catalog.object(pref, &names::log(&stem)), catalog.object(pref, &names::index(&stem))];
+        // The index travels at the end of the segment's object: one object, one PUT less.
+        let paths = [catalog.object(pref, &names::log(&stem))];
         let started = shale_core::clock::monotonic_now();
         let claim = catalog.claim_upload(pref, &stem, self.membership.lease()).await?;
-        let uploaded = async {
-            self.put_slice(bucket, &paths[0], &slice).await?;
-            bucket.put(&paths[1], Bytes::from(slice.index.clone())).await?;
-            Ok::<_, Error>(())
-        };
-        if let Err(e) = uploaded.await {
+        if let Err(e) = self.put_slice(bucket, &paths[0], &slice).await {
             remove_quietly(bucket, &paths).await;
             catalog.release_upload(&claim).await;
             return Err(e);
@@ -204,6 +199,7 @@ impl Uploader {
             max_timestamp: slice.max_timestamp,
             upload_epoch: epoch,
             name: stem,
+            index_bytes: slice.index.len() as u64,
         };
         let mut segments = current.manifest.segments.clone();
         segments.push(segment.clone());
@@ -249,7 +245,7 @@ impl Uploader {
                 Ok(Bytes::from(bytes))
             }
         };
-        bucket.put_segment(path, slice.len, read).await
+        bucket.put_segment(path, slice.len, Bytes::from(slice.index.clone()), read).await
     }
 }
 
@@ -380,6 +376,8 @@ mod tests {
         let last = sealed.last().unwrap();
         assert_eq!((pointer.segments, pointer.end_offset), (sealed.len() as u64, last.next_offset));
         let objects = catalog.bucket().list(&catalog.folder(&p.tier_ref())).await.unwrap();
-        assert_eq!(objects.len(), 2 * sealed.len() + 1, "data and index per segment, a manifest");
+        // One object per segment (its index inside); the first commit wrote a checkpoint,
+        // each later one a delta.
+        assert_eq!(objects.len(), 2 * sealed.len(), "segments, a checkpoint and deltas");
     }
 }
