@@ -369,3 +369,75 @@ async fn send_waits_for_metadata_while_no_broker_answers() {
     assert_eq!((md.partition, md.offset), (0, 0));
     server.close().await.unwrap();
 }
+
+/// A consumer of many partitions reads them all over one FetchMany stream per broker, every
+/// record once and in order; a partition whose read fails leaves alone; a seek drops what
+/// the earlier read still had in flight. The same through one Fetch stream per partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stream_reads_many_partitions_and_seeks_drop_the_earlier_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    let partitions = 64u32;
+    client.admin().create_topic("many", partitions, 0, BTreeMap::new()).await.unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let mut deliveries = Vec::new();
+    for i in 0..100 * partitions {
+        let rec = ProducerRecord::new("many", format!("{i}")).partition(i % partitions);
+        deliveries.push(producer.send(rec).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    for multiplex in [true, false] {
+        let config = ConsumerConfig { stop_at_end: true, multiplex, ..ConsumerConfig::default() };
+        let mut consumer = Consumer::new(client.clone(), config);
+        for p in 0..partitions {
+            consumer.assign("many", p, StartAt::Earliest).await.unwrap();
+        }
+        // Partition 0 from past its end: it fails alone.
+        consumer.seek("many", 0, 10_000);
+        let mut next: BTreeMap<u32, i64> = BTreeMap::new();
+        let mut failed = Vec::new();
+        loop {
+            match consumer.poll().await {
+                Ok(Some(records)) => {
+                    for r in records {
+                        let at = next.entry(r.partition).or_insert(0);
+                        assert_eq!(r.offset, *at, "partition {}: in order, once", r.partition);
+                        *at += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => failed.push(e),
+            }
+        }
+        // The streams opened: one to the one broker, or one per partition still assigned
+        // (a partition that failed or ended leaves).
+        let expected_streams = if multiplex { 1 } else { 0 };
+        assert_eq!(consumer.fetch_streams(), expected_streams, "multiplex {multiplex}");
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].reason, "OFFSET_OUT_OF_RANGE", "{}", failed[0]);
+        assert!(!next.contains_key(&0), "partition 0 read nothing");
+        assert_eq!(next.len() as u32, partitions - 1, "multiplex {multiplex}");
+        assert!(next.values().all(|&n| n == 100), "{next:?}");
+
+        // A seek back while later records are in flight: the next record is the one sought.
+        let config = ConsumerConfig { max_bytes: 200, multiplex, ..ConsumerConfig::default() };
+        let mut consumer = Consumer::new(client.clone(), config);
+        consumer.assign("many", 1, StartAt::Earliest).await.unwrap();
+        let mut read = 0;
+        while read < 60 {
+            read = consumer.poll().await.unwrap().unwrap().last().unwrap().offset;
+        }
+        consumer.seek("many", 1, 7);
+        let mut expect = 7;
+        while expect < 100 {
+            for r in consumer.poll().await.unwrap().unwrap() {
+                assert_eq!(r.offset, expect, "after the seek (multiplex {multiplex})");
+                expect += 1;
+            }
+        }
+    }
+    server.shutdown().await.unwrap();
+}

@@ -56,6 +56,7 @@ rpcs!(
     Produce,
     ProduceStream,
     Fetch,
+    FetchMany,
     ListOffsets,
     InitProducerId,
     Heartbeat,
@@ -184,6 +185,17 @@ async fn call(rpc: Rpc, c: &mut Caller, addr: &str, epoch: i32) -> Result<(), Re
             };
             let mut stream = log.fetch(request).await.map_err(code)?.into_inner();
             stream.message().await.map(drop).map_err(code)
+        }
+        Rpc::FetchMany => {
+            let add = pb::FetchPosition { topic: "m".into(), partition: 0, offset: 0, tag: 1 };
+            let request =
+                pb::FetchManyRequest { add: vec![add], stop_at_end: true, ..Default::default() };
+            let requests = tokio_stream::iter(vec![request]);
+            let mut answers = log.fetch_many(requests).await.map_err(code)?.into_inner();
+            match answers.message().await.map_err(code)? {
+                Some(a) => in_band(&a.error),
+                None => panic!("{}: FetchMany ended without an answer", c.label),
+            }
         }
         Rpc::ListOffsets => log
             .list_offsets(pb::ListOffsetsRequest { topic: "m".into(), partition: 0, spec: None })
@@ -485,7 +497,7 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
         callers.len()
     );
     assert!(unexpected.is_empty(), "unexpected answers:\n{}", unexpected.join("\n"));
-    assert_eq!(cells, 175);
+    assert_eq!(cells, 182);
 
     // A client whose certificate the brokers do not trust is told so in one line.
     let e = client(Some(&rogue), None).admin().who_am_i().await.unwrap_err();

@@ -44,3 +44,14 @@ pub(crate) fn progress(total: u64) -> ProgressBar {
     );
     bar
 }
+
+/// This process's peak resident memory (MiB, `VmHWM` in `/proc/self/status`); -1 where
+/// unknown.
+pub(crate) fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(-1.0, |kib| kib / 1024.0)
+}

@@ -80,6 +80,9 @@ pub(crate) struct ConsumeBench {
     /// cold reads' GETs per GiB and chunk cache hit ratio.
     #[arg(long)]
     pub metrics: Option<String>,
+    /// One Fetch stream per partition instead of one FetchMany stream per broker.
+    #[arg(long)]
+    pub stream_per_partition: bool,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -209,14 +212,18 @@ pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     let start = Instant::now();
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut first_record = None;
+    let mut streams = 0;
     for _ in 0..b.passes.max(1) {
-        let config = ConsumerConfig { stop_at_end: true, ..ConsumerConfig::default() };
+        let multiplex = !b.stream_per_partition;
+        let config = ConsumerConfig { stop_at_end: true, multiplex, ..ConsumerConfig::default() };
         let mut consumer = Consumer::new(client.clone(), config);
         for p in 0..partitions {
             consumer.assign(&b.topic, p, StartAt::Earliest).await?;
         }
+
         while let Some(records) = consumer.poll().await? {
             first_record.get_or_insert_with(|| start.elapsed());
+            streams = streams.max(consumer.fetch_streams());
             for r in &records {
                 bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
             }
@@ -240,6 +247,9 @@ pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
         "records_per_sec": count as f64 / secs,
         "mib_per_sec": bytes as f64 / (1024.0 * 1024.0) / secs,
         "first_record_ms": first_ms,
+        "partitions": partitions,
+        "fetch_streams": streams,
+        "peak_rss_mib": report::peak_rss_mib(),
     });
     let mut cold = String::new();
     if let (Some(url), Some(before)) = (&b.metrics, before) {

@@ -37,7 +37,7 @@ pub struct FetchChunk {
 }
 
 /// Messages buffered per stream: small, so a slow consumer pushes back on reads.
-const STREAM_BUFFER: usize = 2;
+pub(crate) const STREAM_BUFFER: usize = 2;
 
 /// The error for a fetch offset outside the log.
 pub fn offset_out_of_range(offset: i64, log_start: i64, high_watermark: i64) -> Error {

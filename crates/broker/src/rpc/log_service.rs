@@ -1,4 +1,4 @@
-//! `shale.v1.Log`: Produce, ProduceStream, Fetch, ListOffsets.
+//! `shale.v1.Log`: Produce, ProduceStream, Fetch, FetchMany, ListOffsets.
 
 use shale_proto::status::into_status;
 use std::future::Future;
@@ -23,6 +23,86 @@ use shale_proto::pb;
 
 /// Requests of one ProduceStream in flight at once (appended, awaiting their acks).
 const MAX_IN_FLIGHT: usize = 256;
+
+/// One partition's fetch messages, after quota and counters.
+type BoxReader = Pin<Box<dyn Stream<Item = Option<Result<fetch::FetchChunk, Error>>> + Send>>;
+
+/// How a fetch stream reads, from the client's request and the broker's limits.
+#[derive(Debug, Clone, Copy)]
+struct FetchShape {
+    max_bytes: usize,
+    max_wait: Option<Duration>,
+    stop_at_end: bool,
+}
+
+impl FetchShape {
+    fn of(broker: &Broker, max_bytes: u32, max_wait_ms: u32, stop_at_end: bool) -> FetchShape {
+        let limits = &broker.settings().log;
+        // Capped: one message never grows past what the broker accepts in a request.
+        let max_bytes = match max_bytes {
+            0 => limits.fetch_max_bytes,
+            n => (n as usize).min(limits.max_request_bytes),
+        };
+        let max_wait = (max_wait_ms > 0).then(|| Duration::from_millis(u64::from(max_wait_ms)));
+        FetchShape { max_bytes, max_wait, stop_at_end }
+    }
+}
+
+/// The message that takes a partition out of a FetchMany stream: at its end, or failed.
+fn ended(
+    (topic, partition): (String, u32),
+    tag: u64,
+    error: Option<&Error>,
+) -> pb::FetchManyResponse {
+    pb::FetchManyResponse {
+        topic,
+        partition,
+        tag,
+        end: true,
+        error: error.map(convert::error_to_proto),
+        ..Default::default()
+    }
+}
+
+impl LogService {
+    /// Checks `who` may read `topic` and starts reading `partition` from `offset`: the
+    /// messages, paced by the fetch quota and counted per topic.
+    fn start_fetch(
+        &self,
+        who: &Identity,
+        rpc: &str,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        shape: &FetchShape,
+    ) -> Result<impl Stream<Item = Result<fetch::FetchChunk, Error>> + Send + 'static, Error> {
+        self.broker.acl().check(who, rpc, Operation::Read, ResourceType::Topic, topic)?;
+        let partition = self.broker.partition(topic, partition)?;
+        let opts = FetchOptions {
+            offset,
+            max_bytes: shape.max_bytes,
+            max_wait: shape.max_wait,
+            stop_at_end: shape.stop_at_end,
+        };
+        let rx = fetch::start(partition, opts, self.broker.closed_signal())?;
+        let counters = self.broker.request_metrics().topic(topic);
+        counters.fetch_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let quotas = self.broker.quotas().clone();
+        let who = who.clone();
+        Ok(ReceiverStream::new(rx).then(move |item| {
+            let (quotas, who, counters) = (quotas.clone(), who.clone(), counters.clone());
+            async move {
+                // Over the fetch quota, the message waits; a stream is never refused for it.
+                if let Ok(c) = &item {
+                    quotas.throttle_stream(&who, Kind::Fetch, c.batches.len() as u64).await;
+                    let bytes = c.batches.len() as u64;
+                    counters.fetch_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                }
+                item
+            }
+        }))
+    }
+}
 
 /// The Log service over a broker.
 #[derive(Debug, Clone)]
@@ -222,42 +302,11 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<Self::FetchStream>, Status> {
         let who = identity(&request);
         let req = request.into_inner();
-        let acl = self.broker.acl();
-        acl.check(&who, "Fetch", Operation::Read, ResourceType::Topic, &req.topic)
+        let shape = FetchShape::of(&self.broker, req.max_bytes, req.max_wait_ms, req.stop_at_end);
+        let reader = self
+            .start_fetch(&who, "Fetch", &req.topic, req.partition, req.offset, &shape)
             .map_err(into_status)?;
-        let partition = self.broker.partition(&req.topic, req.partition).map_err(into_status)?;
-        let limits = &self.broker.settings().log;
-        // Capped: one message never grows past what the broker accepts in a request.
-        let max_bytes = match req.max_bytes {
-            0 => limits.fetch_max_bytes,
-            n => (n as usize).min(limits.max_request_bytes),
-        };
-        let opts = FetchOptions {
-            offset: req.offset,
-            max_bytes,
-            max_wait: (req.max_wait_ms > 0).then(|| Duration::from_millis(req.max_wait_ms as u64)),
-            stop_at_end: req.stop_at_end,
-        };
-        let rx = fetch::start(partition, opts, self.broker.closed_signal()).map_err(into_status)?;
-        let counters = self.broker.request_metrics().topic(&req.topic);
-        counters.fetch_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let quotas = self.broker.quotas().clone();
-        let stream = ReceiverStream::new(rx).then(move |item| {
-            let (quotas, who) = (quotas.clone(), who.clone());
-            async move {
-                // Over the fetch quota, the message waits; a stream is never refused for it.
-                if let Ok(c) = &item {
-                    quotas.throttle_stream(&who, Kind::Fetch, c.batches.len() as u64).await;
-                }
-                item
-            }
-        });
-        let stream = stream.map(move |item| {
-            if let Ok(c) = &item {
-                counters
-                    .fetch_bytes
-                    .fetch_add(c.batches.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+        let stream = reader.map(|item| {
             item.map(|c| pb::FetchResponse {
                 batches: c.batches,
                 high_watermark: c.high_watermark,
@@ -267,6 +316,99 @@ impl pb::log_server::Log for LogService {
             .map_err(into_status)
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    type FetchManyStream = BoxStream<pb::FetchManyResponse>;
+
+    async fn fetch_many(
+        &self,
+        request: Request<Streaming<pb::FetchManyRequest>>,
+    ) -> Result<Response<Self::FetchManyStream>, Status> {
+        let who = identity(&request);
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(fetch::STREAM_BUFFER);
+        let service = self.clone();
+        // Detached: ends when the client goes (its requests end with an error or its
+        // answers can no longer be sent), or once it half-closed and no partition is left.
+        shale_core::task::spawn_detached(async move {
+            // Each partition's reader, ended by a `None` so that its end is seen.
+            let mut readers = tokio_stream::StreamMap::new();
+            let mut tags = std::collections::HashMap::new();
+            let mut shape = None;
+            let mut inbound_done = false;
+            loop {
+                tokio::select! {
+                    req = inbound.message(), if !inbound_done => {
+                        let req = match req {
+                            Ok(Some(req)) => req,
+                            Ok(None) => {
+                                inbound_done = true;
+                                continue;
+                            }
+                            Err(_) => return,
+                        };
+                        let shape = shape.get_or_insert_with(|| {
+                            FetchShape::of(&service.broker, req.max_bytes, req.max_wait_ms, req.stop_at_end)
+                        });
+                        for stop in req.remove {
+                            let key = (stop.topic, stop.partition);
+                            readers.remove(&key);
+                            tags.remove(&key);
+                        }
+                        for p in req.add {
+                            let key = (p.topic.clone(), p.partition);
+                            // A partition already read moves: its reader is replaced.
+                            readers.remove(&key);
+                            match service.start_fetch(&who, "FetchMany", &p.topic, p.partition, p.offset, shape) {
+                                Ok(reader) => {
+                                    let reader = reader.map(Some).chain(futures::stream::once(async { None }));
+                                    tags.insert(key.clone(), p.tag);
+                                    readers.insert(key, Box::pin(reader) as BoxReader);
+                                }
+                                Err(e) => {
+                                    if tx.send(Ok(ended(key, p.tag, Some(&e)))).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Some((key, item)) = readers.next(), if !readers.is_empty() => {
+                        let tag = tags.get(&key).copied().unwrap_or_default();
+                        let msg = match item {
+                            Some(Ok(c)) => pb::FetchManyResponse {
+                                topic: key.0,
+                                partition: key.1,
+                                tag,
+                                batches: c.batches,
+                                high_watermark: c.high_watermark,
+                                log_start_offset: c.log_start_offset,
+                                next_offset: c.next_offset,
+                                end: false,
+                                error: None,
+                            },
+                            Some(Err(e)) => {
+                                readers.remove(&key);
+                                tags.remove(&key);
+                                ended(key, tag, Some(&e))
+                            }
+                            None => {
+                                tags.remove(&key);
+                                ended(key, tag, None)
+                            }
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    else => return,
+                }
+                if inbound_done && readers.is_empty() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn init_producer_id(

@@ -1,9 +1,12 @@
-//! The consumer: assigned partitions are read through long-polling `Fetch` streams from
-//! their leaders, one task per partition, merged into `poll()`. Retriable failures reconnect
-//! from the next offset not yet delivered, so a broker restart or a leader change costs a
-//! pause, not a gap or a duplicate. A partition waits for a reachable leader with
-//! exponential backoff for up to `leader_wait`, then fails with an error naming the broker
-//! and the partition.
+//! The consumer: assigned partitions are read from their leaders through long-polling
+//! streams merged into `poll()` — by default one `FetchMany` stream per broker for all the
+//! partitions it leads (`many.rs`), or, with `multiplex: false`, one `Fetch` stream and task
+//! per partition. Retriable failures read again from the next offset not yet delivered, so
+//! a broker restart or a leader change costs a pause, not a gap or a duplicate. A partition
+//! waits for a reachable leader with exponential backoff for up to `leader_wait`, then
+//! fails with an error naming the broker and the partition.
+
+mod many;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,6 +51,9 @@ pub struct ConsumerConfig {
     pub leader_wait: Duration,
     /// Records buffered ahead of `poll` (across partitions), in fetch messages.
     pub buffered_messages: usize,
+    /// Read all the partitions a broker leads over one `FetchMany` stream (the default);
+    /// `false`: one `Fetch` stream per partition.
+    pub multiplex: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -60,6 +66,7 @@ impl Default for ConsumerConfig {
             retry_backoff_max: retry.max,
             leader_wait: retry.total,
             buffered_messages: 16,
+            multiplex: true,
         }
     }
 }
@@ -108,6 +115,9 @@ struct Event {
     kind: EventKind,
 }
 
+/// A partition's current read: its id, and without multiplexing its task.
+type Read = (u64, Option<OwnedTask<()>>);
+
 /// Reads assigned partitions.
 #[derive(Debug)]
 pub struct Consumer {
@@ -115,7 +125,10 @@ pub struct Consumer {
     config: ConsumerConfig,
     tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
-    tasks: HashMap<(String, u32), (u64, OwnedTask<()>)>,
+    /// Per partition: its read's id and, without multiplexing, its task.
+    tasks: HashMap<(String, u32), Read>,
+    /// With multiplexing: the streams of every partition, started on first use.
+    router: Option<many::Router>,
     running: usize,
     next_task: u64,
 }
@@ -124,7 +137,16 @@ impl Consumer {
     /// A consumer with nothing assigned.
     pub fn new(client: Client, config: ConsumerConfig) -> Consumer {
         let (tx, rx) = mpsc::channel(config.buffered_messages.max(1));
-        Consumer { client, config, tx, rx, tasks: HashMap::new(), running: 0, next_task: 0 }
+        Consumer {
+            client,
+            config,
+            tx,
+            rx,
+            tasks: HashMap::new(),
+            router: None,
+            running: 0,
+            next_task: 0,
+        }
     }
 
     /// The number of partitions of `topic`, waiting for metadata for up to `leader_wait`.
@@ -172,23 +194,46 @@ impl Consumer {
         self.unassign(topic, partition);
         self.next_task += 1;
         let id = self.next_task;
-        let task = shale_core::task::spawn_owned(fetch_loop(
-            self.client.clone(),
-            self.config.clone(),
-            topic.to_string(),
-            partition,
-            offset,
-            Tagged { tx: self.tx.clone(), key: (topic.to_string(), partition), task: id },
-        ));
-        self.tasks.insert((topic.to_string(), partition), (id, task));
+        let key = (topic.to_string(), partition);
+        let task = if self.config.multiplex {
+            let (client, config, tx) = (&self.client, &self.config, &self.tx);
+            let router = self.router.get_or_insert_with(|| {
+                many::Router::new(client.clone(), config.clone(), tx.clone())
+            });
+            router.start(key.clone(), id, offset);
+            None
+        } else {
+            Some(shale_core::task::spawn_owned(fetch_loop(
+                self.client.clone(),
+                self.config.clone(),
+                topic.to_string(),
+                partition,
+                offset,
+                Tagged { tx: self.tx.clone(), key: key.clone(), task: id },
+            )))
+        };
+        self.tasks.insert(key, (id, task));
         self.running += 1;
     }
 
     /// Stops reading a partition; records of it not yet polled are dropped.
     pub fn unassign(&mut self, topic: &str, partition: u32) {
-        // Dropping the task's handle stops it.
-        if self.tasks.remove(&(topic.to_string(), partition)).is_some() {
+        // Dropping the task's handle stops it; the router is told.
+        let key = (topic.to_string(), partition);
+        if self.tasks.remove(&key).is_some() {
             self.running -= 1;
+            if let Some(router) = &self.router {
+                router.stop(key);
+            }
+        }
+    }
+
+    /// Fetch streams open now: one per broker read from, or (without multiplexing) one per
+    /// assigned partition.
+    pub fn fetch_streams(&self) -> usize {
+        match &self.router {
+            Some(router) => router.streams(),
+            None => self.tasks.len(),
         }
     }
 
@@ -253,6 +298,12 @@ impl Consumer {
             }
         }
     }
+}
+
+/// Whether a read that failed with `e` is tried again (after a pause, within the leader
+/// wait): retriable errors, and transport failures that surface as gRPC errors.
+fn retriable(e: &Error) -> bool {
+    e.kind.is_retriable() || e.kind == ErrorKind::Internal && e.reason == Reason::GrpcError
 }
 
 /// A fetch task's way to report.
@@ -348,12 +399,7 @@ async fn fetch_loop(
                 tx.send(EventKind::Done).await;
                 return;
             }
-            Err(e)
-                if e.kind.is_retriable()
-                    || e.kind == ErrorKind::Internal && e.reason == Reason::GrpcError =>
-            {
-                e
-            }
+            Err(e) if retriable(&e) => e,
             Err(e) => {
                 tx.send(EventKind::Failed(e)).await;
                 return;
