@@ -363,18 +363,8 @@ fn decode(msg: pb::FetchManyResponse) -> Decoded {
         let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
         match decode_batches(&msg.batches, &limits) {
             Ok(decoded) => {
-                records = decoded
-                    .into_iter()
-                    .map(|r| ConsumerRecord {
-                        topic: key.0.clone(),
-                        partition: key.1,
-                        offset: r.offset,
-                        timestamp_ms: r.timestamp_ms,
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers,
-                    })
-                    .collect();
+                records =
+                    decoded.into_iter().map(|r| ConsumerRecord::of(&key.0, key.1, r)).collect();
             }
             Err(e) => error = Some(e.into()),
         }

@@ -101,6 +101,21 @@ pub struct ConsumerRecord {
     pub headers: Vec<Header>,
 }
 
+impl ConsumerRecord {
+    /// A decoded record of `topic`'s `partition`.
+    fn of(topic: &str, partition: u32, r: shale_core::record::DecodedRecord) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: topic.to_string(),
+            partition,
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        }
+    }
+}
+
 enum EventKind {
     Records(Vec<ConsumerRecord>),
     Done,
@@ -367,15 +382,7 @@ async fn fetch_loop(
                 let records: Vec<ConsumerRecord> = decoded
                     .into_iter()
                     .filter(|r| r.offset >= position)
-                    .map(|r| ConsumerRecord {
-                        topic: topic.clone(),
-                        partition,
-                        offset: r.offset,
-                        timestamp_ms: r.timestamp_ms,
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers,
-                    })
+                    .map(|r| ConsumerRecord::of(&topic, partition, r))
                     .collect();
                 position = position.max(msg.next_offset);
                 if !records.is_empty() && !tx.send(EventKind::Records(records)).await {
