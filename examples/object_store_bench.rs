@@ -38,6 +38,9 @@ struct ObjectStoreBench {
     /// GETs in flight.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Only objects whose key contains this (`/orders-` for one topic's folders).
+    #[arg(long, default_value = "")]
+    contains: String,
     /// Stop after this many bytes (default: everything listed).
     #[arg(long)]
     max_bytes: Option<u64>,
@@ -64,7 +67,10 @@ async fn run(b: ObjectStoreBench) -> anyhow::Result<()> {
         prefix = prefix.join(part);
     }
     let mut objects = bucket.list(&prefix).await?;
-    objects.retain(|m| m.location.as_ref().ends_with(".log"));
+    objects.retain(|m| {
+        let key = m.location.as_ref();
+        key.ends_with(".log") && key.contains(b.contains.as_str())
+    });
     if objects.is_empty() {
         anyhow::bail!("no .log objects under {prefix:?} in {}", b.object_store);
     }

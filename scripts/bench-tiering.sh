@@ -150,8 +150,10 @@ EOF
 echo "first record, random remote offsets (indexes cached on upload, no chunks): \
 $("$SHALE_BENCH" fetch-latency --broker "$BROKER" --topic cold --range remote --samples 100 \
   --format json)"
-# The consumer below starts with both caches cold, as one after a leader change would.
+# The consumer below starts with every cache cold (memory, and the disk tier emptied), as
+# one after a leader change to a broker that never read this data would.
 stop_broker
+rm -rf "$DIR/broker/cold-cache"
 start_broker
 read -r -a S1 <<< "$(store_counts)"
 
@@ -177,6 +179,31 @@ for c in 1 2 4 8; do
     --object-store "$URL" --config "$DIR/shale.toml" --concurrency "$c" --format json)"
 done
 
+# 50 partitions read cold at once: one consumer of a 50-partition tiered topic (one
+# FetchMany stream) from a broker whose chunk cache was emptied, against the GET loop over
+# the same objects with as many GETs in flight as the broker allows.
+"$SHALE" topic create cold50 --partitions 50 --broker "$BROKER" \
+  --config remote.storage.enable=true --config segment.bytes=8388608 \
+  --config local.retention.bytes=8388608 >/dev/null
+"$SHALE_BENCH" produce --broker "$BROKER" --topic cold50 --records "$RECORDS" \
+  --record-size 1024 --acks all --format json >/dev/null
+for _ in $(seq 1200); do
+  lag=$(describe cold50 | json 'sum(p["upload_lag_segments"] for p in d["partitions"])')
+  [ "$lag" = 0 ] && break
+  sleep 0.5
+done
+stop_broker
+rm -rf "$DIR/broker/cold-cache"
+start_broker
+REMOTE50=$(describe cold50 | json 'sum(max(p["remote_log_end_offset"], 0) for p in d["partitions"])')
+echo "50 partitions read cold at once ($REMOTE50 remote records): $("$SHALE_BENCH" consume \
+  --broker "$BROKER" --topic cold50 --from-beginning --records "$REMOTE50" \
+  --metrics "$METRICS" --format json)"
+CONCURRENCY=$(python3 -c "import tomllib; print(tomllib.load(open('$DIR/shale.toml','rb')).get('tier',{}).get('remote_read_concurrency', 16))")
+echo "ranged-GET loop over the 50 partitions' objects, 16 MiB GETs, $CONCURRENCY in flight: \
+$("$GET_LOOP" --chunk-bytes 16777216 --contains /cold50- --object-store "$URL" \
+  --config "$DIR/shale.toml" --concurrency "$CONCURRENCY" --format json)"
+
 stop_broker
 start_broker
 echo "first record, random remote offsets (cold cache): $("$SHALE_BENCH" fetch-latency \
@@ -184,14 +211,20 @@ echo "first record, random remote offsets (cold cache): $("$SHALE_BENCH" fetch-l
 echo "first record, random local offsets: $("$SHALE_BENCH" fetch-latency \
   --broker "$BROKER" --topic cold --range local --samples 100 --format json)"
 
-RATE=20000
-# One produce run at a fixed rate on a fresh broker (cold cache), with a cold reader
-# catching up on the tiered topic when $1 is "reader".
+# Produce latency beside a cold reader, at half of the peak measured here (acks=all): two
+# rounds of alone / with a reader catching up on the tiered topic (the reading client at
+# nice 19: in production it runs elsewhere), each on a fresh broker with the chunk cache
+# emptied, so the reader really reads the bucket.
+PEAK=$("$SHALE_BENCH" produce --broker "$BROKER" --topic hot --records 1000000 \
+  --record-size 1024 --acks all --format json)
+echo "peak produce: $PEAK"
+RATE=$(echo "$PEAK" | json 'int(d["records_per_sec"] / 2)')
 produce_phase() {
   stop_broker
+  rm -rf "$DIR/broker/cold-cache"
   start_broker
   if [ "$1" = reader ]; then
-    nice -n "$2" "$SHALE_BENCH" consume --broker "$BROKER" --topic cold --passes 5 \
+    nice -n 19 "$SHALE_BENCH" consume --broker "$BROKER" --topic cold --passes 40 \
       --format json > "$DIR/reader.json" &
     READER_PID=$!
     for _ in $(seq 100); do
@@ -199,20 +232,19 @@ produce_phase() {
       sleep 0.1
     done
   fi
-  echo "produce at $RATE records/s, $3: $("$SHALE_BENCH" produce --broker "$BROKER" --topic hot \
-    --records 400000 --record-size 1024 --acks all --rate $RATE --format json)"
+  echo "produce at $RATE records/s (half of peak), $2: $("$SHALE_BENCH" produce \
+    --broker "$BROKER" --topic hot --records $((RATE * 20)) --record-size 1024 --acks all \
+    --rate "$RATE" --format json)"
   if [ -n "$READER_PID" ]; then
     echo "  cold reader meanwhile: $(metric shale_tier_read_bytes_total) bytes from the bucket," \
-      "$(metric shale_tier_read_chunk_misses_total) chunk misses, $(metric shale_tier_read_chunk_hits_total) hits"
+      "$(metric shale_tier_read_gets_total) GETs, $(metric shale_tier_read_chunk_misses_total) chunk misses"
     kill "$READER_PID" 2>/dev/null || true
     wait "$READER_PID" 2>/dev/null || true
     READER_PID=""
   fi
 }
-produce_phase none 0 "alone"
-produce_phase reader 0 "with a cold reader (moto and reader share the 2 cores)"
-# In production the bucket and the reader's client run elsewhere; here they share the
-# broker's two cores. Lowering their CPU priority approximates that.
-renice -n 19 -p "$S3_PID" >/dev/null
-produce_phase reader 19 "with a cold reader (moto and reader at nice 19)"
-produce_phase none 0 "alone again"
+[ -n "$S3_PID" ] && renice -n 19 -p "$S3_PID" >/dev/null
+for round in 1 2; do
+  produce_phase none "alone (round $round)"
+  produce_phase reader "with a cold reader (round $round)"
+done

@@ -263,6 +263,10 @@ pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
         summary["gets_per_gib"] = gets_per_gib.into();
         summary["cache_hit_ratio"] = hit_ratio.into();
         summary["cache_disk_hits"] = d.disk_hits.into();
+        // GET bytes in flight on average over the read: comparable to a GET loop's
+        // GETs in flight times its GET size.
+        let in_flight_mib = d.get_byte_ms / (secs * 1000.0) / 1048576.0;
+        summary["get_mib_in_flight"] = in_flight_mib.into();
         cold = format!(
             "; cold: {:.1} MiB from the bucket, {:.0} GETs ({gets_per_gib:.0} per GiB), chunk cache hit ratio {hit_ratio:.3}",
             d.cold_bytes / 1048576.0,
@@ -289,6 +293,7 @@ struct ColdReadMetrics {
     hits: f64,
     disk_hits: f64,
     misses: f64,
+    get_byte_ms: f64,
 }
 
 impl ColdReadMetrics {
@@ -309,6 +314,7 @@ impl ColdReadMetrics {
                 "shale_tier_read_chunk_hits_total" => m.hits = value,
                 "shale_tier_read_chunk_disk_hits_total" => m.disk_hits = value,
                 "shale_tier_read_chunk_misses_total" => m.misses = value,
+                "shale_tier_read_get_byte_ms_total" => m.get_byte_ms = value,
                 _ => {}
             }
         }
@@ -322,6 +328,7 @@ impl ColdReadMetrics {
             hits: self.hits - before.hits,
             disk_hits: self.disk_hits - before.disk_hits,
             misses: self.misses - before.misses,
+            get_byte_ms: self.get_byte_ms - before.get_byte_ms,
         }
     }
 }

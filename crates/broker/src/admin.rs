@@ -431,6 +431,12 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     )?;
     one(
         enc,
+        "tier_read_get_byte_ms",
+        "Bytes times milliseconds in flight of cold-read GETs: its rate is the bytes in flight",
+        ConstCounter::new(reads.chunk_get_byte_ms),
+    )?;
+    one(
+        enc,
         "tier_read_chunk_misses",
         "Chunk lookups of cold reads that waited on a GET",
         ConstCounter::new(reads.chunk_misses),

@@ -122,6 +122,9 @@ pub struct ReadStats {
     pub chunk_gets: AtomicU64,
     /// Bytes those GETs brought.
     pub chunk_get_bytes: AtomicU64,
+    /// Sum over those GETs of bytes times milliseconds in flight: its growth over a period
+    /// divided by the period's milliseconds is the bytes in flight on average.
+    pub chunk_get_byte_ms: AtomicU64,
     /// Bytes of batches returned to fetches.
     pub bytes_served: AtomicU64,
     /// Remote index lookups answered from the cache (including indexes cached on upload).
@@ -145,6 +148,8 @@ pub struct ReadCounts {
     pub chunk_gets: u64,
     /// See [`ReadStats::chunk_get_bytes`].
     pub chunk_get_bytes: u64,
+    /// See [`ReadStats::chunk_get_byte_ms`].
+    pub chunk_get_byte_ms: u64,
     /// See [`ReadStats::bytes_served`].
     pub bytes_served: u64,
     /// See [`ReadStats::index_hits`].
@@ -260,6 +265,7 @@ impl RemoteReader {
             chunks_read_ahead: s.chunks_read_ahead.load(Ordering::Relaxed),
             chunk_gets: s.chunk_gets.load(Ordering::Relaxed),
             chunk_get_bytes: s.chunk_get_bytes.load(Ordering::Relaxed),
+            chunk_get_byte_ms: s.chunk_get_byte_ms.load(Ordering::Relaxed),
             bytes_served: s.bytes_served.load(Ordering::Relaxed),
             index_hits: s.index_hits.load(Ordering::Relaxed),
             index_misses: s.index_misses.load(Ordering::Relaxed),
@@ -472,9 +478,17 @@ impl RemoteReader {
             async move {
                 let got = async {
                     let _permit = inner.permits.acquire().await.map_err(|_| closed())?;
-                    Ok::<_, Error>(inner.catalog.bucket().get_range(&path, bytes).await?)
+                    let sent = shale_core::clock::monotonic_now();
+                    let got = inner.catalog.bucket().get_range(&path, bytes).await?;
+                    Ok::<_, Error>((got, sent.elapsed()))
                 }
                 .await;
+                let got = got.map(|(all, took)| {
+                    let byte_ms = all.len() as u128 * took.as_millis();
+                    let s = &inner.stats;
+                    s.chunk_get_byte_ms.fetch_add(byte_ms as u64, Ordering::Relaxed);
+                    all
+                });
                 if let Ok(all) = &got {
                     let s = &inner.stats;
                     s.chunk_gets.fetch_add(1, Ordering::Relaxed);
