@@ -49,10 +49,13 @@ s3_region = "us-east-1"
 s3_access_key_id = "bench"
 s3_secret_access_key = "bench"
 upload_interval_ms = 200
+[log]
+retention_check_interval_ms = 1000
 EOF
   URL="s3://shale-bench/bench"
 else
-  printf '[tier]\nupload_interval_ms = 200\n' > "$DIR/shale.toml"
+  printf '[tier]\nupload_interval_ms = 200\n[log]\nretention_check_interval_ms = 1000\n' \
+    > "$DIR/shale.toml"
   URL="file://$DIR/bucket"
 fi
 BROKER="127.0.0.1:$PORT"
@@ -94,7 +97,9 @@ RECORDS=$((MIB * 1024))
 "$SHALE" topic create cold --partitions 1 --broker "$BROKER" \
   --config remote.storage.enable=true --config segment.bytes=67108864 \
   --config local.retention.bytes=67108864 >/dev/null
-"$SHALE" topic create hot --partitions 3 --broker "$BROKER" >/dev/null
+# The produce-latency topic keeps 256 MiB per partition: its runs write gigabytes.
+"$SHALE" topic create hot --partitions 3 --broker "$BROKER" --config segment.bytes=67108864 \
+  --config retention.bytes=268435456 >/dev/null
 
 read -r -a S0 <<< "$(store_counts)"
 echo "produce $MIB MiB to the tiered topic: $("$SHALE_BENCH" produce --broker "$BROKER" --topic cold \
@@ -187,11 +192,14 @@ done
   --config local.retention.bytes=8388608 >/dev/null
 "$SHALE_BENCH" produce --broker "$BROKER" --topic cold50 --records "$RECORDS" \
   --record-size 1024 --acks all --format json >/dev/null
+# Until every sealed segment is in the bucket and local retention removed the local copies
+# of the tiered ones, so what is read below the local log start comes from the bucket.
 for _ in $(seq 1200); do
-  lag=$(describe cold50 | json 'sum(p["upload_lag_segments"] for p in d["partitions"])')
-  [ "$lag" = 0 ] && break
+  ready=$(describe cold50 | json 'all(p["upload_lag_segments"] == 0 and p["local_log_start_offset"] > 0 for p in d["partitions"])')
+  [ "$ready" = True ] && break
   sleep 0.5
 done
+echo "cold50 after upload: $(describe cold50 | json 'sum(max(p["remote_log_end_offset"], 0) for p in d["partitions"])') remote records, $(describe cold50 | json 'sum(p["local_log_start_offset"] for p in d["partitions"])') records below the local log starts"
 stop_broker
 rm -rf "$DIR/broker/cold-cache"
 start_broker
