@@ -189,13 +189,14 @@ done
 # the same objects with as many GETs in flight as the broker allows.
 "$SHALE" topic create cold50 --partitions 50 --broker "$BROKER" \
   --config remote.storage.enable=true --config segment.bytes=8388608 \
-  --config local.retention.bytes=8388608 >/dev/null
+  --config local.retention.bytes=1 >/dev/null
 "$SHALE_BENCH" produce --broker "$BROKER" --topic cold50 --records "$RECORDS" \
   --record-size 1024 --acks all --format json >/dev/null
-# Until every sealed segment is in the bucket and local retention removed the local copies
-# of the tiered ones, so what is read below the local log start comes from the bucket.
+# Until every sealed segment is in the bucket and local retention (1 byte: everything
+# tiered) removed the local copies, so what is read below the local log start comes from
+# the bucket. A partition the producer gave too little to seal a segment has nothing tiered.
 for _ in $(seq 1200); do
-  ready=$(describe cold50 | json 'all(p["upload_lag_segments"] == 0 and p["local_log_start_offset"] > 0 for p in d["partitions"])')
+  ready=$(describe cold50 | json 'all(p["upload_lag_segments"] == 0 and (p["remote_segments"] == 0 or p["local_log_start_offset"] >= p["remote_log_end_offset"]) for p in d["partitions"])')
   [ "$ready" = True ] && break
   sleep 0.5
 done
