@@ -25,7 +25,10 @@ use shale_proto::pb;
 const MAX_IN_FLIGHT: usize = 256;
 
 /// One partition's fetch messages, after quota and counters.
-type BoxReader = Pin<Box<dyn Stream<Item = Option<Result<fetch::FetchChunk, Error>>> + Send>>;
+/// One partition's messages in a FetchMany stream, each with the add's tag, ended by `None`
+/// so that its end is seen.
+type BoxReader =
+    Pin<Box<dyn Stream<Item = (u64, Option<Result<fetch::FetchChunk, Error>>)> + Send>>;
 
 /// How a fetch stream reads, from the client's request and the broker's limits.
 #[derive(Debug, Clone, Copy)]
@@ -331,9 +334,7 @@ impl pb::log_server::Log for LogService {
         // Detached: ends when the client goes (its requests end with an error or its
         // answers can no longer be sent), or once it half-closed and no partition is left.
         shale_core::task::spawn_detached(async move {
-            // Each partition's reader, ended by a `None` so that its end is seen.
             let mut readers = tokio_stream::StreamMap::new();
-            let mut tags = std::collections::HashMap::new();
             let mut shape = None;
             let mut inbound_done = false;
             loop {
@@ -351,9 +352,7 @@ impl pb::log_server::Log for LogService {
                             FetchShape::of(&service.broker, req.max_bytes, req.max_wait_ms, req.stop_at_end)
                         });
                         for stop in req.remove {
-                            let key = (stop.topic, stop.partition);
-                            readers.remove(&key);
-                            tags.remove(&key);
+                            readers.remove(&(stop.topic, stop.partition));
                         }
                         for p in req.add {
                             let key = (p.topic.clone(), p.partition);
@@ -361,8 +360,10 @@ impl pb::log_server::Log for LogService {
                             readers.remove(&key);
                             match service.start_fetch(&who, "FetchMany", &p.topic, p.partition, p.offset, shape) {
                                 Ok(reader) => {
-                                    let reader = reader.map(Some).chain(futures::stream::once(async { None }));
-                                    tags.insert(key.clone(), p.tag);
+                                    let tag = p.tag;
+                                    let reader = reader
+                                        .map(move |item| (tag, Some(item)))
+                                        .chain(futures::stream::once(async move { (tag, None) }));
                                     readers.insert(key, Box::pin(reader) as BoxReader);
                                 }
                                 Err(e) => {
@@ -373,8 +374,7 @@ impl pb::log_server::Log for LogService {
                             }
                         }
                     }
-                    Some((key, item)) = readers.next(), if !readers.is_empty() => {
-                        let tag = tags.get(&key).copied().unwrap_or_default();
+                    Some((key, (tag, item))) = readers.next(), if !readers.is_empty() => {
                         let msg = match item {
                             Some(Ok(c)) => pb::FetchManyResponse {
                                 topic: key.0,
@@ -389,13 +389,9 @@ impl pb::log_server::Log for LogService {
                             },
                             Some(Err(e)) => {
                                 readers.remove(&key);
-                                tags.remove(&key);
                                 ended(key, tag, Some(&e))
                             }
-                            None => {
-                                tags.remove(&key);
-                                ended(key, tag, None)
-                            }
+                            None => ended(key, tag, None),
                         };
                         if tx.send(Ok(msg)).await.is_err() {
                             return;

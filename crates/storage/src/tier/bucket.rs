@@ -148,8 +148,12 @@ impl Bucket {
 
     /// Writes `bytes` at `path` in one PUT, replacing any object there.
     pub async fn put(&self, path: &ObjectPath, bytes: Bytes) -> Result<(), StoreError> {
-        let len = bytes.len() as u64;
-        let payload = PutPayload::from(bytes);
+        self.put_payload(path, PutPayload::from(bytes)).await
+    }
+
+    /// Writes `payload` at `path` in one PUT, replacing any object there.
+    async fn put_payload(&self, path: &ObjectPath, payload: PutPayload) -> Result<(), StoreError> {
+        let len = payload.content_length() as u64;
         let sent =
             self.send(Op::Put, path, || self.backend.put_opts(path, payload.clone(), put_opts()));
         self.finish(Op::Put, path, len, sent.await).map(drop)
@@ -219,10 +223,7 @@ impl Bucket {
         if len <= self.upload.threshold {
             let _buffer = self.upload.buffer(len + trailer.len() as u64).await?;
             let payload: PutPayload = [read(0, len).await?, trailer].into_iter().collect();
-            let total = payload.content_length() as u64;
-            let sent = self
-                .send(Op::Put, path, || self.backend.put_opts(path, payload.clone(), put_opts()));
-            return Ok(self.finish(Op::Put, path, total, sent.await).map(drop)?);
+            return Ok(self.put_payload(path, payload).await?);
         }
         let sent = self.send(Op::PutMultipart, path, || self.backend.put_multipart(path));
         let mut upload = self.finish(Op::PutMultipart, path, 0, sent.await)?;
