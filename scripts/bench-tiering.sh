@@ -11,6 +11,10 @@
 # Environment: BUCKET=file uses the embedded filesystem bucket instead of moto, and
 # GET_LATENCY_MS=N delays every GET of the broker and of the GET loop by N ms (the
 # first-byte latency of a distant bucket; SHALE_OBJECT_STORE_FAULTS=get_latency_ms=N).
+# PHASES="upload1g cold many latency produce" (the default: all) picks what runs after the
+# first upload, which always runs (every phase reads its topic): for example PHASES=produce.
+# TIER_CONFIG="key = value; key = value" adds settings to the broker's [tier] section, for
+# example TIER_CONFIG="multipart_part_bytes = 67108864" (how the part size was chosen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/tiering}"
@@ -49,13 +53,14 @@ s3_region = "us-east-1"
 s3_access_key_id = "bench"
 s3_secret_access_key = "bench"
 upload_interval_ms = 200
+$(echo "${TIER_CONFIG:-}" | tr ';' '\n' | sed 's/^ *//')
 [log]
 retention_check_interval_ms = 1000
 EOF
   URL="s3://shale-bench/bench"
 else
-  printf '[tier]\nupload_interval_ms = 200\n[log]\nretention_check_interval_ms = 1000\n' \
-    > "$DIR/shale.toml"
+  printf '[tier]\nupload_interval_ms = 200\n%s\n[log]\nretention_check_interval_ms = 1000\n' \
+    "$(echo "${TIER_CONFIG:-}" | tr ';' '\n' | sed 's/^ *//')" > "$DIR/shale.toml"
   URL="file://$DIR/bucket"
 fi
 BROKER="127.0.0.1:$PORT"
@@ -88,6 +93,8 @@ store_counts() {
   done
   echo "$out"
 }
+phase() { [[ " ${PHASES:-upload1g cold many latency produce} " == *" $1 "* ]]; }
+METRICS="http://127.0.0.1:$ADMIN/metrics"
 describe() { "$SHALE" topic describe "$1" --broker "$BROKER" --format json; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
@@ -128,11 +135,15 @@ print(f"upload, 64 MiB segments: {gib:.3f} GiB in {put_req:.0f} PUT + {mp_req:.0
 EOF
 
 # The same at the default segment size (1 GiB): one sealed segment, in parts.
+if phase upload1g; then
 "$SHALE" topic create upload --partitions 1 --broker "$BROKER" \
   --config remote.storage.enable=true --config local.retention.bytes=67108864 >/dev/null
 read -r -a S0 <<< "$(store_counts)"
+# The broker's peak RSS from here on (Linux: 5 resets it).
+echo 5 > "/proc/$BROKER_PID/clear_refs" 2>/dev/null || true
 "$SHALE_BENCH" produce --broker "$BROKER" --topic upload --records $((1100 * 1024)) \
   --record-size 1024 --acks all --format json >/dev/null
+UPLOAD_START=$(date +%s.%N)
 for _ in $(seq 1200); do
   d=$(describe upload)
   [ "$(echo "$d" | json 'd["partitions"][0]["remote_segments"]')" -ge 1 ] && \
@@ -140,6 +151,7 @@ for _ in $(seq 1200); do
   sleep 0.5
 done
 read -r -a S1 <<< "$(store_counts)"
+echo "1 GiB segment in the bucket $(python3 -c "import time; print(round(time.time() - $UPLOAD_START, 1))") s after the last ack; broker peak RSS meanwhile $(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$BROKER_PID/status") MiB"
 python3 - "${S0[@]}" "${S1[@]}" <<'EOF'
 import sys
 v = list(map(float, sys.argv[1:])); a, b = v[:10], v[10:]
@@ -150,11 +162,15 @@ print(f"upload at the default segment size (1 GiB): {gib:.3f} GiB in {d[0]:.0f} 
       f"{(d[0] + d[2] + d[6] + d[4] + d[8]) / gib:.1f} requests per GiB uploaded")
 EOF
 "$SHALE" topic delete upload --broker "$BROKER" >/dev/null
+fi
 
+if phase latency; then
 # Chunks are not cached yet, the remote indexes are (the leader cached each on upload).
 echo "first record, random remote offsets (indexes cached on upload, no chunks): \
 $("$SHALE_BENCH" fetch-latency --broker "$BROKER" --topic cold --range remote --samples 100 \
   --format json)"
+fi
+if phase cold; then
 # The consumer below starts with every cache cold (memory, and the disk tier emptied), as
 # one after a leader change to a broker that never read this data would.
 stop_broker
@@ -163,7 +179,7 @@ start_broker
 read -r -a S1 <<< "$(store_counts)"
 
 REMOTE_END=$(describe cold | json 'd["partitions"][0]["remote_log_end_offset"]')
-METRICS="http://127.0.0.1:$ADMIN/metrics"
+
 echo "cold read, consumer from offset 0 (remote records: $REMOTE_END): $("$SHALE_BENCH" consume \
   --broker "$BROKER" --topic cold --from-beginning --records "$REMOTE_END" --metrics "$METRICS" \
   --format json)"
@@ -184,6 +200,9 @@ for c in 1 2 4 8; do
     --object-store "$URL" --config "$DIR/shale.toml" --concurrency "$c" --format json)"
 done
 
+fi
+
+if phase many; then
 # 50 partitions read cold at once: one consumer of a 50-partition tiered topic (one
 # FetchMany stream) from a broker whose chunk cache was emptied, against the GET loop over
 # the same objects with as many GETs in flight as the broker allows.
@@ -208,18 +227,26 @@ REMOTE50=$(describe cold50 | json 'sum(max(p["remote_log_end_offset"], 0) for p 
 echo "50 partitions read cold at once ($REMOTE50 remote records): $("$SHALE_BENCH" consume \
   --broker "$BROKER" --topic cold50 --from-beginning --records "$REMOTE50" \
   --metrics "$METRICS" --format json)"
+# The same again: what is cached is served without the bucket, which shows the ceiling of
+# the serving path (broker, gRPC, client) on this machine.
+echo "50 partitions read again: $("$SHALE_BENCH" consume --broker "$BROKER" --topic cold50 \
+  --from-beginning --records "$REMOTE50" --metrics "$METRICS" --format json)"
 CONCURRENCY=$(python3 -c "import tomllib; print(tomllib.load(open('$DIR/shale.toml','rb')).get('tier',{}).get('remote_read_concurrency', 16))")
 echo "ranged-GET loop over the 50 partitions' objects, 16 MiB GETs, $CONCURRENCY in flight: \
 $("$GET_LOOP" --chunk-bytes 16777216 --contains /cold50- --object-store "$URL" \
   --config "$DIR/shale.toml" --concurrency "$CONCURRENCY" --format json)"
+fi
 
+if phase latency; then
 stop_broker
 start_broker
 echo "first record, random remote offsets (cold cache): $("$SHALE_BENCH" fetch-latency \
   --broker "$BROKER" --topic cold --range remote --samples 100 --format json)"
 echo "first record, random local offsets: $("$SHALE_BENCH" fetch-latency \
   --broker "$BROKER" --topic cold --range local --samples 100 --format json)"
+fi
 
+phase produce || exit 0
 # Produce latency beside a cold reader, at half of the peak measured here (acks=all): two
 # rounds of alone / with a reader catching up on the tiered topic (the reading client at
 # nice 19: in production it runs elsewhere), each on a fresh broker with the chunk cache

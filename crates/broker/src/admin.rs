@@ -473,6 +473,18 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     )?;
     one(
         enc,
+        "tier_read_paced_ms",
+        "Milliseconds cold reads waited, paced while the partition logs were busy",
+        ConstCounter::new(reads.paced_ms),
+    )?;
+    one(
+        enc,
+        "tier_read_ahead_bytes",
+        "Bytes read ahead of sequential cold readers, in flight or held until read",
+        ConstGauge::new(reads.read_ahead_bytes as i64),
+    )?;
+    one(
+        enc,
         "tier_cache_disk_write_bytes",
         "Bytes written to the chunk cache's disk tier",
         ConstCounter::new(reads.cache_disk_write_bytes),

@@ -404,6 +404,10 @@ impl Settings {
                 return Err(invalid(key, format!("{value} must be at least {min}")));
             }
         }
+        if !(0..=19).contains(&t.cold_read_nice) {
+            let nice = t.cold_read_nice;
+            return Err(invalid("tier.cold_read_nice", format!("{nice} must be from 0 to 19")));
+        }
         Ok(())
     }
 

@@ -177,10 +177,14 @@ impl Broker {
                     "" => settings.broker.data_dir.join("cold-cache"),
                     dir => std::path::PathBuf::from(dir),
                 };
+                let disk = shale_storage::tier::reader::DiskTier {
+                    dir,
+                    activity: resources.activity().clone(),
+                };
                 let reader = shale_storage::tier::reader::RemoteReader::open(
                     catalog,
                     &settings.tier,
-                    Some(dir),
+                    Some(disk),
                 );
                 Some(reader.await?)
             }

@@ -59,6 +59,7 @@ impl Inner {
         // Another fsync of this file may have failed meanwhile; ours then proves nothing.
         st.check_open()?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.resources.activity().note_write();
         if st.generation == generation {
             self.durable.fetch_max(end, Ordering::AcqRel);
         }

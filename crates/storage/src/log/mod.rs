@@ -66,7 +66,9 @@ pub use config::{FlushPolicy, LogConfig};
 pub use epoch::EpochEntry;
 pub use error::LogError;
 pub use partition::PartitionLog;
-pub use resources::{DEFAULT_MAX_INDEX_BYTES, DEFAULT_MAX_OPEN_SEGMENTS, LogResources};
+pub use resources::{
+    DEFAULT_MAX_INDEX_BYTES, DEFAULT_MAX_OPEN_SEGMENTS, DiskActivity, LogResources,
+};
 pub use tiering::{RemoteIndex, SealedRange, UploadSlice};
 
 use bytes::Bytes;

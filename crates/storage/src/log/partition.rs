@@ -217,6 +217,7 @@ impl Inner {
         frames: &[Frame],
         now: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.resources.activity().note_write();
         let interval = st.config.index_interval_bytes as u64;
         st.active.append(buf, frames, interval, now)?;
         let (first, last) = (frames[0].0, frames[frames.len() - 1].0);

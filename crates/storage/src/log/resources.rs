@@ -2,8 +2,9 @@
 //! stay within bounded file descriptors and index memory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use moka::sync::Cache;
 
@@ -24,6 +25,35 @@ pub struct LogResources {
     indexes: Cache<PathBuf, Arc<SegmentIndex>>,
     opens: AtomicU64,
     index_loads: AtomicU64,
+    activity: Arc<DiskActivity>,
+}
+
+/// When a partition log last appended or fsynced: the hot path at work, which cold reads
+/// and the disk tier of their cache hold back for.
+#[derive(Debug, Default)]
+pub struct DiskActivity {
+    /// Milliseconds since the first use of this clock at the last write, plus one (0 =
+    /// never).
+    last_write_ms: AtomicU64,
+}
+
+impl DiskActivity {
+    /// Records a partition log's append or fsync.
+    pub fn note_write(&self) {
+        self.last_write_ms.store(since_start_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether a partition log appended or fsynced within the last `window`.
+    pub fn busy_within(&self, window: Duration) -> bool {
+        let last = self.last_write_ms.load(Ordering::Relaxed);
+        last != 0 && since_start_ms().saturating_sub(last) < window.as_millis() as u64
+    }
+}
+
+fn since_start_ms() -> u64 {
+    static START: OnceLock<shale_core::clock::Instant> = OnceLock::new();
+    let start = *START.get_or_init(shale_core::clock::monotonic_now);
+    start.elapsed().as_millis() as u64 + 1
 }
 
 impl std::fmt::Debug for LogResources {
@@ -60,6 +90,7 @@ impl LogResources {
                 .build(),
             opens: AtomicU64::new(0),
             index_loads: AtomicU64::new(0),
+            activity: Arc::default(),
         }
     }
 
@@ -109,6 +140,11 @@ impl LogResources {
     pub(crate) fn evict(&self, log_path: &Path) {
         self.handles.invalidate(log_path);
         self.indexes.invalidate(log_path);
+    }
+
+    /// When the logs last fsynced.
+    pub fn activity(&self) -> &Arc<DiskActivity> {
+        &self.activity
     }
 
     /// The disk the logs' files live on.

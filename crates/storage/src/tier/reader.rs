@@ -2,29 +2,40 @@
 //!
 //! A read finds the segment in the manifest, the byte position in the segment's cached
 //! remote index, and then reads `tier.chunk_bytes` chunks of the segment through a hybrid
-//! chunk cache (foyer: a memory tier of `tier.cache_bytes` over a disk tier of
-//! `tier.cache_disk_bytes`), so re-reads and many readers of the same data do not GET it
-//! again. Missing chunks are fetched with ranged GETs that coalesce adjacent chunks up to
-//! `tier.get_max_bytes`; one GET per chunk range is ever in flight, however many readers
-//! want it.
+//! chunk cache (foyer: a memory tier of three quarters of `tier.cache_bytes` over a disk
+//! tier of `tier.cache_disk_bytes`), so re-reads and many readers of the same data do not
+//! GET it again. Missing chunks are fetched with ranged GETs that coalesce adjacent chunks
+//! up to `tier.get_max_bytes`; one GET per chunk range is ever in flight, however many
+//! readers want it.
 //!
-//! **Read-ahead.** A read that starts where an earlier read of the same object ended is
-//! sequential: it keeps a window of chunks ahead of it cached or in flight, and refills the
-//! window one whole GET at a time (so a sequential reader costs one GET per
-//! `tier.get_max_bytes`). The window starts at one GET and doubles, up to
-//! `tier.read_ahead_max_bytes`, each time the reader finds a chunk it needs not there yet:
-//! it grows until it covers the bucket's bandwidth-delay product. It continues into the
-//! next segment of the manifest. A read anywhere else fetches only what it needs.
+//! **Read-ahead.** A read that starts where an earlier read of the same object ended, or at
+//! a segment's first byte, is sequential: it keeps a window of chunks ahead of it cached,
+//! held or in flight, and refills the window one whole GET at a time (so a sequential
+//! reader costs one GET per `tier.get_max_bytes`). The window starts at one GET and
+//! doubles, up to `tier.read_ahead_max_bytes`, each time the reader finds a chunk it needs
+//! not there yet: it grows until it covers the bucket's bandwidth-delay product. It
+//! continues into the next segment of the manifest. A read anywhere else fetches only what
+//! it needs. Chunks read ahead are *held* outside the cache until read, so no eviction
+//! drops them before their reader comes (a chunk fetched twice is a GET wasted); they take
+//! at most a quarter of `tier.cache_bytes`, shared fairly among the sequential readers,
+//! and a window that does not fit waits for room.
+//!
+//! **Positions.** A sequential read starts at the byte where the earlier one ended, and a
+//! read from a segment's first offset at byte 0; only other reads look their position up in
+//! the segment's remote index (one GET, then cached). A consumer catching up therefore
+//! never waits for an index at a segment boundary.
 //!
 //! **Isolation.** GETs, the object store's own blocking work (the filesystem store reads on
 //! blocking threads) and the disk tier's I/O run on a runtime of their own
 //! (`tier.cold_read_threads` workers), at most `tier.remote_read_concurrency` GETs at once,
-//! and writes to the disk tier are limited to `tier.cache_disk_write_bytes_per_sec`. A
+//! and, while the partition logs are busy (appended or fsynced within the last second: the
+//! hot path is at work), writes to the disk tier are limited to
+//! `tier.cache_disk_write_bytes_per_sec` (a chunk beyond it stays in memory only) and the
+//! cold bytes served to `tier.cold_read_busy_bytes_per_sec`. A
 //! cold reader therefore never occupies the threads that serve produce and local fetches,
 //! and never blocks them on the bucket.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +44,8 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use foyer::{
     BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
-    HybridCachePolicy, PsyncIoEngineConfig, RecoverMode,
+    HybridCachePolicy, PsyncIoEngineConfig, RecoverMode, Statistics, StorageFilter,
+    StorageFilterCondition, StorageFilterResult,
 };
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -43,7 +55,7 @@ use tokio::sync::Semaphore;
 
 use super::catalog::{Catalog, PartitionRef};
 use super::manifest::{Manifest, RemoteSegment, names};
-use crate::log::{ReadChunk, RemoteIndex};
+use crate::log::{DiskActivity, ReadChunk, RemoteIndex};
 use crate::tier::TierSettings;
 use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
 use shale_core::record::batch::{BatchHeader, HEADER_LEN};
@@ -64,19 +76,54 @@ struct Inner {
     indexes: Cache<ObjectPath, Arc<RemoteIndex>>,
     /// The chunks a GET is bringing now.
     in_flight: Mutex<HashMap<String, ChunkFuture>>,
-    /// Sequential readers: (object, chunk where the next read will start) to the read-ahead
-    /// window in chunks. Idle readers are forgotten.
-    streams: moka::sync::Cache<(ObjectPath, u64), u64>,
+    /// Chunks read ahead and not read yet, with when they came: held here, outside the
+    /// cache, so that no eviction drops them before their reader comes (they go into the
+    /// cache when read, or are dropped after [`HELD_FOR`]).
+    held: Mutex<HashMap<String, (Bytes, shale_core::clock::Instant)>>,
+    /// Bytes read ahead, in flight or held: at most `ahead_budget`.
+    ahead_bytes: AtomicU64,
+    /// A quarter of `tier.cache_bytes`.
+    ahead_budget: u64,
+    /// Sequential readers: (object, offset the next read will ask for) to the byte where it
+    /// starts and the read-ahead window in chunks. Idle readers are forgotten.
+    streams: moka::sync::Cache<(ObjectPath, i64), (u64, u64)>,
     permits: Arc<Semaphore>,
     chunk_bytes: u64,
     /// Chunks per GET at most (`get_max_bytes / chunk_bytes`).
     run_chunks: u64,
     /// Read-ahead window limit in chunks.
     max_window: u64,
-    /// Bytes of the memory tier.
-    cache_bytes: u64,
     runtime: ColdRuntime,
     stats: ReadStats,
+    /// Cold reads yield to the hot path: paced while the partition logs are busy.
+    pace: Option<Pace>,
+}
+
+/// Cold reads served while the partition logs wrote within [`BUSY_WINDOW`] (produce or
+/// replication is using the broker) are paced to `rate` bytes per second: a catch-up reader
+/// takes a bounded share of the broker's cores and disk from producers. `rate` 0 = no pacing.
+#[derive(Debug)]
+struct Pace {
+    activity: Arc<DiskActivity>,
+    rate: u64,
+    /// When the bytes served so far are paid for (a reader whose read would start after
+    /// now waits until then).
+    next: Mutex<shale_core::clock::Instant>,
+}
+
+impl Pace {
+    /// How long a read of `bytes` waits before it is handed on.
+    fn delay(&self, bytes: u64) -> std::time::Duration {
+        if self.rate == 0 || !self.activity.busy_within(BUSY_WINDOW) {
+            return std::time::Duration::ZERO;
+        }
+        let now = shale_core::clock::monotonic_now();
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        // Up to a tenth of a second of credit, so short bursts go through unpaced.
+        let start = (*next).max(now - std::time::Duration::from_millis(100));
+        *next = start + std::time::Duration::from_secs_f64(bytes as f64 / self.rate as f64);
+        next.saturating_duration_since(now)
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -127,6 +174,8 @@ pub struct ReadStats {
     pub chunk_get_byte_ms: AtomicU64,
     /// Bytes of batches returned to fetches.
     pub bytes_served: AtomicU64,
+    /// Milliseconds reads waited, paced while the partition logs were busy.
+    pub paced_ms: AtomicU64,
     /// Remote index lookups answered from the cache (including indexes cached on upload).
     pub index_hits: AtomicU64,
     /// Remote index lookups that had to GET the index.
@@ -152,12 +201,16 @@ pub struct ReadCounts {
     pub chunk_get_byte_ms: u64,
     /// See [`ReadStats::bytes_served`].
     pub bytes_served: u64,
+    /// See [`ReadStats::paced_ms`].
+    pub paced_ms: u64,
     /// See [`ReadStats::index_hits`].
     pub index_hits: u64,
     /// See [`ReadStats::index_misses`].
     pub index_misses: u64,
     /// Bytes of chunks in the memory tier now.
     pub cache_bytes: u64,
+    /// Bytes read ahead now, in flight or held until read.
+    pub read_ahead_bytes: u64,
     /// Bytes written to the disk tier since the broker started.
     pub cache_disk_write_bytes: u64,
     /// Bytes read from the disk tier since the broker started.
@@ -170,56 +223,83 @@ struct Cursor<'a> {
     path: ObjectPath,
     /// Whether the read waited for the bucket (a chunk it needed was not cached).
     waited: std::sync::atomic::AtomicBool,
+    /// The chunk the read used last: the batch headers it walks mostly fall in one chunk.
+    last: Mutex<Option<(u64, Bytes)>>,
 }
 
 impl RemoteReader {
     /// A reader over `catalog`'s bucket with the cache and read-ahead settings of
-    /// `settings`; the disk tier goes in `cache_dir` (memory only without one, or with
+    /// `settings`, and the disk tier `disk` (memory only without one, or with
     /// `tier.cache_disk_bytes = 0`). A disk tier left by an earlier run is recovered.
     pub async fn open(
         catalog: Arc<Catalog>,
         settings: &TierSettings,
-        cache_dir: Option<PathBuf>,
+        disk: Option<DiskTier>,
     ) -> Result<RemoteReader, Error> {
+        let nice = settings.cold_read_nice;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.cold_read_threads.max(1))
             .max_blocking_threads(8)
             .thread_name("shale-cold-read")
+            .on_thread_start(move || lower_priority(nice))
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("cannot start the cold-read runtime: {e}")))?;
         let runtime = ColdRuntime(Some(runtime));
         let chunk_bytes = settings.chunk_bytes.max(4096);
+        // `tier.cache_bytes` bounds the memory of cold reads: a quarter of it for chunks
+        // read ahead and not read yet, the rest for the memory tier.
+        let cache_bytes = settings.cache_bytes.max(2 * chunk_bytes);
+        let ahead_budget = (cache_bytes / 4).max(chunk_bytes);
+        let memory_bytes = cache_bytes - ahead_budget;
         let memory = HybridCacheBuilder::new()
             .with_name("shale-chunks")
             .with_policy(HybridCachePolicy::WriteOnInsertion)
-            .memory(settings.cache_bytes.max(chunk_bytes) as usize)
-            // Each shard holds its share of the capacity: room for several chunks each.
-            .with_shards((settings.cache_bytes / (8 * chunk_bytes)).clamp(1, 16) as usize)
+            .memory(memory_bytes as usize)
+            // Each shard holds its share of the capacity and evicts on its own: with few
+            // chunks per shard, an unlucky hash evicts chunks well before the whole tier is
+            // full. Lookups are per chunk (a few hundred a second), so one lock is no
+            // contention at the default size.
+            .with_shards((memory_bytes / (64 * chunk_bytes)).clamp(1, 16) as usize)
             .with_weighter(|k: &String, v: &Bytes| k.len() + v.len())
             .storage()
             .with_spawner(runtime.handle().clone().into());
-        let chunks = match cache_dir.filter(|_| settings.cache_disk_bytes > 0) {
+        let activity = disk.as_ref().map(|d| d.activity.clone());
+        let chunks = match disk.filter(|_| settings.cache_disk_bytes > 0) {
             None => memory.build().await,
-            Some(dir) => {
+            Some(DiskTier { dir, activity }) => {
                 // A block holds whole entries: room for several chunks and their keys.
                 let block = (4 * chunk_bytes).max(16 << 20) as usize;
                 let capacity = (settings.cache_disk_bytes as usize).max(2 * block);
-                let mut throttle = foyer::Throttle::new();
-                throttle.write_throughput =
-                    NonZeroUsize::new(settings.cache_disk_write_bytes_per_sec as usize);
-                let device = FsDeviceBuilder::new(&dir)
+                // Direct I/O: a chunk written is on the disk when the write returns, so the
+                // disk tier never leaves a backlog of dirty pages whose writeback would
+                // hold up the logs' fsyncs later. Buffered where the filesystem refuses it.
+                let device = match FsDeviceBuilder::new(&dir)
                     .with_capacity(capacity)
-                    .with_throttle(throttle)
+                    .with_direct(true)
                     .build()
-                    .map_err(|e| cache_error(&dir, e))?;
+                {
+                    Ok(device) => device,
+                    Err(e) => {
+                        let dir_shown = dir.display();
+                        let why = "direct I/O is refused: the disk tier uses buffered I/O";
+                        tracing::info!(error = %e, dir = %dir_shown, "{why}");
+                        FsDeviceBuilder::new(&dir)
+                            .with_capacity(capacity)
+                            .build()
+                            .map_err(|e| cache_error(&dir, e))?
+                    }
+                };
+                let admission =
+                    YieldToAppends::new(activity, settings.cache_disk_write_bytes_per_sec);
                 memory
                     .with_io_engine_config(PsyncIoEngineConfig::new())
                     .with_engine_config(
                         BlockEngineConfig::new(device)
                             .with_block_size(block)
                             .with_buffer_pool_size(2 * block)
-                            .with_submit_queue_size_threshold(4 * block),
+                            .with_submit_queue_size_threshold(4 * block)
+                            .with_admission_filter(StorageFilter::new().with_condition(admission)),
                     )
                     .with_recover_mode(RecoverMode::Quiet)
                     .build()
@@ -239,17 +319,24 @@ impl RemoteReader {
                 chunks,
                 indexes,
                 in_flight: Mutex::default(),
+                held: Mutex::default(),
+                ahead_bytes: AtomicU64::new(0),
+                ahead_budget,
                 streams: moka::sync::Cache::builder()
                     .max_capacity(100_000)
-                    .time_to_idle(std::time::Duration::from_secs(120))
+                    .time_to_idle(std::time::Duration::from_secs(30))
                     .build(),
                 permits: Arc::new(Semaphore::new(settings.remote_read_concurrency.max(1))),
                 chunk_bytes,
                 run_chunks,
                 max_window: (settings.read_ahead_max_bytes / chunk_bytes).max(run_chunks),
-                cache_bytes: settings.cache_bytes.max(chunk_bytes),
                 runtime,
                 stats: ReadStats::default(),
+                pace: activity.map(|activity| Pace {
+                    activity,
+                    rate: settings.cold_read_busy_bytes_per_sec,
+                    next: Mutex::new(shale_core::clock::monotonic_now()),
+                }),
             }),
         })
     }
@@ -267,9 +354,11 @@ impl RemoteReader {
             chunk_get_bytes: s.chunk_get_bytes.load(Ordering::Relaxed),
             chunk_get_byte_ms: s.chunk_get_byte_ms.load(Ordering::Relaxed),
             bytes_served: s.bytes_served.load(Ordering::Relaxed),
+            paced_ms: s.paced_ms.load(Ordering::Relaxed),
             index_hits: s.index_hits.load(Ordering::Relaxed),
             index_misses: s.index_misses.load(Ordering::Relaxed),
             cache_bytes: self.inner.chunks.memory().usage() as u64,
+            read_ahead_bytes: self.inner.ahead_bytes.load(Ordering::Relaxed),
             cache_disk_write_bytes: disk.disk_write_bytes() as u64,
             cache_disk_read_bytes: disk.disk_read_bytes() as u64,
         }
@@ -283,7 +372,35 @@ impl RemoteReader {
     /// Whole batches of `p` from the one containing `offset`, about `max_bytes` (at least
     /// one batch), none reaching `upper_bound`, from the remote segments of `manifest`.
     /// `OFFSET_OUT_OF_RANGE` when no remote segment holds `offset`.
+    ///
+    /// The read runs on the cold-read runtime (its lookups, waits and copies), so that the
+    /// caller's threads only hand the answer on.
     pub async fn read(
+        &self,
+        p: &PartitionRef,
+        manifest: &Arc<Manifest>,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<ReadChunk, Error> {
+        let (reader, p, manifest) = (self.clone(), p.clone(), manifest.clone());
+        let read =
+            async move { reader.read_here(&p, &manifest, offset, max_bytes, upper_bound).await };
+        // Ends by itself: its GETs are under the bucket's timeout and retries.
+        let task = self.inner.runtime.handle().spawn(read);
+        let chunk =
+            task.await.unwrap_or_else(|e| Err(Error::unavailable(format!("cold read: {e}"))))?;
+        if let Some(pace) = &self.inner.pace {
+            let delay = pace.delay(chunk.bytes.len() as u64);
+            if !delay.is_zero() {
+                self.inner.stats.paced_ms.fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
+                shale_core::clock::sleep(delay).await;
+            }
+        }
+        Ok(chunk)
+    }
+
+    async fn read_here(
         &self,
         p: &PartitionRef,
         manifest: &Manifest,
@@ -298,19 +415,33 @@ impl RemoteReader {
             return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset });
         }
         let cursor = self.cursor(p, segment);
-        let index = self.index(p, segment).await?;
-        let mut pos = index.position((offset - segment.base_offset) as u32);
+        // A sequential reader's read starts where its last one ended, and a read from a
+        // segment's first offset at its first byte: neither needs (or waits to GET) the
+        // index.
+        let stream = self.inner.streams.remove(&(cursor.path.clone(), offset));
+        let mut pos = match (stream, offset - segment.base_offset) {
+            (Some((pos, _)), _) => pos,
+            (None, 0) => 0,
+            (None, rel) => self.index(p, segment).await?.position(rel as u32),
+        };
+        let window = stream.map(|(_, window)| window);
         // Start the GETs of every chunk the read will likely span together (coalesced),
         // and, for a sequential reader, those of its read-ahead window.
         let cb = self.inner.chunk_bytes;
         let size = segment.size_bytes;
         let first = pos / cb;
         let last = (pos + max_bytes as u64).min(size).max(pos + 1).div_ceil(cb) - 1;
-        let window = self.inner.streams.remove(&(cursor.path.clone(), first));
+        // A read from a segment's first byte is taken for a sequential reader starting (a
+        // consumer catching up from the beginning): it gets a first window.
+        let limit = self.window_limit();
+        let window = window.or((pos == 0).then_some(self.inner.run_chunks.min(limit)));
         match window {
             // Sequential: what the read needs and its window, in as few GETs as possible.
-            Some(window) => self.read_ahead(p, manifest, &cursor, first..last + 1, window),
-            None => self.ensure(&cursor.path, size, first..last + 1, 1, false),
+            Some(window) => {
+                let needed = first..last + 1;
+                self.read_ahead(p, manifest, &cursor, needed, window, upper_bound)
+            }
+            None => self.ensure(&cursor.path, size, first..last + 1, 1, last + 1),
         }
         // Find the batch holding `offset`.
         let first_batch = loop {
@@ -340,32 +471,39 @@ impl RemoteReader {
         self.inner.stats.bytes_served.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         // Remember where this reader goes next, with its window: one GET to start with,
         // doubled each time it had to wait for the bucket, unless every GET permit is
-        // taken (more in flight would only queue) or the windows of all sequential
-        // readers would no longer fit in half the memory tier (read-ahead evicted before
-        // it is read is fetched twice).
+        // taken (more in flight would only queue), within `window_limit`.
         let inner = &self.inner;
-        let readers = inner.streams.entry_count().max(1);
-        let fits = inner.cache_bytes / 2 / inner.chunk_bytes / readers;
-        let max = inner.max_window.min(fits).max(inner.run_chunks);
         let window = match window {
-            None => inner.run_chunks,
+            None => inner.run_chunks.min(limit),
             Some(w)
                 if cursor.waited.load(Ordering::Relaxed)
                     && inner.permits.available_permits() > 0 =>
             {
-                (w * 2).min(max)
+                (w * 2).min(limit)
             }
-            Some(w) => w.min(max),
+            Some(w) => w.min(limit),
         };
         let next = if end < size {
-            Some((cursor.path.clone(), end / cb))
+            Some(((cursor.path.clone(), next_offset), end))
         } else {
-            manifest.find(segment.next_offset).map(|s| (self.cursor(p, s).path, 0))
+            manifest.find(segment.next_offset).map(|s| ((self.cursor(p, s).path, s.base_offset), 0))
         };
-        if let Some(next) = next {
-            self.inner.streams.insert(next, window);
+        if let Some((key, pos)) = next {
+            self.inner.streams.insert(key, (pos, window));
         }
         Ok(ReadChunk { bytes, next_offset })
+    }
+
+    /// The most chunks one sequential reader may have read ahead: `tier.read_ahead_max_bytes`,
+    /// and no more than its share of the read-ahead budget among the sequential readers, at
+    /// least one chunk.
+    fn window_limit(&self) -> u64 {
+        let inner = &self.inner;
+        // The count is exact only once recent insertions are applied.
+        inner.streams.run_pending_tasks();
+        let readers = inner.streams.entry_count().max(1);
+        let fits = inner.ahead_budget / inner.chunk_bytes / readers;
+        inner.max_window.min(fits).max(1)
     }
 
     fn cursor<'a>(&self, p: &PartitionRef, segment: &'a RemoteSegment) -> Cursor<'a> {
@@ -373,14 +511,16 @@ impl RemoteReader {
             segment,
             path: self.inner.catalog.object(p, &names::log(&segment.name)),
             waited: std::sync::atomic::AtomicBool::new(false),
+            last: Mutex::default(),
         }
     }
 
     /// Starts the GETs of the chunks `needed` of the cursor's segment that are missing,
-    /// and keeps the `window` chunks after them (continuing into the next segment) cached or
-    /// in flight, a whole GET at a time: it starts GETs only once at least `get_max_bytes`
-    /// of the window is missing, or the missing part reaches the end of an object. Needed
-    /// chunks that are missing go in the same GETs as the window's.
+    /// and keeps the `window` chunks after them (continuing into the next segment if it
+    /// starts below `upper_bound`) cached or in flight, a whole GET at a time: it starts
+    /// GETs only once at least `get_max_bytes` of the window (or the whole window, when
+    /// smaller) is missing, or the missing part reaches the end of an object. Needed chunks
+    /// that are missing go in the same GETs as the window's.
     fn read_ahead(
         &self,
         p: &PartitionRef,
@@ -388,20 +528,18 @@ impl RemoteReader {
         cursor: &Cursor<'_>,
         needed: Range<u64>,
         window: u64,
+        upper_bound: i64,
     ) {
         let cb = self.inner.chunk_bytes;
         let size = cursor.segment.size_bytes;
         let chunks = size.div_ceil(cb);
-        let run = self.inner.run_chunks;
-        // A window that would stop less than a GET short of the object's end takes the end
-        // too, rather than leave a short GET for later.
-        let stretch = |to: u64| if to + run > chunks { chunks } else { to };
-        let inner = &self.inner;
-        let waiting = needed.clone().any(|i| {
-            let key = chunk_key(&cursor.path, i);
-            !inner.chunks.contains(&key)
-                && !inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&key)
-        });
+        // A whole GET at a time, or the whole window when it is smaller than a GET.
+        let run = self.inner.run_chunks.min(window);
+        // A window that would stop less than a whole GET short of an object's end takes the
+        // end too, rather than leave a short GET for later (a small object is one GET).
+        let whole = self.inner.run_chunks;
+        let stretch = |to: u64, chunks: u64| if to + whole > chunks { chunks } else { to };
+        let waiting = needed.clone().any(|i| !self.present(&chunk_key(&cursor.path, i)));
         // A reader waiting on chunks it needs gets them and the rest of its window in whole
         // GETs from the first; otherwise the window after the read is refilled.
         let (from, to) = match waiting {
@@ -409,66 +547,119 @@ impl RemoteReader {
             false => (needed.end, needed.end + window),
         };
         if from < chunks {
-            let range = from..stretch(to).min(chunks);
-            self.ensure(&cursor.path, size, range, if waiting { 1 } else { run }, true);
+            let range = from..stretch(to, chunks).min(chunks);
+            let (min_missing, needed_until) = match waiting {
+                true => (1, needed.end),
+                false => (run, 0),
+            };
+            self.ensure(&cursor.path, size, range, min_missing, needed_until);
         }
         if to > chunks {
-            if let Some(next) = manifest.find(cursor.segment.next_offset) {
+            // Not past what this reader may read now.
+            let next = manifest.find(cursor.segment.next_offset);
+            if let Some(next) = next.filter(|next| next.base_offset < upper_bound) {
                 let path = self.cursor(p, next).path;
                 let n = next.size_bytes.div_ceil(cb);
-                let range = from.saturating_sub(chunks)..(to - chunks).min(n);
-                self.ensure(&path, next.size_bytes, range, self.inner.run_chunks, true);
+                let range = from.saturating_sub(chunks)..stretch(to - chunks, n).min(n);
+                self.ensure(&path, next.size_bytes, range, run, 0);
             }
         }
     }
 
     /// Starts GETs for the chunks of `range` of the object at `path` (`size` bytes) that are
-    /// neither cached nor in flight, when there are at least `min_missing` of them or they
-    /// reach the object's end; adjacent ones go in one GET of up to `get_max_bytes`.
+    /// neither cached, held nor in flight, when there are at least `min_missing` of them or
+    /// they reach the object's end; adjacent ones go in one GET of up to `get_max_bytes`.
+    /// Chunks from `needed_until` on are read ahead: a GET of only such chunks waits for
+    /// room in the read-ahead budget (it is not started now if there is none).
     fn ensure(
         &self,
         path: &ObjectPath,
         size: u64,
         range: Range<u64>,
         min_missing: u64,
-        ahead: bool,
+        needed_until: u64,
     ) {
         let inner = &self.inner;
         let last = size.div_ceil(inner.chunk_bytes);
-        let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let missing: Vec<u64> = range
-            .filter(|&i| i < last)
-            .filter(|&i| {
-                let key = chunk_key(path, i);
-                !map.contains_key(&key) && !inner.chunks.contains(&key)
-            })
-            .collect();
+        let missing: Vec<u64> =
+            range.filter(|&i| i < last && !self.present(&chunk_key(path, i))).collect();
         let reaches_end = missing.last().is_some_and(|&i| i + 1 == last);
         if missing.is_empty() || (missing.len() as u64) < min_missing && !reaches_end {
             return;
         }
-        let mut run = missing[0]..missing[0] + 1;
-        for &i in &missing[1..] {
-            if i == run.end && run.end - run.start < inner.run_chunks {
-                run.end += 1;
-            } else {
-                self.start_get(&mut map, path, size, run, ahead);
-                run = i..i + 1;
+        let mut runs: Vec<Range<u64>> = Vec::new();
+        for &i in &missing {
+            match runs.last_mut() {
+                Some(run) if i == run.end && run.end - run.start < inner.run_chunks => run.end += 1,
+                _ => runs.push(i..i + 1),
             }
         }
-        self.start_get(&mut map, path, size, run, ahead);
+        let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for run in runs {
+            let ahead = run.start.max(needed_until)..run.end.max(needed_until);
+            let ahead_bytes = self.span_bytes(size, ahead.clone());
+            if run.start >= needed_until {
+                let used = inner.ahead_bytes.load(Ordering::Relaxed);
+                if used + ahead_bytes > inner.ahead_budget {
+                    return;
+                }
+            }
+            inner.ahead_bytes.fetch_add(ahead_bytes, Ordering::Relaxed);
+            self.start_get(&mut map, path, size, run, ahead);
+        }
+    }
+
+    /// Bytes of chunks `run` of an object of `size` bytes.
+    fn span_bytes(&self, size: u64, run: Range<u64>) -> u64 {
+        let cb = self.inner.chunk_bytes;
+        (run.end * cb).min(size).saturating_sub(run.start * cb)
+    }
+
+    /// Whether the chunk `key` is cached, held or in flight.
+    fn present(&self, key: &String) -> bool {
+        let inner = &self.inner;
+        inner.chunks.contains(key)
+            || inner.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
+            || inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
+    }
+
+    /// Drops the read-ahead chunks held longer than [`HELD_FOR`]: their readers went away.
+    fn drop_stale_held(&self) {
+        let inner = &self.inner;
+        let now = shale_core::clock::monotonic_now();
+        let mut held = inner.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.retain(|_, (chunk, at)| {
+            let keep = now.duration_since(*at) < HELD_FOR;
+            if !keep {
+                inner.ahead_bytes.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
+            }
+            keep
+        });
+    }
+
+    /// The held read-ahead chunk `key`, now read: it moves to the cache.
+    fn take_held(&self, key: &str) -> Option<Bytes> {
+        let inner = &self.inner;
+        let (chunk, _) = inner.held.lock().unwrap_or_else(|e| e.into_inner()).remove(key)?;
+        inner.ahead_bytes.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
+        inner.chunks.insert(key.to_string(), chunk.clone());
+        Some(chunk)
     }
 
     /// One ranged GET for chunks `run` of the object at `path`, on the cold-read runtime;
-    /// each chunk is in `in_flight` (the caller holds its lock) until it is in the cache.
+    /// each chunk is in `in_flight` (the caller holds its lock) until it is in the cache,
+    /// or, for the chunks of `ahead` (read ahead, counted in `ahead_bytes`), held.
     fn start_get(
         &self,
         in_flight: &mut HashMap<String, ChunkFuture>,
         path: &ObjectPath,
         size: u64,
         run: Range<u64>,
-        ahead: bool,
+        ahead: Range<u64>,
     ) {
+        self.drop_stale_held();
+        let ahead_bytes = self.span_bytes(size, ahead.clone());
+        let first = run.start;
         let cb = self.inner.chunk_bytes;
         let bytes = run.start * cb..(run.end * cb).min(size);
         let keys: Vec<String> = run.map(|i| chunk_key(path, i)).collect();
@@ -489,18 +680,28 @@ impl RemoteReader {
                     s.chunk_get_byte_ms.fetch_add(byte_ms as u64, Ordering::Relaxed);
                     all
                 });
-                if let Ok(all) = &got {
-                    let s = &inner.stats;
-                    s.chunk_gets.fetch_add(1, Ordering::Relaxed);
-                    s.chunk_get_bytes.fetch_add(all.len() as u64, Ordering::Relaxed);
-                    if ahead {
-                        s.chunks_read_ahead.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                match &got {
+                    Ok(all) => {
+                        let s = &inner.stats;
+                        s.chunk_gets.fetch_add(1, Ordering::Relaxed);
+                        s.chunk_get_bytes.fetch_add(all.len() as u64, Ordering::Relaxed);
+                        let n = ahead.end - ahead.start;
+                        s.chunks_read_ahead.fetch_add(n, Ordering::Relaxed);
+                        let now = shale_core::clock::monotonic_now();
+                        let mut held = inner.held.lock().unwrap_or_else(|e| e.into_inner());
+                        for (j, key) in keys.iter().enumerate() {
+                            let chunk = slice_chunk(all, j, cb);
+                            if ahead.contains(&(first + j as u64)) {
+                                held.insert(key.clone(), (chunk, now));
+                            } else {
+                                inner.chunks.insert(key.clone(), chunk);
+                            }
+                        }
                     }
-                    for (j, key) in keys.iter().enumerate() {
-                        inner.chunks.insert(key.clone(), slice_chunk(all, j, cb));
-                    }
+                    Err(_) => drop(inner.ahead_bytes.fetch_sub(ahead_bytes, Ordering::Relaxed)),
                 }
-                // After the cache has them, so a reader finds each chunk in one or the other.
+                // After the cache (or `held`) has them, so a reader finds each chunk there or
+                // here.
                 let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 for key in &keys {
                     map.remove(key);
@@ -643,27 +844,42 @@ impl RemoteReader {
     /// Chunk `i` of the cursor's segment: from the memory tier, the disk tier, or the GET
     /// bringing it (started here if none is).
     async fn chunk(&self, cursor: &Cursor<'_>, i: u64) -> Result<Bytes, Error> {
+        let last = cursor.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((_, chunk)) = last.filter(|(j, _)| *j == i) {
+            return Ok(chunk);
+        }
+        let chunk = self.lookup(cursor, i).await?;
+        *cursor.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((i, chunk.clone()));
+        Ok(chunk)
+    }
+
+    /// [`Self::chunk`] without the cursor's memo.
+    async fn lookup(&self, cursor: &Cursor<'_>, i: u64) -> Result<Bytes, Error> {
         let inner = &self.inner;
         let key = chunk_key(&cursor.path, i);
         let mut refetch = false;
         loop {
             let pending = {
                 let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                if !map.contains_key(&key) && (refetch || !inner.chunks.contains(&key)) {
-                    self.start_get(
-                        &mut map,
-                        &cursor.path,
-                        cursor.segment.size_bytes,
-                        i..i + 1,
-                        false,
-                    );
+                if !map.contains_key(&key) {
+                    if let Some(chunk) = self.take_held(&key) {
+                        inner.stats.chunk_hits.fetch_add(1, Ordering::Relaxed);
+                        return Ok(chunk);
+                    }
+                    if refetch || !inner.chunks.contains(&key) {
+                        let size = cursor.segment.size_bytes;
+                        self.start_get(&mut map, &cursor.path, size, i..i + 1, 0..0);
+                    }
                 }
                 map.get(&key).cloned()
             };
             if let Some(pending) = pending {
                 cursor.waited.store(true, Ordering::Relaxed);
                 inner.stats.chunk_misses.fetch_add(1, Ordering::Relaxed);
-                return pending.await;
+                let chunk = pending.await?;
+                // A chunk read ahead is held for its reader: this is it.
+                self.take_held(&key);
+                return Ok(chunk);
             }
             let in_memory = inner.chunks.memory().contains(&key);
             match inner.chunks.get(&key).await {
@@ -682,6 +898,83 @@ impl RemoteReader {
             }
         }
     }
+}
+
+/// How long a chunk read ahead is held for its reader, who may have gone.
+const HELD_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where the chunk cache's disk tier lives, and the partition logs' writes it (and cold
+/// reads) yield to.
+#[derive(Debug)]
+pub struct DiskTier {
+    /// The disk tier's directory.
+    pub dir: PathBuf,
+    /// When the partition logs last wrote.
+    pub activity: Arc<DiskActivity>,
+}
+
+/// Admission to the disk tier: every chunk while the partition logs are idle; while they
+/// wrote within [`BUSY_WINDOW`], at most `rate` bytes per second (a token bucket holding
+/// a quarter of a second), so that caching cold reads does not compete with appends for the
+/// disk. `rate` 0 = no limit.
+#[derive(Debug)]
+struct YieldToAppends {
+    activity: Arc<DiskActivity>,
+    rate: u64,
+    /// Tokens (bytes) and when they were last refilled.
+    tokens: Mutex<(f64, shale_core::clock::Instant)>,
+}
+
+/// How recently a log append or fsync counts as the hot path at work.
+const BUSY_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl StorageFilterCondition for YieldToAppends {
+    fn filter(&self, _: &Arc<Statistics>, _: u64, size: usize) -> StorageFilterResult {
+        match self.admit(size) {
+            true => StorageFilterResult::Admit,
+            false => StorageFilterResult::Reject,
+        }
+    }
+}
+
+impl YieldToAppends {
+    fn new(activity: Arc<DiskActivity>, rate: u64) -> Self {
+        YieldToAppends {
+            activity,
+            rate,
+            tokens: Mutex::new((0.0, shale_core::clock::monotonic_now())),
+        }
+    }
+
+    /// Whether a chunk of `size` bytes may be written to the disk tier now.
+    fn admit(&self, size: usize) -> bool {
+        if self.rate == 0 || !self.activity.busy_within(BUSY_WINDOW) {
+            return true;
+        }
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let now = shale_core::clock::monotonic_now();
+        let burst = (self.rate as f64 / 4.0).max(size as f64);
+        let refill = now.duration_since(tokens.1).as_secs_f64() * self.rate as f64;
+        *tokens = ((tokens.0 + refill).min(burst), now);
+        let admitted = tokens.0 >= size as f64;
+        if admitted {
+            tokens.0 -= size as f64;
+        }
+        admitted
+    }
+}
+
+/// Lowers the calling thread's CPU priority to `nice` (Linux, where nice is per thread).
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+            tracing::warn!(error = %e, nice, "cannot lower a cold-read thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 /// The cache key of chunk `i` of the object at `path`.
@@ -794,7 +1087,7 @@ mod tests {
 
     /// Reads the whole remote log from offset 0 as a consumer does (1 MiB per fetch),
     /// checking that every offset comes once and in order; returns the bytes read.
-    async fn read_all(reader: &RemoteReader, p: &PartitionRef, m: &Manifest) -> u64 {
+    async fn read_all(reader: &RemoteReader, p: &PartitionRef, m: &Arc<Manifest>) -> u64 {
         let end = m.end_offset().unwrap();
         let (mut offset, mut bytes) = (0, 0);
         while offset < end {
@@ -844,11 +1137,46 @@ mod tests {
             bytes / MIB,
             m.segments.len()
         );
-        let index_gets = m.segments.len() as u64;
-        assert_eq!(gets(&catalog) - before, data_gets + index_gets, "chunk and index GETs only");
+        // Each segment is read from its first byte: no index is needed, none is fetched
+        // (it would be a GET, and a wait, per segment crossed).
+        assert_eq!(gets(&catalog) - before, data_gets, "chunk GETs only");
         let counts = reader.counts();
         assert!(counts.chunks_read_ahead > 0, "{counts:?}");
         assert_eq!(counts.chunk_get_bytes, m.size_bytes(), "every byte fetched once");
+    }
+
+    /// Many sequential readers at once share half the memory tier for their read-ahead, so
+    /// none of it is evicted before it is read and fetched again: every byte is fetched
+    /// once. (With a window of a whole GET each, eight readers would need 40 MiB here.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_sequential_readers_share_the_memory_tier_without_fetching_twice() {
+        let (catalog, p, m, _dir) = tiered(4, 8 * 64).await;
+        let readers = m.segments.len().min(8);
+        assert!(readers >= 6, "{} segments", m.segments.len());
+        let settings = settings(24 * MIB, 0);
+        let reader = RemoteReader::open(catalog.clone(), &settings, None).await.unwrap();
+        // Reader k reads segment k from its start, 256 KiB at a time, in turn with the
+        // others.
+        let mut at: Vec<i64> = m.segments[..readers].iter().map(|s| s.base_offset).collect();
+        let mut bytes = 0;
+        while at.iter().zip(&m.segments).any(|(&o, s)| o < s.next_offset) {
+            for (o, s) in at.iter_mut().zip(&m.segments) {
+                if *o < s.next_offset {
+                    let chunk = reader.read(&p, &m, *o, 256 * 1024, s.next_offset).await.unwrap();
+                    bytes += chunk.bytes.len() as u64;
+                    *o = chunk.next_offset;
+                }
+            }
+        }
+        let total: u64 = m.segments[..readers].iter().map(|s| s.size_bytes).sum();
+        assert_eq!(bytes, total);
+        let counts = reader.counts();
+        assert!(
+            counts.chunk_get_bytes <= total,
+            "fetched {} of {total} bytes: {counts:?}",
+            counts.chunk_get_bytes
+        );
+        assert_eq!(counts.read_ahead_bytes, 0, "every chunk read ahead was read: {counts:?}");
     }
 
     /// Reads at scattered offsets fetch what they need and nothing ahead.
@@ -868,16 +1196,77 @@ mod tests {
         assert_eq!(counts.chunk_gets, 5, "{counts:?}");
     }
 
+    /// The cold-read threads run at `tier.cold_read_nice`, below the threads serving
+    /// produce: under CPU contention a catch-up reader gets the smaller share.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cold_reads_run_on_threads_of_lower_priority() {
+        let (catalog, p, m, _dir) = tiered(1, 40).await;
+        // The default, as every other reader this test process may have open.
+        let settings = settings(64 * MIB, 0);
+        assert_eq!(settings.cold_read_nice, 10);
+        let reader = RemoteReader::open(catalog, &settings, None).await.unwrap();
+        read_all(&reader, &p, &m).await;
+        let mut nices = vec![];
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            if comm.trim() == "shale-cold-read" {
+                // Field 19 of stat is the nice value; fields after the `(comm)` are plain.
+                let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+                let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split(' ').collect();
+                nices.push(fields[17].parse::<i32>().unwrap());
+            }
+        }
+        assert!(!nices.is_empty(), "no shale-cold-read thread found");
+        assert!(nices.iter().all(|&n| n == 10), "nice values of the cold-read threads: {nices:?}");
+    }
+
+    /// Cold reads are paced to `tier.cold_read_busy_bytes_per_sec` while the partition logs
+    /// write, and not at all while they are idle.
+    #[test]
+    fn cold_reads_are_paced_while_the_logs_are_busy() {
+        let activity = Arc::new(DiskActivity::default());
+        let now = shale_core::clock::monotonic_now();
+        let long_ago = now - std::time::Duration::from_secs(1);
+        let pace = Pace { activity: activity.clone(), rate: MIB, next: Mutex::new(long_ago) };
+        assert!(pace.delay(10 * MIB).is_zero(), "idle logs: no pacing");
+        activity.note_write();
+        let waits: Vec<f64> = (0..3).map(|_| pace.delay(MIB).as_secs_f64()).collect();
+        // 1 MiB at 1 MiB/s each, less a tenth of a second of credit.
+        for (i, wait) in waits.iter().enumerate() {
+            let expected = i as f64 + 0.9;
+            assert!((wait - expected).abs() < 0.05, "read {i} waits {wait:.3} s, not {expected}");
+        }
+    }
+
+    /// The disk tier takes every chunk while the partition logs are idle, and at most
+    /// `tier.cache_disk_write_bytes_per_sec` while they write.
+    #[test]
+    fn the_disk_tier_yields_to_appends() {
+        let activity = Arc::new(DiskActivity::default());
+        let admission = YieldToAppends::new(activity.clone(), MIB);
+        let admitted = |n: usize| (0..n).filter(|_| admission.admit(MIB as usize / 4)).count();
+        assert_eq!(admitted(100), 100, "idle logs: every chunk is written");
+        activity.note_write();
+        // A quarter of a second of the rate at most, however fast the chunks come.
+        let busy = admitted(100);
+        assert!(busy <= 1, "{busy} of 100 quarter-MiB chunks written at 1 MiB/s");
+    }
+
     /// Chunks the memory tier had to let go are served by the disk tier: a second reader of
     /// the same range costs no GET. Without the disk tier it would GET everything again.
+    /// With the logs idle, the disk tier's write limit does not hold it back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_second_reader_is_served_from_the_cache_without_a_get() {
         let (catalog, p, m, _dir) = tiered(20, 330).await;
         let cache = tempfile::tempdir().unwrap();
         // 8 MiB of memory (two GETs) for ~20 MiB read: most chunks live only on disk
         // afterwards.
-        let settings = settings(8 * MIB, 256 * MIB);
-        let reader = RemoteReader::open(catalog.clone(), &settings, Some(cache.path().into()));
+        let settings =
+            TierSettings { cache_disk_write_bytes_per_sec: MIB, ..settings(8 * MIB, 256 * MIB) };
+        let disk = DiskTier { dir: cache.path().into(), activity: Arc::default() };
+        let reader = RemoteReader::open(catalog.clone(), &settings, Some(disk));
         let reader = reader.await.unwrap();
         read_all(&reader, &p, &m).await;
         // The disk tier writes in the background: a second reader a moment later finds it

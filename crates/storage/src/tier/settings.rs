@@ -60,6 +60,13 @@ pub struct TierSettings {
     /// Worker threads of the cold-read runtime, apart from the one serving produce and
     /// local fetches.
     pub cold_read_threads: usize,
+    /// Cold-read bytes served per second while the partition logs are fsyncing (produce or
+    /// replication within the last second), so that a catch-up reader leaves producers
+    /// their share of the cores and the disk; 0 = no limit.
+    pub cold_read_busy_bytes_per_sec: u64,
+    /// Nice value of the cold-read threads (Linux; 0 to 19): under CPU contention they get
+    /// a smaller share than the threads serving produce and local fetches (nice 0).
+    pub cold_read_nice: i32,
     /// Local log bytes across all partitions above which produce is refused (retriable)
     /// until uploads and local retention free space; 0 = no budget.
     pub local_disk_budget_bytes: u64,
@@ -95,6 +102,8 @@ impl Default for TierSettings {
             cache_disk_write_bytes_per_sec: 64 * 1024 * 1024,
             remote_read_concurrency: 16,
             cold_read_threads: 1,
+            cold_read_nice: 10,
+            cold_read_busy_bytes_per_sec: 64 * 1024 * 1024,
             local_disk_budget_bytes: 0,
             scrub_interval_ms: 600_000,
             orphan_grace_ms: 3_600_000,
