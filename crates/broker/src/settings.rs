@@ -450,6 +450,12 @@ mod tests {
     }
 
     #[test]
+    fn a_nice_value_out_of_range_is_refused_by_name() {
+        let e = Settings::from_toml("[tier]\ncold_read_nice = 25\n").unwrap_err();
+        assert!(e.message.contains("tier.cold_read_nice") && e.message.contains("25"), "{e}");
+    }
+
+    #[test]
     fn bad_settings_name_the_key() {
         let e = Settings::from_toml("[broker]\nlisten_addr = \"x\"\n").unwrap_err();
         assert!(e.message.contains("listen_addr"), "{}", e.message);
