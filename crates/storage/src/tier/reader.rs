@@ -1145,9 +1145,10 @@ mod tests {
         assert_eq!(counts.chunk_get_bytes, m.size_bytes(), "every byte fetched once");
     }
 
-    /// Many sequential readers at once share half the memory tier for their read-ahead, so
-    /// none of it is evicted before it is read and fetched again: every byte is fetched
-    /// once. (With a window of a whole GET each, eight readers would need 40 MiB here.)
+    /// Many sequential readers at once share the read-ahead budget (a quarter of
+    /// `tier.cache_bytes`), and what they read ahead is held until read, so none of it is
+    /// evicted first and fetched again: every byte is fetched once, nothing is left held.
+    /// (With a window of a whole GET each, eight readers would need 40 MiB here.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_sequential_readers_share_the_memory_tier_without_fetching_twice() {
         let (catalog, p, m, _dir) = tiered(4, 8 * 64).await;
