@@ -85,12 +85,14 @@ impl GroupConfig {
     }
 }
 
-/// Told about assignment changes, inside [`GroupConsumer::poll`].
+/// Told about assignment changes, inside [`GroupConsumer::poll`] and
+/// [`GroupConsumer::close`].
 pub trait RebalanceListener: Send {
     /// Partitions were added; reading starts at their committed offsets.
     fn on_assigned(&mut self, _partitions: &[Tp]) {}
     /// Partitions were taken away (with auto-commit, their positions are committed just
-    /// before). `lost` is true when the member was removed from the group: the positions
+    /// before), or given up by `close` before the member leaves (as Kafka's consumer does on
+    /// close). `lost` is true when the member was removed from the group: the positions
     /// could not be committed and another member may read them already.
     fn on_revoked(&mut self, _partitions: &[Tp], _lost: bool) {}
 }
@@ -316,10 +318,24 @@ impl GroupConsumer {
         Ok(())
     }
 
-    /// Commits (with auto-commit), leaves the group and stops.
+    /// Commits (with auto-commit), gives its partitions up (the listener is told), leaves
+    /// the group and stops.
     pub async fn close(mut self) -> Result<(), Error> {
         let committed = if self.config.auto_commit { self.commit().await } else { Ok(()) };
         self.heartbeat.abort();
+        // Given up before the member leaves: once it has left, the coordinator hands them
+        // to another member, whose listener must not hear of them before this one's does.
+        let owned: Vec<Tp> = std::mem::take(&mut self.owned).into_iter().collect();
+        for (t, p) in &owned {
+            self.consumer.unassign(t, *p);
+        }
+        if let Some(l) =
+            self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+        {
+            if !owned.is_empty() {
+                l.on_revoked(&owned, false);
+            }
+        }
         let member_id = lock(&self.shared).member_id.clone();
         if !member_id.is_empty() {
             let request = pb::HeartbeatRequest {
