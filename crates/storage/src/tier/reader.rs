@@ -581,8 +581,18 @@ impl RemoteReader {
     ) {
         let inner = &self.inner;
         let last = size.div_ceil(inner.chunk_bytes);
-        let missing: Vec<u64> =
-            range.filter(|&i| i < last && !self.present(&chunk_key(path, i))).collect();
+        // Under the in-flight lock from the check to the GETs' start: two readers that both
+        // find a chunk missing do not both fetch it.
+        let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let missing: Vec<u64> = range
+            .filter(|&i| {
+                let key = chunk_key(path, i);
+                i < last
+                    && !map.contains_key(&key)
+                    && !inner.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&key)
+                    && !inner.chunks.contains(&key)
+            })
+            .collect();
         let reaches_end = missing.last().is_some_and(|&i| i + 1 == last);
         if missing.is_empty() || (missing.len() as u64) < min_missing && !reaches_end {
             return;
@@ -594,7 +604,6 @@ impl RemoteReader {
                 _ => runs.push(i..i + 1),
             }
         }
-        let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         for run in runs {
             let ahead = run.start.max(needed_until)..run.end.max(needed_until);
             let ahead_bytes = self.span_bytes(size, ahead.clone());
@@ -692,7 +701,12 @@ impl RemoteReader {
                         for (j, key) in keys.iter().enumerate() {
                             let chunk = slice_chunk(all, j, cb);
                             if ahead.contains(&(first + j as u64)) {
-                                held.insert(key.clone(), (chunk, now));
+                                // Counted once: a chunk held already (it cannot be, as
+                                // `ensure` checks under the lock) is replaced, not added.
+                                if let Some((old, _)) = held.insert(key.clone(), (chunk, now)) {
+                                    let old = old.len() as u64;
+                                    inner.ahead_bytes.fetch_sub(old, Ordering::Relaxed);
+                                }
                             } else {
                                 inner.chunks.insert(key.clone(), chunk);
                             }
