@@ -584,15 +584,8 @@ impl RemoteReader {
         // Under the in-flight lock from the check to the GETs' start: two readers that both
         // find a chunk missing do not both fetch it.
         let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let missing: Vec<u64> = range
-            .filter(|&i| {
-                let key = chunk_key(path, i);
-                i < last
-                    && !map.contains_key(&key)
-                    && !inner.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&key)
-                    && !inner.chunks.contains(&key)
-            })
-            .collect();
+        let missing: Vec<u64> =
+            range.filter(|&i| i < last && !self.present_in(&map, &chunk_key(path, i))).collect();
         let reaches_end = missing.last().is_some_and(|&i| i + 1 == last);
         if missing.is_empty() || (missing.len() as u64) < min_missing && !reaches_end {
             return;
@@ -626,10 +619,15 @@ impl RemoteReader {
 
     /// Whether the chunk `key` is cached, held or in flight.
     fn present(&self, key: &String) -> bool {
+        self.present_in(&self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()), key)
+    }
+
+    /// [`Self::present`] for a caller holding the in-flight lock (`in_flight`).
+    fn present_in(&self, in_flight: &HashMap<String, ChunkFuture>, key: &String) -> bool {
         let inner = &self.inner;
-        inner.chunks.contains(key)
+        in_flight.contains_key(key)
             || inner.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
-            || inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
+            || inner.chunks.contains(key)
     }
 
     /// Drops the read-ahead chunks held longer than [`HELD_FOR`]: their readers went away.
