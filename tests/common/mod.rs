@@ -251,6 +251,8 @@ pub(crate) struct CheckReport {
     pub offset_errors: usize,
     /// The first few duplicated values with every offset each was read at.
     pub duplicates: Vec<(String, Vec<i64>)>,
+    /// The first and last lost values, to tell a lost tail from a hole.
+    pub lost_range: Option<(String, String)>,
 }
 
 /// Compares acknowledged values (in ack order, per partition) with what the log holds.
@@ -276,7 +278,11 @@ pub(crate) fn check(
         let mut last_pos: Option<usize> = None;
         for v in values {
             match positions.get(v.as_bytes()) {
-                None => report.lost += 1,
+                None => {
+                    report.lost += 1;
+                    let first = report.lost_range.take().map_or(v.clone(), |(first, _)| first);
+                    report.lost_range = Some((first, v.clone()));
+                }
                 Some(pos) => {
                     if pos.len() > 1 {
                         report.duplicated += 1;

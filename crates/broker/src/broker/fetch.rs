@@ -19,7 +19,7 @@ pub struct FetchOptions {
     pub max_bytes: usize,
     /// Send an empty message after this long at the end; `None` waits silently.
     pub max_wait: Option<Duration>,
-    /// End the stream at the high watermark instead of waiting.
+    /// End the stream at the high watermark (once it is known) instead of waiting.
     pub stop_at_end: bool,
 }
 
@@ -106,7 +106,9 @@ async fn run(
             }
             continue;
         }
-        if opts.stop_at_end {
+        // The end is the high watermark once it is known: a new leader's can lag until its
+        // followers fetch, and records below its log end may be acknowledged already.
+        if opts.stop_at_end && partition.replication().high_watermark_known() {
             return;
         }
         let heartbeat = async {

@@ -2,8 +2,41 @@
 //! for any partition: answered here when this broker leads it, else forwarded to its
 //! leader.
 
-use super::Broker;
+use std::time::Duration;
+
+use super::{Broker, Partition};
 use shale_core::error::{Error, ErrorKind};
+use shale_proto::pb;
+
+/// How long `ListOffsets` waits for a new leader's high watermark before answering
+/// `UNAVAILABLE` (retriable): followers fetch within milliseconds of a leader change, or
+/// leave the ISR after `replica.lag.time.max.ms`.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+
+/// `ListOffsets` answered by the partition's leader. The latest offset (and a lookup by
+/// time, bounded by it) waits until the high watermark is known, so a reader starting
+/// right after a failover never takes a stale one for the end.
+pub async fn list_offsets_here(
+    partition: &Partition,
+    spec: Option<pb::list_offsets_request::Spec>,
+) -> Result<pb::ListOffsetsResponse, Error> {
+    let (offset, timestamp_ms) = match spec {
+        Some(pb::list_offsets_request::Spec::Earliest(_)) => (partition.log_start_offset(), -1),
+        None | Some(pb::list_offsets_request::Spec::Latest(_)) => {
+            (partition.settled_high_watermark(SETTLE_WAIT).await?, -1)
+        }
+        Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => {
+            partition.settled_high_watermark(SETTLE_WAIT).await?;
+            partition.offset_for_timestamp(ts).await?.unwrap_or((-1, -1))
+        }
+    };
+    Ok(pb::ListOffsetsResponse {
+        offset,
+        timestamp_ms,
+        log_start_offset: partition.log_start_offset(),
+        high_watermark: partition.high_watermark(),
+    })
+}
 
 impl Broker {
     /// `ListOffsets` for any partition: answered here when this broker leads it, else by
@@ -14,25 +47,8 @@ impl Broker {
         partition: u32,
         spec: Option<shale_proto::pb::list_offsets_request::Spec>,
     ) -> Result<shale_proto::pb::ListOffsetsResponse, Error> {
-        use shale_proto::pb;
         match self.partition(topic, partition) {
-            Ok(p) => {
-                let log_start = p.log_start_offset();
-                let hw = p.high_watermark();
-                let (offset, timestamp_ms) = match spec {
-                    Some(pb::list_offsets_request::Spec::Earliest(_)) => (log_start, -1),
-                    None | Some(pb::list_offsets_request::Spec::Latest(_)) => (hw, -1),
-                    Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => {
-                        p.offset_for_timestamp(ts).await?.unwrap_or((-1, -1))
-                    }
-                };
-                Ok(pb::ListOffsetsResponse {
-                    offset,
-                    timestamp_ms,
-                    log_start_offset: log_start,
-                    high_watermark: hw,
-                })
-            }
+            Ok(p) => list_offsets_here(&p, spec).await,
             Err(e) if e.kind == ErrorKind::NotLeader => {
                 let addr = e.details.get("leader_address").cloned().unwrap_or_default();
                 if addr.is_empty() {

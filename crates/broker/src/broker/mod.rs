@@ -41,6 +41,7 @@ pub mod replication;
 mod tasks;
 mod view;
 pub use drain::DrainReport;
+pub use group_host::list_offsets_here;
 mod tiering;
 pub mod topics;
 

@@ -427,20 +427,8 @@ impl pb::log_server::Log for LogService {
         acl.check(&who, "ListOffsets", Operation::Describe, ResourceType::Topic, &req.topic)
             .map_err(into_status)?;
         let partition = self.broker.partition(&req.topic, req.partition).map_err(into_status)?;
-        let log_start = partition.log_start_offset();
-        let hw = partition.high_watermark();
-        let (offset, timestamp_ms) = match req.spec {
-            Some(pb::list_offsets_request::Spec::Earliest(_)) => (log_start, -1),
-            None | Some(pb::list_offsets_request::Spec::Latest(_)) => (hw, -1),
-            Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => {
-                partition.offset_for_timestamp(ts).await.map_err(into_status)?.unwrap_or((-1, -1))
-            }
-        };
-        Ok(Response::new(pb::ListOffsetsResponse {
-            offset,
-            timestamp_ms,
-            log_start_offset: log_start,
-            high_watermark: hw,
-        }))
+        let answer =
+            crate::broker::list_offsets_here(&partition, req.spec).await.map_err(into_status)?;
+        Ok(Response::new(answer))
     }
 }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -294,6 +295,32 @@ impl Partition {
     /// `interval`, the explicit opt-in to weaker durability).
     pub fn high_watermark(&self) -> i64 {
         self.repl.high_watermark()
+    }
+
+    /// The high watermark once it is known, waiting up to `within` for a new leader's
+    /// followers to tell it what is committed ([`Replication::high_watermark_known`]).
+    pub async fn settled_high_watermark(&self, within: Duration) -> Result<i64, Error> {
+        let mut watermark = self.subscribe_hw();
+        let settled = async {
+            loop {
+                let hw = *watermark.borrow_and_update();
+                if self.repl.high_watermark_known() {
+                    return hw;
+                }
+                if watermark.changed().await.is_err() {
+                    return hw;
+                }
+            }
+        };
+        tokio::time::timeout(within, settled).await.map_err(|_| {
+            Error::unavailable(format!(
+                "the high watermark of {}-{} is not yet known: its new leader waits for its \
+                 followers to fetch (high watermark {} after {within:?}); retry",
+                self.topic,
+                self.index,
+                self.high_watermark()
+            ))
+        })
     }
 
     /// Watch the high watermark.

@@ -5,6 +5,7 @@ use super::*;
 use bytes::Bytes;
 use shale_core::acks::Acks;
 use shale_core::record::{BatchBuilder, Compression, Record};
+use std::time::Duration;
 
 fn state(leader: i32, epoch: i32) -> PartitionState {
     PartitionState {
@@ -200,4 +201,54 @@ async fn damaged_partition_metadata_fails_the_partition_and_keeps_its_data() {
         assert!(err.message.contains(why), "{}", err.message);
         assert_eq!(segments(&part_dir), 1, "the segment is still there");
     }
+}
+
+/// Before: a new leader's high watermark, learnt as a follower, can lag its log until the
+/// followers fetch from it. A fetch told to stop at the end stopped there, so a reader
+/// right after a failover missed acknowledged records (the replication test's "lost").
+#[tokio::test]
+async fn a_fetch_to_the_end_waits_for_a_new_leaders_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(2, 1));
+    let values = (0..3).map(|i| format!("v{i}"));
+    assert!(p.append_replicated(2, 1, &plain_batch(values)).unwrap());
+    p.start();
+    // Broker 1 leads from epoch 2 with three records it never learnt were committed.
+    p.set_state(&state(1, 2));
+    assert_eq!(p.high_watermark(), 0);
+    let (_tx, closed) = tokio::sync::watch::channel(false);
+    let opts = crate::broker::fetch::FetchOptions {
+        offset: 0,
+        max_bytes: 1 << 20,
+        max_wait: None,
+        stop_at_end: true,
+    };
+    let mut rx = crate::broker::fetch::start(p.clone(), opts, closed).unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await;
+    assert!(early.is_err(), "the stream answered before the high watermark was known: {early:?}");
+    // Follower 2 fetches at the leader's log end: the high watermark is known again.
+    p.replication().follower_fetched(2, 0, 3, 3);
+    let chunk = rx.recv().await.expect("a chunk").unwrap();
+    assert_eq!((chunk.next_offset, chunk.high_watermark), (3, 3));
+    assert!(rx.recv().await.is_none(), "the stream ends at the known end");
+}
+
+/// Kafka answers ListOffsets with OFFSET_NOT_AVAILABLE while a new leader's high watermark
+/// is below the start of its epoch; here the answer waits for it, within a bound.
+#[tokio::test]
+async fn the_latest_offset_waits_for_a_new_leaders_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(2, 1));
+    assert!(p.append_replicated(2, 1, &plain_batch(["a".to_string()])).unwrap());
+    p.start();
+    p.set_state(&state(1, 2));
+    let unknown = p.settled_high_watermark(Duration::from_millis(50)).await.unwrap_err();
+    assert_eq!(unknown.kind, shale_core::error::ErrorKind::Unavailable, "{unknown}");
+    assert!(unknown.to_string().contains("t-0"), "names the partition: {unknown}");
+    // The answer waits while follower 2 fetches at the leader's log end.
+    let (answer, ()) = tokio::join!(p.settled_high_watermark(Duration::from_secs(30)), async {
+        tokio::task::yield_now().await;
+        p.replication().follower_fetched(2, 0, 1, 1);
+    });
+    assert_eq!(answer.unwrap(), 1);
 }

@@ -90,7 +90,8 @@ impl Replication {
     pub fn apply(&self, state: &PartitionState, log_end: i64) {
         let leader = state.leader == self.broker_id;
         let mut inner = self.lock();
-        if leader && (!inner.leader || inner.epoch != state.leader_epoch) {
+        let moved = leader != inner.leader || inner.epoch != state.leader_epoch;
+        if leader && moved {
             let now = self.clock.instant();
             inner.followers = state
                 .replicas
@@ -106,6 +107,11 @@ impl Replication {
         inner.isr = state.isr.clone();
         inner.incarnations = state.incarnations.clone();
         self.recompute(&inner);
+        if moved {
+            // Whether the high watermark is known changed with the leadership: wake its
+            // watchers to look again.
+            self.hw_tx.send_modify(|_| {});
+        }
     }
 
     /// Replicas as last applied.
@@ -121,6 +127,16 @@ impl Replication {
     /// The high watermark.
     pub fn high_watermark(&self) -> i64 {
         *self.hw_tx.borrow()
+    }
+
+    /// Whether the high watermark is final. A new leader learnt its high watermark as a
+    /// follower, one fetch behind; until it reaches the start of the leader's epoch
+    /// (everything the leader had when it took over) the followers have not yet told it
+    /// what is committed, and records below its log end may be acknowledged already. Kafka
+    /// answers ListOffsets with OFFSET_NOT_AVAILABLE in this window.
+    pub fn high_watermark_known(&self) -> bool {
+        let inner = self.lock();
+        !inner.leader || self.high_watermark() >= inner.epoch_start
     }
 
     /// Watch the high watermark.
@@ -288,6 +304,25 @@ mod tests {
         assert_eq!(r.high_watermark(), 10);
         members(&r, &[1, 2, 3], &[1, 2], 1);
         assert_eq!(r.high_watermark(), 10, "never backwards");
+    }
+
+    #[test]
+    fn a_new_leaders_high_watermark_is_unknown_until_it_reaches_the_epoch_start() {
+        let r = Replication::new(1, 0, shale_core::clock::system());
+        r.apply(&PartitionState::new(vec![1, 2], 2, 1, vec![1, 2]), 0);
+        r.follower_hw(4, 10);
+        assert!(r.high_watermark_known(), "a follower's high watermark is only a hint");
+        let mut hw = r.subscribe();
+        hw.borrow_and_update();
+        // Broker 1 takes over with ten records; it learnt only four were committed.
+        r.apply(&PartitionState::new(vec![1, 2], 1, 2, vec![1, 2]), 10);
+        r.set_own_end(10);
+        assert!(hw.has_changed().unwrap(), "watchers learn the leadership moved");
+        assert_eq!(r.high_watermark(), 4);
+        assert!(!r.high_watermark_known());
+        r.follower_fetched(2, 0, 10, 10);
+        assert_eq!(r.high_watermark(), 10);
+        assert!(r.high_watermark_known());
     }
 
     #[test]
