@@ -6,7 +6,10 @@
 #   3. first-record latency of fetches at random cold offsets: right after the upload (the
 #      leader cached the remote indexes as it uploaded, no chunks cached), after a restart
 #      (cold caches), and of local ones for comparison;
-#   4. produce p99 at a fixed rate, alone and with a cold reader running.
+#   4. 50 partitions read cold at once over one stream, against the GET loop over their
+#      objects, and the serving ceilings of this host: an untiered topic read back, and
+#      loopback TCP alone;
+#   5. produce p99 at half of peak, alone and with a cold reader running.
 #   scripts/bench-tiering.sh [DIR] [MIB]
 # Environment: BUCKET=file uses the embedded filesystem bucket instead of moto, and
 # GET_LATENCY_MS=N delays every GET of the broker and of the GET loop by N ms (the
@@ -26,12 +29,15 @@ if [ "${GET_LATENCY_MS:-0}" != 0 ]; then
   export SHALE_OBJECT_STORE_FAULTS="get_latency_ms=$GET_LATENCY_MS"
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
-cargo build --release --quiet --bin shale --bin shale-bench --example object_store_bench
+cargo build --release --quiet --bin shale --bin shale-bench --example object_store_bench \
+  --example loopback_bench
 SHALE="$CARGO_TARGET_DIR/release/shale"
 SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
 # The ranged-GET baseline opens the bucket as a broker does, so it is an example of the
 # root package (it needs the storage crate), not a shale-bench command.
 GET_LOOP="$CARGO_TARGET_DIR/release/examples/object_store_bench"
+# The transport's ceiling on this host: loopback TCP with nothing done to the bytes.
+LOOPBACK="$CARGO_TARGET_DIR/release/examples/loopback_bench"
 rm -rf "$DIR" && mkdir -p "$DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 S3P=$(free_port); PORT=$(free_port); ADMIN=$(free_port)
@@ -235,6 +241,18 @@ CONCURRENCY=$(python3 -c "import tomllib; print(tomllib.load(open('$DIR/shale.to
 echo "ranged-GET loop over the 50 partitions' objects, 16 MiB GETs, $CONCURRENCY in flight: \
 $("$GET_LOOP" --chunk-bytes 16777216 --contains /cold50- --object-store "$URL" \
   --config "$DIR/shale.toml" --concurrency "$CONCURRENCY" --format json)"
+# What serving costs here, without the bucket: 1 GiB of an untiered topic (page cache)
+# through the same broker, gRPC and client; and loopback TCP on its own, the bytes' path
+# from broker to client (one connection: a consumer's FetchMany stream is one).
+"$SHALE" topic create local --partitions 1 --broker "$BROKER" >/dev/null
+"$SHALE_BENCH" produce --broker "$BROKER" --topic local --records "$RECORDS" \
+  --record-size 1024 --acks all --format json >/dev/null
+echo "serving ceiling, 1 partition of an untiered topic read back: $("$SHALE_BENCH" consume \
+  --broker "$BROKER" --topic local --from-beginning --records "$RECORDS" --format json)"
+"$SHALE" topic delete local --broker "$BROKER" >/dev/null
+for c in 1 2; do
+  echo "loopback TCP, $c connection(s): $("$LOOPBACK" --connections "$c" --format json)"
+done
 fi
 
 if phase latency; then

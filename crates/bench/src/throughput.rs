@@ -83,6 +83,9 @@ pub(crate) struct ConsumeBench {
     /// One Fetch stream per partition instead of one FetchMany stream per broker.
     #[arg(long)]
     pub stream_per_partition: bool,
+    /// Batch bytes per fetch message (the consumer's `max_bytes`).
+    #[arg(long, default_value_t = ConsumerConfig::default().max_bytes)]
+    pub fetch_max_bytes: u32,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -215,7 +218,12 @@ pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     let mut streams = 0;
     for _ in 0..b.passes.max(1) {
         let multiplex = !b.stream_per_partition;
-        let config = ConsumerConfig { stop_at_end: true, multiplex, ..ConsumerConfig::default() };
+        let config = ConsumerConfig {
+            stop_at_end: true,
+            multiplex,
+            max_bytes: b.fetch_max_bytes,
+            ..ConsumerConfig::default()
+        };
         let mut consumer = Consumer::new(client.clone(), config);
         for p in 0..partitions {
             consumer.assign(&b.topic, p, StartAt::Earliest).await?;

@@ -414,7 +414,7 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     one(
         enc,
         "tier_read_chunk_disk_hits",
-        "Chunk lookups of cold reads served from the cache's disk tier",
+        "Chunks loaded from the cache's disk tier, for a cold read or ahead of a sequential one",
         ConstCounter::new(reads.chunk_disk_hits),
     )?;
     one(

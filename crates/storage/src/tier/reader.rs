@@ -35,7 +35,7 @@
 //! cold reader therefore never occupies the threads that serve produce and local fetches,
 //! and never blocks them on the bucket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +80,8 @@ struct Inner {
     /// cache, so that no eviction drops them before their reader comes (they go into the
     /// cache when read, or are dropped after [`HELD_FOR`]).
     held: Mutex<HashMap<String, (Bytes, shale_core::clock::Instant)>>,
+    /// Chunks being loaded from the disk tier into memory ahead of a sequential reader.
+    warming: Mutex<HashSet<String>>,
     /// Bytes read ahead, in flight or held: at most `ahead_budget`.
     ahead_bytes: AtomicU64,
     /// A quarter of `tier.cache_bytes`.
@@ -159,7 +161,7 @@ impl Drop for ColdRuntime {
 pub struct ReadStats {
     /// Chunk lookups of reads answered from the memory tier.
     pub chunk_hits: AtomicU64,
-    /// Chunk lookups of reads answered from the disk tier.
+    /// Chunks loaded from the disk tier: for a read, or warmed ahead of a sequential reader.
     pub chunk_disk_hits: AtomicU64,
     /// Chunk lookups of reads that waited for a GET (theirs, or one already in flight).
     pub chunk_misses: AtomicU64,
@@ -320,6 +322,7 @@ impl RemoteReader {
                 indexes,
                 in_flight: Mutex::default(),
                 held: Mutex::default(),
+                warming: Mutex::default(),
                 ahead_bytes: AtomicU64::new(0),
                 ahead_budget,
                 streams: moka::sync::Cache::builder()
@@ -439,7 +442,8 @@ impl RemoteReader {
             // Sequential: what the read needs and its window, in as few GETs as possible.
             Some(window) => {
                 let needed = first..last + 1;
-                self.read_ahead(p, manifest, &cursor, needed, window, upper_bound)
+                self.read_ahead(p, manifest, &cursor, needed, window, upper_bound);
+                self.warm(&cursor.path, last + 1..(last + 1 + window.min(WARM_CHUNKS)));
             }
             None => self.ensure(&cursor.path, size, first..last + 1, 1, last + 1),
         }
@@ -608,6 +612,44 @@ impl RemoteReader {
             }
             inner.ahead_bytes.fetch_add(ahead_bytes, Ordering::Relaxed);
             self.start_get(&mut map, path, size, run, ahead);
+        }
+    }
+
+    /// Loads the chunks of `range` that only the disk tier holds into the memory tier, in
+    /// the background: a sequential reader then finds its next chunk in memory instead of
+    /// waiting for the disk in series with its reads. Chunks in flight, held, in memory or
+    /// not cached at all are left alone.
+    fn warm(&self, path: &ObjectPath, range: Range<u64>) {
+        let inner = &self.inner;
+        for i in range {
+            let key = chunk_key(path, i);
+            if inner.chunks.memory().contains(&key) || !inner.chunks.storage().may_contains(&key) {
+                continue;
+            }
+            {
+                let in_flight = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                let held = inner.held.lock().unwrap_or_else(|e| e.into_inner());
+                if in_flight.contains_key(&key) || held.contains_key(&key) {
+                    continue;
+                }
+            }
+            if !inner.warming.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
+                continue;
+            }
+            let inner = inner.clone();
+            // Ends by itself: one read of the disk tier (which puts the chunk in memory).
+            self.inner.runtime.handle().spawn(async move {
+                match inner.chunks.get(&key).await {
+                    Ok(Some(_)) => {
+                        inner.stats.chunk_disk_hits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the chunk cache's disk tier failed a read")
+                    }
+                }
+                inner.warming.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            });
         }
     }
 
@@ -893,7 +935,9 @@ impl RemoteReader {
                 self.take_held(&key);
                 return Ok(chunk);
             }
-            let in_memory = inner.chunks.memory().contains(&key);
+            // A chunk being warmed from the disk tier is counted there (as a disk hit).
+            let in_memory = inner.chunks.memory().contains(&key)
+                || inner.warming.lock().unwrap_or_else(|e| e.into_inner()).contains(&key);
             match inner.chunks.get(&key).await {
                 Ok(Some(entry)) => {
                     let s = &inner.stats;
@@ -911,6 +955,11 @@ impl RemoteReader {
         }
     }
 }
+
+/// Chunks a sequential reader has loaded from the disk tier ahead of its reads (at most its
+/// read-ahead window): one is enough to overlap the disk with the reads, two absorb a slow
+/// disk read.
+const WARM_CHUNKS: u64 = 2;
 
 /// How long a chunk read ahead is held for its reader, who may have gone.
 const HELD_FOR: std::time::Duration = std::time::Duration::from_secs(30);
@@ -1265,6 +1314,44 @@ mod tests {
         // A quarter of a second of the rate at most, however fast the chunks come.
         let busy = admitted(100);
         assert!(busy <= 1, "{busy} of 100 quarter-MiB chunks written at 1 MiB/s");
+    }
+
+    /// A sequential reader of chunks only the disk tier holds finds its next chunks in
+    /// memory: they are loaded while it reads the current one. Before, each chunk's disk
+    /// read came in series with the reads (a re-read from the disk tier ran at about 630
+    /// MiB/s where one from memory ran at 905).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sequential_reader_warms_its_next_chunks_from_the_disk_tier() {
+        let (catalog, p, m, _dir) = tiered(20, 330).await;
+        let cache = tempfile::tempdir().unwrap();
+        let disk = DiskTier { dir: cache.path().into(), activity: Arc::default() };
+        let settings = settings(8 * MIB, 256 * MIB);
+        let reader = RemoteReader::open(catalog.clone(), &settings, Some(disk)).await.unwrap();
+        read_all(&reader, &p, &m).await;
+        let path = catalog.object(&p, &names::log(&m.segments[0].name));
+        let (first, next) = (chunk_key(&path, 0), chunk_key(&path, 1));
+        let deadline = std::time::Duration::from_secs(10);
+        let on_disk = async {
+            while !reader.inner.chunks.storage().may_contains(&next) {
+                shale_core::clock::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(deadline, on_disk).await.expect("chunk 1 written to the disk tier");
+        let memory = reader.inner.chunks.memory();
+        assert!(!memory.contains(&first) && !memory.contains(&next), "evicted from memory");
+        // A consumer starting over reads chunk 0; chunk 1 comes into memory meanwhile.
+        let gets = reader.counts().chunk_gets;
+        let end = m.end_offset().unwrap();
+        reader.read(&p, &m, 0, MIB as usize, end).await.unwrap();
+        let warmed = async {
+            while !memory.contains(&next) {
+                shale_core::clock::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(deadline, warmed).await.unwrap_or_else(|_| {
+            panic!("the next chunk was not loaded from the disk tier: {:?}", reader.counts())
+        });
+        assert_eq!(reader.counts().chunk_gets, gets, "warming GETs nothing");
     }
 
     /// Chunks the memory tier had to let go are served by the disk tier: a second reader of
