@@ -1,6 +1,6 @@
 //! Cluster mode on a real etcd: three `shale serve` processes on 127.0.0.1 place
 //! partitions, route clients to leaders, survive the loss of the controller and of a broker,
-//! fence a paused leader, and ride out an etcd outage.
+//! fence a paused leader, ride out an etcd outage, and grow a topic's partitions.
 
 // Tests and tools observe the system from outside: they read real time (bounded waits,
 // latencies) and randomness directly, not through the injected clock.
@@ -416,4 +416,61 @@ async fn a_leader_whose_disk_fails_an_fsync_hands_its_partition_over() {
     let report = common::check(&BTreeMap::from([(0u32, acked)]), &read);
     assert_eq!((report.lost, report.duplicated, report.offset_errors), (0, 0, 0), "{report:?}");
     assert_eq!(report.acknowledged, 400);
+}
+
+/// Kafka's CreatePartitions: `shale topic alter --partitions` grows a topic from 2 to 5
+/// partitions; the new ones are placed across the brokers with the topic's replication
+/// factor, take records and are read back. Shrinking, growing past `topics.max_partitions`
+/// and an unknown topic are refused with errors naming the count or the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_are_added_to_a_topic_and_used() {
+    use shale::client::{Producer, ProducerConfig, ProducerRecord};
+    let c = Cluster::start(3, "grow", &[]);
+    let client = c.broker_client(0);
+    wait_for_brokers(&client, &[1, 2, 3]).await;
+    client.admin().create_topic("grow", 2, 2, BTreeMap::new()).await.unwrap();
+
+    let out = shale(&c.broker(1).addr, &["topic", "alter", "grow", "--partitions", "5"], None);
+    assert!(out.contains("now has 5 partitions"), "{out}");
+    assert!(out.contains("Keyed records now hash over 5"), "states the key consequence: {out}");
+    let md = client.admin().metadata(&["grow".to_string()]).await.unwrap();
+    let parts = &md.topics[0].partitions;
+    assert_eq!(md.topics[0].topic.as_ref().unwrap().partitions, 5);
+    assert_eq!(parts.len(), 5, "{parts:?}");
+    assert!(parts.iter().all(|p| p.replicas.len() == 2 && p.leader_id > 0), "{parts:?}");
+    let led: std::collections::BTreeSet<i32> = parts.iter().map(|p| p.leader_id).collect();
+    assert_eq!(led.len(), 3, "the five partitions are led by all three brokers: {parts:?}");
+
+    // Every partition, old and new, takes records; all of them are read back.
+    client.invalidate("grow");
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let mut acked = BTreeMap::new();
+    for p in 0..5u32 {
+        let values: Vec<String> = (0..50).map(|i| format!("p{p}-{i}")).collect();
+        let mut pending = vec![];
+        for v in &values {
+            pending.push(producer.send(ProducerRecord::new("grow", v.clone()).partition(p)).await);
+        }
+        producer.flush().await.unwrap();
+        for d in pending {
+            d.unwrap().await.unwrap();
+        }
+        acked.insert(p, values);
+    }
+    let read = common::read_all(&client, "grow").await;
+    let report = common::check(&acked, &read);
+    assert_eq!((report.acknowledged, report.lost, report.duplicated), (250, 0, 0), "{report:?}");
+
+    let admin = client.admin();
+    let shrink = admin.create_partitions("grow", 3).await.unwrap_err();
+    assert_eq!(shrink.reason, "INVALID_PARTITIONS", "{shrink}");
+    assert!(shrink.to_string().contains("has 5 partitions"), "{shrink}");
+    let same = admin.create_partitions("grow", 5).await.unwrap_err();
+    assert_eq!(same.reason, "INVALID_PARTITIONS", "{same}");
+    let huge = admin.create_partitions("grow", 10_000_000).await.unwrap_err();
+    assert!(huge.to_string().contains("exceeds the limit"), "{huge}");
+    let unknown = admin.create_partitions("nope", 4).await.unwrap_err();
+    assert_eq!(unknown.reason, "UNKNOWN_TOPIC", "{unknown}");
+    let md = client.admin().metadata(&["grow".to_string()]).await.unwrap();
+    assert_eq!(md.topics[0].partitions.len(), 5, "refusals changed nothing");
 }

@@ -415,3 +415,33 @@ async fn reset_offsets_moves_an_empty_groups_commits() {
     assert!(!ok && err.contains("active member"), "{err}");
     member.stop();
 }
+
+/// A topic that grows from 2 to 4 partitions under a running group: the coordinator sees
+/// the new count at the members' next heartbeats and hands the new partitions out, and
+/// records produced to all four are read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_takes_up_partitions_added_to_its_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("broker"));
+    let client = broker.client();
+    let addr = broker.addr.as_str();
+    let topic = "growing";
+    client.admin().create_topic(topic, 2, 1, BTreeMap::new()).await.unwrap();
+    let mut a = Member::start(dir.path(), "a", addr, "grow", topic, &[]);
+    let mut b = Member::start(dir.path(), "b", addr, "grow", topic, &[]);
+    wait_for_shares(&client, "grow", &[1, 1], "two members sharing two partitions").await;
+
+    client.admin().create_partitions(topic, 4).await.unwrap();
+    wait_for_shares(&client, "grow", &[2, 2], "the group to take the two new partitions").await;
+    let acked = produce(&client, topic, 400).await;
+    let partitions: BTreeSet<u32> = acked.iter().map(|(p, _)| *p).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]), "keys spread over all four");
+    wait_for_lag_zero(&client, "grow").await;
+    let mut read = a.records();
+    read.extend(b.records());
+    let unique: BTreeSet<(u32, i64)> = read.iter().copied().collect();
+    assert_eq!(unique.len(), read.len(), "no record read twice");
+    assert_eq!(unique, acked, "every acknowledged record read");
+    a.stop();
+    b.stop();
+}

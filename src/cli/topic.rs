@@ -67,6 +67,11 @@ pub struct AlterArgs {
     /// Config to remove so the broker default applies (repeatable).
     #[arg(long = "delete")]
     pub delete: Vec<String>,
+    /// Add partitions so that the topic has this many in all. Keyed records then hash over
+    /// the new count: a key's later records may go to another partition than its earlier
+    /// ones, so per-key order holds only on each side of the change.
+    #[arg(long)]
+    pub partitions: Option<u32>,
     #[command(flatten)]
     pub broker: BrokerArg,
 }
@@ -113,14 +118,30 @@ pub(super) async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
             }
         }
         TopicCommand::Alter(a) => {
-            let configs = a
-                .broker
-                .client()?
-                .admin()
-                .alter_topic_config(&a.name, a.set.into_iter().collect(), a.delete)
-                .await?;
-            for c in configs.iter().filter(|c| c.source == "topic") {
-                println!("{}={}", c.name, c.value);
+            if a.partitions.is_none() && a.set.is_empty() && a.delete.is_empty() {
+                anyhow::bail!(
+                    "nothing to alter on topic {}: give --partitions, --set or --delete",
+                    a.name
+                );
+            }
+            let admin = a.broker.client()?.admin();
+            if let Some(partitions) = a.partitions {
+                let t = admin.create_partitions(&a.name, partitions).await?;
+                println!(
+                    "topic {} now has {} partitions. Keyed records now hash over {}: a key's new \
+                     records may go to another partition than its earlier ones (per-key order \
+                     holds on each side of the change); producers and consumers pick the new \
+                     partitions up when they next refresh metadata",
+                    t.name, t.partitions, t.partitions
+                );
+            }
+            if !a.set.is_empty() || !a.delete.is_empty() {
+                let configs = admin
+                    .alter_topic_config(&a.name, a.set.into_iter().collect(), a.delete)
+                    .await?;
+                for c in configs.iter().filter(|c| c.source == "topic") {
+                    println!("{}={}", c.name, c.value);
+                }
             }
         }
         TopicCommand::Delete(a) => {

@@ -136,6 +136,31 @@ impl Admin {
         Ok(resp.into_inner().configs)
     }
 
+    /// Adds partitions to a topic so that it has `partitions` in all (Kafka's
+    /// CreatePartitions); returns the topic. Keyed records then hash over the new count, so
+    /// a key's later records may land in another partition than its earlier ones. This
+    /// client sees the new partitions at once; others when they next refresh metadata.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        partitions: u32,
+    ) -> Result<pb::TopicInfo, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .create_partitions(pb::CreatePartitionsRequest {
+                name: name.to_string(),
+                partitions,
+                validate_only: false,
+            })
+            .await
+            .map_err(self.failed(Some(name)))?;
+        self.client.invalidate(name);
+        resp.into_inner()
+            .topic
+            .ok_or_else(|| Error::internal(format!("the broker answered no topic for {name:?}")))
+    }
+
     /// Brokers and controller.
     pub async fn describe_cluster(&self) -> Result<pb::DescribeClusterResponse, Error> {
         let resp = self

@@ -100,7 +100,7 @@ named!(
         Create = "create",
         /// Delete a topic or a group.
         Delete = "delete",
-        /// Change ACLs (on the cluster).
+        /// Change ACLs (on the cluster); add partitions (on a topic).
         Alter = "alter",
         /// See that a topic or group exists, its partitions, offsets and members.
         Describe = "describe",

@@ -1,7 +1,9 @@
-//! Topic lifecycle on the broker: create, delete, alter configs, describe. Writes go to the
-//! store; hosted partitions follow it (`follow`), and the calls wait until they have.
+//! Topic lifecycle on the broker: create, add partitions, delete, alter configs, describe.
+//! Writes go to the store; hosted partitions follow it (`follow`), and the calls wait until
+//! they have.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,35 +64,13 @@ impl Broker {
         } else {
             req.partitions
         };
-        let max = self.settings.topics.max_partitions;
-        if partitions > max {
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                Reason::InvalidPartitions,
-                format!(
-                    "partitions {partitions} exceeds the limit of {max} (topics.max_partitions)"
-                ),
-            )
-            .with("partitions", partitions));
-        }
+        self.check_partition_limit(partitions)?;
         let rf = if req.replication_factor == 0 {
             self.settings.topics.default_replication_factor
         } else {
             req.replication_factor
         };
-        let brokers = self.view.topics.brokers().await?;
-        if rf as usize > brokers.len() {
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                Reason::InvalidReplicationFactor,
-                format!(
-                    "replication factor {rf} exceeds the {} live broker(s); use at most {}",
-                    brokers.len(),
-                    brokers.len()
-                ),
-            )
-            .with("replication_factor", rf));
-        }
+        self.check_replication_factor(rf).await?;
         let config = TopicConfig::resolve(&self.defaults, &req.configs)?;
         check_min_isr(&config, rf)?;
         self.check_tiering(&req.name, None, &config)?;
@@ -112,27 +92,111 @@ impl Broker {
         let _guard = self.admin_lock.lock().await;
         self.view.topics.create(&record).await?;
         tracing::info!(topic = %record.name, partitions, replication_factor = rf, "topic created");
+        self.wait_placed(&record.name, 0..partitions, "was created").await?;
+        Ok(entry)
+    }
+
+    /// Adds partitions to a topic (Kafka's CreatePartitions) so that it has `partitions`
+    /// in all; the controller places the new ones as it places a new topic's. Records
+    /// with a key then hash over the new count: a key's later records may go to another
+    /// partition than its earlier ones. Returns once the new partitions are placed.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        partitions: u32,
+        validate_only: bool,
+    ) -> Result<TopicEntry, Error> {
+        let _guard = self.admin_lock.lock().await;
+        loop {
+            let (mut record, revision) =
+                self.view.topics.get(name).await?.ok_or_else(|| unknown_topic(name))?;
+            let had = record.partitions;
+            if partitions <= had {
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    Reason::InvalidPartitions,
+                    format!(
+                        "topic {name:?} has {had} partitions; partitions can only be added, so \
+                         ask for more than {had} (asked for {partitions})"
+                    ),
+                )
+                .with("partitions", partitions));
+            }
+            self.check_partition_limit(partitions)?;
+            self.check_replication_factor(record.replication_factor).await?;
+            record.partitions = partitions;
+            let config = TopicConfig::resolve(&self.defaults, &record.configs)?;
+            let entry = TopicEntry { record: record.clone(), config: Arc::new(config) };
+            if validate_only {
+                return Ok(entry);
+            }
+            if self.view.topics.update(&record, revision).await? {
+                tracing::info!(topic = name, from = had, to = partitions, "partitions added");
+                self.wait_placed(name, had..partitions, "has its new partitions").await?;
+                return Ok(entry);
+            }
+            // Someone else changed the topic meanwhile: re-read and check again.
+        }
+    }
+
+    /// `partitions` within `topics.max_partitions`.
+    fn check_partition_limit(&self, partitions: u32) -> Result<(), Error> {
+        let max = self.settings.topics.max_partitions;
+        if partitions > max {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                Reason::InvalidPartitions,
+                format!(
+                    "partitions {partitions} exceeds the limit of {max} (topics.max_partitions)"
+                ),
+            )
+            .with("partitions", partitions));
+        }
+        Ok(())
+    }
+
+    /// A replication factor the live brokers can hold.
+    async fn check_replication_factor(&self, rf: u32) -> Result<(), Error> {
+        let brokers = self.view.topics.brokers().await?;
+        if rf as usize > brokers.len() {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                Reason::InvalidReplicationFactor,
+                format!(
+                    "replication factor {rf} exceeds the {} live broker(s); use at most {}",
+                    brokers.len(),
+                    brokers.len()
+                ),
+            )
+            .with("replication_factor", rf));
+        }
+        Ok(())
+    }
+
+    /// Waits until partitions `range` of topic `name` are placed (and those this broker
+    /// hosts are open); `done` says what happened to the topic, for the error after
+    /// [`PLACEMENT_TIMEOUT`].
+    async fn wait_placed(&self, name: &str, range: Range<u32>, done: &str) -> Result<(), Error> {
         let id = self.id;
         let placed = self
             .wait_for_metadata(PLACEMENT_TIMEOUT, |b| {
                 let Ok(cache) = b.view.cache.read() else { return false };
-                (0..partitions).all(|p| {
-                    let key = (record.name.clone(), p);
+                range.clone().all(|p| {
+                    let key = (name.to_string(), p);
                     cache.states.get(&key).is_some_and(|(s, _)| {
-                        !s.replicas.contains(&id) || b.hosted_partition(&key.0, p).is_some()
+                        !s.replicas.contains(&id) || b.hosted_partition(name, p).is_some()
                     })
                 })
             })
             .await;
         if !placed {
             return Err(Error::unavailable(format!(
-                "topic {:?} was created, but its partitions were not placed within {} s (is a \
+                "topic {name:?} {done}, but its partitions were not placed within {} s (is a \
                  controller elected?); they will be placed once one is",
-                record.name,
                 PLACEMENT_TIMEOUT.as_secs()
             )));
         }
-        Ok(entry)
+        Ok(())
     }
 
     /// Deletes a topic and its partition states; every replica deletes its data.

@@ -150,6 +150,25 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::AlterTopicConfigResponse { configs: convert::config_entries(&entry) }))
     }
 
+    async fn create_partitions(
+        &self,
+        request: Request<pb::CreatePartitionsRequest>,
+    ) -> Result<Response<pb::CreatePartitionsResponse>, Status> {
+        let who = identity(&request);
+        let req = request.into_inner();
+        // As Kafka: Alter on the topic.
+        let acl = self.broker.acl();
+        acl.check(&who, "CreatePartitions", Operation::Alter, ResourceType::Topic, &req.name)
+            .map_err(into_status)?;
+        let added =
+            self.broker.create_partitions(&req.name, req.partitions, req.validate_only).await;
+        if !req.validate_only {
+            crate::audit::mutation(&who, "create_partitions", Resource::Topic(&req.name), &added);
+        }
+        let entry = added.map_err(into_status)?;
+        Ok(Response::new(pb::CreatePartitionsResponse { topic: Some(convert::topic_info(&entry)) }))
+    }
+
     async fn who_am_i(
         &self,
         request: Request<pb::WhoAmIRequest>,
