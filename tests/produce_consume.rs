@@ -53,6 +53,43 @@ async fn keyed_records_land_on_kafka_partitions_and_read_back_in_order() {
     server.shutdown().await.unwrap();
 }
 
+/// Before: a client kept a topic's partition count for as long as it lived, so a producer
+/// never used partitions added after its first record (until some error refreshed it).
+/// Now the count is read again once it is older than the client's metadata max age, as
+/// Kafka's `metadata.max.age.ms`.
+#[tokio::test]
+async fn a_producer_takes_up_partitions_added_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let addr = server.addr().to_string();
+    let client = shale::client::Client::builder(&addr)
+        .metadata_max_age(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    client.admin().create_topic("growing", 1, 0, BTreeMap::new()).await.unwrap();
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let send = |i: u32| {
+        let producer = producer.clone();
+        async move {
+            let rec = ProducerRecord::new("growing", format!("v{i}")).key(format!("k{i}"));
+            let delivery = producer.send(rec).await.unwrap();
+            producer.flush().await.unwrap();
+            delivery.await.unwrap().partition
+        }
+    };
+    assert_eq!(send(0).await, 0);
+    // Another client adds the partitions: the producer's own client is not told.
+    common::client(&server).admin().create_partitions("growing", 3).await.unwrap();
+    let mut i = 1;
+    common::wait_until(Duration::from_secs(20), "a record in a new partition", || {
+        i += 1;
+        let sent = send(i);
+        async move { sent.await > 0 }
+    })
+    .await;
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn topics_configs_and_data_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -130,8 +130,8 @@ pub(super) async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
                 println!(
                     "topic {} now has {} partitions. Keyed records now hash over {}: a key's new \
                      records may go to another partition than its earlier ones (per-key order \
-                     holds on each side of the change); producers and consumers pick the new \
-                     partitions up when they next refresh metadata",
+                     holds on each side of the change); producers take the new partitions up \
+                     within 5 minutes (their metadata max age), consumer groups at once",
                     t.name, t.partitions, t.partitions
                 );
             }

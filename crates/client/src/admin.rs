@@ -139,7 +139,7 @@ impl Admin {
     /// Adds partitions to a topic so that it has `partitions` in all (Kafka's
     /// CreatePartitions); returns the topic. Keyed records then hash over the new count, so
     /// a key's later records may land in another partition than its earlier ones. This
-    /// client sees the new partitions at once; others when they next refresh metadata.
+    /// client sees the new partitions at once; others within their metadata max age.
     pub async fn create_partitions(
         &self,
         name: &str,

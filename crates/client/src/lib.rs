@@ -56,6 +56,8 @@ struct Metadata {
     brokers: HashMap<i32, String>,
     /// topic → leader id per partition (-1 when offline).
     topics: HashMap<String, Vec<i32>>,
+    /// When each topic's entry was last read from a broker.
+    read_at: HashMap<String, shale_core::clock::Instant>,
     /// The broker that answered the last metadata request.
     from: String,
 }
@@ -74,6 +76,8 @@ struct Inner {
     channels: RwLock<HashMap<String, Channel>>,
     metadata: RwLock<Metadata>,
     connect_timeout: Duration,
+    /// See [`ClientBuilder::metadata_max_age`].
+    metadata_max_age: Duration,
     tls: Option<tls::TlsOptions>,
     credentials: tls::Credentials,
 }
@@ -103,7 +107,12 @@ pub struct ClientBuilder {
     brokers: String,
     tls: Option<tls::TlsOptions>,
     credentials: tls::Credentials,
+    metadata_max_age: Duration,
 }
+
+/// How long a topic's partition count is used before it is read again (Kafka's
+/// `metadata.max.age.ms`): partitions added to a topic are taken up within this.
+pub const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
 impl ClientBuilder {
     /// Connect over TLS, verifying the brokers against `options`' CA bundle (and
@@ -126,9 +135,16 @@ impl ClientBuilder {
         Ok(self)
     }
 
+    /// Read a topic's partition count again once it is older than `age` (default
+    /// [`METADATA_MAX_AGE`]), so that producers take up partitions added to it.
+    pub fn metadata_max_age(mut self, age: Duration) -> Self {
+        self.metadata_max_age = age;
+        self
+    }
+
     /// The client; connections are made lazily.
     pub fn build(self) -> Result<Client, Error> {
-        Client::with(&self.brokers, self.tls, self.credentials)
+        Client::with(&self.brokers, self.tls, self.credentials, self.metadata_max_age)
     }
 }
 
@@ -137,7 +153,7 @@ impl Client {
     /// commas (admin and metadata calls then go to whichever of them is reachable).
     /// Connections are made lazily.
     pub fn new(brokers: &str) -> Result<Client, Error> {
-        Client::with(brokers, None, tls::Credentials::default())
+        Client::builder(brokers).build()
     }
 
     /// A builder for a client of `brokers`, for options such as TLS.
@@ -146,6 +162,7 @@ impl Client {
             brokers: brokers.to_string(),
             tls: None,
             credentials: tls::Credentials::default(),
+            metadata_max_age: METADATA_MAX_AGE,
         }
     }
 
@@ -153,6 +170,7 @@ impl Client {
         brokers: &str,
         tls: Option<tls::TlsOptions>,
         credentials: tls::Credentials,
+        metadata_max_age: Duration,
     ) -> Result<Client, Error> {
         let list: Vec<&str> = brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
         if list.is_empty() {
@@ -165,6 +183,7 @@ impl Client {
                 channels: RwLock::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
                 connect_timeout: Duration::from_secs(5),
+                metadata_max_age,
                 tls,
                 credentials,
             }),
@@ -325,6 +344,7 @@ impl Client {
             }
             other => other?,
         };
+        let now = shale_core::clock::monotonic_now();
         let mut md =
             self.inner.metadata.write().map_err(|_| Error::internal("metadata poisoned"))?;
         md.from = from;
@@ -339,6 +359,7 @@ impl Client {
                     *slot = p.leader_id;
                 }
             }
+            md.read_at.insert(info.name.clone(), now);
             md.topics.insert(info.name, leaders);
         }
         Ok(())
@@ -350,13 +371,27 @@ impl Client {
             .unwrap_or_else(|| self.bootstrap().to_string())
     }
 
-    /// Number of partitions of a topic (looked up once, then cached).
+    /// Number of partitions of a topic: cached, and read again once older than the
+    /// metadata max age (a stale count is kept while no broker answers).
     pub async fn partition_count(&self, topic: &str) -> Result<u32, Error> {
-        if let Some(n) = self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)) {
-            return Ok(n);
-        }
+        let max_age = self.inner.metadata_max_age;
+        let now = shale_core::clock::monotonic_now();
+        let cached = self.cached(|md| {
+            let n = md.topics.get(topic)?.len() as u32;
+            let fresh = md.read_at.get(topic).is_some_and(|at| now.duration_since(*at) < max_age);
+            Some((n, fresh))
+        });
         let located = |e| locate(e, &self.metadata_source(), Some(topic), None);
-        self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
+        match cached {
+            Some((n, true)) => return Ok(n),
+            Some((n, false)) => {
+                if let Err(e) = self.refresh_metadata(&[topic.to_string()]).await {
+                    tracing::debug!(topic, error = %e, "metadata refresh failed; keeping the count");
+                    return Ok(n);
+                }
+            }
+            None => self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?,
+        }
         self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)).ok_or_else(|| {
             located(Error::new(
                 ErrorKind::NotFound,
@@ -374,7 +409,7 @@ impl Client {
         policy: RetryPolicy,
     ) -> Result<u32, Error> {
         // The deadline starts at the first failure: a cached answer (the producer's hot
-        // path) reads no clock.
+        // path) starts no backoff.
         let mut backoff = None;
         loop {
             match self.partition_count(topic).await {
@@ -465,6 +500,7 @@ impl Client {
     pub fn invalidate(&self, topic: &str) {
         if let Ok(mut md) = self.inner.metadata.write() {
             md.topics.remove(topic);
+            md.read_at.remove(topic);
         }
     }
 
