@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Identity, Principal};
 use shale_core::clock::Instant;
 use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::rate::TokenBucket;
 use shale_meta::{Keys, MetaStore, Revision, TxnOp};
 
 /// `[quota]`: how quotas are enforced (the limits themselves are stored in etcd).
@@ -108,34 +109,10 @@ impl Kind {
 /// The principal whose limits apply to principals without their own.
 pub const DEFAULT_PRINCIPAL: &str = "*";
 
-/// A token bucket that may go into debt: a charge always succeeds, and the debt says how
-/// long the caller waits. It holds one second of its rate.
-#[derive(Debug, Clone)]
-struct Bucket {
-    rate: u64,
-    level: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u64, now: Instant) -> Bucket {
-        Bucket { rate, level: rate as f64, at: now }
-    }
-
-    /// Takes `n`; the wait until the bucket is out of debt again.
-    fn take(&mut self, n: u64, now: Instant) -> Duration {
-        let rate = self.rate as f64;
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.level = (self.level + elapsed * rate).min(rate);
-        self.at = now;
-        self.level -= n as f64;
-        if self.level >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.level / rate) }
-    }
-
-    /// Returns `n` taken by a request that was refused after all.
-    fn give_back(&mut self, n: u64) {
-        self.level = (self.level + n as f64).min(self.rate as f64);
-    }
+/// A principal's bucket of `rate` per second: it holds one second of its rate and starts
+/// full; a charge always succeeds, and the debt says how long the caller waits.
+fn bucket(rate: u64, now: Instant) -> TokenBucket {
+    TokenBucket::new(rate, rate, rate, now)
 }
 
 /// Buckets not used for this long are dropped (a principal's burst is then full again).
@@ -147,7 +124,7 @@ pub struct Quotas {
     max_delay: Duration,
     limits: RwLock<Arc<BTreeMap<String, QuotaLimits>>>,
     /// Each principal's buckets, by [`Kind`].
-    buckets: Mutex<HashMap<String, [Option<Bucket>; 3]>>,
+    buckets: Mutex<HashMap<String, [Option<TokenBucket>; 3]>>,
     metrics: Arc<crate::metrics::RequestMetrics>,
     store: Arc<dyn MetaStore>,
     keys: Keys,
@@ -245,7 +222,7 @@ impl Quotas {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 10_000 {
             buckets.retain(|_, kinds| {
-                kinds.iter().flatten().any(|b| now.saturating_duration_since(b.at) < IDLE)
+                kinds.iter().flatten().any(|b| now.saturating_duration_since(b.last_used()) < IDLE)
             });
         }
         if !buckets.contains_key(who.principal.as_str()) {
@@ -254,9 +231,9 @@ impl Quotas {
         let Some(of_principal) = buckets.get_mut(who.principal.as_str()) else {
             return Ok(Duration::ZERO);
         };
-        let bucket = of_principal[kind as usize].get_or_insert_with(|| Bucket::new(rate, now));
-        if bucket.rate != rate {
-            *bucket = Bucket::new(rate, now);
+        let bucket = of_principal[kind as usize].get_or_insert_with(|| bucket(rate, now));
+        if bucket.rate() != rate {
+            *bucket = self::bucket(rate, now);
         }
         let wait = bucket.take(n, now);
         if refuse && wait > self.max_delay {
@@ -323,7 +300,7 @@ mod tests {
     async fn a_bucket_holds_a_steady_sender_to_its_rate() {
         let rate = 5 * 1024 * 1024;
         let start = shale_core::clock::monotonic_now();
-        let mut b = Bucket::new(rate, start);
+        let mut b = bucket(rate, start);
         // A sender that sends 64 KiB whenever it is allowed to, for 10 s.
         let mut sent = 0u64;
         while start.elapsed() < Duration::from_secs(10) {
@@ -340,7 +317,7 @@ mod tests {
     #[test]
     fn a_refused_charge_is_given_back() {
         let now = shale_core::clock::monotonic_now();
-        let mut b = Bucket::new(100, now);
+        let mut b = bucket(100, now);
         assert_eq!(b.take(100, now), Duration::ZERO);
         let wait = b.take(1000, now);
         assert_eq!(wait, Duration::from_secs(10));

@@ -12,6 +12,8 @@
 //!   real file system, the simulated disk of the in-process power-loss suites, the
 //!   test-only tracking disk of the process-level ones, and the crash-safe file patterns.
 //! - `failpoint`: crash, hold and error points for fault tests, armed by environment.
+//! - `rate`: the one rate limiter, a token bucket (quotas, upload throttle, cold-read
+//!   pace, disk-tier admission).
 
 pub mod acks;
 pub mod clock;
@@ -19,6 +21,7 @@ pub mod disk;
 pub mod error;
 pub mod failpoint;
 pub mod names;
+pub mod rate;
 pub mod record;
 pub mod task;
 pub mod topic_config;

@@ -58,6 +58,7 @@ use super::manifest::{Manifest, RemoteSegment, names};
 use crate::log::{DiskActivity, ReadChunk, RemoteIndex};
 use crate::tier::TierSettings;
 use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
+use shale_core::rate::TokenBucket;
 use shale_core::record::batch::{BatchHeader, HEADER_LEN};
 
 /// A chunk's bytes, shared by every reader waiting for the GET that brings it.
@@ -107,24 +108,27 @@ struct Inner {
 #[derive(Debug)]
 struct Pace {
     activity: Arc<DiskActivity>,
-    rate: u64,
-    /// When the bytes served so far are paid for (a reader whose read would start after
-    /// now waits until then).
-    next: Mutex<shale_core::clock::Instant>,
+    /// Up to a tenth of a second of credit, so short bursts go through unpaced.
+    bucket: Option<Mutex<TokenBucket>>,
 }
 
 impl Pace {
+    /// Paced to `rate` bytes per second while `activity` says the logs are busy.
+    fn new(activity: Arc<DiskActivity>, rate: u64) -> Pace {
+        let now = shale_core::clock::monotonic_now();
+        let bucket = (rate > 0).then(|| Mutex::new(TokenBucket::new(rate, rate / 10, 0, now)));
+        Pace { activity, bucket }
+    }
+
     /// How long a read of `bytes` waits before it is handed on.
     fn delay(&self, bytes: u64) -> std::time::Duration {
-        if self.rate == 0 || !self.activity.busy_within(BUSY_WINDOW) {
-            return std::time::Duration::ZERO;
+        match &self.bucket {
+            Some(bucket) if self.activity.busy_within(BUSY_WINDOW) => {
+                let now = shale_core::clock::monotonic_now();
+                bucket.lock().unwrap_or_else(|e| e.into_inner()).take(bytes, now)
+            }
+            _ => std::time::Duration::ZERO,
         }
-        let now = shale_core::clock::monotonic_now();
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        // Up to a tenth of a second of credit, so short bursts go through unpaced.
-        let start = (*next).max(now - std::time::Duration::from_millis(100));
-        *next = start + std::time::Duration::from_secs_f64(bytes as f64 / self.rate as f64);
-        next.saturating_duration_since(now)
     }
 }
 
@@ -335,11 +339,8 @@ impl RemoteReader {
                 max_window: (settings.read_ahead_max_bytes / chunk_bytes).max(run_chunks),
                 runtime,
                 stats: ReadStats::default(),
-                pace: activity.map(|activity| Pace {
-                    activity,
-                    rate: settings.cold_read_busy_bytes_per_sec,
-                    next: Mutex::new(shale_core::clock::monotonic_now()),
-                }),
+                pace: activity
+                    .map(|activity| Pace::new(activity, settings.cold_read_busy_bytes_per_sec)),
             }),
         })
     }
@@ -981,9 +982,8 @@ pub struct DiskTier {
 #[derive(Debug)]
 struct YieldToAppends {
     activity: Arc<DiskActivity>,
-    rate: u64,
-    /// Tokens (bytes) and when they were last refilled.
-    tokens: Mutex<(f64, shale_core::clock::Instant)>,
+    /// Starts empty; `None` without a limit.
+    bucket: Option<Mutex<TokenBucket>>,
 }
 
 /// How recently a log append or fsync counts as the hot path at work.
@@ -1000,28 +1000,20 @@ impl StorageFilterCondition for YieldToAppends {
 
 impl YieldToAppends {
     fn new(activity: Arc<DiskActivity>, rate: u64) -> Self {
-        YieldToAppends {
-            activity,
-            rate,
-            tokens: Mutex::new((0.0, shale_core::clock::monotonic_now())),
-        }
+        let now = shale_core::clock::monotonic_now();
+        let bucket = (rate > 0).then(|| Mutex::new(TokenBucket::new(rate, rate / 4, 0, now)));
+        YieldToAppends { activity, bucket }
     }
 
     /// Whether a chunk of `size` bytes may be written to the disk tier now.
     fn admit(&self, size: usize) -> bool {
-        if self.rate == 0 || !self.activity.busy_within(BUSY_WINDOW) {
-            return true;
+        match &self.bucket {
+            Some(bucket) if self.activity.busy_within(BUSY_WINDOW) => {
+                let now = shale_core::clock::monotonic_now();
+                bucket.lock().unwrap_or_else(|e| e.into_inner()).try_take(size as u64, now)
+            }
+            _ => true,
         }
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        let now = shale_core::clock::monotonic_now();
-        let burst = (self.rate as f64 / 4.0).max(size as f64);
-        let refill = now.duration_since(tokens.1).as_secs_f64() * self.rate as f64;
-        *tokens = ((tokens.0 + refill).min(burst), now);
-        let admitted = tokens.0 >= size as f64;
-        if admitted {
-            tokens.0 -= size as f64;
-        }
-        admitted
     }
 }
 
@@ -1289,15 +1281,14 @@ mod tests {
     #[test]
     fn cold_reads_are_paced_while_the_logs_are_busy() {
         let activity = Arc::new(DiskActivity::default());
-        let now = shale_core::clock::monotonic_now();
-        let long_ago = now - std::time::Duration::from_secs(1);
-        let pace = Pace { activity: activity.clone(), rate: MIB, next: Mutex::new(long_ago) };
+        let pace = Pace::new(activity.clone(), MIB);
         assert!(pace.delay(10 * MIB).is_zero(), "idle logs: no pacing");
         activity.note_write();
         let waits: Vec<f64> = (0..3).map(|_| pace.delay(MIB).as_secs_f64()).collect();
-        // 1 MiB at 1 MiB/s each, less a tenth of a second of credit.
+        // 1 MiB at 1 MiB/s each: the bucket starts empty (its tenth of a second of credit
+        // builds up over idle time).
         for (i, wait) in waits.iter().enumerate() {
-            let expected = i as f64 + 0.9;
+            let expected = i as f64 + 1.0;
             assert!((wait - expected).abs() < 0.05, "read {i} waits {wait:.3} s, not {expected}");
         }
     }

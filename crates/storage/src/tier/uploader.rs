@@ -10,12 +10,10 @@
 //! partition learns through [`TierPartition::set_tier_pointer`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
-use tokio::time::Instant;
 
 use super::bucket::Bucket;
 use super::catalog::{Current, PartitionRef};
@@ -26,36 +24,36 @@ use super::{TierSettings, retention};
 use crate::log::UploadSlice;
 use shale_core::clock::SharedClock;
 use shale_core::error::Error;
+use shale_core::rate::TokenBucket;
 use shale_meta::membership::Membership;
 
-/// Spreads uploads over time to stay under `tier.upload_bytes_per_sec` (0 = unlimited).
+/// Spreads uploads over time to stay under `tier.upload_bytes_per_sec` (0 = unlimited): an
+/// upload starts once the ones before it are paid for, then charges its own bytes.
 #[derive(Debug)]
 struct Throttle {
-    bytes_per_sec: u64,
-    next_free: tokio::sync::Mutex<Instant>,
+    bucket: Option<std::sync::Mutex<TokenBucket>>,
 }
 
 impl Throttle {
     fn new(bytes_per_sec: u64) -> Throttle {
-        Throttle {
-            bytes_per_sec,
-            next_free: tokio::sync::Mutex::new(shale_core::clock::monotonic_now()),
-        }
+        let now = shale_core::clock::monotonic_now();
+        let bucket = (bytes_per_sec > 0)
+            .then(|| std::sync::Mutex::new(TokenBucket::new(bytes_per_sec, 0, 0, now)));
+        Throttle { bucket }
     }
 
     /// Waits until `bytes` more may be sent.
     async fn take(&self, bytes: u64) {
-        if self.bytes_per_sec == 0 {
-            return;
-        }
-        let at = {
-            let mut next = self.next_free.lock().await;
+        let Some(bucket) = &self.bucket else { return };
+        let wait = {
+            let mut bucket = bucket.lock().unwrap_or_else(|e| e.into_inner());
             let now = shale_core::clock::monotonic_now();
-            let at = (*next).max(now);
-            *next = at + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-            at
+            // The debt of the uploads before this one, then this one's bytes.
+            let wait = bucket.take(0, now);
+            bucket.take(bytes, now);
+            wait
         };
-        shale_core::clock::sleep_until(at).await;
+        shale_core::clock::sleep(wait).await;
     }
 }
 
@@ -264,6 +262,7 @@ pub(super) async fn remove_quietly(bucket: &Bucket, paths: &[ObjectPath]) {
 mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicI64, Ordering};
+    use std::time::Duration;
 
     use super::*;
     use crate::log::{LogConfig, LogResources, PartitionLog};
