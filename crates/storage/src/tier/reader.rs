@@ -618,21 +618,14 @@ impl RemoteReader {
 
     /// Loads the chunks of `range` that only the disk tier holds into the memory tier, in
     /// the background: a sequential reader then finds its next chunk in memory instead of
-    /// waiting for the disk in series with its reads. Chunks in flight, held, in memory or
-    /// not cached at all are left alone.
+    /// waiting for the disk in series with its reads. Chunks in memory or not on disk (in
+    /// flight or held ones are not: `ensure` GETs only what the cache lacks) are left alone.
     fn warm(&self, path: &ObjectPath, range: Range<u64>) {
         let inner = &self.inner;
         for i in range {
             let key = chunk_key(path, i);
             if inner.chunks.memory().contains(&key) || !inner.chunks.storage().may_contains(&key) {
                 continue;
-            }
-            {
-                let in_flight = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                let held = inner.held.lock().unwrap_or_else(|e| e.into_inner());
-                if in_flight.contains_key(&key) || held.contains_key(&key) {
-                    continue;
-                }
             }
             if !inner.warming.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
                 continue;
