@@ -14,6 +14,8 @@ mod common;
 mod etcd_server;
 #[path = "common/lazyfs.rs"]
 mod lazyfs;
+#[path = "common/load.rs"]
+mod load;
 #[path = "common/ownership.rs"]
 mod ownership;
 #[path = "common/proxy.rs"]
@@ -23,9 +25,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use checker::ProduceLog;
 use common::{BrokerProcess, wait_until};
 use etcd_server::EtcdServer;
+use load::{Load, PRODUCERS, Stop, start_load, wait_for_acks};
 use shale::acks::Acks;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 use shale::proto::pb;
@@ -429,87 +431,6 @@ async fn five_leader_kills_under_load_lose_and_duplicate_nothing() {
         failovers.last().unwrap()
     );
     report.assert_clean();
-}
-
-type Stop = std::sync::Arc<std::sync::atomic::AtomicBool>;
-
-/// Concurrent producers in a load: acks from different producers interleave, so two
-/// leaders acknowledging at once would show in the checker's epoch check.
-const PRODUCERS: usize = 3;
-
-/// A running load: idempotent acks=all producers, each sending unique values to partition 0
-/// of a topic until stopped, every send and its outcome (offset, leader epoch) in `log`.
-struct Load {
-    task: tokio::task::JoinHandle<u64>,
-    log: std::sync::Arc<ProduceLog>,
-    stop: Stop,
-}
-
-fn start_load(client: Client, topic: &str, config: ProducerConfig) -> Load {
-    let log = std::sync::Arc::new(ProduceLog::new());
-    let stop: Stop = Default::default();
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|k| {
-            let (client, log, stop, topic) =
-                (client.clone(), log.clone(), stop.clone(), topic.to_string());
-            let config = config.clone();
-            tokio::spawn(async move {
-                let producer = Producer::new(
-                    client,
-                    ProducerConfig { acks: Acks::All, linger: Duration::from_millis(2), ..config },
-                );
-                let (tx, mut rx) = tokio::sync::mpsc::channel(20_000);
-                let waiter = {
-                    let log = log.clone();
-                    tokio::spawn(async move {
-                        while let Some((op, d)) = rx.recv().await {
-                            let d: shale::client::producer::Delivery = d;
-                            match d.await {
-                                Ok(md) => log.ok_at_epoch(op, md.offset, md.leader_epoch),
-                                // Out of retries: it may still have been written.
-                                Err(_) => log.unknown(op),
-                            }
-                        }
-                    })
-                };
-                let mut i = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let v = format!("p{k}-{i:08}");
-                    let op = log.invoke(0, v.clone());
-                    let d = producer
-                        .send(ProducerRecord::new(topic.clone(), v).partition(0))
-                        .await
-                        .unwrap();
-                    tx.send((op, d)).await.unwrap();
-                    i += 1;
-                    if i % 50 == 0 {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-                producer.flush().await.unwrap();
-                drop(tx);
-                waiter.await.unwrap();
-                i
-            })
-        })
-        .collect();
-    let task = tokio::spawn(async move {
-        let mut sent = 0;
-        for p in producers {
-            sent += p.await.unwrap();
-        }
-        sent
-    });
-    Load { task, log, stop }
-}
-
-async fn wait_for_acks(load: &Load, more: usize) {
-    let before = load.log.acknowledged();
-    wait_until(Duration::from_secs(120), "acks flowing", || {
-        let n = load.log.acknowledged();
-        async move { n >= before + more }
-    })
-    .await;
 }
 
 async fn new_leader(client: &Client, topic: &str, old: i32) -> i32 {

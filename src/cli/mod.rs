@@ -3,9 +3,11 @@
 //! separate binary, `shale-bench` (crates/bench).
 
 mod acl;
+mod broker;
 mod cluster;
 mod consume;
 mod group;
+mod partition;
 mod produce;
 mod quota;
 mod serve;
@@ -35,9 +37,15 @@ pub enum Command {
     Standalone(serve::StandaloneArgs),
     /// Run a broker from a settings file.
     Serve(Box<serve::ServeArgs>),
-    /// Inspect the cluster.
+    /// Inspect and balance the cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Decommission brokers.
+    #[command(subcommand)]
+    Broker(broker::BrokerCommand),
+    /// Reassign partitions to other brokers.
+    #[command(subcommand)]
+    Partition(partition::PartitionCommand),
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
@@ -62,6 +70,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Standalone(a) => serve::standalone(a).await,
         Command::Serve(a) => serve::serve(*a).await,
         Command::Cluster(c) => cluster::run(c).await,
+        Command::Broker(c) => broker::run(c).await,
+        Command::Partition(c) => partition::run(c).await,
         Command::Topic(c) => topic::run(c).await,
         Command::Produce(a) => produce::run(a).await,
         Command::Consume(a) => consume::run(a).await,

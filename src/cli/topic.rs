@@ -72,6 +72,11 @@ pub struct AlterArgs {
     /// ones, so per-key order holds only on each side of the change.
     #[arg(long)]
     pub partitions: Option<u32>,
+    /// Change the replicas per partition: every partition is reassigned (new replicas copy
+    /// only what is not in the bucket), at most `replication.max_moves` at a time; follow
+    /// with `shale cluster rebalance --status`.
+    #[arg(long)]
+    pub replication_factor: Option<u32>,
     #[command(flatten)]
     pub broker: BrokerArg,
 }
@@ -118,9 +123,14 @@ pub(super) async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
             }
         }
         TopicCommand::Alter(a) => {
-            if a.partitions.is_none() && a.set.is_empty() && a.delete.is_empty() {
+            if a.partitions.is_none()
+                && a.replication_factor.is_none()
+                && a.set.is_empty()
+                && a.delete.is_empty()
+            {
                 anyhow::bail!(
-                    "nothing to alter on topic {}: give --partitions, --set or --delete",
+                    "nothing to alter on topic {}: give --partitions, --replication-factor, \
+                     --set or --delete",
                     a.name
                 );
             }
@@ -133,6 +143,15 @@ pub(super) async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
                      holds on each side of the change); producers take the new partitions up \
                      within 5 minutes (their metadata max age), consumer groups at once",
                     t.name, t.partitions, t.partitions
+                );
+            }
+            if let Some(rf) = a.replication_factor {
+                let r = admin.alter_replication_factor(&a.name, rf).await?;
+                println!(
+                    "topic {} now has replication factor {rf}: {} partition(s) reassigned (see \
+                     shale cluster rebalance --status)",
+                    a.name,
+                    r.moves.len()
                 );
             }
             if !a.set.is_empty() || !a.delete.is_empty() {

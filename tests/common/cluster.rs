@@ -39,6 +39,18 @@ impl Cluster {
         Cluster::start_on(EtcdServer::start(), n, name, args)
     }
 
+    /// Starts etcd and makes room for `n` brokers of cluster `name` without starting any
+    /// (start them with [`restart`](Self::restart)): a cluster that grows.
+    pub(crate) fn prepare(n: usize, name: &str, args: &[&str]) -> Cluster {
+        let mut c = Cluster::start_on(EtcdServer::start(), 0, name, args);
+        c.dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        c.failpoints = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        c.ports = (0..n).map(|_| free_port()).collect();
+        c.admin_ports = (0..n).map(|_| free_port()).collect();
+        c.brokers = (0..n).map(|_| None).collect();
+        c
+    }
+
     /// The same on a given etcd (one serving TLS, say; `args` then say how to reach it).
     pub(crate) fn start_on(etcd: EtcdServer, n: usize, name: &str, args: &[&str]) -> Cluster {
         let mut c = Cluster {

@@ -213,11 +213,46 @@ impl Collector for BrokerCollector {
             "Re-reads of the cluster metadata (brokers, topics, partition states)",
             ConstCounter::new(b.resyncs()),
         )?;
+        moves(enc, &b)?;
         traffic(enc, &b)?;
         partitions(enc, &b)?;
         groups(enc, &b)?;
         tiering(enc, &b)
     }
+}
+
+fn moves(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
+    let m = b.move_metrics();
+    one(
+        enc,
+        "reassignments_in_progress",
+        "Partitions whose reassignment has started and not completed (cluster-wide)",
+        ConstGauge::new(m.in_progress as i64),
+    )?;
+    one(
+        enc,
+        "reassignments_pending",
+        "Partitions with a reassignment requested and waiting for a slot (cluster-wide)",
+        ConstGauge::new(m.pending as i64),
+    )?;
+    one(
+        enc,
+        "reassignment_copied_bytes",
+        "Batch bytes this broker copied for replicas it gained in reassignments",
+        ConstCounter::new(m.copied_bytes),
+    )?;
+    one(
+        enc,
+        "reassignment_throttled_seconds",
+        "Time replicas joining here waited on replication.move_throttle_bytes_per_sec",
+        ConstCounter::new(m.throttled_ms as f64 / 1000.0),
+    )?;
+    one(
+        enc,
+        "reassignment_throttle_bytes_per_second",
+        "The move throttle in force on this broker (0: unthrottled)",
+        ConstGauge::new(b.settings().replication.move_throttle_bytes_per_sec as i64),
+    )
 }
 
 fn traffic(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {

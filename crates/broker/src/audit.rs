@@ -23,6 +23,12 @@ pub(crate) enum Resource<'a> {
     Acl(&'a str),
     /// A principal's quotas.
     Quota(&'a str),
+    /// A partition, as `topic/partition`.
+    Partition(&'a str),
+    /// A broker, by id.
+    Broker(&'a str),
+    /// The cluster as a whole.
+    Cluster,
 }
 
 impl Resource<'_> {
@@ -32,6 +38,9 @@ impl Resource<'_> {
             Resource::Group(name) => ("group", name),
             Resource::Acl(binding) => ("acl", binding),
             Resource::Quota(principal) => ("quota", principal),
+            Resource::Partition(name) => ("partition", name),
+            Resource::Broker(id) => ("broker", id),
+            Resource::Cluster => ("cluster", "cluster"),
         }
     }
 }

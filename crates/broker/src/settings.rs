@@ -203,6 +203,17 @@ pub struct ReplicationSettings {
     pub fetch_max_bytes: u32,
     /// How long the leader holds a replica fetch open when there is nothing new.
     pub fetch_max_wait_ms: u32,
+    /// Reassignments in progress at once, cluster-wide; more wait their turn. The
+    /// controller's setting applies.
+    pub max_moves: usize,
+    /// Bytes per second this broker copies for replicas it is gaining in a reassignment
+    /// (Kafka's follower replication throttle); 0 means unthrottled. Replicas already in
+    /// the partition are never throttled.
+    pub move_throttle_bytes_per_sec: u64,
+    /// The controller balances replicas and leaders across brokers by itself whenever no
+    /// reassignment is moving or pending (as `shale cluster rebalance --execute` does on
+    /// request). The controller's setting applies.
+    pub auto_balance: bool,
 }
 
 impl Default for ReplicationSettings {
@@ -211,6 +222,9 @@ impl Default for ReplicationSettings {
             lag_time_max_ms: 10_000,
             fetch_max_bytes: 4 * 1024 * 1024,
             fetch_max_wait_ms: 500,
+            max_moves: shale_meta::controller::DEFAULT_MAX_MOVES,
+            move_throttle_bytes_per_sec: 128 * 1024 * 1024,
+            auto_balance: false,
         }
     }
 }
@@ -374,6 +388,9 @@ impl Settings {
         }
         if self.replication.fetch_max_wait_ms == 0 {
             return Err(invalid("replication.fetch_max_wait_ms", "must be > 0".to_string()));
+        }
+        if self.replication.max_moves == 0 {
+            return Err(invalid("replication.max_moves", "must be > 0".to_string()));
         }
         if self.topics.default_partitions == 0 {
             return Err(invalid("topics.default_partitions", "must be > 0".to_string()));

@@ -161,6 +161,102 @@ impl Admin {
             .ok_or_else(|| Error::internal(format!("the broker answered no topic for {name:?}")))
     }
 
+    /// Requests reassignments (Kafka's AlterPartitionReassignments): each partition moves
+    /// to the replica set given, preferred leader first; an empty set cancels its move.
+    /// Returns once requested; the controller carries them out.
+    pub async fn reassign_partitions(
+        &self,
+        reassignments: Vec<pb::Reassignment>,
+        validate_only: bool,
+    ) -> Result<(), Error> {
+        let topic = reassignments.first().map(|r| r.topic.clone());
+        self.client
+            .admin_rpc()?
+            .reassign_partitions(pb::ReassignPartitionsRequest { reassignments, validate_only })
+            .await
+            .map_err(self.failed(topic.as_deref()))?;
+        Ok(())
+    }
+
+    /// Reassignments pending or in progress, with their progress gathered from every live
+    /// broker (each reports the partitions it leads and the joining replicas it hosts).
+    /// Brokers that do not answer are left out of the progress, not of the list.
+    pub async fn list_reassignments(&self) -> Result<Vec<pb::ReassignmentStatus>, Error> {
+        let first = self
+            .client
+            .admin_rpc()?
+            .list_reassignments(pb::ListReassignmentsRequest {})
+            .await
+            .map_err(self.failed(None))?
+            .into_inner();
+        let mut merged: std::collections::BTreeMap<(String, u32), pb::ReassignmentStatus> =
+            first.reassignments.into_iter().map(|r| ((r.topic.clone(), r.partition), r)).collect();
+        let cluster = self.describe_cluster().await?;
+        for b in cluster.brokers.iter().filter(|b| b.id != first.broker_id) {
+            let Ok(mut rpc) = self.client.admin_rpc_at(&b.address) else { continue };
+            let Ok(resp) = rpc.list_reassignments(pb::ListReassignmentsRequest {}).await else {
+                continue;
+            };
+            for r in resp.into_inner().reassignments {
+                let Some(m) = merged.get_mut(&(r.topic.clone(), r.partition)) else { continue };
+                if r.leader_log_end_offset >= 0 {
+                    m.leader_log_end_offset = r.leader_log_end_offset;
+                }
+                m.joining.extend(r.joining);
+            }
+        }
+        Ok(merged.into_values().collect())
+    }
+
+    /// Changes a topic's replication factor by reassigning its partitions; returns the
+    /// topic and the moves requested.
+    pub async fn alter_replication_factor(
+        &self,
+        name: &str,
+        replication_factor: u32,
+    ) -> Result<pb::AlterReplicationFactorResponse, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .alter_replication_factor(pb::AlterReplicationFactorRequest {
+                name: name.to_string(),
+                replication_factor,
+                validate_only: false,
+            })
+            .await
+            .map_err(self.failed(Some(name)))?;
+        self.client.invalidate(name);
+        Ok(resp.into_inner())
+    }
+
+    /// Decommissions broker `id` (with `cancel`, lets it stay); returns the replicas still
+    /// on it or headed for it.
+    pub async fn decommission_broker(&self, id: i32, cancel: bool) -> Result<u32, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .decommission_broker(pb::DecommissionBrokerRequest { broker_id: id, cancel })
+            .await
+            .map_err(self.failed(None))?;
+        Ok(resp.into_inner().replicas_left)
+    }
+
+    /// Plans moves that balance replicas and leaders (at most `max_moves` replica moves,
+    /// 0 = no limit) and, with `execute`, requests them.
+    pub async fn rebalance(
+        &self,
+        execute: bool,
+        max_moves: u32,
+    ) -> Result<pb::RebalanceResponse, Error> {
+        let resp = self
+            .client
+            .admin_rpc()?
+            .rebalance(pb::RebalanceRequest { execute, max_moves })
+            .await
+            .map_err(self.failed(None))?;
+        Ok(resp.into_inner())
+    }
+
     /// Brokers and controller.
     pub async fn describe_cluster(&self) -> Result<pb::DescribeClusterResponse, Error> {
         let resp = self

@@ -102,14 +102,27 @@ impl Keys {
         format!("{}tier-uploads/", self.root)
     }
 
+    /// `decommissioned/{id}`: broker `id` is leaving the cluster for good (no value needed
+    /// beyond its presence): the controller moves every replica off it and places nothing
+    /// new on it.
+    pub fn decommissioned(&self, id: i32) -> String {
+        format!("{}{id}", self.all_decommissioned())
+    }
+
+    /// Prefix of every decommissioned broker.
+    pub fn all_decommissioned(&self) -> String {
+        format!("{}decommissioned/", self.root)
+    }
+
     /// Whether a change of `key` can change the cluster's placement and leadership plan:
-    /// brokers, topics, partition states and the controller. Everything else (tier
+    /// brokers, topics, partition states, decommissions and the controller. Everything else (tier
     /// pointers, upload claims, groups, offsets, id counters) changes often and plans
     /// nothing, so brokers and the controller do not re-read the cluster for it.
     pub fn shapes_placement(&self, key: &str) -> bool {
         key.starts_with(&self.brokers())
             || key.starts_with(&self.topics())
             || key.starts_with(&self.all_partitions())
+            || key.starts_with(&self.all_decommissioned())
             || key == self.controller()
     }
 
@@ -117,7 +130,13 @@ impl Keys {
     /// controller and every broker watch, and nothing else (offsets, groups, upload claims
     /// and id counters change far more often and plan nothing).
     pub fn placement_prefixes(&self) -> Vec<String> {
-        vec![self.brokers(), self.topics(), self.all_partitions(), self.controller()]
+        vec![
+            self.brokers(),
+            self.topics(),
+            self.all_partitions(),
+            self.all_decommissioned(),
+            self.controller(),
+        ]
     }
 
     /// Prefix of everything about consumer group `group` (`groups/{group}/`).

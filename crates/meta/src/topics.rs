@@ -32,7 +32,14 @@ pub struct TopicRecord {
 }
 
 /// What `partitions/{topic}/{p}` holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A reassignment (Kafka's KIP-455) goes through two phases in this one record. Requested,
+/// it is `target`, pending until the controller has room for another move. Started,
+/// `replicas` is the target followed by the replicas leaving, `adding` the replicas new to
+/// the partition and `removing` those leaving it; the new replicas copy what is not in the
+/// bucket, and once every replica of the target is in the ISR the controller writes the
+/// target as `replicas` (with a new leader if the old one is leaving) and clears both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     /// Broker ids holding a replica, preferred leader first.
     pub replicas: Vec<i32>,
@@ -49,12 +56,54 @@ pub struct PartitionState {
     /// before incarnations existed) and is recorded on the controller's next pass.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub incarnations: BTreeMap<i32, u64>,
+    /// A requested replica set, preferred leader first, that the controller has not started
+    /// moving to yet; empty when none is pending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target: Vec<i32>,
+    /// Replicas a started reassignment adds (in `replicas`, catching up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    /// Replicas a started reassignment removes (still in `replicas` until it completes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionState {
-    /// A state without recorded incarnations.
+    /// A state without recorded incarnations or a reassignment.
     pub fn new(replicas: Vec<i32>, leader: i32, leader_epoch: i32, isr: Vec<i32>) -> Self {
-        PartitionState { replicas, leader, leader_epoch, isr, incarnations: BTreeMap::new() }
+        PartitionState { replicas, leader, leader_epoch, isr, ..PartitionState::default() }
+    }
+
+    /// Whether a reassignment has started and not completed.
+    pub fn is_moving(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replica set the partition is moving to (its replicas when not moving).
+    pub fn staying(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect()
+    }
+
+    /// The replica set before the started reassignment (its replicas when not moving).
+    pub fn original(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.adding.contains(r)).collect()
+    }
+
+    /// This state with a reassignment to `target` started: the target first, then every
+    /// current replica leaving, so nothing stops serving before the target is in sync. A
+    /// target equal to the original replica set cancels a started move: the replicas it
+    /// added are removed. Leader, epoch and ISR are unchanged.
+    pub fn started(&self, target: &[i32]) -> PartitionState {
+        let original = self.original();
+        let mut replicas = target.to_vec();
+        replicas.extend(self.replicas.iter().filter(|r| !target.contains(r)));
+        PartitionState {
+            adding: target.iter().copied().filter(|r| !original.contains(r)).collect(),
+            removing: replicas.iter().copied().filter(|r| !target.contains(r)).collect(),
+            replicas,
+            target: vec![],
+            ..self.clone()
+        }
     }
 
     /// Whether `broker` at `incarnation` is the incarnation recorded for it (or none is).
@@ -204,6 +253,54 @@ impl TopicStore {
             .when(Compare::mod_revision(key.clone(), revision))
             .and_then(TxnOp::put(key.clone(), encode(&key, state)?));
         Ok(self.store.txn(txn).await?.succeeded)
+    }
+
+    /// One partition state with the mod revision of its key.
+    pub async fn partition(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<(PartitionState, Revision)>, Error> {
+        match self.store.get(&self.keys.partition(topic, partition)).await? {
+            Some(kv) => {
+                let v = Versioned::<PartitionState>::decode(kv)?;
+                Ok(Some((v.value, v.mod_revision)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Changes a partition state by compare-and-swap: `change` maps the current state to
+    /// the next (`None`: nothing to write) and runs again on a fresh read whenever the state
+    /// changed meanwhile. Returns what was written, or `None` when the state is absent or
+    /// `change` asked for nothing.
+    pub async fn modify_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        mut change: impl FnMut(&PartitionState) -> Result<Option<PartitionState>, Error>,
+    ) -> Result<Option<PartitionState>, Error> {
+        loop {
+            let Some((state, revision)) = self.partition(topic, partition).await? else {
+                return Ok(None);
+            };
+            let Some(next) = change(&state)? else { return Ok(None) };
+            if self.update_partition(topic, partition, &next, revision).await? {
+                return Ok(Some(next));
+            }
+        }
+    }
+
+    /// Marks broker `id` as leaving the cluster for good (`decommissioned/{id}`), or, with
+    /// `leaving` false, as staying again.
+    pub async fn set_decommissioned(&self, id: i32, leaving: bool) -> Result<(), Error> {
+        let key = self.keys.decommissioned(id);
+        if leaving {
+            self.store.put(&key, bytes::Bytes::from(format!("{{\"id\":{id}}}")), None).await?;
+        } else {
+            self.store.delete(&key).await?;
+        }
+        Ok(())
     }
 
     /// Registers a broker under its lease.

@@ -31,6 +31,7 @@ pub mod idempotence;
 pub mod identity;
 mod lifecycle;
 mod liveness;
+pub mod moves;
 pub mod partition;
 mod peers;
 mod produce;
@@ -198,7 +199,11 @@ impl Broker {
                 TopicStore::new(meta.clone(), keys.clone()),
                 membership.clone(),
             ),
-            replicas: replicas::Replicas::new(resources, tls.clone()),
+            replicas: replicas::Replicas::new(
+                resources,
+                tls.clone(),
+                settings.replication.move_throttle_bytes_per_sec,
+            ),
             tier: tiering::Tiering::new(reader),
             life: lifecycle::Lifecycle::default(),
             groups: crate::groups::Coordinator::new(
@@ -222,6 +227,10 @@ impl Broker {
             keys,
             membership,
             broker.view.obituaries.clone(),
+            shale_meta::controller::Policy {
+                max_moves: broker.settings.replication.max_moves,
+                auto_balance: broker.settings.replication.auto_balance,
+            },
         ));
         broker.life.spawn(follow::run(Arc::downgrade(&broker), revision));
         broker.life.spawn(acl.follow(acl_revision));

@@ -27,13 +27,31 @@ pub(super) struct Replicas {
     pub(super) resources: Arc<LogResources>,
     /// (when, bytes) of the last sum of local log sizes, for the disk budget.
     pub(super) disk_usage: Mutex<(i64, u64)>,
+    /// What replicas joining in a reassignment may copy, per second, all together
+    /// (`replication.move_throttle_bytes_per_sec`); `None` when unthrottled.
+    pub(super) move_throttle: Option<Mutex<shale_core::rate::TokenBucket>>,
+    /// Batch bytes copied by joining replicas, for `/metrics`.
+    pub(super) move_copied_bytes: std::sync::atomic::AtomicU64,
+    /// Time joining replicas waited on the throttle (ms), for `/metrics`.
+    pub(super) move_throttled_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Replicas {
     pub(super) fn new(
         resources: Arc<LogResources>,
         tls: Option<Arc<crate::tls::ServerTls>>,
+        move_throttle: u64,
     ) -> Replicas {
+        // A tenth of a second of burst: the copy runs smoothly at the rate, not in bursts.
+        let throttle = (move_throttle > 0).then(|| {
+            let now = shale_core::clock::monotonic_now();
+            Mutex::new(shale_core::rate::TokenBucket::new(
+                move_throttle,
+                move_throttle / 10,
+                0,
+                now,
+            ))
+        });
         Replicas {
             partitions: RwLock::new(HashMap::new()),
             fetchers: Mutex::new(HashMap::new()),
@@ -41,6 +59,9 @@ impl Replicas {
             tls,
             resources,
             disk_usage: Mutex::new((i64::MIN / 2, 0)),
+            move_throttle: throttle,
+            move_copied_bytes: Default::default(),
+            move_throttled_ms: Default::default(),
         }
     }
 }

@@ -350,7 +350,7 @@ impl Broker {
 /// How long topic admin calls wait for the controller and this broker to catch up.
 const PLACEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn check_min_isr(config: &TopicConfig, rf: u32) -> Result<(), Error> {
+pub(super) fn check_min_isr(config: &TopicConfig, rf: u32) -> Result<(), Error> {
     if config.min_insync_replicas > rf {
         return Err(Error::new(
             ErrorKind::Invalid,

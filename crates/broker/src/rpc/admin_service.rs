@@ -11,6 +11,7 @@ use super::convert;
 use crate::acl::{CLUSTER, Operation, ResourceType};
 use crate::auth::layer::identity;
 use crate::broker::Broker;
+use crate::broker::moves::Reassignment;
 use crate::broker::topics::NewTopic;
 use shale_core::error::Error;
 use shale_proto::pb;
@@ -169,6 +170,149 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::CreatePartitionsResponse { topic: Some(convert::topic_info(&entry)) }))
     }
 
+    async fn reassign_partitions(
+        &self,
+        request: Request<pb::ReassignPartitionsRequest>,
+    ) -> Result<Response<pb::ReassignPartitionsResponse>, Status> {
+        let who = identity(&request);
+        let req = request.into_inner();
+        // As Kafka's AlterPartitionReassignments: Alter on the cluster.
+        self.broker
+            .acl()
+            .check(&who, "ReassignPartitions", Operation::Alter, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let requests: Vec<Reassignment> = req
+            .reassignments
+            .into_iter()
+            .map(|r| Reassignment {
+                topic: r.topic,
+                partition: r.partition,
+                replicas: (!r.replicas.is_empty()).then_some(r.replicas),
+            })
+            .collect();
+        let done = self.broker.reassign(&requests, req.validate_only).await;
+        if !req.validate_only {
+            for r in &requests {
+                let name = format!("{}/{}", r.topic, r.partition);
+                let what = if r.replicas.is_some() { "reassign" } else { "cancel_reassignment" };
+                crate::audit::mutation(&who, what, Resource::Partition(&name), &done);
+            }
+        }
+        done.map_err(into_status)?;
+        Ok(Response::new(pb::ReassignPartitionsResponse {}))
+    }
+
+    async fn list_reassignments(
+        &self,
+        request: Request<pb::ListReassignmentsRequest>,
+    ) -> Result<Response<pb::ListReassignmentsResponse>, Status> {
+        let who = identity(&request);
+        self.broker
+            .acl()
+            .check(&who, "ListReassignments", Operation::Describe, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let me = self.broker.id();
+        Ok(Response::new(pb::ListReassignmentsResponse {
+            broker_id: me,
+            reassignments: self
+                .broker
+                .reassignments()
+                .into_iter()
+                .map(|m| pb::ReassignmentStatus {
+                    topic: m.topic,
+                    partition: m.partition,
+                    replicas: m.state.replicas,
+                    adding: m.state.adding,
+                    removing: m.state.removing,
+                    pending: m.state.target,
+                    leader_id: m.state.leader,
+                    isr: m.state.isr,
+                    leader_log_end_offset: m.leader_log_end.unwrap_or(-1),
+                    joining: m
+                        .joining
+                        .map(|(start, end, copied)| pb::ReplicaProgress {
+                            broker_id: me,
+                            log_start_offset: start,
+                            log_end_offset: end,
+                            copied_bytes: copied,
+                        })
+                        .into_iter()
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn alter_replication_factor(
+        &self,
+        request: Request<pb::AlterReplicationFactorRequest>,
+    ) -> Result<Response<pb::AlterReplicationFactorResponse>, Status> {
+        let who = identity(&request);
+        let req = request.into_inner();
+        self.broker
+            .acl()
+            .check(&who, "AlterReplicationFactor", Operation::Alter, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let altered = self
+            .broker
+            .alter_replication_factor(&req.name, req.replication_factor, req.validate_only)
+            .await;
+        if !req.validate_only {
+            crate::audit::mutation(
+                &who,
+                "alter_replication_factor",
+                Resource::Topic(&req.name),
+                &altered,
+            );
+        }
+        let (entry, moves) = altered.map_err(into_status)?;
+        Ok(Response::new(pb::AlterReplicationFactorResponse {
+            topic: Some(convert::topic_info(&entry)),
+            moves: moves.iter().map(convert::planned_move).collect(),
+        }))
+    }
+
+    async fn decommission_broker(
+        &self,
+        request: Request<pb::DecommissionBrokerRequest>,
+    ) -> Result<Response<pb::DecommissionBrokerResponse>, Status> {
+        let who = identity(&request);
+        let req = request.into_inner();
+        self.broker
+            .acl()
+            .check(&who, "DecommissionBroker", Operation::Alter, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let done = self.broker.decommission(req.broker_id, req.cancel).await;
+        let id = req.broker_id.to_string();
+        let what = if req.cancel { "cancel_decommission" } else { "decommission" };
+        crate::audit::mutation(&who, what, Resource::Broker(&id), &done);
+        Ok(Response::new(pb::DecommissionBrokerResponse {
+            replicas_left: done.map_err(into_status)?,
+        }))
+    }
+
+    async fn rebalance(
+        &self,
+        request: Request<pb::RebalanceRequest>,
+    ) -> Result<Response<pb::RebalanceResponse>, Status> {
+        let who = identity(&request);
+        let req = request.into_inner();
+        let op = if req.execute { Operation::Alter } else { Operation::Describe };
+        self.broker
+            .acl()
+            .check(&who, "Rebalance", op, ResourceType::Cluster, CLUSTER)
+            .map_err(into_status)?;
+        let done = self.broker.rebalance(req.execute, req.max_moves as usize).await;
+        if req.execute {
+            crate::audit::mutation(&who, "rebalance", Resource::Cluster, &done);
+        }
+        let (moves, requested) = done.map_err(into_status)?;
+        Ok(Response::new(pb::RebalanceResponse {
+            moves: moves.iter().map(convert::planned_move).collect(),
+            requested: requested as u32,
+        }))
+    }
+
     async fn who_am_i(
         &self,
         request: Request<pb::WhoAmIRequest>,
@@ -190,10 +334,19 @@ impl pb::admin_server::Admin for AdminService {
         acl.check(&who, "DescribeCluster", Operation::Describe, ResourceType::Cluster, CLUSTER)
             .map_err(into_status)?;
         let brokers = self.broker.topic_store().brokers().await.map_err(into_status)?;
+        let load = self.broker.cluster_load().await.map_err(into_status)?;
         Ok(Response::new(pb::DescribeClusterResponse {
             cluster: self.broker.settings().cluster.name.clone(),
             brokers: brokers.iter().map(convert::broker_info).collect(),
             controller_id: self.controller_id().await.map_err(into_status)?,
+            decommissioned: load.decommissioned.into_iter().collect(),
+            loads: load
+                .loads
+                .into_iter()
+                .map(|(id, (replicas, leaders, hosted))| {
+                    (id, pb::BrokerLoad { replicas, leaders, hosted })
+                })
+                .collect(),
         }))
     }
 

@@ -49,6 +49,16 @@ pub fn partition_info(d: &PartitionDescription) -> pb::PartitionInfo {
     }
 }
 
+/// A planned reassignment as proto.
+pub fn planned_move(m: &shale_meta::controller::Move) -> pb::PlannedMove {
+    pb::PlannedMove {
+        topic: m.topic.clone(),
+        partition: m.partition,
+        from: m.from.clone(),
+        to: m.to.clone(),
+    }
+}
+
 /// A broker record as proto.
 pub fn broker_info(b: &BrokerRecord) -> pb::BrokerInfo {
     pb::BrokerInfo { id: b.id, address: b.address.clone(), rack: b.rack.clone() }

@@ -66,6 +66,10 @@ reasons! {
     InvalidPartitions = "INVALID_PARTITIONS",
     /// A replication factor is invalid.
     InvalidReplicationFactor = "INVALID_REPLICATION_FACTOR",
+    /// A requested replica set is invalid (empty, repeated or unknown brokers).
+    InvalidReplicaAssignment = "INVALID_REPLICA_ASSIGNMENT",
+    /// A cancel named a partition that is not being reassigned.
+    NoReassignmentInProgress = "NO_REASSIGNMENT_IN_PROGRESS",
     /// The topic does not exist.
     UnknownTopic = "UNKNOWN_TOPIC",
     /// The partition index is past the topic's count.

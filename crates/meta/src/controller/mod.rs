@@ -22,10 +22,12 @@ use super::{Compare, KeyValue, Keys, MetaError, MetaStore, Revision, Txn, TxnOp,
 use shale_core::error::Error;
 use std::sync::Arc;
 
+mod balance;
 mod plan;
+pub use balance::{Move, balance, evacuate, future, resize};
 #[cfg(test)]
 use plan::UNCLEAN_KEY;
-pub use plan::{Change, View, place, plan, rack_alternated};
+pub use plan::{Change, DEFAULT_MAX_MOVES, Policy, View, place, plan, rack_alternated};
 
 /// What the `controller` key holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +93,7 @@ pub async fn run(
     keys: Keys,
     membership: Membership,
     obituaries: Obituaries,
+    policy: Policy,
 ) {
     let mut live = membership.subscribe();
     loop {
@@ -101,7 +104,9 @@ pub async fn run(
         match campaign(&store, &keys, &membership).await {
             Ok(Some(revision)) => {
                 tracing::info!(broker = membership.broker_id(), revision, "elected controller");
-                if let Err(e) = lead(&store, &keys, &membership, revision, &obituaries).await {
+                if let Err(e) =
+                    lead(&store, &keys, &membership, revision, &obituaries, &policy).await
+                {
                     tracing::warn!(error = %e, "controller duties interrupted");
                 }
                 tracing::info!(broker = membership.broker_id(), "no longer controller");
@@ -162,6 +167,7 @@ async fn lead(
     membership: &Membership,
     revision: Revision,
     obituaries: &Obituaries,
+    policy: &Policy,
 ) -> Result<(), Error> {
     let mut deaths = obituaries.subscribe();
     loop {
@@ -172,7 +178,7 @@ async fn lead(
         let (mut view, read_revision) = read_view(store, keys).await?;
         obituaries.prune(&view.brokers);
         view.brokers.retain(|_, b| !obituaries.is_dead(b));
-        for chunk in plan(&view).chunks(WRITES_PER_TXN) {
+        for chunk in plan(&view, policy).chunks(WRITES_PER_TXN) {
             if !write(store, keys, revision, chunk).await? {
                 if !still_controller(store, keys, revision).await? {
                     return Ok(());
@@ -242,7 +248,14 @@ pub async fn read_view(store: &Arc<dyn MetaStore>, keys: &Keys) -> Result<(View,
     let revision = brokers.revision;
     let topics = store.range(&keys.topics()).await?;
     let partitions = store.range(&keys.all_partitions()).await?;
+    let decommissioned = store.range(&keys.all_decommissioned()).await?;
     let mut view = View::default();
+    let prefix = keys.all_decommissioned();
+    view.decommissioned = decommissioned
+        .kvs
+        .iter()
+        .filter_map(|kv| kv.key.strip_prefix(&prefix)?.parse().ok())
+        .collect();
     for (b, _) in decode_all::<BrokerRecord>(brokers.kvs)? {
         view.brokers.insert(b.id, b);
     }
@@ -329,7 +342,7 @@ mod tests {
     fn twelve_partitions_on_three_brokers_lead_four_each() {
         let mut v = view(&[(1, ""), (2, ""), (3, "")]);
         v.topics.push(topic("t", 12, 1));
-        let changes = plan(&v);
+        let changes = plan(&v, &Policy::default());
         assert_eq!(changes.len(), 12);
         let mut leads = BTreeMap::new();
         for c in &changes {
@@ -339,17 +352,17 @@ mod tests {
         }
         assert_eq!(leads.values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
         apply(&mut v, changes);
-        assert!(plan(&v).is_empty(), "a placed topic needs nothing more");
+        assert!(plan(&v, &Policy::default()).is_empty(), "a placed topic needs nothing more");
     }
 
     #[test]
     fn new_topics_start_on_the_least_loaded_broker() {
         let mut v = view(&[(1, ""), (2, ""), (3, "")]);
         v.topics.push(topic("a", 1, 1));
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         apply(&mut v, c);
         v.topics.push(topic("b", 1, 1));
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!(c.len(), 1);
         assert_ne!(c[0].state.leader, v.partitions[&("a".to_string(), 0)].0.leader);
     }
@@ -358,7 +371,7 @@ mod tests {
     fn replicas_spread_over_racks() {
         let mut v = view(&[(1, "a"), (2, "a"), (3, "b"), (4, "b")]);
         v.topics.push(topic("t", 8, 2));
-        for c in plan(&v) {
+        for c in plan(&v, &Policy::default()) {
             let racks: BTreeSet<&str> =
                 c.state.replicas.iter().map(|id| v.brokers[id].rack.as_str()).collect();
             assert_eq!(racks.len(), 2, "{:?}", c.state);
@@ -374,12 +387,12 @@ mod tests {
             leader: 1,
             leader_epoch: 3,
             isr: vec![1, 2],
-            incarnations: Default::default(),
+            ..Default::default()
         };
         v.partitions.insert(key.clone(), (state.clone(), 10));
-        assert!(plan(&v).is_empty());
+        assert!(plan(&v, &Policy::default()).is_empty());
         v.brokers.remove(&1);
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch, c[0].expected), (2, 4, 10));
         assert_eq!(c[0].state.isr, vec![2], "the dead leader leaves the ISR");
 
@@ -390,16 +403,19 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             isr: vec![1],
-            incarnations: Default::default(),
+            ..Default::default()
         };
         v.partitions.insert(key.clone(), (state, 5));
         v.brokers.clear();
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (-1, 1));
         apply(&mut v, c);
-        assert!(plan(&v).is_empty(), "an offline partition is not bumped again");
+        assert!(
+            plan(&v, &Policy::default()).is_empty(),
+            "an offline partition is not bumped again"
+        );
         v.brokers.insert(1, broker(1, ""));
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 2));
     }
 
@@ -411,13 +427,16 @@ mod tests {
             leader: 2,
             leader_epoch: 4,
             isr: vec![2],
-            incarnations: Default::default(),
+            ..Default::default()
         };
         v.partitions.insert(("t".into(), 0), (state.clone(), 1));
-        assert!(plan(&v).is_empty(), "not while the preferred replica is out of sync");
+        assert!(
+            plan(&v, &Policy::default()).is_empty(),
+            "not while the preferred replica is out of sync"
+        );
         let back = PartitionState { isr: vec![2, 1], ..state };
         v.partitions.insert(("t".into(), 0), (back, 2));
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 5));
     }
 
@@ -433,16 +452,16 @@ mod tests {
                     leader: 1,
                     leader_epoch: 0,
                     isr: vec![1],
-                    incarnations: Default::default(),
+                    ..Default::default()
                 },
                 1,
             ),
         );
         v.topics.push(t.clone());
-        assert_eq!(plan(&v)[0].state.leader, -1, "off by default");
+        assert_eq!(plan(&v, &Policy::default())[0].state.leader, -1, "off by default");
         t.configs.insert(UNCLEAN_KEY.into(), "true".into());
         v.topics = vec![t];
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.isr.clone()), (2, vec![2]));
     }
 
@@ -452,11 +471,14 @@ mod tests {
         let state = PartitionState::new(vec![1, 2, 3], 1, 7, vec![1, 2, 3]);
         v.partitions.insert(("t".into(), 0), (state.clone(), 3));
         v.brokers.get_mut(&1).unwrap().draining = true;
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (2, 8));
         assert_eq!(c[0].state.isr, vec![1, 2, 3], "the draining broker stays in the ISR");
         apply(&mut v, c);
-        assert!(plan(&v).is_empty(), "no move back to the draining preferred replica");
+        assert!(
+            plan(&v, &Policy::default()).is_empty(),
+            "no move back to the draining preferred replica"
+        );
 
         // Nobody else in sync: the draining broker keeps leading until it leaves.
         let mut v = view(&[(1, ""), (2, "")]);
@@ -465,11 +487,11 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             isr: vec![1],
-            incarnations: Default::default(),
+            ..Default::default()
         };
         v.partitions.insert(("t".into(), 0), (lonely, 1));
         v.brokers.get_mut(&1).unwrap().draining = true;
-        assert!(plan(&v).is_empty());
+        assert!(plan(&v, &Policy::default()).is_empty());
 
         // New topics avoid draining brokers.
         let mut v = view(&[(1, ""), (2, ""), (3, "")]);
@@ -486,10 +508,10 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             isr: vec![1],
-            incarnations: Default::default(),
+            ..Default::default()
         };
         v.partitions.insert(("t".into(), 0), (state, 1));
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!(c[0].state.leader, -1, "unclean election is off");
     }
 
@@ -519,7 +541,7 @@ mod tests {
         let mut v = incarnated(&[(1, 11), (2, 22), (3, 33)], recorded(&[], 1, 0));
         v.partitions.clear();
         v.topics.push(topic("n", 1, 3));
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!(c[0].state.incarnations, [(1, 11), (2, 22), (3, 33)].into());
     }
 
@@ -528,33 +550,154 @@ mod tests {
         let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
         // Broker 1 came back (new incarnation 12) before anyone noticed it was gone.
         let v = incarnated(&[(1, 12), (2, 22), (3, 33)], state.clone());
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (2, 6), "{:?}", c[0].state);
         assert_eq!(c[0].state.isr, vec![2, 3], "it leaves the ISR until it catches up");
         assert_eq!(c[0].state.incarnations, [(2, 22), (3, 33)].into());
 
         // Nobody else in sync is live: it is all there is, so it leads, at a new epoch.
         let v = incarnated(&[(1, 12)], recorded(&[(1, 11)], 1, 5));
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 6));
         assert_eq!(c[0].state.incarnations, [(1, 12)].into());
         let mut v = v;
         apply(&mut v, c);
-        assert!(plan(&v).is_empty(), "confirmed once");
+        assert!(plan(&v, &Policy::default()).is_empty(), "confirmed once");
     }
 
     #[test]
     fn a_restarted_follower_leaves_the_isr() {
         let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
         let v = incarnated(&[(1, 11), (2, 22), (3, 34)], state);
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 5), "no new epoch");
         assert_eq!(c[0].state.isr, vec![1, 2]);
 
         // A dead leader is replaced by a member that did not restart, not by one that did.
         let state = recorded(&[(1, 11), (2, 22), (3, 33)], 1, 5);
         let v = incarnated(&[(2, 23), (3, 33)], state);
-        let c = plan(&v);
+        let c = plan(&v, &Policy::default());
         assert_eq!((c[0].state.leader, c[0].state.isr.clone()), (3, vec![3]));
+    }
+
+    /// Three live brokers 1..=3 plus broker 4, and partition t/0 on 1, 2, 3 led by 1.
+    fn moving_view() -> View {
+        let mut v = view(&[(1, ""), (2, ""), (3, ""), (4, "")]);
+        v.topics.push(topic("t", 1, 3));
+        let state = PartitionState::new(vec![1, 2, 3], 1, 5, vec![1, 2, 3]);
+        v.partitions.insert(("t".into(), 0), (state, 1));
+        v
+    }
+
+    fn state_of(v: &View) -> PartitionState {
+        v.partitions[&("t".to_string(), 0)].0.clone()
+    }
+
+    fn set_state(v: &mut View, state: PartitionState) {
+        update(v, |s| *s = state);
+    }
+
+    fn update(v: &mut View, change: impl FnOnce(&mut PartitionState)) {
+        let (s, rev) = v.partitions.get_mut(&("t".to_string(), 0)).unwrap();
+        change(s);
+        *rev += 1;
+    }
+
+    #[test]
+    fn a_reassignment_adds_the_target_then_removes_the_rest_once_it_is_in_sync() {
+        let mut v = moving_view();
+        update(&mut v, |s| s.target = vec![2, 3, 4]);
+        let c = plan(&v, &Policy::default());
+        apply(&mut v, c);
+        let s = state_of(&v);
+        assert_eq!(
+            (s.replicas.clone(), s.adding.clone(), s.removing.clone()),
+            (vec![2, 3, 4, 1], vec![4], vec![1])
+        );
+        assert!(s.target.is_empty());
+        assert_eq!((s.leader, s.leader_epoch, s.isr.clone()), (1, 5, vec![1, 2, 3]), "unchanged");
+        assert!(plan(&v, &Policy::default()).is_empty(), "nothing until broker 4 is in sync");
+
+        // Broker 4 caught up (the leader's ISR pass added it): the move completes, and
+        // leadership leaves broker 1 under a new epoch.
+        update(&mut v, |s| s.isr = vec![1, 2, 3, 4]);
+        let c = plan(&v, &Policy::default());
+        apply(&mut v, c);
+        let s = state_of(&v);
+        assert_eq!(s, PartitionState::new(vec![2, 3, 4], 2, 6, vec![2, 3, 4]));
+        assert!(plan(&v, &Policy::default()).is_empty(), "done");
+    }
+
+    #[test]
+    fn a_leader_that_stays_keeps_its_epoch_and_a_dead_leaving_replica_does_not_block() {
+        let mut v = moving_view();
+        // Move off broker 3, which is dead: its replacement catches up from the leader.
+        v.brokers.remove(&3);
+        let s = PartitionState::new(vec![1, 2, 3], 1, 5, vec![1, 2]).started(&[1, 2, 4]);
+        set_state(&mut v, s);
+        assert!(plan(&v, &Policy::default()).is_empty());
+        update(&mut v, |s| s.isr = vec![1, 2, 4]);
+        let c = plan(&v, &Policy::default());
+        apply(&mut v, c);
+        assert_eq!(state_of(&v), PartitionState::new(vec![1, 2, 4], 1, 5, vec![1, 2, 4]));
+    }
+
+    #[test]
+    fn a_started_reassignment_is_cancelled_by_moving_back_to_the_original_replicas() {
+        let mut v = moving_view();
+        let started = state_of(&v).started(&[2, 3, 4]);
+        assert_eq!(started.original(), vec![2, 3, 1]);
+        let cancelled = started.started(&[1, 2, 3]);
+        assert_eq!((cancelled.adding.clone(), cancelled.removing.clone()), (vec![], vec![4]));
+        set_state(&mut v, cancelled);
+        let c = plan(&v, &Policy::default());
+        apply(&mut v, c);
+        assert_eq!(state_of(&v), PartitionState::new(vec![1, 2, 3], 1, 5, vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_leader_lost_mid_move_is_replaced_and_the_move_goes_on() {
+        let mut v = moving_view();
+        update(&mut v, |s| *s = s.started(&[2, 3, 4]));
+        v.brokers.remove(&1);
+        let c = plan(&v, &Policy::default());
+        apply(&mut v, c);
+        let s = state_of(&v);
+        assert_eq!((s.leader, s.leader_epoch, s.isr.clone()), (2, 6, vec![2, 3]));
+        assert_eq!((s.adding.clone(), s.removing.clone()), (vec![4], vec![1]), "still moving");
+        update(&mut v, |s| s.isr = vec![2, 3, 4]);
+        let c = plan(&v, &Policy::default());
+        apply(&mut v, c);
+        assert_eq!(state_of(&v), PartitionState::new(vec![2, 3, 4], 2, 6, vec![2, 3, 4]));
+    }
+
+    #[test]
+    fn requested_reassignments_wait_for_room_under_the_move_limit() {
+        let mut v = view(&[(1, ""), (2, "")]);
+        v.topics.push(topic("t", 3, 1));
+        for p in 0..3 {
+            let mut s = PartitionState::new(vec![1], 1, 0, vec![1]);
+            s.target = vec![2];
+            v.partitions.insert(("t".into(), p), (s, 1));
+        }
+        let policy = Policy { max_moves: 2, ..Policy::default() };
+        let c = plan(&v, &policy);
+        assert_eq!(c.iter().map(|c| c.partition).collect::<Vec<_>>(), vec![0, 1]);
+        apply(&mut v, c);
+        assert!(plan(&v, &policy).is_empty(), "the third waits for a slot");
+        // Partition 0 completes; the same pass starts partition 2 in its place.
+        let key = ("t".to_string(), 0);
+        v.partitions.get_mut(&key).unwrap().0.isr = vec![1, 2];
+        let c = plan(&v, &policy);
+        assert_eq!(c.iter().map(|c| c.partition).collect::<Vec<_>>(), vec![0, 2]);
+        assert!(!c[0].state.is_moving() && c[1].state.is_moving());
+
+        // A target equal to the replicas (a reorder) needs no slot and completes at once.
+        let mut v = view(&[(1, ""), (2, "")]);
+        let mut s = PartitionState::new(vec![1, 2], 1, 0, vec![1, 2]);
+        s.target = vec![2, 1];
+        v.partitions.insert(("t".into(), 0), (s, 1));
+        let c = plan(&v, &Policy { max_moves: 1, ..Policy::default() });
+        assert_eq!(c[0].state, PartitionState::new(vec![2, 1], 1, 0, vec![1, 2]));
     }
 }

@@ -16,7 +16,28 @@ pub struct View {
     pub topics: Vec<TopicRecord>,
     /// Partition states with the mod revision of their key.
     pub partitions: BTreeMap<(String, u32), (PartitionState, Revision)>,
+    /// Brokers leaving for good (`decommissioned/{id}`), live or not.
+    pub decommissioned: BTreeSet<i32>,
 }
+
+/// Limits the controller keeps to while it plans.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Reassignments in progress at once, cluster-wide; requested ones wait their turn.
+    pub max_moves: usize,
+    /// Whether the controller balances replicas and leaders by itself whenever no
+    /// reassignment is moving or pending (`balance::balance`).
+    pub auto_balance: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { max_moves: DEFAULT_MAX_MOVES, auto_balance: false }
+    }
+}
+
+/// Reassignments in progress at once unless configured otherwise.
+pub const DEFAULT_MAX_MOVES: usize = 8;
 
 /// One partition-state write the controller wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +75,13 @@ pub fn rack_alternated(brokers: &BTreeMap<i32, BrokerRecord>) -> Vec<i32> {
 /// starting at the broker that leads the fewest partitions, followers on the next slots.
 /// Every replica starts in the ISR: all are empty, so all are in sync.
 pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
-    // Draining brokers get nothing new, unless they are all there is.
-    let staying: BTreeMap<i32, BrokerRecord> =
-        view.brokers.iter().filter(|(_, b)| !b.draining).map(|(i, b)| (*i, b.clone())).collect();
+    // Draining and decommissioned brokers get nothing new, unless they are all there is.
+    let staying: BTreeMap<i32, BrokerRecord> = view
+        .brokers
+        .iter()
+        .filter(|(i, b)| !b.draining && !view.decommissioned.contains(i))
+        .map(|(i, b)| (*i, b.clone()))
+        .collect();
     let order = rack_alternated(if staying.is_empty() { &view.brokers } else { &staying });
     if order.is_empty() {
         return vec![];
@@ -89,14 +114,16 @@ pub fn place(topic: &TopicRecord, view: &View) -> Vec<PartitionState> {
                 isr: replicas.clone(),
                 replicas,
                 incarnations,
+                ..PartitionState::default()
             }
         })
         .collect()
 }
 
 /// Everything the controller should write for `view`: placements for partitions that have
-/// no state yet, and leadership moves for partitions whose leader is not live.
-pub fn plan(view: &View) -> Vec<Change> {
+/// no state yet, leadership moves for partitions whose leader is not live, reassignments
+/// completed, and requested ones started while fewer than `policy.max_moves` are under way.
+pub fn plan(view: &View, policy: &Policy) -> Vec<Change> {
     let mut changes = Vec::new();
     for topic in &view.topics {
         let missing: Vec<u32> = (0..topic.partitions)
@@ -132,7 +159,110 @@ pub fn plan(view: &View) -> Vec<Change> {
             expected: *revision,
         });
     }
+    request_moves(view, policy, &mut changes);
+    start_moves(view, policy, &mut changes);
     changes
+}
+
+/// Requests reassignments off decommissioned brokers, and, with `auto_balance`, the
+/// balancer's plan once nothing else is placed, moving or pending.
+fn request_moves(view: &View, policy: &Policy, changes: &mut Vec<Change>) {
+    let quiet = changes.is_empty()
+        && view.partitions.values().all(|(s, _)| !s.is_moving() && s.target.is_empty());
+    let moves = match policy.auto_balance && quiet {
+        true => super::balance::balance(view, policy.max_moves),
+        false => super::balance::evacuate(view),
+    };
+    let changed: BTreeSet<(String, u32)> =
+        changes.iter().map(|c| (c.topic.clone(), c.partition)).collect();
+    for m in moves {
+        let key = (m.topic, m.partition);
+        let Some((state, revision)) = view.partitions.get(&key) else { continue };
+        if changed.contains(&key) {
+            continue;
+        }
+        tracing::info!(topic = %key.0, partition = key.1, from = ?m.from, to = ?m.to,
+            "reassignment requested by the controller");
+        changes.push(Change {
+            topic: key.0,
+            partition: key.1,
+            state: PartitionState { target: m.to, ..state.clone() },
+            expected: *revision,
+        });
+    }
+}
+
+/// Starts requested reassignments, in partition order, while fewer than `policy.max_moves`
+/// are in progress. A partition with another change in this pass waits for the next.
+fn start_moves(view: &View, policy: &Policy, changes: &mut Vec<Change>) {
+    let changed: BTreeMap<(&str, u32), &PartitionState> =
+        changes.iter().map(|c| ((c.topic.as_str(), c.partition), &c.state)).collect();
+    let mut moving = view
+        .partitions
+        .iter()
+        .filter(|((t, p), (s, _))| changed.get(&(t.as_str(), *p)).copied().unwrap_or(s).is_moving())
+        .count();
+    let mut starts = Vec::new();
+    for ((topic, partition), (state, revision)) in &view.partitions {
+        if state.target.is_empty() || state.is_moving() {
+            continue;
+        }
+        if changed.contains_key(&(topic.as_str(), *partition)) {
+            continue;
+        }
+        let next = state.started(&state.target);
+        if next.is_moving() {
+            if moving >= policy.max_moves {
+                continue;
+            }
+            moving += 1;
+        }
+        starts.push(Change {
+            topic: topic.clone(),
+            partition: *partition,
+            state: next,
+            expected: *revision,
+        });
+    }
+    changes.extend(starts);
+}
+
+/// A started reassignment completes once every replica that stays is live, clean and in the
+/// ISR: each has every acknowledged record (acks=all waited for the whole ISR), so the
+/// leaving replicas go, and leadership moves (under a new epoch) if the leader is leaving or
+/// draining. Until then, nothing: the partition keeps serving from its current replicas.
+fn complete_move(
+    state: &PartitionState,
+    clean: &dyn Fn(&i32) -> bool,
+    draining: &BTreeSet<i32>,
+) -> Option<PartitionState> {
+    if !state.is_moving() {
+        return None;
+    }
+    let staying = state.staying();
+    if staying.is_empty() || !staying.iter().all(|r| state.isr.contains(r) && clean(r)) {
+        return None;
+    }
+    let leader = match staying.contains(&state.leader) && !draining.contains(&state.leader) {
+        true => state.leader,
+        false => *staying.iter().find(|r| !draining.contains(r)).unwrap_or(&staying[0]),
+    };
+    let isr: Vec<i32> = state.isr.iter().copied().filter(|r| staying.contains(r)).collect();
+    Some(PartitionState {
+        leader,
+        leader_epoch: state.leader_epoch + i32::from(leader != state.leader),
+        incarnations: state
+            .incarnations
+            .iter()
+            .filter(|(r, _)| isr.contains(r))
+            .map(|(r, i)| (*r, *i))
+            .collect(),
+        isr,
+        replicas: staying,
+        adding: vec![],
+        removing: vec![],
+        target: state.target.clone(),
+    })
 }
 
 /// Topic config that lets an out-of-sync replica lead when no in-sync one is live.
@@ -177,9 +307,12 @@ fn next_state(
         leader_epoch: state.leader_epoch + 1,
         incarnations: incarnations(&isr),
         isr,
-        replicas: state.replicas.clone(),
+        ..state.clone()
     };
     let eligible = |r: &i32| isr.contains(r) && clean(r) && !draining.contains(r);
+    if let Some(done) = complete_move(state, &clean, draining) {
+        return Some(done);
+    }
     if state.leader >= 0 && clean(&state.leader) {
         if draining.contains(&state.leader) {
             // Controlled shutdown: hand over to an in-sync replica that stays. It has every
@@ -187,9 +320,10 @@ fn next_state(
             if let Some(c) = state.replicas.iter().find(|r| eligible(r)) {
                 return Some(bump(*c, isr));
             }
-        } else {
+        } else if !state.is_moving() {
             // Preferred-leader rebalancing: leadership returns to the first replica once it
-            // is back in the ISR, so leaders stay spread as placed.
+            // is back in the ISR, so leaders stay spread as placed. Not during a
+            // reassignment: leadership moves once, when it completes, if at all.
             let preferred = *state.replicas.first()?;
             if preferred != state.leader && eligible(&preferred) {
                 return Some(bump(preferred, isr));

@@ -121,6 +121,11 @@ pub struct Partition {
     /// Set when the partition is closed (deleted or moved away); ends long-polls.
     closed_tx: watch::Sender<bool>,
     hw_task: std::sync::Mutex<Option<shale_core::task::OwnedTask<()>>>,
+    /// This replica is being added by a reassignment (it is in the state's `adding`): its
+    /// copying is throttled and counted.
+    joining: std::sync::atomic::AtomicBool,
+    /// Batch bytes this replica copied from its leader while joining.
+    copied: AtomicU64,
 }
 
 impl Partition {
@@ -161,6 +166,8 @@ impl Partition {
             snapshot_base: std::sync::atomic::AtomicI64::new(-1),
             closed_tx: watch::channel(false).0,
             hw_task: std::sync::Mutex::new(None),
+            joining: std::sync::atomic::AtomicBool::new(false),
+            copied: AtomicU64::new(0),
         };
         p.set_state(&spec.state);
         p.rebuild_producer_state();
@@ -209,6 +216,7 @@ impl Partition {
 
     /// Applies a partition state read from the store. The epoch only moves forward.
     pub fn set_state(&self, state: &PartitionState) {
+        self.joining.store(state.adding.contains(&self.broker_id), Ordering::Release);
         let next = pack(state.leader, state.leader_epoch);
         let Ok(prev) = self.leadership.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
             (state.leader_epoch >= unpack(v).1).then_some(next)
@@ -228,6 +236,21 @@ impl Partition {
         }
         self.repl.apply(state, self.log.log_end_offset());
         self.refresh_hw();
+    }
+
+    /// Whether this replica is being added by a reassignment.
+    pub fn is_joining(&self) -> bool {
+        self.joining.load(Ordering::Acquire)
+    }
+
+    /// Counts `bytes` copied from the leader while joining.
+    pub fn count_copied(&self, bytes: u64) {
+        self.copied.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Batch bytes copied from the leader while joining.
+    pub fn copied_bytes(&self) -> u64 {
+        self.copied.load(Ordering::Relaxed)
     }
 
     /// The current leader id from the state last applied (-1 = none).

@@ -8,13 +8,7 @@ use shale_core::record::{BatchBuilder, Compression, Record};
 use std::time::Duration;
 
 fn state(leader: i32, epoch: i32) -> PartitionState {
-    PartitionState {
-        replicas: vec![1, 2],
-        leader,
-        leader_epoch: epoch,
-        isr: vec![1, 2],
-        incarnations: Default::default(),
-    }
+    PartitionState::new(vec![1, 2], leader, epoch, vec![1, 2])
 }
 
 fn producer_batch(seq: i32) -> Bytes {

@@ -145,6 +145,10 @@ async fn follow(
             return Err(e);
         }
         if !resp.batches.is_empty() {
+            if p.is_joining() {
+                let bytes = resp.batches.len() as u64;
+                joining_copied(broker, p, bytes).await;
+            }
             // A blocking step that runs to its end even if this task is aborted (this
             // broker became leader meanwhile): batch and producer state land together.
             let part = p.clone();
@@ -164,6 +168,30 @@ async fn follow(
         tx.send(request(end)).await.map_err(|_| closed())?;
     }
     Err(closed())
+}
+
+/// Counts what a replica joining in a reassignment copied, and waits out the broker's
+/// move throttle: the bytes are charged when they arrive, so the next fetch goes out only
+/// once the copy is back under the rate.
+async fn joining_copied(broker: &Weak<Broker>, p: &Arc<Partition>, bytes: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    p.count_copied(bytes);
+    let Some(b) = broker.upgrade() else { return };
+    b.replicas.move_copied_bytes.fetch_add(bytes, Relaxed);
+    let wait = match &b.replicas.move_throttle {
+        Some(bucket) => match bucket.lock() {
+            Ok(mut bucket) => bucket.take(bytes, shale_core::clock::monotonic_now()),
+            Err(_) => Duration::ZERO,
+        },
+        None => Duration::ZERO,
+    };
+    drop(b);
+    if !wait.is_zero() {
+        if let Some(b) = broker.upgrade() {
+            b.replicas.move_throttled_ms.fetch_add(wait.as_millis() as u64, Relaxed);
+        }
+        shale_core::clock::sleep(wait).await;
+    }
 }
 
 /// What a follower does when its leader refuses a fetch, before it reconnects: cut its log

@@ -115,7 +115,7 @@ async fn hand_over_failed(b: &Arc<Broker>, p: &Arc<Partition>, reason: &str) {
         leader_epoch: state.leader_epoch + 1,
         isr,
         incarnations,
-        replicas: state.replicas.clone(),
+        ..state.clone()
     };
     match b.view.topics.update_partition(&key.0, key.1, &next, revision).await {
         Ok(true) => {
