@@ -294,6 +294,48 @@ async fn a_topic_changes_replication_factor() {
     finish(&client, "r", load).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_grows_from_3_to_12_partitions_under_load() {
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = config(conf_dir.path(), 0);
+    let c = Cluster::start(3, "grow12", &["--config", &conf]);
+    let client = c.client();
+    wait_for_brokers(&client, &[1, 2, 3]).await;
+    client.admin().create_topic("g", 3, 2, BTreeMap::new()).await.unwrap();
+    let load = start_load_on(client.clone(), "g", 3, ProducerConfig::default());
+    let member = Member::start(client.clone(), "g");
+    wait_for_acks(&load, 500).await;
+
+    let out = shale(&c.addr(0), &["topic", "alter", "g", "--partitions", "12"]);
+    assert!(out.contains("now has 12 partitions"), "{out}");
+    let grown = std::time::Instant::now();
+    // The producers spread onto the new partitions (the load names partitions itself; a
+    // keyed producer would take them up within its metadata max age).
+    load.partitions.store(12, Ordering::Relaxed);
+    wait_until(Duration::from_secs(60), "the group member to read from partition 11", || {
+        let read = member.read.clone();
+        async move { read.lock().unwrap().iter().any(|(p, _)| *p == 11) }
+    })
+    .await;
+    println!("the group read from a new partition {:?} after the alter", grown.elapsed());
+    wait_for_acks(&load, 1200).await;
+
+    let acked_end: Vec<i64> = (0..12).map(|p| load.log.acked_end(p)).collect();
+    assert!(acked_end.iter().all(|e| *e > 0), "every partition, old and new, took data");
+    finish(&client, "g", load).await;
+    wait_until(Duration::from_secs(60), "the group member to read every ack", || {
+        let read = member.read.clone();
+        let acked_end = acked_end.clone();
+        async move {
+            let read = read.lock().unwrap();
+            (0..12u32).all(|p| (0..acked_end[p as usize]).all(|o| read.contains(&(p, o))))
+        }
+    })
+    .await;
+    member.stop.store(true, Ordering::Release);
+    member.task.await.unwrap();
+}
+
 /// A group member reading the topic throughout, remembering every (partition, offset).
 struct Member {
     stop: Arc<AtomicBool>,

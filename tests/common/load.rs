@@ -7,7 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::checker::ProduceLog;
@@ -28,6 +28,8 @@ pub(crate) struct Load {
     pub log: Arc<ProduceLog>,
     pub stop: Stop,
     pub errors: Arc<AtomicUsize>,
+    /// The producers go round partitions `0..partitions`; raise it to spread onto more.
+    pub partitions: Arc<AtomicU32>,
 }
 
 impl Load {
@@ -53,11 +55,12 @@ pub(crate) fn start_load_on(
     let log = Arc::new(ProduceLog::new());
     let stop: Stop = Default::default();
     let errors: Arc<AtomicUsize> = Default::default();
+    let spread = Arc::new(AtomicU32::new(partitions));
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|k| {
             let (client, log, stop, topic) =
                 (client.clone(), log.clone(), stop.clone(), topic.to_string());
-            let (config, errors) = (config.clone(), errors.clone());
+            let (config, errors, spread) = (config.clone(), errors.clone(), spread.clone());
             tokio::spawn(async move {
                 let producer = Producer::new(
                     client,
@@ -84,7 +87,7 @@ pub(crate) fn start_load_on(
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let v = format!("p{k}-{i:08}");
-                    let partition = (i % u64::from(partitions)) as u32;
+                    let partition = (i % u64::from(spread.load(Ordering::Relaxed))) as u32;
                     let op = log.invoke(partition, v.clone());
                     let d = producer
                         .send(ProducerRecord::new(topic.clone(), v).partition(partition))
@@ -110,7 +113,7 @@ pub(crate) fn start_load_on(
         }
         sent
     });
-    Load { task, log, stop, errors }
+    Load { task, log, stop, errors, partitions: spread }
 }
 
 /// Waits (bounded) until `more` records beyond those acknowledged now are acknowledged.

@@ -375,12 +375,9 @@ fn partitions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     one(
         enc,
         "under_replicated_partitions",
-        "Partitions led here whose ISR is smaller than their replica set",
-        ConstGauge::new(
-            led.iter()
-                .filter(|p| p.replication().isr().len() < p.replication().replicas().len())
-                .count() as i64,
-        ),
+        "Partitions led here with a replica out of the ISR (replicas a reassignment is adding \
+         do not count)",
+        ConstGauge::new(led.iter().filter(|p| p.replication().under_replicated()).count() as i64),
     )?;
     let tiered: Vec<_> = hosted.iter().filter(|p| p.config().remote_storage_enable).collect();
     family(

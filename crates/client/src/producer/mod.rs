@@ -270,15 +270,28 @@ impl Producer {
             total: config.max_block,
             ..RetryPolicy::default()
         };
-        let partitions = self.inner.client.partition_count_within(&record.topic, wait).await?;
+        let mut partitions = self.inner.client.partition_count_within(&record.topic, wait).await?;
         let explicit = record.partition;
         if let Some(p) = explicit {
-            if p >= partitions {
-                return Err(shale_core::error::partition_out_of_range(
-                    &record.topic,
-                    p,
-                    partitions,
-                ));
+            // A partition past the cached count may be one just added (Kafka's producer
+            // waits for metadata that has it): read the count again for about a second
+            // before calling it out of range.
+            let mut backoff = None;
+            while p >= partitions {
+                let Some(pause) =
+                    backoff.get_or_insert_with(|| RetryPolicy::QUICK.start()).next_delay()
+                else {
+                    return Err(shale_core::error::partition_out_of_range(
+                        &record.topic,
+                        p,
+                        partitions,
+                    ));
+                };
+                self.inner.client.invalidate(&record.topic);
+                partitions = self.inner.client.partition_count_within(&record.topic, wait).await?;
+                if p >= partitions {
+                    shale_core::clock::sleep(pause).await;
+                }
             }
         }
         let timestamp_ms =

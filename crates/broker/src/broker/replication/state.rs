@@ -40,6 +40,8 @@ impl Follower {
 struct Inner {
     leader: bool,
     replicas: Vec<i32>,
+    /// Replicas a reassignment is adding: not expected in the ISR yet.
+    adding: Vec<i32>,
     isr: Vec<i32>,
     /// Incarnations the partition state recorded for ISR members.
     incarnations: BTreeMap<i32, u64>,
@@ -69,6 +71,7 @@ impl Replication {
             inner: Mutex::new(Inner {
                 leader: false,
                 replicas: vec![],
+                adding: vec![],
                 isr: vec![],
                 incarnations: BTreeMap::new(),
                 followers: HashMap::new(),
@@ -104,6 +107,7 @@ impl Replication {
         inner.leader = leader;
         inner.epoch = state.leader_epoch;
         inner.replicas = state.replicas.clone();
+        inner.adding = state.adding.clone();
         inner.isr = state.isr.clone();
         inner.incarnations = state.incarnations.clone();
         self.recompute(&inner);
@@ -117,6 +121,13 @@ impl Replication {
     /// Replicas as last applied.
     pub fn replicas(&self) -> Vec<i32> {
         self.lock().replicas.clone()
+    }
+
+    /// Whether the ISR lacks a replica other than those a reassignment is adding (Kafka's
+    /// under-replicated partition: a replica still copying does not count).
+    pub fn under_replicated(&self) -> bool {
+        let inner = self.lock();
+        inner.replicas.iter().any(|r| !inner.isr.contains(r) && !inner.adding.contains(r))
     }
 
     /// In-sync replicas as last applied.
