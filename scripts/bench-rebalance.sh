@@ -66,7 +66,15 @@ echo "after the rebalance: $(per_partition "$(keys)")"
 
 start=$(now)
 "$SHALE" broker decommission 1 --broker "${ADDRS[1]}" | head -1
-until "$SHALE" cluster describe --broker "${ADDRS[1]}" | grep -q "0 replica(s) left"; do sleep 1; done
-echo "  broker 1 empty after $(since "$start") s"
+max=0
+until "$SHALE" cluster describe --broker "${ADDRS[1]}" | grep -q " 0 replica(s) left"; do
+  n=$(keys); [ "$n" -gt "$max" ] && max=$n
+  sleep 1
+done
+echo "  broker 1 empty after $(since "$start") s; most keys during it: $(per_partition "$max")"
+loads "${ADDRS[1]}"
+start=$(now)
+echo "rebalance of the three left: $("$SHALE" cluster rebalance --execute --broker "${ADDRS[1]}" | tail -1)"
+watch_moves "$start"
 loads "${ADDRS[1]}"
 echo "after the decommission: $(per_partition "$(keys)")"

@@ -28,6 +28,26 @@ fn shale(broker: &str, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::BrokerProcess::start(dir.path());
+    shale(&broker.addr, &["topic", "create", "piped", "--partitions", "50"]);
+    // `shale topic describe piped | head -0`: the reader is gone before the first line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_shale"))
+        .args(["topic", "describe", "piped", "--broker", &broker.addr])
+        .env("SHALE_LOG", "warn")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "no panic, no backtrace: {stderr}");
+}
+
+#[test]
 fn tour_create_produce_consume_describe() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = common::BrokerProcess::start(dir.path());

@@ -114,6 +114,25 @@ pub fn init_tracing(json: bool) {
     drop(result);
 }
 
+/// Output piped into a reader that stopped early (`shale cluster describe | head`, `grep -q`)
+/// ends the tool quietly with status 141, as SIGPIPE would end a C tool, instead of a panic
+/// and its backtrace: Rust ignores SIGPIPE, so `println!` panics on the broken pipe.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 /// The body of a tool's `main`: sets up tracing, runs `command` on a multi-threaded runtime
 /// whose threads are called `thread_name`, and prints a failure as one line, `error: ...`
 /// (with `anyhow`, its causes joined by `: `), never a backtrace.
@@ -123,6 +142,7 @@ pub fn main<E: Display>(
     command: impl Future<Output = Result<(), E>>,
 ) -> ExitCode {
     init_tracing(log_json);
+    quiet_on_broken_pipe();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().thread_name(thread_name).build();
     let result = match runtime {
