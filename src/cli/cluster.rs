@@ -105,7 +105,7 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
                     let load = cluster.loads.get(&b.id).copied().unwrap_or_default();
                     serde_json::json!({
                         "id": b.id, "address": b.address, "rack": b.rack,
-                        "replicas": load.replicas, "leaders": load.leaders,
+                        "replicas": load.replicas, "leaders": load.leaders, "bytes": load.bytes,
                         "decommissioned": cluster.decommissioned.contains(&b.id),
                     })
                 }).collect::<Vec<_>>(),
@@ -116,7 +116,10 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         }
         Format::Text => {
             println!("cluster {} controller {}", md.cluster, md.controller_id);
-            println!("brokers (replicas and preferred leaders once moves under way are done):");
+            println!(
+                "brokers (replicas, preferred leaders and local bytes once moves under way are \
+                 done):"
+            );
             for b in &md.brokers {
                 let rack =
                     if b.rack.is_empty() { String::new() } else { format!(" rack {}", b.rack) };
@@ -127,8 +130,12 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
                     String::new()
                 };
                 println!(
-                    "  {}\t{}{rack}\treplicas {}\tleaders {}{leaving}",
-                    b.id, b.address, load.replicas, load.leaders
+                    "  {}\t{}{rack}\treplicas {}\tleaders {}\t{}{leaving}",
+                    b.id,
+                    b.address,
+                    load.replicas,
+                    load.leaders,
+                    human_bytes(load.bytes)
                 );
             }
             for id in

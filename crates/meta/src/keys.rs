@@ -114,6 +114,17 @@ impl Keys {
         format!("{}decommissioned/", self.root)
     }
 
+    /// `loads/{id}`: the local bytes of the partitions broker `id` leads, bound to its lease
+    /// (the balancer's byte counts).
+    pub fn load(&self, id: i32) -> String {
+        format!("{}{id}", self.all_loads())
+    }
+
+    /// Prefix of every broker's published load.
+    pub fn all_loads(&self) -> String {
+        format!("{}loads/", self.root)
+    }
+
     /// Whether a change of `key` can change the cluster's placement and leadership plan:
     /// brokers, topics, partition states, decommissions and the controller. Everything else (tier
     /// pointers, upload claims, groups, offsets, id counters) changes often and plans

@@ -135,6 +135,16 @@ pub struct BrokerRecord {
     pub draining: bool,
 }
 
+/// What `loads/{id}` holds: the local bytes of each partition broker `id` leads, as it last
+/// published them (every 30 s, bound to its lease). The balancer weighs partitions by them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadRecord {
+    /// The broker publishing.
+    pub broker: i32,
+    /// (topic, partition, local bytes) of each partition it leads.
+    pub partitions: Vec<(String, u32, u64)>,
+}
+
 fn decode<T: serde::de::DeserializeOwned>(kv: KeyValue) -> Result<T, Error> {
     Ok(Versioned::decode(kv)?.value)
 }
@@ -300,6 +310,13 @@ impl TopicStore {
         } else {
             self.store.delete(&key).await?;
         }
+        Ok(())
+    }
+
+    /// Publishes a broker's load under its lease.
+    pub async fn publish_load(&self, load: &LoadRecord, lease: LeaseId) -> Result<(), Error> {
+        let key = self.keys.load(load.broker);
+        self.store.put(&key, encode(&key, load)?, Some(lease)).await?;
         Ok(())
     }
 

@@ -44,10 +44,22 @@ pub struct MoveStatus {
 pub struct ClusterLoad {
     /// Brokers leaving for good.
     pub decommissioned: BTreeSet<i32>,
-    /// (replicas, preferred leaders, hosted) by broker id: replicas and preferred
-    /// leaderships once the moves under way are done, and replicas held now or being
-    /// gained.
-    pub loads: BTreeMap<i32, (u32, u32, u32)>,
+    /// By broker id: replicas and preferred leaderships once the moves under way are done,
+    /// replicas held now or being gained, and the local bytes of the replicas it will hold.
+    pub loads: BTreeMap<i32, BrokerLoad>,
+}
+
+/// One broker's share of the cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrokerLoad {
+    /// Replicas once the moves under way are done.
+    pub replicas: u32,
+    /// Partitions whose preferred leader it will be.
+    pub leaders: u32,
+    /// Replicas held now or being gained.
+    pub hosted: u32,
+    /// Local bytes of the replicas it will hold (as their leaders published them).
+    pub bytes: u64,
 }
 
 /// What `/metrics` reports of reassignments.
@@ -280,18 +292,20 @@ impl Broker {
     /// Replicas and preferred leaders per broker, and the decommissioned brokers.
     pub async fn cluster_load(&self) -> Result<ClusterLoad, Error> {
         let (view, _) = read_view(self.view.topics.store(), self.view.topics.keys()).await?;
-        let mut loads: BTreeMap<i32, (u32, u32, u32)> =
-            view.brokers.keys().map(|id| (*id, (0, 0, 0))).collect();
-        for (state, _) in view.partitions.values() {
+        let mut loads: BTreeMap<i32, BrokerLoad> =
+            view.brokers.keys().map(|id| (*id, BrokerLoad::default())).collect();
+        for (key, (state, _)) in &view.partitions {
             let set = future(state);
+            let bytes = view.sizes.get(key).copied().unwrap_or(0);
             for (i, r) in set.iter().enumerate() {
-                let entry = loads.entry(*r).or_default();
-                entry.0 += 1;
-                entry.1 += u32::from(i == 0);
+                let load = loads.entry(*r).or_default();
+                load.replicas += 1;
+                load.leaders += u32::from(i == 0);
+                load.bytes += bytes;
             }
             for r in state.replicas.iter().chain(set.iter().filter(|r| !state.replicas.contains(r)))
             {
-                loads.entry(*r).or_default().2 += 1;
+                loads.entry(*r).or_default().hosted += 1;
             }
         }
         Ok(ClusterLoad { decommissioned: view.decommissioned, loads })

@@ -24,6 +24,7 @@ pub(super) fn start(broker: &Arc<Broker>) {
     life.spawn(periodic(w(), retention_every, Serving::NotNeeded, retention_pass));
     life.spawn(flush_loop(w()));
     life.spawn(periodic(w(), ISR_TICK, Serving::Needed, super::replication::isr::pass));
+    life.spawn(periodic(w(), LOAD_EVERY, Serving::Needed, publish_load));
     life.spawn(periodic(w(), GROUP_SWEEP_TICK, Serving::Needed, |b| async move {
         b.groups().sweep(b.as_ref()).await
     }));
@@ -32,6 +33,23 @@ pub(super) fn start(broker: &Arc<Broker>) {
             tracing::debug!(error = %e, "refreshing group lag failed");
         }
     }));
+}
+
+/// How often a broker publishes the local bytes of the partitions it leads (`loads/{id}`,
+/// the balancer's weights).
+const LOAD_EVERY: Duration = Duration::from_secs(30);
+
+async fn publish_load(b: Arc<Broker>) {
+    let partitions = b
+        .hosted()
+        .into_iter()
+        .filter(|p| p.is_leader())
+        .map(|p| (p.topic().to_string(), p.index(), p.log().size_bytes()))
+        .collect();
+    let load = shale_meta::topics::LoadRecord { broker: b.id, partitions };
+    if let Err(e) = b.view.topics.publish_load(&load, b.view.membership.lease()).await {
+        tracing::debug!(error = %e, "publishing partition sizes failed");
+    }
 }
 
 /// How often expired group members are looked for.

@@ -343,8 +343,14 @@ impl pb::admin_server::Admin for AdminService {
             loads: load
                 .loads
                 .into_iter()
-                .map(|(id, (replicas, leaders, hosted))| {
-                    (id, pb::BrokerLoad { replicas, leaders, hosted })
+                .map(|(id, l)| {
+                    let load = pb::BrokerLoad {
+                        replicas: l.replicas,
+                        leaders: l.leaders,
+                        hosted: l.hosted,
+                        bytes: l.bytes,
+                    };
+                    (id, load)
                 })
                 .collect(),
         }))

@@ -236,8 +236,109 @@ pub fn balance(view: &View, max_moves: usize) -> Vec<Move> {
         }
         break;
     }
+    balance_bytes(view, &eligible, &movable, &mut planned, &mut replica_moves, max_moves);
     balance_leaders(view, &eligible, &mut planned);
     planned.into_values().collect()
+}
+
+/// Brokers' local bytes may differ by this share of their mean before the balancer swaps
+/// partitions between them...
+const BYTE_TOLERANCE: f64 = 0.10;
+/// ...and by at least this much (small partitions are not worth a copy).
+const MIN_BYTE_GAP: u64 = 64 << 20;
+
+/// Evens out bytes once replica counts are even: while the broker with the most bytes (its
+/// replicas' local sizes as their leaders published them, moves under way and planned
+/// counted as done: bytes in flight count where they go) and the one with the fewest differ
+/// by more than the tolerance, swaps a larger partition of the first for a smaller one of
+/// the second (two moves, counts unchanged), the swap that brings them closest, racks kept
+/// apart. Partitions without a published size weigh nothing.
+fn balance_bytes(
+    view: &View,
+    eligible: &BTreeSet<i32>,
+    movable: &dyn Fn(&PartitionState) -> bool,
+    planned: &mut BTreeMap<(String, u32), Move>,
+    replica_moves: &mut usize,
+    max_moves: usize,
+) {
+    if view.sizes.is_empty() {
+        return;
+    }
+    let size = |key: &(String, u32)| view.sizes.get(key).copied().unwrap_or(0);
+    let mut bytes: BTreeMap<i32, u64> = eligible.iter().map(|b| (*b, 0)).collect();
+    for (key, (state, _)) in &view.partitions {
+        let set = planned.get(key).map_or_else(|| future(state), |m| m.to.clone());
+        for r in set {
+            if let Some(n) = bytes.get_mut(&r) {
+                *n += size(key);
+            }
+        }
+    }
+    let mean = bytes.values().sum::<u64>() / bytes.len().max(1) as u64;
+    let tolerance = ((mean as f64 * BYTE_TOLERANCE) as u64).max(MIN_BYTE_GAP);
+    while *replica_moves + 2 <= max_moves {
+        let Some((&high, &most)) = bytes.iter().max_by_key(|(b, n)| (**n, std::cmp::Reverse(**b)))
+        else {
+            return;
+        };
+        let Some((&low, &fewest)) = bytes.iter().min_by_key(|(b, n)| (**n, **b)) else { return };
+        let gap = most - fewest;
+        if gap <= tolerance {
+            return;
+        }
+        // Partitions on `from` and not on `to` that may move from one to the other.
+        let candidates = |from: i32, to: i32| -> Vec<(u64, (String, u32))> {
+            let mut out: Vec<(u64, (String, u32))> = view
+                .partitions
+                .iter()
+                .filter(|(key, (state, _))| {
+                    !planned.contains_key(*key)
+                        && movable(state)
+                        && state.replicas.contains(&from)
+                        && !state.replicas.contains(&to)
+                        && racks(view, &replaced(&state.replicas, from, to))
+                            >= racks(view, &state.replicas)
+                })
+                .map(|(key, _)| (size(key), key.clone()))
+                .collect();
+            out.sort();
+            out
+        };
+        let (larger, smaller) = (candidates(high, low), candidates(low, high));
+        // The swap whose difference is closest to half the gap, strictly inside (0, gap).
+        let mut best: Option<(u64, usize, usize)> = None;
+        for (i, (x, _)) in larger.iter().enumerate() {
+            let around = smaller.partition_point(|(y, _)| *y < x.saturating_sub(gap / 2));
+            for j in [around.saturating_sub(1), around] {
+                let Some((y, _)) = smaller.get(j) else { continue };
+                if y >= x || x - y >= gap {
+                    continue;
+                }
+                let miss = (x - y).abs_diff(gap / 2);
+                if best.is_none_or(|(m, _, _)| miss < m) {
+                    best = Some((miss, i, j));
+                }
+            }
+        }
+        let Some((_, i, j)) = best else { return };
+        let (x, x_key) = &larger[i];
+        let (y, y_key) = &smaller[j];
+        for (key, from, to) in [(x_key, high, low), (y_key, low, high)] {
+            let state = &view.partitions[key].0;
+            planned.insert(
+                key.clone(),
+                Move {
+                    topic: key.0.clone(),
+                    partition: key.1,
+                    from: state.replicas.clone(),
+                    to: replaced(&state.replicas, from, to),
+                },
+            );
+        }
+        *bytes.get_mut(&high).expect("eligible") -= x - y;
+        *bytes.get_mut(&low).expect("eligible") += x - y;
+        *replica_moves += 2;
+    }
 }
 
 /// `replicas` with `from` replaced by `to` in its slot.
@@ -438,5 +539,36 @@ mod tests {
         v.partitions.insert(("t".into(), 0), (s, 3));
         let moves = resize(&v, "t", 1);
         assert_eq!((moves[0].to.clone(), moves[1].to.clone()), (vec![3], vec![2]), "leaders kept");
+    }
+
+    #[test]
+    fn bytes_even_out_by_swaps_once_counts_are_even() {
+        const MIB: u64 = 1 << 20;
+        let mut v = view(&[(1, ""), (2, "")]);
+        for (p, broker, mib) in [(0, 1, 600), (1, 1, 500), (2, 2, 100), (3, 2, 100)] {
+            add(&mut v, "t", p, &[broker]);
+            v.sizes.insert(("t".into(), p), mib * MIB);
+        }
+        let moves = balance(&v, 100);
+        assert_eq!(moves.len(), 2, "one swap: {moves:?}");
+        apply(&mut v, &moves);
+        let bytes = |b: i32| -> u64 {
+            v.partitions
+                .iter()
+                .filter(|(_, (s, _))| s.replicas.contains(&b))
+                .map(|(k, _)| v.sizes[k])
+                .sum()
+        };
+        assert_eq!(bytes(1).abs_diff(bytes(2)), 100 * MIB, "from 900 MiB apart to 100");
+        assert_eq!(spread(&v).0, 0, "counts unchanged");
+        assert!(balance(&v, 100).is_empty(), "no swap brings them closer");
+
+        // Without room for both halves of a swap, none is planned.
+        let mut v = view(&[(1, ""), (2, "")]);
+        for (p, broker, mib) in [(0, 1, 600), (1, 1, 500), (2, 2, 100), (3, 2, 100)] {
+            add(&mut v, "t", p, &[broker]);
+            v.sizes.insert(("t".into(), p), mib * MIB);
+        }
+        assert!(balance(&v, 1).is_empty());
     }
 }

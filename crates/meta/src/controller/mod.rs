@@ -249,6 +249,7 @@ pub async fn read_view(store: &Arc<dyn MetaStore>, keys: &Keys) -> Result<(View,
     let topics = store.range(&keys.topics()).await?;
     let partitions = store.range(&keys.all_partitions()).await?;
     let decommissioned = store.range(&keys.all_decommissioned()).await?;
+    let loads = store.range(&keys.all_loads()).await?;
     let mut view = View::default();
     let prefix = keys.all_decommissioned();
     view.decommissioned = decommissioned
@@ -256,6 +257,14 @@ pub async fn read_view(store: &Arc<dyn MetaStore>, keys: &Keys) -> Result<(View,
         .iter()
         .filter_map(|kv| kv.key.strip_prefix(&prefix)?.parse().ok())
         .collect();
+    // A load that does not decode (written by a newer broker, say) only loses its weights.
+    for kv in loads.kvs {
+        if let Ok(load) = Versioned::<super::topics::LoadRecord>::decode(kv) {
+            for (topic, p, bytes) in load.value.partitions {
+                view.sizes.insert((topic, p), bytes);
+            }
+        }
+    }
     for (b, _) in decode_all::<BrokerRecord>(brokers.kvs)? {
         view.brokers.insert(b.id, b);
     }

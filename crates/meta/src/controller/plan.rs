@@ -18,6 +18,9 @@ pub struct View {
     pub partitions: BTreeMap<(String, u32), (PartitionState, Revision)>,
     /// Brokers leaving for good (`decommissioned/{id}`), live or not.
     pub decommissioned: BTreeSet<i32>,
+    /// Local bytes of partitions, as their leaders last published them (`loads/{id}`);
+    /// absent for partitions not reported (yet).
+    pub sizes: BTreeMap<(String, u32), u64>,
 }
 
 /// Limits the controller keeps to while it plans.
