@@ -34,8 +34,14 @@ since() { python3 -c "print(round($(now) - $1, 1))"; }
 
 "$SHALE" topic create many --partitions "$PARTITIONS" --replication-factor 2 \
   --broker "${ADDRS[0]}" >/dev/null
-"$SHALE_BENCH" produce --broker "$BROKERS" --topic many --records $((PARTITIONS * 100)) \
-  --record-size 512 --acks all --format json >/dev/null
+# The load generator does not retry (it measures), and the other brokers may still be opening
+# their partitions: try again until every record lands.
+for attempt in 1 2 3 4 5; do
+  "$SHALE_BENCH" produce --broker "$BROKERS" --topic many --records $((PARTITIONS * 100)) \
+    --record-size 512 --acks all --format json >/dev/null 2>&1 && break
+  [ "$attempt" = 5 ] && { echo "cannot fill the topic" >&2; exit 1; }
+  sleep 2
+done
 echo "before: $(per_partition "$(keys)")"
 
 port=$(free_port); admin=$(free_port)

@@ -12,12 +12,11 @@ mod cluster;
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster::Cluster;
-use common::{produce_req, wait_until};
+use cluster::{Cluster, wait_for_brokers};
+use common::{produce_req, shale_cli_with, wait_until};
 use shale::client::Client;
 use shale::proto::pb;
 use shale::proto::status::from_status;
@@ -28,53 +27,12 @@ async fn metadata(client: &Client) -> pb::GetMetadataResponse {
     client.admin().metadata(&[]).await.unwrap()
 }
 
-async fn wait_for_brokers(client: &Client, want: &[i32]) {
-    let want = want.to_vec();
-    wait_until(Duration::from_secs(30), &format!("brokers {want:?} registered"), || {
-        let client = client.clone();
-        let want = want.clone();
-        async move {
-            let Ok(md) = client.admin().metadata(&[]).await else { return false };
-            let mut ids: Vec<i32> = md.brokers.iter().map(|b| b.id).collect();
-            ids.sort();
-            ids == want
-        }
-    })
-    .await;
-}
-
 fn leaders(md: &pb::GetMetadataResponse, topic: &str) -> BTreeMap<u32, (i32, i32)> {
     md.topics
         .iter()
         .filter(|t| t.topic.as_ref().is_some_and(|i| i.name == topic))
         .flat_map(|t| t.partitions.iter().map(|p| (p.partition, (p.leader_id, p.leader_epoch))))
         .collect()
-}
-
-fn shale(broker: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
-        .args(args)
-        .env("SHALE_BROKER", broker)
-        .env("SHALE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut input = child.stdin.take().unwrap();
-        if let Some(data) = stdin {
-            input.write_all(data).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "shale {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,8 +64,8 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
 
     // Produce through broker 1, consume through broker 2, with the CLI.
     let input: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
-    shale(&c.broker(0).addr, &["produce", "--topic", "orders"], Some(input.as_bytes()));
-    let out = shale(
+    shale_cli_with(&c.broker(0).addr, &["produce", "--topic", "orders"], Some(input.as_bytes()));
+    let out = shale_cli_with(
         &c.broker(1).addr,
         &["consume", "--topic", "orders", "--from-beginning", "--max-records", "20000"],
         None,
@@ -116,8 +74,11 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
     values.sort();
     assert_eq!(values, (1..=20_000).collect::<Vec<_>>());
     // Topic describe through any broker shows every partition's offsets (asked of leaders).
-    let described =
-        shale(&c.broker(2).addr, &["topic", "describe", "orders", "--format", "json"], None);
+    let described = shale_cli_with(
+        &c.broker(2).addr,
+        &["topic", "describe", "orders", "--format", "json"],
+        None,
+    );
     let v: serde_json::Value = serde_json::from_str(&described).unwrap();
     let ends: Vec<i64> = v["partitions"]
         .as_array()
@@ -127,7 +88,8 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
         .collect();
     assert!(ends.iter().all(|e| *e >= 0), "{ends:?}");
     assert_eq!(ends.iter().sum::<i64>(), 20_000);
-    let described = shale(&c.broker(2).addr, &["cluster", "describe", "--format", "json"], None);
+    let described =
+        shale_cli_with(&c.broker(2).addr, &["cluster", "describe", "--format", "json"], None);
     let v: serde_json::Value = serde_json::from_str(&described).unwrap();
     assert_eq!(v["brokers"].as_array().unwrap().len(), 3);
     assert!(v["controller"].as_i64().unwrap() >= 1);
@@ -430,7 +392,8 @@ async fn partitions_are_added_to_a_topic_and_used() {
     wait_for_brokers(&client, &[1, 2, 3]).await;
     client.admin().create_topic("grow", 2, 2, BTreeMap::new()).await.unwrap();
 
-    let out = shale(&c.broker(1).addr, &["topic", "alter", "grow", "--partitions", "5"], None);
+    let out =
+        shale_cli_with(&c.broker(1).addr, &["topic", "alter", "grow", "--partitions", "5"], None);
     assert!(out.contains("now has 5 partitions"), "{out}");
     assert!(out.contains("Keyed records now hash over 5"), "states the key consequence: {out}");
     let md = client.admin().metadata(&["grow".to_string()]).await.unwrap();

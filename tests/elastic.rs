@@ -18,13 +18,12 @@ mod common;
 mod load;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster::Cluster;
-use common::wait_until;
+use cluster::{Cluster, wait_for_brokers};
+use common::{shale_cli, wait_until};
 use load::{Load, start_load_on, wait_for_acks};
 use shale::client::{
     Client, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig, ProducerRecord,
@@ -45,39 +44,9 @@ fn config(dir: &std::path::Path, throttle: u64) -> String {
     path.to_string_lossy().to_string()
 }
 
-/// `shale ARGS` against `broker`; its stdout. Fails the test if the command fails.
-fn shale(broker: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_shale"))
-        .args(args)
-        .env("SHALE_BROKER", broker)
-        .env("SHALE_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "shale {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 async fn partition(client: &Client, topic: &str, p: u32) -> pb::PartitionMetadata {
     let md = client.admin().metadata(&[topic.to_string()]).await.unwrap();
     md.topics[0].partitions.iter().find(|m| m.partition == p).cloned().unwrap()
-}
-
-async fn wait_for_brokers(client: &Client, want: &[i32]) {
-    let want = want.to_vec();
-    wait_until(Duration::from_secs(30), &format!("brokers {want:?} registered"), || {
-        let client = client.clone();
-        let want = want.clone();
-        async move {
-            let Ok(md) = client.admin().metadata(&[]).await else { return false };
-            let ids: Vec<i32> = md.brokers.iter().map(|b| b.id).collect();
-            ids == want
-        }
-    })
-    .await;
 }
 
 /// Waits (bounded) until no reassignment is pending or in progress.
@@ -164,7 +133,7 @@ async fn a_move_completes_through_controller_and_target_loss_and_can_be_cancelle
     let kept = *before.replicas.iter().find(|r| **r != controller).unwrap();
     let gained = (1..=4).find(|b| !before.replicas.contains(b) && *b != controller).unwrap();
     let target = vec![kept, gained];
-    let out = shale(
+    let out = shale_cli(
         &c.addr(0),
         &["partition", "reassign", "m", "0", "--replicas", &format!("{},{}", target[0], target[1])],
     );
@@ -177,7 +146,7 @@ async fn a_move_completes_through_controller_and_target_loss_and_can_be_cancelle
         }
     })
     .await;
-    let status = shale(&c.addr(0), &["cluster", "rebalance", "--status"]);
+    let status = shale_cli(&c.addr(0), &["cluster", "rebalance", "--status"]);
     assert!(status.contains("m/0") && status.contains("copied"), "{status}");
     println!("killing controller {controller} mid-move:\n{status}");
     let killed = controller;
@@ -218,7 +187,7 @@ async fn a_move_completes_through_controller_and_target_loss_and_can_be_cancelle
     let before = partition(&client, "m", 0).await;
     let spare: Vec<i32> = (1..=4).filter(|b| !before.replicas.contains(b)).collect();
     let target = format!("{},{}", spare[0], spare[1]);
-    shale(&c.addr(0), &["partition", "reassign", "m", "0", "--replicas", &target]);
+    shale_cli(&c.addr(0), &["partition", "reassign", "m", "0", "--replicas", &target]);
     wait_until(Duration::from_secs(30), "the cancelled move to start copying", || {
         let client = client.clone();
         async move {
@@ -227,7 +196,7 @@ async fn a_move_completes_through_controller_and_target_loss_and_can_be_cancelle
         }
     })
     .await;
-    let out = shale(&c.addr(0), &["partition", "reassign", "m", "0", "--cancel"]);
+    let out = shale_cli(&c.addr(0), &["partition", "reassign", "m", "0", "--cancel"]);
     assert!(out.contains("going back"), "{out}");
     wait_for_moves_done(&client, "the cancelled move to be undone").await;
     wait_for_replicas(&client, "m", 0, &before.replicas).await;
@@ -277,13 +246,13 @@ async fn a_topic_changes_replication_factor() {
     let load = start_load_on(client.clone(), "r", 3, ProducerConfig::default());
     wait_for_acks(&load, 300).await;
 
-    let out = shale(&c.addr(0), &["topic", "alter", "r", "--replication-factor", "3"]);
+    let out = shale_cli(&c.addr(0), &["topic", "alter", "r", "--replication-factor", "3"]);
     assert!(out.contains("now has replication factor 3: 3 partition(s) reassigned"), "{out}");
     for p in 0..3 {
         wait_for_replicas(&client, "r", p, &[1, 2, 3]).await;
     }
     wait_for_acks(&load, 300).await;
-    let out = shale(&c.addr(1), &["topic", "alter", "r", "--replication-factor", "2"]);
+    let out = shale_cli(&c.addr(1), &["topic", "alter", "r", "--replication-factor", "2"]);
     assert!(out.contains("replication factor 2"), "{out}");
     wait_for_moves_done(&client, "the replication factor to go down to 2").await;
     let md = client.admin().metadata(&["r".to_string()]).await.unwrap();
@@ -306,7 +275,7 @@ async fn a_topic_grows_from_3_to_12_partitions_under_load() {
     let member = Member::start(client.clone(), "g");
     wait_for_acks(&load, 500).await;
 
-    let out = shale(&c.addr(0), &["topic", "alter", "g", "--partitions", "12"]);
+    let out = shale_cli(&c.addr(0), &["topic", "alter", "g", "--partitions", "12"]);
     assert!(out.contains("now has 12 partitions"), "{out}");
     let grown = std::time::Instant::now();
     // The producers spread onto the new partitions (the load names partitions itself; a
@@ -323,17 +292,7 @@ async fn a_topic_grows_from_3_to_12_partitions_under_load() {
     let acked_end: Vec<i64> = (0..12).map(|p| load.log.acked_end(p)).collect();
     assert!(acked_end.iter().all(|e| *e > 0), "every partition, old and new, took data");
     finish(&client, "g", load).await;
-    wait_until(Duration::from_secs(60), "the group member to read every ack", || {
-        let read = member.read.clone();
-        let acked_end = acked_end.clone();
-        async move {
-            let read = read.lock().unwrap();
-            (0..12u32).all(|p| (0..acked_end[p as usize]).all(|o| read.contains(&(p, o))))
-        }
-    })
-    .await;
-    member.stop.store(true, Ordering::Release);
-    member.task.await.unwrap();
+    member.finish_after_reading(&acked_end).await;
 }
 
 /// A group member reading the topic throughout, remembering every (partition, offset).
@@ -368,6 +327,23 @@ impl Member {
         });
         Member { stop, task, read }
     }
+
+    /// Waits (bounded) until the member has read every offset below `acked_end[p]` of each
+    /// partition `p`, then stops it.
+    async fn finish_after_reading(self, acked_end: &[i64]) {
+        wait_until(Duration::from_secs(60), "the group member to read every ack", || {
+            let read = self.read.clone();
+            let acked_end = acked_end.to_vec();
+            async move {
+                let read = read.lock().unwrap();
+                (0..acked_end.len() as u32)
+                    .all(|p| (0..acked_end[p as usize]).all(|o| read.contains(&(p, o))))
+            }
+        })
+        .await;
+        self.stop.store(true, Ordering::Release);
+        self.task.await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,9 +365,9 @@ async fn a_cluster_scales_out_rebalances_and_scales_in_under_load() {
     // Scale out: a fourth broker, then a rebalance onto it.
     c.restart(3);
     wait_for_brokers(&client, &[1, 2, 3, 4]).await;
-    let plan = shale(&c.addr(0), &["cluster", "rebalance", "--dry-run"]);
+    let plan = shale_cli(&c.addr(0), &["cluster", "rebalance", "--dry-run"]);
     assert!(plan.contains("move(s) planned"), "{plan}");
-    let out = shale(&c.addr(0), &["cluster", "rebalance", "--execute"]);
+    let out = shale_cli(&c.addr(0), &["cluster", "rebalance", "--execute"]);
     assert!(out.contains("requested"), "{out}");
     wait_for_moves_done(&client, "the rebalance onto broker 4").await;
     wait_for_acks(&load, 500).await;
@@ -399,7 +375,7 @@ async fn a_cluster_scales_out_rebalances_and_scales_in_under_load() {
     assert!(loads[&4].replicas >= 3, "broker 4 took its share: {loads:?}");
 
     // Scale in: decommission broker 1, wait until it is empty, stop it for good.
-    let out = shale(&c.addr(1), &["broker", "decommission", "1", "--wait"]);
+    let out = shale_cli(&c.addr(1), &["broker", "decommission", "1", "--wait"]);
     assert!(out.contains("can be stopped for good"), "{out}");
     let md = client.admin().metadata(&["e".to_string()]).await.unwrap();
     assert!(md.topics[0].partitions.iter().all(|p| !p.replicas.contains(&1)), "{md:?}");
@@ -409,22 +385,12 @@ async fn a_cluster_scales_out_rebalances_and_scales_in_under_load() {
 
     // Balance what is left, then check: nothing lost, duplicated or misplaced, and the
     // three remaining brokers within one of even.
-    shale(&c.addr(1), &["cluster", "rebalance", "--execute"]);
+    shale_cli(&c.addr(1), &["cluster", "rebalance", "--execute"]);
     wait_for_moves_done(&client, "the rebalance after the decommission").await;
     let acked_end: Vec<i64> = (0..PARTITIONS).map(|p| load.log.acked_end(p)).collect();
     let report = finish(&client, "e", load).await;
     assert!(report.acknowledged > 1500, "{report:?}");
-    wait_until(Duration::from_secs(60), "the group member to read every ack", || {
-        let read = member.read.clone();
-        let acked_end = acked_end.clone();
-        async move {
-            let read = read.lock().unwrap();
-            (0..PARTITIONS).all(|p| (0..acked_end[p as usize]).all(|o| read.contains(&(p, o))))
-        }
-    })
-    .await;
-    member.stop.store(true, Ordering::Release);
-    member.task.await.unwrap();
+    member.finish_after_reading(&acked_end).await;
 
     let cluster = client.admin().describe_cluster().await.unwrap();
     let counts: Vec<(u32, u32)> =

@@ -199,3 +199,19 @@ impl Cluster {
         }
     }
 }
+
+/// Waits (bounded) until the registered brokers are exactly `want` (sorted ids).
+pub(crate) async fn wait_for_brokers(client: &Client, want: &[i32]) {
+    let want = want.to_vec();
+    wait_until(Duration::from_secs(30), &format!("brokers {want:?} registered"), || {
+        let client = client.clone();
+        let want = want.clone();
+        async move {
+            let Ok(md) = client.admin().metadata(&[]).await else { return false };
+            let mut ids: Vec<i32> = md.brokers.iter().map(|b| b.id).collect();
+            ids.sort();
+            ids == want
+        }
+    })
+    .await;
+}

@@ -440,3 +440,36 @@ pub(crate) fn metric(body: &str, series: &str) -> Option<f64> {
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// `shale ARGS` against `broker` (`SHALE_BROKER`); its stdout. Fails the test if the
+/// command fails.
+pub(crate) fn shale_cli(broker: &str, args: &[&str]) -> String {
+    shale_cli_with(broker, args, None)
+}
+
+/// The same, with `stdin` fed to the command.
+pub(crate) fn shale_cli_with(broker: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
+        .args(args)
+        .env("SHALE_BROKER", broker)
+        .env("SHALE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(data) = stdin {
+            input.write_all(data).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "shale {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
