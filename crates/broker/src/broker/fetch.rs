@@ -108,7 +108,7 @@ async fn run(
         }
         // The end is the high watermark once it is known: a new leader's can lag until its
         // followers fetch, and records below its log end may be acknowledged already.
-        if opts.stop_at_end && partition.replication().high_watermark_known() {
+        if opts.stop_at_end && partition.high_watermark_known() {
             return;
         }
         let heartbeat = async {

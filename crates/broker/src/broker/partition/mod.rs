@@ -320,6 +320,15 @@ impl Partition {
         self.repl.high_watermark()
     }
 
+    /// Whether the high watermark is the committed end of the log, as readers need it: on
+    /// a leader, once its replication state has applied this leadership and the high
+    /// watermark reached the start of its epoch
+    /// ([`Replication::high_watermark_known_at`]).
+    pub fn high_watermark_known(&self) -> bool {
+        let (leader, epoch) = self.leadership();
+        self.repl.high_watermark_known_at(leader == self.broker_id, epoch)
+    }
+
     /// The high watermark once it is known, waiting up to `within` for a new leader's
     /// followers to tell it what is committed ([`Replication::high_watermark_known`]).
     pub async fn settled_high_watermark(&self, within: Duration) -> Result<i64, Error> {
@@ -327,7 +336,7 @@ impl Partition {
         let settled = async {
             loop {
                 let hw = *watermark.borrow_and_update();
-                if self.repl.high_watermark_known() {
+                if self.high_watermark_known() {
                     return hw;
                 }
                 if watermark.changed().await.is_err() {

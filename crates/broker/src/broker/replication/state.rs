@@ -150,6 +150,21 @@ impl Replication {
         !inner.leader || self.high_watermark() >= inner.epoch_start
     }
 
+    /// [`high_watermark_known`](Self::high_watermark_known) for a partition whose own
+    /// leadership says `leader` at `epoch`: a leadership this state has not applied yet (the
+    /// partition publishes its new leadership a moment before its replication state
+    /// follows) is not known either, so a reader never takes the high watermark of the
+    /// replica it was for its end.
+    pub fn high_watermark_known_at(&self, leader: bool, epoch: i32) -> bool {
+        let inner = self.lock();
+        match leader {
+            false => true,
+            true => {
+                inner.leader && inner.epoch == epoch && self.high_watermark() >= inner.epoch_start
+            }
+        }
+    }
+
     /// Watch the high watermark.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.hw_tx.subscribe()
@@ -315,6 +330,20 @@ mod tests {
         assert_eq!(r.high_watermark(), 10);
         members(&r, &[1, 2, 3], &[1, 2], 1);
         assert_eq!(r.high_watermark(), 10, "never backwards");
+    }
+
+    #[test]
+    fn a_leadership_not_applied_yet_has_no_known_high_watermark() {
+        // A follower at epoch 1 (leader 2) whose partition already says it leads at epoch
+        // 2: its high watermark (a follower's hint, 0) is not the new leader's.
+        let r = Replication::new(1, 0, shale_core::clock::system());
+        r.apply(&PartitionState::new(vec![1, 2], 2, 1, vec![1, 2]), 10);
+        assert!(r.high_watermark_known_at(false, 1), "a follower's high watermark is a hint");
+        assert!(!r.high_watermark_known_at(true, 2), "not applied yet: not known");
+        r.apply(&PartitionState::new(vec![1], 1, 2, vec![1]), 10);
+        r.set_own_end(10);
+        assert!(r.high_watermark_known_at(true, 2), "applied, and at the epoch start");
+        assert!(!r.high_watermark_known_at(true, 3), "a later epoch is not applied yet");
     }
 
     #[test]
