@@ -17,6 +17,46 @@ impl Admin {
         Admin { client }
     }
 
+    /// Calls one Admin RPC on the current bootstrap broker. One that cannot be reached (the
+    /// connection is refused or fails: the call never arrived) is left for the next
+    /// bootstrap broker; a read (`read_only`) also moves on after any retriable failure.
+    /// A change that reached a broker is never sent twice. Errors name the broker and
+    /// `topic`.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        topic: Option<&str>,
+        read_only: bool,
+        request: Req,
+        rpc: F,
+    ) -> Result<tonic::Response<Resp>, Error>
+    where
+        Req: Clone,
+        F: Fn(shale_proto::pb::admin_client::AdminClient<crate::Transport>, Req) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let attempts = 2 * self.client.inner.bootstrap.len();
+        let mut attempt = 0;
+        loop {
+            let broker = self.client.bootstrap().to_string();
+            let status = match rpc(self.client.admin_rpc()?, request.clone()).await {
+                Ok(resp) => return Ok(resp),
+                Err(status) => status,
+            };
+            // A broker's refusal carries its reason in the details; a status without them
+            // came from the transport, and "connect" says the request never left.
+            let unreached = status.code() == tonic::Code::Unavailable
+                && status.details().is_empty()
+                && status.message().contains("connect");
+            let e = locate(status_error(&status), &broker, topic, None);
+            attempt += 1;
+            if attempt >= attempts || !(unreached || (read_only && e.kind.is_retriable())) {
+                return Err(e);
+            }
+            self.client.next_bootstrap();
+            shale_core::clock::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+        }
+    }
+
     /// Turns a failed call to the current bootstrap broker about `topic` into an error
     /// naming both.
     fn failed(&self, topic: Option<&str>) -> impl Fn(tonic::Status) -> Error {
@@ -34,27 +74,31 @@ impl Admin {
         configs: BTreeMap<String, String>,
     ) -> Result<pb::TopicInfo, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .create_topic(pb::CreateTopicRequest {
-                name: name.to_string(),
-                partitions,
-                replication_factor,
-                configs: configs.into_iter().collect(),
-                validate_only: false,
-            })
-            .await
-            .map_err(self.failed(Some(name)))?;
+            .call(
+                Some(name),
+                false,
+                pb::CreateTopicRequest {
+                    name: name.to_string(),
+                    partitions,
+                    replication_factor,
+                    configs: configs.into_iter().collect(),
+                    validate_only: false,
+                },
+                |mut rpc, req| async move { rpc.create_topic(req).await },
+            )
+            .await?;
         resp.into_inner().topic.ok_or_else(|| Error::internal("create topic answered no topic"))
     }
 
     /// Deletes a topic.
     pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
-        self.client
-            .admin_rpc()?
-            .delete_topic(pb::DeleteTopicRequest { name: name.to_string() })
-            .await
-            .map_err(self.failed(Some(name)))?;
+        self.call(
+            Some(name),
+            false,
+            pb::DeleteTopicRequest { name: name.to_string() },
+            |mut rpc, req| async move { rpc.delete_topic(req).await },
+        )
+        .await?;
         self.client.invalidate(name);
         Ok(())
     }
@@ -62,11 +106,10 @@ impl Admin {
     /// Every topic.
     pub async fn list_topics(&self) -> Result<Vec<pb::TopicInfo>, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .list_topics(pb::ListTopicsRequest {})
-            .await
-            .map_err(self.failed(None))?;
+            .call(None, true, pb::ListTopicsRequest {}, |mut rpc, req| async move {
+                rpc.list_topics(req).await
+            })
+            .await?;
         Ok(resp.into_inner().topics)
     }
 
@@ -123,16 +166,18 @@ impl Admin {
         delete: Vec<String>,
     ) -> Result<Vec<pb::ConfigEntry>, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .alter_topic_config(pb::AlterTopicConfigRequest {
-                name: name.to_string(),
-                set: set.into_iter().collect(),
-                delete,
-                validate_only: false,
-            })
-            .await
-            .map_err(self.failed(Some(name)))?;
+            .call(
+                Some(name),
+                false,
+                pb::AlterTopicConfigRequest {
+                    name: name.to_string(),
+                    set: set.into_iter().collect(),
+                    delete,
+                    validate_only: false,
+                },
+                |mut rpc, req| async move { rpc.alter_topic_config(req).await },
+            )
+            .await?;
         Ok(resp.into_inner().configs)
     }
 
@@ -146,15 +191,17 @@ impl Admin {
         partitions: u32,
     ) -> Result<pb::TopicInfo, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .create_partitions(pb::CreatePartitionsRequest {
-                name: name.to_string(),
-                partitions,
-                validate_only: false,
-            })
-            .await
-            .map_err(self.failed(Some(name)))?;
+            .call(
+                Some(name),
+                false,
+                pb::CreatePartitionsRequest {
+                    name: name.to_string(),
+                    partitions,
+                    validate_only: false,
+                },
+                |mut rpc, req| async move { rpc.create_partitions(req).await },
+            )
+            .await?;
         self.client.invalidate(name);
         resp.into_inner()
             .topic
@@ -170,11 +217,13 @@ impl Admin {
         validate_only: bool,
     ) -> Result<(), Error> {
         let topic = reassignments.first().map(|r| r.topic.clone());
-        self.client
-            .admin_rpc()?
-            .reassign_partitions(pb::ReassignPartitionsRequest { reassignments, validate_only })
-            .await
-            .map_err(self.failed(topic.as_deref()))?;
+        self.call(
+            topic.as_deref(),
+            false,
+            pb::ReassignPartitionsRequest { reassignments, validate_only },
+            |mut rpc, req| async move { rpc.reassign_partitions(req).await },
+        )
+        .await?;
         Ok(())
     }
 
@@ -183,11 +232,10 @@ impl Admin {
     /// Brokers that do not answer are left out of the progress, not of the list.
     pub async fn list_reassignments(&self) -> Result<Vec<pb::ReassignmentStatus>, Error> {
         let first = self
-            .client
-            .admin_rpc()?
-            .list_reassignments(pb::ListReassignmentsRequest {})
-            .await
-            .map_err(self.failed(None))?
+            .call(None, true, pb::ListReassignmentsRequest {}, |mut rpc, req| async move {
+                rpc.list_reassignments(req).await
+            })
+            .await?
             .into_inner();
         let mut merged: std::collections::BTreeMap<(String, u32), pb::ReassignmentStatus> =
             first.reassignments.into_iter().map(|r| ((r.topic.clone(), r.partition), r)).collect();
@@ -216,15 +264,17 @@ impl Admin {
         replication_factor: u32,
     ) -> Result<pb::AlterReplicationFactorResponse, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .alter_replication_factor(pb::AlterReplicationFactorRequest {
-                name: name.to_string(),
-                replication_factor,
-                validate_only: false,
-            })
-            .await
-            .map_err(self.failed(Some(name)))?;
+            .call(
+                Some(name),
+                false,
+                pb::AlterReplicationFactorRequest {
+                    name: name.to_string(),
+                    replication_factor,
+                    validate_only: false,
+                },
+                |mut rpc, req| async move { rpc.alter_replication_factor(req).await },
+            )
+            .await?;
         self.client.invalidate(name);
         Ok(resp.into_inner())
     }
@@ -233,11 +283,13 @@ impl Admin {
     /// on it or headed for it.
     pub async fn decommission_broker(&self, id: i32, cancel: bool) -> Result<u32, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .decommission_broker(pb::DecommissionBrokerRequest { broker_id: id, cancel })
-            .await
-            .map_err(self.failed(None))?;
+            .call(
+                None,
+                false,
+                pb::DecommissionBrokerRequest { broker_id: id, cancel },
+                |mut rpc, req| async move { rpc.decommission_broker(req).await },
+            )
+            .await?;
         Ok(resp.into_inner().replicas_left)
     }
 
@@ -249,87 +301,91 @@ impl Admin {
         max_moves: u32,
     ) -> Result<pb::RebalanceResponse, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .rebalance(pb::RebalanceRequest { execute, max_moves })
-            .await
-            .map_err(self.failed(None))?;
+            .call(
+                None,
+                false,
+                pb::RebalanceRequest { execute, max_moves },
+                |mut rpc, req| async move { rpc.rebalance(req).await },
+            )
+            .await?;
         Ok(resp.into_inner())
     }
 
     /// Brokers and controller.
     pub async fn describe_cluster(&self) -> Result<pb::DescribeClusterResponse, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .describe_cluster(pb::DescribeClusterRequest {})
-            .await
-            .map_err(self.failed(None))?;
+            .call(None, true, pb::DescribeClusterRequest {}, |mut rpc, req| async move {
+                rpc.describe_cluster(req).await
+            })
+            .await?;
         Ok(resp.into_inner())
     }
 
     /// The principal the bootstrap broker sees for this client, and how it was established.
     pub async fn who_am_i(&self) -> Result<pb::WhoAmIResponse, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .who_am_i(pb::WhoAmIRequest {})
-            .await
-            .map_err(self.failed(None))?;
+            .call(None, true, pb::WhoAmIRequest {}, |mut rpc, req| async move {
+                rpc.who_am_i(req).await
+            })
+            .await?;
         Ok(resp.into_inner())
     }
 
     /// Stores access-control bindings, all or none (needs Alter on the cluster).
     pub async fn create_acls(&self, bindings: Vec<pb::AclBinding>) -> Result<(), Error> {
-        self.client
-            .admin_rpc()?
-            .create_acls(pb::CreateAclsRequest { bindings })
-            .await
-            .map_err(self.failed(None))?;
+        self.call(None, false, pb::CreateAclsRequest { bindings }, |mut rpc, req| async move {
+            rpc.create_acls(req).await
+        })
+        .await?;
         Ok(())
     }
 
     /// The bindings `filter` selects (needs Describe on the cluster).
     pub async fn describe_acls(&self, filter: pb::AclFilter) -> Result<Vec<pb::AclBinding>, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .describe_acls(pb::DescribeAclsRequest { filter: Some(filter) })
-            .await
-            .map_err(self.failed(None))?;
+            .call(
+                None,
+                true,
+                pb::DescribeAclsRequest { filter: Some(filter) },
+                |mut rpc, req| async move { rpc.describe_acls(req).await },
+            )
+            .await?;
         Ok(resp.into_inner().bindings)
     }
 
     /// Deletes the bindings `filter` selects and returns them (needs Alter on the cluster).
     pub async fn delete_acls(&self, filter: pb::AclFilter) -> Result<Vec<pb::AclBinding>, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .delete_acls(pb::DeleteAclsRequest { filter: Some(filter) })
-            .await
-            .map_err(self.failed(None))?;
+            .call(
+                None,
+                false,
+                pb::DeleteAclsRequest { filter: Some(filter) },
+                |mut rpc, req| async move { rpc.delete_acls(req).await },
+            )
+            .await?;
         Ok(resp.into_inner().deleted)
     }
 
     /// Replaces a principal's quotas (every limit unset removes them; needs AlterConfigs
     /// on the cluster).
     pub async fn alter_quota(&self, quota: pb::Quota) -> Result<(), Error> {
-        self.client
-            .admin_rpc()?
-            .alter_quota(pb::AlterQuotaRequest { quota: Some(quota) })
-            .await
-            .map_err(self.failed(None))?;
+        self.call(
+            None,
+            false,
+            pb::AlterQuotaRequest { quota: Some(quota) },
+            |mut rpc, req| async move { rpc.alter_quota(req).await },
+        )
+        .await?;
         Ok(())
     }
 
     /// Every principal's quotas (needs DescribeConfigs on the cluster).
     pub async fn describe_quotas(&self) -> Result<Vec<pb::Quota>, Error> {
         let resp = self
-            .client
-            .admin_rpc()?
-            .describe_quotas(pb::DescribeQuotasRequest {})
-            .await
-            .map_err(self.failed(None))?;
+            .call(None, true, pb::DescribeQuotasRequest {}, |mut rpc, req| async move {
+                rpc.describe_quotas(req).await
+            })
+            .await?;
         Ok(resp.into_inner().quotas)
     }
 

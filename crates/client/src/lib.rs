@@ -384,12 +384,17 @@ impl Client {
         let located = |e| locate(e, &self.metadata_source(), Some(topic), None);
         match cached {
             Some((n, true)) => return Ok(n),
-            Some((n, false)) => {
-                if let Err(e) = self.refresh_metadata(&[topic.to_string()]).await {
+            Some((n, false)) => match self.refresh_metadata(&[topic.to_string()]).await {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    self.forget(topic);
+                    return Err(located(e));
+                }
+                Err(e) => {
                     tracing::debug!(topic, error = %e, "metadata refresh failed; keeping the count");
                     return Ok(n);
                 }
-            }
+            },
             None => self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?,
         }
         self.cached(|md| md.topics.get(topic).map(|l| l.len() as u32)).ok_or_else(|| {
@@ -496,8 +501,18 @@ impl Client {
         }
     }
 
-    /// Forgets a topic's leaders so the next lookup asks the cluster again.
+    /// Marks a topic's leaders and partition count stale so the next lookup asks the
+    /// cluster again. What was known stays for lookups already under way (another task of
+    /// this client may be between its refresh and its read), and as the partition count to
+    /// fall back on while no broker answers.
     pub fn invalidate(&self, topic: &str) {
+        if let Ok(mut md) = self.inner.metadata.write() {
+            md.read_at.remove(topic);
+        }
+    }
+
+    /// Forgets a topic the cluster says does not exist.
+    fn forget(&self, topic: &str) {
         if let Ok(mut md) = self.inner.metadata.write() {
             md.topics.remove(topic);
             md.read_at.remove(topic);
@@ -506,6 +521,7 @@ impl Client {
 
     fn leader_cached(&self, topic: &str, partition: u32) -> Option<String> {
         self.cached(|md| {
+            md.read_at.get(topic)?;
             let leader = *md.topics.get(topic)?.get(partition as usize)?;
             md.brokers.get(&leader).cloned()
         })

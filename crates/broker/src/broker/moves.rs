@@ -134,32 +134,25 @@ impl Broker {
         }
     }
 
-    /// Partitions with a reassignment pending or in progress, from the cached view, with
-    /// the progress this broker sees as their leader or as the host of a joining replica.
-    pub fn reassignments(&self) -> Vec<MoveStatus> {
-        let Ok(cache) = self.view.cache.read() else { return vec![] };
-        let mut out: Vec<MoveStatus> = cache
-            .states
-            .iter()
+    /// Partitions with a reassignment pending or in progress, as the store has them (so a
+    /// move requested through any broker is listed at once), with the progress this broker
+    /// sees as their leader or as the host of a joining replica.
+    pub async fn reassignments(&self) -> Result<Vec<MoveStatus>, Error> {
+        let (view, _) = read_view(self.view.topics.store(), self.view.topics.keys()).await?;
+        Ok(view
+            .partitions
+            .into_iter()
             .filter(|(_, (s, _))| s.is_moving() || !s.target.is_empty())
             .map(|((topic, partition), (state, _))| {
-                let hosted = self.hosted_partition(topic, *partition);
+                let hosted = self.hosted_partition(&topic, partition);
                 let leader_log_end =
                     hosted.as_ref().filter(|p| p.is_leader()).map(|p| p.log().log_end_offset());
                 let joining = hosted.filter(|_| state.adding.contains(&self.id)).map(|p| {
                     (p.log().log_start_offset(), p.log().log_end_offset(), p.copied_bytes())
                 });
-                MoveStatus {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    state: state.clone(),
-                    leader_log_end,
-                    joining,
-                }
+                MoveStatus { topic, partition, state, leader_log_end, joining }
             })
-            .collect();
-        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        out
+            .collect())
     }
 
     /// Changes a topic's replication factor: the record first, then a reassignment of

@@ -217,6 +217,8 @@ impl pb::admin_server::Admin for AdminService {
             reassignments: self
                 .broker
                 .reassignments()
+                .await
+                .map_err(into_status)?
                 .into_iter()
                 .map(|m| pb::ReassignmentStatus {
                     topic: m.topic,
