@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::{convert, pb};
 
 use super::{Pending, ProducerConfig, Sealed, Tp};
@@ -38,6 +38,15 @@ async fn open_stream(client: &Client, tp: &Tp) -> Result<Conn, Error> {
 
 /// Moves batches back to the front of the queue (in order) for another attempt, failing
 /// those out of retries.
+/// Whether a failed batch is sent again (after its leader is looked up again): any
+/// retriable failure, and, as Kafka's producer does, UNKNOWN_TOPIC from a broker whose
+/// metadata is behind (restarted a moment ago, or not yet past the topic's creation). A
+/// topic that is really gone fails its batches at the delivery timeout; a send to a topic
+/// that never existed fails at once, before any batch (`Producer::send`).
+fn worth_retrying(error: &Error) -> bool {
+    error.kind.is_retriable() || error.reason == Reason::UnknownTopic
+}
+
 fn requeue(
     batches: impl DoubleEndedIterator<Item = Sealed>,
     queue: &mut VecDeque<Sealed>,
@@ -46,7 +55,7 @@ fn requeue(
     pending: &Pending,
 ) {
     for mut b in batches.rev() {
-        if error.kind.is_retriable()
+        if worth_retrying(error)
             && b.attempts < config.retries
             && b.created.elapsed() < config.delivery_timeout
         {
@@ -168,14 +177,14 @@ pub(super) async fn sender_loop(
                     // The leader may have moved (NOT_LEADER) or stopped serving (its lease,
                     // the connection): look it up again before the resend.
                     // Over a quota, the leader is where it was.
-                    if e.kind.is_retriable() && e.kind != ErrorKind::ResourceExhausted {
+                    if worth_retrying(&e) && e.kind != ErrorKind::ResourceExhausted {
                         client.invalidate(&tp.0);
                     }
                     // Everything in flight is resent in order on a fresh stream (or failed).
                     let batches: Vec<Sealed> = in_flight.drain(..).map(|(_, b)| b).collect();
                     requeue(batches.into_iter(), &mut queue, &e, &config, &pending);
                     conn = None;
-                    if e.kind.is_retriable() {
+                    if worth_retrying(&e) {
                         // Over a quota, the broker says when to come back (RetryInfo).
                         let wait = e.retry_after().unwrap_or_default().max(config.retry_backoff);
                         shale_core::clock::sleep(wait).await;
