@@ -316,9 +316,13 @@ impl Consumer {
 }
 
 /// Whether a read that failed with `e` is tried again (after a pause, within the leader
-/// wait): retriable errors, and transport failures that surface as gRPC errors.
+/// wait): retriable errors, transport failures that surface as gRPC errors, and
+/// UNKNOWN_TOPIC from a broker whose metadata is behind (Kafka's consumer retries it too; a
+/// topic really gone fails once the leader wait is over).
 fn retriable(e: &Error) -> bool {
-    e.kind.is_retriable() || e.kind == ErrorKind::Internal && e.reason == Reason::GrpcError
+    e.kind.is_retriable()
+        || e.kind == ErrorKind::Internal && e.reason == Reason::GrpcError
+        || e.reason == Reason::UnknownTopic
 }
 
 /// A fetch task's way to report.
