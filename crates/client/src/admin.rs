@@ -116,7 +116,13 @@ impl Admin {
     /// A topic with partitions and configs in force. Each broker knows the offsets of the
     /// partitions it hosts, so offsets of partitions led elsewhere are asked of their leaders.
     pub async fn describe_topic(&self, name: &str) -> Result<pb::DescribeTopicResponse, Error> {
-        let mut resp = self.describe_on(None, name).await?;
+        let request = pb::DescribeTopicRequest { name: name.to_string() };
+        let mut resp =
+            self.call(Some(name), true, request, |mut rpc, req| async move {
+                rpc.describe_topic(req).await
+            })
+            .await?
+            .into_inner();
         let mut asked = std::collections::HashSet::new();
         loop {
             let Some(leader) = resp
@@ -131,7 +137,7 @@ impl Admin {
             asked.insert(leader);
             let Some(addr) = self.client.broker_address(leader).await else { continue };
             // Best effort: a leader that cannot answer leaves its partitions at -1.
-            let Ok(theirs) = self.describe_on(Some(&addr), name).await else { continue };
+            let Ok(theirs) = self.describe_on(&addr, name).await else { continue };
             for p in resp.partitions.iter_mut().filter(|p| p.log_end_offset < 0) {
                 let mine = p.metadata.as_ref().map(|m| m.partition);
                 if let Some(t) = theirs.partitions.iter().find(|t| {
@@ -145,16 +151,15 @@ impl Admin {
 
     async fn describe_on(
         &self,
-        addr: Option<&str>,
+        addr: &str,
         name: &str,
     ) -> Result<pb::DescribeTopicResponse, Error> {
-        let addr = addr.unwrap_or(self.client.bootstrap()).to_string();
         let resp = self
             .client
-            .admin_rpc_at(&addr)?
+            .admin_rpc_at(addr)?
             .describe_topic(pb::DescribeTopicRequest { name: name.to_string() })
             .await
-            .map_err(|s| locate(status_error(&s), &addr, Some(name), None))?;
+            .map_err(|s| locate(status_error(&s), addr, Some(name), None))?;
         Ok(resp.into_inner())
     }
 
