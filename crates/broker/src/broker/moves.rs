@@ -103,6 +103,11 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        self.write_requests(requests).await
+    }
+
+    /// Writes checked requests, each a compare-and-swap on its partition's state.
+    async fn write_requests(&self, requests: &[Reassignment]) -> Result<(), Error> {
         for r in requests {
             let written = self
                 .view
@@ -205,14 +210,7 @@ impl Broker {
                     replicas: Some(m.to.clone()),
                 })
                 .collect();
-            for r in &requests {
-                self.view
-                    .topics
-                    .modify_partition(&r.topic, r.partition, |s| {
-                        Ok(Some(requested(s, r.replicas.as_deref())))
-                    })
-                    .await?;
-            }
+            self.write_requests(&requests).await?;
             return Ok((entry, moves));
         }
     }
@@ -296,9 +294,8 @@ impl Broker {
                 load.leaders += u32::from(i == 0);
                 load.bytes += bytes;
             }
-            for r in state.replicas.iter().chain(set.iter().filter(|r| !state.replicas.contains(r)))
-            {
-                loads.entry(*r).or_default().hosted += 1;
+            for r in hosting(state) {
+                loads.entry(r).or_default().hosted += 1;
             }
         }
         Ok(ClusterLoad { decommissioned: view.decommissioned, loads })
@@ -378,12 +375,17 @@ fn eligible_count(view: &View) -> usize {
     view.brokers.values().filter(|b| !b.draining && !view.decommissioned.contains(&b.id)).count()
 }
 
-/// Replicas on broker `id` (those leaving it count until they have left) or headed for it.
+/// Brokers holding a replica of the partition now (those leaving count until they have
+/// left) or headed for one (a pending target).
+fn hosting(state: &PartitionState) -> Vec<i32> {
+    let mut out = state.replicas.clone();
+    out.extend(future(state).into_iter().filter(|r| !state.replicas.contains(r)));
+    out
+}
+
+/// Replicas on broker `id` or headed for it.
 fn hosted_on(view: &View, id: i32) -> u32 {
-    view.partitions
-        .values()
-        .filter(|(s, _)| s.replicas.contains(&id) || future(s).contains(&id))
-        .count() as u32
+    view.partitions.values().filter(|(s, _)| hosting(s).contains(&id)).count() as u32
 }
 
 #[cfg(test)]
