@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - `throughput`: `produce` and `consume`, records/s, MiB/s and produce latency.
+//! - `latency`, `open_loop`: produce latency at fixed offered rates, open loop.
 //! - `fetch_latency`: the time to a first record at random cold or local offsets.
 //! - `groups`: many group members committing on a timer.
 //! - `etcd`: the etcd figures `groups` reports, over etcd's HTTP API.
@@ -16,6 +17,8 @@
 mod etcd;
 mod fetch_latency;
 mod groups;
+mod latency;
+mod open_loop;
 mod report;
 mod throughput;
 
@@ -39,6 +42,9 @@ struct Cli {
 enum Command {
     /// Produce records as fast as possible (or at --rate) and report throughput and latency.
     Produce(throughput::ProduceBench),
+    /// Produce at fixed offered rates, open loop, and report latency from each record's
+    /// due time (coordinated omission corrected).
+    Latency(latency::LatencyBench),
     /// Read a topic from the beginning and report throughput and first-record latency.
     Consume(throughput::ConsumeBench),
     /// Fetch at random offsets of a topic's remote (cold) or local range and report the
@@ -52,6 +58,7 @@ enum Command {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Produce(b) => throughput::produce(b).await,
+        Command::Latency(b) => latency::run(b).await,
         Command::Consume(b) => throughput::consume(b).await,
         Command::FetchLatency(b) => fetch_latency::run(b).await,
         Command::Groups(b) => groups::run(b).await,

@@ -54,6 +54,12 @@ impl AdminServer {
             requests.produce_latency.clone(),
         );
         registry.register(
+            "produce_stage_seconds",
+            "Produce requests' time inside the broker by stage: append_queue, append, \
+             append_resume, fsync (group commit), replicate (acks=all), answer",
+            requests.produce_stages.family(),
+        );
+        registry.register(
             "grpc_request_duration_seconds",
             "gRPC calls by method, until the response (or the stream) starts",
             requests.grpc_latency.clone(),

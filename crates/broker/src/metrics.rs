@@ -33,6 +33,61 @@ pub struct TopicCounters {
 /// One label set: `method` for gRPC latency.
 pub type MethodLabels = Vec<(String, String)>;
 
+/// The stages of a produce request inside the broker, each timed on its own, so that a
+/// tail can be traced to where it was spent (`produce_stage_seconds{stage=...}`).
+#[derive(Debug, Clone)]
+pub struct ProduceStages {
+    family: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    /// From handing the append to a blocking thread until it starts there.
+    pub append_queue: Histogram,
+    /// The append itself: validation, the append lock, the write.
+    pub append: Histogram,
+    /// From the append's end on its blocking thread until the request's task resumes.
+    pub append_resume: Histogram,
+    /// Waiting for the group commit fsync that covers the request (flush.policy=always).
+    pub fsync: Histogram,
+    /// Waiting for the in-sync replicas to reach the request's end (acks=all).
+    pub replicate: Histogram,
+    /// From the request being acknowledged until its answer is handed to the stream.
+    pub answer: Histogram,
+}
+
+impl Default for ProduceStages {
+    fn default() -> Self {
+        let family: Family<MethodLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(fine_histogram);
+        let stage = |name: &str| {
+            family.get_or_create(&vec![("stage".to_string(), name.to_string())]).clone()
+        };
+        ProduceStages {
+            append_queue: stage("append_queue"),
+            append: stage("append"),
+            append_resume: stage("append_resume"),
+            fsync: stage("fsync"),
+            replicate: stage("replicate"),
+            answer: stage("answer"),
+            family,
+        }
+    }
+}
+
+impl ProduceStages {
+    /// The histograms by `stage` label, for the registry.
+    pub fn family(&self) -> Family<MethodLabels, Histogram, fn() -> Histogram> {
+        self.family.clone()
+    }
+}
+
+/// Records the time since `since` in `h`, in seconds.
+pub fn observe_since(h: &Histogram, since: shale_core::clock::Instant) {
+    h.observe(since.elapsed().as_secs_f64());
+}
+
+/// 10 µs .. ~5 s: the produce stages are sub-millisecond when things go well.
+fn fine_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.00001, 2.0, 20))
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs .. ~13 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
@@ -44,6 +99,8 @@ pub struct RequestMetrics {
     topics: RwLock<HashMap<String, Arc<TopicCounters>>>,
     /// Produce latency, append to acknowledgement (acks as asked), in seconds.
     pub produce_latency: Histogram,
+    /// Produce latency by stage inside the broker.
+    pub produce_stages: Arc<ProduceStages>,
     /// gRPC request latency by method, until the response (or stream) starts, in seconds.
     pub grpc_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
     /// Time requests were held to keep principals within quota, by quota, in seconds.
@@ -57,6 +114,7 @@ impl Default for RequestMetrics {
         RequestMetrics {
             topics: RwLock::new(HashMap::new()),
             produce_latency: latency_histogram(),
+            produce_stages: Arc::default(),
             grpc_latency: Family::new_with_constructor(latency_histogram),
             quota_delay: Family::default(),
             quota_refused: Family::default(),

@@ -106,6 +106,7 @@ impl Broker {
                 state: a.state,
                 config: a.config,
                 remote: self.tier.remote.clone(),
+                stages: self.request_metrics().produce_stages.clone(),
             })
             .collect();
         self.open_all(to_open).await?;

@@ -17,6 +17,7 @@ use crate::auth::layer::identity;
 use crate::broker::fetch::{self, FetchOptions};
 use crate::broker::{Broker, Payload, Produced};
 use crate::quota::Kind;
+use crate::metrics::observe_since;
 use shale_core::error::{Error, Reason};
 use shale_proto::convert;
 use shale_proto::pb;
@@ -230,6 +231,7 @@ impl pb::log_server::Log for LogService {
         let mut inbound = request.into_inner();
         let service = self.clone();
         let mut closed = self.broker.closed_signal();
+        let stages = self.broker.request_metrics().produce_stages.clone();
         let (tx, rx) = mpsc::channel::<Result<pb::ProduceResponse, Status>>(64);
         self.broker.spawn(async move {
             // Appends happen here one at a time, in request order; the acks (fsync, replicas)
@@ -249,10 +251,11 @@ impl pb::log_server::Log for LogService {
                                     Err(e) => Err(e),
                                 };
                                 pending.push_back(async move {
-                                    match appended {
-                                        Ok(ack) => (id, ack.await),
-                                        Err(e) => (id, Err(e)),
-                                    }
+                                    let result = match appended {
+                                        Ok(ack) => ack.await,
+                                        Err(e) => Err(e),
+                                    };
+                                    (id, result, shale_core::clock::monotonic_now())
                                 });
                             }
                             Some(Err(status)) => {
@@ -262,7 +265,7 @@ impl pb::log_server::Log for LogService {
                             None => inbound_done = true,
                         }
                     }
-                    Some((id, result)) = pending.next(), if !pending.is_empty() => {
+                    Some((id, result, acked)) = pending.next(), if !pending.is_empty() => {
                         let msg = match result {
                             Ok(p) => pb::ProduceResponse {
                                 correlation_id: id,
@@ -284,6 +287,7 @@ impl pb::log_server::Log for LogService {
                         if tx.send(Ok(msg)).await.is_err() {
                             return;
                         }
+                        observe_since(&stages.answer, acked);
                     }
                     _ = async { drop(closed.wait_for(|c| *c).await) }, if !inbound_done => {
                         // The broker is stopping: take no more requests, answer those

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::idempotence::ProducerStates;
 use super::remote::RemoteLog;
 use super::replication::Replication;
+use crate::metrics::ProduceStages;
 use shale_core::error::{Error, ErrorKind};
 use shale_core::record::{Limits, decode_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
@@ -94,6 +95,8 @@ pub struct PartitionSpec {
     pub config: Arc<TopicConfig>,
     /// Reads of the remote log, when the broker has an object store.
     pub remote: Option<RemoteReader>,
+    /// Where produce requests' stage timings go.
+    pub stages: Arc<ProduceStages>,
 }
 
 /// One partition replica hosted by this broker.
@@ -126,6 +129,8 @@ pub struct Partition {
     joining: std::sync::atomic::AtomicBool,
     /// Batch bytes this replica copied from its leader while joining.
     copied: AtomicU64,
+    /// Produce stage timings (the broker's, shared by its partitions).
+    stages: Arc<ProduceStages>,
 }
 
 impl Partition {
@@ -168,6 +173,7 @@ impl Partition {
             hw_task: std::sync::Mutex::new(None),
             joining: std::sync::atomic::AtomicBool::new(false),
             copied: AtomicU64::new(0),
+            stages: spec.stages,
         };
         p.set_state(&spec.state);
         p.rebuild_producer_state();

@@ -10,6 +10,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Partition, visible_end};
 use crate::broker::idempotence::Verdict;
+use crate::metrics::observe_since;
+use shale_core::clock::monotonic_now;
 use shale_core::acks::Acks;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::{Limits, validate_batches};
@@ -59,10 +61,18 @@ impl Partition {
         // One blocking step, run to the end even if this caller is dropped (a client that
         // disconnects): what reaches the log always reaches the producer state too.
         let p = self.clone();
-        let produced = tokio::task::spawn_blocking(move || p.append_step(batches, &limits))
-            .await
-            .map_err(|e| Error::internal(format!("append task failed: {e}")))??;
-        Ok(self.pending_ack(produced, acks, &config, min_isr))
+        let queued = monotonic_now();
+        let (produced, appended) = tokio::task::spawn_blocking(move || {
+            observe_since(&p.stages.append_queue, queued);
+            let started = monotonic_now();
+            let produced = p.append_step(batches, &limits);
+            observe_since(&p.stages.append, started);
+            (produced, monotonic_now())
+        })
+        .await
+        .map_err(|e| Error::internal(format!("append task failed: {e}")))?;
+        observe_since(&self.stages.append_resume, appended);
+        Ok(self.pending_ack(produced?, acks, &config, min_isr))
     }
 
     /// Validates, checks leadership and producer state, appends and records, under the
@@ -180,6 +190,7 @@ impl Partition {
     ) -> PendingAck {
         let always = config.flush_policy == FlushPolicyKind::Always;
         let log = self.log.clone();
+        let stages = self.stages.clone();
         let upto = produced.last_offset + 1;
         match acks {
             Acks::All => {
@@ -204,9 +215,12 @@ impl Partition {
                 );
                 Box::pin(async move {
                     if always {
+                        let started = monotonic_now();
                         log.flush_until(upto).await?;
+                        observe_since(&stages.fsync, started);
                     }
                     // Our own part of the HW moves at once rather than via the log watch.
+                    let started = monotonic_now();
                     repl.set_own_end(visible_end(policy, &log.offsets()));
                     let mut hw = repl.subscribe();
                     match tokio::time::timeout(REPLICATION_TIMEOUT, hw.wait_for(|hw| *hw >= upto))
@@ -216,6 +230,7 @@ impl Partition {
                         Ok(Err(_)) => return Err(Error::unavailable("partition closed; retry")),
                         Err(_) => return Err(timed_out),
                     }
+                    observe_since(&stages.replicate, started);
                     if repl.isr().len() < min_isr {
                         return Err(after);
                     }
@@ -223,7 +238,9 @@ impl Partition {
                 })
             }
             Acks::Leader if always => Box::pin(async move {
+                let started = monotonic_now();
                 log.flush_until(upto).await?;
+                observe_since(&stages.fsync, started);
                 Ok(produced)
             }),
             Acks::None if always => {

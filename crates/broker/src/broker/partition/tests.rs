@@ -41,6 +41,7 @@ fn spec(broker_id: i32, state: PartitionState, config: TopicConfig) -> Partition
         state,
         config: Arc::new(config),
         remote: None,
+        stages: Arc::default(),
     }
 }
 

@@ -1,0 +1,153 @@
+//! `shale-bench latency`: produce latency at fixed offered rates, open loop (see
+//! `open_loop`): each record is due at `start + i / rate` and its latency runs from then to
+//! its acknowledgement, so a stall is charged to every record it delayed.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use rand::RngCore;
+use shale_client::cli::{BrokerArg, Format, key_value, parse_acks};
+use shale_client::{Producer, ProducerConfig, ProducerRecord};
+use shale_core::acks::Acks;
+
+use crate::open_loop::{self, Acked};
+
+/// `shale-bench latency`.
+#[derive(Debug, Args)]
+pub(crate) struct LatencyBench {
+    /// Topic (created with --partitions if missing).
+    #[arg(long, default_value = "latency")]
+    pub topic: String,
+    /// Partitions when the topic is created; records go round-robin over them.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
+    /// Replication factor when the topic is created (0: the broker's default).
+    #[arg(long, default_value_t = 0)]
+    pub replication_factor: u32,
+    /// Topic config when the topic is created, KEY=VALUE (repeatable).
+    #[arg(long = "config", value_parser = key_value)]
+    pub configs: Vec<(String, String)>,
+    /// Offered rates in records/s, one round each: 50000,100000 or 50k,100k.
+    #[arg(long, default_value = "50k,100k", value_parser = open_loop::parse_rates)]
+    pub rates: std::vec::Vec<u64>,
+    /// Rounds at each rate.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+    /// Seconds sent before each round's measured window (not recorded).
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Seconds measured per round.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+    /// 0, 1 or all.
+    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    pub acks: Acks,
+    /// Producer batch bytes (default: the client's default).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Producer linger in milliseconds (default: the client's default).
+    #[arg(long)]
+    pub linger_ms: Option<u64>,
+    /// Batches awaiting acks per partition (default: the client's default).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Label of this run in the report.
+    #[arg(long, default_value = "shale")]
+    pub label: String,
+    /// Output format: a line per round, or a JSON object per round.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+/// Runs `latency`.
+pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
+    let client = b.broker.client()?;
+    if client.partition_count(&b.topic).await.is_err() {
+        client
+            .admin()
+            .create_topic(
+                &b.topic,
+                b.partitions,
+                b.replication_factor,
+                b.configs.iter().cloned().collect(),
+            )
+            .await?;
+    }
+    let defaults = ProducerConfig::default();
+    let config = ProducerConfig {
+        acks: b.acks,
+        batch_size: b.batch_size.unwrap_or(defaults.batch_size),
+        linger: b.linger_ms.map_or(defaults.linger, Duration::from_millis),
+        max_in_flight: b.max_in_flight.unwrap_or(defaults.max_in_flight),
+        ..defaults
+    };
+    let producer = Producer::new(client, config);
+    let mut value = vec![0u8; b.record_size];
+    rand::rng().fill_bytes(&mut value);
+    let value = Bytes::from(value);
+    let handle = tokio::runtime::Handle::current();
+    let mut failed = None;
+    for round in 1..=b.rounds {
+        for &rate in &b.rates {
+            let (sender, value, topic) = (producer.clone(), value.clone(), b.topic.clone());
+            let (handle, partitions) = (handle.clone(), b.partitions.max(1));
+            let (warmup, measure) =
+                (Duration::from_secs_f64(b.warmup), Duration::from_secs_f64(b.seconds));
+            let result = tokio::task::spawn_blocking(move || {
+                let mut next = 0u32;
+                open_loop::offer(&handle, rate, warmup, measure, || {
+                    let record = ProducerRecord::new(topic.clone(), value.clone()).partition(next);
+                    next = (next + 1) % partitions;
+                    let producer = sender.clone();
+                    Box::pin(async move {
+                        let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
+                        Ok(Box::pin(
+                            async move { delivery.await.map(|_| ()).map_err(|e| e.to_string()) },
+                        ) as Acked)
+                    })
+                })
+            })
+            .await?;
+            producer.flush().await?;
+            let mib = rate as f64 * b.record_size as f64 / f64::from(1 << 20);
+            match b.format {
+                Format::Text => println!("{}", result.line(&format!("{} round {round}", b.label))),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({
+                        "label": b.label,
+                        "round": round,
+                        "rate": rate,
+                        "offered_mib_per_sec": mib,
+                        "partitions": b.partitions,
+                        "offered": result.offered,
+                        "acked": result.acked,
+                        "acked_per_sec": result.acked_per_sec(),
+                        "errors": result.errors,
+                        "p50_ms": result.quantile_ms(0.5),
+                        "p99_ms": result.quantile_ms(0.99),
+                        "p999_ms": result.quantile_ms(0.999),
+                        "max_ms": result.hist.max() as f64 / 1000.0,
+                        "pacer_lag_max_ms": result.max_lag.as_secs_f64() * 1000.0,
+                    })
+                ),
+            }
+            if let Some(e) = result.first_error {
+                failed.get_or_insert(format!(
+                    "{} records failed at {rate}/s; first: {e}",
+                    result.errors
+                ));
+            }
+        }
+    }
+    match failed {
+        Some(e) => anyhow::bail!(e),
+        None => Ok(()),
+    }
+}

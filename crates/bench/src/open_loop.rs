@@ -1,0 +1,191 @@
+//! Open-loop load: sends offered on a fixed schedule, whatever the system under test does,
+//! and latency measured from when each send was *due*, not from when it went out, so that
+//! a stall counts against every send it held back (coordinated omission corrected, as
+//! wrk2 and HdrHistogram's own tools do it).
+//!
+//! Shared, by path, with the NATS JetStream peer tool in `tools/nats-bench`, so that both
+//! sides of a comparison are paced and measured by the same code. It depends only on std,
+//! tokio, futures and hdrhistogram for that reason.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+/// Resolves when a send is acknowledged (or failed, with the error as text).
+pub(crate) type Acked = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// One round at one offered rate.
+#[derive(Debug)]
+pub(crate) struct Round {
+    /// Offered sends per second.
+    pub(crate) rate: u64,
+    /// Sends in the measured window.
+    pub(crate) offered: u64,
+    /// Of those, acknowledged.
+    pub(crate) acked: u64,
+    /// Of those, failed.
+    pub(crate) errors: u64,
+    /// The first failure, if any.
+    pub(crate) first_error: Option<String>,
+    /// Microseconds from due to acknowledged, for the measured window.
+    pub(crate) hist: Histogram<u64>,
+    /// How far behind its schedule the pacer fell at most (a pacer that cannot keep up
+    /// makes the offered rate a lie; the report says so).
+    pub(crate) max_lag: Duration,
+    /// Wall time of the measured window, from its first due send to its last ack.
+    pub(crate) seconds: f64,
+}
+
+impl Round {
+    /// p50/p99/p999/max in milliseconds.
+    pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Acknowledged sends per second over the measured window.
+    pub(crate) fn acked_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 { self.acked as f64 / self.seconds } else { 0.0 }
+    }
+
+    /// One line: rate, count, percentiles, errors.
+    pub(crate) fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<28} {:>8}/s offered {:>8} acked ({:.0}/s)  p50 {:>7.3}  p99 {:>7.3}  p999 {:>7.3}  \
+             max {:>8.3} ms  errors {}  pacer lag max {:.2} ms",
+            self.rate,
+            self.acked,
+            self.acked_per_sec(),
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.99),
+            self.quantile_ms(0.999),
+            self.hist.max() as f64 / 1000.0,
+            self.errors,
+            self.max_lag.as_secs_f64() * 1000.0,
+        )
+    }
+}
+
+/// Offers `rate` sends per second for `warmup` then `measure`, calling `send` for each on
+/// this (non-runtime) thread at its due time and timing its [`Acked`] from that due time.
+/// Only sends due in the measured window are recorded. `send` may wait (a full queue): that
+/// wait counts, and later sends go out late but are still timed from their due times.
+///
+/// Paced by a dedicated thread's sleeps (Linux's timer slack, ~50 µs) rather than tokio's
+/// 1 ms timer wheel, so that pacing adds tens of microseconds, not a millisecond.
+pub(crate) fn offer<F>(
+    handle: &Handle,
+    rate: u64,
+    warmup: Duration,
+    measure: Duration,
+    mut send: F,
+) -> Round
+where
+    F: FnMut() -> Pin<Box<dyn Future<Output = Result<Acked, String>> + Send>>,
+{
+    let rate = rate.max(1);
+    let total = ((warmup + measure).as_secs_f64() * rate as f64) as u64;
+    let first_measured = (warmup.as_secs_f64() * rate as f64) as u64;
+    let (tx, rx) = mpsc::unbounded_channel::<(Instant, bool, Acked)>();
+    let collector = handle.spawn(collect(rx));
+    let start = Instant::now() + Duration::from_millis(10);
+    let mut max_lag = Duration::ZERO;
+    let mut measured_from = None;
+    for i in 0..total {
+        let due = start + Duration::from_nanos((i as u128 * 1_000_000_000 / rate as u128) as u64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        } else {
+            max_lag = max_lag.max(now - due);
+        }
+        let measured = i >= first_measured;
+        if measured && measured_from.is_none() {
+            measured_from = Some(due);
+        }
+        let acked = match handle.block_on(send()) {
+            Ok(acked) => acked,
+            Err(e) => Box::pin(std::future::ready(Err(e))) as Acked,
+        };
+        if tx.send((due, measured, acked)).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let (hist, acked, errors, first_error, last) =
+        handle.block_on(collector).expect("the latency collector does not panic");
+    let seconds = match (measured_from, last) {
+        (Some(from), Some(last)) => last.saturating_duration_since(from).as_secs_f64(),
+        _ => 0.0,
+    };
+    Round {
+        rate,
+        offered: total - first_measured,
+        acked,
+        errors,
+        first_error,
+        hist,
+        max_lag,
+        seconds,
+    }
+}
+
+type Collected = (Histogram<u64>, u64, u64, Option<String>, Option<Instant>);
+
+/// Awaits every send's ack as it comes and records due-to-ack for the measured ones.
+async fn collect(mut rx: mpsc::UnboundedReceiver<(Instant, bool, Acked)>) -> Collected {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)
+        .expect("static histogram bounds are valid");
+    let (mut acked, mut errors, mut first_error, mut last) = (0u64, 0u64, None, None);
+    let mut waiting = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            next = rx.recv(), if open => match next {
+                Some((due, measured, ack)) => waiting.push(async move { (due, measured, ack.await) }),
+                None => open = false,
+            },
+            Some((due, measured, result)) = waiting.next(), if !waiting.is_empty() => {
+                let now = Instant::now();
+                if !measured {
+                    continue;
+                }
+                last = Some(now);
+                match result {
+                    Ok(()) => {
+                        acked += 1;
+                        let micros = now.saturating_duration_since(due).as_micros().max(1);
+                        let _ = hist.record(u64::try_from(micros).unwrap_or(u64::MAX));
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            else => break,
+        }
+    }
+    (hist, acked, errors, first_error, last)
+}
+
+/// Parses `50000,100000` or `50k,100k` into rates per second.
+pub(crate) fn parse_rates(s: &str) -> Result<Vec<u64>, String> {
+    s.split(',')
+        .map(|r| {
+            let r = r.trim();
+            let (digits, scale) = match r.strip_suffix(['k', 'K']) {
+                Some(d) => (d, 1000),
+                None => (r, 1),
+            };
+            digits.parse::<u64>().ok().filter(|&n| n > 0).map(|n| n * scale).ok_or_else(|| {
+                format!("bad rate {r:?}: expected a positive count per second, like 50000 or 50k")
+            })
+        })
+        .collect()
+}
