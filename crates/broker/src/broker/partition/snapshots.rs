@@ -18,6 +18,10 @@ impl Partition {
     pub(super) fn rebuild_producer_state(&self) {
         let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
         let mut from = (end - PRODUCER_STATE_SCAN).max(start);
+        // Snapshots past the end describe a tail that recovery cut (a power cut took it):
+        // the log grows past them again with other batches, so they go now, as Kafka drops
+        // them when it loads producer state.
+        self.remove_snapshots(|o| o > end);
         let mut snapshots = self.snapshots();
         snapshots.retain(|o| (start..=end).contains(o));
         for offset in snapshots.into_iter().rev() {
@@ -60,11 +64,22 @@ impl Partition {
         offsets
     }
 
+    /// Removes the snapshots `doomed` picks, durably: a stale snapshot that a power cut
+    /// brought back would describe batches the log no longer holds.
     pub(super) fn remove_snapshots(&self, doomed: impl Fn(i64) -> bool) {
+        let mut removed = false;
         for offset in self.snapshots().into_iter().filter(|o| doomed(*o)) {
             let path = self.dir.join(snapshot_name(offset));
-            if let Err(e) = self.log.disk().remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a producer snapshot");
+            match self.log.disk().remove_file(&path) {
+                Ok(()) => removed = true,
+                Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                    "cannot remove a producer snapshot"),
+            }
+        }
+        if removed {
+            if let Err(e) = shale_core::disk::sync_dir(self.log.disk(), &self.dir) {
+                tracing::warn!(dir = %self.dir.display(), error = %e.source,
+                    "cannot fsync the directory after removing producer snapshots");
             }
         }
     }

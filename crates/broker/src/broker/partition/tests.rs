@@ -148,6 +148,37 @@ async fn a_truncation_removes_the_producer_snapshots_past_the_cut() {
     assert_eq!(retry.base_offset, end, "a batch that was cut is written, not a duplicate");
 }
 
+/// Before: a log that came back shorter than its producer snapshots (a power cut takes
+/// the unsynced tail; recovery cuts it) kept those snapshots. They were ignored while past
+/// the end, but once the log grew past them again with other batches, the next open took
+/// the stale one: a retry of a batch that is gone was answered as a duplicate,
+/// acknowledging nothing, or one that is there was written twice.
+#[tokio::test]
+async fn a_log_recovered_shorter_than_its_producer_snapshots_drops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TopicConfig { segment_bytes: 300, ..relaxed() };
+    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
+    for seq in 0..10 {
+        p.append(producer_batch(seq), Acks::Leader).await.unwrap().await.unwrap();
+    }
+    let before = p.snapshots();
+    assert!(!before.is_empty(), "rolls wrote snapshots");
+    // What recovery does after a power cut: the log alone is cut, the snapshots stay.
+    p.log().truncate_to(3).unwrap();
+    p.log().close().unwrap();
+    drop(p);
+    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
+    let batch = plain_batch((0..=*before.last().unwrap()).map(|i| format!("new-{i}")));
+    p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
+    let end = p.log().log_end_offset();
+    assert!(end > *before.last().unwrap());
+    p.log().close().unwrap();
+    drop(p);
+    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
+    let retry = p.append(producer_batch(3), Acks::Leader).await.unwrap().await.unwrap();
+    assert_eq!(retry.base_offset, end, "a batch the power cut took is written, not a duplicate");
+}
+
 /// Before: size retention deleted sealed segments the followers had not copied yet.
 #[tokio::test]
 async fn retention_never_deletes_at_or_above_the_high_watermark() {
