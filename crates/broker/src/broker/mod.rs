@@ -370,7 +370,14 @@ impl Broker {
     pub fn topic(&self, name: &str) -> Result<TopicEntry, Error> {
         let cache =
             self.view.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
-        cache.topics.get(name).cloned().ok_or_else(|| unknown_topic(name))
+        cache.topics.get(name).cloned().ok_or_else(|| self.not_in_cache(name))
+    }
+
+    /// Why `name` is not in this broker's metadata cache: the cache is not loaded yet (a
+    /// restart, a lost session; retriable), or the topic does not exist as far as this
+    /// broker knows.
+    fn not_in_cache(&self, name: &str) -> Error {
+        missing_topic(self.id, self.check_serving(), name)
     }
 
     /// The partition this broker leads, or the precise reason it cannot serve it here:
@@ -387,7 +394,7 @@ impl Broker {
         let (entry, state, leader) = {
             let cache =
                 self.view.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
-            let entry = cache.topics.get(topic).cloned().ok_or_else(|| unknown_topic(topic))?;
+            let entry = cache.topics.get(topic).cloned().ok_or_else(|| self.not_in_cache(topic))?;
             let state = cache.states.get(&(topic.to_string(), partition)).map(|(s, _)| s.clone());
             let leader = state.as_ref().and_then(|s| cache.brokers.get(&s.leader).cloned());
             (entry, state, leader)
@@ -547,6 +554,20 @@ impl Broker {
     }
 }
 
+/// A topic missing from broker `id`'s cache: while the broker is not serving (metadata not
+/// caught up), that error, retriable; once serving, UNKNOWN_TOPIC naming the broker.
+fn missing_topic(id: i32, serving: Result<(), Error>, name: &str) -> Error {
+    match serving {
+        Err(e) => e,
+        Ok(()) => Error::new(
+            ErrorKind::NotFound,
+            Reason::UnknownTopic,
+            format!("unknown topic {name:?} (broker {id}'s metadata)"),
+        )
+        .with("topic", name),
+    }
+}
+
 /// The error for a topic that does not exist.
 pub fn unknown_topic(name: &str) -> Error {
     Error::new(ErrorKind::NotFound, Reason::UnknownTopic, format!("unknown topic {name:?}"))
@@ -556,4 +577,22 @@ pub fn unknown_topic(name: &str) -> Error {
 /// A new broker incarnation: random and never 0 (0 marks records that have none).
 fn new_incarnation() -> u64 {
     rand::random::<u64>().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_missing_from_a_cache_not_caught_up_is_retriable_not_unknown() {
+        // A restarted broker gets requests before its first metadata sync: its empty cache
+        // says nothing about which topics exist.
+        let starting = Error::unavailable("broker 2 is catching up with cluster metadata; retry");
+        let e = missing_topic(2, Err(starting), "orders");
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_ne!(e.reason, Reason::UnknownTopic);
+        let e = missing_topic(2, Ok(()), "orders");
+        assert_eq!(e.reason, Reason::UnknownTopic);
+        assert!(e.message.contains("broker 2"), "{}", e.message);
+    }
 }
