@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
@@ -38,15 +38,22 @@ pub(super) struct Inner {
     pub state: Mutex<State>,
     /// Every offset below this is fsynced.
     pub durable: AtomicI64,
-    /// Held by the one group-commit fsync in flight.
-    pub flush_lock: tokio::sync::Mutex<()>,
+    /// Set while a group-commit flusher loop runs (at most one per log).
+    pub flushing: AtomicBool,
     pub offsets: watch::Sender<LogOffsets>,
+    /// The durable offset and whether the log stopped taking writes, published only when
+    /// one of them changes: what `flush_until` waits on, woken by fsyncs, not by appends.
+    pub synced: watch::Sender<(i64, bool)>,
     /// Data-file fsyncs done (group commits, rolls, close).
     pub syncs: AtomicU64,
     pub recovery: RecoveryStats,
     /// Test hook: sleep this long inside each group-commit fsync, to force overlap.
     #[cfg(test)]
     pub sync_delay_ms: AtomicU64,
+    /// Test hook: sleep this long between the flusher's last check and its stop, to widen
+    /// the window an append can fall into.
+    #[cfg(test)]
+    pub flusher_stop_delay_us: AtomicU64,
 }
 
 /// Everything guarded by the partition lock.
@@ -123,13 +130,17 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Publishes the current offsets to subscribers.
+    /// Publishes the current offsets to subscribers, and to `flush_until`'s waiters when
+    /// the durable offset or the log's open state changed.
     pub(super) fn publish(&self, st: &State) {
         let log_end = st.log_end();
-        self.offsets.send_replace(LogOffsets {
-            log_start: st.log_start(),
-            log_end,
-            durable_end: self.durable.load(Ordering::Acquire).min(log_end),
+        let durable_end = self.durable.load(Ordering::Acquire).min(log_end);
+        self.offsets.send_replace(LogOffsets { log_start: st.log_start(), log_end, durable_end });
+        let synced = (durable_end, st.check_open().is_err());
+        self.synced.send_if_modified(|now| {
+            let changed = *now != synced;
+            *now = synced;
+            changed
         });
     }
 
@@ -293,13 +304,16 @@ impl PartitionLog {
                 clock,
                 resources,
                 durable: AtomicI64::new(state.log_end()),
+                synced: watch::Sender::new((state.log_end(), false)),
                 state: Mutex::new(state),
-                flush_lock: tokio::sync::Mutex::new(()),
+                flushing: AtomicBool::new(false),
                 offsets: watch::Sender::new(offsets),
                 syncs: AtomicU64::new(0),
                 recovery: recovered.stats,
                 #[cfg(test)]
                 sync_delay_ms: AtomicU64::new(0),
+                #[cfg(test)]
+                flusher_stop_delay_us: AtomicU64::new(0),
             }),
         })
     }

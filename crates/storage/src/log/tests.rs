@@ -786,3 +786,63 @@ fn a_reset_log_still_tells_a_stale_follower_where_to_truncate() {
     assert_eq!(log.end_offset_for_epoch(5), Some((5, 100)));
     assert_eq!(log.end_offset_for_epoch(7), Some((7, 102)));
 }
+
+#[test]
+fn appends_racing_the_flusher_going_idle_are_always_flushed() {
+    // The flusher loop stops once the log end is durable; an append that finds it still
+    // running relies on it. The hook holds the loop between its last check and its stop, so
+    // appends land there: without the loop's second look, their waiters would wait forever.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fx = Fixture::new();
+    let log = Arc::new(fx.open(LogConfig::default()));
+    log.inner.flusher_stop_delay_us.store(300, Ordering::Relaxed);
+    rt.block_on(async {
+        let writers: Vec<_> = (0..3)
+            .map(|_| {
+                let log = log.clone();
+                shale_core::task::spawn_owned(async move {
+                    for _ in 0..300 {
+                        let info = log.append(&mut batch(1, 10, T0), 1).expect("append");
+                        let flushed = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            log.flush_until(info.log_end_offset),
+                        )
+                        .await;
+                        assert!(
+                            matches!(flushed, Ok(Ok(()))),
+                            "flush to {} did not finish within 10 s: {flushed:?}",
+                            info.log_end_offset
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer");
+        }
+    });
+    assert_eq!(log.durable_offset(), 900);
+}
+
+#[test]
+fn a_closed_log_answers_its_flush_waiters_at_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let fx = Fixture::new();
+    let log = Arc::new(fx.open(LogConfig::default()));
+    for _ in 0..10 {
+        log.append(&mut batch(1, 10, T0), 1).expect("append");
+    }
+    log.close().expect("close");
+    rt.block_on(async {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(10), log.flush_until(11)).await;
+        assert!(matches!(r, Ok(Err(LogError::Closed))), "{r:?}");
+    });
+}
