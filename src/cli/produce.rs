@@ -29,11 +29,12 @@ pub struct ProduceArgs {
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     pub compression: Compression,
-    /// Bytes per batch.
-    #[arg(long, default_value_t = 64 * 1024)]
+    /// Most bytes per batch (batches grow to it under load).
+    #[arg(long, default_value_t = 256 * 1024)]
     pub batch_size: usize,
-    /// Milliseconds a batch may wait to fill.
-    #[arg(long, default_value_t = 5)]
+    /// Milliseconds a batch may wait to fill; 0 sends as soon as the partition's
+    /// in-flight window has room.
+    #[arg(long, default_value_t = 0)]
     pub linger_ms: u64,
     #[command(flatten)]
     pub broker: BrokerArg,

@@ -44,8 +44,9 @@ pub(crate) struct ProduceBench {
     /// Bytes per batch.
     #[arg(long, default_value_t = 256 * 1024)]
     pub batch_size: usize,
-    /// Milliseconds a batch may wait to fill.
-    #[arg(long, default_value_t = 2)]
+    /// Milliseconds a batch may wait to fill (0, the client's default: sent as soon as the
+    /// in-flight window has room).
+    #[arg(long, default_value_t = 0)]
     pub linger_ms: u64,
     /// Batches awaiting acks per partition.
     #[arg(long, default_value_t = 8)]

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::{convert, pb};
 
+use super::lane::{Lane, Taken};
 use super::{Pending, ProducerConfig, Sealed, Tp};
 use crate::{Client, locate, status_error};
 
@@ -77,17 +78,35 @@ pub(super) async fn sender_loop(
     client: Client,
     tp: Tp,
     config: Arc<ProducerConfig>,
-    mut input: mpsc::Receiver<Sealed>,
+    lane: Arc<Lane>,
     pending: Arc<Pending>,
 ) {
     let acks = convert::acks_to_proto(config.acks) as i32;
+    let window = config.max_in_flight.max(1);
     let mut queue: VecDeque<Sealed> = VecDeque::new();
     let mut in_flight: VecDeque<(u64, Sealed)> = VecDeque::new();
     let mut conn: Option<Conn> = None;
     let mut next_id: u64 = 0;
-    let mut input_open = true;
     loop {
-        if !input_open && queue.is_empty() && in_flight.is_empty() {
+        // Take batches from the lane while the window has room; a batch left there keeps
+        // filling until an answer frees a slot.
+        let mut due = None;
+        let mut closed = false;
+        while queue.len() + in_flight.len() < window {
+            let now = shale_core::clock::monotonic_now();
+            match lane.take(config.linger, config.idempotence, now) {
+                Taken::Batch(b) => queue.push_back(b),
+                Taken::Later(at) => {
+                    due = Some(at);
+                    break;
+                }
+                Taken::Nothing { closed: c } => {
+                    closed = c;
+                    break;
+                }
+            }
+        }
+        if closed && queue.is_empty() && in_flight.is_empty() {
             return;
         }
         if conn.is_none() && !queue.is_empty() {
@@ -107,7 +126,7 @@ pub(super) async fn sender_loop(
         }
         if let Some(c) = &conn {
             let mut broken = false;
-            while in_flight.len() < config.max_in_flight.max(1) {
+            while in_flight.len() < window {
                 let Some(batch) = queue.pop_front() else { break };
                 next_id += 1;
                 let req = pb::ProduceRequest {
@@ -139,11 +158,11 @@ pub(super) async fn sender_loop(
             }
         }
         let waiting = !in_flight.is_empty();
+        let room = queue.len() + in_flight.len() < window;
         tokio::select! {
-            next = input.recv(), if input_open => match next {
-                Some(b) => queue.push_back(b),
-                None => input_open = false,
-            },
+            // A batch opened or filled, a flush, the producer dropped.
+            () = lane.work.notified(), if room => {}
+            () = sleep_until(due), if room && due.is_some() => {}
             answer = next_answer(&mut conn, config.request_timeout), if waiting => {
                 let failure = match answer {
                     Ok(resp) => match in_flight.pop_front() {
@@ -192,6 +211,14 @@ pub(super) async fn sender_loop(
                 }
             }
         }
+    }
+}
+
+/// Until `at`, or forever.
+async fn sleep_until(at: Option<shale_core::clock::Instant>) {
+    match at {
+        Some(at) => shale_core::clock::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
