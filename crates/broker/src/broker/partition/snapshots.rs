@@ -5,19 +5,17 @@
 use super::Partition;
 use crate::broker::idempotence::{snapshot_name, snapshot_offset};
 
-/// Offsets of the log tail scanned for producer state when a partition opens without a
-/// producer-state snapshot (a log written before snapshots).
-pub(super) const PRODUCER_STATE_SCAN: i64 = 10_000;
 /// Producer-state snapshots kept per partition (the newest).
 const SNAPSHOTS_KEPT: usize = 2;
 
 impl Partition {
     /// Rebuilds producer state after open: from the newest readable snapshot within the
-    /// log, then the batches after it; without one (a log written before snapshots), from
-    /// the last `PRODUCER_STATE_SCAN` offsets.
+    /// log, then the batches after it; without one (a log that never rolled), from the
+    /// log's start, as Kafka does. Scanning only a recent tail forgot producers whose last
+    /// batch was older, and their retries were written twice.
     pub(super) fn rebuild_producer_state(&self) {
         let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
-        let mut from = (end - PRODUCER_STATE_SCAN).max(start);
+        let mut from = start;
         // Snapshots past the end describe a tail that recovery cut (a power cut took it):
         // the log grows past them again with other batches, so they go now, as Kafka drops
         // them when it loads producer state.

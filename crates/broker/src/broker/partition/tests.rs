@@ -110,7 +110,7 @@ async fn producer_state_survives_a_restart_however_old_the_last_batch() {
         let batch = plain_batch((0..1000).map(|i| format!("other-{chunk}-{i}")));
         p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
     }
-    assert!(p.log().log_end_offset() > snapshots::PRODUCER_STATE_SCAN + 1);
+    assert!(p.log().log_end_offset() > 10_001);
     assert!(p.log().segment_count() > 1);
     p.log().close().unwrap();
     drop(p);
@@ -119,6 +119,28 @@ async fn producer_state_survives_a_restart_however_old_the_last_batch() {
     assert_eq!(again.base_offset, first.base_offset, "the retry was appended a second time");
     let next = p.append(producer_batch(1), Acks::Leader).await.unwrap().await.unwrap();
     assert_eq!(next.base_offset, p.log().log_end_offset() - 1, "the next batch follows");
+}
+
+/// Before: a log that never rolled has no producer snapshot, and its producer state was
+/// rebuilt from the last 10,000 offsets only. With large batches that is a handful of
+/// batches: a producer whose last batch was older was forgotten, and its retry after a
+/// broker restart was written a second time (the cluster failover tests saw thousands of
+/// duplicated records once batches grew to 256 KiB).
+#[tokio::test]
+async fn producer_state_of_a_log_that_never_rolled_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(1, 1));
+    let first = p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+    for chunk in 0..12 {
+        let batch = plain_batch((0..1000).map(|i| format!("other-{chunk}-{i}")));
+        p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
+    }
+    assert_eq!(p.log().segment_count(), 1, "no roll, so no snapshot");
+    p.log().close().unwrap();
+    drop(p);
+    let p = open(dir.path(), 1, state(1, 1));
+    let again = p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
+    assert_eq!(again.base_offset, first.base_offset, "the retry was appended a second time");
 }
 
 /// A truncation (a follower cut back to its leader's log) removes the snapshots past
