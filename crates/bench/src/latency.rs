@@ -118,25 +118,12 @@ pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
             let mib = rate as f64 * b.record_size as f64 / f64::from(1 << 20);
             match b.format {
                 Format::Text => println!("{}", result.line(&format!("{} round {round}", b.label))),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({
-                        "label": b.label,
-                        "round": round,
-                        "rate": rate,
-                        "offered_mib_per_sec": mib,
-                        "partitions": b.partitions,
-                        "offered": result.offered,
-                        "acked": result.acked,
-                        "acked_per_sec": result.acked_per_sec(),
-                        "errors": result.errors,
-                        "p50_ms": result.quantile_ms(0.5),
-                        "p99_ms": result.quantile_ms(0.99),
-                        "p999_ms": result.quantile_ms(0.999),
-                        "max_ms": result.hist.max() as f64 / 1000.0,
-                        "pacer_lag_max_ms": result.max_lag.as_secs_f64() * 1000.0,
-                    })
-                ),
+                Format::Json => {
+                    let mut json = result.json(&b.label, round);
+                    json["offered_mib_per_sec"] = mib.into();
+                    json["partitions"] = b.partitions.into();
+                    println!("{json}");
+                }
             }
             if let Some(e) = result.first_error {
                 failed.get_or_insert(format!(

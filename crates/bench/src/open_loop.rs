@@ -5,7 +5,7 @@
 //!
 //! Shared, by path, with the NATS JetStream peer tool in `tools/nats-bench`, so that both
 //! sides of a comparison are paced and measured by the same code. It depends only on std,
-//! tokio, futures and hdrhistogram for that reason.
+//! tokio, futures, hdrhistogram and serde_json for that reason.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +51,24 @@ impl Round {
     /// Acknowledged sends per second over the measured window.
     pub(crate) fn acked_per_sec(&self) -> f64 {
         if self.seconds > 0.0 { self.acked as f64 / self.seconds } else { 0.0 }
+    }
+
+    /// One JSON object: the round's label, rate, counts and percentiles.
+    pub(crate) fn json(&self, label: &str, round: u32) -> serde_json::Value {
+        serde_json::json!({
+            "label": label,
+            "round": round,
+            "rate": self.rate,
+            "offered": self.offered,
+            "acked": self.acked,
+            "acked_per_sec": self.acked_per_sec(),
+            "errors": self.errors,
+            "p50_ms": self.quantile_ms(0.5),
+            "p99_ms": self.quantile_ms(0.99),
+            "p999_ms": self.quantile_ms(0.999),
+            "max_ms": self.hist.max() as f64 / 1000.0,
+            "pacer_lag_max_ms": self.max_lag.as_secs_f64() * 1000.0,
+        })
     }
 
     /// One line: rate, count, percentiles, errors.

@@ -84,23 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
             failed += result.errors;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "label": args.label,
-                        "round": round,
-                        "rate": rate,
-                        "offered": result.offered,
-                        "acked": result.acked,
-                        "acked_per_sec": result.acked_per_sec(),
-                        "errors": result.errors,
-                        "p50_ms": result.quantile_ms(0.5),
-                        "p99_ms": result.quantile_ms(0.99),
-                        "p999_ms": result.quantile_ms(0.999),
-                        "max_ms": result.hist.max() as f64 / 1000.0,
-                        "pacer_lag_max_ms": result.max_lag.as_secs_f64() * 1000.0,
-                    })
-                );
+                println!("{}", result.json(&args.label, round));
             } else {
                 println!("{}", result.line(&format!("{} round {round}", args.label)));
             }
