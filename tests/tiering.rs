@@ -128,7 +128,10 @@ fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 async fn produce(client: &Client, topic: &str, records: u64) {
-    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    // Batches well below these tests' 128 KiB segments, so that a segment's size (what
+    // local retention keeps) is about `segment.bytes`, not one oversized batch.
+    let config = ProducerConfig { batch_size: 16 * 1024, ..ProducerConfig::default() };
+    let producer = Producer::new(client.clone(), config);
     let mut pending = Vec::with_capacity(records as usize);
     for i in 0..records {
         let d = producer.send(ProducerRecord::new(topic, value(i)).partition(0)).await.unwrap();
