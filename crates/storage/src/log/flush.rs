@@ -40,7 +40,7 @@ impl PartitionLog {
 
     /// Fsyncs everything appended so far (blocking; run it via `spawn_blocking`).
     pub fn flush_all(&self) -> Result<(), LogError> {
-        self.inner.sync_active(None)
+        self.inner.sync_active()
     }
 }
 
@@ -58,7 +58,7 @@ impl Inner {
     /// see the failed log.
     fn flush_loop(&self) {
         loop {
-            let caught_up = self.sync_active(None).is_err()
+            let caught_up = self.sync_active().is_err()
                 || self.durable.load(Ordering::Acquire) >= self.peek().log_end();
             if caught_up {
                 #[cfg(test)]
@@ -81,13 +81,10 @@ impl Inner {
     /// Fsyncs the active segment up to the current log end, outside the partition lock, then
     /// advances the durable offset (unless a truncation rewrote the file meanwhile). Sealed
     /// segments need nothing: a roll fsyncs them before the next segment takes writes.
-    pub(super) fn sync_active(&self, until: Option<i64>) -> Result<(), LogError> {
+    pub(super) fn sync_active(&self) -> Result<(), LogError> {
         let (file, path, end, generation) = {
             let st = self.lock()?;
             st.check_open()?;
-            if let Some(offset) = until.filter(|&o| o > st.log_end()) {
-                return Err(st.out_of_range(offset));
-            }
             (st.active.file.clone(), st.active.path.clone(), st.log_end(), st.generation)
         };
         #[cfg(test)]

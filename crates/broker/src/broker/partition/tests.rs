@@ -149,25 +149,39 @@ async fn producer_state_of_a_log_that_never_rolled_survives_a_restart() {
 #[tokio::test]
 async fn a_truncation_removes_the_producer_snapshots_past_the_cut() {
     let dir = tempfile::tempdir().unwrap();
+    let (p, before) = ten_batches_over_small_segments(dir.path()).await;
+    p.truncate_to(3).unwrap();
+    let (end, retry) = grow_past_then_retry_batch_3(dir.path(), p, &before).await;
+    assert_eq!(retry, end, "a batch that was cut is written, not a duplicate");
+}
+
+/// Ten producer batches over 300-byte segments, and the snapshots their rolls wrote.
+async fn ten_batches_over_small_segments(dir: &Path) -> (Arc<Partition>, Vec<i64>) {
     let config = TopicConfig { segment_bytes: 300, ..relaxed() };
-    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
+    let p = Arc::new(open_spec(dir, spec(1, state(1, 1), config)).unwrap());
     for seq in 0..10 {
         p.append(producer_batch(seq), Acks::Leader).await.unwrap().await.unwrap();
     }
     let before = p.snapshots();
     assert!(!before.is_empty(), "rolls wrote snapshots");
-    p.truncate_to(3).unwrap();
-    // One batch of other records (as from a new leader) takes the log past every old
-    // snapshot.
-    let batch = plain_batch((0..=*before.last().unwrap()).map(|i| format!("new-{i}")));
+    (p, before)
+}
+
+/// One batch of other records (as from a new leader) takes the log past every snapshot in
+/// `before`; then a restart and the producer's retry of batch 3. Returns the log end
+/// before the retry and where the retry landed.
+async fn grow_past_then_retry_batch_3(dir: &Path, p: Arc<Partition>, before: &[i64]) -> (i64, i64) {
+    let config = TopicConfig { segment_bytes: 300, ..relaxed() };
+    let last = *before.last().unwrap();
+    let batch = plain_batch((0..=last).map(|i| format!("new-{i}")));
     p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
     let end = p.log().log_end_offset();
-    assert!(end > *before.last().unwrap());
+    assert!(end > last);
     p.log().close().unwrap();
     drop(p);
-    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
+    let p = Arc::new(open_spec(dir, spec(1, state(1, 1), config)).unwrap());
     let retry = p.append(producer_batch(3), Acks::Leader).await.unwrap().await.unwrap();
-    assert_eq!(retry.base_offset, end, "a batch that was cut is written, not a duplicate");
+    (end, retry.base_offset)
 }
 
 /// Before: a log that came back shorter than its producer snapshots (a power cut takes
@@ -178,27 +192,15 @@ async fn a_truncation_removes_the_producer_snapshots_past_the_cut() {
 #[tokio::test]
 async fn a_log_recovered_shorter_than_its_producer_snapshots_drops_them() {
     let dir = tempfile::tempdir().unwrap();
-    let config = TopicConfig { segment_bytes: 300, ..relaxed() };
-    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
-    for seq in 0..10 {
-        p.append(producer_batch(seq), Acks::Leader).await.unwrap().await.unwrap();
-    }
-    let before = p.snapshots();
-    assert!(!before.is_empty(), "rolls wrote snapshots");
+    let (p, before) = ten_batches_over_small_segments(dir.path()).await;
     // What recovery does after a power cut: the log alone is cut, the snapshots stay.
     p.log().truncate_to(3).unwrap();
     p.log().close().unwrap();
     drop(p);
-    let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config.clone())).unwrap());
-    let batch = plain_batch((0..=*before.last().unwrap()).map(|i| format!("new-{i}")));
-    p.append(batch, Acks::Leader).await.unwrap().await.unwrap();
-    let end = p.log().log_end_offset();
-    assert!(end > *before.last().unwrap());
-    p.log().close().unwrap();
-    drop(p);
+    let config = TopicConfig { segment_bytes: 300, ..relaxed() };
     let p = Arc::new(open_spec(dir.path(), spec(1, state(1, 1), config)).unwrap());
-    let retry = p.append(producer_batch(3), Acks::Leader).await.unwrap().await.unwrap();
-    assert_eq!(retry.base_offset, end, "a batch the power cut took is written, not a duplicate");
+    let (end, retry) = grow_past_then_retry_batch_3(dir.path(), p, &before).await;
+    assert_eq!(retry, end, "a batch the power cut took is written, not a duplicate");
 }
 
 /// Before: size retention deleted sealed segments the followers had not copied yet.
