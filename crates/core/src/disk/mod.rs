@@ -37,6 +37,8 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub enum OpenMode {
     /// Read only; the file must exist.
     Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
     /// Read and write; created empty if missing, never truncated.
     ReadWriteCreate,
     /// Write only; created or truncated to empty.

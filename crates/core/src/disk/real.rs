@@ -42,6 +42,7 @@ impl Disk for RealDisk {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<FileHandle> {
         let file = match mode {
             OpenMode::Read => File::open(path)?,
+            OpenMode::ReadWrite => OpenOptions::new().read(true).write(true).open(path)?,
             OpenMode::ReadWriteCreate => {
                 OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?
             }

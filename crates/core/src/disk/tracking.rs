@@ -211,6 +211,7 @@ impl Disk for TrackingDisk {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<FileHandle> {
         let (real, writable) = match mode {
             OpenMode::Read => (File::open(path)?, false),
+            OpenMode::ReadWrite => (OpenOptions::new().read(true).write(true).open(path)?, true),
             // The entry is created at once; a truncation is a change like any other.
             OpenMode::ReadWriteCreate | OpenMode::CreateTruncate => {
                 let f = OpenOptions::new()

@@ -106,6 +106,8 @@ reasons! {
     LogClosed = "LOG_CLOSED",
     /// An I/O error on the partition log.
     LogIoError = "LOG_IO_ERROR",
+    /// The broker is out of file descriptors.
+    TooManyOpenFiles = "TOO_MANY_OPEN_FILES",
     /// The partition log is damaged.
     CorruptLog = "CORRUPT_LOG",
     /// A partition's metadata file is damaged.

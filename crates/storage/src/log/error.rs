@@ -59,6 +59,20 @@ pub enum LogError {
         /// Every offset below this was durable before the failure.
         durable: i64,
     },
+    /// A log file could not be opened for want of file descriptors (`EMFILE`, `ENFILE`),
+    /// even after the broker closed every segment file it had cached.
+    #[error(
+        "too many open files: cannot open {path:?}; the broker process may have {} files \
+         open (ulimit -n); raise that limit, or lower log.fd_cache_capacity (the segment \
+         files the broker keeps open)",
+        limit.map_or("unlimited".to_string(), |l| l.to_string())
+    )]
+    OutOfFiles {
+        /// The file that could not be opened.
+        path: PathBuf,
+        /// The process's open-file limit, if any.
+        limit: Option<u64>,
+    },
     /// The log was closed or deleted (or a previous operation panicked).
     #[error("partition log is closed; retry against the partition's current owner")]
     Closed,
@@ -66,14 +80,19 @@ pub enum LogError {
 
 impl LogError {
     /// Wraps an I/O error with the path it happened on.
+    /// Running out of descriptors is [`LogError::OutOfFiles`], which names the limit.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if super::resources::out_of_descriptors(&source) {
+            let limit = super::resources::descriptor_limit();
+            return LogError::OutOfFiles { path: path.into(), limit };
+        }
         LogError::Io { path: path.into(), source }
     }
 }
 
 impl From<shale_core::disk::FsError> for LogError {
     fn from(e: shale_core::disk::FsError) -> Self {
-        LogError::Io { path: e.path, source: e.source }
+        LogError::io(e.path, e.source)
     }
 }
 
@@ -94,6 +113,10 @@ impl From<LogError> for Error {
                     .with("offset", offset)
             }
             LogError::Record(r) => return Error::from(r.clone()),
+            LogError::OutOfFiles { path, .. } => {
+                Error::new(ErrorKind::Unavailable, Reason::TooManyOpenFiles, message)
+                    .with("path", path.display())
+            }
             LogError::Closed => Error::new(ErrorKind::Unavailable, Reason::LogClosed, message),
             &LogError::Failed { ref path, durable, .. } => {
                 Error::new(ErrorKind::Unavailable, Reason::LogFailed, message)

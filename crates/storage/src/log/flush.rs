@@ -85,7 +85,8 @@ impl Inner {
         let (file, path, end, generation) = {
             let st = self.lock()?;
             st.check_open()?;
-            (st.active.file.clone(), st.active.path.clone(), st.log_end(), st.generation)
+            let file = st.active.file(&self.resources)?;
+            (file, st.active.path.clone(), st.log_end(), st.generation)
         };
         #[cfg(test)]
         {

@@ -17,7 +17,8 @@
 //! - `checkpoint`: the shared file header, atomic file replace, the recovery point.
 //! - `tiering`: what the uploader and cold reads need: sealed segment slices with their own
 //!   index, the remote index format, and resetting a replica to a later start.
-//! - `resources`: [`LogResources`], the broker-wide caches of read handles and indexes.
+//! - `resources`: [`LogResources`], the broker-wide caches of segment file handles (active
+//!   and sealed) and indexes.
 //!
 //! # On-disk format
 //! A partition directory `{data_dir}/{topic}-{partition}/` holds:

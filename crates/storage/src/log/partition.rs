@@ -148,7 +148,7 @@ impl Inner {
     /// retrying could report success for bytes the kernel already dropped.
     pub(super) fn sync_segment(&self, st: &mut State) -> Result<(), LogError> {
         st.check_open()?;
-        let r = st.active.sync();
+        let r = st.active.sync(&self.resources);
         self.note_sync(st, r)
     }
 
@@ -174,7 +174,8 @@ impl Inner {
         st.active.write_index(self.disk(), &self.dir)?;
         self.sync_segment(st)?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        let mut next = ActiveSegment::open(self.disk(), &self.dir, end, 0, IndexBuilder::new())?;
+        let mut next =
+            ActiveSegment::open(&self.resources, &self.dir, end, 0, IndexBuilder::new())?;
         next.next_offset = end;
         sync_dir(self.disk(), &self.dir)?;
         next.end_point().store(self.disk(), &self.dir)?;
@@ -189,7 +190,6 @@ impl Inner {
                 max_timestamp: Some(old.builder.max_timestamp),
             },
         );
-        self.resources.adopt_handle(&old.path, old.file);
         self.resources.adopt_index(&old.path, old.builder.index);
         self.durable.fetch_max(end, Ordering::AcqRel);
         tracing::debug!(path = %old.path.display(), offset = end, "rolled segment");
@@ -230,7 +230,7 @@ impl Inner {
     ) -> Result<AppendInfo, LogError> {
         self.resources.activity().note_write();
         let interval = st.config.index_interval_bytes as u64;
-        st.active.append(buf, frames, interval, now)?;
+        st.active.append(&self.resources, buf, frames, interval, now)?;
         let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
         let info = AppendInfo {
             base_offset: first.base_offset,

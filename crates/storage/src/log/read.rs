@@ -74,7 +74,7 @@ impl PartitionLog {
         let generation = st.generation;
         if offset >= a.base {
             let pos = u64::from(a.builder.index.lookup((offset - a.base) as u32).pos);
-            let source = ReadSource::Active { file: a.file.clone(), pos };
+            let source = ReadSource::Active { file: a.file(&self.inner.resources)?, pos };
             return Ok(Some(ReadTarget { path: a.path.clone(), source, end: a.size, generation }));
         }
         let seg = st.sealed.range(..=offset).next_back().map(|(_, s)| s.clone());
@@ -146,8 +146,8 @@ impl PartitionLog {
             let a = &st.active;
             let start =
                 a.builder.index.lookup_time(ts).map_or(0, |rel| a.builder.index.lookup(rel).pos);
-            let active =
-                (a.file.clone(), a.path.clone(), u64::from(start), a.size, a.builder.max_timestamp);
+            let file = a.file(&self.inner.resources)?;
+            let active = (file, a.path.clone(), u64::from(start), a.size, a.builder.max_timestamp);
             let sealed: Vec<SealedSegment> = st.sealed.values().cloned().collect();
             (sealed, st.config.index_interval_bytes as u64, active)
         };

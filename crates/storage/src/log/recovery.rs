@@ -75,7 +75,7 @@ pub(crate) fn recover(
     let rp = RecoveryPoint::load(disk, dir)?;
     let loaded_epochs = EpochCache::load(disk, dir)?;
     if bases.is_empty() {
-        return fresh(disk, dir, rp, loaded_epochs);
+        return fresh(resources, dir, rp, loaded_epochs);
     }
     let mut stats = RecoveryStats::default();
     let mut sizes = Vec::with_capacity(bases.len());
@@ -108,7 +108,7 @@ pub(crate) fn recover(
     let point = active.end_point();
     if rp != Some(point) {
         // Data found after the old recovery point may not have reached the disk yet.
-        active.sync()?;
+        active.sync(resources)?;
         active.write_index(disk, dir)?;
         point.store(disk, dir)?;
     }
@@ -118,13 +118,14 @@ pub(crate) fn recover(
 /// A directory without segments (fresh, or whose segments were removed): one empty active
 /// segment, never reusing offsets a recovery point says were written.
 fn fresh(
-    disk: &dyn Disk,
+    resources: &LogResources,
     dir: &Path,
     rp: Option<RecoveryPoint>,
     loaded_epochs: Option<EpochCache>,
 ) -> Result<Recovered, LogError> {
+    let disk = resources.disk();
     let base = rp.map_or(0, |r| r.offset.max(0));
-    let mut active = ActiveSegment::open(disk, dir, base, 0, IndexBuilder::new())?;
+    let mut active = ActiveSegment::open(resources, dir, base, 0, IndexBuilder::new())?;
     active.next_offset = base;
     sync_dir(disk, dir)?;
     let mut epochs = loaded_epochs.unwrap_or_default();
@@ -289,10 +290,10 @@ fn assemble(
         };
         sealed.insert(s.base, s);
     }
-    let mut active = ActiveSegment::open(disk, dir, last.base, last.size, last.builder)?;
+    let mut active = ActiveSegment::open(resources, dir, last.base, last.size, last.builder)?;
     active.next_offset = last.next_offset;
     if active.size > 0 {
-        let first = header_at(&*active.file, &active.path, 0, active.size)?;
+        let first = header_at(&*active.file(resources)?, &active.path, 0, active.size)?;
         // Kafka's rule: a reopened segment's age counts from its first batch's timestamp.
         let ts = if first.max_timestamp >= 0 { first.max_timestamp.min(now_ms) } else { now_ms };
         active.first_append_ms = Some(ts);

@@ -12,20 +12,97 @@ use super::LogError;
 use super::index::SegmentIndex;
 use shale_core::disk::{Disk, FileHandle, OpenMode, SharedDisk};
 
-/// Default bound on cached read handles of sealed segments.
+/// Default bound on open segment files (active and sealed, all partitions together).
 pub const DEFAULT_MAX_OPEN_SEGMENTS: u64 = 1024;
 /// Default bound on cached sealed-segment index bytes.
 pub const DEFAULT_MAX_INDEX_BYTES: u64 = 64 << 20;
 
-/// Shared, bounded caches of sealed-segment read handles and loaded indexes, and the disk
+/// Shared, bounded caches of segment file handles and sealed-segment indexes, and the disk
 /// every partition log's files live on.
+///
+/// Every segment file a log reads or writes, the active segment's included, is opened
+/// through [`handle`](Self::handle) or [`writable`](Self::writable), so a broker holds at
+/// most `max_open_segments` of them open at rest, however many partitions it hosts (plus
+/// those an operation in flight still uses). An evicted active segment's unsynced writes
+/// stay in the page cache, and the next fsync, through whichever handle, covers them: on
+/// Linux a file's writeback error is reported to the next fsync of any descriptor opened
+/// before or after it, until one has seen it.
 pub struct LogResources {
-    disk: SharedDisk,
-    handles: Cache<PathBuf, FileHandle>,
+    disk: Arc<SheddingDisk>,
+    files: Cache<PathBuf, Cached>,
+    capacity: u64,
     indexes: Cache<PathBuf, Arc<SegmentIndex>>,
     opens: AtomicU64,
     index_loads: AtomicU64,
     activity: Arc<DiskActivity>,
+}
+
+/// The logs' disk, except that an open refused for want of descriptors (`EMFILE`,
+/// `ENFILE`) closes the cached segment files not in use and is tried once more. Every file
+/// the logs open (segments, indexes, checkpoints) goes through it, so a broker whose
+/// descriptor limit is below its cache keeps serving with fewer files open.
+#[derive(Debug)]
+struct SheddingDisk {
+    inner: SharedDisk,
+    files: Cache<PathBuf, Cached>,
+    capacity: u64,
+    sheds: AtomicU64,
+}
+
+impl SheddingDisk {
+    fn shed(&self, path: &Path) {
+        let cached = self.files.entry_count();
+        // One by one: `invalidate_all` leaves the handles to later housekeeping.
+        for (path, _) in self.files.iter() {
+            self.files.invalidate(&*path);
+        }
+        self.files.run_pending_tasks();
+        self.sheds.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(path = %path.display(), cached, capacity = self.capacity,
+            limit = ?descriptor_limit(),
+            "out of file descriptors: closed the cached segment files and retrying; keep \
+             log.fd_cache_capacity well below the process limit (ulimit -n)");
+    }
+}
+
+impl Disk for SheddingDisk {
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<FileHandle> {
+        match self.inner.open(path, mode) {
+            Err(e) if out_of_descriptors(&e) => {
+                self.shed(path);
+                self.inner.open(path, mode)
+            }
+            r => r,
+        }
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(path)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.read_dir(path)
+    }
+    fn metadata(&self, path: &Path) -> std::io::Result<shale_core::disk::FileMeta> {
+        self.inner.metadata(path)
+    }
+}
+
+/// A cached segment file handle and whether it was opened for writing.
+#[derive(Clone, Debug)]
+struct Cached {
+    file: FileHandle,
+    writable: bool,
 }
 
 /// When a partition log last appended or fsynced: the hot path at work, which cold reads
@@ -59,7 +136,7 @@ fn since_start_ms() -> u64 {
 impl std::fmt::Debug for LogResources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogResources")
-            .field("open_handles", &self.handles.entry_count())
+            .field("open_files", &self.files.entry_count())
             .field("index_bytes", &self.indexes.weighted_size())
             .finish()
     }
@@ -72,16 +149,40 @@ impl Default for LogResources {
 }
 
 impl LogResources {
-    /// Caches at most `max_open_segments` read handles and `max_index_bytes` of indexes.
+    /// Keeps at most `max_open_segments` segment files open and `max_index_bytes` of
+    /// indexes cached. The segment files get at most half of the process's descriptor
+    /// limit (`ulimit -n`), with a warning if that is fewer than asked for: the other half
+    /// is for connections, index and checkpoint files, and the cold-read cache.
     pub fn new(max_open_segments: u64, max_index_bytes: u64) -> Self {
+        let max_open_segments = match descriptor_limit() {
+            Some(limit) if max_open_segments > limit / 2 => {
+                let capped = (limit / 2).max(16);
+                tracing::warn!(
+                    asked = max_open_segments,
+                    capped,
+                    limit,
+                    "log.fd_cache_capacity is over half the process's open-file limit \
+                     (ulimit -n); keeping at most {capped} segment files open"
+                );
+                capped
+            }
+            _ => max_open_segments,
+        };
         Self::on_disk(shale_core::disk::process(), max_open_segments, max_index_bytes)
     }
 
     /// Like [`new`](Self::new), with the logs' files on `disk` (a simulated one in tests).
     pub fn on_disk(disk: SharedDisk, max_open_segments: u64, max_index_bytes: u64) -> Self {
+        let files = Cache::builder().max_capacity(max_open_segments).build();
         LogResources {
-            disk,
-            handles: Cache::builder().max_capacity(max_open_segments).build(),
+            disk: Arc::new(SheddingDisk {
+                inner: disk,
+                files: files.clone(),
+                capacity: max_open_segments,
+                sheds: AtomicU64::new(0),
+            }),
+            files,
+            capacity: max_open_segments,
             indexes: Cache::builder()
                 .max_capacity(max_index_bytes)
                 .weigher(|_path: &PathBuf, ix: &Arc<SegmentIndex>| {
@@ -94,20 +195,41 @@ impl LogResources {
         }
     }
 
-    /// A read handle for a sealed segment file, opened on a miss. Evicted handles close
-    /// once the last in-flight read drops them.
+    /// A handle to read a segment file, opened on a miss. Evicted handles close once the
+    /// last operation in flight drops them.
     pub(crate) fn handle(&self, path: &Path) -> Result<FileHandle, LogError> {
-        self.handles
-            .try_get_with(path.to_path_buf(), || {
-                self.opens.fetch_add(1, Ordering::Relaxed);
-                self.disk.open(path, OpenMode::Read)
-            })
-            .map_err(|e| LogError::io(path, std::io::Error::new(e.kind(), e.to_string())))
+        match self.files.get(path) {
+            Some(cached) => Ok(cached.file),
+            None => self.open(path, false),
+        }
     }
 
-    /// Hands a just-sealed segment's open handle to the cache (saves a reopen).
-    pub(crate) fn adopt_handle(&self, path: &Path, file: FileHandle) {
-        self.handles.insert(path.to_path_buf(), file);
+    /// A handle to read and write a segment file that exists (the active segment's).
+    pub(crate) fn writable(&self, path: &Path) -> Result<FileHandle, LogError> {
+        match self.files.get(path) {
+            Some(cached) if cached.writable => Ok(cached.file),
+            _ => self.open(path, true),
+        }
+    }
+
+    /// Creates a segment file (or opens it, never truncating) and caches its handle.
+    pub(crate) fn create(&self, path: &Path) -> Result<FileHandle, LogError> {
+        self.open_with(path, OpenMode::ReadWriteCreate)
+    }
+
+    fn open(&self, path: &Path, writable: bool) -> Result<FileHandle, LogError> {
+        self.open_with(path, if writable { OpenMode::ReadWrite } else { OpenMode::Read })
+    }
+
+    /// Opens and caches a handle (see [`SheddingDisk`] for running out of descriptors).
+    fn open_with(&self, path: &Path, mode: OpenMode) -> Result<FileHandle, LogError> {
+        let file = self.disk.open(path, mode).map_err(|e| LogError::io(path, e))?;
+        self.opens.fetch_add(1, Ordering::Relaxed);
+        let writable = mode != OpenMode::Read;
+        self.files.insert(path.to_path_buf(), Cached { file: file.clone(), writable });
+        // Apply the eviction now, so the open files never pile up past the bound.
+        self.files.run_pending_tasks();
+        Ok(file)
     }
 
     /// A sealed segment's index, loaded by `load` on a miss (concurrent misses load once).
@@ -138,7 +260,7 @@ impl LogResources {
 
     /// Forgets a segment whose files are deleted or about to change.
     pub(crate) fn evict(&self, log_path: &Path) {
-        self.handles.invalidate(log_path);
+        self.files.invalidate(log_path);
         self.indexes.invalidate(log_path);
     }
 
@@ -152,9 +274,14 @@ impl LogResources {
         &*self.disk
     }
 
-    /// How many sealed-segment files were opened (a cache-effectiveness metric).
+    /// How many segment files were opened (a cache-effectiveness metric).
     pub fn segment_opens(&self) -> u64 {
         self.opens.load(Ordering::Relaxed)
+    }
+
+    /// How many times running out of descriptors closed every cached segment file.
+    pub fn descriptor_sheds(&self) -> u64 {
+        self.disk.sheds.load(Ordering::Relaxed)
     }
 
     /// How many sealed-segment indexes were loaded from disk.
@@ -162,9 +289,24 @@ impl LogResources {
         self.index_loads.load(Ordering::Relaxed)
     }
 
-    /// Currently cached read handles (after pending evictions are applied).
+    /// Currently cached segment file handles (after pending evictions are applied).
     pub fn open_handles(&self) -> u64 {
-        self.handles.run_pending_tasks();
-        self.handles.entry_count()
+        self.files.run_pending_tasks();
+        self.files.entry_count()
     }
+
+    /// The bound on cached segment file handles.
+    pub fn max_open_segments(&self) -> u64 {
+        self.capacity
+    }
+}
+
+/// Whether an open failed for want of file descriptors (the process's or the system's).
+pub(crate) fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(24 | 23)) // EMFILE, ENFILE
+}
+
+/// The process's soft limit on open files (`ulimit -n`), if it has one.
+pub(crate) fn descriptor_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }

@@ -52,11 +52,17 @@ struct Cut {
 
 /// Plans cutting `seg` at the batch containing `offset` (Kafka truncates whole batches,
 /// so the new end may be below `offset`). Reads only; nothing changes yet.
-fn plan_cut(seg: &ActiveSegment, offset: i64, interval: u64) -> Result<Cut, LogError> {
+fn plan_cut(
+    resources: &LogResources,
+    seg: &ActiveSegment,
+    offset: i64,
+    interval: u64,
+) -> Result<Cut, LogError> {
+    let file = seg.file(resources)?;
     let rel_of = |o: i64| (o - seg.base) as u32;
     let mut pos = u64::from(seg.builder.index.lookup(rel_of(offset)).pos);
     let new_end = loop {
-        let header = header_at(&*seg.file, &seg.path, pos, seg.size)?;
+        let header = header_at(&*file, &seg.path, pos, seg.size)?;
         if header.next_offset() > offset {
             break header.base_offset;
         }
@@ -74,7 +80,7 @@ fn plan_cut(seg: &ActiveSegment, offset: i64, interval: u64) -> Result<Cut, LogE
     // Batches after the last kept index entry: their timestamps complete the max.
     let mut at = u64::from(from.pos);
     while at < pos {
-        let header = header_at(&*seg.file, &seg.path, at, pos)?;
+        let header = header_at(&*file, &seg.path, at, pos)?;
         let len = header.total_len() as u64;
         builder.add(rel_of(header.base_offset), at, len, header.max_timestamp, interval);
         at += len;
@@ -218,7 +224,8 @@ impl PartitionLog {
             let seg = seg.ok_or_else(|| st.out_of_range(offset))?;
             let index = inner.sealed_index(&seg, interval)?;
             let builder = IndexBuilder { index: (*index).clone(), ..IndexBuilder::new() };
-            let mut reopened = ActiveSegment::open(inner.disk(), dir, seg.base, seg.size, builder)?;
+            let mut reopened =
+                ActiveSegment::open(&inner.resources, dir, seg.base, seg.size, builder)?;
             reopened.next_offset = seg.next_offset;
             reopened.first_append_ms = Some(now);
             let old = std::mem::replace(&mut st.active, reopened);
@@ -235,9 +242,9 @@ impl PartitionLog {
             warn_remove(dir, old.base, &inner.resources);
         }
 
-        let cut = plan_cut(&st.active, offset, interval)?;
-        let a = &mut st.active;
-        a.file.set_len(cut.pos).map_err(|e| LogError::io(&a.path, e))?;
+        let cut = plan_cut(&inner.resources, &st.active, offset, interval)?;
+        let a = &st.active;
+        a.file(&inner.resources)?.set_len(cut.pos).map_err(|e| LogError::io(&a.path, e))?;
         inner.sync_segment(&mut st)?;
         let a = &mut st.active;
         a.size = cut.pos;

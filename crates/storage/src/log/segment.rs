@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::LogError;
 use super::checkpoint::{RecoveryPoint, read_optional, write_atomic};
 use super::index::SegmentIndex;
 use super::scan::{Scanned, Scanner};
+use super::{LogError, LogResources};
 use shale_core::disk::{Disk, FileHandle, OpenMode};
 use shale_core::record::BatchHeader;
 
@@ -165,15 +165,15 @@ pub(crate) struct SealedSegment {
     pub max_timestamp: Option<i64>,
 }
 
-/// The segment that takes appends, with its own file handle and in-memory index.
+/// The segment that takes appends, with its in-memory index. Its file handle lives in the
+/// shared [`LogResources`] cache like every other segment's, so a broker with many
+/// partitions does not hold a descriptor per partition.
 #[derive(Debug)]
 pub(crate) struct ActiveSegment {
     /// Offset of its first batch.
     pub base: i64,
     /// Path of the `.log` file.
     pub path: PathBuf,
-    /// Read-write handle; shared with readers and the flusher.
-    pub file: FileHandle,
     /// Bytes written.
     pub size: u64,
     /// Offset the next batch gets.
@@ -197,37 +197,35 @@ impl ActiveSegment {
 
     /// Opens (creating if needed) the segment file for `base` with `size` valid bytes.
     pub(super) fn open(
-        disk: &dyn Disk,
+        resources: &LogResources,
         dir: &Path,
         base: i64,
         size: u64,
         builder: IndexBuilder,
     ) -> Result<Self, LogError> {
         let path = segment_path(dir, base, LOG_SUFFIX);
-        let file =
-            disk.open(&path, OpenMode::ReadWriteCreate).map_err(|e| LogError::io(&path, e))?;
-        Ok(ActiveSegment {
-            base,
-            path,
-            file,
-            size,
-            next_offset: base,
-            builder,
-            first_append_ms: None,
-        })
+        resources.create(&path)?;
+        Ok(ActiveSegment { base, path, size, next_offset: base, builder, first_append_ms: None })
+    }
+
+    /// A read-write handle to the segment file, from the shared cache.
+    pub(super) fn file(&self, resources: &LogResources) -> Result<FileHandle, LogError> {
+        resources.writable(&self.path)
     }
 
     /// Writes already-stamped batches at the end of the file and indexes them. On a failed
     /// write the file is cut back so no partial batch stays visible.
     pub(super) fn append(
         &mut self,
+        resources: &LogResources,
         buf: &[u8],
         batches: &[(BatchHeader, std::ops::Range<usize>)],
         interval: u64,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        if let Err(e) = self.file.write_all_at(buf, self.size) {
-            if let Err(cut) = self.file.set_len(self.size) {
+        let file = self.file(resources)?;
+        if let Err(e) = file.write_all_at(buf, self.size) {
+            if let Err(cut) = file.set_len(self.size) {
                 tracing::error!(path = %self.path.display(), error = %cut,
                     "could not cut back a failed append; recovery will truncate it");
             }
@@ -252,8 +250,8 @@ impl ActiveSegment {
     }
 
     /// Fsyncs the data file.
-    pub(super) fn sync(&self) -> Result<(), LogError> {
-        sync_data(&*self.file, &self.path)
+    pub(super) fn sync(&self, resources: &LogResources) -> Result<(), LogError> {
+        sync_data(&*self.file(resources)?, &self.path)
     }
 
     /// Writes the index files, including the final max-timestamp entry.

@@ -757,6 +757,193 @@ fn tiny_handle_cache_still_serves_every_sealed_segment() {
     assert!(resources.open_handles() <= 2);
 }
 
+/// The real disk, counting the files open through it and refusing opens past a limit
+/// with `EMFILE`, as a process at its `ulimit -n` is refused.
+#[derive(Debug, Default)]
+struct LimitedDisk {
+    counts: Arc<OpenCounts>,
+}
+
+#[derive(Debug, Default)]
+struct OpenCounts {
+    open: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    /// Opens past this many open files fail (0: no limit).
+    limit: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct CountedFile {
+    file: shale_core::disk::FileHandle,
+    counts: Arc<OpenCounts>,
+}
+
+impl Drop for CountedFile {
+    fn drop(&mut self) {
+        self.counts.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl shale_core::disk::DiskFile for CountedFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.file.size()
+    }
+}
+
+impl shale_core::disk::Disk for LimitedDisk {
+    fn open(
+        &self,
+        path: &Path,
+        mode: shale_core::disk::OpenMode,
+    ) -> std::io::Result<shale_core::disk::FileHandle> {
+        let c = &self.counts;
+        let limit = c.limit.load(Ordering::SeqCst);
+        if limit > 0 && c.open.load(Ordering::SeqCst) >= limit {
+            return Err(std::io::Error::from_raw_os_error(24));
+        }
+        let file = shale_core::disk::RealDisk.open(path, mode)?;
+        let open = c.open.fetch_add(1, Ordering::SeqCst) + 1;
+        c.most.fetch_max(open, Ordering::SeqCst);
+        Ok(Arc::new(CountedFile { file, counts: c.clone() }))
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        shale_core::disk::RealDisk.create_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        shale_core::disk::RealDisk.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        shale_core::disk::RealDisk.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        shale_core::disk::RealDisk.remove_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        shale_core::disk::RealDisk.sync_dir(path)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        shale_core::disk::RealDisk.read_dir(path)
+    }
+    fn metadata(&self, path: &Path) -> std::io::Result<shale_core::disk::FileMeta> {
+        shale_core::disk::RealDisk.metadata(path)
+    }
+}
+
+/// `n` partition logs in `root`, sharing resources over a [`LimitedDisk`] that caches at
+/// most `cached` segment files.
+fn many_logs(
+    root: &Path,
+    n: usize,
+    cached: u64,
+    clock: &Arc<ManualClock>,
+) -> (Arc<OpenCounts>, Arc<LogResources>, Vec<PartitionLog>) {
+    let disk = LimitedDisk::default();
+    let counts = disk.counts.clone();
+    let resources = Arc::new(LogResources::on_disk(Arc::new(disk), cached, 1 << 20));
+    let logs = (0..n)
+        .map(|i| {
+            let dir = root.join(format!("t-{i}"));
+            PartitionLog::open(dir, small_config(), clock.clone(), resources.clone()).expect("open")
+        })
+        .collect();
+    (counts, resources, logs)
+}
+
+#[test]
+fn many_partitions_keep_no_more_files_open_than_the_cache_holds() {
+    // Active segments included: a broker's open files are bounded by the cache, not by its
+    // partition count.
+    let root = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let (counts, resources, logs) = many_logs(root.path(), 200, 16, &clock);
+    let mut written = vec![Vec::new(); logs.len()];
+    for round in 0..4 {
+        for (log, w) in logs.iter().zip(&mut written) {
+            let mut b = batch_with(2, 300, T0, round);
+            log.append(&mut b, 1).expect("append");
+            log.flush_all().expect("fsync");
+            w.push(b);
+        }
+    }
+    for (log, w) in logs.iter().zip(&written) {
+        assert_eq!(read_all(log, 0, 1), w.concat(), "{:?} reads back", log.dir());
+        assert_eq!(log.offset_for_timestamp(T0).expect("lookup"), Some((0, T0)));
+    }
+    let most = counts.most.load(Ordering::SeqCst);
+    // The cache's 16, plus what the operation in flight holds: a timestamp lookup keeps
+    // the active segment's handle while it opens a sealed segment and reads its index.
+    assert!(most <= 16 + 3, "{most} files were open at once for 200 partitions");
+    assert!(resources.open_handles() <= 16);
+    for log in &logs {
+        log.close().expect("close");
+    }
+    drop(logs);
+    let cached = resources.open_handles() as usize;
+    assert_eq!(counts.open.load(Ordering::SeqCst), cached, "closed logs hold no file");
+}
+
+#[test]
+fn a_descriptor_limit_below_the_cache_sheds_cached_files_and_keeps_serving() {
+    // The process may open 24 files; the cache would hold 64. Running out, the log closes
+    // its cached files and carries on with fewer open.
+    let root = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let (counts, resources, logs) = many_logs(root.path(), 80, 64, &clock);
+    counts.limit.store(24, Ordering::SeqCst);
+    counts.most.store(0, Ordering::SeqCst);
+    for (i, log) in logs.iter().enumerate() {
+        let mut b = batch_with(1, 200, T0, i);
+        log.append(&mut b, 1).expect("append within the descriptor limit");
+        log.flush_all().expect("fsync");
+        assert_eq!(read_all(log, 0, 1), b);
+    }
+    assert!(resources.descriptor_sheds() > 0, "the limit was reached and files were shed");
+    assert!(counts.most.load(Ordering::SeqCst) <= 24);
+}
+
+#[test]
+fn no_descriptor_left_is_a_precise_retriable_error_until_one_is_free() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let (counts, resources, logs) = many_logs(root.path(), 3, 16, &clock);
+    for log in &logs {
+        log.append(&mut batch(1, 100, T0), 1).expect("append");
+    }
+    // Something else holds the one descriptor the process may have, and the log's handle
+    // is not cached.
+    let other = root.path().join("held");
+    let held = resources.disk().open(&other, shale_core::disk::OpenMode::ReadWriteCreate);
+    let segment = logs[2].dir().join("00000000000000000000.log");
+    resources.evict(&segment);
+    counts.limit.store(1, Ordering::SeqCst);
+    let e = logs[2].append(&mut batch(1, 100, T0), 1).expect_err("no descriptor to open");
+    assert!(matches!(&e, LogError::OutOfFiles { path, .. } if *path == segment), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("too many open files") && msg.contains("log.fd_cache_capacity"), "{msg}");
+    let public = shale_core::error::Error::from(e);
+    assert!(public.kind.is_retriable(), "{public:?}");
+    assert_eq!(public.reason, "TOO_MANY_OPEN_FILES");
+    // Once descriptors are free again, the same log serves.
+    drop(held);
+    counts.limit.store(0, Ordering::SeqCst);
+    logs[2].append(&mut batch(1, 100, T0), 1).expect("append once descriptors are free");
+}
+
 #[test]
 fn delete_removes_the_directory() {
     let fx = Fixture::new();

@@ -211,7 +211,7 @@ impl PartitionLog {
         for base in bases {
             remove_segment_files(dir, base, &inner.resources)?;
         }
-        st.active = ActiveSegment::open(inner.disk(), dir, offset, 0, IndexBuilder::new())?;
+        st.active = ActiveSegment::open(&inner.resources, dir, offset, 0, IndexBuilder::new())?;
         inner.resources.evict(&st.active.path);
         st.active.write_index(inner.disk(), dir)?;
         sync_dir(inner.disk(), dir)?;

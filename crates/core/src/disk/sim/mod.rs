@@ -301,7 +301,7 @@ impl Disk for SimDisk {
                 ino
             }
             (Some(Entry::File(ino)), _) => ino,
-            (None, OpenMode::Read) => return Err(not_found(&path)),
+            (None, OpenMode::Read | OpenMode::ReadWrite) => return Err(not_found(&path)),
             (None, _) => {
                 if !st.parent_is_dir(&path) {
                     return Err(not_found(&path));
