@@ -1,19 +1,14 @@
-//! Background work of a broker: retention, periodic flush for `flush.policy=interval`, ISR
+//! Background work of a broker: retention, ISR
 //! maintenance for the partitions it leads (`replication/isr.rs`), and, for the consumer groups it coordinates,
 //! removing expired members and refreshing lag for `/metrics`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::Broker;
-use shale_core::topic_config::FlushPolicyKind;
 
 /// How often a leader checks its followers for the ISR (`replication::isr::pass`).
 const ISR_TICK: Duration = Duration::from_millis(200);
-
-/// How often the interval flusher looks for due partitions.
-const FLUSH_TICK: Duration = Duration::from_millis(20);
 
 pub(super) fn start(broker: &Arc<Broker>) {
     let retention_every = Duration::from_millis(broker.settings.log.retention_check_interval_ms);
@@ -22,7 +17,6 @@ pub(super) fn start(broker: &Arc<Broker>) {
     let w = || Arc::downgrade(broker);
     let life = &broker.life;
     life.spawn(periodic(w(), retention_every, Serving::NotNeeded, retention_pass));
-    life.spawn(flush_loop(w()));
     life.spawn(periodic(w(), ISR_TICK, Serving::Needed, super::replication::isr::pass));
     life.spawn(periodic(w(), LOAD_EVERY, Serving::Needed, publish_load));
     life.spawn(periodic(w(), GROUP_SWEEP_TICK, Serving::Needed, |b| async move {
@@ -86,32 +80,6 @@ async fn retention_pass(b: Arc<Broker>) {
     for p in b.hosted().into_iter().filter(|p| p.log().failure().is_none()) {
         if let Err(e) = p.apply_retention().await {
             tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed");
-        }
-    }
-}
-
-async fn flush_loop(broker: Weak<Broker>) {
-    let mut last_flush: HashMap<(String, u32), i64> = HashMap::new();
-    let mut tick = tokio::time::interval(FLUSH_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(b) = broker.upgrade() else { return };
-        let now = b.clock.now_ms();
-        for p in b.hosted() {
-            let config = p.config();
-            if config.flush_policy != FlushPolicyKind::Interval {
-                continue;
-            }
-            let key = (p.topic().to_string(), p.index());
-            let last = *last_flush.entry(key.clone()).or_insert(now);
-            let log = p.log();
-            if now - last >= config.flush_ms as i64 && log.durable_offset() < log.log_end_offset() {
-                if let Err(e) = p.flush().await {
-                    tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "interval flush failed");
-                }
-                last_flush.insert(key, now);
-            }
         }
     }
 }

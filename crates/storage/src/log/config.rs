@@ -7,7 +7,8 @@ use std::time::Duration;
 pub enum FlushPolicy {
     /// Every acknowledged append is fsynced first (group commit). The default.
     Always,
-    /// The broker fsyncs on a timer; acks may precede the fsync (`flush.policy=interval`).
+    /// The log fsyncs within this long of an append, on a timer that the first append not
+    /// yet fsynced starts; acks may precede the fsync (`flush.policy=interval`).
     Interval(Duration),
 }
 

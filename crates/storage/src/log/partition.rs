@@ -40,6 +40,8 @@ pub(super) struct Inner {
     pub durable: AtomicI64,
     /// Set while a group-commit flusher loop runs (at most one per log).
     pub flushing: AtomicBool,
+    /// Set while an interval flush is due (`FlushPolicy::Interval`; at most one per log).
+    pub flush_due: AtomicBool,
     pub offsets: watch::Sender<LogOffsets>,
     /// The durable offset and whether the log stopped taking writes, published only when
     /// one of them changes: what `flush_until` waits on, woken by fsyncs, not by appends.
@@ -69,6 +71,8 @@ pub(super) struct State {
     /// advance the durable offset over rewritten bytes.
     pub generation: u64,
     pub closed: bool,
+    /// The recovery point last stored, when it is known to be the one on disk.
+    pub stored_point: Option<super::checkpoint::RecoveryPoint>,
     /// Set by a failed data fsync; the log then refuses writes and flushes (fail-stop).
     pub failed: Option<FailStop>,
 }
@@ -180,6 +184,7 @@ impl Inner {
         sync_dir(self.disk(), &self.dir)?;
         next.end_point().store(self.disk(), &self.dir)?;
         let old = std::mem::replace(&mut st.active, next);
+        st.stored_point = Some(st.active.end_point());
         st.sealed_bytes += old.size;
         st.sealed.insert(
             old.base,
@@ -246,6 +251,30 @@ impl Inner {
         Ok(info)
     }
 
+    /// Under `FlushPolicy::Interval`, makes sure an fsync comes within the interval of an
+    /// append: the first append not yet covered starts a timer (one per log at most), and
+    /// the fsync when it fires covers every append made before it. Only logs with unsynced
+    /// appends cost anything, however many partitions a broker hosts. Outside a tokio
+    /// runtime (synchronous tests) nothing is scheduled; `flush_all` does it by hand.
+    fn schedule_interval_flush(this: &Arc<Inner>, policy: super::FlushPolicy) {
+        let super::FlushPolicy::Interval(every) = policy else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if this.flush_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = this.clone();
+        runtime.spawn(async move {
+            shale_core::clock::sleep(every).await;
+            // Appends from here on start the next timer; those before are covered below.
+            inner.flush_due.store(false, Ordering::Release);
+            let synced = tokio::task::spawn_blocking(move || inner.sync_active()).await;
+            if let Ok(Err(e)) = synced {
+                // A failed fsync stopped the log and was logged; a closed log needs none.
+                tracing::debug!(error = %e, "interval flush did not complete");
+            }
+        });
+    }
+
     /// A sealed segment's index from the shared cache (loaded or rebuilt on a miss).
     pub(super) fn sealed_index(
         &self,
@@ -280,6 +309,7 @@ impl PartitionLog {
         let dir = dir.into();
         let recovered = recover(&dir, &config, clock.now_ms(), &resources)?;
         let sealed_bytes = recovered.sealed.values().map(|s| s.size).sum();
+        let stored_point = recovered.stored_point;
         let state = State {
             config,
             sealed: recovered.sealed,
@@ -288,6 +318,7 @@ impl PartitionLog {
             sealed_bytes,
             generation: 0,
             closed: false,
+            stored_point,
             failed: None,
         };
         let offsets = LogOffsets {
@@ -307,6 +338,7 @@ impl PartitionLog {
                 synced: watch::Sender::new((state.log_end(), false)),
                 state: Mutex::new(state),
                 flushing: AtomicBool::new(false),
+                flush_due: AtomicBool::new(false),
                 offsets: watch::Sender::new(offsets),
                 syncs: AtomicU64::new(0),
                 recovery: recovered.stats,
@@ -345,7 +377,9 @@ impl PartitionLog {
                 }
             }
         }
-        inner.write(&mut st, batches, &frames, now)
+        let info = inner.write(&mut st, batches, &frames, now)?;
+        Inner::schedule_interval_flush(&self.inner, st.config.flush);
+        Ok(info)
     }
 
     /// Appends batches that already carry offsets and epochs (a follower copying its
@@ -379,7 +413,9 @@ impl PartitionLog {
         if changed {
             st.epochs.store(inner.disk(), &inner.dir)?;
         }
-        inner.write(&mut st, batches, &frames, now)
+        let info = inner.write(&mut st, batches, &frames, now)?;
+        Inner::schedule_interval_flush(&self.inner, st.config.flush);
+        Ok(info)
     }
 
     /// The first offset in the log.
@@ -477,10 +513,24 @@ impl PartitionLog {
             return Ok(());
         }
         // A failed log writes no recovery point: it would vouch for bytes the disk may lack.
-        inner.sync_segment(&mut st)?;
-        inner.syncs.fetch_add(1, Ordering::Relaxed);
-        st.active.write_index(inner.disk(), &inner.dir)?;
-        st.active.end_point().store(inner.disk(), &inner.dir)?;
+        // What is durable already needs no fsync; a broker with many idle partitions closes
+        // them without one each.
+        if inner.durable.load(Ordering::Acquire) < st.log_end() {
+            inner.sync_segment(&mut st)?;
+            inner.syncs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            st.check_open()?;
+        }
+        // An index without offset entries spares recovery nothing: it re-reads a segment
+        // that small from its start instead.
+        if st.active.builder.index.offset_entries() > 0 {
+            st.active.write_index(inner.disk(), &inner.dir)?;
+        }
+        let point = st.active.end_point();
+        if st.stored_point != Some(point) {
+            point.store(inner.disk(), &inner.dir)?;
+            st.stored_point = Some(point);
+        }
         st.closed = true;
         inner.durable.fetch_max(st.log_end(), Ordering::AcqRel);
         inner.publish(&st);

@@ -31,6 +31,8 @@ pub struct LogResources {
     disk: Arc<SheddingDisk>,
     files: Cache<PathBuf, Cached>,
     capacity: u64,
+    /// Segment files open now, cached or not (an evicted file stays open while in use).
+    live: Arc<AtomicU64>,
     indexes: Cache<PathBuf, Arc<SegmentIndex>>,
     opens: AtomicU64,
     index_loads: AtomicU64,
@@ -52,11 +54,10 @@ struct SheddingDisk {
 impl SheddingDisk {
     fn shed(&self, path: &Path) {
         let cached = self.files.entry_count();
-        // One by one: `invalidate_all` leaves the handles to later housekeeping.
-        for (path, _) in self.files.iter() {
+        for (path, entry) in self.files.iter() {
+            entry.close();
             self.files.invalidate(&*path);
         }
-        self.files.run_pending_tasks();
         self.sheds.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(path = %path.display(), cached, capacity = self.capacity,
             limit = ?descriptor_limit(),
@@ -98,11 +99,78 @@ impl Disk for SheddingDisk {
     }
 }
 
-/// A cached segment file handle and whether it was opened for writing.
+/// A segment file the cache opened, counted while open.
+#[derive(Debug)]
+struct Tracked {
+    file: FileHandle,
+    live: Arc<AtomicU64>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl shale_core::disk::DiskFile for Tracked {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.file.size()
+    }
+}
+
+/// A cached segment file handle and whether it was opened for writing. The handle sits in
+/// a slot the broker empties itself when it closes the file: the cache drops what it
+/// evicts or invalidates only at its next housekeeping, and a descriptor must close at
+/// once.
 #[derive(Clone, Debug)]
 struct Cached {
-    file: FileHandle,
+    slot: Arc<std::sync::Mutex<Option<FileHandle>>>,
     writable: bool,
+}
+
+impl Cached {
+    fn new(file: FileHandle, writable: bool) -> Self {
+        Cached { slot: Arc::new(std::sync::Mutex::new(Some(file))), writable }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<FileHandle>> {
+        self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The handle, unless the file was closed.
+    fn file(&self) -> Option<FileHandle> {
+        self.slot().clone()
+    }
+
+    /// Lets go of the handle: the file closes now, or when the operation using it ends.
+    fn close(&self) {
+        self.slot().take();
+    }
+
+    /// Closes the file if no operation is using it; whether it did.
+    fn close_if_idle(&self) -> bool {
+        let mut slot = self.slot();
+        let idle = slot.as_ref().is_some_and(|f| Arc::strong_count(f) == 1);
+        if idle {
+            slot.take();
+        }
+        idle
+    }
 }
 
 /// When a partition log last appended or fsynced: the hot path at work, which cold reads
@@ -173,7 +241,10 @@ impl LogResources {
 
     /// Like [`new`](Self::new), with the logs' files on `disk` (a simulated one in tests).
     pub fn on_disk(disk: SharedDisk, max_open_segments: u64, max_index_bytes: u64) -> Self {
-        let files = Cache::builder().max_capacity(max_open_segments).build();
+        let files = Cache::builder()
+            .max_capacity(max_open_segments)
+            .eviction_listener(|_path, entry: Cached, _cause| entry.close())
+            .build();
         LogResources {
             disk: Arc::new(SheddingDisk {
                 inner: disk,
@@ -183,6 +254,7 @@ impl LogResources {
             }),
             files,
             capacity: max_open_segments,
+            live: Arc::default(),
             indexes: Cache::builder()
                 .max_capacity(max_index_bytes)
                 .weigher(|_path: &PathBuf, ix: &Arc<SegmentIndex>| {
@@ -198,17 +270,17 @@ impl LogResources {
     /// A handle to read a segment file, opened on a miss. Evicted handles close once the
     /// last operation in flight drops them.
     pub(crate) fn handle(&self, path: &Path) -> Result<FileHandle, LogError> {
-        match self.files.get(path) {
-            Some(cached) => Ok(cached.file),
+        match self.files.get(path).and_then(|c| c.file()) {
+            Some(file) => Ok(file),
             None => self.open(path, false),
         }
     }
 
     /// A handle to read and write a segment file that exists (the active segment's).
     pub(crate) fn writable(&self, path: &Path) -> Result<FileHandle, LogError> {
-        match self.files.get(path) {
-            Some(cached) if cached.writable => Ok(cached.file),
-            _ => self.open(path, true),
+        match self.files.get(path).filter(|c| c.writable).and_then(|c| c.file()) {
+            Some(file) => Ok(file),
+            None => self.open(path, true),
         }
     }
 
@@ -223,13 +295,34 @@ impl LogResources {
 
     /// Opens and caches a handle (see [`SheddingDisk`] for running out of descriptors).
     fn open_with(&self, path: &Path, mode: OpenMode) -> Result<FileHandle, LogError> {
+        if self.live.load(Ordering::Relaxed) >= self.capacity {
+            self.close_idle();
+        }
         let file = self.disk.open(path, mode).map_err(|e| LogError::io(path, e))?;
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let file: FileHandle = Arc::new(Tracked { file, live: self.live.clone() });
         self.opens.fetch_add(1, Ordering::Relaxed);
         let writable = mode != OpenMode::Read;
-        self.files.insert(path.to_path_buf(), Cached { file: file.clone(), writable });
-        // Apply the eviction now, so the open files never pile up past the bound.
-        self.files.run_pending_tasks();
+        self.files.insert(path.to_path_buf(), Cached::new(file.clone(), writable));
         Ok(file)
+    }
+
+    /// At the bound (counting files evicted but still in use, and evictions the cache has
+    /// not applied yet): closes cached files no operation is using, an eighth of the bound
+    /// at a time so that the scan is rare. Files in use stay open until their operation
+    /// ends; only as many operations as run at once can hold them.
+    fn close_idle(&self) {
+        let batch = (self.capacity / 8).max(1);
+        let mut closed = 0;
+        for (path, entry) in self.files.iter() {
+            if entry.close_if_idle() {
+                self.files.invalidate(&*path);
+                closed += 1;
+                if closed == batch {
+                    break;
+                }
+            }
+        }
     }
 
     /// A sealed segment's index, loaded by `load` on a miss (concurrent misses load once).
@@ -260,7 +353,9 @@ impl LogResources {
 
     /// Forgets a segment whose files are deleted or about to change.
     pub(crate) fn evict(&self, log_path: &Path) {
-        self.files.invalidate(log_path);
+        if let Some(entry) = self.files.remove(log_path) {
+            entry.close();
+        }
         self.indexes.invalidate(log_path);
     }
 
@@ -292,7 +387,12 @@ impl LogResources {
     /// Currently cached segment file handles (after pending evictions are applied).
     pub fn open_handles(&self) -> u64 {
         self.files.run_pending_tasks();
-        self.files.entry_count()
+        self.files.iter().filter(|(_, entry)| entry.file().is_some()).count() as u64
+    }
+
+    /// Segment files open now: cached, or evicted and still in use.
+    pub fn open_segment_files(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
     }
 
     /// The bound on cached segment file handles.

@@ -217,6 +217,7 @@ impl PartitionLog {
             max_timestamp: NO_TIMESTAMP,
         }
         .store(inner.disk(), dir)?;
+        st.stored_point = None;
 
         if offset < st.active.base {
             // The sealed segment holding `offset` takes appends again; later ones go.
@@ -256,6 +257,7 @@ impl PartitionLog {
         a.write_index(inner.disk(), dir)?;
         // Storing the point also fsyncs the directory, making the removals durable.
         a.end_point().store(inner.disk(), dir)?;
+        st.stored_point = Some(st.active.end_point());
         // The fsync above made everything below the new end durable.
         inner.durable.store(cut.new_end, Ordering::Release);
         if st.epochs.truncate_from_end(cut.new_end) {

@@ -944,6 +944,59 @@ fn no_descriptor_left_is_a_precise_retriable_error_until_one_is_free() {
     logs[2].append(&mut batch(1, 100, T0), 1).expect("append once descriptors are free");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interval_log_fsyncs_once_within_the_interval_of_its_appends() {
+    let fx = Fixture::new();
+    let every = std::time::Duration::from_millis(200);
+    let config = LogConfig { flush: FlushPolicy::Interval(every), ..small_config() };
+    let log = Arc::new(fx.open(config));
+    let syncs = log.sync_count();
+    for i in 0..5 {
+        let l = log.clone();
+        tokio::task::spawn_blocking(move || l.append(&mut batch_with(1, 50, T0, i), 1))
+            .await
+            .expect("task")
+            .expect("append");
+    }
+    assert_eq!(log.durable_offset(), 0, "acknowledged before the fsync");
+    let mut offsets = log.subscribe();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        offsets.wait_for(|o| o.durable_end == 5),
+    )
+    .await
+    .expect("the interval flush within 10 s")
+    .expect("watch open");
+    assert_eq!(log.sync_count(), syncs + 1, "one fsync covers the appends of one interval");
+}
+
+#[test]
+fn closing_a_durable_log_costs_no_fsync_and_an_unchanged_one_writes_nothing() {
+    // A broker with 100,000 partitions closes them all at shutdown: what is durable
+    // already needs no fsync, and a log unchanged since it opened needs no write.
+    let fx = Fixture::new();
+    let log = fx.open(small_config());
+    let written = fill(&log, &[(1, 100)], T0);
+    log.flush_all().expect("fsync");
+    let syncs = log.sync_count();
+    log.close().expect("close");
+    assert_eq!(log.sync_count(), syncs, "no fsync for durable data");
+    let point = fx.path().join("recovery-point");
+    let stored = fs::read(&point).expect("recovery point");
+    let reopened = fx.reopen(small_config());
+    assert_eq!(read_all(&reopened, 0, 1), written.concat());
+    fs::remove_file(&point).expect("remove");
+    reopened.close().expect("close unchanged");
+    assert!(!point.exists(), "an unchanged log rewrote its recovery point");
+    fs::write(&point, &stored).expect("restore");
+    let again = fx.reopen(small_config());
+    assert_eq!(read_all(&again, 0, 1), written.concat());
+    again.append(&mut batch(1, 100, T0), 1).expect("append");
+    again.close().expect("close");
+    assert_ne!(fs::read(&point).expect("recovery point"), stored, "a changed log stores its end");
+    assert_eq!(fx.reopen(small_config()).log_end_offset(), 2);
+}
+
 #[test]
 fn delete_removes_the_directory() {
     let fx = Fixture::new();

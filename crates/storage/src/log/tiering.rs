@@ -204,6 +204,7 @@ impl PartitionLog {
         let mut st = inner.lock()?;
         st.check_open()?;
         st.generation += 1;
+        st.stored_point = None;
         let mut bases: Vec<i64> = st.sealed.keys().copied().collect();
         bases.push(st.active.base);
         st.sealed.clear();
@@ -216,6 +217,7 @@ impl PartitionLog {
         st.active.write_index(inner.disk(), dir)?;
         sync_dir(inner.disk(), dir)?;
         st.active.end_point().store(inner.disk(), dir)?;
+        st.stored_point = Some(st.active.end_point());
         inner.durable.store(offset, Ordering::Release);
         // Epochs start again with the first batch fetched.
         if st.epochs.truncate_from_end(i64::MIN) {
