@@ -75,6 +75,10 @@ struct Inner {
     current: std::sync::atomic::AtomicUsize,
     channels: RwLock<HashMap<String, Channel>>,
     metadata: RwLock<Metadata>,
+    /// Held while `leader` refreshes metadata on a miss, so that thousands of partitions
+    /// starting at once (a producer's first record to each) ask the broker once, not once
+    /// each.
+    refreshing: tokio::sync::Mutex<()>,
     connect_timeout: Duration,
     /// See [`ClientBuilder::metadata_max_age`].
     metadata_max_age: Duration,
@@ -182,6 +186,7 @@ impl Client {
                 current: std::sync::atomic::AtomicUsize::new(0),
                 channels: RwLock::new(HashMap::new()),
                 metadata: RwLock::new(Metadata::default()),
+                refreshing: tokio::sync::Mutex::new(()),
                 connect_timeout: Duration::from_secs(5),
                 metadata_max_age,
                 tls,
@@ -435,7 +440,14 @@ impl Client {
             return Ok(addr);
         }
         let located = |e| locate(e, &self.metadata_source(), Some(topic), Some(partition));
-        self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
+        {
+            let _refreshing = self.inner.refreshing.lock().await;
+            // Another caller's refresh may have brought the answer meanwhile.
+            if let Some(addr) = self.leader_cached(topic, partition) {
+                return Ok(addr);
+            }
+            self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
+        }
         if let Some(addr) = self.leader_cached(topic, partition) {
             return Ok(addr);
         }

@@ -21,8 +21,8 @@ use shale_meta::{Revision, WatchEvent, watch_prefixes};
 
 /// Pause after a failed read or watch before trying again.
 const RETRY: Duration = Duration::from_millis(200);
-/// Partitions opened at once during a resync.
-const OPEN_CONCURRENCY: usize = 8;
+/// Partitions opened (or closed, at shutdown) at once.
+pub(super) const OPEN_CONCURRENCY: usize = 8;
 /// Let bursts of events (a topic's partitions are written in chunks) settle.
 const DEBOUNCE: Duration = Duration::from_millis(10);
 

@@ -537,13 +537,19 @@ impl Broker {
             .map(|mut m| m.drain().map(|(_, p)| p).collect())
             .unwrap_or_default();
         let mut first_error = None;
-        for p in parts {
+        // A few at a time, as they open: closing is mostly fsyncs.
+        use futures::StreamExt as _;
+        let mut closing = futures::stream::iter(parts.into_iter().map(|p| async move {
             p.mark_closed();
             let log = p.log().clone();
             let res = tokio::task::spawn_blocking(move || log.close())
                 .await
                 .map_err(|e| Error::internal(e.to_string()))
                 .and_then(|r| r.map_err(Error::from));
+            (p, res)
+        }))
+        .buffer_unordered(follow::OPEN_CONCURRENCY);
+        while let Some((p, res)) = closing.next().await {
             if let Err(e) = res {
                 tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "close failed");
                 first_error.get_or_insert(e);

@@ -178,25 +178,41 @@ impl Broker {
     /// [`PLACEMENT_TIMEOUT`].
     async fn wait_placed(&self, name: &str, range: Range<u32>, done: &str) -> Result<(), Error> {
         let id = self.id;
-        let placed = self
-            .wait_for_metadata(PLACEMENT_TIMEOUT, |b| {
-                let Ok(cache) = b.view.cache.read() else { return false };
-                range.clone().all(|p| {
-                    let key = (name.to_string(), p);
-                    cache.states.get(&key).is_some_and(|(s, _)| {
-                        !s.replicas.contains(&id) || b.hosted_partition(name, p).is_some()
-                    })
-                })
-            })
-            .await;
-        if !placed {
-            return Err(Error::unavailable(format!(
-                "topic {name:?} {done}, but its partitions were not placed within {} s (is a \
-                 controller elected?); they will be placed once one is",
-                PLACEMENT_TIMEOUT.as_secs()
-            )));
+        // (placed by the controller, of those placed here: still to open)
+        let progress = |b: &Broker| {
+            let Ok(cache) = b.view.cache.read() else { return (0, 0) };
+            let (mut placed, mut opening) = (0u32, 0u32);
+            for p in range.clone() {
+                let key = (name.to_string(), p);
+                if let Some((s, _)) = cache.states.get(&key) {
+                    placed += 1;
+                    if s.replicas.contains(&id) && b.hosted_partition(name, p).is_none() {
+                        opening += 1;
+                    }
+                }
+            }
+            (placed, opening)
+        };
+        let want = range.len() as u32;
+        let done_when = |b: &Broker| progress(b) == (want, 0);
+        if self.wait_for_metadata(PLACEMENT_TIMEOUT, done_when).await {
+            return Ok(());
         }
-        Ok(())
+        let (placed, opening) = progress(self);
+        let secs = PLACEMENT_TIMEOUT.as_secs();
+        let message = if placed == 0 && self.controller_id() < 0 {
+            format!(
+                "topic {name:?} {done}, but no controller is elected to place its partitions \
+                 (none within {secs} s); they will be placed once one is"
+            )
+        } else {
+            format!(
+                "topic {name:?} {done}; within {secs} s the controller placed {placed} of its \
+                 {want} new partitions and broker {id} has {opening} of its share still to \
+                 open; the rest carries on in the background"
+            )
+        };
+        Err(Error::unavailable(message))
     }
 
     /// Deletes a topic and its partition states; every replica deletes its data.

@@ -14,7 +14,12 @@ use shale_meta::topics::PartitionState;
 /// state read at this broker's leader epoch, so a deposed leader cannot write it.
 pub(in crate::broker) async fn pass(b: Arc<Broker>) {
     let max_lag = Duration::from_millis(b.settings.replication.lag_time_max_ms);
+    // Single-replica partitions (cheaply skipped: a broker may host 100,000) have no ISR
+    // to change and nobody to hand a failed log to.
     for p in b.hosted().into_iter().filter(|p| p.is_leader()) {
+        if !p.replication().has_other_replicas() {
+            continue;
+        }
         if let Some(reason) = p.log().failure() {
             hand_over_failed(&b, &p, &reason).await;
             continue;

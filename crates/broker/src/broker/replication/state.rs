@@ -123,6 +123,13 @@ impl Replication {
         self.lock().replicas.clone()
     }
 
+    /// Whether any replica besides this one exists (or is being added): a partition without
+    /// one has no ISR to maintain and nobody to hand a failed log over to.
+    pub fn has_other_replicas(&self) -> bool {
+        let inner = self.lock();
+        inner.replicas.iter().chain(&inner.adding).any(|r| *r != self.broker_id)
+    }
+
     /// Whether the ISR lacks a replica other than those a reassignment is adding (Kafka's
     /// under-replicated partition: a replica still copying does not count).
     pub fn under_replicated(&self) -> bool {
