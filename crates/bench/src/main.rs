@@ -7,6 +7,7 @@
 //! - `latency`, `open_loop`: produce latency at fixed offered rates, open loop.
 //! - `fetch_latency`: the time to a first record at random cold or local offsets.
 //! - `groups`: many group members committing on a timer.
+//! - `partitions`: many partitions on one broker: create, produce to each, read back.
 //! - `etcd`: the etcd figures `groups` reports, over etcd's HTTP API.
 //! - `report`: latency histograms and the progress bar.
 
@@ -19,6 +20,7 @@ mod fetch_latency;
 mod groups;
 mod latency;
 mod open_loop;
+mod partitions;
 mod report;
 mod throughput;
 
@@ -53,6 +55,9 @@ enum Command {
     /// Many group members committing on a timer: commit latency, etcd writes per second
     /// and the keys a group holds.
     Groups(groups::GroupsBench),
+    /// Many partitions on one broker: create them, produce to each, read each back,
+    /// timing each step and checking for losses and duplicates.
+    Partitions(partitions::PartitionsBench),
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -62,6 +67,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Consume(b) => throughput::consume(b).await,
         Command::FetchLatency(b) => fetch_latency::run(b).await,
         Command::Groups(b) => groups::run(b).await,
+        Command::Partitions(b) => partitions::run(b).await,
     }
 }
 
