@@ -21,9 +21,8 @@ pub const DEFAULT_MAX_INDEX_BYTES: u64 = 64 << 20;
 /// every partition log's files live on.
 ///
 /// Every segment file a log reads or writes, the active segment's included, is opened
-/// through [`handle`](Self::handle) or [`writable`](Self::writable), so a broker holds at
-/// most `max_open_segments` of them open at rest, however many partitions it hosts (plus
-/// those an operation in flight still uses). An evicted active segment's unsynced writes
+/// through this cache, so a broker holds at most `max_open_segments` of them open at rest,
+/// however many partitions it hosts (plus those an operation in flight still uses). An evicted active segment's unsynced writes
 /// stay in the page cache, and the next fsync, through whichever handle, covers them: on
 /// Linux a file's writeback error is reported to the next fsync of any descriptor opened
 /// before or after it, until one has seen it.
