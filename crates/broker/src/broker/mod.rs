@@ -220,8 +220,16 @@ impl Broker {
             settings,
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
-        let revision = broker.resync().await?;
+        // Keep the lease alive from the start: the first resync opens every hosted
+        // partition, which takes longer than a lease with 100,000 of them (about 10 s here).
         broker.life.spawn(membership.clone().run());
+        let revision = match broker.resync().await {
+            Ok(revision) => revision,
+            Err(e) => {
+                broker.life.begin_close();
+                return Err(e);
+            }
+        };
         broker.life.spawn(shale_meta::controller::run(
             meta,
             keys,
