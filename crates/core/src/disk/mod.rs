@@ -23,6 +23,7 @@ use std::fmt::Debug;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 pub use real::RealDisk;
@@ -72,6 +73,49 @@ pub trait DiskFile: Send + Sync + Debug {
 
 /// A shared open file.
 pub type FileHandle = Arc<dyn DiskFile>;
+
+/// An open file that counts itself in a shared counter until it drops: how a cache of
+/// handles (or a test) knows how many files are open, whoever still holds them.
+#[derive(Debug)]
+pub struct CountedFile {
+    file: FileHandle,
+    open: Arc<AtomicU64>,
+}
+
+impl CountedFile {
+    /// Wraps `file`, adding one to `open` until the last clone of the result drops.
+    pub fn wrap(file: FileHandle, open: &Arc<AtomicU64>) -> FileHandle {
+        open.fetch_add(1, Ordering::Relaxed);
+        Arc::new(CountedFile { file, open: open.clone() })
+    }
+}
+
+impl Drop for CountedFile {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl DiskFile for CountedFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn size(&self) -> io::Result<u64> {
+        self.file.size()
+    }
+}
 
 /// The file-system operations the storage layers use. Directory entries (creates, renames,
 /// removes) are durable only after [`Disk::sync_dir`] of their directory, as on Linux.

@@ -515,11 +515,10 @@ impl PartitionLog {
         // A failed log writes no recovery point: it would vouch for bytes the disk may lack.
         // What is durable already needs no fsync; a broker with many idle partitions closes
         // them without one each.
+        st.check_open()?;
         if inner.durable.load(Ordering::Acquire) < st.log_end() {
             inner.sync_segment(&mut st)?;
             inner.syncs.fetch_add(1, Ordering::Relaxed);
-        } else {
-            st.check_open()?;
         }
         // An index without offset entries spares recovery nothing: it re-reads a segment
         // that small from its start instead.

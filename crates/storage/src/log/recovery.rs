@@ -129,30 +129,27 @@ fn fresh(
     let base = rp.map_or(0, |r| r.offset.max(0));
     let mut active = ActiveSegment::open(resources, dir, base, 0, IndexBuilder::new())?;
     active.next_offset = base;
-    let stats = RecoveryStats::default();
     let point = active.end_point();
-    if rp.is_none() && loaded_epochs.is_none() {
-        // A brand-new log: nothing to make durable. Losing the empty segment's entry in a
-        // crash leaves a directory that opens the same way; the first append stores the
-        // epochs, and the first close or roll the recovery point. A broker creating
-        // thousands of partitions saves five fsyncs on each.
-        let epochs = EpochCache::default();
-        return Ok(Recovered {
-            sealed: BTreeMap::new(),
-            active,
-            epochs,
-            stats,
-            stored_point: None,
-        });
-    }
-    sync_dir(disk, dir)?;
+    // A brand-new log has nothing to make durable: losing the empty segment's entry in a
+    // crash leaves a directory that opens the same way; the first append stores the
+    // epochs, and the first close or roll the recovery point. A broker creating thousands
+    // of partitions saves five fsyncs on each.
+    let brand_new = rp.is_none() && loaded_epochs.is_none();
     let mut epochs = loaded_epochs.unwrap_or_default();
-    epochs.truncate_from_end(base);
-    epochs.store(disk, dir)?;
-    if rp != Some(point) {
-        point.store(disk, dir)?;
-    }
-    Ok(Recovered { sealed: BTreeMap::new(), active, epochs, stats, stored_point: Some(point) })
+    let stored_point = match brand_new {
+        true => None,
+        false => {
+            sync_dir(disk, dir)?;
+            epochs.truncate_from_end(base);
+            epochs.store(disk, dir)?;
+            if rp != Some(point) {
+                point.store(disk, dir)?;
+            }
+            Some(point)
+        }
+    };
+    let stats = RecoveryStats::default();
+    Ok(Recovered { sealed: BTreeMap::new(), active, epochs, stats, stored_point })
 }
 
 /// Re-validates from `start` to the end, stopping at the first invalid batch (torn,

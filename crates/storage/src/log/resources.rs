@@ -10,7 +10,7 @@ use moka::sync::Cache;
 
 use super::LogError;
 use super::index::SegmentIndex;
-use shale_core::disk::{Disk, FileHandle, OpenMode, SharedDisk};
+use shale_core::disk::{CountedFile, Disk, FileHandle, OpenMode, SharedDisk};
 
 /// Default bound on open segment files (active and sealed, all partitions together).
 pub const DEFAULT_MAX_OPEN_SEGMENTS: u64 = 1024;
@@ -22,14 +22,13 @@ pub const DEFAULT_MAX_INDEX_BYTES: u64 = 64 << 20;
 ///
 /// Every segment file a log reads or writes, the active segment's included, is opened
 /// through this cache, so a broker holds at most `max_open_segments` of them open at rest,
-/// however many partitions it hosts (plus those an operation in flight still uses). An evicted active segment's unsynced writes
-/// stay in the page cache, and the next fsync, through whichever handle, covers them: on
-/// Linux a file's writeback error is reported to the next fsync of any descriptor opened
-/// before or after it, until one has seen it.
+/// however many partitions it hosts (plus those an operation in flight still uses). An
+/// evicted active segment's unsynced writes stay in the page cache, and the next fsync,
+/// through whichever handle, covers them: on Linux a file's writeback error is reported to
+/// the next fsync of any descriptor opened before or after it, until one has seen it.
 pub struct LogResources {
+    /// The disk, which also holds the cache of segment files and its bound.
     disk: Arc<SheddingDisk>,
-    files: Cache<PathBuf, Cached>,
-    capacity: u64,
     /// Segment files open now, cached or not (an evicted file stays open while in use).
     live: Arc<AtomicU64>,
     indexes: Cache<PathBuf, Arc<SegmentIndex>>,
@@ -38,10 +37,10 @@ pub struct LogResources {
     activity: Arc<DiskActivity>,
 }
 
-/// The logs' disk, except that an open refused for want of descriptors (`EMFILE`,
-/// `ENFILE`) closes the cached segment files not in use and is tried once more. Every file
-/// the logs open (segments, indexes, checkpoints) goes through it, so a broker whose
-/// descriptor limit is below its cache keeps serving with fewer files open.
+/// The logs' disk with the cache of their segment files: an open refused for want of
+/// descriptors (`EMFILE`, `ENFILE`) closes the cached segment files and is tried once
+/// more. Every file the logs open (segments, indexes, checkpoints) goes through it, so a
+/// broker whose descriptor limit is below its cache keeps serving with fewer files open.
 #[derive(Debug)]
 struct SheddingDisk {
     inner: SharedDisk,
@@ -51,12 +50,26 @@ struct SheddingDisk {
 }
 
 impl SheddingDisk {
+    /// Closes up to `most` cached files, only those no operation is using when `idle_only`
+    /// (the others close when their operation ends), and forgets them.
+    fn close_cached(&self, most: u64, idle_only: bool) {
+        let mut closed = 0;
+        for (path, entry) in self.files.iter() {
+            if closed == most {
+                break;
+            }
+            if idle_only && !entry.close_if_idle() {
+                continue;
+            }
+            entry.close(); // a no-op after close_if_idle
+            self.files.invalidate(&*path);
+            closed += 1;
+        }
+    }
+
     fn shed(&self, path: &Path) {
         let cached = self.files.entry_count();
-        for (path, entry) in self.files.iter() {
-            entry.close();
-            self.files.invalidate(&*path);
-        }
+        self.close_cached(u64::MAX, false);
         self.sheds.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(path = %path.display(), cached, capacity = self.capacity,
             limit = ?descriptor_limit(),
@@ -95,40 +108,6 @@ impl Disk for SheddingDisk {
     }
     fn metadata(&self, path: &Path) -> std::io::Result<shale_core::disk::FileMeta> {
         self.inner.metadata(path)
-    }
-}
-
-/// A segment file the cache opened, counted while open.
-#[derive(Debug)]
-struct Tracked {
-    file: FileHandle,
-    live: Arc<AtomicU64>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl shale_core::disk::DiskFile for Tracked {
-    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
-        self.file.read_at(buf, pos)
-    }
-    fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
-        self.file.write_all_at(buf, pos)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.file.sync_data()
-    }
-    fn sync_all(&self) -> std::io::Result<()> {
-        self.file.sync_all()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.file.set_len(len)
-    }
-    fn size(&self) -> std::io::Result<u64> {
-        self.file.size()
     }
 }
 
@@ -203,7 +182,7 @@ fn since_start_ms() -> u64 {
 impl std::fmt::Debug for LogResources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogResources")
-            .field("open_files", &self.files.entry_count())
+            .field("open_files", &self.disk.files.entry_count())
             .field("index_bytes", &self.indexes.weighted_size())
             .finish()
     }
@@ -247,12 +226,10 @@ impl LogResources {
         LogResources {
             disk: Arc::new(SheddingDisk {
                 inner: disk,
-                files: files.clone(),
+                files,
                 capacity: max_open_segments,
                 sheds: AtomicU64::new(0),
             }),
-            files,
-            capacity: max_open_segments,
             live: Arc::default(),
             indexes: Cache::builder()
                 .max_capacity(max_index_bytes)
@@ -269,7 +246,7 @@ impl LogResources {
     /// A handle to read a segment file, opened on a miss. Evicted handles close once the
     /// last operation in flight drops them.
     pub(crate) fn handle(&self, path: &Path) -> Result<FileHandle, LogError> {
-        match self.files.get(path).and_then(|c| c.file()) {
+        match self.disk.files.get(path).and_then(|c| c.file()) {
             Some(file) => Ok(file),
             None => self.open(path, false),
         }
@@ -277,7 +254,7 @@ impl LogResources {
 
     /// A handle to read and write a segment file that exists (the active segment's).
     pub(crate) fn writable(&self, path: &Path) -> Result<FileHandle, LogError> {
-        match self.files.get(path).filter(|c| c.writable).and_then(|c| c.file()) {
+        match self.disk.files.get(path).filter(|c| c.writable).and_then(|c| c.file()) {
             Some(file) => Ok(file),
             None => self.open(path, true),
         }
@@ -294,15 +271,14 @@ impl LogResources {
 
     /// Opens and caches a handle (see [`SheddingDisk`] for running out of descriptors).
     fn open_with(&self, path: &Path, mode: OpenMode) -> Result<FileHandle, LogError> {
-        if self.live.load(Ordering::Relaxed) >= self.capacity {
+        if self.live.load(Ordering::Relaxed) >= self.disk.capacity {
             self.close_idle();
         }
         let file = self.disk.open(path, mode).map_err(|e| LogError::io(path, e))?;
-        self.live.fetch_add(1, Ordering::Relaxed);
-        let file: FileHandle = Arc::new(Tracked { file, live: self.live.clone() });
+        let file = CountedFile::wrap(file, &self.live);
         self.opens.fetch_add(1, Ordering::Relaxed);
         let writable = mode != OpenMode::Read;
-        self.files.insert(path.to_path_buf(), Cached::new(file.clone(), writable));
+        self.disk.files.insert(path.to_path_buf(), Cached::new(file.clone(), writable));
         Ok(file)
     }
 
@@ -311,17 +287,7 @@ impl LogResources {
     /// at a time so that the scan is rare. Files in use stay open until their operation
     /// ends; only as many operations as run at once can hold them.
     fn close_idle(&self) {
-        let batch = (self.capacity / 8).max(1);
-        let mut closed = 0;
-        for (path, entry) in self.files.iter() {
-            if entry.close_if_idle() {
-                self.files.invalidate(&*path);
-                closed += 1;
-                if closed == batch {
-                    break;
-                }
-            }
-        }
+        self.disk.close_cached((self.disk.capacity / 8).max(1), true);
     }
 
     /// A sealed segment's index, loaded by `load` on a miss (concurrent misses load once).
@@ -352,7 +318,7 @@ impl LogResources {
 
     /// Forgets a segment whose files are deleted or about to change.
     pub(crate) fn evict(&self, log_path: &Path) {
-        if let Some(entry) = self.files.remove(log_path) {
+        if let Some(entry) = self.disk.files.remove(log_path) {
             entry.close();
         }
         self.indexes.invalidate(log_path);
@@ -385,8 +351,8 @@ impl LogResources {
 
     /// Currently cached segment file handles (after pending evictions are applied).
     pub fn open_handles(&self) -> u64 {
-        self.files.run_pending_tasks();
-        self.files.iter().filter(|(_, entry)| entry.file().is_some()).count() as u64
+        self.disk.files.run_pending_tasks();
+        self.disk.files.iter().filter(|(_, entry)| entry.file().is_some()).count() as u64
     }
 
     /// Segment files open now: cached, or evicted and still in use.
@@ -396,7 +362,7 @@ impl LogResources {
 
     /// The bound on cached segment file handles.
     pub fn max_open_segments(&self) -> u64 {
-        self.capacity
+        self.disk.capacity
     }
 }
 

@@ -766,43 +766,10 @@ struct LimitedDisk {
 
 #[derive(Debug, Default)]
 struct OpenCounts {
-    open: std::sync::atomic::AtomicUsize,
-    most: std::sync::atomic::AtomicUsize,
+    open: Arc<std::sync::atomic::AtomicU64>,
+    most: std::sync::atomic::AtomicU64,
     /// Opens past this many open files fail (0: no limit).
-    limit: std::sync::atomic::AtomicUsize,
-}
-
-#[derive(Debug)]
-struct CountedFile {
-    file: shale_core::disk::FileHandle,
-    counts: Arc<OpenCounts>,
-}
-
-impl Drop for CountedFile {
-    fn drop(&mut self) {
-        self.counts.open.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl shale_core::disk::DiskFile for CountedFile {
-    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
-        self.file.read_at(buf, pos)
-    }
-    fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
-        self.file.write_all_at(buf, pos)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.file.sync_data()
-    }
-    fn sync_all(&self) -> std::io::Result<()> {
-        self.file.sync_all()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.file.set_len(len)
-    }
-    fn size(&self) -> std::io::Result<u64> {
-        self.file.size()
-    }
+    limit: std::sync::atomic::AtomicU64,
 }
 
 impl shale_core::disk::Disk for LimitedDisk {
@@ -816,10 +783,12 @@ impl shale_core::disk::Disk for LimitedDisk {
         if limit > 0 && c.open.load(Ordering::SeqCst) >= limit {
             return Err(std::io::Error::from_raw_os_error(24));
         }
-        let file = shale_core::disk::RealDisk.open(path, mode)?;
-        let open = c.open.fetch_add(1, Ordering::SeqCst) + 1;
-        c.most.fetch_max(open, Ordering::SeqCst);
-        Ok(Arc::new(CountedFile { file, counts: c.clone() }))
+        let file = shale_core::disk::CountedFile::wrap(
+            shale_core::disk::RealDisk.open(path, mode)?,
+            &c.open,
+        );
+        c.most.fetch_max(c.open.load(Ordering::SeqCst), Ordering::SeqCst);
+        Ok(file)
     }
     fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
         shale_core::disk::RealDisk.create_dir_all(path)
@@ -893,7 +862,7 @@ fn many_partitions_keep_no_more_files_open_than_the_cache_holds() {
         log.close().expect("close");
     }
     drop(logs);
-    let cached = resources.open_handles() as usize;
+    let cached = resources.open_handles();
     assert_eq!(counts.open.load(Ordering::SeqCst), cached, "closed logs hold no file");
 }
 
