@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::partition::{METADATA_FILE, PartitionSpec};
+use super::replicas::OpenFailure;
 use super::{Broker, Partition, TopicPartition, reconcile};
 use shale_core::error::Error;
 use shale_meta::controller::{ControllerRecord, read_view};
@@ -23,6 +24,17 @@ use shale_meta::{Revision, WatchEvent, watch_prefixes};
 const RETRY: Duration = Duration::from_millis(200);
 /// Partitions opened (or closed, at shutdown) at once.
 pub(super) const OPEN_CONCURRENCY: usize = 8;
+/// How often partitions that failed to open are tried again.
+pub(super) const OPEN_RETRY: Duration = Duration::from_secs(2);
+/// When a partition that failed to open with `error` is tried again.
+pub(super) fn when_tried_again(error: &Error) -> String {
+    if error.kind.is_retriable() {
+        format!("it is tried again every {} s", OPEN_RETRY.as_secs())
+    } else {
+        "it is tried again at the next metadata change or restart".to_string()
+    }
+}
+
 /// Let bursts of events (a topic's partitions are written in chunks) settle.
 const DEBOUNCE: Duration = Duration::from_millis(10);
 
@@ -109,6 +121,11 @@ impl Broker {
                 stages: self.request_metrics().produce_stages.clone(),
             })
             .collect();
+        // Every assigned partition not open is in this plan: failures of partitions no
+        // longer assigned here are forgotten.
+        let keys: HashSet<TopicPartition> =
+            to_open.iter().map(|s| (s.topic.clone(), s.index)).collect();
+        self.open_failures().retain(|k, _| keys.contains(k));
         self.open_all(to_open).await?;
         self.remove_orphan_dirs(&plan.dirs).await;
         Ok(())
@@ -121,8 +138,7 @@ impl Broker {
             let data_dir = self.data_dir();
             let clock = self.clock.clone();
             let resources = self.replicas.resources.clone();
-            let state = spec.state.clone();
-            let key = (spec.topic.clone(), spec.index);
+            let again = spec.clone();
             async move {
                 let part = tokio::task::spawn_blocking(move || {
                     Partition::open(&data_dir, spec, clock, resources)
@@ -130,21 +146,34 @@ impl Broker {
                 .await
                 .map_err(|e| Error::internal(format!("open task failed: {e}")))
                 .and_then(|r| r);
-                (key, part.map(|p| (Arc::new(p), state)))
+                (again, part.map(Arc::new))
             }
         }))
         .buffer_unordered(OPEN_CONCURRENCY);
-        while let Some((key, opened)) = opening.next().await {
-            // One partition that cannot open (damaged metadata, a failed disk) stays closed,
-            // loudly, and is tried again on the next resync; the others serve.
-            let (part, state) = match opened {
-                Ok(opened) => opened,
-                Err(e) => {
-                    tracing::error!(topic = %key.0, partition = key.1, error = %e,
-                        "cannot open partition; it stays offline on this broker");
+        while let Some((spec, opened)) = opening.next().await {
+            // One partition that cannot open (out of descriptors, damaged metadata, a failed
+            // disk) stays closed, loudly, answers clients with why, and is tried again; the
+            // others serve.
+            let key = (spec.topic.clone(), spec.index);
+            let part = match opened {
+                Ok(part) => {
+                    self.open_failures().remove(&key);
+                    part
+                }
+                Err(error) => {
+                    let when = when_tried_again(&error);
+                    let failure = OpenFailure { error: error.clone(), spec };
+                    if self.open_failures().insert(key.clone(), failure).is_some() {
+                        tracing::debug!(topic = %key.0, partition = key.1, error = %error,
+                            "cannot open partition yet");
+                    } else {
+                        tracing::error!(topic = %key.0, partition = key.1, error = %error,
+                            "cannot open partition; it stays offline on this broker; {when}");
+                    }
                     continue;
                 }
             };
+            let state = spec.state;
             part.start();
             self.replicas
                 .partitions
@@ -154,6 +183,21 @@ impl Broker {
             self.ensure_fetcher(&part, &state);
         }
         Ok(())
+    }
+
+    /// Tries again to open the partitions that failed to for a reason that may pass (out
+    /// of descriptors), without a resync: between resyncs, under the same lock.
+    async fn retry_failed_opens(&self) {
+        let _guard = self.view.sync_lock.lock().await;
+        let specs: Vec<PartitionSpec> = self
+            .open_failures()
+            .values()
+            .filter(|f| f.error.kind.is_retriable())
+            .map(|f| f.spec.clone())
+            .collect();
+        if let Err(e) = self.open_all(specs).await {
+            tracing::debug!(error = %e, "opening partitions again failed");
+        }
     }
 
     /// Removes partition directories no assignment owns (left by a deletion cut short).
@@ -239,6 +283,9 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
         // (with one stream per prefix, it often arrives after the resync it caused).
         let mut synced = from;
         while let Some(w) = watch.as_mut() {
+            // A partition that failed to open (out of descriptors, say) is tried again by a
+            // resync every OPEN_RETRY, with no metadata change needed.
+            let retry_opens = broker.upgrade().is_some_and(|b| b.has_open_failures_to_retry());
             let event = tokio::select! {
                 event = w.next() => Some(event),
                 changed = live.changed() => {
@@ -246,6 +293,11 @@ pub(super) async fn run(broker: Weak<Broker>, mut from: Revision) {
                         return;
                     }
                     None
+                }
+                () = shale_core::clock::sleep(OPEN_RETRY), if retry_opens => {
+                    let Some(b) = broker.upgrade() else { return };
+                    b.retry_failed_opens().await;
+                    continue;
                 }
             };
             let healthy = match event {

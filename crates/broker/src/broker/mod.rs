@@ -374,6 +374,33 @@ impl Broker {
         self.replicas.partitions.read().ok()?.get(&(topic.to_string(), partition)).cloned()
     }
 
+    /// The assigned partitions that failed to open here.
+    fn open_failures(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, replicas::OpenFailure>> {
+        self.replicas.open_failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether an assigned partition failed to open here for a reason that may pass (out
+    /// of descriptors): one to try again every [`follow::OPEN_RETRY`].
+    pub(super) fn has_open_failures_to_retry(&self) -> bool {
+        self.open_failures().values().any(|f| f.error.kind.is_retriable())
+    }
+
+    /// Why `topic`-`partition`, assigned here, could not be opened, if it could not: the
+    /// open's own error (its kind and reason, `TOO_MANY_OPEN_FILES` say), naming the
+    /// partition and this broker.
+    fn open_failure(&self, topic: &str, partition: u32) -> Option<Error> {
+        let e = self.open_failures().get(&(topic.to_string(), partition))?.error.clone();
+        let message = format!(
+            "partition {topic}-{partition} cannot be opened on broker {}: {}; {}",
+            self.id,
+            e.message,
+            follow::when_tried_again(&e)
+        );
+        Some(Error { message, ..e }.with("topic", topic).with("partition", partition))
+    }
+
     /// The cached entry of a topic, or NotFound.
     pub fn topic(&self, name: &str) -> Result<TopicEntry, Error> {
         let cache =
@@ -437,10 +464,14 @@ impl Broker {
                     self.id, s.leader_epoch
                 )))
             }
-            (Some(s), _) if s.leader == self.id => Err(Error::unavailable(format!(
-                "partition {topic}-{partition} is being opened on broker {}; retry",
-                self.id
-            ))),
+            (Some(s), _) if s.leader == self.id => {
+                Err(self.open_failure(topic, partition).unwrap_or_else(|| {
+                    Error::unavailable(format!(
+                        "partition {topic}-{partition} is being opened on broker {}; retry",
+                        self.id
+                    ))
+                }))
+            }
             (Some(s), leader) => Err(shale_core::error::not_leader(
                 topic,
                 partition,

@@ -5,16 +5,30 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+use shale_core::error::Error;
 use shale_storage::log::LogResources;
 
 use super::replication::follower;
 use super::{Partition, TopicPartition};
+
+/// An assigned partition that failed to open.
+#[derive(Debug)]
+pub(super) struct OpenFailure {
+    /// The open's error.
+    pub(super) error: Error,
+    /// What to open it with again: a retriable failure (out of descriptors) is tried again
+    /// every [`OPEN_RETRY`](super::follow::OPEN_RETRY), any failure on the next resync.
+    pub(super) spec: super::partition::PartitionSpec,
+}
 
 /// The hosted replicas.
 #[derive(Debug)]
 pub(super) struct Replicas {
     /// Open partitions by topic and index.
     pub(super) partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// The assigned partitions that failed to open (out of descriptors, a failed disk,
+    /// damaged metadata), with why: answered to clients instead of "being opened".
+    pub(super) open_failures: Mutex<HashMap<TopicPartition, OpenFailure>>,
     /// Follower fetchers by partition, with the leader epoch they follow.
     pub(super) fetchers: Mutex<HashMap<TopicPartition, follower::Running>>,
     /// Channels to other brokers (replication, forwarding), with the TLS generation they
@@ -54,6 +68,7 @@ impl Replicas {
         });
         Replicas {
             partitions: RwLock::new(HashMap::new()),
+            open_failures: Mutex::new(HashMap::new()),
             fetchers: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
             tls,

@@ -178,27 +178,36 @@ impl Broker {
     /// [`PLACEMENT_TIMEOUT`].
     async fn wait_placed(&self, name: &str, range: Range<u32>, done: &str) -> Result<(), Error> {
         let id = self.id;
-        // (placed by the controller, of those placed here: still to open)
+        // (placed by the controller, of those placed here: still to open, failed to open)
         let progress = |b: &Broker| {
-            let Ok(cache) = b.view.cache.read() else { return (0, 0) };
-            let (mut placed, mut opening) = (0u32, 0u32);
+            let Ok(cache) = b.view.cache.read() else { return (0, 0, None) };
+            let (mut placed, mut opening, mut failed) = (0u32, 0u32, None);
             for p in range.clone() {
                 let key = (name.to_string(), p);
                 if let Some((s, _)) = cache.states.get(&key) {
                     placed += 1;
                     if s.replicas.contains(&id) && b.hosted_partition(name, p).is_none() {
-                        opening += 1;
+                        match b.open_failure(name, p) {
+                            Some(e) => failed = failed.or(Some(e)),
+                            None => opening += 1,
+                        }
                     }
                 }
             }
-            (placed, opening)
+            (placed, opening, failed)
         };
         let want = range.len() as u32;
-        let done_when = |b: &Broker| progress(b) == (want, 0);
-        if self.wait_for_metadata(PLACEMENT_TIMEOUT, done_when).await {
+        let done_when = |b: &Broker| matches!(progress(b), (placed, 0, _) if placed == want);
+        let settled = self.wait_for_metadata(PLACEMENT_TIMEOUT, done_when).await;
+        let (placed, opening, failed) = progress(self);
+        if let Some(e) = failed {
+            // The precise reason, not a timeout: the partition does not open by waiting.
+            let message = format!("topic {name:?} {done}, but {}", e.message);
+            return Err(Error { message, ..e });
+        }
+        if settled {
             return Ok(());
         }
-        let (placed, opening) = progress(self);
         let secs = PLACEMENT_TIMEOUT.as_secs();
         let message = if placed == 0 && self.controller_id() < 0 {
             format!(

@@ -81,7 +81,7 @@ pub enum LogError {
 impl LogError {
     /// Wraps an I/O error with the path it happened on.
     /// Running out of descriptors is [`LogError::OutOfFiles`], which names the limit.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         if super::resources::out_of_descriptors(&source) {
             let limit = super::resources::descriptor_limit();
             return LogError::OutOfFiles { path: path.into(), limit };

@@ -52,6 +52,7 @@ mod partition;
 mod read;
 mod recovery;
 mod resources;
+pub(crate) use resources::descriptor_limit;
 mod retention;
 mod scan;
 mod segment;
@@ -69,6 +70,7 @@ pub use error::LogError;
 pub use partition::PartitionLog;
 pub use resources::{
     DEFAULT_MAX_INDEX_BYTES, DEFAULT_MAX_OPEN_SEGMENTS, DiskActivity, LogResources,
+    out_of_descriptors,
 };
 pub use tiering::{RemoteIndex, SealedRange, UploadSlice};
 

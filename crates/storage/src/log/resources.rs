@@ -367,7 +367,7 @@ impl LogResources {
 }
 
 /// Whether an open failed for want of file descriptors (the process's or the system's).
-pub(crate) fn out_of_descriptors(e: &std::io::Error) -> bool {
+pub fn out_of_descriptors(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(24 | 23)) // EMFILE, ENFILE
 }
 

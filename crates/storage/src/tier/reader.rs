@@ -223,6 +223,21 @@ pub struct ReadCounts {
     pub cache_disk_read_bytes: u64,
 }
 
+/// The disk tier's block size and capacity. A block holds whole entries (room for several
+/// chunks and their keys) and is one open file: blocks grow so that the disk tier keeps at
+/// most a quarter of the process's open-file limit open, the rest being the logs' and the
+/// connections'.
+fn disk_blocks(chunk_bytes: u64, capacity: u64, descriptors: Option<u64>) -> (usize, usize) {
+    let mut block = (4 * chunk_bytes).max(16 << 20);
+    let capacity = capacity.max(2 * block);
+    if let Some(limit) = descriptors {
+        let files = (limit / 4).max(2);
+        // Rounded up to a 4 KiB multiple, which direct I/O needs.
+        block = block.max(capacity.div_ceil(files).next_multiple_of(4096));
+    }
+    (block as usize, capacity.max(2 * block) as usize)
+}
+
 /// Where one read is in a remote segment.
 struct Cursor<'a> {
     segment: &'a RemoteSegment,
@@ -274,9 +289,9 @@ impl RemoteReader {
         let chunks = match disk.filter(|_| settings.cache_disk_bytes > 0) {
             None => memory.build().await,
             Some(DiskTier { dir, activity }) => {
-                // A block holds whole entries: room for several chunks and their keys.
-                let block = (4 * chunk_bytes).max(16 << 20) as usize;
-                let capacity = (settings.cache_disk_bytes as usize).max(2 * block);
+                let descriptors = crate::log::descriptor_limit();
+                let (block, capacity) =
+                    disk_blocks(chunk_bytes, settings.cache_disk_bytes, descriptors);
                 // Direct I/O: a chunk written is on the disk when the write returns, so the
                 // disk tier never leaves a backlog of dirty pages whose writeback would
                 // hold up the logs' fsyncs later. Buffered where the filesystem refuses it.
@@ -1068,6 +1083,20 @@ fn out_of_range(p: &PartitionRef, manifest: &Manifest, offset: i64) -> Error {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_disk_tier_keeps_at_most_a_quarter_of_the_open_file_limit_open() {
+        const MIB: u64 = 1 << 20;
+        let files = |(block, capacity): (usize, usize)| capacity / block;
+        // 4 GiB in 16 MiB blocks: 256 files, within a quarter of 20,000.
+        assert_eq!(super::disk_blocks(MIB, 4096 * MIB, Some(20_000)), (16 << 20, 4 << 30));
+        // At a limit of 300, 75 files at most: the blocks grow (and stay 4 KiB aligned).
+        let (block, capacity) = super::disk_blocks(MIB, 4096 * MIB, Some(300));
+        assert!(files((block, capacity)) <= 75, "{block} {capacity}");
+        assert_eq!(block % 4096, 0);
+        assert_eq!(capacity, 4 << 30);
+        assert_eq!(super::disk_blocks(MIB, 4096 * MIB, None), (16 << 20, 4 << 30));
+    }
+
     use super::*;
     use crate::log::{LogConfig, LogResources, PartitionLog};
     use crate::tier::Bucket;

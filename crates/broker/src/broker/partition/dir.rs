@@ -7,6 +7,7 @@ use std::path::Path;
 use super::METADATA_FILE;
 use shale_core::disk::Disk;
 use shale_core::error::{Error, ErrorKind, Reason};
+use shale_storage::log::LogError;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PartitionMetadata {
@@ -28,8 +29,13 @@ pub(super) fn claim_dir(
     topic_id: &str,
     index: u32,
 ) -> Result<(), Error> {
-    let io = |what: &str, e: std::io::Error| {
-        Error::internal(format!("{what} {}: {e}", dir.display())).with("path", dir.display())
+    // Out of descriptors is said as such (retriable, `TOO_MANY_OPEN_FILES`), as in the log.
+    let io = |what: &str, e: std::io::Error| match LogError::io(dir, e) {
+        LogError::Io { source, .. } => {
+            Error::internal(format!("{what} {}: {source}", dir.display()))
+                .with("path", dir.display())
+        }
+        other => Error::from(other),
     };
     let meta_path = dir.join(METADATA_FILE);
     let corrupt = |why: String| {
@@ -66,6 +72,9 @@ pub(super) fn claim_dir(
                 if names.iter().any(|n| n.ends_with(".log")) {
                     return Err(corrupt("missing, but the directory holds log segments".into()));
                 }
+            }
+            Err(e) if shale_storage::log::out_of_descriptors(&e) => {
+                return Err(LogError::io(&meta_path, e).into());
             }
             Err(e) => return Err(corrupt(format!("cannot be read ({e})"))),
         }
