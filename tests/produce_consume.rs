@@ -478,3 +478,53 @@ async fn one_stream_reads_many_partitions_and_seeks_drop_the_earlier_read() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// ProduceMany: one message carries requests of several partitions; it is answered by one
+/// message, answer i for request i, a failed request not failing the others, and one
+/// partition's requests append in the order sent, within a message and across messages.
+#[tokio::test]
+async fn produce_many_answers_each_request_in_order_and_fails_only_the_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client.admin().create_topic("many", 2, 0, BTreeMap::new()).await.unwrap();
+    let mut log = client.log_rpc(&server.addr().to_string()).unwrap();
+    let req = |p: u32, v: &str, id: u64| pb::ProduceRequest {
+        correlation_id: id,
+        ..common::produce_req("many", p, v)
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = log
+        .produce_many(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = vec![req(0, "a", 1), req(1, "b", 2), req(9, "x", 3), req(0, "c", 4)];
+    tx.send(pb::ProduceManyRequest { requests: first }).await.unwrap();
+    tx.send(pb::ProduceManyRequest { requests: vec![req(0, "d", 5), req(1, "e", 6)] })
+        .await
+        .unwrap();
+    let got = |m: &pb::ProduceManyResponse| -> Vec<(u64, i64, Option<String>)> {
+        m.responses
+            .iter()
+            .map(|r| {
+                let reason = r.error.as_ref().map(|e| e.reason.clone());
+                (r.correlation_id, r.base_offset, reason)
+            })
+            .collect()
+    };
+    let m1 = answers.message().await.unwrap().expect("an answer to the first message");
+    let out_of_range = Some("UNKNOWN_PARTITION".to_string());
+    assert_eq!(got(&m1), vec![(1, 0, None), (2, 0, None), (3, -1, out_of_range), (4, 1, None)]);
+    let m2 = answers.message().await.unwrap().expect("an answer to the second message");
+    assert_eq!(got(&m2), vec![(5, 2, None), (6, 1, None)]);
+    drop(tx);
+    assert!(answers.message().await.unwrap().is_none(), "the stream ends after the client's");
+    let read = common::read_all(&client, "many").await;
+    let values = |p: u32| -> Vec<String> {
+        read[&p].iter().map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).into()).collect()
+    };
+    assert_eq!(values(0), ["a", "c", "d"]);
+    assert_eq!(values(1), ["b", "e"]);
+    server.shutdown().await.unwrap();
+}

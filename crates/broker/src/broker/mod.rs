@@ -61,7 +61,7 @@ use shale_meta::topics::{BrokerRecord, PartitionState, TopicStore};
 use shale_meta::{Keys, MetaStore};
 use shale_storage::log::LogResources;
 
-pub use partition::{Partition, PendingAck, Produced};
+pub use partition::{Partition, PendingAck, Produced, appending_inline};
 pub use produce::Payload;
 pub use shale_storage::tier::scrubber::ScrubStats;
 

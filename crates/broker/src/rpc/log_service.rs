@@ -1,4 +1,4 @@
-//! `shale.v1.Log`: Produce, ProduceStream, Fetch, FetchMany, ListOffsets.
+//! `shale.v1.Log`: Produce, ProduceStream, ProduceMany, Fetch, FetchMany, ListOffsets.
 
 use shale_proto::status::into_status;
 use std::future::Future;
@@ -24,6 +24,8 @@ use shale_proto::pb;
 
 /// Requests of one ProduceStream in flight at once (appended, awaiting their acks).
 const MAX_IN_FLIGHT: usize = 256;
+/// Messages of one ProduceMany stream in flight at once.
+const MAX_MANY_IN_FLIGHT: usize = 64;
 
 /// One partition's fetch messages, after quota and counters.
 /// One partition's messages in a FetchMany stream, each with the add's tag, ended by `None`
@@ -198,6 +200,80 @@ impl LogService {
     }
 }
 
+/// A produce request's answer, once appended and acknowledged (or failed).
+type Answer = Pin<Box<dyn Future<Output = pb::ProduceResponse> + Send>>;
+
+impl LogService {
+    /// Appends the requests of one ProduceMany message, all on one blocking thread (one
+    /// hop for the message, not one per request). Returns each request's answer to await,
+    /// in request order. `throttled` is the request quota's verdict on the message.
+    async fn append_many(
+        &self,
+        who: &Identity,
+        requests: Vec<pb::ProduceRequest>,
+        throttled: Result<(), Error>,
+    ) -> Vec<Answer> {
+        let ids: Vec<u64> = requests.iter().map(|r| r.correlation_id).collect();
+        let (service, who) = (self.clone(), who.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let appended = tokio::task::spawn_blocking(move || {
+            let appends = service.append_in_order(&who, requests, throttled);
+            runtime.block_on(crate::broker::appending_inline(appends))
+        })
+        .await;
+        appended.unwrap_or_else(|e| {
+            let e = Error::internal(format!("append task failed: {e}"));
+            ids.into_iter()
+                .map(|id| Box::pin(std::future::ready(answer(id, Err(e.clone())))) as Answer)
+                .collect()
+        })
+    }
+
+    /// Appends `requests` in order; returns each one's answer to await.
+    async fn append_in_order(
+        &self,
+        who: &Identity,
+        requests: Vec<pb::ProduceRequest>,
+        throttled: Result<(), Error>,
+    ) -> Vec<Answer> {
+        let mut answers = Vec::with_capacity(requests.len());
+        for req in requests {
+            let id = req.correlation_id;
+            let appended = match &throttled {
+                Ok(()) => self.append(who, req).await,
+                Err(e) => Err(e.clone()),
+            };
+            answers.push(match appended {
+                Ok(ack) => Box::pin(async move { answer(id, ack.await) }) as Answer,
+                Err(e) => Box::pin(std::future::ready(answer(id, Err(e)))),
+            });
+        }
+        answers
+    }
+}
+
+/// The wire answer to the produce request `id`.
+fn answer(id: u64, result: Result<Produced, Error>) -> pb::ProduceResponse {
+    match result {
+        Ok(p) => pb::ProduceResponse {
+            correlation_id: id,
+            base_offset: p.base_offset,
+            last_offset: p.last_offset,
+            log_start_offset: p.log_start_offset,
+            error: None,
+            leader_epoch: p.leader_epoch,
+        },
+        Err(e) => pb::ProduceResponse {
+            correlation_id: id,
+            base_offset: -1,
+            last_offset: -1,
+            log_start_offset: -1,
+            error: Some(convert::error_to_proto(&e)),
+            leader_epoch: -1,
+        },
+    }
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -266,25 +342,7 @@ impl pb::log_server::Log for LogService {
                         }
                     }
                     Some((id, result, acked)) = pending.next(), if !pending.is_empty() => {
-                        let msg = match result {
-                            Ok(p) => pb::ProduceResponse {
-                                correlation_id: id,
-                                base_offset: p.base_offset,
-                                last_offset: p.last_offset,
-                                log_start_offset: p.log_start_offset,
-                                error: None,
-                                leader_epoch: p.leader_epoch,
-                            },
-                            Err(e) => pb::ProduceResponse {
-                                correlation_id: id,
-                                base_offset: -1,
-                                last_offset: -1,
-                                log_start_offset: -1,
-                                error: Some(convert::error_to_proto(&e)),
-                                leader_epoch: -1,
-                            },
-                        };
-                        if tx.send(Ok(msg)).await.is_err() {
+                        if tx.send(Ok(answer(id, result))).await.is_err() {
                             return;
                         }
                         observe_since(&stages.answer, acked);
@@ -292,6 +350,65 @@ impl pb::log_server::Log for LogService {
                     _ = async { drop(closed.wait_for(|c| *c).await) }, if !inbound_done => {
                         // The broker is stopping: take no more requests, answer those
                         // already appended, then end the stream so the client reconnects.
+                        inbound_done = true;
+                    }
+                    else => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ProduceManyStream = BoxStream<pb::ProduceManyResponse>;
+
+    async fn produce_many(
+        &self,
+        request: Request<Streaming<pb::ProduceManyRequest>>,
+    ) -> Result<Response<Self::ProduceManyStream>, Status> {
+        let who = identity(&request);
+        let mut inbound = request.into_inner();
+        let service = self.clone();
+        let mut closed = self.broker.closed_signal();
+        let stages = self.broker.request_metrics().produce_stages.clone();
+        let (tx, rx) = mpsc::channel::<Result<pb::ProduceManyResponse, Status>>(16);
+        self.broker.spawn(async move {
+            // A message's appends are done before the next message's start (so a
+            // partition's requests append in the order sent); its acks are awaited
+            // concurrently, and messages are answered whole, in order.
+            let mut pending = FuturesOrdered::new();
+            let mut inbound_done = false;
+            loop {
+                tokio::select! {
+                    next = inbound.next(),
+                        if !inbound_done && pending.len() < MAX_MANY_IN_FLIGHT =>
+                    {
+                        match next {
+                            Some(Ok(msg)) => {
+                                // Each message is a request, as Kafka counts them.
+                                let quotas = service.broker.quotas();
+                                let throttled = quotas.throttle(&who, Kind::Requests, 1).await;
+                                let acks = service.append_many(&who, msg.requests, throttled).await;
+                                pending.push_back(async move {
+                                    let responses = futures::future::join_all(acks).await;
+                                    (responses, shale_core::clock::monotonic_now())
+                                });
+                            }
+                            Some(Err(status)) => {
+                                tracing::debug!(%status, "produce-many stream broke");
+                                inbound_done = true;
+                            }
+                            None => inbound_done = true,
+                        }
+                    }
+                    Some((responses, acked)) = pending.next(), if !pending.is_empty() => {
+                        let msg = pb::ProduceManyResponse { responses };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                        observe_since(&stages.answer, acked);
+                    }
+                    _ = async { drop(closed.wait_for(|c| *c).await) }, if !inbound_done => {
+                        // As in ProduceStream: answer what is appended, then end the stream.
                         inbound_done = true;
                     }
                     else => return,

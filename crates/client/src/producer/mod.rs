@@ -1,6 +1,7 @@
 //! The producer: records are batched per partition (by `batch_size` and `linger`, see
-//! `lane`), compressed, and sent in order over one pipelined `ProduceStream` per partition
-//! with up to `max_in_flight` batches awaiting acks.
+//! `lane`), compressed, and sent in order, up to `max_in_flight` batches per partition
+//! awaiting acks, over one pipelined `ProduceMany` stream per broker shared by the
+//! partitions it leads (`mux`): requests of many partitions travel in one message.
 //!
 //! Retries resend a failed batch and everything sent after it, in order, until
 //! `delivery_timeout`. With `idempotence` (the default) every batch carries the producer's
@@ -22,6 +23,7 @@ use rand::Rng;
 use tokio::sync::{Mutex, Notify, oneshot};
 
 mod lane;
+mod mux;
 mod sender;
 
 use lane::{Batching, Lane, Pushed};
@@ -254,6 +256,8 @@ impl Default for Picker {
 
 struct Inner {
     client: Client,
+    /// One `ProduceMany` stream per broker, shared by the partitions it leads.
+    links: Arc<mux::Links>,
     config: Arc<ProducerConfig>,
     state: Mutex<State>,
     pending: Arc<Pending>,
@@ -286,6 +290,7 @@ impl Producer {
     pub fn new(client: Client, config: ProducerConfig) -> Producer {
         Producer {
             inner: Arc::new(Inner {
+                links: Arc::new(mux::Links::new(client.clone(), config.request_timeout)),
                 client,
                 config: Arc::new(config),
                 state: Mutex::new(State::default()),
@@ -438,6 +443,7 @@ impl Producer {
                 // closes (the producer dropped) and is empty.
                 shale_core::task::spawn_detached(sender_loop(
                     self.inner.client.clone(),
+                    self.inner.links.clone(),
                     tp.clone(),
                     self.inner.config.clone(),
                     lane.clone(),

@@ -1,40 +1,23 @@
-//! The sender task of one partition: opens the `ProduceStream` to the leader, pipelines
-//! sealed batches up to `max_in_flight`, matches answers to batches in order, and on a
-//! failure requeues the failed batch and everything sent after it.
+//! The sender task of one partition: links to the leader's `ProduceMany` stream (see
+//! `mux`), pipelines sealed batches up to `max_in_flight`, matches answers to batches in
+//! order, and on a failure requeues the failed batch and everything sent after it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::{convert, pb};
 
 use super::lane::{Lane, Taken};
+use super::mux::{Link, Links};
 use super::{Pending, ProducerConfig, Sealed, Tp};
-use crate::{Client, locate, status_error};
+use crate::{Client, locate};
 
-struct Conn {
-    /// The leader's address.
-    leader: String,
-    requests: mpsc::Sender<pb::ProduceRequest>,
-    responses: tonic::Streaming<pb::ProduceResponse>,
-}
-
-async fn open_stream(client: &Client, tp: &Tp) -> Result<Conn, Error> {
+/// The partition's link to its leader, through the leader's `ProduceMany` mux.
+async fn open_link(client: &Client, links: &Links, tp: &Tp) -> Result<Link, Error> {
     let leader = client.leader(&tp.0, tp.1).await?;
-    let located = |e| locate(e, &leader, Some(&tp.0), Some(tp.1));
-    let (requests, rx) = mpsc::channel(64);
-    let responses = client
-        .log_rpc(&leader)
-        .map_err(located)?
-        .produce_stream(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| located(status_error(&s)))?
-        .into_inner();
-    Ok(Conn { leader, requests, responses })
+    Ok(links.link(&leader))
 }
 
 /// Moves batches back to the front of the queue (in order) for another attempt, failing
@@ -76,6 +59,7 @@ fn requeue(
 /// outside.
 pub(super) async fn sender_loop(
     client: Client,
+    links: Arc<Links>,
     tp: Tp,
     config: Arc<ProducerConfig>,
     lane: Arc<Lane>,
@@ -85,7 +69,7 @@ pub(super) async fn sender_loop(
     let window = config.max_in_flight.max(1);
     let mut queue: VecDeque<Sealed> = VecDeque::new();
     let mut in_flight: VecDeque<(u64, Sealed)> = VecDeque::new();
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<Link> = None;
     let mut next_id: u64 = 0;
     loop {
         // Take batches from the lane while the window has room; a batch left there keeps
@@ -110,7 +94,7 @@ pub(super) async fn sender_loop(
             return;
         }
         if conn.is_none() && !queue.is_empty() {
-            match open_stream(&client, &tp).await {
+            match open_link(&client, &links, &tp).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     if e.kind != ErrorKind::ResourceExhausted {
@@ -138,7 +122,7 @@ pub(super) async fn sender_loop(
                     timeout_ms: config.request_timeout.as_millis() as u32,
                 };
                 in_flight.push_back((next_id, batch));
-                if c.requests.send(req).await.is_err() {
+                if c.send(req).is_err() {
                     broken = true;
                     break;
                 }
@@ -223,16 +207,15 @@ async fn sleep_until(at: Option<shale_core::clock::Instant>) {
 }
 
 async fn next_answer(
-    conn: &mut Option<Conn>,
+    conn: &mut Option<Link>,
     timeout: Duration,
 ) -> Result<pb::ProduceResponse, Error> {
     let Some(c) = conn.as_mut() else {
         return Err(Error::unavailable("no produce stream"));
     };
-    match tokio::time::timeout(timeout, c.responses.message()).await {
-        Ok(Ok(Some(resp))) => Ok(resp),
-        Ok(Ok(None)) => Err(Error::unavailable("produce stream ended by the broker")),
-        Ok(Err(status)) => Err(status_error(&status)),
+    match tokio::time::timeout(timeout, c.next()).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => Err(Error::unavailable("produce stream ended")),
         Err(_) => Err(Error::unavailable(format!(
             "no answer from the broker within {} ms (request.timeout.ms)",
             timeout.as_millis()

@@ -267,6 +267,9 @@ impl Inner {
             shale_core::clock::sleep(every).await;
             // Appends from here on start the next timer; those before are covered below.
             inner.flush_due.store(false, Ordering::Release);
+            // A few at a time across all logs: an interval fsync is not waited on.
+            let permits = inner.resources.interval_syncs();
+            let Ok(_permit) = permits.acquire().await else { return };
             let synced = tokio::task::spawn_blocking(move || inner.sync_active()).await;
             if let Ok(Err(e)) = synced {
                 // A failed fsync stopped the log and was logged; a closed log needs none.

@@ -35,7 +35,13 @@ pub struct LogResources {
     opens: AtomicU64,
     index_loads: AtomicU64,
     activity: Arc<DiskActivity>,
+    /// Interval fsyncs running at once, all logs together: with many partitions their
+    /// timers fire together, and unbounded they would take a blocking thread each.
+    interval_syncs: Arc<tokio::sync::Semaphore>,
 }
+
+/// Interval fsyncs (`flush.policy=interval`) that run at once, all logs together.
+const INTERVAL_SYNCS: usize = 4;
 
 /// The logs' disk with the cache of their segment files: an open refused for want of
 /// descriptors (`EMFILE`, `ENFILE`) closes the cached segment files and is tried once
@@ -240,6 +246,7 @@ impl LogResources {
             opens: AtomicU64::new(0),
             index_loads: AtomicU64::new(0),
             activity: Arc::default(),
+            interval_syncs: Arc::new(tokio::sync::Semaphore::new(INTERVAL_SYNCS)),
         }
     }
 
@@ -327,6 +334,11 @@ impl LogResources {
     /// When the logs last fsynced.
     pub fn activity(&self) -> &Arc<DiskActivity> {
         &self.activity
+    }
+
+    /// Permits for interval fsyncs, shared by every log (see `INTERVAL_SYNCS`).
+    pub(crate) fn interval_syncs(&self) -> Arc<tokio::sync::Semaphore> {
+        self.interval_syncs.clone()
     }
 
     /// The disk the logs' files live on.

@@ -27,7 +27,7 @@ mod produce;
 mod snapshots;
 mod tier;
 
-pub use produce::{PendingAck, Produced};
+pub use produce::{PendingAck, Produced, appending_inline};
 
 /// A replica's own contribution to the high watermark: durable data under
 /// `flush.policy=always`, everything appended under `interval`.

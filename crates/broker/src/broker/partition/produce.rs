@@ -34,6 +34,18 @@ pub struct Produced {
 /// How long an `acks=all` produce waits for the in-sync replicas.
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+tokio::task_local! {
+    /// Set while a caller runs appends on a blocking thread of its own.
+    static ON_BLOCKING_THREAD: ();
+}
+
+/// Runs `appends`, which the caller drives on a blocking thread (with
+/// `Handle::block_on`), with each append's step inline rather than by a hop to another
+/// blocking thread: many appends (a ProduceMany message's) then cost one hop in all.
+pub async fn appending_inline<F: std::future::Future>(appends: F) -> F::Output {
+    ON_BLOCKING_THREAD.scope((), appends).await
+}
+
 /// Resolves when a produce is acknowledged per its `acks`.
 pub type PendingAck = futures::future::BoxFuture<'static, Result<Produced, Error>>;
 
@@ -58,19 +70,27 @@ impl Partition {
         }
         let limits =
             Limits { max_batch_bytes: config.max_message_bytes as usize, ..Limits::default() };
-        // One blocking step, run to the end even if this caller is dropped (a client that
-        // disconnects): what reaches the log always reaches the producer state too.
+        // One step, run to the end even if this caller is dropped (a client that
+        // disconnects): what reaches the log always reaches the producer state too. It
+        // runs on a blocking thread (a write can wait on the file system for a long time
+        // under fsync load, which must not stall a runtime worker): inline when the caller
+        // is on one already (`appending_inline`), else by a hop to one.
         let p = self.clone();
         let queued = monotonic_now();
-        let (produced, appended) = tokio::task::spawn_blocking(move || {
+        let step = move || {
             observe_since(&p.stages.append_queue, queued);
             let started = monotonic_now();
             let produced = p.append_step(batches, &limits);
             observe_since(&p.stages.append, started);
             (produced, monotonic_now())
-        })
-        .await
-        .map_err(|e| Error::internal(format!("append task failed: {e}")))?;
+        };
+        let (produced, appended) = if ON_BLOCKING_THREAD.try_with(|_| ()).is_ok() {
+            step()
+        } else {
+            tokio::task::spawn_blocking(step)
+                .await
+                .map_err(|e| Error::internal(format!("append task failed: {e}")))?
+        };
         observe_since(&self.stages.append_resume, appended);
         Ok(self.pending_ack(produced?, acks, &config, min_isr))
     }
