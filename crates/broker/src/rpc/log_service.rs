@@ -200,10 +200,67 @@ impl LogService {
     }
 }
 
+/// A boxed future, sent across tasks.
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// A produce request's answer, once appended and acknowledged (or failed).
-type Answer = Pin<Box<dyn Future<Output = pb::ProduceResponse> + Send>>;
+type Answer = BoxFuture<pb::ProduceResponse>;
 
 impl LogService {
+    /// Serves a pipelined produce stream (ProduceStream, ProduceMany). `start` appends one
+    /// message and returns its answer to await: messages are started one at a time, in
+    /// order (so a partition's requests append in the order sent); their answers are
+    /// awaited concurrently, at most `max_in_flight`, and sent in message order. When the
+    /// broker stops, no more messages are taken, those started are answered, and the
+    /// stream ends so the client reconnects.
+    fn serve_pipelined<Req, Resp>(
+        &self,
+        mut inbound: Streaming<Req>,
+        max_in_flight: usize,
+        start: impl Fn(Req) -> BoxFuture<BoxFuture<Resp>> + Send + 'static,
+    ) -> ReceiverStream<Result<Resp, Status>>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+    {
+        let mut closed = self.broker.closed_signal();
+        let stages = self.broker.request_metrics().produce_stages.clone();
+        let (tx, rx) = mpsc::channel::<Result<Resp, Status>>(64);
+        self.broker.spawn(async move {
+            let mut pending = FuturesOrdered::new();
+            let mut inbound_done = false;
+            loop {
+                tokio::select! {
+                    next = inbound.next(), if !inbound_done && pending.len() < max_in_flight => {
+                        match next {
+                            Some(Ok(msg)) => {
+                                let answer = start(msg).await;
+                                pending.push_back(async move {
+                                    (answer.await, shale_core::clock::monotonic_now())
+                                });
+                            }
+                            Some(Err(status)) => {
+                                tracing::debug!(%status, "produce stream broke");
+                                inbound_done = true;
+                            }
+                            None => inbound_done = true,
+                        }
+                    }
+                    Some((answer, acked)) = pending.next(), if !pending.is_empty() => {
+                        if tx.send(Ok(answer)).await.is_err() {
+                            return;
+                        }
+                        observe_since(&stages.answer, acked);
+                    }
+                    _ = async { drop(closed.wait_for(|c| *c).await) }, if !inbound_done => {
+                        inbound_done = true;
+                    }
+                    else => return,
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
     /// Appends the requests of one ProduceMany message, all on one blocking thread (one
     /// hop for the message, not one per request). Returns each request's answer to await,
     /// in request order. `throttled` is the request quota's verdict on the message.
@@ -304,59 +361,29 @@ impl pb::log_server::Log for LogService {
         request: Request<Streaming<pb::ProduceRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         let who = identity(&request);
-        let mut inbound = request.into_inner();
         let service = self.clone();
-        let mut closed = self.broker.closed_signal();
-        let stages = self.broker.request_metrics().produce_stages.clone();
-        let (tx, rx) = mpsc::channel::<Result<pb::ProduceResponse, Status>>(64);
-        self.broker.spawn(async move {
-            // Appends happen here one at a time, in request order; the acks (fsync, replicas)
-            // are awaited concurrently and answered in order.
-            let mut pending = FuturesOrdered::new();
-            let mut inbound_done = false;
-            loop {
-                tokio::select! {
-                    next = inbound.next(), if !inbound_done && pending.len() < MAX_IN_FLIGHT => {
-                        match next {
-                            Some(Ok(req)) => {
-                                let id = req.correlation_id;
-                                // Each message is a request (the stream itself was one).
-                                let quotas = service.broker.quotas();
-                                let appended = match quotas.throttle(&who, Kind::Requests, 1).await {
-                                    Ok(()) => service.append(&who, req).await,
-                                    Err(e) => Err(e),
-                                };
-                                pending.push_back(async move {
-                                    let result = match appended {
-                                        Ok(ack) => ack.await,
-                                        Err(e) => Err(e),
-                                    };
-                                    (id, result, shale_core::clock::monotonic_now())
-                                });
-                            }
-                            Some(Err(status)) => {
-                                tracing::debug!(%status, "produce stream broke");
-                                inbound_done = true;
-                            }
-                            None => inbound_done = true,
-                        }
-                    }
-                    Some((id, result, acked)) = pending.next(), if !pending.is_empty() => {
-                        if tx.send(Ok(answer(id, result))).await.is_err() {
-                            return;
-                        }
-                        observe_since(&stages.answer, acked);
-                    }
-                    _ = async { drop(closed.wait_for(|c| *c).await) }, if !inbound_done => {
-                        // The broker is stopping: take no more requests, answer those
-                        // already appended, then end the stream so the client reconnects.
-                        inbound_done = true;
-                    }
-                    else => return,
-                }
-            }
+        let answers = self.serve_pipelined(request.into_inner(), MAX_IN_FLIGHT, move |req| {
+            let (service, who) = (service.clone(), who.clone());
+            Box::pin(async move {
+                let id = req.correlation_id;
+                // Each message is a request (the stream itself was one).
+                let quotas = service.broker.quotas();
+                let appended = match quotas.throttle(&who, Kind::Requests, 1).await {
+                    Ok(()) => service.append(&who, req).await,
+                    Err(e) => Err(e),
+                };
+                Box::pin(async move {
+                    answer(
+                        id,
+                        match appended {
+                            Ok(ack) => ack.await,
+                            Err(e) => Err(e),
+                        },
+                    )
+                }) as BoxFuture<_>
+            })
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(answers)))
     }
 
     type ProduceManyStream = BoxStream<pb::ProduceManyResponse>;
@@ -366,56 +393,19 @@ impl pb::log_server::Log for LogService {
         request: Request<Streaming<pb::ProduceManyRequest>>,
     ) -> Result<Response<Self::ProduceManyStream>, Status> {
         let who = identity(&request);
-        let mut inbound = request.into_inner();
         let service = self.clone();
-        let mut closed = self.broker.closed_signal();
-        let stages = self.broker.request_metrics().produce_stages.clone();
-        let (tx, rx) = mpsc::channel::<Result<pb::ProduceManyResponse, Status>>(16);
-        self.broker.spawn(async move {
-            // A message's appends are done before the next message's start (so a
-            // partition's requests append in the order sent); its acks are awaited
-            // concurrently, and messages are answered whole, in order.
-            let mut pending = FuturesOrdered::new();
-            let mut inbound_done = false;
-            loop {
-                tokio::select! {
-                    next = inbound.next(),
-                        if !inbound_done && pending.len() < MAX_MANY_IN_FLIGHT =>
-                    {
-                        match next {
-                            Some(Ok(msg)) => {
-                                // Each message is a request, as Kafka counts them.
-                                let quotas = service.broker.quotas();
-                                let throttled = quotas.throttle(&who, Kind::Requests, 1).await;
-                                let acks = service.append_many(&who, msg.requests, throttled).await;
-                                pending.push_back(async move {
-                                    let responses = futures::future::join_all(acks).await;
-                                    (responses, shale_core::clock::monotonic_now())
-                                });
-                            }
-                            Some(Err(status)) => {
-                                tracing::debug!(%status, "produce-many stream broke");
-                                inbound_done = true;
-                            }
-                            None => inbound_done = true,
-                        }
-                    }
-                    Some((responses, acked)) = pending.next(), if !pending.is_empty() => {
-                        let msg = pb::ProduceManyResponse { responses };
-                        if tx.send(Ok(msg)).await.is_err() {
-                            return;
-                        }
-                        observe_since(&stages.answer, acked);
-                    }
-                    _ = async { drop(closed.wait_for(|c| *c).await) }, if !inbound_done => {
-                        // As in ProduceStream: answer what is appended, then end the stream.
-                        inbound_done = true;
-                    }
-                    else => return,
-                }
-            }
+        let answers = self.serve_pipelined(request.into_inner(), MAX_MANY_IN_FLIGHT, move |msg| {
+            let (service, who) = (service.clone(), who.clone());
+            Box::pin(async move {
+                // Each message is a request, as Kafka counts them.
+                let throttled = service.broker.quotas().throttle(&who, Kind::Requests, 1).await;
+                let acks = service.append_many(&who, msg.requests, throttled).await;
+                Box::pin(async move {
+                    pb::ProduceManyResponse { responses: futures::future::join_all(acks).await }
+                }) as BoxFuture<_>
+            })
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(answers)))
     }
 
     type FetchStream = BoxStream<pb::FetchResponse>;
