@@ -111,9 +111,26 @@ async fn open(client: &Client, leader: &str) -> Result<Stream, Error> {
         .log_rpc(leader)?
         .produce_many(ReceiverStream::new(rx))
         .await
-        .map_err(|s| status_error(&s))?
+        .map_err(|s| open_error(leader, &s))?
         .into_inner();
     Ok(Stream { requests, responses })
+}
+
+/// Why the stream to `leader` did not open; a broker older than `ProduceMany` is told
+/// apart from other failures, since only upgrading it helps.
+fn open_error(leader: &str, status: &tonic::Status) -> Error {
+    let e = status_error(status);
+    if status.code() != tonic::Code::Unimplemented {
+        return e;
+    }
+    Error {
+        message: format!(
+            "broker {leader} does not serve ProduceMany, which this producer sends with: the \
+             broker is older than the client; upgrade the brokers before the clients ({})",
+            e.message
+        ),
+        ..e
+    }
 }
 
 /// A message sent and not yet answered: when, and where each answer goes.
@@ -180,7 +197,7 @@ impl Mux {
                         stream = None;
                     }
                 }
-                answer = next_message(&mut stream, deadline, timeout), if !in_flight.is_empty() => {
+                answer = next_message(&mut stream, &self.leader, deadline, timeout), if !in_flight.is_empty() => {
                     let sent = in_flight.pop_front();
                     let failure = match (answer, sent) {
                         (Ok(msg), Some(sent)) if msg.responses.len() == sent.replies.len() => {
@@ -268,6 +285,7 @@ fn fail(replies: impl Iterator<Item = mpsc::UnboundedSender<Answer>>, e: &Error)
 /// time plus `timeout`).
 async fn next_message(
     stream: &mut Option<Stream>,
+    leader: &str,
     deadline: Option<Instant>,
     timeout: Duration,
 ) -> Result<pb::ProduceManyResponse, Error> {
@@ -284,11 +302,29 @@ async fn next_message(
         msg = s.responses.message() => match msg {
             Ok(Some(msg)) => Ok(msg),
             Ok(None) => Err(Error::unavailable("produce stream ended by the broker")),
-            Err(status) => Err(status_error(&status)),
+            // An older broker may refuse the call only here, on the first read.
+            Err(status) => Err(open_error(leader, &status)),
         },
         () = wait => Err(Error::unavailable(format!(
             "no answer from the broker within {} ms (request.timeout.ms)",
             timeout.as_millis()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_without_produce_many_is_named_as_older_than_the_client() {
+        let status = tonic::Status::unimplemented("Operation is not implemented or not supported");
+        let e = open_error("10.0.0.7:9092", &status);
+        assert!(!e.kind.is_retriable(), "{e:?}");
+        for m in ["broker 10.0.0.7:9092", "ProduceMany", "upgrade the brokers"] {
+            assert!(e.message.contains(m), "{m:?} not in {:?}", e.message);
+        }
+        let other = open_error("10.0.0.7:9092", &tonic::Status::unavailable("connection refused"));
+        assert!(!other.message.contains("ProduceMany"), "{:?}", other.message);
     }
 }
