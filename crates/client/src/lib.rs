@@ -531,6 +531,16 @@ impl Client {
         }
     }
 
+    /// Test only: `topic` has one partition, led by the broker at `leader`, as if a
+    /// metadata answer had just said so.
+    #[cfg(test)]
+    pub(crate) fn seed_metadata(&self, topic: &str, leader: &str) {
+        let mut md = self.inner.metadata.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        md.brokers.insert(1, leader.to_string());
+        md.topics.insert(topic.to_string(), vec![1]);
+        md.read_at.insert(topic.to_string(), shale_core::clock::monotonic_now());
+    }
+
     fn leader_cached(&self, topic: &str, partition: u32) -> Option<String> {
         self.cached(|md| {
             md.read_at.get(topic)?;

@@ -25,6 +25,8 @@ use tokio::sync::{Mutex, Notify, oneshot};
 mod lane;
 mod mux;
 mod sender;
+#[cfg(test)]
+mod tests;
 
 use lane::{Batching, Lane, Pushed};
 use sender::sender_loop;

@@ -70,6 +70,8 @@ pub(super) async fn sender_loop(
     let mut queue: VecDeque<Sealed> = VecDeque::new();
     let mut in_flight: VecDeque<(u64, Sealed)> = VecDeque::new();
     let mut conn: Option<Link> = None;
+    // A fresh link carries one batch until the leader accepts one (see `probe_window`).
+    let mut probing = true;
     let mut next_id: u64 = 0;
     loop {
         // Take batches from the lane while the window has room; a batch left there keeps
@@ -95,7 +97,10 @@ pub(super) async fn sender_loop(
         }
         if conn.is_none() && !queue.is_empty() {
             match open_link(&client, &links, &tp).await {
-                Ok(c) => conn = Some(c),
+                Ok(c) => {
+                    conn = Some(c);
+                    probing = true;
+                }
                 Err(e) => {
                     if e.kind != ErrorKind::ResourceExhausted {
                         client.invalidate(&tp.0);
@@ -110,7 +115,7 @@ pub(super) async fn sender_loop(
         }
         if let Some(c) = &conn {
             let mut broken = false;
-            while in_flight.len() < window {
+            while in_flight.len() < probe_window(probing, window) {
                 let Some(batch) = queue.pop_front() else { break };
                 next_id += 1;
                 let req = pb::ProduceRequest {
@@ -153,6 +158,7 @@ pub(super) async fn sender_loop(
                         Some((id, batch)) if id == resp.correlation_id => match resp.error {
                             None => {
                                 batch.complete(&tp.0, tp.1, &resp, &pending);
+                                probing = false;
                                 None
                             }
                             Some(err) => {
@@ -196,6 +202,20 @@ pub(super) async fn sender_loop(
             }
         }
     }
+}
+
+/// Batches a link may carry unanswered: one until the leader has accepted one over it,
+/// then `window`.
+///
+/// A leader that refuses a batch (a partition still opening after a restart, a leader
+/// moving) may accept the next one a moment later. Were later batches in flight behind the
+/// refused one, they would be appended past it, and a leader that had no state for this
+/// producer takes whatever sequence comes first (its state may have been truncated away),
+/// so the resent batch would then be refused as out of order for good and its records
+/// lost. Once a batch is accepted, the leader knows the producer and refuses any batch
+/// that overtakes a missing one, so pipelining is safe.
+fn probe_window(probing: bool, window: usize) -> usize {
+    if probing { 1 } else { window }
 }
 
 /// Until `at`, or forever.
