@@ -2,14 +2,17 @@
 # CPU profile of a broker (and optionally the load client) under open-loop produce load:
 # `perf record` with DWARF call graphs, folded stacks and a flame graph (inferno), and a
 # summary of where the broker's samples fall.
-#   scripts/profile-produce.sh [DIR] [RATE] [SECONDS] [BATCH_SIZE]
+#   scripts/profile-produce.sh [DIR] [RATE] [SECONDS] [BATCH_SIZE] [PARTITIONS]
 # e.g. scripts/profile-produce.sh /tmp/prof 100k 5   → /tmp/prof/broker.svg
+#      scripts/profile-produce.sh /tmp/prof 20k 5 262144 1000   (1,000 partitions)
+# More `shale-bench latency` flags go in BENCH_ARGS, e.g. BENCH_ARGS="--config flush.policy=interval".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/profile}"
 RATE="${2:-100k}"
 SECS="${3:-5}"
 BATCH="${4:-262144}"
+PARTITIONS="${5:-1}"
 command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null; }
 command -v inferno-flamegraph >/dev/null || cargo install --quiet --locked inferno
 scripts/ensure-protoc.sh
@@ -24,9 +27,9 @@ BROKER=$!
 trap 'kill $BROKER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
 "$SHALE_BENCH" latency --broker 127.0.0.1:$PORT --rates "$RATE" --warmup 1 --seconds $((SECS + 3)) \
-  --batch-size "$BATCH" > "$DIR/bench.txt" &
+  --batch-size "$BATCH" --partitions "$PARTITIONS" ${BENCH_ARGS:-} > "$DIR/bench.txt" &
 BENCH=$!
-sleep 2
+sleep $((2 + PARTITIONS / 250))  # the topic created and the warmup past
 perf record -F 997 --call-graph dwarf,16384 -p "$BROKER" -o "$DIR/broker.perf" -- sleep "$SECS" 2> "$DIR/perf.err"
 wait $BENCH
 cat "$DIR/bench.txt"

@@ -408,6 +408,11 @@ impl Broker {
         cache.topics.get(name).cloned().ok_or_else(|| self.not_in_cache(name))
     }
 
+    /// Whether `name` is a topic this broker knows (no copy of its entry).
+    pub fn has_topic(&self, name: &str) -> bool {
+        self.view.cache.read().is_ok_and(|cache| cache.topics.contains_key(name))
+    }
+
     /// Why `name` is not in this broker's metadata cache: the cache is not loaded yet (a
     /// restart, a lost session; retriable), or the topic does not exist as far as this
     /// broker knows.

@@ -174,7 +174,7 @@ impl LogService {
         let start = shale_core::clock::monotonic_now();
         let metrics = self.broker.request_metrics().clone();
         // Only existing topics get counters: request names alone must not grow the map.
-        let topic = self.broker.topic(&req.topic).ok().map(|_| metrics.topic(&req.topic));
+        let topic = self.broker.has_topic(&req.topic).then(|| metrics.topic(&req.topic));
         let appended = async {
             let acks = convert::acks(req.acks)?;
             let payload = payload(&mut req)?;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::checkpoint::{RecoveryPoint, read_optional, write_atomic};
 use super::index::SegmentIndex;
+use super::resources::FileSlot;
 use super::scan::{Scanned, Scanner};
 use super::{LogError, LogResources};
 use shale_core::disk::{Disk, FileHandle, OpenMode};
@@ -165,6 +166,9 @@ pub(crate) struct SealedSegment {
     pub max_timestamp: Option<i64>,
 }
 
+/// Uses of an active segment's file between two through the cache's lookup.
+const CACHE_TOUCH: u32 = 64;
+
 /// The segment that takes appends, with its in-memory index. Its file handle lives in the
 /// shared [`LogResources`] cache like every other segment's, so a broker with many
 /// partitions does not hold a descriptor per partition.
@@ -182,6 +186,8 @@ pub(crate) struct ActiveSegment {
     pub builder: IndexBuilder,
     /// Clock time of the first append into the segment (for `segment.ms`).
     pub first_append_ms: Option<i64>,
+    /// The file's slot in the shared cache, and uses since the cache last saw one.
+    slot: std::sync::Mutex<(Option<FileSlot>, u32)>,
 }
 
 impl ActiveSegment {
@@ -205,12 +211,32 @@ impl ActiveSegment {
     ) -> Result<Self, LogError> {
         let path = segment_path(dir, base, LOG_SUFFIX);
         resources.create(&path)?;
-        Ok(ActiveSegment { base, path, size, next_offset: base, builder, first_append_ms: None })
+        Ok(ActiveSegment {
+            base,
+            path,
+            size,
+            next_offset: base,
+            builder,
+            first_append_ms: None,
+            slot: Default::default(),
+        })
     }
 
-    /// A read-write handle to the segment file, from the shared cache.
+    /// A read-write handle to the segment file, from the shared cache: through the slot
+    /// the segment keeps while the file stays open, and through the cache's lookup every
+    /// [`CACHE_TOUCH`]th time, so that the cache still sees the file as in use when it
+    /// chooses what to close.
     pub(super) fn file(&self, resources: &LogResources) -> Result<FileHandle, LogError> {
-        resources.writable(&self.path)
+        let mut slot = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.1 += 1;
+        if slot.1 < CACHE_TOUCH {
+            if let Some(file) = slot.0.as_ref().and_then(FileSlot::file) {
+                return Ok(file);
+            }
+        }
+        let (file, fresh) = resources.writable_slot(&self.path)?;
+        *slot = (Some(fresh), 0);
+        Ok(file)
     }
 
     /// Writes already-stamped batches at the end of the file and indexes them. On a failed

@@ -202,7 +202,7 @@ impl Partition {
 
     /// The future that resolves once `acks` is satisfied for `produced`.
     fn pending_ack(
-        &self,
+        self: &Arc<Self>,
         produced: Produced,
         acks: Acks,
         config: &TopicConfig,
@@ -216,23 +216,9 @@ impl Partition {
             Acks::All => {
                 let repl = self.repl.clone();
                 let policy = config.flush_policy;
-                let after = self.not_enough_replicas(
-                    min_isr,
-                    Reason::NotEnoughReplicasAfterAppend,
-                    "were not acknowledged",
-                );
-                let timed_out = Error::new(
-                    ErrorKind::Unavailable,
-                    Reason::RequestTimedOut,
-                    format!(
-                        "{}-{}: the in-sync replicas did not all confirm offset {} within {} s; \
-                         the write was not acknowledged (it may still appear)",
-                        self.topic,
-                        self.index,
-                        upto - 1,
-                        REPLICATION_TIMEOUT.as_secs()
-                    ),
-                );
+                // The errors are built only when they happen: at thousands of partitions
+                // an eager message per append cost a few percent of the broker's CPU.
+                let p = self.clone();
                 Box::pin(async move {
                     if always {
                         let started = monotonic_now();
@@ -248,11 +234,29 @@ impl Partition {
                     {
                         Ok(Ok(_)) => {}
                         Ok(Err(_)) => return Err(Error::unavailable("partition closed; retry")),
-                        Err(_) => return Err(timed_out),
+                        Err(_) => {
+                            return Err(Error::new(
+                                ErrorKind::Unavailable,
+                                Reason::RequestTimedOut,
+                                format!(
+                                    "{}-{}: the in-sync replicas did not all confirm offset {} \
+                                     within {} s; the write was not acknowledged (it may still \
+                                     appear)",
+                                    p.topic,
+                                    p.index,
+                                    upto - 1,
+                                    REPLICATION_TIMEOUT.as_secs()
+                                ),
+                            ));
+                        }
                     }
                     observe_since(&stages.replicate, started);
                     if repl.isr().len() < min_isr {
-                        return Err(after);
+                        return Err(p.not_enough_replicas(
+                            min_isr,
+                            Reason::NotEnoughReplicasAfterAppend,
+                            "were not acknowledged",
+                        ));
                     }
                     Ok(produced)
                 })
