@@ -23,6 +23,7 @@ SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
 rm -rf "$DIR" && mkdir -p "$DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
+ADMIN=$(free_port)
 printf '[log]\nfd_cache_capacity = %s\n' "$FD_CACHE" > "$DIR/shale.toml"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -44,17 +45,24 @@ sample() {
 }
 start() {
   (ulimit -n "$NOFILE"; exec "$SHALE" standalone --data-dir "$DIR/data" --listen 127.0.0.1:$PORT \
-    --config "$DIR/shale.toml" > "$DIR/broker-$1.out" 2> "$DIR/broker-$1.err") &
+    --admin-listen 127.0.0.1:$ADMIN --config "$DIR/shale.toml" > "$DIR/broker-$1.out" \
+    2> "$DIR/broker-$1.err") &
   BROKER=$!; PIDS+=($BROKER)
   sample "$BROKER" "$DIR/peak-$1" & PIDS+=($!)
   for _ in $(seq 600); do grep -q listening "$DIR/broker-$1.out" && return; sleep 0.1; done
   echo "shale did not start: $(tail -3 "$DIR/broker-$1.err")" >&2; exit 1
 }
 stop() { kill "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
+# The partition logs' own count of their open files (the hard bound log.fd_cache_capacity).
+log_files() {
+  curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^shale_log_open_files_peak /{p=$2} \
+    /^shale_log_open_files_limit /{l=$2} END{print "log files open at most " p " (bound " l ")"}'
+}
 bench() { "$SHALE_BENCH" partitions --broker 127.0.0.1:$PORT --topics "$TOPICS" --partitions "$PER" "$@"; }
 
 start first
 bench --steps create,produce
+echo "before the restart: $(log_files)"
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 t=$(date +%s%N); stop "$BROKER"
 echo "shutdown: $(ms "$t") ms; peak RSS and open files before the restart: $(cat "$DIR/peak-first" | awk '{print $1" MiB, "$2" files"}')"
@@ -62,6 +70,7 @@ t=$(date +%s%N)
 start second
 bench --steps verify
 echo "restart to every partition read back: $(ms "$t") ms"
+echo "after the restart: $(log_files)"
 stop "$BROKER"; sleep 0.3
 echo "peak RSS and open files after the restart: $(cat "$DIR/peak-second" | awk '{print $1" MiB, "$2" files"}')"
 echo "data dir: $(du -sh "$DIR/data" | cut -f1), $(find "$DIR/data" -type f | wc -l) files"

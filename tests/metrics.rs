@@ -178,12 +178,16 @@ async fn metrics_exist_and_move_under_load() {
         "shale_object_store_errors_total{op=\"get\"}".to_string(),
         "shale_metadata_lease_sessions_total".to_string(),
         "shale_broker_draining".to_string(),
+        "shale_log_open_files".to_string(),
         lag_series,
     ];
     for series in &present {
         get(&second, series);
     }
     assert_eq!(get(&second, "shale_broker_live"), 1.0);
+    let (peak, limit) =
+        (get(&second, "shale_log_open_files_peak"), get(&second, "shale_log_open_files_limit"));
+    assert!(peak >= 1.0 && peak <= limit, "log files open at most {peak}, bound {limit}");
     assert_eq!(get(&second, "shale_under_replicated_partitions"), 0.0, "RF 1: nothing missing");
     assert!(get(&second, "shale_metadata_lease_remaining_seconds") > 0.0);
     assert!(

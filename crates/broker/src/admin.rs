@@ -219,6 +219,27 @@ impl Collector for BrokerCollector {
             "Re-reads of the cluster metadata (brokers, topics, partition states)",
             ConstCounter::new(b.resyncs()),
         )?;
+        let files = b.log_resources();
+        one(
+            enc,
+            "log_open_files",
+            "Files the partition logs have open: segment files cached or in use, and index, \
+             checkpoint and snapshot files being read or written",
+            ConstGauge::new(files.open_files() as i64),
+        )?;
+        one(
+            enc,
+            "log_open_files_peak",
+            "The most files the partition logs had open at once since the broker started",
+            ConstGauge::new(files.open_files_peak() as i64),
+        )?;
+        one(
+            enc,
+            "log_open_files_limit",
+            "The bound on the partition logs' open files (log.fd_cache_capacity, at most half \
+             of ulimit -n)",
+            ConstGauge::new(files.open_files_limit() as i64),
+        )?;
         moves(enc, &b)?;
         traffic(enc, &b)?;
         partitions(enc, &b)?;

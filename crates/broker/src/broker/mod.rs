@@ -365,6 +365,11 @@ impl Broker {
         self.settings.broker.data_dir.clone()
     }
 
+    /// The caches and file bound shared by this broker's partition logs.
+    pub fn log_resources(&self) -> &Arc<LogResources> {
+        &self.replicas.resources
+    }
+
     /// Every hosted partition.
     pub fn hosted(&self) -> Vec<Arc<Partition>> {
         self.replicas.partitions.read().map(|m| m.values().cloned().collect()).unwrap_or_default()

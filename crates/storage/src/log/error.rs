@@ -73,6 +73,19 @@ pub enum LogError {
         /// The process's open-file limit, if any.
         limit: Option<u64>,
     },
+    /// Every place among the files the logs may keep open (`log.fd_cache_capacity`) stayed
+    /// in use by operations in flight while this open waited.
+    #[error(
+        "too many open files: cannot open {path:?}; all {capacity} files the partition logs \
+         may keep open (log.fd_cache_capacity) stayed in use by operations in flight; retry, \
+         or raise log.fd_cache_capacity"
+    )]
+    FilesInUse {
+        /// The file that could not be opened.
+        path: PathBuf,
+        /// The bound.
+        capacity: u64,
+    },
     /// The log was closed or deleted (or a previous operation panicked).
     #[error("partition log is closed; retry against the partition's current owner")]
     Closed,
@@ -82,6 +95,11 @@ impl LogError {
     /// Wraps an I/O error with the path it happened on.
     /// Running out of descriptors is [`LogError::OutOfFiles`], which names the limit.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if let Some(full) =
+            source.get_ref().and_then(|e| e.downcast_ref::<super::resources::BudgetExhausted>())
+        {
+            return LogError::FilesInUse { path: path.into(), capacity: full.capacity };
+        }
         if super::resources::out_of_descriptors(&source) {
             let limit = super::resources::descriptor_limit();
             return LogError::OutOfFiles { path: path.into(), limit };
@@ -113,7 +131,7 @@ impl From<LogError> for Error {
                     .with("offset", offset)
             }
             LogError::Record(r) => return Error::from(r.clone()),
-            LogError::OutOfFiles { path, .. } => {
+            LogError::OutOfFiles { path, .. } | LogError::FilesInUse { path, .. } => {
                 Error::new(ErrorKind::Unavailable, Reason::TooManyOpenFiles, message)
                     .with("path", path.display())
             }

@@ -10,7 +10,7 @@ use moka::sync::Cache;
 
 use super::LogError;
 use super::index::SegmentIndex;
-use shale_core::disk::{CountedFile, Disk, FileHandle, OpenMode, SharedDisk};
+use shale_core::disk::{Disk, FileHandle, OpenMode, SharedDisk};
 
 /// Default bound on open segment files (active and sealed, all partitions together).
 pub const DEFAULT_MAX_OPEN_SEGMENTS: u64 = 1024;
@@ -27,10 +27,8 @@ pub const DEFAULT_MAX_INDEX_BYTES: u64 = 64 << 20;
 /// through whichever handle, covers them: on Linux a file's writeback error is reported to
 /// the next fsync of any descriptor opened before or after it, until one has seen it.
 pub struct LogResources {
-    /// The disk, which also holds the cache of segment files and its bound.
+    /// The disk, which also holds the cache of segment files and the bound on open files.
     disk: Arc<SheddingDisk>,
-    /// Segment files open now, cached or not (an evicted file stays open while in use).
-    live: Arc<AtomicU64>,
     indexes: Cache<PathBuf, Arc<SegmentIndex>>,
     opens: AtomicU64,
     index_loads: AtomicU64,
@@ -52,7 +50,123 @@ struct SheddingDisk {
     inner: SharedDisk,
     files: Cache<PathBuf, Cached>,
     capacity: u64,
+    /// Every file open through this disk holds a place until its last handle drops.
+    budget: Arc<FileBudget>,
     sheds: AtomicU64,
+}
+
+/// How long an open waits for a place among the logs' open files when every one is in use
+/// by an operation in flight (none idle in the cache to close), before it is refused.
+#[cfg(not(test))]
+const BUDGET_WAIT: Duration = Duration::from_secs(10);
+#[cfg(test)]
+const BUDGET_WAIT: Duration = Duration::from_millis(300);
+
+/// The hard bound on the files the logs hold open (`log.fd_cache_capacity`): segment
+/// files cached or in use, and the index, checkpoint and snapshot files operations open
+/// for a moment. An open takes a place, waiting when there is none; the handle gives it
+/// back when its last clone drops.
+#[derive(Debug)]
+struct FileBudget {
+    open: AtomicU64,
+    /// The most open at once.
+    most: AtomicU64,
+    capacity: u64,
+    /// Threads waiting for a place (under this lock, which `freed` waits on).
+    waiting: std::sync::Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+impl FileBudget {
+    fn new(capacity: u64) -> Self {
+        FileBudget {
+            open: AtomicU64::new(0),
+            most: AtomicU64::new(0),
+            capacity,
+            waiting: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Takes a place if one is free.
+    fn try_take(&self) -> bool {
+        let taken = self.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < self.capacity).then_some(n + 1)
+        });
+        match taken {
+            Ok(before) => {
+                self.most.fetch_max(before + 1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Takes a place, waiting up to `wait` for one to be given back; whether it did.
+    fn take(&self, wait: Duration) -> bool {
+        if self.try_take() {
+            return true;
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *waiting += 1;
+        let (mut waiting, result) = self
+            .freed
+            .wait_timeout_while(waiting, wait, |_| !self.try_take())
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *waiting -= 1;
+        !result.timed_out()
+    }
+
+    fn give_back(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        // Under the lock, so a waiter between its failed take and its wait is not missed.
+        let waiting = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *waiting > 0 {
+            self.freed.notify_one();
+        }
+    }
+}
+
+/// An open file holding its place in the [`FileBudget`] until it drops.
+#[derive(Debug)]
+struct BudgetFile {
+    file: FileHandle,
+    budget: Arc<FileBudget>,
+}
+
+impl Drop for BudgetFile {
+    fn drop(&mut self) {
+        self.budget.give_back();
+    }
+}
+
+impl shale_core::disk::DiskFile for BudgetFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.file.size()
+    }
+}
+
+/// Why an open was refused: every place in the [`FileBudget`] stayed in use for
+/// [`BUDGET_WAIT`]. Travels inside an `io::Error` to [`LogError::io`].
+#[derive(Debug, thiserror::Error)]
+#[error("all {capacity} files the partition logs may keep open are in use")]
+pub(crate) struct BudgetExhausted {
+    pub(crate) capacity: u64,
 }
 
 impl SheddingDisk {
@@ -84,14 +198,38 @@ impl SheddingDisk {
     }
 }
 
+impl SheddingDisk {
+    /// Takes a place among the open files: at the bound, closes idle cached files (an
+    /// eighth of the bound, so the scan is rare) and waits if none was idle.
+    fn take_place(&self) -> std::io::Result<()> {
+        if self.budget.try_take() {
+            return Ok(());
+        }
+        self.close_cached((self.capacity / 8).max(1), true);
+        if self.budget.take(BUDGET_WAIT) {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(BudgetExhausted { capacity: self.capacity }))
+        }
+    }
+}
+
 impl Disk for SheddingDisk {
     fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<FileHandle> {
-        match self.inner.open(path, mode) {
+        self.take_place()?;
+        let opened = match self.inner.open(path, mode) {
             Err(e) if out_of_descriptors(&e) => {
                 self.shed(path);
                 self.inner.open(path, mode)
             }
             r => r,
+        };
+        match opened {
+            Ok(file) => Ok(Arc::new(BudgetFile { file, budget: self.budget.clone() })),
+            Err(e) => {
+                self.budget.give_back();
+                Err(e)
+            }
         }
     }
     fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
@@ -248,9 +386,9 @@ impl LogResources {
                 inner: disk,
                 files,
                 capacity: max_open_segments,
+                budget: Arc::new(FileBudget::new(max_open_segments)),
                 sheds: AtomicU64::new(0),
             }),
-            live: Arc::default(),
             indexes: Cache::builder()
                 .max_capacity(max_index_bytes)
                 .weigher(|_path: &PathBuf, ix: &Arc<SegmentIndex>| {
@@ -301,23 +439,11 @@ impl LogResources {
     }
 
     fn open_cached(&self, path: &Path, mode: OpenMode) -> Result<(FileHandle, Cached), LogError> {
-        if self.live.load(Ordering::Relaxed) >= self.disk.capacity {
-            self.close_idle();
-        }
         let file = self.disk.open(path, mode).map_err(|e| LogError::io(path, e))?;
-        let file = CountedFile::wrap(file, &self.live);
         self.opens.fetch_add(1, Ordering::Relaxed);
         let cached = Cached::new(file.clone(), mode != OpenMode::Read);
         self.disk.files.insert(path.to_path_buf(), cached.clone());
         Ok((file, cached))
-    }
-
-    /// At the bound (counting files evicted but still in use, and evictions the cache has
-    /// not applied yet): closes cached files no operation is using, an eighth of the bound
-    /// at a time so that the scan is rare. Files in use stay open until their operation
-    /// ends; only as many operations as run at once can hold them.
-    fn close_idle(&self) {
-        self.disk.close_cached((self.disk.capacity / 8).max(1), true);
     }
 
     /// A sealed segment's index, loaded by `load` on a miss (concurrent misses load once).
@@ -390,9 +516,21 @@ impl LogResources {
         self.disk.files.iter().filter(|(_, entry)| entry.file().is_some()).count() as u64
     }
 
-    /// Segment files open now: cached, or evicted and still in use.
-    pub fn open_segment_files(&self) -> u64 {
-        self.live.load(Ordering::Relaxed)
+    /// Files the logs have open now: segment files cached or in use, and the index,
+    /// checkpoint and snapshot files operations have open; at most the bound.
+    pub fn open_files(&self) -> u64 {
+        self.disk.budget.open.load(Ordering::Acquire)
+    }
+
+    /// The most files the logs had open at once since the start.
+    pub fn open_files_peak(&self) -> u64 {
+        self.disk.budget.most.load(Ordering::Relaxed)
+    }
+
+    /// The bound on the files the logs have open (`log.fd_cache_capacity`, capped at half
+    /// the process's descriptor limit).
+    pub fn open_files_limit(&self) -> u64 {
+        self.disk.capacity
     }
 
     /// The bound on cached segment file handles.

@@ -854,9 +854,9 @@ fn many_partitions_keep_no_more_files_open_than_the_cache_holds() {
         assert_eq!(log.offset_for_timestamp(T0).expect("lookup"), Some((0, T0)));
     }
     let most = counts.most.load(Ordering::SeqCst);
-    // The cache's 16, plus what the operation in flight holds: a timestamp lookup keeps
-    // the active segment's handle while it opens a sealed segment and reads its index.
-    assert!(most <= 16 + 3, "{most} files were open at once for 200 partitions");
+    // A hard bound: files in use by an operation count too (a timestamp lookup keeps the
+    // active segment's handle while it opens a sealed segment and reads its index).
+    assert!(most <= 16, "{most} files were open at once for 200 partitions");
     assert!(resources.open_handles() <= 16);
     for log in &logs {
         log.close().expect("close");
@@ -864,6 +864,45 @@ fn many_partitions_keep_no_more_files_open_than_the_cache_holds() {
     drop(logs);
     let cached = resources.open_handles();
     assert_eq!(counts.open.load(Ordering::SeqCst), cached, "closed logs hold no file");
+}
+
+#[test]
+fn operations_at_once_stay_within_the_bound_and_all_complete() {
+    // Eight threads append, fsync, read and look up timestamps across 40 partitions whose
+    // logs may keep 8 files open: the opens past the bound wait for a place (closing idle
+    // cached files first) instead of going over it, and none waits for good.
+    let root = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let (counts, resources, logs) = many_logs(root.path(), 40, 8, &clock);
+    counts.most.store(0, Ordering::SeqCst);
+    let logs = Arc::new(logs);
+    let written: Vec<_> = (0..8)
+        .map(|t| {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for round in 0..6 {
+                    for i in (t..logs.len()).step_by(8) {
+                        let mut b = batch_with(2, 300, T0, round * 100 + i);
+                        logs[i].append(&mut b, 1).expect("append");
+                        logs[i].flush_all().expect("fsync");
+                        logs[(i + 3) % logs.len()].offset_for_timestamp(T0).expect("lookup");
+                        mine.push((i, b));
+                    }
+                }
+                mine
+            })
+        })
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    for (i, log) in logs.iter().enumerate() {
+        let mine: Vec<u8> =
+            written.iter().filter(|(j, _)| *j == i).flat_map(|(_, b)| b.clone()).collect();
+        assert_eq!(read_all(log, 0, 1), mine, "{:?} reads back", log.dir());
+    }
+    let most = counts.most.load(Ordering::SeqCst);
+    assert!(most <= 8, "{most} files were open at once; the bound is 8");
+    assert!(resources.open_files() <= 8);
 }
 
 #[test]
@@ -911,6 +950,35 @@ fn no_descriptor_left_is_a_precise_retriable_error_until_one_is_free() {
     drop(held);
     counts.limit.store(0, Ordering::SeqCst);
     logs[2].append(&mut batch(1, 100, T0), 1).expect("append once descriptors are free");
+}
+
+#[test]
+fn every_file_in_use_is_a_precise_retriable_error_until_one_is_given_back() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let (_, resources, logs) = many_logs(root.path(), 2, 16, &clock);
+    logs[1].append(&mut batch(1, 100, T0), 1).expect("append");
+    let segment = logs[1].dir().join("00000000000000000000.log");
+    // Nothing idle in the cache to close...
+    resources.evict(&segment);
+    resources.evict(&logs[0].dir().join("00000000000000000000.log"));
+    // ...and operations in flight hold every place the logs have.
+    let held: Vec<_> = (resources.open_files()..16)
+        .map(|i| {
+            let path = root.path().join(format!("held-{i}"));
+            resources.disk().open(&path, shale_core::disk::OpenMode::ReadWriteCreate).expect("open")
+        })
+        .collect();
+    assert_eq!(resources.open_files(), 16);
+    let e = logs[1].append(&mut batch(1, 100, T0), 1).expect_err("no place to open the segment");
+    assert!(matches!(&e, LogError::FilesInUse { path, capacity: 16 } if *path == segment), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("log.fd_cache_capacity") && msg.contains("in use"), "{msg}");
+    let public = shale_core::error::Error::from(e);
+    assert!(public.kind.is_retriable(), "{public:?}");
+    assert_eq!(public.reason, "TOO_MANY_OPEN_FILES");
+    drop(held);
+    logs[1].append(&mut batch(1, 100, T0), 1).expect("append once places are free");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
