@@ -174,7 +174,6 @@ impl Broker {
                 }
             };
             let state = spec.state;
-            part.start();
             self.replicas
                 .partitions
                 .write()

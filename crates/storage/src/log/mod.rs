@@ -67,7 +67,7 @@ pub use checkpoint::FileHeader;
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch::EpochEntry;
 pub use error::LogError;
-pub use partition::PartitionLog;
+pub use partition::{OffsetsListener, PartitionLog};
 pub use resources::{
     DEFAULT_MAX_INDEX_BYTES, DEFAULT_MAX_OPEN_SEGMENTS, DiskActivity, LogResources,
     out_of_descriptors,

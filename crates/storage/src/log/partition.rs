@@ -46,6 +46,8 @@ pub(super) struct Inner {
     /// The durable offset and whether the log stopped taking writes, published only when
     /// one of them changes: what `flush_until` waits on, woken by fsyncs, not by appends.
     pub synced: watch::Sender<(i64, bool)>,
+    /// Called with the offsets at every publish (see [`PartitionLog::on_offsets`]).
+    pub listener: std::sync::OnceLock<Listener>,
     /// Data-file fsyncs done (group commits, rolls, close).
     pub syncs: AtomicU64,
     pub recovery: RecoveryStats,
@@ -56,6 +58,18 @@ pub(super) struct Inner {
     /// the window an append can fall into.
     #[cfg(test)]
     pub flusher_stop_delay_us: AtomicU64,
+}
+
+/// What a log calls with its offsets at every change, under its lock.
+pub type OffsetsListener = Box<dyn Fn(&LogOffsets) + Send + Sync>;
+
+/// The listener of a log, if one was set.
+pub(super) struct Listener(OffsetsListener);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listener")
+    }
 }
 
 /// Everything guarded by the partition lock.
@@ -139,7 +153,11 @@ impl Inner {
     pub(super) fn publish(&self, st: &State) {
         let log_end = st.log_end();
         let durable_end = self.durable.load(Ordering::Acquire).min(log_end);
-        self.offsets.send_replace(LogOffsets { log_start: st.log_start(), log_end, durable_end });
+        let offsets = LogOffsets { log_start: st.log_start(), log_end, durable_end };
+        self.offsets.send_replace(offsets);
+        if let Some(Listener(listener)) = self.listener.get() {
+            listener(&offsets);
+        }
         let synced = (durable_end, st.check_open().is_err());
         self.synced.send_if_modified(|now| {
             let changed = *now != synced;
@@ -343,6 +361,7 @@ impl PartitionLog {
                 flushing: AtomicBool::new(false),
                 flush_due: AtomicBool::new(false),
                 offsets: watch::Sender::new(offsets),
+                listener: std::sync::OnceLock::new(),
                 syncs: AtomicU64::new(0),
                 recovery: recovered.stats,
                 #[cfg(test)]
@@ -449,6 +468,15 @@ impl PartitionLog {
     /// A watch of the offsets, updated after each append, flush, truncation and retention.
     pub fn subscribe(&self) -> watch::Receiver<LogOffsets> {
         self.inner.offsets.subscribe()
+    }
+
+    /// Sets what is called with the offsets after each append, flush, truncation and
+    /// retention, in order, under the log's lock, on the thread that changed them: for
+    /// state that must follow every change at once and cheaply (a partition's high
+    /// watermark), where a watch would wake a task per append. It must be quick and must
+    /// not call into this log. One listener per log; false if one was set already.
+    pub fn on_offsets(&self, listener: OffsetsListener) -> bool {
+        self.inner.listener.set(Listener(listener)).is_ok()
     }
 
     /// Bytes of all segments.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Partition, visible_end};
+use super::Partition;
 use crate::broker::idempotence::Verdict;
 use crate::metrics::observe_since;
 use shale_core::acks::Acks;
@@ -215,7 +215,6 @@ impl Partition {
         match acks {
             Acks::All => {
                 let repl = self.repl.clone();
-                let policy = config.flush_policy;
                 // The errors are built only when they happen: at thousands of partitions
                 // an eager message per append cost a few percent of the broker's CPU.
                 let p = self.clone();
@@ -225,9 +224,9 @@ impl Partition {
                         log.flush_until(upto).await?;
                         observe_since(&stages.fsync, started);
                     }
-                    // Our own part of the HW moves at once rather than via the log watch.
+                    // Our own part of the HW moved with the append or the fsync (the log's
+                    // offsets listener, `Partition::start`).
                     let started = monotonic_now();
-                    repl.set_own_end(visible_end(policy, &log.offsets()));
                     let mut hw = repl.subscribe();
                     match tokio::time::timeout(REPLICATION_TIMEOUT, hw.wait_for(|hw| *hw >= upto))
                         .await

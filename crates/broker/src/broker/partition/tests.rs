@@ -262,7 +262,6 @@ async fn a_fetch_to_the_end_waits_for_a_new_leaders_high_watermark() {
     let p = open(dir.path(), 1, state(2, 1));
     let values = (0..3).map(|i| format!("v{i}"));
     assert!(p.append_replicated(2, 1, &plain_batch(values)).unwrap());
-    p.start();
     // Broker 1 leads from epoch 2 with three records it never learnt were committed.
     p.set_state(&state(1, 2));
     assert_eq!(p.high_watermark(), 0);
@@ -290,7 +289,6 @@ async fn the_latest_offset_waits_for_a_new_leaders_high_watermark() {
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path(), 1, state(2, 1));
     assert!(p.append_replicated(2, 1, &plain_batch(["a".to_string()])).unwrap());
-    p.start();
     p.set_state(&state(1, 2));
     let unknown = p.settled_high_watermark(Duration::from_millis(50)).await.unwrap_err();
     assert_eq!(unknown.kind, shale_core::error::ErrorKind::Unavailable, "{unknown}");
