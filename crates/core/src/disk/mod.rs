@@ -74,25 +74,43 @@ pub trait DiskFile: Send + Sync + Debug {
 /// A shared open file.
 pub type FileHandle = Arc<dyn DiskFile>;
 
-/// An open file that counts itself in a shared counter until it drops: how a cache of
-/// handles (or a test) knows how many files are open, whoever still holds them.
+/// Where a [`CountedFile`] is counted: told once, when the file closes.
+pub trait FileCount: Send + Sync + Debug {
+    /// The file closed (its last handle dropped).
+    fn closed(&self);
+}
+
+impl FileCount for AtomicU64 {
+    fn closed(&self) {
+        self.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An open file that counts itself until it drops: how a cache of handles (or a test)
+/// knows how many files are open, whoever still holds them.
 #[derive(Debug)]
 pub struct CountedFile {
     file: FileHandle,
-    open: Arc<AtomicU64>,
+    count: Arc<dyn FileCount>,
 }
 
 impl CountedFile {
     /// Wraps `file`, adding one to `open` until the last clone of the result drops.
     pub fn wrap(file: FileHandle, open: &Arc<AtomicU64>) -> FileHandle {
         open.fetch_add(1, Ordering::Relaxed);
-        Arc::new(CountedFile { file, open: open.clone() })
+        Self::counted_by(file, open.clone())
+    }
+
+    /// Wraps `file`, which the caller counted in `count` already; `count` is told when the
+    /// last clone of the result drops.
+    pub fn counted_by(file: FileHandle, count: Arc<dyn FileCount>) -> FileHandle {
+        Arc::new(CountedFile { file, count })
     }
 }
 
 impl Drop for CountedFile {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.count.closed();
     }
 }
 

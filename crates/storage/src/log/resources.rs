@@ -10,7 +10,7 @@ use moka::sync::Cache;
 
 use super::LogError;
 use super::index::SegmentIndex;
-use shale_core::disk::{Disk, FileHandle, OpenMode, SharedDisk};
+use shale_core::disk::{CountedFile, Disk, FileHandle, OpenMode, SharedDisk};
 
 /// Default bound on open segment files (active and sealed, all partitions together).
 pub const DEFAULT_MAX_OPEN_SEGMENTS: u64 = 1024;
@@ -127,37 +127,9 @@ impl FileBudget {
     }
 }
 
-/// An open file holding its place in the [`FileBudget`] until it drops.
-#[derive(Debug)]
-struct BudgetFile {
-    file: FileHandle,
-    budget: Arc<FileBudget>,
-}
-
-impl Drop for BudgetFile {
-    fn drop(&mut self) {
-        self.budget.give_back();
-    }
-}
-
-impl shale_core::disk::DiskFile for BudgetFile {
-    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
-        self.file.read_at(buf, pos)
-    }
-    fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
-        self.file.write_all_at(buf, pos)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.file.sync_data()
-    }
-    fn sync_all(&self) -> std::io::Result<()> {
-        self.file.sync_all()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.file.set_len(len)
-    }
-    fn size(&self) -> std::io::Result<u64> {
-        self.file.size()
+impl shale_core::disk::FileCount for FileBudget {
+    fn closed(&self) {
+        self.give_back();
     }
 }
 
@@ -225,7 +197,7 @@ impl Disk for SheddingDisk {
             r => r,
         };
         match opened {
-            Ok(file) => Ok(Arc::new(BudgetFile { file, budget: self.budget.clone() })),
+            Ok(file) => Ok(CountedFile::counted_by(file, self.budget.clone())),
             Err(e) => {
                 self.budget.give_back();
                 Err(e)
