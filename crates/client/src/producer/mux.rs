@@ -10,6 +10,10 @@
 //! A broken stream (or one whose oldest message goes unanswered past `request.timeout.ms`)
 //! fails every request on it; each partition's sender then resends in order, as it would
 //! on its own stream. Requests a sender gave up on (it dropped its link) are not sent.
+//!
+//! A broker older than `ProduceMany` (it answers `UNIMPLEMENTED`) gets the same requests
+//! over `ProduceStream`, one request per stream message, answered in order: clients may
+//! be upgraded before the brokers, as Kafka's clients speak to older brokers.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -25,6 +29,9 @@ use crate::{Client, status_error};
 
 /// Messages awaiting answers on one broker's stream before the next waits (and fills).
 const MAX_MESSAGES_IN_FLIGHT: usize = 8;
+/// Requests awaiting answers on a `ProduceStream` to a broker older than `ProduceMany`
+/// (one request per message there).
+const MAX_LEGACY_IN_FLIGHT: usize = 64;
 /// Requests in one message at most.
 const MAX_REQUESTS_PER_MESSAGE: usize = 4096;
 /// Batch bytes in one message at most (one request may be larger and goes alone): well
@@ -87,6 +94,7 @@ impl Links {
                         inbound: rx,
                         timeout: self.request_timeout,
                         carried: None,
+                        legacy: false,
                     };
                     shale_core::task::spawn_detached(mux.run());
                     muxes.insert(leader.to_string(), tx.clone());
@@ -99,37 +107,38 @@ impl Links {
     }
 }
 
-/// The open stream to one broker.
-struct Stream {
-    requests: mpsc::Sender<pb::ProduceManyRequest>,
-    responses: tonic::Streaming<pb::ProduceManyResponse>,
+/// The open stream to one broker: `ProduceMany`, or `ProduceStream` to a broker older
+/// than it.
+enum Stream {
+    Many {
+        requests: mpsc::Sender<pb::ProduceManyRequest>,
+        responses: tonic::Streaming<pb::ProduceManyResponse>,
+    },
+    Legacy {
+        requests: mpsc::Sender<pb::ProduceRequest>,
+        responses: tonic::Streaming<pb::ProduceResponse>,
+    },
 }
 
-async fn open(client: &Client, leader: &str) -> Result<Stream, Error> {
-    let (requests, rx) = mpsc::channel(MAX_MESSAGES_IN_FLIGHT);
-    let responses = client
-        .log_rpc(leader)?
-        .produce_many(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| open_error(leader, &s))?
-        .into_inner();
-    Ok(Stream { requests, responses })
-}
-
-/// Why the stream to `leader` did not open; a broker older than `ProduceMany` is told
-/// apart from other failures, since only upgrading it helps.
-fn open_error(leader: &str, status: &tonic::Status) -> Error {
-    let e = status_error(status);
-    if status.code() != tonic::Code::Unimplemented {
-        return e;
+/// Opens `ProduceMany` to `leader`, or `ProduceStream` when `legacy` (the broker said it
+/// does not serve `ProduceMany`). `Ok(None)`: the broker refused `ProduceMany` as
+/// unimplemented just now; open again with `legacy`.
+async fn open(client: &Client, leader: &str, legacy: bool) -> Result<Option<Stream>, Error> {
+    let mut rpc = client.log_rpc(leader)?;
+    if legacy {
+        let (requests, rx) = mpsc::channel(MAX_LEGACY_IN_FLIGHT);
+        let responses = rpc
+            .produce_stream(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| status_error(&s))?
+            .into_inner();
+        return Ok(Some(Stream::Legacy { requests, responses }));
     }
-    Error {
-        message: format!(
-            "broker {leader} does not serve ProduceMany, which this producer sends with: the \
-             broker is older than the client; upgrade the brokers before the clients ({})",
-            e.message
-        ),
-        ..e
+    let (requests, rx) = mpsc::channel(MAX_MESSAGES_IN_FLIGHT);
+    match rpc.produce_many(ReceiverStream::new(rx)).await {
+        Ok(responses) => Ok(Some(Stream::Many { requests, responses: responses.into_inner() })),
+        Err(s) if s.code() == tonic::Code::Unimplemented => Ok(None),
+        Err(s) => Err(status_error(&s)),
     }
 }
 
@@ -149,6 +158,8 @@ struct Mux {
     timeout: Duration,
     /// A request taken but left for the next message (its partition had one already).
     carried: Option<Outgoing>,
+    /// The broker does not serve `ProduceMany`: requests go over `ProduceStream`.
+    legacy: bool,
 }
 
 impl Mux {
@@ -163,7 +174,8 @@ impl Mux {
         let mut in_flight: VecDeque<Sent> = VecDeque::new();
         let mut closed = false;
         loop {
-            let room = !closed && in_flight.len() < MAX_MESSAGES_IN_FLIGHT;
+            let most = if self.legacy { MAX_LEGACY_IN_FLIGHT } else { MAX_MESSAGES_IN_FLIGHT };
+            let room = !closed && in_flight.len() < most;
             let deadline = in_flight.front().map(|s| s.at + timeout);
             tokio::select! {
                 first = next_request(&mut self.inbound, &mut self.carried), if room => {
@@ -176,28 +188,45 @@ impl Mux {
                         continue;
                     }
                     if stream.is_none() {
-                        match open(&self.client, &self.leader).await {
-                            Ok(s) => stream = Some(s),
+                        let mut opened = open(&self.client, &self.leader, self.legacy).await;
+                        if let Ok(None) = opened {
+                            self.fall_back();
+                            opened = open(&self.client, &self.leader, true).await;
+                        }
+                        match opened {
+                            Ok(s) => stream = s,
                             Err(e) => {
                                 fail(batch.into_iter().map(|o| o.reply), &e);
                                 continue;
                             }
                         }
                     }
-                    let (requests, replies): (Vec<_>, Vec<_>) =
-                        batch.into_iter().map(|o| (o.req, o.reply)).unzip();
+                    let at = shale_core::clock::monotonic_now();
                     let sent = match &stream {
-                        Some(s) => s.requests.send(pb::ProduceManyRequest { requests }).await,
+                        Some(Stream::Many { requests, .. }) => {
+                            let (reqs, replies): (Vec<_>, Vec<_>) =
+                                batch.into_iter().map(|o| (o.req, o.reply)).unzip();
+                            in_flight.push_back(Sent { at, replies });
+                            requests.send(pb::ProduceManyRequest { requests: reqs }).await.is_ok()
+                        }
+                        // One request per message, each answered on its own.
+                        Some(Stream::Legacy { requests, .. }) => {
+                            let mut sent = true;
+                            for o in batch {
+                                in_flight.push_back(Sent { at, replies: vec![o.reply] });
+                                sent = sent && requests.send(o.req).await.is_ok();
+                            }
+                            sent
+                        }
                         None => continue,
                     };
-                    in_flight.push_back(Sent { at: shale_core::clock::monotonic_now(), replies });
-                    if sent.is_err() {
+                    if !sent {
                         let e = Error::unavailable("produce stream closed by the broker");
                         fail(in_flight.drain(..).flat_map(|s| s.replies), &e);
                         stream = None;
                     }
                 }
-                answer = next_message(&mut stream, &self.leader, deadline, timeout), if !in_flight.is_empty() => {
+                answer = next_message(&mut stream, deadline, timeout), if !in_flight.is_empty() => {
                     let sent = in_flight.pop_front();
                     let failure = match (answer, sent) {
                         (Ok(msg), Some(sent)) if msg.responses.len() == sent.replies.len() => {
@@ -215,22 +244,37 @@ impl Mux {
                             in_flight.push_front(sent);
                             Some(e)
                         }
-                        (Err(e), sent) => {
+                        (Err(f), sent) => {
                             if let Some(sent) = sent {
                                 in_flight.push_front(sent);
                             }
-                            Some(e)
+                            if f.older_broker {
+                                self.fall_back();
+                            }
+                            Some(f.error)
                         }
                         (Ok(_), None) => None,
                     };
                     if let Some(e) = failure {
-                        // Everything on this stream fails; the partitions resend in order.
+                        // Everything on this stream fails; the partitions resend in order
+                        // (over ProduceStream if the broker turned out to be older).
                         fail(in_flight.drain(..).flat_map(|s| s.replies), &e);
                         stream = None;
                     }
                 }
                 else => return,
             }
+        }
+    }
+
+    /// The broker does not serve `ProduceMany`: from now on this mux sends over
+    /// `ProduceStream`.
+    fn fall_back(&mut self) {
+        if !self.legacy {
+            tracing::info!(broker = %self.leader,
+                "the broker does not serve ProduceMany (older than this client); producing \
+                 over ProduceStream, one stream message per request");
+            self.legacy = true;
         }
     }
 
@@ -281,16 +325,28 @@ fn fail(replies: impl Iterator<Item = mpsc::UnboundedSender<Answer>>, e: &Error)
     }
 }
 
-/// The next answer message, or why none came by `deadline` (the oldest message's send
-/// time plus `timeout`).
+/// Why a stream gave no answer.
+struct Failure {
+    error: Error,
+    /// The broker refused `ProduceMany` as unimplemented: it is older than this client.
+    older_broker: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { error, older_broker: false }
+    }
+}
+
+/// The next answer message (a `ProduceStream` answer as a message of one), or why none
+/// came by `deadline` (the oldest message's send time plus `timeout`).
 async fn next_message(
     stream: &mut Option<Stream>,
-    leader: &str,
     deadline: Option<Instant>,
     timeout: Duration,
-) -> Result<pb::ProduceManyResponse, Error> {
+) -> Result<pb::ProduceManyResponse, Failure> {
     let Some(s) = stream.as_mut() else {
-        return Err(Error::unavailable("no produce stream"));
+        return Err(Error::unavailable("no produce stream").into());
     };
     let wait = async {
         match deadline {
@@ -298,33 +354,32 @@ async fn next_message(
             None => std::future::pending().await,
         }
     };
+    let message = async {
+        match s {
+            Stream::Many { responses, .. } => responses.message().await,
+            Stream::Legacy { responses, .. } => responses
+                .message()
+                .await
+                .map(|r| r.map(|r| pb::ProduceManyResponse { responses: vec![r] })),
+        }
+    };
     tokio::select! {
-        msg = s.responses.message() => match msg {
+        msg = message => match msg {
             Ok(Some(msg)) => Ok(msg),
-            Ok(None) => Err(Error::unavailable("produce stream ended by the broker")),
-            // An older broker may refuse the call only here, on the first read.
-            Err(status) => Err(open_error(leader, &status)),
+            Ok(None) => Err(Error::unavailable("produce stream ended by the broker").into()),
+            // An older broker may refuse ProduceMany only here, on the first read: the
+            // requests are sent again, over ProduceStream.
+            Err(status) if status.code() == tonic::Code::Unimplemented => Err(Failure {
+                error: Error::unavailable(
+                    "the broker does not serve ProduceMany; sending over ProduceStream",
+                ),
+                older_broker: true,
+            }),
+            Err(status) => Err(status_error(&status).into()),
         },
         () = wait => Err(Error::unavailable(format!(
             "no answer from the broker within {} ms (request.timeout.ms)",
             timeout.as_millis()
-        ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_broker_without_produce_many_is_named_as_older_than_the_client() {
-        let status = tonic::Status::unimplemented("Operation is not implemented or not supported");
-        let e = open_error("10.0.0.7:9092", &status);
-        assert!(!e.kind.is_retriable(), "{e:?}");
-        for m in ["broker 10.0.0.7:9092", "ProduceMany", "upgrade the brokers"] {
-            assert!(e.message.contains(m), "{m:?} not in {:?}", e.message);
-        }
-        let other = open_error("10.0.0.7:9092", &tonic::Status::unavailable("connection refused"));
-        assert!(!other.message.contains("ProduceMany"), "{:?}", other.message);
+        )).into()),
     }
 }

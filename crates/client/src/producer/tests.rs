@@ -90,6 +90,8 @@ impl Partition {
 #[derive(Clone, Default)]
 struct Leader {
     partition: Arc<Mutex<Partition>>,
+    /// Older than `ProduceMany`: it serves `ProduceStream` only.
+    older: bool,
 }
 
 impl Leader {
@@ -110,11 +112,23 @@ impl pb::log_server::Log for Leader {
 
     type ProduceStreamStream = BoxStream<pb::ProduceResponse>;
 
+    /// One answer per request, in order (an older broker's only produce stream).
     async fn produce_stream(
         &self,
-        _: Request<Streaming<pb::ProduceRequest>>,
+        request: Request<Streaming<pb::ProduceRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
-        Err(Status::unimplemented("produce_stream"))
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let partition = self.partition.clone();
+        shale_core::task::spawn_detached(async move {
+            while let Ok(Some(req)) = inbound.message().await {
+                let answer = partition.lock().unwrap().answer(&req);
+                if tx.send(Ok(answer)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     type ProduceManyStream = BoxStream<pb::ProduceManyResponse>;
@@ -126,6 +140,9 @@ impl pb::log_server::Log for Leader {
         &self,
         request: Request<Streaming<pb::ProduceManyRequest>>,
     ) -> Result<Response<Self::ProduceManyStream>, Status> {
+        if self.older {
+            return Err(Status::unimplemented("Operation is not implemented or not supported"));
+        }
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let leader = self.clone();
@@ -209,15 +226,9 @@ async fn serve(leader: Leader) -> String {
     addr
 }
 
-/// A partition's first answer is a refusal, held until a later message was appended: the
-/// producer must not have sent one. Were later batches appended past the refused one, its
-/// resend would be out of order for good (the leader took the later sequence as the start
-/// of a producer it did not know) and its records lost. (Without `probe_window` the test
-/// fails so: the resend is refused as out of order, and the leader lookup that follows
-/// fails, as this leader serves no metadata.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_first_batch_is_not_overtaken_by_the_batches_after_it() {
-    let leader = Leader::default();
+/// Sends 50 records to partition 0 of `t` on `leader` and checks that each landed once,
+/// in order, at offsets 0 to 49.
+async fn fifty_records_land_once_in_order(leader: Leader) {
     let addr = serve(leader.clone()).await;
     let client = Client::new(&addr).unwrap();
     client.seed_metadata("t", &addr);
@@ -243,4 +254,22 @@ async fn a_refused_first_batch_is_not_overtaken_by_the_batches_after_it() {
     let batches = leader.partition.lock().unwrap().batches.clone();
     let sequences: Vec<i32> = batches.iter().flat_map(|&(f, l)| f..=l).collect();
     assert_eq!(sequences, (0..50).collect::<Vec<_>>(), "sequences in the log: {batches:?}");
+}
+
+/// A client newer than its broker: the broker answers `ProduceMany` with UNIMPLEMENTED,
+/// and the producer sends the same requests over `ProduceStream` instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_older_than_produce_many_gets_the_records_over_produce_stream() {
+    fifty_records_land_once_in_order(Leader { older: true, ..Leader::default() }).await;
+}
+
+/// A partition's first answer is a refusal, held until a later message was appended: the
+/// producer must not have sent one. Were later batches appended past the refused one, its
+/// resend would be out of order for good (the leader took the later sequence as the start
+/// of a producer it did not know) and its records lost. (Without `probe_window` the test
+/// fails so: the resend is refused as out of order, and the leader lookup that follows
+/// fails, as this leader serves no metadata.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_first_batch_is_not_overtaken_by_the_batches_after_it() {
+    fifty_records_land_once_in_order(Leader::default()).await;
 }
