@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# CPU per record with many partitions: one `shale standalone` and `shale-bench latency`
+# over PARTITIONS partitions at RATE records/s in all (1 KiB), open loop. Prints the CPU
+# the broker and the load client used (cores, from /proc over 8 s in the middle of the
+# run), the latency line, and the broker's produce stages.
+#   scripts/bench-cpu-many.sh [DIR] [POLICY] [RATE] [PARTITIONS]
+# e.g. scripts/bench-cpu-many.sh /tmp/cpu interval 20k 1000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR="${1:-$PWD/bench-data/cpu-many}"
+POLICY="${2:-interval}"
+RATE="${3:-20k}"
+PARTITIONS="${4:-1000}"
+scripts/ensure-protoc.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
+cargo build --release --quiet --bin shale --bin shale-bench
+SHALE="$CARGO_TARGET_DIR/release/shale"
+SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
+rm -rf "$DIR" && mkdir -p "$DIR"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+ADMIN=$(free_port)
+"$SHALE" standalone --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" \
+  --admin-listen "127.0.0.1:$ADMIN" > "$DIR/broker.out" 2> "$DIR/broker.err" &
+BROKER=$!
+trap 'kill $BROKER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
+"$SHALE_BENCH" latency --broker "127.0.0.1:$PORT" --topic "cpu-$POLICY" --partitions "$PARTITIONS" \
+  --config "flush.policy=$POLICY" --rates "$RATE" --rounds 1 --seconds 10 \
+  --label "$POLICY, $PARTITIONS partitions" > "$DIR/bench.txt" 2>&1 &
+BENCH=$!
+# CPU seconds (user + system) of a process.
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+# Topic creation and the 2 s warm-up come first; 8 s of the 10 s round are measured.
+sleep 4
+b0=$(cpu "$BROKER"); c0=$(cpu "$BENCH")
+sleep 8
+b1=$(cpu "$BROKER"); c1=$(cpu "$BENCH")
+wait "$BENCH"
+echo "broker $(echo "$b0 $b1" | awk '{printf "%.2f", ($2 - $1) / 8}') cores, load client $(echo "$c0 $c1" | awk '{printf "%.2f", ($2 - $1) / 8}') cores"
+tail -1 "$DIR/bench.txt"
+curl -s "http://127.0.0.1:$ADMIN/metrics" | grep '^shale_produce_stage_seconds_\(sum\|count\)' | paste - - |
+  awk '{split($1, a, "\""); if ($4 > 0) printf "  stage %-14s mean %.3f ms over %d\n", a[2], 1000 * $2 / $4, $4}'
