@@ -295,17 +295,28 @@ impl LogService {
     ) -> Vec<Answer> {
         let mut answers = Vec::with_capacity(requests.len());
         for req in requests {
-            let id = req.correlation_id;
-            let appended = match &throttled {
-                Ok(()) => self.append(who, req).await,
-                Err(e) => Err(e.clone()),
-            };
-            answers.push(match appended {
-                Ok(ack) => Box::pin(async move { answer(id, ack.await) }) as Answer,
-                Err(e) => Box::pin(std::future::ready(answer(id, Err(e)))),
-            });
+            answers.push(self.append_one(who, req, &throttled).await);
         }
         answers
+    }
+
+    /// Appends one request unless the request quota refused it (`throttled`); returns its
+    /// answer to await.
+    async fn append_one(
+        &self,
+        who: &Identity,
+        req: pb::ProduceRequest,
+        throttled: &Result<(), Error>,
+    ) -> Answer {
+        let id = req.correlation_id;
+        let appended = match throttled {
+            Ok(()) => self.append(who, req).await,
+            Err(e) => Err(e.clone()),
+        };
+        match appended {
+            Ok(ack) => Box::pin(async move { answer(id, ack.await) }),
+            Err(e) => Box::pin(std::future::ready(answer(id, Err(e)))),
+        }
     }
 }
 
@@ -365,22 +376,9 @@ impl pb::log_server::Log for LogService {
         let answers = self.serve_pipelined(request.into_inner(), MAX_IN_FLIGHT, move |req| {
             let (service, who) = (service.clone(), who.clone());
             Box::pin(async move {
-                let id = req.correlation_id;
                 // Each message is a request (the stream itself was one).
-                let quotas = service.broker.quotas();
-                let appended = match quotas.throttle(&who, Kind::Requests, 1).await {
-                    Ok(()) => service.append(&who, req).await,
-                    Err(e) => Err(e),
-                };
-                Box::pin(async move {
-                    answer(
-                        id,
-                        match appended {
-                            Ok(ack) => ack.await,
-                            Err(e) => Err(e),
-                        },
-                    )
-                }) as BoxFuture<_>
+                let throttled = service.broker.quotas().throttle(&who, Kind::Requests, 1).await;
+                service.append_one(&who, req, &throttled).await
             })
         });
         Ok(Response::new(Box::pin(answers)))

@@ -120,26 +120,24 @@ enum Stream {
     },
 }
 
-/// Opens `ProduceMany` to `leader`, or `ProduceStream` when `legacy` (the broker said it
-/// does not serve `ProduceMany`). `Ok(None)`: the broker refused `ProduceMany` as
-/// unimplemented just now; open again with `legacy`.
-async fn open(client: &Client, leader: &str, legacy: bool) -> Result<Option<Stream>, Error> {
+/// Opens `ProduceMany` to `leader`, unless it is known to be `legacy`, and `ProduceStream`
+/// if it is, or if it refuses `ProduceMany` as unimplemented now.
+async fn open(client: &Client, leader: &str, legacy: bool) -> Result<Stream, Error> {
     let mut rpc = client.log_rpc(leader)?;
-    if legacy {
-        let (requests, rx) = mpsc::channel(MAX_LEGACY_IN_FLIGHT);
-        let responses = rpc
-            .produce_stream(ReceiverStream::new(rx))
-            .await
-            .map_err(|s| status_error(&s))?
-            .into_inner();
-        return Ok(Some(Stream::Legacy { requests, responses }));
+    if !legacy {
+        let (requests, rx) = mpsc::channel(MAX_MESSAGES_IN_FLIGHT);
+        match rpc.produce_many(ReceiverStream::new(rx)).await {
+            Ok(responses) => {
+                return Ok(Stream::Many { requests, responses: responses.into_inner() });
+            }
+            Err(s) if s.code() == tonic::Code::Unimplemented => {}
+            Err(s) => return Err(status_error(&s)),
+        }
     }
-    let (requests, rx) = mpsc::channel(MAX_MESSAGES_IN_FLIGHT);
-    match rpc.produce_many(ReceiverStream::new(rx)).await {
-        Ok(responses) => Ok(Some(Stream::Many { requests, responses: responses.into_inner() })),
-        Err(s) if s.code() == tonic::Code::Unimplemented => Ok(None),
-        Err(s) => Err(status_error(&s)),
-    }
+    let (requests, rx) = mpsc::channel(MAX_LEGACY_IN_FLIGHT);
+    let responses =
+        rpc.produce_stream(ReceiverStream::new(rx)).await.map_err(|s| status_error(&s))?;
+    Ok(Stream::Legacy { requests, responses: responses.into_inner() })
 }
 
 /// A message sent and not yet answered: when, and where each answer goes.
@@ -188,13 +186,13 @@ impl Mux {
                         continue;
                     }
                     if stream.is_none() {
-                        let mut opened = open(&self.client, &self.leader, self.legacy).await;
-                        if let Ok(None) = opened {
-                            self.fall_back();
-                            opened = open(&self.client, &self.leader, true).await;
-                        }
-                        match opened {
-                            Ok(s) => stream = s,
+                        match open(&self.client, &self.leader, self.legacy).await {
+                            Ok(s) => {
+                                if matches!(s, Stream::Legacy { .. }) {
+                                    self.fall_back();
+                                }
+                                stream = Some(s);
+                            }
                             Err(e) => {
                                 fail(batch.into_iter().map(|o| o.reply), &e);
                                 continue;
