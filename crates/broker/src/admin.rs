@@ -240,6 +240,19 @@ impl Collector for BrokerCollector {
              of ulimit -n)",
             ConstGauge::new(files.open_files_limit() as i64),
         )?;
+        one(
+            enc,
+            "log_shared_fsyncs",
+            "Syncs of a whole file system that made several partition logs durable at once \
+             (log.shared_fsync)",
+            ConstCounter::new(files.shared_fsyncs()),
+        )?;
+        one(
+            enc,
+            "log_shared_fsync_logs",
+            "Partition logs made durable by those syncs (over log_shared_fsyncs: logs per sync)",
+            ConstCounter::new(files.shared_fsync_logs()),
+        )?;
         moves(enc, &b)?;
         traffic(enc, &b)?;
         partitions(enc, &b)?;

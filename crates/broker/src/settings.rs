@@ -172,6 +172,10 @@ pub struct LogSettings {
     pub fd_cache_capacity: u64,
     /// Bytes of sealed-segment indexes kept in memory, across all partitions.
     pub index_cache_bytes: u64,
+    /// Partitions waiting for an fsync together share one `syncfs(2)` of the data
+    /// directory's file system instead of an fsync each. A failed fsync then stops every
+    /// partition on that file system (the kernel cannot say which file failed).
+    pub shared_fsync: bool,
     /// How often retention runs (ms).
     pub retention_check_interval_ms: u64,
     /// Largest gRPC request accepted (bytes).
@@ -185,6 +189,7 @@ impl Default for LogSettings {
         LogSettings {
             fd_cache_capacity: 1024,
             index_cache_bytes: 64 * 1024 * 1024,
+            shared_fsync: true,
             retention_check_interval_ms: 30_000,
             max_request_bytes: 64 * 1024 * 1024,
             fetch_max_bytes: 1024 * 1024,

@@ -162,10 +162,10 @@ impl Broker {
             requests.clone(),
         )
         .await?;
-        let resources = Arc::new(LogResources::new(
-            settings.log.fd_cache_capacity,
-            settings.log.index_cache_bytes,
-        ));
+        let resources = Arc::new(
+            LogResources::new(settings.log.fd_cache_capacity, settings.log.index_cache_bytes)
+                .with_shared_fsync(settings.log.shared_fsync),
+        );
         let reader = match bucket {
             None => None,
             Some(b) => {

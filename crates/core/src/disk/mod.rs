@@ -74,6 +74,19 @@ pub trait DiskFile: Send + Sync + Debug {
 /// A shared open file.
 pub type FileHandle = Arc<dyn DiskFile>;
 
+/// A handle on the file system that holds a directory, to make everything written to it
+/// durable at once (Linux `syncfs(2)`): one call instead of an fsync per file.
+pub trait FsSync: Send + Sync + Debug {
+    /// Makes the data and size of every file on the file system durable, as `sync_data`
+    /// of each would. Fails if writing any file back failed since the handle was opened
+    /// (or since a sync last reported a failure), whichever file it was: open the handle
+    /// before the writes it is to cover.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// A shared [`FsSync`].
+pub type FsHandle = Arc<dyn FsSync>;
+
 /// Where a [`CountedFile`] is counted: told once, when the file closes.
 pub trait FileCount: Send + Sync + Debug {
     /// The file closed (its last handle dropped).
@@ -154,6 +167,13 @@ pub trait Disk: Send + Sync + Debug {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Size and modification time of a file.
     fn metadata(&self, path: &Path) -> io::Result<FileMeta>;
+
+    /// A handle that syncs the whole file system holding the directory `dir`. A disk that
+    /// cannot refuses with `Unsupported`, and its callers fsync file by file.
+    fn open_fs(&self, dir: &Path) -> io::Result<FsHandle> {
+        let _ = dir;
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this disk cannot sync a file system"))
+    }
 
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -307,6 +327,7 @@ mod tests {
             f.write_all_at(b"hello world", 0).expect("write");
             f.write_all_at(b"W", 6).expect("overwrite");
             assert_eq!(f.size().expect("size"), 11);
+            disk.open_fs(&dir).expect("open fs").sync().expect("sync fs");
             let mut buf = [0u8; 5];
             assert_eq!(f.read_at(&mut buf, 6).expect("read"), 5);
             assert_eq!(&buf, b"World");

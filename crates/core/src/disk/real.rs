@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Disk, DiskFile, FileHandle, FileMeta, OpenMode};
+use super::{Disk, DiskFile, FileHandle, FileMeta, FsHandle, FsSync, OpenMode};
 
 /// `std::fs`, with positional reads and writes on open files.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,6 +71,11 @@ impl Disk for RealDisk {
         File::open(path)?.sync_all()
     }
 
+    #[cfg(target_os = "linux")]
+    fn open_fs(&self, dir: &Path) -> io::Result<FsHandle> {
+        Ok(Arc::new(RealFs(File::open(dir)?)))
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
         for entry in fs::read_dir(path)? {
@@ -89,5 +94,18 @@ impl Disk for RealDisk {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+}
+
+/// A directory held open for `syncfs(2)`: the kernel reports a writeback error to each
+/// open handle of the file system once, so the handle lives as long as the writes it covers.
+#[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+struct RealFs(File);
+
+#[cfg(target_os = "linux")]
+impl FsSync for RealFs {
+    fn sync(&self) -> io::Result<()> {
+        rustix::fs::syncfs(&self.0).map_err(io::Error::from)
     }
 }

@@ -21,7 +21,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Disk, DiskFile, FileHandle, FileMeta, OpenMode, RealDisk};
+use super::{Disk, DiskFile, FileHandle, FileMeta, FsHandle, FsSync, OpenMode, RealDisk};
 
 /// One change not yet fsynced.
 #[derive(Debug, Clone)]
@@ -40,6 +40,9 @@ struct Pending {
 
 type Shared = Arc<Mutex<Pending>>;
 
+/// Every file's unsynced changes, by where the file is now.
+type Files = Arc<Mutex<HashMap<PathBuf, Shared>>>;
+
 fn lock(p: &Shared) -> MutexGuard<'_, Pending> {
     p.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -47,7 +50,7 @@ fn lock(p: &Shared) -> MutexGuard<'_, Pending> {
 /// The real file system with unsynced file contents held in memory.
 #[derive(Debug, Default)]
 pub struct TrackingDisk {
-    files: Mutex<HashMap<PathBuf, Shared>>,
+    files: Files,
     fsync_noop: bool,
 }
 
@@ -55,7 +58,7 @@ impl TrackingDisk {
     /// A tracking disk; with `fsync_noop`, fsync of segment files writes nothing to the
     /// real disk.
     pub fn new(fsync_noop: bool) -> Self {
-        TrackingDisk { files: Mutex::new(HashMap::new()), fsync_noop }
+        TrackingDisk { files: Files::default(), fsync_noop }
     }
 
     fn files(&self) -> MutexGuard<'_, HashMap<PathBuf, Shared>> {
@@ -113,26 +116,62 @@ impl TrackedFile {
             return Ok(());
         }
         if !p.ops.is_empty() {
-            let reopened;
-            let target = match self.writable {
-                true => &self.real,
+            match self.writable {
+                true => write_back(&mut p, &self.real)?,
                 false => {
-                    reopened = OpenOptions::new().write(true).open(&p.path)?;
-                    &reopened
-                }
-            };
-            for op in &p.ops {
-                match op {
-                    Op::Write { pos, bytes } => FileExt::write_all_at(target, bytes, *pos)?,
-                    Op::SetLen(l) => target.set_len(*l)?,
+                    let file = open_for_write(&p.path)?;
+                    write_back(&mut p, &file)?
                 }
             }
-            p.ops.clear();
         }
         match all {
             true => self.real.sync_all(),
             false => self.real.sync_data(),
         }
+    }
+}
+
+/// Writes a file's unsynced changes to the real file through `file`; the caller fsyncs.
+fn write_back(p: &mut Pending, file: &File) -> io::Result<()> {
+    for op in &p.ops {
+        match op {
+            Op::Write { pos, bytes } => FileExt::write_all_at(file, bytes, *pos)?,
+            Op::SetLen(l) => file.set_len(*l)?,
+        }
+    }
+    p.ops.clear();
+    Ok(())
+}
+
+/// The real file at `path`, opened for writing.
+fn open_for_write(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).open(path)
+}
+
+/// The whole tracking disk synced at once: every file's unsynced changes written and
+/// fsynced (with `fsync_noop`, every file's but the segments').
+#[derive(Debug)]
+struct TrackingFs {
+    files: Files,
+    fsync_noop: bool,
+}
+
+impl FsSync for TrackingFs {
+    fn sync(&self) -> io::Result<()> {
+        let files: Vec<Shared> =
+            self.files.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for file in files {
+            let mut p = lock(&file);
+            if self.fsync_noop && is_segment(&p.path) {
+                continue;
+            }
+            if !p.ops.is_empty() {
+                let file = open_for_write(&p.path)?;
+                write_back(&mut p, &file)?;
+                file.sync_data()?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -261,6 +300,10 @@ impl Disk for TrackingDisk {
         RealDisk.sync_dir(path)
     }
 
+    fn open_fs(&self, _dir: &Path) -> io::Result<FsHandle> {
+        Ok(Arc::new(TrackingFs { files: self.files.clone(), fsync_noop: self.fsync_noop }))
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         RealDisk.read_dir(path)
     }
@@ -295,6 +338,9 @@ mod tests {
         assert_eq!(std::fs::read(&path).expect("real"), b"hello world");
         other.sync_all().expect("sync from a read-only handle");
         assert_eq!(std::fs::read(&path).expect("real"), b"hello Wor\0!");
+        f.write_all_at(b"?", 11).expect("append");
+        disk.open_fs(dir.path()).expect("open fs").sync().expect("sync fs");
+        assert_eq!(std::fs::read(&path).expect("real"), b"hello Wor\0!?", "synced with the rest");
     }
 
     #[test]
@@ -322,5 +368,9 @@ mod tests {
         h.write_all_at(b"kept", 4).expect("write");
         h.sync_all().expect("sync");
         assert_eq!(std::fs::read(&b).expect("real"), b"new!kept", "other files still sync");
+        h.write_all_at(b"!", 8).expect("write");
+        noop.open_fs(dir.path()).expect("open fs").sync().expect("sync fs");
+        assert_eq!(std::fs::read(&seg).expect("real"), b"", "a file system sync skips it too");
+        assert_eq!(std::fs::read(&b).expect("real"), b"new!kept!", "and syncs the rest");
     }
 }

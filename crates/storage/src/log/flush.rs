@@ -1,6 +1,7 @@
-//! Group commit. `flush_until` waits for a flusher: one loop per partition, on a blocking
-//! thread, that fsyncs everything appended so far, and again at once if more was appended
-//! meanwhile, until the log's end is durable. A request never waits for a lock or for the
+//! Group commit. `flush_until` waits for a flusher: the broker's fsync rounds (`rounds`),
+//! or with `log.shared_fsync` off one loop per partition, on a blocking thread, that
+//! fsyncs everything appended so far, and again at once if more was appended meanwhile,
+//! until the log's end is durable. A request never waits for a lock or for the
 //! requests ahead of it to take turns: each fsync covers every append made before it
 //! started, and its end wakes every request it covered, once, through the `synced` watch.
 //! `flush_all` is the blocking variant for shutdown and `FlushPolicy::Interval` timers.
@@ -45,13 +46,43 @@ impl PartitionLog {
 }
 
 impl Inner {
-    /// Starts the flusher loop unless one is running.
-    fn start_flusher(this: &Arc<Inner>) {
+    /// Makes sure an fsync covers every append made so far: queues the log for the next
+    /// fsync round (or starts its own flusher loop) unless it is queued or being synced,
+    /// in which case the round it is in looks again when it ends (`flusher_done`).
+    pub(super) fn start_flusher(this: &Arc<Inner>) {
+        if this.volume.shared() {
+            this.again.store(true, Ordering::Release);
+            if this.flushing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            // The round this queues for starts after this call: it covers what `again`
+            // asked for.
+            this.again.store(false, Ordering::Release);
+            this.resources.rounds().submit(this.clone());
+            return;
+        }
         if this.flushing.swap(true, Ordering::AcqRel) {
             return;
         }
         let inner = this.clone();
         tokio::task::spawn_blocking(move || inner.flush_loop());
+    }
+
+    /// The end of the fsync round this log was in: whether it goes in the next round too
+    /// (an fsync was asked for meanwhile and appends are not all durable yet), in which
+    /// case it is marked as queued again.
+    pub(super) fn flusher_done(&self) -> bool {
+        #[cfg(test)]
+        std::thread::sleep(std::time::Duration::from_micros(
+            self.flusher_stop_delay_us.load(Ordering::Relaxed),
+        ));
+        self.flushing.store(false, Ordering::Release);
+        if !self.again.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let more = self.durable.load(Ordering::Acquire) < self.peek().log_end()
+            && self.peek().check_open().is_ok();
+        more && !self.flushing.swap(true, Ordering::AcqRel)
     }
 
     /// Fsyncs until the log end is durable, then stops. Ends on a failure too: the waiters
@@ -83,31 +114,61 @@ impl Inner {
     /// segments need nothing: a roll fsyncs them before the next segment takes writes.
     pub(super) fn sync_active(&self) -> Result<(), LogError> {
         let (file, path, end, generation) = {
-            let st = self.lock()?;
+            let mut st = self.lock()?;
             st.check_open()?;
+            if let Err(e) = self.volume_ok() {
+                return self.note_sync(&mut st, Err(e));
+            }
             let file = st.active.file(&self.resources)?;
             (file, st.active.path.clone(), st.log_end(), st.generation)
         };
         #[cfg(test)]
-        {
-            let delay = self.sync_delay_ms.load(Ordering::Relaxed);
-            if delay > 0 {
-                std::thread::sleep(std::time::Duration::from_millis(delay));
-            }
-        }
+        self.test_sync_delay();
         let synced = super::segment::sync_data(&*file, &path);
-        let mut st = self.peek();
-        if synced.is_err() {
-            return self.note_sync(&mut st, synced);
+        if let Err(e) = synced {
+            self.sync_failed(e);
+            return self.peek().check_open();
         }
-        // Another fsync of this file may have failed meanwhile; ours then proves nothing.
-        st.check_open()?;
+        self.synced_to(end, generation);
+        self.peek().check_open()
+    }
+
+    /// The log's end and generation, before an fsync that is to cover them; `None` once
+    /// the log takes no more writes.
+    pub(super) fn capture(&self) -> Option<(i64, u64)> {
+        let st = self.lock().ok()?;
+        st.check_open().ok()?;
+        Some((st.log_end(), st.generation))
+    }
+
+    /// An fsync that began when the log ended at `end` (at `generation`) succeeded: the
+    /// durable offset advances, unless a truncation rewrote the file meanwhile or another
+    /// fsync of the log failed (ours then proves nothing).
+    pub(super) fn synced_to(&self, end: i64, generation: u64) {
+        let st = self.peek();
+        if st.check_open().is_err() {
+            return;
+        }
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.resources.activity().note_write();
         if st.generation == generation {
             self.durable.fetch_max(end, Ordering::AcqRel);
         }
         self.publish(&st);
-        Ok(())
+    }
+
+    /// An fsync covering this log failed: the log stops (see `note_sync`).
+    pub(super) fn sync_failed(&self, e: LogError) {
+        let mut st = self.peek();
+        let _ = self.note_sync(&mut st, Err(e));
+    }
+
+    /// Test hook: the delay set to force overlap with an fsync.
+    #[cfg(test)]
+    pub(super) fn test_sync_delay(&self) {
+        let delay = self.sync_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! - `partition`: [`PartitionLog`]: open, append, offsets watch, accessors, close.
 //! - `read`: reads of whole batches outside the lock, and the timestamp lookup.
 //! - `flush`: group commit (`flush_until`) and `flush_all`.
+//! - `rounds`: fsync rounds shared by every log on a file system (one `syncfs` for many),
+//!   and the failure of a whole file system.
 //! - `retention`: time/size retention, `truncate_to`, segment file removal.
 //! - `recovery`: opening a directory: trust the recovery point, re-validate after it,
 //!   truncate a torn tail.
@@ -52,6 +54,7 @@ mod partition;
 mod read;
 mod recovery;
 mod resources;
+mod rounds;
 pub(crate) use resources::descriptor_limit;
 mod retention;
 mod scan;

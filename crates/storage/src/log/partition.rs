@@ -38,8 +38,13 @@ pub(super) struct Inner {
     pub state: Mutex<State>,
     /// Every offset below this is fsynced.
     pub durable: AtomicI64,
-    /// Set while a group-commit flusher loop runs (at most one per log).
+    /// Set while the log is queued for or in an fsync round, or while its own flusher
+    /// loop runs (at most one per log).
     pub flushing: AtomicBool,
+    /// Set when an fsync was asked for while `flushing` was set: the round looks again.
+    pub again: AtomicBool,
+    /// The file system the log is on, with its fsync rounds and failure.
+    pub volume: Arc<super::rounds::Volume>,
     /// Set while an interval flush is due (`FlushPolicy::Interval`; at most one per log).
     pub flush_due: AtomicBool,
     pub offsets: watch::Sender<LogOffsets>,
@@ -170,8 +175,14 @@ impl Inner {
     /// retrying could report success for bytes the kernel already dropped.
     pub(super) fn sync_segment(&self, st: &mut State) -> Result<(), LogError> {
         st.check_open()?;
-        let r = st.active.sync(&self.resources);
+        let r = self.volume_ok().and_then(|()| st.active.sync(&self.resources));
         self.note_sync(st, r)
+    }
+
+    /// Fails if the log's file system failed an fsync (with shared fsyncs): this log's own
+    /// fsync may then succeed over bytes another handle was told were lost.
+    pub(super) fn volume_ok(&self) -> Result<(), LogError> {
+        self.volume.failure().map_or(Ok(()), Err)
     }
 
     /// Marks the log failed if `r` is a failed fsync.
@@ -181,6 +192,7 @@ impl Inner {
         r: Result<(), LogError>,
     ) -> Result<(), LogError> {
         let Err(e) = r else { return Ok(()) };
+        self.volume.fail(&e);
         let durable = self.durable.load(Ordering::Acquire);
         tracing::error!(dir = %self.dir.display(), durable_offset = durable, error = %e,
             "fsync failed; the partition log stops taking writes until it is reopened");
@@ -281,10 +293,19 @@ impl Inner {
             return;
         }
         let inner = this.clone();
+        // Due at the next multiple of the interval (within one interval of now), so that
+        // the logs' flushes come due together and share fsync rounds.
+        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let now_ms = u64::try_from(inner.clock.now_ms()).unwrap_or(0);
+        let wait = std::time::Duration::from_millis(every_ms - now_ms % every_ms);
         runtime.spawn(async move {
-            shale_core::clock::sleep(every).await;
+            shale_core::clock::sleep(wait).await;
             // Appends from here on start the next timer; those before are covered below.
             inner.flush_due.store(false, Ordering::Release);
+            if inner.volume.shared() {
+                Inner::start_flusher(&inner);
+                return;
+            }
             // A few at a time across all logs: an interval fsync is not waited on.
             let permits = inner.resources.interval_syncs();
             let Ok(_permit) = permits.acquire().await else { return };
@@ -329,6 +350,9 @@ impl PartitionLog {
     ) -> Result<Self, LogError> {
         let dir = dir.into();
         let recovered = recover(&dir, &config, clock.now_ms(), &resources)?;
+        // Before any append here (recovery fsyncs what it writes itself), so that the
+        // volume's handle sees every writeback error of the appends.
+        let volume = resources.rounds().volume(resources.disk(), &dir);
         let sealed_bytes = recovered.sealed.values().map(|s| s.size).sum();
         let stored_point = recovered.stored_point;
         let state = State {
@@ -359,6 +383,8 @@ impl PartitionLog {
                 synced: watch::Sender::new((state.log_end(), false)),
                 state: Mutex::new(state),
                 flushing: AtomicBool::new(false),
+                again: AtomicBool::new(false),
+                volume,
                 flush_due: AtomicBool::new(false),
                 offsets: watch::Sender::new(offsets),
                 listener: std::sync::OnceLock::new(),

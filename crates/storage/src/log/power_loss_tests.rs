@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use shale_core::clock::ManualClock;
-use shale_core::disk::{SimDisk, SimOptions};
+use shale_core::disk::{Disk, SimDisk, SimOptions};
 use shale_core::record::BatchFrames;
 
 const T0: i64 = 1_700_000_000_000;
@@ -480,4 +480,125 @@ fn a_full_disk_refuses_appends_and_recovers_when_space_returns() {
     drop(log);
     disk.crash();
     assert_eq!(read_all(&sim_log(&disk, config)), acked, "and all of it survives a crash");
+}
+
+// ---- fsync rounds shared by the logs on one file system ----
+
+/// `n` logs in `/data` on `disk`, sharing one set of resources (and so fsync rounds).
+fn sim_logs(disk: &SimDisk, n: usize) -> Vec<Arc<PartitionLog>> {
+    let resources = Arc::new(LogResources::on_disk(Arc::new(disk.clone()), 64, 1 << 20));
+    disk.create_dir_all(std::path::Path::new("/data")).expect("data dir");
+    disk.sync_dir(std::path::Path::new("/")).expect("data dir durable");
+    (0..n)
+        .map(|i| {
+            let clock = Arc::new(ManualClock::new(T0));
+            let dir = format!("/data/t-{i}");
+            let log = PartitionLog::open(dir, LogConfig::default(), clock, resources.clone());
+            Arc::new(log.expect("open log"))
+        })
+        .collect()
+}
+
+/// Appends to every log from its own task and waits for each append's fsync, several
+/// rounds over; returns what each log had acknowledged and the resources' shared fsyncs
+/// and the logs they covered.
+fn flush_together(logs: &[Arc<PartitionLog>], rounds: u64) -> (Vec<Vec<u8>>, u64, u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The first fsync takes long enough for the other logs to queue behind it.
+    logs[0].inner.sync_delay_ms.store(20, std::sync::atomic::Ordering::Relaxed);
+    let acked = rt.block_on(async {
+        let tasks: Vec<_> = logs
+            .iter()
+            .enumerate()
+            .map(|(i, log)| {
+                let log = log.clone();
+                shale_core::task::spawn_owned(async move {
+                    let mut acked = Vec::new();
+                    for r in 0..rounds {
+                        let mut b = batch(2, 100, T0, i as u64 * 1000 + r);
+                        let info = log.append(&mut b, 0).expect("append");
+                        log.flush_until(info.log_end_offset).await.expect("flush");
+                        acked.extend_from_slice(&b);
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        for t in tasks {
+            acked.push(t.await.expect("task"));
+        }
+        acked
+    });
+    let resources = &logs[0].inner.resources;
+    (acked, resources.shared_fsyncs(), resources.shared_fsync_logs())
+}
+
+/// Before: every log fsynced its own file, 1,000 fdatasyncs a round at 1,000 partitions.
+/// Now logs waiting together share one sync of the file system, and what they were told
+/// is durable survives a power cut.
+#[test]
+fn logs_flushed_together_share_one_file_system_sync_and_survive_power_loss() {
+    let disk = SimDisk::new(SimOptions::default());
+    let logs = sim_logs(&disk, 8);
+    let (acked, shared, covered) = flush_together(&logs, 5);
+    assert!(shared >= 1, "no round synced the file system for several logs");
+    assert!(covered >= 2 * shared, "{covered} logs over {shared} shared fsyncs");
+    drop(logs);
+    disk.crash();
+    for (i, log) in sim_logs(&disk, 8).iter().enumerate() {
+        assert_eq!(read_all(log), acked[i], "log {i} lost acknowledged batches");
+    }
+}
+
+/// The test above can fail: with fsync a no-op, the shared rounds acknowledge batches a
+/// power cut takes away.
+#[test]
+fn with_fsync_a_noop_shared_rounds_lose_acknowledged_batches() {
+    let disk = SimDisk::new(SimOptions { fsync_noop: true, ..Default::default() });
+    let logs = sim_logs(&disk, 8);
+    let (acked, shared, _) = flush_together(&logs, 5);
+    assert!(shared >= 1);
+    drop(logs);
+    disk.crash();
+    let reopened = sim_logs(&disk, 8);
+    assert!((0..8).any(|i| read_all(&reopened[i]) != acked[i]), "nothing was lost");
+}
+
+/// A failed sync of the file system cannot say which file failed, and the kernel reports
+/// it once: every log on the file system stops, including one the failing round did not
+/// cover, whose own fsync would then succeed over lost bytes.
+#[test]
+fn a_failed_shared_fsync_stops_every_log_on_the_file_system() {
+    let disk = SimDisk::new(SimOptions::default());
+    let logs = sim_logs(&disk, 3);
+    let mut acked = Vec::new();
+    for (i, log) in logs.iter().enumerate() {
+        let mut b = batch(2, 100, T0, i as u64);
+        log.append(&mut b, 0).expect("append");
+        log.flush_all().expect("flush");
+        acked.push(b);
+        log.append(&mut batch(1, 50, T0, 10 + i as u64), 0).expect("append, not flushed");
+    }
+    disk.fail_next_syncs(1);
+    let rounds = logs[0].inner.resources.rounds().clone();
+    rounds.round(&[logs[0].inner.clone(), logs[1].inner.clone()]);
+    for log in &logs[..2] {
+        let err = log.flush_all().expect_err("the round failed");
+        assert!(matches!(err, LogError::Failed { durable: 2, .. }), "{err}");
+    }
+    let err = logs[2].flush_all().expect_err("a log outside the round stops too");
+    assert!(matches!(err, LogError::Failed { durable: 2, .. }), "{err}");
+    assert!(err.to_string().contains("an fsync on this file system failed"), "{err}");
+    assert!(logs.iter().all(|log| log.durable_offset() == 2));
+    drop(logs);
+    disk.crash();
+    for (i, log) in sim_logs(&disk, 3).iter().enumerate() {
+        // What was not acknowledged may survive too (only one file's sync failed).
+        assert!(read_all(log).starts_with(&acked[i]), "log {i} lost acknowledged batches");
+    }
 }

@@ -10,6 +10,7 @@ use moka::sync::Cache;
 
 use super::LogError;
 use super::index::SegmentIndex;
+use super::rounds::SyncRounds;
 use shale_core::disk::{CountedFile, Disk, FileHandle, OpenMode, SharedDisk};
 
 /// Default bound on open segment files (active and sealed, all partitions together).
@@ -36,6 +37,8 @@ pub struct LogResources {
     /// Interval fsyncs running at once, all logs together: with many partitions their
     /// timers fire together, and unbounded they would take a blocking thread each.
     interval_syncs: Arc<tokio::sync::Semaphore>,
+    /// The fsync rounds the logs share (`log.shared_fsync`).
+    rounds: Arc<SyncRounds>,
 }
 
 /// Interval fsyncs (`flush.policy=interval`) that run at once, all logs together.
@@ -219,6 +222,9 @@ impl Disk for SheddingDisk {
     fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
         self.inner.sync_dir(path)
     }
+    fn open_fs(&self, dir: &Path) -> std::io::Result<shale_core::disk::FsHandle> {
+        self.inner.open_fs(dir)
+    }
     fn read_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
         self.inner.read_dir(path)
     }
@@ -371,7 +377,31 @@ impl LogResources {
             index_loads: AtomicU64::new(0),
             activity: Arc::default(),
             interval_syncs: Arc::new(tokio::sync::Semaphore::new(INTERVAL_SYNCS)),
+            rounds: Arc::new(SyncRounds::new(true)),
         }
+    }
+
+    /// Whether logs on one file system share fsync rounds (one `syncfs(2)` for many logs,
+    /// and one failure stopping them all; on by default), or fsync one by one.
+    pub fn with_shared_fsync(mut self, shared: bool) -> Self {
+        self.rounds = Arc::new(SyncRounds::new(shared));
+        self
+    }
+
+    /// The fsync rounds the logs share.
+    pub(super) fn rounds(&self) -> &Arc<SyncRounds> {
+        &self.rounds
+    }
+
+    /// Fsync rounds that synced a whole file system for several logs at once.
+    pub fn shared_fsyncs(&self) -> u64 {
+        self.rounds.fs_rounds()
+    }
+
+    /// Logs the shared fsyncs covered (over [`shared_fsyncs`](Self::shared_fsyncs): logs
+    /// per round).
+    pub fn shared_fsync_logs(&self) -> u64 {
+        self.rounds.fs_round_logs()
     }
 
     /// A handle to read a segment file, opened on a miss. Evicted handles close once the

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Disk, FileHandle, FileMeta, OpenMode};
+use super::{Disk, FileHandle, FileMeta, FsHandle, FsSync, OpenMode};
 
 mod file;
 use file::SimFile;
@@ -122,30 +122,72 @@ impl State {
 
     fn sync_inode(&mut self, ino: u64) -> io::Result<()> {
         self.mutate()?;
+        let fail = self.take_failure();
+        let inode = self.inodes.get_mut(&ino).ok_or_else(|| io::Error::other("inode gone"))?;
+        if fail {
+            inode.drop_dirty();
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        if !self.options.fsync_noop {
+            inode.make_durable();
+        }
+        Ok(())
+    }
+
+    /// Syncs every file, as `syncfs(2)` does (names still need their directory synced:
+    /// the model stays strict where a real file system may do more). A failure drops the
+    /// dirty bytes of the first file written since its last sync, and syncs the others.
+    fn sync_all_inodes(&mut self) -> io::Result<()> {
+        self.mutate()?;
+        let failing = self.take_failure();
+        let mut inos: Vec<u64> = self.inodes.keys().copied().collect();
+        inos.sort_unstable();
+        let mut to_fail = failing;
+        for ino in inos {
+            let inode = self.inodes.get_mut(&ino).expect("listed above");
+            if to_fail && inode.current != inode.durable {
+                inode.drop_dirty();
+                to_fail = false;
+            } else if !self.options.fsync_noop {
+                inode.make_durable();
+            }
+        }
+        match failing {
+            true => Err(io::Error::from_raw_os_error(5)),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether the next fsync is to fail (see [`SimDisk::fail_next_syncs`]).
+    fn take_failure(&mut self) -> bool {
         let fail = self.fail_syncs > 0;
         if fail {
             self.fail_syncs -= 1;
         }
-        let noop = self.options.fsync_noop;
-        let inode = self.inodes.get_mut(&ino).ok_or_else(|| io::Error::other("inode gone"))?;
-        if fail {
-            let start = common_prefix(&inode.current, &inode.durable);
-            if start < inode.current.len() {
-                inode.dropped.push((start, inode.current.len()));
-            }
-            return Err(io::Error::from_raw_os_error(5));
+        fail
+    }
+}
+
+impl Inode {
+    /// A failed fsync: the bytes written since the last sync never reach the disk.
+    fn drop_dirty(&mut self) {
+        let start = common_prefix(&self.current, &self.durable);
+        if start < self.current.len() {
+            self.dropped.push((start, self.current.len()));
         }
-        if !noop {
-            let mut durable = inode.current.clone();
-            for &(s, e) in &inode.dropped {
-                let e = e.min(durable.len());
-                for (i, b) in durable.iter_mut().enumerate().take(e).skip(s) {
-                    *b = inode.durable.get(i).copied().unwrap_or(0);
-                }
+    }
+
+    /// A successful fsync: the current bytes become the durable ones, except those a
+    /// failed fsync dropped.
+    fn make_durable(&mut self) {
+        let mut durable = self.current.clone();
+        for &(s, e) in &self.dropped {
+            let e = e.min(durable.len());
+            for (i, b) in durable.iter_mut().enumerate().take(e).skip(s) {
+                *b = self.durable.get(i).copied().unwrap_or(0);
             }
-            inode.durable = durable;
         }
-        Ok(())
+        self.durable = durable;
     }
 }
 
@@ -166,6 +208,24 @@ fn norm(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// The simulated disk's [`FsSync`]: every file synced at once. A handle from before a
+/// crash fails.
+#[derive(Debug)]
+struct SimFs {
+    state: Arc<Mutex<State>>,
+    generation: u64,
+}
+
+impl FsSync for SimFs {
+    fn sync(&self) -> io::Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.generation != self.generation {
+            return Err(io::Error::other("stale handle: the simulated machine crashed"));
+        }
+        st.sync_all_inodes()
+    }
 }
 
 /// An in-memory disk that loses what was not made durable when it [`crash`](Self::crash)es.
@@ -269,7 +329,8 @@ impl SimDisk {
         self.lock().ops
     }
 
-    /// The next `count` fsyncs (of files) fail with `EIO`, dropping the data they covered.
+    /// The next `count` fsyncs (of files, or of the whole disk through [`Disk::open_fs`])
+    /// fail with `EIO`, dropping the data they covered (a whole-disk sync drops one file's).
     pub fn fail_next_syncs(&self, count: u32) {
         self.lock().fail_syncs = count;
     }
@@ -406,6 +467,14 @@ impl Disk for SimDisk {
         Ok(())
     }
 
+    fn open_fs(&self, dir: &Path) -> io::Result<FsHandle> {
+        let (dir, st) = (norm(dir), self.lock());
+        if dir != Path::new("/") && st.entries.get(&dir) != Some(&Entry::Dir) {
+            return Err(not_found(&dir));
+        }
+        Ok(Arc::new(SimFs { state: self.state.clone(), generation: st.generation }))
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let path = norm(path);
         let st = self.lock();
@@ -497,6 +566,43 @@ mod tests {
         assert_eq!(d.read(Path::new("/d/f")).expect("read"), b"abcdef", "the cache still has it");
         d.crash();
         assert_eq!(d.read(Path::new("/d/f")).expect("read"), b"\0\0\0def");
+    }
+
+    #[test]
+    fn a_file_system_sync_makes_every_file_durable_but_no_name() {
+        let d = disk(SimOptions::default());
+        let fs = d.open_fs(Path::new("/d")).expect("open fs");
+        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+        let g = d.open(Path::new("/d/g"), OpenMode::ReadWriteCreate).expect("create");
+        d.sync_dir(Path::new("/d")).expect("sync dir");
+        f.write_all_at(b"abc", 0).expect("write");
+        g.write_all_at(b"xyz", 0).expect("write");
+        fs.sync().expect("sync fs");
+        let h = d.open(Path::new("/d/h"), OpenMode::ReadWriteCreate).expect("create");
+        h.write_all_at(b"new", 0).expect("write");
+        fs.sync().expect("sync fs");
+        d.crash();
+        assert_eq!(d.read(Path::new("/d/f")).expect("read f"), b"abc");
+        assert_eq!(d.read(Path::new("/d/g")).expect("read g"), b"xyz");
+        assert!(d.metadata(Path::new("/d/h")).is_err(), "a create needs its directory synced");
+        assert!(fs.sync().is_err(), "a handle from before the crash is dead");
+    }
+
+    #[test]
+    fn a_failed_file_system_sync_loses_one_files_data_and_says_so() {
+        let d = disk(SimOptions::default());
+        let fs = d.open_fs(Path::new("/d")).expect("open fs");
+        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+        let g = d.open(Path::new("/d/g"), OpenMode::ReadWriteCreate).expect("create");
+        d.sync_dir(Path::new("/d")).expect("sync dir");
+        f.write_all_at(b"abc", 0).expect("write");
+        g.write_all_at(b"xyz", 0).expect("write");
+        d.fail_next_syncs(1);
+        assert!(fs.sync().is_err(), "the failure is reported");
+        fs.sync().expect("a later sync succeeds");
+        d.crash();
+        assert_eq!(d.read(Path::new("/d/f")).expect("read f"), b"\0\0\0", "f's bytes were lost");
+        assert_eq!(d.read(Path::new("/d/g")).expect("read g"), b"xyz");
     }
 
     #[test]

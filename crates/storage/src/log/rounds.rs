@@ -1,0 +1,216 @@
+//! Fsync rounds shared by every log on a file system (`log.shared_fsync`). A log with
+//! appends to make durable (a `flush_until` waiter, or an interval flush that came due)
+//! joins the queue; one loop, on a blocking thread, takes everything queued as a round:
+//! one log is fsynced on its own (`fdatasync`, the cheapest for one file), several on one
+//! file system by a single `syncfs(2)`, which costs a fraction of an fsync per file
+//! (measured here: 100 files in 6 ms and 1 ms of CPU, against 23 ms and 5 ms file by file).
+//! A round covers what each log held when the round began; appends made meanwhile go in
+//! the next round, which starts as soon as this one ends.
+//!
+//! A failed `syncfs` cannot say which file failed, and the kernel reports a writeback error
+//! to each open handle once. So with shared fsyncs, any failed fsync of a log marks its
+//! [`Volume`] failed, and every log on it stops at its next fsync, as Kafka takes a whole
+//! log directory offline on a disk error.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use shale_core::disk::{Disk, FsHandle};
+
+use super::LogError;
+use super::partition::Inner;
+
+/// The file system a data directory is on, shared by the logs in that directory.
+#[derive(Debug)]
+pub(crate) struct Volume {
+    /// The data directory (the logs' directories are in it).
+    dir: PathBuf,
+    /// The handle that syncs the file system, opened before any log here wrote; `None` when
+    /// fsyncs are not shared (each log then fsyncs and fails on its own).
+    fs: Option<FsHandle>,
+    /// Why the file system failed an fsync, once it has.
+    failed: Mutex<Option<String>>,
+}
+
+impl Volume {
+    /// Whether the logs on this volume share fsync rounds (and failures).
+    pub(super) fn shared(&self) -> bool {
+        self.fs.is_some()
+    }
+
+    /// The error every fsync of a log here reports once the volume failed.
+    pub(super) fn failure(&self) -> Option<LogError> {
+        let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        let reason = failed.as_ref()?;
+        let e = std::io::Error::other(format!(
+            "an fsync on this file system failed ({reason}); every partition log on it \
+             stops until the broker restarts"
+        ));
+        Some(LogError::io(&self.dir, e))
+    }
+
+    /// Marks the volume failed (with shared fsyncs only; the first reason stays).
+    pub(super) fn fail(&self, e: &LogError) {
+        if self.shared() {
+            let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+            failed.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// The queue of logs waiting for an fsync and the loop that serves it, for all the logs of
+/// one [`super::LogResources`].
+#[derive(Debug)]
+pub(crate) struct SyncRounds {
+    /// Whether logs share rounds at all (`log.shared_fsync`).
+    enabled: bool,
+    queue: Mutex<Vec<Arc<Inner>>>,
+    /// Set while the loop runs (at most one).
+    running: AtomicBool,
+    /// Volumes by data directory.
+    volumes: Mutex<HashMap<PathBuf, Arc<Volume>>>,
+    /// Rounds that synced a whole file system, and the logs they covered.
+    fs_rounds: AtomicU64,
+    fs_round_logs: AtomicU64,
+}
+
+impl SyncRounds {
+    pub(crate) fn new(enabled: bool) -> Self {
+        SyncRounds {
+            enabled,
+            queue: Mutex::default(),
+            running: AtomicBool::new(false),
+            volumes: Mutex::default(),
+            fs_rounds: AtomicU64::new(0),
+            fs_round_logs: AtomicU64::new(0),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Vec<Arc<Inner>>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The volume of the log in `log_dir`, opened with the first log in its data directory
+    /// (before any of them writes). A disk that cannot sync a whole file system gets an
+    /// unshared volume, and so do logs when shared fsyncs are off.
+    pub(crate) fn volume(&self, disk: &dyn Disk, log_dir: &Path) -> Arc<Volume> {
+        let dir = log_dir.parent().unwrap_or(log_dir).to_path_buf();
+        let mut volumes = self.volumes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(v) = volumes.get(&dir) {
+            return v.clone();
+        }
+        let fs = match self.enabled {
+            false => None,
+            true => match disk.open_fs(&dir) {
+                Ok(fs) => Some(fs),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e,
+                        "cannot sync this file system at once; partition logs fsync one by one");
+                    None
+                }
+            },
+        };
+        let v = Arc::new(Volume { dir: dir.clone(), fs, failed: Mutex::new(None) });
+        volumes.insert(dir, v.clone());
+        v
+    }
+
+    /// Queues `log` (whose `flushing` flag the caller set) for the next round, and starts
+    /// the loop unless it runs.
+    pub(super) fn submit(self: &Arc<Self>, log: Arc<Inner>) {
+        self.queue().push(log);
+        if !self.running.swap(true, Ordering::AcqRel) {
+            let rounds = self.clone();
+            tokio::task::spawn_blocking(move || rounds.run());
+        }
+    }
+
+    /// Runs rounds until the queue is empty.
+    fn run(&self) {
+        loop {
+            let logs = std::mem::take(&mut *self.queue());
+            if logs.is_empty() {
+                self.running.store(false, Ordering::Release);
+                // A log queued between the take and the store relies on this loop: look
+                // again, and carry on unless another loop took over.
+                if self.queue().is_empty() || self.running.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            self.round(&logs);
+            for log in logs {
+                if log.flusher_done() {
+                    self.queue().push(log);
+                }
+            }
+        }
+    }
+
+    /// One round: one log on its own, several by one sync per volume.
+    pub(super) fn round(&self, logs: &[Arc<Inner>]) {
+        if let [log] = logs {
+            // A failure stopped the log; its waiters see it.
+            let _ = log.sync_active();
+            return;
+        }
+        let mut by_volume: Vec<&Arc<Inner>> = logs.iter().collect();
+        by_volume.sort_by_key(|log| Arc::as_ptr(&log.volume));
+        for group in by_volume.chunk_by(|a, b| Arc::ptr_eq(&a.volume, &b.volume)) {
+            self.sync_volume(group);
+        }
+    }
+
+    /// Makes every log of `group` (all on one volume) durable up to its end at the start,
+    /// by one sync of the volume's file system.
+    fn sync_volume(&self, group: &[&Arc<Inner>]) {
+        let volume = &group[0].volume;
+        let Some(fs) = &volume.fs else {
+            for log in group {
+                let _ = log.sync_active();
+            }
+            return;
+        };
+        // Each log's end and generation now: the sync covers every byte written before it.
+        let captured: Vec<_> =
+            group.iter().filter_map(|log| Some((*log, log.capture()?))).collect();
+        #[cfg(test)]
+        if let Some((log, _)) = captured.first() {
+            log.test_sync_delay();
+        }
+        let synced = match volume.failure() {
+            Some(e) => Err(e),
+            None if shale_core::failpoint::active("log.fsync_eio") => {
+                Err(LogError::io(&volume.dir, std::io::Error::from_raw_os_error(5)))
+            }
+            None => fs.sync().map_err(|e| LogError::io(&volume.dir, e)),
+        };
+        match synced {
+            Ok(()) => {
+                self.fs_rounds.fetch_add(1, Ordering::Relaxed);
+                self.fs_round_logs.fetch_add(captured.len() as u64, Ordering::Relaxed);
+                for (log, (end, generation)) in captured {
+                    log.synced_to(end, generation);
+                }
+            }
+            Err(e) => {
+                volume.fail(&e);
+                for (log, _) in captured {
+                    log.sync_failed(volume.failure().unwrap_or(LogError::Closed));
+                }
+            }
+        }
+    }
+
+    /// Rounds that synced a whole file system.
+    pub(crate) fn fs_rounds(&self) -> u64 {
+        self.fs_rounds.load(Ordering::Relaxed)
+    }
+
+    /// Logs those rounds covered.
+    pub(crate) fn fs_round_logs(&self) -> u64 {
+        self.fs_round_logs.load(Ordering::Relaxed)
+    }
+}
