@@ -23,7 +23,8 @@ ADMIN=$(free_port)
 "$SHALE" standalone --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" \
   --admin-listen "127.0.0.1:$ADMIN" > "$DIR/broker.out" 2> "$DIR/broker.err" &
 BROKER=$!
-trap 'kill $BROKER 2>/dev/null || true' EXIT
+# The broker's exit is awaited: a next run must not overlap its shutdown.
+trap 'kill $BROKER 2>/dev/null && wait $BROKER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
 "$SHALE_BENCH" latency --broker "127.0.0.1:$PORT" --topic "cpu-$POLICY" --partitions "$PARTITIONS" \
   --config "flush.policy=$POLICY" --rates "$RATE" --rounds 1 --seconds 10 \
@@ -39,5 +40,7 @@ b1=$(cpu "$BROKER"); c1=$(cpu "$BENCH")
 wait "$BENCH"
 echo "broker $(echo "$b0 $b1" | awk '{printf "%.2f", ($2 - $1) / 8}') cores, load client $(echo "$c0 $c1" | awk '{printf "%.2f", ($2 - $1) / 8}') cores"
 tail -1 "$DIR/bench.txt"
-curl -s "http://127.0.0.1:$ADMIN/metrics" | grep '^shale_produce_stage_seconds_\(sum\|count\)' | paste - - |
+curl -s "http://127.0.0.1:$ADMIN/metrics" > "$DIR/metrics.txt"
+grep '^shale_produce_stage_seconds_\(sum\|count\)' "$DIR/metrics.txt" | paste - - |
   awk '{split($1, a, "\""); if ($4 > 0) printf "  stage %-14s mean %.3f ms over %d\n", a[2], 1000 * $2 / $4, $4}'
+grep '^shale_log_shared_fsync' "$DIR/metrics.txt" | tr '\n' ' ' | sed 's/^/  /; s/ $/\n/'

@@ -24,7 +24,8 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$SHALE" standalone --data-dir "$DIR/data" --listen 127.0.0.1:$PORT > "$DIR/broker.out" 2> "$DIR/broker.err" &
 BROKER=$!
-trap 'kill $BROKER 2>/dev/null || true' EXIT
+# The broker's exit is awaited: a next run must not overlap its shutdown.
+trap 'kill $BROKER 2>/dev/null && wait $BROKER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
 "$SHALE_BENCH" latency --broker 127.0.0.1:$PORT --rates "$RATE" --warmup 1 --seconds $((SECS + 3)) \
   --batch-size "$BATCH" --partitions "$PARTITIONS" ${BENCH_ARGS:-} > "$DIR/bench.txt" &

@@ -283,8 +283,9 @@ impl Inner {
 
     /// Under `FlushPolicy::Interval`, makes sure an fsync comes within the interval of an
     /// append: the first append not yet covered starts a timer (one per log at most), and
-    /// the fsync when it fires covers every append made before it. Only logs with unsynced
-    /// appends cost anything, however many partitions a broker hosts. Outside a tokio
+    /// the fsync when it fires covers every append made before it: the log joins the next
+    /// fsync round, with the logs that came due meanwhile (`rounds`). Only logs with
+    /// unsynced appends cost anything, however many partitions a broker hosts. Outside a tokio
     /// runtime (synchronous tests) nothing is scheduled; `flush_all` does it by hand.
     fn schedule_interval_flush(this: &Arc<Inner>, policy: super::FlushPolicy) {
         let super::FlushPolicy::Interval(every) = policy else { return };
@@ -293,13 +294,8 @@ impl Inner {
             return;
         }
         let inner = this.clone();
-        // Due at the next multiple of the interval (within one interval of now), so that
-        // the logs' flushes come due together and share fsync rounds.
-        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
-        let now_ms = u64::try_from(inner.clock.now_ms()).unwrap_or(0);
-        let wait = std::time::Duration::from_millis(every_ms - now_ms % every_ms);
         runtime.spawn(async move {
-            shale_core::clock::sleep(wait).await;
+            shale_core::clock::sleep(every).await;
             // Appends from here on start the next timer; those before are covered below.
             inner.flush_due.store(false, Ordering::Release);
             if inner.volume.shared() {
