@@ -283,10 +283,10 @@ impl Inner {
 
     /// Under `FlushPolicy::Interval`, makes sure an fsync comes within the interval of an
     /// append: the first append not yet covered starts a timer (one per log at most), and
-    /// the fsync when it fires covers every append made before it: the log joins the next
-    /// fsync round, with the logs that came due meanwhile (`rounds`). Only logs with
-    /// unsynced appends cost anything, however many partitions a broker hosts. Outside a tokio
-    /// runtime (synchronous tests) nothing is scheduled; `flush_all` does it by hand.
+    /// the fsync when it fires covers every append made before it (an fdatasync of its own,
+    /// not a shared round: see `rounds`). Only logs with unsynced appends cost anything,
+    /// however many partitions a broker hosts. Outside a tokio runtime (synchronous tests)
+    /// nothing is scheduled; `flush_all` does it by hand.
     fn schedule_interval_flush(this: &Arc<Inner>, policy: super::FlushPolicy) {
         let super::FlushPolicy::Interval(every) = policy else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
@@ -298,10 +298,6 @@ impl Inner {
             shale_core::clock::sleep(every).await;
             // Appends from here on start the next timer; those before are covered below.
             inner.flush_due.store(false, Ordering::Release);
-            if inner.volume.shared() {
-                Inner::start_flusher(&inner);
-                return;
-            }
             // A few at a time across all logs: an interval fsync is not waited on.
             let permits = inner.resources.interval_syncs();
             let Ok(_permit) = permits.acquire().await else { return };
