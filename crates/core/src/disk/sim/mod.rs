@@ -568,15 +568,22 @@ mod tests {
         assert_eq!(d.read(Path::new("/d/f")).expect("read"), b"\0\0\0def");
     }
 
-    #[test]
-    fn a_file_system_sync_makes_every_file_durable_but_no_name() {
+    /// A disk with `/d/f` and `/d/g` (names durable) holding `abc` and `xyz` unsynced, and a
+    /// handle on its file system.
+    fn two_files_written() -> (SimDisk, FsHandle) {
         let d = disk(SimOptions::default());
         let fs = d.open_fs(Path::new("/d")).expect("open fs");
-        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
-        let g = d.open(Path::new("/d/g"), OpenMode::ReadWriteCreate).expect("create");
+        for (name, bytes) in [("/d/f", b"abc"), ("/d/g", b"xyz")] {
+            let f = d.open(Path::new(name), OpenMode::ReadWriteCreate).expect("create");
+            f.write_all_at(bytes, 0).expect("write");
+        }
         d.sync_dir(Path::new("/d")).expect("sync dir");
-        f.write_all_at(b"abc", 0).expect("write");
-        g.write_all_at(b"xyz", 0).expect("write");
+        (d, fs)
+    }
+
+    #[test]
+    fn a_file_system_sync_makes_every_file_durable_but_no_name() {
+        let (d, fs) = two_files_written();
         fs.sync().expect("sync fs");
         let h = d.open(Path::new("/d/h"), OpenMode::ReadWriteCreate).expect("create");
         h.write_all_at(b"new", 0).expect("write");
@@ -590,13 +597,7 @@ mod tests {
 
     #[test]
     fn a_failed_file_system_sync_loses_one_files_data_and_says_so() {
-        let d = disk(SimOptions::default());
-        let fs = d.open_fs(Path::new("/d")).expect("open fs");
-        let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
-        let g = d.open(Path::new("/d/g"), OpenMode::ReadWriteCreate).expect("create");
-        d.sync_dir(Path::new("/d")).expect("sync dir");
-        f.write_all_at(b"abc", 0).expect("write");
-        g.write_all_at(b"xyz", 0).expect("write");
+        let (d, fs) = two_files_written();
         d.fail_next_syncs(1);
         assert!(fs.sync().is_err(), "the failure is reported");
         fs.sync().expect("a later sync succeeds");
