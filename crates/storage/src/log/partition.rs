@@ -241,6 +241,9 @@ impl Inner {
         now: i64,
     ) -> Result<(), LogError> {
         st.check_open()?;
+        if let Err(e) = self.volume_ok() {
+            return self.note_sync(st, Err(e));
+        }
         let a = &st.active;
         let limit = st.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let full = a.size + bytes > limit || a.next_offset + records - a.base > i64::from(u32::MAX);

@@ -571,7 +571,7 @@ fn with_fsync_a_noop_shared_rounds_lose_acknowledged_batches() {
 
 /// A failed sync of the file system cannot say which file failed, and the kernel reports
 /// it once: every log on the file system stops, including one the failing round did not
-/// cover, whose own fsync would then succeed over lost bytes.
+/// cover, whose own fsync would then succeed over lost bytes; it takes no append either.
 #[test]
 fn a_failed_shared_fsync_stops_every_log_on_the_file_system() {
     let disk = SimDisk::new(SimOptions::default());
@@ -591,6 +591,8 @@ fn a_failed_shared_fsync_stops_every_log_on_the_file_system() {
         let err = log.flush_all().expect_err("the round failed");
         assert!(matches!(err, LogError::Failed { durable: 2, .. }), "{err}");
     }
+    let err = logs[2].append(&mut batch(1, 50, T0, 20), 0).expect_err("no more appends");
+    assert!(err.to_string().contains("an fsync on this file system failed"), "{err}");
     let err = logs[2].flush_all().expect_err("a log outside the round stops too");
     assert!(matches!(err, LogError::Failed { durable: 2, .. }), "{err}");
     assert!(err.to_string().contains("an fsync on this file system failed"), "{err}");

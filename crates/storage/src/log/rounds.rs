@@ -13,8 +13,8 @@
 //!
 //! A failed `syncfs` cannot say which file failed, and the kernel reports a writeback error
 //! to each open handle once. So with shared fsyncs, any failed fsync of a log marks its
-//! [`Volume`] failed, and every log on it stops at its next fsync, as Kafka takes a whole
-//! log directory offline on a disk error.
+//! [`Volume`] failed, and every log on it stops at its next append or fsync, as Kafka takes
+//! a whole log directory offline on a disk error.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,8 @@ pub(crate) struct Volume {
     fs: Option<FsHandle>,
     /// Why the file system failed an fsync, once it has.
     failed: Mutex<Option<String>>,
+    /// Whether `failed` is set: what every append checks.
+    has_failed: AtomicBool,
 }
 
 impl Volume {
@@ -46,6 +48,9 @@ impl Volume {
 
     /// The error every fsync of a log here reports once the volume failed.
     pub(super) fn failure(&self) -> Option<LogError> {
+        if !self.has_failed.load(Ordering::Acquire) {
+            return None;
+        }
         let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
         let reason = failed.as_ref()?;
         let e = std::io::Error::other(format!(
@@ -60,6 +65,7 @@ impl Volume {
         if self.shared() {
             let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
             failed.get_or_insert_with(|| e.to_string());
+            self.has_failed.store(true, Ordering::Release);
         }
     }
 }
@@ -116,7 +122,12 @@ impl SyncRounds {
                 }
             },
         };
-        let v = Arc::new(Volume { dir: dir.clone(), fs, failed: Mutex::new(None) });
+        let v = Arc::new(Volume {
+            dir: dir.clone(),
+            fs,
+            failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
+        });
         volumes.insert(dir, v.clone());
         v
     }
