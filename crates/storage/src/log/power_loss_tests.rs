@@ -544,13 +544,13 @@ fn flush_together(logs: &[Arc<PartitionLog>], rounds: u64) -> (Vec<Vec<u8>>, u64
 #[test]
 fn logs_flushed_together_share_one_file_system_sync_and_survive_power_loss() {
     let disk = SimDisk::new(SimOptions::default());
-    let logs = sim_logs(&disk, 8);
+    let logs = sim_logs(&disk, 16);
     let (acked, shared, covered) = flush_together(&logs, 5);
     assert!(shared >= 1, "no round synced the file system for several logs");
-    assert!(covered >= 2 * shared, "{covered} logs over {shared} shared fsyncs");
+    assert!(covered >= 8 * shared, "{covered} logs over {shared} shared fsyncs");
     drop(logs);
     disk.crash();
-    for (i, log) in sim_logs(&disk, 8).iter().enumerate() {
+    for (i, log) in sim_logs(&disk, 16).iter().enumerate() {
         assert_eq!(read_all(log), acked[i], "log {i} lost acknowledged batches");
     }
 }
@@ -560,13 +560,13 @@ fn logs_flushed_together_share_one_file_system_sync_and_survive_power_loss() {
 #[test]
 fn with_fsync_a_noop_shared_rounds_lose_acknowledged_batches() {
     let disk = SimDisk::new(SimOptions { fsync_noop: true, ..Default::default() });
-    let logs = sim_logs(&disk, 8);
+    let logs = sim_logs(&disk, 16);
     let (acked, shared, _) = flush_together(&logs, 5);
     assert!(shared >= 1);
     drop(logs);
     disk.crash();
-    let reopened = sim_logs(&disk, 8);
-    assert!((0..8).any(|i| read_all(&reopened[i]) != acked[i]), "nothing was lost");
+    let reopened = sim_logs(&disk, 16);
+    assert!((0..16).any(|i| read_all(&reopened[i]) != acked[i]), "nothing was lost");
 }
 
 /// A failed sync of the file system cannot say which file failed, and the kernel reports
@@ -586,7 +586,7 @@ fn a_failed_shared_fsync_stops_every_log_on_the_file_system() {
     }
     disk.fail_next_syncs(1);
     let rounds = logs[0].inner.resources.rounds().clone();
-    rounds.round(&[logs[0].inner.clone(), logs[1].inner.clone()]);
+    rounds.sync_volume(&[&logs[0].inner, &logs[1].inner]);
     for log in &logs[..2] {
         let err = log.flush_all().expect_err("the round failed");
         assert!(matches!(err, LogError::Failed { durable: 2, .. }), "{err}");

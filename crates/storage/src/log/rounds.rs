@@ -26,6 +26,26 @@ use shale_core::disk::{Disk, FsHandle};
 use super::LogError;
 use super::partition::Inner;
 
+/// The fewest logs of one file system a round syncs with one `syncfs`; fewer get an
+/// `fdatasync` each, at once. A `syncfs` also writes back every other dirty file there
+/// (three brokers sharing this machine's disk, RF=3 at 50 MiB/s: p50 48-54 ms with it
+/// for their rounds of two or three logs, 24-30 ms with fdatasyncs), and a few fdatasyncs
+/// at once share the journal's commit.
+const MIN_SHARED_SYNC: usize = 8;
+
+/// Fsyncs each log on its own, all at once (a failure stops that log; its waiters see it).
+fn sync_each(logs: &[&Arc<Inner>]) {
+    let Some((first, rest)) = logs.split_first() else { return };
+    std::thread::scope(|scope| {
+        for log in rest {
+            scope.spawn(|| {
+                let _ = log.sync_active();
+            });
+        }
+        let _ = first.sync_active();
+    });
+}
+
 /// The file system a data directory is on, shared by the logs in that directory.
 #[derive(Debug)]
 pub(crate) struct Volume {
@@ -165,27 +185,23 @@ impl SyncRounds {
     }
 
     /// One round: one log on its own, several by one sync per volume.
-    pub(super) fn round(&self, logs: &[Arc<Inner>]) {
-        if let [log] = logs {
-            // A failure stopped the log; its waiters see it.
-            let _ = log.sync_active();
-            return;
-        }
+    fn round(&self, logs: &[Arc<Inner>]) {
         let mut by_volume: Vec<&Arc<Inner>> = logs.iter().collect();
         by_volume.sort_by_key(|log| Arc::as_ptr(&log.volume));
         for group in by_volume.chunk_by(|a, b| Arc::ptr_eq(&a.volume, &b.volume)) {
-            self.sync_volume(group);
+            match group.len() < MIN_SHARED_SYNC {
+                true => sync_each(group),
+                false => self.sync_volume(group),
+            }
         }
     }
 
     /// Makes every log of `group` (all on one volume) durable up to its end at the start,
     /// by one sync of the volume's file system.
-    fn sync_volume(&self, group: &[&Arc<Inner>]) {
+    pub(super) fn sync_volume(&self, group: &[&Arc<Inner>]) {
         let volume = &group[0].volume;
         let Some(fs) = &volume.fs else {
-            for log in group {
-                let _ = log.sync_active();
-            }
+            sync_each(group);
             return;
         };
         // Each log's end and generation now: the sync covers every byte written before it.
