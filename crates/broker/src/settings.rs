@@ -174,7 +174,9 @@ pub struct LogSettings {
     pub index_cache_bytes: u64,
     /// Partitions waiting for an fsync together share one `syncfs(2)` of the data
     /// directory's file system instead of an fsync each. A failed fsync then stops every
-    /// partition on that file system (the kernel cannot say which file failed).
+    /// partition on that file system (the kernel cannot say which file failed). Off by
+    /// default: it pays at hundreds of partitions under `flush.policy=always`, and costs
+    /// latency with a few partitions or brokers sharing a file system.
     pub shared_fsync: bool,
     /// How often retention runs (ms).
     pub retention_check_interval_ms: u64,
@@ -189,7 +191,7 @@ impl Default for LogSettings {
         LogSettings {
             fd_cache_capacity: 1024,
             index_cache_bytes: 64 * 1024 * 1024,
-            shared_fsync: true,
+            shared_fsync: false,
             retention_check_interval_ms: 30_000,
             max_request_bytes: 64 * 1024 * 1024,
             fetch_max_bytes: 1024 * 1024,
