@@ -80,8 +80,10 @@ impl Inner {
         if !self.again.swap(false, Ordering::AcqRel) {
             return false;
         }
-        let more = self.durable.load(Ordering::Acquire) < self.peek().log_end()
-            && self.peek().check_open().is_ok();
+        let more = {
+            let st = self.peek();
+            self.durable.load(Ordering::Acquire) < st.log_end() && st.check_open().is_ok()
+        };
         more && !self.flushing.swap(true, Ordering::AcqRel)
     }
 

@@ -382,7 +382,8 @@ impl LogResources {
     }
 
     /// Whether logs on one file system share fsync rounds (one `syncfs(2)` for many logs,
-    /// and one failure stopping them all; on by default), or fsync one by one.
+    /// and one failure stopping them all), or fsync one by one. On unless set here; the
+    /// broker sets `log.shared_fsync`, off by default.
     pub fn with_shared_fsync(mut self, shared: bool) -> Self {
         self.rounds = Arc::new(SyncRounds::new(shared));
         self

@@ -1,8 +1,9 @@
-//! Fsync rounds shared by every log on a file system (`log.shared_fsync`). A log with
-//! appends a `flush_until` caller waits for joins the queue; one loop, on a blocking thread, takes everything queued as a round:
-//! one log is fsynced on its own (`fdatasync`, the cheapest for one file), several on one
-//! file system by a single `syncfs(2)`, which costs a fraction of an fsync per file
-//! (measured here: 100 files in 6 ms and 1 ms of CPU, against 23 ms and 5 ms file by file).
+//! Fsync rounds shared by every log on a file system (`log.shared_fsync`, off by default).
+//! A log with appends a `flush_until` caller waits for joins the queue; one loop, on a
+//! blocking thread, takes everything queued as a round: fewer than `MIN_SHARED_SYNC` logs
+//! of one file system get an `fdatasync` each, at once; more a single `syncfs(2)`, which
+//! costs a fraction of an fsync per file (measured here: 100 files in 6 ms and 1 ms of
+//! CPU, against 23 ms and 5 ms file by file).
 //! A round covers what each log held when the round began; appends made meanwhile go in
 //! the next round, which starts as soon as this one ends.
 //!
@@ -184,7 +185,7 @@ impl SyncRounds {
         }
     }
 
-    /// One round: one log on its own, several by one sync per volume.
+    /// One round, per volume: few logs by an fdatasync each, many by one sync of it.
     fn round(&self, logs: &[Arc<Inner>]) {
         let mut by_volume: Vec<&Arc<Inner>> = logs.iter().collect();
         by_volume.sort_by_key(|log| Arc::as_ptr(&log.volume));
