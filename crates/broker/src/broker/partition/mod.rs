@@ -131,6 +131,9 @@ pub struct Partition {
     copied: AtomicU64,
     /// Produce stage timings (the broker's, shared by its partitions).
     stages: Arc<ProduceStages>,
+    /// How many times the log's tail was cut (a truncation or reset as a follower), under
+    /// the append lock: a produce is acknowledged only if none happened since its append.
+    cuts: AtomicU64,
 }
 
 impl Partition {
@@ -172,6 +175,7 @@ impl Partition {
             closed_tx: watch::channel(false).0,
             joining: std::sync::atomic::AtomicBool::new(false),
             copied: AtomicU64::new(0),
+            cuts: AtomicU64::new(0),
             stages: spec.stages,
         };
         p.follow_log();

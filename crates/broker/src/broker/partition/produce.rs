@@ -5,6 +5,7 @@
 //! writes: appends replicated from the leader, truncation and reset.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 
@@ -92,12 +93,13 @@ impl Partition {
                 .map_err(|e| Error::internal(format!("append task failed: {e}")))?
         };
         observe_since(&self.stages.append_resume, appended);
-        Ok(self.pending_ack(produced?, acks, &config, min_isr))
+        let (produced, cuts) = produced?;
+        Ok(self.pending_ack(produced, cuts, acks, &config, min_isr))
     }
 
     /// Validates, checks leadership and producer state, appends and records, under the
-    /// append lock.
-    fn append_step(&self, batches: Bytes, limits: &Limits) -> Result<Produced, Error> {
+    /// append lock. Returns what was appended and how many cuts the log had seen then.
+    fn append_step(&self, batches: Bytes, limits: &Limits) -> Result<(Produced, u64), Error> {
         let headers = validate_batches(&batches, limits)?;
         let idempotent = headers.iter().any(|h| h.producer_id >= 0);
         if idempotent && headers.len() != 1 {
@@ -107,6 +109,7 @@ impl Partition {
             )));
         }
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let cuts = self.cuts.load(Ordering::Acquire);
         // Checked under the lock: a follower's fetcher truncates and appends under it too,
         // so nothing is written here after this broker stopped leading at this epoch.
         let (leader, epoch) = self.leadership();
@@ -132,12 +135,13 @@ impl Partition {
                     offset = meta.base_offset,
                     "duplicate batch answered with its original offsets"
                 );
-                return Ok(Produced {
+                let produced = Produced {
                     base_offset: meta.base_offset,
                     last_offset: meta.last_offset,
                     log_start_offset: self.log.log_start_offset(),
                     leader_epoch: epoch,
-                });
+                };
+                return Ok((produced, cuts));
             }
         }
         let mut buf = BytesMut::from(batches);
@@ -146,12 +150,13 @@ impl Partition {
             self.producers.record(&headers[0], info.base_offset);
         }
         self.snapshot_if_rolled(info.segment_base);
-        Ok(Produced {
+        let produced = Produced {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_start_offset: self.log.log_start_offset(),
             leader_epoch: epoch,
-        })
+        };
+        Ok((produced, cuts))
     }
 
     /// Appends batches replicated from `leader` at `epoch` (a blocking step): only while
@@ -181,7 +186,11 @@ impl Partition {
     /// bucket, so that it copies only the rest.
     pub fn reset_to(&self, offset: i64) -> Result<(), Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.log.reset_to(offset)?;
+        // Counted before the cut, so that a produce whose wait fails because of it sees it.
+        self.cuts.fetch_add(1, Ordering::AcqRel);
+        let reset = self.log.reset_to(offset);
+        self.repl.cap(offset);
+        reset?;
         self.producers.truncate(i64::MIN);
         self.remove_snapshots(|_| true);
         Ok(())
@@ -192,6 +201,11 @@ impl Partition {
     pub fn truncate_to(&self, offset: i64) -> Result<i64, Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let target = offset.max(self.log.log_start_offset());
+        if target < self.log.log_end_offset() {
+            // Counted before the cut, so that a produce whose wait fails because of it
+            // sees it; the cap below wakes those waiting on the high watermark.
+            self.cuts.fetch_add(1, Ordering::AcqRel);
+        }
         self.log.truncate_to(target)?;
         self.repl.cap(target);
         self.producers.truncate(target);
@@ -200,77 +214,72 @@ impl Partition {
         Ok(target)
     }
 
-    /// The future that resolves once `acks` is satisfied for `produced`.
+    /// The future that resolves once `acks` is satisfied for `produced`, appended when the
+    /// log had seen `cuts` cuts. It fails, retriably, if the log is cut again before then:
+    /// this broker stopped leading, and what now fills those offsets, durable or below the
+    /// high watermark, is another leader's records, not these.
     fn pending_ack(
         self: &Arc<Self>,
         produced: Produced,
+        cuts: u64,
         acks: Acks,
         config: &TopicConfig,
         min_isr: usize,
     ) -> PendingAck {
         let always = config.flush_policy == FlushPolicyKind::Always;
-        let log = self.log.clone();
-        let stages = self.stages.clone();
         let upto = produced.last_offset + 1;
+        // The errors are built only when they happen: at thousands of partitions an eager
+        // message per append cost a few percent of the broker's CPU.
+        let p = self.clone();
         match acks {
-            Acks::All => {
-                let repl = self.repl.clone();
-                // The errors are built only when they happen: at thousands of partitions
-                // an eager message per append cost a few percent of the broker's CPU.
-                let p = self.clone();
-                Box::pin(async move {
-                    if always {
-                        let started = monotonic_now();
-                        log.flush_until(upto).await?;
-                        observe_since(&stages.fsync, started);
-                    }
-                    // Our own part of the HW moved with the append or the fsync (the log's
-                    // offsets listener, `Partition::start`).
-                    let started = monotonic_now();
-                    let mut hw = repl.subscribe();
-                    match tokio::time::timeout(REPLICATION_TIMEOUT, hw.wait_for(|hw| *hw >= upto))
-                        .await
-                    {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(_)) => return Err(Error::unavailable("partition closed; retry")),
-                        Err(_) => {
-                            return Err(Error::new(
-                                ErrorKind::Unavailable,
-                                Reason::RequestTimedOut,
-                                format!(
-                                    "{}-{}: the in-sync replicas did not all confirm offset {} \
-                                     within {} s; the write was not acknowledged (it may still \
-                                     appear)",
-                                    p.topic,
-                                    p.index,
-                                    upto - 1,
-                                    REPLICATION_TIMEOUT.as_secs()
-                                ),
-                            ));
-                        }
-                    }
-                    observe_since(&stages.replicate, started);
-                    if repl.isr().len() < min_isr {
-                        return Err(p.not_enough_replicas(
-                            min_isr,
-                            Reason::NotEnoughReplicasAfterAppend,
-                            "were not acknowledged",
+            Acks::All => Box::pin(async move {
+                if always {
+                    p.flushed(upto, cuts).await?;
+                }
+                // Our own part of the HW moved with the append or the fsync (the log's
+                // offsets listener, `Partition::start`).
+                let started = monotonic_now();
+                let mut hw = p.repl.subscribe();
+                let reached = hw.wait_for(|hw| *hw >= upto || p.cut_since(cuts));
+                match tokio::time::timeout(REPLICATION_TIMEOUT, reached).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => return Err(Error::unavailable("partition closed; retry")),
+                    Err(_) => {
+                        return Err(Error::new(
+                            ErrorKind::Unavailable,
+                            Reason::RequestTimedOut,
+                            format!(
+                                "{}-{}: the in-sync replicas did not all confirm offset {} \
+                                 within {} s; the write was not acknowledged (it may still \
+                                 appear)",
+                                p.topic,
+                                p.index,
+                                upto - 1,
+                                REPLICATION_TIMEOUT.as_secs()
+                            ),
                         ));
                     }
-                    Ok(produced)
-                })
-            }
+                }
+                p.kept(upto, cuts)?;
+                observe_since(&p.stages.replicate, started);
+                if p.repl.isr().len() < min_isr {
+                    return Err(p.not_enough_replicas(
+                        min_isr,
+                        Reason::NotEnoughReplicasAfterAppend,
+                        "were not acknowledged",
+                    ));
+                }
+                Ok(produced)
+            }),
             Acks::Leader if always => Box::pin(async move {
-                let started = monotonic_now();
-                log.flush_until(upto).await?;
-                observe_since(&stages.fsync, started);
+                p.flushed(upto, cuts).await?;
                 Ok(produced)
             }),
             Acks::None if always => {
                 // Nobody waits, but the data must still become durable (and so visible).
                 // Detached: it ends with the flush.
                 shale_core::task::spawn_detached(async move {
-                    if let Err(e) = log.flush_until(upto).await {
+                    if let Err(e) = p.flushed(upto, cuts).await {
                         tracing::warn!(error = %e, "background flush failed");
                     }
                 });
@@ -278,6 +287,47 @@ impl Partition {
             }
             _ => Box::pin(std::future::ready(Ok(produced))),
         }
+    }
+
+    /// Waits until every offset below `upto`, appended after `cuts` cuts, is fsynced.
+    async fn flushed(&self, upto: i64, cuts: u64) -> Result<(), Error> {
+        let started = monotonic_now();
+        let flushed = self.log.flush_until(upto).await;
+        // A cut explains a failure (the offsets are gone) and voids a success (the fsync
+        // covered someone else's records).
+        self.kept(upto, cuts)?;
+        flushed?;
+        observe_since(&self.stages.fsync, started);
+        Ok(())
+    }
+
+    /// Whether the log was cut since it had seen `cuts` cuts.
+    fn cut_since(&self, cuts: u64) -> bool {
+        self.cuts.load(Ordering::Acquire) != cuts
+    }
+
+    /// Fails with a retriable NOT_LEADER error when the log was cut since the append of the
+    /// records below `upto`.
+    fn kept(&self, upto: i64, cuts: u64) -> Result<(), Error> {
+        if !self.cut_since(cuts) {
+            return Ok(());
+        }
+        let (leader, epoch) = self.leadership();
+        Err(shale_core::error::not_leader(
+            &self.topic,
+            self.index,
+            (leader, epoch),
+            "",
+            format!(
+                "broker {} stopped leading {}-{} (leader {leader}, epoch {epoch}) and cut its \
+                 log before offset {} was acknowledged; the write was not acknowledged: retry \
+                 on the leader",
+                self.broker_id,
+                self.topic,
+                self.index,
+                upto - 1
+            ),
+        ))
     }
 
     fn not_enough_replicas(&self, min_isr: usize, reason: Reason, what: &str) -> Error {

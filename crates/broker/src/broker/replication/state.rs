@@ -270,16 +270,11 @@ impl Replication {
             .collect()
     }
 
-    /// Caps the high watermark at this replica's log end (after a follower truncates).
+    /// Caps the high watermark at this replica's log end (after a follower truncates, or
+    /// resets its log). Wakes every waiter even when the mark stays: a produce waiting on
+    /// it learns its records were cut (see `Partition::pending_ack`).
     pub fn cap(&self, log_end: i64) {
-        self.hw_tx.send_if_modified(|hw| {
-            if *hw > log_end {
-                *hw = log_end;
-                true
-            } else {
-                false
-            }
-        });
+        self.hw_tx.send_modify(|hw| *hw = (*hw).min(log_end));
     }
 
     /// A follower learns the leader's high watermark (kept for when it becomes leader).
