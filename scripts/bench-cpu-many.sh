@@ -35,13 +35,15 @@ cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 # CPU seconds the whole machine was busy (all but idle, iowait and steal): kernel
 # writeback threads work for the broker outside its own process.
 busy() { awk '/^cpu /{printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100}' /proc/stat; }
+# CPU seconds the hypervisor took from this machine's vCPUs (steal).
+steal() { awk '/^cpu /{printf "%.2f", $9 / 100}' /proc/stat; }
 # Topic creation and the 2 s warm-up come first; 8 s of the 10 s round are measured.
 sleep 4
-b0=$(cpu "$BROKER"); c0=$(cpu "$BENCH"); m0=$(busy)
+b0=$(cpu "$BROKER"); c0=$(cpu "$BENCH"); m0=$(busy); s0=$(steal)
 sleep 8
-b1=$(cpu "$BROKER"); c1=$(cpu "$BENCH"); m1=$(busy)
+b1=$(cpu "$BROKER"); c1=$(cpu "$BENCH"); m1=$(busy); s1=$(steal)
 wait "$BENCH"
-echo "broker $(echo "$b0 $b1" | awk '{printf "%.2f", ($2 - $1) / 8}') cores, load client $(echo "$c0 $c1" | awk '{printf "%.2f", ($2 - $1) / 8}') cores, machine busy $(echo "$m0 $m1" | awk '{printf "%.2f", ($2 - $1) / 8}') of $(nproc) cores"
+echo "broker $(echo "$b0 $b1" | awk '{printf "%.2f", ($2 - $1) / 8}') cores, load client $(echo "$c0 $c1" | awk '{printf "%.2f", ($2 - $1) / 8}') cores, machine busy $(echo "$m0 $m1" | awk '{printf "%.2f", ($2 - $1) / 8}') of $(nproc) cores, stolen $(echo "$s0 $s1" | awk '{printf "%.2f", ($2 - $1) / 8}')"
 tail -1 "$DIR/bench.txt"
 curl -s "http://127.0.0.1:$ADMIN/metrics" > "$DIR/metrics.txt"
 grep '^shale_produce_stage_seconds_\(sum\|count\)' "$DIR/metrics.txt" | paste - - |

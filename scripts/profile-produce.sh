@@ -6,6 +6,7 @@
 # e.g. scripts/profile-produce.sh /tmp/prof 100k 5   → /tmp/prof/broker.svg
 #      scripts/profile-produce.sh /tmp/prof 20k 5 262144 1000   (1,000 partitions)
 # More `shale-bench latency` flags go in BENCH_ARGS, e.g. BENCH_ARGS="--config flush.policy=interval".
+# PROFILE=client profiles the load client instead of the broker (same file names).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/profile}"
@@ -31,12 +32,16 @@ for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1;
   --batch-size "$BATCH" --partitions "$PARTITIONS" ${BENCH_ARGS:-} > "$DIR/bench.txt" &
 BENCH=$!
 sleep $((2 + PARTITIONS / 250))  # the topic created and the warmup past
-perf record -F 997 --call-graph dwarf,16384 -p "$BROKER" -o "$DIR/broker.perf" -- sleep "$SECS" 2> "$DIR/perf.err"
+TARGET=$BROKER
+[ "${PROFILE:-broker}" = client ] && TARGET=$BENCH
+# A client that finishes first ends the recording early; that is not a failure.
+perf record -F 997 --call-graph dwarf,16384 -p "$TARGET" -o "$DIR/broker.perf" -- sleep "$SECS" \
+  2> "$DIR/perf.err" || [ "$TARGET" = "$BENCH" ]
 wait $BENCH
 cat "$DIR/bench.txt"
 perf script -i "$DIR/broker.perf" 2>/dev/null | inferno-collapse-perf > "$DIR/broker.folded"
 inferno-flamegraph --title "shale broker at $RATE records/s" < "$DIR/broker.folded" > "$DIR/broker.svg"
-python3 - "$DIR/broker.folded" <<'PY'
+python3 - "$DIR/broker.folded" "${PROFILE:-broker}" <<'PY'
 import collections, sys
 keys = ['pwrite', 'fdatasync', 'validate_batches', 'crc32c', 'h2::', 'hyper::', 'tonic::',
         'prost::', 'spawn_blocking', 'futex', 'epoll_wait', 'sendmsg', 'recvfrom',
@@ -48,7 +53,7 @@ for line in open(sys.argv[1]):
     for k in keys:
         if k in stack:
             hits[k] += int(n)
-print("broker samples containing (a sample can count under several):")
+print(f"{sys.argv[2]} samples containing (a sample can count under several):")
 for k, v in hits.most_common():
     print(f"  {k:20} {100 * v / total:5.1f}%")
 PY
