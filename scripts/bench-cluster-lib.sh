@@ -2,12 +2,13 @@
 # three `shale serve` brokers on 127.0.0.1 with data under $DIR, and stops them on exit.
 # Needs DIR and CLUSTER set; sets SHALE and SHALE_BENCH (the binaries), BROKERS
 # (comma-separated addresses), ADMINS (the brokers' admin HTTP addresses) and ETCD_URL.
+# SHALE_BIN runs another `shale` binary for the brokers (an A/B of two builds).
 # shellcheck shell=bash
 scripts/ensure-protoc.sh
 scripts/etcd.sh install
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
 cargo build --release --quiet --bin shale --bin shale-bench
-SHALE="$CARGO_TARGET_DIR/release/shale"
+SHALE="${SHALE_BIN:-$CARGO_TARGET_DIR/release/shale}"
 SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
 rm -rf "$DIR" && mkdir -p "$DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

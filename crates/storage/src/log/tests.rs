@@ -509,6 +509,23 @@ fn waiters_behind_one_fsync_are_all_covered_by_it() {
     assert_eq!(log.durable_offset(), 50);
 }
 
+/// A follower fsyncs on the thread that appended; with shared rounds it leaves the fsync
+/// to the round `flush_until` joins.
+#[test]
+fn flush_here_fsyncs_on_the_calling_thread_unless_rounds_are_shared() {
+    for shared in [false, true] {
+        let fx = Fixture {
+            resources: Arc::new(LogResources::default().with_shared_fsync(shared)),
+            ..Fixture::new()
+        };
+        let log = fx.open(LogConfig::default());
+        log.append(&mut batch(3, 10, T0), 1).expect("append");
+        log.flush_here().expect("flush here");
+        let expected = if shared { (0, 0) } else { (3, 1) };
+        assert_eq!((log.durable_offset(), log.sync_count()), expected, "shared {shared}");
+    }
+}
+
 #[test]
 fn rolls_fsync_sealed_segments_so_durability_stays_truthful() {
     let fx = Fixture::new();

@@ -151,16 +151,23 @@ async fn follow(
             }
             // A blocking step that runs to its end even if this task is aborted (this
             // broker became leader meanwhile): batch and producer state land together.
+            // It fsyncs too, on the same thread (unless the volume shares fsync rounds):
+            // one hop per fetch, where the fetch loop would wait for a flusher anyway.
             let part = p.clone();
             let batches = resp.batches;
-            let appended = tokio::task::spawn_blocking(move || {
-                part.append_replicated(leader, epoch, &batches)
+            let appended = tokio::task::spawn_blocking(move || -> Result<bool, Error> {
+                let appended = part.append_replicated(leader, epoch, &batches)?;
+                if appended {
+                    part.log().flush_here()?;
+                }
+                Ok(appended)
             })
             .await
             .map_err(|e| Error::internal(format!("replica append task failed: {e}")))??;
             if !appended {
                 return Ok(());
             }
+            // At once when fsynced above.
             log.flush_until(log.log_end_offset()).await?;
         }
         let end = log.log_end_offset();
