@@ -2,7 +2,7 @@
 # Produce throughput of Shale (1 KiB records, acks=1, flush.policy=always) against fio's
 # sequential write with an fdatasync after every block of the producer's batch size, on the
 # same disk, in one run; then produce latency at half of Shale's peak.
-#   scripts/bench-vs-fio.sh [DIR] [RECORDS]
+#   scripts/bench-vs-fio.sh [DIR] [RECORDS]   (SHALE_BIN: another `shale` binary, for an A/B)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data}"
@@ -12,7 +12,7 @@ command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio 
 scripts/ensure-protoc.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
 cargo build --release --quiet --bin shale --bin shale-bench
-SHALE="$CARGO_TARGET_DIR/release/shale"
+SHALE="${SHALE_BIN:-$CARGO_TARGET_DIR/release/shale}"
 SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
 rm -rf "$DIR" && mkdir -p "$DIR"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), disk $(df -h "$DIR" | awk 'NR==2{print $1}')"
@@ -25,7 +25,8 @@ echo "fio --rw=write --bs=$BATCH --fdatasync=1: $fio_mib MiB/s"
 
 "$SHALE" standalone --data-dir "$DIR/shale" --listen 127.0.0.1:0 > "$DIR/broker.out" 2> "$DIR/broker.err" &
 PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
+# The broker's exit is awaited: a next run must not overlap its shutdown.
+trap 'kill $PID 2>/dev/null && wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
 ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$DIR/broker.out")
 
