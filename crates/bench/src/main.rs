@@ -8,6 +8,7 @@
 //! - `fetch_latency`: the time to a first record at random cold or local offsets.
 //! - `groups`: many group members committing on a timer.
 //! - `partitions`: many partitions on one broker: create, produce to each, read back.
+//! - `stalls`: how late the machine wakes a sleeping thread (its scheduling floor).
 //! - `etcd`: the etcd figures `groups` reports, over etcd's HTTP API.
 //! - `report`: latency histograms and the progress bar.
 
@@ -22,6 +23,7 @@ mod latency;
 mod open_loop;
 mod partitions;
 mod report;
+mod stalls;
 mod throughput;
 
 use std::process::ExitCode;
@@ -58,6 +60,9 @@ enum Command {
     /// Many partitions on one broker: create them, produce to each, read each back,
     /// timing each step and checking for losses and duplicates.
     Partitions(partitions::PartitionsBench),
+    /// How late the machine wakes a thread sleeping 20 µs at a time, and when: run it
+    /// beside a load to see the stalls that load causes machine-wide.
+    Stalls(stalls::StallsBench),
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -68,6 +73,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::FetchLatency(b) => fetch_latency::run(b).await,
         Command::Groups(b) => groups::run(b).await,
         Command::Partitions(b) => partitions::run(b).await,
+        Command::Stalls(b) => stalls::run(b).await,
     }
 }
 
