@@ -307,6 +307,16 @@ fn always_leader(dir: &Path) -> Arc<Partition> {
     Arc::new(open_spec(dir, spec(1, state(1, 1), config)).unwrap())
 }
 
+/// Broker 1 stops leading (broker 2 leads at epoch 2) and cuts its whole log as a follower;
+/// with `refill`, broker 2's record then fills offset 0 again.
+fn lose_leadership_and_cut(p: &Partition, refill: bool) {
+    p.set_state(&state(2, 2));
+    assert_eq!(p.truncate_to(0).unwrap(), 0);
+    if refill {
+        assert!(p.append_replicated(2, 2, &plain_batch(["theirs".to_string()])).unwrap());
+    }
+}
+
 /// The produce was refused as retriable, naming the cut: the idempotent producer resends
 /// it to the new leader.
 fn assert_cut(result: Result<Produced, Error>) {
@@ -317,28 +327,19 @@ fn assert_cut(result: Result<Produced, Error>) {
 
 /// Before: a produce whose records were cut from the log before their fsync (this broker
 /// lost leadership and truncated as a follower) failed with OFFSET_OUT_OF_RANGE, which a
-/// client takes as final: the groups cluster test's producer gave up on a record.
+/// client takes as final: the groups cluster test's producer gave up on a record. And
+/// once the new leader's records filled the offsets again (`refill`), the fsync covered
+/// them and the cut write was acknowledged: a record reported written that no replica
+/// holds.
 #[tokio::test]
 async fn a_write_cut_before_its_fsync_is_refused_as_retriable() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = always_leader(dir.path());
-    let ack = p.append(plain_batch(["a".to_string()]), Acks::Leader).await.unwrap();
-    p.set_state(&state(2, 2));
-    assert_eq!(p.truncate_to(0).unwrap(), 0);
-    assert_cut(ack.await);
-}
-
-/// Before: once the new leader's records filled the offsets again, the fsync covered them
-/// and the cut write was acknowledged: a record reported written that no replica holds.
-#[tokio::test]
-async fn a_write_replaced_by_a_new_leaders_records_is_not_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = always_leader(dir.path());
-    let ack = p.append(plain_batch(["ours".to_string()]), Acks::Leader).await.unwrap();
-    p.set_state(&state(2, 2));
-    p.truncate_to(0).unwrap();
-    assert!(p.append_replicated(2, 2, &plain_batch(["theirs".to_string()])).unwrap());
-    assert_cut(ack.await);
+    for refill in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = always_leader(dir.path());
+        let ack = p.append(plain_batch(["ours".to_string()]), Acks::Leader).await.unwrap();
+        lose_leadership_and_cut(&p, refill);
+        assert_cut(ack.await);
+    }
 }
 
 /// The same for `acks=all`: the high watermark this broker learns as a follower covers the
@@ -349,9 +350,7 @@ async fn an_acks_all_write_cut_from_the_log_is_not_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path(), 1, state(1, 1));
     let replaced = p.append(plain_batch(["ours".to_string()]), Acks::All).await.unwrap();
-    p.set_state(&state(2, 2));
-    p.truncate_to(0).unwrap();
-    assert!(p.append_replicated(2, 2, &plain_batch(["theirs".to_string()])).unwrap());
+    lose_leadership_and_cut(&p, true);
     p.replication().follower_hw(1, 1);
     assert_cut(replaced.await);
 
@@ -360,8 +359,7 @@ async fn an_acks_all_write_cut_from_the_log_is_not_acknowledged() {
     let waiting = p.append(plain_batch(["ours".to_string()]), Acks::All).await.unwrap();
     let waiting = shale_core::task::spawn_owned(waiting);
     tokio::task::yield_now().await;
-    p.set_state(&state(2, 2));
-    p.truncate_to(0).unwrap();
+    lose_leadership_and_cut(&p, false);
     let ended = tokio::time::timeout(Duration::from_secs(10), waiting).await;
     assert_cut(ended.expect("the ack still waited for a high watermark after the cut").unwrap());
 }
