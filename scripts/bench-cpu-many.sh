@@ -5,7 +5,8 @@
 # run), the latency line, and the broker's produce stages.
 #   scripts/bench-cpu-many.sh [DIR] [POLICY] [RATE] [PARTITIONS]
 # e.g. scripts/bench-cpu-many.sh /tmp/cpu interval 20k 1000
-# SHALE_BENCH_BIN runs another load client binary (an A/B of two builds).
+# SHALE_BENCH_BIN runs another load client binary (an A/B of two builds); BENCH_ARGS adds
+# `shale-bench latency` flags, e.g. BENCH_ARGS="--max-in-flight 1".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/cpu-many}"
@@ -29,7 +30,7 @@ trap 'kill $BROKER 2>/dev/null && wait $BROKER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
 "$SHALE_BENCH" latency --broker "127.0.0.1:$PORT" --topic "cpu-$POLICY" --partitions "$PARTITIONS" \
   --config "flush.policy=$POLICY" --rates "$RATE" --rounds 1 --seconds 10 \
-  --label "$POLICY, $PARTITIONS partitions" > "$DIR/bench.txt" 2>&1 &
+  --label "$POLICY, $PARTITIONS partitions" ${BENCH_ARGS:-} > "$DIR/bench.txt" 2>&1 &
 BENCH=$!
 # CPU seconds (user + system) of a process.
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
