@@ -258,11 +258,24 @@ impl TopicStore {
         state: &PartitionState,
         revision: Revision,
     ) -> Result<bool, Error> {
+        Ok(self.replace_partition(topic, partition, state, revision).await?.is_some())
+    }
+
+    /// [`update_partition`](Self::update_partition), returning the revision the state was
+    /// stored at (`None` if the key no longer had `revision`).
+    pub async fn replace_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        state: &PartitionState,
+        revision: Revision,
+    ) -> Result<Option<Revision>, Error> {
         let key = self.keys.partition(topic, partition);
         let txn = Txn::new()
             .when(Compare::mod_revision(key.clone(), revision))
             .and_then(TxnOp::put(key.clone(), encode(&key, state)?));
-        Ok(self.store.txn(txn).await?.succeeded)
+        let outcome = self.store.txn(txn).await?;
+        Ok(outcome.succeeded.then_some(outcome.revision))
     }
 
     /// One partition state with the mod revision of its key.

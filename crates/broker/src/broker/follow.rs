@@ -100,7 +100,7 @@ impl Broker {
         *self.view.cache.write().map_err(|_| Error::internal("metadata cache poisoned"))? = cache;
         for a in &plan.keep {
             if let Some(p) = self.hosted_partition(&a.key.0, a.key.1) {
-                p.set_state(&a.state);
+                p.set_state(&a.state, a.revision);
                 if p.config() != a.config {
                     p.set_config(a.config.clone());
                 }
@@ -116,6 +116,7 @@ impl Broker {
                 index: a.key.1,
                 broker_id: self.id,
                 state: a.state,
+                revision: a.revision,
                 config: a.config,
                 remote: self.tier.remote.clone(),
                 stages: self.request_metrics().produce_stages.clone(),

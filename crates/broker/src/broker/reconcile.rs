@@ -26,6 +26,8 @@ pub(super) struct Assignment {
     pub topic_id: String,
     /// The state as this broker applies it (see [`applied_state`]).
     pub state: PartitionState,
+    /// The mod revision the state was stored at.
+    pub revision: shale_meta::Revision,
     pub config: Arc<TopicConfig>,
 }
 
@@ -77,7 +79,7 @@ pub(super) fn applied_state(state: &PartitionState, me: Me) -> PartitionState {
 /// topic id), so the new incarnation opens a fresh directory.
 pub(super) fn plan(cache: &ClusterCache, hosted: &HashMap<TopicPartition, String>, me: Me) -> Plan {
     let mut assigned: BTreeMap<TopicPartition, Assignment> = BTreeMap::new();
-    for ((topic, p), (state, _)) in &cache.states {
+    for ((topic, p), (state, revision)) in &cache.states {
         let Some(entry) = cache.topics.get(topic) else { continue };
         if state.replicas.contains(&me.id) {
             let key = (topic.clone(), *p);
@@ -87,6 +89,7 @@ pub(super) fn plan(cache: &ClusterCache, hosted: &HashMap<TopicPartition, String
                     key,
                     topic_id: entry.record.id.clone(),
                     state: applied_state(state, me),
+                    revision: *revision,
                     config: entry.config.clone(),
                 },
             );

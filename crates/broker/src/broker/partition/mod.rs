@@ -17,6 +17,7 @@ use crate::metrics::ProduceStages;
 use shale_core::error::{Error, ErrorKind};
 use shale_core::record::{Limits, decode_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
+use shale_meta::Revision;
 use shale_meta::topics::PartitionState;
 use shale_storage::log::{FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadChunk};
 use shale_storage::tier::PartitionRef;
@@ -91,6 +92,8 @@ pub struct PartitionSpec {
     pub broker_id: i32,
     /// The partition state it opens with.
     pub state: PartitionState,
+    /// The mod revision that state was stored at.
+    pub revision: Revision,
     /// Topic config in force.
     pub config: Arc<TopicConfig>,
     /// Reads of the remote log, when the broker has an object store.
@@ -179,7 +182,7 @@ impl Partition {
             stages: spec.stages,
         };
         p.follow_log();
-        p.set_state(&spec.state);
+        p.set_state(&spec.state, spec.revision);
         p.rebuild_producer_state();
         Ok(p)
     }
@@ -224,9 +227,10 @@ impl Partition {
         self.leader() == self.broker_id
     }
 
-    /// Applies a partition state read from the store. The epoch only moves forward.
-    pub fn set_state(&self, state: &PartitionState) {
-        self.joining.store(state.adding.contains(&self.broker_id), Ordering::Release);
+    /// Applies a partition state read from the store at `revision` (its key's mod
+    /// revision). The epoch only moves forward, and a state older than the one applied last
+    /// changes nothing (see [`Replication::apply`]).
+    pub fn set_state(&self, state: &PartitionState, revision: Revision) {
         let next = pack(state.leader, state.leader_epoch);
         let Ok(prev) = self.leadership.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
             (state.leader_epoch >= unpack(v).1).then_some(next)
@@ -244,7 +248,10 @@ impl Partition {
                 "partition leadership"
             );
         }
-        self.repl.apply(state, self.log.log_end_offset());
+        if !self.repl.apply(state, revision, self.log.log_end_offset()) {
+            return;
+        }
+        self.joining.store(state.adding.contains(&self.broker_id), Ordering::Release);
         self.refresh_hw();
     }
 

@@ -39,6 +39,7 @@ fn spec(broker_id: i32, state: PartitionState, config: TopicConfig) -> Partition
         index: 0,
         broker_id,
         state,
+        revision: 1,
         config: Arc::new(config),
         remote: None,
         stages: Arc::default(),
@@ -70,7 +71,7 @@ async fn a_replicated_batch_is_a_duplicate_once_the_follower_leads() {
     let batch = producer_batch(0);
     assert!(p.append_replicated(2, 3, &batch).unwrap());
     // Leadership moved on: a replicated append from the old epoch is refused.
-    p.set_state(&state(1, 4));
+    p.set_state(&state(1, 4), p.replication().revision() + 1);
     assert!(!p.append_replicated(2, 3, &producer_batch(1)).unwrap());
     assert_eq!(p.log().log_end_offset(), 1);
     // The client's retry of the replicated batch lands nowhere new.
@@ -86,7 +87,7 @@ async fn a_broker_that_stopped_leading_appends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path(), 1, state(1, 1));
     p.append(producer_batch(0), Acks::Leader).await.unwrap().await.unwrap();
-    p.set_state(&state(2, 2));
+    p.set_state(&state(2, 2), p.replication().revision() + 1);
     let err = match p.append(producer_batch(1), Acks::Leader).await {
         Err(e) => e,
         Ok(_) => panic!("a follower appended a produce"),
@@ -94,7 +95,7 @@ async fn a_broker_that_stopped_leading_appends_nothing() {
     assert_eq!(err.reason, "NOT_LEADER");
     assert_eq!(p.log().log_end_offset(), 1);
     // An older state never moves leadership back.
-    p.set_state(&state(1, 1));
+    p.set_state(&state(1, 1), p.replication().revision() + 1);
     assert_eq!(p.leadership(), (2, 2));
 }
 
@@ -263,7 +264,7 @@ async fn a_fetch_to_the_end_waits_for_a_new_leaders_high_watermark() {
     let values = (0..3).map(|i| format!("v{i}"));
     assert!(p.append_replicated(2, 1, &plain_batch(values)).unwrap());
     // Broker 1 leads from epoch 2 with three records it never learnt were committed.
-    p.set_state(&state(1, 2));
+    p.set_state(&state(1, 2), p.replication().revision() + 1);
     assert_eq!(p.high_watermark(), 0);
     let (_tx, closed) = tokio::sync::watch::channel(false);
     let opts = crate::broker::fetch::FetchOptions {
@@ -289,7 +290,7 @@ async fn the_latest_offset_waits_for_a_new_leaders_high_watermark() {
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path(), 1, state(2, 1));
     assert!(p.append_replicated(2, 1, &plain_batch(["a".to_string()])).unwrap());
-    p.set_state(&state(1, 2));
+    p.set_state(&state(1, 2), p.replication().revision() + 1);
     let unknown = p.settled_high_watermark(Duration::from_millis(50)).await.unwrap_err();
     assert_eq!(unknown.kind, shale_core::error::ErrorKind::Unavailable, "{unknown}");
     assert!(unknown.to_string().contains("t-0"), "names the partition: {unknown}");
@@ -310,7 +311,7 @@ fn always_leader(dir: &Path) -> Arc<Partition> {
 /// Broker 1 stops leading (broker 2 leads at epoch 2) and cuts its whole log as a follower;
 /// with `refill`, broker 2's record then fills offset 0 again.
 fn lose_leadership_and_cut(p: &Partition, refill: bool) {
-    p.set_state(&state(2, 2));
+    p.set_state(&state(2, 2), p.replication().revision() + 1);
     assert_eq!(p.truncate_to(0).unwrap(), 0);
     if refill {
         assert!(p.append_replicated(2, 2, &plain_batch(["theirs".to_string()])).unwrap());

@@ -39,24 +39,37 @@ pub(in crate::broker) async fn pass(b: Arc<Broker>) {
         if state.leader != b.id || state.leader_epoch != p.leader_epoch() {
             continue;
         }
+        // Followers joining count in the high watermark from before the write can land
+        // (Kafka's maximal ISR); one that fell below it since `caught_up` waits for the
+        // next pass.
+        let joining: Vec<i32> = state
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| caught_up.contains(r) && !state.isr.contains(r))
+            .collect();
+        let joining = match joining.is_empty() {
+            true => joining,
+            false => repl.begin_isr_join(&joining, revision),
+        };
         let isr: Vec<i32> = state
             .replicas
             .iter()
             .filter(|r| {
                 **r == b.id
                     || (state.isr.contains(r) && !lagging.contains(r))
-                    || caught_up.contains(r)
+                    || joining.contains(r)
             })
             .copied()
             .collect();
-        // The ISR records each member's incarnation: the leader's own, a rejoining
+        // The ISR records each member's incarnation: the leader's own, a joining
         // follower's as its fetches state it, the others' as recorded before.
         let incarnations = isr
             .iter()
             .filter_map(|r| {
                 let known = match *r == b.id {
                     true => b.incarnation(),
-                    false if caught_up.contains(r) => repl.incarnation_of(*r),
+                    false if joining.contains(r) => repl.incarnation_of(*r),
                     false => 0,
                 };
                 match known {
@@ -69,8 +82,8 @@ pub(in crate::broker) async fn pass(b: Arc<Broker>) {
             continue;
         }
         let next = PartitionState { isr, incarnations, ..state.clone() };
-        match b.view.topics.update_partition(&key.0, key.1, &next, revision).await {
-            Ok(true) => {
+        match b.view.topics.replace_partition(&key.0, key.1, &next, revision).await {
+            Ok(Some(written)) => {
                 tracing::info!(
                     topic = %key.0,
                     partition = key.1,
@@ -79,9 +92,9 @@ pub(in crate::broker) async fn pass(b: Arc<Broker>) {
                     to = ?next.isr,
                     "isr changed"
                 );
-                p.set_state(&next);
+                p.set_state(&next, written);
             }
-            Ok(false) => {} // changed meanwhile; the next resync brings the new state
+            Ok(None) => {} // changed meanwhile; the next resync brings the new state
             Err(e) => {
                 tracing::warn!(topic = %key.0, partition = key.1, error = %e, "isr update failed")
             }
@@ -122,13 +135,13 @@ async fn hand_over_failed(b: &Arc<Broker>, p: &Arc<Partition>, reason: &str) {
         incarnations,
         ..state.clone()
     };
-    match b.view.topics.update_partition(&key.0, key.1, &next, revision).await {
-        Ok(true) => {
+    match b.view.topics.replace_partition(&key.0, key.1, &next, revision).await {
+        Ok(Some(written)) => {
             tracing::error!(topic = %key.0, partition = key.1, leader = next.leader,
                 epoch = next.leader_epoch, reason, "the partition log failed here; leadership moved");
-            p.set_state(&next);
+            p.set_state(&next, written);
         }
-        Ok(false) => {}
+        Ok(None) => {}
         Err(e) => tracing::warn!(topic = %key.0, partition = key.1, error = %e,
             "could not move leadership away from a failed log"),
     }

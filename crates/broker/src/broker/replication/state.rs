@@ -15,6 +15,7 @@ use std::time::Duration;
 use shale_core::clock::{Instant, SharedClock};
 use tokio::sync::watch;
 
+use shale_meta::Revision;
 use shale_meta::topics::PartitionState;
 
 /// What the leader knows of one follower.
@@ -51,6 +52,13 @@ struct Inner {
     /// leading at it: the start offset of the current epoch.
     epoch: i32,
     epoch_start: i64,
+    /// Mod revision of the partition state applied last (0: none yet).
+    revision: Revision,
+    /// Followers this leader is writing into the ISR, and the revision the write is based
+    /// on: counted in the high watermark from before the write until a later state says
+    /// how it ended (Kafka's maximal ISR, KIP-497).
+    joining_isr: Vec<i32>,
+    joining_since: Revision,
 }
 
 /// Replicas, ISR, follower progress and the high watermark of one partition.
@@ -78,6 +86,9 @@ impl Replication {
                 own_end: hw,
                 epoch: -1,
                 epoch_start: 0,
+                revision: 0,
+                joining_isr: vec![],
+                joining_since: 0,
             }),
             hw_tx: watch::channel(hw).0,
         }
@@ -87,12 +98,26 @@ impl Replication {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies replicas, ISR and leadership from the partition state, with this replica's
-    /// log end. A new leadership (or a new epoch of it) forgets follower positions: they are
-    /// learnt again from the followers' fetches.
-    pub fn apply(&self, state: &PartitionState, log_end: i64) {
+    /// Applies replicas, ISR and leadership from the partition state stored at `revision`
+    /// (the mod revision of its key), with this replica's log end. A new leadership (or a
+    /// new epoch of it) forgets follower positions: they are learnt again from the
+    /// followers' fetches.
+    ///
+    /// A state older than the one applied last is ignored (returns false): a resync that
+    /// read the store before this leader's own ISR write would otherwise take back a member
+    /// the store already counts, and the high watermark would pass records that member
+    /// lacks — records lost if it then leads.
+    pub fn apply(&self, state: &PartitionState, revision: Revision, log_end: i64) -> bool {
         let leader = state.leader == self.broker_id;
         let mut inner = self.lock();
+        if revision < inner.revision {
+            return false;
+        }
+        inner.revision = revision;
+        if revision > inner.joining_since {
+            // A later state says how the ISR write ended: written, or beaten by another.
+            inner.joining_isr.clear();
+        }
         let moved = leader != inner.leader || inner.epoch != state.leader_epoch;
         if leader && moved {
             let now = self.clock.instant();
@@ -116,6 +141,45 @@ impl Replication {
             // watchers to look again.
             self.hw_tx.send_modify(|_| {});
         }
+        true
+    }
+
+    /// The revision of the partition state applied last.
+    pub fn revision(&self) -> Revision {
+        self.lock().revision
+    }
+
+    /// This leader is about to write `followers` into the ISR, by a compare-and-swap on the
+    /// state at `base` (the revision applied last). From now until a later state is
+    /// applied, the high watermark counts them: once the write lands, the controller may
+    /// hand one of them leadership, and it must hold every record the high watermark
+    /// covers. Returns those still caught up to the high watermark and the epoch start
+    /// (checked under the lock the high watermark moves under), the only ones to write.
+    /// Joins at the same `base` add up: a write that failed without an answer may still
+    /// have landed, so only a later state clears them.
+    pub fn begin_isr_join(&self, followers: &[i32], base: Revision) -> Vec<i32> {
+        let mut inner = self.lock();
+        if !inner.leader || base != inner.revision {
+            return vec![];
+        }
+        let hw = self.high_watermark();
+        let joining: Vec<i32> = followers
+            .iter()
+            .copied()
+            .filter(|id| {
+                inner.followers.get(id).is_some_and(|f| {
+                    f.log_end >= hw && f.log_end >= inner.epoch_start && f.log_end >= 0
+                })
+            })
+            .collect();
+        // Added to any earlier join at this revision whose write's fate is unknown yet.
+        for id in &joining {
+            if !inner.joining_isr.contains(id) {
+                inner.joining_isr.push(*id);
+            }
+        }
+        inner.joining_since = base;
+        joining
     }
 
     /// Replicas as last applied.
@@ -287,7 +351,8 @@ impl Replication {
             return;
         }
         let mut hw = inner.own_end;
-        for id in inner.isr.iter().filter(|id| **id != self.broker_id) {
+        let members = inner.isr.iter().chain(&inner.joining_isr);
+        for id in members.filter(|id| **id != self.broker_id) {
             let end = inner.followers.get(id).map_or(-1, |f| f.log_end);
             hw = hw.min(end);
         }
@@ -313,7 +378,7 @@ mod tests {
     /// Applies replicas and ISR with `leader` leading at epoch 1, log end 0.
     fn members(r: &Replication, replicas: &[i32], isr: &[i32], leader: i32) {
         let state = PartitionState::new(replicas.to_vec(), leader, 1, isr.to_vec());
-        r.apply(&state, 0);
+        r.apply(&state, r.revision() + 1, 0);
     }
 
     #[test]
@@ -334,15 +399,75 @@ mod tests {
         assert_eq!(r.high_watermark(), 10, "never backwards");
     }
 
+    /// Leader 1 at epoch 1 (revision 5) with ISR `isr`; its log and every follower at 10.
+    fn all_at_ten(isr: &[i32]) -> Replication {
+        let r = Replication::new(1, 0, shale_core::clock::system());
+        r.apply(&PartitionState::new(vec![1, 2, 3], 1, 1, isr.to_vec()), 5, 0);
+        r.set_own_end(10);
+        for f in [2, 3] {
+            r.follower_fetched(f, 0, 10, 10);
+        }
+        assert_eq!(r.high_watermark(), 10);
+        r
+    }
+
+    #[test]
+    fn a_state_older_than_the_applied_one_does_not_shrink_the_isr() {
+        // The leader wrote follower 3 into the ISR (revision 6); a resync that read the
+        // store before that write applies revision 5 after it.
+        let r = all_at_ten(&[1, 2]);
+        assert!(r.apply(&PartitionState::new(vec![1, 2, 3], 1, 1, vec![1, 2, 3]), 6, 10));
+        assert!(!r.apply(&PartitionState::new(vec![1, 2, 3], 1, 1, vec![1, 2]), 5, 10));
+        assert_eq!(r.isr(), vec![1, 2, 3]);
+        r.set_own_end(20);
+        r.follower_fetched(2, 0, 20, 20);
+        assert_eq!(r.high_watermark(), 10, "follower 3, in the stored ISR, has only 10");
+    }
+
+    #[test]
+    fn a_follower_being_written_into_the_isr_holds_the_high_watermark_meanwhile() {
+        let r = all_at_ten(&[1, 2]);
+        assert_eq!(r.caught_up(Duration::from_secs(10)), vec![3]);
+        assert_eq!(r.begin_isr_join(&[3], 5), vec![3]);
+        // While the write is on its way the leader and follower 2 move on; follower 3 may
+        // lead as soon as the write lands, so the high watermark waits for it.
+        r.set_own_end(20);
+        r.follower_fetched(2, 0, 20, 20);
+        assert_eq!(r.high_watermark(), 10);
+        r.follower_fetched(3, 0, 15, 20);
+        assert_eq!(r.high_watermark(), 15);
+        // The write landed: follower 3 is a member like any other.
+        assert!(r.apply(&PartitionState::new(vec![1, 2, 3], 1, 1, vec![1, 2, 3]), 6, 20));
+        assert_eq!(r.high_watermark(), 15);
+        // Another write beat it (revision 7 without follower 3): no longer counted.
+        let r = all_at_ten(&[1, 2]);
+        assert_eq!(r.begin_isr_join(&[3], 5), vec![3]);
+        assert!(r.apply(&PartitionState::new(vec![1, 2, 3], 1, 1, vec![1, 2]), 7, 10));
+        r.set_own_end(20);
+        r.follower_fetched(2, 0, 20, 20);
+        assert_eq!(r.high_watermark(), 20);
+    }
+
+    #[test]
+    fn a_follower_below_the_high_watermark_is_not_written_into_the_isr() {
+        let r = all_at_ten(&[1, 2]);
+        assert_eq!(r.caught_up(Duration::from_secs(10)), vec![3]);
+        // Between the check and the write, the high watermark moved past follower 3.
+        r.set_own_end(20);
+        r.follower_fetched(2, 0, 20, 20);
+        assert!(r.begin_isr_join(&[3], 5).is_empty(), "3 has 10, the high watermark is 20");
+        assert!(r.begin_isr_join(&[3], 4).is_empty(), "based on a state not applied");
+    }
+
     #[test]
     fn a_leadership_not_applied_yet_has_no_known_high_watermark() {
         // A follower at epoch 1 (leader 2) whose partition already says it leads at epoch
         // 2: its high watermark (a follower's hint, 0) is not the new leader's.
         let r = Replication::new(1, 0, shale_core::clock::system());
-        r.apply(&PartitionState::new(vec![1, 2], 2, 1, vec![1, 2]), 10);
+        r.apply(&PartitionState::new(vec![1, 2], 2, 1, vec![1, 2]), r.revision() + 1, 10);
         assert!(r.high_watermark_known_at(false, 1), "a follower's high watermark is a hint");
         assert!(!r.high_watermark_known_at(true, 2), "not applied yet: not known");
-        r.apply(&PartitionState::new(vec![1], 1, 2, vec![1]), 10);
+        r.apply(&PartitionState::new(vec![1], 1, 2, vec![1]), r.revision() + 1, 10);
         r.set_own_end(10);
         assert!(r.high_watermark_known_at(true, 2), "applied, and at the epoch start");
         assert!(!r.high_watermark_known_at(true, 3), "a later epoch is not applied yet");
@@ -351,13 +476,13 @@ mod tests {
     #[test]
     fn a_new_leaders_high_watermark_is_unknown_until_it_reaches_the_epoch_start() {
         let r = Replication::new(1, 0, shale_core::clock::system());
-        r.apply(&PartitionState::new(vec![1, 2], 2, 1, vec![1, 2]), 0);
+        r.apply(&PartitionState::new(vec![1, 2], 2, 1, vec![1, 2]), r.revision() + 1, 0);
         r.follower_hw(4, 10);
         assert!(r.high_watermark_known(), "a follower's high watermark is only a hint");
         let mut hw = r.subscribe();
         hw.borrow_and_update();
         // Broker 1 takes over with ten records; it learnt only four were committed.
-        r.apply(&PartitionState::new(vec![1, 2], 1, 2, vec![1, 2]), 10);
+        r.apply(&PartitionState::new(vec![1, 2], 1, 2, vec![1, 2]), r.revision() + 1, 10);
         r.set_own_end(10);
         assert!(hw.has_changed().unwrap(), "watchers learn the leadership moved");
         assert_eq!(r.high_watermark(), 4);
@@ -395,7 +520,7 @@ mod tests {
         // Leader 1 took over at epoch 2 with its log ending at 10; follower 3, still in the
         // ISR, holds the high watermark back at 5 (a stale one, learnt under epoch 1).
         let r = Replication::new(1, 0, shale_core::clock::system());
-        r.apply(&PartitionState::new(vec![1, 2, 3], 1, 2, vec![1, 3]), 10);
+        r.apply(&PartitionState::new(vec![1, 2, 3], 1, 2, vec![1, 3]), r.revision() + 1, 10);
         r.set_own_end(12);
         r.follower_fetched(3, 0, 5, 12);
         assert_eq!(r.high_watermark(), 5);
@@ -412,7 +537,7 @@ mod tests {
         let r = Replication::new(1, 0, shale_core::clock::system());
         let mut state = PartitionState::new(vec![1, 2], 1, 1, vec![1, 2]);
         state.incarnations = [(1, 11), (2, 22)].into();
-        r.apply(&state, 10);
+        r.apply(&state, r.revision() + 1, 10);
         r.set_own_end(10);
         r.follower_fetched(2, 22, 10, 10);
         assert!(r.lagging(Duration::from_secs(30)).is_empty());
