@@ -2,7 +2,8 @@
 # Produce throughput of Shale (1 KiB records, acks=1, flush.policy=always) against fio's
 # sequential write with an fdatasync after every block of the producer's batch size, on the
 # same disk, in one run; then produce latency at half of Shale's peak.
-#   scripts/bench-vs-fio.sh [DIR] [RECORDS]   (SHALE_BIN: another `shale` binary, for an A/B)
+#   scripts/bench-vs-fio.sh [DIR] [RECORDS]   (SHALE_BIN, SHALE_BENCH_BIN: another `shale`
+#   or `shale-bench` binary, for an A/B)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data}"
@@ -13,7 +14,7 @@ scripts/ensure-protoc.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
 cargo build --release --quiet --bin shale --bin shale-bench
 SHALE="${SHALE_BIN:-$CARGO_TARGET_DIR/release/shale}"
-SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
+SHALE_BENCH="${SHALE_BENCH_BIN:-$CARGO_TARGET_DIR/release/shale-bench}"
 rm -rf "$DIR" && mkdir -p "$DIR"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), disk $(df -h "$DIR" | awk 'NR==2{print $1}')"
 

@@ -119,13 +119,21 @@ impl Lane {
     }
 
     /// The next batch for the sender: a sealed one, else the open one if it is due (linger
-    /// zero, old enough, or a flush). `None` with the time the open batch falls due, if
-    /// any.
-    pub(super) fn take(&self, linger: Duration, idempotent: bool, now: Instant) -> Taken {
+    /// zero, old enough, or a flush) and `partial` batches may go now. `None` with the
+    /// time the open batch falls due, if any.
+    pub(super) fn take(
+        &self,
+        linger: Duration,
+        idempotent: bool,
+        now: Instant,
+        partial: bool,
+    ) -> Taken {
         let mut st = self.lock();
         if st.ready.is_empty() {
             let due = st.open.as_ref().map(|b| b.opened + linger);
             match due {
+                // The open batch keeps filling until an answer comes back.
+                Some(_) if !partial && !st.hurry => return Taken::Nothing { closed: false },
                 Some(due) if st.hurry || linger.is_zero() || due <= now => {
                     st.seal(idempotent);
                 }
@@ -232,11 +240,31 @@ mod tests {
         let (lane, how, now) = (Lane::default(), how(), shale_core::clock::monotonic_now());
         assert_eq!(push(&lane, 100, &how, now), Some(Pushed::News));
         assert_eq!(push(&lane, 100, &how, now), Some(Pushed::Joined));
-        match lane.take(Duration::ZERO, true, now) {
+        match lane.take(Duration::ZERO, true, now, true) {
             Taken::Batch(b) => assert_eq!(base_sequence(&b), (0, 2)),
             _ => panic!("a batch open with linger 0 is due at once"),
         }
-        assert!(matches!(lane.take(Duration::ZERO, true, now), Taken::Nothing { closed: false }));
+        assert!(matches!(
+            lane.take(Duration::ZERO, true, now, true),
+            Taken::Nothing { closed: false }
+        ));
+    }
+
+    #[test]
+    fn while_partial_batches_may_not_go_only_full_ones_are_taken() {
+        let (lane, how, now) = (Lane::default(), how(), shale_core::clock::monotonic_now());
+        push(&lane, 100, &how, now);
+        let held = lane.take(Duration::ZERO, true, now, false);
+        assert!(matches!(held, Taken::Nothing { closed: false }), "the open batch keeps filling");
+        // It fills (4096 bytes) and is sealed: a full batch goes whatever is in flight.
+        while push(&lane, 1000, &how, now) == Some(Pushed::Joined) {}
+        match lane.take(Duration::ZERO, true, now, false) {
+            Taken::Batch(b) => assert!(base_sequence(&b).1 > 1, "a full batch"),
+            _ => panic!("a full batch is taken while partial ones wait"),
+        }
+        // A flush sends the open batch too.
+        lane.hurry();
+        assert!(matches!(lane.take(Duration::ZERO, true, now, false), Taken::Batch(_)));
     }
 
     #[test]
@@ -244,14 +272,14 @@ mod tests {
         let (lane, how, now) = (Lane::default(), how(), shale_core::clock::monotonic_now());
         let linger = Duration::from_millis(5);
         push(&lane, 100, &how, now);
-        match lane.take(linger, true, now + Duration::from_millis(4)) {
+        match lane.take(linger, true, now + Duration::from_millis(4), true) {
             Taken::Later(due) => assert_eq!(due, now + linger),
             _ => panic!("a batch younger than linger waits"),
         }
-        assert!(matches!(lane.take(linger, true, now + linger), Taken::Batch(_)));
+        assert!(matches!(lane.take(linger, true, now + linger, true), Taken::Batch(_)));
         push(&lane, 100, &how, now);
         lane.hurry();
-        assert!(matches!(lane.take(linger, true, now), Taken::Batch(_)));
+        assert!(matches!(lane.take(linger, true, now, true), Taken::Batch(_)));
     }
 
     #[test]
@@ -266,23 +294,23 @@ mod tests {
             assert!(accepted < 20, "the queue of sealed batches is bounded");
         }
         assert!(accepted >= 6, "two full batches and the start of a third: {accepted}");
-        let first = match lane.take(linger, true, now) {
+        let first = match lane.take(linger, true, now, true) {
             Taken::Batch(b) => base_sequence(&b),
             _ => panic!("a full batch is ready whatever the linger"),
         };
         // ...and taken in order, each starting where the last ended.
         assert!(push(&lane, 1000, &how, now).is_some(), "taking a batch makes room");
-        let second = match lane.take(linger, true, now) {
+        let second = match lane.take(linger, true, now, true) {
             Taken::Batch(b) => base_sequence(&b),
             _ => panic!("the second full batch"),
         };
         assert_eq!(first.0 + first.1 as i32, second.0);
         lane.close();
-        let third = match lane.take(linger, true, now) {
+        let third = match lane.take(linger, true, now, true) {
             Taken::Batch(b) => base_sequence(&b),
             _ => panic!("a closed lane hands over its open batch"),
         };
         assert_eq!(second.0 + second.1 as i32, third.0);
-        assert!(matches!(lane.take(linger, true, now), Taken::Nothing { closed: true }));
+        assert!(matches!(lane.take(linger, true, now, true), Taken::Nothing { closed: true }));
     }
 }
