@@ -103,18 +103,21 @@ impl Replication {
     /// new epoch of it) forgets follower positions: they are learnt again from the
     /// followers' fetches.
     ///
-    /// A state older than the one applied last is ignored (returns false): a resync that
-    /// read the store before this leader's own ISR write would otherwise take back a member
-    /// the store already counts, and the high watermark would pass records that member
-    /// lacks — records lost if it then leads.
+    /// A state older than the one applied last (an earlier revision at no later epoch) is
+    /// ignored (returns false): a resync that read the store before this leader's own ISR
+    /// write would otherwise take back a member the store already counts, and the high
+    /// watermark would pass records that member lacks — records lost if it then leads.
     pub fn apply(&self, state: &PartitionState, revision: Revision, log_end: i64) -> bool {
         let leader = state.leader == self.broker_id;
         let mut inner = self.lock();
-        if revision < inner.revision {
+        // A later epoch is newer whatever its revision (a store restored from a backup may
+        // number its writes lower).
+        let later_epoch = state.leader_epoch > inner.epoch;
+        if revision < inner.revision && !later_epoch {
             return false;
         }
         inner.revision = revision;
-        if revision > inner.joining_since {
+        if revision > inner.joining_since || later_epoch {
             // A later state says how the ISR write ended: written, or beaten by another.
             inner.joining_isr.clear();
         }
@@ -422,6 +425,9 @@ mod tests {
         r.set_own_end(20);
         r.follower_fetched(2, 0, 20, 20);
         assert_eq!(r.high_watermark(), 10, "follower 3, in the stored ISR, has only 10");
+        // A later epoch applies whatever its revision.
+        assert!(r.apply(&PartitionState::new(vec![1, 2, 3], 2, 2, vec![2, 3]), 3, 20));
+        assert_eq!(r.isr(), vec![2, 3]);
     }
 
     #[test]
