@@ -114,6 +114,8 @@ impl Replication {
         // number its writes lower).
         let later_epoch = state.leader_epoch > inner.epoch;
         if revision < inner.revision && !later_epoch {
+            tracing::debug!(revision, applied = inner.revision, isr = ?state.isr,
+                "ignored a partition state older than the one applied");
             return false;
         }
         inner.revision = revision;
