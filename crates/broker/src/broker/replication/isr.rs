@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::{Broker, Partition};
+use shale_meta::Revision;
 use shale_meta::topics::PartitionState;
 
 /// Shrinks the ISR of led partitions by followers that stopped catching up, and expands it
@@ -25,6 +26,10 @@ pub(in crate::broker) async fn pass(b: Arc<Broker>) {
             continue;
         }
         let repl = p.replication();
+        if let Some(base) = repl.pending_isr_join() {
+            settle_isr_join(&b, &p, base).await;
+            continue;
+        }
         let lagging = repl.lagging(max_lag);
         let caught_up = repl.caught_up(max_lag);
         if lagging.is_empty() && caught_up.is_empty() {
@@ -98,6 +103,31 @@ pub(in crate::broker) async fn pass(b: Arc<Broker>) {
             Err(e) => {
                 tracing::warn!(topic = %key.0, partition = key.1, error = %e, "isr update failed")
             }
+        }
+    }
+}
+
+/// Settles an ISR write (adding followers, based on the state at `base`) whose outcome
+/// this leader has not learnt: it failed without an answer, or lost to another write not
+/// applied here yet. Until then the joining followers hold the high watermark, and one
+/// that died would hold it for good. If the key is still at `base`, the same state is
+/// written again at `base`: once the key has moved on, the earlier write can never land,
+/// so the followers can stop counting. If it moved on, the resync brings the outcome.
+async fn settle_isr_join(b: &Arc<Broker>, p: &Arc<Partition>, base: Revision) {
+    let key = (p.topic().to_string(), p.index());
+    let Some((state, revision)) =
+        b.view.cache.read().ok().and_then(|c| c.states.get(&key).cloned())
+    else {
+        return;
+    };
+    if revision != base || state.leader != b.id || state.leader_epoch != p.leader_epoch() {
+        return;
+    }
+    match b.view.topics.replace_partition(&key.0, key.1, &state, base).await {
+        Ok(Some(written)) => p.set_state(&state, written),
+        Ok(None) => {} // moved on meanwhile: the resync brings the outcome
+        Err(e) => {
+            tracing::warn!(topic = %key.0, partition = key.1, error = %e, "isr update failed")
         }
     }
 }

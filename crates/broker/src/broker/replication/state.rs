@@ -149,6 +149,13 @@ impl Replication {
         true
     }
 
+    /// The revision an ISR write still counting followers in the high watermark was based
+    /// on, while no later state has said how it ended.
+    pub fn pending_isr_join(&self) -> Option<Revision> {
+        let inner = self.lock();
+        (!inner.joining_isr.is_empty()).then_some(inner.joining_since)
+    }
+
     /// The revision of the partition state applied last.
     pub fn revision(&self) -> Revision {
         self.lock().revision
@@ -447,10 +454,15 @@ mod tests {
         // The write landed: follower 3 is a member like any other.
         assert!(r.apply(&PartitionState::new(vec![1, 2, 3], 1, 1, vec![1, 2, 3]), 6, 20));
         assert_eq!(r.high_watermark(), 15);
+        assert_eq!(r.pending_isr_join(), None);
         // Another write beat it (revision 7 without follower 3): no longer counted.
         let r = all_at_ten(&[1, 2]);
         assert_eq!(r.begin_isr_join(&[3], 5), vec![3]);
+        assert_eq!(r.pending_isr_join(), Some(5), "unsettled until a later state");
+        assert!(r.apply(&PartitionState::new(vec![1, 2, 3], 1, 1, vec![1, 2]), 5, 10));
+        assert_eq!(r.pending_isr_join(), Some(5), "the state it was based on settles nothing");
         assert!(r.apply(&PartitionState::new(vec![1, 2, 3], 1, 1, vec![1, 2]), 7, 10));
+        assert_eq!(r.pending_isr_join(), None);
         r.set_own_end(20);
         r.follower_fetched(2, 0, 20, 20);
         assert_eq!(r.high_watermark(), 20);
