@@ -36,14 +36,7 @@ pub(in crate::broker) async fn pass(b: Arc<Broker>) {
             continue;
         }
         let key = (p.topic().to_string(), p.index());
-        let Some((state, revision)) =
-            b.view.cache.read().ok().and_then(|c| c.states.get(&key).cloned())
-        else {
-            continue;
-        };
-        if state.leader != b.id || state.leader_epoch != p.leader_epoch() {
-            continue;
-        }
+        let Some((state, revision)) = led_state(&b, &p) else { continue };
         // Followers joining count in the high watermark from before the write can land
         // (Kafka's maximal ISR); one that fell below it since `caught_up` waits for the
         // next pass.
@@ -107,6 +100,14 @@ pub(in crate::broker) async fn pass(b: Arc<Broker>) {
     }
 }
 
+/// The cached state of `p` and its revision, if it still says this broker leads at the
+/// epoch `p` applied: the only state this leader may write over.
+fn led_state(b: &Broker, p: &Partition) -> Option<(PartitionState, Revision)> {
+    let key = (p.topic().to_string(), p.index());
+    let (state, revision) = b.view.cache.read().ok()?.states.get(&key).cloned()?;
+    (state.leader == b.id && state.leader_epoch == p.leader_epoch()).then_some((state, revision))
+}
+
 /// Settles an ISR write (adding followers, based on the state at `base`) whose outcome
 /// this leader has not learnt: it failed without an answer, or lost to another write not
 /// applied here yet. Until then the joining followers hold the high watermark, and one
@@ -115,12 +116,8 @@ pub(in crate::broker) async fn pass(b: Arc<Broker>) {
 /// so the followers can stop counting. If it moved on, the resync brings the outcome.
 async fn settle_isr_join(b: &Arc<Broker>, p: &Arc<Partition>, base: Revision) {
     let key = (p.topic().to_string(), p.index());
-    let Some((state, revision)) =
-        b.view.cache.read().ok().and_then(|c| c.states.get(&key).cloned())
-    else {
-        return;
-    };
-    if revision != base || state.leader != b.id || state.leader_epoch != p.leader_epoch() {
+    let Some((state, revision)) = led_state(b, p) else { return };
+    if revision != base {
         return;
     }
     match b.view.topics.replace_partition(&key.0, key.1, &state, base).await {
@@ -138,17 +135,16 @@ async fn settle_isr_join(b: &Arc<Broker>, p: &Arc<Partition>, base: Revision) {
 /// changes.
 async fn hand_over_failed(b: &Arc<Broker>, p: &Arc<Partition>, reason: &str) {
     let key = (p.topic().to_string(), p.index());
-    let Some((state, revision, live)) = b.view.cache.read().ok().and_then(|c| {
-        let (state, revision) = c.states.get(&key).cloned()?;
-        let live: Vec<i32> =
-            c.brokers.values().filter(|r| !b.view.obituaries.is_dead(r)).map(|r| r.id).collect();
-        Some((state, revision, live))
+    let Some((state, revision)) = led_state(b, p) else { return };
+    let Some(live) = b.view.cache.read().ok().map(|c| {
+        c.brokers
+            .values()
+            .filter(|r| !b.view.obituaries.is_dead(r))
+            .map(|r| r.id)
+            .collect::<Vec<i32>>()
     }) else {
         return;
     };
-    if state.leader != b.id || state.leader_epoch != p.leader_epoch() {
-        return;
-    }
     let isr: Vec<i32> = state.isr.iter().copied().filter(|r| *r != b.id).collect();
     // Nobody else in sync: stay, refusing writes (LOG_FAILED), rather than go offline and
     // have the controller hand the partition straight back.
