@@ -5,8 +5,9 @@
 # run), the latency line, and the broker's produce stages.
 #   scripts/bench-cpu-many.sh [DIR] [POLICY] [RATE] [PARTITIONS]
 # e.g. scripts/bench-cpu-many.sh /tmp/cpu interval 20k 1000
-# SHALE_BENCH_BIN runs another load client binary (an A/B of two builds); BENCH_ARGS adds
-# `shale-bench latency` flags, e.g. BENCH_ARGS="--max-in-flight 1".
+# SHALE_BENCH_BIN runs another load client binary (an A/B of two builds), SHALE_BIN another
+# broker binary (with both set nothing is built); BENCH_ARGS adds `shale-bench latency`
+# flags, e.g. BENCH_ARGS="--max-in-flight 1".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/cpu-many}"
@@ -15,8 +16,9 @@ RATE="${3:-20k}"
 PARTITIONS="${4:-1000}"
 scripts/ensure-protoc.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
-cargo build --release --quiet --bin shale --bin shale-bench
-SHALE="$CARGO_TARGET_DIR/release/shale"
+[ -n "${SHALE_BIN:-}" ] && [ -n "${SHALE_BENCH_BIN:-}" ] ||
+  cargo build --release --quiet --bin shale --bin shale-bench
+SHALE="${SHALE_BIN:-$CARGO_TARGET_DIR/release/shale}"
 SHALE_BENCH="${SHALE_BENCH_BIN:-$CARGO_TARGET_DIR/release/shale-bench}"
 rm -rf "$DIR" && mkdir -p "$DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -531,13 +531,13 @@ impl Client {
         }
     }
 
-    /// Test only: `topic` has one partition, led by the broker at `leader`, as if a
+    /// Test only: `topic` has one partition, led by broker `node` at `leader`, as if a
     /// metadata answer had just said so.
     #[cfg(test)]
-    pub(crate) fn seed_metadata(&self, topic: &str, leader: &str) {
+    pub(crate) fn seed_metadata(&self, topic: &str, node: i32, leader: &str) {
         let mut md = self.inner.metadata.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        md.brokers.insert(1, leader.to_string());
-        md.topics.insert(topic.to_string(), vec![1]);
+        md.brokers.insert(node, leader.to_string());
+        md.topics.insert(topic.to_string(), vec![node]);
         md.read_at.insert(topic.to_string(), shale_core::clock::monotonic_now());
     }
 

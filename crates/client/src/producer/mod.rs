@@ -1,7 +1,8 @@
 //! The producer: records are batched per partition (by `batch_size` and `linger`, see
-//! `lane`), compressed, and sent in order, up to `max_in_flight` batches per partition
-//! awaiting acks, over one pipelined `ProduceMany` stream per broker shared by the
-//! partitions it leads (`mux`): requests of many partitions travel in one message.
+//! `lane`), compressed, and sent in order by one sender task (`sender`), up to
+//! `max_in_flight` batches per partition awaiting acks, over one pipelined `ProduceMany`
+//! stream per broker shared by the partitions it leads (`mux`): requests of many
+//! partitions travel in one message.
 //!
 //! Retries resend a failed batch and everything sent after it, in order, until
 //! `delivery_timeout`. With `idempotence` (the default) every batch carries the producer's
@@ -29,7 +30,7 @@ mod sender;
 mod tests;
 
 use lane::{Batching, Lane, Pushed};
-use sender::sender_loop;
+use sender::{Sender, Wake};
 
 use crate::{Client, RetryPolicy, locate, partitioner, status_error};
 use shale_core::acks::Acks;
@@ -216,6 +217,8 @@ struct State {
     sticky: HashMap<String, (u32, usize)>,
     /// Picks sticky partitions for records without a key; seeded by the OS per producer.
     rng: Picker,
+    /// The sender task runs (started with the first lane).
+    sending: bool,
 }
 
 impl State {
@@ -258,8 +261,8 @@ impl Default for Picker {
 
 struct Inner {
     client: Client,
-    /// One `ProduceMany` stream per broker, shared by the partitions it leads.
-    links: Arc<mux::Links>,
+    /// Wakes the sender task.
+    wake: Arc<Wake>,
     config: Arc<ProducerConfig>,
     state: Mutex<State>,
     pending: Arc<Pending>,
@@ -267,11 +270,13 @@ struct Inner {
 }
 
 impl Drop for Inner {
-    /// The senders send what is left in their lanes, then end.
+    /// The sender sends what is left in the lanes, then ends.
     fn drop(&mut self) {
         for lane in self.state.get_mut().lanes.values() {
             lane.close();
+            self.wake.mark(lane);
         }
+        self.wake.close();
     }
 }
 
@@ -292,7 +297,7 @@ impl Producer {
     pub fn new(client: Client, config: ProducerConfig) -> Producer {
         Producer {
             inner: Arc::new(Inner {
-                links: Arc::new(mux::Links::new(client.clone(), config.request_timeout)),
+                wake: Arc::new(Wake::default()),
                 client,
                 config: Arc::new(config),
                 state: Mutex::new(State::default()),
@@ -382,7 +387,7 @@ impl Producer {
             room.as_mut().enable();
             let now = shale_core::clock::monotonic_now();
             match lane.push(entry.0, record_bytes, entry.1, &how, now) {
-                Ok(Pushed::News) => lane.work.notify_one(),
+                Ok(Pushed::News) => self.inner.wake.mark(&lane),
                 Ok(_) => {}
                 Err(back) => {
                     // The lane's sealed batches are at `queued_batches`: wait for the sender.
@@ -424,6 +429,7 @@ impl Producer {
     pub async fn flush(&self) -> Result<(), Error> {
         for lane in self.inner.state.lock().await.lanes.values() {
             lane.hurry();
+            self.inner.wake.mark(lane);
         }
         loop {
             let idle = self.inner.pending.idle.notified();
@@ -434,25 +440,21 @@ impl Producer {
         }
     }
 
-    /// The lane of `tp`, with its sender task started on first use.
+    /// The lane of `tp`; the producer's sender task starts with the first.
     fn lane(&self, state: &mut State, tp: Tp) -> Arc<Lane> {
-        state
-            .lanes
-            .entry(tp)
-            .or_insert_with_key(|tp| {
-                let lane = Arc::new(Lane::default());
-                // Detached: the sender sends what its lane holds and ends once the lane
-                // closes (the producer dropped) and is empty.
-                shale_core::task::spawn_detached(sender_loop(
-                    self.inner.client.clone(),
-                    self.inner.links.clone(),
-                    tp.clone(),
-                    self.inner.config.clone(),
-                    lane.clone(),
-                    self.inner.pending.clone(),
-                ));
-                lane
-            })
-            .clone()
+        if !state.sending {
+            state.sending = true;
+            let inner = &self.inner;
+            // Detached: the sender sends what the lanes hold and ends once the producer
+            // is dropped and every batch is answered or failed.
+            let sender = Sender::new(
+                inner.client.clone(),
+                inner.config.clone(),
+                inner.pending.clone(),
+                inner.wake.clone(),
+            );
+            shale_core::task::spawn_detached(sender.run());
+        }
+        state.lanes.entry(tp).or_insert_with_key(|tp| Arc::new(Lane::new(tp.clone()))).clone()
     }
 }

@@ -231,13 +231,26 @@ async fn serve(leader: Leader) -> String {
 async fn fifty_records_land_once_in_order(leader: Leader) {
     let addr = serve(leader.clone()).await;
     let client = Client::new(&addr).unwrap();
-    client.seed_metadata("t", &addr);
+    client.seed_metadata("t", 1, &addr);
+    fifty_records_land_once_in_order_with(client, leader, |_| async {}).await;
+}
+
+/// As [`fifty_records_land_once_in_order`] over `client`, `before` given the producer
+/// first.
+async fn fifty_records_land_once_in_order_with<F>(
+    client: Client,
+    leader: Leader,
+    before: impl FnOnce(Producer) -> F,
+) where
+    F: std::future::Future<Output = ()>,
+{
     let config = ProducerConfig {
         delivery_timeout: Duration::from_secs(5),
         retry_backoff: Duration::from_millis(10),
         ..ProducerConfig::default()
     };
     let producer = Producer::new(client, config);
+    before(producer.clone()).await;
     let mut deliveries = Vec::new();
     for i in 0..50 {
         let record = ProducerRecord::new("t", format!("v{i}")).partition(0);
@@ -272,4 +285,45 @@ async fn a_broker_older_than_produce_many_gets_the_records_over_produce_stream()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_first_batch_is_not_overtaken_by_the_batches_after_it() {
     fifty_records_land_once_in_order(Leader::default()).await;
+}
+
+/// One sender serves every partition, so nothing in it may wait on one broker: here the
+/// leader of topic `stuck` accepts connections and never answers, and the records of `t`,
+/// on a broker that answers, must land all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_never_answers_holds_up_only_its_own_partitions() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    // Accepts and holds every connection, and never writes a byte.
+    shale_core::task::spawn_detached(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let leader = Leader::default();
+    let addr = serve(leader.clone()).await;
+    let client = Client::new(&addr).unwrap();
+    client.seed_metadata("t", 1, &addr);
+    client.seed_metadata("stuck", 2, &silent_addr);
+    let stuck = Arc::new(Mutex::new(None));
+    let keep = stuck.clone();
+    fifty_records_land_once_in_order_with(client, leader, |producer| async move {
+        let record = ProducerRecord::new("stuck", "v").partition(0);
+        *keep.lock().unwrap() = Some(producer.send(record).await.unwrap());
+    })
+    .await;
+    let mut stuck = stuck.lock().unwrap().take().expect("the stuck record was queued");
+    let answered = futures_poll(&mut stuck);
+    assert!(answered.is_none(), "the record to the silent broker was answered: {answered:?}");
+}
+
+/// The delivery's answer if it has one now.
+fn futures_poll(d: &mut super::Delivery) -> Option<Result<super::RecordMetadata, Error>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match std::pin::Pin::new(d).poll(&mut cx) {
+        std::task::Poll::Ready(r) => Some(r),
+        std::task::Poll::Pending => None,
+    }
 }
