@@ -1,5 +1,5 @@
-//! One partition's lane between `Producer::send` and the producer's sender task: the batch
-//! filling, the sealed batches waiting, and the idempotent sequence that goes with them.
+//! One partition's lane between `Producer::send` and its sender task: the batch filling,
+//! the sealed batches waiting, and the idempotent sequence that goes with them.
 //!
 //! Batches are *taken* by the sender when it has room in its in-flight window, as Kafka's
 //! sender does: with `linger` zero (the default) a batch is ready at once, so a record on
@@ -10,12 +10,11 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{Sealed, Tp, Waiter};
+use super::{Sealed, Waiter};
 use shale_core::clock::Instant;
 use shale_core::record::{BatchBuilder, Compression, Record};
 
@@ -39,14 +38,12 @@ pub(super) struct LaneState {
     closed: bool,
 }
 
-/// One partition's lane; shared by the producer and its sender task.
+/// One partition's lane; shared by the producer and the partition's sender task.
 #[derive(Default)]
 pub(super) struct Lane {
-    /// The partition.
-    pub(super) tp: Tp,
     state: Mutex<LaneState>,
-    /// The sender has been asked to look at this lane and has not yet (see `Wake`).
-    pub(super) marked: AtomicBool,
+    /// Wakes the sender: a batch opened or filled, a flush, the producer dropped.
+    pub(super) work: Notify,
     /// Wakes senders of records waiting for room among the sealed batches.
     pub(super) room: Notify,
 }
@@ -72,10 +69,6 @@ pub(super) struct Batching {
 }
 
 impl Lane {
-    pub(super) fn new(tp: Tp) -> Lane {
-        Lane { tp, ..Lane::default() }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -160,19 +153,23 @@ impl Lane {
         }
     }
 
-    /// Makes the open batch due now (a flush); the caller wakes the sender.
+    /// Makes the open batch due now (a flush).
     pub(super) fn hurry(&self) {
         let mut st = self.lock();
         if st.open.is_some() {
             st.hurry = true;
         }
+        drop(st);
+        self.work.notify_one();
     }
 
-    /// The producer is gone: the sender sends what is left; the caller wakes it.
+    /// The producer is gone: the sender sends what is left and ends.
     pub(super) fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
         st.hurry = true;
+        drop(st);
+        self.work.notify_one();
     }
 }
 

@@ -1,8 +1,7 @@
 //! The producer: records are batched per partition (by `batch_size` and `linger`, see
-//! `lane`), compressed, and sent in order by one sender task (`sender`), up to
-//! `max_in_flight` batches per partition awaiting acks, over one pipelined `ProduceMany`
-//! stream per broker shared by the partitions it leads (`mux`): requests of many
-//! partitions travel in one message.
+//! `lane`), compressed, and sent in order, up to `max_in_flight` batches per partition
+//! awaiting acks, over one pipelined `ProduceMany` stream per broker shared by the
+//! partitions it leads (`mux`): requests of many partitions travel in one message.
 //!
 //! Retries resend a failed batch and everything sent after it, in order, until
 //! `delivery_timeout`. With `idempotence` (the default) every batch carries the producer's
@@ -30,7 +29,7 @@ mod sender;
 mod tests;
 
 use lane::{Batching, Lane, Pushed};
-use sender::{Sender, Wake};
+use sender::sender_loop;
 
 use crate::{Client, RetryPolicy, locate, partitioner, status_error};
 use shale_core::acks::Acks;
@@ -217,8 +216,6 @@ struct State {
     sticky: HashMap<String, (u32, usize)>,
     /// Picks sticky partitions for records without a key; seeded by the OS per producer.
     rng: Picker,
-    /// The sender task runs (started with the first lane).
-    sending: bool,
 }
 
 impl State {
@@ -261,8 +258,8 @@ impl Default for Picker {
 
 struct Inner {
     client: Client,
-    /// Wakes the sender task.
-    wake: Arc<Wake>,
+    /// One `ProduceMany` stream per broker, shared by the partitions it leads.
+    links: Arc<mux::Links>,
     config: Arc<ProducerConfig>,
     state: Mutex<State>,
     pending: Arc<Pending>,
@@ -270,13 +267,11 @@ struct Inner {
 }
 
 impl Drop for Inner {
-    /// The sender sends what is left in the lanes, then ends.
+    /// The senders send what is left in their lanes, then end.
     fn drop(&mut self) {
         for lane in self.state.get_mut().lanes.values() {
             lane.close();
-            self.wake.mark(lane);
         }
-        self.wake.close();
     }
 }
 
@@ -297,7 +292,7 @@ impl Producer {
     pub fn new(client: Client, config: ProducerConfig) -> Producer {
         Producer {
             inner: Arc::new(Inner {
-                wake: Arc::new(Wake::default()),
+                links: Arc::new(mux::Links::new(client.clone(), config.request_timeout)),
                 client,
                 config: Arc::new(config),
                 state: Mutex::new(State::default()),
@@ -387,7 +382,7 @@ impl Producer {
             room.as_mut().enable();
             let now = shale_core::clock::monotonic_now();
             match lane.push(entry.0, record_bytes, entry.1, &how, now) {
-                Ok(Pushed::News) => self.inner.wake.mark(&lane),
+                Ok(Pushed::News) => lane.work.notify_one(),
                 Ok(_) => {}
                 Err(back) => {
                     // The lane's sealed batches are at `queued_batches`: wait for the sender.
@@ -429,7 +424,6 @@ impl Producer {
     pub async fn flush(&self) -> Result<(), Error> {
         for lane in self.inner.state.lock().await.lanes.values() {
             lane.hurry();
-            self.inner.wake.mark(lane);
         }
         loop {
             let idle = self.inner.pending.idle.notified();
@@ -440,21 +434,25 @@ impl Producer {
         }
     }
 
-    /// The lane of `tp`; the producer's sender task starts with the first.
+    /// The lane of `tp`, with its sender task started on first use.
     fn lane(&self, state: &mut State, tp: Tp) -> Arc<Lane> {
-        if !state.sending {
-            state.sending = true;
-            let inner = &self.inner;
-            // Detached: the sender sends what the lanes hold and ends once the producer
-            // is dropped and every batch is answered or failed.
-            let sender = Sender::new(
-                inner.client.clone(),
-                inner.config.clone(),
-                inner.pending.clone(),
-                inner.wake.clone(),
-            );
-            shale_core::task::spawn_detached(sender.run());
-        }
-        state.lanes.entry(tp).or_insert_with_key(|tp| Arc::new(Lane::new(tp.clone()))).clone()
+        state
+            .lanes
+            .entry(tp)
+            .or_insert_with_key(|tp| {
+                let lane = Arc::new(Lane::default());
+                // Detached: the sender sends what its lane holds and ends once the lane
+                // closes (the producer dropped) and is empty.
+                shale_core::task::spawn_detached(sender_loop(
+                    self.inner.client.clone(),
+                    self.inner.links.clone(),
+                    tp.clone(),
+                    self.inner.config.clone(),
+                    lane.clone(),
+                    self.inner.pending.clone(),
+                ));
+                lane
+            })
+            .clone()
     }
 }

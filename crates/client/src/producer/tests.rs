@@ -287,9 +287,10 @@ async fn a_refused_first_batch_is_not_overtaken_by_the_batches_after_it() {
     fifty_records_land_once_in_order(Leader::default()).await;
 }
 
-/// One sender serves every partition, so nothing in it may wait on one broker: here the
-/// leader of topic `stuck` accepts connections and never answers, and the records of `t`,
-/// on a broker that answers, must land all the same.
+/// A producer's partitions share its tasks, so none may wait on one broker for the
+/// others: here the leader of topic `stuck` accepts connections and never answers, and the
+/// records of `t`, on a broker that answers, must land all the same. (Checked against the
+/// one-sender design of session 24: it fails when that sender opens a stream inline.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_never_answers_holds_up_only_its_own_partitions() {
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
