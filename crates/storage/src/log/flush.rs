@@ -1,7 +1,7 @@
 //! Group commit. `flush_until` waits for a flusher: the broker's fsync rounds (`rounds`),
-//! or with `log.shared_fsync` off one loop per partition, on a blocking thread, that
-//! fsyncs everything appended so far, and again at once if more was appended meanwhile,
-//! until the log's end is durable. A request never waits for a lock or for the
+//! or with `log.shared_fsync` off a turn in one of a few fsync loops (`rounds`, on blocking
+//! threads), each turn fsyncing everything the log appended so far, and the log queued
+//! for another turn if more was appended meanwhile, until its end is durable. A request never waits for a lock or for the
 //! requests ahead of it to take turns: each fsync covers every append made before it
 //! started, and its end wakes every request it covered, once, through the `synced` watch.
 //! `flush_all` is the blocking variant for shutdown and `FlushPolicy::Interval` timers.
@@ -75,8 +75,7 @@ impl Inner {
         if this.flushing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let inner = this.clone();
-        tokio::task::spawn_blocking(move || inner.flush_loop());
+        this.resources.rounds().flush_alone(this.clone());
     }
 
     /// The end of the fsync round this log was in: whether it goes in the next round too
@@ -98,28 +97,27 @@ impl Inner {
         more && !self.flushing.swap(true, Ordering::AcqRel)
     }
 
-    /// Fsyncs until the log end is durable, then stops. Ends on a failure too: the waiters
-    /// see the failed log.
-    fn flush_loop(&self) {
-        loop {
-            let caught_up = self.sync_active().is_err()
-                || self.durable.load(Ordering::Acquire) >= self.peek().log_end();
-            if caught_up {
-                #[cfg(test)]
-                std::thread::sleep(std::time::Duration::from_micros(
-                    self.flusher_stop_delay_us.load(Ordering::Relaxed),
-                ));
-                self.flushing.store(false, Ordering::Release);
-                // An append that found the loop still running, between the check above and
-                // the store, relies on this loop: look again, and carry on unless another
-                // loop took over.
-                let more = self.durable.load(Ordering::Acquire) < self.peek().log_end()
-                    && self.peek().check_open().is_ok();
-                if !more || self.flushing.swap(true, Ordering::AcqRel) {
-                    return;
-                }
-            }
+    /// One fsync turn of a log that fsyncs alone (see `SyncRounds::flush_alone`): fsyncs
+    /// what was appended, and says whether the log needs another turn, because appends
+    /// landed meanwhile. A log that is caught up (or failed: its waiters see the failure)
+    /// stops being queued.
+    pub(super) fn sync_turn(&self) -> bool {
+        let caught_up = self.sync_active().is_err()
+            || self.durable.load(Ordering::Acquire) >= self.peek().log_end();
+        if !caught_up {
+            return true;
         }
+        #[cfg(test)]
+        std::thread::sleep(std::time::Duration::from_micros(
+            self.flusher_stop_delay_us.load(Ordering::Relaxed),
+        ));
+        self.flushing.store(false, Ordering::Release);
+        // An append that found the log still queued, between the check above and the
+        // store, relies on this turn: look again, and queue the log again unless another
+        // caller did.
+        let more = self.durable.load(Ordering::Acquire) < self.peek().log_end()
+            && self.peek().check_open().is_ok();
+        more && !self.flushing.swap(true, Ordering::AcqRel)
     }
 
     /// Fsyncs the active segment up to the current log end, outside the partition lock, then
@@ -181,6 +179,7 @@ impl Inner {
     pub(super) fn test_sync_delay(&self) {
         let delay = self.sync_delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
+            let _counted = self.resources.rounds().count_sync();
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }
     }

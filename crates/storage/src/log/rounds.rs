@@ -1,4 +1,5 @@
-//! Fsync rounds shared by every log on a file system (`log.shared_fsync`, off by default).
+//! Fsync rounds shared by every log on a file system (`log.shared_fsync`, off by default),
+//! and the few fsync loops that give logs fsyncing alone their turns (`flush_alone`).
 //! A log with appends a `flush_until` caller waits for joins the queue; one loop, on a
 //! blocking thread, takes everything queued as a round: fewer than `MIN_SHARED_SYNC` logs
 //! of one file system get an `fdatasync` each, at once; more a single `syncfs(2)`, which
@@ -17,7 +18,7 @@
 //! [`Volume`] failed, and every log on it stops at its next append or fsync, as Kafka takes
 //! a whole log directory offline on a disk error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -33,6 +34,10 @@ use super::partition::Inner;
 /// for their rounds of two or three logs, 24-30 ms with fdatasyncs), and a few fdatasyncs
 /// at once share the journal's commit.
 const MIN_SHARED_SYNC: usize = 8;
+
+/// The most fsync loops of logs that do not share rounds running at once (see
+/// [`SyncRounds::flush_alone`]).
+pub(super) const MAX_FSYNC_LOOPS: usize = 32;
 
 /// Fsyncs each log on its own, all at once (a failure stops that log; its waiters see it).
 fn sync_each(logs: &[&Arc<Inner>]) {
@@ -102,9 +107,35 @@ pub(crate) struct SyncRounds {
     running: AtomicBool,
     /// Volumes by data directory.
     volumes: Mutex<HashMap<PathBuf, Arc<Volume>>>,
+    /// Logs that fsync alone (rounds not shared) waiting for a turn, and the loops
+    /// serving them.
+    alone: Mutex<Alone>,
     /// Rounds that synced a whole file system, and the logs they covered.
     fs_rounds: AtomicU64,
     fs_round_logs: AtomicU64,
+    /// Test only: fsyncs under way (those a test slowed down), and the most at once.
+    #[cfg(test)]
+    syncing: std::sync::atomic::AtomicUsize,
+    #[cfg(test)]
+    most_syncing: std::sync::atomic::AtomicUsize,
+}
+
+/// The queue of logs that fsync alone, and how many loops serve it.
+#[derive(Debug, Default)]
+struct Alone {
+    queue: VecDeque<Arc<Inner>>,
+    loops: usize,
+}
+
+/// Test only: counts an fsync under way while alive.
+#[cfg(test)]
+pub(super) struct CountedSync<'a>(&'a SyncRounds);
+
+#[cfg(test)]
+impl Drop for CountedSync<'_> {
+    fn drop(&mut self) {
+        self.0.syncing.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl SyncRounds {
@@ -114,9 +145,28 @@ impl SyncRounds {
             queue: Mutex::default(),
             running: AtomicBool::new(false),
             volumes: Mutex::default(),
+            alone: Mutex::default(),
             fs_rounds: AtomicU64::new(0),
             fs_round_logs: AtomicU64::new(0),
+            #[cfg(test)]
+            syncing: Default::default(),
+            #[cfg(test)]
+            most_syncing: Default::default(),
         }
+    }
+
+    /// Test only: counts an fsync as under way until the guard drops.
+    #[cfg(test)]
+    pub(super) fn count_sync(&self) -> CountedSync<'_> {
+        let now = self.syncing.fetch_add(1, Ordering::AcqRel) + 1;
+        self.most_syncing.fetch_max(now, Ordering::AcqRel);
+        CountedSync(self)
+    }
+
+    /// Test only: the most fsyncs counted under way at once.
+    #[cfg(test)]
+    pub(super) fn most_syncing(&self) -> usize {
+        self.most_syncing.load(Ordering::Acquire)
     }
 
     fn queue(&self) -> MutexGuard<'_, Vec<Arc<Inner>>> {
@@ -161,6 +211,49 @@ impl SyncRounds {
             let rounds = self.clone();
             tokio::task::spawn_blocking(move || rounds.run());
         }
+    }
+
+    /// Queues `log` (whose `flushing` flag the caller set), which fsyncs alone, for a turn
+    /// in an fsync loop, starting a loop unless [`MAX_FSYNC_LOOPS`] run.
+    ///
+    /// A loop per log, as before, woke a blocking-pool thread for every fsync of every log:
+    /// at 1,000 busy partitions those sleeps and wake-ups were most of the broker's CPU
+    /// (docs/benchmarks.md). A few loops that take the logs in turn keep busy while logs
+    /// wait, and a log that needs another fsync goes to the back of the queue, so busy
+    /// logs cannot keep the others waiting.
+    pub(super) fn flush_alone(self: &Arc<Self>, log: Arc<Inner>) {
+        let mut alone = self.alone();
+        alone.queue.push_back(log);
+        if alone.loops >= MAX_FSYNC_LOOPS {
+            return;
+        }
+        alone.loops += 1;
+        drop(alone);
+        let rounds = self.clone();
+        tokio::task::spawn_blocking(move || rounds.run_alone());
+    }
+
+    /// Gives queued logs fsync turns until the queue is empty.
+    fn run_alone(&self) {
+        loop {
+            let log = {
+                let mut alone = self.alone();
+                match alone.queue.pop_front() {
+                    Some(log) => log,
+                    None => {
+                        alone.loops -= 1;
+                        return;
+                    }
+                }
+            };
+            if log.sync_turn() {
+                self.alone().queue.push_back(log);
+            }
+        }
+    }
+
+    fn alone(&self) -> MutexGuard<'_, Alone> {
+        self.alone.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs rounds until the queue is empty.

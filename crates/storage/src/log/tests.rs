@@ -1123,6 +1123,57 @@ fn appends_racing_the_flusher_going_idle_are_always_flushed() {
 }
 
 #[test]
+fn logs_that_fsync_alone_take_turns_in_a_bounded_number_of_loops() {
+    // With shared rounds off every log fsyncs on its own. A broker of 1,000 busy partitions
+    // then had 1,000 fsync loops each waking a pool thread; at most MAX_FSYNC_LOOPS run at
+    // once, and every log still gets its turn.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fx = Fixture::new();
+    let resources = Arc::new(LogResources::default().with_shared_fsync(false));
+    let logs: Vec<Arc<PartitionLog>> = (0..3 * super::rounds::MAX_FSYNC_LOOPS)
+        .map(|i| {
+            let path = fx.dir.path().join(format!("topic-{i}"));
+            let log =
+                PartitionLog::open(path, LogConfig::default(), fx.clock.clone(), resources.clone())
+                    .expect("open log");
+            log.inner.sync_delay_ms.store(50, Ordering::Relaxed);
+            Arc::new(log)
+        })
+        .collect();
+    rt.block_on(async {
+        let waiters: Vec<_> = logs
+            .iter()
+            .map(|log| {
+                let log = log.clone();
+                shale_core::task::spawn_owned(async move {
+                    let info = log.append(&mut batch(1, 10, T0), 1).expect("append");
+                    let flushed = tokio::time::timeout(
+                        std::time::Duration::from_secs(30),
+                        log.flush_until(info.log_end_offset),
+                    )
+                    .await;
+                    assert!(matches!(flushed, Ok(Ok(()))), "flush within 30 s: {flushed:?}");
+                })
+            })
+            .collect();
+        for w in waiters {
+            w.await.expect("waiter");
+        }
+    });
+    let most = resources.rounds().most_syncing();
+    assert!(
+        (2..=super::rounds::MAX_FSYNC_LOOPS).contains(&most),
+        "{most} fsyncs at once, expected 2 to {}",
+        super::rounds::MAX_FSYNC_LOOPS
+    );
+    assert!(logs.iter().all(|log| log.durable_offset() == 1), "every log got its fsync");
+}
+
+#[test]
 fn a_closed_log_answers_its_flush_waiters_at_once() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
