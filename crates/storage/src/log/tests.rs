@@ -443,13 +443,18 @@ fn missing_or_corrupt_index_files_are_rebuilt() {
 
 // ---- group commit ----
 
-#[test]
-fn concurrent_flushes_coalesce_into_few_fsyncs() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
+/// A multi-threaded runtime of `workers` threads, for tests where flushes run beside appends.
+fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
-        .expect("runtime");
+        .expect("runtime")
+}
+
+#[test]
+fn concurrent_flushes_coalesce_into_few_fsyncs() {
+    let rt = runtime(4);
     let fx = Fixture::new();
     let log = Arc::new(fx.open(LogConfig::default()));
     log.inner.sync_delay_ms.store(15, Ordering::Relaxed);
@@ -483,11 +488,7 @@ fn concurrent_flushes_coalesce_into_few_fsyncs() {
 
 #[test]
 fn waiters_behind_one_fsync_are_all_covered_by_it() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime(2);
     let fx = Fixture::new();
     let log = Arc::new(fx.open(LogConfig::default()));
     for _ in 0..50 {
@@ -1086,11 +1087,7 @@ fn appends_racing_the_flusher_going_idle_are_always_flushed() {
     // The flusher loop stops once the log end is durable; an append that finds it still
     // running relies on it. The hook holds the loop between its last check and its stop, so
     // appends land there: without the loop's second look, their waiters would wait forever.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime(2);
     let fx = Fixture::new();
     let log = Arc::new(fx.open(LogConfig::default()));
     log.inner.flusher_stop_delay_us.store(300, Ordering::Relaxed);
@@ -1127,11 +1124,7 @@ fn logs_that_fsync_alone_take_turns_in_a_bounded_number_of_loops() {
     // With shared rounds off every log fsyncs on its own. A broker of 1,000 busy partitions
     // then had 1,000 fsync loops each waking a pool thread; at most MAX_FSYNC_LOOPS run at
     // once, and every log still gets its turn.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime(2);
     let fx = Fixture::new();
     let resources = Arc::new(LogResources::default().with_shared_fsync(false));
     let logs: Vec<Arc<PartitionLog>> = (0..3 * super::rounds::MAX_FSYNC_LOOPS)
@@ -1175,11 +1168,7 @@ fn logs_that_fsync_alone_take_turns_in_a_bounded_number_of_loops() {
 
 #[test]
 fn a_closed_log_answers_its_flush_waiters_at_once() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime(2);
     let fx = Fixture::new();
     let log = Arc::new(fx.open(LogConfig::default()));
     for _ in 0..10 {
