@@ -315,12 +315,12 @@ async fn a_broker_that_never_answers_holds_up_only_its_own_partitions() {
     })
     .await;
     let mut stuck = stuck.lock().unwrap().take().expect("the stuck record was queued");
-    let answered = futures_poll(&mut stuck);
+    let answered = answer_now(&mut stuck);
     assert!(answered.is_none(), "the record to the silent broker was answered: {answered:?}");
 }
 
 /// The delivery's answer if it has one now.
-fn futures_poll(d: &mut super::Delivery) -> Option<Result<super::RecordMetadata, Error>> {
+fn answer_now(d: &mut super::Delivery) -> Option<Result<super::RecordMetadata, Error>> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     match std::pin::Pin::new(d).poll(&mut cx) {

@@ -1,9 +1,10 @@
 //! Group commit. `flush_until` waits for a flusher: the broker's fsync rounds (`rounds`),
-//! or with `log.shared_fsync` off a turn in one of a few fsync loops (`rounds`, on blocking
-//! threads), each turn fsyncing everything the log appended so far, and the log queued
-//! for another turn if more was appended meanwhile, until its end is durable. A request never waits for a lock or for the
-//! requests ahead of it to take turns: each fsync covers every append made before it
-//! started, and its end wakes every request it covered, once, through the `synced` watch.
+//! or with `log.shared_fsync` off a turn in one of a few fsync loops (`rounds`, on
+//! blocking threads), each turn fsyncing everything the log appended so far, and the log
+//! queued for another turn if more was appended meanwhile, until its end is durable. A
+//! request never waits for a lock or for the requests ahead of it to take turns: each
+//! fsync covers every append made before it started, and its end wakes every request it
+//! covered, once, through the `synced` watch.
 //! `flush_all` is the blocking variant for shutdown and `FlushPolicy::Interval` timers.
 
 use std::sync::Arc;
@@ -58,8 +59,9 @@ impl PartitionLog {
 
 impl Inner {
     /// Makes sure an fsync covers every append made so far: queues the log for the next
-    /// fsync round (or starts its own flusher loop) unless it is queued or being synced,
-    /// in which case the round it is in looks again when it ends (`flusher_done`).
+    /// fsync round (or for a turn in an fsync loop) unless it is queued or being synced,
+    /// in which case the round or turn it is in looks again when it ends (`flusher_done`,
+    /// `sync_turn`).
     pub(super) fn start_flusher(this: &Arc<Inner>) {
         if this.volume.shared() {
             this.again.store(true, Ordering::Release);

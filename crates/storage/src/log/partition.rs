@@ -38,8 +38,8 @@ pub(super) struct Inner {
     pub state: Mutex<State>,
     /// Every offset below this is fsynced.
     pub durable: AtomicI64,
-    /// Set while the log is queued for or in an fsync round, or while its own flusher
-    /// loop runs (at most one per log).
+    /// Set while the log is queued for or in an fsync round, or queued for or in a turn of
+    /// an fsync loop (at most one place at a time).
     pub flushing: AtomicBool,
     /// Set when an fsync was asked for while `flushing` was set: the round looks again.
     pub again: AtomicBool,

@@ -217,8 +217,8 @@ impl SyncRounds {
     /// in an fsync loop, starting a loop unless [`MAX_FSYNC_LOOPS`] run.
     ///
     /// A loop per log, as before, woke a blocking-pool thread for every fsync of every log:
-    /// at 1,000 busy partitions those sleeps and wake-ups were most of the broker's CPU
-    /// (docs/benchmarks.md). A few loops that take the logs in turn keep busy while logs
+    /// at 1,000 busy partitions those sleeps and wake-ups were about a third of the
+    /// broker's CPU samples (docs/benchmarks.md). A few loops that take the logs in turn keep busy while logs
     /// wait, and a log that needs another fsync goes to the back of the queue, so busy
     /// logs cannot keep the others waiting.
     pub(super) fn flush_alone(self: &Arc<Self>, log: Arc<Inner>) {

@@ -1084,12 +1084,22 @@ fn a_reset_log_still_tells_a_stale_follower_where_to_truncate() {
 
 #[test]
 fn appends_racing_the_flusher_going_idle_are_always_flushed() {
-    // The flusher loop stops once the log end is durable; an append that finds it still
-    // running relies on it. The hook holds the loop between its last check and its stop, so
-    // appends land there: without the loop's second look, their waiters would wait forever.
+    // A log stops being flushed once its end is durable; an append that finds it still
+    // being flushed relies on that. The hook holds the flusher between its last check and
+    // its stop, so appends land there: without its second look, their waiters would wait
+    // forever. Both flushers: shared rounds, and the turns of logs that fsync alone.
+    for shared in [true, false] {
+        appends_racing_the_flusher_going_idle_are_flushed(shared);
+    }
+}
+
+fn appends_racing_the_flusher_going_idle_are_flushed(shared: bool) {
     let rt = runtime(2);
     let fx = Fixture::new();
-    let log = Arc::new(fx.open(LogConfig::default()));
+    let resources = Arc::new(LogResources::default().with_shared_fsync(shared));
+    let log = PartitionLog::open(fx.path(), LogConfig::default(), fx.clock.clone(), resources)
+        .expect("open log");
+    let log = Arc::new(log);
     log.inner.flusher_stop_delay_us.store(300, Ordering::Relaxed);
     rt.block_on(async {
         let writers: Vec<_> = (0..3)
