@@ -2,22 +2,27 @@
 //!
 //! - `batch`: the fixed header, CRC-32C, in-place stamping, framing of back-to-back batches.
 //! - `varint`: Kafka's zigzag varint (i32) and varlong (i64), bounds-checked.
-//! - `codec`: the v2 record format and decoding whole batches into records.
+//! - `reader`: the v2 records area read one record at a time, bounds-checked.
+//! - `limits`: `Limits`, and the checks (CRC, count, bounded inflation) before any read.
+//! - `codec`: the v2 record format: encoding records, decoding whole batches into records.
 //! - `compression`: gzip, snappy (xerial), lz4 (frame), zstd; bounded decompression.
 //! - `builder`: `BatchBuilder`, encoding records into one batch as a producer does.
-//! - `validate`: `Limits` and `validate_batches`, the broker's checks on producer input.
+//! - `validate`: `validate_batches`, the broker's checks on producer input.
 
 pub mod batch;
 pub mod builder;
 pub mod codec;
 pub mod compression;
+mod limits;
+mod reader;
 pub mod validate;
 pub mod varint;
 
 pub use batch::{BatchFrames, BatchHeader, Compression, HEADER_LEN};
 pub use builder::BatchBuilder;
 pub use codec::{DecodedRecord, Header, Record, decode_batch, decode_batches};
-pub use validate::{Limits, validate_batches};
+pub use limits::Limits;
+pub use validate::validate_batches;
 
 use crate::error::{Error, ErrorKind, Reason};
 
