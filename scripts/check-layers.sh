@@ -18,8 +18,10 @@ ALLOWED = {
     "shale-meta": {"shale-core"},
     "shale-storage": {"shale-core", "shale-meta"},
     "shale-broker": {"shale-core", "shale-proto", "shale-meta", "shale-storage"},
+    # The client-facing front ends: peers over the broker's `api`, never each other.
+    "shale-grpc": {"shale-core", "shale-proto", "shale-broker"},
     "shale": {"shale-core", "shale-proto", "shale-client", "shale-meta", "shale-storage",
-              "shale-broker"},
+              "shale-broker", "shale-grpc"},
     "shale-bench": {"shale-core", "shale-proto", "shale-client"},
 }
 meta = json.load(open(sys.argv[1]))
@@ -41,6 +43,17 @@ for name, pkg in members.items():
         for m in re.findall(r"^pub mod (\w+);", src, re.M):
             if f"`{m}`" not in docs:
                 bad.append(f"{target['src_path']}: module {m} is not named in the Layout")
+# A front end reaches the broker through its `api` only: authorization, quotas, audit and
+# the domain operations live there once, for every protocol.
+FRONT_ENDS = ["shale-grpc"]
+for name in FRONT_ENDS:
+    root = pathlib.Path(members[name]["manifest_path"]).parent / "src"
+    for path in sorted(root.rglob("*.rs")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for m in re.finditer(r"shale_broker::(\w+|\{)", line):
+                if m.group(1) != "api":
+                    bad.append(f"{path}:{n}: {name} uses shale_broker::{m.group(1)}; "
+                               "front ends reach the broker through shale_broker::api")
 for b in bad:
     print(f"check-layers: {b}", file=sys.stderr)
 sys.exit(1 if bad else 0)

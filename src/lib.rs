@@ -4,8 +4,9 @@
 //! each of which may use only the crates below it (`scripts/check-layers.sh` enforces it):
 //!
 //! ```text
-//! shale (this crate: cli)
-//!   └─ shale-broker   broker, groups, rpc, server, admin, auth, metrics, settings, tls
+//! shale (this crate: cli, server)
+//!   ├─ shale-grpc     the gRPC front end: shale.v1 services over the broker's api
+//!   └─ shale-broker   broker, groups, api, admin, auth, acl, quota, metrics, settings, tls
 //!        ├─ shale-storage   log, tier
 //!        │    └─ shale-meta      MetaStore (etcd, embedded), membership, controller
 //!        └─ shale-proto     pb, status, convert, transport
@@ -20,15 +21,17 @@
 //! # Layout
 //! - `cli`: the `shale` command line (tracing setup and the error exit come from
 //!   `shale_client::cli`).
+//! - `server`: assembles a broker process: the broker, its front ends, the admin listener.
 //! - re-exported from `shale-core`: `record`, `error`, `acks`, `names`, `topic_config`,
 //!   `clock`, `disk`, `failpoint`.
 //! - re-exported from `shale-proto`: `proto`; from `shale-client`: `client`; from
 //!   `shale-meta`: `meta`; from `shale-storage`: `log`, `tier`; from `shale-broker`:
-//!   `broker`, `groups`, `rpc`, `server`, `admin`, `auth`, `metrics`, `settings`, `tls`.
+//!   `broker`, `groups`, `api`, `admin`, `auth`, `acl`, `metrics`, `settings`, `tls`.
 
 pub mod cli;
+pub mod server;
 
-pub use shale_broker::{acl, admin, auth, broker, groups, metrics, rpc, server, settings, tls};
+pub use shale_broker::{acl, admin, api, auth, broker, groups, metrics, settings, tls};
 pub use shale_client as client;
 pub use shale_core::error::{Error, ErrorKind, Result};
 pub use shale_core::{acks, clock, disk, error, failpoint, names, record, topic_config};

@@ -3,34 +3,34 @@
 //! - `broker`: hosted partitions, produce/fetch with their durability rules, replication,
 //!   topic lifecycle, tiering tasks, detection of gone peers.
 //! - `groups`: consumer-group coordination (KIP-848 style) and committed offsets.
-//! - `rpc`: the tonic services over the broker.
+//! - `api`: the seam under the client-facing front ends (gRPC in `shale-grpc`, Kafka in
+//!   `shale-kafka`): every operation a client may ask for, with its authorization, quotas,
+//!   audit and counters.
 //! - `quota`: per-principal produce, fetch and request-rate quotas, stored in etcd;
 //!   requests over quota are held (or refused past `quota.max_delay_ms`).
-//! - `server`: assembles a broker and its gRPC server from settings and injected parts.
-//! - `auth`: who is calling: principals from bearer tokens and client certificates, and
-//!   the tower layer that authenticates every request.
+//! - `auth`: who is calling: principals from bearer tokens and client certificates.
 //! - `acl`: authorization: Kafka-style ACLs stored in the metadata store, cached and
 //!   watched; the per-request check; producer ids tagged with their principal.
 //! - `audit`: the audit trail (refused requests, admin mutations) on its own log target.
 //! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
 //! - `metrics`: request metrics shared by the services and the admin listener.
-//! - `settings`: broker settings (file, env, flags), validated.
+//! - `settings`: broker settings (file, env, flags), validated; `kafka_settings`: `[kafka]`.
 //! - `tls`: TLS on the listener and to peers (rustls), with certificates reloaded from disk.
 //! - `watched`: a prefix of the metadata store kept in memory by a watch (ACLs, quotas).
 //!
 //! Below: `shale-storage`, `shale-meta`, `shale-proto` and `shale-core`. Nothing here is
-//! used by the client.
+//! used by the client. Above: the front ends, which use `api` only (`scripts/check-layers.sh`).
 
 pub mod acl;
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod groups;
+pub mod kafka_settings;
 pub mod metrics;
 pub mod quota;
-pub mod rpc;
-pub mod server;
 pub mod settings;
 pub mod tls;
 pub mod watched;

@@ -45,6 +45,8 @@ pub struct Settings {
     pub acl: crate::acl::AclSettings,
     /// `[quota]`: how per-principal quotas are enforced.
     pub quota: crate::quota::QuotaSettings,
+    /// `[kafka]`: the Kafka listener.
+    pub kafka: crate::kafka_settings::KafkaSettings,
 }
 
 /// `[groups]`: consumer group timeouts.
@@ -293,6 +295,7 @@ impl Settings {
         self.tls.validate()?;
         self.auth.validate(&self.tls)?;
         self.acl.validate()?;
+        self.kafka.validate()?;
         let name = &self.cluster.name;
         if name.is_empty()
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

@@ -135,12 +135,12 @@ impl TlsSettings {
 
     /// Refuses plaintext on an address other than loopback unless `allow_plaintext` says
     /// the operator means it.
-    pub fn check_listener(&self, listen: SocketAddr) -> Result<(), Error> {
+    pub fn check_listener(&self, listen: SocketAddr, protocol: &str) -> Result<(), Error> {
         if self.enabled() || self.allow_plaintext || listen.ip().is_loopback() {
             return Ok(());
         }
         Err(Error::invalid(format!(
-            "refusing to serve plaintext gRPC on {listen}, which is not a loopback address: \
+            "refusing to serve plaintext {protocol} on {listen}, which is not a loopback address: \
              set tls.cert_file and tls.key_file (--tls-cert, --tls-key), or allow it with \
              tls.allow_plaintext = true (--allow-plaintext)"
         )))
@@ -183,6 +183,9 @@ pub struct ServerTls {
     settings: TlsSettings,
     current: RwLock<Arc<Material>>,
     config: Arc<rustls::ServerConfig>,
+    /// The same certificate and client verifier without ALPN (`h2` is gRPC's): for the
+    /// Kafka listener, whose clients offer none.
+    plain_config: Arc<rustls::ServerConfig>,
     /// Bumped on every rotation; peer channels made under an older one are replaced.
     generation: std::sync::atomic::AtomicU64,
 }
@@ -276,16 +279,18 @@ impl ServerTls {
         let material = Arc::new(Material::parse(settings, Pems::read(settings)?)?);
         let tls = Arc::new_cyclic(|weak: &std::sync::Weak<ServerTls>| {
             let parts = Arc::new(Current(weak.clone()));
-            let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            let plain_config = rustls::ServerConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
                 .expect("ring supports the default protocol versions")
                 .with_client_cert_verifier(parts.clone())
                 .with_cert_resolver(parts);
+            let mut config = plain_config.clone();
             config.alpn_protocols = vec![b"h2".to_vec()];
             ServerTls {
                 settings: settings.clone(),
                 current: RwLock::new(material),
                 config: Arc::new(config),
+                plain_config: Arc::new(plain_config),
                 generation: std::sync::atomic::AtomicU64::new(0),
             }
         });
@@ -328,6 +333,13 @@ impl ServerTls {
             config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
         }
         config
+    }
+
+    /// A TLS acceptor with the live certificate and client verifier and no ALPN, for a
+    /// listener that runs its own accept loop (the Kafka listener), and how long it gives a
+    /// handshake.
+    pub fn acceptor(&self) -> (TlsAcceptor, Duration) {
+        (TlsAcceptor::from(self.plain_config.clone()), HANDSHAKE_TIMEOUT)
     }
 
     /// Accepts connections on `listener` and hands over those whose handshake succeeded;

@@ -119,6 +119,9 @@ pub struct BrokerRecord {
     pub id: i32,
     /// Address clients dial (host:port).
     pub address: String,
+    /// Address Kafka clients dial (host:port); empty when the broker has no Kafka listener.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kafka_address: String,
     /// Rack or zone; empty when unset.
     pub rack: String,
     /// Start time of the broker process (ms since epoch).

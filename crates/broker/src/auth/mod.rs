@@ -1,5 +1,6 @@
 //! Who is calling: every request is given a [`Principal`] before any service sees it, by
-//! an async tower layer ([`layer`]) in front of the gRPC services.
+//! each front end (the gRPC services' tower layer, the Kafka listener's handshake) through
+//! the broker's `api`.
 //!
 //! - A bearer token (`authorization: Bearer …`) names its principal through the static
 //!   token file (`auth.token_file`) or, if it is a JWT, through its claims once verified
@@ -17,7 +18,6 @@
 
 mod cert;
 mod jwt;
-pub mod layer;
 mod tokens;
 
 use std::collections::HashSet;

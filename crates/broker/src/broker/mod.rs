@@ -15,6 +15,8 @@
 //! - `replication`: leader, follower and ISR sides of replication, and the high watermark.
 //! - `peers`: channels to the other brokers.
 //! - `group_host`: what the group coordinator needs of its broker.
+//! - `list_offsets`: where a partition starts and ends, and which offset a time falls at.
+//! - `metadata`: the cluster as cached here, for clients to route by.
 //! - `tasks`: background work (retention, interval flush, ISR ticks, group sweeps).
 //! - `tiering`: tasks for the tier layer's uploader and scrubber over the partitions this
 //!   broker leads, and the tier pointers hosted replicas learn.
@@ -30,7 +32,9 @@ mod group_host;
 pub mod idempotence;
 pub mod identity;
 mod lifecycle;
+mod list_offsets;
 mod liveness;
+mod metadata;
 pub mod moves;
 pub mod partition;
 mod peers;
@@ -42,7 +46,8 @@ pub mod replication;
 mod tasks;
 mod view;
 pub use drain::DrainReport;
-pub use group_host::list_offsets_here;
+pub use list_offsets::{ListedOffset, OffsetSpec, list_offsets_on};
+pub use metadata::TopicWithStates;
 mod tiering;
 pub mod topics;
 
@@ -143,6 +148,7 @@ impl Broker {
         let record = BrokerRecord {
             id,
             address: settings.broker.advertised_address(),
+            kafka_address: settings.kafka.advertised_address(),
             rack: settings.broker.rack.clone(),
             started_ms: clock.now_ms(),
             incarnation: new_incarnation(),
@@ -254,7 +260,7 @@ impl Broker {
 
     /// Runs `task` in the background, tracked by the broker's lifecycle: cancelled when the
     /// broker closes, and waited for before its partitions close.
-    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {

@@ -17,7 +17,7 @@ impl Broker {
 
     /// A shared channel to another broker: over TLS, presenting this broker's certificate,
     /// when this broker serves TLS (a rotation makes new channels with the new one).
-    pub(crate) fn peer(&self, addr: &str) -> Result<Channel, Error> {
+    pub fn peer(&self, addr: &str) -> Result<Channel, Error> {
         let tls = self.replicas.tls.as_ref();
         let generation = tls.map_or(0, |t| t.generation());
         let cached = self.replicas.peers.lock().ok().and_then(|m| m.get(addr).cloned());

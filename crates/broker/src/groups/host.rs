@@ -6,7 +6,6 @@ use async_trait::async_trait;
 
 use shale_core::error::Error;
 use shale_meta::topics::TopicRecord;
-use shale_proto::pb;
 
 /// The broker as the coordinator sees it.
 #[async_trait]
@@ -34,6 +33,6 @@ pub trait GroupHost: Send + Sync {
         &self,
         topic: &str,
         partition: u32,
-        spec: Option<pb::list_offsets_request::Spec>,
-    ) -> Result<pb::ListOffsetsResponse, Error>;
+        spec: crate::broker::OffsetSpec,
+    ) -> Result<crate::broker::ListedOffset, Error>;
 }

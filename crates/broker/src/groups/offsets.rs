@@ -255,7 +255,7 @@ impl Coordinator {
         b: &dyn GroupHost,
         req: pb::ResetOffsetsRequest,
     ) -> Result<Vec<pb::CommittedOffset>, Error> {
-        use pb::list_offsets_request::Spec;
+        use crate::broker::OffsetSpec as Spec;
         use pb::reset_offsets_request::To;
         let group = req.group.as_str();
         validate_group(group)?;
@@ -288,14 +288,14 @@ impl Coordinator {
                         "reset needs a target: earliest, latest, a timestamp or an offset",
                     ));
                 }
-                Some(To::Earliest(_)) => offsets(Some(Spec::Earliest(true))).await?.offset,
-                Some(To::Latest(_)) => offsets(Some(Spec::Latest(true))).await?.offset,
+                Some(To::Earliest(_)) => offsets(Spec::Earliest).await?.offset,
+                Some(To::Latest(_)) => offsets(Spec::Latest).await?.offset,
                 Some(To::TimestampMs(ts)) => {
-                    let r = offsets(Some(Spec::TimestampMs(ts))).await?;
+                    let r = offsets(Spec::Timestamp(ts)).await?;
                     if r.offset < 0 { r.high_watermark } else { r.offset }
                 }
                 Some(To::Offset(o)) => {
-                    let r = offsets(Some(Spec::Latest(true))).await?;
+                    let r = offsets(Spec::Latest).await?;
                     if o < r.log_start_offset || o > r.high_watermark {
                         let (start, hw) = (r.log_start_offset, r.high_watermark);
                         return Err(offset_out_of_range(o, start, hw, RangeEnd::HighWatermark)
@@ -433,7 +433,7 @@ impl Coordinator {
             for p in 0..entry.partitions {
                 let tp = (topic.clone(), p);
                 let committed = committed.get(&tp).copied().unwrap_or(-1);
-                let ends = b.list_offsets(&topic, p, None).await.ok();
+                let ends = b.list_offsets(&topic, p, crate::broker::OffsetSpec::Latest).await.ok();
                 let (log_end, lag) = match &ends {
                     Some(r) if committed >= 0 => {
                         (r.high_watermark, (r.high_watermark - committed).max(0))
@@ -523,8 +523,8 @@ mod tests {
             &self,
             _topic: &str,
             _partition: u32,
-            _spec: Option<pb::list_offsets_request::Spec>,
-        ) -> Result<pb::ListOffsetsResponse, Error> {
+            _spec: crate::broker::OffsetSpec,
+        ) -> Result<crate::broker::ListedOffset, Error> {
             Err(Error::unavailable("no logs in this test"))
         }
     }

@@ -418,6 +418,7 @@ mod tests {
                 BrokerRecord {
                     id: *id,
                     address: format!("b{id}:9292"),
+                    kafka_address: String::new(),
                     rack: rack.to_string(),
                     started_ms: 0,
                     incarnation: 0,

@@ -314,6 +314,7 @@ mod tests {
         BrokerRecord {
             id,
             address: format!("b{id}:9292"),
+            kafka_address: String::new(),
             rack: rack.into(),
             started_ms: 0,
             incarnation: 0,

@@ -335,6 +335,7 @@ mod tests {
         let record = BrokerRecord {
             id: 1,
             address: "127.0.0.1:1".into(),
+            kafka_address: String::new(),
             rack: String::new(),
             started_ms: 0,
             incarnation: 1,

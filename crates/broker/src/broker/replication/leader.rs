@@ -86,7 +86,13 @@ pub(crate) fn end_of_epoch(
     epoch: i32,
 ) -> Result<(i32, i64), Error> {
     let p = broker.leader_at_epoch(topic, partition, current_epoch)?;
-    Ok(p.log().end_offset_for_epoch(epoch).unwrap_or((-1, -1)))
+    Ok(end_of_epoch_on(&p, epoch))
+}
+
+/// Where `epoch` ends in `p`'s log: the largest epoch at or below it and its end offset,
+/// or `(-1, -1)` when the log knows none.
+pub(crate) fn end_of_epoch_on(p: &Partition, epoch: i32) -> (i32, i64) {
+    p.log().end_offset_for_epoch(epoch).unwrap_or((-1, -1))
 }
 
 /// The answer to a follower whose log diverges from the leader's below its fetch offset:

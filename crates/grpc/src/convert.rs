@@ -1,11 +1,11 @@
 //! Conversions from the broker's descriptions of topics, partitions and brokers to
 //! protobuf messages.
 
-use crate::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
-use crate::broker::TopicEntry;
-use crate::broker::topics::PartitionDescription;
+use shale_broker::api::{
+    AclBinding, AclFilter, BrokerRecord, Move, Operation, PartitionDescription, PartitionState,
+    PatternType, Permission, ResourceType, TopicEntry,
+};
 use shale_core::error::Error;
-use shale_meta::topics::{BrokerRecord, PartitionState};
 use shale_proto::pb;
 
 /// A cached topic as a proto `TopicInfo`.
@@ -50,7 +50,7 @@ pub fn partition_info(d: &PartitionDescription) -> pb::PartitionInfo {
 }
 
 /// A planned reassignment as proto.
-pub fn planned_move(m: &shale_meta::controller::Move) -> pb::PlannedMove {
+pub fn planned_move(m: &Move) -> pb::PlannedMove {
     pb::PlannedMove {
         topic: m.topic.clone(),
         partition: m.partition,

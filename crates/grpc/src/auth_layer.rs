@@ -1,5 +1,6 @@
 //! The tower layer that authenticates every gRPC request before a service sees it: reads
-//! the bearer token and the TLS peer certificate, asks the [`Authenticator`], and either
+//! the bearer token and the TLS peer certificate, asks the broker ([`Api::authenticate`]),
+//! holds the request for its principal's request-rate quota, and either
 //! puts the caller's [`Identity`] into the request's extensions or answers
 //! `UNAUTHENTICATED` itself. An async layer (not tonic's synchronous interceptor), so verification that
 //! waits (fetching signing keys) can go here.
@@ -12,24 +13,21 @@ use std::task::{Context, Poll};
 use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use super::{Authenticator, Identity};
-use crate::quota::{Kind, Quotas};
+use shale_broker::api::{Api, Identity, QuotaKind};
 
 /// Paths open without credentials: the health service, for probes.
 const OPEN_PREFIXES: &[&str] = &["/grpc.health.v1.Health/"];
 
-/// Authenticates requests with an [`Authenticator`], then holds each for its principal's
-/// request-rate quota.
+/// Authenticates requests, then holds each for its principal's request-rate quota.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    auth: Arc<Authenticator>,
-    quotas: Arc<Quotas>,
+    api: Api,
 }
 
 impl AuthLayer {
-    /// A layer over `auth` and `quotas`.
-    pub fn new(auth: Arc<Authenticator>, quotas: Arc<Quotas>) -> AuthLayer {
-        AuthLayer { auth, quotas }
+    /// A layer over `api`.
+    pub fn new(api: Api) -> AuthLayer {
+        AuthLayer { api }
     }
 }
 
@@ -37,7 +35,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
     type Service = Authenticate<S>;
 
     fn layer(&self, inner: S) -> Authenticate<S> {
-        Authenticate { inner, auth: self.auth.clone(), quotas: self.quotas.clone() }
+        Authenticate { inner, api: self.api.clone() }
     }
 }
 
@@ -45,8 +43,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Authenticate<S> {
     inner: S,
-    auth: Arc<Authenticator>,
-    quotas: Arc<Quotas>,
+    api: Api,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -74,12 +71,12 @@ where
         // The clone is not ready; the ready one serves this request (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (auth, quotas) = (self.auth.clone(), self.quotas.clone());
+        let api = self.api.clone();
         Box::pin(async move {
             let identity = match credentials_of(&req) {
                 Ok((bearer, chain)) => {
                     let leaf = chain.as_deref().and_then(|c| c.first()).map(|c| c.as_ref());
-                    auth.authenticate(bearer.as_deref(), leaf).await
+                    api.authenticate(bearer.as_deref(), leaf).await
                 }
                 Err(e) => Err(e),
             };
@@ -89,7 +86,7 @@ where
                     req.extensions_mut().insert(id);
                 }
                 Ok(id) => {
-                    if let Err(e) = quotas.throttle(&id, Kind::Requests, 1).await {
+                    if let Err(e) = api.throttle(&id, QuotaKind::Requests, 1).await {
                         return Ok(shale_proto::status::into_status(e).into_http());
                     }
                     req.extensions_mut().insert(id);
@@ -98,7 +95,7 @@ where
                     req.extensions_mut().insert(Identity::anonymous());
                 }
                 Err(e) => {
-                    crate::audit::refused(req.uri().path(), &e);
+                    api.refused(req.uri().path(), &e);
                     return Ok(shale_proto::status::into_status(e).into_http());
                 }
             }
@@ -119,7 +116,7 @@ fn credentials_of<B>(req: &http::Request<B>) -> Result<Credentials, shale_core::
             match v.and_then(|v| v.strip_prefix("Bearer ")) {
                 Some(token) => Some(token.trim().to_string()),
                 None => {
-                    return Err(super::unauthenticated(
+                    return Err(shale_broker::api::unauthenticated(
                         "the authorization header is not `Bearer <token>`",
                     ));
                 }

@@ -3,21 +3,17 @@
 use shale_proto::status::into_status;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::acl::{Operation, ResourceType};
-use crate::auth::Identity;
-use crate::auth::layer::identity;
-use crate::broker::fetch::{self, FetchOptions};
-use crate::broker::{Broker, Payload, Produced};
-use crate::metrics::observe_since;
-use crate::quota::Kind;
+use crate::auth_layer::identity;
+use shale_broker::api::observe_since;
+use shale_broker::api::{
+    Api, FetchChunk, FetchShape, Identity, OffsetSpec, Payload, Produced, QuotaKind,
+};
 use shale_core::error::{Error, Reason};
 use shale_proto::convert;
 use shale_proto::pb;
@@ -26,33 +22,12 @@ use shale_proto::pb;
 const MAX_IN_FLIGHT: usize = 256;
 /// Messages of one ProduceMany stream in flight at once.
 const MAX_MANY_IN_FLIGHT: usize = 64;
+/// Messages buffered per FetchMany stream: small, so a slow consumer pushes back on reads.
+const FETCH_STREAM_BUFFER: usize = 2;
 
-/// One partition's fetch messages, after quota and counters.
 /// One partition's messages in a FetchMany stream, each with the add's tag, ended by `None`
 /// so that its end is seen.
-type BoxReader =
-    Pin<Box<dyn Stream<Item = (u64, Option<Result<fetch::FetchChunk, Error>>)> + Send>>;
-
-/// How a fetch stream reads, from the client's request and the broker's limits.
-#[derive(Debug, Clone, Copy)]
-struct FetchShape {
-    max_bytes: usize,
-    max_wait: Option<Duration>,
-    stop_at_end: bool,
-}
-
-impl FetchShape {
-    fn of(broker: &Broker, max_bytes: u32, max_wait_ms: u32, stop_at_end: bool) -> FetchShape {
-        let limits = &broker.settings().log;
-        // Capped: one message never grows past what the broker accepts in a request.
-        let max_bytes = match max_bytes {
-            0 => limits.fetch_max_bytes,
-            n => (n as usize).min(limits.max_request_bytes),
-        };
-        let max_wait = (max_wait_ms > 0).then(|| Duration::from_millis(u64::from(max_wait_ms)));
-        FetchShape { max_bytes, max_wait, stop_at_end }
-    }
-}
+type BoxReader = Pin<Box<dyn Stream<Item = (u64, Option<Result<FetchChunk, Error>>)> + Send>>;
 
 /// The message that takes a partition out of a FetchMany stream: at its end, or failed.
 fn ended(
@@ -70,56 +45,16 @@ fn ended(
     }
 }
 
-impl LogService {
-    /// Checks `who` may read `topic` and starts reading `partition` from `offset`: the
-    /// messages, paced by the fetch quota and counted per topic.
-    fn start_fetch(
-        &self,
-        who: &Identity,
-        rpc: &str,
-        topic: &str,
-        partition: u32,
-        offset: i64,
-        shape: &FetchShape,
-    ) -> Result<impl Stream<Item = Result<fetch::FetchChunk, Error>> + Send + 'static, Error> {
-        self.broker.acl().check(who, rpc, Operation::Read, ResourceType::Topic, topic)?;
-        let partition = self.broker.partition(topic, partition)?;
-        let opts = FetchOptions {
-            offset,
-            max_bytes: shape.max_bytes,
-            max_wait: shape.max_wait,
-            stop_at_end: shape.stop_at_end,
-        };
-        let rx = fetch::start(partition, opts, self.broker.closed_signal())?;
-        let counters = self.broker.request_metrics().topic(topic);
-        counters.fetch_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let quotas = self.broker.quotas().clone();
-        let who = who.clone();
-        Ok(ReceiverStream::new(rx).then(move |item| {
-            let (quotas, who, counters) = (quotas.clone(), who.clone(), counters.clone());
-            async move {
-                // Over the fetch quota, the message waits; a stream is never refused for it.
-                if let Ok(c) = &item {
-                    quotas.throttle_stream(&who, Kind::Fetch, c.batches.len() as u64).await;
-                    let bytes = c.batches.len() as u64;
-                    counters.fetch_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                }
-                item
-            }
-        }))
-    }
-}
-
 /// The Log service over a broker.
 #[derive(Debug, Clone)]
 pub struct LogService {
-    broker: Arc<Broker>,
+    api: Api,
 }
 
 impl LogService {
-    /// Serves `broker`.
-    pub fn new(broker: Arc<Broker>) -> Self {
-        LogService { broker }
+    /// Serves `api`.
+    pub fn new(api: Api) -> Self {
+        LogService { api }
     }
 }
 
@@ -138,65 +73,20 @@ fn payload(req: &mut pb::ProduceRequest) -> Result<Payload, Error> {
 }
 
 impl LogService {
-    /// Checks that `who` may write what `req` carries: Write on the topic, and producer
-    /// ids issued to `who`.
-    fn authorize_produce(&self, who: &Identity, req: &pb::ProduceRequest) -> Result<(), Error> {
-        let acl = self.broker.acl();
-        acl.check(who, "Produce", Operation::Write, ResourceType::Topic, &req.topic)?;
-        if let Some(pb::produce_request::Payload::Batches(b)) = &req.payload {
-            acl.check_producer_ids(who, &req.topic, b)?;
-        }
-        Ok(())
-    }
-
-    /// Appends; the returned future resolves when `acks` is satisfied. Both steps are
-    /// counted for the topic, and the whole is timed as produce latency.
+    /// Admits the request (authorization, produce quota, held for here), then appends;
+    /// the returned future resolves when `acks` is satisfied.
     async fn append(
         &self,
         who: &Identity,
         mut req: pb::ProduceRequest,
     ) -> Result<impl Future<Output = Result<Produced, Error>> + Send + 'static, Error> {
-        self.authorize_produce(who, &req)?;
-        // Record bytes: what the quota charges and the topic's counters count.
-        let size = match &req.payload {
-            Some(pb::produce_request::Payload::Batches(b)) => b.len() as u64,
-            Some(pb::produce_request::Payload::Records(r)) => r
-                .records
-                .iter()
-                .map(|r| {
-                    (r.key.as_ref().map_or(0, |k| k.len())
-                        + r.value.as_ref().map_or(0, |v| v.len())) as u64
-                })
-                .sum(),
-            None => 0,
-        };
-        self.broker.quotas().throttle(who, Kind::Produce, size).await?;
-        let start = shale_core::clock::monotonic_now();
-        let metrics = self.broker.request_metrics().clone();
-        // Only existing topics get counters: request names alone must not grow the map.
-        let topic = self.broker.has_topic(&req.topic).then(|| metrics.topic(&req.topic));
-        let appended = async {
-            let acks = convert::acks(req.acks)?;
-            let payload = payload(&mut req)?;
-            let ack = self.broker.append(&req.topic, req.partition, payload, acks).await?;
-            Ok::<_, Error>((ack, size))
+        let payload = payload(&mut req)?;
+        let acks = convert::acks(req.acks)?;
+        let admitted = self.api.admit_produce(who, &req.topic, &payload)?;
+        if !admitted.wait().is_zero() {
+            shale_core::clock::sleep(admitted.wait()).await;
         }
-        .await;
-        match appended {
-            Ok((ack, bytes)) => Ok(async move {
-                let result = ack.await;
-                if let Some(topic) = &topic {
-                    metrics.produced(topic, bytes, result.is_ok(), start.elapsed());
-                }
-                result
-            }),
-            Err(e) => {
-                if let Some(topic) = &topic {
-                    metrics.produced(topic, 0, false, start.elapsed());
-                }
-                Err(e)
-            }
-        }
+        self.api.append(admitted, req.partition, payload, acks).await
     }
 }
 
@@ -222,10 +112,10 @@ impl LogService {
         Req: Send + 'static,
         Resp: Send + 'static,
     {
-        let mut closed = self.broker.closed_signal();
-        let stages = self.broker.request_metrics().produce_stages.clone();
+        let mut closed = self.api.closed_signal();
+        let stages = self.api.metrics().produce_stages.clone();
         let (tx, rx) = mpsc::channel::<Result<Resp, Status>>(64);
-        self.broker.spawn(async move {
+        self.api.spawn(async move {
             let mut pending = FuturesOrdered::new();
             let mut inbound_done = false;
             loop {
@@ -275,7 +165,7 @@ impl LogService {
         let runtime = tokio::runtime::Handle::current();
         let appended = tokio::task::spawn_blocking(move || {
             let appends = service.append_in_order(&who, requests, throttled);
-            runtime.block_on(crate::broker::appending_inline(appends))
+            runtime.block_on(shale_broker::api::appending_inline(appends))
         })
         .await;
         appended.unwrap_or_else(|e| {
@@ -377,7 +267,7 @@ impl pb::log_server::Log for LogService {
             let (service, who) = (service.clone(), who.clone());
             Box::pin(async move {
                 // Each message is a request (the stream itself was one).
-                let throttled = service.broker.quotas().throttle(&who, Kind::Requests, 1).await;
+                let throttled = service.api.throttle(&who, QuotaKind::Requests, 1).await;
                 service.append_one(&who, req, &throttled).await
             })
         });
@@ -396,7 +286,7 @@ impl pb::log_server::Log for LogService {
             let (service, who) = (service.clone(), who.clone());
             Box::pin(async move {
                 // Each message is a request, as Kafka counts them.
-                let throttled = service.broker.quotas().throttle(&who, Kind::Requests, 1).await;
+                let throttled = service.api.throttle(&who, QuotaKind::Requests, 1).await;
                 let acks = service.append_many(&who, msg.requests, throttled).await;
                 Box::pin(async move {
                     pb::ProduceManyResponse { responses: futures::future::join_all(acks).await }
@@ -414,9 +304,10 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<Self::FetchStream>, Status> {
         let who = identity(&request);
         let req = request.into_inner();
-        let shape = FetchShape::of(&self.broker, req.max_bytes, req.max_wait_ms, req.stop_at_end);
+        let shape = FetchShape::new(&self.api, req.max_bytes, req.max_wait_ms, req.stop_at_end);
         let reader = self
-            .start_fetch(&who, "Fetch", &req.topic, req.partition, req.offset, &shape)
+            .api
+            .fetch_stream(&who, "Fetch", &req.topic, req.partition, req.offset, &shape)
             .map_err(into_status)?;
         let stream = reader.map(|item| {
             item.map(|c| pb::FetchResponse {
@@ -438,7 +329,7 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<Self::FetchManyStream>, Status> {
         let who = identity(&request);
         let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(fetch::STREAM_BUFFER);
+        let (tx, rx) = mpsc::channel(FETCH_STREAM_BUFFER);
         let service = self.clone();
         // Detached: ends when the client goes (its requests end with an error or its
         // answers can no longer be sent), or once it half-closed and no partition is left.
@@ -458,7 +349,7 @@ impl pb::log_server::Log for LogService {
                             Err(_) => return,
                         };
                         let shape = shape.get_or_insert_with(|| {
-                            FetchShape::of(&service.broker, req.max_bytes, req.max_wait_ms, req.stop_at_end)
+                            FetchShape::new(&service.api, req.max_bytes, req.max_wait_ms, req.stop_at_end)
                         });
                         for stop in req.remove {
                             readers.remove(&(stop.topic, stop.partition));
@@ -467,7 +358,7 @@ impl pb::log_server::Log for LogService {
                             let key = (p.topic.clone(), p.partition);
                             // A partition already read moves: its reader is replaced.
                             readers.remove(&key);
-                            match service.start_fetch(&who, "FetchMany", &p.topic, p.partition, p.offset, shape) {
+                            match service.api.fetch_stream(&who, "FetchMany", &p.topic, p.partition, p.offset, shape) {
                                 Ok(reader) => {
                                     let tag = p.tag;
                                     let reader = reader
@@ -521,8 +412,7 @@ impl pb::log_server::Log for LogService {
         request: Request<pb::InitProducerIdRequest>,
     ) -> Result<Response<pb::InitProducerIdResponse>, Status> {
         let who = identity(&request);
-        self.broker.acl().check_idempotent_write(&who, "InitProducerId").map_err(into_status)?;
-        let (producer_id, epoch) = self.broker.init_producer_id(&who).await.map_err(into_status)?;
+        let (producer_id, epoch) = self.api.init_producer_id(&who).await.map_err(into_status)?;
         Ok(Response::new(pb::InitProducerIdResponse { producer_id, producer_epoch: epoch as i32 }))
     }
 
@@ -532,12 +422,22 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
         let who = identity(&request);
         let req = request.into_inner();
-        let acl = self.broker.acl();
-        acl.check(&who, "ListOffsets", Operation::Describe, ResourceType::Topic, &req.topic)
+        let spec = match req.spec {
+            Some(pb::list_offsets_request::Spec::Earliest(_)) => OffsetSpec::Earliest,
+            None | Some(pb::list_offsets_request::Spec::Latest(_)) => OffsetSpec::Latest,
+            Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => OffsetSpec::Timestamp(ts),
+        };
+        let found = self
+            .api
+            .list_offsets(&who, &req.topic, req.partition, spec)
+            .await
             .map_err(into_status)?;
-        let partition = self.broker.partition(&req.topic, req.partition).map_err(into_status)?;
-        let answer =
-            crate::broker::list_offsets_here(&partition, req.spec).await.map_err(into_status)?;
+        let answer = pb::ListOffsetsResponse {
+            offset: found.offset,
+            timestamp_ms: found.timestamp_ms,
+            log_start_offset: found.log_start_offset,
+            high_watermark: found.high_watermark,
+        };
         Ok(Response::new(answer))
     }
 }

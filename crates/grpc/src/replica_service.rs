@@ -1,9 +1,8 @@
 //! `shale.v1.Replica` over gRPC: the stream plumbing of `ReplicaFetch` and the unary
-//! `OffsetForLeaderEpoch`. What the leader answers is in `broker/replication/leader.rs`.
+//! `OffsetForLeaderEpoch`. What the leader answers is the broker's (`api::replica`).
 
 use shale_proto::status::into_status;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -11,20 +10,19 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::broker::Broker;
-use crate::broker::replication::leader;
+use shale_broker::api::Api;
 use shale_proto::{convert, pb};
 
 /// The Replica service over a broker.
 #[derive(Debug, Clone)]
 pub struct ReplicaService {
-    broker: Arc<Broker>,
+    api: Api,
 }
 
 impl ReplicaService {
-    /// Serves `broker`.
-    pub fn new(broker: Arc<Broker>) -> Self {
-        ReplicaService { broker }
+    /// Serves `api`.
+    pub fn new(api: Api) -> Self {
+        ReplicaService { api }
     }
 }
 
@@ -38,13 +36,13 @@ impl pb::replica_server::Replica for ReplicaService {
         &self,
         request: Request<Streaming<pb::ReplicaFetchRequest>>,
     ) -> Result<Response<Self::ReplicaFetchStream>, Status> {
-        let who = crate::auth::layer::identity(&request);
-        self.broker.acl().check_broker(&who, "ReplicaFetch").map_err(into_status)?;
+        let who = crate::auth_layer::identity(&request);
+        self.api.check_broker(&who, "ReplicaFetch").map_err(into_status)?;
         let mut inbound = request.into_inner();
         let service = self.clone();
-        let mut broker_closed = self.broker.closed_signal();
+        let mut broker_closed = self.api.closed_signal();
         let (tx, rx) = mpsc::channel(2);
-        self.broker.spawn(async move {
+        self.api.spawn(async move {
             loop {
                 let req = tokio::select! {
                     next = inbound.message() => match next {
@@ -53,16 +51,11 @@ impl pb::replica_server::Replica for ReplicaService {
                     },
                     _ = broker_closed.wait_for(|c| *c) => return,
                 };
-                let msg = match leader::answer(&service.broker, &req).await {
+                let msg = match service.api.replica_fetch(&req).await {
                     Ok(m) => m,
                     Err(e) => {
                         // Tell the follower why, with our local log range, and end the stream.
-                        let (start, end) = service
-                            .broker
-                            .partition(&req.topic, req.partition)
-                            .map_or((-1, -1), |p| {
-                                (p.log().log_start_offset(), p.log().log_end_offset())
-                            });
+                        let (start, end) = service.api.leader_log_range(&req.topic, req.partition);
                         let _ = tx
                             .send(Ok(pb::ReplicaFetchResponse {
                                 batches: Bytes::new(),
@@ -87,17 +80,13 @@ impl pb::replica_server::Replica for ReplicaService {
         &self,
         request: Request<pb::OffsetForLeaderEpochRequest>,
     ) -> Result<Response<pb::OffsetForLeaderEpochResponse>, Status> {
-        let who = crate::auth::layer::identity(&request);
-        self.broker.acl().check_broker(&who, "OffsetForLeaderEpoch").map_err(into_status)?;
+        let who = crate::auth_layer::identity(&request);
+        self.api.check_broker(&who, "OffsetForLeaderEpoch").map_err(into_status)?;
         let req = request.into_inner();
-        let (leader_epoch, end_offset) = leader::end_of_epoch(
-            &self.broker,
-            &req.topic,
-            req.partition,
-            req.current_leader_epoch,
-            req.leader_epoch,
-        )
-        .map_err(into_status)?;
+        let (leader_epoch, end_offset) = self
+            .api
+            .end_of_epoch(&req.topic, req.partition, req.current_leader_epoch, req.leader_epoch)
+            .map_err(into_status)?;
         Ok(Response::new(pb::OffsetForLeaderEpochResponse { leader_epoch, end_offset }))
     }
 }

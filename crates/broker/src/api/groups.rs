@@ -1,0 +1,156 @@
+//! Consumer groups and their committed offsets, as the front ends call them: each checks
+//! Read (or Describe, Delete) on the group and Read on the topics involved, and audits
+//! what it changes.
+
+use super::{Api, Identity, Principal};
+use crate::acl::{Operation, ResourceType};
+use crate::audit::{self, Resource};
+use crate::groups::coordinator_of;
+use shale_core::error::{Error, ErrorKind, Reason};
+use shale_proto::pb;
+
+impl Api {
+    /// Checks `op` on the group and Read on each named topic.
+    fn check_group_and_topics<'a>(
+        &self,
+        who: &Identity,
+        action: &str,
+        op: Operation,
+        group: &str,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Error> {
+        let acl = self.broker.acl();
+        acl.check(who, action, op, ResourceType::Group, group)?;
+        for t in topics {
+            acl.check(who, action, Operation::Read, ResourceType::Topic, t)?;
+        }
+        Ok(())
+    }
+
+    /// Who a request forwarded by another broker acts for. Without authorization every
+    /// caller is trusted alike (in a plaintext cluster brokers are anonymous too), so the
+    /// claim is ignored from non-brokers; with it, a non-broker's claim is refused.
+    pub fn acting_for(&self, caller: Identity, claimed: Option<&str>) -> Result<Identity, Error> {
+        let Some(name) = claimed else { return Ok(caller) };
+        if !caller.broker && !self.broker.acl().enabled() {
+            return Ok(caller);
+        }
+        if !caller.broker {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                Reason::AuthorizationFailed,
+                format!("{} may not act on behalf of another principal", caller.principal),
+            )
+            .with("principal", caller.principal.to_string()));
+        }
+        Ok(Identity { principal: Principal::parse(name)?, via: caller.via, broker: false })
+    }
+
+    /// The broker that coordinates `group` (id, address), if any broker is live.
+    pub fn group_coordinator(&self, group: &str) -> Option<(i32, String)> {
+        coordinator_of(group, &self.broker.coordinator_candidates())
+    }
+
+    /// Checks that `who` may take part in the group with its topics (Read on both), before
+    /// a heartbeat is served here or forwarded to the coordinator.
+    pub fn check_heartbeat(&self, who: &Identity, req: &pb::HeartbeatRequest) -> Result<(), Error> {
+        shale_core::names::validate_group(&req.group)?;
+        let topics = req.topics.iter().map(String::as_str);
+        self.check_group_and_topics(who, "Heartbeat", Operation::Read, &req.group, topics)
+    }
+
+    /// A KIP-848 heartbeat, served by this broker as the group's coordinator. It confirms
+    /// assignments only while it can prove its lease, before and after the work: once it
+    /// cannot, another broker may take the group over and, a session timeout later, give
+    /// these partitions to other members.
+    pub async fn heartbeat(
+        &self,
+        who: &Identity,
+        req: pb::HeartbeatRequest,
+    ) -> Result<pb::HeartbeatResponse, Error> {
+        self.check_heartbeat(who, &req)?;
+        let b = &self.broker;
+        b.check_serving()?;
+        // Members are bound to their principals only under authorization.
+        let principal = if b.acl().enabled() { who.principal.as_str() } else { "" };
+        let answer = b.groups().heartbeat(b.as_ref(), req, principal).await?;
+        b.check_serving()?;
+        Ok(answer)
+    }
+
+    /// Commits offsets (Read on the group and the topics), fenced by the member.
+    pub async fn commit_offsets(
+        &self,
+        who: &Identity,
+        req: pb::CommitOffsetsRequest,
+    ) -> Result<(), Error> {
+        let topics = req.offsets.iter().map(|o| o.topic.as_str());
+        self.check_group_and_topics(who, "CommitOffsets", Operation::Read, &req.group, topics)?;
+        let b = &self.broker;
+        b.groups().commit(b.as_ref(), req).await
+    }
+
+    /// Committed offsets of a group (Describe on it and the topics; asked for every topic,
+    /// only those the caller may describe).
+    pub async fn fetch_offsets(
+        &self,
+        who: &Identity,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "FetchOffsets", Operation::Describe, ResourceType::Group, group)?;
+        for t in topics {
+            acl.check(who, "FetchOffsets", Operation::Describe, ResourceType::Topic, t)?;
+        }
+        let b = &self.broker;
+        let mut offsets = b.groups().fetch_offsets(b.as_ref(), group, topics).await?;
+        offsets.retain(|o| acl.allows(who, Operation::Describe, ResourceType::Topic, &o.topic));
+        Ok(offsets)
+    }
+
+    /// Sets committed offsets of an empty group (Read on it and the topic).
+    pub async fn reset_offsets(
+        &self,
+        who: &Identity,
+        req: pb::ResetOffsetsRequest,
+    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        let topics = [req.topic.as_str()];
+        self.check_group_and_topics(who, "ResetOffsets", Operation::Read, &req.group, topics)?;
+        let (group, dry_run) = (req.group.clone(), req.dry_run);
+        let b = &self.broker;
+        let reset = b.groups().reset_offsets(b.as_ref(), req).await;
+        if !dry_run {
+            audit::mutation(who, "reset_offsets", Resource::Group(&group), &reset);
+        }
+        reset
+    }
+
+    /// Removes an empty group's state and offsets (Delete on it).
+    pub async fn delete_group(&self, who: &Identity, group: &str) -> Result<(), Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "DeleteGroup", Operation::Delete, ResourceType::Group, group)?;
+        let deleted = self.broker.groups().delete_group(group).await;
+        audit::mutation(who, "delete_group", Resource::Group(group), &deleted);
+        deleted
+    }
+
+    /// The groups the caller may describe.
+    pub async fn list_groups(&self, who: &Identity) -> Result<Vec<pb::GroupListing>, Error> {
+        let mut groups = self.broker.groups().list_groups().await?;
+        let acl = self.broker.acl();
+        groups.retain(|g| acl.allows(who, Operation::Describe, ResourceType::Group, &g.group));
+        Ok(groups)
+    }
+
+    /// Members, assignment and lag of a group (Describe on it).
+    pub async fn describe_group(
+        &self,
+        who: &Identity,
+        group: &str,
+    ) -> Result<pb::DescribeGroupResponse, Error> {
+        let b = &self.broker;
+        b.acl().check(who, "DescribeGroup", Operation::Describe, ResourceType::Group, group)?;
+        b.groups().describe_group(b.as_ref(), group).await
+    }
+}

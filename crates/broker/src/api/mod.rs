@@ -1,0 +1,141 @@
+//! The seam under the client-facing front ends: every operation a client may ask of the
+//! broker, as the gRPC services and the Kafka listener both call it. Each call takes the
+//! caller's [`Identity`] and does, in one place, what surrounds the domain operation:
+//! authorization (ACLs, audited when denied), quotas, the audit trail of mutations and the
+//! per-topic counters. A front end only translates its wire into these calls and their
+//! results back; it never checks an ACL, charges a quota or writes an audit event itself.
+//!
+//! Quotas are charged here; how a front end applies the wait is its protocol's business:
+//! gRPC holds the request for it, Kafka answers at once with `throttle_time_ms` and mutes
+//! the connection (KIP-219).
+//!
+//! - this file: [`Api`], its construction and what front ends read of the broker.
+//! - `log`: produce, fetch, offsets, producer ids.
+//! - `admin`: topics, configs, partitions, moves, the cluster, ACLs and quotas.
+//! - `groups`: consumer groups and committed offsets.
+//! - `replica`: broker-to-broker replication, for brokers only.
+
+mod admin;
+mod groups;
+mod log;
+mod replica;
+
+use std::sync::Arc;
+
+pub use crate::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
+pub use crate::auth::{Authenticator, Identity, Principal, Via, unauthenticated};
+pub use crate::broker::fetch::FetchChunk;
+pub use crate::broker::moves::Reassignment;
+pub use crate::broker::moves::{ClusterLoad, MoveStatus};
+pub use crate::broker::partition::appending_inline;
+pub use crate::broker::topics::NewTopic;
+pub use crate::broker::topics::PartitionDescription;
+pub use crate::broker::{ListedOffset, OffsetSpec};
+pub use crate::broker::{Payload, Produced, TopicEntry};
+pub use crate::kafka_settings::{KafkaSettings, split_host_port};
+pub use crate::metrics::{RequestMetrics, observe_since};
+pub use crate::quota::{Kind as QuotaKind, QuotaLimits};
+pub use crate::settings::Settings;
+pub use crate::tls::ServerTls;
+pub use admin::{ClusterMetadata, TopicMetadata, TopicsWanted};
+pub use log::{Admitted, FetchShape, LogRead, PendingProduce};
+pub use shale_meta::controller::Move;
+pub use shale_meta::topics::{BrokerRecord, PartitionState};
+
+use crate::broker::Broker as Inner;
+use shale_core::error::Error;
+
+/// What the front ends may ask of one broker (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Api {
+    broker: Arc<Inner>,
+    auth: Arc<Authenticator>,
+}
+
+impl Api {
+    /// The operations of `broker`, with callers authenticated by `auth`.
+    pub fn new(broker: Arc<Inner>, auth: Arc<Authenticator>) -> Api {
+        Api { broker, auth }
+    }
+
+    /// Turns a caller's credentials into an identity (see [`Authenticator::authenticate`]).
+    pub async fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        certificate: Option<&[u8]>,
+    ) -> Result<Identity, Error> {
+        self.auth.authenticate(bearer, certificate).await
+    }
+
+    /// Charges `n` to `who`'s quota of `kind`: how long to hold or throttle the caller, or
+    /// `RESOURCE_EXHAUSTED` when that would be longer than `quota.max_delay_ms`.
+    pub fn charge(
+        &self,
+        who: &Identity,
+        kind: QuotaKind,
+        n: u64,
+    ) -> Result<std::time::Duration, Error> {
+        self.broker.quotas().charge(who, kind, n)
+    }
+
+    /// [`charge`](Self::charge), then waits out the delay (gRPC's way).
+    pub async fn throttle(&self, who: &Identity, kind: QuotaKind, n: u64) -> Result<(), Error> {
+        self.broker.quotas().throttle(who, kind, n).await
+    }
+
+    /// Whether callers must authenticate (`auth.require`): anonymous ones are refused.
+    pub fn auth_required(&self) -> bool {
+        self.broker.settings().auth.require
+    }
+
+    /// Audits a request refused before it reached an operation (not authenticated).
+    pub fn refused(&self, what: &str, why: &Error) {
+        crate::audit::refused(what, why);
+    }
+
+    /// This broker's id.
+    pub fn broker_id(&self) -> i32 {
+        self.broker.id()
+    }
+
+    /// The cluster's name.
+    pub fn cluster_name(&self) -> &str {
+        &self.broker.settings().cluster.name
+    }
+
+    /// The broker's settings.
+    pub fn settings(&self) -> &Settings {
+        self.broker.settings()
+    }
+
+    /// Request counters and latency histograms (front ends time their requests into them).
+    pub fn metrics(&self) -> &Arc<RequestMetrics> {
+        self.broker.request_metrics()
+    }
+
+    /// Resolves to true once the broker is closing: long-lived streams end then.
+    pub fn closed_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.broker.closed_signal()
+    }
+
+    /// Runs `task` tracked by the broker: cancelled when it closes.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.broker.spawn(task)
+    }
+
+    /// Ready to serve clients: holding its lease, caught up with the metadata, neither
+    /// draining nor closing (readiness probes).
+    pub fn is_ready(&self) -> bool {
+        let b = &self.broker;
+        !b.is_closing() && !b.is_draining() && b.check_serving().is_ok()
+    }
+
+    /// A channel to another broker (forwarding to a group's coordinator, a partition's
+    /// leader).
+    pub fn peer(&self, address: &str) -> Result<tonic::transport::Channel, Error> {
+        self.broker.peer(address)
+    }
+}

@@ -1,0 +1,171 @@
+//! Assembles a broker process from settings and the injected parts: the broker, its
+//! client-facing front ends (gRPC; the Kafka listener) over the broker's `api`, and the
+//! admin HTTP listener; and runs it until asked to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use shale_broker::admin::AdminServer;
+use shale_broker::api::Api;
+use shale_broker::broker::{Broker, DrainReport};
+use shale_broker::settings::Settings;
+use shale_core::clock::SharedClock;
+use shale_core::error::Error;
+use shale_meta::MetaStore;
+use shale_meta::embedded::EmbeddedStore;
+
+/// A running broker process: the broker and its listeners.
+#[derive(Debug)]
+pub struct RunningServer {
+    admin: Option<AdminServer>,
+    broker: Arc<Broker>,
+    grpc: shale_grpc::GrpcServer,
+}
+
+/// The metadata store the settings ask for: etcd when endpoints are configured, else the
+/// embedded store under the data dir.
+pub async fn meta_store(
+    settings: &Settings,
+    clock: SharedClock,
+) -> Result<Arc<dyn MetaStore>, Error> {
+    let endpoints = &settings.cluster.etcd_endpoints;
+    if endpoints.is_empty() {
+        return embedded_meta(settings, clock);
+    }
+    let store = shale_meta::etcd::EtcdStore::connect(endpoints, etcd_options(settings)?).await?;
+    Ok(store)
+}
+
+/// The etcd client's TLS and credentials from the settings' files; an error names the file.
+fn etcd_options(settings: &Settings) -> Result<shale_meta::etcd::EtcdOptions, Error> {
+    let c = &settings.cluster;
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| {
+            Error::invalid(format!("cannot read the etcd {what} {}: {e}", path.display()))
+        })
+    };
+    let tls = match &c.etcd_tls_ca_file {
+        None => None,
+        Some(ca) => {
+            let identity = match (&c.etcd_tls_cert_file, &c.etcd_tls_key_file) {
+                (Some(cert), Some(key)) => {
+                    Some((read(cert, "TLS certificate")?, read(key, "TLS key")?))
+                }
+                _ => None,
+            };
+            Some(shale_meta::etcd::EtcdTls { ca_pem: read(ca, "CA bundle")?, identity })
+        }
+    };
+    let user = match (&c.etcd_user, &c.etcd_password_file) {
+        (Some(user), Some(file)) => {
+            let password = String::from_utf8(read(file, "password file")?).map_err(|_| {
+                Error::invalid(format!("the etcd password file {} is not UTF-8", file.display()))
+            })?;
+            Some((user.clone(), password.trim_end_matches(['\n', '\r']).to_string()))
+        }
+        _ => None,
+    };
+    Ok(shale_meta::etcd::EtcdOptions { tls, user, ..Default::default() })
+}
+
+/// Opens the embedded metadata store under the data dir (`shale standalone`).
+pub fn embedded_meta(settings: &Settings, clock: SharedClock) -> Result<Arc<dyn MetaStore>, Error> {
+    let dir = settings.broker.data_dir.join("meta");
+    let store = EmbeddedStore::open(&dir, clock)?;
+    Ok(store)
+}
+
+/// Binds the listen address, opens the broker and starts serving.
+///
+/// Long on purpose: the assembly of a running server, one step per concern (listener,
+/// broker, admin listener, front ends), in the order they must happen.
+pub async fn start(
+    mut settings: Settings,
+    meta: Arc<dyn MetaStore>,
+    clock: SharedClock,
+) -> Result<RunningServer, Error> {
+    settings.validate()?;
+    settings.tls.check_listener(settings.broker.listen, "gRPC")?;
+    let authenticator =
+        shale_broker::auth::Authenticator::new(&settings.auth, clock.clone()).await?;
+    let tls = match settings.tls.enabled() {
+        true => Some(shale_broker::tls::ServerTls::load(&settings.tls)?),
+        false => None,
+    };
+    let listener = TcpListener::bind(settings.broker.listen).await.map_err(|e| {
+        Error::unavailable(format!("cannot listen on {}: {e}", settings.broker.listen))
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("cannot read the bound address: {e}")))?;
+    // With port 0 the real port is known only now; advertise it.
+    if settings.broker.advertise.is_empty() {
+        settings.broker.advertise = addr.to_string();
+    }
+    let admin_listen = settings.broker.admin_listen;
+    let bucket = match settings.tier.object_store.as_str() {
+        "" => None,
+        url => Some(shale_storage::tier::Bucket::open(url, &settings.tier)?),
+    };
+    let broker = Broker::open(settings, meta, clock, bucket, tls.clone()).await?;
+    let admin = match admin_listen {
+        Some(a) => match AdminServer::start(a, &broker).await {
+            Ok(admin) => Some(admin),
+            Err(e) => {
+                let _ = broker.close().await;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let api = Api::new(broker.clone(), authenticator);
+    let grpc = match shale_grpc::serve(api, listener, tls).await {
+        Ok(grpc) => grpc,
+        Err(e) => {
+            let _ = broker.close().await;
+            return Err(e);
+        }
+    };
+    Ok(RunningServer { admin, broker, grpc })
+}
+
+impl RunningServer {
+    /// The address the gRPC server is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.grpc.addr()
+    }
+
+    /// The address of the admin HTTP listener, when one was asked for.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::addr)
+    }
+
+    /// The broker behind the server.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Graceful shutdown: drains (produce refused, leadership handed to in-sync replicas,
+    /// uploads in flight finished; bounded by `broker.drain_timeout_ms`), then stops
+    /// accepting requests, lets in-flight ones finish, closes the broker and deregisters.
+    pub async fn shutdown(self) -> Result<DrainReport, Error> {
+        let timeout =
+            std::time::Duration::from_millis(self.broker.settings().broker.drain_timeout_ms);
+        let report = self.broker.drain(timeout).await;
+        self.close().await?;
+        Ok(report)
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and closes the broker, without
+    /// draining first.
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.grpc.begin_stop();
+        // Long-lived fetch streams would hold the graceful shutdown open; closing the broker
+        // ends them, so close first, then wait for the servers.
+        let closed = self.broker.close().await;
+        self.grpc.wait().await;
+        closed
+    }
+}
