@@ -20,8 +20,9 @@ ALLOWED = {
     "shale-broker": {"shale-core", "shale-proto", "shale-meta", "shale-storage"},
     # The client-facing front ends: peers over the broker's `api`, never each other.
     "shale-grpc": {"shale-core", "shale-proto", "shale-broker"},
+    "shale-kafka": {"shale-core", "shale-broker"},
     "shale": {"shale-core", "shale-proto", "shale-client", "shale-meta", "shale-storage",
-              "shale-broker", "shale-grpc"},
+              "shale-broker", "shale-grpc", "shale-kafka"},
     "shale-bench": {"shale-core", "shale-proto", "shale-client"},
 }
 meta = json.load(open(sys.argv[1]))
@@ -45,7 +46,7 @@ for name, pkg in members.items():
                 bad.append(f"{target['src_path']}: module {m} is not named in the Layout")
 # A front end reaches the broker through its `api` only: authorization, quotas, audit and
 # the domain operations live there once, for every protocol.
-FRONT_ENDS = ["shale-grpc"]
+FRONT_ENDS = ["shale-grpc", "shale-kafka"]
 for name in FRONT_ENDS:
     root = pathlib.Path(members[name]["manifest_path"]).parent / "src"
     for path in sorted(root.rglob("*.rs")):

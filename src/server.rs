@@ -22,6 +22,7 @@ pub struct RunningServer {
     admin: Option<AdminServer>,
     broker: Arc<Broker>,
     grpc: shale_grpc::GrpcServer,
+    kafka: Option<shale_kafka::KafkaServer>,
 }
 
 /// The metadata store the settings ask for: etcd when endpoints are configured, else the
@@ -104,6 +105,22 @@ pub async fn start(
     if settings.broker.advertise.is_empty() {
         settings.broker.advertise = addr.to_string();
     }
+    let kafka_listener = match settings.kafka.listen {
+        None => None,
+        Some(listen) => {
+            settings.tls.check_listener(listen, "Kafka")?;
+            let listener = TcpListener::bind(listen).await.map_err(|e| {
+                Error::unavailable(format!("cannot listen for Kafka clients on {listen}: {e}"))
+            })?;
+            let bound = listener.local_addr().map_err(|e| {
+                Error::internal(format!("cannot read the Kafka listener's address: {e}"))
+            })?;
+            if settings.kafka.advertise.is_empty() {
+                settings.kafka.advertise = bound.to_string();
+            }
+            Some(listener)
+        }
+    };
     let admin_listen = settings.broker.admin_listen;
     let bucket = match settings.tier.object_store.as_str() {
         "" => None,
@@ -121,6 +138,14 @@ pub async fn start(
         None => None,
     };
     let api = Api::new(broker.clone(), authenticator);
+    let kafka = match kafka_listener.map(|l| shale_kafka::serve(api.clone(), l, tls.clone())) {
+        None => None,
+        Some(Ok(kafka)) => Some(kafka),
+        Some(Err(e)) => {
+            let _ = broker.close().await;
+            return Err(e);
+        }
+    };
     let grpc = match shale_grpc::serve(api, listener, tls).await {
         Ok(grpc) => grpc,
         Err(e) => {
@@ -128,13 +153,18 @@ pub async fn start(
             return Err(e);
         }
     };
-    Ok(RunningServer { admin, broker, grpc })
+    Ok(RunningServer { admin, broker, grpc, kafka })
 }
 
 impl RunningServer {
     /// The address the gRPC server is bound to.
     pub fn addr(&self) -> SocketAddr {
         self.grpc.addr()
+    }
+
+    /// The address of the Kafka listener, when one was asked for.
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.kafka.as_ref().map(shale_kafka::KafkaServer::addr)
     }
 
     /// The address of the admin HTTP listener, when one was asked for.
@@ -162,6 +192,9 @@ impl RunningServer {
     /// draining first.
     pub async fn close(mut self) -> Result<(), Error> {
         self.grpc.begin_stop();
+        if let Some(kafka) = self.kafka.take() {
+            kafka.stop();
+        }
         // Long-lived fetch streams would hold the graceful shutdown open; closing the broker
         // ends them, so close first, then wait for the servers.
         let closed = self.broker.close().await;

@@ -18,6 +18,9 @@ pub struct StandaloneArgs {
     /// Address to serve gRPC on.
     #[arg(long, env = "SHALE_LISTEN", default_value = "127.0.0.1:9292")]
     pub listen: SocketAddr,
+    /// Address to serve the Kafka protocol on; "none" for no Kafka listener.
+    #[arg(long, env = "SHALE_KAFKA_LISTEN", default_value = "127.0.0.1:9092", value_parser = parse_kafka_listen)]
+    pub kafka_listen: KafkaListen,
     /// Object store for tiered segments: s3://bucket/prefix, file:///path or memory://
     /// (default: file://{data-dir}/bucket).
     #[arg(long, env = "SHALE_OBJECT_STORE")]
@@ -50,6 +53,19 @@ pub struct ServerTlsArgs {
     /// Serve plaintext on an address other than loopback (refused without this).
     #[arg(long, env = "SHALE_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
+}
+
+/// `--kafka-listen`: an address, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaListen(Option<SocketAddr>);
+
+fn parse_kafka_listen(s: &str) -> Result<KafkaListen, String> {
+    match s {
+        "none" | "" => Ok(KafkaListen(None)),
+        addr => addr.parse().map(|a| KafkaListen(Some(a))).map_err(|_| {
+            format!("invalid Kafka listen address {addr:?}: expected HOST:PORT or none")
+        }),
+    }
 }
 
 fn parse_client_auth(s: &str) -> Result<crate::tls::ClientAuth, String> {
@@ -96,6 +112,14 @@ pub struct ServeArgs {
     /// Address clients should dial (overrides the file).
     #[arg(long, env = "SHALE_ADVERTISE")]
     pub advertise: Option<String>,
+    /// Address to serve the Kafka protocol on, or "none" (overrides the file's
+    /// `kafka.listen`).
+    #[arg(long, env = "SHALE_KAFKA_LISTEN", value_parser = parse_kafka_listen)]
+    pub kafka_listen: Option<KafkaListen>,
+    /// Address Kafka clients should dial, host:port (overrides the file's
+    /// `kafka.advertise`).
+    #[arg(long, env = "SHALE_KAFKA_ADVERTISE")]
+    pub kafka_advertise: Option<String>,
     /// Data directory (overrides the file).
     #[arg(long, env = "SHALE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -158,6 +182,7 @@ pub(super) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     args.tls.apply(&mut settings);
     settings.broker.data_dir = args.data_dir;
     settings.broker.listen = args.listen;
+    settings.kafka.listen = args.kafka_listen.0;
     settings.broker.id.get_or_insert(0);
     if args.admin_listen.is_some() {
         settings.broker.admin_listen = args.admin_listen;
@@ -187,6 +212,12 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(a) = args.advertise {
         settings.broker.advertise = a;
+    }
+    if let Some(KafkaListen(l)) = args.kafka_listen {
+        settings.kafka.listen = l;
+    }
+    if let Some(a) = args.kafka_advertise {
+        settings.kafka.advertise = a;
     }
     if let Some(d) = args.data_dir {
         settings.broker.data_dir = d;
@@ -254,8 +285,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         format!("etcd {}", settings_etcd.join(","))
     };
     let admin = server.admin_addr().map(|a| format!(", admin http://{a}")).unwrap_or_default();
+    let kafka = server.kafka_addr().map(|a| format!(", Kafka on {a}")).unwrap_or_default();
     println!(
-        "shale broker {} listening on {} (data in {}, {metadata}, {object_store}{admin})",
+        "shale broker {} listening on {}{kafka} (data in {}, {metadata}, {object_store}{admin})",
         server.broker().id(),
         server.addr(),
         data_dir.display()

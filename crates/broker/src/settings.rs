@@ -68,6 +68,10 @@ pub struct GroupSettings {
     pub rebalance_timeout_ms: u32,
     /// How often the coordinator refreshes the lag of its groups for `/metrics` (ms).
     pub lag_metrics_interval_ms: u32,
+    /// How long the first rebalance of an empty group of Kafka's classic protocol waits
+    /// for more members to join, each joining member extending it up to its rebalance
+    /// timeout (ms; Kafka's `group.initial.rebalance.delay.ms`).
+    pub initial_rebalance_delay_ms: u32,
 }
 
 impl Default for GroupSettings {
@@ -79,6 +83,7 @@ impl Default for GroupSettings {
             heartbeat_interval_ms: 1_000,
             rebalance_timeout_ms: 60_000,
             lag_metrics_interval_ms: 10_000,
+            initial_rebalance_delay_ms: 3_000,
         }
     }
 }

@@ -160,6 +160,12 @@ impl Keys {
         format!("{}state", self.group(group))
     }
 
+    /// `groups/{group}/classic`: a group of Kafka's classic protocol (generation, members
+    /// and their assignments), written when a rebalance completes.
+    pub fn group_classic(&self, group: &str) -> String {
+        format!("{}classic", self.group(group))
+    }
+
     /// `groups/{group}/members/{member}`: one member (lease-bound or heartbeat-timed).
     pub fn group_member(&self, group: &str, member: &str) -> String {
         format!("{}{}", self.group_members(group), escape(member))

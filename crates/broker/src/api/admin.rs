@@ -8,8 +8,8 @@ use super::{
 };
 use crate::acl::{CLUSTER, Operation, ResourceType};
 use crate::audit::{self, Resource};
-use crate::broker::moves::{ClusterLoad, MoveStatus};
 use crate::broker::TopicWithStates;
+use crate::broker::moves::{ClusterLoad, MoveStatus};
 use crate::broker::topics::PartitionDescription;
 use shale_core::error::Error;
 use shale_meta::controller::Move;

@@ -12,10 +12,12 @@
 //! - this file: [`Api`], its construction and what front ends read of the broker.
 //! - `log`: produce, fetch, offsets, producer ids.
 //! - `admin`: topics, configs, partitions, moves, the cluster, ACLs and quotas.
-//! - `groups`: consumer groups and committed offsets.
+//! - `groups`: consumer groups (Shale's own protocol) and committed offsets.
+//! - `classic`: consumer groups of Kafka's classic protocol.
 //! - `replica`: broker-to-broker replication, for brokers only.
 
 mod admin;
+mod classic;
 mod groups;
 mod log;
 mod replica;
@@ -32,6 +34,9 @@ pub use crate::broker::topics::NewTopic;
 pub use crate::broker::topics::PartitionDescription;
 pub use crate::broker::{ListedOffset, OffsetSpec};
 pub use crate::broker::{Payload, Produced, TopicEntry};
+pub use crate::groups::classic::{
+    ClassicRecord, JoinRequest, Joined, OffsetToCommit, SyncRequest, Synced,
+};
 pub use crate::kafka_settings::{KafkaSettings, split_host_port};
 pub use crate::metrics::{RequestMetrics, observe_since};
 pub use crate::quota::{Kind as QuotaKind, QuotaLimits};

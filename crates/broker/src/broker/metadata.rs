@@ -32,10 +32,7 @@ impl Broker {
     }
 
     /// Topics (all, or those named that exist) with their partitions' states.
-    pub fn cached_topics(
-        &self,
-        names: Option<&[String]>,
-    ) -> Result<Vec<TopicWithStates>, Error> {
+    pub fn cached_topics(&self, names: Option<&[String]>) -> Result<Vec<TopicWithStates>, Error> {
         let cache =
             self.view.cache.read().map_err(|_| Error::internal("metadata cache poisoned"))?;
         let entries: Vec<&TopicEntry> = match names {

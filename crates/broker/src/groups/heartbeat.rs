@@ -20,6 +20,9 @@ impl Coordinator {
         principal: &str,
     ) -> Result<pb::HeartbeatResponse, Error> {
         validate_group(&req.group)?;
+        if req.member_epoch == 0 {
+            self.check_not_classic(&req.group).await?;
+        }
         let slot = self.slot(&req.group);
         let mut guard = slot.lock().await;
         let view = view(b);
@@ -47,6 +50,23 @@ impl Coordinator {
             }
         }
         Ok(response)
+    }
+
+    /// Fails a join if the group id has members of Kafka's classic protocol.
+    async fn check_not_classic(&self, group: &str) -> Result<(), Error> {
+        let members = self.classic().describe(group).await?.map_or(0, |r| r.members.len());
+        if members > 0 {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                Reason::InconsistentGroupProtocol,
+                format!(
+                    "group {group:?} has {members} members of Kafka's classic group protocol; \
+                     use another group id"
+                ),
+            )
+            .with("group", group));
+        }
+        Ok(())
     }
 
     fn apply_heartbeat(

@@ -17,8 +17,14 @@
 //! Offsets (`offsets.rs`) are committed by whichever broker receives the call, in one etcd
 //! transaction fenced by the member's record: a member that was removed, or that commits a
 //! partition it does not own, is refused with `FENCED_MEMBER`.
+//!
+//! Groups of Kafka's classic protocol (`classic/`) are coordinated by the same broker for
+//! the same group id, and commit to the same offset keys; a group id serves one protocol
+//! at a time.
 
 pub mod assignor;
+pub mod classic;
+mod describe;
 mod heartbeat;
 mod host;
 pub mod offsets;
@@ -108,6 +114,8 @@ pub struct Coordinator {
     groups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Group>>>>>,
     /// Per-partition lag of the groups this broker coordinates, for `/metrics`.
     lag: std::sync::Mutex<Vec<PartitionLagSample>>,
+    /// The groups of Kafka's classic protocol this broker coordinates.
+    classic: classic::ClassicGroups,
 }
 
 /// One partition's committed offset and lag in a group (see [`Coordinator::lag_samples`]).
@@ -129,12 +137,18 @@ impl Coordinator {
     /// A coordinator over `meta`.
     pub fn new(meta: Arc<dyn MetaStore>, keys: Keys, settings: GroupSettings) -> Coordinator {
         Coordinator {
+            classic: classic::ClassicGroups::new(meta.clone(), keys.clone(), settings.clone()),
             meta,
             keys,
             settings,
             groups: std::sync::Mutex::new(HashMap::new()),
             lag: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The groups of Kafka's classic protocol.
+    pub fn classic(&self) -> &classic::ClassicGroups {
+        &self.classic
     }
 
     /// The lag of every group this broker coordinates, as last refreshed.
@@ -186,6 +200,7 @@ impl Coordinator {
     /// Removes members whose session timed out, or that held on to revoked partitions past
     /// the rebalance timeout, from the groups this broker coordinates.
     pub async fn sweep(&self, b: &dyn GroupHost) {
+        self.classic.sweep(b).await;
         let slots: Vec<(String, Arc<tokio::sync::Mutex<Option<Group>>>)> = {
             let groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             groups.iter().map(|(k, v)| (k.clone(), v.clone())).collect()

@@ -39,7 +39,7 @@ fn group_not_empty(group: &str, members: usize, what: &str) -> Error {
     .with("group", group)
 }
 
-fn group_not_found(group: &str) -> Error {
+pub(super) fn group_not_found(group: &str) -> Error {
     Error::new(
         ErrorKind::NotFound,
         Reason::GroupNotFound,
@@ -49,14 +49,14 @@ fn group_not_found(group: &str) -> Error {
 }
 
 /// The group's state and member records as stored, with the state key's mod revision.
-struct Stored {
-    state_rev: i64,
-    record: Option<GroupRecord>,
-    members: BTreeMap<String, (MemberRecord, i64)>,
+pub(super) struct Stored {
+    pub(super) state_rev: i64,
+    pub(super) record: Option<GroupRecord>,
+    pub(super) members: BTreeMap<String, (MemberRecord, i64)>,
 }
 
 impl Coordinator {
-    async fn stored(&self, group: &str) -> Result<Stored, Error> {
+    pub(super) async fn stored(&self, group: &str) -> Result<Stored, Error> {
         let state_key = self.keys().group_state(group);
         let prefix = self.keys().group_members(group);
         let range = self.meta().range(&self.keys().group(group)).await?;
@@ -352,124 +352,6 @@ impl Coordinator {
             )));
         }
         Ok(())
-    }
-
-    /// Every group with state or offsets.
-    pub async fn list_groups(&self) -> Result<Vec<pb::GroupListing>, Error> {
-        let mut groups: BTreeMap<String, (u32, bool)> = BTreeMap::new();
-        let prefix = self.keys().groups();
-        for kv in self.meta().range(&prefix).await?.kvs {
-            let Some(parts) = self.keys().components(&prefix, &kv.key) else { continue };
-            let entry = groups.entry(parts[0].clone()).or_default();
-            if parts.len() == 3 && parts[1] == "members" {
-                entry.0 += 1;
-                let rec: MemberRecord = records::decode(&kv.value, "a member record")?;
-                entry.1 |= !rec.revoking.is_empty();
-            }
-        }
-        let prefix = self.keys().all_offsets();
-        for kv in self.meta().range(&prefix).await?.kvs {
-            if let Some(parts) = self.keys().components(&prefix, &kv.key) {
-                groups.entry(parts[0].clone()).or_default();
-            }
-        }
-        Ok(groups
-            .into_iter()
-            .map(|(group, (members, reconciling))| pb::GroupListing {
-                group,
-                state: state_name(members as usize, reconciling).to_string(),
-                members,
-            })
-            .collect())
-    }
-
-    /// Members, assignment and per-partition lag of a group.
-    pub async fn describe_group(
-        &self,
-        b: &dyn GroupHost,
-        group: &str,
-    ) -> Result<pb::DescribeGroupResponse, Error> {
-        validate_group(group)?;
-        let stored = self.stored(group).await?;
-        let committed = self.fetch_offsets(b, group, &[]).await?;
-        if stored.record.is_none() && committed.is_empty() {
-            return Err(group_not_found(group));
-        }
-        let record = stored.record.clone().unwrap_or_default();
-        let mut owners: BTreeMap<(String, u32), String> = BTreeMap::new();
-        let mut topics: BTreeSet<String> = committed.iter().map(|c| c.topic.clone()).collect();
-        let names = b.topic_names();
-        let mut members = Vec::new();
-        let mut reconciling = false;
-        for (id, (m, _)) in &stored.members {
-            for tp in records::to_set(&m.assigned) {
-                topics.insert(tp.0.clone());
-                owners.insert(tp, id.clone());
-            }
-            reconciling |= !m.revoking.is_empty();
-            topics.extend(m.topics.iter().cloned());
-            if !m.pattern.is_empty() {
-                topics.extend(names.iter().filter(|t| records::glob_match(&m.pattern, t)).cloned());
-            }
-            members.push(pb::MemberDescription {
-                member_id: id.clone(),
-                client_id: m.client_id.clone(),
-                member_epoch: m.epoch,
-                topics: m.topics.clone(),
-                topic_pattern: m.pattern.clone(),
-                assignment: shale_proto::convert::partition_set_to_proto(&records::to_set(
-                    &m.assigned,
-                )),
-                revoking: shale_proto::convert::partition_set_to_proto(&records::to_set(
-                    &m.revoking,
-                )),
-            });
-        }
-        let committed: BTreeMap<(String, u32), i64> =
-            committed.into_iter().map(|c| ((c.topic, c.partition), c.offset)).collect();
-        let mut partitions = Vec::new();
-        for topic in topics {
-            let Ok(entry) = b.topic_record(&topic) else { continue };
-            for p in 0..entry.partitions {
-                let tp = (topic.clone(), p);
-                let committed = committed.get(&tp).copied().unwrap_or(-1);
-                let ends = b.list_offsets(&topic, p, crate::broker::OffsetSpec::Latest).await.ok();
-                let (log_end, lag) = match &ends {
-                    Some(r) if committed >= 0 => {
-                        (r.high_watermark, (r.high_watermark - committed).max(0))
-                    }
-                    Some(r) => (r.high_watermark, (r.high_watermark - r.log_start_offset).max(0)),
-                    None => (-1, -1),
-                };
-                partitions.push(pb::PartitionLag {
-                    topic: topic.clone(),
-                    partition: p,
-                    committed,
-                    log_end,
-                    lag,
-                    member_id: owners.get(&tp).cloned().unwrap_or_default(),
-                });
-            }
-        }
-        let coordinator =
-            super::coordinator_of(group, &b.coordinator_candidates()).map_or(-1, |(id, _)| id);
-        Ok(pb::DescribeGroupResponse {
-            group: group.to_string(),
-            state: state_name(stored.members.len(), reconciling).to_string(),
-            group_epoch: record.epoch,
-            assignor: record.assignor.name().to_string(),
-            coordinator,
-            members,
-            partitions,
-        })
-    }
-}
-
-fn state_name(members: usize, reconciling: bool) -> &'static str {
-    match (members, reconciling) {
-        (0, _) => "empty",
-        (_, true) => "reconciling",
-        _ => "stable",
     }
 }
 

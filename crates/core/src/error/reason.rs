@@ -156,6 +156,18 @@ reasons! {
     FencedMemberEpoch = "FENCED_MEMBER_EPOCH",
     /// The member was fenced.
     FencedMember = "FENCED_MEMBER",
+    /// A classic group member's generation is not the group's.
+    IllegalGeneration = "ILLEGAL_GENERATION",
+    /// The group is rebalancing: the member rejoins.
+    RebalanceInProgress = "REBALANCE_IN_PROGRESS",
+    /// A new classic member must join again with the member id it was given (KIP-394).
+    MemberIdRequired = "MEMBER_ID_REQUIRED",
+    /// The group is used with another protocol, or its members share no protocol.
+    InconsistentGroupProtocol = "INCONSISTENT_GROUP_PROTOCOL",
+    /// A session timeout outside the broker's bounds.
+    InvalidSessionTimeout = "INVALID_SESSION_TIMEOUT",
+    /// Another member now holds this static member's instance id (KIP-345).
+    FencedInstanceId = "FENCED_INSTANCE_ID",
     /// Temporarily unavailable.
     Unavailable = "UNAVAILABLE",
     /// A bug or an unexpected failure.

@@ -1,0 +1,137 @@
+//! Consumer groups of Kafka's classic protocol, as a front end calls them: each checks the
+//! caller's ACLs (Read on the group to take part in it or commit, Read on each topic
+//! committed, Describe to find its coordinator or read its offsets) and that this broker
+//! coordinates the group while it can prove its lease.
+
+use super::{Api, Identity};
+use crate::acl::{Operation, ResourceType};
+use crate::groups::classic::{JoinRequest, Joined, OffsetToCommit, SyncRequest, Synced};
+use shale_core::error::Error;
+use shale_meta::topics::BrokerRecord;
+
+impl Api {
+    /// The broker coordinating `group` (Describe on the group).
+    pub fn find_coordinator(&self, who: &Identity, group: &str) -> Result<BrokerRecord, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "FindCoordinator", Operation::Describe, ResourceType::Group, group)?;
+        shale_core::names::validate_group(group)?;
+        let (id, _) = self.group_coordinator(group).ok_or_else(|| {
+            Error::unavailable(format!("no live broker can coordinate group {group:?} now; retry"))
+        })?;
+        self.broker.cached_broker(id).ok_or_else(|| {
+            Error::unavailable(format!(
+                "broker {id}, coordinator of {group:?}, is not known here yet"
+            ))
+        })
+    }
+
+    /// Checks Read on the group and that this broker may act as its coordinator.
+    fn classic_member(&self, who: &Identity, action: &str, group: &str) -> Result<(), Error> {
+        let acl = self.broker.acl();
+        acl.check(who, action, Operation::Read, ResourceType::Group, group)?;
+        self.broker.check_serving()
+    }
+
+    /// The principal a member is bound to: only under authorization.
+    fn member_principal(&self, who: &Identity) -> String {
+        if self.broker.acl().enabled() { who.principal.to_string() } else { String::new() }
+    }
+
+    /// `JoinGroup`: resolves when the rebalance completes.
+    pub async fn join_group(
+        &self,
+        who: &Identity,
+        group: &str,
+        mut req: JoinRequest,
+    ) -> Result<Joined, Error> {
+        self.classic_member(who, "JoinGroup", group)?;
+        req.principal = self.member_principal(who);
+        let b = &self.broker;
+        let joined = b.groups().classic().join(b.as_ref(), group, req).await?;
+        b.check_serving()?;
+        Ok(joined)
+    }
+
+    /// `SyncGroup`: the member's assignment once the leader sent it.
+    pub async fn sync_group(
+        &self,
+        who: &Identity,
+        group: &str,
+        req: SyncRequest,
+    ) -> Result<Synced, Error> {
+        self.classic_member(who, "SyncGroup", group)?;
+        let b = &self.broker;
+        let synced = b.groups().classic().sync(b.as_ref(), group, req).await?;
+        b.check_serving()?;
+        Ok(synced)
+    }
+
+    /// `Heartbeat` of a classic member.
+    pub async fn classic_heartbeat(
+        &self,
+        who: &Identity,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), Error> {
+        self.classic_member(who, "Heartbeat", group)?;
+        let b = &self.broker;
+        b.groups().classic().heartbeat(b.as_ref(), group, member, instance, generation).await
+    }
+
+    /// `LeaveGroup`: the outcome per member leaving.
+    pub async fn leave_group(
+        &self,
+        who: &Identity,
+        group: &str,
+        leaving: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        self.classic_member(who, "LeaveGroup", group)?;
+        let b = &self.broker;
+        b.groups().classic().leave(b.as_ref(), group, leaving).await
+    }
+
+    /// `OffsetCommit` of a classic group (or of a client outside any group protocol):
+    /// Read on the group, and on each topic committed; the outcome per partition, in
+    /// order. A topic the caller may not read fails its partitions alone.
+    pub async fn commit_classic(
+        &self,
+        who: &Identity,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<(OffsetToCommit, Result<(), Error>)>, Error> {
+        self.classic_member(who, "OffsetCommit", group)?;
+        let acl = self.broker.acl();
+        let mut allowed = Vec::with_capacity(offsets.len());
+        let mut out = Vec::with_capacity(offsets.len());
+        for o in offsets {
+            let checked = acl
+                .check(who, "OffsetCommit", Operation::Read, ResourceType::Topic, &o.topic)
+                .and_then(|()| self.broker.topic(&o.topic))
+                .and_then(|t| match o.partition < t.record.partitions {
+                    true => Ok(()),
+                    false => Err(shale_core::error::partition_out_of_range(
+                        &o.topic,
+                        o.partition,
+                        t.record.partitions,
+                    )),
+                });
+            match checked {
+                Ok(()) => allowed.push(o),
+                Err(e) => out.push((o, Err(e))),
+            }
+        }
+        if !allowed.is_empty() {
+            let b = &self.broker;
+            let classic = b.groups().classic();
+            let done =
+                classic.commit(b.as_ref(), group, member, instance, generation, &allowed).await;
+            out.extend(allowed.into_iter().map(|o| (o, done.clone())));
+        }
+        Ok(out)
+    }
+}

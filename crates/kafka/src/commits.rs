@@ -1,0 +1,256 @@
+//! `OffsetCommit` and `OffsetFetch`: committed offsets of a group, kept where Shale's own
+//! groups keep theirs (`offsets/{g}/{topic}/{p}` in the metadata store), so either
+//! protocol's tools see them. Commits are fenced by the group's member and generation;
+//! fetches are served by any broker. No leader epoch is kept with a commit: a fetch
+//! answers -1 for it, which clients take as unknown.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition,
+    OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Kafka;
+use crate::connection::{Answer, Session};
+use crate::dispatch::Call;
+use crate::errors::{About, code};
+use shale_broker::api::{Identity, OffsetToCommit};
+use shale_core::error::Error;
+
+/// `OffsetCommit`.
+pub(crate) fn commit(
+    kafka: &Arc<Kafka>,
+    session: &Session,
+    call: &mut Call,
+) -> Result<Answer, String> {
+    let req: OffsetCommitRequest = call.decode()?;
+    let version = call.version();
+    let replier = call.replier;
+    let (kafka, who) = (kafka.clone(), session.identity.clone());
+    Ok(Answer::later(async move {
+        let group = req.group_id.0.to_string();
+        let instance = match version {
+            0..=6 => None,
+            _ => req.group_instance_id.as_ref().map(|i| i.to_string()),
+        };
+        let mut offsets = Vec::new();
+        let mut refused: Vec<(String, i32, Error)> = Vec::new();
+        for t in &req.topics {
+            for p in &t.partitions {
+                match u32::try_from(p.partition_index) {
+                    Ok(partition) => offsets.push(OffsetToCommit {
+                        topic: t.name.0.to_string(),
+                        partition,
+                        offset: p.committed_offset,
+                        metadata: p
+                            .committed_metadata
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default(),
+                    }),
+                    Err(_) => refused.push((
+                        t.name.0.to_string(),
+                        p.partition_index,
+                        Error::invalid(format!("partition {} is negative", p.partition_index)),
+                    )),
+                }
+            }
+        }
+        let outcomes = kafka
+            .api
+            .commit_classic(
+                &who,
+                &group,
+                &req.member_id,
+                instance.as_deref(),
+                req.generation_id_or_member_epoch,
+                offsets,
+            )
+            .await;
+        let mut by_topic: BTreeMap<String, Vec<OffsetCommitResponsePartition>> = BTreeMap::new();
+        let mut answer = |topic: String, partition: i32, result: &Result<(), Error>| {
+            let error = result.as_ref().err().map_or(0, |e| code(e, About::Group));
+            by_topic.entry(topic).or_default().push(
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(partition)
+                    .with_error_code(error),
+            );
+        };
+        match outcomes {
+            Ok(outcomes) => {
+                for (o, r) in outcomes {
+                    answer(o.topic, o.partition as i32, &r);
+                }
+            }
+            Err(e) => {
+                for t in &req.topics {
+                    for p in &t.partitions {
+                        answer(t.name.0.to_string(), p.partition_index, &Err(e.clone()));
+                    }
+                }
+            }
+        }
+        for (topic, partition, e) in refused {
+            answer(topic, partition, &Err(e));
+        }
+        let body = OffsetCommitResponse::default()
+            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        OffsetCommitResponseTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(topic)))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        replier.later(&body, Duration::ZERO)
+    }))
+}
+
+/// One group's committed offsets: the topics (and partitions) asked for, or all.
+type Asked = Option<Vec<(String, Vec<i32>)>>;
+
+/// A group's offsets as `(topic, [(partition, offset, metadata, error)])`, or the
+/// group-level error.
+type Fetched = Result<Vec<(String, Vec<(i32, i64, String, i16)>)>, Error>;
+
+async fn fetch_group(kafka: &Kafka, who: &Identity, group: &str, asked: Asked) -> Fetched {
+    let topics: Vec<String> = asked.iter().flatten().map(|(t, _)| t.clone()).collect();
+    let committed = kafka.api.fetch_offsets(who, group, &topics).await?;
+    let mut by_topic: BTreeMap<String, BTreeMap<i32, (i64, String)>> = BTreeMap::new();
+    for c in committed {
+        by_topic.entry(c.topic).or_default().insert(c.partition as i32, (c.offset, c.metadata));
+    }
+    Ok(match asked {
+        None => by_topic
+            .into_iter()
+            .map(|(t, ps)| (t, ps.into_iter().map(|(p, (o, m))| (p, o, m, 0)).collect()))
+            .collect(),
+        Some(asked) => asked
+            .into_iter()
+            .map(|(t, partitions)| {
+                let have = by_topic.get(&t);
+                let rows = partitions
+                    .into_iter()
+                    .map(|p| match have.and_then(|h| h.get(&p)) {
+                        Some((o, m)) => (p, *o, m.clone(), 0),
+                        None => (p, -1, String::new(), 0),
+                    })
+                    .collect();
+                (t, rows)
+            })
+            .collect(),
+    })
+}
+
+/// `OffsetFetch`: one group (v1–7) or several (v8+).
+pub(crate) fn fetch(
+    kafka: &Arc<Kafka>,
+    session: &Session,
+    call: &mut Call,
+) -> Result<Answer, String> {
+    let req: OffsetFetchRequest = call.decode()?;
+    let version = call.version();
+    let replier = call.replier;
+    let (kafka, who) = (kafka.clone(), session.identity.clone());
+    Ok(Answer::later(async move {
+        let mut body = OffsetFetchResponse::default()
+            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO));
+        if version <= 7 {
+            let asked: Asked = req.topics.as_ref().map(|ts| {
+                ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect()
+            });
+            match fetch_group(&kafka, &who, &req.group_id.0, asked).await {
+                Ok(topics) => {
+                    body.topics = topics
+                        .into_iter()
+                        .map(|(t, rows)| {
+                            OffsetFetchResponseTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(t)))
+                                .with_partitions(
+                                    rows.into_iter()
+                                        .map(|(p, o, m, e)| {
+                                            OffsetFetchResponsePartition::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(o)
+                                                .with_metadata(Some(StrBytes::from_string(m)))
+                                                .with_error_code(e)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
+                }
+                Err(e) if version >= 2 => body.error_code = code(&e, About::Group),
+                Err(e) => {
+                    // v1 has no group-level error: every partition asked carries it.
+                    let error = code(&e, About::Group);
+                    body.topics = req
+                        .topics
+                        .iter()
+                        .flatten()
+                        .map(|t| {
+                            OffsetFetchResponseTopic::default()
+                                .with_name(t.name.clone())
+                                .with_partitions(
+                                    t.partition_indexes
+                                        .iter()
+                                        .map(|p| {
+                                            OffsetFetchResponsePartition::default()
+                                                .with_partition_index(*p)
+                                                .with_committed_offset(-1)
+                                                .with_error_code(error)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
+                }
+            }
+        } else {
+            let mut groups = Vec::with_capacity(req.groups.len());
+            for g in &req.groups {
+                let asked: Asked = g.topics.as_ref().map(|ts| {
+                    ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect()
+                });
+                let group = OffsetFetchResponseGroup::default()
+                    .with_group_id(GroupId(g.group_id.0.clone()));
+                groups.push(match fetch_group(&kafka, &who, &g.group_id.0, asked).await {
+                    Ok(topics) => group.with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(t, rows)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(StrBytes::from_string(t)))
+                                    .with_partitions(
+                                        rows.into_iter()
+                                            .map(|(p, o, m, e)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(o)
+                                                    .with_metadata(Some(StrBytes::from_string(m)))
+                                                    .with_error_code(e)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                    Err(e) => group.with_error_code(code(&e, About::Group)),
+                });
+            }
+            body.groups = groups;
+        }
+        replier.later(&body, Duration::ZERO)
+    }))
+}

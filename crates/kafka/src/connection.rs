@@ -1,0 +1,171 @@
+//! One client connection: requests are read one after another and started in arrival
+//! order (so a connection's produce requests append in the order sent), their answers are
+//! computed concurrently where they wait (acknowledgements, long-polls, rebalances) and
+//! written strictly in request order. Up to `kafka.max_in_flight_per_connection` answers
+//! may be pending; beyond that the connection is not read until one is written.
+//!
+//! A malformed or oversized frame, an unknown API or version closes the connection with
+//! one log line naming the peer: nothing else is affected. A connection with nothing in
+//! flight and no request for `kafka.connections_max_idle_ms` is closed. After an answer
+//! that carries a throttle time the connection is not read until it has passed (KIP-219).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+
+use crate::Kafka;
+use crate::frame::{self, FrameError};
+use shale_broker::api::Identity;
+use shale_core::clock::{Instant, monotonic_now};
+use shale_core::task::OwnedTask;
+
+/// What a connection knows of its client.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// The peer's address, for log lines.
+    pub peer: SocketAddr,
+    /// Who the client is: from its certificate (mTLS) or SASL, else anonymous.
+    pub identity: Identity,
+    /// The client id of its latest request.
+    pub client_id: String,
+}
+
+/// The answer to one request.
+pub(crate) enum Answer {
+    /// No answer (a produce with `acks=0`).
+    Nothing,
+    /// An encoded response frame, and how long the client is throttled after it.
+    Ready(Bytes, Duration),
+    /// A response still being computed.
+    Later(OwnedTask<Result<(Bytes, Duration), String>>),
+    /// The connection must close (the reason is logged by whoever decided so).
+    Close,
+}
+
+impl Answer {
+    /// An answer computed by `work` while the connection reads on.
+    pub(crate) fn later<F>(work: F) -> Answer
+    where
+        F: std::future::Future<Output = Result<(Bytes, Duration), String>> + Send + 'static,
+    {
+        Answer::Later(shale_core::task::spawn_owned(work))
+    }
+}
+
+/// State shared by a connection's reader and writer.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Answers handed to the writer and not written yet.
+    in_flight: AtomicUsize,
+    /// Not read again before this (a throttled client), as ms on the monotonic clock.
+    muted_until: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Serves one connection until the client goes, the broker closes, or the client breaks
+/// the protocol.
+pub(crate) async fn serve<S>(kafka: Arc<Kafka>, stream: S, session: Session)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut rd, wr) = tokio::io::split(stream);
+    let settings = &kafka.settings;
+    let (tx, rx) = mpsc::channel::<Answer>(settings.max_in_flight_per_connection);
+    let shared = Arc::new(Shared::default());
+    let peer = session.peer;
+    let mut writer = shale_core::task::spawn_owned(write_answers(wr, rx, shared.clone(), peer));
+    let idle = Duration::from_millis(settings.connections_max_idle_ms);
+    let max = settings.max_request_bytes;
+    let mut closed = kafka.api.closed_signal();
+    let mut session = session;
+    loop {
+        let muted = *shared.muted_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = muted {
+            shale_core::clock::sleep_until(until).await;
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, frame::read_frame(&mut rd, max)) => r,
+            _ = closed.wait_for(|c| *c) => break,
+            // The writer ends only when the socket fails: nothing more can be answered.
+            _ = &mut writer => return,
+        };
+        let frame = match read {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(FrameError::Closed)) => break,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "closing a Kafka connection");
+                return;
+            }
+            Err(_) if shared.in_flight.load(Ordering::Acquire) == 0 => {
+                tracing::debug!(%peer, ?idle, "closing an idle Kafka connection");
+                return;
+            }
+            Err(_) => continue,
+        };
+        let answer = crate::dispatch::request(&kafka, &mut session, frame).await;
+        if matches!(answer, Answer::Close) {
+            return;
+        }
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        if tx.send(answer).await.is_err() {
+            return;
+        }
+    }
+    // The client stopped sending (or the broker closes): answer what was asked, then go.
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+}
+
+/// Writes answers in request order as they complete; flushes whenever none is queued.
+async fn write_answers<W>(
+    wr: W,
+    mut rx: mpsc::Receiver<Answer>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+) where
+    W: AsyncWrite + Unpin,
+{
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    while let Some(answer) = rx.recv().await {
+        let written = match answer {
+            Answer::Nothing | Answer::Close => None,
+            Answer::Ready(bytes, throttle) => Some((bytes, throttle)),
+            Answer::Later(task) => match task.await {
+                Ok(Ok(done)) => Some(done),
+                Ok(Err(why)) => {
+                    tracing::warn!(%peer, error = %why, "closing a Kafka connection");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "a Kafka request failed; closing its connection");
+                    return;
+                }
+            },
+        };
+        if let Some((bytes, throttle)) = written {
+            if wr.write_all(&bytes).await.is_err() {
+                return;
+            }
+            if !throttle.is_zero() {
+                let until = monotonic_now() + throttle;
+                *shared.muted_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+            }
+        }
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if rx.is_empty() && wr.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+}
+
+/// Whether `key` may be asked before the client authenticated (SASL's own requests).
+pub(crate) fn before_authentication(key: ApiKey) -> bool {
+    matches!(key, ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+}

@@ -1,0 +1,210 @@
+//! Routes one request to its API: the request must be at least a header long, name an API
+//! and version this listener serves (`ApiVersions` above ours is answered at version 0,
+//! KIP-511; anything else unserved closes the connection, as Kafka does), and come from
+//! an authenticated client where the broker requires one. Every request is charged to its
+//! principal's request quota; the wait becomes the answer's throttle time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::Kafka;
+use crate::connection::{Answer, Session, before_authentication};
+use crate::frame;
+use crate::versions;
+use shale_broker::api::{QuotaKind, Via};
+
+/// A served request: its body, and what its answer needs.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// The body, at the request's version.
+    body: Bytes,
+    /// How to answer it.
+    pub replier: Replier,
+}
+
+/// What answering a request needs once its body is read: its API, version, correlation
+/// id, and the throttle its request quota asked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Replier {
+    /// The API.
+    pub key: ApiKey,
+    /// Its version.
+    pub version: i16,
+    correlation_id: i32,
+    /// Throttle from the request quota, added to the answer's own.
+    pub throttle: Duration,
+}
+
+impl Call {
+    /// The body decoded at the request's version; an error names the API and version.
+    pub(crate) fn decode<T: Decodable>(&mut self) -> Result<T, String> {
+        let (key, version) = (self.replier.key, self.replier.version);
+        T::decode(&mut self.body, version)
+            .map_err(|e| format!("malformed {key:?} v{version} request: {e}"))
+    }
+
+    /// The request's version.
+    pub(crate) fn version(&self) -> i16 {
+        self.replier.version
+    }
+
+    /// See [`Replier::reply`].
+    pub(crate) fn reply<R: Encodable>(&self, body: &R, throttle: Duration) -> Answer {
+        self.replier.reply(body, throttle)
+    }
+
+    /// See [`Replier::throttle_ms`].
+    pub(crate) fn throttle_ms(&self, more: Duration) -> i32 {
+        self.replier.throttle_ms(more)
+    }
+}
+
+impl Replier {
+    /// The encoded response frame, the client throttled by `throttle` or the request
+    /// quota's, whichever is longer; the response's own `throttle_time_ms` is the caller's
+    /// to set from [`Replier::throttle_ms`].
+    pub(crate) fn reply<R: Encodable>(&self, body: &R, throttle: Duration) -> Answer {
+        match self.encode(body) {
+            Ok(bytes) => Answer::Ready(bytes, self.throttle.max(throttle)),
+            Err(why) => {
+                tracing::error!(error = %why, "cannot encode a Kafka response");
+                Answer::Close
+            }
+        }
+    }
+
+    /// [`Replier::reply`] for an answer computed later: the frame and the throttle.
+    pub(crate) fn later<R: Encodable>(
+        &self,
+        body: &R,
+        throttle: Duration,
+    ) -> Result<(Bytes, Duration), String> {
+        Ok((self.encode(body)?, self.throttle.max(throttle)))
+    }
+
+    /// The encoded response frame.
+    fn encode<R: Encodable>(&self, body: &R) -> Result<Bytes, String> {
+        let header_version = self.key.response_header_version(self.version);
+        frame::encode_response(self.correlation_id, header_version, self.version, body)
+    }
+
+    /// The request quota's throttle or `more`, whichever is longer, in ms, for a
+    /// response's `throttle_time_ms`; 0 at versions whose response has no such field (the
+    /// connection is still muted for it).
+    pub(crate) fn throttle_ms(&self, more: Duration) -> i32 {
+        let since = match self.key {
+            ApiKey::Metadata => 3,
+            ApiKey::ListOffsets => 2,
+            ApiKey::OffsetCommit | ApiKey::OffsetFetch => 3,
+            ApiKey::JoinGroup => 2,
+            ApiKey::ApiVersions
+            | ApiKey::DeleteTopics
+            | ApiKey::FindCoordinator
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup => 1,
+            _ => 0,
+        };
+        if self.version < since {
+            return 0;
+        }
+        i32::try_from(self.throttle.max(more).as_millis()).unwrap_or(i32::MAX)
+    }
+}
+
+/// Routes `frame`, read from the connection of `session`.
+pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: Bytes) -> Answer {
+    let peer = session.peer;
+    let Some(p) = frame::prefix(&frame) else {
+        tracing::info!(%peer, size = frame.len(), "closing a Kafka connection: a request shorter than its header");
+        return Answer::Close;
+    };
+    let Ok(key) = ApiKey::try_from(p.key) else {
+        tracing::info!(%peer, api_key = p.key, "closing a Kafka connection: unknown API key");
+        return Answer::Close;
+    };
+    if !versions::serves(key, p.version) {
+        if key == ApiKey::ApiVersions && p.version > 0 {
+            return unsupported_api_versions(p.correlation_id);
+        }
+        tracing::info!(%peer, api = ?key, version = p.version,
+            "closing a Kafka connection: an API version this broker does not serve");
+        return Answer::Close;
+    }
+    let req = match frame::split(frame, key, p.version) {
+        Ok(req) => req,
+        Err(why) => {
+            tracing::info!(%peer, error = %why, "closing a Kafka connection");
+            return Answer::Close;
+        }
+    };
+    if let Some(id) = &req.client_id {
+        if id.as_str() != session.client_id {
+            session.client_id = id.as_str().to_string();
+        }
+    }
+    let anonymous = session.identity.via == Via::None;
+    if anonymous && kafka.api.auth_required() && !before_authentication(key) {
+        let e = shale_broker::api::unauthenticated(
+            "this broker requires authentication: use SASL or a client certificate",
+        );
+        kafka.api.refused(&format!("kafka {key:?}"), &e);
+        tracing::info!(%peer, api = ?key, "closing a Kafka connection: not authenticated");
+        return Answer::Close;
+    }
+    let throttle = match kafka.api.charge(&session.identity, QuotaKind::Requests, 1) {
+        Ok(wait) => wait,
+        // Far over its request rate: Kafka throttles rather than refuses.
+        Err(e) => e.retry_after().unwrap_or(Duration::from_secs(1)),
+    };
+    let replier =
+        Replier { key, version: req.version, correlation_id: req.correlation_id, throttle };
+    let mut call = Call { body: req.body, replier };
+    let answer = match key {
+        ApiKey::ApiVersions => Ok(api_versions(&call)),
+        ApiKey::Metadata => crate::metadata::metadata(kafka, session, &mut call).await,
+        ApiKey::DescribeCluster => crate::metadata::describe_cluster(kafka, session, &mut call),
+        ApiKey::Produce => crate::produce::produce(kafka, session, &mut call).await,
+        ApiKey::InitProducerId => crate::produce::init_producer_id(kafka, session, &mut call).await,
+        ApiKey::Fetch => crate::fetch::fetch(kafka, session, &mut call),
+        ApiKey::ListOffsets => crate::offsets::list_offsets(kafka, session, &mut call),
+        ApiKey::OffsetForLeaderEpoch => crate::offsets::for_leader_epoch(kafka, session, &mut call),
+        ApiKey::CreateTopics => crate::topics::create(kafka, session, &mut call),
+        ApiKey::DeleteTopics => crate::topics::delete(kafka, session, &mut call),
+        ApiKey::FindCoordinator => crate::groups::find_coordinator(kafka, session, &mut call),
+        ApiKey::JoinGroup => crate::groups::join(kafka, session, &mut call),
+        ApiKey::SyncGroup => crate::groups::sync(kafka, session, &mut call),
+        ApiKey::Heartbeat => crate::groups::heartbeat(kafka, session, &mut call),
+        ApiKey::LeaveGroup => crate::groups::leave(kafka, session, &mut call),
+        ApiKey::OffsetCommit => crate::commits::commit(kafka, session, &mut call),
+        ApiKey::OffsetFetch => crate::commits::fetch(kafka, session, &mut call),
+        other => Err(format!("{other:?} is listed as served but has no handler")),
+    };
+    answer.unwrap_or_else(|why| {
+        tracing::info!(%peer, error = %why, "closing a Kafka connection");
+        Answer::Close
+    })
+}
+
+/// `ApiVersions` at a served version.
+fn api_versions(call: &Call) -> Answer {
+    let mut body = versions::answer(0);
+    body.throttle_time_ms = call.throttle_ms(Duration::ZERO);
+    call.reply(&body, Duration::ZERO)
+}
+
+/// `ApiVersions` above the versions served: `UNSUPPORTED_VERSION` with the served list, at
+/// version 0 (whose response header is version 0 too), so the client retries at one of
+/// ours.
+fn unsupported_api_versions(correlation_id: i32) -> Answer {
+    let body = versions::answer(ResponseError::UnsupportedVersion.code());
+    match frame::encode_response(correlation_id, 0, 0, &body) {
+        Ok(bytes) => Answer::Ready(bytes, Duration::ZERO),
+        Err(_) => Answer::Close,
+    }
+}

@@ -1,0 +1,62 @@
+//! Shale's Kafka front end: a listener that speaks the Kafka wire protocol, so that
+//! unmodified Kafka clients, tools and frameworks produce, fetch, commit and administer
+//! through it. Every request is translated into the broker's operations
+//! (`shale_broker::api`, the seam the gRPC front end uses too), which do the
+//! authorization, quotas, audit and counting; record batches pass through byte for byte.
+//! The codec is the `kafka-protocol` crate, generated from Kafka's own message schemas.
+//!
+//! - `listener`: accepts connections (plaintext or TLS) and names each client.
+//! - `connection`: one connection: requests started in order, answers written in order.
+//! - `frame`: the size-prefixed framing, checked before allocation; request headers.
+//! - `dispatch`: routes a request to its API, after the version and authentication checks.
+//! - `versions`: the APIs and versions served, and `ApiVersions`.
+//! - `errors`: Shale's errors as Kafka error codes, one table.
+//! - `metadata`: `Metadata`, `DescribeCluster`.
+//! - `produce`: `Produce`, `InitProducerId`.
+//! - `fetch`: `Fetch`, with long-polls and incremental fetch sessions (`sessions`).
+//! - `offsets`: `ListOffsets`, `OffsetForLeaderEpoch`.
+//! - `topics`: `CreateTopics`, `DeleteTopics`.
+//! - `groups`: the classic group protocol (`FindCoordinator`, `JoinGroup`, `SyncGroup`,
+//!   `Heartbeat`, `LeaveGroup`).
+//! - `commits`: `OffsetCommit`, `OffsetFetch`.
+//!
+//! Below: `shale-broker` (only its `api`) and `shale-core`.
+
+mod commits;
+mod connection;
+mod dispatch;
+mod errors;
+mod fetch;
+mod frame;
+mod groups;
+mod listener;
+mod metadata;
+mod offsets;
+mod produce;
+mod sessions;
+mod topics;
+mod versions;
+
+pub use listener::{KafkaServer, serve};
+
+use shale_broker::api::Api;
+use shale_broker::api::KafkaSettings;
+
+/// What every connection of a listener shares.
+#[derive(Debug)]
+pub(crate) struct Kafka {
+    /// The broker's operations.
+    pub api: Api,
+    /// `[kafka]`.
+    pub settings: KafkaSettings,
+    /// Incremental fetch sessions (KIP-227).
+    pub sessions: sessions::FetchSessions,
+}
+
+impl Kafka {
+    fn new(api: Api) -> Kafka {
+        let settings = api.settings().kafka.clone();
+        let sessions = sessions::FetchSessions::new(settings.fetch_session_cache_slots);
+        Kafka { api, settings, sessions }
+    }
+}

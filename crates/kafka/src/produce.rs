@@ -1,0 +1,220 @@
+//! `Produce` and `InitProducerId`. A produce request's partitions are admitted and
+//! appended in request order while the connection waits (so requests of one connection
+//! append in the order sent); their acknowledgements are awaited concurrently and answered
+//! together. Batches are stored byte for byte after the broker's validation: a message set
+//! of magic 0 or 1 is refused with INVALID_RECORD, as Kafka 4 refuses it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{
+    BrokerId, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProducerId,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Kafka;
+use crate::connection::{Answer, Session};
+use crate::dispatch::Call;
+use crate::errors::{About, code};
+use shale_broker::api::{Payload, PendingProduce, Produced, split_host_port};
+use shale_core::acks::Acks;
+use shale_core::error::Error;
+
+/// One partition's answer: its index, and the append's outcome or why there is none.
+type Outcome = (i32, Result<PendingProduce, Error>);
+
+/// `Produce`.
+pub(crate) async fn produce(
+    kafka: &Arc<Kafka>,
+    session: &Session,
+    call: &mut Call,
+) -> Result<Answer, String> {
+    let req: ProduceRequest = call.decode()?;
+    let acks = match req.acks {
+        0 => Some(Acks::None),
+        1 => Some(Acks::Leader),
+        -1 => Some(Acks::All),
+        _ => None,
+    };
+    let mut throttle = Duration::ZERO;
+    let mut topics: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        let topic = t.name.0.to_string();
+        let mut outcomes = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            let outcome = match (acks, &req.transactional_id) {
+                (None, _) => Err(invalid_acks(req.acks)),
+                (_, Some(id)) => Err(transactional(id.0.as_str())),
+                (Some(acks), None) => {
+                    let append = append(kafka, session, &topic, p.index, p.records, acks);
+                    match append.await {
+                        Ok((pending, wait)) => {
+                            throttle = throttle.max(wait);
+                            Ok(pending)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            outcomes.push((p.index, outcome));
+        }
+        topics.push((topic, outcomes));
+    }
+    if acks == Some(Acks::None) {
+        // Kafka sends no answer to acks=0; the appends above happened, in order.
+        return Ok(Answer::Nothing);
+    }
+    let kafka = kafka.clone();
+    let replier = call.replier;
+    let version = replier.version;
+    let throttle_ms = replier.throttle_ms(throttle);
+    Ok(Answer::later(async move {
+        let mut endpoints = Vec::new();
+        let mut responses = Vec::with_capacity(topics.len());
+        for (topic, outcomes) in topics {
+            let mut partitions = Vec::with_capacity(outcomes.len());
+            for (index, outcome) in outcomes {
+                let result = match outcome {
+                    Ok(pending) => pending.await,
+                    Err(e) => Err(e),
+                };
+                partitions.push(partition_response(&kafka, index, result, version, &mut endpoints));
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(topic)))
+                    .with_partition_responses(partitions),
+            );
+        }
+        let body = ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle_ms)
+            .with_node_endpoints(endpoints);
+        replier.later(&body, throttle)
+    }))
+}
+
+/// Admits and appends one partition's batches; the acknowledgement to await, and how long
+/// the produce quota throttles the client.
+async fn append(
+    kafka: &Kafka,
+    session: &Session,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    acks: Acks,
+) -> Result<(PendingProduce, Duration), Error> {
+    let partition = u32::try_from(index)
+        .map_err(|_| Error::invalid(format!("partition {index} of topic {topic:?} is negative")))?;
+    let batches = records.unwrap_or_default();
+    let payload = Payload::Batches(batches);
+    let admitted = kafka.api.admit_produce(&session.identity, topic, &payload)?;
+    let wait = admitted.wait();
+    let pending = kafka.api.append(admitted, partition, payload, acks).await?;
+    Ok((pending, wait))
+}
+
+/// One partition's answer; a NOT_LEADER_OR_FOLLOWER names the leader the broker knows
+/// (KIP-951, v10+), with its endpoint added once to `endpoints`.
+fn partition_response(
+    kafka: &Kafka,
+    index: i32,
+    result: Result<Produced, Error>,
+    version: i16,
+    endpoints: &mut Vec<NodeEndpoint>,
+) -> PartitionProduceResponse {
+    let part = PartitionProduceResponse::default().with_index(index).with_log_append_time_ms(-1);
+    match result {
+        Ok(p) => part.with_base_offset(p.base_offset).with_log_start_offset(if version >= 5 {
+            p.log_start_offset
+        } else {
+            -1
+        }),
+        Err(e) => {
+            let mut part = part
+                .with_error_code(code(&e, About::Partition))
+                .with_base_offset(-1)
+                .with_error_message(
+                    (version >= 8).then(|| StrBytes::from_string(e.message.clone())),
+                );
+            if version >= 10 && part.error_code == ResponseError::NotLeaderOrFollower.code() {
+                if let Some((leader, epoch)) = leader_of(&e) {
+                    part.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(leader))
+                        .with_leader_epoch(epoch);
+                    add_endpoint(kafka, leader, endpoints);
+                }
+            }
+            part
+        }
+    }
+}
+
+/// The leader and epoch a NOT_LEADER error names, when it knows them.
+pub(crate) fn leader_of(e: &Error) -> Option<(i32, i32)> {
+    let leader = e.details.get("leader_id")?.parse::<i32>().ok().filter(|l| *l >= 0)?;
+    let epoch = e.details.get("leader_epoch")?.parse::<i32>().ok()?;
+    Some((leader, epoch))
+}
+
+/// Adds broker `id`'s Kafka endpoint to `endpoints` once, when it has one.
+fn add_endpoint(kafka: &Kafka, id: i32, endpoints: &mut Vec<NodeEndpoint>) {
+    if endpoints.iter().any(|n| n.node_id.0 == id) {
+        return;
+    }
+    let Some(b) = kafka.api.broker_record(id).filter(|b| !b.kafka_address.is_empty()) else {
+        return;
+    };
+    let (host, port) = split_host_port(&b.kafka_address);
+    endpoints.push(
+        NodeEndpoint::default()
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(host))
+            .with_port(port)
+            .with_rack((!b.rack.is_empty()).then(|| StrBytes::from_string(b.rack))),
+    );
+}
+
+fn invalid_acks(acks: i16) -> Error {
+    Error::invalid(format!("acks {acks} is invalid: expected 0, 1 or -1 (all)")).with("acks", acks)
+}
+
+fn transactional(id: &str) -> Error {
+    Error::invalid(format!(
+        "transactional produce (transactional.id {id:?}) is not supported by this broker; \
+         produce without a transactional.id (idempotent producers are supported)"
+    ))
+}
+
+/// `InitProducerId` for an idempotent producer: a new producer id tagged for the caller
+/// (IdempotentWrite on the cluster, or Write on some topic). A transactional id is
+/// refused: transactions are not served.
+pub(crate) async fn init_producer_id(
+    kafka: &Arc<Kafka>,
+    session: &Session,
+    call: &mut Call,
+) -> Result<Answer, String> {
+    let req: InitProducerIdRequest = call.decode()?;
+    let mut body = InitProducerIdResponse::default()
+        .with_throttle_time_ms(call.throttle_ms(Duration::ZERO))
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if let Some(id) = &req.transactional_id {
+        tracing::debug!(transactional_id = %id.0.as_str(), "refusing a transactional producer");
+        body.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return Ok(call.reply(&body, Duration::ZERO));
+    }
+    match kafka.api.init_producer_id(&session.identity).await {
+        Ok((id, epoch)) => {
+            body.producer_id = ProducerId(id);
+            body.producer_epoch = epoch;
+        }
+        Err(e) => body.error_code = code(&e, About::Partition),
+    }
+    Ok(call.reply(&body, Duration::ZERO))
+}

@@ -1,0 +1,82 @@
+//! The APIs this listener serves and at which versions, and `ApiVersions`, which tells
+//! clients so. An API is listed only at the versions whose every field is served; what is
+//! not listed is not served (a request for it closes the connection, as Kafka does).
+//!
+//! The lower bounds are Kafka 4.0's (KIP-896 removed older versions; the codec does not
+//! decode them): every client that talks to Kafka 4 negotiates within them.
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+
+/// The served APIs with their (min, max) versions.
+pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 15),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+];
+
+/// The served version range of an API, if it is served.
+pub(crate) fn served(key: ApiKey) -> Option<(i16, i16)> {
+    SERVED.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
+}
+
+/// Whether `version` of `key` is served.
+pub(crate) fn serves(key: ApiKey, version: i16) -> bool {
+    served(key).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+/// The `ApiVersions` answer: every served API with its range; `error_code` is
+/// `UNSUPPORTED_VERSION` when the client asked at a version above ours (KIP-511: the
+/// answer is then at version 0, which every client reads, and it picks a version from it).
+pub(crate) fn answer(error_code: i16) -> ApiVersionsResponse {
+    let api_keys = SERVED
+        .iter()
+        .map(|(k, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect();
+    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_ranges_are_within_what_the_codec_decodes() {
+        for (key, min, max) in SERVED {
+            let codec = key.valid_versions();
+            assert!(codec.min <= *min && *max <= codec.max, "{key:?} {min}..={max} vs {codec:?}");
+            assert!(min <= max, "{key:?}");
+        }
+        let mut keys: Vec<i16> = SERVED.iter().map(|(k, _, _)| *k as i16).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), SERVED.len(), "an API is listed twice");
+    }
+
+    #[test]
+    fn versions_outside_the_range_are_not_served() {
+        assert!(serves(ApiKey::Produce, 3));
+        assert!(!serves(ApiKey::Produce, 2));
+        assert!(!serves(ApiKey::Produce, 12));
+        assert!(!serves(ApiKey::WriteTxnMarkers, 1));
+    }
+}
