@@ -24,7 +24,7 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 ADMIN=$(free_port)
-"$SHALE" standalone --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" \
+"$SHALE" standalone --kafka-listen none --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" \
   --admin-listen "127.0.0.1:$ADMIN" > "$DIR/broker.out" 2> "$DIR/broker.err" &
 BROKER=$!
 # The broker's exit is awaited: a next run must not overlap its shutdown.

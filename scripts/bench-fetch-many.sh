@@ -19,7 +19,7 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port); ADMIN=$(free_port)
 BROKER="127.0.0.1:$PORT"
-SHALE_LOG=warn "$SHALE" standalone --data-dir "$DIR/broker" --listen "$BROKER" \
+SHALE_LOG=warn "$SHALE" standalone --kafka-listen none --data-dir "$DIR/broker" --listen "$BROKER" \
   --admin-listen "127.0.0.1:$ADMIN" > "$DIR/broker.out" 2> "$DIR/broker.err" &
 BROKER_PID=$!
 trap 'kill "$BROKER_PID" 2>/dev/null || true' EXIT

@@ -37,7 +37,7 @@ echo "rates $RATES records/s of 1 KiB, $ROUNDS rounds, ${SECONDS_PER_ROUND} s me
 
 start_shale() {
   PORT=$(free_port); ADMIN=$(free_port)
-  "$SHALE" standalone --data-dir "$DIR/shale" --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN \
+  "$SHALE" standalone --kafka-listen none --data-dir "$DIR/shale" --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN \
     > "$DIR/shale.out" 2> "$DIR/shale.err" &
   SHALE_PID=$!; PIDS+=($SHALE_PID)
   for _ in $(seq 100); do grep -q listening "$DIR/shale.out" && return; sleep 0.1; done

@@ -44,7 +44,7 @@ sample() {
   done
 }
 start() {
-  (ulimit -n "$NOFILE"; exec "$SHALE" standalone --data-dir "$DIR/data" --listen 127.0.0.1:$PORT \
+  (ulimit -n "$NOFILE"; exec "$SHALE" standalone --kafka-listen none --data-dir "$DIR/data" --listen 127.0.0.1:$PORT \
     --admin-listen 127.0.0.1:$ADMIN --config "$DIR/shale.toml" > "$DIR/broker-$1.out" \
     2> "$DIR/broker-$1.err") &
   BROKER=$!; PIDS+=($BROKER)

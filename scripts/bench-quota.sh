@@ -21,7 +21,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname 
 printf 'User:alice alice-0123456789abcdef\nUser:bob bob-0123456789abcdef\n' > "$DIR/tokens"
 printf '[auth]\ntoken_file = "%s"\n' "$DIR/tokens" > "$DIR/shale.toml"
 
-"$SHALE" standalone --config "$DIR/shale.toml" --data-dir "$DIR/shale" --listen 127.0.0.1:0 \
+"$SHALE" standalone --kafka-listen none --config "$DIR/shale.toml" --data-dir "$DIR/shale" --listen 127.0.0.1:0 \
   > "$DIR/broker.out" 2> "$DIR/broker.err" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT

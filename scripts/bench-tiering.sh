@@ -72,7 +72,7 @@ fi
 BROKER="127.0.0.1:$PORT"
 
 start_broker() {
-  SHALE_LOG=warn "$SHALE" standalone --data-dir "$DIR/broker" --listen "$BROKER" \
+  SHALE_LOG=warn "$SHALE" standalone --kafka-listen none --data-dir "$DIR/broker" --listen "$BROKER" \
     --admin-listen "127.0.0.1:$ADMIN" --object-store "$URL" --config "$DIR/shale.toml" \
     >> "$DIR/broker.out" 2>> "$DIR/broker.err" &
   BROKER_PID=$!

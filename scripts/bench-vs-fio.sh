@@ -24,7 +24,7 @@ rm -f "$DIR"/seq*
 fio_mib=$(echo "scale=1; $fio_bw / 1024" | bc)
 echo "fio --rw=write --bs=$BATCH --fdatasync=1: $fio_mib MiB/s"
 
-"$SHALE" standalone --data-dir "$DIR/shale" --listen 127.0.0.1:0 > "$DIR/broker.out" 2> "$DIR/broker.err" &
+"$SHALE" standalone --kafka-listen none --data-dir "$DIR/shale" --listen 127.0.0.1:0 > "$DIR/broker.out" 2> "$DIR/broker.err" &
 PID=$!
 # The broker's exit is awaited: a next run must not overlap its shutdown.
 trap 'kill $PID 2>/dev/null && wait $PID 2>/dev/null || true' EXIT

@@ -23,7 +23,7 @@ SHALE="$CARGO_TARGET_DIR/release/shale"
 SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
 rm -rf "$DIR" && mkdir -p "$DIR"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$SHALE" standalone --data-dir "$DIR/data" --listen 127.0.0.1:$PORT > "$DIR/broker.out" 2> "$DIR/broker.err" &
+"$SHALE" standalone --kafka-listen none --data-dir "$DIR/data" --listen 127.0.0.1:$PORT > "$DIR/broker.out" 2> "$DIR/broker.err" &
 BROKER=$!
 # The broker's exit is awaited: a next run must not overlap its shutdown.
 trap 'kill $BROKER 2>/dev/null && wait $BROKER 2>/dev/null || true' EXIT

@@ -179,7 +179,7 @@ async fn plaintext_off_loopback_is_refused_unless_allowed() {
 fn the_cli_refuses_plaintext_off_loopback_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shale"))
-        .args(["standalone", "--listen", "0.0.0.0:0", "--data-dir"])
+        .args(["standalone", "--kafka-listen", "none", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(dir.path())
         .env("SHALE_LOG", "error")
         .output()

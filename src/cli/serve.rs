@@ -285,9 +285,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         format!("etcd {}", settings_etcd.join(","))
     };
     let admin = server.admin_addr().map(|a| format!(", admin http://{a}")).unwrap_or_default();
-    let kafka = server.kafka_addr().map(|a| format!(", Kafka on {a}")).unwrap_or_default();
+    let kafka = server.kafka_addr().map(|a| format!("Kafka on {a}, ")).unwrap_or_default();
     println!(
-        "shale broker {} listening on {}{kafka} (data in {}, {metadata}, {object_store}{admin})",
+        "shale broker {} listening on {} ({kafka}data in {}, {metadata}, {object_store}{admin})",
         server.broker().id(),
         server.addr(),
         data_dir.display()

@@ -41,6 +41,8 @@ pub(crate) struct BrokerProcess {
     pub data_dir: PathBuf,
     /// Stdout lines after the first (read by a thread until the process exits).
     stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The first line: `shale broker N listening on ADDR (...)`.
+    first_line: String,
 }
 
 impl BrokerProcess {
@@ -73,6 +75,10 @@ impl BrokerProcess {
         let mut args = vec!["standalone", "--listen", listen, "--data-dir"];
         let dir = data_dir.to_string_lossy().to_string();
         args.push(&dir);
+        // Standalone serves Kafka on 9092 by default; tests run brokers side by side.
+        if !extra.contains(&"--kafka-listen") {
+            args.extend_from_slice(&["--kafka-listen", "none"]);
+        }
         args.extend_from_slice(extra);
         Self::spawn(data_dir, &args, env)
     }
@@ -146,7 +152,18 @@ impl BrokerProcess {
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected first line from shale: {line:?}"))
             .to_string();
-        BrokerProcess { child, addr, data_dir: data_dir.to_path_buf(), stdout: later }
+        BrokerProcess {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            stdout: later,
+            first_line: line,
+        }
+    }
+
+    /// The Kafka listener's address, as its first line printed it (`Kafka on ADDR,`).
+    pub(crate) fn kafka_addr(&self) -> Option<String> {
+        self.first_line.split("Kafka on ").nth(1)?.split(',').next().map(str::to_string)
     }
 
     /// What the process printed on stdout after its first line.

@@ -27,6 +27,8 @@ pub(crate) enum Resource<'a> {
     Partition(&'a str),
     /// A broker, by id.
     Broker(&'a str),
+    /// A user's credential, as `user mechanism`.
+    User(&'a str),
     /// The cluster as a whole.
     Cluster,
 }
@@ -40,6 +42,7 @@ impl Resource<'_> {
             Resource::Quota(principal) => ("quota", principal),
             Resource::Partition(name) => ("partition", name),
             Resource::Broker(id) => ("broker", id),
+            Resource::User(user) => ("user", user),
             Resource::Cluster => ("cluster", "cluster"),
         }
     }

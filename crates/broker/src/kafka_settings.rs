@@ -11,6 +11,9 @@ use shale_core::error::{Error, ErrorKind, Reason};
 /// Kafka's default port.
 pub const DEFAULT_KAFKA_PORT: u16 = 9092;
 
+/// The SASL mechanisms the Kafka listener can offer.
+pub const MECHANISMS: [&str; 4] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+
 /// `[kafka]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +43,10 @@ pub struct KafkaSettings {
     /// `max.incremental.fetch.session.cache.slots`); past it the least recently used one
     /// is evicted and its client falls back to a full fetch.
     pub fetch_session_cache_slots: usize,
+    /// SASL mechanisms offered: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (checked against
+    /// users' credentials, `shale user`) and `OAUTHBEARER` (tokens validated as gRPC's
+    /// bearer tokens). PLAIN sends passwords as they are: offer it over TLS only.
+    pub sasl_mechanisms: Vec<String>,
 }
 
 impl Default for KafkaSettings {
@@ -53,6 +60,9 @@ impl Default for KafkaSettings {
             max_connections: 10_000,
             auto_create_topics: false,
             fetch_session_cache_slots: 1000,
+            sasl_mechanisms: ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -88,6 +98,14 @@ impl KafkaSettings {
                 "kafka.max_in_flight_per_connection",
                 format!("{} must be from 1 to 10000", self.max_in_flight_per_connection),
             ));
+        }
+        for m in &self.sasl_mechanisms {
+            if !MECHANISMS.contains(&m.as_str()) {
+                return Err(invalid(
+                    "kafka.sasl_mechanisms",
+                    format!("{m:?} is not one of {}", MECHANISMS.join(", ")),
+                ));
+            }
         }
         if self.max_connections == 0 {
             return Err(invalid("kafka.max_connections", "0 would refuse every client".into()));

@@ -34,6 +34,11 @@ pub(crate) struct Session {
     pub identity: Identity,
     /// The client id of its latest request.
     pub client_id: String,
+    /// Where its SASL exchange is.
+    pub sasl: crate::sasl::Sasl,
+    /// Close the connection once the answer to the current request is written (a failed
+    /// authentication).
+    pub close_after: bool,
 }
 
 /// The answer to one request.
@@ -114,6 +119,9 @@ where
         shared.in_flight.fetch_add(1, Ordering::AcqRel);
         if tx.send(answer).await.is_err() {
             return;
+        }
+        if session.close_after {
+            break;
         }
     }
     // The client stopped sending (or the broker closes): answer what was asked, then go.

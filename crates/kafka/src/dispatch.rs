@@ -107,7 +107,10 @@ impl Replier {
             | ApiKey::FindCoordinator
             | ApiKey::SyncGroup
             | ApiKey::Heartbeat
-            | ApiKey::LeaveGroup => 1,
+            | ApiKey::LeaveGroup
+            | ApiKey::ListGroups
+            | ApiKey::DescribeGroups
+            | ApiKey::SaslAuthenticate => 1,
             _ => 0,
         };
         if self.version < since {
@@ -183,6 +186,30 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
         ApiKey::LeaveGroup => crate::groups::leave(kafka, session, &mut call),
         ApiKey::OffsetCommit => crate::commits::commit(kafka, session, &mut call),
         ApiKey::OffsetFetch => crate::commits::fetch(kafka, session, &mut call),
+        ApiKey::ListGroups => crate::group_admin::list(kafka, session, &mut call),
+        ApiKey::DescribeGroups => crate::group_admin::describe(kafka, session, &mut call),
+        ApiKey::DeleteGroups => crate::group_admin::delete(kafka, session, &mut call),
+        ApiKey::OffsetDelete => crate::group_admin::delete_offsets(kafka, session, &mut call),
+        ApiKey::CreatePartitions => crate::topics::create_partitions(kafka, session, &mut call),
+        ApiKey::DescribeConfigs => crate::configs::describe(kafka, session, &mut call),
+        ApiKey::AlterConfigs => crate::configs::alter(kafka, session, &mut call),
+        ApiKey::AlterPartitionReassignments => crate::moves::alter(kafka, session, &mut call),
+        ApiKey::ListPartitionReassignments => crate::moves::list(kafka, session, &mut call),
+        ApiKey::ElectLeaders => crate::moves::elect(kafka, session, &mut call),
+        ApiKey::SaslHandshake => crate::sasl::handshake(kafka, session, &mut call),
+        ApiKey::SaslAuthenticate => crate::sasl::authenticate(kafka, session, &mut call).await,
+        ApiKey::AlterUserScramCredentials => {
+            crate::sasl::alter_credentials(kafka, session, &mut call)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            crate::sasl::describe_credentials(kafka, session, &mut call)
+        }
+        ApiKey::CreateAcls => crate::acls::create(kafka, session, &mut call),
+        ApiKey::DescribeAcls => crate::acls::describe(kafka, session, &mut call),
+        ApiKey::DeleteAcls => crate::acls::delete(kafka, session, &mut call),
+        ApiKey::IncrementalAlterConfigs => {
+            crate::configs::incremental_alter(kafka, session, &mut call)
+        }
         other => Err(format!("{other:?} is listed as served but has no handler")),
     };
     answer.unwrap_or_else(|why| {

@@ -64,6 +64,7 @@ pub(crate) fn kafka_error(e: &Error, about: About) -> K {
         Reason::InconsistentGroupProtocol => Some(K::InconsistentGroupProtocol),
         Reason::InvalidSessionTimeout => Some(K::InvalidSessionTimeout),
         Reason::FencedInstanceId => Some(K::FencedInstanceId),
+        Reason::GroupSubscribedToTopic => Some(K::GroupSubscribedToTopic),
         Reason::InvalidGroup => Some(K::InvalidGroupId),
         Reason::Unauthenticated => Some(K::SaslAuthenticationFailed),
         Reason::QuotaExceeded => Some(K::ThrottlingQuotaExceeded),
@@ -102,6 +103,10 @@ fn denied(e: &Error) -> K {
 fn by_wire_name(name: &str) -> Option<K> {
     match name {
         "UNKNOWN_LEADER_EPOCH" => Some(K::UnknownLeaderEpoch),
+        "PREFERRED_LEADER_NOT_AVAILABLE" => Some(K::PreferredLeaderNotAvailable),
+        "ILLEGAL_SASL_STATE" => Some(K::IllegalSaslState),
+        "RESOURCE_NOT_FOUND" => Some(K::ResourceNotFound),
+        "UNSUPPORTED_SASL_MECHANISM" => Some(K::UnsupportedSaslMechanism),
         _ => None,
     }
 }

@@ -15,24 +15,35 @@
 //! - `produce`: `Produce`, `InitProducerId`.
 //! - `fetch`: `Fetch`, with long-polls and incremental fetch sessions (`sessions`).
 //! - `offsets`: `ListOffsets`, `OffsetForLeaderEpoch`.
-//! - `topics`: `CreateTopics`, `DeleteTopics`.
+//! - `topics`: `CreateTopics`, `DeleteTopics`, `CreatePartitions`.
+//! - `configs`: `DescribeConfigs`, `AlterConfigs`, `IncrementalAlterConfigs`.
 //! - `groups`: the classic group protocol (`FindCoordinator`, `JoinGroup`, `SyncGroup`,
 //!   `Heartbeat`, `LeaveGroup`).
 //! - `commits`: `OffsetCommit`, `OffsetFetch`.
+//! - `sasl`: `SaslHandshake`, `SaslAuthenticate` (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER),
+//!   `AlterUserScramCredentials`, `DescribeUserScramCredentials`.
+//! - `acls`: `CreateAcls`, `DescribeAcls`, `DeleteAcls` on Shale's ACLs.
+//! - `moves`: `AlterPartitionReassignments`, `ListPartitionReassignments`, `ElectLeaders`.
+//! - `group_admin`: `ListGroups`, `DescribeGroups`, `DeleteGroups`, `OffsetDelete`.
 //!
 //! Below: `shale-broker` (only its `api`) and `shale-core`.
 
+mod acls;
 mod commits;
+mod configs;
 mod connection;
 mod dispatch;
 mod errors;
 mod fetch;
 mod frame;
+mod group_admin;
 mod groups;
 mod listener;
 mod metadata;
+mod moves;
 mod offsets;
 mod produce;
+mod sasl;
 mod sessions;
 mod topics;
 mod versions;

@@ -97,7 +97,13 @@ async fn accept_loop(kafka: Arc<Kafka>, listener: TcpListener, tls: Option<Arc<S
 
 /// Finishes the TLS handshake (bounded), names the principal and serves the connection.
 async fn start(kafka: Arc<Kafka>, tcp: TcpStream, peer: SocketAddr, tls: Option<Arc<ServerTls>>) {
-    let session = |identity| Session { peer, identity, client_id: String::new() };
+    let session = |identity| Session {
+        peer,
+        identity,
+        client_id: String::new(),
+        sasl: Default::default(),
+        close_after: false,
+    };
     match tls {
         None => connection::serve(kafka, tcp, session(Identity::anonymous())).await,
         Some(tls) => {

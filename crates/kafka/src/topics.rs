@@ -6,13 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::messages::create_partitions_response::{
+    CreatePartitionsResponse, CreatePartitionsTopicResult,
+};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 use kafka_protocol::messages::delete_topics_response::{
     DeletableTopicResult, DeleteTopicsResponse,
 };
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, TopicName};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
@@ -182,6 +187,48 @@ pub(crate) fn delete(
         let body = DeleteTopicsResponse::default()
             .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
             .with_responses(responses);
+        replier.later(&body, Duration::ZERO)
+    }))
+}
+
+/// `CreatePartitions`: grows topics to the counts asked (Alter on each). A manual
+/// assignment of the new partitions is refused, as for `CreateTopics`.
+pub(crate) fn create_partitions(
+    kafka: &Arc<Kafka>,
+    session: &Session,
+    call: &mut Call,
+) -> Result<Answer, String> {
+    let req: CreatePartitionsRequest = call.decode()?;
+    let (kafka, who, replier) = (kafka.clone(), session.identity.clone(), call.replier);
+    Ok(Answer::later(async move {
+        let mut results = Vec::with_capacity(req.topics.len());
+        for t in req.topics {
+            let name = t.name.0.to_string();
+            let grown = match (&t.assignments, u32::try_from(t.count)) {
+                (Some(a), _) if !a.is_empty() => Err(Error::invalid(format!(
+                    "topic {name:?}: manual assignments of new partitions are not accepted; the \
+                     controller places them"
+                ))),
+                (_, Err(_)) => {
+                    Err(Error::invalid(format!("partition count {} is negative", t.count)))
+                }
+                (_, Ok(count)) => kafka
+                    .api
+                    .create_partitions(&who, &name, count, req.validate_only)
+                    .await
+                    .map(|_| ()),
+            };
+            let result = CreatePartitionsTopicResult::default().with_name(t.name);
+            results.push(match grown {
+                Ok(()) => result,
+                Err(e) => result
+                    .with_error_code(code(&e, About::Partition))
+                    .with_error_message(Some(StrBytes::from_string(e.message))),
+            });
+        }
+        let body = CreatePartitionsResponse::default()
+            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
+            .with_results(results);
         replier.later(&body, Duration::ZERO)
     }))
 }

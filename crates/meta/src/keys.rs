@@ -230,6 +230,17 @@ impl Keys {
         format!("{}quotas/", self.root)
     }
 
+    /// `scram/{user}/{mechanism}`: a user's salted SCRAM credential for one mechanism
+    /// (SASL/SCRAM and SASL/PLAIN on the Kafka listener).
+    pub fn scram(&self, user: &str, mechanism: &str) -> String {
+        format!("{}{}/{}", self.scram_all(), escape(user), escape(mechanism))
+    }
+
+    /// Prefix of every user's SCRAM credentials.
+    pub fn scram_all(&self) -> String {
+        format!("{}scram/", self.root)
+    }
+
     /// `producer_id_secret`: the cluster's key for tagging producer ids with the principal
     /// they were issued to.
     pub fn producer_id_secret(&self) -> String {

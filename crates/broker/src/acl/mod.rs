@@ -202,6 +202,12 @@ impl AclBinding {
         self.principal == "User:*" || self.principal == p
     }
 
+    /// Whether the binding applies to the resource `kind` `name` (literally, by `*`, or
+    /// by prefix).
+    pub fn applies_to(&self, kind: ResourceType, name: &str) -> bool {
+        self.matches_resource(kind, name)
+    }
+
     fn matches_resource(&self, kind: ResourceType, name: &str) -> bool {
         self.resource_type == kind
             && match self.pattern_type {

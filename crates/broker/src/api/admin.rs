@@ -91,6 +91,19 @@ impl Api {
         self.broker.topic(name)
     }
 
+    /// The broker's own settings as `section.key = value` (DescribeConfigs on the cluster),
+    /// for reading only: they come from the settings file, environment and flags.
+    pub fn broker_configs(&self, who: &Identity) -> Result<Vec<(String, String)>, Error> {
+        let acl = self.broker.acl();
+        let action = "DescribeConfigs";
+        acl.check(who, action, Operation::DescribeConfigs, ResourceType::Cluster, CLUSTER)?;
+        let value = serde_json::to_value(self.broker.settings())
+            .map_err(|e| Error::internal(format!("cannot read the settings: {e}")))?;
+        let mut out = Vec::new();
+        flatten("", &value, &mut out);
+        Ok(out)
+    }
+
     /// Sets and removes a topic's config overrides (AlterConfigs on it); the configs in
     /// force afterwards.
     pub async fn alter_topic_config(
@@ -153,6 +166,23 @@ impl Api {
         let acl = self.broker.acl();
         acl.check(who, "ListReassignments", Operation::Describe, ResourceType::Cluster, CLUSTER)?;
         self.broker.reassignments().await
+    }
+
+    /// Waits until `topic`-`partition`'s preferred replica leads it (Alter on the cluster,
+    /// as Kafka's `ElectLeaders`), at most `within`.
+    pub async fn elect_preferred(
+        &self,
+        who: &Identity,
+        topic: &str,
+        partition: u32,
+        within: std::time::Duration,
+    ) -> Result<crate::broker::Elected, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "ElectLeaders", Operation::Alter, ResourceType::Cluster, CLUSTER)?;
+        let elected = self.broker.elect_preferred(topic, partition, within).await;
+        let name = format!("{topic}/{partition}");
+        audit::mutation(who, "elect_preferred_leader", Resource::Partition(&name), &elected);
+        elected
     }
 
     /// Changes a topic's replication factor (Alter on the cluster); the moves planned.
@@ -359,5 +389,20 @@ impl Api {
         let action = "DescribeQuotas";
         acl.check(who, action, Operation::DescribeConfigs, ResourceType::Cluster, CLUSTER)?;
         self.broker.quotas().list().await
+    }
+}
+
+/// `value`'s leaves as `prefix.key` pairs (arrays and tables of arrays as JSON text).
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        serde_json::Value::Null => out.push((prefix.to_string(), String::new())),
+        serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
     }
 }

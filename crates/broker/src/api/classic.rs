@@ -5,7 +5,9 @@
 
 use super::{Api, Identity};
 use crate::acl::{Operation, ResourceType};
-use crate::groups::classic::{JoinRequest, Joined, OffsetToCommit, SyncRequest, Synced};
+use crate::groups::classic::{
+    JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State, SyncRequest, Synced,
+};
 use shale_core::error::Error;
 use shale_meta::topics::BrokerRecord;
 
@@ -132,6 +134,71 @@ impl Api {
                 classic.commit(b.as_ref(), group, member, instance, generation, &allowed).await;
             out.extend(allowed.into_iter().map(|o| (o, done.clone())));
         }
+        Ok(out)
+    }
+
+    /// A group as its coordinator holds it now (Describe on the group): a classic group's
+    /// live state, or a group of Shale's own protocol described in the same terms (its
+    /// members without subscriptions or encoded assignments).
+    pub async fn describe_live(&self, who: &Identity, group: &str) -> Result<Live, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "DescribeGroups", Operation::Describe, ResourceType::Group, group)?;
+        let b = &self.broker;
+        let classic = b.groups().classic().stored_members(group).await?;
+        if classic.is_none_or(|(members, _)| members == 0) {
+            let shale = b.groups().describe_group(b.as_ref(), group).await;
+            if let Some(d) = shale.ok().filter(|d| !d.members.is_empty()) {
+                return Ok(Live {
+                    state: State::Stable,
+                    protocol_type: "consumer".into(),
+                    protocol: d.assignor.clone(),
+                    members: d
+                        .members
+                        .iter()
+                        .map(|m| LiveMember {
+                            member_id: m.member_id.clone(),
+                            instance_id: None,
+                            client_id: m.client_id.clone(),
+                            client_host: String::new(),
+                            metadata: Default::default(),
+                            assignment: Default::default(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        b.groups().classic().live(b.as_ref(), group).await
+    }
+
+    /// Removes committed offsets of partitions of an unused topic from a group (Delete on
+    /// the group, Read on each topic); the outcome per partition, in order.
+    pub async fn delete_offsets(
+        &self,
+        who: &Identity,
+        group: &str,
+        partitions: Vec<(String, u32)>,
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "OffsetDelete", Operation::Delete, ResourceType::Group, group)?;
+        let mut allowed = Vec::with_capacity(partitions.len());
+        let mut refused = std::collections::HashMap::new();
+        for (i, (topic, p)) in partitions.iter().enumerate() {
+            match acl.check(who, "OffsetDelete", Operation::Read, ResourceType::Topic, topic) {
+                Ok(()) => allowed.push((topic.clone(), *p)),
+                Err(e) => {
+                    refused.insert(i, e);
+                }
+            }
+        }
+        let mut done = self.broker.groups().delete_offsets(group, &allowed).await?.into_iter();
+        let out = (0..partitions.len())
+            .map(|i| match refused.remove(&i) {
+                Some(e) => Err(e),
+                None => done.next().unwrap_or(Ok(())),
+            })
+            .collect();
+        let ok: Result<(), Error> = Ok(());
+        crate::audit::mutation(who, "delete_offsets", crate::audit::Resource::Group(group), &ok);
         Ok(out)
     }
 }

@@ -15,16 +15,19 @@
 //! - `groups`: consumer groups (Shale's own protocol) and committed offsets.
 //! - `classic`: consumer groups of Kafka's classic protocol.
 //! - `replica`: broker-to-broker replication, for brokers only.
+//! - `sasl`: SASL (PLAIN, SCRAM, OAUTHBEARER) and users' SCRAM credentials.
 
 mod admin;
 mod classic;
 mod groups;
 mod log;
 mod replica;
+mod sasl;
 
 use std::sync::Arc;
 
 pub use crate::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
+pub use crate::auth::scram::{Exchange as ScramExchange, Mechanism as ScramMechanism};
 pub use crate::auth::{Authenticator, Identity, Principal, Via, unauthenticated};
 pub use crate::broker::fetch::FetchChunk;
 pub use crate::broker::moves::Reassignment;
@@ -32,10 +35,11 @@ pub use crate::broker::moves::{ClusterLoad, MoveStatus};
 pub use crate::broker::partition::appending_inline;
 pub use crate::broker::topics::NewTopic;
 pub use crate::broker::topics::PartitionDescription;
-pub use crate::broker::{ListedOffset, OffsetSpec};
+pub use crate::broker::{Elected, ListedOffset, OffsetSpec};
 pub use crate::broker::{Payload, Produced, TopicEntry};
 pub use crate::groups::classic::{
-    ClassicRecord, JoinRequest, Joined, OffsetToCommit, SyncRequest, Synced,
+    ClassicRecord, JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State as GroupState,
+    SyncRequest, Synced,
 };
 pub use crate::kafka_settings::{KafkaSettings, split_host_port};
 pub use crate::metrics::{RequestMetrics, observe_since};
@@ -44,6 +48,7 @@ pub use crate::settings::Settings;
 pub use crate::tls::ServerTls;
 pub use admin::{ClusterMetadata, TopicMetadata, TopicsWanted};
 pub use log::{Admitted, FetchShape, LogRead, PendingProduce};
+pub use sasl::ScramChange;
 pub use shale_meta::controller::Move;
 pub use shale_meta::topics::{BrokerRecord, PartitionState};
 

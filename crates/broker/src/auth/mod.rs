@@ -15,9 +15,12 @@
 //!
 //! Brokers authenticate to each other with their TLS certificates; `auth.broker_principals`
 //! names the principals that are brokers.
+//!
+//! `scram`: users' password credentials (SASL/SCRAM and SASL/PLAIN on the Kafka listener).
 
 mod cert;
 mod jwt;
+pub mod scram;
 mod tokens;
 
 use std::collections::HashSet;
@@ -100,6 +103,8 @@ pub enum Via {
     Token,
     /// A client certificate (mTLS).
     Certificate,
+    /// A user name and password (SASL/SCRAM or SASL/PLAIN).
+    Password,
     /// No credential: the anonymous principal.
     None,
 }
@@ -110,6 +115,7 @@ impl Via {
         match self {
             Via::Token => "token",
             Via::Certificate => "certificate",
+            Via::Password => "password",
             Via::None => "none",
         }
     }

@@ -22,10 +22,12 @@
 //!   broker leads, and the tier pointers hosted replicas learn.
 //! - `remote`: a hosted partition's view of its remote log (pointer, cold reads).
 //! - `drain`: controlled shutdown.
+//! - `elect`: preferred-leader election on request.
 //! - `liveness`: watches the other brokers and records those whose process is gone, so
 //!   the controller moves their leaderships without waiting out their lease.
 
 mod drain;
+mod elect;
 pub mod fetch;
 mod follow;
 mod group_host;
@@ -46,6 +48,7 @@ pub mod replication;
 mod tasks;
 mod view;
 pub use drain::DrainReport;
+pub use elect::Elected;
 pub use list_offsets::{ListedOffset, OffsetSpec, list_offsets_on};
 pub use metadata::TopicWithStates;
 mod tiering;

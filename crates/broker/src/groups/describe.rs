@@ -18,7 +18,7 @@ use shale_proto::pb;
 impl Coordinator {
     /// Every group with state or offsets.
     pub async fn list_groups(&self) -> Result<Vec<pb::GroupListing>, Error> {
-        let mut groups: BTreeMap<String, (u32, bool)> = BTreeMap::new();
+        let mut groups: BTreeMap<String, (u32, bool, &'static str)> = BTreeMap::new();
         let prefix = self.keys().groups();
         for kv in self.meta().range(&prefix).await?.kvs {
             let Some(parts) = self.keys().components(&prefix, &kv.key) else { continue };
@@ -27,9 +27,15 @@ impl Coordinator {
                 entry.0 += 1;
                 let rec: MemberRecord = records::decode(&kv.value, "a member record")?;
                 entry.1 |= !rec.revoking.is_empty();
+                entry.2 = "shale";
+            } else if parts.len() == 2 && parts[1] == "state" && entry.2.is_empty() {
+                entry.2 = "shale";
             } else if parts.len() == 2 && parts[1] == "classic" {
                 let rec: ClassicRecord = records::decode(&kv.value, "a classic group record")?;
                 entry.0 += rec.members.len() as u32;
+                if !rec.members.is_empty() || entry.0 == 0 {
+                    entry.2 = "classic";
+                }
             }
         }
         let prefix = self.keys().all_offsets();
@@ -40,10 +46,11 @@ impl Coordinator {
         }
         Ok(groups
             .into_iter()
-            .map(|(group, (members, reconciling))| pb::GroupListing {
+            .map(|(group, (members, reconciling, protocol))| pb::GroupListing {
                 group,
                 state: state_name(members as usize, reconciling).to_string(),
                 members,
+                protocol: protocol.to_string(),
             })
             .collect())
     }

@@ -338,12 +338,18 @@ impl Coordinator {
         if !stored.members.is_empty() {
             return Err(group_not_empty(group, stored.members.len(), "delete"));
         }
+        let classic = self.classic().stored_members(group).await?;
+        if let Some((members, _)) = classic.filter(|(m, _)| *m > 0) {
+            return Err(group_not_empty(group, members, "delete"));
+        }
         let offsets = self.meta().range(&self.keys().group_offsets(group)).await?;
-        if stored.record.is_none() && offsets.kvs.is_empty() {
+        if stored.record.is_none() && classic.is_none() && offsets.kvs.is_empty() {
             return Err(group_not_found(group));
         }
+        let classic_rev = classic.map_or(0, |(_, rev)| rev);
         let txn = Txn::new()
             .when(Compare::mod_revision(self.keys().group_state(group), stored.state_rev))
+            .when(Compare::mod_revision(self.keys().group_classic(group), classic_rev))
             .and_then(TxnOp::delete_prefix(self.keys().group(group)))
             .and_then(TxnOp::delete_prefix(self.keys().group_offsets(group)));
         if !self.meta().txn(txn).await?.succeeded {
@@ -351,7 +357,51 @@ impl Coordinator {
                 "group {group:?} changed during the delete (a member joined?); retry"
             )));
         }
+        self.classic().forget(group);
         Ok(())
+    }
+
+    /// Removes committed offsets of `partitions` of a group, unless a member of it is
+    /// assigned the topic now (GROUP_SUBSCRIBED_TO_TOPIC, per partition). The outcome per
+    /// partition, in order.
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        validate_group(group)?;
+        let stored = self.stored(group).await?;
+        let classic = self.classic().describe(group).await?;
+        if stored.record.is_none() && classic.is_none() {
+            let offsets = self.meta().range(&self.keys().group_offsets(group)).await?;
+            if offsets.kvs.is_empty() {
+                return Err(group_not_found(group));
+            }
+        }
+        let mut busy: BTreeSet<String> = BTreeSet::new();
+        for (m, _) in stored.members.values() {
+            busy.extend(m.assigned.keys().cloned());
+            busy.extend(m.topics.iter().cloned());
+        }
+        for m in classic.iter().flat_map(|c| c.members.values()) {
+            busy.extend(m.assigned.keys().cloned());
+        }
+        let mut out = Vec::with_capacity(partitions.len());
+        let mut txn = Txn::new();
+        for (topic, p) in partitions {
+            if busy.contains(topic) {
+                out.push(Err(Error::new(
+                    ErrorKind::Invalid,
+                    Reason::GroupSubscribedToTopic,
+                    format!("group {group:?} has members consuming {topic:?}; stop them first"),
+                )));
+                continue;
+            }
+            txn = txn.and_then(TxnOp::delete(self.keys().offset(group, topic, *p)));
+            out.push(Ok(()));
+        }
+        self.meta().txn(txn).await?;
+        Ok(out)
     }
 }
 

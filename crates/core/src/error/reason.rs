@@ -168,6 +168,8 @@ reasons! {
     InvalidSessionTimeout = "INVALID_SESSION_TIMEOUT",
     /// Another member now holds this static member's instance id (KIP-345).
     FencedInstanceId = "FENCED_INSTANCE_ID",
+    /// The group's members consume the topic whose offsets were to be deleted.
+    GroupSubscribedToTopic = "GROUP_SUBSCRIBED_TO_TOPIC",
     /// Temporarily unavailable.
     Unavailable = "UNAVAILABLE",
     /// A bug or an unexpected failure.

@@ -42,6 +42,36 @@ pub struct ClassicGroups {
     groups: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
+/// A group as its coordinator holds it now.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Where it is in its rebalance cycle.
+    pub state: State,
+    /// The members' protocol type.
+    pub protocol_type: String,
+    /// The protocol chosen.
+    pub protocol: String,
+    /// The members.
+    pub members: Vec<LiveMember>,
+}
+
+/// A member of a [`Live`] group.
+#[derive(Debug, Clone)]
+pub struct LiveMember {
+    /// Its id.
+    pub member_id: String,
+    /// Its static instance id.
+    pub instance_id: Option<String>,
+    /// The client's id.
+    pub client_id: String,
+    /// The client's address.
+    pub client_host: String,
+    /// Its metadata for the chosen protocol (its subscription).
+    pub metadata: bytes::Bytes,
+    /// Its assignment.
+    pub assignment: bytes::Bytes,
+}
+
 /// One committed offset to store.
 #[derive(Debug, Clone)]
 pub struct OffsetToCommit {
@@ -284,6 +314,50 @@ impl ClassicGroups {
                 let _ = self.persist(g).await;
             }
         }
+    }
+
+    /// How many members the stored group has, and the record's revision; `None` when the
+    /// group was never used with the classic protocol.
+    pub async fn stored_members(
+        &self,
+        group: &str,
+    ) -> Result<Option<(usize, shale_meta::Revision)>, Error> {
+        let read = stored::read(&*self.meta, &self.keys, group).await?;
+        Ok(read.map(|(r, rev)| (r.members.len(), rev)))
+    }
+
+    /// Drops this broker's copy of a group (deleted from the store).
+    pub fn forget(&self, group: &str) {
+        self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(group);
+    }
+
+    /// The group as its coordinator holds it now (Kafka's `DescribeGroups`).
+    pub async fn live(&self, b: &dyn GroupHost, group: &str) -> Result<Live, Error> {
+        let guard = self.locked(b, group).await?;
+        let g = guard.as_ref().ok_or_else(|| Error::internal("group slot empty"))?;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        Ok(Live {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| LiveMember {
+                    member_id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
     }
 
     /// The state, members and assignments of a group as stored (any broker), for

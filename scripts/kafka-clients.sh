@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The Kafka clients the Kafka listener's tests drive; none of them is written here.
+#
+#   scripts/kafka-clients.sh install    installs whatever is missing, prints a summary
+#   scripts/kafka-clients.sh python     prints the venv's python (confluent-kafka, kafka-python, aiokafka)
+#   scripts/kafka-clients.sh node-dir   prints the directory whose node_modules holds kafkajs
+#
+# - PyPI: confluent-kafka (its wheel bundles librdkafka), kafka-python and aiokafka, each
+#   with its compression codecs, in a venv at ${SHALE_KAFKA_VENV:-$HOME/.cache/shale-kafka-venv}.
+# - npm: kafkajs and its snappy, lz4 and zstd codecs in ${SHALE_KAFKAJS_DIR:-$HOME/.cache/shale-kafkajs}
+#   (tests/kafka/kafkajs_client.js wires them in); all plain JavaScript or WebAssembly,
+#   installed with --ignore-scripts, so nothing is compiled.
+# - Debian: kcat (it links Debian's own librdkafka).
+# Versions are pinned below; bumping one reinstalls.
+set -euo pipefail
+
+usage() {
+  sed -n '2,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2
+  exit 2
+}
+
+VENV=${SHALE_KAFKA_VENV:-$HOME/.cache/shale-kafka-venv}
+NODE_DIR=${SHALE_KAFKAJS_DIR:-$HOME/.cache/shale-kafkajs}
+PY_PACKAGES=(
+  "confluent-kafka==2.16.1"
+  "kafka-python[lz4,snappy,zstd]==3.0.12"
+  "aiokafka[lz4,snappy,zstd]==0.14.0"
+)
+# kafkajs-snappy brings snappyjs (pinned here too); lz4js writes and reads LZ4 frames in
+# JavaScript; zstd-codec is zstd compiled to WebAssembly. Not kafkajs-lz4 (its lz4
+# dependency compiles with node-gyp) nor @kafkajs/zstd (does not build on Node 20).
+NODE_PACKAGES=(
+  "kafkajs@2.2.4"
+  "kafkajs-snappy@1.1.0"
+  "snappyjs@0.6.1"
+  "lz4js@0.2.0"
+  "zstd-codec@0.1.5"
+)
+PY_PIN=$(printf '%s\n' "${PY_PACKAGES[@]}")
+NODE_PIN=$(printf '%s\n' "${NODE_PACKAGES[@]}")
+
+python_ok() {
+  [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.shale-pins" 2>/dev/null)" = "$PY_PIN" ]
+}
+
+node_ok() {
+  [ -f "$NODE_DIR/node_modules/kafkajs/package.json" ] \
+    && [ "$(cat "$NODE_DIR/.shale-pins" 2>/dev/null)" = "$NODE_PIN" ]
+}
+
+install_python() {
+  python_ok && return 0
+  echo "installing the Python Kafka clients into $VENV" >&2
+  command -v python3 >/dev/null 2>&1 || { echo "error: python3 not found" >&2; exit 1; }
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" >/dev/null || {
+    echo "error: python3 -m venv $VENV failed (on Debian: apt-get install python3-venv)" >&2
+    rm -rf "$VENV"
+    exit 1
+  }
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}" >&2 || {
+    echo "error: pip install ${PY_PACKAGES[*]} into $VENV failed" >&2
+    exit 1
+  }
+  echo "$PY_PIN" > "$VENV/.shale-pins"
+}
+
+install_node() {
+  node_ok && return 0
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || install_debian npm
+  echo "installing kafkajs and its codecs into $NODE_DIR" >&2
+  mkdir -p "$NODE_DIR"
+  # The directory is this script's: refuse one that holds some other npm project.
+  if [ -f "$NODE_DIR/package.json" ] \
+      && ! grep -qE '"name" *: *"shale-kafkajs"|"kafkajs" *:' "$NODE_DIR/package.json"; then
+    echo "error: $NODE_DIR/package.json is not shale-kafkajs's: point SHALE_KAFKAJS_DIR elsewhere" >&2
+    exit 1
+  fi
+  # Start over, so that nothing an older pin list installed stays.
+  rm -rf "$NODE_DIR/node_modules" "$NODE_DIR/package-lock.json" "$NODE_DIR/.shale-pins"
+  printf '{\n  "name": "shale-kafkajs",\n  "private": true\n}\n' > "$NODE_DIR/package.json"
+  (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund --save-exact --ignore-scripts \
+    "${NODE_PACKAGES[@]}" >&2) || {
+    echo "error: npm install ${NODE_PACKAGES[*]} in $NODE_DIR failed" >&2
+    exit 1
+  }
+  echo "$NODE_PIN" > "$NODE_DIR/.shale-pins"
+}
+
+install_debian() {
+  echo "installing Debian's $1" >&2
+  local sudo=""
+  [ "$(id -u)" = "0" ] || sudo="sudo"
+  command -v apt-get >/dev/null 2>&1 || { echo "error: $1 missing and no apt-get" >&2; exit 1; }
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >/dev/null
+}
+
+case "${1:-}" in
+  install)
+    [ $# -eq 1 ] || usage
+    install_python
+    install_node
+    command -v kcat >/dev/null 2>&1 || install_debian kcat
+    echo "kafka clients: $VENV/bin/python, $NODE_DIR/node_modules/kafkajs, $(command -v kcat)" >&2
+    ;;
+  python)
+    python_ok || { echo "error: run scripts/kafka-clients.sh install first" >&2; exit 1; }
+    echo "$VENV/bin/python"
+    ;;
+  node-dir)
+    node_ok || { echo "error: run scripts/kafka-clients.sh install first" >&2; exit 1; }
+    echo "$NODE_DIR"
+    ;;
+  *) usage ;;
+esac
