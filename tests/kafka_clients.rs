@@ -112,8 +112,16 @@ fn librdkafka_rebalances(strategy: &str) {
     let args = [bootstrap.as_str(), "rebalance", &prefix, "--strategy", strategy];
     let cmd = kafka::python_script(&python, "confluent_client.py", &args);
     let json = kafka::run(cmd, WITHIN).assert_ok(&format!("librdkafka rebalance {strategy}"));
-    assert_eq!((json["consumed"].as_i64(), json["distinct"].as_i64()), (Some(600), Some(600)), "{json}");
-    assert_eq!((json["duplicates"].as_i64(), json["missing"].as_i64()), (Some(0), Some(0)), "{json}");
+    assert_eq!(
+        (json["consumed"].as_i64(), json["distinct"].as_i64()),
+        (Some(600), Some(600)),
+        "{json}"
+    );
+    assert_eq!(
+        (json["duplicates"].as_i64(), json["missing"].as_i64()),
+        (Some(0), Some(0)),
+        "{json}"
+    );
     assert_eq!(json["committed"], 600, "{json}");
 }
 

@@ -36,6 +36,8 @@ mod dispatch;
 mod errors;
 mod fetch;
 mod frame;
+#[cfg(test)]
+mod fuzz_tests;
 mod group_admin;
 mod groups;
 mod listener;

@@ -1,0 +1,778 @@
+//! The Kafka listener on the wire, spoken directly (the codec is kafka-protocol's,
+//! generated from Kafka's schemas, not ours):
+//! - every API at every version `ApiVersions` lists answers a well-formed request with a
+//!   response that decodes at that version, carries the request's correlation id, and has
+//!   no bytes left over (a field set that the version lacks would have closed the
+//!   connection instead);
+//! - bad input — garbage, a 2 GB size prefix, unknown API keys and versions, truncated
+//!   requests, a huge array count, and a run of fuzzed frames — is answered or closes its
+//!   connection within a second, while the broker keeps serving others and what it
+//!   acknowledged stays readable.
+#![allow(clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
+use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long an answer (or the close) may take.
+const WITHIN: Duration = Duration::from_secs(1);
+
+async fn broker() -> (shale::server::RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
+    settings.groups.initial_rebalance_delay_ms = 50;
+    (common::start(settings).await, dir)
+}
+
+/// A request frame (with its size prefix) of `body` as `key` at `version`.
+fn frame<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("wire-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    buf.freeze()
+}
+
+/// A frame with the header's fixed start (no client id) and `body` as given.
+fn raw(key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i32(8 + body.len() as i32);
+    buf.put_i16(key);
+    buf.put_i16(version);
+    buf.put_i32(correlation_id);
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// The next response frame's bytes, or `None` once the broker closed the connection.
+async fn read_response(conn: &mut TcpStream, within: Duration) -> Option<Bytes> {
+    let read = async {
+        let mut size = [0u8; 4];
+        conn.read_exact(&mut size).await.ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        conn.read_exact(&mut body).await.ok()?;
+        Some(Bytes::from(body))
+    };
+    tokio::time::timeout(within, read).await.expect("an answer or a close within the bound")
+}
+
+/// Whether the broker closed `conn` (within `within`).
+async fn closed(conn: &mut TcpStream, within: Duration) -> bool {
+    let mut b = [0u8; 1];
+    matches!(tokio::time::timeout(within, conn.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
+}
+
+/// Sends one request on a new connection and decodes its response.
+async fn call<Req: Encodable, Resp: Decodable>(
+    addr: &str,
+    key: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Resp {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(&frame(key, version, 4242, body)).await.unwrap();
+    let mut resp = read_response(&mut conn, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("{key:?} v{version}: the broker closed the connection"));
+    let header = ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 4242, "{key:?} v{version}");
+    let decoded = Resp::decode(&mut resp, version)
+        .unwrap_or_else(|e| panic!("{key:?} v{version}: the response does not decode: {e}"));
+    assert_eq!(resp.remaining(), 0, "{key:?} v{version}: bytes left after the response");
+    decoded
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn topic(v: &str) -> TopicName {
+    TopicName(s(v))
+}
+
+fn batch() -> Bytes {
+    let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None);
+    b.push(shale::record::Record {
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from_static(b"v")),
+        headers: vec![],
+        timestamp_ms: 1_700_000_000_000,
+    });
+    b.build()
+}
+
+/// The served (key, min, max) as the broker lists them.
+async fn served(addr: &str) -> Vec<(ApiKey, i16, i16)> {
+    let r: ApiVersionsResponse =
+        call(addr, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    assert_eq!(r.error_code, 0);
+    r.api_keys
+        .iter()
+        .map(|k| (ApiKey::try_from(k.api_key).unwrap(), k.min_version, k.max_version))
+        .collect()
+}
+
+/// One well-formed request of every served API at `v`, each checked on its own connection.
+async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
+    let t = "wire-t";
+    match key {
+        ApiKey::ApiVersions => {
+            let r: ApiVersionsResponse = call(addr, key, v, &ApiVersionsRequest::default()).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+        }
+        ApiKey::Metadata => {
+            let topics = Some(vec![MetadataRequestTopic::default().with_name(Some(topic(t)))]);
+            let r: MetadataResponse =
+                call(addr, key, v, &MetadataRequest::default().with_topics(topics)).await;
+            assert_eq!(r.topics[0].error_code, 0, "v{v}: {r:?}");
+            assert_eq!(r.topics[0].partitions.len(), 2, "v{v}");
+        }
+        ApiKey::Produce => {
+            let data = TopicProduceData::default().with_name(topic(t)).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(batch())),
+            ]);
+            let req = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(10_000)
+                .with_topic_data(vec![data]);
+            let r: ProduceResponse = call(addr, key, v, &req).await;
+            let p = &r.responses[0].partition_responses[0];
+            assert_eq!(p.error_code, 0, "v{v}: {p:?}");
+        }
+        ApiKey::Fetch => {
+            let part = FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20);
+            let ft = FetchTopic::default().with_partitions(vec![part]);
+            let ft = if v >= 13 { ft.with_topic_id(topic_id) } else { ft.with_topic(topic(t)) };
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_bytes(1 << 20)
+                .with_session_epoch(-1)
+                .with_topics(vec![ft]);
+            let r: FetchResponse = call(addr, key, v, &req).await;
+            let p = &r.responses[0].partitions[0];
+            assert_eq!(p.error_code, 0, "v{v}: {p:?}");
+            assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()), "v{v}: no records");
+        }
+        ApiKey::ListOffsets => {
+            let lt = ListOffsetsTopic::default().with_name(topic(t)).with_partitions(vec![
+                ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1),
+            ]);
+            let req =
+                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![lt]);
+            let r: ListOffsetsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{v}");
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let ot = OffsetForLeaderTopic::default().with_topic(topic(t)).with_partitions(vec![
+                OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(-1)
+                    .with_leader_epoch(0),
+            ]);
+            let req = OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ot]);
+            let r: OffsetForLeaderEpochResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{v}");
+        }
+        ApiKey::InitProducerId => {
+            let req = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000);
+            let r: InitProducerIdResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+        }
+        ApiKey::CreateTopics => {
+            let ct = CreatableTopic::default()
+                .with_name(topic(&format!("wire-new-{v}")))
+                .with_num_partitions(1)
+                .with_replication_factor(-1);
+            let req = CreateTopicsRequest::default().with_topics(vec![ct]).with_timeout_ms(30_000);
+            let r: CreateTopicsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.topics[0].error_code, 0, "v{v}: {:?}", r.topics[0].error_message);
+        }
+        ApiKey::DeleteTopics => {
+            let name = format!("wire-new-{}", v + 1);
+            let req = match v {
+                0..=5 => DeleteTopicsRequest::default().with_topic_names(vec![topic(&name)]),
+                _ => DeleteTopicsRequest::default()
+                    .with_topics(vec![DeleteTopicState::default().with_name(Some(topic(&name)))]),
+            }
+            .with_timeout_ms(30_000);
+            let r: DeleteTopicsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.responses.len(), 1, "v{v}");
+        }
+        ApiKey::DescribeCluster => {
+            let r: DescribeClusterResponse =
+                call(addr, key, v, &DescribeClusterRequest::default()).await;
+            assert_eq!((r.error_code, r.brokers.len()), (0, 1), "v{v}");
+        }
+        ApiKey::FindCoordinator => {
+            let req = match v {
+                0..=3 => FindCoordinatorRequest::default().with_key(s("wire-g")),
+                _ => FindCoordinatorRequest::default().with_coordinator_keys(vec![s("wire-g")]),
+            };
+            let r: FindCoordinatorResponse = call(addr, key, v, &req).await;
+            let code = if v <= 3 { r.error_code } else { r.coordinators[0].error_code };
+            assert_eq!(code, 0, "v{v}");
+        }
+        ApiKey::JoinGroup => {
+            let req = JoinGroupRequest::default()
+                .with_group_id(GroupId(s(&format!("wire-join-{v}"))))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(s("range"))
+                        .with_metadata(Bytes::from_static(b"\x00\x00")),
+                ]);
+            let r: JoinGroupResponse = call(addr, key, v, &req).await;
+            // v4+: a new member first gets an id to join with (KIP-394).
+            let want = if v >= 4 { 79 } else { 0 };
+            assert_eq!(r.error_code, want, "v{v}");
+        }
+        ApiKey::SyncGroup => {
+            let req = SyncGroupRequest::default()
+                .with_group_id(GroupId(s("wire-g")))
+                .with_member_id(s("nobody"));
+            let r: SyncGroupResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, 25, "v{v}: unknown member");
+        }
+        ApiKey::Heartbeat => {
+            let req = HeartbeatRequest::default()
+                .with_group_id(GroupId(s("wire-g")))
+                .with_member_id(s("nobody"));
+            let r: HeartbeatResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, 25, "v{v}: unknown member");
+        }
+        ApiKey::LeaveGroup => {
+            let req = match v {
+                0..=2 => LeaveGroupRequest::default().with_member_id(s("nobody")),
+                _ => LeaveGroupRequest::default()
+                    .with_members(vec![MemberIdentity::default().with_member_id(s("nobody"))]),
+            }
+            .with_group_id(GroupId(s("wire-g")));
+            let r: LeaveGroupResponse = call(addr, key, v, &req).await;
+            let code = if v <= 2 { r.error_code } else { r.members[0].error_code };
+            assert_eq!(code, 25, "v{v}");
+        }
+        ApiKey::OffsetCommit => {
+            let ct = OffsetCommitRequestTopic::default().with_name(topic(t)).with_partitions(vec![
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1),
+            ]);
+            let req = OffsetCommitRequest::default()
+                .with_group_id(GroupId(s(&format!("wire-commit-{v}"))))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![ct]);
+            let r: OffsetCommitResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{v}");
+        }
+        ApiKey::OffsetFetch => {
+            let group = GroupId(s("wire-commit-2"));
+            let req = match v {
+                0..=7 => {
+                    OffsetFetchRequest::default().with_group_id(group).with_topics(Some(vec![
+                        OffsetFetchRequestTopic::default()
+                            .with_name(topic(t))
+                            .with_partition_indexes(vec![0]),
+                    ]))
+                }
+                _ => OffsetFetchRequest::default().with_groups(vec![
+                    OffsetFetchRequestGroup::default().with_group_id(group).with_topics(None),
+                ]),
+            };
+            let r: OffsetFetchResponse = call(addr, key, v, &req).await;
+            let offset = match v {
+                0..=7 => r.topics[0].partitions[0].committed_offset,
+                _ => r.groups[0].topics[0].partitions[0].committed_offset,
+            };
+            assert_eq!(offset, 1, "v{v}");
+        }
+        ApiKey::ListGroups => {
+            let r: ListGroupsResponse = call(addr, key, v, &ListGroupsRequest::default()).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+            assert!(r.groups.iter().any(|g| g.group_id.0.as_str() == "wire-commit-2"), "v{v}");
+        }
+        ApiKey::DescribeGroups => {
+            let req =
+                DescribeGroupsRequest::default().with_groups(vec![GroupId(s("wire-commit-2"))]);
+            let r: DescribeGroupsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.groups[0].error_code, 0, "v{v}");
+        }
+        ApiKey::DeleteGroups => {
+            let req = DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(s(&format!("wire-none-{v}")))]);
+            let r: DeleteGroupsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.results[0].error_code, 69, "v{v}: group id not found");
+        }
+        ApiKey::OffsetDelete => {
+            let req = OffsetDeleteRequest::default()
+                .with_group_id(GroupId(s("wire-commit-3")))
+                .with_topics(vec![
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(topic(t))
+                        .with_partitions(vec![OffsetDeleteRequestPartition::default()]),
+                ]);
+            let r: OffsetDeleteResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+        }
+        ApiKey::CreatePartitions => {
+            let req =
+                CreatePartitionsRequest::default().with_validate_only(true).with_topics(vec![
+                    CreatePartitionsTopic::default().with_name(topic(t)).with_count(3),
+                ]);
+            let r: CreatePartitionsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.results[0].error_code, 0, "v{v}: {:?}", r.results[0].error_message);
+        }
+        ApiKey::DescribeConfigs => {
+            let req = DescribeConfigsRequest::default()
+                .with_include_documentation(v >= 3)
+                .with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s(t))
+                        .with_configuration_keys(None),
+                    // The empty name is the default broker config: this broker's own.
+                    DescribeConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(s(""))
+                        .with_configuration_keys(None),
+                ]);
+            let r: DescribeConfigsResponse = call(addr, key, v, &req).await;
+            assert!(
+                r.results.iter().all(|x| x.error_code == 0 && !x.configs.is_empty()),
+                "v{v}: {r:?}"
+            );
+        }
+        ApiKey::AlterConfigs => {
+            let req = AlterConfigsRequest::default().with_validate_only(true).with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(t))
+                    .with_configs(vec![
+                        AlterableConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_value(Some(s("100000"))),
+                    ]),
+            ]);
+            let r: AlterConfigsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.responses[0].error_code, 0, "v{v}");
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            use kafka_protocol::messages::incremental_alter_configs_request as inc;
+            let req = IncrementalAlterConfigsRequest::default()
+                .with_validate_only(true)
+                .with_resources(vec![
+                    inc::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s(t))
+                        .with_configs(vec![
+                            inc::AlterableConfig::default()
+                                .with_name(s("retention.ms"))
+                                .with_value(Some(s("100000"))),
+                        ]),
+                ]);
+            let r: IncrementalAlterConfigsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.responses[0].error_code, 0, "v{v}");
+        }
+        ApiKey::CreateAcls => {
+            let req = CreateAclsRequest::default().with_creations(vec![
+                AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(t))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s(&format!("User:wire-{v}")))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3),
+            ]);
+            let r: CreateAclsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.results[0].error_code, 0, "v{v}");
+        }
+        ApiKey::DescribeAcls => {
+            let req = DescribeAclsRequest::default()
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1);
+            let r: DescribeAclsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+            assert!(!r.resources.is_empty(), "v{v}");
+        }
+        ApiKey::DeleteAcls => {
+            let req = DeleteAclsRequest::default().with_filters(vec![
+                DeleteAclsFilter::default()
+                    .with_resource_name_filter(None)
+                    .with_host_filter(None)
+                    .with_resource_type_filter(2)
+                    .with_pattern_type_filter(1)
+                    .with_principal_filter(Some(s(&format!("User:wire-{v}"))))
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ]);
+            let r: DeleteAclsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.filter_results[0].error_code, 0, "v{v}");
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let req = AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                ReassignableTopic::default().with_name(topic(t)).with_partitions(vec![
+                    ReassignablePartition::default().with_partition_index(0),
+                ]),
+            ]);
+            let r: AlterPartitionReassignmentsResponse = call(addr, key, v, &req).await;
+            assert_eq!(
+                r.responses[0].partitions[0].error_code, 85,
+                "v{v}: no reassignment in progress"
+            );
+        }
+        ApiKey::ListPartitionReassignments => {
+            let r: ListPartitionReassignmentsResponse =
+                call(addr, key, v, &ListPartitionReassignmentsRequest::default()).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+        }
+        ApiKey::ElectLeaders => {
+            let req = ElectLeadersRequest::default().with_timeout_ms(1000).with_topic_partitions(
+                Some(vec![
+                    kafka_protocol::messages::elect_leaders_request::TopicPartitions::default()
+                        .with_topic(topic(t))
+                        .with_partitions(vec![0]),
+                ]),
+            );
+            let r: ElectLeadersResponse = call(addr, key, v, &req).await;
+            assert_eq!(
+                r.replica_election_results[0].partition_result[0].error_code, 84,
+                "v{v}: not needed"
+            );
+        }
+        ApiKey::SaslHandshake => {
+            let r: SaslHandshakeResponse =
+                call(addr, key, v, &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")))
+                    .await;
+            assert_eq!(r.error_code, 0, "v{v}");
+        }
+        ApiKey::SaslAuthenticate => {
+            let r: SaslAuthenticateResponse =
+                call(addr, key, v, &SaslAuthenticateRequest::default()).await;
+            assert_eq!(r.error_code, 34, "v{v}: no handshake before");
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let up = ScramCredentialUpsertion::default()
+                .with_name(s("wire-user"))
+                .with_mechanism(2)
+                .with_iterations(4096)
+                .with_salt(Bytes::from_static(b"salt"))
+                .with_salted_password(Bytes::from(vec![7u8; 64]));
+            let r: AlterUserScramCredentialsResponse = call(
+                addr,
+                key,
+                v,
+                &AlterUserScramCredentialsRequest::default().with_upsertions(vec![up]),
+            )
+            .await;
+            assert_eq!(r.results[0].error_code, 0, "v{v}: {:?}", r.results[0].error_message);
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let r: DescribeUserScramCredentialsResponse =
+                call(addr, key, v, &DescribeUserScramCredentialsRequest::default()).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+        }
+        other => panic!("{other:?} is served but this test has no request for it: add one"),
+    }
+}
+
+#[tokio::test]
+async fn every_served_api_answers_at_every_served_version() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    let info = admin.create_topic("wire-t", 2, 1, Default::default()).await.unwrap();
+    let topic_id = uuid::Uuid::parse_str(&info.id).unwrap();
+    // Data to fetch before the Fetch checks, and a commit for OffsetFetch's.
+    check_version(&addr, ApiKey::Produce, 3, topic_id).await;
+    check_version(&addr, ApiKey::OffsetCommit, 2, topic_id).await;
+    check_version(&addr, ApiKey::OffsetCommit, 3, topic_id).await;
+    let served = served(&addr).await;
+    let mut checked = 0;
+    for (key, min, max) in served {
+        for v in min..=max {
+            check_version(&addr, key, v, topic_id).await;
+            checked += 1;
+        }
+    }
+    assert!(checked > 150, "{checked} API versions checked");
+    // Above the versions served, ApiVersions answers at v0 with UNSUPPORTED_VERSION and
+    // the list, so the client can retry (KIP-511).
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(&raw(18, 99, 9, b"\x00")).await.unwrap();
+    let mut resp = read_response(&mut conn, WITHIN).await.unwrap();
+    assert_eq!(ResponseHeader::decode(&mut resp, 0).unwrap().correlation_id, 9);
+    let r = ApiVersionsResponse::decode(&mut resp, 0).unwrap();
+    assert_eq!(r.error_code, 35);
+    assert!(r.api_keys.len() > 30);
+}
+
+/// Produces `n` records to partition 0 of `topic` (acks=all, one batch each); their offsets.
+async fn produce_acked(addr: &str, topic_name: &str, n: usize) -> Vec<i64> {
+    let mut offsets = Vec::with_capacity(n);
+    for _ in 0..n {
+        let data =
+            TopicProduceData::default().with_name(topic(topic_name)).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(batch())),
+            ]);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![data]);
+        let r: ProduceResponse = call(addr, ApiKey::Produce, 9, &req).await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        offsets.push(p.base_offset);
+    }
+    offsets
+}
+
+/// The records of partition 0 of `topic`, read from 0 until `n` or nothing new.
+async fn fetched(addr: &str, topic_name: &str, n: usize) -> Vec<i64> {
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    while seen.len() < n {
+        let part = FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(1 << 20);
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default().with_topic(topic(topic_name)).with_partitions(vec![part]),
+            ]);
+        let r: FetchResponse = call(addr, ApiKey::Fetch, 12, &req).await;
+        let records = r.responses[0].partitions[0].records.clone().unwrap_or_default();
+        if records.is_empty() {
+            break;
+        }
+        let decoded = shale::record::decode_batches(&records, &Default::default()).unwrap();
+        for rec in decoded {
+            seen.push(rec.offset);
+            offset = rec.offset + 1;
+        }
+    }
+    seen
+}
+
+/// ApiVersions on `conn` still answers within the bound.
+async fn still_serving(conn: &mut TcpStream, case: &str) {
+    conn.write_all(&frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default()))
+        .await
+        .unwrap();
+    let answer = read_response(conn, WITHIN).await;
+    assert!(answer.is_some(), "after {case}: the healthy connection got no answer");
+}
+
+/// Sends `bytes` on a new connection; the broker must close it within the bound (after
+/// answering, when `answered_ok`).
+async fn refused(addr: &str, case: &str, bytes: &[u8], then_shutdown: bool) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(bytes).await.unwrap();
+    if then_shutdown {
+        conn.shutdown().await.unwrap();
+    }
+    assert!(
+        closed(&mut conn, WITHIN).await,
+        "{case}: the connection was not closed within {WITHIN:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_closes_only_its_connection_and_loses_nothing_acknowledged() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-bad", 1, 1, Default::default()).await.unwrap();
+    let acked = produce_acked(&addr, "wire-bad", 50).await;
+    let mut healthy = TcpStream::connect(&addr).await.unwrap();
+    still_serving(&mut healthy, "nothing").await;
+
+    let mut garbage = 64i32.to_be_bytes().to_vec();
+    garbage.extend((0..64u8).map(|i| i.wrapping_mul(37).wrapping_add(11)));
+    let metadata = frame(ApiKey::Metadata, 1, 3, &MetadataRequest::default().with_topics(None));
+    let mut truncated = metadata.to_vec();
+    truncated.truncate(truncated.len() - 2);
+    let cut = (truncated.len() as i32 - 4).to_be_bytes();
+    truncated[..4].copy_from_slice(&cut);
+    let mut huge_count =
+        frame(ApiKey::Metadata, 1, 4, &MetadataRequest::default().with_topics(Some(vec![])))
+            .to_vec();
+    let at = huge_count.len() - 4;
+    huge_count[at..].copy_from_slice(&i32::MAX.to_be_bytes());
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("garbage", garbage, false),
+        ("a 2 GB size prefix", i32::MAX.to_be_bytes().to_vec(), false),
+        ("a negative size prefix", (-1i32).to_be_bytes().to_vec(), false),
+        ("a frame shorter than a header", [&3i32.to_be_bytes()[..], &[0, 3, 0]].concat(), false),
+        ("an unknown API key", raw(9999, 0, 1, b"").to_vec(), false),
+        ("Produce v2 (below the versions served)", raw(0, 2, 1, b"\x00\x00").to_vec(), false),
+        ("Metadata v99", raw(3, 99, 1, b"").to_vec(), false),
+        ("a truncated Metadata request", truncated, false),
+        (
+            "a request cut off by the client",
+            [&100i32.to_be_bytes()[..], &[0, 3, 0, 1]].concat(),
+            true,
+        ),
+        ("an array count of two billion", huge_count, false),
+    ];
+    for (case, bytes, shutdown) in &cases {
+        let started = std::time::Instant::now();
+        refused(&addr, case, bytes, *shutdown).await;
+        assert!(started.elapsed() <= WITHIN, "{case}");
+        still_serving(&mut healthy, case).await;
+    }
+
+    // A fuzzing run: frames of valid requests with bytes flipped, cut and extended, and
+    // random ones; each answered or its connection closed within a second. APIs that wait
+    // by design (long-polls, rebalances, placements) are left to the decoder's own fuzzing.
+    let waiting = [
+        ApiKey::Fetch,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::ElectLeaders,
+        ApiKey::CreateTopics,
+        ApiKey::CreatePartitions,
+        ApiKey::DeleteTopics,
+        ApiKey::Produce,
+    ];
+    let pairs: Vec<(ApiKey, i16)> = served(&addr)
+        .await
+        .into_iter()
+        .filter(|(k, _, _)| !waiting.contains(k))
+        .flat_map(|(k, min, max)| (min..=max).map(move |v| (k, v)))
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261125);
+    for i in 0..300 {
+        let bytes: Vec<u8> = if i % 5 == 4 {
+            let n: i32 = rng.random_range(8..200);
+            let mut b = n.to_be_bytes().to_vec();
+            b.extend((0..n).map(|_| rng.random::<u8>()));
+            b
+        } else {
+            let (key, v) = pairs[rng.random_range(0..pairs.len())];
+            let mut b = valid(key, v).to_vec();
+            for _ in 0..rng.random_range(1..6) {
+                let at = rng.random_range(4..b.len());
+                b[at] ^= rng.random::<u8>().max(1);
+            }
+            if rng.random_bool(0.3) {
+                let keep = rng.random_range(12..=b.len());
+                b.truncate(keep);
+                let size = (b.len() as i32 - 4).to_be_bytes();
+                b[..4].copy_from_slice(&size);
+            }
+            b
+        };
+        let mut conn = TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(&bytes).await.unwrap();
+        let started = std::time::Instant::now();
+        // An answer (then the client closes), or the broker's close.
+        let outcome = tokio::time::timeout(WITHIN, async {
+            let mut b = [0u8; 4];
+            conn.read_exact(&mut b).await.is_ok()
+        })
+        .await;
+        assert!(
+            outcome.is_ok(),
+            "fuzz frame {i}: neither answered nor closed within {WITHIN:?}: {bytes:?}"
+        );
+        assert!(started.elapsed() <= WITHIN + Duration::from_millis(100));
+    }
+    still_serving(&mut healthy, "the fuzzing run").await;
+    assert_eq!(
+        fetched(&addr, "wire-bad", acked.len()).await,
+        acked,
+        "acknowledged records changed"
+    );
+}
+
+/// A valid frame of `key` at `v` with a default body.
+fn valid(key: ApiKey, v: i16) -> Bytes {
+    macro_rules! any {
+        ($($k:ident => $t:ty),* $(,)?) => {
+            match key {
+                $(ApiKey::$k => frame(key, v, 5, &<$t>::default()),)*
+                other => panic!("no default request for {other:?}"),
+            }
+        };
+    }
+    any! {
+        ListOffsets => ListOffsetsRequest, Metadata => MetadataRequest,
+        ApiVersions => ApiVersionsRequest, InitProducerId => InitProducerIdRequest,
+        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, DescribeCluster => DescribeClusterRequest,
+        FindCoordinator => FindCoordinatorRequest, Heartbeat => HeartbeatRequest,
+        LeaveGroup => LeaveGroupRequest, OffsetCommit => OffsetCommitRequest,
+        OffsetFetch => OffsetFetchRequest, ListGroups => ListGroupsRequest,
+        DescribeGroups => DescribeGroupsRequest, DeleteGroups => DeleteGroupsRequest,
+        OffsetDelete => OffsetDeleteRequest, DescribeConfigs => DescribeConfigsRequest,
+        AlterConfigs => AlterConfigsRequest, IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
+        CreateAcls => CreateAclsRequest, DescribeAcls => DescribeAclsRequest,
+        DeleteAcls => DeleteAclsRequest, AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
+        ListPartitionReassignments => ListPartitionReassignmentsRequest,
+        SaslHandshake => SaslHandshakeRequest, SaslAuthenticate => SaslAuthenticateRequest,
+        AlterUserScramCredentials => AlterUserScramCredentialsRequest,
+        DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+    }
+}
