@@ -24,32 +24,39 @@ use shale::server::RunningServer;
 const WITHIN: Duration = Duration::from_secs(90);
 
 /// One broker for the whole file (its own runtime, so it outlives each test's): the
-/// scripts make their own topics and groups.
-fn bootstrap() -> String {
+/// scripts make their own topics and groups. Its Kafka address and its gRPC address.
+fn broker() -> &'static (String, String) {
     static BROKER: OnceLock<(String, String)> = OnceLock::new();
-    BROKER
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Runtime::new().unwrap();
-                rt.block_on(async {
-                    let dir = tempfile::tempdir().unwrap();
-                    let mut settings = common::settings(dir.path());
-                    settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
-                    // Groups of these tests form at once, not after Kafka's 3 s.
-                    settings.groups.initial_rebalance_delay_ms = 200;
-                    let server: RunningServer = common::start(settings).await;
-                    let kafka = server.kafka_addr().unwrap().to_string();
-                    tx.send((kafka, server.addr().to_string())).unwrap();
-                    // Serve until the test binary exits.
-                    std::future::pending::<()>().await;
-                    drop((server, dir));
-                });
+    BROKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let mut settings = common::settings(dir.path());
+                settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
+                // Groups of these tests form at once, not after Kafka's 3 s.
+                settings.groups.initial_rebalance_delay_ms = 200;
+                let server: RunningServer = common::start(settings).await;
+                let kafka = server.kafka_addr().unwrap().to_string();
+                tx.send((kafka, server.addr().to_string())).unwrap();
+                // Serve until the test binary exits.
+                std::future::pending::<()>().await;
+                drop((server, dir));
             });
-            rx.recv_timeout(Duration::from_secs(60)).expect("broker started")
-        })
-        .0
-        .clone()
+        });
+        rx.recv_timeout(Duration::from_secs(60)).expect("broker started")
+    })
+}
+
+/// The broker's Kafka listener.
+fn bootstrap() -> String {
+    broker().0.clone()
+}
+
+/// The broker's gRPC address.
+fn grpc_addr() -> String {
+    broker().1.clone()
 }
 
 fn python_client(script: &str, scenario: &str) -> Option<serde_json::Value> {
@@ -187,5 +194,214 @@ fn kcat_produces_and_consumes_with_keys_and_headers() {
     );
     for field in ["missing", "duplicates", "mismatched"] {
         assert_eq!(json[field], 0, "{field}: {json}");
+    }
+}
+
+/// One interop record: key, value, headers and timestamp.
+type InteropRecord = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>, i64);
+
+/// The records both interop directions exchange: keys, values and headers that exercise
+/// nulls, empties, binary bytes and repeated header keys, with explicit timestamps.
+fn interop_records(n: usize) -> Vec<InteropRecord> {
+    (0..n)
+        .map(|i| {
+            let key = match i % 4 {
+                0 => None,
+                1 => Some(Vec::new()),
+                _ => Some(format!("key-{i}").into_bytes()),
+            };
+            let value = match i % 5 {
+                0 => None,
+                _ => Some((0..(i * 7 % 300)).map(|b| (b * 31 + i) as u8).collect()),
+            };
+            let headers = vec![
+                ("h".to_string(), Some(vec![i as u8, 0, 255])),
+                ("h".to_string(), None),
+                ("unicode-ключ".to_string(), Some(b"v".to_vec())),
+            ];
+            (key, value, headers, 1_700_000_000_000 + i as i64 * 1000)
+        })
+        .collect()
+}
+
+fn b64(b: &Option<Vec<u8>>) -> serde_json::Value {
+    use base64::Engine as _;
+    match b {
+        None => serde_json::Value::Null,
+        Some(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
+    }
+}
+
+/// What gRPC's consumer read, in the interop JSON form.
+fn as_json(r: &shale::client::ConsumerRecord) -> serde_json::Value {
+    let headers: Vec<serde_json::Value> = r
+        .headers
+        .iter()
+        .map(|h| serde_json::json!([h.key, b64(&h.value.as_ref().map(|v| v.to_vec()))]))
+        .collect();
+    serde_json::json!({
+        "p": r.partition, "o": r.offset,
+        "key": b64(&r.key.as_ref().map(|k| k.to_vec())),
+        "value": b64(&r.value.as_ref().map(|v| v.to_vec())),
+        "headers": headers, "ts": r.timestamp_ms,
+    })
+}
+
+/// gRPC writes, librdkafka reads byte for byte; librdkafka writes, gRPC reads byte for
+/// byte; and a Kafka group's commits show in Shale's group description.
+#[tokio::test]
+async fn records_cross_between_grpc_and_kafka_clients_byte_for_byte() {
+    let Some(python) = kafka::python() else { return };
+    let bootstrap = bootstrap();
+    let client = shale::client::Client::new(&grpc_addr()).unwrap();
+    let admin = client.admin();
+    let records = interop_records(60);
+
+    // gRPC → Kafka.
+    let there = kafka::unique("interop-g2k");
+    admin.create_topic(&there, 2, 1, Default::default()).await.unwrap();
+    let producer = shale::client::Producer::new(client.clone(), Default::default());
+    let mut deliveries = Vec::new();
+    for (i, (key, value, headers, ts)) in records.iter().enumerate() {
+        let record = shale::client::ProducerRecord {
+            topic: there.clone(),
+            partition: Some((i % 2) as u32),
+            key: key.clone().map(Into::into),
+            value: value.clone().map(Into::into),
+            headers: headers
+                .iter()
+                .map(|(k, v)| shale::record::Header {
+                    key: k.clone(),
+                    value: v.clone().map(Into::into),
+                })
+                .collect(),
+            timestamp_ms: Some(*ts),
+        };
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    let grpc_view: Vec<serde_json::Value> =
+        common::read_all(&client, &there).await.values().flatten().map(as_json).collect();
+    let read =
+        kafka::python_script(&python, "interop.py", &[&bootstrap, "read", &there, "2", "60"]);
+    let kafka_view = kafka::run(read, WITHIN).assert_ok("librdkafka reading gRPC's records");
+    let kafka_records = kafka_view["records"].as_array().unwrap();
+    assert_eq!((kafka_records.len(), grpc_view.len()), (60, 60));
+    for (k, g) in kafka_records.iter().zip(&grpc_view) {
+        assert_eq!(k, g, "librdkafka and Shale's consumer read this record differently");
+    }
+
+    // Kafka → gRPC.
+    let back = kafka::unique("interop-k2g");
+    admin.create_topic(&back, 2, 1, Default::default()).await.unwrap();
+    let spec: Vec<serde_json::Value> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value, headers, ts))| {
+            let headers: Vec<serde_json::Value> =
+                headers.iter().map(|(k, v)| serde_json::json!([k, b64(v)])).collect();
+            serde_json::json!({"p": i % 2, "key": b64(key), "value": b64(value), "headers": headers, "ts": ts})
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let spec_file = dir.path().join("spec.json");
+    std::fs::write(&spec_file, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let write = kafka::python_script(
+        &python,
+        "interop.py",
+        &[&bootstrap, "write", &back, spec_file.to_str().unwrap()],
+    );
+    kafka::run(write, WITHIN).assert_ok("librdkafka writing");
+    let read_back = common::read_all(&client, &back).await;
+    for p in 0..2u32 {
+        let got: Vec<serde_json::Value> = read_back[&p].iter().map(as_json).collect();
+        let want: Vec<&serde_json::Value> = spec.iter().filter(|s| s["p"] == p).collect();
+        assert_eq!(got.len(), want.len(), "partition {p}");
+        for (g, w) in got.iter().zip(want) {
+            for field in ["key", "value", "headers", "ts"] {
+                assert_eq!(g[field], w[field], "partition {p} offset {}: {field}", g["o"]);
+            }
+        }
+    }
+
+    // A Kafka group's commits, seen through Shale's own group description.
+    let group = kafka::unique("interop-group");
+    let commit = kafka::python_script(
+        &python,
+        "admin.py",
+        &[&bootstrap, "commit", &group, &back, "0", "17"],
+    );
+    kafka::run(commit, WITHIN).assert_ok("librdkafka committing");
+    let described = shale::client::GroupAdmin::new(client.clone()).describe(&group).await.unwrap();
+    let p0 = described.partitions.iter().find(|p| p.topic == back && p.partition == 0).unwrap();
+    assert_eq!(p0.committed, 17, "{described:?}");
+    assert_eq!(p0.log_end, 30);
+}
+
+/// A tiered topic whose first segments are in the bucket only: a Kafka consumer reads it
+/// from offset 0, every record in order.
+#[tokio::test]
+async fn a_kafka_consumer_reads_a_tiered_topic_from_offset_zero() {
+    let Some(python) = kafka::python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
+    settings.tier.object_store = format!("file://{}", dir.path().join("bucket").display());
+    settings.tier.upload_interval_ms = 200;
+    settings.log.retention_check_interval_ms = 200;
+    let server = common::start(settings).await;
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let client = common::client(&server);
+    let topic = "tiered-kafka";
+    let mib = (1u64 << 20).to_string();
+    let configs = [
+        ("remote.storage.enable", "true"),
+        ("segment.bytes", mib.as_str()),
+        ("local.retention.bytes", mib.as_str()),
+        ("retention.bytes", "-1"),
+    ];
+    let configs = configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    client.admin().create_topic(topic, 1, 1, configs).await.unwrap();
+    let n = 4000usize;
+    let producer = shale::client::Producer::new(client.clone(), Default::default());
+    let mut deliveries = Vec::with_capacity(n);
+    for i in 0..n {
+        let value = format!("{i:08}-{}", "x".repeat(1000));
+        let record = shale::client::ProducerRecord::new(topic, value).key(format!("k{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    common::wait_until(
+        Duration::from_secs(120),
+        "the first segments tiered and gone from local disk",
+        || {
+            let admin = client.admin();
+            async move {
+                let d = admin.describe_topic(topic).await.unwrap();
+                d.partitions[0].local_log_start_offset > 1000
+            }
+        },
+    )
+    .await;
+    let read = kafka::python_script(
+        &python,
+        "interop.py",
+        &[&bootstrap, "read", topic, "1", &n.to_string()],
+    );
+    // Off the runtime's thread: the broker serves on it meanwhile.
+    let run = tokio::task::spawn_blocking(move || kafka::run(read, WITHIN)).await.unwrap();
+    let json = run.assert_ok("librdkafka reading the tiered topic");
+    let records = json["records"].as_array().unwrap();
+    assert_eq!(records.len(), n);
+    use base64::Engine as _;
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["o"], i as i64, "offsets in order from 0");
+        let value =
+            base64::engine::general_purpose::STANDARD.decode(r["value"].as_str().unwrap()).unwrap();
+        assert!(value.starts_with(format!("{i:08}-").as_bytes()), "record {i}");
     }
 }

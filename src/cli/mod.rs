@@ -12,6 +12,7 @@ mod produce;
 mod quota;
 mod serve;
 mod topic;
+mod user;
 
 use std::path::PathBuf;
 
@@ -59,6 +60,9 @@ pub enum Command {
     /// Add, list and remove access-control bindings.
     #[command(subcommand)]
     Acl(acl::AclCommand),
+    /// Create, delete and list users' SASL (SCRAM, PLAIN) credentials for the Kafka listener.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Set, list and remove per-principal quotas.
     #[command(subcommand)]
     Quota(quota::QuotaCommand),
@@ -78,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(c) => group::run(c).await,
         Command::Acl(c) => acl::run(c).await,
         Command::Quota(c) => quota::run(c).await,
+        Command::User(c) => user::run(c).await,
     }
 }
 

@@ -2,16 +2,33 @@
 """Small admin actions through confluent-kafka's AdminClient (librdkafka), for tests.
 
 Usage: admin.py BOOTSTRAP create TOPIC PARTITIONS [KEY=VALUE ...]
-Creates TOPIC with PARTITIONS partitions and the given topic configs; prints one JSON
-line and exits 0 on success, 1 with the error on stderr otherwise.
+       admin.py BOOTSTRAP commit GROUP TOPIC PARTITION OFFSET
+create: TOPIC with PARTITIONS partitions and the given topic configs.
+commit: OFFSET for TOPIC's PARTITION as GROUP (a consumer outside the group protocol).
+Prints one JSON line and exits 0 on success, 1 with the error on stderr otherwise.
 """
 import json
 import sys
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
+def commit(bootstrap, group, topic, partition, offset):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    done = c.commit(offsets=[TopicPartition(topic, partition, offset)], asynchronous=False)
+    c.close()
+    errors = [str(tp.error) for tp in done if tp.error]
+    if errors:
+        print(f"FAIL admin: commit: {errors}", file=sys.stderr)
+        return 1
+    print(json.dumps({"committed": offset, "group": group}))
+    return 0
+
+
 def main():
+    if len(sys.argv) == 7 and sys.argv[2] == "commit":
+        return commit(sys.argv[1], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
     if len(sys.argv) < 5 or sys.argv[2] != "create":
         print(__doc__, file=sys.stderr)
         return 2

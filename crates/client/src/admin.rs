@@ -394,6 +394,52 @@ impl Admin {
         Ok(resp.into_inner().quotas)
     }
 
+    /// Sets `user`'s password credential for `mechanisms` (both SCRAM ones when empty;
+    /// needs Alter on the cluster).
+    pub async fn set_user_credential(
+        &self,
+        user: &str,
+        password: &str,
+        mechanisms: Vec<String>,
+        iterations: u32,
+    ) -> Result<(), Error> {
+        let request = pb::SetUserCredentialRequest {
+            user: user.to_string(),
+            password: password.to_string(),
+            mechanisms,
+            iterations,
+        };
+        self.call(None, false, request, |mut rpc, req| async move {
+            rpc.set_user_credential(req).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes `user`'s credentials for `mechanisms` (all when empty).
+    pub async fn delete_user_credential(
+        &self,
+        user: &str,
+        mechanisms: Vec<String>,
+    ) -> Result<(), Error> {
+        let request = pb::DeleteUserCredentialRequest { user: user.to_string(), mechanisms };
+        self.call(None, false, request, |mut rpc, req| async move {
+            rpc.delete_user_credential(req).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Every user's credentials, one per mechanism (needs Describe on the cluster).
+    pub async fn list_users(&self) -> Result<Vec<pb::UserCredential>, Error> {
+        let resp = self
+            .call(None, true, pb::ListUsersRequest {}, |mut rpc, req| async move {
+                rpc.list_users(req).await
+            })
+            .await?;
+        Ok(resp.into_inner().credentials)
+    }
+
     /// Brokers, controller and partition leaders of `topics` (all when empty).
     pub async fn metadata(&self, topics: &[String]) -> Result<pb::GetMetadataResponse, Error> {
         self.client

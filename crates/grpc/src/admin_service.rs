@@ -7,7 +7,9 @@ use tonic::{Request, Response, Status};
 
 use crate::auth_layer::identity;
 use crate::convert;
-use shale_broker::api::{Api, NewTopic, QuotaLimits, Reassignment, TopicsWanted};
+use shale_broker::api::{
+    Api, NewTopic, QuotaLimits, Reassignment, ScramChange, ScramMechanism, TopicsWanted,
+};
 use shale_proto::pb;
 
 /// The Admin service over a broker.
@@ -352,4 +354,93 @@ impl pb::admin_server::Admin for AdminService {
                 .collect(),
         }))
     }
+
+    async fn set_user_credential(
+        &self,
+        request: Request<pb::SetUserCredentialRequest>,
+    ) -> Result<Response<pb::SetUserCredentialResponse>, Status> {
+        let who = identity(&request);
+        let req = request.into_inner();
+        let iterations = if req.iterations == 0 { 8192 } else { req.iterations };
+        let changes = mechanisms(&req.mechanisms)
+            .map_err(into_status)?
+            .into_iter()
+            .map(|m| {
+                let change = ScramChange::Password { password: req.password.clone(), iterations };
+                (req.user.clone(), m, change)
+            })
+            .collect();
+        for done in self.api.alter_scram(&who, changes).await.map_err(into_status)? {
+            done.map_err(into_status)?;
+        }
+        Ok(Response::new(pb::SetUserCredentialResponse {}))
+    }
+
+    async fn delete_user_credential(
+        &self,
+        request: Request<pb::DeleteUserCredentialRequest>,
+    ) -> Result<Response<pb::DeleteUserCredentialResponse>, Status> {
+        let who = identity(&request);
+        let req = request.into_inner();
+        let all = req.mechanisms.is_empty();
+        let changes: Vec<_> = mechanisms(&req.mechanisms)
+            .map_err(into_status)?
+            .into_iter()
+            .map(|m| (req.user.clone(), m, ScramChange::Delete))
+            .collect();
+        let outcomes = self.api.alter_scram(&who, changes).await.map_err(into_status)?;
+        // Deleting "every mechanism" is done when at least one credential was there.
+        let mut deleted = 0;
+        let mut first_error = None;
+        for o in outcomes {
+            match o {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if !all || deleted == 0 => Err(into_status(e)),
+            _ => Ok(Response::new(pb::DeleteUserCredentialResponse {})),
+        }
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let who = identity(&request);
+        let users = self.api.describe_scram(&who, None).await.map_err(into_status)?;
+        let credentials = users
+            .into_iter()
+            .flat_map(|(user, found)| {
+                found.unwrap_or_default().into_iter().map(move |(m, iterations)| {
+                    pb::UserCredential {
+                        user: user.clone(),
+                        mechanism: m.name().into(),
+                        iterations,
+                    }
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::ListUsersResponse { credentials }))
+    }
+}
+
+/// The SCRAM mechanisms named (both when none is), or the error naming a bad one.
+fn mechanisms(names: &[String]) -> Result<Vec<ScramMechanism>, shale_core::error::Error> {
+    if names.is_empty() {
+        return Ok(ScramMechanism::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            ScramMechanism::parse(n).ok_or_else(|| {
+                shale_core::error::Error::invalid(format!(
+                    "SCRAM mechanism {n:?} is unknown: SCRAM-SHA-256 or SCRAM-SHA-512"
+                ))
+            })
+        })
+        .collect()
 }
