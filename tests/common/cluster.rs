@@ -1,6 +1,6 @@
 //! A cluster of `shale serve` processes on one private etcd, for tests: broker `i` (0-based)
-//! has id `i + 1`, its own data dir, a fixed client port and admin port (so a restart comes
-//! back at the same address), a 3 s lease and a failpoint folder (`SHALE_FAILPOINTS_DIR`,
+//! has id `i + 1`, its own data dir, a fixed client port, Kafka port and admin port (so a
+//! restart comes back at the same addresses), a 3 s lease and a failpoint folder (`SHALE_FAILPOINTS_DIR`,
 //! see [`Cluster::arm`]). Brokers are killed by PID when dropped, before etcd stops.
 //!
 //! Include it next to `mod common;`: `#[path = "common/cluster.rs"] mod cluster;`.
@@ -27,6 +27,7 @@ pub(crate) struct Cluster {
     dirs: Vec<tempfile::TempDir>,
     failpoints: Vec<tempfile::TempDir>,
     ports: Vec<u16>,
+    kafka_ports: Vec<u16>,
     admin_ports: Vec<u16>,
     name: String,
     args: Vec<String>,
@@ -46,6 +47,7 @@ impl Cluster {
         c.dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
         c.failpoints = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
         c.ports = (0..n).map(|_| free_port()).collect();
+        c.kafka_ports = (0..n).map(|_| free_port()).collect();
         c.admin_ports = (0..n).map(|_| free_port()).collect();
         c.brokers = (0..n).map(|_| None).collect();
         c
@@ -58,6 +60,7 @@ impl Cluster {
             dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
             failpoints: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
             ports: (0..n).map(|_| free_port()).collect(),
+            kafka_ports: (0..n).map(|_| free_port()).collect(),
             admin_ports: (0..n).map(|_| free_port()).collect(),
             name: name.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
@@ -76,6 +79,7 @@ impl Cluster {
         let etcd = self.etcd.endpoints().join(",");
         let ttl = LEASE_TTL_SECS.to_string();
         let admin = self.admin(i);
+        let kafka = self.kafka(i);
         let failpoints = self.failpoints[i].path().to_string_lossy().to_string();
         let mut args = vec![
             "--id",
@@ -88,6 +92,8 @@ impl Cluster {
             &ttl,
             "--admin-listen",
             &admin,
+            "--kafka-listen",
+            &kafka,
         ];
         args.extend(self.args.iter().map(String::as_str));
         BrokerProcess::serve_on_with_env(
@@ -101,6 +107,16 @@ impl Cluster {
     /// Client address of broker `i`.
     pub(crate) fn addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.ports[i])
+    }
+
+    /// Kafka listener address of broker `i`.
+    pub(crate) fn kafka(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.kafka_ports[i])
+    }
+
+    /// Every broker's Kafka address, comma-separated: a Kafka client's bootstrap list.
+    pub(crate) fn kafka_bootstrap(&self) -> String {
+        (0..self.kafka_ports.len()).map(|i| self.kafka(i)).collect::<Vec<_>>().join(",")
     }
 
     /// Admin HTTP address of broker `i`.
