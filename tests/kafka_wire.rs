@@ -16,6 +16,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
@@ -23,7 +24,7 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
 use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -236,9 +237,28 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
                 .with_name(topic(&format!("wire-new-{v}")))
                 .with_num_partitions(1)
                 .with_replication_factor(-1);
-            let req = CreateTopicsRequest::default().with_topics(vec![ct]).with_timeout_ms(30_000);
+            // The controller places replicas: a manual assignment is refused as Kafka refuses
+            // one it cannot follow.
+            let manual = CreatableTopic::default()
+                .with_name(topic(&format!("wire-manual-{v}")))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![
+                    CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(0)]),
+                ]);
+            let req = CreateTopicsRequest::default()
+                .with_topics(vec![ct, manual])
+                .with_timeout_ms(30_000);
             let r: CreateTopicsResponse = call(addr, key, v, &req).await;
             assert_eq!(r.topics[0].error_code, 0, "v{v}: {:?}", r.topics[0].error_message);
+            assert_eq!(
+                r.topics[1].error_code,
+                ResponseError::InvalidReplicaAssignment.code(),
+                "v{v}: {:?}",
+                r.topics[1].error_message
+            );
         }
         ApiKey::DeleteTopics => {
             let name = format!("wire-new-{}", v + 1);

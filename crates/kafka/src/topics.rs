@@ -25,7 +25,7 @@ use crate::connection::{Answer, Session};
 use crate::dispatch::Call;
 use crate::errors::{About, code};
 use shale_broker::api::{NewTopic, TopicEntry};
-use shale_core::error::Error;
+use shale_core::error::{Error, ErrorKind, Reason};
 
 /// Kafka's `config_source` for a topic's own setting and for a default.
 const TOPIC_CONFIG: i8 = 1;
@@ -70,7 +70,7 @@ fn new_topic(
     validate_only: bool,
 ) -> Result<NewTopic, Error> {
     if !t.assignments.is_empty() {
-        return Err(Error::invalid(format!(
+        return Err(manual_assignment(format!(
             "topic {name:?}: manual replica assignments are not accepted; give a partition \
              count and replication factor (the controller places replicas; move them \
              afterwards with AlterPartitionReassignments)"
@@ -205,7 +205,7 @@ pub(crate) fn create_partitions(
         for t in req.topics {
             let name = t.name.0.to_string();
             let grown = match (&t.assignments, u32::try_from(t.count)) {
-                (Some(a), _) if !a.is_empty() => Err(Error::invalid(format!(
+                (Some(a), _) if !a.is_empty() => Err(manual_assignment(format!(
                     "topic {name:?}: manual assignments of new partitions are not accepted; the \
                      controller places them"
                 ))),
@@ -231,4 +231,10 @@ pub(crate) fn create_partitions(
             .with_results(results);
         replier.later(&body, Duration::ZERO)
     }))
+}
+
+/// A manual replica assignment, which Shale's controller does not take:
+/// INVALID_REPLICA_ASSIGNMENT, as Kafka answers an assignment it cannot follow.
+fn manual_assignment(message: String) -> Error {
+    Error::new(ErrorKind::Invalid, Reason::InvalidReplicaAssignment, message)
 }
