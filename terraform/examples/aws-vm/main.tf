@@ -52,6 +52,11 @@ output "broker_endpoints" {
   value       = module.shale.broker_endpoints
 }
 
+output "kafka_bootstrap" {
+  description = "Give Kafka clients these as bootstrap.servers (comma-separated)."
+  value       = module.shale.kafka_bootstrap
+}
+
 output "etcd_endpoints" {
   description = "etcd client URLs (for backups: etcdctl snapshot save)."
   value       = module.shale.etcd_endpoints

@@ -46,6 +46,11 @@ output "bootstrap_endpoint" {
   value       = module.shale.bootstrap_endpoint
 }
 
+output "kafka_bootstrap" {
+  description = "In-cluster bootstrap.servers for Kafka clients."
+  value       = module.shale.kafka_bootstrap
+}
+
 output "bucket" {
   description = "The segment bucket."
   value       = module.shale.bucket

@@ -124,6 +124,19 @@ resource "aws_vpc_security_group_ingress_rule" "broker_grpc_peers" {
   to_port                      = 9292
 }
 
+# Kafka clients bootstrap from any broker, then dial each partition's leader and their
+# group's coordinator directly: every broker must be reachable. Brokers never speak Kafka
+# to each other (replication is gRPC), so there is no peer rule.
+resource "aws_vpc_security_group_ingress_rule" "broker_kafka_clients" {
+  for_each          = toset(var.client_cidrs)
+  security_group_id = aws_security_group.broker.id
+  description       = "Kafka protocol from clients"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 9092
+  to_port           = 9092
+}
+
 resource "aws_vpc_security_group_ingress_rule" "broker_admin" {
   for_each          = toset(var.monitoring_cidrs)
   security_group_id = aws_security_group.broker.id

@@ -3,6 +3,11 @@ output "broker_endpoints" {
   value       = [for b in aws_instance.broker : "${b.private_ip}:9292"]
 }
 
+output "kafka_bootstrap" {
+  description = "host:port of every broker's Kafka listener (Kafka clients' bootstrap.servers, comma-separated)."
+  value       = [for b in aws_instance.broker : "${b.private_ip}:9092"]
+}
+
 output "admin_endpoints" {
   description = "Admin HTTP listeners (/metrics, /healthz, /readyz) for Prometheus."
   value       = [for b in aws_instance.broker : "http://${b.private_ip}:9293"]

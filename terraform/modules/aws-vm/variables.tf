@@ -42,11 +42,11 @@ variable "etcd_host_number" {
 }
 
 variable "client_cidrs" {
-  description = "CIDR blocks allowed to reach the brokers' gRPC port (producers, consumers, admin CLI)."
+  description = "CIDR blocks allowed to reach the brokers' gRPC and Kafka ports (producers, consumers, admin CLI)."
   type        = list(string)
   validation {
     condition     = alltrue([for c in var.client_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
-    error_message = "client_cidrs must be valid CIDR blocks, and not 0.0.0.0/0: the gRPC API has no authentication yet."
+    error_message = "client_cidrs must be valid CIDR blocks, and not 0.0.0.0/0: brokers belong on a private network, even with tls_enabled."
   }
 }
 

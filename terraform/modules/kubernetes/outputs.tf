@@ -3,6 +3,11 @@ output "bootstrap_endpoint" {
   value       = "shale.${var.namespace}.svc.cluster.local:9292"
 }
 
+output "kafka_bootstrap" {
+  description = "In-cluster address Kafka clients bootstrap from (bootstrap.servers); they then dial each broker by its headless name."
+  value       = "shale.${var.namespace}.svc.cluster.local:9092"
+}
+
 output "bucket" {
   description = "The segment bucket."
   value       = module.bucket.bucket
