@@ -636,6 +636,43 @@ async fn fetched(addr: &str, topic_name: &str, n: usize) -> Vec<i64> {
     seen
 }
 
+/// SaslHandshake v0 (what librdkafka's feature check and old clients look for): once the
+/// mechanism is agreed, the SASL tokens travel as bare size-prefixed frames, outside Kafka's
+/// request framing; then the connection speaks Kafka again, authenticated. A wrong
+/// password closes the connection without an answer, as Kafka does.
+#[tokio::test]
+async fn sasl_handshake_v0_runs_the_exchange_in_bare_frames() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let client = common::client(&server);
+    client.admin().set_user_credential("wire-plain", "pw-0", vec![], 4096).await.unwrap();
+    let token = |user: &str, password: &str| {
+        let t = format!("\0{user}\0{password}");
+        let mut framed = (t.len() as i32).to_be_bytes().to_vec();
+        framed.extend_from_slice(t.as_bytes());
+        framed
+    };
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(plain_handshake_v0(&mut conn).await.error_code, 0);
+    conn.write_all(&token("wire-plain", "pw-0")).await.unwrap();
+    let answer = read_response(&mut conn, WITHIN).await.expect("PLAIN's (empty) server token");
+    assert!(answer.is_empty(), "PLAIN answers an empty token, got {answer:?}");
+    still_serving(&mut conn, "a PLAIN login in bare frames").await;
+
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(plain_handshake_v0(&mut conn).await.error_code, 0);
+    conn.write_all(&token("wire-plain", "wrong")).await.unwrap();
+    assert!(closed(&mut conn, WITHIN).await, "a wrong password must close the connection");
+}
+
+async fn plain_handshake_v0(conn: &mut TcpStream) -> SaslHandshakeResponse {
+    let req = SaslHandshakeRequest::default().with_mechanism(s("PLAIN"));
+    conn.write_all(&frame(ApiKey::SaslHandshake, 0, 7, &req)).await.unwrap();
+    let mut resp = read_response(conn, WITHIN).await.expect("a handshake answer");
+    ResponseHeader::decode(&mut resp, 0).unwrap();
+    SaslHandshakeResponse::decode(&mut resp, 0).unwrap()
+}
+
 /// ApiVersions on `conn` still answers within the bound.
 async fn still_serving(conn: &mut TcpStream, case: &str) {
     conn.write_all(&frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default()))

@@ -36,6 +36,9 @@ pub(crate) struct Session {
     pub client_id: String,
     /// Where its SASL exchange is.
     pub sasl: crate::sasl::Sasl,
+    /// The SASL exchange runs in bare size-prefixed frames (after a `SaslHandshake` v0),
+    /// not in `SaslAuthenticate` requests.
+    pub bare_sasl: bool,
     /// Close the connection once the answer to the current request is written (a failed
     /// authentication).
     pub close_after: bool,
@@ -112,7 +115,10 @@ where
             }
             Err(_) => continue,
         };
-        let answer = crate::dispatch::request(&kafka, &mut session, frame).await;
+        let answer = match session.bare_sasl {
+            true => crate::sasl::bare_token(&kafka, &mut session, frame).await,
+            false => crate::dispatch::request(&kafka, &mut session, frame).await,
+        };
         if matches!(answer, Answer::Close) {
             return;
         }

@@ -102,6 +102,7 @@ async fn start(kafka: Arc<Kafka>, tcp: TcpStream, peer: SocketAddr, tls: Option<
         identity,
         client_id: String::new(),
         sasl: Default::default(),
+        bare_sasl: false,
         close_after: false,
     };
     match tls {

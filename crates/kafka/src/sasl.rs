@@ -1,7 +1,9 @@
-//! SASL on the Kafka listener: `SaslHandshake` (v1: the exchange then runs in
-//! `SaslAuthenticate` requests) with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER,
-//! the mechanisms `kafka.sasl_mechanisms` enables. A failed authentication is answered
-//! with SASL_AUTHENTICATION_FAILED, audited, and the connection closed, as Kafka does.
+//! SASL on the Kafka listener: `SaslHandshake` with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+//! and OAUTHBEARER, the mechanisms `kafka.sasl_mechanisms` enables. After a v1 handshake
+//! the exchange runs in `SaslAuthenticate` requests, and a failed authentication is
+//! answered with SASL_AUTHENTICATION_FAILED; after a v0 handshake the tokens travel as
+//! bare size-prefixed frames, and a failure gets no answer. Either way it is audited and
+//! the connection closed, as Kafka does.
 //! Users' SCRAM credentials are managed with `AlterUserScramCredentials` and read with
 //! `DescribeUserScramCredentials` (or `shale user`).
 
@@ -59,7 +61,10 @@ pub(crate) fn handshake(
         SaslHandshakeResponse::default().with_mechanisms(enabled.iter().map(|m| text(m)).collect());
     let asked = req.mechanism.to_string();
     match (&session.sasl, enabled.iter().find(|m| m.eq_ignore_ascii_case(&asked))) {
-        (Sasl::Idle, Some(m)) => session.sasl = Sasl::Chosen(m.clone()),
+        (Sasl::Idle, Some(m)) => {
+            session.sasl = Sasl::Chosen(m.clone());
+            session.bare_sasl = call.version() == 0;
+        }
         (Sasl::Idle, None) => body.error_code = ResponseError::UnsupportedSaslMechanism.code(),
         _ => body.error_code = ResponseError::IllegalSaslState.code(),
     }
@@ -116,6 +121,32 @@ pub(crate) async fn authenticate(
         }
     }
     Ok(call.reply(&body, Duration::ZERO))
+}
+
+/// One SASL token in a bare frame (after a `SaslHandshake` v0): the mechanism's answer
+/// goes back the same way, and once the client authenticated the connection speaks Kafka
+/// requests again. A failure closes the connection without an answer, as Kafka does.
+pub(crate) async fn bare_token(kafka: &Arc<Kafka>, session: &mut Session, token: Bytes) -> Answer {
+    let state = std::mem::take(&mut session.sasl);
+    let (bytes, next) = match step(kafka, state, &token).await {
+        Ok(Step::Continue(bytes, next)) => (bytes, next),
+        Ok(Step::Done(bytes, identity)) => {
+            tracing::debug!(peer = %session.peer, principal = %identity.principal, "Kafka client authenticated");
+            session.identity = identity;
+            session.bare_sasl = false;
+            (bytes, Sasl::Done)
+        }
+        Err(e) => {
+            kafka.api.refused("kafka SASL (handshake v0)", &e);
+            tracing::info!(peer = %session.peer, error = %e, "Kafka SASL authentication failed; closing the connection");
+            return Answer::Close;
+        }
+    };
+    session.sasl = next;
+    let mut framed = bytes::BytesMut::with_capacity(4 + bytes.len());
+    framed.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&bytes);
+    Answer::Ready(framed.freeze(), Duration::ZERO)
 }
 
 async fn step(kafka: &Kafka, state: Sasl, bytes: &[u8]) -> Result<Step, Error> {

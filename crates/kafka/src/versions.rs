@@ -41,8 +41,8 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 0),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
-    // v1 only: v0 would run the SASL exchange outside Kafka's framing.
-    (ApiKey::SaslHandshake, 1, 1),
+    // v0 runs the SASL tokens in bare frames (`sasl::bare_token`); v1 in SaslAuthenticate.
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
