@@ -130,6 +130,12 @@ fn librdkafka_rebalances(strategy: &str) {
         "{json}"
     );
     assert_eq!(json["committed"], 600, "{json}");
+    // `shale group list` shows the group as Kafka's classic protocol's.
+    let listed = common::shale_cli(&grpc_addr(), &["group", "list", "--format", "json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let group = format!("{prefix}-rb-grp");
+    let entry = listed.as_array().unwrap().iter().find(|g| g["group"] == group.as_str());
+    assert_eq!(entry.map(|g| g["protocol"].clone()), Some("classic".into()), "{listed}");
 }
 
 #[test]

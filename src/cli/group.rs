@@ -91,14 +91,17 @@ pub(super) async fn run(cmd: GroupCommand) -> anyhow::Result<()> {
                 Format::Json => {
                     let v: Vec<_> = groups
                         .iter()
-                        .map(|g| serde_json::json!({"group": g.group, "state": g.state, "members": g.members}))
+                        .map(|g| {
+                            serde_json::json!({"group": g.group, "state": g.state,
+                                "members": g.members, "protocol": g.protocol})
+                        })
                         .collect();
                     println!("{}", serde_json::Value::Array(v));
                 }
                 Format::Text => {
-                    println!("group\tstate\tmembers");
+                    println!("group\tstate\tmembers\tprotocol");
                     for g in groups {
-                        println!("{}\t{}\t{}", g.group, g.state, g.members);
+                        println!("{}\t{}\t{}\t{}", g.group, g.state, g.members, g.protocol);
                     }
                 }
             }
