@@ -462,12 +462,12 @@ impl Partition {
         if let Some(remote) = self.remote.as_ref().filter(|r| r.range().is_some()) {
             // Older data first: the bucket holds what is below the local log start.
             found = remote
-                .offset_for_timestamp(ts)
+                .offset_for_timestamp(ts, 0)
                 .await?
                 .filter(|(offset, _)| *offset < self.log.log_start_offset());
         }
         if found.is_none() {
-            found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
+            found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts, 0))
                 .await
                 .map_err(|e| Error::internal(format!("lookup task failed: {e}")))??;
         }
