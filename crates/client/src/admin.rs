@@ -471,8 +471,7 @@ impl Admin {
         let req =
             pb::DeleteRecordsRequest { topic: topic.to_string(), partition, offset, timeout_ms };
         let policy = crate::retry::RetryPolicy::QUICK;
-        let answer = self
-            .client
+        self.client
             .at_leader_within(topic, partition, policy, |addr| {
                 let (rpc, req, addr) =
                     (self.client.admin_rpc_at(addr), req.clone(), addr.to_string());
@@ -489,8 +488,7 @@ impl Admin {
                     }
                 }
             })
-            .await?;
-        answer
+            .await?
     }
 
     /// Earliest, latest or by-timestamp offset of a partition.
