@@ -288,6 +288,7 @@ async fn a_follower_fetch_position_the_leader_cannot_vouch_for_is_refused() {
         max_wait_ms: 10,
         replica_incarnation: 1,
         last_fetched_epoch: epoch + 5,
+        log_start_floor: 0,
     };
     let mut answers =
         replica.replica_fetch(tokio_stream::iter(vec![req])).await.unwrap().into_inner();

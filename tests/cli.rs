@@ -172,3 +172,45 @@ fn produce_to_a_dead_broker_fails_with_one_line_naming_broker_and_topic() {
     assert!(lines[0].contains(&want), "{:?} names {want:?}", lines[0]);
     assert!(lines[0].contains("connection refused"), "{:?} says why", lines[0]);
 }
+
+/// `shale topic delete-records` moves a partition's log start, which `topic describe`
+/// shows; past the high watermark it fails with one line saying why.
+#[test]
+fn topic_delete_records_moves_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::BrokerProcess::start(dir.path());
+    let addr = broker.addr.clone();
+    shale(&addr, &["topic", "create", "trimmed"]);
+    let lines: String = (0..10).map(|i| format!("{i}\n")).collect();
+    common::shale_cli_with(&addr, &["produce", "--topic", "trimmed"], Some(lines.as_bytes()));
+    let out =
+        shale(&addr, &["topic", "delete-records", "trimmed", "--partition", "0", "--before", "4"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("trimmed/0") && text.contains("now starts at 4"), "{text}");
+    let out = shale(&addr, &["topic", "describe", "trimmed", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["partitions"][0]["log_start_offset"], 4);
+    let out =
+        shale(&addr, &["topic", "delete-records", "trimmed", "--partition", "0", "--before", "-1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("now starts at 10"));
+    let lines = shale_fails(
+        &[
+            "topic",
+            "delete-records",
+            "trimmed",
+            "--partition",
+            "0",
+            "--before",
+            "99",
+            "--broker",
+            &addr,
+        ],
+        b"",
+    );
+    assert_eq!(lines.len(), 1, "one line: {lines:#?}");
+    assert!(
+        lines[0].contains("OFFSET_OUT_OF_RANGE") || lines[0].contains("out of range"),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("99"), "names the offset: {lines:?}");
+}

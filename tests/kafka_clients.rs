@@ -346,21 +346,93 @@ async fn records_cross_between_grpc_and_kafka_clients_byte_for_byte() {
     assert_eq!(p0.log_end, 30);
 }
 
-/// A tiered topic whose first segments are in the bucket only: a Kafka consumer reads it
-/// from offset 0, every record in order.
+/// Runs `admin.py` with `args` after the bootstrap, off the runtime's thread (a broker of
+/// this test may serve on it meanwhile).
+async fn librdkafka_admin(python: &std::path::Path, bootstrap: &str, args: &[&str]) -> kafka::Run {
+    let mut all = vec![bootstrap];
+    all.extend_from_slice(args);
+    let cmd = kafka::python_script(python, "admin.py", &all);
+    tokio::task::spawn_blocking(move || kafka::run(cmd, WITHIN)).await.unwrap()
+}
+
+/// librdkafka's AdminClient deletes a partition's records: a consumer asking for offset 0
+/// is told it is out of range and starts at the new log start, and ListOffsets answers
+/// the earliest and latest offsets and the record with the largest timestamp (written out
+/// of order: not the last record), through Kafka and gRPC alike.
 #[tokio::test]
-async fn a_kafka_consumer_reads_a_tiered_topic_from_offset_zero() {
+async fn librdkafka_deletes_records_and_finds_the_largest_timestamp() {
     let Some(python) = kafka::python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(dir.path());
+    let bootstrap = bootstrap();
+    let client = shale::client::Client::new(&grpc_addr()).unwrap();
+    let topic = kafka::unique("delete-records");
+    client.admin().create_topic(&topic, 1, 1, Default::default()).await.unwrap();
+    // 20 records at T0, T0 + 10, ..., but offset 12 at T0 + 500 and offset 3 at T0 + 900.
+    let t0 = 1_700_000_000_000i64;
+    let producer = shale::client::Producer::new(client.clone(), Default::default());
+    for i in 0..20i64 {
+        let ts = match i {
+            3 => t0 + 900,
+            12 => t0 + 500,
+            _ => t0 + 10 * i,
+        };
+        let record = shale::client::ProducerRecord {
+            partition: Some(0),
+            timestamp_ms: Some(ts),
+            ..shale::client::ProducerRecord::new(&topic, format!("v{i}"))
+        };
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+    let admin = |args: Vec<String>| {
+        let (python, bootstrap) = (python.clone(), bootstrap.clone());
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            librdkafka_admin(&python, &bootstrap, &args).await
+        }
+    };
+    let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let list = |spec: &str| a(&["list-offsets", &topic, "0", spec]);
+    let json = admin(list("max_timestamp")).await.assert_ok("list max_timestamp");
+    assert_eq!((json["offset"].as_i64(), json["timestamp"].as_i64()), (Some(3), Some(t0 + 900)));
+
+    let json = admin(a(&["delete-records", &topic, "0", "7"])).await.assert_ok("delete");
+    assert_eq!(json["low_watermark"], 7, "{json}");
+    let json = admin(a(&["first-offset", &topic, "0"])).await.assert_ok("consume from 0");
+    assert_eq!((json["first"].as_i64(), json["count"].as_i64()), (Some(7), Some(13)), "{json}");
+    let json = admin(list("earliest")).await.assert_ok("list earliest");
+    assert_eq!(json["offset"], 7, "{json}");
+    let json = admin(list("latest")).await.assert_ok("list latest");
+    assert_eq!(json["offset"], 20, "{json}");
+    let json = admin(list("max_timestamp")).await.assert_ok("list max_timestamp");
+    assert_eq!((json["offset"].as_i64(), json["timestamp"].as_i64()), (Some(12), Some(t0 + 500)));
+    let json = admin(list(&(t0 + 65).to_string())).await.assert_ok("list by time");
+    assert_eq!((json["offset"].as_i64(), json["timestamp"].as_i64()), (Some(7), Some(t0 + 70)));
+    // The same through gRPC.
+    use shale::proto::pb::list_offsets_request::Spec;
+    let r = client.admin().list_offsets(&topic, 0, Spec::MaxTimestamp(true)).await.unwrap();
+    assert_eq!((r.offset, r.timestamp_ms, r.log_start_offset), (12, t0 + 500, 7));
+
+    let json = admin(a(&["delete-records", &topic, "0", "3"])).await.assert_ok("delete lower");
+    assert_eq!(json["low_watermark"], 7, "never backwards: {json}");
+    let past = admin(a(&["delete-records", &topic, "0", "21"])).await;
+    assert!(!past.ok, "past the high watermark: {}", past.stdout);
+    assert!(past.stderr.contains("OFFSET_OUT_OF_RANGE"), "{}", past.stderr);
+    let json = admin(a(&["delete-records", &topic, "0", "-1"])).await.assert_ok("delete all");
+    assert_eq!(json["low_watermark"], 20, "{json}");
+}
+
+/// A broker with a `file://` bucket, fast upload and retention passes, and a Kafka listener.
+async fn tiered_broker(dir: &std::path::Path) -> RunningServer {
+    let mut settings = common::settings(dir);
     settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
-    settings.tier.object_store = format!("file://{}", dir.path().join("bucket").display());
+    settings.tier.object_store = format!("file://{}", dir.join("bucket").display());
     settings.tier.upload_interval_ms = 200;
     settings.log.retention_check_interval_ms = 200;
-    let server = common::start(settings).await;
-    let bootstrap = server.kafka_addr().unwrap().to_string();
-    let client = common::client(&server);
-    let topic = "tiered-kafka";
+    common::start(settings).await
+}
+
+/// Creates tiered `topic` (1 MiB segments, 1 MiB kept locally), writes `n` records of
+/// about 1 KiB, and waits until its first segments are in the bucket only.
+async fn tiered_topic(client: &shale::client::Client, topic: &str, n: usize) {
     let mib = (1u64 << 20).to_string();
     let configs = [
         ("remote.storage.enable", "true"),
@@ -370,7 +442,6 @@ async fn a_kafka_consumer_reads_a_tiered_topic_from_offset_zero() {
     ];
     let configs = configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     client.admin().create_topic(topic, 1, 1, configs).await.unwrap();
-    let n = 4000usize;
     let producer = shale::client::Producer::new(client.clone(), Default::default());
     let mut deliveries = Vec::with_capacity(n);
     for i in 0..n {
@@ -386,13 +457,28 @@ async fn a_kafka_consumer_reads_a_tiered_topic_from_offset_zero() {
         "the first segments tiered and gone from local disk",
         || {
             let admin = client.admin();
+            let topic = topic.to_string();
             async move {
-                let d = admin.describe_topic(topic).await.unwrap();
+                let d = admin.describe_topic(&topic).await.unwrap();
                 d.partitions[0].local_log_start_offset > 1000
             }
         },
     )
     .await;
+}
+
+/// A tiered topic whose first segments are in the bucket only: a Kafka consumer reads it
+/// from offset 0, every record in order.
+#[tokio::test]
+async fn a_kafka_consumer_reads_a_tiered_topic_from_offset_zero() {
+    let Some(python) = kafka::python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = tiered_broker(dir.path()).await;
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let client = common::client(&server);
+    let topic = "tiered-kafka";
+    let n = 4000usize;
+    tiered_topic(&client, topic, n).await;
     let read = kafka::python_script(
         &python,
         "interop.py",
@@ -410,4 +496,55 @@ async fn a_kafka_consumer_reads_a_tiered_topic_from_offset_zero() {
             base64::engine::general_purpose::STANDARD.decode(r["value"].as_str().unwrap()).unwrap();
         assert!(value.starts_with(format!("{i:08}-").as_bytes()), "record {i}");
     }
+}
+
+/// DeleteRecords into what is in the bucket only: a Kafka consumer from offset 0 starts at
+/// the new log start, ListOffsets says so (and where the local log and the bucket end), and
+/// the remote segments wholly below it leave the bucket.
+#[tokio::test]
+async fn records_deleted_in_the_bucket_are_not_served_and_leave_it() {
+    let Some(python) = kafka::python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = tiered_broker(dir.path()).await;
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let client = common::client(&server);
+    let topic = "tiered-deleted";
+    let n = 4000usize;
+    tiered_topic(&client, topic, n).await;
+    // Past the first segment (about 1,000 records of 1 KiB), in the bucket only.
+    common::wait_until(Duration::from_secs(120), "the local log past offset 2000", || {
+        let admin = client.admin();
+        async move {
+            admin.describe_topic(topic).await.unwrap().partitions[0].local_log_start_offset > 2000
+        }
+    })
+    .await;
+    let before = client.admin().describe_topic(topic).await.unwrap().partitions[0].clone();
+    assert_eq!(before.remote_log_start_offset, 0, "{before:?}");
+
+    let json = librdkafka_admin(&python, &bootstrap, &["delete-records", topic, "0", "1500"])
+        .await
+        .assert_ok("deleting records in the bucket");
+    assert_eq!(json["low_watermark"], 1500, "{json}");
+    let json = librdkafka_admin(&python, &bootstrap, &["first-offset", topic, "0"])
+        .await
+        .assert_ok("consuming from 0");
+    let want = (Some(1500), Some(n as i64 - 1500));
+    assert_eq!((json["first"].as_i64(), json["count"].as_i64()), want, "{json}");
+    use shale::proto::pb::list_offsets_request::Spec;
+    let admin = client.admin();
+    assert_eq!(admin.list_offsets(topic, 0, Spec::Earliest(true)).await.unwrap().offset, 1500);
+    let local = admin.list_offsets(topic, 0, Spec::EarliestLocal(true)).await.unwrap().offset;
+    assert!(local > 2000, "the local log starts above the deleted records: {local}");
+    let tiered = admin.list_offsets(topic, 0, Spec::LatestTiered(true)).await.unwrap().offset;
+    assert!(tiered >= local - 1, "the bucket reaches the local log: {tiered} {local}");
+    common::wait_until(Duration::from_secs(60), "the remote segments below 1500 removed", || {
+        let admin = client.admin();
+        async move {
+            let d = admin.describe_topic(topic).await.unwrap();
+            let p = &d.partitions[0];
+            p.remote_log_start_offset > 0 && p.remote_log_start_offset <= 1500
+        }
+    })
+    .await;
 }

@@ -218,3 +218,57 @@ async fn wait_for_full_isr(client: &Client, topic: &str) {
     })
     .await;
 }
+
+/// Runs `admin.py` with `args` after the bootstrap, off the runtime's thread.
+async fn librdkafka_admin(python: &Path, bootstrap: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec![bootstrap];
+    all.extend_from_slice(args);
+    let cmd = kafka::python_script(python, "admin.py", &all);
+    let what = format!("admin.py {args:?}");
+    let run = tokio::task::spawn_blocking(move || kafka::run(cmd, Duration::from_secs(90)));
+    run.await.unwrap().assert_ok(&what)
+}
+
+/// DeleteRecords is answered once every in-sync replica has the new log start, so the
+/// leader elected after the old one is killed refuses the deleted records too: a consumer
+/// asking for offset 0 starts at the new start, and ListOffsets earliest says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_records_stay_deleted_after_the_leader_is_killed() {
+    let Some(python) = kafka::python() else { return };
+    let mut c = Cluster::start(3, &kafka::unique("kdr"), &[]);
+    let client = c.client();
+    common::wait_for_broker_count(&client, 3).await;
+    let topic = "deleted";
+    client.admin().create_topic(topic, PARTITIONS, 3, Default::default()).await.unwrap();
+    wait_for_full_isr(&client, topic).await;
+    let producer = shale::client::Producer::new(client.clone(), Default::default());
+    for i in 0..100 {
+        let record = shale::client::ProducerRecord {
+            partition: Some(0),
+            ..shale::client::ProducerRecord::new(topic, format!("v{i}"))
+        };
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+    let bootstrap = c.kafka_bootstrap();
+    let json = librdkafka_admin(&python, &bootstrap, &["delete-records", topic, "0", "60"]).await;
+    assert_eq!(json["low_watermark"], 60, "{json}");
+
+    let leader = leader_of(&client, topic, 0).await;
+    eprintln!("killing broker {leader}, leader of {topic}/0");
+    c.kill(leader as usize - 1);
+    wait_until(Duration::from_secs(30), "another broker to lead", || {
+        let client = client.clone();
+        async move { leader_of(&client, topic, 0).await != leader }
+    })
+    .await;
+    let json = librdkafka_admin(&python, &bootstrap, &["first-offset", topic, "0"]).await;
+    assert_eq!((json["first"].as_i64(), json["count"].as_i64()), (Some(60), Some(40)), "{json}");
+    use shale::proto::pb::list_offsets_request::Spec;
+    let earliest = client.admin().list_offsets(topic, 0, Spec::Earliest(true)).await.unwrap();
+    assert_eq!(earliest.offset, 60);
+    // The killed broker comes back and follows: its log start was durable.
+    c.restart(leader as usize - 1);
+    wait_for_full_isr(&client, topic).await;
+    let json = librdkafka_admin(&python, &bootstrap, &["delete-records", topic, "0", "-1"]).await;
+    assert_eq!(json["low_watermark"], 100, "{json}");
+}

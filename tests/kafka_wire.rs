@@ -26,6 +26,9 @@ use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -204,13 +207,50 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
             assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()), "v{v}: no records");
         }
         ApiKey::ListOffsets => {
-            let lt = ListOffsetsTopic::default().with_name(topic(t)).with_partitions(vec![
-                ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1),
-            ]);
-            let req =
-                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![lt]);
+            // Latest and earliest at every version; the largest timestamp from v7, the
+            // local log start from v8, the last tiered offset from v9 (none: not tiered).
+            let specs: &[(i64, i16)] = &[(-1, 1), (-2, 1), (-3, 7), (-4, 8), (-5, 9)];
+            let parts = specs
+                .iter()
+                .filter(|(_, since)| v >= *since)
+                .map(|(ts, _)| {
+                    ListOffsetsPartition::default().with_partition_index(0).with_timestamp(*ts)
+                })
+                .collect();
+            let lt = ListOffsetsTopic::default().with_name(topic(t)).with_partitions(parts);
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                // read_committed: the high watermark (no transactions, no open ones).
+                .with_isolation_level(i8::from(v >= 2))
+                .with_topics(vec![lt]);
             let r: ListOffsetsResponse = call(addr, key, v, &req).await;
-            assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{v}");
+            let got = &r.topics[0].partitions;
+            assert_eq!(got.len(), specs.iter().filter(|(_, since)| v >= *since).count());
+            assert!(got.iter().all(|p| p.error_code == 0), "v{v}: {got:?}");
+            assert!(got[0].offset > 0, "v{v}: latest {got:?}");
+            if v >= 7 {
+                assert!(got[2].offset >= 0 && got[2].timestamp > 0, "v{v}: max {got:?}");
+            }
+            if v >= 9 {
+                assert_eq!(got[4].offset, -1, "v{v}: nothing tiered");
+            }
+        }
+        ApiKey::DeleteRecords => {
+            // Partition 1: partition 0's records are the Fetch checks' to read from 0.
+            let data = TopicProduceData::default().with_name(topic(t)).with_partition_data(vec![
+                PartitionProduceData::default().with_index(1).with_records(Some(batch())),
+            ]);
+            let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000);
+            let produced: ProduceResponse =
+                call(addr, ApiKey::Produce, 9, &req.with_topic_data(vec![data])).await;
+            let end = produced.responses[0].partition_responses[0].base_offset + 1;
+            let dt = DeleteRecordsTopic::default().with_name(topic(t)).with_partitions(vec![
+                DeleteRecordsPartition::default().with_partition_index(1).with_offset(-1),
+            ]);
+            let req = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![dt]);
+            let r: DeleteRecordsResponse = call(addr, key, v, &req).await;
+            let p = &r.topics[0].partitions[0];
+            assert_eq!((p.error_code, p.low_watermark), (0, end), "v{v}: up to the high watermark");
         }
         ApiKey::OffsetForLeaderEpoch => {
             let ot = OffsetForLeaderTopic::default().with_topic(topic(t)).with_partitions(vec![
@@ -586,6 +626,111 @@ async fn every_served_api_answers_at_every_served_version() {
     assert!(r.api_keys.len() > 30);
 }
 
+/// One batch of one record at `ts`.
+fn batch_at(ts: i64) -> Bytes {
+    let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None);
+    b.push(shale::record::Record {
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: vec![],
+        timestamp_ms: ts,
+    });
+    b.build()
+}
+
+async fn delete_records(addr: &str, topic_name: &str, offset: i64) -> (i16, i64) {
+    let dt = DeleteRecordsTopic::default().with_name(topic(topic_name)).with_partitions(vec![
+        DeleteRecordsPartition::default().with_partition_index(0).with_offset(offset),
+    ]);
+    let req = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![dt]);
+    let r: DeleteRecordsResponse = call(addr, ApiKey::DeleteRecords, 2, &req).await;
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.low_watermark)
+}
+
+/// ListOffsets v9 of partition 0 of `topic` at `timestamp`: (error, offset, timestamp).
+async fn list_offset(addr: &str, topic_name: &str, timestamp: i64, epoch: i32) -> (i16, i64, i64) {
+    let lt = ListOffsetsTopic::default().with_name(topic(topic_name)).with_partitions(vec![
+        ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(timestamp)
+            .with_current_leader_epoch(epoch),
+    ]);
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![lt]);
+    let r: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 9, &req).await;
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+/// Fetch v12 of partition 0 of `topic` at `offset`: the error and the first offset returned.
+async fn fetch_at(addr: &str, topic_name: &str, offset: i64) -> (i16, i64, Option<i64>) {
+    let part = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default().with_topic(topic(topic_name)).with_partitions(vec![part]),
+        ]);
+    let r: FetchResponse = call(addr, ApiKey::Fetch, 12, &req).await;
+    let p = &r.responses[0].partitions[0];
+    let records = p.records.clone().unwrap_or_default();
+    let first = shale::record::decode_batches(&records, &Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.offset)
+        .find(|o| *o >= offset);
+    (p.error_code, p.log_start_offset, first)
+}
+
+/// DeleteRecords moves the start that Fetch and ListOffsets see, never backwards and never
+/// past the high watermark; ListOffsets v7-9 answer the record with the largest timestamp
+/// (not the last one), the local start and the last tiered offset, and refuse another
+/// leader epoch than the leader's.
+#[tokio::test]
+async fn delete_records_moves_the_log_start_that_fetch_and_list_offsets_see() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-dr", 1, 1, Default::default()).await.unwrap();
+    // Ten records, one per batch, the largest timestamp at offset 6.
+    let t0 = 1_700_000_000_000;
+    for i in 0..10 {
+        let ts = if i == 6 { t0 + 1_000 } else { t0 + i * 10 };
+        let data =
+            TopicProduceData::default().with_name(topic("wire-dr")).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(batch_at(ts))),
+            ]);
+        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000);
+        let r: ProduceResponse =
+            call(&addr, ApiKey::Produce, 9, &req.with_topic_data(vec![data])).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    assert_eq!(list_offset(&addr, "wire-dr", -3, -1).await, (0, 6, t0 + 1_000));
+
+    assert_eq!(delete_records(&addr, "wire-dr", 4).await, (0, 4));
+    assert_eq!(fetch_at(&addr, "wire-dr", 3).await.0, 1, "OFFSET_OUT_OF_RANGE below the start");
+    assert_eq!(fetch_at(&addr, "wire-dr", 4).await, (0, 4, Some(4)));
+    assert_eq!(list_offset(&addr, "wire-dr", -2, -1).await, (0, 4, -1), "earliest");
+    assert_eq!(list_offset(&addr, "wire-dr", -4, -1).await, (0, 4, -1), "earliest local");
+    assert_eq!(list_offset(&addr, "wire-dr", -5, -1).await, (0, -1, -1), "nothing tiered");
+    assert_eq!(list_offset(&addr, "wire-dr", t0, -1).await, (0, 4, t0 + 40), "by time");
+    assert_eq!(delete_records(&addr, "wire-dr", 2).await, (0, 4), "never backwards");
+    assert_eq!(delete_records(&addr, "wire-dr", 11).await.0, 1, "past the high watermark");
+    assert_eq!(delete_records(&addr, "wire-dr", -2).await.0, 1, "below -1");
+    assert_eq!(delete_records(&addr, "wire-dr", 7).await, (0, 7));
+    assert_eq!(list_offset(&addr, "wire-dr", -3, -1).await, (0, 9, t0 + 90), "6 is deleted");
+    assert_eq!(delete_records(&addr, "wire-dr", -1).await, (0, 10), "up to the high watermark");
+    assert_eq!(list_offset(&addr, "wire-dr", -3, -1).await, (0, -1, -1), "no record left");
+    // A client a leader epoch ahead learns it is: UNKNOWN_LEADER_EPOCH (75), retriable.
+    assert_eq!(list_offset(&addr, "wire-dr", -1, 99).await.0, 75);
+    let (code, _) = delete_records(&addr, "wire-none", 0).await;
+    assert_eq!(code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
 /// Produces `n` records to partition 0 of `topic` (acks=all, one batch each); their offsets.
 async fn produce_acked(addr: &str, topic_name: &str, n: usize) -> Vec<i64> {
     let mut offsets = Vec::with_capacity(n);
@@ -817,6 +962,7 @@ fn valid(key: ApiKey, v: i16) -> Bytes {
     }
     any! {
         ListOffsets => ListOffsetsRequest, Metadata => MetadataRequest,
+        DeleteRecords => DeleteRecordsRequest,
         ApiVersions => ApiVersionsRequest, InitProducerId => InitProducerIdRequest,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, DescribeCluster => DescribeClusterRequest,
         FindCoordinator => FindCoordinatorRequest, Heartbeat => HeartbeatRequest,

@@ -71,6 +71,7 @@ rpcs!(
     DeleteAcls,
     ReplicaFetch,
     OffsetForLeaderEpoch,
+    DeleteRecords,
     DeleteTopic,
 );
 
@@ -307,6 +308,17 @@ async fn call(rpc: Rpc, c: &mut Caller, addr: &str, epoch: i32) -> Result<(), Re
             .await
             .map(drop)
             .map_err(code),
+        // Below offset 0: nothing goes, but Delete on the topic is checked all the same.
+        Rpc::DeleteRecords => admin
+            .delete_records(pb::DeleteRecordsRequest {
+                topic: "m".into(),
+                partition: 0,
+                offset: 0,
+                timeout_ms: 10_000,
+            })
+            .await
+            .map(drop)
+            .map_err(code),
         Rpc::DeleteTopic => admin
             .delete_topic(pb::DeleteTopicRequest { name: own_topic })
             .await
@@ -497,7 +509,7 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
         callers.len()
     );
     assert!(unexpected.is_empty(), "unexpected answers:\n{}", unexpected.join("\n"));
-    assert_eq!(cells, 182);
+    assert_eq!(cells, 189);
 
     // A client whose certificate the brokers do not trust is told so in one line.
     let e = client(Some(&rogue), None).admin().who_am_i().await.unwrap_err();

@@ -1,4 +1,4 @@
-//! `shale topic create|list|describe|alter|delete`.
+//! `shale topic create|list|describe|alter|delete|delete-records`.
 
 use clap::{Args, Subcommand};
 
@@ -17,6 +17,9 @@ pub enum TopicCommand {
     Alter(AlterArgs),
     /// Delete a topic and its data.
     Delete(DeleteArgs),
+    /// Delete a partition's records below an offset (Kafka's DeleteRecords): its log start
+    /// moves there on every in-sync replica, and consumers below it start at it.
+    DeleteRecords(DeleteRecordsArgs),
 }
 
 /// `topic create`.
@@ -86,6 +89,24 @@ pub struct AlterArgs {
 pub struct DeleteArgs {
     /// Topic name.
     pub name: String,
+    #[command(flatten)]
+    pub broker: BrokerArg,
+}
+
+/// `topic delete-records`.
+#[derive(Debug, Args)]
+pub struct DeleteRecordsArgs {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    #[arg(long)]
+    pub partition: u32,
+    /// Delete the records below this offset (-1: every record below the high watermark).
+    #[arg(long, allow_negative_numbers = true)]
+    pub before: i64,
+    /// How long to wait for the in-sync replicas to have deleted them too.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
     #[command(flatten)]
     pub broker: BrokerArg,
 }
@@ -166,6 +187,17 @@ pub(super) async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
         TopicCommand::Delete(a) => {
             a.broker.client()?.admin().delete_topic(&a.name).await?;
             println!("deleted topic {}", a.name);
+        }
+        TopicCommand::DeleteRecords(a) => {
+            let admin = a.broker.client()?.admin();
+            let within = std::time::Duration::from_millis(a.timeout_ms);
+            let start = admin.delete_records(&a.topic, a.partition, a.before, within).await?;
+            println!(
+                "deleted the records of {}/{} below offset {}: the partition now starts at {start}",
+                a.topic,
+                a.partition,
+                if a.before < 0 { start } else { a.before }
+            );
         }
     }
     Ok(())

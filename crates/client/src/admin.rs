@@ -455,6 +455,42 @@ impl Admin {
             .await
     }
 
+    /// Deletes a partition's records below `offset` (-1: up to the high watermark), as
+    /// Kafka's DeleteRecords: asked of the partition's leader, which answers once every
+    /// in-sync replica refuses them, or `REQUEST_TIMED_OUT` after `timeout` (0: 30 s; the
+    /// leader has deleted them by then, its followers follow). Returns the partition's new
+    /// log start.
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        timeout: std::time::Duration,
+    ) -> Result<i64, Error> {
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let req =
+            pb::DeleteRecordsRequest { topic: topic.to_string(), partition, offset, timeout_ms };
+        let policy = crate::retry::RetryPolicy::QUICK;
+        self.client
+            .at_leader_within(topic, partition, policy, |addr| {
+                let (rpc, req, addr) =
+                    (self.client.admin_rpc_at(addr), req.clone(), addr.to_string());
+                async move {
+                    match rpc?.delete_records(req).await {
+                        Ok(resp) => Ok(Ok(resp.into_inner().low_watermark)),
+                        // Waiting again is the caller's choice, not a retry's.
+                        Err(s) => match status_error(&s) {
+                            e if e.reason == shale_core::error::Reason::RequestTimedOut => {
+                                Ok(Err(locate(e, &addr, Some(topic), Some(partition))))
+                            }
+                            e => Err(e),
+                        },
+                    }
+                }
+            })
+            .await?
+    }
+
     /// Earliest, latest or by-timestamp offset of a partition.
     pub async fn list_offsets(
         &self,

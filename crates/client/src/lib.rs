@@ -488,16 +488,41 @@ impl Client {
         F: Fn(LogClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.at_leader_within(topic, partition, policy, |addr| {
+            let rpc = self.log_rpc(addr);
+            let call = &call;
+            async move {
+                match rpc {
+                    Ok(rpc) => call(rpc)
+                        .await
+                        .map(tonic::Response::into_inner)
+                        .map_err(|s| status_error(&s)),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs a call against the address of a partition's leader, retried as
+    /// [`on_leader_within`](Self::on_leader_within) retries: for requests of other services
+    /// than `Log` that only the leader answers (DeleteRecords).
+    pub async fn at_leader_within<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        policy: RetryPolicy,
+        call: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn(&str) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         let mut backoff = policy.start();
         loop {
             let e = match self.leader(topic, partition).await {
-                Ok(addr) => match self.log_rpc(&addr) {
-                    Ok(rpc) => match call(rpc).await {
-                        Ok(resp) => return Ok(resp.into_inner()),
-                        Err(status) => {
-                            locate(status_error(&status), &addr, Some(topic), Some(partition))
-                        }
-                    },
+                Ok(addr) => match call(&addr).await {
+                    Ok(resp) => return Ok(resp),
                     Err(e) => locate(e, &addr, Some(topic), Some(partition)),
                 },
                 Err(e) => e,

@@ -12,6 +12,10 @@ use shale_broker::api::{
 };
 use shale_proto::pb;
 
+/// How long DeleteRecords waits for the in-sync replicas when the request says 0 (Kafka's
+/// admin client default).
+const DELETE_RECORDS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The Admin service over a broker.
 #[derive(Debug, Clone)]
 pub struct AdminService {
@@ -106,6 +110,24 @@ impl pb::admin_server::Admin for AdminService {
             .await
             .map_err(into_status)?;
         Ok(Response::new(pb::CreatePartitionsResponse { topic: Some(convert::topic_info(&entry)) }))
+    }
+
+    async fn delete_records(
+        &self,
+        request: Request<pb::DeleteRecordsRequest>,
+    ) -> Result<Response<pb::DeleteRecordsResponse>, Status> {
+        let who = identity(&request);
+        let req = request.into_inner();
+        let within = match req.timeout_ms {
+            0 => DELETE_RECORDS_TIMEOUT,
+            ms => std::time::Duration::from_millis(u64::from(ms)),
+        };
+        let low_watermark = self
+            .api
+            .delete_records(&who, &req.topic, req.partition, req.offset, within)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::DeleteRecordsResponse { low_watermark }))
     }
 
     async fn reassign_partitions(

@@ -422,14 +422,10 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
         let who = identity(&request);
         let req = request.into_inner();
-        let spec = match req.spec {
-            Some(pb::list_offsets_request::Spec::Earliest(_)) => OffsetSpec::Earliest,
-            None | Some(pb::list_offsets_request::Spec::Latest(_)) => OffsetSpec::Latest,
-            Some(pb::list_offsets_request::Spec::TimestampMs(ts)) => OffsetSpec::Timestamp(ts),
-        };
+        let spec = OffsetSpec::from_proto(req.spec);
         let found = self
             .api
-            .list_offsets(&who, &req.topic, req.partition, spec)
+            .list_offsets(&who, &req.topic, req.partition, spec, None)
             .await
             .map_err(into_status)?;
         let answer = pb::ListOffsetsResponse {

@@ -63,6 +63,7 @@ impl pb::replica_server::Replica for ReplicaService {
                                 log_start_offset: start,
                                 leader_log_end: end,
                                 error: Some(convert::error_to_proto(&e)),
+                                log_start_floor: 0,
                             }))
                             .await;
                         return;

@@ -179,6 +179,7 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
         ApiKey::OffsetForLeaderEpoch => crate::offsets::for_leader_epoch(kafka, session, &mut call),
         ApiKey::CreateTopics => crate::topics::create(kafka, session, &mut call),
         ApiKey::DeleteTopics => crate::topics::delete(kafka, session, &mut call),
+        ApiKey::DeleteRecords => crate::delete_records::delete_records(kafka, session, &mut call),
         ApiKey::FindCoordinator => crate::groups::find_coordinator(kafka, session, &mut call),
         ApiKey::JoinGroup => crate::groups::join(kafka, session, &mut call),
         ApiKey::SyncGroup => crate::groups::sync(kafka, session, &mut call),

@@ -15,6 +15,7 @@
 //! - `produce`: `Produce`, `InitProducerId`.
 //! - `fetch`: `Fetch`, with long-polls and incremental fetch sessions (`sessions`).
 //! - `offsets`: `ListOffsets`, `OffsetForLeaderEpoch`.
+//! - `delete_records`: `DeleteRecords`.
 //! - `topics`: `CreateTopics`, `DeleteTopics`, `CreatePartitions`.
 //! - `configs`: `DescribeConfigs`, `AlterConfigs`, `IncrementalAlterConfigs`.
 //! - `groups`: the classic group protocol (`FindCoordinator`, `JoinGroup`, `SyncGroup`,
@@ -32,6 +33,7 @@ mod acls;
 mod commits;
 mod configs;
 mod connection;
+mod delete_records;
 mod dispatch;
 mod errors;
 mod fetch;

@@ -1,5 +1,9 @@
-//! `ListOffsets` (earliest, latest, by time) and `OffsetForLeaderEpoch` (where an epoch
-//! ends, for a consumer's truncation detection, KIP-320), answered by partition leaders.
+//! `ListOffsets` (earliest, latest, by time; the largest timestamp from v7, KIP-734; the
+//! local log start from v8, KIP-405; the last tiered offset from v9, KIP-1005) and
+//! `OffsetForLeaderEpoch` (where an epoch ends, for a consumer's truncation detection,
+//! KIP-320), answered by partition leaders. A request naming a leader epoch (v4+) is
+//! refused at another one; `read_committed` (v2+) reads up to the high watermark, which is
+//! the last stable offset without transactions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +23,12 @@ use crate::errors::{About, code};
 use shale_broker::api::{Identity, OffsetSpec};
 use shale_core::error::Error;
 
-/// Kafka's `ListOffsets` timestamps that are not times.
+/// Kafka's `ListOffsets` timestamps that are not times, with the version each came in.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: (i64, i16) = (-3, 7);
+const EARLIEST_LOCAL: (i64, i16) = (-4, 8);
+const LATEST_TIERED: (i64, i16) = (-5, 9);
 
 /// `ListOffsets`.
 pub(crate) fn list_offsets(
@@ -40,7 +47,10 @@ pub(crate) fn list_offsets(
             for p in t.partitions {
                 let part =
                     ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                let found = list_one(&kafka, &who, &topic, p.partition_index, p.timestamp).await;
+                let epoch = (version >= 4).then_some(p.current_leader_epoch);
+                let found =
+                    list_one(&kafka, &who, &topic, p.partition_index, p.timestamp, version, epoch)
+                        .await;
                 partitions.push(match found {
                     Ok(f) => part
                         .with_offset(f.offset)
@@ -69,25 +79,27 @@ async fn list_one(
     topic: &str,
     partition: i32,
     timestamp: i64,
+    version: i16,
+    leader_epoch: Option<i32>,
 ) -> Result<shale_broker::api::ListedOffset, Error> {
     let partition = u32::try_from(partition)
         .map_err(|_| Error::invalid(format!("partition {partition} of {topic:?} is negative")))?;
-    let spec = match timestamp {
-        LATEST => OffsetSpec::Latest,
-        EARLIEST => OffsetSpec::Earliest,
-        ts if ts >= 0 => OffsetSpec::Timestamp(ts),
-        other => {
+    let spec = match (timestamp, version) {
+        (LATEST, _) => OffsetSpec::Latest,
+        (EARLIEST, _) => OffsetSpec::Earliest,
+        (ts, v) if ts == MAX_TIMESTAMP.0 && v >= MAX_TIMESTAMP.1 => OffsetSpec::MaxTimestamp,
+        (ts, v) if ts == EARLIEST_LOCAL.0 && v >= EARLIEST_LOCAL.1 => OffsetSpec::EarliestLocal,
+        (ts, v) if ts == LATEST_TIERED.0 && v >= LATEST_TIERED.1 => OffsetSpec::LatestTiered,
+        (ts, _) if ts >= 0 => OffsetSpec::Timestamp(ts),
+        (other, v) => {
             return Err(Error::invalid(format!(
-                "ListOffsets timestamp {other} is not served: expected a time (ms), -1 \
-                 (latest) or -2 (earliest)"
+                "ListOffsets v{v} timestamp {other} is not served: expected a time (ms), -1 \
+                 (latest), -2 (earliest), and from v7 -3 (max timestamp), from v8 -4 \
+                 (earliest local), from v9 -5 (latest tiered)"
             )));
         }
     };
-    let mut found = kafka.api.list_offsets(who, topic, partition, spec).await?;
-    if spec == OffsetSpec::Latest || spec == OffsetSpec::Earliest {
-        found.timestamp_ms = -1;
-    }
-    Ok(found)
+    kafka.api.list_offsets(who, topic, partition, spec, leader_epoch).await
 }
 
 /// `OffsetForLeaderEpoch` from a consumer: for each partition, the largest epoch at or

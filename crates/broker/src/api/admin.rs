@@ -140,6 +140,25 @@ impl Api {
         added
     }
 
+    /// Deletes the records of `topic`-`partition` below `offset` (-1: the high watermark;
+    /// Delete on the topic, as Kafka's DeleteRecords), waiting up to `within` for every
+    /// in-sync replica to have done so; the partition's log start then.
+    pub async fn delete_records(
+        &self,
+        who: &Identity,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        within: std::time::Duration,
+    ) -> Result<i64, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "DeleteRecords", Operation::Delete, ResourceType::Topic, topic)?;
+        let deleted = self.broker.delete_records(topic, partition, offset, within).await;
+        let name = format!("{topic}/{partition}");
+        audit::mutation(who, "delete_records", Resource::Partition(&name), &deleted);
+        deleted
+    }
+
     /// Starts or cancels replica moves (Alter on the cluster, as Kafka's
     /// AlterPartitionReassignments).
     pub async fn reassign(

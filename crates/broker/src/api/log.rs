@@ -184,17 +184,20 @@ impl Api {
         Ok(LogRead { partition, counters })
     }
 
-    /// Offsets of `topic`-`partition` (Describe on the topic), answered by its leader.
+    /// Offsets of `topic`-`partition` (Describe on the topic), answered by its leader; at
+    /// `leader_epoch` when the caller names the epoch it believes current (KIP-320).
     pub async fn list_offsets(
         &self,
         who: &Identity,
         topic: &str,
         partition: u32,
         spec: OffsetSpec,
+        leader_epoch: Option<i32>,
     ) -> Result<ListedOffset, Error> {
         let acl = self.broker.acl();
         acl.check(who, "ListOffsets", Operation::Describe, ResourceType::Topic, topic)?;
         let p = self.broker.partition(topic, partition)?;
+        crate::broker::check_leader_epoch(&p, leader_epoch)?;
         crate::broker::list_offsets_on(&p, spec).await
     }
 

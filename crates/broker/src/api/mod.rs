@@ -11,7 +11,8 @@
 //!
 //! - this file: [`Api`], its construction and what front ends read of the broker.
 //! - `log`: produce, fetch, offsets, producer ids.
-//! - `admin`: topics, configs, partitions, moves, the cluster, ACLs and quotas.
+//! - `admin`: topics, configs, partitions, deleting records, moves, the cluster, ACLs and
+//!   quotas.
 //! - `groups`: consumer groups (Shale's own protocol) and committed offsets.
 //! - `classic`: consumer groups of Kafka's classic protocol.
 //! - `replica`: broker-to-broker replication, for brokers only.

@@ -1,16 +1,17 @@
-//! `ListOffsets`: where a partition starts and ends, and which offset a time falls at;
-//! answered by the partition's leader, and from any broker by forwarding to it.
+//! `ListOffsets`: where a partition starts and ends (in the bucket and locally), which offset
+//! a time falls at, and which record has the largest timestamp; answered by the partition's
+//! leader, and from any broker by forwarding to it.
 
 use std::time::Duration;
 
 use super::{Broker, Partition};
-use shale_core::error::{Error, ErrorKind};
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
 /// How long `ListOffsets` waits for a new leader's high watermark before answering
 /// `UNAVAILABLE` (retriable): followers fetch within milliseconds of a leader change, or
 /// leave the ISR after `replica.lag.time.max.ms`.
-const SETTLE_WAIT: Duration = Duration::from_secs(5);
+pub(super) const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 /// Which offset `ListOffsets` looks up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,20 +22,57 @@ pub enum OffsetSpec {
     Latest,
     /// The first record at or after this time (ms).
     Timestamp(i64),
+    /// The record with the largest timestamp (Kafka's MAX_TIMESTAMP, KIP-734).
+    MaxTimestamp,
+    /// The local log's start (Kafka's EARLIEST_LOCAL_TIMESTAMP, KIP-405): above the log
+    /// start when the oldest records are only in the bucket.
+    EarliestLocal,
+    /// The last offset in the bucket, -1 when nothing is (Kafka's LATEST_TIERED_TIMESTAMP,
+    /// KIP-1005).
+    LatestTiered,
+}
+
+impl OffsetSpec {
+    /// The spec as the `shale.v1` wire says it.
+    pub fn to_proto(self) -> pb::list_offsets_request::Spec {
+        use pb::list_offsets_request::Spec;
+        match self {
+            OffsetSpec::Earliest => Spec::Earliest(true),
+            OffsetSpec::Latest => Spec::Latest(true),
+            OffsetSpec::Timestamp(ts) => Spec::TimestampMs(ts),
+            OffsetSpec::MaxTimestamp => Spec::MaxTimestamp(true),
+            OffsetSpec::EarliestLocal => Spec::EarliestLocal(true),
+            OffsetSpec::LatestTiered => Spec::LatestTiered(true),
+        }
+    }
+
+    /// The spec a `shale.v1` request says (latest when it says none).
+    pub fn from_proto(spec: Option<pb::list_offsets_request::Spec>) -> OffsetSpec {
+        use pb::list_offsets_request::Spec;
+        match spec {
+            Some(Spec::Earliest(_)) => OffsetSpec::Earliest,
+            None | Some(Spec::Latest(_)) => OffsetSpec::Latest,
+            Some(Spec::TimestampMs(ts)) => OffsetSpec::Timestamp(ts),
+            Some(Spec::MaxTimestamp(_)) => OffsetSpec::MaxTimestamp,
+            Some(Spec::EarliestLocal(_)) => OffsetSpec::EarliestLocal,
+            Some(Spec::LatestTiered(_)) => OffsetSpec::LatestTiered,
+        }
+    }
 }
 
 /// What `ListOffsets` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListedOffset {
-    /// The offset, or -1 when no record is at or after the time asked.
+    /// The offset, or -1 when no record is at or after the time asked (nor any record, for
+    /// the largest timestamp; nor anything in the bucket, for the latest tiered).
     pub offset: i64,
-    /// The found record's timestamp for a lookup by time, else -1.
+    /// The found record's timestamp for a lookup by time or of the largest, else -1.
     pub timestamp_ms: i64,
     /// The log start offset.
     pub log_start_offset: i64,
     /// The high watermark.
     pub high_watermark: i64,
-    /// The leader epoch of the leader that answered.
+    /// The leader epoch of the leader that answered (-1 with an offset of -1).
     pub leader_epoch: i32,
 }
 
@@ -47,10 +85,19 @@ pub async fn list_offsets_on(
 ) -> Result<ListedOffset, Error> {
     let (offset, timestamp_ms) = match spec {
         OffsetSpec::Earliest => (partition.log_start_offset(), -1),
+        OffsetSpec::EarliestLocal => (partition.log().log_start_offset(), -1),
         OffsetSpec::Latest => (partition.settled_high_watermark(SETTLE_WAIT).await?, -1),
+        OffsetSpec::LatestTiered => {
+            let tiered = partition.remote().and_then(|r| r.tiered_end());
+            (tiered.map_or(-1, |end| end - 1), -1)
+        }
         OffsetSpec::Timestamp(ts) => {
             partition.settled_high_watermark(SETTLE_WAIT).await?;
             partition.offset_for_timestamp(ts).await?.unwrap_or((-1, -1))
+        }
+        OffsetSpec::MaxTimestamp => {
+            partition.settled_high_watermark(SETTLE_WAIT).await?;
+            partition.max_timestamp_record().await?.unwrap_or((-1, -1))
         }
     };
     Ok(ListedOffset {
@@ -58,8 +105,31 @@ pub async fn list_offsets_on(
         timestamp_ms,
         log_start_offset: partition.log_start_offset(),
         high_watermark: partition.high_watermark(),
-        leader_epoch: partition.leader_epoch(),
+        leader_epoch: if offset < 0 { -1 } else { partition.leader_epoch() },
     })
+}
+
+/// Refuses a request that names a leader epoch other than the one `partition` is led at
+/// (KIP-320): an older one is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH (this
+/// broker has not learnt it yet); both are retriable once the client's metadata is fresh.
+pub fn check_leader_epoch(partition: &Partition, asked: Option<i32>) -> Result<(), Error> {
+    let ours = partition.leader_epoch();
+    let Some(asked) = asked.filter(|e| *e >= 0 && *e != ours) else { return Ok(()) };
+    let reason = match asked < ours {
+        true => Reason::FencedLeaderEpoch,
+        false => Reason::Other("UNKNOWN_LEADER_EPOCH".into()),
+    };
+    Err(Error::new(
+        ErrorKind::Fenced,
+        reason,
+        format!(
+            "{}-{}: the request's leader epoch {asked} is not the leader's {ours}; refresh \
+             the metadata and retry",
+            partition.topic(),
+            partition.index()
+        ),
+    )
+    .with("leader_epoch", ours))
 }
 
 impl Broker {
@@ -79,11 +149,7 @@ impl Broker {
                     return Err(e);
                 }
                 let mut client = pb::log_client::LogClient::new(self.peer(&addr)?);
-                let spec = Some(match spec {
-                    OffsetSpec::Earliest => pb::list_offsets_request::Spec::Earliest(true),
-                    OffsetSpec::Latest => pb::list_offsets_request::Spec::Latest(true),
-                    OffsetSpec::Timestamp(ts) => pb::list_offsets_request::Spec::TimestampMs(ts),
-                });
+                let spec = Some(spec.to_proto());
                 let request = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec };
                 let r = client
                     .list_offsets(request)

@@ -16,6 +16,7 @@
 //! - `peers`: channels to the other brokers.
 //! - `group_host`: what the group coordinator needs of its broker.
 //! - `list_offsets`: where a partition starts and ends, and which offset a time falls at.
+//! - `delete_records`: DeleteRecords, the log start moved up on every in-sync replica.
 //! - `metadata`: the cluster as cached here, for clients to route by.
 //! - `tasks`: background work (retention, interval flush, ISR ticks, group sweeps).
 //! - `tiering`: tasks for the tier layer's uploader and scrubber over the partitions this
@@ -26,6 +27,7 @@
 //! - `liveness`: watches the other brokers and records those whose process is gone, so
 //!   the controller moves their leaderships without waiting out their lease.
 
+mod delete_records;
 mod drain;
 mod elect;
 pub mod fetch;
@@ -49,7 +51,7 @@ mod tasks;
 mod view;
 pub use drain::DrainReport;
 pub use elect::Elected;
-pub use list_offsets::{ListedOffset, OffsetSpec, list_offsets_on};
+pub use list_offsets::{ListedOffset, OffsetSpec, check_leader_epoch, list_offsets_on};
 pub use metadata::TopicWithStates;
 mod tiering;
 pub mod topics;

@@ -109,10 +109,15 @@ impl RemoteLog {
         }
     }
 
-    /// The first offset with a timestamp at or after `ts` in the remote log.
-    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
+    /// The first batch ending after `from` with a timestamp at or after `ts` in the remote
+    /// log, as (its base offset, its max timestamp).
+    pub async fn offset_for_timestamp(
+        &self,
+        ts: i64,
+        from: i64,
+    ) -> Result<Option<(i64, i64)>, Error> {
         let Some(manifest) = self.manifest().await? else { return Ok(None) };
-        self.reader.offset_for_timestamp(&self.pref, &manifest, ts).await
+        self.reader.offset_for_timestamp(&self.pref, &manifest, ts, from).await
     }
 }
 

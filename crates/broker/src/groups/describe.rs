@@ -131,8 +131,11 @@ impl Coordinator {
                 let committed = committed.get(&tp).copied().unwrap_or(-1);
                 let ends = b.list_offsets(&topic, p, crate::broker::OffsetSpec::Latest).await.ok();
                 let (log_end, lag) = match &ends {
+                    // Records below the log start (retention, DeleteRecords) are not
+                    // there to read: a consumer resuming below it starts at it.
                     Some(r) if committed >= 0 => {
-                        (r.high_watermark, (r.high_watermark - committed).max(0))
+                        let from = committed.max(r.log_start_offset);
+                        (r.high_watermark, (r.high_watermark - from).max(0))
                     }
                     Some(r) => (r.high_watermark, (r.high_watermark - r.log_start_offset).max(0)),
                     None => (-1, -1),

@@ -4,7 +4,9 @@
 //! # Files
 //! - `config`: [`LogConfig`] and [`FlushPolicy`], mapped from Kafka topic configs by the broker.
 //! - `error`: [`LogError`] and its mapping onto the public error kinds.
-//! - `partition`: [`PartitionLog`]: open, append, offsets watch, accessors, close.
+//! - `partition`: [`PartitionLog`]: open, offsets watch, accessors, close.
+//! - `append`: the write path: leader and replicated appends, segment rolls.
+//! - `start`: the log start DeleteRecords moves, and its file.
 //! - `read`: reads of whole batches outside the lock, and the timestamp lookup.
 //! - `flush`: group commit (`flush_until`) and `flush_all`.
 //! - `rounds`: fsync rounds shared by every log on a file system (one `syncfs` for many),
@@ -35,6 +37,8 @@
 //!   timestamp grows; the last entry is the segment's max timestamp.
 //! - `leader-epoch-checkpoint`: header `SHLE` 1, count u32 BE, `(epoch i32 BE, start offset
 //!   i64 BE)` per entry, CRC-32C u32 BE of all preceding bytes.
+//! - `log-start-offset`: header `SHLS` 1, offset i64 BE, CRC-32C u32 BE: the log start
+//!   DeleteRecords set (absent: 0).
 //! - `recovery-point`: header `SHRP` 1, offset i64, segment base i64, byte position u64,
 //!   segment max timestamp i64 (all BE), CRC-32C u32 BE. Everything below it is fsynced and
 //!   valid; recovery re-validates only after it.
@@ -44,6 +48,7 @@
 //! so appends write only the `.log` file. Index files of the active segment are trusted
 //! only below the recovery point.
 
+mod append;
 mod checkpoint;
 mod config;
 mod epoch;
@@ -59,6 +64,7 @@ pub(crate) use resources::descriptor_limit;
 mod retention;
 mod scan;
 mod segment;
+mod start;
 mod tiering;
 
 #[cfg(test)]
@@ -88,6 +94,9 @@ pub struct LogOffsets {
     pub log_end: i64,
     /// Every offset below this is fsynced.
     pub durable_end: i64,
+    /// The log start DeleteRecords set (0 when never set): nothing below it is served,
+    /// locally or from the bucket.
+    pub start_floor: i64,
 }
 
 /// The result of one append.

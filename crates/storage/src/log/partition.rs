@@ -7,20 +7,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
-use super::checkpoint::sync_dir;
-use super::config::MAX_SEGMENT_BYTES;
 use super::epoch::{EpochCache, EpochEntry};
 use super::index::SegmentIndex;
 use super::recovery::recover;
-use super::scan::{Frame, frame};
 use super::segment::{
-    ActiveSegment, IndexBuilder, LOG_SUFFIX, NO_TIMESTAMP, SealedSegment, load_sealed_index,
-    segment_path,
+    ActiveSegment, LOG_SUFFIX, NO_TIMESTAMP, SealedSegment, load_sealed_index, segment_path,
 };
-use super::{AppendInfo, LogConfig, LogError, LogOffsets, LogResources, RecoveryStats};
+use super::{LogConfig, LogError, LogOffsets, LogResources, RecoveryStats};
 use shale_core::clock::SharedClock;
-use shale_core::record::RecordError;
-use shale_core::record::batch::stamp;
 
 /// One partition's log on local disk. Synchronous and internally locked; async callers hold
 /// it in an `Arc` and run the blocking calls (`append`, `read`, ...) via `spawn_blocking`.
@@ -94,6 +88,8 @@ pub(super) struct State {
     pub stored_point: Option<super::checkpoint::RecoveryPoint>,
     /// Set by a failed data fsync; the log then refuses writes and flushes (fail-stop).
     pub failed: Option<FailStop>,
+    /// The log start DeleteRecords set (`start.rs`; 0 when never set).
+    pub start_floor: i64,
 }
 
 /// Why and where a log stopped: what [`LogError::Failed`] reports on every later call.
@@ -105,9 +101,16 @@ pub(super) struct FailStop {
 }
 
 impl State {
-    /// First offset in the log.
-    pub(super) fn log_start(&self) -> i64 {
+    /// Base offset of the oldest segment: where the local bytes begin.
+    pub(super) fn base_offset(&self) -> i64 {
         self.sealed.first_key_value().map_or(self.active.base, |(base, _)| *base)
+    }
+
+    /// First offset served: the oldest segment's base, or the floor DeleteRecords set when
+    /// that is higher (bounded by the log end: a follower cut below its floor serves
+    /// nothing until it has copied past it again).
+    pub(super) fn log_start(&self) -> i64 {
+        self.base_offset().max(self.start_floor.min(self.log_end()))
     }
 
     /// Offset the next append gets.
@@ -158,7 +161,8 @@ impl Inner {
     pub(super) fn publish(&self, st: &State) {
         let log_end = st.log_end();
         let durable_end = self.durable.load(Ordering::Acquire).min(log_end);
-        let offsets = LogOffsets { log_start: st.log_start(), log_end, durable_end };
+        let start_floor = st.start_floor;
+        let offsets = LogOffsets { log_start: st.log_start(), log_end, durable_end, start_floor };
         self.offsets.send_replace(offsets);
         if let Some(Listener(listener)) = self.listener.get() {
             listener(&offsets);
@@ -201,117 +205,6 @@ impl Inner {
         st.check_open()
     }
 
-    /// Seals the active segment (index files and data fsynced first, so the durable offset
-    /// stays truthful) and starts a new one at the log end.
-    pub(super) fn roll(&self, st: &mut State) -> Result<(), LogError> {
-        let end = st.log_end();
-        st.active.write_index(self.disk(), &self.dir)?;
-        self.sync_segment(st)?;
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        let mut next =
-            ActiveSegment::open(&self.resources, &self.dir, end, 0, IndexBuilder::new())?;
-        next.next_offset = end;
-        sync_dir(self.disk(), &self.dir)?;
-        next.end_point().store(self.disk(), &self.dir)?;
-        let old = std::mem::replace(&mut st.active, next);
-        st.stored_point = Some(st.active.end_point());
-        st.sealed_bytes += old.size;
-        st.sealed.insert(
-            old.base,
-            SealedSegment {
-                base: old.base,
-                next_offset: end,
-                size: old.size,
-                max_timestamp: Some(old.builder.max_timestamp),
-            },
-        );
-        self.resources.adopt_index(&old.path, old.builder.index);
-        self.durable.fetch_max(end, Ordering::AcqRel);
-        tracing::debug!(path = %old.path.display(), offset = end, "rolled segment");
-        Ok(())
-    }
-
-    /// Rolls if the incoming bytes or offsets would overflow the active segment or it is
-    /// older than `segment_ms`; refuses an append that cannot fit in any segment.
-    fn prepare_segment(
-        &self,
-        st: &mut State,
-        bytes: u64,
-        records: i64,
-        now: i64,
-    ) -> Result<(), LogError> {
-        st.check_open()?;
-        if let Err(e) = self.volume_ok() {
-            return self.note_sync(st, Err(e));
-        }
-        let a = &st.active;
-        let limit = st.config.segment_bytes.min(MAX_SEGMENT_BYTES);
-        let full = a.size + bytes > limit || a.next_offset + records - a.base > i64::from(u32::MAX);
-        let old = a.first_append_ms.is_some_and(|t| now.saturating_sub(t) >= st.config.segment_ms);
-        if !a.is_empty() && (full || old) {
-            self.roll(st)?;
-        }
-        if st.active.size + bytes > MAX_SEGMENT_BYTES {
-            let size = usize::try_from(bytes).unwrap_or(usize::MAX);
-            return Err(RecordError::BatchTooLarge { size, max: MAX_SEGMENT_BYTES as usize }.into());
-        }
-        Ok(())
-    }
-
-    /// Writes framed, stamped batches to the active segment and publishes the new end.
-    fn write(
-        &self,
-        st: &mut State,
-        buf: &[u8],
-        frames: &[Frame],
-        now: i64,
-    ) -> Result<AppendInfo, LogError> {
-        self.resources.activity().note_write();
-        let interval = st.config.index_interval_bytes as u64;
-        st.active.append(&self.resources, buf, frames, interval, now)?;
-        let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
-        let info = AppendInfo {
-            base_offset: first.base_offset,
-            last_offset: last.last_offset(),
-            log_end_offset: st.log_end(),
-            max_timestamp: frames.iter().map(|(h, _)| h.max_timestamp).max().unwrap_or(-1),
-            log_start_offset: st.log_start(),
-            batch_count: frames.len(),
-            bytes: buf.len(),
-            segment_base: st.active.base,
-        };
-        self.publish(st);
-        Ok(info)
-    }
-
-    /// Under `FlushPolicy::Interval`, makes sure an fsync comes within the interval of an
-    /// append: the first append not yet covered starts a timer (one per log at most), and
-    /// the fsync when it fires covers every append made before it (an fdatasync of its own,
-    /// not a shared round: see `rounds`). Only logs with unsynced appends cost anything,
-    /// however many partitions a broker hosts. Outside a tokio runtime (synchronous tests)
-    /// nothing is scheduled; `flush_all` does it by hand.
-    fn schedule_interval_flush(this: &Arc<Inner>, policy: super::FlushPolicy) {
-        let super::FlushPolicy::Interval(every) = policy else { return };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        if this.flush_due.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let inner = this.clone();
-        runtime.spawn(async move {
-            shale_core::clock::sleep(every).await;
-            // Appends from here on start the next timer; those before are covered below.
-            inner.flush_due.store(false, Ordering::Release);
-            // A few at a time across all logs: an interval fsync is not waited on.
-            let permits = inner.resources.interval_syncs();
-            let Ok(_permit) = permits.acquire().await else { return };
-            let synced = tokio::task::spawn_blocking(move || inner.sync_active()).await;
-            if let Ok(Err(e)) = synced {
-                // A failed fsync stopped the log and was logged; a closed log needs none.
-                tracing::debug!(error = %e, "interval flush did not complete");
-            }
-        });
-    }
-
     /// A sealed segment's index from the shared cache (loaded or rebuilt on a miss).
     pub(super) fn sealed_index(
         &self,
@@ -345,6 +238,7 @@ impl PartitionLog {
     ) -> Result<Self, LogError> {
         let dir = dir.into();
         let recovered = recover(&dir, &config, clock.now_ms(), &resources)?;
+        let start_floor = super::start::load(resources.disk(), &dir)?;
         // Before any append here (recovery fsyncs what it writes itself), so that the
         // volume's handle sees every writeback error of the appends.
         let volume = resources.rounds().volume(resources.disk(), &dir);
@@ -360,11 +254,13 @@ impl PartitionLog {
             closed: false,
             stored_point,
             failed: None,
+            start_floor,
         };
         let offsets = LogOffsets {
             log_start: state.log_start(),
             log_end: state.log_end(),
             durable_end: state.log_end(),
+            start_floor,
         };
         tracing::info!(dir = %dir.display(), log_start = offsets.log_start,
             log_end = offsets.log_end, segments = state.sealed.len() + 1,
@@ -391,74 +287,6 @@ impl PartitionLog {
                 flusher_stop_delay_us: AtomicU64::new(0),
             }),
         })
-    }
-
-    /// Appends validated batches as the leader: stamps consecutive offsets and
-    /// `leader_epoch` into `batches` in place, writes them, does not fsync.
-    pub fn append(&self, batches: &mut [u8], leader_epoch: i32) -> Result<AppendInfo, LogError> {
-        let inner = &*self.inner;
-        let now = inner.clock.now_ms();
-        let mut st = inner.lock()?;
-        let (mut frames, records) = frame(batches, st.config.max_message_bytes)?;
-        inner.prepare_segment(&mut st, batches.len() as u64, records, now)?;
-        let base = st.log_end();
-        let mut next = base;
-        for (header, range) in &mut frames {
-            stamp(&mut batches[range.clone()], next, leader_epoch);
-            header.base_offset = next;
-            header.partition_leader_epoch = leader_epoch;
-            next = header.next_offset();
-        }
-        match st.epochs.latest() {
-            Some(latest) if latest.epoch > leader_epoch => {
-                tracing::warn!(dir = %inner.dir.display(), epoch = leader_epoch,
-                    latest_epoch = latest.epoch, offset = base, "append with an older leader epoch");
-            }
-            _ => {
-                if st.epochs.assign(leader_epoch, base) {
-                    st.epochs.store(inner.disk(), &inner.dir)?;
-                }
-            }
-        }
-        let info = inner.write(&mut st, batches, &frames, now)?;
-        Inner::schedule_interval_flush(&self.inner, st.config.flush);
-        Ok(info)
-    }
-
-    /// Appends batches that already carry offsets and epochs (a follower copying its
-    /// leader): the first must start at the log end and offsets must be continuous.
-    pub fn append_replicated(&self, batches: &[u8]) -> Result<AppendInfo, LogError> {
-        let inner = &*self.inner;
-        let now = inner.clock.now_ms();
-        let mut st = inner.lock()?;
-        // The leader accepted these batches under its limit at the time; a lower
-        // `max.message.bytes` set since must not stop them from being copied.
-        let (frames, records) = frame(batches, MAX_SEGMENT_BYTES as usize)?;
-        let mut expected = st.log_end();
-        if frames[0].0.base_offset != expected {
-            return Err(st.out_of_range(frames[0].0.base_offset));
-        }
-        for (header, _) in &frames {
-            if header.base_offset != expected {
-                let got = header.base_offset;
-                return Err(RecordError::Corrupt(format!(
-                    "replicated batch at offset {got} does not continue at {expected}"
-                ))
-                .into());
-            }
-            expected = header.next_offset();
-        }
-        inner.prepare_segment(&mut st, batches.len() as u64, records, now)?;
-        let mut changed = false;
-        for (header, _) in &frames {
-            changed |= st.epochs.assign(header.partition_leader_epoch, header.base_offset);
-        }
-        if changed {
-            st.epochs.store(inner.disk(), &inner.dir)?;
-        }
-        let info = inner.write(&mut st, batches, &frames, now)?;
-        Inner::schedule_interval_flush(&self.inner, st.config.flush);
-        Ok(info)
     }
 
     /// The first offset in the log.

@@ -43,11 +43,16 @@ struct Model {
     acked_end: i64,
     /// The log start may not be above this (retention deleted up to here at most).
     start_bound: i64,
+    /// Nor below this (a log start that DeleteRecords set, once the call returned).
+    floor: i64,
+    /// Where the log ends while it holds no batch (a cut below a log start that DeleteRecords
+    /// put inside a batch empties it below that start).
+    empty_end: i64,
 }
 
 impl Model {
     fn end(&self) -> i64 {
-        self.batches.last_key_value().map_or(self.start_bound, |(_, b)| next_offset(b))
+        self.batches.last_key_value().map_or(self.empty_end, |(_, b)| next_offset(b))
     }
 
     /// Drops batches at and after the one holding `offset`; the new end.
@@ -59,6 +64,9 @@ impl Model {
             .filter(|(_, b)| next_offset(b) > offset)
             .map_or(offset, |(base, _)| *base);
         self.batches.retain(|b, _| *b < base);
+        if self.batches.is_empty() {
+            self.empty_end = base;
+        }
         base
     }
 }
@@ -150,6 +158,7 @@ impl Run {
             78..=85 => self.truncate(),
             86..=88 => self.reset(),
             89..=93 => self.close_and_reopen(),
+            94..=96 => self.delete_records(),
             _ => {
                 self.epoch += 1;
                 true
@@ -246,7 +255,30 @@ impl Run {
             self.reset_pending = Some(offset);
             return false;
         }
-        self.model = Model { batches: BTreeMap::new(), acked_end: offset, start_bound: offset };
+        let floor = self.model.floor;
+        self.model = Model {
+            batches: BTreeMap::new(),
+            acked_end: offset,
+            start_bound: offset,
+            floor,
+            empty_end: offset,
+        };
+        true
+    }
+
+    /// DeleteRecords up to an acknowledged offset, perhaps inside a batch.
+    fn delete_records(&mut self) -> bool {
+        let (start, durable) = (self.log().log_start_offset(), self.log().durable_offset());
+        if durable <= start {
+            return true;
+        }
+        let offset = self.rng.random_range(start..=durable);
+        self.model.start_bound = self.model.start_bound.max(offset);
+        if self.check("delete records", self.log().advance_log_start(offset)).is_none() {
+            return false;
+        }
+        self.model.floor = self.model.floor.max(offset);
+        assert_eq!(self.log().log_start_offset(), offset, "seed {}", self.seed);
         true
     }
 
@@ -271,8 +303,14 @@ impl Run {
         let log = self.open();
         if let Some(offset) = self.reset_pending.take() {
             if log.log_start_offset() >= offset {
-                self.model =
-                    Model { batches: BTreeMap::new(), acked_end: offset, start_bound: offset };
+                let floor = self.model.floor;
+                self.model = Model {
+                    batches: BTreeMap::new(),
+                    acked_end: offset,
+                    start_bound: offset,
+                    floor,
+                    empty_end: offset,
+                };
             }
         }
         self.verify(&log, "crash");
@@ -289,11 +327,17 @@ impl Run {
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
         let m = &self.model;
         assert!(
-            start <= m.start_bound,
+            start <= m.start_bound.max(m.floor),
             "seed {seed}: after {after} the log starts at {start}, but retention only deleted \
              below {} (acked up to {})",
             m.start_bound,
             m.acked_end
+        );
+        assert!(
+            start >= m.floor.min(end),
+            "seed {seed}: after {after} the log starts at {start}, below the start {} that \
+             DeleteRecords set",
+            m.floor
         );
         assert!(
             end >= m.acked_end,
@@ -311,6 +355,14 @@ impl Run {
             for frame in BatchFrames::new(&chunk.bytes, usize::MAX) {
                 let (h, range) = frame.expect("framed");
                 let bytes = &chunk.bytes[range];
+                if h.base_offset < offset && h.next_offset() > offset && offset == start {
+                    // The batch holding a log start DeleteRecords put inside it.
+                    let want = m.batches.get(&h.base_offset);
+                    assert!(want.is_some_and(|w| w == bytes), "seed {seed}: the batch at {start}");
+                    held.insert(h.base_offset, bytes.to_vec());
+                    offset = h.next_offset();
+                    continue;
+                }
                 if h.base_offset < offset {
                     continue;
                 }
@@ -346,7 +398,10 @@ impl Run {
                 );
             }
         }
-        self.model = Model { batches: held, acked_end: end, start_bound: start };
+        // A start that DeleteRecords was setting when the power went may have been kept.
+        let floor = m.floor.max(log.start_floor());
+        self.model =
+            Model { batches: held, acked_end: end, start_bound: start, floor, empty_end: end };
     }
 
     /// Runs `steps` operations, arming a power cut at random points.
@@ -405,6 +460,32 @@ fn sim_log(disk: &SimDisk, config: LogConfig) -> PartitionLog {
 
 fn read_all(log: &PartitionLog) -> Vec<u8> {
     super::tests::read_all(log, log.log_start_offset(), 1 << 20)
+}
+
+/// DeleteRecords' new log start is on disk when the call returns: a power cut right after
+/// keeps it, and one in the middle of storing it leaves the old start or the new one.
+#[test]
+fn a_new_log_start_survives_power_loss() {
+    let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
+    for ops in 0..16 {
+        let disk = SimDisk::new(SimOptions { seed: ops, torn_tails: true, ..Default::default() });
+        let log = sim_log(&disk, config.clone());
+        for tag in 0..10 {
+            log.append(&mut batch(3, 300, T0, tag), 0).expect("append");
+        }
+        log.flush_all().expect("flush");
+        log.advance_log_start(7).expect("advance");
+        disk.freeze_after(ops);
+        let moved = log.advance_log_start(20).is_ok();
+        drop(log);
+        disk.crash();
+        let log = sim_log(&disk, config.clone());
+        let start = log.log_start_offset();
+        assert!(start == 7 || start == 20, "after {ops} ops the log starts at {start}");
+        assert!(!moved || start == 20, "after {ops} ops: advanced, then lost in a power cut");
+        let below = log.read(start - 1, 10, i64::MAX);
+        assert!(matches!(below, Err(LogError::OffsetOutOfRange { .. })), "{below:?}");
+    }
 }
 
 /// Before: a failed fsync returned an error, but the next flush fsynced again, succeeded

@@ -1,16 +1,18 @@
 //! The read path: whole batches from an offset (the file read outside the partition lock),
-//! and the timestamp lookup behind ListOffsets.
+//! and the lookups by time behind ListOffsets (the first batch reaching a time, the largest
+//! timestamp).
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::index::SegmentIndex;
 use super::partition::PartitionLog;
 use super::scan::{header_at, read_full_at};
-use super::segment::{LOG_SUFFIX, SealedSegment, segment_path};
+use super::segment::{LOG_SUFFIX, NO_TIMESTAMP, SealedSegment, segment_path};
 use super::{LogError, ReadChunk};
 use shale_core::disk::{DiskFile, FileHandle};
-use shale_core::record::BatchFrames;
+use shale_core::record::{BatchFrames, BatchHeader};
 
 /// Where a read goes, captured under the lock and used outside it.
 struct ReadTarget {
@@ -137,37 +139,123 @@ impl PartitionLog {
         Ok(ReadChunk { bytes: Bytes::from(buf), next_offset })
     }
 
-    /// The first batch whose max timestamp is `>= ts`, as (its base offset, its max
-    /// timestamp); `None` if every batch is older. Like Kafka's ListOffsets, at batch
-    /// granularity (the caller can refine within the batch with the record codec).
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let (sealed, interval, active) = {
-            let st = self.inner.lock()?;
-            let a = &st.active;
-            let start =
-                a.builder.index.lookup_time(ts).map_or(0, |rel| a.builder.index.lookup(rel).pos);
-            let file = a.file(&self.inner.resources)?;
-            let active = (file, a.path.clone(), u64::from(start), a.size, a.builder.max_timestamp);
-            let sealed: Vec<SealedSegment> = st.sealed.values().cloned().collect();
-            (sealed, st.config.index_interval_bytes as u64, active)
-        };
-        for seg in &sealed {
-            if self.inner.sealed_max_timestamp(seg, interval)? < ts {
+    /// The first batch ending after `from` (and after the log start) whose max timestamp is
+    /// `>= ts`, as (its base offset, its max timestamp); `None` if every such batch is older.
+    /// Like Kafka's ListOffsets, at batch granularity: the caller refines within the batch
+    /// with the record codec (the batch found may begin below `from`).
+    pub fn offset_for_timestamp(&self, ts: i64, from: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let (segments, interval, from) = self.lookup_targets(from, Some(ts))?;
+        for seg in &segments {
+            if seg.next_offset <= from || self.segment_max(seg, interval)? < ts {
                 continue;
             }
-            let index = self.inner.sealed_index(seg, interval)?;
-            let start = index.lookup_time(ts).map_or(0, |rel| index.lookup(rel).pos);
-            let path = segment_path(&self.inner.dir, seg.base, LOG_SUFFIX);
-            let file = self.inner.resources.handle(&path)?;
-            if let Some(found) = first_at_or_after(&*file, &path, u64::from(start), seg.size, ts)? {
-                return Ok(Some(found));
+            let (file, path, start) = self.scan_start(seg, interval, from, Some(ts))?;
+            let found = scan(&*file, &path, start, seg.end, |h| {
+                (h.next_offset() > from && h.max_timestamp >= ts).then_some(())
+            })?;
+            if let Some(h) = found {
+                return Ok(Some((h.base_offset, h.max_timestamp)));
             }
         }
-        let (file, path, start, end, max) = active;
-        if max < ts {
-            return Ok(None);
+        Ok(None)
+    }
+
+    /// The largest max timestamp of the batches that start at or after `from` (and the log
+    /// start) and end at or below `until`; `None` when there is none (or none has a
+    /// timestamp). Segments wholly in range answer from their metadata; only the segments
+    /// holding `from` or `until` are scanned, batch header by batch header. ListOffsets'
+    /// MAX_TIMESTAMP (KIP-734) is built on it.
+    pub fn max_timestamp(&self, from: i64, until: i64) -> Result<Option<i64>, LogError> {
+        let (segments, interval, from) = self.lookup_targets(from, None)?;
+        let mut max = None;
+        for seg in &segments {
+            if seg.next_offset <= from || seg.base >= until {
+                continue;
+            }
+            let ts = if seg.base >= from && seg.next_offset <= until {
+                Some(self.segment_max(seg, interval)?).filter(|ts| *ts != NO_TIMESTAMP)
+            } else {
+                let (file, path, start) = self.scan_start(seg, interval, from, None)?;
+                let mut best: Option<i64> = None;
+                scan(&*file, &path, start, seg.end, |h| {
+                    if h.next_offset() > until {
+                        return Some(());
+                    }
+                    if h.base_offset >= from && h.max_timestamp != NO_TIMESTAMP {
+                        best = best.max(Some(h.max_timestamp));
+                    }
+                    None
+                })?;
+                best
+            };
+            max = max.max(ts);
         }
-        first_at_or_after(&*file, &path, start, end, ts)
+        Ok(max.filter(|ts| *ts >= 0))
+    }
+
+    /// Under the lock: every segment (the active one last) as a lookup from `from` (for
+    /// `ts`) sees it, the index interval, and `from` raised to the log start.
+    fn lookup_targets(
+        &self,
+        from: i64,
+        ts: Option<i64>,
+    ) -> Result<(Vec<Target>, u64, i64), LogError> {
+        let st = self.inner.lock()?;
+        let from = from.max(st.log_start());
+        let a = &st.active;
+        let mut segments: Vec<Target> = st
+            .sealed
+            .values()
+            .map(|s| Target {
+                base: s.base,
+                next_offset: s.next_offset,
+                end: s.size,
+                sealed: Some(s.clone()),
+                active: None,
+            })
+            .collect();
+        let active = ActiveTarget {
+            file: a.file(&self.inner.resources)?,
+            path: a.path.clone(),
+            start: start_position(&a.builder.index, a.base, from, ts),
+            max_timestamp: a.builder.max_timestamp,
+        };
+        segments.push(Target {
+            base: a.base,
+            next_offset: a.next_offset,
+            end: a.size,
+            sealed: None,
+            active: Some(active),
+        });
+        Ok((segments, st.config.index_interval_bytes as u64, from))
+    }
+
+    /// A segment's max timestamp ([`NO_TIMESTAMP`] when no batch has one).
+    fn segment_max(&self, seg: &Target, interval: u64) -> Result<i64, LogError> {
+        match (&seg.sealed, &seg.active) {
+            (Some(s), _) => self.inner.sealed_max_timestamp(s, interval),
+            (None, Some(a)) => Ok(a.max_timestamp),
+            (None, None) => Ok(NO_TIMESTAMP),
+        }
+    }
+
+    /// A segment's file handle and path, and the byte position a scan from `from` (for
+    /// `ts`) starts at.
+    fn scan_start(
+        &self,
+        seg: &Target,
+        interval: u64,
+        from: i64,
+        ts: Option<i64>,
+    ) -> Result<(FileHandle, PathBuf, u64), LogError> {
+        if let Some(a) = &seg.active {
+            return Ok((a.file.clone(), a.path.clone(), a.start));
+        }
+        let path = segment_path(&self.inner.dir, seg.base, LOG_SUFFIX);
+        let sealed = seg.sealed.as_ref().expect("a target is sealed or active");
+        let index = self.inner.sealed_index(sealed, interval)?;
+        let start = start_position(&index, seg.base, from, ts);
+        Ok((self.inner.resources.handle(&path)?, path, start))
     }
 
     /// Test view: the byte position the read path starts scanning from for `offset`.
@@ -186,18 +274,46 @@ impl PartitionLog {
     }
 }
 
-/// Scans batch headers from `pos` for the first batch with max timestamp `>= ts`.
-fn first_at_or_after(
+/// One segment as a lookup by time sees it, captured under the lock.
+struct Target {
+    base: i64,
+    next_offset: i64,
+    /// Bytes of the segment that hold complete batches.
+    end: u64,
+    sealed: Option<SealedSegment>,
+    active: Option<ActiveTarget>,
+}
+
+/// The active segment's handle, where a scan of it starts, and its max timestamp, taken
+/// under the lock (its index changes with every append).
+struct ActiveTarget {
+    file: FileHandle,
+    path: PathBuf,
+    start: u64,
+    max_timestamp: i64,
+}
+
+/// Where a scan of a segment (based at `base`, indexed by `index`) for batches ending after
+/// `from`, and reaching `ts` when given, may start: past the batches the indexes rule out.
+fn start_position(index: &SegmentIndex, base: i64, from: i64, ts: Option<i64>) -> u64 {
+    let rel = u32::try_from((from - base).max(0)).unwrap_or(u32::MAX);
+    let by_offset = index.lookup(rel).pos;
+    let by_time = ts.and_then(|ts| index.lookup_time(ts)).map_or(0, |rel| index.lookup(rel).pos);
+    u64::from(by_offset.max(by_time))
+}
+
+/// Reads batch headers from `pos` to `end` until `stop` says so; the header it stopped at.
+fn scan(
     file: &dyn DiskFile,
     path: &Path,
     mut pos: u64,
     end: u64,
-    ts: i64,
-) -> Result<Option<(i64, i64)>, LogError> {
+    mut stop: impl FnMut(&BatchHeader) -> Option<()>,
+) -> Result<Option<BatchHeader>, LogError> {
     while pos < end {
         let header = header_at(file, path, pos, end)?;
-        if header.max_timestamp >= ts {
-            return Ok(Some((header.base_offset, header.max_timestamp)));
+        if stop(&header).is_some() {
+            return Ok(Some(header));
         }
         pos += header.total_len() as u64;
     }

@@ -98,11 +98,12 @@ impl PartitionLog {
     }
 
     /// [`apply_retention`](Self::apply_retention), but never deleting a segment that holds
-    /// offsets at or above `limit` (for a tiered partition: what is not in the bucket yet).
+    /// offsets at or above `limit` (for a tiered partition: what is not in the bucket yet),
+    /// unless it lies wholly below the log start DeleteRecords set.
     pub fn apply_retention_below(&self, limit: i64) -> Result<RetentionOutcome, LogError> {
         let inner = &*self.inner;
         let now = inner.clock.now_ms();
-        let (candidates, config, total, generation, rolled) = {
+        let (candidates, config, total, generation, rolled, floor) = {
             let mut st = inner.lock()?;
             st.check_open()?;
             let a = &st.active;
@@ -114,7 +115,7 @@ impl PartitionLog {
                 inner.publish(&st);
             }
             let candidates: Vec<SealedSegment> = st.sealed.values().cloned().collect();
-            (candidates, st.config.clone(), st.size_bytes(), st.generation, rolled)
+            (candidates, st.config.clone(), st.size_bytes(), st.generation, rolled, st.start_floor)
         };
         // Decide without the lock: time checks may load indexes from disk.
         let interval = config.index_interval_bytes as u64;
@@ -122,6 +123,12 @@ impl PartitionLog {
         let mut doomed = Vec::new();
         let mut learned = Vec::new();
         for seg in &candidates {
+            // Below the log start DeleteRecords set: deleted records, whatever the limit.
+            if seg.next_offset <= floor {
+                remaining -= seg.size;
+                doomed.push(seg.base);
+                continue;
+            }
             let by_size = config.retention_bytes >= 0
                 && remaining - seg.size >= config.retention_bytes as u64;
             let by_time = !by_size && config.retention_ms >= 0 && {

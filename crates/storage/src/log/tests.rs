@@ -543,14 +543,23 @@ fn offsets_watch_follows_appends_flushes_truncation_and_retention() {
     let fx = Fixture::new();
     let log = fx.open(LogConfig { retention_bytes: 0, ..small_config() });
     let mut rx = log.subscribe();
-    assert_eq!(*rx.borrow_and_update(), LogOffsets { log_start: 0, log_end: 0, durable_end: 0 });
+    assert_eq!(
+        *rx.borrow_and_update(),
+        LogOffsets { log_start: 0, log_end: 0, durable_end: 0, start_floor: 0 }
+    );
     fill(&log, &[(2, 400); 3], T0);
     assert!(rx.has_changed().expect("open"));
-    assert_eq!(*rx.borrow_and_update(), LogOffsets { log_start: 0, log_end: 6, durable_end: 4 });
+    assert_eq!(
+        *rx.borrow_and_update(),
+        LogOffsets { log_start: 0, log_end: 6, durable_end: 4, start_floor: 0 }
+    );
     log.flush_all().expect("flush");
     assert_eq!(rx.borrow_and_update().durable_end, 6);
     log.truncate_to(5).expect("truncate");
-    assert_eq!(*rx.borrow_and_update(), LogOffsets { log_start: 0, log_end: 4, durable_end: 4 });
+    assert_eq!(
+        *rx.borrow_and_update(),
+        LogOffsets { log_start: 0, log_end: 4, durable_end: 4, start_floor: 0 }
+    );
     log.apply_retention().expect("retention");
     assert_eq!(rx.borrow_and_update().log_start, 4);
 }
@@ -637,12 +646,172 @@ fn offset_for_timestamp_finds_the_first_batch_reaching_the_time() {
     let expect = |ts: i64| times.iter().position(|&t| t >= ts).map(|i| (2 * i as i64, times[i]));
     let check = |log: &PartitionLog| {
         for ts in 0..130 {
-            assert_eq!(log.offset_for_timestamp(ts).expect("lookup"), expect(ts), "ts {ts}");
+            assert_eq!(log.offset_for_timestamp(ts, 0).expect("lookup"), expect(ts), "ts {ts}");
         }
     };
     check(&log);
     log.close().expect("close");
     check(&fx.reopen(config));
+}
+
+/// Batches of two records at these times, one per append, three per segment (not
+/// monotonic, as CreateTime timestamps can be).
+const TIMES: [i64; 13] = [10, 30, 20, 40, 35, 80, 50, 90, 60, 100, 95, 120, 70];
+
+#[test]
+fn max_timestamp_is_the_largest_batch_timestamp_of_the_whole_batches_in_range() {
+    let fx = Fixture::new();
+    let config = LogConfig { index_interval_bytes: 150, ..small_config() };
+    let log = fx.open(config.clone());
+    for &t in &TIMES {
+        log.append(&mut batch(2, 200, t), 1).expect("append");
+    }
+    assert!(log.segment_count() > 3, "sealed segments and an active one");
+    // The largest timestamp of the batches that start at or after `from` and end at or
+    // below `until`.
+    let expect = |from: i64, until: i64| {
+        (0..TIMES.len())
+            .filter(|&i| 2 * i as i64 >= from && 2 * i as i64 + 2 <= until)
+            .map(|i| TIMES[i])
+            .max()
+    };
+    let check = |log: &PartitionLog| {
+        for from in 0..27 {
+            for until in [0, 1, 5, 6, 13, 22, 23, 25, 26, i64::MAX] {
+                let got = log.max_timestamp(from, until).expect("lookup");
+                assert_eq!(got, expect(from, until), "from {from} until {until}");
+            }
+        }
+    };
+    check(&log);
+    log.close().expect("close");
+    let log = fx.reopen(config);
+    check(&log);
+    // Below the log start nothing counts, even when asked for.
+    log.advance_log_start(23).expect("advance");
+    assert_eq!(log.max_timestamp(0, i64::MAX).expect("lookup"), Some(70));
+}
+
+// ---- the log start (DeleteRecords) ----
+
+#[test]
+fn a_new_log_start_refuses_reads_below_it_and_deletes_the_segments_wholly_below() {
+    let fx = Fixture::new();
+    let log = fx.open(small_config());
+    let written = fill(&log, &[(3, 300); 10], T0); // two per segment: [0,6) .. [24,30)
+    assert_eq!(log.segment_count(), 5);
+    // 13 is inside the batch 12..15, in the segment [12,18).
+    assert_eq!(log.advance_log_start(13).expect("advance"), 13);
+    assert_eq!((log.log_start_offset(), log.local_base_offset()), (13, 12));
+    assert_eq!(log.offsets().start_floor, 13);
+    assert_eq!(log.segment_count(), 3, "[0,6) and [6,12) were wholly below 13");
+    assert_eq!(fx.segment_files().len(), 3);
+    let refused = log.read(12, 10, i64::MAX);
+    assert!(
+        matches!(refused, Err(LogError::OffsetOutOfRange { offset: 12, log_start: 13, .. })),
+        "{refused:?}"
+    );
+    // The batch holding the start is served whole, as Kafka does: a consumer skips the
+    // records before its fetch offset.
+    assert_eq!(log.read(13, 1, i64::MAX).expect("read at the start").bytes, written[4]);
+    assert_eq!(read_all(&log, 13, 1 << 20), written[4..].concat());
+    assert_eq!(log.leader_epochs()[0].start_offset, 13, "epochs start at the log start");
+}
+
+#[test]
+fn the_log_start_never_moves_backwards_nor_past_the_log_end() {
+    let fx = Fixture::new();
+    let log = fx.open(small_config());
+    fill(&log, &[(3, 300); 10], T0);
+    log.advance_log_start(13).expect("advance");
+    assert_eq!(log.advance_log_start(7).expect("a lower start changes nothing"), 13);
+    assert_eq!(log.log_start_offset(), 13);
+    let past = log.advance_log_start(31);
+    assert!(matches!(past, Err(LogError::OffsetOutOfRange { offset: 31, .. })), "{past:?}");
+    assert_eq!(log.advance_log_start(30).expect("to the log end"), 30);
+    assert_eq!(log.segment_count(), 1, "only the active segment is left");
+    assert!(log.read(30, 10, i64::MAX).expect("at the end").bytes.is_empty());
+    let more = fill(&log, &[(1, 10)], T0);
+    assert_eq!(read_all(&log, 30, 1 << 20), more.concat(), "appends go on past it");
+}
+
+#[test]
+fn the_log_start_survives_a_restart() {
+    let fx = Fixture::new();
+    let log = fx.open(small_config());
+    let written = fill(&log, &[(3, 300); 10], T0);
+    log.advance_log_start(13).expect("advance");
+    drop(log); // no clean close: the start was durable when the call returned
+    let log = fx.reopen(small_config());
+    assert_eq!((log.log_start_offset(), log.start_floor()), (13, 13));
+    assert!(matches!(log.read(12, 10, i64::MAX), Err(LogError::OffsetOutOfRange { .. })));
+    assert_eq!(read_all(&log, 13, 1 << 20), written[4..].concat());
+    assert_eq!(log.advance_log_start(7).expect("never backwards"), 13);
+    log.close().expect("close");
+    assert_eq!(fx.reopen(small_config()).log_start_offset(), 13);
+}
+
+#[test]
+fn a_corrupt_log_start_file_fails_the_open_rather_than_serve_deleted_records() {
+    let fx = Fixture::new();
+    let log = fx.open(small_config());
+    fill(&log, &[(3, 300); 4], T0);
+    log.advance_log_start(4).expect("advance");
+    drop(log);
+    let path = fx.path().join("log-start-offset");
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[10] ^= 1;
+    fs::write(&path, bytes).expect("write");
+    let resources = Arc::new(LogResources::default());
+    let e = PartitionLog::open(fx.path(), small_config(), fx.clock.clone(), resources)
+        .expect_err("a corrupt log start is not ignored");
+    assert!(e.to_string().contains("log-start-offset"), "{e}");
+}
+
+#[test]
+fn retention_deletes_segments_that_fall_below_the_log_start_later() {
+    let fx = Fixture::new();
+    let config = LogConfig { retention_bytes: -1, retention_ms: -1, ..small_config() };
+    let log = fx.open(config);
+    fill(&log, &[(3, 300); 10], T0);
+    // Everything the active segment [24,30) holds is below 30, but it stays until sealed.
+    log.advance_log_start(30).expect("advance");
+    assert_eq!(log.segment_count(), 1);
+    fill(&log, &[(3, 300); 2], T0);
+    assert_eq!(log.segment_count(), 2, "[24,30) sealed, [30,36) active");
+    // Even below a tiered partition's limit (nothing of it in the bucket): deleted records
+    // are not kept for the uploader.
+    let out = log.apply_retention_below(i64::MIN).expect("retention");
+    assert_eq!((out.deleted_segments, out.log_start_offset), (1, 30), "{out:?}");
+    assert_eq!(log.segment_count(), 1);
+}
+
+#[test]
+fn lookups_by_time_skip_records_below_the_log_start() {
+    let fx = Fixture::new();
+    let config = LogConfig { index_interval_bytes: 150, ..small_config() };
+    let log = fx.open(config);
+    for &t in &TIMES {
+        log.append(&mut batch(2, 200, t), 1).expect("append");
+    }
+    // The first batch ending after `from` (and after the log start) whose time reaches ts:
+    // the one holding the start is found too, whole (the caller looks at its records).
+    let expect = |ts: i64, from: i64| {
+        (0..TIMES.len())
+            .find(|&i| 2 * i as i64 + 2 > from && TIMES[i] >= ts)
+            .map(|i| (2 * i as i64, TIMES[i]))
+    };
+    for from in [0, 7, 9, 20] {
+        for ts in 0..130 {
+            let got = log.offset_for_timestamp(ts, from).expect("lookup");
+            assert_eq!(got, expect(ts, from), "ts {ts} from {from}");
+        }
+    }
+    log.advance_log_start(9).expect("advance");
+    for ts in 0..130 {
+        let got = log.offset_for_timestamp(ts, 0).expect("lookup");
+        assert_eq!(got, expect(ts, 9), "ts {ts} below the log start");
+    }
 }
 
 // ---- truncation ----
@@ -869,7 +1038,7 @@ fn many_partitions_keep_no_more_files_open_than_the_cache_holds() {
     }
     for (log, w) in logs.iter().zip(&written) {
         assert_eq!(read_all(log, 0, 1), w.concat(), "{:?} reads back", log.dir());
-        assert_eq!(log.offset_for_timestamp(T0).expect("lookup"), Some((0, T0)));
+        assert_eq!(log.offset_for_timestamp(T0, 0).expect("lookup"), Some((0, T0)));
     }
     let most = counts.most.load(Ordering::SeqCst);
     // A hard bound: files in use by an operation count too (a timestamp lookup keeps the
@@ -904,7 +1073,7 @@ fn operations_at_once_stay_within_the_bound_and_all_complete() {
                         let mut b = batch_with(2, 300, T0, round * 100 + i);
                         logs[i].append(&mut b, 1).expect("append");
                         logs[i].flush_all().expect("fsync");
-                        logs[(i + 3) % logs.len()].offset_for_timestamp(T0).expect("lookup");
+                        logs[(i + 3) % logs.len()].offset_for_timestamp(T0, 0).expect("lookup");
                         mine.push((i, b));
                     }
                 }

@@ -787,24 +787,31 @@ impl RemoteReader {
         }
     }
 
-    /// The first offset at or after `ts` among the remote segments, with its batch's max
-    /// timestamp, at batch granularity (as the local lookup).
+    /// The first batch ending after `from` whose max timestamp is at or after `ts` among the
+    /// remote segments, as (its base offset, its max timestamp): at batch granularity, as the
+    /// local lookup (the batch found may begin below `from`).
     pub async fn offset_for_timestamp(
         &self,
         p: &PartitionRef,
         manifest: &Manifest,
         ts: i64,
+        from: i64,
     ) -> Result<Option<(i64, i64)>, Error> {
-        let Some(segment) = manifest.first_at_or_after(ts) else { return Ok(None) };
-        let cursor = self.cursor(p, segment);
-        let index = self.index(p, segment).await?;
-        let mut pos = index.skip_older(ts).map_or(0, |rel| index.position(rel));
-        while pos < segment.size_bytes {
-            let header = self.header_at(&cursor, pos).await?;
-            if header.max_timestamp >= ts {
-                return Ok(Some((header.base_offset, header.max_timestamp)));
+        let candidates =
+            manifest.segments.iter().filter(|s| s.next_offset > from && s.max_timestamp >= ts);
+        for segment in candidates {
+            let cursor = self.cursor(p, segment);
+            let index = self.index(p, segment).await?;
+            let by_time = index.skip_older(ts).map_or(0, |rel| index.position(rel));
+            let rel = u32::try_from((from - segment.base_offset).max(0)).unwrap_or(u32::MAX);
+            let mut pos = by_time.max(index.position(rel));
+            while pos < segment.size_bytes {
+                let header = self.header_at(&cursor, pos).await?;
+                if header.next_offset() > from && header.max_timestamp >= ts {
+                    return Ok(Some((header.base_offset, header.max_timestamp)));
+                }
+                pos += header.total_len() as u64;
             }
-            pos += header.total_len() as u64;
         }
         Ok(None)
     }

@@ -1,8 +1,9 @@
 //! Remote retention, run by the leader after its uploads: the oldest remote segments older
 //! than `retention.ms`, or while the partition (remote plus untiered local bytes) stays at
-//! or above `retention.bytes` without them, leave the manifest first; their objects are
-//! deleted after. The newest remote segment always stays, so the remote log keeps its end
-//! offset.
+//! or above `retention.bytes` without them, or wholly below the log start DeleteRecords set,
+//! leave the manifest first; their objects are deleted after. The newest remote segment
+//! stays, so the remote log keeps its end offset, unless DeleteRecords removed all of it:
+//! the uploader then starts again from the local log.
 
 use super::catalog::{Catalog, Current, PartitionRef};
 use super::manifest::{RemoteSegment, names};
@@ -31,7 +32,8 @@ pub(super) async fn expire<P: TierPartition + ?Sized>(
     let active_bytes = log.size_bytes().saturating_sub(sealed_bytes);
     let local_only =
         sealed.iter().filter(|s| s.base >= tiered_end).map(|s| s.size).sum::<u64>() + active_bytes;
-    let expired = expired_count(segments, &config, local_only, now_ms);
+    let floor = log.start_floor();
+    let expired = expired_count(segments, &config, local_only, now_ms, floor);
     if expired == 0 {
         return Ok(());
     }
@@ -58,29 +60,32 @@ pub(super) async fn expire<P: TierPartition + ?Sized>(
 }
 
 /// How many of the oldest `segments` retention removes, the newest never among them, when
-/// `local_only` bytes of the partition are not in the bucket.
+/// `local_only` bytes of the partition are not in the bucket; and every segment wholly below
+/// `floor` (records DeleteRecords removed), the newest too.
 fn expired_count(
     segments: &[RemoteSegment],
     config: &TopicConfig,
     local_only: u64,
     now_ms: i64,
+    floor: i64,
 ) -> usize {
+    let deleted = segments.iter().take_while(|s| s.next_offset <= floor).count();
     let Some((_, older)) = segments.split_last() else { return 0 };
     let mut total = segments.iter().map(|s| s.size_bytes).sum::<u64>() + local_only;
     let mut expired = 0;
-    for seg in older {
+    for (i, seg) in older.iter().enumerate() {
         let by_size =
             config.retention_bytes >= 0 && total - seg.size_bytes >= config.retention_bytes as u64;
         let by_time = config.retention_ms >= 0
             && seg.max_timestamp >= 0
             && now_ms.saturating_sub(seg.max_timestamp) > config.retention_ms;
-        if !by_size && !by_time {
+        if i >= deleted && !by_size && !by_time {
             break;
         }
         total -= seg.size_bytes;
         expired += 1;
     }
-    expired
+    expired.max(deleted)
 }
 
 #[cfg(test)]
@@ -108,13 +113,28 @@ mod tests {
             ..TopicConfig::default()
         };
         // 300 remote + 50 local: keeping 250 or more means dropping one segment.
-        assert_eq!(expired_count(&segments, &config(250, -1), 50, 0), 1);
-        assert_eq!(expired_count(&segments, &config(251, -1), 50, 0), 0);
+        assert_eq!(expired_count(&segments, &config(250, -1), 50, 0, 0), 1);
+        assert_eq!(expired_count(&segments, &config(251, -1), 50, 0, 0), 0);
         // Everything is old: all but the newest go.
-        assert_eq!(expired_count(&segments, &config(-1, 10), 0, 1_000_000), 2);
+        assert_eq!(expired_count(&segments, &config(-1, 10), 0, 1_000_000, 0), 2);
         // Only the first is older than 1.5 s at t = 2.6 s.
-        assert_eq!(expired_count(&segments, &config(-1, 1_500), 0, 2_600), 1);
-        assert_eq!(expired_count(&segments, &config(-1, -1), 0, i64::MAX), 0);
-        assert_eq!(expired_count(&[], &config(0, 0), 0, i64::MAX), 0);
+        assert_eq!(expired_count(&segments, &config(-1, 1_500), 0, 2_600, 0), 1);
+        assert_eq!(expired_count(&segments, &config(-1, -1), 0, i64::MAX, 0), 0);
+        assert_eq!(expired_count(&[], &config(0, 0), 0, i64::MAX, 0), 0);
+    }
+
+    #[test]
+    fn segments_wholly_below_the_log_start_expire_whatever_the_retention() {
+        let segments = [seg(0, 100, 1_000), seg(10, 100, 2_000), seg(20, 100, 3_000)];
+        let keep_all = TopicConfig { retention_bytes: -1, retention_ms: -1, ..Default::default() };
+        // The segment holding the log start stays (part of it is still served).
+        assert_eq!(expired_count(&segments, &keep_all, 0, i64::MAX, 15), 1);
+        assert_eq!(expired_count(&segments, &keep_all, 0, i64::MAX, 20), 2);
+        assert_eq!(expired_count(&segments, &keep_all, 0, i64::MAX, 29), 2);
+        // All of it deleted: the newest goes too.
+        assert_eq!(expired_count(&segments, &keep_all, 0, i64::MAX, 30), 3);
+        // And by retention on top: the first two by size after the one below the start.
+        let by_size = TopicConfig { retention_bytes: 100, ..keep_all };
+        assert_eq!(expired_count(&segments, &by_size, 0, i64::MAX, 10), 2);
     }
 }

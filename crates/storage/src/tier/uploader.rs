@@ -4,7 +4,9 @@
 //! while the sealed segment holding the manifest's end offset lies wholly below the high
 //! watermark, upload it (sliced from that offset, with an index of its own), then commit a
 //! manifest with it appended, fenced by leader epoch. A new leader resumes at the
-//! manifest's end, so nothing is uploaded twice into the manifest and nothing is skipped.
+//! manifest's end, so nothing is uploaded twice into the manifest and nothing is skipped,
+//! unless DeleteRecords removed what lies between the manifest's end and the local log:
+//! remote retention then empties the manifest and the next pass starts at the local log.
 //! Then remote retention (`retention.rs`). The order is always object,
 //! then manifest, then local delete: local copies go only below the tiered end, which the
 //! partition learns through [`TierPartition::set_tier_pointer`].
@@ -65,6 +67,9 @@ enum Next {
     Done,
     /// The remote log ends below the local log start: offsets between them are gone.
     Gap,
+    /// The remote log ends below the local log, and everything in between (and in the
+    /// bucket) is below the log start DeleteRecords set: deleted, not lost.
+    Deleted,
 }
 
 /// Uploads sealed segments and applies remote retention, for the partitions a broker leads.
@@ -125,6 +130,8 @@ impl Uploader {
                 Next::Upload(slice) => slice,
                 Next::Done => break,
                 Next::Gap => return Ok(()),
+                // Remote retention removes them; the next pass uploads from the local log.
+                Next::Deleted => break,
             };
             current = self.upload_one(&pref, &current, slice, epoch).await?;
             p.set_tier_pointer(current.pointer.clone());
@@ -145,8 +152,13 @@ impl Uploader {
         current: &Current,
     ) -> Result<Next, Error> {
         let log = p.local_log().clone();
-        let local_start = log.log_start_offset();
+        // The first local segment's base: the log start may be inside it (DeleteRecords),
+        // and a slice starts at a batch boundary.
+        let local_start = log.local_base_offset();
         let from = current.manifest.end_offset().unwrap_or(local_start);
+        if from < local_start && local_start <= log.start_floor() {
+            return Ok(Next::Deleted);
+        }
         if from < local_start {
             tracing::error!(
                 topic = %pref.topic,
@@ -306,17 +318,18 @@ mod tests {
         }
     }
 
-    /// Uploads end where the high watermark is, only a leader uploads, and the partition
-    /// learns each commit's pointer: all through `TierPartition`, without a broker.
-    #[tokio::test]
-    async fn a_leader_uploads_its_sealed_segments_below_the_high_watermark() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = shale_core::clock::system();
+    /// A log of `batches` appends of 300-byte records, three per 1000-byte segment.
+    fn log_of(dir: &std::path::Path, batches: u8, clock: &SharedClock) -> Arc<PartitionLog> {
         let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
         let resources = Arc::new(LogResources::default());
-        let log = PartitionLog::open(dir.path().join("t-0"), config, clock.clone(), resources);
+        let log = PartitionLog::open(dir.join("t-0"), config, clock.clone(), resources);
         let log = Arc::new(log.unwrap());
-        for i in 0..12u8 {
+        append(&log, batches, clock);
+        log
+    }
+
+    fn append(log: &PartitionLog, batches: u8, clock: &SharedClock) {
+        for i in 0..batches {
             let mut b = BatchBuilder::new(Compression::None);
             b.push(Record {
                 key: None,
@@ -327,9 +340,10 @@ mod tests {
             });
             log.append(&mut b.build().to_vec(), 1).unwrap();
         }
-        let sealed = log.sealed_ranges();
-        assert!(sealed.len() >= 3, "{sealed:?}");
+    }
 
+    /// An uploader into a memory bucket, with its catalog.
+    async fn uploader(clock: &SharedClock) -> (Uploader, Arc<Catalog>) {
         let meta: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock.clone());
         let keys = Keys::new("c").unwrap();
         let record = BrokerRecord {
@@ -353,14 +367,30 @@ mod tests {
         let bucket = Bucket::open("memory://", &settings).unwrap();
         let catalog = Arc::new(Catalog::new(bucket, meta, keys, "c"));
         let reader = RemoteReader::open(catalog.clone(), &settings, None).await.unwrap();
-        let uploader = Uploader::new(reader, settings, clock, membership.unwrap());
-        let p = Fake {
+        (Uploader::new(reader, settings, clock.clone(), membership.unwrap()), catalog)
+    }
+
+    fn tiered(log: Arc<PartitionLog>, epoch: Option<i32>, hw: i64) -> Fake {
+        Fake {
             log,
-            epoch: Mutex::new(None),
-            hw: AtomicI64::new(sealed[1].next_offset),
+            epoch: Mutex::new(epoch),
+            hw: AtomicI64::new(hw),
             config: Arc::new(TopicConfig { remote_storage_enable: true, ..Default::default() }),
             pointer: Mutex::new(None),
-        };
+        }
+    }
+
+    /// Uploads end where the high watermark is, only a leader uploads, and the partition
+    /// learns each commit's pointer: all through `TierPartition`, without a broker.
+    #[tokio::test]
+    async fn a_leader_uploads_its_sealed_segments_below_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = shale_core::clock::system();
+        let log = log_of(dir.path(), 12, &clock);
+        let sealed = log.sealed_ranges();
+        assert!(sealed.len() >= 3, "{sealed:?}");
+        let (uploader, catalog) = uploader(&clock).await;
+        let p = tiered(log, None, sealed[1].next_offset);
 
         uploader.tier_partition(&p).await.unwrap();
         assert!(p.tier_pointer().is_none(), "a follower uploads nothing");
@@ -379,5 +409,47 @@ mod tests {
         // One object per segment (its index inside); the first commit wrote a checkpoint,
         // each later one a delta.
         assert_eq!(objects.len(), 2 * sealed.len(), "segments, a checkpoint and deltas");
+    }
+
+    /// DeleteRecords past everything in the bucket and past the local segments that would
+    /// continue it: the remote segments leave the manifest (the newest too) and the bucket,
+    /// and tiering starts again from the local log, where it would otherwise stop at the gap.
+    #[tokio::test]
+    async fn remote_segments_wholly_below_the_log_start_leave_the_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = shale_core::clock::system();
+        let log = log_of(dir.path(), 6, &clock);
+        let (uploader, catalog) = uploader(&clock).await;
+        let p = tiered(log.clone(), Some(1), log.log_end_offset());
+        uploader.tier_partition(&p).await.unwrap();
+        let tiered_end = p.tier_pointer().unwrap().end_offset;
+        assert_eq!(tiered_end, log.sealed_ranges().last().unwrap().next_offset);
+        append(&log, 7, &clock);
+        // Inside the second sealed segment after the tiered end: the first goes.
+        let sealed = log.sealed_ranges();
+        let later: Vec<_> = sealed.iter().filter(|s| s.base >= tiered_end).collect();
+        assert!(later.len() >= 3, "{sealed:?}");
+        let start = later[1].base + 1;
+        log.advance_log_start(start).unwrap();
+        assert_eq!(log.local_base_offset(), later[1].base);
+        p.hw.store(log.log_end_offset(), Ordering::Release);
+
+        uploader.tier_partition(&p).await.unwrap();
+        let pointer = p.tier_pointer().unwrap();
+        assert_eq!(pointer.segments, 0, "everything in the bucket was below {start}: {pointer:?}");
+        let folder = catalog.folder(&p.tier_ref());
+        let objects = catalog.bucket().list(&folder).await.unwrap();
+        assert!(
+            !objects.iter().any(|o| o.location.as_ref().ends_with(".log")),
+            "segment objects deleted: {objects:?}"
+        );
+        uploader.tier_partition(&p).await.unwrap();
+        let pointer = p.tier_pointer().unwrap();
+        let last = log.sealed_ranges().last().unwrap().next_offset;
+        assert_eq!(
+            (pointer.start_offset, pointer.end_offset),
+            (later[1].base, last),
+            "tiering went on"
+        );
     }
 }

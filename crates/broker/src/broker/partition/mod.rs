@@ -1,7 +1,7 @@
 //! One partition replica on this broker: its log, its leader epoch, its topic config, its
 //! replication state, and the reads. The write path is in `produce.rs`, the directory
 //! claim in `dir.rs`, producer-state snapshots in `snapshots.rs`, the tier side in
-//! `tier.rs`.
+//! `tier.rs`, lookups by time in `timestamps.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +15,6 @@ use super::remote::RemoteLog;
 use super::replication::Replication;
 use crate::metrics::ProduceStages;
 use shale_core::error::{Error, ErrorKind};
-use shale_core::record::{Limits, decode_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
 use shale_meta::Revision;
 use shale_meta::topics::PartitionState;
@@ -27,6 +26,7 @@ mod dir;
 mod produce;
 mod snapshots;
 mod tier;
+mod timestamps;
 
 pub use produce::{PendingAck, Produced, appending_inline};
 
@@ -409,19 +409,25 @@ impl Partition {
     }
 
     /// First offset readable: the remote log start when the remote log reaches the local
-    /// log, else the local log start.
+    /// log, else the local log start; never below the log start DeleteRecords set.
     pub fn log_start_offset(&self) -> i64 {
         let local = self.log.log_start_offset();
-        match self.remote.as_ref().and_then(RemoteLog::range) {
+        let start = match self.remote.as_ref().and_then(RemoteLog::range) {
             Some((start, end)) if end >= local => start.min(local),
             _ => local,
-        }
+        };
+        start.max(self.log.start_floor())
     }
 
     /// Reads whole batches from `offset` below the high watermark: from the local log, or
-    /// from the bucket below the local log start.
+    /// from the bucket below the local log start. Below the log start (in the bucket too,
+    /// once DeleteRecords moved it there) is out of range.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadChunk, Error> {
         let upper = self.high_watermark();
+        let start = self.log_start_offset();
+        if offset < start {
+            return Err(super::fetch::offset_out_of_range(offset, start, upper));
+        }
         if offset < self.log.log_start_offset() {
             if let Some(chunk) = self.read_remote(offset, max_bytes, upper).await? {
                 return Ok(chunk);
@@ -453,36 +459,6 @@ impl Partition {
         }
     }
 
-    /// First record with a timestamp at or after `ts`, below the high watermark, with its
-    /// timestamp (Kafka's ListOffsets by time).
-    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
-        let log = self.log.clone();
-        let hw = self.high_watermark();
-        let mut found = None;
-        if let Some(remote) = self.remote.as_ref().filter(|r| r.range().is_some()) {
-            // Older data first: the bucket holds what is below the local log start.
-            found = remote
-                .offset_for_timestamp(ts)
-                .await?
-                .filter(|(offset, _)| *offset < self.log.log_start_offset());
-        }
-        if found.is_none() {
-            found = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts))
-                .await
-                .map_err(|e| Error::internal(format!("lookup task failed: {e}")))??;
-        }
-        let Some((base, batch_ts)) = found.filter(|(offset, _)| *offset < hw) else {
-            return Ok(None);
-        };
-        // The log finds the batch; the record within it is found by decoding that batch.
-        let chunk = self.read(base, 1).await?;
-        let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
-        let record = decode_batches(&chunk.bytes, &limits)?
-            .into_iter()
-            .find(|r| r.offset >= base && r.offset < hw && r.timestamp_ms >= ts);
-        Ok(Some(record.map_or((base, batch_ts), |r| (r.offset, r.timestamp_ms))))
-    }
-
     /// Deletes local segments past retention; for a tiered topic only those safely in the
     /// bucket, by `local.retention.*`. Never at or above the high watermark: what followers
     /// have not copied yet is not the leader's to delete (a segment there would vanish from
@@ -508,5 +484,7 @@ impl Partition {
     }
 }
 
+#[cfg(test)]
+mod start_tests;
 #[cfg(test)]
 mod tests;

@@ -173,6 +173,15 @@ impl Partition {
         if self.leadership() != (leader, epoch) || leader == self.broker_id {
             return Ok(false);
         }
+        // Kafka's UnexpectedAppendOffset: a log restarted at the leader's log start, which
+        // DeleteRecords put inside a batch, gets that whole batch: it starts at the batch.
+        let end = self.log.log_end_offset();
+        let first = shale_core::record::BatchFrames::new(batches, usize::MAX).next();
+        if let Some(Ok((first, _))) = first {
+            if first.base_offset < end && first.next_offset() > end && self.log.size_bytes() == 0 {
+                self.reset_locked(first.base_offset)?;
+            }
+        }
         let info = self.log.append_replicated(batches)?;
         for (header, _) in shale_core::record::BatchFrames::new(batches, usize::MAX).flatten() {
             self.producers.record(&header, header.base_offset);
@@ -186,6 +195,11 @@ impl Partition {
     /// bucket, so that it copies only the rest.
     pub fn reset_to(&self, offset: i64) -> Result<(), Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.reset_locked(offset)
+    }
+
+    /// [`reset_to`](Self::reset_to) under the append lock.
+    fn reset_locked(&self, offset: i64) -> Result<(), Error> {
         // Counted before the cut, so that a produce whose wait fails because of it sees it.
         self.cuts.fetch_add(1, Ordering::AcqRel);
         let reset = self.log.reset_to(offset);

@@ -126,6 +126,7 @@ async fn follow(
         max_wait_ms: max_wait,
         replica_incarnation: incarnation,
         last_fetched_epoch: p.log().latest_epoch().map_or(-1, |e| e.epoch),
+        log_start_floor: p.log().start_floor(),
     };
     // Report only what is fsynced here: the leader counts it towards the high watermark.
     let log = p.log().clone();
@@ -172,6 +173,9 @@ async fn follow(
         }
         let end = log.log_end_offset();
         p.replication().follower_hw(resp.high_watermark, end);
+        if resp.log_start_floor > log.start_floor() {
+            learn_log_start(p, resp.log_start_floor).await?;
+        }
         tx.send(request(end)).await.map_err(|_| closed())?;
     }
     Err(closed())
@@ -269,6 +273,25 @@ async fn truncate_to_leader(
     if target < log.log_end_offset() {
         truncate(p, target).await?;
     }
+    Ok(())
+}
+
+/// Raises this replica's log start to the leader's (DeleteRecords), no further than its
+/// own log end, durably, before the next fetch reports it: the leader answers DeleteRecords
+/// once every in-sync replica has it, so a later leader refuses the deleted records too.
+async fn learn_log_start(p: &Arc<Partition>, leader_floor: i64) -> Result<(), Error> {
+    let log = p.log().clone();
+    let start = tokio::task::spawn_blocking(move || {
+        log.advance_log_start(leader_floor.min(log.log_end_offset()))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("log start task failed: {e}")))??;
+    tracing::debug!(
+        topic = p.topic(),
+        partition = p.index(),
+        log_start = start,
+        "log start raised to the leader's"
+    );
     Ok(())
 }
 

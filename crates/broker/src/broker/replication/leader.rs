@@ -42,12 +42,15 @@ pub(crate) async fn answer(
         req.fetch_offset,
         leader_end,
     );
+    p.replication().follower_log_start(req.replica_id, req.log_start_floor);
     let mut offsets = log.subscribe();
+    let floor = offsets.borrow().start_floor;
     let mut closed = p.closed_signal();
     if req.fetch_offset == log.log_end_offset() {
-        // Nothing new: hold the fetch open until there is, or the wait runs out.
+        // Nothing new: hold the fetch open until there is, or the wait runs out; a log
+        // start that DeleteRecords moves meanwhile is news too (it waits for followers).
         let wait = Duration::from_millis(req.max_wait_ms.max(1) as u64);
-        let more = offsets.wait_for(|o| o.log_end > req.fetch_offset);
+        let more = offsets.wait_for(|o| o.log_end > req.fetch_offset || o.start_floor > floor);
         tokio::select! {
             _ = tokio::time::timeout(wait, more) => {}
             _ = closed.wait_for(|c| *c) => return Err(Error::unavailable("partition closed")),
@@ -72,6 +75,7 @@ pub(crate) async fn answer(
         log_start_offset: log.log_start_offset(),
         leader_log_end: end,
         error: None,
+        log_start_floor: log.start_floor(),
     })
 }
 

@@ -29,11 +29,19 @@ struct Follower {
     answered: Option<(i64, Instant)>,
     /// The follower's incarnation as its fetches state it (0 until known).
     incarnation: u64,
+    /// The log start DeleteRecords set there, as its fetches state it (0 until known).
+    log_start_floor: i64,
 }
 
 impl Follower {
     fn new(now: Instant) -> Self {
-        Follower { log_end: -1, last_caught_up: now, answered: None, incarnation: 0 }
+        Follower {
+            log_end: -1,
+            last_caught_up: now,
+            answered: None,
+            incarnation: 0,
+            log_start_floor: 0,
+        }
     }
 }
 
@@ -68,6 +76,9 @@ pub struct Replication {
     clock: SharedClock,
     inner: Mutex<Inner>,
     hw_tx: watch::Sender<i64>,
+    /// Bumped whenever a follower's log start or the ISR changes: what DeleteRecords waits
+    /// on ([`low_watermark`](Self::low_watermark)).
+    floors_tx: watch::Sender<u64>,
 }
 
 impl Replication {
@@ -91,6 +102,7 @@ impl Replication {
                 joining_since: 0,
             }),
             hw_tx: watch::channel(hw).0,
+            floors_tx: watch::channel(0).0,
         }
     }
 
@@ -141,6 +153,7 @@ impl Replication {
         inner.isr = state.isr.clone();
         inner.incarnations = state.incarnations.clone();
         self.recompute(&inner);
+        self.floors_tx.send_modify(|n| *n += 1);
         if moved {
             // Whether the high watermark is known changed with the leadership: wake its
             // watchers to look again.
@@ -286,6 +299,33 @@ impl Replication {
         self.recompute(&inner);
     }
 
+    /// A follower's fetch stated the log start DeleteRecords set there.
+    pub fn follower_log_start(&self, id: i32, floor: i64) {
+        let mut inner = self.lock();
+        let Some(f) = inner.followers.get_mut(&id) else { return };
+        if f.log_start_floor != floor {
+            f.log_start_floor = floor;
+            self.floors_tx.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Kafka's low watermark, for DeleteRecords: the lowest log start DeleteRecords set among
+    /// the in-sync replicas (those being written into the ISR too), this leader's own being
+    /// `own`. Every replica that could lead next refuses what is below it.
+    pub fn low_watermark(&self, own: i64) -> i64 {
+        let inner = self.lock();
+        let members = inner.isr.iter().chain(&inner.joining_isr);
+        members
+            .filter(|id| **id != self.broker_id)
+            .map(|id| inner.followers.get(id).map_or(0, |f| f.log_start_floor))
+            .fold(own, i64::min)
+    }
+
+    /// Changes of followers' log starts or of the ISR, for DeleteRecords' wait.
+    pub fn subscribe_floors(&self) -> watch::Receiver<u64> {
+        self.floors_tx.subscribe()
+    }
+
     /// The leader answered a follower's fetch while its own log ended at `leader_log_end`.
     pub fn answered(&self, id: i32, leader_log_end: i64) {
         let mut inner = self.lock();
@@ -409,6 +449,29 @@ mod tests {
         assert_eq!(r.high_watermark(), 10);
         members(&r, &[1, 2, 3], &[1, 2], 1);
         assert_eq!(r.high_watermark(), 10, "never backwards");
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_lowest_log_start_in_the_isr() {
+        let r = Replication::new(1, 0, shale_core::clock::system());
+        members(&r, &[1, 2, 3], &[1, 2, 3], 1);
+        let mut changes = r.subscribe_floors();
+        changes.borrow_and_update();
+        assert_eq!(r.low_watermark(40), 0, "followers not heard from yet");
+        r.follower_fetched(2, 0, 50, 50);
+        r.follower_log_start(2, 40);
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(r.low_watermark(40), 0, "3 has not moved yet");
+        r.follower_log_start(3, 30);
+        assert_eq!(r.low_watermark(40), 30);
+        r.follower_log_start(3, 45);
+        assert_eq!(r.low_watermark(40), 40, "the leader's own counts too");
+        // A member that leaves the ISR no longer holds it back.
+        r.follower_log_start(3, 10);
+        changes.borrow_and_update();
+        members(&r, &[1, 2, 3], &[1, 2], 1);
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(r.low_watermark(40), 40);
     }
 
     /// Leader 1 at epoch 1 (revision 5) with ISR `isr`; its log and every follower at 10.
