@@ -29,6 +29,19 @@ async fn scrape(admin: &str) -> String {
     body
 }
 
+/// Sends one ApiVersions v0 request to the Kafka listener at `addr` and reads its answer.
+async fn kafka_api_versions(addr: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Size 10; ApiVersions (18) v0, correlation id 7, no client id.
+    let request = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 7, 0xff, 0xff];
+    conn.write_all(&request).await.unwrap();
+    let size = conn.read_i32().await.unwrap();
+    let mut answer = vec![0; usize::try_from(size).unwrap()];
+    conn.read_exact(&mut answer).await.unwrap();
+    assert_eq!(answer[..4], [0, 0, 0, 7], "the answer carries the correlation id");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_exist_and_move_under_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,8 +54,11 @@ async fn metrics_exist_and_move_under_load() {
     .unwrap();
     let cfg = config.path().to_string_lossy().to_string();
     let admin = format!("127.0.0.1:{}", common::free_port());
-    let broker =
-        BrokerProcess::start_with(dir.path(), &["--config", &cfg, "--admin-listen", &admin]);
+    let kafka = format!("127.0.0.1:{}", common::free_port());
+    let broker = BrokerProcess::start_with(
+        dir.path(),
+        &["--config", &cfg, "--admin-listen", &admin, "--kafka-listen", &kafka],
+    );
     let client = broker.client();
     let segment = (128 * 1024).to_string();
     let configs = BTreeMap::from([
@@ -159,6 +175,11 @@ async fn metrics_exist_and_move_under_load() {
         assert!(std::time::Instant::now() < deadline, "series that did not move in 60 s: {left:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // A Kafka request is timed by its API once its answer is handed to the connection.
+    let api_versions = "shale_kafka_request_duration_seconds_count{api=\"ApiVersions\"}";
+    assert_eq!(metric(&second, api_versions), None, "no Kafka request was sent yet");
+    kafka_api_versions(&kafka).await;
+    assert_eq!(metric(&scrape(&admin).await, api_versions), Some(1.0), "{api_versions}");
     stop.store(true, Ordering::Release);
     producer.await.unwrap();
     for m in members {

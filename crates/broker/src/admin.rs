@@ -65,6 +65,12 @@ impl AdminServer {
             requests.grpc_latency.clone(),
         );
         registry.register(
+            "kafka_request_duration_seconds",
+            "Kafka requests by API, from the request read to its answer handed to the \
+             connection (a long-polled Fetch or a rebalance included)",
+            requests.kafka_latency.clone(),
+        );
+        registry.register(
             "quota_delay_seconds",
             "Time requests were held to keep their principals within quota, by quota",
             requests.quota_delay.clone(),

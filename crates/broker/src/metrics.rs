@@ -99,6 +99,9 @@ pub struct RequestMetrics {
     pub produce_stages: Arc<ProduceStages>,
     /// gRPC request latency by method, until the response (or stream) starts, in seconds.
     pub grpc_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    /// Kafka requests by API (label `api`), from the request read to its answer handed to
+    /// the connection, in seconds.
+    pub kafka_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
     /// Time requests were held to keep principals within quota, by quota, in seconds.
     pub quota_delay: Family<MethodLabels, Counter<f64, AtomicU64>>,
     /// Requests refused for being too far over quota, by quota.
@@ -112,6 +115,7 @@ impl Default for RequestMetrics {
             produce_latency: latency_histogram(),
             produce_stages: Arc::default(),
             grpc_latency: Family::new_with_constructor(latency_histogram),
+            kafka_latency: Family::new_with_constructor(latency_histogram),
             quota_delay: Family::default(),
             quota_refused: Family::default(),
         }

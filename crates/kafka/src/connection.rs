@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::Kafka;
 use crate::frame::{self, FrameError};
-use shale_broker::api::Identity;
+use prometheus_client::metrics::histogram::Histogram;
+use shale_broker::api::{Identity, RequestMetrics};
 use shale_core::clock::{Instant, monotonic_now};
 use shale_core::task::OwnedTask;
 
@@ -83,10 +84,12 @@ where
 {
     let (mut rd, wr) = tokio::io::split(stream);
     let settings = &kafka.settings;
-    let (tx, rx) = mpsc::channel::<Answer>(settings.max_in_flight_per_connection);
+    let (tx, rx) = mpsc::channel::<(Answer, Timing)>(settings.max_in_flight_per_connection);
     let shared = Arc::new(Shared::default());
     let peer = session.peer;
-    let mut writer = shale_core::task::spawn_owned(write_answers(wr, rx, shared.clone(), peer));
+    let timings = Timings::new(kafka.api.metrics().clone());
+    let mut writer =
+        shale_core::task::spawn_owned(write_answers(wr, rx, shared.clone(), peer, timings));
     let idle = Duration::from_millis(settings.connections_max_idle_ms);
     let max = settings.max_request_bytes;
     let mut closed = kafka.api.closed_signal();
@@ -115,6 +118,12 @@ where
             }
             Err(_) => continue,
         };
+        // The API key leads every request header; a bare SASL token has none.
+        let key = match (session.bare_sasl, frame.get(..2)) {
+            (false, Some(k)) => i16::from_be_bytes([k[0], k[1]]),
+            _ => ApiKey::SaslAuthenticate as i16,
+        };
+        let timing = Timing { key, started: monotonic_now() };
         let answer = match session.bare_sasl {
             true => crate::sasl::bare_token(&kafka, &mut session, frame).await,
             false => crate::dispatch::request(&kafka, &mut session, frame).await,
@@ -123,7 +132,7 @@ where
             return;
         }
         shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        if tx.send(answer).await.is_err() {
+        if tx.send((answer, timing)).await.is_err() {
             return;
         }
         if session.close_after {
@@ -138,14 +147,15 @@ where
 /// Writes answers in request order as they complete; flushes whenever none is queued.
 async fn write_answers<W>(
     wr: W,
-    mut rx: mpsc::Receiver<Answer>,
+    mut rx: mpsc::Receiver<(Answer, Timing)>,
     shared: Arc<Shared>,
     peer: SocketAddr,
+    mut timings: Timings,
 ) where
     W: AsyncWrite + Unpin,
 {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-    while let Some(answer) = rx.recv().await {
+    while let Some((answer, timing)) = rx.recv().await {
         let written = match answer {
             Answer::Nothing | Answer::Close => None,
             Answer::Ready(bytes, throttle) => Some((bytes, throttle)),
@@ -170,6 +180,7 @@ async fn write_answers<W>(
                 *shared.muted_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
             }
         }
+        timings.observe(timing);
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
         if rx.is_empty() && wr.flush().await.is_err() {
             return;
@@ -177,6 +188,41 @@ async fn write_answers<W>(
     }
     let _ = wr.flush().await;
     let _ = wr.shutdown().await;
+}
+
+/// When a request was read, and its API.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    key: i16,
+    started: Instant,
+}
+
+/// A connection's handles on `kafka_request_duration_seconds`, one per API it used.
+struct Timings {
+    metrics: Arc<RequestMetrics>,
+    by_key: Vec<(i16, Histogram)>,
+}
+
+impl Timings {
+    fn new(metrics: Arc<RequestMetrics>) -> Timings {
+        Timings { metrics, by_key: Vec::new() }
+    }
+
+    /// Records the time from the request read to its answer handed to the connection.
+    fn observe(&mut self, timing: Timing) {
+        let elapsed = timing.started.elapsed().as_secs_f64();
+        if let Some((_, h)) = self.by_key.iter().find(|(k, _)| *k == timing.key) {
+            h.observe(elapsed);
+            return;
+        }
+        // Only served APIs reach the writer: an unknown key closed the connection.
+        let api = ApiKey::try_from(timing.key)
+            .map(|k| format!("{k:?}"))
+            .unwrap_or_else(|_| timing.key.to_string());
+        let h = self.metrics.kafka_latency.get_or_create(&vec![("api".to_string(), api)]).clone();
+        h.observe(elapsed);
+        self.by_key.push((timing.key, h));
+    }
 }
 
 /// Whether `key` may be asked before the client authenticated (SASL's own requests).
