@@ -979,3 +979,44 @@ fn valid(key: ApiKey, v: i16) -> Bytes {
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
     }
 }
+
+/// An answer is sent once it is ready, not held until the answers queued behind it are:
+/// a short long-poll's answer reaches the client while a longer one asked after it on the
+/// same connection still waits (answers stay in request order all the same).
+#[tokio::test]
+async fn a_ready_answer_is_not_held_back_by_the_next_request() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-held", 1, 1, Default::default()).await.unwrap();
+    let long_poll = |max_wait_ms: i32| {
+        let part = FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20);
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_min_bytes(1)
+            .with_max_wait_ms(max_wait_ms)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default().with_topic(topic("wire-held")).with_partitions(vec![part]),
+            ])
+    };
+    // Both in one write: the second is queued before the first is answered.
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    let mut both = frame(ApiKey::Fetch, 12, 1, &long_poll(200)).to_vec();
+    both.extend_from_slice(&frame(ApiKey::Fetch, 12, 2, &long_poll(60_000)));
+    conn.write_all(&both).await.unwrap();
+    let correlation = |mut resp: Bytes| {
+        let version = ApiKey::Fetch.response_header_version(12);
+        ResponseHeader::decode(&mut resp, version).unwrap().correlation_id
+    };
+    // The first long-poll ends empty after 200 ms; the second waits for a record.
+    let first = read_response(&mut conn, Duration::from_secs(20)).await.expect("an answer");
+    assert_eq!(correlation(first), 1, "the first request's answer comes first");
+    produce_acked(&addr, "wire-held", 1).await;
+    let second = read_response(&mut conn, Duration::from_secs(20)).await.expect("an answer");
+    assert_eq!(correlation(second), 2);
+}

@@ -144,7 +144,8 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
 }
 
-/// Writes answers in request order as they complete; flushes whenever none is queued.
+/// Writes answers in request order as they complete; flushes whenever none is queued or
+/// the next one is not ready (so that no ready answer waits for a slower one behind it).
 async fn write_answers<W>(
     wr: W,
     mut rx: mpsc::Receiver<(Answer, Timing)>,
@@ -159,17 +160,23 @@ async fn write_answers<W>(
         let written = match answer {
             Answer::Nothing | Answer::Close => None,
             Answer::Ready(bytes, throttle) => Some((bytes, throttle)),
-            Answer::Later(task) => match task.await {
-                Ok(Ok(done)) => Some(done),
-                Ok(Err(why)) => {
-                    tracing::warn!(%peer, error = %why, "closing a Kafka connection");
+            Answer::Later(task) => {
+                // What is written already goes out now rather than wait for this answer.
+                if !task.is_finished() && !wr.buffer().is_empty() && wr.flush().await.is_err() {
                     return;
                 }
-                Err(e) => {
-                    tracing::error!(%peer, error = %e, "a Kafka request failed; closing its connection");
-                    return;
+                match task.await {
+                    Ok(Ok(done)) => Some(done),
+                    Ok(Err(why)) => {
+                        tracing::warn!(%peer, error = %why, "closing a Kafka connection");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(%peer, error = %e, "a Kafka request failed; closing its connection");
+                        return;
+                    }
                 }
-            },
+            }
         };
         if let Some((bytes, throttle)) = written {
             if wr.write_all(&bytes).await.is_err() {
