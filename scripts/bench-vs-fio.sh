@@ -9,26 +9,12 @@ cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data}"
 RECORDS="${2:-1000000}"
 BATCH=262144
-command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio >/dev/null; }
-scripts/ensure-protoc.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
-cargo build --release --quiet --bin shale --bin shale-bench
-SHALE="${SHALE_BIN:-$CARGO_TARGET_DIR/release/shale}"
-SHALE_BENCH="${SHALE_BENCH_BIN:-$CARGO_TARGET_DIR/release/shale-bench}"
-rm -rf "$DIR" && mkdir -p "$DIR"
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), disk $(df -h "$DIR" | awk 'NR==2{print $1}')"
-
-fio_bw=$(fio --name=seq --rw=write --bs=$BATCH --size=1G --fdatasync=1 --ioengine=sync \
-  --directory="$DIR" --output-format=terse | awk -F';' '{print $48}')
-rm -f "$DIR"/seq*
-fio_mib=$(echo "scale=1; $fio_bw / 1024" | bc)
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+fio_mib=$(fio_fdatasync_mib $BATCH)
 echo "fio --rw=write --bs=$BATCH --fdatasync=1: $fio_mib MiB/s"
 
-"$SHALE" standalone --kafka-listen none --data-dir "$DIR/shale" --listen 127.0.0.1:0 > "$DIR/broker.out" 2> "$DIR/broker.err" &
-PID=$!
-# The broker's exit is awaited: a next run must not overlap its shutdown.
-trap 'kill $PID 2>/dev/null && wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
+start_standalone --kafka-listen none --listen 127.0.0.1:0
 ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$DIR/broker.out")
 
 peak=$("$SHALE_BENCH" produce --broker "$ADDR" --topic peak --records "$RECORDS" --record-size 1024 \

@@ -28,18 +28,8 @@ pub(crate) struct LatencyBench {
     /// Topic config when the topic is created, KEY=VALUE (repeatable).
     #[arg(long = "config", value_parser = key_value)]
     pub configs: Vec<(String, String)>,
-    /// Offered rates in records/s, one round each: 50000,100000 or 50k,100k.
-    #[arg(long, default_value = "50k,100k", value_parser = open_loop::parse_rates)]
-    pub rates: std::vec::Vec<u64>,
-    /// Rounds at each rate.
-    #[arg(long, default_value_t = 1)]
-    pub rounds: u32,
-    /// Seconds sent before each round's measured window (not recorded).
-    #[arg(long, default_value_t = 2.0)]
-    pub warmup: f64,
-    /// Seconds measured per round.
-    #[arg(long, default_value_t = 10.0)]
-    pub seconds: f64,
+    #[command(flatten)]
+    pub schedule: open_loop::Schedule,
     /// Value size in bytes.
     #[arg(long, default_value_t = 1024)]
     pub record_size: usize,
@@ -55,6 +45,9 @@ pub(crate) struct LatencyBench {
     /// Batches awaiting acks per partition (default: the client's default).
     #[arg(long)]
     pub max_in_flight: Option<usize>,
+    /// Idempotent producer (producer id and sequence numbers), as by default.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub idempotence: bool,
     /// Label of this run in the report.
     #[arg(long, default_value = "shale")]
     pub label: String,
@@ -85,6 +78,7 @@ pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
         batch_size: b.batch_size.unwrap_or(defaults.batch_size),
         linger: b.linger_ms.map_or(defaults.linger, Duration::from_millis),
         max_in_flight: b.max_in_flight.unwrap_or(defaults.max_in_flight),
+        idempotence: b.idempotence,
         ..defaults
     };
     let producer = Producer::new(client, config);
@@ -93,44 +87,38 @@ pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
     let value = Bytes::from(value);
     let handle = tokio::runtime::Handle::current();
     let mut failed = None;
-    for round in 1..=b.rounds {
-        for &rate in &b.rates {
-            let (sender, value, topic) = (producer.clone(), value.clone(), b.topic.clone());
-            let (handle, partitions) = (handle.clone(), b.partitions.max(1));
-            let (warmup, measure) =
-                (Duration::from_secs_f64(b.warmup), Duration::from_secs_f64(b.seconds));
-            let result = tokio::task::spawn_blocking(move || {
-                let mut next = 0u32;
-                open_loop::offer(&handle, rate, warmup, measure, || {
-                    let record = ProducerRecord::new(topic.clone(), value.clone()).partition(next);
-                    next = (next + 1) % partitions;
-                    let producer = sender.clone();
-                    Box::pin(async move {
-                        let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
-                        Ok(Box::pin(
-                            async move { delivery.await.map(|_| ()).map_err(|e| e.to_string()) },
-                        ) as Acked)
-                    })
+    for (round, rate, warmup, measure) in b.schedule.each() {
+        let (sender, value, topic) = (producer.clone(), value.clone(), b.topic.clone());
+        let (handle, partitions) = (handle.clone(), b.partitions.max(1));
+        let result = tokio::task::spawn_blocking(move || {
+            let mut next = 0u32;
+            open_loop::offer(&handle, rate, warmup, measure, || {
+                let record = ProducerRecord::new(topic.clone(), value.clone()).partition(next);
+                next = (next + 1) % partitions;
+                let producer = sender.clone();
+                Box::pin(async move {
+                    let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
+                    Ok(Box::pin(
+                        async move { delivery.await.map(|_| ()).map_err(|e| e.to_string()) },
+                    ) as Acked)
                 })
             })
-            .await?;
-            producer.flush().await?;
-            let mib = rate as f64 * b.record_size as f64 / f64::from(1 << 20);
-            match b.format {
-                Format::Text => println!("{}", result.line(&format!("{} round {round}", b.label))),
-                Format::Json => {
-                    let mut json = result.json(&b.label, round);
-                    json["offered_mib_per_sec"] = mib.into();
-                    json["partitions"] = b.partitions.into();
-                    println!("{json}");
-                }
+        })
+        .await?;
+        producer.flush().await?;
+        let mib = rate as f64 * b.record_size as f64 / f64::from(1 << 20);
+        match b.format {
+            Format::Text => println!("{}", result.line(&format!("{} round {round}", b.label))),
+            Format::Json => {
+                let mut json = result.json(&b.label, round);
+                json["offered_mib_per_sec"] = mib.into();
+                json["partitions"] = b.partitions.into();
+                println!("{json}");
             }
-            if let Some(e) = result.first_error {
-                failed.get_or_insert(format!(
-                    "{} records failed at {rate}/s; first: {e}",
-                    result.errors
-                ));
-            }
+        }
+        if let Some(e) = result.first_error {
+            failed
+                .get_or_insert(format!("{} records failed at {rate}/s; first: {e}", result.errors));
         }
     }
     match failed {

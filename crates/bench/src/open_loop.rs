@@ -5,7 +5,7 @@
 //!
 //! Shared, by path, with the NATS JetStream peer tool in `tools/nats-bench`, so that both
 //! sides of a comparison are paced and measured by the same code. It depends only on std,
-//! tokio, futures, hdrhistogram and serde_json for that reason.
+//! tokio, futures, hdrhistogram, serde_json and clap for that reason.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -206,6 +206,34 @@ async fn collect(mut rx: mpsc::UnboundedReceiver<Vec<(Instant, bool, Acked)>>) -
         }
     }
     (hist, acked, errors, first_error, last)
+}
+
+/// Which rounds an open-loop run offers: the options every latency tool takes.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Schedule {
+    /// Offered rates in sends/s, one round each: 50000,100000 or 50k,100k.
+    #[arg(long, default_value = "50k,100k", value_parser = parse_rates)]
+    pub(crate) rates: std::vec::Vec<u64>,
+    /// Rounds at each rate.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) rounds: u32,
+    /// Seconds sent before each round's measured window (not recorded).
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) warmup: f64,
+    /// Seconds measured per round.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) seconds: f64,
+}
+
+impl Schedule {
+    /// Every round in order: its number (from 1), its rate, its warm-up and measured time.
+    pub(crate) fn each(&self) -> impl Iterator<Item = (u32, u64, Duration, Duration)> + '_ {
+        let (warmup, measure) =
+            (Duration::from_secs_f64(self.warmup), Duration::from_secs_f64(self.seconds));
+        (1..=self.rounds).flat_map(move |round| {
+            self.rates.iter().map(move |&rate| (round, rate, warmup, measure))
+        })
+    }
 }
 
 /// Parses `50000,100000` or `50k,100k` into rates per second.

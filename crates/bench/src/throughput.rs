@@ -54,6 +54,9 @@ pub(crate) struct ProduceBench {
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     pub compression: Compression,
+    /// Idempotent producer (producer id and sequence numbers), as by default.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub idempotence: bool,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -114,6 +117,7 @@ pub(crate) async fn produce(b: ProduceBench) -> anyhow::Result<()> {
             linger: Duration::from_millis(b.linger_ms),
             compression: b.compression,
             max_in_flight: b.max_in_flight,
+            idempotence: b.idempotence,
             retries: 0,
             ..ProducerConfig::default()
         },
@@ -184,6 +188,8 @@ pub(crate) async fn produce(b: ProduceBench) -> anyhow::Result<()> {
         "acks": format!("{:?}", b.acks),
         "batch_size": b.batch_size,
         "rate": b.rate,
+        "idempotence": b.idempotence,
+        "max_in_flight": b.max_in_flight,
     });
     match b.format {
         Format::Json => println!("{summary}"),

@@ -9,7 +9,6 @@
 #[path = "../../../crates/bench/src/open_loop.rs"]
 mod open_loop;
 
-use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
@@ -27,18 +26,8 @@ struct Args {
     /// Stream (and subject), created fresh (file storage, one replica).
     #[arg(long, default_value = "latency")]
     stream: String,
-    /// Offered rates in messages/s, one round each: 50000,100000 or 50k,100k.
-    #[arg(long, default_value = "50k,100k", value_parser = open_loop::parse_rates)]
-    rates: std::vec::Vec<u64>,
-    /// Rounds at each rate.
-    #[arg(long, default_value_t = 1)]
-    rounds: u32,
-    /// Seconds sent before each round's measured window (not recorded).
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// Seconds measured per round.
-    #[arg(long, default_value_t = 10.0)]
-    seconds: f64,
+    #[command(flatten)]
+    schedule: open_loop::Schedule,
     /// Message size in bytes.
     #[arg(long, default_value_t = 1024)]
     record_size: usize,
@@ -70,27 +59,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let payload = Bytes::from(vec![7u8; args.record_size]);
     let mut failed = 0;
-    for round in 1..=args.rounds {
-        for &rate in &args.rates {
-            let (warmup, measure) =
-                (Duration::from_secs_f64(args.warmup), Duration::from_secs_f64(args.seconds));
-            let result = open_loop::offer(&handle, rate, warmup, measure, || {
-                let (js, subject, payload) = (js.clone(), args.stream.clone(), payload.clone());
-                Box::pin(async move {
-                    let ack = js.publish(subject, payload).await.map_err(|e| e.to_string())?;
-                    Ok(Box::pin(async move { ack.await.map(|_| ()).map_err(|e| e.to_string()) })
-                        as Acked)
-                })
-            });
-            failed += result.errors;
-            if args.json {
-                println!("{}", result.json(&args.label, round));
-            } else {
-                println!("{}", result.line(&format!("{} round {round}", args.label)));
-            }
-            if let Some(e) = &result.first_error {
-                eprintln!("{} publishes failed at {rate}/s; first: {e}", result.errors);
-            }
+    for (round, rate, warmup, measure) in args.schedule.each() {
+        let result = open_loop::offer(&handle, rate, warmup, measure, || {
+            let (js, subject, payload) = (js.clone(), args.stream.clone(), payload.clone());
+            Box::pin(async move {
+                let ack = js.publish(subject, payload).await.map_err(|e| e.to_string())?;
+                Ok(Box::pin(async move { ack.await.map(|_| ()).map_err(|e| e.to_string()) })
+                    as Acked)
+            })
+        });
+        failed += result.errors;
+        if args.json {
+            println!("{}", result.json(&args.label, round));
+        } else {
+            println!("{}", result.line(&format!("{} round {round}", args.label)));
+        }
+        if let Some(e) = &result.first_error {
+            eprintln!("{} publishes failed at {rate}/s; first: {e}", result.errors);
         }
     }
     if failed > 0 {

@@ -1,0 +1,36 @@
+# Sourced by the single-broker benchmarks: the release build, free ports, the machine's
+# line, fio's fdatasync ceiling, and one standalone broker stopped on exit.
+# Needs DIR set; sets SHALE and SHALE_BENCH (the binaries; SHALE_BIN and SHALE_BENCH_BIN
+# run other builds, for an A/B).
+# shellcheck shell=bash
+command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio >/dev/null; }
+scripts/ensure-protoc.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
+cargo build --release --quiet --bin shale --bin shale-bench
+SHALE="${SHALE_BIN:-$CARGO_TARGET_DIR/release/shale}"
+SHALE_BENCH="${SHALE_BENCH_BIN:-$CARGO_TARGET_DIR/release/shale-bench}"
+rm -rf "$DIR" && mkdir -p "$DIR"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), disk $(df -h "$DIR" | awk 'NR==2{print $1}')"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# fio's sequential write of 1 GiB with an fdatasync after every $1-byte block, in $DIR: MiB/s.
+fio_fdatasync_mib() {
+  local bw
+  bw=$(fio --name=seq --rw=write --bs="$1" --size=1G --fdatasync=1 --ioengine=sync \
+    --directory="$DIR" --output-format=terse | awk -F';' '{print $48}')
+  rm -f "$DIR"/seq*
+  echo "scale=1; $bw / 1024" | bc
+}
+
+# Starts `shale standalone` with data in $DIR/shale and the arguments given, waits until it
+# listens, and stops it (awaiting its exit) when the script ends. Sets PID.
+start_standalone() {
+  "$SHALE" standalone --data-dir "$DIR/shale" "$@" > "$DIR/broker.out" 2> "$DIR/broker.err" &
+  PID=$!
+  # The broker's exit is awaited: a next run must not overlap its shutdown.
+  trap 'kill $PID 2>/dev/null && wait $PID 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
+  grep -q listening "$DIR/broker.out" || { echo "the broker did not start: $(tail -3 "$DIR/broker.err")" >&2; exit 1; }
+  echo "broker: $(head -1 "$DIR/broker.out")"
+}
