@@ -40,7 +40,18 @@ async fn twelve_partitions_spread_and_clients_route_to_leaders() {
     let c = Cluster::start(3, "routing", &[]);
     wait_for_brokers(&c.broker_client(0), &[1, 2, 3]).await;
     c.broker_client(0).admin().create_topic("orders", 12, 0, BTreeMap::new()).await.unwrap();
-    let md = metadata(&c.broker_client(1)).await;
+    // Broker 2 learns of the topic from the metadata store, a moment after broker 1 created it.
+    let other = c.broker_client(1);
+    wait_until(Duration::from_secs(30), "broker 2 to know the 12 partitions' leaders", || {
+        let other = other.clone();
+        async move {
+            let md = metadata(&other).await;
+            let known = leaders(&md, "orders");
+            known.len() == 12 && known.values().all(|(leader, _)| *leader > 0)
+        }
+    })
+    .await;
+    let md = metadata(&other).await;
     let mut per_broker: HashMap<i32, usize> = HashMap::new();
     for (leader, epoch) in leaders(&md, "orders").values() {
         assert_eq!(*epoch, 0);
