@@ -17,8 +17,7 @@ use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAcl
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
-use crate::connection::{Answer, Session};
-use crate::dispatch::Call;
+use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
 use shale_broker::api::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
 use shale_core::error::Error;

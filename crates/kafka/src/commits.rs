@@ -19,8 +19,7 @@ use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest,
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
-use crate::connection::{Answer, Session};
-use crate::dispatch::Call;
+use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
 use shale_broker::api::{Identity, OffsetToCommit};
 use shale_core::error::Error;

@@ -14,58 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
 use crate::Kafka;
+use crate::call::{Answer, Session};
 use crate::frame::{self, FrameError};
 use prometheus_client::metrics::histogram::Histogram;
-use shale_broker::api::{Identity, RequestMetrics};
+use shale_broker::api::RequestMetrics;
 use shale_core::clock::{Instant, monotonic_now};
-use shale_core::task::OwnedTask;
-
-/// What a connection knows of its client.
-#[derive(Debug, Clone)]
-pub(crate) struct Session {
-    /// The peer's address, for log lines.
-    pub peer: SocketAddr,
-    /// Who the client is: from its certificate (mTLS) or SASL, else anonymous.
-    pub identity: Identity,
-    /// The client id of its latest request.
-    pub client_id: String,
-    /// Where its SASL exchange is.
-    pub sasl: crate::sasl::Sasl,
-    /// The SASL exchange runs in bare size-prefixed frames (after a `SaslHandshake` v0),
-    /// not in `SaslAuthenticate` requests.
-    pub bare_sasl: bool,
-    /// Close the connection once the answer to the current request is written (a failed
-    /// authentication).
-    pub close_after: bool,
-}
-
-/// The answer to one request.
-pub(crate) enum Answer {
-    /// No answer (a produce with `acks=0`).
-    Nothing,
-    /// An encoded response frame, and how long the client is throttled after it.
-    Ready(Bytes, Duration),
-    /// A response still being computed.
-    Later(OwnedTask<Result<(Bytes, Duration), String>>),
-    /// The connection must close (the reason is logged by whoever decided so).
-    Close,
-}
-
-impl Answer {
-    /// An answer computed by `work` while the connection reads on.
-    pub(crate) fn later<F>(work: F) -> Answer
-    where
-        F: std::future::Future<Output = Result<(Bytes, Duration), String>> + Send + 'static,
-    {
-        Answer::Later(shale_core::task::spawn_owned(work))
-    }
-}
 
 /// State shared by a connection's reader and writer.
 #[derive(Debug, Default)]
@@ -230,9 +188,4 @@ impl Timings {
         h.observe(elapsed);
         self.by_key.push((timing.key, h));
     }
-}
-
-/// Whether `key` may be asked before the client authenticated (SASL's own requests).
-pub(crate) fn before_authentication(key: ApiKey) -> bool {
-    matches!(key, ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
 }

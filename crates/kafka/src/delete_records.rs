@@ -12,8 +12,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 
 use crate::Kafka;
-use crate::connection::{Answer, Session};
-use crate::dispatch::Call;
+use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
 use shale_core::error::Error;
 

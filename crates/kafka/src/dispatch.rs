@@ -10,115 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::Kafka;
-use crate::connection::{Answer, Session, before_authentication};
+use crate::call::{Answer, Call, Replier, Session};
 use crate::frame;
 use crate::versions;
 use shale_broker::api::{QuotaKind, Via};
-
-/// A served request: its body, and what its answer needs.
-#[derive(Debug)]
-pub(crate) struct Call {
-    /// The body, at the request's version.
-    body: Bytes,
-    /// How to answer it.
-    pub replier: Replier,
-}
-
-/// What answering a request needs once its body is read: its API, version, correlation
-/// id, and the throttle its request quota asked for.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Replier {
-    /// The API.
-    pub key: ApiKey,
-    /// Its version.
-    pub version: i16,
-    correlation_id: i32,
-    /// Throttle from the request quota, added to the answer's own.
-    pub throttle: Duration,
-}
-
-impl Call {
-    /// The body decoded at the request's version; an error names the API and version.
-    pub(crate) fn decode<T: Decodable>(&mut self) -> Result<T, String> {
-        let (key, version) = (self.replier.key, self.replier.version);
-        T::decode(&mut self.body, version)
-            .map_err(|e| format!("malformed {key:?} v{version} request: {e}"))
-    }
-
-    /// The request's version.
-    pub(crate) fn version(&self) -> i16 {
-        self.replier.version
-    }
-
-    /// See [`Replier::reply`].
-    pub(crate) fn reply<R: Encodable>(&self, body: &R, throttle: Duration) -> Answer {
-        self.replier.reply(body, throttle)
-    }
-
-    /// See [`Replier::throttle_ms`].
-    pub(crate) fn throttle_ms(&self, more: Duration) -> i32 {
-        self.replier.throttle_ms(more)
-    }
-}
-
-impl Replier {
-    /// The encoded response frame, the client throttled by `throttle` or the request
-    /// quota's, whichever is longer; the response's own `throttle_time_ms` is the caller's
-    /// to set from [`Replier::throttle_ms`].
-    pub(crate) fn reply<R: Encodable>(&self, body: &R, throttle: Duration) -> Answer {
-        match self.encode(body) {
-            Ok(bytes) => Answer::Ready(bytes, self.throttle.max(throttle)),
-            Err(why) => {
-                tracing::error!(error = %why, "cannot encode a Kafka response");
-                Answer::Close
-            }
-        }
-    }
-
-    /// [`Replier::reply`] for an answer computed later: the frame and the throttle.
-    pub(crate) fn later<R: Encodable>(
-        &self,
-        body: &R,
-        throttle: Duration,
-    ) -> Result<(Bytes, Duration), String> {
-        Ok((self.encode(body)?, self.throttle.max(throttle)))
-    }
-
-    /// The encoded response frame.
-    fn encode<R: Encodable>(&self, body: &R) -> Result<Bytes, String> {
-        let header_version = self.key.response_header_version(self.version);
-        frame::encode_response(self.correlation_id, header_version, self.version, body)
-    }
-
-    /// The request quota's throttle or `more`, whichever is longer, in ms, for a
-    /// response's `throttle_time_ms`; 0 at versions whose response has no such field (the
-    /// connection is still muted for it).
-    pub(crate) fn throttle_ms(&self, more: Duration) -> i32 {
-        let since = match self.key {
-            ApiKey::Metadata => 3,
-            ApiKey::ListOffsets => 2,
-            ApiKey::OffsetCommit | ApiKey::OffsetFetch => 3,
-            ApiKey::JoinGroup => 2,
-            ApiKey::ApiVersions
-            | ApiKey::DeleteTopics
-            | ApiKey::FindCoordinator
-            | ApiKey::SyncGroup
-            | ApiKey::Heartbeat
-            | ApiKey::LeaveGroup
-            | ApiKey::ListGroups
-            | ApiKey::DescribeGroups
-            | ApiKey::SaslAuthenticate => 1,
-            _ => 0,
-        };
-        if self.version < since {
-            return 0;
-        }
-        i32::try_from(self.throttle.max(more).as_millis()).unwrap_or(i32::MAX)
-    }
-}
 
 /// Routes `frame`, read from the connection of `session`.
 pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: Bytes) -> Answer {
@@ -235,4 +132,9 @@ fn unsupported_api_versions(correlation_id: i32) -> Answer {
         Ok(bytes) => Answer::Ready(bytes, Duration::ZERO),
         Err(_) => Answer::Close,
     }
+}
+
+/// Whether `key` may be asked before the client authenticated (SASL's own requests).
+fn before_authentication(key: ApiKey) -> bool {
+    matches!(key, ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
 }

@@ -18,8 +18,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
-use crate::connection::{Answer, Session};
-use crate::dispatch::{Call, Replier};
+use crate::call::{Answer, Call, Replier, Session};
 use crate::errors::{About, code};
 use crate::sessions::{Cached, FetchSession, Plan, Tp};
 use shale_broker::api::{Identity, LogRead, QuotaKind};

@@ -21,8 +21,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
-use crate::connection::{Answer, Session};
-use crate::dispatch::Call;
+use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
 use crate::metadata::authorized_operations;
 use shale_broker::api::{GroupState, Operation, ResourceType};

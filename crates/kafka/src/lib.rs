@@ -30,6 +30,7 @@
 //! Below: `shale-broker` (only its `api`) and `shale-core`.
 
 mod acls;
+mod call;
 mod commits;
 mod configs;
 mod connection;

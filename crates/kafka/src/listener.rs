@@ -10,7 +10,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::Kafka;
-use crate::connection::{self, Session};
+use crate::call::Session;
+use crate::connection;
 use shale_broker::api::{Api, Identity, ServerTls};
 use shale_core::error::Error;
 use shale_core::task::OwnedTask;

@@ -17,8 +17,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, OffsetForLeaderEpochRequest};
 
 use crate::Kafka;
-use crate::connection::{Answer, Session};
-use crate::dispatch::Call;
+use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
 use shale_broker::api::{Identity, OffsetSpec};
 use shale_core::error::Error;

@@ -18,8 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
-use crate::connection::{Answer, Session};
-use crate::dispatch::Call;
+use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
 use shale_broker::api::{Payload, PendingProduce, Produced, split_host_port};
 use shale_core::acks::Acks;

@@ -25,25 +25,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
-use crate::connection::{Answer, Session};
-use crate::dispatch::Call;
+use crate::call::{Answer, Call, Sasl, Session};
 use crate::errors::{About, code};
-use shale_broker::api::{Identity, ScramChange, ScramExchange, ScramMechanism};
+use shale_broker::api::{Identity, ScramChange, ScramMechanism};
 use shale_core::error::Error;
-
-/// Where a connection is in its SASL exchange.
-#[derive(Debug, Clone, Default)]
-pub(crate) enum Sasl {
-    /// No handshake yet.
-    #[default]
-    Idle,
-    /// The mechanism was agreed; its first `SaslAuthenticate` comes next.
-    Chosen(String),
-    /// A SCRAM exchange waits for the client's final message.
-    Scram(Box<ScramExchange>),
-    /// Authenticated.
-    Done,
-}
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
