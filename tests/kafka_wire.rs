@@ -662,19 +662,24 @@ async fn list_offset(addr: &str, topic_name: &str, timestamp: i64, epoch: i32) -
     (p.error_code, p.offset, p.timestamp)
 }
 
-/// Fetch v12 of partition 0 of `topic` at `offset`: the error and the first offset returned.
-async fn fetch_at(addr: &str, topic_name: &str, offset: i64) -> (i16, i64, Option<i64>) {
+/// A consumer's fetch (no session) of partition 0 of `topic_name` from `offset`, up to 1 MiB.
+fn fetch_request(topic_name: &str, offset: i64) -> FetchRequest {
     let part = FetchPartition::default()
         .with_partition(0)
         .with_fetch_offset(offset)
         .with_partition_max_bytes(1 << 20);
-    let req = FetchRequest::default()
+    FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
         .with_topics(vec![
             FetchTopic::default().with_topic(topic(topic_name)).with_partitions(vec![part]),
-        ]);
+        ])
+}
+
+/// Fetch v12 of partition 0 of `topic` at `offset`: the error and the first offset returned.
+async fn fetch_at(addr: &str, topic_name: &str, offset: i64) -> (i16, i64, Option<i64>) {
+    let req = fetch_request(topic_name, offset);
     let r: FetchResponse = call(addr, ApiKey::Fetch, 12, &req).await;
     let p = &r.responses[0].partitions[0];
     let records = p.records.clone().unwrap_or_default();
@@ -756,17 +761,7 @@ async fn fetched(addr: &str, topic_name: &str, n: usize) -> Vec<i64> {
     let mut seen = Vec::new();
     let mut offset = 0;
     while seen.len() < n {
-        let part = FetchPartition::default()
-            .with_partition(0)
-            .with_fetch_offset(offset)
-            .with_partition_max_bytes(1 << 20);
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_bytes(1 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![
-                FetchTopic::default().with_topic(topic(topic_name)).with_partitions(vec![part]),
-            ]);
+        let req = fetch_request(topic_name, offset);
         let r: FetchResponse = call(addr, ApiKey::Fetch, 12, &req).await;
         let records = r.responses[0].partitions[0].records.clone().unwrap_or_default();
         if records.is_empty() {
@@ -990,19 +985,7 @@ async fn a_ready_answer_is_not_held_back_by_the_next_request() {
     let admin = common::client(&server).admin();
     admin.create_topic("wire-held", 1, 1, Default::default()).await.unwrap();
     let long_poll = |max_wait_ms: i32| {
-        let part = FetchPartition::default()
-            .with_partition(0)
-            .with_fetch_offset(0)
-            .with_partition_max_bytes(1 << 20);
-        FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_min_bytes(1)
-            .with_max_wait_ms(max_wait_ms)
-            .with_max_bytes(1 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![
-                FetchTopic::default().with_topic(topic("wire-held")).with_partitions(vec![part]),
-            ])
+        fetch_request("wire-held", 0).with_min_bytes(1).with_max_wait_ms(max_wait_ms)
     };
     // Both in one write: the second is queued before the first is answered.
     let mut conn = TcpStream::connect(&addr).await.unwrap();

@@ -1,153 +1,56 @@
-//! The admin HTTP listener (`--admin-listen`): Prometheus metrics at `/metrics`, liveness at
-//! `/healthz` and readiness at `/readyz`.
-//!
-//! Metrics are read from the broker's own counters at scrape time (a
-//! [`Collector`]), so the hot paths only bump
-//! atomics and nothing is kept twice.
+//! What `/metrics` shows: the broker's state read at scrape time (partitions, moves,
+//! traffic, groups, tiering) and the request metrics the front ends and the log record.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
-use shale_core::error::Error;
 use shale_storage::tier::metrics::Op;
 
-/// Content type of the OpenMetrics text exposition (Prometheus reads it).
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// A running admin listener.
-#[derive(Debug)]
-pub struct AdminServer {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl AdminServer {
-    /// Binds `addr` and serves until the broker closes.
-    pub async fn start(addr: SocketAddr, broker: &Arc<Broker>) -> Result<AdminServer, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            Error::unavailable(format!("cannot listen on admin address {addr}: {e}"))
-        })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::internal(format!("cannot read the bound admin address: {e}")))?;
-        let mut registry = Registry::with_prefix("shale");
-        registry.register_collector(Box::new(BrokerCollector { broker: Arc::downgrade(broker) }));
-        let requests = broker.request_metrics();
-        registry.register(
-            "produce_latency_seconds",
-            "Produce requests from append to acknowledgement (as their acks asked)",
-            requests.produce_latency.clone(),
-        );
-        registry.register(
-            "produce_stage_seconds",
-            "Produce requests' time inside the broker by stage: append_queue, append, \
+/// The broker's metrics: its state read at scrape time, and its request metrics.
+pub(super) fn registry(broker: &Arc<Broker>) -> Registry {
+    let mut registry = Registry::with_prefix("shale");
+    registry.register_collector(Box::new(BrokerCollector { broker: Arc::downgrade(broker) }));
+    let requests = broker.request_metrics();
+    registry.register(
+        "produce_latency_seconds",
+        "Produce requests from append to acknowledgement (as their acks asked)",
+        requests.produce_latency.clone(),
+    );
+    registry.register(
+        "produce_stage_seconds",
+        "Produce requests' time inside the broker by stage: append_queue, append, \
              append_resume, fsync (group commit), replicate (acks=all), answer",
-            requests.produce_stages.family(),
-        );
-        registry.register(
-            "grpc_request_duration_seconds",
-            "gRPC calls by method, until the response (or the stream) starts",
-            requests.grpc_latency.clone(),
-        );
-        registry.register(
-            "kafka_request_duration_seconds",
-            "Kafka requests by API, from the request read to its answer handed to the \
+        requests.produce_stages.family(),
+    );
+    registry.register(
+        "grpc_request_duration_seconds",
+        "gRPC calls by method, until the response (or the stream) starts",
+        requests.grpc_latency.clone(),
+    );
+    registry.register(
+        "kafka_request_duration_seconds",
+        "Kafka requests by API, from the request read to its answer handed to the \
              connection (a long-polled Fetch or a rebalance included)",
-            requests.kafka_latency.clone(),
-        );
-        registry.register(
-            "quota_delay_seconds",
-            "Time requests were held to keep their principals within quota, by quota",
-            requests.quota_delay.clone(),
-        );
-        registry.register(
-            "quota_refused",
-            "Requests refused (RESOURCE_EXHAUSTED) for being too far over quota, by quota",
-            requests.quota_refused.clone(),
-        );
-        let state = Arc::new(AdminState { broker: Arc::downgrade(broker), registry });
-        let app = Router::new()
-            .route("/metrics", get(metrics))
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .with_state(state);
-        let mut closed = broker.closed_signal();
-        let task = broker.spawn(async move {
-            let shutdown = async move {
-                let _ = closed.wait_for(|c| *c).await;
-            };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                tracing::warn!(error = %e, "admin listener ended with an error");
-            }
-        });
-        tracing::info!(%addr, "serving admin HTTP (/metrics, /healthz, /readyz)");
-        Ok(AdminServer { addr, task })
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops serving (the broker closing stops it too).
-    pub fn abort(&self) {
-        self.task.abort();
-    }
-}
-
-#[derive(Debug)]
-struct AdminState {
-    broker: Weak<Broker>,
-    registry: Registry,
-}
-
-async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}\n"))
-            .into_response(),
-    }
-}
-
-/// Live while the process answers and the broker is open.
-async fn healthz(State(state): State<Arc<AdminState>>) -> Response {
-    match state.broker.upgrade() {
-        Some(b) if !b.is_closing() => (StatusCode::OK, "ok\n").into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "closing\n").into_response(),
-    }
-}
-
-/// Ready when the broker holds its membership lease and has caught up with the metadata.
-async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
-    let Some(b) = state.broker.upgrade() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "closed\n").into_response();
-    };
-    if b.is_closing() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "closing\n").into_response();
-    }
-    if b.is_draining() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
-    }
-    match b.check_serving() {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", e.message)).into_response(),
-    }
+        requests.kafka_latency.clone(),
+    );
+    registry.register(
+        "quota_delay_seconds",
+        "Time requests were held to keep their principals within quota, by quota",
+        requests.quota_delay.clone(),
+    );
+    registry.register(
+        "quota_refused",
+        "Requests refused (RESOURCE_EXHAUSTED) for being too far over quota, by quota",
+        requests.quota_refused.clone(),
+    );
+    registry
 }
 
 /// Reads the broker's counters at scrape time.
