@@ -520,16 +520,19 @@ impl Client {
     {
         let mut backoff = policy.start();
         loop {
+            // A broker's answer is retried as reads and sends retry it (its metadata may be
+            // behind); the cluster's own metadata saying the topic is gone is final.
             let e = match self.leader(topic, partition).await {
                 Ok(addr) => match call(&addr).await {
                     Ok(resp) => return Ok(resp),
-                    Err(e) => locate(e, &addr, Some(topic), Some(partition)),
+                    Err(e) if retry::worth_retrying(&e) => {
+                        locate(e, &addr, Some(topic), Some(partition))
+                    }
+                    Err(e) => return Err(locate(e, &addr, Some(topic), Some(partition))),
                 },
-                Err(e) => e,
+                Err(e) if e.kind.is_retriable() => e,
+                Err(e) => return Err(e),
             };
-            if !e.kind.is_retriable() {
-                return Err(e);
-            }
             self.invalidate(topic);
             match backoff.next_delay() {
                 Some(pause) => shale_core::clock::sleep(pause).await,

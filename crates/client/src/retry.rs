@@ -5,7 +5,18 @@ use std::time::Duration;
 
 use shale_core::clock::{Instant, monotonic_now};
 
-use shale_core::error::Error;
+use shale_core::error::{Error, ErrorKind, Reason};
+
+/// Whether a call a broker answered with `e` is worth making again (after the leader is
+/// looked up again, within the leader wait): any retriable failure, a transport failure
+/// that surfaced as a gRPC error, and, as Kafka's clients do, UNKNOWN_TOPIC from a broker
+/// whose metadata is behind (restarted a moment ago, or not yet past the topic's
+/// creation). A topic that is really gone fails once the leader wait is over.
+pub(crate) fn worth_retrying(e: &Error) -> bool {
+    e.kind.is_retriable()
+        || e.kind == ErrorKind::Internal && e.reason == Reason::GrpcError
+        || e.reason == Reason::UnknownTopic
+}
 
 /// How long and how often a client retries a partition whose leader it cannot reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

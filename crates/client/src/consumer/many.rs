@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::{ConsumerConfig, ConsumerRecord, Event, EventKind, retriable};
-use crate::retry::{Backoff, gave_up};
+use super::{ConsumerConfig, ConsumerRecord, Event, EventKind};
+use crate::retry::{Backoff, gave_up, worth_retrying};
 use crate::{Client, locate, status_error};
 use shale_core::error::Error;
 use shale_core::record::{Limits, decode_batches};
@@ -322,7 +322,7 @@ impl State {
     async fn failed(&mut self, key: &Key, e: Error) {
         let Some(part) = self.parts.get_mut(key) else { return };
         part.broker = None;
-        if !retriable(&e) {
+        if !worth_retrying(&e) {
             let task = part.task;
             self.parts.remove(key);
             return self.report(key.clone(), task, EventKind::Failed(e)).await;

@@ -15,9 +15,9 @@ use bytes::Bytes;
 use shale_core::task::OwnedTask;
 use tokio::sync::mpsc;
 
-use super::retry::{RetryPolicy, gave_up};
+use super::retry::{RetryPolicy, gave_up, worth_retrying};
 use super::{Client, locate, status_error};
-use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::error::Error;
 use shale_core::record::{Header, Limits, decode_batches};
 use shale_proto::pb;
 
@@ -315,16 +315,6 @@ impl Consumer {
     }
 }
 
-/// Whether a read that failed with `e` is tried again (after a pause, within the leader
-/// wait): retriable errors, transport failures that surface as gRPC errors, and
-/// UNKNOWN_TOPIC from a broker whose metadata is behind (Kafka's consumer retries it too; a
-/// topic really gone fails once the leader wait is over).
-fn retriable(e: &Error) -> bool {
-    e.kind.is_retriable()
-        || e.kind == ErrorKind::Internal && e.reason == Reason::GrpcError
-        || e.reason == Reason::UnknownTopic
-}
-
 /// A fetch task's way to report.
 struct Tagged {
     tx: mpsc::Sender<Event>,
@@ -410,7 +400,7 @@ async fn fetch_loop(
                 tx.send(EventKind::Done).await;
                 return;
             }
-            Err(e) if retriable(&e) => e,
+            Err(e) if worth_retrying(&e) => e,
             Err(e) => {
                 tx.send(EventKind::Failed(e)).await;
                 return;

@@ -20,8 +20,6 @@ async fn open_link(client: &Client, links: &Links, tp: &Tp) -> Result<Link, Erro
     Ok(links.link(&leader))
 }
 
-/// Moves batches back to the front of the queue (in order) for another attempt, failing
-/// those out of retries.
 /// Whether a failed batch is sent again (after its leader is looked up again): any
 /// retriable failure, and, as Kafka's producer does, UNKNOWN_TOPIC from a broker whose
 /// metadata is behind (restarted a moment ago, or not yet past the topic's creation). A
@@ -31,6 +29,8 @@ fn worth_retrying(error: &Error) -> bool {
     error.kind.is_retriable() || error.reason == Reason::UnknownTopic
 }
 
+/// Moves batches back to the front of the queue (in order) for another attempt, failing
+/// those out of retries.
 fn requeue(
     batches: impl DoubleEndedIterator<Item = Sealed>,
     queue: &mut VecDeque<Sealed>,
