@@ -18,6 +18,7 @@
 
 pub mod bucket;
 pub mod catalog;
+mod chunk_cache;
 pub mod durable_local;
 pub mod error;
 pub mod fault;

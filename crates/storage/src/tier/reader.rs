@@ -37,16 +37,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use foyer::{
-    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
-    HybridCachePolicy, PsyncIoEngineConfig, RecoverMode, Statistics, StorageFilter,
-    StorageFilterCondition, StorageFilterResult,
-};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use moka::future::Cache;
@@ -54,6 +48,8 @@ use object_store::path::Path as ObjectPath;
 use tokio::sync::Semaphore;
 
 use super::catalog::{Catalog, PartitionRef};
+pub use super::chunk_cache::DiskTier;
+use super::chunk_cache::{BUSY_WINDOW, ChunkCache};
 use super::manifest::{Manifest, RemoteSegment, names};
 use crate::log::{DiskActivity, ReadChunk, RemoteIndex};
 use crate::tier::TierSettings;
@@ -73,7 +69,7 @@ pub struct RemoteReader {
 struct Inner {
     catalog: Arc<Catalog>,
     /// Chunks by `{object path}#{chunk index}` (objects are immutable, keys unique).
-    chunks: HybridCache<String, Bytes>,
+    chunks: Arc<ChunkCache>,
     indexes: Cache<ObjectPath, Arc<RemoteIndex>>,
     /// The chunks a GET is bringing now.
     in_flight: Mutex<HashMap<String, ChunkFuture>>,
@@ -221,21 +217,8 @@ pub struct ReadCounts {
     pub cache_disk_write_bytes: u64,
     /// Bytes read from the disk tier since the broker started.
     pub cache_disk_read_bytes: u64,
-}
-
-/// The disk tier's block size and capacity. A block holds whole entries (room for several
-/// chunks and their keys) and is one open file: blocks grow so that the disk tier keeps at
-/// most a quarter of the process's open-file limit open, the rest being the logs' and the
-/// connections'.
-fn disk_blocks(chunk_bytes: u64, capacity: u64, descriptors: Option<u64>) -> (usize, usize) {
-    let mut block = (4 * chunk_bytes).max(16 << 20);
-    let capacity = capacity.max(2 * block);
-    if let Some(limit) = descriptors {
-        let files = (limit / 4).max(2);
-        // Rounded up to a 4 KiB multiple, which direct I/O needs.
-        block = block.max(capacity.div_ceil(files).next_multiple_of(4096));
-    }
-    (block as usize, capacity.max(2 * block) as usize)
+    /// Whether the disk tier is open (it opens in the background after start-up).
+    pub cache_disk_open: bool,
 }
 
 /// Where one read is in a remote segment.
@@ -273,61 +256,9 @@ impl RemoteReader {
         let cache_bytes = settings.cache_bytes.max(2 * chunk_bytes);
         let ahead_budget = (cache_bytes / 4).max(chunk_bytes);
         let memory_bytes = cache_bytes - ahead_budget;
-        let memory = HybridCacheBuilder::new()
-            .with_name("shale-chunks")
-            .with_policy(HybridCachePolicy::WriteOnInsertion)
-            .memory(memory_bytes as usize)
-            // Each shard holds its share of the capacity and evicts on its own: with few
-            // chunks per shard, an unlucky hash evicts chunks well before the whole tier is
-            // full. Lookups are per chunk (a few hundred a second), so one lock is no
-            // contention at the default size.
-            .with_shards((memory_bytes / (64 * chunk_bytes)).clamp(1, 16) as usize)
-            .with_weighter(|k: &String, v: &Bytes| k.len() + v.len())
-            .storage()
-            .with_spawner(runtime.handle().clone().into());
         let activity = disk.as_ref().map(|d| d.activity.clone());
-        let chunks = match disk.filter(|_| settings.cache_disk_bytes > 0) {
-            None => memory.build().await,
-            Some(DiskTier { dir, activity }) => {
-                let descriptors = crate::log::descriptor_limit();
-                let (block, capacity) =
-                    disk_blocks(chunk_bytes, settings.cache_disk_bytes, descriptors);
-                // Direct I/O: a chunk written is on the disk when the write returns, so the
-                // disk tier never leaves a backlog of dirty pages whose writeback would
-                // hold up the logs' fsyncs later. Buffered where the filesystem refuses it.
-                let device = match FsDeviceBuilder::new(&dir)
-                    .with_capacity(capacity)
-                    .with_direct(true)
-                    .build()
-                {
-                    Ok(device) => device,
-                    Err(e) => {
-                        let dir_shown = dir.display();
-                        let why = "direct I/O is refused: the disk tier uses buffered I/O";
-                        tracing::info!(error = %e, dir = %dir_shown, "{why}");
-                        FsDeviceBuilder::new(&dir)
-                            .with_capacity(capacity)
-                            .build()
-                            .map_err(|e| cache_error(&dir, e))?
-                    }
-                };
-                let admission =
-                    YieldToAppends::new(activity, settings.cache_disk_write_bytes_per_sec);
-                memory
-                    .with_io_engine_config(PsyncIoEngineConfig::new())
-                    .with_engine_config(
-                        BlockEngineConfig::new(device)
-                            .with_block_size(block)
-                            .with_buffer_pool_size(2 * block)
-                            .with_submit_queue_size_threshold(4 * block)
-                            .with_admission_filter(StorageFilter::new().with_condition(admission)),
-                    )
-                    .with_recover_mode(RecoverMode::Quiet)
-                    .build()
-                    .await
-            }
-        }
-        .map_err(|e| Error::internal(format!("cannot open the cold-read chunk cache: {e}")))?;
+        let chunks =
+            ChunkCache::open(memory_bytes, chunk_bytes, settings, disk, runtime.handle()).await?;
         // Indexes are small (one entry per 4 KiB of segment): a tenth of the memory tier.
         let indexes = Cache::builder()
             .max_capacity((settings.cache_bytes / 10).max(1 << 20))
@@ -360,10 +291,17 @@ impl RemoteReader {
         })
     }
 
+    /// Waits until the chunk cache is in its final shape: its disk tier open (or failed
+    /// to open), or none configured.
+    pub async fn cache_settled(&self) {
+        self.inner.chunks.settled().await;
+    }
+
     /// Cache and request counts since the broker started.
     pub fn counts(&self) -> ReadCounts {
         let s = &self.inner.stats;
-        let disk = self.inner.chunks.statistics();
+        let chunks = self.inner.chunks.get();
+        let disk = chunks.statistics();
         ReadCounts {
             chunk_hits: s.chunk_hits.load(Ordering::Relaxed),
             chunk_disk_hits: s.chunk_disk_hits.load(Ordering::Relaxed),
@@ -376,9 +314,10 @@ impl RemoteReader {
             paced_ms: s.paced_ms.load(Ordering::Relaxed),
             index_hits: s.index_hits.load(Ordering::Relaxed),
             index_misses: s.index_misses.load(Ordering::Relaxed),
-            cache_bytes: self.inner.chunks.memory().usage() as u64,
+            cache_bytes: chunks.memory().usage() as u64,
             read_ahead_bytes: self.inner.ahead_bytes.load(Ordering::Relaxed),
             cache_disk_write_bytes: disk.disk_write_bytes() as u64,
+            cache_disk_open: self.inner.chunks.disk_open(),
             cache_disk_read_bytes: disk.disk_read_bytes() as u64,
         }
     }
@@ -639,7 +578,9 @@ impl RemoteReader {
         let inner = &self.inner;
         for i in range {
             let key = chunk_key(path, i);
-            if inner.chunks.memory().contains(&key) || !inner.chunks.storage().may_contains(&key) {
+            if inner.chunks.get().memory().contains(&key)
+                || !inner.chunks.get().storage().may_contains(&key)
+            {
                 continue;
             }
             if !inner.warming.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
@@ -648,7 +589,7 @@ impl RemoteReader {
             let inner = inner.clone();
             // Ends by itself: one read of the disk tier (which puts the chunk in memory).
             self.inner.runtime.handle().spawn(async move {
-                match inner.chunks.get(&key).await {
+                match inner.chunks.get().get(&key).await {
                     Ok(Some(_)) => {
                         inner.stats.chunk_disk_hits.fetch_add(1, Ordering::Relaxed);
                     }
@@ -678,7 +619,7 @@ impl RemoteReader {
         let inner = &self.inner;
         in_flight.contains_key(key)
             || inner.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
-            || inner.chunks.contains(key)
+            || inner.chunks.get().contains(key)
     }
 
     /// Drops the read-ahead chunks held longer than [`HELD_FOR`]: their readers went away.
@@ -700,7 +641,7 @@ impl RemoteReader {
         let inner = &self.inner;
         let (chunk, _) = inner.held.lock().unwrap_or_else(|e| e.into_inner()).remove(key)?;
         inner.ahead_bytes.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
-        inner.chunks.insert(key.to_string(), chunk.clone());
+        inner.chunks.get().insert(key.to_string(), chunk.clone());
         Some(chunk)
     }
 
@@ -757,7 +698,7 @@ impl RemoteReader {
                                     inner.ahead_bytes.fetch_sub(old, Ordering::Relaxed);
                                 }
                             } else {
-                                inner.chunks.insert(key.clone(), chunk);
+                                inner.chunks.get().insert(key.clone(), chunk);
                             }
                         }
                     }
@@ -936,7 +877,7 @@ impl RemoteReader {
                         inner.stats.chunk_hits.fetch_add(1, Ordering::Relaxed);
                         return Ok(chunk);
                     }
-                    if refetch || !inner.chunks.contains(&key) {
+                    if refetch || !inner.chunks.get().contains(&key) {
                         let size = cursor.segment.size_bytes;
                         self.start_get(&mut map, &cursor.path, size, i..i + 1, 0..0);
                     }
@@ -952,9 +893,9 @@ impl RemoteReader {
                 return Ok(chunk);
             }
             // A chunk being warmed from the disk tier is counted there (as a disk hit).
-            let in_memory = inner.chunks.memory().contains(&key)
+            let in_memory = inner.chunks.get().memory().contains(&key)
                 || inner.warming.lock().unwrap_or_else(|e| e.into_inner()).contains(&key);
-            match inner.chunks.get(&key).await {
+            match inner.chunks.get().get(&key).await {
                 Ok(Some(entry)) => {
                     let s = &inner.stats;
                     let counter = if in_memory { &s.chunk_hits } else { &s.chunk_disk_hits };
@@ -980,58 +921,6 @@ const WARM_CHUNKS: u64 = 2;
 /// How long a chunk read ahead is held for its reader, who may have gone.
 const HELD_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Where the chunk cache's disk tier lives, and the partition logs' writes it (and cold
-/// reads) yield to.
-#[derive(Debug)]
-pub struct DiskTier {
-    /// The disk tier's directory.
-    pub dir: PathBuf,
-    /// When the partition logs last wrote.
-    pub activity: Arc<DiskActivity>,
-}
-
-/// Admission to the disk tier: every chunk while the partition logs are idle; while they
-/// wrote within [`BUSY_WINDOW`], at most `rate` bytes per second (a token bucket holding
-/// a quarter of a second), so that caching cold reads does not compete with appends for the
-/// disk. `rate` 0 = no limit.
-#[derive(Debug)]
-struct YieldToAppends {
-    activity: Arc<DiskActivity>,
-    /// Starts empty; `None` without a limit.
-    bucket: Option<Mutex<TokenBucket>>,
-}
-
-/// How recently a log append or fsync counts as the hot path at work.
-const BUSY_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl StorageFilterCondition for YieldToAppends {
-    fn filter(&self, _: &Arc<Statistics>, _: u64, size: usize) -> StorageFilterResult {
-        match self.admit(size) {
-            true => StorageFilterResult::Admit,
-            false => StorageFilterResult::Reject,
-        }
-    }
-}
-
-impl YieldToAppends {
-    fn new(activity: Arc<DiskActivity>, rate: u64) -> Self {
-        let now = shale_core::clock::monotonic_now();
-        let bucket = (rate > 0).then(|| Mutex::new(TokenBucket::new(rate, rate / 4, 0, now)));
-        YieldToAppends { activity, bucket }
-    }
-
-    /// Whether a chunk of `size` bytes may be written to the disk tier now.
-    fn admit(&self, size: usize) -> bool {
-        match &self.bucket {
-            Some(bucket) if self.activity.busy_within(BUSY_WINDOW) => {
-                let now = shale_core::clock::monotonic_now();
-                bucket.lock().unwrap_or_else(|e| e.into_inner()).try_take(size as u64, now)
-            }
-            _ => true,
-        }
-    }
-}
-
 /// Lowers the calling thread's CPU priority to `nice` (Linux, where nice is per thread).
 fn lower_priority(nice: i32) {
     #[cfg(target_os = "linux")]
@@ -1055,10 +944,6 @@ fn slice_chunk(all: &Bytes, j: usize, chunk_bytes: u64) -> Bytes {
     let from = (j as u64 * chunk_bytes).min(all.len() as u64) as usize;
     let to = (from as u64 + chunk_bytes).min(all.len() as u64) as usize;
     all.slice(from..to)
-}
-
-fn cache_error(dir: &std::path::Path, e: foyer::Error) -> Error {
-    Error::internal(format!("cannot open the chunk cache in {}: {e}", dir.display()))
 }
 
 /// The remote index of `segment` from the bytes of its index object at `path`.
@@ -1090,20 +975,6 @@ fn out_of_range(p: &PartitionRef, manifest: &Manifest, offset: i64) -> Error {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_disk_tier_keeps_at_most_a_quarter_of_the_open_file_limit_open() {
-        const MIB: u64 = 1 << 20;
-        let files = |(block, capacity): (usize, usize)| capacity / block;
-        // 4 GiB in 16 MiB blocks: 256 files, within a quarter of 20,000.
-        assert_eq!(super::disk_blocks(MIB, 4096 * MIB, Some(20_000)), (16 << 20, 4 << 30));
-        // At a limit of 300, 75 files at most: the blocks grow (and stay 4 KiB aligned).
-        let (block, capacity) = super::disk_blocks(MIB, 4096 * MIB, Some(300));
-        assert!(files((block, capacity)) <= 75, "{block} {capacity}");
-        assert_eq!(block % 4096, 0);
-        assert_eq!(capacity, 4 << 30);
-        assert_eq!(super::disk_blocks(MIB, 4096 * MIB, None), (16 << 20, 4 << 30));
-    }
-
     use super::*;
     use crate::log::{LogConfig, LogResources, PartitionLog};
     use crate::tier::Bucket;
@@ -1322,20 +1193,6 @@ mod tests {
         }
     }
 
-    /// The disk tier takes every chunk while the partition logs are idle, and at most
-    /// `tier.cache_disk_write_bytes_per_sec` while they write.
-    #[test]
-    fn the_disk_tier_yields_to_appends() {
-        let activity = Arc::new(DiskActivity::default());
-        let admission = YieldToAppends::new(activity.clone(), MIB);
-        let admitted = |n: usize| (0..n).filter(|_| admission.admit(MIB as usize / 4)).count();
-        assert_eq!(admitted(100), 100, "idle logs: every chunk is written");
-        activity.note_write();
-        // A quarter of a second of the rate at most, however fast the chunks come.
-        let busy = admitted(100);
-        assert!(busy <= 1, "{busy} of 100 quarter-MiB chunks written at 1 MiB/s");
-    }
-
     /// A sequential reader of chunks only the disk tier holds finds its next chunks in
     /// memory: they are loaded while it reads the current one. Before, each chunk's disk
     /// read came in series with the reads (a re-read from the disk tier ran at about 630
@@ -1347,17 +1204,19 @@ mod tests {
         let disk = DiskTier { dir: cache.path().into(), activity: Arc::default() };
         let settings = settings(8 * MIB, 256 * MIB);
         let reader = RemoteReader::open(catalog.clone(), &settings, Some(disk)).await.unwrap();
+        reader.cache_settled().await;
         read_all(&reader, &p, &m).await;
         let path = catalog.object(&p, &names::log(&m.segments[0].name));
         let (first, next) = (chunk_key(&path, 0), chunk_key(&path, 1));
         let deadline = std::time::Duration::from_secs(10);
         let on_disk = async {
-            while !reader.inner.chunks.storage().may_contains(&next) {
+            while !reader.inner.chunks.get().storage().may_contains(&next) {
                 shale_core::clock::sleep(std::time::Duration::from_millis(10)).await;
             }
         };
         tokio::time::timeout(deadline, on_disk).await.expect("chunk 1 written to the disk tier");
-        let memory = reader.inner.chunks.memory();
+        let chunks = reader.inner.chunks.get();
+        let memory = chunks.memory();
         assert!(!memory.contains(&first) && !memory.contains(&next), "evicted from memory");
         // A consumer starting over reads chunk 0; chunk 1 comes into memory meanwhile.
         let gets = reader.counts().chunk_gets;
@@ -1388,6 +1247,7 @@ mod tests {
         let disk = DiskTier { dir: cache.path().into(), activity: Arc::default() };
         let reader = RemoteReader::open(catalog.clone(), &settings, Some(disk));
         let reader = reader.await.unwrap();
+        reader.cache_settled().await;
         read_all(&reader, &p, &m).await;
         // The disk tier writes in the background: a second reader a moment later finds it
         // all there.
