@@ -126,6 +126,10 @@ pub async fn start(
         "" => None,
         url => Some(shale_storage::tier::Bucket::open(url, &settings.tier)?),
     };
+    // A standalone broker is its own controller: it confirms its leaderships under new
+    // epochs before it serves, so a restart's first answers are answers, not refusals.
+    let standalone = settings.cluster.etcd_endpoints.is_empty();
+    let settle_within = std::time::Duration::from_secs(settings.cluster.lease_ttl_secs);
     let broker = Broker::open(settings, meta, clock, bucket, tls.clone()).await?;
     let admin = match admin_listen {
         Some(a) => match AdminServer::start(a, &broker).await {
@@ -137,6 +141,22 @@ pub async fn start(
         },
         None => None,
     };
+    if standalone {
+        let began = shale_core::clock::monotonic_now();
+        match broker.settle(settle_within).await {
+            Ok(()) => tracing::info!(
+                took_ms = shale_core::clock::monotonic_now()
+                    .saturating_duration_since(began)
+                    .as_millis() as u64,
+                "every leadership confirmed; serving"
+            ),
+            Err(e) => tracing::warn!(
+                "serving after {} s with leaderships still unconfirmed: {}",
+                settle_within.as_secs(),
+                e.message
+            ),
+        }
+    }
     let api = Api::new(broker.clone(), authenticator);
     let kafka = match kafka_listener.map(|l| shale_kafka::serve(api.clone(), l, tls.clone())) {
         None => None,

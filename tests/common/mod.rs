@@ -72,6 +72,28 @@ impl BrokerProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> BrokerProcess {
+        Self::standalone(data_dir, listen, extra, env, None)
+    }
+
+    /// As [`start_on`](Self::start_on), logging at info to the file `log` (for tests that
+    /// assert what the broker logged).
+    pub(crate) fn start_logged(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> BrokerProcess {
+        Self::standalone(data_dir, listen, extra, env, Some(log))
+    }
+
+    fn standalone(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> BrokerProcess {
         let mut args = vec!["standalone", "--listen", listen, "--data-dir"];
         let dir = data_dir.to_string_lossy().to_string();
         args.push(&dir);
@@ -80,7 +102,7 @@ impl BrokerProcess {
             args.extend_from_slice(&["--kafka-listen", "none"]);
         }
         args.extend_from_slice(extra);
-        Self::spawn(data_dir, &args, env)
+        Self::spawn(data_dir, &args, env, log)
     }
 
     /// Starts `shale serve` with `args` (plus an ephemeral listen port and `data_dir`) and
@@ -104,16 +126,30 @@ impl BrokerProcess {
         let dir = data_dir.to_string_lossy().to_string();
         let mut all = vec!["serve", "--listen", listen, "--data-dir", &dir];
         all.extend_from_slice(args);
-        Self::spawn(data_dir, &all, env)
+        Self::spawn(data_dir, &all, env, None)
     }
 
-    fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
+    /// Starts `shale ARGS` and waits for its first line; its stderr goes to `log` (at
+    /// info) when given, else to the test's stderr (at `TEST_BROKER_LOG`, default warn).
+    fn spawn(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> BrokerProcess {
+        let (level, stderr) = match log {
+            Some(path) => ("info".to_string(), Stdio::from(std::fs::File::create(path).unwrap())),
+            None => (
+                std::env::var("TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+                Stdio::inherit(),
+            ),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
             .args(args)
             .envs(env.iter().copied())
-            .env("SHALE_LOG", std::env::var("TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("SHALE_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn shale");
         let stdout = child.stdout.take().unwrap();

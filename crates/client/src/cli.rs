@@ -108,6 +108,8 @@ pub fn init_tracing(json: bool) {
         .unwrap_or_else(|_| "info".to_string());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
+        // Colour only on a terminal: a log redirected to a file or a collector stays plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = if json { builder.json().try_init() } else { builder.try_init() };
     // A subscriber installed already (tests) is fine.

@@ -38,6 +38,8 @@ struct Inner {
     clock: SharedClock,
     lease: AtomicI64,
     session: AtomicU64,
+    /// Times the lease ran out before it was kept alive.
+    expiries: AtomicU64,
     valid_until: Mutex<Option<Instant>>,
     live_tx: watch::Sender<bool>,
 }
@@ -61,6 +63,7 @@ impl Membership {
                 clock,
                 lease: AtomicI64::new(0),
                 session: AtomicU64::new(0),
+                expiries: AtomicU64::new(0),
                 valid_until: Mutex::new(None),
                 live_tx: watch::channel(false).0,
             }),
@@ -98,6 +101,13 @@ impl Membership {
     /// Counts registrations: bumped each time the broker registers under a new lease.
     pub fn session(&self) -> u64 {
         self.inner.session.load(Ordering::Acquire)
+    }
+
+    /// Times the lease ran out before it was kept alive (its validity lapsed unconfirmed,
+    /// or the store had expired it): each one is a window in which this broker refused to
+    /// lead. Zero on a healthy broker, whatever it was doing meanwhile.
+    pub fn expiries(&self) -> u64 {
+        self.inner.expiries.load(Ordering::Relaxed)
     }
 
     /// The lease TTL.
@@ -146,6 +156,19 @@ impl Membership {
             *v = None;
         }
         self.inner.live_tx.send_if_modified(|l| std::mem::replace(l, false));
+    }
+
+    /// The lease's validity ran out before a keepalive confirmed it.
+    fn lapsed(&self) {
+        if self.valid_until().is_some() {
+            self.inner.expiries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                broker = self.broker_id(),
+                lease = self.lease(),
+                "the metadata lease lapsed"
+            );
+        }
+        self.mark_not_live();
     }
 
     /// The registration as it should read now.
@@ -221,7 +244,7 @@ impl Membership {
             while let Some(deadline) = self.valid_until().filter(|d| *d < next) {
                 shale_core::clock::sleep_until(deadline).await;
                 if !self.is_live() {
-                    self.mark_not_live();
+                    self.lapsed();
                 }
             }
             shale_core::clock::sleep_until(next).await;
@@ -230,7 +253,7 @@ impl Membership {
             match self.inner.store.keep_alive(lease).await {
                 Ok(remaining) if !remaining.is_zero() => self.extend(sent, remaining),
                 Ok(_) | Err(MetaError::LeaseNotFound(_)) => {
-                    self.mark_not_live();
+                    self.lapsed();
                     tracing::warn!(
                         broker = self.broker_id(),
                         lease,

@@ -124,6 +124,12 @@ impl Collector for BrokerCollector {
         )?;
         one(
             enc,
+            "metadata_lease_expiries",
+            "Times the broker's lease ran out before a keepalive confirmed it (0 on a healthy broker)",
+            ConstCounter::new(b.membership().expiries()),
+        )?;
+        one(
+            enc,
             "metadata_resyncs",
             "Re-reads of the cluster metadata (brokers, topics, partition states)",
             ConstCounter::new(b.resyncs()),
@@ -475,6 +481,12 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
         "tier_cache_disk_read_bytes",
         "Bytes read from the chunk cache's disk tier",
         ConstCounter::new(reads.cache_disk_read_bytes),
+    )?;
+    one(
+        enc,
+        "tier_cache_disk_open",
+        "1 once the chunk cache's disk tier is open (it opens in the background at start-up)",
+        ConstGauge::new(i64::from(reads.cache_disk_open)),
     )?;
 
     use std::sync::atomic::Ordering::Relaxed;

@@ -95,18 +95,13 @@ async fn healthz(State(state): State<Arc<AdminState>>) -> Response {
     }
 }
 
-/// Ready when the broker holds its membership lease and has caught up with the metadata.
+/// Ready when a produce to any partition the broker leads would be accepted; otherwise
+/// 503 with the reason (see `Broker::readiness`).
 async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     let Some(b) = state.broker.upgrade() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "closed\n").into_response();
     };
-    if b.is_closing() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "closing\n").into_response();
-    }
-    if b.is_draining() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
-    }
-    match b.check_serving() {
+    match b.readiness() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", e.message)).into_response(),
     }

@@ -137,11 +137,10 @@ impl Api {
         self.broker.spawn(task)
     }
 
-    /// Ready to serve clients: holding its lease, caught up with the metadata, neither
-    /// draining nor closing (readiness probes).
+    /// Ready to serve clients: a produce to any partition this broker leads would be
+    /// accepted (readiness probes; see [`Inner::readiness`]).
     pub fn is_ready(&self) -> bool {
-        let b = &self.broker;
-        !b.is_closing() && !b.is_draining() && b.check_serving().is_ok()
+        self.broker.readiness().is_ok()
     }
 
     /// A channel to another broker (forwarding to a group's coordinator, a partition's

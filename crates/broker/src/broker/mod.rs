@@ -43,6 +43,7 @@ pub mod moves;
 pub mod partition;
 mod peers;
 mod produce;
+mod readiness;
 mod reconcile;
 pub mod remote;
 mod replicas;

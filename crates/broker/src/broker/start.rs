@@ -1,6 +1,6 @@
-//! How a broker starts: its id resolved, its lease taken, its caches, stores and
-//! partitions opened, then membership, controller election, metadata following and the
-//! background tasks started.
+//! How a broker starts: its id resolved, its lease taken and kept alive from that moment,
+//! its caches, stores and partitions opened, then controller election, metadata following
+//! and the background tasks started. Each phase's time is logged at info.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +10,46 @@ use super::{
     tiering, view,
 };
 use crate::settings::Settings;
-use shale_core::clock::SharedClock;
+use shale_core::clock::{SharedClock, monotonic_now};
 use shale_core::error::Error;
 use shale_meta::membership::Membership;
 use shale_meta::topics::{BrokerRecord, TopicStore};
 use shale_meta::{Keys, MetaStore};
 use shale_storage::log::LogResources;
+
+/// The time each start-up phase took, for the log line that reports them.
+#[derive(Default)]
+struct Phases {
+    at: Option<shale_core::clock::Instant>,
+    done: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases { at: Some(monotonic_now()), done: Vec::new() }
+    }
+
+    /// Ends the phase under way as `name`.
+    fn end(&mut self, name: &'static str) {
+        let now = monotonic_now();
+        let at = self.at.replace(now).unwrap_or(now);
+        self.done.push((name, now.saturating_duration_since(at)));
+    }
+
+    fn report(&self, id: i32, partitions: usize) {
+        let total: Duration = self.done.iter().map(|(_, d)| *d).sum();
+        let phases: Vec<String> =
+            self.done.iter().map(|(n, d)| format!("{n} {} ms", d.as_millis())).collect();
+        tracing::info!(
+            broker = id,
+            partitions,
+            total_ms = total.as_millis() as u64,
+            "broker opened in {} ms: {}",
+            total.as_millis(),
+            phases.join(", ")
+        );
+    }
+}
 
 impl Broker {
     /// Opens the broker: resolves its id, registers it, opens the partitions assigned to it,
@@ -29,7 +63,8 @@ impl Broker {
         tls: Option<Arc<crate::tls::ServerTls>>,
     ) -> Result<Arc<Broker>, Error> {
         settings.validate()?;
-        let defaults = settings.topic_defaults()?;
+        let mut phases = Phases::start();
+        settings.topic_defaults()?;
         let data_dir = settings.broker.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| {
             Error::internal(format!("cannot create data dir {}: {e}", data_dir.display()))
@@ -47,9 +82,59 @@ impl Broker {
             incarnation: new_incarnation(),
             draining: false,
         };
+        phases.end("identity");
         let ttl = Duration::from_secs(settings.cluster.lease_ttl_secs);
         let membership =
             Membership::join(meta.clone(), keys.clone(), record, ttl, clock.clone()).await?;
+        // Keep the lease alive from the moment it is granted: whatever the rest of start-up
+        // takes (a slow volume, thousands of partitions to open), it never lapses on its
+        // own broker. Should start-up fail, the lease is handed back.
+        let life = lifecycle::Lifecycle::default();
+        let keepalive = life.child_token();
+        life.spawn_until(keepalive.clone(), membership.clone().run());
+        phases.end("lease");
+        let opened = Self::open_registered(
+            settings,
+            meta,
+            clock,
+            bucket,
+            tls,
+            (membership.clone(), life),
+            &mut phases,
+        )
+        .await;
+        match opened {
+            Ok(broker) => {
+                phases.report(id, broker.hosted().len());
+                Ok(broker)
+            }
+            Err(e) => {
+                keepalive.cancel();
+                membership.leave().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The rest of [`Broker::open`], once the broker holds its lease (kept alive by a task
+    /// of `life`).
+    async fn open_registered(
+        settings: Settings,
+        meta: Arc<dyn MetaStore>,
+        clock: SharedClock,
+        bucket: Option<shale_storage::tier::Bucket>,
+        tls: Option<Arc<crate::tls::ServerTls>>,
+        (membership, life): (Membership, lifecycle::Lifecycle),
+        phases: &mut Phases,
+    ) -> Result<Arc<Broker>, Error> {
+        // Start-up made slow on purpose by a test: the lease must outlive it.
+        if shale_core::failpoint::active("start.hold") {
+            shale_core::failpoint::hold("start.hold").await;
+            phases.end("held by the failpoint start.hold");
+        }
+        let defaults = settings.topic_defaults()?;
+        let keys = Keys::new(&settings.cluster.name)?;
+        let id = membership.broker_id();
         let (acl, acl_revision) =
             crate::acl::Authorizer::open(&settings.acl, &settings.auth, meta.clone(), keys.clone())
                 .await?;
@@ -61,6 +146,7 @@ impl Broker {
             requests.clone(),
         )
         .await?;
+        phases.end("ACLs and quotas");
         let resources = Arc::new(
             LogResources::new(settings.log.fd_cache_capacity, settings.log.index_cache_bytes)
                 .with_shared_fsync(settings.log.shared_fsync),
@@ -90,6 +176,7 @@ impl Broker {
                 Some(reader.await?)
             }
         };
+        phases.end("cold-read cache");
         let broker = Arc::new(Broker {
             id,
             defaults,
@@ -104,7 +191,7 @@ impl Broker {
                 settings.replication.move_throttle_bytes_per_sec,
             ),
             tier: tiering::Tiering::new(reader),
-            life: lifecycle::Lifecycle::default(),
+            life,
             groups: crate::groups::Coordinator::new(
                 meta.clone(),
                 keys.clone(),
@@ -119,9 +206,6 @@ impl Broker {
             settings,
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
-        // Keep the lease alive from the start: the first resync opens every hosted
-        // partition, which takes longer than a lease with 100,000 of them (about 10 s here).
-        broker.life.spawn(membership.clone().run());
         let revision = match broker.resync().await {
             Ok(revision) => revision,
             Err(e) => {
@@ -129,6 +213,7 @@ impl Broker {
                 return Err(e);
             }
         };
+        phases.end("metadata and partitions");
         broker.life.spawn(shale_meta::controller::run(
             meta,
             keys,
