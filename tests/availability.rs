@@ -4,13 +4,16 @@
 //! accepts is never refused; and readiness says ready only when produce would be accepted.
 //!
 //! `SHALE_AVAILABILITY_SECS` sets how long each run produces (default 3; the acceptance
-//! run of issue 37 used 20).
+//! run of issue 37 used 20). With `SHALE_POWER_LOSS_LAZYFS` naming a LazyFS build, each
+//! broker's data dir is a LazyFS mount: a FUSE volume, slow as the one the issue's user had.
 
 // Tests observe the system from outside: they read real time directly.
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/lazyfs.rs"]
+mod lazyfs;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +26,28 @@ const TOPIC: &str = "a";
 const PARTITIONS: u32 = 4;
 /// The lease TTL of these brokers: short, so a start-up held for twice as long stays quick.
 const TTL_SECS: u64 = 2;
+
+/// A broker's data dir: on LazyFS when the run asks for it, else a temporary directory.
+enum DataDir {
+    Lazy(lazyfs::LazyFs),
+    Temp(tempfile::TempDir),
+}
+
+impl DataDir {
+    fn new() -> DataDir {
+        match lazyfs::home() {
+            Some(home) => DataDir::Lazy(lazyfs::LazyFs::mount(&home)),
+            None => DataDir::Temp(tempfile::tempdir().unwrap()),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            DataDir::Lazy(l) => l.path(),
+            DataDir::Temp(t) => t.path(),
+        }
+    }
+}
 
 /// How long each run produces.
 fn produce_for() -> Duration {
@@ -109,7 +134,7 @@ async fn restart_under_produce(
 /// lapsed during the hold and the first answers were "cannot confirm its metadata lease".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_up_slower_than_the_lease_keeps_the_lease() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let conf_dir = tempfile::tempdir().unwrap();
     let conf = config(conf_dir.path());
     let listen = format!("127.0.0.1:{}", free_port());
@@ -158,7 +183,7 @@ async fn a_start_up_slower_than_the_lease_keeps_the_lease() {
 /// partition ... only once the controller confirms it under a new leader epoch".)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_standalone_broker_answers_from_its_first_request() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let conf_dir = tempfile::tempdir().unwrap();
     let conf = config(conf_dir.path());
     let listen = format!("127.0.0.1:{}", free_port());
@@ -168,6 +193,7 @@ async fn a_restarted_standalone_broker_answers_from_its_first_request() {
         restart_under_produce(dir.path(), &listen, &["--config", &conf], &[], &log).await;
     assert!(answers.refused.is_empty(), "refused after a restart: {:?}", answers.refused);
     assert!(answers.accepted > 0, "{answers:?}");
+    println!("accepted {} produces after the first restart, none refused", answers.accepted);
     // Once more after a second SIGKILL, with data written since the first.
     broker.kill();
     let (_broker, answers) =
@@ -183,7 +209,7 @@ async fn a_restarted_standalone_broker_answers_from_its_first_request() {
 /// leadership still awaited its new epoch.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_says_ready_only_when_produce_is_accepted() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let conf_dir = tempfile::tempdir().unwrap();
     let conf = config(conf_dir.path());
     let listen = format!("127.0.0.1:{}", free_port());
@@ -235,7 +261,7 @@ async fn readiness_says_ready_only_when_produce_is_accepted() {
 /// the hold was lifted.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cold_read_cache_disk_tier_opens_in_the_background() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = DataDir::new();
     let conf_dir = tempfile::tempdir().unwrap();
     let conf = config(conf_dir.path());
     let listen = format!("127.0.0.1:{}", free_port());
