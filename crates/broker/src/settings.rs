@@ -107,9 +107,28 @@ pub struct ClusterSettings {
     pub etcd_user: Option<String>,
     /// File holding the etcd user's password.
     pub etcd_password_file: Option<PathBuf>,
-    /// TTL of a broker's lease (seconds): how long a broker that stops renewing it is
-    /// still taken as live, and so roughly how long failover takes.
+    /// TTL of a broker's lease (seconds): how long a broker whose process is gone without
+    /// a trace (a host without power, a network partition) is still taken as registered.
     pub lease_ttl_secs: u64,
+    /// Between two heartbeats of a broker on etcd (ms).
+    pub heartbeat_interval_ms: u64,
+    /// A broker whose heartbeat nobody saw change for this long (ms) is fenced and its
+    /// leaderships move: how long a frozen leader (SIGSTOP, a paused VM, a stalled disk)
+    /// holds its partitions. It trusts a heartbeat for this less one interval after sending
+    /// it. 0 turns heartbeats off (failover of a frozen broker then takes the lease TTL).
+    pub heartbeat_timeout_ms: u64,
+}
+
+impl ClusterSettings {
+    /// The heartbeat settings, when this broker beats: on etcd, unless turned off.
+    pub fn heartbeats(&self) -> Option<shale_meta::heartbeat::HeartbeatSettings> {
+        (!self.etcd_endpoints.is_empty() && self.heartbeat_timeout_ms > 0).then(|| {
+            shale_meta::heartbeat::HeartbeatSettings {
+                interval: std::time::Duration::from_millis(self.heartbeat_interval_ms),
+                timeout: std::time::Duration::from_millis(self.heartbeat_timeout_ms),
+            }
+        })
+    }
 }
 
 impl Default for ClusterSettings {
@@ -123,6 +142,8 @@ impl Default for ClusterSettings {
             etcd_user: None,
             etcd_password_file: None,
             lease_ttl_secs: 10,
+            heartbeat_interval_ms: 100,
+            heartbeat_timeout_ms: 500,
         }
     }
 }
@@ -320,6 +341,26 @@ impl Settings {
             ));
         }
         let c = &self.cluster;
+        if c.heartbeat_timeout_ms > 0 {
+            if !(10..=10_000).contains(&c.heartbeat_interval_ms) {
+                return Err(invalid(
+                    "cluster.heartbeat_interval_ms",
+                    format!("{} must be from 10 to 10000", c.heartbeat_interval_ms),
+                ));
+            }
+            if c.heartbeat_timeout_ms < 2 * c.heartbeat_interval_ms
+                || c.heartbeat_timeout_ms >= 1000 * c.lease_ttl_secs
+            {
+                return Err(invalid(
+                    "cluster.heartbeat_timeout_ms",
+                    format!(
+                        "{} must be at least twice cluster.heartbeat_interval_ms ({}) and \
+                         below the lease TTL ({} s), or 0 (off)",
+                        c.heartbeat_timeout_ms, c.heartbeat_interval_ms, c.lease_ttl_secs
+                    ),
+                ));
+            }
+        }
         for e in &c.etcd_endpoints {
             if e.trim().is_empty() || e.contains(char::is_whitespace) {
                 return Err(invalid("cluster.etcd_endpoints", format!("{e:?} is not an endpoint")));

@@ -50,6 +50,20 @@ pub(crate) use scope::{locate, reword};
 /// Largest message the client sends or accepts.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// How often an HTTP/2 PING checks each connection, busy or idle, and how long its answer
+/// may take. A frozen broker (SIGSTOP, a paused VM) keeps its TCP connections open and
+/// answers nothing: without this a call to it would wait for its own timeout (30 s for a
+/// produce). With it the connection fails within 0.75 s, its calls fail (retriable), and
+/// the client looks the leader up again, by then on the broker that replaced it (a
+/// frozen broker is fenced after `cluster.heartbeat_timeout_ms`, 500 ms). A broker that
+/// is only busy answers a PING from its connection task in milliseconds.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(250);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long a metadata request waits for the current bootstrap broker before it asks the
+/// next one too (metadata answers in milliseconds).
+const HEDGE_AFTER: Duration = Duration::from_millis(150);
+
 /// Leaders and partition counts of the topics the client has looked up.
 #[derive(Debug, Default, Clone)]
 struct Metadata {
@@ -213,7 +227,8 @@ impl Client {
             .tcp_nodelay(true)
             .initial_connection_window_size(shale_proto::transport::CONNECTION_WINDOW)
             .initial_stream_window_size(shale_proto::transport::STREAM_WINDOW)
-            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true))
     }
 
@@ -329,10 +344,55 @@ impl Client {
         }
     }
 
+    /// Metadata from the current bootstrap broker, or, if it has not answered within
+    /// [`HEDGE_AFTER`], from whichever of it and the next one answers first (a hedged
+    /// request): a frozen broker (SIGSTOP, a paused VM) keeps its connections open and
+    /// answers nothing, and a leader lookup must not wait for its connection to be given
+    /// up. The one that answered becomes the current bootstrap broker.
+    async fn metadata_hedged(
+        &self,
+        topics: &[String],
+    ) -> Result<(String, pb::GetMetadataResponse), Error> {
+        let n = self.inner.bootstrap.len();
+        let i = self.inner.current.load(std::sync::atomic::Ordering::Relaxed);
+        let first = self.inner.bootstrap[i % n].clone();
+        let second = self.inner.bootstrap[(i + 1) % n].clone();
+        let asked = self.metadata_from(&first, topics);
+        if n < 2 {
+            return asked.await;
+        }
+        tokio::pin!(asked);
+        tokio::select! {
+            answer = &mut asked => return answer,
+            _ = shale_core::clock::sleep(HEDGE_AFTER) => {}
+        }
+        let hedge = self.metadata_from(&second, topics);
+        tokio::pin!(hedge);
+        let (answer, other, hedged) = tokio::select! {
+            answer = &mut asked => (answer, hedge.as_mut(), false),
+            answer = &mut hedge => (answer, asked.as_mut(), true),
+        };
+        let answer = match answer {
+            Ok(answer) => Ok((answer, hedged)),
+            Err(_) => other.await.map(|a| (a, !hedged)),
+        };
+        answer.map(|(answer, from_second)| {
+            if from_second {
+                let _ = self.inner.current.compare_exchange(
+                    i,
+                    i + 1,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+            answer
+        })
+    }
+
     /// Re-reads brokers and leaders of `topics` (all topics when empty): from the bootstrap
     /// brokers, else from the other brokers the cluster named before.
     pub async fn refresh_metadata(&self, topics: &[String]) -> Result<(), Error> {
-        let asked = self.retrying(|| self.metadata_from(self.bootstrap(), topics)).await;
+        let asked = self.retrying(|| self.metadata_hedged(topics)).await;
         let (from, resp) = match asked {
             Err(e) if e.kind.is_retriable() => {
                 let others: Vec<String> = self

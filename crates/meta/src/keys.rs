@@ -125,6 +125,18 @@ impl Keys {
         format!("{}loads/", self.root)
     }
 
+    /// `heartbeats/{id}`: broker `id`'s latest heartbeat, or that it was fenced (bound to
+    /// its lease; see `heartbeat`).
+    pub fn heartbeat(&self, id: i32) -> String {
+        format!("{}{id}", self.heartbeats())
+    }
+
+    /// Prefix of every broker's heartbeat. Watched only by the heartbeat watchdogs: beats
+    /// change it many times a second and plan nothing.
+    pub fn heartbeats(&self) -> String {
+        format!("{}heartbeats/", self.root)
+    }
+
     /// Whether a change of `key` can change the cluster's placement and leadership plan:
     /// brokers, topics, partition states, decommissions and the controller. Everything else (tier
     /// pointers, upload claims, groups, offsets, id counters) changes often and plans

@@ -24,10 +24,12 @@ pub mod controller;
 pub mod embedded;
 mod error;
 pub mod etcd;
+pub mod heartbeat;
 pub mod json;
 pub mod keys;
 pub mod membership;
 pub mod topics;
+pub mod watchdog;
 
 use std::pin::Pin;
 use std::time::Duration;

@@ -9,13 +9,15 @@
 //! under a new one, and callers can ask for the session to know whether state they read
 //! belongs to the current one.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use shale_core::clock::{Instant, SharedClock};
 use tokio::sync::watch;
 
+use super::heartbeat::{self, Beat, Beaten, HeartbeatSettings};
 use super::json::encode;
 use super::topics::BrokerRecord;
 use super::{Compare, Keys, LeaseId, MetaError, MetaStore, Txn, TxnOp, Versioned};
@@ -42,6 +44,18 @@ struct Inner {
     expiries: AtomicU64,
     valid_until: Mutex<Option<Instant>>,
     live_tx: watch::Sender<bool>,
+    /// Heartbeats, when this broker beats (a cluster on etcd): liveness needs them too.
+    beats: OnceLock<Beats>,
+    /// Times this broker was fenced for a silence of its heartbeats.
+    fences: AtomicU64,
+}
+
+/// A beating broker's heartbeat state.
+#[derive(Debug)]
+struct Beats {
+    /// Until when the last successful beat keeps this broker valid (`None`: fenced, or no
+    /// beat yet).
+    valid_until: Mutex<Option<Instant>>,
 }
 
 impl Membership {
@@ -66,6 +80,8 @@ impl Membership {
                 expiries: AtomicU64::new(0),
                 valid_until: Mutex::new(None),
                 live_tx: watch::channel(false).0,
+                beats: OnceLock::new(),
+                fences: AtomicU64::new(0),
             }),
         };
         // A broker restarted right after a crash finds its old registration still held by
@@ -115,10 +131,29 @@ impl Membership {
         self.inner.ttl
     }
 
-    /// Whether the lease is provably unexpired right now.
+    /// Whether the lease is provably unexpired right now, and, for a beating broker, its
+    /// last heartbeat too (see `heartbeat`).
     pub fn is_live(&self) -> bool {
         let until = self.inner.valid_until.lock().map(|v| *v).unwrap_or(None);
+        until.is_some_and(|u| self.now() < u) && self.beat_valid()
+    }
+
+    /// Whether the last heartbeat still keeps this broker valid (always, without beats).
+    fn beat_valid(&self) -> bool {
+        let Some(beats) = self.inner.beats.get() else { return true };
+        let until = beats.valid_until.lock().map(|v| *v).unwrap_or(None);
         until.is_some_and(|u| self.now() < u)
+    }
+
+    /// Times this broker was fenced for a silence of its heartbeats (0 on a healthy one).
+    pub fn fences(&self) -> u64 {
+        self.inner.fences.load(Ordering::Relaxed)
+    }
+
+    /// Tells liveness watchers what [`is_live`](Self::is_live) says now.
+    fn refresh_live(&self) {
+        let live = self.is_live();
+        self.inner.live_tx.send_if_modified(|l| std::mem::replace(l, live) != live);
     }
 
     /// How long the lease is still provably valid (zero when not live).
@@ -148,14 +183,14 @@ impl Membership {
         if let Ok(mut v) = self.inner.valid_until.lock() {
             *v = Some(sent + remaining);
         }
-        self.inner.live_tx.send_if_modified(|l| !std::mem::replace(l, true));
+        self.refresh_live();
     }
 
     fn mark_not_live(&self) {
         if let Ok(mut v) = self.inner.valid_until.lock() {
             *v = None;
         }
-        self.inner.live_tx.send_if_modified(|l| std::mem::replace(l, false));
+        self.refresh_live();
     }
 
     /// The lease's validity ran out before a keepalive confirmed it.
@@ -227,7 +262,7 @@ impl Membership {
     }
 
     /// The monotonic now of the injected clock.
-    fn now(&self) -> Instant {
+    pub(crate) fn now(&self) -> Instant {
         self.inner.clock.instant()
     }
 
@@ -268,6 +303,90 @@ impl Membership {
                 }
             }
         }
+    }
+
+    /// Beats (see `heartbeat`) until the task is dropped: from now on this broker is live
+    /// only while its last beat is valid. Call once, before the broker leads anything.
+    pub fn beat(self, settings: HeartbeatSettings) -> impl Future<Output = ()> + Send {
+        // From this call on (not the task's first poll), liveness needs a beat.
+        let first = self.inner.beats.set(Beats { valid_until: Mutex::new(None) }).is_ok();
+        self.refresh_live();
+        async move {
+            if first {
+                self.beat_loop(settings).await;
+            }
+        }
+    }
+
+    async fn beat_loop(self, settings: HeartbeatSettings) {
+        let key = self.inner.keys.heartbeat(self.broker_id());
+        let alive = || Beat::Alive { incarnation: self.incarnation(), lease: self.lease() };
+        let mut last: super::Revision = 0;
+        loop {
+            let next = self.now() + settings.interval;
+            let sent = self.now();
+            match heartbeat::beat(&self.inner.store, &key, last, &alive(), self.lease()).await {
+                Ok(Beaten::Written(revision)) => {
+                    last = revision;
+                    self.extend_beat(sent + settings.validity());
+                }
+                Ok(Beaten::Moved(revision)) => last = revision,
+                Ok(Beaten::Fenced(revision, by)) => {
+                    self.inner.fences.fetch_add(1, Ordering::Relaxed);
+                    self.set_beat(None);
+                    tracing::warn!(
+                        broker = self.broker_id(),
+                        by,
+                        "fenced: no heartbeat of this broker was seen for {} ms; it leads \
+                         nothing until it has re-read the metadata",
+                        settings.timeout.as_millis()
+                    );
+                    // Beating over the fence starts a new session: the broker re-reads the
+                    // metadata (after every move the fence allowed) before it leads again.
+                    last = revision;
+                    let sent = self.now();
+                    let alive = alive();
+                    if let Ok(Beaten::Written(revision)) =
+                        heartbeat::beat(&self.inner.store, &key, last, &alive, self.lease()).await
+                    {
+                        last = revision;
+                        self.inner.session.fetch_add(1, Ordering::AcqRel);
+                        self.extend_beat(sent + settings.validity());
+                        tracing::info!(broker = self.broker_id(), "beating again after a fence");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(broker = self.broker_id(), error = %e, "heartbeat failed");
+                }
+            }
+            // Wake at the beat's expiry too, so liveness watchers hear about it on time.
+            let expiry = self.beat_until().filter(|d| *d < next);
+            if let Some(deadline) = expiry {
+                shale_core::clock::sleep_until(deadline).await;
+                self.refresh_live();
+            }
+            shale_core::clock::sleep_until(next).await;
+        }
+    }
+
+    fn beat_until(&self) -> Option<Instant> {
+        let beats = self.inner.beats.get()?;
+        beats.valid_until.lock().map(|v| *v).unwrap_or(None)
+    }
+
+    fn set_beat(&self, until: Option<Instant>) {
+        if let Some(beats) = self.inner.beats.get() {
+            if let Ok(mut v) = beats.valid_until.lock() {
+                *v = until;
+            }
+        }
+        self.refresh_live();
+    }
+
+    /// Extends beat validity to `until` (never backwards: beats answer in order).
+    fn extend_beat(&self, until: Instant) {
+        let current = self.beat_until();
+        self.set_beat(Some(current.map_or(until, |c| c.max(until))));
     }
 
     /// Deregisters (revokes the lease, deleting `brokers/{id}`).

@@ -130,6 +130,12 @@ impl Collector for BrokerCollector {
         )?;
         one(
             enc,
+            "broker_fences",
+            "Times this broker was fenced because nobody saw its heartbeat within the timeout",
+            ConstCounter::new(b.membership().fences()),
+        )?;
+        one(
+            enc,
             "metadata_resyncs",
             "Re-reads of the cluster metadata (brokers, topics, partition states)",
             ConstCounter::new(b.resyncs()),

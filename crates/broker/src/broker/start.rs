@@ -92,6 +92,9 @@ impl Broker {
         let life = lifecycle::Lifecycle::default();
         let keepalive = life.child_token();
         life.spawn_until(keepalive.clone(), membership.clone().run());
+        if let Some(beats) = settings.cluster.heartbeats() {
+            life.spawn_until(keepalive.clone(), membership.clone().beat(beats));
+        }
         phases.end("lease");
         let opened = Self::open_registered(
             settings,
@@ -214,6 +217,16 @@ impl Broker {
             }
         };
         phases.end("metadata and partitions");
+        if let Some(beats) = broker.settings.cluster.heartbeats() {
+            let obituaries = broker.view.obituaries.clone();
+            broker.life.spawn(shale_meta::watchdog::watchdog(
+                meta.clone(),
+                keys.clone(),
+                membership.clone(),
+                beats,
+                move |_| obituaries.wake(),
+            ));
+        }
         broker.life.spawn(shale_meta::controller::run(
             meta,
             keys,

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::plan::View;
+use super::view::View;
 use crate::topics::PartitionState;
 
 /// One planned reassignment.

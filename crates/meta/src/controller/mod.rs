@@ -24,10 +24,12 @@ use std::sync::Arc;
 
 mod balance;
 mod plan;
+mod view;
 pub use balance::{Move, balance, evacuate, future, resize};
 #[cfg(test)]
 use plan::UNCLEAN_KEY;
-pub use plan::{Change, DEFAULT_MAX_MOVES, Policy, View, place, plan, rack_alternated};
+pub use plan::{Change, DEFAULT_MAX_MOVES, Policy, place, plan, rack_alternated};
+pub use view::View;
 
 /// What the `controller` key holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +75,11 @@ impl Obituaries {
         if let Ok(mut dead) = self.dead.lock() {
             dead.retain(|id, inc| brokers.get(id).is_some_and(|b| b.incarnation == *inc));
         }
+    }
+
+    /// Wakes the controller to plan again now (a broker was fenced).
+    pub fn wake(&self) {
+        self.changed.send_modify(|n| *n += 1);
     }
 
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -177,9 +184,11 @@ async fn lead(
         deaths.borrow_and_update();
         let (mut view, read_revision) = read_view(store, keys).await?;
         obituaries.prune(&view.brokers);
-        view.brokers.retain(|_, b| !obituaries.is_dead(b));
-        for chunk in plan(&view, policy).chunks(WRITES_PER_TXN) {
-            if !write(store, keys, revision, chunk).await? {
+        view.brokers.retain(|id, b| !obituaries.is_dead(b) && !view.fenced.contains_key(id));
+        // Each write also holds only while the fenced brokers stay fenced.
+        let per_txn = WRITES_PER_TXN.min(super::MAX_TXN_OPS - 1 - view.fenced.len()).max(1);
+        for chunk in plan(&view, policy).chunks(per_txn) {
+            if !write(store, keys, revision, &view.fenced, chunk).await? {
                 if !still_controller(store, keys, revision).await? {
                     return Ok(());
                 }
@@ -218,9 +227,13 @@ async fn write(
     store: &Arc<dyn MetaStore>,
     keys: &Keys,
     revision: Revision,
+    fenced: &BTreeMap<i32, Revision>,
     changes: &[Change],
 ) -> Result<bool, Error> {
     let mut txn = Txn::new().when(Compare::mod_revision(keys.controller(), revision));
+    for (id, beat) in fenced {
+        txn = txn.when(Compare::mod_revision(keys.heartbeat(*id), *beat));
+    }
     for c in changes {
         let key = keys.partition(&c.topic, c.partition);
         txn = txn
@@ -250,7 +263,8 @@ pub async fn read_view(store: &Arc<dyn MetaStore>, keys: &Keys) -> Result<(View,
     let partitions = store.range(&keys.all_partitions()).await?;
     let decommissioned = store.range(&keys.all_decommissioned()).await?;
     let loads = store.range(&keys.all_loads()).await?;
-    let mut view = View::default();
+    let fenced = super::heartbeat::fenced(store, keys).await?.into_iter().collect();
+    let mut view = View { fenced, ..View::default() };
     let prefix = keys.all_decommissioned();
     view.decommissioned = decommissioned
         .kvs
@@ -386,6 +400,28 @@ mod tests {
                 c.state.replicas.iter().map(|id| v.brokers[id].rack.as_str()).collect();
             assert_eq!(racks.len(), 2, "{:?}", c.state);
         }
+    }
+
+    /// A follower that is not live (gone, fenced, lease expired) leaves the ISR of a live
+    /// leader at once, at the same epoch: acks=all no longer waits for it. Before, it held
+    /// every acks=all write for `replication.lag_time_max_ms` (10 s).
+    #[test]
+    fn a_follower_that_is_not_live_leaves_the_isr_of_a_live_leader() {
+        let mut v = view(&[(1, ""), (2, ""), (3, "")]);
+        let state = PartitionState {
+            replicas: vec![1, 2, 3],
+            leader: 1,
+            leader_epoch: 3,
+            isr: vec![1, 2, 3],
+            ..Default::default()
+        };
+        v.partitions.insert(("t".to_string(), 0), (state, 10));
+        assert!(plan(&v, &Policy::default()).is_empty());
+        v.brokers.remove(&3);
+        let c = plan(&v, &Policy::default());
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].state.leader, c[0].state.leader_epoch), (1, 3), "the same leader");
+        assert_eq!(c[0].state.isr, vec![1, 2]);
     }
 
     #[test]

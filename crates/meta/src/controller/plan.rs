@@ -4,24 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::view::View;
 use crate::Revision;
 use crate::topics::{BrokerRecord, PartitionState, TopicRecord};
-
-/// A consistent-enough picture of the cluster for one reconcile pass.
-#[derive(Debug, Clone, Default)]
-pub struct View {
-    /// Live brokers by id.
-    pub brokers: BTreeMap<i32, BrokerRecord>,
-    /// Every topic.
-    pub topics: Vec<TopicRecord>,
-    /// Partition states with the mod revision of their key.
-    pub partitions: BTreeMap<(String, u32), (PartitionState, Revision)>,
-    /// Brokers leaving for good (`decommissioned/{id}`), live or not.
-    pub decommissioned: BTreeSet<i32>,
-    /// Local bytes of partitions, as their leaders last published them (`loads/{id}`);
-    /// absent for partitions not reported (yet).
-    pub sizes: BTreeMap<(String, u32), u64>,
-}
 
 /// Limits the controller keeps to while it plans.
 #[derive(Debug, Clone, Copy)]
@@ -332,7 +317,12 @@ fn next_state(
                 return Some(bump(preferred, isr));
             }
         }
-        // The same leader: write only a changed ISR or newly recorded incarnations.
+        // The same leader, without the followers that are not live (gone, fenced, or their
+        // lease expired): acks=all waits for every ISR member, and one that cannot fetch
+        // would hold every acknowledgement for `replication.lag_time_max_ms` (KRaft's
+        // controller drops a fenced broker from every ISR too). It rejoins once it caught
+        // up. Write only a changed ISR or newly recorded incarnations.
+        let isr: Vec<i32> = isr.into_iter().filter(|r| *r == state.leader || is_live(r)).collect();
         let next = PartitionState { incarnations: incarnations(&isr), isr, ..state.clone() };
         return (next != *state).then_some(next);
     }
