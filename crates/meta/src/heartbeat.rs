@@ -4,7 +4,7 @@
 //!
 //! **Beating.** Every `interval` a broker rewrites `heartbeats/{id}` (bound to its lease)
 //! with a compare on the key's mod revision it last wrote. A beat sent at `t` that
-//! succeeded makes the broker *beat-valid* until `t + validity`; [`Membership::is_live`]
+//! succeeded makes the broker *beat-valid* until `t + validity`; [`Membership::is_live`](crate::membership::Membership::is_live)
 //! requires it, so a broker whose beats stop stops acknowledging within `validity` of its
 //! last successful one, by its own clock, whatever else it is doing.
 //!

@@ -15,7 +15,9 @@
 //! - `embedded`: `EmbeddedStore`, in process, persisted as a WAL plus snapshot.
 //! - `etcd`: `EtcdStore`, on a real etcd cluster through `etcd-client`.
 //! - `topics`: topic, partition-state and broker records on top of the trait.
+//! - `heartbeat`: a broker's heartbeats, the short leader lease that fences a frozen broker.
 //! - `membership`: a broker's lease-bound registration and proof of liveness.
+//! - `watchdog`: every broker's watch over the heartbeats; it fences the silent ones.
 //! - `controller`: controller election, partition placement and leader failover.
 //!
 //! Below: `shale-core` only (errors, the clock, the disk seam of the embedded store).
