@@ -332,14 +332,25 @@ async fn grpc_delay_adds_at_least_the_minimum_each_way() {
     }
 }
 
+/// A connection that goes silent (a frozen broker, a black-holed route) keeps its calls
+/// from ending only until the client's HTTP/2 PING goes unanswered: a call with a long
+/// deadline fails as a broken connection, well before that deadline, and once the route
+/// passes again the client reconnects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_blackhole_times_requests_out_and_pass_recovers() {
+async fn grpc_blackhole_breaks_the_connection_by_ping_and_pass_recovers() {
     let px = Proxied::start();
     px.metadata(PROMPT).await.unwrap();
     px.proxy.set(Mode::Blackhole);
+    let status = px.metadata_raw(Duration::from_secs(20)).await.unwrap_err();
+    assert!(broken_connection(&status), "not given up as a broken connection: {status:?}");
+    // Calls made while the route stays silent end too: at their deadline, or when their
+    // new connection is given up.
     for _ in 0..2 {
-        let e = px.metadata(Duration::from_millis(500)).await.unwrap_err();
-        assert!(e.message.contains("no answer within"), "{e}");
+        let status = px.metadata_raw(Duration::from_millis(500)).await.unwrap_err();
+        assert!(
+            broken_connection(&status) || status.message().contains("no answer within"),
+            "{status:?}"
+        );
     }
     px.proxy.set(Mode::Pass);
     px.wait_until_served("requests to succeed after the blackhole").await;
