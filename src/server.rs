@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use shale_broker::admin::AdminServer;
 use shale_broker::api::Api;
@@ -95,30 +95,22 @@ pub async fn start(
         true => Some(shale_broker::tls::ServerTls::load(&settings.tls)?),
         false => None,
     };
-    let listener = TcpListener::bind(settings.broker.listen).await.map_err(|e| {
-        Error::unavailable(format!("cannot listen on {}: {e}", settings.broker.listen))
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::internal(format!("cannot read the bound address: {e}")))?;
-    // With port 0 the real port is known only now; advertise it.
+    // The ports are taken now (with port 0, the real port is known only now, to advertise)
+    // but accept connections only once the broker serves: until then a client is refused
+    // and retries, instead of waiting on a connection nobody answers.
+    let (socket, addr) = bind(settings.broker.listen, "")?;
     if settings.broker.advertise.is_empty() {
         settings.broker.advertise = addr.to_string();
     }
-    let kafka_listener = match settings.kafka.listen {
+    let kafka_socket = match settings.kafka.listen {
         None => None,
         Some(listen) => {
             settings.tls.check_listener(listen, "Kafka")?;
-            let listener = TcpListener::bind(listen).await.map_err(|e| {
-                Error::unavailable(format!("cannot listen for Kafka clients on {listen}: {e}"))
-            })?;
-            let bound = listener.local_addr().map_err(|e| {
-                Error::internal(format!("cannot read the Kafka listener's address: {e}"))
-            })?;
+            let (socket, bound) = bind(listen, "for Kafka clients ")?;
             if settings.kafka.advertise.is_empty() {
                 settings.kafka.advertise = bound.to_string();
             }
-            Some(listener)
+            Some((socket, bound))
         }
     };
     let admin_listen = settings.broker.admin_listen;
@@ -158,6 +150,16 @@ pub async fn start(
         }
     }
     let api = Api::new(broker.clone(), authenticator);
+    let (listener, kafka_listener) = match listen(socket, addr).and_then(|grpc| {
+        let kafka = kafka_socket.map(|(s, bound)| listen(s, bound)).transpose()?;
+        Ok((grpc, kafka))
+    }) {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            let _ = broker.close().await;
+            return Err(e);
+        }
+    };
     let kafka = match kafka_listener.map(|l| shale_kafka::serve(api.clone(), l, tls.clone())) {
         None => None,
         Some(Ok(kafka)) => Some(kafka),
@@ -221,4 +223,27 @@ impl RunningServer {
         self.grpc.wait().await;
         closed
     }
+}
+
+/// Takes `addr` (bound, not yet accepting): the socket and the address it got. `what`
+/// completes the error message ("cannot listen {what}on ADDR").
+fn bind(addr: SocketAddr, what: &str) -> Result<(TcpSocket, SocketAddr), Error> {
+    let failed =
+        |e: std::io::Error| Error::unavailable(format!("cannot listen {what}on {addr}: {e}"));
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(failed)?;
+    socket.set_reuseaddr(true).map_err(failed)?;
+    socket.bind(addr).map_err(failed)?;
+    let bound = socket
+        .local_addr()
+        .map_err(|e| Error::internal(format!("cannot read the bound address of {addr}: {e}")))?;
+    Ok((socket, bound))
+}
+
+/// Starts accepting connections on a socket from [`bind`].
+fn listen(socket: TcpSocket, addr: SocketAddr) -> Result<TcpListener, Error> {
+    socket.listen(1024).map_err(|e| Error::unavailable(format!("cannot listen on {addr}: {e}")))
 }
