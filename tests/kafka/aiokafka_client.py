@@ -20,61 +20,21 @@ otherwise exit 1 with a one-line reason on stderr. Every wait is bounded; the
 whole scenario is cancelled after 58 s.
 """
 import asyncio
-import json
-import os
 import sys
-import threading
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-CLIENT = "aiokafka"
-CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-PER_CODEC = 200
-BASE_TS = 1700000000000
-GLOBAL_LIMIT_S = 58
+import scenario
+from scenario import GLOBAL_LIMIT_S, JOIN_LIMIT_S, SESSION_TIMEOUT_MS
 
-result = {"client": CLIENT}
-step = ["start"]  # what the scenario is doing, for the failure reason
-
-
-def set_step(name):
-    step[0] = name
+report = scenario.Report("aiokafka")
+result, set_step, finish = report.result, report.set_step, report.finish
 
 
 class Failed(Exception):
     pass
-
-
-def finish(ok, reason=None):
-    result["ok"] = ok
-    if reason:
-        result["error"] = reason
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
-    if not ok:
-        sys.stderr.write("FAIL %s: %s\n" % (CLIENT, reason))
-        sys.stderr.flush()
-    os._exit(0 if ok else 1)
-
-
-def filler(i):
-    return bytes((i * 31 + j * 7) % 256 for j in range(100))
-
-
-def expected_records():
-    """{(codec, i): (key, value, headers, timestamp)} for the roundtrip scenario."""
-    out = {}
-    for ci, codec in enumerate(CODECS):
-        for i in range(PER_CODEC):
-            out[(codec, i)] = (
-                b"k%d" % i,
-                ("%s-%d-" % (codec, i)).encode() + filler(i),
-                [("codec", codec.encode()), ("i", str(i).encode())],
-                BASE_TS + ci * 1000 + i,
-            )
-    return out
 
 
 async def create_topic(bootstrap, topic, partitions):
@@ -114,15 +74,12 @@ async def produce(bootstrap, topic, records, codec="none"):
 
 async def roundtrip(bootstrap, prefix):
     topic = prefix + "-rt"
-    result.update({"scenario": "roundtrip", "codecs": CODECS, "produced": 0, "consumed": 0,
-                   "missing": None, "duplicates": 0, "mismatched": 0})
+    check = scenario.ReadBack(result)
     set_step("create topic " + topic)
     await create_topic(bootstrap, topic, 3)
-    expected = expected_records()
-    for codec in CODECS:
-        batch = [v for (c, _i), v in expected.items() if c == codec]
+    for codec, records in check.batches():
         set_step("produce " + codec)
-        result["produced"] += await produce(bootstrap, topic, batch, codec)
+        result["produced"] += await produce(bootstrap, topic, records, codec)
 
     # group_id=None: manual assignment, no group, nothing committed.
     set_step("read back")
@@ -134,7 +91,6 @@ async def roundtrip(bootstrap, prefix):
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         high = await c.end_offsets(tps)
-        seen = set()
         deadline = time.time() + 30
 
         async def behind():
@@ -146,41 +102,13 @@ async def roundtrip(bootstrap, prefix):
         while await behind() and time.time() < deadline:
             for _tp, msgs in (await c.getmany(timeout_ms=500)).items():
                 for msg in msgs:
-                    result["consumed"] += 1
-                    value = msg.value or b""
-                    parts = value.split(b"-", 2)
-                    ident = None
-                    if len(parts) == 3 and parts[1].isdigit():
-                        ident = (parts[0].decode("latin-1"), int(parts[1]))
-                    if ident not in expected:
-                        result["mismatched"] += 1
-                        continue
-                    if ident in seen:
-                        result["duplicates"] += 1
-                        continue
-                    seen.add(ident)
-                    key, val, headers, ts = expected[ident]
-                    got_headers = [(k, v) for k, v in (msg.headers or [])]
-                    if msg.key != key or value != val or got_headers != headers \
-                            or msg.timestamp != ts or msg.timestamp_type != 0:
-                        result["mismatched"] += 1
-                        if result["mismatched"] == 1:
-                            sys.stderr.write("first mismatch %r: key=%r headers=%r ts=%r/%r\n"
-                                             % (ident, msg.key, got_headers, msg.timestamp_type,
-                                                msg.timestamp))
+                    check.check(msg.key, msg.value, msg.headers, msg.timestamp,
+                                msg.timestamp_type == 0)
     finally:
         await c.stop()
-    result["missing"] = len(expected) - len(seen)
-    ok = (result["missing"] == 0 and result["duplicates"] == 0 and result["mismatched"] == 0
-          and result["consumed"] == result["produced"] == len(expected))
-    if not ok:
-        raise Failed("roundtrip check failed: produced=%d consumed=%d missing=%d duplicates=%d "
-                     "mismatched=%d" % (result["produced"], result["consumed"], result["missing"],
-                                        result["duplicates"], result["mismatched"]))
-
-
-SESSION_TIMEOUT_MS = 30000  # a member that did not leave holds up the next join this long
-JOIN_LIMIT_S = 10  # a join after the previous member left must take less than this
+    problem = check.problem()
+    if problem:
+        raise Failed(problem)
 
 
 class Joins(ConsumerRebalanceListener):
@@ -225,27 +153,14 @@ async def take(c, want, limit_s, seen):
 
 
 def joined(name, listener, partitions, within_s):
-    """Fails unless the member's first assignment had every partition and came within
-    JOIN_LIMIT_S (a previous member that did not leave would hold it up for
-    SESSION_TIMEOUT_MS)."""
-    joins = listener.joins
-    result["join_s"].append(round(joins[0][1], 2) if joins else None)
-    if not joins:
-        raise Failed("%s was not assigned partitions within %d s (did the previous member "
-                     "not leave the group?)" % (name, within_s))
-    count, took = joins[0]
-    if count != partitions:
-        raise Failed("%s was assigned %d partitions, want all %d" % (name, count, partitions))
-    if took > JOIN_LIMIT_S:
-        raise Failed("%s took %.1f s to join (limit %d s): did the previous member not leave "
-                     "the group? (session timeout %d s)" % (name, took, JOIN_LIMIT_S,
-                                                            SESSION_TIMEOUT_MS // 1000))
+    problem = scenario.join_problem(result, name, listener.joins, partitions, within_s)
+    if problem:
+        raise Failed(problem)
 
 
 async def group(bootstrap, prefix):
     topic, grp = prefix + "-g", prefix + "-grp"
-    result.update({"scenario": "group", "first": 0, "second": 0, "duplicates": 0,
-                   "missing": None, "committed": None, "after_commit": None, "join_s": []})
+    scenario.start_group(result)
     set_step("create topic " + topic)
     await create_topic(bootstrap, topic, 4)
     set_step("produce")
@@ -286,10 +201,9 @@ async def group(bootstrap, prefix):
                      for p in range(4)]
     finally:
         await asyncio.wait_for(probe.stop(), 10)
-    result["committed_by_partition"] = committed
-    result["committed"] = sum(o for o in committed if o is not None)
-    if result["committed"] != 400 or None in committed:
-        raise Failed("the group's committed offsets %r do not add up to 400" % committed)
+    problem = scenario.committed_problem(result, committed, 400)
+    if problem:
+        raise Failed(problem)
 
     listener = Joins()
     set_step("consumer 3")
@@ -305,31 +219,25 @@ async def group(bootstrap, prefix):
             extra += sum(len(m) for m in (await c3.getmany(timeout_ms=200)).values())
     finally:
         await asyncio.wait_for(c3.stop(), 10)
-    result["after_commit"] = extra
-    ok = (result["first"] == 150 and result["second"] == 250 and result["duplicates"] == 0
-          and result["missing"] == 0 and extra == 0)
-    if not ok:
-        raise Failed("group check failed: first=%d second=%d duplicates=%d missing=%d "
-                     "after_commit=%d" % (result["first"], result["second"],
-                                          result["duplicates"], result["missing"], extra))
+    problem = scenario.group_problem(result, extra)
+    if problem:
+        raise Failed(problem)
 
 
-async def run(bootstrap, scenario, prefix):
+async def run(bootstrap, which, prefix):
     start = time.time()
     try:
-        await asyncio.wait_for((roundtrip if scenario == "roundtrip" else group)(bootstrap, prefix),
+        await asyncio.wait_for((roundtrip if which == "roundtrip" else group)(bootstrap, prefix),
                                GLOBAL_LIMIT_S)
     except asyncio.TimeoutError:
         if time.time() - start >= GLOBAL_LIMIT_S - 0.5:
-            finish(False, "scenario did not finish within %d s (stuck in %s)"
-                   % (GLOBAL_LIMIT_S, step[0]))
+            finish(False, report.stuck())
         finish(False, "a client call timed out after %.1f s during %s"
-               % (time.time() - start, step[0]))
+               % (time.time() - start, report.step))
     except Failed as e:  # a check failed
         finish(False, str(e))
     except Exception as e:  # any client error is a failed check
-        finish(False, "%s during %s: %s" % (type(e).__name__, step[0],
-                                            (str(e) or repr(e)).replace("\n", " ")))
+        finish(False, report.errored(e))
     finish(True)
 
 
@@ -338,10 +246,7 @@ def main():
         sys.stderr.write("usage: %s BOOTSTRAP roundtrip|group PREFIX\n" % sys.argv[0])
         sys.exit(2)
     # Backstop in case the event loop itself is blocked past the asyncio limit.
-    watchdog = threading.Timer(GLOBAL_LIMIT_S + 1, lambda: finish(
-        False, "scenario did not finish within %d s (stuck in %s)" % (GLOBAL_LIMIT_S, step[0])))
-    watchdog.daemon = True
-    watchdog.start()
+    report.start_watchdog(GLOBAL_LIMIT_S + 1)
     asyncio.run(run(*sys.argv[1:]))
 
 

@@ -30,9 +30,7 @@ otherwise exit 1 with a one-line reason on stderr. Every wait is bounded; a
 watchdog ends the run after 58 s.
 """
 import argparse
-import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -41,60 +39,18 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME
 from confluent_kafka.admin import AdminClient, NewTopic
 
-CLIENT = "confluent-kafka"
-CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-PER_CODEC = 200
-BASE_TS = 1700000000000
-GLOBAL_LIMIT_S = 58
+import scenario
+from scenario import JOIN_LIMIT_S, SESSION_TIMEOUT_MS
 
-result = {"client": CLIENT}
-step = ["start"]  # what the scenario is doing, for the failure reason
+report = scenario.Report("confluent-kafka")
+result, set_step, finish = report.result, report.set_step, report.finish
 client_errors = []  # errors librdkafka reported through error_cb, for the failure reason
-
-
-def set_step(name):
-    step[0] = name
+report.reason_suffix = lambda: (" (last client error: %s)" % client_errors[-1]
+                                if client_errors else "")
 
 
 def on_client_error(err):
     client_errors.append(str(err))
-
-
-def finish(ok, reason=None):
-    result["ok"] = ok
-    if reason and client_errors:
-        reason += " (last client error: %s)" % client_errors[-1]
-    if reason:
-        result["error"] = reason
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
-    if not ok:
-        sys.stderr.write("FAIL %s: %s\n" % (CLIENT, reason))
-        sys.stderr.flush()
-    # os._exit: do not let librdkafka destructors block the exit.
-    os._exit(0 if ok else 1)
-
-
-def on_watchdog():
-    finish(False, "scenario did not finish within %d s (stuck in %s)" % (GLOBAL_LIMIT_S, step[0]))
-
-
-def filler(i):
-    return bytes((i * 31 + j * 7) % 256 for j in range(100))
-
-
-def expected_records():
-    """{(codec, i): (key, value, headers, timestamp)} for the roundtrip scenario."""
-    out = {}
-    for ci, codec in enumerate(CODECS):
-        for i in range(PER_CODEC):
-            out[(codec, i)] = (
-                b"k%d" % i,
-                ("%s-%d-" % (codec, i)).encode() + filler(i),
-                [("codec", codec.encode()), ("i", str(i).encode())],
-                BASE_TS + ci * 1000 + i,
-            )
-    return out
 
 
 def create_topic(bootstrap, topic, partitions):
@@ -168,15 +124,13 @@ def produce(bootstrap, topic, records, codec="none"):
 
 def roundtrip(bootstrap, prefix):
     topic = prefix + "-rt"
-    result.update({"scenario": "roundtrip", "codecs": CODECS, "produced": 0, "consumed": 0,
-                   "missing": None, "duplicates": 0, "mismatched": 0, "not_compressed": []})
+    check = scenario.ReadBack(result)
+    result["not_compressed"] = []
     set_step("create topic " + topic)
     create_topic(bootstrap, topic, 3)
-    expected = expected_records()
-    for codec in CODECS:
-        batch = [v for (c, _i), v in expected.items() if c == codec]
+    for codec, records in check.batches():
         set_step("produce " + codec)
-        result["produced"] += produce(bootstrap, topic, batch, codec)
+        result["produced"] += produce(bootstrap, topic, records, codec)
 
     # Manual assignment only: confluent-kafka insists on a group.id, but with
     # assign() and auto commit off the group is never joined nor committed to.
@@ -189,7 +143,6 @@ def roundtrip(bootstrap, prefix):
         _low, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
         high[p] = hi
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(3)])
-    seen = set()
     done = {p for p in range(3) if high[p] == 0}
     deadline = time.time() + 30
     while len(done) < 3 and time.time() < deadline:
@@ -202,42 +155,13 @@ def roundtrip(bootstrap, prefix):
                     done.add(msg.partition())
                 continue
             raise KafkaException(msg.error())
-        result["consumed"] += 1
         if msg.offset() + 1 >= high[msg.partition()]:
             done.add(msg.partition())
-        value = msg.value() or b""
-        parts = value.split(b"-", 2)
-        ident = None
-        if len(parts) == 3 and parts[1].isdigit():
-            ident = (parts[0].decode("latin-1"), int(parts[1]))
-        if ident not in expected:
-            result["mismatched"] += 1
-            continue
-        if ident in seen:
-            result["duplicates"] += 1
-            continue
-        seen.add(ident)
-        key, val, headers, ts = expected[ident]
-        ts_type, got_ts = msg.timestamp()
-        got_headers = [(k, v) for k, v in (msg.headers() or [])]
-        if msg.key() != key or value != val or got_headers != headers \
-                or got_ts != ts or ts_type != TIMESTAMP_CREATE_TIME:
-            result["mismatched"] += 1
-            if result["mismatched"] == 1:
-                sys.stderr.write("first mismatch %r: key=%r headers=%r ts=%r/%r\n"
-                                 % (ident, msg.key(), got_headers, ts_type, got_ts))
+        ts_type, ts = msg.timestamp()
+        check.check(msg.key(), msg.value(), msg.headers(), ts, ts_type == TIMESTAMP_CREATE_TIME)
     c.close()
-    result["missing"] = len(expected) - len(seen)
-    ok = (result["missing"] == 0 and result["duplicates"] == 0 and result["mismatched"] == 0
-          and result["consumed"] == result["produced"] == len(expected))
-    finish(ok, None if ok else "roundtrip check failed: produced=%d consumed=%d missing=%d "
-           "duplicates=%d mismatched=%d" % (result["produced"], result["consumed"],
-                                              result["missing"], result["duplicates"],
-                                              result["mismatched"]))
-
-
-SESSION_TIMEOUT_MS = 30000  # a member that did not leave holds up the next join this long
-JOIN_LIMIT_S = 10  # a join after the previous member left must take less than this
+    problem = check.problem()
+    finish(problem is None, problem)
 
 
 def group_consumer(bootstrap, group, topic, joins):
@@ -283,26 +207,14 @@ def take(c, want, limit_s, seen, counts):
 
 
 def joined(name, joins, partitions, within_s):
-    """Fails unless the member's first assignment had every partition and came within
-    JOIN_LIMIT_S (a previous member that did not leave would hold it up for
-    SESSION_TIMEOUT_MS)."""
-    result.setdefault("join_s", []).append(round(joins[0][1], 2) if joins else None)
-    if not joins:
-        finish(False, "%s was not assigned partitions within %d s (did the previous member "
-               "not leave the group?)" % (name, within_s))
-    count, took = joins[0]
-    if count != partitions:
-        finish(False, "%s was assigned %d partitions, want all %d" % (name, count, partitions))
-    if took > JOIN_LIMIT_S:
-        finish(False, "%s took %.1f s to join (limit %d s): did the previous member not leave "
-               "the group? (session timeout %d s)" % (name, took, JOIN_LIMIT_S,
-                                                      SESSION_TIMEOUT_MS // 1000))
+    problem = scenario.join_problem(result, name, joins, partitions, within_s)
+    if problem:
+        finish(False, problem)
 
 
 def group(bootstrap, prefix):
     topic, grp = prefix + "-g", prefix + "-grp"
-    result.update({"scenario": "group", "first": 0, "second": 0, "duplicates": 0,
-                   "missing": None, "committed": None, "after_commit": None, "join_s": []})
+    scenario.start_group(result)
     set_step("create topic " + topic)
     create_topic(bootstrap, topic, 4)
     set_step("produce")
@@ -343,11 +255,11 @@ def group(bootstrap, prefix):
     for tp in tps:
         if tp.error is not None:
             finish(False, "committed offset of partition %d: %s" % (tp.partition, tp.error))
-    result["committed_by_partition"] = [tp.offset for tp in sorted(tps, key=lambda t: t.partition)]
-    result["committed"] = sum(tp.offset for tp in tps if tp.offset >= 0)
-    if result["committed"] != 400 or any(tp.offset < 0 for tp in tps):
-        finish(False, "the group's committed offsets %r do not add up to 400"
-               % result["committed_by_partition"])
+    committed = [tp.offset if tp.offset >= 0 else None
+                 for tp in sorted(tps, key=lambda t: t.partition)]
+    problem = scenario.committed_problem(result, committed, 400)
+    if problem:
+        finish(False, problem)
 
     set_step("consumer 3")
     joins = []
@@ -367,12 +279,8 @@ def group(bootstrap, prefix):
         if msg is not None and not msg.error():
             extra += 1
     c3.close()
-    result["after_commit"] = extra
-    ok = (result["first"] == 150 and result["second"] == 250 and result["duplicates"] == 0
-          and result["missing"] == 0 and extra == 0)
-    finish(ok, None if ok else "group check failed: first=%d second=%d duplicates=%d missing=%d "
-           "after_commit=%d" % (result["first"], result["second"], result["duplicates"],
-                                result["missing"], extra))
+    problem = scenario.group_problem(result, extra)
+    finish(problem is None, problem)
 
 
 RB_PARTITIONS = 6
@@ -582,19 +490,14 @@ def main():
     parser.add_argument("--strategy", choices=["range", "cooperative-sticky"], default="range",
                         help="partition.assignment.strategy of the rebalance scenario")
     args = parser.parse_args()
-    # A timer thread, not SIGALRM: it fires even while the main thread is blocked
-    # inside a client call.
-    watchdog = threading.Timer(GLOBAL_LIMIT_S, on_watchdog)
-    watchdog.daemon = True
-    watchdog.start()
+    report.start_watchdog()
     try:
         if args.scenario == "rebalance":
             rebalance(args.bootstrap, args.prefix, args.strategy)
         else:
             (roundtrip if args.scenario == "roundtrip" else group)(args.bootstrap, args.prefix)
     except Exception as e:  # any client error is a failed check
-        finish(False, "%s during %s: %s" % (type(e).__name__, step[0],
-                                            (str(e) or repr(e)).replace("\n", " ")))
+        finish(False, report.errored(e))
 
 
 if __name__ == "__main__":

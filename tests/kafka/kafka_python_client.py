@@ -19,62 +19,18 @@ The last stdout line is one JSON object; exit 0 only if every check passed,
 otherwise exit 1 with a one-line reason on stderr. Every wait is bounded; a
 watchdog ends the run after 58 s.
 """
-import json
-import os
 import sys
-import threading
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-CLIENT = "kafka-python"
-CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-PER_CODEC = 200
-BASE_TS = 1700000000000
-GLOBAL_LIMIT_S = 58
+import scenario
+from scenario import JOIN_LIMIT_S, SESSION_TIMEOUT_MS
 
-result = {"client": CLIENT}
-step = ["start"]  # what the scenario is doing, for the failure reason
-
-
-def set_step(name):
-    step[0] = name
-
-
-def finish(ok, reason=None):
-    result["ok"] = ok
-    if reason:
-        result["error"] = reason
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
-    if not ok:
-        sys.stderr.write("FAIL %s: %s\n" % (CLIENT, reason))
-        sys.stderr.flush()
-    os._exit(0 if ok else 1)  # do not wait for background client threads
-
-
-def on_watchdog():
-    finish(False, "scenario did not finish within %d s (stuck in %s)" % (GLOBAL_LIMIT_S, step[0]))
-
-
-def filler(i):
-    return bytes((i * 31 + j * 7) % 256 for j in range(100))
-
-
-def expected_records():
-    """{(codec, i): (key, value, headers, timestamp)} for the roundtrip scenario."""
-    out = {}
-    for ci, codec in enumerate(CODECS):
-        for i in range(PER_CODEC):
-            out[(codec, i)] = (
-                b"k%d" % i,
-                ("%s-%d-" % (codec, i)).encode() + filler(i),
-                [("codec", codec.encode()), ("i", str(i).encode())],
-                BASE_TS + ci * 1000 + i,
-            )
-    return out
+report = scenario.Report("kafka-python")
+result, set_step, finish = report.result, report.set_step, report.finish
 
 
 def create_topic(bootstrap, topic, partitions):
@@ -104,15 +60,12 @@ def produce(bootstrap, topic, records, codec="none"):
 
 def roundtrip(bootstrap, prefix):
     topic = prefix + "-rt"
-    result.update({"scenario": "roundtrip", "codecs": CODECS, "produced": 0, "consumed": 0,
-                   "missing": None, "duplicates": 0, "mismatched": 0})
+    check = scenario.ReadBack(result)
     set_step("create topic " + topic)
     create_topic(bootstrap, topic, 3)
-    expected = expected_records()
-    for codec in CODECS:
-        batch = [v for (c, _i), v in expected.items() if c == codec]
+    for codec, records in check.batches():
         set_step("produce " + codec)
-        result["produced"] += produce(bootstrap, topic, batch, codec)
+        result["produced"] += produce(bootstrap, topic, records, codec)
 
     # group_id=None: manual assignment, no group, nothing committed.
     set_step("read back")
@@ -122,45 +75,15 @@ def roundtrip(bootstrap, prefix):
     c.assign(tps)
     c.seek_to_beginning(*tps)
     high = c.end_offsets(tps, timeout_ms=10000)
-    seen = set()
     deadline = time.time() + 30
     while any(c.position(tp) < high[tp] for tp in tps) and time.time() < deadline:
         for _tp, msgs in c.poll(timeout_ms=500).items():
             for msg in msgs:
-                result["consumed"] += 1
-                value = msg.value or b""
-                parts = value.split(b"-", 2)
-                ident = None
-                if len(parts) == 3 and parts[1].isdigit():
-                    ident = (parts[0].decode("latin-1"), int(parts[1]))
-                if ident not in expected:
-                    result["mismatched"] += 1
-                    continue
-                if ident in seen:
-                    result["duplicates"] += 1
-                    continue
-                seen.add(ident)
-                key, val, headers, ts = expected[ident]
-                got_headers = [(k, v) for k, v in (msg.headers or [])]
-                if msg.key != key or value != val or got_headers != headers \
-                        or msg.timestamp != ts or msg.timestamp_type != 0:
-                    result["mismatched"] += 1
-                    if result["mismatched"] == 1:
-                        sys.stderr.write("first mismatch %r: key=%r headers=%r ts=%r/%r\n"
-                                         % (ident, msg.key, got_headers, msg.timestamp_type,
-                                            msg.timestamp))
+                check.check(msg.key, msg.value, msg.headers, msg.timestamp,
+                            msg.timestamp_type == 0)
     c.close()
-    result["missing"] = len(expected) - len(seen)
-    ok = (result["missing"] == 0 and result["duplicates"] == 0 and result["mismatched"] == 0
-          and result["consumed"] == result["produced"] == len(expected))
-    finish(ok, None if ok else "roundtrip check failed: produced=%d consumed=%d missing=%d "
-           "duplicates=%d mismatched=%d" % (result["produced"], result["consumed"],
-                                              result["missing"], result["duplicates"],
-                                              result["mismatched"]))
-
-
-SESSION_TIMEOUT_MS = 30000  # a member that did not leave holds up the next join this long
-JOIN_LIMIT_S = 10  # a join after the previous member left must take less than this
+    problem = check.problem()
+    finish(problem is None, problem)
 
 
 class Joins(ConsumerRebalanceListener):
@@ -203,27 +126,14 @@ def take(c, want, limit_s, seen, counts):
 
 
 def joined(name, listener, partitions, within_s):
-    """Fails unless the member's first assignment had every partition and came within
-    JOIN_LIMIT_S (a previous member that did not leave would hold it up for
-    SESSION_TIMEOUT_MS)."""
-    joins = listener.joins
-    result["join_s"].append(round(joins[0][1], 2) if joins else None)
-    if not joins:
-        finish(False, "%s was not assigned partitions within %d s (did the previous member "
-               "not leave the group?)" % (name, within_s))
-    count, took = joins[0]
-    if count != partitions:
-        finish(False, "%s was assigned %d partitions, want all %d" % (name, count, partitions))
-    if took > JOIN_LIMIT_S:
-        finish(False, "%s took %.1f s to join (limit %d s): did the previous member not leave "
-               "the group? (session timeout %d s)" % (name, took, JOIN_LIMIT_S,
-                                                      SESSION_TIMEOUT_MS // 1000))
+    problem = scenario.join_problem(result, name, listener.joins, partitions, within_s)
+    if problem:
+        finish(False, problem)
 
 
 def group(bootstrap, prefix):
     topic, grp = prefix + "-g", prefix + "-grp"
-    result.update({"scenario": "group", "first": 0, "second": 0, "duplicates": 0,
-                   "missing": None, "committed": None, "after_commit": None, "join_s": []})
+    scenario.start_group(result)
     set_step("create topic " + topic)
     create_topic(bootstrap, topic, 4)
     set_step("produce")
@@ -256,10 +166,9 @@ def group(bootstrap, prefix):
                           request_timeout_ms=15000)
     committed = [probe.committed(TopicPartition(topic, p)) for p in range(4)]
     probe.close(timeout_ms=5000)
-    result["committed_by_partition"] = committed
-    result["committed"] = sum(o for o in committed if o is not None)
-    if result["committed"] != 400 or None in committed:
-        finish(False, "the group's committed offsets %r do not add up to 400" % committed)
+    problem = scenario.committed_problem(result, committed, 400)
+    if problem:
+        finish(False, problem)
 
     listener = Joins()
     set_step("consumer 3")
@@ -275,29 +184,20 @@ def group(bootstrap, prefix):
     while time.time() < deadline:
         extra += sum(len(m) for m in c3.poll(timeout_ms=200).values())
     c3.close(timeout_ms=5000)
-    result["after_commit"] = extra
-    ok = (result["first"] == 150 and result["second"] == 250 and result["duplicates"] == 0
-          and result["missing"] == 0 and extra == 0)
-    finish(ok, None if ok else "group check failed: first=%d second=%d duplicates=%d missing=%d "
-           "after_commit=%d" % (result["first"], result["second"], result["duplicates"],
-                                result["missing"], extra))
+    problem = scenario.group_problem(result, extra)
+    finish(problem is None, problem)
 
 
 def main():
     if len(sys.argv) != 4 or sys.argv[2] not in ("roundtrip", "group"):
         sys.stderr.write("usage: %s BOOTSTRAP roundtrip|group PREFIX\n" % sys.argv[0])
         sys.exit(2)
-    bootstrap, scenario, prefix = sys.argv[1:]
-    # A timer thread, not SIGALRM: it fires even while the main thread is blocked
-    # inside a client call.
-    watchdog = threading.Timer(GLOBAL_LIMIT_S, on_watchdog)
-    watchdog.daemon = True
-    watchdog.start()
+    bootstrap, which, prefix = sys.argv[1:]
+    report.start_watchdog()
     try:
-        (roundtrip if scenario == "roundtrip" else group)(bootstrap, prefix)
+        (roundtrip if which == "roundtrip" else group)(bootstrap, prefix)
     except Exception as e:  # any client error is a failed check
-        finish(False, "%s during %s: %s" % (type(e).__name__, step[0],
-                                            (str(e) or repr(e)).replace("\n", " ")))
+        finish(False, report.errored(e))
 
 
 if __name__ == "__main__":
