@@ -13,6 +13,33 @@ use proptest::prelude::*;
 use crate::frame;
 use crate::versions::{SERVED, serves};
 
+/// Expands the macro `$m` with every served API key and its request type.
+macro_rules! with_served_requests {
+    ($m:ident) => {
+        $m! {
+            Produce => ProduceRequest, Fetch => FetchRequest, ListOffsets => ListOffsetsRequest,
+            Metadata => MetadataRequest, ApiVersions => ApiVersionsRequest,
+            InitProducerId => InitProducerIdRequest, OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
+            CreateTopics => CreateTopicsRequest, DeleteTopics => DeleteTopicsRequest,
+            DeleteRecords => DeleteRecordsRequest, DescribeCluster => DescribeClusterRequest, FindCoordinator => FindCoordinatorRequest,
+            JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest,
+            LeaveGroup => LeaveGroupRequest, OffsetCommit => OffsetCommitRequest,
+            OffsetFetch => OffsetFetchRequest, ListGroups => ListGroupsRequest,
+            DescribeGroups => DescribeGroupsRequest, DeleteGroups => DeleteGroupsRequest,
+            OffsetDelete => OffsetDeleteRequest, CreatePartitions => CreatePartitionsRequest,
+            DescribeConfigs => DescribeConfigsRequest, AlterConfigs => AlterConfigsRequest,
+            IncrementalAlterConfigs => IncrementalAlterConfigsRequest, CreateAcls => CreateAclsRequest,
+            DescribeAcls => DescribeAclsRequest, DeleteAcls => DeleteAclsRequest,
+            AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
+            ListPartitionReassignments => ListPartitionReassignmentsRequest,
+            ElectLeaders => ElectLeadersRequest, SaslHandshake => SaslHandshakeRequest,
+            SaslAuthenticate => SaslAuthenticateRequest,
+            AlterUserScramCredentials => AlterUserScramCredentialsRequest,
+            DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+        }
+    };
+}
+
 /// Decodes `body` as the request `key` at `version`; the decoded value is dropped.
 fn decode_body(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
     macro_rules! decode {
@@ -23,27 +50,7 @@ fn decode_body(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String>
             }
         };
     }
-    decode! {
-        Produce => ProduceRequest, Fetch => FetchRequest, ListOffsets => ListOffsetsRequest,
-        Metadata => MetadataRequest, ApiVersions => ApiVersionsRequest,
-        InitProducerId => InitProducerIdRequest, OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
-        CreateTopics => CreateTopicsRequest, DeleteTopics => DeleteTopicsRequest,
-        DeleteRecords => DeleteRecordsRequest, DescribeCluster => DescribeClusterRequest, FindCoordinator => FindCoordinatorRequest,
-        JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest,
-        LeaveGroup => LeaveGroupRequest, OffsetCommit => OffsetCommitRequest,
-        OffsetFetch => OffsetFetchRequest, ListGroups => ListGroupsRequest,
-        DescribeGroups => DescribeGroupsRequest, DeleteGroups => DeleteGroupsRequest,
-        OffsetDelete => OffsetDeleteRequest, CreatePartitions => CreatePartitionsRequest,
-        DescribeConfigs => DescribeConfigsRequest, AlterConfigs => AlterConfigsRequest,
-        IncrementalAlterConfigs => IncrementalAlterConfigsRequest, CreateAcls => CreateAclsRequest,
-        DescribeAcls => DescribeAclsRequest, DeleteAcls => DeleteAclsRequest,
-        AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
-        ListPartitionReassignments => ListPartitionReassignmentsRequest,
-        ElectLeaders => ElectLeadersRequest, SaslHandshake => SaslHandshakeRequest,
-        SaslAuthenticate => SaslAuthenticateRequest,
-        AlterUserScramCredentials => AlterUserScramCredentialsRequest,
-        DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
-    }
+    with_served_requests!(decode)
 }
 
 /// A frame's way through the decoder, as a connection takes it.
@@ -74,27 +81,7 @@ fn valid_frame(key: ApiKey, version: i16) -> Bytes {
             }
         };
     }
-    encode! {
-        Produce => ProduceRequest, Fetch => FetchRequest, ListOffsets => ListOffsetsRequest,
-        Metadata => MetadataRequest, ApiVersions => ApiVersionsRequest,
-        InitProducerId => InitProducerIdRequest, OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
-        CreateTopics => CreateTopicsRequest, DeleteTopics => DeleteTopicsRequest,
-        DeleteRecords => DeleteRecordsRequest, DescribeCluster => DescribeClusterRequest, FindCoordinator => FindCoordinatorRequest,
-        JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest,
-        LeaveGroup => LeaveGroupRequest, OffsetCommit => OffsetCommitRequest,
-        OffsetFetch => OffsetFetchRequest, ListGroups => ListGroupsRequest,
-        DescribeGroups => DescribeGroupsRequest, DeleteGroups => DeleteGroupsRequest,
-        OffsetDelete => OffsetDeleteRequest, CreatePartitions => CreatePartitionsRequest,
-        DescribeConfigs => DescribeConfigsRequest, AlterConfigs => AlterConfigsRequest,
-        IncrementalAlterConfigs => IncrementalAlterConfigsRequest, CreateAcls => CreateAclsRequest,
-        DescribeAcls => DescribeAclsRequest, DeleteAcls => DeleteAclsRequest,
-        AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
-        ListPartitionReassignments => ListPartitionReassignmentsRequest,
-        ElectLeaders => ElectLeadersRequest, SaslHandshake => SaslHandshakeRequest,
-        SaslAuthenticate => SaslAuthenticateRequest,
-        AlterUserScramCredentials => AlterUserScramCredentialsRequest,
-        DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
-    }
+    with_served_requests!(encode);
     buf.freeze()
 }
 
