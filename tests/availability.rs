@@ -103,6 +103,35 @@ async fn broker_with_topic(dir: &Path, listen: &str, conf: &str) {
     b.kill();
 }
 
+/// A standalone broker's data dir holding the topic, its broker stopped (SIGKILL), and
+/// what restarting it takes: the config (in `conf_dir`, beside the log) and the address.
+struct Stopped {
+    dir: DataDir,
+    conf_dir: tempfile::TempDir,
+    conf: String,
+    listen: String,
+}
+
+impl Stopped {
+    async fn new() -> Stopped {
+        let dir = DataDir::new();
+        let conf_dir = tempfile::tempdir().unwrap();
+        let conf = config(conf_dir.path());
+        let listen = format!("127.0.0.1:{}", free_port());
+        broker_with_topic(dir.path(), &listen, &conf).await;
+        Stopped { dir, conf_dir, conf, listen }
+    }
+}
+
+/// The failpoint `point` held (`SHALE_FAILPOINTS_DIR` is the directory returned) until the
+/// file returned is removed.
+fn held(point: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let points = tempfile::tempdir().unwrap();
+    let hold = points.path().join(point);
+    std::fs::write(&hold, b"").unwrap();
+    (points, hold)
+}
+
 /// Restarts the broker of `dir` on `listen` (with `env`, logging to `log`) while a
 /// producer waits for the port; returns the broker and what the producer saw.
 async fn restart_under_produce(
@@ -134,15 +163,9 @@ async fn restart_under_produce(
 /// lapsed during the hold and the first answers were "cannot confirm its metadata lease".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_up_slower_than_the_lease_keeps_the_lease() {
-    let dir = DataDir::new();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let conf = config(conf_dir.path());
-    let listen = format!("127.0.0.1:{}", free_port());
-    broker_with_topic(dir.path(), &listen, &conf).await;
+    let Stopped { dir, conf_dir, conf, listen } = Stopped::new().await;
 
-    let points = tempfile::tempdir().unwrap();
-    let hold = points.path().join("start.hold");
-    std::fs::write(&hold, b"").unwrap();
+    let (points, hold) = held("start.hold");
     let admin = format!("127.0.0.1:{}", free_port());
     let held_for = Duration::from_millis(2500 * TTL_SECS);
     // The fault: the hold lasts 2.5 TTLs, then is lifted.
@@ -183,11 +206,7 @@ async fn a_start_up_slower_than_the_lease_keeps_the_lease() {
 /// partition ... only once the controller confirms it under a new leader epoch".)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_standalone_broker_answers_from_its_first_request() {
-    let dir = DataDir::new();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let conf = config(conf_dir.path());
-    let listen = format!("127.0.0.1:{}", free_port());
-    broker_with_topic(dir.path(), &listen, &conf).await;
+    let Stopped { dir, conf_dir, conf, listen } = Stopped::new().await;
     let log = conf_dir.path().join("broker.log");
     let (mut broker, answers) =
         restart_under_produce(dir.path(), &listen, &["--config", &conf], &[], &log).await;
@@ -209,11 +228,7 @@ async fn a_restarted_standalone_broker_answers_from_its_first_request() {
 /// leadership still awaited its new epoch.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_says_ready_only_when_produce_is_accepted() {
-    let dir = DataDir::new();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let conf = config(conf_dir.path());
-    let listen = format!("127.0.0.1:{}", free_port());
-    broker_with_topic(dir.path(), &listen, &conf).await;
+    let Stopped { dir, conf_dir, conf, listen } = Stopped::new().await;
     let admin = format!("127.0.0.1:{}", free_port());
     let log = conf_dir.path().join("broker.log");
     let probe = {
@@ -261,14 +276,8 @@ async fn readiness_says_ready_only_when_produce_is_accepted() {
 /// the hold was lifted.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cold_read_cache_disk_tier_opens_in_the_background() {
-    let dir = DataDir::new();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let conf = config(conf_dir.path());
-    let listen = format!("127.0.0.1:{}", free_port());
-    broker_with_topic(dir.path(), &listen, &conf).await;
-    let points = tempfile::tempdir().unwrap();
-    let hold = points.path().join("tier.cache_disk.hold");
-    std::fs::write(&hold, b"").unwrap();
+    let Stopped { dir, conf_dir, conf, listen } = Stopped::new().await;
+    let (points, hold) = held("tier.cache_disk.hold");
     let admin = format!("127.0.0.1:{}", free_port());
     let points_dir = points.path().to_string_lossy().to_string();
     let log = conf_dir.path().join("broker.log");
