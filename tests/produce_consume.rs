@@ -528,3 +528,34 @@ async fn produce_many_answers_each_request_in_order_and_fails_only_the_bad_one()
     assert_eq!(values(1), ["b", "e"]);
     server.shutdown().await.unwrap();
 }
+
+/// A broker whose metadata is behind the cluster's (restarted a moment ago, or not yet past
+/// the topic's creation) answers UNKNOWN_TOPIC for a topic that exists. A call at the
+/// partition's leader tries again within its leader wait, as sends and reads do, instead of
+/// failing at once: the elastic test's group member once gave up its offset reset so.
+#[tokio::test]
+async fn a_call_at_the_leader_retries_unknown_topic_from_a_broker_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client.admin().create_topic("behind", 1, 0, BTreeMap::new()).await.unwrap();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let answer = client
+        .on_leader("behind", 0, |mut log| {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    let e = shale::error::Error::new(
+                        shale::error::ErrorKind::NotFound,
+                        shale::error::Reason::UnknownTopic,
+                        "unknown topic \"behind\" (broker 7's metadata)",
+                    );
+                    return Err(shale::proto::status::to_status(&e));
+                }
+                log.produce(common::produce_req("behind", 0, "v")).await
+            }
+        })
+        .await;
+    assert!(answer.is_ok(), "gave up on a broker whose metadata is behind: {answer:?}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "one retry");
+}
