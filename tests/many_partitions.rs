@@ -104,20 +104,23 @@ fn set_nofile(pid: u32, soft: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_that_cannot_open_for_lack_of_descriptors_says_so_and_opens_later() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = format!("127.0.0.1:{}", common::free_port());
-    let broker = common::BrokerProcess::start_with(dir.path(), &["--admin-listen", &admin]);
+    let logs = tempfile::tempdir().unwrap();
+    let logged = logs.path().join("broker.log");
+    let broker = common::BrokerProcess::start_logged(dir.path(), "127.0.0.1:0", &[], &[], &logged);
     let client = broker.client();
     let mut log = client.log_rpc(&broker.addr).unwrap();
     client.admin().create_topic("warm", 1, 0, BTreeMap::new()).await.unwrap();
     log.produce(common::produce_req("warm", 0, "w0")).await.unwrap();
-    // The cold-read cache's disk tier opens in the background after start-up; were it still
-    // opening when the limit drops, its failure would free descriptors below the limit.
+    // The limit below is the lowest free descriptor: any descriptor the broker closes after
+    // it is read frees a slot below the limit. The cold-read cache's disk tier opens in the
+    // background after start-up (were it still opening, its failure would close some), so
+    // await it -- from the log, not over a connection the broker would close later.
     common::wait_until(
         std::time::Duration::from_secs(30),
         "the cold-read cache's disk tier to open",
-        || async {
-            let (_, body) = common::http_get(&admin, "/metrics").await;
-            common::metric(&body, "shale_tier_cache_disk_open") == Some(1.0)
+        || {
+            let text = std::fs::read_to_string(&logged).unwrap_or_default();
+            async move { text.contains("disk tier is open") }
         },
     )
     .await;
