@@ -1,0 +1,19 @@
+//! The write-ahead journal a data volume's partitions share (issue 38, under way): the
+//! appends of every partition on the volume, framed into one preallocated file that one
+//! fsync per round makes durable for all of them, while their segment files are made
+//! durable in bulk, off the acknowledgement path.
+//!
+//! # Files
+//! - `frame`: one frame: the partition's stream, leader epoch and base offset, the
+//!   RecordBatch bytes unchanged, a CRC-32C over both; its bytes pinned by a test.
+//! - `ring`: the data area as a ring: where each frame goes (never across the end; a wrap
+//!   frame says the writer went on at the next lap), and the scan that reads frames back
+//!   from the trim point to the first one torn or never written in this lap.
+//!
+//! Not on the write path yet: the writer, checkpoints and replay come next (see
+//! `docs/architecture.md`, "Planned").
+// Until the writer uses them, the frame and ring code runs only in its tests.
+#![cfg_attr(not(test), allow(dead_code))]
+
+pub(crate) mod frame;
+pub(crate) mod ring;
