@@ -10,13 +10,17 @@
 //! 20  i32  leader epoch of the append
 //! 24  i64  base offset of the first batch
 //! 32  u32  len: payload bytes (0 for a wrap)
-//! 36  [4]  zero
+//! 36  u32  generation: how many times the journal had been opened when it was written
 //! 40  len  payload: whole RecordBatch v2 batches, exactly as appended
 //! ```
 //!
 //! All integers are big-endian, as in the segment and checkpoint formats. A frame is valid
 //! only where it was written: its `lsn` must be the position it is read at, so the frames
-//! a reused journal still holds from an earlier lap never pass for new ones.
+//! a reused journal still holds from an earlier lap never pass for new ones. Its
+//! `generation` must not be below the frame before it: after a crash the writer goes on
+//! where the scan stopped, under a new generation, and a frame the crash left beyond that
+//! point (written, never acknowledged, behind a torn one) is of an older generation, so it
+//! never passes for the new frames' continuation.
 
 use bytes::{BufMut, BytesMut};
 
@@ -49,6 +53,8 @@ pub(crate) enum Kind {
 pub(crate) struct Header {
     /// Where the frame was written.
     pub(crate) lsn: u64,
+    /// The journal's generation when it was written.
+    pub(crate) generation: u32,
     /// What it carries.
     pub(crate) kind: Kind,
     /// Payload bytes.
@@ -67,28 +73,38 @@ pub(crate) fn footprint(payload_len: usize) -> u64 {
     (HEADER_LEN as u64 + payload_len as u64).next_multiple_of(ALIGN)
 }
 
-/// Appends the frame of `payload` (whole batches) at `lsn` to `out`, padded with zeros.
+/// Where and when a frame is written: its position and the journal's generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct At {
+    /// The frame's position.
+    pub(crate) lsn: u64,
+    /// The journal's generation.
+    pub(crate) generation: u32,
+}
+
+/// Appends the frame of `payload` (whole batches) `at` its place to `out`, padded with
+/// zeros.
 pub(crate) fn put_batches(
     out: &mut BytesMut,
-    lsn: u64,
+    at: At,
     stream: u32,
     epoch: i32,
     base_offset: i64,
     payload: &[u8],
 ) {
     let len = u32::try_from(payload.len()).expect("an append is far below 4 GiB");
-    put(out, lsn, KIND_BATCHES, stream, epoch, base_offset, payload, len);
+    put(out, at, KIND_BATCHES, stream, epoch, base_offset, payload, len);
 }
 
-/// Appends a wrap frame at `lsn` to `out`.
-pub(crate) fn put_wrap(out: &mut BytesMut, lsn: u64) {
-    put(out, lsn, KIND_WRAP, 0, 0, 0, &[], 0);
+/// Appends a wrap frame `at` its place to `out`.
+pub(crate) fn put_wrap(out: &mut BytesMut, at: At) {
+    put(out, at, KIND_WRAP, 0, 0, 0, &[], 0);
 }
 
 #[allow(clippy::too_many_arguments)] // the header's fields, in their order
 fn put(
     out: &mut BytesMut,
-    lsn: u64,
+    at: At,
     kind: u8,
     stream: u32,
     epoch: i32,
@@ -100,12 +116,12 @@ fn put(
     out.put_u32(0); // the CRC, filled in below
     out.put_u8(kind);
     out.put_bytes(0, 3);
-    out.put_u64(lsn);
+    out.put_u64(at.lsn);
     out.put_u32(stream);
     out.put_i32(epoch);
     out.put_i64(base_offset);
     out.put_u32(len);
-    out.put_bytes(0, 4);
+    out.put_u32(at.generation);
     out.put_slice(payload);
     let crc = crc32c::crc32c(&out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_be_bytes());
@@ -126,6 +142,15 @@ pub(crate) enum Invalid {
         found: u64,
         /// The position it was read at.
         expected: u64,
+    },
+    /// A frame of an older generation than the one before it: written before a crash,
+    /// beyond the point the writer went on from after it.
+    #[error("a frame of generation {found}, after one of generation {floor}")]
+    Superseded {
+        /// The frame's generation.
+        found: u32,
+        /// The generation of the frame before it.
+        floor: u32,
     },
     /// The kind or the reserved bytes are not any frame's.
     #[error("not a frame header (kind {0})")]
@@ -160,7 +185,7 @@ pub(crate) fn header(bytes: &[u8], lsn: u64, room: u64) -> Result<Header, Invali
         return Err(Invalid::Stale { found, expected: lsn });
     }
     let kind = bytes[4];
-    if bytes[5..8] != [0; 3] || bytes[36..40] != [0; 4] {
+    if bytes[5..8] != [0; 3] {
         return Err(Invalid::NotAHeader(kind));
     }
     let len = u32_at(32);
@@ -176,7 +201,7 @@ pub(crate) fn header(bytes: &[u8], lsn: u64, room: u64) -> Result<Header, Invali
     if u64::from(len) > room {
         return Err(Invalid::TooLong { len, room });
     }
-    Ok(Header { lsn, kind, len })
+    Ok(Header { lsn, generation: u32_at(36), kind, len })
 }
 
 /// Checks the CRC of a whole frame (`frame`: its header and payload, without padding).
@@ -191,7 +216,7 @@ mod tests {
 
     fn batches(lsn: u64, payload: &[u8]) -> BytesMut {
         let mut out = BytesMut::new();
-        put_batches(&mut out, lsn, 7, 3, 1000, payload);
+        put_batches(&mut out, At { lsn, generation: 5 }, 7, 3, 1000, payload);
         out
     }
 
@@ -206,7 +231,7 @@ mod tests {
         assert_eq!(&out[20..24], &3i32.to_be_bytes());
         assert_eq!(&out[24..32], &1000i64.to_be_bytes());
         assert_eq!(&out[32..36], &3u32.to_be_bytes());
-        assert_eq!(&out[36..40], &[0; 4]);
+        assert_eq!(&out[36..40], &5u32.to_be_bytes());
         assert_eq!(&out[40..43], b"abc");
         assert_eq!(&out[43..48], &[0; 5]);
         assert_eq!(&out[..4], &crc32c::crc32c(&out[4..43]).to_be_bytes());
@@ -217,7 +242,7 @@ mod tests {
         let out = batches(64, b"abc");
         let h = header(&out, 64, 1 << 20).unwrap();
         let kind = Kind::Batches { stream: 7, epoch: 3, base_offset: 1000 };
-        assert_eq!(h, Header { lsn: 64, kind, len: 3 });
+        assert_eq!(h, Header { lsn: 64, generation: 5, kind, len: 3 });
         assert_eq!(h.footprint(), 48);
         check(&out[..HEADER_LEN + 3]).unwrap();
     }
@@ -251,7 +276,7 @@ mod tests {
     #[test]
     fn a_wrap_frame_is_a_bare_header() {
         let mut out = BytesMut::new();
-        put_wrap(&mut out, 4096);
+        put_wrap(&mut out, At { lsn: 4096, generation: 1 });
         assert_eq!(out.len(), HEADER_LEN);
         let h = header(&out, 4096, 0).unwrap();
         assert_eq!(h.kind, Kind::Wrap);

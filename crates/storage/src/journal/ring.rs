@@ -7,7 +7,8 @@
 //! a reader knows the next frame starts the next lap). The writer never overwrites a
 //! position at or after the trim point (the oldest position a partition still needs), so
 //! what a scan from the trim point reads is this lap's frames, up to the first that is torn
-//! or was never written — a frame of an earlier lap names an earlier position.
+//! or was never written — a frame of an earlier lap names an earlier position, and one an
+//! earlier generation left beyond where a later one went on has an older generation.
 
 use bytes::Bytes;
 
@@ -99,6 +100,7 @@ pub(crate) fn scan(
 ) -> std::io::Result<Ended> {
     let capacity = ring.capacity();
     let lap_end = lsn + capacity;
+    let mut floor = 0;
     let mut head = [0u8; HEADER_LEN];
     loop {
         lsn = usable(lsn, capacity);
@@ -118,6 +120,13 @@ pub(crate) fn scan(
         if let Err(why) = frame::check(&whole) {
             return Ok(Ended { next: lsn, why });
         }
+        if h.generation < floor {
+            return Ok(Ended {
+                next: lsn,
+                why: Invalid::Superseded { found: h.generation, floor },
+            });
+        }
+        floor = h.generation;
         match h.kind {
             Kind::Wrap => lsn += room,
             Kind::Batches { stream, epoch, base_offset } => {
@@ -135,17 +144,18 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::journal::frame::{ALIGN, footprint, put_batches, put_wrap};
+    use crate::journal::frame::{ALIGN, At, footprint, put_batches, put_wrap};
 
     /// A ring in memory and the writer's side of the rules above.
     struct Ring {
         bytes: Vec<u8>,
         next: u64,
+        generation: u32,
     }
 
     impl Ring {
         fn new(capacity: usize) -> Ring {
-            Ring { bytes: vec![0; capacity], next: 0 }
+            Ring { bytes: vec![0; capacity], next: 0, generation: 1 }
         }
 
         fn write(&mut self, lsn: u64, frame: &[u8]) {
@@ -157,13 +167,15 @@ mod tests {
         fn append(&mut self, stream: u32, payload: &[u8]) -> u64 {
             let cap = self.bytes.len() as u64;
             let placed = place(self.next, footprint(payload.len()), cap);
-            if let Some(w) = placed.wrap {
+            let generation = self.generation;
+            if let Some(lsn) = placed.wrap {
                 let mut out = BytesMut::new();
-                put_wrap(&mut out, w);
-                self.write(w, &out);
+                put_wrap(&mut out, At { lsn, generation });
+                self.write(lsn, &out);
             }
             let mut out = BytesMut::new();
-            put_batches(&mut out, placed.at, stream, 1, placed.at as i64, payload);
+            let at = At { lsn: placed.at, generation };
+            put_batches(&mut out, at, stream, 1, placed.at as i64, payload);
             self.write(placed.at, &out);
             self.next = placed.next;
             placed.at
@@ -221,6 +233,29 @@ mod tests {
         let (found, ended) = scan_all(&ring, 0);
         assert_eq!(found.len(), 1);
         assert_eq!(ended, Ended { next: torn, why: Invalid::Checksum });
+    }
+
+    /// A crash tore frame `b` of an unacknowledged round and left its frame `c` whole; the
+    /// writer went on from `b` under a new generation, and its frames happened to end
+    /// exactly where `c` starts. `c` is never read as their continuation.
+    #[test]
+    fn a_frame_left_beyond_a_tear_by_an_earlier_generation_is_not_read_after_later_ones() {
+        let mut ring = Ring::new(1024);
+        ring.append(1, b"acked");
+        let b = ring.append(2, &[2; 64]);
+        let c = ring.append(3, b"never acknowledged");
+        ring.bytes[b as usize + HEADER_LEN] ^= 1; // the tear
+        let (_, ended) = scan_all(&ring, 0);
+        assert_eq!((ended.next, ended.why), (b, Invalid::Checksum));
+        // Recovery: go on at `b` under generation 2; 104 bytes of frames end at `c`.
+        ring.next = b;
+        ring.generation = 2;
+        ring.append(4, &[4; 24]);
+        ring.append(5, &[5; 0]);
+        assert_eq!(ring.next, c, "the new frames end where the old `c` starts");
+        let (found, ended) = scan_all(&ring, 0);
+        assert_eq!(found.iter().map(|f| f.stream).collect::<Vec<_>>(), [1, 4, 5]);
+        assert_eq!((ended.next, ended.why), (c, Invalid::Superseded { found: 1, floor: 2 }));
     }
 
     proptest! {
