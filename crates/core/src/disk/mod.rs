@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 pub use real::RealDisk;
-pub use sim::{SimDisk, SimOptions};
+pub use sim::{SECTOR, SimDisk, SimOptions};
 pub use tracking::TrackingDisk;
 
 /// Suffix of the temporary file a replacement writes first; leftovers are safe to delete.

@@ -29,6 +29,10 @@ use super::{Disk, FileHandle, FileMeta, FsHandle, FsSync, OpenMode};
 mod file;
 use file::SimFile;
 
+/// The unit a torn overwrite keeps or loses ([`SimOptions::torn_overwrites`]): a disk
+/// sector, the most a device writes atomically.
+pub const SECTOR: usize = 512;
+
 /// How the simulated disk behaves.
 #[derive(Debug, Clone, Default)]
 pub struct SimOptions {
@@ -37,6 +41,10 @@ pub struct SimOptions {
     /// On a crash, keep a random prefix of each file's unsynced appended bytes, part of it
     /// possibly zeroed (a size that reached the disk before the data did).
     pub torn_tails: bool,
+    /// On a crash, keep each [`SECTOR`] of a file's unsynced overwrites (bytes written over
+    /// durable ones) or lose it, at random, one sector independently of the next: a write
+    /// over preallocated space that the power cut tore.
+    pub torn_overwrites: bool,
     /// Test-only: every fsync (file and directory) does nothing.
     pub fsync_noop: bool,
     /// Bytes the disk holds; a write that would pass it fails with `ENOSPC`.
@@ -288,13 +296,24 @@ impl SimDisk {
             .collect();
         st.inodes.retain(|ino, _| live.contains(ino));
         let torn = st.options.torn_tails;
+        let torn_over = st.options.torn_overwrites;
         let mut inos: Vec<u64> = st.inodes.keys().copied().collect();
         inos.sort_unstable();
         for ino in inos {
             let inode = st.inodes.get_mut(&ino).expect("listed above");
             let mut after = inode.durable.clone();
             let dl = after.len();
-            let extends = inode.current.len() > dl && inode.current[..dl] == after[..];
+            let mut extends = inode.current.len() > dl && inode.current[..dl] == after[..];
+            if torn_over && inode.dropped.is_empty() {
+                let common = dl.min(inode.current.len());
+                for start in (0..common).step_by(SECTOR) {
+                    let end = (start + SECTOR).min(common);
+                    if after[start..end] != inode.current[start..end] && st.rng.random_bool(0.5) {
+                        after[start..end].copy_from_slice(&inode.current[start..end]);
+                    }
+                }
+                extends = inode.current.len() > dl;
+            }
             if torn && extends && inode.dropped.is_empty() {
                 let extra = inode.current.len() - dl;
                 let keep = st.rng.random_range(0..=extra);
@@ -527,6 +546,32 @@ mod tests {
         d.crash();
         assert_eq!(d.read(Path::new("/d/f")).expect("read"), b"abc");
         assert!(f.size().is_err(), "a handle from before the crash is dead");
+    }
+
+    /// Overwrites of durable bytes a crash tears sector by sector: each sector is either
+    /// all old or all new, and across seeds both happen.
+    #[test]
+    fn a_crash_tears_unsynced_overwrites_by_sector() {
+        let (mut old_kept, mut new_kept) = (0, 0);
+        for seed in 0..20 {
+            let d = disk(SimOptions { seed, torn_overwrites: true, ..Default::default() });
+            let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+            f.write_all_at(&[0; 4 * SECTOR], 0).expect("preallocate");
+            f.sync_data().expect("sync");
+            d.sync_dir(Path::new("/d")).expect("sync dir");
+            f.write_all_at(&[7; 4 * SECTOR], 0).expect("overwrite");
+            d.crash();
+            let after = d.read(Path::new("/d/f")).expect("read");
+            assert_eq!(after.len(), 4 * SECTOR);
+            for sector in after.chunks(SECTOR) {
+                match sector[0] {
+                    0 => old_kept += 1,
+                    _ => new_kept += 1,
+                }
+                assert!(sector.iter().all(|b| *b == sector[0]), "a sector is not split");
+            }
+        }
+        assert!(old_kept > 0 && new_kept > 0, "old {old_kept}, new {new_kept}");
     }
 
     #[test]
