@@ -34,6 +34,9 @@
 //! cold bytes served to `tier.cold_read_busy_bytes_per_sec`. A
 //! cold reader therefore never occupies the threads that serve produce and local fetches,
 //! and never blocks them on the bucket.
+//!
+//! Here: the reader, its read path, positions and indexes. `fetch`: chunk lookups, the
+//! GETs in flight, read-ahead and warming from the disk tier. `stats`: the counters.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -41,11 +44,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use moka::future::Cache;
 use object_store::path::Path as ObjectPath;
 use tokio::sync::Semaphore;
+
+mod fetch;
+mod stats;
+
+use fetch::ChunkFuture;
+pub use stats::{ReadCounts, ReadStats};
 
 use super::catalog::{Catalog, PartitionRef};
 pub use super::chunk_cache::DiskTier;
@@ -56,9 +63,6 @@ use crate::tier::TierSettings;
 use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
 use shale_core::rate::TokenBucket;
 use shale_core::record::batch::{BatchHeader, HEADER_LEN};
-
-/// A chunk's bytes, shared by every reader waiting for the GET that brings it.
-type ChunkFuture = Shared<BoxFuture<'static, Result<Bytes, Error>>>;
 
 /// Reads remote segments through a shared chunk cache.
 #[derive(Debug, Clone)]
@@ -75,7 +79,7 @@ struct Inner {
     in_flight: Mutex<HashMap<String, ChunkFuture>>,
     /// Chunks read ahead and not read yet, with when they came: held here, outside the
     /// cache, so that no eviction drops them before their reader comes (they go into the
-    /// cache when read, or are dropped after [`HELD_FOR`]).
+    /// cache when read, or are dropped after `fetch::HELD_FOR`).
     held: Mutex<HashMap<String, (Bytes, shale_core::clock::Instant)>>,
     /// Chunks being loaded from the disk tier into memory ahead of a sequential reader.
     warming: Mutex<HashSet<String>>,
@@ -154,71 +158,6 @@ impl Drop for ColdRuntime {
             rt.shutdown_background();
         }
     }
-}
-
-/// What remote reads did since the broker started.
-#[derive(Debug, Default)]
-pub struct ReadStats {
-    /// Chunk lookups of reads answered from the memory tier.
-    pub chunk_hits: AtomicU64,
-    /// Chunks loaded from the disk tier: for a read, or warmed ahead of a sequential reader.
-    pub chunk_disk_hits: AtomicU64,
-    /// Chunk lookups of reads that waited for a GET (theirs, or one already in flight).
-    pub chunk_misses: AtomicU64,
-    /// Chunks fetched ahead of a sequential reader.
-    pub chunks_read_ahead: AtomicU64,
-    /// Ranged GETs of chunks (each covers up to `get_max_bytes`).
-    pub chunk_gets: AtomicU64,
-    /// Bytes those GETs brought.
-    pub chunk_get_bytes: AtomicU64,
-    /// Sum over those GETs of bytes times milliseconds in flight: its growth over a period
-    /// divided by the period's milliseconds is the bytes in flight on average.
-    pub chunk_get_byte_ms: AtomicU64,
-    /// Bytes of batches returned to fetches.
-    pub bytes_served: AtomicU64,
-    /// Milliseconds reads waited, paced while the partition logs were busy.
-    pub paced_ms: AtomicU64,
-    /// Remote index lookups answered from the cache (including indexes cached on upload).
-    pub index_hits: AtomicU64,
-    /// Remote index lookups that had to GET the index.
-    pub index_misses: AtomicU64,
-}
-
-/// A point-in-time copy of [`ReadStats`] and the cache's size.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReadCounts {
-    /// See [`ReadStats::chunk_hits`].
-    pub chunk_hits: u64,
-    /// See [`ReadStats::chunk_disk_hits`].
-    pub chunk_disk_hits: u64,
-    /// See [`ReadStats::chunk_misses`].
-    pub chunk_misses: u64,
-    /// See [`ReadStats::chunks_read_ahead`].
-    pub chunks_read_ahead: u64,
-    /// See [`ReadStats::chunk_gets`].
-    pub chunk_gets: u64,
-    /// See [`ReadStats::chunk_get_bytes`].
-    pub chunk_get_bytes: u64,
-    /// See [`ReadStats::chunk_get_byte_ms`].
-    pub chunk_get_byte_ms: u64,
-    /// See [`ReadStats::bytes_served`].
-    pub bytes_served: u64,
-    /// See [`ReadStats::paced_ms`].
-    pub paced_ms: u64,
-    /// See [`ReadStats::index_hits`].
-    pub index_hits: u64,
-    /// See [`ReadStats::index_misses`].
-    pub index_misses: u64,
-    /// Bytes of chunks in the memory tier now.
-    pub cache_bytes: u64,
-    /// Bytes read ahead now, in flight or held until read.
-    pub read_ahead_bytes: u64,
-    /// Bytes written to the disk tier since the broker started.
-    pub cache_disk_write_bytes: u64,
-    /// Bytes read from the disk tier since the broker started.
-    pub cache_disk_read_bytes: u64,
-    /// Whether the disk tier is open (it opens in the background after start-up).
-    pub cache_disk_open: bool,
 }
 
 /// Where one read is in a remote segment.
@@ -474,260 +413,6 @@ impl RemoteReader {
         }
     }
 
-    /// Starts the GETs of the chunks `needed` of the cursor's segment that are missing,
-    /// and keeps the `window` chunks after them (continuing into the next segment if it
-    /// starts below `upper_bound`) cached or in flight, a whole GET at a time: it starts
-    /// GETs only once at least `get_max_bytes` of the window (or the whole window, when
-    /// smaller) is missing, or the missing part reaches the end of an object. Needed chunks
-    /// that are missing go in the same GETs as the window's.
-    fn read_ahead(
-        &self,
-        p: &PartitionRef,
-        manifest: &Manifest,
-        cursor: &Cursor<'_>,
-        needed: Range<u64>,
-        window: u64,
-        upper_bound: i64,
-    ) {
-        let cb = self.inner.chunk_bytes;
-        let size = cursor.segment.size_bytes;
-        let chunks = size.div_ceil(cb);
-        // A whole GET at a time, or the whole window when it is smaller than a GET.
-        let run = self.inner.run_chunks.min(window);
-        // A window that would stop less than a whole GET short of an object's end takes the
-        // end too, rather than leave a short GET for later (a small object is one GET).
-        let whole = self.inner.run_chunks;
-        let stretch = |to: u64, chunks: u64| if to + whole > chunks { chunks } else { to };
-        let waiting = needed.clone().any(|i| !self.present(&chunk_key(&cursor.path, i)));
-        // A reader waiting on chunks it needs gets them and the rest of its window in whole
-        // GETs from the first; otherwise the window after the read is refilled.
-        let (from, to) = match waiting {
-            true => (needed.start, needed.end.max(needed.start + window)),
-            false => (needed.end, needed.end + window),
-        };
-        if from < chunks {
-            let range = from..stretch(to, chunks).min(chunks);
-            let (min_missing, needed_until) = match waiting {
-                true => (1, needed.end),
-                false => (run, 0),
-            };
-            self.ensure(&cursor.path, size, range, min_missing, needed_until);
-        }
-        if to > chunks {
-            // Not past what this reader may read now.
-            let next = manifest.find(cursor.segment.next_offset);
-            if let Some(next) = next.filter(|next| next.base_offset < upper_bound) {
-                let path = self.cursor(p, next).path;
-                let n = next.size_bytes.div_ceil(cb);
-                let range = from.saturating_sub(chunks)..stretch(to - chunks, n).min(n);
-                self.ensure(&path, next.size_bytes, range, run, 0);
-            }
-        }
-    }
-
-    /// Starts GETs for the chunks of `range` of the object at `path` (`size` bytes) that are
-    /// neither cached, held nor in flight, when there are at least `min_missing` of them or
-    /// they reach the object's end; adjacent ones go in one GET of up to `get_max_bytes`.
-    /// Chunks from `needed_until` on are read ahead: a GET of only such chunks waits for
-    /// room in the read-ahead budget (it is not started now if there is none).
-    fn ensure(
-        &self,
-        path: &ObjectPath,
-        size: u64,
-        range: Range<u64>,
-        min_missing: u64,
-        needed_until: u64,
-    ) {
-        let inner = &self.inner;
-        let last = size.div_ceil(inner.chunk_bytes);
-        // Under the in-flight lock from the check to the GETs' start: two readers that both
-        // find a chunk missing do not both fetch it.
-        let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let missing: Vec<u64> =
-            range.filter(|&i| i < last && !self.present_in(&map, &chunk_key(path, i))).collect();
-        let reaches_end = missing.last().is_some_and(|&i| i + 1 == last);
-        if missing.is_empty() || (missing.len() as u64) < min_missing && !reaches_end {
-            return;
-        }
-        let mut runs: Vec<Range<u64>> = Vec::new();
-        for &i in &missing {
-            match runs.last_mut() {
-                Some(run) if i == run.end && run.end - run.start < inner.run_chunks => run.end += 1,
-                _ => runs.push(i..i + 1),
-            }
-        }
-        for run in runs {
-            let ahead = run.start.max(needed_until)..run.end.max(needed_until);
-            let ahead_bytes = self.span_bytes(size, ahead.clone());
-            if run.start >= needed_until {
-                let used = inner.ahead_bytes.load(Ordering::Relaxed);
-                if used + ahead_bytes > inner.ahead_budget {
-                    return;
-                }
-            }
-            inner.ahead_bytes.fetch_add(ahead_bytes, Ordering::Relaxed);
-            self.start_get(&mut map, path, size, run, ahead);
-        }
-    }
-
-    /// Loads the chunks of `range` that only the disk tier holds into the memory tier, in
-    /// the background: a sequential reader then finds its next chunk in memory instead of
-    /// waiting for the disk in series with its reads. Chunks in memory or not on disk (in
-    /// flight or held ones are not: `ensure` GETs only what the cache lacks) are left alone.
-    fn warm(&self, path: &ObjectPath, range: Range<u64>) {
-        let inner = &self.inner;
-        for i in range {
-            let key = chunk_key(path, i);
-            if inner.chunks.get().memory().contains(&key)
-                || !inner.chunks.get().storage().may_contains(&key)
-            {
-                continue;
-            }
-            if !inner.warming.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
-                continue;
-            }
-            let inner = inner.clone();
-            // Ends by itself: one read of the disk tier (which puts the chunk in memory).
-            self.inner.runtime.handle().spawn(async move {
-                match inner.chunks.get().get(&key).await {
-                    Ok(Some(_)) => {
-                        inner.stats.chunk_disk_hits.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, "the chunk cache's disk tier failed a read")
-                    }
-                }
-                inner.warming.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-            });
-        }
-    }
-
-    /// Bytes of chunks `run` of an object of `size` bytes.
-    fn span_bytes(&self, size: u64, run: Range<u64>) -> u64 {
-        let cb = self.inner.chunk_bytes;
-        (run.end * cb).min(size).saturating_sub(run.start * cb)
-    }
-
-    /// Whether the chunk `key` is cached, held or in flight.
-    fn present(&self, key: &String) -> bool {
-        self.present_in(&self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner()), key)
-    }
-
-    /// [`Self::present`] for a caller holding the in-flight lock (`in_flight`).
-    fn present_in(&self, in_flight: &HashMap<String, ChunkFuture>, key: &String) -> bool {
-        let inner = &self.inner;
-        in_flight.contains_key(key)
-            || inner.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
-            || inner.chunks.get().contains(key)
-    }
-
-    /// Drops the read-ahead chunks held longer than [`HELD_FOR`]: their readers went away.
-    fn drop_stale_held(&self) {
-        let inner = &self.inner;
-        let now = shale_core::clock::monotonic_now();
-        let mut held = inner.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.retain(|_, (chunk, at)| {
-            let keep = now.duration_since(*at) < HELD_FOR;
-            if !keep {
-                inner.ahead_bytes.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
-            }
-            keep
-        });
-    }
-
-    /// The held read-ahead chunk `key`, now read: it moves to the cache.
-    fn take_held(&self, key: &str) -> Option<Bytes> {
-        let inner = &self.inner;
-        let (chunk, _) = inner.held.lock().unwrap_or_else(|e| e.into_inner()).remove(key)?;
-        inner.ahead_bytes.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
-        inner.chunks.get().insert(key.to_string(), chunk.clone());
-        Some(chunk)
-    }
-
-    /// One ranged GET for chunks `run` of the object at `path`, on the cold-read runtime;
-    /// each chunk is in `in_flight` (the caller holds its lock) until it is in the cache,
-    /// or, for the chunks of `ahead` (read ahead, counted in `ahead_bytes`), held.
-    fn start_get(
-        &self,
-        in_flight: &mut HashMap<String, ChunkFuture>,
-        path: &ObjectPath,
-        size: u64,
-        run: Range<u64>,
-        ahead: Range<u64>,
-    ) {
-        self.drop_stale_held();
-        let ahead_bytes = self.span_bytes(size, ahead.clone());
-        let first = run.start;
-        let cb = self.inner.chunk_bytes;
-        let bytes = run.start * cb..(run.end * cb).min(size);
-        let keys: Vec<String> = run.map(|i| chunk_key(path, i)).collect();
-        let task = {
-            let inner = self.inner.clone();
-            let (path, keys) = (path.clone(), keys.clone());
-            async move {
-                let got = async {
-                    let _permit = inner.permits.acquire().await.map_err(|_| closed())?;
-                    let sent = shale_core::clock::monotonic_now();
-                    let got = inner.catalog.bucket().get_range(&path, bytes).await?;
-                    Ok::<_, Error>((got, sent.elapsed()))
-                }
-                .await;
-                let got = got.map(|(all, took)| {
-                    let byte_ms = all.len() as u128 * took.as_millis();
-                    let s = &inner.stats;
-                    s.chunk_get_byte_ms.fetch_add(byte_ms as u64, Ordering::Relaxed);
-                    all
-                });
-                match &got {
-                    Ok(all) => {
-                        let s = &inner.stats;
-                        s.chunk_gets.fetch_add(1, Ordering::Relaxed);
-                        s.chunk_get_bytes.fetch_add(all.len() as u64, Ordering::Relaxed);
-                        let n = ahead.end - ahead.start;
-                        s.chunks_read_ahead.fetch_add(n, Ordering::Relaxed);
-                        let now = shale_core::clock::monotonic_now();
-                        let mut held = inner.held.lock().unwrap_or_else(|e| e.into_inner());
-                        for (j, key) in keys.iter().enumerate() {
-                            let chunk = slice_chunk(all, j, cb);
-                            if ahead.contains(&(first + j as u64)) {
-                                // Counted once: a chunk held already (it cannot be, as
-                                // `ensure` checks under the lock) is replaced, not added.
-                                if let Some((old, _)) = held.insert(key.clone(), (chunk, now)) {
-                                    let old = old.len() as u64;
-                                    inner.ahead_bytes.fetch_sub(old, Ordering::Relaxed);
-                                }
-                            } else {
-                                inner.chunks.get().insert(key.clone(), chunk);
-                            }
-                        }
-                    }
-                    Err(_) => drop(inner.ahead_bytes.fetch_sub(ahead_bytes, Ordering::Relaxed)),
-                }
-                // After the cache (or `held`) has them, so a reader finds each chunk there or
-                // here.
-                let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                for key in &keys {
-                    map.remove(key);
-                }
-                got
-            }
-        };
-        // Ends by itself: one GET under the bucket's timeout and retries. Awaited through
-        // the shared futures below by every reader of these chunks.
-        let handle = self.inner.runtime.handle().spawn(task);
-        let all = async move {
-            handle.await.unwrap_or_else(|e| Err(Error::unavailable(format!("cold read: {e}"))))
-        }
-        .boxed()
-        .shared();
-        for (j, key) in keys.into_iter().enumerate() {
-            let all = all.clone();
-            let chunk = async move { all.await.map(|all| slice_chunk(&all, j, cb)) };
-            in_flight.insert(key, chunk.boxed().shared());
-        }
-    }
-
     /// The first batch ending after `from` whose max timestamp is at or after `ts` among the
     /// remote segments, as (its base offset, its max timestamp): at batch granularity, as the
     /// local lookup (the batch found may begin below `from`).
@@ -851,75 +536,12 @@ impl RemoteReader {
         }
         Ok(out.freeze())
     }
-
-    /// Chunk `i` of the cursor's segment: from the memory tier, the disk tier, or the GET
-    /// bringing it (started here if none is).
-    async fn chunk(&self, cursor: &Cursor<'_>, i: u64) -> Result<Bytes, Error> {
-        let last = cursor.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some((_, chunk)) = last.filter(|(j, _)| *j == i) {
-            return Ok(chunk);
-        }
-        let chunk = self.lookup(cursor, i).await?;
-        *cursor.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((i, chunk.clone()));
-        Ok(chunk)
-    }
-
-    /// [`Self::chunk`] without the cursor's memo.
-    async fn lookup(&self, cursor: &Cursor<'_>, i: u64) -> Result<Bytes, Error> {
-        let inner = &self.inner;
-        let key = chunk_key(&cursor.path, i);
-        let mut refetch = false;
-        loop {
-            let pending = {
-                let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                if !map.contains_key(&key) {
-                    if let Some(chunk) = self.take_held(&key) {
-                        inner.stats.chunk_hits.fetch_add(1, Ordering::Relaxed);
-                        return Ok(chunk);
-                    }
-                    if refetch || !inner.chunks.get().contains(&key) {
-                        let size = cursor.segment.size_bytes;
-                        self.start_get(&mut map, &cursor.path, size, i..i + 1, 0..0);
-                    }
-                }
-                map.get(&key).cloned()
-            };
-            if let Some(pending) = pending {
-                cursor.waited.store(true, Ordering::Relaxed);
-                inner.stats.chunk_misses.fetch_add(1, Ordering::Relaxed);
-                let chunk = pending.await?;
-                // A chunk read ahead is held for its reader: this is it.
-                self.take_held(&key);
-                return Ok(chunk);
-            }
-            // A chunk being warmed from the disk tier is counted there (as a disk hit).
-            let in_memory = inner.chunks.get().memory().contains(&key)
-                || inner.warming.lock().unwrap_or_else(|e| e.into_inner()).contains(&key);
-            match inner.chunks.get().get(&key).await {
-                Ok(Some(entry)) => {
-                    let s = &inner.stats;
-                    let counter = if in_memory { &s.chunk_hits } else { &s.chunk_disk_hits };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    return Ok(entry.value().clone());
-                }
-                // Evicted since, or the disk tier failed: GET it.
-                Ok(None) => refetch = true,
-                Err(e) => {
-                    tracing::debug!(error = %e, "the chunk cache's disk tier failed a read");
-                    refetch = true;
-                }
-            }
-        }
-    }
 }
 
 /// Chunks a sequential reader has loaded from the disk tier ahead of its reads (at most its
 /// read-ahead window): one is enough to overlap the disk with the reads, two absorb a slow
 /// disk read.
 const WARM_CHUNKS: u64 = 2;
-
-/// How long a chunk read ahead is held for its reader, who may have gone.
-const HELD_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Lowers the calling thread's CPU priority to `nice` (Linux, where nice is per thread).
 fn lower_priority(nice: i32) {
@@ -932,18 +554,6 @@ fn lower_priority(nice: i32) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = nice;
-}
-
-/// The cache key of chunk `i` of the object at `path`.
-fn chunk_key(path: &ObjectPath, i: u64) -> String {
-    format!("{path}#{i}")
-}
-
-/// Chunk `j` of the bytes `all` of a GET that started at a chunk boundary.
-fn slice_chunk(all: &Bytes, j: usize, chunk_bytes: u64) -> Bytes {
-    let from = (j as u64 * chunk_bytes).min(all.len() as u64) as usize;
-    let to = (from as u64 + chunk_bytes).min(all.len() as u64) as usize;
-    all.slice(from..to)
 }
 
 /// The remote index of `segment` from the bytes of its index object at `path`.
@@ -975,6 +585,7 @@ fn out_of_range(p: &PartitionRef, manifest: &Manifest, offset: i64) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use super::fetch::chunk_key;
     use super::*;
     use crate::log::{LogConfig, LogResources, PartitionLog};
     use crate::tier::Bucket;
