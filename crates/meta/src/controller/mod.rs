@@ -186,7 +186,8 @@ async fn lead(
         obituaries.prune(&view.brokers);
         view.brokers.retain(|id, b| !obituaries.is_dead(b) && !view.fenced.contains_key(id));
         // Each write also holds only while the fenced brokers stay fenced.
-        let per_txn = WRITES_PER_TXN.min(super::MAX_TXN_OPS - 1 - view.fenced.len()).max(1);
+        let per_txn =
+            WRITES_PER_TXN.min((super::MAX_TXN_OPS - 1).saturating_sub(view.fenced.len())).max(1);
         for chunk in plan(&view, policy).chunks(per_txn) {
             if !write(store, keys, revision, &view.fenced, chunk).await? {
                 if !still_controller(store, keys, revision).await? {
