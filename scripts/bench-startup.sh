@@ -5,25 +5,20 @@
 # broker's own "broker opened in" line (start-up by phase; brokers older than issue 37 do
 # not print it, and their /readyz said ready before leaderships were confirmed).
 #   scripts/bench-startup.sh [DIR] [PER] [RUNS]
-# SHALE=path/to/shale compares another build (default: this tree's release build).
+# SHALE_BIN=path/to/shale compares another build (default: this tree's release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/startup}"
 PER="${2:-10000}"
 RUNS="${3:-3}"
-scripts/ensure-protoc.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
-cargo build --release --quiet --bin shale --bin shale-bench
-SHALE="${SHALE:-$CARGO_TARGET_DIR/release/shale}"
-SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
-rm -rf "$DIR" && mkdir -p "$DIR"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+echo "shale: $SHALE"
 PORT=$(free_port)
 ADMIN=$(free_port)
 BROKER=
 cleanup() { [ -n "$BROKER" ] && kill "$BROKER" 2>/dev/null || true; }
 trap cleanup EXIT
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, disk $(df -h "$DIR" | awk 'NR==2{print $1}'); shale: $SHALE"
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # Starts the broker on data dir $1 and reports its start-up as $2.
