@@ -121,6 +121,25 @@ impl Stopped {
         broker_with_topic(dir.path(), &listen, &conf).await;
         Stopped { dir, conf_dir, conf, listen }
     }
+
+    /// Where a restart logs.
+    fn log(&self) -> std::path::PathBuf {
+        self.conf_dir.path().join("broker.log")
+    }
+
+    /// Restarts the broker under produce (see [`restart_under_produce`]) with its admin
+    /// listener on `admin` and the failpoints held in `points` (see [`held`]).
+    async fn restart_held(&self, admin: &str, points: &Path) -> (BrokerProcess, Answers) {
+        let points = points.to_string_lossy().to_string();
+        restart_under_produce(
+            self.dir.path(),
+            &self.listen,
+            &["--config", &self.conf, "--admin-listen", admin],
+            &[("SHALE_FAILPOINTS_DIR", &points)],
+            &self.log(),
+        )
+        .await
+    }
 }
 
 /// The failpoint `point` held (`SHALE_FAILPOINTS_DIR` is the directory returned) until the
@@ -163,8 +182,7 @@ async fn restart_under_produce(
 /// lapsed during the hold and the first answers were "cannot confirm its metadata lease".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_up_slower_than_the_lease_keeps_the_lease() {
-    let Stopped { dir, conf_dir, conf, listen } = Stopped::new().await;
-
+    let stopped = Stopped::new().await;
     let (points, hold) = held("start.hold");
     let admin = format!("127.0.0.1:{}", free_port());
     let held_for = Duration::from_millis(2500 * TTL_SECS);
@@ -173,21 +191,12 @@ async fn a_start_up_slower_than_the_lease_keeps_the_lease() {
         std::thread::sleep(held_for);
         std::fs::remove_file(&hold).unwrap();
     });
-    let points_dir = points.path().to_string_lossy().to_string();
-    let log = conf_dir.path().join("broker.log");
     let began = Instant::now();
-    let (broker, answers) = restart_under_produce(
-        dir.path(),
-        &listen,
-        &["--config", &conf, "--admin-listen", &admin],
-        &[("SHALE_FAILPOINTS_DIR", &points_dir)],
-        &log,
-    )
-    .await;
+    let (broker, answers) = stopped.restart_held(&admin, points.path()).await;
     lift.join().unwrap();
     assert!(began.elapsed() >= held_for, "start-up was held for {held_for:?}");
 
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = std::fs::read_to_string(stopped.log()).unwrap();
     assert!(logged.contains("failpoint start.hold hit"), "the hold was reached: {logged}");
     assert!(answers.refused.is_empty(), "refused after listening: {:?}", answers.refused);
     assert!(answers.accepted > 0, "{answers:?}");
@@ -276,19 +285,10 @@ async fn readiness_says_ready_only_when_produce_is_accepted() {
 /// the hold was lifted.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cold_read_cache_disk_tier_opens_in_the_background() {
-    let Stopped { dir, conf_dir, conf, listen } = Stopped::new().await;
+    let stopped = Stopped::new().await;
     let (points, hold) = held("tier.cache_disk.hold");
     let admin = format!("127.0.0.1:{}", free_port());
-    let points_dir = points.path().to_string_lossy().to_string();
-    let log = conf_dir.path().join("broker.log");
-    let (broker, answers) = restart_under_produce(
-        dir.path(),
-        &listen,
-        &["--config", &conf, "--admin-listen", &admin],
-        &[("SHALE_FAILPOINTS_DIR", &points_dir)],
-        &log,
-    )
-    .await;
+    let (broker, answers) = stopped.restart_held(&admin, points.path()).await;
     assert!(answers.refused.is_empty() && answers.accepted > 0, "{answers:?}");
     let disk_open =
         || async { metric(&http_get(&admin, "/metrics").await.1, "shale_tier_cache_disk_open") };
@@ -298,7 +298,7 @@ async fn the_cold_read_cache_disk_tier_opens_in_the_background() {
         disk_open().await == Some(1.0)
     })
     .await;
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = std::fs::read_to_string(stopped.log()).unwrap();
     assert!(logged.contains("disk tier is open"), "{logged}");
     drop(broker);
 }
