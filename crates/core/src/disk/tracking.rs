@@ -9,7 +9,7 @@
 //!
 //! Chosen with `SHALE_TEST_DISK=tracking` (see [`super::process`]). With
 //! `SHALE_TEST_DISK=tracking-fsync-noop`, fsync of segment files (`*.log`, local segments
-//! and segment objects in a `file://` bucket) does nothing, so a kill loses every record
+//! and segment objects in a `file://` bucket) and of the journal does nothing, so a kill loses every record
 //! written since start, which the power-loss suites must catch; the files a broker needs
 //! to start at all (its id, partition metadata, the embedded store) still sync, so the
 //! suites report the loss rather than a broker that cannot start.
@@ -94,10 +94,11 @@ fn apply_len(mut len: u64, ops: &[Op]) -> u64 {
     len
 }
 
-/// Whether `path` is a segment file, local or in a `file://` bucket (also while staged).
+/// Whether `path` holds records: a segment file, local or in a `file://` bucket (also while
+/// staged), or the data directory's journal (whose rounds acknowledge appends).
 fn is_segment(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    name.split('#').next().is_some_and(|n| n.ends_with(".log"))
+    name == "journal" || name.split('#').next().is_some_and(|n| n.ends_with(".log"))
 }
 
 /// An open file: the real file underneath, and the shared unsynced changes.

@@ -17,6 +17,7 @@
 //! invalid is damaged, never a creation cut short, and opening it fails.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use shale_core::disk::{FileHandle, OpenMode, SharedDisk, TMP_SUFFIX, read_full_at};
 
@@ -102,7 +103,10 @@ impl Header {
 pub(crate) struct JournalFile {
     path: PathBuf,
     file: FileHandle,
-    header: Header,
+    /// The ring's bytes (fixed for the file's life).
+    capacity: u64,
+    /// The header in force; locked while a new one is written.
+    header: Mutex<Header>,
 }
 
 impl JournalFile {
@@ -139,27 +143,36 @@ impl JournalFile {
                 ),
             });
         }
-        let mut journal = JournalFile { path: path.to_path_buf(), file, header: newest };
-        let next = Header { generation: newest.generation + 1, ..newest };
-        journal.write_header(next)?;
+        let journal = JournalFile {
+            path: path.to_path_buf(),
+            file,
+            capacity: newest.capacity,
+            header: Mutex::new(newest),
+        };
+        journal.write_header(|h| Header { generation: h.generation + 1, ..h })?;
         Ok(journal)
     }
 
     /// The header in force.
     pub(crate) fn header(&self) -> Header {
-        self.header
+        *self.header.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Records `trim` as the oldest position still needed, durably.
-    pub(crate) fn set_trim(&mut self, trim: u64) -> Result<(), JournalError> {
-        self.write_header(Header { trim, ..self.header })
+    pub(crate) fn set_trim(&self, trim: u64) -> Result<(), JournalError> {
+        self.write_header(|h| Header { trim, ..h })
     }
 
     /// Writes `bytes` (frames, wrap frames and the zeros that skip to a lap's start) at
     /// ring position `lsn`, in two writes where they run past the ring's end. Not durable
     /// until [`sync`](Self::sync).
     pub(crate) fn write_at(&self, lsn: u64, bytes: &[u8]) -> Result<(), JournalError> {
-        let capacity = self.header.capacity;
+        let capacity = self.capacity;
         let pos = lsn % capacity;
         let first = bytes.len().min((capacity - pos) as usize);
         self.file.write_all_at(&bytes[..first], RING_START + pos).map_err(|e| self.io(e))?;
@@ -174,12 +187,15 @@ impl JournalFile {
         self.file.sync_data().map_err(|e| self.io(e))
     }
 
-    fn write_header(&mut self, next: Header) -> Result<(), JournalError> {
-        let next = Header { sequence: self.header.sequence + 1, ..next };
+    /// Writes the header `change` makes of the one in force into the other slot, and syncs
+    /// it; it is in force once durable.
+    fn write_header(&self, change: impl FnOnce(Header) -> Header) -> Result<(), JournalError> {
+        let mut header = self.header.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = Header { sequence: header.sequence + 1, ..change(*header) };
         let slot = next.sequence % 2 * SLOT;
         self.file.write_all_at(&next.encode(), slot).map_err(|e| self.io(e))?;
         self.file.sync_data().map_err(|e| self.io(e))?;
-        self.header = next;
+        *header = next;
         Ok(())
     }
 
@@ -190,7 +206,7 @@ impl JournalFile {
 
 impl RingRead for JournalFile {
     fn capacity(&self) -> u64 {
-        self.header.capacity
+        self.capacity
     }
 
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
@@ -270,7 +286,7 @@ mod tests {
     fn each_open_starts_a_new_generation_and_keeps_the_trim_point() {
         let (_sim, disk) = sim(SimOptions::default());
         let path = Path::new(PATH);
-        let mut j = JournalFile::open(&disk, path, 8192).unwrap();
+        let j = JournalFile::open(&disk, path, 8192).unwrap();
         assert_eq!(j.header().generation, 1);
         assert_eq!(disk.metadata(path).unwrap().len, RING_START + 8192);
         j.set_trim(4096).unwrap();
@@ -286,7 +302,7 @@ mod tests {
         for seed in 0..16 {
             let (sim, disk) = sim(SimOptions { seed, torn_overwrites: true, ..Default::default() });
             let path = Path::new(PATH);
-            let mut j = JournalFile::open(&disk, path, 4096).unwrap();
+            let j = JournalFile::open(&disk, path, 4096).unwrap();
             j.set_trim(800).unwrap();
             let before = j.header();
             sim.freeze_after(1); // the header's write lands, its sync does not

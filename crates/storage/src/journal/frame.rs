@@ -3,12 +3,14 @@
 //!
 //! ```text
 //! 0   u32  CRC-32C of bytes 4 .. HEADER_LEN + len (the header's rest and the payload)
-//! 4   u8   kind: 1 = batches, 2 = wrap (the rest of the lap is unused)
+//! 4   u8   kind: 1 = batches, 2 = wrap (the rest of the lap is unused), 3 = truncate (the
+//!          partition's log was cut at `base offset`), 4 = reset (it was emptied to start
+//!          again at `base offset`)
 //! 5   [3]  zero
 //! 8   u64  lsn: the frame's journal position (bytes written since the journal began)
 //! 16  u32  stream: the partition's number on this volume
 //! 20  i32  leader epoch of the append
-//! 24  i64  base offset of the first batch
+//! 24  i64  base offset of the first batch (of a truncate or reset: the offset it cut at)
 //! 32  u32  len: payload bytes (0 for a wrap)
 //! 36  u32  generation: how many times the journal had been opened when it was written
 //! 40  len  payload: whole RecordBatch v2 batches, exactly as appended
@@ -31,12 +33,37 @@ pub(crate) const ALIGN: u64 = 8;
 
 const KIND_BATCHES: u8 = 1;
 const KIND_WRAP: u8 = 2;
+const KIND_TRUNCATE: u8 = 3;
+const KIND_RESET: u8 = 4;
+
+/// What a frame of a partition records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Batches appended at the base offset (the payload).
+    Append,
+    /// The log was cut at the base offset: everything from it on was dropped.
+    Truncate,
+    /// The log was emptied and starts again at the base offset.
+    Reset,
+}
+
+impl Op {
+    fn kind(self) -> u8 {
+        match self {
+            Op::Append => KIND_BATCHES,
+            Op::Truncate => KIND_TRUNCATE,
+            Op::Reset => KIND_RESET,
+        }
+    }
+}
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// Batches appended to one partition's log.
+    /// A change to one partition's log: batches appended, or a cut.
     Batches {
+        /// What was done.
+        op: Op,
         /// The partition's stream number on this volume.
         stream: u32,
         /// The leader epoch the batches were appended under.
@@ -84,6 +111,7 @@ pub(crate) struct At {
 
 /// Appends the frame of `payload` (whole batches) `at` its place to `out`, padded with
 /// zeros.
+#[cfg(test)]
 pub(crate) fn put_batches(
     out: &mut BytesMut,
     at: At,
@@ -92,8 +120,23 @@ pub(crate) fn put_batches(
     base_offset: i64,
     payload: &[u8],
 ) {
+    put_op(out, at, Op::Append, stream, epoch, base_offset, payload);
+}
+
+/// Appends the frame of `op` on `stream` `at` its place to `out` (`payload`: the batches of
+/// an append, empty for a cut), padded with zeros.
+pub(crate) fn put_op(
+    out: &mut BytesMut,
+    at: At,
+    op: Op,
+    stream: u32,
+    epoch: i32,
+    base_offset: i64,
+    payload: &[u8],
+) {
+    debug_assert!(op == Op::Append || payload.is_empty());
     let len = u32::try_from(payload.len()).expect("an append is far below 4 GiB");
-    put(out, at, KIND_BATCHES, stream, epoch, base_offset, payload, len);
+    put(out, at, op.kind(), stream, epoch, base_offset, payload, len);
 }
 
 /// Appends a wrap frame `at` its place to `out`.
@@ -189,8 +232,15 @@ pub(crate) fn header(bytes: &[u8], lsn: u64, room: u64) -> Result<Header, Invali
         return Err(Invalid::NotAHeader(kind));
     }
     let len = u32_at(32);
+    let op = match kind {
+        KIND_BATCHES => Some(Op::Append),
+        KIND_TRUNCATE if len == 0 => Some(Op::Truncate),
+        KIND_RESET if len == 0 => Some(Op::Reset),
+        _ => None,
+    };
     let kind = match kind {
-        KIND_BATCHES => Kind::Batches {
+        _ if op.is_some() => Kind::Batches {
+            op: op.expect("checked"),
             stream: u32_at(16),
             epoch: u32_at(20) as i32,
             base_offset: u64_at(24) as i64,
@@ -241,7 +291,7 @@ mod tests {
     fn a_frame_reads_back_where_it_was_written() {
         let out = batches(64, b"abc");
         let h = header(&out, 64, 1 << 20).unwrap();
-        let kind = Kind::Batches { stream: 7, epoch: 3, base_offset: 1000 };
+        let kind = Kind::Batches { op: Op::Append, stream: 7, epoch: 3, base_offset: 1000 };
         assert_eq!(h, Header { lsn: 64, generation: 5, kind, len: 3 });
         assert_eq!(h.footprint(), 48);
         check(&out[..HEADER_LEN + 3]).unwrap();
@@ -271,6 +321,20 @@ mod tests {
     fn a_payload_longer_than_the_room_left_is_refused_from_the_header() {
         let out = batches(0, &[9; 100]);
         assert_eq!(header(&out, 0, 99), Err(Invalid::TooLong { len: 100, room: 99 }));
+    }
+
+    #[test]
+    fn a_cut_is_a_bare_header_naming_its_offset() {
+        let mut out = BytesMut::new();
+        put_op(&mut out, At { lsn: 8, generation: 2 }, Op::Truncate, 4, 1, 77, &[]);
+        assert_eq!((out.len(), out[4]), (HEADER_LEN, 3));
+        let h = header(&out, 8, 1 << 20).unwrap();
+        let kind = Kind::Batches { op: Op::Truncate, stream: 4, epoch: 1, base_offset: 77 };
+        assert_eq!(h.kind, kind);
+        out.clear();
+        put_op(&mut out, At { lsn: 8, generation: 2 }, Op::Reset, 4, 1, 90, &[]);
+        assert_eq!(out[4], 4);
+        assert!(matches!(header(&out, 8, 0).unwrap().kind, Kind::Batches { op: Op::Reset, .. }));
     }
 
     #[test]

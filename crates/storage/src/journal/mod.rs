@@ -15,15 +15,71 @@
 //!   frame says the writer went on at the next lap), and the scan that reads frames back
 //!   from the trim point to the first one torn or never written in this lap.
 //!
-//! Not on the write path yet: the group-commit loop that writes rounds, checkpoints and replay come next (see
-//! `docs/architecture.md`, "Planned").
-// Until the writer uses them, the frame and ring code runs only in its tests.
-#![cfg_attr(not(test), allow(dead_code))]
+//! - `streams`: the stream table: which partition directory each stream number is.
+//! - `writer`: the journal at work: pushes into the open round, the writer thread's group
+//!   commit, the checkpointer that trims the journal behind the segment files.
+//!
+//! Replay (the frames a restart finds, applied to the partitions' logs) is the log's
+//! (`log/replay.rs`); [`recover`] reads them.
 
 pub(crate) mod file;
 pub(crate) mod frame;
 pub(crate) mod ring;
 pub(crate) mod round;
+pub(crate) mod streams;
+pub(crate) mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use shale_core::disk::SharedDisk;
+
+pub(crate) use file::{JournalError, JournalFile};
+pub(crate) use frame::Op;
+pub(crate) use ring::Found;
+pub(crate) use writer::{Journal, Member};
+
+/// What a journal holds when it is opened: the frames to replay, where the writer goes on,
+/// and which partition directory each stream is.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    /// The journal, under a new generation.
+    pub(crate) file: JournalFile,
+    /// The frames from the trim point on, in journal order.
+    pub(crate) frames: Vec<Found>,
+    /// Where the scan stopped: the writer goes on here once the frames are replayed.
+    pub(crate) next: u64,
+    /// Why the scan stopped there.
+    pub(crate) why: frame::Invalid,
+    /// Directory names by stream.
+    pub(crate) names: HashMap<u32, String>,
+}
+
+/// The stream table's path beside the journal at `path`.
+pub(crate) fn streams_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".streams");
+    PathBuf::from(name)
+}
+
+/// Opens (or creates) the journal at `path` and reads back every frame from its trim point.
+pub(crate) fn recover(
+    disk: &SharedDisk,
+    path: &Path,
+    capacity: u64,
+) -> Result<Recovered, JournalError> {
+    let file = JournalFile::open(disk, path, capacity)?;
+    let mut frames = Vec::new();
+    let io = |source| JournalError::Io { path: path.to_path_buf(), source };
+    // The header in force before this open bumped the generation stored the trim point.
+    let header = file.header();
+    let floor = header.generation - 1;
+    let ended = ring::scan_from(&file, header.trim, floor, |f| frames.push(f)).map_err(io)?;
+    let table = streams_path(path);
+    let names = streams::load(disk, &table)
+        .map_err(|source| JournalError::Io { path: table.clone(), source })?;
+    Ok(Recovered { file, frames, next: ended.next, why: ended.why, names })
+}
 
 #[cfg(test)]
 mod power_loss_tests;

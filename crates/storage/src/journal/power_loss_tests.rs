@@ -87,7 +87,7 @@ impl Run {
     }
 
     /// Writes rounds until the disk freezes (an operation fails); returns how many rounds.
-    fn write_until_frozen(&mut self, mut journal: JournalFile, mut next: u64) -> usize {
+    fn write_until_frozen(&mut self, journal: JournalFile, mut next: u64) -> usize {
         let mut rounds = 0;
         loop {
             let h = journal.header();

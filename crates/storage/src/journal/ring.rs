@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 
-use super::frame::{self, HEADER_LEN, Header, Invalid, Kind};
+use super::frame::{self, HEADER_LEN, Header, Invalid, Kind, Op};
 
 /// Where the writer puts a frame of `footprint` bytes that would start at `lsn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,8 @@ impl RingRead for [u8] {
 pub(crate) struct Found {
     /// Where it was written.
     pub(crate) lsn: u64,
+    /// What it records.
+    pub(crate) op: Op,
     /// The partition's stream number.
     pub(crate) stream: u32,
     /// The leader epoch of the append.
@@ -93,14 +95,28 @@ pub(crate) struct Ended {
 /// Scans the ring from `lsn` (a frame boundary: the trim point, or where an earlier scan
 /// stopped): every valid frame of batches, in order, to `each`, then how the scan ended.
 /// An I/O error ends the scan with that error.
+#[cfg(test)]
 pub(crate) fn scan(
     ring: &(impl RingRead + ?Sized),
+    lsn: u64,
+    each: impl FnMut(Found),
+) -> std::io::Result<Ended> {
+    scan_from(ring, lsn, 0, each)
+}
+
+/// Like [`scan`], reading only frames of generation `floor` or later: a scan from the
+/// trim point takes the generation that stored it as its floor, since every frame written
+/// at or after the trim point since is of that generation or a later one, and a frame of
+/// an older one there was left by a writer a crash stopped (the one that stored the trim
+/// point may have written nothing there yet).
+pub(crate) fn scan_from(
+    ring: &(impl RingRead + ?Sized),
     mut lsn: u64,
+    mut floor: u32,
     mut each: impl FnMut(Found),
 ) -> std::io::Result<Ended> {
     let capacity = ring.capacity();
     let lap_end = lsn + capacity;
-    let mut floor = 0;
     let mut head = [0u8; HEADER_LEN];
     loop {
         lsn = usable(lsn, capacity);
@@ -129,9 +145,9 @@ pub(crate) fn scan(
         floor = h.generation;
         match h.kind {
             Kind::Wrap => lsn += room,
-            Kind::Batches { stream, epoch, base_offset } => {
+            Kind::Batches { op, stream, epoch, base_offset } => {
                 let payload = Bytes::from(whole).slice(HEADER_LEN..);
-                each(Found { lsn, stream, epoch, base_offset, payload });
+                each(Found { lsn, op, stream, epoch, base_offset, payload });
                 lsn += h.footprint();
             }
         }

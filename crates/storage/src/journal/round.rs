@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 
-use super::frame::{self, At, footprint};
+use super::frame::{self, At, Op, footprint};
 use super::ring::place;
 
 /// Why a frame does not go into a round.
@@ -70,9 +70,23 @@ impl Round {
     /// Adds the frame of `payload` (whole batches of `stream`, appended at `base_offset`
     /// under leader `epoch`) unless it would overwrite a position at or after `trim`;
     /// returns its position.
+    #[cfg(test)]
     pub(crate) fn push(
         &mut self,
         trim: u64,
+        stream: u32,
+        epoch: i32,
+        base_offset: i64,
+        payload: &[u8],
+    ) -> Result<u64, Refused> {
+        self.push_op(trim, Op::Append, stream, epoch, base_offset, payload)
+    }
+
+    /// Like [`push`](Self::push), for any `op` (a cut has no payload).
+    pub(crate) fn push_op(
+        &mut self,
+        trim: u64,
+        op: Op,
         stream: u32,
         epoch: i32,
         base_offset: i64,
@@ -93,7 +107,7 @@ impl Round {
         // The rest of the lap is skipped: zeros, written like the frames.
         self.buf.resize((placed.at - self.start) as usize, 0);
         let at = At { lsn: placed.at, generation };
-        frame::put_batches(&mut self.buf, at, stream, epoch, base_offset, payload);
+        frame::put_op(&mut self.buf, at, op, stream, epoch, base_offset, payload);
         Ok(placed.at)
     }
 }

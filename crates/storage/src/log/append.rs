@@ -83,6 +83,7 @@ impl Inner {
         self.resources.activity().note_write();
         let interval = st.config.index_interval_bytes as u64;
         st.active.append(&self.resources, buf, frames, interval, now)?;
+        st.unsynced = true;
         let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
         let info = AppendInfo {
             base_offset: first.base_offset,
@@ -106,6 +107,10 @@ impl Inner {
     /// nothing is scheduled; `flush_all` does it by hand.
     fn schedule_interval_flush(this: &Arc<Inner>, policy: super::FlushPolicy) {
         let super::FlushPolicy::Interval(every) = policy else { return };
+        if this.journal.is_some() {
+            // The journal's next round makes the append durable: no timer is needed.
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         if this.flush_due.swap(true, Ordering::AcqRel) {
             return;
@@ -156,6 +161,7 @@ impl PartitionLog {
             }
         }
         let info = inner.write(&mut st, batches, &frames, now)?;
+        Inner::journal_append(&self.inner, &mut st, batches, &frames)?;
         Inner::schedule_interval_flush(&self.inner, st.config.flush);
         Ok(info)
     }
@@ -192,6 +198,7 @@ impl PartitionLog {
             st.epochs.store(inner.disk(), &inner.dir)?;
         }
         let info = inner.write(&mut st, batches, &frames, now)?;
+        Inner::journal_append(&self.inner, &mut st, batches, &frames)?;
         Inner::schedule_interval_flush(&self.inner, st.config.flush);
         Ok(info)
     }

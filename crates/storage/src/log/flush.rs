@@ -50,7 +50,7 @@ impl PartitionLog {
     /// round). For a caller that appended on this thread and waits for the fsync anyway, a
     /// follower between two fetches: it saves the hop to a flusher thread and back.
     pub fn flush_here(&self) -> Result<(), LogError> {
-        if self.inner.volume.shared() {
+        if self.inner.volume.shared() || self.inner.journal.is_some() {
             return Ok(());
         }
         self.inner.sync_active()
@@ -63,6 +63,10 @@ impl Inner {
     /// in which case the round or turn it is in looks again when it ends (`flusher_done`,
     /// `sync_turn`).
     pub(super) fn start_flusher(this: &Arc<Inner>) {
+        if this.journal.is_some() {
+            // The journal's writer takes every round as soon as it holds a frame.
+            return;
+        }
         if this.volume.shared() {
             this.again.store(true, Ordering::Release);
             if this.flushing.swap(true, Ordering::AcqRel) {
@@ -132,6 +136,7 @@ impl Inner {
             if let Err(e) = self.volume_ok() {
                 return self.note_sync(&mut st, Err(e));
             }
+            self.journal_caught_up(&mut st)?;
             let file = st.active.file(&self.resources)?;
             (file, st.active.path.clone(), st.log_end(), st.generation)
         };
@@ -158,12 +163,25 @@ impl Inner {
     /// durable offset advances, unless a truncation rewrote the file meanwhile or another
     /// fsync of the log failed (ours then proves nothing).
     pub(super) fn synced_to(&self, end: i64, generation: u64) {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.resources.activity().note_write();
+        {
+            let mut st = self.peek();
+            if st.generation == generation && end >= st.log_end() {
+                st.unsynced = false;
+            }
+        }
+        self.durable_to(end, generation);
+    }
+
+    /// Appends up to `end` (at `generation`) are durable (by an fsync of the log's segment,
+    /// or a round of its journal): the durable offset advances, unless a truncation
+    /// rewrote the file meanwhile or the log stopped.
+    pub(super) fn durable_to(&self, end: i64, generation: u64) {
         let st = self.peek();
         if st.check_open().is_err() {
             return;
         }
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        self.resources.activity().note_write();
         if st.generation == generation {
             self.durable.fetch_max(end, Ordering::AcqRel);
         }

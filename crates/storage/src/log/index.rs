@@ -87,6 +87,7 @@ impl SegmentIndex {
     }
 
     /// Number of offset entries.
+    #[cfg(test)]
     pub(crate) fn offset_entries(&self) -> usize {
         self.offsets.len()
     }

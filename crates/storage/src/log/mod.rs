@@ -11,6 +11,9 @@
 //! - `flush`: group commit (`flush_until`) and `flush_all`.
 //! - `rounds`: fsync rounds shared by every log on a file system (one `syncfs` for many),
 //!   and the failure of a whole file system.
+//! - `journaled`: a log's side of its volume's journal (`crate::journal`): its stream, the
+//!   frames of its appends and cuts, what the journal's writer tells it.
+//! - `replay`: opening a volume's journal, and replaying it into the logs' segment files.
 //! - `retention`: time/size retention, `truncate_to`, segment file removal.
 //! - `recovery`: opening a directory: trust the recovery point, re-validate after it,
 //!   truncate a torn tail.
@@ -55,9 +58,11 @@ mod epoch;
 mod error;
 mod flush;
 mod index;
+mod journaled;
 mod partition;
 mod read;
 mod recovery;
+mod replay;
 mod resources;
 mod rounds;
 pub(crate) use resources::descriptor_limit;
@@ -68,6 +73,8 @@ mod start;
 mod tiering;
 
 #[cfg(test)]
+mod journal_tests;
+#[cfg(test)]
 mod power_loss_tests;
 #[cfg(test)]
 mod tests;
@@ -77,6 +84,7 @@ pub use config::{FlushPolicy, LogConfig};
 pub use epoch::EpochEntry;
 pub use error::LogError;
 pub use partition::{OffsetsListener, PartitionLog};
+pub use replay::{JournalSettings, JournalStats, MIN_JOURNAL_BYTES, ReplayStats};
 pub use resources::{
     DEFAULT_MAX_INDEX_BYTES, DEFAULT_MAX_OPEN_SEGMENTS, DiskActivity, LogResources,
     out_of_descriptors,

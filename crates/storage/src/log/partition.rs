@@ -39,6 +39,9 @@ pub(super) struct Inner {
     pub again: AtomicBool,
     /// The file system the log is on, with its fsync rounds and failure.
     pub volume: Arc<super::rounds::Volume>,
+    /// The volume's journal and this log's stream in it, when the volume has one: appends
+    /// are then durable once their round of the journal is.
+    pub journal: Option<super::journaled::Journaled>,
     /// Set while an interval flush is due (`FlushPolicy::Interval`; at most one per log).
     pub flush_due: AtomicBool,
     pub offsets: watch::Sender<LogOffsets>,
@@ -90,6 +93,9 @@ pub(super) struct State {
     pub failed: Option<FailStop>,
     /// The log start DeleteRecords set (`start.rs`; 0 when never set).
     pub start_floor: i64,
+    /// Bytes were written to the active segment since its last fsync (with a journal,
+    /// acknowledgements do not fsync it: a close must).
+    pub unsynced: bool,
 }
 
 /// Why and where a log stopped: what [`LogError::Failed`] reports on every later call.
@@ -179,7 +185,11 @@ impl Inner {
     /// retrying could report success for bytes the kernel already dropped.
     pub(super) fn sync_segment(&self, st: &mut State) -> Result<(), LogError> {
         st.check_open()?;
+        self.journal_caught_up(st)?;
         let r = self.volume_ok().and_then(|()| st.active.sync(&self.resources));
+        if r.is_ok() {
+            st.unsynced = false;
+        }
         self.note_sync(st, r)
     }
 
@@ -198,8 +208,14 @@ impl Inner {
         let Err(e) = r else { return Ok(()) };
         self.volume.fail(&e);
         let durable = self.durable.load(Ordering::Acquire);
-        tracing::error!(dir = %self.dir.display(), durable_offset = durable, error = %e,
-            "fsync failed; the partition log stops taking writes until it is reopened");
+        if self.volume.journal.as_ref().is_some_and(|j| j.failure().is_some()) {
+            // The journal said why, once, for every log on the volume.
+            tracing::debug!(dir = %self.dir.display(), durable_offset = durable, error = %e,
+                "the partition log stops with its journal");
+        } else {
+            tracing::error!(dir = %self.dir.display(), durable_offset = durable, error = %e,
+                "fsync failed; the partition log stops taking writes until it is reopened");
+        }
         st.failed = Some(FailStop { path: self.dir.clone(), reason: e.to_string(), durable });
         self.publish(st);
         st.check_open()
@@ -236,12 +252,29 @@ impl PartitionLog {
         clock: SharedClock,
         resources: Arc<LogResources>,
     ) -> Result<Self, LogError> {
-        let dir = dir.into();
+        Self::open_on(dir.into(), config, clock, resources, true)
+    }
+
+    /// Opens the log in `dir`, on the broker's volume of its data directory (`shared`), or
+    /// on a volume of its own, without a journal (a log being replayed from one).
+    pub(super) fn open_on(
+        dir: PathBuf,
+        config: LogConfig,
+        clock: SharedClock,
+        resources: Arc<LogResources>,
+        shared: bool,
+    ) -> Result<Self, LogError> {
         let recovered = recover(&dir, &config, clock.now_ms(), &resources)?;
         let start_floor = super::start::load(resources.disk(), &dir)?;
         // Before any append here (recovery fsyncs what it writes itself), so that the
         // volume's handle sees every writeback error of the appends.
-        let volume = resources.rounds().volume(resources.disk(), &dir);
+        let volume = match shared {
+            true => resources.rounds().volume(resources.disk(), &dir),
+            false => super::rounds::Volume::alone(&dir),
+        };
+        // A directory that was created empty now gets a stream of its own.
+        let fresh = recovered.stored_point.is_none();
+        let journal = super::journaled::Journaled::bind(&volume, &dir, fresh)?;
         let sealed_bytes = recovered.sealed.values().map(|s| s.size).sum();
         let stored_point = recovered.stored_point;
         let state = State {
@@ -255,6 +288,7 @@ impl PartitionLog {
             stored_point,
             failed: None,
             start_floor,
+            unsynced: false,
         };
         let offsets = LogOffsets {
             log_start: state.log_start(),
@@ -276,6 +310,7 @@ impl PartitionLog {
                 flushing: AtomicBool::new(false),
                 again: AtomicBool::new(false),
                 volume,
+                journal,
                 flush_due: AtomicBool::new(false),
                 offsets: watch::Sender::new(offsets),
                 listener: std::sync::OnceLock::new(),
@@ -396,17 +431,18 @@ impl PartitionLog {
         // What is durable already needs no fsync; a broker with many idle partitions closes
         // them without one each.
         st.check_open()?;
-        if inner.durable.load(Ordering::Acquire) < st.log_end() {
+        if inner.durable.load(Ordering::Acquire) < st.log_end() || st.unsynced {
             inner.sync_segment(&mut st)?;
             inner.syncs.fetch_add(1, Ordering::Relaxed);
         }
-        // An index without offset entries spares recovery nothing: it re-reads a segment
-        // that small from its start instead.
-        if st.active.builder.index.offset_entries() > 0 {
-            st.active.write_index(inner.disk(), &inner.dir)?;
-        }
+        // A recovery point past the segment's start vouches for its index files too: they
+        // are written with it, even without offset entries, lest files of an older layout
+        // (left by a cut a crash interrupted) pass for this one's.
         let point = st.active.end_point();
         if st.stored_point != Some(point) {
+            if st.active.size > 0 {
+                st.active.write_index(inner.disk(), &inner.dir)?;
+            }
             point.store(inner.disk(), &inner.dir)?;
             st.stored_point = Some(point);
         }
@@ -421,6 +457,8 @@ impl PartitionLog {
         let inner = &*self.inner;
         let mut st = inner.peek();
         st.closed = true;
+        // Its frames in the journal are never to be replayed into a directory of this name.
+        inner.retire_stream()?;
         for base in st.sealed.keys().copied().chain([st.active.base]) {
             inner.resources.evict(&segment_path(&inner.dir, base, LOG_SUFFIX));
         }

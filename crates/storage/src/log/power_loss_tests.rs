@@ -30,33 +30,33 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 /// A valid batch whose payload bytes are derived from `tag`.
-fn batch(records: i32, payload: usize, ts: i64, tag: u64) -> Vec<u8> {
+pub(super) fn batch(records: i32, payload: usize, ts: i64, tag: u64) -> Vec<u8> {
     super::tests::batch_with(records, payload, ts, (tag as usize).wrapping_mul(31))
 }
 
 /// What the log must hold.
 #[derive(Debug, Default, Clone)]
-struct Model {
+pub(super) struct Model {
     /// Batches written at their base offsets (stamped bytes), acknowledged or not.
-    batches: BTreeMap<i64, Vec<u8>>,
+    pub(super) batches: BTreeMap<i64, Vec<u8>>,
     /// Every offset below this was acknowledged (fsynced).
-    acked_end: i64,
+    pub(super) acked_end: i64,
     /// The log start may not be above this (retention deleted up to here at most).
-    start_bound: i64,
+    pub(super) start_bound: i64,
     /// Nor below this (a log start that DeleteRecords set, once the call returned).
-    floor: i64,
+    pub(super) floor: i64,
     /// Where the log ends while it holds no batch (a cut below a log start that DeleteRecords
     /// put inside a batch empties it below that start).
-    empty_end: i64,
+    pub(super) empty_end: i64,
 }
 
 impl Model {
-    fn end(&self) -> i64 {
+    pub(super) fn end(&self) -> i64 {
         self.batches.last_key_value().map_or(self.empty_end, |(_, b)| next_offset(b))
     }
 
     /// Drops batches at and after the one holding `offset`; the new end.
-    fn cut(&mut self, offset: i64) -> i64 {
+    pub(super) fn cut(&mut self, offset: i64) -> i64 {
         let base = self
             .batches
             .range(..=offset)
@@ -71,7 +71,7 @@ impl Model {
     }
 }
 
-fn next_offset(b: &[u8]) -> i64 {
+pub(super) fn next_offset(b: &[u8]) -> i64 {
     let h = shale_core::record::BatchHeader::parse(b).expect("model batch parses");
     h.next_offset()
 }
@@ -288,7 +288,10 @@ impl Run {
         }
         self.model.acked_end = self.model.end();
         self.log = None;
-        let log = self.open();
+        let resources = Arc::new(LogResources::on_disk(Arc::new(self.disk.clone()), 16, 1 << 20));
+        let log = PartitionLog::open(&self.dir, self.config.clone(), self.clock.clone(), resources);
+        // A power cut in the middle of the open: the crash reopens it.
+        let Some(log) = self.check("reopen", log) else { return false };
         self.verify(&log, "clean reopen");
         self.log = Some(log);
         true
@@ -323,85 +326,7 @@ impl Run {
 
     /// Checks the reopened log against the model, then adopts what it holds.
     fn verify(&mut self, log: &PartitionLog, after: &str) {
-        let seed = self.seed;
-        let (start, end) = (log.log_start_offset(), log.log_end_offset());
-        let m = &self.model;
-        assert!(
-            start <= m.start_bound.max(m.floor),
-            "seed {seed}: after {after} the log starts at {start}, but retention only deleted \
-             below {} (acked up to {})",
-            m.start_bound,
-            m.acked_end
-        );
-        assert!(
-            start >= m.floor.min(end),
-            "seed {seed}: after {after} the log starts at {start}, below the start {} that \
-             DeleteRecords set",
-            m.floor
-        );
-        assert!(
-            end >= m.acked_end,
-            "seed {seed}: after {after} the log ends at {end}: acknowledged offsets {end}..{} lost",
-            m.acked_end
-        );
-        let epochs = log.leader_epochs();
-        let mut offset = start;
-        let mut held = BTreeMap::new();
-        while offset < end {
-            let chunk = log
-                .read(offset, 1 << 16, i64::MAX)
-                .unwrap_or_else(|e| panic!("seed {seed}: after {after} reading {offset}: {e}"));
-            assert!(!chunk.bytes.is_empty(), "seed {seed}: no progress reading at {offset}");
-            for frame in BatchFrames::new(&chunk.bytes, usize::MAX) {
-                let (h, range) = frame.expect("framed");
-                let bytes = &chunk.bytes[range];
-                if h.base_offset < offset && h.next_offset() > offset && offset == start {
-                    // The batch holding a log start DeleteRecords put inside it.
-                    let want = m.batches.get(&h.base_offset);
-                    assert!(want.is_some_and(|w| w == bytes), "seed {seed}: the batch at {start}");
-                    held.insert(h.base_offset, bytes.to_vec());
-                    offset = h.next_offset();
-                    continue;
-                }
-                if h.base_offset < offset {
-                    continue;
-                }
-                assert_eq!(h.base_offset, offset, "seed {seed}: gap at {offset} after {after}");
-                match m.batches.get(&h.base_offset) {
-                    Some(want) => assert!(
-                        want == bytes,
-                        "seed {seed}: after {after} the batch at {offset} has other bytes"
-                    ),
-                    None => panic!(
-                        "seed {seed}: after {after} the log holds a batch at {offset} that was \
-                         never written there (acked up to {})",
-                        m.acked_end
-                    ),
-                }
-                let want_epoch =
-                    epochs.iter().rev().find(|e| e.start_offset <= offset).map(|e| e.epoch);
-                assert_eq!(
-                    want_epoch,
-                    Some(h.partition_leader_epoch),
-                    "seed {seed}: after {after} the epoch list {epochs:?} disagrees with the \
-                     batch at {offset}"
-                );
-                held.insert(h.base_offset, bytes.to_vec());
-                offset = h.next_offset();
-            }
-        }
-        for (base, b) in m.batches.range(..m.acked_end) {
-            if *base >= start && next_offset(b) <= m.acked_end {
-                assert!(
-                    held.contains_key(base),
-                    "seed {seed}: after {after} the acknowledged batch at {base} is gone"
-                );
-            }
-        }
-        // A start that DeleteRecords was setting when the power went may have been kept.
-        let floor = m.floor.max(log.start_floor());
-        self.model =
-            Model { batches: held, acked_end: end, start_bound: start, floor, empty_end: end };
+        self.model = verify_log(self.seed, &self.model, log, after);
     }
 
     /// Runs `steps` operations, arming a power cut at random points.
@@ -422,6 +347,94 @@ impl Run {
         }
         self.crashes
     }
+}
+
+/// Checks a reopened log against its model; returns the model of what it holds.
+pub(super) fn verify_log(seed: u64, m: &Model, log: &PartitionLog, after: &str) -> Model {
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    assert!(
+        start <= m.start_bound.max(m.floor),
+        "seed {seed}: after {after} the log starts at {start}, but retention only deleted \
+         below {} (acked up to {})",
+        m.start_bound,
+        m.acked_end
+    );
+    assert!(
+        start >= m.floor.min(end),
+        "seed {seed}: after {after} the log starts at {start}, below the start {} that \
+         DeleteRecords set",
+        m.floor
+    );
+    assert!(
+        end >= m.acked_end,
+        "seed {seed}: after {after} the log ends at {end}: acknowledged offsets {end}..{} lost",
+        m.acked_end
+    );
+    let epochs = log.leader_epochs();
+    let mut offset = start;
+    let mut held = BTreeMap::new();
+    while offset < end {
+        let chunk = log
+            .read(offset, 1 << 16, i64::MAX)
+            .unwrap_or_else(|e| panic!("seed {seed}: after {after} reading {offset}: {e}"));
+        assert!(!chunk.bytes.is_empty(), "seed {seed}: no progress reading at {offset}");
+        for frame in BatchFrames::new(&chunk.bytes, usize::MAX) {
+            let (h, range) = frame.expect("framed");
+            let bytes = &chunk.bytes[range];
+            if h.base_offset < offset && h.next_offset() > offset && offset == start {
+                // The batch holding a log start DeleteRecords put inside it.
+                let want = m.batches.get(&h.base_offset);
+                assert!(want.is_some_and(|w| w == bytes), "seed {seed}: the batch at {start}");
+                held.insert(h.base_offset, bytes.to_vec());
+                offset = h.next_offset();
+                continue;
+            }
+            if h.base_offset < offset {
+                continue;
+            }
+            assert_eq!(h.base_offset, offset, "seed {seed}: gap at {offset} after {after}");
+            match m.batches.get(&h.base_offset) {
+                Some(want) => assert!(
+                    want == bytes,
+                    "seed {seed}: after {after} the batch at {offset} has other bytes"
+                ),
+                None => panic!(
+                    "seed {seed}: after {after} the log holds a batch at {offset} that was \
+                     never written there (acked up to {})",
+                    m.acked_end
+                ),
+            }
+            let want_epoch =
+                epochs.iter().rev().find(|e| e.start_offset <= offset).map(|e| e.epoch);
+            assert_eq!(
+                want_epoch,
+                Some(h.partition_leader_epoch),
+                "seed {seed}: after {after} the epoch list {epochs:?} disagrees with the \
+                 batch at {offset}"
+            );
+            held.insert(h.base_offset, bytes.to_vec());
+            offset = h.next_offset();
+        }
+    }
+    // Each batch reads back from its own offset too: through the offset index, which a
+    // stale index file (from before a cut) would send to the wrong position.
+    for (base, want) in &held {
+        let chunk = log
+            .read((*base).max(start), 1, i64::MAX)
+            .unwrap_or_else(|e| panic!("seed {seed}: after {after} reading {base} alone: {e}"));
+        assert!(chunk.bytes.starts_with(want), "seed {seed}: after {after} reading {base} alone");
+    }
+    for (base, b) in m.batches.range(..m.acked_end) {
+        if *base >= start && next_offset(b) <= m.acked_end {
+            assert!(
+                held.contains_key(base),
+                "seed {seed}: after {after} the acknowledged batch at {base} is gone"
+            );
+        }
+    }
+    // A start that DeleteRecords was setting when the power went may have been kept.
+    let floor = m.floor.max(log.start_floor());
+    Model { batches: held, acked_end: end, start_bound: start, floor, empty_end: end }
 }
 
 fn seeds() -> Vec<u64> {

@@ -498,6 +498,11 @@ impl LogResources {
         &*self.disk
     }
 
+    /// The disk the logs' files live on, shared.
+    pub(crate) fn disk_handle(&self) -> SharedDisk {
+        self.disk.clone()
+    }
+
     /// How many segment files were opened (a cache-effectiveness metric).
     pub fn segment_opens(&self) -> u64 {
         self.opens.load(Ordering::Relaxed)

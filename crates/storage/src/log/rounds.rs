@@ -64,9 +64,23 @@ pub(crate) struct Volume {
     failed: Mutex<Option<String>>,
     /// Whether `failed` is set: what every append checks.
     has_failed: AtomicBool,
+    /// The journal the logs here write into (`log.journal`), when there is one.
+    pub(super) journal: Option<Arc<crate::journal::Journal>>,
 }
 
 impl Volume {
+    /// A volume of its own for a log in `dir`, outside the broker's volumes: for a log
+    /// being replayed from a journal, before the journal is open for writing.
+    pub(super) fn alone(dir: &Path) -> Arc<Volume> {
+        Arc::new(Volume {
+            dir: dir.to_path_buf(),
+            fs: None,
+            failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
+            journal: None,
+        })
+    }
+
     /// Whether the logs on this volume share fsync rounds (and failures).
     pub(super) fn shared(&self) -> bool {
         self.fs.is_some()
@@ -74,6 +88,13 @@ impl Volume {
 
     /// The error every fsync of a log here reports once the volume failed.
     pub(super) fn failure(&self) -> Option<LogError> {
+        if let Some(reason) = self.journal.as_ref().and_then(|j| j.failure()) {
+            let e = std::io::Error::other(format!(
+                "the journal failed ({reason}); every partition log on this volume stops until \
+                 the broker restarts"
+            ));
+            return Some(LogError::io(&self.dir, e));
+        }
         if !self.has_failed.load(Ordering::Acquire) {
             return None;
         }
@@ -118,6 +139,15 @@ pub(crate) struct SyncRounds {
     syncing: std::sync::atomic::AtomicUsize,
     #[cfg(test)]
     most_syncing: std::sync::atomic::AtomicUsize,
+}
+
+impl Drop for SyncRounds {
+    fn drop(&mut self) {
+        // The logs are gone: stop the journals' threads.
+        for j in self.journals() {
+            j.close();
+        }
+    }
 }
 
 /// The queue of logs that fsync alone, and how many loops serve it.
@@ -198,9 +228,39 @@ impl SyncRounds {
             fs,
             failed: Mutex::new(None),
             has_failed: AtomicBool::new(false),
+            journal: None,
         });
         volumes.insert(dir, v.clone());
         v
+    }
+
+    /// Makes `journal` the journal of the logs in the data directory `dir`, before any of
+    /// them opens; fails if one has.
+    pub(super) fn add_journal(
+        &self,
+        dir: &Path,
+        journal: Arc<crate::journal::Journal>,
+    ) -> Result<(), LogError> {
+        let mut volumes = self.volumes.lock().unwrap_or_else(PoisonError::into_inner);
+        if volumes.contains_key(dir) {
+            let e = std::io::Error::other("a partition log opened here before the journal");
+            return Err(LogError::io(dir, e));
+        }
+        let v = Volume {
+            dir: dir.to_path_buf(),
+            fs: None,
+            failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
+            journal: Some(journal),
+        };
+        volumes.insert(dir.to_path_buf(), Arc::new(v));
+        Ok(())
+    }
+
+    /// The journals of the volumes.
+    pub(super) fn journals(&self) -> Vec<Arc<crate::journal::Journal>> {
+        let volumes = self.volumes.lock().unwrap_or_else(PoisonError::into_inner);
+        volumes.values().filter_map(|v| v.journal.clone()).collect()
     }
 
     /// Queues `log` (whose `flushing` flag the caller set) for the next round, and starts

@@ -1,0 +1,471 @@
+//! The journal at work: appends framed into the open round, one writer thread writing and
+//! syncing rounds (group commit), one checkpointer trimming the journal behind the segment
+//! files.
+//!
+//! # Rules
+//! - A partition pushes its frame after writing the same bytes to its segment file, under
+//!   its own lock, so its frames are in its append order, and every frame before any
+//!   position the writer hands out has already reached its segment file (page cache).
+//! - The writer takes the whole open round, syncs the stream table if it holds new binds,
+//!   writes the round and syncs the journal, and hands the round's partitions to the
+//!   notifier thread, which tells each how far its log is durable, while the writer goes
+//!   on with the next round. One sync per round, however many partitions wrote into it.
+//!   Neither the writer nor the checkpointer ever waits for a partition's lock, so a
+//!   partition may wait for a round while holding its own (a cut does: see
+//!   `log/journaled.rs`).
+//! - A checkpoint reads the open round's end `p`, syncs the file system (`syncfs`: every
+//!   segment write made before `p` was handed out is durable), then stores `p` as the trim
+//!   point in the journal's header. Frames before `p` are never needed again.
+//! - A push that would pass the trim point by a lap waits for a checkpoint (it asks for
+//!   one). Checkpoints are also asked for once the synced part passes half the journal.
+//! - A failed write or sync of the journal, or a failed checkpoint, fails the journal: every
+//!   partition waiting on it and every later push is told, and the partitions stop taking
+//!   writes (fail-stop), as after a failed fsync of a segment file.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use shale_core::clock::{Instant, monotonic_now};
+
+use shale_core::disk::FsHandle;
+
+use super::file::JournalFile;
+use super::frame::{HEADER_LEN, Op};
+use super::round::{Refused, Round};
+use super::streams::StreamTable;
+
+/// A partition log writing into the journal, told when its frames are durable.
+pub(crate) trait Member: Send + Sync + std::fmt::Debug {
+    /// The frames of this member up to its log's `end` (at its truncation `generation`)
+    /// are durable.
+    fn synced(&self, end: i64, generation: u64);
+    /// The journal failed for `reason`: nothing more of this member becomes durable.
+    fn failed(&self, reason: &str);
+}
+
+/// A member of the open round and how far its frames there go.
+#[derive(Debug)]
+struct Pending {
+    member: Arc<dyn Member>,
+    end: i64,
+    generation: u64,
+}
+
+/// Everything the journal's lock guards.
+#[derive(Debug)]
+struct Writer {
+    open: Round,
+    members: Vec<Pending>,
+    /// Members' indexes in `members`, by address.
+    index: HashMap<usize, usize>,
+    /// The trim point in the journal's header.
+    trim: u64,
+    /// The end of the rounds written and synced.
+    synced: u64,
+    failed: Option<String>,
+    closed: bool,
+    checkpoint_asked: bool,
+}
+
+/// Counters of the journal's work, for metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// Rounds written and synced.
+    pub(crate) rounds: AtomicU64,
+    /// Bytes of those rounds.
+    pub(crate) bytes: AtomicU64,
+    /// Partitions those rounds acknowledged (one per partition per round).
+    pub(crate) round_members: AtomicU64,
+    /// Nanoseconds spent writing and syncing rounds.
+    pub(crate) sync_nanos: AtomicU64,
+    /// Checkpoints that moved the trim point.
+    pub(crate) checkpoints: AtomicU64,
+    /// Nanoseconds spent in checkpoints.
+    pub(crate) checkpoint_nanos: AtomicU64,
+    /// Pushes that waited for a checkpoint to make room.
+    pub(crate) room_waits: AtomicU64,
+}
+
+/// A volume's open journal.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    file: JournalFile,
+    streams: StreamTable,
+    fs: FsHandle,
+    capacity: u64,
+    generation: u32,
+    state: Mutex<Writer>,
+    /// Wakes the writer: frames to write, or the journal closes.
+    work: Condvar,
+    /// Wakes pushes waiting for room and callers waiting for a round
+    /// ([`wait_synced`](Self::wait_synced)): the trim point moved, a round was synced, or
+    /// the journal failed.
+    progress: Condvar,
+    /// Wakes the checkpointer.
+    checkpoint: Condvar,
+    /// Held through a checkpoint, so two never store trim points out of order.
+    checkpointing: Mutex<()>,
+    /// Whether the journal failed: what every append checks, without the lock.
+    has_failed: std::sync::atomic::AtomicBool,
+    /// The writer and the checkpointer, joined by [`close`](Journal::close).
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    pub(crate) stats: Stats,
+}
+
+/// Why a push or a wait failed: the journal failed (or closed), for this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Failed(pub(crate) String);
+
+/// How long a push waits for room before it says so in the log (and waits on).
+const ROOM_WARNING: Duration = Duration::from_secs(10);
+
+impl Journal {
+    /// Starts the journal in `file` at position `next` (where the last scan ended, with
+    /// everything before it replayed and durable): stores `next` as the trim point, then
+    /// starts the writer and the checkpointer.
+    pub(crate) fn start(
+        file: JournalFile,
+        streams: StreamTable,
+        fs: FsHandle,
+        next: u64,
+    ) -> Result<Arc<Journal>, Failed> {
+        file.set_trim(next).map_err(|e| Failed(e.to_string()))?;
+        let header = file.header();
+        let (capacity, generation) = (header.capacity, header.generation);
+        let journal = Arc::new(Journal {
+            file,
+            streams,
+            fs,
+            capacity,
+            generation,
+            state: Mutex::new(Writer {
+                open: Round::new(next, capacity, generation),
+                members: Vec::new(),
+                index: HashMap::new(),
+                trim: next,
+                synced: next,
+                failed: None,
+                closed: false,
+                checkpoint_asked: false,
+            }),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            checkpoint: Condvar::new(),
+            checkpointing: Mutex::new(()),
+            has_failed: std::sync::atomic::AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+            stats: Stats::default(),
+        });
+        let spawn = |name: &str, run: fn(&Journal)| {
+            let j = journal.clone();
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(move || run(&j))
+                .map_err(|e| Failed(format!("cannot start the journal's {name} thread: {e}")))
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Pending>>();
+        let j = journal.clone();
+        let writer = std::thread::Builder::new()
+            .name("shale-journal".to_string())
+            .spawn(move || j.write_rounds(tx))
+            .map_err(|e| Failed(format!("cannot start the journal's writer thread: {e}")))?;
+        let notifier = std::thread::Builder::new()
+            .name("shale-journal-acks".to_string())
+            .spawn(move || {
+                // Ends when the writer does (it drops the sender).
+                for members in rx {
+                    for p in members {
+                        p.member.synced(p.end, p.generation);
+                    }
+                }
+            })
+            .map_err(|e| Failed(format!("cannot start the journal's notifier thread: {e}")))?;
+        let threads = vec![writer, notifier, spawn("shale-checkpoint", Journal::checkpoints)?];
+        *journal.threads.lock().unwrap_or_else(PoisonError::into_inner) = threads;
+        Ok(journal)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The stream table.
+    pub(crate) fn streams(&self) -> &StreamTable {
+        &self.streams
+    }
+
+    /// The journal file's path.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.file.path()
+    }
+
+    /// The most payload bytes one frame takes (a larger append is split into frames).
+    pub(crate) fn max_payload(&self) -> usize {
+        (self.capacity / 8) as usize - HEADER_LEN
+    }
+
+    /// The journal's ring size in bytes.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Bytes between the trim point and the end of the rounds synced.
+    pub(crate) fn occupancy(&self) -> u64 {
+        let w = self.lock();
+        w.synced.saturating_sub(w.trim)
+    }
+
+    /// Why the journal failed, if it did.
+    pub(crate) fn failure(&self) -> Option<String> {
+        if !self.has_failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lock().failed.clone()
+    }
+
+    /// Puts the frame of `op` on `stream` into the open round, waiting for room if the
+    /// journal is full; `member`'s log (if one is to be told) ends at `end` (at
+    /// `generation`) after it. Returns
+    /// the position after the frame: it is durable once [`wait_synced`](Self::wait_synced)
+    /// of it returns, and `member` is told.
+    #[allow(clippy::too_many_arguments, reason = "a frame's fields and its member")]
+    pub(crate) fn push(
+        &self,
+        op: Op,
+        stream: u32,
+        epoch: i32,
+        base_offset: i64,
+        payload: &[u8],
+        member: Option<&Arc<dyn Member>>,
+        end: i64,
+        generation: u64,
+    ) -> Result<u64, Failed> {
+        let mut w = self.lock();
+        let mut waiting: Option<Instant> = None;
+        loop {
+            if let Some(reason) = &w.failed {
+                return Err(Failed(reason.clone()));
+            }
+            if w.closed {
+                return Err(Failed(format!("the journal {} is closed", self.path().display())));
+            }
+            let trim = w.trim;
+            match w.open.push_op(trim, op, stream, epoch, base_offset, payload) {
+                Ok(_) => break,
+                Err(Refused::TooLarge { .. }) => unreachable!("callers split appends into frames"),
+                Err(Refused::Full { .. }) => {
+                    let since = *waiting.get_or_insert_with(|| {
+                        self.stats.room_waits.fetch_add(1, Ordering::Relaxed);
+                        monotonic_now()
+                    });
+                    w.checkpoint_asked = true;
+                    self.checkpoint.notify_one();
+                    let (next, timed_out) = self
+                        .progress
+                        .wait_timeout(w, ROOM_WARNING)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    w = next;
+                    if timed_out.timed_out() {
+                        tracing::warn!(journal = %self.path().display(),
+                            waited_ms = since.elapsed().as_millis() as u64,
+                            "the journal is full and no checkpoint has made room yet; \
+                             appends wait");
+                    }
+                }
+            }
+        }
+        if let Some(member) = member {
+            let key = Arc::as_ptr(member) as *const () as usize;
+            match w.index.get(&key) {
+                Some(&i) => {
+                    let p = &mut w.members[i];
+                    (p.end, p.generation) = (end, generation);
+                }
+                None => {
+                    let i = w.members.len();
+                    w.members.push(Pending { member: member.clone(), end, generation });
+                    w.index.insert(key, i);
+                }
+            }
+        }
+        let at = w.open.end();
+        drop(w);
+        self.work.notify_one();
+        Ok(at)
+    }
+
+    /// Waits until every frame before `lsn` is durable.
+    pub(crate) fn wait_synced(&self, lsn: u64) -> Result<(), Failed> {
+        let mut w = self.lock();
+        loop {
+            if let Some(reason) = &w.failed {
+                return Err(Failed(reason.clone()));
+            }
+            if w.synced >= lsn {
+                return Ok(());
+            }
+            w = self.progress.wait(w).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Stops the writer (once the open round is written) and the checkpointer, and waits
+    /// for them; later pushes fail.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+        self.checkpoint.notify_all();
+        self.progress.notify_all();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let me = std::thread::current().id();
+        for t in threads {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// The writer thread: takes the open round, writes and syncs it, hands its members to
+    /// the notifier.
+    fn write_rounds(&self, acks: std::sync::mpsc::Sender<Vec<Pending>>) {
+        loop {
+            let (round, members) = {
+                let mut w = self.lock();
+                while w.open.is_empty() && !w.closed && w.failed.is_none() {
+                    w = self.work.wait(w).unwrap_or_else(PoisonError::into_inner);
+                }
+                if w.failed.is_some() || (w.closed && w.open.is_empty()) {
+                    return;
+                }
+                let next = Round::new(w.open.end(), self.capacity, self.generation);
+                w.index.clear();
+                (std::mem::replace(&mut w.open, next), std::mem::take(&mut w.members))
+            };
+            let started = monotonic_now();
+            let written = self.write_round(&round);
+            let nanos = started.elapsed().as_nanos() as u64;
+            if let Err(reason) = written {
+                self.fail(reason.clone());
+                for p in members {
+                    p.member.failed(&reason);
+                }
+                return;
+            }
+            let s = &self.stats;
+            s.rounds.fetch_add(1, Ordering::Relaxed);
+            s.bytes.fetch_add(round.bytes().len() as u64, Ordering::Relaxed);
+            s.round_members.fetch_add(members.len() as u64, Ordering::Relaxed);
+            s.sync_nanos.fetch_add(nanos, Ordering::Relaxed);
+            {
+                let mut w = self.lock();
+                w.synced = round.end();
+                if w.synced.saturating_sub(w.trim) > self.capacity / 2 && !w.checkpoint_asked {
+                    w.checkpoint_asked = true;
+                    self.checkpoint.notify_one();
+                }
+            }
+            self.progress.notify_all();
+            if acks.send(members).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Writes and syncs one round (the stream table first, if it holds new binds).
+    fn write_round(&self, round: &Round) -> Result<(), String> {
+        let table = |e: std::io::Error| {
+            format!("cannot sync the journal's stream table {}: {e}", self.streams.path().display())
+        };
+        self.streams.sync().map_err(table)?;
+        // `log.fsync_eio` fails every data fsync of the broker: the journal's too.
+        if shale_core::failpoint::active("log.fsync_eio") {
+            let e = std::io::Error::from_raw_os_error(5);
+            return Err(format!("cannot sync the journal {}: {e}", self.path().display()));
+        }
+        self.file.write_at(round.start(), round.bytes()).map_err(|e| e.to_string())?;
+        self.file.sync().map_err(|e| e.to_string())
+    }
+
+    /// The checkpointer thread: when asked, makes the segment files durable and moves the
+    /// trim point to where the open round ended when it began.
+    fn checkpoints(&self) {
+        loop {
+            let point = {
+                let mut w = self.lock();
+                while !w.checkpoint_asked && !w.closed && w.failed.is_none() {
+                    w = self.checkpoint.wait(w).unwrap_or_else(PoisonError::into_inner);
+                }
+                if w.closed || w.failed.is_some() {
+                    return;
+                }
+                w.checkpoint_asked = false;
+                if w.open.end() == w.trim {
+                    continue;
+                }
+                w.open.end()
+            };
+            if let Err(reason) = self.checkpoint_to(point) {
+                self.fail(reason);
+                return;
+            }
+        }
+    }
+
+    /// One checkpoint up to `point` (an end of the open round, read under the lock).
+    fn checkpoint_to(&self, point: u64) -> Result<(), String> {
+        let _one = self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner);
+        if point <= self.lock().trim {
+            return Ok(());
+        }
+        let started = monotonic_now();
+        self.fs.sync().map_err(|e| {
+            format!("checkpoint: cannot sync the file system of {}: {e}", self.path().display())
+        })?;
+        self.file.set_trim(point).map_err(|e| format!("checkpoint: {e}"))?;
+        self.lock().trim = point;
+        self.progress.notify_all();
+        let s = &self.stats;
+        s.checkpoints.fetch_add(1, Ordering::Relaxed);
+        s.checkpoint_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A checkpoint now, up to everything pushed so far (a clean shutdown: the next start
+    /// then replays nothing).
+    pub(crate) fn checkpoint_now(&self) -> Result<(), Failed> {
+        let point = {
+            let w = self.lock();
+            if let Some(reason) = &w.failed {
+                return Err(Failed(reason.clone()));
+            }
+            w.open.end()
+        };
+        self.checkpoint_to(point).map_err(|reason| {
+            self.fail(reason.clone());
+            Failed(reason)
+        })
+    }
+
+    /// Fails the journal: every waiter and every later push is told why, and so is every
+    /// member of the open round.
+    fn fail(&self, reason: String) {
+        tracing::error!(journal = %self.path().display(), %reason,
+            "the journal failed; every partition log on its volume stops taking writes");
+        let members = {
+            let mut w = self.lock();
+            w.failed.get_or_insert(reason.clone());
+            self.has_failed.store(true, Ordering::Release);
+            w.index.clear();
+            std::mem::take(&mut w.members)
+        };
+        self.work.notify_all();
+        self.progress.notify_all();
+        self.checkpoint.notify_all();
+        for p in members {
+            p.member.failed(&reason);
+        }
+    }
+}

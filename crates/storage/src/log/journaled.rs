@@ -1,0 +1,166 @@
+//! A log's side of its volume's journal: its stream, the frames of its appends and cuts,
+//! and what the journal's writer tells it (durable up to an offset, or failed).
+//!
+//! An append writes its batches to the active segment, then, under the same lock, pushes
+//! them to the journal as frames of at most [`Journal::max_payload`] bytes each (whole
+//! batches; an append larger than that is split at batch boundaries). The log is durable
+//! up to an append once the journal's round holding its last frame is synced.
+//!
+//! A cut (a follower's truncation, or a reset to a later start) is made durable in the
+//! journal first, as a frame of its own, and only then in the segment files, under the
+//! log's lock throughout. Replay applies frames in journal order, so a crash at any point
+//! replays either the log before the cut (its frame not durable: the segment files were
+//! not cut either) or the cut. The other order would not do: a cut made durable in the
+//! segment files whose frame a crash then lost could leave frames of bytes past the cut
+//! (after the journal's trim point) with the bytes before them gone from both.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::LogError;
+use super::partition::{Inner, State};
+use super::rounds::Volume;
+use super::scan::Frame;
+use crate::journal::{Journal, Member, Op};
+
+/// A log's place in its volume's journal.
+#[derive(Debug)]
+pub(crate) struct Journaled {
+    pub(super) journal: Arc<Journal>,
+    pub(super) stream: u32,
+    /// The journal position after the log's last frame (set under the log's lock).
+    pushed: AtomicU64,
+}
+
+impl Journaled {
+    /// The stream of the log in `dir` in its volume's journal, if the volume has one. A
+    /// `fresh` directory (created empty) gets a new stream even if its name had one.
+    pub(super) fn bind(
+        volume: &Volume,
+        dir: &Path,
+        fresh: bool,
+    ) -> Result<Option<Journaled>, LogError> {
+        let Some(journal) = &volume.journal else { return Ok(None) };
+        let name = dir.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            let e = std::io::Error::other("a partition directory needs a UTF-8 name");
+            LogError::io(dir, e)
+        })?;
+        let stream = journal
+            .streams()
+            .bind(name, fresh)
+            .map_err(|e| LogError::io(journal.streams().path(), e))?;
+        Ok(Some(Journaled { journal: journal.clone(), stream, pushed: AtomicU64::new(0) }))
+    }
+}
+
+impl Member for Inner {
+    fn synced(&self, end: i64, generation: u64) {
+        self.durable_to(end, generation);
+    }
+
+    fn failed(&self, reason: &str) {
+        let path = self.journal.as_ref().map_or(self.dir.as_path(), |j| j.journal.path());
+        self.sync_failed(LogError::io(path, std::io::Error::other(reason.to_string())));
+    }
+}
+
+impl Inner {
+    /// Pushes the frames of an append just written (`buf`, framed as `frames`) to the
+    /// journal, if the log has one. A push that fails stops the log (fail-stop): its
+    /// segment holds bytes the journal does not.
+    pub(super) fn journal_append(
+        this: &Arc<Inner>,
+        st: &mut State,
+        buf: &[u8],
+        frames: &[Frame],
+    ) -> Result<(), LogError> {
+        let Some(j) = &this.journal else { return Ok(()) };
+        let member: Arc<dyn Member> = this.clone();
+        let max = j.journal.max_payload();
+        let mut rest = frames;
+        while let Some((first, _)) = rest.first() {
+            let mut bytes = 0;
+            let n = rest
+                .iter()
+                .take_while(|(_, range)| {
+                    bytes += range.len();
+                    bytes <= max
+                })
+                .count()
+                .max(1);
+            let (chunk, later) = rest.split_at(n);
+            rest = later;
+            let range = chunk[0].1.start..chunk[n - 1].1.end;
+            if range.len() > max {
+                // One batch larger than an eighth of the journal: settings refuse such a
+                // small journal, so this is a bug rather than a user's error.
+                let e = std::io::Error::other(format!(
+                    "a batch of {} bytes is larger than the journal's frames ({max} bytes)",
+                    range.len()
+                ));
+                return this.note_sync(st, Err(LogError::io(j.journal.path(), e)));
+            }
+            let end = chunk[n - 1].0.next_offset();
+            let (epoch, base) = (first.partition_leader_epoch, first.base_offset);
+            let pushed = j.journal.push(
+                Op::Append,
+                j.stream,
+                epoch,
+                base,
+                &buf[range],
+                Some(&member),
+                end,
+                st.generation,
+            );
+            match pushed {
+                Ok(at) => j.pushed.store(at, Ordering::Release),
+                Err(e) => {
+                    let e = std::io::Error::other(e.0);
+                    return this.note_sync(st, Err(LogError::io(j.journal.path(), e)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the journal holds every frame of this log durably (under the log's
+    /// lock), before an fsync of its segment makes the same bytes durable there: a segment
+    /// file must never be ahead of the journal, or a cut the journal holds would be
+    /// replayed over bytes appended after it whose frames it lacks.
+    pub(super) fn journal_caught_up(&self, st: &mut State) -> Result<(), LogError> {
+        let Some(j) = &self.journal else { return Ok(()) };
+        match j.journal.wait_synced(j.pushed.load(Ordering::Acquire)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = std::io::Error::other(e.0);
+                self.note_sync(st, Err(LogError::io(j.journal.path(), e)))
+            }
+        }
+    }
+
+    /// Makes the frame of a cut (`Truncate` or `Reset` at `offset`) durable in the journal,
+    /// if the log has one, before the caller makes the cut (under the log's lock).
+    pub(super) fn journal_cut(&self, st: &mut State, op: Op, offset: i64) -> Result<(), LogError> {
+        let Some(j) = &self.journal else { return Ok(()) };
+        let end = st.log_end();
+        let pushed = j.journal.push(op, j.stream, 0, offset, &[], None, end, st.generation);
+        if let Ok(at) = pushed {
+            j.pushed.store(at, Ordering::Release);
+        }
+        match pushed.and_then(|at| j.journal.wait_synced(at)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = std::io::Error::other(e.0);
+                self.note_sync(st, Err(LogError::io(j.journal.path(), e)))
+            }
+        }
+    }
+
+    /// Retires the log's stream, durably: its frames are replayed nowhere from now on.
+    pub(super) fn retire_stream(&self) -> Result<(), LogError> {
+        let Some(j) = &self.journal else { return Ok(()) };
+        let streams = j.journal.streams();
+        streams.retire(j.stream).map_err(|e| LogError::io(streams.path(), e))
+    }
+}
