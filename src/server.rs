@@ -175,6 +175,9 @@ pub async fn start(
             return Err(e);
         }
     };
+    if let Some(admin) = &admin {
+        admin.mark_accepting();
+    }
     Ok(RunningServer { admin, broker, grpc, kafka })
 }
 

@@ -192,6 +192,17 @@ impl Cluster {
         let b = self.spawn(id as usize - 1);
         self.brokers[id as usize - 1] = Some(b);
     }
+
+    /// SIGTERMs every running broker and waits for its clean exit: every log is closed and
+    /// its segment files fsynced, so the files hold what the brokers held (with the journal
+    /// they are fsynced by checkpoints and closes, not before each acknowledgement).
+    fn stop_all(&mut self) {
+        for (i, b) in self.brokers.iter_mut().enumerate() {
+            if let Some(mut b) = b.take() {
+                assert!(b.terminate(), "broker {} did not stop cleanly", i + 1);
+            }
+        }
+    }
 }
 
 async fn state(client: &Client, topic: &str, partition: u32) -> pb::PartitionMetadata {
@@ -322,7 +333,7 @@ async fn acks_all_replicates_and_a_killed_leader_loses_nothing_acknowledged() {
     assert_eq!(report.reordered, 0, "{report:?}");
     assert_eq!(report.offset_errors, 0, "{report:?}");
 
-    let batches = assert_replicas_identical(&c, &client, "r").await;
+    let batches = assert_replicas_identical(&mut c, &client, "r").await;
     assert!(!batches.is_empty());
 }
 
@@ -423,7 +434,7 @@ async fn five_leader_kills_under_load_lose_and_duplicate_nothing() {
         })
         .await;
     }
-    let report = finish_and_check(&c, &client, "b", load).await;
+    let report = finish_and_check(&mut c, &client, "b", load).await;
     failovers.sort();
     println!(
         "leader bounce: failover p50 {:?} max {:?}",
@@ -446,14 +457,20 @@ async fn new_leader(client: &Client, topic: &str, old: i32) -> i32 {
 }
 
 /// Asserts that the replicas of partition 0 of `topic` hold the same batches (same offsets,
-/// same bytes) below the high watermark; returns them.
-async fn assert_replicas_identical(c: &Cluster, client: &Client, topic: &str) -> Vec<(i64, u32)> {
+/// same bytes) below the high watermark, in their files once every broker stopped cleanly;
+/// returns them.
+async fn assert_replicas_identical(
+    c: &mut Cluster,
+    client: &Client,
+    topic: &str,
+) -> Vec<(i64, u32)> {
     let hw = client
         .admin()
         .list_offsets(topic, 0, pb::list_offsets_request::Spec::Latest(true))
         .await
         .unwrap()
         .high_watermark;
+    c.stop_all();
     let replicas: Vec<Vec<(i64, u32)>> = (0..c.dirs.len())
         .map(|i| {
             batches_on_disk(&c.data_dir(i).join(format!("{topic}-0")))
@@ -477,7 +494,7 @@ async fn assert_replicas_identical(c: &Cluster, client: &Client, topic: &str) ->
 /// against the produce log (lost, duplicated, reordered, offsets, stale-epoch acks), and
 /// asserts the replicas hold identical batches below the high watermark.
 async fn finish_and_check(
-    c: &Cluster,
+    c: &mut Cluster,
     client: &Client,
     topic: &str,
     load: Load,
@@ -538,12 +555,12 @@ async fn double_failover_keeps_offsets_consistent() {
         wait_for_isr(&client, "d", 0, 3, "both back in the ISR").await;
     }
     wait_for_acks(&load, 500).await;
-    finish_and_check(&c, &client, "d", load).await.assert_clean();
+    finish_and_check(&mut c, &client, "d", load).await.assert_clean();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_network_neither_duplicates_nor_reorders() {
-    let (c, client) = rf3_topic("flaky", "f", true).await;
+    let (mut c, client) = rf3_topic("flaky", "f", true).await;
     // Producer-to-leader and follower-to-leader traffic both cross the proxies.
     for p in &c.proxies {
         p.set(proxy::Mode::Delay {
@@ -571,7 +588,7 @@ async fn flaky_network_neither_duplicates_nor_reorders() {
         p.set_reset_probability(0.0);
     }
     let resets: u64 = c.proxies.iter().map(|p| p.stats().resets).sum();
-    let report = finish_and_check(&c, &client, "f", load).await;
+    let report = finish_and_check(&mut c, &client, "f", load).await;
     println!("flaky network: {resets} connection resets injected");
     assert!(resets > 0, "the test injected no resets");
     report.assert_clean();
@@ -579,7 +596,7 @@ async fn flaky_network_neither_duplicates_nor_reorders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_followers_or_from_etcd_never_makes_two_leaders() {
-    let (c, client) = rf3_topic("cut", "x", true).await;
+    let (mut c, client) = rf3_topic("cut", "x", true).await;
     let load = start_load(client.clone(), "x", ProducerConfig::default());
     wait_for_acks(&load, 500).await;
 
@@ -608,7 +625,7 @@ async fn a_leader_cut_off_from_followers_or_from_etcd_never_makes_two_leaders() 
 
     // Two leaders acknowledging at once would show as acks from an older epoch after a
     // newer one had acknowledged, as lost records, or as offsets holding two values.
-    let report = finish_and_check(&c, &client, "x", load).await;
+    let report = finish_and_check(&mut c, &client, "x", load).await;
     assert!(report.acknowledged > 1500, "{report}");
     report.assert_clean();
 }
@@ -720,7 +737,7 @@ async fn power_cuts_of_the_leader_two_brokers_or_all_three_lose_nothing_acknowle
             }
             wait_for_isr(&client, "p", 0, 3, "every replica back in the ISR").await;
         }
-        let report = finish_and_check(&c, &client, "p", load).await;
+        let report = finish_and_check(&mut c, &client, "p", load).await;
         println!("  seed {seed}: {report}");
         report.assert_clean();
     }
@@ -879,7 +896,7 @@ async fn failovers_at_default_settings(signal: &str) {
             load.log.acknowledged() - acked
         );
     }
-    finish_and_check(&c, &client, "f", load).await.assert_clean();
+    finish_and_check(&mut c, &client, "f", load).await.assert_clean();
 }
 
 /// A group member polling in a task (it owns nothing it does not poll for), recording its

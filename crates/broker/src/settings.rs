@@ -206,6 +206,20 @@ pub struct LogSettings {
     /// default: it pays at hundreds of partitions under `flush.policy=always`, and costs
     /// latency with a few partitions or brokers sharing a file system.
     pub shared_fsync: bool,
+    /// Appends of every partition on the data directory also go, framed, into one
+    /// preallocated journal file, and one fsync of it per round makes them durable for all
+    /// partitions that wrote into the round (`flush.policy=always` acknowledges then); the
+    /// segment files are made durable in bulk by checkpoints, off the acknowledgement
+    /// path. Off: each partition fsyncs its own segment file before acknowledging.
+    pub journal: bool,
+    /// Directory of the journal file (`journal`, and `journal.streams` beside it); empty:
+    /// the data directory. Give it a disk of its own to keep its fsyncs apart from the
+    /// segment files' writeback.
+    pub journal_dir: String,
+    /// Bytes of the journal (a multiple of 4096, at least 16 MiB); written once, with zeros,
+    /// when it is created, and reused lap after lap. A checkpoint starts when half of it is
+    /// in use; appends wait for one when it is full. An existing journal keeps its size.
+    pub journal_bytes: u64,
     /// How often retention runs (ms).
     pub retention_check_interval_ms: u64,
     /// Largest gRPC request accepted (bytes).
@@ -220,6 +234,9 @@ impl Default for LogSettings {
             fd_cache_capacity: 1024,
             index_cache_bytes: 64 * 1024 * 1024,
             shared_fsync: false,
+            journal: true,
+            journal_dir: String::new(),
+            journal_bytes: 256 << 20,
             retention_check_interval_ms: 30_000,
             max_request_bytes: 64 * 1024 * 1024,
             fetch_max_bytes: 1024 * 1024,
@@ -423,6 +440,13 @@ impl Settings {
         }
         if self.log.fd_cache_capacity < 16 {
             return Err(invalid("log.fd_cache_capacity", "must be at least 16".to_string()));
+        }
+        let jb = self.log.journal_bytes;
+        if jb < shale_storage::log::MIN_JOURNAL_BYTES || jb % 4096 != 0 {
+            return Err(invalid(
+                "log.journal_bytes",
+                format!("{jb} is not a multiple of 4096 of at least 16 MiB (16777216)"),
+            ));
         }
         if self.log.retention_check_interval_ms == 0 {
             return Err(invalid("log.retention_check_interval_ms", "must be > 0".to_string()));

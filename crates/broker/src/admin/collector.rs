@@ -88,6 +88,56 @@ fn one<M: EncodeMetric>(
     m.encode(metric_encoder)
 }
 
+/// The journal's metrics (`log.journal`).
+fn journal_metrics(
+    enc: &mut DescriptorEncoder<'_>,
+    j: &shale_storage::log::JournalStats,
+) -> fmt::Result {
+    let counters: [(&str, &str, u64); 5] = [
+        ("log_journal_rounds", "Rounds the journal wrote and synced", j.rounds),
+        ("log_journal_bytes", "Bytes of those rounds", j.bytes),
+        (
+            "log_journal_round_partitions",
+            "Partitions acknowledged by those rounds, one per partition per round (over \
+             log_journal_rounds: partitions per round)",
+            j.round_partitions,
+        ),
+        ("log_journal_checkpoints", "Checkpoints that trimmed the journal", j.checkpoints),
+        (
+            "log_journal_room_waits",
+            "Appends that waited for a checkpoint because the journal was full",
+            j.room_waits,
+        ),
+    ];
+    for (name, help, v) in counters {
+        one(enc, name, help, ConstCounter::new(v))?;
+    }
+    one(
+        enc,
+        "log_journal_sync_seconds",
+        "Seconds spent writing and syncing journal rounds (over log_journal_rounds: the mean)",
+        ConstCounter::new(j.sync_seconds),
+    )?;
+    one(
+        enc,
+        "log_journal_checkpoint_seconds",
+        "Seconds spent in checkpoints (syncfs of the data directory, then the trim point)",
+        ConstCounter::new(j.checkpoint_seconds),
+    )?;
+    one(
+        enc,
+        "log_journal_occupancy_bytes",
+        "Bytes of the journal not yet trimmed by a checkpoint",
+        ConstGauge::new(j.occupancy as i64),
+    )?;
+    one(
+        enc,
+        "log_journal_capacity_bytes",
+        "Bytes of the journal (log.journal_bytes)",
+        ConstGauge::new(j.capacity as i64),
+    )
+}
+
 impl Collector for BrokerCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let Some(b) = self.broker.upgrade() else { return Ok(()) };
@@ -168,6 +218,9 @@ impl Collector for BrokerCollector {
              (log.shared_fsync)",
             ConstCounter::new(files.shared_fsyncs()),
         )?;
+        if let Some(j) = files.journal_stats() {
+            journal_metrics(enc, &j)?;
+        }
         one(
             enc,
             "log_shared_fsync_logs",

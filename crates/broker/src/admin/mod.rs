@@ -30,6 +30,8 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 pub struct AdminServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// Set once the client listeners accept connections: `/readyz` says ready only then.
+    accepting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AdminServer {
@@ -42,7 +44,12 @@ impl AdminServer {
             .local_addr()
             .map_err(|e| Error::internal(format!("cannot read the bound admin address: {e}")))?;
         let registry = collector::registry(broker);
-        let state = Arc::new(AdminState { broker: Arc::downgrade(broker), registry });
+        let accepting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let state = Arc::new(AdminState {
+            broker: Arc::downgrade(broker),
+            registry,
+            accepting: accepting.clone(),
+        });
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(healthz))
@@ -58,7 +65,13 @@ impl AdminServer {
             }
         });
         tracing::info!(%addr, "serving admin HTTP (/metrics, /healthz, /readyz)");
-        Ok(AdminServer { addr, task })
+        Ok(AdminServer { addr, task, accepting })
+    }
+
+    /// The client listeners accept connections now: `/readyz` may say ready (until then
+    /// a produce would be refused at the door however ready the broker is).
+    pub fn mark_accepting(&self) {
+        self.accepting.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// The bound address.
@@ -76,6 +89,7 @@ impl AdminServer {
 struct AdminState {
     broker: Weak<Broker>,
     registry: Registry,
+    accepting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
@@ -101,6 +115,10 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     let Some(b) = state.broker.upgrade() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "closed\n").into_response();
     };
+    if !state.accepting.load(std::sync::atomic::Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not accepting connections yet\n")
+            .into_response();
+    }
     match b.readiness() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", e.message)).into_response(),

@@ -483,6 +483,17 @@ impl Broker {
                 first_error.get_or_insert(e);
             }
         }
+        // Every log is closed (its segment fsynced): a last checkpoint, so the next start
+        // replays nothing.
+        let resources = self.replicas.resources.clone();
+        match tokio::task::spawn_blocking(move || resources.close_journals()).await {
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the journal's last checkpoint failed");
+                first_error.get_or_insert(e.into());
+            }
+            Err(e) => tracing::error!(error = %e, "the journal's last checkpoint did not run"),
+            Ok(Ok(())) => {}
+        }
         self.view.membership.leave().await;
         first_error.map_or(Ok(()), Err)
     }

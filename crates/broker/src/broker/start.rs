@@ -154,6 +154,10 @@ impl Broker {
             LogResources::new(settings.log.fd_cache_capacity, settings.log.index_cache_bytes)
                 .with_shared_fsync(settings.log.shared_fsync),
         );
+        if settings.log.journal {
+            open_journal(&settings, &resources, &clock).await?;
+            phases.end("journal replay");
+        }
         let reader = match bucket {
             None => None,
             Some(b) => {
@@ -248,4 +252,35 @@ impl Broker {
         tiering::start(&broker);
         Ok(broker)
     }
+}
+
+/// Opens the data directory's journal and replays it into the partitions' segment files,
+/// before any partition opens (`log.journal`).
+async fn open_journal(
+    settings: &Settings,
+    resources: &Arc<LogResources>,
+    clock: &SharedClock,
+) -> Result<(), Error> {
+    let data_dir = settings.broker.data_dir.clone();
+    let journal = shale_storage::log::JournalSettings {
+        dir: match settings.log.journal_dir.as_str() {
+            "" => data_dir.clone(),
+            dir => std::path::PathBuf::from(dir),
+        },
+        bytes: settings.log.journal_bytes,
+    };
+    let (resources, clock) = (resources.clone(), clock.clone());
+    let stats =
+        tokio::task::spawn_blocking(move || resources.open_journal(&data_dir, &journal, &clock))
+            .await
+            .map_err(|e| Error::internal(format!("journal replay task failed: {e}")))??;
+    if stats.frames > 0 {
+        tracing::info!(
+            frames = stats.frames,
+            logs = stats.logs,
+            millis = stats.millis,
+            "replayed the journal"
+        );
+    }
+    Ok(())
 }

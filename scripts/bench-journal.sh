@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# fsync-before-ack at many partitions, with the journal (`log.journal=true`) and without it
+# (each partition fsyncs its own segment file), alternated in one run on one machine:
+# `shale-bench latency` over P partitions at R records/s in all (1 KiB, flush.policy=always,
+# open loop), for each P:R of the matrix. Prints p50/p99/p999, the broker's CPU per record,
+# the journal's rounds, and beside them fio's fdatasync latency at the same write rate
+# (64 KiB writes, each followed by an fdatasync: the disk's own cost of the same bytes).
+#   scripts/bench-journal.sh [DIR] [MATRIX] [MODES]
+# e.g. scripts/bench-journal.sh /tmp/bj "1:50k 16:50k 100:50k 1000:20k 10000:10k" "on off"
+# SHALE_BIN, SHALE_BENCH_BIN: other builds (an A/B); SECONDS_PER_RUN (default 10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR="${1:-$PWD/bench-data/journal}"
+MATRIX="${2:-1:50k 16:50k 100:50k 1000:20k 10000:10k}"
+MODES="${3:-on off}"
+RUN_SECONDS="${SECONDS_PER_RUN:-10}"
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+
+# A rate like 50k as records/s.
+records() { echo "$1" | sed 's/k$/000/'; }
+
+# fio: sequential 64 KiB writes with an fdatasync after each, at $1 bytes/s for the run's
+# length: "p50 p99 p999" of the fdatasync latency in ms.
+fio_sync_ms() {
+  fio --name=sync --rw=write --bs=64k --size=2G --fdatasync=1 --ioengine=sync \
+    --rate="$1" --runtime="$RUN_SECONDS" --time_based --directory="$DIR" \
+    --output-format=json 2>/dev/null |
+    python3 -c 'import json,sys
+p = json.load(sys.stdin)["jobs"][0]["sync"]["lat_ns"]["percentile"]
+print(" ".join("%.2f" % (p[k] / 1e6) for k in ("50.000000", "99.000000", "99.900000")))'
+  rm -f "$DIR"/sync*
+}
+
+# CPU seconds (user + system) of a process.
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+
+# One run: mode (on/off), partitions, rate. Prints one line.
+run() {
+  local mode=$1 partitions=$2 rate=$3 journal=true
+  [ "$mode" = off ] && journal=false
+  printf '[log]\njournal = %s\n' "$journal" > "$DIR/shale.toml"
+  rm -rf "$DIR/shale"
+  SHALE_CONFIG="$DIR/shale.toml" start_standalone --kafka-listen none --listen 127.0.0.1:0 \
+    --admin-listen "127.0.0.1:$ADMIN" > /dev/null
+  local addr
+  addr=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$DIR/broker.out")
+  "$SHALE" topic create "j$partitions" --partitions "$partitions" --config flush.policy=always \
+    --broker "$addr" > /dev/null
+  "$SHALE_BENCH" latency --broker "$addr" --topic "j$partitions" --partitions "$partitions" \
+    --rates "$rate" --rounds 1 --seconds "$RUN_SECONDS" \
+    --label "journal $mode, $partitions partitions" > "$DIR/bench.txt" 2>&1 &
+  local bench=$!
+  # The bench warms up for 2 s; the CPU is measured over the rest but the last second.
+  sleep 2
+  local b0 b1 span=$((RUN_SECONDS - 3))
+  b0=$(cpu "$PID")
+  sleep "$span"
+  b1=$(cpu "$PID")
+  wait "$bench"
+  local n us
+  n=$(records "$rate")
+  us=$(echo "$b0 $b1 $span $n" | awk '{printf "%.1f", ($2 - $1) / $3 / $4 * 1e6}')
+  echo "$(tail -1 "$DIR/bench.txt") | broker ${us} us/record"
+  curl -s "http://127.0.0.1:$ADMIN/metrics" > "$DIR/metrics.txt"
+  grep -E '^shale_log_journal_(rounds|round_partitions|sync_seconds|checkpoints|room_waits) ' \
+    "$DIR/metrics.txt" | tr '\n' ' ' | sed 's/^/    /; s/ $/\n/' || true
+  kill "$PID" && wait "$PID" 2>/dev/null || true
+}
+
+ADMIN=$(free_port)
+for entry in $MATRIX; do
+  partitions=${entry%%:*}
+  rate=${entry##*:}
+  bytes=$(( $(records "$rate") * 1024 ))
+  echo "== $partitions partitions, $rate records/s: fio fdatasync p50/p99/p999 ms $(fio_sync_ms "$bytes")"
+  for mode in $MODES; do
+    run "$mode" "$partitions" "$rate"
+  done
+done
