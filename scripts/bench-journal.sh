@@ -7,7 +7,8 @@
 # (64 KiB writes, each followed by an fdatasync: the disk's own cost of the same bytes).
 #   scripts/bench-journal.sh [DIR] [MATRIX] [MODES]
 # e.g. scripts/bench-journal.sh /tmp/bj "1:50k 16:50k 100:50k 1000:20k 10000:10k" "on off"
-# SHALE_BIN, SHALE_BENCH_BIN: other builds (an A/B); SECONDS_PER_RUN (default 10).
+# SHALE_BIN, SHALE_BENCH_BIN: other builds (an A/B); SECONDS_PER_RUN (default 10);
+# LOG_SETTINGS: more `[log]` lines for both modes, e.g. LOG_SETTINGS='journal_bytes = 2147483648'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/journal}"
@@ -39,7 +40,7 @@ cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 run() {
   local mode=$1 partitions=$2 rate=$3 journal=true
   [ "$mode" = off ] && journal=false
-  printf '[log]\njournal = %s\n' "$journal" > "$DIR/shale.toml"
+  printf '[log]\njournal = %s\n%s\n' "$journal" "${LOG_SETTINGS:-}" > "$DIR/shale.toml"
   rm -rf "$DIR/shale"
   SHALE_CONFIG="$DIR/shale.toml" start_standalone --kafka-listen none --listen 127.0.0.1:0 \
     --admin-listen "127.0.0.1:$ADMIN" > /dev/null
@@ -63,7 +64,7 @@ run() {
   us=$(echo "$b0 $b1 $span $n" | awk '{printf "%.1f", ($2 - $1) / $3 / $4 * 1e6}')
   echo "$(tail -1 "$DIR/bench.txt") | broker ${us} us/record"
   curl -s "http://127.0.0.1:$ADMIN/metrics" > "$DIR/metrics.txt"
-  grep -E '^shale_log_journal_(rounds|round_partitions|sync_seconds|checkpoints|room_waits) ' \
+  grep -E '^shale_log_journal_(rounds|round_partitions|sync_seconds|checkpoints|checkpoint_seconds|room_waits)(_total)? ' \
     "$DIR/metrics.txt" | tr '\n' ' ' | sed 's/^/    /; s/ $/\n/' || true
   kill "$PID" && wait "$PID" 2>/dev/null || true
 }

@@ -220,6 +220,10 @@ pub struct LogSettings {
     /// when it is created, and reused lap after lap. A checkpoint starts when half of it is
     /// in use; appends wait for one when it is full. An existing journal keeps its size.
     pub journal_bytes: u64,
+    /// Bytes written into the journal since the last checkpoint that start the next (at
+    /// least 1 MiB, at most half of `journal_bytes`): small, frequent checkpoints keep each
+    /// `syncfs` short, so the journal's fsyncs do not queue behind a burst of writeback.
+    pub journal_checkpoint_bytes: u64,
     /// How often retention runs (ms).
     pub retention_check_interval_ms: u64,
     /// Largest gRPC request accepted (bytes).
@@ -237,6 +241,7 @@ impl Default for LogSettings {
             journal: true,
             journal_dir: String::new(),
             journal_bytes: 256 << 20,
+            journal_checkpoint_bytes: 8 << 20,
             retention_check_interval_ms: 30_000,
             max_request_bytes: 64 * 1024 * 1024,
             fetch_max_bytes: 1024 * 1024,
@@ -446,6 +451,16 @@ impl Settings {
             return Err(invalid(
                 "log.journal_bytes",
                 format!("{jb} is not a multiple of 4096 of at least 16 MiB (16777216)"),
+            ));
+        }
+        let cb = self.log.journal_checkpoint_bytes;
+        if cb < 1 << 20 || cb > jb / 2 {
+            return Err(invalid(
+                "log.journal_checkpoint_bytes",
+                format!(
+                    "{cb} is outside 1 MiB (1048576) ..= half of log.journal_bytes ({})",
+                    jb / 2
+                ),
             ));
         }
         if self.log.retention_check_interval_ms == 0 {

@@ -268,6 +268,7 @@ async fn open_journal(
             dir => std::path::PathBuf::from(dir),
         },
         bytes: settings.log.journal_bytes,
+        checkpoint_bytes: settings.log.journal_checkpoint_bytes,
     };
     let (resources, clock) = (resources.clone(), clock.clone());
     let stats =

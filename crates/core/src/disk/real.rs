@@ -36,6 +36,15 @@ impl DiskFile for File {
     fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
+
+    /// `posix_fadvise(POSIX_FADV_DONTNEED)` on dirty pages starts their writeback (Linux
+    /// cannot drop them until it ends, so they stay cached for readers of the tail);
+    /// `sync_file_range` would do the same but has no safe binding here.
+    fn start_writeback(&self, pos: u64, len: u64) -> io::Result<()> {
+        let Some(len) = std::num::NonZeroU64::new(len) else { return Ok(()) };
+        rustix::fs::fadvise(self, pos, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+    }
 }
 
 impl Disk for RealDisk {

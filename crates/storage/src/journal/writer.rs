@@ -17,7 +17,10 @@
 //!   segment write made before `p` was handed out is durable), then stores `p` as the trim
 //!   point in the journal's header. Frames before `p` are never needed again.
 //! - A push that would pass the trim point by a lap waits for a checkpoint (it asks for
-//!   one). Checkpoints are also asked for once the synced part passes half the journal.
+//!   one). Checkpoints are also asked for once the synced part passes `checkpoint_bytes`
+//!   (at most half the journal): small and frequent, each `syncfs` finds little to write
+//!   (the logs start their segments' writeback as they go), so the journal's fsyncs never
+//!   queue behind a burst.
 //! - A failed write or sync of the journal, or a failed checkpoint, fails the journal: every
 //!   partition waiting on it and every later push is told, and the partitions stop taking
 //!   writes (fail-stop), as after a failed fsync of a segment file.
@@ -95,6 +98,8 @@ pub(crate) struct Journal {
     streams: StreamTable,
     fs: FsHandle,
     capacity: u64,
+    /// Bytes synced past the trim point that start a checkpoint.
+    checkpoint_bytes: u64,
     generation: u32,
     state: Mutex<Writer>,
     /// Wakes the writer: frames to write, or the journal closes.
@@ -131,6 +136,7 @@ impl Journal {
         streams: StreamTable,
         fs: FsHandle,
         next: u64,
+        checkpoint_bytes: u64,
     ) -> Result<Arc<Journal>, Failed> {
         file.set_trim(next).map_err(|e| Failed(e.to_string()))?;
         let header = file.header();
@@ -140,6 +146,7 @@ impl Journal {
             streams,
             fs,
             capacity,
+            checkpoint_bytes: checkpoint_bytes.clamp(1, capacity / 2),
             generation,
             state: Mutex::new(Writer {
                 open: Round::new(next, capacity, generation),
@@ -362,7 +369,7 @@ impl Journal {
             {
                 let mut w = self.lock();
                 w.synced = round.end();
-                if w.synced.saturating_sub(w.trim) > self.capacity / 2 && !w.checkpoint_asked {
+                if w.synced.saturating_sub(w.trim) > self.checkpoint_bytes && !w.checkpoint_asked {
                     w.checkpoint_asked = true;
                     self.checkpoint.notify_one();
                 }

@@ -32,7 +32,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn settings(bytes: u64) -> JournalSettings {
-    JournalSettings { dir: PathBuf::from(DATA), bytes }
+    JournalSettings { dir: PathBuf::from(DATA), bytes, checkpoint_bytes: bytes / 2 }
 }
 
 /// Resources on `disk` with the journal of `/data` open (and replayed).

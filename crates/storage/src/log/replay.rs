@@ -225,6 +225,8 @@ pub struct JournalSettings {
     /// Bytes of the journal's ring (a multiple of 4096, at least [`MIN_JOURNAL_BYTES`]);
     /// an existing journal keeps the size it was created with.
     pub bytes: u64,
+    /// Bytes written since the last checkpoint that start the next (at most half the ring).
+    pub checkpoint_bytes: u64,
 }
 
 /// The smallest journal: eight of the largest frames a default `max.message.bytes` makes.
@@ -282,8 +284,15 @@ impl LogResources {
         let table = crate::journal::streams_path(&path);
         let streams = crate::journal::streams::StreamTable::create(&disk, &table)
             .map_err(|e| LogError::io(&table, e))?;
-        let journal = crate::journal::Journal::start(recovered.file, streams, fs, recovered.next)
-            .map_err(|e| LogError::io(&path, std::io::Error::other(e.0)))?;
+        let next = recovered.next;
+        let journal = crate::journal::Journal::start(
+            recovered.file,
+            streams,
+            fs,
+            next,
+            settings.checkpoint_bytes,
+        )
+        .map_err(|e| LogError::io(&path, std::io::Error::other(e.0)))?;
         self.rounds().add_journal(data_dir, journal)?;
         tracing::info!(journal = %path.display(), frames = stats.frames, bytes = stats.bytes,
             logs = stats.logs, appended = stats.appended, cuts = stats.cuts,

@@ -188,6 +188,8 @@ pub(crate) struct ActiveSegment {
     pub first_append_ms: Option<i64>,
     /// The file's slot in the shared cache, and uses since the cache last saw one.
     slot: std::sync::Mutex<(Option<FileSlot>, u32)>,
+    /// Bytes whose writeback was started (with a journal: see `Inner::write`).
+    pub written_back: u64,
 }
 
 impl ActiveSegment {
@@ -219,6 +221,7 @@ impl ActiveSegment {
             builder,
             first_append_ms: None,
             slot: Default::default(),
+            written_back: size,
         })
     }
 
