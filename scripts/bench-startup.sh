@@ -6,6 +6,9 @@
 # not print it, and their /readyz said ready before leaderships were confirmed).
 #   scripts/bench-startup.sh [DIR] [PER] [RUNS]
 # SHALE_BIN=path/to/shale compares another build (default: this tree's release build).
+# FILL_SECONDS=N adds a recovery run (issue 38): the broker produces to PER more partitions
+# for N s at 20,000 records/s with checkpoints only at half the journal, is SIGKILLed with
+# the journal's untrimmed bytes reported, and restarts, replaying them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/startup}"
@@ -49,3 +52,17 @@ start "$DIR/many" "many-first"
 "$SHALE_BENCH" partitions --broker 127.0.0.1:$PORT --topics 1 --partitions "$PER" --steps create,produce > "$DIR/create.out"
 stop
 for i in $(seq "$RUNS"); do start "$DIR/many" "$PER-partitions-restart-$i"; stop; done
+
+[ "${FILL_SECONDS:-0}" -gt 0 ] || exit 0
+printf '[log]\njournal_checkpoint_bytes = 134217728\n' > "$DIR/fill.toml"
+export SHALE_CONFIG="$DIR/fill.toml"
+start "$DIR/many" "fill-start"
+"$SHALE_BENCH" latency --broker 127.0.0.1:$PORT --topic fill --partitions "$PER" \
+  --config flush.policy=always --rates 20k --rounds 1 --seconds "$FILL_SECONDS" > "$DIR/fill.out" 2>&1
+tail -1 "$DIR/fill.out"
+echo "journal before the kill: $(curl -s "http://127.0.0.1:$ADMIN/metrics" |
+  grep -E '^shale_log_journal_occupancy_bytes' | tr '\n' ' ')"
+kill -9 "$BROKER"; while kill -0 "$BROKER" 2>/dev/null; do sleep 0.05; done; BROKER=
+start "$DIR/many" "after-kill"
+grep -o 'journal replayed and open.*' "$DIR/after-kill.err" | sed 's/\x1b\[[0-9;]*m//g' || true
+stop
