@@ -4,7 +4,10 @@
 # omission corrected (`shale-bench latency`), with the same rates at RF=1 in the same run.
 #   scripts/bench-latency-rf3.sh [DIR] [RATES] [ROUNDS] [SECONDS]
 # e.g. scripts/bench-latency-rf3.sh /tmp/lat-rf3 51200 2 10   (51,200 records/s = 50 MiB/s)
-# TOPICS=rf3 runs the RF=3 topic only. Ends with each broker's produce stage means.
+# TOPICS=rf3 runs the RF=3 topic only; TOPICS="rf3 rf3i" the RF=3 topic beside the same with
+# flush.policy=interval; PARTITIONS (default 3) per topic. Ends with each broker's produce
+# stage means. The OpenMessaging-Benchmark shape (1 topic, 100 partitions, 1 KiB, 50 MB/s):
+#   PARTITIONS=100 TOPICS="rf3 rf3i" scripts/bench-latency-rf3.sh /tmp/omb 51200 1 10
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/latency-rf3}"
@@ -15,12 +18,15 @@ CLUSTER=bench
 # shellcheck source=scripts/bench-cluster-lib.sh
 source scripts/bench-cluster-lib.sh
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; 3 brokers + etcd on one disk"
-echo "rates $RATES records/s of 1 KiB over 3 partitions, $ROUNDS rounds, ${SECONDS_PER_ROUND} s each"
-"$SHALE" topic create rf3 --partitions 3 --replication-factor 3 --config min.insync.replicas=2 \
+P="${PARTITIONS:-3}"
+echo "rates $RATES records/s of 1 KiB over $P partitions, $ROUNDS rounds, ${SECONDS_PER_ROUND} s each"
+"$SHALE" topic create rf3 --partitions "$P" --replication-factor 3 --config min.insync.replicas=2 \
   --broker "$BROKERS" >/dev/null
-"$SHALE" topic create rf1 --partitions 3 --replication-factor 1 --broker "$BROKERS" >/dev/null
+"$SHALE" topic create rf3i --partitions "$P" --replication-factor 3 --config min.insync.replicas=2 \
+  --config flush.policy=interval --broker "$BROKERS" >/dev/null
+"$SHALE" topic create rf1 --partitions "$P" --replication-factor 1 --broker "$BROKERS" >/dev/null
 for t in ${TOPICS:-rf3 rf1}; do
-  "$SHALE_BENCH" latency --broker "$BROKERS" --topic $t --partitions 3 --rates "$RATES" \
+  "$SHALE_BENCH" latency --broker "$BROKERS" --topic $t --partitions "$P" --rates "$RATES" \
     --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" --label "shale $t acks=all"
 done
 # Each broker's produce stages over both topics (means), kept in $DIR/bN.metrics.
