@@ -112,6 +112,12 @@ pub(crate) struct Journal {
     checkpoint: Condvar,
     /// Held through a checkpoint, so two never store trim points out of order.
     checkpointing: Mutex<()>,
+    /// Test only: while set, the writer takes no round.
+    #[cfg(test)]
+    pub(crate) hold: std::sync::atomic::AtomicBool,
+    /// Test only: waits in `wait_synced` that found their frames not yet synced.
+    #[cfg(test)]
+    pub(crate) waits: AtomicU64,
     /// Whether the journal failed: what every append checks, without the lock.
     has_failed: std::sync::atomic::AtomicBool,
     /// The writer and the checkpointer, joined by [`close`](Journal::close).
@@ -162,6 +168,10 @@ impl Journal {
             progress: Condvar::new(),
             checkpoint: Condvar::new(),
             checkpointing: Mutex::new(()),
+            #[cfg(test)]
+            hold: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            waits: AtomicU64::new(0),
             has_failed: std::sync::atomic::AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             stats: Stats::default(),
@@ -304,6 +314,26 @@ impl Journal {
         Ok(at)
     }
 
+    /// Test only: whether the writer is held.
+    fn held(&self) -> bool {
+        #[cfg(test)]
+        {
+            self.hold.load(Ordering::Acquire)
+        }
+        #[cfg(not(test))]
+        {
+            false
+        }
+    }
+
+    /// Test only: holds the writer (it takes no round) or lets it go on.
+    #[cfg(test)]
+    pub(crate) fn set_hold(&self, hold: bool) {
+        self.hold.store(hold, Ordering::Release);
+        let _w = self.lock();
+        self.work.notify_all();
+    }
+
     /// Waits until every frame before `lsn` is durable.
     pub(crate) fn wait_synced(&self, lsn: u64) -> Result<(), Failed> {
         let mut w = self.lock();
@@ -314,6 +344,8 @@ impl Journal {
             if w.synced >= lsn {
                 return Ok(());
             }
+            #[cfg(test)]
+            self.waits.fetch_add(1, Ordering::AcqRel);
             w = self.progress.wait(w).unwrap_or_else(PoisonError::into_inner);
         }
     }
@@ -341,7 +373,7 @@ impl Journal {
         loop {
             let (round, members) = {
                 let mut w = self.lock();
-                while w.open.is_empty() && !w.closed && w.failed.is_none() {
+                while (w.open.is_empty() || self.held()) && !w.closed && w.failed.is_none() {
                     w = self.work.wait(w).unwrap_or_else(PoisonError::into_inner);
                 }
                 if w.failed.is_some() || (w.closed && w.open.is_empty()) {
