@@ -219,9 +219,10 @@ impl Journal {
         self.file.path()
     }
 
-    /// The most payload bytes one frame takes (a larger append is split into frames).
+    /// The most payload bytes one frame takes (a larger append is split into frames at
+    /// batch boundaries; a larger batch is refused before it is written).
     pub(crate) fn max_payload(&self) -> usize {
-        (self.capacity / 8) as usize - HEADER_LEN
+        (self.capacity / 2) as usize - HEADER_LEN
     }
 
     /// The journal's ring size in bytes.

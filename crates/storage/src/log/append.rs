@@ -165,6 +165,7 @@ impl PartitionLog {
         let now = inner.clock.now_ms();
         let mut st = inner.lock()?;
         let (mut frames, records) = frame(batches, st.config.max_message_bytes)?;
+        inner.journal_fits(&frames)?;
         inner.prepare_segment(&mut st, batches.len() as u64, records, now)?;
         let base = st.log_end();
         let mut next = base;
@@ -214,6 +215,7 @@ impl PartitionLog {
             }
             expected = header.next_offset();
         }
+        inner.journal_fits(&frames)?;
         inner.prepare_segment(&mut st, batches.len() as u64, records, now)?;
         let mut changed = false;
         for (header, _) in &frames {

@@ -104,6 +104,20 @@ fn an_append_acknowledged_by_the_journal_survives_power_loss_without_a_segment_f
     }
 }
 
+/// A batch larger than the journal's frames (half the journal) is refused before anything
+/// is written, naming both sizes; the log takes appends again at once.
+#[test]
+fn a_batch_larger_than_half_the_journal_is_refused_before_it_is_written() {
+    let disk = SimDisk::new(SimOptions::default());
+    let (resources, _) = journaled(&disk, 64 << 10);
+    let log = open(&resources, 0, &LogConfig::default());
+    let err = log.append(&mut batch(1, 40 << 10, T0, 1), 0).expect_err("too large");
+    let text = err.to_string();
+    assert!(text.contains("32728"), "names the journal's limit: {text}");
+    assert_eq!(log.log_end_offset(), 0, "nothing was written");
+    log.append(&mut batch(1, 100, T0, 2), 0).expect("the log still takes appends");
+}
+
 /// The test above can fail: with fsync a no-op the journal's rounds acknowledge bytes a
 /// power cut takes away.
 #[test]

@@ -66,6 +66,17 @@ impl Member for Inner {
 }
 
 impl Inner {
+    /// Refuses, before anything is written, an append holding a batch larger than the
+    /// journal's frames (half the journal): `BatchTooLarge`, naming both sizes.
+    pub(super) fn journal_fits(&self, frames: &[Frame]) -> Result<(), LogError> {
+        let Some(j) = &self.journal else { return Ok(()) };
+        let max = j.journal.max_payload();
+        match frames.iter().map(|(_, range)| range.len()).find(|len| *len > max) {
+            Some(size) => Err(shale_core::record::RecordError::BatchTooLarge { size, max }.into()),
+            None => Ok(()),
+        }
+    }
+
     /// Pushes the frames of an append just written (`buf`, framed as `frames`) to the
     /// journal, if the log has one. A push that fails stops the log (fail-stop): its
     /// segment holds bytes the journal does not.
@@ -93,8 +104,7 @@ impl Inner {
             rest = later;
             let range = chunk[0].1.start..chunk[n - 1].1.end;
             if range.len() > max {
-                // One batch larger than an eighth of the journal: settings refuse such a
-                // small journal, so this is a bug rather than a user's error.
+                // `journal_fits` refused such a batch before it was written.
                 let e = std::io::Error::other(format!(
                     "a batch of {} bytes is larger than the journal's frames ({max} bytes)",
                     range.len()
