@@ -389,8 +389,16 @@ async fn a_cluster_scales_out_rebalances_and_scales_in_under_load() {
     // Scale in: decommission broker 1, wait until it is empty, stop it for good.
     let out = shale_cli(&c.addr(1), &["broker", "decommission", "1", "--wait"]);
     assert!(out.contains("can be stopped for good"), "{out}");
-    let md = client.admin().metadata(&["e".to_string()]).await.unwrap();
-    assert!(md.topics[0].partitions.iter().all(|p| !p.replicas.contains(&1)), "{md:?}");
+    // The broker answering may read the metadata a moment after the controller wrote it.
+    wait_until(Duration::from_secs(30), "every broker's metadata without broker 1", || {
+        let client = client.clone();
+        async move {
+            client.invalidate("e");
+            let md = client.admin().metadata(&["e".to_string()]).await.unwrap();
+            md.topics[0].partitions.iter().all(|p| !p.replicas.contains(&1))
+        }
+    })
+    .await;
     let (clean, _, _) = c.terminate(0).await;
     assert!(clean, "broker 1 stops cleanly once empty");
     wait_for_acks(&load, 500).await;

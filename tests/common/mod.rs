@@ -308,6 +308,16 @@ pub(crate) struct CheckReport {
     pub lost_range: Option<(String, String)>,
 }
 
+impl CheckReport {
+    /// Asserts nothing acknowledged was lost, duplicated or reordered, and offsets grew.
+    pub(crate) fn assert_kept(&self) {
+        assert_eq!(self.lost, 0, "acknowledged records lost: {self:?}");
+        assert_eq!(self.duplicated, 0, "acknowledged records duplicated: {self:?}");
+        assert_eq!(self.reordered, 0, "acknowledged records reordered: {self:?}");
+        assert_eq!(self.offset_errors, 0, "{self:?}");
+    }
+}
+
 /// Compares acknowledged values (in ack order, per partition) with what the log holds.
 pub(crate) fn check(
     acked: &BTreeMap<u32, Vec<String>>,

@@ -176,31 +176,27 @@ impl Journal {
             threads: Mutex::new(Vec::new()),
             stats: Stats::default(),
         });
-        let spawn = |name: &str, run: fn(&Journal)| {
-            let j = journal.clone();
+        let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.to_string())
-                .spawn(move || run(&j))
-                .map_err(|e| Failed(format!("cannot start the journal's {name} thread: {e}")))
+                .spawn(run)
+                .map_err(|e| Failed(format!("cannot start the journal's thread {name}: {e}")))
         };
         let (tx, rx) = std::sync::mpsc::channel::<Vec<Pending>>();
-        let j = journal.clone();
-        let writer = std::thread::Builder::new()
-            .name("shale-journal".to_string())
-            .spawn(move || j.write_rounds(tx))
-            .map_err(|e| Failed(format!("cannot start the journal's writer thread: {e}")))?;
-        let notifier = std::thread::Builder::new()
-            .name("shale-journal-acks".to_string())
-            .spawn(move || {
-                // Ends when the writer does (it drops the sender).
-                for members in rx {
-                    for p in members {
+        let (j, k) = (journal.clone(), journal.clone());
+        let threads = vec![
+            spawn("shale-journal", Box::new(move || j.write_rounds(tx)))?,
+            // Ends when the writer does (it drops the sender).
+            spawn(
+                "shale-journal-acks",
+                Box::new(move || {
+                    for p in rx.into_iter().flatten() {
                         p.member.synced(p.end, p.generation);
                     }
-                }
-            })
-            .map_err(|e| Failed(format!("cannot start the journal's notifier thread: {e}")))?;
-        let threads = vec![writer, notifier, spawn("shale-checkpoint", Journal::checkpoints)?];
+                }),
+            )?,
+            spawn("shale-checkpoint", Box::new(move || k.checkpoints()))?,
+        ];
         *journal.threads.lock().unwrap_or_else(PoisonError::into_inner) = threads;
         Ok(journal)
     }

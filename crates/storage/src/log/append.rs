@@ -12,9 +12,6 @@ use super::scan::{Frame, frame};
 use super::segment::{ActiveSegment, IndexBuilder, SealedSegment};
 use super::{AppendInfo, LogError};
 use shale_core::record::RecordError;
-
-/// Dirty bytes of an active segment after which its writeback starts (with a journal).
-const WRITEBACK_CHUNK: u64 = 16 << 10;
 use shale_core::record::batch::stamp;
 
 impl Inner {
@@ -101,27 +98,6 @@ impl Inner {
         };
         self.publish(st);
         Ok(info)
-    }
-
-    /// With a journal, starts the writeback of the active segment's bytes once
-    /// [`WRITEBACK_CHUNK`] of them are dirty: acknowledgements do not fsync segments, and
-    /// without this their dirty pages would pile up until a checkpoint's `syncfs` wrote them
-    /// in one burst, stalling the journal's fsyncs behind it (measured at 50,000 records/s:
-    /// p99 17 ms at one partition with a checkpoint per 32 MiB, 2.2 ms with this).
-    fn start_writeback(&self, st: &mut State) {
-        if self.journal.is_none() {
-            return;
-        }
-        let a = &mut st.active;
-        a.written_back = a.written_back.min(a.size);
-        if a.size - a.written_back < WRITEBACK_CHUNK {
-            return;
-        }
-        if let Ok(file) = a.file(&self.resources) {
-            // A hint: a failure here is the next fsync's to report.
-            let _ = file.start_writeback(a.written_back, a.size - a.written_back);
-        }
-        a.written_back = a.size;
     }
 
     /// Under `FlushPolicy::Interval`, makes sure an fsync comes within the interval of an

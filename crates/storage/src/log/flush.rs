@@ -165,25 +165,22 @@ impl Inner {
     pub(super) fn synced_to(&self, end: i64, generation: u64) {
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.resources.activity().note_write();
-        {
-            let mut st = self.peek();
-            if st.generation == generation && end >= st.log_end() {
-                st.unsynced = false;
-            }
-        }
-        self.durable_to(end, generation);
+        self.durable_to(end, generation, true);
     }
 
-    /// Appends up to `end` (at `generation`) are durable (by an fsync of the log's segment,
-    /// or a round of its journal): the durable offset advances, unless a truncation
-    /// rewrote the file meanwhile or the log stopped.
-    pub(super) fn durable_to(&self, end: i64, generation: u64) {
-        let st = self.peek();
+    /// Appends up to `end` (at `generation`) are durable, by an fsync of the log's segment
+    /// (`segment`) or a round of its journal: the durable offset advances, unless a
+    /// truncation rewrote the file meanwhile or the log stopped.
+    pub(super) fn durable_to(&self, end: i64, generation: u64, segment: bool) {
+        let mut st = self.peek();
         if st.check_open().is_err() {
             return;
         }
         if st.generation == generation {
             self.durable.fetch_max(end, Ordering::AcqRel);
+            if segment && end >= st.log_end() {
+                st.unsynced = false;
+            }
         }
         self.publish(&st);
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::power_loss_tests::{Model, batch, next_offset, verify_log};
+use super::power_loss_tests::{Model, batch, fill_until_refused, next_offset, verify_log};
 use super::*;
 use shale_core::clock::ManualClock;
 use shale_core::disk::{Disk, SimDisk, SimOptions};
@@ -182,26 +182,9 @@ fn a_full_disk_refuses_appends_and_the_journal_goes_on_when_space_returns() {
     let (resources, _) = journaled(&disk, 64 << 10);
     let config = LogConfig { segment_bytes: 2000, ..LogConfig::default() };
     let log = open(&resources, 0, &config);
-    disk.set_capacity(Some(disk.used_bytes() + 5000));
-    let mut acked = Vec::new();
-    let mut refused = None;
-    for tag in 0..100 {
-        let mut b = batch(1, 300, T0, tag);
-        match log.append(&mut b, 0) {
-            Ok(info) => {
-                ack(&rt, &log, info.log_end_offset).expect("acknowledged");
-                acked.extend_from_slice(&b);
-            }
-            Err(e) => {
-                refused = Some(e);
-                break;
-            }
-        }
-    }
-    let err = refused.expect("the disk filled up");
-    assert!(err.to_string().contains("/data/t-0/"), "{err}");
-    assert!(err.to_string().to_lowercase().contains("space"), "{err}");
-    assert_eq!(super::tests::read_all(&log, 0, 1 << 20), acked, "acknowledged batches intact");
+    let mut acked = fill_until_refused(&disk, &log, |log, info| {
+        ack(&rt, log, info.log_end_offset).expect("acknowledged");
+    });
     disk.set_capacity(None);
     let mut b = batch(1, 300, T0, 1000);
     let info = log.append(&mut b, 0).expect("space returned");

@@ -544,26 +544,7 @@ fn a_full_disk_refuses_appends_and_recovers_when_space_returns() {
     let disk = SimDisk::new(SimOptions::default());
     let config = LogConfig { segment_bytes: 2000, ..LogConfig::default() };
     let log = sim_log(&disk, config.clone());
-    let mut acked = Vec::new();
-    disk.set_capacity(Some(disk.used_bytes() + 5000));
-    let mut refused = None;
-    for tag in 0..100 {
-        let mut b = batch(1, 300, T0, tag);
-        match log.append(&mut b, 0) {
-            Ok(_) => {
-                log.flush_all().expect("flush");
-                acked.extend_from_slice(&b);
-            }
-            Err(e) => {
-                refused = Some(e);
-                break;
-            }
-        }
-    }
-    let err = refused.expect("the disk filled up");
-    assert!(err.to_string().contains("/data/t-0/"), "{err}");
-    assert!(err.to_string().to_lowercase().contains("space"), "{err}");
-    assert_eq!(read_all(&log), acked, "every acknowledged batch is intact");
+    let mut acked = fill_until_refused(&disk, &log, |log, _| log.flush_all().expect("flush"));
 
     disk.set_capacity(None);
     let mut b = batch(1, 300, T0, 1000);
@@ -574,6 +555,34 @@ fn a_full_disk_refuses_appends_and_recovers_when_space_returns() {
     drop(log);
     disk.crash();
     assert_eq!(read_all(&sim_log(&disk, config)), acked, "and all of it survives a crash");
+}
+
+/// Leaves `disk` 5,000 bytes of room and appends 300-byte batches to `log`, each made
+/// durable by `ack`, until the disk refuses one; checks the refusal names the segment and
+/// the lack of space, and that every acknowledged batch reads back. Returns their bytes.
+pub(super) fn fill_until_refused(
+    disk: &SimDisk,
+    log: &PartitionLog,
+    ack: impl Fn(&PartitionLog, AppendInfo),
+) -> Vec<u8> {
+    disk.set_capacity(Some(disk.used_bytes() + 5000));
+    let mut acked = Vec::new();
+    for tag in 0..100 {
+        let mut b = batch(1, 300, T0, tag);
+        match log.append(&mut b, 0) {
+            Ok(info) => {
+                ack(log, info);
+                acked.extend_from_slice(&b);
+            }
+            Err(err) => {
+                assert!(err.to_string().contains("/data/t-0/"), "{err}");
+                assert!(err.to_string().to_lowercase().contains("space"), "{err}");
+                assert_eq!(read_all(log), acked, "every acknowledged batch is intact");
+                return acked;
+            }
+        }
+    }
+    panic!("the disk never filled up");
 }
 
 // ---- fsync rounds shared by the logs on one file system ----

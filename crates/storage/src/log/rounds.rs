@@ -27,6 +27,7 @@ use shale_core::disk::{Disk, FsHandle};
 
 use super::LogError;
 use super::partition::Inner;
+use crate::journal::Journal;
 
 /// The fewest logs of one file system a round syncs with one `syncfs`; fewer get an
 /// `fdatasync` each, at once. A `syncfs` also writes back every other dirty file there
@@ -65,20 +66,19 @@ pub(crate) struct Volume {
     /// Whether `failed` is set: what every append checks.
     has_failed: AtomicBool,
     /// The journal the logs here write into (`log.journal`), when there is one.
-    pub(super) journal: Option<Arc<crate::journal::Journal>>,
+    pub(super) journal: Option<Arc<Journal>>,
 }
 
 impl Volume {
     /// A volume of its own for a log in `dir`, outside the broker's volumes: for a log
     /// being replayed from a journal, before the journal is open for writing.
     pub(super) fn alone(dir: &Path) -> Arc<Volume> {
-        Arc::new(Volume {
-            dir: dir.to_path_buf(),
-            fs: None,
-            failed: Mutex::new(None),
-            has_failed: AtomicBool::new(false),
-            journal: None,
-        })
+        Arc::new(Volume::new(dir, None, None))
+    }
+
+    fn new(dir: &Path, fs: Option<FsHandle>, journal: Option<Arc<Journal>>) -> Volume {
+        let (failed, has_failed) = (Mutex::new(None), AtomicBool::new(false));
+        Volume { dir: dir.to_path_buf(), fs, failed, has_failed, journal }
     }
 
     /// Whether the logs on this volume share fsync rounds (and failures).
@@ -223,42 +223,25 @@ impl SyncRounds {
                 }
             },
         };
-        let v = Arc::new(Volume {
-            dir: dir.clone(),
-            fs,
-            failed: Mutex::new(None),
-            has_failed: AtomicBool::new(false),
-            journal: None,
-        });
+        let v = Arc::new(Volume::new(&dir, fs, None));
         volumes.insert(dir, v.clone());
         v
     }
 
     /// Makes `journal` the journal of the logs in the data directory `dir`, before any of
     /// them opens; fails if one has.
-    pub(super) fn add_journal(
-        &self,
-        dir: &Path,
-        journal: Arc<crate::journal::Journal>,
-    ) -> Result<(), LogError> {
+    pub(super) fn add_journal(&self, dir: &Path, journal: Arc<Journal>) -> Result<(), LogError> {
         let mut volumes = self.volumes.lock().unwrap_or_else(PoisonError::into_inner);
         if volumes.contains_key(dir) {
             let e = std::io::Error::other("a partition log opened here before the journal");
             return Err(LogError::io(dir, e));
         }
-        let v = Volume {
-            dir: dir.to_path_buf(),
-            fs: None,
-            failed: Mutex::new(None),
-            has_failed: AtomicBool::new(false),
-            journal: Some(journal),
-        };
-        volumes.insert(dir.to_path_buf(), Arc::new(v));
+        volumes.insert(dir.to_path_buf(), Arc::new(Volume::new(dir, None, Some(journal))));
         Ok(())
     }
 
     /// The journals of the volumes.
-    pub(super) fn journals(&self) -> Vec<Arc<crate::journal::Journal>> {
+    pub(super) fn journals(&self) -> Vec<Arc<Journal>> {
         let volumes = self.volumes.lock().unwrap_or_else(PoisonError::into_inner);
         volumes.values().filter_map(|v| v.journal.clone()).collect()
     }
