@@ -54,15 +54,16 @@ run() {
   local bench=$!
   # The bench warms up for 2 s; the CPU is measured over the rest but the last second.
   sleep 2
-  local b0 b1 span=$((RUN_SECONDS - 3))
-  b0=$(cpu "$PID")
+  local b0 b1 c0 c1 span=$((RUN_SECONDS - 3))
+  b0=$(cpu "$PID") c0=$(cpu "$bench")
   sleep "$span"
-  b1=$(cpu "$PID")
+  b1=$(cpu "$PID") c1=$(cpu "$bench")
   wait "$bench"
-  local n us
+  local n us cus
   n=$(records "$rate")
   us=$(echo "$b0 $b1 $span $n" | awk '{printf "%.1f", ($2 - $1) / $3 / $4 * 1e6}')
-  echo "$(tail -1 "$DIR/bench.txt") | broker ${us} us/record"
+  cus=$(echo "$c0 $c1 $span $n" | awk '{printf "%.1f", ($2 - $1) / $3 / $4 * 1e6}')
+  echo "$(tail -1 "$DIR/bench.txt") | broker ${us} us/record, client ${cus}"
   curl -s "http://127.0.0.1:$ADMIN/metrics" > "$DIR/metrics.txt"
   grep -E '^shale_log_journal_(rounds|round_partitions|sync_seconds|checkpoints|checkpoint_seconds|room_waits)(_total)? ' \
     "$DIR/metrics.txt" | tr '\n' ' ' | sed 's/^/    /; s/ $/\n/' || true

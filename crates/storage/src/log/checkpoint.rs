@@ -1,4 +1,6 @@
-//! Small metadata files: the shared file header, atomic replace, and the recovery point.
+//! Small metadata files: the shared file header, atomic replace, the recovery point, and
+//! the log start file (`log-start-offset`: header `SHLS` 1, the offset (i64 BE), CRC-32C
+//! (u32 BE) of everything before it; no file: the floor is 0; see `start`).
 
 use std::path::Path;
 
@@ -148,6 +150,55 @@ impl RecoveryPoint {
     }
 }
 
+/// Name of the log start file in a partition directory.
+pub(crate) const START_FILE: &str = "log-start-offset";
+/// `log-start-offset` header: magic `SHLS`, version 1.
+pub(crate) const START_HEADER: FileHeader = FileHeader { magic: *b"SHLS", version: 1 };
+
+/// The file bytes for a floor at `offset`.
+fn encode(offset: i64) -> Vec<u8> {
+    let mut out = START_HEADER.to_vec();
+    out.extend_from_slice(&offset.to_be_bytes());
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Parses the file bytes.
+fn decode(bytes: &[u8]) -> Result<i64, String> {
+    let body = START_HEADER.check(bytes)?;
+    if body.len() != 12 {
+        return Err(format!("log start body is {} bytes, expected 12", body.len()));
+    }
+    let (data, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32c::crc32c(data) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err("log start crc mismatch".to_string());
+    }
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&body[..8]);
+    Ok(i64::from_be_bytes(offset))
+}
+
+/// The floor stored in `dir` (0 without a file). An unreadable file fails the open: ignoring
+/// it would serve records a client deleted.
+pub(crate) fn load_start(disk: &dyn Disk, dir: &Path) -> Result<i64, LogError> {
+    let path = dir.join(START_FILE);
+    let Some(bytes) = read_optional(disk, &path)? else { return Ok(0) };
+    decode(&bytes).map_err(|reason| LogError::Corrupt {
+        path,
+        offset: -1,
+        reason: format!(
+            "{reason}; this file holds the log start that DeleteRecords set: restore it, or \
+             remove it to serve the records below that start again"
+        ),
+    })
+}
+
+/// Stores the floor atomically (temporary file, fsync, rename, directory fsync).
+pub(super) fn store_start(disk: &dyn Disk, dir: &Path, offset: i64) -> Result<(), LogError> {
+    write_atomic(disk, dir, START_FILE, &encode(offset))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +224,18 @@ mod tests {
         bytes[10] ^= 1;
         assert!(RecoveryPoint::decode(&bytes).is_err());
         assert!(RecoveryPoint::decode(b"SHRP\x02\0\0\0").is_err());
+    }
+
+    #[test]
+    fn the_log_start_file_format_is_pinned() {
+        let mut expected = b"SHLS\x01\0\0\0".to_vec();
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 44]);
+        expected.extend_from_slice(&crc32c::crc32c(&expected).to_be_bytes());
+        assert_eq!(encode(300), expected);
+        assert_eq!(decode(&expected), Ok(300));
+        let mut bad = expected.clone();
+        bad[12] ^= 1;
+        assert!(decode(&bad).unwrap_err().contains("crc"));
+        assert!(decode(b"SHLS\x02\0\0\0").is_err());
     }
 }

@@ -201,3 +201,31 @@ impl Inner {
         }
     }
 }
+
+impl super::rounds::RoundLog for Inner {
+    fn volume(&self) -> &Arc<super::rounds::Volume> {
+        &self.volume
+    }
+    fn sync_active(&self) -> Result<(), LogError> {
+        Inner::sync_active(self)
+    }
+    fn sync_turn(&self) -> bool {
+        Inner::sync_turn(self)
+    }
+    fn flusher_done(&self) -> bool {
+        Inner::flusher_done(self)
+    }
+    fn capture(&self) -> Option<(i64, u64)> {
+        Inner::capture(self)
+    }
+    fn synced_to(&self, end: i64, generation: u64) {
+        Inner::synced_to(self, end, generation)
+    }
+    fn sync_failed(&self, e: LogError) {
+        Inner::sync_failed(self, e)
+    }
+    #[cfg(test)]
+    fn test_sync_delay(&self) {
+        Inner::test_sync_delay(self)
+    }
+}

@@ -14,48 +14,16 @@
 //! segment files whose frame a crash then lost could leave frames of bytes past the cut
 //! (after the journal's trim point) with the bytes before them gone from both.
 
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::LogError;
 use super::partition::{Inner, State};
-use super::rounds::Volume;
 use super::scan::Frame;
-use crate::journal::{Journal, Member, Op};
+use crate::journal::{Member, Op};
 
 /// Dirty bytes of an active segment after which its writeback starts.
 const WRITEBACK_CHUNK: u64 = 16 << 10;
-
-/// A log's place in its volume's journal.
-#[derive(Debug)]
-pub(crate) struct Journaled {
-    pub(super) journal: Arc<Journal>,
-    pub(super) stream: u32,
-    /// The journal position after the log's last frame (set under the log's lock).
-    pushed: AtomicU64,
-}
-
-impl Journaled {
-    /// The stream of the log in `dir` in its volume's journal, if the volume has one. A
-    /// `fresh` directory (created empty) gets a new stream even if its name had one.
-    pub(super) fn bind(
-        volume: &Volume,
-        dir: &Path,
-        fresh: bool,
-    ) -> Result<Option<Journaled>, LogError> {
-        let Some(journal) = &volume.journal else { return Ok(None) };
-        let name = dir.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            let e = std::io::Error::other("a partition directory needs a UTF-8 name");
-            LogError::io(dir, e)
-        })?;
-        let stream = journal
-            .streams()
-            .bind(name, fresh)
-            .map_err(|e| LogError::io(journal.streams().path(), e))?;
-        Ok(Some(Journaled { journal: journal.clone(), stream, pushed: AtomicU64::new(0) }))
-    }
-}
 
 impl Member for Inner {
     fn synced(&self, end: i64, generation: u64) {

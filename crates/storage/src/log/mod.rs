@@ -70,6 +70,7 @@ mod retention;
 mod scan;
 mod segment;
 mod start;
+mod stream;
 mod tiering;
 
 #[cfg(test)]

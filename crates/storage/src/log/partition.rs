@@ -41,7 +41,7 @@ pub(super) struct Inner {
     pub volume: Arc<super::rounds::Volume>,
     /// The volume's journal and this log's stream in it, when the volume has one: appends
     /// are then durable once their round of the journal is.
-    pub journal: Option<super::journaled::Journaled>,
+    pub journal: Option<super::stream::Journaled>,
     /// Set while an interval flush is due (`FlushPolicy::Interval`; at most one per log).
     pub flush_due: AtomicBool,
     pub offsets: watch::Sender<LogOffsets>,
@@ -265,7 +265,7 @@ impl PartitionLog {
         shared: bool,
     ) -> Result<Self, LogError> {
         let recovered = recover(&dir, &config, clock.now_ms(), &resources)?;
-        let start_floor = super::start::load(resources.disk(), &dir)?;
+        let start_floor = super::checkpoint::load_start(resources.disk(), &dir)?;
         // Before any append here (recovery fsyncs what it writes itself), so that the
         // volume's handle sees every writeback error of the appends.
         let volume = match shared {
@@ -274,7 +274,7 @@ impl PartitionLog {
         };
         // A directory that was created empty now gets a stream of its own.
         let fresh = recovered.stored_point.is_none();
-        let journal = super::journaled::Journaled::bind(&volume, &dir, fresh)?;
+        let journal = super::stream::Journaled::bind(&volume, &dir, fresh)?;
         let sealed_bytes = recovered.sealed.values().map(|s| s.size).sum();
         let stored_point = recovered.stored_point;
         let state = State {

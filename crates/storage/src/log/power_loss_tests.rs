@@ -689,7 +689,9 @@ fn a_failed_shared_fsync_stops_every_log_on_the_file_system() {
     }
     disk.fail_next_syncs(1);
     let rounds = logs[0].inner.resources.rounds().clone();
-    rounds.sync_volume(&[&logs[0].inner, &logs[1].inner]);
+    let (a, b): (super::rounds::Queued, super::rounds::Queued) =
+        (logs[0].inner.clone(), logs[1].inner.clone());
+    rounds.sync_volume(&[&a, &b]);
     for log in &logs[..2] {
         let err = log.flush_all().expect_err("the round failed");
         assert!(matches!(err, LogError::Failed { durable: 2, .. }), "{err}");

@@ -251,7 +251,7 @@ fn truncate_tail(
         truncated += sizes[i] - pos;
     }
     for &base in &bases[first_deleted..] {
-        super::retention::remove_segment_files(dir, base, resources)?;
+        super::segment::remove_segment_files(dir, base, resources)?;
     }
     sync_dir(disk, dir)?;
     stats.bytes_truncated = truncated;

@@ -9,38 +9,10 @@ use super::checkpoint::{RecoveryPoint, sync_dir};
 use super::partition::PartitionLog;
 use super::scan::header_at;
 use super::segment::{
-    ActiveSegment, INDEX_SUFFIX, IndexBuilder, LOG_SUFFIX, NO_TIMESTAMP, SealedSegment,
-    TIME_INDEX_SUFFIX, segment_path,
+    ActiveSegment, IndexBuilder, LOG_SUFFIX, NO_TIMESTAMP, SealedSegment, remove_segment_files,
+    segment_path,
 };
 use super::{LogError, LogResources, RetentionOutcome};
-use shale_core::disk::Disk;
-
-/// Deletes a segment's files (the `.log` first, so a crash never leaves a segment without
-/// its data but with an index) and forgets its cached handle and index.
-pub(crate) fn remove_segment_files(
-    dir: &Path,
-    base: i64,
-    resources: &LogResources,
-) -> Result<(), LogError> {
-    let log = segment_path(dir, base, LOG_SUFFIX);
-    resources.evict(&log);
-    remove_if_exists(resources.disk(), &log)?;
-    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        let path = segment_path(dir, base, suffix);
-        if let Err(e) = remove_if_exists(resources.disk(), &path) {
-            // Harmless: recovery removes index files whose segment is gone.
-            tracing::warn!(path = %path.display(), error = %e, "could not remove index file");
-        }
-    }
-    Ok(())
-}
-
-fn remove_if_exists(disk: &dyn Disk, path: &Path) -> Result<(), LogError> {
-    match disk.remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::io(path, e)),
-        _ => Ok(()),
-    }
-}
 
 /// Where to cut a segment so that `offset` and everything after it go, with the index
 /// state of what stays.

@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use shale_core::disk::{Disk, FsHandle};
 
 use super::LogError;
-use super::partition::Inner;
 use crate::journal::Journal;
 
 /// The fewest logs of one file system a round syncs with one `syncfs`; fewer get an
@@ -40,8 +39,32 @@ const MIN_SHARED_SYNC: usize = 8;
 /// [`SyncRounds::flush_alone`]).
 pub(super) const MAX_FSYNC_LOOPS: usize = 32;
 
+/// What a round needs of a partition log (the log's own state stays in `partition`).
+pub(super) trait RoundLog: Send + Sync + std::fmt::Debug {
+    /// The volume the log's directory is on.
+    fn volume(&self) -> &Arc<Volume>;
+    /// Fsyncs the active segment up to the log end and advances the durable offset.
+    fn sync_active(&self) -> Result<(), LogError>;
+    /// One fsync turn of a log that fsyncs alone: whether it needs another.
+    fn sync_turn(&self) -> bool;
+    /// The end of a round the log was in: whether it goes in the next round too.
+    fn flusher_done(&self) -> bool;
+    /// The log's end and generation before an fsync that is to cover them.
+    fn capture(&self) -> Option<(i64, u64)>;
+    /// An fsync that began at `end` (at `generation`) succeeded.
+    fn synced_to(&self, end: i64, generation: u64);
+    /// An fsync covering the log failed.
+    fn sync_failed(&self, e: LogError);
+    /// Test hook: the delay set to force overlap with an fsync.
+    #[cfg(test)]
+    fn test_sync_delay(&self);
+}
+
+/// A log queued for a round.
+pub(super) type Queued = Arc<dyn RoundLog>;
+
 /// Fsyncs each log on its own, all at once (a failure stops that log; its waiters see it).
-fn sync_each(logs: &[&Arc<Inner>]) {
+fn sync_each(logs: &[&Queued]) {
     let Some((first, rest)) = logs.split_first() else { return };
     std::thread::scope(|scope| {
         for log in rest {
@@ -123,7 +146,7 @@ impl Volume {
 pub(crate) struct SyncRounds {
     /// Whether logs share rounds at all (`log.shared_fsync`).
     enabled: bool,
-    queue: Mutex<Vec<Arc<Inner>>>,
+    queue: Mutex<Vec<Queued>>,
     /// Set while the loop runs (at most one).
     running: AtomicBool,
     /// Volumes by data directory.
@@ -153,7 +176,7 @@ impl Drop for SyncRounds {
 /// The queue of logs that fsync alone, and how many loops serve it.
 #[derive(Debug, Default)]
 struct Alone {
-    queue: VecDeque<Arc<Inner>>,
+    queue: VecDeque<Queued>,
     loops: usize,
 }
 
@@ -199,7 +222,7 @@ impl SyncRounds {
         self.most_syncing.load(Ordering::Acquire)
     }
 
-    fn queue(&self) -> MutexGuard<'_, Vec<Arc<Inner>>> {
+    fn queue(&self) -> MutexGuard<'_, Vec<Queued>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -248,7 +271,7 @@ impl SyncRounds {
 
     /// Queues `log` (whose `flushing` flag the caller set) for the next round, and starts
     /// the loop unless it runs.
-    pub(super) fn submit(self: &Arc<Self>, log: Arc<Inner>) {
+    pub(super) fn submit(self: &Arc<Self>, log: Queued) {
         self.queue().push(log);
         if !self.running.swap(true, Ordering::AcqRel) {
             let rounds = self.clone();
@@ -264,7 +287,7 @@ impl SyncRounds {
     /// broker's CPU samples (docs/benchmarks.md). A few loops that take the logs in turn keep busy while logs
     /// wait, and a log that needs another fsync goes to the back of the queue, so busy
     /// logs cannot keep the others waiting.
-    pub(super) fn flush_alone(self: &Arc<Self>, log: Arc<Inner>) {
+    pub(super) fn flush_alone(self: &Arc<Self>, log: Queued) {
         let mut alone = self.alone();
         alone.queue.push_back(log);
         if alone.loops >= MAX_FSYNC_LOOPS {
@@ -322,10 +345,10 @@ impl SyncRounds {
     }
 
     /// One round, per volume: few logs by an fdatasync each, many by one sync of it.
-    fn round(&self, logs: &[Arc<Inner>]) {
-        let mut by_volume: Vec<&Arc<Inner>> = logs.iter().collect();
-        by_volume.sort_by_key(|log| Arc::as_ptr(&log.volume));
-        for group in by_volume.chunk_by(|a, b| Arc::ptr_eq(&a.volume, &b.volume)) {
+    fn round(&self, logs: &[Queued]) {
+        let mut by_volume: Vec<&Queued> = logs.iter().collect();
+        by_volume.sort_by_key(|log| Arc::as_ptr(log.volume()));
+        for group in by_volume.chunk_by(|a, b| Arc::ptr_eq(a.volume(), b.volume())) {
             match group.len() < MIN_SHARED_SYNC {
                 true => sync_each(group),
                 false => self.sync_volume(group),
@@ -335,8 +358,8 @@ impl SyncRounds {
 
     /// Makes every log of `group` (all on one volume) durable up to its end at the start,
     /// by one sync of the volume's file system.
-    pub(super) fn sync_volume(&self, group: &[&Arc<Inner>]) {
-        let volume = &group[0].volume;
+    pub(super) fn sync_volume(&self, group: &[&Queued]) {
+        let volume = group[0].volume();
         let Some(fs) = &volume.fs else {
             sync_each(group);
             return;

@@ -302,6 +302,33 @@ pub(super) fn sync_data(
     file.sync_data().map_err(|e| LogError::io(path, e))
 }
 
+/// Deletes a segment's files (the `.log` first, so a crash never leaves a segment without
+/// its data but with an index) and forgets its cached handle and index.
+pub(crate) fn remove_segment_files(
+    dir: &Path,
+    base: i64,
+    resources: &LogResources,
+) -> Result<(), LogError> {
+    let log = segment_path(dir, base, LOG_SUFFIX);
+    resources.evict(&log);
+    remove_if_exists(resources.disk(), &log)?;
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let path = segment_path(dir, base, suffix);
+        if let Err(e) = remove_if_exists(resources.disk(), &path) {
+            // Harmless: recovery removes index files whose segment is gone.
+            tracing::warn!(path = %path.display(), error = %e, "could not remove index file");
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_exists(disk: &dyn Disk, path: &Path) -> Result<(), LogError> {
+    match disk.remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,65 +5,12 @@
 //! deleted records back. Segments wholly below it go at once; retention deletes the ones
 //! that fall below it later (a segment sealed after the floor passed into it).
 //!
-//! File `log-start-offset`: header `SHLS` 1, the offset (i64 BE), CRC-32C (u32 BE) of
-//! everything before it. No file: the floor is 0.
-
-use std::path::Path;
+//! Its file (`log-start-offset`) is read and written by `checkpoint`.
 
 use super::LogError;
-use super::checkpoint::{FileHeader, read_optional, sync_dir, write_atomic};
+use super::checkpoint::{store_start, sync_dir};
 use super::partition::PartitionLog;
-use super::retention::remove_segment_files;
-use shale_core::disk::Disk;
-
-/// Name of the log start file in a partition directory.
-pub(crate) const START_FILE: &str = "log-start-offset";
-/// `log-start-offset` header: magic `SHLS`, version 1.
-pub(crate) const START_HEADER: FileHeader = FileHeader { magic: *b"SHLS", version: 1 };
-
-/// The file bytes for a floor at `offset`.
-fn encode(offset: i64) -> Vec<u8> {
-    let mut out = START_HEADER.to_vec();
-    out.extend_from_slice(&offset.to_be_bytes());
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_be_bytes());
-    out
-}
-
-/// Parses the file bytes.
-fn decode(bytes: &[u8]) -> Result<i64, String> {
-    let body = START_HEADER.check(bytes)?;
-    if body.len() != 12 {
-        return Err(format!("log start body is {} bytes, expected 12", body.len()));
-    }
-    let (data, crc) = bytes.split_at(bytes.len() - 4);
-    if crc32c::crc32c(data) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-        return Err("log start crc mismatch".to_string());
-    }
-    let mut offset = [0u8; 8];
-    offset.copy_from_slice(&body[..8]);
-    Ok(i64::from_be_bytes(offset))
-}
-
-/// The floor stored in `dir` (0 without a file). An unreadable file fails the open: ignoring
-/// it would serve records a client deleted.
-pub(crate) fn load(disk: &dyn Disk, dir: &Path) -> Result<i64, LogError> {
-    let path = dir.join(START_FILE);
-    let Some(bytes) = read_optional(disk, &path)? else { return Ok(0) };
-    decode(&bytes).map_err(|reason| LogError::Corrupt {
-        path,
-        offset: -1,
-        reason: format!(
-            "{reason}; this file holds the log start that DeleteRecords set: restore it, or \
-             remove it to serve the records below that start again"
-        ),
-    })
-}
-
-/// Stores the floor atomically (temporary file, fsync, rename, directory fsync).
-fn store(disk: &dyn Disk, dir: &Path, offset: i64) -> Result<(), LogError> {
-    write_atomic(disk, dir, START_FILE, &encode(offset))
-}
+use super::segment::remove_segment_files;
 
 impl PartitionLog {
     /// Moves the log start up to `offset` (DeleteRecords, or a follower learning its
@@ -80,7 +27,7 @@ impl PartitionLog {
         if offset > st.log_end() {
             return Err(st.out_of_range(offset));
         }
-        store(inner.disk(), &inner.dir, offset)?;
+        store_start(inner.disk(), &inner.dir, offset)?;
         st.start_floor = offset;
         let below: Vec<i64> =
             st.sealed.values().filter(|s| s.next_offset <= offset).map(|s| s.base).collect();
@@ -115,23 +62,5 @@ impl PartitionLog {
     /// log start (which DeleteRecords can put inside a segment, even inside a batch).
     pub fn local_base_offset(&self) -> i64 {
         self.inner.peek().base_offset()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_file_format_is_pinned() {
-        let mut expected = b"SHLS\x01\0\0\0".to_vec();
-        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 44]);
-        expected.extend_from_slice(&crc32c::crc32c(&expected).to_be_bytes());
-        assert_eq!(encode(300), expected);
-        assert_eq!(decode(&expected), Ok(300));
-        let mut bad = expected.clone();
-        bad[12] ^= 1;
-        assert!(decode(&bad).unwrap_err().contains("crc"));
-        assert!(decode(b"SHLS\x02\0\0\0").is_err());
     }
 }

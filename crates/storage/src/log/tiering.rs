@@ -15,8 +15,8 @@ use super::LogError;
 use super::checkpoint::sync_dir;
 use super::index::SegmentIndex;
 use super::partition::PartitionLog;
-use super::retention::remove_segment_files;
 use super::scan::{header_at, read_full_at};
+use super::segment::remove_segment_files;
 use super::segment::{ActiveSegment, IndexBuilder, LOG_SUFFIX, NO_TIMESTAMP, segment_path};
 use shale_core::disk::FileHandle;
 
