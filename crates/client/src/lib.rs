@@ -78,8 +78,10 @@ struct Inner {
     metadata: RwLock<routing::Metadata>,
     /// Held while `leader` refreshes metadata on a miss, so that thousands of partitions
     /// starting at once (a producer's first record to each) ask the broker once, not once
-    /// each.
-    refreshing: tokio::sync::Mutex<()>,
+    /// each; it keeps the outcome of the last such refresh for those that waited for it.
+    refreshing: tokio::sync::Mutex<routing::LastRefresh>,
+    /// How many of those refreshes have ended (read before waiting for `refreshing`).
+    refreshes: std::sync::atomic::AtomicU64,
     connect_timeout: Duration,
     /// See [`ClientBuilder::metadata_max_age`].
     metadata_max_age: Duration,
@@ -187,7 +189,8 @@ impl Client {
                 current: std::sync::atomic::AtomicUsize::new(0),
                 channels: RwLock::new(HashMap::new()),
                 metadata: RwLock::new(routing::Metadata::default()),
-                refreshing: tokio::sync::Mutex::new(()),
+                refreshing: tokio::sync::Mutex::default(),
+                refreshes: std::sync::atomic::AtomicU64::new(0),
                 connect_timeout: Duration::from_secs(5),
                 metadata_max_age,
                 tls,

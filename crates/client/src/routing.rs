@@ -28,6 +28,15 @@ pub(crate) struct Metadata {
     from: String,
 }
 
+/// The outcome of the last leader lookup's metadata refresh, for the lookups that waited
+/// for it: when it failed, they fail with it instead of each asking the unanswering
+/// brokers again in turn.
+#[derive(Debug, Default)]
+pub(crate) struct LastRefresh {
+    /// The topic it was for, and its failure (`None`: it succeeded).
+    outcome: Option<(String, Option<Error>)>,
+}
+
 impl Client {
     /// The address of a broker, from cached metadata (refreshed once if unknown).
     pub async fn broker_address(&self, id: i32) -> Option<String> {
@@ -208,12 +217,32 @@ impl Client {
         }
         let located = |e| locate(e, &self.metadata_source(), Some(topic), Some(partition));
         {
-            let _refreshing = self.inner.refreshing.lock().await;
-            // Another caller's refresh may have brought the answer meanwhile.
+            use std::sync::atomic::Ordering;
+            let ended = self.inner.refreshes.load(Ordering::Acquire);
+            let mut last = self.inner.refreshing.lock().await;
+            // Another caller's refresh may have brought the answer meanwhile, or failed
+            // for this topic while this one waited: nobody answered a moment ago.
             if let Some(addr) = self.leader_cached(topic, partition) {
                 return Ok(addr);
             }
-            self.refresh_metadata(&[topic.to_string()]).await.map_err(located)?;
+            let shared = match &last.outcome {
+                Some((t, failed)) if t == topic => failed.clone(),
+                _ => None,
+            };
+            match shared {
+                Some(e) if self.inner.refreshes.load(Ordering::Acquire) != ended => {
+                    return Err(e);
+                }
+                _ => {
+                    let refreshed = self.refresh_metadata(&[topic.to_string()]).await;
+                    let failed = refreshed.err().map(located);
+                    last.outcome = Some((topic.to_string(), failed.clone()));
+                    self.inner.refreshes.fetch_add(1, Ordering::AcqRel);
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                }
+            }
         }
         if let Some(addr) = self.leader_cached(topic, partition) {
             return Ok(addr);
@@ -346,5 +375,45 @@ impl Client {
 
     fn cached<T>(&self, f: impl FnOnce(&Metadata) -> Option<T>) -> Option<T> {
         self.inner.metadata.read().ok().and_then(|md| f(&md))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// With no broker answering, the lookups that missed the leader cache together share
+    /// the failure of the one refresh they waited for, rather than each running its own in
+    /// turn behind the refresh lock: at 1,000 partitions that queue held a producer's
+    /// deliveries for minutes after its only broker died (the crash suite's power cuts).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_waiting_on_a_failed_refresh_share_its_failure() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // A dead broker's port, as far as a metadata request goes: every connection is
+        // dropped at once. Each one counted is a refresh attempt.
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        shale_core::task::spawn_detached(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        let client = Client::new(&addr).unwrap();
+        let lookups: Vec<_> = (0..200)
+            .map(|p| {
+                let client = client.clone();
+                tokio::spawn(async move { client.leader("t", p).await })
+            })
+            .collect();
+        for lookup in lookups {
+            let e = lookup.await.unwrap().expect_err("no broker answers");
+            assert!(e.kind.is_retriable(), "{e}");
+        }
+        let attempts = accepted.load(Ordering::SeqCst);
+        assert!(attempts <= 10, "{attempts} connection attempts for 200 lookups of one topic");
     }
 }
