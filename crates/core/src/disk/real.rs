@@ -55,7 +55,14 @@ impl Disk for RealDisk {
             OpenMode::ReadWriteCreate => {
                 OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?
             }
-            OpenMode::CreateTruncate => File::create(path)?,
+            // A new file is created without O_TRUNC (the usual case: temporary files are
+            // renamed away); FUSE file systems such as LazyFS then see no truncation.
+            OpenMode::CreateTruncate => {
+                match OpenOptions::new().write(true).create_new(true).open(path) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => File::create(path)?,
+                    opened => opened?,
+                }
+            }
         };
         Ok(Arc::new(file))
     }

@@ -46,6 +46,10 @@ pub(crate) trait Member: Send + Sync + std::fmt::Debug {
     fn synced(&self, end: i64, generation: u64);
     /// The journal failed for `reason`: nothing more of this member becomes durable.
     fn failed(&self, reason: &str);
+    /// Writes the member's buffered segment bytes to its segment file (a checkpoint's
+    /// `syncfs` is to cover them, so no writeback is started) and unregisters it (see
+    /// [`Journal::unbuffered`]), unless that fails.
+    fn write_buffer(&self);
 }
 
 /// A member of the open round and how far its frames there go.
@@ -63,6 +67,13 @@ struct Writer {
     members: Vec<Pending>,
     /// Members' indexes in `members`, by address.
     index: HashMap<usize, usize>,
+    /// Members whose segment bytes are buffered, not yet in their files, by address: the
+    /// position of the first frame of those bytes (see `log::buffer`). No checkpoint trims
+    /// past it.
+    buffered: HashMap<usize, (Arc<dyn Member>, u64)>,
+    /// Set when a push waits for room: the next checkpoint writes every buffer below its
+    /// point, so that it trims as far as it can.
+    room_wanted: bool,
     /// The trim point in the journal's header.
     trim: u64,
     /// The end of the rounds written and synced.
@@ -157,6 +168,8 @@ impl Journal {
             state: Mutex::new(Writer {
                 open: Round::new(next, capacity, generation),
                 members: Vec::new(),
+                buffered: HashMap::new(),
+                room_wanted: false,
                 index: HashMap::new(),
                 trim: next,
                 synced: next,
@@ -244,7 +257,9 @@ impl Journal {
     /// journal is full; `member`'s log (if one is to be told) ends at `end` (at
     /// `generation`) after it. Returns
     /// the position after the frame: it is durable once [`wait_synced`](Self::wait_synced)
-    /// of it returns, and `member` is told.
+    /// of it returns, and `member` is told. `buffered`: the member's segment holds the
+    /// frame's bytes only in its buffer; unless it is registered as buffered already, it
+    /// is, from this frame on.
     #[allow(clippy::too_many_arguments, reason = "a frame's fields and its member")]
     pub(crate) fn push(
         &self,
@@ -256,9 +271,11 @@ impl Journal {
         member: Option<&Arc<dyn Member>>,
         end: i64,
         generation: u64,
+        buffered: bool,
     ) -> Result<u64, Failed> {
         let mut w = self.lock();
         let mut waiting: Option<Instant> = None;
+        let frame_at;
         loop {
             if let Some(reason) = &w.failed {
                 return Err(Failed(reason.clone()));
@@ -268,7 +285,10 @@ impl Journal {
             }
             let trim = w.trim;
             match w.open.push_op(trim, op, stream, epoch, base_offset, payload) {
-                Ok(_) => break,
+                Ok(at) => {
+                    frame_at = at;
+                    break;
+                }
                 Err(Refused::TooLarge { .. }) => unreachable!("callers split appends into frames"),
                 Err(Refused::Full { .. }) => {
                     let since = *waiting.get_or_insert_with(|| {
@@ -276,6 +296,7 @@ impl Journal {
                         monotonic_now()
                     });
                     w.checkpoint_asked = true;
+                    w.room_wanted = true;
                     self.checkpoint.notify_one();
                     let (next, timed_out) = self
                         .progress
@@ -293,6 +314,9 @@ impl Journal {
         }
         if let Some(member) = member {
             let key = Arc::as_ptr(member) as *const () as usize;
+            if buffered && !w.buffered.contains_key(&key) {
+                w.buffered.insert(key, (member.clone(), frame_at));
+            }
             match w.index.get(&key) {
                 Some(&i) => {
                     let p = &mut w.members[i];
@@ -400,6 +424,7 @@ impl Journal {
                 w.synced = round.end();
                 if w.synced.saturating_sub(w.trim) > self.checkpoint_bytes && !w.checkpoint_asked {
                     w.checkpoint_asked = true;
+                    w.room_wanted = true;
                     self.checkpoint.notify_one();
                 }
             }
@@ -441,18 +466,54 @@ impl Journal {
                 if w.open.end() == w.trim {
                     continue;
                 }
-                w.open.end()
+                (w.open.end(), std::mem::take(&mut w.room_wanted))
             };
-            if let Err(reason) = self.checkpoint_to(point) {
+            let (point, all) = point;
+            if let Err(reason) = self.checkpoint_to(point, all) {
                 self.fail(reason);
                 return;
             }
         }
     }
 
-    /// One checkpoint up to `point` (an end of the open round, read under the lock).
-    fn checkpoint_to(&self, point: u64) -> Result<(), String> {
+    /// The member at `key` (the address of its log) has no buffered segment bytes any
+    /// more: they are in its segment file (called under the buffer's lock).
+    pub(crate) fn unbuffered(&self, key: usize) {
+        self.lock().buffered.remove(&key);
+    }
+
+    /// How far a checkpoint up to `point` may trim. Buffers whose first frame is more than
+    /// three checkpoints' worth of bytes (at most a quarter of the journal) below `point`
+    /// are written first (`all`: every buffer below `point`); a younger one, or one that
+    /// cannot be written (a full disk), holds the trim point at its first frame. At 1,000
+    /// partitions a buffer fills in about three checkpoints, so most are written by their
+    /// own appends rather than one by one here, and the trim point lags by that much.
+    fn trim_limit(&self, point: u64, all: bool) -> u64 {
+        let lag = match all {
+            true => 0,
+            false => (3 * self.checkpoint_bytes).min(self.capacity / 4),
+        };
+        let below = point.saturating_sub(lag);
+        let behind: Vec<Arc<dyn Member>> = {
+            let w = self.lock();
+            w.buffered.values().filter(|(_, from)| *from < below).map(|(m, _)| m.clone()).collect()
+        };
+        for member in behind {
+            member.write_buffer();
+        }
+        let w = self.lock();
+        w.buffered.values().map(|(_, from)| *from).fold(point, u64::min)
+    }
+
+    /// One checkpoint up to `point` (an end of the open round, read under the lock), or
+    /// less far if a member's buffered bytes hold it back (see `trim_limit`; `all`: write
+    /// every buffer below `point`).
+    fn checkpoint_to(&self, point: u64, all: bool) -> Result<(), String> {
         let _one = self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner);
+        if point <= self.lock().trim {
+            return Ok(());
+        }
+        let point = self.trim_limit(point, all);
         if point <= self.lock().trim {
             return Ok(());
         }
@@ -479,7 +540,7 @@ impl Journal {
             }
             w.open.end()
         };
-        self.checkpoint_to(point).map_err(|reason| {
+        self.checkpoint_to(point, true).map_err(|reason| {
             self.fail(reason.clone());
             Failed(reason)
         })

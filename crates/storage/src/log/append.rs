@@ -72,17 +72,32 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes framed, stamped batches to the active segment and publishes the new end.
+    /// Writes framed, stamped batches to the active segment (or its buffer) and publishes
+    /// the new end; says whether bytes wait in the buffer.
     fn write(
         &self,
         st: &mut State,
         buf: &[u8],
         frames: &[Frame],
         now: i64,
-    ) -> Result<AppendInfo, LogError> {
+    ) -> Result<(AppendInfo, bool), LogError> {
         self.resources.activity().note_write();
         let interval = st.config.index_interval_bytes as u64;
-        st.active.append(&self.resources, buf, frames, interval, now)?;
+        let buffering = self.buffering(st);
+        let buffered = {
+            let mut b = self.buffer();
+            let total = self.resources.buffered();
+            let appended = match buffering {
+                true => st.active.append(&self.resources, buf, frames, interval, now, Some(&mut b)),
+                // A buffer left from before the flush policy changed goes first.
+                false => b.write(total, true).and_then(|()| {
+                    st.active.append(&self.resources, buf, frames, interval, now, None)
+                }),
+            };
+            self.unbuffered(&b);
+            appended?;
+            !b.is_empty()
+        };
         st.unsynced = true;
         self.start_writeback(st);
         let (first, last) = (frames[0].0, frames[frames.len() - 1].0);
@@ -97,7 +112,7 @@ impl Inner {
             segment_base: st.active.base,
         };
         self.publish(st);
-        Ok(info)
+        Ok((info, buffered))
     }
 
     /// Under `FlushPolicy::Interval`, makes sure an fsync comes within the interval of an
@@ -162,8 +177,8 @@ impl PartitionLog {
                 }
             }
         }
-        let info = inner.write(&mut st, batches, &frames, now)?;
-        Inner::journal_append(&self.inner, &mut st, batches, &frames)?;
+        let (info, buffered) = inner.write(&mut st, batches, &frames, now)?;
+        Inner::journal_append(&self.inner, &mut st, batches, &frames, buffered)?;
         Inner::schedule_interval_flush(&self.inner, st.config.flush);
         Ok(info)
     }
@@ -200,8 +215,8 @@ impl PartitionLog {
         if changed {
             st.epochs.store(inner.disk(), &inner.dir)?;
         }
-        let info = inner.write(&mut st, batches, &frames, now)?;
-        Inner::journal_append(&self.inner, &mut st, batches, &frames)?;
+        let (info, buffered) = inner.write(&mut st, batches, &frames, now)?;
+        Inner::journal_append(&self.inner, &mut st, batches, &frames, buffered)?;
         Inner::schedule_interval_flush(&self.inner, st.config.flush);
         Ok(info)
     }

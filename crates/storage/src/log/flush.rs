@@ -136,6 +136,7 @@ impl Inner {
             if let Err(e) = self.volume_ok() {
                 return self.note_sync(&mut st, Err(e));
             }
+            self.settle_buffer(&mut st)?;
             self.journal_caught_up(&mut st)?;
             let file = st.active.file(&self.resources)?;
             (file, st.active.path.clone(), st.log_end(), st.generation)

@@ -52,6 +52,7 @@
 //! only below the recovery point.
 
 mod append;
+mod buffer;
 mod checkpoint;
 mod config;
 mod epoch;

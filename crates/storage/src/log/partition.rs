@@ -42,6 +42,8 @@ pub(super) struct Inner {
     /// The volume's journal and this log's stream in it, when the volume has one: appends
     /// are then durable once their round of the journal is.
     pub journal: Option<super::stream::Journaled>,
+    /// Appends not yet written to the active segment (with a journal; see `buffer`).
+    pub buffer: Mutex<super::buffer::SegmentBuffer>,
     /// Set while an interval flush is due (`FlushPolicy::Interval`; at most one per log).
     pub flush_due: AtomicBool,
     pub offsets: watch::Sender<LogOffsets>,
@@ -185,6 +187,7 @@ impl Inner {
     /// retrying could report success for bytes the kernel already dropped.
     pub(super) fn sync_segment(&self, st: &mut State) -> Result<(), LogError> {
         st.check_open()?;
+        self.settle_buffer(st)?;
         self.journal_caught_up(st)?;
         let r = self.volume_ok().and_then(|()| st.active.sync(&self.resources));
         if r.is_ok() {
@@ -311,6 +314,7 @@ impl PartitionLog {
                 again: AtomicBool::new(false),
                 volume,
                 journal,
+                buffer: Mutex::default(),
                 flush_due: AtomicBool::new(false),
                 offsets: watch::Sender::new(offsets),
                 listener: std::sync::OnceLock::new(),
@@ -457,6 +461,7 @@ impl PartitionLog {
         let inner = &*self.inner;
         let mut st = inner.peek();
         st.closed = true;
+        inner.discard_buffer();
         // Its frames in the journal are never to be replayed into a directory of this name.
         inner.retire_stream()?;
         for base in st.sealed.keys().copied().chain([st.active.base]) {

@@ -544,7 +544,7 @@ fn a_full_disk_refuses_appends_and_recovers_when_space_returns() {
     let disk = SimDisk::new(SimOptions::default());
     let config = LogConfig { segment_bytes: 2000, ..LogConfig::default() };
     let log = sim_log(&disk, config.clone());
-    let mut acked = fill_until_refused(&disk, &log, |log, _| log.flush_all().expect("flush"));
+    let mut acked = fill_until_refused(&disk, &log, |log, _| log.flush_all().expect("flush"), true);
 
     disk.set_capacity(None);
     let mut b = batch(1, 300, T0, 1000);
@@ -564,6 +564,7 @@ pub(super) fn fill_until_refused(
     disk: &SimDisk,
     log: &PartitionLog,
     ack: impl Fn(&PartitionLog, AppendInfo),
+    read_when_full: bool,
 ) -> Vec<u8> {
     disk.set_capacity(Some(disk.used_bytes() + 5000));
     let mut acked = Vec::new();
@@ -577,7 +578,9 @@ pub(super) fn fill_until_refused(
             Err(err) => {
                 assert!(err.to_string().contains("/data/t-0/"), "{err}");
                 assert!(err.to_string().to_lowercase().contains("space"), "{err}");
-                assert_eq!(read_all(log), acked, "every acknowledged batch is intact");
+                if read_when_full {
+                    assert_eq!(read_all(log), acked, "every acknowledged batch is intact");
+                }
                 return acked;
             }
         }

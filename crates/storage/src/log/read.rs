@@ -65,12 +65,15 @@ impl PartitionLog {
     /// Under the lock: checks the range and captures where `offset` is; `None` when the
     /// answer is an empty chunk.
     fn read_target(&self, offset: i64, upper_bound: i64) -> Result<Option<ReadTarget>, LogError> {
-        let st = self.inner.lock()?;
+        let mut st = self.inner.lock()?;
         if offset < st.log_start() || offset > st.log_end() {
             return Err(st.out_of_range(offset));
         }
         if offset == st.log_end() || offset >= upper_bound {
             return Ok(None);
+        }
+        if offset >= st.active.base {
+            self.inner.settle_buffer(&mut st)?;
         }
         let a = &st.active;
         let generation = st.generation;
@@ -200,7 +203,8 @@ impl PartitionLog {
         from: i64,
         ts: Option<i64>,
     ) -> Result<(Vec<Target>, u64, i64), LogError> {
-        let st = self.inner.lock()?;
+        let mut st = self.inner.lock()?;
+        self.inner.settle_buffer(&mut st)?;
         let from = from.max(st.log_start());
         let a = &st.active;
         let mut segments: Vec<Target> = st

@@ -39,6 +39,8 @@ pub struct LogResources {
     interval_syncs: Arc<tokio::sync::Semaphore>,
     /// The fsync rounds the logs share (`log.shared_fsync`).
     rounds: Arc<SyncRounds>,
+    /// Bytes in the logs' segment buffers (see `buffer`).
+    buffered: AtomicU64,
 }
 
 /// Interval fsyncs (`flush.policy=interval`) that run at once, all logs together.
@@ -378,6 +380,7 @@ impl LogResources {
             activity: Arc::default(),
             interval_syncs: Arc::new(tokio::sync::Semaphore::new(INTERVAL_SYNCS)),
             rounds: Arc::new(SyncRounds::new(true)),
+            buffered: AtomicU64::new(0),
         }
     }
 
@@ -387,6 +390,11 @@ impl LogResources {
     pub fn with_shared_fsync(mut self, shared: bool) -> Self {
         self.rounds = Arc::new(SyncRounds::new(shared));
         self
+    }
+
+    /// Bytes in the logs' segment buffers, all together.
+    pub(super) fn buffered(&self) -> &AtomicU64 {
+        &self.buffered
     }
 
     /// The fsync rounds the logs share.

@@ -177,6 +177,7 @@ impl PartitionLog {
         if offset < st.log_start() {
             return Err(st.out_of_range(offset));
         }
+        inner.settle_buffer(&mut st)?;
         inner.journal_cut(&mut st, crate::journal::Op::Truncate, offset)?;
         st.generation += 1;
         let interval = st.config.index_interval_bytes as u64;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::buffer::SegmentBuffer;
 use super::checkpoint::{RecoveryPoint, read_optional, write_atomic};
 use super::index::SegmentIndex;
 use super::resources::FileSlot;
@@ -244,6 +245,10 @@ impl ActiveSegment {
 
     /// Writes already-stamped batches at the end of the file and indexes them. On a failed
     /// write the file is cut back so no partial batch stays visible.
+    ///
+    /// With a `buffer` the bytes are buffered instead; a buffer they do not fit in is
+    /// written first (a failure then refuses this append, and the buffer keeps its bytes
+    /// for a later try), and bytes larger than a buffer are written at once.
     pub(super) fn append(
         &mut self,
         resources: &LogResources,
@@ -251,14 +256,24 @@ impl ActiveSegment {
         batches: &[(BatchHeader, std::ops::Range<usize>)],
         interval: u64,
         now_ms: i64,
+        buffer: Option<&mut SegmentBuffer>,
     ) -> Result<(), LogError> {
-        let file = self.file(resources)?;
-        if let Err(e) = file.write_all_at(buf, self.size) {
-            if let Err(cut) = file.set_len(self.size) {
-                tracing::error!(path = %self.path.display(), error = %cut,
-                    "could not cut back a failed append; recovery will truncate it");
+        let total = resources.buffered();
+        match buffer {
+            Some(b) => {
+                if !b.fits(buf.len(), total) {
+                    // The appends before this one first: a failure refuses this one whole.
+                    b.write(total, true)?;
+                }
+                match b.fits(buf.len(), total) {
+                    true => {
+                        let target = || Ok((self.file(resources)?, self.path.clone()));
+                        b.add(target, self.size, buf, total)?;
+                    }
+                    false => self.write_through(resources, buf)?,
+                }
             }
-            return Err(LogError::io(&self.path, e));
+            None => self.write_through(resources, buf)?,
         }
         for (header, range) in batches {
             let rel = (header.base_offset - self.base) as u32;
@@ -270,6 +285,20 @@ impl ActiveSegment {
         }
         self.size += buf.len() as u64;
         self.first_append_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    /// Writes `buf` at the end of the file; on a failed write the file is cut back so no
+    /// partial batch stays visible.
+    fn write_through(&self, resources: &LogResources, buf: &[u8]) -> Result<(), LogError> {
+        let file = self.file(resources)?;
+        if let Err(e) = file.write_all_at(buf, self.size) {
+            if let Err(cut) = file.set_len(self.size) {
+                tracing::error!(path = %self.path.display(), error = %cut,
+                    "could not cut back a failed append; recovery will truncate it");
+            }
+            return Err(LogError::io(&self.path, e));
+        }
         Ok(())
     }
 

@@ -204,6 +204,7 @@ impl PartitionLog {
         let mut st = inner.lock()?;
         st.check_open()?;
         inner.journal_cut(&mut st, crate::journal::Op::Reset, offset)?;
+        inner.discard_buffer();
         st.generation += 1;
         st.stored_point = None;
         let mut bases: Vec<i64> = st.sealed.keys().copied().collect();

@@ -1,0 +1,103 @@
+//! The active segment's write buffer, for a log whose appends the journal makes durable
+//! (`flush.policy=always` with `log.journal`): appends gather here and reach the segment
+//! file [`BUFFER_BYTES`] at a time, one `pwrite` (and the start of its writeback) instead
+//! of one per append. At 1,000 partitions each append is one small record, and its
+//! `pwrite` was a fifth of the broker's CPU (docs/benchmarks.md).
+//!
+//! Buffered bytes are durable in the journal before they are acknowledged, but not in the
+//! segment, so the journal must keep their frames: the log registers with the journal when
+//! its buffer stops being empty (`Journal::push`, at the position of the first frame
+//! whose bytes are buffered) and unregisters when the buffer is written, under the
+//! buffer's lock, so that a registration never outlives the bytes it covers. A checkpoint
+//! writes the buffers of the logs registered below its point (taking only this lock, never
+//! the log's, which an append waiting for room in the journal holds) and trims no further
+//! than the first frame of a buffer it could not write.
+//!
+//! Everything that reads or syncs the active segment's file writes the buffer first:
+//! reads, fsyncs (rolls, closes, `flush_all`, interval flushes) and truncations. A reset
+//! drops it (its bytes are in a file being removed).
+//!
+//! Lock order: the log's state, then its buffer, then the journal.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::LogError;
+use shale_core::disk::FileHandle;
+
+/// Bytes a buffer holds before they are written.
+pub(super) const BUFFER_BYTES: usize = 16 << 10;
+
+/// Bytes all the buffers of one [`super::LogResources`] may hold; past it appends write
+/// through (30,000 partitions with a full buffer each would otherwise hold 480 MiB).
+pub(super) const BUFFERED_BYTES_MAX: u64 = 64 << 20;
+
+/// Bytes appended to the active segment and not yet written to its file.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentBuffer {
+    /// The file the bytes belong to, and its path (for errors).
+    target: Option<(FileHandle, PathBuf)>,
+    /// Where `bytes` start in the file.
+    at: u64,
+    bytes: Vec<u8>,
+}
+
+impl SegmentBuffer {
+    /// Whether no bytes wait.
+    pub(super) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Whether `len` more bytes may be buffered (rather than written through), counting
+    /// them against `total`, the bytes of every buffer.
+    pub(super) fn fits(&self, len: usize, total: &AtomicU64) -> bool {
+        self.bytes.len() + len <= BUFFER_BYTES
+            && total.load(Ordering::Relaxed) + len as u64 <= BUFFERED_BYTES_MAX
+    }
+
+    /// Buffers `buf`, to be written at `pos` of `file` (the bytes buffered already end at
+    /// `pos`); `total` counts them.
+    pub(super) fn add(
+        &mut self,
+        file: impl FnOnce() -> Result<(FileHandle, PathBuf), LogError>,
+        pos: u64,
+        buf: &[u8],
+        total: &AtomicU64,
+    ) -> Result<(), LogError> {
+        if self.bytes.is_empty() {
+            self.target = Some(file()?);
+            self.at = pos;
+        }
+        debug_assert_eq!(self.at + self.bytes.len() as u64, pos, "a buffer grows at its end");
+        self.bytes.extend_from_slice(buf);
+        total.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes the buffered bytes to their file, and with `writeback` starts their
+    /// writeback (a hint: dirty pages then reach the disk steadily, not in the next
+    /// checkpoint's `syncfs`); the buffer is empty afterwards, unless the write failed (a
+    /// full disk): the bytes then stay for the next try, their frames kept by the journal.
+    pub(super) fn write(&mut self, total: &AtomicU64, writeback: bool) -> Result<(), LogError> {
+        let Some((file, path)) = &self.target else { return Ok(()) };
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = file.write_all_at(&self.bytes, self.at) {
+            let e = std::io::Error::new(e.kind(), format!("writing buffered appends: {e}"));
+            return Err(LogError::io(path, e));
+        }
+        if writeback {
+            let _ = file.start_writeback(self.at, self.bytes.len() as u64);
+        }
+        self.discard(total);
+        Ok(())
+    }
+
+    /// Forgets the buffered bytes (their segment is being removed).
+    pub(super) fn discard(&mut self, total: &AtomicU64) {
+        total.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
+        self.bytes = Vec::new();
+        self.target = None;
+    }
+}
