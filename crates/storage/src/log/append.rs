@@ -86,11 +86,10 @@ impl Inner {
         let buffering = self.buffering(st);
         let buffered = {
             let mut b = self.buffer();
-            let total = self.resources.buffered();
             let appended = match buffering {
                 true => st.active.append(&self.resources, buf, frames, interval, now, Some(&mut b)),
                 // A buffer left from before the flush policy changed goes first.
-                false => b.write(total, true).and_then(|()| {
+                false => b.write(&self.resources, true).and_then(|()| {
                     st.active.append(&self.resources, buf, frames, interval, now, None)
                 }),
             };

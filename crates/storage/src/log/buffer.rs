@@ -22,8 +22,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::LogError;
-use shale_core::disk::FileHandle;
+use super::{LogError, LogResources};
 
 /// Bytes a buffer holds before they are written.
 pub(super) const BUFFER_BYTES: usize = 16 << 10;
@@ -35,8 +34,10 @@ pub(super) const BUFFERED_BYTES_MAX: u64 = 64 << 20;
 /// Bytes appended to the active segment and not yet written to its file.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentBuffer {
-    /// The file the bytes belong to, and its path (for errors).
-    target: Option<(FileHandle, PathBuf)>,
+    /// The segment file the bytes belong to. Opened through the shared cache when they
+    /// are written: a handle held here would count against the broker's open files while
+    /// the buffer fills (10,000 partitions would hold 10,000).
+    target: Option<PathBuf>,
     /// Where `bytes` start in the file.
     at: u64,
     bytes: Vec<u8>,
@@ -55,34 +56,32 @@ impl SegmentBuffer {
             && total.load(Ordering::Relaxed) + len as u64 <= BUFFERED_BYTES_MAX
     }
 
-    /// Buffers `buf`, to be written at `pos` of `file` (the bytes buffered already end at
-    /// `pos`); `total` counts them.
-    pub(super) fn add(
-        &mut self,
-        file: impl FnOnce() -> Result<(FileHandle, PathBuf), LogError>,
-        pos: u64,
-        buf: &[u8],
-        total: &AtomicU64,
-    ) -> Result<(), LogError> {
+    /// Buffers `buf`, to be written at `pos` of the segment file `path` (the bytes
+    /// buffered already end at `pos`); `total` counts them.
+    pub(super) fn add(&mut self, path: &std::path::Path, pos: u64, buf: &[u8], total: &AtomicU64) {
         if self.bytes.is_empty() {
-            self.target = Some(file()?);
+            self.target = Some(path.to_path_buf());
             self.at = pos;
         }
         debug_assert_eq!(self.at + self.bytes.len() as u64, pos, "a buffer grows at its end");
         self.bytes.extend_from_slice(buf);
         total.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Writes the buffered bytes to their file, and with `writeback` starts their
     /// writeback (a hint: dirty pages then reach the disk steadily, not in the next
     /// checkpoint's `syncfs`); the buffer is empty afterwards, unless the write failed (a
     /// full disk): the bytes then stay for the next try, their frames kept by the journal.
-    pub(super) fn write(&mut self, total: &AtomicU64, writeback: bool) -> Result<(), LogError> {
-        let Some((file, path)) = &self.target else { return Ok(()) };
+    pub(super) fn write(
+        &mut self,
+        resources: &LogResources,
+        writeback: bool,
+    ) -> Result<(), LogError> {
+        let Some(path) = &self.target else { return Ok(()) };
         if self.bytes.is_empty() {
             return Ok(());
         }
+        let (file, _slot) = resources.writable_slot(path)?;
         if let Err(e) = file.write_all_at(&self.bytes, self.at) {
             let e = std::io::Error::new(e.kind(), format!("writing buffered appends: {e}"));
             return Err(LogError::io(path, e));
@@ -90,7 +89,7 @@ impl SegmentBuffer {
         if writeback {
             let _ = file.start_writeback(self.at, self.bytes.len() as u64);
         }
-        self.discard(total);
+        self.discard(resources.buffered());
         Ok(())
     }
 

@@ -557,3 +557,30 @@ fn with_fsync_a_noop_the_journal_run_loses_acknowledged_appends() {
     });
     assert!(lost, "with fsync disabled the run must report lost acknowledged appends");
 }
+
+/// Segment buffers hold no open file: 100 partitions with bytes buffered, against a cache
+/// of 64 open files, all go on taking appends. (Buffers that kept their segment's handle
+/// held one open file each: at 10,000 partitions the broker ran out of its 1,024 and
+/// refused every append, "too many open files".)
+#[test]
+fn buffered_partitions_hold_no_open_files() {
+    let disk = SimDisk::new(SimOptions { seed: 3, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 1 << 20);
+    let logs: Vec<_> = (0..100).map(|i| open(&resources, i, &LogConfig::default())).collect();
+    for round in 0..3u64 {
+        for (i, log) in logs.iter().enumerate() {
+            let mut b = batch(1, 100, T0, round * 1000 + i as u64);
+            let info =
+                log.append(&mut b, 0).unwrap_or_else(|e| panic!("t-{i}, round {round}: {e}"));
+            ack(&rt, log, info.log_end_offset).expect("acknowledged");
+        }
+    }
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!(
+            super::tests::read_all(log, 0, 1 << 20).len(),
+            3 * batch(1, 100, T0, 0).len(),
+            "t-{i}"
+        );
+    }
+}

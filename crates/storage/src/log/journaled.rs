@@ -70,7 +70,7 @@ impl Inner {
     /// a checkpoint (none needs the writeback started).
     pub(super) fn write_buffer(&self) -> Result<(), LogError> {
         let mut b = self.buffer();
-        let written = b.write(self.resources.buffered(), false);
+        let written = b.write(&self.resources, false);
         self.unbuffered(&b);
         written
     }

@@ -263,13 +263,10 @@ impl ActiveSegment {
             Some(b) => {
                 if !b.fits(buf.len(), total) {
                     // The appends before this one first: a failure refuses this one whole.
-                    b.write(total, true)?;
+                    b.write(resources, true)?;
                 }
                 match b.fits(buf.len(), total) {
-                    true => {
-                        let target = || Ok((self.file(resources)?, self.path.clone()));
-                        b.add(target, self.size, buf, total)?;
-                    }
+                    true => b.add(&self.path, self.size, buf, total),
                     false => self.write_through(resources, buf)?,
                 }
             }
