@@ -406,7 +406,7 @@ mod tests {
         let lookups: Vec<_> = (0..200)
             .map(|p| {
                 let client = client.clone();
-                tokio::spawn(async move { client.leader("t", p).await })
+                shale_core::task::spawn_owned(async move { client.leader("t", p).await })
             })
             .collect();
         for lookup in lookups {
