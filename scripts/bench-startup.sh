@@ -9,6 +9,10 @@
 # FILL_SECONDS=N adds a recovery run (issue 38): the broker produces to PER more partitions
 # for N s at 20,000 records/s with checkpoints only at half the journal, is SIGKILLed with
 # the journal's untrimmed bytes reported, and restarts, replaying them.
+# LAZYFS=DIR (with FILL_SECONDS; DIR holds lazyfs-mount.sh, ../shared/tools/lazyfs/) runs
+# that recovery on a LazyFS mount and cuts the power after the kill: every byte not
+# fsynced is gone, so the restart writes what it replays (a SIGKILL alone leaves the
+# page cache, and replay finds the segments already holding it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/startup}"
@@ -20,7 +24,12 @@ echo "shale: $SHALE"
 PORT=$(free_port)
 ADMIN=$(free_port)
 BROKER=
-cleanup() { [ -n "$BROKER" ] && kill "$BROKER" 2>/dev/null || true; }
+LAZY_MNT=
+cleanup() {
+  [ -n "$BROKER" ] && kill "$BROKER" 2>/dev/null && while kill -0 "$BROKER" 2>/dev/null; do sleep 0.05; done
+  [ -n "$LAZY_MNT" ] && "$LAZYFS/lazyfs-umount.sh" "$LAZY_MNT" > /dev/null 2>&1
+  true
+}
 trap cleanup EXIT
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
@@ -56,13 +65,28 @@ for i in $(seq "$RUNS"); do start "$DIR/many" "$PER-partitions-restart-$i"; stop
 [ "${FILL_SECONDS:-0}" -gt 0 ] || exit 0
 printf '[log]\njournal_checkpoint_bytes = 134217728\n' > "$DIR/fill.toml"
 export SHALE_CONFIG="$DIR/fill.toml"
-start "$DIR/many" "fill-start"
+FILL_DIR="$DIR/many"
+if [ -n "${LAZYFS:-}" ]; then
+  # LazyFS aborts in its truncate path when the cold-read cache opens its files there.
+  printf '[tier]\ncache_disk_bytes = 0\n' >> "$DIR/fill.toml"
+  LAZY_MNT="$DIR/lazy-mnt"
+  LAZYFS_CACHE_SIZE="${LAZYFS_CACHE_SIZE:-3gb}" "$LAZYFS/lazyfs-mount.sh" "$DIR/lazy-root" \
+    "$LAZY_MNT" "$DIR/lazy-fifo" > /dev/null
+  FILL_DIR="$LAZY_MNT"
+fi
+start "$FILL_DIR" "fill-start"
 "$SHALE_BENCH" latency --broker 127.0.0.1:$PORT --topic fill --partitions "$PER" \
   --config flush.policy=always --rates 20k --rounds 1 --seconds "$FILL_SECONDS" > "$DIR/fill.out" 2>&1
 tail -1 "$DIR/fill.out"
 echo "journal before the kill: $(curl -s "http://127.0.0.1:$ADMIN/metrics" |
   grep -E '^shale_log_journal_occupancy_bytes' | tr '\n' ' ')"
 kill -9 "$BROKER"; while kill -0 "$BROKER" 2>/dev/null; do sleep 0.05; done; BROKER=
-start "$DIR/many" "after-kill"
-grep -o 'journal replayed and open.*' "$DIR/after-kill.err" | sed 's/\x1b\[[0-9;]*m//g' || true
+name=after-kill
+if [ -n "$LAZY_MNT" ]; then
+  "$LAZYFS/lazyfs-ctl.sh" "$LAZY_MNT" clear-cache > /dev/null
+  echo "power cut: LazyFS dropped every byte not fsynced"
+  name=after-power-cut
+fi
+start "$FILL_DIR" "$name"
+grep -o 'journal replayed and open.*' "$DIR/$name.err" | sed 's/\x1b\[[0-9;]*m//g' || true
 stop
