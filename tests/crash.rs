@@ -237,14 +237,8 @@ async fn power_cuts_of_a_standalone_broker_with_a_tiered_topic_lose_nothing_ackn
     let args = ["--config", config_path.as_str()];
     // With a LazyFS build (the soak), the broker runs on the real disk over a LazyFS mount.
     let lazy = lazyfs::home();
-    // On LazyFS the cold-read cache's disk tier stays off: LazyFS (a47a5ba) aborts in its
-    // truncate path ("Resource deadlock avoided") when that cache opens its files beside
-    // 1,000 busy partitions.
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(config.path(), "[tier]\ncache_disk_bytes = 0\n").unwrap();
-    let config_path = config.path().to_string_lossy().to_string();
     let env: Vec<(&str, &str)> = match &lazy {
-        Some(_) => vec![("SHALE_CONFIG", config_path.as_str())],
+        Some(_) => vec![],
         None => vec![("SHALE_TEST_DISK", disk.as_str())],
     };
     for seed in seeds {
