@@ -74,6 +74,9 @@ struct Writer {
     /// Set when a push waits for room: the next checkpoint writes every buffer below its
     /// point, so that it trims as far as it can.
     room_wanted: bool,
+    /// The point the last checkpoint aimed at (the trim point may lag behind it, held by
+    /// buffers): the next is due `checkpoint_bytes` past it.
+    aimed: u64,
     /// The trim point in the journal's header.
     trim: u64,
     /// The end of the rounds written and synced.
@@ -170,6 +173,7 @@ impl Journal {
                 members: Vec::new(),
                 buffered: HashMap::new(),
                 room_wanted: false,
+                aimed: next,
                 index: HashMap::new(),
                 trim: next,
                 synced: next,
@@ -422,9 +426,9 @@ impl Journal {
             {
                 let mut w = self.lock();
                 w.synced = round.end();
-                if w.synced.saturating_sub(w.trim) > self.checkpoint_bytes && !w.checkpoint_asked {
+                let since = w.synced.saturating_sub(w.trim.max(w.aimed));
+                if since > self.checkpoint_bytes && !w.checkpoint_asked {
                     w.checkpoint_asked = true;
-                    w.room_wanted = true;
                     self.checkpoint.notify_one();
                 }
             }
@@ -466,6 +470,7 @@ impl Journal {
                 if w.open.end() == w.trim {
                     continue;
                 }
+                w.aimed = w.open.end();
                 (w.open.end(), std::mem::take(&mut w.room_wanted))
             };
             let (point, all) = point;
