@@ -94,6 +94,13 @@ pub trait FsSync: Send + Sync + Debug {
 /// A shared [`FsSync`].
 pub type FsHandle = Arc<dyn FsSync>;
 
+/// The `Unsupported` error of [`Disk::open_fs`] on a file system that cannot be synced at
+/// once (`why`): callers then fsync file by file.
+pub(crate) fn no_syncfs(dir: &Path, why: &str) -> io::Error {
+    let msg = format!("cannot sync the file system of {} at once: {why}", dir.display());
+    io::Error::new(io::ErrorKind::Unsupported, msg)
+}
+
 /// Where a [`CountedFile`] is counted: told once, when the file closes.
 pub trait FileCount: Send + Sync + Debug {
     /// The file closed (its last handle dropped).
@@ -181,8 +188,7 @@ pub trait Disk: Send + Sync + Debug {
     /// A handle that syncs the whole file system holding the directory `dir`. A disk that
     /// cannot refuses with `Unsupported`, and its callers fsync file by file.
     fn open_fs(&self, dir: &Path) -> io::Result<FsHandle> {
-        let _ = dir;
-        Err(io::Error::new(io::ErrorKind::Unsupported, "this disk cannot sync a file system"))
+        Err(no_syncfs(dir, "this disk cannot sync a file system"))
     }
 
     /// Reads a whole file.

@@ -16,6 +16,10 @@
 //! - A checkpoint reads the open round's end `p`, syncs the file system (`syncfs`: every
 //!   segment write made before `p` was handed out is durable), then stores `p` as the trim
 //!   point in the journal's header. Frames before `p` are never needed again.
+//! - On a file system that cannot be synced at once (FUSE: its `syncfs` does not reach the
+//!   storage) the journal keeps the members that wrote segment bytes since the last
+//!   checkpoint (a push, or a buffer written to its file), and a checkpoint fsyncs each
+//!   one's active segment instead; a roll or a cut fsyncs the segments it leaves itself.
 //! - A push that would pass the trim point by a lap waits for a checkpoint (it asks for
 //!   one). Checkpoints are also asked for once the synced part passes `checkpoint_bytes`
 //!   (at most half the journal): small and frequent, each `syncfs` finds little to write
@@ -50,6 +54,9 @@ pub(crate) trait Member: Send + Sync + std::fmt::Debug {
     /// `syncfs` is to cover them, so no writeback is started) and unregisters it (see
     /// [`Journal::unbuffered`]), unless that fails.
     fn write_buffer(&self);
+    /// Fsyncs the member's active segment file (a checkpoint on a file system without
+    /// `syncfs`); a segment removed since has nothing left to sync.
+    fn sync_segment(&self) -> Result<(), String>;
 }
 
 /// A member of the open round and how far its frames there go.
@@ -71,6 +78,9 @@ struct Writer {
     /// position of the first frame of those bytes (see `log::buffer`). No checkpoint trims
     /// past it.
     buffered: HashMap<usize, (Arc<dyn Member>, u64)>,
+    /// Without a file-system sync: members that wrote segment bytes (a push, or a buffer
+    /// written) since the last checkpoint took this set, by address.
+    written: HashMap<usize, Arc<dyn Member>>,
     /// Set when a push waits for room: the next checkpoint writes every buffer below its
     /// point, so that it trims as far as it can.
     room_wanted: bool,
@@ -110,7 +120,9 @@ pub(crate) struct Stats {
 pub(crate) struct Journal {
     file: JournalFile,
     streams: StreamTable,
-    fs: FsHandle,
+    /// Syncs the file system of the segment files; `None` where it cannot be synced at
+    /// once: checkpoints then fsync the segments written since the last one.
+    fs: Option<FsHandle>,
     capacity: u64,
     /// Bytes synced past the trim point that start a checkpoint.
     checkpoint_bytes: u64,
@@ -154,7 +166,7 @@ impl Journal {
     pub(crate) fn start(
         file: JournalFile,
         streams: StreamTable,
-        fs: FsHandle,
+        fs: Option<FsHandle>,
         next: u64,
         checkpoint_bytes: u64,
     ) -> Result<Arc<Journal>, Failed> {
@@ -172,6 +184,7 @@ impl Journal {
                 open: Round::new(next, capacity, generation),
                 members: Vec::new(),
                 buffered: HashMap::new(),
+                written: HashMap::new(),
                 room_wanted: false,
                 aimed: next,
                 index: HashMap::new(),
@@ -320,6 +333,9 @@ impl Journal {
             let key = Arc::as_ptr(member) as *const () as usize;
             if buffered && !w.buffered.contains_key(&key) {
                 w.buffered.insert(key, (member.clone(), frame_at));
+            }
+            if self.fs.is_none() && !w.written.contains_key(&key) {
+                w.written.insert(key, member.clone());
             }
             match w.index.get(&key) {
                 Some(&i) => {
@@ -484,7 +500,10 @@ impl Journal {
     /// The member at `key` (the address of its log) has no buffered segment bytes any
     /// more: they are in its segment file (called under the buffer's lock).
     pub(crate) fn unbuffered(&self, key: usize) {
-        self.lock().buffered.remove(&key);
+        let mut w = self.lock();
+        if let (Some((member, _)), None) = (w.buffered.remove(&key), &self.fs) {
+            w.written.insert(key, member);
+        }
     }
 
     /// How far a checkpoint up to `point` may trim. Buffers whose first frame is more than
@@ -523,9 +542,21 @@ impl Journal {
             return Ok(());
         }
         let started = monotonic_now();
-        self.fs.sync().map_err(|e| {
-            format!("checkpoint: cannot sync the file system of {}: {e}", self.path().display())
-        })?;
+        match &self.fs {
+            Some(fs) => fs.sync().map_err(|e| {
+                format!("checkpoint: cannot sync the file system of {}: {e}", self.path().display())
+            })?,
+            None => {
+                // Everyone whose segment bytes before `point` reached a file since the last
+                // checkpoint is here: a push adds its member after writing (or buffering)
+                // them, a written buffer its member once the bytes are in the file, and
+                // `trim_limit` wrote the buffers it trims past before this.
+                let written = std::mem::take(&mut self.lock().written);
+                for member in written.into_values() {
+                    member.sync_segment().map_err(|e| format!("checkpoint: {e}"))?;
+                }
+            }
+        }
         self.file.set_trim(point).map_err(|e| format!("checkpoint: {e}"))?;
         self.lock().trim = point;
         self.progress.notify_all();
@@ -533,6 +564,14 @@ impl Journal {
         s.checkpoints.fetch_add(1, Ordering::Relaxed);
         s.checkpoint_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Test only: a checkpoint as the checkpointer makes one when it is due (young
+    /// buffers left unwritten), up to everything pushed so far.
+    #[cfg(test)]
+    pub(crate) fn checkpoint_as_due(&self) -> Result<(), String> {
+        let point = self.lock().open.end();
+        self.checkpoint_to(point, false)
     }
 
     /// A checkpoint now, up to everything pushed so far (a clean shutdown: the next start

@@ -95,6 +95,7 @@ impl Inner {
             };
             self.unbuffered(&b);
             appended?;
+            b.note_written(&st.active.path);
             !b.is_empty()
         };
         st.unsynced = true;

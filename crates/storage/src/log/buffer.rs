@@ -41,9 +41,24 @@ pub(crate) struct SegmentBuffer {
     /// Where `bytes` start in the file.
     at: u64,
     bytes: Vec<u8>,
+    /// The segment file the log last wrote or buffered bytes for: what a checkpoint
+    /// fsyncs on a file system that cannot be synced at once (see `Member::sync_segment`).
+    written: Option<PathBuf>,
 }
 
 impl SegmentBuffer {
+    /// Notes that bytes of the segment file `path` were written or buffered.
+    pub(super) fn note_written(&mut self, path: &std::path::Path) {
+        if self.written.as_deref() != Some(path) {
+            self.written = Some(path.to_path_buf());
+        }
+    }
+
+    /// The segment file the log last wrote or buffered bytes for.
+    pub(super) fn written(&self) -> Option<&std::path::Path> {
+        self.written.as_deref()
+    }
+
     /// Whether no bytes wait.
     pub(super) fn is_empty(&self) -> bool {
         self.bytes.is_empty()

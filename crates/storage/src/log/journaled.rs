@@ -14,6 +14,8 @@
 //! segment files whose frame a crash then lost could leave frames of bytes past the cut
 //! (after the journal's trim point) with the bytes before them gone from both.
 
+use std::io::ErrorKind;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError};
 
@@ -39,6 +41,21 @@ impl Member for Inner {
     fn write_buffer(&self) {
         // A failure (a full disk) keeps the bytes buffered, and the journal their frames.
         let _ = Inner::write_buffer(self);
+    }
+
+    fn sync_segment(&self) -> Result<(), String> {
+        // A roll fsyncs the segment it seals, so the last one written is the only one
+        // that may hold bytes no fsync covered.
+        let Some(path) = self.buffer().written().map(Path::to_path_buf) else { return Ok(()) };
+        let file = match self.resources.writable_slot(&path) {
+            Ok((file, _)) => file,
+            // Removed since (retention, a reset, a cut): nothing of it is to be kept.
+            Err(LogError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        super::segment::sync_data(&*file, &path).map_err(|e| e.to_string())
     }
 }
 

@@ -280,7 +280,15 @@ impl LogResources {
                 "the journal ends in a torn frame: it is dropped, never replayed");
         }
         let stats = replay(self, data_dir, &recovered, clock, started)?;
-        let fs = disk.open_fs(data_dir).map_err(|e| LogError::io(data_dir, e))?;
+        let fs = match disk.open_fs(data_dir) {
+            Ok(fs) => Some(fs),
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                tracing::warn!(dir = %data_dir.display(), error = %e,
+                    "journal checkpoints fsync the segment files one by one");
+                None
+            }
+            Err(e) => return Err(LogError::io(data_dir, e)),
+        };
         let table = crate::journal::streams_path(&path);
         let streams = crate::journal::streams::StreamTable::create(&disk, &table)
             .map_err(|e| LogError::io(&table, e))?;

@@ -47,6 +47,9 @@ pub struct SimOptions {
     pub torn_overwrites: bool,
     /// Test-only: every fsync (file and directory) does nothing.
     pub fsync_noop: bool,
+    /// [`Disk::open_fs`] fails as on a file system whose `syncfs(2)` does not reach its
+    /// storage (FUSE): files are synced one by one.
+    pub no_syncfs: bool,
     /// Bytes the disk holds; a write that would pass it fails with `ENOSPC`.
     pub capacity: Option<u64>,
 }
@@ -488,6 +491,9 @@ impl Disk for SimDisk {
 
     fn open_fs(&self, dir: &Path) -> io::Result<FsHandle> {
         let (dir, st) = (norm(dir), self.lock());
+        if st.options.no_syncfs {
+            return Err(super::no_syncfs(&dir, "the simulated disk is set to refuse it"));
+        }
         if dir != Path::new("/") && st.entries.get(&dir) != Some(&Entry::Dir) {
             return Err(not_found(&dir));
         }
