@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # fsync-before-ack at many partitions, with the journal (`log.journal=true`) and without it
-# (each partition fsyncs its own segment file), alternated in one run on one machine:
+# (each partition fsyncs its own segment file), alternated in one run on one machine, and
+# beside them the mode `interval` (journal on, `flush.policy=interval`: acknowledged
+# without waiting for any fsync, the floor the produce path itself sets at that shape):
 # `shale-bench latency` over P partitions at R records/s in all (1 KiB, flush.policy=always,
 # open loop), for each P:R of the matrix. Prints p50/p99/p999, the broker's CPU per record,
 # the journal's rounds, and beside them fio's fdatasync latency at the same write rate
 # (64 KiB writes, each followed by an fdatasync: the disk's own cost of the same bytes).
 #   scripts/bench-journal.sh [DIR] [MATRIX] [MODES]
-# e.g. scripts/bench-journal.sh /tmp/bj "1:50k 16:50k 100:50k 1000:20k 10000:10k" "on off"
+# e.g. scripts/bench-journal.sh /tmp/bj "1:50k 16:50k 100:50k 1000:20k 10000:10k" "on off interval"
 # SHALE_BIN, SHALE_BENCH_BIN: other builds (an A/B); SECONDS_PER_RUN (default 10);
 # LOG_SETTINGS: more `[log]` lines for both modes, e.g. LOG_SETTINGS='journal_bytes = 2147483648'.
 set -euo pipefail
@@ -36,17 +38,18 @@ print(" ".join("%.2f" % (p[k] / 1e6) for k in ("50.000000", "99.000000", "99.900
 # CPU seconds (user + system) of a process.
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 
-# One run: mode (on/off), partitions, rate. Prints one line.
+# One run: mode (on/off/interval), partitions, rate. Prints one line.
 run() {
-  local mode=$1 partitions=$2 rate=$3 journal=true
+  local mode=$1 partitions=$2 rate=$3 journal=true flush=always
   [ "$mode" = off ] && journal=false
+  [ "$mode" = interval ] && flush=interval
   printf '[log]\njournal = %s\n%s\n' "$journal" "${LOG_SETTINGS:-}" > "$DIR/shale.toml"
   rm -rf "$DIR/shale"
   SHALE_CONFIG="$DIR/shale.toml" start_standalone --kafka-listen none --listen 127.0.0.1:0 \
     --admin-listen "127.0.0.1:$ADMIN" > /dev/null
   local addr
   addr=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$DIR/broker.out")
-  "$SHALE" topic create "j$partitions" --partitions "$partitions" --config flush.policy=always \
+  "$SHALE" topic create "j$partitions" --partitions "$partitions" --config "flush.policy=$flush" \
     --broker "$addr" > /dev/null
   "$SHALE_BENCH" latency --broker "$addr" --topic "j$partitions" --partitions "$partitions" \
     --rates "$rate" --rounds 1 --seconds "$RUN_SECONDS" \
