@@ -17,7 +17,8 @@
 //!
 //! - `streams`: the stream table: which partition directory each stream number is.
 //! - `writer`: the journal at work: pushes into the open round, the writer thread's group
-//!   commit, the checkpointer that trims the journal behind the segment files.
+//!   commit, and (`writer/checkpoint`) the checkpointer that trims the journal behind the
+//!   segment files.
 //!
 //! Replay (the frames a restart finds, applied to the partitions' logs) is the log's
 //! (`log/replay.rs`); [`recover`] reads them.

@@ -1,6 +1,6 @@
 //! The journal at work: appends framed into the open round, one writer thread writing and
 //! syncing rounds (group commit), one checkpointer trimming the journal behind the segment
-//! files.
+//! files (its code in `checkpoint`; the rules for both here).
 //!
 //! # Rules
 //! - A partition pushes its frame after writing the same bytes to its segment file, under
@@ -42,6 +42,8 @@ use super::file::JournalFile;
 use super::frame::{HEADER_LEN, Op};
 use super::round::{Refused, Round};
 use super::streams::StreamTable;
+
+mod checkpoint;
 
 /// A partition log writing into the journal, told when its frames are durable.
 pub(crate) trait Member: Send + Sync + std::fmt::Debug {
@@ -468,126 +470,6 @@ impl Journal {
         }
         self.file.write_at(round.start(), round.bytes()).map_err(|e| e.to_string())?;
         self.file.sync().map_err(|e| e.to_string())
-    }
-
-    /// The checkpointer thread: when asked, makes the segment files durable and moves the
-    /// trim point to where the open round ended when it began.
-    fn checkpoints(&self) {
-        loop {
-            let point = {
-                let mut w = self.lock();
-                while !w.checkpoint_asked && !w.closed && w.failed.is_none() {
-                    w = self.checkpoint.wait(w).unwrap_or_else(PoisonError::into_inner);
-                }
-                if w.closed || w.failed.is_some() {
-                    return;
-                }
-                w.checkpoint_asked = false;
-                if w.open.end() == w.trim {
-                    continue;
-                }
-                w.aimed = w.open.end();
-                (w.open.end(), std::mem::take(&mut w.room_wanted))
-            };
-            let (point, all) = point;
-            if let Err(reason) = self.checkpoint_to(point, all) {
-                self.fail(reason);
-                return;
-            }
-        }
-    }
-
-    /// The member at `key` (the address of its log) has no buffered segment bytes any
-    /// more: they are in its segment file (called under the buffer's lock).
-    pub(crate) fn unbuffered(&self, key: usize) {
-        let mut w = self.lock();
-        if let (Some((member, _)), None) = (w.buffered.remove(&key), &self.fs) {
-            w.written.insert(key, member);
-        }
-    }
-
-    /// How far a checkpoint up to `point` may trim. Buffers whose first frame is more than
-    /// three checkpoints' worth of bytes (at most a quarter of the journal) below `point`
-    /// are written first (`all`: every buffer below `point`); a younger one, or one that
-    /// cannot be written (a full disk), holds the trim point at its first frame. At 1,000
-    /// partitions a buffer fills in about three checkpoints, so most are written by their
-    /// own appends rather than one by one here, and the trim point lags by that much.
-    fn trim_limit(&self, point: u64, all: bool) -> u64 {
-        let lag = match all {
-            true => 0,
-            false => (3 * self.checkpoint_bytes).min(self.capacity / 4),
-        };
-        let below = point.saturating_sub(lag);
-        let behind: Vec<Arc<dyn Member>> = {
-            let w = self.lock();
-            w.buffered.values().filter(|(_, from)| *from < below).map(|(m, _)| m.clone()).collect()
-        };
-        for member in behind {
-            member.write_buffer();
-        }
-        let w = self.lock();
-        w.buffered.values().map(|(_, from)| *from).fold(point, u64::min)
-    }
-
-    /// One checkpoint up to `point` (an end of the open round, read under the lock), or
-    /// less far if a member's buffered bytes hold it back (see `trim_limit`; `all`: write
-    /// every buffer below `point`).
-    fn checkpoint_to(&self, point: u64, all: bool) -> Result<(), String> {
-        let _one = self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner);
-        if point <= self.lock().trim {
-            return Ok(());
-        }
-        let point = self.trim_limit(point, all);
-        if point <= self.lock().trim {
-            return Ok(());
-        }
-        let started = monotonic_now();
-        match &self.fs {
-            Some(fs) => fs.sync().map_err(|e| {
-                format!("checkpoint: cannot sync the file system of {}: {e}", self.path().display())
-            })?,
-            None => {
-                // Everyone whose segment bytes before `point` reached a file since the last
-                // checkpoint is here: a push adds its member after writing (or buffering)
-                // them, a written buffer its member once the bytes are in the file, and
-                // `trim_limit` wrote the buffers it trims past before this.
-                let written = std::mem::take(&mut self.lock().written);
-                for member in written.into_values() {
-                    member.sync_segment().map_err(|e| format!("checkpoint: {e}"))?;
-                }
-            }
-        }
-        self.file.set_trim(point).map_err(|e| format!("checkpoint: {e}"))?;
-        self.lock().trim = point;
-        self.progress.notify_all();
-        let s = &self.stats;
-        s.checkpoints.fetch_add(1, Ordering::Relaxed);
-        s.checkpoint_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Test only: a checkpoint as the checkpointer makes one when it is due (young
-    /// buffers left unwritten), up to everything pushed so far.
-    #[cfg(test)]
-    pub(crate) fn checkpoint_as_due(&self) -> Result<(), String> {
-        let point = self.lock().open.end();
-        self.checkpoint_to(point, false)
-    }
-
-    /// A checkpoint now, up to everything pushed so far (a clean shutdown: the next start
-    /// then replays nothing).
-    pub(crate) fn checkpoint_now(&self) -> Result<(), Failed> {
-        let point = {
-            let w = self.lock();
-            if let Some(reason) = &w.failed {
-                return Err(Failed(reason.clone()));
-            }
-            w.open.end()
-        };
-        self.checkpoint_to(point, true).map_err(|reason| {
-            self.fail(reason.clone());
-            Failed(reason)
-        })
     }
 
     /// Fails the journal: every waiter and every later push is told why, and so is every
