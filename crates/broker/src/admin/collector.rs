@@ -371,6 +371,14 @@ fn partitions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     )?;
     family(
         enc,
+        "partition_journal_checkpoint_lag_bytes",
+        "Journal bytes from the oldest frame the journal still keeps for this partition \
+         (acknowledged bytes not yet durable in its segment files) to the journal's end; 0 \
+         when its segment files hold everything, or without a journal",
+        gauge(&|p| p.log().journal_checkpoint_lag() as i64),
+    )?;
+    family(
+        enc,
         "partition_is_leader",
         "1 where this broker leads the partition",
         gauge(&|p| i64::from(p.is_leader())),

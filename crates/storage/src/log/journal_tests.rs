@@ -608,6 +608,33 @@ fn a_buffer_written_after_a_checkpoint_is_synced_by_the_next_without_syncfs() {
     assert!(held == kept, "t-1's acknowledged batch: {} of its {} bytes", held.len(), kept.len());
 }
 
+/// A log's checkpoint lag: from its buffered bytes' first frame to the journal's end while
+/// its buffer holds acknowledged bytes, and 0 once a checkpoint has them in its segment.
+#[test]
+fn a_logs_checkpoint_lag_covers_its_buffered_bytes_until_a_checkpoint() {
+    let disk = SimDisk::new(SimOptions { seed: 11, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 1 << 20);
+    let (quiet, busy) =
+        (open(&resources, 0, &LogConfig::default()), open(&resources, 1, &LogConfig::default()));
+    assert_eq!(quiet.journal_checkpoint_lag(), 0, "nothing written");
+    let info = quiet.append(&mut batch(1, 100, T0, 1), 0).expect("append");
+    ack(&rt, &quiet, info.log_end_offset).expect("acknowledged");
+    let after_first = quiet.journal_checkpoint_lag();
+    assert!(after_first > 100, "the buffered batch's frame: {after_first}");
+    for i in 0..5 {
+        let info = busy.append(&mut batch(1, 100, T0, 10 + i), 0).expect("append");
+        ack(&rt, &busy, info.log_end_offset).expect("acknowledged");
+    }
+    let grown = quiet.journal_checkpoint_lag();
+    assert!(grown > after_first, "the journal went on past it: {grown} after {after_first}");
+    assert!(busy.journal_checkpoint_lag() < grown, "the busy log's frames are younger");
+    let journal = resources.rounds().journals().remove(0);
+    journal.checkpoint_now().expect("checkpoint");
+    assert_eq!(quiet.journal_checkpoint_lag(), 0, "its bytes are in its synced segment");
+    assert_eq!(busy.journal_checkpoint_lag(), 0);
+}
+
 /// The run can fail: with the journal's fsync a no-op, acknowledged appends are lost.
 #[test]
 fn with_fsync_a_noop_the_journal_run_loses_acknowledged_appends() {

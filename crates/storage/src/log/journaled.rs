@@ -76,6 +76,12 @@ impl Inner {
         self as *const Inner as *const () as usize
     }
 
+    /// See [`super::PartitionLog::journal_checkpoint_lag`].
+    pub(super) fn checkpoint_lag(&self) -> u64 {
+        let Some(j) = &self.journal else { return 0 };
+        j.journal.checkpoint_lag(self.member_key(), j.pushed.load(Ordering::Acquire))
+    }
+
     /// Unregisters the log's buffer from the journal, now empty (under the buffer's lock).
     pub(super) fn unbuffered(&self, buffer: &SegmentBuffer) {
         if let (true, Some(j)) = (buffer.is_empty(), &self.journal) {

@@ -372,6 +372,15 @@ impl PartitionLog {
         self.inner.peek().size_bytes()
     }
 
+    /// How far the log's segment files lag behind the journal's checkpoints: the journal
+    /// bytes from the oldest frame it still keeps for this log (acknowledged bytes not yet
+    /// durable in the segment files) to its end; 0 without a journal or when the segment
+    /// files hold everything. A log whose lag grows while others' do not holds the
+    /// journal's trim point back.
+    pub fn journal_checkpoint_lag(&self) -> u64 {
+        self.inner.checkpoint_lag()
+    }
+
     /// The disk the log's files live on.
     pub fn disk(&self) -> &dyn shale_core::disk::Disk {
         self.inner.disk()

@@ -47,6 +47,19 @@ impl Journal {
         }
     }
 
+    /// Journal bytes from the oldest frame of the member at `key` that the journal still
+    /// keeps for it to the journal's end (`pushed`: the position after the member's last
+    /// frame): from the first frame of its buffered bytes, else from the trim point if it
+    /// pushed past it (those bytes are durable in its segment once the next checkpoint
+    /// syncs them: an upper bound, by at most a checkpoint's bytes); 0 when its segment
+    /// files hold everything.
+    pub(crate) fn checkpoint_lag(&self, key: usize, pushed: u64) -> u64 {
+        let w = self.lock();
+        let buffered = w.buffered.get(&key).map(|(_, from)| *from);
+        let from = buffered.or((pushed > w.trim).then_some(w.trim));
+        from.map_or(0, |from| w.open.end().saturating_sub(from))
+    }
+
     /// How far a checkpoint up to `point` may trim. Buffers whose first frame is more than
     /// three checkpoints' worth of bytes (at most a quarter of the journal) below `point`
     /// are written first (`all`: every buffer below `point`); a younger one, or one that
