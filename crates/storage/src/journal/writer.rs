@@ -336,8 +336,8 @@ impl Journal {
             if buffered && !w.buffered.contains_key(&key) {
                 w.buffered.insert(key, (member.clone(), frame_at));
             }
-            if self.fs.is_none() && !w.written.contains_key(&key) {
-                w.written.insert(key, member.clone());
+            if self.fs.is_none() {
+                w.written.entry(key).or_insert_with(|| member.clone());
             }
             match w.index.get(&key) {
                 Some(&i) => {

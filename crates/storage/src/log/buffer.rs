@@ -34,15 +34,14 @@ pub(super) const BUFFERED_BYTES_MAX: u64 = 64 << 20;
 /// Bytes appended to the active segment and not yet written to its file.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentBuffer {
-    /// The segment file the bytes belong to. Opened through the shared cache when they
-    /// are written: a handle held here would count against the broker's open files while
-    /// the buffer fills (10,000 partitions would hold 10,000).
-    target: Option<PathBuf>,
-    /// Where `bytes` start in the file.
+    /// Where `bytes` start in their file, [`written`](Self::written).
     at: u64,
     bytes: Vec<u8>,
-    /// The segment file the log last wrote or buffered bytes for: what a checkpoint
-    /// fsyncs on a file system that cannot be synced at once (see `Member::sync_segment`).
+    /// The segment file the log last wrote or buffered bytes for: the file buffered bytes
+    /// belong to (opened through the shared cache when they are written: a handle held
+    /// here would count against the broker's open files while the buffer fills, and
+    /// 10,000 partitions would hold 10,000), and what a checkpoint fsyncs on a file system
+    /// that cannot be synced at once (see `Member::sync_segment`).
     written: Option<PathBuf>,
 }
 
@@ -75,7 +74,7 @@ impl SegmentBuffer {
     /// buffered already end at `pos`); `total` counts them.
     pub(super) fn add(&mut self, path: &std::path::Path, pos: u64, buf: &[u8], total: &AtomicU64) {
         if self.bytes.is_empty() {
-            self.target = Some(path.to_path_buf());
+            self.note_written(path);
             self.at = pos;
         }
         debug_assert_eq!(self.at + self.bytes.len() as u64, pos, "a buffer grows at its end");
@@ -92,10 +91,9 @@ impl SegmentBuffer {
         resources: &LogResources,
         writeback: bool,
     ) -> Result<(), LogError> {
-        let Some(path) = &self.target else { return Ok(()) };
-        if self.bytes.is_empty() {
+        let Some(path) = self.written.as_deref().filter(|_| !self.bytes.is_empty()) else {
             return Ok(());
-        }
+        };
         let (file, _slot) = resources.writable_slot(path)?;
         if let Err(e) = file.write_all_at(&self.bytes, self.at) {
             let e = std::io::Error::new(e.kind(), format!("writing buffered appends: {e}"));
@@ -112,6 +110,5 @@ impl SegmentBuffer {
     pub(super) fn discard(&mut self, total: &AtomicU64) {
         total.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
         self.bytes = Vec::new();
-        self.target = None;
     }
 }
