@@ -93,7 +93,7 @@ fn journal_metrics(
     enc: &mut DescriptorEncoder<'_>,
     j: &shale_storage::log::JournalStats,
 ) -> fmt::Result {
-    let counters: [(&str, &str, u64); 5] = [
+    let counters: [(&str, &str, u64); 6] = [
         ("log_journal_rounds", "Rounds the journal wrote and synced", j.rounds),
         ("log_journal_bytes", "Bytes of those rounds", j.bytes),
         (
@@ -107,6 +107,13 @@ fn journal_metrics(
             "log_journal_room_waits",
             "Appends that waited for a checkpoint because the journal was full",
             j.room_waits,
+        ),
+        (
+            "log_journal_copies",
+            "Checkpoints that copied a partition's buffered bytes forward in the journal, \
+             its segment file failing writes (the partition refuses appends once its buffer \
+             is full)",
+            j.copies,
         ),
     ];
     for (name, help, v) in counters {

@@ -79,13 +79,16 @@ impl Round {
         base_offset: i64,
         payload: &[u8],
     ) -> Result<u64, Refused> {
-        self.push_op(trim, Op::Append, stream, epoch, base_offset, payload)
+        self.push_op(trim, 0, Op::Append, stream, epoch, base_offset, payload)
     }
 
     /// Like [`push`](Self::push), for any `op` (a cut has no payload).
+    /// `reserve`: bytes before the trim point's next lap the frame must leave free.
+    #[allow(clippy::too_many_arguments, reason = "a frame's fields and where it may go")]
     pub(crate) fn push_op(
         &mut self,
         trim: u64,
+        reserve: u64,
         op: Op,
         stream: u32,
         epoch: i32,
@@ -97,7 +100,7 @@ impl Round {
             return Err(Refused::TooLarge { footprint: size, capacity: self.capacity });
         }
         let placed = place(self.end(), size, self.capacity);
-        if placed.next > trim + self.capacity {
+        if placed.next + reserve > trim + self.capacity {
             return Err(Refused::Full { end: placed.next, trim });
         }
         let generation = self.generation;

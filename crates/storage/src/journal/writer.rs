@@ -59,6 +59,22 @@ pub(crate) trait Member: Send + Sync + std::fmt::Debug {
     /// Fsyncs the member's active segment file (a checkpoint on a file system without
     /// `syncfs`); a segment removed since has nothing left to sync.
     fn sync_segment(&self) -> Result<(), String>;
+    /// Copies the member's buffered bytes (which could not be written to its segment)
+    /// into the open round as new frames, and moves its registration to the first (see
+    /// [`Journal::push_copy`]): the journal keeps them without holding its trim point
+    /// back. Takes the bytes copied from `budget`.
+    fn copy_buffer(&self, budget: &mut u64) -> Result<Copied, String>;
+}
+
+/// What [`Member::copy_buffer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Copied {
+    /// Nothing is buffered (any more).
+    Empty,
+    /// Copied; the copy ends at this position.
+    To(u64),
+    /// Not copied: more than the budget, no room, or a reset dropping the buffer.
+    Held,
 }
 
 /// A member of the open round and how far its frames there go.
@@ -115,6 +131,9 @@ pub(crate) struct Stats {
     pub(crate) checkpoint_nanos: AtomicU64,
     /// Pushes that waited for a checkpoint to make room.
     pub(crate) room_waits: AtomicU64,
+    /// Checkpoints that copied buffered bytes forward (a log's segment could not be
+    /// written).
+    pub(crate) copied: AtomicU64,
 }
 
 /// A volume's open journal.
@@ -303,7 +322,8 @@ impl Journal {
                 return Err(Failed(format!("the journal {} is closed", self.path().display())));
             }
             let trim = w.trim;
-            match w.open.push_op(trim, op, stream, epoch, base_offset, payload) {
+            let reserve = self.copy_reserve();
+            match w.open.push_op(trim, reserve, op, stream, epoch, base_offset, payload) {
                 Ok(at) => {
                     frame_at = at;
                     break;

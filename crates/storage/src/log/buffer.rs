@@ -43,6 +43,10 @@ pub(crate) struct SegmentBuffer {
     /// 10,000 partitions would hold 10,000), and what a checkpoint fsyncs on a file system
     /// that cannot be synced at once (see `Member::sync_segment`).
     written: Option<PathBuf>,
+    /// Set while a reset makes its frame durable, before it drops the buffer: a copy of
+    /// the buffered bytes made then would land after the reset's frame (see
+    /// `Member::copy_buffer`), so none is.
+    pub(super) dropping: bool,
 }
 
 impl SegmentBuffer {
@@ -56,6 +60,11 @@ impl SegmentBuffer {
     /// The segment file the log last wrote or buffered bytes for.
     pub(super) fn written(&self) -> Option<&std::path::Path> {
         self.written.as_deref()
+    }
+
+    /// The bytes waiting (whole batches).
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Whether no bytes wait.
@@ -110,5 +119,6 @@ impl SegmentBuffer {
     pub(super) fn discard(&mut self, total: &AtomicU64) {
         total.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
         self.bytes = Vec::new();
+        self.dropping = false;
     }
 }

@@ -635,6 +635,185 @@ fn a_logs_checkpoint_lag_covers_its_buffered_bytes_until_a_checkpoint() {
     assert_eq!(busy.journal_checkpoint_lag(), 0);
 }
 
+/// A log whose segment file cannot be written (`EIO`) keeps its acknowledged, buffered
+/// bytes only in the journal; checkpoints copy their frames forward rather than trim no
+/// further, so the volume's other logs append on through many times the journal's size,
+/// while the failing log refuses appends once its buffer is full. After a power cut, with
+/// the file working again, both logs read back every batch they acknowledged.
+#[test]
+fn a_log_whose_segment_cannot_be_written_does_not_hold_the_journal_for_the_others() {
+    let disk = SimDisk::new(SimOptions {
+        seed: 13,
+        torn_tails: true,
+        torn_overwrites: true,
+        ..Default::default()
+    });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 128 << 10);
+    let config = LogConfig::default();
+    let (failing, other) = (open(&resources, 0, &config), open(&resources, 1, &config));
+    let mut failing_acked = Vec::new();
+    for tag in 0..3 {
+        let mut b = batch(1, 500, T0, tag);
+        let info = failing.append(&mut b, 0).expect("append");
+        ack(&rt, &failing, info.log_end_offset).expect("acknowledged");
+        failing_acked.extend_from_slice(&b);
+    }
+    disk.fail_writes_under(Some(Path::new(&format!("{DATA}/t-0"))));
+    let other = Arc::new(other);
+    let (done, finished) = std::sync::mpsc::channel();
+    let writer = {
+        let other = other.clone();
+        std::thread::spawn(move || {
+            let rt = runtime();
+            let mut acked = Vec::new();
+            // 8 times the journal's 128 KiB.
+            for tag in 0..1024 {
+                let mut b = batch(1, 1000, T0, 100 + tag);
+                let info = other.append(&mut b, 0).expect("append to the working log");
+                ack(&rt, &other, info.log_end_offset).expect("acknowledged");
+                acked.extend_from_slice(&b);
+            }
+            let _ = done.send(());
+            acked
+        })
+    };
+    finished.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+        panic!("waited 30 s for 1 MiB of appends to the working log: the failing log's frames hold the journal")
+    });
+    let other_acked = writer.join().expect("the working log's appends");
+    // The failing log's buffer takes what fits (acknowledged through the journal) and
+    // refuses the append that must write the failing file.
+    let mut refused = None;
+    for tag in 0..40 {
+        let mut b = batch(1, 1000, T0, 900 + tag);
+        match failing.append(&mut b, 0) {
+            Ok(info) => {
+                ack(&rt, &failing, info.log_end_offset).expect("acknowledged");
+                failing_acked.extend_from_slice(&b);
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("an append that must write the failing file is refused");
+    assert!(refused.to_string().contains("t-0"), "names the failing segment: {refused}");
+    drop(failing);
+    disk.freeze_after(0);
+    let _ = resources.close_journals();
+    drop((other, resources));
+    disk.crash();
+    disk.fail_writes_under(None);
+    let (resources, _) = journaled(&disk, 128 << 10);
+    let failing = open(&resources, 0, &config);
+    let held = super::tests::read_all(&failing, 0, 1 << 20);
+    assert_eq!(held, failing_acked, "the failing log's acknowledged batches");
+    let other = open(&resources, 1, &config);
+    assert_eq!(super::tests::read_all(&other, 0, 1 << 20), other_acked, "the working log");
+}
+
+/// Copies fit even when the journal is full: pushes leave room for a checkpoint's copies.
+/// Checkpoints are held off while the working log fills the journal (appends wait for
+/// room, the failing log's first frame holding the trim point); once they run, the copy
+/// must go into the room the appends left. (With no room reserved, the copy did not fit,
+/// the trim point stayed, and the appends waited for good.)
+#[test]
+fn a_copy_fits_when_the_journal_is_full() {
+    let disk = SimDisk::new(SimOptions { seed: 19, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 128 << 10);
+    let config = LogConfig::default();
+    let (failing, other) = (open(&resources, 0, &config), open(&resources, 1, &config));
+    for tag in 0..3 {
+        let info = failing.append(&mut batch(1, 500, T0, tag), 0).expect("append");
+        ack(&rt, &failing, info.log_end_offset).expect("acknowledged");
+    }
+    disk.fail_writes_under(Some(Path::new(&format!("{DATA}/t-0"))));
+    let journal = resources.rounds().journals().remove(0);
+    let held = journal.hold_checkpoints();
+    let other = Arc::new(other);
+    let (done, finished) = std::sync::mpsc::channel();
+    let writer = {
+        let other = other.clone();
+        std::thread::spawn(move || {
+            let rt = runtime();
+            for tag in 0..256 {
+                let info = other.append(&mut batch(1, 1000, T0, 100 + tag), 0).expect("append");
+                ack(&rt, &other, info.log_end_offset).expect("acknowledged");
+            }
+            let _ = done.send(());
+        })
+    };
+    let waited = |what: &str, until: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !until() {
+            assert!(std::time::Instant::now() < deadline, "waited 20 s for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let stats = || resources.journal_stats().expect("a journal");
+    waited("an append to wait for room in the full journal", &|| stats().room_waits > 0);
+    drop(held);
+    finished.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+        panic!("waited 30 s for the appends once checkpoints ran: the copy found no room")
+    });
+    writer.join().expect("the working log's appends");
+    assert!(stats().copies > 0, "{:?}", stats());
+}
+
+/// A checkpoint copies a failing log's buffered bytes forward and trims past their first
+/// frames but not past a later append of the same log (another log's young buffer holds
+/// the trim point between them): after a power cut the journal holds that append, past
+/// the log's end, before the copy that brings the bytes below it. Replay takes the copy.
+/// (Before replay knew of copies, it refused to start: "the journal holds batches from
+/// offset 3 but the log ends at 0".)
+#[test]
+fn replay_takes_a_copy_of_buffered_bytes_over_a_frame_past_the_logs_end() {
+    let disk = SimDisk::new(SimOptions { seed: 17, torn_tails: true, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 128 << 10);
+    let config = LogConfig::default();
+    let (failing, other) = (open(&resources, 0, &config), open(&resources, 1, &config));
+    let append = |log: &PartitionLog, tag: u64, bytes: usize, acked: &mut Vec<u8>| {
+        let mut b = batch(1, bytes, T0, tag);
+        let info = log.append(&mut b, 0).expect("append");
+        ack(&rt, log, info.log_end_offset).expect("acknowledged");
+        acked.extend_from_slice(&b);
+    };
+    let (mut failing_acked, mut other_acked) = (Vec::new(), Vec::new());
+    for tag in 0..3 {
+        append(&failing, tag, 500, &mut failing_acked);
+    }
+    disk.fail_writes_under(Some(Path::new(&format!("{DATA}/t-0"))));
+    // 34 KiB (past the 32 KiB after which a checkpoint writes or copies a buffer), its
+    // buffer written by a read of its tail; then one more append, whose buffer is young
+    // at the checkpoint and holds the trim point below the failing log's next append.
+    for tag in 0..34 {
+        append(&other, 100 + tag, 1000, &mut other_acked);
+    }
+    super::tests::read_all(&other, 0, 1 << 20);
+    append(&other, 134, 1000, &mut other_acked);
+    append(&failing, 3, 500, &mut failing_acked);
+    assert!(other.journal_checkpoint_lag() < failing.journal_checkpoint_lag() / 4);
+    let journal = resources.rounds().journals().remove(0);
+    journal.checkpoint_as_due().expect("a checkpoint");
+    let stats = resources.journal_stats().expect("a journal");
+    assert_eq!(stats.copies, 1, "the failing log's buffered bytes were copied: {stats:?}");
+    disk.freeze_after(0);
+    drop((failing, other, journal));
+    let _ = resources.close_journals();
+    drop(resources);
+    disk.crash();
+    disk.fail_writes_under(None);
+    let (resources, _) = journaled(&disk, 128 << 10);
+    let failing = open(&resources, 0, &config);
+    assert_eq!(super::tests::read_all(&failing, 0, 1 << 20), failing_acked, "the failing log");
+    let other = open(&resources, 1, &config);
+    assert_eq!(super::tests::read_all(&other, 0, 1 << 20), other_acked, "the working log");
+}
+
 /// The run can fail: with the journal's fsync a no-op, acknowledged appends are lost.
 #[test]
 fn with_fsync_a_noop_the_journal_run_loses_acknowledged_appends() {

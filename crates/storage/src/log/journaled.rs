@@ -23,7 +23,7 @@ use super::buffer::SegmentBuffer;
 use super::partition::{Inner, State};
 use super::scan::Frame;
 use super::{FlushPolicy, LogError};
-use crate::journal::{Member, Op};
+use crate::journal::{Copied, Member, Op};
 
 /// Dirty bytes of an active segment after which its writeback starts.
 const WRITEBACK_CHUNK: u64 = 16 << 10;
@@ -56,6 +56,40 @@ impl Member for Inner {
             Err(e) => return Err(e.to_string()),
         };
         super::segment::sync_data(&*file, &path).map_err(|e| e.to_string())
+    }
+
+    fn copy_buffer(&self, budget: &mut u64) -> Result<Copied, String> {
+        let Some(j) = &self.journal else { return Ok(Copied::Empty) };
+        // Under the buffer's lock: its bytes are not written or dropped meanwhile.
+        let b = self.buffer();
+        if b.is_empty() {
+            return Ok(Copied::Empty);
+        }
+        let (frames, _) = super::scan::frame(b.bytes(), usize::MAX).map_err(|e| e.to_string())?;
+        let chunks: Vec<Chunk> = chunks(&frames, j.journal.max_payload()).collect();
+        let cost = chunks.iter().map(|c| j.journal.copy_cost(c.range.len())).sum::<u64>();
+        if b.dropping || cost > *budget {
+            return Ok(Copied::Held);
+        }
+        *budget -= cost;
+        let (mut first, mut after) = (None, 0);
+        for chunk in chunks {
+            let payload = &b.bytes()[chunk.range];
+            let Some((at, end)) = j.journal.push_copy(j.stream, chunk.epoch, chunk.base, payload)
+            else {
+                // Frames copied so far are harmless duplicates: replay compares them equal.
+                return Ok(Copied::Held);
+            };
+            first.get_or_insert(at);
+            after = end;
+        }
+        match first {
+            Some(first) => {
+                j.journal.rebuffer(self.member_key(), first);
+                Ok(Copied::To(after))
+            }
+            None => Ok(Copied::Empty),
+        }
     }
 }
 
@@ -135,32 +169,15 @@ impl Inner {
     ) -> Result<(), LogError> {
         let Some(j) = &this.journal else { return Ok(()) };
         let member: Arc<dyn Member> = this.clone();
-        let max = j.journal.max_payload();
-        let mut rest = frames;
-        while let Some((first, _)) = rest.first() {
-            let mut bytes = 0;
-            let n = rest
-                .iter()
-                .take_while(|(_, range)| {
-                    bytes += range.len();
-                    bytes <= max
-                })
-                .count()
-                .max(1);
-            let (chunk, later) = rest.split_at(n);
-            rest = later;
-            let range = chunk[0].1.start..chunk[n - 1].1.end;
-            debug_assert!(range.len() <= max, "journal_fits refused larger batches");
-            let end = chunk[n - 1].0.next_offset();
-            let (epoch, base) = (first.partition_leader_epoch, first.base_offset);
+        for chunk in chunks(frames, j.journal.max_payload()) {
             let pushed = j.journal.push(
                 Op::Append,
                 j.stream,
-                epoch,
-                base,
-                &buf[range],
+                chunk.epoch,
+                chunk.base,
+                &buf[chunk.range],
                 Some(&member),
-                end,
+                chunk.end,
                 st.generation,
                 buffered,
             );
@@ -236,4 +253,39 @@ impl Inner {
         let streams = j.journal.streams();
         streams.retire(j.stream).map_err(|e| LogError::io(streams.path(), e))
     }
+}
+
+/// One journal frame's share of an append: whole batches of at most the journal's frame
+/// payload (a larger batch was refused before it was written, see `journal_fits`).
+struct Chunk {
+    /// The leader epoch of its first batch.
+    epoch: i32,
+    base: i64,
+    /// The offset after its last batch.
+    end: i64,
+    /// Its bytes in the append's buffer.
+    range: std::ops::Range<usize>,
+}
+
+/// Splits the batches `frames` into journal frames of at most `max` payload bytes each.
+fn chunks(frames: &[Frame], max: usize) -> impl Iterator<Item = Chunk> + '_ {
+    let mut rest = frames;
+    std::iter::from_fn(move || {
+        let (first, _) = rest.first()?;
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take_while(|(_, range)| {
+                bytes += range.len();
+                bytes <= max
+            })
+            .count()
+            .max(1);
+        let (chunk, later) = rest.split_at(n);
+        rest = later;
+        let range = chunk[0].1.start..chunk[n - 1].1.end;
+        debug_assert!(range.len() <= max, "journal_fits refused larger batches");
+        let end = chunk[n - 1].0.next_offset();
+        Some(Chunk { epoch: first.partition_leader_epoch, base: first.base_offset, end, range })
+    })
 }

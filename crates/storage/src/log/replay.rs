@@ -84,19 +84,20 @@ pub(crate) fn replay(
             resources.clone(),
             false,
         )?;
-        // The lowest offset a later frame cuts at, for each frame (see `apply`).
-        let mut cut_later = vec![i64::MAX; frames.len()];
+        // For each frame, what the log's later frames do (see `apply`).
+        let mut later = vec![Later { cut: i64::MAX, append: i64::MAX }; frames.len()];
         for i in (0..frames.len().saturating_sub(1)).rev() {
             let next = frames[i + 1];
-            let cut = match next.op {
-                Op::Append => i64::MAX,
-                Op::Truncate => next.base_offset,
-                Op::Reset => i64::MIN,
+            let (cut, append) = match next.op {
+                Op::Append => (i64::MAX, next.base_offset),
+                Op::Truncate => (next.base_offset, i64::MAX),
+                Op::Reset => (i64::MIN, i64::MAX),
             };
-            cut_later[i] = cut_later[i + 1].min(cut);
+            later[i] =
+                Later { cut: later[i + 1].cut.min(cut), append: later[i + 1].append.min(append) };
         }
-        for (f, cut_later) in frames.into_iter().zip(cut_later) {
-            apply(&log, f, cut_later, &mut stats)?;
+        for (f, later) in frames.into_iter().zip(later) {
+            apply(&log, f, later, &mut stats)?;
         }
         log.close()?;
         stats.logs += 1;
@@ -105,12 +106,20 @@ pub(crate) fn replay(
     Ok(stats)
 }
 
-/// Applies one frame to `log` (see the module's rules); a later frame of the log cuts it
-/// at `cut_later` (`i64::MAX`: none does).
+/// What the frames of a log after one of its frames do.
+#[derive(Debug, Clone, Copy)]
+struct Later {
+    /// The lowest offset a later frame cuts at (`i64::MAX`: none does).
+    cut: i64,
+    /// The lowest base offset of a later append (`i64::MAX`: none).
+    append: i64,
+}
+
+/// Applies one frame to `log` (see the module's rules), given what its later frames do.
 fn apply(
     log: &PartitionLog,
     f: &Found,
-    cut_later: i64,
+    later: Later,
     stats: &mut ReplayStats,
 ) -> Result<(), LogError> {
     let end = log.log_end_offset();
@@ -130,7 +139,7 @@ fn apply(
         }
         Op::Append => {
             let b = f.base_offset;
-            if b < local || cut_later <= b {
+            if b < local || later.cut <= b {
                 // Removed since: by a reset or retention, or by a later cut (durable in the
                 // segment files, perhaps with the bytes before `b`).
                 return Ok(());
@@ -152,6 +161,12 @@ fn apply(
                 };
                 log.append_replicated(&f.payload[pos..])?;
                 stats.appended += 1;
+                return Ok(());
+            }
+            if b > end && later.append <= end {
+                // A checkpoint's copy of the log's buffered bytes follows (their segment
+                // file failed writes; `Member::copy_buffer`), and its first frames were
+                // trimmed: the copy brings these batches, from the log's end on.
                 return Ok(());
             }
             if b > end {
@@ -249,6 +264,9 @@ pub struct JournalStats {
     pub checkpoint_seconds: f64,
     /// Appends that waited for a checkpoint to make room.
     pub room_waits: u64,
+    /// Checkpoints that copied a log's buffered bytes forward in the journal, its
+    /// segment file failing writes.
+    pub copies: u64,
     /// Bytes the journal holds that a checkpoint has not trimmed.
     pub occupancy: u64,
     /// Bytes of the ring.
@@ -339,6 +357,7 @@ impl LogResources {
             t.checkpoints += get(&s.checkpoints);
             t.checkpoint_seconds += get(&s.checkpoint_nanos) as f64 / 1e9;
             t.room_waits += get(&s.room_waits);
+            t.copies += get(&s.copied);
             t.occupancy += j.occupancy();
             t.capacity += j.capacity();
         }

@@ -203,7 +203,13 @@ impl PartitionLog {
         let dir = &inner.dir;
         let mut st = inner.lock()?;
         st.check_open()?;
-        inner.journal_cut(&mut st, crate::journal::Op::Reset, offset)?;
+        // No copy of the buffered bytes may follow the reset's frame in the journal.
+        inner.buffer().dropping = true;
+        let cut = inner.journal_cut(&mut st, crate::journal::Op::Reset, offset);
+        if cut.is_err() {
+            inner.buffer().dropping = false;
+        }
+        cut?;
         inner.discard_buffer();
         st.generation += 1;
         st.stored_point = None;

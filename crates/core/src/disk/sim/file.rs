@@ -49,6 +49,7 @@ impl DiskFile for SimFile {
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.check_writable()?;
         self.with(|st| {
+            st.check_failing(self.ino)?;
             let len = st.inodes.get(&self.ino).map_or(0, |i| i.current.len() as u64);
             st.check_space((pos + buf.len() as u64).saturating_sub(len))?;
             st.mutate()?;

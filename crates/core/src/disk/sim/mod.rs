@@ -86,6 +86,8 @@ struct State {
     freeze_at: Option<u64>,
     /// fsyncs still to fail.
     fail_syncs: u32,
+    /// Writes to files under this directory fail with `EIO` (a failing file).
+    failing_dir: Option<PathBuf>,
     /// A logical clock for modification times.
     ticks: u64,
 }
@@ -122,6 +124,20 @@ impl State {
 
     fn used_bytes(&self) -> u64 {
         self.inodes.values().map(|i| i.current.len() as u64).sum()
+    }
+
+    /// Fails a write to the file `ino` if it is under the failing directory.
+    fn check_failing(&self, ino: u64) -> io::Result<()> {
+        let Some(dir) = &self.failing_dir else { return Ok(()) };
+        let failing = self
+            .entries
+            .range(dir.clone()..)
+            .take_while(|(path, _)| path.starts_with(dir))
+            .any(|(_, entry)| *entry == Entry::File(ino));
+        match failing {
+            true => Err(io::Error::from_raw_os_error(5)),
+            false => Ok(()),
+        }
     }
 
     fn check_space(&self, grow: u64) -> io::Result<()> {
@@ -261,6 +277,7 @@ impl SimDisk {
                 ops: 0,
                 freeze_at: None,
                 fail_syncs: 0,
+                failing_dir: None,
                 ticks: 0,
             })),
         }
@@ -355,6 +372,12 @@ impl SimDisk {
     /// fail with `EIO`, dropping the data they covered (a whole-disk sync drops one file's).
     pub fn fail_next_syncs(&self, count: u32) {
         self.lock().fail_syncs = count;
+    }
+
+    /// Writes to files under `dir` fail with `EIO` from now on (`None`: none do), as on a
+    /// file whose blocks went bad; the rest of the disk works.
+    pub fn fail_writes_under(&self, dir: Option<&Path>) {
+        self.lock().failing_dir = dir.map(norm);
     }
 
     /// Changes the capacity (`None`: unbounded), e.g. to free space again.

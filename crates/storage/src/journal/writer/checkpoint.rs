@@ -8,7 +8,9 @@ use std::sync::{Arc, PoisonError};
 
 use shale_core::clock::monotonic_now;
 
-use super::{Failed, Journal, Member};
+use super::{Copied, Failed, Journal, Member};
+use crate::journal::Op;
+use crate::journal::frame::footprint;
 
 impl Journal {
     /// The checkpointer thread: when asked, makes the segment files durable and moves the
@@ -62,15 +64,15 @@ impl Journal {
 
     /// How far a checkpoint up to `point` may trim. Buffers whose first frame is more than
     /// three checkpoints' worth of bytes (at most a quarter of the journal) below `point`
-    /// are written first (`all`: every buffer below `point`); a younger one, or one that
-    /// cannot be written (a full disk), holds the trim point at its first frame. At 1,000
-    /// partitions a buffer fills in about three checkpoints, so most are written by their
-    /// own appends rather than one by one here, and the trim point lags by that much.
-    fn trim_limit(&self, point: u64, all: bool) -> u64 {
-        let lag = match all {
-            true => 0,
-            false => (3 * self.checkpoint_bytes).min(self.capacity / 4),
-        };
+    /// are written first (`all`: every buffer below `point`); a younger one holds the trim
+    /// point at its first frame. At 1,000 partitions a buffer fills in about three
+    /// checkpoints, so most are written by their own appends rather than one by one here,
+    /// and the trim point lags by that much. A buffer that cannot be written (a failing
+    /// file, a full disk) is copied forward, up to [`copy_budget`](Self::copy_budget)
+    /// bytes per checkpoint; buffers past that hold the trim point.
+    fn trim_limit(&self, point: u64, all: bool) -> Result<u64, Failed> {
+        let most = (3 * self.checkpoint_bytes).min(self.capacity / 4);
+        let lag = if all { 0 } else { most };
         let below = point.saturating_sub(lag);
         let behind: Vec<Arc<dyn Member>> = {
             let w = self.lock();
@@ -79,8 +81,87 @@ impl Journal {
         for member in behind {
             member.write_buffer();
         }
+        // Buffers still below `below` could not be written (a failing file, a full disk):
+        // their frames are copied forward, so that their logs fail alone (appends refused
+        // once their buffers are full) rather than hold the trim point for every log.
+        let stuck: Vec<Arc<dyn Member>> = {
+            let w = self.lock();
+            w.buffered.values().filter(|(_, from)| *from < below).map(|(m, _)| m.clone()).collect()
+        };
+        let (mut copied, mut budget, mut left) = (None, self.copy_budget(), 0);
+        for member in stuck {
+            match member.copy_buffer(&mut budget) {
+                Ok(Copied::To(end)) => copied = copied.max(Some(end)),
+                Ok(Copied::Empty) => {}
+                Ok(Copied::Held) => left += 1,
+                Err(e) => tracing::warn!(journal = %self.path().display(), error = %e,
+                    "cannot copy a log's buffered bytes forward in the journal"),
+            }
+        }
+        if left > 0 {
+            tracing::warn!(journal = %self.path().display(), logs = left,
+                "segment buffers that cannot be written hold the journal's trim point: \
+                 more than a checkpoint copies forward, or no room");
+        }
+        if let Some(end) = copied {
+            self.stats.copied.fetch_add(1, Ordering::Relaxed);
+            // The copies are durable before the trim point passes the frames they copy.
+            self.wait_synced(end)?;
+        }
         let w = self.lock();
-        w.buffered.values().map(|(_, from)| *from).fold(point, u64::min)
+        Ok(w.buffered.values().map(|(_, from)| *from).fold(point, u64::min))
+    }
+
+    /// Puts a copy of frames the journal holds already, of a member's buffered bytes that
+    /// cannot reach its segment file, into the open round, without waiting for room:
+    /// `None` when there is none. Returns where the copy starts and the position after
+    /// it. Replay applies both: whichever comes second compares equal with what the first
+    /// appended.
+    pub(crate) fn push_copy(
+        &self,
+        stream: u32,
+        epoch: i32,
+        base_offset: i64,
+        payload: &[u8],
+    ) -> Option<(u64, u64)> {
+        let mut w = self.lock();
+        if w.failed.is_some() || w.closed {
+            return None;
+        }
+        let trim = w.trim;
+        let at = w.open.push_op(trim, 0, Op::Append, stream, epoch, base_offset, payload).ok()?;
+        let end = w.open.end();
+        drop(w);
+        self.work.notify_one();
+        Some((at, end))
+    }
+
+    /// Bytes of frames one checkpoint copies forward at most: a 32nd of the journal (8 MiB
+    /// of the default 256, 512 full segment buffers). Copies move the journal's end, so
+    /// more than a fraction of the lag after which buffers are written would copy the same
+    /// buffers again at the next checkpoint.
+    pub(crate) fn copy_budget(&self) -> u64 {
+        self.capacity / 32
+    }
+
+    /// Room a push (not a copy) leaves free: a checkpoint's copies, and as much again for
+    /// the end of the ring they may skip, so that copies fit even when the journal is full
+    /// and appends are waiting for the checkpoint that makes them.
+    pub(super) fn copy_reserve(&self) -> u64 {
+        2 * self.copy_budget() + 2 * footprint(0)
+    }
+
+    /// What copying `len` bytes of payload as one frame takes from the budget.
+    pub(crate) fn copy_cost(&self, len: usize) -> u64 {
+        footprint(len)
+    }
+
+    /// Moves the registration of the buffered member at `key` to `from`, the first frame
+    /// of a copy of its buffered bytes (under the member's buffer lock).
+    pub(crate) fn rebuffer(&self, key: usize, from: u64) {
+        if let Some((_, at)) = self.lock().buffered.get_mut(&key) {
+            *at = from;
+        }
     }
 
     /// One checkpoint up to `point` (an end of the open round, read under the lock), or
@@ -91,7 +172,7 @@ impl Journal {
         if point <= self.lock().trim {
             return Ok(());
         }
-        let point = self.trim_limit(point, all);
+        let point = self.trim_limit(point, all).map_err(|e| e.0)?;
         if point <= self.lock().trim {
             return Ok(());
         }
@@ -118,6 +199,12 @@ impl Journal {
         s.checkpoints.fetch_add(1, Ordering::Relaxed);
         s.checkpoint_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Test only: holds checkpoints off while the guard lives.
+    #[cfg(test)]
+    pub(crate) fn hold_checkpoints(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Test only: a checkpoint as the checkpointer makes one when it is due (young
