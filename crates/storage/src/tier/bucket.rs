@@ -330,6 +330,17 @@ impl Bucket {
         results
     }
 
+    /// Best-effort removal of objects no manifest lists (the scrubber catches failures).
+    pub(crate) async fn remove_quietly(&self, paths: &[ObjectPath]) {
+        for result in self.delete_many(paths).await {
+            match result {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => tracing::debug!(error = %e, "could not remove an unlisted object"),
+            }
+        }
+    }
+
     /// Every object under `prefix`, at any depth.
     pub async fn list(&self, prefix: &ObjectPath) -> Result<Vec<ObjectInfo>, StoreError> {
         let sent = self.send(Op::List, prefix, || {

@@ -8,7 +8,6 @@
 use super::catalog::{Catalog, Current, PartitionRef};
 use super::manifest::{RemoteSegment, names};
 use super::partition::TierPartition;
-use super::uploader::remove_quietly;
 use shale_core::error::Error;
 use shale_core::topic_config::TopicConfig;
 
@@ -48,7 +47,7 @@ pub(super) async fn expire<P: TierPartition + ?Sized>(
             std::iter::once(catalog.object(pref, &names::log(&s.name))).chain(index)
         })
         .collect();
-    remove_quietly(catalog.bucket(), &doomed).await;
+    catalog.bucket().remove_quietly(&doomed).await;
     tracing::info!(
         topic = %pref.topic,
         partition = pref.partition,

@@ -195,7 +195,7 @@ impl Uploader {
         let started = shale_core::clock::monotonic_now();
         let claim = catalog.claim_upload(pref, &stem, self.membership.lease()).await?;
         if let Err(e) = self.put_slice(bucket, &paths[0], &slice).await {
-            remove_quietly(bucket, &paths).await;
+            bucket.remove_quietly(&paths).await;
             catalog.release_upload(&claim).await;
             return Err(e);
         }
@@ -230,7 +230,7 @@ impl Uploader {
             }
             Err(e) => {
                 // Not in any manifest: nobody reads them.
-                remove_quietly(bucket, &paths).await;
+                bucket.remove_quietly(&paths).await;
                 catalog.release_upload(&claim).await;
                 Err(e)
             }
@@ -256,17 +256,6 @@ impl Uploader {
             }
         };
         bucket.put_segment(path, slice.len, Bytes::from(slice.index.clone()), read).await
-    }
-}
-
-/// Best-effort removal of objects no manifest lists (the scrubber catches failures).
-pub(super) async fn remove_quietly(bucket: &Bucket, paths: &[ObjectPath]) {
-    for result in bucket.delete_many(paths).await {
-        match result {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => tracing::debug!(error = %e, "could not remove an unlisted object"),
-        }
     }
 }
 
