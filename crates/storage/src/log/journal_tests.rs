@@ -747,9 +747,9 @@ fn a_copy_fits_when_the_journal_is_full() {
         })
     };
     let waited = |what: &str, until: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(20);
         while !until() {
-            assert!(std::time::Instant::now() < deadline, "waited 20 s for {what}");
+            assert!(shale_core::clock::monotonic_now() < deadline, "waited 20 s for {what}");
             std::thread::sleep(Duration::from_millis(5));
         }
     };
