@@ -7,11 +7,13 @@
 //! - `codec`: the v2 record format: encoding records, decoding whole batches into records.
 //! - `compression`: gzip, snappy (xerial), lz4 (frame), zstd; bounded decompression.
 //! - `builder`: `BatchBuilder`, encoding records into one batch as a producer does.
+//! - `compact`: keeping some of a batch's records (a log cleaner's rebuilt batches).
 //! - `validate`: `validate_batches`, the broker's checks on producer input.
 
 pub mod batch;
 pub mod builder;
 pub mod codec;
+pub mod compact;
 pub mod compression;
 mod limits;
 mod reader;

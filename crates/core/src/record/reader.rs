@@ -39,6 +39,11 @@ impl<'a> RecordsReader<'a> {
         RecordsReader { area, pos: 0, index: 0 }
     }
 
+    /// The byte position in the area of the next record.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     /// An error about the record being read (or just read).
     pub(crate) fn error(&self, detail: String) -> RecordError {
         RecordError::BadRecord { index: self.index.saturating_sub(1), detail }
