@@ -8,10 +8,13 @@
 //!   with retry, metrics and faults written once; the durable `file://` backend), manifests
 //!   and their catalog, the uploader, remote retention and the scrubber (reaching a
 //!   partition through `tier::TierPartition`), cold reads.
+//! - `clean`: log compaction, the cleaner (being built: its offset map and the cleaning of
+//!   a section of batches).
 //!
 //! Below: `shale-core` (records, the disk seam) and `shale-meta` (the tier pointers and
 //! upload claims live in the metadata store).
 
+mod clean;
 mod journal;
 pub mod log;
 pub mod tier;

@@ -1,0 +1,307 @@
+//! Cleaning a section of a log, batch by batch: mapping the dirty section's keys to their
+//! latest offsets, then keeping, below the cleaning point, only the records that are their
+//! key's latest, as Kafka's log cleaner does.
+//!
+//! A record below the cleaning point is kept when it has a key, no later record of that
+//! key is in the map (the map covers the dirty section: a record of the clean section
+//! whose key the dirty section does not hold stays), and it is not a tombstone whose
+//! `delete.retention.ms` has passed (`Rules::tombstones_below`). A record without a key
+//! is removed, as Kafka removes it. Offsets never change: a batch keeps its base offset and
+//! `lastOffsetDelta`, so a cleaned log has gaps. A batch left with no record is dropped,
+//! unless it is its producer's last batch in the log: then its header stays as an empty
+//! batch (Kafka's `RETAIN_EMPTY`), so that the producer's id, epoch and last sequence
+//! survive and its idempotent retries are still recognised. Control batches (transaction
+//! markers) stay whole.
+
+use std::collections::HashSet;
+
+use super::offset_map::OffsetMap;
+use shale_core::record::compact::{Filtered, empty_batch, filter_batch};
+use shale_core::record::{BatchHeader, Limits, RecordError};
+
+/// What decides a record's fate besides the offset map.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rules {
+    /// Tombstones below this offset are removed: `delete.retention.ms` has passed since the
+    /// clean that first covered them.
+    pub(crate) tombstones_below: i64,
+    /// Base offsets of the batches that are their producer's last in the log.
+    pub(crate) last_batches: HashSet<i64>,
+}
+
+/// Notes every keyed record of `batches` (whole batches in offset order, the dirty
+/// section) in `map`. Returns the cleaning point: the offset after the last batch whose
+/// keys all fit, so the end of the section unless the map filled first.
+pub(crate) fn map_section<'a>(
+    batches: impl IntoIterator<Item = &'a [u8]>,
+    map: &mut OffsetMap,
+    limits: &Limits,
+    end: i64,
+) -> Result<i64, RecordError> {
+    for batch in batches {
+        let header = BatchHeader::parse(batch)?;
+        if header.is_control() {
+            continue;
+        }
+        let mut full = false;
+        filter_batch(batch, limits, |record| {
+            if let Some(key) = record.key {
+                full |= !full && !map.put(key, record.offset);
+            }
+            true
+        })?;
+        if full {
+            // Keys of this batch noted before the map filled are later than any record
+            // below it: they still only remove older records, as they should.
+            return Ok(header.base_offset);
+        }
+    }
+    Ok(end)
+}
+
+/// What cleaning did to one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cleaned {
+    /// Nothing removed: the batch as it was.
+    Whole,
+    /// The batch rebuilt around the records kept (or empty, for its producer's state).
+    Part(Vec<u8>),
+    /// Removed altogether.
+    Gone,
+}
+
+/// Cleans one whole batch below the cleaning point against `map` under `rules`.
+pub(crate) fn clean_batch(
+    batch: &[u8],
+    map: &OffsetMap,
+    rules: &Rules,
+    limits: &Limits,
+) -> Result<Cleaned, RecordError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.is_control() {
+        return Ok(Cleaned::Whole);
+    }
+    let filtered = filter_batch(batch, limits, |record| {
+        let Some(key) = record.key else { return false };
+        let latest = map.get(key).is_none_or(|latest| latest <= record.offset);
+        latest && !(record.tombstone && record.offset < rules.tombstones_below)
+    })?;
+    Ok(match filtered {
+        Filtered::Whole => Cleaned::Whole,
+        Filtered::Part(bytes) => Cleaned::Part(bytes),
+        Filtered::Nothing if header.producer_id >= 0 => {
+            match rules.last_batches.contains(&header.base_offset) {
+                true => Cleaned::Part(empty_batch(batch)?),
+                false => Cleaned::Gone,
+            }
+        }
+        Filtered::Nothing => Cleaned::Gone,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::clean::offset_map::ENTRY_BYTES;
+    use shale_core::record::batch::stamp;
+    use shale_core::record::{BatchBuilder, Compression, Record, decode_batches};
+
+    /// One record of a test log: its key (none: keyless), value (none: a tombstone).
+    type Write = (Option<u8>, Option<u8>);
+
+    /// A log of batches of `writes`, from offset 0; producer `pid` writes the batches whose
+    /// index is odd, so some producers' last batches fall below the cleaning point.
+    fn log(batches: &[Vec<Write>], codec: Compression) -> Vec<Vec<u8>> {
+        let mut next = 0;
+        let mut out = Vec::new();
+        for (i, writes) in batches.iter().enumerate() {
+            let mut b = BatchBuilder::new(codec);
+            if i % 2 == 1 {
+                b = b.with_producer(7 + (i as i64 % 3), 0, next as i32);
+            }
+            for (k, v) in writes {
+                b.push(Record {
+                    key: k.map(|k| Bytes::from(vec![k])),
+                    value: v.map(|v| Bytes::from(vec![v])),
+                    headers: vec![],
+                    timestamp_ms: 1_000 + next,
+                });
+            }
+            let mut batch = b.build().to_vec();
+            stamp(&mut batch, next, 0);
+            next += writes.len() as i64;
+            out.push(batch);
+        }
+        out
+    }
+
+    fn header(batch: &[u8]) -> BatchHeader {
+        BatchHeader::parse(batch).unwrap()
+    }
+
+    /// Cleans `log` below the batch index `point`, mapping from the batch index `dirty`.
+    fn clean(
+        log: &[Vec<u8>],
+        dirty: usize,
+        point: usize,
+        memory: usize,
+        rules: &Rules,
+    ) -> Vec<Vec<u8>> {
+        let end = log
+            .get(point)
+            .map_or_else(|| header(log.last().unwrap()).next_offset(), |b| header(b).base_offset);
+        let mut map = OffsetMap::with_memory(memory);
+        let limits = Limits::default();
+        let mapped =
+            map_section(log[dirty..point].iter().map(Vec::as_slice), &mut map, &limits, end)
+                .unwrap();
+        let mut out = Vec::new();
+        for batch in log {
+            if header(batch).base_offset >= mapped {
+                out.push(batch.clone());
+                continue;
+            }
+            match clean_batch(batch, &map, rules, &limits).unwrap() {
+                Cleaned::Whole => out.push(batch.clone()),
+                Cleaned::Part(b) => out.push(b),
+                Cleaned::Gone => {}
+            }
+        }
+        out
+    }
+
+    fn last_batches(log: &[Vec<u8>]) -> HashSet<i64> {
+        let mut last = HashMap::new();
+        for b in log {
+            let h = header(b);
+            if h.producer_id >= 0 {
+                last.insert(h.producer_id, h.base_offset);
+            }
+        }
+        last.into_values().collect()
+    }
+
+    fn records(log: &[Vec<u8>]) -> Vec<shale_core::record::DecodedRecord> {
+        let all: Vec<u8> = log.concat();
+        decode_batches(&Bytes::from(all), &Limits::default()).unwrap()
+    }
+
+    fn writes() -> impl Strategy<Value = Vec<Vec<Write>>> {
+        let write = (
+            proptest::option::weighted(0.95, 0u8..12),
+            proptest::option::weighted(0.85, any::<u8>()),
+        );
+        proptest::collection::vec(proptest::collection::vec(write, 1..6), 1..40)
+    }
+
+    proptest! {
+        /// Against a model: after cleaning below a point, reading from offset 0 yields for
+        /// every key its latest value below the point (none once its tombstone may go),
+        /// everything from the point on unchanged, offsets strictly increasing and each the
+        /// record's original offset, and every producer's last batch still there. Cleaning
+        /// the result again changes nothing.
+        #[test]
+        fn cleaning_keeps_each_keys_latest_record_at_its_offset(
+            batches in writes(),
+            point_at in 0.0f64..=1.0,
+            horizon_at in 0.0f64..=1.0,
+            codec in prop_oneof![Just(Compression::None), Just(Compression::Zstd)],
+        ) {
+            let log = log(&batches, codec);
+            let point = (log.len() as f64 * point_at) as usize;
+            let all = records(&log);
+            let end = log.get(point).map_or(i64::MAX, |b| header(b).base_offset);
+            let tombstones_below = (all.len() as f64 * horizon_at) as i64;
+            let rules = Rules { tombstones_below, last_batches: last_batches(&log) };
+            let cleaned = clean(&log, 0, point, 1 << 20, &rules);
+
+            // The model: below the point, each key's latest record, unless it is a
+            // tombstone below the horizon; from the point on, everything.
+            let mut latest: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+            for r in all.iter().filter(|r| r.offset < end) {
+                if let Some(k) = &r.key {
+                    latest.insert(k.to_vec(), r.offset);
+                }
+            }
+            let wanted: Vec<_> = all.iter().filter(|r| {
+                r.offset >= end || r.key.as_ref().is_some_and(|k| {
+                    latest[&k.to_vec()] == r.offset && !(r.value.is_none() && r.offset < tombstones_below)
+                })
+            }).cloned().collect();
+            let got = records(&cleaned);
+            prop_assert_eq!(&got, &wanted);
+            prop_assert!(got.windows(2).all(|w| w[0].offset < w[1].offset));
+            // The batches' offsets: each kept batch still ends where it ended.
+            let ends: HashSet<(i64, i64)> = log.iter().map(|b| (header(b).base_offset, header(b).next_offset())).collect();
+            prop_assert!(cleaned.iter().all(|b| ends.contains(&(header(b).base_offset, header(b).next_offset()))));
+            // Every producer's last batch is there, with its producer fields.
+            for base in &rules.last_batches {
+                let before = log.iter().map(|b| header(b)).find(|h| h.base_offset == *base).unwrap();
+                let after = cleaned.iter().map(|b| header(b)).find(|h| h.base_offset == *base);
+                prop_assert!(after.is_some(), "producer {}'s last batch at {} was dropped", before.producer_id, base);
+                let after = after.unwrap();
+                prop_assert_eq!((after.producer_id, after.producer_epoch, after.base_sequence),
+                    (before.producer_id, before.producer_epoch, before.base_sequence));
+            }
+            let again = clean(&cleaned, 0, cleaned.iter().position(|b| header(b).base_offset >= end).unwrap_or(cleaned.len()), 1 << 20, &rules);
+            prop_assert_eq!(records(&again), got);
+        }
+
+        /// A map too small for the dirty section cleans less, never wrongly: what it keeps
+        /// is a superset of the full clean's, and every key's latest record is there.
+        #[test]
+        fn a_small_map_cleans_less_but_never_removes_a_keys_latest_record(
+            batches in writes(),
+            keys in 1usize..6,
+        ) {
+            let log = log(&batches, Compression::None);
+            let rules = Rules { tombstones_below: 0, last_batches: last_batches(&log) };
+            let full = records(&clean(&log, 0, log.len(), 1 << 20, &rules));
+            let small = records(&clean(&log, 0, log.len(), keys * ENTRY_BYTES, &rules));
+            let small_offsets: HashSet<i64> = small.iter().map(|r| r.offset).collect();
+            prop_assert!(full.iter().all(|r| small_offsets.contains(&r.offset)), "the small map removed a latest record");
+            prop_assert!(small.len() >= full.len());
+        }
+    }
+
+    #[test]
+    fn the_cleaning_point_stops_at_the_batch_whose_keys_did_not_fit() {
+        let log = log(
+            &[
+                vec![(Some(1), Some(1)), (Some(2), Some(2))],
+                vec![(Some(1), Some(3))],
+                vec![(Some(3), Some(4))],
+            ],
+            Compression::None,
+        );
+        let mut map = OffsetMap::with_memory(2 * ENTRY_BYTES);
+        let batches = log.iter().map(Vec::as_slice);
+        let point = map_section(batches, &mut map, &Limits::default(), 4).unwrap();
+        assert_eq!(point, 3, "key 3 (at offset 3) did not fit: cleaned up to it, not past");
+        let mut map = OffsetMap::with_memory(3 * ENTRY_BYTES);
+        let batches = log.iter().map(Vec::as_slice);
+        assert_eq!(map_section(batches, &mut map, &Limits::default(), 4).unwrap(), 4);
+    }
+
+    #[test]
+    fn a_clean_section_keeps_keys_the_dirty_section_lacks() {
+        // Batches 0-1 were cleaned before; the dirty section (batch 2) updates key 1 only.
+        let log = log(
+            &[
+                vec![(Some(1), Some(10)), (Some(2), Some(20))],
+                vec![(Some(3), Some(30))],
+                vec![(Some(1), Some(11))],
+            ],
+            Compression::None,
+        );
+        let cleaned = clean(&log, 2, 3, 1 << 20, &Rules::default());
+        let got: Vec<(i64, Option<u8>)> =
+            records(&cleaned).iter().map(|r| (r.offset, r.value.as_ref().map(|v| v[0]))).collect();
+        assert_eq!(got, [(1, Some(20)), (2, Some(30)), (3, Some(11))]);
+    }
+}
