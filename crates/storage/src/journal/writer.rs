@@ -39,7 +39,7 @@ use shale_core::clock::{Instant, monotonic_now};
 use shale_core::disk::FsHandle;
 
 use super::file::JournalFile;
-use super::frame::{HEADER_LEN, Op};
+use super::frame::{ALIGN, HEADER_LEN, Op};
 use super::round::{Refused, Round};
 use super::streams::StreamTable;
 
@@ -267,9 +267,12 @@ impl Journal {
     }
 
     /// The most payload bytes one frame takes (a larger append is split into frames at
-    /// batch boundaries; a larger batch is refused before it is written).
+    /// batch boundaries; a larger batch is refused before it is written): half of the ring
+    /// less the room pushes leave for copies, so that such a frame fits in an empty journal
+    /// wherever its end is, even when it skips the rest of a lap.
     pub(crate) fn max_payload(&self) -> usize {
-        (self.capacity / 2) as usize - HEADER_LEN
+        let half = (self.capacity - self.copy_reserve()) / 2 / ALIGN * ALIGN;
+        half as usize - HEADER_LEN
     }
 
     /// The journal's ring size in bytes.

@@ -147,7 +147,7 @@ impl Inner {
     }
 
     /// Refuses, before anything is written, an append holding a batch larger than the
-    /// journal's frames (half the journal): `BatchTooLarge`, naming both sizes.
+    /// journal's frames (about half the journal: `Journal::max_payload`): `BatchTooLarge`, naming both sizes.
     pub(super) fn journal_fits(&self, frames: &[Frame]) -> Result<(), LogError> {
         let Some(j) = &self.journal else { return Ok(()) };
         let max = j.journal.max_payload();

@@ -201,6 +201,12 @@ impl Journal {
         Ok(())
     }
 
+    /// Test only: where the next frame goes.
+    #[cfg(test)]
+    pub(crate) fn end(&self) -> u64 {
+        self.lock().open.end()
+    }
+
     /// Test only: holds checkpoints off while the guard lives.
     #[cfg(test)]
     pub(crate) fn hold_checkpoints(&self) -> std::sync::MutexGuard<'_, ()> {
