@@ -54,8 +54,9 @@ pub(crate) trait Member: Send + Sync + std::fmt::Debug {
     fn failed(&self, reason: &str);
     /// Writes the member's buffered segment bytes to its segment file (a checkpoint's
     /// `syncfs` is to cover them, so no writeback is started) and unregisters it (see
-    /// [`Journal::unbuffered`]), unless that fails.
-    fn write_buffer(&self);
+    /// [`Journal::unbuffered`]), unless that fails (a full disk, a failing file): the bytes
+    /// then stay buffered, and the journal keeps their frames.
+    fn write_buffer(&self) -> Result<(), String>;
     /// Fsyncs the member's active segment file (a checkpoint on a file system without
     /// `syncfs`); a segment removed since has nothing left to sync.
     fn sync_segment(&self) -> Result<(), String>;
@@ -165,6 +166,9 @@ pub(crate) struct Journal {
     /// Test only: waits in `wait_synced` that found their frames not yet synced.
     #[cfg(test)]
     pub(crate) waits: AtomicU64,
+    /// When the checkpointer last said that segment buffers could not be written (it says
+    /// so at most every [`ROOM_WARNING`]).
+    stuck_warned: Mutex<Option<Instant>>,
     /// Whether the journal failed: what every append checks, without the lock.
     has_failed: std::sync::atomic::AtomicBool,
     /// The writer and the checkpointer, joined by [`close`](Journal::close).
@@ -178,7 +182,7 @@ pub(crate) struct Journal {
 pub(crate) struct Failed(pub(crate) String);
 
 /// How long a push waits for room before it says so in the log (and waits on).
-const ROOM_WARNING: Duration = Duration::from_secs(10);
+pub(super) const ROOM_WARNING: Duration = Duration::from_secs(10);
 
 impl Journal {
     /// Starts the journal in `file` at position `next` (where the last scan ended, with
@@ -223,6 +227,7 @@ impl Journal {
             hold: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             waits: AtomicU64::new(0),
+            stuck_warned: Mutex::new(None),
             has_failed: std::sync::atomic::AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             stats: Stats::default(),

@@ -38,9 +38,8 @@ impl Member for Inner {
         self.sync_failed(LogError::io(path, std::io::Error::other(reason.to_string())));
     }
 
-    fn write_buffer(&self) {
-        // A failure (a full disk) keeps the bytes buffered, and the journal their frames.
-        let _ = Inner::write_buffer(self);
+    fn write_buffer(&self) -> Result<(), String> {
+        Inner::write_buffer(self).map_err(|e| e.to_string())
     }
 
     fn sync_segment(&self) -> Result<(), String> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, PoisonError};
 
 use shale_core::clock::monotonic_now;
 
-use super::{Copied, Failed, Journal, Member};
+use super::{Copied, Failed, Journal, Member, ROOM_WARNING};
 use crate::journal::Op;
 use crate::journal::frame::footprint;
 
@@ -78,8 +78,12 @@ impl Journal {
             let w = self.lock();
             w.buffered.values().filter(|(_, from)| *from < below).map(|(m, _)| m.clone()).collect()
         };
+        let (mut unwritten, mut first_error) = (0, None);
         for member in behind {
-            member.write_buffer();
+            if let Err(e) = member.write_buffer() {
+                unwritten += 1;
+                first_error.get_or_insert(e);
+            }
         }
         // Buffers still below `below` could not be written (a failing file, a full disk):
         // their frames are copied forward, so that their logs fail alone (appends refused
@@ -98,10 +102,12 @@ impl Journal {
                     "cannot copy a log's buffered bytes forward in the journal"),
             }
         }
-        if left > 0 {
-            tracing::warn!(journal = %self.path().display(), logs = left,
-                "segment buffers that cannot be written hold the journal's trim point: \
-                 more than a checkpoint copies forward, or no room");
+        if let Some(error) = first_error.filter(|_| self.warn_stuck_now()) {
+            tracing::warn!(journal = %self.path().display(), logs = unwritten, held = left,
+                %error, "segment buffers cannot be written to their files; their partitions \
+                 refuse appends once the buffers are full, and the journal keeps their \
+                 acknowledged bytes, copying them forward (held: past what one checkpoint \
+                 copies, or no room, so they hold the trim point)");
         }
         if let Some(end) = copied {
             self.stats.copied.fetch_add(1, Ordering::Relaxed);
@@ -110,6 +116,16 @@ impl Journal {
         }
         let w = self.lock();
         Ok(w.buffered.values().map(|(_, from)| *from).fold(point, u64::min))
+    }
+
+    /// Whether to say now that buffers cannot be written: at most every [`ROOM_WARNING`].
+    fn warn_stuck_now(&self) -> bool {
+        let mut last = self.stuck_warned.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = last.is_none_or(|at| at.elapsed() >= ROOM_WARNING);
+        if due {
+            *last = Some(monotonic_now());
+        }
+        due
     }
 
     /// Puts a copy of frames the journal holds already, of a member's buffered bytes that
