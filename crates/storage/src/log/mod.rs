@@ -53,12 +53,12 @@
 
 mod append;
 mod buffer;
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod config;
 mod epoch;
 mod error;
 mod flush;
-mod index;
+pub(crate) mod index;
 mod journaled;
 mod partition;
 mod read;
@@ -68,8 +68,8 @@ mod resources;
 mod rounds;
 pub(crate) use resources::descriptor_limit;
 mod retention;
-mod scan;
-mod segment;
+pub(crate) mod scan;
+pub(crate) mod segment;
 mod start;
 mod stream;
 mod tiering;

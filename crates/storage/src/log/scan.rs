@@ -72,7 +72,7 @@ pub(crate) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// Scans `file` from byte `pos` to byte `end` (the file length).
-    pub(super) fn new(
+    pub(crate) fn new(
         file: &'a dyn DiskFile,
         path: &'a Path,
         pos: u64,
@@ -98,7 +98,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next batch, the end, or where the invalid tail starts. `Err` only for I/O.
-    pub(super) fn next_batch(&mut self) -> Result<Scanned, LogError> {
+    pub(crate) fn next_batch(&mut self) -> Result<Scanned, LogError> {
         let pos = self.pos;
         if pos >= self.end {
             return Ok(Scanned::End);

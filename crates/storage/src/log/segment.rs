@@ -58,13 +58,13 @@ pub(crate) struct IndexBuilder {
 
 impl IndexBuilder {
     /// A builder for an empty segment.
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         IndexBuilder { max_timestamp: NO_TIMESTAMP, ..Default::default() }
     }
 
     /// Notes a batch at relative offset `rel` and byte `pos`: an index entry once
     /// `interval` bytes went by since the last one (position 0 needs none).
-    pub(super) fn add(&mut self, rel: u32, pos: u64, len: u64, max_timestamp: i64, interval: u64) {
+    pub(crate) fn add(&mut self, rel: u32, pos: u64, len: u64, max_timestamp: i64, interval: u64) {
         self.max_timestamp = self.max_timestamp.max(max_timestamp);
         if pos > 0 && self.bytes_since_entry >= interval {
             self.index.push_offset(rel, pos as u32);
@@ -77,7 +77,7 @@ impl IndexBuilder {
 
     /// Records the final max timestamp so the time index's last entry is the segment's
     /// max (done before the index is written out).
-    pub(super) fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.max_timestamp != NO_TIMESTAMP {
             self.index.push_time(self.max_timestamp, self.last_rel);
         }
