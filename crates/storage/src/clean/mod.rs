@@ -6,13 +6,16 @@
 //! - `section`: mapping a dirty section and cleaning batches against the map (offsets
 //!   kept, tombstones past `delete.retention.ms` removed, producers' last batches kept).
 //! - `rewrite`: cleaned segments written beside the sealed segments they replace (grouped
-//!   up to `segment.bytes`), durable, not yet swapped in.
+//!   up to `segment.bytes`), durable.
+//! - `swap`: swapping them in through a marker file, and finishing or undoing a swap a
+//!   stop interrupted (not yet run by the log's open or a live log).
 //!
-//! Being built (issue 39): choosing what to clean, swapping cleaned segments in with a
-//! recovery rule for every half-done state, and the remote compactor. Nothing here runs yet: `cleanup.policy=compact` is still refused.
+//! Being built (issue 39): choosing what to clean, the live log's state and caches around
+//! a swap, recovery calling `swap::recover`, and the remote compactor. Nothing here runs yet: `cleanup.policy=compact` is still refused.
 
 #![allow(dead_code, reason = "the cleaner's parts land before the cleaner that runs them")]
 
 mod offset_map;
 mod rewrite;
 mod section;
+mod swap;

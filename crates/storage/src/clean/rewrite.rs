@@ -155,7 +155,7 @@ fn write_group(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use bytes::Bytes;
 
     use super::*;
@@ -165,11 +165,11 @@ mod tests {
     use shale_core::record::batch::stamp;
     use shale_core::record::{BatchBuilder, BatchHeader, Compression, Record, decode_batches};
 
-    const DIR: &str = "/log";
+    pub(crate) const DIR: &str = "/log";
 
     /// `segments` sources of `per` batches of two records each, from offset 0, every record keyed by
     /// `i % keys`; written and synced on `disk`. Returns them and every batch in order.
-    fn sources(
+    pub(crate) fn sources(
         disk: &SimDisk,
         segments: usize,
         per: usize,
@@ -207,7 +207,7 @@ mod tests {
         (out, all)
     }
 
-    fn read(disk: &SimDisk, path: &Path) -> Vec<u8> {
+    pub(crate) fn read(disk: &SimDisk, path: &Path) -> Vec<u8> {
         let file = disk.open(path, OpenMode::Read).unwrap();
         let mut buf = vec![0u8; file.size().unwrap() as usize];
         read_full_at(&*file, &mut buf, 0).unwrap();

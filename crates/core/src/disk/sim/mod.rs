@@ -52,6 +52,11 @@ pub struct SimOptions {
     pub no_syncfs: bool,
     /// Bytes the disk holds; a write that would pass it fails with `ENOSPC`.
     pub capacity: Option<u64>,
+    /// On a crash, keep a random prefix of the directory changes (creates, renames,
+    /// removals) made since their directory's last fsync, in the order they were made, as
+    /// a journaling file system may have committed some of them on its own; without it a
+    /// crash loses every such change.
+    pub torn_dirs: bool,
 }
 
 /// What a name points at.
@@ -80,6 +85,9 @@ struct State {
     inodes: HashMap<u64, Inode>,
     entries: BTreeMap<PathBuf, Entry>,
     durable_entries: BTreeMap<PathBuf, Entry>,
+    /// Directory changes not yet made durable by an fsync of their directory, in order:
+    /// the name and what it points at afterwards (`None`: removed).
+    unsynced: Vec<(PathBuf, Option<Entry>)>,
     /// Mutating operations done so far.
     ops: u64,
     /// After this many mutating operations, nothing more reaches the disk.
@@ -138,6 +146,11 @@ impl State {
             true => Err(io::Error::from_raw_os_error(5)),
             false => Ok(()),
         }
+    }
+
+    /// Notes a directory change: `path` now points at `entry` (`None`: removed).
+    fn changed(&mut self, path: &Path, entry: Option<Entry>) {
+        self.unsynced.push((path.to_path_buf(), entry));
     }
 
     fn check_space(&self, grow: u64) -> io::Result<()> {
@@ -274,6 +287,7 @@ impl SimDisk {
                 inodes: HashMap::new(),
                 entries: BTreeMap::new(),
                 durable_entries: BTreeMap::new(),
+                unsynced: Vec::new(),
                 ops: 0,
                 freeze_at: None,
                 fail_syncs: 0,
@@ -295,6 +309,16 @@ impl SimDisk {
         st.generation += 1;
         st.freeze_at = None;
         st.fail_syncs = 0;
+        let unsynced = std::mem::take(&mut st.unsynced);
+        if st.options.torn_dirs {
+            let keep = st.rng.random_range(0..=unsynced.len());
+            for (path, entry) in unsynced.into_iter().take(keep) {
+                match entry {
+                    Some(e) => st.durable_entries.insert(path, e),
+                    None => st.durable_entries.remove(&path),
+                };
+            }
+        }
         // Keep durable entries whose parent directory is durable too (parents sort first).
         let mut kept: BTreeMap<PathBuf, Entry> = BTreeMap::new();
         for (path, entry) in &st.durable_entries {
@@ -417,6 +441,7 @@ impl Disk for SimDisk {
                 st.next_ino += 1;
                 let modified_ms = st.ticks;
                 st.inodes.insert(ino, Inode { modified_ms, ..Default::default() });
+                st.changed(&path, Some(Entry::File(ino)));
                 st.entries.insert(path, Entry::File(ino));
                 ino
             }
@@ -445,6 +470,7 @@ impl Disk for SimDisk {
                 }
                 None => {
                     st.mutate()?;
+                    st.changed(&cur.clone(), Some(Entry::Dir));
                     st.entries.insert(cur.clone(), Entry::Dir);
                 }
             }
@@ -462,6 +488,8 @@ impl Disk for SimDisk {
             return Err(not_found(&to));
         }
         st.mutate()?;
+        st.changed(&from, None);
+        st.changed(&to, Some(Entry::File(ino)));
         st.entries.remove(&from);
         st.entries.insert(to, Entry::File(ino));
         Ok(())
@@ -473,6 +501,7 @@ impl Disk for SimDisk {
         match st.entries.get(&path) {
             Some(Entry::File(_)) => {
                 st.mutate()?;
+                st.changed(&path, None);
                 st.entries.remove(&path);
                 Ok(())
             }
@@ -488,6 +517,11 @@ impl Disk for SimDisk {
             return Err(not_found(&path));
         }
         st.mutate()?;
+        let gone: Vec<PathBuf> =
+            st.entries.keys().filter(|p| p.starts_with(&path)).cloned().collect();
+        for p in gone.iter().rev() {
+            st.changed(p, None);
+        }
         st.entries.retain(|p, _| !p.starts_with(&path));
         Ok(())
     }
@@ -503,6 +537,7 @@ impl Disk for SimDisk {
             return Ok(());
         }
         let st = &mut *st;
+        st.unsynced.retain(|(p, _)| p.parent() != Some(&path));
         st.durable_entries.retain(|p, _| p.parent() != Some(&path));
         for (p, e) in &st.entries {
             if p.parent() == Some(&path) {
@@ -562,6 +597,34 @@ mod tests {
         d.create_dir_all(Path::new("/d")).expect("mkdir");
         d.sync_dir(Path::new("/")).expect("sync root");
         d
+    }
+
+    /// With torn directories a crash keeps a prefix of the unsynced directory changes, in
+    /// order: some seeds keep none, some all, some the first only, none the second alone;
+    /// a synced directory keeps everything.
+    #[test]
+    fn torn_directories_keep_a_prefix_of_the_unsynced_changes() {
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let d = disk(SimOptions { seed, torn_dirs: true, ..Default::default() });
+            d.open(Path::new("/d/a"), OpenMode::ReadWriteCreate).expect("a");
+            d.rename(Path::new("/d/a"), Path::new("/d/b")).expect("a to b");
+            d.open(Path::new("/d/c"), OpenMode::ReadWriteCreate).expect("c");
+            d.crash();
+            let mut names = d.read_dir(Path::new("/d")).expect("list");
+            names.sort();
+            seen.insert(names);
+        }
+        let states: Vec<Vec<&str>> = vec![vec![], vec!["a"], vec![], vec!["b"], vec!["b", "c"]];
+        for names in &seen {
+            assert!(states.iter().any(|s| s == names), "not a prefix of the changes: {names:?}");
+        }
+        assert!(seen.len() >= 3, "prefixes of several lengths: {seen:?}");
+        let d = disk(SimOptions { seed: 1, torn_dirs: true, ..Default::default() });
+        d.open(Path::new("/d/a"), OpenMode::ReadWriteCreate).expect("a");
+        d.sync_dir(Path::new("/d")).expect("sync");
+        d.crash();
+        assert_eq!(d.read_dir(Path::new("/d")).expect("list"), ["a"]);
     }
 
     #[test]
