@@ -284,7 +284,7 @@ struct Run {
 
 impl Run {
     fn new(seed: u64, options: SimOptions) -> Run {
-        let disk = SimDisk::new(SimOptions { seed, torn_tails: true, ..options });
+        let disk = SimDisk::new(SimOptions { seed, torn_tails: true, torn_dirs: true, ..options });
         let mut rng = StdRng::seed_from_u64(seed);
         let config = LogConfig {
             segment_bytes: rng.random_range(1500..6000),
@@ -494,6 +494,11 @@ impl Run {
             if let Some(offset) = self.reset_pending[i].take() {
                 if log.log_start_offset() >= offset {
                     self.models[i] = reset_model(offset);
+                } else {
+                    // A reset cut short keeps part of the old log (see the log's run).
+                    let m = &mut self.models[i];
+                    m.start_bound = m.start_bound.max(log.log_start_offset());
+                    m.acked_end = m.acked_end.min(log.log_end_offset());
                 }
             }
             self.models[i] = verify_log(self.seed, &self.models[i], &log, "a power cut");
