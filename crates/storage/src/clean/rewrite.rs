@@ -2,12 +2,12 @@
 //! grouped while their sizes add up to at most `segment.bytes` (as Kafka groups them, so a
 //! cleaned segment is never larger than its sources together and small cleaned segments
 //! merge), and each group's batches, cleaned, go into one new segment named after the
-//! group's first base offset with the suffix [`CLEANED`]: its `.log`, `.index` and
+//! group's first base offset with the suffix `.cleaned` (`log::swap`, which swaps them in): its `.log`, `.index` and
 //! `.timeindex`, each fsynced, and their directory. It covers the group's offsets, from its
 //! first base to the next segment's base, gaps and all. Nothing of the log changes here:
 //! swapping the new segments in is the next step.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::offset_map::OffsetMap;
 use super::section::{Cleaned, Rules, clean_batch};
@@ -17,11 +17,9 @@ use crate::log::scan::{Scanned, Scanner, read_full_at};
 use crate::log::segment::{
     INDEX_SUFFIX, IndexBuilder, LOG_SUFFIX, TIME_INDEX_SUFFIX, file_name, segment_path,
 };
+use crate::log::swap::{CLEANED, cleaned_path};
 use shale_core::disk::{Disk, OpenMode};
 use shale_core::record::Limits;
-
-/// The suffix of a cleaned segment's files until they are swapped in.
-pub(crate) const CLEANED: &str = ".cleaned";
 
 /// A sealed segment to clean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +52,6 @@ pub(crate) struct Layout {
     pub(crate) segment_bytes: u64,
     /// `index.interval.bytes`: bytes between two index entries.
     pub(crate) index_interval: u64,
-}
-
-/// The path of a cleaned segment's file with the given suffix.
-pub(crate) fn cleaned_path(dir: &Path, base: i64, suffix: &str) -> PathBuf {
-    dir.join(format!("{}{CLEANED}", file_name(base, suffix)))
 }
 
 /// Cleans `sources` (consecutive sealed segments of the log in `dir`, in offset order)

@@ -72,6 +72,7 @@ pub(crate) mod scan;
 pub(crate) mod segment;
 mod start;
 mod stream;
+pub(crate) mod swap;
 mod tiering;
 
 #[cfg(test)]

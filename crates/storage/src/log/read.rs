@@ -20,6 +20,9 @@ struct ReadTarget {
     source: ReadSource,
     /// Bytes of the segment that hold complete batches.
     end: u64,
+    /// For a sealed segment, the offset after it: the next segment's base. A compacted
+    /// segment may hold no batch from a given offset to it.
+    next_offset: Option<i64>,
     /// The truncation generation seen under the lock.
     generation: u64,
 }
@@ -50,6 +53,13 @@ impl PartitionLog {
                 None => return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset }),
             };
             let result = self.read_at(&target, offset, max_bytes, upper_bound);
+            // Nothing from `offset` to the segment's end (a compacted segment whose last
+            // batches were removed): the read goes on at the next segment.
+            if let Ok(chunk) = &result {
+                if chunk.bytes.is_empty() && chunk.next_offset > offset {
+                    return self.read(chunk.next_offset, max_bytes, upper_bound);
+                }
+            }
             let Err(e) = result else { return result };
             let st = self.inner.lock()?;
             if offset < st.log_start() || offset > st.log_end() {
@@ -80,14 +90,15 @@ impl PartitionLog {
         if offset >= a.base {
             let pos = u64::from(a.builder.index.lookup((offset - a.base) as u32).pos);
             let source = ReadSource::Active { file: a.file(&self.inner.resources)?, pos };
-            return Ok(Some(ReadTarget { path: a.path.clone(), source, end: a.size, generation }));
+            let (path, end) = (a.path.clone(), a.size);
+            return Ok(Some(ReadTarget { path, source, end, next_offset: None, generation }));
         }
         let seg = st.sealed.range(..=offset).next_back().map(|(_, s)| s.clone());
         let seg = seg.ok_or_else(|| st.out_of_range(offset))?;
         let path = segment_path(&self.inner.dir, seg.base, LOG_SUFFIX);
-        let end = seg.size;
+        let (end, next_offset) = (seg.size, Some(seg.next_offset));
         let source = ReadSource::Sealed { seg, interval: st.config.index_interval_bytes as u64 };
-        Ok(Some(ReadTarget { path, source, end, generation }))
+        Ok(Some(ReadTarget { path, source, end, next_offset, generation }))
     }
 
     /// Outside the lock: finds the batch containing `offset` and reads whole batches in one
@@ -109,6 +120,11 @@ impl PartitionLog {
         };
         let path = &target.path;
         let first = loop {
+            if let Some(next_offset) =
+                target.next_offset.filter(|n| pos >= target.end && *n > offset)
+            {
+                return Ok(ReadChunk { bytes: Bytes::new(), next_offset });
+            }
             let header = header_at(&*file, path, pos, target.end)?;
             if header.next_offset() > offset {
                 break header;

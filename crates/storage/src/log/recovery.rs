@@ -73,6 +73,9 @@ pub(crate) fn recover(
 ) -> Result<Recovered, LogError> {
     let disk = resources.disk();
     shale_core::disk::create_dir_durable(disk, dir)?;
+    // A clean's swap a stop interrupted is finished (or the clean undone) before anything
+    // reads the segments.
+    super::swap::recover(disk, dir)?;
     let bases = list_segments(disk, dir)?;
     let rp = RecoveryPoint::load(disk, dir)?;
     let loaded_epochs = EpochCache::load(disk, dir)?;

@@ -1,0 +1,131 @@
+//! Swapping cleaned segments (the log cleaner's, `crate::clean`) in for the sealed segments
+//! they replace, so that a crash or power cut at any step leaves either the old segments or
+//! the new ones, never a mix. Here, in the log, because finishing or undoing a swap is part
+//! of opening a log (`recovery` calls [`recover`] before it lists the segments).
+//!
+//! The commit point is a marker file, [`MARKER`], written atomically in the partition's
+//! directory once the cleaned segments are durable beside their sources, each named after
+//! its base offset with the suffix [`CLEANED`] (`clean::rewrite`): it
+//! names the offsets replaced, `[from, to)`, and the cleaned segments' base offsets. Then
+//! each cleaned file is renamed over its final name (replacing the source of the same base),
+//! every other segment file of a base in `[from, to)` is removed, the directory is fsynced,
+//! and the marker removed. At open, before any segment is read, [`recover`] finishes a swap
+//! whose marker is there (every step is one it can redo: renames of files still named
+//! `.cleaned`, removals of files still there) and removes the files of a clean that never
+//! committed (`.cleaned` files with no marker).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::LogError;
+use super::checkpoint::{TMP_SUFFIX, read_optional, sync_dir, write_atomic};
+use super::segment::{
+    INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, file_name, parse_file_name, segment_path,
+};
+use shale_core::disk::Disk;
+
+/// The suffix of a cleaned segment's files until they are swapped in.
+pub(crate) const CLEANED: &str = ".cleaned";
+
+/// The path of a cleaned segment's file with the given suffix.
+pub(crate) fn cleaned_path(dir: &Path, base: i64, suffix: &str) -> std::path::PathBuf {
+    dir.join(format!("{}{CLEANED}", file_name(base, suffix)))
+}
+
+/// The swap marker's file name in a partition's directory.
+pub(crate) const MARKER: &str = "clean.swap";
+
+/// What a committed swap replaces and with what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Marker {
+    /// The first offset replaced: the first source's base.
+    from: i64,
+    /// The offset after the last replaced: the next segment's base.
+    to: i64,
+    /// The cleaned segments' base offsets.
+    bases: Vec<i64>,
+}
+
+/// Swaps the cleaned segments of base offsets `bases` (durable beside their sources) in
+/// for the segments of the log in `dir` whose bases are in `[from, to)`. Once this returns
+/// the new segments are the log's; if it fails or the machine stops part way, [`recover`] decides at the
+/// next open (the old segments if the marker is not durable, else the new).
+#[allow(dead_code, reason = "the cleaner that swaps lands next (issue 39); its tests run it")]
+pub(crate) fn swap_in(
+    disk: &dyn Disk,
+    dir: &Path,
+    from: i64,
+    to: i64,
+    bases: &[i64],
+) -> Result<(), LogError> {
+    let marker = Marker { from, to, bases: bases.to_vec() };
+    let bytes =
+        serde_json::to_vec(&marker).map_err(|e| LogError::io(dir, std::io::Error::other(e)))?;
+    write_atomic(disk, dir, MARKER, &bytes)?;
+    complete(disk, dir, &marker)
+}
+
+/// At open, before any segment is read: finishes a committed swap, or removes the files of
+/// a clean that never committed.
+pub(crate) fn recover(disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    let path = dir.join(MARKER);
+    // A marker cut short before its rename never committed.
+    let tmp = dir.join(format!("{MARKER}{TMP_SUFFIX}"));
+    if disk.metadata(&tmp).is_ok() {
+        disk.remove_file(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+    }
+    match read_optional(disk, &path)? {
+        Some(bytes) => {
+            let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| LogError::Corrupt {
+                path: path.clone(),
+                offset: -1,
+                reason: format!("the clean's swap marker does not parse: {e}"),
+            })?;
+            tracing::info!(dir = %dir.display(), from = marker.from, to = marker.to,
+                "finishing a cleaned segments' swap a stop interrupted");
+            complete(disk, dir, &marker)
+        }
+        None => {
+            let names = disk.read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+            let mut removed = false;
+            // `.cleaned` files, and the temporary files of their indexes (`.cleaned.tmp`).
+            for name in names.iter().filter(|n| n.contains(CLEANED)) {
+                let file = dir.join(name);
+                disk.remove_file(&file).map_err(|e| LogError::io(&file, e))?;
+                removed = true;
+            }
+            if removed {
+                sync_dir(disk, dir)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The steps after the commit point, each one redone safely.
+fn complete(disk: &dyn Disk, dir: &Path, marker: &Marker) -> Result<(), LogError> {
+    for &base in &marker.bases {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let cleaned = cleaned_path(dir, base, suffix);
+            if disk.metadata(&cleaned).is_ok() {
+                let target = segment_path(dir, base, suffix);
+                disk.rename(&cleaned, &target).map_err(|e| LogError::io(&target, e))?;
+            }
+        }
+    }
+    let keep: HashSet<i64> = marker.bases.iter().copied().collect();
+    let names = disk.read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+    for name in names {
+        let Some((base, _)) = parse_file_name(&name) else { continue };
+        if base >= marker.from && base < marker.to && !keep.contains(&base) {
+            let file = dir.join(&name);
+            disk.remove_file(&file).map_err(|e| LogError::io(&file, e))?;
+        }
+    }
+    sync_dir(disk, dir)?;
+    let path = dir.join(MARKER);
+    disk.remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+    sync_dir(disk, dir)
+}
