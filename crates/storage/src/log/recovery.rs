@@ -73,9 +73,6 @@ pub(crate) fn recover(
 ) -> Result<Recovered, LogError> {
     let disk = resources.disk();
     shale_core::disk::create_dir_durable(disk, dir)?;
-    // A clean's swap a stop interrupted is finished (or the clean undone) before anything
-    // reads the segments.
-    super::swap::recover(disk, dir)?;
     let bases = list_segments(disk, dir)?;
     let rp = RecoveryPoint::load(disk, dir)?;
     let loaded_epochs = EpochCache::load(disk, dir)?;
@@ -364,12 +361,17 @@ fn start_point(
     Ok(Start { seg, pos: rp.position, offset: rp.offset, builder })
 }
 
-/// Base offsets of the segment files in `dir`, sorted; removes leftover temporary files
-/// and index files whose segment is gone.
+/// Base offsets of the segment files in `dir`, sorted; first finishes a clean's swap a
+/// stop interrupted, or undoes a clean that never committed (`swap::settle`), then removes
+/// leftover temporary files and index files whose segment is gone.
 fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
-    for name in disk.read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+    let mut names = disk.read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+    if super::swap::settle(disk, dir, &names)? {
+        names = disk.read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+    }
+    for name in names {
         let path = dir.join(&name);
         if name.ends_with(TMP_SUFFIX) {
             disk.remove_file(&path).map_err(|e| LogError::io(&path, e))?;

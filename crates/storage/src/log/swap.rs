@@ -1,7 +1,7 @@
 //! Swapping cleaned segments (the log cleaner's, `crate::clean`) in for the sealed segments
 //! they replace, so that a crash or power cut at any step leaves either the old segments or
 //! the new ones, never a mix. Here, in the log, because finishing or undoing a swap is part
-//! of opening a log (`recovery` calls [`recover`] before it lists the segments).
+//! of opening a log (`recovery` calls [`settle`] with the listing it makes of the segments).
 //!
 //! The commit point is a marker file, [`MARKER`], written atomically in the partition's
 //! directory once the cleaned segments are durable beside their sources, each named after
@@ -9,7 +9,7 @@
 //! names the offsets replaced, `[from, to)`, and the cleaned segments' base offsets. Then
 //! each cleaned file is renamed over its final name (replacing the source of the same base),
 //! every other segment file of a base in `[from, to)` is removed, the directory is fsynced,
-//! and the marker removed. At open, before any segment is read, [`recover`] finishes a swap
+//! and the marker removed. At open, before any segment is read, [`settle`] finishes a swap
 //! whose marker is there (every step is one it can redo: renames of files still named
 //! `.cleaned`, removals of files still there) and removes the files of a clean that never
 //! committed (`.cleaned` files with no marker).
@@ -67,41 +67,48 @@ pub(crate) fn swap_in(
     complete(disk, dir, &marker)
 }
 
-/// At open, before any segment is read: finishes a committed swap, or removes the files of
-/// a clean that never committed.
-pub(crate) fn recover(disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+/// At open, before any segment is read (`names`: the directory's entries, as the caller
+/// listed them): finishes a committed swap, or removes the files of a clean that never
+/// committed, and a marker cut short before its rename. Says whether the directory changed
+/// (the caller lists it again). A directory with no clean in it costs nothing more than
+/// the listing.
+pub(crate) fn settle(disk: &dyn Disk, dir: &Path, names: &[String]) -> Result<bool, LogError> {
     let path = dir.join(MARKER);
-    // A marker cut short before its rename never committed.
-    let tmp = dir.join(format!("{MARKER}{TMP_SUFFIX}"));
-    if disk.metadata(&tmp).is_ok() {
-        disk.remove_file(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+    let found = match names.iter().any(|n| n == MARKER) {
+        true => read_optional(disk, &path)?,
+        false => None,
+    };
+    if let Some(bytes) = found {
+        let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| LogError::Corrupt {
+            path: path.clone(),
+            offset: -1,
+            reason: format!("the clean's swap marker does not parse: {e}"),
+        })?;
+        tracing::info!(dir = %dir.display(), from = marker.from, to = marker.to,
+            "finishing a cleaned segments' swap a stop interrupted");
+        complete(disk, dir, &marker)?;
+        return Ok(true);
     }
-    match read_optional(disk, &path)? {
-        Some(bytes) => {
-            let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| LogError::Corrupt {
-                path: path.clone(),
-                offset: -1,
-                reason: format!("the clean's swap marker does not parse: {e}"),
-            })?;
-            tracing::info!(dir = %dir.display(), from = marker.from, to = marker.to,
-                "finishing a cleaned segments' swap a stop interrupted");
-            complete(disk, dir, &marker)
-        }
-        None => {
-            let names = disk.read_dir(dir).map_err(|e| LogError::io(dir, e))?;
-            let mut removed = false;
-            // `.cleaned` files, and the temporary files of their indexes (`.cleaned.tmp`).
-            for name in names.iter().filter(|n| n.contains(CLEANED)) {
-                let file = dir.join(name);
-                disk.remove_file(&file).map_err(|e| LogError::io(&file, e))?;
-                removed = true;
-            }
-            if removed {
-                sync_dir(disk, dir)?;
-            }
-            Ok(())
-        }
+    let marker_tmp = format!("{MARKER}{TMP_SUFFIX}");
+    let mut removed = false;
+    // `.cleaned` files, the temporary files of their indexes (`.cleaned.tmp`), a marker
+    // cut short.
+    for name in names.iter().filter(|n| n.contains(CLEANED) || **n == marker_tmp) {
+        let file = dir.join(name);
+        disk.remove_file(&file).map_err(|e| LogError::io(&file, e))?;
+        removed = true;
     }
+    if removed {
+        sync_dir(disk, dir)?;
+    }
+    Ok(removed)
+}
+
+/// [`settle`] with the directory listed here (tests).
+#[cfg(test)]
+pub(crate) fn recover(disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    let names = disk.read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+    settle(disk, dir, &names).map(|_| ())
 }
 
 /// The steps after the commit point, each one redone safely.
