@@ -46,7 +46,7 @@ impl PartitionLog {
     ) -> Result<ReadChunk, LogError> {
         // A truncation or retention pass between the lock and the file read can pull the
         // bytes away; the state after it decides between out-of-range and a retry.
-        let mut attempts = 0;
+        let (mut attempts, mut offset) = (0, offset);
         loop {
             let target = match self.read_target(offset, upper_bound)? {
                 Some(target) => target,
@@ -57,7 +57,8 @@ impl PartitionLog {
             // batches were removed): the read goes on at the next segment.
             if let Ok(chunk) = &result {
                 if chunk.bytes.is_empty() && chunk.next_offset > offset {
-                    return self.read(chunk.next_offset, max_bytes, upper_bound);
+                    (offset, attempts) = (chunk.next_offset, 0);
+                    continue;
                 }
             }
             let Err(e) = result else { return result };
