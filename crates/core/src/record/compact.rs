@@ -11,6 +11,8 @@
 //! is LogAppendTime) and the CRC new. A batch that keeps none may still be needed for its
 //! producer's state: [`empty_batch`] writes the header-only batch Kafka keeps then.
 
+use std::ops::Range;
+
 use super::RecordError;
 use super::batch::{BatchHeader, Compression, HEADER_LEN, write_crc};
 use super::compression::compress;
@@ -47,13 +49,24 @@ pub enum Filtered {
     Nothing,
 }
 
-/// Decides on each record of `batch` (exactly one whole batch; its CRC is checked and its
-/// records decompressed within `limits`) with `keep`, in offset order.
-pub fn filter_batch(
+/// Calls `visit` on each record of `batch` (exactly one whole batch; its CRC is checked and
+/// its records decompressed within `limits`), in offset order.
+pub fn for_each_record(
     batch: &[u8],
     limits: &Limits,
-    mut keep: impl FnMut(&Candidate<'_>) -> bool,
-) -> Result<Filtered, RecordError> {
+    mut visit: impl FnMut(&Candidate<'_>),
+) -> Result<(), RecordError> {
+    walk(batch, limits, |record, _| visit(record)).map(|_| ())
+}
+
+/// The header, record count and decompressed records area of `batch` (`None`: not
+/// compressed, the area is the batch after its header), once `visit` has seen each record
+/// with its bytes' range in the area.
+fn walk(
+    batch: &[u8],
+    limits: &Limits,
+    mut visit: impl FnMut(&Candidate<'_>, Range<usize>),
+) -> Result<(BatchHeader, usize, Option<Vec<u8>>), RecordError> {
     let header = BatchHeader::parse(batch)?;
     if header.total_len() != batch.len() {
         let (declared, actual) = (header.total_len(), batch.len());
@@ -64,8 +77,6 @@ pub fn filter_batch(
     let area = inflated.as_deref().unwrap_or(&batch[HEADER_LEN..]);
     let mut reader = RecordsReader::new(area);
     let mut headers = Vec::new();
-    let mut kept: Vec<std::ops::Range<usize>> = Vec::with_capacity(count);
-    let mut max_timestamp = i64::MIN;
     for _ in 0..count {
         let start = reader.position();
         let raw = reader.next_record(&mut headers)?;
@@ -79,12 +90,28 @@ pub fn filter_batch(
             key: raw.key,
             tombstone: raw.value.is_none(),
         };
-        if keep(&candidate) {
-            kept.push(start..reader.position());
-            max_timestamp = max_timestamp.max(timestamp_ms);
-        }
+        visit(&candidate, start..reader.position());
     }
     reader.finish()?;
+    Ok((header, count, inflated))
+}
+
+/// Decides on each record of `batch` (exactly one whole batch; its CRC is checked and its
+/// records decompressed within `limits`) with `keep`, in offset order.
+pub fn filter_batch(
+    batch: &[u8],
+    limits: &Limits,
+    mut keep: impl FnMut(&Candidate<'_>) -> bool,
+) -> Result<Filtered, RecordError> {
+    let mut kept: Vec<Range<usize>> = Vec::new();
+    let mut max_timestamp = i64::MIN;
+    let (header, count, inflated) = walk(batch, limits, |record, range| {
+        if keep(record) {
+            kept.push(range);
+            max_timestamp = max_timestamp.max(record.timestamp_ms);
+        }
+    })?;
+    let area = inflated.as_deref().unwrap_or(&batch[HEADER_LEN..]);
     if kept.len() == count {
         return Ok(Filtered::Whole);
     }

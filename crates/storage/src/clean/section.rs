@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 
 use super::offset_map::OffsetMap;
-use shale_core::record::compact::{Filtered, empty_batch, filter_batch};
+use shale_core::record::compact::{Filtered, empty_batch, filter_batch, for_each_record};
 use shale_core::record::{BatchHeader, Limits, RecordError};
 
 /// What decides a record's fate besides the offset map.
@@ -44,11 +44,10 @@ pub(crate) fn map_section<'a>(
             continue;
         }
         let mut full = false;
-        filter_batch(batch, limits, |record| {
+        for_each_record(batch, limits, |record| {
             if let Some(key) = record.key {
                 full |= !full && !map.put(key, record.offset);
             }
-            true
         })?;
         if full {
             // Keys of this batch noted before the map filled are later than any record

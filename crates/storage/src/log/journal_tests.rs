@@ -69,6 +69,41 @@ fn ack(rt: &tokio::runtime::Runtime, log: &PartitionLog, end: i64) -> Result<(),
     })
 }
 
+/// Power loss: the disk takes nothing more, the journals' threads stop, and only what was
+/// durable is kept.
+fn power_cut(disk: &SimDisk, resources: Arc<LogResources>) {
+    disk.freeze_after(0);
+    let _ = resources.close_journals();
+    drop(resources);
+    disk.crash();
+}
+
+/// Work on a thread of its own, whose end a test awaits (bounded): appends that would wait
+/// for good fail the test instead of hanging it.
+struct Background<T>(std::sync::mpsc::Receiver<T>);
+
+impl<T: Send + 'static> Background<T> {
+    fn start(work: impl FnOnce() -> T + Send + 'static) -> Self {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(work());
+        });
+        Background(finished)
+    }
+
+    /// The work's result, or a failure naming `what` after `secs` seconds (or at once if
+    /// the work panicked).
+    #[track_caller]
+    fn wait(self, secs: u64, what: &str) -> T {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self.0.recv_timeout(Duration::from_secs(secs)) {
+            Ok(done) => done,
+            Err(RecvTimeoutError::Timeout) => panic!("waited {secs} s for {what}"),
+            Err(RecvTimeoutError::Disconnected) => panic!("{what} failed (its panic is above)"),
+        }
+    }
+}
+
 /// An append is acknowledged by the journal's round, not by an fsync of its segment, and
 /// comes back after a power cut from the journal alone.
 #[test]
@@ -90,11 +125,8 @@ fn an_append_acknowledged_by_the_journal_survives_power_loss_without_a_segment_f
     let stats = resources.journal_stats().expect("a journal");
     assert!(stats.rounds >= 1 && stats.bytes > 0, "{stats:?}");
     drop(logs);
-    disk.freeze_after(0);
     // The logs' buffered bytes hold the trim point where it is: nothing to checkpoint.
-    let _ = resources.close_journals();
-    drop(resources);
-    disk.crash();
+    power_cut(&disk, resources);
     let (resources, replayed) = journaled(&disk, 64 << 10);
     assert_eq!(replayed.logs, 3, "{replayed:?}");
     assert!(replayed.appended > 0, "the segments lost their unsynced tails: {replayed:?}");
@@ -204,10 +236,7 @@ fn a_full_disk_refuses_appends_and_the_journal_goes_on_when_space_returns() {
     ack(&rt, &log, info.log_end_offset).expect("acknowledged");
     acked.extend_from_slice(&b);
     drop(log);
-    disk.freeze_after(0);
-    let _ = resources.close_journals();
-    drop(resources);
-    disk.crash();
+    power_cut(&disk, resources);
     let (resources, _) = journaled(&disk, 64 << 10);
     let log = open(&resources, 0, &config);
     assert_eq!(super::tests::read_all(&log, 0, 1 << 20), acked, "all of it survives a crash");
@@ -602,11 +631,8 @@ fn a_buffer_written_after_a_checkpoint_is_synced_by_the_next_without_syncfs() {
     through.append(&mut batch(1, 100, T0, 3), 0).expect("append t-0");
     // Trims past t-1's frame: its bytes must be in a synced file by then.
     journal.checkpoint_as_due().expect("checkpoint");
-    disk.freeze_after(0);
     drop((through, buffered, journal));
-    let _ = resources.close_journals();
-    drop(resources);
-    disk.crash();
+    power_cut(&disk, resources);
     let (resources, _) = journaled(&disk, 1 << 20);
     let buffered = open(&resources, 1, &LogConfig::default());
     let held = super::tests::read_all(&buffered, 0, 1 << 20);
@@ -666,10 +692,9 @@ fn a_log_whose_segment_cannot_be_written_does_not_hold_the_journal_for_the_other
     }
     disk.fail_writes_under(Some(Path::new(&format!("{DATA}/t-0"))));
     let other = Arc::new(other);
-    let (done, finished) = std::sync::mpsc::channel();
-    let writer = {
+    let writer = Background::start({
         let other = other.clone();
-        std::thread::spawn(move || {
+        move || {
             let rt = runtime();
             let mut acked = Vec::new();
             // 8 times the journal's 128 KiB.
@@ -679,14 +704,11 @@ fn a_log_whose_segment_cannot_be_written_does_not_hold_the_journal_for_the_other
                 ack(&rt, &other, info.log_end_offset).expect("acknowledged");
                 acked.extend_from_slice(&b);
             }
-            let _ = done.send(());
             acked
-        })
-    };
-    finished.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-        panic!("waited 30 s for 1 MiB of appends to the working log: the failing log's frames hold the journal")
+        }
     });
-    let other_acked = writer.join().expect("the working log's appends");
+    let what = "1 MiB of appends to the working log: the failing log's frames hold the journal";
+    let other_acked = writer.wait(30, what);
     // The failing log's buffer takes what fits (acknowledged through the journal) and
     // refuses the append that must write the failing file.
     let mut refused = None;
@@ -705,11 +727,8 @@ fn a_log_whose_segment_cannot_be_written_does_not_hold_the_journal_for_the_other
     }
     let refused = refused.expect("an append that must write the failing file is refused");
     assert!(refused.to_string().contains("t-0"), "names the failing segment: {refused}");
-    drop(failing);
-    disk.freeze_after(0);
-    let _ = resources.close_journals();
-    drop((other, resources));
-    disk.crash();
+    drop((failing, other));
+    power_cut(&disk, resources);
     disk.fail_writes_under(None);
     let (resources, _) = journaled(&disk, 128 << 10);
     let failing = open(&resources, 0, &config);
@@ -741,20 +760,16 @@ fn the_largest_batch_fits_past_the_middle_of_an_empty_journal() {
     let overhead = batch(1, 0, T0, 0).len();
     let mut largest = batch(1, journal.max_payload() - overhead, T0, 999);
     assert_eq!(largest.len(), journal.max_payload());
-    let (done, finished) = std::sync::mpsc::channel();
-    let appender = {
+    let appender = Background::start({
         let log = log.clone();
-        std::thread::spawn(move || {
+        move || {
             let rt = runtime();
             let info = log.append(&mut largest, 0).expect("append");
             ack(&rt, &log, info.log_end_offset).expect("acknowledged");
-            let _ = done.send(());
-        })
-    };
-    finished.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
-        panic!("waited 10 s for the largest batch at ring position {}", journal.end() % capacity)
+        }
     });
-    appender.join().expect("the append");
+    let at = journal.end() % capacity;
+    appender.wait(10, &format!("the largest batch at ring position {at}"));
 }
 
 /// Copies fit even when the journal is full: pushes leave room for a checkpoint's copies.
@@ -777,18 +792,16 @@ fn a_copy_fits_when_the_journal_is_full() {
     let journal = resources.rounds().journals().remove(0);
     let held = journal.hold_checkpoints();
     let other = Arc::new(other);
-    let (done, finished) = std::sync::mpsc::channel();
-    let writer = {
+    let writer = Background::start({
         let other = other.clone();
-        std::thread::spawn(move || {
+        move || {
             let rt = runtime();
             for tag in 0..256 {
                 let info = other.append(&mut batch(1, 1000, T0, 100 + tag), 0).expect("append");
                 ack(&rt, &other, info.log_end_offset).expect("acknowledged");
             }
-            let _ = done.send(());
-        })
-    };
+        }
+    });
     let waited = |what: &str, until: &dyn Fn() -> bool| {
         let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(20);
         while !until() {
@@ -799,10 +812,7 @@ fn a_copy_fits_when_the_journal_is_full() {
     let stats = || resources.journal_stats().expect("a journal");
     waited("an append to wait for room in the full journal", &|| stats().room_waits > 0);
     drop(held);
-    finished.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-        panic!("waited 30 s for the appends once checkpoints ran: the copy found no room")
-    });
-    writer.join().expect("the working log's appends");
+    writer.wait(30, "the appends once checkpoints ran: the copy found no room");
     assert!(stats().copies > 0, "{:?}", stats());
 }
 
@@ -844,11 +854,8 @@ fn replay_takes_a_copy_of_buffered_bytes_over_a_frame_past_the_logs_end() {
     journal.checkpoint_as_due().expect("a checkpoint");
     let stats = resources.journal_stats().expect("a journal");
     assert_eq!(stats.copies, 1, "the failing log's buffered bytes were copied: {stats:?}");
-    disk.freeze_after(0);
     drop((failing, other, journal));
-    let _ = resources.close_journals();
-    drop(resources);
-    disk.crash();
+    power_cut(&disk, resources);
     disk.fail_writes_under(None);
     let (resources, _) = journaled(&disk, 128 << 10);
     let failing = open(&resources, 0, &config);

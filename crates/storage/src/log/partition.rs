@@ -375,8 +375,9 @@ impl PartitionLog {
     /// How far the log's segment files lag behind the journal's checkpoints: the journal
     /// bytes from the oldest frame it still keeps for this log (acknowledged bytes not yet
     /// durable in the segment files) to its end; 0 without a journal or when the segment
-    /// files hold everything. A log whose lag grows while others' do not holds the
-    /// journal's trim point back.
+    /// files hold everything. It stays under about a quarter of the journal plus a
+    /// checkpoint's bytes, for a log whose segment file fails writes too (checkpoints copy
+    /// its buffered bytes forward).
     pub fn journal_checkpoint_lag(&self) -> u64 {
         self.inner.checkpoint_lag()
     }

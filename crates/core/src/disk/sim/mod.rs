@@ -148,9 +148,12 @@ impl State {
         }
     }
 
-    /// Notes a directory change: `path` now points at `entry` (`None`: removed).
+    /// Notes a directory change, for a crash to tear (`SimOptions::torn_dirs`): `path` now
+    /// points at `entry` (`None`: removed).
     fn changed(&mut self, path: &Path, entry: Option<Entry>) {
-        self.unsynced.push((path.to_path_buf(), entry));
+        if self.options.torn_dirs {
+            self.unsynced.push((path.to_path_buf(), entry));
+        }
     }
 
     fn check_space(&self, grow: u64) -> io::Result<()> {
@@ -517,10 +520,12 @@ impl Disk for SimDisk {
             return Err(not_found(&path));
         }
         st.mutate()?;
-        let gone: Vec<PathBuf> =
-            st.entries.keys().filter(|p| p.starts_with(&path)).cloned().collect();
-        for p in gone.iter().rev() {
-            st.changed(p, None);
+        if st.options.torn_dirs {
+            let gone: Vec<PathBuf> =
+                st.entries.keys().filter(|p| p.starts_with(&path)).cloned().collect();
+            for p in gone.iter().rev() {
+                st.changed(p, None);
+            }
         }
         st.entries.retain(|p, _| !p.starts_with(&path));
         Ok(())
