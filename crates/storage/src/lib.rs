@@ -14,7 +14,7 @@
 //! Below: `shale-core` (records, the disk seam) and `shale-meta` (the tier pointers and
 //! upload claims live in the metadata store).
 
-mod clean;
+pub mod clean;
 mod journal;
 pub mod log;
 pub mod tier;

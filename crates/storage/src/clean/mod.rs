@@ -7,17 +7,22 @@
 //!   kept, tombstones past `delete.retention.ms` removed, producers' last batches kept).
 //! - `rewrite`: cleaned segments written beside the sealed segments they replace (grouped
 //!   up to `segment.bytes`), durable.
+//! - `pass`: one clean of one log: what is cleanable and dirty, the cleaning point, the
+//!   rewrite and the swap ([`PartitionLog::clean`](crate::log::PartitionLog::clean)).
 //!
 //! Swapping cleaned segments in, and finishing or undoing a swap a stop interrupted, is the
 //! log's (`log::swap`): its open does it. `swap_tests` cuts the power at every step of one.
 //!
-//! Being built (issue 39): choosing what to clean, the live log's state and caches around
-//! a swap, and the remote compactor. Nothing here runs yet: `cleanup.policy=compact` is still refused.
+//! Being built (issue 39): the remote compactor.
 
-#![allow(dead_code, reason = "the cleaner's parts land before the cleaner that runs them")]
-
+#[cfg(test)]
+mod log_tests;
 mod offset_map;
+mod pass;
 mod rewrite;
 mod section;
 #[cfg(test)]
 mod swap_tests;
+
+pub use offset_map::OffsetMap;
+pub use pass::{CleanRequest, CleanStats, CompactionConfig, DirtyState};

@@ -13,14 +13,14 @@ pub(crate) const ENTRY_BYTES: usize = 16 + 8 + 8;
 
 /// Latest offset by key digest, holding at most a fixed number of keys.
 #[derive(Debug)]
-pub(crate) struct OffsetMap {
+pub struct OffsetMap {
     latest: HashMap<[u8; 16], i64>,
     capacity: usize,
 }
 
 impl OffsetMap {
     /// A map holding as many keys as `bytes` of memory allow (at least one).
-    pub(crate) fn with_memory(bytes: usize) -> OffsetMap {
+    pub fn with_memory(bytes: usize) -> OffsetMap {
         let capacity = (bytes / ENTRY_BYTES).max(1);
         OffsetMap { latest: HashMap::new(), capacity }
     }
@@ -43,8 +43,23 @@ impl OffsetMap {
     }
 
     /// Keys held.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.latest.len()
+    }
+
+    /// Whether it holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
+    /// The most keys it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets every key, keeping its memory for the next clean.
+    pub fn clear(&mut self) {
+        self.latest.clear();
     }
 }
 

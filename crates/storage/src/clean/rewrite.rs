@@ -21,29 +21,12 @@ use crate::log::swap::{CLEANED, cleaned_path};
 use shale_core::disk::{Disk, OpenMode};
 use shale_core::record::Limits;
 
-/// A sealed segment to clean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Source {
-    /// Its base offset (its file name).
-    pub(crate) base: i64,
-    /// The next segment's base offset.
-    pub(crate) next_offset: i64,
-    /// Bytes of its `.log` file.
-    pub(crate) size: u64,
-}
+/// A sealed segment to clean: its base, the next segment's base, its size.
+pub(crate) type Source = crate::log::SealedRange;
 
-/// A cleaned segment written beside its sources.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Written {
-    /// Its base offset: its first source's.
-    pub(crate) base: i64,
-    /// The offset after what it covers: its last source's next offset.
-    pub(crate) next_offset: i64,
-    /// Bytes of its `.log` file.
-    pub(crate) size: u64,
-    /// Its largest batch max timestamp, if any batch has one.
-    pub(crate) max_timestamp: Option<i64>,
-}
+/// A cleaned segment written beside its sources: its base is its first source's, its next
+/// offset its last source's.
+pub(crate) type Written = crate::log::swap::CleanedSegment;
 
 /// How the rewrite writes.
 #[derive(Debug, Clone)]
@@ -57,6 +40,7 @@ pub(crate) struct Layout {
 /// Cleans `sources` (consecutive sealed segments of the log in `dir`, in offset order)
 /// against `map` under `rules`, into cleaned segments beside them, durable when this
 /// returns.
+#[cfg(test)]
 pub(crate) fn write_cleaned(
     disk: &dyn Disk,
     dir: &Path,
@@ -65,9 +49,23 @@ pub(crate) fn write_cleaned(
     rules: &Rules,
     layout: &Layout,
 ) -> Result<Vec<Written>, LogError> {
+    write_cleaned_paced(disk, dir, sources, map, rules, layout, &mut |_| {})
+}
+
+/// [`write_cleaned`], calling `pace` with the bytes of each batch read (the cleaner's I/O
+/// budget waits there).
+pub(crate) fn write_cleaned_paced(
+    disk: &dyn Disk,
+    dir: &Path,
+    sources: &[Source],
+    map: &OffsetMap,
+    rules: &Rules,
+    layout: &Layout,
+    pace: &mut dyn FnMut(u64),
+) -> Result<Vec<Written>, LogError> {
     let mut written = Vec::new();
     for group in groups(sources, layout.segment_bytes) {
-        written.push(write_group(disk, dir, group, map, rules, layout)?);
+        written.push(write_group(disk, dir, group, map, rules, layout, pace)?);
     }
     Ok(written)
 }
@@ -98,6 +96,7 @@ fn write_group(
     map: &OffsetMap,
     rules: &Rules,
     layout: &Layout,
+    pace: &mut dyn FnMut(u64),
 ) -> Result<Written, LogError> {
     let base = group[0].base;
     let out_path = cleaned_path(dir, base, LOG_SUFFIX);
@@ -122,6 +121,7 @@ fn write_group(
             };
             let mut batch = vec![0u8; header.total_len()];
             read_full_at(&*file, &mut batch, pos).map_err(|e| LogError::io(&path, e))?;
+            pace(batch.len() as u64);
             let cleaned = clean_batch(&batch, map, rules, &limits)?;
             let bytes = match &cleaned {
                 Cleaned::Whole => &batch,

@@ -32,6 +32,7 @@ pub(crate) struct Rules {
 /// Notes every keyed record of `batches` (whole batches in offset order, the dirty
 /// section) in `map`. Returns the cleaning point: the offset after the last batch whose
 /// keys all fit, so the end of the section unless the map filled first.
+#[cfg(test)]
 pub(crate) fn map_section<'a>(
     batches: impl IntoIterator<Item = &'a [u8]>,
     map: &mut OffsetMap,
@@ -39,23 +40,32 @@ pub(crate) fn map_section<'a>(
     end: i64,
 ) -> Result<i64, RecordError> {
     for batch in batches {
-        let header = BatchHeader::parse(batch)?;
-        if header.is_control() {
-            continue;
-        }
-        let mut full = false;
-        for_each_record(batch, limits, |record| {
-            if let Some(key) = record.key {
-                full |= !full && !map.put(key, record.offset);
-            }
-        })?;
-        if full {
-            // Keys of this batch noted before the map filled are later than any record
-            // below it: they still only remove older records, as they should.
-            return Ok(header.base_offset);
+        if !map_batch(batch, map, limits)? {
+            return Ok(BatchHeader::parse(batch)?.base_offset);
         }
     }
     Ok(end)
+}
+
+/// Notes every keyed record of one batch of the dirty section in `map`; false when the map
+/// filled before all of them fit (the cleaning point is then this batch's base offset).
+/// Keys noted before it filled are later than any record below the batch: they still only
+/// remove older records, as they should.
+pub(crate) fn map_batch(
+    batch: &[u8],
+    map: &mut OffsetMap,
+    limits: &Limits,
+) -> Result<bool, RecordError> {
+    if BatchHeader::parse(batch)?.is_control() {
+        return Ok(true);
+    }
+    let mut full = false;
+    for_each_record(batch, limits, |record| {
+        if let Some(key) = record.key {
+            full |= !full && !map.put(key, record.offset);
+        }
+    })?;
+    Ok(!full)
 }
 
 /// What cleaning did to one batch.

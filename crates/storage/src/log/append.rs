@@ -184,7 +184,10 @@ impl PartitionLog {
     }
 
     /// Appends batches that already carry offsets and epochs (a follower copying its
-    /// leader): the first must start at the log end and offsets must be continuous.
+    /// leader): offsets must increase from the log end on. They continue exactly, except
+    /// where the leader's log was compacted: batches that skip offsets raise the log's
+    /// `gaps_below` mark durably first (`marks`), so that recovery takes the gaps for
+    /// compaction's, not for lost bytes.
     pub fn append_replicated(&self, batches: &[u8]) -> Result<AppendInfo, LogError> {
         let inner = &*self.inner;
         let now = inner.clock.now_ms();
@@ -193,18 +196,28 @@ impl PartitionLog {
         // `max.message.bytes` set since must not stop them from being copied.
         let (frames, records) = frame(batches, MAX_SEGMENT_BYTES as usize)?;
         let mut expected = st.log_end();
-        if frames[0].0.base_offset != expected {
+        if frames[0].0.base_offset < expected {
             return Err(st.out_of_range(frames[0].0.base_offset));
         }
+        let mut last_gap = None;
         for (header, _) in &frames {
-            if header.base_offset != expected {
+            if header.base_offset < expected {
                 let got = header.base_offset;
                 return Err(RecordError::Corrupt(format!(
                     "replicated batch at offset {got} does not continue at {expected}"
                 ))
                 .into());
             }
+            if header.base_offset > expected {
+                last_gap = Some(header.base_offset);
+            }
             expected = header.next_offset();
+        }
+        if let Some(gap) = last_gap.filter(|g| *g > st.marks.gaps_below) {
+            let mut marks = st.marks.clone();
+            marks.gaps_below = gap;
+            marks.store(inner.disk(), &inner.dir)?;
+            st.marks = marks;
         }
         inner.journal_fits(&frames)?;
         inner.prepare_segment(&mut st, batches.len() as u64, records, now)?;

@@ -21,6 +21,8 @@
 //! - `index`: the sparse offset index and time index (in memory, encoded, lookups).
 //! - `scan`: reading batches back: positional header reads and a CRC-checking scanner.
 //! - `epoch`: the leader-epoch checkpoint.
+//! - `marks`: a compacted log's marks (where its offsets may skip, how far it was
+//!   cleaned, when), in `cleaner-checkpoint`.
 //! - `checkpoint`: the shared file header, atomic file replace, the recovery point.
 //! - `tiering`: what the uploader and cold reads need: sealed segment slices with their own
 //!   index, the remote index format, and resetting a replica to a later start.
@@ -45,6 +47,8 @@
 //! - `recovery-point`: header `SHRP` 1, offset i64, segment base i64, byte position u64,
 //!   segment max timestamp i64 (all BE), CRC-32C u32 BE. Everything below it is fsynced and
 //!   valid; recovery re-validates only after it.
+//! - `cleaner-checkpoint`: a compacted log's marks (`marks` gives its format); absent for
+//!   a log never compacted.
 //!
 //! Index files, checkpoints and the recovery point are written whole (temporary file,
 //! fsync, rename, directory fsync) when a segment is sealed, the log is truncated or closed,
@@ -60,6 +64,7 @@ mod error;
 mod flush;
 pub(crate) mod index;
 mod journaled;
+pub(crate) mod marks;
 mod partition;
 mod read;
 mod recovery;

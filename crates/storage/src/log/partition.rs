@@ -46,6 +46,11 @@ pub(super) struct Inner {
     pub buffer: Mutex<super::buffer::SegmentBuffer>,
     /// Set while an interval flush is due (`FlushPolicy::Interval`; at most one per log).
     pub flush_due: AtomicBool,
+    /// Held shared by whatever reads sealed segment files outside the partition lock (or
+    /// removes them), and exclusively by a clean's swap, which renames new files over
+    /// theirs: no reader pairs a file with an index of the other generation, and no cache
+    /// keeps one (`swap`).
+    pub fence: std::sync::RwLock<()>,
     pub offsets: watch::Sender<LogOffsets>,
     /// The durable offset and whether the log stopped taking writes, published only when
     /// one of them changes: what `flush_until` waits on, woken by fsyncs, not by appends.
@@ -98,6 +103,8 @@ pub(super) struct State {
     /// Bytes were written to the active segment since its last fsync (with a journal,
     /// acknowledgements do not fsync it: a close must).
     pub unsynced: bool,
+    /// Where compaction left gaps and how far it cleaned (`marks`).
+    pub marks: super::marks::Marks,
 }
 
 /// Why and where a log stopped: what [`LogError::Failed`] reports on every later call.
@@ -224,6 +231,27 @@ impl Inner {
         st.check_open()
     }
 
+    /// The fence, shared: sealed segment files do not change while it is held.
+    pub(super) fn fence_in(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.fence.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fence, exclusive: for a clean's swap.
+    pub(super) fn fence_out(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.fence.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lowers the log's compaction marks to `offset`, durably, before a cut there: no gap
+    /// is taken for compaction's in what is appended after it.
+    pub(super) fn lower_marks(&self, st: &mut State, offset: i64) -> Result<(), LogError> {
+        let mut marks = st.marks.clone();
+        if marks.cut(offset) {
+            marks.store(self.disk(), &self.dir)?;
+            st.marks = marks;
+        }
+        Ok(())
+    }
+
     /// A sealed segment's index from the shared cache (loaded or rebuilt on a miss).
     pub(super) fn sealed_index(
         &self,
@@ -267,7 +295,8 @@ impl PartitionLog {
         resources: Arc<LogResources>,
         shared: bool,
     ) -> Result<Self, LogError> {
-        let recovered = recover(&dir, &config, clock.now_ms(), &resources)?;
+        let marks = super::marks::Marks::load(resources.disk(), &dir)?;
+        let recovered = recover(&dir, &config, clock.now_ms(), &resources, marks.gaps_below)?;
         let start_floor = super::checkpoint::load_start(resources.disk(), &dir)?;
         // Before any append here (recovery fsyncs what it writes itself), so that the
         // volume's handle sees every writeback error of the appends.
@@ -292,6 +321,7 @@ impl PartitionLog {
             failed: None,
             start_floor,
             unsynced: false,
+            marks,
         };
         let offsets = LogOffsets {
             log_start: state.log_start(),
@@ -316,6 +346,7 @@ impl PartitionLog {
                 journal,
                 buffer: Mutex::default(),
                 flush_due: AtomicBool::new(false),
+                fence: std::sync::RwLock::new(()),
                 offsets: watch::Sender::new(offsets),
                 listener: std::sync::OnceLock::new(),
                 syncs: AtomicU64::new(0),

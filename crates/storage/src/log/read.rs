@@ -44,6 +44,7 @@ impl PartitionLog {
         max_bytes: usize,
         upper_bound: i64,
     ) -> Result<ReadChunk, LogError> {
+        let _fence = self.inner.fence_in();
         // A truncation or retention pass between the lock and the file read can pull the
         // bytes away; the state after it decides between out-of-range and a retry.
         let (mut attempts, mut offset) = (0, offset);
@@ -164,6 +165,7 @@ impl PartitionLog {
     /// Like Kafka's ListOffsets, at batch granularity: the caller refines within the batch
     /// with the record codec (the batch found may begin below `from`).
     pub fn offset_for_timestamp(&self, ts: i64, from: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let _fence = self.inner.fence_in();
         let (segments, interval, from) = self.lookup_targets(from, Some(ts))?;
         for seg in &segments {
             if seg.next_offset <= from || self.segment_max(seg, interval)? < ts {
@@ -186,6 +188,7 @@ impl PartitionLog {
     /// holding `from` or `until` are scanned, batch header by batch header. ListOffsets'
     /// MAX_TIMESTAMP (KIP-734) is built on it.
     pub fn max_timestamp(&self, from: i64, until: i64) -> Result<Option<i64>, LogError> {
+        let _fence = self.inner.fence_in();
         let (segments, interval, from) = self.lookup_targets(from, None)?;
         let mut max = None;
         for seg in &segments {

@@ -70,6 +70,7 @@ pub(crate) fn recover(
     config: &LogConfig,
     now_ms: i64,
     resources: &LogResources,
+    gaps_below: i64,
 ) -> Result<Recovered, LogError> {
     let disk = resources.disk();
     shale_core::disk::create_dir_durable(disk, dir)?;
@@ -97,7 +98,8 @@ pub(crate) fn recover(
     tracing::debug!(dir = %dir.display(), segment = bases[start.seg], position = start.pos,
         offset = start.offset, "recovering partition log");
     let interval = config.index_interval_bytes as u64;
-    let found = rescan(disk, dir, &bases, &sizes, start, interval, &mut epochs, &mut stats)?;
+    let scan = Rules { interval, gaps_below };
+    let found = rescan(disk, dir, &bases, &sizes, start, &scan, &mut epochs, &mut stats)?;
     if let Some(cut) = &found.cut {
         truncate_tail(resources, dir, &bases, &sizes, &found, cut, &mut stats)?;
     }
@@ -152,9 +154,25 @@ fn fresh(
     Ok(Recovered { sealed: BTreeMap::new(), active, epochs, stats, stored_point })
 }
 
+/// How re-validation judges and indexes batches.
+struct Rules {
+    /// `index.interval.bytes`.
+    interval: u64,
+    /// Offsets may skip ahead up to here (compaction's gaps, `marks`); past it they must
+    /// continue exactly.
+    gaps_below: i64,
+}
+
+impl Rules {
+    /// Whether a batch or segment starting at `base` may follow what ends at `expected`.
+    fn continues(&self, base: i64, expected: i64) -> bool {
+        base == expected || (base > expected && base <= self.gaps_below)
+    }
+}
+
 /// Re-validates from `start` to the end, stopping at the first invalid batch (torn,
-/// failing its CRC, or not continuing the offsets), rebuilding indexes and epochs as it
-/// goes.
+/// failing its CRC, or not continuing the offsets, gaps compaction made aside), rebuilding
+/// indexes and epochs as it goes.
 #[allow(clippy::too_many_arguments, reason = "the recovery state, passed down one step")]
 fn rescan(
     disk: &dyn Disk,
@@ -162,7 +180,7 @@ fn rescan(
     bases: &[i64],
     sizes: &[u64],
     start: Start,
-    interval: u64,
+    rules: &Rules,
     epochs: &mut EpochCache,
     stats: &mut RecoveryStats,
 ) -> Result<Rescan, LogError> {
@@ -175,7 +193,7 @@ fn rescan(
         let base = bases[i];
         let (pos, mut builder) = match start.take() {
             Some(s) => (s.pos, s.builder),
-            None if base != expected => {
+            None if !rules.continues(base, expected) => {
                 cut = Some((i, 0, format!("segment base {base} does not continue at {expected}")));
                 break;
             }
@@ -189,7 +207,7 @@ fn rescan(
             match scanner.next_batch()? {
                 Scanned::Batch { header, pos } => {
                     let rel = header.base_offset - base;
-                    let reason = if header.base_offset != expected {
+                    let reason = if !rules.continues(header.base_offset, expected) {
                         Some(format!(
                             "batch offset {} where {expected} was expected",
                             header.base_offset
@@ -205,7 +223,7 @@ fn rescan(
                         break;
                     }
                     let len = header.total_len() as u64;
-                    builder.add(rel as u32, pos, len, header.max_timestamp, interval);
+                    builder.add(rel as u32, pos, len, header.max_timestamp, rules.interval);
                     epochs.assign(header.partition_leader_epoch, header.base_offset);
                     expected = header.next_offset();
                     stats.batches_validated += 1;
@@ -288,19 +306,16 @@ fn assemble(
         sealed.insert(seg.base, seg);
     }
     let last = scanned.pop().expect("the start segment is always scanned");
-    for mut seg in scanned {
+    for (i, mut seg) in scanned.into_iter().enumerate() {
+        // A compacted segment may end before the next one begins.
+        let next_offset = bases[start_seg + i + 1];
         seg.builder.finish();
         write_index_files(disk, dir, seg.base, &seg.builder.index)?;
         sync_data(disk, dir, seg.base)?;
         let path = segment_path(dir, seg.base, LOG_SUFFIX);
         let max_timestamp = Some(seg.builder.max_timestamp);
         resources.adopt_index(&path, seg.builder.index);
-        let s = SealedSegment {
-            base: seg.base,
-            next_offset: seg.next_offset,
-            size: seg.size,
-            max_timestamp,
-        };
+        let s = SealedSegment { base: seg.base, next_offset, size: seg.size, max_timestamp };
         sealed.insert(s.base, s);
     }
     let mut active = ActiveSegment::open(resources, dir, last.base, last.size, last.builder)?;

@@ -138,7 +138,18 @@ fn apply(
             }
         }
         Op::Append => {
-            let b = f.base_offset;
+            let (mut b, mut payload) = (f.base_offset, &f.payload[..]);
+            let cleaned = log.inner.peek().marks.cleaned_below;
+            if b < cleaned {
+                // The cleaner rewrote the log below `cleaned` after this frame was written
+                // (from sealed segments, durable): what it holds there no longer compares
+                // equal, and is the log's. Only batches from `cleaned` on are replayed.
+                let (positions, _) = batch_positions(payload)?;
+                let Some(&(base, pos)) = positions.iter().find(|(base, _)| *base >= cleaned) else {
+                    return Ok(());
+                };
+                (b, payload) = (base, &payload[pos..]);
+            }
             if b < local || later.cut <= b {
                 // Removed since: by a reset or retention, or by a later cut (durable in the
                 // segment files, perhaps with the bytes before `b`).
@@ -147,11 +158,14 @@ fn apply(
             if b < log.log_start_offset() {
                 // From below the log start DeleteRecords set: not read back (reads refuse
                 // it); the log holds the frame's batches up to its end, and gets the rest.
-                let (positions, next) = batch_positions(&f.payload)?;
+                let (positions, next) = batch_positions(payload)?;
                 if next <= end {
                     return Ok(());
                 }
-                let Some(&(_, pos)) = positions.iter().find(|(base, _)| *base == end) else {
+                let gaps_below = log.inner.peek().marks.gaps_below;
+                let first = positions.iter().find(|(base, _)| *base >= end);
+                let Some(&(_, pos)) = first.filter(|(base, _)| *base == end || *base <= gaps_below)
+                else {
                     let e = std::io::Error::other(format!(
                         "the journal holds batches from offset {b}, below the log start {}, \
                          none of which starts at the log end {end}",
@@ -159,7 +173,15 @@ fn apply(
                     ));
                     return Err(LogError::io(log.dir(), e));
                 };
-                log.append_replicated(&f.payload[pos..])?;
+                log.append_replicated(&payload[pos..])?;
+                stats.appended += 1;
+                return Ok(());
+            }
+            if b > end && b <= log.inner.peek().marks.gaps_below {
+                // Batches that skip offsets, as a compacted leader's log does: the log said
+                // so durably before appending them (`append_replicated`).
+                check_base(payload, b, log)?;
+                log.append_replicated(payload)?;
                 stats.appended += 1;
                 return Ok(());
             }
@@ -177,10 +199,8 @@ fn apply(
                 return Err(LogError::io(log.dir(), e));
             }
             if b < end {
-                let held = log.read(b, f.payload.len(), end)?;
-                if held.bytes.len() >= f.payload.len()
-                    && held.bytes[..f.payload.len()] == f.payload[..]
-                {
+                let held = log.read(b, payload.len(), end)?;
+                if held.bytes.len() >= payload.len() && held.bytes[..payload.len()] == payload[..] {
                     return Ok(());
                 }
                 log.truncate_to(b)?;
@@ -194,8 +214,8 @@ fn apply(
                     return Err(LogError::io(log.dir(), e));
                 }
             }
-            check_base(&f.payload, b, log)?;
-            log.append_replicated(&f.payload)?;
+            check_base(payload, b, log)?;
+            log.append_replicated(payload)?;
             stats.appended += 1;
         }
     }

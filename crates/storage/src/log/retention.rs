@@ -33,10 +33,15 @@ fn plan_cut(
     let file = seg.file(resources)?;
     let rel_of = |o: i64| (o - seg.base) as u32;
     let mut pos = u64::from(seg.builder.index.lookup(rel_of(offset)).pos);
+    // The first batch reaching past `offset` goes, and all after it; in a compacted
+    // segment it may start past `offset`, or none may (the end, then, is `offset`).
     let new_end = loop {
+        if pos >= seg.size {
+            break offset;
+        }
         let header = header_at(&*file, &seg.path, pos, seg.size)?;
         if header.next_offset() > offset {
-            break header.base_offset;
+            break header.base_offset.min(offset);
         }
         pos += header.total_len() as u64;
     };
@@ -74,6 +79,7 @@ impl PartitionLog {
     /// unless it lies wholly below the log start DeleteRecords set.
     pub fn apply_retention_below(&self, limit: i64) -> Result<RetentionOutcome, LogError> {
         let inner = &*self.inner;
+        let _fence = inner.fence_in();
         let now = inner.clock.now_ms();
         let (candidates, config, total, generation, rolled, floor) = {
             let mut st = inner.lock()?;
@@ -168,6 +174,7 @@ impl PartitionLog {
     /// indexes and epoch list are rewritten before returning. A no-op at or past the end.
     pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
         let inner = &*self.inner;
+        let _fence = inner.fence_in();
         let dir = &inner.dir;
         let mut st = inner.lock()?;
         st.check_open()?;
@@ -180,6 +187,7 @@ impl PartitionLog {
         inner.settle_buffer(&mut st)?;
         inner.journal_cut(&mut st, crate::journal::Op::Truncate, offset)?;
         st.generation += 1;
+        inner.lower_marks(&mut st, offset)?;
         let interval = st.config.index_interval_bytes as u64;
         let now = inner.clock.now_ms();
         // The recovery point on disk may vouch for bytes this cut removes (a sealed segment

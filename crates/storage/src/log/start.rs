@@ -19,6 +19,7 @@ impl PartitionLog {
     /// floor changes nothing; one past the log end is out of range. Returns the log start.
     pub fn advance_log_start(&self, offset: i64) -> Result<i64, LogError> {
         let inner = &*self.inner;
+        let _fence = inner.fence_in();
         let mut st = inner.lock()?;
         st.check_open()?;
         if offset <= st.start_floor {

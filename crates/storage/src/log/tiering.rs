@@ -134,6 +134,7 @@ impl PartitionLog {
     /// end, with the slice's index; `None` when no sealed segment holds `from` (it is in the
     /// active segment, past the end, or already deleted). A blocking call.
     pub fn upload_slice(&self, from: i64) -> Result<Option<UploadSlice>, LogError> {
+        let _fence = self.inner.fence_in();
         let (seg, interval) = {
             let st = self.inner.lock()?;
             let seg = st.sealed.range(..=from).next_back().map(|(_, s)| s.clone());
@@ -151,9 +152,15 @@ impl PartitionLog {
             offset: pos as i64,
             reason,
         };
+        // The batch starting at `from`, or in a compacted segment the first after it (the
+        // slice then begins with a gap, or holds nothing when the segment has no batch
+        // from `from` on).
         let start = loop {
+            if pos >= seg.size {
+                break pos;
+            }
             let header = header_at(&*file, &path, pos, seg.size)?;
-            if header.base_offset == from {
+            if header.base_offset >= from {
                 break pos;
             }
             if header.next_offset() > from {
@@ -200,6 +207,7 @@ impl PartitionLog {
     /// durable before this returns.
     pub fn reset_to(&self, offset: i64) -> Result<(), LogError> {
         let inner = &*self.inner;
+        let _fence = inner.fence_in();
         let dir = &inner.dir;
         let mut st = inner.lock()?;
         st.check_open()?;
@@ -212,6 +220,7 @@ impl PartitionLog {
         cut?;
         inner.discard_buffer();
         st.generation += 1;
+        inner.lower_marks(&mut st, offset)?;
         st.stored_point = None;
         let mut bases: Vec<i64> = st.sealed.keys().copied().collect();
         bases.push(st.active.base);
