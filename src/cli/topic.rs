@@ -228,6 +228,18 @@ fn describe_json(d: &crate::proto::pb::DescribeTopicResponse) -> serde_json::Val
                 "remote_segments": p.remote_segments,
                 "upload_lag_segments": p.upload_lag_segments,
                 "upload_lag_bytes": p.upload_lag_bytes,
+                "cleaning": p.cleaning.as_ref().map(|c| serde_json::json!({
+                    "dirty_ratio": c.dirty_ratio,
+                    "dirty_bytes": c.dirty_bytes,
+                    "clean_bytes": c.clean_bytes,
+                    "first_dirty_offset": c.first_dirty_offset,
+                    "due": c.due,
+                    "last_clean_ms": c.last_clean_ms,
+                    "cleans": c.cleans,
+                    "bytes_read": c.bytes_read,
+                    "bytes_removed": c.bytes_removed,
+                    "failures": c.failures,
+                })),
             })
         })
         .collect();
@@ -279,6 +291,35 @@ fn print_describe(d: &crate::proto::pb::DescribeTopicResponse) {
             p.upload_lag_segments,
             p.upload_lag_bytes
         );
+    }
+    let cleaning: Vec<_> = d
+        .partitions
+        .iter()
+        .filter_map(|p| Some((p.metadata.as_ref()?, p.cleaning.as_ref()?)))
+        .collect();
+    if !cleaning.is_empty() {
+        println!("cleaning (compacted, this broker's replicas):");
+        println!(
+            "partition\tdirty_ratio\tdirty_bytes\tclean_bytes\tfirst_dirty\tdue\tcleans\tremoved_bytes\tlast_clean\tfailures"
+        );
+        for (m, c) in cleaning {
+            let last = match c.last_clean_ms {
+                0 => "-".to_string(),
+                ms => ms.to_string(),
+            };
+            println!(
+                "{}\t{:.3}\t{}\t{}\t{}\t{}\t{}\t{}\t{last}\t{}",
+                m.partition,
+                c.dirty_ratio,
+                c.dirty_bytes,
+                c.clean_bytes,
+                c.first_dirty_offset,
+                c.due,
+                c.cleans,
+                c.bytes_removed,
+                c.failures
+            );
+        }
     }
     println!("configs:");
     for c in &d.configs {

@@ -226,6 +226,19 @@ pub struct LogSettings {
     pub journal_checkpoint_bytes: u64,
     /// How often retention runs (ms).
     pub retention_check_interval_ms: u64,
+    /// Threads compacting the partitions of compacted topics (Kafka's
+    /// `log.cleaner.threads`); 0 stops compaction on this broker.
+    pub cleaner_threads: u32,
+    /// Memory of the cleaners' offset maps, shared out between the threads (Kafka's
+    /// `log.cleaner.dedupe.buffer.size`): a clean maps as many keys of the dirty section
+    /// as fit (32 bytes each) and cleans up to there.
+    pub cleaner_dedupe_buffer_bytes: u64,
+    /// Bytes per second the cleaners read, together (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`); 0: no limit.
+    pub cleaner_io_bytes_per_second: u64,
+    /// How long a cleaner waits when no partition is due (Kafka's
+    /// `log.cleaner.backoff.ms`).
+    pub cleaner_backoff_ms: u64,
     /// Largest gRPC request accepted (bytes).
     pub max_request_bytes: usize,
     /// Batch bytes per Fetch response message when the client does not say (bytes).
@@ -243,6 +256,10 @@ impl Default for LogSettings {
             journal_bytes: 256 << 20,
             journal_checkpoint_bytes: 8 << 20,
             retention_check_interval_ms: 30_000,
+            cleaner_threads: 1,
+            cleaner_dedupe_buffer_bytes: 128 << 20,
+            cleaner_io_bytes_per_second: 0,
+            cleaner_backoff_ms: 15_000,
             max_request_bytes: 64 * 1024 * 1024,
             fetch_max_bytes: 1024 * 1024,
         }
@@ -462,6 +479,23 @@ impl Settings {
                     jb / 2
                 ),
             ));
+        }
+        if self.log.cleaner_threads > 64 {
+            let v = self.log.cleaner_threads;
+            return Err(invalid("log.cleaner_threads", format!("{v}: at most 64")));
+        }
+        if self.log.cleaner_threads > 0
+            && self.log.cleaner_dedupe_buffer_bytes
+                < (1 << 20) * u64::from(self.log.cleaner_threads)
+        {
+            let v = self.log.cleaner_dedupe_buffer_bytes;
+            return Err(invalid(
+                "log.cleaner_dedupe_buffer_bytes",
+                format!("{v}: at least 1 MiB per cleaner thread"),
+            ));
+        }
+        if self.log.cleaner_backoff_ms == 0 {
+            return Err(invalid("log.cleaner_backoff_ms", "must be > 0".to_string()));
         }
         if self.log.retention_check_interval_ms == 0 {
             return Err(invalid("log.retention_check_interval_ms", "must be > 0".to_string()));

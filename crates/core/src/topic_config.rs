@@ -9,11 +9,36 @@ use std::time::Duration;
 
 use crate::error::{Error, Reason};
 
-/// What happens to old segments. Only `delete` exists today.
+/// What happens to old data (`cleanup.policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CleanupPolicy {
     /// Delete segments past retention.
     Delete,
+    /// Keep each key's latest record (log compaction); no retention by time or size.
+    Compact,
+    /// Both: compact, and delete segments past retention.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether the log is compacted.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether retention deletes old segments.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// Kafka's string form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
 }
 
 /// When appended data is fsynced.
@@ -26,7 +51,7 @@ pub enum FlushPolicyKind {
 }
 
 /// Every topic config in force for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     /// `retention.ms`: delete data older than this; -1 keeps it forever.
     pub retention_ms: i64,
@@ -48,6 +73,16 @@ pub struct TopicConfig {
     pub max_message_bytes: u32,
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
+    /// `min.cleanable.dirty.ratio`: the dirty share of a compacted log's cleanable bytes
+    /// that makes it due for a clean.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a compacted log whose oldest uncompacted record is older
+    /// is cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone of a compacted log stays readable.
+    pub delete_retention_ms: i64,
     /// `flush.policy`: `always` (fsync before ack) or `interval`.
     pub flush_policy: FlushPolicyKind,
     /// `flush.ms`: fsync period under `flush.policy=interval`.
@@ -70,6 +105,10 @@ impl Default for TopicConfig {
             min_insync_replicas: 1,
             max_message_bytes: 1024 * 1024 + 12,
             cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 3600 * 1000,
             flush_policy: FlushPolicyKind::Always,
             flush_ms: 1000,
             unclean_leader_election: false,
@@ -106,7 +145,26 @@ pub const KEYS: &[ConfigKey] = &[
     ConfigKey { name: "segment.ms", doc: "roll the active segment at this age (ms)" },
     ConfigKey { name: "min.insync.replicas", doc: "in-sync replicas an acks=all write needs" },
     ConfigKey { name: "max.message.bytes", doc: "largest record batch accepted (bytes)" },
-    ConfigKey { name: "cleanup.policy", doc: "delete (compaction is not supported yet)" },
+    ConfigKey {
+        name: "cleanup.policy",
+        doc: "delete, compact (keep each key's latest record), or compact,delete",
+    },
+    ConfigKey {
+        name: "min.cleanable.dirty.ratio",
+        doc: "dirty share of a compacted log that makes it due for a clean (0 to 1)",
+    },
+    ConfigKey {
+        name: "min.compaction.lag.ms",
+        doc: "records younger than this are not compacted (ms)",
+    },
+    ConfigKey {
+        name: "max.compaction.lag.ms",
+        doc: "records older than this are compacted whatever the dirty ratio (ms)",
+    },
+    ConfigKey {
+        name: "delete.retention.ms",
+        doc: "how long a compacted log's tombstones stay readable (ms)",
+    },
     ConfigKey { name: "flush.policy", doc: "always: fsync before ack; interval: every flush.ms" },
     ConfigKey { name: "flush.ms", doc: "fsync period under flush.policy=interval (ms)" },
     ConfigKey {
@@ -181,13 +239,28 @@ impl TopicConfig {
                     .filter(|v| *v <= 256 * 1024 * 1024)
                     .ok_or_else(|| bad(key, value, "an integer from 128 to 268435456"))?;
             }
-            "cleanup.policy" => match value.trim() {
-                "delete" => self.cleanup_policy = CleanupPolicy::Delete,
-                "compact" | "compact,delete" | "delete,compact" => {
-                    return Err(bad(key, value, "delete (log compaction is not supported yet)"));
+            "cleanup.policy" => {
+                let mut parts: Vec<&str> = value.split(',').map(str::trim).collect();
+                parts.sort_unstable();
+                parts.dedup();
+                self.cleanup_policy = match parts.as_slice() {
+                    ["delete"] => CleanupPolicy::Delete,
+                    ["compact"] => CleanupPolicy::Compact,
+                    ["compact", "delete"] => CleanupPolicy::CompactDelete,
+                    _ => return Err(bad(key, value, "delete, compact, or compact,delete")),
                 }
-                _ => return Err(bad(key, value, "delete")),
-            },
+            }
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| (0.0..=1.0).contains(v))
+                    .ok_or_else(|| bad(key, value, "a number from 0 to 1"))?;
+            }
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = int_at_least(key, value, 0)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = int_at_least(key, value, 1)?,
+            "delete.retention.ms" => self.delete_retention_ms = int_at_least(key, value, 0)?,
             "flush.policy" => {
                 self.flush_policy = match value.trim() {
                     "always" => FlushPolicyKind::Always,
@@ -223,7 +296,11 @@ impl TopicConfig {
             "segment.ms" => self.segment_ms.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
-            "cleanup.policy" => "delete".to_string(),
+            "cleanup.policy" => self.cleanup_policy.as_str().to_string(),
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "flush.policy" => match self.flush_policy {
                 FlushPolicyKind::Always => "always",
                 FlushPolicyKind::Interval => "interval",
@@ -237,6 +314,21 @@ impl TopicConfig {
 
     /// Checks rules that span keys.
     pub fn validate(&self) -> Result<(), Error> {
+        if self.cleanup_policy.compacts() && self.remote_storage_enable {
+            return Err(bad(
+                "cleanup.policy",
+                self.cleanup_policy.as_str(),
+                "delete while remote.storage.enable=true (compacting tiered segments is not \
+                 served yet)",
+            ));
+        }
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return Err(bad(
+                "min.compaction.lag.ms",
+                &self.min_compaction_lag_ms.to_string(),
+                &format!("at most max.compaction.lag.ms ({})", self.max_compaction_lag_ms),
+            ));
+        }
         if self.retention_ms >= 0
             && self.local_retention_ms >= 0
             && self.local_retention_ms > self.retention_ms
@@ -321,7 +413,9 @@ mod tests {
         );
         let e = c.set("flush.policy", "sometimes").unwrap_err();
         assert!(e.message.contains("always or interval"), "{}", e.message);
-        assert!(c.set("cleanup.policy", "compact").is_err());
+        assert!(c.set("cleanup.policy", "compacted").is_err());
+        let e = c.set("min.cleanable.dirty.ratio", "1.5").unwrap_err();
+        assert!(e.message.contains("from 0 to 1"), "{}", e.message);
     }
 
     #[test]
@@ -331,5 +425,29 @@ mod tests {
         o.insert("local.retention.ms".to_string(), "2000".to_string());
         let e = TopicConfig::resolve(&TopicConfig::default(), &o).unwrap_err();
         assert!(e.message.contains("local.retention.ms"), "{}", e.message);
+    }
+
+    #[test]
+    fn cleanup_policies_parse_in_either_order_and_compaction_refuses_tiering_for_now() {
+        let mut c = TopicConfig::default();
+        for (value, policy) in [
+            ("compact", CleanupPolicy::Compact),
+            ("delete, compact", CleanupPolicy::CompactDelete),
+            ("compact,delete", CleanupPolicy::CompactDelete),
+            ("delete", CleanupPolicy::Delete),
+        ] {
+            c.set("cleanup.policy", value).expect(value);
+            assert_eq!(c.cleanup_policy, policy, "{value}");
+        }
+        let mut o = BTreeMap::new();
+        o.insert("cleanup.policy".to_string(), "compact".to_string());
+        o.insert("remote.storage.enable".to_string(), "true".to_string());
+        let e = TopicConfig::resolve(&TopicConfig::default(), &o).unwrap_err();
+        assert!(e.message.contains("remote.storage.enable"), "{}", e.message);
+        o.remove("remote.storage.enable");
+        o.insert("min.compaction.lag.ms".to_string(), "10".to_string());
+        o.insert("max.compaction.lag.ms".to_string(), "5".to_string());
+        let e = TopicConfig::resolve(&TopicConfig::default(), &o).unwrap_err();
+        assert!(e.message.contains("max.compaction.lag.ms (5)"), "{}", e.message);
     }
 }

@@ -46,6 +46,18 @@ pub fn partition_info(d: &PartitionDescription) -> pb::PartitionInfo {
         remote_segments: d.remote.as_ref().map_or(0, |r| r.segments),
         upload_lag_segments: d.upload_lag.0,
         upload_lag_bytes: d.upload_lag.1,
+        cleaning: d.cleaning.map(|c| pb::Cleaning {
+            dirty_bytes: c.dirty.dirty_bytes,
+            clean_bytes: c.dirty.clean_bytes,
+            dirty_ratio: c.dirty.dirty_ratio,
+            first_dirty_offset: c.dirty.first_dirty,
+            due: c.dirty.due,
+            last_clean_ms: c.last_clean_ms,
+            cleans: c.cleans,
+            bytes_read: c.bytes_read,
+            bytes_removed: c.bytes_removed,
+            failures: c.failures,
+        }),
     }
 }
 

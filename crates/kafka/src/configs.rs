@@ -40,11 +40,13 @@ fn config_type(key: &str) -> i8 {
     const STRING: i8 = 2;
     const INT: i8 = 3;
     const LONG: i8 = 5;
+    const DOUBLE: i8 = 6;
     const LIST: i8 = 7;
     match key {
         "remote.storage.enable" | "unclean.leader.election.enable" => BOOLEAN,
         "min.insync.replicas" | "max.message.bytes" => INT,
         "cleanup.policy" => LIST,
+        "min.cleanable.dirty.ratio" => DOUBLE,
         "flush.policy" => STRING,
         _ => LONG,
     }

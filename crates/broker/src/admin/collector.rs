@@ -59,10 +59,10 @@ struct BrokerCollector {
     broker: Weak<Broker>,
 }
 
-type Labels = Vec<(&'static str, String)>;
+pub(super) type Labels = Vec<(&'static str, String)>;
 
 /// Writes one metric family with its series.
-fn family<M: EncodeMetric>(
+pub(super) fn family<M: EncodeMetric>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -78,7 +78,7 @@ fn family<M: EncodeMetric>(
     Ok(())
 }
 
-fn one<M: EncodeMetric>(
+pub(super) fn one<M: EncodeMetric>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -86,63 +86,6 @@ fn one<M: EncodeMetric>(
 ) -> fmt::Result {
     let metric_encoder = enc.encode_descriptor(name, help, None, m.metric_type())?;
     m.encode(metric_encoder)
-}
-
-/// The journal's metrics (`log.journal`).
-fn journal_metrics(
-    enc: &mut DescriptorEncoder<'_>,
-    j: &shale_storage::log::JournalStats,
-) -> fmt::Result {
-    let counters: [(&str, &str, u64); 6] = [
-        ("log_journal_rounds", "Rounds the journal wrote and synced", j.rounds),
-        ("log_journal_bytes", "Bytes of those rounds", j.bytes),
-        (
-            "log_journal_round_partitions",
-            "Partitions acknowledged by those rounds, one per partition per round (over \
-             log_journal_rounds: partitions per round)",
-            j.round_partitions,
-        ),
-        ("log_journal_checkpoints", "Checkpoints that trimmed the journal", j.checkpoints),
-        (
-            "log_journal_room_waits",
-            "Appends that waited for a checkpoint because the journal was full",
-            j.room_waits,
-        ),
-        (
-            "log_journal_copies",
-            "Checkpoints that copied a partition's buffered bytes forward in the journal, \
-             its segment file failing writes (the partition refuses appends once its buffer \
-             is full)",
-            j.copies,
-        ),
-    ];
-    for (name, help, v) in counters {
-        one(enc, name, help, ConstCounter::new(v))?;
-    }
-    one(
-        enc,
-        "log_journal_sync_seconds",
-        "Seconds spent writing and syncing journal rounds (over log_journal_rounds: the mean)",
-        ConstCounter::new(j.sync_seconds),
-    )?;
-    one(
-        enc,
-        "log_journal_checkpoint_seconds",
-        "Seconds spent in checkpoints (syncfs of the data directory, then the trim point)",
-        ConstCounter::new(j.checkpoint_seconds),
-    )?;
-    one(
-        enc,
-        "log_journal_occupancy_bytes",
-        "Bytes of the journal not yet trimmed by a checkpoint",
-        ConstGauge::new(j.occupancy as i64),
-    )?;
-    one(
-        enc,
-        "log_journal_capacity_bytes",
-        "Bytes of the journal (log.journal_bytes)",
-        ConstGauge::new(j.capacity as i64),
-    )
 }
 
 impl Collector for BrokerCollector {
@@ -226,7 +169,7 @@ impl Collector for BrokerCollector {
             ConstCounter::new(files.shared_fsyncs()),
         )?;
         if let Some(j) = files.journal_stats() {
-            journal_metrics(enc, &j)?;
+            super::log_metrics::journal(enc, &j)?;
         }
         one(
             enc,
@@ -384,6 +327,7 @@ fn partitions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
          when its segment files hold everything, or without a journal",
         gauge(&|p| p.log().journal_checkpoint_lag() as i64),
     )?;
+    super::log_metrics::cleaner(enc, &hosted)?;
     family(
         enc,
         "partition_is_leader",

@@ -134,6 +134,13 @@ impl ProducerStates {
         Ok(Verdict::Append)
     }
 
+    /// The base offset of each producer's last batch here: a clean keeps those (emptied if
+    /// need be), so the producer's state survives it.
+    pub fn last_batches(&self) -> std::collections::HashSet<i64> {
+        let map = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().filter_map(|e| e.batches.back().map(|b| b.base_offset)).collect()
+    }
+
     /// Remembers a batch appended at `base_offset` (leader or follower).
     pub fn record(&self, header: &BatchHeader, base_offset: i64) {
         if header.producer_id < 0 {

@@ -27,6 +27,7 @@
 //! - `liveness`: watches the other brokers and records those whose process is gone, so
 //!   the controller moves their leaderships without waiting out their lease.
 
+mod cleaner;
 mod delete_records;
 mod drain;
 mod elect;
@@ -72,7 +73,7 @@ use shale_meta::membership::Membership;
 use shale_meta::topics::{BrokerRecord, PartitionState, TopicStore};
 use shale_storage::log::LogResources;
 
-pub use partition::{Partition, PendingAck, Produced, appending_inline};
+pub use partition::{Cleaning, Partition, PendingAck, Produced, appending_inline};
 pub use produce::Payload;
 pub use shale_storage::tier::scrubber::ScrubStats;
 

@@ -249,6 +249,7 @@ impl Broker {
         }
         liveness::start(&broker);
         tasks::start(&broker);
+        super::cleaner::start(&broker);
         tiering::start(&broker);
         Ok(broker)
     }

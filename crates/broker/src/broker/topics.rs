@@ -51,6 +51,8 @@ pub struct PartitionDescription {
     pub remote: Option<shale_storage::tier::TierPointer>,
     /// Sealed local segments not in the bucket yet, and their bytes.
     pub upload_lag: (u64, u64),
+    /// For a compacted topic hosted here: the cleaner's state.
+    pub cleaning: Option<super::partition::Cleaning>,
 }
 
 impl Broker {
@@ -351,6 +353,7 @@ impl Broker {
                         local_log_start_offset: log.log_start_offset(),
                         remote,
                         upload_lag: h.upload_lag(),
+                        cleaning: h.compacts().then(|| h.cleaning()),
                     }
                 }
                 None => PartitionDescription {
@@ -364,6 +367,7 @@ impl Broker {
                     local_log_start_offset: -1,
                     remote: None,
                     upload_lag: (0, 0),
+                    cleaning: None,
                 },
             };
             parts.push(d);

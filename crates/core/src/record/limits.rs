@@ -15,6 +15,9 @@ pub struct Limits {
     pub max_records: usize,
     /// Largest records area after decompression.
     pub max_uncompressed_bytes: usize,
+    /// Every record must have a key (a compacted topic's, `cleanup.policy=compact`:
+    /// Kafka refuses keyless records there).
+    pub keys_required: bool,
 }
 
 impl Default for Limits {
@@ -24,6 +27,7 @@ impl Default for Limits {
             max_batch_bytes: 1_048_588,
             max_records: 1_000_000,
             max_uncompressed_bytes: 64 << 20,
+            keys_required: false,
         }
     }
 }

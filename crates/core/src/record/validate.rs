@@ -62,6 +62,14 @@ fn validate_one(header: &BatchHeader, batch: &[u8], limits: &Limits) -> Result<(
                 raw.offset_delta
             )));
         }
+        if limits.keys_required && raw.key.is_none() {
+            return Err(RecordError::BadRecord {
+                index: i,
+                detail: "null key: a compacted topic (cleanup.policy=compact) keeps each \
+                         key's latest record, so every record needs a key"
+                    .into(),
+            });
+        }
     }
     reader.finish()
 }
@@ -137,6 +145,18 @@ pub(crate) mod tests {
 
     fn err(buf: &[u8]) -> RecordError {
         validate_batches(buf, &Limits::default()).unwrap_err()
+    }
+
+    #[test]
+    fn a_compacted_topics_limits_refuse_a_keyless_record_naming_it() {
+        let mut b = BatchBuilder::new(Compression::Lz4);
+        b.push(Record { key: Some(Bytes::from_static(b"k")), ..Record::default() });
+        b.push(Record { value: Some(Bytes::from_static(b"v")), ..Record::default() });
+        let batch = b.build();
+        assert!(validate_batches(&batch, &Limits::default()).is_ok());
+        let limits = Limits { keys_required: true, ..Limits::default() };
+        let e = validate_batches(&batch, &limits).unwrap_err().to_string();
+        assert!(e.contains("record 1: null key") && e.contains("compact"), "{e}");
     }
 
     /// The error inside the InBatch wrapper, checking the batch index and position.

@@ -116,7 +116,8 @@ impl PartitionLog {
             st.sealed_bytes += seg.size;
             st.sealed.insert(seg.base, seg);
         }
-        st.generation += 1;
+        // Not a cut: the truncation generation stays (an fsync in flight still covers the
+        // tail it was for), and readers were fenced out.
         inner.publish(&st);
         Ok(true)
     }

@@ -1359,3 +1359,53 @@ fn a_closed_log_answers_its_flush_waiters_at_once() {
         assert!(matches!(r, Ok(Err(LogError::Closed))), "{r:?}");
     });
 }
+
+/// A clean's swap is not a cut: an fsync in flight across it still makes the appends it
+/// covers durable. Before, the swap bumped the truncation generation, the fsync's end was
+/// dropped, and acknowledgements waited for the next append (a producer waiting on them
+/// sent none: it timed out).
+#[test]
+fn an_fsync_in_flight_across_a_clean_still_acknowledges() {
+    use crate::clean::{CleanRequest, CompactionConfig, OffsetMap};
+    let rt = runtime(2);
+    let fx = Fixture::new();
+    let log = Arc::new(fx.open(small_config()));
+    let keyed = |i: u8| {
+        let mut b = shale_core::record::BatchBuilder::new(shale_core::record::Compression::None);
+        b.push(shale_core::record::Record {
+            key: Some(bytes::Bytes::from(vec![i % 3])),
+            value: Some(bytes::Bytes::from(vec![i; 200])),
+            headers: vec![],
+            timestamp_ms: T0,
+        });
+        b.build().to_vec()
+    };
+    for i in 0..24 {
+        log.append(&mut keyed(i), 1).expect("append");
+    }
+    rt.block_on(log.flush_until(log.log_end_offset())).expect("flush");
+    assert!(log.segment_count() > 3, "sealed segments to clean");
+    log.inner.sync_delay_ms.store(300, Ordering::Relaxed);
+    let end = log.append(&mut keyed(99), 1).expect("append").log_end_offset;
+    let flushing = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let rt = runtime(1);
+            rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(10), log.flush_until(end)).await
+            })
+        })
+    };
+    // Into the fsync's sleep: the swap lands while it is in flight.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let req = CleanRequest {
+        upper_bound: log.log_end_offset(),
+        now_ms: T0,
+        config: CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() },
+        last_batches: Default::default(),
+    };
+    let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+    assert!(stats.expect("clean").expect("due").swapped);
+    let flushed = flushing.join().expect("the flushing thread");
+    flushed.expect("the fsync in flight acknowledged within 10 s").expect("flush");
+}

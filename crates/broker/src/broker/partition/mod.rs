@@ -22,12 +22,14 @@ use shale_storage::log::{FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadC
 use shale_storage::tier::PartitionRef;
 use shale_storage::tier::reader::RemoteReader;
 
+mod compaction;
 mod dir;
 mod produce;
 mod snapshots;
 mod tier;
 mod timestamps;
 
+pub use compaction::Cleaning;
 pub use produce::{PendingAck, Produced, appending_inline};
 
 /// A replica's own contribution to the high watermark: durable data under
@@ -54,10 +56,14 @@ pub(crate) const METADATA_FILE: &str = "partition.metadata";
 /// Maps the topic configs onto what the log layer needs.
 ///
 /// A tiered topic keeps `local.retention.*` on local disk (`-2`: the same as `retention.*`);
-/// `retention.*` then applies to the remote log.
+/// `retention.*` then applies to the remote log. A topic that only compacts
+/// (`cleanup.policy=compact`) deletes nothing by age or size.
 pub fn log_config(config: &TopicConfig) -> LogConfig {
     let local = |local: i64, total: i64| if local == -2 { total } else { local };
-    let (retention_ms, retention_bytes) = if config.remote_storage_enable {
+    let (retention_ms, retention_bytes) = if !config.cleanup_policy.deletes() {
+        // `compact` alone: the cleaner keeps each key's latest record, for good.
+        (-1, -1)
+    } else if config.remote_storage_enable {
         (
             local(config.local_retention_ms, config.retention_ms),
             local(config.local_retention_bytes, config.retention_bytes),
@@ -137,6 +143,8 @@ pub struct Partition {
     /// How many times the log's tail was cut (a truncation or reset as a follower), under
     /// the append lock: a produce is acknowledged only if none happened since its append.
     cuts: AtomicU64,
+    /// What the log cleaner last found and did here (compacted topics).
+    cleaning: std::sync::Mutex<Cleaning>,
 }
 
 impl Partition {
@@ -180,6 +188,7 @@ impl Partition {
             copied: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
             stages: spec.stages,
+            cleaning: std::sync::Mutex::default(),
         };
         p.follow_log();
         p.set_state(&spec.state, spec.revision);

@@ -69,8 +69,11 @@ impl Partition {
                 "are refused",
             ));
         }
-        let limits =
-            Limits { max_batch_bytes: config.max_message_bytes as usize, ..Limits::default() };
+        let limits = Limits {
+            max_batch_bytes: config.max_message_bytes as usize,
+            keys_required: config.cleanup_policy.compacts(),
+            ..Limits::default()
+        };
         // One step, run to the end even if this caller is dropped (a client that
         // disconnects): what reaches the log always reaches the producer state too. It
         // runs on a blocking thread (a write can wait on the file system for a long time

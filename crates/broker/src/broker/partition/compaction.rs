@@ -1,0 +1,80 @@
+//! A compacted partition's side of the log cleaner (`broker::cleaner`): what a clean of its
+//! log may touch, and its cleaning state, for `/metrics` and `shale topic describe`.
+
+use shale_storage::clean::{CleanRequest, CleanStats, CompactionConfig, DirtyState};
+
+use super::Partition;
+
+/// What the cleaner last found and did in one partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cleaning {
+    /// How dirty the log was when the cleaner last looked.
+    pub dirty: DirtyState,
+    /// When the last clean ended (ms since the epoch; 0: none since the broker started).
+    pub last_clean_ms: i64,
+    /// Cleans since the broker started.
+    pub cleans: u64,
+    /// Bytes those cleans read.
+    pub bytes_read: u64,
+    /// Bytes those cleans removed from the log.
+    pub bytes_removed: u64,
+    /// Cleans that failed (each logged with its error).
+    pub failures: u64,
+}
+
+impl Partition {
+    /// Whether the topic is compacted (`cleanup.policy` `compact` or `compact,delete`).
+    pub fn compacts(&self) -> bool {
+        self.config().cleanup_policy.compacts()
+    }
+
+    /// What a clean of this replica's log may do now: nothing at or past the high
+    /// watermark (a follower may still cut there, and consumers may not have seen it), by
+    /// the topic's settings. Each producer's last batch is kept (see
+    /// [`clean_request_with_producers`](Self::clean_request_with_producers)).
+    pub(crate) fn clean_request(&self, now_ms: i64) -> CleanRequest {
+        let c = self.config();
+        CleanRequest {
+            upper_bound: self.high_watermark(),
+            now_ms,
+            config: CompactionConfig {
+                min_cleanable_dirty_ratio: c.min_cleanable_dirty_ratio,
+                min_compaction_lag_ms: c.min_compaction_lag_ms,
+                max_compaction_lag_ms: c.max_compaction_lag_ms,
+                delete_retention_ms: c.delete_retention_ms,
+            },
+            last_batches: Default::default(),
+        }
+    }
+
+    /// [`clean_request`](Self::clean_request) with each producer's last batch to keep.
+    pub(crate) fn clean_request_with_producers(&self, now_ms: i64) -> CleanRequest {
+        CleanRequest { last_batches: self.producers.last_batches(), ..self.clean_request(now_ms) }
+    }
+
+    /// What the cleaner last found and did here.
+    pub fn cleaning(&self) -> Cleaning {
+        *self.cleaning.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes how dirty the log is.
+    pub(crate) fn note_dirty(&self, dirty: DirtyState) {
+        self.cleaning.lock().unwrap_or_else(|p| p.into_inner()).dirty = dirty;
+    }
+
+    /// Notes a clean that ended at `now_ms`.
+    pub(crate) fn note_clean(&self, stats: &CleanStats, now_ms: i64) {
+        let mut c = self.cleaning.lock().unwrap_or_else(|p| p.into_inner());
+        c.last_clean_ms = now_ms;
+        c.cleans += 1;
+        c.bytes_read += stats.bytes_read;
+        if stats.swapped {
+            c.bytes_removed += stats.bytes_before.saturating_sub(stats.bytes_after);
+        }
+    }
+
+    /// Notes a clean that failed.
+    pub(crate) fn note_clean_failed(&self) {
+        self.cleaning.lock().unwrap_or_else(|p| p.into_inner()).failures += 1;
+    }
+}
