@@ -37,6 +37,10 @@ fn broker() -> &'static (String, String) {
                 settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
                 // Groups of these tests form at once, not after Kafka's 3 s.
                 settings.groups.initial_rebalance_delay_ms = 200;
+                // Compacted topics are cleaned within a second of their writes: a
+                // cleaner look, and an active segment rolled past segment.ms, every 50 ms.
+                settings.log.cleaner_backoff_ms = 50;
+                settings.log.retention_check_interval_ms = 50;
                 let server: RunningServer = common::start(settings).await;
                 let kafka = server.kafka_addr().unwrap().to_string();
                 tx.send((kafka, server.addr().to_string())).unwrap();
@@ -418,6 +422,27 @@ async fn librdkafka_deletes_records_and_finds_the_largest_timestamp() {
     assert!(past.stderr.contains("OFFSET_OUT_OF_RANGE"), "{}", past.stderr);
     let json = admin(a(&["delete-records", &topic, "0", "-1"])).await.assert_ok("delete all");
     assert_eq!(json["low_watermark"], 20, "{json}");
+}
+
+/// librdkafka creates a compacted topic (`cleanup.policy=compact`, read back through
+/// DescribeConfigs), its idempotent producer writes 3,000 updates over 20 keys and is
+/// refused a keyless record (INVALID_RECORD); its consumer, reading from offset 0 once the
+/// cleaner ran, gets each key's latest record (a tombstone for key 0) at the offset its
+/// delivery report gave, and nothing that was not written.
+#[test]
+fn librdkafka_reads_a_compacted_topics_latest_records() {
+    let Some(python) = kafka::python() else { return };
+    let topic = kafka::unique("compacted");
+    let cmd = kafka::python_script(&python, "compacted.py", &[&bootstrap(), &topic]);
+    let json = kafka::run(cmd, WITHIN).assert_ok("compacted.py");
+    assert_eq!(json["policy"], "compact", "{json}");
+    assert_eq!(json["written"], 3000, "{json}");
+    assert_eq!(json["keyless"], "INVALID_RECORD", "{json}");
+    assert!(json["read"].as_u64().unwrap() <= 100, "compacted: {json}");
+    assert_eq!(json["mismatched"], 0, "{json}");
+    assert_eq!(json["increasing"], true, "{json}");
+    assert_eq!(json["missing_latest"], serde_json::json!([]), "{json}");
+    assert_eq!(json["tombstone_kept"], true, "{json}");
 }
 
 /// A broker with a `file://` bucket, fast upload and retention passes, and a Kafka listener.
