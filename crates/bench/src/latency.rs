@@ -33,6 +33,10 @@ pub(crate) struct LatencyBench {
     /// Value size in bytes.
     #[arg(long, default_value_t = 1024)]
     pub record_size: usize,
+    /// Keys the records cycle through (`key-00000000`, ...), for compacted topics; 0: no
+    /// key.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
     /// 0, 1 or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     pub acks: Acks,
@@ -56,6 +60,14 @@ pub(crate) struct LatencyBench {
     pub format: Format,
     #[command(flatten)]
     pub broker: BrokerArg,
+}
+
+/// `record` with the key of the `i`th record when records cycle through `keys` keys.
+pub(crate) fn with_key(record: ProducerRecord, i: u64, keys: u64) -> ProducerRecord {
+    match keys {
+        0 => record,
+        _ => record.key(format!("key-{:08}", i % keys)),
+    }
 }
 
 /// Runs `latency`.
@@ -89,12 +101,14 @@ pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
     let mut failed = None;
     for (round, rate, warmup, measure) in b.schedule.each() {
         let (sender, value, topic) = (producer.clone(), value.clone(), b.topic.clone());
-        let (handle, partitions) = (handle.clone(), b.partitions.max(1));
+        let (handle, partitions, keys) = (handle.clone(), b.partitions.max(1), b.keys);
         let result = tokio::task::spawn_blocking(move || {
-            let mut next = 0u32;
+            let (mut next, mut sent) = (0u32, 0u64);
             open_loop::offer(&handle, rate, warmup, measure, || {
                 let record = ProducerRecord::new(topic.clone(), value.clone()).partition(next);
+                let record = with_key(record, sent, keys);
                 next = (next + 1) % partitions;
+                sent += 1;
                 let producer = sender.clone();
                 Box::pin(async move {
                     let delivery = producer.send(record).await.map_err(|e| e.to_string())?;

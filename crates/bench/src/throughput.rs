@@ -35,6 +35,10 @@ pub(crate) struct ProduceBench {
     /// Value size in bytes.
     #[arg(long, default_value_t = 1024)]
     pub record_size: usize,
+    /// Keys the records cycle through (`key-00000000`, ...), for compacted topics; 0: no
+    /// key.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
     /// Target records per second; 0 sends as fast as possible.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
@@ -164,7 +168,8 @@ pub(crate) async fn produce(b: ProduceBench) -> anyhow::Result<()> {
             }
         }
         let t = Instant::now();
-        let d = producer.send(ProducerRecord::new(b.topic.clone(), value.clone())).await?;
+        let record = ProducerRecord::new(b.topic.clone(), value.clone());
+        let d = producer.send(crate::latency::with_key(record, i, b.keys)).await?;
         if tx.send((t, d)).await.is_err() {
             break;
         }

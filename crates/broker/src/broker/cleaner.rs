@@ -117,6 +117,8 @@ async fn look(b: &Arc<Broker>, shared: &Arc<Shared>, map: &mut Option<OffsetMap>
                 segments_before = stats.segments_before,
                 segments_after = stats.segments_after,
                 swapped = stats.swapped,
+                bytes_read = stats.bytes_read,
+                millis = stats.millis,
                 "cleaned a compacted log"
             );
             true

@@ -101,6 +101,8 @@ pub struct CleanStats {
     pub segments_after: usize,
     /// Whether the swap happened (false: the log changed under the clean, which is undone).
     pub swapped: bool,
+    /// Milliseconds the clean took, map, rewrite and swap (paced reads included).
+    pub millis: u64,
 }
 
 /// The cleanable segments of `view` under `req`: a prefix of its sealed segments.
@@ -154,11 +156,14 @@ impl PartitionLog {
         map: &mut OffsetMap,
         pace: &mut dyn FnMut(u64),
     ) -> Result<Option<CleanStats>, LogError> {
+        let started = shale_core::clock::monotonic_now();
         let view = self.clean_view()?;
         if !dirty_state(&view, req).due {
             return Ok(None);
         }
-        self.clean_now(&view, req, map, pace).map(Some)
+        let mut stats = self.clean_now(&view, req, map, pace)?;
+        stats.millis = started.elapsed().as_millis() as u64;
+        Ok(Some(stats))
     }
 
     /// One clean of `view` (due or not).
