@@ -415,3 +415,167 @@ async fn remote_segments(client: &shale::client::Client) -> u64 {
         Err(_) => 0,
     }
 }
+
+/// Power cuts of a standalone broker while its cleaner compacts a topic (small segments,
+/// a clean every few hundred milliseconds), on the tracking disk (or LazyFS, as above):
+/// each seed cuts power five times under keyed load, and afterwards every key reads back
+/// with its latest acknowledged value or a later one (a write not acknowledged may
+/// survive), each value once, at increasing offsets, and nothing that was not written.
+/// Seeds: `SHALE_POWER_LOSS_COMPACTED_SEEDS=1` (the default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cuts_while_a_topic_is_compacted_lose_no_keys_latest_value() {
+    use rand::{Rng, SeedableRng};
+    let seeds = common::seeds_from_env("SHALE_POWER_LOSS_COMPACTED_SEEDS", "1");
+    let disk = std::env::var("SHALE_POWER_LOSS_DISK").unwrap_or_else(|_| "tracking".into());
+    let lazy = lazyfs::home();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let settings = "[log]\ncleaner_backoff_ms = 100\nretention_check_interval_ms = 100\n\
+                    [tier]\ncache_disk_bytes = 0\n";
+    std::fs::write(config.path(), settings).unwrap();
+    let config_path = config.path().to_string_lossy().to_string();
+    let mut env = vec![("SHALE_CONFIG", config_path.as_str())];
+    if lazy.is_none() {
+        env.push(("SHALE_TEST_DISK", disk.as_str()));
+    }
+    for seed in seeds {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mount = lazy.as_deref().map(lazyfs::LazyFs::mount);
+        let temp = tempfile::tempdir().unwrap();
+        let dir: &std::path::Path = mount.as_ref().map_or(temp.path(), |m| m.path());
+        let mut broker = common::BrokerProcess::start_with_env(dir, &[], &env);
+        let configs: BTreeMap<String, String> = [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "16384"),
+            ("segment.ms", "300"),
+            ("min.cleanable.dirty.ratio", "0.1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        broker.client().admin().create_topic("kv", 1, 0, configs).await.unwrap();
+        let acked: Latest = Arc::default();
+        let mut next = 0u64;
+        for round in 0..5 {
+            // A first burst, acknowledged, and a clean of it; then a cut right after that
+            // clean (odd rounds), or a second burst cut at a random acknowledgement while
+            // the cleaner works on what rolls.
+            send_keyed(&mut broker, &acked, round, &mut next, rng.random_range(2_000..4_000), None)
+                .await;
+            wait_for_clean(&broker).await;
+            if round % 2 == 1 {
+                // Right after a clean: its files must be durable already.
+                broker.kill();
+                if let Some(m) = &mount {
+                    m.power_cut();
+                }
+                broker = common::BrokerProcess::start_with_env(dir, &[], &env);
+                continue;
+            }
+            let count = rng.random_range(3_000..8_000u64);
+            let cut = rng.random_range(count / 4..count);
+            send_keyed(&mut broker, &acked, round, &mut next, count, Some((cut, mount.as_ref())))
+                .await;
+            broker = common::BrokerProcess::start_with_env(dir, &[], &env);
+        }
+        wait_for_clean(&broker).await;
+        let read = common::read_all(&broker.client(), "kv").await.remove(&0).unwrap();
+        let mut latest: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut last = -1;
+        for r in &read {
+            assert!(r.offset > last, "seed {seed}: offset {} after {last}", r.offset);
+            last = r.offset;
+            let value = String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap();
+            let key: u64 =
+                std::str::from_utf8(&r.key.clone().unwrap()[1..]).unwrap().parse().unwrap();
+            let i: u64 = value.rsplit('-').next().unwrap().parse().unwrap();
+            assert_eq!(kv_key(i), key, "seed {seed}: {value} under key {key}");
+            assert!(seen.insert(value.clone()), "seed {seed}: {value} read twice");
+            latest.insert(key, i);
+        }
+        for (key, (i, value)) in acked.lock().unwrap().iter() {
+            let got = latest.get(key).copied();
+            assert!(
+                got.is_some_and(|g| g >= *i),
+                "seed {seed}: key {key}'s latest acknowledged value {value} is gone (read {got:?})"
+            );
+        }
+        println!(
+            "  seed {seed}: {} keys acknowledged, {} of {next} records read back",
+            acked.lock().unwrap().len(),
+            read.len()
+        );
+        assert!(read.len() < next as usize / 2, "seed {seed}: the cleaner compacted the topic");
+        assert!(broker.terminate(), "broker did not exit cleanly on SIGTERM");
+    }
+}
+
+/// Each acknowledged value of `power_cuts_while_...` by key: (index, value), the latest.
+type Latest = Arc<Mutex<BTreeMap<u64, (u64, String)>>>;
+
+/// The key of the `i`th value: 50 hot keys take three values in four, 3,000 cold ones the
+/// fourth in turn, so the latest values of most keys lie in segments the cleaner rewrites.
+fn kv_key(i: u64) -> u64 {
+    if i % 4 == 0 { 1_000 + (i / 4) % 3_000 } else { i % 50 }
+}
+
+/// Sends `count` keyed values (`r{round}-{i:08}` under key `k{kv_key(i)}`) and notes the
+/// acknowledged ones; with `cut`, kills the broker (and cuts LazyFS's power) once that
+/// many deliveries were awaited.
+async fn send_keyed(
+    broker: &mut common::BrokerProcess,
+    acked: &Latest,
+    round: u32,
+    next: &mut u64,
+    count: u64,
+    mut cut: Option<(u64, Option<&lazyfs::LazyFs>)>,
+) {
+    let producer = Producer::new(
+        broker.client(),
+        ProducerConfig {
+            acks: Acks::Leader,
+            retries: 0,
+            linger: Duration::from_millis(1),
+            batch_size: 4 * 1024,
+            ..ProducerConfig::default()
+        },
+    );
+    let mut pending = Vec::new();
+    for i in *next..*next + count {
+        let (key, value) = (kv_key(i), format!("r{round}-{i:08}"));
+        let record = ProducerRecord::new("kv", value.clone()).key(format!("k{key}"));
+        if let Ok(d) = producer.send(record).await {
+            pending.push((key, i, value, d));
+        }
+    }
+    *next += count;
+    for (n, (key, i, value, d)) in pending.into_iter().enumerate() {
+        if let Some((_, mount)) = cut.filter(|(at, _)| n as u64 == *at) {
+            broker.kill();
+            if let Some(m) = mount {
+                m.power_cut();
+            }
+            cut = None;
+        }
+        let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(60), d).await else {
+            continue;
+        };
+        let mut a = acked.lock().unwrap();
+        if a.get(&key).is_none_or(|(j, _)| *j < i) {
+            a.insert(key, (i, value));
+        }
+    }
+}
+
+/// Waits (60 s at most) until the broker's cleaner has cleaned `kv` since it started.
+async fn wait_for_clean(broker: &common::BrokerProcess) {
+    let admin = broker.client().admin();
+    common::wait_until(Duration::from_secs(60), "a clean of the compacted topic", || {
+        let admin = admin.clone();
+        async move {
+            let Ok(d) = admin.describe_topic("kv").await else { return false };
+            d.partitions[0].cleaning.is_some_and(|c| c.cleans > 0)
+        }
+    })
+    .await;
+}
