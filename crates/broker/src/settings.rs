@@ -239,6 +239,9 @@ pub struct LogSettings {
     /// How long a cleaner waits when no partition is due (Kafka's
     /// `log.cleaner.backoff.ms`).
     pub cleaner_backoff_ms: u64,
+    /// Nice value of the cleaners' threads (Linux; 0 to 19): under CPU contention they get
+    /// a smaller share than the threads serving produce and fetch (nice 0).
+    pub cleaner_nice: i32,
     /// Largest gRPC request accepted (bytes).
     pub max_request_bytes: usize,
     /// Batch bytes per Fetch response message when the client does not say (bytes).
@@ -260,6 +263,7 @@ impl Default for LogSettings {
             cleaner_dedupe_buffer_bytes: 128 << 20,
             cleaner_io_bytes_per_second: 0,
             cleaner_backoff_ms: 15_000,
+            cleaner_nice: 10,
             max_request_bytes: 64 * 1024 * 1024,
             fetch_max_bytes: 1024 * 1024,
         }
@@ -493,6 +497,10 @@ impl Settings {
                 "log.cleaner_dedupe_buffer_bytes",
                 format!("{v}: at least 1 MiB per cleaner thread"),
             ));
+        }
+        if !(0..=19).contains(&self.log.cleaner_nice) {
+            let v = self.log.cleaner_nice;
+            return Err(invalid("log.cleaner_nice", format!("{v}: from 0 to 19")));
         }
         if self.log.cleaner_backoff_ms == 0 {
             return Err(invalid("log.cleaner_backoff_ms", "must be > 0".to_string()));

@@ -37,6 +37,22 @@ where
     tokio::spawn(task);
 }
 
+/// Lowers the calling thread's CPU priority to `nice` (Linux, where nice is per thread;
+/// 0 leaves it): background work that should yield the CPU to the threads serving
+/// produce and fetch (cold reads, the log cleaner). `what` names the thread in the
+/// warning logged when the system refuses.
+pub fn lower_thread_priority(nice: i32, what: &str) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+            tracing::warn!(error = %e, nice, thread = what, "cannot lower a thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (nice, what);
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

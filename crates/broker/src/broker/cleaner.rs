@@ -28,6 +28,8 @@ struct Shared {
     /// Each worker's offset map's memory.
     map_bytes: usize,
     backoff: Duration,
+    /// The cleaners' threads' nice value.
+    nice: i32,
 }
 
 /// Starts the cleaner's workers (none with `log.cleaner_threads = 0`).
@@ -42,6 +44,7 @@ pub(super) fn start(broker: &Arc<Broker>) {
         io: (rate > 0).then(|| Mutex::new(TokenBucket::new(rate, rate, rate, monotonic_now()))),
         map_bytes: (s.cleaner_dedupe_buffer_bytes / u64::from(s.cleaner_threads)) as usize,
         backoff: Duration::from_millis(s.cleaner_backoff_ms),
+        nice: s.cleaner_nice,
     });
     for _ in 0..s.cleaner_threads {
         broker.life.spawn(worker(Arc::downgrade(broker), shared.clone()));
@@ -95,12 +98,20 @@ async fn look(b: &Arc<Broker>, shared: &Arc<Shared>, map: &mut Option<OffsetMap>
     let req = p.clean_request_with_producers(now);
     let (log, io) = (p.log().clone(), shared.clone());
     let mut m = map.take().unwrap_or_else(|| OffsetMap::with_memory(shared.map_bytes));
-    let done = tokio::task::spawn_blocking(move || {
+    // On a thread of its own at a lower priority: a clean is CPU (CRCs, decompression)
+    // and I/O for seconds, which produce and fetch must not wait behind.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let nice = shared.nice;
+    let spawned = std::thread::Builder::new().name("shale-cleaner".into()).spawn(move || {
+        shale_core::task::lower_thread_priority(nice, "log cleaner");
         let mut pace = |bytes: u64| io.pace(bytes);
         let result = log.clean(&req, &mut m, &mut pace);
-        (m, result)
-    })
-    .await;
+        let _ = tx.send((m, result));
+    });
+    let done = match spawned {
+        Ok(_) => rx.await.map_err(|_| "the cleaner's thread panicked".to_string()),
+        Err(e) => Err(format!("cannot start a cleaner thread: {e}")),
+    };
     shared.busy().remove(&key);
     match done {
         Ok((m, Ok(Some(stats)))) => {
@@ -137,7 +148,7 @@ async fn look(b: &Arc<Broker>, shared: &Arc<Shared>, map: &mut Option<OffsetMap>
         Err(e) => {
             p.note_clean_failed();
             tracing::error!(topic = p.topic(), partition = p.index(), error = %e,
-                "a clean panicked");
+                "a clean did not finish");
             false
         }
     }

@@ -28,6 +28,9 @@ pub(crate) type Source = crate::log::SealedRange;
 /// offset its last source's.
 pub(crate) type Written = crate::log::swap::CleanedSegment;
 
+/// Bytes of a cleaned segment written between two writeback hints.
+const WRITEBACK_CHUNK: u64 = 1 << 20;
+
 /// How the rewrite writes.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
@@ -103,7 +106,7 @@ fn write_group(
     let out =
         disk.open(&out_path, OpenMode::CreateTruncate).map_err(|e| LogError::io(&out_path, e))?;
     let mut index = IndexBuilder::new();
-    let mut size = 0u64;
+    let (mut size, mut written_back) = (0u64, 0u64);
     let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
     for source in group {
         let path = segment_path(dir, source.base, LOG_SUFFIX);
@@ -129,6 +132,13 @@ fn write_group(
                 Cleaned::Gone => continue,
             };
             out.write_all_at(bytes, size).map_err(|e| LogError::io(&out_path, e))?;
+            if size + bytes.len() as u64 - written_back >= WRITEBACK_CHUNK {
+                // A hint, as appends give theirs: the bytes reach the disk as they are
+                // written, not in one burst at the fsync below, which would hold the
+                // journal's fsyncs (and every acknowledgement) behind it.
+                let _ = out.start_writeback(written_back, size + bytes.len() as u64 - written_back);
+                written_back = size + bytes.len() as u64;
+            }
             let max_ts = shale_core::record::BatchHeader::parse(bytes)?.max_timestamp;
             let rel = (header.base_offset - base) as u32;
             index.add(rel, size, bytes.len() as u64, max_ts, layout.index_interval);

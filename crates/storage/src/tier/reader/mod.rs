@@ -185,7 +185,7 @@ impl RemoteReader {
             .worker_threads(settings.cold_read_threads.max(1))
             .max_blocking_threads(8)
             .thread_name("shale-cold-read")
-            .on_thread_start(move || lower_priority(nice))
+            .on_thread_start(move || shale_core::task::lower_thread_priority(nice, "cold read"))
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("cannot start the cold-read runtime: {e}")))?;
@@ -439,19 +439,6 @@ impl RemoteReader {
 /// read-ahead window): one is enough to overlap the disk with the reads, two absorb a slow
 /// disk read.
 const WARM_CHUNKS: u64 = 2;
-
-/// Lowers the calling thread's CPU priority to `nice` (Linux, where nice is per thread).
-fn lower_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    if nice > 0 {
-        let tid = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
-            tracing::warn!(error = %e, nice, "cannot lower a cold-read thread's priority");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
-}
 
 fn closed() -> Error {
     Error::unavailable("remote reader closed")
