@@ -84,6 +84,8 @@ peak_all=$("$SHALE_BENCH" produce --broker "$ADDR" --topic peak-all --records "$
   --record-size 1024 --acks all --batch-size 65536 --format json --keys "$KEYS")
 echo "peak, acks=all, 64 KiB batches (a topic the cleaner leaves alone): $peak_all"
 rate=$(echo "$peak_all" | sed 's/.*"records_per_sec":\([0-9.]*\).*/\1/' | awk '{printf "%d", $1/2}')
+# The peak's gigabyte is written back before the rounds, not during the first of them.
+sync
 latency() {
   "$SHALE_BENCH" latency --broker "$ADDR" --topic "$1" --rates "$rate" --rounds "$ROUNDS" \
     --seconds "$SECONDS_PER_ROUND" --record-size 1024 --batch-size 65536 --format json \
