@@ -78,26 +78,31 @@ echo "partition before cleaning: $before bytes"
 echo "ratio cleaner/fio read: $(echo "scale=3; $cleaner_mib / $fio_read" | bc)," \
   "cleaner/fio write: $(echo "scale=3; $cleaner_mib / $fio_write" | bc)"
 
-# 3. Produce latency at half of the peak, without and with the cleaner.
+# 3. Produce latency at half of the peak, without and with the cleaner, each on a broker
+# whose earlier topics were deleted and synced away (so that neither run measures the
+# writeback or the cleaning of another's bytes). RATE=N overrides the rate.
 restart "$DIR/off.toml"
 peak_all=$("$SHALE_BENCH" produce --broker "$ADDR" --topic peak-all --records "$RECORDS" \
   --record-size 1024 --acks all --batch-size 65536 --format json --keys "$KEYS")
 echo "peak, acks=all, 64 KiB batches (a topic the cleaner leaves alone): $peak_all"
 rate=$(echo "$peak_all" | sed 's/.*"records_per_sec":\([0-9.]*\).*/\1/' | awk '{printf "%d", $1/2}')
-# The peak's gigabyte is written back before the rounds, not during the first of them.
-sync
+rate="${RATE:-$rate}"
 latency() {
   "$SHALE_BENCH" latency --broker "$ADDR" --topic "$1" --rates "$rate" --rounds "$ROUNDS" \
     --seconds "$SECONDS_PER_ROUND" --record-size 1024 --batch-size 65536 --format json \
     --label "$1" "${compacted[@]}" --config segment.bytes=8388608
 }
+fresh() {
+  for t in $("$SHALE" topic list --broker "$ADDR" | awk 'NR > 0 {print $1}'); do
+    "$SHALE" topic delete "$t" --broker "$ADDR" >/dev/null 2>&1 || true
+  done
+  sync
+  restart "$1"
+}
+fresh "$DIR/off.toml"
 without=$(latency without-cleaner)
 echo "$without"
-# The earlier topics go (and their bytes with a sync): the cleaner then works only on
-# the topic of the run, as the records arrive.
-for t in dirty peak-all without-cleaner; do "$SHALE" topic delete "$t" --broker "$ADDR" >/dev/null; done
-sync
-restart "$DIR/on.toml"
+fresh "$DIR/on.toml"
 with=$(latency with-cleaner)
 echo "$with (cleans during the run: $(cleans))"
 p99() { echo "$1" | sed 's/.*"p99_ms":\([0-9.]*\).*/\1/' | sort -n | awk '{v[NR] = $1} END {printf "%.3f", v[int((NR + 1) / 2)]}'; }

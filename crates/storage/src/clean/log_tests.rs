@@ -412,3 +412,35 @@ fn reads_during_swaps_see_whole_segments() {
     let reads = reader.join().expect("the reader saw consistent reads");
     assert!(swaps > 10 && reads > 0, "{swaps} swaps, {reads} reads");
 }
+
+/// A clean that fails part way (its segment file's writes refused, as on a full disk)
+/// leaves no cleaned file behind and changes nothing the log serves; the next clean,
+/// once writes go through again, cleans.
+#[test]
+fn a_clean_that_fails_leaves_nothing_behind() {
+    let rt = runtime();
+    let disk = SimDisk::new(SimOptions::default());
+    let resources = journaled(&disk).expect("journal");
+    let log = open(&resources, 600);
+    for i in 0..200u32 {
+        append(&rt, &log, &[((i % 5) as u16, Some(i))]);
+    }
+    let before = read_back(&log);
+    let req = CleanRequest {
+        upper_bound: log.log_end_offset(),
+        now_ms: T0,
+        config: CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() },
+        last_batches: Default::default(),
+    };
+    let dir = Path::new(DATA).join("t-0");
+    disk.fail_writes_under(Some(&dir));
+    let failed = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+    assert!(failed.is_err(), "the clean's writes were refused: {failed:?}");
+    disk.fail_writes_under(None);
+    let names = disk.read_dir(&dir).expect("list");
+    assert!(names.iter().all(|n| !n.contains(".cleaned")), "left behind: {names:?}");
+    assert_eq!(read_back(&log), before);
+    let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+    assert!(stats.expect("clean").expect("due").swapped);
+    assert!(read_back(&log).len() < before.len());
+}

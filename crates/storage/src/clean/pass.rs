@@ -161,9 +161,29 @@ impl PartitionLog {
         if !dirty_state(&view, req).due {
             return Ok(None);
         }
-        let mut stats = self.clean_now(&view, req, map, pace)?;
+        let mut stats = match self.clean_now(&view, req, map, pace) {
+            Ok(stats) => stats,
+            Err(e) => {
+                // Whatever the clean wrote goes (one clean of a log at a time: every
+                // `.cleaned` file in its directory is this one's).
+                crate::log::swap::discard_cleaned(self.disk(), &view.dir)?;
+                // Retention or a cut removed a segment being read: the log changed under
+                // the clean, which is not a failure; the next look starts again.
+                if !self.still_holds(&view)? {
+                    return Ok(Some(CleanStats::default()));
+                }
+                return Err(e);
+            }
+        };
         stats.millis = started.elapsed().as_millis() as u64;
         Ok(Some(stats))
+    }
+
+    /// Whether the log still holds every sealed segment of `view` as it was.
+    fn still_holds(&self, view: &CleanView) -> Result<bool, LogError> {
+        let now = self.clean_view()?;
+        let held = |(s, _): &(Source, i64)| now.sealed.iter().any(|(n, _)| n == s);
+        Ok(view.sealed.iter().all(held))
     }
 
     /// One clean of `view` (due or not).

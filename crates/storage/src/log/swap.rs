@@ -131,6 +131,27 @@ pub(crate) fn cleaned_path(dir: &Path, base: i64, suffix: &str) -> std::path::Pa
     dir.join(format!("{}{CLEANED}", file_name(base, suffix)))
 }
 
+/// Removes every cleaned file in `dir`: those of a clean that failed before its swap (a
+/// log is cleaned by one clean at a time, so they are all its files). Once a swap's
+/// marker is there, nothing is removed: its files are the swap's to finish (at the next
+/// open, if not before).
+pub(crate) fn discard_cleaned(disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    let names = disk.read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+    if names.iter().any(|n| n == MARKER) {
+        return Ok(());
+    }
+    for name in names.iter().filter(|n| n.contains(CLEANED)) {
+        let file = dir.join(name);
+        match disk.remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LogError::io(&file, e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The swap marker's file name in a partition's directory.
 pub(crate) const MARKER: &str = "clean.swap";
 
