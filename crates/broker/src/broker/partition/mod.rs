@@ -432,6 +432,21 @@ impl Partition {
     /// from the bucket below the local log start. Below the log start (in the bucket too,
     /// once DeleteRecords moved it there) is out of range.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadChunk, Error> {
+        let mut offset = offset;
+        loop {
+            let chunk = self.read_once(offset, max_bytes).await?;
+            // Compacted remote segments may hold no batch up to the remote log's end: the
+            // read goes on from there (locally).
+            if chunk.bytes.is_empty() && chunk.next_offset > offset {
+                offset = chunk.next_offset;
+                continue;
+            }
+            return Ok(chunk);
+        }
+    }
+
+    /// One read, remote or local, as [`read`](Self::read) describes.
+    async fn read_once(&self, offset: i64, max_bytes: usize) -> Result<ReadChunk, Error> {
         let upper = self.high_watermark();
         let start = self.log_start_offset();
         if offset < start {

@@ -269,7 +269,10 @@ impl RemoteReader {
 
     /// Whole batches of `p` from the one containing `offset`, about `max_bytes` (at least
     /// one batch), none reaching `upper_bound`, from the remote segments of `manifest`.
-    /// `OFFSET_OUT_OF_RANGE` when no remote segment holds `offset`.
+    /// `OFFSET_OUT_OF_RANGE` when no remote segment holds `offset`. A compacted segment may
+    /// hold no batch from `offset` to its end (or none at all): the read goes on at the
+    /// next segment, and past the last one answers no bytes with the remote log's end as
+    /// the next offset (the local log goes on from there).
     ///
     /// The read runs on the cold-read runtime (its lookups, waits and copies), so that the
     /// caller's threads only hand the answer on.
@@ -281,13 +284,23 @@ impl RemoteReader {
         max_bytes: usize,
         upper_bound: i64,
     ) -> Result<ReadChunk, Error> {
-        let (reader, p, manifest) = (self.clone(), p.clone(), manifest.clone());
-        let read =
-            async move { reader.read_here(&p, &manifest, offset, max_bytes, upper_bound).await };
-        // Ends by itself: its GETs are under the bucket's timeout and retries.
-        let task = self.inner.runtime.handle().spawn(read);
-        let chunk =
-            task.await.unwrap_or_else(|e| Err(Error::unavailable(format!("cold read: {e}"))))?;
+        let mut offset = offset;
+        let chunk = loop {
+            let (reader, part, m) = (self.clone(), p.clone(), manifest.clone());
+            let read =
+                async move { reader.read_here(&part, &m, offset, max_bytes, upper_bound).await };
+            // Ends by itself: its GETs are under the bucket's timeout and retries.
+            let task = self.inner.runtime.handle().spawn(read);
+            let chunk = task
+                .await
+                .unwrap_or_else(|e| Err(Error::unavailable(format!("cold read: {e}"))))?;
+            let next = chunk.next_offset;
+            if chunk.bytes.is_empty() && next > offset && manifest.find(next).is_some() {
+                offset = next;
+                continue;
+            }
+            break chunk;
+        };
         if let Some(pace) = &self.inner.pace {
             let delay = pace.delay(chunk.bytes.len() as u64);
             if !delay.is_zero() {
@@ -311,6 +324,11 @@ impl RemoteReader {
         };
         if offset >= upper_bound {
             return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset });
+        }
+        // A compacted segment with no batch left: nothing to GET.
+        let past = ReadChunk { bytes: Bytes::new(), next_offset: segment.next_offset };
+        if segment.size_bytes == 0 {
+            return Ok(past);
         }
         let cursor = self.cursor(p, segment);
         // A sequential reader's read starts where its last one ended, and a read from a
@@ -342,8 +360,11 @@ impl RemoteReader {
             }
             None => self.ensure(&cursor.path, size, first..last + 1, 1, last + 1),
         }
-        // Find the batch holding `offset`.
+        // Find the batch holding `offset` (or, compacted, the first after it).
         let first_batch = loop {
+            if pos >= size {
+                return Ok(past);
+            }
             let header = self.header_at(&cursor, pos).await?;
             if header.next_offset() > offset {
                 break header;
@@ -482,6 +503,14 @@ mod tests {
             b.push(Record { key: None, value: Some(value), headers: vec![], timestamp_ms: 1 });
             log.append(&mut b.build().to_vec(), 1).unwrap();
         }
+        let (catalog, p, manifest) = upload(&log).await;
+        (catalog, p, manifest, dir)
+    }
+
+    /// Every sealed segment of `log` uploaded to a memory bucket under a committed
+    /// manifest, as the uploader leaves them.
+    async fn upload(log: &PartitionLog) -> (Arc<Catalog>, PartitionRef, Arc<Manifest>) {
+        let clock = shale_core::clock::system();
         let meta: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock);
         let bucket = Bucket::open("memory://", &TierSettings::default()).unwrap();
         let catalog = Arc::new(Catalog::new(bucket, meta, Keys::new("c").unwrap(), "c"));
@@ -511,7 +540,7 @@ mod tests {
             current = catalog.commit(&p, &current, segments, 1).await.unwrap();
             from = slice.next_offset;
         }
-        (catalog, p, current.manifest, dir)
+        (catalog, p, current.manifest)
     }
 
     fn gets(catalog: &Catalog) -> u64 {
@@ -576,6 +605,59 @@ mod tests {
         let counts = reader.counts();
         assert!(counts.chunks_read_ahead > 0, "{counts:?}");
         assert_eq!(counts.chunk_get_bytes, m.size_bytes(), "every byte fetched once");
+    }
+
+    /// A compacted log, tiered: segments that begin or end in a gap and segments with no
+    /// batch left read back from offset 0, across the gaps, exactly as the local log
+    /// serves them (before: "a batch header would run past the end" at a segment ending
+    /// in a gap, and at an empty one).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_compacted_remote_log_reads_back_across_its_gaps() {
+        use crate::clean::{CleanRequest, CompactionConfig, OffsetMap};
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes: 2048, ..LogConfig::default() };
+        let resources = Arc::new(LogResources::default());
+        let clock = shale_core::clock::system();
+        let log = PartitionLog::open(dir.path().join("t-0"), config, clock, resources).unwrap();
+        for i in 0..600u32 {
+            // Most records update key 0: whole segments empty out, others end in gaps.
+            let key = if i % 7 == 0 { (i / 7) % 10 } else { 0 };
+            let mut b = BatchBuilder::new(Compression::None);
+            b.push(Record {
+                key: Some(Bytes::from(key.to_be_bytes().to_vec())),
+                value: Some(Bytes::from(vec![(i % 251) as u8; 100])),
+                headers: vec![],
+                timestamp_ms: 1,
+            });
+            log.append(&mut b.build().to_vec(), 1).unwrap();
+        }
+        let req = CleanRequest {
+            upper_bound: log.log_end_offset(),
+            config: CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() },
+            ..Default::default()
+        };
+        let cleaned = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+        assert!(cleaned.unwrap().unwrap().swapped);
+        let (catalog, p, m) = upload(&log).await;
+        let end = m.end_offset().unwrap();
+        assert!(m.segments.iter().any(|s| s.size_bytes == 0), "an emptied segment");
+        let mut local = Vec::new();
+        let mut offset = 0;
+        while offset < end {
+            let chunk = log.read(offset, MIB as usize, end).unwrap();
+            local.extend_from_slice(&chunk.bytes);
+            offset = chunk.next_offset;
+        }
+        let reader = RemoteReader::open(catalog, &settings(64 * MIB, 0), None).await.unwrap();
+        let (mut remote, mut offset) = (Vec::new(), 0);
+        while offset < end {
+            let chunk = reader.read(&p, &m, offset, 4096, end).await.unwrap();
+            assert!(chunk.next_offset > offset, "no progress at {offset}");
+            remote.extend_from_slice(&chunk.bytes);
+            offset = chunk.next_offset;
+        }
+        assert!(!local.is_empty());
+        assert_eq!(remote, local, "the remote log serves the cleaned batches, byte for byte");
     }
 
     /// Many sequential readers at once share the read-ahead budget (a quarter of
