@@ -173,6 +173,27 @@ fn produce_to_a_dead_broker_fails_with_one_line_naming_broker_and_topic() {
     assert!(lines[0].contains("connection refused"), "{:?} says why", lines[0]);
 }
 
+/// `shale produce --null-marker` sends tombstones: on a compacted topic, a key whose latest
+/// value is the marker reads back with a null value.
+#[test]
+fn produce_sends_tombstones_with_a_null_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::BrokerProcess::start(dir.path());
+    let addr = broker.addr.clone();
+    shale(&addr, &["topic", "create", "kv", "--config", "cleanup.policy=compact"]);
+    let args = ["produce", "--topic", "kv", "--key-separator", ":", "--null-marker", "NULL"];
+    common::shale_cli_with(&addr, &args, Some(b"a:1\nb:2\na:NULL\n"));
+    let out = shale(&addr, &["consume", "--topic", "kv", "--from-beginning", "--format", "json"]);
+    let values: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["value"].clone())
+        .collect();
+    assert_eq!(
+        values,
+        vec![serde_json::json!("1"), serde_json::json!("2"), serde_json::Value::Null]
+    );
+}
+
 /// `shale topic delete-records` moves a partition's log start, which `topic describe`
 /// shows; past the high watermark it fails with one line saying why.
 #[test]

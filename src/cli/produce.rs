@@ -23,6 +23,10 @@ pub struct ProduceArgs {
     /// Split each line into key and value at the first occurrence of this string.
     #[arg(long)]
     pub key_separator: Option<String>,
+    /// A value equal to this string is sent as null: a tombstone, which deletes its key
+    /// from a compacted topic (Kafka's console producer's `null.marker`).
+    #[arg(long)]
+    pub null_marker: Option<String>,
     /// 0 (none), 1 (leader) or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     pub acks: Acks,
@@ -68,7 +72,7 @@ pub(super) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             topic: args.topic.clone(),
             partition: args.partition,
             key,
-            value: Some(Bytes::from(value)),
+            value: (args.null_marker.as_ref() != Some(&value)).then(|| Bytes::from(value)),
             ..Default::default()
         };
         deliveries.push(producer.send(record).await?);
