@@ -1,8 +1,10 @@
 //! The scrubber: deletes objects no manifest lists and no upload claims (crashed uploads,
 //! fenced writers), once they are older than `tier.orphan_grace_ms`, in the folders of the
 //! partitions a broker leads; on the controller also the folders of topic incarnations that
-//! no longer exist. Ages are judged by the store's clock: the last-modified stamp of a small
-//! `.clock-{broker}` object each pass rewrites.
+//! no longer exist. A replaced checkpoint or delta is as old as the time it was replaced
+//! (the creation of the first checkpoint after it), so a reader holding the pointer of
+//! before has the whole grace to finish. Ages are judged by the store's clock: the
+//! last-modified stamp of a small `.clock-{broker}` object each pass rewrites.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -124,6 +126,25 @@ impl Scrubber {
             keep.insert(ptr.manifest.clone());
             keep.extend(ptr.deltas().map(|(_, name)| name));
         }
+        // Each checkpoint's sequence number and creation time: a replaced checkpoint or
+        // delta left the manifest when the first checkpoint after it was written, and its
+        // grace runs from then, not from its own creation (a reader holding the old pointer
+        // may still be reading it).
+        let checkpoints: Vec<(u64, i64)> = listed
+            .iter()
+            .filter_map(|o| {
+                let name = o.location.filename()?;
+                Some((names::manifest_seq(name)?, o.last_modified_ms))
+            })
+            .collect();
+        let retired_ms = |object: &ObjectInfo, seq: u64, name: &str| {
+            let successor = checkpoints
+                .iter()
+                .filter(|(s, _)| *s > seq || (*s == seq && names::delta_seq(name).is_some()))
+                .map(|(_, ms)| *ms)
+                .min();
+            successor.unwrap_or(object.last_modified_ms).max(object.last_modified_ms)
+        };
         let mut doomed = Vec::new();
         for object in listed {
             let name = object.location.filename().unwrap_or_default().to_string();
@@ -145,7 +166,11 @@ impl Scrubber {
                 continue;
             }
             stats.orphans_found.fetch_add(1, Relaxed);
-            if now_ms - object.last_modified_ms >= self.grace_ms {
+            let since = match names::manifest_seq(&name).or_else(|| names::delta_seq(&name)) {
+                Some(seq) => retired_ms(&object, seq, &name),
+                None => object.last_modified_ms,
+            };
+            if now_ms - since >= self.grace_ms {
                 doomed.push(object);
             } else {
                 pending.add(&object);
@@ -204,5 +229,60 @@ impl Scrubber {
         }
         stats.orphans_deleted.fetch_add(deleted, Relaxed);
         tracing::info!(folder = what, deleted, "scrubber removed orphan objects");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::tier::{RemoteSegment, TierSettings};
+    use shale_meta::{EmbeddedStore, Keys, MetaStore};
+
+    fn seg(base: i64, next: i64) -> RemoteSegment {
+        RemoteSegment {
+            base_offset: base,
+            next_offset: next,
+            size_bytes: 100,
+            max_timestamp: 1,
+            upload_epoch: 1,
+            name: names::segment_stem(base, 1),
+            index_bytes: 0,
+        }
+    }
+
+    /// A checkpoint replaced when it was already older than the grace stays for the grace
+    /// after its replacement, then goes. Before, its age ran from its own creation, and the
+    /// first pass after the replacement removed it under a reader holding the old pointer.
+    #[tokio::test]
+    async fn a_replaced_checkpoint_stays_for_the_grace_after_its_replacement() {
+        let meta: Arc<dyn MetaStore> = EmbeddedStore::in_memory(shale_core::clock::system());
+        let bucket = Bucket::open("memory://", &TierSettings::default()).unwrap();
+        let catalog = Arc::new(Catalog::new(bucket, meta, Keys::new("c").unwrap(), "c"));
+        let p = PartitionRef { topic: "t".into(), topic_id: "id".into(), partition: 0 };
+        let first = catalog.current(&p).await.unwrap();
+        let first = catalog.commit(&p, &first, vec![seg(0, 10)], 1).await.unwrap();
+        let old = first.pointer.clone().unwrap().manifest;
+        let folder = catalog.folder(&p);
+        let listed = |catalog: Arc<Catalog>, folder: object_store::path::Path| async move {
+            let objects = catalog.bucket().list(&folder).await.unwrap();
+            objects.iter().map(|o| o.location.filename().unwrap().to_string()).collect::<Vec<_>>()
+        };
+        let (scrubber, stats) = (Scrubber::new(catalog.clone(), 1, 1_000), ScrubStats::default());
+        // Older than the grace, then replaced (a new epoch writes a checkpoint of its own).
+        shale_core::clock::sleep(Duration::from_millis(1_200)).await;
+        catalog.commit(&p, &first, vec![seg(0, 10), seg(10, 20)], 2).await.unwrap();
+        scrubber.pass(&stats, std::slice::from_ref(&p), None).await.unwrap();
+        assert!(
+            listed(catalog.clone(), folder.clone()).await.contains(&old),
+            "kept within the grace"
+        );
+        shale_core::clock::sleep(Duration::from_millis(1_200)).await;
+        scrubber.pass(&stats, std::slice::from_ref(&p), None).await.unwrap();
+        assert!(
+            !listed(catalog.clone(), folder.clone()).await.contains(&old),
+            "removed after the grace"
+        );
     }
 }
