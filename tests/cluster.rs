@@ -232,8 +232,17 @@ async fn a_paused_leader_acknowledges_nothing_at_a_stale_epoch() {
         async move { n >= 5 }
     })
     .await;
-    let paused = Instant::now();
     zombie.signal("STOP");
+    // Requests count as sent during the freeze only once the process is stopped: one sent
+    // between the signal and the stop may be answered, at the epoch it then had.
+    let stat = format!("/proc/{}/stat", zombie.pid());
+    wait_until(Duration::from_secs(5), "the broker's process stopped by SIGSTOP", || {
+        let state = std::fs::read_to_string(&stat).unwrap_or_default();
+        let stopped = state.rsplit(") ").next().is_some_and(|rest| rest.starts_with('T'));
+        async move { stopped }
+    })
+    .await;
+    let paused = Instant::now();
     let other = c.broker_client(0);
     wait_until(Duration::from_secs(30), "the frozen leader's partition to move on", || {
         let other = other.clone();
