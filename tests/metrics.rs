@@ -103,14 +103,22 @@ async fn metrics_exist_and_move_under_load() {
         }));
     }
 
-    // Wait until segments were tiered and the group has lag samples, then scrape twice.
+    // Wait until segments were tiered, local retention removed the first of them (the cold
+    // read below must go to the bucket: on a slow machine it once found offset 0 still on
+    // disk, and the bucket's read bytes never moved), and the group has lag samples; then
+    // scrape twice.
     let lag_series =
         format!("shale_group_lag{{group=\"readers\",topic=\"{TOPIC}\",partition=\"0\"}}");
-    wait_until(Duration::from_secs(60), "uploads and group lag in /metrics", || {
-        let (admin, lag_series) = (admin.clone(), lag_series.clone());
+    let local_start =
+        format!("shale_partition_local_log_start_offset{{topic=\"{TOPIC}\",partition=\"0\"}}");
+    let what = "uploads, offset 0 gone from local disk, and group lag in /metrics";
+    wait_until(Duration::from_secs(60), what, || {
+        let (admin, lag_series, local_start) =
+            (admin.clone(), lag_series.clone(), local_start.clone());
         async move {
             let body = scrape(&admin).await;
             metric(&body, "shale_object_store_requests_total{op=\"put\"}").is_some_and(|v| v > 0.0)
+                && metric(&body, &local_start).is_some_and(|v| v > 0.0)
                 && metric(&body, &lag_series).is_some()
         }
     })
