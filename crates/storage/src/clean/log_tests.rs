@@ -4,7 +4,7 @@
 //! `LogCleanerParameterizedIntegrationTest` checks a cleaned log against the last writes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{CleanRequest, CompactionConfig, OffsetMap};
-use crate::log::{JournalSettings, LogConfig, LogError, LogResources, PartitionLog};
+use crate::log::journal_tests::{power_cut, try_journaled};
+use crate::log::{LogConfig, LogError, LogResources, PartitionLog};
 use shale_core::clock::ManualClock;
 use shale_core::disk::{Disk, SimDisk, SimOptions};
 use shale_core::record::{BatchBuilder, Compression, Limits, Record, decode_batches};
@@ -24,15 +25,9 @@ const T0: i64 = 1_700_000_000_000;
 /// A record as the model holds it: key, and value (`None`: a tombstone).
 type Written = (u16, Option<u32>);
 
+/// Resources on `disk` with the journal of `/data` (16 MiB) open and replayed.
 fn journaled(disk: &SimDisk) -> Result<Arc<LogResources>, LogError> {
-    disk.create_dir_all(Path::new(DATA)).expect("data dir");
-    disk.sync_dir(Path::new("/")).expect("data dir durable");
-    let resources = Arc::new(LogResources::on_disk(Arc::new(disk.clone()), 64, 1 << 20));
-    let clock: shale_core::clock::SharedClock = Arc::new(ManualClock::new(T0));
-    let settings =
-        JournalSettings { dir: PathBuf::from(DATA), bytes: 16 << 20, checkpoint_bytes: 8 << 20 };
-    resources.open_journal(Path::new(DATA), &settings, &clock)?;
-    Ok(resources)
+    try_journaled(disk, 16 << 20).map(|(resources, _)| resources)
 }
 
 /// The log `t-0` with segments of `segment_bytes`.
@@ -240,12 +235,7 @@ fn cleaned_log(
         let key = if i % 3 == 0 { ((i / 3) % u32::from(keys)) as u16 } else { 0 };
         append(rt, &log, &[(key, Some(i))]);
     }
-    let req = CleanRequest {
-        upper_bound: log.log_end_offset(),
-        now_ms: T0,
-        config: CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() },
-        last_batches: Default::default(),
-    };
+    let req = CleanRequest::always(log.log_end_offset(), T0);
     let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
     let stats = stats.expect("clean").expect("a clean was due");
     assert!(stats.swapped && stats.bytes_after < stats.bytes_before, "{stats:?}");
@@ -265,10 +255,7 @@ fn a_clean_survives_a_power_cut_and_the_journals_replay() {
     let resources = journaled(&disk).expect("journal");
     let (log, cleaned) = cleaned_log(&rt, &resources, 200, 5);
     drop(log);
-    disk.freeze_after(0);
-    let _ = resources.close_journals();
-    drop(resources);
-    disk.crash();
+    power_cut(&disk, resources);
     let resources = journaled(&disk).expect("journal after the cut");
     let log = open(&resources, 600);
     assert_eq!(read_back(&log), cleaned, "the cleaned log, as it was before the cut");
@@ -314,10 +301,7 @@ fn a_follower_copies_a_compacted_log_and_keeps_it_through_a_power_cut() {
     }
     assert_eq!(read_back(&follower), cleaned);
     drop(follower);
-    disk.freeze_after(0);
-    let _ = resources.close_journals();
-    drop(resources);
-    disk.crash();
+    power_cut(&disk, resources);
     let resources = journaled(&disk).expect("follower's journal after the cut");
     let follower = open(&resources, 1 << 20);
     assert_eq!(read_back(&follower), cleaned, "the copy after the cut");
@@ -344,10 +328,7 @@ fn a_cut_into_a_cleaned_segment_then_appends_reopen_after_a_power_cut() {
     want.push((cut, (9, Some(9_999))));
     assert_eq!(read_back(&log), want);
     drop(log);
-    disk.freeze_after(0);
-    let _ = resources.close_journals();
-    drop(resources);
-    disk.crash();
+    power_cut(&disk, resources);
     let resources = journaled(&disk).expect("journal after the cut");
     let log = open(&resources, 600);
     assert_eq!(read_back(&log), want, "after the power cut");
@@ -398,12 +379,7 @@ fn reads_during_swaps_see_whole_segments() {
         for _ in 0..10 {
             write((100, Some(round)));
         }
-        let req = CleanRequest {
-            upper_bound: log.log_end_offset(),
-            now_ms: T0,
-            config: CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() },
-            last_batches: Default::default(),
-        };
+        let req = CleanRequest::always(log.log_end_offset(), T0);
         if let Some(stats) = log.clean(&req, &mut map, &mut |_| {}).expect("clean") {
             swaps += u32::from(stats.swapped);
         }
@@ -426,12 +402,7 @@ fn a_clean_that_fails_leaves_nothing_behind() {
         append(&rt, &log, &[((i % 5) as u16, Some(i))]);
     }
     let before = read_back(&log);
-    let req = CleanRequest {
-        upper_bound: log.log_end_offset(),
-        now_ms: T0,
-        config: CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() },
-        last_batches: Default::default(),
-    };
+    let req = CleanRequest::always(log.log_end_offset(), T0);
     let dir = Path::new(DATA).join("t-0");
     disk.fail_writes_under(Some(&dir));
     let failed = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});

@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 
 use super::offset_map::OffsetMap;
-use super::rewrite::{Layout, Source, write_cleaned_paced};
+use super::rewrite::{Layout, Source, write_cleaned};
 use super::section::{Rules, map_batch};
 use crate::log::scan::{Scanned, Scanner, read_full_at};
 use crate::log::segment::{LOG_SUFFIX, segment_path};
@@ -66,6 +66,16 @@ pub struct CleanRequest {
     /// The base offsets of each producer's last batch in the log: kept, emptied if need
     /// be, so idempotent retries are still recognised.
     pub last_batches: HashSet<i64>,
+}
+
+#[cfg(test)]
+impl CleanRequest {
+    /// A clean of everything below `upper_bound` at `now_ms`, due whatever the dirty ratio
+    /// (tests).
+    pub(crate) fn always(upper_bound: i64, now_ms: i64) -> CleanRequest {
+        let config = CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() };
+        CleanRequest { upper_bound, now_ms, config, last_batches: Default::default() }
+    }
 }
 
 /// A log's cleaning state (metrics, `shale topic describe`).
@@ -235,8 +245,7 @@ impl PartitionLog {
             read += n;
             pace(n)
         };
-        let cleaned =
-            write_cleaned_paced(disk, &view.dir, &sources, map, &rules, &layout, &mut counted)?;
+        let cleaned = write_cleaned(disk, &view.dir, &sources, map, &rules, &layout, &mut counted)?;
         stats.bytes_read += read;
         stats.from = sources.first().map_or(point, |s| s.base);
         stats.to = sources.last().map_or(point, |s| s.next_offset);

@@ -42,22 +42,9 @@ pub(crate) struct Layout {
 
 /// Cleans `sources` (consecutive sealed segments of the log in `dir`, in offset order)
 /// against `map` under `rules`, into cleaned segments beside them, durable when this
-/// returns.
-#[cfg(test)]
+/// returns; `pace` is called with the bytes of each batch read (the cleaner's I/O budget
+/// waits there).
 pub(crate) fn write_cleaned(
-    disk: &dyn Disk,
-    dir: &Path,
-    sources: &[Source],
-    map: &OffsetMap,
-    rules: &Rules,
-    layout: &Layout,
-) -> Result<Vec<Written>, LogError> {
-    write_cleaned_paced(disk, dir, sources, map, rules, layout, &mut |_| {})
-}
-
-/// [`write_cleaned`], calling `pace` with the bytes of each batch read (the cleaner's I/O
-/// budget waits there).
-pub(crate) fn write_cleaned_paced(
     disk: &dyn Disk,
     dir: &Path,
     sources: &[Source],
@@ -231,7 +218,8 @@ pub(crate) mod tests {
         let rules = Rules::default();
         let layout = Layout { segment_bytes: 2 * sources[0].size, index_interval: 200 };
         let written =
-            write_cleaned(&disk, Path::new(DIR), &sources, &map, &rules, &layout).unwrap();
+            write_cleaned(&disk, Path::new(DIR), &sources, &map, &rules, &layout, &mut |_| {})
+                .unwrap();
         disk.crash();
 
         // Groups of two sources: 0-1, 2-3, 4.

@@ -43,9 +43,16 @@ fn a_power_cut_at_any_step_of_a_swap_leaves_the_old_segments_or_the_new() {
         let end = sources[3].next_offset;
         map_section(batches.iter().map(Vec::as_slice), &mut map, &Limits::default(), end).unwrap();
         let layout = Layout { segment_bytes: 2 * sources[0].size, index_interval: 100 };
-        let written =
-            write_cleaned(&disk, Path::new(DIR), &sources[..3], &map, &Rules::default(), &layout)
-                .unwrap();
+        let written = write_cleaned(
+            &disk,
+            Path::new(DIR),
+            &sources[..3],
+            &map,
+            &Rules::default(),
+            &layout,
+            &mut |_| {},
+        )
+        .unwrap();
         let old: BTreeMap<_, _> =
             files(&disk).into_iter().filter(|(n, _)| !n.contains(CLEANED)).collect();
         // What the swap makes: the sources replaced by the cleaned files, the fourth kept.
@@ -104,7 +111,16 @@ fn an_uncommitted_clean_is_removed_at_open() {
     )
     .unwrap();
     let layout = Layout { segment_bytes: 1 << 20, index_interval: 100 };
-    write_cleaned(&disk, Path::new(DIR), &sources[..1], &map, &Rules::default(), &layout).unwrap();
+    write_cleaned(
+        &disk,
+        Path::new(DIR),
+        &sources[..1],
+        &map,
+        &Rules::default(),
+        &layout,
+        &mut |_| {},
+    )
+    .unwrap();
     let before = files(&disk);
     assert!(before.keys().any(|n| n.ends_with(CLEANED)));
     recover(&disk, Path::new(DIR)).unwrap();
@@ -202,7 +218,8 @@ fn a_cleaned_log_opens_after_a_cut_swap_and_reads_through_its_gaps() {
         map_section(dirty, &mut map, &Limits::default(), to).unwrap();
         let layout = Layout { segment_bytes: 700, index_interval: 100 };
         let written =
-            write_cleaned(&disk, dir, &sources, &map, &Rules::default(), &layout).unwrap();
+            write_cleaned(&disk, dir, &sources, &map, &Rules::default(), &layout, &mut |_| {})
+                .unwrap();
         let cleaned_bases: Vec<i64> = written.iter().map(|w| w.base).collect();
         let start = disk.ops();
         disk.freeze_after(step);

@@ -40,7 +40,10 @@ fn journaled(disk: &SimDisk, bytes: u64) -> (Arc<LogResources>, ReplayStats) {
     try_journaled(disk, bytes).expect("open the journal")
 }
 
-fn try_journaled(disk: &SimDisk, bytes: u64) -> Result<(Arc<LogResources>, ReplayStats), LogError> {
+pub(crate) fn try_journaled(
+    disk: &SimDisk,
+    bytes: u64,
+) -> Result<(Arc<LogResources>, ReplayStats), LogError> {
     disk.create_dir_all(Path::new(DATA)).expect("data dir");
     disk.sync_dir(Path::new("/")).expect("data dir durable");
     let resources = Arc::new(LogResources::on_disk(Arc::new(disk.clone()), 64, 1 << 20));
@@ -71,7 +74,7 @@ fn ack(rt: &tokio::runtime::Runtime, log: &PartitionLog, end: i64) -> Result<(),
 
 /// Power loss: the disk takes nothing more, the journals' threads stop, and only what was
 /// durable is kept.
-fn power_cut(disk: &SimDisk, resources: Arc<LogResources>) {
+pub(crate) fn power_cut(disk: &SimDisk, resources: Arc<LogResources>) {
     disk.freeze_after(0);
     let _ = resources.close_journals();
     drop(resources);

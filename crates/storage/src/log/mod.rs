@@ -81,7 +81,7 @@ pub(crate) mod swap;
 mod tiering;
 
 #[cfg(test)]
-mod journal_tests;
+pub(crate) mod journal_tests;
 #[cfg(test)]
 mod power_loss_tests;
 #[cfg(test)]

@@ -80,17 +80,7 @@ impl PartitionLog {
         };
         let bases: Vec<i64> = swap.cleaned.iter().map(|c| c.base).collect();
         if !unchanged {
-            for base in &bases {
-                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                    let path = cleaned_path(&inner.dir, *base, suffix);
-                    match inner.disk().remove_file(&path) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            return Err(LogError::io(&path, e));
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            discard_cleaned(inner.disk(), &inner.dir)?;
             return Ok(false);
         }
         let mut marks = inner.peek().marks.clone();

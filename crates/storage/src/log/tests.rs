@@ -1366,7 +1366,7 @@ fn a_closed_log_answers_its_flush_waiters_at_once() {
 /// sent none: it timed out).
 #[test]
 fn an_fsync_in_flight_across_a_clean_still_acknowledges() {
-    use crate::clean::{CleanRequest, CompactionConfig, OffsetMap};
+    use crate::clean::{CleanRequest, OffsetMap};
     let rt = runtime(2);
     let fx = Fixture::new();
     let log = Arc::new(fx.open(small_config()));
@@ -1398,12 +1398,7 @@ fn an_fsync_in_flight_across_a_clean_still_acknowledges() {
     };
     // Into the fsync's sleep: the swap lands while it is in flight.
     std::thread::sleep(std::time::Duration::from_millis(50));
-    let req = CleanRequest {
-        upper_bound: log.log_end_offset(),
-        now_ms: T0,
-        config: CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() },
-        last_batches: Default::default(),
-    };
+    let req = CleanRequest::always(log.log_end_offset(), T0);
     let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
     assert!(stats.expect("clean").expect("due").swapped);
     let flushed = flushing.join().expect("the flushing thread");

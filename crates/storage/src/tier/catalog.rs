@@ -351,12 +351,12 @@ impl Catalog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::tier::RemoteSegment;
     use crate::tier::TierSettings;
 
-    fn catalog() -> Catalog {
+    pub(crate) fn catalog() -> Catalog {
         let meta: Arc<dyn MetaStore> =
             shale_meta::EmbeddedStore::in_memory(shale_core::clock::system());
         let bucket = Bucket::open("memory://", &TierSettings::default()).unwrap();
@@ -375,7 +375,7 @@ mod tests {
         Catalog::new(bucket, meta, Keys::new("c").unwrap(), "c")
     }
 
-    fn seg(base: i64, next: i64) -> RemoteSegment {
+    pub(crate) fn seg(base: i64, next: i64) -> RemoteSegment {
         RemoteSegment {
             base_offset: base,
             next_offset: next,

@@ -237,29 +237,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::tier::{RemoteSegment, TierSettings};
-    use shale_meta::{EmbeddedStore, Keys, MetaStore};
-
-    fn seg(base: i64, next: i64) -> RemoteSegment {
-        RemoteSegment {
-            base_offset: base,
-            next_offset: next,
-            size_bytes: 100,
-            max_timestamp: 1,
-            upload_epoch: 1,
-            name: names::segment_stem(base, 1),
-            index_bytes: 0,
-        }
-    }
+    use crate::tier::catalog::tests::{catalog, seg};
 
     /// A checkpoint replaced when it was already older than the grace stays for the grace
     /// after its replacement, then goes. Before, its age ran from its own creation, and the
     /// first pass after the replacement removed it under a reader holding the old pointer.
     #[tokio::test]
     async fn a_replaced_checkpoint_stays_for_the_grace_after_its_replacement() {
-        let meta: Arc<dyn MetaStore> = EmbeddedStore::in_memory(shale_core::clock::system());
-        let bucket = Bucket::open("memory://", &TierSettings::default()).unwrap();
-        let catalog = Arc::new(Catalog::new(bucket, meta, Keys::new("c").unwrap(), "c"));
+        let catalog = Arc::new(catalog());
         let p = PartitionRef { topic: "t".into(), topic_id: "id".into(), partition: 0 };
         let first = catalog.current(&p).await.unwrap();
         let first = catalog.commit(&p, &first, vec![seg(0, 10)], 1).await.unwrap();

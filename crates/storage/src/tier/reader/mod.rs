@@ -613,7 +613,7 @@ mod tests {
     /// in a gap, and at an empty one).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_compacted_remote_log_reads_back_across_its_gaps() {
-        use crate::clean::{CleanRequest, CompactionConfig, OffsetMap};
+        use crate::clean::{CleanRequest, OffsetMap};
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { segment_bytes: 2048, ..LogConfig::default() };
         let resources = Arc::new(LogResources::default());
@@ -631,11 +631,7 @@ mod tests {
             });
             log.append(&mut b.build().to_vec(), 1).unwrap();
         }
-        let req = CleanRequest {
-            upper_bound: log.log_end_offset(),
-            config: CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() },
-            ..Default::default()
-        };
+        let req = CleanRequest::always(log.log_end_offset(), 0);
         let cleaned = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
         assert!(cleaned.unwrap().unwrap().swapped);
         let (catalog, p, m) = upload(&log).await;
