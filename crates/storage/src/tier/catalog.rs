@@ -41,6 +41,26 @@ pub struct UploadClaim {
     revision: Revision,
 }
 
+/// What a commit makes the manifest: its segments, its compaction marks and its retired
+/// segments.
+#[derive(Debug, Clone)]
+pub struct Next {
+    /// The segments, oldest first, contiguous.
+    pub segments: Vec<super::RemoteSegment>,
+    /// See [`Manifest::compacted`].
+    pub compacted: Vec<(i64, i64)>,
+    /// See [`Manifest::retired`].
+    pub retired: Vec<super::manifest::Retired>,
+}
+
+impl Next {
+    /// `segments`, with the compaction marks and retired segments of `current`.
+    pub fn segments(current: &Current, segments: Vec<super::RemoteSegment>) -> Next {
+        let m = &current.manifest;
+        Next { segments, compacted: m.compacted.clone(), retired: m.retired.clone() }
+    }
+}
+
 /// A partition's current manifest with the pointer revision it was read at.
 #[derive(Debug, Clone)]
 pub struct Current {
@@ -222,7 +242,8 @@ impl Catalog {
         epoch: i32,
         claim: &UploadClaim,
     ) -> Result<Current, Error> {
-        self.commit_claimed(p, current, segments, epoch, Some(claim)).await
+        let next = Next::segments(current, segments);
+        self.commit_claimed(p, current, next, epoch, std::slice::from_ref(claim)).await
     }
 
     /// Makes `segments` the partition's remote log: writes a new manifest object, then moves
@@ -236,16 +257,31 @@ impl Catalog {
         segments: Vec<super::RemoteSegment>,
         epoch: i32,
     ) -> Result<Current, Error> {
-        self.commit_claimed(p, current, segments, epoch, None).await
+        self.commit_claimed(p, current, Next::segments(current, segments), epoch, &[]).await
+    }
+
+    /// [`Catalog::commit`] for a compaction, in one step: `next` replaces segments in the
+    /// middle of the list (a checkpoint, which deltas cannot express), and the pointer moves
+    /// only while every one of `claims` (its new segments' uploads) stands; they go in the
+    /// same transaction.
+    pub async fn commit_compaction(
+        &self,
+        p: &PartitionRef,
+        current: &Current,
+        next: Next,
+        epoch: i32,
+        claims: &[UploadClaim],
+    ) -> Result<Current, Error> {
+        self.commit_claimed(p, current, next, epoch, claims).await
     }
 
     async fn commit_claimed(
         &self,
         p: &PartitionRef,
         current: &Current,
-        segments: Vec<super::RemoteSegment>,
+        next: Next,
         epoch: i32,
-        claim: Option<&UploadClaim>,
+        claims: &[UploadClaim],
     ) -> Result<Current, Error> {
         if let Some(ptr) = current.pointer.as_ref().filter(|ptr| ptr.leader_epoch > epoch) {
             return Err(Error::new(
@@ -261,16 +297,21 @@ impl Catalog {
         let manifest = Manifest {
             seq: current.manifest.seq + 1,
             leader_epoch: epoch,
-            segments,
+            segments: next.segments,
+            compacted: next.compacted,
+            retired: next.retired,
             ..Manifest::empty(&p.topic, &p.topic_id, p.partition)
         };
         manifest.validate()?;
-        // A delta when this epoch wrote the pointer and the last checkpoint is recent enough;
-        // a checkpoint otherwise (a new epoch starts its own, so deltas are named by it).
+        // A delta when this epoch wrote the pointer, the last checkpoint is recent enough and
+        // only the segment list changed; a checkpoint otherwise (a new epoch starts its own,
+        // so deltas are named by it).
+        let same_marks = manifest.compacted == current.manifest.compacted
+            && manifest.retired == current.manifest.retired;
         let delta = current.pointer.as_ref().and_then(|ptr| {
             let since = manifest.seq - ptr.checkpoint_seq();
             let due = checkpoint_every(current.manifest.segments.len());
-            (ptr.leader_epoch == epoch && since <= due)
+            (ptr.leader_epoch == epoch && since <= due && same_marks)
                 .then(|| ManifestDelta::between(&current.manifest, &manifest.segments, epoch))
                 .flatten()
                 .map(|d| (ptr, d))
@@ -320,7 +361,7 @@ impl Catalog {
         };
         let mut txn =
             Txn::new().when(guard).and_then(TxnOp::put(key.clone(), encode(&key, &pointer)?));
-        if let Some(claim) = claim {
+        for claim in claims {
             txn = txn
                 .when(Compare::mod_revision(claim.key.clone(), claim.revision))
                 .and_then(TxnOp::delete(claim.key.clone()));

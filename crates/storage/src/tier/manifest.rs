@@ -80,6 +80,27 @@ pub struct Manifest {
     pub leader_epoch: i32,
     /// Segments, oldest first, contiguous: each `next_offset` is the next one's base.
     pub segments: Vec<RemoteSegment>,
+    /// A compacted topic's remote compactions, `(offset, time_ms)`, both increasing: the
+    /// compaction at `time_ms` deduplicated every offset below `offset` (the last one's is
+    /// where the dirty part of the remote log starts; the times are the tombstones'
+    /// `delete.retention.ms` horizons, as a local log's cleaner checkpoint keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compacted: Vec<(i64, i64)>,
+    /// Segments a compaction replaced, whose objects stay for `tier.orphan_grace_ms` after
+    /// the replacement (a reader holding the manifest of before may still read them); the
+    /// scrubber removes them then, and a later compaction forgets those gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<Retired>,
+}
+
+/// A segment a compaction took out of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retired {
+    /// Its object name stem.
+    pub name: String,
+    /// The sequence number of the manifest that replaced it: a checkpoint, whose creation
+    /// is when the segment's grace starts.
+    pub seq: u64,
 }
 
 impl Manifest {
@@ -93,6 +114,8 @@ impl Manifest {
             seq: 0,
             leader_epoch: -1,
             segments: Vec::new(),
+            compacted: Vec::new(),
+            retired: Vec::new(),
         }
     }
 

@@ -2,8 +2,9 @@
 //! fenced writers), once they are older than `tier.orphan_grace_ms`, in the folders of the
 //! partitions a broker leads; on the controller also the folders of topic incarnations that
 //! no longer exist. A replaced checkpoint or delta is as old as the time it was replaced
-//! (the creation of the first checkpoint after it), so a reader holding the pointer of
-//! before has the whole grace to finish. Ages are judged by the store's clock: the
+//! (the creation of the first checkpoint after it), and a segment a compaction replaced
+//! (listed in the manifest's `retired`) as old as the compaction's checkpoint, so a reader
+//! holding the pointer of before has the whole grace to finish. Ages are judged by the store's clock: the
 //! last-modified stamp of a small `.clock-{broker}` object each pass rewrites.
 
 use std::collections::HashSet;
@@ -137,14 +138,19 @@ impl Scrubber {
                 Some((names::manifest_seq(name)?, o.last_modified_ms))
             })
             .collect();
-        let retired_ms = |object: &ObjectInfo, seq: u64, name: &str| {
+        // Replaced at `seq` by a checkpoint (`inclusive`: the checkpoint of that seq, as a
+        // compaction's, or a delta's; else the next).
+        let replaced_ms = |object: &ObjectInfo, seq: u64, inclusive: bool| {
             let successor = checkpoints
                 .iter()
-                .filter(|(s, _)| *s > seq || (*s == seq && names::delta_seq(name).is_some()))
+                .filter(|(s, _)| *s > seq || (*s == seq && inclusive))
                 .map(|(_, ms)| *ms)
                 .min();
             successor.unwrap_or(object.last_modified_ms).max(object.last_modified_ms)
         };
+        // Segments a compaction replaced: as old as the checkpoint that replaced them.
+        let retired: std::collections::HashMap<&str, u64> =
+            current.manifest.retired.iter().map(|r| (r.name.as_str(), r.seq)).collect();
         let mut doomed = Vec::new();
         for object in listed {
             let name = object.location.filename().unwrap_or_default().to_string();
@@ -166,9 +172,16 @@ impl Scrubber {
                 continue;
             }
             stats.orphans_found.fetch_add(1, Relaxed);
-            let since = match names::manifest_seq(&name).or_else(|| names::delta_seq(&name)) {
-                Some(seq) => retired_ms(&object, seq, &name),
-                None => object.last_modified_ms,
+            let since = match (names::manifest_seq(&name), names::delta_seq(&name)) {
+                (Some(seq), _) => replaced_ms(&object, seq, false),
+                (_, Some(seq)) => replaced_ms(&object, seq, true),
+                _ => match names::kind(&name) {
+                    names::Kind::Segment(stem) => match retired.get(stem.as_str()) {
+                        Some(seq) => replaced_ms(&object, *seq, true),
+                        None => object.last_modified_ms,
+                    },
+                    _ => object.last_modified_ms,
+                },
             };
             if now_ms - since >= self.grace_ms {
                 doomed.push(object);
