@@ -314,14 +314,6 @@ impl TopicConfig {
 
     /// Checks rules that span keys.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.cleanup_policy.compacts() && self.remote_storage_enable {
-            return Err(bad(
-                "cleanup.policy",
-                self.cleanup_policy.as_str(),
-                "delete while remote.storage.enable=true (compacting tiered segments is not \
-                 served yet)",
-            ));
-        }
         if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
             return Err(bad(
                 "min.compaction.lag.ms",
@@ -428,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn cleanup_policies_parse_in_either_order_and_compaction_refuses_tiering_for_now() {
+    fn cleanup_policies_parse_in_either_order_and_compacted_topics_may_tier() {
         let mut c = TopicConfig::default();
         for (value, policy) in [
             ("compact", CleanupPolicy::Compact),
@@ -442,8 +434,8 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert("cleanup.policy".to_string(), "compact".to_string());
         o.insert("remote.storage.enable".to_string(), "true".to_string());
-        let e = TopicConfig::resolve(&TopicConfig::default(), &o).unwrap_err();
-        assert!(e.message.contains("remote.storage.enable"), "{}", e.message);
+        let tiered = TopicConfig::resolve(&TopicConfig::default(), &o).unwrap();
+        assert!(tiered.cleanup_policy.compacts() && tiered.remote_storage_enable);
         o.remove("remote.storage.enable");
         o.insert("min.compaction.lag.ms".to_string(), "10".to_string());
         o.insert("max.compaction.lag.ms".to_string(), "5".to_string());

@@ -507,6 +507,7 @@ fn tiering(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
         ConstGauge::new(i64::from(reads.cache_disk_open)),
     )?;
 
+    super::log_metrics::remote_compaction(enc, b.compaction_stats())?;
     use std::sync::atomic::Ordering::Relaxed;
     let scrub = b.scrub_stats();
     one(

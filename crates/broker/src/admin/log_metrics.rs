@@ -1,5 +1,5 @@
-//! The partition logs' own metrics on `/metrics`: the shared journal's, and the log
-//! cleaner's per compacted partition.
+//! The partition logs' own metrics on `/metrics`: the shared journal's, the log cleaner's
+//! per compacted partition, and the remote compactor's.
 
 use std::fmt;
 use std::sync::Arc;
@@ -127,4 +127,43 @@ pub(super) fn cleaner(
         family(enc, name, help, series)?;
     }
     Ok(())
+}
+
+/// The remote compactor's metrics (compacted topics with `remote.storage.enable`).
+pub(super) fn remote_compaction(
+    enc: &mut DescriptorEncoder<'_>,
+    s: &shale_storage::tier::compactor::CompactionStats,
+) -> fmt::Result {
+    use std::sync::atomic::Ordering::Relaxed;
+    let counters = [
+        ("tier_compactions", "Remote compactions committed", &s.compactions),
+        ("tier_compaction_failures", "Remote compactions that failed", &s.failures),
+        ("tier_compaction_read_bytes", "Bytes remote compactions read", &s.bytes_read),
+        (
+            "tier_compaction_written_bytes",
+            "Bytes of replacement segments remote compactions wrote",
+            &s.bytes_written,
+        ),
+        (
+            "tier_compaction_removed_bytes",
+            "Bytes committed remote compactions removed from remote logs",
+            &s.bytes_removed,
+        ),
+        (
+            "tier_compaction_requests",
+            "Bucket requests of remote compactions (over tier_compaction_read_bytes: the cost \
+             per byte compacted)",
+            &s.requests,
+        ),
+    ];
+    for (name, help, v) in counters {
+        one(enc, name, help, ConstCounter::new(v.load(Relaxed)))?;
+    }
+    let last = s.last_ms.load(Relaxed);
+    one(
+        enc,
+        "tier_compaction_last_timestamp_seconds",
+        "When the last remote compaction was committed (0: none yet)",
+        ConstGauge::new(last as f64 / 1000.0),
+    )
 }

@@ -211,6 +211,11 @@ impl Broker {
         &self.tier.scrub_stats
     }
 
+    /// What remote compaction did.
+    pub fn compaction_stats(&self) -> &shale_storage::tier::compactor::CompactionStats {
+        &self.tier.compaction_stats
+    }
+
     /// The settings the broker runs with.
     pub fn settings(&self) -> &Settings {
         &self.settings

@@ -1,4 +1,5 @@
-//! Tiering on a broker: the wiring. The uploader (with remote retention) and the scrubber
+//! Tiering on a broker: the wiring. The uploader (with remote retention and compaction) and
+//! the scrubber
 //! live in the tier layer (`shale_storage::tier::{uploader, scrubber}`) and reach a
 //! partition through `TierPartition`; here they get their tasks, the partitions this broker
 //! leads, and the topics that exist. Also here: the tier pointers every hosted replica
@@ -11,6 +12,7 @@ use std::time::Duration;
 use super::{Broker, Partition};
 use shale_core::error::Error;
 use shale_meta::{KeyValue, Versioned};
+use shale_storage::tier::compactor::{CompactionStats, RemoteCompactor};
 use shale_storage::tier::scrubber::ScrubStats;
 use shale_storage::tier::scrubber::Scrubber;
 use shale_storage::tier::uploader::Uploader;
@@ -27,6 +29,8 @@ pub(super) struct Tiering {
     pub(super) scrub_stats: ScrubStats,
     /// Held by the uploader during a pass, so a drain can wait for uploads in flight.
     pub(super) upload_pass: Arc<tokio::sync::Mutex<()>>,
+    /// What remote compaction did.
+    pub(super) compaction_stats: Arc<CompactionStats>,
 }
 
 impl Tiering {
@@ -35,6 +39,7 @@ impl Tiering {
             remote,
             scrub_stats: ScrubStats::default(),
             upload_pass: Arc::new(tokio::sync::Mutex::new(())),
+            compaction_stats: Arc::default(),
         }
     }
 }
@@ -103,7 +108,16 @@ async fn upload_loop(broker: Weak<Broker>, every: Duration) {
     let uploader = {
         let Some(b) = broker.upgrade() else { return };
         let Some(reader) = b.tier.remote.clone() else { return };
-        Uploader::new(reader, b.settings.tier.clone(), b.clock.clone(), b.membership().clone())
+        let uploader =
+            Uploader::new(reader, b.settings.tier.clone(), b.clock.clone(), b.membership().clone());
+        match remote_compactor(&b) {
+            Ok(Some(compactor)) => uploader.with_compactor(Arc::new(compactor)),
+            Ok(None) => uploader,
+            Err(e) => {
+                tracing::error!(error = %e, "remote compaction is off: its spool cannot be made");
+                uploader
+            }
+        }
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -119,6 +133,19 @@ async fn upload_loop(broker: Weak<Broker>, every: Duration) {
         drop(b);
         uploader.pass(led).await;
     }
+}
+
+/// The remote compactor, unless the cleaner is off (`log.cleaner_threads = 0`): an offset
+/// map the size of one cleaner thread's, replacement segments spooled in the data
+/// directory's `tier-spool`.
+fn remote_compactor(b: &Broker) -> Result<Option<RemoteCompactor>, Error> {
+    let s = &b.settings.log;
+    if s.cleaner_threads == 0 {
+        return Ok(None);
+    }
+    let map_bytes = (s.cleaner_dedupe_buffer_bytes / u64::from(s.cleaner_threads)) as usize;
+    let dir = b.settings.broker.data_dir.join("tier-spool");
+    RemoteCompactor::new(dir, map_bytes, b.tier.compaction_stats.clone()).map(Some)
 }
 
 async fn scrub_loop(broker: Weak<Broker>, every: Duration) {

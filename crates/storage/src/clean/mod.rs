@@ -13,7 +13,8 @@
 //! Swapping cleaned segments in, and finishing or undoing a swap a stop interrupted, is the
 //! log's (`log::swap`): its open does it. `swap_tests` cuts the power at every step of one.
 //!
-//! Being built (issue 39): the remote compactor.
+//! A tiered topic's remote log is compacted by the same rules, batch by batch, in
+//! `tier::compactor`, which takes `section`'s mapping and cleaning and `rewrite`'s grouping.
 
 #[cfg(test)]
 mod log_tests;
@@ -26,3 +27,5 @@ mod swap_tests;
 
 pub use offset_map::OffsetMap;
 pub use pass::{CleanRequest, CleanStats, CompactionConfig, DirtyState};
+pub(crate) use rewrite::groups;
+pub(crate) use section::{Cleaned, Rules, clean_batch, map_batch};

@@ -60,13 +60,15 @@ pub(crate) fn write_cleaned(
     Ok(written)
 }
 
-/// Consecutive sources whose sizes add up to at most `segment_bytes` (at least one each).
-fn groups(sources: &[Source], segment_bytes: u64) -> Vec<&[Source]> {
+/// Consecutive sources whose sizes add up to at most `segment_bytes` (at least one each),
+/// each group's offsets within a segment's relative range (an index keeps them as `u32`).
+pub(crate) fn groups(sources: &[Source], segment_bytes: u64) -> Vec<&[Source]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (i, s) in sources.iter().enumerate() {
-        if i > start && bytes + s.size > segment_bytes {
+        let span = s.next_offset - sources[start].base;
+        if i > start && (bytes + s.size > segment_bytes || span > i64::from(i32::MAX)) {
             out.push(&sources[start..i]);
             (start, bytes) = (i, 0);
         }

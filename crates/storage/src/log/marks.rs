@@ -36,6 +36,37 @@ const HEADER: FileHeader = FileHeader { magic: *b"SHCC", version: 1 };
 /// `delete.retention.ms`; the oldest merge into the next when there are more.
 const MAX_HORIZONS: usize = 64;
 
+/// Tombstones below this offset go: among `horizons` (`(offset, time_ms)`, both
+/// increasing), the cleans that covered them ran at least `delete_retention_ms` before
+/// `now_ms`. Shared by a log's marks and a remote log's (the manifest's).
+pub(crate) fn tombstones_below(
+    horizons: &[(i64, i64)],
+    now_ms: i64,
+    delete_retention_ms: i64,
+) -> i64 {
+    horizons
+        .iter()
+        .take_while(|(_, t)| now_ms.saturating_sub(*t) >= delete_retention_ms)
+        .map(|(o, _)| *o)
+        .last()
+        .unwrap_or(0)
+}
+
+/// Notes in `horizons` a clean at `time_ms` that deduplicated everything below `point`,
+/// unless an earlier one reached as far.
+pub(crate) fn add_horizon(horizons: &mut Vec<(i64, i64)>, point: i64, time_ms: i64) {
+    if horizons.last().is_some_and(|(offset, _)| *offset >= point) {
+        return;
+    }
+    horizons.push((point, time_ms));
+    if horizons.len() > MAX_HORIZONS {
+        // The two oldest merge, keeping the later time: a tombstone then waits longer,
+        // never less, than `delete.retention.ms`.
+        let (offset, time) = horizons.remove(1);
+        horizons[0] = (offset, time);
+    }
+}
+
 /// See the module's documentation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Marks {
@@ -49,12 +80,7 @@ impl Marks {
     /// Tombstones below this offset go: cleans that covered them ran at least
     /// `delete_retention_ms` before `now_ms`.
     pub(crate) fn tombstones_below(&self, now_ms: i64, delete_retention_ms: i64) -> i64 {
-        self.horizons
-            .iter()
-            .take_while(|(_, t)| now_ms.saturating_sub(*t) >= delete_retention_ms)
-            .map(|(o, _)| *o)
-            .last()
-            .unwrap_or(0)
+        tombstones_below(&self.horizons, now_ms, delete_retention_ms)
     }
 
     /// The first offset no clean has deduplicated: the last clean's cleaning point.
@@ -67,16 +93,7 @@ impl Marks {
     pub(crate) fn cleaned(&mut self, end: i64, point: i64, time_ms: i64) {
         self.gaps_below = self.gaps_below.max(end);
         self.cleaned_below = self.cleaned_below.max(end);
-        if self.first_dirty() >= point {
-            return;
-        }
-        self.horizons.push((point, time_ms));
-        if self.horizons.len() > MAX_HORIZONS {
-            // The two oldest merge, keeping the later time: a tombstone then waits longer,
-            // never less, than `delete.retention.ms`.
-            let (offset, time) = self.horizons.remove(1);
-            self.horizons[0] = (offset, time);
-        }
+        add_horizon(&mut self.horizons, point, time_ms);
     }
 
     /// Lowers the marks to `offset`, before a cut there: bytes appended after it are the

@@ -97,6 +97,7 @@ pub use resources::{
     DEFAULT_MAX_INDEX_BYTES, DEFAULT_MAX_OPEN_SEGMENTS, DiskActivity, LogResources,
     out_of_descriptors,
 };
+pub(crate) use tiering::encode_remote_index;
 pub use tiering::{RemoteIndex, SealedRange, UploadSlice};
 
 use bytes::Bytes;

@@ -110,7 +110,7 @@ impl RemoteIndex {
     }
 }
 
-fn encode_remote_index(index: &SegmentIndex) -> Vec<u8> {
+pub(crate) fn encode_remote_index(index: &SegmentIndex) -> Vec<u8> {
     let offsets = index.encode_offsets();
     let times = index.encode_times();
     let mut out = Vec::with_capacity(4 + offsets.len() + times.len());

@@ -237,6 +237,15 @@ impl Bucket {
         written
     }
 
+    /// How many requests [`Bucket::put_segment`] makes for a segment of `len` bytes (and
+    /// its index): one PUT, or a multipart upload's start, parts and completion.
+    pub fn put_requests(&self, len: u64) -> u64 {
+        if len <= self.upload.threshold {
+            return 1;
+        }
+        2 + len.div_ceil(self.upload.part_bytes).max(1)
+    }
+
     async fn put_parts<R, Fut>(
         &self,
         path: &ObjectPath,

@@ -12,6 +12,8 @@
 //! - `partition`: `TierPartition`, what tiering needs from a hosted partition.
 //! - `uploader`: sealed segments to the bucket, for the partitions a broker leads.
 //! - `retention`: remote retention, after each upload pass.
+//! - `compactor`: remote compaction of compacted topics, after remote retention.
+//! - `throttle`: the upload rate limit, for uploads and compactions alike.
 //! - `scrubber`: deletes objects no manifest lists and no upload claims.
 //! - `reader`: cold reads: chunks fetched, cached and read ahead.
 //! - `settings`: the `[tier]` settings.
@@ -19,6 +21,7 @@
 pub mod bucket;
 pub mod catalog;
 mod chunk_cache;
+pub mod compactor;
 pub mod durable_local;
 pub mod error;
 pub mod fault;
@@ -31,6 +34,7 @@ pub mod retry;
 pub mod scrubber;
 pub mod settings;
 pub mod store;
+mod throttle;
 pub mod uploader;
 
 pub use bucket::{Bucket, ObjectInfo};

@@ -1,5 +1,5 @@
 //! Remote retention, run by the leader after its uploads: the oldest remote segments older
-//! than `retention.ms`, or while the partition (remote plus untiered local bytes) stays at
+//! than `retention.ms` (unless `cleanup.policy` is `compact` alone), or while the partition (remote plus untiered local bytes) stays at
 //! or above `retention.bytes` without them, or wholly below the log start DeleteRecords set,
 //! leave the manifest first; their objects are deleted after. The newest remote segment
 //! stays, so the remote log keeps its end offset, unless DeleteRecords removed all of it:
@@ -11,7 +11,8 @@ use super::partition::TierPartition;
 use shale_core::error::Error;
 use shale_core::topic_config::TopicConfig;
 
-/// Drops the expired remote segments of `p` from `current` at leader epoch `epoch`.
+/// Drops the expired remote segments of `p` from `current` at leader epoch `epoch`; returns
+/// the manifest after.
 pub(super) async fn expire<P: TierPartition + ?Sized>(
     catalog: &Catalog,
     p: &P,
@@ -19,7 +20,7 @@ pub(super) async fn expire<P: TierPartition + ?Sized>(
     current: Current,
     epoch: i32,
     now_ms: i64,
-) -> Result<(), Error> {
+) -> Result<Current, Error> {
     let config = p.topic_config();
     let segments = &current.manifest.segments;
     let tiered_end = current.manifest.end_offset().unwrap_or(0);
@@ -34,7 +35,7 @@ pub(super) async fn expire<P: TierPartition + ?Sized>(
     let floor = log.start_floor();
     let expired = expired_count(segments, &config, local_only, now_ms, floor);
     if expired == 0 {
-        return Ok(());
+        return Ok(current);
     }
     let kept = segments[expired..].to_vec();
     let next = catalog.commit(pref, &current, kept, epoch).await?;
@@ -55,7 +56,7 @@ pub(super) async fn expire<P: TierPartition + ?Sized>(
         remote_start = next.manifest.start_offset().unwrap_or(-1),
         "remote retention deleted segments"
     );
-    Ok(())
+    Ok(next)
 }
 
 /// How many of the oldest `segments` retention removes, the newest never among them, when
@@ -70,12 +71,16 @@ fn expired_count(
 ) -> usize {
     let deleted = segments.iter().take_while(|s| s.next_offset <= floor).count();
     let Some((_, older)) = segments.split_last() else { return 0 };
+    // `compact` alone keeps each key's latest record for good.
+    let deletes = config.cleanup_policy.deletes();
     let mut total = segments.iter().map(|s| s.size_bytes).sum::<u64>() + local_only;
     let mut expired = 0;
     for (i, seg) in older.iter().enumerate() {
-        let by_size =
-            config.retention_bytes >= 0 && total - seg.size_bytes >= config.retention_bytes as u64;
-        let by_time = config.retention_ms >= 0
+        let by_size = deletes
+            && config.retention_bytes >= 0
+            && total - seg.size_bytes >= config.retention_bytes as u64;
+        let by_time = deletes
+            && config.retention_ms >= 0
             && seg.max_timestamp >= 0
             && now_ms.saturating_sub(seg.max_timestamp) > config.retention_ms;
         if i >= deleted && !by_size && !by_time {

@@ -7,7 +7,8 @@
 //! manifest's end, so nothing is uploaded twice into the manifest and nothing is skipped,
 //! unless DeleteRecords removed what lies between the manifest's end and the local log:
 //! remote retention then empties the manifest and the next pass starts at the local log.
-//! Then remote retention (`retention.rs`). The order is always object,
+//! Then remote retention (`retention.rs`), then, for a compacted topic, remote compaction
+//! (`compactor`). The order is always object,
 //! then manifest, then local delete: local copies go only below the tiered end, which the
 //! partition learns through [`TierPartition::set_tier_pointer`].
 
@@ -19,45 +20,16 @@ use object_store::path::Path as ObjectPath;
 
 use super::bucket::Bucket;
 use super::catalog::{Current, PartitionRef};
+use super::compactor::{Context, RemoteCompactor};
 use super::manifest::{RemoteSegment, names};
 use super::partition::TierPartition;
 use super::reader::RemoteReader;
+use super::throttle::Throttle;
 use super::{TierSettings, retention};
 use crate::log::UploadSlice;
 use shale_core::clock::SharedClock;
 use shale_core::error::Error;
-use shale_core::rate::TokenBucket;
 use shale_meta::membership::Membership;
-
-/// Spreads uploads over time to stay under `tier.upload_bytes_per_sec` (0 = unlimited): an
-/// upload starts once the ones before it are paid for, then charges its own bytes.
-#[derive(Debug)]
-struct Throttle {
-    bucket: Option<std::sync::Mutex<TokenBucket>>,
-}
-
-impl Throttle {
-    fn new(bytes_per_sec: u64) -> Throttle {
-        let now = shale_core::clock::monotonic_now();
-        let bucket = (bytes_per_sec > 0)
-            .then(|| std::sync::Mutex::new(TokenBucket::new(bytes_per_sec, 0, 0, now)));
-        Throttle { bucket }
-    }
-
-    /// Waits until `bytes` more may be sent.
-    async fn take(&self, bytes: u64) {
-        let Some(bucket) = &self.bucket else { return };
-        let wait = {
-            let mut bucket = bucket.lock().unwrap_or_else(|e| e.into_inner());
-            let now = shale_core::clock::monotonic_now();
-            // The debt of the uploads before this one, then this one's bytes.
-            let wait = bucket.take(0, now);
-            bucket.take(bytes, now);
-            wait
-        };
-        shale_core::clock::sleep(wait).await;
-    }
-}
 
 /// What the next step of a partition's pass is.
 enum Next {
@@ -80,6 +52,7 @@ pub struct Uploader {
     throttle: Throttle,
     clock: SharedClock,
     membership: Membership,
+    compactor: Option<Arc<RemoteCompactor>>,
 }
 
 impl Uploader {
@@ -92,7 +65,14 @@ impl Uploader {
         membership: Membership,
     ) -> Uploader {
         let throttle = Throttle::new(settings.upload_bytes_per_sec);
-        Uploader { reader, settings, throttle, clock, membership }
+        Uploader { reader, settings, throttle, clock, membership, compactor: None }
+    }
+
+    /// Compacts the remote logs of compacted topics with `compactor`, after each
+    /// partition's uploads and remote retention.
+    pub fn with_compactor(mut self, compactor: Arc<RemoteCompactor>) -> Uploader {
+        self.compactor = Some(compactor);
+        self
     }
 
     /// One pass over `led`, `tier.upload_concurrency` partitions at a time; a partition whose
@@ -138,7 +118,19 @@ impl Uploader {
         }
         if p.leading_epoch() == Some(epoch) && !current.manifest.segments.is_empty() {
             let now_ms = self.clock.now_ms();
-            retention::expire(catalog, p, &pref, current, epoch, now_ms).await?;
+            current = retention::expire(catalog, p, &pref, current, epoch, now_ms).await?;
+        }
+        if let Some(compactor) =
+            self.compactor.as_ref().filter(|_| p.leading_epoch() == Some(epoch))
+        {
+            let cx = Context {
+                reader: &self.reader,
+                throttle: &self.throttle,
+                lease: self.membership.lease(),
+                now_ms: self.clock.now_ms(),
+            };
+            let next = compactor.compact(&cx, p, current, epoch).await?;
+            p.set_tier_pointer(next.pointer.clone());
         }
         Ok(())
     }
@@ -260,7 +252,7 @@ impl Uploader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::time::Duration;
@@ -275,12 +267,12 @@ mod tests {
 
     /// A partition as the broker would offer it, with leadership and the high watermark set
     /// by the test.
-    struct Fake {
-        log: Arc<PartitionLog>,
-        epoch: Mutex<Option<i32>>,
-        hw: AtomicI64,
-        config: Arc<TopicConfig>,
-        pointer: Mutex<Option<TierPointer>>,
+    pub(crate) struct Fake {
+        pub(crate) log: Arc<PartitionLog>,
+        pub(crate) epoch: Mutex<Option<i32>>,
+        pub(crate) hw: AtomicI64,
+        pub(crate) config: Arc<TopicConfig>,
+        pub(crate) pointer: Mutex<Option<TierPointer>>,
     }
 
     impl TierPartition for Fake {
@@ -332,7 +324,7 @@ mod tests {
     }
 
     /// An uploader into a memory bucket, with its catalog.
-    async fn uploader(clock: &SharedClock) -> (Uploader, Arc<Catalog>) {
+    pub(crate) async fn uploader(clock: &SharedClock) -> (Uploader, Arc<Catalog>) {
         let meta: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock.clone());
         let keys = Keys::new("c").unwrap();
         let record = BrokerRecord {

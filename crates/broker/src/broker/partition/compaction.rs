@@ -29,13 +29,21 @@ impl Partition {
     }
 
     /// What a clean of this replica's log may do now: nothing at or past the high
-    /// watermark (a follower may still cut there, and consumers may not have seen it), by
-    /// the topic's settings. Each producer's last batch is kept (see
+    /// watermark (a follower may still cut there, and consumers may not have seen it), and
+    /// on a tiered topic nothing not yet in the bucket (so that every record, a tombstone
+    /// above all, reaches the bucket as produced: a tombstone cleaned away before its
+    /// upload would leave the older values in the bucket for good), by the topic's
+    /// settings. Each producer's last batch is kept (see
     /// [`clean_request_with_producers`](Self::clean_request_with_producers)).
     pub(crate) fn clean_request(&self, now_ms: i64) -> CleanRequest {
         let c = self.config();
+        let mut upper_bound = self.high_watermark();
+        if c.remote_storage_enable {
+            let tiered = self.remote().and_then(|r| r.pointer()).map_or(-1, |p| p.end_offset);
+            upper_bound = upper_bound.min(tiered);
+        }
         CleanRequest {
-            upper_bound: self.high_watermark(),
+            upper_bound,
             now_ms,
             config: CompactionConfig {
                 min_cleanable_dirty_ratio: c.min_cleanable_dirty_ratio,

@@ -57,17 +57,21 @@ pub(crate) const METADATA_FILE: &str = "partition.metadata";
 ///
 /// A tiered topic keeps `local.retention.*` on local disk (`-2`: the same as `retention.*`);
 /// `retention.*` then applies to the remote log. A topic that only compacts
-/// (`cleanup.policy=compact`) deletes nothing by age or size.
+/// (`cleanup.policy=compact`) deletes nothing by age or size, but a tiered one still frees
+/// local disk by `local.retention.*` (its records are in the bucket).
 pub fn log_config(config: &TopicConfig) -> LogConfig {
     let local = |local: i64, total: i64| if local == -2 { total } else { local };
-    let (retention_ms, retention_bytes) = if !config.cleanup_policy.deletes() {
+    let deletes = config.cleanup_policy.deletes();
+    let (retention_ms, retention_bytes) = if config.remote_storage_enable {
+        // `compact` alone: the remote log keeps each key's latest record, for good.
+        let total = |retention: i64| if deletes { retention } else { -1 };
+        (
+            local(config.local_retention_ms, total(config.retention_ms)),
+            local(config.local_retention_bytes, total(config.retention_bytes)),
+        )
+    } else if !deletes {
         // `compact` alone: the cleaner keeps each key's latest record, for good.
         (-1, -1)
-    } else if config.remote_storage_enable {
-        (
-            local(config.local_retention_ms, config.retention_ms),
-            local(config.local_retention_bytes, config.retention_bytes),
-        )
     } else {
         (config.retention_ms, config.retention_bytes)
     };
