@@ -14,6 +14,8 @@ mod common;
 mod s3_faults;
 #[path = "common/s3.rs"]
 mod s3_server;
+#[path = "common/tier_target.rs"]
+mod tier_target;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,8 +26,8 @@ use common::{BrokerProcess, wait_until};
 use s3_faults::S3FaultProxy;
 use s3_server::S3Server;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
-use shale::settings::TierSettings;
 use shale::tier::{Bucket, ObjectPath};
+use tier_target::{Target, config_file, strs};
 
 const MIB: u64 = 1 << 20;
 const RECORD_BYTES: usize = 1000;
@@ -41,68 +43,6 @@ fn value(i: u64) -> Vec<u8> {
         v.push(b'a' + (x % 26) as u8);
     }
     v
-}
-
-/// A broker config that runs retention and uploads often, plus S3 settings if given.
-fn config_file(s3_endpoint: Option<&str>) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    writeln!(f, "[log]\nretention_check_interval_ms = 200").unwrap();
-    writeln!(f, "[tier]\nupload_interval_ms = 200\nrequest_timeout_ms = 10000").unwrap();
-    if let Some(endpoint) = s3_endpoint {
-        write!(f, "{}", s3_server::reach_toml(endpoint)).unwrap();
-    }
-    f
-}
-
-/// Where a test broker tiers: the embedded filesystem bucket under its data dir, or a
-/// private S3 server (moto on 127.0.0.1). The tests that are not about one kind of store
-/// run on both.
-struct Target {
-    s3: Option<S3Server>,
-}
-
-impl Target {
-    fn filesystem() -> Target {
-        Target { s3: None }
-    }
-
-    fn s3(bucket: &str) -> Target {
-        Target { s3: Some(S3Server::start(bucket)) }
-    }
-
-    fn url(&self, data_dir: &Path) -> String {
-        match &self.s3 {
-            Some(s3) => format!("s3://{}/shale", s3.bucket()),
-            None => format!("file://{}", data_dir.canonicalize().unwrap().join("bucket").display()),
-        }
-    }
-
-    /// A broker config for this target (see [`config_file`]).
-    fn config(&self) -> tempfile::NamedTempFile {
-        config_file(self.s3.as_ref().map(S3Server::endpoint).as_deref())
-    }
-
-    /// `--config` and, for S3, `--object-store`.
-    fn args(&self, config: &tempfile::NamedTempFile, data_dir: &Path) -> Vec<String> {
-        let mut args = vec!["--config".to_string(), config.path().to_string_lossy().to_string()];
-        if self.s3.is_some() {
-            args.extend(["--object-store".to_string(), self.url(data_dir)]);
-        }
-        args
-    }
-
-    /// The bucket, opened the way the broker opens it.
-    fn bucket(&self, data_dir: &Path) -> Bucket {
-        let mut t = TierSettings::default();
-        if let Some(s3) = &self.s3 {
-            s3_server::reach(&mut t, &s3.endpoint());
-        }
-        Bucket::open(&self.url(data_dir), &t).unwrap()
-    }
-}
-
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
 }
 
 fn bytes_with_suffix(dir: &Path, suffix: &str) -> (u64, usize) {

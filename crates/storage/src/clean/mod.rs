@@ -14,7 +14,7 @@
 //! log's (`log::swap`): its open does it. `swap_tests` cuts the power at every step of one.
 //!
 //! A tiered topic's remote log is compacted by the same rules, batch by batch, in
-//! `tier::compactor`, which takes `section`'s mapping and cleaning and `rewrite`'s grouping.
+//! `tier::compactor`, which takes `section`'s mapping and cleaning.
 
 #[cfg(test)]
 mod log_tests;
@@ -27,5 +27,4 @@ mod swap_tests;
 
 pub use offset_map::OffsetMap;
 pub use pass::{CleanRequest, CleanStats, CompactionConfig, DirtyState};
-pub(crate) use rewrite::groups;
 pub(crate) use section::{Cleaned, Rules, clean_batch, map_batch};

@@ -62,7 +62,7 @@ pub(crate) fn write_cleaned(
 
 /// Consecutive sources whose sizes add up to at most `segment_bytes` (at least one each),
 /// each group's offsets within a segment's relative range (an index keeps them as `u32`).
-pub(crate) fn groups(sources: &[Source], segment_bytes: u64) -> Vec<&[Source]> {
+fn groups(sources: &[Source], segment_bytes: u64) -> Vec<&[Source]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;

@@ -5,8 +5,9 @@
 //! One compaction: map the keys of the dirty remote segments (from the last compaction's
 //! cleaning point to the remote end, or until the offset map is full: the cleaning point),
 //! reading them in bounded ranged GETs (`batches`); clean every segment from the remote
-//! start through the one holding the point against the map, grouped up to `segment.bytes`
-//! so small ones merge, each group into a replacement segment spooled on local disk
+//! start through the one holding the point against the map, consecutive ones together
+//! while their cleaned bytes and the next one's stay within `segment.bytes` (so small ones
+//! merge), each group into a replacement segment spooled on local disk
 //! (`spool`) and uploaded under a new name (a name is never reused) and an upload claim;
 //! then one commit swaps them into the manifest: a checkpoint listing the replacements,
 //! the cleaning point and its time (`Manifest::compacted`, for `delete.retention.ms`), and
@@ -41,8 +42,7 @@ use super::manifest::{RemoteSegment, Retired, names};
 use super::partition::TierPartition;
 use super::reader::RemoteReader;
 use super::throttle::Throttle;
-use crate::clean::{OffsetMap, Rules, groups, map_batch};
-use crate::log::SealedRange;
+use crate::clean::{OffsetMap, Rules, map_batch};
 use crate::log::marks::{add_horizon, tombstones_below};
 use shale_core::error::Error;
 use shale_core::record::{BatchHeader, Limits};
@@ -52,6 +52,12 @@ pub(crate) use plan::{Plan, plan};
 
 /// Bytes of one ranged GET of a segment being compacted.
 pub const RANGE_BYTES: u64 = 8 << 20;
+
+/// The most replacements one compaction commits: each claim is a compare and a delete in
+/// the commit's metadata transaction, which takes at most [`shale_meta::MAX_TXN_OPS`] of
+/// each. A compaction that reaches it stops there, at a source boundary (its cleaning
+/// point); the next goes on.
+pub const MAX_REPLACEMENTS: usize = shale_meta::MAX_TXN_OPS / 2;
 
 /// What remote compaction did, since the broker started.
 #[derive(Debug, Default)]
@@ -81,6 +87,8 @@ pub struct RemoteCompactor {
     map: Arc<std::sync::Mutex<Option<OffsetMap>>>,
     /// Held by the compaction running; another partition's waits for a later pass.
     busy: tokio::sync::Mutex<()>,
+    /// [`MAX_REPLACEMENTS`], lower in tests.
+    max_replacements: usize,
     /// What it did.
     pub stats: Arc<CompactionStats>,
 }
@@ -109,6 +117,7 @@ impl RemoteCompactor {
             map_bytes,
             map: Arc::new(std::sync::Mutex::new(None)),
             busy: tokio::sync::Mutex::new(()),
+            max_replacements: MAX_REPLACEMENTS,
             stats,
         })
     }
@@ -206,40 +215,39 @@ impl Run<'_> {
             .min(point),
             last_batches: HashSet::new(),
         });
-        let ranges: Vec<SealedRange> = sources
-            .iter()
-            .map(|s| SealedRange {
-                base: s.base_offset,
-                next_offset: s.next_offset,
-                size: s.size_bytes,
-            })
-            .collect();
         let mut replaced = Vec::new();
         let mut uploaded: Vec<Uploaded> = Vec::new();
         let mut segments = Vec::new();
-        let mut at = 0;
-        for group in groups(&ranges, config.segment_bytes) {
-            let members = &sources[at..at + group.len()];
-            at += group.len();
-            let written = match self.rewrite(members, &rules, epoch).await {
+        // Where the rewrite stopped: the cleaning point, or the first source left as it was
+        // once this compaction has as many replacements as one commit can claim.
+        let (mut at, mut done) = (0, point);
+        while at < sources.len() {
+            if uploaded.len() >= self.compactor.max_replacements {
+                done = sources[at].base_offset;
+                break;
+            }
+            let rest = &sources[at..];
+            let written = match self.rewrite(rest, &rules, config.segment_bytes, epoch).await {
                 Ok(written) => written,
                 Err(e) => {
                     self.abandon(&uploaded).await;
                     return Err(e);
                 }
             };
+            let (taken, written) = written;
             match written {
-                None => segments.push(members[0].clone()),
+                None => segments.push(rest[0].clone()),
                 Some(up) => {
                     segments.push(up.segment.clone());
-                    replaced.extend(members.iter().map(|s| s.name.clone()));
+                    replaced.extend(rest[..taken].iter().map(|s| s.name.clone()));
                     uploaded.push(up);
                 }
             }
+            at += taken;
         }
-        segments.extend(m.segments[sources.len()..].iter().cloned());
+        segments.extend(m.segments[at..].iter().cloned());
         let mut compacted = m.compacted.clone();
-        add_horizon(&mut compacted, point, self.cx.now_ms);
+        add_horizon(&mut compacted, done, self.cx.now_ms);
         let retired = match self.retired(current, replaced).await {
             Ok(retired) => retired,
             Err(e) => {
@@ -250,9 +258,11 @@ impl Run<'_> {
         let claims: Vec<UploadClaim> = uploaded.iter().map(|u| u.claim.clone()).collect();
         let next = Next { segments, compacted, retired };
         let catalog = self.cx.reader.catalog();
-        shale_core::failpoint::hold("tier.hold_before_compaction_commit").await;
+        // Crash tests: the replacements are uploaded, the swap not committed; and after.
+        shale_core::failpoint::hit("tier.compaction_before_commit");
         match catalog.commit_compaction(self.pref, current, next, epoch, &claims).await {
             Ok(next) => {
+                shale_core::failpoint::hit("tier.compaction_after_commit");
                 for up in &uploaded {
                     self.cx.reader.remember_index(self.pref, &up.segment, &up.index).await;
                 }
@@ -329,18 +339,29 @@ impl Run<'_> {
         Ok(point)
     }
 
-    /// Cleans `members` into one replacement and uploads it under a claim; `None` when it
-    /// is one segment that cleaning left as it was.
+    /// Cleans the first of `sources` and as many after it as fit, cleaned, in one segment
+    /// of `segment_bytes` (counting each next source whole, so a replacement never grows
+    /// past it) into one replacement, and uploads it under a claim. Returns how many
+    /// sources it took, and the replacement: `None` when it took one that cleaning left as
+    /// it was.
     async fn rewrite(
         &mut self,
-        members: &[&RemoteSegment],
+        sources: &[&RemoteSegment],
         rules: &Arc<Rules>,
+        segment_bytes: u64,
         epoch: i32,
-    ) -> Result<Option<Uploaded>, Error> {
-        let base = members[0].base_offset;
+    ) -> Result<(usize, Option<Uploaded>), Error> {
+        let base = sources[0].base_offset;
         let interval = crate::log::LogConfig::default().index_interval_bytes as u64;
         let mut spool = Spool::new(&self.compactor.spool_dir, base, interval)?;
-        for s in members {
+        let mut taken = 0;
+        for s in sources {
+            let fits = spool.size + s.size_bytes <= segment_bytes
+                && s.next_offset - base <= i64::from(i32::MAX);
+            if taken > 0 && !fits {
+                break;
+            }
+            taken += 1;
             let mut batches = batches_of(self.cx, self.pref, s);
             loop {
                 let chunk = batches.next().await;
@@ -359,12 +380,13 @@ impl Run<'_> {
                 .await?;
             }
         }
-        if members.len() == 1 && !spool.changed {
-            return Ok(None);
+        if taken == 1 && !spool.changed {
+            return Ok((1, None));
         }
         let spooled = Arc::new(spool.finish());
-        let next_offset = members[members.len() - 1].next_offset;
-        self.upload(base, next_offset, spooled, epoch).await.map(Some)
+        let next_offset = sources[taken - 1].next_offset;
+        let uploaded = self.upload(base, next_offset, spooled, epoch).await?;
+        Ok((taken, Some(uploaded)))
     }
 
     /// Uploads a replacement under a new name and a claim.

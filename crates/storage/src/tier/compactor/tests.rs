@@ -63,12 +63,13 @@ fn updates(n: usize, keys: u8, from: usize) -> Vec<Write> {
 
 /// A compacted, tiered partition led at epoch 1 over a fresh log, and an uploader into a
 /// memory bucket that compacts with an offset map of `map_keys` keys, at a dirty ratio of
-/// `dirty_ratio`, records older than `min_lag_ms`.
+/// `dirty_ratio`, records older than `min_lag_ms`, at most `max_replacements` a commit.
 async fn setup(
     dir: &std::path::Path,
     map_keys: usize,
     dirty_ratio: f64,
     min_lag_ms: i64,
+    max_replacements: usize,
 ) -> (Fake, Uploader, Arc<Catalog>, Arc<CompactionStats>) {
     let clock = shale_core::clock::system();
     let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
@@ -89,7 +90,9 @@ async fn setup(
         pointer: Mutex::new(None),
     };
     let stats = Arc::new(CompactionStats::default());
-    let compactor = RemoteCompactor::new(dir.join("spool"), map_keys * 32, stats.clone()).unwrap();
+    let mut compactor =
+        RemoteCompactor::new(dir.join("spool"), map_keys * 32, stats.clone()).unwrap();
+    compactor.max_replacements = max_replacements;
     let (uploader, catalog) = uploader(&shale_core::clock::system()).await;
     (p, uploader.with_compactor(Arc::new(compactor)), catalog, stats)
 }
@@ -150,7 +153,7 @@ async fn scrub(catalog: &Arc<Catalog>, pref: &PartitionRef, grace_ms: u64) -> Ve
 #[tokio::test]
 async fn a_compacted_remote_log_keeps_each_keys_latest_record_and_retires_what_it_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let (p, uploader, catalog, stats) = setup(dir.path(), 1_000, 0.5, 1_000).await;
+    let (p, uploader, catalog, stats) = setup(dir.path(), 1_000, 0.5, 1_000, MAX_REPLACEMENTS).await;
     let clock = shale_core::clock::system();
     let mut model = Model::default();
     let mut writes = updates(60, 5, 0);
@@ -200,7 +203,7 @@ async fn a_compacted_remote_log_keeps_each_keys_latest_record_and_retires_what_i
 #[tokio::test]
 async fn a_map_smaller_than_the_key_set_compacts_in_several_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let (p, uploader, catalog, stats) = setup(dir.path(), 4, 0.0, 0).await;
+    let (p, uploader, catalog, stats) = setup(dir.path(), 4, 0.0, 0, MAX_REPLACEMENTS).await;
     let clock = shale_core::clock::system();
     let mut model = Model::default();
     append(&p.log, &mut model, &updates(60, 5, 0), &clock);
@@ -215,5 +218,33 @@ async fn a_map_smaller_than_the_key_set_compacts_in_several_passes() {
     }
     assert_eq!(m.compacted.last().map(|c| c.0), m.end_offset(), "{:?}", m.compacted);
     assert!(stats.compactions.load(Relaxed) >= 2);
+    assert_compacted(&catalog, &m, &model).await;
+}
+
+/// Segments that each lose one record and keep two make a replacement each; with at most
+/// three replacements a commit, a compaction stops after the third at a segment boundary
+/// (its cleaning point) and the next ones go on, until every key is once.
+#[tokio::test]
+async fn a_compaction_stops_at_the_replacements_one_commit_may_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, uploader, catalog, stats) = setup(dir.path(), 1_000, 0.0, 0, 3).await;
+    let clock = shale_core::clock::system();
+    let mut model = Model::default();
+    // Segment i holds keys 3i (updated again at the end), 3i + 1 and 3i + 2.
+    let mut writes: Vec<Write> = (0..30u8).map(|k| (k, Some(k))).collect();
+    writes.extend((0..10u8).map(|i| (3 * i, Some(100 + i))));
+    append(&p.log, &mut model, &writes, &clock);
+    let mut m = pass(&p, &uploader, &catalog).await;
+    let first = m.compacted[0].0;
+    assert!(first < m.end_offset().unwrap(), "the first compaction stopped early, at {first}");
+    assert!(m.retired.len() <= 3 * 2, "{:?}", m.retired);
+    for _ in 0..10 {
+        if m.compacted.last().map(|c| c.0) == m.end_offset() {
+            break;
+        }
+        m = pass(&p, &uploader, &catalog).await;
+    }
+    assert_eq!(m.compacted.last().map(|c| c.0), m.end_offset(), "{:?}", m.compacted);
+    assert!(stats.compactions.load(Relaxed) >= 3, "{stats:?}");
     assert_compacted(&catalog, &m, &model).await;
 }
