@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use super::encode::{family, one};
 use crate::broker::Broker;
 use shale_storage::tier::metrics::Op;
 
@@ -57,35 +58,6 @@ pub(super) fn registry(broker: &Arc<Broker>) -> Registry {
 #[derive(Debug)]
 struct BrokerCollector {
     broker: Weak<Broker>,
-}
-
-pub(super) type Labels = Vec<(&'static str, String)>;
-
-/// Writes one metric family with its series.
-pub(super) fn family<M: EncodeMetric>(
-    enc: &mut DescriptorEncoder<'_>,
-    name: &str,
-    help: &str,
-    series: Vec<(Labels, M)>,
-) -> fmt::Result {
-    let Some(metric_type) = series.first().map(|(_, m)| m.metric_type()) else {
-        return Ok(());
-    };
-    let mut m = enc.encode_descriptor(name, help, None, metric_type)?;
-    for (labels, metric) in &series {
-        metric.encode(m.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-pub(super) fn one<M: EncodeMetric>(
-    enc: &mut DescriptorEncoder<'_>,
-    name: &str,
-    help: &str,
-    m: M,
-) -> fmt::Result {
-    let metric_encoder = enc.encode_descriptor(name, help, None, m.metric_type())?;
-    m.encode(metric_encoder)
 }
 
 impl Collector for BrokerCollector {

@@ -8,7 +8,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::collector::{family, one};
+use super::encode::{family, one};
 
 /// The journal's metrics (`log.journal`).
 pub(super) fn journal(

@@ -2,11 +2,12 @@
 //! `/healthz` and readiness at `/readyz`.
 //!
 //! Metrics are read from the broker's own counters at scrape time (a prometheus
-//! `Collector`, in `collector.rs`; the logs' journal and cleaner families in
-//! `log_metrics.rs`), so the hot paths only bump atomics and nothing is kept
+//! `Collector`, in `collector.rs`; the logs' journal and cleaner families and the remote
+//! compactor's in `log_metrics.rs`; the encoding helpers both use in `encode.rs`), so the hot paths only bump atomics and nothing is kept
 //! twice.
 
 mod collector;
+mod encode;
 mod log_metrics;
 
 use std::net::SocketAddr;

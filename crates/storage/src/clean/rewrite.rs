@@ -26,7 +26,7 @@ pub(crate) type Source = crate::log::SealedRange;
 
 /// A cleaned segment written beside its sources: its base is its first source's, its next
 /// offset its last source's.
-pub(crate) type Written = crate::log::swap::CleanedSegment;
+pub(crate) type Written = crate::log::cleaned::CleanedSegment;
 
 /// Bytes of a cleaned segment written between two writeback hints.
 const WRITEBACK_CHUNK: u64 = 1 << 20;

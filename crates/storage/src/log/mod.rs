@@ -58,6 +58,7 @@
 mod append;
 mod buffer;
 pub(crate) mod checkpoint;
+pub(crate) mod cleaned;
 mod config;
 mod epoch;
 mod error;

@@ -153,7 +153,8 @@ async fn scrub(catalog: &Arc<Catalog>, pref: &PartitionRef, grace_ms: u64) -> Ve
 #[tokio::test]
 async fn a_compacted_remote_log_keeps_each_keys_latest_record_and_retires_what_it_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let (p, uploader, catalog, stats) = setup(dir.path(), 1_000, 0.5, 1_000, MAX_REPLACEMENTS).await;
+    let (p, uploader, catalog, stats) =
+        setup(dir.path(), 1_000, 0.5, 1_000, MAX_REPLACEMENTS).await;
     let clock = shale_core::clock::system();
     let mut model = Model::default();
     let mut writes = updates(60, 5, 0);
