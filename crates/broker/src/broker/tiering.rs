@@ -1,8 +1,7 @@
 //! Tiering on a broker: the wiring. The uploader (with remote retention and compaction) and
-//! the scrubber
-//! live in the tier layer (`shale_storage::tier::{uploader, scrubber}`) and reach a
-//! partition through `TierPartition`; here they get their tasks, the partitions this broker
-//! leads, and the topics that exist. Also here: the tier pointers every hosted replica
+//! the scrubber live in the tier layer (`shale_storage::tier::{uploader, compactor,
+//! scrubber}`) and reach a partition through `TierPartition`; here they get their tasks,
+//! the partitions this broker leads, and the topics that exist. Also here: the tier pointers every hosted replica
 //! learns from the metadata store (for local retention, cold reads and where a replica
 //! with an empty disk starts).
 

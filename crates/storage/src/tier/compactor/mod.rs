@@ -141,7 +141,9 @@ impl RemoteCompactor {
         }
         let Ok(_busy) = self.busy.try_lock() else { return Ok(current) };
         let pref = p.tier_ref();
-        let mut run = Run { compactor: self, cx, pref: &pref, requests: 0, read: 0 };
+        let leading = || p.leading_epoch() == Some(epoch);
+        let mut run =
+            Run { compactor: self, cx, pref: &pref, leading: &leading, requests: 0, read: 0 };
         let started = shale_core::clock::monotonic_now();
         let before = current.manifest.size_bytes();
         match run.compact(&current, &config, plan, epoch).await {
@@ -168,7 +170,10 @@ impl RemoteCompactor {
                 Ok(next)
             }
             Err(e) => {
-                self.stats.failures.fetch_add(1, Relaxed);
+                // Leadership moving away stops a compaction; that is no failure.
+                if leading() {
+                    self.stats.failures.fetch_add(1, Relaxed);
+                }
                 self.stats.requests.fetch_add(run.requests, Relaxed);
                 self.stats.bytes_read.fetch_add(run.read, Relaxed);
                 Err(e)
@@ -182,6 +187,9 @@ struct Run<'a> {
     compactor: &'a RemoteCompactor,
     cx: &'a Context<'a>,
     pref: &'a PartitionRef,
+    /// Whether this broker still leads the partition at the compaction's epoch: it stops
+    /// between segments once not (a drain waits for the upload pass it runs in).
+    leading: &'a (dyn Fn() -> bool + Sync),
     requests: u64,
     read: u64,
 }
@@ -222,6 +230,10 @@ impl Run<'_> {
         // once this compaction has as many replacements as one commit can claim.
         let (mut at, mut done) = (0, point);
         while at < sources.len() {
+            if !(self.leading)() {
+                self.abandon(&uploaded).await;
+                return Err(self.not_leading());
+            }
             if uploaded.len() >= self.compactor.max_replacements {
                 done = sources[at].base_offset;
                 break;
@@ -295,6 +307,9 @@ impl Run<'_> {
         .await?;
         let mut point = first_dirty;
         for s in cleanable.iter().filter(|s| s.next_offset > first_dirty) {
+            if !(self.leading)() {
+                return Err(self.not_leading());
+            }
             let mut batches = batches_of(self.cx, self.pref, s);
             let mut full_at = None;
             loop {
@@ -456,6 +471,13 @@ impl Run<'_> {
         let seq = current.manifest.seq + 1;
         retired.extend(replaced.into_iter().map(|name| Retired { name, seq }));
         Ok(retired)
+    }
+
+    fn not_leading(&self) -> Error {
+        Error::unavailable(format!(
+            "{}-{}: leadership moved during a remote compaction; it stopped",
+            self.pref.topic, self.pref.partition
+        ))
     }
 
     /// Removes uploaded replacements that will not be committed, and their claims.
