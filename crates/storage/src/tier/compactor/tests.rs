@@ -249,3 +249,29 @@ async fn a_compaction_stops_at_the_replacements_one_commit_may_claim() {
     assert!(stats.compactions.load(Relaxed) >= 3, "{stats:?}");
     assert_compacted(&catalog, &m, &model).await;
 }
+
+/// A compaction of a partition this broker no longer leads (a drain or a failover moved
+/// it while the upload pass ran) stops before reading anything: no commit, no failure
+/// counted.
+#[tokio::test]
+async fn a_compaction_stops_once_this_broker_no_longer_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, uploader, catalog, stats) =
+        setup(dir.path(), 1_000, 0.5, 1_000, MAX_REPLACEMENTS).await;
+    let clock = shale_core::clock::system();
+    append(&p.log, &mut Model::default(), &updates(30, 5, 0), &clock);
+    let before = pass(&p, &uploader, &catalog).await;
+    *p.epoch.lock().unwrap() = None;
+    let compactor =
+        RemoteCompactor::new(dir.path().join("spool2"), 1 << 20, stats.clone()).unwrap();
+    let reader = RemoteReader::open(catalog.clone(), &TierSettings::default(), None).await.unwrap();
+    let throttle = Throttle::new(0);
+    let cx = Context { reader: &reader, throttle: &throttle, lease: 0, now_ms: i64::MAX / 2 };
+    let current = catalog.current(&p.tier_ref()).await.unwrap();
+    let e = compactor.compact(&cx, &p, current, 1).await.unwrap_err();
+    assert!(e.message.contains("leadership moved"), "{e}");
+    let after = catalog.current(&p.tier_ref()).await.unwrap().manifest;
+    assert_eq!(after.seq, before.seq, "nothing committed");
+    assert_eq!(stats.failures.load(Relaxed), 0, "no failure counted");
+    assert_eq!(stats.bytes_read.load(Relaxed), 0, "nothing read");
+}
