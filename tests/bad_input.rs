@@ -104,6 +104,7 @@ async fn offset_out_of_range_names_the_valid_range() {
         max_bytes: 0,
         max_wait_ms: 0,
         stop_at_end: true,
+        ..Default::default()
     };
     let s = f.log.fetch(req).await.unwrap_err();
     assert_status(&s, Code::OutOfRange, "OFFSET_OUT_OF_RANGE", &["42", "0..=3"]);
@@ -117,6 +118,7 @@ async fn offset_out_of_range_names_the_valid_range() {
         max_bytes: 0,
         max_wait_ms: 0,
         stop_at_end: true,
+        ..Default::default()
     };
     assert_eq!(f.log.fetch(req).await.unwrap_err().code(), Code::OutOfRange);
     f.server.shutdown().await.unwrap();

@@ -175,6 +175,7 @@ async fn plain_records_and_list_offsets() {
                             timestamp_ms: *ts + 10,
                         },
                     ],
+                    ..Default::default()
                 })),
                 correlation_id: 7,
                 timeout_ms: 0,
@@ -344,6 +345,7 @@ async fn retention_by_bytes_advances_the_log_start() {
         max_bytes: 0,
         max_wait_ms: 0,
         stop_at_end: true,
+        ..Default::default()
     };
     let status = log.fetch(req).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::OutOfRange);

@@ -127,6 +127,7 @@ async fn call(rpc: Rpc, c: &mut Caller, addr: &str, epoch: i32) -> Result<(), Re
         acks: pb::Acks::Leader as i32,
         payload: Some(pb::produce_request::Payload::Records(pb::Records {
             records: vec![pb::Record { value: Some(b"v".to_vec().into()), ..Default::default() }],
+            ..Default::default()
         })),
         ..Default::default()
     };

@@ -9,6 +9,7 @@
 //! - `latency`: the tower layer that times every call by method.
 //! - `log_service`: `shale.v1.Log` (Produce, ProduceStream, ProduceMany, Fetch, FetchMany,
 //!   ListOffsets, InitProducerId).
+//! - `decoded`: fetched batches decoded into records, for `FETCH_FORMAT_RECORDS`.
 //! - `admin_service`: `shale.v1.Admin` (topics, configs, moves, cluster metadata, ACLs,
 //!   quotas).
 //! - `groups_service`: `shale.v1.Groups` (consumer groups and offsets; heartbeats
@@ -22,6 +23,7 @@
 pub mod admin_service;
 pub mod auth_layer;
 pub mod convert;
+mod decoded;
 pub mod groups_service;
 pub mod latency;
 pub mod log_service;

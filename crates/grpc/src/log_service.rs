@@ -1,6 +1,7 @@
 //! `shale.v1.Log`: Produce, ProduceStream, ProduceMany, Fetch, FetchMany, ListOffsets.
 
 use shale_proto::status::into_status;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -10,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth_layer::identity;
+use crate::decoded;
 use shale_broker::api::observe_since;
 use shale_broker::api::{
     Api, FetchChunk, FetchShape, Identity, OffsetSpec, Payload, Produced, QuotaKind,
@@ -62,7 +64,8 @@ fn payload(req: &mut pb::ProduceRequest) -> Result<Payload, Error> {
     match req.payload.take() {
         Some(pb::produce_request::Payload::Batches(b)) => Ok(Payload::Batches(b)),
         Some(pb::produce_request::Payload::Records(r)) => {
-            Ok(Payload::Records(r.records.into_iter().map(convert::record).collect()))
+            let codec = convert::compression(r.compression)?;
+            Ok(Payload::Records(r.records.into_iter().map(convert::record).collect(), codec))
         }
         None => Err(Error::new(
             shale_core::error::ErrorKind::Invalid,
@@ -305,19 +308,46 @@ impl pb::log_server::Log for LogService {
         let who = identity(&request);
         let req = request.into_inner();
         let shape = FetchShape::new(&self.api, req.max_bytes, req.max_wait_ms, req.stop_at_end);
+        let decoded = convert::decoded(req.format).map_err(into_status)?;
         let reader = self
             .api
             .fetch_stream(&who, "Fetch", &req.topic, req.partition, req.offset, &shape)
             .map_err(into_status)?;
-        let stream = reader.map(|item| {
-            item.map(|c| pb::FetchResponse {
-                batches: c.batches,
-                high_watermark: c.high_watermark,
-                log_start_offset: c.log_start_offset,
-                next_offset: c.next_offset,
+        if !decoded {
+            let stream = reader.map(|item| {
+                item.map(|c| pb::FetchResponse {
+                    batches: c.batches,
+                    high_watermark: c.high_watermark,
+                    log_start_offset: c.log_start_offset,
+                    next_offset: c.next_offset,
+                    records: Vec::new(),
+                })
+                .map_err(into_status)
+            });
+            return Ok(Response::new(Box::pin(stream)));
+        }
+        // Where the stream stands: records below it in a read's first batch are left out.
+        let position = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(req.offset));
+        let (topic, partition, max_bytes) = (req.topic, req.partition, shape.max_bytes());
+        let stream = reader
+            .then(move |item| {
+                let (topic, position) = (topic.clone(), position.clone());
+                async move {
+                    let c = item.map_err(into_status)?;
+                    let from = position.load(std::sync::atomic::Ordering::Relaxed);
+                    let next = c.next_offset;
+                    let messages =
+                        decoded::fetch_messages(&topic, partition, c, from, max_bytes).await;
+                    position.store(next, std::sync::atomic::Ordering::Relaxed);
+                    messages.map_err(into_status)
+                }
             })
-            .map_err(into_status)
-        });
+            .flat_map(|answer: Result<Vec<pb::FetchResponse>, Status>| {
+                futures::stream::iter(match answer {
+                    Ok(messages) => messages.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(status) => vec![Err(status)],
+                })
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -336,6 +366,10 @@ impl pb::log_server::Log for LogService {
         shale_core::task::spawn_detached(async move {
             let mut readers = tokio_stream::StreamMap::new();
             let mut shape = None;
+            // Decoded records (FETCH_FORMAT_RECORDS, from the first message), with each
+            // partition's position: records below it in a read's first batch are left out.
+            let mut decoded = false;
+            let mut positions: HashMap<(String, u32), i64> = HashMap::new();
             let mut inbound_done = false;
             loop {
                 tokio::select! {
@@ -348,10 +382,20 @@ impl pb::log_server::Log for LogService {
                             }
                             Err(_) => return,
                         };
+                        if shape.is_none() {
+                            match convert::decoded(req.format) {
+                                Ok(d) => decoded = d,
+                                Err(e) => {
+                                    let _ = tx.send(Err(into_status(e))).await;
+                                    return;
+                                }
+                            }
+                        }
                         let shape = shape.get_or_insert_with(|| {
                             FetchShape::new(&service.api, req.max_bytes, req.max_wait_ms, req.stop_at_end)
                         });
                         for stop in req.remove {
+                            positions.remove(&(stop.topic.clone(), stop.partition));
                             readers.remove(&(stop.topic, stop.partition));
                         }
                         for p in req.add {
@@ -360,6 +404,7 @@ impl pb::log_server::Log for LogService {
                             readers.remove(&key);
                             match service.api.fetch_stream(&who, "FetchMany", &p.topic, p.partition, p.offset, shape) {
                                 Ok(reader) => {
+                                    positions.insert(key.clone(), p.offset);
                                     let tag = p.tag;
                                     let reader = reader
                                         .map(move |item| (tag, Some(item)))
@@ -375,8 +420,25 @@ impl pb::log_server::Log for LogService {
                         }
                     }
                     Some((key, (tag, item))) = readers.next(), if !readers.is_empty() => {
-                        let msg = match item {
-                            Some(Ok(c)) => pb::FetchManyResponse {
+                        let msgs = match item {
+                            Some(Ok(c)) if decoded => {
+                                let from = positions.get(&key).copied().unwrap_or(i64::MIN);
+                                let max = shape.as_ref().map_or(0, FetchShape::max_bytes);
+                                let next = c.next_offset;
+                                let read = decoded::fetch_many_messages(&key, tag, c, from, max);
+                                match read.await {
+                                    Ok(messages) => {
+                                        positions.insert(key, next);
+                                        messages
+                                    }
+                                    Err(e) => {
+                                        readers.remove(&key);
+                                        positions.remove(&key);
+                                        vec![ended(key, tag, Some(&e))]
+                                    }
+                                }
+                            }
+                            Some(Ok(c)) => vec![pb::FetchManyResponse {
                                 topic: key.0,
                                 partition: key.1,
                                 tag,
@@ -384,17 +446,22 @@ impl pb::log_server::Log for LogService {
                                 high_watermark: c.high_watermark,
                                 log_start_offset: c.log_start_offset,
                                 next_offset: c.next_offset,
-                                end: false,
-                                error: None,
-                            },
+                                ..Default::default()
+                            }],
                             Some(Err(e)) => {
                                 readers.remove(&key);
-                                ended(key, tag, Some(&e))
+                                positions.remove(&key);
+                                vec![ended(key, tag, Some(&e))]
                             }
-                            None => ended(key, tag, None),
+                            None => {
+                                positions.remove(&key);
+                                vec![ended(key, tag, None)]
+                            }
                         };
-                        if tx.send(Ok(msg)).await.is_err() {
-                            return;
+                        for msg in msgs {
+                            if tx.send(Ok(msg)).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     else => return,

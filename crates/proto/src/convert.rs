@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::pb;
 use shale_core::acks::Acks;
 use shale_core::error::{Error, Reason};
-use shale_core::record::{Header, Record};
+use shale_core::record::{Compression, Header, Record};
 
 /// Proto acks to domain acks.
 pub fn acks(value: i32) -> Result<Acks, Error> {
@@ -25,6 +25,33 @@ pub fn acks_to_proto(acks: Acks) -> pb::Acks {
         Acks::All => pb::Acks::All,
         Acks::Leader => pb::Acks::Leader,
         Acks::None => pb::Acks::None,
+    }
+}
+
+/// Proto compression codec to the domain's; an unknown value is refused, naming it.
+pub fn compression(value: i32) -> Result<Compression, Error> {
+    match pb::Compression::try_from(value) {
+        Ok(pb::Compression::None) => Ok(Compression::None),
+        Ok(pb::Compression::Gzip) => Ok(Compression::Gzip),
+        Ok(pb::Compression::Snappy) => Ok(Compression::Snappy),
+        Ok(pb::Compression::Lz4) => Ok(Compression::Lz4),
+        Ok(pb::Compression::Zstd) => Ok(Compression::Zstd),
+        Err(_) => Err(Error::invalid(format!(
+            "invalid compression value {value}: expected 0 (none), 1 (gzip), 2 (snappy), \
+             3 (lz4) or 4 (zstd)"
+        ))),
+    }
+}
+
+/// Proto fetch format: whether the records are wanted decoded; an unknown value is
+/// refused, naming it.
+pub fn decoded(format: i32) -> Result<bool, Error> {
+    match pb::FetchFormat::try_from(format) {
+        Ok(pb::FetchFormat::Batches) => Ok(false),
+        Ok(pb::FetchFormat::Records) => Ok(true),
+        Err(_) => Err(Error::invalid(format!(
+            "invalid fetch format {format}: expected 0 (batches) or 1 (records)"
+        ))),
     }
 }
 

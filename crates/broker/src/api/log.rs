@@ -38,6 +38,11 @@ impl FetchShape {
         let max_wait = (max_wait_ms > 0).then(|| Duration::from_millis(u64::from(max_wait_ms)));
         FetchShape { max_bytes, max_wait, stop_at_end }
     }
+
+    /// Bytes per message: of batches, or of decoded records.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
 }
 
 /// A produce that passed authorization and its quota: what [`Api::append`] takes.
@@ -62,7 +67,7 @@ pub type PendingProduce = Pin<Box<dyn Future<Output = Result<Produced, Error>> +
 fn payload_bytes(payload: &Payload) -> u64 {
     match payload {
         Payload::Batches(b) => b.len() as u64,
-        Payload::Records(r) => r
+        Payload::Records(r, _) => r
             .iter()
             .map(|r| {
                 (r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()))

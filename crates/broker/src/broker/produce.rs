@@ -18,8 +18,9 @@ use shale_core::record::{BatchBuilder, Compression, Record};
 pub enum Payload {
     /// One or more Kafka RecordBatch v2 batches, back to back.
     Batches(Bytes),
-    /// Plain records; the broker builds one uncompressed batch.
-    Records(Vec<Record>),
+    /// Plain records; the broker builds one batch of them, compressed with the codec given
+    /// (off the async threads when it compresses).
+    Records(Vec<Record>, Compression),
 }
 
 /// How stale the local disk usage behind the budget check may be.
@@ -52,7 +53,15 @@ impl Broker {
         }
         let batches = match payload {
             Payload::Batches(b) => b,
-            Payload::Records(records) => self.build_batch(records)?,
+            Payload::Records(records, Compression::None) => {
+                build_batch(records, Compression::None, self.clock.now_ms())?
+            }
+            Payload::Records(records, codec) => {
+                let now = self.clock.now_ms();
+                tokio::task::spawn_blocking(move || build_batch(records, codec, now))
+                    .await
+                    .map_err(|e| Error::internal(format!("building a batch failed: {e}")))??
+            }
         };
         if batches.is_empty() {
             return Err(Error::new(
@@ -159,23 +168,24 @@ impl Broker {
             }
         }
     }
+}
 
-    fn build_batch(&self, records: Vec<Record>) -> Result<Bytes, Error> {
-        if records.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                Reason::InvalidBatch,
-                "produce request has no records",
-            ));
-        }
-        let now = self.clock.now_ms();
-        let mut builder = BatchBuilder::new(Compression::None);
-        for mut r in records {
-            if r.timestamp_ms == 0 {
-                r.timestamp_ms = now;
-            }
-            builder.push(r);
-        }
-        Ok(builder.build())
+/// One batch of `records` compressed with `codec`; a record without a timestamp takes
+/// `now_ms`.
+fn build_batch(records: Vec<Record>, codec: Compression, now_ms: i64) -> Result<Bytes, Error> {
+    if records.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Invalid,
+            Reason::InvalidBatch,
+            "produce request has no records",
+        ));
     }
+    let mut builder = BatchBuilder::new(codec);
+    for mut r in records {
+        if r.timestamp_ms == 0 {
+            r.timestamp_ms = now_ms;
+        }
+        builder.push(r);
+    }
+    Ok(builder.build())
 }

@@ -362,6 +362,7 @@ async fn fetch_loop(
                     max_bytes: config.max_bytes,
                     max_wait_ms: 0,
                     stop_at_end: config.stop_at_end,
+                    ..Default::default()
                 })
                 .await
                 .map_err(|s| located(status_error(&s)))?

@@ -129,6 +129,12 @@ impl ProducerRecord {
         self.partition = Some(partition);
         self
     }
+
+    /// Adds a header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(Header { key: key.into(), value: Some(value.into()) });
+        self
+    }
 }
 
 /// Where an acknowledged record landed.

@@ -1,0 +1,218 @@
+//! Fetches in decoded form (`FETCH_FORMAT_RECORDS`): a read's batches, whatever their codec,
+//! decoded into records for a client that has only the protos. Raw batches stay the
+//! default and the fast path; decoding runs on a blocking thread, never on the threads that
+//! serve requests, bounded by the read it decodes (at most `max_bytes` of batches, each
+//! inflated to at most 64 MiB). A stored batch that does not decode is an error naming the
+//! topic, partition and offset, answered to this fetch only.
+
+use bytes::Bytes;
+
+use shale_broker::api::FetchChunk;
+use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::record::{BatchFrames, Limits, decode_batch};
+use shale_proto::pb;
+
+/// Bytes a decoded record counts besides its key, value and headers: offset, timestamp,
+/// field tags.
+const RECORD_OVERHEAD: usize = 24;
+
+/// One message's worth of decoded records and the offset to read after them.
+#[derive(Debug, Default)]
+pub(crate) struct Part {
+    pub(crate) records: Vec<pb::FetchedRecord>,
+    pub(crate) next_offset: i64,
+}
+
+/// A Fetch's read `c` of `topic`-`partition` in decoded form: its messages.
+pub(crate) async fn fetch_messages(
+    topic: &str,
+    partition: u32,
+    c: FetchChunk,
+    from: i64,
+    max_bytes: usize,
+) -> Result<Vec<pb::FetchResponse>, Error> {
+    let parts = decode(topic, partition, c.batches, from, c.next_offset, max_bytes).await?;
+    Ok(parts
+        .into_iter()
+        .map(|part| pb::FetchResponse {
+            batches: Bytes::new(),
+            high_watermark: c.high_watermark,
+            log_start_offset: c.log_start_offset,
+            next_offset: part.next_offset,
+            records: part.records,
+        })
+        .collect())
+}
+
+/// A FetchMany read `c` of partition `key` (for the add tagged `tag`) in decoded form: its
+/// messages.
+pub(crate) async fn fetch_many_messages(
+    key: &(String, u32),
+    tag: u64,
+    c: FetchChunk,
+    from: i64,
+    max_bytes: usize,
+) -> Result<Vec<pb::FetchManyResponse>, Error> {
+    let parts = decode(&key.0, key.1, c.batches, from, c.next_offset, max_bytes).await?;
+    Ok(parts
+        .into_iter()
+        .map(|part| pb::FetchManyResponse {
+            topic: key.0.clone(),
+            partition: key.1,
+            tag,
+            high_watermark: c.high_watermark,
+            log_start_offset: c.log_start_offset,
+            next_offset: part.next_offset,
+            records: part.records,
+            ..Default::default()
+        })
+        .collect())
+}
+
+/// Decodes `batches` of `topic`-`partition` (whole, as a read returned them, ending where
+/// the read's `next_offset` is) into parts of about `max_bytes` each (at least one record):
+/// records below `from` are left out, control batches too. Each part's next offset is the
+/// one after its last record, the last part's the read's. No records: one empty part.
+async fn decode(
+    topic: &str,
+    partition: u32,
+    batches: Bytes,
+    from: i64,
+    next_offset: i64,
+    max_bytes: usize,
+) -> Result<Vec<Part>, Error> {
+    if batches.is_empty() {
+        return Ok(vec![Part { records: Vec::new(), next_offset }]);
+    }
+    let named = format!("{topic}-{partition}");
+    tokio::task::spawn_blocking(move || decode_now(&named, &batches, from, next_offset, max_bytes))
+        .await
+        .map_err(|e| Error::internal(format!("decoding a fetch failed: {e}")))?
+}
+
+fn decode_now(
+    named: &str,
+    batches: &Bytes,
+    from: i64,
+    next_offset: i64,
+    max_bytes: usize,
+) -> Result<Vec<Part>, Error> {
+    let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
+    let mut parts = vec![Part::default()];
+    let mut bytes = 0;
+    // Where the batch being decoded starts, for the error when it does not.
+    let mut at = from;
+    let corrupt = |offset: i64, e: &dyn std::fmt::Display| {
+        Error::new(
+            ErrorKind::Data,
+            Reason::CorruptBatch,
+            format!("{named}: the stored batch at offset {offset} does not decode: {e}"),
+        )
+        .with("offset", offset)
+    };
+    for frame in BatchFrames::new(batches, usize::MAX) {
+        let (header, range) = frame.map_err(|e| corrupt(at, &e))?;
+        at = header.base_offset;
+        if header.is_control() || header.next_offset() <= from {
+            at = header.next_offset();
+            continue;
+        }
+        let (_, records) =
+            decode_batch(&batches.slice(range), &limits).map_err(|e| corrupt(at, &e))?;
+        for r in records.into_iter().filter(|r| r.offset >= from) {
+            let size = RECORD_OVERHEAD
+                + r.key.as_ref().map_or(0, Bytes::len)
+                + r.value.as_ref().map_or(0, Bytes::len)
+                + r.headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
+                    .sum::<usize>();
+            let last = parts.last_mut().expect("parts is never empty");
+            if !last.records.is_empty() && bytes + size > max_bytes {
+                last.next_offset = last.records.last().map_or(from, |r| r.offset + 1);
+                parts.push(Part::default());
+                bytes = 0;
+            }
+            bytes += size;
+            let last = parts.last_mut().expect("parts is never empty");
+            last.records.push(pb::FetchedRecord {
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                key: r.key,
+                value: r.value,
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|h| pb::Header { key: h.key, value: h.value })
+                    .collect(),
+            });
+        }
+        at = header.next_offset();
+    }
+    if let Some(last) = parts.last_mut() {
+        last.next_offset = next_offset;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shale_core::record::{BatchBuilder, Compression, Header, Record};
+
+    fn batch(base: i64, codec: Compression, n: usize) -> Vec<u8> {
+        let mut b = BatchBuilder::new(codec);
+        for i in 0..n {
+            b.push(Record {
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(vec![b'v'; 100])),
+                headers: vec![Header { key: "h".into(), value: Some(Bytes::from_static(b"x")) }],
+                timestamp_ms: 1_000 + i as i64,
+            });
+        }
+        let mut bytes = b.build().to_vec();
+        bytes[..8].copy_from_slice(&base.to_be_bytes());
+        bytes
+    }
+
+    /// Every codec decodes to the same records; records before `from` in the first batch
+    /// are left out; parts stay near `max_bytes`, each ending where the next begins.
+    #[test]
+    fn batches_of_every_codec_decode_into_parts_that_continue_each_other() {
+        let codecs = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        let all: Vec<u8> =
+            codecs.iter().enumerate().flat_map(|(i, c)| batch(i as i64 * 10, *c, 10)).collect();
+        let parts = decode_now("t-0", &Bytes::from(all), 3, 50, 1_000).unwrap();
+        let offsets: Vec<i64> =
+            parts.iter().flat_map(|p| p.records.iter().map(|r| r.offset)).collect();
+        assert_eq!(offsets, (3..50).collect::<Vec<_>>());
+        assert!(parts.len() > 3, "{} parts", parts.len());
+        for w in parts.windows(2) {
+            assert_eq!(w[0].next_offset, w[1].records[0].offset, "parts continue each other");
+        }
+        assert_eq!(parts.last().unwrap().next_offset, 50);
+        let r = &parts[0].records[0];
+        assert_eq!((r.key.as_deref(), r.timestamp_ms), (Some(&b"k3"[..]), 1_003));
+        assert_eq!(r.headers[0].key, "h");
+    }
+
+    /// A batch whose bytes were damaged is an error naming the partition and the batch's
+    /// offset, not a panic.
+    #[test]
+    fn a_damaged_batch_is_an_error_naming_partition_and_offset() {
+        let mut all = batch(0, Compression::None, 5);
+        let mut second = batch(5, Compression::Zstd, 5);
+        let n = second.len();
+        second[n - 3] ^= 0xff;
+        all.extend(second);
+        let e = decode_now("orders-2", &Bytes::from(all), 0, 10, 1 << 20).unwrap_err();
+        assert_eq!(e.reason, "CORRUPT_BATCH");
+        assert!(e.message.contains("orders-2") && e.message.contains("offset 5"), "{e}");
+    }
+}
