@@ -9,6 +9,7 @@ scripts/etcd.sh install
 scripts/s3.sh install >/dev/null
 # The Kafka listener's tests drive real Kafka clients (venv and npm dir under ~/.cache, kcat).
 scripts/kafka-clients.sh install
+scripts/grpc-clients.sh install
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
 # Two cores: the crash and many-partition tests spawn brokers; keep parallelism modest.
 exec cargo test --workspace --lib --bins --tests --quiet -- --test-threads "${SHALE_TEST_THREADS:-4}" "$@"
