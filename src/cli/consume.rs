@@ -1,9 +1,11 @@
-//! `shale consume`: prints records, one value per line.
+//! `shale consume`: prints records, one per line: values (escaped), a template of
+//! their fields, or JSON that keeps every byte (`record_format`).
 
 use std::io::Write;
 
 use clap::Args;
 
+use super::record_format::{Template, escape, to_json};
 use super::{BrokerArg, Format};
 use crate::client::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
 
@@ -34,9 +36,15 @@ pub struct ConsumeArgs {
     /// Print partition and offset before the value (tab-separated).
     #[arg(long)]
     pub print_offset: bool,
-    /// Output format.
+    /// Output format: text (the value, escaped to one line), or json (one object per
+    /// line that keeps every byte: `shale produce --format json` reads it back).
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Print each record as this template says, like kcat's -f: %t topic, %p partition,
+    /// %o offset, %T timestamp, %k key, %s value, %h headers, %K and %S key and value
+    /// lengths, %%, and \n, \t, \\ (e.g. '%p %o %k=%s\n').
+    #[arg(long, conflicts_with_all = ["format", "print_key", "print_offset"])]
+    pub template: Option<String>,
     /// Consume as a member of this group: partitions are shared with the other members,
     /// and what was printed is committed (every --commit-interval-ms and on exit), so the
     /// next run resumes after it. Without a committed offset a partition starts at the
@@ -64,8 +72,11 @@ pub struct ConsumeArgs {
 }
 
 pub(super) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    let template = args.template.as_deref().map(Template::parse).transpose();
+    let template = template.map_err(anyhow::Error::msg)?;
+    let print = Printer { args: &args, template };
     if let Some(group) = args.group.clone() {
-        return run_group(args, &group).await;
+        return run_group(&args, &group, &print).await;
     }
     let client = args.broker.client()?;
     // Without --follow, read up to the high watermark seen and exit.
@@ -93,7 +104,7 @@ pub(super) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             if printed >= limit {
                 break 'outer;
             }
-            print_record(&mut out, &r, &args)?;
+            print.record(&mut out, &r)?;
             printed += 1;
         }
         out.flush()?;
@@ -107,7 +118,7 @@ pub(super) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
 
 /// `consume --group`: a group member until --max-records, the end (without --follow, once
 /// nothing arrived for a while) or SIGINT/SIGTERM; commits exactly what it printed.
-async fn run_group(args: ConsumeArgs, group: &str) -> anyhow::Result<()> {
+async fn run_group(args: &ConsumeArgs, group: &str, print: &Printer<'_>) -> anyhow::Result<()> {
     use std::time::Duration;
 
     use crate::client::{GroupConfig, GroupConsumer, OffsetReset};
@@ -119,7 +130,7 @@ async fn run_group(args: ConsumeArgs, group: &str) -> anyhow::Result<()> {
     config.assignor = args.assignor.clone();
     config.auto_offset_reset =
         if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest };
-    config.consumer = consumer_config(&args);
+    config.consumer = consumer_config(args);
     let mut consumer = GroupConsumer::subscribe(client, config)?;
     let mut term = signal(SignalKind::terminate())?;
     let stdout = std::io::stdout();
@@ -161,7 +172,7 @@ async fn run_group(args: ConsumeArgs, group: &str) -> anyhow::Result<()> {
             if printed >= limit {
                 break;
             }
-            print_record(&mut out, r, &args)?;
+            print.record(&mut out, r)?;
             printed += 1;
             // Commit what was printed, not what was fetched.
             consumer.set_position(&r.topic, r.partition, r.offset + 1);
@@ -183,36 +194,32 @@ fn consumer_config(args: &ConsumeArgs) -> ConsumerConfig {
     ConsumerConfig { leader_wait, ..ConsumerConfig::default() }
 }
 
-fn text(b: &Option<bytes::Bytes>) -> String {
-    b.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+fn escaped(b: &Option<bytes::Bytes>) -> String {
+    b.as_deref().map(escape).unwrap_or_default()
 }
 
-fn print_record(
-    out: &mut impl Write,
-    r: &ConsumerRecord,
-    args: &ConsumeArgs,
-) -> std::io::Result<()> {
-    match args.format {
-        Format::Json => {
-            let v = serde_json::json!({
-                "topic": r.topic,
-                "partition": r.partition,
-                "offset": r.offset,
-                "timestamp": r.timestamp_ms,
-                "key": r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
-                "value": r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
-                "headers": r.headers.iter().map(|h| (h.key.clone(), text(&h.value))).collect::<std::collections::BTreeMap<_, _>>(),
-            });
-            writeln!(out, "{v}")
+/// How records are printed.
+struct Printer<'a> {
+    args: &'a ConsumeArgs,
+    template: Option<Template>,
+}
+
+impl Printer<'_> {
+    fn record(&self, out: &mut impl Write, r: &ConsumerRecord) -> std::io::Result<()> {
+        if let Some(t) = &self.template {
+            return write!(out, "{}", t.render(r));
         }
-        Format::Text => {
-            if args.print_offset {
-                write!(out, "{}\t{}\t", r.partition, r.offset)?;
+        match self.args.format {
+            Format::Json => writeln!(out, "{}", to_json(r)),
+            Format::Text => {
+                if self.args.print_offset {
+                    write!(out, "{}\t{}\t", r.partition, r.offset)?;
+                }
+                if self.args.print_key {
+                    write!(out, "{}\t", escaped(&r.key))?;
+                }
+                writeln!(out, "{}", escaped(&r.value))
             }
-            if args.print_key {
-                write!(out, "{}\t", text(&r.key))?;
-            }
-            writeln!(out, "{}", text(&r.value))
         }
     }
 }

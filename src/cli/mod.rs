@@ -10,6 +10,7 @@ mod group;
 mod partition;
 mod produce;
 mod quota;
+mod record_format;
 mod serve;
 mod topic;
 mod user;

@@ -1,4 +1,5 @@
-//! `shale produce`: one record per line of standard input.
+//! `shale produce`: one record per line of standard input: text (the line is the value, or
+//! key and value), or the JSON lines `shale consume --format json` prints.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -6,7 +7,8 @@ use clap::Args;
 use shale_client::cli::{parse_acks, parse_compression};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::BrokerArg;
+use super::record_format::from_json;
+use super::{BrokerArg, Format};
 use crate::acks::Acks;
 use crate::client::{Producer, ProducerConfig, ProducerRecord};
 use crate::record::Compression;
@@ -30,6 +32,11 @@ pub struct ProduceArgs {
     /// 0 (none), 1 (leader) or all.
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     pub acks: Acks,
+    /// Input format: text (each line a value, or key and value), or json (the lines
+    /// `shale consume --format json` prints: key, value, headers and timestamp kept, and
+    /// the partition unless --partition is given).
+    #[arg(long, value_enum, default_value = "text", conflicts_with_all = ["key_separator", "null_marker"])]
+    pub format: Format,
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     pub compression: Compression,
@@ -61,19 +68,9 @@ pub(super) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let mut failed = 0u64;
     let mut first_error = None;
     while let Some(line) = lines.next_line().await.context("reading standard input")? {
-        let (key, value) = match &args.key_separator {
-            Some(sep) => match line.split_once(sep.as_str()) {
-                Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
-                None => (None, line),
-            },
-            None => (None, line),
-        };
-        let record = ProducerRecord {
-            topic: args.topic.clone(),
-            partition: args.partition,
-            key,
-            value: (args.null_marker.as_ref() != Some(&value)).then(|| Bytes::from(value)),
-            ..Default::default()
+        let record = match args.format {
+            Format::Json => json_record(&args, &line, sent + 1)?,
+            Format::Text => text_record(&args, line),
         };
         deliveries.push(producer.send(record).await?);
         sent += 1;
@@ -99,4 +96,35 @@ pub(super) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     }
     eprintln!("produced {sent} records to {}", args.topic);
     Ok(())
+}
+
+/// A line of text: the value, or key and value split at --key-separator.
+fn text_record(args: &ProduceArgs, line: String) -> ProducerRecord {
+    let (key, value) = match &args.key_separator {
+        Some(sep) => match line.split_once(sep.as_str()) {
+            Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
+            None => (None, line),
+        },
+        None => (None, line),
+    };
+    ProducerRecord {
+        topic: args.topic.clone(),
+        partition: args.partition,
+        key,
+        value: (args.null_marker.as_ref() != Some(&value)).then(|| Bytes::from(value)),
+        ..Default::default()
+    }
+}
+
+/// A JSON line of `shale consume --format json`: line `n` of the input.
+fn json_record(args: &ProduceArgs, line: &str, n: u64) -> anyhow::Result<ProducerRecord> {
+    let r = from_json(line).map_err(|e| anyhow::anyhow!("line {n} of the input: {e}"))?;
+    Ok(ProducerRecord {
+        topic: args.topic.clone(),
+        partition: args.partition.or(r.partition),
+        key: r.key,
+        value: r.value,
+        headers: r.headers,
+        timestamp_ms: r.timestamp_ms,
+    })
 }
