@@ -17,6 +17,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod etcd;
+mod fetch_format;
 mod fetch_latency;
 mod groups;
 mod latency;
@@ -54,6 +55,9 @@ enum Command {
     /// Fetch at random offsets of a topic's remote (cold) or local range and report the
     /// latency to the first record.
     FetchLatency(fetch_latency::FetchLatencyBench),
+    /// Read a topic as raw batches (decoded here) and as records decoded by the broker,
+    /// pass by pass, and report throughput and the broker's CPU per MiB of each.
+    FetchFormat(fetch_format::FetchFormatBench),
     /// Many group members committing on a timer: commit latency, etcd writes per second
     /// and the keys a group holds.
     Groups(groups::GroupsBench),
@@ -71,6 +75,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Latency(b) => latency::run(b).await,
         Command::Consume(b) => throughput::consume(b).await,
         Command::FetchLatency(b) => fetch_latency::run(b).await,
+        Command::FetchFormat(b) => fetch_format::run(b).await,
         Command::Groups(b) => groups::run(b).await,
         Command::Partitions(b) => partitions::run(b).await,
         Command::Stalls(b) => stalls::run(b).await,

@@ -1,8 +1,8 @@
 //! Fetches in decoded form (`FETCH_FORMAT_RECORDS`): a read's batches, whatever their codec,
 //! decoded into records for a client that has only the protos. Raw batches stay the
 //! default and the fast path; decoding runs on a blocking thread, never on the threads that
-//! serve requests, bounded by the read it decodes (at most `max_bytes` of batches, each
-//! inflated to at most 64 MiB). A stored batch that does not decode is an error naming the
+//! serve requests, one per core at most, each bounded by the read it decodes (at most
+//! `max_bytes` of batches, each inflated to at most 64 MiB). A stored batch that does not decode is an error naming the
 //! topic, partition and offset, answered to this fetch only.
 
 use bytes::Bytes;
@@ -85,10 +85,20 @@ async fn decode(
         return Ok(vec![Part { records: Vec::new(), next_offset }]);
     }
     let named = format!("{topic}-{partition}");
+    // At most one decode per core at a time, whatever the number of fetches: a burst of
+    // decoded fetches queues here instead of taking every blocking thread.
+    let _permit =
+        DECODERS.acquire().await.map_err(|_| Error::internal("the decoders are closed"))?;
     tokio::task::spawn_blocking(move || decode_now(&named, &batches, from, next_offset, max_bytes))
         .await
         .map_err(|e| Error::internal(format!("decoding a fetch failed: {e}")))?
 }
+
+/// Decodes running at once: one per core.
+static DECODERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    tokio::sync::Semaphore::new(cores)
+});
 
 fn decode_now(
     named: &str,
