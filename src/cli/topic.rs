@@ -238,6 +238,8 @@ fn describe_json(d: &crate::proto::pb::DescribeTopicResponse) -> serde_json::Val
                     "cleans": c.cleans,
                     "bytes_read": c.bytes_read,
                     "bytes_removed": c.bytes_removed,
+                    "remote_first_dirty_offset": c.remote_first_dirty_offset,
+                    "remote_last_compaction_ms": c.remote_last_compaction_ms,
                     "failures": c.failures,
                 })),
             })
@@ -300,15 +302,18 @@ fn print_describe(d: &crate::proto::pb::DescribeTopicResponse) {
     if !cleaning.is_empty() {
         println!("cleaning (compacted, this broker's replicas):");
         println!(
-            "partition\tdirty_ratio\tdirty_bytes\tclean_bytes\tfirst_dirty\tdue\tcleans\tremoved_bytes\tlast_clean\tfailures"
+            "partition\tdirty_ratio\tdirty_bytes\tclean_bytes\tfirst_dirty\tdue\tcleans\tremoved_bytes\tlast_clean\tfailures\tremote_first_dirty\tremote_compacted"
         );
         for (m, c) in cleaning {
-            let last = match c.last_clean_ms {
-                0 => "-".to_string(),
-                ms => ms.to_string(),
+            let ms_or_dash = |ms: i64| if ms == 0 { "-".to_string() } else { ms.to_string() };
+            let last = ms_or_dash(c.last_clean_ms);
+            let remote_last = ms_or_dash(c.remote_last_compaction_ms);
+            let remote_point = match c.remote_first_dirty_offset {
+                -1 => "-".to_string(),
+                o => o.to_string(),
             };
             println!(
-                "{}\t{:.3}\t{}\t{}\t{}\t{}\t{}\t{}\t{last}\t{}",
+                "{}\t{:.3}\t{}\t{}\t{}\t{}\t{}\t{}\t{last}\t{}\t{remote_point}\t{remote_last}",
                 m.partition,
                 c.dirty_ratio,
                 c.dirty_bytes,

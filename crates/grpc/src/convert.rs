@@ -32,6 +32,7 @@ pub fn partition_metadata(partition: u32, s: &PartitionState) -> pb::PartitionMe
 
 /// A described partition as proto.
 pub fn partition_info(d: &PartitionDescription) -> pb::PartitionInfo {
+    let remote_compacted = d.remote.as_ref().and_then(|r| r.compacted);
     pb::PartitionInfo {
         metadata: Some(partition_metadata(d.partition, &d.state)),
         log_start_offset: d.log_start_offset,
@@ -57,6 +58,8 @@ pub fn partition_info(d: &PartitionDescription) -> pb::PartitionInfo {
             bytes_read: c.bytes_read,
             bytes_removed: c.bytes_removed,
             failures: c.failures,
+            remote_first_dirty_offset: remote_compacted.map_or(-1, |(offset, _)| offset),
+            remote_last_compaction_ms: remote_compacted.map_or(0, |(_, ms)| ms),
         }),
     }
 }

@@ -353,6 +353,7 @@ impl Catalog {
             end_offset: manifest.end_offset().unwrap_or(-1),
             segments: manifest.segments.len() as u64,
             size_bytes: manifest.size_bytes(),
+            compacted: manifest.compacted.last().copied(),
         };
         let key = self.keys.tier(&p.topic, p.partition);
         let guard = match current.revision {

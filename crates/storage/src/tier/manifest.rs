@@ -317,6 +317,10 @@ pub struct TierPointer {
     pub segments: u64,
     /// Bytes in the bucket.
     pub size_bytes: u64,
+    /// A compacted topic's last remote compaction: its cleaning point (every key below it
+    /// is in the bucket once) and when it ran (ms). Absent: none yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted: Option<(i64, i64)>,
 }
 
 impl TierPointer {
