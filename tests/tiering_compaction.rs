@@ -182,7 +182,7 @@ async fn s3_bucket_compacts_a_tiered_topic_to_about_its_live_set() {
     };
     assert!(p.local_log_start_offset > 0, "offset 0 is read from the bucket only: {p:?}");
     // Describe shows the remote compaction: its cleaning point and time.
-    let cleaning = p.cleaning.clone().expect("a compacted partition's cleaning state");
+    let cleaning = p.cleaning.expect("a compacted partition's cleaning state");
     assert!(cleaning.remote_first_dirty_offset > 0, "{cleaning:?}");
     assert!(cleaning.remote_first_dirty_offset <= p.remote_log_end_offset, "{cleaning:?}");
     assert!(cleaning.remote_last_compaction_ms > 0, "{cleaning:?}");

@@ -1,7 +1,6 @@
 //! `shale.v1.Log`: Produce, ProduceStream, ProduceMany, Fetch, FetchMany, ListOffsets.
 
 use shale_proto::status::into_status;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -27,9 +26,61 @@ const MAX_MANY_IN_FLIGHT: usize = 64;
 /// Messages buffered per FetchMany stream: small, so a slow consumer pushes back on reads.
 const FETCH_STREAM_BUFFER: usize = 2;
 
-/// One partition's messages in a FetchMany stream, each with the add's tag, ended by `None`
-/// so that its end is seen.
-type BoxReader = Pin<Box<dyn Stream<Item = (u64, Option<Result<FetchChunk, Error>>)> + Send>>;
+/// One partition's messages in a FetchMany stream (a read's, or its decoded records'), each
+/// with the add's tag, ended by `None` so that its end is seen.
+type BoxReader =
+    Pin<Box<dyn Stream<Item = (u64, Option<Result<Vec<pb::FetchManyResponse>, Error>>)> + Send>>;
+
+/// The messages of partition `key`'s reads for the add tagged `tag`: each read as it was
+/// (batches), or decoded (records below `from` left out), inside the partition's own
+/// stream, so that one partition's decoding does not hold the others' reads.
+fn many_reader(
+    key: (String, u32),
+    tag: u64,
+    reader: impl Stream<Item = Result<FetchChunk, Error>> + Send + 'static,
+    decoded: Option<(i64, usize)>,
+) -> BoxReader {
+    let messages = match decoded {
+        None => reader
+            .map(move |item| {
+                item.map(|c| {
+                    vec![pb::FetchManyResponse {
+                        topic: key.0.clone(),
+                        partition: key.1,
+                        tag,
+                        batches: c.batches,
+                        high_watermark: c.high_watermark,
+                        log_start_offset: c.log_start_offset,
+                        next_offset: c.next_offset,
+                        ..Default::default()
+                    }]
+                })
+            })
+            .boxed(),
+        Some((from, max_bytes)) => {
+            let position = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(from));
+            reader
+                .then(move |item| {
+                    let (key, position) = (key.clone(), position.clone());
+                    async move {
+                        let c = item?;
+                        let from = position.load(std::sync::atomic::Ordering::Relaxed);
+                        let next = c.next_offset;
+                        let messages =
+                            decoded::fetch_many_messages(&key, tag, c, from, max_bytes).await;
+                        position.store(next, std::sync::atomic::Ordering::Relaxed);
+                        messages
+                    }
+                })
+                .boxed()
+        }
+    };
+    Box::pin(
+        messages
+            .map(move |item| (tag, Some(item)))
+            .chain(futures::stream::once(async move { (tag, None) })),
+    )
+}
 
 /// The message that takes a partition out of a FetchMany stream: at its end, or failed.
 fn ended(
@@ -366,10 +417,8 @@ impl pb::log_server::Log for LogService {
         shale_core::task::spawn_detached(async move {
             let mut readers = tokio_stream::StreamMap::new();
             let mut shape = None;
-            // Decoded records (FETCH_FORMAT_RECORDS, from the first message), with each
-            // partition's position: records below it in a read's first batch are left out.
+            // Decoded records (FETCH_FORMAT_RECORDS), from the first message.
             let mut decoded = false;
-            let mut positions: HashMap<(String, u32), i64> = HashMap::new();
             let mut inbound_done = false;
             loop {
                 tokio::select! {
@@ -395,7 +444,6 @@ impl pb::log_server::Log for LogService {
                             FetchShape::new(&service.api, req.max_bytes, req.max_wait_ms, req.stop_at_end)
                         });
                         for stop in req.remove {
-                            positions.remove(&(stop.topic.clone(), stop.partition));
                             readers.remove(&(stop.topic, stop.partition));
                         }
                         for p in req.add {
@@ -404,12 +452,9 @@ impl pb::log_server::Log for LogService {
                             readers.remove(&key);
                             match service.api.fetch_stream(&who, "FetchMany", &p.topic, p.partition, p.offset, shape) {
                                 Ok(reader) => {
-                                    positions.insert(key.clone(), p.offset);
-                                    let tag = p.tag;
-                                    let reader = reader
-                                        .map(move |item| (tag, Some(item)))
-                                        .chain(futures::stream::once(async move { (tag, None) }));
-                                    readers.insert(key, Box::pin(reader) as BoxReader);
+                                    let decoded = decoded.then(|| (p.offset, shape.max_bytes()));
+                                    let messages = many_reader(key.clone(), p.tag, reader, decoded);
+                                    readers.insert(key, messages);
                                 }
                                 Err(e) => {
                                     if tx.send(Ok(ended(key, p.tag, Some(&e)))).await.is_err() {
@@ -421,42 +466,12 @@ impl pb::log_server::Log for LogService {
                     }
                     Some((key, (tag, item))) = readers.next(), if !readers.is_empty() => {
                         let msgs = match item {
-                            Some(Ok(c)) if decoded => {
-                                let from = positions.get(&key).copied().unwrap_or(i64::MIN);
-                                let max = shape.as_ref().map_or(0, FetchShape::max_bytes);
-                                let next = c.next_offset;
-                                let read = decoded::fetch_many_messages(&key, tag, c, from, max);
-                                match read.await {
-                                    Ok(messages) => {
-                                        positions.insert(key, next);
-                                        messages
-                                    }
-                                    Err(e) => {
-                                        readers.remove(&key);
-                                        positions.remove(&key);
-                                        vec![ended(key, tag, Some(&e))]
-                                    }
-                                }
-                            }
-                            Some(Ok(c)) => vec![pb::FetchManyResponse {
-                                topic: key.0,
-                                partition: key.1,
-                                tag,
-                                batches: c.batches,
-                                high_watermark: c.high_watermark,
-                                log_start_offset: c.log_start_offset,
-                                next_offset: c.next_offset,
-                                ..Default::default()
-                            }],
+                            Some(Ok(messages)) => messages,
                             Some(Err(e)) => {
                                 readers.remove(&key);
-                                positions.remove(&key);
                                 vec![ended(key, tag, Some(&e))]
                             }
-                            None => {
-                                positions.remove(&key);
-                                vec![ended(key, tag, None)]
-                            }
+                            None => vec![ended(key, tag, None)],
                         };
                         for msg in msgs {
                             if tx.send(Ok(msg)).await.is_err() {
