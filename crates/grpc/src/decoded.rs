@@ -108,8 +108,7 @@ fn decode_now(
     max_bytes: usize,
 ) -> Result<Vec<Part>, Error> {
     let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
-    let mut parts = vec![Part::default()];
-    let mut bytes = 0;
+    let (mut parts, mut part, mut bytes) = (Vec::new(), Part::default(), 0);
     // Where the batch being decoded starts, for the error when it does not.
     let mut at = from;
     let corrupt = |offset: i64, e: &dyn std::fmt::Display| {
@@ -137,15 +136,13 @@ fn decode_now(
                     .iter()
                     .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
                     .sum::<usize>();
-            let last = parts.last_mut().expect("parts is never empty");
-            if !last.records.is_empty() && bytes + size > max_bytes {
-                last.next_offset = last.records.last().map_or(from, |r| r.offset + 1);
-                parts.push(Part::default());
+            if !part.records.is_empty() && bytes + size > max_bytes {
+                part.next_offset = part.records.last().map_or(from, |r| r.offset + 1);
+                parts.push(std::mem::take(&mut part));
                 bytes = 0;
             }
             bytes += size;
-            let last = parts.last_mut().expect("parts is never empty");
-            last.records.push(pb::FetchedRecord {
+            part.records.push(pb::FetchedRecord {
                 offset: r.offset,
                 timestamp_ms: r.timestamp_ms,
                 key: r.key,
@@ -159,9 +156,8 @@ fn decode_now(
         }
         at = header.next_offset();
     }
-    if let Some(last) = parts.last_mut() {
-        last.next_offset = next_offset;
-    }
+    part.next_offset = next_offset;
+    parts.push(part);
     Ok(parts)
 }
 
