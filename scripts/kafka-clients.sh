@@ -13,6 +13,8 @@
 # - Debian: kcat (it links Debian's own librdkafka).
 # Versions are pinned below; bumping one reinstalls.
 set -euo pipefail
+# shellcheck source=scripts/venv-lib.sh
+source "$(dirname "$0")/venv-lib.sh"
 
 usage() {
   sed -n '2,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2
@@ -40,7 +42,7 @@ PY_PIN=$(printf '%s\n' "${PY_PACKAGES[@]}")
 NODE_PIN=$(printf '%s\n' "${NODE_PACKAGES[@]}")
 
 python_ok() {
-  [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.shale-pins" 2>/dev/null)" = "$PY_PIN" ]
+  venv_ok "$VENV" "$PY_PIN"
 }
 
 node_ok() {
@@ -49,19 +51,7 @@ node_ok() {
 }
 
 install_python() {
-  python_ok && return 0
-  echo "installing the Python Kafka clients into $VENV" >&2
-  command -v python3 >/dev/null 2>&1 || { echo "error: python3 not found" >&2; exit 1; }
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" >/dev/null || {
-    echo "error: python3 -m venv $VENV failed (on Debian: apt-get install python3-venv)" >&2
-    rm -rf "$VENV"
-    exit 1
-  }
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}" >&2 || {
-    echo "error: pip install ${PY_PACKAGES[*]} into $VENV failed" >&2
-    exit 1
-  }
-  echo "$PY_PIN" > "$VENV/.shale-pins"
+  install_venv "$VENV" "the Python Kafka clients" "${PY_PACKAGES[@]}"
 }
 
 install_node() {

@@ -7,15 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::configs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use shale::client::{Producer, ProducerConfig, ProducerRecord};
-
-fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
 
 /// A broker whose cleaner looks every 50 ms (and whose retention pass rolls an active
 /// segment past `segment.ms` as often: the active segment is never cleaned).

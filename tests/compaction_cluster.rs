@@ -13,6 +13,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 mod common;
+use common::configs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -27,10 +28,6 @@ use shale::record::{BatchBuilder, Compression, Record};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 async fn leader(client: &Client, topic: &str) -> i32 {

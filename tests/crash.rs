@@ -254,14 +254,11 @@ async fn power_cuts_of_a_standalone_broker_with_a_tiered_topic_lose_nothing_ackn
         let dir: &std::path::Path = mount.as_ref().map_or(temp.path(), |m| m.path());
         let acked: Acked = Arc::default();
         let mut broker = common::BrokerProcess::start_with_env(dir, &args, &env);
-        let tiered: BTreeMap<String, String> = [
+        let tiered = common::configs(&[
             ("remote.storage.enable", "true"),
             ("segment.bytes", "65536"),
             ("local.retention.bytes", "131072"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         broker.client().admin().create_topic("crash", PARTITIONS, 0, tiered).await.unwrap();
         for round in 0..5 {
             let before = acked_count(&acked);

@@ -55,6 +55,19 @@ async fn fetch_decoded(
     Ok(out)
 }
 
+/// The codec of the stored batch at `offset` of partition 0 of `topic`, from the
+/// attributes of the raw form's first batch.
+async fn stored_codec(
+    log: &mut pb::log_client::LogClient<shale::client::Transport>,
+    topic: &str,
+    offset: i64,
+) -> i32 {
+    let req =
+        pb::FetchRequest { topic: topic.into(), offset, stop_at_end: true, ..Default::default() };
+    let raw = log.fetch(req).await.unwrap().into_inner().message().await.unwrap().unwrap();
+    i32::from(raw.batches[22] & 0x07)
+}
+
 #[tokio::test]
 async fn decoded_fetch_reads_records_of_every_codec_and_fetch_many_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -106,21 +119,8 @@ async fn decoded_fetch_reads_records_of_every_codec_and_fetch_many_too() {
         .into_inner();
     let total = (CODECS.len() + 1) * per_codec;
     assert_eq!(produced.last_offset, total as i64 - 1);
-    let raw = log
-        .fetch(pb::FetchRequest {
-            topic: topic.into(),
-            offset: produced.base_offset,
-            stop_at_end: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(raw.batches[22] & 0x07, 4, "the broker built a zstd batch (attributes)");
+    let codec = stored_codec(&mut log, topic, produced.base_offset).await;
+    assert_eq!(codec, pb::Compression::Zstd as i32, "the broker built a zstd batch");
 
     // From offset 3: the first batch's records before it are left out; small messages.
     let messages = fetch_decoded(&mut log, topic, 3, 2_000).await.unwrap();
@@ -184,9 +184,7 @@ async fn a_stored_batch_that_does_not_decode_is_an_error_naming_it_and_the_broke
     let server = common::start(common::settings(dir.path())).await;
     let client = common::client(&server);
     let topic = "damaged";
-    let segment = ("segment.bytes", "1024".to_string());
-    let configs: BTreeMap<String, String> =
-        [segment].into_iter().map(|(k, v)| (k.into(), v)).collect();
+    let configs = common::configs(&[("segment.bytes", "1024")]);
     client.admin().create_topic(topic, 1, 0, configs).await.unwrap();
     let producer = Producer::new(client.clone(), ProducerConfig::default());
     for i in 0..20 {
@@ -239,14 +237,11 @@ async fn a_decoded_fetch_reads_a_tiered_topic_from_the_bucket_like_the_raw_form(
     let broker = common::BrokerProcess::start_with(dir.path(), &tier_target::strs(&args));
     let client = broker.client();
     let topic = "tiered";
-    let configs: BTreeMap<String, String> = [
+    let configs = common::configs(&[
         ("remote.storage.enable", "true"),
         ("segment.bytes", "65536"),
         ("local.retention.bytes", "131072"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     client.admin().create_topic(topic, 1, 1, configs).await.unwrap();
     let producer = Producer::new(client.clone(), ProducerConfig::default());
     let n = 3_000;
@@ -319,20 +314,8 @@ async fn the_broker_compresses_plain_records_with_every_codec() {
         })
         .await
         .unwrap();
-        let raw = log
-            .fetch(pb::FetchRequest {
-                topic: topic.clone(),
-                stop_at_end: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .message()
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(i32::from(raw.batches[22] & 0x07), codec as i32, "{codec:?} in the attributes");
+        let stored = stored_codec(&mut log, &topic, 0).await;
+        assert_eq!(stored, codec as i32, "{codec:?} in the attributes");
         let back: Vec<_> = fetch_decoded(&mut log, &topic, 0, 0)
             .await
             .unwrap()

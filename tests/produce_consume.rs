@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::configs;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,10 +17,6 @@ use shale::acks::Acks;
 use shale::client::partitioner::partition_for_key;
 use shale::client::{Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, StartAt};
 use shale::proto::pb;
-
-fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
 
 #[tokio::test]
 async fn keyed_records_land_on_kafka_partitions_and_read_back_in_order() {

@@ -10,6 +10,7 @@
 #[path = "common/checker.rs"]
 mod checker;
 mod common;
+use common::configs;
 #[path = "common/etcd.rs"]
 mod etcd_server;
 #[path = "common/lazyfs.rs"]
@@ -253,10 +254,6 @@ fn batches_on_disk(dir: &Path) -> Vec<(i64, u32)> {
         }
     }
     out
-}
-
-fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

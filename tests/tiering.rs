@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::configs;
 #[path = "common/s3_faults.rs"]
 mod s3_faults;
 #[path = "common/s3.rs"]
@@ -61,10 +62,6 @@ fn bytes_with_suffix(dir: &Path, suffix: &str) -> (u64, usize) {
         }
     }
     total
-}
-
-fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 async fn produce(client: &Client, topic: &str, records: u64) {

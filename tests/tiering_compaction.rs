@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::configs;
 #[path = "common/s3.rs"]
 mod s3_server;
 #[path = "common/tier_target.rs"]
@@ -42,10 +43,6 @@ fn value(key: u64, seq: u64) -> Vec<u8> {
 
 fn key(k: u64) -> String {
     format!("key-{k:06}")
-}
-
-fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// What was acknowledged: each offset's (key, seq), and each key's latest offset.

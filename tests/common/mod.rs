@@ -265,6 +265,11 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// Topic configs from `key, value` pairs.
+pub(crate) fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 /// Reads every partition of `topic` from the beginning to the high watermark.
 pub(crate) async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<ConsumerRecord>> {
     let partitions = client.partition_count(topic).await.unwrap();

@@ -260,22 +260,12 @@ impl Catalog {
         self.commit_claimed(p, current, Next::segments(current, segments), epoch, &[]).await
     }
 
-    /// [`Catalog::commit`] for a compaction, in one step: `next` replaces segments in the
-    /// middle of the list (a checkpoint, which deltas cannot express), and the pointer moves
-    /// only while every one of `claims` (its new segments' uploads) stands; they go in the
-    /// same transaction.
-    pub async fn commit_compaction(
-        &self,
-        p: &PartitionRef,
-        current: &Current,
-        next: Next,
-        epoch: i32,
-        claims: &[UploadClaim],
-    ) -> Result<Current, Error> {
-        self.commit_claimed(p, current, next, epoch, claims).await
-    }
-
-    async fn commit_claimed(
+    /// [`Catalog::commit`] of a whole [`Next`] (segments, compaction marks and retired
+    /// segments), moving the pointer only while every one of `claims` (the uploads of its new
+    /// segments) stands; the claims go in the same transaction. A compaction commits this
+    /// way: its replacements stand in the middle of the list, so the commit is a checkpoint
+    /// (deltas only append and drop the oldest).
+    pub async fn commit_claimed(
         &self,
         p: &PartitionRef,
         current: &Current,

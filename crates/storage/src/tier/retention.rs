@@ -93,10 +93,11 @@ fn expired_count(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn seg(base: i64, size: u64, max_timestamp: i64) -> RemoteSegment {
+    /// A remote segment of ten offsets at `base`.
+    pub(crate) fn seg(base: i64, size: u64, max_timestamp: i64) -> RemoteSegment {
         RemoteSegment {
             base_offset: base,
             next_offset: base + 10,

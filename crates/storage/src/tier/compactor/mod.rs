@@ -272,7 +272,7 @@ impl Run<'_> {
         let catalog = self.cx.reader.catalog();
         // Crash tests: the replacements are uploaded, the swap not committed; and after.
         shale_core::failpoint::hit("tier.compaction_before_commit");
-        match catalog.commit_compaction(self.pref, current, next, epoch, &claims).await {
+        match catalog.commit_claimed(self.pref, current, next, epoch, &claims).await {
             Ok(next) => {
                 shale_core::failpoint::hit("tier.compaction_after_commit");
                 for up in &uploaded {

@@ -51,19 +51,7 @@ pub(crate) fn plan(m: &Manifest, config: &TopicConfig, now_ms: i64) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tier::manifest::names;
-
-    fn seg(base: i64, size: u64, max_timestamp: i64) -> RemoteSegment {
-        RemoteSegment {
-            base_offset: base,
-            next_offset: base + 10,
-            size_bytes: size,
-            max_timestamp,
-            upload_epoch: 1,
-            name: names::segment_stem(base, 1),
-            index_bytes: 0,
-        }
-    }
+    use crate::tier::retention::tests::seg;
 
     fn manifest(segments: Vec<RemoteSegment>, compacted: Vec<(i64, i64)>) -> Manifest {
         Manifest { segments, compacted, ..Manifest::empty("t", "id", 0) }
