@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 mod balance;
 mod plan;
+#[cfg(test)]
+mod run_tests;
 mod view;
 pub use balance::{Move, balance, evacuate, future, resize};
 #[cfg(test)]
@@ -127,7 +129,8 @@ pub async fn run(
     }
 }
 
-/// Tries to become controller; the revision of the winning write, or `None` if taken.
+/// Tries to become controller; the revision of the term won (or resumed), or `None` if
+/// another broker holds it.
 async fn campaign(
     store: &Arc<dyn MetaStore>,
     keys: &Keys,
@@ -141,7 +144,19 @@ async fn campaign(
         membership.lease(),
     ));
     let outcome = store.txn(txn).await?;
-    Ok(outcome.succeeded.then_some(outcome.revision))
+    if outcome.succeeded {
+        return Ok(Some(outcome.revision));
+    }
+    // The key under this broker's own lease is its own term, left when it doubted its
+    // liveness for a moment (late beats on a busy machine). Nobody else wrote under it
+    // since: a fence or a depose deletes the key, and every controller write compares its
+    // revision. Waiting for it to go away would wait for this broker's death, with nobody
+    // placing anything meanwhile; the term resumes instead.
+    let Some(kv) = store.get(&key).await? else { return Ok(None) };
+    let revision = kv.mod_revision;
+    let mine = kv.lease == Some(membership.lease())
+        && Versioned::<ControllerRecord>::decode(kv).is_ok_and(|v| v.value == record);
+    Ok(mine.then_some(revision))
 }
 
 /// Waits until the controller key is gone (or a while passes, to re-check).
