@@ -27,6 +27,8 @@ pub mod embedded;
 mod error;
 pub mod etcd;
 pub mod heartbeat;
+#[cfg(test)]
+mod hooked;
 pub mod json;
 pub mod keys;
 pub mod membership;

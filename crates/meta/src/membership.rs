@@ -322,42 +322,53 @@ impl Membership {
         let key = self.inner.keys.heartbeat(self.broker_id());
         let alive = || Beat::Alive { incarnation: self.incarnation(), lease: self.lease() };
         let mut last: super::Revision = 0;
+        // Fenced and not yet beaten over the fence: the beat that gets over it starts a new
+        // session, whichever try that is.
+        let mut fenced = false;
         loop {
             let next = self.now() + settings.interval;
-            let sent = self.now();
-            match heartbeat::beat(&self.inner.store, &key, last, &alive(), self.lease()).await {
-                Ok(Beaten::Written(revision)) => {
-                    last = revision;
-                    self.extend_beat(sent + settings.validity());
-                }
-                Ok(Beaten::Moved(revision)) => last = revision,
-                Ok(Beaten::Fenced(revision, by)) => {
-                    self.inner.fences.fetch_add(1, Ordering::Relaxed);
-                    self.set_beat(None);
-                    tracing::warn!(
-                        broker = self.broker_id(),
-                        by,
-                        "fenced: no heartbeat of this broker was seen for {} ms; it leads \
-                         nothing until it has re-read the metadata",
-                        settings.timeout.as_millis()
-                    );
-                    // Beating over the fence starts a new session: the broker re-reads the
-                    // metadata (after every move the fence allowed) before it leads again.
-                    last = revision;
-                    let sent = self.now();
-                    let alive = alive();
-                    if let Ok(Beaten::Written(revision)) =
-                        heartbeat::beat(&self.inner.store, &key, last, &alive, self.lease()).await
-                    {
+            // A fence is beaten over at once, once; an error or a moved key waits a beat.
+            let mut at_once = true;
+            loop {
+                let sent = self.now();
+                let beat = alive();
+                match heartbeat::beat(&self.inner.store, &key, last, &beat, self.lease()).await {
+                    Ok(Beaten::Written(revision)) => {
                         last = revision;
-                        self.inner.session.fetch_add(1, Ordering::AcqRel);
+                        if std::mem::take(&mut fenced) {
+                            // Beating over the fence starts a new session: the broker
+                            // re-reads the metadata (after every move the fence allowed)
+                            // before it leads again.
+                            self.inner.session.fetch_add(1, Ordering::AcqRel);
+                            tracing::info!(
+                                broker = self.broker_id(),
+                                "beating again after a fence"
+                            );
+                        }
                         self.extend_beat(sent + settings.validity());
-                        tracing::info!(broker = self.broker_id(), "beating again after a fence");
+                    }
+                    Ok(Beaten::Moved(revision)) => last = revision,
+                    Ok(Beaten::Fenced(revision, by)) => {
+                        self.inner.fences.fetch_add(1, Ordering::Relaxed);
+                        self.set_beat(None);
+                        tracing::warn!(
+                            broker = self.broker_id(),
+                            by,
+                            "fenced: no heartbeat of this broker was seen for {} ms; it leads \
+                             nothing until it has re-read the metadata",
+                            settings.timeout.as_millis()
+                        );
+                        last = revision;
+                        fenced = true;
+                        if std::mem::take(&mut at_once) {
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(broker = self.broker_id(), error = %e, "heartbeat failed");
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(broker = self.broker_id(), error = %e, "heartbeat failed");
-                }
+                break;
             }
             // Wake at the beat's expiry too, so liveness watchers hear about it on time.
             let expiry = self.beat_until().filter(|d| *d < next);

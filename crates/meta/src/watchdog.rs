@@ -186,6 +186,7 @@ async fn read_controller(
 mod tests {
     use super::*;
     use crate::embedded::EmbeddedStore;
+    use crate::hooked::{Hooked, TxnHook};
     use crate::topics::BrokerRecord;
 
     const SETTINGS: HeartbeatSettings = HeartbeatSettings {
@@ -289,6 +290,54 @@ mod tests {
             .await;
         assert_eq!(two.session(), session + 1, "a new session after a fence");
         assert!(matches!(beat_of(&store, &keys, 2).await, Some(Beat::Alive { .. })));
+    }
+
+    /// A fenced broker whose first beat over the fence fails (etcd busy for a moment) still
+    /// starts a new session when a later beat gets over it, before it is live again: the
+    /// session is what makes it re-read the metadata before it leads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fence_beaten_at_the_second_try_still_starts_a_new_session() {
+        let store = Hooked::new(EmbeddedStore::in_memory(shale_core::clock::system()));
+        let dyn_store: Arc<dyn MetaStore> = store.clone();
+        let keys = Keys::new("hb").unwrap();
+        let two = join(&dyn_store, &keys, 2).await;
+        let _beats = shale_core::task::spawn_owned(two.clone().beat(SETTINGS));
+        wait_for("broker 2 to beat", async || two.is_live()).await;
+        let session = two.session();
+        let key = keys.heartbeat(2);
+
+        // Beats fail while the fence is written, so the fence's revision is known before
+        // the broker can see it.
+        let beats = keys.heartbeats();
+        let is_beat = move |txn: &Txn| {
+            txn.success
+                .iter()
+                .any(|op| matches!(op, TxnOp::Put { key, .. } if key.starts_with(&beats)))
+        };
+        let all = is_beat.clone();
+        store.set(move |txn| if all(txn) { TxnHook::Fail } else { TxnHook::Pass });
+        let fence = Beat::Fenced { incarnation: 2, lease: two.lease(), by: 1 };
+        let fenced_at = dyn_store.put(&key, encode(&key, &fence).unwrap(), Some(two.lease())).await;
+        let fenced_at = fenced_at.unwrap();
+        // Now only the first beat over the fence (a compare on its revision) fails.
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        store.set(move |txn| {
+            let over_fence = txn.compares.iter().any(
+                |c| matches!(c, Compare::ModRevision { revision, .. } if *revision == fenced_at),
+            );
+            if is_beat(txn) && over_fence && !failed.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                TxnHook::Fail
+            } else {
+                TxnHook::Pass
+            }
+        });
+        wait_for("broker 2 to beat over the fence", async || {
+            matches!(beat_of(&dyn_store, &keys, 2).await, Some(Beat::Alive { .. })) && two.is_live()
+        })
+        .await;
+        assert_eq!(two.fences(), 1);
+        assert_eq!(two.session(), session + 1, "a new session after a fence");
     }
 
     /// A silent controller is fenced by another broker, and its controller key deleted in

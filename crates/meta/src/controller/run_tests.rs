@@ -1,74 +1,14 @@
 //! The controller's election loop on a real (embedded) store: a broker that leaves its
-//! duties for a moment keeps — or gives up — its term, never strands it.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use async_trait::async_trait;
-use bytes::Bytes;
+//! duties for a moment resumes its term instead of stranding it.
 
 use super::*;
 use crate::embedded::EmbeddedStore;
 use crate::heartbeat::HeartbeatSettings;
+use crate::hooked::{Hooked, TxnHook};
 use crate::topics::TopicStore;
-use crate::{LeaseId, RangeResult, TxnOutcome, WatchStream};
 
 const BEATS: HeartbeatSettings =
     HeartbeatSettings { interval: Duration::from_millis(40), timeout: Duration::from_millis(200) };
-
-/// An embedded store whose heartbeat writes can be made slower than a beat stays valid: an
-/// overloaded moment (two cores, a slow etcd) in which the broker doubts its own liveness
-/// while nobody else doubts it or takes anything from it.
-#[derive(Debug)]
-struct SlowBeats {
-    inner: Arc<dyn MetaStore>,
-    prefix: String,
-    slow: AtomicBool,
-}
-
-#[async_trait]
-impl MetaStore for SlowBeats {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetaError> {
-        self.inner.get(key).await
-    }
-    async fn range(&self, prefix: &str) -> Result<RangeResult, MetaError> {
-        self.inner.range(prefix).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Bytes,
-        lease: Option<LeaseId>,
-    ) -> Result<Revision, MetaError> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, MetaError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, MetaError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, MetaError> {
-        let beat = txn.success.iter().any(
-            |op| matches!(op, TxnOp::Put { key, .. } if key.starts_with(self.prefix.as_str())),
-        );
-        if beat && self.slow.load(Ordering::Relaxed) {
-            shale_core::clock::sleep(BEATS.timeout * 2).await;
-        }
-        self.inner.txn(txn).await
-    }
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetaError> {
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, MetaError> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), MetaError> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn watch_prefix(&self, prefix: &str, start: Revision) -> Result<WatchStream, MetaError> {
-        self.inner.watch_prefix(prefix, start).await
-    }
-}
 
 /// Waits (bounded) for `cond`, naming `what`.
 async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
@@ -100,11 +40,7 @@ fn topic(name: &str) -> TopicRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_that_doubted_its_liveness_for_a_moment_leads_again() {
     let keys = Keys::new("resume").unwrap();
-    let store = Arc::new(SlowBeats {
-        inner: EmbeddedStore::in_memory(shale_core::clock::system()),
-        prefix: keys.heartbeats(),
-        slow: AtomicBool::new(false),
-    });
+    let store = Hooked::new(EmbeddedStore::in_memory(shale_core::clock::system()));
     let dyn_store: Arc<dyn MetaStore> = store.clone();
     let record = BrokerRecord {
         id: 1,
@@ -135,13 +71,22 @@ async fn a_controller_that_doubted_its_liveness_for_a_moment_leads_again() {
     topics.create(&topic("before")).await.unwrap();
     wait_for("the controller to place topic \"before\"", async || placed("before").await).await;
 
-    store.slow.store(true, Ordering::Relaxed);
+    // Heartbeat writes slower than a beat stays valid: an overloaded moment (two cores, a
+    // slow etcd) in which the broker doubts its own liveness while nobody else doubts it.
+    let beats = keys.heartbeats();
+    store.set(move |txn| {
+        let beat = txn
+            .success
+            .iter()
+            .any(|op| matches!(op, TxnOp::Put { key, .. } if key.starts_with(beats.as_str())));
+        if beat { TxnHook::Delay(BEATS.timeout * 2) } else { TxnHook::Pass }
+    });
     let mut live = one.subscribe();
     tokio::time::timeout(Duration::from_secs(5), live.wait_for(|l| !*l))
         .await
         .expect("the broker to doubt its liveness while its beats are slow")
         .unwrap();
-    store.slow.store(false, Ordering::Relaxed);
+    store.set(|_| TxnHook::Pass);
     wait_for("the broker to beat again", async || one.is_live()).await;
 
     topics.create(&topic("after")).await.unwrap();
