@@ -118,7 +118,7 @@ pub async fn run(
                 {
                     tracing::warn!(error = %e, "controller duties interrupted");
                 }
-                tracing::info!(broker = membership.broker_id(), "no longer controller");
+                tracing::info!(broker = membership.broker_id(), "controller duties ended");
             }
             Ok(None) => wait_for_vacancy(&store, &keys, membership.ttl()).await,
             Err(e) => {
@@ -156,6 +156,9 @@ async fn campaign(
     let revision = kv.mod_revision;
     let mine = kv.lease == Some(membership.lease())
         && Versioned::<ControllerRecord>::decode(kv).is_ok_and(|v| v.value == record);
+    if mine {
+        tracing::info!(broker = record.id, revision, "resuming this broker's controller term");
+    }
     Ok(mine.then_some(revision))
 }
 
