@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::checker::ProduceLog;
-use crate::common::wait_until;
 use shale::acks::Acks;
 use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 
@@ -119,9 +118,16 @@ pub(crate) fn start_load_on(
 /// Waits (bounded) until `more` records beyond those acknowledged now are acknowledged.
 pub(crate) async fn wait_for_acks(load: &Load, more: usize) {
     let before = load.log.acknowledged();
-    wait_until(Duration::from_secs(120), "acks flowing", || {
-        let n = load.log.acknowledged();
-        async move { n >= before + more }
-    })
-    .await;
+    let timeout = Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + timeout;
+    while load.log.acknowledged() < before + more {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {more} more acks: {} of them came, and {} \
+             deliveries failed for good meanwhile",
+            load.log.acknowledged() - before,
+            load.errors.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
