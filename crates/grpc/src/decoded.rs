@@ -2,8 +2,8 @@
 //! decoded into records for a client that has only the protos. Raw batches stay the
 //! default and the fast path; decoding runs on a blocking thread, never on the threads that
 //! serve requests, one per core at most, each bounded by the read it decodes (at most
-//! `max_bytes` of batches, each inflated to at most 64 MiB). A stored batch that does not decode is an error naming the
-//! topic, partition and offset, answered to this fetch only.
+//! `max_bytes` of batches, each inflated to at most 64 MiB). A stored batch that does not
+//! decode is an error naming the topic, partition and offset, answered to this fetch only.
 
 use bytes::Bytes;
 

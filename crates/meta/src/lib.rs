@@ -27,11 +27,11 @@ pub mod embedded;
 mod error;
 pub mod etcd;
 pub mod heartbeat;
-#[cfg(test)]
-mod hooked;
 pub mod json;
 pub mod keys;
 pub mod membership;
+#[cfg(test)]
+mod testing;
 pub mod topics;
 pub mod watchdog;
 

@@ -186,44 +186,11 @@ async fn read_controller(
 mod tests {
     use super::*;
     use crate::embedded::EmbeddedStore;
-    use crate::hooked::{Hooked, TxnHook};
-    use crate::topics::BrokerRecord;
-
-    const SETTINGS: HeartbeatSettings = HeartbeatSettings {
-        interval: Duration::from_millis(40),
-        timeout: Duration::from_millis(200),
-    };
-
-    async fn join(store: &Arc<dyn MetaStore>, keys: &Keys, id: i32) -> Membership {
-        let record = BrokerRecord {
-            id,
-            address: format!("b{id}:9292"),
-            kafka_address: String::new(),
-            rack: String::new(),
-            started_ms: 0,
-            incarnation: id as u64,
-            draining: false,
-        };
-        let clock = shale_core::clock::system();
-        Membership::join(store.clone(), keys.clone(), record, Duration::from_secs(10), clock)
-            .await
-            .unwrap()
-    }
+    use crate::testing::{BEATS, Hooked, TxnHook, join, wait_for, writes_a_beat};
 
     async fn beat_of(store: &Arc<dyn MetaStore>, keys: &Keys, id: i32) -> Option<Beat> {
         let kv = store.get(&keys.heartbeat(id)).await.unwrap()?;
         Some(Versioned::<Beat>::decode(kv).unwrap().value)
-    }
-
-    /// Waits (bounded) for `cond`, naming `what`.
-    async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-        for _ in 0..300 {
-            if cond().await {
-                return;
-            }
-            shale_core::clock::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("timed out after 3 s waiting for {what}");
     }
 
     /// Two brokers on one store; broker 1 is the controller and watches.
@@ -242,22 +209,22 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_silent_broker_is_fenced_after_its_own_validity_ran_out() {
         let (store, keys, one, two) = cluster().await;
-        let beats = shale_core::task::spawn_owned(two.clone().beat(SETTINGS));
-        let _one = shale_core::task::spawn_owned(one.clone().beat(SETTINGS));
+        let beats = shale_core::task::spawn_owned(two.clone().beat(BEATS));
+        let _one = shale_core::task::spawn_owned(one.clone().beat(BEATS));
         let fences = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let seen = fences.clone();
         let _dog = shale_core::task::spawn_owned(watchdog(
             store.clone(),
             keys.clone(),
             one.clone(),
-            SETTINGS,
+            BEATS,
             move |_| {
                 seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             },
         ));
         wait_for("broker 2 to beat", async || two.is_live()).await;
         // Beating for 5 timeouts: never fenced.
-        shale_core::clock::sleep(SETTINGS.timeout * 5).await;
+        shale_core::clock::sleep(BEATS.timeout * 5).await;
         assert!(two.is_live(), "a beating broker stays live");
         assert!(matches!(beat_of(&store, &keys, 2).await, Some(Beat::Alive { .. })));
         beats.abort();
@@ -268,7 +235,7 @@ mod tests {
         .await;
         let took = shale_core::clock::monotonic_now().saturating_duration_since(stopped);
         assert!(!two.is_live(), "fenced while it still took itself for live");
-        assert!(took >= SETTINGS.timeout - SETTINGS.interval, "fenced after {took:?}");
+        assert!(took >= BEATS.timeout - BEATS.interval, "fenced after {took:?}");
         assert_eq!(fences.load(std::sync::atomic::Ordering::Relaxed), 1);
         let fenced = crate::heartbeat::fenced(&store, &keys).await.unwrap();
         assert_eq!(fenced.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![2]);
@@ -280,7 +247,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fenced_broker_comes_back_under_a_new_session() {
         let (store, keys, _one, two) = cluster().await;
-        let _beats = shale_core::task::spawn_owned(two.clone().beat(SETTINGS));
+        let _beats = shale_core::task::spawn_owned(two.clone().beat(BEATS));
         wait_for("broker 2 to beat", async || two.is_live()).await;
         let session = two.session();
         let key = keys.heartbeat(2);
@@ -301,31 +268,28 @@ mod tests {
         let dyn_store: Arc<dyn MetaStore> = store.clone();
         let keys = Keys::new("hb").unwrap();
         let two = join(&dyn_store, &keys, 2).await;
-        let _beats = shale_core::task::spawn_owned(two.clone().beat(SETTINGS));
+        let _beats = shale_core::task::spawn_owned(two.clone().beat(BEATS));
         wait_for("broker 2 to beat", async || two.is_live()).await;
         let session = two.session();
         let key = keys.heartbeat(2);
 
         // Beats fail while the fence is written, so the fence's revision is known before
         // the broker can see it.
-        let beats = keys.heartbeats();
-        let is_beat = move |txn: &Txn| {
-            txn.success
-                .iter()
-                .any(|op| matches!(op, TxnOp::Put { key, .. } if key.starts_with(&beats)))
-        };
-        let all = is_beat.clone();
-        store.set(move |txn| if all(txn) { TxnHook::Fail } else { TxnHook::Pass });
+        let k = keys.clone();
+        store.set(move |txn| if writes_a_beat(txn, &k) { TxnHook::Fail } else { TxnHook::Pass });
         let fence = Beat::Fenced { incarnation: 2, lease: two.lease(), by: 1 };
         let fenced_at = dyn_store.put(&key, encode(&key, &fence).unwrap(), Some(two.lease())).await;
         let fenced_at = fenced_at.unwrap();
         // Now only the first beat over the fence (a compare on its revision) fails.
+        let k = keys.clone();
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         store.set(move |txn| {
             let over_fence = txn.compares.iter().any(
                 |c| matches!(c, Compare::ModRevision { revision, .. } if *revision == fenced_at),
             );
-            if is_beat(txn) && over_fence && !failed.swap(true, std::sync::atomic::Ordering::SeqCst)
+            if writes_a_beat(txn, &k)
+                && over_fence
+                && !failed.swap(true, std::sync::atomic::Ordering::SeqCst)
             {
                 TxnHook::Fail
             } else {
@@ -345,13 +309,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_silent_controller_is_fenced_and_deposed_by_another_broker() {
         let (store, keys, one, two) = cluster().await;
-        let beats = shale_core::task::spawn_owned(one.clone().beat(SETTINGS));
-        let _two = shale_core::task::spawn_owned(two.clone().beat(SETTINGS));
+        let beats = shale_core::task::spawn_owned(one.clone().beat(BEATS));
+        let _two = shale_core::task::spawn_owned(two.clone().beat(BEATS));
         let _dog = shale_core::task::spawn_owned(watchdog(
             store.clone(),
             keys.clone(),
             two.clone(),
-            SETTINGS,
+            BEATS,
             |_| {},
         ));
         wait_for("broker 1 to beat", async || one.is_live()).await;

@@ -3,23 +3,8 @@
 
 use super::*;
 use crate::embedded::EmbeddedStore;
-use crate::heartbeat::HeartbeatSettings;
-use crate::hooked::{Hooked, TxnHook};
+use crate::testing::{BEATS, Hooked, TxnHook, join, wait_for, writes_a_beat};
 use crate::topics::TopicStore;
-
-const BEATS: HeartbeatSettings =
-    HeartbeatSettings { interval: Duration::from_millis(40), timeout: Duration::from_millis(200) };
-
-/// Waits (bounded) for `cond`, naming `what`.
-async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    for _ in 0..500 {
-        if cond().await {
-            return;
-        }
-        shale_core::clock::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out after 5 s waiting for {what}");
-}
 
 fn topic(name: &str) -> TopicRecord {
     TopicRecord {
@@ -42,18 +27,7 @@ async fn a_controller_that_doubted_its_liveness_for_a_moment_leads_again() {
     let keys = Keys::new("resume").unwrap();
     let store = Hooked::new(EmbeddedStore::in_memory(shale_core::clock::system()));
     let dyn_store: Arc<dyn MetaStore> = store.clone();
-    let record = BrokerRecord {
-        id: 1,
-        address: "b1:9292".into(),
-        kafka_address: String::new(),
-        rack: String::new(),
-        started_ms: 0,
-        incarnation: 1,
-        draining: false,
-    };
-    let clock = shale_core::clock::system();
-    let ttl = Duration::from_secs(10);
-    let one = Membership::join(dyn_store.clone(), keys.clone(), record, ttl, clock).await.unwrap();
+    let one = join(&dyn_store, &keys, 1).await;
     let _lease = shale_core::task::spawn_owned(one.clone().run());
     let _beats = shale_core::task::spawn_owned(one.clone().beat(BEATS));
     let _controller = shale_core::task::spawn_owned(run(
@@ -73,13 +47,9 @@ async fn a_controller_that_doubted_its_liveness_for_a_moment_leads_again() {
 
     // Heartbeat writes slower than a beat stays valid: an overloaded moment (two cores, a
     // slow etcd) in which the broker doubts its own liveness while nobody else doubts it.
-    let beats = keys.heartbeats();
+    let k = keys.clone();
     store.set(move |txn| {
-        let beat = txn
-            .success
-            .iter()
-            .any(|op| matches!(op, TxnOp::Put { key, .. } if key.starts_with(beats.as_str())));
-        if beat { TxnHook::Delay(BEATS.timeout * 2) } else { TxnHook::Pass }
+        if writes_a_beat(txn, &k) { TxnHook::Delay(BEATS.timeout * 2) } else { TxnHook::Pass }
     });
     let mut live = one.subscribe();
     tokio::time::timeout(Duration::from_secs(5), live.wait_for(|l| !*l))

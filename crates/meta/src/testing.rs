@@ -1,5 +1,6 @@
-//! A store for unit tests that passes everything to an inner store, but lets a test delay
-//! or fail chosen transactions: a slow or failing etcd at exactly the step under test.
+//! Unit-test support: brokers that join a store, bounded waits, and a store that passes
+//! everything to an inner one but lets a test delay or fail chosen transactions (a slow or
+//! failing etcd at exactly the step under test).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,9 +8,51 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::heartbeat::HeartbeatSettings;
+use super::membership::Membership;
+use super::topics::BrokerRecord;
 use super::{
-    KeyValue, LeaseId, MetaError, MetaStore, RangeResult, Revision, Txn, TxnOutcome, WatchStream,
+    KeyValue, Keys, LeaseId, MetaError, MetaStore, RangeResult, Revision, Txn, TxnOp, TxnOutcome,
+    WatchStream,
 };
+
+/// Quick heartbeats, so that tests of silence and fencing take a fraction of a second.
+pub(crate) const BEATS: HeartbeatSettings =
+    HeartbeatSettings { interval: Duration::from_millis(40), timeout: Duration::from_millis(200) };
+
+/// Whether `txn` writes a heartbeat (a key under `keys.heartbeats()`).
+pub(crate) fn writes_a_beat(txn: &Txn, keys: &Keys) -> bool {
+    let beats = keys.heartbeats();
+    txn.success.iter().any(|op| matches!(op, TxnOp::Put { key, .. } if key.starts_with(&beats)))
+}
+
+/// Broker `id` (incarnation `id`, a 10 s lease) joined to `store`.
+pub(crate) async fn join(store: &Arc<dyn MetaStore>, keys: &Keys, id: i32) -> Membership {
+    let record = BrokerRecord {
+        id,
+        address: format!("b{id}:9292"),
+        kafka_address: String::new(),
+        rack: String::new(),
+        started_ms: 0,
+        incarnation: id as u64,
+        draining: false,
+    };
+    let clock = shale_core::clock::system();
+    Membership::join(store.clone(), keys.clone(), record, Duration::from_secs(10), clock)
+        .await
+        .unwrap()
+}
+
+/// Waits (bounded: 5 s) for `cond`, naming `what`.
+pub(crate) async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    for _ in 0..500 {
+        if cond().await {
+            return;
+        }
+        shale_core::clock::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out after 5 s waiting for {what}");
+}
 
 /// What becomes of one transaction.
 pub(crate) enum TxnHook {
