@@ -416,6 +416,43 @@ async fn reset_offsets_moves_an_empty_groups_commits() {
     member.stop();
 }
 
+/// A member killed together with its broker (so it never left): after the restart nobody
+/// heartbeats to its group, yet once its session has passed the restarted coordinator has
+/// removed it, and the group's offsets can be reset again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_lost_with_its_broker_is_removed_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("broker");
+    let mut broker = BrokerProcess::start(&data);
+    let client = broker.client();
+    let topic = "lost";
+    client.admin().create_topic(topic, 2, 1, BTreeMap::new()).await.unwrap();
+    let member = Member::start(dir.path(), "m", &broker.addr, "g", topic, &[]);
+    wait_for_shares(&client, "g", &[2], "the member to own both partitions").await;
+    member.signal("KILL");
+    broker.kill();
+
+    let broker = BrokerProcess::start(&data);
+    let client = broker.client();
+    let listed = describe(&client, "g").await.map(|d| d.members.len());
+    assert_eq!(listed, Some(1), "right after the restart the lost member is still listed");
+    let restarted = Instant::now();
+    common::wait_for(Duration::from_secs(30), "the lost member to be removed", || {
+        let client = client.clone();
+        async move {
+            match describe(&client, "g").await {
+                Some(d) if d.members.is_empty() => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    println!("the lost member was removed {:?} after the restart", restarted.elapsed());
+    let (ok, _, err) =
+        group_cli(&["reset-offsets", "g", "--topic", topic, "--to-earliest"], &broker.addr);
+    assert!(ok, "{err}");
+}
+
 /// A topic that grows from 2 to 4 partitions under a running group: the coordinator sees
 /// the new count at the members' next heartbeats and hands the new partitions out, and
 /// records produced to all four are read once.

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::Cluster;
-use common::wait_until;
+use common::{wait_for, wait_until};
 use ownership::{Ownership, Recorder, assert_no_two_owners};
 use shale::client::{
     Client, GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig,
@@ -275,14 +275,14 @@ async fn groups_survive_coordinator_loss_and_a_full_restart() {
     let client = c.client();
     let after = committed(&client).await;
     assert_eq!(after, before, "committed offsets after restarting every broker");
-    wait_until(Duration::from_secs(60), "lag 0 after the restart", || {
+    wait_for(Duration::from_secs(60), "no members and lag 0 after the restart", || {
         let client = client.clone();
         async move {
-            describe(&client).await.is_some_and(|d| {
-                d.members.is_empty()
-                    && d.partitions.len() == PARTITIONS as usize
-                    && d.partitions.iter().all(|p| p.lag == 0)
-            })
+            let d = GroupAdmin::new(client).describe(GROUP).await.map_err(|e| e.to_string())?;
+            let done = d.members.is_empty()
+                && d.partitions.len() == PARTITIONS as usize
+                && d.partitions.iter().all(|p| p.lag == 0);
+            if done { Ok(()) } else { Err(format!("{d:?}")) }
         }
     })
     .await;

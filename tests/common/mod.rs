@@ -470,6 +470,27 @@ pub(crate) fn seeds_from_env(var: &str, default: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Polls `probe` until it returns `Ok`, or `timeout`; then panics naming `what` and the last
+/// thing `probe` saw (its `Err`), so a timeout tells how far the wait got.
+pub(crate) async fn wait_for<F, Fut, T>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = match probe().await {
+            Ok(done) => return done,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; last seen: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls `cond` until true or `timeout`, then panics with `what`.
 pub(crate) async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
 where

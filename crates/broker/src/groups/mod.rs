@@ -22,6 +22,7 @@
 //! the same group id, and commit to the same offset keys; a group id serves one protocol
 //! at a time.
 
+mod adopt;
 pub mod assignor;
 pub mod classic;
 mod describe;
@@ -116,6 +117,8 @@ pub struct Coordinator {
     lag: std::sync::Mutex<Vec<PartitionLagSample>>,
     /// The groups of Kafka's classic protocol this broker coordinates.
     classic: classic::ClassicGroups,
+    /// When this broker last looked for stored groups to coordinate (`adopt.rs`).
+    adopted: adopt::Adopted,
 }
 
 /// One partition's committed offset and lag in a group (see [`Coordinator::lag_samples`]).
@@ -143,6 +146,7 @@ impl Coordinator {
             settings,
             groups: std::sync::Mutex::new(HashMap::new()),
             lag: std::sync::Mutex::new(Vec::new()),
+            adopted: Default::default(),
         }
     }
 
@@ -198,8 +202,10 @@ impl Coordinator {
     }
 
     /// Removes members whose session timed out, or that held on to revoked partitions past
-    /// the rebalance timeout, from the groups this broker coordinates.
+    /// the rebalance timeout, from the groups this broker coordinates, having first loaded
+    /// those with stored members that nobody asked about yet (`adopt.rs`).
     pub async fn sweep(&self, b: &dyn GroupHost) {
+        self.adopt(b).await;
         self.classic.sweep(b).await;
         let slots: Vec<(String, Arc<tokio::sync::Mutex<Option<Group>>>)> = {
             let groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -134,6 +134,16 @@ impl ClassicGroups {
         Ok(guard)
     }
 
+    /// Loads `group` from the store unless this broker holds it already, so that the sweep
+    /// times its members' sessions though none of them heartbeats here (`groups/adopt.rs`).
+    pub(in crate::groups) async fn adopt(
+        &self,
+        b: &dyn GroupHost,
+        group: &str,
+    ) -> Result<(), Error> {
+        self.locked(b, group).await.map(drop)
+    }
+
     /// Fails the request if the group id has members of Shale's own protocol.
     async fn check_not_shale_group(&self, group: &str) -> Result<(), Error> {
         let members = self.meta.range(&self.keys.group_members(group)).await?;

@@ -1,0 +1,149 @@
+//! A restarted coordinator times out the members that never come back, of either protocol,
+//! though nobody heartbeats to their groups.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::super::classic::{JoinRequest, SyncRequest};
+use super::super::{Coordinator, GroupHost};
+use crate::settings::GroupSettings;
+use shale_core::clock;
+use shale_core::error::Error;
+use shale_meta::topics::TopicRecord;
+use shale_meta::{EmbeddedStore, Keys, MetaStore};
+use shale_proto::pb;
+
+const SESSION_MS: i64 = 10_000;
+
+/// Broker 1, alone, with one topic and a clock the test moves.
+struct Host {
+    now: AtomicI64,
+}
+
+impl Host {
+    fn advance(&self, ms: i64) {
+        self.now.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl GroupHost for Host {
+    fn broker_id(&self) -> i32 {
+        1
+    }
+    fn now_ms(&self) -> i64 {
+        self.now.load(Ordering::Relaxed)
+    }
+    fn coordinator_candidates(&self) -> Vec<(i32, String)> {
+        vec![(1, "127.0.0.1:1".into())]
+    }
+    fn topic_names(&self) -> Vec<String> {
+        vec!["orders".into()]
+    }
+    fn may_read(&self, _principal: &str, _topic: &str) -> bool {
+        true
+    }
+    fn topic_record(&self, name: &str) -> Result<TopicRecord, Error> {
+        match name {
+            "orders" => Ok(TopicRecord {
+                name: name.into(),
+                id: "id-1".into(),
+                partitions: 2,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+                created_ms: 0,
+            }),
+            other => Err(crate::broker::unknown_topic(other)),
+        }
+    }
+    async fn list_offsets(
+        &self,
+        _topic: &str,
+        _partition: u32,
+        _spec: crate::broker::OffsetSpec,
+    ) -> Result<crate::broker::ListedOffset, Error> {
+        Err(Error::unavailable("no logs in this test"))
+    }
+}
+
+fn coordinator(store: &Arc<dyn MetaStore>) -> Coordinator {
+    let settings = GroupSettings { initial_rebalance_delay_ms: 0, ..GroupSettings::default() };
+    Coordinator::new(store.clone(), Keys::new("c1").unwrap(), settings)
+}
+
+async fn members(c: &Coordinator, host: &Host, group: &str) -> usize {
+    c.describe_group(host, group).await.unwrap().members.len()
+}
+
+/// The broker restarts (a new coordinator on the same store) right after `group`'s only
+/// member was lost; nobody heartbeats to the group again. Its member must go once its
+/// session has passed, and not before.
+async fn lost_member_times_out_after_a_restart(
+    store: Arc<dyn MetaStore>,
+    host: &Host,
+    group: &str,
+) {
+    let restarted = coordinator(&store);
+    assert_eq!(members(&restarted, host, group).await, 1, "the member is stored");
+    restarted.sweep(host).await;
+    host.advance(SESSION_MS - 1_000);
+    restarted.sweep(host).await;
+    assert_eq!(members(&restarted, host, group).await, 1, "removed before its session passed");
+    host.advance(2_000);
+    restarted.sweep(host).await;
+    assert_eq!(
+        members(&restarted, host, group).await,
+        0,
+        "a member that never heartbeats again stays in the group for ever"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_coordinator_removes_a_member_that_never_comes_back() {
+    let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
+    let host = Host { now: AtomicI64::new(1_000_000) };
+    let before = coordinator(&store);
+    let join = pb::HeartbeatRequest {
+        group: "g".into(),
+        member_epoch: 0,
+        topics: vec!["orders".into()],
+        session_timeout_ms: SESSION_MS as u32,
+        ..Default::default()
+    };
+    before.heartbeat(&host, join, "").await.unwrap();
+    lost_member_times_out_after_a_restart(store, &host, "g").await;
+}
+
+#[tokio::test]
+async fn a_restarted_coordinator_removes_a_classic_member_that_never_comes_back() {
+    let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
+    let host = Host { now: AtomicI64::new(1_000_000) };
+    let before = coordinator(&store);
+    let join = JoinRequest {
+        member_id: String::new(),
+        instance_id: None,
+        client_id: "c".into(),
+        client_host: "127.0.0.1".into(),
+        principal: String::new(),
+        session_timeout_ms: SESSION_MS as i32,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+        require_known_member_id: false,
+    };
+    let joined = before.classic().join(&host, "k", join).await.unwrap();
+    assert_eq!(joined.leader, joined.member_id, "the only member leads");
+    let plan = BTreeMap::from([("orders".to_string(), vec![0, 1])]);
+    let sync = SyncRequest {
+        member_id: joined.member_id.clone(),
+        instance_id: None,
+        generation: joined.generation,
+        assignments: vec![(joined.member_id, Bytes::from_static(b"A"), plan)],
+    };
+    before.classic().sync(&host, "k", sync).await.unwrap();
+    lost_member_times_out_after_a_restart(store, &host, "k").await;
+}
