@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use checker::ProduceLog;
 use common::{BrokerProcess, produce_req, wait_until};
 use proxy::{Mode, Proxy};
-use shale::client::Client;
+use shale::client::{Client, Producer, ProducerConfig, ProducerRecord};
 use shale::error::{Error, ErrorKind};
 use shale::proto::pb;
 use shale::proto::status::from_status;
@@ -383,6 +383,36 @@ async fn grpc_reset_fails_requests_promptly_and_pass_recovers() {
     assert!(px.proxy.stats().resets >= 1);
     px.proxy.set(Mode::Pass);
     px.wait_until_served("requests to succeed after resets").await;
+}
+
+/// An idempotent producer whose first send cannot reach the cluster for its producer id
+/// (every connection reset) waits for it, as for metadata, within `max_block`: the send
+/// succeeds once the network is back, rather than failing after a few quick tries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_waits_out_resets_for_its_producer_id() {
+    let px = Proxied::start();
+    px.broker.client().admin().create_topic("ids", 1, 0, BTreeMap::new()).await.unwrap();
+    // Metadata is cached before the resets start, so the producer id is what the send waits
+    // for; the records themselves go to the leader's own address, not through the proxy.
+    assert_eq!(px.client.partition_count("ids").await.unwrap(), 1);
+    px.proxy.set(Mode::Reset);
+    let producer = Producer::new(px.client.clone(), ProducerConfig::default());
+    let send = tokio::spawn(async move {
+        let sent = producer.send(ProducerRecord::new("ids", "v").partition(0)).await;
+        (producer, sent)
+    });
+    let proxy = &px.proxy;
+    wait_until(PROMPT, "the send to end or 10 connections to be reset", || {
+        let done = send.is_finished() || proxy.stats().resets >= 10;
+        async move { done }
+    })
+    .await;
+    let resets = proxy.stats().resets;
+    px.proxy.set(Mode::Pass);
+    let (_producer, sent) = send.await.unwrap();
+    let delivery = sent.unwrap_or_else(|e| panic!("the send failed after {resets} resets: {e}"));
+    let md = delivery.await.expect("acknowledged once the network is back");
+    assert_eq!((md.partition, md.offset), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

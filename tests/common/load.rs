@@ -121,6 +121,12 @@ pub(crate) async fn wait_for_acks(load: &Load, more: usize) {
     let timeout = Duration::from_secs(120);
     let deadline = std::time::Instant::now() + timeout;
     while load.log.acknowledged() < before + more {
+        // A producer that failed ended the load: its panic is above.
+        assert!(
+            !load.task.is_finished(),
+            "the load ended (a producer failed) after {} of {more} more acks",
+            load.log.acknowledged() - before
+        );
         assert!(
             std::time::Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {more} more acks: {} of them came, and {} \

@@ -51,6 +51,29 @@ impl RetryPolicy {
     pub fn start(&self) -> Backoff {
         Backoff { policy: *self, next: self.initial, deadline: monotonic_now() + self.total }
     }
+
+    /// Runs `call` until it succeeds or fails for good, pausing between retriable
+    /// failures; once the total wait is used up, gives up with the last failure, saying
+    /// it waited for `what`. The wait starts at the first failure, so a call that succeeds
+    /// at once (a cached answer) starts no backoff.
+    pub(crate) async fn retry<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut backoff = None;
+        loop {
+            match call().await {
+                Err(e) if e.kind.is_retriable() => {
+                    match backoff.get_or_insert_with(|| self.start()).next_delay() {
+                        Some(pause) => shale_core::clock::sleep(pause).await,
+                        None => return Err(gave_up(what, e, self.total)),
+                    }
+                }
+                result => return result,
+            }
+        }
+    }
 }
 
 /// One bounded wait under a [`RetryPolicy`].

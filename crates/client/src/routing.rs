@@ -194,20 +194,8 @@ impl Client {
         topic: &str,
         policy: RetryPolicy,
     ) -> Result<u32, Error> {
-        // The deadline starts at the first failure: a cached answer (the producer's hot
-        // path) starts no backoff.
-        let mut backoff = None;
-        loop {
-            match self.partition_count(topic).await {
-                Err(e) if e.kind.is_retriable() => {
-                    match backoff.get_or_insert_with(|| policy.start()).next_delay() {
-                        Some(pause) => shale_core::clock::sleep(pause).await,
-                        None => return Err(retry::gave_up("metadata", e, policy.total)),
-                    }
-                }
-                result => return result,
-            }
-        }
+        // A cached answer (the producer's hot path) starts no backoff.
+        policy.retry("metadata", || self.partition_count(topic)).await
     }
 
     /// Address of a partition's leader.

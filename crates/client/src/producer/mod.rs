@@ -352,7 +352,7 @@ impl Producer {
             + record.value.as_ref().map_or(0, |v| v.len())
             + 32;
         let producer = match config.idempotence {
-            true => Some(self.producer_id().await?),
+            true => Some(self.producer_id(wait).await?),
             false => None,
         };
         let lane = {
@@ -402,14 +402,16 @@ impl Producer {
     }
 
     /// The producer id and epoch, asked of the cluster once.
-    async fn producer_id(&self) -> Result<(i64, i16), Error> {
+    /// Like metadata, it is waited for within `max_block`: a cluster out of reach for a
+    /// moment delays the first send rather than failing it.
+    async fn producer_id(&self, wait: RetryPolicy) -> Result<(i64, i16), Error> {
         let id = self
             .inner
             .producer_id
             .get_or_try_init(|| async {
                 let client = &self.inner.client;
-                let resp = client
-                    .retrying(|| async {
+                let init = || {
+                    client.retrying(|| async {
                         let broker = client.bootstrap();
                         Ok(client
                             .log_rpc(broker)?
@@ -418,7 +420,8 @@ impl Producer {
                             .map_err(|s| locate(status_error(&s), broker, None, None))?
                             .into_inner())
                     })
-                    .await?;
+                };
+                let resp = wait.retry("a producer id", init).await?;
                 Ok::<_, Error>((resp.producer_id, resp.producer_epoch as i16))
             })
             .await?;
