@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need, then runs the whole suite.
+# The test command: installs what the tests need, then runs the whole suite with
+# cargo-nextest (.config/nextest.toml): every test runs, even after a failure, the run ends
+# with the list of what failed and the slowest tests, and exits non-zero if any failed.
+# Extra arguments go to `cargo nextest run` (a filter, say: scripts/test.sh -E 'binary(cluster)').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-protoc.sh
@@ -10,6 +13,16 @@ scripts/s3.sh install >/dev/null
 # The Kafka listener's tests drive real Kafka clients (venv and npm dir under ~/.cache, kcat).
 scripts/kafka-clients.sh install
 scripts/grpc-clients.sh install
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "cargo-nextest not found; installing it from crates.io (a few minutes)" >&2
+  cargo install cargo-nextest --locked
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
-# Two cores: the crash and many-partition tests spawn brokers; keep parallelism modest.
-exec cargo test --workspace --lib --bins --tests --quiet -- --test-threads "${SHALE_TEST_THREADS:-4}" "$@"
+report=target/nextest/default/junit.xml
+rm -f "$report"
+status=0
+cargo nextest run --workspace --lib --bins --tests "$@" || status=$?
+if [ -f "$report" ]; then
+  python3 scripts/slowest-tests.py "$report" 15 || true
+fi
+exit "$status"

@@ -166,11 +166,16 @@ fn consume_from_a_dead_broker_fails_after_its_wait_with_one_line_naming_broker_a
 #[test]
 fn produce_to_a_dead_broker_fails_with_one_line_naming_broker_and_topic() {
     let addr = format!("127.0.0.1:{}", common::free_port());
-    let lines = shale_fails(&["produce", "--topic", "orders", "--broker", &addr], b"a\nb\n");
+    let started = std::time::Instant::now();
+    let args = ["produce", "--topic", "orders", "--max-block-ms", "1000", "--broker", &addr];
+    let lines = shale_fails(&args, b"a\nb\n");
+    let waited = started.elapsed();
     assert_eq!(lines.len(), 1, "one line: {lines:#?}");
     let want = format!("broker {addr}: topic orders: ");
     assert!(lines[0].contains(&want), "{:?} names {want:?}", lines[0]);
     assert!(lines[0].contains("connection refused"), "{:?} says why", lines[0]);
+    assert!(waited >= std::time::Duration::from_secs(1), "waited --max-block-ms: {waited:?}");
+    assert!(waited < std::time::Duration::from_secs(10), "and not much longer: {waited:?}");
 }
 
 /// `shale produce --null-marker` sends tombstones: on a compacted topic, a key whose latest

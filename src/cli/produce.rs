@@ -47,6 +47,10 @@ pub struct ProduceArgs {
     /// in-flight window has room.
     #[arg(long, default_value_t = 0)]
     pub linger_ms: u64,
+    /// Give up when the cluster stays unreachable this long (ms): how long a record waits
+    /// for the topic's metadata and the producer's id (Kafka's `max.block.ms`).
+    #[arg(long, default_value_t = 60_000)]
+    pub max_block_ms: u64,
     #[command(flatten)]
     pub broker: BrokerArg,
 }
@@ -58,6 +62,7 @@ pub(super) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         compression: args.compression,
         batch_size: args.batch_size,
         linger: std::time::Duration::from_millis(args.linger_ms),
+        max_block: std::time::Duration::from_millis(args.max_block_ms),
         ..ProducerConfig::default()
     };
     let producer = Producer::new(client, config);

@@ -229,8 +229,10 @@ mod tests {
         assert!(matches!(beat_of(&store, &keys, 2).await, Some(Beat::Alive { .. })));
         beats.abort();
         let stopped = shale_core::clock::monotonic_now();
-        wait_for("broker 2 to be fenced", async || {
+        // The watchdog writes the fence, then reports it.
+        wait_for("broker 2 to be fenced and the fence reported", async || {
             matches!(beat_of(&store, &keys, 2).await, Some(Beat::Fenced { by: 1, .. }))
+                && fences.load(std::sync::atomic::Ordering::Relaxed) > 0
         })
         .await;
         let took = shale_core::clock::monotonic_now().saturating_duration_since(stopped);
