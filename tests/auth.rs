@@ -129,7 +129,7 @@ async fn required_authentication_refuses_anonymous_callers_but_not_health_checks
 /// with an ES256 key.
 struct Issuer {
     url: String,
-    key: jsonwebtoken::EncodingKey,
+    key: jwt::Es256Key,
     /// The JWKS document served; replaced to rotate keys.
     jwks: std::sync::Arc<std::sync::Mutex<String>>,
     /// How many times the JWKS was fetched.
@@ -139,7 +139,7 @@ struct Issuer {
 
 impl Issuer {
     async fn start() -> Issuer {
-        let (pem, jwk) = jwt::es256_key("k1");
+        let (key, jwk) = jwt::es256_key("k1");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let discovery =
@@ -163,7 +163,6 @@ impl Issuer {
                 }),
             );
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
         Issuer { url, key, jwks, fetches, _server: server }
     }
 
@@ -175,7 +174,7 @@ impl Issuer {
         aud: &str,
         exp_in: i64,
         kid: &str,
-        key: Option<&jsonwebtoken::EncodingKey>,
+        key: Option<&jwt::Es256Key>,
     ) -> String {
         jwt::token(key.unwrap_or(&self.key), kid, &self.url, aud, sub, exp_in)
     }
@@ -220,8 +219,7 @@ async fn jwts_from_an_oidc_issuer_name_principals_once_verified() {
         issuer.token("svc", "kafka", 300, "k1", None),
     )
     .await;
-    let (other_pem, _) = jwt::es256_key("k1");
-    let forger = jsonwebtoken::EncodingKey::from_ec_pem(other_pem.as_bytes()).unwrap();
+    let (forger, _) = jwt::es256_key("k1");
     refused(
         "a token signed by another key was accepted",
         issuer.token("svc", "shale", 300, "k1", Some(&forger)),
@@ -329,9 +327,8 @@ async fn a_rotated_signing_key_is_fetched_when_a_token_names_it() {
     assert_eq!(who(&with(&old)).await, pair("User:svc", "token"));
     assert_eq!(fetches(), 1, "the keys are read once at start and cached");
 
-    let (pem, jwk) = jwt::es256_key("k2");
+    let (new_key, jwk) = jwt::es256_key("k2");
     *issuer.jwks.lock().unwrap() = serde_json::json!({ "keys": [jwk] }).to_string();
-    let new_key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
     let new = issuer.token("svc", "shale", 300, "k2", Some(&new_key));
     assert_eq!(who(&with(&new)).await, pair("User:svc", "token"));
     assert_eq!(fetches(), 2, "one fetch for the unknown key id");

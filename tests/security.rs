@@ -408,10 +408,9 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
     let etcd_files = ca.write_leaf(dir, "etcd", "etcd");
     let admin_files = ca.write_leaf(dir, "admin", "admin");
     let rogue = pki::Ca::new("rogue CA").write_leaf(dir, "mallory", "admin");
-    let (pem, jwk) = jwt::es256_key("k1");
+    let (signer, jwk) = jwt::es256_key("k1");
     let jwks = dir.join("jwks.json");
     std::fs::write(&jwks, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
-    let signer = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
     let config = settings_file(dir, &ca_file, &broker, &jwks);
 
     let etcd = cluster::EtcdServer::start_tls(&ca_file, &etcd_files.cert, &etcd_files.key);

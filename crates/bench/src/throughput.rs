@@ -318,6 +318,8 @@ struct ColdReadMetrics {
 
 impl ColdReadMetrics {
     async fn scrape(url: &str) -> anyhow::Result<ColdReadMetrics> {
+        // reqwest's TLS takes rustls's process default: ring, the one crypto back end.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let text = reqwest::get(url)
             .await
             .and_then(|r| r.error_for_status())

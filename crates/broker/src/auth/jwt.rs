@@ -107,6 +107,9 @@ impl JwtVerifier {
         clock: SharedClock,
     ) -> Result<JwtVerifier, Error> {
         settings.validate()?;
+        super::jwt_ring::install();
+        // reqwest's TLS takes rustls's process default: ring, the one crypto back end.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

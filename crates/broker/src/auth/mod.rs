@@ -20,6 +20,7 @@
 
 mod cert;
 mod jwt;
+mod jwt_ring;
 pub mod scram;
 mod tokens;
 

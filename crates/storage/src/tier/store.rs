@@ -116,6 +116,8 @@ pub(crate) fn backend(
 /// `s3_virtual_hosted`. object_store's own retries are off: the gateway retries (with a
 /// per-attempt timeout) for every backend alike.
 fn s3(bucket: &str, tier: &TierSettings) -> object_store::Result<object_store::aws::AmazonS3> {
+    // Its HTTP client's TLS takes rustls's process default: ring, the one crypto back end.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_virtual_hosted_style_request(tier.s3_virtual_hosted)
