@@ -35,14 +35,29 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerTls>>,
 ) -> Result<GrpcServer, Error> {
+    let health_reporter = tonic_health::server::HealthReporter::new();
+    health_reporter.set_serving::<pb::log_server::LogServer<LogService>>().await;
+    health_reporter.set_serving::<pb::admin_server::AdminServer<AdminService>>().await;
+    health_reporter.set_serving::<pb::groups_server::GroupsServer<GroupsService>>().await;
+    start(api, listener, tls, health_reporter)
+}
+
+/// Builds the server and spawns it. Not async, so tonic's server is compiled here once
+/// rather than again in every crate that awaits [`serve`] (a coroutine's body is compiled
+/// where it is polled).
+fn start(
+    api: Api,
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    health_reporter: tonic_health::server::HealthReporter,
+) -> Result<GrpcServer, Error> {
+    let health_service = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(health_reporter.clone()),
+    );
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("cannot read the bound address: {e}")))?;
     let max_request = api.settings().log.max_request_bytes;
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<pb::log_server::LogServer<LogService>>().await;
-    health_reporter.set_serving::<pb::admin_server::AdminServer<AdminService>>().await;
-    health_reporter.set_serving::<pb::groups_server::GroupsServer<GroupsService>>().await;
     // The overall status ("") is readiness: SERVING while the broker holds its lease, has
     // caught up with the metadata and is not draining. Kubernetes' gRPC readiness probe asks
     // for it; liveness asks for a named service, which stays SERVING while the process runs.

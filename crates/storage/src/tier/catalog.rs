@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use object_store::path::Path as ObjectPath;
 
 use super::bucket::Bucket;
@@ -128,7 +129,14 @@ impl Catalog {
 
     /// The current manifest of `p` (empty when nothing is tiered, or the pointer belongs to
     /// an earlier incarnation of the topic).
-    pub async fn current(&self, p: &PartitionRef) -> Result<Current, Error> {
+    pub fn current<'a>(&'a self, p: &'a PartitionRef) -> BoxFuture<'a, Result<Current, Error>> {
+        // Boxed here: a coroutine's body is compiled in each crate that polls it, and this
+        // one carries the manifest cache's code into every crate above.
+        self.current_inner(p).boxed()
+    }
+
+    /// [`current`](Self::current), unboxed.
+    async fn current_inner(&self, p: &PartitionRef) -> Result<Current, Error> {
         let key = self.keys.tier(&p.topic, p.partition);
         let Some(kv) = self.meta.get(&key).await? else {
             let manifest = Arc::new(Manifest::empty(&p.topic, &p.topic_id, p.partition));
@@ -148,7 +156,16 @@ impl Catalog {
     /// the manifest folded last time when the pointer only moved on since. `NOT_FOUND` when
     /// an object is gone (a newer checkpoint replaced it and the scrubber removed it): read
     /// the pointer again.
-    pub async fn load(
+    pub fn load<'a>(
+        &'a self,
+        p: &'a PartitionRef,
+        pointer: &'a TierPointer,
+    ) -> BoxFuture<'a, Result<Arc<Manifest>, Error>> {
+        self.load_inner(p, pointer).boxed()
+    }
+
+    /// [`load`](Self::load), unboxed.
+    async fn load_inner(
         &self,
         p: &PartitionRef,
         pointer: &TierPointer,

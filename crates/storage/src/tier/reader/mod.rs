@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use futures::future::{BoxFuture, FutureExt};
 use moka::future::Cache;
 use object_store::path::Path as ObjectPath;
 use tokio::sync::Semaphore;
@@ -276,7 +277,21 @@ impl RemoteReader {
     ///
     /// The read runs on the cold-read runtime (its lookups, waits and copies), so that the
     /// caller's threads only hand the answer on.
-    pub async fn read(
+    pub fn read<'a>(
+        &'a self,
+        p: &'a PartitionRef,
+        manifest: &'a Arc<Manifest>,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> BoxFuture<'a, Result<ReadChunk, Error>> {
+        // Boxed here: a coroutine's body is compiled in each crate that polls it, and this
+        // one carries the cache's code into every crate above.
+        self.read_inner(p, manifest, offset, max_bytes, upper_bound).boxed()
+    }
+
+    /// [`read`](Self::read), unboxed.
+    async fn read_inner(
         &self,
         p: &PartitionRef,
         manifest: &Arc<Manifest>,
