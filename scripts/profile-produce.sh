@@ -18,9 +18,10 @@ command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq lin
 command -v inferno-flamegraph >/dev/null || cargo install --quiet --locked inferno
 scripts/ensure-protoc.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shale-target}"
-cargo build --release --quiet --bin shale --bin shale-bench
-SHALE="$CARGO_TARGET_DIR/release/shale"
-SHALE_BENCH="$CARGO_TARGET_DIR/release/shale-bench"
+# The profiling profile: release code with line tables for perf's call graphs.
+cargo build --profile profiling --quiet --bin shale --bin shale-bench
+SHALE="$CARGO_TARGET_DIR/profiling/shale"
+SHALE_BENCH="$CARGO_TARGET_DIR/profiling/shale-bench"
 rm -rf "$DIR" && mkdir -p "$DIR"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$SHALE" standalone --kafka-listen none --data-dir "$DIR/data" --listen 127.0.0.1:$PORT > "$DIR/broker.out" 2> "$DIR/broker.err" &
