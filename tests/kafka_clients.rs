@@ -23,6 +23,25 @@ use shale::server::RunningServer;
 /// Each client run ends by itself within a minute (the scripts' own watchdogs).
 const WITHIN: Duration = Duration::from_secs(90);
 
+/// Where this process's shared broker keeps its data: a static is never dropped, so its
+/// directory outlives the process (nextest runs each test in a process of its own). The
+/// directories of processes that are gone are removed first.
+fn data_dir() -> std::path::PathBuf {
+    const PREFIX: &str = "shale-kafka-clients-";
+    let tmp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(PREFIX) else { continue };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = tmp.join(format!("{PREFIX}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// One broker for the whole file (its own runtime, so it outlives each test's): the
 /// scripts make their own topics and groups. Its Kafka address and its gRPC address.
 fn broker() -> &'static (String, String) {
@@ -32,8 +51,8 @@ fn broker() -> &'static (String, String) {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
-                let dir = tempfile::tempdir().unwrap();
-                let mut settings = common::settings(dir.path());
+                let dir = data_dir();
+                let mut settings = common::settings(&dir);
                 settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
                 // Groups of these tests form at once, not after Kafka's 3 s.
                 settings.groups.initial_rebalance_delay_ms = 200;
