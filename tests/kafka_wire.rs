@@ -1003,3 +1003,29 @@ async fn a_ready_answer_is_not_held_back_by_the_next_request() {
     let second = read_response(&mut conn, Duration::from_secs(20)).await.expect("an answer");
     assert_eq!(correlation(second), 2);
 }
+
+/// A fetch waiting at the end of a partition answers as soon as the partition is gone from
+/// its broker (here: deleted), with the partition's error, not after its `max_wait_ms`.
+#[tokio::test]
+async fn a_waiting_fetch_answers_once_its_partition_is_deleted() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-gone", 1, 1, Default::default()).await.unwrap();
+    assert_eq!(fetch_at(&addr, "wire-gone", 0).await.0, 0, "the partition is served");
+    // Waits at the end (offset 0 of an empty log) for up to 10 minutes.
+    let req = fetch_request("wire-gone", 0).with_max_wait_ms(600_000).with_min_bytes(1);
+    let waiting = tokio::spawn({
+        let addr = addr.clone();
+        async move { call::<_, FetchResponse>(&addr, ApiKey::Fetch, 12, &req).await }
+    });
+    // The fetch is waiting (it has not answered within a second) before the delete.
+    tokio::time::sleep(WITHIN).await;
+    assert!(!waiting.is_finished(), "a fetch at the end with min_bytes 1 waits");
+    admin.delete_topic("wire-gone").await.unwrap();
+    let r = waiting.await.expect("the fetch answers once the partition is deleted");
+    let code = r.responses[0].partitions[0].error_code;
+    // UNKNOWN_TOPIC_OR_PARTITION (3), LEADER_NOT_AVAILABLE (5, while the delete goes on)
+    // or NOT_LEADER_OR_FOLLOWER (6): each makes the client refresh its metadata.
+    assert!(matches!(code, 3 | 5 | 6), "error code {code}, not the partition's loss");
+}

@@ -256,14 +256,10 @@ impl Quotas {
         Ok(())
     }
 
-    /// For a stream's next message: charges `n` and holds it for as long as the quota
-    /// needs, however long (a stream is never refused for its rate).
-    pub async fn throttle_stream(&self, who: &Identity, kind: Kind, n: u64) {
-        if let Ok(wait) = self.take(who, kind, n, false) {
-            if !wait.is_zero() {
-                shale_core::clock::sleep(wait).await;
-            }
-        }
+    /// Charges `n` that was already served (a fetch's bytes): how long to hold or throttle
+    /// the caller for it, however long (what was sent is never refused, only paid for).
+    pub fn owe(&self, who: &Identity, kind: Kind, n: u64) -> Duration {
+        self.take(who, kind, n, false).unwrap_or(Duration::ZERO)
     }
 
     /// Stores `limits` for `principal` (`*` for the default); all `None` removes them.

@@ -4,12 +4,10 @@
 //! the local log start. With less than `min_bytes` ready the request waits for new data
 //! up to `max_wait_ms`. Incremental fetch sessions (KIP-227) are in `sessions`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::FutureExt;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
@@ -21,8 +19,8 @@ use crate::Kafka;
 use crate::call::{Answer, Call, Replier, Session};
 use crate::errors::{About, code};
 use crate::sessions::{Cached, FetchSession, Plan, Tp};
-use shale_broker::api::{Identity, LogRead, QuotaKind};
-use shale_core::error::{Error, ErrorKind, Reason};
+use shale_broker::api::{FetchChunk, FetchPartition, Identity};
+use shale_core::error::Error;
 
 /// What one partition of a fetch asks for.
 #[derive(Debug, Clone)]
@@ -31,15 +29,6 @@ struct Want {
     cached: Cached,
     /// An error found before reading (unknown topic id).
     error: Option<ResponseError>,
-}
-
-/// What one partition of a fetch found.
-#[derive(Debug)]
-struct Got {
-    records: Bytes,
-    high_watermark: i64,
-    log_start_offset: i64,
-    error: Option<Error>,
 }
 
 /// `Fetch`.
@@ -125,16 +114,6 @@ pub(crate) fn fetch(
     Ok(Answer::later(async move { run(kafka, who, replier, plan, wants, limits).await }))
 }
 
-/// Why a waiting fetch woke.
-enum Woke {
-    /// New data, or the wait ran out: read again.
-    Data,
-    /// A partition closed here.
-    Gone,
-    /// The broker closes.
-    Closing,
-}
-
 /// A fetch's byte limits and wait.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -156,134 +135,53 @@ async fn run(
     wants: Vec<Want>,
     limits: Limits,
 ) -> Result<(Bytes, Duration), String> {
-    let api = &kafka.api;
-    let mut topic_checks: HashMap<String, Result<(), Error>> = HashMap::new();
-    let opened: Vec<Result<LogRead, Error>> = wants
-        .iter()
-        .map(|w| {
-            if w.error.is_some() {
-                return Err(Error::invalid("unknown topic id"));
-            }
-            let (topic, p) = &w.tp;
-            let allowed = topic_checks
-                .entry(topic.clone())
-                .or_insert_with(|| api.check_read(&who, "Fetch", topic))
-                .clone();
-            allowed?;
-            let partition = u32::try_from(*p).map_err(|_| {
-                Error::invalid(format!("partition {p} of topic {topic:?} is negative"))
-            })?;
-            let read = api.open_for_read(&who, "Fetch", topic, partition)?;
-            check_leader_epoch(&read, w.cached.current_leader_epoch)?;
-            Ok(read)
+    // Partitions the request could not name (an unknown topic id, a negative index) are
+    // answered without a read.
+    let asked: Vec<Result<FetchPartition, Error>> = wants.iter().map(asked).collect();
+    let readable: Vec<FetchPartition> = asked.iter().flatten().cloned().collect();
+    let fetched = kafka
+        .api
+        .fetch(&who, "Fetch", &readable, limits.max_bytes, limits.min_bytes, limits.max_wait)
+        .await;
+    let mut read = fetched.partitions.into_iter();
+    let got: Vec<Result<FetchChunk, Error>> = asked
+        .into_iter()
+        .map(|a| match a {
+            Ok(_) => read.next().unwrap_or_else(|| Err(Error::internal("a partition unread"))),
+            Err(e) => Err(e),
         })
         .collect();
-    let deadline = shale_core::clock::monotonic_now() + limits.max_wait;
-    let mut closed = api.closed_signal();
-    let got = loop {
-        let mut watches: Vec<_> =
-            opened.iter().filter_map(|o| o.as_ref().ok()).map(LogRead::watch).collect();
-        let (got, bytes) = read_all(&wants, &opened, limits.max_bytes).await;
-        let failed = got.iter().any(|g| g.error.is_some());
-        if bytes >= limits.min_bytes.max(1) || failed || watches.is_empty() {
-            break got;
-        }
-        if shale_core::clock::monotonic_now() >= deadline {
-            break got;
-        }
-        let changed = futures::future::select_all(
-            watches.iter_mut().map(|w| Box::pin(w.changed().map(|r| r.is_ok()))),
-        );
-        let woke = tokio::select! {
-            (alive, _, _) = changed => match alive {
-                true => Woke::Data,
-                // A partition closed here: answer now; the client learns where it went.
-                false => Woke::Gone,
-            },
-            _ = shale_core::clock::sleep_until(deadline) => Woke::Data,
-            _ = closed.wait_for(|c| *c) => Woke::Closing,
-        };
-        match woke {
-            Woke::Data => {}
-            Woke::Gone => break read_all(&wants, &opened, limits.max_bytes).await.0,
-            Woke::Closing => break got,
-        }
-    };
-    let total: usize = got.iter().map(|g| g.records.len()).sum();
-    let throttle = match api.charge(&who, QuotaKind::Fetch, total as u64) {
-        Ok(wait) => wait,
-        Err(e) => e.retry_after().unwrap_or(Duration::from_secs(1)),
-    };
+    let throttle = fetched.throttle;
     let body = respond(replier.version, &plan, &wants, got, replier.throttle_ms(throttle));
     replier.later(&body, throttle)
 }
 
-/// The partition's leader epoch checked against the one the client believes (KIP-320):
-/// an older one is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH (both make the
-/// client refresh its metadata).
-pub(crate) fn check_leader_epoch(read: &LogRead, asked: i32) -> Result<(), Error> {
-    let ours = read.leader_epoch();
-    if asked < 0 || asked == ours {
-        return Ok(());
+/// A partition in error: no offsets (-1), no records.
+fn failed() -> FetchChunk {
+    FetchChunk {
+        batches: Bytes::new(),
+        high_watermark: -1,
+        log_start_offset: -1,
+        next_offset: -1,
+        at_end: false,
     }
-    let reason = match asked < ours {
-        true => Reason::FencedLeaderEpoch,
-        false => Reason::Other("UNKNOWN_LEADER_EPOCH".into()),
-    };
-    Err(Error::new(
-        ErrorKind::Fenced,
-        reason,
-        format!("the client's leader epoch {asked} is not the leader's {ours}"),
-    ))
 }
 
-/// Reads each partition in order within the byte limits; the total read.
-async fn read_all(
-    wants: &[Want],
-    opened: &[Result<LogRead, Error>],
-    max_bytes: usize,
-) -> (Vec<Got>, usize) {
-    let mut left = max_bytes;
-    let mut total = 0;
-    let mut out = Vec::with_capacity(wants.len());
-    for (w, o) in wants.iter().zip(opened) {
-        let read = match o {
-            Err(e) => {
-                out.push(Got {
-                    records: Bytes::new(),
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    error: Some(e.clone()),
-                });
-                continue;
-            }
-            Ok(read) => read,
-        };
-        let limit = usize::try_from(w.cached.max_bytes).unwrap_or(0).min(left);
-        let mut got = Got {
-            records: Bytes::new(),
-            high_watermark: read.high_watermark(),
-            log_start_offset: read.log_start_offset(),
-            error: None,
-        };
-        if limit > 0 || total == 0 {
-            match read.read(w.cached.fetch_offset, limit.max(1)).await {
-                // Past the first partition with data, a batch beyond the limits waits for
-                // the next fetch (KIP-74: only the first one goes out whatever its size).
-                Ok((records, _)) if total > 0 && records.len() > limit => {}
-                Ok((records, _)) => {
-                    total += records.len();
-                    left = left.saturating_sub(records.len());
-                    got.records = records;
-                }
-                Err(e) => got.error = Some(e),
-            }
-        }
-        got.high_watermark = read.high_watermark();
-        got.log_start_offset = read.log_start_offset();
-        out.push(got);
+/// What `w` asks of the broker, or why it cannot be asked.
+fn asked(w: &Want) -> Result<FetchPartition, Error> {
+    if w.error.is_some() {
+        return Err(Error::invalid("unknown topic id"));
     }
-    (out, total)
+    let (topic, p) = &w.tp;
+    let partition = u32::try_from(*p)
+        .map_err(|_| Error::invalid(format!("partition {p} of topic {topic:?} is negative")))?;
+    Ok(FetchPartition {
+        topic: topic.clone(),
+        partition,
+        offset: w.cached.fetch_offset,
+        max_bytes: usize::try_from(w.cached.max_bytes).unwrap_or(0),
+        leader_epoch: Some(w.cached.current_leader_epoch).filter(|e| *e >= 0),
+    })
 }
 
 /// The answer: every partition for a full fetch, only those with news for an incremental
@@ -292,7 +190,7 @@ fn respond(
     version: i16,
     plan: &Plan,
     wants: &[Want],
-    got: Vec<Got>,
+    got: Vec<Result<FetchChunk, Error>>,
     throttle_ms: i32,
 ) -> FetchResponse {
     let mut session = match plan {
@@ -302,17 +200,22 @@ fn respond(
     let incremental = matches!(plan, Plan::Incremental(_));
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     for (w, g) in wants.iter().zip(got) {
-        let error_code = match (&w.error, &g.error) {
+        let (g, error) = match g {
+            Ok(c) => (c, None),
+            // Kafka's answer for a partition in error: no offsets (-1), no records.
+            Err(e) => (failed(), Some(e)),
+        };
+        let error_code = match (&w.error, &error) {
             (Some(e), _) => e.code(),
             (None, Some(e)) => code(e, About::Partition),
             (None, None) => 0,
         };
         let news = error_code != 0
-            || !g.records.is_empty()
+            || !g.batches.is_empty()
             || g.high_watermark != w.cached.high_watermark
             || g.log_start_offset != w.cached.log_start_offset;
         if let Some(s) = session.as_deref_mut() {
-            s.told(&w.tp, g.high_watermark, g.log_start_offset, !g.records.is_empty());
+            s.told(&w.tp, g.high_watermark, g.log_start_offset, !g.batches.is_empty());
         }
         if incremental && !news {
             continue;
@@ -323,9 +226,9 @@ fn respond(
             .with_high_watermark(g.high_watermark)
             .with_last_stable_offset(g.high_watermark)
             .with_log_start_offset(if version >= 5 { g.log_start_offset } else { -1 })
-            .with_records(Some(g.records));
+            .with_records(Some(g.batches));
         if version >= 12 {
-            if let Some((leader, epoch)) = g.error.as_ref().and_then(crate::produce::leader_of) {
+            if let Some((leader, epoch)) = error.as_ref().and_then(crate::produce::leader_of) {
                 part.current_leader = LeaderIdAndEpoch::default()
                     .with_leader_id(BrokerId(leader))
                     .with_leader_epoch(epoch);

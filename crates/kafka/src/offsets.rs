@@ -151,7 +151,6 @@ fn end_of_epoch(
 ) -> Result<(i32, i64), Error> {
     let partition = u32::try_from(partition)
         .map_err(|_| Error::invalid(format!("partition {partition} of {topic:?} is negative")))?;
-    let read = kafka.api.open_for_read(who, "OffsetForLeaderEpoch", topic, partition)?;
-    crate::fetch::check_leader_epoch(&read, current)?;
-    Ok(read.end_of_epoch(epoch))
+    let current = Some(current).filter(|e| *e >= 0);
+    kafka.api.end_of_leader_epoch(who, topic, partition, current, epoch)
 }

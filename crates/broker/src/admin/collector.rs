@@ -222,7 +222,7 @@ fn traffic(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
     family(
         enc,
         "fetch_requests",
-        "Fetch streams opened by consumers and followers, by topic",
+        "Partition reads by consumers (each partition of a Kafka Fetch, each read of a gRPC fetch stream), by topic",
         counter(&|c| c.fetch_requests.load(Relaxed)),
     )?;
     family(

@@ -10,7 +10,8 @@
 //! the connection (KIP-219).
 //!
 //! - this file: [`Api`], its construction and what front ends read of the broker.
-//! - `log`: produce, fetch, offsets, producer ids.
+//! - `log`: produce, offsets, producer ids.
+//! - `fetch`: consumers' reads, one path for both front ends.
 //! - `admin`: topics, configs, partitions, deleting records, moves, the cluster, ACLs and
 //!   quotas.
 //! - `groups`: consumer groups (Shale's own protocol) and committed offsets.
@@ -20,6 +21,7 @@
 
 mod admin;
 mod classic;
+mod fetch;
 mod groups;
 mod log;
 mod replica;
@@ -48,7 +50,8 @@ pub use crate::quota::{Kind as QuotaKind, QuotaLimits};
 pub use crate::settings::Settings;
 pub use crate::tls::ServerTls;
 pub use admin::{ClusterMetadata, TopicMetadata, TopicsWanted};
-pub use log::{Admitted, FetchShape, LogRead, PendingProduce};
+pub use fetch::{FetchPartition, FetchShape, Fetched};
+pub use log::{Admitted, PendingProduce};
 pub use sasl::ScramChange;
 pub use shale_meta::controller::Move;
 pub use shale_meta::topics::{BrokerRecord, PartitionState};

@@ -1,43 +1,57 @@
-//! The fetch loop behind the `Fetch` stream: read whole batches below the high watermark,
-//! then long-poll on the partition's offsets watch until more become visible.
+//! The one read path of consumers, whatever their protocol: whole batches from each asked
+//! partition below what readers may see, and a long-poll on the partitions' watermarks
+//! until enough is there, the wait runs out, a partition closes here or the broker does.
+//! `api::fetch` wraps it in authorization, quotas and counters; the gRPC stream and the
+//! Kafka `Fetch` are both made of it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use futures::FutureExt;
+use tokio::sync::watch;
 
 use super::Partition;
 use shale_core::error::{Error, RangeEnd};
 
-/// What the consumer asked for.
-#[derive(Debug, Clone, Copy)]
-pub struct FetchOptions {
-    /// First offset wanted.
+/// One partition to read: where from, and how much at most.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadWant {
+    pub partition: Arc<Partition>,
     pub offset: i64,
-    /// Batch bytes per message (at least one batch is always sent).
     pub max_bytes: usize,
-    /// Send an empty message after this long at the end; `None` waits silently.
-    pub max_wait: Option<Duration>,
-    /// End the stream at the high watermark (once it is known) instead of waiting.
-    pub stop_at_end: bool,
 }
 
-/// One message of the stream.
+/// When a read answers.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitFor {
+    /// Batch bytes of all partitions together: past the first partition with data, a
+    /// batch beyond what is left waits for the next read (KIP-74: the first one goes out
+    /// whatever its size).
+    pub max_bytes: usize,
+    /// Answer once this many bytes are read (at least 1).
+    pub min_bytes: usize,
+    /// Answer after this long with what there is; `None` waits without end.
+    pub max_wait: Option<Duration>,
+    /// Answer at once when every partition is at its end and that end is known (a new
+    /// leader's high watermark is known once its followers fetched), instead of waiting.
+    pub answer_at_end: bool,
+}
+
+/// What one partition of a read found.
 #[derive(Debug, Clone)]
 pub struct FetchChunk {
     /// Whole batches, as stored.
     pub batches: Bytes,
-    /// High watermark when the chunk was read.
+    /// The high watermark when the chunk was read.
     pub high_watermark: i64,
-    /// Log start offset when the chunk was read.
+    /// The log start offset when the chunk was read.
     pub log_start_offset: i64,
     /// Where to continue.
     pub next_offset: i64,
+    /// Whether `next_offset` is the known end: nothing more to read until records arrive.
+    pub at_end: bool,
 }
-
-/// Messages buffered per stream: small, so a slow consumer pushes back on reads.
-pub(crate) const STREAM_BUFFER: usize = 2;
 
 /// The error for a fetch offset outside the log.
 pub fn offset_out_of_range(offset: i64, log_start: i64, high_watermark: i64) -> Error {
@@ -49,99 +63,162 @@ pub fn offset_out_of_range(offset: i64, log_start: i64, high_watermark: i64) -> 
     )
 }
 
-/// Checks the start offset and starts the loop; the receiver ends when the loop does.
-pub fn start(
-    partition: Arc<Partition>,
-    opts: FetchOptions,
-    closed: tokio::sync::watch::Receiver<bool>,
-) -> Result<mpsc::Receiver<Result<FetchChunk, Error>>, Error> {
-    let log_start = partition.log_start_offset();
-    let log_end = partition.log().log_end_offset();
-    if opts.offset < log_start || opts.offset > log_end {
-        return Err(offset_out_of_range(opts.offset, log_start, partition.high_watermark()));
+/// `OFFSET_OUT_OF_RANGE` unless `want`'s offset is within its partition's log (at most its
+/// end: a reader may wait there).
+pub(crate) fn check_range(want: &ReadWant) -> Result<(), Error> {
+    let p = &want.partition;
+    let (start, end) = (p.log_start_offset(), p.log().log_end_offset());
+    if want.offset < start || want.offset > end {
+        return Err(offset_out_of_range(want.offset, start, p.high_watermark()));
     }
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    // Detached: the loop ends when the receiver is dropped, the partition closes or the
-    // broker does (`closed`).
-    shale_core::task::spawn_detached(run(partition, opts, tx, closed));
-    Ok(rx)
+    Ok(())
 }
 
-async fn run(
-    partition: Arc<Partition>,
-    opts: FetchOptions,
-    tx: mpsc::Sender<Result<FetchChunk, Error>>,
-    mut closed: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut offset = opts.offset;
-    let mut watermark = partition.subscribe_hw();
-    let mut partition_closed = partition.closed_signal();
+/// Why a waiting read woke.
+enum Woke {
+    /// New data, or the wait ran out: read again.
+    Data,
+    /// The broker closes.
+    Closing,
+}
+
+/// Reads every partition (in order, within `wait.max_bytes`) and, while fewer than
+/// `min_bytes` are there, waits for the high watermarks to move, as `wait` says. A partition
+/// that closed here (deleted, moved away) answers `UNAVAILABLE` at once; when the broker
+/// closes, every partition without data does.
+pub(crate) async fn long_poll(
+    wants: &[Result<ReadWant, Error>],
+    wait: &WaitFor,
+    mut closed: watch::Receiver<bool>,
+) -> Vec<Result<FetchChunk, Error>> {
+    let deadline = wait.max_wait.map(|d| shale_core::clock::monotonic_now() + d);
     loop {
-        // Mark the current value seen before checking, so no advance between the check
-        // and the wait is missed.
-        let hw = *watermark.borrow_and_update();
-        if offset < hw {
-            let chunk = match partition.read(offset, opts.max_bytes).await {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
+        // The watches see the current values before the read, so no advance between the
+        // read and the wait is missed.
+        let mut watches: Vec<_> = wants
+            .iter()
+            .flatten()
+            .map(|w| {
+                let mut hw = w.partition.subscribe_hw();
+                hw.borrow_and_update();
+                (hw, w.partition.closed_signal())
+            })
+            .collect();
+        let (reads, bytes) = read_all(wants, wait.max_bytes).await;
+        let failed = reads.iter().any(Result::is_err);
+        let at_end = wait.answer_at_end && reads.iter().flatten().all(|r| r.at_end);
+        let expired = deadline.is_some_and(|d| shale_core::clock::monotonic_now() >= d);
+        if bytes >= wait.min_bytes.max(1) || failed || at_end || watches.is_empty() || expired {
+            return reads;
+        }
+        let changed = futures::future::select_all(watches.iter_mut().map(|(hw, closed)| {
+            async move {
+                tokio::select! {
+                    _ = hw.changed() => {}
+                    _ = closed.wait_for(|c| *c) => {}
                 }
-            };
-            if chunk.bytes.is_empty() {
-                // Nothing readable below the watermark: the log moved under us.
-                let e = offset_out_of_range(offset, partition.log_start_offset(), hw);
-                let _ = tx.send(Err(e)).await;
-                return;
             }
-            offset = chunk.next_offset;
-            let msg = FetchChunk {
-                batches: chunk.bytes,
-                high_watermark: partition.high_watermark(),
-                log_start_offset: partition.log_start_offset(),
-                next_offset: offset,
-            };
-            if tx.send(Ok(msg)).await.is_err() {
-                return;
-            }
-            continue;
-        }
-        // The end is the high watermark once it is known: a new leader's can lag until its
-        // followers fetch, and records below its log end may be acknowledged already.
-        if opts.stop_at_end && partition.high_watermark_known() {
-            return;
-        }
-        let heartbeat = async {
-            match opts.max_wait {
-                Some(d) => shale_core::clock::sleep(d).await,
+            .boxed()
+        }));
+        let timeout = async {
+            match deadline {
+                Some(d) => shale_core::clock::sleep_until(d).await,
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = watermark.changed() => {}
-            _ = async { drop(partition_closed.wait_for(|c| *c).await) } => {
-                // Deleted, or moved away from this broker: the client re-resolves.
-                let _ = tx.send(Err(Error::unavailable(format!(
-                    "partition {}-{} closed on this broker; retry", partition.topic(), partition.index()
-                )))).await;
-                return;
-            }
-            _ = heartbeat => {
-                let msg = FetchChunk {
-                    batches: Bytes::new(),
-                    high_watermark: hw,
-                    log_start_offset: partition.log_start_offset(),
-                    next_offset: offset,
-                };
-                if tx.send(Ok(msg)).await.is_err() {
-                    return;
-                }
-            }
-            _ = tx.closed() => return,
-            _ = async { drop(closed.wait_for(|c| *c).await) } => {
-                let _ = tx.send(Err(Error::unavailable("broker is shutting down; retry"))).await;
-                return;
-            }
+        let woke = tokio::select! {
+            _ = changed => Woke::Data,
+            _ = timeout => Woke::Data,
+            _ = closed.wait_for(|c| *c) => Woke::Closing,
+        };
+        if let Woke::Closing = woke {
+            let reads = read_all(wants, wait.max_bytes).await.0;
+            return reads
+                .into_iter()
+                .map(|r| match r {
+                    Ok(c) if c.batches.is_empty() => {
+                        Err(Error::unavailable("broker is shutting down; retry"))
+                    }
+                    other => other,
+                })
+                .collect();
         }
     }
+}
+
+/// Reads each partition in order within `max_bytes`; the total read.
+async fn read_all(
+    wants: &[Result<ReadWant, Error>],
+    max_bytes: usize,
+) -> (Vec<Result<FetchChunk, Error>>, usize) {
+    let mut left = max_bytes;
+    let mut total = 0;
+    let mut out = Vec::with_capacity(wants.len());
+    for want in wants {
+        let want = match want {
+            Ok(w) => w,
+            Err(e) => {
+                out.push(Err(e.clone()));
+                continue;
+            }
+        };
+        let limit = want.max_bytes.min(left);
+        let mut chunk = read_one(want, limit.max(1), limit > 0 || total == 0).await;
+        if let Ok(c) = &mut chunk {
+            // Past the first partition with data, a batch beyond the limits waits for the
+            // next read.
+            if total > 0 && c.batches.len() > limit {
+                c.batches = Bytes::new();
+                c.next_offset = want.offset;
+                c.at_end = false;
+            }
+            total += c.batches.len();
+            left = left.saturating_sub(c.batches.len());
+        }
+        out.push(chunk);
+    }
+    (out, total)
+}
+
+/// One partition's read below its high watermark (none when `read` is false: no bytes
+/// left), with the partition's offsets.
+async fn read_one(want: &ReadWant, max_bytes: usize, read: bool) -> Result<FetchChunk, Error> {
+    let p = &want.partition;
+    if p.is_closed() {
+        return Err(Error::unavailable(format!(
+            "partition {}-{} closed on this broker; retry",
+            p.topic(),
+            p.index()
+        )));
+    }
+    check_range(want)?;
+    let offset = want.offset;
+    let hw = p.high_watermark();
+    let mut chunk = FetchChunk {
+        batches: Bytes::new(),
+        high_watermark: hw,
+        log_start_offset: p.log_start_offset(),
+        next_offset: offset,
+        at_end: false,
+    };
+    if offset >= hw {
+        // The end is the high watermark once it is known: a new leader's can lag until its
+        // followers fetch, and records below its log end may be acknowledged already.
+        chunk.at_end = p.high_watermark_known();
+        return Ok(chunk);
+    }
+    if !read {
+        return Ok(chunk);
+    }
+    let read = p.read(offset, max_bytes).await?;
+    if read.bytes.is_empty() {
+        // Nothing readable below the watermark: the log moved under the read.
+        return Err(offset_out_of_range(offset, p.log_start_offset(), p.high_watermark()));
+    }
+    chunk.batches = read.bytes;
+    chunk.next_offset = read.next_offset;
+    chunk.high_watermark = p.high_watermark();
+    chunk.log_start_offset = p.log_start_offset();
+    chunk.at_end = chunk.next_offset >= chunk.high_watermark && p.high_watermark_known();
+    Ok(chunk)
 }

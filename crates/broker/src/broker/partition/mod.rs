@@ -320,6 +320,11 @@ impl Partition {
         self.closed_tx.send_replace(true);
     }
 
+    /// Whether the partition is closed here (deleted, or moved away).
+    pub fn is_closed(&self) -> bool {
+        *self.closed_tx.borrow()
+    }
+
     /// Resolves to true once the partition is closed.
     pub fn closed_signal(&self) -> watch::Receiver<bool> {
         self.closed_tx.subscribe()

@@ -267,20 +267,24 @@ async fn a_fetch_to_the_end_waits_for_a_new_leaders_high_watermark() {
     p.set_state(&state(1, 2), p.replication().revision() + 1);
     assert_eq!(p.high_watermark(), 0);
     let (_tx, closed) = tokio::sync::watch::channel(false);
-    let opts = crate::broker::fetch::FetchOptions {
-        offset: 0,
+    let want =
+        crate::broker::fetch::ReadWant { partition: p.clone(), offset: 0, max_bytes: 1 << 20 };
+    let wait = crate::broker::fetch::WaitFor {
         max_bytes: 1 << 20,
+        min_bytes: 1,
         max_wait: None,
-        stop_at_end: true,
+        answer_at_end: true,
     };
-    let mut rx = crate::broker::fetch::start(p.clone(), opts, closed).unwrap();
-    let early = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await;
-    assert!(early.is_err(), "the stream answered before the high watermark was known: {early:?}");
+    let wants = [Ok(want)];
+    let read = crate::broker::fetch::long_poll(&wants, &wait, closed);
+    tokio::pin!(read);
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut read).await;
+    assert!(early.is_err(), "the read answered before the high watermark was known: {early:?}");
     // Follower 2 fetches at the leader's log end: the high watermark is known again.
     p.replication().follower_fetched(2, 0, 3, 3);
-    let chunk = rx.recv().await.expect("a chunk").unwrap();
+    let chunk = read.await.pop().expect("a chunk").unwrap();
     assert_eq!((chunk.next_offset, chunk.high_watermark), (3, 3));
-    assert!(rx.recv().await.is_none(), "the stream ends at the known end");
+    assert!(chunk.at_end, "the read is at the known end");
 }
 
 /// Kafka answers ListOffsets with OFFSET_NOT_AVAILABLE while a new leader's high watermark
