@@ -35,6 +35,8 @@ pub(crate) fn kafka_error(e: &Error, about: About) -> K {
         Reason::RequestTimedOut => Some(K::RequestTimedOut),
         Reason::InvalidProducerEpoch => Some(K::InvalidProducerEpoch),
         Reason::OutOfOrderSequence => Some(K::OutOfOrderSequenceNumber),
+        Reason::InvalidTxnState => Some(K::InvalidTxnState),
+        Reason::TransactionCoordinatorFenced => Some(K::TransactionCoordinatorFenced),
         Reason::FencedLeaderEpoch => Some(K::FencedLeaderEpoch),
         Reason::BatchTooLarge => Some(K::MessageTooLarge),
         Reason::CorruptBatch => Some(K::CorruptMessage),

@@ -11,7 +11,8 @@
 //! - `follow`: keeps hosted partitions in line with the partition states in the store
 //!   (`reconcile`: the pure plan).
 //! - `identity`: the broker id of a data directory.
-//! - `idempotence`: producer ids and per-partition producer state (dedup by sequence).
+//! - `producers`: producer ids and per-partition producer state (dedup by sequence, open
+//!   transactions and the last stable offset).
 //! - `replication`: leader, follower and ISR sides of replication, and the high watermark.
 //! - `peers`: channels to the other brokers.
 //! - `group_host`: what the group coordinator needs of its broker.
@@ -34,7 +35,6 @@ mod elect;
 pub mod fetch;
 mod follow;
 mod group_host;
-pub mod idempotence;
 pub mod identity;
 mod lifecycle;
 mod list_offsets;
@@ -44,6 +44,7 @@ pub mod moves;
 pub mod partition;
 mod peers;
 mod produce;
+pub mod producers;
 mod readiness;
 mod reconcile;
 pub mod remote;
@@ -115,7 +116,7 @@ pub struct Broker {
     /// Consumer groups this broker coordinates.
     groups: crate::groups::Coordinator,
     /// Producer ids for idempotent producers.
-    producer_ids: idempotence::ProducerIds,
+    producer_ids: producers::ProducerIds,
     /// The cluster's ACLs, and the check every request passes.
     acl: Arc<crate::acl::Authorizer>,
     /// Per-principal quotas.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Broker, follow, idempotence, identity, lifecycle, liveness, new_incarnation, replicas, tasks,
+    Broker, follow, identity, lifecycle, liveness, new_incarnation, producers, replicas, tasks,
     tiering, view,
 };
 use crate::settings::Settings;
@@ -204,7 +204,7 @@ impl Broker {
                 keys.clone(),
                 settings.groups.clone(),
             ),
-            producer_ids: idempotence::ProducerIds::new(meta.clone(), &keys),
+            producer_ids: producers::ProducerIds::new(meta.clone(), &keys),
             acl: acl.clone(),
             quotas: quotas.clone(),
             admin_lock: tokio::sync::Mutex::new(()),

@@ -96,6 +96,11 @@ reasons! {
     InvalidProducerEpoch = "INVALID_PRODUCER_EPOCH",
     /// An idempotent producer's sequence skips or repeats out of order.
     OutOfOrderSequence = "OUT_OF_ORDER_SEQUENCE",
+    /// A request that the producer's transaction state does not allow (a plain write while
+    /// its transaction is open, a marker for a transaction that is not).
+    InvalidTxnState = "INVALID_TXN_STATE",
+    /// A transaction marker from a coordinator older than one that already wrote.
+    TransactionCoordinatorFenced = "TRANSACTION_COORDINATOR_FENCED",
     /// The broker is draining and hands its work to others.
     BrokerDraining = "BROKER_DRAINING",
     /// The local log bytes are over `tier.local_disk_budget_bytes`.

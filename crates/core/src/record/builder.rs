@@ -4,7 +4,9 @@ use bytes::Bytes;
 
 use super::RecordError;
 use super::batch::Compression;
-use super::batch::{HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, write_crc};
+use super::batch::{
+    ATTR_CONTROL, ATTR_TRANSACTIONAL, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, write_crc,
+};
 use super::codec::{Record, encode_record};
 use super::compression::compress;
 
@@ -22,6 +24,8 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    /// Transactional and control attribute bits.
+    flags: i16,
     /// HEADER_LEN placeholder bytes followed by the encoded, uncompressed records, so an
     /// uncompressed batch is finished in place without a copy.
     buf: Vec<u8>,
@@ -38,6 +42,7 @@ impl BatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            flags: 0,
             buf: vec![0; HEADER_LEN],
             count: 0,
             base_timestamp: -1,
@@ -55,6 +60,17 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch transactional (part of its producer's open transaction).
+    pub fn transactional(self) -> Self {
+        self.with_flags(ATTR_TRANSACTIONAL)
+    }
+
+    /// Sets the transactional and control attribute bits (other bits are ignored).
+    pub(crate) fn with_flags(mut self, flags: i16) -> Self {
+        self.flags = flags & (ATTR_TRANSACTIONAL | ATTR_CONTROL);
         self
     }
 
@@ -147,7 +163,7 @@ impl BatchBuilder {
         h.extend_from_slice(&(-1i32).to_be_bytes()); // partitionLeaderEpoch: stamped by the broker
         h.push(MAGIC_V2 as u8);
         h.extend_from_slice(&0u32.to_be_bytes()); // crc: written last
-        h.extend_from_slice(&i16::from(self.compression.id()).to_be_bytes());
+        h.extend_from_slice(&(i16::from(self.compression.id()) | self.flags).to_be_bytes());
         h.extend_from_slice(&(self.count - 1).to_be_bytes());
         h.extend_from_slice(&self.base_timestamp.to_be_bytes());
         h.extend_from_slice(&self.max_timestamp.to_be_bytes());

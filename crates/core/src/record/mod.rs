@@ -7,6 +7,7 @@
 //! - `codec`: the v2 record format: encoding records, decoding whole batches into records.
 //! - `compression`: gzip, snappy (xerial), lz4 (frame), zstd; bounded decompression.
 //! - `builder`: `BatchBuilder`, encoding records into one batch as a producer does.
+//! - `control`: transaction markers (commit and abort control batches).
 //! - `compact`: keeping some of a batch's records (a log cleaner's rebuilt batches).
 //! - `validate`: `validate_batches`, the broker's checks on producer input.
 
@@ -15,6 +16,7 @@ pub mod builder;
 pub mod codec;
 pub mod compact;
 pub mod compression;
+pub mod control;
 mod limits;
 mod reader;
 pub mod validate;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::idempotence::ProducerStates;
+use super::producers::ProducerStates;
 use super::remote::RemoteLog;
 use super::replication::Replication;
 use crate::metrics::ProduceStages;

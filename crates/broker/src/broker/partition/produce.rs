@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use bytes::{Bytes, BytesMut};
 
 use super::Partition;
-use crate::broker::idempotence::Verdict;
+use crate::broker::producers::Verdict;
 use crate::metrics::observe_since;
 use shale_core::acks::Acks;
 use shale_core::clock::monotonic_now;
@@ -186,8 +186,8 @@ impl Partition {
             }
         }
         let info = self.log.append_replicated(batches)?;
-        for (header, _) in shale_core::record::BatchFrames::new(batches, usize::MAX).flatten() {
-            self.producers.record(&header, header.base_offset);
+        for (header, range) in shale_core::record::BatchFrames::new(batches, usize::MAX).flatten() {
+            self.producers.record_stored(&header, &batches[range]);
         }
         self.snapshot_if_rolled(info.segment_base);
         Ok(true)

@@ -3,7 +3,7 @@
 //! removed past a truncation.
 
 use super::Partition;
-use crate::broker::idempotence::{snapshot_name, snapshot_offset};
+use crate::broker::producers::{snapshot_name, snapshot_offset};
 
 /// Producer-state snapshots kept per partition (the newest).
 const SNAPSHOTS_KEPT: usize = 2;
@@ -43,10 +43,10 @@ impl Partition {
             if chunk.bytes.is_empty() {
                 return;
             }
-            for (header, _) in
+            for (header, range) in
                 shale_core::record::BatchFrames::new(&chunk.bytes, usize::MAX).flatten()
             {
-                self.producers.record(&header, header.base_offset);
+                self.producers.record_stored(&header, &chunk.bytes[range]);
             }
             offset = chunk.next_offset;
         }

@@ -1,0 +1,116 @@
+//! Transaction markers: the control batch that ends a producer's transaction on one
+//! partition (Kafka's `EndTransactionMarker`). It holds one record whose key is version 0
+//! and the control type (0 abort, 1 commit), both i16, and whose value is version 0 (i16)
+//! and the epoch of the coordinator that wrote it (i32); the batch is transactional and
+//! control, and carries the producer's id and epoch with sequence -1. Only brokers write
+//! them: a producer's control batch is refused by [`super::validate_batches`].
+
+use bytes::{BufMut, Bytes};
+
+use super::batch::{ATTR_CONTROL, ATTR_TRANSACTIONAL, BatchHeader};
+use super::{BatchBuilder, Compression, Limits, Record, RecordError, decode_batch};
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MarkerKind {
+    /// Its records are dropped by `read_committed` readers.
+    Abort,
+    /// Its records become visible to `read_committed` readers.
+    Commit,
+}
+
+/// The end of one producer's transaction on one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    /// Commit or abort.
+    pub kind: MarkerKind,
+    /// The epoch of the coordinator that decided it: markers of an older coordinator are
+    /// refused once a newer one wrote.
+    pub coordinator_epoch: i32,
+}
+
+impl Marker {
+    /// The marker's control batch for producer `producer_id` at `producer_epoch`.
+    pub fn batch(&self, producer_id: i64, producer_epoch: i16, timestamp_ms: i64) -> Bytes {
+        let mut key = Vec::with_capacity(4);
+        key.put_i16(0);
+        key.put_i16(match self.kind {
+            MarkerKind::Abort => 0,
+            MarkerKind::Commit => 1,
+        });
+        let mut value = Vec::with_capacity(6);
+        value.put_i16(0);
+        value.put_i32(self.coordinator_epoch);
+        let mut b = BatchBuilder::new(Compression::None)
+            .with_producer(producer_id, producer_epoch, -1)
+            .with_flags(ATTR_TRANSACTIONAL | ATTR_CONTROL);
+        b.push(Record {
+            key: Some(Bytes::from(key)),
+            value: Some(Bytes::from(value)),
+            headers: Vec::new(),
+            timestamp_ms,
+        });
+        b.build()
+    }
+
+    /// The marker in `batch`, a whole control batch; what is wrong with it otherwise.
+    pub fn read(batch: &Bytes) -> Result<Marker, RecordError> {
+        let (header, records) = decode_batch(batch, &Limits::default())?;
+        if !is_marker_header(&header) {
+            return Err(corrupt("a transaction marker is a transactional control batch"));
+        }
+        let [record] = records.as_slice() else {
+            return Err(corrupt(format!("a marker batch holds {} records, not 1", records.len())));
+        };
+        let key = record.key.as_deref().unwrap_or_default();
+        let kind = match key {
+            [0, 0, 0, 0] => MarkerKind::Abort,
+            [0, 0, 0, 1] => MarkerKind::Commit,
+            _ => return Err(corrupt(format!("control record key {key:02x?} is not a marker's"))),
+        };
+        let value = record.value.as_deref().unwrap_or_default();
+        let coordinator_epoch = match value {
+            [0, 0, e @ ..] if e.len() >= 4 => i32::from_be_bytes([e[0], e[1], e[2], e[3]]),
+            _ => return Err(corrupt(format!("marker value {value:02x?} is not version 0"))),
+        };
+        Ok(Marker { kind, coordinator_epoch })
+    }
+}
+
+/// Whether `header` is a transaction marker's (control and transactional).
+pub fn is_marker_header(header: &BatchHeader) -> bool {
+    header.is_control() && header.attributes & ATTR_TRANSACTIONAL != 0
+}
+
+fn corrupt(why: impl Into<String>) -> RecordError {
+    RecordError::Corrupt(why.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes of a commit marker, field by field from Kafka's layout.
+    #[test]
+    fn a_marker_round_trips_and_is_laid_out_as_kafkas() {
+        let m = Marker { kind: MarkerKind::Commit, coordinator_epoch: 7 };
+        let batch = m.batch(42, 3, 1_000);
+        let header = BatchHeader::parse(&batch).unwrap();
+        assert_eq!(header.attributes, ATTR_TRANSACTIONAL | ATTR_CONTROL);
+        assert_eq!((header.producer_id, header.producer_epoch, header.base_sequence), (42, 3, -1));
+        let (_, records) = decode_batch(&batch, &Limits::default()).unwrap();
+        assert_eq!(records[0].key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        assert_eq!(records[0].value.as_deref(), Some(&[0u8, 0, 0, 0, 0, 7][..]));
+        assert_eq!(Marker::read(&batch).unwrap(), m);
+        let abort = Marker { kind: MarkerKind::Abort, coordinator_epoch: 0 };
+        assert_eq!(Marker::read(&abort.batch(1, 0, 0)).unwrap(), abort);
+    }
+
+    #[test]
+    fn a_data_batch_is_not_a_marker() {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.push(Record { key: None, value: None, headers: vec![], timestamp_ms: 0 });
+        let e = Marker::read(&b.build()).unwrap_err();
+        assert!(e.to_string().contains("transactional control batch"), "{e}");
+    }
+}
