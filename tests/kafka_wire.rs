@@ -1029,3 +1029,42 @@ async fn a_waiting_fetch_answers_once_its_partition_is_deleted() {
     // or NOT_LEADER_OR_FOLLOWER (6): each makes the client refresh its metadata.
     assert!(matches!(code, 3 | 5 | 6), "error code {code}, not the partition's loss");
 }
+
+/// A transactional batch needs a transaction begun with a coordinator; a producer with no
+/// transactional id has none, so its transactional batch is refused with INVALID_TXN_STATE
+/// (48) and nothing is stored (it would hold every `read_committed` reader back for ever).
+#[tokio::test]
+async fn a_transactional_batch_outside_a_transaction_is_refused_and_not_stored() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-txn", 1, 1, Default::default()).await.unwrap();
+    let init: InitProducerIdResponse = call(
+        &addr,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000),
+    )
+    .await;
+    assert_eq!(init.error_code, 0);
+    let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None)
+        .with_producer(init.producer_id.0, init.producer_epoch, 0)
+        .transactional();
+    b.push(shale::record::Record {
+        key: None,
+        value: Some(Bytes::from_static(b"in no transaction")),
+        headers: vec![],
+        timestamp_ms: 1_700_000_000_000,
+    });
+    let data = TopicProduceData::default().with_name(topic("wire-txn")).with_partition_data(vec![
+        PartitionProduceData::default().with_index(0).with_records(Some(b.build())),
+    ]);
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000);
+    let r: ProduceResponse =
+        call(&addr, ApiKey::Produce, 9, &req.with_topic_data(vec![data])).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 48, "INVALID_TXN_STATE: {:?}", p.error_message);
+    assert_eq!(list_offset(&addr, "wire-txn", -1, -1).await, (0, 0, -1), "nothing stored");
+}

@@ -15,6 +15,7 @@ use crate::metrics::observe_since;
 use shale_core::acks::Acks;
 use shale_core::clock::monotonic_now;
 use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::record::batch::ATTR_TRANSACTIONAL;
 use shale_core::record::{Limits, validate_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
 use shale_storage::log::AppendInfo;
@@ -104,6 +105,20 @@ impl Partition {
     /// append lock. Returns what was appended and how many cuts the log had seen then.
     fn append_step(&self, batches: Bytes, limits: &Limits) -> Result<(Produced, u64), Error> {
         let headers = validate_batches(&batches, limits)?;
+        if let Some(h) = headers.iter().find(|h| h.attributes & ATTR_TRANSACTIONAL != 0) {
+            // Its transaction would stay open for ever: no coordinator began it, so none
+            // would end it, and the last stable offset would stop there.
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                Reason::InvalidTxnState,
+                format!(
+                    "producer {} sent a transactional batch, but no transaction coordinator \
+                     began a transaction for it (InitProducerId with a transactional id); \
+                     the batch was not written",
+                    h.producer_id
+                ),
+            ));
+        }
         let idempotent = headers.iter().any(|h| h.producer_id >= 0);
         if idempotent && headers.len() != 1 {
             return Err(Error::invalid(format!(
