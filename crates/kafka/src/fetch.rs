@@ -19,7 +19,7 @@ use crate::Kafka;
 use crate::call::{Answer, Call, Replier, Session};
 use crate::errors::{About, code};
 use crate::sessions::{Cached, FetchSession, Plan, Tp};
-use shale_broker::api::{FetchChunk, FetchPartition, Identity};
+use shale_broker::api::{FetchChunk, FetchPartition, Identity, Isolation};
 use shale_core::error::Error;
 
 /// What one partition of a fetch asks for.
@@ -109,6 +109,11 @@ pub(crate) fn fetch(
         max_bytes: usize::try_from(req.max_bytes).unwrap_or(0).max(1),
         min_bytes: usize::try_from(req.min_bytes).unwrap_or(0),
         max_wait: Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)),
+        // Fetch v4 added the isolation level: 1 is read_committed.
+        isolation: match (version, req.isolation_level) {
+            (4.., 1) => Isolation::ReadCommitted,
+            _ => Isolation::ReadUncommitted,
+        },
     };
     let kafka = kafka.clone();
     Ok(Answer::later(async move { run(kafka, who, replier, plan, wants, limits).await }))
@@ -120,6 +125,7 @@ struct Limits {
     max_bytes: usize,
     min_bytes: usize,
     max_wait: Duration,
+    isolation: Isolation,
 }
 
 fn lock(s: &Mutex<FetchSession>) -> std::sync::MutexGuard<'_, FetchSession> {
@@ -137,7 +143,8 @@ async fn run(
 ) -> Result<(Bytes, Duration), String> {
     // Partitions the request could not name (an unknown topic id, a negative index) are
     // answered without a read.
-    let asked: Vec<Result<FetchPartition, Error>> = wants.iter().map(asked).collect();
+    let asked: Vec<Result<FetchPartition, Error>> =
+        wants.iter().map(|w| asked(w, limits.isolation)).collect();
     let readable: Vec<FetchPartition> = asked.iter().flatten().cloned().collect();
     let fetched = kafka
         .api
@@ -152,7 +159,9 @@ async fn run(
         })
         .collect();
     let throttle = fetched.throttle;
-    let body = respond(replier.version, &plan, &wants, got, replier.throttle_ms(throttle));
+    let committed = limits.isolation == Isolation::ReadCommitted;
+    let body =
+        respond(replier.version, &plan, &wants, got, committed, replier.throttle_ms(throttle));
     replier.later(&body, throttle)
 }
 
@@ -161,6 +170,7 @@ fn failed() -> FetchChunk {
     FetchChunk {
         batches: Bytes::new(),
         high_watermark: -1,
+        last_stable_offset: -1,
         log_start_offset: -1,
         next_offset: -1,
         at_end: false,
@@ -168,7 +178,7 @@ fn failed() -> FetchChunk {
 }
 
 /// What `w` asks of the broker, or why it cannot be asked.
-fn asked(w: &Want) -> Result<FetchPartition, Error> {
+fn asked(w: &Want, isolation: Isolation) -> Result<FetchPartition, Error> {
     if w.error.is_some() {
         return Err(Error::invalid("unknown topic id"));
     }
@@ -181,6 +191,7 @@ fn asked(w: &Want) -> Result<FetchPartition, Error> {
         offset: w.cached.fetch_offset,
         max_bytes: usize::try_from(w.cached.max_bytes).unwrap_or(0),
         leader_epoch: Some(w.cached.current_leader_epoch).filter(|e| *e >= 0),
+        isolation,
     })
 }
 
@@ -191,6 +202,7 @@ fn respond(
     plan: &Plan,
     wants: &[Want],
     got: Vec<Result<FetchChunk, Error>>,
+    committed: bool,
     throttle_ms: i32,
 ) -> FetchResponse {
     let mut session = match plan {
@@ -224,9 +236,14 @@ fn respond(
             .with_partition_index(w.tp.1)
             .with_error_code(error_code)
             .with_high_watermark(g.high_watermark)
-            .with_last_stable_offset(g.high_watermark)
+            .with_last_stable_offset(g.last_stable_offset)
             .with_log_start_offset(if version >= 5 { g.log_start_offset } else { -1 })
             .with_records(Some(g.batches));
+        if committed {
+            // No transaction is ever aborted below the last stable offset yet: markers are
+            // written only by a transaction coordinator, and none runs.
+            part.aborted_transactions = Some(Vec::new());
+        }
         if version >= 12 {
             if let Some((leader, epoch)) = error.as_ref().and_then(crate::produce::leader_of) {
                 part.current_leader = LeaderIdAndEpoch::default()

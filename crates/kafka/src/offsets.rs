@@ -47,9 +47,10 @@ pub(crate) fn list_offsets(
                 let part =
                     ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                 let epoch = (version >= 4).then_some(p.current_leader_epoch);
+                let committed = version >= 2 && req.isolation_level == 1;
+                let at = (p.timestamp, committed);
                 let found =
-                    list_one(&kafka, &who, &topic, p.partition_index, p.timestamp, version, epoch)
-                        .await;
+                    list_one(&kafka, &who, &topic, p.partition_index, at, version, epoch).await;
                 partitions.push(match found {
                     Ok(f) => part
                         .with_offset(f.offset)
@@ -77,13 +78,15 @@ async fn list_one(
     who: &Identity,
     topic: &str,
     partition: i32,
-    timestamp: i64,
+    (timestamp, committed): (i64, bool),
     version: i16,
     leader_epoch: Option<i32>,
 ) -> Result<shale_broker::api::ListedOffset, Error> {
     let partition = u32::try_from(partition)
         .map_err(|_| Error::invalid(format!("partition {partition} of {topic:?} is negative")))?;
     let spec = match (timestamp, version) {
+        // ListOffsets v2 added the isolation level: read_committed's latest is the LSO.
+        (LATEST, _) if committed => OffsetSpec::LastStable,
         (LATEST, _) => OffsetSpec::Latest,
         (EARLIEST, _) => OffsetSpec::Earliest,
         (ts, v) if ts == MAX_TIMESTAMP.0 && v >= MAX_TIMESTAMP.1 => OffsetSpec::MaxTimestamp,

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Api, FetchChunk, Identity, QuotaKind};
 use crate::acl::{Operation, ResourceType};
-use crate::broker::fetch::{self, ReadWant, WaitFor};
+use crate::broker::fetch::{self, Isolation, ReadWant, WaitFor};
 use crate::metrics::TopicCounters;
 use shale_core::error::Error;
 
@@ -31,6 +31,8 @@ pub struct FetchPartition {
     pub max_bytes: usize,
     /// The leader epoch the client believes current, when it names one (KIP-320).
     pub leader_epoch: Option<i32>,
+    /// Whether the reader sees open and aborted transactions.
+    pub isolation: Isolation,
 }
 
 /// What a fetch found: each partition's chunk or error, in the order asked, and how long
@@ -113,6 +115,7 @@ impl Api {
             offset,
             max_bytes: shape.max_bytes,
             leader_epoch: None,
+            isolation: Isolation::ReadUncommitted,
         };
         let mut opened = self.open_reads(who, action, std::slice::from_ref(&want));
         let (read, counters) = opened.pop().unwrap_or_else(|| Err(Error::internal("no read")))?;
@@ -173,6 +176,7 @@ impl Api {
             offset: 0,
             max_bytes: 0,
             leader_epoch: current_epoch,
+            isolation: Isolation::ReadUncommitted,
         };
         let mut opened = self.open_reads(who, "OffsetForLeaderEpoch", std::slice::from_ref(&want));
         let (read, _) = opened.pop().unwrap_or_else(|| Err(Error::internal("no read")))?;
@@ -201,7 +205,12 @@ impl Api {
                 crate::broker::check_leader_epoch(&partition, w.leader_epoch)?;
                 let counters = self.broker.request_metrics().topic(&w.topic);
                 counters.fetch_requests.fetch_add(1, Ordering::Relaxed);
-                let read = ReadWant { partition, offset: w.offset, max_bytes: w.max_bytes };
+                let read = ReadWant {
+                    partition,
+                    offset: w.offset,
+                    max_bytes: w.max_bytes,
+                    isolation: w.isolation,
+                };
                 Ok((read, counters))
             })
             .collect()

@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use crate::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
 pub use crate::auth::scram::{Exchange as ScramExchange, Mechanism as ScramMechanism};
 pub use crate::auth::{Authenticator, Identity, Principal, Via, unauthenticated};
-pub use crate::broker::fetch::FetchChunk;
+pub use crate::broker::fetch::{FetchChunk, Isolation};
 pub use crate::broker::moves::Reassignment;
 pub use crate::broker::moves::{ClusterLoad, MoveStatus};
 pub use crate::broker::partition::appending_inline;

@@ -14,12 +14,23 @@ use tokio::sync::watch;
 use super::Partition;
 use shale_core::error::{Error, RangeEnd};
 
-/// One partition to read: where from, and how much at most.
+/// One partition to read: where from, how much at most, and what the reader may see.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadWant {
     pub partition: Arc<Partition>,
     pub offset: i64,
     pub max_bytes: usize,
+    pub isolation: Isolation,
+}
+
+/// What a reader may see of transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Everything below the high watermark, open and aborted transactions included.
+    #[default]
+    ReadUncommitted,
+    /// Only below the last stable offset, where every transaction is decided.
+    ReadCommitted,
 }
 
 /// When a read answers.
@@ -45,6 +56,8 @@ pub struct FetchChunk {
     pub batches: Bytes,
     /// The high watermark when the chunk was read.
     pub high_watermark: i64,
+    /// The last stable offset when the chunk was read (see `Partition::last_stable_offset`).
+    pub last_stable_offset: i64,
     /// The log start offset when the chunk was read.
     pub log_start_offset: i64,
     /// Where to continue.
@@ -193,15 +206,20 @@ async fn read_one(want: &ReadWant, max_bytes: usize, read: bool) -> Result<Fetch
     }
     check_range(want)?;
     let offset = want.offset;
-    let hw = p.high_watermark();
+    let (hw, lso) = (p.high_watermark(), p.last_stable_offset());
     let mut chunk = FetchChunk {
         batches: Bytes::new(),
         high_watermark: hw,
+        last_stable_offset: lso,
         log_start_offset: p.log_start_offset(),
         next_offset: offset,
         at_end: false,
     };
-    if offset >= hw {
+    let upper = match want.isolation {
+        Isolation::ReadUncommitted => hw,
+        Isolation::ReadCommitted => lso,
+    };
+    if offset >= upper {
         // The end is the high watermark once it is known: a new leader's can lag until its
         // followers fetch, and records below its log end may be acknowledged already.
         chunk.at_end = p.high_watermark_known();
@@ -210,15 +228,20 @@ async fn read_one(want: &ReadWant, max_bytes: usize, read: bool) -> Result<Fetch
     if !read {
         return Ok(chunk);
     }
-    let read = p.read(offset, max_bytes).await?;
+    let read = p.read_below(offset, max_bytes, upper).await?;
     if read.bytes.is_empty() {
-        // Nothing readable below the watermark: the log moved under the read.
+        // Nothing readable below the bound: the log moved under the read.
         return Err(offset_out_of_range(offset, p.log_start_offset(), p.high_watermark()));
     }
     chunk.batches = read.bytes;
     chunk.next_offset = read.next_offset;
     chunk.high_watermark = p.high_watermark();
+    chunk.last_stable_offset = p.last_stable_offset();
     chunk.log_start_offset = p.log_start_offset();
-    chunk.at_end = chunk.next_offset >= chunk.high_watermark && p.high_watermark_known();
+    let end = match want.isolation {
+        Isolation::ReadUncommitted => chunk.high_watermark,
+        Isolation::ReadCommitted => chunk.last_stable_offset,
+    };
+    chunk.at_end = chunk.next_offset >= end && p.high_watermark_known();
     Ok(chunk)
 }

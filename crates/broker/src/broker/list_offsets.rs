@@ -20,6 +20,8 @@ pub enum OffsetSpec {
     Earliest,
     /// The high watermark.
     Latest,
+    /// The last stable offset (the latest offset for a `read_committed` reader).
+    LastStable,
     /// The first record at or after this time (ms).
     Timestamp(i64),
     /// The record with the largest timestamp (Kafka's MAX_TIMESTAMP, KIP-734).
@@ -39,6 +41,7 @@ impl OffsetSpec {
         match self {
             OffsetSpec::Earliest => Spec::Earliest(true),
             OffsetSpec::Latest => Spec::Latest(true),
+            OffsetSpec::LastStable => Spec::LastStable(true),
             OffsetSpec::Timestamp(ts) => Spec::TimestampMs(ts),
             OffsetSpec::MaxTimestamp => Spec::MaxTimestamp(true),
             OffsetSpec::EarliestLocal => Spec::EarliestLocal(true),
@@ -56,6 +59,7 @@ impl OffsetSpec {
             Some(Spec::MaxTimestamp(_)) => OffsetSpec::MaxTimestamp,
             Some(Spec::EarliestLocal(_)) => OffsetSpec::EarliestLocal,
             Some(Spec::LatestTiered(_)) => OffsetSpec::LatestTiered,
+            Some(Spec::LastStable(_)) => OffsetSpec::LastStable,
         }
     }
 }
@@ -87,6 +91,10 @@ pub async fn list_offsets_on(
         OffsetSpec::Earliest => (partition.log_start_offset(), -1),
         OffsetSpec::EarliestLocal => (partition.log().log_start_offset(), -1),
         OffsetSpec::Latest => (partition.settled_high_watermark(SETTLE_WAIT).await?, -1),
+        OffsetSpec::LastStable => {
+            partition.settled_high_watermark(SETTLE_WAIT).await?;
+            (partition.last_stable_offset(), -1)
+        }
         OffsetSpec::LatestTiered => {
             let tiered = partition.remote().and_then(|r| r.tiered_end());
             (tiered.map_or(-1, |end| end - 1), -1)

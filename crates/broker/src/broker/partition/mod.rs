@@ -352,6 +352,13 @@ impl Partition {
         self.repl.high_watermark()
     }
 
+    /// The last stable offset: below it every transaction is decided (committed or aborted,
+    /// its marker below the high watermark); `read_committed` readers read below it. The
+    /// high watermark when no transaction is open.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers.last_stable_offset(self.high_watermark())
+    }
+
     /// Whether the high watermark is the committed end of the log, as readers need it: on
     /// a leader, once its replication state has applied this leadership and the high
     /// watermark reached the start of its epoch
@@ -441,9 +448,21 @@ impl Partition {
     /// from the bucket below the local log start. Below the log start (in the bucket too,
     /// once DeleteRecords moved it there) is out of range.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadChunk, Error> {
+        self.read_below(offset, max_bytes, self.high_watermark()).await
+    }
+
+    /// [`read`](Self::read), below `upper` (at most the high watermark: the last stable
+    /// offset, for a `read_committed` reader).
+    pub async fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<ReadChunk, Error> {
+        let upper = upper.min(self.high_watermark());
         let mut offset = offset;
         loop {
-            let chunk = self.read_once(offset, max_bytes).await?;
+            let chunk = self.read_once(offset, max_bytes, upper).await?;
             // Compacted remote segments may hold no batch up to the remote log's end: the
             // read goes on from there (locally).
             if chunk.bytes.is_empty() && chunk.next_offset > offset {
@@ -455,11 +474,15 @@ impl Partition {
     }
 
     /// One read, remote or local, as [`read`](Self::read) describes.
-    async fn read_once(&self, offset: i64, max_bytes: usize) -> Result<ReadChunk, Error> {
-        let upper = self.high_watermark();
+    async fn read_once(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<ReadChunk, Error> {
         let start = self.log_start_offset();
         if offset < start {
-            return Err(super::fetch::offset_out_of_range(offset, start, upper));
+            return Err(super::fetch::offset_out_of_range(offset, start, self.high_watermark()));
         }
         if offset < self.log.log_start_offset() {
             if let Some(chunk) = self.read_remote(offset, max_bytes, upper).await? {

@@ -267,8 +267,12 @@ async fn a_fetch_to_the_end_waits_for_a_new_leaders_high_watermark() {
     p.set_state(&state(1, 2), p.replication().revision() + 1);
     assert_eq!(p.high_watermark(), 0);
     let (_tx, closed) = tokio::sync::watch::channel(false);
-    let want =
-        crate::broker::fetch::ReadWant { partition: p.clone(), offset: 0, max_bytes: 1 << 20 };
+    let want = crate::broker::fetch::ReadWant {
+        partition: p.clone(),
+        offset: 0,
+        max_bytes: 1 << 20,
+        isolation: Default::default(),
+    };
     let wait = crate::broker::fetch::WaitFor {
         max_bytes: 1 << 20,
         min_bytes: 1,
@@ -367,4 +371,78 @@ async fn an_acks_all_write_cut_from_the_log_is_not_acknowledged() {
     lose_leadership_and_cut(&p, false);
     let ended = tokio::time::timeout(Duration::from_secs(10), waiting).await;
     assert_cut(ended.expect("the ack still waited for a high watermark after the cut").unwrap());
+}
+
+/// `batch` with its base offset set (as the leader stamps it before replicating).
+fn at(offset: i64, batch: Bytes) -> Bytes {
+    let mut b = bytes::BytesMut::from(batch);
+    shale_core::record::batch::stamp(&mut b, offset, 1);
+    b.freeze()
+}
+
+/// One `read_committed` or `read_uncommitted` read of `p` from `offset`: the next offset.
+async fn read_to(
+    p: &Arc<Partition>,
+    offset: i64,
+    isolation: crate::broker::fetch::Isolation,
+) -> i64 {
+    let (_tx, closed) = tokio::sync::watch::channel(false);
+    let want = crate::broker::fetch::ReadWant {
+        partition: p.clone(),
+        offset,
+        max_bytes: 1 << 20,
+        isolation,
+    };
+    let wait = crate::broker::fetch::WaitFor {
+        max_bytes: 1 << 20,
+        min_bytes: 0,
+        max_wait: Some(Duration::ZERO),
+        answer_at_end: false,
+    };
+    let mut read = crate::broker::fetch::long_poll(&[Ok(want)], &wait, closed).await;
+    read.pop().unwrap().unwrap().next_offset
+}
+
+/// A `read_committed` read stops at the first offset of an open transaction, and at that
+/// of a decided one until its marker is below the high watermark; `read_uncommitted` reads
+/// to the high watermark. Followers keep the transactions they replicate, so the state is
+/// there once one leads.
+#[tokio::test]
+async fn read_committed_stops_at_the_last_stable_offset() {
+    use crate::broker::fetch::Isolation::{ReadCommitted, ReadUncommitted};
+    use shale_core::record::control::{Marker, MarkerKind};
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(2, 1));
+    let mut txn = BatchBuilder::new(Compression::None).with_producer(7, 0, 0).transactional();
+    for v in ["t0", "t1"] {
+        txn.push(Record {
+            key: None,
+            value: Some(Bytes::from(v)),
+            headers: vec![],
+            timestamp_ms: 1,
+        });
+    }
+    let commit = Marker { kind: MarkerKind::Commit, coordinator_epoch: 0 }.batch(7, 0, 1);
+    // As a follower: plain 0-1, producer 7's transaction 2-3, plain 4, its commit at 5,
+    // plain 6.
+    for (offset, batch) in [
+        (0, plain_batch(["a".to_string(), "b".to_string()])),
+        (2, txn.build()),
+        (4, plain_batch(["c".to_string()])),
+        (5, commit),
+        (6, plain_batch(["d".to_string()])),
+    ] {
+        assert!(p.append_replicated(2, 1, &at(offset, batch)).unwrap());
+    }
+    // Broker 1 leads from epoch 2; follower 2 has the log up to 5 (the marker not yet).
+    p.set_state(&state(1, 2), p.replication().revision() + 1);
+    p.replication().follower_fetched(2, 0, 5, 5);
+    assert_eq!((p.high_watermark(), p.last_stable_offset()), (5, 2));
+    assert_eq!(read_to(&p, 0, ReadUncommitted).await, 5);
+    assert_eq!(read_to(&p, 0, ReadCommitted).await, 2, "stops at the transaction");
+    assert_eq!(read_to(&p, 2, ReadCommitted).await, 2, "nothing readable at the LSO");
+    // The follower copies the marker and the rest: the transaction is stable.
+    p.replication().follower_fetched(2, 0, 7, 7);
+    assert_eq!((p.high_watermark(), p.last_stable_offset()), (7, 7));
+    assert_eq!(read_to(&p, 2, ReadCommitted).await, 7);
 }
