@@ -3,6 +3,7 @@
 //! - `broker`: hosted partitions, produce/fetch with their durability rules, replication,
 //!   topic lifecycle, tiering tasks, detection of gone peers.
 //! - `groups`: consumer-group coordination (KIP-848 style) and committed offsets.
+//! - `txn`: transactions: the rules of a transactional id's coordinator.
 //! - `api`: the seam under the client-facing front ends (gRPC in `shale-grpc`, Kafka in
 //!   `shale-kafka`): every operation a client may ask for, with its authorization, quotas,
 //!   audit and counters.
@@ -33,4 +34,5 @@ pub mod metrics;
 pub mod quota;
 pub mod settings;
 pub mod tls;
+pub mod txn;
 pub mod watched;

@@ -101,6 +101,14 @@ reasons! {
     InvalidTxnState = "INVALID_TXN_STATE",
     /// A transaction marker from a coordinator older than one that already wrote.
     TransactionCoordinatorFenced = "TRANSACTION_COORDINATOR_FENCED",
+    /// A newer instance of the transactional producer exists (its epoch is newer).
+    ProducerFenced = "PRODUCER_FENCED",
+    /// The transaction is between its decision and its markers: retry shortly.
+    ConcurrentTransactions = "CONCURRENT_TRANSACTIONS",
+    /// The producer id is not the one the transactional id has.
+    InvalidProducerIdMapping = "INVALID_PRODUCER_ID_MAPPING",
+    /// A transaction timeout of zero or less, or above `transactions.max_timeout_ms`.
+    InvalidTransactionTimeout = "INVALID_TRANSACTION_TIMEOUT",
     /// The broker is draining and hands its work to others.
     BrokerDraining = "BROKER_DRAINING",
     /// The local log bytes are over `tier.local_disk_budget_bytes`.

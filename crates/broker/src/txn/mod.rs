@@ -1,0 +1,13 @@
+//! Transactions (Kafka's exactly-once: KIP-98, with KIP-890's transactions v2): what a
+//! transactional id's coordinator decides.
+//!
+//! - `state`: a transactional id's durable record and the pure rules that move it
+//!   (InitProducerId, adding partitions and offsets, EndTxn, timeouts, completion).
+//!
+//! The partitions' side — open transactions, markers and the last stable offset — is in
+//! `broker/producers/`.
+
+pub mod state;
+
+#[cfg(test)]
+mod state_tests;
