@@ -16,6 +16,7 @@ use shale_core::acks::Acks;
 use shale_core::clock::monotonic_now;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::batch::ATTR_TRANSACTIONAL;
+use shale_core::record::control::Marker;
 use shale_core::record::{Limits, validate_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
 use shale_storage::log::AppendInfo;
@@ -62,6 +63,35 @@ impl Partition {
     /// keeps its order while its fsyncs are shared (group commit).
     pub async fn append(self: &Arc<Self>, batches: Bytes, acks: Acks) -> Result<PendingAck, Error> {
         let config = self.config();
+        let limits = Limits {
+            max_batch_bytes: config.max_message_bytes as usize,
+            keys_required: config.cleanup_policy.compacts(),
+            ..Limits::default()
+        };
+        self.append_by(acks, move |p| p.append_step(batches, &limits)).await
+    }
+
+    /// Appends the marker that ends `producer`'s transaction here (a control batch at the
+    /// producer's id and epoch), as the transaction's coordinator asks; the returned future
+    /// resolves once `acks` holds. Refused from an older producer or coordinator epoch than
+    /// already seen here (`ProducerStates::check_marker`).
+    pub async fn append_marker(
+        self: &Arc<Self>,
+        (producer_id, producer_epoch): (i64, i16),
+        marker: Marker,
+        acks: Acks,
+    ) -> Result<PendingAck, Error> {
+        let now = shale_core::clock::system().now_ms();
+        let batch = marker.batch(producer_id, producer_epoch, now);
+        self.append_by(acks, move |p| p.marker_step(batch, &marker)).await
+    }
+
+    /// Runs an append `step` and returns the wait for `acks`.
+    async fn append_by<S>(self: &Arc<Self>, acks: Acks, step: S) -> Result<PendingAck, Error>
+    where
+        S: FnOnce(&Partition) -> Result<(Produced, u64), Error> + Send + 'static,
+    {
+        let config = self.config();
         let min_isr = config.min_insync_replicas as usize;
         if acks == Acks::All && self.repl.isr().len() < min_isr {
             return Err(self.not_enough_replicas(
@@ -70,11 +100,6 @@ impl Partition {
                 "are refused",
             ));
         }
-        let limits = Limits {
-            max_batch_bytes: config.max_message_bytes as usize,
-            keys_required: config.cleanup_policy.compacts(),
-            ..Limits::default()
-        };
         // One step, run to the end even if this caller is dropped (a client that
         // disconnects): what reaches the log always reaches the producer state too. It
         // runs on a blocking thread (a write can wait on the file system for a long time
@@ -85,7 +110,7 @@ impl Partition {
         let step = move || {
             observe_since(&p.stages.append_queue, queued);
             let started = monotonic_now();
-            let produced = p.append_step(batches, &limits);
+            let produced = step(&p);
             observe_since(&p.stages.append, started);
             (produced, monotonic_now())
         };
@@ -128,22 +153,7 @@ impl Partition {
         }
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let cuts = self.cuts.load(Ordering::Acquire);
-        // Checked under the lock: a follower's fetcher truncates and appends under it too,
-        // so nothing is written here after this broker stopped leading at this epoch.
-        let (leader, epoch) = self.leadership();
-        if leader != self.broker_id {
-            return Err(shale_core::error::not_leader(
-                &self.topic,
-                self.index,
-                (leader, epoch),
-                "",
-                format!(
-                    "broker {} no longer leads {}-{} (leader {leader}, epoch {epoch}); the \
-                     write was not appended",
-                    self.broker_id, self.topic, self.index
-                ),
-            ));
-        }
+        let epoch = self.leading_epoch()?;
         if idempotent {
             if let Verdict::Duplicate(meta) = self.producers.check(&headers[0])? {
                 tracing::debug!(
@@ -167,6 +177,51 @@ impl Partition {
         if idempotent {
             self.producers.record(&headers[0], info.base_offset);
         }
+        self.snapshot_if_rolled(info.segment_base);
+        let produced = Produced {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            log_start_offset: self.log.log_start_offset(),
+            leader_epoch: epoch,
+        };
+        Ok((produced, cuts))
+    }
+
+    /// The epoch this broker leads the partition at, checked under the append lock: a
+    /// follower's fetcher truncates and appends under it too, so nothing is written here
+    /// after this broker stopped leading at this epoch.
+    fn leading_epoch(&self) -> Result<i32, Error> {
+        let (leader, epoch) = self.leadership();
+        if leader != self.broker_id {
+            return Err(shale_core::error::not_leader(
+                &self.topic,
+                self.index,
+                (leader, epoch),
+                "",
+                format!(
+                    "broker {} no longer leads {}-{} (leader {leader}, epoch {epoch}); the \
+                     write was not appended",
+                    self.broker_id, self.topic, self.index
+                ),
+            ));
+        }
+        Ok(epoch)
+    }
+
+    /// Appends a marker's control `batch` under the append lock, after the producer
+    /// state's check, and records what it ended.
+    fn marker_step(&self, batch: Bytes, marker: &Marker) -> Result<(Produced, u64), Error> {
+        let header = shale_core::record::BatchHeader::parse(&batch)?;
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let cuts = self.cuts.load(Ordering::Acquire);
+        let epoch = self.leading_epoch()?;
+        self.producers.check_marker(&header, marker)?;
+        let mut buf = BytesMut::from(batch);
+        let info: AppendInfo = self.log.append(&mut buf, epoch)?;
+        let ended = self.producers.record_marker(&header, marker, info.base_offset);
+        tracing::debug!(topic = %self.topic, partition = self.index,
+            producer = header.producer_id, offset = info.base_offset, ?marker, ?ended,
+            "transaction marker appended");
         self.snapshot_if_rolled(info.segment_base);
         let produced = Produced {
             base_offset: info.base_offset,

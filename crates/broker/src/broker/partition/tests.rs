@@ -446,3 +446,32 @@ async fn read_committed_stops_at_the_last_stable_offset() {
     assert_eq!((p.high_watermark(), p.last_stable_offset()), (7, 7));
     assert_eq!(read_to(&p, 2, ReadCommitted).await, 7);
 }
+
+/// The leader appends a coordinator's marker: it ends the producer's transaction and the
+/// last stable offset passes it once replicated; a marker from an older producer epoch or
+/// an older coordinator is refused and nothing is written.
+#[tokio::test]
+async fn a_leader_appends_markers_and_refuses_stale_ones() {
+    use shale_core::record::control::{Marker, MarkerKind};
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(2, 1));
+    let mut txn = BatchBuilder::new(Compression::None).with_producer(7, 3, 0).transactional();
+    txn.push(Record { key: None, value: Some(Bytes::from("t")), headers: vec![], timestamp_ms: 1 });
+    assert!(p.append_replicated(2, 1, &at(0, txn.build())).unwrap());
+    p.set_state(&state(1, 2), p.replication().revision() + 1);
+    p.replication().follower_fetched(2, 0, 1, 1);
+    assert_eq!((p.high_watermark(), p.last_stable_offset()), (1, 0));
+    let commit = Marker { kind: MarkerKind::Commit, coordinator_epoch: 5 };
+    // Transactions v2: the marker carries the bumped epoch 4.
+    let ack = p.append_marker((7, 4), commit, Acks::Leader).await.unwrap();
+    let produced = ack.await.unwrap();
+    assert_eq!(produced.base_offset, 1);
+    p.replication().follower_fetched(2, 0, 2, 2);
+    assert_eq!((p.high_watermark(), p.last_stable_offset()), (2, 2));
+    let e = p.append_marker((7, 3), commit, Acks::Leader).await.err().unwrap();
+    assert_eq!(e.reason, shale_core::error::Reason::InvalidProducerEpoch, "{e}");
+    let older = Marker { kind: MarkerKind::Abort, coordinator_epoch: 4 };
+    let e = p.append_marker((7, 4), older, Acks::Leader).await.err().unwrap();
+    assert_eq!(e.reason, shale_core::error::Reason::TransactionCoordinatorFenced, "{e}");
+    assert_eq!(p.log().log_end_offset(), 2, "nothing written for the refused markers");
+}
