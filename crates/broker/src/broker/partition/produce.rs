@@ -74,16 +74,18 @@ impl Partition {
     /// Appends the marker that ends `producer`'s transaction here (a control batch at the
     /// producer's id and epoch), as the transaction's coordinator asks; the returned future
     /// resolves once `acks` holds. Refused from an older producer or coordinator epoch than
-    /// already seen here (`ProducerStates::check_marker`).
+    /// already seen here, or, for transactions v2 (`tv2`), at the epoch of the open
+    /// transaction's batches (`ProducerStates::check_marker`).
     pub async fn append_marker(
         self: &Arc<Self>,
         (producer_id, producer_epoch): (i64, i16),
         marker: Marker,
+        tv2: bool,
         acks: Acks,
     ) -> Result<PendingAck, Error> {
         let now = shale_core::clock::system().now_ms();
         let batch = marker.batch(producer_id, producer_epoch, now);
-        self.append_by(acks, move |p| p.marker_step(batch, &marker)).await
+        self.append_by(acks, move |p| p.marker_step(batch, &marker, tv2)).await
     }
 
     /// Runs an append `step` and returns the wait for `acks`.
@@ -210,12 +212,17 @@ impl Partition {
 
     /// Appends a marker's control `batch` under the append lock, after the producer
     /// state's check, and records what it ended.
-    fn marker_step(&self, batch: Bytes, marker: &Marker) -> Result<(Produced, u64), Error> {
+    fn marker_step(
+        &self,
+        batch: Bytes,
+        marker: &Marker,
+        tv2: bool,
+    ) -> Result<(Produced, u64), Error> {
         let header = shale_core::record::BatchHeader::parse(&batch)?;
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let cuts = self.cuts.load(Ordering::Acquire);
         let epoch = self.leading_epoch()?;
-        self.producers.check_marker(&header, marker)?;
+        self.producers.check_marker(&header, marker, tv2)?;
         let mut buf = BytesMut::from(batch);
         let info: AppendInfo = self.log.append(&mut buf, epoch)?;
         let ended = self.producers.record_marker(&header, marker, info.base_offset);

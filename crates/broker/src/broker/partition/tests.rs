@@ -463,15 +463,15 @@ async fn a_leader_appends_markers_and_refuses_stale_ones() {
     assert_eq!((p.high_watermark(), p.last_stable_offset()), (1, 0));
     let commit = Marker { kind: MarkerKind::Commit, coordinator_epoch: 5 };
     // Transactions v2: the marker carries the bumped epoch 4.
-    let ack = p.append_marker((7, 4), commit, Acks::Leader).await.unwrap();
+    let ack = p.append_marker((7, 4), commit, true, Acks::Leader).await.unwrap();
     let produced = ack.await.unwrap();
     assert_eq!(produced.base_offset, 1);
     p.replication().follower_fetched(2, 0, 2, 2);
     assert_eq!((p.high_watermark(), p.last_stable_offset()), (2, 2));
-    let e = p.append_marker((7, 3), commit, Acks::Leader).await.err().unwrap();
+    let e = p.append_marker((7, 3), commit, true, Acks::Leader).await.err().unwrap();
     assert_eq!(e.reason, shale_core::error::Reason::InvalidProducerEpoch, "{e}");
     let older = Marker { kind: MarkerKind::Abort, coordinator_epoch: 4 };
-    let e = p.append_marker((7, 4), older, Acks::Leader).await.err().unwrap();
+    let e = p.append_marker((7, 4), older, true, Acks::Leader).await.err().unwrap();
     assert_eq!(e.reason, shale_core::error::Reason::TransactionCoordinatorFenced, "{e}");
     assert_eq!(p.log().log_end_offset(), 2, "nothing written for the refused markers");
 }

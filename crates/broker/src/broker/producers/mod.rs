@@ -204,12 +204,32 @@ impl ProducerStates {
 
     /// Checks a marker for the producer in `header` before a leader appends it: refused
     /// from an older epoch of the producer (`INVALID_PRODUCER_EPOCH`) or of the coordinator
-    /// than already seen here (`TRANSACTION_COORDINATOR_FENCED`).
-    pub fn check_marker(&self, header: &BatchHeader, marker: &Marker) -> Result<(), Error> {
+    /// than already seen here (`TRANSACTION_COORDINATOR_FENCED`). In transactions v2
+    /// (`tv2`) a transaction's markers carry the epoch after its batches': one at the epoch
+    /// of the open transaction's batches is a late resend for the transaction before, and
+    /// is refused too (`INVALID_PRODUCER_EPOCH`; Kafka's KIP-1228).
+    pub fn check_marker(
+        &self,
+        header: &BatchHeader,
+        marker: &Marker,
+        tv2: bool,
+    ) -> Result<(), Error> {
         let state = self.lock();
         let Some(entry) = state.producers.get(&header.producer_id) else { return Ok(()) };
         if header.producer_epoch < entry.epoch {
             return Err(fenced_epoch(header, entry.epoch));
+        }
+        if tv2 && entry.txn_first.is_some() && header.producer_epoch == entry.epoch {
+            return Err(Error::new(
+                ErrorKind::Fenced,
+                Reason::InvalidProducerEpoch,
+                format!(
+                    "a marker for producer {} at epoch {}, the epoch of its open transaction's \
+                     batches: a transactions-v2 marker carries the next epoch, so this one is \
+                     a late one for an earlier transaction",
+                    header.producer_id, header.producer_epoch
+                ),
+            ));
         }
         if marker.coordinator_epoch < entry.coordinator_epoch {
             return Err(Error::new(

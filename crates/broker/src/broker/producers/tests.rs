@@ -132,13 +132,13 @@ fn transactions_refuse_plain_writes_and_stale_markers() {
     let e = s.check(&header(7, 2, 1, 1)).unwrap_err();
     assert_eq!(e.reason, Reason::InvalidTxnState, "{e}");
     assert_eq!(s.check(&txn(7, 2, 1, 1)).unwrap(), Verdict::Append);
-    let e = s.check_marker(&marker_header(7, 1), &COMMIT).unwrap_err();
+    let e = s.check_marker(&marker_header(7, 1), &COMMIT, true).unwrap_err();
     assert_eq!(e.reason, Reason::InvalidProducerEpoch, "{e}");
     // Transactions v2: the marker carries the bumped epoch.
-    s.check_marker(&marker_header(7, 3), &COMMIT).unwrap();
+    s.check_marker(&marker_header(7, 3), &COMMIT, true).unwrap();
     s.record_marker(&marker_header(7, 3), &COMMIT, 1).unwrap();
     let older = Marker { kind: MarkerKind::Abort, coordinator_epoch: 2 };
-    let e = s.check_marker(&marker_header(7, 3), &older).unwrap_err();
+    let e = s.check_marker(&marker_header(7, 3), &older, true).unwrap_err();
     assert_eq!(e.reason, Reason::TransactionCoordinatorFenced, "{e}");
     assert_eq!(s.check(&txn(7, 2, 1, 1)).unwrap_err().reason, Reason::InvalidProducerEpoch);
     assert_eq!(s.check(&header(7, 3, 0, 1)).unwrap(), Verdict::Append, "plain at the new epoch");
@@ -175,7 +175,7 @@ fn a_snapshot_keeps_transactions_and_loads_version_1() {
     assert_eq!(loaded.last_stable_offset(1), 0, "8's marker at 1 is not below 1");
     assert_eq!(loaded.last_stable_offset(3), 2, "7's transaction is open");
     let older = Marker { kind: MarkerKind::Abort, coordinator_epoch: 1 };
-    let e = loaded.check_marker(&marker_header(8, 0), &older).unwrap_err();
+    let e = loaded.check_marker(&marker_header(8, 0), &older, true).unwrap_err();
     assert_eq!(e.reason, Reason::TransactionCoordinatorFenced);
     loaded.record_marker(&marker_header(7, 0), &COMMIT, 4);
     assert_eq!(loaded.last_stable_offset(5), 5);
@@ -200,4 +200,23 @@ fn a_snapshot_keeps_transactions_and_loads_version_1() {
         Verdict::Duplicate(m) => assert_eq!(m.base_offset, 4),
         v => panic!("{v:?}"),
     }
+}
+
+/// Transactions v2 (KIP-890, and KIP-1228's strict check): a transaction's markers carry
+/// the epoch after its batches', so a marker at the epoch of the open transaction's batches
+/// is a stale one of the transaction before (a late resend) and must not end this one.
+#[test]
+fn a_v2_marker_at_the_open_transactions_epoch_is_stale() {
+    let s = ProducerStates::default();
+    s.record(&txn(7, 1, 0, 1), 0);
+    s.record_marker(&marker_header(7, 2), &COMMIT, 1); // its marker, bumped to 2
+    s.record(&txn(7, 2, 0, 1), 2); // the next transaction, at epoch 2
+    let e = s.check_marker(&marker_header(7, 2), &COMMIT, true).unwrap_err();
+    assert_eq!(e.reason, Reason::InvalidProducerEpoch, "{e}");
+    s.check_marker(&marker_header(7, 3), &COMMIT, true).unwrap();
+    // Transactions v1 keep the epoch: their marker has the batches' epoch.
+    s.check_marker(&marker_header(7, 2), &COMMIT, false).unwrap();
+    // With nothing open, a resend at the current epoch ends nothing and is harmless.
+    s.record_marker(&marker_header(7, 3), &COMMIT, 3);
+    s.check_marker(&marker_header(7, 3), &COMMIT, true).unwrap();
 }
