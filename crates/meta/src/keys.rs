@@ -213,6 +213,25 @@ impl Keys {
         format!("{}offsets/", self.root)
     }
 
+    /// `txns/{transactional id}`: a transactional id's record (its producer id and epoch,
+    /// state, and the partitions and groups of its open transaction).
+    pub fn txn(&self, transactional_id: &str) -> String {
+        format!("{}{}", self.txns(), escape(transactional_id))
+    }
+
+    /// Prefix of all transactional ids' records.
+    pub fn txns(&self) -> String {
+        format!("{}txns/", self.root)
+    }
+
+    /// The transactional id of a `txns/{id}` key.
+    pub fn parse_txn(&self, key: &str) -> Option<String> {
+        match self.components(&self.txns(), key)?.as_mut_slice() {
+            [id] => Some(std::mem::take(id)),
+            _ => None,
+        }
+    }
+
     /// `acls/{resource type}/{pattern type}/{name}/{principal}/{operation}/{permission}`:
     /// one access-control binding per key, so adding one twice is one key and a binding
     /// is removed by deleting its key.

@@ -3,11 +3,14 @@
 //!
 //! - `state`: a transactional id's durable record and the pure rules that move it
 //!   (InitProducerId, adding partitions and offsets, EndTxn, timeouts, completion).
+//! - `store`: the records in the metadata store (`txns/{id}`), written with a compare on
+//!   their revision; a coordinator's claim of an id.
 //!
 //! The partitions' side — open transactions, markers and the last stable offset — is in
 //! `broker/producers/`.
 
 pub mod state;
+pub mod store;
 
 #[cfg(test)]
 mod state_tests;

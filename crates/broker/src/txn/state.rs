@@ -85,6 +85,9 @@ pub struct TxnRecord {
     pub updated_ms: i64,
     /// Whether the current transaction is of transactions v2 (KIP-890).
     pub tv2: bool,
+    /// Bumped by each coordinator that takes the id over; its markers carry it.
+    #[serde(default)]
+    pub coordinator_epoch: i32,
 }
 
 impl TxnRecord {
@@ -217,6 +220,7 @@ pub fn init_producer_id(
             started_ms: -1,
             updated_ms: ask.now_ms,
             tv2: false,
+            coordinator_epoch: 0,
         }));
     };
     if let Some((pid, epoch)) = ask.expected {
