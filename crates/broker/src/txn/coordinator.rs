@@ -1,0 +1,380 @@
+//! The transaction coordinator: each transactional id is coordinated by the live broker
+//! that wins a rendezvous hash of the id (as groups are), which decides with the rules of
+//! `state`, writes each decision to the store (`store`) before answering, and then writes
+//! the decision's markers to the transaction's partitions and completes it.
+//!
+//! Every decision is durable before anything acts on it, so a coordinator may die at any
+//! point: the next one (after a change of the live brokers, or its periodic sweep) finds a
+//! record in `PrepareCommit` or `PrepareAbort` and writes the same markers again (a marker
+//! for a transaction already ended on a partition ends nothing there), and finds open
+//! transactions past their timeout and aborts them. A coordinator takes an id over by
+//! claiming it (its coordinator epoch one higher), so the markers of one that lost it are
+//! refused by the partitions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::state::{self, EndAsk, EndOutcome, InitAsk, InitOutcome, TxnRecord, TxnState};
+use super::store::{Stored, TxnStore};
+use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::record::control::{Marker, MarkerKind};
+
+/// What the coordinator needs from the broker it runs on.
+#[async_trait]
+pub trait TxnHost: Send + Sync {
+    /// This broker's id.
+    fn broker_id(&self) -> i32;
+
+    /// Wall-clock milliseconds (transaction start times and timeouts).
+    fn now_ms(&self) -> i64;
+
+    /// Live brokers that may coordinate, as (id, address).
+    fn coordinator_candidates(&self) -> Vec<(i32, String)>;
+
+    /// A new producer id.
+    async fn new_producer_id(&self) -> Result<i64, Error>;
+
+    /// Writes `marker` for `producer` on `topic`-`partition` at its leader, acknowledged by
+    /// the in-sync replicas. A partition that no longer exists is `UNKNOWN_TOPIC` /
+    /// `UNKNOWN_PARTITION`.
+    async fn write_marker(
+        &self,
+        (topic, partition): (&str, u32),
+        producer: (i64, i16),
+        marker: Marker,
+        tv2: bool,
+    ) -> Result<(), Error>;
+}
+
+/// The coordinator's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnSettings {
+    /// The longest `transaction.timeout.ms` a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// The first pause before writing a failed marker again (doubling up to 5 s).
+    pub marker_retry: Duration,
+}
+
+/// One transactional id as this broker holds it: its record once claimed here.
+type Held = Arc<tokio::sync::Mutex<Option<Stored>>>;
+
+/// The coordinator of the transactional ids this broker wins.
+pub struct TxnCoordinator {
+    host: Arc<dyn TxnHost>,
+    store: TxnStore,
+    settings: TxnSettings,
+    held: Mutex<HashMap<String, Held>>,
+}
+
+impl std::fmt::Debug for TxnCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnCoordinator").field("broker", &self.host.broker_id()).finish()
+    }
+}
+
+fn not_coordinator(id: &str, coordinator: Option<(i32, String)>) -> Error {
+    let whom =
+        coordinator.map_or("no live broker".to_string(), |(b, a)| format!("broker {b} ({a})"));
+    Error::new(
+        ErrorKind::NotLeader,
+        Reason::NotCoordinator,
+        format!("transactional id {id:?} is coordinated by {whom}; find the coordinator again"),
+    )
+}
+
+fn invalid_id(id: &str) -> Result<(), Error> {
+    match id.is_empty() {
+        true => Err(Error::invalid("a transactional id must not be empty")),
+        false => Ok(()),
+    }
+}
+
+impl TxnCoordinator {
+    /// A coordinator over `store` on `host`.
+    pub fn new(host: Arc<dyn TxnHost>, store: TxnStore, settings: TxnSettings) -> Arc<Self> {
+        Arc::new(TxnCoordinator { host, store, settings, held: Mutex::new(HashMap::new()) })
+    }
+
+    /// Whether this broker coordinates `id`.
+    pub fn coordinates(&self, id: &str) -> bool {
+        let candidates = self.host.coordinator_candidates();
+        crate::groups::coordinator_of(id, &candidates)
+            .is_some_and(|(b, _)| b == self.host.broker_id())
+    }
+
+    /// The id's slot here, or `NOT_COORDINATOR` when another broker coordinates it.
+    fn slot(&self, id: &str) -> Result<Held, Error> {
+        invalid_id(id)?;
+        let candidates = self.host.coordinator_candidates();
+        let winner = crate::groups::coordinator_of(id, &candidates);
+        if winner.as_ref().map(|(b, _)| *b) != Some(self.host.broker_id()) {
+            return Err(not_coordinator(id, winner));
+        }
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(held.entry(id.to_string()).or_default().clone())
+    }
+
+    /// The id's stored record, claimed here the first time this broker holds it.
+    async fn current(&self, id: &str, slot: &mut Option<Stored>) -> Result<Option<Stored>, Error> {
+        if slot.is_none() {
+            *slot = self.store.claim(id).await?;
+        }
+        Ok(slot.clone())
+    }
+
+    /// Writes `record` over `previous`; a failed compare forgets the id here.
+    async fn write(
+        &self,
+        id: &str,
+        slot: &mut Option<Stored>,
+        record: TxnRecord,
+    ) -> Result<Stored, Error> {
+        match self.store.write(id, record, slot.as_ref()).await {
+            Ok(stored) => {
+                *slot = Some(stored.clone());
+                Ok(stored)
+            }
+            Err(e) => {
+                *slot = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// `InitProducerId` with transactional id `id`: the producer id and epoch to use. An
+    /// open transaction of a previous instance is aborted first; meanwhile the answer is
+    /// `CONCURRENT_TRANSACTIONS` (retriable).
+    pub async fn init_producer_id(
+        self: &Arc<Self>,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), Error> {
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().await;
+        let current = self.current(id, &mut slot).await?;
+        let record = current.as_ref().map(|s| &s.record);
+        let spare = match state::needs_new_id(record) {
+            true => Some(self.host.new_producer_id().await?),
+            false => None,
+        };
+        let now_ms = self.host.now_ms();
+        let ask =
+            InitAsk { timeout_ms, expected, max_timeout_ms: self.settings.max_timeout_ms, now_ms };
+        match state::init_producer_id(id, record, &ask, spare)? {
+            InitOutcome::Ready(next) => {
+                if Some(&next) != record {
+                    self.write(id, &mut slot, next.clone()).await?;
+                }
+                Ok((next.producer_id, next.producer_epoch))
+            }
+            InitOutcome::Fence(next) => {
+                self.write(id, &mut slot, next).await?;
+                drop(slot);
+                self.spawn_finish(id);
+                Err(Error::new(
+                    ErrorKind::Unavailable,
+                    Reason::ConcurrentTransactions,
+                    format!(
+                        "transactional id {id:?}: the open transaction of its previous \
+                         instance is being aborted; retry"
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Adds partitions and groups to the producer's transaction, opening one if none is.
+    pub async fn add(
+        &self,
+        id: &str,
+        producer: (i64, i16),
+        partitions: &[(String, u32)],
+        groups: &[String],
+        tv2: bool,
+    ) -> Result<(), Error> {
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().await;
+        let current = self.current(id, &mut slot).await?;
+        let record = current.as_ref().map(|s| &s.record);
+        let now_ms = self.host.now_ms();
+        if let Some(next) =
+            state::add_to_txn(id, record, producer, partitions, groups, tv2, now_ms)?
+        {
+            self.write(id, &mut slot, next).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `partition` is in the producer's open transaction (a partition leader's
+    /// check before the transaction's first batch there).
+    pub async fn verify(
+        &self,
+        id: &str,
+        producer: (i64, i16),
+        partition: (&str, u32),
+    ) -> Result<bool, Error> {
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().await;
+        let current = self.current(id, &mut slot).await?;
+        state::in_txn(id, current.as_ref().map(|s| &s.record), producer, partition)
+    }
+
+    /// `EndTxn`: the decision is stored before the answer; its markers and the completion
+    /// follow in the background. The producer id and epoch for the next transaction.
+    pub async fn end(self: &Arc<Self>, id: &str, ask: EndAsk) -> Result<(i64, i16), Error> {
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().await;
+        let current = self.current(id, &mut slot).await?;
+        let record = current.as_ref().map(|s| &s.record);
+        let spare = match state::end_needs_new_id(record) {
+            true => Some(self.host.new_producer_id().await?),
+            false => None,
+        };
+        match state::end_txn(id, record, &ask, spare)? {
+            EndOutcome::Done => {
+                let r =
+                    record.ok_or_else(|| Error::internal("a completed end without a record"))?;
+                Ok((r.producer_id, r.producer_epoch))
+            }
+            EndOutcome::Prepare(next) => {
+                let stored = self.write(id, &mut slot, next).await?;
+                drop(slot);
+                self.spawn_finish(id);
+                // What the producer uses next: the record once complete.
+                let done = state::complete(&stored.record, 0);
+                Ok((done.producer_id, done.producer_epoch))
+            }
+        }
+    }
+
+    fn spawn_finish(self: &Arc<Self>, id: &str) {
+        let (me, id) = (self.clone(), id.to_string());
+        shale_core::task::spawn_detached(async move {
+            if let Err(e) = me.finish(&id).await {
+                tracing::info!(transactional_id = %id, error = %e,
+                    "transaction not completed here; its coordinator will");
+            }
+        });
+    }
+
+    /// Writes the markers of the id's decided transaction and completes it: again and
+    /// again for partitions whose leader is away, until each is written or gone. The id is
+    /// not held meanwhile (its requests answer `CONCURRENT_TRANSACTIONS`, from the record);
+    /// the completion is written only if the record is still the decision it wrote for.
+    pub async fn finish(&self, id: &str) -> Result<(), Error> {
+        let decided = {
+            let slot = self.slot(id)?;
+            let mut slot = slot.lock().await;
+            self.current(id, &mut slot).await?
+        };
+        let Some(decided) = decided.filter(|s| s.record.state.is_prepare()) else { return Ok(()) };
+        let r = &decided.record;
+        let kind = match r.state {
+            TxnState::PrepareCommit => MarkerKind::Commit,
+            _ => MarkerKind::Abort,
+        };
+        let marker = Marker { kind, coordinator_epoch: r.coordinator_epoch };
+        let mut left = r.partition_list();
+        let mut pause = self.settings.marker_retry;
+        while !left.is_empty() {
+            let writes = left
+                .iter()
+                .map(|(t, p)| self.host.write_marker((t, *p), r.marker_producer(), marker, r.tv2));
+            let results = futures::future::join_all(writes).await;
+            let mut failed = Vec::new();
+            for (tp, result) in left.into_iter().zip(results) {
+                match result {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(e.reason, Reason::UnknownTopic | Reason::UnknownPartition) => {}
+                    // A newer coordinator or producer epoch wrote there: this decision is
+                    // no longer this broker's to complete.
+                    Err(e) if e.kind == ErrorKind::Fenced => return Err(e),
+                    Err(e) => {
+                        tracing::debug!(transactional_id = %id, topic = %tp.0, partition = tp.1,
+                            error = %e, "a transaction marker was not written; retrying");
+                        failed.push(tp);
+                    }
+                }
+            }
+            left = failed;
+            if !left.is_empty() {
+                shale_core::clock::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().await;
+        let Some(now) = self.current(id, &mut slot).await? else { return Ok(()) };
+        if now.revision != decided.revision {
+            return Ok(());
+        }
+        let done = state::complete(r, self.host.now_ms());
+        self.write(id, &mut slot, done).await?;
+        Ok(())
+    }
+
+    /// One pass over the ids this broker coordinates: decided transactions whose markers
+    /// are not all written (a coordinator died between decision and completion) are
+    /// finished, and open ones past their timeout are aborted. How many of each.
+    pub async fn sweep(self: &Arc<Self>) -> Result<(usize, usize), Error> {
+        let (mut resumed, mut aborted) = (0, 0);
+        let now_ms = self.host.now_ms();
+        for (id, stored) in self.store.list().await? {
+            if !self.coordinates(&id) {
+                continue;
+            }
+            if stored.record.state.is_prepare() {
+                resumed += 1;
+                self.spawn_finish(&id);
+            } else if stored.record.timed_out(now_ms) {
+                match self.abort_timed_out(&id).await {
+                    Ok(true) => aborted += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::info!(transactional_id = %id, error = %e,
+                        "a timed-out transaction was not aborted here"),
+                }
+            }
+        }
+        Ok((resumed, aborted))
+    }
+
+    /// Aborts the id's open transaction if it is past its timeout (checked again under the
+    /// id's lock); whether it did.
+    async fn abort_timed_out(self: &Arc<Self>, id: &str) -> Result<bool, Error> {
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().await;
+        let Some(stored) = self.current(id, &mut slot).await? else { return Ok(false) };
+        let now_ms = self.host.now_ms();
+        if !stored.record.timed_out(now_ms) {
+            return Ok(false);
+        }
+        let spare = match state::end_needs_new_id(Some(&stored.record)) {
+            true => Some(self.host.new_producer_id().await?),
+            false => None,
+        };
+        let next = state::abort_timed_out(&stored.record, now_ms, spare)?;
+        tracing::info!(transactional_id = %id, producer_id = next.producer_id,
+            started_ms = stored.record.started_ms, timeout_ms = stored.record.timeout_ms,
+            "aborting a transaction past its timeout");
+        self.write(id, &mut slot, next).await?;
+        drop(slot);
+        self.spawn_finish(id);
+        Ok(true)
+    }
+
+    /// Forgets what is held for ids this broker no longer coordinates (the live brokers
+    /// changed): if it wins them again it claims them again.
+    pub fn release_lost(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let candidates = self.host.coordinator_candidates();
+        let me = self.host.broker_id();
+        held.retain(|id, _| {
+            crate::groups::coordinator_of(id, &candidates).is_some_and(|(b, _)| b == me)
+        });
+    }
+}
