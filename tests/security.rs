@@ -71,6 +71,7 @@ rpcs!(
     DeleteAcls,
     ReplicaFetch,
     OffsetForLeaderEpoch,
+    WriteTxnMarker,
     DeleteRecords,
     DeleteTopic,
 );
@@ -309,6 +310,20 @@ async fn call(rpc: Rpc, c: &mut Caller, addr: &str, epoch: i32) -> Result<(), Re
             .await
             .map(drop)
             .map_err(code),
+        // A marker that ends nothing (producer 42 has no transaction here).
+        Rpc::WriteTxnMarker => replica
+            .write_txn_marker(pb::WriteTxnMarkerRequest {
+                topic: "m".into(),
+                partition: 0,
+                producer_id: 42,
+                producer_epoch: 0,
+                commit: false,
+                coordinator_epoch: 0,
+                tv2: true,
+            })
+            .await
+            .map(drop)
+            .map_err(code),
         // Below offset 0: nothing goes, but Delete on the topic is checked all the same.
         Rpc::DeleteRecords => admin
             .delete_records(pb::DeleteRecordsRequest {
@@ -342,7 +357,8 @@ fn extra_binding(label: &str) -> pb::AclBinding {
 
 /// What `label` must get for `rpc`.
 fn expected(label: &str, rpc: Rpc) -> Result<(), Refused> {
-    let replication = matches!(rpc, Rpc::ReplicaFetch | Rpc::OffsetForLeaderEpoch);
+    let replication =
+        matches!(rpc, Rpc::ReplicaFetch | Rpc::OffsetForLeaderEpoch | Rpc::WriteTxnMarker);
     match label {
         "none" | "expired-token" | "wrong-audience" => Err(Refused::Status(Code::Unauthenticated)),
         // The TLS handshake fails: no call reaches a service.
@@ -509,7 +525,7 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
         callers.len()
     );
     assert!(unexpected.is_empty(), "unexpected answers:\n{}", unexpected.join("\n"));
-    assert_eq!(cells, 189);
+    assert_eq!(cells, 196);
 
     // A client whose certificate the brokers do not trust is told so in one line.
     let e = client(Some(&rogue), None).admin().who_am_i().await.unwrap_err();

@@ -1,5 +1,5 @@
 //! `shale.v1.Replica` over gRPC: the stream plumbing of `ReplicaFetch` and the unary
-//! `OffsetForLeaderEpoch`. What the leader answers is the broker's (`api::replica`).
+//! `OffsetForLeaderEpoch` and `WriteTxnMarker`. What the leader answers is the broker's (`api::replica`).
 
 use shale_proto::status::into_status;
 use std::pin::Pin;
@@ -89,5 +89,15 @@ impl pb::replica_server::Replica for ReplicaService {
             .end_of_epoch(&req.topic, req.partition, req.current_leader_epoch, req.leader_epoch)
             .map_err(into_status)?;
         Ok(Response::new(pb::OffsetForLeaderEpochResponse { leader_epoch, end_offset }))
+    }
+
+    async fn write_txn_marker(
+        &self,
+        request: Request<pb::WriteTxnMarkerRequest>,
+    ) -> Result<Response<pb::WriteTxnMarkerResponse>, Status> {
+        let who = crate::auth_layer::identity(&request);
+        self.api.check_broker(&who, "WriteTxnMarker").map_err(into_status)?;
+        let offset = self.api.write_txn_marker(&request.into_inner()).await.map_err(into_status)?;
+        Ok(Response::new(pb::WriteTxnMarkerResponse { offset }))
     }
 }

@@ -39,4 +39,10 @@ impl Api {
     ) -> Result<(i32, i64), Error> {
         leader::end_of_epoch(&self.broker, topic, partition, current_epoch, epoch)
     }
+
+    /// Writes a transaction coordinator's marker on a partition this broker leads; its
+    /// offset once the in-sync replicas have it.
+    pub async fn write_txn_marker(&self, req: &pb::WriteTxnMarkerRequest) -> Result<i64, Error> {
+        self.broker.write_marker_here(req).await
+    }
 }

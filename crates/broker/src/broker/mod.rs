@@ -11,6 +11,7 @@
 //! - `follow`: keeps hosted partitions in line with the partition states in the store
 //!   (`reconcile`: the pure plan).
 //! - `identity`: the broker id of a data directory.
+//! - `markers`: transaction markers a coordinator asks this broker to write as leader.
 //! - `producers`: producer ids and per-partition producer state (dedup by sequence, open
 //!   transactions and the last stable offset).
 //! - `replication`: leader, follower and ISR sides of replication, and the high watermark.
@@ -39,6 +40,7 @@ pub mod identity;
 mod lifecycle;
 mod list_offsets;
 mod liveness;
+mod markers;
 mod metadata;
 pub mod moves;
 pub mod partition;

@@ -113,7 +113,8 @@ pub fn decode_batch(
     Ok((header, records))
 }
 
-/// Decodes back-to-back whole batches, as a Fetch returns them, into one list of records.
+/// Decodes back-to-back whole batches, as a Fetch returns them, into one list of records:
+/// those of data batches (control batches, transaction markers, are checked and skipped).
 /// A partial batch at the end is an error, not skipped.
 pub fn decode_batches(buf: &Bytes, limits: &Limits) -> Result<Vec<DecodedRecord>, RecordError> {
     let mut records = Vec::new();
@@ -121,10 +122,14 @@ pub fn decode_batches(buf: &Bytes, limits: &Limits) -> Result<Vec<DecodedRecord>
     for (index, frame) in BatchFrames::new(buf, limits.max_batch_bytes).enumerate() {
         let start = position;
         let in_batch = |e| RecordError::InBatch { index, position: start, error: Box::new(e) };
-        let (_, range) = frame.map_err(in_batch)?;
+        let (header, range) = frame.map_err(in_batch)?;
         position = range.end;
         let (_, batch_records) = decode_batch(&buf.slice(range), limits).map_err(in_batch)?;
-        records.extend(batch_records);
+        // A control batch (a transaction marker) is checked like any, but holds no record
+        // a reader is given, as Kafka's consumers skip it.
+        if !header.is_control() {
+            records.extend(batch_records);
+        }
     }
     Ok(records)
 }
