@@ -169,16 +169,35 @@ impl Authorizer {
 
     /// The producer id for the `counter`th id, tagged for `who`.
     pub fn producer_id(&self, counter: i64, who: &Identity) -> Result<i64, Error> {
+        self.tagged(counter, who.principal.as_str())
+    }
+
+    /// The producer id for the `counter`th id, tagged for transactional id
+    /// `transactional_id` (its coordinator issues it to every instance of the producer,
+    /// whatever their principal: Write on the transactional id is what authorizes them).
+    pub fn transactional_producer_id(
+        &self,
+        counter: i64,
+        transactional_id: &str,
+    ) -> Result<i64, Error> {
+        self.tagged(counter, &format!("TransactionalId:{transactional_id}"))
+    }
+
+    fn tagged(&self, counter: i64, owner: &str) -> Result<i64, Error> {
         if !(0..1 << 31).contains(&counter) {
             return Err(Error::internal(format!("producer id counter {counter} is exhausted")));
         }
-        Ok(counter << 32 | self.tag(counter, &who.principal))
+        Ok(counter << 32 | self.tag_of(counter, owner))
     }
 
     fn tag(&self, counter: i64, principal: &Principal) -> i64 {
+        self.tag_of(counter, principal.as_str())
+    }
+
+    fn tag_of(&self, counter: i64, owner: &str) -> i64 {
         let mut ctx = ring::hmac::Context::with_key(&self.producer_ids);
         ctx.update(&counter.to_be_bytes());
-        ctx.update(principal.as_str().as_bytes());
+        ctx.update(owner.as_bytes());
         let mac = ctx.sign();
         let b = mac.as_ref();
         i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))

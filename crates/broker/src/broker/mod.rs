@@ -12,6 +12,7 @@
 //!   (`reconcile`: the pure plan).
 //! - `identity`: the broker id of a data directory.
 //! - `markers`: transaction markers a coordinator asks this broker to write as leader.
+//! - `txn_host`: what the transaction coordinator needs of its broker; its periodic sweep.
 //! - `producers`: producer ids and per-partition producer state (dedup by sequence, open
 //!   transactions and the last stable offset).
 //! - `replication`: leader, follower and ISR sides of replication, and the high watermark.
@@ -61,6 +62,7 @@ pub use list_offsets::{ListedOffset, OffsetSpec, check_leader_epoch, list_offset
 pub use metadata::TopicWithStates;
 mod tiering;
 pub mod topics;
+mod txn_host;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -119,6 +121,8 @@ pub struct Broker {
     groups: crate::groups::Coordinator,
     /// Producer ids for idempotent producers.
     producer_ids: producers::ProducerIds,
+    /// The transaction coordinator of the transactional ids this broker wins.
+    txn: std::sync::OnceLock<Arc<crate::txn::coordinator::TxnCoordinator>>,
     /// The cluster's ACLs, and the check every request passes.
     acl: Arc<crate::acl::Authorizer>,
     /// Per-principal quotas.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{
     Broker, follow, identity, lifecycle, liveness, new_incarnation, producers, replicas, tasks,
-    tiering, view,
+    tiering, txn_host, view,
 };
 use crate::settings::Settings;
 use shale_core::clock::{SharedClock, monotonic_now};
@@ -205,6 +205,7 @@ impl Broker {
                 settings.groups.clone(),
             ),
             producer_ids: producers::ProducerIds::new(meta.clone(), &keys),
+            txn: std::sync::OnceLock::new(),
             acl: acl.clone(),
             quotas: quotas.clone(),
             admin_lock: tokio::sync::Mutex::new(()),
@@ -213,6 +214,7 @@ impl Broker {
             settings,
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
+        txn_host::install(&broker, crate::txn::store::TxnStore::new(meta.clone(), keys.clone()));
         let revision = match broker.resync().await {
             Ok(revision) => revision,
             Err(e) => {

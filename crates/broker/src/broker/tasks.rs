@@ -1,6 +1,7 @@
 //! Background work of a broker: retention, ISR
-//! maintenance for the partitions it leads (`replication/isr.rs`), and, for the consumer groups it coordinates,
-//! removing expired members and refreshing lag for `/metrics`.
+//! maintenance for the partitions it leads (`replication/isr.rs`), for the consumer groups it coordinates,
+//! removing expired members and refreshing lag for `/metrics`, and the transaction
+//! coordinator's sweep.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub(super) fn start(broker: &Arc<Broker>) {
     life.spawn(periodic(w(), GROUP_SWEEP_TICK, Serving::Needed, |b| async move {
         b.groups().sweep(b.as_ref()).await
     }));
+    life.spawn(periodic(w(), TXN_SWEEP_EVERY, Serving::Needed, super::txn_host::sweep));
     life.spawn(periodic(w(), lag_every, Serving::Needed, |b| async move {
         if let Err(e) = b.groups().refresh_lag(b.as_ref()).await {
             tracing::debug!(error = %e, "refreshing group lag failed");
@@ -45,6 +47,10 @@ async fn publish_load(b: Arc<Broker>) {
         tracing::debug!(error = %e, "publishing partition sizes failed");
     }
 }
+
+/// How often the transaction coordinator looks for transactions to finish or abort (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+const TXN_SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// How often expired group members are looked for.
 const GROUP_SWEEP_TICK: Duration = Duration::from_millis(200);

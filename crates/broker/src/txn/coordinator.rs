@@ -34,8 +34,8 @@ pub trait TxnHost: Send + Sync {
     /// Live brokers that may coordinate, as (id, address).
     fn coordinator_candidates(&self) -> Vec<(i32, String)>;
 
-    /// A new producer id.
-    async fn new_producer_id(&self) -> Result<i64, Error>;
+    /// A new producer id for transactional id `transactional_id`.
+    async fn new_producer_id(&self, transactional_id: &str) -> Result<i64, Error>;
 
     /// Writes `marker` for `producer` on `topic`-`partition` at its leader, acknowledged by
     /// the in-sync replicas. A partition that no longer exists is `UNKNOWN_TOPIC` /
@@ -158,7 +158,7 @@ impl TxnCoordinator {
         let current = self.current(id, &mut slot).await?;
         let record = current.as_ref().map(|s| &s.record);
         let spare = match state::needs_new_id(record) {
-            true => Some(self.host.new_producer_id().await?),
+            true => Some(self.host.new_producer_id(id).await?),
             false => None,
         };
         let now_ms = self.host.now_ms();
@@ -231,7 +231,7 @@ impl TxnCoordinator {
         let current = self.current(id, &mut slot).await?;
         let record = current.as_ref().map(|s| &s.record);
         let spare = match state::end_needs_new_id(record) {
-            true => Some(self.host.new_producer_id().await?),
+            true => Some(self.host.new_producer_id(id).await?),
             false => None,
         };
         match state::end_txn(id, record, &ask, spare)? {
@@ -354,7 +354,7 @@ impl TxnCoordinator {
             return Ok(false);
         }
         let spare = match state::end_needs_new_id(Some(&stored.record)) {
-            true => Some(self.host.new_producer_id().await?),
+            true => Some(self.host.new_producer_id(id).await?),
             false => None,
         };
         let next = state::abort_timed_out(&stored.record, now_ms, spare)?;

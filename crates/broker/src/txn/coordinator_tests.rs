@@ -60,7 +60,7 @@ impl TxnHost for Host {
         self.brokers.clone()
     }
 
-    async fn new_producer_id(&self) -> Result<i64, Error> {
+    async fn new_producer_id(&self, _transactional_id: &str) -> Result<i64, Error> {
         Ok(self.ids.fetch_add(1, Ordering::Relaxed))
     }
 

@@ -1,0 +1,118 @@
+//! What the transaction coordinator needs of its broker (`txn::coordinator::TxnHost`), and
+//! the coordinator's place in the broker: made at start, swept periodically.
+
+use std::sync::{Arc, Weak};
+
+use super::Broker;
+use crate::txn::coordinator::{TxnCoordinator, TxnHost, TxnSettings};
+use crate::txn::store::TxnStore;
+use shale_core::error::{Error, ErrorKind};
+use shale_core::record::control::{Marker, MarkerKind};
+use shale_proto::pb;
+
+/// Kafka's default `transaction.max.timeout.ms`: the longest timeout a producer may ask.
+const MAX_TIMEOUT_MS: i32 = 900_000;
+
+/// The broker as its transaction coordinator sees it (weakly: the broker owns the
+/// coordinator).
+struct Host(Weak<Broker>);
+
+impl Host {
+    fn broker(&self) -> Result<Arc<Broker>, Error> {
+        self.0.upgrade().ok_or_else(|| Error::unavailable("broker is shutting down; retry"))
+    }
+}
+
+#[async_trait::async_trait]
+impl TxnHost for Host {
+    fn broker_id(&self) -> i32 {
+        self.0.upgrade().map_or(-1, |b| b.id)
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.0.upgrade().map_or(0, |b| b.clock.now_ms())
+    }
+
+    fn coordinator_candidates(&self) -> Vec<(i32, String)> {
+        self.0.upgrade().map(|b| b.coordinator_candidates()).unwrap_or_default()
+    }
+
+    async fn new_producer_id(&self, transactional_id: &str) -> Result<i64, Error> {
+        let b = self.broker()?;
+        let counter = b.producer_ids.next().await?;
+        b.acl.transactional_producer_id(counter, transactional_id)
+    }
+
+    async fn write_marker(
+        &self,
+        (topic, partition): (&str, u32),
+        (producer_id, producer_epoch): (i64, i16),
+        marker: Marker,
+        tv2: bool,
+    ) -> Result<(), Error> {
+        let req = pb::WriteTxnMarkerRequest {
+            topic: topic.to_string(),
+            partition,
+            producer_id,
+            producer_epoch: i32::from(producer_epoch),
+            commit: marker.kind == MarkerKind::Commit,
+            coordinator_epoch: marker.coordinator_epoch,
+            tv2,
+        };
+        self.broker()?.write_marker_anywhere(&req).await.map(drop)
+    }
+}
+
+impl Broker {
+    /// The transaction coordinator of the ids this broker wins.
+    pub fn txn(&self) -> Result<&Arc<TxnCoordinator>, Error> {
+        self.txn.get().ok_or_else(|| Error::unavailable("the broker is starting; retry"))
+    }
+
+    /// Writes a marker at the partition's leader: here, or by `Replica.WriteTxnMarker`.
+    pub async fn write_marker_anywhere(
+        &self,
+        req: &pb::WriteTxnMarkerRequest,
+    ) -> Result<i64, Error> {
+        match self.partition(&req.topic, req.partition) {
+            Ok(_) => self.write_marker_here(req).await,
+            Err(e) if e.kind == ErrorKind::NotLeader => {
+                let addr = e.details.get("leader_address").cloned().unwrap_or_default();
+                if addr.is_empty() {
+                    return Err(e);
+                }
+                let mut client = pb::replica_client::ReplicaClient::new(self.peer(&addr)?);
+                let answer = client
+                    .write_txn_marker(req.clone())
+                    .await
+                    .map_err(|s| shale_proto::status::from_status(&s))?;
+                Ok(answer.into_inner().offset)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Makes `broker`'s transaction coordinator over the store's `txns/` records.
+pub(super) fn install(broker: &Arc<Broker>, store: TxnStore) {
+    let settings = TxnSettings {
+        max_timeout_ms: MAX_TIMEOUT_MS,
+        marker_retry: std::time::Duration::from_millis(100),
+    };
+    let host = Arc::new(Host(Arc::downgrade(broker)));
+    let _ = broker.txn.set(TxnCoordinator::new(host, store, settings));
+}
+
+/// One periodic pass: forget ids lost to another broker, finish decided transactions a
+/// dead coordinator left, abort open ones past their timeout.
+pub(super) async fn sweep(b: Arc<Broker>) {
+    let Ok(txn) = b.txn() else { return };
+    txn.release_lost();
+    match txn.sweep().await {
+        Ok((0, 0)) => {}
+        Ok((resumed, aborted)) => {
+            tracing::info!(resumed, aborted, "transactions resumed and aborted by the sweep")
+        }
+        Err(e) => tracing::debug!(error = %e, "the transaction sweep failed"),
+    }
+}
