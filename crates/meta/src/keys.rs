@@ -232,6 +232,17 @@ impl Keys {
         }
     }
 
+    /// `txn_offsets/{group}/{transactional id}`: the offsets a transaction commits for
+    /// `group` once it commits.
+    pub fn txn_offsets(&self, group: &str, transactional_id: &str) -> String {
+        format!("{}{}", self.group_txn_offsets(group), escape(transactional_id))
+    }
+
+    /// Prefix of the offsets transactions will commit for `group`.
+    pub fn group_txn_offsets(&self, group: &str) -> String {
+        format!("{}txn_offsets/{}/", self.root, escape(group))
+    }
+
     /// `acls/{resource type}/{pattern type}/{name}/{principal}/{operation}/{permission}`:
     /// one access-control binding per key, so adding one twice is one key and a binding
     /// is removed by deleting its key.

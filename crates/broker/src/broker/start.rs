@@ -214,7 +214,9 @@ impl Broker {
             settings,
         });
         let _ = broker.self_ref.set(Arc::downgrade(&broker));
-        txn_host::install(&broker, crate::txn::store::TxnStore::new(meta.clone(), keys.clone()));
+        let txn_store = crate::txn::store::TxnStore::new(meta.clone(), keys.clone());
+        let pending = crate::txn::offsets::PendingOffsets::new(meta.clone(), keys.clone());
+        txn_host::install(&broker, txn_store, pending);
         let revision = match broker.resync().await {
             Ok(revision) => revision,
             Err(e) => {

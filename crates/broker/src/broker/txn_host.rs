@@ -5,6 +5,7 @@ use std::sync::{Arc, Weak};
 
 use super::Broker;
 use crate::txn::coordinator::{TxnCoordinator, TxnHost, TxnSettings};
+use crate::txn::offsets::PendingOffsets;
 use crate::txn::store::TxnStore;
 use shale_core::error::{Error, ErrorKind};
 use shale_core::record::control::{Marker, MarkerKind};
@@ -93,14 +94,15 @@ impl Broker {
     }
 }
 
-/// Makes `broker`'s transaction coordinator over the store's `txns/` records.
-pub(super) fn install(broker: &Arc<Broker>, store: TxnStore) {
+/// Makes `broker`'s transaction coordinator over the store's `txns/` records and the
+/// transactions' pending offsets.
+pub(super) fn install(broker: &Arc<Broker>, store: TxnStore, offsets: PendingOffsets) {
     let settings = TxnSettings {
         max_timeout_ms: MAX_TIMEOUT_MS,
         marker_retry: std::time::Duration::from_millis(100),
     };
     let host = Arc::new(Host(Arc::downgrade(broker)));
-    let _ = broker.txn.set(TxnCoordinator::new(host, store, settings));
+    let _ = broker.txn.set(TxnCoordinator::new(host, store, offsets, settings));
 }
 
 /// One periodic pass: forget ids lost to another broker, finish decided transactions a

@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::offsets::PendingOffsets;
 use super::state::{self, EndAsk, EndOutcome, InitAsk, InitOutcome, TxnRecord, TxnState};
 use super::store::{Stored, TxnStore};
+use crate::groups::records::OffsetRecord;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::control::{Marker, MarkerKind};
 
@@ -65,6 +67,7 @@ type Held = Arc<tokio::sync::Mutex<Option<Stored>>>;
 pub struct TxnCoordinator {
     host: Arc<dyn TxnHost>,
     store: TxnStore,
+    offsets: PendingOffsets,
     settings: TxnSettings,
     held: Mutex<HashMap<String, Held>>,
 }
@@ -93,9 +96,15 @@ fn invalid_id(id: &str) -> Result<(), Error> {
 }
 
 impl TxnCoordinator {
-    /// A coordinator over `store` on `host`.
-    pub fn new(host: Arc<dyn TxnHost>, store: TxnStore, settings: TxnSettings) -> Arc<Self> {
-        Arc::new(TxnCoordinator { host, store, settings, held: Mutex::new(HashMap::new()) })
+    /// A coordinator over `store` (and the transactions' pending `offsets`) on `host`.
+    pub fn new(
+        host: Arc<dyn TxnHost>,
+        store: TxnStore,
+        offsets: PendingOffsets,
+        settings: TxnSettings,
+    ) -> Arc<Self> {
+        let held = Mutex::new(HashMap::new());
+        Arc::new(TxnCoordinator { host, store, offsets, settings, held })
     }
 
     /// Whether this broker coordinates `id`.
@@ -209,6 +218,42 @@ impl TxnCoordinator {
         Ok(())
     }
 
+    /// `TxnOffsetCommit`: `offsets` of `group` committed with the producer's transaction.
+    /// In transactions v2 the group joins the transaction here; in v1 `AddOffsetsToTxn`
+    /// must have added it (`INVALID_TXN_STATE` otherwise).
+    pub async fn add_offsets(
+        &self,
+        id: &str,
+        producer: (i64, i16),
+        group: &str,
+        offsets: &[(String, u32, OffsetRecord)],
+        tv2: bool,
+    ) -> Result<(), Error> {
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().await;
+        let current = self.current(id, &mut slot).await?;
+        let record = current.as_ref().map(|s| &s.record);
+        if tv2 {
+            let groups = [group.to_string()];
+            let now_ms = self.host.now_ms();
+            if let Some(next) = state::add_to_txn(id, record, producer, &[], &groups, true, now_ms)?
+            {
+                self.write(id, &mut slot, next).await?;
+            }
+        } else if !state::group_in_txn(id, record, producer, group)? {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                Reason::InvalidTxnState,
+                format!(
+                    "group {group:?} is not in the transaction of {id:?}: AddOffsetsToTxn comes \
+                     first"
+                ),
+            ));
+        }
+        // Under the id's lock: no end is decided between the check and the write.
+        self.offsets.add(id, group, offsets).await
+    }
+
     /// Whether `partition` is in the producer's open transaction (a partition leader's
     /// check before the transaction's first batch there).
     pub async fn verify(
@@ -306,6 +351,10 @@ impl TxnCoordinator {
                 shale_core::clock::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
+        }
+        let commit = kind == MarkerKind::Commit;
+        for group in &r.groups {
+            self.offsets.end(id, group, commit).await?;
         }
         let slot = self.slot(id)?;
         let mut slot = slot.lock().await;

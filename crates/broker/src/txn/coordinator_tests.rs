@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::coordinator::{TxnCoordinator, TxnHost, TxnSettings};
+use super::offsets::PendingOffsets;
 use super::state::{EndAsk, TxnState};
 use super::store::TxnStore;
 use shale_core::error::{Error, Reason};
@@ -89,8 +90,9 @@ fn meta() -> Arc<dyn MetaStore> {
 
 fn coordinator(host: &Arc<Host>, meta: &Arc<dyn MetaStore>) -> Arc<TxnCoordinator> {
     let store = TxnStore::new(meta.clone(), Keys::new("c").unwrap());
+    let offsets = PendingOffsets::new(meta.clone(), Keys::new("c").unwrap());
     let settings = TxnSettings { max_timeout_ms: 900_000, marker_retry: Duration::from_millis(5) };
-    TxnCoordinator::new(host.clone(), store, settings)
+    TxnCoordinator::new(host.clone(), store, offsets, settings)
 }
 
 /// Waits (up to 10 s) until `id`'s stored state is `want`.
@@ -207,4 +209,40 @@ async fn the_next_coordinator_finishes_a_decided_transaction() {
     let written = next_host.written();
     assert_eq!(written.len(), 2);
     assert!(written.iter().all(|(_, _, m, _)| m.coordinator_epoch == 1), "{written:?}");
+}
+
+/// Offsets committed in a transaction reach the group's committed offsets only when it
+/// commits; an aborted transaction's are dropped. In v1 the group must have been added.
+#[tokio::test]
+async fn transactional_offsets_follow_their_transaction() {
+    use crate::groups::records::{OffsetRecord, decode};
+    let (host, meta) = (Host::new(1), meta());
+    let c = coordinator(&host, &meta);
+    let keys = Keys::new("c").unwrap();
+    let committed = |p: u32| {
+        let (meta, key) = (meta.clone(), keys.offset("g", "in", p));
+        async move {
+            let kv = meta.get(&key).await.unwrap()?;
+            Some(decode::<OffsetRecord>(&kv.value, "offset").unwrap().offset)
+        }
+    };
+    let at = |offset| OffsetRecord {
+        offset,
+        metadata: String::new(),
+        commit_ms: 1,
+        topic_id: "i".into(),
+    };
+    let (pid, epoch) = c.init_producer_id("app", 60_000, None).await.unwrap();
+    let e = c.add_offsets("app", (pid, epoch), "g", &[("in".into(), 0, at(5))], false).await;
+    assert_eq!(e.unwrap_err().reason, Reason::InvalidTxnState, "v1 without AddOffsetsToTxn");
+    c.add_offsets("app", (pid, epoch), "g", &[("in".into(), 0, at(5))], true).await.unwrap();
+    assert_eq!(committed(0).await, None, "pending");
+    c.end("app", end(pid, epoch, false)).await.unwrap();
+    until_state(&meta, "app", TxnState::CompleteAbort).await;
+    assert_eq!(committed(0).await, None, "dropped with the abort");
+    let epoch = epoch + 1;
+    c.add_offsets("app", (pid, epoch), "g", &[("in".into(), 0, at(9))], true).await.unwrap();
+    c.end("app", end(pid, epoch, true)).await.unwrap();
+    until_state(&meta, "app", TxnState::CompleteCommit).await;
+    assert_eq!(committed(0).await, Some(9), "written with the commit");
 }

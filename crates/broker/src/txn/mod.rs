@@ -4,6 +4,7 @@
 //! - `coordinator`: the coordinator of the ids a broker wins: decisions stored before
 //!   answers, markers written and transactions completed, timeouts, recovery after a
 //!   coordinator's death (`TxnHost`: what it needs of its broker).
+//! - `offsets`: offsets committed inside a transaction, pending until it ends.
 //! - `state`: a transactional id's durable record and the pure rules that move it
 //!   (InitProducerId, adding partitions and offsets, EndTxn, timeouts, completion).
 //! - `store`: the records in the metadata store (`txns/{id}`), written with a compare on
@@ -13,6 +14,7 @@
 //! `broker/producers/`.
 
 pub mod coordinator;
+pub mod offsets;
 pub mod state;
 pub mod store;
 

@@ -338,6 +338,19 @@ pub fn in_txn(
         && r.partitions.get(topic).is_some_and(|ps| ps.contains(&partition)))
 }
 
+/// Whether `group`'s offsets are in the producer's open transaction (added by
+/// `AddOffsetsToTxn`, transactions v1).
+pub fn group_in_txn(
+    id: &str,
+    current: Option<&TxnRecord>,
+    (producer_id, epoch): (i64, i16),
+    group: &str,
+) -> Result<bool, Error> {
+    let r = current.ok_or_else(|| mapping(id, producer_id, None))?;
+    check_producer(id, r, producer_id, epoch)?;
+    Ok(r.state == TxnState::Ongoing && r.groups.contains(group))
+}
+
 /// What an `EndTxn` asks.
 #[derive(Debug, Clone, Copy)]
 pub struct EndAsk {
