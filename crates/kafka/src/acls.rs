@@ -38,8 +38,10 @@ fn resource_type(code: i8) -> Result<ResourceType, Error> {
         2 => Ok(ResourceType::Topic),
         3 => Ok(ResourceType::Group),
         4 => Ok(ResourceType::Cluster),
+        5 => Ok(ResourceType::TransactionalId),
         other => Err(Error::invalid(format!(
-            "ACL resource type {other} is not served: 2 (topic), 3 (group) or 4 (cluster)"
+            "ACL resource type {other} is not served: 2 (topic), 3 (group), 4 (cluster) or \
+             5 (transactional id)"
         ))),
     }
 }
@@ -49,6 +51,7 @@ fn resource_code(t: ResourceType) -> i8 {
         ResourceType::Topic => 2,
         ResourceType::Group => 3,
         ResourceType::Cluster => 4,
+        ResourceType::TransactionalId => 5,
     }
 }
 

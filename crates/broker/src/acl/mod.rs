@@ -74,6 +74,9 @@ named!(
         Group = "group",
         /// The cluster itself (topic creation, ACLs, inter-broker calls).
         Cluster = "cluster",
+        /// A transactional id: Write to use it (begin, write and end its transactions),
+        /// Describe to see its transactions.
+        TransactionalId = "transactional_id",
     }
 );
 
@@ -264,7 +267,7 @@ impl AclFilter {
 /// A set of bindings, indexed by resource type.
 #[derive(Debug, Clone, Default)]
 pub struct Acls {
-    by_type: [Vec<AclBinding>; 3],
+    by_type: [Vec<AclBinding>; 4],
 }
 
 fn slot(t: ResourceType) -> usize {
@@ -272,6 +275,7 @@ fn slot(t: ResourceType) -> usize {
         ResourceType::Topic => 0,
         ResourceType::Group => 1,
         ResourceType::Cluster => 2,
+        ResourceType::TransactionalId => 3,
     }
 }
 
@@ -366,6 +370,23 @@ mod tests {
         assert!(!acls.allows("User:carol", Describe, Topic, "orders.eu"));
         assert!(acls.allows_any("User:alice", Write, Topic));
         assert!(!acls.allows_any("User:bob", Write, Topic));
+    }
+
+    /// Transactional ids are a resource of their own (Kafka's TRANSACTIONAL_ID): Write on
+    /// them implies Describe, and a topic's ACL says nothing about an id of the same name.
+    #[test]
+    fn transactional_ids_are_a_resource_type_of_their_own() {
+        let acls = Acls::new([
+            b("User:app", TransactionalId, Prefixed, "etl-", Write, Allow),
+            b("User:app", Topic, Literal, "etl-1", Write, Allow),
+        ]);
+        assert!(acls.allows("User:app", Write, TransactionalId, "etl-1"));
+        assert!(acls.allows("User:app", Describe, TransactionalId, "etl-7"));
+        assert!(!acls.allows("User:app", Write, TransactionalId, "billing"));
+        assert!(!acls.allows("User:other", Write, TransactionalId, "etl-1"));
+        let only_topic = Acls::new([b("User:app", Topic, Literal, "etl-1", Write, Allow)]);
+        assert!(!only_topic.allows("User:app", Write, TransactionalId, "etl-1"));
+        assert_eq!(ResourceType::parse("Transactional-Id").unwrap(), TransactionalId);
     }
 
     #[test]
