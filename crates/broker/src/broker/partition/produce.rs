@@ -10,12 +10,11 @@ use std::sync::atomic::Ordering;
 use bytes::{Bytes, BytesMut};
 
 use super::Partition;
-use crate::broker::producers::Verdict;
+use crate::broker::producers::{TxnGuard, Verdict};
 use crate::metrics::observe_since;
 use shale_core::acks::Acks;
 use shale_core::clock::monotonic_now;
 use shale_core::error::{Error, ErrorKind, Reason};
-use shale_core::record::batch::ATTR_TRANSACTIONAL;
 use shale_core::record::control::Marker;
 use shale_core::record::{Limits, validate_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
@@ -62,13 +61,24 @@ impl Partition {
     /// satisfied. Appends happen in call order, waits may overlap, so a pipelined stream
     /// keeps its order while its fsyncs are shared (group commit).
     pub async fn append(self: &Arc<Self>, batches: Bytes, acks: Acks) -> Result<PendingAck, Error> {
+        self.append_guarded(batches, acks, None).await
+    }
+
+    /// [`append`](Self::append) of a transactional producer's batch, with the guard of the
+    /// coordinator's confirmation when the batch opens the producer's transaction here.
+    pub async fn append_guarded(
+        self: &Arc<Self>,
+        batches: Bytes,
+        acks: Acks,
+        guard: Option<TxnGuard>,
+    ) -> Result<PendingAck, Error> {
         let config = self.config();
         let limits = Limits {
             max_batch_bytes: config.max_message_bytes as usize,
             keys_required: config.cleanup_policy.compacts(),
             ..Limits::default()
         };
-        self.append_by(acks, move |p| p.append_step(batches, &limits)).await
+        self.append_by(acks, move |p| p.append_step(batches, &limits, guard)).await
     }
 
     /// Appends the marker that ends `producer`'s transaction here (a control batch at the
@@ -130,22 +140,13 @@ impl Partition {
 
     /// Validates, checks leadership and producer state, appends and records, under the
     /// append lock. Returns what was appended and how many cuts the log had seen then.
-    fn append_step(&self, batches: Bytes, limits: &Limits) -> Result<(Produced, u64), Error> {
+    fn append_step(
+        &self,
+        batches: Bytes,
+        limits: &Limits,
+        guard: Option<TxnGuard>,
+    ) -> Result<(Produced, u64), Error> {
         let headers = validate_batches(&batches, limits)?;
-        if let Some(h) = headers.iter().find(|h| h.attributes & ATTR_TRANSACTIONAL != 0) {
-            // Its transaction would stay open for ever: no coordinator began it, so none
-            // would end it, and the last stable offset would stop there.
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                Reason::InvalidTxnState,
-                format!(
-                    "producer {} sent a transactional batch, but no transaction coordinator \
-                     began a transaction for it (InitProducerId with a transactional id); \
-                     the batch was not written",
-                    h.producer_id
-                ),
-            ));
-        }
         let idempotent = headers.iter().any(|h| h.producer_id >= 0);
         if idempotent && headers.len() != 1 {
             return Err(Error::invalid(format!(
@@ -156,6 +157,12 @@ impl Partition {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let cuts = self.cuts.load(Ordering::Acquire);
         let epoch = self.leading_epoch()?;
+        // A transactional batch continues its producer's open transaction here, or opens
+        // one the coordinator confirmed (`guard`): else nothing would ever end it, and the
+        // last stable offset would stop there.
+        for h in &headers {
+            self.producers.check_txn_start(h, guard)?;
+        }
         if idempotent {
             if let Verdict::Duplicate(meta) = self.producers.check(&headers[0])? {
                 tracing::debug!(

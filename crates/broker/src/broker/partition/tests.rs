@@ -475,3 +475,30 @@ async fn a_leader_appends_markers_and_refuses_stale_ones() {
     assert_eq!(e.reason, shale_core::error::Reason::TransactionCoordinatorFenced, "{e}");
     assert_eq!(p.log().log_end_offset(), 2, "nothing written for the refused markers");
 }
+
+/// The leader appends a transactional batch that opens a transaction only with the
+/// coordinator's guard, and the transaction then holds the last stable offset back.
+#[tokio::test]
+async fn a_leader_opens_a_transaction_only_with_a_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(1, 1));
+    let batch = || {
+        let mut b = BatchBuilder::new(Compression::None).with_producer(7, 0, 0).transactional();
+        b.push(Record {
+            key: None,
+            value: Some(Bytes::from("t")),
+            headers: vec![],
+            timestamp_ms: 1,
+        });
+        b.build()
+    };
+    let refused = p.append_guarded(batch(), Acks::Leader, None).await.err().unwrap();
+    assert_eq!(refused.reason, shale_core::error::Reason::InvalidTxnState, "{refused}");
+    assert_eq!(p.log().log_end_offset(), 0, "nothing written");
+    let guard = p.producers().verified(7, 0);
+    let produced = p.append_guarded(batch(), Acks::Leader, Some(guard)).await.unwrap();
+    assert_eq!(produced.await.unwrap().base_offset, 0);
+    assert_eq!(p.producers().open_transactions(), vec![(7, 0)]);
+    p.replication().follower_fetched(2, 0, 1, 1);
+    assert_eq!((p.high_watermark(), p.last_stable_offset()), (1, 0), "held at the transaction");
+}

@@ -114,7 +114,17 @@ struct State {
 #[derive(Debug, Default)]
 pub struct ProducerStates {
     state: Mutex<State>,
+    /// Transactions a coordinator confirmed include this partition, by producer: the epoch
+    /// and the guard handed out then (KIP-890 part 1). Leaders only; never persisted.
+    guards: Mutex<HashMap<i64, (i16, u64)>>,
+    next_guard: std::sync::atomic::AtomicU64,
 }
+
+/// A coordinator's confirmation that a producer's transaction includes the partition, good
+/// until the producer's next marker there: what lets a transactional batch open the
+/// producer's transaction on the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnGuard(u64);
 
 fn last_seq(header: &BatchHeader) -> i32 {
     header.base_sequence.wrapping_add(header.last_offset_delta)
@@ -245,6 +255,54 @@ impl ProducerStates {
         Ok(())
     }
 
+    /// Records that the coordinator confirmed (or just added) the partition in
+    /// `producer_id`'s transaction at `epoch`; the guard the append presents.
+    pub fn verified(&self, producer_id: i64, epoch: i16) -> TxnGuard {
+        let guard = self.next_guard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut guards = self.guards.lock().unwrap_or_else(|p| p.into_inner());
+        guards.insert(producer_id, (epoch, guard));
+        TxnGuard(guard)
+    }
+
+    /// Checks that a transactional batch may be appended by a leader: it continues its
+    /// producer's transaction open here at its epoch, or it opens one with a `guard` that is
+    /// still good (no marker of the producer came since the coordinator confirmed).
+    /// `INVALID_TXN_STATE` otherwise: a batch late from a transaction that ended, or never
+    /// verified, would open a transaction that nothing ends.
+    pub fn check_txn_start(
+        &self,
+        header: &BatchHeader,
+        guard: Option<TxnGuard>,
+    ) -> Result<(), Error> {
+        if !is_transactional(header) {
+            return Ok(());
+        }
+        let open = {
+            let state = self.lock();
+            state
+                .producers
+                .get(&header.producer_id)
+                .is_some_and(|e| e.txn_first.is_some() && e.epoch == header.producer_epoch)
+        };
+        let guards = self.guards.lock().unwrap_or_else(|p| p.into_inner());
+        let guarded = guard.is_some_and(|TxnGuard(g)| {
+            guards.get(&header.producer_id) == Some(&(header.producer_epoch, g))
+        });
+        if header.producer_id >= 0 && (open || guarded) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Invalid,
+            Reason::InvalidTxnState,
+            format!(
+                "producer {} sent a transactional batch at epoch {}, but its transaction \
+                 coordinator has not confirmed this partition in an open transaction (or \
+                 that transaction has ended here since); the batch was not written",
+                header.producer_id, header.producer_epoch
+            ),
+        ))
+    }
+
     /// The base offset of each producer's last batch here: a clean keeps those (emptied if
     /// need be), so the producer's state survives it.
     pub fn last_batches(&self) -> std::collections::HashSet<i64> {
@@ -312,6 +370,7 @@ impl ProducerStates {
         marker: &Marker,
         offset: i64,
     ) -> Option<EndedTxn> {
+        self.guards.lock().unwrap_or_else(|p| p.into_inner()).remove(&header.producer_id);
         let mut state = self.lock();
         let State { producers, unstable } = &mut *state;
         let entry = producers.entry(header.producer_id).or_insert_with(Entry::new);

@@ -220,3 +220,26 @@ fn a_v2_marker_at_the_open_transactions_epoch_is_stale() {
     s.record_marker(&marker_header(7, 3), &COMMIT, 3);
     s.check_marker(&marker_header(7, 3), &COMMIT, true).unwrap();
 }
+
+/// KIP-890 part 1: a transactional batch opens its producer's transaction on a partition
+/// only with a guard from the coordinator's confirmation, and a marker of the producer in
+/// between spoils the guard (the batch would be a late one of the transaction just ended).
+#[test]
+fn a_transaction_opens_only_with_a_guard_no_marker_spoiled() {
+    let s = ProducerStates::default();
+    let e = s.check_txn_start(&txn(7, 0, 0, 1), None).unwrap_err();
+    assert_eq!(e.reason, Reason::InvalidTxnState, "{e}");
+    s.check_txn_start(&header(7, 0, 0, 1), None).unwrap();
+    let guard = s.verified(7, 0);
+    s.check_txn_start(&txn(7, 0, 0, 1), Some(guard)).unwrap();
+    let e = s.check_txn_start(&txn(7, 1, 0, 1), Some(guard)).unwrap_err();
+    assert_eq!(e.reason, Reason::InvalidTxnState, "a guard is for its epoch");
+    s.record(&txn(7, 0, 0, 1), 0);
+    s.check_txn_start(&txn(7, 0, 1, 1), None).unwrap();
+    // The transaction ends here; the guard given before is spoiled.
+    s.record_marker(&marker_header(7, 0), &COMMIT, 1);
+    let e = s.check_txn_start(&txn(7, 0, 1, 1), Some(guard)).unwrap_err();
+    assert_eq!(e.reason, Reason::InvalidTxnState, "late batch of the ended transaction");
+    let again = s.verified(7, 0);
+    s.check_txn_start(&txn(7, 0, 1, 1), Some(again)).unwrap();
+}
