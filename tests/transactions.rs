@@ -111,3 +111,68 @@ async fn a_committed_transaction_gets_a_marker_on_each_partition() {
     }
     assert_eq!(answer.unwrap().unwrap(), (pid, 1), "completed within 10 s");
 }
+
+/// A transactional batch written through the broker's produce path: the coordinator adds
+/// the partition (transactions v2) before the batch opens the transaction, the last stable
+/// offset stays at its first offset until the commit's marker, and afterwards a batch of
+/// the old epoch (a zombie's) is refused. A v1 producer's batch for a partition never added
+/// is refused.
+#[tokio::test]
+async fn a_transactional_produce_holds_the_last_stable_offset_until_its_commit() {
+    use shale::api::{Payload, TxnProduce};
+    use shale_broker::txn::state::EndAsk;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client.admin().create_topic("txn-e2e", 1, 0, BTreeMap::new()).await.unwrap();
+    let broker = server.broker().clone();
+    let txn = broker.txn().unwrap().clone();
+    let (pid, epoch) = txn.init_producer_id("e2e", 60_000, None).await.unwrap();
+    let batch = |epoch: i16, seq: i32| {
+        let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None)
+            .with_producer(pid, epoch, seq)
+            .transactional();
+        for v in ["t1", "t2"] {
+            b.push(shale::record::Record {
+                key: None,
+                value: Some(bytes::Bytes::from(v)),
+                headers: vec![],
+                timestamp_ms: 1,
+            });
+        }
+        Payload::Batches(b.build())
+    };
+    let acks = shale::acks::Acks::All;
+    let v1 = TxnProduce { transactional_id: "e2e".into(), tv2: false };
+    let e = broker.append_txn("txn-e2e", 0, batch(epoch, 0), acks, Some(&v1)).await.err().unwrap();
+    assert_eq!(e.reason, shale::error::Reason::InvalidTxnState, "v1, never added: {e}");
+    let v2 = TxnProduce { transactional_id: "e2e".into(), tv2: true };
+    let ack = broker.append_txn("txn-e2e", 0, batch(epoch, 0), acks, Some(&v2)).await.unwrap();
+    assert_eq!(ack.await.unwrap().base_offset, 0);
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let plain = producer.send(ProducerRecord::new("txn-e2e", "p").partition(0)).await.unwrap();
+    assert_eq!(plain.await.unwrap().offset, 2);
+    let partition = broker.partition("txn-e2e", 0).unwrap();
+    assert_eq!((partition.high_watermark(), partition.last_stable_offset()), (3, 0));
+    let ask = EndAsk { producer_id: pid, epoch, commit: true, tv2: true, now_ms: 0 };
+    txn.end("e2e", ask).await.unwrap();
+    let mut lso = 0;
+    for _ in 0..500 {
+        lso = partition.last_stable_offset();
+        if lso == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(lso, 4, "past the commit marker at 3 within 10 s");
+    let zombie = broker.append_txn("txn-e2e", 0, batch(epoch, 2), acks, Some(&v2)).await;
+    let e = zombie.err().expect("the old epoch is refused");
+    assert!(
+        matches!(
+            e.reason,
+            shale::error::Reason::ProducerFenced | shale::error::Reason::InvalidProducerEpoch
+        ),
+        "{e}"
+    );
+    assert_eq!(partition.log().log_end_offset(), 4, "nothing written for the zombie");
+}

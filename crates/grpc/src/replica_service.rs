@@ -1,5 +1,5 @@
 //! `shale.v1.Replica` over gRPC: the stream plumbing of `ReplicaFetch` and the unary
-//! `OffsetForLeaderEpoch` and `WriteTxnMarker`. What the leader answers is the broker's (`api::replica`).
+//! `OffsetForLeaderEpoch`, `WriteTxnMarker` and `AddPartitionToTxn`. What the leader answers is the broker's (`api::replica`).
 
 use shale_proto::status::into_status;
 use std::pin::Pin;
@@ -99,5 +99,15 @@ impl pb::replica_server::Replica for ReplicaService {
         self.api.check_broker(&who, "WriteTxnMarker").map_err(into_status)?;
         let offset = self.api.write_txn_marker(&request.into_inner()).await.map_err(into_status)?;
         Ok(Response::new(pb::WriteTxnMarkerResponse { offset }))
+    }
+
+    async fn add_partition_to_txn(
+        &self,
+        request: Request<pb::AddPartitionToTxnRequest>,
+    ) -> Result<Response<pb::AddPartitionToTxnResponse>, Status> {
+        let who = crate::auth_layer::identity(&request);
+        self.api.check_broker(&who, "AddPartitionToTxn").map_err(into_status)?;
+        self.api.add_partition_to_txn(&request.into_inner()).await.map_err(into_status)?;
+        Ok(Response::new(pb::AddPartitionToTxnResponse {}))
     }
 }

@@ -16,6 +16,7 @@ use super::{AclBinding, AclFilter, Acls, Operation, ResourceType};
 use crate::audit;
 use crate::auth::{Identity, Principal};
 use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::record::batch::ATTR_TRANSACTIONAL;
 use shale_meta::{Compare, Keys, MetaStore, Revision, Txn, TxnOp};
 
 /// `[acl]`: authorization.
@@ -190,10 +191,6 @@ impl Authorizer {
         Ok(counter << 32 | self.tag_of(counter, owner))
     }
 
-    fn tag(&self, counter: i64, principal: &Principal) -> i64 {
-        self.tag_of(counter, principal.as_str())
-    }
-
     fn tag_of(&self, counter: i64, owner: &str) -> i64 {
         let mut ctx = ring::hmac::Context::with_key(&self.producer_ids);
         ctx.update(&counter.to_be_bytes());
@@ -204,27 +201,33 @@ impl Authorizer {
     }
 
     /// With authorization on, every idempotent batch in `batches` must carry a producer id
-    /// issued to `who` (brokers and super-users excepted); else `PERMISSION_DENIED` naming
-    /// the id.
+    /// issued to `who`, and every transactional batch one issued for `transactional_id`
+    /// (brokers and super-users excepted); else `PERMISSION_DENIED` naming the id.
     pub fn check_producer_ids(
         &self,
         who: &Identity,
         topic: &str,
         batches: &[u8],
+        transactional_id: Option<&str>,
     ) -> Result<(), Error> {
         if self.trusted(who) {
             return Ok(());
         }
+        let txn_owner = transactional_id.map(|t| format!("TransactionalId:{t}"));
         for frame in shale_core::record::BatchFrames::new(batches, usize::MAX) {
             let Ok((header, _)) = frame else { return Ok(()) }; // the append names the framing error
             let id = header.producer_id;
-            if id >= 0 && id & 0xFFFF_FFFF != self.tag(id >> 32, &who.principal) {
+            let transactional = header.attributes & ATTR_TRANSACTIONAL != 0;
+            let owner = match (&txn_owner, transactional) {
+                (Some(owner), true) => owner.as_str(),
+                _ => who.principal.as_str(),
+            };
+            if id >= 0 && id & 0xFFFF_FFFF != self.tag_of(id >> 32, owner) {
                 let e = Error::new(
                     ErrorKind::PermissionDenied,
                     Reason::AuthorizationFailed,
                     format!(
-                        "producer id {id} was not issued to {}; call InitProducerId for one",
-                        who.principal
+                        "producer id {id} was not issued to {owner}; call InitProducerId for one"
                     ),
                 )
                 .with("principal", who.principal.to_string())

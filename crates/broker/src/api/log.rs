@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Api, Identity, Payload, Produced, QuotaKind};
 use crate::acl::{Operation, ResourceType};
-use crate::broker::{ListedOffset, OffsetSpec};
+use crate::broker::{ListedOffset, OffsetSpec, TxnProduce};
 use shale_core::acks::Acks;
 use shale_core::error::Error;
 
@@ -16,6 +16,7 @@ pub struct Admitted {
     topic: String,
     bytes: u64,
     wait: Duration,
+    txn: Option<TxnProduce>,
 }
 
 impl Admitted {
@@ -51,14 +52,41 @@ impl Api {
         topic: &str,
         payload: &Payload,
     ) -> Result<Admitted, Error> {
+        self.admit(who, topic, payload, None)
+    }
+
+    /// [`admit_produce`](Self::admit_produce) for a transactional producer: Write on its
+    /// transactional id too, and its transactional batches' producer id issued for that id.
+    /// Its transaction on each partition is then opened through the id's coordinator.
+    pub fn admit_transactional_produce(
+        &self,
+        who: &Identity,
+        topic: &str,
+        payload: &Payload,
+        txn: TxnProduce,
+    ) -> Result<Admitted, Error> {
+        let id = txn.transactional_id.as_str();
+        let acl = self.broker.acl();
+        acl.check(who, "Produce", Operation::Write, ResourceType::TransactionalId, id)?;
+        self.admit(who, topic, payload, Some(txn))
+    }
+
+    fn admit(
+        &self,
+        who: &Identity,
+        topic: &str,
+        payload: &Payload,
+        txn: Option<TxnProduce>,
+    ) -> Result<Admitted, Error> {
         let acl = self.broker.acl();
         acl.check(who, "Produce", Operation::Write, ResourceType::Topic, topic)?;
         if let Payload::Batches(b) = payload {
-            acl.check_producer_ids(who, topic, b)?;
+            let id = txn.as_ref().map(|t| t.transactional_id.as_str());
+            acl.check_producer_ids(who, topic, b, id)?;
         }
         let bytes = payload_bytes(payload);
         let wait = self.charge(who, QuotaKind::Produce, bytes)?;
-        Ok(Admitted { topic: topic.to_string(), bytes, wait })
+        Ok(Admitted { topic: topic.to_string(), bytes, wait, txn })
     }
 
     /// Appends an admitted produce; the returned future resolves once `acks` is satisfied.
@@ -71,12 +99,12 @@ impl Api {
         payload: Payload,
         acks: Acks,
     ) -> Result<PendingProduce, Error> {
-        let Admitted { topic, bytes, .. } = admitted;
+        let Admitted { topic, bytes, txn, .. } = admitted;
         let start = shale_core::clock::monotonic_now();
         let metrics = self.broker.request_metrics().clone();
         // Only existing topics get counters: request names alone must not grow the map.
         let counters = self.broker.has_topic(&topic).then(|| metrics.topic(&topic));
-        match self.broker.append(&topic, partition, payload, acks).await {
+        match self.broker.append_txn(&topic, partition, payload, acks, txn.as_ref()).await {
             Ok(ack) => Ok(Box::pin(async move {
                 let result = ack.await;
                 if let Some(c) = &counters {

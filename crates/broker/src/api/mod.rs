@@ -39,7 +39,7 @@ pub use crate::broker::partition::appending_inline;
 pub use crate::broker::topics::NewTopic;
 pub use crate::broker::topics::PartitionDescription;
 pub use crate::broker::{Elected, ListedOffset, OffsetSpec};
-pub use crate::broker::{Payload, Produced, TopicEntry};
+pub use crate::broker::{Payload, Produced, TopicEntry, TxnProduce};
 pub use crate::groups::classic::{
     ClassicRecord, JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State as GroupState,
     SyncRequest, Synced,

@@ -45,4 +45,13 @@ impl Api {
     pub async fn write_txn_marker(&self, req: &pb::WriteTxnMarkerRequest) -> Result<i64, Error> {
         self.broker.write_marker_here(req).await
     }
+
+    /// Confirms (or adds, for transactions v2) a partition in a producer's transaction, as
+    /// the transactional id's coordinator here; `NOT_COORDINATOR` elsewhere.
+    pub async fn add_partition_to_txn(
+        &self,
+        req: &pb::AddPartitionToTxnRequest,
+    ) -> Result<(), Error> {
+        self.broker.confirm_txn_partition_here(req).await
+    }
 }

@@ -60,6 +60,7 @@ pub use drain::DrainReport;
 pub use elect::Elected;
 pub use list_offsets::{ListedOffset, OffsetSpec, check_leader_epoch, list_offsets_on};
 pub use metadata::TopicWithStates;
+pub use txn_host::TxnProduce;
 mod tiering;
 pub mod topics;
 mod txn_host;

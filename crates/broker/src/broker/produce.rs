@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Broker, Partition, PendingAck, Produced, drain};
+use super::{Broker, Partition, PendingAck, Produced, TxnProduce, drain};
 use shale_core::acks::Acks;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::{BatchBuilder, Compression, Record};
@@ -47,6 +47,20 @@ impl Broker {
         payload: Payload,
         acks: Acks,
     ) -> Result<PendingAck, Error> {
+        self.append_txn(topic, partition, payload, acks, None).await
+    }
+
+    /// [`append`](Self::append) for a transactional producer: a transactional batch that
+    /// opens the producer's transaction on the partition is first confirmed (or, in v2,
+    /// added) by the transactional id's coordinator.
+    pub async fn append_txn(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: u32,
+        payload: Payload,
+        acks: Acks,
+        txn: Option<&TxnProduce>,
+    ) -> Result<PendingAck, Error> {
         let p = self.partition(topic, partition)?;
         if self.is_draining() {
             return Err(drain::draining_error(self.id));
@@ -71,7 +85,11 @@ impl Broker {
             ));
         }
         self.check_disk_budget(batches.len() as u64)?;
-        let pending = p.append(batches, acks).await?;
+        let guard = match txn {
+            Some(txn) => self.txn_guard(&p, txn, &batches).await?,
+            None => None,
+        };
+        let pending = p.append_guarded(batches, acks, guard).await?;
         if acks == Acks::None {
             return Ok(pending);
         }
@@ -188,4 +206,28 @@ fn build_batch(records: Vec<Record>, codec: Compression, now_ms: i64) -> Result<
         builder.push(r);
     }
     Ok(builder.build())
+}
+
+impl Broker {
+    /// The guard a transactional batch needs to open its producer's transaction on `p`:
+    /// none when the batch is not transactional or continues the transaction open there;
+    /// else the coordinator's confirmation, recorded on the partition.
+    async fn txn_guard(
+        &self,
+        p: &Arc<super::Partition>,
+        txn: &TxnProduce,
+        batches: &Bytes,
+    ) -> Result<Option<super::producers::TxnGuard>, Error> {
+        let header = shale_core::record::BatchHeader::parse(batches)?;
+        if header.attributes & shale_core::record::batch::ATTR_TRANSACTIONAL == 0 {
+            return Ok(None);
+        }
+        let producer = (header.producer_id, header.producer_epoch);
+        // Continuing the transaction open here at this epoch needs no confirmation.
+        if p.producers().check_txn_start(&header, None).is_ok() {
+            return Ok(None);
+        }
+        self.confirm_txn_partition(txn, producer, (p.topic(), p.index())).await?;
+        Ok(Some(p.producers().verified(producer.0, producer.1)))
+    }
 }

@@ -94,6 +94,82 @@ impl Broker {
     }
 }
 
+/// A transactional producer's produce: its transactional id, and whether it speaks
+/// transactions v2 (its partitions are added by their leaders, KIP-890).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnProduce {
+    /// The producer's transactional id.
+    pub transactional_id: String,
+    /// Transactions v2.
+    pub tv2: bool,
+}
+
+fn epoch16(epoch: i32) -> Result<i16, Error> {
+    i16::try_from(epoch)
+        .map_err(|_| Error::invalid(format!("producer epoch {epoch} is not an int16")))
+}
+
+impl Broker {
+    /// As the coordinator of `req`'s transactional id: confirms the partition is in the
+    /// producer's open transaction, or adds it (v2). `INVALID_TXN_STATE` when it is not in
+    /// it (v1).
+    pub async fn confirm_txn_partition_here(
+        &self,
+        req: &pb::AddPartitionToTxnRequest,
+    ) -> Result<(), Error> {
+        let producer = (req.producer_id, epoch16(req.producer_epoch)?);
+        let id = req.transactional_id.as_str();
+        let txn = self.txn()?;
+        if req.add {
+            let partitions = [(req.topic.clone(), req.partition)];
+            return txn.add(id, producer, &partitions, &[], true).await;
+        }
+        match txn.verify(id, producer, (&req.topic, req.partition)).await? {
+            true => Ok(()),
+            false => Err(Error::new(
+                ErrorKind::Invalid,
+                shale_core::error::Reason::InvalidTxnState,
+                format!(
+                    "{}-{} is not in the open transaction of {id:?}: AddPartitionsToTxn comes \
+                     first",
+                    req.topic, req.partition
+                ),
+            )),
+        }
+    }
+
+    /// Asks the coordinator of `txn`'s id (this broker or another) to confirm or add
+    /// `topic`-`partition` in `producer`'s transaction.
+    pub(crate) async fn confirm_txn_partition(
+        &self,
+        txn: &TxnProduce,
+        producer: (i64, i16),
+        (topic, partition): (&str, u32),
+    ) -> Result<(), Error> {
+        let req = pb::AddPartitionToTxnRequest {
+            transactional_id: txn.transactional_id.clone(),
+            producer_id: producer.0,
+            producer_epoch: i32::from(producer.1),
+            topic: topic.to_string(),
+            partition,
+            add: txn.tv2,
+        };
+        let candidates = self.coordinator_candidates();
+        match crate::groups::coordinator_of(&txn.transactional_id, &candidates) {
+            Some((id, _)) if id == self.id => self.confirm_txn_partition_here(&req).await,
+            Some((_, addr)) => {
+                let mut client = pb::replica_client::ReplicaClient::new(self.peer(&addr)?);
+                client
+                    .add_partition_to_txn(req)
+                    .await
+                    .map_err(|s| shale_proto::status::from_status(&s))?;
+                Ok(())
+            }
+            None => Err(Error::unavailable("no live broker coordinates transactions; retry")),
+        }
+    }
+}
+
 /// Makes `broker`'s transaction coordinator over the store's `txns/` records and the
 /// transactions' pending offsets.
 pub(super) fn install(broker: &Arc<Broker>, store: TxnStore, offsets: PendingOffsets) {
