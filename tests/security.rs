@@ -72,6 +72,7 @@ rpcs!(
     ReplicaFetch,
     OffsetForLeaderEpoch,
     WriteTxnMarker,
+    AddPartitionToTxn,
     DeleteRecords,
     DeleteTopic,
 );
@@ -324,6 +325,19 @@ async fn call(rpc: Rpc, c: &mut Caller, addr: &str, epoch: i32) -> Result<(), Re
             .await
             .map(drop)
             .map_err(code),
+        // An id with no transaction: past authorization, the coordinator says so.
+        Rpc::AddPartitionToTxn => replica
+            .add_partition_to_txn(pb::AddPartitionToTxnRequest {
+                transactional_id: "no-such-id".into(),
+                producer_id: 42,
+                producer_epoch: 0,
+                topic: "m".into(),
+                partition: 0,
+                add: false,
+            })
+            .await
+            .map(drop)
+            .map_err(code),
         // Below offset 0: nothing goes, but Delete on the topic is checked all the same.
         Rpc::DeleteRecords => admin
             .delete_records(pb::DeleteRecordsRequest {
@@ -357,8 +371,13 @@ fn extra_binding(label: &str) -> pb::AclBinding {
 
 /// What `label` must get for `rpc`.
 fn expected(label: &str, rpc: Rpc) -> Result<(), Refused> {
-    let replication =
-        matches!(rpc, Rpc::ReplicaFetch | Rpc::OffsetForLeaderEpoch | Rpc::WriteTxnMarker);
+    let replication = matches!(
+        rpc,
+        Rpc::ReplicaFetch
+            | Rpc::OffsetForLeaderEpoch
+            | Rpc::WriteTxnMarker
+            | Rpc::AddPartitionToTxn
+    );
     match label {
         "none" | "expired-token" | "wrong-audience" => Err(Refused::Status(Code::Unauthenticated)),
         // The TLS handshake fails: no call reaches a service.
@@ -367,6 +386,8 @@ fn expected(label: &str, rpc: Rpc) -> Result<(), Refused> {
         "no-acl" if matches!(rpc, Rpc::ListTopics | Rpc::ListGroups | Rpc::WhoAmI) => Ok(()),
         "no-acl" => Err(Refused::Status(Code::PermissionDenied)),
         "with-acl" if replication => Err(Refused::Status(Code::PermissionDenied)),
+        // Authorized, and answered by the coordinator: the id has no producer.
+        "broker" if rpc == Rpc::AddPartitionToTxn => Err(Refused::Status(Code::FailedPrecondition)),
         "with-acl" | "broker" => Ok(()),
         other => panic!("unknown caller {other}"),
     }
@@ -525,7 +546,7 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
         callers.len()
     );
     assert!(unexpected.is_empty(), "unexpected answers:\n{}", unexpected.join("\n"));
-    assert_eq!(cells, 196);
+    assert_eq!(cells, 203);
 
     // A client whose certificate the brokers do not trust is told so in one line.
     let e = client(Some(&rogue), None).admin().who_am_i().await.unwrap_err();
