@@ -31,6 +31,7 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_producers_request;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -591,6 +592,10 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
                 call(addr, key, v, &DescribeUserScramCredentialsRequest::default()).await;
             assert_eq!(r.error_code, 0, "v{v}");
         }
+        ApiKey::DescribeProducers => {
+            let r: DescribeProducersResponse = call(addr, key, v, &describe_producers(t)).await;
+            assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{v}");
+        }
         other => panic!("{other:?} is served but this test has no request for it: add one"),
     }
 }
@@ -972,6 +977,7 @@ fn valid(key: ApiKey, v: i16) -> Bytes {
         SaslHandshake => SaslHandshakeRequest, SaslAuthenticate => SaslAuthenticateRequest,
         AlterUserScramCredentials => AlterUserScramCredentialsRequest,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+        DescribeProducers => DescribeProducersRequest,
     }
 }
 
@@ -1067,4 +1073,67 @@ async fn a_transactional_batch_outside_a_transaction_is_refused_and_not_stored()
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 48, "INVALID_TXN_STATE: {:?}", p.error_message);
     assert_eq!(list_offset(&addr, "wire-txn", -1, -1).await, (0, 0, -1), "nothing stored");
+}
+
+/// DescribeProducers of partition 0 of `topic`.
+fn describe_producers(topic_name: &str) -> DescribeProducersRequest {
+    DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(topic(topic_name))
+            .with_partition_indexes(vec![0]),
+    ])
+}
+
+/// DescribeProducers lists each idempotent producer a partition keeps state for: its id and
+/// epoch, the sequence and timestamp of its last batch, and no open transaction (-1); a
+/// partition this broker does not have answers its error.
+#[tokio::test]
+async fn describe_producers_lists_the_producers_a_partition_knows() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-dp", 1, 1, Default::default()).await.unwrap();
+    let init: InitProducerIdResponse = call(
+        &addr,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default().with_transactional_id(None),
+    )
+    .await;
+    let pid = init.producer_id.0;
+    for seq in 0..3 {
+        let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None)
+            .with_producer(pid, init.producer_epoch, seq);
+        b.push(shale::record::Record {
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: vec![],
+            timestamp_ms: 1_700_000_000_000 + i64::from(seq),
+        });
+        let data =
+            TopicProduceData::default().with_name(topic("wire-dp")).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(b.build())),
+            ]);
+        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000);
+        let r: ProduceResponse =
+            call(&addr, ApiKey::Produce, 9, &req.with_topic_data(vec![data])).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    let r: DescribeProducersResponse =
+        call(&addr, ApiKey::DescribeProducers, 0, &describe_producers("wire-dp")).await;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+    let got: Vec<(i64, i32, i32, i64, i64)> = p
+        .active_producers
+        .iter()
+        .map(|s| {
+            let id = s.producer_id.0;
+            (id, s.producer_epoch, s.last_sequence, s.last_timestamp, s.current_txn_start_offset)
+        })
+        .collect();
+    let epoch = i32::from(init.producer_epoch);
+    assert_eq!(got, vec![(pid, epoch, 2, 1_700_000_000_002, -1)]);
+    let r: DescribeProducersResponse =
+        call(&addr, ApiKey::DescribeProducers, 0, &describe_producers("wire-none")).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
 }

@@ -77,6 +77,9 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
         ApiKey::CreateTopics => crate::topics::create(kafka, session, &mut call),
         ApiKey::DeleteTopics => crate::topics::delete(kafka, session, &mut call),
         ApiKey::DeleteRecords => crate::delete_records::delete_records(kafka, session, &mut call),
+        ApiKey::DescribeProducers => {
+            crate::producers::describe_producers(kafka, session, &mut call)
+        }
         ApiKey::FindCoordinator => crate::groups::find_coordinator(kafka, session, &mut call),
         ApiKey::JoinGroup => crate::groups::join(kafka, session, &mut call),
         ApiKey::SyncGroup => crate::groups::sync(kafka, session, &mut call),

@@ -36,6 +36,7 @@ macro_rules! with_served_requests {
             SaslAuthenticate => SaslAuthenticateRequest,
             AlterUserScramCredentials => AlterUserScramCredentialsRequest,
             DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+            DescribeProducers => DescribeProducersRequest,
         }
     };
 }

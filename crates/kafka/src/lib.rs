@@ -16,6 +16,7 @@
 //! - `fetch`: `Fetch`, with long-polls and incremental fetch sessions (`sessions`).
 //! - `offsets`: `ListOffsets`, `OffsetForLeaderEpoch`.
 //! - `delete_records`: `DeleteRecords`.
+//! - `producers`: `DescribeProducers`.
 //! - `topics`: `CreateTopics`, `DeleteTopics`, `CreatePartitions`.
 //! - `configs`: `DescribeConfigs`, `AlterConfigs`, `IncrementalAlterConfigs`.
 //! - `groups`: the classic group protocol (`FindCoordinator`, `JoinGroup`, `SyncGroup`,
@@ -48,6 +49,7 @@ mod metadata;
 mod moves;
 mod offsets;
 mod produce;
+mod producers;
 mod sasl;
 mod sessions;
 mod topics;

@@ -47,6 +47,7 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The served version range of an API, if it is served.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Api, Identity, Payload, Produced, QuotaKind};
 use crate::acl::{Operation, ResourceType};
+use crate::broker::producers::ProducerInfo;
 use crate::broker::{ListedOffset, OffsetSpec, TxnProduce};
 use shale_core::acks::Acks;
 use shale_core::error::Error;
@@ -143,5 +144,18 @@ impl Api {
     pub async fn init_producer_id(&self, who: &Identity) -> Result<(i64, i16), Error> {
         self.broker.acl().check_idempotent_write(who, "InitProducerId")?;
         self.broker.init_producer_id(who).await
+    }
+
+    /// The producers `topic`-`partition` keeps state for (Kafka's DescribeProducers): Read
+    /// on the topic, answered by its leader.
+    pub fn describe_producers(
+        &self,
+        who: &Identity,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Vec<ProducerInfo>, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "DescribeProducers", Operation::Read, ResourceType::Topic, topic)?;
+        Ok(self.broker.partition(topic, partition)?.producers().describe())
     }
 }

@@ -36,6 +36,7 @@ pub use crate::broker::fetch::{FetchChunk, Isolation};
 pub use crate::broker::moves::Reassignment;
 pub use crate::broker::moves::{ClusterLoad, MoveStatus};
 pub use crate::broker::partition::appending_inline;
+pub use crate::broker::producers::ProducerInfo;
 pub use crate::broker::topics::NewTopic;
 pub use crate::broker::topics::PartitionDescription;
 pub use crate::broker::{Elected, ListedOffset, OffsetSpec};

@@ -59,11 +59,13 @@ struct Entry {
     txn_first: Option<i64>,
     /// The epoch of the coordinator that wrote its last marker here (-1: none yet).
     coordinator_epoch: i32,
+    /// The largest timestamp of its last batch here (-1: none).
+    last_timestamp: i64,
 }
 
 impl Entry {
     fn new() -> Entry {
-        Entry { coordinator_epoch: -1, ..Entry::default() }
+        Entry { coordinator_epoch: -1, last_timestamp: -1, ..Entry::default() }
     }
 
     /// Whether the entry still says something (batches to dedup against, an open
@@ -92,6 +94,25 @@ pub struct EndedTxn {
     pub last_offset: i64,
     /// Committed or aborted.
     pub kind: MarkerKind,
+}
+
+/// One producer as a partition knows it (Kafka's DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+    /// The sequence of its last record here (-1: none remembered).
+    pub last_sequence: i32,
+    /// The offset of its last batch here (-1: none remembered).
+    pub last_offset: i64,
+    /// The epoch of the coordinator that wrote its last marker here (-1: none).
+    pub coordinator_epoch: i32,
+    /// The largest timestamp of its last batch here (-1: none).
+    pub last_timestamp: i64,
+    /// The first offset of its open transaction here (-1: none open).
+    pub txn_start_offset: i64,
 }
 
 /// What to do with an incoming batch of an idempotent producer.
@@ -324,6 +345,7 @@ impl ProducerStates {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = header.max_timestamp;
         entry.batches.push_back(BatchMeta {
             first_seq: header.base_sequence,
             last_seq: last_seq(header),
@@ -405,6 +427,26 @@ impl ProducerStates {
             }
         }
         high_watermark
+    }
+
+    /// Every producer this partition keeps state for, by producer id.
+    pub fn describe(&self) -> Vec<ProducerInfo> {
+        let state = self.lock();
+        let mut out: Vec<ProducerInfo> = state
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerInfo {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_offset: e.batches.back().map_or(-1, |b| b.last_offset),
+                coordinator_epoch: e.coordinator_epoch,
+                last_timestamp: e.last_timestamp,
+                txn_start_offset: e.txn_first.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// The open transactions here: producer id and first offset, oldest first.

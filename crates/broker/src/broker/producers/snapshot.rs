@@ -5,8 +5,8 @@
 //! producer last wrote.
 //!
 //! Layout (big-endian): the shared file header, the offset, the producer count, then per
-//! producer its id, epoch, coordinator epoch, open transaction's first offset (-1: none)
-//! and batches; then the unstable transactions (first offset, producer, marker offset or
+//! producer its id, epoch, coordinator epoch, last batch's largest timestamp, open
+//! transaction's first offset (-1: none) and batches; then the unstable transactions (first offset, producer, marker offset or
 //! -1); then a CRC-32C of everything before it. Version 1 files (no transactions) load too.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -49,6 +49,7 @@ impl ProducerStates {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
             out.extend_from_slice(&e.txn_first.unwrap_or(-1).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
@@ -89,9 +90,9 @@ impl ProducerStates {
         for _ in 0..r.u32()? {
             let id = r.i64()?;
             let epoch = r.i16()?;
-            let (coordinator_epoch, txn_first) = match v2 {
-                true => (r.i32()?, Some(r.i64()?).filter(|f| *f >= 0)),
-                false => (-1, None),
+            let (coordinator_epoch, last_timestamp, txn_first) = match v2 {
+                true => (r.i32()?, r.i64()?, Some(r.i64()?).filter(|f| *f >= 0)),
+                false => (-1, -1, None),
             };
             let mut batches = VecDeque::new();
             for _ in 0..r.u8()? {
@@ -102,7 +103,8 @@ impl ProducerStates {
                     last_offset: r.i64()?,
                 });
             }
-            producers.insert(id, Entry { epoch, batches, txn_first, coordinator_epoch });
+            let entry = Entry { epoch, batches, txn_first, coordinator_epoch, last_timestamp };
+            producers.insert(id, entry);
         }
         let mut unstable = BTreeMap::new();
         if v2 {
