@@ -176,3 +176,36 @@ async fn a_transactional_produce_holds_the_last_stable_offset_until_its_commit()
     );
     assert_eq!(partition.log().log_end_offset(), 4, "nothing written for the zombie");
 }
+
+/// `/metrics` shows the coordinator's open transactions, how old the oldest is, and the
+/// transactions it decided by outcome and cause.
+#[tokio::test]
+async fn metrics_show_open_and_ended_transactions() {
+    use shale_broker::txn::state::EndAsk;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.broker.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = common::start(settings).await;
+    let admin = server.admin_addr().unwrap().to_string();
+    let client = common::client(&server);
+    client.admin().create_topic("txn-m", 1, 0, BTreeMap::new()).await.unwrap();
+    let txn = server.broker().txn().unwrap().clone();
+    let parts = [("txn-m".to_string(), 0)];
+    let (a, ea) = txn.init_producer_id("m-a", 60_000, None).await.unwrap();
+    txn.add("m-a", (a, ea), &parts, &[], true).await.unwrap();
+    let (b, eb) = txn.init_producer_id("m-b", 60_000, None).await.unwrap();
+    txn.add("m-b", (b, eb), &parts, &[], true).await.unwrap();
+    let body = common::http_get(&admin, "/metrics").await.1;
+    assert!(body.contains("shale_transactions_open 2\n"), "{body}");
+    assert!(body.contains("shale_transaction_oldest_open_seconds "), "{body}");
+    let ask = EndAsk { producer_id: a, epoch: ea, commit: true, tv2: true, now_ms: 0 };
+    txn.end("m-a", ask).await.unwrap();
+    // A second instance of m-b fences the first: its transaction is aborted.
+    let fenced = txn.init_producer_id("m-b", 60_000, None).await.unwrap_err();
+    assert_eq!(fenced.reason, shale::error::Reason::ConcurrentTransactions);
+    let body = common::http_get(&admin, "/metrics").await.1;
+    assert!(body.contains("shale_transactions_open 0\n"), "{body}");
+    let commit = "shale_transactions_ended_total{outcome=\"commit\",cause=\"client\"} 1";
+    let fence = "shale_transactions_ended_total{outcome=\"abort\",cause=\"fenced\"} 1";
+    assert!(body.contains(commit) && body.contains(fence), "{body}");
+}

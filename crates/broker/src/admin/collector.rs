@@ -153,8 +153,37 @@ impl Collector for BrokerCollector {
         traffic(enc, &b)?;
         partitions(enc, &b)?;
         groups(enc, &b)?;
+        transactions(enc, &b)?;
         tiering(enc, &b)
     }
+}
+
+fn transactions(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {
+    let Ok(txn) = b.txn() else { return Ok(()) };
+    let stats = txn.stats(b.clock().now_ms());
+    one(
+        enc,
+        "transactions_open",
+        "Open transactions of the transactional ids this broker coordinates",
+        ConstGauge::new(stats.open as i64),
+    )?;
+    one(
+        enc,
+        "transaction_oldest_open_seconds",
+        "How long the oldest of them has been open (0 with none)",
+        ConstGauge::new(stats.oldest_open_ms as f64 / 1000.0),
+    )?;
+    let ended = stats.ended.into_iter().map(|((outcome, cause), n)| {
+        let labels = vec![("outcome", outcome.to_string()), ("cause", cause.to_string())];
+        (labels, ConstCounter::new(n))
+    });
+    family(
+        enc,
+        "transactions_ended",
+        "Transactions decided here: commit or abort, asked by the producer (client), or \
+         aborted by the coordinator past the timeout (timeout) or for a new instance (fenced)",
+        ended.collect(),
+    )
 }
 
 fn moves(enc: &mut DescriptorEncoder<'_>, b: &Broker) -> fmt::Result {

@@ -63,6 +63,28 @@ pub struct TxnSettings {
 /// One transactional id as this broker holds it: its record once claimed here.
 type Held = Arc<tokio::sync::Mutex<Option<Stored>>>;
 
+/// How a transaction ended, for the metrics: (commit or abort, why).
+pub type EndCause = (&'static str, &'static str);
+
+/// What `/metrics` shows of the coordinator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxnStats {
+    /// Open transactions of the ids this broker coordinates.
+    pub open: usize,
+    /// How long the oldest of them has been open (ms), 0 with none.
+    pub oldest_open_ms: i64,
+    /// Transactions decided here, by (outcome, cause): a producer's `commit` or `abort`
+    /// (`client`), or an `abort` by the coordinator (`timeout`, `fenced`).
+    pub ended: Vec<(EndCause, u64)>,
+}
+
+/// The coordinator's counts: open transactions by id (their start), ends by cause.
+#[derive(Debug, Default)]
+struct Counts {
+    open: HashMap<String, i64>,
+    ended: std::collections::BTreeMap<EndCause, u64>,
+}
+
 /// The coordinator of the transactional ids this broker wins.
 pub struct TxnCoordinator {
     host: Arc<dyn TxnHost>,
@@ -70,6 +92,7 @@ pub struct TxnCoordinator {
     offsets: PendingOffsets,
     settings: TxnSettings,
     held: Mutex<HashMap<String, Held>>,
+    counts: Mutex<Counts>,
 }
 
 impl std::fmt::Debug for TxnCoordinator {
@@ -103,8 +126,8 @@ impl TxnCoordinator {
         offsets: PendingOffsets,
         settings: TxnSettings,
     ) -> Arc<Self> {
-        let held = Mutex::new(HashMap::new());
-        Arc::new(TxnCoordinator { host, store, offsets, settings, held })
+        let (held, counts) = (Mutex::new(HashMap::new()), Mutex::new(Counts::default()));
+        Arc::new(TxnCoordinator { host, store, offsets, settings, held, counts })
     }
 
     /// Whether this broker coordinates `id`.
@@ -143,6 +166,7 @@ impl TxnCoordinator {
     ) -> Result<Stored, Error> {
         match self.store.write(id, record, slot.as_ref()).await {
             Ok(stored) => {
+                self.observe(id, &stored.record);
                 *slot = Some(stored.clone());
                 Ok(stored)
             }
@@ -150,6 +174,36 @@ impl TxnCoordinator {
                 *slot = None;
                 Err(e)
             }
+        }
+    }
+
+    /// Counts what a write did: the transaction open or not.
+    fn observe(&self, id: &str, record: &TxnRecord) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        match record.state {
+            TxnState::Ongoing => counts.open.insert(id.to_string(), record.started_ms),
+            _ => counts.open.remove(id),
+        };
+    }
+
+    /// Counts a decision written here: commit or abort, and why.
+    fn decided(&self, record: &TxnRecord, cause: &'static str) {
+        let outcome = match record.state {
+            TxnState::PrepareCommit => "commit",
+            _ => "abort",
+        };
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.ended.entry((outcome, cause)).or_default() += 1;
+    }
+
+    /// What `/metrics` shows at `now_ms`.
+    pub fn stats(&self, now_ms: i64) -> TxnStats {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = counts.open.values().filter(|s| **s >= 0).min().copied();
+        TxnStats {
+            open: counts.open.len(),
+            oldest_open_ms: oldest.map_or(0, |start| (now_ms - start).max(0)),
+            ended: counts.ended.iter().map(|(k, v)| (*k, *v)).collect(),
         }
     }
 
@@ -181,7 +235,8 @@ impl TxnCoordinator {
                 Ok((next.producer_id, next.producer_epoch))
             }
             InitOutcome::Fence(next) => {
-                self.write(id, &mut slot, next).await?;
+                let stored = self.write(id, &mut slot, next).await?;
+                self.decided(&stored.record, "fenced");
                 drop(slot);
                 self.spawn_finish(id);
                 Err(Error::new(
@@ -287,6 +342,7 @@ impl TxnCoordinator {
             }
             EndOutcome::Prepare(next) => {
                 let stored = self.write(id, &mut slot, next).await?;
+                self.decided(&stored.record, "client");
                 drop(slot);
                 self.spawn_finish(id);
                 // What the producer uses next: the record once complete.
@@ -410,7 +466,8 @@ impl TxnCoordinator {
         tracing::info!(transactional_id = %id, producer_id = next.producer_id,
             started_ms = stored.record.started_ms, timeout_ms = stored.record.timeout_ms,
             "aborting a transaction past its timeout");
-        self.write(id, &mut slot, next).await?;
+        let stored = self.write(id, &mut slot, next).await?;
+        self.decided(&stored.record, "timeout");
         drop(slot);
         self.spawn_finish(id);
         Ok(true)
