@@ -13,7 +13,7 @@ use crate::auth_layer::identity;
 use crate::decoded;
 use shale_broker::api::observe_since;
 use shale_broker::api::{
-    Api, FetchChunk, FetchShape, Identity, OffsetSpec, Payload, Produced, QuotaKind,
+    Api, FetchChunk, FetchShape, Identity, Isolation, OffsetSpec, Payload, Produced, QuotaKind,
 };
 use shale_core::error::{Error, Reason};
 use shale_proto::convert;
@@ -507,7 +507,7 @@ impl pb::log_server::Log for LogService {
         let spec = OffsetSpec::from_proto(req.spec);
         let found = self
             .api
-            .list_offsets(&who, &req.topic, req.partition, spec, None)
+            .list_offsets(&who, (&req.topic, req.partition), spec, None, Isolation::ReadUncommitted)
             .await
             .map_err(into_status)?;
         let answer = pb::ListOffsetsResponse {

@@ -2,8 +2,8 @@
 //! local log start from v8, KIP-405; the last tiered offset from v9, KIP-1005) and
 //! `OffsetForLeaderEpoch` (where an epoch ends, for a consumer's truncation detection,
 //! KIP-320), answered by partition leaders. A request naming a leader epoch (v4+) is
-//! refused at another one; `read_committed` (v2+) reads up to the high watermark, which is
-//! the last stable offset without transactions.
+//! refused at another one; under `read_committed` (v2+) the end is the last stable offset:
+//! latest is it, and a record found by time at or past it is not there yet (-1).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, OffsetForLeaderEpochRequest};
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
-use shale_broker::api::{Identity, OffsetSpec};
+use shale_broker::api::{Identity, Isolation, OffsetSpec};
 use shale_core::error::Error;
 
 /// Kafka's `ListOffsets` timestamps that are not times, with the version each came in.
@@ -85,8 +85,6 @@ async fn list_one(
     let partition = u32::try_from(partition)
         .map_err(|_| Error::invalid(format!("partition {partition} of {topic:?} is negative")))?;
     let spec = match (timestamp, version) {
-        // ListOffsets v2 added the isolation level: read_committed's latest is the LSO.
-        (LATEST, _) if committed => OffsetSpec::LastStable,
         (LATEST, _) => OffsetSpec::Latest,
         (EARLIEST, _) => OffsetSpec::Earliest,
         (ts, v) if ts == MAX_TIMESTAMP.0 && v >= MAX_TIMESTAMP.1 => OffsetSpec::MaxTimestamp,
@@ -101,7 +99,11 @@ async fn list_one(
             )));
         }
     };
-    kafka.api.list_offsets(who, topic, partition, spec, leader_epoch).await
+    let isolation = match committed {
+        true => Isolation::ReadCommitted,
+        false => Isolation::ReadUncommitted,
+    };
+    kafka.api.list_offsets(who, (topic, partition), spec, leader_epoch, isolation).await
 }
 
 /// `OffsetForLeaderEpoch` from a consumer: for each partition, the largest epoch at or

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::{Api, Identity, Payload, Produced, QuotaKind};
+use super::{Api, Identity, Isolation, Payload, Produced, QuotaKind};
 use crate::acl::{Operation, ResourceType};
 use crate::broker::producers::ProducerInfo;
 use crate::broker::{ListedOffset, OffsetSpec, TxnProduce};
@@ -123,20 +123,22 @@ impl Api {
     }
 
     /// Offsets of `topic`-`partition` (Describe on the topic), answered by its leader; at
-    /// `leader_epoch` when the caller names the epoch it believes current (KIP-320).
+    /// `leader_epoch` when the caller names the epoch it believes current (KIP-320); as
+    /// `isolation`'s reader sees the log (its end, for `read_committed`, the last stable
+    /// offset).
     pub async fn list_offsets(
         &self,
         who: &Identity,
-        topic: &str,
-        partition: u32,
+        (topic, partition): (&str, u32),
         spec: OffsetSpec,
         leader_epoch: Option<i32>,
+        isolation: Isolation,
     ) -> Result<ListedOffset, Error> {
         let acl = self.broker.acl();
         acl.check(who, "ListOffsets", Operation::Describe, ResourceType::Topic, topic)?;
         let p = self.broker.partition(topic, partition)?;
         crate::broker::check_leader_epoch(&p, leader_epoch)?;
-        crate::broker::list_offsets_on(&p, spec).await
+        crate::broker::list_offsets_on(&p, spec, isolation).await
     }
 
     /// A new producer id for an idempotent producer, tagged for `who`: IdempotentWrite on

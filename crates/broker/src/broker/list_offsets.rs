@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::fetch::Isolation;
 use super::{Broker, Partition};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
@@ -82,14 +83,27 @@ pub struct ListedOffset {
 
 /// `ListOffsets` answered by the partition's leader. The latest offset (and a lookup by
 /// time, bounded by it) waits until the high watermark is known, so a reader starting
-/// right after a failover never takes a stale one for the end.
+/// right after a failover never takes a stale one for the end. For a `read_committed`
+/// reader the end is the last stable offset: latest is it, and a record found by time at
+/// or past it is not there yet (-1), as Kafka answers.
 pub async fn list_offsets_on(
     partition: &Partition,
     spec: OffsetSpec,
+    isolation: Isolation,
 ) -> Result<ListedOffset, Error> {
+    let committed = isolation == Isolation::ReadCommitted;
+    let visible =
+        |(offset, ts): (i64, i64)| match committed && offset >= partition.last_stable_offset() {
+            true => (-1, -1),
+            false => (offset, ts),
+        };
     let (offset, timestamp_ms) = match spec {
         OffsetSpec::Earliest => (partition.log_start_offset(), -1),
         OffsetSpec::EarliestLocal => (partition.log().log_start_offset(), -1),
+        OffsetSpec::Latest if committed => {
+            partition.settled_high_watermark(SETTLE_WAIT).await?;
+            (partition.last_stable_offset(), -1)
+        }
         OffsetSpec::Latest => (partition.settled_high_watermark(SETTLE_WAIT).await?, -1),
         OffsetSpec::LastStable => {
             partition.settled_high_watermark(SETTLE_WAIT).await?;
@@ -101,11 +115,11 @@ pub async fn list_offsets_on(
         }
         OffsetSpec::Timestamp(ts) => {
             partition.settled_high_watermark(SETTLE_WAIT).await?;
-            partition.offset_for_timestamp(ts).await?.unwrap_or((-1, -1))
+            visible(partition.offset_for_timestamp(ts).await?.unwrap_or((-1, -1)))
         }
         OffsetSpec::MaxTimestamp => {
             partition.settled_high_watermark(SETTLE_WAIT).await?;
-            partition.max_timestamp_record().await?.unwrap_or((-1, -1))
+            visible(partition.max_timestamp_record().await?.unwrap_or((-1, -1)))
         }
     };
     Ok(ListedOffset {
@@ -150,7 +164,7 @@ impl Broker {
         spec: OffsetSpec,
     ) -> Result<ListedOffset, Error> {
         match self.partition(topic, partition) {
-            Ok(p) => list_offsets_on(&p, spec).await,
+            Ok(p) => list_offsets_on(&p, spec, Isolation::ReadUncommitted).await,
             Err(e) if e.kind == ErrorKind::NotLeader => {
                 let addr = e.details.get("leader_address").cloned().unwrap_or_default();
                 if addr.is_empty() {

@@ -51,7 +51,8 @@ fn alone(dir: &Path, config: TopicConfig, remote: Option<RemoteReader>) -> Arc<P
 }
 
 async fn listed(p: &Partition, spec: OffsetSpec) -> (i64, i64) {
-    let ListedOffset { offset, timestamp_ms, .. } = list_offsets_on(p, spec).await.unwrap();
+    let ListedOffset { offset, timestamp_ms, .. } =
+        list_offsets_on(p, spec, Default::default()).await.unwrap();
     (offset, timestamp_ms)
 }
 

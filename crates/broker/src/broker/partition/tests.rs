@@ -502,3 +502,40 @@ async fn a_leader_opens_a_transaction_only_with_a_guard() {
     p.replication().follower_fetched(2, 0, 1, 1);
     assert_eq!((p.high_watermark(), p.last_stable_offset()), (1, 0), "held at the transaction");
 }
+
+/// Under `read_committed`, ListOffsets' latest is the last stable offset, and a record
+/// found by time (or the largest timestamp) at or past it is not there yet (-1).
+#[tokio::test]
+async fn list_offsets_under_read_committed_ends_at_the_last_stable_offset() {
+    use crate::broker::fetch::Isolation::{ReadCommitted, ReadUncommitted};
+    use crate::broker::{OffsetSpec, list_offsets_on};
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(2, 1));
+    let mut b = BatchBuilder::new(Compression::None);
+    b.push(Record { key: None, value: Some(Bytes::from("a")), headers: vec![], timestamp_ms: 10 });
+    assert!(p.append_replicated(2, 1, &at(0, b.build())).unwrap());
+    let mut txn = BatchBuilder::new(Compression::None).with_producer(7, 0, 0).transactional();
+    txn.push(Record {
+        key: None,
+        value: Some(Bytes::from("t")),
+        headers: vec![],
+        timestamp_ms: 20,
+    });
+    assert!(p.append_replicated(2, 1, &at(1, txn.build())).unwrap());
+    p.set_state(&state(1, 2), p.replication().revision() + 1);
+    p.replication().follower_fetched(2, 0, 2, 2);
+    let found = |spec, isolation| {
+        let p = p.clone();
+        async move {
+            let l = list_offsets_on(&p, spec, isolation).await.unwrap();
+            (l.offset, l.timestamp_ms)
+        }
+    };
+    assert_eq!(found(OffsetSpec::Latest, ReadUncommitted).await, (2, -1));
+    assert_eq!(found(OffsetSpec::Latest, ReadCommitted).await, (1, -1));
+    assert_eq!(found(OffsetSpec::Timestamp(15), ReadUncommitted).await, (1, 20));
+    assert_eq!(found(OffsetSpec::Timestamp(15), ReadCommitted).await, (-1, -1));
+    assert_eq!(found(OffsetSpec::Timestamp(5), ReadCommitted).await, (0, 10));
+    assert_eq!(found(OffsetSpec::MaxTimestamp, ReadCommitted).await, (-1, -1));
+    assert_eq!(found(OffsetSpec::MaxTimestamp, ReadUncommitted).await, (1, 20));
+}
