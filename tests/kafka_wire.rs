@@ -596,6 +596,18 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
             let r: DescribeProducersResponse = call(addr, key, v, &describe_producers(t)).await;
             assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{v}");
         }
+        ApiKey::ListTransactions => {
+            let req = ListTransactionsRequest::default().with_duration_filter(-1);
+            let r: ListTransactionsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+        }
+        ApiKey::DescribeTransactions => {
+            let ids = vec![TransactionalId(s("wire-none"))];
+            let req = DescribeTransactionsRequest::default().with_transactional_ids(ids);
+            let r: DescribeTransactionsResponse = call(addr, key, v, &req).await;
+            // TRANSACTIONAL_ID_NOT_FOUND: the one broker coordinates every id.
+            assert_eq!(r.transaction_states[0].error_code, 105, "v{v}");
+        }
         other => panic!("{other:?} is served but this test has no request for it: add one"),
     }
 }
@@ -978,6 +990,8 @@ fn valid(key: ApiKey, v: i16) -> Bytes {
         AlterUserScramCredentials => AlterUserScramCredentialsRequest,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
         DescribeProducers => DescribeProducersRequest,
+        ListTransactions => ListTransactionsRequest,
+        DescribeTransactions => DescribeTransactionsRequest,
     }
 }
 
@@ -1136,4 +1150,66 @@ async fn describe_producers_lists_the_producers_a_partition_knows() {
     let r: DescribeProducersResponse =
         call(&addr, ApiKey::DescribeProducers, 0, &describe_producers("wire-none")).await;
     assert_eq!(r.topics[0].partitions[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
+/// ListTransactions and DescribeTransactions show the transactions this broker coordinates:
+/// an open one with its partitions, filtered by state, producer id and age; an unknown
+/// state name is reported back, an unknown id is TRANSACTIONAL_ID_NOT_FOUND (105).
+#[tokio::test]
+async fn list_and_describe_transactions_show_what_the_coordinator_holds() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-tx", 2, 1, Default::default()).await.unwrap();
+    let txn = server.broker().txn().unwrap().clone();
+    let (pid, epoch) = txn.init_producer_id("wire-app", 60_000, None).await.unwrap();
+    let parts = [("wire-tx".to_string(), 0), ("wire-tx".to_string(), 1)];
+    txn.add("wire-app", (pid, epoch), &parts, &[], true).await.unwrap();
+    txn.init_producer_id("wire-idle", 60_000, None).await.unwrap();
+    let list = |states: &[&str], pids: Vec<i64>, duration: i64| {
+        ListTransactionsRequest::default()
+            .with_state_filters(states.iter().map(|x| s(x)).collect())
+            .with_producer_id_filters(pids.into_iter().map(ProducerId).collect())
+            .with_duration_filter(duration)
+    };
+    let listed = |r: &ListTransactionsResponse| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = r
+            .transaction_states
+            .iter()
+            .map(|t| (t.transactional_id.0.to_string(), t.transaction_state.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let r: ListTransactionsResponse =
+        call(&addr, ApiKey::ListTransactions, 1, &list(&[], vec![], -1)).await;
+    let both = vec![
+        ("wire-app".to_string(), "Ongoing".to_string()),
+        ("wire-idle".to_string(), "Empty".to_string()),
+    ];
+    assert_eq!(listed(&r), both);
+    let r: ListTransactionsResponse =
+        call(&addr, ApiKey::ListTransactions, 1, &list(&["Ongoing", "Bogus"], vec![], -1)).await;
+    assert_eq!(listed(&r), both[..1].to_vec());
+    assert_eq!(r.unknown_state_filters, vec![s("Bogus")]);
+    let r: ListTransactionsResponse =
+        call(&addr, ApiKey::ListTransactions, 1, &list(&[], vec![pid], -1)).await;
+    assert_eq!(listed(&r), both[..1].to_vec(), "by producer id");
+    let r: ListTransactionsResponse =
+        call(&addr, ApiKey::ListTransactions, 1, &list(&["Ongoing"], vec![], 3_600_000)).await;
+    assert!(listed(&r).is_empty(), "not open for an hour");
+    let ids = vec![TransactionalId(s("wire-app")), TransactionalId(s("wire-gone"))];
+    let req = DescribeTransactionsRequest::default().with_transactional_ids(ids);
+    let r: DescribeTransactionsResponse = call(&addr, ApiKey::DescribeTransactions, 0, &req).await;
+    let app = &r.transaction_states[0];
+    assert_eq!(app.error_code, 0);
+    assert_eq!(app.transaction_state.as_str(), "Ongoing");
+    assert_eq!(
+        (app.producer_id.0, app.producer_epoch, app.transaction_timeout_ms),
+        (pid, epoch, 60_000)
+    );
+    assert!(app.transaction_start_time_ms > 0);
+    assert_eq!(app.topics.len(), 1);
+    assert_eq!(app.topics[0].partitions, vec![0, 1]);
+    assert_eq!(r.transaction_states[1].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
 }

@@ -80,6 +80,10 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
         ApiKey::DescribeProducers => {
             crate::producers::describe_producers(kafka, session, &mut call)
         }
+        ApiKey::ListTransactions => crate::txns::list_transactions(kafka, session, &mut call),
+        ApiKey::DescribeTransactions => {
+            crate::txns::describe_transactions(kafka, session, &mut call)
+        }
         ApiKey::FindCoordinator => crate::groups::find_coordinator(kafka, session, &mut call),
         ApiKey::JoinGroup => crate::groups::join(kafka, session, &mut call),
         ApiKey::SyncGroup => crate::groups::sync(kafka, session, &mut call),

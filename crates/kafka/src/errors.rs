@@ -41,6 +41,7 @@ pub(crate) fn kafka_error(e: &Error, about: About) -> K {
         Reason::ConcurrentTransactions => Some(K::ConcurrentTransactions),
         Reason::InvalidProducerIdMapping => Some(K::InvalidProducerIdMapping),
         Reason::InvalidTransactionTimeout => Some(K::InvalidTransactionTimeout),
+        Reason::TransactionalIdNotFound => Some(K::TransactionalIdNotFound),
         Reason::FencedLeaderEpoch => Some(K::FencedLeaderEpoch),
         Reason::BatchTooLarge => Some(K::MessageTooLarge),
         Reason::CorruptBatch => Some(K::CorruptMessage),
@@ -101,6 +102,7 @@ fn denied(e: &Error) -> K {
     match e.details.get("resource_type").map(String::as_str) {
         Some("group") => K::GroupAuthorizationFailed,
         Some("cluster") => K::ClusterAuthorizationFailed,
+        Some("transactional_id") => K::TransactionalIdAuthorizationFailed,
         _ => K::TopicAuthorizationFailed,
     }
 }

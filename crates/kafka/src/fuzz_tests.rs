@@ -37,6 +37,8 @@ macro_rules! with_served_requests {
             AlterUserScramCredentials => AlterUserScramCredentialsRequest,
             DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
             DescribeProducers => DescribeProducersRequest,
+            ListTransactions => ListTransactionsRequest,
+            DescribeTransactions => DescribeTransactionsRequest,
         }
     };
 }

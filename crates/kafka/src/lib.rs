@@ -17,6 +17,7 @@
 //! - `offsets`: `ListOffsets`, `OffsetForLeaderEpoch`.
 //! - `delete_records`: `DeleteRecords`.
 //! - `producers`: `DescribeProducers`.
+//! - `txns`: `ListTransactions`, `DescribeTransactions`.
 //! - `topics`: `CreateTopics`, `DeleteTopics`, `CreatePartitions`.
 //! - `configs`: `DescribeConfigs`, `AlterConfigs`, `IncrementalAlterConfigs`.
 //! - `groups`: the classic group protocol (`FindCoordinator`, `JoinGroup`, `SyncGroup`,
@@ -53,6 +54,7 @@ mod producers;
 mod sasl;
 mod sessions;
 mod topics;
+mod txns;
 mod versions;
 
 pub use listener::{KafkaServer, serve};

@@ -48,6 +48,9 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::DescribeProducers, 0, 0),
+    // v2 adds a regular expression over transactional ids (KIP-1152): not served.
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// The served version range of an API, if it is served.

@@ -17,6 +17,7 @@
 //! - `groups`: consumer groups (Shale's own protocol) and committed offsets.
 //! - `classic`: consumer groups of Kafka's classic protocol.
 //! - `replica`: broker-to-broker replication, for brokers only.
+//! - `txn`: transactions as operators list and describe them.
 //! - `sasl`: SASL (PLAIN, SCRAM, OAUTHBEARER) and users' SCRAM credentials.
 
 mod admin;
@@ -26,6 +27,7 @@ mod groups;
 mod log;
 mod replica;
 mod sasl;
+mod txn;
 
 use std::sync::Arc;
 
@@ -50,12 +52,14 @@ pub use crate::metrics::{RequestMetrics, observe_since};
 pub use crate::quota::{Kind as QuotaKind, QuotaLimits};
 pub use crate::settings::Settings;
 pub use crate::tls::ServerTls;
+pub use crate::txn::state::{TxnRecord, TxnState};
 pub use admin::{ClusterMetadata, TopicMetadata, TopicsWanted};
 pub use fetch::{FetchPartition, FetchShape, Fetched};
 pub use log::{Admitted, PendingProduce};
 pub use sasl::ScramChange;
 pub use shale_meta::controller::Move;
 pub use shale_meta::topics::{BrokerRecord, PartitionState};
+pub use txn::TxnFilter;
 
 use crate::broker::Broker as Inner;
 use shale_core::error::Error;

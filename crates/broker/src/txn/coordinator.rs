@@ -473,6 +473,22 @@ impl TxnCoordinator {
         Ok(true)
     }
 
+    /// The ids this broker coordinates, with their records (ListTransactions).
+    pub async fn list(&self) -> Result<Vec<(String, TxnRecord)>, Error> {
+        let all = self.store.list().await?;
+        Ok(all
+            .into_iter()
+            .filter(|(id, _)| self.coordinates(id))
+            .map(|(id, s)| (id, s.record))
+            .collect())
+    }
+
+    /// The record of `id`, which this broker must coordinate (DescribeTransactions).
+    pub async fn describe(&self, id: &str) -> Result<Option<TxnRecord>, Error> {
+        self.slot(id)?;
+        Ok(self.store.load(id).await?.map(|s| s.record))
+    }
+
     /// Forgets what is held for ids this broker no longer coordinates (the live brokers
     /// changed): if it wins them again it claims them again.
     pub fn release_lost(&self) {

@@ -109,6 +109,8 @@ reasons! {
     InvalidProducerIdMapping = "INVALID_PRODUCER_ID_MAPPING",
     /// A transaction timeout of zero or less, or above `transactions.max_timeout_ms`.
     InvalidTransactionTimeout = "INVALID_TRANSACTION_TIMEOUT",
+    /// No transactional id by that name.
+    TransactionalIdNotFound = "TRANSACTIONAL_ID_NOT_FOUND",
     /// The broker is draining and hands its work to others.
     BrokerDraining = "BROKER_DRAINING",
     /// The local log bytes are over `tier.local_disk_budget_bytes`.
