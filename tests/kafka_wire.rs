@@ -50,6 +50,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rand::{Rng, SeedableRng};
@@ -1050,6 +1051,20 @@ async fn a_waiting_fetch_answers_once_its_partition_is_deleted() {
     assert!(matches!(code, 3 | 5 | 6), "error code {code}, not the partition's loss");
 }
 
+/// Produce v9 (acks=all) of `batch` to partition 0 of `topic`: the partition's answer.
+async fn produce_batch(
+    addr: &str,
+    topic_name: &str,
+    batch: Bytes,
+) -> produce_response::PartitionProduceResponse {
+    let data = TopicProduceData::default().with_name(topic(topic_name)).with_partition_data(vec![
+        PartitionProduceData::default().with_index(0).with_records(Some(batch)),
+    ]);
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000);
+    let r: ProduceResponse = call(addr, ApiKey::Produce, 9, &req.with_topic_data(vec![data])).await;
+    r.responses[0].partition_responses[0].clone()
+}
+
 /// A transactional batch needs a transaction begun with a coordinator; a producer with no
 /// transactional id has none, so its transactional batch is refused with INVALID_TXN_STATE
 /// (48) and nothing is stored (it would hold every `read_committed` reader back for ever).
@@ -1078,13 +1093,7 @@ async fn a_transactional_batch_outside_a_transaction_is_refused_and_not_stored()
         headers: vec![],
         timestamp_ms: 1_700_000_000_000,
     });
-    let data = TopicProduceData::default().with_name(topic("wire-txn")).with_partition_data(vec![
-        PartitionProduceData::default().with_index(0).with_records(Some(b.build())),
-    ]);
-    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000);
-    let r: ProduceResponse =
-        call(&addr, ApiKey::Produce, 9, &req.with_topic_data(vec![data])).await;
-    let p = &r.responses[0].partition_responses[0];
+    let p = produce_batch(&addr, "wire-txn", b.build()).await;
     assert_eq!(p.error_code, 48, "INVALID_TXN_STATE: {:?}", p.error_message);
     assert_eq!(list_offset(&addr, "wire-txn", -1, -1).await, (0, 0, -1), "nothing stored");
 }
@@ -1124,14 +1133,7 @@ async fn describe_producers_lists_the_producers_a_partition_knows() {
             headers: vec![],
             timestamp_ms: 1_700_000_000_000 + i64::from(seq),
         });
-        let data =
-            TopicProduceData::default().with_name(topic("wire-dp")).with_partition_data(vec![
-                PartitionProduceData::default().with_index(0).with_records(Some(b.build())),
-            ]);
-        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000);
-        let r: ProduceResponse =
-            call(&addr, ApiKey::Produce, 9, &req.with_topic_data(vec![data])).await;
-        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+        assert_eq!(produce_batch(&addr, "wire-dp", b.build()).await.error_code, 0);
     }
     let r: DescribeProducersResponse =
         call(&addr, ApiKey::DescribeProducers, 0, &describe_producers("wire-dp")).await;

@@ -76,8 +76,12 @@ impl FetchShape {
 /// Messages buffered per stream: small, so a slow consumer pushes back on reads.
 const STREAM_BUFFER: usize = 2;
 
-/// A partition opened for reading, with its topic's counters.
-type Opened = Result<(ReadWant, Arc<TopicCounters>), Error>;
+/// Partitions opened for reading: each one's read (or why it cannot be read here), with its
+/// topic's counters.
+struct Opened {
+    wants: Vec<Result<ReadWant, Error>>,
+    counters: Vec<Option<Arc<TopicCounters>>>,
+}
 
 impl Api {
     /// Reads `wants` as one Kafka `Fetch` does: each partition's batches below its high
@@ -118,8 +122,7 @@ impl Api {
             isolation: Isolation::ReadUncommitted,
         };
         let mut opened = self.open_reads(who, action, std::slice::from_ref(&want));
-        let (read, counters) = opened.pop().unwrap_or_else(|| Err(Error::internal("no read")))?;
-        fetch::check_range(&read)?;
+        fetch::check_range(opened.only()?)?;
         let wait = WaitFor {
             max_bytes: shape.max_bytes,
             min_bytes: 1,
@@ -130,7 +133,6 @@ impl Api {
         let (api, who, stop_at_end) = (self.clone(), who.clone(), shape.stop_at_end);
         // Detached: the loop ends when the receiver is dropped, at an error, or at the end.
         shale_core::task::spawn_detached(async move {
-            let mut opened = vec![Ok((read, counters))];
             loop {
                 let read = api.read_opened(&who, &opened, &wait).await;
                 let Some(chunk) = read.partitions.into_iter().next() else { return };
@@ -145,7 +147,7 @@ impl Api {
                     shale_core::clock::sleep(read.throttle).await;
                 }
                 let end = stop_at_end && chunk.at_end;
-                if let Some(Ok((want, _))) = opened.first_mut() {
+                if let Some(Ok(want)) = opened.wants.first_mut() {
                     want.offset = chunk.next_offset;
                 }
                 if !(end && chunk.batches.is_empty()) && tx.send(Ok(chunk)).await.is_err() {
@@ -178,16 +180,15 @@ impl Api {
             leader_epoch: current_epoch,
             isolation: Isolation::ReadUncommitted,
         };
-        let mut opened = self.open_reads(who, "OffsetForLeaderEpoch", std::slice::from_ref(&want));
-        let (read, _) = opened.pop().unwrap_or_else(|| Err(Error::internal("no read")))?;
-        Ok(crate::broker::replication::leader::end_of_epoch_on(&read.partition, epoch))
+        let opened = self.open_reads(who, "OffsetForLeaderEpoch", std::slice::from_ref(&want));
+        Ok(crate::broker::replication::leader::end_of_epoch_on(&opened.only()?.partition, epoch))
     }
 
     /// Each want's partition, when `who` may read its topic (checked once per topic), this
     /// broker leads it and at the epoch the client names. Counts a fetch for each.
-    fn open_reads(&self, who: &Identity, action: &str, wants: &[FetchPartition]) -> Vec<Opened> {
+    fn open_reads(&self, who: &Identity, action: &str, wants: &[FetchPartition]) -> Opened {
         let mut allowed: Vec<(&str, Result<(), Error>)> = Vec::new();
-        wants
+        let (wants, counters) = wants
             .iter()
             .map(|w| {
                 let may = match allowed.iter().find(|(t, _)| *t == w.topic) {
@@ -200,34 +201,39 @@ impl Api {
                         may
                     }
                 };
-                may?;
-                let partition = self.broker.partition(&w.topic, w.partition)?;
-                crate::broker::check_leader_epoch(&partition, w.leader_epoch)?;
-                let counters = self.broker.request_metrics().topic(&w.topic);
-                counters.fetch_requests.fetch_add(1, Ordering::Relaxed);
-                let read = ReadWant {
-                    partition,
-                    offset: w.offset,
-                    max_bytes: w.max_bytes,
-                    isolation: w.isolation,
-                };
-                Ok((read, counters))
+                let opened = may.and_then(|()| {
+                    let partition = self.broker.partition(&w.topic, w.partition)?;
+                    crate::broker::check_leader_epoch(&partition, w.leader_epoch)?;
+                    Ok(partition)
+                });
+                match opened {
+                    Ok(partition) => {
+                        let counters = self.broker.request_metrics().topic(&w.topic);
+                        counters.fetch_requests.fetch_add(1, Ordering::Relaxed);
+                        let read = ReadWant {
+                            partition,
+                            offset: w.offset,
+                            max_bytes: w.max_bytes,
+                            isolation: w.isolation,
+                        };
+                        (Ok(read), Some(counters))
+                    }
+                    Err(e) => (Err(e), None),
+                }
             })
-            .collect()
+            .unzip();
+        Opened { wants, counters }
     }
 
     /// Reads opened partitions as `wait` says; a partition that closed here answers where
     /// it went (its new leader, or that it is gone). Counts the bytes for each topic and
     /// charges them to the fetch quota.
-    async fn read_opened(&self, who: &Identity, opened: &[Opened], wait: &WaitFor) -> Fetched {
-        let wants: Vec<Result<ReadWant, Error>> = opened
-            .iter()
-            .map(|o| o.as_ref().map(|(w, _)| w.clone()).map_err(Error::clone))
-            .collect();
-        let mut partitions = fetch::long_poll(&wants, wait, self.broker.closed_signal()).await;
+    async fn read_opened(&self, who: &Identity, opened: &Opened, wait: &WaitFor) -> Fetched {
+        let wants = &opened.wants;
+        let mut partitions = fetch::long_poll(wants, wait, self.broker.closed_signal()).await;
         let mut total = 0u64;
-        for (chunk, o) in partitions.iter_mut().zip(opened) {
-            let Ok((want, counters)) = o else { continue };
+        for ((chunk, want), counters) in partitions.iter_mut().zip(wants).zip(&opened.counters) {
+            let (Ok(want), Some(counters)) = (want, counters) else { continue };
             match chunk {
                 Ok(c) => {
                     let bytes = c.batches.len() as u64;
@@ -245,5 +251,15 @@ impl Api {
         }
         let throttle = self.broker.quotas().owe(who, QuotaKind::Fetch, total);
         Fetched { partitions, throttle }
+    }
+}
+
+impl Opened {
+    /// The one partition opened, or why it could not be.
+    fn only(&self) -> Result<&ReadWant, Error> {
+        match self.wants.as_slice() {
+            [want] => want.as_ref().map_err(Error::clone),
+            _ => Err(Error::internal("one partition was to be opened")),
+        }
     }
 }

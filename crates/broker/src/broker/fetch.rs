@@ -105,25 +105,33 @@ pub(crate) async fn long_poll(
     mut closed: watch::Receiver<bool>,
 ) -> Vec<Result<FetchChunk, Error>> {
     let deadline = wait.max_wait.map(|d| shale_core::clock::monotonic_now() + d);
+    // Watches are taken only once a read finds too little, and the read is then done once
+    // more: what arrived between the read and the watch is not missed, and a read that
+    // answers at once (the busy case) costs no subscription.
+    let mut watches: Option<Vec<_>> = None;
     loop {
-        // The watches see the current values before the read, so no advance between the
-        // read and the wait is missed.
-        let mut watches: Vec<_> = wants
-            .iter()
-            .flatten()
-            .map(|w| {
-                let mut hw = w.partition.subscribe_hw();
-                hw.borrow_and_update();
-                (hw, w.partition.closed_signal())
-            })
-            .collect();
         let (reads, bytes) = read_all(wants, wait.max_bytes).await;
         let failed = reads.iter().any(Result::is_err);
         let at_end = wait.answer_at_end && reads.iter().flatten().all(|r| r.at_end);
         let expired = deadline.is_some_and(|d| shale_core::clock::monotonic_now() >= d);
-        if bytes >= wait.min_bytes.max(1) || failed || at_end || watches.is_empty() || expired {
+        let nothing_to_watch = !wants.iter().any(Result::is_ok);
+        if bytes >= wait.min_bytes.max(1) || failed || at_end || nothing_to_watch || expired {
             return reads;
         }
+        let Some(watches) = watches.as_mut() else {
+            watches = Some(
+                wants
+                    .iter()
+                    .flatten()
+                    .map(|w| {
+                        let mut hw = w.partition.subscribe_hw();
+                        hw.borrow_and_update();
+                        (hw, w.partition.closed_signal())
+                    })
+                    .collect(),
+            );
+            continue;
+        };
         let changed = futures::future::select_all(watches.iter_mut().map(|(hw, closed)| {
             async move {
                 tokio::select! {

@@ -62,6 +62,8 @@ pub struct TxnSettings {
 
 /// One transactional id as this broker holds it: its record once claimed here.
 type Held = Arc<tokio::sync::Mutex<Option<Stored>>>;
+/// An id held for one request: no other request on it runs meanwhile.
+type Holding = tokio::sync::OwnedMutexGuard<Option<Stored>>;
 
 /// How a transaction ended, for the metrics: (commit or abort, why).
 pub type EndCause = (&'static str, &'static str);
@@ -130,31 +132,51 @@ impl TxnCoordinator {
         Arc::new(TxnCoordinator { host, store, offsets, settings, held, counts })
     }
 
-    /// Whether this broker coordinates `id`.
-    pub fn coordinates(&self, id: &str) -> bool {
-        let candidates = self.host.coordinator_candidates();
-        crate::groups::coordinator_of(id, &candidates)
+    /// Whether this broker wins `id` among `candidates` (live brokers, as (id, address)).
+    fn wins(&self, id: &str, candidates: &[(i32, String)]) -> bool {
+        crate::groups::coordinator_of(id, candidates)
             .is_some_and(|(b, _)| b == self.host.broker_id())
     }
 
-    /// The id's slot here, or `NOT_COORDINATOR` when another broker coordinates it.
-    fn slot(&self, id: &str) -> Result<Held, Error> {
-        invalid_id(id)?;
-        let candidates = self.host.coordinator_candidates();
-        let winner = crate::groups::coordinator_of(id, &candidates);
-        if winner.as_ref().map(|(b, _)| *b) != Some(self.host.broker_id()) {
-            return Err(not_coordinator(id, winner));
-        }
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(held.entry(id.to_string()).or_default().clone())
+    /// Whether this broker coordinates `id`.
+    pub fn coordinates(&self, id: &str) -> bool {
+        self.wins(id, &self.host.coordinator_candidates())
     }
 
-    /// The id's stored record, claimed here the first time this broker holds it.
-    async fn current(&self, id: &str, slot: &mut Option<Stored>) -> Result<Option<Stored>, Error> {
+    /// `Ok` if this broker coordinates `id`, else `NOT_COORDINATOR` naming the one that
+    /// does.
+    fn check_coordinates(&self, id: &str) -> Result<(), Error> {
+        invalid_id(id)?;
+        let candidates = self.host.coordinator_candidates();
+        match self.wins(id, &candidates) {
+            true => Ok(()),
+            false => Err(not_coordinator(id, crate::groups::coordinator_of(id, &candidates))),
+        }
+    }
+
+    /// Holds `id` for one request (`NOT_COORDINATOR` when another broker coordinates it):
+    /// the hold and the id's stored record, claimed here the first time this broker holds
+    /// it.
+    async fn hold(&self, id: &str) -> Result<(Holding, Option<Stored>), Error> {
+        self.check_coordinates(id)?;
+        let held = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.entry(id.to_string()).or_default().clone()
+        };
+        let mut slot = held.lock_owned().await;
         if slot.is_none() {
             *slot = self.store.claim(id).await?;
         }
-        Ok(slot.clone())
+        let current = slot.clone();
+        Ok((slot, current))
+    }
+
+    /// A new producer id for `id` when `needed` (the rules say when).
+    async fn spare(&self, id: &str, needed: bool) -> Result<Option<i64>, Error> {
+        match needed {
+            true => Ok(Some(self.host.new_producer_id(id).await?)),
+            false => Ok(None),
+        }
     }
 
     /// Writes `record` over `previous`; a failed compare forgets the id here.
@@ -216,14 +238,9 @@ impl TxnCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), Error> {
-        let slot = self.slot(id)?;
-        let mut slot = slot.lock().await;
-        let current = self.current(id, &mut slot).await?;
+        let (mut slot, current) = self.hold(id).await?;
         let record = current.as_ref().map(|s| &s.record);
-        let spare = match state::needs_new_id(record) {
-            true => Some(self.host.new_producer_id(id).await?),
-            false => None,
-        };
+        let spare = self.spare(id, state::needs_new_id(record)).await?;
         let now_ms = self.host.now_ms();
         let ask =
             InitAsk { timeout_ms, expected, max_timeout_ms: self.settings.max_timeout_ms, now_ms };
@@ -260,9 +277,7 @@ impl TxnCoordinator {
         groups: &[String],
         tv2: bool,
     ) -> Result<(), Error> {
-        let slot = self.slot(id)?;
-        let mut slot = slot.lock().await;
-        let current = self.current(id, &mut slot).await?;
+        let (mut slot, current) = self.hold(id).await?;
         let record = current.as_ref().map(|s| &s.record);
         let now_ms = self.host.now_ms();
         if let Some(next) =
@@ -284,9 +299,7 @@ impl TxnCoordinator {
         offsets: &[(String, u32, OffsetRecord)],
         tv2: bool,
     ) -> Result<(), Error> {
-        let slot = self.slot(id)?;
-        let mut slot = slot.lock().await;
-        let current = self.current(id, &mut slot).await?;
+        let (mut slot, current) = self.hold(id).await?;
         let record = current.as_ref().map(|s| &s.record);
         if tv2 {
             let groups = [group.to_string()];
@@ -317,23 +330,16 @@ impl TxnCoordinator {
         producer: (i64, i16),
         partition: (&str, u32),
     ) -> Result<bool, Error> {
-        let slot = self.slot(id)?;
-        let mut slot = slot.lock().await;
-        let current = self.current(id, &mut slot).await?;
+        let (_slot, current) = self.hold(id).await?;
         state::in_txn(id, current.as_ref().map(|s| &s.record), producer, partition)
     }
 
     /// `EndTxn`: the decision is stored before the answer; its markers and the completion
     /// follow in the background. The producer id and epoch for the next transaction.
     pub async fn end(self: &Arc<Self>, id: &str, ask: EndAsk) -> Result<(i64, i16), Error> {
-        let slot = self.slot(id)?;
-        let mut slot = slot.lock().await;
-        let current = self.current(id, &mut slot).await?;
+        let (mut slot, current) = self.hold(id).await?;
         let record = current.as_ref().map(|s| &s.record);
-        let spare = match state::end_needs_new_id(record) {
-            true => Some(self.host.new_producer_id(id).await?),
-            false => None,
-        };
+        let spare = self.spare(id, state::end_needs_new_id(record)).await?;
         match state::end_txn(id, record, &ask, spare)? {
             EndOutcome::Done => {
                 let r =
@@ -367,11 +373,7 @@ impl TxnCoordinator {
     /// not held meanwhile (its requests answer `CONCURRENT_TRANSACTIONS`, from the record);
     /// the completion is written only if the record is still the decision it wrote for.
     pub async fn finish(&self, id: &str) -> Result<(), Error> {
-        let decided = {
-            let slot = self.slot(id)?;
-            let mut slot = slot.lock().await;
-            self.current(id, &mut slot).await?
-        };
+        let decided = self.hold(id).await?.1;
         let Some(decided) = decided.filter(|s| s.record.state.is_prepare()) else { return Ok(()) };
         let r = &decided.record;
         let kind = match r.state {
@@ -412,9 +414,8 @@ impl TxnCoordinator {
         for group in &r.groups {
             self.offsets.end(id, group, commit).await?;
         }
-        let slot = self.slot(id)?;
-        let mut slot = slot.lock().await;
-        let Some(now) = self.current(id, &mut slot).await? else { return Ok(()) };
+        let (mut slot, now) = self.hold(id).await?;
+        let Some(now) = now else { return Ok(()) };
         if now.revision != decided.revision {
             return Ok(());
         }
@@ -429,14 +430,11 @@ impl TxnCoordinator {
     pub async fn sweep(self: &Arc<Self>) -> Result<(usize, usize), Error> {
         let (mut resumed, mut aborted) = (0, 0);
         let now_ms = self.host.now_ms();
-        for (id, stored) in self.store.list().await? {
-            if !self.coordinates(&id) {
-                continue;
-            }
-            if stored.record.state.is_prepare() {
+        for (id, record) in self.list().await? {
+            if record.state.is_prepare() {
                 resumed += 1;
                 self.spawn_finish(&id);
-            } else if stored.record.timed_out(now_ms) {
+            } else if record.timed_out(now_ms) {
                 match self.abort_timed_out(&id).await {
                     Ok(true) => aborted += 1,
                     Ok(false) => {}
@@ -451,17 +449,13 @@ impl TxnCoordinator {
     /// Aborts the id's open transaction if it is past its timeout (checked again under the
     /// id's lock); whether it did.
     async fn abort_timed_out(self: &Arc<Self>, id: &str) -> Result<bool, Error> {
-        let slot = self.slot(id)?;
-        let mut slot = slot.lock().await;
-        let Some(stored) = self.current(id, &mut slot).await? else { return Ok(false) };
+        let (mut slot, stored) = self.hold(id).await?;
+        let Some(stored) = stored else { return Ok(false) };
         let now_ms = self.host.now_ms();
         if !stored.record.timed_out(now_ms) {
             return Ok(false);
         }
-        let spare = match state::end_needs_new_id(Some(&stored.record)) {
-            true => Some(self.host.new_producer_id(id).await?),
-            false => None,
-        };
+        let spare = self.spare(id, state::end_needs_new_id(Some(&stored.record))).await?;
         let next = state::abort_timed_out(&stored.record, now_ms, spare)?;
         tracing::info!(transactional_id = %id, producer_id = next.producer_id,
             started_ms = stored.record.started_ms, timeout_ms = stored.record.timeout_ms,
@@ -476,16 +470,17 @@ impl TxnCoordinator {
     /// The ids this broker coordinates, with their records (ListTransactions).
     pub async fn list(&self) -> Result<Vec<(String, TxnRecord)>, Error> {
         let all = self.store.list().await?;
+        let candidates = self.host.coordinator_candidates();
         Ok(all
             .into_iter()
-            .filter(|(id, _)| self.coordinates(id))
+            .filter(|(id, _)| self.wins(id, &candidates))
             .map(|(id, s)| (id, s.record))
             .collect())
     }
 
     /// The record of `id`, which this broker must coordinate (DescribeTransactions).
     pub async fn describe(&self, id: &str) -> Result<Option<TxnRecord>, Error> {
-        self.slot(id)?;
+        self.check_coordinates(id)?;
         Ok(self.store.load(id).await?.map(|s| s.record))
     }
 
@@ -494,9 +489,6 @@ impl TxnCoordinator {
     pub fn release_lost(&self) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let candidates = self.host.coordinator_candidates();
-        let me = self.host.broker_id();
-        held.retain(|id, _| {
-            crate::groups::coordinator_of(id, &candidates).is_some_and(|(b, _)| b == me)
-        });
+        held.retain(|id, _| self.wins(id, &candidates));
     }
 }

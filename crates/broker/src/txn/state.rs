@@ -181,6 +181,11 @@ pub enum InitOutcome {
     Fence(TxnRecord),
 }
 
+/// The new producer id the caller allocated because a rule said one is needed.
+fn allocated(spare: Option<i64>) -> Result<i64, Error> {
+    spare.ok_or_else(|| Error::internal("a new producer id was not allocated"))
+}
+
 /// Whether [`init_producer_id`] on `current` needs a new producer id.
 pub fn needs_new_id(current: Option<&TxnRecord>) -> bool {
     current.is_none_or(|r| r.producer_epoch >= EXHAUSTED_EPOCH)
@@ -205,10 +210,9 @@ pub fn init_producer_id(
             ),
         ));
     }
-    let spare_id = || spare.ok_or_else(|| Error::internal("a new producer id was not allocated"));
     let Some(r) = current else {
         return Ok(InitOutcome::Ready(TxnRecord {
-            producer_id: spare_id()?,
+            producer_id: allocated(spare)?,
             producer_epoch: 0,
             last_producer_epoch: -1,
             prev_producer_id: NONE,
@@ -245,7 +249,7 @@ pub fn init_producer_id(
                 && expected_epoch.is_none_or(|e| e == r.producer_epoch)
             {
                 next.prev_producer_id = r.producer_id;
-                next.producer_id = spare_id()?;
+                next.producer_id = allocated(spare)?;
                 next.producer_epoch = 0;
                 next.last_producer_epoch = expected_epoch.map_or(-1, |_| r.producer_epoch);
             } else {
@@ -399,8 +403,7 @@ fn prepare_end(
     next.last_producer_epoch = r.producer_epoch;
     next.producer_epoch = r.producer_epoch.saturating_add(1);
     if r.producer_epoch >= EXHAUSTED_EPOCH {
-        next.next_producer_id =
-            spare.ok_or_else(|| Error::internal("a new producer id was not allocated"))?;
+        next.next_producer_id = allocated(spare)?;
     }
     Ok(next.touched(now_ms))
 }

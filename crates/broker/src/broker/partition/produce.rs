@@ -172,13 +172,7 @@ impl Partition {
                     offset = meta.base_offset,
                     "duplicate batch answered with its original offsets"
                 );
-                let produced = Produced {
-                    base_offset: meta.base_offset,
-                    last_offset: meta.last_offset,
-                    log_start_offset: self.log.log_start_offset(),
-                    leader_epoch: epoch,
-                };
-                return Ok((produced, cuts));
+                return Ok((self.produced(meta.base_offset, meta.last_offset, epoch), cuts));
             }
         }
         let mut buf = BytesMut::from(batches);
@@ -187,13 +181,17 @@ impl Partition {
             self.producers.record(&headers[0], info.base_offset);
         }
         self.snapshot_if_rolled(info.segment_base);
-        let produced = Produced {
-            base_offset: info.base_offset,
-            last_offset: info.last_offset,
+        Ok((self.produced(info.base_offset, info.last_offset, epoch), cuts))
+    }
+
+    /// Where a produce landed: `base`..=`last`, stamped at `epoch`.
+    fn produced(&self, base: i64, last: i64, epoch: i32) -> Produced {
+        Produced {
+            base_offset: base,
+            last_offset: last,
             log_start_offset: self.log.log_start_offset(),
             leader_epoch: epoch,
-        };
-        Ok((produced, cuts))
+        }
     }
 
     /// The epoch this broker leads the partition at, checked under the append lock: a
@@ -237,13 +235,7 @@ impl Partition {
             producer = header.producer_id, offset = info.base_offset, ?marker, ?ended,
             "transaction marker appended");
         self.snapshot_if_rolled(info.segment_base);
-        let produced = Produced {
-            base_offset: info.base_offset,
-            last_offset: info.last_offset,
-            log_start_offset: self.log.log_start_offset(),
-            leader_epoch: epoch,
-        };
-        Ok((produced, cuts))
+        Ok((self.produced(info.base_offset, info.last_offset, epoch), cuts))
     }
 
     /// Appends batches replicated from `leader` at `epoch` (a blocking step): only while

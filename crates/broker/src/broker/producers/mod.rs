@@ -51,7 +51,7 @@ pub struct BatchMeta {
 }
 
 /// One producer's state here.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
@@ -63,11 +63,20 @@ struct Entry {
     last_timestamp: i64,
 }
 
-impl Entry {
-    fn new() -> Entry {
-        Entry { coordinator_epoch: -1, last_timestamp: -1, ..Entry::default() }
+/// A producer first seen here: no batches, no transaction, no marker, no timestamp.
+impl Default for Entry {
+    fn default() -> Entry {
+        Entry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            txn_first: None,
+            coordinator_epoch: -1,
+            last_timestamp: -1,
+        }
     }
+}
 
+impl Entry {
     /// Whether the entry still says something (batches to dedup against, an open
     /// transaction, a coordinator epoch that fences older markers).
     fn is_empty(&self) -> bool {
@@ -340,11 +349,7 @@ impl ProducerStates {
         }
         let mut state = self.lock();
         let State { producers, unstable } = &mut *state;
-        let entry = producers.entry(header.producer_id).or_insert_with(Entry::new);
-        if header.producer_epoch != entry.epoch {
-            entry.epoch = header.producer_epoch;
-            entry.batches.clear();
-        }
+        let entry = at_epoch(producers, header);
         entry.last_timestamp = header.max_timestamp;
         entry.batches.push_back(BatchMeta {
             first_seq: header.base_sequence,
@@ -395,11 +400,7 @@ impl ProducerStates {
         self.guards.lock().unwrap_or_else(|p| p.into_inner()).remove(&header.producer_id);
         let mut state = self.lock();
         let State { producers, unstable } = &mut *state;
-        let entry = producers.entry(header.producer_id).or_insert_with(Entry::new);
-        if header.producer_epoch != entry.epoch {
-            entry.epoch = header.producer_epoch;
-            entry.batches.clear();
-        }
+        let entry = at_epoch(producers, header);
         entry.coordinator_epoch = entry.coordinator_epoch.max(marker.coordinator_epoch);
         let first = entry.txn_first.take()?;
         if let Some(u) = unstable.get_mut(&first) {
@@ -467,6 +468,17 @@ impl ProducerStates {
     pub fn truncate(&self, offset: i64) {
         forget_from(&mut self.lock(), offset);
     }
+}
+
+/// The entry of `header`'s producer, moved to the header's epoch (a new epoch forgets the
+/// batches of the one before).
+fn at_epoch<'a>(producers: &'a mut HashMap<i64, Entry>, header: &BatchHeader) -> &'a mut Entry {
+    let entry = producers.entry(header.producer_id).or_default();
+    if header.producer_epoch != entry.epoch {
+        entry.epoch = header.producer_epoch;
+        entry.batches.clear();
+    }
+    entry
 }
 
 /// Undoes in `state` what batches and markers at or after `offset` did.
