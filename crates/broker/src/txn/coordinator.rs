@@ -485,10 +485,13 @@ impl TxnCoordinator {
     }
 
     /// Forgets what is held for ids this broker no longer coordinates (the live brokers
-    /// changed): if it wins them again it claims them again.
+    /// changed), their open transactions included in the gauges: if it wins them again it
+    /// claims them again.
     pub fn release_lost(&self) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let candidates = self.host.coordinator_candidates();
         held.retain(|id, _| self.wins(id, &candidates));
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.open.retain(|id, _| held.contains_key(id));
     }
 }

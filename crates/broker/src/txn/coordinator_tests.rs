@@ -22,7 +22,7 @@ type Written = ((String, u32), (i64, i16), Marker, bool);
 
 struct Host {
     id: i32,
-    brokers: Vec<(i32, String)>,
+    brokers: Mutex<Vec<(i32, String)>>,
     now: AtomicI64,
     ids: AtomicI64,
     markers: Mutex<Vec<Written>>,
@@ -34,7 +34,7 @@ impl Host {
     fn new(id: i32) -> Arc<Host> {
         Arc::new(Host {
             id,
-            brokers: vec![(id, format!("b{id}"))],
+            brokers: Mutex::new(vec![(id, format!("b{id}"))]),
             now: AtomicI64::new(1_000_000),
             ids: AtomicI64::new(100),
             markers: Mutex::new(Vec::new()),
@@ -58,7 +58,7 @@ impl TxnHost for Host {
     }
 
     fn coordinator_candidates(&self) -> Vec<(i32, String)> {
-        self.brokers.clone()
+        self.brokers.lock().unwrap().clone()
     }
 
     async fn new_producer_id(&self, _transactional_id: &str) -> Result<i64, Error> {
@@ -143,9 +143,8 @@ async fn a_commit_is_stored_then_its_markers_written_then_completed() {
 #[tokio::test]
 async fn a_broker_that_does_not_win_the_id_answers_not_coordinator() {
     let (host, meta) = (Host::new(1), meta());
-    let mut other = Arc::into_inner(host).unwrap();
-    other.brokers = vec![(2, "b2:9092".into())];
-    let c = coordinator(&Arc::new(other), &meta);
+    *host.brokers.lock().unwrap() = vec![(2, "b2:9092".into())];
+    let c = coordinator(&host, &meta);
     let e = c.init_producer_id("app", 60_000, None).await.unwrap_err();
     assert_eq!(e.reason, Reason::NotCoordinator, "{e}");
     assert!(e.message.contains("broker 2 (b2:9092)"), "names the coordinator: {e}");
@@ -245,4 +244,18 @@ async fn transactional_offsets_follow_their_transaction() {
     c.end("app", end(pid, epoch, true)).await.unwrap();
     until_state(&meta, "app", TxnState::CompleteCommit).await;
     assert_eq!(committed(0).await, Some(9), "written with the commit");
+}
+
+/// The open-transaction gauge counts only ids this broker still coordinates: once the live
+/// brokers change and another broker wins an id, its transaction leaves the gauge here.
+#[tokio::test]
+async fn ids_lost_to_another_broker_leave_the_open_gauge() {
+    let (host, meta) = (Host::new(1), meta());
+    let c = coordinator(&host, &meta);
+    let (pid, epoch) = c.init_producer_id("app", 60_000, None).await.unwrap();
+    c.add("app", (pid, epoch), &parts(), &[], true).await.unwrap();
+    assert_eq!(c.stats(host.now_ms()).open, 1);
+    *host.brokers.lock().unwrap() = vec![(2, "b2".into())];
+    c.release_lost();
+    assert_eq!(c.stats(host.now_ms()).open, 0, "broker 2 coordinates it now");
 }
