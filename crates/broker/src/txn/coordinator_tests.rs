@@ -104,7 +104,7 @@ async fn until_state(meta: &Arc<dyn MetaStore>, id: &str, want: TxnState) {
         if last == Some(want) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        shale_core::clock::sleep(Duration::from_millis(10)).await;
     }
     panic!("{id} did not reach {want:?} within 10 s: last {last:?}");
 }
