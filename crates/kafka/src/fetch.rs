@@ -10,15 +10,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
 use crate::call::{Answer, Call, Replier, Session};
 use crate::errors::{About, code};
-use crate::sessions::{Cached, FetchSession, Plan, Tp};
+use crate::sessions::{Cached, FetchSession, Plan, Told, Tp};
 use shale_broker::api::{FetchChunk, FetchPartition, Identity, Isolation};
 use shale_core::error::Error;
 
@@ -68,8 +68,7 @@ pub(crate) fn fetch(
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
                 current_leader_epoch: if version >= 9 { p.current_leader_epoch } else { -1 },
-                high_watermark: -1,
-                log_start_offset: -1,
+                told: Told::NEVER,
             };
             let (topic, error) = match &name {
                 Ok(n) => (n.clone(), None),
@@ -173,6 +172,7 @@ fn failed() -> FetchChunk {
         last_stable_offset: -1,
         log_start_offset: -1,
         next_offset: -1,
+        aborted: Vec::new(),
         at_end: false,
     }
 }
@@ -222,12 +222,14 @@ fn respond(
             (None, Some(e)) => code(e, About::Partition),
             (None, None) => 0,
         };
-        let news = error_code != 0
-            || !g.batches.is_empty()
-            || g.high_watermark != w.cached.high_watermark
-            || g.log_start_offset != w.cached.log_start_offset;
+        let told = Told {
+            high_watermark: g.high_watermark,
+            last_stable_offset: g.last_stable_offset,
+            log_start_offset: g.log_start_offset,
+        };
+        let news = error_code != 0 || !g.batches.is_empty() || told != w.cached.told;
         if let Some(s) = session.as_deref_mut() {
-            s.told(&w.tp, g.high_watermark, g.log_start_offset, !g.batches.is_empty());
+            s.told(&w.tp, told, !g.batches.is_empty());
         }
         if incremental && !news {
             continue;
@@ -240,9 +242,16 @@ fn respond(
             .with_log_start_offset(if version >= 5 { g.log_start_offset } else { -1 })
             .with_records(Some(g.batches));
         if committed {
-            // No transaction is ever aborted below the last stable offset yet: markers are
-            // written only by a transaction coordinator, and none runs.
-            part.aborted_transactions = Some(Vec::new());
+            part.aborted_transactions = Some(
+                g.aborted
+                    .iter()
+                    .map(|(pid, first)| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(*pid))
+                            .with_first_offset(*first)
+                    })
+                    .collect(),
+            );
         }
         if version >= 12 {
             if let Some((leader, epoch)) = error.as_ref().and_then(crate::produce::leader_of) {

@@ -23,10 +23,27 @@ pub(crate) struct Cached {
     pub max_bytes: i32,
     /// The leader epoch the client believes current (-1: unchecked).
     pub current_leader_epoch: i32,
-    /// The high watermark the client was last told (-1: never).
+    /// The offsets the client was last told.
+    pub told: Told,
+}
+
+/// A partition's offsets as an answer tells them: a partition whose offsets are as last
+/// told, with no records and no error, has no news for an incremental answer (Kafka's
+/// `mustRespond`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Told {
+    /// The high watermark.
     pub high_watermark: i64,
-    /// The log start the client was last told (-1: never).
+    /// The last stable offset.
+    pub last_stable_offset: i64,
+    /// The log start offset.
     pub log_start_offset: i64,
+}
+
+impl Told {
+    /// Nothing told yet.
+    pub(crate) const NEVER: Told =
+        Told { high_watermark: -1, last_stable_offset: -1, log_start_offset: -1 };
 }
 
 /// A (topic, partition) pair.
@@ -56,8 +73,7 @@ impl FetchSession {
                 c.topic_id = cached.topic_id;
             }
             None => {
-                cached.high_watermark = -1;
-                cached.log_start_offset = -1;
+                cached.told = Told::NEVER;
                 self.partitions.push((tp, cached));
             }
         }
@@ -70,11 +86,9 @@ impl FetchSession {
 
     /// Records what the client was told of a partition; one that got records goes to the
     /// end of the order, so partitions behind it get their turn at the byte limits.
-    pub(crate) fn told(&mut self, tp: &Tp, high_watermark: i64, log_start: i64, had_records: bool) {
+    pub(crate) fn told(&mut self, tp: &Tp, told: Told, had_records: bool) {
         let Some(i) = self.partitions.iter().position(|(t, _)| t == tp) else { return };
-        let c = &mut self.partitions[i].1;
-        c.high_watermark = high_watermark;
-        c.log_start_offset = log_start;
+        self.partitions[i].1.told = told;
         if had_records {
             let p = self.partitions.remove(i);
             self.partitions.push(p);
@@ -207,8 +221,7 @@ mod tests {
             fetch_offset: offset,
             max_bytes: 1024,
             current_leader_epoch: -1,
-            high_watermark: -1,
-            log_start_offset: -1,
+            told: Told::NEVER,
         }
     }
 
@@ -251,13 +264,14 @@ mod tests {
         for p in 0..3 {
             f.upsert(("t".into(), p), cached(0));
         }
-        f.told(&("t".into(), 0), 10, 0, true);
-        f.told(&("t".into(), 1), 10, 0, false);
+        let told = Told { high_watermark: 10, last_stable_offset: 10, log_start_offset: 0 };
+        f.told(&("t".into(), 0), told, true);
+        f.told(&("t".into(), 1), told, false);
         let order: Vec<i32> = f.partitions.iter().map(|(tp, _)| tp.1).collect();
         assert_eq!(order, vec![1, 2, 0]);
         f.upsert(("t".into(), 1), cached(7));
         assert_eq!(f.partitions[0].1.fetch_offset, 7);
-        assert_eq!(f.partitions[0].1.high_watermark, 10, "an update keeps what was told");
+        assert_eq!(f.partitions[0].1.told.high_watermark, 10, "an update keeps what was told");
         f.forget(&("t".into(), 2));
         assert_eq!(f.partitions.len(), 2);
     }

@@ -62,6 +62,10 @@ pub struct FetchChunk {
     pub log_start_offset: i64,
     /// Where to continue.
     pub next_offset: i64,
+    /// For a `read_committed` read: the aborted transactions its batches overlap, as
+    /// (producer id, first offset); the reader skips each one's batches from its first
+    /// offset until its abort marker. Empty for `read_uncommitted`.
+    pub aborted: Vec<(i64, i64)>,
     /// Whether `next_offset` is the known end: nothing more to read until records arrive.
     pub at_end: bool,
 }
@@ -221,6 +225,7 @@ async fn read_one(want: &ReadWant, max_bytes: usize, read: bool) -> Result<Fetch
         last_stable_offset: lso,
         log_start_offset: p.log_start_offset(),
         next_offset: offset,
+        aborted: Vec::new(),
         at_end: false,
     };
     let upper = match want.isolation {
@@ -248,7 +253,10 @@ async fn read_one(want: &ReadWant, max_bytes: usize, read: bool) -> Result<Fetch
     chunk.log_start_offset = p.log_start_offset();
     let end = match want.isolation {
         Isolation::ReadUncommitted => chunk.high_watermark,
-        Isolation::ReadCommitted => chunk.last_stable_offset,
+        Isolation::ReadCommitted => {
+            chunk.aborted = p.producers().aborted_between(offset, chunk.next_offset);
+            chunk.last_stable_offset
+        }
     };
     chunk.at_end = chunk.next_offset >= end && p.high_watermark_known();
     Ok(chunk)

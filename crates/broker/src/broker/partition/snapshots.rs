@@ -91,6 +91,8 @@ impl Partition {
         if base == previous || base <= 0 {
             return;
         }
+        // Aborted transactions below the log start are read by no one: each roll drops them.
+        self.producers.forget_before(self.log_start_offset());
         let bytes = self.producers.encode_snapshot(base);
         let name = snapshot_name(base);
         if let Err(e) = shale_core::disk::write_atomic(self.log.disk(), &self.dir, &name, &bytes) {

@@ -386,6 +386,15 @@ async fn read_to(
     offset: i64,
     isolation: crate::broker::fetch::Isolation,
 ) -> i64 {
+    read_chunk(p, offset, isolation).await.next_offset
+}
+
+/// One read of `p` from `offset`, as a fetch makes it.
+async fn read_chunk(
+    p: &Arc<Partition>,
+    offset: i64,
+    isolation: crate::broker::fetch::Isolation,
+) -> crate::broker::fetch::FetchChunk {
     let (_tx, closed) = tokio::sync::watch::channel(false);
     let want = crate::broker::fetch::ReadWant {
         partition: p.clone(),
@@ -400,7 +409,7 @@ async fn read_to(
         answer_at_end: false,
     };
     let mut read = crate::broker::fetch::long_poll(&[Ok(want)], &wait, closed).await;
-    read.pop().unwrap().unwrap().next_offset
+    read.pop().unwrap().unwrap()
 }
 
 /// A `read_committed` read stops at the first offset of an open transaction, and at that
@@ -538,4 +547,50 @@ async fn list_offsets_under_read_committed_ends_at_the_last_stable_offset() {
     assert_eq!(found(OffsetSpec::Timestamp(5), ReadCommitted).await, (0, 10));
     assert_eq!(found(OffsetSpec::MaxTimestamp, ReadCommitted).await, (-1, -1));
     assert_eq!(found(OffsetSpec::MaxTimestamp, ReadUncommitted).await, (1, 20));
+}
+
+/// A `read_committed` read is told the aborted transactions its batches overlap (producer
+/// and first offset), so the reader skips them; `read_uncommitted` is told none. The index
+/// survives a restart, whether it comes from a snapshot or from replaying the log.
+#[tokio::test]
+async fn a_read_committed_read_is_told_the_aborted_transactions_it_overlaps() {
+    use crate::broker::fetch::Isolation::{ReadCommitted, ReadUncommitted};
+    use shale_core::record::control::{Marker, MarkerKind};
+    let dir = tempfile::tempdir().unwrap();
+    let txn = |pid: i64| {
+        let mut b = BatchBuilder::new(Compression::None).with_producer(pid, 0, 0).transactional();
+        b.push(Record {
+            key: None,
+            value: Some(Bytes::from("t")),
+            headers: vec![],
+            timestamp_ms: 1,
+        });
+        b.build()
+    };
+    let marker = |pid: i64, kind| Marker { kind, coordinator_epoch: 0 }.batch(pid, 0, 1);
+    {
+        let p = open(dir.path(), 1, state(2, 1));
+        // 7 at 0 aborted at 3; 8 at 1 committed at 2; plain 4; 9 at 5 aborted at 6.
+        for (offset, batch) in [
+            (0, txn(7)),
+            (1, txn(8)),
+            (2, marker(8, MarkerKind::Commit)),
+            (3, marker(7, MarkerKind::Abort)),
+            (4, plain_batch(["p".to_string()])),
+            (5, txn(9)),
+            (6, marker(9, MarkerKind::Abort)),
+        ] {
+            assert!(p.append_replicated(2, 1, &at(offset, batch)).unwrap());
+        }
+        p.set_state(&state(1, 2), p.replication().revision() + 1);
+        p.replication().follower_fetched(2, 0, 7, 7);
+        let chunk = read_chunk(&p, 0, ReadCommitted).await;
+        assert_eq!((chunk.next_offset, chunk.aborted), (7, vec![(7, 0), (9, 5)]));
+        assert_eq!(read_chunk(&p, 4, ReadCommitted).await.aborted, vec![(9, 5)]);
+        assert!(read_chunk(&p, 0, ReadUncommitted).await.aborted.is_empty());
+    }
+    let p = open(dir.path(), 1, state(1, 2));
+    p.replication().follower_fetched(2, 0, 7, 7);
+    let chunk = read_chunk(&p, 1, ReadCommitted).await;
+    assert_eq!(chunk.aborted, vec![(7, 0), (9, 5)], "after a restart");
 }

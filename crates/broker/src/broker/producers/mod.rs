@@ -9,6 +9,9 @@
 //! partition. Until the marker is below the high watermark the transaction is *unstable*:
 //! the last stable offset, below which `read_committed` readers may read, is the first
 //! offset of the oldest unstable transaction, or the high watermark when there is none.
+//! Aborted transactions stay in an index (producer, first and last offset) until the log
+//! start passes them: a `read_committed` reader is told those its read overlaps, and skips
+//! their batches, as Kafka's `.txnindex` serves.
 //!
 //! Leaders and followers keep the state as they append (the producer id, epoch and base
 //! sequence travel in the batch header, a marker in its control record), so a new leader
@@ -138,6 +141,8 @@ struct State {
     producers: HashMap<i64, Entry>,
     /// Unstable transactions by first offset.
     unstable: BTreeMap<i64, Unstable>,
+    /// Aborted transactions by last offset (their marker's): (producer id, first offset).
+    aborted: BTreeMap<i64, (i64, i64)>,
 }
 
 /// The producer state of one partition.
@@ -348,7 +353,7 @@ impl ProducerStates {
             return;
         }
         let mut state = self.lock();
-        let State { producers, unstable } = &mut *state;
+        let State { producers, unstable, .. } = &mut *state;
         let entry = at_epoch(producers, header);
         entry.last_timestamp = header.max_timestamp;
         entry.batches.push_back(BatchMeta {
@@ -399,12 +404,15 @@ impl ProducerStates {
     ) -> Option<EndedTxn> {
         self.guards.lock().unwrap_or_else(|p| p.into_inner()).remove(&header.producer_id);
         let mut state = self.lock();
-        let State { producers, unstable } = &mut *state;
+        let State { producers, unstable, aborted } = &mut *state;
         let entry = at_epoch(producers, header);
         entry.coordinator_epoch = entry.coordinator_epoch.max(marker.coordinator_epoch);
         let first = entry.txn_first.take()?;
         if let Some(u) = unstable.get_mut(&first) {
             u.marker = Some(offset);
+        }
+        if marker.kind == MarkerKind::Abort {
+            aborted.insert(offset, (header.producer_id, first));
         }
         Some(EndedTxn {
             producer_id: header.producer_id,
@@ -428,6 +436,26 @@ impl ProducerStates {
             }
         }
         high_watermark
+    }
+
+    /// The aborted transactions a read from `from` below `upper` overlaps (those ending at
+    /// or after `from` and starting below `upper`), as (producer id, first offset) in the
+    /// order they ended: what Kafka's fetch answers a `read_committed` reader, which skips
+    /// each one's batches from its first offset until its abort marker.
+    pub fn aborted_between(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        let state = self.lock();
+        state
+            .aborted
+            .range(from..)
+            .filter(|(_, (_, first))| *first < upper)
+            .map(|(_, a)| *a)
+            .collect()
+    }
+
+    /// Forgets aborted transactions that end below `log_start` (no read reaches them).
+    pub fn forget_before(&self, log_start: i64) {
+        let mut state = self.lock();
+        state.aborted = state.aborted.split_off(&log_start);
     }
 
     /// Every producer this partition keeps state for, by producer id.
@@ -483,8 +511,9 @@ fn at_epoch<'a>(producers: &'a mut HashMap<i64, Entry>, header: &BatchHeader) ->
 
 /// Undoes in `state` what batches and markers at or after `offset` did.
 fn forget_from(state: &mut State, offset: i64) {
-    let State { producers, unstable } = state;
+    let State { producers, unstable, aborted } = state;
     unstable.retain(|first, _| *first < offset);
+    aborted.retain(|last, _| *last < offset);
     for entry in producers.values_mut() {
         entry.batches.retain(|b| b.last_offset < offset);
         if entry.txn_first.is_some_and(|first| first >= offset) {

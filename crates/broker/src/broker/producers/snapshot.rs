@@ -6,8 +6,10 @@
 //!
 //! Layout (big-endian): the shared file header, the offset, the producer count, then per
 //! producer its id, epoch, coordinator epoch, last batch's largest timestamp, open
-//! transaction's first offset (-1: none) and batches; then the unstable transactions (first offset, producer, marker offset or
-//! -1); then a CRC-32C of everything before it. Version 1 files (no transactions) load too.
+//! transaction's first offset (-1: none) and batches; then the unstable transactions (first
+//! offset, producer, marker offset or -1); then the aborted transactions (last offset,
+//! producer, first offset); then a CRC-32C of everything before it. Version 2 files (no
+//! aborted index) and version 1 files (no transactions) load too.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -16,8 +18,10 @@ use shale_storage::log::FileHeader;
 
 /// The suffix of snapshot files.
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
+/// Version 3: with the aborted transactions.
+const SNAPSHOT_HEADER: FileHeader = FileHeader { magic: *b"SHPS", version: 3 };
 /// Version 2: with transactions.
-const SNAPSHOT_HEADER: FileHeader = FileHeader { magic: *b"SHPS", version: 2 };
+const SNAPSHOT_HEADER_V2: FileHeader = FileHeader { magic: *b"SHPS", version: 2 };
 /// Version 1: idempotence only.
 const SNAPSHOT_HEADER_V1: FileHeader = FileHeader { magic: *b"SHPS", version: 1 };
 
@@ -65,6 +69,12 @@ impl ProducerStates {
             out.extend_from_slice(&u.producer_id.to_be_bytes());
             out.extend_from_slice(&u.marker.unwrap_or(-1).to_be_bytes());
         }
+        out.extend_from_slice(&(state.aborted.len() as u32).to_be_bytes());
+        for (last, (producer_id, first)) in &state.aborted {
+            for v in [last, producer_id, first] {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
@@ -78,13 +88,15 @@ impl ProducerStates {
         if crc32c::crc32c(body) != crc {
             return Err("checksum mismatch".into());
         }
-        let (mut r, v2) = match SNAPSHOT_HEADER.check(body) {
-            Ok(rest) => (Reader(rest), true),
-            Err(e) => match SNAPSHOT_HEADER_V1.check(body) {
-                Ok(rest) => (Reader(rest), false),
-                Err(_) => return Err(e),
+        let (mut r, version) = match SNAPSHOT_HEADER.check(body) {
+            Ok(rest) => (Reader(rest), 3),
+            Err(e) => match (SNAPSHOT_HEADER_V2.check(body), SNAPSHOT_HEADER_V1.check(body)) {
+                (Ok(rest), _) => (Reader(rest), 2),
+                (_, Ok(rest)) => (Reader(rest), 1),
+                _ => return Err(e),
             },
         };
+        let v2 = version >= 2;
         let offset = r.i64()?;
         let mut producers = HashMap::new();
         for _ in 0..r.u32()? {
@@ -115,10 +127,17 @@ impl ProducerStates {
                 unstable.insert(first, Unstable { producer_id, marker });
             }
         }
+        let mut aborted = BTreeMap::new();
+        if version >= 3 {
+            for _ in 0..r.u32()? {
+                let last = r.i64()?;
+                aborted.insert(last, (r.i64()?, r.i64()?));
+            }
+        }
         if !r.0.is_empty() {
             return Err("trailing bytes".into());
         }
-        *self.lock() = State { producers, unstable };
+        *self.lock() = State { producers, unstable, aborted };
         Ok(offset)
     }
 }

@@ -243,3 +243,55 @@ fn a_transaction_opens_only_with_a_guard_no_marker_spoiled() {
     let again = s.verified(7, 0);
     s.check_txn_start(&txn(7, 0, 1, 1), Some(again)).unwrap();
 }
+
+/// An abort marker leaves an entry in the aborted index (its producer, first and last
+/// offset); a commit does not. A read from `from` below `upper` gets each aborted
+/// transaction that overlaps it, as Kafka's fetch lists them for `read_committed` readers.
+#[test]
+fn aborted_transactions_are_indexed_for_the_reads_they_overlap() {
+    let s = ProducerStates::default();
+    s.record(&txn(7, 0, 0, 2), 0); // 7: 0..=1, aborted at 4
+    s.record(&txn(8, 0, 0, 1), 2); // 8: 2, committed at 3
+    s.record_marker(&marker_header(8, 0), &COMMIT, 3);
+    s.record_marker(&marker_header(7, 0), &ABORT, 4);
+    s.record(&txn(9, 0, 0, 1), 5); // 9: 5, aborted at 6
+    s.record_marker(&marker_header(9, 0), &ABORT, 6);
+    assert_eq!(s.aborted_between(0, 7), vec![(7, 0), (9, 5)]);
+    assert_eq!(s.aborted_between(2, 5), vec![(7, 0)], "7 ends at 4, within; 9 starts at 5");
+    assert_eq!(s.aborted_between(5, 6), vec![(9, 5)]);
+    assert_eq!(s.aborted_between(7, 9), vec![], "everything ended before 7");
+    // A marker for a producer with nothing open here ends nothing: no entry.
+    s.record_marker(&marker_header(10, 0), &ABORT, 7);
+    assert_eq!(s.aborted_between(7, 9), vec![]);
+    // The log start passing an entry's last offset drops it.
+    s.forget_before(5);
+    assert_eq!(s.aborted_between(0, 7), vec![(9, 5)]);
+}
+
+/// Truncation drops the entries of aborts it cut (the transaction is open again), and a
+/// snapshot keeps the entries below its offset; a version 2 snapshot loads with none.
+#[test]
+fn the_aborted_index_follows_truncation_and_snapshots() {
+    let s = ProducerStates::default();
+    s.record(&txn(7, 0, 0, 1), 0);
+    s.record_marker(&marker_header(7, 0), &ABORT, 1);
+    s.record(&txn(8, 0, 0, 1), 2);
+    s.record_marker(&marker_header(8, 0), &ABORT, 3);
+    let loaded = ProducerStates::default();
+    assert_eq!(loaded.load_snapshot(&s.encode_snapshot(3)), Ok(3));
+    assert_eq!(loaded.aborted_between(0, 9), vec![(7, 0)], "8's marker is at the offset");
+    assert_eq!(loaded.open_transactions(), vec![(8, 2)]);
+    s.truncate(3);
+    assert_eq!(s.aborted_between(0, 9), vec![(7, 0)]);
+    assert_eq!(s.open_transactions(), vec![(8, 2)], "its abort was cut");
+    // Version 2 (no index): header SHPS 2, offset, no producers, no unstable, CRC.
+    let mut v2 = b"SHPS\x02\0\0\0".to_vec();
+    v2.extend_from_slice(&9i64.to_be_bytes());
+    v2.extend_from_slice(&0u32.to_be_bytes());
+    v2.extend_from_slice(&0u32.to_be_bytes());
+    let crc = crc32c::crc32c(&v2);
+    v2.extend_from_slice(&crc.to_be_bytes());
+    let old = ProducerStates::default();
+    assert_eq!(old.load_snapshot(&v2), Ok(9));
+    assert_eq!(old.aborted_between(0, 9), vec![]);
+}
