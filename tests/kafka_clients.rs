@@ -4,7 +4,8 @@
 //! (keys, values, headers, timestamps; no loss, no duplicate), and run a consumer group
 //! that commits, stops and is resumed by another member from the committed offsets.
 //! librdkafka also rebalances a group of three as members leave and join, eagerly and
-//! cooperatively, reading every record exactly once.
+//! cooperatively, reading every record exactly once, and copies records exactly once with
+//! transactions.
 //!
 //! The scripts are in `tests/kafka/`; `scripts/kafka-clients.sh install` installs the
 //! clients (the test command runs it).
@@ -462,6 +463,32 @@ fn librdkafka_reads_a_compacted_topics_latest_records() {
     assert_eq!(json["increasing"], true, "{json}");
     assert_eq!(json["missing_latest"], serde_json::json!([]), "{json}");
     assert_eq!(json["tombstone_kept"], true, "{json}");
+}
+
+/// librdkafka's transactions: a consume-transform-produce loop copies 600 numbered records
+/// between two topics of three partitions, committing its consumer's offsets in each
+/// transaction and aborting a transaction of junk before each commit; a `read_committed`
+/// reader gets every record once and no junk (a `read_uncommitted` one gets all the junk,
+/// so the check can fail), and the group's offsets are the input's end. A producer fenced
+/// by a newer one with its transactional id fails with `_FENCED`, and its records are
+/// never read committed.
+#[test]
+fn librdkafka_transactions_copy_exactly_once_and_fence_zombies() {
+    let Some(python) = kafka::python() else { return };
+    let prefix = kafka::unique("txn");
+    let cmd = kafka::python_script(&python, "transactions.py", &[&bootstrap(), &prefix]);
+    let json = kafka::run(cmd, WITHIN).assert_ok("transactions.py");
+    let copy = &json["copy"];
+    assert_eq!(copy["copied"], 600, "{json}");
+    assert_eq!(copy["read_committed"], 600, "{json}");
+    for field in ["missing", "duplicates", "junk_committed"] {
+        assert_eq!(copy[field], 0, "{field}: {json}");
+    }
+    assert_eq!(copy["junk_uncommitted"], 600, "the aborted junk is in the log: {json}");
+    assert_eq!(copy["committed_offsets"], 600, "{json}");
+    let zombie = &json["zombie"];
+    assert_eq!(zombie["old_error"], "_FENCED", "{json}");
+    assert_eq!(zombie["read_committed"], serde_json::json!(["new-1"]), "{json}");
 }
 
 /// A broker with a `file://` bucket, fast upload and retention passes, and a Kafka listener.

@@ -273,6 +273,13 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
                 .with_transaction_timeout_ms(60_000);
             let r: InitProducerIdResponse = call(addr, key, v, &req).await;
             assert_eq!(r.error_code, 0, "v{v}");
+            let req = InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s(&format!("wire-init-{v}")))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            let r: InitProducerIdResponse = call(addr, key, v, &req).await;
+            assert_eq!((r.error_code, r.producer_epoch), (0, 0), "v{v}: transactional");
         }
         ApiKey::CreateTopics => {
             let ct = CreatableTopic::default()
@@ -326,6 +333,13 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
             let r: FindCoordinatorResponse = call(addr, key, v, &req).await;
             let code = if v <= 3 { r.error_code } else { r.coordinators[0].error_code };
             assert_eq!(code, 0, "v{v}");
+            if v >= 1 {
+                // Key type 1: a transactional id's coordinator.
+                let req = req.with_key_type(1);
+                let r: FindCoordinatorResponse = call(addr, key, v, &req).await;
+                let code = if v <= 3 { r.error_code } else { r.coordinators[0].error_code };
+                assert_eq!(code, 0, "v{v}: transaction");
+            }
         }
         ApiKey::JoinGroup => {
             let req = JoinGroupRequest::default()
@@ -608,6 +622,91 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
             let r: DescribeTransactionsResponse = call(addr, key, v, &req).await;
             // TRANSACTIONAL_ID_NOT_FOUND: the one broker coordinates every id.
             assert_eq!(r.transaction_states[0].error_code, 105, "v{v}");
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let id = format!("wire-ap-{v}");
+            let (pid, epoch) = txn_producer(addr, &id).await;
+            let topics = vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(topic(t))
+                    .with_partitions(vec![0]),
+            ];
+            let req = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s(&id)))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(topics);
+            let r: AddPartitionsToTxnResponse = call(addr, key, v, &req).await;
+            let p = &r.results_by_topic_v3_and_below[0].results_by_partition[0];
+            assert_eq!((p.partition_index, p.partition_error_code), (0, 0), "v{v}");
+            end_txn(addr, &id, (pid, epoch), 3).await;
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let id = format!("wire-ao-{v}");
+            let (pid, epoch) = txn_producer(addr, &id).await;
+            let req = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(s(&id)))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_group_id(GroupId(s("wire-txn-g")));
+            let r: AddOffsetsToTxnResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, 0, "v{v}");
+            end_txn(addr, &id, (pid, epoch), 3).await;
+        }
+        ApiKey::TxnOffsetCommit => {
+            let id = format!("wire-toc-{v}");
+            let (pid, epoch) = txn_producer(addr, &id).await;
+            if v < 5 {
+                // Transactions v1: the group joins by AddOffsetsToTxn first.
+                let req = AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(TransactionalId(s(&id)))
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_group_id(GroupId(s("wire-txn-g")));
+                let r: AddOffsetsToTxnResponse = call(addr, ApiKey::AddOffsetsToTxn, 3, &req).await;
+                assert_eq!(r.error_code, 0, "v{v}");
+            }
+            let partition = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1);
+            let req = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(s(&id)))
+                .with_group_id(GroupId(s("wire-txn-g")))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_generation_id(-1)
+                .with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(topic(t))
+                        .with_partitions(vec![partition]),
+                ]);
+            let r: TxnOffsetCommitResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{v}");
+            end_txn(addr, &id, (pid, epoch), if v >= 5 { 5 } else { 3 }).await;
+        }
+        ApiKey::EndTxn => {
+            let id = format!("wire-end-{v}");
+            let (pid, epoch) = txn_producer(addr, &id).await;
+            let topics = vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(topic(t))
+                    .with_partitions(vec![1]),
+            ];
+            let req = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s(&id)))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(topics);
+            let r: AddPartitionsToTxnResponse =
+                call(addr, ApiKey::AddPartitionsToTxn, 3, &req).await;
+            assert_eq!(
+                r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+                0
+            );
+            let next = end_txn(addr, &id, (pid, epoch), v).await;
+            // v5 (transactions v2) answers the next transaction's epoch, one up.
+            let want = if v >= 5 { (pid, epoch + 1) } else { (-1, -1) };
+            assert_eq!(next, want, "v{v}");
         }
         other => panic!("{other:?} is served but this test has no request for it: add one"),
     }
@@ -963,6 +1062,31 @@ async fn bad_input_closes_only_its_connection_and_loses_nothing_acknowledged() {
     );
 }
 
+/// A transactional producer of id `id` (InitProducerId v4, 60 s timeout): its id and epoch.
+async fn txn_producer(addr: &str, id: &str) -> (i64, i16) {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let r: InitProducerIdResponse = call(addr, ApiKey::InitProducerId, 4, &req).await;
+    assert_eq!(r.error_code, 0, "InitProducerId {id:?}");
+    (r.producer_id.0, r.producer_epoch)
+}
+
+/// Aborts `producer`'s transaction of id `id` with EndTxn at `v`, which must succeed: the
+/// producer id and epoch the answer carries.
+async fn end_txn(addr: &str, id: &str, (pid, epoch): (i64, i16), v: i16) -> (i64, i16) {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(false);
+    let r: EndTxnResponse = call(addr, ApiKey::EndTxn, v, &req).await;
+    assert_eq!(r.error_code, 0, "EndTxn v{v} of {id:?}");
+    (r.producer_id.0, r.producer_epoch)
+}
+
 /// A valid frame of `key` at `v` with a default body.
 fn valid(key: ApiKey, v: i16) -> Bytes {
     macro_rules! any {
@@ -993,6 +1117,8 @@ fn valid(key: ApiKey, v: i16) -> Bytes {
         DescribeProducers => DescribeProducersRequest,
         ListTransactions => ListTransactionsRequest,
         DescribeTransactions => DescribeTransactionsRequest,
+        AddPartitionsToTxn => AddPartitionsToTxnRequest, AddOffsetsToTxn => AddOffsetsToTxnRequest,
+        EndTxn => EndTxnRequest, TxnOffsetCommit => TxnOffsetCommitRequest,
     }
 }
 

@@ -110,4 +110,14 @@ impl pb::replica_server::Replica for ReplicaService {
         self.api.add_partition_to_txn(&request.into_inner()).await.map_err(into_status)?;
         Ok(Response::new(pb::AddPartitionToTxnResponse {}))
     }
+
+    async fn add_txn_offsets(
+        &self,
+        request: Request<pb::AddTxnOffsetsRequest>,
+    ) -> Result<Response<pb::AddTxnOffsetsResponse>, Status> {
+        let who = crate::auth_layer::identity(&request);
+        self.api.check_broker(&who, "AddTxnOffsets").map_err(into_status)?;
+        self.api.add_txn_offsets(&request.into_inner()).await.map_err(into_status)?;
+        Ok(Response::new(pb::AddTxnOffsetsResponse {}))
+    }
 }

@@ -24,6 +24,23 @@ use crate::errors::{About, code};
 use shale_broker::api::{Identity, OffsetToCommit};
 use shale_core::error::Error;
 
+/// One partition's offset to commit as a commit request names it.
+pub(crate) fn to_commit(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    metadata: Option<&str>,
+) -> Result<OffsetToCommit, Error> {
+    let index = u32::try_from(partition)
+        .map_err(|_| Error::invalid(format!("partition {partition} of {topic:?} is negative")))?;
+    Ok(OffsetToCommit {
+        topic: topic.to_string(),
+        partition: index,
+        offset,
+        metadata: metadata.unwrap_or_default().to_string(),
+    })
+}
+
 /// `OffsetCommit`.
 pub(crate) fn commit(
     kafka: &Arc<Kafka>,
@@ -44,22 +61,10 @@ pub(crate) fn commit(
         let mut refused: Vec<(String, i32, Error)> = Vec::new();
         for t in &req.topics {
             for p in &t.partitions {
-                match u32::try_from(p.partition_index) {
-                    Ok(partition) => offsets.push(OffsetToCommit {
-                        topic: t.name.0.to_string(),
-                        partition,
-                        offset: p.committed_offset,
-                        metadata: p
-                            .committed_metadata
-                            .as_ref()
-                            .map(|m| m.to_string())
-                            .unwrap_or_default(),
-                    }),
-                    Err(_) => refused.push((
-                        t.name.0.to_string(),
-                        p.partition_index,
-                        Error::invalid(format!("partition {} is negative", p.partition_index)),
-                    )),
+                let metadata = p.committed_metadata.as_deref();
+                match to_commit(&t.name.0, p.partition_index, p.committed_offset, metadata) {
+                    Ok(o) => offsets.push(o),
+                    Err(e) => refused.push((t.name.0.to_string(), p.partition_index, e)),
                 }
             }
         }

@@ -70,7 +70,15 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
         ApiKey::Metadata => crate::metadata::metadata(kafka, session, &mut call).await,
         ApiKey::DescribeCluster => crate::metadata::describe_cluster(kafka, session, &mut call),
         ApiKey::Produce => crate::produce::produce(kafka, session, &mut call).await,
-        ApiKey::InitProducerId => crate::produce::init_producer_id(kafka, session, &mut call).await,
+        ApiKey::InitProducerId => crate::produce::init_producer_id(kafka, session, &mut call),
+        ApiKey::AddPartitionsToTxn => {
+            crate::transactions::add_partitions(kafka, session, &mut call)
+        }
+        ApiKey::AddOffsetsToTxn => crate::transactions::add_offsets(kafka, session, &mut call),
+        ApiKey::TxnOffsetCommit => {
+            crate::transactions::txn_offset_commit(kafka, session, &mut call)
+        }
+        ApiKey::EndTxn => crate::transactions::end_txn(kafka, session, &mut call),
         ApiKey::Fetch => crate::fetch::fetch(kafka, session, &mut call),
         ApiKey::ListOffsets => crate::offsets::list_offsets(kafka, session, &mut call),
         ApiKey::OffsetForLeaderEpoch => crate::offsets::for_leader_epoch(kafka, session, &mut call),

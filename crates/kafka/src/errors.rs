@@ -42,6 +42,8 @@ pub(crate) fn kafka_error(e: &Error, about: About) -> K {
         Reason::InvalidProducerIdMapping => Some(K::InvalidProducerIdMapping),
         Reason::InvalidTransactionTimeout => Some(K::InvalidTransactionTimeout),
         Reason::TransactionalIdNotFound => Some(K::TransactionalIdNotFound),
+        Reason::OperationNotAttempted => Some(K::OperationNotAttempted),
+        Reason::UnstableOffsetCommit => Some(K::UnstableOffsetCommit),
         Reason::FencedLeaderEpoch => Some(K::FencedLeaderEpoch),
         Reason::BatchTooLarge => Some(K::MessageTooLarge),
         Reason::CorruptBatch => Some(K::CorruptMessage),

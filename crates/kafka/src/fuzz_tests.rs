@@ -39,6 +39,8 @@ macro_rules! with_served_requests {
             DescribeProducers => DescribeProducersRequest,
             ListTransactions => ListTransactionsRequest,
             DescribeTransactions => DescribeTransactionsRequest,
+            AddPartitionsToTxn => AddPartitionsToTxnRequest, AddOffsetsToTxn => AddOffsetsToTxnRequest,
+            EndTxn => EndTxnRequest, TxnOffsetCommit => TxnOffsetCommitRequest,
         }
     };
 }

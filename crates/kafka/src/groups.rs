@@ -22,7 +22,7 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
-use shale_broker::api::{JoinRequest, SyncRequest, split_host_port};
+use shale_broker::api::{BrokerRecord, JoinRequest, SyncRequest, split_host_port};
 use shale_core::error::Error;
 
 /// FindCoordinator's key types.
@@ -56,14 +56,19 @@ pub(crate) fn find_coordinator(
         .into_iter()
         .map(|key| {
             let found = match req.key_type {
-                GROUP_KEY => coordinator(kafka, session, &key),
-                TRANSACTION_KEY => Err((
-                    ResponseError::TransactionalIdAuthorizationFailed.code(),
-                    "transactions are not supported by this broker".to_string(),
-                )),
+                GROUP_KEY => {
+                    let found = kafka.api.find_coordinator(&session.identity, &key);
+                    coordinator(found, "group", &key)
+                }
+                TRANSACTION_KEY => {
+                    let found = kafka.api.find_txn_coordinator(&session.identity, &key);
+                    coordinator(found, "transactional id", &key)
+                }
                 other => Err((
                     ResponseError::InvalidRequest.code(),
-                    format!("coordinator key type {other} is not served (0: group)"),
+                    format!(
+                        "coordinator key type {other} is not served (0: group, 1: transaction)"
+                    ),
                 )),
             };
             (key, found)
@@ -110,16 +115,14 @@ pub(crate) fn find_coordinator(
     Ok(call.reply(&body, Duration::ZERO))
 }
 
-/// The coordinator of `group` at its Kafka address.
-fn coordinator(kafka: &Kafka, session: &Session, group: &str) -> Found {
-    let b = kafka
-        .api
-        .find_coordinator(&session.identity, group)
-        .map_err(|e| (code(&e, About::Group), e.message))?;
+/// The coordinator `found` for `key` (a group or a transactional id, as `what` says) at
+/// its Kafka address.
+fn coordinator(found: Result<BrokerRecord, Error>, what: &str, key: &str) -> Found {
+    let b = found.map_err(|e| (code(&e, About::Group), e.message))?;
     if b.kafka_address.is_empty() {
         return Err((
             ResponseError::CoordinatorNotAvailable.code(),
-            format!("broker {}, which coordinates group {group:?}, has no Kafka listener", b.id),
+            format!("broker {}, which coordinates {what} {key:?}, has no Kafka listener", b.id),
         ));
     }
     let (host, port) = split_host_port(&b.kafka_address);

@@ -54,6 +54,7 @@ mod producers;
 mod sasl;
 mod sessions;
 mod topics;
+mod transactions;
 mod txns;
 mod versions;
 

@@ -1,4 +1,6 @@
-//! `Produce` and `InitProducerId`. A produce request's partitions are admitted and
+//! `Produce` and `InitProducerId`. A transactional producer's batches are admitted with its
+//! transactional id (Write on it) and open its transaction on each partition through the
+//! id's coordinator. A produce request's partitions are admitted and
 //! appended in request order while the connection waits (so requests of one connection
 //! append in the order sent); their acknowledgements are awaited concurrently and answered
 //! together. Batches are stored byte for byte after the broker's validation: a message set
@@ -20,7 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
-use shale_broker::api::{Payload, PendingProduce, Produced, split_host_port};
+use shale_broker::api::{Payload, PendingProduce, Produced, TxnProduce, split_host_port};
 use shale_core::acks::Acks;
 use shale_core::error::Error;
 
@@ -40,17 +42,22 @@ pub(crate) async fn produce(
         -1 => Some(Acks::All),
         _ => None,
     };
+    // Produce v12+ is a transactions-v2 producer's (KIP-890): its partitions join its
+    // transaction as it writes to them.
+    let txn = req
+        .transactional_id
+        .as_ref()
+        .map(|id| TxnProduce { transactional_id: id.0.to_string(), tv2: call.version() >= 12 });
     let mut throttle = Duration::ZERO;
     let mut topics: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let topic = t.name.0.to_string();
         let mut outcomes = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
-            let outcome = match (acks, &req.transactional_id) {
-                (None, _) => Err(invalid_acks(req.acks)),
-                (_, Some(id)) => Err(transactional(id.0.as_str())),
-                (Some(acks), None) => {
-                    let append = append(kafka, session, &topic, p.index, p.records, acks);
+            let outcome = match acks {
+                None => Err(invalid_acks(req.acks)),
+                Some(acks) => {
+                    let append = append(kafka, session, (&topic, p.index), p.records, acks, &txn);
                     match append.await {
                         Ok((pending, wait)) => {
                             throttle = throttle.max(wait);
@@ -103,16 +110,20 @@ pub(crate) async fn produce(
 async fn append(
     kafka: &Kafka,
     session: &Session,
-    topic: &str,
-    index: i32,
+    (topic, index): (&str, i32),
     records: Option<Bytes>,
     acks: Acks,
+    txn: &Option<TxnProduce>,
 ) -> Result<(PendingProduce, Duration), Error> {
     let partition = u32::try_from(index)
         .map_err(|_| Error::invalid(format!("partition {index} of topic {topic:?} is negative")))?;
     let batches = records.unwrap_or_default();
     let payload = Payload::Batches(batches);
-    let admitted = kafka.api.admit_produce(&session.identity, topic, &payload)?;
+    let who = &session.identity;
+    let admitted = match txn {
+        None => kafka.api.admit_produce(who, topic, &payload)?,
+        Some(t) => kafka.api.admit_transactional_produce(who, topic, &payload, t.clone())?,
+    };
     let wait = admitted.wait();
     let pending = kafka.api.append(admitted, partition, payload, acks).await?;
     Ok((pending, wait))
@@ -183,37 +194,53 @@ fn invalid_acks(acks: i16) -> Error {
     Error::invalid(format!("acks {acks} is invalid: expected 0, 1 or -1 (all)")).with("acks", acks)
 }
 
-fn transactional(id: &str) -> Error {
-    Error::invalid(format!(
-        "transactional produce (transactional.id {id:?}) is not supported by this broker; \
-         produce without a transactional.id (idempotent producers are supported)"
-    ))
-}
-
-/// `InitProducerId` for an idempotent producer: a new producer id tagged for the caller
-/// (IdempotentWrite on the cluster, or Write on some topic). A transactional id is
-/// refused: transactions are not served.
-pub(crate) async fn init_producer_id(
+/// `InitProducerId`: for an idempotent producer, a new producer id tagged for the caller
+/// (IdempotentWrite on the cluster, or Write on some topic); for a transactional one, the
+/// id and epoch of its new instance from its transactional id's coordinator (Write on the
+/// id), which fences older instances.
+pub(crate) fn init_producer_id(
     kafka: &Arc<Kafka>,
     session: &Session,
     call: &mut Call,
 ) -> Result<Answer, String> {
     let req: InitProducerIdRequest = call.decode()?;
-    let mut body = InitProducerIdResponse::default()
-        .with_throttle_time_ms(call.throttle_ms(Duration::ZERO))
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    if let Some(id) = &req.transactional_id {
-        tracing::debug!(transactional_id = %id.0.as_str(), "refusing a transactional producer");
-        body.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return Ok(call.reply(&body, Duration::ZERO));
-    }
-    match kafka.api.init_producer_id(&session.identity).await {
-        Ok((id, epoch)) => {
-            body.producer_id = ProducerId(id);
-            body.producer_epoch = epoch;
+    let (kafka, who, replier) = (kafka.clone(), session.identity.clone(), call.replier);
+    Ok(Answer::later(async move {
+        let mut body = InitProducerIdResponse::default()
+            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let outcome = match &req.transactional_id {
+            None => kafka.api.init_producer_id(&who).await,
+            Some(id) => match expected(req.producer_id.0, req.producer_epoch) {
+                Ok(expected) => {
+                    let timeout = req.transaction_timeout_ms;
+                    kafka.api.init_transactional_producer(&who, id, timeout, expected).await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match outcome {
+            Ok((id, epoch)) => {
+                body.producer_id = ProducerId(id);
+                body.producer_epoch = epoch;
+            }
+            Err(e) => {
+                body.error_code = crate::transactions::txn_code(&e, replier.key, replier.version)
+            }
         }
-        Err(e) => body.error_code = code(&e, About::Partition),
+        replier.later(&body, Duration::ZERO)
+    }))
+}
+
+/// The producer id and epoch an `InitProducerId` asks to keep (KIP-360): both -1 is none;
+/// one of them alone is invalid.
+fn expected(producer_id: i64, epoch: i16) -> Result<Option<(i64, i16)>, Error> {
+    match (producer_id, epoch) {
+        (-1, -1) => Ok(None),
+        (id, e) if id >= 0 && e >= 0 => Ok(Some((id, e))),
+        (id, e) => Err(Error::invalid(format!(
+            "producer id {id} with epoch {e}: give both (to keep them) or neither (-1)"
+        ))),
     }
-    Ok(call.reply(&body, Duration::ZERO))
 }

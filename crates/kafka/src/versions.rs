@@ -6,16 +6,21 @@
 //! decode them): every client that talks to Kafka 4 negotiates within them.
 
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use kafka_protocol::protocol::StrBytes;
 
 /// The served APIs with their (min, max) versions.
 pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
+    // v12 is v11 for a transactions-v2 producer (KIP-890): its partitions join its
+    // transaction as it writes. v13 names topics by id: not served.
+    (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 15),
     (ApiKey::ListOffsets, 1, 9),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -51,7 +56,19 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
     // v2 adds a regular expression over transactional ids (KIP-1152): not served.
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
+    // v4+ carry many transactions and are sent by brokers only: not served.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 5),
 ];
+
+/// The feature `transaction.version` (KIP-890): at level 2 a client uses transactions v2.
+const TRANSACTION_VERSION: &str = "transaction.version";
+/// The level served, and so finalized: 2.
+const TRANSACTION_VERSION_LEVEL: i16 = 2;
+/// The epoch of the finalized features: they never change while a broker runs.
+const FEATURES_EPOCH: i64 = 1;
 
 /// The served version range of an API, if it is served.
 pub(crate) fn served(key: ApiKey) -> Option<(i16, i16)> {
@@ -63,7 +80,9 @@ pub(crate) fn serves(key: ApiKey, version: i16) -> bool {
     served(key).is_some_and(|(min, max)| (min..=max).contains(&version))
 }
 
-/// The `ApiVersions` answer: every served API with its range; `error_code` is
+/// The `ApiVersions` answer: every served API with its range, and the features (v3+):
+/// `transaction.version` 0–2 supported and 2 finalized, so a client that knows
+/// transactions v2 uses it, as against Kafka 4; `error_code` is
 /// `UNSUPPORTED_VERSION` when the client asked at a version above ours (KIP-511: the
 /// answer is then at version 0, which every client reads, and it picks a version from it).
 pub(crate) fn answer(error_code: i16) -> ApiVersionsResponse {
@@ -76,7 +95,23 @@ pub(crate) fn answer(error_code: i16) -> ApiVersionsResponse {
                 .with_max_version(*max)
         })
         .collect();
-    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+    let name = StrBytes::from_static_str(TRANSACTION_VERSION);
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
+        .with_supported_features(vec![
+            SupportedFeatureKey::default()
+                .with_name(name.clone())
+                .with_min_version(0)
+                .with_max_version(TRANSACTION_VERSION_LEVEL),
+        ])
+        .with_finalized_features_epoch(FEATURES_EPOCH)
+        .with_finalized_features(vec![
+            FinalizedFeatureKey::default()
+                .with_name(name)
+                .with_min_version_level(TRANSACTION_VERSION_LEVEL)
+                .with_max_version_level(TRANSACTION_VERSION_LEVEL),
+        ])
 }
 
 #[cfg(test)]
@@ -100,7 +135,7 @@ mod tests {
     fn versions_outside_the_range_are_not_served() {
         assert!(serves(ApiKey::Produce, 3));
         assert!(!serves(ApiKey::Produce, 2));
-        assert!(!serves(ApiKey::Produce, 12));
+        assert!(!serves(ApiKey::Produce, 13));
         assert!(!serves(ApiKey::WriteTxnMarkers, 1));
     }
 }

@@ -59,7 +59,7 @@ pub use log::{Admitted, PendingProduce};
 pub use sasl::ScramChange;
 pub use shale_meta::controller::Move;
 pub use shale_meta::topics::{BrokerRecord, PartitionState};
-pub use txn::TxnFilter;
+pub use txn::{TxnCommitter, TxnFilter, TxnPartition};
 
 use crate::broker::Broker as Inner;
 use shale_core::error::Error;

@@ -54,4 +54,11 @@ impl Api {
     ) -> Result<(), Error> {
         self.broker.confirm_txn_partition_here(req).await
     }
+
+    /// Commits a group's offsets with a producer's transaction, as the transactional id's
+    /// coordinator here (the group's coordinator checked them); `NOT_COORDINATOR`
+    /// elsewhere.
+    pub async fn add_txn_offsets(&self, req: &pb::AddTxnOffsetsRequest) -> Result<(), Error> {
+        self.broker.add_txn_offsets_here(req).await
+    }
 }

@@ -1,11 +1,32 @@
-//! Transactions as operators see them (Kafka's ListTransactions and DescribeTransactions):
-//! each broker answers for the transactional ids it coordinates, and shows only those the
-//! caller may Describe.
+//! Transactions as a front end calls them. A transactional producer's requests (Write on
+//! its transactional id) go to the id's coordinator, which answers `NOT_COORDINATOR`
+//! elsewhere; its offsets go to the group's coordinator, which checks them and hands them
+//! to the id's. Operators list and describe transactions (Kafka's ListTransactions and
+//! DescribeTransactions): each broker answers for the ids it coordinates, and shows only
+//! those the caller may Describe.
 
 use super::{Api, Identity};
 use crate::acl::{Operation, ResourceType};
-use crate::txn::state::{TxnRecord, TxnState};
+use crate::groups::classic::OffsetToCommit;
+use crate::txn::state::{EndAsk, TxnRecord, TxnState};
 use shale_core::error::{Error, ErrorKind, Reason};
+use shale_meta::topics::BrokerRecord;
+
+/// A partition as a transactional request names it.
+pub type TxnPartition = (String, i32);
+
+/// The consumer a transactional producer commits offsets for (KIP-447), as
+/// `TxnOffsetCommit` names it: member id, static instance id, generation. An older client
+/// names none (`""`, `None`, -1).
+#[derive(Debug, Clone, Copy)]
+pub struct TxnCommitter<'a> {
+    /// The member id.
+    pub member: &'a str,
+    /// The static instance id.
+    pub instance: Option<&'a str>,
+    /// The group generation.
+    pub generation: i32,
+}
 
 /// Which transactions [`Api::list_transactions`] lists (every part empty or unset: all).
 #[derive(Debug, Clone, Default)]
@@ -32,6 +53,173 @@ const STATES: [TxnState; 6] = [
 const OTHER_KAFKA_STATES: [&str; 2] = ["Dead", "PrepareEpochFence"];
 
 impl Api {
+    /// The broker coordinating transactional id `id` (Describe on it).
+    pub fn find_txn_coordinator(&self, who: &Identity, id: &str) -> Result<BrokerRecord, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "FindCoordinator", Operation::Describe, ResourceType::TransactionalId, id)?;
+        if id.is_empty() {
+            return Err(Error::invalid("a transactional id must not be empty"));
+        }
+        let candidates = self.broker.coordinator_candidates();
+        let (b, _) = crate::groups::coordinator_of(id, &candidates).ok_or_else(|| {
+            Error::unavailable("no live broker can coordinate transactions now; retry")
+        })?;
+        self.broker.cached_broker(b).ok_or_else(|| {
+            Error::unavailable(format!("broker {b}, coordinator of {id:?}, is not known here yet"))
+        })
+    }
+
+    fn check_txn_write(&self, who: &Identity, action: &str, id: &str) -> Result<(), Error> {
+        let acl = self.broker.acl();
+        acl.check(who, action, Operation::Write, ResourceType::TransactionalId, id)
+    }
+
+    /// `InitProducerId` with transactional id `id` (Write on it): the producer id and epoch
+    /// of its new instance, which fences every older one. `expected` is the id and epoch
+    /// the producer had, when it asks to keep them (KIP-360).
+    pub async fn init_transactional_producer(
+        &self,
+        who: &Identity,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), Error> {
+        self.check_txn_write(who, "InitProducerId", id)?;
+        self.broker.txn()?.init_producer_id(id, timeout_ms, expected).await
+    }
+
+    /// `AddPartitionsToTxn` (transactions v1; Write on the id and on each topic): the
+    /// outcome per partition. When any partition fails its checks none is added, and the
+    /// others are `OPERATION_NOT_ATTEMPTED`, as Kafka answers.
+    pub async fn add_partitions_to_txn(
+        &self,
+        who: &Identity,
+        id: &str,
+        producer: (i64, i16),
+        partitions: Vec<TxnPartition>,
+    ) -> Result<Vec<(TxnPartition, Result<(), Error>)>, Error> {
+        self.check_txn_write(who, "AddPartitionsToTxn", id)?;
+        let acl = self.broker.acl();
+        let checked: Vec<(TxnPartition, Result<u32, Error>)> = partitions
+            .into_iter()
+            .map(|(topic, p)| {
+                let ok = acl
+                    .check(who, "AddPartitionsToTxn", Operation::Write, ResourceType::Topic, &topic)
+                    .and_then(|()| self.partition_index(&topic, p));
+                ((topic, p), ok)
+            })
+            .collect();
+        if checked.iter().any(|(_, r)| r.is_err()) {
+            return Ok(checked
+                .into_iter()
+                .map(|(tp, r)| {
+                    let r = r.and_then(|_| {
+                        Err(Error::new(
+                            ErrorKind::Invalid,
+                            Reason::OperationNotAttempted,
+                            format!(
+                                "{}-{} was not added: another partition of the request failed",
+                                tp.0, tp.1
+                            ),
+                        ))
+                    });
+                    (tp, r)
+                })
+                .collect());
+        }
+        let adding: Vec<(String, u32)> =
+            checked.iter().filter_map(|((t, _), r)| Some((t.clone(), *r.as_ref().ok()?))).collect();
+        let done = self.broker.txn()?.add(id, producer, &adding, &[], false).await;
+        Ok(checked.into_iter().map(|(tp, _)| (tp, done.clone())).collect())
+    }
+
+    /// Partition `p` of `topic` when the topic has it.
+    fn partition_index(&self, topic: &str, p: i32) -> Result<u32, Error> {
+        let t = self.broker.topic(topic)?;
+        match u32::try_from(p) {
+            Ok(index) if index < t.record.partitions => Ok(index),
+            _ => Err(shale_core::error::partition_out_of_range(
+                topic,
+                u32::try_from(p).unwrap_or(u32::MAX),
+                t.record.partitions,
+            )),
+        }
+    }
+
+    /// `AddOffsetsToTxn` (transactions v1; Write on the id, Read on the group): the group's
+    /// offsets will commit with the producer's transaction.
+    pub async fn add_offsets_to_txn(
+        &self,
+        who: &Identity,
+        id: &str,
+        producer: (i64, i16),
+        group: &str,
+    ) -> Result<(), Error> {
+        self.check_txn_write(who, "AddOffsetsToTxn", id)?;
+        let acl = self.broker.acl();
+        acl.check(who, "AddOffsetsToTxn", Operation::Read, ResourceType::Group, group)?;
+        shale_core::names::validate_group(group)?;
+        self.broker.txn()?.add(id, producer, &[], &[group.to_string()], false).await
+    }
+
+    /// `TxnOffsetCommit`, at the group's coordinator (Write on the id, Read on the group and
+    /// on each topic): checks the offsets and the committing consumer, then hands them to
+    /// the id's coordinator, which commits them with the transaction. The outcome per
+    /// partition; a topic the caller may not read fails its partitions alone. In
+    /// transactions v2 (`tv2`) the group joins the transaction here.
+    pub async fn txn_offset_commit(
+        &self,
+        who: &Identity,
+        (id, producer): (&str, (i64, i16)),
+        group: &str,
+        committer: TxnCommitter<'_>,
+        offsets: Vec<OffsetToCommit>,
+        tv2: bool,
+    ) -> Result<Vec<(OffsetToCommit, Result<(), Error>)>, Error> {
+        self.check_txn_write(who, "TxnOffsetCommit", id)?;
+        let acl = self.broker.acl();
+        acl.check(who, "TxnOffsetCommit", Operation::Read, ResourceType::Group, group)?;
+        self.broker.check_serving()?;
+        let mut out = Vec::with_capacity(offsets.len());
+        let mut allowed = Vec::with_capacity(offsets.len());
+        for o in offsets {
+            match acl.check(who, "TxnOffsetCommit", Operation::Read, ResourceType::Topic, &o.topic)
+            {
+                Ok(()) => allowed.push(o),
+                Err(e) => out.push((o, Err(e))),
+            }
+        }
+        if allowed.is_empty() {
+            return Ok(out);
+        }
+        let b = &self.broker;
+        let member = (committer.member, committer.instance, committer.generation);
+        let checked = b.groups().classic().check_txn_commit(b.as_ref(), group, member, &allowed);
+        let done = match checked.await {
+            Ok(records) => b.add_txn_offsets(id, producer, group, &records, tv2).await,
+            Err(e) => Err(e),
+        };
+        out.extend(allowed.into_iter().map(|o| (o, done.clone())));
+        Ok(out)
+    }
+
+    /// `EndTxn` (Write on the id): commits or aborts the producer's transaction. Answered
+    /// once the decision is stored; its markers follow. The producer id and epoch for the
+    /// next transaction (transactions v2 bumps the epoch at each end).
+    pub async fn end_txn(
+        &self,
+        who: &Identity,
+        id: &str,
+        producer: (i64, i16),
+        commit: bool,
+        tv2: bool,
+    ) -> Result<(i64, i16), Error> {
+        self.check_txn_write(who, "EndTxn", id)?;
+        let now_ms = self.broker.clock().now_ms();
+        let ask = EndAsk { producer_id: producer.0, epoch: producer.1, commit, tv2, now_ms };
+        self.broker.txn()?.end(id, ask).await
+    }
+
     /// The transactions this broker coordinates that `filter` selects and `who` may
     /// Describe, by transactional id; and the filter's state names that are no state.
     pub async fn list_transactions(

@@ -4,12 +4,15 @@
 use std::sync::{Arc, Weak};
 
 use super::Broker;
+use crate::groups::records::OffsetRecord;
 use crate::txn::coordinator::{TxnCoordinator, TxnHost, TxnSettings};
 use crate::txn::offsets::PendingOffsets;
 use crate::txn::store::TxnStore;
 use shale_core::error::{Error, ErrorKind};
 use shale_core::record::control::{Marker, MarkerKind};
 use shale_proto::pb;
+use shale_proto::pb::replica_client::ReplicaClient;
+use shale_proto::status::from_status;
 
 /// Kafka's default `transaction.max.timeout.ms`: the longest timeout a producer may ask.
 const MAX_TIMEOUT_MS: i32 = 900_000;
@@ -154,18 +157,84 @@ impl Broker {
             partition,
             add: txn.tv2,
         };
-        let candidates = self.coordinator_candidates();
-        match crate::groups::coordinator_of(&txn.transactional_id, &candidates) {
-            Some((id, _)) if id == self.id => self.confirm_txn_partition_here(&req).await,
-            Some((_, addr)) => {
-                let mut client = pb::replica_client::ReplicaClient::new(self.peer(&addr)?);
-                client
-                    .add_partition_to_txn(req)
-                    .await
-                    .map_err(|s| shale_proto::status::from_status(&s))?;
+        match self.txn_coordinator_peer(&txn.transactional_id)? {
+            None => self.confirm_txn_partition_here(&req).await,
+            Some(mut peer) => {
+                peer.add_partition_to_txn(req).await.map_err(|s| from_status(&s))?;
                 Ok(())
             }
+        }
+    }
+
+    /// The coordinator of transactional id `id`: `None` for this broker, else a client of
+    /// the broker's `Replica` service.
+    fn txn_coordinator_peer(
+        &self,
+        id: &str,
+    ) -> Result<Option<ReplicaClient<tonic::transport::Channel>>, Error> {
+        let candidates = self.coordinator_candidates();
+        match crate::groups::coordinator_of(id, &candidates) {
+            Some((b, _)) if b == self.id => Ok(None),
+            Some((_, addr)) => Ok(Some(ReplicaClient::new(self.peer(&addr)?))),
             None => Err(Error::unavailable("no live broker coordinates transactions; retry")),
+        }
+    }
+
+    /// As the coordinator of `req`'s transactional id: adds the group's offsets to the
+    /// producer's transaction.
+    pub async fn add_txn_offsets_here(&self, req: &pb::AddTxnOffsetsRequest) -> Result<(), Error> {
+        let producer = (req.producer_id, epoch16(req.producer_epoch)?);
+        let offsets: Vec<(String, u32, OffsetRecord)> = req
+            .offsets
+            .iter()
+            .map(|o| {
+                let record = OffsetRecord {
+                    offset: o.offset,
+                    metadata: o.metadata.clone(),
+                    commit_ms: o.commit_ms,
+                    topic_id: o.topic_id.clone(),
+                };
+                (o.topic.clone(), o.partition, record)
+            })
+            .collect();
+        let id = req.transactional_id.as_str();
+        self.txn()?.add_offsets(id, producer, &req.group, &offsets, req.tv2).await
+    }
+
+    /// Adds `offsets` of `group` to `producer`'s transaction at the coordinator of
+    /// transactional id `id` (this broker or another).
+    pub(crate) async fn add_txn_offsets(
+        &self,
+        id: &str,
+        producer: (i64, i16),
+        group: &str,
+        offsets: &[(String, u32, OffsetRecord)],
+        tv2: bool,
+    ) -> Result<(), Error> {
+        let req = pb::AddTxnOffsetsRequest {
+            transactional_id: id.to_string(),
+            producer_id: producer.0,
+            producer_epoch: i32::from(producer.1),
+            group: group.to_string(),
+            offsets: offsets
+                .iter()
+                .map(|(topic, partition, r)| pb::TxnOffset {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: r.offset,
+                    metadata: r.metadata.clone(),
+                    commit_ms: r.commit_ms,
+                    topic_id: r.topic_id.clone(),
+                })
+                .collect(),
+            tv2,
+        };
+        match self.txn_coordinator_peer(id)? {
+            None => self.add_txn_offsets_here(&req).await,
+            Some(mut peer) => {
+                peer.add_txn_offsets(req).await.map_err(|s| from_status(&s))?;
+                Ok(())
+            }
         }
     }
 }

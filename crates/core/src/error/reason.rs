@@ -111,6 +111,12 @@ reasons! {
     InvalidTransactionTimeout = "INVALID_TRANSACTION_TIMEOUT",
     /// No transactional id by that name.
     TransactionalIdNotFound = "TRANSACTIONAL_ID_NOT_FOUND",
+    /// Another part of the request failed, so this part was not tried (Kafka answers the
+    /// partitions of an AddPartitionsToTxn so when some of them fail its checks).
+    OperationNotAttempted = "OPERATION_NOT_ATTEMPTED",
+    /// A transaction still holds offsets of the partition that it may commit: a reader
+    /// that asked for stable offsets retries (KIP-447).
+    UnstableOffsetCommit = "UNSTABLE_OFFSET_COMMIT",
     /// The broker is draining and hands its work to others.
     BrokerDraining = "BROKER_DRAINING",
     /// The local log bytes are over `tier.local_disk_budget_bytes`.

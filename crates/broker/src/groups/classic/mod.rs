@@ -24,6 +24,7 @@ use group::{Bounds, JoinStep, SyncStep};
 pub use group::{ClassicGroup, JoinRequest, Joined, State, SyncRequest, Synced};
 pub use stored::ClassicRecord;
 
+use super::records::OffsetRecord;
 use super::{GroupHost, coordinator_of};
 use crate::settings::GroupSettings;
 use shale_core::error::{Error, ErrorKind, Reason};
@@ -289,6 +290,30 @@ impl ClassicGroups {
             }
             other => other,
         }
+    }
+
+    /// Checks a transactional producer's offsets of `group` before its transaction takes
+    /// them (`TxnOffsetCommit`): this broker coordinates the group, and a producer that
+    /// names its consumer's member and generation (KIP-447) names a current one; one that
+    /// names none (generation -1, no member: an older client) is not checked, as Kafka
+    /// does not. Nothing is written. The records to add, committed at `now_ms`.
+    pub async fn check_txn_commit(
+        &self,
+        b: &dyn GroupHost,
+        group: &str,
+        (member, instance, generation): (&str, Option<&str>, i32),
+        offsets: &[OffsetToCommit],
+    ) -> Result<Vec<(String, u32, OffsetRecord)>, Error> {
+        let guard = self.locked(b, group).await?;
+        let g = guard.as_ref().ok_or_else(|| Error::internal("group slot empty"))?;
+        if generation >= 0 || !member.is_empty() || instance.is_some() {
+            g.check_commit(member, instance, generation)?;
+        }
+        let now = b.now_ms();
+        offsets
+            .iter()
+            .map(|o| Ok((o.topic.clone(), o.partition, stored::offset_record(b, o, now)?)))
+            .collect()
     }
 
     /// Writes the group (compared with the revision this broker last saw).

@@ -176,6 +176,43 @@ pub(super) async fn store(
     Ok(())
 }
 
+/// The record `o` is stored as, committed at `now_ms`, once checked: the partition exists,
+/// the offset is not negative, the metadata is not too long.
+pub(crate) fn offset_record(
+    b: &dyn GroupHost,
+    o: &OffsetToCommit,
+    now_ms: i64,
+) -> Result<OffsetRecord, Error> {
+    let entry = b.topic_record(&o.topic)?;
+    if o.partition >= entry.partitions {
+        return Err(shale_core::error::partition_out_of_range(
+            &o.topic,
+            o.partition,
+            entry.partitions,
+        ));
+    }
+    if o.offset < 0 {
+        return Err(Error::invalid(format!(
+            "offset {} for {}-{} is negative",
+            o.offset, o.topic, o.partition
+        )));
+    }
+    if o.metadata.len() > MAX_METADATA_BYTES {
+        return Err(Error::invalid(format!(
+            "commit metadata of {} bytes for {}-{} is over {MAX_METADATA_BYTES}",
+            o.metadata.len(),
+            o.topic,
+            o.partition
+        )));
+    }
+    Ok(OffsetRecord {
+        offset: o.offset,
+        metadata: o.metadata.clone(),
+        commit_ms: now_ms,
+        topic_id: entry.id.clone(),
+    })
+}
+
 /// Stores committed offsets under `fence`; a failed fence is NOT_COORDINATOR.
 pub(super) async fn commit_offsets(
     meta: &dyn MetaStore,
@@ -188,34 +225,7 @@ pub(super) async fn commit_offsets(
     let now = b.now_ms();
     let mut puts = Vec::with_capacity(offsets.len());
     for o in offsets {
-        let entry = b.topic_record(&o.topic)?;
-        if o.partition >= entry.partitions {
-            return Err(shale_core::error::partition_out_of_range(
-                &o.topic,
-                o.partition,
-                entry.partitions,
-            ));
-        }
-        if o.offset < 0 {
-            return Err(Error::invalid(format!(
-                "offset {} for {}-{} is negative",
-                o.offset, o.topic, o.partition
-            )));
-        }
-        if o.metadata.len() > MAX_METADATA_BYTES {
-            return Err(Error::invalid(format!(
-                "commit metadata of {} bytes for {}-{} is over {MAX_METADATA_BYTES}",
-                o.metadata.len(),
-                o.topic,
-                o.partition
-            )));
-        }
-        let record = OffsetRecord {
-            offset: o.offset,
-            metadata: o.metadata.clone(),
-            commit_ms: now,
-            topic_id: entry.id.clone(),
-        };
+        let record = offset_record(b, o, now)?;
         puts.push(TxnOp::put(keys.offset(group, &o.topic, o.partition), records::encode(&record)));
     }
     for chunk in puts.chunks(PUTS_PER_TXN) {
