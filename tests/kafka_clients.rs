@@ -5,7 +5,7 @@
 //! that commits, stops and is resumed by another member from the committed offsets.
 //! librdkafka also rebalances a group of three as members leave and join, eagerly and
 //! cooperatively, reading every record exactly once, and copies records exactly once with
-//! transactions.
+//! transactions, as Apache Kafka's Java client does with transactions v2.
 //!
 //! The scripts are in `tests/kafka/`; `scripts/kafka-clients.sh install` installs the
 //! clients (the test command runs it).
@@ -488,6 +488,32 @@ fn librdkafka_transactions_copy_exactly_once_and_fence_zombies() {
     assert_eq!(copy["committed_offsets"], 600, "{json}");
     let zombie = &json["zombie"];
     assert_eq!(zombie["old_error"], "_FENCED", "{json}");
+    assert_eq!(zombie["read_committed"], serde_json::json!(["new-1"]), "{json}");
+}
+
+/// Apache Kafka's Java client 4.3 negotiates transactions v2 (KIP-890) from ApiVersions'
+/// finalized `transaction.version`, which its copier's epoch shows (v2 bumps it at every
+/// commit and abort; v1 never does), and copies 600 records exactly once as librdkafka's
+/// test does; a zombie producer is fenced and its records are never read committed.
+#[test]
+fn java_client_transactions_v2_copy_exactly_once_and_fence_zombies() {
+    let Some(jars) = kafka::java_jars() else { return };
+    let prefix = kafka::unique("jtxn");
+    let cmd = kafka::java_program(&jars, "Transactions.java", &[&bootstrap(), &prefix]);
+    let json = kafka::run(cmd, WITHIN).assert_ok("Transactions.java");
+    let copy = &json["copy"];
+    assert_eq!(copy["copied"], 600, "{json}");
+    assert_eq!(copy["read_committed"], 600, "{json}");
+    for field in ["missing", "duplicates", "junk_committed"] {
+        assert_eq!(copy[field], 0, "{field}: {json}");
+    }
+    assert_eq!(copy["junk_uncommitted"], 600, "the aborted junk is in the log: {json}");
+    assert_eq!(copy["committed_offsets"], 600, "{json}");
+    let ends = copy["commits"].as_i64().unwrap() + copy["aborts"].as_i64().unwrap();
+    assert_eq!(copy["epoch"].as_i64(), Some(ends), "one bump per end: transactions v2 {json}");
+    let zombie = &json["zombie"];
+    let fenced = ["ProducerFencedException", "InvalidProducerEpochException"];
+    assert!(fenced.contains(&zombie["old_error"].as_str().unwrap()), "{json}");
     assert_eq!(zombie["read_committed"], serde_json::json!(["new-1"]), "{json}");
 }
 

@@ -1,5 +1,6 @@
 //! Kafka clients nobody here wrote (`scripts/kafka-clients.sh install` installs them: PyPI's
-//! confluent-kafka, kafka-python and aiokafka, npm's kafkajs, Debian's kcat), run as
+//! confluent-kafka, kafka-python and aiokafka, npm's kafkajs, Debian's kcat, Apache Kafka's
+//! Java client), run as
 //! processes against a broker's Kafka listener. Each client script in `tests/kafka/` prints
 //! one JSON object on its last line and exits 0 only when its checks passed.
 //!
@@ -38,6 +39,18 @@ pub(crate) fn python() -> Option<PathBuf> {
 /// The directory whose `node_modules` holds kafkajs.
 pub(crate) fn node_dir() -> Option<PathBuf> {
     installed("node-dir").or_else(|| missing("kafkajs"))
+}
+
+/// The directory of Apache Kafka's Java client jars (and `java` on the PATH).
+pub(crate) fn java_jars() -> Option<PathBuf> {
+    installed("java-jars").or_else(|| missing("Apache Kafka's Java client"))
+}
+
+/// A single-file Java program of `tests/kafka/` run with the client jars in `jars`.
+pub(crate) fn java_program(jars: &Path, program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.arg("-cp").arg(jars.join("*")).arg(root().join("tests/kafka").join(program)).args(args);
+    cmd
 }
 
 /// kcat.

@@ -227,7 +227,25 @@ impl Broker {
         if p.producers().check_txn_start(&header, None).is_ok() {
             return Ok(None);
         }
-        self.confirm_txn_partition(txn, producer, (p.topic(), p.index())).await?;
+        let confirmed = self.confirm_txn_partition(txn, producer, (p.topic(), p.index())).await;
+        confirmed.map_err(for_producer)?;
         Ok(Some(p.producers().verified(producer.0, producer.1)))
+    }
+}
+
+/// A transaction coordinator's refusal as a produce answers it, as Kafka's leaders do: a
+/// fenced producer is `INVALID_PRODUCER_EPOCH`; a coordinator that cannot answer now (it
+/// moved, or the transaction is being decided) is `NOT_ENOUGH_REPLICAS`, which every
+/// producer retries.
+fn for_producer(e: Error) -> Error {
+    let busy = matches!(e.reason, Reason::NotCoordinator | Reason::ConcurrentTransactions);
+    if e.reason == Reason::ProducerFenced {
+        Error::new(ErrorKind::Fenced, Reason::InvalidProducerEpoch, e.message)
+    } else if busy || e.kind == ErrorKind::Unavailable {
+        let message =
+            format!("the transaction coordinator cannot confirm the partition now: {}", e.message);
+        Error::new(ErrorKind::Unavailable, Reason::NotEnoughReplicas, message)
+    } else {
+        e
     }
 }
