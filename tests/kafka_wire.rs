@@ -1341,3 +1341,67 @@ async fn list_and_describe_transactions_show_what_the_coordinator_holds() {
     assert_eq!(app.topics[0].partitions, vec![0, 1]);
     assert_eq!(r.transaction_states[1].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
 }
+
+/// OffsetFetch for `group`'s partition 0 of `topic_name` at v7, with or without
+/// `require_stable`: (offset, error code).
+async fn fetch_offset(addr: &str, group: &str, topic_name: &str, stable: bool) -> (i64, i16) {
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_require_stable(stable)
+        .with_topics(Some(vec![
+            OffsetFetchRequestTopic::default()
+                .with_name(topic(topic_name))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let r: OffsetFetchResponse = call(addr, ApiKey::OffsetFetch, 7, &req).await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let p = &r.topics[0].partitions[0];
+    (p.committed_offset, p.error_code)
+}
+
+/// While a transaction holds offsets of a partition, OffsetFetch with `require_stable`
+/// answers UNSTABLE_OFFSET_COMMIT (88) for it, and without it the last committed offset
+/// (KIP-447); once the transaction commits, the offset is stable and committed.
+#[tokio::test]
+async fn offsets_held_by_a_transaction_are_unstable_until_it_commits() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-unstable", 1, 1, Default::default()).await.unwrap();
+    let (pid, epoch) = txn_producer(&addr, "wire-unstable-txn").await;
+    let partition = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+        .with_partition_index(0)
+        .with_committed_offset(7);
+    let req = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("wire-unstable-txn")))
+        .with_group_id(GroupId(s("wire-unstable-g")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(topic("wire-unstable"))
+                .with_partitions(vec![partition]),
+        ]);
+    let r: TxnOffsetCommitResponse = call(&addr, ApiKey::TxnOffsetCommit, 5, &req).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let g = "wire-unstable-g";
+    assert_eq!(fetch_offset(&addr, g, "wire-unstable", true).await, (-1, 88), "unstable");
+    assert_eq!(fetch_offset(&addr, g, "wire-unstable", false).await, (-1, 0), "not yet committed");
+    let req = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("wire-unstable-txn")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let r: EndTxnResponse = call(&addr, ApiKey::EndTxn, 5, &req).await;
+    assert_eq!(r.error_code, 0);
+    let mut got = (0, 0);
+    for _ in 0..500 {
+        got = fetch_offset(&addr, g, "wire-unstable", true).await;
+        if got.1 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(got, (7, 0), "committed and stable within 10 s");
+}

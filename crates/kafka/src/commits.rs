@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -128,17 +129,36 @@ type Asked = Option<Vec<(String, Vec<i32>)>>;
 /// group-level error.
 type Fetched = Result<Vec<(String, Vec<(i32, i64, String, i16)>)>, Error>;
 
-async fn fetch_group(kafka: &Kafka, who: &Identity, group: &str, asked: Asked) -> Fetched {
+/// A group's offsets for `fetch_group`, as `(topic, partition) -> (offset, metadata, error)`.
+type Rows = BTreeMap<String, BTreeMap<i32, (i64, String, i16)>>;
+
+/// The offsets of `group` asked for; with `stable` (KIP-447's `require_stable`), each
+/// partition a transaction holds offsets for answers UNSTABLE_OFFSET_COMMIT, which the
+/// client retries until the transaction ends.
+async fn fetch_group(
+    kafka: &Kafka,
+    who: &Identity,
+    group: &str,
+    asked: Asked,
+    stable: bool,
+) -> Fetched {
     let topics: Vec<String> = asked.iter().flatten().map(|(t, _)| t.clone()).collect();
-    let committed = kafka.api.fetch_offsets(who, group, &topics).await?;
-    let mut by_topic: BTreeMap<String, BTreeMap<i32, (i64, String)>> = BTreeMap::new();
+    let (committed, unstable) = match stable {
+        true => kafka.api.fetch_stable_offsets(who, group, &topics).await?,
+        false => (kafka.api.fetch_offsets(who, group, &topics).await?, Default::default()),
+    };
+    let mut by_topic: Rows = BTreeMap::new();
     for c in committed {
-        by_topic.entry(c.topic).or_default().insert(c.partition as i32, (c.offset, c.metadata));
+        by_topic.entry(c.topic).or_default().insert(c.partition as i32, (c.offset, c.metadata, 0));
+    }
+    let retry = ResponseError::UnstableOffsetCommit.code();
+    for (t, p) in unstable {
+        by_topic.entry(t).or_default().insert(p as i32, (-1, String::new(), retry));
     }
     Ok(match asked {
         None => by_topic
             .into_iter()
-            .map(|(t, ps)| (t, ps.into_iter().map(|(p, (o, m))| (p, o, m, 0)).collect()))
+            .map(|(t, ps)| (t, ps.into_iter().map(|(p, (o, m, e))| (p, o, m, e)).collect()))
             .collect(),
         Some(asked) => asked
             .into_iter()
@@ -147,7 +167,7 @@ async fn fetch_group(kafka: &Kafka, who: &Identity, group: &str, asked: Asked) -
                 let rows = partitions
                     .into_iter()
                     .map(|p| match have.and_then(|h| h.get(&p)) {
-                        Some((o, m)) => (p, *o, m.clone(), 0),
+                        Some((o, m, e)) => (p, *o, m.clone(), *e),
                         None => (p, -1, String::new(), 0),
                     })
                     .collect();
@@ -174,7 +194,8 @@ pub(crate) fn fetch(
             let asked: Asked = req.topics.as_ref().map(|ts| {
                 ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect()
             });
-            match fetch_group(&kafka, &who, &req.group_id.0, asked).await {
+            let stable = version >= 7 && req.require_stable;
+            match fetch_group(&kafka, &who, &req.group_id.0, asked, stable).await {
                 Ok(topics) => {
                     body.topics = topics
                         .into_iter()
@@ -229,7 +250,8 @@ pub(crate) fn fetch(
                 });
                 let group = OffsetFetchResponseGroup::default()
                     .with_group_id(GroupId(g.group_id.0.clone()));
-                groups.push(match fetch_group(&kafka, &who, &g.group_id.0, asked).await {
+                let fetched = fetch_group(&kafka, &who, &g.group_id.0, asked, req.require_stable);
+                groups.push(match fetched.await {
                     Ok(topics) => group.with_topics(
                         topics
                             .into_iter()

@@ -2,6 +2,8 @@
 //! Read (or Describe, Delete) on the group and Read on the topics involved, and audits
 //! what it changes.
 
+use std::collections::BTreeSet;
+
 use super::{Api, Identity, Principal};
 use crate::acl::{Operation, ResourceType};
 use crate::audit::{self, Resource};
@@ -107,6 +109,26 @@ impl Api {
         let mut offsets = b.groups().fetch_offsets(b.as_ref(), group, topics).await?;
         offsets.retain(|o| acl.allows(who, Operation::Describe, ResourceType::Topic, &o.topic));
         Ok(offsets)
+    }
+
+    /// [`fetch_offsets`](Self::fetch_offsets) for a reader that wants only stable offsets
+    /// (KIP-447's `require_stable`): the partitions an open or deciding transaction holds
+    /// offsets for are left out and listed apart, for the reader to retry.
+    pub async fn fetch_stable_offsets(
+        &self,
+        who: &Identity,
+        group: &str,
+        topics: &[String],
+    ) -> Result<(Vec<pb::CommittedOffset>, BTreeSet<(String, u32)>), Error> {
+        let mut offsets = self.fetch_offsets(who, group, topics).await?;
+        let acl = self.broker.acl();
+        let mut unstable = self.broker.txn()?.pending_offsets(group).await?;
+        unstable.retain(|(t, _)| {
+            (topics.is_empty() || topics.contains(t))
+                && acl.allows(who, Operation::Describe, ResourceType::Topic, t)
+        });
+        offsets.retain(|o| !unstable.contains(&(o.topic.clone(), o.partition)));
+        Ok((offsets, unstable))
     }
 
     /// Sets committed offsets of an empty group (Read on it and the topic).

@@ -478,6 +478,15 @@ impl TxnCoordinator {
             .collect())
     }
 
+    /// The partitions of `group` that an open or deciding transaction has offsets for (any
+    /// broker may ask: they are in the store).
+    pub async fn pending_offsets(
+        &self,
+        group: &str,
+    ) -> Result<std::collections::BTreeSet<(String, u32)>, Error> {
+        self.offsets.pending(group).await
+    }
+
     /// The record of `id`, which this broker must coordinate (DescribeTransactions).
     pub async fn describe(&self, id: &str) -> Result<Option<TxnRecord>, Error> {
         self.check_coordinates(id)?;
