@@ -491,6 +491,25 @@ fn librdkafka_transactions_copy_exactly_once_and_fence_zombies() {
     assert_eq!(zombie["read_committed"], serde_json::json!(["new-1"]), "{json}");
 }
 
+/// A compacted topic written by a transactional producer that commits a value of each of
+/// ten keys and then aborts another, thirty times: once the cleaner has removed the
+/// aborted records, librdkafka's `read_committed` reader finds each key's last committed
+/// value and nothing aborted (a cleaner that kept aborted values as the keys' latest would
+/// have removed the committed ones).
+#[test]
+fn librdkafka_compacted_transactions_keep_each_keys_latest_committed_value() {
+    let Some(python) = kafka::python() else { return };
+    let prefix = kafka::unique("ctxn");
+    let cmd =
+        kafka::python_script(&python, "transactions.py", &[&bootstrap(), &prefix, "compacted"]);
+    let json = kafka::run(cmd, WITHIN).assert_ok("transactions.py compacted");
+    let c = &json["compacted"];
+    assert_eq!(c["aborted_left"], 0, "the cleaner removed the aborted records: {json}");
+    assert!(c["uncommitted_after_clean"].as_u64().unwrap() < 600, "cleaned: {json}");
+    assert_eq!(c["aborted_committed"], 0, "{json}");
+    assert_eq!(c["latest_ok"], true, "{json}");
+}
+
 /// Apache Kafka's Java client 4.3 negotiates transactions v2 (KIP-890) from ApiVersions'
 /// finalized `transaction.version`, which its copier's epoch shows (v2 bumps it at every
 /// commit and abort; v1 never does), and copies 600 records exactly once as librdkafka's

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Transactions through librdkafka (PyPI's confluent-kafka).
 
-Usage: transactions.py BOOTSTRAP PREFIX
+Usage: transactions.py BOOTSTRAP PREFIX [copy|compacted]
 
 - copy: N numbered records go into PREFIX-in (3 partitions); a consume-transform-produce
   loop (a read_committed consumer of group PREFIX-g, a transactional producer) copies
@@ -11,6 +11,10 @@ Usage: transactions.py BOOTSTRAP PREFIX
   committed offsets are read back.
 - zombie: two producers with one transactional.id; the first, fenced by the second,
   fails to write and to commit; the second commits.
+- compacted (run alone): on a compacted topic a transactional producer commits a value
+  for each of 10 keys and then aborts another, 30 times over; once the cleaner has run
+  (the log read uncommitted holds no aborted value, 60 s at most), a read_committed reader
+  must find each key's last committed value and nothing aborted.
 
 Prints one JSON line of counts and exits 0 (the test judges it); exits 1 with the error
 on stderr on a failure of the client itself. A watchdog ends the run after 80 s.
@@ -169,10 +173,86 @@ def zombie(bootstrap, prefix):
     return {"old_error": old_error, "read_committed": sorted(values)}
 
 
+def compacted(bootstrap, prefix):
+    topic = f"{prefix}-compacted"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    configs = {
+        "cleanup.policy": "compact",
+        "segment.bytes": "4096",
+        "segment.ms": "200",
+        "min.cleanable.dirty.ratio": "0.01",
+    }
+    new = NewTopic(topic, num_partitions=1, replication_factor=-1, config=configs)
+    for future in admin.create_topics([new], operation_timeout=30).values():
+        future.result(timeout=60)
+    p = producer(bootstrap, f"{prefix}-compactor")
+    rounds, keys = 30, 10
+    for r in range(rounds):
+        for value, commit in ((f"c-{r}", True), (f"a-{r}", False)):
+            p.begin_transaction()
+            for k in range(keys):
+                p.produce(topic, key=f"k{k}".encode(), value=value.encode())
+            if commit:
+                p.commit_transaction(30)
+            else:
+                p.flush(30)
+                p.abort_transaction(30)
+    # The cleaner has run once the log holds no aborted value; the active segment rolls
+    # past segment.ms, so every record becomes cleanable.
+    deadline = time.monotonic() + 60
+    while True:
+        uncommitted = read_keyed(bootstrap, topic, "read_uncommitted")
+        aborted_left = sum(1 for _, v in uncommitted if v.startswith("a-"))
+        if aborted_left == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    committed = read_keyed(bootstrap, topic, "read_committed")
+    latest = {}
+    for k, v in committed:
+        latest[k] = v
+    want = {f"k{k}": f"c-{rounds - 1}" for k in range(keys)}
+    return {
+        "written": rounds * keys * 2,
+        "uncommitted_after_clean": len(uncommitted),
+        "aborted_left": aborted_left,
+        "read_committed": len(committed),
+        "aborted_committed": sum(1 for _, v in committed if v.startswith("a-")),
+        "latest_ok": latest == want,
+    }
+
+
+def read_keyed(bootstrap, topic, isolation):
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"{topic}-{isolation}-{time.monotonic_ns()}",
+        "enable.auto.commit": False,
+        "isolation.level": isolation,
+        "enable.partition.eof": True,
+    })
+    c.assign([TopicPartition(topic, 0, 0)])
+    out = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        if m.error() is not None:
+            if m.error().code() == -191:  # _PARTITION_EOF
+                break
+            raise KafkaException(m.error())
+        out.append((m.key().decode(), m.value().decode()))
+    c.close()
+    return out
+
+
 def main():
     threading.Thread(target=watchdog, daemon=True).start()
     bootstrap, prefix = sys.argv[1], sys.argv[2]
-    out = {"copy": copy(bootstrap, prefix), "zombie": zombie(bootstrap, prefix)}
+    scenario = sys.argv[3] if len(sys.argv) > 3 else "copy"
+    if scenario == "compacted":
+        out = {"compacted": compacted(bootstrap, prefix)}
+    else:
+        out = {"copy": copy(bootstrap, prefix), "zombie": zombie(bootstrap, prefix)}
     print(json.dumps(out))
 
 

@@ -82,6 +82,56 @@ pub fn is_marker_header(header: &BatchHeader) -> bool {
     header.is_control() && header.attributes & ATTR_TRANSACTIONAL != 0
 }
 
+/// A transaction an abort marker ended on a partition: its producer's batches from
+/// `first_offset` through the marker at `last_offset` are aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AbortedTxn {
+    /// Its producer.
+    pub producer_id: i64,
+    /// Its first batch's base offset.
+    pub first_offset: i64,
+    /// Its abort marker's offset.
+    pub last_offset: i64,
+}
+
+/// Aborted transactions by producer, to ask whether a batch is aborted data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AbortedSet {
+    /// Per producer, its aborted transactions' (first, last) offsets, ascending.
+    by_producer: std::collections::HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl AbortedSet {
+    /// The set of `txns`.
+    pub fn new(txns: impl IntoIterator<Item = AbortedTxn>) -> AbortedSet {
+        let mut by_producer: std::collections::HashMap<i64, Vec<(i64, i64)>> = Default::default();
+        for t in txns {
+            by_producer.entry(t.producer_id).or_default().push((t.first_offset, t.last_offset));
+        }
+        for ranges in by_producer.values_mut() {
+            ranges.sort_unstable();
+        }
+        AbortedSet { by_producer }
+    }
+
+    /// Whether the batch of `header` is data of an aborted transaction (a transactional
+    /// data batch of a producer inside one of its aborted ranges).
+    pub fn holds(&self, header: &BatchHeader) -> bool {
+        if header.attributes & ATTR_TRANSACTIONAL == 0 || header.is_control() {
+            return false;
+        }
+        let Some(ranges) = self.by_producer.get(&header.producer_id) else { return false };
+        let offset = header.base_offset;
+        let after = ranges.partition_point(|(first, _)| *first <= offset);
+        after > 0 && offset <= ranges[after - 1].1
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_producer.is_empty()
+    }
+}
+
 fn corrupt(why: impl Into<String>) -> RecordError {
     RecordError::Corrupt(why.into())
 }
@@ -112,5 +162,32 @@ mod tests {
         b.push(Record { key: None, value: None, headers: vec![], timestamp_ms: 0 });
         let e = Marker::read(&b.build()).unwrap_err();
         assert!(e.to_string().contains("transactional control batch"), "{e}");
+    }
+
+    /// A transactional data batch inside one of its producer's aborted ranges is held; a
+    /// batch of another producer, after the marker, plain, or a marker itself is not.
+    #[test]
+    fn an_aborted_set_holds_the_aborted_batches_only() {
+        let txn = |pid: i64, offset: i64| {
+            let mut b =
+                BatchBuilder::new(Compression::None).with_producer(pid, 0, 0).transactional();
+            b.push(Record { key: None, value: None, headers: vec![], timestamp_ms: 0 });
+            let mut h = BatchHeader::parse(&b.build()).unwrap();
+            h.base_offset = offset;
+            h
+        };
+        let set = AbortedSet::new([
+            AbortedTxn { producer_id: 7, first_offset: 10, last_offset: 14 },
+            AbortedTxn { producer_id: 7, first_offset: 2, last_offset: 4 },
+        ]);
+        assert!(set.holds(&txn(7, 2)) && set.holds(&txn(7, 3)) && set.holds(&txn(7, 12)));
+        assert!(!set.holds(&txn(7, 5)) && !set.holds(&txn(7, 15)) && !set.holds(&txn(7, 1)));
+        assert!(!set.holds(&txn(8, 3)), "another producer");
+        let mut plain = txn(7, 3);
+        plain.attributes = 0;
+        assert!(!set.holds(&plain), "not transactional");
+        let mut marker = txn(7, 4);
+        marker.attributes |= ATTR_CONTROL;
+        assert!(!set.holds(&marker), "the marker is no data");
     }
 }

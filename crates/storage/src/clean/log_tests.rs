@@ -181,6 +181,7 @@ fn a_compacted_log_keeps_every_keys_latest_through_cleans_and_power_cuts() {
                 now_ms: now,
                 config: config.clone(),
                 last_batches: Default::default(),
+                aborted: Default::default(),
             };
             if cleans == cut_at {
                 let steps = rng.random_range(0..40);

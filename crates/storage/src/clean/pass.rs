@@ -25,6 +25,7 @@ use crate::log::segment::{LOG_SUFFIX, segment_path};
 use crate::log::{LogError, PartitionLog};
 use shale_core::disk::{Disk, OpenMode};
 use shale_core::record::Limits;
+use shale_core::record::control::AbortedSet;
 
 /// A compacted topic's cleaning settings, by their Kafka names.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +67,10 @@ pub struct CleanRequest {
     /// The base offsets of each producer's last batch in the log: kept, emptied if need
     /// be, so idempotent retries are still recognised.
     pub last_batches: HashSet<i64>,
+    /// The aborted transactions below `upper_bound`: their records are removed and shadow
+    /// nothing. (`upper_bound` must be at most the last stable offset, so every
+    /// transaction below it is decided.)
+    pub aborted: AbortedSet,
 }
 
 #[cfg(test)]
@@ -74,7 +79,13 @@ impl CleanRequest {
     /// (tests).
     pub(crate) fn always(upper_bound: i64, now_ms: i64) -> CleanRequest {
         let config = CompactionConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() };
-        CleanRequest { upper_bound, now_ms, config, last_batches: Default::default() }
+        CleanRequest {
+            upper_bound,
+            now_ms,
+            config,
+            last_batches: Default::default(),
+            aborted: Default::default(),
+        }
     }
 }
 
@@ -211,7 +222,7 @@ impl PartitionLog {
         let mut stats = CleanStats::default();
         let mut point = first_dirty;
         for s in segments.iter().filter(|s| s.next_offset > first_dirty) {
-            let (end, read) = map_segment(disk, view, s, first_dirty, map, pace)?;
+            let (end, read) = map_segment(disk, view, (s, first_dirty), map, &req.aborted, pace)?;
             stats.bytes_read += read;
             point = end;
             if end < s.next_offset {
@@ -237,6 +248,7 @@ impl PartitionLog {
                 .tombstones_below(req.now_ms, req.config.delete_retention_ms)
                 .min(point),
             last_batches: req.last_batches.clone(),
+            aborted: req.aborted.clone(),
         };
         let layout =
             Layout { segment_bytes: view.segment_bytes, index_interval: view.index_interval };
@@ -266,9 +278,9 @@ impl PartitionLog {
 fn map_segment(
     disk: &dyn Disk,
     view: &CleanView,
-    s: &Source,
-    first_dirty: i64,
+    (s, first_dirty): (&Source, i64),
     map: &mut OffsetMap,
+    aborted: &AbortedSet,
     pace: &mut dyn FnMut(u64),
 ) -> Result<(i64, u64), LogError> {
     let path = segment_path(&view.dir, s.base, LOG_SUFFIX);
@@ -292,7 +304,7 @@ fn map_segment(
         read_full_at(&*file, &mut batch, pos).map_err(|e| LogError::io(&path, e))?;
         read += batch.len() as u64;
         pace(batch.len() as u64);
-        if !map_batch(&batch, map, &limits)? {
+        if !map_batch(&batch, map, &limits, aborted)? {
             return Ok((header.base_offset, read));
         }
     }

@@ -216,7 +216,8 @@ pub(crate) mod tests {
         let mut map = OffsetMap::with_memory(1 << 20);
         let limits = Limits::default();
         let end = sources[4].next_offset;
-        map_section(batches.iter().map(Vec::as_slice), &mut map, &limits, end).unwrap();
+        map_section(batches.iter().map(Vec::as_slice), &mut map, &limits, end, &Default::default())
+            .unwrap();
         let rules = Rules::default();
         let layout = Layout { segment_bytes: 2 * sources[0].size, index_interval: 200 };
         let written =

@@ -11,12 +11,14 @@
 //! unless it is its producer's last batch in the log: then its header stays as an empty
 //! batch (Kafka's `RETAIN_EMPTY`), so that the producer's id, epoch and last sequence
 //! survive and its idempotent retries are still recognised. Control batches (transaction
-//! markers) stay whole.
+//! markers) stay whole. The records of aborted transactions are removed and map no key, so
+//! an aborted value never hides a committed one.
 
 use std::collections::HashSet;
 
 use super::offset_map::OffsetMap;
 use shale_core::record::compact::{Filtered, empty_batch, filter_batch, for_each_record};
+use shale_core::record::control::AbortedSet;
 use shale_core::record::{BatchHeader, Limits, RecordError};
 
 /// What decides a record's fate besides the offset map.
@@ -27,6 +29,8 @@ pub(crate) struct Rules {
     pub(crate) tombstones_below: i64,
     /// Base offsets of the batches that are their producer's last in the log.
     pub(crate) last_batches: HashSet<i64>,
+    /// Aborted transactions: their batches are removed, as Kafka's cleaner discards them.
+    pub(crate) aborted: AbortedSet,
 }
 
 /// Notes every keyed record of `batches` (whole batches in offset order, the dirty
@@ -38,9 +42,10 @@ pub(crate) fn map_section<'a>(
     map: &mut OffsetMap,
     limits: &Limits,
     end: i64,
+    aborted: &AbortedSet,
 ) -> Result<i64, RecordError> {
     for batch in batches {
-        if !map_batch(batch, map, limits)? {
+        if !map_batch(batch, map, limits, aborted)? {
             return Ok(BatchHeader::parse(batch)?.base_offset);
         }
     }
@@ -50,13 +55,16 @@ pub(crate) fn map_section<'a>(
 /// Notes every keyed record of one batch of the dirty section in `map`; false when the map
 /// filled before all of them fit (the cleaning point is then this batch's base offset).
 /// Keys noted before it filled are later than any record below the batch: they still only
-/// remove older records, as they should.
+/// remove older records, as they should. Markers and `aborted` data note nothing: an
+/// aborted record is no key's latest.
 pub(crate) fn map_batch(
     batch: &[u8],
     map: &mut OffsetMap,
     limits: &Limits,
+    aborted: &AbortedSet,
 ) -> Result<bool, RecordError> {
-    if BatchHeader::parse(batch)?.is_control() {
+    let header = BatchHeader::parse(batch)?;
+    if header.is_control() || aborted.holds(&header) {
         return Ok(true);
     }
     let mut full = false;
@@ -90,7 +98,11 @@ pub(crate) fn clean_batch(
     if header.is_control() {
         return Ok(Cleaned::Whole);
     }
+    let aborted = rules.aborted.holds(&header);
     let filtered = filter_batch(batch, limits, |record| {
+        if aborted {
+            return false;
+        }
         let Some(key) = record.key else { return false };
         let latest = map.get(key).is_none_or(|latest| latest <= record.offset);
         latest && !(record.tombstone && record.offset < rules.tombstones_below)
@@ -166,9 +178,8 @@ mod tests {
             .map_or_else(|| header(log.last().unwrap()).next_offset(), |b| header(b).base_offset);
         let mut map = OffsetMap::with_memory(memory);
         let limits = Limits::default();
-        let mapped =
-            map_section(log[dirty..point].iter().map(Vec::as_slice), &mut map, &limits, end)
-                .unwrap();
+        let batches = log[dirty..point].iter().map(Vec::as_slice);
+        let mapped = map_section(batches, &mut map, &limits, end, &rules.aborted).unwrap();
         let mut out = Vec::new();
         for batch in log {
             if header(batch).base_offset >= mapped {
@@ -226,7 +237,7 @@ mod tests {
             let all = records(&log);
             let end = log.get(point).map_or(i64::MAX, |b| header(b).base_offset);
             let tombstones_below = (all.len() as f64 * horizon_at) as i64;
-            let rules = Rules { tombstones_below, last_batches: last_batches(&log) };
+            let rules = Rules { tombstones_below, last_batches: last_batches(&log), ..Rules::default() };
             let cleaned = clean(&log, 0, point, 1 << 20, &rules);
 
             // The model: below the point, each key's latest record, unless it is a
@@ -269,7 +280,7 @@ mod tests {
             keys in 1usize..6,
         ) {
             let log = log(&batches, Compression::None);
-            let rules = Rules { tombstones_below: 0, last_batches: last_batches(&log) };
+            let rules = Rules { tombstones_below: 0, last_batches: last_batches(&log), ..Rules::default() };
             let full = records(&clean(&log, 0, log.len(), 1 << 20, &rules));
             let small = records(&clean(&log, 0, log.len(), keys * ENTRY_BYTES, &rules));
             let small_offsets: HashSet<i64> = small.iter().map(|r| r.offset).collect();
@@ -290,11 +301,15 @@ mod tests {
         );
         let mut map = OffsetMap::with_memory(2 * ENTRY_BYTES);
         let batches = log.iter().map(Vec::as_slice);
-        let point = map_section(batches, &mut map, &Limits::default(), 4).unwrap();
+        let point =
+            map_section(batches, &mut map, &Limits::default(), 4, &Default::default()).unwrap();
         assert_eq!(point, 3, "key 3 (at offset 3) did not fit: cleaned up to it, not past");
         let mut map = OffsetMap::with_memory(3 * ENTRY_BYTES);
         let batches = log.iter().map(Vec::as_slice);
-        assert_eq!(map_section(batches, &mut map, &Limits::default(), 4).unwrap(), 4);
+        assert_eq!(
+            map_section(batches, &mut map, &Limits::default(), 4, &Default::default()).unwrap(),
+            4
+        );
     }
 
     #[test]
@@ -312,5 +327,43 @@ mod tests {
         let got: Vec<(i64, Option<u8>)> =
             records(&cleaned).iter().map(|r| (r.offset, r.value.as_ref().map(|v| v[0]))).collect();
         assert_eq!(got, [(1, Some(20)), (2, Some(30)), (3, Some(11))]);
+    }
+
+    /// An aborted transaction's records neither shadow older values of their keys nor stay:
+    /// key 1 keeps its committed value 10 though the aborted batch wrote 99 after it (and
+    /// key 2, written only by the abort, is gone); the marker stays whole.
+    #[test]
+    fn aborted_records_are_removed_and_shadow_nothing() {
+        use shale_core::record::control::{AbortedSet, AbortedTxn, Marker, MarkerKind};
+        let mut log = log(&[vec![(Some(1), Some(10))]], Compression::None);
+        let mut txn = BatchBuilder::new(Compression::None).with_producer(7, 0, 0).transactional();
+        for (k, v) in [(1u8, 99u8), (2, 98)] {
+            txn.push(Record {
+                key: Some(Bytes::from(vec![k])),
+                value: Some(Bytes::from(vec![v])),
+                headers: vec![],
+                timestamp_ms: 1_000,
+            });
+        }
+        let mut txn = txn.build().to_vec();
+        stamp(&mut txn, 1, 0);
+        let mut marker =
+            Marker { kind: MarkerKind::Abort, coordinator_epoch: 0 }.batch(7, 0, 1_000).to_vec();
+        stamp(&mut marker, 3, 0);
+        log.extend([txn, marker]);
+        let aborted =
+            AbortedSet::new([AbortedTxn { producer_id: 7, first_offset: 1, last_offset: 3 }]);
+        let rules = Rules { aborted, ..Rules::default() };
+        let cleaned = clean(&log, 0, 3, 1 << 20, &rules);
+        let got: Vec<(i64, Option<u8>)> =
+            records(&cleaned).iter().map(|r| (r.offset, r.value.as_ref().map(|v| v[0]))).collect();
+        assert_eq!(got, [(0, Some(10))], "the committed value alone");
+        assert_eq!(
+            cleaned.len(),
+            2,
+            "the marker stays: {:?}",
+            cleaned.iter().map(|b| header(b)).collect::<Vec<_>>()
+        );
+        assert!(header(&cleaned[1]).is_control());
     }
 }

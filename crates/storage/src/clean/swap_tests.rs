@@ -41,7 +41,14 @@ fn a_power_cut_at_any_step_of_a_swap_leaves_the_old_segments_or_the_new() {
         let (sources, batches) = sources(&disk, 4, 5, 3);
         let mut map = OffsetMap::with_memory(1 << 20);
         let end = sources[3].next_offset;
-        map_section(batches.iter().map(Vec::as_slice), &mut map, &Limits::default(), end).unwrap();
+        map_section(
+            batches.iter().map(Vec::as_slice),
+            &mut map,
+            &Limits::default(),
+            end,
+            &Default::default(),
+        )
+        .unwrap();
         let layout = Layout { segment_bytes: 2 * sources[0].size, index_interval: 100 };
         let written = write_cleaned(
             &disk,
@@ -108,6 +115,7 @@ fn an_uncommitted_clean_is_removed_at_open() {
         &mut map,
         &Limits::default(),
         sources[1].next_offset,
+        &Default::default(),
     )
     .unwrap();
     let layout = Layout { segment_bytes: 1 << 20, index_interval: 100 };
@@ -215,7 +223,7 @@ fn a_cleaned_log_opens_after_a_cut_swap_and_reads_through_its_gaps() {
             .filter(|b| BatchHeader::parse(b).unwrap().base_offset < to)
             .collect();
         let mut map = OffsetMap::with_memory(1 << 20);
-        map_section(dirty, &mut map, &Limits::default(), to).unwrap();
+        map_section(dirty, &mut map, &Limits::default(), to, &Default::default()).unwrap();
         let layout = Layout { segment_bytes: 700, index_interval: 100 };
         let written =
             write_cleaned(&disk, dir, &sources, &map, &Rules::default(), &layout, &mut |_| {})

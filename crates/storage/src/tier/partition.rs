@@ -31,4 +31,8 @@ pub trait TierPartition: Send + Sync {
     /// Takes a pointer read from or written to the metadata store: offsets below its end
     /// are in the bucket, which lets local retention delete them.
     fn set_tier_pointer(&self, pointer: Option<TierPointer>);
+
+    /// The aborted transactions of the partition's log as this replica knows them: a
+    /// compaction removes their records, which shadow no committed value.
+    fn aborted_transactions(&self) -> shale_core::record::control::AbortedSet;
 }

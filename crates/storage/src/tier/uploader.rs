@@ -297,6 +297,10 @@ pub(crate) mod tests {
         fn set_tier_pointer(&self, pointer: Option<TierPointer>) {
             *self.pointer.lock().unwrap() = pointer;
         }
+
+        fn aborted_transactions(&self) -> shale_core::record::control::AbortedSet {
+            Default::default()
+        }
     }
 
     /// A log of `batches` appends of 300-byte records, three per 1000-byte segment.

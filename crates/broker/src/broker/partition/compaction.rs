@@ -1,6 +1,7 @@
 //! A compacted partition's side of the log cleaner (`broker::cleaner`): what a clean of its
 //! log may touch, and its cleaning state, for `/metrics` and `shale topic describe`.
 
+use shale_core::record::control::AbortedSet;
 use shale_storage::clean::{CleanRequest, CleanStats, CompactionConfig, DirtyState};
 
 use super::Partition;
@@ -28,8 +29,10 @@ impl Partition {
         self.config().cleanup_policy.compacts()
     }
 
-    /// What a clean of this replica's log may do now: nothing at or past the high
-    /// watermark (a follower may still cut there, and consumers may not have seen it), and
+    /// What a clean of this replica's log may do now: nothing at or past the last stable
+    /// offset (a follower may still cut past the high watermark, consumers may not have
+    /// seen it, and a transaction open there may still abort, as Kafka's cleaner stops at
+    /// the first unstable offset), the records of aborted transactions removed, and
     /// on a tiered topic nothing not yet in the bucket (so that every record, a tombstone
     /// above all, reaches the bucket as produced: a tombstone cleaned away before its
     /// upload would leave the older values in the bucket for good), by the topic's
@@ -37,7 +40,7 @@ impl Partition {
     /// [`clean_request_with_producers`](Self::clean_request_with_producers)).
     pub(crate) fn clean_request(&self, now_ms: i64) -> CleanRequest {
         let c = self.config();
-        let mut upper_bound = self.high_watermark();
+        let mut upper_bound = self.last_stable_offset();
         if c.remote_storage_enable {
             let tiered = self.remote().and_then(|r| r.pointer()).map_or(-1, |p| p.end_offset);
             upper_bound = upper_bound.min(tiered);
@@ -52,6 +55,7 @@ impl Partition {
                 delete_retention_ms: c.delete_retention_ms,
             },
             last_batches: Default::default(),
+            aborted: AbortedSet::new(self.producers.aborted_in(i64::MIN, upper_bound)),
         }
     }
 

@@ -44,4 +44,8 @@ impl TierPartition for Partition {
             remote.set_pointer(pointer);
         }
     }
+
+    fn aborted_transactions(&self) -> shale_core::record::control::AbortedSet {
+        shale_core::record::control::AbortedSet::new(self.producers.aborted_in(i64::MIN, i64::MAX))
+    }
 }

@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::BatchHeader;
 use shale_core::record::batch::ATTR_TRANSACTIONAL;
-use shale_core::record::control::{Marker, MarkerKind, is_marker_header};
+use shale_core::record::control::{AbortedTxn, Marker, MarkerKind, is_marker_header};
 
 pub use ids::ProducerIds;
 pub use snapshot::{SNAPSHOT_SUFFIX, snapshot_name, snapshot_offset};
@@ -443,12 +443,22 @@ impl ProducerStates {
     /// order they ended: what Kafka's fetch answers a `read_committed` reader, which skips
     /// each one's batches from its first offset until its abort marker.
     pub fn aborted_between(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        let txns = self.aborted_in(from, upper);
+        txns.into_iter().map(|t| (t.producer_id, t.first_offset)).collect()
+    }
+
+    /// [`aborted_between`](Self::aborted_between), each with its marker's offset.
+    pub fn aborted_in(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
         let state = self.lock();
         state
             .aborted
             .range(from..)
             .filter(|(_, (_, first))| *first < upper)
-            .map(|(_, a)| *a)
+            .map(|(last, (producer_id, first))| AbortedTxn {
+                producer_id: *producer_id,
+                first_offset: *first,
+                last_offset: *last,
+            })
             .collect()
     }
 

@@ -45,6 +45,7 @@ use super::throttle::Throttle;
 use crate::clean::{OffsetMap, Rules, map_batch};
 use crate::log::marks::{add_horizon, tombstones_below};
 use shale_core::error::Error;
+use shale_core::record::control::AbortedSet;
 use shale_core::record::{BatchHeader, Limits};
 use shale_meta::LeaseId;
 
@@ -142,8 +143,16 @@ impl RemoteCompactor {
         let Ok(_busy) = self.busy.try_lock() else { return Ok(current) };
         let pref = p.tier_ref();
         let leading = || p.leading_epoch() == Some(epoch);
-        let mut run =
-            Run { compactor: self, cx, pref: &pref, leading: &leading, requests: 0, read: 0 };
+        let aborted = Arc::new(p.aborted_transactions());
+        let mut run = Run {
+            compactor: self,
+            cx,
+            pref: &pref,
+            leading: &leading,
+            aborted,
+            requests: 0,
+            read: 0,
+        };
         let started = shale_core::clock::monotonic_now();
         let before = current.manifest.size_bytes();
         match run.compact(&current, &config, plan, epoch).await {
@@ -190,6 +199,8 @@ struct Run<'a> {
     /// Whether this broker still leads the partition at the compaction's epoch: it stops
     /// between segments once not (a drain waits for the upload pass it runs in).
     leading: &'a (dyn Fn() -> bool + Sync),
+    /// The aborted transactions: their records are removed and shadow nothing.
+    aborted: Arc<AbortedSet>,
     requests: u64,
     read: u64,
 }
@@ -222,6 +233,7 @@ impl Run<'_> {
             )
             .min(point),
             last_batches: HashSet::new(),
+            aborted: (*self.aborted).clone(),
         });
         let mut replaced = Vec::new();
         let mut uploaded: Vec<Uploaded> = Vec::new();
@@ -317,7 +329,7 @@ impl Run<'_> {
                 self.requests += std::mem::take(&mut batches.gets);
                 let Some(chunk) = chunk? else { break };
                 self.read += chunk.iter().map(|b| b.len() as u64).sum::<u64>();
-                let map = map.clone();
+                let (map, aborted) = (map.clone(), self.aborted.clone());
                 full_at = blocking(move || {
                     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
                     let Some(map) = map.as_mut() else {
@@ -326,7 +338,9 @@ impl Run<'_> {
                     let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
                     for batch in &chunk {
                         let header = BatchHeader::parse(batch)?;
-                        if header.next_offset() > first_dirty && !map_batch(batch, map, &limits)? {
+                        if header.next_offset() > first_dirty
+                            && !map_batch(batch, map, &limits, &aborted)?
+                        {
                             return Ok(Some(header.base_offset));
                         }
                     }
