@@ -538,12 +538,17 @@ fn java_client_transactions_v2_copy_exactly_once_and_fence_zombies() {
 
 /// A broker with a `file://` bucket, fast upload and retention passes, and a Kafka listener.
 async fn tiered_broker(dir: &std::path::Path) -> RunningServer {
+    common::start(tiered_settings(dir)).await
+}
+
+/// The settings of [`tiered_broker`].
+fn tiered_settings(dir: &std::path::Path) -> shale::settings::Settings {
     let mut settings = common::settings(dir);
     settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
     settings.tier.object_store = format!("file://{}", dir.join("bucket").display());
     settings.tier.upload_interval_ms = 200;
     settings.log.retention_check_interval_ms = 200;
-    common::start(settings).await
+    settings
 }
 
 /// Creates tiered `topic` (1 MiB segments, 1 MiB kept locally), writes `n` records of
@@ -581,6 +586,93 @@ async fn tiered_topic(client: &shale::client::Client, topic: &str, n: usize) {
         },
     )
     .await;
+}
+
+/// Transactions on a tiered topic: 40 committed and 40 aborted transactions of ten 1 KiB
+/// records, most of them in the bucket only. A `read_committed` reader from offset 0 gets
+/// the 400 committed records and no aborted one, as local reads do; and again after a
+/// restart that lost the broker's producer-state snapshots (a replica without the
+/// partition's history): the aborted transactions then come from the manifest's lists.
+#[tokio::test]
+async fn read_committed_reads_from_the_bucket_skip_aborted_transactions() {
+    let Some(python) = kafka::python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = tiered_broker(dir.path()).await;
+    let client = common::client(&server);
+    let topic = "tiered-txn";
+    let kib64 = (64u64 << 10).to_string();
+    let configs = [
+        ("remote.storage.enable", "true"),
+        ("segment.bytes", kib64.as_str()),
+        ("local.retention.bytes", kib64.as_str()),
+        ("retention.bytes", "-1"),
+    ];
+    let configs = configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    client.admin().create_topic(topic, 1, 1, configs).await.unwrap();
+    let run = |server: &RunningServer, scenario: &str| {
+        let bootstrap = server.kafka_addr().unwrap().to_string();
+        let args = [bootstrap.as_str(), "tiered", scenario, topic];
+        let cmd = kafka::python_script(&python, "transactions.py", &args);
+        let what = format!("transactions.py {scenario}");
+        tokio::task::spawn_blocking(move || kafka::run(cmd, WITHIN).assert_ok(&what))
+    };
+    run(&server, "tiered-write").await.unwrap();
+    let in_bucket = |client: shale::client::Client| {
+        common::wait_until(
+            Duration::from_secs(120),
+            "most segments in the bucket only",
+            move || {
+                let admin = client.admin();
+                async move {
+                    let d = admin.describe_topic(topic).await.unwrap();
+                    d.partitions[0].local_log_start_offset > 600
+                }
+            },
+        )
+    };
+    in_bucket(client.clone()).await;
+    let want = |json: &serde_json::Value| {
+        let c = &json["read_committed"];
+        assert_eq!(
+            (c["committed"].as_u64(), c["aborted"].as_u64()),
+            (Some(400), Some(0)),
+            "{json}"
+        );
+        assert_eq!(c["distinct"], 400, "no duplicates: {json}");
+        assert_eq!(
+            json["read_uncommitted"]["aborted"], 400,
+            "the aborted records are there: {json}"
+        );
+    };
+    want(&run(&server, "tiered-read").await.unwrap());
+    // A restart without the producer-state snapshots: the local log no longer holds the
+    // early transactions, so only the manifest knows they were aborted.
+    drop(client);
+    server.close().await.unwrap();
+    let mut removed = 0;
+    for entry in walkdir(dir.path()) {
+        if entry.extension().is_some_and(|e| e == "snapshot") {
+            std::fs::remove_file(&entry).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "producer snapshots to remove");
+    let server = tiered_broker(dir.path()).await;
+    want(&run(&server, "tiered-read").await.unwrap());
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// A tiered topic whose first segments are in the bucket only: a Kafka consumer reads it

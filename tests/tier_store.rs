@@ -99,6 +99,7 @@ async fn conformance(bucket: Bucket) {
         upload_epoch: 2,
         name: names::segment_stem(base, 2),
         index_bytes: 0,
+        aborted: Vec::new(),
     };
     let empty = catalog.current(&p).await.unwrap();
     let first = catalog.commit(&p, &empty, vec![seg(0, 50)], 2).await.unwrap();

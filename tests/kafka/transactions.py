@@ -2,6 +2,7 @@
 """Transactions through librdkafka (PyPI's confluent-kafka).
 
 Usage: transactions.py BOOTSTRAP PREFIX [copy|compacted]
+       transactions.py BOOTSTRAP PREFIX tiered-write|tiered-read TOPIC
 
 - copy: N numbered records go into PREFIX-in (3 partitions); a consume-transform-produce
   loop (a read_committed consumer of group PREFIX-g, a transactional producer) copies
@@ -15,6 +16,9 @@ Usage: transactions.py BOOTSTRAP PREFIX [copy|compacted]
   for each of 10 keys and then aborts another, 30 times over; once the cleaner has run
   (the log read uncommitted holds no aborted value, 60 s at most), a read_committed reader
   must find each key's last committed value and nothing aborted.
+- tiered-write TOPIC: 40 rounds of a committed then an aborted transaction of ten 1 KiB
+  values each into TOPIC (one partition, made by the test); tiered-read TOPIC reads it
+  from offset 0 read_committed and read_uncommitted, counting committed and aborted values.
 
 Prints one JSON line of counts and exits 0 (the test judges it); exits 1 with the error
 on stderr on a failure of the client itself. A watchdog ends the run after 80 s.
@@ -245,11 +249,43 @@ def read_keyed(bootstrap, topic, isolation):
     return out
 
 
+def tiered_write(bootstrap, prefix, topic):
+    p = producer(bootstrap, f"{prefix}-tiered")
+    pad = "x" * 1000
+    for r in range(40):
+        for kind, commit in (("c", True), ("a", False)):
+            p.begin_transaction()
+            for k in range(10):
+                p.produce(topic, key=f"k{k}".encode(), value=f"{kind}-{r}-{k}-{pad}".encode())
+            if commit:
+                p.commit_transaction(30)
+            else:
+                p.flush(30)
+                p.abort_transaction(30)
+    return {"written": 800}
+
+
+def tiered_read(bootstrap, topic):
+    out = {}
+    for isolation in ("read_committed", "read_uncommitted"):
+        values = [v for _, v in read_keyed(bootstrap, topic, isolation)]
+        out[isolation] = {
+            "committed": sum(1 for v in values if v.startswith("c-")),
+            "aborted": sum(1 for v in values if v.startswith("a-")),
+            "distinct": len(set(values)),
+        }
+    return out
+
+
 def main():
     threading.Thread(target=watchdog, daemon=True).start()
     bootstrap, prefix = sys.argv[1], sys.argv[2]
     scenario = sys.argv[3] if len(sys.argv) > 3 else "copy"
-    if scenario == "compacted":
+    if scenario == "tiered-write":
+        out = tiered_write(bootstrap, prefix, sys.argv[4])
+    elif scenario == "tiered-read":
+        out = tiered_read(bootstrap, sys.argv[4])
+    elif scenario == "compacted":
         out = {"compacted": compacted(bootstrap, prefix)}
     else:
         out = {"copy": copy(bootstrap, prefix), "zombie": zombie(bootstrap, prefix)}

@@ -254,7 +254,7 @@ async fn read_one(want: &ReadWant, max_bytes: usize, read: bool) -> Result<Fetch
     let end = match want.isolation {
         Isolation::ReadUncommitted => chunk.high_watermark,
         Isolation::ReadCommitted => {
-            chunk.aborted = p.producers().aborted_between(offset, chunk.next_offset);
+            chunk.aborted = p.aborted_for_read(offset, chunk.next_offset).await?;
             chunk.last_stable_offset
         }
     };

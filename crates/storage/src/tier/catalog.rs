@@ -433,6 +433,7 @@ pub(crate) mod tests {
             upload_epoch: 1,
             name: names::segment_stem(base, 1),
             index_bytes: 0,
+            aborted: Vec::new(),
         }
     }
 

@@ -30,6 +30,7 @@
 use serde::{Deserialize, Serialize};
 
 use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::record::control::AbortedTxn;
 
 /// Manifest format version written: 2 puts each segment's index at the end of its `.log`
 /// object (`index_bytes`); 1 (still read) kept it in a `.index` object of its own.
@@ -57,6 +58,22 @@ pub struct RemoteSegment {
     /// object; 0 (version 1) when the index is the `.index` object.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub index_bytes: u64,
+    /// The aborted transactions whose abort marker is in the segment, as `[producer id,
+    /// first offset, marker offset]` (Kafka keeps them in each segment's `.txnindex`): a
+    /// replica that lacks the partition's history learns from them what `read_committed`
+    /// readers skip in the bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted: Vec<[i64; 3]>,
+}
+
+impl RemoteSegment {
+    /// Of `txns`, those whose marker is in this segment, as stored.
+    pub fn aborted_of(&self, txns: &[AbortedTxn]) -> Vec<[i64; 3]> {
+        txns.iter()
+            .filter(|t| (self.base_offset..self.next_offset).contains(&t.last_offset))
+            .map(|t| [t.producer_id, t.first_offset, t.last_offset])
+            .collect()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -104,6 +121,19 @@ pub struct Retired {
 }
 
 impl Manifest {
+    /// The aborted transactions the segments list.
+    pub fn aborted_txns(&self) -> Vec<AbortedTxn> {
+        self.segments
+            .iter()
+            .flat_map(|s| &s.aborted)
+            .map(|[producer_id, first_offset, last_offset]| AbortedTxn {
+                producer_id: *producer_id,
+                first_offset: *first_offset,
+                last_offset: *last_offset,
+            })
+            .collect()
+    }
+
     /// An empty manifest (nothing tiered yet).
     pub fn empty(topic: &str, topic_id: &str, partition: u32) -> Manifest {
         Manifest {
@@ -417,6 +447,7 @@ mod tests {
             upload_epoch: 1,
             name: names::segment_stem(base, 1),
             index_bytes: 0,
+            aborted: Vec::new(),
         }
     }
 
@@ -449,6 +480,7 @@ mod tests {
             upload_epoch: 2,
             name: format!("{base:020}-2-0123456789abcdef0123456789abcdef"),
             index_bytes,
+            aborted: Vec::new(),
         };
         let m = Manifest {
             seq: 3,

@@ -32,7 +32,8 @@ pub trait TierPartition: Send + Sync {
     /// are in the bucket, which lets local retention delete them.
     fn set_tier_pointer(&self, pointer: Option<TierPointer>);
 
-    /// The aborted transactions of the partition's log as this replica knows them: a
-    /// compaction removes their records, which shadow no committed value.
-    fn aborted_transactions(&self) -> shale_core::record::control::AbortedSet;
+    /// The aborted transactions of the partition's log as this replica knows them: an
+    /// upload lists those whose marker is in the segment; a compaction removes their
+    /// records, which shadow no committed value.
+    fn aborted_transactions(&self) -> Vec<shale_core::record::control::AbortedTxn>;
 }

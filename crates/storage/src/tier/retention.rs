@@ -106,6 +106,7 @@ pub(super) mod tests {
             upload_epoch: 1,
             name: names::segment_stem(base, 1),
             index_bytes: 0,
+            aborted: Vec::new(),
         }
     }
 

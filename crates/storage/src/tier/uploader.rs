@@ -29,6 +29,7 @@ use super::{TierSettings, retention};
 use crate::log::UploadSlice;
 use shale_core::clock::SharedClock;
 use shale_core::error::Error;
+use shale_core::record::control::AbortedTxn;
 use shale_meta::membership::Membership;
 
 /// What the next step of a partition's pass is.
@@ -113,7 +114,8 @@ impl Uploader {
                 // Remote retention removes them; the next pass uploads from the local log.
                 Next::Deleted => break,
             };
-            current = self.upload_one(&pref, &current, slice, epoch).await?;
+            let aborted = p.aborted_transactions();
+            current = self.upload_one(&pref, &current, (slice, &aborted), epoch).await?;
             p.set_tier_pointer(current.pointer.clone());
         }
         if p.leading_epoch() == Some(epoch) && !current.manifest.segments.is_empty() {
@@ -176,7 +178,7 @@ impl Uploader {
         &self,
         pref: &PartitionRef,
         current: &Current,
-        slice: Arc<UploadSlice>,
+        (slice, aborted): (Arc<UploadSlice>, &[AbortedTxn]),
         epoch: i32,
     ) -> Result<Current, Error> {
         let catalog = self.reader.catalog();
@@ -202,7 +204,9 @@ impl Uploader {
             upload_epoch: epoch,
             name: stem,
             index_bytes: slice.index.len() as u64,
+            aborted: Vec::new(),
         };
+        let segment = RemoteSegment { aborted: segment.aborted_of(aborted), ..segment };
         let mut segments = current.manifest.segments.clone();
         segments.push(segment.clone());
         match catalog.commit_upload(pref, current, segments, epoch, &claim).await {
@@ -298,8 +302,8 @@ pub(crate) mod tests {
             *self.pointer.lock().unwrap() = pointer;
         }
 
-        fn aborted_transactions(&self) -> shale_core::record::control::AbortedSet {
-            Default::default()
+        fn aborted_transactions(&self) -> Vec<shale_core::record::control::AbortedTxn> {
+            Vec::new()
         }
     }
 

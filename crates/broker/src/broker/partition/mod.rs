@@ -135,6 +135,8 @@ pub struct Partition {
     append_lock: std::sync::Mutex<()>,
     /// The active segment's base when producer state was last snapshotted (or checked).
     snapshot_base: std::sync::atomic::AtomicI64,
+    /// The sequence of the last manifest whose aborted transactions were learned.
+    aborted_learned: AtomicU64,
     /// Set when the partition is closed (deleted or moved away); ends long-polls.
     closed_tx: watch::Sender<bool>,
     /// This replica is being added by a reassignment (it is in the state's `adding`): its
@@ -187,6 +189,7 @@ impl Partition {
             remote,
             append_lock: std::sync::Mutex::new(()),
             snapshot_base: std::sync::atomic::AtomicI64::new(-1),
+            aborted_learned: AtomicU64::new(0),
             closed_tx: watch::channel(false).0,
             joining: std::sync::atomic::AtomicBool::new(false),
             copied: AtomicU64::new(0),
@@ -501,6 +504,24 @@ impl Partition {
             }
             other => other,
         }
+    }
+
+    /// The aborted transactions a `read_committed` read from `from` below `upper` overlaps
+    /// (see `ProducerStates::aborted_between`). A read below the local log first learns
+    /// the bucket's list, once per manifest: a replica whose history starts later than the
+    /// remote log has those only there. Without the list the read fails (retriable) rather
+    /// than show aborted records.
+    pub async fn aborted_for_read(&self, from: i64, upper: i64) -> Result<Vec<(i64, i64)>, Error> {
+        if let Some(remote) = self.remote.as_ref().filter(|_| from < self.log.log_start_offset()) {
+            let seq = remote.pointer().map_or(0, |p| p.seq);
+            if self.aborted_learned.load(Ordering::Acquire) != seq {
+                if let Some(m) = remote.manifest().await? {
+                    self.producers.learn_aborted(m.aborted_txns());
+                }
+                self.aborted_learned.store(seq, Ordering::Release);
+            }
+        }
+        Ok(self.producers.aborted_between(from, upper))
     }
 
     async fn read_remote(

@@ -45,7 +45,7 @@ impl TierPartition for Partition {
         }
     }
 
-    fn aborted_transactions(&self) -> shale_core::record::control::AbortedSet {
-        shale_core::record::control::AbortedSet::new(self.producers.aborted_in(i64::MIN, i64::MAX))
+    fn aborted_transactions(&self) -> Vec<shale_core::record::control::AbortedTxn> {
+        self.producers.aborted_in(i64::MIN, i64::MAX)
     }
 }

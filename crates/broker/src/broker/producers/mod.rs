@@ -462,6 +462,15 @@ impl ProducerStates {
             .collect()
     }
 
+    /// Adds aborted transactions learned elsewhere (the bucket's list for the remote log):
+    /// those already known change nothing.
+    pub fn learn_aborted(&self, txns: impl IntoIterator<Item = AbortedTxn>) {
+        let mut state = self.lock();
+        for t in txns {
+            state.aborted.insert(t.last_offset, (t.producer_id, t.first_offset));
+        }
+    }
+
     /// Forgets aborted transactions that end below `log_start` (no read reaches them).
     pub fn forget_before(&self, log_start: i64) {
         let mut state = self.lock();

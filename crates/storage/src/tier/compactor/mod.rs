@@ -45,7 +45,7 @@ use super::throttle::Throttle;
 use crate::clean::{OffsetMap, Rules, map_batch};
 use crate::log::marks::{add_horizon, tombstones_below};
 use shale_core::error::Error;
-use shale_core::record::control::AbortedSet;
+use shale_core::record::control::{AbortedSet, AbortedTxn};
 use shale_core::record::{BatchHeader, Limits};
 use shale_meta::LeaseId;
 
@@ -143,13 +143,19 @@ impl RemoteCompactor {
         let Ok(_busy) = self.busy.try_lock() else { return Ok(current) };
         let pref = p.tier_ref();
         let leading = || p.leading_epoch() == Some(epoch);
-        let aborted = Arc::new(p.aborted_transactions());
+        // What this replica knows, and what the bucket lists (its history may be shorter).
+        let mut known = p.aborted_transactions();
+        known.extend(current.manifest.aborted_txns());
+        known.sort_unstable_by_key(|t| t.last_offset);
+        known.dedup();
+        let aborted = Arc::new(AbortedSet::new(known.iter().copied()));
         let mut run = Run {
             compactor: self,
             cx,
             pref: &pref,
             leading: &leading,
             aborted,
+            known,
             requests: 0,
             read: 0,
         };
@@ -201,6 +207,8 @@ struct Run<'a> {
     leading: &'a (dyn Fn() -> bool + Sync),
     /// The aborted transactions: their records are removed and shadow nothing.
     aborted: Arc<AbortedSet>,
+    /// The same as a list: replacement segments list those whose marker they hold.
+    known: Vec<AbortedTxn>,
     requests: u64,
     read: u64,
 }
@@ -455,7 +463,9 @@ impl Run<'_> {
             upload_epoch: epoch,
             name: stem,
             index_bytes: spooled.index.len() as u64,
+            aborted: Vec::new(),
         };
+        let segment = RemoteSegment { aborted: segment.aborted_of(&self.known), ..segment };
         Ok(Uploaded { segment, index: spooled.index.clone(), claim })
     }
 

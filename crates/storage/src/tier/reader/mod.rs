@@ -551,6 +551,7 @@ mod tests {
                 upload_epoch: 1,
                 name: stem,
                 index_bytes: slice.index.len() as u64,
+                aborted: Vec::new(),
             });
             current = catalog.commit(&p, &current, segments, 1).await.unwrap();
             from = slice.next_offset;
