@@ -1,0 +1,390 @@
+//! The exactly-once checker, after Kafka's `transactions_test.py`: on a three-broker
+//! cluster (three replicas, `min.insync.replicas=2`) a consume-transform-produce
+//! application (librdkafka's transactions, `tests/kafka/eos.py copy`) copies N numbered
+//! records from an input topic to an output topic, committing its input offsets in each
+//! transaction, while a `read_committed` reader reads the output alongside. Under it the
+//! checker SIGKILLs a partition leader, SIGKILLs the transaction coordinator's broker,
+//! SIGSTOPs a partition leader until its partitions move, and SIGKILLs the application
+//! mid-run (its next instance fences the old one's transaction), in an order and on
+//! partitions drawn from a seed. Every input record must be in the output exactly once as
+//! a `read_committed` reader sees it, the reader alongside must never see a record twice
+//! (an aborted copy shown, or a copy committed twice), and the application must finish.
+//!
+//! `SHALE_EOS_SEEDS` (default `1`) lists the seeds, comma-separated; each runs on the same
+//! cluster with topics of its own. `SHALE_EOS_RECORDS` (default 2000) sets N.
+
+#![allow(clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/cluster.rs"]
+mod cluster;
+mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use cluster::Cluster;
+use common::wait_until;
+use shale::client::Client;
+
+const PARTITIONS: u32 = 3;
+
+/// The faults of one run, each once, in an order drawn from the seed.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL the leader of an output partition, then restart it.
+    KillLeader(u32),
+    /// SIGKILL the broker coordinating the application's transactional id, then restart it.
+    KillCoordinator,
+    /// SIGSTOP the leader of an output partition until its partitions move, then SIGCONT.
+    StopLeader(u32),
+    /// SIGKILL the application; its next instance fences the old one's transaction.
+    KillApp,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_is_copied_exactly_once_through_broker_and_application_kills() {
+    let Some(python) = kafka::python() else { return };
+    let seeds: Vec<u64> = std::env::var("SHALE_EOS_SEEDS")
+        .unwrap_or_else(|_| "1".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("SHALE_EOS_SEEDS: comma-separated numbers"))
+        .collect();
+    let n: usize =
+        std::env::var("SHALE_EOS_RECORDS").map_or(2000, |s| s.parse().expect("SHALE_EOS_RECORDS"));
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("shale.toml");
+    std::fs::write(&config, "[groups]\ninitial_rebalance_delay_ms = 300\n").unwrap();
+    let mut c = Cluster::start(3, &kafka::unique("eos"), &["--config", config.to_str().unwrap()]);
+    let client = c.client();
+    common::wait_for_broker_count(&client, 3).await;
+    for seed in seeds {
+        let out = scratch.path().join(format!("seed-{seed}"));
+        std::fs::create_dir_all(&out).unwrap();
+        run_seed(&mut c, &client, &python, &out, seed, n).await;
+    }
+}
+
+/// One run of the checker with `seed`, its files in `out`.
+async fn run_seed(
+    c: &mut Cluster,
+    client: &Client,
+    python: &Path,
+    out: &Path,
+    seed: u64,
+    n: usize,
+) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (src, dst) = (format!("eos-in-{seed}"), format!("eos-out-{seed}"));
+    let (group, txn_id) = (format!("eos-g-{seed}"), format!("eos-copier-{seed}"));
+    for topic in [&src, &dst] {
+        let configs = [("min.insync.replicas".to_string(), "2".to_string())].into();
+        client.admin().create_topic(topic, PARTITIONS, 3, configs).await.unwrap();
+        wait_for_full_isr(client, topic).await;
+    }
+    let bootstrap = c.kafka_bootstrap();
+    let n_text = n.to_string();
+    let fill = kafka::python_script(python, "eos.py", &["fill", &bootstrap, &src, &n_text]);
+    let filled = tokio::task::spawn_blocking(move || kafka::run(fill, Duration::from_secs(160)));
+    filled.await.unwrap().assert_ok("eos.py fill");
+
+    let (read_out, done) = (out.join("read.txt"), out.join("copied.done"));
+    let reader = kafka::python_script(
+        python,
+        "eos.py",
+        &["read", &bootstrap, &dst, &n_text, read_out.to_str().unwrap(), done.to_str().unwrap()],
+    );
+    let reader = tokio::task::spawn_blocking(move || kafka::run(reader, Duration::from_secs(330)));
+    let copy_args: Vec<String> = ["copy", &bootstrap, &src, &dst, &group, &txn_id, &n_text]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.to_str().unwrap().to_string()])
+        .collect();
+    let app = App::start(python, copy_args, out);
+
+    let mut faults = vec![
+        Fault::KillLeader(rng.random_range(0..PARTITIONS)),
+        Fault::KillCoordinator,
+        Fault::StopLeader(rng.random_range(0..PARTITIONS)),
+        Fault::KillApp,
+    ];
+    faults.shuffle(&mut rng);
+    eprintln!("seed {seed}: faults {faults:?}");
+    for (round, fault) in faults.iter().enumerate() {
+        let want = n * (round + 1) / (faults.len() + 2);
+        let what = format!("seed {seed}: {want} records read committed before {fault:?}");
+        let lines = read_out.clone();
+        wait_until(Duration::from_secs(120), &what, || {
+            let got = std::fs::read_to_string(&lines).map_or(0, |s| s.lines().count());
+            async move { got >= want }
+        })
+        .await;
+        inject(c, client, &dst, &txn_id, *fault, &app).await;
+    }
+    let finished = app.wait(Duration::from_secs(240));
+    std::fs::write(&done, "").unwrap();
+    let alongside = reader.await.unwrap().assert_ok("eos.py read (alongside)");
+    assert!(finished, "seed {seed}: the application did not finish: {}", app.stderr_tail());
+    // A fresh reader after the run, and the one that read alongside: each record once.
+    let fresh_out = out.join("read-after.txt");
+    let fresh = kafka::python_script(
+        python,
+        "eos.py",
+        &["read", &bootstrap, &dst, &n_text, fresh_out.to_str().unwrap(), done.to_str().unwrap()],
+    );
+    let fresh = tokio::task::spawn_blocking(move || kafka::run(fresh, Duration::from_secs(330)));
+    let after = fresh.await.unwrap().assert_ok("eos.py read (after)");
+    eprintln!("seed {seed}: alongside {alongside}, after {after}, app {}", app.summary());
+    for (what, r) in [("alongside", &alongside), ("after", &after)] {
+        assert_eq!(r["duplicates"], 0, "seed {seed}, reader {what}: a record seen twice: {r}");
+        assert_eq!(r["unknown"], 0, "seed {seed}, reader {what}: {r}");
+    }
+    assert_eq!(after["distinct"].as_u64(), Some(n as u64), "seed {seed}: every record: {after}");
+    assert_eq!(after["read"].as_u64(), Some(n as u64), "seed {seed}: once each: {after}");
+}
+
+/// Applies `fault`, and waits until the cluster is whole again.
+async fn inject(
+    c: &mut Cluster,
+    client: &Client,
+    topic: &str,
+    txn_id: &str,
+    fault: Fault,
+    app: &App,
+) {
+    eprintln!("injecting {fault:?}");
+    match fault {
+        Fault::KillLeader(p) => {
+            let leader = leader_of(client, topic, p).await;
+            c.kill(leader as usize - 1);
+            wait_for_leader_other_than(client, topic, p, leader).await;
+            c.restart(leader as usize - 1);
+        }
+        Fault::KillCoordinator => {
+            let coordinator = txn_coordinator(&c.kafka(0), txn_id).await;
+            c.kill(coordinator as usize - 1);
+            let live = (0..3).find(|i| *i + 1 != coordinator as usize).unwrap();
+            let other = c.kafka(live);
+            wait_until(Duration::from_secs(30), "another broker to coordinate the id", || {
+                let other = other.clone();
+                async move { txn_coordinator(&other, txn_id).await != coordinator }
+            })
+            .await;
+            c.restart(coordinator as usize - 1);
+        }
+        Fault::StopLeader(p) => {
+            let leader = leader_of(client, topic, p).await;
+            let broker = c.broker(leader as usize - 1);
+            broker.signal("STOP");
+            wait_for_leader_other_than(client, topic, p, leader).await;
+            broker.signal("CONT");
+        }
+        Fault::KillApp => app.kill(),
+    }
+    common::wait_for_broker_count(client, 3).await;
+    wait_for_full_isr(client, topic).await;
+}
+
+/// The application, started again whenever it exits with an error (a fenced or failed
+/// instance) or is killed, until an instance exits 0.
+struct App {
+    state: Arc<Mutex<AppState>>,
+    done: Arc<AtomicBool>,
+    supervisor: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+struct AppState {
+    child: Child,
+    starts: u32,
+    kills: u32,
+    finished: bool,
+    stderr: PathBuf,
+}
+
+impl App {
+    fn start(python: &Path, args: Vec<String>, out: &Path) -> App {
+        let spawn = {
+            let (python, out) = (python.to_path_buf(), out.to_path_buf());
+            move |i: u32| {
+                let stderr = out.join(format!("copy-{i}.err"));
+                let child = Command::new(&python)
+                    .arg(kafka::root().join("tests/kafka/eos.py"))
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(std::fs::File::create(out.join(format!("copy-{i}.out"))).unwrap())
+                    .stderr(std::fs::File::create(&stderr).unwrap())
+                    .spawn()
+                    .expect("start eos.py copy");
+                (child, stderr)
+            }
+        };
+        let (child, stderr) = spawn(0);
+        let state = AppState { child, starts: 1, kills: 0, finished: false, stderr };
+        let state = Arc::new(Mutex::new(state));
+        let done = Arc::new(AtomicBool::new(false));
+        let (s, d) = (state.clone(), done.clone());
+        let supervisor = std::thread::spawn(move || {
+            while !d.load(Ordering::Acquire) {
+                {
+                    let mut st = s.lock().unwrap();
+                    match st.child.try_wait().unwrap() {
+                        Some(status) if status.success() => {
+                            st.finished = true;
+                            return;
+                        }
+                        Some(status) => {
+                            eprintln!("the application exited ({status}); starting it again");
+                            assert!(st.starts < 30, "the application failed 30 times");
+                            let (child, stderr) = spawn(st.starts);
+                            st.child = child;
+                            st.stderr = stderr;
+                            st.starts += 1;
+                        }
+                        None => {}
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        App { state, done, supervisor: Mutex::new(Some(supervisor)) }
+    }
+
+    /// SIGKILLs the running instance (the supervisor starts the next).
+    fn kill(&self) {
+        let mut st = self.state.lock().unwrap();
+        let _ = st.child.kill();
+        st.kills += 1;
+    }
+
+    /// Waits up to `within` for an instance to finish; whether one did.
+    fn wait(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.state.lock().unwrap().finished {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// How many instances ran and were killed, and what each that ended said.
+    fn summary(&self) -> String {
+        let st = self.state.lock().unwrap();
+        let dir = st.stderr.parent().unwrap().to_path_buf();
+        let said: Vec<String> = (0..st.starts)
+            .filter_map(|i| std::fs::read_to_string(dir.join(format!("copy-{i}.out"))).ok())
+            .filter_map(|s| s.lines().last().map(str::to_string))
+            .collect();
+        format!("{} instances, {} killed: {said:?}", st.starts, st.kills)
+    }
+
+    fn stderr_tail(&self) -> String {
+        let path = self.state.lock().unwrap().stderr.clone();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+        if let Some(h) = self.supervisor.lock().unwrap().take() {
+            let _ = h.join();
+        }
+        let mut st = self.state.lock().unwrap();
+        let _ = st.child.kill();
+        let _ = st.child.wait();
+    }
+}
+
+/// The broker coordinating transactional id `id`, as broker `addr` answers FindCoordinator
+/// (v3, key type 1); -1 while it cannot say.
+async fn txn_coordinator(addr: &str, id: &str) -> i32 {
+    let req = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(id.to_string()))
+        .with_key_type(1);
+    let (key, version) = (ApiKey::FindCoordinator, 3);
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    req.encode(&mut buf, version).unwrap();
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    let ask = async {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+        conn.write_all(&buf).await.ok()?;
+        let mut size = [0u8; 4];
+        conn.read_exact(&mut size).await.ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        conn.read_exact(&mut body).await.ok()?;
+        let mut body = bytes::Bytes::from(body);
+        ResponseHeader::decode(&mut body, key.response_header_version(version)).ok()?;
+        let r = FindCoordinatorResponse::decode(&mut body, version).ok()?;
+        assert_eq!(body.remaining(), 0);
+        Some(if r.error_code == 0 { r.node_id.0 } else { -1 })
+    };
+    tokio::time::timeout(Duration::from_secs(10), ask).await.ok().flatten().unwrap_or(-1)
+}
+
+async fn leader_of(client: &Client, topic: &str, partition: u32) -> i32 {
+    let md = client.admin().metadata(&[topic.to_string()]).await.unwrap();
+    md.topics[0].partitions.iter().find(|p| p.partition == partition).unwrap().leader_id
+}
+
+async fn wait_for_leader_other_than(client: &Client, topic: &str, partition: u32, old: i32) {
+    let what = format!("{topic}/{partition} led by a broker other than {old}");
+    wait_until(Duration::from_secs(30), &what, || {
+        let client = client.clone();
+        let topic = topic.to_string();
+        async move {
+            let Ok(md) = client.admin().metadata(&[topic]).await else { return false };
+            let p = md.topics[0].partitions.iter().find(|p| p.partition == partition);
+            p.is_some_and(|p| p.leader_id > 0 && p.leader_id != old)
+        }
+    })
+    .await;
+}
+
+/// Waits (bounded) until every partition of `topic` has a leader and all three replicas
+/// in sync.
+async fn wait_for_full_isr(client: &Client, topic: &str) {
+    let what = format!("every partition of {topic} led, with three replicas in sync");
+    wait_until(Duration::from_secs(60), &what, || {
+        let client = client.clone();
+        let topic = topic.to_string();
+        async move {
+            let Ok(md) = client.admin().metadata(&[topic]).await else { return false };
+            let parts = &md.topics[0].partitions;
+            parts.len() == PARTITIONS as usize
+                && parts.iter().all(|p| p.leader_id > 0 && p.isr.len() == 3)
+        }
+    })
+    .await;
+}
