@@ -85,7 +85,7 @@ async fn sasl_over_tls_authenticates_users_and_tokens_and_acls_apply() {
 
     // ACLs through a Kafka admin client, authenticated as the super user.
     let acls = python_acls(&python, &bootstrap, &ca);
-    assert_eq!(acls["created"], 4, "{acls}");
+    assert_eq!(acls["created"], 6, "{acls}");
     let listed = admin.describe_acls(Default::default()).await.unwrap();
     for principal in ["User:alice", "User:carol"] {
         assert!(
@@ -129,6 +129,24 @@ async fn sasl_over_tls_authenticates_users_and_tokens_and_acls_apply() {
         "error",
     ];
     assert_eq!(results.as_slice(), want.as_slice());
+
+    // Transactions: Write on the transactional id, and on each topic written.
+    let (py, boot, ca_path) = (python.clone(), bootstrap.clone(), ca.clone());
+    let txns = tokio::task::spawn_blocking(move || {
+        let run = |topic: &str, id: &str| {
+            outcome(&py, &[&boot, &ca_path, "SCRAM-SHA-256", "alice", "alice-pw", topic, id])
+        };
+        [
+            run("sec-allowed", "sec-txn"),
+            run("sec-allowed", "other-txn"),
+            run("sec-denied", "sec-txn"),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(txns, ["ok", "txn-authorization", "authorization"]);
+    let denied = admin.describe_topic("sec-denied").await.unwrap();
+    assert_eq!(denied.partitions[0].high_watermark, 0, "nothing written where alice may not");
 
     // Deleting one mechanism's credential ends logins with it, and only with it.
     admin.delete_user_credential("alice", vec!["SCRAM-SHA-512".into()]).await.unwrap();
@@ -178,7 +196,8 @@ a = AdminClient({"bootstrap.servers": sys.argv[1], "security.protocol": "SASL_SS
 bindings = [AclBinding(kind, name, ResourcePatternType.LITERAL, p, "*", op, AclPermissionType.ALLOW)
     for p in ("User:alice", "User:carol")
     for (kind, name, op) in ((ResourceType.TOPIC, "sec-allowed", AclOperation.ALL),
-                             (ResourceType.GROUP, "secure-client", AclOperation.READ))]
+                             (ResourceType.GROUP, "secure-client", AclOperation.READ),
+                             (ResourceType.TRANSACTIONAL_ID, "sec-txn", AclOperation.WRITE))]
 for f in a.create_acls(bindings, request_timeout=30).values():
     f.result()
 print(json.dumps({"created": len(bindings)}))

@@ -1405,3 +1405,111 @@ async fn offsets_held_by_a_transaction_are_unstable_until_it_commits() {
     }
     assert_eq!(got, (7, 0), "committed and stable within 10 s");
 }
+
+/// A Produce v12 (transactions v2) of `batch` to partition 0 of `topic_name` for
+/// transactional id `id`: the partition's error code.
+async fn produce_txn(addr: &str, topic_name: &str, id: &str, batch: Bytes) -> i16 {
+    let data = TopicProduceData::default().with_name(topic(topic_name)).with_partition_data(vec![
+        PartitionProduceData::default().with_index(0).with_records(Some(batch)),
+    ]);
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![data]);
+    let r: ProduceResponse = call(addr, ApiKey::Produce, 12, &req).await;
+    r.responses[0].partition_responses[0].error_code
+}
+
+/// One transactional batch of producer `(pid, epoch)` at sequence `seq`, one record.
+fn txn_batch((pid, epoch): (i64, i16), seq: i32) -> Bytes {
+    let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None)
+        .with_producer(pid, epoch, seq)
+        .transactional();
+    b.push(shale::record::Record {
+        key: None,
+        value: Some(Bytes::from_static(b"t")),
+        headers: vec![],
+        timestamp_ms: 1_700_000_000_000,
+    });
+    b.build()
+}
+
+/// Transactional requests a producer may not make are answered with Kafka's codes and
+/// store nothing: EndTxn and TxnOffsetCommit for an id with no producer
+/// (INVALID_PRODUCER_ID_MAPPING, 49); once a newer instance took the id, the older one's
+/// EndTxn (PRODUCER_FENCED, 90; INVALID_PRODUCER_EPOCH, 47, before v2) and its produce
+/// (INVALID_PRODUCER_EPOCH); a produce out of sequence (OUT_OF_ORDER_SEQUENCE, 45); a
+/// control batch sent by a client (INVALID_RECORD, 87).
+#[tokio::test]
+async fn bad_transactional_requests_get_kafkas_codes_and_store_nothing() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    admin.create_topic("wire-txn-bad", 1, 1, Default::default()).await.unwrap();
+    let end = |id: &str, (pid, epoch): (i64, i16), v: i16| {
+        let req = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(true);
+        let addr = addr.clone();
+        async move {
+            let r: EndTxnResponse = call(&addr, ApiKey::EndTxn, v, &req).await;
+            r.error_code
+        }
+    };
+    assert_eq!(end("wire-nobody", (1, 0), 5).await, 49, "EndTxn, unknown id");
+    let partition = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+        .with_partition_index(0)
+        .with_committed_offset(1);
+    let req = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("wire-nobody")))
+        .with_group_id(GroupId(s("wire-bad-g")))
+        .with_producer_id(ProducerId(1))
+        .with_producer_epoch(0)
+        .with_generation_id(-1)
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(topic("wire-txn-bad"))
+                .with_partitions(vec![partition]),
+        ]);
+    let r: TxnOffsetCommitResponse = call(&addr, ApiKey::TxnOffsetCommit, 5, &req).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 49, "TxnOffsetCommit, unknown id");
+
+    // The old instance writes in a transaction; a new one takes the id and fences it.
+    let old = txn_producer(&addr, "wire-zombie").await;
+    assert_eq!(produce_txn(&addr, "wire-txn-bad", "wire-zombie", txn_batch(old, 0)).await, 0);
+    let mut new = (-1, -1);
+    for _ in 0..500 {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("wire-zombie"))))
+            .with_transaction_timeout_ms(60_000);
+        let r: InitProducerIdResponse = call(&addr, ApiKey::InitProducerId, 4, &req).await;
+        if r.error_code == 0 {
+            new = (r.producer_id.0, r.producer_epoch);
+            break;
+        }
+        // CONCURRENT_TRANSACTIONS while the old instance's transaction is aborted.
+        assert_eq!(r.error_code, 51, "{r:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(new.1 > old.1, "a newer epoch within 10 s: {new:?} after {old:?}");
+    let end_of_log = list_offset(&addr, "wire-txn-bad", -1, -1).await.1;
+    assert_eq!(end_of_log, 2, "the old transaction's record and its abort marker");
+    assert_eq!(end("wire-zombie", old, 5).await, 90, "EndTxn v5 of the fenced instance");
+    assert_eq!(end("wire-zombie", old, 1).await, 47, "EndTxn v1 of the fenced instance");
+    let zombie = produce_txn(&addr, "wire-txn-bad", "wire-zombie", txn_batch(old, 1)).await;
+    assert_eq!(zombie, 47, "the fenced instance's produce");
+    assert_eq!(produce_txn(&addr, "wire-txn-bad", "wire-zombie", txn_batch(new, 0)).await, 0);
+    let gap = produce_txn(&addr, "wire-txn-bad", "wire-zombie", txn_batch(new, 5)).await;
+    assert_eq!(gap, 45, "sequence 5 after 0");
+    let marker = shale::record::control::Marker {
+        kind: shale::record::control::MarkerKind::Commit,
+        coordinator_epoch: 99,
+    };
+    let control = produce_batch(&addr, "wire-txn-bad", marker.batch(new.0, new.1, 1)).await;
+    assert_eq!(control.error_code, 87, "a control batch from a client: {control:?}");
+    let end_of_log = list_offset(&addr, "wire-txn-bad", -1, -1).await.1;
+    assert_eq!(end_of_log, 3, "only the new instance's record was stored");
+}

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """A SASL client over TLS through confluent-kafka (librdkafka), for the security tests.
 
-Usage: secure_client.py BOOTSTRAP CA_FILE MECHANISM USER SECRET TOPIC
+Usage: secure_client.py BOOTSTRAP CA_FILE MECHANISM USER SECRET TOPIC [TXN_ID]
   MECHANISM: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (SECRET is the password) or
   OAUTHBEARER (SECRET is the bearer token; USER is ignored), or NONE (no SASL).
 Produces 5 records to TOPIC (acks=all), then reads them back from the start (assigned, in
 group "secure-client", which the principal needs READ on; nothing is committed),
 and prints one JSON line: {"outcome": "ok"} or {"outcome": "authentication" |
 "authorization" | "error", "error": text}. Exit 0 when it could say which; every wait is
-bounded.
+bounded. With TXN_ID the 5 records are produced in one transaction of that
+transactional.id (committed) instead, and a refusal of the id is "txn-authorization".
 """
 import json
 import sys
@@ -42,9 +43,28 @@ def classify(errors):
     codes = {e.code() for e in errors if isinstance(e, KafkaError)}
     if KafkaError._AUTHENTICATION in codes or KafkaError.SASL_AUTHENTICATION_FAILED in codes:
         return {"outcome": "authentication", "error": text}
+    if KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED in codes:
+        return {"outcome": "txn-authorization", "error": text}
     if KafkaError.TOPIC_AUTHORIZATION_FAILED in codes:
         return {"outcome": "authorization", "error": text}
     return {"outcome": "error", "error": text}
+
+
+def transactional(conf, topic, txn_id, errors):
+    """Produces 5 records in one committed transaction; whether it was committed."""
+    from confluent_kafka import KafkaException
+    p = Producer(dict(conf, **{"transactional.id": txn_id, "message.timeout.ms": 10000}))
+    try:
+        p.init_transactions(15)
+        p.begin_transaction()
+        for i in range(5):
+            p.produce(topic, key=f"k{i}", value=f"v{i}",
+                      on_delivery=lambda e, _m: errors.append(e) if e else None)
+        p.commit_transaction(15)
+        return True
+    except KafkaException as e:
+        errors.append(e.args[0])
+        return False
 
 
 def main():
@@ -52,6 +72,10 @@ def main():
     errors = []
     conf = config(bootstrap, ca, mechanism, user, secret)
     conf["error_cb"] = errors.append
+    if len(sys.argv) > 7:
+        ok = transactional(conf, topic, sys.argv[7], errors)
+        print(json.dumps({"outcome": "ok"} if ok else classify(errors)))
+        return 0
     p = Producer(dict(conf, **{"acks": "all", "message.timeout.ms": 10000}))
     delivered, failed = [], []
     for i in range(5):
