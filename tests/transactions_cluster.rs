@@ -157,6 +157,82 @@ async fn run_seed(
     assert_eq!(after["read"].as_u64(), Some(n as u64), "seed {seed}: once each: {after}");
 }
 
+/// A transaction its application left open (it exited without ending it) holds every
+/// `read_committed` reader at its first offset until its timeout (5 s); its coordinator's
+/// broker is killed meanwhile, and the id's next coordinator aborts it: the last stable
+/// offset of each partition reaches the high watermark, and the records are never read
+/// committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_left_open_is_aborted_at_its_timeout_after_its_coordinator_dies() {
+    use shale::proto::pb::list_offsets_request::Spec;
+    let Some(python) = kafka::python() else { return };
+    let mut c = Cluster::start(3, &kafka::unique("hang"), &[]);
+    let client = c.client();
+    common::wait_for_broker_count(&client, 3).await;
+    let configs = [("min.insync.replicas".to_string(), "2".to_string())].into();
+    client.admin().create_topic("hang", PARTITIONS, 3, configs).await.unwrap();
+    wait_for_full_isr(&client, "hang").await;
+    let bootstrap = c.kafka_bootstrap();
+    let hang = kafka::python_script(&python, "eos.py", &["hang", &bootstrap, "hang", "hanging"]);
+    let run = tokio::task::spawn_blocking(move || kafka::run(hang, Duration::from_secs(110)));
+    assert_eq!(run.await.unwrap().assert_ok("eos.py hang")["written"], PARTITIONS);
+    let offsets = |spec: Spec| {
+        let admin = client.admin();
+        async move {
+            let mut out = Vec::new();
+            for p in 0..PARTITIONS {
+                out.push(admin.list_offsets("hang", p, spec).await.map(|r| r.offset));
+            }
+            out
+        }
+    };
+    let held = offsets(Spec::LastStable(true)).await;
+    assert!(held.iter().all(|o| *o.as_ref().unwrap() == 0), "held at the transaction: {held:?}");
+    let coordinator = txn_coordinator(&c.kafka(0), "hanging").await;
+    assert!(coordinator > 0);
+    c.kill(coordinator as usize - 1);
+    let killed_at = Instant::now();
+    let what = "every partition's last stable offset at its high watermark";
+    wait_until(Duration::from_secs(60), what, || {
+        let offsets = &offsets;
+        async move {
+            let (lso, hw) =
+                (offsets(Spec::LastStable(true)).await, offsets(Spec::Latest(true)).await);
+            lso.iter().all(|o| o.is_ok())
+                && lso.iter().zip(&hw).all(|(l, h)| l.as_ref().ok() == h.as_ref().ok())
+        }
+    })
+    .await;
+    eprintln!("aborted {:?} after the coordinator's kill", killed_at.elapsed());
+    let hw = offsets(Spec::Latest(true)).await;
+    assert!(
+        hw.iter().all(|o| *o.as_ref().unwrap() == 2),
+        "the record and its abort marker: {hw:?}"
+    );
+    let mut consumer = shale::client::Consumer::new(
+        client.clone(),
+        shale::client::ConsumerConfig { stop_at_end: true, ..Default::default() },
+    );
+    for p in 0..PARTITIONS {
+        consumer.assign("hang", p, shale::client::StartAt::Earliest).await.unwrap();
+    }
+    let mut read = Vec::new();
+    while let Some(records) = consumer.poll().await.unwrap() {
+        read.extend(records);
+    }
+    assert_eq!(read.len(), PARTITIONS as usize, "a read_uncommitted reader sees the records");
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("done");
+    std::fs::write(&done, "").unwrap();
+    let out = dir.path().join("read.txt");
+    let args = ["read", &bootstrap, "hang", "1", out.to_str().unwrap(), done.to_str().unwrap()];
+    let read = kafka::python_script(&python, "eos.py", &args);
+    let read = tokio::task::spawn_blocking(move || kafka::run(read, Duration::from_secs(60)));
+    let read = read.await.unwrap().assert_ok("eos.py read");
+    assert_eq!(read["read"], 0, "a read_committed reader sees none: {read}");
+    c.restart(coordinator as usize - 1);
+}
+
 /// Applies `fault`, and waits until the cluster is whole again.
 async fn inject(
     c: &mut Cluster,

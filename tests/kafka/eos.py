@@ -27,6 +27,11 @@ that kills brokers and the application under it (tests/transactions_cluster.rs).
       an aborted record shown, or a record committed twice), unknown (not "out-i" for i
       in 0..N).
 
+  hang BOOTSTRAP TOPIC TXN_ID
+      A transactional producer (transaction.timeout.ms 5000) writes one record to each
+      partition of TOPIC in a transaction, flushes, and exits without ending it, as a
+      crashed application leaves its transaction. JSON: written.
+
 Every wait is bounded, a watchdog ends each mode, the last stdout line is one JSON object,
 and client errors go to stderr with seconds since start.
 """
@@ -202,9 +207,26 @@ def read(bootstrap, out, n, outfile, donefile):
     }, True
 
 
+def hang(bootstrap, topic, txn_id):
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id,
+                  "transaction.timeout.ms": 5000})
+    p.init_transactions(60)
+    p.begin_transaction()
+    partitions = Consumer({"bootstrap.servers": bootstrap, "group.id": "hang"}) \
+        .list_topics(topic, timeout=30).topics[topic].partitions
+    for i in partitions:
+        p.produce(topic, partition=i, value=b"left open")
+    p.flush(30)
+    print(json.dumps({"written": len(partitions)}), flush=True)
+    os._exit(0)  # no abort, no commit: the coordinator's timeout must end it
+
+
 def main():
     mode = sys.argv[1]
-    if mode == "fill":
+    if mode == "hang":
+        watchdog(100)
+        hang(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif mode == "fill":
         watchdog(150)
         out, ok = fill(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif mode == "copy":
