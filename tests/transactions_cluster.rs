@@ -59,6 +59,52 @@ enum Fault {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_is_copied_exactly_once_through_broker_and_application_kills() {
     let Some(python) = kafka::python() else { return };
+    check(&python, Copier::Librdkafka).await;
+}
+
+/// The same with Apache Kafka's Java client 4.3 as the application, which negotiates
+/// transactions v2: its producer's epoch, as DescribeTransactions shows it at the end, went
+/// up at every commit and abort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_java_client_copies_exactly_once_with_transactions_v2_through_kills() {
+    let Some(python) = kafka::python() else { return };
+    let Some(jars) = kafka::java_jars() else { return };
+    check(&python, Copier::Java(jars)).await;
+}
+
+/// The application that copies.
+#[derive(Debug, Clone)]
+enum Copier {
+    /// `tests/kafka/eos.py copy`.
+    Librdkafka,
+    /// `tests/kafka/EosCopy.java`, with the client jars in this directory.
+    Java(PathBuf),
+}
+
+impl Copier {
+    /// The command line that runs it with `args`.
+    fn argv(&self, python: &Path, args: &[String]) -> Vec<String> {
+        let script = |name: &str| kafka::root().join("tests/kafka").join(name);
+        let mut argv = match self {
+            Copier::Librdkafka => vec![
+                python.display().to_string(),
+                script("eos.py").display().to_string(),
+                "copy".to_string(),
+            ],
+            Copier::Java(jars) => vec![
+                "java".to_string(),
+                "-cp".to_string(),
+                jars.join("*").display().to_string(),
+                script("EosCopy.java").display().to_string(),
+            ],
+        };
+        argv.extend(args.iter().cloned());
+        argv
+    }
+}
+
+/// Runs the checker with `copier` once per seed of `SHALE_EOS_SEEDS`, on one cluster.
+async fn check(python: &Path, copier: Copier) {
     let seeds: Vec<u64> = std::env::var("SHALE_EOS_SEEDS")
         .unwrap_or_else(|_| "1".into())
         .split(',')
@@ -75,19 +121,28 @@ async fn every_record_is_copied_exactly_once_through_broker_and_application_kill
     for seed in seeds {
         let out = scratch.path().join(format!("seed-{seed}"));
         std::fs::create_dir_all(&out).unwrap();
-        run_seed(&mut c, &client, &python, &out, seed, n).await;
+        let last = run_seed(&mut c, &client, (python, &copier), &out, seed, n).await;
+        if let Copier::Java(_) = copier {
+            let ends = last["commits"].as_i64().unwrap() + last["aborts"].as_i64().unwrap();
+            let epoch = last["epoch"].as_i64().unwrap();
+            assert!(
+                epoch >= ends,
+                "seed {seed}: transactions v2 bumps the epoch at each end: {last}"
+            );
+        }
     }
 }
 
-/// One run of the checker with `seed`, its files in `out`.
+/// One run of the checker with `seed`, its files in `out`: what the instance that finished
+/// printed.
 async fn run_seed(
     c: &mut Cluster,
     client: &Client,
-    python: &Path,
+    (python, copier): (&Path, &Copier),
     out: &Path,
     seed: u64,
     n: usize,
-) {
+) -> serde_json::Value {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (src, dst) = (format!("eos-in-{seed}"), format!("eos-out-{seed}"));
     let (group, txn_id) = (format!("eos-g-{seed}"), format!("eos-copier-{seed}"));
@@ -109,12 +164,12 @@ async fn run_seed(
         &["read", &bootstrap, &dst, &n_text, read_out.to_str().unwrap(), done.to_str().unwrap()],
     );
     let reader = tokio::task::spawn_blocking(move || kafka::run(reader, Duration::from_secs(330)));
-    let copy_args: Vec<String> = ["copy", &bootstrap, &src, &dst, &group, &txn_id, &n_text]
+    let copy_args: Vec<String> = [&bootstrap, &src, &dst, &group, &txn_id, &n_text]
         .iter()
         .map(|s| s.to_string())
         .chain([out.to_str().unwrap().to_string()])
         .collect();
-    let app = App::start(python, copy_args, out);
+    let app = App::start(copier.argv(python, &copy_args), out);
 
     let mut faults = vec![
         Fault::KillLeader(rng.random_range(0..PARTITIONS)),
@@ -155,6 +210,7 @@ async fn run_seed(
     }
     assert_eq!(after["distinct"].as_u64(), Some(n as u64), "seed {seed}: every record: {after}");
     assert_eq!(after["read"].as_u64(), Some(n as u64), "seed {seed}: once each: {after}");
+    app.finished_with()
 }
 
 /// A transaction its application left open (it exited without ending it) holds every
@@ -292,19 +348,18 @@ struct AppState {
 }
 
 impl App {
-    fn start(python: &Path, args: Vec<String>, out: &Path) -> App {
+    fn start(argv: Vec<String>, out: &Path) -> App {
         let spawn = {
-            let (python, out) = (python.to_path_buf(), out.to_path_buf());
+            let out = out.to_path_buf();
             move |i: u32| {
                 let stderr = out.join(format!("copy-{i}.err"));
-                let child = Command::new(&python)
-                    .arg(kafka::root().join("tests/kafka/eos.py"))
-                    .args(&args)
+                let child = Command::new(&argv[0])
+                    .args(&argv[1..])
                     .stdin(Stdio::null())
                     .stdout(std::fs::File::create(out.join(format!("copy-{i}.out"))).unwrap())
                     .stderr(std::fs::File::create(&stderr).unwrap())
                     .spawn()
-                    .expect("start eos.py copy");
+                    .expect("start the copier");
                 (child, stderr)
             }
         };
@@ -356,6 +411,15 @@ impl App {
             std::thread::sleep(Duration::from_millis(100));
         }
         false
+    }
+
+    /// What the instance that finished printed last.
+    fn finished_with(&self) -> serde_json::Value {
+        let st = self.state.lock().unwrap();
+        let out = st.stderr.with_extension("out");
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("null");
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{}: {e}: {last:?}", out.display()))
     }
 
     /// How many instances ran and were killed, and what each that ended said.
