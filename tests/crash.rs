@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
 #[path = "common/lazyfs.rs"]
 mod lazyfs;
 
@@ -575,4 +577,129 @@ async fn wait_for_clean(broker: &common::BrokerProcess) {
         }
     })
     .await;
+}
+
+/// Power cuts while a transactional producer (librdkafka over the Kafka listener) commits
+/// and aborts transactions of 20 records over three partitions, three cuts per seed, on the
+/// tracking disk (or LazyFS, as above): after the last restart a `read_committed` reader
+/// finds every transaction whose commit was answered, whole and once, none that was
+/// aborted, and any other (its commit in flight at the cut) whole or not at all; a
+/// `read_uncommitted` reader sees aborted records, so they are in the log.
+/// Seeds: `SHALE_POWER_LOSS_TXN_SEEDS` (default 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cuts_during_transactions_lose_no_commit_and_show_no_abort() {
+    use rand::{Rng, SeedableRng};
+    let Some(python) = kafka::python() else { return };
+    let seeds = common::seeds_from_env("SHALE_POWER_LOSS_TXN_SEEDS", "1");
+    let disk = std::env::var("SHALE_POWER_LOSS_DISK").unwrap_or_else(|_| "tracking".into());
+    let lazy = lazyfs::home();
+    let env: Vec<(&str, &str)> = match &lazy {
+        Some(_) => vec![],
+        None => vec![("SHALE_TEST_DISK", disk.as_str())],
+    };
+    for seed in seeds {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mount = lazy.as_deref().map(lazyfs::LazyFs::mount);
+        let temp = tempfile::tempdir().unwrap();
+        let dir: &std::path::Path = mount.as_ref().map_or(temp.path(), |m| m.path());
+        let scratch = tempfile::tempdir().unwrap();
+        let notes = scratch.path().join("txns.txt");
+        let kafka_addr = format!("127.0.0.1:{}", common::free_port());
+        let args = ["--kafka-listen", kafka_addr.as_str()];
+        let mut broker = common::BrokerProcess::start_with_env(dir, &args, &env);
+        broker
+            .client()
+            .admin()
+            .create_topic("txn-crash", PARTITIONS, 0, Default::default())
+            .await
+            .unwrap();
+        let noted = |prefix: &str| -> Vec<u64> {
+            let text = std::fs::read_to_string(&notes).unwrap_or_default();
+            text.lines().filter_map(|l| l.strip_prefix(prefix)?.parse().ok()).collect()
+        };
+        for round in 0..3 {
+            let want = noted("committed ").len() + rng.random_range(20..60);
+            let mut load = std::process::Command::new(&python)
+                .arg(kafka::root().join("tests/kafka/eos.py"))
+                .args(["txnload", &kafka_addr, "txn-crash", "crash-txn", notes.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let what = format!("{want} transactions committed before the cut");
+            common::wait_until(Duration::from_secs(90), &what, || {
+                let n = noted("committed ").len();
+                async move { n >= want }
+            })
+            .await;
+            broker.kill();
+            if let Some(m) = &mount {
+                m.power_cut();
+            }
+            let _ = load.kill();
+            let _ = load.wait();
+            println!(
+                "  seed {seed} round {round}: power cut after {} commits",
+                noted("committed ").len()
+            );
+            broker = common::BrokerProcess::start_with_env(dir, &args, &env);
+        }
+        let dump = |isolation: &'static str| {
+            let cmd = kafka::python_script(
+                &python,
+                "eos.py",
+                &["dump", &kafka_addr, "txn-crash", isolation],
+            );
+            tokio::task::spawn_blocking(move || {
+                kafka::run(cmd, Duration::from_secs(110)).assert_ok("eos.py dump")
+            })
+        };
+        let committed_read = dump("read_committed").await.unwrap();
+        let uncommitted_read = dump("read_uncommitted").await.unwrap();
+        assert_eq!(committed_read["complete"], true, "{committed_read}");
+        let values: Vec<String> = committed_read["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let mut by_txn: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for v in &values {
+            let mut parts = v.split('-');
+            let (kind, n) = (parts.next().unwrap(), parts.next().unwrap().parse().unwrap());
+            assert_eq!(kind, "c", "seed {seed}: an aborted record read committed: {v}");
+            by_txn.entry(n).or_default().push(v.clone());
+        }
+        for (n, vs) in &by_txn {
+            let mut distinct = vs.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(
+                (vs.len(), distinct.len()),
+                (20, 20),
+                "seed {seed}: transaction {n} not whole or not once"
+            );
+        }
+        let committed = noted("committed ");
+        let lost: Vec<&u64> =
+            committed.iter().filter(|n| !by_txn.contains_key(n)).take(5).collect();
+        assert!(lost.is_empty(), "seed {seed}: commits answered, then lost: {lost:?}");
+        let aborted = noted("aborted ");
+        assert!(
+            aborted.iter().all(|n| !by_txn.contains_key(n)),
+            "seed {seed}: an aborted transaction read"
+        );
+        let uncommitted = uncommitted_read["values"].as_array().unwrap();
+        let aborted_in_log =
+            uncommitted.iter().filter(|v| v.as_str().unwrap().starts_with("a-")).count();
+        assert!(aborted_in_log > 0, "seed {seed}: aborted records in the log");
+        println!(
+            "  seed {seed}: {} commits answered, {} transactions read committed, {} aborts answered, \
+             {aborted_in_log} aborted records in the log",
+            committed.len(),
+            by_txn.len(),
+            aborted.len()
+        );
+        assert!(broker.terminate(), "broker did not exit cleanly on SIGTERM");
+    }
 }

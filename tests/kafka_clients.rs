@@ -465,6 +465,19 @@ fn librdkafka_reads_a_compacted_topics_latest_records() {
     assert_eq!(json["tombstone_kept"], true, "{json}");
 }
 
+/// A transactional copy's report: 600 records copied and read committed once each, the
+/// aborted junk in the log but never read committed, the input's offsets committed.
+fn assert_copied(json: &serde_json::Value) {
+    let copy = &json["copy"];
+    assert_eq!(copy["copied"], 600, "{json}");
+    assert_eq!(copy["read_committed"], 600, "{json}");
+    for field in ["missing", "duplicates", "junk_committed"] {
+        assert_eq!(copy[field], 0, "{field}: {json}");
+    }
+    assert_eq!(copy["junk_uncommitted"], 600, "the aborted junk is in the log: {json}");
+    assert_eq!(copy["committed_offsets"], 600, "{json}");
+}
+
 /// librdkafka's transactions: a consume-transform-produce loop copies 600 numbered records
 /// between two topics of three partitions, committing its consumer's offsets in each
 /// transaction and aborting a transaction of junk before each commit; a `read_committed`
@@ -478,14 +491,7 @@ fn librdkafka_transactions_copy_exactly_once_and_fence_zombies() {
     let prefix = kafka::unique("txn");
     let cmd = kafka::python_script(&python, "transactions.py", &[&bootstrap(), &prefix]);
     let json = kafka::run(cmd, WITHIN).assert_ok("transactions.py");
-    let copy = &json["copy"];
-    assert_eq!(copy["copied"], 600, "{json}");
-    assert_eq!(copy["read_committed"], 600, "{json}");
-    for field in ["missing", "duplicates", "junk_committed"] {
-        assert_eq!(copy[field], 0, "{field}: {json}");
-    }
-    assert_eq!(copy["junk_uncommitted"], 600, "the aborted junk is in the log: {json}");
-    assert_eq!(copy["committed_offsets"], 600, "{json}");
+    assert_copied(&json);
     let zombie = &json["zombie"];
     assert_eq!(zombie["old_error"], "_FENCED", "{json}");
     assert_eq!(zombie["read_committed"], serde_json::json!(["new-1"]), "{json}");
@@ -521,13 +527,7 @@ fn java_client_transactions_v2_copy_exactly_once_and_fence_zombies() {
     let cmd = kafka::java_program(&jars, "Transactions.java", &[&bootstrap(), &prefix]);
     let json = kafka::run(cmd, WITHIN).assert_ok("Transactions.java");
     let copy = &json["copy"];
-    assert_eq!(copy["copied"], 600, "{json}");
-    assert_eq!(copy["read_committed"], 600, "{json}");
-    for field in ["missing", "duplicates", "junk_committed"] {
-        assert_eq!(copy[field], 0, "{field}: {json}");
-    }
-    assert_eq!(copy["junk_uncommitted"], 600, "the aborted junk is in the log: {json}");
-    assert_eq!(copy["committed_offsets"], 600, "{json}");
+    assert_copied(&json);
     let ends = copy["commits"].as_i64().unwrap() + copy["aborts"].as_i64().unwrap();
     assert_eq!(copy["epoch"].as_i64(), Some(ends), "one bump per end: transactions v2 {json}");
     let zombie = &json["zombie"];

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cluster::Cluster;
+use cluster::{Cluster, leader_of, wait_for_full_isr};
 use common::wait_until;
 use shale::client::Client;
 
@@ -65,7 +65,7 @@ async fn kafka_groups_read_every_acked_record_once_through_leader_kills() {
         std::fs::create_dir_all(&f.out).unwrap();
         let configs = [("min.insync.replicas".to_string(), "2".to_string())].into();
         client.admin().create_topic(f.topic, PARTITIONS, 3, configs).await.unwrap();
-        wait_for_full_isr(&client, f.topic).await;
+        wait_for_full_isr(&client, f.topic, PARTITIONS).await;
     }
 
     // Consumers first: the producers' "done" marker must come after they started.
@@ -122,7 +122,7 @@ async fn kafka_groups_read_every_acked_record_once_through_leader_kills() {
         .await;
         c.restart(leader as usize - 1);
         for f in &flows {
-            wait_for_full_isr(&client, f.topic).await;
+            wait_for_full_isr(&client, f.topic, PARTITIONS).await;
         }
     }
 
@@ -197,28 +197,6 @@ async fn check_log(client: &Client, topic: &str) {
     assert_eq!(seen.len(), RECORDS, "{topic}: distinct records in the log");
 }
 
-async fn leader_of(client: &Client, topic: &str, partition: u32) -> i32 {
-    let md = client.admin().metadata(&[topic.to_string()]).await.unwrap();
-    md.topics[0].partitions.iter().find(|p| p.partition == partition).unwrap().leader_id
-}
-
-/// Waits (bounded) until every partition of `topic` has a leader and all three replicas
-/// in sync.
-async fn wait_for_full_isr(client: &Client, topic: &str) {
-    let what = format!("every partition of {topic} led, with three replicas in sync");
-    wait_until(Duration::from_secs(60), &what, || {
-        let client = client.clone();
-        let topic = topic.to_string();
-        async move {
-            let Ok(md) = client.admin().metadata(&[topic]).await else { return false };
-            let parts = &md.topics[0].partitions;
-            parts.len() == PARTITIONS as usize
-                && parts.iter().all(|p| p.leader_id > 0 && p.isr.len() == 3)
-        }
-    })
-    .await;
-}
-
 /// Runs `admin.py` with `args` after the bootstrap, off the runtime's thread.
 async fn librdkafka_admin(python: &Path, bootstrap: &str, args: &[&str]) -> serde_json::Value {
     let mut all = vec![bootstrap];
@@ -240,7 +218,7 @@ async fn deleted_records_stay_deleted_after_the_leader_is_killed() {
     common::wait_for_broker_count(&client, 3).await;
     let topic = "deleted";
     client.admin().create_topic(topic, PARTITIONS, 3, Default::default()).await.unwrap();
-    wait_for_full_isr(&client, topic).await;
+    wait_for_full_isr(&client, topic, PARTITIONS).await;
     let producer = shale::client::Producer::new(client.clone(), Default::default());
     for i in 0..100 {
         let record = shale::client::ProducerRecord {
@@ -268,7 +246,7 @@ async fn deleted_records_stay_deleted_after_the_leader_is_killed() {
     assert_eq!(earliest.offset, 60);
     // The killed broker comes back and follows: its log start was durable.
     c.restart(leader as usize - 1);
-    wait_for_full_isr(&client, topic).await;
+    wait_for_full_isr(&client, topic, PARTITIONS).await;
     let json = librdkafka_admin(&python, &bootstrap, &["delete-records", topic, "0", "-1"]).await;
     assert_eq!(json["low_watermark"], 100, "{json}");
 }

@@ -37,7 +37,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use cluster::Cluster;
+use cluster::{Cluster, leader_of, wait_for_full_isr};
 use common::wait_until;
 use shale::client::Client;
 
@@ -149,7 +149,7 @@ async fn run_seed(
     for topic in [&src, &dst] {
         let configs = [("min.insync.replicas".to_string(), "2".to_string())].into();
         client.admin().create_topic(topic, PARTITIONS, 3, configs).await.unwrap();
-        wait_for_full_isr(client, topic).await;
+        wait_for_full_isr(client, topic, PARTITIONS).await;
     }
     let bootstrap = c.kafka_bootstrap();
     let n_text = n.to_string();
@@ -227,7 +227,7 @@ async fn a_transaction_left_open_is_aborted_at_its_timeout_after_its_coordinator
     common::wait_for_broker_count(&client, 3).await;
     let configs = [("min.insync.replicas".to_string(), "2".to_string())].into();
     client.admin().create_topic("hang", PARTITIONS, 3, configs).await.unwrap();
-    wait_for_full_isr(&client, "hang").await;
+    wait_for_full_isr(&client, "hang", PARTITIONS).await;
     let bootstrap = c.kafka_bootstrap();
     let hang = kafka::python_script(&python, "eos.py", &["hang", &bootstrap, "hang", "hanging"]);
     let run = tokio::task::spawn_blocking(move || kafka::run(hang, Duration::from_secs(110)));
@@ -328,7 +328,7 @@ async fn inject(
         Fault::KillApp => app.kill(),
     }
     common::wait_for_broker_count(client, 3).await;
-    wait_for_full_isr(client, topic).await;
+    wait_for_full_isr(client, topic, PARTITIONS).await;
 }
 
 /// The application, started again whenever it exits with an error (a fenced or failed
@@ -493,11 +493,6 @@ async fn txn_coordinator(addr: &str, id: &str) -> i32 {
     tokio::time::timeout(Duration::from_secs(10), ask).await.ok().flatten().unwrap_or(-1)
 }
 
-async fn leader_of(client: &Client, topic: &str, partition: u32) -> i32 {
-    let md = client.admin().metadata(&[topic.to_string()]).await.unwrap();
-    md.topics[0].partitions.iter().find(|p| p.partition == partition).unwrap().leader_id
-}
-
 async fn wait_for_leader_other_than(client: &Client, topic: &str, partition: u32, old: i32) {
     let what = format!("{topic}/{partition} led by a broker other than {old}");
     wait_until(Duration::from_secs(30), &what, || {
@@ -507,23 +502,6 @@ async fn wait_for_leader_other_than(client: &Client, topic: &str, partition: u32
             let Ok(md) = client.admin().metadata(&[topic]).await else { return false };
             let p = md.topics[0].partitions.iter().find(|p| p.partition == partition);
             p.is_some_and(|p| p.leader_id > 0 && p.leader_id != old)
-        }
-    })
-    .await;
-}
-
-/// Waits (bounded) until every partition of `topic` has a leader and all three replicas
-/// in sync.
-async fn wait_for_full_isr(client: &Client, topic: &str) {
-    let what = format!("every partition of {topic} led, with three replicas in sync");
-    wait_until(Duration::from_secs(60), &what, || {
-        let client = client.clone();
-        let topic = topic.to_string();
-        async move {
-            let Ok(md) = client.admin().metadata(&[topic]).await else { return false };
-            let parts = &md.topics[0].partitions;
-            parts.len() == PARTITIONS as usize
-                && parts.iter().all(|p| p.leader_id > 0 && p.isr.len() == 3)
         }
     })
     .await;

@@ -231,3 +231,26 @@ pub(crate) async fn wait_for_brokers(client: &Client, want: &[i32]) {
     })
     .await;
 }
+
+/// The leader of `topic`-`partition`, as `client`'s metadata says.
+pub(crate) async fn leader_of(client: &Client, topic: &str, partition: u32) -> i32 {
+    let md = client.admin().metadata(&[topic.to_string()]).await.unwrap();
+    md.topics[0].partitions.iter().find(|p| p.partition == partition).unwrap().leader_id
+}
+
+/// Waits (bounded) until each of the `partitions` partitions of `topic` has a leader and
+/// all three replicas in sync.
+pub(crate) async fn wait_for_full_isr(client: &Client, topic: &str, partitions: u32) {
+    let what = format!("every partition of {topic} led, with three replicas in sync");
+    wait_until(Duration::from_secs(60), &what, || {
+        let client = client.clone();
+        let topic = topic.to_string();
+        async move {
+            let Ok(md) = client.admin().metadata(&[topic]).await else { return false };
+            let parts = &md.topics[0].partitions;
+            parts.len() == partitions as usize
+                && parts.iter().all(|p| p.leader_id > 0 && p.isr.len() == 3)
+        }
+    })
+    .await;
+}

@@ -32,6 +32,17 @@ that kills brokers and the application under it (tests/transactions_cluster.rs).
       partition of TOPIC in a transaction, flushes, and exits without ending it, as a
       crashed application leaves its transaction. JSON: written.
 
+  txnload BOOTSTRAP TOPIC TXN_ID OUTFILE
+      Transactions of 20 records ("{kind}-{n}-{k}", spread over TOPIC's partitions) until
+      killed or refused: every third aborted (kind "a"), the others committed (kind "c").
+      After each commit_transaction or abort_transaction returns, "committed n" or
+      "aborted n" goes to OUTFILE, fsynced. Exits 0 at the first error (the broker went
+      away). JSON: committed, aborted, error.
+
+  dump BOOTSTRAP TOPIC ISOLATION
+      Reads every partition of TOPIC from its start to its end with ISOLATION
+      (read_committed or read_uncommitted). JSON: values (in the order read).
+
 Every wait is bounded, a watchdog ends each mode, the last stdout line is one JSON object,
 and client errors go to stderr with seconds since start.
 """
@@ -221,9 +232,73 @@ def hang(bootstrap, topic, txn_id):
     os._exit(0)  # no abort, no commit: the coordinator's timeout must end it
 
 
+def txnload(bootstrap, topic, txn_id, outfile):
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id,
+                  "transaction.timeout.ms": 10000, "linger.ms": 2})
+    stats = {"committed": 0, "aborted": 0, "error": None}
+    with open(outfile, "a") as f:
+        def note(line):
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            p.init_transactions(30)
+            n = int(time.time() * 1000)  # unique across runs
+            while True:
+                n += 1
+                kind = "a" if n % 3 == 0 else "c"
+                p.begin_transaction()
+                for k in range(20):
+                    p.produce(topic, key=f"{n}-{k}".encode(), value=f"{kind}-{n}-{k}".encode())
+                if kind == "a":
+                    p.flush(10)
+                    p.abort_transaction(10)
+                    stats["aborted"] += 1
+                    note(f"aborted {n}")
+                else:
+                    p.commit_transaction(10)
+                    stats["committed"] += 1
+                    note(f"committed {n}")
+        except KafkaException as e:
+            stats["error"] = str(e.args[0])
+    return stats, True
+
+
+def dump(bootstrap, topic, isolation):
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"{topic}-dump-{os.getpid()}",
+        "enable.auto.commit": False,
+        "isolation.level": isolation,
+        "enable.partition.eof": True,
+    })
+    partitions = sorted(c.list_topics(topic, timeout=30).topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in partitions])
+    values, at_end = [], set()
+    deadline = time.monotonic() + 60
+    while len(at_end) < len(partitions) and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        if m.error() is not None:
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(m.partition())
+                continue
+            raise KafkaException(m.error())
+        values.append(m.value().decode())
+    c.close()
+    return {"values": values, "complete": len(at_end) == len(partitions)}, True
+
+
 def main():
     mode = sys.argv[1]
-    if mode == "hang":
+    if mode == "dump":
+        watchdog(100)
+        out, ok = dump(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif mode == "txnload":
+        watchdog(200)
+        out, ok = txnload(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+    elif mode == "hang":
         watchdog(100)
         hang(sys.argv[2], sys.argv[3], sys.argv[4])
     elif mode == "fill":

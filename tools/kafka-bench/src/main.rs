@@ -8,7 +8,12 @@
 //! - `consume`: a topic read from the beginning to its end (`shale-bench consume`);
 //! - `latency`: fixed offered rates, open loop, each record timed from when it was due —
 //!   paced and measured by Shale's own code (`crates/bench/src/open_loop.rs`, included by
-//!   path, as `tools/nats-bench` does) (`shale-bench latency`).
+//!   path, as `tools/nats-bench` does) (`shale-bench latency`);
+//! - `e2e`: end-to-end latency at a fixed rate, from each record's send to a consumer
+//!   (`read_committed` or `read_uncommitted`) reading it.
+//!
+//! `produce` and `e2e` produce in transactions with `--transactional-id` (a commit every
+//! `--commit-interval-ms`), the load of `scripts/bench-txn.sh`.
 
 // A load generator measures real elapsed time.
 #![allow(clippy::disallowed_methods)]
@@ -52,6 +57,8 @@ enum Command {
     Consume(ConsumeArgs),
     /// Produce at fixed offered rates, open loop: latency from each record's due time.
     Latency(LatencyArgs),
+    /// Produce at a fixed rate while a consumer reads: latency from send to read.
+    E2e(E2eArgs),
 }
 
 /// What every producing subcommand shares: the producer's settings.
@@ -135,6 +142,98 @@ struct ProduceArgs {
     /// Target records per second; 0 sends as fast as possible.
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    #[command(flatten)]
+    txn: TxnArgs,
+}
+
+/// Producing in transactions.
+#[derive(Debug, Clone, clap::Args)]
+struct TxnArgs {
+    /// transactional.id: produce in transactions, committed every --commit-interval-ms.
+    #[arg(long)]
+    transactional_id: Option<String>,
+    /// Milliseconds between commits (as Kafka Streams' commit.interval.ms).
+    #[arg(long, default_value_t = 100)]
+    commit_interval_ms: u64,
+}
+
+impl TxnArgs {
+    /// `producer`'s config with this transactional id, if any.
+    fn config(&self, producer: &ProducerArgs) -> ClientConfig {
+        let mut c = producer.config();
+        if let Some(id) = &self.transactional_id {
+            // librdkafka wants message.timeout.ms (120 s here) within the transaction's.
+            c.set("transactional.id", id).set("transaction.timeout.ms", "120000");
+        }
+        c
+    }
+}
+
+/// A producer's transactions: begun at once, committed (and the next begun) once the
+/// interval has passed.
+struct Transactions {
+    interval: Duration,
+    since: Instant,
+    commits: u64,
+    commit_micros: Histogram<u64>,
+}
+
+impl Transactions {
+    /// Starts `producer`'s first transaction, if `a` asks for transactions.
+    fn start<P: Producer<C>, C: ProducerContext>(
+        a: &TxnArgs,
+        producer: &P,
+    ) -> Result<Option<Transactions>, Error> {
+        if a.transactional_id.is_none() {
+            return Ok(None);
+        }
+        producer.init_transactions(Duration::from_secs(60))?;
+        producer.begin_transaction()?;
+        Ok(Some(Transactions {
+            interval: Duration::from_millis(a.commit_interval_ms),
+            since: Instant::now(),
+            commits: 0,
+            commit_micros: micros_histogram(),
+        }))
+    }
+
+    /// Commits and begins the next one when the interval has passed (`last`: commits).
+    fn tick<P: Producer<C>, C: ProducerContext>(
+        &mut self,
+        producer: &P,
+        last: bool,
+    ) -> Result<(), Error> {
+        if !last && self.since.elapsed() < self.interval {
+            return Ok(());
+        }
+        let started = Instant::now();
+        // rust-rdkafka's commit flushes by polling for up to 100 ms at a time, while the
+        // ThreadedProducer's thread takes the events: every commit would wait 100 ms. The
+        // deliveries are awaited here first (the polling thread serves them), so the
+        // commit's own flush finds nothing left.
+        while producer.in_flight_count() > 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        producer.commit_transaction(Duration::from_secs(60))?;
+        let _ = self.commit_micros.record(started.elapsed().as_micros().max(1) as u64);
+        self.commits += 1;
+        self.since = Instant::now();
+        if !last {
+            producer.begin_transaction()?;
+        }
+        Ok(())
+    }
+
+    fn json(this: &Option<Transactions>) -> serde_json::Value {
+        match this {
+            None => serde_json::Value::Null,
+            Some(t) => serde_json::json!({
+                "commits": t.commits,
+                "commit_interval_ms": t.interval.as_millis() as u64,
+                "commit_ms": quantiles_ms(&t.commit_micros),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,6 +267,23 @@ struct LatencyArgs {
     /// One JSON object per round instead of a line.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct E2eArgs {
+    #[command(flatten)]
+    producer: ProducerArgs,
+    /// Records per second offered.
+    #[arg(long, default_value_t = 5000)]
+    rate: u64,
+    /// Seconds measured (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The consumer's isolation.level: read_committed or read_uncommitted.
+    #[arg(long, default_value = "read_committed")]
+    isolation: String,
+    #[command(flatten)]
+    txn: TxnArgs,
 }
 
 fn micros_histogram() -> Histogram<u64> {
@@ -216,11 +332,17 @@ fn produce(a: ProduceArgs) -> Result<(), Error> {
         first_error: Mutex::new(None),
     };
     let producer: ThreadedProducer<Deliveries> =
-        a.producer.config().create_with_context(context)?;
+        a.txn.config(&a.producer).create_with_context(context)?;
     let value = a.producer.value();
     let topic = a.producer.topic.as_str();
     let start = Instant::now();
+    let mut txns = Transactions::start(&a.txn, &producer)?;
     for i in 0..a.records {
+        if i % 64 == 0 {
+            if let Some(t) = txns.as_mut() {
+                t.tick(&producer, false)?;
+            }
+        }
         if a.rate > 0 && i % 64 == 0 {
             let due = Duration::from_secs_f64(i as f64 / a.rate as f64);
             let elapsed = start.elapsed();
@@ -245,6 +367,9 @@ fn produce(a: ProduceArgs) -> Result<(), Error> {
         }
     }
     producer.flush(Duration::from_secs(120))?;
+    if let Some(t) = txns.as_mut() {
+        t.tick(&producer, true)?;
+    }
     let secs = start.elapsed().as_secs_f64();
     let context = producer.context();
     let ok = context.acked.load(Ordering::Relaxed);
@@ -266,6 +391,7 @@ fn produce(a: ProduceArgs) -> Result<(), Error> {
             "rate": a.rate,
             "idempotence": a.producer.idempotence,
             "max_in_flight": a.producer.max_in_flight,
+            "transactions": Transactions::json(&txns),
             "librdkafka": rdkafka::util::get_rdkafka_version().1,
         })
     );
@@ -381,6 +507,110 @@ fn latency(a: LatencyArgs) -> Result<(), Error> {
     }
 }
 
+/// Microseconds since `epoch` in the first 8 bytes of `value`.
+fn stamp(value: &mut [u8], epoch: Instant) {
+    let micros = epoch.elapsed().as_micros() as u64;
+    value[..8].copy_from_slice(&micros.to_be_bytes());
+}
+
+/// End-to-end latency: records sent at `rate` (each stamped with its send time) while a
+/// consumer of `isolation` reads the topic from its end; each record timed from its send
+/// to its read, after a second of warm-up.
+fn e2e(a: E2eArgs) -> Result<(), Error> {
+    let epoch = Instant::now();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &a.producer.bootstrap)
+        .set("group.id", "kafka-bench-e2e")
+        .set("enable.auto.commit", "false")
+        .set("socket.nagle.disable", "true")
+        .set("isolation.level", &a.isolation)
+        .set("fetch.wait.max.ms", "100")
+        .create()?;
+    let within = Duration::from_secs(30);
+    let topic = a.producer.topic.clone();
+    let metadata = consumer.fetch_metadata(Some(&topic), within)?;
+    let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(&topic, p, Offset::End)?;
+    }
+    consumer.assign(&assignment)?;
+    let total = a.rate * (a.seconds + 1);
+    let warmup = Duration::from_secs(1);
+    let reader = std::thread::spawn(move || -> Result<(Histogram<u64>, u64), String> {
+        let mut hist = micros_histogram();
+        let mut read = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(a.seconds + 60);
+        while read < total && Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => {
+                    read += 1;
+                    let Some(v) = rdkafka::Message::payload(&m) else { continue };
+                    let sent =
+                        Duration::from_micros(u64::from_be_bytes(v[..8].try_into().unwrap()));
+                    if sent >= warmup {
+                        let _ = hist.record((epoch.elapsed() - sent).as_micros().max(1) as u64);
+                    }
+                }
+                Some(Err(e)) => return Err(e.to_string()),
+                None => {}
+            }
+        }
+        Ok((hist, read))
+    });
+    // Let the consumer's assignment settle at the end before records are sent.
+    std::thread::sleep(Duration::from_secs(2));
+    let producer: ThreadedProducer<Deliveries> =
+        a.txn.config(&a.producer).create_with_context(Deliveries {
+            hist: Mutex::new(micros_histogram()),
+            acked: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        })?;
+    let mut txns = Transactions::start(&a.txn, &producer)?;
+    let mut value = a.producer.value();
+    let start = Instant::now();
+    for i in 0..total {
+        let due = Duration::from_secs_f64(i as f64 / a.rate as f64);
+        let elapsed = start.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+        if let Some(t) = txns.as_mut() {
+            t.tick(&producer, false)?;
+        }
+        stamp(&mut value, epoch);
+        let record =
+            BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(&topic, Box::new(Instant::now()))
+                .payload(&value[..])
+                .partition((i % partitions.max(1) as u64) as i32);
+        producer.send(record).map_err(|(e, _)| e)?;
+    }
+    producer.flush(Duration::from_secs(120))?;
+    if let Some(t) = txns.as_mut() {
+        t.tick(&producer, true)?;
+    }
+    let (hist, read) = reader.join().map_err(|_| "the reader panicked")??;
+    println!(
+        "{}",
+        serde_json::json!({
+            "isolation": a.isolation,
+            "rate": a.rate,
+            "seconds": a.seconds,
+            "sent": total,
+            "read": read,
+            "e2e_ms": quantiles_ms(&hist),
+            "transactions": Transactions::json(&txns),
+            "partitions": partitions,
+            "librdkafka": rdkafka::util::get_rdkafka_version().1,
+        })
+    );
+    if read < total {
+        return Err(format!("read {read} of {total} records").into());
+    }
+    Ok(())
+}
+
 /// librdkafka's log lines (its `debug` property's output among them), on stderr.
 struct StderrLog;
 
@@ -402,6 +632,7 @@ fn main() {
         Command::Produce(a) => produce(a),
         Command::Consume(a) => consume(a),
         Command::Latency(a) => latency(a),
+        Command::E2e(a) => e2e(a),
     };
     if let Err(e) = outcome {
         eprintln!("error: {e}");

@@ -51,6 +51,12 @@ pub trait TxnHost: Send + Sync {
     ) -> Result<(), Error>;
 }
 
+/// How long a producer's request waits for its decided transaction to complete (its
+/// markers written) before it is answered CONCURRENT_TRANSACTIONS, which the client retries
+/// only after its backoff (librdkafka's and the Java client's `retry.backoff.ms`, 100 ms):
+/// completion takes a few milliseconds, so the next transaction usually starts at once.
+const SETTLE_WAIT: Duration = Duration::from_secs(1);
+
 /// The coordinator's limits.
 #[derive(Debug, Clone, Copy)]
 pub struct TxnSettings {
@@ -95,6 +101,8 @@ pub struct TxnCoordinator {
     settings: TxnSettings,
     held: Mutex<HashMap<String, Held>>,
     counts: Mutex<Counts>,
+    /// Bumped at every write that leaves a decided state (a completion above all).
+    settled: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for TxnCoordinator {
@@ -129,7 +137,8 @@ impl TxnCoordinator {
         settings: TxnSettings,
     ) -> Arc<Self> {
         let (held, counts) = (Mutex::new(HashMap::new()), Mutex::new(Counts::default()));
-        Arc::new(TxnCoordinator { host, store, offsets, settings, held, counts })
+        let settled = tokio::sync::watch::Sender::new(0);
+        Arc::new(TxnCoordinator { host, store, offsets, settings, held, counts, settled })
     }
 
     /// Whether this broker wins `id` among `candidates` (live brokers, as (id, address)).
@@ -171,6 +180,26 @@ impl TxnCoordinator {
         Ok((slot, current))
     }
 
+    /// [`hold`](Self::hold), once `id`'s transaction is not between its decision and its
+    /// completion, or [`SETTLE_WAIT`] has passed (the rules then answer
+    /// CONCURRENT_TRANSACTIONS).
+    async fn hold_settled(&self, id: &str) -> Result<(Holding, Option<Stored>), Error> {
+        let deadline = shale_core::clock::monotonic_now() + SETTLE_WAIT;
+        loop {
+            let mut settled = self.settled.subscribe();
+            let (slot, current) = self.hold(id).await?;
+            let deciding = current.as_ref().is_some_and(|s| s.record.state.is_prepare());
+            if !deciding || shale_core::clock::monotonic_now() >= deadline {
+                return Ok((slot, current));
+            }
+            drop(slot);
+            tokio::select! {
+                _ = settled.changed() => {}
+                _ = shale_core::clock::sleep_until(deadline) => {}
+            }
+        }
+    }
+
     /// A new producer id for `id` when `needed` (the rules say when).
     async fn spare(&self, id: &str, needed: bool) -> Result<Option<i64>, Error> {
         match needed {
@@ -189,6 +218,9 @@ impl TxnCoordinator {
         match self.store.write(id, record, slot.as_ref()).await {
             Ok(stored) => {
                 self.observe(id, &stored.record);
+                if !stored.record.state.is_prepare() {
+                    self.settled.send_modify(|n| *n += 1);
+                }
                 *slot = Some(stored.clone());
                 Ok(stored)
             }
@@ -238,7 +270,7 @@ impl TxnCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), Error> {
-        let (mut slot, current) = self.hold(id).await?;
+        let (mut slot, current) = self.hold_settled(id).await?;
         let record = current.as_ref().map(|s| &s.record);
         let spare = self.spare(id, state::needs_new_id(record)).await?;
         let now_ms = self.host.now_ms();
@@ -277,7 +309,7 @@ impl TxnCoordinator {
         groups: &[String],
         tv2: bool,
     ) -> Result<(), Error> {
-        let (mut slot, current) = self.hold(id).await?;
+        let (mut slot, current) = self.hold_settled(id).await?;
         let record = current.as_ref().map(|s| &s.record);
         let now_ms = self.host.now_ms();
         if let Some(next) =
@@ -299,7 +331,7 @@ impl TxnCoordinator {
         offsets: &[(String, u32, OffsetRecord)],
         tv2: bool,
     ) -> Result<(), Error> {
-        let (mut slot, current) = self.hold(id).await?;
+        let (mut slot, current) = self.hold_settled(id).await?;
         let record = current.as_ref().map(|s| &s.record);
         if tv2 {
             let groups = [group.to_string()];
@@ -330,7 +362,7 @@ impl TxnCoordinator {
         producer: (i64, i16),
         partition: (&str, u32),
     ) -> Result<bool, Error> {
-        let (_slot, current) = self.hold(id).await?;
+        let (_slot, current) = self.hold_settled(id).await?;
         state::in_txn(id, current.as_ref().map(|s| &s.record), producer, partition)
     }
 

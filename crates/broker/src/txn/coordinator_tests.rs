@@ -259,3 +259,27 @@ async fn ids_lost_to_another_broker_leave_the_open_gauge() {
     c.release_lost();
     assert_eq!(c.stats(host.now_ms()).open, 0, "broker 2 coordinates it now");
 }
+
+/// A producer's next transaction, asked for while its last one's markers are still being
+/// written, waits for the completion instead of being told CONCURRENT_TRANSACTIONS (which
+/// a client retries only after its 100 ms backoff); past the wait it is told so.
+#[tokio::test]
+async fn the_next_transaction_waits_for_the_last_ones_completion() {
+    let (host, meta) = (Host::new(1), meta());
+    let c = coordinator(&host, &meta);
+    let (pid, epoch) = c.init_producer_id("app", 60_000, None).await.unwrap();
+    c.add("app", (pid, epoch), &parts(), &[], true).await.unwrap();
+    // The markers of one partition fail three times (5, 10 and 20 ms of backoff).
+    host.failing.lock().unwrap().insert(("out".into(), 1), 3);
+    let next = c.end("app", end(pid, epoch, true)).await.unwrap();
+    c.add("app", next, &parts(), &[], true).await.unwrap();
+    let r = TxnStore::new(meta.clone(), Keys::new("c").unwrap()).load("app").await.unwrap();
+    assert_eq!(r.unwrap().record.state, TxnState::Ongoing, "the next transaction is open");
+    assert_eq!(host.written().len(), 2, "after the last one's markers");
+    // Markers that keep failing: the wait ends, and the producer is told to retry.
+    host.failing.lock().unwrap().insert(("out".into(), 1), usize::MAX);
+    c.end("app", end(next.0, next.1, true)).await.unwrap();
+    let after = (next.0, next.1 + 1);
+    let e = c.add("app", after, &parts(), &[], true).await.unwrap_err();
+    assert_eq!(e.reason, Reason::ConcurrentTransactions, "{e}");
+}
