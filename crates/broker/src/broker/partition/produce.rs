@@ -285,6 +285,8 @@ impl Partition {
         self.repl.cap(offset);
         reset?;
         self.producers.truncate(i64::MIN);
+        // The producer state forgot the remote log's aborted transactions too.
+        self.aborted_learned.store(0, Ordering::Release);
         self.remove_snapshots(|_| true);
         Ok(())
     }

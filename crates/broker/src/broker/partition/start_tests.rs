@@ -190,3 +190,38 @@ async fn a_log_start_in_the_bucket_refuses_the_remote_reads_below_it() {
     assert_eq!(listed(&p, OffsetSpec::Timestamp(0)).await, (7, 107), "not the deleted 6");
     assert_eq!(listed(&p, OffsetSpec::MaxTimestamp).await, (39, 139));
 }
+
+/// An aborted transaction that is in the bucket only stays hidden from `read_committed`
+/// reads after the replica's log is reset (a follower restarting at its leader's log
+/// start, which clears its producer state): the manifest's list is learned again.
+#[tokio::test]
+async fn an_aborted_transaction_in_the_bucket_stays_known_after_a_reset() {
+    use shale_core::record::control::{Marker, MarkerKind};
+    let dir = tempfile::tempdir().unwrap();
+    let (uploader, reader) = bucket().await;
+    let config = TopicConfig {
+        remote_storage_enable: true,
+        segment_bytes: 1000,
+        local_retention_bytes: 0,
+        retention_ms: -1,
+        retention_bytes: -1,
+        ..TopicConfig::default()
+    };
+    let p = alone(dir.path(), config, Some(reader));
+    let mut txn = BatchBuilder::new(Compression::None).with_producer(7, 0, 0).transactional();
+    txn.push(Record { key: None, value: Some(Bytes::from("t")), headers: vec![], timestamp_ms: 1 });
+    let guard = p.producers().verified(7, 0);
+    p.append_guarded(txn.build(), Acks::Leader, Some(guard)).await.unwrap().await.unwrap();
+    let abort = Marker { kind: MarkerKind::Abort, coordinator_epoch: 0 };
+    p.append_marker((7, 0), abort, false, Acks::Leader).await.unwrap().await.unwrap();
+    for i in 0..20 {
+        p.append(batch_at(&[100 + 2 * i, 101 + 2 * i]), Acks::Leader).await.unwrap().await.unwrap();
+    }
+    uploader.tier_partition(&*p).await.unwrap();
+    p.apply_retention().await.unwrap();
+    assert!(p.log().log_start_offset() > 1, "the transaction is in the bucket only");
+    assert_eq!(p.aborted_for_read(0, 10).await.unwrap(), vec![(7, 0)]);
+    let end = p.log().log_end_offset();
+    p.reset_to(end).unwrap();
+    assert_eq!(p.aborted_for_read(0, 10).await.unwrap(), vec![(7, 0)], "after the reset");
+}
