@@ -25,21 +25,71 @@ use crate::errors::{About, code};
 use shale_broker::api::{Identity, OffsetToCommit};
 use shale_core::error::Error;
 
-/// One partition's offset to commit as a commit request names it.
-pub(crate) fn to_commit(
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    metadata: Option<&str>,
-) -> Result<OffsetToCommit, Error> {
-    let index = u32::try_from(partition)
-        .map_err(|_| Error::invalid(format!("partition {partition} of {topic:?} is negative")))?;
-    Ok(OffsetToCommit {
-        topic: topic.to_string(),
-        partition: index,
-        offset,
-        metadata: metadata.unwrap_or_default().to_string(),
-    })
+/// What the domain answered a commit: each offset's outcome, or the request's error.
+type Outcomes = Result<Vec<(OffsetToCommit, Result<(), Error>)>, Error>;
+
+/// A commit request's partitions (OffsetCommit's, TxnOffsetCommit's): the offsets to
+/// commit, and those refused before the domain sees them (a negative partition).
+#[derive(Debug, Default)]
+pub(crate) struct ToCommit {
+    pub offsets: Vec<OffsetToCommit>,
+    refused: Vec<(String, i32, Error)>,
+}
+
+impl ToCommit {
+    /// The offsets of `partitions`: (topic, partition, offset, metadata).
+    pub(crate) fn new<'a>(
+        partitions: impl IntoIterator<Item = (&'a str, i32, i64, Option<&'a str>)>,
+    ) -> ToCommit {
+        let mut asked = ToCommit::default();
+        for (topic, partition, offset, metadata) in partitions {
+            match u32::try_from(partition) {
+                Ok(index) => asked.offsets.push(OffsetToCommit {
+                    topic: topic.to_string(),
+                    partition: index,
+                    offset,
+                    metadata: metadata.unwrap_or_default().to_string(),
+                }),
+                Err(_) => asked.refused.push((
+                    topic.to_string(),
+                    partition,
+                    Error::invalid(format!("partition {partition} of {topic:?} is negative")),
+                )),
+            }
+        }
+        asked
+    }
+
+    /// Each partition's error code (`code` of its error, 0 for none) by topic: the outcome
+    /// of each offset committed, or the whole request's error for each, then the refused
+    /// partitions' own.
+    pub(crate) fn codes(
+        self,
+        outcomes: Outcomes,
+        code: impl Fn(&Error) -> i16,
+    ) -> BTreeMap<String, Vec<(i32, i16)>> {
+        let mut by_topic: BTreeMap<String, Vec<(i32, i16)>> = BTreeMap::new();
+        let mut answer = |topic: String, partition: u32, error: Option<&Error>| {
+            let c = error.map_or(0, &code);
+            by_topic.entry(topic).or_default().push((partition as i32, c));
+        };
+        match outcomes {
+            Ok(outcomes) => {
+                for (o, r) in outcomes {
+                    answer(o.topic, o.partition, r.err().as_ref());
+                }
+            }
+            Err(e) => {
+                for o in self.offsets {
+                    answer(o.topic, o.partition, Some(&e));
+                }
+            }
+        }
+        for (topic, partition, e) in self.refused {
+            by_topic.entry(topic).or_default().push((partition, code(&e)));
+        }
+        by_topic
+    }
 }
 
 /// `OffsetCommit`.
@@ -58,17 +108,12 @@ pub(crate) fn commit(
             0..=6 => None,
             _ => req.group_instance_id.as_ref().map(|i| i.to_string()),
         };
-        let mut offsets = Vec::new();
-        let mut refused: Vec<(String, i32, Error)> = Vec::new();
-        for t in &req.topics {
-            for p in &t.partitions {
+        let asked = ToCommit::new(req.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(|p| {
                 let metadata = p.committed_metadata.as_deref();
-                match to_commit(&t.name.0, p.partition_index, p.committed_offset, metadata) {
-                    Ok(o) => offsets.push(o),
-                    Err(e) => refused.push((t.name.0.to_string(), p.partition_index, e)),
-                }
-            }
-        }
+                (t.name.0.as_str(), p.partition_index, p.committed_offset, metadata)
+            })
+        }));
         let outcomes = kafka
             .api
             .commit_classic(
@@ -77,44 +122,28 @@ pub(crate) fn commit(
                 &req.member_id,
                 instance.as_deref(),
                 req.generation_id_or_member_epoch,
-                offsets,
+                asked.offsets.clone(),
             )
             .await;
-        let mut by_topic: BTreeMap<String, Vec<OffsetCommitResponsePartition>> = BTreeMap::new();
-        let mut answer = |topic: String, partition: i32, result: &Result<(), Error>| {
-            let error = result.as_ref().err().map_or(0, |e| code(e, About::Group));
-            by_topic.entry(topic).or_default().push(
-                OffsetCommitResponsePartition::default()
-                    .with_partition_index(partition)
-                    .with_error_code(error),
-            );
-        };
-        match outcomes {
-            Ok(outcomes) => {
-                for (o, r) in outcomes {
-                    answer(o.topic, o.partition as i32, &r);
-                }
-            }
-            Err(e) => {
-                for t in &req.topics {
-                    for p in &t.partitions {
-                        answer(t.name.0.to_string(), p.partition_index, &Err(e.clone()));
-                    }
-                }
-            }
-        }
-        for (topic, partition, e) in refused {
-            answer(topic, partition, &Err(e));
-        }
+        let codes = asked.codes(outcomes, |e| code(e, About::Group));
         let body = OffsetCommitResponse::default()
             .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
             .with_topics(
-                by_topic
+                codes
                     .into_iter()
                     .map(|(topic, partitions)| {
                         OffsetCommitResponseTopic::default()
                             .with_name(TopicName(StrBytes::from_string(topic)))
-                            .with_partitions(partitions)
+                            .with_partitions(
+                                partitions
+                                    .into_iter()
+                                    .map(|(p, c)| {
+                                        OffsetCommitResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_error_code(c)
+                                    })
+                                    .collect(),
+                            )
                     })
                     .collect(),
             );

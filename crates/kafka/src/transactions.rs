@@ -27,7 +27,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
-use crate::commits::to_commit;
+use crate::commits::ToCommit;
 use crate::errors::{About, code};
 use shale_broker::api::TxnCommitter;
 use shale_core::error::Error;
@@ -158,17 +158,12 @@ pub(crate) fn txn_offset_commit(
     Ok(Answer::later(async move {
         let id = req.transactional_id.0.to_string();
         let group = req.group_id.0.to_string();
-        let mut offsets = Vec::new();
-        let mut refused = Vec::new();
-        for t in &req.topics {
-            for p in &t.partitions {
+        let asked = ToCommit::new(req.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(|p| {
                 let metadata = p.committed_metadata.as_deref();
-                match to_commit(&t.name.0, p.partition_index, p.committed_offset, metadata) {
-                    Ok(o) => offsets.push(o),
-                    Err(e) => refused.push((t.name.0.to_string(), p.partition_index, e)),
-                }
-            }
-        }
+                (t.name.0.as_str(), p.partition_index, p.committed_offset, metadata)
+            })
+        }));
         let instance = req.group_instance_id.as_ref().map(|i| i.to_string());
         let committer = TxnCommitter {
             member: &req.member_id,
@@ -179,47 +174,30 @@ pub(crate) fn txn_offset_commit(
         let outcome = match producer(req.producer_id.0, req.producer_epoch) {
             Ok(p) => {
                 let api = &kafka.api;
+                let offsets = asked.offsets.clone();
                 api.txn_offset_commit(&who, (&id, p), &group, committer, offsets, tv2).await
             }
             Err(e) => Err(e),
         };
-        let mut by_topic: BTreeMap<String, Vec<TxnOffsetCommitResponsePartition>> = BTreeMap::new();
-        let mut answer = |topic: String, partition: i32, error: Option<&Error>| {
-            let c = error.map_or(0, |e| txn_code(e, replier.key, replier.version));
-            by_topic.entry(topic).or_default().push(
-                TxnOffsetCommitResponsePartition::default()
-                    .with_partition_index(partition)
-                    .with_error_code(c),
-            );
-        };
-        match outcome {
-            Ok(outcomes) => {
-                for (o, r) in outcomes {
-                    answer(o.topic, o.partition as i32, r.err().as_ref());
-                }
-            }
-            Err(e) => {
-                for t in &req.topics {
-                    for p in &t.partitions {
-                        if p.partition_index >= 0 {
-                            answer(t.name.0.to_string(), p.partition_index, Some(&e));
-                        }
-                    }
-                }
-            }
-        }
-        for (topic, partition, e) in refused {
-            answer(topic, partition, Some(&e));
-        }
+        let codes = asked.codes(outcome, |e| txn_code(e, replier.key, replier.version));
         let body = TxnOffsetCommitResponse::default()
             .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
             .with_topics(
-                by_topic
+                codes
                     .into_iter()
                     .map(|(t, partitions)| {
                         TxnOffsetCommitResponseTopic::default()
                             .with_name(TopicName(text(&t)))
-                            .with_partitions(partitions)
+                            .with_partitions(
+                                partitions
+                                    .into_iter()
+                                    .map(|(p, c)| {
+                                        TxnOffsetCommitResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_error_code(c)
+                                    })
+                                    .collect(),
+                            )
                     })
                     .collect(),
             );

@@ -17,12 +17,18 @@ impl Api {
         let acl = self.broker.acl();
         acl.check(who, "FindCoordinator", Operation::Describe, ResourceType::Group, group)?;
         shale_core::names::validate_group(group)?;
-        let (id, _) = self.group_coordinator(group).ok_or_else(|| {
-            Error::unavailable(format!("no live broker can coordinate group {group:?} now; retry"))
+        self.coordinator_record(group, "group")
+    }
+
+    /// The live broker that coordinates `key` (a group or a transactional id, as `what`
+    /// says: both are placed by the same hash), as this broker knows it.
+    pub(super) fn coordinator_record(&self, key: &str, what: &str) -> Result<BrokerRecord, Error> {
+        let (id, _) = self.group_coordinator(key).ok_or_else(|| {
+            Error::unavailable(format!("no live broker can coordinate {what} {key:?} now; retry"))
         })?;
         self.broker.cached_broker(id).ok_or_else(|| {
             Error::unavailable(format!(
-                "broker {id}, coordinator of {group:?}, is not known here yet"
+                "broker {id}, coordinator of {key:?}, is not known here yet"
             ))
         })
     }

@@ -60,13 +60,7 @@ impl Api {
         if id.is_empty() {
             return Err(Error::invalid("a transactional id must not be empty"));
         }
-        let candidates = self.broker.coordinator_candidates();
-        let (b, _) = crate::groups::coordinator_of(id, &candidates).ok_or_else(|| {
-            Error::unavailable("no live broker can coordinate transactions now; retry")
-        })?;
-        self.broker.cached_broker(b).ok_or_else(|| {
-            Error::unavailable(format!("broker {b}, coordinator of {id:?}, is not known here yet"))
-        })
+        self.coordinator_record(id, "transactional id")
     }
 
     fn check_txn_write(&self, who: &Identity, action: &str, id: &str) -> Result<(), Error> {
