@@ -272,13 +272,22 @@ pub(crate) fn configs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// Reads every partition of `topic` from the beginning to the high watermark.
 pub(crate) async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<ConsumerRecord>> {
-    let partitions = client.partition_count(topic).await.unwrap();
+    try_read_all(client, topic).await.unwrap()
+}
+
+/// [`read_all`], answering the consumer's error instead of panicking on it (a read that
+/// retention overtakes fails with `OffsetOutOfRange`).
+pub(crate) async fn try_read_all(
+    client: &Client,
+    topic: &str,
+) -> Result<BTreeMap<u32, Vec<ConsumerRecord>>, shale::error::Error> {
+    let partitions = client.partition_count(topic).await?;
     let mut consumer = Consumer::new(
         client.clone(),
         ConsumerConfig { stop_at_end: true, ..ConsumerConfig::default() },
     );
     for p in 0..partitions {
-        consumer.assign(topic, p, StartAt::Earliest).await.unwrap();
+        consumer.assign(topic, p, StartAt::Earliest).await?;
     }
     let mut out: BTreeMap<u32, Vec<ConsumerRecord>> =
         (0..partitions).map(|p| (p, vec![])).collect();
@@ -287,13 +296,13 @@ pub(crate) async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<
         let polled = tokio::time::timeout_at(deadline.into(), consumer.poll())
             .await
             .expect("reading the topic back took over 120s");
-        match polled.unwrap() {
+        match polled? {
             Some(records) => {
                 for r in records {
                     out.get_mut(&r.partition).unwrap().push(r);
                 }
             }
-            None => return out,
+            None => return Ok(out),
         }
     }
 }
