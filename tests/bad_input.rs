@@ -39,6 +39,7 @@ fn produce_req(topic: &str, partition: u32, bytes: Bytes) -> pb::ProduceRequest 
         payload: Some(pb::produce_request::Payload::Batches(bytes)),
         correlation_id: 0,
         timeout_ms: 0,
+        transactional_id: String::new(),
     }
 }
 

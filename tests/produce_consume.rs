@@ -176,6 +176,7 @@ async fn plain_records_and_list_offsets() {
                 })),
                 correlation_id: 7,
                 timeout_ms: 0,
+                transactional_id: String::new(),
             })
             .await
             .unwrap()

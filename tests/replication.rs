@@ -362,6 +362,7 @@ async fn below_min_insync_replicas_acks_all_writes_are_refused() {
                         payload: Some(pb::produce_request::Payload::Batches(batch)),
                         correlation_id: 0,
                         timeout_ms: 0,
+                        transactional_id: String::new(),
                     })
                     .await
                 }

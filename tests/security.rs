@@ -242,7 +242,11 @@ async fn call(rpc: Rpc, c: &mut Caller, addr: &str, epoch: i32) -> Result<(), Re
                 .map_err(code)
         }
         Rpc::FetchOffsets => groups
-            .fetch_offsets(pb::FetchOffsetsRequest { group, topics: vec!["m".into()] })
+            .fetch_offsets(pb::FetchOffsetsRequest {
+                group,
+                topics: vec!["m".into()],
+                require_stable: false,
+            })
             .await
             .map(drop)
             .map_err(code),

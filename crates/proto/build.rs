@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/shale/v1/admin.proto",
         "proto/shale/v1/replica.proto",
         "proto/shale/v1/groups.proto",
+        "proto/shale/v1/txn.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

@@ -405,6 +405,7 @@ pub(crate) fn produce_req(
         payload: Some(pb::produce_request::Payload::Batches(one_record_batch(value))),
         correlation_id: 0,
         timeout_ms: 0,
+        transactional_id: String::new(),
     }
 }
 

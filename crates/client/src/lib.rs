@@ -44,9 +44,12 @@ use shale_proto::pb::admin_client::AdminClient;
 use shale_proto::pb::log_client::LogClient;
 
 pub use admin::Admin;
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Isolation, StartAt};
 pub use groups::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, RebalanceListener};
-pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{
+    GroupMetadata, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TransactionalConfig,
+    TransactionalProducer,
+};
 pub use retry::RetryPolicy;
 pub(crate) use scope::{locate, reword};
 
@@ -270,6 +273,15 @@ impl Client {
     /// A raw Groups gRPC client to the current bootstrap broker.
     pub fn groups_rpc(&self) -> Result<pb::groups_client::GroupsClient<Transport>, Error> {
         Ok(pb::groups_client::GroupsClient::with_interceptor(
+            self.channel(self.bootstrap())?,
+            self.credentials(),
+        ))
+    }
+
+    /// A raw Transactions gRPC client to the current bootstrap broker (which forwards a
+    /// transactional id's calls to its coordinator).
+    pub fn txn_rpc(&self) -> Result<pb::transactions_client::TransactionsClient<Transport>, Error> {
+        Ok(pb::transactions_client::TransactionsClient::with_interceptor(
             self.channel(self.bootstrap())?,
             self.credentials(),
         ))

@@ -7,8 +7,9 @@
 
 use bytes::Bytes;
 
-use shale_broker::api::FetchChunk;
+use shale_broker::api::{FetchChunk, Isolation};
 use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::record::control::CommittedFilter;
 use shale_core::record::{BatchFrames, Limits, decode_batch};
 use shale_proto::pb;
 
@@ -23,23 +24,32 @@ pub(crate) struct Part {
     pub(crate) next_offset: i64,
 }
 
-/// A Fetch's read `c` of `topic`-`partition` in decoded form: its messages.
+/// The filter of a read `c` at `isolation`: `read_committed` leaves out the aborted
+/// transactions the read lists.
+fn filter(c: &FetchChunk, isolation: Isolation) -> Option<CommittedFilter> {
+    (isolation == Isolation::ReadCommitted).then(|| CommittedFilter::new(c.aborted.clone()))
+}
+
+/// A Fetch's read `c` of `topic`-`partition` in decoded form, records from `from` in
+/// messages of about `max_bytes`: its messages.
 pub(crate) async fn fetch_messages(
-    topic: &str,
-    partition: u32,
+    (topic, partition): (&str, u32),
     c: FetchChunk,
-    from: i64,
-    max_bytes: usize,
+    (from, max_bytes): (i64, usize),
+    isolation: Isolation,
 ) -> Result<Vec<pb::FetchResponse>, Error> {
-    let parts = decode(topic, partition, c.batches, from, c.next_offset, max_bytes).await?;
+    let committed = filter(&c, isolation);
+    let read = Read { batches: c.batches, from, next_offset: c.next_offset, max_bytes, committed };
+    let parts = decode(topic, partition, read).await?;
     Ok(parts
         .into_iter()
         .map(|part| pb::FetchResponse {
-            batches: Bytes::new(),
             high_watermark: c.high_watermark,
             log_start_offset: c.log_start_offset,
             next_offset: part.next_offset,
+            last_stable_offset: c.last_stable_offset,
             records: part.records,
+            ..Default::default()
         })
         .collect())
 }
@@ -50,10 +60,12 @@ pub(crate) async fn fetch_many_messages(
     key: &(String, u32),
     tag: u64,
     c: FetchChunk,
-    from: i64,
-    max_bytes: usize,
+    (from, max_bytes): (i64, usize),
+    isolation: Isolation,
 ) -> Result<Vec<pb::FetchManyResponse>, Error> {
-    let parts = decode(&key.0, key.1, c.batches, from, c.next_offset, max_bytes).await?;
+    let committed = filter(&c, isolation);
+    let read = Read { batches: c.batches, from, next_offset: c.next_offset, max_bytes, committed };
+    let parts = decode(&key.0, key.1, read).await?;
     Ok(parts
         .into_iter()
         .map(|part| pb::FetchManyResponse {
@@ -63,33 +75,38 @@ pub(crate) async fn fetch_many_messages(
             high_watermark: c.high_watermark,
             log_start_offset: c.log_start_offset,
             next_offset: part.next_offset,
+            last_stable_offset: c.last_stable_offset,
             records: part.records,
             ..Default::default()
         })
         .collect())
 }
 
-/// Decodes `batches` of `topic`-`partition` (whole, as a read returned them, ending where
-/// the read's `next_offset` is) into parts of about `max_bytes` each (at least one record):
-/// records below `from` are left out, control batches too. Each part's next offset is the
-/// one after its last record, the last part's the read's. No records: one empty part.
-async fn decode(
-    topic: &str,
-    partition: u32,
+/// A read to decode: its whole batches (ending where the read's `next_offset` is), the
+/// first offset wanted, the bytes per part, and for a `read_committed` read the filter of
+/// its aborted transactions.
+struct Read {
     batches: Bytes,
     from: i64,
     next_offset: i64,
     max_bytes: usize,
-) -> Result<Vec<Part>, Error> {
-    if batches.is_empty() {
-        return Ok(vec![Part { records: Vec::new(), next_offset }]);
+    committed: Option<CommittedFilter>,
+}
+
+/// Decodes the read of `topic`-`partition` into parts of about `max_bytes` each (at least
+/// one record): records below `from` are left out, control batches too, and aborted
+/// transactions' for a `read_committed` read. Each part's next offset is the one after its
+/// last record, the last part's the read's. No records: one empty part.
+async fn decode(topic: &str, partition: u32, read: Read) -> Result<Vec<Part>, Error> {
+    if read.batches.is_empty() {
+        return Ok(vec![Part { records: Vec::new(), next_offset: read.next_offset }]);
     }
     let named = format!("{topic}-{partition}");
     // At most one decode per core at a time, whatever the number of fetches: a burst of
     // decoded fetches queues here instead of taking every blocking thread.
     let _permit =
         DECODERS.acquire().await.map_err(|_| Error::internal("the decoders are closed"))?;
-    tokio::task::spawn_blocking(move || decode_now(&named, &batches, from, next_offset, max_bytes))
+    tokio::task::spawn_blocking(move || decode_now(&named, read))
         .await
         .map_err(|e| Error::internal(format!("decoding a fetch failed: {e}")))?
 }
@@ -100,13 +117,8 @@ static DECODERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLo
     tokio::sync::Semaphore::new(cores)
 });
 
-fn decode_now(
-    named: &str,
-    batches: &Bytes,
-    from: i64,
-    next_offset: i64,
-    max_bytes: usize,
-) -> Result<Vec<Part>, Error> {
+fn decode_now(named: &str, read: Read) -> Result<Vec<Part>, Error> {
+    let Read { batches, from, next_offset, max_bytes, mut committed } = read;
     let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
     let (mut parts, mut part, mut bytes) = (Vec::new(), Part::default(), 0);
     // Where the batch being decoded starts, for the error when it does not.
@@ -119,10 +131,11 @@ fn decode_now(
         )
         .with("offset", offset)
     };
-    for frame in BatchFrames::new(batches, usize::MAX) {
+    for frame in BatchFrames::new(&batches, usize::MAX) {
         let (header, range) = frame.map_err(|e| corrupt(at, &e))?;
         at = header.base_offset;
-        if header.is_control() || header.next_offset() <= from {
+        let aborted = committed.as_mut().is_some_and(|f| f.skips(&header, &batches[range.clone()]));
+        if aborted || header.is_control() || header.next_offset() <= from {
             at = header.next_offset();
             continue;
         }
@@ -181,6 +194,10 @@ mod tests {
         bytes
     }
 
+    fn read(batches: Vec<u8>, from: i64, next_offset: i64, max_bytes: usize) -> Read {
+        Read { batches: Bytes::from(batches), from, next_offset, max_bytes, committed: None }
+    }
+
     /// Every codec decodes to the same records; records before `from` in the first batch
     /// are left out; parts stay near `max_bytes`, each ending where the next begins.
     #[test]
@@ -194,7 +211,7 @@ mod tests {
         ];
         let all: Vec<u8> =
             codecs.iter().enumerate().flat_map(|(i, c)| batch(i as i64 * 10, *c, 10)).collect();
-        let parts = decode_now("t-0", &Bytes::from(all), 3, 50, 1_000).unwrap();
+        let parts = decode_now("t-0", read(all, 3, 50, 1_000)).unwrap();
         let offsets: Vec<i64> =
             parts.iter().flat_map(|p| p.records.iter().map(|r| r.offset)).collect();
         assert_eq!(offsets, (3..50).collect::<Vec<_>>());
@@ -217,7 +234,7 @@ mod tests {
         let n = second.len();
         second[n - 3] ^= 0xff;
         all.extend(second);
-        let e = decode_now("orders-2", &Bytes::from(all), 0, 10, 1 << 20).unwrap_err();
+        let e = decode_now("orders-2", read(all, 0, 10, 1 << 20)).unwrap_err();
         assert_eq!(e.reason, "CORRUPT_BATCH");
         assert!(e.message.contains("orders-2") && e.message.contains("offset 5"), "{e}");
     }

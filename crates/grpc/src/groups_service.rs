@@ -5,27 +5,23 @@ use shale_proto::status::into_status;
 
 use tonic::{Request, Response, Status};
 
-use shale_broker::api::{Api, Identity};
+use crate::forward::{self, Coordinated, acting};
+use shale_broker::api::Api;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
-/// Metadata key marking a heartbeat a broker forwarded to the coordinator it computed.
-const FORWARDED: &str = "x-shale-forwarded";
-
-/// Metadata key carrying the principal a broker forwards a heartbeat for; believed only
-/// from brokers.
-const ON_BEHALF_OF: &str = "x-shale-on-behalf-of";
-
-/// Who a request acts for: its caller, or the principal a broker forwarded it for.
-fn acting<T>(api: &Api, request: &Request<T>) -> Result<Identity, Error> {
-    let caller = crate::auth_layer::identity(request);
-    let claimed = match request.metadata().get(ON_BEHALF_OF) {
-        None => None,
-        Some(v) => {
-            Some(v.to_str().map_err(|_| Error::invalid("x-shale-on-behalf-of is not text"))?)
-        }
-    };
-    api.acting_for(caller, claimed)
+/// The answer to a stable offsets fetch while `n` partitions, `topic`-`partition` first,
+/// have offsets a transaction holds.
+fn unstable_offsets(group: &str, topic: &str, partition: u32, n: usize) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        Reason::UnstableOffsetCommit,
+        format!(
+            "group {group:?}: a transaction holds offsets of {topic}-{partition} ({n} \
+             partition(s)) until it ends; retry"
+        ),
+    )
+    .with("group", group)
 }
 
 /// The Groups service over a broker.
@@ -41,20 +37,6 @@ impl GroupsService {
     }
 }
 
-fn not_coordinator(group: &str, id: i32, coordinator: Option<(i32, String)>) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
-        Reason::NotCoordinator,
-        format!(
-            "broker {id} does not coordinate group {group:?} ({}); retry",
-            coordinator.map_or("no live broker does".to_string(), |(c, a)| format!(
-                "broker {c} at {a} does"
-            ))
-        ),
-    )
-    .with("group", group)
-}
-
 #[tonic::async_trait]
 impl pb::groups_server::Groups for GroupsService {
     async fn heartbeat(
@@ -62,31 +44,18 @@ impl pb::groups_server::Groups for GroupsService {
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let api = &self.api;
-        let forwarded = request.metadata().contains_key(FORWARDED);
+        let forwarded = forward::was_forwarded(&request);
         let who = acting(api, &request).map_err(into_status)?;
         let req = request.into_inner();
         api.check_heartbeat(&who, &req).map_err(into_status)?;
-        match api.group_coordinator(&req.group) {
-            Some((id, _)) if id == api.broker_id() => {
-                Ok(Response::new(api.heartbeat(&who, req).await.map_err(into_status)?))
+        let coordinator = api.group_coordinator(&req.group);
+        match forward::route(api, (Coordinated::Group, &req.group), coordinator, forwarded) {
+            Ok(None) => Ok(Response::new(api.heartbeat(&who, req).await.map_err(into_status)?)),
+            Ok(Some(channel)) => {
+                let forward = forward::forwarding(api, &who, req).map_err(into_status)?;
+                pb::groups_client::GroupsClient::new(channel).heartbeat(forward).await
             }
-            Some((_, addr)) if !forwarded => {
-                let mut client =
-                    pb::groups_client::GroupsClient::new(api.peer(&addr).map_err(into_status)?);
-                let mut forward = Request::new(req);
-                forward
-                    .metadata_mut()
-                    .insert(FORWARDED, tonic::metadata::MetadataValue::from(api.broker_id()));
-                let on_behalf_of = who.principal.as_str().parse().map_err(|_| {
-                    into_status(Error::invalid(format!(
-                        "principal {} cannot travel in metadata",
-                        who.principal
-                    )))
-                })?;
-                forward.metadata_mut().insert(ON_BEHALF_OF, on_behalf_of);
-                client.heartbeat(forward).await
-            }
-            other => Err(into_status(not_coordinator(&req.group, api.broker_id(), other))),
+            Err(e) => Err(into_status(e)),
         }
     }
 
@@ -105,8 +74,24 @@ impl pb::groups_server::Groups for GroupsService {
     ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
         let who = acting(&self.api, &request).map_err(into_status)?;
         let req = request.into_inner();
-        let offsets =
-            self.api.fetch_offsets(&who, &req.group, &req.topics).await.map_err(into_status)?;
+        if !req.require_stable {
+            let offsets =
+                self.api.fetch_offsets(&who, &req.group, &req.topics).await.map_err(into_status)?;
+            return Ok(Response::new(pb::FetchOffsetsResponse { offsets }));
+        }
+        let (offsets, unstable) = self
+            .api
+            .fetch_stable_offsets(&who, &req.group, &req.topics)
+            .await
+            .map_err(into_status)?;
+        if let Some((topic, partition)) = unstable.first() {
+            return Err(into_status(unstable_offsets(
+                &req.group,
+                topic,
+                *partition,
+                unstable.len(),
+            )));
+        }
         Ok(Response::new(pb::FetchOffsetsResponse { offsets }))
     }
 

@@ -4,16 +4,16 @@ use shale_proto::status::into_status;
 use std::future::Future;
 use std::pin::Pin;
 
-use futures::stream::{FuturesOrdered, Stream, StreamExt};
+use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth_layer::identity;
-use crate::decoded;
+use crate::log_fetch::{self, BoxStream};
 use shale_broker::api::observe_since;
 use shale_broker::api::{
-    Api, FetchChunk, FetchShape, Identity, Isolation, OffsetSpec, Payload, Produced, QuotaKind,
+    Api, Identity, Isolation, OffsetSpec, Payload, Produced, QuotaKind, TxnProduce,
 };
 use shale_core::error::{Error, Reason};
 use shale_proto::convert;
@@ -23,80 +23,6 @@ use shale_proto::pb;
 const MAX_IN_FLIGHT: usize = 256;
 /// Messages of one ProduceMany stream in flight at once.
 const MAX_MANY_IN_FLIGHT: usize = 64;
-/// Messages buffered per FetchMany stream: small, so a slow consumer pushes back on reads.
-const FETCH_STREAM_BUFFER: usize = 2;
-
-/// One partition's messages in a FetchMany stream (a read's, or its decoded records'), each
-/// with the add's tag, ended by `None` so that its end is seen.
-type BoxReader =
-    Pin<Box<dyn Stream<Item = (u64, Option<Result<Vec<pb::FetchManyResponse>, Error>>)> + Send>>;
-
-/// The messages of partition `key`'s reads for the add tagged `tag`: each read as it was
-/// (batches), or decoded (records below `from` left out), inside the partition's own
-/// stream, so that one partition's decoding does not hold the others' reads.
-fn many_reader(
-    key: (String, u32),
-    tag: u64,
-    reader: impl Stream<Item = Result<FetchChunk, Error>> + Send + 'static,
-    decoded: Option<(i64, usize)>,
-) -> BoxReader {
-    let messages = match decoded {
-        None => reader
-            .map(move |item| {
-                item.map(|c| {
-                    vec![pb::FetchManyResponse {
-                        topic: key.0.clone(),
-                        partition: key.1,
-                        tag,
-                        batches: c.batches,
-                        high_watermark: c.high_watermark,
-                        log_start_offset: c.log_start_offset,
-                        next_offset: c.next_offset,
-                        ..Default::default()
-                    }]
-                })
-            })
-            .boxed(),
-        Some((from, max_bytes)) => {
-            let position = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(from));
-            reader
-                .then(move |item| {
-                    let (key, position) = (key.clone(), position.clone());
-                    async move {
-                        let c = item?;
-                        let from = position.load(std::sync::atomic::Ordering::Relaxed);
-                        let next = c.next_offset;
-                        let messages =
-                            decoded::fetch_many_messages(&key, tag, c, from, max_bytes).await;
-                        position.store(next, std::sync::atomic::Ordering::Relaxed);
-                        messages
-                    }
-                })
-                .boxed()
-        }
-    };
-    Box::pin(
-        messages
-            .map(move |item| (tag, Some(item)))
-            .chain(futures::stream::once(async move { (tag, None) })),
-    )
-}
-
-/// The message that takes a partition out of a FetchMany stream: at its end, or failed.
-fn ended(
-    (topic, partition): (String, u32),
-    tag: u64,
-    error: Option<&Error>,
-) -> pb::FetchManyResponse {
-    pb::FetchManyResponse {
-        topic,
-        partition,
-        tag,
-        end: true,
-        error: error.map(convert::error_to_proto),
-        ..Default::default()
-    }
-}
 
 /// The Log service over a broker.
 #[derive(Debug, Clone)]
@@ -136,7 +62,14 @@ impl LogService {
     ) -> Result<impl Future<Output = Result<Produced, Error>> + Send + 'static, Error> {
         let payload = payload(&mut req)?;
         let acks = convert::acks(req.acks)?;
-        let admitted = self.api.admit_produce(who, &req.topic, &payload)?;
+        let admitted = match req.transactional_id.is_empty() {
+            true => self.api.admit_produce(who, &req.topic, &payload)?,
+            false => {
+                let transactional_id = std::mem::take(&mut req.transactional_id);
+                let txn = TxnProduce { transactional_id, tv2: true };
+                self.api.admit_transactional_produce(who, &req.topic, &payload, txn)?
+            }
+        };
         if !admitted.wait().is_zero() {
             shale_core::clock::sleep(admitted.wait()).await;
         }
@@ -286,8 +219,6 @@ fn answer(id: u64, result: Result<Produced, Error>) -> pb::ProduceResponse {
     }
 }
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
 #[tonic::async_trait]
 impl pb::log_server::Log for LogService {
     async fn produce(
@@ -357,49 +288,9 @@ impl pb::log_server::Log for LogService {
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<Self::FetchStream>, Status> {
         let who = identity(&request);
-        let req = request.into_inner();
-        let shape = FetchShape::new(&self.api, req.max_bytes, req.max_wait_ms, req.stop_at_end);
-        let decoded = convert::decoded(req.format).map_err(into_status)?;
-        let reader = self
-            .api
-            .fetch_stream(&who, "Fetch", &req.topic, req.partition, req.offset, &shape)
-            .map_err(into_status)?;
-        if !decoded {
-            let stream = reader.map(|item| {
-                item.map(|c| pb::FetchResponse {
-                    batches: c.batches,
-                    high_watermark: c.high_watermark,
-                    log_start_offset: c.log_start_offset,
-                    next_offset: c.next_offset,
-                    records: Vec::new(),
-                })
-                .map_err(into_status)
-            });
-            return Ok(Response::new(Box::pin(stream)));
-        }
-        // Where the stream stands: records below it in a read's first batch are left out.
-        let position = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(req.offset));
-        let (topic, partition, max_bytes) = (req.topic, req.partition, shape.max_bytes());
-        let stream = reader
-            .then(move |item| {
-                let (topic, position) = (topic.clone(), position.clone());
-                async move {
-                    let c = item.map_err(into_status)?;
-                    let from = position.load(std::sync::atomic::Ordering::Relaxed);
-                    let next = c.next_offset;
-                    let messages =
-                        decoded::fetch_messages(&topic, partition, c, from, max_bytes).await;
-                    position.store(next, std::sync::atomic::Ordering::Relaxed);
-                    messages.map_err(into_status)
-                }
-            })
-            .flat_map(|answer: Result<Vec<pb::FetchResponse>, Status>| {
-                futures::stream::iter(match answer {
-                    Ok(messages) => messages.into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(status) => vec![Err(status)],
-                })
-            });
-        Ok(Response::new(Box::pin(stream)))
+        let stream =
+            log_fetch::fetch(&self.api, &who, request.into_inner()).map_err(into_status)?;
+        Ok(Response::new(stream))
     }
 
     type FetchManyStream = BoxStream<pb::FetchManyResponse>;
@@ -409,84 +300,7 @@ impl pb::log_server::Log for LogService {
         request: Request<Streaming<pb::FetchManyRequest>>,
     ) -> Result<Response<Self::FetchManyStream>, Status> {
         let who = identity(&request);
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(FETCH_STREAM_BUFFER);
-        let service = self.clone();
-        // Detached: ends when the client goes (its requests end with an error or its
-        // answers can no longer be sent), or once it half-closed and no partition is left.
-        shale_core::task::spawn_detached(async move {
-            let mut readers = tokio_stream::StreamMap::new();
-            let mut shape = None;
-            // Decoded records (FETCH_FORMAT_RECORDS), from the first message.
-            let mut decoded = false;
-            let mut inbound_done = false;
-            loop {
-                tokio::select! {
-                    req = inbound.message(), if !inbound_done => {
-                        let req = match req {
-                            Ok(Some(req)) => req,
-                            Ok(None) => {
-                                inbound_done = true;
-                                continue;
-                            }
-                            Err(_) => return,
-                        };
-                        if shape.is_none() {
-                            match convert::decoded(req.format) {
-                                Ok(d) => decoded = d,
-                                Err(e) => {
-                                    let _ = tx.send(Err(into_status(e))).await;
-                                    return;
-                                }
-                            }
-                        }
-                        let shape = shape.get_or_insert_with(|| {
-                            FetchShape::new(&service.api, req.max_bytes, req.max_wait_ms, req.stop_at_end)
-                        });
-                        for stop in req.remove {
-                            readers.remove(&(stop.topic, stop.partition));
-                        }
-                        for p in req.add {
-                            let key = (p.topic.clone(), p.partition);
-                            // A partition already read moves: its reader is replaced.
-                            readers.remove(&key);
-                            match service.api.fetch_stream(&who, "FetchMany", &p.topic, p.partition, p.offset, shape) {
-                                Ok(reader) => {
-                                    let decoded = decoded.then(|| (p.offset, shape.max_bytes()));
-                                    let messages = many_reader(key.clone(), p.tag, reader, decoded);
-                                    readers.insert(key, messages);
-                                }
-                                Err(e) => {
-                                    if tx.send(Ok(ended(key, p.tag, Some(&e)))).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Some((key, (tag, item))) = readers.next(), if !readers.is_empty() => {
-                        let msgs = match item {
-                            Some(Ok(messages)) => messages,
-                            Some(Err(e)) => {
-                                readers.remove(&key);
-                                vec![ended(key, tag, Some(&e))]
-                            }
-                            None => vec![ended(key, tag, None)],
-                        };
-                        for msg in msgs {
-                            if tx.send(Ok(msg)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    else => return,
-                }
-                if inbound_done && readers.is_empty() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(log_fetch::fetch_many(self.api.clone(), who, request.into_inner())))
     }
 
     async fn init_producer_id(

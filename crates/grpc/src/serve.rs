@@ -12,6 +12,7 @@ use crate::admin_service::AdminService;
 use crate::groups_service::GroupsService;
 use crate::log_service::LogService;
 use crate::replica_service::ReplicaService;
+use crate::txn_service::TransactionsService;
 use shale_broker::api::{Api, ServerTls};
 use shale_core::error::Error;
 use shale_core::task::OwnedTask;
@@ -39,6 +40,9 @@ pub async fn serve(
     health_reporter.set_serving::<pb::log_server::LogServer<LogService>>().await;
     health_reporter.set_serving::<pb::admin_server::AdminServer<AdminService>>().await;
     health_reporter.set_serving::<pb::groups_server::GroupsServer<GroupsService>>().await;
+    health_reporter
+        .set_serving::<pb::transactions_server::TransactionsServer<TransactionsService>>()
+        .await;
     start(api, listener, tls, health_reporter)
 }
 
@@ -72,6 +76,8 @@ fn start(
         .max_encoding_message_size(usize::MAX);
     let admin = pb::admin_server::AdminServer::new(AdminService::new(api.clone()));
     let groups = pb::groups_server::GroupsServer::new(GroupsService::new(api.clone()));
+    let txns =
+        pb::transactions_server::TransactionsServer::new(TransactionsService::new(api.clone()));
     let replica = pb::replica_server::ReplicaServer::new(ReplicaService::new(api.clone()))
         .max_encoding_message_size(usize::MAX);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -91,6 +97,7 @@ fn start(
         .add_service(log)
         .add_service(admin)
         .add_service(groups)
+        .add_service(txns)
         .add_service(replica);
     let stop = async move {
         let _ = stop_rx.await;

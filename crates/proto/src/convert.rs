@@ -55,6 +55,17 @@ pub fn decoded(format: i32) -> Result<bool, Error> {
     }
 }
 
+/// Whether a fetch's `isolation` (a `pb::Isolation`) reads committed records only.
+pub fn read_committed(isolation: i32) -> Result<bool, Error> {
+    match pb::Isolation::try_from(isolation) {
+        Ok(pb::Isolation::ReadUncommitted) => Ok(false),
+        Ok(pb::Isolation::ReadCommitted) => Ok(true),
+        Err(_) => Err(Error::invalid(format!(
+            "invalid isolation {isolation}: expected 0 (read_uncommitted) or 1 (read_committed)"
+        ))),
+    }
+}
+
 /// Proto record to domain record.
 pub fn record(r: pb::Record) -> Record {
     Record {

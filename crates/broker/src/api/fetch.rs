@@ -51,6 +51,7 @@ pub struct FetchShape {
     max_bytes: usize,
     max_wait: Option<Duration>,
     stop_at_end: bool,
+    isolation: Isolation,
 }
 
 impl FetchShape {
@@ -64,7 +65,20 @@ impl FetchShape {
             n => (n as usize).min(limits.max_request_bytes),
         };
         let max_wait = (max_wait_ms > 0).then(|| Duration::from_millis(u64::from(max_wait_ms)));
-        FetchShape { max_bytes, max_wait, stop_at_end }
+        FetchShape { max_bytes, max_wait, stop_at_end, isolation: Isolation::ReadUncommitted }
+    }
+
+    /// Reads as `isolation`'s reader sees the log: `ReadCommitted` up to the last stable
+    /// offset (the stream's end, with `stop_at_end`), with the aborted transactions each
+    /// read overlaps.
+    pub fn with_isolation(mut self, isolation: Isolation) -> FetchShape {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Whose view of transactions the stream reads.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
     }
 
     /// Bytes per message: of batches, or of decoded records.
@@ -119,7 +133,7 @@ impl Api {
             offset,
             max_bytes: shape.max_bytes,
             leader_epoch: None,
-            isolation: Isolation::ReadUncommitted,
+            isolation: shape.isolation,
         };
         let mut opened = self.open_reads(who, action, std::slice::from_ref(&want));
         fetch::check_range(opened.only()?)?;

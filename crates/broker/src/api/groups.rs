@@ -13,7 +13,7 @@ use shale_proto::pb;
 
 impl Api {
     /// Checks `op` on the group and Read on each named topic.
-    fn check_group_and_topics<'a>(
+    pub(super) fn check_group_and_topics<'a>(
         &self,
         who: &Identity,
         action: &str,

@@ -69,6 +69,16 @@ impl Api {
         let id = txn.transactional_id.as_str();
         let acl = self.broker.acl();
         acl.check(who, "Produce", Operation::Write, ResourceType::TransactionalId, id)?;
+        if let Payload::Records(..) = payload {
+            return Err(Error::new(
+                shale_core::error::ErrorKind::Invalid,
+                shale_core::error::Reason::InvalidBatch,
+                format!(
+                    "transactional id {id:?}: a transactional produce sends record batches \
+                     (transactional, at its producer id and epoch), not plain records"
+                ),
+            ));
+        }
         self.admit(who, topic, payload, Some(txn))
     }
 

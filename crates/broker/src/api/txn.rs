@@ -214,6 +214,90 @@ impl Api {
         self.broker.txn()?.end(id, ask).await
     }
 
+    /// The broker that coordinates transactional id `id` (id, address), if any is live.
+    pub fn txn_coordinator(&self, id: &str) -> Option<(i32, String)> {
+        self.group_coordinator(id)
+    }
+
+    /// Offsets a transactional producer commits for its consumer in Shale's groups
+    /// (gRPC's `SendOffsets`: Write on the id, Read on the group and the topics): checked
+    /// with the member's fence as `CommitOffsets` checks them, then handed to the id's
+    /// coordinator (transactions v2: the group joins the transaction).
+    pub async fn send_txn_offsets(
+        &self,
+        who: &Identity,
+        (id, producer): (&str, (i64, i16)),
+        req: &shale_proto::pb::CommitOffsetsRequest,
+    ) -> Result<(), Error> {
+        self.check_txn_write(who, "SendOffsets", id)?;
+        let topics = req.offsets.iter().map(|o| o.topic.as_str());
+        self.check_group_and_topics(who, "SendOffsets", Operation::Read, &req.group, topics)?;
+        let b = &self.broker;
+        b.check_serving()?;
+        let records = b.groups().check_txn_commit(b.as_ref(), req).await?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        b.add_txn_offsets(id, producer, &req.group, &records, true).await
+    }
+
+    /// Every transaction of the cluster that `filter` selects and `who` may Describe, with
+    /// the broker coordinating its id (gRPC's `ListTransactions`; Kafka's asks each broker
+    /// for its own, [`list_transactions`](Self::list_transactions)).
+    pub async fn list_all_transactions(
+        &self,
+        who: &Identity,
+        filter: &TxnFilter,
+    ) -> Result<Vec<(String, TxnRecord, Option<i32>)>, Error> {
+        let (_, unknown) = self.split_states(filter);
+        if let Some(s) = unknown.first() {
+            return Err(Error::invalid(format!(
+                "{s:?} is not a transaction state (one of {})",
+                STATES.map(|k| k.name()).join(", ")
+            )));
+        }
+        let now_ms = self.broker.clock().now_ms();
+        let mut all = self.broker.txn()?.list_all().await?;
+        all.retain(|(id, r, _)| self.selects(who, filter, id, r, now_ms));
+        Ok(all)
+    }
+
+    /// An operator's abort of the open transaction of `id` (Write on it), which this broker
+    /// must coordinate: aborted as at its timeout, fencing its producer.
+    pub async fn abort_transaction(&self, who: &Identity, id: &str) -> Result<(), Error> {
+        self.check_txn_write(who, "AbortTransaction", id)?;
+        self.broker.txn()?.abort_by_operator(id).await
+    }
+
+    /// `filter`'s state names that are Kafka's, and those that are no state.
+    fn split_states(&self, filter: &TxnFilter) -> (Vec<String>, Vec<String>) {
+        let known =
+            |s: &str| STATES.iter().any(|k| k.name() == s) || OTHER_KAFKA_STATES.contains(&s);
+        filter.states.iter().cloned().partition(|s| known(s))
+    }
+
+    /// Whether `filter` selects the transaction of `id` and `who` may Describe it.
+    fn selects(
+        &self,
+        who: &Identity,
+        filter: &TxnFilter,
+        id: &str,
+        r: &TxnRecord,
+        now_ms: i64,
+    ) -> bool {
+        let state_ok =
+            filter.states.is_empty() || filter.states.iter().any(|s| s == r.state.name());
+        let pid_ok = filter.producer_ids.is_empty() || filter.producer_ids.contains(&r.producer_id);
+        let old_enough = filter
+            .open_longer_than_ms
+            .is_none_or(|d| r.started_ms >= 0 && now_ms - r.started_ms > d);
+        let acl = self.broker.acl();
+        state_ok
+            && pid_ok
+            && old_enough
+            && acl.allows(who, Operation::Describe, ResourceType::TransactionalId, id)
+    }
+
     /// The transactions this broker coordinates that `filter` selects and `who` may
     /// Describe, by transactional id; and the filter's state names that are no state.
     pub async fn list_transactions(
@@ -221,23 +305,10 @@ impl Api {
         who: &Identity,
         filter: &TxnFilter,
     ) -> Result<(Vec<(String, TxnRecord)>, Vec<String>), Error> {
-        let known =
-            |s: &str| STATES.iter().any(|k| k.name() == s) || OTHER_KAFKA_STATES.contains(&s);
-        let unknown: Vec<String> = filter.states.iter().filter(|s| !known(s)).cloned().collect();
+        let (_, unknown) = self.split_states(filter);
         let now_ms = self.broker.clock().now_ms();
-        let acl = self.broker.acl();
-        let mut out = Vec::new();
-        for (id, r) in self.broker.txn()?.list().await? {
-            let state_ok =
-                filter.states.is_empty() || filter.states.iter().any(|s| s == r.state.name());
-            let pid_ok =
-                filter.producer_ids.is_empty() || filter.producer_ids.contains(&r.producer_id);
-            let old_enough = filter.open_longer_than_ms.is_none_or(|d| now_ms - r.started_ms > d);
-            let visible = acl.allows(who, Operation::Describe, ResourceType::TransactionalId, &id);
-            if state_ok && pid_ok && old_enough && visible {
-                out.push((id, r));
-            }
-        }
+        let mut out = self.broker.txn()?.list().await?;
+        out.retain(|(id, r)| self.selects(who, filter, id, r, now_ms));
         Ok((out, unknown))
     }
 

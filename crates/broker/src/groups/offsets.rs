@@ -48,6 +48,13 @@ pub(super) fn group_not_found(group: &str) -> Error {
     .with("group", group)
 }
 
+/// An offset to store: topic, partition, record.
+type ToStore = (String, u32, OffsetRecord);
+
+fn partitions_of(records: &[ToStore]) -> BTreeSet<(String, u32)> {
+    records.iter().map(|(t, p, _)| (t.clone(), *p)).collect()
+}
+
 /// The group's state and member records as stored, with the state key's mod revision.
 pub(super) struct Stored {
     pub(super) state_rev: i64,
@@ -76,19 +83,15 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// Commits offsets in one transaction (per 120 partitions), fenced by the member.
-    pub async fn commit(
-        &self,
+    /// The offset records of `req` (partitions of existing topics, offsets not negative,
+    /// each partition once), committed now.
+    fn offset_records(
         b: &dyn GroupHost,
-        req: pb::CommitOffsetsRequest,
-    ) -> Result<(), Error> {
-        let group = req.group.as_str();
-        validate_group(group)?;
-        if req.offsets.is_empty() {
-            return Ok(());
-        }
+        req: &pb::CommitOffsetsRequest,
+    ) -> Result<Vec<ToStore>, Error> {
+        validate_group(&req.group)?;
         let mut seen = BTreeSet::new();
-        let mut puts = Vec::with_capacity(req.offsets.len());
+        let mut out = Vec::with_capacity(req.offsets.len());
         let now = b.now_ms();
         for o in &req.offsets {
             let entry = b.topic_record(&o.topic)?;
@@ -118,11 +121,41 @@ impl Coordinator {
                 commit_ms: now,
                 topic_id: entry.id.clone(),
             };
-            puts.push(TxnOp::put(
-                self.keys().offset(group, &o.topic, o.partition),
-                records::encode(&record),
-            ));
+            out.push((o.topic.clone(), o.partition, record));
         }
+        Ok(out)
+    }
+
+    /// Checks offsets a transactional producer commits for its consumer (gRPC's
+    /// `SendOffsets`) as [`commit`](Self::commit) checks them, the member's fence included,
+    /// without writing them: the records its transaction writes if it commits.
+    pub async fn check_txn_commit(
+        &self,
+        b: &dyn GroupHost,
+        req: &pb::CommitOffsetsRequest,
+    ) -> Result<Vec<ToStore>, Error> {
+        let records = Self::offset_records(b, req)?;
+        if !records.is_empty() {
+            self.commit_fence(&req.group, req, &partitions_of(&records)).await?;
+        }
+        Ok(records)
+    }
+
+    /// Commits offsets in one transaction (per 120 partitions), fenced by the member.
+    pub async fn commit(
+        &self,
+        b: &dyn GroupHost,
+        req: pb::CommitOffsetsRequest,
+    ) -> Result<(), Error> {
+        let group = req.group.as_str();
+        let records = Self::offset_records(b, &req)?;
+        let seen = partitions_of(&records);
+        let puts: Vec<TxnOp> = records
+            .iter()
+            .map(|(topic, p, record)| {
+                TxnOp::put(self.keys().offset(group, topic, *p), records::encode(record))
+            })
+            .collect();
         for chunk in puts.chunks(PUTS_PER_TXN) {
             let mut done = false;
             for _ in 0..COMMIT_ATTEMPTS {

@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::{ConsumerConfig, ConsumerRecord, Event, EventKind};
+use super::{ConsumerConfig, ConsumerRecord, Event, EventKind, Isolation, decode_fetched};
 use crate::retry::{Backoff, gave_up, worth_retrying};
 use crate::{Client, locate, status_error};
 use shale_core::error::Error;
-use shale_core::record::{Limits, decode_batches};
 use shale_core::task::OwnedTask;
 use shale_proto::{convert, pb};
 
@@ -239,6 +238,7 @@ impl State {
             max_bytes: self.config.max_bytes,
             max_wait_ms: 0,
             stop_at_end: self.config.stop_at_end,
+            isolation: self.config.isolation.to_proto(),
             ..Default::default()
         }
     }
@@ -250,6 +250,7 @@ impl State {
         let id = self.next_session;
         let (requests, rx) = mpsc::unbounded_channel();
         let (inputs, broker) = (inputs.clone(), broker.to_string());
+        let isolation = self.config.isolation;
         let reader = async move {
             let closed = |error| Input::Closed { session: id, broker: broker.clone(), error };
             let mut stream = match log.fetch_many(UnboundedReceiverStream::new(rx)).await {
@@ -266,7 +267,7 @@ impl State {
                         let msg = Input::Message {
                             session: id,
                             broker: broker.clone(),
-                            msg: decode(msg),
+                            msg: decode(msg, isolation),
                         };
                         if inputs.send(msg).await.is_err() {
                             return;
@@ -355,13 +356,12 @@ impl State {
 
 /// Decodes a message's batches (with generous limits: the broker validated them on the way
 /// in); a message that does not decode fails its partition.
-fn decode(msg: pb::FetchManyResponse) -> Decoded {
+fn decode(msg: pb::FetchManyResponse, isolation: Isolation) -> Decoded {
     let key = (msg.topic, msg.partition);
     let mut error = msg.error.as_ref().map(convert::error_from_proto);
     let mut records = Vec::new();
     if !msg.batches.is_empty() && error.is_none() {
-        let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
-        match decode_batches(&msg.batches, &limits) {
+        match decode_fetched(&msg.batches, &msg.aborted_transactions, isolation) {
             Ok(decoded) => {
                 records =
                     decoded.into_iter().map(|r| ConsumerRecord::of(&key.0, key.1, r)).collect();

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use super::retry::{RetryPolicy, gave_up, worth_retrying};
 use super::{Client, locate, status_error};
 use shale_core::error::Error;
-use shale_core::record::{Header, Limits, decode_batches};
+use shale_core::record::control::CommittedFilter;
+use shale_core::record::{DecodedRecord, Header, Limits, RecordError, decode_batches_except};
 use shale_proto::pb;
 
 /// Where to start reading a partition.
@@ -32,6 +33,43 @@ pub enum StartAt {
     Offset(i64),
     /// The first record at or after a timestamp (ms); the end if none.
     Timestamp(i64),
+}
+
+/// Which records of transactions a consumer reads (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Every record, those of open and aborted transactions too (Kafka's default).
+    #[default]
+    ReadUncommitted,
+    /// Committed records only: a partition's read ends at its last stable offset, and
+    /// aborted transactions' records are left out.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// As the wire names it.
+    fn to_proto(self) -> i32 {
+        match self {
+            Isolation::ReadUncommitted => pb::Isolation::ReadUncommitted as i32,
+            Isolation::ReadCommitted => pb::Isolation::ReadCommitted as i32,
+        }
+    }
+}
+
+/// Decodes a fetch message's `batches` (with generous limits: the broker validated them on
+/// the way in) as `isolation`'s reader sees them: without markers, and for
+/// `ReadCommitted` without the records of the `aborted` transactions the message lists.
+fn decode_fetched(
+    batches: &Bytes,
+    aborted: &[pb::AbortedTransaction],
+    isolation: Isolation,
+) -> Result<Vec<DecodedRecord>, RecordError> {
+    let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
+    let mut filter = (isolation == Isolation::ReadCommitted)
+        .then(|| CommittedFilter::new(aborted.iter().map(|a| (a.producer_id, a.first_offset))));
+    decode_batches_except(batches, &limits, |header, bytes| {
+        filter.as_mut().is_some_and(|f| f.skips(header, bytes))
+    })
 }
 
 /// Consumer tuning.
@@ -54,6 +92,8 @@ pub struct ConsumerConfig {
     /// Read all the partitions a broker leads over one `FetchMany` stream (the default);
     /// `false`: one `Fetch` stream per partition.
     pub multiplex: bool,
+    /// `isolation.level`: uncommitted (the default) or committed records only.
+    pub isolation: Isolation,
 }
 
 impl Default for ConsumerConfig {
@@ -67,6 +107,7 @@ impl Default for ConsumerConfig {
             leader_wait: retry.total,
             buffered_messages: 16,
             multiplex: true,
+            isolation: Isolation::ReadUncommitted,
         }
     }
 }
@@ -176,6 +217,10 @@ impl Consumer {
         let spec = match start {
             StartAt::Offset(o) => return Ok(o),
             StartAt::Earliest => Spec::Earliest(true),
+            // A read_committed reader's log ends at the last stable offset.
+            StartAt::Latest if self.config.isolation == Isolation::ReadCommitted => {
+                Spec::LastStable(true)
+            }
             StartAt::Latest => Spec::Latest(true),
             StartAt::Timestamp(ts) => Spec::TimestampMs(ts),
         };
@@ -342,8 +387,6 @@ async fn fetch_loop(
     mut position: i64,
     tx: Tagged,
 ) {
-    // Decode with generous limits: the broker validated these batches on the way in.
-    let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
     let policy = config.retry_policy();
     let mut backoff = policy.start();
     loop {
@@ -362,6 +405,7 @@ async fn fetch_loop(
                     max_bytes: config.max_bytes,
                     max_wait_ms: 0,
                     stop_at_end: config.stop_at_end,
+                    isolation: config.isolation.to_proto(),
                     ..Default::default()
                 })
                 .await
@@ -373,7 +417,8 @@ async fn fetch_loop(
                     continue;
                 }
                 let decoded =
-                    decode_batches(&msg.batches, &limits).map_err(|e| located(e.into()))?;
+                    decode_fetched(&msg.batches, &msg.aborted_transactions, config.isolation)
+                        .map_err(|e| located(e.into()))?;
                 let records: Vec<ConsumerRecord> = decoded
                     .into_iter()
                     .filter(|r| r.offset >= position)

@@ -44,8 +44,33 @@ impl GroupAdmin {
         group: &str,
         topics: &[String],
     ) -> Result<Vec<pb::CommittedOffset>, Error> {
-        let request = pb::FetchOffsetsRequest { group: group.to_string(), topics: topics.to_vec() };
+        let request = pb::FetchOffsetsRequest {
+            group: group.to_string(),
+            topics: topics.to_vec(),
+            require_stable: false,
+        };
         let resp = self.call(request, |mut c, r| async move { c.fetch_offsets(r).await }).await?;
+        Ok(resp.offsets)
+    }
+
+    /// [`fetch_offsets`](Self::fetch_offsets) once no transaction holds offsets of them
+    /// (KIP-447's `require_stable`), waiting for that within `wait`.
+    pub async fn fetch_stable_offsets(
+        &self,
+        group: &str,
+        topics: &[String],
+        wait: crate::RetryPolicy,
+    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        let request = pb::FetchOffsetsRequest {
+            group: group.to_string(),
+            topics: topics.to_vec(),
+            require_stable: true,
+        };
+        let resp = wait
+            .retry("stable offsets", || {
+                self.call(request.clone(), |mut c, r| async move { c.fetch_offsets(r).await })
+            })
+            .await?;
         Ok(resp.offsets)
     }
 

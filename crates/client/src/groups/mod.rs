@@ -268,6 +268,26 @@ impl GroupConsumer {
         }
     }
 
+    /// What a transactional producer commits this consumer's positions for (Kafka's
+    /// `groupMetadata()`): the group, and this member's id and epoch.
+    pub fn group_metadata(&self) -> crate::GroupMetadata {
+        let s = lock(&self.shared);
+        crate::GroupMetadata {
+            group: self.config.group.clone(),
+            member_id: s.member_id.clone(),
+            member_epoch: s.applied_epoch,
+        }
+    }
+
+    /// The positions of the owned partitions (the next offset `poll` reads of each), as a
+    /// transactional producer's `send_offsets` takes them.
+    pub fn positions(&self) -> Vec<(String, u32, i64)> {
+        self.owned
+            .iter()
+            .filter_map(|tp| Some((tp.0.clone(), tp.1, *self.positions.get(tp)?)))
+            .collect()
+    }
+
     /// Commits the positions of the owned partitions (what `poll` returned).
     pub async fn commit(&mut self) -> Result<(), Error> {
         let owned: Vec<Tp> = self.owned.iter().cloned().collect();
@@ -485,9 +505,18 @@ impl GroupConsumer {
 
     async fn committed_offsets(&self, partitions: &[Tp]) -> Result<HashMap<Tp, i64>, Error> {
         let topics: BTreeSet<String> = partitions.iter().map(|(t, _)| t.clone()).collect();
-        let offsets = GroupAdmin::new(self.client.clone())
-            .fetch_offsets(&self.config.group, &topics.into_iter().collect::<Vec<_>>())
-            .await?;
+        let (admin, topics) =
+            (GroupAdmin::new(self.client.clone()), topics.into_iter().collect::<Vec<_>>());
+        let group = &self.config.group;
+        // A read_committed consumer starts where the last transaction that committed its
+        // group's offsets left them, once any such transaction has ended (KIP-447).
+        let offsets = match self.config.consumer.isolation {
+            super::Isolation::ReadCommitted => {
+                let wait = self.config.consumer.retry_policy();
+                admin.fetch_stable_offsets(group, &topics, wait).await?
+            }
+            super::Isolation::ReadUncommitted => admin.fetch_offsets(group, &topics).await?,
+        };
         Ok(offsets.into_iter().map(|o| ((o.topic, o.partition), o.offset)).collect())
     }
 }

@@ -66,6 +66,8 @@ pub(super) struct Batching {
     pub(super) queued_batches: usize,
     /// `(producer id, epoch)` when idempotent.
     pub(super) producer: Option<(i64, i16)>,
+    /// The batches are a transaction's.
+    pub(super) transactional: bool,
 }
 
 impl Lane {
@@ -102,6 +104,9 @@ impl Lane {
             let builder = BatchBuilder::new(how.compression);
             OpenBatch {
                 builder: match how.producer {
+                    Some((id, epoch)) if how.transactional => {
+                        builder.with_producer(id, epoch, next_seq).transactional()
+                    }
                     Some((id, epoch)) => builder.with_producer(id, epoch, next_seq),
                     None => builder,
                 },
@@ -163,6 +168,11 @@ impl Lane {
         self.work.notify_one();
     }
 
+    /// The next batch's sequence is 0 again (a new producer epoch).
+    pub(super) fn restart_sequence(&self) {
+        self.lock().next_seq = 0;
+    }
+
     /// The producer is gone: the sender sends what is left and ends.
     pub(super) fn close(&self) {
         let mut st = self.lock();
@@ -214,6 +224,7 @@ mod tests {
             compression: Compression::None,
             queued_batches: 2,
             producer: Some((7, 0)),
+            transactional: false,
         }
     }
 

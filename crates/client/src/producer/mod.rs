@@ -27,9 +27,11 @@ mod mux;
 mod sender;
 #[cfg(test)]
 mod tests;
+mod txn;
 
 use lane::{Batching, Lane, Pushed};
 use sender::sender_loop;
+pub use txn::{GroupMetadata, TransactionalConfig, TransactionalProducer};
 
 use crate::{Client, RetryPolicy, locate, partitioner, status_error};
 use shale_core::acks::Acks;
@@ -196,6 +198,10 @@ impl Sealed {
         for w in self.waiters {
             let _ = w.send(Err(e.clone()));
         }
+        pending.failed.fetch_add(n, Ordering::AcqRel);
+        if e.kind == shale_core::error::ErrorKind::Fenced {
+            let _ = pending.fenced.set(e.clone());
+        }
         pending.done(n);
     }
 }
@@ -204,6 +210,10 @@ impl Sealed {
 struct Pending {
     records: AtomicUsize,
     idle: Notify,
+    /// Records that finally failed, ever: a transaction that lost one may not commit.
+    failed: AtomicUsize,
+    /// The first fencing failure: the producer's epoch is over.
+    fenced: std::sync::OnceLock<Error>,
 }
 
 impl Pending {
@@ -270,6 +280,8 @@ struct Inner {
     state: Mutex<State>,
     pending: Arc<Pending>,
     producer_id: tokio::sync::OnceCell<(i64, i16)>,
+    /// A transactional producer's id, producer id and epoch, and open transaction.
+    txn: Option<Arc<txn::Session>>,
 }
 
 impl Drop for Inner {
@@ -296,6 +308,15 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// A producer over `client`.
     pub fn new(client: Client, config: ProducerConfig) -> Producer {
+        Producer::with_session(client, config, None)
+    }
+
+    /// A producer over `client`, transactional when `txn` is given.
+    fn with_session(
+        client: Client,
+        config: ProducerConfig,
+        txn: Option<Arc<txn::Session>>,
+    ) -> Producer {
         Producer {
             inner: Arc::new(Inner {
                 links: Arc::new(mux::Links::new(client.clone(), config.request_timeout)),
@@ -304,6 +325,7 @@ impl Producer {
                 state: Mutex::new(State::default()),
                 pending: Arc::new(Pending::default()),
                 producer_id: tokio::sync::OnceCell::new(),
+                txn,
             }),
         }
     }
@@ -351,9 +373,10 @@ impl Producer {
         let record_bytes = record.key.as_ref().map_or(0, |k| k.len())
             + record.value.as_ref().map_or(0, |v| v.len())
             + 32;
-        let producer = match config.idempotence {
-            true => Some(self.producer_id(wait).await?),
-            false => None,
+        let producer = match (&self.inner.txn, config.idempotence) {
+            (Some(session), _) => Some(session.producer_in_txn()?),
+            (None, true) => Some(self.producer_id(wait).await?),
+            (None, false) => None,
         };
         let lane = {
             let mut state = self.inner.state.lock().await;
@@ -374,6 +397,7 @@ impl Producer {
             compression: config.compression,
             queued_batches: config.queued_batches,
             producer,
+            transactional: self.inner.txn.is_some(),
         };
         let (tx, rx) = oneshot::channel();
         let mut entry = (
@@ -443,6 +467,14 @@ impl Producer {
         }
     }
 
+    /// Starts every partition's sequence again at 0: the producer's epoch changed (its
+    /// transaction ended), with nothing in flight.
+    async fn restart_sequences(&self) {
+        for lane in self.inner.state.lock().await.lanes.values() {
+            lane.restart_sequence();
+        }
+    }
+
     /// The lane of `tp`, with its sender task started on first use.
     fn lane(&self, state: &mut State, tp: Tp) -> Arc<Lane> {
         state
@@ -459,6 +491,7 @@ impl Producer {
                     self.inner.config.clone(),
                     lane.clone(),
                     self.inner.pending.clone(),
+                    self.inner.txn.as_ref().map(|s| s.id.clone()),
                 ));
                 lane
             })

@@ -74,6 +74,7 @@ pub(super) async fn sender_loop(
     config: Arc<ProducerConfig>,
     lane: Arc<Lane>,
     pending: Arc<Pending>,
+    transactional_id: Option<Arc<str>>,
 ) {
     let acks = convert::acks_to_proto(config.acks) as i32;
     let window = config.max_in_flight.max(1);
@@ -136,6 +137,7 @@ pub(super) async fn sender_loop(
                     payload: Some(pb::produce_request::Payload::Batches(batch.bytes.clone())),
                     correlation_id: next_id,
                     timeout_ms: config.request_timeout.as_millis() as u32,
+                    transactional_id: transactional_id.as_deref().unwrap_or_default().to_string(),
                 };
                 in_flight.push_back((next_id, batch));
                 if c.send(req).is_err() {

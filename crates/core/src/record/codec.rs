@@ -117,6 +117,17 @@ pub fn decode_batch(
 /// those of data batches (control batches, transaction markers, are checked and skipped).
 /// A partial batch at the end is an error, not skipped.
 pub fn decode_batches(buf: &Bytes, limits: &Limits) -> Result<Vec<DecodedRecord>, RecordError> {
+    decode_batches_except(buf, limits, |_, _| false)
+}
+
+/// [`decode_batches`], leaving out the records of the batches `skip` picks (it is shown
+/// every batch in order, its header and whole bytes): a `read_committed` reader's aborted
+/// transactions ([`super::control::CommittedFilter`]).
+pub fn decode_batches_except(
+    buf: &Bytes,
+    limits: &Limits,
+    mut skip: impl FnMut(&super::BatchHeader, &[u8]) -> bool,
+) -> Result<Vec<DecodedRecord>, RecordError> {
     let mut records = Vec::new();
     let mut position = 0;
     for (index, frame) in BatchFrames::new(buf, limits.max_batch_bytes).enumerate() {
@@ -124,6 +135,9 @@ pub fn decode_batches(buf: &Bytes, limits: &Limits) -> Result<Vec<DecodedRecord>
         let in_batch = |e| RecordError::InBatch { index, position: start, error: Box::new(e) };
         let (header, range) = frame.map_err(in_batch)?;
         position = range.end;
+        if skip(&header, &buf[range.clone()]) {
+            continue;
+        }
         let (_, batch_records) = decode_batch(&buf.slice(range), limits).map_err(in_batch)?;
         // A control batch (a transaction marker) is checked like any, but holds no record
         // a reader is given, as Kafka's consumers skip it.

@@ -132,6 +132,61 @@ impl AbortedSet {
     }
 }
 
+/// A `read_committed` reader's filter over the batches of a fetch, as Kafka's consumer
+/// runs it: the fetch lists the aborted transactions its batches overlap as (producer id,
+/// first offset); from a transaction's first offset, its producer's transactional batches
+/// are skipped until that producer's abort marker. Control batches are skipped always.
+/// Batches must be shown in offset order, across the fetches of one partition too (a new
+/// fetch's list is [`add`](Self::add)ed).
+#[derive(Debug, Default, Clone)]
+pub struct CommittedFilter {
+    /// Aborted transactions not reached yet, as (first offset, producer), last first.
+    ahead: Vec<(i64, i64)>,
+    /// Producers inside one of their aborted transactions.
+    aborting: std::collections::HashSet<i64>,
+}
+
+impl CommittedFilter {
+    /// A filter for a fetch that listed `aborted` as (producer id, first offset).
+    pub fn new(aborted: impl IntoIterator<Item = (i64, i64)>) -> CommittedFilter {
+        let mut f = CommittedFilter::default();
+        f.add(aborted);
+        f
+    }
+
+    /// Adds the aborted transactions a later fetch listed.
+    pub fn add(&mut self, aborted: impl IntoIterator<Item = (i64, i64)>) {
+        self.ahead.extend(aborted.into_iter().map(|(pid, first)| (first, pid)));
+        self.ahead.sort_unstable_by(|a, b| b.cmp(a));
+        self.ahead.dedup();
+    }
+
+    /// Whether a `read_committed` reader skips the batch of `header` (whose whole bytes are
+    /// `batch`, read to tell an abort marker from a commit marker).
+    pub fn skips(&mut self, header: &BatchHeader, batch: &[u8]) -> bool {
+        if header.producer_id >= 0 {
+            while let Some(&(first, pid)) = self.ahead.last() {
+                if first > header.last_offset() {
+                    break;
+                }
+                self.aborting.insert(pid);
+                self.ahead.pop();
+            }
+            if is_marker_header(header) {
+                let bytes = Bytes::copy_from_slice(batch);
+                if Marker::read(&bytes).is_ok_and(|m| m.kind == MarkerKind::Abort) {
+                    self.aborting.remove(&header.producer_id);
+                }
+            } else if header.attributes & ATTR_TRANSACTIONAL != 0
+                && self.aborting.contains(&header.producer_id)
+            {
+                return true;
+            }
+        }
+        header.is_control()
+    }
+}
+
 fn corrupt(why: impl Into<String>) -> RecordError {
     RecordError::Corrupt(why.into())
 }
@@ -162,6 +217,53 @@ mod tests {
         b.push(Record { key: None, value: None, headers: vec![], timestamp_ms: 0 });
         let e = Marker::read(&b.build()).unwrap_err();
         assert!(e.to_string().contains("transactional control batch"), "{e}");
+    }
+
+    fn batch_of(pid: i64, base: i64, n: usize, transactional: bool) -> Bytes {
+        let mut b = BatchBuilder::new(Compression::None).with_producer(pid, 0, 0);
+        if transactional {
+            b = b.transactional();
+        }
+        for _ in 0..n {
+            b.push(Record { key: None, value: None, headers: vec![], timestamp_ms: 0 });
+        }
+        let mut bytes = b.build().to_vec();
+        bytes[..8].copy_from_slice(&base.to_be_bytes());
+        Bytes::from(bytes)
+    }
+
+    fn marker_at(pid: i64, offset: i64, kind: MarkerKind) -> Bytes {
+        let mut bytes = Marker { kind, coordinator_epoch: 0 }.batch(pid, 0, 0).to_vec();
+        bytes[..8].copy_from_slice(&offset.to_be_bytes());
+        Bytes::from(bytes)
+    }
+
+    /// Kafka's consumer's walk: producer 7's transaction from offset 2 is aborted (its
+    /// batches skipped through its abort marker), producer 8's interleaved committed one is
+    /// kept, as are plain batches; markers are never shown. A transaction listed by a
+    /// later fetch is honoured too.
+    #[test]
+    fn a_committed_filter_skips_aborted_transactions_and_markers_only() {
+        let log = [
+            (batch_of(9, 0, 2, false), false),
+            (batch_of(7, 2, 2, true), true),
+            (batch_of(8, 4, 1, true), false),
+            (batch_of(7, 5, 3, true), true),
+            (marker_at(7, 8, MarkerKind::Abort), true),
+            (marker_at(8, 9, MarkerKind::Commit), true),
+            (batch_of(7, 10, 1, true), false),
+            (marker_at(7, 11, MarkerKind::Commit), true),
+            (batch_of(8, 12, 1, true), true),
+            (marker_at(8, 13, MarkerKind::Abort), true),
+        ];
+        let mut f = CommittedFilter::new([(7, 2)]);
+        for (i, (bytes, skipped)) in log.iter().enumerate() {
+            if i == 8 {
+                f.add([(8, 12)]);
+            }
+            let h = BatchHeader::parse(bytes).unwrap();
+            assert_eq!(f.skips(&h, bytes), *skipped, "batch at {}", h.base_offset);
+        }
     }
 
     /// A transactional data batch inside one of its producer's aborted ranges is held; a

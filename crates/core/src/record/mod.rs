@@ -24,7 +24,9 @@ pub mod varint;
 
 pub use batch::{BatchFrames, BatchHeader, Compression, HEADER_LEN};
 pub use builder::BatchBuilder;
-pub use codec::{DecodedRecord, Header, Record, decode_batch, decode_batches};
+pub use codec::{
+    DecodedRecord, Header, Record, decode_batch, decode_batches, decode_batches_except,
+};
 pub use limits::Limits;
 pub use validate::validate_batches;
 

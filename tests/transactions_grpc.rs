@@ -1,0 +1,306 @@
+//! Transactions on gRPC with Shale's Rust client: the transactional producer (`init`,
+//! `begin`, `send`, `send_offsets`, `commit`, `abort`), `read_committed` consumers (raw
+//! batches filtered by the client, and records decoded by the broker), zombie fencing, an
+//! operator's abort, and bad input.
+
+#![allow(clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use shale::client::{
+    Client, Consumer, ConsumerConfig, GroupAdmin, GroupMetadata, Isolation, ProducerRecord,
+    StartAt, TransactionalConfig, TransactionalProducer,
+};
+use shale::proto::pb;
+
+/// Every record of `topic`'s partitions from the start to the end `isolation` sees, as
+/// (partition, value), read with or without multiplexing.
+async fn read(client: &Client, topic: &str, isolation: Isolation, multiplex: bool) -> Vec<String> {
+    let config =
+        ConsumerConfig { stop_at_end: true, isolation, multiplex, ..ConsumerConfig::default() };
+    let mut consumer = Consumer::new(client.clone(), config);
+    for p in 0..client.partition_count(topic).await.unwrap() {
+        consumer.assign(topic, p, StartAt::Earliest).await.unwrap();
+    }
+    let mut out = Vec::new();
+    while let Some(records) = consumer.poll().await.unwrap() {
+        for r in records {
+            out.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The values a FETCH_FORMAT_RECORDS fetch of `topic`-`partition` decodes at `isolation`.
+async fn read_decoded(client: &Client, topic: &str, partition: u32, isolation: i32) -> Vec<String> {
+    let leader = client.leader(topic, partition).await.unwrap();
+    let mut log = client.log_rpc(&leader).unwrap();
+    let req = pb::FetchRequest {
+        topic: topic.into(),
+        partition,
+        stop_at_end: true,
+        format: pb::FetchFormat::Records as i32,
+        isolation,
+        ..Default::default()
+    };
+    let mut stream = log.fetch(req).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while let Some(msg) = stream.message().await.unwrap() {
+        for r in msg.records {
+            out.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    out
+}
+
+fn record(topic: &str, value: String) -> ProducerRecord {
+    ProducerRecord::new(topic, value)
+}
+
+async fn transactional(client: &Client, id: &str) -> TransactionalProducer {
+    let mut config = TransactionalConfig::new(id);
+    config.transaction_timeout = Duration::from_secs(30);
+    TransactionalProducer::init(client.clone(), config).await.unwrap()
+}
+
+/// Two committed transactions around an aborted one, over two partitions, with offsets of
+/// a group: `read_committed` readers (client-filtered batches, with and without
+/// multiplexing, and broker-decoded records) see exactly the committed records, a
+/// `read_uncommitted` one all of them; the epoch goes up at each end (transactions v2);
+/// the group's offsets are those of the last commit, not of the abort.
+#[tokio::test]
+async fn committed_transactions_are_read_whole_and_aborted_ones_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client.admin().create_topic("tx-out", 2, 0, BTreeMap::new()).await.unwrap();
+    client.admin().create_topic("tx-in", 1, 0, BTreeMap::new()).await.unwrap();
+    let mut producer = transactional(&client, "copier").await;
+    let (pid, first_epoch) = producer.producer_id().unwrap();
+    let group = GroupMetadata { group: "g".into(), member_id: String::new(), member_epoch: 0 };
+    let mut expected = Vec::new();
+    for (round, commit) in [(0, true), (1, false), (2, true)] {
+        producer.begin().unwrap();
+        let mut deliveries = Vec::new();
+        for i in 0..10 {
+            let value = format!("r{round}-{i:02}");
+            let rec = record("tx-out", value.clone()).key(format!("k{i}"));
+            deliveries.push(producer.send(rec).await.unwrap());
+            if commit {
+                expected.push(value);
+            }
+        }
+        for d in deliveries {
+            d.await.unwrap();
+        }
+        let offsets = [("tx-in".to_string(), 0, 10 * (round + 1))];
+        producer.send_offsets(&group, &offsets).await.unwrap();
+        match commit {
+            true => producer.commit().await.unwrap(),
+            false => producer.abort().await.unwrap(),
+        }
+    }
+    expected.sort();
+    let (same_pid, epoch) = producer.producer_id().unwrap();
+    assert_eq!((same_pid, epoch), (pid, first_epoch + 3), "one bump per end");
+    // The markers follow the answers: wait for the last stable offsets to reach the ends.
+    common::wait_for(Duration::from_secs(10), "both partitions stable", || {
+        let client = client.clone();
+        async move {
+            let c = read(&client, "tx-out", Isolation::ReadCommitted, true).await;
+            if c.len() == 20 { Ok(()) } else { Err(format!("{} read", c.len())) }
+        }
+    })
+    .await;
+    for multiplex in [true, false] {
+        let got = read(&client, "tx-out", Isolation::ReadCommitted, multiplex).await;
+        assert_eq!(got, expected, "read_committed, multiplex {multiplex}");
+    }
+    let all = read(&client, "tx-out", Isolation::ReadUncommitted, true).await;
+    assert_eq!(all.len(), 30, "read_uncommitted sees the aborted records too");
+    let mut decoded = Vec::new();
+    for p in 0..2 {
+        let committed = read_decoded(&client, "tx-out", p, pb::Isolation::ReadCommitted as i32);
+        decoded.extend(committed.await);
+        let everything = read_decoded(&client, "tx-out", p, 0).await;
+        assert!(everything.iter().any(|v| v.starts_with("r1-")), "uncommitted decodes all");
+    }
+    decoded.sort();
+    assert_eq!(decoded, expected, "broker-decoded read_committed records");
+    let offsets = GroupAdmin::new(client.clone()).fetch_offsets("g", &[]).await.unwrap();
+    let committed: Vec<(String, u32, i64)> =
+        offsets.into_iter().map(|o| (o.topic, o.partition, o.offset)).collect();
+    assert_eq!(committed, [("tx-in".to_string(), 0, 30)], "the last commit's offsets");
+}
+
+/// Offsets sent in an open transaction are not the group's yet: a stable fetch waits for
+/// the transaction's end, a plain one answers the old offsets.
+#[tokio::test]
+async fn offsets_in_an_open_transaction_are_unstable_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client.admin().create_topic("u-in", 1, 0, BTreeMap::new()).await.unwrap();
+    client.admin().create_topic("u-out", 1, 0, BTreeMap::new()).await.unwrap();
+    let mut producer = transactional(&client, "u").await;
+    producer.begin().unwrap();
+    producer.send(record("u-out", "x".into())).await.unwrap().await.unwrap();
+    let group = GroupMetadata { group: "ug".into(), member_id: String::new(), member_epoch: 0 };
+    producer.send_offsets(&group, &[("u-in".into(), 0, 7)]).await.unwrap();
+    let admin = GroupAdmin::new(client.clone());
+    let topics = ["u-in".to_string()];
+    assert!(admin.fetch_offsets("ug", &topics).await.unwrap().is_empty(), "nothing committed");
+    let quick = shale::client::RetryPolicy {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(100),
+        total: Duration::from_millis(300),
+    };
+    let e = admin.fetch_stable_offsets("ug", &topics, quick).await.unwrap_err();
+    assert_eq!(e.reason, shale::error::Reason::UnstableOffsetCommit, "{e}");
+    producer.commit().await.unwrap();
+    let long = shale::client::RetryPolicy { total: Duration::from_secs(10), ..quick };
+    let stable = admin.fetch_stable_offsets("ug", &topics, long).await.unwrap();
+    assert_eq!(stable.iter().map(|o| o.offset).collect::<Vec<_>>(), [7]);
+}
+
+/// A second instance of a transactional id fences the first: the old one's records are
+/// refused with a fencing error, its commit fails, and nothing of it is ever read
+/// committed; the new one commits.
+#[tokio::test]
+async fn an_older_instance_is_fenced_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client.admin().create_topic("z-out", 1, 0, BTreeMap::new()).await.unwrap();
+    let mut zombie = transactional(&client, "z").await;
+    zombie.begin().unwrap();
+    zombie.send(record("z-out", "zombie-early".into())).await.unwrap().await.unwrap();
+    let mut fresh = transactional(&client, "z").await;
+    let late = zombie.send(record("z-out", "zombie-late".into())).await.unwrap().await;
+    let e = late.expect_err("the old epoch is refused");
+    assert_eq!(e.kind, shale::error::ErrorKind::Fenced, "{e}");
+    let e = zombie.commit().await.expect_err("a fenced producer cannot commit");
+    assert_eq!(e.kind, shale::error::ErrorKind::Fenced, "{e}");
+    fresh.begin().unwrap();
+    fresh.send(record("z-out", "fresh".into())).await.unwrap().await.unwrap();
+    fresh.commit().await.unwrap();
+    common::wait_for(Duration::from_secs(10), "the fresh commit to be readable", || {
+        let client = client.clone();
+        async move {
+            let got = read(&client, "z-out", Isolation::ReadCommitted, true).await;
+            if got == ["fresh"] { Ok(()) } else { Err(format!("{got:?}")) }
+        }
+    })
+    .await;
+}
+
+/// An operator's abort of a hung transaction (`Transactions.AbortTransaction`, what
+/// `shale txn abort` calls) moves the last stable offset past it, and listing and
+/// describing show it on the way.
+#[tokio::test]
+async fn an_operator_aborts_a_hung_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client.admin().create_topic("h-out", 1, 0, BTreeMap::new()).await.unwrap();
+    let mut hung = transactional(&client, "hung").await;
+    hung.begin().unwrap();
+    hung.send(record("h-out", "stuck".into())).await.unwrap().await.unwrap();
+    let mut rpc = client.txn_rpc().unwrap();
+    let listed = rpc.list_transactions(pb::ListTransactionsRequest::default()).await.unwrap();
+    let listed = listed.into_inner().transactions;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].transactional_id.as_str(), listed[0].state.as_str()),
+        ("hung", "Ongoing")
+    );
+    let described = rpc
+        .describe_transaction(pb::DescribeTransactionRequest { transactional_id: "hung".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(described.partitions.len(), 1, "{described:?}");
+    assert_eq!(described.partitions[0].topic, "h-out");
+    let lso = |client: Client| async move {
+        let req = pb::ListOffsetsRequest {
+            topic: "h-out".into(),
+            partition: 0,
+            spec: Some(pb::list_offsets_request::Spec::LastStable(true)),
+        };
+        let mut log = client.log_rpc(client.bootstrap()).unwrap();
+        log.list_offsets(req).await.unwrap().into_inner().offset
+    };
+    assert_eq!(lso(client.clone()).await, 0, "held by the open transaction");
+    rpc.abort_transaction(pb::AbortTransactionRequest { transactional_id: "hung".into() })
+        .await
+        .unwrap();
+    let again = rpc
+        .abort_transaction(pb::AbortTransactionRequest { transactional_id: "hung".into() })
+        .await
+        .unwrap_err();
+    assert!(again.message().contains("no open transaction"), "{again:?}");
+    common::wait_for(Duration::from_secs(10), "the abort marker", || {
+        let client = client.clone();
+        async move {
+            let at = lso(client).await;
+            if at == 2 { Ok(()) } else { Err(format!("last stable offset {at}")) }
+        }
+    })
+    .await;
+    assert!(read(&client, "h-out", Isolation::ReadCommitted, true).await.is_empty());
+    // Its producer learns of the abort at its commit, and may go on after aborting (v2).
+    let e = hung.commit().await.expect_err("an aborted transaction does not commit");
+    assert_eq!(e.reason, shale::error::Reason::InvalidTxnState, "{e}");
+    assert!(e.message.contains("CompleteAbort"), "{e}");
+    hung.abort().await.unwrap();
+    hung.begin().unwrap();
+    hung.send(record("h-out", "after".into())).await.unwrap().await.unwrap();
+    hung.commit().await.unwrap();
+    common::wait_for(Duration::from_secs(10), "the next transaction's commit", || {
+        let client = client.clone();
+        async move {
+            let got = read(&client, "h-out", Isolation::ReadCommitted, true).await;
+            if got == ["after"] { Ok(()) } else { Err(format!("{got:?}")) }
+        }
+    })
+    .await;
+}
+
+/// Bad input gets a precise error and stores nothing: an end for an unknown id, plain
+/// records with a transactional id, an isolation that does not exist.
+#[tokio::test]
+async fn bad_transactional_input_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    client.admin().create_topic("b-out", 1, 0, BTreeMap::new()).await.unwrap();
+    let mut rpc = client.txn_rpc().unwrap();
+    let end = pb::EndTransactionRequest {
+        transactional_id: "nobody".into(),
+        producer_id: 5,
+        producer_epoch: 0,
+        commit: true,
+    };
+    let e = rpc.end_transaction(end).await.unwrap_err();
+    assert!(e.message().contains("nobody") && e.message().contains("producer id 5"), "{e:?}");
+    let mut log = client.log_rpc(client.bootstrap()).unwrap();
+    let mut plain = common::produce_req("b-out", 0, "v");
+    plain.payload = Some(pb::produce_request::Payload::Records(pb::Records {
+        records: vec![pb::Record { value: Some("v".into()), ..Default::default() }],
+        compression: 0,
+    }));
+    plain.transactional_id = "b".into();
+    let e = log.produce(plain).await.unwrap_err();
+    assert!(e.message().contains("\"b\"") && e.message().contains("plain records"), "{e:?}");
+    let bad = pb::FetchRequest { topic: "b-out".into(), isolation: 7, ..Default::default() };
+    let e = log.fetch(bad).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("isolation 7"), "{e:?}");
+    let described = client.admin().describe_topic("b-out").await.unwrap();
+    assert_eq!(described.partitions[0].high_watermark, 0, "nothing stored");
+}
