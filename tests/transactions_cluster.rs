@@ -72,6 +72,43 @@ async fn the_java_client_copies_exactly_once_with_transactions_v2_through_kills(
     check(&python, Copier::Java(jars)).await;
 }
 
+/// The same with Shale's Rust client on gRPC as the application (`examples/eos_copy.rs`:
+/// its transactional producer and a read_committed group consumer); librdkafka fills the
+/// input and reads the output alongside and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_copies_exactly_once_on_grpc_through_kills() {
+    let Some(python) = kafka::python() else { return };
+    check(&python, Copier::Rust(example("eos_copy"))).await;
+}
+
+/// The path of example `name`, built now (`scripts/test.sh` builds tests, not examples; a
+/// build that is up to date takes a moment).
+fn example(name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "--example", name]).current_dir(kafka::root());
+    // What cargo and nextest set for a test process, not for a build: build scripts that
+    // watch them (ring's watches CARGO_MANIFEST_DIR) would rebuild, here and then again
+    // in the next test build.
+    for (key, _) in std::env::vars() {
+        let set_for_tests = ["CARGO_MANIFEST", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_"]
+            .iter()
+            .any(|p| key.starts_with(p))
+            || key.starts_with("NEXTEST")
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR"]
+                .contains(&key.as_str());
+        if set_for_tests {
+            build.env_remove(key);
+        }
+    }
+    let built = build.status().expect("run cargo");
+    assert!(built.success(), "cargo build --example {name} failed: {built}");
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    assert!(path.exists(), "{} is missing after its build", path.display());
+    path
+}
+
 /// The application that copies.
 #[derive(Debug, Clone)]
 enum Copier {
@@ -79,6 +116,8 @@ enum Copier {
     Librdkafka,
     /// `tests/kafka/EosCopy.java`, with the client jars in this directory.
     Java(PathBuf),
+    /// `examples/eos_copy.rs`, built here, on gRPC.
+    Rust(PathBuf),
 }
 
 impl Copier {
@@ -97,6 +136,7 @@ impl Copier {
                 jars.join("*").display().to_string(),
                 script("EosCopy.java").display().to_string(),
             ],
+            Copier::Rust(binary) => vec![binary.display().to_string()],
         };
         argv.extend(args.iter().cloned());
         argv
@@ -122,7 +162,7 @@ async fn check(python: &Path, copier: Copier) {
         let out = scratch.path().join(format!("seed-{seed}"));
         std::fs::create_dir_all(&out).unwrap();
         let last = run_seed(&mut c, &client, (python, &copier), &out, seed, n).await;
-        if let Copier::Java(_) = copier {
+        if let Copier::Java(_) | Copier::Rust(_) = copier {
             let ends = last["commits"].as_i64().unwrap() + last["aborts"].as_i64().unwrap();
             let epoch = last["epoch"].as_i64().unwrap();
             assert!(
@@ -164,7 +204,10 @@ async fn run_seed(
         &["read", &bootstrap, &dst, &n_text, read_out.to_str().unwrap(), done.to_str().unwrap()],
     );
     let reader = tokio::task::spawn_blocking(move || kafka::run(reader, Duration::from_secs(330)));
-    let copy_args: Vec<String> = [&bootstrap, &src, &dst, &group, &txn_id, &n_text]
+    // The Rust copier speaks gRPC.
+    let grpc = (0..3).map(|i| c.addr(i)).collect::<Vec<_>>().join(",");
+    let app_bootstrap = if let Copier::Rust(_) = copier { &grpc } else { &bootstrap };
+    let copy_args: Vec<String> = [app_bootstrap, &src, &dst, &group, &txn_id, &n_text]
         .iter()
         .map(|s| s.to_string())
         .chain([out.to_str().unwrap().to_string()])

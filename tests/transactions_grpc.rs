@@ -304,3 +304,49 @@ async fn bad_transactional_input_is_refused_by_name() {
     let described = client.admin().describe_topic("b-out").await.unwrap();
     assert_eq!(described.partitions[0].high_watermark, 0, "nothing stored");
 }
+
+/// `shale txn list|describe|abort` as an operator runs them against a hung transaction.
+#[tokio::test]
+async fn the_txn_commands_list_describe_and_abort_a_hung_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(common::settings(dir.path())).await;
+    let client = common::client(&server);
+    let addr = server.addr().to_string();
+    client.admin().create_topic("c-out", 1, 0, BTreeMap::new()).await.unwrap();
+    let mut hung = transactional(&client, "cli-hung").await;
+    hung.begin().unwrap();
+    hung.send(record("c-out", "stuck".into())).await.unwrap().await.unwrap();
+    let (pid, _) = hung.producer_id().unwrap();
+    let shale = |args: &[&str]| {
+        let addr = addr.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        async move {
+            let run = move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_shale"))
+                    .args(&args)
+                    .env("SHALE_BROKER", addr)
+                    .env("SHALE_LOG", "warn")
+                    .output()
+                    .unwrap()
+            };
+            let out = tokio::task::spawn_blocking(run).await.unwrap();
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.success(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+    let (ok, listed, _) = shale(&["txn", "list"]).await;
+    assert!(ok && listed.contains(&format!("cli-hung\t{pid}\tOngoing\t1")), "{listed}");
+    let (ok, none, _) = shale(&["txn", "list", "--state", "CompleteCommit"]).await;
+    assert!(ok && !none.contains("cli-hung"), "{none}");
+    let (ok, json, _) = shale(&["txn", "describe", "cli-hung", "--format", "json"]).await;
+    assert!(ok, "{json}");
+    let d: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((d["state"].as_str(), d["producer_id"].as_i64()), (Some("Ongoing"), Some(pid)));
+    assert_eq!(d["partitions"], serde_json::json!(["c-out-0"]));
+    let (ok, said, _) = shale(&["txn", "abort", "cli-hung"]).await;
+    assert!(ok && said.contains("aborted the open transaction of cli-hung"), "{said}");
+    let (ok, _, err) = shale(&["txn", "abort", "cli-hung"]).await;
+    assert!(!ok && err.contains("no open transaction") && err.trim().lines().count() == 1, "{err}");
+    let (ok, _, err) = shale(&["txn", "list", "--state", "Bogus"]).await;
+    assert!(!ok && err.contains("\"Bogus\" is not a transaction state"), "{err}");
+}

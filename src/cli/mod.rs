@@ -1,5 +1,5 @@
 //! The `shale` command line: servers (`standalone`, `serve`), administration (`topic`),
-//! data (`produce`, `consume`) and consumer groups (`group`). Load generators are a
+//! data (`produce`, `consume`), consumer groups (`group`) and transactions (`txn`). Load generators are a
 //! separate binary, `shale-bench` (crates/bench).
 
 mod acl;
@@ -13,6 +13,7 @@ mod quota;
 mod record_format;
 mod serve;
 mod topic;
+mod txn;
 mod user;
 
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// List, describe and abort transactions.
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
     /// Add, list and remove access-control bindings.
     #[command(subcommand)]
     Acl(acl::AclCommand),
@@ -91,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(a) => produce::run(a).await,
         Command::Consume(a) => consume::run(a).await,
         Command::Group(c) => group::run(c).await,
+        Command::Txn(c) => txn::run(c).await,
         Command::Acl(c) => acl::run(c).await,
         Command::Quota(c) => quota::run(c).await,
         Command::User(c) => user::run(c).await,

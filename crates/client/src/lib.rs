@@ -31,6 +31,7 @@ pub mod retry;
 mod routing;
 mod scope;
 pub mod tls;
+mod txn_admin;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -52,6 +53,7 @@ pub use producer::{
 };
 pub use retry::RetryPolicy;
 pub(crate) use scope::{locate, reword};
+pub use txn_admin::TxnAdmin;
 
 /// Largest message the client sends or accepts.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;

@@ -259,6 +259,16 @@ impl GroupConsumer {
         }
     }
 
+    /// Reads an owned partition from `offset` next (a transactional copier going back to
+    /// its committed offsets after an abort); its position is `offset` meanwhile.
+    pub fn seek(&mut self, topic: &str, partition: u32, offset: i64) {
+        let tp = (topic.to_string(), partition);
+        if self.owned.contains(&tp) {
+            self.consumer.seek(topic, partition, offset);
+            self.positions.insert(tp, offset);
+        }
+    }
+
     /// Marks records up to `offset` (exclusive) of a partition as consumed: the next
     /// commit stores `offset` (for callers that processed only part of a poll).
     pub fn set_position(&mut self, topic: &str, partition: u32, offset: i64) {
