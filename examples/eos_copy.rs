@@ -75,7 +75,9 @@ async fn copy(
         let records = consumer.poll(Duration::from_secs(1)).await?;
         if records.is_empty() {
             if committed_total(&client, group, src).await? >= n {
-                return Ok(producer.producer_id().map_or(-1, |p| p.1));
+                let epoch = producer.producer_id().map_or(-1, |p| p.1);
+                consumer.close().await?;
+                return Ok(epoch);
             }
             continue;
         }

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::record_format::{Template, escape, to_json};
 use super::{BrokerArg, Format};
-use crate::client::{Consumer, ConsumerConfig, ConsumerRecord, StartAt};
+use crate::client::{Consumer, ConsumerConfig, ConsumerRecord, Isolation, StartAt};
 
 /// `shale consume`.
 #[derive(Debug, Args)]
@@ -67,6 +67,10 @@ pub struct ConsumeArgs {
     /// resumes at the next offset it has not printed.
     #[arg(long, default_value_t = 30_000)]
     pub leader_wait_ms: u64,
+    /// Print only committed records of transactions (Kafka's isolation.level=
+    /// read_committed): reads end at the last stable offset, aborted records are skipped.
+    #[arg(long)]
+    pub read_committed: bool,
     #[command(flatten)]
     pub broker: BrokerArg,
 }
@@ -191,7 +195,11 @@ async fn run_group(args: &ConsumeArgs, group: &str, print: &Printer<'_>) -> anyh
 
 fn consumer_config(args: &ConsumeArgs) -> ConsumerConfig {
     let leader_wait = std::time::Duration::from_millis(args.leader_wait_ms);
-    ConsumerConfig { leader_wait, ..ConsumerConfig::default() }
+    let isolation = match args.read_committed {
+        true => Isolation::ReadCommitted,
+        false => Isolation::ReadUncommitted,
+    };
+    ConsumerConfig { leader_wait, isolation, ..ConsumerConfig::default() }
 }
 
 fn escaped(b: &Option<bytes::Bytes>) -> String {
