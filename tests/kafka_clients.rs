@@ -650,7 +650,7 @@ async fn read_committed_reads_from_the_bucket_skip_aborted_transactions() {
     drop(client);
     server.close().await.unwrap();
     let mut removed = 0;
-    for entry in walkdir(dir.path()) {
+    for entry in common::walkdir(dir.path()) {
         if entry.extension().is_some_and(|e| e == "snapshot") {
             std::fs::remove_file(&entry).unwrap();
             removed += 1;
@@ -659,20 +659,6 @@ async fn read_committed_reads_from_the_bucket_skip_aborted_transactions() {
     assert!(removed > 0, "producer snapshots to remove");
     let server = tiered_broker(dir.path()).await;
     want(&run(&server, "tiered-read").await.unwrap());
-}
-
-/// Every file under `dir`.
-fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walkdir(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// A tiered topic whose first segments are in the bucket only: a Kafka consumer reads it

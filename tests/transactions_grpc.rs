@@ -350,3 +350,97 @@ async fn the_txn_commands_list_describe_and_abort_a_hung_transaction() {
     let (ok, _, err) = shale(&["txn", "list", "--state", "Bogus"]).await;
     assert!(!ok && err.contains("\"Bogus\" is not a transaction state"), "{err}");
 }
+
+/// The control batches of `topic`-0 from the start, as stored (raw fetch): their offsets.
+async fn markers(client: &Client, topic: &str) -> Vec<i64> {
+    let leader = client.leader(topic, 0).await.unwrap();
+    let mut log = client.log_rpc(&leader).unwrap();
+    let req = pb::FetchRequest { topic: topic.into(), stop_at_end: true, ..Default::default() };
+    let mut stream = log.fetch(req).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while let Some(msg) = stream.message().await.unwrap() {
+        for frame in shale::record::BatchFrames::new(&msg.batches, usize::MAX) {
+            let (h, _) = frame.unwrap();
+            if h.is_control() {
+                out.push(h.base_offset);
+            }
+        }
+    }
+    out
+}
+
+/// On a compacted topic with `delete.retention.ms=0`, the cleaner removes the commit
+/// markers of transactions whose records were all overwritten, and keeps the abort
+/// markers and those of transactions with records left; after a restart (the producer
+/// state rebuilt from the cleaned log) the last stable offset is the high watermark and a
+/// read_committed reader gets each key's latest committed value.
+#[tokio::test]
+async fn the_cleaner_removes_commit_markers_whose_transaction_left_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || {
+        let mut s = common::settings(dir.path());
+        s.log.cleaner_backoff_ms = 50;
+        s.log.retention_check_interval_ms = 50;
+        s
+    };
+    let server = common::start(settings()).await;
+    let client = common::client(&server);
+    let configs = common::configs(&[
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "2048"),
+        ("segment.ms", "200"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "0"),
+    ]);
+    client.admin().create_topic("ct", 1, 0, configs).await.unwrap();
+    let mut producer = transactional(&client, "ct-app").await;
+    for i in 0..60 {
+        producer.begin().unwrap();
+        // The first transaction's key is never written again: its record and marker stay.
+        let key = if i == 0 { "solo".to_string() } else { format!("k{}", i % 3) };
+        let rec = record("ct", format!("{key}={i}")).key(key).partition(0);
+        producer.send(rec).await.unwrap().await.unwrap();
+        match i % 10 == 9 {
+            true => producer.abort().await.unwrap(),
+            false => producer.commit().await.unwrap(),
+        }
+    }
+    common::wait_for(Duration::from_secs(60), "commit markers removed", || {
+        let client = client.clone();
+        async move {
+            let left = markers(&client, "ct").await;
+            if left.len() <= 15 { Ok(()) } else { Err(format!("{} markers", left.len())) }
+        }
+    })
+    .await;
+    // A restart that replays the whole cleaned log (no producer snapshots): a transaction
+    // whose records stayed must still be ended by its marker.
+    drop(client);
+    server.shutdown().await.unwrap();
+    for path in common::walkdir(dir.path()) {
+        if path.extension().is_some_and(|e| e == "snapshot") {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let server = common::start(settings()).await;
+    let client = common::client(&server);
+    let left = markers(&client, "ct").await;
+    assert!(left.len() >= 6, "the 6 abort markers stay: {left:?}");
+    let offsets = |spec| {
+        let client = client.clone();
+        async move {
+            let req = pb::ListOffsetsRequest { topic: "ct".into(), partition: 0, spec: Some(spec) };
+            let mut log = client.log_rpc(client.bootstrap()).unwrap();
+            log.list_offsets(req).await.unwrap().into_inner().offset
+        }
+    };
+    use pb::list_offsets_request::Spec;
+    let (lso, hw) = (offsets(Spec::LastStable(true)).await, offsets(Spec::Latest(true)).await);
+    assert_eq!(lso, hw, "no transaction seems open after the restart");
+    let got = read(&client, "ct", Isolation::ReadCommitted, true).await;
+    let latest: Vec<String> =
+        got.iter().filter(|v| ["k0=57", "k1=58", "k2=56"].contains(&v.as_str())).cloned().collect();
+    assert_eq!(latest.len(), 3, "each key's latest committed value: {got:?}");
+    assert!(got.contains(&"solo=0".to_string()), "{got:?}");
+    assert!(!got.iter().any(|v| v.ends_with("=59") || v.ends_with("=49")), "aborted: {got:?}");
+}

@@ -572,3 +572,17 @@ pub(crate) fn shale_cli_with(broker: &str, args: &[&str], stdin: Option<&[u8]>) 
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Every file under `dir`.
+pub(crate) fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -27,4 +27,4 @@ mod swap_tests;
 
 pub use offset_map::OffsetMap;
 pub use pass::{CleanRequest, CleanStats, CompactionConfig, DirtyState};
-pub(crate) use section::{Cleaned, Rules, clean_batch, map_batch};
+pub(crate) use section::{Cleaned, Markers, Rules, clean_batch, map_batch};

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use super::offset_map::OffsetMap;
-use super::section::{Cleaned, Rules, clean_batch};
+use super::section::{Cleaned, Markers, Rules, clean_batch};
 use crate::log::LogError;
 use crate::log::checkpoint::write_atomic;
 use crate::log::scan::{Scanned, Scanner, read_full_at};
@@ -54,7 +54,9 @@ pub(crate) fn write_cleaned(
     pace: &mut dyn FnMut(u64),
 ) -> Result<Vec<Written>, LogError> {
     let mut written = Vec::new();
+    let mut markers = Markers::removing();
     for group in groups(sources, layout.segment_bytes) {
+        let rules = (rules, &mut markers);
         written.push(write_group(disk, dir, group, map, rules, layout, pace)?);
     }
     Ok(written)
@@ -86,7 +88,7 @@ fn write_group(
     dir: &Path,
     group: &[Source],
     map: &OffsetMap,
-    rules: &Rules,
+    (rules, markers): (&Rules, &mut Markers),
     layout: &Layout,
     pace: &mut dyn FnMut(u64),
 ) -> Result<Written, LogError> {
@@ -114,7 +116,7 @@ fn write_group(
             let mut batch = vec![0u8; header.total_len()];
             read_full_at(&*file, &mut batch, pos).map_err(|e| LogError::io(&path, e))?;
             pace(batch.len() as u64);
-            let cleaned = clean_batch(&batch, map, rules, &limits)?;
+            let cleaned = clean_batch(&batch, map, (rules, &mut *markers), &limits)?;
             let bytes = match &cleaned {
                 Cleaned::Whole => &batch,
                 Cleaned::Part(bytes) => bytes,
@@ -231,7 +233,7 @@ pub(crate) mod tests {
         assert_eq!(written[2].next_offset, end);
         let mut want = Vec::new();
         for b in &batches {
-            match clean_batch(b, &map, &rules, &limits).unwrap() {
+            match clean_batch(b, &map, (&rules, &mut Markers::removing()), &limits).unwrap() {
                 Cleaned::Whole => want.push(b.clone()),
                 Cleaned::Part(p) => want.push(p),
                 Cleaned::Gone => {}

@@ -10,15 +10,21 @@
 //! `lastOffsetDelta`, so a cleaned log has gaps. A batch left with no record is dropped,
 //! unless it is its producer's last batch in the log: then its header stays as an empty
 //! batch (Kafka's `RETAIN_EMPTY`), so that the producer's id, epoch and last sequence
-//! survive and its idempotent retries are still recognised. Control batches (transaction
-//! markers) stay whole. The records of aborted transactions are removed and map no key, so
-//! an aborted value never hides a committed one.
+//! survive and its idempotent retries are still recognised. The records of aborted
+//! transactions are removed and map no key, so an aborted value never hides a committed
+//! one. A commit marker is removed, as Kafka's cleaner removes it, once none of its
+//! transaction's records is left, `delete.retention.ms` has passed since the clean that
+//! first covered it (the tombstones' horizon), and it is not its producer's last batch;
+//! other control batches stay whole. (Abort markers stay: the partition's index of aborted
+//! transactions, kept in producer snapshots, names them, and a reader told of an aborted
+//! transaction skips its producer's batches until the abort marker.)
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::offset_map::OffsetMap;
+use shale_core::record::batch::ATTR_TRANSACTIONAL;
 use shale_core::record::compact::{Filtered, empty_batch, filter_batch, for_each_record};
-use shale_core::record::control::AbortedSet;
+use shale_core::record::control::{AbortedSet, Marker, MarkerKind, is_marker_header};
 use shale_core::record::{BatchHeader, Limits, RecordError};
 
 /// What decides a record's fate besides the offset map.
@@ -31,6 +37,50 @@ pub(crate) struct Rules {
     pub(crate) last_batches: HashSet<i64>,
     /// Aborted transactions: their batches are removed, as Kafka's cleaner discards them.
     pub(crate) aborted: AbortedSet,
+}
+
+/// What a clean saw of transactions, batch by batch in offset order from the log start: per
+/// producer, whether its current transaction (since its last marker) kept a batch, which
+/// tells whether the marker that ends it may go.
+#[derive(Debug, Default)]
+pub(crate) struct Markers {
+    kept: HashMap<i64, bool>,
+    /// Commit markers may be removed (the local cleaner). The remote compactor keeps
+    /// them: it does not see a transaction's batches that are only local.
+    removes: bool,
+    /// Commit markers removed.
+    pub(crate) removed: u64,
+}
+
+impl Markers {
+    /// A clean that removes commit markers whose transaction left nothing.
+    pub(crate) fn removing() -> Markers {
+        Markers { removes: true, ..Markers::default() }
+    }
+
+    /// A clean that keeps every marker.
+    pub(crate) fn keeping() -> Markers {
+        Markers::default()
+    }
+
+    /// A transactional data batch of `producer` was kept (whole, in part or empty) or not.
+    fn data(&mut self, producer: i64, kept: bool) {
+        *self.kept.entry(producer).or_default() |= kept;
+    }
+
+    /// Whether the control batch `batch` (of `header`) is removed under `rules`.
+    fn removes_marker(&mut self, header: &BatchHeader, batch: &[u8], rules: &Rules) -> bool {
+        let kept = self.kept.remove(&header.producer_id).unwrap_or(false);
+        let removed = self.removes
+            && !kept
+            && is_marker_header(header)
+            && header.base_offset < rules.tombstones_below
+            && !rules.last_batches.contains(&header.base_offset)
+            && Marker::read(&bytes::Bytes::copy_from_slice(batch))
+                .is_ok_and(|m| m.kind == MarkerKind::Commit);
+        self.removed += u64::from(removed);
+        removed
+    }
 }
 
 /// Notes every keyed record of `batches` (whole batches in offset order, the dirty
@@ -87,18 +137,36 @@ pub(crate) enum Cleaned {
     Gone,
 }
 
-/// Cleans one whole batch below the cleaning point against `map` under `rules`.
+/// Cleans one whole batch below the cleaning point against `map` under `rules`; `markers`
+/// follows the transactions of the batches shown so far (from the log start, in order).
 pub(crate) fn clean_batch(
+    batch: &[u8],
+    map: &OffsetMap,
+    (rules, markers): (&Rules, &mut Markers),
+    limits: &Limits,
+) -> Result<Cleaned, RecordError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.is_control() {
+        return Ok(match markers.removes_marker(&header, batch, rules) {
+            true => Cleaned::Gone,
+            false => Cleaned::Whole,
+        });
+    }
+    let cleaned = clean_data_batch(&header, batch, map, rules, limits)?;
+    if header.attributes & ATTR_TRANSACTIONAL != 0 {
+        markers.data(header.producer_id, cleaned != Cleaned::Gone);
+    }
+    Ok(cleaned)
+}
+
+fn clean_data_batch(
+    header: &BatchHeader,
     batch: &[u8],
     map: &OffsetMap,
     rules: &Rules,
     limits: &Limits,
 ) -> Result<Cleaned, RecordError> {
-    let header = BatchHeader::parse(batch)?;
-    if header.is_control() {
-        return Ok(Cleaned::Whole);
-    }
-    let aborted = rules.aborted.holds(&header);
+    let aborted = rules.aborted.holds(header);
     let filtered = filter_batch(batch, limits, |record| {
         if aborted {
             return false;
@@ -181,12 +249,13 @@ mod tests {
         let batches = log[dirty..point].iter().map(Vec::as_slice);
         let mapped = map_section(batches, &mut map, &limits, end, &rules.aborted).unwrap();
         let mut out = Vec::new();
+        let mut markers = Markers::removing();
         for batch in log {
             if header(batch).base_offset >= mapped {
                 out.push(batch.clone());
                 continue;
             }
-            match clean_batch(batch, &map, rules, &limits).unwrap() {
+            match clean_batch(batch, &map, (rules, &mut markers), &limits).unwrap() {
                 Cleaned::Whole => out.push(batch.clone()),
                 Cleaned::Part(b) => out.push(b),
                 Cleaned::Gone => {}
@@ -365,5 +434,70 @@ mod tests {
             cleaned.iter().map(|b| header(b)).collect::<Vec<_>>()
         );
         assert!(header(&cleaned[1]).is_control());
+    }
+
+    /// Commit markers go once their transaction left nothing and the horizon has passed,
+    /// unless they are their producer's last batch; a marker whose transaction kept a
+    /// record, one above the horizon, and abort markers stay.
+    #[test]
+    fn a_commit_marker_goes_once_its_transaction_left_nothing_past_the_horizon() {
+        use shale_core::record::control::{Marker, MarkerKind};
+        let mut log = Vec::new();
+        let mut next = 0i64;
+        let mut push_txn = |log: &mut Vec<Vec<u8>>, pid: i64, key: u8, end: MarkerKind| {
+            let mut txn =
+                BatchBuilder::new(Compression::None).with_producer(pid, 0, 0).transactional();
+            txn.push(Record {
+                key: Some(Bytes::from(vec![key])),
+                value: Some(Bytes::from(vec![next as u8])),
+                headers: vec![],
+                timestamp_ms: 1_000,
+            });
+            let mut txn = txn.build().to_vec();
+            stamp(&mut txn, next, 0);
+            let mut marker =
+                Marker { kind: end, coordinator_epoch: 0 }.batch(pid, 0, 1_000).to_vec();
+            stamp(&mut marker, next + 1, 0);
+            log.extend([txn, marker]);
+            next += 2;
+        };
+        // Producer 7 unless said. 0-1: key 1, overwritten at 8: its marker (1) may go.
+        push_txn(&mut log, 7, 1, MarkerKind::Commit);
+        // 2-3: key 2, never overwritten: its record stays, so does its marker (3).
+        push_txn(&mut log, 7, 2, MarkerKind::Commit);
+        // 4-5: producer 9 aborts key 3: its record goes, its abort marker (5) stays.
+        push_txn(&mut log, 9, 3, MarkerKind::Abort);
+        // 6-7: key 4, overwritten at 10: its marker (7) may go.
+        push_txn(&mut log, 7, 4, MarkerKind::Commit);
+        // 8-9 and 10-11: keys 1 and 4 again, kept (the latest), markers too.
+        push_txn(&mut log, 7, 1, MarkerKind::Commit);
+        push_txn(&mut log, 7, 4, MarkerKind::Commit);
+        // 12-13: key 5, overwritten at 14, but its marker (13) is past the horizon (12).
+        push_txn(&mut log, 7, 5, MarkerKind::Commit);
+        push_txn(&mut log, 7, 5, MarkerKind::Commit);
+        let aborted = AbortedSet::new([shale_core::record::control::AbortedTxn {
+            producer_id: 9,
+            first_offset: 4,
+            last_offset: 5,
+        }]);
+        let rules =
+            Rules { tombstones_below: 12, last_batches: [5, 15].into(), aborted: aborted.clone() };
+        let control = |log: &[Vec<u8>]| -> Vec<i64> {
+            log.iter()
+                .map(|b| header(b))
+                .filter(|h| h.is_control())
+                .map(|h| h.base_offset)
+                .collect()
+        };
+        let cleaned = clean(&log, 0, log.len(), 1 << 20, &rules);
+        assert_eq!(control(&cleaned), [3, 5, 9, 11, 13, 15], "the markers at 1 and 7 went");
+        let again = clean(&cleaned, 0, cleaned.len(), 1 << 20, &rules);
+        assert_eq!(again, cleaned, "a second clean changes nothing");
+        // A producer's last batch stays, whatever it is.
+        let last = Rules { last_batches: [5, 7, 15].into(), ..rules.clone() };
+        assert_eq!(control(&clean(&log, 0, log.len(), 1 << 20, &last)), [3, 5, 7, 9, 11, 13, 15]);
+        // Before the horizon passed: every marker stays.
+        let early = Rules { tombstones_below: 0, ..rules };
+        assert_eq!(control(&clean(&log, 0, log.len(), 1 << 20, &early)).len(), 8);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::clean::{Cleaned, OffsetMap, Rules, clean_batch};
+use crate::clean::{Cleaned, Markers, OffsetMap, Rules, clean_batch};
 use crate::log::encode_remote_index;
 use crate::log::segment::{IndexBuilder, NO_TIMESTAMP};
 use shale_core::error::Error;
@@ -62,7 +62,7 @@ impl Spool {
     ) -> Result<(), Error> {
         let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
         for batch in batches {
-            let cleaned = clean_batch(batch, map, rules, &limits)?;
+            let cleaned = clean_batch(batch, map, (rules, &mut Markers::keeping()), &limits)?;
             let bytes: &[u8] = match &cleaned {
                 Cleaned::Whole => batch,
                 Cleaned::Part(bytes) => bytes,
