@@ -9,6 +9,10 @@
 #     producer committing every 100 ms: a read_committed reader against a read_uncommitted
 #     one, alternated, and a read_uncommitted reader of the idempotent producer.
 # Prints every figure, then the medians and the ratios to the idempotent producer.
+# BENCH_TXN_CLIENT sets librdkafka settings of every throughput run (idempotent and
+# transactional alike); by default the queue is bounded at 8 MiB, as an application that
+# commits every 100 ms bounds it (each commit waits for everything queued: with the
+# tool's 2 GiB each commit drained a deep queue, 0.74 of the idempotent throughput).
 #   scripts/bench-txn.sh [DIR] [RECORDS] [ROUNDS] [RATE] [SECONDS]
 # e.g. scripts/bench-txn.sh /tmp/btx 500000 3 5000 10
 set -euo pipefail
@@ -40,7 +44,7 @@ produce() {
   topic "$t"
   before=$(cpu_ticks)
   out=$("$KAFKA_BENCH" produce --bootstrap "$KAFKA" --topic "$t" --records "$RECORDS" \
-    --record-size 1024 --acks all --batch-size 262144 --linger-ms 5 "$@")
+    --record-size 1024 --acks all --batch-size 262144 --linger-ms 5 ${BENCH_TXN_CLIENT---set queue.buffering.max.kbytes=8192} "$@")
   after=$(cpu_ticks)
   out=$(echo "$out" | python3 -c "import json,sys; r=json.load(sys.stdin); \
 r['broker_cpu_s_per_m']=($after-$before)/$TICK/r['records']*1e6; print(json.dumps(r))")

@@ -549,3 +549,137 @@ async fn wait_for_leader_other_than(client: &Client, topic: &str, partition: u32
     })
     .await;
 }
+
+/// A replica that joins (a reassignment) copies the log from the leader's log start, which
+/// DeleteRecords moved inside transactions: into an aborted one on partition 0, into an
+/// open one on partition 1. Once it leads, it hides the aborted records it has, holds
+/// read_committed readers before the open transaction's records, and hides them too once
+/// that transaction aborts: its producer state, rebuilt from the log it copied, knows each
+/// transaction from its first batch there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_knows_the_transactions_across_its_log_start() {
+    use shale::client::{
+        Consumer, ConsumerConfig, Isolation, Producer, ProducerRecord, StartAt,
+        TransactionalConfig, TransactionalProducer,
+    };
+    let mut c = Cluster::start(3, &kafka::unique("nrtx"), &[]);
+    let client = c.client();
+    common::wait_for_broker_count(&client, 3).await;
+    client.admin().create_topic("nr", 2, 2, Default::default()).await.unwrap();
+    wait_for_full_isr(&client, "nr", 2).await;
+    let txn = |id: &str| TransactionalProducer::init(client.clone(), TransactionalConfig::new(id));
+    let (mut a, mut b) = (txn("nr-a").await.unwrap(), txn("nr-b").await.unwrap());
+    let plain = Producer::new(client.clone(), Default::default());
+    let to_both = |v: String| [0, 1].map(|p| ProducerRecord::new("nr", v.clone()).partition(p));
+    // Each partition: A0-A4 at 0-4 (aborted, marker at 10), p0-p4 at 5-9, B0-B2 at 11-13
+    // (left open), p5-p9 at 14-18.
+    a.begin().unwrap();
+    for i in 0..5 {
+        for r in to_both(format!("A{i}")) {
+            a.send(r).await.unwrap().await.unwrap();
+        }
+    }
+    for i in 0..5 {
+        for r in to_both(format!("p{i}")) {
+            plain.send(r).await.unwrap().await.unwrap();
+        }
+    }
+    a.abort().await.unwrap();
+    b.begin().unwrap();
+    for i in 0..3 {
+        for r in to_both(format!("B{i}")) {
+            b.send(r).await.unwrap().await.unwrap();
+        }
+    }
+    for i in 5..10 {
+        for r in to_both(format!("p{i}")) {
+            plain.send(r).await.unwrap().await.unwrap();
+        }
+    }
+    let admin = client.admin();
+    let timeout = Duration::from_secs(10);
+    assert_eq!(admin.delete_records("nr", 0, 2, timeout).await.unwrap(), 2);
+    assert_eq!(admin.delete_records("nr", 1, 12, timeout).await.unwrap(), 12);
+    // Each partition moves to the broker that does not have it, and one that does; then
+    // that one is killed, so the new replica leads.
+    let mut keep = Vec::new();
+    for p in 0..2 {
+        let md = admin.metadata(&["nr".to_string()]).await.unwrap();
+        let replicas =
+            md.topics[0].partitions.iter().find(|m| m.partition == p).unwrap().replicas.clone();
+        let new = (1..=3).find(|b| !replicas.contains(b)).unwrap();
+        let target = vec![new, replicas[0]];
+        let r = pb::Reassignment { topic: "nr".into(), partition: p, replicas: target.clone() };
+        admin.reassign_partitions(vec![r], false).await.unwrap();
+        keep.push((p, new, replicas[0]));
+    }
+    for &(p, new, old) in &keep {
+        let what = format!("nr/{p} on {new} and {old}, both in sync");
+        wait_until(Duration::from_secs(60), &what, || {
+            let client = client.clone();
+            async move {
+                let Ok(md) = client.admin().metadata(&["nr".to_string()]).await else {
+                    return false;
+                };
+                let m = md.topics[0].partitions.iter().find(|m| m.partition == p).cloned().unwrap();
+                let mut isr = m.isr.clone();
+                isr.sort();
+                let mut want = vec![new, old];
+                want.sort();
+                isr == want && m.replicas.len() == 2
+            }
+        })
+        .await;
+    }
+    let read = |p: u32| {
+        let client = client.clone();
+        async move {
+            let config = ConsumerConfig {
+                stop_at_end: true,
+                isolation: Isolation::ReadCommitted,
+                ..ConsumerConfig::default()
+            };
+            let mut consumer = Consumer::new(client, config);
+            consumer.assign("nr", p, StartAt::Earliest).await.unwrap();
+            let mut out = Vec::new();
+            while let Some(records) = consumer.poll().await.unwrap() {
+                out.extend(
+                    records
+                        .into_iter()
+                        .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap()),
+                );
+            }
+            out
+        }
+    };
+    for &(p, new, old) in &keep {
+        // The old replica goes (each partition's in turn): the new one leads.
+        if leader_of(&client, "nr", p).await != new {
+            c.kill(old as usize - 1);
+            wait_for_leader_other_than(&client, "nr", p, old).await;
+        }
+        assert_eq!(leader_of(&client, "nr", p).await, new);
+        let got = read(p).await;
+        let want: Vec<String> = match p {
+            0 => (0..5).map(|i| format!("p{i}")).collect(),
+            _ => Vec::new(),
+        };
+        assert_eq!(got, want, "partition {p} read committed from its new leader {new}");
+        if c.brokers.iter().any(Option::is_none) {
+            c.restart(old as usize - 1);
+            common::wait_for_broker_count(&client, 3).await;
+        }
+    }
+    b.abort().await.unwrap();
+    wait_until(Duration::from_secs(30), "partition 1 readable past B's abort", || {
+        let read = read(1);
+        async move { read.await.len() == 5 }
+    })
+    .await;
+    let got = read(1).await;
+    assert_eq!(
+        got,
+        (5..10).map(|i| format!("p{i}")).collect::<Vec<_>>(),
+        "B's records never shown"
+    );
+}
