@@ -566,7 +566,15 @@ async fn a_new_replica_knows_the_transactions_across_its_log_start() {
     let client = c.client();
     common::wait_for_broker_count(&client, 3).await;
     client.admin().create_topic("nr", 2, 2, Default::default()).await.unwrap();
-    wait_for_full_isr(&client, "nr", 2).await;
+    wait_until(Duration::from_secs(60), "nr's partitions led, two replicas in sync", || {
+        let client = client.clone();
+        async move {
+            let Ok(md) = client.admin().metadata(&["nr".to_string()]).await else { return false };
+            let ps = &md.topics[0].partitions;
+            ps.len() == 2 && ps.iter().all(|m| m.leader_id > 0 && m.isr.len() == 2)
+        }
+    })
+    .await;
     let txn = |id: &str| TransactionalProducer::init(client.clone(), TransactionalConfig::new(id));
     let (mut a, mut b) = (txn("nr-a").await.unwrap(), txn("nr-b").await.unwrap());
     let plain = Producer::new(client.clone(), Default::default());
@@ -609,27 +617,38 @@ async fn a_new_replica_knows_the_transactions_across_its_log_start() {
             md.topics[0].partitions.iter().find(|m| m.partition == p).unwrap().replicas.clone();
         let new = (1..=3).find(|b| !replicas.contains(b)).unwrap();
         let target = vec![new, replicas[0]];
-        let r = pb::Reassignment { topic: "nr".into(), partition: p, replicas: target.clone() };
+        let r = shale::proto::pb::Reassignment {
+            topic: "nr".into(),
+            partition: p,
+            replicas: target.clone(),
+        };
         admin.reassign_partitions(vec![r], false).await.unwrap();
         keep.push((p, new, replicas[0]));
     }
+    let in_sync = |p: u32, new: i32, old: i32| {
+        let client = client.clone();
+        async move {
+            let what = format!("nr/{p} on {new} and {old}, both in sync");
+            wait_until(Duration::from_secs(60), &what, || {
+                let client = client.clone();
+                async move {
+                    let Ok(md) = client.admin().metadata(&["nr".to_string()]).await else {
+                        return false;
+                    };
+                    let m =
+                        md.topics[0].partitions.iter().find(|m| m.partition == p).cloned().unwrap();
+                    let mut isr = m.isr.clone();
+                    isr.sort();
+                    let mut want = vec![new, old];
+                    want.sort();
+                    isr == want && m.replicas.len() == 2 && m.leader_id > 0
+                }
+            })
+            .await;
+        }
+    };
     for &(p, new, old) in &keep {
-        let what = format!("nr/{p} on {new} and {old}, both in sync");
-        wait_until(Duration::from_secs(60), &what, || {
-            let client = client.clone();
-            async move {
-                let Ok(md) = client.admin().metadata(&["nr".to_string()]).await else {
-                    return false;
-                };
-                let m = md.topics[0].partitions.iter().find(|m| m.partition == p).cloned().unwrap();
-                let mut isr = m.isr.clone();
-                isr.sort();
-                let mut want = vec![new, old];
-                want.sort();
-                isr == want && m.replicas.len() == 2
-            }
-        })
-        .await;
+        in_sync(p, new, old).await;
     }
     let read = |p: u32| {
         let client = client.clone();
@@ -654,6 +673,7 @@ async fn a_new_replica_knows_the_transactions_across_its_log_start() {
     };
     for &(p, new, old) in &keep {
         // The old replica goes (each partition's in turn): the new one leads.
+        in_sync(p, new, old).await;
         if leader_of(&client, "nr", p).await != new {
             c.kill(old as usize - 1);
             wait_for_leader_other_than(&client, "nr", p, old).await;
