@@ -301,6 +301,32 @@ impl Client {
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
+    /// Calls one RPC of the service `connect` opens at the current bootstrap broker,
+    /// retrying retriable failures on the next bootstrap broker (the admin calls any broker
+    /// answers or forwards: groups, transactions).
+    pub(crate) async fn call_bootstrap<S, Req, Resp, F, Fut>(
+        &self,
+        connect: fn(&Client) -> Result<S, Error>,
+        request: Req,
+        rpc: F,
+    ) -> Result<Resp, Error>
+    where
+        Req: Clone,
+        F: Fn(S, Req) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let rpc = &rpc;
+        self.retrying(|| {
+            let request = request.clone();
+            async move {
+                let broker = self.bootstrap();
+                let resp = rpc(connect(self)?, request).await;
+                Ok(resp.map_err(|s| locate(status_error(&s), broker, None, None))?.into_inner())
+            }
+        })
+        .await
+    }
+
     /// Runs a call to the bootstrap brokers again when it fails retriably, moving on to the
     /// next bootstrap broker each time, so one broker being down costs a retry, not an error.
     pub(crate) async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, Error>

@@ -3,7 +3,7 @@
 use shale_core::error::Error;
 use shale_proto::pb;
 
-use crate::{Client, locate, status_error};
+use crate::Client;
 
 /// Transaction administration.
 #[derive(Debug, Clone)]
@@ -24,18 +24,7 @@ impl TxnAdmin {
         F: Fn(pb::transactions_client::TransactionsClient<crate::Transport>, Req) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        let client = &self.client;
-        let rpc = &rpc;
-        client
-            .retrying(|| {
-                let request = request.clone();
-                async move {
-                    let broker = client.bootstrap();
-                    let resp = rpc(client.txn_rpc()?, request).await;
-                    Ok(resp.map_err(|s| locate(status_error(&s), broker, None, None))?.into_inner())
-                }
-            })
-            .await
+        self.client.call_bootstrap(Client::txn_rpc, request, rpc).await
     }
 
     /// The cluster's transactional ids that `filter` selects.

@@ -3,7 +3,7 @@
 use shale_core::error::Error;
 use shale_proto::pb;
 
-use crate::{Client, locate, status_error};
+use crate::Client;
 
 /// Group administration and offsets.
 #[derive(Debug, Clone)]
@@ -24,18 +24,7 @@ impl GroupAdmin {
         F: Fn(pb::groups_client::GroupsClient<crate::Transport>, Req) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        let client = &self.client;
-        let rpc = &rpc;
-        client
-            .retrying(|| {
-                let request = request.clone();
-                async move {
-                    let broker = client.bootstrap();
-                    let resp = rpc(client.groups_rpc()?, request).await;
-                    Ok(resp.map_err(|s| locate(status_error(&s), broker, None, None))?.into_inner())
-                }
-            })
-            .await
+        self.client.call_bootstrap(Client::groups_rpc, request, rpc).await
     }
 
     /// Committed offsets of `group` (of `topics`, or all).
