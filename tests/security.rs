@@ -66,6 +66,12 @@ rpcs!(
     DeleteGroup,
     ListGroups,
     DescribeGroup,
+    InitTransactions,
+    SendOffsets,
+    DescribeTransaction,
+    ListTransactions,
+    EndTransaction,
+    AbortTransaction,
     CreateAcls,
     DescribeAcls,
     DeleteAcls,
@@ -77,11 +83,13 @@ rpcs!(
     DeleteTopic,
 );
 
-/// One caller: a label, its client, and what it learned (its group membership).
+/// One caller: a label, its client, and what it learned (its group membership, its
+/// transactional producer id and epoch).
 struct Caller {
     label: &'static str,
     client: Client,
     member: Option<(String, i32)>,
+    txn: Option<(i64, i32)>,
 }
 
 /// How a call was refused: with a status from a broker, or at the connection (the TLS
@@ -123,6 +131,10 @@ async fn call(rpc: Rpc, c: &mut Caller, addr: &str, epoch: i32) -> Result<(), Re
     let mut groups = pb::groups_client::GroupsClient::with_interceptor(channel(), cl.credentials());
     let mut replica =
         pb::replica_client::ReplicaClient::with_interceptor(channel(), cl.credentials());
+    let mut txns =
+        pb::transactions_client::TransactionsClient::with_interceptor(channel(), cl.credentials());
+    let txn_id = format!("m-{}-x", c.label);
+    let (pid, pepoch) = c.txn.unwrap_or((42, 0));
     let record = || pb::ProduceRequest {
         topic: "m".into(),
         partition: 0,
@@ -223,6 +235,58 @@ async fn call(rpc: Rpc, c: &mut Caller, addr: &str, epoch: i32) -> Result<(), Re
             c.member = Some((joined.member_id, joined.member_epoch));
             Ok(())
         }
+        Rpc::InitTransactions => {
+            let req = pb::InitTransactionsRequest {
+                transactional_id: txn_id,
+                transaction_timeout_ms: 60_000,
+            };
+            let got = txns.init_transactions(req).await.map_err(code)?.into_inner();
+            c.txn = Some((got.producer_id, got.producer_epoch));
+            Ok(())
+        }
+        // Offsets of a group with no members: the transaction opens with them.
+        Rpc::SendOffsets => txns
+            .send_offsets(pb::SendOffsetsRequest {
+                transactional_id: txn_id,
+                producer_id: pid,
+                producer_epoch: pepoch,
+                group: empty_group.clone(),
+                offsets: vec![pb::OffsetCommit {
+                    topic: "m".into(),
+                    partition: 0,
+                    offset: 0,
+                    metadata: String::new(),
+                }],
+                ..Default::default()
+            })
+            .await
+            .map(drop)
+            .map_err(code),
+        Rpc::DescribeTransaction => txns
+            .describe_transaction(pb::DescribeTransactionRequest { transactional_id: txn_id })
+            .await
+            .map(drop)
+            .map_err(code),
+        Rpc::ListTransactions => {
+            let req = pb::ListTransactionsRequest::default();
+            txns.list_transactions(req).await.map(drop).map_err(code)
+        }
+        Rpc::EndTransaction => txns
+            .end_transaction(pb::EndTransactionRequest {
+                transactional_id: txn_id,
+                producer_id: pid,
+                producer_epoch: pepoch,
+                commit: true,
+            })
+            .await
+            .map(drop)
+            .map_err(code),
+        // Committed just before: past authorization, the coordinator has nothing to abort.
+        Rpc::AbortTransaction => txns
+            .abort_transaction(pb::AbortTransactionRequest { transactional_id: txn_id })
+            .await
+            .map(drop)
+            .map_err(code),
         Rpc::CommitOffsets => {
             let (member_id, member_epoch) = c.member.clone().unwrap_or_default();
             groups
@@ -387,11 +451,21 @@ fn expected(label: &str, rpc: Rpc) -> Result<(), Refused> {
         // The TLS handshake fails: no call reaches a service.
         "untrusted-cert" => Err(Refused::Connection),
         // Listing is filtered, not refused; WhoAmI is anyone's.
-        "no-acl" if matches!(rpc, Rpc::ListTopics | Rpc::ListGroups | Rpc::WhoAmI) => Ok(()),
+        "no-acl"
+            if matches!(
+                rpc,
+                Rpc::ListTopics | Rpc::ListGroups | Rpc::ListTransactions | Rpc::WhoAmI
+            ) =>
+        {
+            Ok(())
+        }
         "no-acl" => Err(Refused::Status(Code::PermissionDenied)),
         "with-acl" if replication => Err(Refused::Status(Code::PermissionDenied)),
         // Authorized, and answered by the coordinator: the id has no producer.
         "broker" if rpc == Rpc::AddPartitionToTxn => Err(Refused::Status(Code::FailedPrecondition)),
+        "with-acl" | "broker" if rpc == Rpc::AbortTransaction => {
+            Err(Refused::Status(Code::InvalidArgument))
+        }
         "with-acl" | "broker" => Ok(()),
         other => panic!("unknown caller {other}"),
     }
@@ -507,6 +581,7 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
             allow("User:alice", "topic", "prefixed", "m", "all"),
             allow("User:alice", "group", "prefixed", "m-", "all"),
             allow("User:alice", "cluster", "literal", "cluster", "all"),
+            allow("User:alice", "transactional_id", "prefixed", "m-", "all"),
             allow("User:bob", "topic", "literal", "m", "write"),
         ])
         .await
@@ -515,21 +590,28 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
     let addr = c.addr(leader as usize - 1);
 
     let mut callers = vec![
-        Caller { label: "none", client: client(None, None), member: None },
-        Caller { label: "untrusted-cert", client: client(Some(&rogue), None), member: None },
+        Caller { label: "none", client: client(None, None), member: None, txn: None },
+        Caller {
+            label: "untrusted-cert",
+            client: client(Some(&rogue), None),
+            member: None,
+            txn: None,
+        },
         Caller {
             label: "expired-token",
             client: client(None, Some(&jwt::token(&signer, "k1", ISSUER, "shale", "alice", -600))),
             member: None,
+            txn: None,
         },
         Caller {
             label: "wrong-audience",
             client: client(None, Some(&jwt::token(&signer, "k1", ISSUER, "kafka", "alice", 600))),
             member: None,
+            txn: None,
         },
-        Caller { label: "no-acl", client: client(None, Some(NOBODY)), member: None },
-        Caller { label: "with-acl", client: client(None, Some(ALICE)), member: None },
-        Caller { label: "broker", client: client(Some(&broker), None), member: None },
+        Caller { label: "no-acl", client: client(None, Some(NOBODY)), member: None, txn: None },
+        Caller { label: "with-acl", client: client(None, Some(ALICE)), member: None, txn: None },
+        Caller { label: "broker", client: client(Some(&broker), None), member: None, txn: None },
     ];
     let mut unexpected = Vec::new();
     let mut cells = 0;
@@ -550,7 +632,7 @@ async fn every_rpc_answers_each_credential_as_the_acls_say() {
         callers.len()
     );
     assert!(unexpected.is_empty(), "unexpected answers:\n{}", unexpected.join("\n"));
-    assert_eq!(cells, 203);
+    assert_eq!(cells, 245);
 
     // A client whose certificate the brokers do not trust is told so in one line.
     let e = client(Some(&rogue), None).admin().who_am_i().await.unwrap_err();

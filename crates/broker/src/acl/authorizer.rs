@@ -103,6 +103,11 @@ impl Authorizer {
         self.acls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Whether `principal` is a broker's (`auth.broker_principals`).
+    pub fn is_broker(&self, principal: &str) -> bool {
+        self.brokers.contains(principal)
+    }
+
     fn trusted(&self, who: &Identity) -> bool {
         !self.enabled || who.broker || self.super_users.contains(who.principal.as_str())
     }

@@ -45,7 +45,9 @@ impl Api {
             )
             .with("principal", caller.principal.to_string()));
         }
-        Ok(Identity { principal: Principal::parse(name)?, via: caller.via, broker: false })
+        // A broker's call forwarded by another broker is still a broker's.
+        let broker = self.broker.acl().is_broker(name);
+        Ok(Identity { principal: Principal::parse(name)?, via: caller.via, broker })
     }
 
     /// The broker that coordinates `group` (id, address), if any broker is live.
