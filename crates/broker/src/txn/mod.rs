@@ -2,8 +2,9 @@
 //! transactional id's coordinator decides.
 //!
 //! - `coordinator`: the coordinator of the ids a broker wins: decisions stored before
-//!   answers, markers written and transactions completed, timeouts, recovery after a
-//!   coordinator's death (`TxnHost`: what it needs of its broker).
+//!   answers, markers written and transactions completed (`TxnHost`: what it needs of its
+//!   broker); `coordinator/sweep`: what it decides on its own (recovery after a
+//!   coordinator's death, timeouts, an operator's abort) and the cluster-wide listing.
 //! - `offsets`: offsets committed inside a transaction, pending until it ends.
 //! - `state`: a transactional id's durable record and the pure rules that move it
 //!   (InitProducerId, adding partitions and offsets, EndTxn, timeouts, completion).
