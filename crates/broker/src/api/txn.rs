@@ -52,6 +52,12 @@ const STATES: [TxnState; 6] = [
 /// Kafka's state names that no record takes but a filter may name.
 const OTHER_KAFKA_STATES: [&str; 2] = ["Dead", "PrepareEpochFence"];
 
+/// `filter`'s state names that are no state Kafka knows.
+fn unknown_states(filter: &TxnFilter) -> Vec<String> {
+    let known = |s: &str| STATES.iter().any(|k| k.name() == s) || OTHER_KAFKA_STATES.contains(&s);
+    filter.states.iter().filter(|s| !known(s)).cloned().collect()
+}
+
 impl Api {
     /// The broker coordinating transactional id `id` (Describe on it).
     pub fn find_txn_coordinator(&self, who: &Identity, id: &str) -> Result<BrokerRecord, Error> {
@@ -249,8 +255,7 @@ impl Api {
         who: &Identity,
         filter: &TxnFilter,
     ) -> Result<Vec<(String, TxnRecord, Option<i32>)>, Error> {
-        let (_, unknown) = self.split_states(filter);
-        if let Some(s) = unknown.first() {
+        if let Some(s) = unknown_states(filter).first() {
             return Err(Error::invalid(format!(
                 "{s:?} is not a transaction state (one of {})",
                 STATES.map(|k| k.name()).join(", ")
@@ -267,13 +272,6 @@ impl Api {
     pub async fn abort_transaction(&self, who: &Identity, id: &str) -> Result<(), Error> {
         self.check_txn_write(who, "AbortTransaction", id)?;
         self.broker.txn()?.abort_by_operator(id).await
-    }
-
-    /// `filter`'s state names that are Kafka's, and those that are no state.
-    fn split_states(&self, filter: &TxnFilter) -> (Vec<String>, Vec<String>) {
-        let known =
-            |s: &str| STATES.iter().any(|k| k.name() == s) || OTHER_KAFKA_STATES.contains(&s);
-        filter.states.iter().cloned().partition(|s| known(s))
     }
 
     /// Whether `filter` selects the transaction of `id` and `who` may Describe it.
@@ -305,7 +303,7 @@ impl Api {
         who: &Identity,
         filter: &TxnFilter,
     ) -> Result<(Vec<(String, TxnRecord)>, Vec<String>), Error> {
-        let (_, unknown) = self.split_states(filter);
+        let unknown = unknown_states(filter);
         let now_ms = self.broker.clock().now_ms();
         let mut out = self.broker.txn()?.list().await?;
         out.retain(|(id, r)| self.selects(who, filter, id, r, now_ms));

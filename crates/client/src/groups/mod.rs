@@ -289,15 +289,6 @@ impl GroupConsumer {
         }
     }
 
-    /// The positions of the owned partitions (the next offset `poll` reads of each), as a
-    /// transactional producer's `send_offsets` takes them.
-    pub fn positions(&self) -> Vec<(String, u32, i64)> {
-        self.owned
-            .iter()
-            .filter_map(|tp| Some((tp.0.clone(), tp.1, *self.positions.get(tp)?)))
-            .collect()
-    }
-
     /// Commits the positions of the owned partitions (what `poll` returned).
     pub async fn commit(&mut self) -> Result<(), Error> {
         let owned: Vec<Tp> = self.owned.iter().cloned().collect();
@@ -515,8 +506,8 @@ impl GroupConsumer {
 
     async fn committed_offsets(&self, partitions: &[Tp]) -> Result<HashMap<Tp, i64>, Error> {
         let topics: BTreeSet<String> = partitions.iter().map(|(t, _)| t.clone()).collect();
-        let (admin, topics) =
-            (GroupAdmin::new(self.client.clone()), topics.into_iter().collect::<Vec<_>>());
+        let topics: Vec<String> = topics.into_iter().collect();
+        let admin = GroupAdmin::new(self.client.clone());
         let group = &self.config.group;
         // A read_committed consumer starts where the last transaction that committed its
         // group's offsets left them, once any such transaction has ended (KIP-447).

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Delivery, Producer, ProducerConfig, ProducerRecord};
-use crate::{Client, RetryPolicy, locate, status_error};
+use crate::{Client, RetryPolicy};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
@@ -145,10 +145,7 @@ impl TransactionalProducer {
             transaction_timeout_ms: timeout_ms,
         };
         let answer = producer
-            .txn_call("the transaction coordinator", |mut rpc| {
-                let request = request.clone();
-                async move { rpc.init_transactions(request).await }
-            })
+            .txn_call(request, |mut rpc, r| async move { rpc.init_transactions(r).await })
             .await?;
         session.lock().producer = Some((answer.producer_id, epoch(answer.producer_epoch)?));
         Ok(TransactionalProducer { producer, session, failed_before: 0 })
@@ -208,10 +205,7 @@ impl TransactionalProducer {
                 .collect(),
         };
         self.producer
-            .txn_call("the transaction coordinator", |mut rpc| {
-                let request = request.clone();
-                async move { rpc.send_offsets(request).await }
-            })
+            .txn_call(request, |mut rpc, r| async move { rpc.send_offsets(r).await })
             .await?;
         Ok(())
     }
@@ -261,10 +255,7 @@ impl TransactionalProducer {
             };
             let answer = self
                 .producer
-                .txn_call("the transaction coordinator", |mut rpc| {
-                    let request = request.clone();
-                    async move { rpc.end_transaction(request).await }
-                })
+                .txn_call(request, |mut rpc, r| async move { rpc.end_transaction(r).await })
                 .await?;
             let next = (answer.producer_id, epoch(answer.producer_epoch)?);
             self.producer.restart_sequences().await;
@@ -293,9 +284,10 @@ type TxnRpc = pb::transactions_client::TransactionsClient<crate::Transport>;
 impl Producer {
     /// A Transactions call, retried (at the next bootstrap broker each time) while it
     /// fails retriably, within `max_block`.
-    async fn txn_call<T, F, Fut>(&self, what: &str, call: F) -> Result<T, Error>
+    async fn txn_call<Req, T, F, Fut>(&self, request: Req, call: F) -> Result<T, Error>
     where
-        F: Fn(TxnRpc) -> Fut,
+        Req: Clone,
+        F: Fn(TxnRpc, Req) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let config = &self.inner.config;
@@ -305,15 +297,8 @@ impl Producer {
             total: config.max_block,
         };
         let client = &self.inner.client;
-        wait.retry(what, || {
-            client.retrying(|| async {
-                let broker = client.bootstrap();
-                let rpc = client.txn_rpc()?;
-                call(rpc)
-                    .await
-                    .map(tonic::Response::into_inner)
-                    .map_err(|s| locate(status_error(&s), broker, None, None))
-            })
+        wait.retry("the transaction coordinator", || {
+            client.call_bootstrap(Client::txn_rpc, request.clone(), &call)
         })
         .await
     }

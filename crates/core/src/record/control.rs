@@ -173,8 +173,12 @@ impl CommittedFilter {
                 self.ahead.pop();
             }
             if is_marker_header(header) {
-                let bytes = Bytes::copy_from_slice(batch);
-                if Marker::read(&bytes).is_ok_and(|m| m.kind == MarkerKind::Abort) {
+                // Only a producer inside an aborted transaction needs its marker read.
+                let aborting = self.aborting.contains(&header.producer_id);
+                if aborting
+                    && Marker::read(&Bytes::copy_from_slice(batch))
+                        .is_ok_and(|m| m.kind == MarkerKind::Abort)
+                {
                     self.aborting.remove(&header.producer_id);
                 }
             } else if header.attributes & ATTR_TRANSACTIONAL != 0
