@@ -16,6 +16,7 @@ use shale::client::{
     StartAt, TransactionalConfig, TransactionalProducer,
 };
 use shale::proto::pb;
+use shale::record::control::{Marker, MarkerKind};
 
 /// Every record of `topic`'s partitions from the start to the end `isolation` sees, as
 /// (partition, value), read with or without multiplexing.
@@ -353,6 +354,11 @@ async fn the_txn_commands_list_describe_and_abort_a_hung_transaction() {
 
 /// The control batches of `topic`-0 from the start, as stored (raw fetch): their offsets.
 async fn markers(client: &Client, topic: &str) -> Vec<i64> {
+    marker_kinds(client, topic).await.into_iter().map(|(offset, _)| offset).collect()
+}
+
+/// The transaction markers of `topic`-0 from the start, as stored: offset and kind.
+async fn marker_kinds(client: &Client, topic: &str) -> Vec<(i64, MarkerKind)> {
     let leader = client.leader(topic, 0).await.unwrap();
     let mut log = client.log_rpc(&leader).unwrap();
     let req = pb::FetchRequest { topic: topic.into(), stop_at_end: true, ..Default::default() };
@@ -360,9 +366,10 @@ async fn markers(client: &Client, topic: &str) -> Vec<i64> {
     let mut out = Vec::new();
     while let Some(msg) = stream.message().await.unwrap() {
         for frame in shale::record::BatchFrames::new(&msg.batches, usize::MAX) {
-            let (h, _) = frame.unwrap();
+            let (h, range) = frame.unwrap();
             if h.is_control() {
-                out.push(h.base_offset);
+                let marker = Marker::read(&msg.batches.slice(range)).unwrap();
+                out.push((h.base_offset, marker.kind));
             }
         }
     }
@@ -370,10 +377,10 @@ async fn markers(client: &Client, topic: &str) -> Vec<i64> {
 }
 
 /// On a compacted topic with `delete.retention.ms=0`, the cleaner removes the commit
-/// markers of transactions whose records were all overwritten, and keeps the abort
-/// markers and those of transactions with records left; after a restart (the producer
-/// state rebuilt from the cleaned log) the last stable offset is the high watermark and a
-/// read_committed reader gets each key's latest committed value.
+/// markers of transactions whose records were all overwritten, and keeps those of
+/// transactions with records left; after a restart (the producer state rebuilt from the
+/// cleaned log) the last stable offset is the high watermark and a read_committed reader
+/// gets each key's latest committed value.
 #[tokio::test]
 async fn the_cleaner_removes_commit_markers_whose_transaction_left_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -425,7 +432,7 @@ async fn the_cleaner_removes_commit_markers_whose_transaction_left_nothing() {
     let server = common::start(settings()).await;
     let client = common::client(&server);
     let left = markers(&client, "ct").await;
-    assert!(left.len() >= 6, "the 6 abort markers stay: {left:?}");
+    assert!(left.len() >= 5, "the markers of 0, 56, 57, 58 and the last (59) stay: {left:?}");
     let offsets = |spec| {
         let client = client.clone();
         async move {
@@ -443,4 +450,93 @@ async fn the_cleaner_removes_commit_markers_whose_transaction_left_nothing() {
     assert_eq!(latest.len(), 3, "each key's latest committed value: {got:?}");
     assert!(got.contains(&"solo=0".to_string()), "{got:?}");
     assert!(!got.iter().any(|v| v.ends_with("=59") || v.ends_with("=49")), "aborted: {got:?}");
+}
+
+/// On a compacted topic with `delete.retention.ms=0`, the cleaner removes the abort
+/// markers too, once their transactions' records are gone, and the partition forgets those
+/// transactions first, in memory and in its producer snapshots: one producer's committed
+/// records after each removed abort stay visible to read_committed readers, before and
+/// after a restart that loads the snapshots (a reader told of an aborted transaction skips
+/// its producer's batches until an abort marker, so a transaction remembered without its
+/// marker would hide every later commit).
+#[tokio::test]
+async fn the_cleaner_removes_abort_markers_and_forgets_their_transactions_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || {
+        let mut s = common::settings(dir.path());
+        s.log.cleaner_backoff_ms = 50;
+        s
+    };
+    let server = common::start(settings()).await;
+    let client = common::client(&server);
+    let configs = common::configs(&[
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "2048"),
+        ("segment.ms", "200"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "0"),
+    ]);
+    client.admin().create_topic("ca", 1, 0, configs).await.unwrap();
+    let mut producer = transactional(&client, "ca-app").await;
+    let mut committed = Vec::new();
+    let mut txn = |i: usize, abort: bool| {
+        let value = format!("{}{i}", if abort { "a" } else { "c" });
+        if !abort {
+            committed.push(value.clone());
+        }
+        (record("ca", value.clone()).key(value).partition(0), abort)
+    };
+    let mut written = Vec::new();
+    for i in 0..40 {
+        written.push(txn(i, i % 4 == 3));
+    }
+    let aborts =
+        |m: &[(i64, MarkerKind)]| m.iter().filter(|(_, k)| *k == MarkerKind::Abort).count();
+    // Each round commits one more transaction (the log grows dirty and rolls, so the
+    // cleaner cleans again) until no abort marker is left.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut i = 40;
+    loop {
+        for (rec, abort) in written.drain(..) {
+            producer.begin().unwrap();
+            producer.send(rec).await.unwrap().await.unwrap();
+            match abort {
+                true => producer.abort().await.unwrap(),
+                false => producer.commit().await.unwrap(),
+            }
+        }
+        let left = marker_kinds(&client, "ca").await;
+        if aborts(&left) == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 60 s for the cleaner to remove the 10 abort markers: {} left",
+            aborts(&left)
+        );
+        written.push(txn(i, false));
+        i += 1;
+    }
+    let expected = {
+        let mut c = committed.clone();
+        c.sort();
+        c
+    };
+    for multiplex in [true, false] {
+        let got = read(&client, "ca", Isolation::ReadCommitted, multiplex).await;
+        assert_eq!(got, expected, "every committed record, no aborted one");
+    }
+    drop(client);
+    server.shutdown().await.unwrap();
+    let snapshots = common::walkdir(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "snapshot"))
+        .count();
+    assert!(snapshots > 0, "the restart loads a producer snapshot");
+    let server = common::start(settings()).await;
+    let client = common::client(&server);
+    let got = read(&client, "ca", Isolation::ReadCommitted, true).await;
+    assert_eq!(got, expected, "after the restart: every committed record, no aborted one");
+    assert_eq!(read_decoded(&client, "ca", 0, 1).await.len(), expected.len());
+    drop(server);
 }

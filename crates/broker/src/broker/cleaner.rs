@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::{Broker, Partition};
 use shale_core::clock::monotonic_now;
 use shale_core::rate::TokenBucket;
-use shale_storage::clean::OffsetMap;
+use shale_storage::clean::{CleanHooks, OffsetMap};
 
 /// What the workers share.
 struct Shared {
@@ -102,10 +102,10 @@ async fn look(b: &Arc<Broker>, shared: &Arc<Shared>, map: &mut Option<OffsetMap>
     // and I/O for seconds, which produce and fetch must not wait behind.
     let (tx, rx) = tokio::sync::oneshot::channel();
     let nice = shared.nice;
+    let partition = p.clone();
     let spawned = std::thread::Builder::new().name("shale-cleaner".into()).spawn(move || {
         shale_core::task::lower_thread_priority(nice, "log cleaner");
-        let mut pace = |bytes: u64| io.pace(bytes);
-        let result = log.clean(&req, &mut m, &mut pace);
+        let result = log.clean(&req, &mut m, &mut Hooks { io, partition });
         let _ = tx.send((m, result));
     });
     let done = match spawned {
@@ -129,6 +129,7 @@ async fn look(b: &Arc<Broker>, shared: &Arc<Shared>, map: &mut Option<OffsetMap>
                 segments_after = stats.segments_after,
                 swapped = stats.swapped,
                 bytes_read = stats.bytes_read,
+                markers_removed = stats.markers_removed,
                 millis = stats.millis,
                 "cleaned a compacted log"
             );
@@ -151,6 +152,23 @@ async fn look(b: &Arc<Broker>, shared: &Arc<Shared>, map: &mut Option<OffsetMap>
                 "a clean did not finish");
             false
         }
+    }
+}
+
+/// What a clean calls back: the I/O budget, and the partition's index of aborted
+/// transactions.
+struct Hooks {
+    io: Arc<Shared>,
+    partition: Arc<Partition>,
+}
+
+impl CleanHooks for Hooks {
+    fn pace(&mut self, bytes: u64) {
+        self.io.pace(bytes)
+    }
+
+    fn forget_aborted(&mut self, offsets: &[i64]) -> Result<(), String> {
+        self.partition.forget_aborted(offsets)
     }
 }
 

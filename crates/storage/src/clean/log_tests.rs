@@ -182,11 +182,12 @@ fn a_compacted_log_keeps_every_keys_latest_through_cleans_and_power_cuts() {
                 config: config.clone(),
                 last_batches: Default::default(),
                 aborted: Default::default(),
+                abort_markers: false,
             };
             if cleans == cut_at {
                 let steps = rng.random_range(0..40);
                 disk.freeze_after(steps);
-                let _ = log.clean(&req, &mut map, &mut |_| {});
+                let _ = log.clean(&req, &mut map, &mut |_: u64| {});
                 cut_during_clean += u32::from(disk.is_frozen());
                 let kept_from = log.log_end_offset();
                 drop(log);
@@ -198,7 +199,8 @@ fn a_compacted_log_keeps_every_keys_latest_through_cleans_and_power_cuts() {
                 let got = read_back(&log);
                 check(seed, &got, &model, tombstones_go, kept_from, "after a cut in a clean");
                 // The log cleans again after the cut, to the same guarantee.
-                let stats = log.clean(&req, &mut map, &mut |_| {}).expect("clean after the cut");
+                let stats =
+                    log.clean(&req, &mut map, &mut |_: u64| {}).expect("clean after the cut");
                 if let Some(stats) = stats {
                     let got = read_back(&log);
                     check(seed, &got, &model, tombstones_go, stats.to, "cleaned after a cut");
@@ -208,7 +210,7 @@ fn a_compacted_log_keeps_every_keys_latest_through_cleans_and_power_cuts() {
                 break;
             }
             cleans += 1;
-            if let Some(stats) = log.clean(&req, &mut map, &mut |_| {}).expect("clean") {
+            if let Some(stats) = log.clean(&req, &mut map, &mut |_: u64| {}).expect("clean") {
                 assert!(stats.swapped, "seed {seed}: nothing changed the log meanwhile");
                 let got = read_back(&log);
                 check(seed, &got, &model, tombstones_go, stats.to, "after a clean");
@@ -237,7 +239,7 @@ fn cleaned_log(
         append(rt, &log, &[(key, Some(i))]);
     }
     let req = CleanRequest::always(log.log_end_offset(), T0);
-    let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+    let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_: u64| {});
     let stats = stats.expect("clean").expect("a clean was due");
     assert!(stats.swapped && stats.bytes_after < stats.bytes_before, "{stats:?}");
     let got = read_back(&log);
@@ -381,7 +383,7 @@ fn reads_during_swaps_see_whole_segments() {
             write((100, Some(round)));
         }
         let req = CleanRequest::always(log.log_end_offset(), T0);
-        if let Some(stats) = log.clean(&req, &mut map, &mut |_| {}).expect("clean") {
+        if let Some(stats) = log.clean(&req, &mut map, &mut |_: u64| {}).expect("clean") {
             swaps += u32::from(stats.swapped);
         }
     }
@@ -406,13 +408,107 @@ fn a_clean_that_fails_leaves_nothing_behind() {
     let req = CleanRequest::always(log.log_end_offset(), T0);
     let dir = Path::new(DATA).join("t-0");
     disk.fail_writes_under(Some(&dir));
-    let failed = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+    let failed = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_: u64| {});
     assert!(failed.is_err(), "the clean's writes were refused: {failed:?}");
     disk.fail_writes_under(None);
     let names = disk.read_dir(&dir).expect("list");
     assert!(names.iter().all(|n| !n.contains(".cleaned")), "left behind: {names:?}");
     assert_eq!(read_back(&log), before);
-    let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+    let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_: u64| {});
     assert!(stats.expect("clean").expect("due").swapped);
     assert!(read_back(&log).len() < before.len());
+}
+
+/// Hooks that note the abort markers a clean reports, and refuse them when told to.
+struct Forgets {
+    told: Vec<Vec<i64>>,
+    refuse: bool,
+}
+
+impl super::CleanHooks for Forgets {
+    fn pace(&mut self, _: u64) {}
+
+    fn forget_aborted(&mut self, offsets: &[i64]) -> Result<(), String> {
+        self.told.push(offsets.to_vec());
+        match self.refuse {
+            true => Err("refused".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+/// The base offsets of the log's control batches, as stored.
+fn control_batches(log: &PartitionLog) -> Vec<i64> {
+    let (mut offset, mut out) = (log.log_start_offset(), Vec::new());
+    while offset < log.log_end_offset() {
+        let chunk = log.read(offset, 1 << 16, i64::MAX).expect("read");
+        for frame in shale_core::record::BatchFrames::new(&chunk.bytes, usize::MAX) {
+            let (header, _) = frame.expect("frame");
+            if header.is_control() {
+                out.push(header.base_offset);
+            }
+        }
+        offset = chunk.next_offset;
+    }
+    out
+}
+
+/// An abort marker goes in a clean after the one that removed its transaction's records,
+/// and only once the caller forgot the transaction (told before the swap): a caller that
+/// cannot forget it stops the clean, and the marker stays.
+#[test]
+fn an_abort_marker_goes_only_once_its_transaction_is_forgotten() {
+    use shale_core::record::control::{AbortedSet, AbortedTxn, Marker, MarkerKind};
+    let rt = runtime();
+    let disk = SimDisk::new(SimOptions::default());
+    let resources = journaled(&disk).expect("journal");
+    let log = open(&resources, 600);
+    let mut txn = BatchBuilder::new(Compression::None).with_producer(9, 0, 0).transactional();
+    txn.push(Record {
+        key: Some(Bytes::from_static(&[0, 1])),
+        value: Some(Bytes::from_static(&[0, 0, 0, 9])),
+        headers: vec![],
+        timestamp_ms: T0,
+    });
+    log.append(&mut txn.build().to_vec(), 0).expect("append");
+    let mut marker =
+        Marker { kind: MarkerKind::Abort, coordinator_epoch: 0 }.batch(9, 0, T0).to_vec();
+    log.append(&mut marker, 0).expect("append");
+    let fill = |from: u32| {
+        for i in from..from + 40 {
+            append(&rt, &log, &[((i % 3) as u16 + 2, Some(i))]);
+        }
+    };
+    fill(0);
+    let aborted = AbortedSet::new([AbortedTxn { producer_id: 9, first_offset: 0, last_offset: 1 }]);
+    let config = CompactionConfig {
+        min_cleanable_dirty_ratio: 0.0,
+        delete_retention_ms: 0,
+        ..Default::default()
+    };
+    let req = |now| CleanRequest {
+        upper_bound: log.log_end_offset(),
+        now_ms: now,
+        config: config.clone(),
+        last_batches: Default::default(),
+        aborted: aborted.clone(),
+        abort_markers: true,
+    };
+    let mut map = OffsetMap::with_memory(1 << 20);
+    let mut hooks = Forgets { told: vec![], refuse: false };
+    log.clean(&req(T0), &mut map, &mut hooks).expect("clean").expect("due");
+    assert_eq!(control_batches(&log), [1], "the first clean keeps the marker");
+    assert!(hooks.told.is_empty(), "{:?}", hooks.told);
+    assert!(read_back(&log).iter().all(|(o, _)| *o != 0), "the aborted record went");
+    fill(40);
+    hooks.refuse = true;
+    let refused = log.clean(&req(T0 + 1), &mut map, &mut hooks);
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(hooks.told, [vec![1]]);
+    assert_eq!(control_batches(&log), [1], "not forgotten: the marker stays");
+    hooks.refuse = false;
+    let stats = log.clean(&req(T0 + 2), &mut map, &mut hooks).expect("clean").expect("due");
+    assert!(stats.swapped && stats.markers_removed == 1, "{stats:?}");
+    assert_eq!(hooks.told, [vec![1], vec![1]]);
+    assert!(control_batches(&log).is_empty(), "forgotten, then removed");
 }

@@ -26,5 +26,5 @@ mod section;
 mod swap_tests;
 
 pub use offset_map::OffsetMap;
-pub use pass::{CleanRequest, CleanStats, CompactionConfig, DirtyState};
+pub use pass::{CleanHooks, CleanRequest, CleanStats, CompactionConfig, DirtyState};
 pub(crate) use section::{Cleaned, Markers, Rules, clean_batch, map_batch};

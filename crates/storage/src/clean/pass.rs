@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use super::offset_map::OffsetMap;
 use super::rewrite::{Layout, Source, write_cleaned};
-use super::section::{Rules, map_batch};
+use super::section::{Markers, Rules, map_batch};
 use crate::log::cleaned::{CleanView, Swap};
 use crate::log::scan::{Scanned, Scanner, read_full_at};
 use crate::log::segment::{LOG_SUFFIX, segment_path};
@@ -71,6 +71,40 @@ pub struct CleanRequest {
     /// nothing. (`upper_bound` must be at most the last stable offset, so every
     /// transaction below it is decided.)
     pub aborted: AbortedSet,
+    /// Whether abort markers may be removed, as commit markers are, once their
+    /// transaction's records are gone and their horizon has passed: the clean then tells
+    /// [`CleanHooks::forget_aborted`] which before its swap. False where another copy of the
+    /// log's records is read with this log's list of aborted transactions (a tiered
+    /// topic's bucket).
+    pub abort_markers: bool,
+}
+
+/// What a clean calls its caller back with.
+pub trait CleanHooks {
+    /// `bytes` of a batch were read: the cleaner's I/O budget waits here.
+    fn pace(&mut self, bytes: u64);
+
+    /// The clean removes the abort markers at `offsets` (ascending), whose transactions
+    /// have no record left in the log: called before the swap, for the caller to forget
+    /// those transactions from its index of aborted ones, durably. A reader told of an
+    /// aborted transaction skips its producer's batches until the abort marker, so an
+    /// index that outlived its marker would hide that producer's later, committed
+    /// records; one that lost an entry whose marker stays hides nothing (no record of the
+    /// transaction is left). An error stops the clean before the swap.
+    fn forget_aborted(&mut self, offsets: &[i64]) -> Result<(), String>;
+}
+
+/// Hooks that only pace (tests, and cleans that remove no abort marker).
+impl<F: FnMut(u64)> CleanHooks for F {
+    fn pace(&mut self, bytes: u64) {
+        self(bytes)
+    }
+
+    fn forget_aborted(&mut self, offsets: &[i64]) -> Result<(), String> {
+        Err(format!(
+            "abort markers at offsets {offsets:?} would be removed with no index to forget them from"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +119,7 @@ impl CleanRequest {
             config,
             last_batches: Default::default(),
             aborted: Default::default(),
+            abort_markers: false,
         }
     }
 }
@@ -122,6 +157,8 @@ pub struct CleanStats {
     pub segments_after: usize,
     /// Whether the swap happened (false: the log changed under the clean, which is undone).
     pub swapped: bool,
+    /// Transaction markers removed (their transactions left no record).
+    pub markers_removed: u64,
     /// Milliseconds the clean took, map, rewrite and swap (paced reads included).
     pub millis: u64,
 }
@@ -168,21 +205,22 @@ impl PartitionLog {
     }
 
     /// Cleans the log if a clean is due under `req`: `None` when none is, or nothing below
-    /// the bound is dirty. `map` is the cleaner's offset map (cleared here), `pace` is
-    /// called with the bytes of each batch read (the I/O budget waits there). A blocking
-    /// call; one clean of a log at a time.
+    /// the bound is dirty. `map` is the cleaner's offset map (cleared here), `hooks` are
+    /// called with the bytes of each batch read (the I/O budget waits there) and with the
+    /// abort markers removed, before the swap. A blocking call; one clean of a log at a
+    /// time.
     pub fn clean(
         &self,
         req: &CleanRequest,
         map: &mut OffsetMap,
-        pace: &mut dyn FnMut(u64),
+        hooks: &mut dyn CleanHooks,
     ) -> Result<Option<CleanStats>, LogError> {
         let started = shale_core::clock::monotonic_now();
         let view = self.clean_view()?;
         if !dirty_state(&view, req).due {
             return Ok(None);
         }
-        let mut stats = match self.clean_now(&view, req, map, pace) {
+        let mut stats = match self.clean_now(&view, req, map, hooks) {
             Ok(stats) => stats,
             Err(e) => {
                 // Whatever the clean wrote goes (one clean of a log at a time: every
@@ -213,8 +251,9 @@ impl PartitionLog {
         view: &CleanView,
         req: &CleanRequest,
         map: &mut OffsetMap,
-        pace: &mut dyn FnMut(u64),
+        hooks: &mut dyn CleanHooks,
     ) -> Result<CleanStats, LogError> {
+        let mut pace = |bytes: u64| hooks.pace(bytes);
         let disk = self.disk();
         let first_dirty = view.marks.first_dirty();
         let segments: Vec<Source> = cleanable(view, req).iter().map(|(s, _)| *s).collect();
@@ -222,7 +261,8 @@ impl PartitionLog {
         let mut stats = CleanStats::default();
         let mut point = first_dirty;
         for s in segments.iter().filter(|s| s.next_offset > first_dirty) {
-            let (end, read) = map_segment(disk, view, (s, first_dirty), map, &req.aborted, pace)?;
+            let (end, read) =
+                map_segment(disk, view, (s, first_dirty), map, &req.aborted, &mut pace)?;
             stats.bytes_read += read;
             point = end;
             if end < s.next_offset {
@@ -249,6 +289,7 @@ impl PartitionLog {
                 .min(point),
             last_batches: req.last_batches.clone(),
             aborted: req.aborted.clone(),
+            abort_markers: req.abort_markers,
         };
         let layout =
             Layout { segment_bytes: view.segment_bytes, index_interval: view.index_interval };
@@ -257,8 +298,24 @@ impl PartitionLog {
             read += n;
             pace(n)
         };
-        let cleaned = write_cleaned(disk, &view.dir, &sources, map, &rules, &layout, &mut counted)?;
+        let mut markers = Markers::removing();
+        let cleaned = write_cleaned(
+            disk,
+            &view.dir,
+            &sources,
+            map,
+            (&rules, &mut markers),
+            &layout,
+            &mut counted,
+        )?;
         stats.bytes_read += read;
+        stats.markers_removed = markers.removed;
+        if !markers.aborts.is_empty() {
+            hooks.forget_aborted(&markers.aborts).map_err(|reason| {
+                let why = format!("the clean cannot forget the aborted transactions whose markers it removes: {reason}");
+                LogError::io(&view.dir, std::io::Error::other(why))
+            })?;
+        }
         stats.from = sources.first().map_or(point, |s| s.base);
         stats.to = sources.last().map_or(point, |s| s.next_offset);
         stats.point = point;

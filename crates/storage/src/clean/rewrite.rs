@@ -42,21 +42,21 @@ pub(crate) struct Layout {
 
 /// Cleans `sources` (consecutive sealed segments of the log in `dir`, in offset order)
 /// against `map` under `rules`, into cleaned segments beside them, durable when this
-/// returns; `pace` is called with the bytes of each batch read (the cleaner's I/O budget
-/// waits there).
+/// returns; `markers` follows the transactions (and lists the abort markers removed);
+/// `pace` is called with the bytes of each batch read (the cleaner's I/O budget waits
+/// there).
 pub(crate) fn write_cleaned(
     disk: &dyn Disk,
     dir: &Path,
     sources: &[Source],
     map: &OffsetMap,
-    rules: &Rules,
+    (rules, markers): (&Rules, &mut Markers),
     layout: &Layout,
     pace: &mut dyn FnMut(u64),
 ) -> Result<Vec<Written>, LogError> {
     let mut written = Vec::new();
-    let mut markers = Markers::removing();
     for group in groups(sources, layout.segment_bytes) {
-        let rules = (rules, &mut markers);
+        let rules = (rules, &mut *markers);
         written.push(write_group(disk, dir, group, map, rules, layout, pace)?);
     }
     Ok(written)
@@ -222,9 +222,16 @@ pub(crate) mod tests {
             .unwrap();
         let rules = Rules::default();
         let layout = Layout { segment_bytes: 2 * sources[0].size, index_interval: 200 };
-        let written =
-            write_cleaned(&disk, Path::new(DIR), &sources, &map, &rules, &layout, &mut |_| {})
-                .unwrap();
+        let written = write_cleaned(
+            &disk,
+            Path::new(DIR),
+            &sources,
+            &map,
+            (&rules, &mut Markers::removing()),
+            &layout,
+            &mut |_| {},
+        )
+        .unwrap();
         disk.crash();
 
         // Groups of two sources: 0-1, 2-3, 4.

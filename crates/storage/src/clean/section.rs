@@ -14,10 +14,15 @@
 //! transactions are removed and map no key, so an aborted value never hides a committed
 //! one. A commit marker is removed, as Kafka's cleaner removes it, once none of its
 //! transaction's records is left, `delete.retention.ms` has passed since the clean that
-//! first covered it (the tombstones' horizon), and it is not its producer's last batch;
-//! other control batches stay whole. (Abort markers stay: the partition's index of aborted
-//! transactions, kept in producer snapshots, names them, and a reader told of an aborted
-//! transaction skips its producer's batches until the abort marker.)
+//! first covered it (the tombstones' horizon), and it is not its producer's last batch.
+//! An abort marker goes by the same rules when the caller allows it (`Rules::abort_markers`)
+//! and, as in Kafka's cleaner, only once a clean found none of its transaction's batches
+//! left: the clean that removes an aborted transaction's records keeps its marker, the next
+//! one may remove it. The caller's index of aborted transactions names the marker, and a
+//! reader told of an aborted transaction skips its producer's batches until the abort
+//! marker, so the caller forgets the transaction before the swap
+//! ([`CleanHooks::forget_aborted`](super::CleanHooks::forget_aborted)): with its records
+//! already gone, the index entry hides nothing. Other control batches stay whole.
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,19 +42,25 @@ pub(crate) struct Rules {
     pub(crate) last_batches: HashSet<i64>,
     /// Aborted transactions: their batches are removed, as Kafka's cleaner discards them.
     pub(crate) aborted: AbortedSet,
+    /// Whether abort markers may be removed too (see the module's notes).
+    pub(crate) abort_markers: bool,
 }
 
 /// What a clean saw of transactions, batch by batch in offset order from the log start: per
-/// producer, whether its current transaction (since its last marker) kept a batch, which
-/// tells whether the marker that ends it may go.
+/// producer, whether its current transaction (since its last marker) had a batch in the log
+/// as the clean found it and whether it kept one, which tells whether the marker that ends
+/// it may go.
 #[derive(Debug, Default)]
 pub(crate) struct Markers {
     kept: HashMap<i64, bool>,
-    /// Commit markers may be removed (the local cleaner). The remote compactor keeps
-    /// them: it does not see a transaction's batches that are only local.
+    seen: HashSet<i64>,
+    /// Markers may be removed (the local cleaner). The remote compactor keeps them: it does
+    /// not see a transaction's batches that are only local.
     removes: bool,
-    /// Commit markers removed.
+    /// Markers removed.
     pub(crate) removed: u64,
+    /// The offsets of the abort markers removed, ascending.
+    pub(crate) aborts: Vec<i64>,
 }
 
 impl Markers {
@@ -63,21 +74,34 @@ impl Markers {
         Markers::default()
     }
 
-    /// A transactional data batch of `producer` was kept (whole, in part or empty) or not.
+    /// A transactional data batch of `producer` was there, and was kept (whole, in part or
+    /// empty) or not.
     fn data(&mut self, producer: i64, kept: bool) {
         *self.kept.entry(producer).or_default() |= kept;
+        self.seen.insert(producer);
     }
 
-    /// Whether the control batch `batch` (of `header`) is removed under `rules`.
+    /// Whether the control batch `batch` (of `header`) is removed under `rules`: a commit
+    /// marker whose transaction kept no batch, an abort marker whose transaction had none
+    /// left when the clean began, past the horizon, not its producer's last batch.
     fn removes_marker(&mut self, header: &BatchHeader, batch: &[u8], rules: &Rules) -> bool {
         let kept = self.kept.remove(&header.producer_id).unwrap_or(false);
-        let removed = self.removes
-            && !kept
-            && is_marker_header(header)
-            && header.base_offset < rules.tombstones_below
-            && !rules.last_batches.contains(&header.base_offset)
-            && Marker::read(&bytes::Bytes::copy_from_slice(batch))
-                .is_ok_and(|m| m.kind == MarkerKind::Commit);
+        let seen = self.seen.remove(&header.producer_id);
+        if !self.removes
+            || !is_marker_header(header)
+            || header.base_offset >= rules.tombstones_below
+            || rules.last_batches.contains(&header.base_offset)
+        {
+            return false;
+        }
+        let removed = match Marker::read(&bytes::Bytes::copy_from_slice(batch)).map(|m| m.kind) {
+            Ok(MarkerKind::Commit) => !kept,
+            Ok(MarkerKind::Abort) if rules.abort_markers && !seen => {
+                self.aborts.push(header.base_offset);
+                true
+            }
+            _ => false,
+        };
         self.removed += u64::from(removed);
         removed
     }
@@ -241,6 +265,16 @@ mod tests {
         memory: usize,
         rules: &Rules,
     ) -> Vec<Vec<u8>> {
+        clean_reporting(log, (dirty, point), memory, rules).0
+    }
+
+    /// [`clean`], with the offsets of the abort markers it removed.
+    fn clean_reporting(
+        log: &[Vec<u8>],
+        (dirty, point): (usize, usize),
+        memory: usize,
+        rules: &Rules,
+    ) -> (Vec<Vec<u8>>, Vec<i64>) {
         let end = log
             .get(point)
             .map_or_else(|| header(log.last().unwrap()).next_offset(), |b| header(b).base_offset);
@@ -261,7 +295,7 @@ mod tests {
                 Cleaned::Gone => {}
             }
         }
-        out
+        (out, markers.aborts)
     }
 
     fn last_batches(log: &[Vec<u8>]) -> HashSet<i64> {
@@ -480,8 +514,12 @@ mod tests {
             first_offset: 4,
             last_offset: 5,
         }]);
-        let rules =
-            Rules { tombstones_below: 12, last_batches: [5, 15].into(), aborted: aborted.clone() };
+        let rules = Rules {
+            tombstones_below: 12,
+            last_batches: [5, 15].into(),
+            aborted: aborted.clone(),
+            abort_markers: false,
+        };
         let control = |log: &[Vec<u8>]| -> Vec<i64> {
             log.iter()
                 .map(|b| header(b))
@@ -499,5 +537,67 @@ mod tests {
         // Before the horizon passed: every marker stays.
         let early = Rules { tombstones_below: 0, ..rules };
         assert_eq!(control(&clean(&log, 0, log.len(), 1 << 20, &early)).len(), 8);
+    }
+
+    /// An abort marker goes, when the caller allows it, in the clean after the one that
+    /// removed its transaction's records (that clean reports it, for the caller's index),
+    /// past the horizon and unless it is its producer's last batch.
+    #[test]
+    fn an_abort_marker_goes_in_the_clean_after_the_one_that_removed_its_records() {
+        use shale_core::record::control::{AbortedTxn, Marker, MarkerKind};
+        let mut log = Vec::new();
+        let mut next = 0i64;
+        let mut push_txn = |log: &mut Vec<Vec<u8>>, pid: i64, key: u8, end: MarkerKind| {
+            let mut txn =
+                BatchBuilder::new(Compression::None).with_producer(pid, 0, 0).transactional();
+            txn.push(Record {
+                key: Some(Bytes::from(vec![key])),
+                value: Some(Bytes::from(vec![next as u8])),
+                headers: vec![],
+                timestamp_ms: 1_000,
+            });
+            let mut txn = txn.build().to_vec();
+            stamp(&mut txn, next, 0);
+            let mut marker =
+                Marker { kind: end, coordinator_epoch: 0 }.batch(pid, 0, 1_000).to_vec();
+            stamp(&mut marker, next + 1, 0);
+            log.extend([txn, marker]);
+            next += 2;
+        };
+        // Producer 9 aborts at 0-1 and 4-5 (its last batch, 5, stays); producer 7
+        // commits key 1 at 2-3 and again at 6-7 (the first commit's marker may go).
+        push_txn(&mut log, 9, 3, MarkerKind::Abort);
+        push_txn(&mut log, 7, 1, MarkerKind::Commit);
+        push_txn(&mut log, 9, 4, MarkerKind::Abort);
+        push_txn(&mut log, 7, 1, MarkerKind::Commit);
+        let txn =
+            |first, last| AbortedTxn { producer_id: 9, first_offset: first, last_offset: last };
+        let rules = Rules {
+            tombstones_below: 8,
+            last_batches: [5, 7].into(),
+            aborted: AbortedSet::new([txn(0, 1), txn(4, 5)]),
+            abort_markers: true,
+        };
+        let control = |log: &[Vec<u8>]| -> Vec<i64> {
+            log.iter()
+                .map(|b| header(b))
+                .filter(|h| h.is_control())
+                .map(|h| h.base_offset)
+                .collect()
+        };
+        let (first, aborts) = clean_reporting(&log, (0, log.len()), 1 << 20, &rules);
+        assert_eq!(control(&first), [1, 5, 7], "the records went, their abort markers stay");
+        assert!(aborts.is_empty(), "{aborts:?}");
+        assert_eq!(records(&first).len(), 1, "key 1's latest committed record alone");
+        let (second, aborts) = clean_reporting(&first, (0, first.len()), 1 << 20, &rules);
+        assert_eq!(control(&second), [5, 7], "the marker at 1 went, its producer's last stays");
+        assert_eq!(aborts, [1], "and is reported");
+        let (third, aborts) = clean_reporting(&second, (0, second.len()), 1 << 20, &rules);
+        assert_eq!((third, aborts), (second, vec![]), "a third clean changes nothing");
+        // Not allowed, or before the horizon: it stays.
+        let kept = Rules { abort_markers: false, ..rules.clone() };
+        assert_eq!(control(&clean(&first, 0, first.len(), 1 << 20, &kept)), [1, 5, 7]);
+        let early = Rules { tombstones_below: 1, ..rules };
+        assert_eq!(control(&clean(&first, 0, first.len(), 1 << 20, &early)), [1, 5, 7]);
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::clean::offset_map::OffsetMap;
 use crate::clean::rewrite::tests::{DIR, read, sources};
 use crate::clean::rewrite::{Layout, write_cleaned};
-use crate::clean::section::{Rules, map_section};
+use crate::clean::section::{Markers, Rules, map_section};
 use crate::log::segment::{LOG_SUFFIX, file_name, parse_file_name};
 use crate::log::swap::{CLEANED, MARKER, recover, swap_in};
 use shale_core::disk::{Disk, SimDisk, SimOptions};
@@ -55,7 +55,7 @@ fn a_power_cut_at_any_step_of_a_swap_leaves_the_old_segments_or_the_new() {
             Path::new(DIR),
             &sources[..3],
             &map,
-            &Rules::default(),
+            (&Rules::default(), &mut Markers::removing()),
             &layout,
             &mut |_| {},
         )
@@ -124,7 +124,7 @@ fn an_uncommitted_clean_is_removed_at_open() {
         Path::new(DIR),
         &sources[..1],
         &map,
-        &Rules::default(),
+        (&Rules::default(), &mut Markers::removing()),
         &layout,
         &mut |_| {},
     )
@@ -225,9 +225,16 @@ fn a_cleaned_log_opens_after_a_cut_swap_and_reads_through_its_gaps() {
         let mut map = OffsetMap::with_memory(1 << 20);
         map_section(dirty, &mut map, &Limits::default(), to, &Default::default()).unwrap();
         let layout = Layout { segment_bytes: 700, index_interval: 100 };
-        let written =
-            write_cleaned(&disk, dir, &sources, &map, &Rules::default(), &layout, &mut |_| {})
-                .unwrap();
+        let written = write_cleaned(
+            &disk,
+            dir,
+            &sources,
+            &map,
+            (&Rules::default(), &mut Markers::removing()),
+            &layout,
+            &mut |_| {},
+        )
+        .unwrap();
         let cleaned_bases: Vec<i64> = written.iter().map(|w| w.base).collect();
         let start = disk.ops();
         disk.freeze_after(step);

@@ -1399,7 +1399,7 @@ fn an_fsync_in_flight_across_a_clean_still_acknowledges() {
     // Into the fsync's sleep: the swap lands while it is in flight.
     std::thread::sleep(std::time::Duration::from_millis(50));
     let req = CleanRequest::always(log.log_end_offset(), T0);
-    let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+    let stats = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_: u64| {});
     assert!(stats.expect("clean").expect("due").swapped);
     let flushed = flushing.join().expect("the flushing thread");
     flushed.expect("the fsync in flight acknowledged within 10 s").expect("flush");

@@ -36,7 +36,8 @@ impl Partition {
     /// on a tiered topic nothing not yet in the bucket (so that every record, a tombstone
     /// above all, reaches the bucket as produced: a tombstone cleaned away before its
     /// upload would leave the older values in the bucket for good), by the topic's
-    /// settings. Each producer's last batch is kept (see
+    /// settings. Abort markers may go, their transactions forgotten first
+    /// ([`forget_aborted`](Self::forget_aborted)), except on a tiered topic. Each producer's last batch is kept (see
     /// [`clean_request_with_producers`](Self::clean_request_with_producers)).
     pub(crate) fn clean_request(&self, now_ms: i64) -> CleanRequest {
         let c = self.config();
@@ -56,6 +57,9 @@ impl Partition {
             },
             last_batches: Default::default(),
             aborted: AbortedSet::new(self.producers.aborted_in(i64::MIN, upper_bound)),
+            // The bucket's copy of a tiered topic keeps its records and markers, and reads
+            // from it take the partition's list of aborted transactions.
+            abort_markers: !c.remote_storage_enable,
         }
     }
 

@@ -3,7 +3,7 @@
 //! removed past a truncation.
 
 use super::Partition;
-use crate::broker::producers::{snapshot_name, snapshot_offset};
+use crate::broker::producers::{snapshot_name, snapshot_offset, snapshot_without_aborted};
 
 /// Producer-state snapshots kept per partition (the newest).
 const SNAPSHOTS_KEPT: usize = 2;
@@ -104,5 +104,37 @@ impl Partition {
         let keep_from = all.len().saturating_sub(SNAPSHOTS_KEPT);
         let oldest_kept = all.get(keep_from).copied().unwrap_or(i64::MIN);
         self.remove_snapshots(|o| o < oldest_kept);
+    }
+
+    /// Forgets the aborted transactions whose markers at `markers` a clean is about to
+    /// remove, their records already gone: from the producer state, then from every
+    /// snapshot file, durably, before the clean's swap. A snapshot that still named one
+    /// after the marker went would, loaded after a restart, hide its producer's later
+    /// committed records from read_committed readers (they skip its batches until an abort
+    /// marker). Under the append lock, so that no roll writes or removes a snapshot
+    /// meanwhile (a truncation's removed snapshot must not be written back).
+    pub(crate) fn forget_aborted(&self, markers: &[i64]) -> Result<(), String> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.producers.forget_aborted(markers);
+        for offset in self.snapshots() {
+            let name = snapshot_name(offset);
+            let path = self.dir.join(&name);
+            let bytes = match shale_core::disk::read_optional(self.log.disk(), &path) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue,
+                Err(e) => return Err(format!("reading {}: {}", path.display(), e.source)),
+            };
+            let rewritten = match snapshot_without_aborted(&bytes, markers) {
+                Ok(rewritten) => rewritten,
+                // Unreadable: no open loads it (it tries an older one), and neither is it
+                // written back with the transactions named.
+                Err(_) => continue,
+            };
+            if let Some(rewritten) = rewritten {
+                shale_core::disk::write_atomic(self.log.disk(), &self.dir, &name, &rewritten)
+                    .map_err(|e| format!("writing {}: {}", e.path.display(), e.source))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -35,7 +35,7 @@ use shale_core::record::batch::ATTR_TRANSACTIONAL;
 use shale_core::record::control::{AbortedTxn, Marker, MarkerKind, is_marker_header};
 
 pub use ids::ProducerIds;
-pub use snapshot::{SNAPSHOT_SUFFIX, snapshot_name, snapshot_offset};
+pub use snapshot::{SNAPSHOT_SUFFIX, snapshot_name, snapshot_offset, snapshot_without_aborted};
 
 /// Batches remembered per producer and partition (Kafka's max in-flight for idempotence).
 pub const REMEMBERED_BATCHES: usize = 5;
@@ -468,6 +468,15 @@ impl ProducerStates {
         let mut state = self.lock();
         for t in txns {
             state.aborted.insert(t.last_offset, (t.producer_id, t.first_offset));
+        }
+    }
+
+    /// Forgets the aborted transactions whose markers are at `markers`: the cleaner removes
+    /// those markers, their transactions' records already gone.
+    pub fn forget_aborted(&self, markers: &[i64]) {
+        let mut state = self.lock();
+        for m in markers {
+            state.aborted.remove(m);
         }
     }
 

@@ -242,6 +242,7 @@ impl Run<'_> {
             .min(point),
             last_batches: HashSet::new(),
             aborted: (*self.aborted).clone(),
+            abort_markers: false,
         });
         let mut replaced = Vec::new();
         let mut uploaded: Vec<Uploaded> = Vec::new();

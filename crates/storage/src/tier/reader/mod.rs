@@ -648,7 +648,7 @@ mod tests {
             log.append(&mut b.build().to_vec(), 1).unwrap();
         }
         let req = CleanRequest::always(log.log_end_offset(), 0);
-        let cleaned = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_| {});
+        let cleaned = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut |_: u64| {});
         assert!(cleaned.unwrap().unwrap().swapped);
         let (catalog, p, m) = upload(&log).await;
         let end = m.end_offset().unwrap();
