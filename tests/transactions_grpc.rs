@@ -11,6 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use proptest::prelude::*;
 use shale::client::{
     Client, Consumer, ConsumerConfig, GroupAdmin, GroupMetadata, Isolation, ProducerRecord,
     StartAt, TransactionalConfig, TransactionalProducer,
@@ -539,4 +540,365 @@ async fn the_cleaner_removes_abort_markers_and_forgets_their_transactions_first(
     assert_eq!(got, expected, "after the restart: every committed record, no aborted one");
     assert_eq!(read_decoded(&client, "ca", 0, 1).await.len(), expected.len());
     drop(server);
+}
+
+/// One call of the random sessions below. `None` for a producer id, epoch or sequence
+/// means the id's current one (or the next sequence), so that sessions also open, fill
+/// and end real transactions.
+#[derive(Debug, Clone)]
+enum Call {
+    Init { id: String, timeout_ms: u32 },
+    Produce { id: String, producer: Option<(i64, i32)>, seq: Option<i32>, plain: bool },
+    SendOffsets { id: String, producer: Option<(i64, i32)>, group: String, offset: i64 },
+    End { id: String, producer: Option<(i64, i32)>, commit: bool },
+    List { states: Vec<String>, producer_ids: Vec<i64>, open_longer_than_ms: i64 },
+    Describe { id: String },
+    Abort { id: String },
+    Fetch { isolation: i32 },
+}
+
+fn calls() -> impl Strategy<Value = Vec<Call>> {
+    let id = prop_oneof![
+        4 => Just("fz".to_string()),
+        2 => Just("fy".to_string()),
+        1 => Just(String::new()),
+        1 => "\\PC{0,40}",
+    ];
+    let producer = prop_oneof![
+        6 => Just(None),
+        1 => (-2i64..4, -2i32..4).prop_map(Some),
+        1 => (any::<i64>(), any::<i32>()).prop_map(Some),
+    ];
+    let seq = prop_oneof![8 => Just(None), 1 => any::<i32>().prop_map(Some)];
+    let state =
+        prop_oneof![Just("Ongoing".to_string()), Just("CompleteCommit".to_string()), "\\PC{0,12}"];
+    let call = prop_oneof![
+        1 => (id.clone(), prop_oneof![Just(0u32), 1u32..3_600_000, any::<u32>()])
+            .prop_map(|(id, timeout_ms)| Call::Init { id, timeout_ms }),
+        6 => (id.clone(), producer.clone(), seq, proptest::bool::weighted(0.1))
+            .prop_map(|(id, producer, seq, plain)| Call::Produce { id, producer, seq, plain }),
+        1 => (id.clone(), producer.clone(), "[a-z]{0,3}", any::<i64>()).prop_map(
+            |(id, producer, group, offset)| Call::SendOffsets { id, producer, group, offset }),
+        2 => (id.clone(), producer, any::<bool>())
+            .prop_map(|(id, producer, commit)| Call::End { id, producer, commit }),
+        1 => (proptest::collection::vec(state, 0..3), proptest::collection::vec(any::<i64>(), 0..3), any::<i64>())
+            .prop_map(|(states, producer_ids, open_longer_than_ms)| Call::List { states, producer_ids, open_longer_than_ms }),
+        1 => id.clone().prop_map(|id| Call::Describe { id }),
+        1 => id.prop_map(|id| Call::Abort { id }),
+        1 => prop_oneof![0i32..2, any::<i32>()].prop_map(|isolation| Call::Fetch { isolation }),
+    ];
+    proptest::collection::vec(call, 1..30)
+}
+
+/// What the random sessions did to the two ids' transactions, as far as their answers
+/// tell: each id's producer id, epoch and next sequence, the records of its open
+/// transaction, and the records committed.
+#[derive(Default)]
+struct Model {
+    producers: BTreeMap<String, (i64, i16, i32)>,
+    open: BTreeMap<String, Vec<String>>,
+    committed: Vec<String>,
+    next_value: u64,
+    /// The producer ids with a batch in the partition.
+    written: std::collections::HashSet<i64>,
+    /// Transactional records committed, and aborted; calls refused.
+    txn_committed: usize,
+    txn_aborted: usize,
+    refused: usize,
+}
+
+/// Calls refused by the random sessions.
+static REFUSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A status the Transactions and Log services may answer bad calls with: a client's error,
+/// never the broker's, with a message.
+fn refused_well(s: &tonic::Status) -> Result<(), TestCaseError> {
+    use tonic::Code;
+    REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    prop_assert!(
+        !matches!(s.code(), Code::Internal | Code::Unknown | Code::Unimplemented | Code::DataLoss),
+        "the broker failed on a bad call: {s:?}"
+    );
+    prop_assert!(!s.message().is_empty(), "{s:?}");
+    Ok(())
+}
+
+/// Random sessions of transactional calls on gRPC — ids empty, unknown or Unicode,
+/// producer ids and epochs stale, random or out of int16, timeouts past int32, unknown
+/// states, bad isolations, sequences out of order — mixed with
+/// the real ones of two ids: every bad call is refused with a client's status naming the
+/// bad value where it is a conversion's (epoch, timeout, isolation), never a broker
+/// failure; afterwards the broker still serves, no transaction is left open, and a
+/// read_committed reader gets exactly the records of the commits the answers reported.
+#[test]
+fn random_transactional_calls_never_hurt_the_broker() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(common::start(common::settings(dir.path())));
+    let client = common::client(&server);
+    rt.block_on(client.admin().create_topic("fz-t", 1, 0, BTreeMap::new())).unwrap();
+    let model = std::cell::RefCell::new(Model::default());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 60,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&calls(), |session| {
+            let mut m = model.borrow_mut();
+            for call in session {
+                rt.block_on(fuzz_call(&client, &mut m, call))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    rt.block_on(async {
+        let mut m = model.into_inner();
+        m.refused = REFUSED.load(std::sync::atomic::Ordering::Relaxed);
+        let mut rpc = client.txn_rpc().unwrap();
+        for id in ["fz", "fy"] {
+            let req = pb::AbortTransactionRequest { transactional_id: id.into() };
+            if let Err(s) = rpc.abort_transaction(req).await {
+                assert!(s.message().contains("no open transaction"), "{s:?}");
+            }
+        }
+        // Markers are written after the decision: the partition becomes stable.
+        common::wait_for(Duration::from_secs(30), "no transaction left open", || {
+            let client = client.clone();
+            async move {
+                use pb::list_offsets_request::Spec;
+                let mut offsets = Vec::new();
+                for spec in [Spec::LastStable(true), Spec::Latest(true)] {
+                    let req = pb::ListOffsetsRequest {
+                        topic: "fz-t".into(),
+                        partition: 0,
+                        spec: Some(spec),
+                    };
+                    let mut log = client.log_rpc(client.bootstrap()).unwrap();
+                    offsets.push(log.list_offsets(req).await.unwrap().into_inner().offset);
+                }
+                match offsets[0] == offsets[1] {
+                    true => Ok(()),
+                    false => Err(format!(
+                        "last stable offset {} < high watermark {}",
+                        offsets[0], offsets[1]
+                    )),
+                }
+            }
+        })
+        .await;
+        let mut expected = m.committed.clone();
+        expected.sort();
+        let got = read(&client, "fz-t", Isolation::ReadCommitted, true).await;
+        assert_eq!(got, expected, "read_committed: exactly the committed records");
+        println!(
+            "{} transactional records committed, {} aborted, {} calls refused",
+            m.txn_committed, m.txn_aborted, m.refused
+        );
+        assert!(
+            m.txn_committed > 0 && m.txn_aborted > 0,
+            "the sessions also ended real transactions"
+        );
+        // The broker still serves a transactional producer.
+        let mut producer = transactional(&client, "fz-after").await;
+        producer.begin().unwrap();
+        producer.send(record("fz-t", "after".into()).partition(0)).await.unwrap().await.unwrap();
+        producer.commit().await.unwrap();
+        m.committed.push("after".into());
+        let got = read(&client, "fz-t", Isolation::ReadCommitted, false).await;
+        assert_eq!(got.len(), m.committed.len(), "{got:?}");
+        drop(client);
+        server.shutdown().await.unwrap();
+    });
+}
+
+/// Makes `call` and checks its answer against `m`, which it updates.
+async fn fuzz_call(client: &Client, m: &mut Model, call: Call) -> Result<(), TestCaseError> {
+    let mut rpc = client.txn_rpc().unwrap();
+    let current = |m: &Model, id: &str, given: Option<(i64, i32)>| {
+        given
+            .or_else(|| m.producers.get(id).map(|(p, e, _)| (*p, i32::from(*e))))
+            .unwrap_or((-1, -1))
+    };
+    // An epoch out of int16 is named, unless an empty id was refused first.
+    let names_epoch = |s: &tonic::Status, epoch: i32, id: &str| {
+        i16::try_from(epoch).is_ok() || id.is_empty() || s.message().contains(&epoch.to_string())
+    };
+    match call {
+        Call::Init { id, timeout_ms } => {
+            let req = pb::InitTransactionsRequest {
+                transactional_id: id.clone(),
+                transaction_timeout_ms: timeout_ms,
+            };
+            match rpc.init_transactions(req).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    m.producers.insert(id.clone(), (r.producer_id, r.producer_epoch as i16, 0));
+                    m.open.remove(&id);
+                }
+                Err(s) => {
+                    refused_well(&s)?;
+                    if i32::try_from(timeout_ms).is_err() && !id.is_empty() {
+                        prop_assert!(s.message().contains(&timeout_ms.to_string()), "{s:?}");
+                    }
+                }
+            }
+        }
+        Call::Produce { id, producer, seq, plain } => {
+            let (pid, epoch) = current(m, &id, producer);
+            let next = m
+                .producers
+                .get(&id)
+                .filter(|(p, e, _)| (*p, i32::from(*e)) == (pid, epoch))
+                .map_or(0, |s| s.2);
+            let seq = seq.unwrap_or(next);
+            m.next_value += 1;
+            let value = format!("{id}-{}", m.next_value);
+            // A plain batch: neither idempotent nor transactional.
+            let mut req = common::produce_req("fz-t", 0, &value);
+            req.transactional_id = id.clone();
+            if !plain {
+                let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None)
+                    .with_producer(pid, epoch as i16, seq)
+                    .transactional();
+                b.push(shale::record::Record {
+                    key: None,
+                    value: Some(value.clone().into()),
+                    headers: vec![],
+                    timestamp_ms: 1,
+                });
+                req.payload = Some(pb::produce_request::Payload::Batches(b.build()));
+            }
+            let mut log = client.log_rpc(client.bootstrap()).unwrap();
+            match log.produce(req).await {
+                // Not transactional: written as it comes, whatever the id (as Kafka does).
+                Ok(_) if plain => m.committed.push(value),
+                Ok(_) => {
+                    // A producer new to the partition may start at any sequence (as in
+                    // Kafka: its state may have gone with retention); then in order.
+                    let known = m.written.contains(&pid);
+                    let entry = m.producers.get_mut(&id);
+                    prop_assert!(
+                        entry.is_some(),
+                        "accepted from {id:?} at ({pid}, {epoch}): {value}"
+                    );
+                    let entry = entry.unwrap();
+                    prop_assert_eq!((entry.0, i32::from(entry.1)), (pid, epoch));
+                    prop_assert!(
+                        !known || entry.2 == seq,
+                        "sequence {seq} accepted, {} expected",
+                        entry.2
+                    );
+                    entry.2 = seq.wrapping_add(1);
+                    m.written.insert(pid);
+                    m.open.entry(id).or_default().push(value);
+                }
+                Err(s) => refused_well(&s)?,
+            }
+        }
+        Call::SendOffsets { id, producer, group, offset } => {
+            let (producer_id, producer_epoch) = current(m, &id, producer);
+            let req = pb::SendOffsetsRequest {
+                transactional_id: id.clone(),
+                producer_id,
+                producer_epoch,
+                group,
+                offsets: vec![pb::OffsetCommit {
+                    topic: "fz-t".into(),
+                    partition: 0,
+                    offset,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            if let Err(s) = rpc.send_offsets(req).await {
+                refused_well(&s)?;
+                prop_assert!(names_epoch(&s, producer_epoch, &id), "{s:?}");
+            }
+        }
+        Call::End { id, producer, commit } => {
+            let (producer_id, producer_epoch) = current(m, &id, producer);
+            let req = pb::EndTransactionRequest {
+                transactional_id: id.clone(),
+                producer_id,
+                producer_epoch,
+                commit,
+            };
+            match rpc.end_transaction(req).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    m.producers.insert(id.clone(), (r.producer_id, r.producer_epoch as i16, 0));
+                    let records = m.open.remove(&id).unwrap_or_default();
+                    match commit {
+                        true => {
+                            m.txn_committed += records.len();
+                            m.committed.extend(records);
+                        }
+                        false => m.txn_aborted += records.len(),
+                    }
+                }
+                Err(s) => {
+                    refused_well(&s)?;
+                    prop_assert!(names_epoch(&s, producer_epoch, &id), "{s:?}");
+                }
+            }
+        }
+        Call::List { states, producer_ids, open_longer_than_ms } => {
+            let req = pb::ListTransactionsRequest { states, producer_ids, open_longer_than_ms };
+            if let Err(s) = rpc.list_transactions(req).await {
+                refused_well(&s)?;
+            }
+        }
+        Call::Describe { id } => {
+            if let Err(s) = rpc
+                .describe_transaction(pb::DescribeTransactionRequest { transactional_id: id })
+                .await
+            {
+                refused_well(&s)?;
+            }
+        }
+        Call::Abort { id } => {
+            match rpc
+                .abort_transaction(pb::AbortTransactionRequest { transactional_id: id.clone() })
+                .await
+            {
+                // The operator's abort fences the producer: its id's next calls start over.
+                Ok(_) => {
+                    m.open.remove(&id);
+                    if let Some(p) = m.producers.get_mut(&id) {
+                        p.1 = p.1.wrapping_add(1);
+                        p.2 = 0;
+                    }
+                }
+                Err(s) => refused_well(&s)?,
+            }
+        }
+        Call::Fetch { isolation } => {
+            let mut log = client.log_rpc(client.bootstrap()).unwrap();
+            let req = pb::FetchRequest {
+                topic: "fz-t".into(),
+                isolation,
+                stop_at_end: true,
+                ..Default::default()
+            };
+            match log.fetch(req).await {
+                Ok(stream) => {
+                    prop_assert!((0..2).contains(&isolation));
+                    let mut stream = stream.into_inner();
+                    while let Some(msg) = stream.message().await.transpose() {
+                        if let Err(s) = msg {
+                            refused_well(&s)?;
+                            break;
+                        }
+                    }
+                }
+                Err(s) => {
+                    refused_well(&s)?;
+                    prop_assert!(s.message().contains(&format!("isolation {isolation}")), "{s:?}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
