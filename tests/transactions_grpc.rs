@@ -377,6 +377,28 @@ async fn marker_kinds(client: &Client, topic: &str) -> Vec<(i64, MarkerKind)> {
     out
 }
 
+/// A broker's settings in `dir` whose cleaner looks every 50 ms and whose active segments
+/// roll by time every 50 ms.
+fn cleaning_settings(dir: &std::path::Path) -> shale::settings::Settings {
+    let mut s = common::settings(dir);
+    s.log.cleaner_backoff_ms = 50;
+    s.log.retention_check_interval_ms = 50;
+    s
+}
+
+/// A compacted topic of one partition, cleaned as soon as anything is dirty, with small
+/// segments rolled every 200 ms and `delete.retention.ms=0`.
+async fn create_cleaned_topic(client: &Client, topic: &str) {
+    let configs = common::configs(&[
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "2048"),
+        ("segment.ms", "200"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "0"),
+    ]);
+    client.admin().create_topic(topic, 1, 0, configs).await.unwrap();
+}
+
 /// On a compacted topic with `delete.retention.ms=0`, the cleaner removes the commit
 /// markers of transactions whose records were all overwritten, and keeps those of
 /// transactions with records left; after a restart (the producer state rebuilt from the
@@ -385,22 +407,10 @@ async fn marker_kinds(client: &Client, topic: &str) -> Vec<(i64, MarkerKind)> {
 #[tokio::test]
 async fn the_cleaner_removes_commit_markers_whose_transaction_left_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = || {
-        let mut s = common::settings(dir.path());
-        s.log.cleaner_backoff_ms = 50;
-        s.log.retention_check_interval_ms = 50;
-        s
-    };
+    let settings = || cleaning_settings(dir.path());
     let server = common::start(settings()).await;
     let client = common::client(&server);
-    let configs = common::configs(&[
-        ("cleanup.policy", "compact"),
-        ("segment.bytes", "2048"),
-        ("segment.ms", "200"),
-        ("min.cleanable.dirty.ratio", "0.01"),
-        ("delete.retention.ms", "0"),
-    ]);
-    client.admin().create_topic("ct", 1, 0, configs).await.unwrap();
+    create_cleaned_topic(&client, "ct").await;
     let mut producer = transactional(&client, "ct-app").await;
     for i in 0..60 {
         producer.begin().unwrap();
@@ -463,21 +473,10 @@ async fn the_cleaner_removes_commit_markers_whose_transaction_left_nothing() {
 #[tokio::test]
 async fn the_cleaner_removes_abort_markers_and_forgets_their_transactions_first() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = || {
-        let mut s = common::settings(dir.path());
-        s.log.cleaner_backoff_ms = 50;
-        s
-    };
+    let settings = || cleaning_settings(dir.path());
     let server = common::start(settings()).await;
     let client = common::client(&server);
-    let configs = common::configs(&[
-        ("cleanup.policy", "compact"),
-        ("segment.bytes", "2048"),
-        ("segment.ms", "200"),
-        ("min.cleanable.dirty.ratio", "0.01"),
-        ("delete.retention.ms", "0"),
-    ]);
-    client.admin().create_topic("ca", 1, 0, configs).await.unwrap();
+    create_cleaned_topic(&client, "ca").await;
     let mut producer = transactional(&client, "ca-app").await;
     let mut committed = Vec::new();
     let mut txn = |i: usize, abort: bool| {
@@ -623,6 +622,32 @@ fn refused_well(s: &tonic::Status) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Waits until `topic`-0's last stable offset is its high watermark: a commit or abort is
+/// answered once decided, and its markers follow.
+async fn stable(client: &Client, topic: &str) {
+    common::wait_for(Duration::from_secs(30), "no transaction left open", || {
+        let client = client.clone();
+        async move {
+            use pb::list_offsets_request::Spec;
+            let mut offsets = Vec::new();
+            for spec in [Spec::LastStable(true), Spec::Latest(true)] {
+                let req =
+                    pb::ListOffsetsRequest { topic: topic.into(), partition: 0, spec: Some(spec) };
+                let mut log = client.log_rpc(client.bootstrap()).unwrap();
+                offsets.push(log.list_offsets(req).await.unwrap().into_inner().offset);
+            }
+            match offsets[0] == offsets[1] {
+                true => Ok(()),
+                false => Err(format!(
+                    "last stable offset {} < high watermark {}",
+                    offsets[0], offsets[1]
+                )),
+            }
+        }
+    })
+    .await;
+}
+
 /// Random sessions of transactional calls on gRPC — ids empty, unknown or Unicode,
 /// producer ids and epochs stale, random or out of int16, timeouts past int32, unknown
 /// states, bad isolations, sequences out of order — mixed with
@@ -663,31 +688,7 @@ fn random_transactional_calls_never_hurt_the_broker() {
                 assert!(s.message().contains("no open transaction"), "{s:?}");
             }
         }
-        // Markers are written after the decision: the partition becomes stable.
-        common::wait_for(Duration::from_secs(30), "no transaction left open", || {
-            let client = client.clone();
-            async move {
-                use pb::list_offsets_request::Spec;
-                let mut offsets = Vec::new();
-                for spec in [Spec::LastStable(true), Spec::Latest(true)] {
-                    let req = pb::ListOffsetsRequest {
-                        topic: "fz-t".into(),
-                        partition: 0,
-                        spec: Some(spec),
-                    };
-                    let mut log = client.log_rpc(client.bootstrap()).unwrap();
-                    offsets.push(log.list_offsets(req).await.unwrap().into_inner().offset);
-                }
-                match offsets[0] == offsets[1] {
-                    true => Ok(()),
-                    false => Err(format!(
-                        "last stable offset {} < high watermark {}",
-                        offsets[0], offsets[1]
-                    )),
-                }
-            }
-        })
-        .await;
+        stable(&client, "fz-t").await;
         let mut expected = m.committed.clone();
         expected.sort();
         let got = read(&client, "fz-t", Isolation::ReadCommitted, true).await;
@@ -706,6 +707,7 @@ fn random_transactional_calls_never_hurt_the_broker() {
         producer.send(record("fz-t", "after".into()).partition(0)).await.unwrap().await.unwrap();
         producer.commit().await.unwrap();
         m.committed.push("after".into());
+        stable(&client, "fz-t").await;
         let got = read(&client, "fz-t", Isolation::ReadCommitted, false).await;
         assert_eq!(got.len(), m.committed.len(), "{got:?}");
         drop(client);

@@ -298,6 +298,35 @@ mod tests {
         (out, markers.aborts)
     }
 
+    /// A log from offset 0 of transactions of one record each, `(producer, key, end)`: the
+    /// record (its value its offset) and the marker of `end` after it.
+    fn txn_log(txns: &[(i64, u8, shale_core::record::control::MarkerKind)]) -> Vec<Vec<u8>> {
+        let mut log = Vec::new();
+        for (i, (pid, key, end)) in txns.iter().enumerate() {
+            let offset = 2 * i as i64;
+            let mut txn =
+                BatchBuilder::new(Compression::None).with_producer(*pid, 0, 0).transactional();
+            txn.push(Record {
+                key: Some(Bytes::from(vec![*key])),
+                value: Some(Bytes::from(vec![offset as u8])),
+                headers: vec![],
+                timestamp_ms: 1_000,
+            });
+            let mut txn = txn.build().to_vec();
+            stamp(&mut txn, offset, 0);
+            let marker = shale_core::record::control::Marker { kind: *end, coordinator_epoch: 0 };
+            let mut marker = marker.batch(*pid, 0, 1_000).to_vec();
+            stamp(&mut marker, offset + 1, 0);
+            log.extend([txn, marker]);
+        }
+        log
+    }
+
+    /// The base offsets of the control batches of `log`.
+    fn control(log: &[Vec<u8>]) -> Vec<i64> {
+        log.iter().map(|b| header(b)).filter(|h| h.is_control()).map(|h| h.base_offset).collect()
+    }
+
     fn last_batches(log: &[Vec<u8>]) -> HashSet<i64> {
         let mut last = HashMap::new();
         for b in log {
@@ -475,40 +504,23 @@ mod tests {
     /// record, one above the horizon, and abort markers stay.
     #[test]
     fn a_commit_marker_goes_once_its_transaction_left_nothing_past_the_horizon() {
-        use shale_core::record::control::{Marker, MarkerKind};
-        let mut log = Vec::new();
-        let mut next = 0i64;
-        let mut push_txn = |log: &mut Vec<Vec<u8>>, pid: i64, key: u8, end: MarkerKind| {
-            let mut txn =
-                BatchBuilder::new(Compression::None).with_producer(pid, 0, 0).transactional();
-            txn.push(Record {
-                key: Some(Bytes::from(vec![key])),
-                value: Some(Bytes::from(vec![next as u8])),
-                headers: vec![],
-                timestamp_ms: 1_000,
-            });
-            let mut txn = txn.build().to_vec();
-            stamp(&mut txn, next, 0);
-            let mut marker =
-                Marker { kind: end, coordinator_epoch: 0 }.batch(pid, 0, 1_000).to_vec();
-            stamp(&mut marker, next + 1, 0);
-            log.extend([txn, marker]);
-            next += 2;
-        };
-        // Producer 7 unless said. 0-1: key 1, overwritten at 8: its marker (1) may go.
-        push_txn(&mut log, 7, 1, MarkerKind::Commit);
-        // 2-3: key 2, never overwritten: its record stays, so does its marker (3).
-        push_txn(&mut log, 7, 2, MarkerKind::Commit);
-        // 4-5: producer 9 aborts key 3: its record goes, its abort marker (5) stays.
-        push_txn(&mut log, 9, 3, MarkerKind::Abort);
-        // 6-7: key 4, overwritten at 10: its marker (7) may go.
-        push_txn(&mut log, 7, 4, MarkerKind::Commit);
-        // 8-9 and 10-11: keys 1 and 4 again, kept (the latest), markers too.
-        push_txn(&mut log, 7, 1, MarkerKind::Commit);
-        push_txn(&mut log, 7, 4, MarkerKind::Commit);
-        // 12-13: key 5, overwritten at 14, but its marker (13) is past the horizon (12).
-        push_txn(&mut log, 7, 5, MarkerKind::Commit);
-        push_txn(&mut log, 7, 5, MarkerKind::Commit);
+        use shale_core::record::control::MarkerKind::{Abort, Commit};
+        let log = txn_log(&[
+            // Producer 7 unless said. 0-1: key 1, overwritten at 8: its marker (1) may go.
+            (7, 1, Commit),
+            // 2-3: key 2, never overwritten: its record stays, so does its marker (3).
+            (7, 2, Commit),
+            // 4-5: producer 9 aborts key 3: its record goes, its abort marker (5) stays.
+            (9, 3, Abort),
+            // 6-7: key 4, overwritten at 10: its marker (7) may go.
+            (7, 4, Commit),
+            // 8-9 and 10-11: keys 1 and 4 again, kept (the latest), markers too.
+            (7, 1, Commit),
+            (7, 4, Commit),
+            // 12-13: key 5, overwritten at 14, but its marker (13) is past the horizon (12).
+            (7, 5, Commit),
+            (7, 5, Commit),
+        ]);
         let aborted = AbortedSet::new([shale_core::record::control::AbortedTxn {
             producer_id: 9,
             first_offset: 4,
@@ -519,13 +531,6 @@ mod tests {
             last_batches: [5, 15].into(),
             aborted: aborted.clone(),
             abort_markers: false,
-        };
-        let control = |log: &[Vec<u8>]| -> Vec<i64> {
-            log.iter()
-                .map(|b| header(b))
-                .filter(|h| h.is_control())
-                .map(|h| h.base_offset)
-                .collect()
         };
         let cleaned = clean(&log, 0, log.len(), 1 << 20, &rules);
         assert_eq!(control(&cleaned), [3, 5, 9, 11, 13, 15], "the markers at 1 and 7 went");
@@ -544,32 +549,11 @@ mod tests {
     /// past the horizon and unless it is its producer's last batch.
     #[test]
     fn an_abort_marker_goes_in_the_clean_after_the_one_that_removed_its_records() {
-        use shale_core::record::control::{AbortedTxn, Marker, MarkerKind};
-        let mut log = Vec::new();
-        let mut next = 0i64;
-        let mut push_txn = |log: &mut Vec<Vec<u8>>, pid: i64, key: u8, end: MarkerKind| {
-            let mut txn =
-                BatchBuilder::new(Compression::None).with_producer(pid, 0, 0).transactional();
-            txn.push(Record {
-                key: Some(Bytes::from(vec![key])),
-                value: Some(Bytes::from(vec![next as u8])),
-                headers: vec![],
-                timestamp_ms: 1_000,
-            });
-            let mut txn = txn.build().to_vec();
-            stamp(&mut txn, next, 0);
-            let mut marker =
-                Marker { kind: end, coordinator_epoch: 0 }.batch(pid, 0, 1_000).to_vec();
-            stamp(&mut marker, next + 1, 0);
-            log.extend([txn, marker]);
-            next += 2;
-        };
+        use shale_core::record::control::AbortedTxn;
+        use shale_core::record::control::MarkerKind::{Abort, Commit};
         // Producer 9 aborts at 0-1 and 4-5 (its last batch, 5, stays); producer 7
         // commits key 1 at 2-3 and again at 6-7 (the first commit's marker may go).
-        push_txn(&mut log, 9, 3, MarkerKind::Abort);
-        push_txn(&mut log, 7, 1, MarkerKind::Commit);
-        push_txn(&mut log, 9, 4, MarkerKind::Abort);
-        push_txn(&mut log, 7, 1, MarkerKind::Commit);
+        let log = txn_log(&[(9, 3, Abort), (7, 1, Commit), (9, 4, Abort), (7, 1, Commit)]);
         let txn =
             |first, last| AbortedTxn { producer_id: 9, first_offset: first, last_offset: last };
         let rules = Rules {
@@ -577,13 +561,6 @@ mod tests {
             last_batches: [5, 7].into(),
             aborted: AbortedSet::new([txn(0, 1), txn(4, 5)]),
             abort_markers: true,
-        };
-        let control = |log: &[Vec<u8>]| -> Vec<i64> {
-            log.iter()
-                .map(|b| header(b))
-                .filter(|h| h.is_control())
-                .map(|h| h.base_offset)
-                .collect()
         };
         let (first, aborts) = clean_reporting(&log, (0, log.len()), 1 << 20, &rules);
         assert_eq!(control(&first), [1, 5, 7], "the records went, their abort markers stay");
