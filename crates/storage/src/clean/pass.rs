@@ -102,7 +102,8 @@ impl<F: FnMut(u64)> CleanHooks for F {
 
     fn forget_aborted(&mut self, offsets: &[i64]) -> Result<(), String> {
         Err(format!(
-            "abort markers at offsets {offsets:?} would be removed with no index to forget them from"
+            "abort markers at offsets {offsets:?} would be removed with no index to forget \
+             them from"
         ))
     }
 }
@@ -312,7 +313,10 @@ impl PartitionLog {
         stats.markers_removed = markers.removed;
         if !markers.aborts.is_empty() {
             hooks.forget_aborted(&markers.aborts).map_err(|reason| {
-                let why = format!("the clean cannot forget the aborted transactions whose markers it removes: {reason}");
+                let why = format!(
+                    "the clean cannot forget the aborted transactions whose markers it \
+                     removes: {reason}"
+                );
                 LogError::io(&view.dir, std::io::Error::other(why))
             })?;
         }

@@ -37,7 +37,8 @@ impl Partition {
     /// above all, reaches the bucket as produced: a tombstone cleaned away before its
     /// upload would leave the older values in the bucket for good), by the topic's
     /// settings. Abort markers may go, their transactions forgotten first
-    /// ([`forget_aborted`](Self::forget_aborted)), except on a tiered topic. Each producer's last batch is kept (see
+    /// ([`forget_aborted`](Self::forget_aborted)), except on a tiered topic. Each
+    /// producer's last batch is kept (see
     /// [`clean_request_with_producers`](Self::clean_request_with_producers)).
     pub(crate) fn clean_request(&self, now_ms: i64) -> CleanRequest {
         let c = self.config();
