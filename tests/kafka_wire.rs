@@ -896,19 +896,21 @@ async fn fetched(addr: &str, topic_name: &str, n: usize) -> Vec<i64> {
 /// SaslHandshake v0 (what librdkafka's feature check and old clients look for): once the
 /// mechanism is agreed, the SASL tokens travel as bare size-prefixed frames, outside Kafka's
 /// request framing; then the connection speaks Kafka again, authenticated. A wrong
-/// password closes the connection without an answer, as Kafka does.
+/// password, or an authorization id other than the user, closes the connection without an
+/// answer, as Kafka does.
 #[tokio::test]
 async fn sasl_handshake_v0_runs_the_exchange_in_bare_frames() {
     let (server, _dir) = broker().await;
     let addr = server.kafka_addr().unwrap().to_string();
     let client = common::client(&server);
     client.admin().set_user_credential("wire-plain", "pw-0", vec![], 4096).await.unwrap();
-    let token = |user: &str, password: &str| {
-        let t = format!("\0{user}\0{password}");
+    let token_as = |authzid: &str, user: &str, password: &str| {
+        let t = format!("{authzid}\0{user}\0{password}");
         let mut framed = (t.len() as i32).to_be_bytes().to_vec();
         framed.extend_from_slice(t.as_bytes());
         framed
     };
+    let token = |user: &str, password: &str| token_as("", user, password);
     let mut conn = TcpStream::connect(&addr).await.unwrap();
     assert_eq!(plain_handshake_v0(&mut conn).await.error_code, 0);
     conn.write_all(&token("wire-plain", "pw-0")).await.unwrap();
@@ -920,6 +922,12 @@ async fn sasl_handshake_v0_runs_the_exchange_in_bare_frames() {
     assert_eq!(plain_handshake_v0(&mut conn).await.error_code, 0);
     conn.write_all(&token("wire-plain", "wrong")).await.unwrap();
     assert!(closed(&mut conn, WITHIN).await, "a wrong password must close the connection");
+
+    // The right password, asking to act as another user: refused too (no impersonation).
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(plain_handshake_v0(&mut conn).await.error_code, 0);
+    conn.write_all(&token_as("admin", "wire-plain", "pw-0")).await.unwrap();
+    assert!(closed(&mut conn, WITHIN).await, "another authorization id must close it");
 }
 
 async fn plain_handshake_v0(conn: &mut TcpStream) -> SaslHandshakeResponse {

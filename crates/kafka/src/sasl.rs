@@ -139,7 +139,11 @@ async fn step(kafka: &Kafka, state: Sasl, bytes: &[u8]) -> Result<Step, Error> {
     match state {
         Sasl::Chosen(m) if m == "PLAIN" => {
             let (authzid, user, password) = plain(bytes)?;
-            Ok(Step::Done(Bytes::new(), api.sasl_plain(authzid, user, password).await?))
+            // An authorization id other than the user itself is refused (no impersonation).
+            if !authzid.is_empty() && authzid != user {
+                return Err(shale_broker::api::authentication_failed("PLAIN"));
+            }
+            Ok(Step::Done(Bytes::new(), api.password_identity("PLAIN", user, password).await?))
         }
         Sasl::Chosen(m) if m == "OAUTHBEARER" => {
             let token = bearer(bytes)?;

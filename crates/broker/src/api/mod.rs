@@ -32,7 +32,9 @@ mod txn;
 use std::sync::Arc;
 
 pub use crate::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
-pub use crate::auth::scram::{Exchange as ScramExchange, Mechanism as ScramMechanism};
+pub use crate::auth::scram::{
+    Exchange as ScramExchange, Mechanism as ScramMechanism, failed as authentication_failed,
+};
 pub use crate::auth::{Authenticator, Identity, Principal, Via, unauthenticated};
 pub use crate::broker::fetch::{FetchChunk, Isolation};
 pub use crate::broker::moves::Reassignment;

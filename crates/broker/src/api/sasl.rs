@@ -1,6 +1,7 @@
-//! SASL as the Kafka listener runs it: PLAIN and SCRAM-SHA-256/512 checked against users'
-//! stored credentials (`auth::scram`), OAUTHBEARER tokens validated as gRPC's bearer
-//! tokens are; and the management of users' SCRAM credentials (Kafka's
+//! Password and SASL authentication against users' stored credentials (`auth::scram`): a
+//! user name and password as any front end takes them (SASL/PLAIN on the Kafka listener),
+//! SCRAM-SHA-256/512 as the Kafka listener runs it, OAUTHBEARER tokens validated as gRPC's
+//! bearer tokens are; and the management of users' SCRAM credentials (Kafka's
 //! `AlterUserScramCredentials` / `DescribeUserScramCredentials`, `shale user`).
 
 use super::{Api, Identity, Principal, Via};
@@ -44,27 +45,25 @@ impl Api {
         Identity { principal, via: Via::Password, broker }
     }
 
-    /// SASL/PLAIN: the user's password checked against its stored SCRAM credential. An
-    /// authorization id other than the user itself is refused.
-    pub async fn sasl_plain(
+    /// A user's password checked against its stored SCRAM credential, for any front end
+    /// that takes a user name and a password (SASL/PLAIN on the Kafka listener): the user's
+    /// identity, or `scheme`'s failure (naming neither the user nor whether it exists).
+    pub async fn password_identity(
         &self,
-        authzid: &str,
+        scheme: &str,
         user: &str,
         password: &str,
     ) -> Result<Identity, Error> {
-        if !authzid.is_empty() && authzid != user {
-            return Err(scram::failed("PLAIN"));
-        }
         let store = self.scram_store();
         for m in Mechanism::ALL {
             if let Some(c) = store.get(user, m).await? {
                 if c.verify_password(m, password)? {
                     return Ok(self.user_identity(user));
                 }
-                return Err(scram::failed("PLAIN"));
+                return Err(scram::failed(scheme));
             }
         }
-        Err(scram::failed("PLAIN"))
+        Err(scram::failed(scheme))
     }
 
     /// SASL/SCRAM's first round: the server's first message and the exchange to finish.
