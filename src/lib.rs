@@ -22,16 +22,18 @@
 //! - `cli`: the `shale` command line (tracing setup and the error exit come from
 //!   `shale_client::cli`).
 //! - `server`: assembles a broker process: the broker, its front ends, the admin listener.
+//! - `settings`: the settings file's root: the broker's sections and the front ends'.
 //! - re-exported from `shale-core`: `record`, `error`, `acks`, `names`, `topic_config`,
 //!   `clock`, `disk`, `failpoint`.
 //! - re-exported from `shale-proto`: `proto`; from `shale-client`: `client`; from
 //!   `shale-meta`: `meta`; from `shale-storage`: `log`, `tier`; from `shale-broker`:
-//!   `broker`, `groups`, `api`, `admin`, `auth`, `acl`, `metrics`, `settings`, `tls`.
+//!   `broker`, `groups`, `api`, `admin`, `auth`, `acl`, `metrics`, `tls`.
 
 pub mod cli;
 pub mod server;
+pub mod settings;
 
-pub use shale_broker::{acl, admin, api, auth, broker, groups, metrics, settings, tls};
+pub use shale_broker::{acl, admin, api, auth, broker, groups, metrics, tls};
 pub use shale_client as client;
 pub use shale_core::error::{Error, ErrorKind, Result};
 pub use shale_core::{acks, clock, disk, error, failpoint, names, record, topic_config};

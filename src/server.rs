@@ -10,11 +10,12 @@ use tokio::net::{TcpListener, TcpSocket};
 use shale_broker::admin::AdminServer;
 use shale_broker::api::Api;
 use shale_broker::broker::{Broker, DrainReport};
-use shale_broker::settings::Settings;
 use shale_core::clock::SharedClock;
 use shale_core::error::Error;
 use shale_meta::MetaStore;
 use shale_meta::embedded::EmbeddedStore;
+
+use crate::settings::Settings;
 
 /// A running broker process: the broker and its listeners.
 #[derive(Debug)]
@@ -122,7 +123,8 @@ pub async fn start(
     // epochs before it serves, so a restart's first answers are answers, not refusals.
     let standalone = settings.cluster.etcd_endpoints.is_empty();
     let settle_within = std::time::Duration::from_secs(settings.cluster.lease_ttl_secs);
-    let broker = Broker::open(settings, meta, clock, bucket, tls.clone()).await?;
+    let kafka_settings = settings.kafka.clone();
+    let broker = Broker::open(settings.broker_settings(), meta, clock, bucket, tls.clone()).await?;
     let admin = match admin_listen {
         Some(a) => match AdminServer::start(a, &broker).await {
             Ok(admin) => Some(admin),
@@ -160,7 +162,8 @@ pub async fn start(
             return Err(e);
         }
     };
-    let kafka = match kafka_listener.map(|l| shale_kafka::serve(api.clone(), l, tls.clone())) {
+    let serve = |l| shale_kafka::serve(api.clone(), kafka_settings, l, tls.clone());
+    let kafka = match kafka_listener.map(serve) {
         None => None,
         Some(Ok(kafka)) => Some(kafka),
         Some(Err(e)) => {

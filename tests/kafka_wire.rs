@@ -471,6 +471,12 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
                 r.results.iter().all(|x| x.error_code == 0 && !x.configs.is_empty()),
                 "v{v}: {r:?}"
             );
+            // The broker's sections and this listener's own.
+            let names: Vec<String> =
+                r.results[1].configs.iter().map(|c| c.name.to_string()).collect();
+            for want in ["log.fd_cache_capacity", "kafka.max_request_bytes"] {
+                assert!(names.iter().any(|n| n == want), "v{v}: {want} not in {names:?}");
+            }
         }
         ApiKey::AlterConfigs => {
             let req = AlterConfigsRequest::default().with_validate_only(true).with_resources(vec![

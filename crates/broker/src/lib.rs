@@ -15,7 +15,8 @@
 //! - `audit`: the audit trail (refused requests, admin mutations) on its own log target.
 //! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
 //! - `metrics`: request metrics shared by the services and the admin listener.
-//! - `settings`: broker settings (file, env, flags), validated; `kafka_settings`: `[kafka]`.
+//! - `settings`: the broker's settings sections (file, env, flags), validated; the front
+//!   ends' own sections are theirs (`[kafka]`: `shale_kafka::KafkaSettings`).
 //! - `tls`: TLS on the listener and to peers (rustls), with certificates reloaded from disk.
 //! - `watched`: a prefix of the metadata store kept in memory by a watch (ACLs, quotas).
 //!
@@ -29,7 +30,6 @@ pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod groups;
-pub mod kafka_settings;
 pub mod metrics;
 pub mod quota;
 pub mod settings;

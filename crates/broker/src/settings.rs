@@ -1,12 +1,14 @@
-//! Broker settings: a TOML file, overridden by `SHALE_*` environment variables and flags
-//! (the CLI applies those), validated with the offending key named.
+//! The broker's settings: its sections of the settings file (`[cluster]`, `[broker]`,
+//! `[log]`, ...), validated with the offending key named. The file's root, with each front
+//! end's own section beside these, is the process's (`shale::settings`, which reads the
+//! file, `SHALE_*` environment variables and flags).
 //!
 //! Settings are plain data. The injected parts (metadata store, clock) are chosen by the
 //! caller that assembles a broker (`server`), not here.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +47,18 @@ pub struct Settings {
     pub acl: crate::acl::AclSettings,
     /// `[quota]`: how per-principal quotas are enforced.
     pub quota: crate::quota::QuotaSettings,
-    /// `[kafka]`: the Kafka listener.
-    pub kafka: crate::kafka_settings::KafkaSettings,
+    /// The front ends' addresses clients dial, set by the process that assembles the
+    /// broker (not read from the file): the broker registers them so that every broker
+    /// can name them (Kafka's Metadata and FindCoordinator).
+    #[serde(skip)]
+    pub front_ends: FrontEndAddresses,
+}
+
+/// The front ends' advertised addresses (`host:port`; empty: that front end is off).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrontEndAddresses {
+    /// The Kafka listener's.
+    pub kafka: String,
 }
 
 /// `[groups]`: consumer group timeouts.
@@ -339,23 +351,6 @@ fn invalid(key: &str, why: String) -> Error {
 }
 
 impl Settings {
-    /// Reads and validates a TOML settings file.
-    pub fn from_file(path: &Path) -> Result<Settings, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid(format!("cannot read settings file {}: {e}", path.display()))
-        })?;
-        Settings::from_toml(&text)
-            .map_err(|e| Error::invalid(format!("settings file {}: {}", path.display(), e.message)))
-    }
-
-    /// Parses and validates TOML text.
-    pub fn from_toml(text: &str) -> Result<Settings, Error> {
-        let settings: Settings =
-            toml::from_str(text).map_err(|e| Error::invalid(e.message().trim().to_string()))?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
     /// Checks every value, naming the key of the first bad one.
     ///
     /// Long on purpose: a flat list, one check per setting in the order of the file, each
@@ -364,7 +359,6 @@ impl Settings {
         self.tls.validate()?;
         self.auth.validate(&self.tls)?;
         self.acl.validate()?;
-        self.kafka.validate()?;
         let name = &self.cluster.name;
         if name.is_empty()
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -568,54 +562,5 @@ impl Settings {
     /// The broker-wide topic config defaults.
     pub fn topic_defaults(&self) -> Result<TopicConfig, Error> {
         TopicConfig::resolve(&TopicConfig::default(), &self.topic_defaults)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid_and_files_parse() {
-        Settings::default().validate().unwrap();
-        let s = Settings::from_toml(
-            "[broker]\nid = 3\nlisten = \"0.0.0.0:9000\"\n[topic_defaults]\n\"retention.ms\" = \"1000\"\n",
-        )
-        .unwrap();
-        assert_eq!(s.broker.id, Some(3));
-        assert_eq!(s.topic_defaults().unwrap().retention_ms, 1000);
-    }
-
-    #[test]
-    fn sample_file_in_deploy_shows_the_defaults() {
-        let sample = Settings::from_toml(include_str!("../../../deploy/shale.toml")).unwrap();
-        assert_eq!(sample, Settings::default());
-    }
-
-    #[test]
-    fn the_kubernetes_settings_files_are_valid() {
-        for (name, text) in [
-            ("base", include_str!("../../../deploy/k8s/base/shale.toml")),
-            ("tls", include_str!("../../../deploy/k8s/components/tls/shale.toml")),
-        ] {
-            let s = Settings::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            s.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
-    }
-
-    #[test]
-    fn a_nice_value_out_of_range_is_refused_by_name() {
-        let e = Settings::from_toml("[tier]\ncold_read_nice = 25\n").unwrap_err();
-        assert!(e.message.contains("tier.cold_read_nice") && e.message.contains("25"), "{e}");
-    }
-
-    #[test]
-    fn bad_settings_name_the_key() {
-        let e = Settings::from_toml("[broker]\nlisten_addr = \"x\"\n").unwrap_err();
-        assert!(e.message.contains("listen_addr"), "{}", e.message);
-        let e = Settings::from_toml("[topic_defaults]\n\"segment.bytes\" = \"1\"\n").unwrap_err();
-        assert!(e.message.contains("segment.bytes"), "{}", e.message);
-        let e = Settings::from_toml("[cluster]\nname = \"a/b\"\n").unwrap_err();
-        assert!(e.message.contains("cluster.name"), "{}", e.message);
     }
 }

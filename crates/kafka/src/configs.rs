@@ -133,7 +133,8 @@ pub(crate) fn describe(
     Ok(call.reply(&body, Duration::ZERO))
 }
 
-/// This broker's settings, when `name` is its id (or empty: the default broker config).
+/// This broker's settings and this listener's (`kafka.*`), when `name` is its id (or
+/// empty: the default broker config).
 fn broker(kafka: &Kafka, who: &Identity, name: &str) -> Result<Vec<(String, String)>, Error> {
     let me = kafka.api.broker_id().to_string();
     if !name.is_empty() && name != me {
@@ -141,7 +142,7 @@ fn broker(kafka: &Kafka, who: &Identity, name: &str) -> Result<Vec<(String, Stri
             "broker {name}'s configs are described by broker {name} itself; this is broker {me}"
         )));
     }
-    kafka.api.broker_configs(who)
+    kafka.api.broker_configs(who, ("kafka", &kafka.settings))
 }
 
 fn read_only_broker(name: &str) -> Error {

@@ -22,7 +22,8 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
-use shale_broker::api::{BrokerRecord, JoinRequest, SyncRequest, split_host_port};
+use crate::settings::split_host_port;
+use shale_broker::api::{BrokerRecord, JoinRequest, SyncRequest};
 use shale_core::error::Error;
 
 /// FindCoordinator's key types.

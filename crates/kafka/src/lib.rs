@@ -5,6 +5,7 @@
 //! authorization, quotas, audit and counting; record batches pass through byte for byte.
 //! The codec is the `kafka-protocol` crate, generated from Kafka's own message schemas.
 //!
+//! - `settings`: `[kafka]`, this listener's section of the settings file.
 //! - `listener`: accepts connections (plaintext or TLS) and names each client.
 //! - `connection`: one connection: requests started in order, answers written in order.
 //! - `frame`: the size-prefixed framing, checked before allocation; request headers.
@@ -53,15 +54,16 @@ mod produce;
 mod producers;
 mod sasl;
 mod sessions;
+mod settings;
 mod topics;
 mod transactions;
 mod txns;
 mod versions;
 
 pub use listener::{KafkaServer, serve};
+pub use settings::{DEFAULT_KAFKA_PORT, KafkaSettings, MECHANISMS};
 
 use shale_broker::api::Api;
-use shale_broker::api::KafkaSettings;
 
 /// What every connection of a listener shares.
 #[derive(Debug)]
@@ -69,14 +71,13 @@ pub(crate) struct Kafka {
     /// The broker's operations.
     pub api: Api,
     /// `[kafka]`.
-    pub settings: KafkaSettings,
+    pub settings: settings::KafkaSettings,
     /// Incremental fetch sessions (KIP-227).
     pub sessions: sessions::FetchSessions,
 }
 
 impl Kafka {
-    fn new(api: Api) -> Kafka {
-        let settings = api.settings().kafka.clone();
+    fn new(api: Api, settings: KafkaSettings) -> Kafka {
         let sessions = sessions::FetchSessions::new(settings.fetch_session_cache_slots);
         Kafka { api, settings, sessions }
     }

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::Kafka;
 use crate::call::Session;
 use crate::connection;
+use crate::settings::KafkaSettings;
 use shale_broker::api::{Api, Identity, ServerTls};
 use shale_core::error::Error;
 use shale_core::task::OwnedTask;
@@ -38,13 +39,14 @@ impl KafkaServer {
 /// Serves the Kafka protocol over `api` on `listener` (TLS when `tls` is given).
 pub fn serve(
     api: Api,
+    settings: KafkaSettings,
     listener: TcpListener,
     tls: Option<Arc<ServerTls>>,
 ) -> Result<KafkaServer, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("cannot read the Kafka listener's address: {e}")))?;
-    let kafka = Arc::new(Kafka::new(api));
+    let kafka = Arc::new(Kafka::new(api, settings));
     tracing::info!(%addr, tls = tls.is_some(), "serving Kafka");
     // Owned: stopping the server (or dropping it) stops accepting.
     let accept = shale_core::task::spawn_owned(accept_loop(kafka, listener, tls));

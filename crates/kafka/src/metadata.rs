@@ -19,8 +19,9 @@ use kafka_protocol::protocol::StrBytes;
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
+use crate::settings::split_host_port;
 use shale_broker::api::{
-    BrokerRecord, NewTopic, Operation, ResourceType, TopicEntry, TopicsWanted, split_host_port,
+    BrokerRecord, NewTopic, Operation, ResourceType, TopicEntry, TopicsWanted,
 };
 
 /// `authorized_operations` when the client did not ask for them (Kafka's sentinel).

@@ -22,7 +22,8 @@ use kafka_protocol::protocol::StrBytes;
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
-use shale_broker::api::{Payload, PendingProduce, Produced, TxnProduce, split_host_port};
+use crate::settings::split_host_port;
+use shale_broker::api::{Payload, PendingProduce, Produced, TxnProduce};
 use shale_core::acks::Acks;
 use shale_core::error::Error;
 

@@ -92,13 +92,22 @@ impl Api {
     }
 
     /// The broker's own settings as `section.key = value` (DescribeConfigs on the cluster),
+    /// with the asking front end's own section (`own`: its name and settings) among them,
     /// for reading only: they come from the settings file, environment and flags.
-    pub fn broker_configs(&self, who: &Identity) -> Result<Vec<(String, String)>, Error> {
+    pub fn broker_configs<S: serde::Serialize>(
+        &self,
+        who: &Identity,
+        own: (&str, &S),
+    ) -> Result<Vec<(String, String)>, Error> {
         let acl = self.broker.acl();
         let action = "DescribeConfigs";
         acl.check(who, action, Operation::DescribeConfigs, ResourceType::Cluster, CLUSTER)?;
-        let value = serde_json::to_value(self.broker.settings())
-            .map_err(|e| Error::internal(format!("cannot read the settings: {e}")))?;
+        let unreadable =
+            |e: serde_json::Error| Error::internal(format!("cannot read the settings: {e}"));
+        let mut value = serde_json::to_value(self.broker.settings()).map_err(unreadable)?;
+        if let serde_json::Value::Object(sections) = &mut value {
+            sections.insert(own.0.to_string(), serde_json::to_value(own.1).map_err(unreadable)?);
+        }
         let mut out = Vec::new();
         flatten("", &value, &mut out);
         Ok(out)

@@ -49,7 +49,6 @@ pub use crate::groups::classic::{
     ClassicRecord, JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State as GroupState,
     SyncRequest, Synced,
 };
-pub use crate::kafka_settings::{KafkaSettings, split_host_port};
 pub use crate::metrics::{RequestMetrics, observe_since};
 pub use crate::quota::{Kind as QuotaKind, QuotaLimits};
 pub use crate::settings::Settings;

@@ -76,7 +76,7 @@ impl Broker {
         let record = BrokerRecord {
             id,
             address: settings.broker.advertised_address(),
-            kafka_address: settings.kafka.advertised_address(),
+            kafka_address: settings.front_ends.kafka.clone(),
             rack: settings.broker.rack.clone(),
             started_ms: clock.now_ms(),
             incarnation: new_incarnation(),

@@ -1,4 +1,4 @@
-//! `[kafka]`: the Kafka listener, beside gRPC. TLS on it follows `[tls]` (the same
+//! `[kafka]`: the Kafka listener's settings, beside gRPC's (the broker's `[broker]`). TLS on it follows `[tls]` (the same
 //! certificate, client authentication and reload), and the same rule holds: no plaintext
 //! on an address other than loopback unless `tls.allow_plaintext` says so.
 
@@ -124,7 +124,7 @@ impl KafkaSettings {
 }
 
 /// Whether `s` is `host:port` with a non-empty host and a port from 1 to 65535.
-pub fn is_host_port(s: &str) -> bool {
+pub(crate) fn is_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
         None => false,
@@ -133,7 +133,7 @@ pub fn is_host_port(s: &str) -> bool {
 
 /// Splits an advertised `host:port` (validated by [`is_host_port`]); `("", -1)` for an
 /// empty one.
-pub fn split_host_port(s: &str) -> (String, i32) {
+pub(crate) fn split_host_port(s: &str) -> (String, i32) {
     match s.rsplit_once(':') {
         Some((host, port)) => {
             let host = host.trim_start_matches('[').trim_end_matches(']');
