@@ -444,16 +444,7 @@ async fn the_cleaner_removes_commit_markers_whose_transaction_left_nothing() {
     let client = common::client(&server);
     let left = markers(&client, "ct").await;
     assert!(left.len() >= 5, "the markers of 0, 56, 57, 58 and the last (59) stay: {left:?}");
-    let offsets = |spec| {
-        let client = client.clone();
-        async move {
-            let req = pb::ListOffsetsRequest { topic: "ct".into(), partition: 0, spec: Some(spec) };
-            let mut log = client.log_rpc(client.bootstrap()).unwrap();
-            log.list_offsets(req).await.unwrap().into_inner().offset
-        }
-    };
-    use pb::list_offsets_request::Spec;
-    let (lso, hw) = (offsets(Spec::LastStable(true)).await, offsets(Spec::Latest(true)).await);
+    let (lso, hw) = stable_offsets(&client, "ct").await;
     assert_eq!(lso, hw, "no transaction seems open after the restart");
     let got = read(&client, "ct", Isolation::ReadCommitted, true).await;
     let latest: Vec<String> =
@@ -622,27 +613,25 @@ fn refused_well(s: &tonic::Status) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `topic`-0's last stable offset and high watermark.
+async fn stable_offsets(client: &Client, topic: &str) -> (i64, i64) {
+    use pb::list_offsets_request::Spec;
+    let mut offsets = Vec::new();
+    for spec in [Spec::LastStable(true), Spec::Latest(true)] {
+        let req = pb::ListOffsetsRequest { topic: topic.into(), partition: 0, spec: Some(spec) };
+        let mut log = client.log_rpc(client.bootstrap()).unwrap();
+        offsets.push(log.list_offsets(req).await.unwrap().into_inner().offset);
+    }
+    (offsets[0], offsets[1])
+}
+
 /// Waits until `topic`-0's last stable offset is its high watermark: a commit or abort is
 /// answered once decided, and its markers follow.
 async fn stable(client: &Client, topic: &str) {
-    common::wait_for(Duration::from_secs(30), "no transaction left open", || {
-        let client = client.clone();
-        async move {
-            use pb::list_offsets_request::Spec;
-            let mut offsets = Vec::new();
-            for spec in [Spec::LastStable(true), Spec::Latest(true)] {
-                let req =
-                    pb::ListOffsetsRequest { topic: topic.into(), partition: 0, spec: Some(spec) };
-                let mut log = client.log_rpc(client.bootstrap()).unwrap();
-                offsets.push(log.list_offsets(req).await.unwrap().into_inner().offset);
-            }
-            match offsets[0] == offsets[1] {
-                true => Ok(()),
-                false => Err(format!(
-                    "last stable offset {} < high watermark {}",
-                    offsets[0], offsets[1]
-                )),
-            }
+    common::wait_for(Duration::from_secs(30), "no transaction left open", || async move {
+        match stable_offsets(client, topic).await {
+            (lso, hw) if lso == hw => Ok(()),
+            (lso, hw) => Err(format!("last stable offset {lso} < high watermark {hw}")),
         }
     })
     .await;

@@ -52,8 +52,8 @@ pub(crate) struct Rules {
 /// it may go.
 #[derive(Debug, Default)]
 pub(crate) struct Markers {
+    /// Per producer with a batch in its current transaction: whether one was kept.
     kept: HashMap<i64, bool>,
-    seen: HashSet<i64>,
     /// Markers may be removed (the local cleaner). The remote compactor keeps them: it does
     /// not see a transaction's batches that are only local.
     removes: bool,
@@ -78,15 +78,14 @@ impl Markers {
     /// empty) or not.
     fn data(&mut self, producer: i64, kept: bool) {
         *self.kept.entry(producer).or_default() |= kept;
-        self.seen.insert(producer);
     }
 
     /// Whether the control batch `batch` (of `header`) is removed under `rules`: a commit
     /// marker whose transaction kept no batch, an abort marker whose transaction had none
     /// left when the clean began, past the horizon, not its producer's last batch.
     fn removes_marker(&mut self, header: &BatchHeader, batch: &[u8], rules: &Rules) -> bool {
-        let kept = self.kept.remove(&header.producer_id).unwrap_or(false);
-        let seen = self.seen.remove(&header.producer_id);
+        let batches = self.kept.remove(&header.producer_id);
+        let (seen, kept) = (batches.is_some(), batches.unwrap_or(false));
         if !self.removes
             || !is_marker_header(header)
             || header.base_offset >= rules.tombstones_below
