@@ -13,6 +13,8 @@ import json, pathlib, re, sys
 # Each crate may depend (normal, dev or build) only on the crates listed for it.
 ALLOWED = {
     "shale-core": set(),
+    # The schema formats: pure, below everything that serves them.
+    "shale-schema": set(),
     "shale-proto": {"shale-core"},
     "shale-client": {"shale-core", "shale-proto"},
     "shale-meta": {"shale-core"},

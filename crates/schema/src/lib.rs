@@ -1,0 +1,299 @@
+//! Shale's schema formats, by the rules of Confluent Schema Registry: a schema's text is
+//! parsed and validated, printed in the canonical form the registry stores and compares,
+//! and checked for compatibility with earlier versions at a compatibility level, with
+//! Confluent's messages. Pure: no I/O, no state; the registry (its storage, IDs, REST
+//! API) is built on top.
+//!
+//! Layout:
+//! - `json`: JSON with its keys in document order, printed as Jackson prints it.
+//! - `avro` (private): Avro's type graph, its Java-style printer and Java's
+//!   `SchemaCompatibility`.
+//!
+//! Served today: Avro. Protobuf and JSON Schema are refused as unsupported types until
+//! their rules land (the registry does not advertise them in `/schemas/types`).
+
+mod avro;
+pub mod json;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A schema format, as the registry's `schemaType` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchemaType {
+    /// Apache Avro (the default when a request names no type).
+    Avro,
+    /// Protocol Buffers.
+    Protobuf,
+    /// JSON Schema.
+    Json,
+}
+
+impl SchemaType {
+    /// The formats this build parses and checks.
+    pub const SUPPORTED: &'static [SchemaType] = &[SchemaType::Avro];
+
+    /// The name in the registry's API: `AVRO`, `PROTOBUF`, `JSON`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaType::Avro => "AVRO",
+            SchemaType::Protobuf => "PROTOBUF",
+            SchemaType::Json => "JSON",
+        }
+    }
+}
+
+impl fmt::Display for SchemaType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SchemaType {
+    type Err = InvalidSchema;
+
+    fn from_str(s: &str) -> Result<SchemaType, InvalidSchema> {
+        match s {
+            "AVRO" => Ok(SchemaType::Avro),
+            "PROTOBUF" => Ok(SchemaType::Protobuf),
+            "JSON" => Ok(SchemaType::Json),
+            other => Err(InvalidSchema(format!("Invalid schema type {other}"))),
+        }
+    }
+}
+
+/// Why a schema's text is not a valid schema (the registry's 42201).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSchema(pub String);
+
+/// A schema another refers to, resolved by the registry: its reference name (for Avro,
+/// unused: names resolve by the types the text defines), its type and its text.
+#[derive(Debug, Clone, Copy)]
+pub struct Dependency<'a> {
+    /// The reference's `name` (Protobuf's import path, JSON Schema's `$ref`).
+    pub name: &'a str,
+    /// Its format.
+    pub schema_type: SchemaType,
+    /// Its text.
+    pub text: &'a str,
+}
+
+/// A valid schema.
+#[derive(Debug, Clone)]
+pub struct ParsedSchema {
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Avro(avro::AvroSchema),
+}
+
+/// Parses and validates `text` as `schema_type`. `dependencies` are every schema it
+/// refers to, directly or not, each before the ones that use it.
+pub fn parse(
+    schema_type: SchemaType,
+    text: &str,
+    dependencies: &[Dependency<'_>],
+) -> Result<ParsedSchema, InvalidSchema> {
+    match schema_type {
+        SchemaType::Avro => {
+            let refs: Vec<&str> = dependencies.iter().map(|d| d.text).collect();
+            let schema = avro::AvroSchema::parse(text, &refs)
+                .map_err(|e| InvalidSchema(format!("Invalid schema {text}: {e}")))?;
+            Ok(ParsedSchema { inner: Inner::Avro(schema) })
+        }
+        other => Err(InvalidSchema(format!(
+            "schema type {other} is not supported by this registry (supported: AVRO)"
+        ))),
+    }
+}
+
+impl ParsedSchema {
+    /// Its format.
+    pub fn schema_type(&self) -> SchemaType {
+        match self.inner {
+            Inner::Avro(_) => SchemaType::Avro,
+        }
+    }
+
+    /// The canonical text: what the registry stores, returns and compares.
+    pub fn canonical(&self) -> &str {
+        match &self.inner {
+            Inner::Avro(a) => a.canonical(),
+        }
+    }
+
+    /// The name of the record it describes (RecordNameStrategy's subject), when named.
+    pub fn record_name(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Avro(a) => a.record_name(),
+        }
+    }
+
+    /// Confluent's `isBackwardCompatible`: why `self` cannot read what `writer` wrote,
+    /// the reader named `reader_label` and the writer `writer_label` in the messages.
+    fn can_read(
+        &self,
+        writer: &ParsedSchema,
+        reader_label: &str,
+        writer_label: &str,
+    ) -> Vec<String> {
+        match (&self.inner, &writer.inner) {
+            (Inner::Avro(r), Inner::Avro(w)) => r.can_read(w, reader_label, writer_label),
+        }
+    }
+}
+
+/// A subject's compatibility level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Level {
+    /// No check.
+    None,
+    /// The new schema reads data written with the latest (the global default).
+    #[default]
+    Backward,
+    /// ... with every earlier version.
+    BackwardTransitive,
+    /// The latest reads data written with the new schema.
+    Forward,
+    /// ... every earlier version does.
+    ForwardTransitive,
+    /// Both ways, with the latest.
+    Full,
+    /// Both ways, with every earlier version.
+    FullTransitive,
+}
+
+impl Level {
+    /// The name in the registry's API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::None => "NONE",
+            Level::Backward => "BACKWARD",
+            Level::BackwardTransitive => "BACKWARD_TRANSITIVE",
+            Level::Forward => "FORWARD",
+            Level::ForwardTransitive => "FORWARD_TRANSITIVE",
+            Level::Full => "FULL",
+            Level::FullTransitive => "FULL_TRANSITIVE",
+        }
+    }
+
+    fn transitive(self) -> bool {
+        matches!(self, Level::BackwardTransitive | Level::ForwardTransitive | Level::FullTransitive)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Not one of the seven levels (the registry's 42203).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive"
+)]
+pub struct InvalidLevel;
+
+impl FromStr for Level {
+    type Err = InvalidLevel;
+
+    /// Case-insensitive, as Confluent reads it.
+    fn from_str(s: &str) -> Result<Level, InvalidLevel> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "NONE" => Level::None,
+            "BACKWARD" => Level::Backward,
+            "BACKWARD_TRANSITIVE" => Level::BackwardTransitive,
+            "FORWARD" => Level::Forward,
+            "FORWARD_TRANSITIVE" => Level::ForwardTransitive,
+            "FULL" => Level::Full,
+            "FULL_TRANSITIVE" => Level::FullTransitive,
+            _ => return Err(InvalidLevel),
+        })
+    }
+}
+
+/// An earlier version of the subject, to check a new schema against.
+#[derive(Debug, Clone, Copy)]
+pub struct Previous<'a> {
+    /// Its version number.
+    pub version: i32,
+    /// The schema.
+    pub schema: &'a ParsedSchema,
+}
+
+/// Why `new` may not follow `previous` (the subject's live versions, oldest first) at
+/// `level`: Confluent's `CompatibilityChecker` — the latest only, or every version newest
+/// first stopping at the first that fails, each failure followed by
+/// `{oldSchemaVersion: N}` and `{oldSchema: '...'}`. Empty when compatible.
+pub fn check(level: Level, new: &ParsedSchema, previous: &[Previous<'_>]) -> Vec<String> {
+    if level == Level::None {
+        return Vec::new();
+    }
+    let against: Vec<&Previous<'_>> = match level.transitive() {
+        true => previous.iter().rev().collect(),
+        false => previous.last().into_iter().collect(),
+    };
+    for old in against {
+        let messages = check_one(level, new, old);
+        if !messages.is_empty() {
+            return messages;
+        }
+    }
+    Vec::new()
+}
+
+fn check_one(level: Level, new: &ParsedSchema, old: &Previous<'_>) -> Vec<String> {
+    let backward = |appended: bool| with_old(new_reads_old(new, old.schema), old, appended);
+    let forward = |appended: bool| with_old(old_reads_new(new, old.schema), old, appended);
+    match level {
+        Level::None => Vec::new(),
+        Level::Backward | Level::BackwardTransitive => backward(true),
+        Level::Forward | Level::ForwardTransitive => forward(true),
+        Level::Full | Level::FullTransitive => {
+            let mut messages = forward(false);
+            messages.extend(backward(true));
+            messages
+        }
+    }
+}
+
+fn new_reads_old(new: &ParsedSchema, old: &ParsedSchema) -> Vec<String> {
+    if new.schema_type() != old.schema_type() {
+        return vec!["Incompatible because of different schema type".into()];
+    }
+    new.can_read(old, "new", "old")
+}
+
+fn old_reads_new(new: &ParsedSchema, old: &ParsedSchema) -> Vec<String> {
+    if new.schema_type() != old.schema_type() {
+        return vec!["Incompatible because of different schema type".into()];
+    }
+    old.can_read(new, "old", "new")
+}
+
+/// Confluent's `formatErrorMessages`: the old version and its text after the reasons.
+fn with_old(mut messages: Vec<String>, old: &Previous<'_>, append: bool) -> Vec<String> {
+    const MAX_SCHEMA_FOR_MESSAGE: usize = 10 * 1024;
+    if messages.is_empty() || !append {
+        return messages;
+    }
+    messages.push(format!("{{oldSchemaVersion: {}}}", old.version));
+    let text = old.schema.canonical();
+    if text.len() <= MAX_SCHEMA_FOR_MESSAGE {
+        messages.push(format!("{{oldSchema: '{text}'}}"));
+    } else {
+        let mut end = MAX_SCHEMA_FOR_MESSAGE;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        messages.push(format!(
+            "{{oldSchema: <truncated to {MAX_SCHEMA_FOR_MESSAGE} characters> '{}'}}",
+            &text[..end]
+        ));
+    }
+    messages
+}
