@@ -1,19 +1,23 @@
-//! Shale's schema formats, by the rules of Confluent Schema Registry: a schema's text is
-//! parsed and validated, printed in the canonical form the registry stores and compares,
-//! and checked for compatibility with earlier versions at a compatibility level, with
-//! Confluent's messages. Pure: no I/O, no state; the registry (its storage, IDs, REST
-//! API) is built on top.
+//! Shale's schema formats and its schema registry's rules, by the rules of Confluent
+//! Schema Registry: a schema's text is parsed and validated, printed in the canonical form
+//! the registry stores and compares, and checked for compatibility with earlier versions
+//! at a compatibility level, with Confluent's messages; the registry's log records, the
+//! state they build and what each change writes. Pure: no I/O; the broker feeds and
+//! appends the log, the REST front end serves the API.
 //!
 //! Layout:
 //! - `json`: JSON with its keys in document order, printed as Jackson prints it.
 //! - `avro` (private): Avro's type graph, its Java-style printer and Java's
 //!   `SchemaCompatibility`.
+//! - `registry`: the `_schemas` records (Confluent's format), the state they build, and
+//!   the rules of registrations, deletes, configs and modes.
 //!
 //! Served today: Avro. Protobuf and JSON Schema are refused as unsupported types until
 //! their rules land (the registry does not advertise them in `/schemas/types`).
 
 mod avro;
 pub mod json;
+pub mod registry;
 
 use std::fmt;
 use std::str::FromStr;

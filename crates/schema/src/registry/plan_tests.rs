@@ -1,0 +1,266 @@
+use super::*;
+use crate::registry::RegistryError;
+
+/// The writer, in memory: plans, allocates an ID above every ID handed out, appends.
+#[derive(Default)]
+struct Log {
+    records: Vec<Record>,
+    store: Store,
+}
+
+impl Log {
+    fn append(&mut self, records: Vec<Record>) {
+        for (k, v) in records {
+            let offset = self.records.len() as i64;
+            self.store.apply(offset, &k, v.as_deref()).unwrap();
+            self.records.push((k, v));
+        }
+    }
+
+    fn register_req(&mut self, req: Registration) -> Result<i32, RegistryError> {
+        match self.store.plan_register(&req)? {
+            RegisterPlan::Registered(id) => Ok(id),
+            RegisterPlan::Write(new) => {
+                let id = match new.id {
+                    IdSource::Existing(id) | IdSource::Given(id) => id,
+                    IdSource::New => self.store.max_id() + 1,
+                };
+                self.append(new.records(id));
+                Ok(id)
+            }
+        }
+    }
+
+    fn register(&mut self, subject: &str, schema: &str) -> Result<i32, RegistryError> {
+        self.register_req(req(subject, schema))
+    }
+
+    /// The state rebuilt from the log as compaction leaves it: the last record of each
+    /// key, tombstones gone.
+    fn compacted(&self) -> Store {
+        let mut last: Vec<(usize, &Record)> = Vec::new();
+        for (i, r) in self.records.iter().enumerate() {
+            last.retain(|(_, x)| x.0 != r.0);
+            last.push((i, r));
+        }
+        let mut store = Store::default();
+        for (offset, (k, v)) in last {
+            if v.is_some() {
+                store.apply(offset as i64, k, v.as_deref()).unwrap();
+            }
+        }
+        store
+    }
+}
+
+fn req(subject: &str, schema: &str) -> Registration {
+    Registration {
+        subject: subject.into(),
+        schema_type: SchemaType::Avro,
+        schema: schema.into(),
+        references: vec![],
+        id: None,
+        version: None,
+    }
+}
+
+const V1: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#;
+const V2: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"b","type":"string","default":""}]}"#;
+const V2_NO_DEFAULT: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"c","type":"string"}]}"#;
+
+fn visible(store: &Store) -> Vec<(String, i32, i32, bool)> {
+    let mut out = Vec::new();
+    for s in store.subjects(true) {
+        for v in store.versions(&s, true).unwrap() {
+            let sv = store.version(&s, VersionId::Number(v), true).unwrap();
+            out.push((s.clone(), v, sv.schema.id, sv.deleted));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_same_schema_gets_one_id_everywhere() {
+    let mut log = Log::default();
+    assert_eq!(log.register("a-value", V1).unwrap(), 1);
+    let written = log.records.len();
+    // Again, with other whitespace: already registered, nothing written.
+    assert_eq!(log.register("a-value", &format!("  {V1} ")).unwrap(), 1);
+    assert_eq!(log.records.len(), written);
+    // Under another subject: a new version there, the same ID.
+    assert_eq!(log.register("b-value", V1).unwrap(), 1);
+    assert_eq!(log.store.versions("b-value", false).unwrap(), vec![1]);
+    assert_eq!(log.register("a-value", V2).unwrap(), 2);
+    assert_eq!(
+        log.store.uses(1, false).unwrap(),
+        vec![("a-value".into(), 1), ("b-value".into(), 1)]
+    );
+    let latest = log.store.version("a-value", VersionId::Latest, false).unwrap();
+    assert_eq!((latest.version, latest.schema.id), (2, 2));
+}
+
+#[test]
+fn an_incompatible_schema_is_refused_with_confluents_reasons() {
+    let mut log = Log::default();
+    log.register("s", V1).unwrap();
+    let err = log.register("s", V2_NO_DEFAULT).unwrap_err();
+    assert_eq!(err.code(), 409);
+    let text = err.to_string();
+    assert!(text.starts_with("Schema being registered is incompatible with an earlier schema for subject \"s\", details: [{errorType:'READER_FIELD_MISSING_DEFAULT_VALUE'"), "{text}");
+    assert!(text.ends_with("{oldSchemaVersion: 1}, {oldSchema: '{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}'}, {validateFields: 'false', compatibility: 'BACKWARD'}]"), "{text}");
+    log.append(log.store.plan_config(Some("s"), Level::None).unwrap());
+    assert_eq!(log.register("s", V2_NO_DEFAULT).unwrap(), 2);
+}
+
+#[test]
+fn soft_then_permanent_deletes_and_ids_never_come_back() {
+    let mut log = Log::default();
+    log.register("s", V1).unwrap();
+    log.register("s", V2).unwrap();
+    // Permanent first is refused: it must be soft-deleted before.
+    assert_eq!(
+        log.store.plan_delete_version("s", VersionId::Number(2), true).unwrap_err().code(),
+        40407
+    );
+    let (v, records) = log.store.plan_delete_version("s", VersionId::Latest, false).unwrap();
+    assert_eq!(v, 2);
+    log.append(records);
+    assert_eq!(log.store.versions("s", false).unwrap(), vec![1]);
+    assert_eq!(log.store.versions("s", true).unwrap(), vec![1, 2]);
+    assert_eq!(log.store.version("s", VersionId::Number(2), false).unwrap_err().code(), 40402);
+    assert!(log.store.version("s", VersionId::Number(2), true).unwrap().deleted);
+    // A soft-deleted version's schema stays readable by ID.
+    assert_eq!(log.store.schema(2).unwrap().id, 2);
+    assert_eq!(
+        log.store.plan_delete_version("s", VersionId::Number(2), false).unwrap_err().code(),
+        40406
+    );
+    let (_, records) = log.store.plan_delete_version("s", VersionId::Number(2), true).unwrap();
+    log.append(records);
+    assert_eq!(log.store.schema(2).unwrap_err().code(), 40403);
+    // The next version number continues from the highest still in the log; the next ID
+    // from the highest ever handed out.
+    assert_eq!(log.register("s", V2).unwrap(), 3);
+    assert_eq!(log.store.versions("s", false).unwrap(), vec![1, 2]);
+    assert_eq!(visible(&log.compacted()), visible(&log.store));
+}
+
+#[test]
+fn subjects_delete_softly_then_permanently() {
+    let mut log = Log::default();
+    log.register("s", V1).unwrap();
+    log.register("s", V2).unwrap();
+    log.append(log.store.plan_config(Some("s"), Level::Full).unwrap());
+    assert_eq!(log.store.plan_delete_subject("s", true).unwrap_err().code(), 40405);
+    let (versions, records) = log.store.plan_delete_subject("s", false).unwrap();
+    assert_eq!(versions, vec![1, 2]);
+    log.append(records);
+    assert!(log.store.subjects(false).is_empty());
+    assert_eq!(log.store.subjects(true), vec!["s".to_string()]);
+    assert_eq!(log.store.config(Some("s")), None, "the subject's config goes with it");
+    assert_eq!(log.store.plan_delete_subject("s", false).unwrap_err().code(), 40404);
+    assert_eq!(log.store.versions("s", false).unwrap_err().code(), 40401);
+    let (versions, records) = log.store.plan_delete_subject("s", true).unwrap();
+    assert_eq!(versions, vec![1, 2]);
+    log.append(records);
+    assert!(log.store.subjects(true).is_empty());
+    assert_eq!(log.store.plan_delete_subject("s", false).unwrap_err().code(), 40401);
+    assert_eq!(visible(&log.compacted()), visible(&log.store));
+}
+
+#[test]
+fn a_soft_deleted_schema_registered_again_is_a_new_version_with_its_id() {
+    let mut log = Log::default();
+    log.register("s", V1).unwrap();
+    let (_, records) = log.store.plan_delete_subject("s", false).unwrap();
+    log.append(records);
+    assert_eq!(log.register("s", V1).unwrap(), 1);
+    assert_eq!(
+        log.store.versions("s", true).unwrap(),
+        vec![2],
+        "the old deleted version is tombstoned"
+    );
+}
+
+#[test]
+fn references_resolve_and_protect_what_they_refer_to() {
+    let mut log = Log::default();
+    let address = r#"{"type":"record","name":"Address","namespace":"ex","fields":[{"name":"city","type":"string"}]}"#;
+    let user = r#"{"type":"record","name":"User","namespace":"ex","fields":[{"name":"home","type":"Address"}]}"#;
+    log.register("address", address).unwrap();
+    assert_eq!(
+        log.register("user", user).unwrap_err().code(),
+        42201,
+        "without its reference it does not parse"
+    );
+    let mut with_ref = req("user", user);
+    with_ref.references =
+        vec![Reference { name: "ex.Address".into(), subject: "address".into(), version: 1 }];
+    let id = log.register_req(with_ref.clone()).unwrap();
+    assert_eq!(log.store.referenced_by("address", 1), vec![id]);
+    assert_eq!(
+        log.store.plan_delete_version("address", VersionId::Number(1), false).unwrap_err().code(),
+        42206
+    );
+    assert_eq!(log.store.plan_delete_subject("address", false).unwrap_err().code(), 42206);
+    let mut missing = with_ref;
+    missing.references[0].version = 9;
+    assert_eq!(log.register_req(missing).unwrap_err().code(), 42201);
+}
+
+#[test]
+fn modes_guard_writes_and_import_keeps_given_ids() {
+    let mut log = Log::default();
+    log.register("s", V1).unwrap();
+    log.append(log.store.plan_mode(Some("s"), Mode::ReadOnly, false).unwrap());
+    assert_eq!(log.register("s", V2).unwrap_err().code(), 42205);
+    // Already registered: answered even in READONLY (Confluent's fast path).
+    assert_eq!(log.register("s", V1).unwrap(), 1);
+    assert_eq!(log.store.plan_mode(None, Mode::Import, false).unwrap_err().code(), 42205);
+    log.append(log.store.plan_mode(Some("t"), Mode::Import, false).unwrap());
+    assert_eq!(log.register("t", V2).unwrap_err().code(), 42205, "IMPORT needs the ID");
+    let mut import = req("t", V2);
+    import.id = Some(100);
+    import.version = Some(5);
+    assert_eq!(log.register_req(import).unwrap(), 100);
+    assert_eq!(log.store.versions("t", false).unwrap(), vec![5]);
+    let mut clash = req("t", V2_NO_DEFAULT);
+    clash.id = Some(100);
+    assert_eq!(log.register_req(clash).unwrap_err().code(), 42205, "an ID names one schema");
+    log.append(log.store.plan_mode(Some("t"), Mode::ReadWrite, false).unwrap());
+    let fresh = r#"{"type":"record","name":"Q","fields":[]}"#;
+    assert_eq!(log.register("u", fresh).unwrap(), 101, "new IDs continue above imported ones");
+}
+
+#[test]
+fn a_record_giving_an_id_to_a_second_schema_is_skipped() {
+    let mut log = Log::default();
+    log.register("s", V1).unwrap();
+    // What a second writer with a stale view would have written: ID 1 for another schema.
+    let rogue = SchemaValue {
+        subject: "t".into(),
+        version: 1,
+        id: 1,
+        schema_type: SchemaType::Avro,
+        references: vec![],
+        schema: "\"string\"".into(),
+        deleted: false,
+    };
+    let key = Key::Schema { subject: "t".into(), version: 1 }.encode();
+    let err = log.store.apply(99, &key, Some(&rogue.encode())).unwrap_err();
+    assert!(err.contains("ID 1 already names another schema"), "{err}");
+    assert_eq!(log.store.schema(1).unwrap().schema, V1);
+    assert!(log.store.subjects(true) == vec!["s".to_string()]);
+    assert_eq!(log.store.next_offset(), 100);
+}
+
+#[test]
+fn versions_parse_as_confluent_reads_them() {
+    assert_eq!(VersionId::parse("latest").unwrap(), VersionId::Latest);
+    assert_eq!(VersionId::parse(" LATEST ").unwrap(), VersionId::Latest);
+    assert_eq!(VersionId::parse("-1").unwrap(), VersionId::Latest);
+    assert_eq!(VersionId::parse("3").unwrap(), VersionId::Number(3));
+    for bad in ["0", "-2", "x", "99999999999"] {
+        assert_eq!(VersionId::parse(bad).unwrap_err().code(), 42202, "{bad}");
+    }
+}
