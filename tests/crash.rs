@@ -515,7 +515,7 @@ type Latest = Arc<Mutex<BTreeMap<u64, (u64, String)>>>;
 /// The key of the `i`th value: 50 hot keys take three values in four, 3,000 cold ones the
 /// fourth in turn, so the latest values of most keys lie in segments the cleaner rewrites.
 fn kv_key(i: u64) -> u64 {
-    if i % 4 == 0 { 1_000 + (i / 4) % 3_000 } else { i % 50 }
+    if i.is_multiple_of(4) { 1_000 + (i / 4) % 3_000 } else { i % 50 }
 }
 
 /// Sends `count` keyed values (`r{round}-{i:08}` under key `k{kv_key(i)}`) and notes the

@@ -80,7 +80,7 @@ async fn metrics_exist_and_move_under_load() {
                 let record = ProducerRecord::new(TOPIC, value.clone()).key(format!("k{i}"));
                 producer.send(record).await.unwrap();
                 i += 1;
-                if i % 200 == 0 {
+                if i.is_multiple_of(200) {
                     producer.flush().await.unwrap();
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }

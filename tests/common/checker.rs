@@ -399,20 +399,20 @@ fn reordered(ops: &[Op], found: &[Vec<Vec<i64>>], reads: usize, examples: &mut E
             let read: Vec<usize> = acked.iter().copied().filter(|&i| pos(i).is_some()).collect();
             // `latest` is the A, acked before B's invoke, read last.
             for (b, latest) in max_acked_before(ops, &read, pos) {
-                if let Some(a) = latest.filter(|&a| pos(a) > pos(b)) {
-                    if bad.insert(b) {
-                        examples.add("reordered", || {
-                            format!(
-                                "partition {}: {} (offset {:?}) was acked before {} (offset {:?}) \
+                if let Some(a) = latest.filter(|&a| pos(a) > pos(b))
+                    && bad.insert(b)
+                {
+                    examples.add("reordered", || {
+                        format!(
+                            "partition {}: {} (offset {:?}) was acked before {} (offset {:?}) \
                                  was sent, but is read after it",
-                                ops[a].partition,
-                                show(&ops[a].value),
-                                pos(a).unwrap_or_default(),
-                                show(&ops[b].value),
-                                pos(b).unwrap_or_default()
-                            )
-                        });
-                    }
+                            ops[a].partition,
+                            show(&ops[a].value),
+                            pos(a).unwrap_or_default(),
+                            show(&ops[b].value),
+                            pos(b).unwrap_or_default()
+                        )
+                    });
                 }
             }
         }

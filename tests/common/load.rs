@@ -94,7 +94,7 @@ pub(crate) fn start_load_on(
                         .unwrap();
                     tx.send((op, d)).await.unwrap();
                     i += 1;
-                    if i % 50 == 0 {
+                    if i.is_multiple_of(50) {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }

@@ -119,7 +119,7 @@ async fn answer(req: Request<Incoming>, upstream: SocketAddr, c: &Counters) -> R
     // Request n fails when the running quota rate * n crosses an integer.
     if rate > 0 && (n + 1) * rate / 1_000_000 > n * rate / 1_000_000 {
         let failed = c.failed.fetch_add(1, Ordering::AcqRel);
-        return if failed % 2 == 0 {
+        return if failed.is_multiple_of(2) {
             c.answered_503.fetch_add(1, Ordering::AcqRel);
             error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")
         } else {

@@ -462,7 +462,7 @@ impl Settings {
             return Err(invalid("log.fd_cache_capacity", "must be at least 16".to_string()));
         }
         let jb = self.log.journal_bytes;
-        if jb < shale_storage::log::MIN_JOURNAL_BYTES || jb % 4096 != 0 {
+        if jb < shale_storage::log::MIN_JOURNAL_BYTES || !jb.is_multiple_of(4096) {
             return Err(invalid(
                 "log.journal_bytes",
                 format!("{jb} is not a multiple of 4096 of at least 16 MiB (16777216)"),

@@ -43,10 +43,10 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
             return Answer::Close;
         }
     };
-    if let Some(id) = &req.client_id {
-        if id.as_str() != session.client_id {
-            session.client_id = id.as_str().to_string();
-        }
+    if let Some(id) = &req.client_id
+        && id.as_str() != session.client_id
+    {
+        session.client_id = id.as_str().to_string();
     }
     let anonymous = session.identity.via == Via::None;
     if anonymous && kafka.api.auth_required() && !before_authentication(key) {

@@ -253,12 +253,12 @@ fn respond(
                     .collect(),
             );
         }
-        if version >= 12 {
-            if let Some((leader, epoch)) = error.as_ref().and_then(crate::produce::leader_of) {
-                part.current_leader = LeaderIdAndEpoch::default()
-                    .with_leader_id(BrokerId(leader))
-                    .with_leader_epoch(epoch);
-            }
+        if version >= 12
+            && let Some((leader, epoch)) = error.as_ref().and_then(crate::produce::leader_of)
+        {
+            part.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(epoch);
         }
         let same_topic = |t: &FetchableTopicResponse| match version {
             0..=12 => t.topic.0.as_str() == w.tp.0,

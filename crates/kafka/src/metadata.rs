@@ -116,14 +116,15 @@ pub(crate) async fn metadata(
                 .collect(),
         ),
     };
-    if let Some(names) = &names {
-        if req.allow_auto_topic_creation && kafka.settings.auto_create_topics {
-            for name in names {
-                if !name.is_empty() && !api.topic_exists(name) {
-                    let new = NewTopic { name: name.clone(), ..Default::default() };
-                    if let Err(e) = api.create_topic(&session.identity, new).await {
-                        tracing::debug!(topic = %name, error = %e, "auto-creating a topic failed");
-                    }
+    if let Some(names) = &names
+        && req.allow_auto_topic_creation
+        && kafka.settings.auto_create_topics
+    {
+        for name in names {
+            if !name.is_empty() && !api.topic_exists(name) {
+                let new = NewTopic { name: name.clone(), ..Default::default() };
+                if let Err(e) = api.create_topic(&session.identity, new).await {
+                    tracing::debug!(topic = %name, error = %e, "auto-creating a topic failed");
                 }
             }
         }

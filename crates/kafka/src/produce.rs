@@ -153,13 +153,14 @@ fn partition_response(
                 .with_error_message(
                     (version >= 8).then(|| StrBytes::from_string(e.message.clone())),
                 );
-            if version >= 10 && part.error_code == ResponseError::NotLeaderOrFollower.code() {
-                if let Some((leader, epoch)) = leader_of(&e) {
-                    part.current_leader = LeaderIdAndEpoch::default()
-                        .with_leader_id(BrokerId(leader))
-                        .with_leader_epoch(epoch);
-                    add_endpoint(kafka, leader, endpoints);
-                }
+            if version >= 10
+                && part.error_code == ResponseError::NotLeaderOrFollower.code()
+                && let Some((leader, epoch)) = leader_of(&e)
+            {
+                part.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                add_endpoint(kafka, leader, endpoints);
             }
             part
         }

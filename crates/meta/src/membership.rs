@@ -386,10 +386,10 @@ impl Membership {
     }
 
     fn set_beat(&self, until: Option<Instant>) {
-        if let Some(beats) = self.inner.beats.get() {
-            if let Ok(mut v) = beats.valid_until.lock() {
-                *v = until;
-            }
+        if let Some(beats) = self.inner.beats.get()
+            && let Ok(mut v) = beats.valid_until.lock()
+        {
+            *v = until;
         }
         self.refresh_live();
     }

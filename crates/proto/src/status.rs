@@ -98,10 +98,10 @@ pub fn from_status(status: &Status) -> Error {
         }
     }
     // A transport failure says what the OS said ("tcp connect error: connection refused").
-    if let Some(cause) = io_cause(status) {
-        if !error.message.to_lowercase().contains(&cause.to_lowercase()) {
-            error.message = format!("{}: {cause}", error.message);
-        }
+    if let Some(cause) = io_cause(status)
+        && !error.message.to_lowercase().contains(&cause.to_lowercase())
+    {
+        error.message = format!("{}: {cause}", error.message);
     }
     error
 }

@@ -193,13 +193,13 @@ impl JwtVerifier {
             }
             None => return Err(unauthenticated("the JWT's exp is not a number")),
         }
-        if let Some(nbf) = seconds("nbf") {
-            if nbf - leeway > now {
-                return Err(unauthenticated(format!(
-                    "the JWT is not valid for another {} s",
-                    nbf - now
-                )));
-            }
+        if let Some(nbf) = seconds("nbf")
+            && nbf - leeway > now
+        {
+            return Err(unauthenticated(format!(
+                "the JWT is not valid for another {} s",
+                nbf - now
+            )));
         }
         let claim = &self.settings.principal_claim;
         match claims.get(claim).and_then(serde_json::Value::as_str) {

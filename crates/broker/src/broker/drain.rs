@@ -76,10 +76,10 @@ impl Broker {
         tracing::info!(broker = self.id, led = led_before, movable, "draining");
         // Also with nothing to move: the flag hands the consumer groups this broker
         // coordinates to a staying broker while it still forwards their requests.
-        if movable > 0 || self.live_brokers().len() > 1 {
-            if let Err(e) = self.view.membership.set_draining().await {
-                tracing::warn!(error = %e, "could not mark the registration draining; leaders move when the broker leaves");
-            }
+        if (movable > 0 || self.live_brokers().len() > 1)
+            && let Err(e) = self.view.membership.set_draining().await
+        {
+            tracing::warn!(error = %e, "could not mark the registration draining; leaders move when the broker leaves");
         }
         // Leadership changes arrive by watch; look again on every resync and at least
         // every 50 ms.

@@ -55,14 +55,14 @@ pub async fn resolve(
     keys: &Keys,
 ) -> Result<i32, Error> {
     let recorded = read(data_dir)?;
-    if let Some(r) = &recorded {
-        if r.cluster != cluster {
-            return Err(Error::invalid(format!(
-                "data dir {} belongs to cluster {:?}, not {cluster:?}; use another data dir",
-                data_dir.display(),
-                r.cluster
-            )));
-        }
+    if let Some(r) = &recorded
+        && r.cluster != cluster
+    {
+        return Err(Error::invalid(format!(
+            "data dir {} belongs to cluster {:?}, not {cluster:?}; use another data dir",
+            data_dir.display(),
+            r.cluster
+        )));
     }
     let id = match (configured, recorded) {
         (Some(c), Some(r)) if c != r.broker_id => {

@@ -150,9 +150,9 @@ async fn depose(b: &Broker, gone: i32) {
     }
     let txn =
         Txn::new().when(Compare::mod_revision(key.clone(), revision)).and_then(TxnOp::delete(key));
-    if let Ok(outcome) = store.txn(txn).await {
-        if outcome.succeeded {
-            tracing::warn!(controller = gone, "the controller is gone; a new election starts");
-        }
+    if let Ok(outcome) = store.txn(txn).await
+        && outcome.succeeded
+    {
+        tracing::warn!(controller = gone, "the controller is gone; a new election starts");
     }
 }

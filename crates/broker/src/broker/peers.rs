@@ -21,10 +21,10 @@ impl Broker {
         let tls = self.replicas.tls.as_ref();
         let generation = tls.map_or(0, |t| t.generation());
         let cached = self.replicas.peers.lock().ok().and_then(|m| m.get(addr).cloned());
-        if let Some((made_under, c)) = cached {
-            if made_under == generation {
-                return Ok(c);
-            }
+        if let Some((made_under, c)) = cached
+            && made_under == generation
+        {
+            return Ok(c);
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))

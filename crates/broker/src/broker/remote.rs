@@ -42,10 +42,10 @@ impl RemoteLog {
     /// manifest; a pointer of another topic incarnation is ignored.
     pub fn set_pointer(&self, pointer: Option<TierPointer>) {
         let Some(pointer) = pointer.filter(|p| p.topic_id == self.pref.topic_id) else { return };
-        if let Ok(mut current) = self.pointer.write() {
-            if current.as_ref().is_none_or(|c| pointer.seq > c.seq) {
-                *current = Some(pointer);
-            }
+        if let Ok(mut current) = self.pointer.write()
+            && current.as_ref().is_none_or(|c| pointer.seq > c.seq)
+        {
+            *current = Some(pointer);
         }
     }
 

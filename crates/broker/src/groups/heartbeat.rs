@@ -42,12 +42,12 @@ impl Coordinator {
                 return Err(e);
             }
         };
-        if dirty.any() {
-            if let Err(e) = self.persist(&req.group, g, &dirty).await {
-                // Someone else changed the group: forget it and let the client retry.
-                *guard = None;
-                return Err(e);
-            }
+        if dirty.any()
+            && let Err(e) = self.persist(&req.group, g, &dirty).await
+        {
+            // Someone else changed the group: forget it and let the client retry.
+            *guard = None;
+            return Err(e);
         }
         Ok(response)
     }

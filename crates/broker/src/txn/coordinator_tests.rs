@@ -73,11 +73,11 @@ impl TxnHost for Host {
         tv2: bool,
     ) -> Result<(), Error> {
         let key = (topic.to_string(), partition);
-        if let Some(left) = self.failing.lock().unwrap().get_mut(&key) {
-            if *left > 0 {
-                *left = left.saturating_sub(1);
-                return Err(Error::unavailable(format!("{topic}-{partition} has no leader")));
-            }
+        if let Some(left) = self.failing.lock().unwrap().get_mut(&key)
+            && *left > 0
+        {
+            *left = left.saturating_sub(1);
+            return Err(Error::unavailable(format!("{topic}-{partition} has no leader")));
         }
         self.markers.lock().unwrap().push((key, producer, marker, tv2));
         Ok(())

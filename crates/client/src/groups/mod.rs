@@ -219,10 +219,9 @@ impl GroupConsumer {
             self.reconcile().await?;
             if self.config.auto_commit
                 && self.last_commit.elapsed() >= self.config.auto_commit_interval
+                && let Err(e) = self.commit().await
             {
-                if let Err(e) = self.commit().await {
-                    tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "auto-commit failed");
-                }
+                tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "auto-commit failed");
             }
             let left = deadline.saturating_duration_since(monotonic_now());
             let wait = left.min(Duration::from_millis(100));
@@ -352,10 +351,9 @@ impl GroupConsumer {
         }
         if let Some(l) =
             self.listener.as_mut().map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+            && !owned.is_empty()
         {
-            if !owned.is_empty() {
-                l.on_revoked(&owned, false);
-            }
+            l.on_revoked(&owned, false);
         }
         let member_id = lock(&self.shared).member_id.clone();
         if !member_id.is_empty() {
@@ -433,10 +431,10 @@ impl GroupConsumer {
             );
             // The commit is expected to be refused (the member is fenced); try anyway so
             // a zombie's positions never overwrite the new owner's silently.
-            if self.config.auto_commit {
-                if let Err(e) = self.commit_partitions(&lost).await {
-                    tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "commit of lost partitions rejected");
-                }
+            if self.config.auto_commit
+                && let Err(e) = self.commit_partitions(&lost).await
+            {
+                tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "commit of lost partitions rejected");
             }
             for (t, p) in &lost {
                 self.consumer.unassign(t, *p);
@@ -465,10 +463,10 @@ impl GroupConsumer {
     /// Gives up partitions the coordinator revoked: commit (auto-commit), stop fetching,
     /// tell the listener.
     async fn revoke(&mut self, revoked: &[Tp]) {
-        if self.config.auto_commit {
-            if let Err(e) = self.commit_partitions(revoked).await {
-                tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "commit on revoke failed");
-            }
+        if self.config.auto_commit
+            && let Err(e) = self.commit_partitions(revoked).await
+        {
+            tracing::warn!(group = %self.config.group, reason = %e.reason, error = %e, "commit on revoke failed");
         }
         for (t, p) in revoked {
             self.consumer.unassign(t, *p);

@@ -67,14 +67,14 @@ impl Partition {
         }
         // A producer with no state here is taken at any sequence (its state may have
         // been truncated away); a known one must go on where it left off.
-        if let Some((_, prev)) = self.batches.last() {
-            if first != prev + 1 {
-                return refuse(Error::new(
-                    ErrorKind::Unavailable,
-                    Reason::OutOfOrderSequence,
-                    format!("sequence {first} but {} comes next", prev + 1),
-                ));
-            }
+        if let Some((_, prev)) = self.batches.last()
+            && first != prev + 1
+        {
+            return refuse(Error::new(
+                ErrorKind::Unavailable,
+                Reason::OutOfOrderSequence,
+                format!("sequence {first} but {} comes next", prev + 1),
+            ));
         }
         let base = at(self.batches.len());
         self.batches.push((first, last));

@@ -60,10 +60,10 @@ impl Default for Obituaries {
 impl Obituaries {
     /// Records that incarnation `incarnation` of broker `id` is gone.
     pub fn record(&self, id: i32, incarnation: u64) {
-        if let Ok(mut dead) = self.dead.lock() {
-            if dead.insert(id, incarnation) != Some(incarnation) {
-                self.changed.send_modify(|n| *n += 1);
-            }
+        if let Ok(mut dead) = self.dead.lock()
+            && dead.insert(id, incarnation) != Some(incarnation)
+        {
+            self.changed.send_modify(|n| *n += 1);
         }
     }
 

@@ -171,15 +171,15 @@ impl Committer {
             for (p, _) in prepared.iter().filter(|(p, _)| !p.changes.is_empty()) {
                 wal::encode_txn(&mut buf, p.revision, p.changes.iter().map(|c| c.as_record_op()));
             }
-            if !buf.is_empty() {
-                if let Err(e) = disk.wal.append(&buf) {
-                    tracing::error!(
-                        path = %disk.wal.path().display(),
-                        error = %e,
-                        "metadata wal write failed; refusing further writes until restart"
-                    );
-                    write_error = Some(e.to_string());
-                }
+            if !buf.is_empty()
+                && let Err(e) = disk.wal.append(&buf)
+            {
+                tracing::error!(
+                    path = %disk.wal.path().display(),
+                    error = %e,
+                    "metadata wal write failed; refusing further writes until restart"
+                );
+                write_error = Some(e.to_string());
             }
         }
         if let Some(msg) = write_error {

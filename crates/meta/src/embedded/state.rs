@@ -243,10 +243,10 @@ impl State {
         let ops = if succeeded { &txn.success } else { &txn.failure };
         // Checked before touching the overlay so a failed txn leaves no trace.
         for op in ops {
-            if let TxnOp::Put { lease: Some(id), .. } = op {
-                if !self.lease_alive(ov, *id, now_ms) {
-                    return Err(MetaError::LeaseNotFound(*id));
-                }
+            if let TxnOp::Put { lease: Some(id), .. } = op
+                && !self.lease_alive(ov, *id, now_ms)
+            {
+                return Err(MetaError::LeaseNotFound(*id));
             }
         }
         let rev = ov.revision + 1;

@@ -145,10 +145,10 @@ fn ops(ops: &[TxnOp]) -> Vec<EtcdTxnOp> {
 pub(super) fn txn_leases(t: &Txn) -> Vec<LeaseId> {
     let mut leases = Vec::new();
     for op in t.success.iter().chain(&t.failure) {
-        if let TxnOp::Put { lease: Some(l), .. } = op {
-            if !leases.contains(l) {
-                leases.push(*l);
-            }
+        if let TxnOp::Put { lease: Some(l), .. } = op
+            && !leases.contains(l)
+        {
+            leases.push(*l);
         }
     }
     leases

@@ -180,10 +180,10 @@ impl EtcdStore {
                 let mut lease = self.lease.clone();
                 let call = self.call("lease ttl", "", Some(id));
                 // etcd answers TTL -1 for a lease it does not know.
-                if let Ok(r) = self.run(call, lease.time_to_live(id, None)).await {
-                    if r.ttl() < 0 {
-                        return id;
-                    }
+                if let Ok(r) = self.run(call, lease.time_to_live(id, None)).await
+                    && r.ttl() < 0
+                {
+                    return id;
                 }
             }
         }

@@ -224,7 +224,7 @@ impl RingRead for JournalFile {
 /// Creates a journal of `capacity` ring bytes at `path`: written whole (a header, zeros)
 /// under a temporary name, synced, renamed into place, and the directory synced.
 fn create(disk: &SharedDisk, path: &Path, capacity: u64) -> Result<(), JournalError> {
-    assert!(capacity > 0 && capacity % RING_START == 0, "ring capacity {capacity}");
+    assert!(capacity > 0 && capacity.is_multiple_of(RING_START), "ring capacity {capacity}");
     let mut name = path.as_os_str().to_owned();
     name.push(TMP_SUFFIX);
     let tmp = PathBuf::from(name);

@@ -28,7 +28,7 @@ pub(crate) struct Placement {
 /// Places a frame of `footprint` bytes (at most `capacity`) at `lsn` in a ring of
 /// `capacity` bytes.
 pub(crate) fn place(lsn: u64, footprint: u64, capacity: u64) -> Placement {
-    debug_assert!(footprint <= capacity && lsn % frame::ALIGN == 0);
+    debug_assert!(footprint <= capacity && lsn.is_multiple_of(frame::ALIGN));
     let pos = lsn % capacity;
     if pos + footprint <= capacity {
         return Placement { wrap: None, at: lsn, next: lsn + footprint };

@@ -56,11 +56,12 @@ impl PartitionLog {
             let result = self.read_at(&target, offset, max_bytes, upper_bound);
             // Nothing from `offset` to the segment's end (a compacted segment whose last
             // batches were removed): the read goes on at the next segment.
-            if let Ok(chunk) = &result {
-                if chunk.bytes.is_empty() && chunk.next_offset > offset {
-                    (offset, attempts) = (chunk.next_offset, 0);
-                    continue;
-                }
+            if let Ok(chunk) = &result
+                && chunk.bytes.is_empty()
+                && chunk.next_offset > offset
+            {
+                (offset, attempts) = (chunk.next_offset, 0);
+                continue;
             }
             let Err(e) = result else { return result };
             let st = self.inner.lock()?;

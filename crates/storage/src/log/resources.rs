@@ -426,10 +426,10 @@ impl LogResources {
     /// its slot in the cache, which the caller may keep to skip the cache's lookup while
     /// the file stays open.
     pub(crate) fn writable_slot(&self, path: &Path) -> Result<(FileHandle, FileSlot), LogError> {
-        if let Some(cached) = self.disk.files.get(path).filter(|c| c.writable) {
-            if let Some(file) = cached.file() {
-                return Ok((file, FileSlot(cached)));
-            }
+        if let Some(cached) = self.disk.files.get(path).filter(|c| c.writable)
+            && let Some(file) = cached.file()
+        {
+            return Ok((file, FileSlot(cached)));
         }
         let (file, cached) = self.open_cached(path, OpenMode::ReadWrite)?;
         Ok((file, FileSlot(cached)))

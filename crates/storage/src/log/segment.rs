@@ -233,10 +233,10 @@ impl ActiveSegment {
     pub(super) fn file(&self, resources: &LogResources) -> Result<FileHandle, LogError> {
         let mut slot = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.1 += 1;
-        if slot.1 < CACHE_TOUCH {
-            if let Some(file) = slot.0.as_ref().and_then(FileSlot::file) {
-                return Ok(file);
-            }
+        if slot.1 < CACHE_TOUCH
+            && let Some(file) = slot.0.as_ref().and_then(FileSlot::file)
+        {
+            return Ok(file);
         }
         let (file, fresh) = resources.writable_slot(&self.path)?;
         *slot = (Some(fresh), 0);

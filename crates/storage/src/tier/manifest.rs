@@ -424,10 +424,11 @@ pub mod names {
             return Kind::Delta;
         }
         for suffix in [".log", ".index"] {
-            if let Some(stem) = name.strip_suffix(suffix) {
-                if stem.len() > 21 && stem.as_bytes()[..20].iter().all(u8::is_ascii_digit) {
-                    return Kind::Segment(stem.to_string());
-                }
+            if let Some(stem) = name.strip_suffix(suffix)
+                && stem.len() > 21
+                && stem.as_bytes()[..20].iter().all(u8::is_ascii_digit)
+            {
+                return Kind::Segment(stem.to_string());
             }
         }
         Kind::Other

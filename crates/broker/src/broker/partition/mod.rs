@@ -487,10 +487,10 @@ impl Partition {
         if offset < start {
             return Err(super::fetch::offset_out_of_range(offset, start, self.high_watermark()));
         }
-        if offset < self.log.log_start_offset() {
-            if let Some(chunk) = self.read_remote(offset, max_bytes, upper).await? {
-                return Ok(chunk);
-            }
+        if offset < self.log.log_start_offset()
+            && let Some(chunk) = self.read_remote(offset, max_bytes, upper).await?
+        {
+            return Ok(chunk);
         }
         let log = self.log.clone();
         let local = tokio::task::spawn_blocking(move || log.read(offset, max_bytes, upper))

@@ -74,11 +74,9 @@ impl Partition {
                     "cannot remove a producer snapshot"),
             }
         }
-        if removed {
-            if let Err(e) = shale_core::disk::sync_dir(self.log.disk(), &self.dir) {
-                tracing::warn!(dir = %self.dir.display(), error = %e.source,
+        if removed && let Err(e) = shale_core::disk::sync_dir(self.log.disk(), &self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e.source,
                     "cannot fsync the directory after removing producer snapshots");
-            }
         }
     }
 

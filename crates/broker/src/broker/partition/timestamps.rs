@@ -73,12 +73,12 @@ impl Partition {
     /// offset, its max timestamp): in the bucket below the local log start, else locally.
     async fn batch_at_or_after(&self, ts: i64, from: i64) -> Result<Option<(i64, i64)>, Error> {
         let local_start = self.log.log_start_offset();
-        if let Some(remote) = self.remote.as_ref().filter(|r| r.range().is_some()) {
-            if from < local_start {
-                let found = remote.offset_for_timestamp(ts, from).await?;
-                if let Some(found) = found.filter(|(base, _)| *base < local_start) {
-                    return Ok(Some(found));
-                }
+        if let Some(remote) = self.remote.as_ref().filter(|r| r.range().is_some())
+            && from < local_start
+        {
+            let found = remote.offset_for_timestamp(ts, from).await?;
+            if let Some(found) = found.filter(|(base, _)| *base < local_start) {
+                return Ok(Some(found));
             }
         }
         let log = self.log.clone();

@@ -35,10 +35,12 @@ impl Broker {
         let key: TopicPartition = (p.topic().to_string(), p.index());
         let follower = state.leader >= 0 && state.leader != self.id;
         let Ok(mut fetchers) = self.replicas.fetchers.lock() else { return };
-        if let Some(f) = fetchers.get(&key) {
-            if follower && f.epoch == state.leader_epoch && !f.task.is_finished() {
-                return;
-            }
+        if let Some(f) = fetchers.get(&key)
+            && follower
+            && f.epoch == state.leader_epoch
+            && !f.task.is_finished()
+        {
+            return;
         }
         if let Some(f) = fetchers.remove(&key) {
             f.stop.cancel();
@@ -54,10 +56,10 @@ impl Broker {
 
     /// Stops the fetcher of a partition, if any.
     pub(in crate::broker) fn stop_fetcher(&self, key: &TopicPartition) {
-        if let Ok(mut fetchers) = self.replicas.fetchers.lock() {
-            if let Some(f) = fetchers.remove(key) {
-                f.stop.cancel();
-            }
+        if let Ok(mut fetchers) = self.replicas.fetchers.lock()
+            && let Some(f) = fetchers.remove(key)
+        {
+            f.stop.cancel();
         }
     }
 }
@@ -107,12 +109,12 @@ async fn follow(
         (client, b.id, b.incarnation(), r.fetch_max_bytes, r.fetch_max_wait_ms)
     };
     let mut client = client.max_decoding_message_size(usize::MAX);
-    if let Some(tiered) = p.remote().and_then(|r| r.tiered_end()) {
-        if p.log().log_end_offset() < tiered {
-            // Everything below `tiered` is in the bucket (an empty disk after a broker was
-            // replaced, or a long absence): copy only the untiered tail.
-            reset(p, tiered).await?;
-        }
+    if let Some(tiered) = p.remote().and_then(|r| r.tiered_end())
+        && p.log().log_end_offset() < tiered
+    {
+        // Everything below `tiered` is in the bucket (an empty disk after a broker was
+        // replaced, or a long absence): copy only the untiered tail.
+        reset(p, tiered).await?;
     }
     truncate_to_leader(&mut client, p, epoch).await?;
 

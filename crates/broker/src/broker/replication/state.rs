@@ -291,10 +291,10 @@ impl Replication {
         // of the last answer if it has everything the leader had then.
         if fetch_offset >= leader_log_end {
             f.last_caught_up = now;
-        } else if let Some((leo, at)) = f.answered {
-            if fetch_offset >= leo {
-                f.last_caught_up = f.last_caught_up.max(at);
-            }
+        } else if let Some((leo, at)) = f.answered
+            && fetch_offset >= leo
+        {
+            f.last_caught_up = f.last_caught_up.max(at);
         }
         self.recompute(&inner);
     }
