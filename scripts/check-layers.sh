@@ -19,12 +19,13 @@ ALLOWED = {
     "shale-client": {"shale-core", "shale-proto"},
     "shale-meta": {"shale-core"},
     "shale-storage": {"shale-core", "shale-meta"},
-    "shale-broker": {"shale-core", "shale-proto", "shale-meta", "shale-storage"},
+    "shale-broker": {"shale-core", "shale-proto", "shale-meta", "shale-storage", "shale-schema"},
     # The client-facing front ends: peers over the broker's `api`, never each other.
     "shale-grpc": {"shale-core", "shale-proto", "shale-broker"},
     "shale-kafka": {"shale-core", "shale-broker"},
-    "shale": {"shale-core", "shale-proto", "shale-client", "shale-meta", "shale-storage",
-              "shale-broker", "shale-grpc", "shale-kafka"},
+    "shale-registry": {"shale-core", "shale-broker", "shale-schema"},
+    "shale": {"shale-core", "shale-schema", "shale-proto", "shale-client", "shale-meta", "shale-storage",
+              "shale-broker", "shale-grpc", "shale-kafka", "shale-registry"},
     "shale-bench": {"shale-core", "shale-proto", "shale-client"},
 }
 meta = json.load(open(sys.argv[1]))
@@ -48,7 +49,7 @@ for name, pkg in members.items():
                 bad.append(f"{target['src_path']}: module {m} is not named in the Layout")
 # A front end reaches the broker through its `api` only: authorization, quotas, audit and
 # the domain operations live there once, for every protocol.
-FRONT_ENDS = ["shale-grpc", "shale-kafka"]
+FRONT_ENDS = ["shale-grpc", "shale-kafka", "shale-registry"]
 for name in FRONT_ENDS:
     root = pathlib.Path(members[name]["manifest_path"]).parent / "src"
     for path in sorted(root.rglob("*.rs")):

@@ -1,5 +1,6 @@
 //! Assembles a broker process from settings and the injected parts: the broker, its
-//! client-facing front ends (gRPC; the Kafka listener) over the broker's `api`, and the
+//! client-facing front ends (gRPC; the Kafka listener; the schema registry) over the
+//! broker's `api`, and the
 //! admin HTTP listener; and runs it until asked to stop.
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ pub struct RunningServer {
     broker: Arc<Broker>,
     grpc: shale_grpc::GrpcServer,
     kafka: Option<shale_kafka::KafkaServer>,
+    registry: Option<shale_registry::RegistryServer>,
 }
 
 /// The metadata store the settings ask for: etcd when endpoints are configured, else the
@@ -114,6 +116,24 @@ pub async fn start(
             Some((socket, bound))
         }
     };
+    let registry_socket = match settings.schema_registry.listen {
+        None => None,
+        Some(listen) => {
+            // Plaintext only for now: on loopback, or where plaintext is allowed.
+            if !(listen.ip().is_loopback() || settings.tls.allow_plaintext) {
+                return Err(Error::invalid(format!(
+                    "refusing to serve the schema registry on {listen}, which is not a loopback \
+                     address: it serves plaintext HTTP (TLS on it is not served yet); allow it \
+                     with tls.allow_plaintext = true (--allow-plaintext)"
+                )));
+            }
+            let (socket, bound) = bind(listen, "for the schema registry ")?;
+            if settings.schema_registry.advertise.is_empty() {
+                settings.schema_registry.advertise = bound.to_string();
+            }
+            Some((socket, bound))
+        }
+    };
     let admin_listen = settings.broker.admin_listen;
     let bucket = match settings.tier.object_store.as_str() {
         "" => None,
@@ -124,6 +144,7 @@ pub async fn start(
     let standalone = settings.cluster.etcd_endpoints.is_empty();
     let settle_within = std::time::Duration::from_secs(settings.cluster.lease_ttl_secs);
     let kafka_settings = settings.kafka.clone();
+    let registry_settings = settings.schema_registry.clone();
     let broker = Broker::open(settings.broker_settings(), meta, clock, bucket, tls.clone()).await?;
     let admin = match admin_listen {
         Some(a) => match AdminServer::start(a, &broker).await {
@@ -152,20 +173,32 @@ pub async fn start(
         }
     }
     let api = Api::new(broker.clone(), authenticator);
-    let (listener, kafka_listener) = match listen(socket, addr).and_then(|grpc| {
-        let kafka = kafka_socket.map(|(s, bound)| listen(s, bound)).transpose()?;
-        Ok((grpc, kafka))
-    }) {
-        Ok(listeners) => listeners,
-        Err(e) => {
-            let _ = broker.close().await;
-            return Err(e);
-        }
-    };
+    let (listener, kafka_listener, registry_listener) =
+        match listen(socket, addr).and_then(|grpc| {
+            let kafka = kafka_socket.map(|(s, bound)| listen(s, bound)).transpose()?;
+            let registry = registry_socket.map(|(s, bound)| listen(s, bound)).transpose()?;
+            Ok((grpc, kafka, registry))
+        }) {
+            Ok(listeners) => listeners,
+            Err(e) => {
+                let _ = broker.close().await;
+                return Err(e);
+            }
+        };
     let serve = |l| shale_kafka::serve(api.clone(), kafka_settings, l, tls.clone());
     let kafka = match kafka_listener.map(serve) {
         None => None,
         Some(Ok(kafka)) => Some(kafka),
+        Some(Err(e)) => {
+            let _ = broker.close().await;
+            return Err(e);
+        }
+    };
+    let registry = match registry_listener
+        .map(|l| shale_registry::serve(api.clone(), &registry_settings, l))
+    {
+        None => None,
+        Some(Ok(registry)) => Some(registry),
         Some(Err(e)) => {
             let _ = broker.close().await;
             return Err(e);
@@ -181,7 +214,7 @@ pub async fn start(
     if let Some(admin) = &admin {
         admin.mark_accepting();
     }
-    Ok(RunningServer { admin, broker, grpc, kafka })
+    Ok(RunningServer { admin, broker, grpc, kafka, registry })
 }
 
 impl RunningServer {
@@ -193,6 +226,11 @@ impl RunningServer {
     /// The address of the Kafka listener, when one was asked for.
     pub fn kafka_addr(&self) -> Option<SocketAddr> {
         self.kafka.as_ref().map(shale_kafka::KafkaServer::addr)
+    }
+
+    /// The address of the schema registry's listener, when one was asked for.
+    pub fn registry_addr(&self) -> Option<SocketAddr> {
+        self.registry.as_ref().map(shale_registry::RegistryServer::addr)
     }
 
     /// The address of the admin HTTP listener, when one was asked for.
@@ -222,6 +260,9 @@ impl RunningServer {
         self.grpc.begin_stop();
         if let Some(kafka) = self.kafka.take() {
             kafka.stop();
+        }
+        if let Some(registry) = self.registry.take() {
+            registry.stop();
         }
         // Long-lived fetch streams would hold the graceful shutdown open; closing the broker
         // ends them, so close first, then wait for the servers.

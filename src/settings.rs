@@ -47,6 +47,8 @@ pub struct Settings {
     pub quota: shale_broker::quota::QuotaSettings,
     /// `[kafka]`: the Kafka listener.
     pub kafka: shale_kafka::KafkaSettings,
+    /// `[schema_registry]`: the schema registry's listener.
+    pub schema_registry: shale_registry::RegistrySettings,
 }
 
 impl Settings {
@@ -70,7 +72,8 @@ impl Settings {
     /// Checks every section, naming the key of the first bad value.
     pub fn validate(&self) -> Result<(), Error> {
         self.broker_settings().validate()?;
-        self.kafka.validate()
+        self.kafka.validate()?;
+        self.schema_registry.validate()
     }
 
     /// The broker's sections, with the front ends' advertised addresses.
@@ -89,6 +92,7 @@ impl Settings {
             acl,
             quota,
             kafka,
+            schema_registry: _,
         } = self.clone();
         BrokerSettingsFile {
             cluster,

@@ -252,7 +252,16 @@ async fn refused_requests_and_admin_mutations_are_audited_as_json_lines() {
     let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shale"))
-        .args(["standalone", "--kafka-listen", "none", "--listen", &addr, "--config"])
+        .args([
+            "standalone",
+            "--kafka-listen",
+            "none",
+            "--schema-registry-listen",
+            "none",
+            "--listen",
+            &addr,
+            "--config",
+        ])
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path().join("data"))

@@ -179,7 +179,16 @@ async fn plaintext_off_loopback_is_refused_unless_allowed() {
 fn the_cli_refuses_plaintext_off_loopback_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shale"))
-        .args(["standalone", "--kafka-listen", "none", "--listen", "0.0.0.0:0", "--data-dir"])
+        .args([
+            "standalone",
+            "--kafka-listen",
+            "none",
+            "--schema-registry-listen",
+            "none",
+            "--listen",
+            "0.0.0.0:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("SHALE_LOG", "error")
         .output()
@@ -376,7 +385,7 @@ async fn certificates_rotate_under_acks_all_load_without_a_failed_write() {
             let record = ProducerRecord::new("rot", format!("v{i}")).partition(0);
             deliveries.push(load_producer.send(record).await.unwrap());
             i += 1;
-            if i % 50 == 0 {
+            if i.is_multiple_of(50) {
                 tokio::task::yield_now().await;
             }
         }

@@ -21,6 +21,10 @@ pub struct StandaloneArgs {
     /// Address to serve the Kafka protocol on; "none" for no Kafka listener.
     #[arg(long, env = "SHALE_KAFKA_LISTEN", default_value = "127.0.0.1:9092", value_parser = parse_kafka_listen)]
     pub kafka_listen: KafkaListen,
+    /// Address to serve the schema registry (Confluent's REST API) on; "none" for no
+    /// registry listener.
+    #[arg(long, env = "SHALE_SCHEMA_REGISTRY_LISTEN", default_value = "127.0.0.1:8081", value_parser = parse_registry_listen)]
+    pub schema_registry_listen: RegistryListen,
     /// Object store for tiered segments: s3://bucket/prefix, file:///path or memory://
     /// (default: file://{data-dir}/bucket).
     #[arg(long, env = "SHALE_OBJECT_STORE")]
@@ -64,6 +68,19 @@ fn parse_kafka_listen(s: &str) -> Result<KafkaListen, String> {
         "none" | "" => Ok(KafkaListen(None)),
         addr => addr.parse().map(|a| KafkaListen(Some(a))).map_err(|_| {
             format!("invalid Kafka listen address {addr:?}: expected HOST:PORT or none")
+        }),
+    }
+}
+
+/// `--schema-registry-listen`: an address, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryListen(Option<SocketAddr>);
+
+fn parse_registry_listen(s: &str) -> Result<RegistryListen, String> {
+    match s {
+        "none" | "" => Ok(RegistryListen(None)),
+        addr => addr.parse().map(|a| RegistryListen(Some(a))).map_err(|_| {
+            format!("invalid schema registry listen address {addr:?}: expected HOST:PORT or none")
         }),
     }
 }
@@ -116,6 +133,10 @@ pub struct ServeArgs {
     /// `kafka.listen`).
     #[arg(long, env = "SHALE_KAFKA_LISTEN", value_parser = parse_kafka_listen)]
     pub kafka_listen: Option<KafkaListen>,
+    /// Address to serve the schema registry on, or "none" (overrides the file's
+    /// `schema_registry.listen`).
+    #[arg(long, env = "SHALE_SCHEMA_REGISTRY_LISTEN", value_parser = parse_registry_listen)]
+    pub schema_registry_listen: Option<RegistryListen>,
     /// Address Kafka clients should dial, host:port (overrides the file's
     /// `kafka.advertise`).
     #[arg(long, env = "SHALE_KAFKA_ADVERTISE")]
@@ -183,6 +204,7 @@ pub(super) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     settings.broker.data_dir = args.data_dir;
     settings.broker.listen = args.listen;
     settings.kafka.listen = args.kafka_listen.0;
+    settings.schema_registry.listen = args.schema_registry_listen.0;
     settings.broker.id.get_or_insert(0);
     if args.admin_listen.is_some() {
         settings.broker.admin_listen = args.admin_listen;
@@ -215,6 +237,9 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(KafkaListen(l)) = args.kafka_listen {
         settings.kafka.listen = l;
+    }
+    if let Some(RegistryListen(l)) = args.schema_registry_listen {
+        settings.schema_registry.listen = l;
     }
     if let Some(a) = args.kafka_advertise {
         settings.kafka.advertise = a;
@@ -286,8 +311,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let admin = server.admin_addr().map(|a| format!(", admin http://{a}")).unwrap_or_default();
     let kafka = server.kafka_addr().map(|a| format!("Kafka on {a}, ")).unwrap_or_default();
+    let registry =
+        server.registry_addr().map(|a| format!("schema registry http://{a}, ")).unwrap_or_default();
     println!(
-        "shale broker {} listening on {} ({kafka}data in {}, {metadata}, {object_store}{admin})",
+        "shale broker {} listening on {} ({kafka}{registry}data in {}, {metadata}, {object_store}{admin})",
         server.broker().id(),
         server.addr(),
         data_dir.display()

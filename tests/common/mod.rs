@@ -101,6 +101,10 @@ impl BrokerProcess {
         if !extra.contains(&"--kafka-listen") {
             args.extend_from_slice(&["--kafka-listen", "none"]);
         }
+        // And the schema registry on 8081.
+        if !extra.contains(&"--schema-registry-listen") {
+            args.extend_from_slice(&["--schema-registry-listen", "none"]);
+        }
         args.extend_from_slice(extra);
         Self::spawn(data_dir, &args, env, log)
     }
@@ -200,6 +204,13 @@ impl BrokerProcess {
     /// The Kafka listener's address, as its first line printed it (`Kafka on ADDR,`).
     pub(crate) fn kafka_addr(&self) -> Option<String> {
         self.first_line.split("Kafka on ").nth(1)?.split(',').next().map(str::to_string)
+    }
+
+    /// The schema registry's address, as its first line printed it (`schema registry
+    /// http://ADDR,`).
+    pub(crate) fn registry_addr(&self) -> Option<String> {
+        let rest = self.first_line.split("schema registry http://").nth(1)?;
+        rest.split(',').next().map(str::to_string)
     }
 
     /// What the process printed on stdout after its first line.
@@ -519,15 +530,32 @@ where
 
 /// `GET path` over HTTP/1.0 from `addr` (the admin listener): status and body.
 pub(crate) async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path, None).await
+}
+
+/// `method path` over HTTP/1.0 to `addr`, with a JSON `body`: status and body.
+pub(crate) async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(addr)
         .await
-        .unwrap_or_else(|e| panic!("connecting to the admin listener {addr}: {e}"));
-    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).await.unwrap();
+        .unwrap_or_else(|e| panic!("connecting to the HTTP listener {addr}: {e}"));
+    let body = body.unwrap_or("");
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // A server may answer (and close) before it reads a body it refuses.
+    let _ = conn.write_all(body.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = conn.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, body.to_string())

@@ -29,6 +29,8 @@ pub(crate) enum Resource<'a> {
     Broker(&'a str),
     /// A user's credential, as `user mechanism`.
     User(&'a str),
+    /// A schema registry subject (or `*` for the registry's global settings).
+    Subject(&'a str),
     /// The cluster as a whole.
     Cluster,
 }
@@ -43,6 +45,7 @@ impl Resource<'_> {
             Resource::Partition(name) => ("partition", name),
             Resource::Broker(id) => ("broker", id),
             Resource::User(user) => ("user", user),
+            Resource::Subject(name) => ("subject", name),
             Resource::Cluster => ("cluster", "cluster"),
         }
     }
@@ -55,11 +58,16 @@ pub(crate) fn mutation<T>(
     resource: Resource<'_>,
     result: &Result<T, Error>,
 ) {
-    let (resource_type, resource) = resource.parts();
     let outcome = match result {
         Ok(_) => "ok",
         Err(e) => e.reason.as_str(),
     };
+    mutation_ended(who, action, resource, outcome);
+}
+
+/// [`mutation`], its outcome named by the caller (`ok`, or why it failed).
+pub(crate) fn mutation_ended(who: &Identity, action: &str, resource: Resource<'_>, outcome: &str) {
+    let (resource_type, resource) = resource.parts();
     tracing::info!(
         target: TARGET,
         principal = %who.principal,

@@ -4,6 +4,8 @@
 //!   topic lifecycle, tiering tasks, detection of gone peers.
 //! - `groups`: consumer-group coordination (KIP-848 style) and committed offsets.
 //! - `txn`: transactions: the rules of a transactional id's coordinator.
+//! - `registry`: the schema registry's state, followed from its log `_schemas`, and its
+//!   one writer (the rules are `shale-schema`'s).
 //! - `api`: the seam under the client-facing front ends (gRPC in `shale-grpc`, Kafka in
 //!   `shale-kafka`): every operation a client may ask for, with its authorization, quotas,
 //!   audit and counters.
@@ -32,6 +34,7 @@ pub mod broker;
 pub mod groups;
 pub mod metrics;
 pub mod quota;
+pub mod registry;
 pub mod settings;
 pub mod tls;
 pub mod txn;

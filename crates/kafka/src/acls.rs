@@ -46,12 +46,14 @@ fn resource_type(code: i8) -> Result<ResourceType, Error> {
     }
 }
 
-fn resource_code(t: ResourceType) -> i8 {
+/// Kafka's code of a resource type; none for Shale's own (schema registry subjects).
+fn resource_code(t: ResourceType) -> Option<i8> {
     match t {
-        ResourceType::Topic => 2,
-        ResourceType::Group => 3,
-        ResourceType::Cluster => 4,
-        ResourceType::TransactionalId => 5,
+        ResourceType::Topic => Some(2),
+        ResourceType::Group => Some(3),
+        ResourceType::Cluster => Some(4),
+        ResourceType::TransactionalId => Some(5),
+        ResourceType::Subject => None,
     }
 }
 
@@ -174,8 +176,18 @@ impl KafkaFilter {
         Ok(KafkaFilter { filter, match_name, any_host })
     }
 
+    /// Whether a binding the filter found is one to show or delete: on a Kafka resource
+    /// type, and matching what the filter selects afterwards.
     fn keeps(&self, b: &AclBinding) -> bool {
-        self.any_host && self.match_name.as_ref().is_none_or(|(k, n)| b.applies_to(*k, n))
+        resource_code(b.resource_type).is_some()
+            && self.any_host
+            && self.match_name.as_ref().is_none_or(|(k, n)| b.applies_to(*k, n))
+    }
+
+    /// Whether the store's own filter deletes exactly what Kafka's asks for (else each
+    /// binding the filter keeps is deleted alone).
+    fn deletes_exactly(&self) -> bool {
+        self.match_name.is_none() && self.any_host && self.filter.resource_type.is_some()
     }
 }
 
@@ -257,16 +269,13 @@ pub(crate) fn describe(
             Ok(bindings) => {
                 let mut resources: Vec<DescribeAclsResource> = Vec::new();
                 for b in bindings {
+                    let Some(kind) = resource_code(b.resource_type) else { continue };
                     let acl = AclDescription::default()
                         .with_principal(text(&b.principal))
                         .with_host(text("*"))
                         .with_operation(operation_code(b.operation))
                         .with_permission_type(permission_code(b.permission));
-                    let (kind, name, pat) = (
-                        resource_code(b.resource_type),
-                        kafka_name(&b),
-                        pattern_code(b.pattern_type),
-                    );
+                    let (name, pat) = (kafka_name(&b), pattern_code(b.pattern_type));
                     match resources.iter_mut().find(|r| {
                         r.resource_type == kind
                             && r.resource_name.as_str() == name
@@ -314,9 +323,7 @@ pub(crate) fn delete(
                 f.permission_type,
             );
             let deleted = match filter {
-                Ok(kf) if kf.match_name.is_some() || !kf.any_host => {
-                    delete_matching(&kafka, &who, &kf).await
-                }
+                Ok(kf) if !kf.deletes_exactly() => delete_matching(&kafka, &who, &kf).await,
                 Ok(kf) => kafka.api.delete_acls(&who, &kf.filter).await,
                 Err(e) => Err(e),
             };
@@ -324,9 +331,10 @@ pub(crate) fn delete(
                 Ok(bindings) => DeleteAclsFilterResult::default().with_matching_acls(
                     bindings
                         .iter()
-                        .map(|b| {
+                        .filter_map(|b| Some((b, resource_code(b.resource_type)?)))
+                        .map(|(b, kind)| {
                             DeleteAclsMatchingAcl::default()
-                                .with_resource_type(resource_code(b.resource_type))
+                                .with_resource_type(kind)
                                 .with_resource_name(text(&kafka_name(b)))
                                 .with_pattern_type(pattern_code(b.pattern_type))
                                 .with_principal(text(&b.principal))

@@ -77,6 +77,10 @@ named!(
         /// A transactional id: Write to use it (begin, write and end its transactions),
         /// Describe to see its transactions.
         TransactionalId = "transactional_id",
+        /// A schema registry subject: Read its schemas, Write (register) to it, Delete its
+        /// versions, AlterConfigs its compatibility level and mode. Not Kafka's: Kafka's
+        /// ACL requests neither show nor delete these bindings.
+        Subject = "subject",
     }
 );
 
@@ -267,7 +271,7 @@ impl AclFilter {
 /// A set of bindings, indexed by resource type.
 #[derive(Debug, Clone, Default)]
 pub struct Acls {
-    by_type: [Vec<AclBinding>; 4],
+    by_type: [Vec<AclBinding>; 5],
 }
 
 fn slot(t: ResourceType) -> usize {
@@ -276,6 +280,7 @@ fn slot(t: ResourceType) -> usize {
         ResourceType::Group => 1,
         ResourceType::Cluster => 2,
         ResourceType::TransactionalId => 3,
+        ResourceType::Subject => 4,
     }
 }
 

@@ -19,12 +19,15 @@
 //! - `replica`: broker-to-broker replication, for brokers only.
 //! - `txn`: transactions as operators list and describe them.
 //! - `sasl`: SASL (PLAIN, SCRAM, OAUTHBEARER) and users' SCRAM credentials.
+//! - `registry`: the schema registry: reads from this broker's copy, changes through its
+//!   one writer.
 
 mod admin;
 mod classic;
 mod fetch;
 mod groups;
 mod log;
+mod registry;
 mod replica;
 mod sasl;
 mod txn;
@@ -57,6 +60,7 @@ pub use crate::txn::state::{TxnRecord, TxnState};
 pub use admin::{ClusterMetadata, TopicMetadata, TopicsWanted};
 pub use fetch::{FetchPartition, FetchShape, Fetched};
 pub use log::{Admitted, PendingProduce};
+pub use registry::{RegistryError, RegistryFailure, SchemaText};
 pub use sasl::ScramChange;
 pub use shale_meta::controller::Move;
 pub use shale_meta::topics::{BrokerRecord, PartitionState};

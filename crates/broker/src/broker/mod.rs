@@ -18,6 +18,8 @@
 //! - `replication`: leader, follower and ISR sides of replication, and the high watermark.
 //! - `peers`: channels to the other brokers.
 //! - `group_host`: what the group coordinator needs of its broker.
+//! - `registry_host`: what the schema registry needs of its broker (its log, the writer's
+//!   leadership and appends at an expected offset, the ID watermark).
 //! - `list_offsets`: where a partition starts and ends, and which offset a time falls at.
 //! - `delete_records`: DeleteRecords, the log start moved up on every in-sync replica.
 //! - `metadata`: the cluster as cached here, for clients to route by.
@@ -50,6 +52,7 @@ mod produce;
 pub mod producers;
 mod readiness;
 mod reconcile;
+mod registry_host;
 pub mod remote;
 mod replicas;
 pub mod replication;
@@ -124,6 +127,8 @@ pub struct Broker {
     producer_ids: producers::ProducerIds,
     /// The transaction coordinator of the transactional ids this broker wins.
     txn: std::sync::OnceLock<Arc<crate::txn::coordinator::TxnCoordinator>>,
+    /// The schema registry's state and writer (`registry_host`).
+    registry: std::sync::OnceLock<Arc<crate::registry::Registry>>,
     /// The cluster's ACLs, and the check every request passes.
     acl: Arc<crate::acl::Authorizer>,
     /// Per-principal quotas.

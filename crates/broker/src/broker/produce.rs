@@ -90,12 +90,37 @@ impl Broker {
             None => None,
         };
         let pending = p.append_guarded(batches, acks, guard).await?;
+        Ok(self.fenced(p, pending, acks))
+    }
+
+    /// [`append`](Self::append) of ready `batches` at exactly offset `expected` and leader
+    /// epoch `epoch`, with `acks=all` (`Partition::append_at`): the schema registry's
+    /// writer.
+    pub async fn append_at(
+        self: &Arc<Self>,
+        (topic, partition): (&str, u32),
+        batches: Bytes,
+        expected: i64,
+        epoch: i32,
+    ) -> Result<PendingAck, Error> {
+        let p = self.partition(topic, partition)?;
+        if self.is_draining() {
+            return Err(drain::draining_error(self.id));
+        }
+        self.check_disk_budget(batches.len() as u64)?;
+        let pending = p.append_at(batches, expected, epoch, Acks::All).await?;
+        Ok(self.fenced(p, pending, Acks::All))
+    }
+
+    /// The wait for an appended write's `acks`, acknowledged only while this broker still
+    /// serves and still leads at the epoch it was written with.
+    fn fenced(self: &Arc<Self>, p: Arc<Partition>, pending: PendingAck, acks: Acks) -> PendingAck {
         if acks == Acks::None {
-            return Ok(pending);
+            return pending;
         }
         let broker = self.clone();
         let epoch = p.leader_epoch();
-        Ok(Box::pin(async move {
+        Box::pin(async move {
             // A leader that stops serving (lease lost, epoch moved) answers at once rather
             // than after the replication timeout: the client can go to the new leader.
             let produced = tokio::select! {
@@ -112,7 +137,7 @@ impl Broker {
                 return Err(broker.leadership_moved(&p, produced.leader_epoch));
             }
             Ok(produced)
-        }))
+        })
     }
 
     /// `NOT_LEADER` for a write appended at `written_at` whose leadership moved on before

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Broker, follow, identity, lifecycle, liveness, new_incarnation, producers, replicas, tasks,
-    tiering, txn_host, view,
+    Broker, follow, identity, lifecycle, liveness, new_incarnation, producers, registry_host,
+    replicas, tasks, tiering, txn_host, view,
 };
 use crate::settings::Settings;
 use shale_core::clock::{SharedClock, monotonic_now};
@@ -206,6 +206,7 @@ impl Broker {
             ),
             producer_ids: producers::ProducerIds::new(meta.clone(), &keys),
             txn: std::sync::OnceLock::new(),
+            registry: std::sync::OnceLock::new(),
             acl: acl.clone(),
             quotas: quotas.clone(),
             admin_lock: tokio::sync::Mutex::new(()),
@@ -217,6 +218,7 @@ impl Broker {
         let txn_store = crate::txn::store::TxnStore::new(meta.clone(), keys.clone());
         let pending = crate::txn::offsets::PendingOffsets::new(meta.clone(), keys.clone());
         txn_host::install(&broker, txn_store, pending);
+        registry_host::install(&broker, crate::registry::IdWatermark::new(meta.clone(), &keys));
         let revision = match broker.resync().await {
             Ok(revision) => revision,
             Err(e) => {

@@ -138,6 +138,10 @@ fn soft_then_permanent_deletes_and_ids_never_come_back() {
     let (_, records) = log.store.plan_delete_version("s", VersionId::Number(2), true).unwrap();
     log.append(records);
     assert_eq!(log.store.schema(2).unwrap_err().code(), 40403);
+    // Once compaction drops the tombstoned records, the log no longer shows ID 2 was
+    // ever handed out: why new IDs come from a watermark kept outside the log.
+    assert_eq!(log.compacted().max_id(), 1);
+    assert_eq!(log.store.max_id(), 2);
     // The next version number continues from the highest still in the log; the next ID
     // from the highest ever handed out.
     assert_eq!(log.register("s", V2).unwrap(), 3);

@@ -81,6 +81,57 @@ impl Partition {
         self.append_by(acks, move |p| p.append_step(batches, &limits, guard)).await
     }
 
+    /// Appends `batches` only if they land at exactly `expected` (the log ends there) and
+    /// this broker still leads at `epoch`: a writer that decided on the log up to
+    /// `expected` appends after nothing it has not seen (the schema registry's writer).
+    /// Refused otherwise, with nothing appended: `NOT_LEADER` for another epoch, a
+    /// retriable `Unavailable` for a log that moved on.
+    pub async fn append_at(
+        self: &Arc<Self>,
+        batches: Bytes,
+        expected: i64,
+        epoch: i32,
+        acks: Acks,
+    ) -> Result<PendingAck, Error> {
+        let config = self.config();
+        let limits = Limits {
+            max_batch_bytes: config.max_message_bytes as usize,
+            keys_required: config.cleanup_policy.compacts(),
+            ..Limits::default()
+        };
+        self.append_by(acks, move |p| {
+            validate_batches(&batches, &limits)?;
+            let _guard = p.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let cuts = p.cuts.load(Ordering::Acquire);
+            let leading = p.leading_epoch()?;
+            if leading != epoch {
+                return Err(shale_core::error::not_leader(
+                    &p.topic,
+                    p.index,
+                    (p.broker_id, leading),
+                    "",
+                    format!(
+                        "{}-{} is led at epoch {leading}, not {epoch}: the write was not appended",
+                        p.topic, p.index
+                    ),
+                ));
+            }
+            let end = p.log.log_end_offset();
+            if end != expected {
+                return Err(Error::unavailable(format!(
+                    "{}-{} ends at offset {end}, not {expected}: another write came first; \
+                     the write was not appended",
+                    p.topic, p.index
+                )));
+            }
+            let mut buf = BytesMut::from(batches);
+            let info: AppendInfo = p.log.append(&mut buf, epoch)?;
+            p.snapshot_if_rolled(info.segment_base);
+            Ok((p.produced(info.base_offset, info.last_offset, epoch), cuts))
+        })
+        .await
+    }
+
     /// Appends the marker that ends `producer`'s transaction here (a control batch at the
     /// producer's id and epoch), as the transaction's coordinator asks; the returned future
     /// resolves once `acks` holds. Refused from an older producer or coordinator epoch than
@@ -163,17 +214,15 @@ impl Partition {
         for h in &headers {
             self.producers.check_txn_start(h, guard)?;
         }
-        if idempotent {
-            if let Verdict::Duplicate(meta) = self.producers.check(&headers[0])? {
-                tracing::debug!(
-                    topic = %self.topic,
-                    partition = self.index,
-                    producer = headers[0].producer_id,
-                    offset = meta.base_offset,
-                    "duplicate batch answered with its original offsets"
-                );
-                return Ok((self.produced(meta.base_offset, meta.last_offset, epoch), cuts));
-            }
+        if idempotent && let Verdict::Duplicate(meta) = self.producers.check(&headers[0])? {
+            tracing::debug!(
+                topic = %self.topic,
+                partition = self.index,
+                producer = headers[0].producer_id,
+                offset = meta.base_offset,
+                "duplicate batch answered with its original offsets"
+            );
+            return Ok((self.produced(meta.base_offset, meta.last_offset, epoch), cuts));
         }
         let mut buf = BytesMut::from(batches);
         let info: AppendInfo = self.log.append(&mut buf, epoch)?;
@@ -256,10 +305,12 @@ impl Partition {
         // DeleteRecords put inside a batch, gets that whole batch: it starts at the batch.
         let end = self.log.log_end_offset();
         let first = shale_core::record::BatchFrames::new(batches, usize::MAX).next();
-        if let Some(Ok((first, _))) = first {
-            if first.base_offset < end && first.next_offset() > end && self.log.size_bytes() == 0 {
-                self.reset_locked(first.base_offset)?;
-            }
+        if let Some(Ok((first, _))) = first
+            && first.base_offset < end
+            && first.next_offset() > end
+            && self.log.size_bytes() == 0
+        {
+            self.reset_locked(first.base_offset)?;
         }
         let info = self.log.append_replicated(batches)?;
         for (header, range) in shale_core::record::BatchFrames::new(batches, usize::MAX).flatten() {

@@ -99,6 +99,33 @@ async fn a_broker_that_stopped_leading_appends_nothing() {
     assert_eq!(p.leadership(), (2, 2));
 }
 
+/// The schema registry's writer appends only where the log it decided on ends, and only
+/// at the epoch it leads at: a second writer with a stale view, or a deposed leader,
+/// appends nothing.
+#[tokio::test]
+async fn an_append_at_an_expected_offset_lands_there_or_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(1, 1));
+    let at = |expected, epoch| {
+        let p = p.clone();
+        async move { p.append_at(plain_batch(["v".to_string()]), expected, epoch, Acks::Leader).await }
+    };
+    let first = at(0, 1).await.unwrap().await.unwrap();
+    assert_eq!(first.base_offset, 0);
+    // Another writer decided on the log as it was before that append: refused.
+    let stale = at(0, 1).await.err().expect("an append at a stale offset");
+    assert!(stale.message.contains("ends at offset 1, not 0"), "{}", stale.message);
+    assert_eq!(p.log().log_end_offset(), 1);
+    // At an epoch this broker does not lead at: refused.
+    let wrong_epoch = at(1, 7).await.err().expect("an append at another epoch");
+    assert_eq!(wrong_epoch.reason, "NOT_LEADER");
+    // Deposed: refused too, at any offset.
+    assert_eq!(at(1, 1).await.unwrap().await.unwrap().base_offset, 1);
+    p.set_state(&state(2, 2), p.replication().revision() + 1);
+    assert_eq!(at(2, 1).await.err().expect("a deposed leader's append").reason, "NOT_LEADER");
+    assert_eq!(p.log().log_end_offset(), 2);
+}
+
 /// Before: producer state was rebuilt from the last 10,000 offsets only, so after a
 /// restart the retry of a batch older than that was appended a second time.
 #[tokio::test]

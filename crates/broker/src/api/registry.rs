@@ -1,0 +1,334 @@
+//! The schema registry, as its front end calls it: each read answers from this broker's
+//! copy of the registry's state, each change goes to the registry's one writer; every
+//! call checks the caller's ACLs on the subject (Read, Write to register, Delete,
+//! DescribeConfigs/AlterConfigs for its level and mode; the global level and mode are the
+//! cluster's) and every change is audited.
+
+use std::sync::Arc;
+
+use super::{Api, Identity};
+use crate::acl::{CLUSTER, Operation, ResourceType};
+use crate::audit::{self, Resource};
+use crate::registry::{Decision, Failure, Registry};
+use shale_schema::registry::plan::Registration;
+use shale_schema::registry::store::Stored;
+use shale_schema::registry::{Mode, Reference, SubjectVersion, VersionId};
+use shale_schema::{Level, SchemaType};
+
+pub use crate::registry::Failure as RegistryFailure;
+pub use shale_schema::registry::RegistryError;
+
+/// A schema to look up or check: its format, text and references.
+#[derive(Debug, Clone)]
+pub struct SchemaText {
+    /// The format.
+    pub schema_type: SchemaType,
+    /// The text.
+    pub schema: String,
+    /// What it refers to.
+    pub references: Vec<Reference>,
+}
+
+impl Api {
+    fn registry(&self) -> Result<&Arc<Registry>, Failure> {
+        Ok(self.broker.registry()?)
+    }
+
+    fn check_subject(
+        &self,
+        who: &Identity,
+        action: &str,
+        op: Operation,
+        subject: &str,
+    ) -> Result<(), Failure> {
+        Ok(self.broker.acl().check(who, action, op, ResourceType::Subject, subject)?)
+    }
+
+    fn may_read(&self, who: &Identity, subject: &str) -> bool {
+        self.broker.acl().allows(who, Operation::Read, ResourceType::Subject, subject)
+    }
+
+    /// The schema with this ID: to a caller who may read a subject using it.
+    pub fn schema_by_id(&self, who: &Identity, id: i32) -> Result<Arc<Stored>, Failure> {
+        let (schema, uses) = self
+            .registry()?
+            .read(|s| Ok::<_, RegistryError>((s.schema(id)?, s.uses(id, true)?)))?;
+        if !uses.iter().any(|(subject, _)| self.may_read(who, subject)) {
+            let subject = uses.first().map_or("", |(s, _)| s.as_str());
+            self.check_subject(who, "GetSchemaById", Operation::Read, subject)?;
+        }
+        Ok(schema)
+    }
+
+    /// The highest schema ID registered (for `fetchMaxId`).
+    pub fn schema_max_id(&self) -> Result<i32, Failure> {
+        Ok(self.registry()?.read(|s| s.max_id()))
+    }
+
+    /// The (subject, version) pairs using a schema ID that the caller may read.
+    pub fn schema_uses(
+        &self,
+        who: &Identity,
+        id: i32,
+        deleted: bool,
+    ) -> Result<Vec<(String, i32)>, Failure> {
+        let uses = self.registry()?.read(|s| s.uses(id, deleted))?;
+        Ok(uses.into_iter().filter(|(subject, _)| self.may_read(who, subject)).collect())
+    }
+
+    /// The subjects the caller may read (with `deleted`, soft-deleted ones too).
+    pub fn subjects(&self, who: &Identity, deleted: bool) -> Result<Vec<String>, Failure> {
+        let all = self.registry()?.read(|s| s.subjects(deleted));
+        Ok(all.into_iter().filter(|s| self.may_read(who, s)).collect())
+    }
+
+    /// A subject's versions.
+    pub fn subject_versions(
+        &self,
+        who: &Identity,
+        subject: &str,
+        deleted: bool,
+    ) -> Result<Vec<i32>, Failure> {
+        self.check_subject(who, "ListVersions", Operation::Read, subject)?;
+        Ok(self.registry()?.read(|s| s.versions(subject, deleted))?)
+    }
+
+    /// One version of a subject.
+    pub fn subject_version(
+        &self,
+        who: &Identity,
+        subject: &str,
+        version: VersionId,
+        deleted: bool,
+    ) -> Result<SubjectVersion, Failure> {
+        self.check_subject(who, "GetVersion", Operation::Read, subject)?;
+        Ok(self.registry()?.read(|s| s.version(subject, version, deleted))?)
+    }
+
+    /// The version of a subject holding this schema.
+    pub fn lookup_schema(
+        &self,
+        who: &Identity,
+        subject: &str,
+        schema: &SchemaText,
+        deleted: bool,
+    ) -> Result<SubjectVersion, Failure> {
+        self.check_subject(who, "LookUpSchema", Operation::Read, subject)?;
+        Ok(self.registry()?.read(|s| {
+            let parsed = s.parse(schema.schema_type, &schema.schema, &schema.references)?;
+            s.lookup(subject, &parsed, &schema.references, deleted)
+        })?)
+    }
+
+    /// The IDs of live schemas referring to a subject's version.
+    pub fn referenced_by(
+        &self,
+        who: &Identity,
+        subject: &str,
+        version: VersionId,
+    ) -> Result<Vec<i32>, Failure> {
+        self.check_subject(who, "GetReferencedBy", Operation::Read, subject)?;
+        Ok(self.registry()?.read(|s| {
+            let v = s.version(subject, version, false)?;
+            Ok::<_, RegistryError>(s.referenced_by(subject, v.version))
+        })?)
+    }
+
+    /// Why `schema` may not follow the subject's versions (or one of them) at its level:
+    /// Confluent's messages, empty when it may.
+    pub fn check_compatibility(
+        &self,
+        who: &Identity,
+        subject: &str,
+        version: Option<VersionId>,
+        schema: &SchemaText,
+    ) -> Result<Vec<String>, Failure> {
+        self.check_subject(who, "TestCompatibility", Operation::Read, subject)?;
+        Ok(self.registry()?.read(|s| {
+            let parsed = s.parse(schema.schema_type, &schema.schema, &schema.references)?;
+            // `latest` of a subject with no live version: compatible (Confluent's rule).
+            if version == Some(VersionId::Latest) && s.versions(subject, false).is_err() {
+                return Ok(Vec::new());
+            }
+            s.compatibility(subject, &parsed, version)
+        })?)
+    }
+
+    /// The compatibility level set for a subject (or globally: `None`), and the one that
+    /// applies.
+    pub fn registry_config(
+        &self,
+        who: &Identity,
+        subject: Option<&str>,
+    ) -> Result<(Option<Level>, Level), Failure> {
+        if let Some(s) = subject {
+            self.check_subject(who, "GetConfig", Operation::DescribeConfigs, s)?;
+        }
+        Ok(self.registry()?.read(|s| match subject {
+            Some(subject) => (s.config(Some(subject)), s.effective_level(subject)),
+            None => (s.config(None), s.config(None).unwrap_or_default()),
+        }))
+    }
+
+    /// The mode set for a subject (or globally: `None`), and the one that applies.
+    pub fn registry_mode(
+        &self,
+        who: &Identity,
+        subject: Option<&str>,
+    ) -> Result<(Option<Mode>, Mode), Failure> {
+        if let Some(s) = subject {
+            self.check_subject(who, "GetMode", Operation::DescribeConfigs, s)?;
+        }
+        Ok(self.registry()?.read(|s| match subject {
+            Some(subject) => (s.mode(Some(subject)), s.effective_mode(subject)),
+            None => (s.mode(None), s.mode(None).unwrap_or_default()),
+        }))
+    }
+
+    /// Registers a schema under a subject: its ID.
+    pub async fn register_schema(
+        &self,
+        who: &Identity,
+        req: &Registration,
+    ) -> Result<i32, Failure> {
+        self.check_subject(who, "RegisterSchema", Operation::Write, &req.subject)?;
+        let result = self.registry()?.register(req).await;
+        audited(who, "RegisterSchema", &req.subject, &result);
+        result
+    }
+
+    /// Deletes a subject's version (softly, or for good): the version deleted.
+    pub async fn delete_schema_version(
+        &self,
+        who: &Identity,
+        subject: &str,
+        version: VersionId,
+        permanent: bool,
+    ) -> Result<i32, Failure> {
+        self.check_subject(who, "DeleteSchemaVersion", Operation::Delete, subject)?;
+        let result = self
+            .registry()?
+            .write(|s| {
+                let (answer, records) = s.plan_delete_version(subject, version, permanent)?;
+                Ok(Decision { records, answer })
+            })
+            .await;
+        audited(who, "DeleteSchemaVersion", subject, &result);
+        result
+    }
+
+    /// Deletes a subject (softly, or for good): the versions deleted.
+    pub async fn delete_subject(
+        &self,
+        who: &Identity,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<Vec<i32>, Failure> {
+        self.check_subject(who, "DeleteSubject", Operation::Delete, subject)?;
+        let result = self
+            .registry()?
+            .write(|s| {
+                let (answer, records) = s.plan_delete_subject(subject, permanent)?;
+                Ok(Decision { records, answer })
+            })
+            .await;
+        audited(who, "DeleteSubject", subject, &result);
+        result
+    }
+
+    fn check_settings(
+        &self,
+        who: &Identity,
+        action: &str,
+        subject: Option<&str>,
+    ) -> Result<(), Failure> {
+        match subject {
+            Some(s) => self.check_subject(who, action, Operation::AlterConfigs, s),
+            None => Ok(self.broker.acl().check(
+                who,
+                action,
+                Operation::AlterConfigs,
+                ResourceType::Cluster,
+                CLUSTER,
+            )?),
+        }
+    }
+
+    /// Sets the compatibility level of a subject (or the global one).
+    pub async fn set_registry_config(
+        &self,
+        who: &Identity,
+        subject: Option<&str>,
+        level: Level,
+    ) -> Result<(), Failure> {
+        self.check_settings(who, "UpdateConfig", subject)?;
+        let result = self
+            .registry()?
+            .write(|s| Ok(Decision { records: s.plan_config(subject, level)?, answer: () }))
+            .await;
+        audited(who, "UpdateConfig", subject.unwrap_or("*"), &result);
+        result
+    }
+
+    /// Removes a subject's level (or resets the global one): the level it had.
+    pub async fn delete_registry_config(
+        &self,
+        who: &Identity,
+        subject: Option<&str>,
+    ) -> Result<Level, Failure> {
+        self.check_settings(who, "DeleteConfig", subject)?;
+        let result = self
+            .registry()?
+            .write(|s| {
+                let (answer, records) = s.plan_delete_config(subject)?;
+                Ok(Decision { records, answer })
+            })
+            .await;
+        audited(who, "DeleteConfig", subject.unwrap_or("*"), &result);
+        result
+    }
+
+    /// Sets the mode of a subject (or the global one); `force` into IMPORT with schemas.
+    pub async fn set_registry_mode(
+        &self,
+        who: &Identity,
+        subject: Option<&str>,
+        mode: Mode,
+        force: bool,
+    ) -> Result<(), Failure> {
+        self.check_settings(who, "UpdateMode", subject)?;
+        let result = self
+            .registry()?
+            .write(|s| Ok(Decision { records: s.plan_mode(subject, mode, force)?, answer: () }))
+            .await;
+        audited(who, "UpdateMode", subject.unwrap_or("*"), &result);
+        result
+    }
+
+    /// Removes a subject's mode: the mode it had.
+    pub async fn delete_registry_mode(
+        &self,
+        who: &Identity,
+        subject: &str,
+    ) -> Result<Mode, Failure> {
+        self.check_settings(who, "DeleteMode", Some(subject))?;
+        let result = self
+            .registry()?
+            .write(|s| {
+                let (answer, records) = s.plan_delete_mode(subject)?;
+                Ok(Decision { records, answer })
+            })
+            .await;
+        audited(who, "DeleteMode", subject, &result);
+        result
+    }
+}
+
+fn audited<T>(who: &Identity, action: &str, subject: &str, result: &Result<T, Failure>) {
+    let outcome = match result {
+        Ok(_) => "ok".to_string(),
+        Err(Failure::Refused(e)) => format!("refused {}", e.code()),
+        Err(Failure::Failed(e)) => e.reason.as_str().to_string(),
+    };
+    audit::mutation_ended(who, action, Resource::Subject(subject), &outcome);
+}

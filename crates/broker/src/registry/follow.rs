@@ -1,0 +1,42 @@
+//! Following the log: apply every committed record of `_schemas`, in order, to this
+//! broker's state, from wherever the log is read (this broker's replica of it).
+
+use std::sync::Arc;
+
+use super::Registry;
+
+impl Registry {
+    /// Applies the log as it grows, until the broker closes (the caller's task ends then).
+    pub async fn follow(self: Arc<Self>) {
+        loop {
+            let from = self.applied();
+            match self.host.read(from).await {
+                Ok(Some(read)) if read.next_offset > from => self.apply(read),
+                Ok(_) => self.host.wait_for_more(from).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, offset = from, "reading the schema registry's log failed; retrying");
+                    self.host.wait_for_more(from).await;
+                }
+            }
+        }
+    }
+
+    fn apply(&self, read: super::LogRead) {
+        {
+            let mut store = self.store.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for r in &read.records {
+                let Some(key) = r.key.as_deref() else {
+                    tracing::warn!(
+                        offset = r.offset,
+                        "a record of the schema registry's log has no key; skipped"
+                    );
+                    continue;
+                };
+                if let Err(e) = store.apply(r.offset, key, r.value.as_deref()) {
+                    tracing::warn!(offset = r.offset, error = %e, "a record of the schema registry's log was skipped");
+                }
+            }
+        }
+        self.applied.send_replace(read.next_offset);
+    }
+}

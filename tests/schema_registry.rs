@@ -1,0 +1,328 @@
+//! The schema registry (issue 52) from outside: Confluent's REST API as registry clients
+//! use it, over HTTP; confluent-kafka's `SchemaRegistryClient` with its Avro serializer
+//! and deserializer producing and consuming through the Kafka listener (a client nobody
+//! here wrote, installed by `scripts/kafka-clients.sh install`); bad input answered with
+//! Confluent's codes while the broker keeps serving; and a SIGKILLed standalone broker
+//! that comes back with every schema, config and mode, handing out IDs above every ID
+//! it handed out before.
+#![allow(clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use common::http_request;
+
+/// A broker in this process with its Kafka and registry listeners.
+async fn broker(dir: &std::path::Path) -> shale::server::RunningServer {
+    let mut settings = common::settings(dir);
+    settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
+    settings.schema_registry.listen = Some("127.0.0.1:0".parse().unwrap());
+    common::start(settings).await
+}
+
+async fn call(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let text = body.map(|b| b.to_string());
+    let (status, body) = http_request(addr, method, path, text.as_deref()).await;
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, value)
+}
+
+fn schema(fields: &[(&str, &str)]) -> String {
+    let fields: Vec<Value> = fields.iter().map(|(n, t)| json!({"name": n, "type": t})).collect();
+    json!({"type": "record", "name": "R", "fields": fields}).to_string()
+}
+
+#[tokio::test]
+async fn the_http_api_answers_as_confluents_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = broker(dir.path()).await;
+    let addr = server.registry_addr().unwrap().to_string();
+    let a = addr.as_str();
+
+    assert_eq!(call(a, "GET", "/subjects", None).await, (200, json!([])));
+    assert_eq!(call(a, "GET", "/schemas/types", None).await, (200, json!(["AVRO"])));
+    let v1 = schema(&[("a", "int")]);
+    let (status, body) =
+        call(a, "POST", "/subjects/s-value/versions", Some(json!({"schema": v1}))).await;
+    assert_eq!((status, body), (200, json!({"id": 1})));
+    // Registered again: the same ID, no new version.
+    let (_, body) =
+        call(a, "POST", "/subjects/s-value/versions", Some(json!({"schema": v1}))).await;
+    assert_eq!(body, json!({"id": 1}));
+    assert_eq!(call(a, "GET", "/subjects/s-value/versions", None).await, (200, json!([1])));
+    let (status, body) = call(a, "GET", "/subjects/s-value/versions/latest", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["subject"].clone(), body["version"].clone(), body["id"].clone()),
+        (json!("s-value"), json!(1), json!(1))
+    );
+    assert_eq!(
+        body["schema"],
+        json!(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#)
+    );
+    assert!(body.get("schemaType").is_none(), "Avro's type is left out: {body}");
+    let canonical = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#;
+    let (status, body) = call(a, "GET", "/schemas/ids/1", None).await;
+    assert_eq!((status, body["schema"].clone()), (200, json!(canonical)));
+    let (_, raw) = http_request(a, "GET", "/subjects/s-value/versions/1/schema", None).await;
+    assert_eq!(raw, canonical);
+
+    // BACKWARD (the default) refuses a field without a default, with Confluent's reasons.
+    let v2_bad = schema(&[("a", "int"), ("b", "string")]);
+    let (status, body) =
+        call(a, "POST", "/subjects/s-value/versions", Some(json!({"schema": v2_bad}))).await;
+    assert_eq!((status, body["error_code"].clone()), (409, json!(409)), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("READER_FIELD_MISSING_DEFAULT_VALUE"),
+        "{body}"
+    );
+    let (status, body) = call(
+        a,
+        "POST",
+        "/compatibility/subjects/s-value/versions/latest?verbose=true",
+        Some(json!({"schema": v2_bad})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["is_compatible"], json!(false));
+    assert!(
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("/fields/1")),
+        "{body}"
+    );
+    let (_, body) =
+        call(a, "POST", "/compatibility/subjects/s-value/versions", Some(json!({"schema": v1})))
+            .await;
+    assert_eq!(body, json!({"is_compatible": true}));
+    assert_eq!(
+        call(a, "PUT", "/config/s-value", Some(json!({"compatibility": "NONE"}))).await,
+        (200, json!({"compatibility": "NONE"}))
+    );
+    assert_eq!(
+        call(a, "GET", "/config/s-value", None).await,
+        (200, json!({"compatibilityLevel": "NONE"}))
+    );
+    assert_eq!(
+        call(a, "GET", "/config", None).await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    let (_, body) =
+        call(a, "POST", "/subjects/s-value/versions", Some(json!({"schema": v2_bad}))).await;
+    assert_eq!(body, json!({"id": 2}));
+    // The same schema under another subject: the same ID.
+    let (_, body) =
+        call(a, "POST", "/subjects/t-value/versions", Some(json!({"schema": v1}))).await;
+    assert_eq!(body, json!({"id": 1}));
+    let (_, body) = call(a, "GET", "/schemas/ids/1/versions", None).await;
+    assert_eq!(
+        body,
+        json!([{"subject": "s-value", "version": 1}, {"subject": "t-value", "version": 1}])
+    );
+    let (_, body) = call(a, "POST", "/subjects/t-value", Some(json!({"schema": v1}))).await;
+    assert_eq!((body["version"].clone(), body["id"].clone()), (json!(1), json!(1)));
+
+    // Deletes.
+    assert_eq!(
+        call(a, "DELETE", "/subjects/s-value/versions/2?permanent=true", None).await.1["error_code"],
+        json!(40407)
+    );
+    assert_eq!(call(a, "DELETE", "/subjects/s-value/versions/2", None).await, (200, json!(2)));
+    assert_eq!(
+        call(a, "GET", "/subjects/s-value/versions/2", None).await.1["error_code"],
+        json!(40402)
+    );
+    assert_eq!(
+        call(a, "GET", "/subjects/s-value/versions?deleted=true", None).await.1,
+        json!([1, 2])
+    );
+    assert_eq!(call(a, "DELETE", "/subjects/s-value", None).await, (200, json!([1])));
+    assert_eq!(call(a, "DELETE", "/subjects/s-value", None).await.1["error_code"], json!(40404));
+    assert_eq!(call(a, "GET", "/subjects", None).await.1, json!(["t-value"]));
+    assert_eq!(
+        call(a, "DELETE", "/subjects/s-value?permanent=true", None).await,
+        (200, json!([1, 2]))
+    );
+    assert_eq!(
+        call(a, "GET", "/subjects/s-value/versions", None).await.1["error_code"],
+        json!(40401)
+    );
+    // ID 2 is gone for good; the next new schema gets 3, never 2 again.
+    assert_eq!(call(a, "GET", "/schemas/ids/2", None).await.1["error_code"], json!(40403));
+    let (_, body) =
+        call(a, "POST", "/subjects/u-value/versions", Some(json!({"schema": "\"string\""}))).await;
+    assert_eq!(body, json!({"id": 3}));
+
+    // Modes.
+    assert_eq!(
+        call(a, "PUT", "/mode/u-value", Some(json!({"mode": "READONLY"}))).await,
+        (200, json!({"mode": "READONLY"}))
+    );
+    let (_, body) =
+        call(a, "POST", "/subjects/u-value/versions", Some(json!({"schema": "\"long\""}))).await;
+    assert_eq!(body["error_code"], json!(42205), "{body}");
+    assert_eq!(
+        call(a, "PUT", "/mode", Some(json!({"mode": "IMPORT"}))).await.1["error_code"],
+        json!(42205)
+    );
+    assert_eq!(
+        call(a, "PUT", "/mode/u-value", Some(json!({"mode": "SIDEWAYS"}))).await.1["error_code"],
+        json!(42204)
+    );
+    assert_eq!(call(a, "DELETE", "/mode/u-value", None).await, (200, json!({"mode": "READONLY"})));
+    assert_eq!(call(a, "GET", "/mode/u-value", None).await.1["error_code"], json!(40409));
+    // IMPORT on an empty subject keeps the given ID and version.
+    assert_eq!(call(a, "PUT", "/mode/w-value", Some(json!({"mode": "IMPORT"}))).await.0, 200);
+    let (_, body) = call(
+        a,
+        "POST",
+        "/subjects/w-value/versions",
+        Some(json!({"schema": "\"bytes\"", "id": 100, "version": 7})),
+    )
+    .await;
+    assert_eq!(body, json!({"id": 100}));
+    assert_eq!(call(a, "GET", "/subjects/w-value/versions", None).await.1, json!([7]));
+    assert_eq!(call(a, "GET", "/schemas/ids/1?fetchMaxId=true", None).await.1["maxId"], json!(100));
+    server.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_gets_confluents_codes_and_the_broker_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = broker(dir.path()).await;
+    let addr = server.registry_addr().unwrap().to_string();
+    let a = addr.as_str();
+    let register = |body: &'static str| async move {
+        http_request(a, "POST", "/subjects/x-value/versions", Some(body)).await
+    };
+    let code = |body: String| serde_json::from_str::<Value>(&body).unwrap()["error_code"].clone();
+
+    let (status, body) = register("{not json").await;
+    assert_eq!((status, code(body)), (422, json!(42201)));
+    let (status, body) = register("[1,2]").await;
+    assert_eq!((status, code(body)), (422, json!(42201)));
+    let (status, body) = register(r#"{"schema": 5}"#).await;
+    assert_eq!((status, code(body)), (422, json!(42201)));
+    let (status, body) = register(r#"{"schema": "\"int\"", "schemaType": "XML"}"#).await;
+    assert_eq!((status, code(body)), (422, json!(42201)));
+    let (status, body) =
+        register(r#"{"schema": "{\"type\":\"record\",\"name\":\"1R\",\"fields\":[]}"}"#).await;
+    assert_eq!((status, code(body)), (422, json!(42201)), "an invalid name");
+    let (status, body) = register(r#"{"schema": "\"int\"", "references": [{"name": "x", "subject": "x-value", "version": 1}]}"#).await;
+    assert_eq!((status, code(body)), (422, json!(42201)), "a reference to itself, not registered");
+    // Deeply nested: refused, not a crash.
+    let deep = format!("{}\"int\"{}", r#"{"type":"array","items":"#.repeat(3000), "}".repeat(3000));
+    let body = json!({"schema": deep}).to_string();
+    let (status, reply) = http_request(a, "POST", "/subjects/x-value/versions", Some(&body)).await;
+    assert_eq!((status, code(reply)), (422, json!(42201)));
+    // 10 MB: refused before it is read whole.
+    let big = json!({"schema": "x".repeat(10 << 20)}).to_string();
+    let (status, reply) = http_request(a, "POST", "/subjects/x-value/versions", Some(&big)).await;
+    assert_eq!((status, code(reply)), (422, json!(42209)));
+    // Unknown paths and versions.
+    assert_eq!(call(a, "GET", "/nothing/here", None).await.0, 404);
+    assert_eq!(
+        call(a, "GET", "/subjects/x-value/versions/abc", None).await.1["error_code"],
+        json!(42202)
+    );
+    assert_eq!(call(a, "GET", "/schemas/ids/xyz", None).await.1["error_code"], json!(40403));
+    // A recursive schema is a valid one.
+    let node = json!({"schema": json!({"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"],"default":null}]}).to_string()});
+    assert_eq!(
+        call(a, "POST", "/subjects/x-value/versions", Some(node)).await,
+        (200, json!({"id": 1}))
+    );
+    // Still serving.
+    assert_eq!(call(a, "GET", "/subjects", None).await, (200, json!(["x-value"])));
+    server.close().await.unwrap();
+}
+
+#[test]
+fn confluent_kafkas_avro_serializers_round_trip_through_the_kafka_listener() {
+    let Some(python) = kafka::python() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path()));
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let url = format!("http://{}", server.registry_addr().unwrap());
+    let prefix = kafka::unique("sr");
+    let cmd = kafka::python_script(&python, "schema_registry.py", &[&bootstrap, &url, &prefix]);
+    let json =
+        kafka::run(cmd, Duration::from_secs(90)).assert_ok("confluent-kafka's registry client");
+    assert_eq!(
+        (json["produced"].as_i64(), json["consumed"].as_i64()),
+        (Some(200), Some(200)),
+        "{json}"
+    );
+    assert_eq!(json["mismatched"], 0, "{json}");
+    assert_eq!(json["shared_id"], true, "{json}");
+    rt.block_on(server.close()).unwrap();
+}
+
+#[tokio::test]
+async fn a_killed_standalone_broker_comes_back_with_every_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["--schema-registry-listen", "127.0.0.1:0"];
+    let mut broker = common::BrokerProcess::start_with(dir.path(), &extra);
+    let addr = broker.registry_addr().expect("the startup line names the registry");
+    let mut ids = Vec::new();
+    // Each with a default: every evolution is BACKWARD compatible.
+    let with_default = |i: usize| json!({"type": "record", "name": "R", "fields": [{"name": format!("f{i}"), "type": "int", "default": 0}]});
+    for i in 0..20 {
+        let body = json!({"schema": with_default(i).to_string()});
+        let (status, reply) =
+            call(&addr, "POST", &format!("/subjects/k{}-value/versions", i % 4), Some(body)).await;
+        assert_eq!(status, 200, "{reply}");
+        ids.push(reply["id"].as_i64().unwrap());
+    }
+    // Permanently delete the newest: its ID must not come back after the restart.
+    call(&addr, "PUT", "/config/k0-value", Some(json!({"compatibility": "FULL"}))).await;
+    call(&addr, "PUT", "/mode/k1-value", Some(json!({"mode": "READONLY"}))).await;
+    call(&addr, "DELETE", "/subjects/k3-value", None).await;
+    call(&addr, "DELETE", "/subjects/k3-value?permanent=true", None).await;
+    broker.kill();
+    let broker = common::BrokerProcess::start_with(dir.path(), &extra);
+    let addr = broker.registry_addr().unwrap();
+    common::wait_until(
+        Duration::from_secs(30),
+        "the registry's state rebuilt from its log",
+        || {
+            let addr = addr.clone();
+            async move {
+                call(&addr, "GET", "/subjects", None).await.1
+                    == json!(["k0-value", "k1-value", "k2-value"])
+            }
+        },
+    )
+    .await;
+    for (i, id) in ids.iter().enumerate() {
+        if i % 4 == 3 {
+            continue;
+        }
+        let (status, body) = call(&addr, "GET", &format!("/schemas/ids/{id}"), None).await;
+        assert_eq!(status, 200, "schema {id}: {body}");
+        let text: Value = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
+        assert_eq!(text, with_default(i), "schema {id}");
+    }
+    assert_eq!(
+        call(&addr, "GET", "/config/k0-value", None).await.1,
+        json!({"compatibilityLevel": "FULL"})
+    );
+    assert_eq!(call(&addr, "GET", "/mode/k1-value", None).await.1, json!({"mode": "READONLY"}));
+    let (_, body) =
+        call(&addr, "POST", "/subjects/new-value/versions", Some(json!({"schema": "\"string\""})))
+            .await;
+    let next = body["id"].as_i64().unwrap();
+    assert!(
+        next > *ids.iter().max().unwrap(),
+        "the next ID {next} is above every ID handed out before: {ids:?}"
+    );
+}
