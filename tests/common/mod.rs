@@ -540,14 +540,26 @@ pub(crate) async fn http_request(
     path: &str,
     body: Option<&str>,
 ) -> (u16, String) {
+    http_request_with(addr, method, path, body, &[]).await
+}
+
+/// [`http_request`] with extra `headers`.
+pub(crate) async fn http_request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connecting to the HTTP listener {addr}: {e}"));
     let body = body.unwrap_or("");
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let head = format!(
         "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
+         Content-Length: {}\r\n{extra}\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await.unwrap();

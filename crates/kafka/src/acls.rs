@@ -377,3 +377,32 @@ async fn delete_matching(
     }
     Ok(gone)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(kind: ResourceType) -> AclBinding {
+        AclBinding {
+            principal: "User:a".into(),
+            resource_type: kind,
+            pattern_type: PatternType::Literal,
+            resource_name: "x".into(),
+            operation: Operation::Read,
+            permission: Permission::Allow,
+        }
+    }
+
+    /// Schema registry subjects have no Kafka resource type: Kafka's ACL requests neither
+    /// list them nor delete them, even with a filter for every type.
+    #[test]
+    fn kafka_acl_requests_leave_subject_bindings_alone() {
+        let any = KafkaFilter::new(ANY, &None, ANY, &None, &None, ANY, ANY).unwrap();
+        assert!(any.keeps(&binding(ResourceType::Topic)));
+        assert!(!any.keeps(&binding(ResourceType::Subject)));
+        assert!(!any.deletes_exactly(), "deleted binding by binding, so subjects stay");
+        let topics = KafkaFilter::new(2, &None, ANY, &None, &None, ANY, ANY).unwrap();
+        assert!(topics.deletes_exactly());
+        assert_eq!(resource_code(ResourceType::Subject), None);
+    }
+}

@@ -30,8 +30,11 @@ pub struct SchemaText {
 }
 
 impl Api {
+    /// The registry, to read from: only where this broker's copy is the registry's.
     fn registry(&self) -> Result<&Arc<Registry>, Failure> {
-        Ok(self.broker.registry()?)
+        let registry = self.broker.registry()?;
+        registry.readable()?;
+        Ok(registry)
     }
 
     fn check_subject(

@@ -12,7 +12,9 @@ use bytes::Bytes;
 
 use super::Broker;
 use super::topics::NewTopic;
-use crate::registry::{IdWatermark, LogRead, Registry, RegistryHost, TOPIC, WriterPosition};
+use crate::registry::{
+    IdWatermark, LogCopy, LogRead, Registry, RegistryHost, TOPIC, WriterPosition,
+};
 use shale_core::error::{Error, ErrorKind};
 use shale_core::record::{BatchBuilder, Compression, Limits, Record, decode_batches};
 
@@ -39,6 +41,19 @@ impl Host {
 
 #[async_trait::async_trait]
 impl RegistryHost for Host {
+    fn is_gone(&self) -> bool {
+        self.broker.upgrade().is_none_or(|b| b.is_closing())
+    }
+
+    fn copy(&self) -> LogCopy {
+        let Some(b) = self.broker.upgrade() else { return LogCopy::Elsewhere };
+        match (b.has_topic(TOPIC), b.hosted_partition(TOPIC, 0).is_some()) {
+            (false, _) => LogCopy::NoLog,
+            (true, true) => LogCopy::Here,
+            (true, false) => LogCopy::Elsewhere,
+        }
+    }
+
     async fn ensure_log(&self) -> Result<(), Error> {
         let b = self.broker()?;
         if !b.has_topic(TOPIC) {

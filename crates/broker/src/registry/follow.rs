@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::Registry;
 
 impl Registry {
-    /// Applies the log as it grows, until the broker closes (the caller's task ends then).
+    /// Applies the log as it grows, until the broker closes or is gone.
     pub async fn follow(self: Arc<Self>) {
-        loop {
+        while !self.host.is_gone() {
             let from = self.applied();
             match self.host.read(from).await {
                 Ok(Some(read)) if read.next_offset > from => self.apply(read),

@@ -44,9 +44,27 @@ pub struct WriterPosition {
     pub end: i64,
 }
 
+/// Where this broker's copy of the registry's state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogCopy {
+    /// The log does not exist yet: the empty state is the registry's.
+    NoLog,
+    /// This broker holds a replica of the log and follows it.
+    Here,
+    /// The log exists, and this broker holds no replica of it: its state is not the
+    /// registry's.
+    Elsewhere,
+}
+
 /// What the registry needs of its broker.
 #[async_trait::async_trait]
 pub trait RegistryHost: Send + Sync + 'static {
+    /// Whether the broker is gone or closing: the follower stops.
+    fn is_gone(&self) -> bool;
+
+    /// Where this broker's copy comes from.
+    fn copy(&self) -> LogCopy;
+
     /// Creates the log if it does not exist (1 partition, compacted, replicated).
     async fn ensure_log(&self) -> Result<(), Error>;
 
@@ -116,6 +134,18 @@ impl Registry {
     pub fn read<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
         let store = self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&store)
+    }
+
+    /// `Ok` when this broker's state is the registry's to answer reads from: it follows a
+    /// replica of the log here, or there is no log yet.
+    pub fn readable(&self) -> Result<(), Error> {
+        match self.host.copy() {
+            LogCopy::NoLog | LogCopy::Here => Ok(()),
+            LogCopy::Elsewhere => Err(Error::unavailable(format!(
+                "this broker holds no replica of {TOPIC}, the schema registry's log, so it cannot \
+                 answer from it; ask a broker that holds one"
+            ))),
+        }
     }
 
     /// The offset up to which this broker's state has applied the log.
