@@ -92,7 +92,7 @@ impl Settings {
             acl,
             quota,
             kafka,
-            schema_registry: _,
+            schema_registry,
         } = self.clone();
         BrokerSettingsFile {
             cluster,
@@ -107,7 +107,10 @@ impl Settings {
             auth,
             acl,
             quota,
-            front_ends: FrontEndAddresses { kafka: kafka.advertised_address() },
+            front_ends: FrontEndAddresses {
+                kafka: kafka.advertised_address(),
+                schema_registry: schema_registry.advertised_address(),
+            },
         }
     }
 }

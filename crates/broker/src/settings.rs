@@ -59,6 +59,8 @@ pub struct Settings {
 pub struct FrontEndAddresses {
     /// The Kafka listener's.
     pub kafka: String,
+    /// The schema registry listener's.
+    pub schema_registry: String,
 }
 
 /// `[groups]`: consumer group timeouts.

@@ -32,6 +32,7 @@ pub(crate) async fn join(store: &Arc<dyn MetaStore>, keys: &Keys, id: i32) -> Me
         id,
         address: format!("b{id}:9292"),
         kafka_address: String::new(),
+        registry_address: String::new(),
         rack: String::new(),
         started_ms: 0,
         incarnation: id as u64,

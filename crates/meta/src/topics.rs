@@ -122,6 +122,10 @@ pub struct BrokerRecord {
     /// Address Kafka clients dial (host:port); empty when the broker has no Kafka listener.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kafka_address: String,
+    /// Address of the broker's schema registry listener (host:port); empty when it has
+    /// none. Other brokers forward registry writes there when this broker is the writer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub registry_address: String,
     /// Rack or zone; empty when unset.
     pub rack: String,
     /// Start time of the broker process (ms since epoch).

@@ -10,7 +10,9 @@
 //! - `routes` (private): the API, route by route.
 //! - `request` (private): the caller's identity, the body and the query.
 //! - `reply` (private): Confluent's answers and error codes.
+//! - `forward` (private): what this broker cannot answer, sent to the writer.
 
+mod forward;
 mod reply;
 mod request;
 mod routes;
@@ -31,6 +33,8 @@ pub use settings::RegistrySettings;
 struct Registry {
     api: Api,
     max_request_bytes: usize,
+    /// For forwarding to the writer.
+    http: reqwest::Client,
 }
 
 /// A running registry listener.
@@ -52,8 +56,11 @@ pub fn serve(
     let addr = listener.local_addr().map_err(|e| {
         Error::internal(format!("cannot read the schema registry's bound address: {e}"))
     })?;
-    let state =
-        Arc::new(Registry { api: api.clone(), max_request_bytes: settings.max_request_bytes });
+    let state = Arc::new(Registry {
+        api: api.clone(),
+        max_request_bytes: settings.max_request_bytes,
+        http: forward::client(),
+    });
     let app = routes::router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut closed = api.closed_signal();

@@ -50,7 +50,13 @@ pub(crate) fn failed(e: &Error) -> Response {
     match e.kind {
         ErrorKind::Unauthenticated => error(40101, e.message.clone()),
         ErrorKind::PermissionDenied => error(40301, e.message.clone()),
-        ErrorKind::NotLeader => error(50004, format!("Leader not known. {}", e.message)),
+        // Marked: the forwarding layer sends the request to the writer instead.
+        ErrorKind::NotLeader => {
+            let mut r = error(50004, format!("Leader not known. {}", e.message));
+            r.headers_mut()
+                .insert(crate::forward::NOT_HERE, axum::http::HeaderValue::from_static("1"));
+            r
+        }
         ErrorKind::Unavailable => error(50002, e.message.clone()),
         ErrorKind::Invalid => error(42201, e.message.clone()),
         _ => error(50001, format!("Error in the backend data store - {}", e.message)),

@@ -57,6 +57,7 @@ pub(crate) fn router(state: Arc<Registry>) -> Router {
         .route("/mode/{subject}", get(get_mode).put(put_mode).delete(delete_mode))
         .route("/contexts", get(|| async { json(json!(["."])) }))
         .fallback(|| async { error(404, "HTTP 404 Not Found") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::forward::layer))
         .with_state(state)
 }
 

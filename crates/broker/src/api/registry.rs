@@ -63,6 +63,12 @@ impl Api {
         Ok(schema)
     }
 
+    /// The registry listener of the registry's writer, when that is another broker: where
+    /// a front end forwards what this broker cannot answer.
+    pub fn registry_writer_address(&self) -> Option<String> {
+        self.broker.registry_writer_address()
+    }
+
     /// The highest schema ID registered (for `fetchMaxId`).
     pub fn schema_max_id(&self) -> Result<i32, Failure> {
         Ok(self.registry()?.read(|s| s.max_id()))

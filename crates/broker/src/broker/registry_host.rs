@@ -171,6 +171,18 @@ pub(super) fn install(broker: &Arc<Broker>, ids: IdWatermark) {
 }
 
 impl Broker {
+    /// The registry listener of the broker that leads `_schemas`/0 (the registry's
+    /// writer), when that is another broker and it has one.
+    pub fn registry_writer_address(&self) -> Option<String> {
+        let cache = self.view.cache.read().ok()?;
+        let (state, _) = cache.states.get(&(TOPIC.to_string(), 0))?;
+        if state.leader == self.id {
+            return None;
+        }
+        let writer = cache.brokers.get(&state.leader)?;
+        (!writer.registry_address.is_empty()).then(|| writer.registry_address.clone())
+    }
+
     /// The schema registry this broker serves.
     pub fn registry(&self) -> Result<&Arc<Registry>, Error> {
         self.registry

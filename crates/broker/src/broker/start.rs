@@ -77,6 +77,7 @@ impl Broker {
             id,
             address: settings.broker.advertised_address(),
             kafka_address: settings.front_ends.kafka.clone(),
+            registry_address: settings.front_ends.schema_registry.clone(),
             rack: settings.broker.rack.clone(),
             started_ms: clock.now_ms(),
             incarnation: new_incarnation(),

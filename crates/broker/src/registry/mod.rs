@@ -141,10 +141,15 @@ impl Registry {
     pub fn readable(&self) -> Result<(), Error> {
         match self.host.copy() {
             LogCopy::NoLog | LogCopy::Here => Ok(()),
-            LogCopy::Elsewhere => Err(Error::unavailable(format!(
-                "this broker holds no replica of {TOPIC}, the schema registry's log, so it cannot \
-                 answer from it; ask a broker that holds one"
-            ))),
+            // Not the broker to ask: as a write to a broker that is not the writer.
+            LogCopy::Elsewhere => Err(Error::new(
+                shale_core::error::ErrorKind::NotLeader,
+                shale_core::error::Reason::NotLeader,
+                format!(
+                    "this broker holds no replica of {TOPIC}, the schema registry's log, so it \
+                     cannot answer from it; ask a broker that holds one"
+                ),
+            )),
         }
     }
 

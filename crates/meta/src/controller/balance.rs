@@ -419,6 +419,7 @@ mod tests {
                     id: *id,
                     address: format!("b{id}:9292"),
                     kafka_address: String::new(),
+                    registry_address: String::new(),
                     rack: rack.to_string(),
                     started_ms: 0,
                     incarnation: 0,

@@ -348,6 +348,7 @@ mod tests {
             id,
             address: format!("b{id}:9292"),
             kafka_address: String::new(),
+            registry_address: String::new(),
             rack: rack.into(),
             started_ms: 0,
             incarnation: 0,

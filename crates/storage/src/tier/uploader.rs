@@ -339,6 +339,7 @@ pub(crate) mod tests {
             id: 1,
             address: "127.0.0.1:1".into(),
             kafka_address: String::new(),
+            registry_address: String::new(),
             rack: String::new(),
             started_ms: 0,
             incarnation: 1,

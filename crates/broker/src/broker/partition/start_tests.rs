@@ -133,6 +133,7 @@ async fn bucket() -> (Uploader, RemoteReader) {
         id: 1,
         address: "127.0.0.1:1".into(),
         kafka_address: String::new(),
+        registry_address: String::new(),
         rack: String::new(),
         started_ms: 0,
         incarnation: 1,

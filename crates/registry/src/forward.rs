@@ -1,0 +1,89 @@
+//! Requests this broker cannot answer — a change while another broker is the registry's
+//! writer, or a read where this broker holds no replica of the registry's log — are sent
+//! on to the writer's registry listener, as Confluent's followers forward to their
+//! leader, and its answer (status, body, error codes) is passed back as it is: a client
+//! given any broker's URL succeeds. A forwarded request is never forwarded again.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::Registry;
+use crate::reply::error;
+
+/// Set by a handler's answer when this broker is not the one to answer.
+pub(crate) const NOT_HERE: HeaderName = HeaderName::from_static("x-shale-not-here");
+/// Set on a forwarded request.
+const FORWARDED: HeaderName = HeaderName::from_static("x-shale-forwarded");
+
+/// Headers passed on to the writer.
+const PASSED: [HeaderName; 3] = [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT];
+
+/// The HTTP client forwarding uses.
+pub(crate) fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The forwarding layer around every route.
+pub(crate) async fn layer(State(st): State<Arc<Registry>>, req: Request, next: Next) -> Response {
+    let forwarded = req.headers().contains_key(&FORWARDED);
+    let (parts, body) = req.into_parts();
+    let limit = st.max_request_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return error(
+            42209,
+            format!(
+                "the request body is larger than schema_registry.max_request_bytes ({limit} bytes)"
+            ),
+        );
+    };
+    let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
+    let mut response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    if response.headers_mut().remove(&NOT_HERE).is_none() || forwarded {
+        return response;
+    }
+    let Some(writer) = st.api.registry_writer_address() else { return response };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = st
+        .http
+        .request(method, format!("http://{writer}{path}"))
+        .header(FORWARDED, "1")
+        .body(bytes);
+    for name in PASSED {
+        if let Some(v) = headers.get(&name) {
+            out = out.header(name, v);
+        }
+    }
+    match out.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let kind = answer.headers().get(header::CONTENT_TYPE).cloned();
+            match answer.bytes().await {
+                Ok(body) => {
+                    let mut r = (status, body).into_response();
+                    if let Some(kind) = kind {
+                        r.headers_mut().insert(header::CONTENT_TYPE, kind);
+                    }
+                    r
+                }
+                Err(e) => forward_failed(&writer, &e),
+            }
+        }
+        Err(e) => forward_failed(&writer, &e),
+    }
+}
+
+fn forward_failed(writer: &str, e: &reqwest::Error) -> Response {
+    let mut r =
+        error(50003, format!("Error while forwarding the request to the leader {writer}: {e}"));
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
