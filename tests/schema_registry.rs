@@ -2,10 +2,9 @@
 //! use it, over HTTP; confluent-kafka's `SchemaRegistryClient` with its Avro serializer
 //! and deserializer producing and consuming through the Kafka listener (a client nobody
 //! here wrote, installed by `scripts/kafka-clients.sh install`); bad input answered with
-//! Confluent's codes while the broker keeps serving; a SIGKILLed standalone broker that
-//! comes back with every schema, config and mode, handing out IDs above every ID it handed
-//! out before; and a 3-broker cluster where any broker takes registrations (forwarding
-//! them to the writer) and answers reads from its own copy.
+//! Confluent's codes while the broker keeps serving; and a SIGKILLed standalone broker
+//! that comes back with every schema, config and mode, handing out IDs above every ID it
+//! handed out before. Clusters: `schema_registry_cluster.rs`.
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -425,54 +424,4 @@ async fn subject_acls_decide_who_reads_registers_and_deletes() {
         http_request_with(a, "GET", "/subjects", None, &[("Authorization", basic)]).await;
     assert_eq!(status, 401);
     server.close().await.unwrap();
-}
-
-/// Three brokers on etcd: registrations sent to each in turn all succeed (two of the three
-/// forward them to the writer, the leader of `_schemas`/0), IDs are unique and
-/// contiguous, and every broker then answers every ID from its own copy.
-#[tokio::test]
-async fn any_broker_of_a_cluster_takes_registrations_and_answers_reads() {
-    let c = cluster::Cluster::start(3, "sr", &["--schema-registry-listen", "127.0.0.1:0"]);
-    let urls: Vec<String> =
-        c.brokers.iter().map(|b| b.as_ref().unwrap().registry_addr().unwrap()).collect();
-    let with_default = |i: usize| json!({"type": "record", "name": "R", "fields": [{"name": format!("f{i}"), "type": "long", "default": 0}]});
-    let mut ids = Vec::new();
-    for i in 0..30 {
-        let url = &urls[i % 3];
-        let body = json!({"schema": with_default(i).to_string()});
-        let path = format!("/subjects/c{}-value/versions", i % 5);
-        // The first write creates the log; until its partition has a leader everywhere a
-        // write may be refused as retriable.
-        let reply = common::wait_for(Duration::from_secs(30), "a registration accepted", || {
-            let body = body.clone();
-            let path = path.clone();
-            async move {
-                let (status, reply) = call(url, "POST", &path, Some(body)).await;
-                if status == 200 { Ok(reply) } else { Err(format!("{status} {reply}")) }
-            }
-        })
-        .await;
-        ids.push(reply["id"].as_i64().unwrap());
-    }
-    let mut sorted = ids.clone();
-    sorted.sort_unstable();
-    assert_eq!(sorted, (1..=30).collect::<Vec<i64>>(), "IDs unique and contiguous: {ids:?}");
-    for url in &urls {
-        for (i, id) in ids.iter().enumerate() {
-            let path = format!("/schemas/ids/{id}");
-            let body =
-                common::wait_for(Duration::from_secs(10), "the schema on every broker", || {
-                    let path = path.clone();
-                    async move {
-                        let (status, body) = call(url, "GET", &path, None).await;
-                        if status == 200 { Ok(body) } else { Err(format!("{status} {body}")) }
-                    }
-                })
-                .await;
-            let text: Value = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
-            assert_eq!(text, with_default(i), "schema {id} on {url}");
-        }
-        let (_, versions) = call(url, "GET", "/subjects/c0-value/versions", None).await;
-        assert_eq!(versions, json!([1, 2, 3, 4, 5, 6]), "on {url}");
-    }
 }

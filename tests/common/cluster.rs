@@ -1,5 +1,5 @@
 //! A cluster of `shale serve` processes on one private etcd, for tests: broker `i` (0-based)
-//! has id `i + 1`, its own data dir, a fixed client port, Kafka port and admin port (so a
+//! has id `i + 1`, its own data dir, a fixed client port, Kafka, schema registry and admin port (so a
 //! restart comes back at the same addresses), a 3 s lease and a failpoint folder (`SHALE_FAILPOINTS_DIR`,
 //! see [`Cluster::arm`]). Brokers are killed by PID when dropped, before etcd stops.
 //!
@@ -29,6 +29,7 @@ pub(crate) struct Cluster {
     ports: Vec<u16>,
     kafka_ports: Vec<u16>,
     admin_ports: Vec<u16>,
+    registry_ports: Vec<u16>,
     name: String,
     args: Vec<String>,
     pub etcd: EtcdServer,
@@ -49,6 +50,7 @@ impl Cluster {
         c.ports = (0..n).map(|_| free_port()).collect();
         c.kafka_ports = (0..n).map(|_| free_port()).collect();
         c.admin_ports = (0..n).map(|_| free_port()).collect();
+        c.registry_ports = (0..n).map(|_| free_port()).collect();
         c.brokers = (0..n).map(|_| None).collect();
         c
     }
@@ -62,6 +64,7 @@ impl Cluster {
             ports: (0..n).map(|_| free_port()).collect(),
             kafka_ports: (0..n).map(|_| free_port()).collect(),
             admin_ports: (0..n).map(|_| free_port()).collect(),
+            registry_ports: (0..n).map(|_| free_port()).collect(),
             name: name.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
             etcd,
@@ -80,6 +83,7 @@ impl Cluster {
         let ttl = LEASE_TTL_SECS.to_string();
         let admin = self.admin(i);
         let kafka = self.kafka(i);
+        let registry = self.registry(i);
         let failpoints = self.failpoints[i].path().to_string_lossy().to_string();
         let mut args = vec![
             "--id",
@@ -94,6 +98,8 @@ impl Cluster {
             &admin,
             "--kafka-listen",
             &kafka,
+            "--schema-registry-listen",
+            &registry,
         ];
         args.extend(self.args.iter().map(String::as_str));
         BrokerProcess::serve_on_with_env(
@@ -117,6 +123,11 @@ impl Cluster {
     /// Every broker's Kafka address, comma-separated: a Kafka client's bootstrap list.
     pub(crate) fn kafka_bootstrap(&self) -> String {
         (0..self.kafka_ports.len()).map(|i| self.kafka(i)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Schema registry address of broker `i`.
+    pub(crate) fn registry(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.registry_ports[i])
     }
 
     /// Admin HTTP address of broker `i`.

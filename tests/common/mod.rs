@@ -551,10 +551,22 @@ pub(crate) async fn http_request_with(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(addr)
+    try_http_request(addr, method, path, body, headers)
         .await
-        .unwrap_or_else(|e| panic!("connecting to the HTTP listener {addr}: {e}"));
+        .unwrap_or_else(|e| panic!("connecting to the HTTP listener {addr}: {e}"))
+}
+
+/// [`http_request_with`], a refused connection an error rather than a panic (a broker a
+/// fault test killed).
+pub(crate) async fn try_http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let body = body.unwrap_or("");
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let head = format!(
@@ -562,7 +574,7 @@ pub(crate) async fn http_request_with(
          Content-Length: {}\r\n{extra}\r\n",
         body.len()
     );
-    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
     // A server may answer (and close) before it reads a body it refuses.
     let _ = conn.write_all(body.as_bytes()).await;
     let mut response = Vec::new();
@@ -570,7 +582,7 @@ pub(crate) async fn http_request_with(
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, body.to_string())
+    Ok((status, body.to_string()))
 }
 
 /// The value of the series `series` (name with labels, as exposed) in a `/metrics` body.
