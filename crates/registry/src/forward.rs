@@ -13,10 +13,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::Registry;
-use crate::reply::error;
+use crate::reply::{NOT_HERE, error};
 
-/// Set by a handler's answer when this broker is not the one to answer.
-pub(crate) const NOT_HERE: HeaderName = HeaderName::from_static("x-shale-not-here");
 /// Set on a forwarded request.
 const FORWARDED: HeaderName = HeaderName::from_static("x-shale-forwarded");
 

@@ -7,6 +7,11 @@ use axum::response::{IntoResponse, Response};
 use shale_broker::api::{RegistryError, RegistryFailure};
 use shale_core::error::{Error, ErrorKind};
 
+/// Marks an answer of a broker that is not the one to answer: the forwarding layer sends
+/// the request to the writer instead (`forward`).
+pub(crate) const NOT_HERE: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-shale-not-here");
+
 /// The registry's content type (clients accept it, and plain JSON).
 pub(crate) const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
@@ -53,8 +58,7 @@ pub(crate) fn failed(e: &Error) -> Response {
         // Marked: the forwarding layer sends the request to the writer instead.
         ErrorKind::NotLeader => {
             let mut r = error(50004, format!("Leader not known. {}", e.message));
-            r.headers_mut()
-                .insert(crate::forward::NOT_HERE, axum::http::HeaderValue::from_static("1"));
+            r.headers_mut().insert(NOT_HERE, axum::http::HeaderValue::from_static("1"));
             r
         }
         ErrorKind::Unavailable => error(50002, e.message.clone()),

@@ -48,12 +48,9 @@ pub(crate) fn router(state: Arc<Registry>) -> Router {
         .route("/subjects/{subject}/versions/{version}/referencedby", get(referenced_by))
         .route("/compatibility/subjects/{subject}/versions", post(compatibility_all))
         .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility_one))
-        .route(
-            "/config",
-            get(get_global_config).put(put_global_config).delete(delete_global_config),
-        )
+        .route("/config", get(get_config).put(put_config).delete(delete_config))
         .route("/config/{subject}", get(get_config).put(put_config).delete(delete_config))
-        .route("/mode", get(get_global_mode).put(put_global_mode))
+        .route("/mode", get(get_mode).put(put_mode))
         .route("/mode/{subject}", get(get_mode).put(put_mode).delete(delete_mode))
         .route("/contexts", get(|| async { json(json!(["."])) }))
         .fallback(|| async { error(404, "HTTP 404 Not Found") })
@@ -396,86 +393,78 @@ async fn compatibility_one(
     compatibility(&st, &who, &subject, Some(v), &q, body).await
 }
 
+/// The subject of `/config/{subject}` or `/mode/{subject}`; none for the global one.
+type Subject = Option<Path<String>>;
+
 fn level_json(level: Level) -> Response {
     json(json!({ "compatibilityLevel": level.as_str() }))
 }
 
-async fn get_global_config(State(st): State<Arc<Registry>>, headers: HeaderMap) -> Response {
-    let who = who!(st, headers);
-    match st.api.registry_config(&who, None) {
-        Ok((_, level)) => level_json(level),
-        Err(e) => failure(e),
-    }
-}
-
+/// `GET /config[/{subject}]`: the level set (a subject without one: 40408, unless
+/// `defaultToGlobal`).
 async fn get_config(
     State(st): State<Arc<Registry>>,
     headers: HeaderMap,
-    Path(subject): Path<String>,
+    subject: Subject,
     Query(q): Q,
 ) -> Response {
     let who = who!(st, headers);
-    match st.api.registry_config(&who, Some(&subject)) {
-        Ok((Some(level), _)) => level_json(level),
-        Ok((None, level)) if flag(&q, "defaultToGlobal") => level_json(level),
+    let subject = subject.map(|Path(s)| s);
+    let set = st.api.registry_config(&who, subject.as_deref());
+    setting(subject, &q, set, level_json, (40408, "compatibility"))
+}
+
+/// The answer to `GET /config` or `GET /mode`: the value set for the subject (or the
+/// global one, `subject` none), the one that applies with `defaultToGlobal`, else
+/// `missing` (Confluent's code, and what is not configured).
+fn setting<T>(
+    subject: Option<String>,
+    q: &HashMap<String, String>,
+    set: Result<(Option<T>, T), shale_broker::api::RegistryFailure>,
+    show: fn(T) -> Response,
+    (code, what): (u32, &str),
+) -> Response {
+    match set {
+        Ok((Some(value), _)) => show(value),
+        Ok((None, value)) if subject.is_none() || flag(q, "defaultToGlobal") => show(value),
         Ok((None, _)) => error(
-            40408,
-            format!("Subject '{subject}' does not have subject-level compatibility configured"),
+            code,
+            format!(
+                "Subject '{}' does not have subject-level {what} configured",
+                subject.unwrap_or_default()
+            ),
         ),
         Err(e) => failure(e),
     }
 }
 
-/// The level a `PUT /config` body names (`{"compatibility": ...}`).
-async fn level_of(st: &Registry, body: Body) -> Result<(Level, Value), Response> {
-    let body = read_body(st, body).await?;
-    let name = body.string("compatibility")?.unwrap_or_default();
-    let level = name.parse::<Level>().map_err(|e| error(42203, e.to_string()))?;
-    Ok((level, json!({ "compatibility": level.as_str() })))
-}
-
-async fn put_global_config(
-    State(st): State<Arc<Registry>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let who = who!(st, headers);
-    let (level, echo) = ok!(level_of(&st, body).await);
-    match st.api.set_registry_config(&who, None, level).await {
-        Ok(()) => json(echo),
-        Err(e) => failure(e),
-    }
-}
-
+/// `PUT /config[/{subject}]` with `{"compatibility": ...}`: echoed back.
 async fn put_config(
     State(st): State<Arc<Registry>>,
     headers: HeaderMap,
-    Path(subject): Path<String>,
+    subject: Subject,
     body: Body,
 ) -> Response {
     let who = who!(st, headers);
-    let (level, echo) = ok!(level_of(&st, body).await);
-    match st.api.set_registry_config(&who, Some(&subject), level).await {
-        Ok(()) => json(echo),
+    let body = ok!(read_body(&st, body).await);
+    let name = ok!(body.string("compatibility")).unwrap_or_default();
+    let level = ok!(name.parse::<Level>().map_err(|e| error(42203, e.to_string())));
+    let subject = subject.map(|Path(s)| s);
+    match st.api.set_registry_config(&who, subject.as_deref(), level).await {
+        Ok(()) => json(json!({ "compatibility": level.as_str() })),
         Err(e) => failure(e),
     }
 }
 
-async fn delete_global_config(State(st): State<Arc<Registry>>, headers: HeaderMap) -> Response {
-    let who = who!(st, headers);
-    match st.api.delete_registry_config(&who, None).await {
-        Ok(level) => level_json(level),
-        Err(e) => failure(e),
-    }
-}
-
+/// `DELETE /config[/{subject}]`: the level it had.
 async fn delete_config(
     State(st): State<Arc<Registry>>,
     headers: HeaderMap,
-    Path(subject): Path<String>,
+    subject: Subject,
 ) -> Response {
     let who = who!(st, headers);
-    match st.api.delete_registry_config(&who, Some(&subject)).await {
+    let subject = subject.map(|Path(s)| s);
+    match st.api.delete_registry_config(&who, subject.as_deref()).await {
         Ok(level) => level_json(level),
         Err(e) => failure(e),
     }
@@ -485,71 +474,45 @@ fn mode_json(mode: Mode) -> Response {
     json(json!({ "mode": mode.as_str() }))
 }
 
-async fn get_global_mode(State(st): State<Arc<Registry>>, headers: HeaderMap) -> Response {
-    let who = who!(st, headers);
-    match st.api.registry_mode(&who, None) {
-        Ok((_, mode)) => mode_json(mode),
-        Err(e) => failure(e),
-    }
-}
-
+/// `GET /mode[/{subject}]`: the mode set (a subject without one: 40409, unless
+/// `defaultToGlobal`).
 async fn get_mode(
     State(st): State<Arc<Registry>>,
     headers: HeaderMap,
-    Path(subject): Path<String>,
+    subject: Subject,
     Query(q): Q,
 ) -> Response {
     let who = who!(st, headers);
-    match st.api.registry_mode(&who, Some(&subject)) {
-        Ok((Some(mode), _)) => mode_json(mode),
-        Ok((None, mode)) if flag(&q, "defaultToGlobal") => mode_json(mode),
-        Ok((None, _)) => {
-            error(40409, format!("Subject '{subject}' does not have subject-level mode configured"))
-        }
-        Err(e) => failure(e),
-    }
+    let subject = subject.map(|Path(s)| s);
+    let set = st.api.registry_mode(&who, subject.as_deref());
+    setting(subject, &q, set, mode_json, (40409, "mode"))
 }
 
-async fn mode_of(st: &Registry, body: Body) -> Result<Mode, Response> {
-    let body = read_body(st, body).await?;
-    let name = body.string("mode")?.unwrap_or_default();
-    name.parse::<Mode>().map_err(|()| {
+/// `PUT /mode[/{subject}]` with `{"mode": ...}` (`force`: into IMPORT with schemas).
+async fn put_mode(
+    State(st): State<Arc<Registry>>,
+    headers: HeaderMap,
+    subject: Subject,
+    Query(q): Q,
+    body: Body,
+) -> Response {
+    let who = who!(st, headers);
+    let body = ok!(read_body(&st, body).await);
+    let name = ok!(body.string("mode")).unwrap_or_default();
+    let mode = ok!(name.parse::<Mode>().map_err(|()| {
         error(
             42204,
             "Invalid mode. Valid values are READWRITE, READONLY, READONLY_OVERRIDE and IMPORT.",
         )
-    })
-}
-
-async fn put_global_mode(
-    State(st): State<Arc<Registry>>,
-    headers: HeaderMap,
-    Query(q): Q,
-    body: Body,
-) -> Response {
-    let who = who!(st, headers);
-    let mode = ok!(mode_of(&st, body).await);
-    match st.api.set_registry_mode(&who, None, mode, flag(&q, "force")).await {
+    }));
+    let subject = subject.map(|Path(s)| s);
+    match st.api.set_registry_mode(&who, subject.as_deref(), mode, flag(&q, "force")).await {
         Ok(()) => mode_json(mode),
         Err(e) => failure(e),
     }
 }
 
-async fn put_mode(
-    State(st): State<Arc<Registry>>,
-    headers: HeaderMap,
-    Path(subject): Path<String>,
-    Query(q): Q,
-    body: Body,
-) -> Response {
-    let who = who!(st, headers);
-    let mode = ok!(mode_of(&st, body).await);
-    match st.api.set_registry_mode(&who, Some(&subject), mode, flag(&q, "force")).await {
-        Ok(()) => mode_json(mode),
-        Err(e) => failure(e),
-    }
-}
-
+/// `DELETE /mode/{subject}`: the mode it had.
 async fn delete_mode(
     State(st): State<Arc<Registry>>,
     headers: HeaderMap,

@@ -206,6 +206,20 @@ impl Api {
         result
     }
 
+    /// A change through the registry's writer, `decide` saying what to append and answer,
+    /// audited under `action` on `subject` (`*`: the global settings).
+    async fn change<T>(
+        &self,
+        who: &Identity,
+        action: &str,
+        subject: &str,
+        decide: impl FnOnce(&shale_schema::registry::Store) -> Result<Decision<T>, Failure>,
+    ) -> Result<T, Failure> {
+        let result = self.registry()?.write(decide).await;
+        audited(who, action, subject, &result);
+        result
+    }
+
     /// Deletes a subject's version (softly, or for good): the version deleted.
     pub async fn delete_schema_version(
         &self,
@@ -215,15 +229,10 @@ impl Api {
         permanent: bool,
     ) -> Result<i32, Failure> {
         self.check_subject(who, "DeleteSchemaVersion", Operation::Delete, subject)?;
-        let result = self
-            .registry()?
-            .write(|s| {
-                let (answer, records) = s.plan_delete_version(subject, version, permanent)?;
-                Ok(Decision { records, answer })
-            })
-            .await;
-        audited(who, "DeleteSchemaVersion", subject, &result);
-        result
+        self.change(who, "DeleteSchemaVersion", subject, |s| {
+            Ok(decided(s.plan_delete_version(subject, version, permanent)?))
+        })
+        .await
     }
 
     /// Deletes a subject (softly, or for good): the versions deleted.
@@ -234,15 +243,10 @@ impl Api {
         permanent: bool,
     ) -> Result<Vec<i32>, Failure> {
         self.check_subject(who, "DeleteSubject", Operation::Delete, subject)?;
-        let result = self
-            .registry()?
-            .write(|s| {
-                let (answer, records) = s.plan_delete_subject(subject, permanent)?;
-                Ok(Decision { records, answer })
-            })
-            .await;
-        audited(who, "DeleteSubject", subject, &result);
-        result
+        self.change(who, "DeleteSubject", subject, |s| {
+            Ok(decided(s.plan_delete_subject(subject, permanent)?))
+        })
+        .await
     }
 
     fn check_settings(
@@ -271,12 +275,10 @@ impl Api {
         level: Level,
     ) -> Result<(), Failure> {
         self.check_settings(who, "UpdateConfig", subject)?;
-        let result = self
-            .registry()?
-            .write(|s| Ok(Decision { records: s.plan_config(subject, level)?, answer: () }))
-            .await;
-        audited(who, "UpdateConfig", subject.unwrap_or("*"), &result);
-        result
+        self.change(who, "UpdateConfig", subject.unwrap_or("*"), |s| {
+            Ok(Decision { records: s.plan_config(subject, level)?, answer: () })
+        })
+        .await
     }
 
     /// Removes a subject's level (or resets the global one): the level it had.
@@ -286,15 +288,10 @@ impl Api {
         subject: Option<&str>,
     ) -> Result<Level, Failure> {
         self.check_settings(who, "DeleteConfig", subject)?;
-        let result = self
-            .registry()?
-            .write(|s| {
-                let (answer, records) = s.plan_delete_config(subject)?;
-                Ok(Decision { records, answer })
-            })
-            .await;
-        audited(who, "DeleteConfig", subject.unwrap_or("*"), &result);
-        result
+        self.change(who, "DeleteConfig", subject.unwrap_or("*"), |s| {
+            Ok(decided(s.plan_delete_config(subject)?))
+        })
+        .await
     }
 
     /// Sets the mode of a subject (or the global one); `force` into IMPORT with schemas.
@@ -306,12 +303,10 @@ impl Api {
         force: bool,
     ) -> Result<(), Failure> {
         self.check_settings(who, "UpdateMode", subject)?;
-        let result = self
-            .registry()?
-            .write(|s| Ok(Decision { records: s.plan_mode(subject, mode, force)?, answer: () }))
-            .await;
-        audited(who, "UpdateMode", subject.unwrap_or("*"), &result);
-        result
+        self.change(who, "UpdateMode", subject.unwrap_or("*"), |s| {
+            Ok(Decision { records: s.plan_mode(subject, mode, force)?, answer: () })
+        })
+        .await
     }
 
     /// Removes a subject's mode: the mode it had.
@@ -321,16 +316,13 @@ impl Api {
         subject: &str,
     ) -> Result<Mode, Failure> {
         self.check_settings(who, "DeleteMode", Some(subject))?;
-        let result = self
-            .registry()?
-            .write(|s| {
-                let (answer, records) = s.plan_delete_mode(subject)?;
-                Ok(Decision { records, answer })
-            })
-            .await;
-        audited(who, "DeleteMode", subject, &result);
-        result
+        self.change(who, "DeleteMode", subject, |s| Ok(decided(s.plan_delete_mode(subject)?))).await
     }
+}
+
+/// A plan's answer and records as the writer takes them.
+fn decided<T>((answer, records): (T, Vec<shale_schema::registry::plan::Record>)) -> Decision<T> {
+    Decision { records, answer }
 }
 
 fn audited<T>(who: &Identity, action: &str, subject: &str, result: &Result<T, Failure>) {

@@ -72,12 +72,7 @@ impl Partition {
         acks: Acks,
         guard: Option<TxnGuard>,
     ) -> Result<PendingAck, Error> {
-        let config = self.config();
-        let limits = Limits {
-            max_batch_bytes: config.max_message_bytes as usize,
-            keys_required: config.cleanup_policy.compacts(),
-            ..Limits::default()
-        };
+        let limits = self.produce_limits();
         self.append_by(acks, move |p| p.append_step(batches, &limits, guard)).await
     }
 
@@ -93,12 +88,7 @@ impl Partition {
         epoch: i32,
         acks: Acks,
     ) -> Result<PendingAck, Error> {
-        let config = self.config();
-        let limits = Limits {
-            max_batch_bytes: config.max_message_bytes as usize,
-            keys_required: config.cleanup_policy.compacts(),
-            ..Limits::default()
-        };
+        let limits = self.produce_limits();
         self.append_by(acks, move |p| {
             validate_batches(&batches, &limits)?;
             let _guard = p.append_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,6 +137,17 @@ impl Partition {
         let now = shale_core::clock::system().now_ms();
         let batch = marker.batch(producer_id, producer_epoch, now);
         self.append_by(acks, move |p| p.marker_step(batch, &marker, tv2)).await
+    }
+
+    /// What a produce's batches are validated against: the topic's `max.message.bytes`,
+    /// and keys on a compacted topic.
+    fn produce_limits(&self) -> Limits {
+        let config = self.config();
+        Limits {
+            max_batch_bytes: config.max_message_bytes as usize,
+            keys_required: config.cleanup_policy.compacts(),
+            ..Limits::default()
+        }
     }
 
     /// Runs an append `step` and returns the wait for `acks`.
