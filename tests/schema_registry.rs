@@ -1,7 +1,8 @@
 //! The schema registry (issue 52) from outside: Confluent's REST API as registry clients
 //! use it, over HTTP; confluent-kafka's `SchemaRegistryClient` with its Avro serializer
 //! and deserializer producing and consuming through the Kafka listener (a client nobody
-//! here wrote, installed by `scripts/kafka-clients.sh install`); bad input answered with
+//! here wrote, installed by `scripts/kafka-clients.sh install`), and npm's
+//! `@kafkajs/confluent-schema-registry` as a second implementation; bad input answered with
 //! Confluent's codes while the broker keeps serving; and a SIGKILLed standalone broker
 //! that comes back with every schema, config and mode, handing out IDs above every ID it
 //! handed out before. Clusters: `schema_registry_cluster.rs`.
@@ -266,6 +267,28 @@ fn confluent_kafkas_avro_serializers_round_trip_through_the_kafka_listener() {
     );
     assert_eq!(json["mismatched"], 0, "{json}");
     assert_eq!(json["shared_id"], true, "{json}");
+    rt.block_on(server.close()).unwrap();
+}
+
+/// npm's `@kafkajs/confluent-schema-registry`, a second client implementation: registers,
+/// encodes and decodes with its own Avro library, evolves, and is refused an
+/// incompatible evolution.
+#[test]
+fn kafkajs_registry_client_registers_encodes_and_decodes() {
+    let Some(dir) = kafka::node_dir() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(data.path()));
+    let url = format!("http://{}", server.registry_addr().unwrap());
+    let prefix = kafka::unique("srjs");
+    let cmd = kafka::node_script(&dir, "schema_registry_kafkajs.js", &[&url, &prefix]);
+    let json =
+        kafka::run(cmd, Duration::from_secs(90)).assert_ok("@kafkajs/confluent-schema-registry");
+    assert_eq!(
+        (json["decoded"].as_i64(), json["refused"].as_i64()),
+        (Some(51), Some(409)),
+        "{json}"
+    );
     rt.block_on(server.close()).unwrap();
 }
 
