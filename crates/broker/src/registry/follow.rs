@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use super::Registry;
 
+/// How long the follower waits after a failed read before it reads again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Registry {
     /// Applies the log as it grows, until the broker closes or is gone.
     pub async fn follow(self: Arc<Self>) {
@@ -15,7 +18,8 @@ impl Registry {
                 Ok(_) => self.host.wait_for_more(from).await,
                 Err(e) => {
                     tracing::warn!(error = %e, offset = from, "reading the schema registry's log failed; retrying");
-                    self.host.wait_for_more(from).await;
+                    // Not at once: an error that persists would otherwise be a busy loop.
+                    shale_core::clock::sleep(RETRY_AFTER).await;
                 }
             }
         }
