@@ -34,14 +34,9 @@ pub(crate) fn client() -> reqwest::Client {
 pub(crate) async fn layer(State(st): State<Arc<Registry>>, req: Request, next: Next) -> Response {
     let forwarded = req.headers().contains_key(&FORWARDED);
     let (parts, body) = req.into_parts();
-    let limit = st.max_request_bytes;
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return error(
-            42209,
-            format!(
-                "the request body is larger than schema_registry.max_request_bytes ({limit} bytes)"
-            ),
-        );
+    let bytes = match crate::request::body_bytes(&st, body).await {
+        Ok(bytes) => bytes,
+        Err(too_large) => return too_large,
     };
     let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
     let mut response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;

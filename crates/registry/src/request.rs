@@ -65,17 +65,25 @@ pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> bool {
 #[derive(Debug)]
 pub(crate) struct Body(Value);
 
-/// Reads a body of at most `schema_registry.max_request_bytes` as JSON.
-pub(crate) async fn read_body(st: &Registry, body: axum::body::Body) -> Result<Body, Response> {
+/// A request's bytes, at most `schema_registry.max_request_bytes` of them (else 42209).
+pub(crate) async fn body_bytes(
+    st: &Registry,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, Response> {
     let limit = st.max_request_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
         error(
             42209,
             format!(
                 "the request body is larger than schema_registry.max_request_bytes ({limit} bytes)"
             ),
         )
-    })?;
+    })
+}
+
+/// Reads a body of at most `schema_registry.max_request_bytes` as JSON.
+pub(crate) async fn read_body(st: &Registry, body: axum::body::Body) -> Result<Body, Response> {
+    let bytes = body_bytes(st, body).await?;
     if bytes.is_empty() {
         return Ok(Body(Value::Object(Default::default())));
     }
