@@ -859,6 +859,36 @@ async fn delete_records_moves_the_log_start_that_fetch_and_list_offsets_see() {
     assert_eq!(code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
 }
 
+/// A topic validating schema IDs refuses a batch with INVALID_RECORD, and names the
+/// refused record (its offset in the batch) in `record_errors` (Produce v8+): here record
+/// 1, a plain value, after a null one (which passes, as tombstones do).
+#[tokio::test]
+async fn a_refused_record_is_named_in_record_errors() {
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let admin = common::client(&server).admin();
+    let on = [("confluent.value.schema.validation".to_string(), "true".to_string())];
+    admin.create_topic("wire-sv", 1, 1, on.into()).await.unwrap();
+    let mut b = shale::record::BatchBuilder::new(shale::record::Compression::None);
+    for value in [None, Some(Bytes::from_static(b"plain"))] {
+        b.push(shale::record::Record { key: None, value, headers: vec![], timestamp_ms: 1 });
+    }
+    let data = TopicProduceData::default().with_name(topic("wire-sv")).with_partition_data(vec![
+        PartitionProduceData::default().with_index(0).with_records(Some(b.build())),
+    ]);
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000);
+    let r: ProduceResponse =
+        call(&addr, ApiKey::Produce, 9, &req.with_topic_data(vec![data])).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::InvalidRecord.code(), "{p:?}");
+    let named = (p.record_errors.len(), p.record_errors.first().map(|e| e.batch_index));
+    assert_eq!(named, (1, Some(1)), "{p:?}");
+    let message = p.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    assert!(message.contains("record 1: value: first byte 0x70"), "{message}");
+    assert_eq!(fetch_at(&addr, "wire-sv", 0).await, (0, 0, None), "nothing of the batch stored");
+    server.close().await.unwrap();
+}
+
 /// Produces `n` records to partition 0 of `topic` (acks=all, one batch each); their offsets.
 async fn produce_acked(addr: &str, topic_name: &str, n: usize) -> Vec<i64> {
     let mut offsets = Vec::with_capacity(n);

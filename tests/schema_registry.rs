@@ -270,6 +270,129 @@ fn confluent_kafkas_avro_serializers_round_trip_through_the_kafka_listener() {
     rt.block_on(server.close()).unwrap();
 }
 
+/// A value in Confluent's wire format: magic byte 0, the schema ID, then the data.
+fn wire(id: i64, data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0];
+    v.extend_from_slice(&(id as i32).to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+fn produce_request(topic: &str, values: &[Option<Vec<u8>>]) -> shale::proto::pb::ProduceRequest {
+    use shale::record::{BatchBuilder, Compression, Record};
+    let mut b = BatchBuilder::new(Compression::Lz4);
+    for v in values {
+        b.push(Record {
+            key: Some(bytes::Bytes::from_static(b"k")),
+            value: v.clone().map(bytes::Bytes::from),
+            headers: vec![],
+            timestamp_ms: 1,
+        });
+    }
+    shale::proto::pb::ProduceRequest {
+        topic: topic.to_string(),
+        acks: shale::proto::pb::Acks::All as i32,
+        payload: Some(shale::proto::pb::produce_request::Payload::Batches(b.build())),
+        ..Default::default()
+    }
+}
+
+/// `confluent.value.schema.validation`: a topic that asks for it refuses, on gRPC and on
+/// the Kafka listener alike, a batch with a record whose value does not carry the ID of a
+/// schema registered under `<topic>-value`, naming the record; nothing of the batch is
+/// stored; valid values and tombstones are accepted; turned off, anything goes again.
+#[tokio::test]
+async fn a_validating_topic_refuses_records_without_a_registered_schema_id_on_both_apis() {
+    use shale::proto::status::from_status;
+    let dir = tempfile::tempdir().unwrap();
+    let server = broker(dir.path()).await;
+    let reg = server.registry_addr().unwrap().to_string();
+    let topic = "typed";
+    let order = json!({"type": "record", "name": "Order", "namespace": "shop", "fields": [
+        {"name": "id", "type": "long"}, {"name": "item", "type": "string"}]});
+    let (status, body) = call(
+        &reg,
+        "POST",
+        &format!("/subjects/{topic}-value/versions"),
+        Some(json!({"schema": order.to_string()})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let (status, body) = call(
+        &reg,
+        "POST",
+        "/subjects/elsewhere-value/versions",
+        Some(json!({"schema": schema(&[("other", "string")])})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let other = body["id"].as_i64().unwrap();
+
+    let client = common::client(&server);
+    let on = [("confluent.value.schema.validation".to_string(), "true".to_string())];
+    client.admin().create_topic(topic, 1, 0, on.into()).await.unwrap();
+    let mut log = client.log_rpc(&server.addr().to_string()).unwrap();
+
+    // gRPC: the first refused record is named, and nothing of its batch is stored.
+    let refusals = [
+        (
+            vec![Some(wire(id, b"a")), Some(b"plain".to_vec()), Some(wire(id, b"c"))],
+            1,
+            "first byte 0x70".to_string(),
+        ),
+        (
+            vec![None, Some(wire(other, b"x"))],
+            1,
+            format!("schema ID {other} is not registered under subject \"{topic}-value\""),
+        ),
+        (vec![Some(wire(9_999, b"x"))], 0, "schema ID 9999 is not registered".to_string()),
+        (vec![Some(vec![0, 0, 1])], 0, "3 bytes, too short".to_string()),
+    ];
+    for (values, record, says) in refusals {
+        let s = log.produce(produce_request(topic, &values)).await.unwrap_err();
+        let e = from_status(&s);
+        assert_eq!(
+            (s.code(), e.reason.as_ref()),
+            (tonic::Code::InvalidArgument, "INVALID_BATCH"),
+            "{s:?}"
+        );
+        assert!(
+            s.message().contains(&format!("record {record}: value: {says}")),
+            "{}",
+            s.message()
+        );
+        assert_eq!(e.details.get("record_index"), Some(&record.to_string()), "{s:?}");
+    }
+    let stored = log.produce(produce_request(topic, &[Some(wire(id, b"ok")), None])).await.unwrap();
+    assert_eq!(stored.into_inner().base_offset, 0, "every refused batch left nothing behind");
+
+    // The Kafka listener, with confluent-kafka's producer and Avro serializer.
+    if let Some(python) = kafka::python() {
+        let bootstrap = server.kafka_addr().unwrap().to_string();
+        let cmd = kafka::python_script(
+            &python,
+            "schema_validation.py",
+            &[&bootstrap, &format!("http://{reg}"), topic],
+        );
+        // Off the runtime: the broker serves on it meanwhile.
+        let run = move || kafka::run(cmd, Duration::from_secs(90));
+        let json = tokio::task::spawn_blocking(run)
+            .await
+            .unwrap()
+            .assert_ok("confluent-kafka producing to a validating topic");
+        // librdkafka reports the code; the record it names is in `kafka_wire.rs`.
+        assert_eq!(json["refused"]["code"], "INVALID_RECORD", "{json}");
+        assert_eq!(json["accepted"], json!([2, 3]), "{json}");
+    }
+
+    // Off again: any value is accepted.
+    let off = [("confluent.value.schema.validation".to_string(), "false".to_string())];
+    client.admin().alter_topic_config(topic, off.into(), vec![]).await.unwrap();
+    log.produce(produce_request(topic, &[Some(b"plain".to_vec())])).await.unwrap();
+    server.close().await.unwrap();
+}
+
 /// npm's `@kafkajs/confluent-schema-registry`, a second client implementation: registers,
 /// encodes and decodes with its own Avro library, evolves, and is refused an
 /// incompatible evolution.

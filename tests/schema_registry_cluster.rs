@@ -206,3 +206,86 @@ async fn registrations_through_writer_kills_and_pauses_lose_nothing_and_never_sh
         }
     }
 }
+
+/// A value in Confluent's wire format: magic byte 0, the schema ID, then the data.
+fn wire(id: i64, data: &[u8]) -> bytes::Bytes {
+    let mut v = vec![0];
+    v.extend_from_slice(&(id as i32).to_be_bytes());
+    v.extend_from_slice(data);
+    v.into()
+}
+
+async fn produce(
+    log: &mut shale::proto::pb::log_client::LogClient<shale::client::Transport>,
+    (topic, partition): (&str, u32),
+    value: bytes::Bytes,
+) -> Result<i64, tonic::Status> {
+    use shale::proto::pb;
+    let record =
+        pb::Record { key: Some(b"k".to_vec().into()), value: Some(value), ..Default::default() };
+    let records = pb::Records { records: vec![record], ..Default::default() };
+    let request = pb::ProduceRequest {
+        topic: topic.to_string(),
+        partition,
+        acks: pb::Acks::All as i32,
+        payload: Some(pb::produce_request::Payload::Records(records)),
+        ..Default::default()
+    };
+    log.produce(request).await.map(|r| r.into_inner().base_offset)
+}
+
+/// A broker that holds no replica of `_schemas` (the log was made while it was away)
+/// follows the log from its leader: it validates the schema IDs of records produced to
+/// the partitions it leads against that copy — one registered on the other broker a
+/// moment before included — and answers reads from it.
+#[tokio::test]
+async fn a_broker_without_a_replica_of_the_log_follows_it_and_validates_against_it() {
+    let mut c = cluster::Cluster::prepare(2, "srv", &[]);
+    c.restart(0);
+    let (first, second) = (c.registry(0), c.registry(1));
+    let register = |url: String, n: usize| async move {
+        let body = json!({"schema": schema(n).to_string()});
+        let reply = common::wait_for(Duration::from_secs(30), "a registration accepted", || {
+            let (url, body) = (url.clone(), body.clone());
+            async move {
+                let (status, reply) =
+                    call(&url, "POST", "/subjects/typed-value/versions", Some(body)).await;
+                if status == 200 { Ok(reply) } else { Err(format!("{status} {reply}")) }
+            }
+        })
+        .await;
+        reply["id"].as_i64().unwrap()
+    };
+    let id = register(first.clone(), 1).await;
+    c.restart(1);
+    let client = c.client();
+    cluster::wait_for_brokers(&client, &[1, 2]).await;
+    let md = client.admin().metadata(&["_schemas".to_string()]).await.unwrap();
+    assert_eq!(md.topics[0].partitions[0].replicas, [1], "the log was made on broker 1 alone");
+
+    let on = [("confluent.value.schema.validation".to_string(), "true".to_string())];
+    client.admin().create_topic("typed", 4, 1, on.into()).await.unwrap();
+    let mut led = None;
+    for p in 0..4 {
+        if cluster::leader_of(&client, "typed", p).await == 2 {
+            led = Some(p);
+        }
+    }
+    let partition = led.expect("broker 2 leads a partition of typed");
+    let mut log = client.log_rpc(&c.addr(1)).unwrap();
+    // Broker 2 reads the log from broker 1 once it starts: until then, retriable refusals.
+    let at = ("typed", partition);
+    common::wait_for(Duration::from_secs(30), "a valid record accepted by broker 2", || {
+        let mut log = log.clone();
+        async move { produce(&mut log, at, wire(id, b"a")).await.map_err(|s| format!("{s:?}")) }
+    })
+    .await;
+    let s = produce(&mut log, at, bytes::Bytes::from_static(b"plain")).await.unwrap_err();
+    assert!(s.message().contains("value: first byte 0x70"), "{s:?}");
+    // Registered on broker 1 just now; broker 2's copy catches up before it decides.
+    let newer = register(first, 2).await;
+    assert!(newer > id);
+    produce(&mut log, at, wire(newer, b"b")).await.unwrap();
+    let (status, body) = call(&second, "GET", &format!("/schemas/ids/{newer}"), None).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -61,6 +61,10 @@ pub(crate) struct ProduceBench {
     /// Idempotent producer (producer id and sequence numbers), as by default.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub idempotence: bool,
+    /// Values in the schema registry's wire format with this schema ID (magic byte 0, the
+    /// ID, then random bytes), as a topic validating schema IDs accepts them.
+    #[arg(long)]
+    pub schema_id: Option<i32>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -128,6 +132,11 @@ pub(crate) async fn produce(b: ProduceBench) -> anyhow::Result<()> {
     );
     let mut value = vec![0u8; b.record_size];
     rand::rng().fill_bytes(&mut value);
+    if let Some(id) = b.schema_id {
+        anyhow::ensure!(b.record_size >= 5, "--schema-id needs --record-size of at least 5");
+        value[0] = 0;
+        value[1..5].copy_from_slice(&id.to_be_bytes());
+    }
     let value = Bytes::from(value);
 
     let bar = report::progress(b.records);

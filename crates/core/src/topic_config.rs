@@ -90,6 +90,11 @@ pub struct TopicConfig {
     /// `unclean.leader.election.enable`: let an out-of-sync replica lead when no in-sync one
     /// is live (availability over durability).
     pub unclean_leader_election: bool,
+    /// `confluent.key.schema.validation`: every record's key must carry the ID of a
+    /// schema registered under the topic's key subject (Confluent's wire format).
+    pub key_schema_validation: bool,
+    /// `confluent.value.schema.validation`: the same for every record's value.
+    pub value_schema_validation: bool,
 }
 
 impl Default for TopicConfig {
@@ -112,9 +117,15 @@ impl Default for TopicConfig {
             flush_policy: FlushPolicyKind::Always,
             flush_ms: 1000,
             unclean_leader_election: false,
+            key_schema_validation: false,
+            value_schema_validation: false,
         }
     }
 }
+
+/// The one subject name strategy served: a topic's key and value schemas are registered
+/// under `<topic>-key` and `<topic>-value`.
+pub const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
 
 /// One documented config key.
 #[derive(Debug, Clone, Copy)]
@@ -171,6 +182,22 @@ pub const KEYS: &[ConfigKey] = &[
         name: "unclean.leader.election.enable",
         doc: "let an out-of-sync replica lead when no in-sync one is live (may lose data)",
     },
+    ConfigKey {
+        name: "confluent.key.schema.validation",
+        doc: "refuse records whose key lacks the ID of a schema under <topic>-key",
+    },
+    ConfigKey {
+        name: "confluent.value.schema.validation",
+        doc: "refuse records whose value lacks the ID of a schema under <topic>-value",
+    },
+    ConfigKey {
+        name: "confluent.key.subject.name.strategy",
+        doc: "how the key subject is named (TopicNameStrategy only)",
+    },
+    ConfigKey {
+        name: "confluent.value.subject.name.strategy",
+        doc: "how the value subject is named (TopicNameStrategy only)",
+    },
 ];
 
 fn bad(key: &str, value: &str, expected: &str) -> Error {
@@ -199,6 +226,14 @@ pub fn is_known_key(key: &str) -> bool {
     KEYS.iter().any(|k| k.name == key)
 }
 
+fn boolean(key: &str, value: &str) -> Result<bool, Error> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(key, value, "true or false")),
+    }
+}
+
 fn int_at_least(key: &str, value: &str, min: i64) -> Result<i64, Error> {
     match value.trim().parse::<i64>() {
         Ok(v) if v >= min => Ok(v),
@@ -214,13 +249,7 @@ impl TopicConfig {
             "retention.bytes" => self.retention_bytes = int_at_least(key, value, -1)?,
             "local.retention.ms" => self.local_retention_ms = int_at_least(key, value, -2)?,
             "local.retention.bytes" => self.local_retention_bytes = int_at_least(key, value, -2)?,
-            "remote.storage.enable" => {
-                self.remote_storage_enable = match value.trim() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad(key, value, "true or false")),
-                }
-            }
+            "remote.storage.enable" => self.remote_storage_enable = boolean(key, value)?,
             "segment.bytes" => {
                 let v = int_at_least(key, value, 1024)?;
                 self.segment_bytes =
@@ -272,11 +301,21 @@ impl TopicConfig {
                 let v = int_at_least(key, value, 1)?;
                 self.flush_ms = v as u64;
             }
-            "unclean.leader.election.enable" => {
-                self.unclean_leader_election = match value.trim() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad(key, value, "true or false")),
+            "unclean.leader.election.enable" => self.unclean_leader_election = boolean(key, value)?,
+            "confluent.key.schema.validation" => self.key_schema_validation = boolean(key, value)?,
+            "confluent.value.schema.validation" => {
+                self.value_schema_validation = boolean(key, value)?
+            }
+            "confluent.key.subject.name.strategy" | "confluent.value.subject.name.strategy" => {
+                if value.trim() != TOPIC_NAME_STRATEGY {
+                    return Err(bad(
+                        key,
+                        value,
+                        &format!(
+                            "{TOPIC_NAME_STRATEGY} (RecordNameStrategy and \
+                             TopicRecordNameStrategy are not served)"
+                        ),
+                    ));
                 }
             }
             other => return Err(unknown_key(other)),
@@ -308,6 +347,11 @@ impl TopicConfig {
             .to_string(),
             "flush.ms" => self.flush_ms.to_string(),
             "unclean.leader.election.enable" => self.unclean_leader_election.to_string(),
+            "confluent.key.schema.validation" => self.key_schema_validation.to_string(),
+            "confluent.value.schema.validation" => self.value_schema_validation.to_string(),
+            "confluent.key.subject.name.strategy" | "confluent.value.subject.name.strategy" => {
+                TOPIC_NAME_STRATEGY.to_string()
+            }
             _ => return None,
         })
     }
@@ -408,6 +452,12 @@ mod tests {
         assert!(c.set("cleanup.policy", "compacted").is_err());
         let e = c.set("min.cleanable.dirty.ratio", "1.5").unwrap_err();
         assert!(e.message.contains("from 0 to 1"), "{}", e.message);
+        let e = c.set("confluent.value.schema.validation", "yes").unwrap_err();
+        assert!(e.message.contains("\"yes\"") && e.message.contains("true or false"));
+        let strategy = "io.confluent.kafka.serializers.subject.RecordNameStrategy";
+        let e = c.set("confluent.value.subject.name.strategy", strategy).unwrap_err();
+        assert!(e.message.contains(strategy) && e.message.contains(TOPIC_NAME_STRATEGY));
+        c.set("confluent.key.subject.name.strategy", TOPIC_NAME_STRATEGY).unwrap();
     }
 
     #[test]

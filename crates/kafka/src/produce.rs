@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    ProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{
     BrokerId, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProducerId,
@@ -153,6 +154,18 @@ fn partition_response(
                 .with_error_message(
                     (version >= 8).then(|| StrBytes::from_string(e.message.clone())),
                 );
+            // The record a batch was refused for (its offset in the batch), v8+.
+            if version >= 8
+                && let Some(record) = e.details.get("record_index").and_then(|i| i.parse().ok())
+            {
+                part.record_errors = vec![
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(record)
+                        .with_batch_index_error_message(Some(StrBytes::from_string(
+                            e.message.clone(),
+                        ))),
+                ];
+            }
             if version >= 10
                 && part.error_code == ResponseError::NotLeaderOrFollower.code()
                 && let Some((leader, epoch)) = leader_of(&e)

@@ -9,6 +9,7 @@
 //! - `json`: JSON with its keys in document order, printed as Jackson prints it.
 //! - `avro` (private): Avro's type graph, its Java-style printer and Java's
 //!   `SchemaCompatibility`.
+//! - `wire`: Confluent's wire format of a serialized key or value (magic byte, schema ID).
 //! - `registry`: the `_schemas` records (Confluent's format), the state they build, and
 //!   the rules of registrations, deletes, configs and modes.
 //!
@@ -18,6 +19,7 @@
 mod avro;
 pub mod json;
 pub mod registry;
+pub mod wire;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,5 +1,6 @@
 //! The broker's side of a produce: find the partition this broker leads, check the disk
-//! budget, build a batch from plain records, append, and acknowledge only while this
+//! budget, build a batch from plain records, check its records' schema IDs when the topic
+//! asks (`registry::validate`), append, and acknowledge only while this
 //! broker still serves and still leads at the epoch the batch was written with (fencing).
 //! The partition's own durability rules are in `partition/produce.rs`.
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{Broker, Partition, PendingAck, Produced, TxnProduce, drain};
+use crate::registry::Validated;
 use shale_core::acks::Acks;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::{BatchBuilder, Compression, Record};
@@ -85,11 +87,24 @@ impl Broker {
             ));
         }
         self.check_disk_budget(batches.len() as u64)?;
+        // Schema IDs are checked in the same pass that validates the batches, so a
+        // validating topic decodes (and decompresses) each batch once, as any other does.
+        let config = p.config();
+        let headers = if config.key_schema_validation || config.value_schema_validation {
+            let validated = Validated {
+                key: config.key_schema_validation,
+                value: config.value_schema_validation,
+            };
+            let limits = p.produce_limits();
+            Some(self.registry()?.check_schema_ids(topic, validated, &batches, &limits).await?)
+        } else {
+            None
+        };
         let guard = match txn {
             Some(txn) => self.txn_guard(&p, txn, &batches).await?,
             None => None,
         };
-        let pending = p.append_guarded(batches, acks, guard).await?;
+        let pending = p.append_validated(batches, headers, acks, guard).await?;
         Ok(self.fenced(p, pending, acks))
     }
 

@@ -2,21 +2,28 @@
 //! `_schemas`/0, created on first use; reads of this broker's replica of it; the
 //! leadership that makes this broker the writer; appends at an expected offset; the ID
 //! watermark in the metadata store. And the registry's place in the broker: made at
-//! start, following the log for as long as the broker runs.
+//! start, following the log for as long as the broker runs. A broker that holds no
+//! replica of the log follows it from its leader, as a consumer reads, so every broker
+//! has a copy to answer reads and to validate produced records against.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::Broker;
+use super::OffsetSpec;
 use super::topics::NewTopic;
 use crate::registry::{
     IdWatermark, LogCopy, LogRead, Registry, RegistryHost, TOPIC, WriterPosition,
 };
 use shale_core::error::{Error, ErrorKind};
-use shale_core::record::{BatchBuilder, Compression, Limits, Record, decode_batches};
+use shale_core::record::{
+    BatchBuilder, Compression, DecodedRecord, Limits, Record, decode_batches,
+};
+use shale_proto::pb;
 
 /// How long a new log's partition may take to get a leader here.
 const LOG_READY: Duration = Duration::from_secs(10);
@@ -26,11 +33,19 @@ const COMMITTED: Duration = Duration::from_secs(10);
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// The most a follower reads at once.
 const READ_BYTES: usize = 1 << 20;
+/// How long a read from the log's leader waits for new records.
+const REMOTE_WAIT: Duration = Duration::from_millis(500);
+/// How long a broker without a replica waits before it reads from the leader again, after
+/// a read that found nothing new (that read already waited `REMOTE_WAIT`).
+const REMOTE_PAUSE: Duration = Duration::from_millis(20);
 
 /// The broker as its registry sees it (weakly: the broker owns the registry).
 struct Host {
     broker: Weak<Broker>,
     ids: IdWatermark,
+    /// The log's high watermark at its leader, as the last read from it said (-1 before
+    /// the first).
+    remote_end: AtomicI64,
 }
 
 impl Host {
@@ -51,6 +66,14 @@ impl RegistryHost for Host {
             (false, _) => LogCopy::NoLog,
             (true, true) => LogCopy::Here,
             (true, false) => LogCopy::Elsewhere,
+        }
+    }
+
+    fn log_end(&self) -> i64 {
+        let Some(b) = self.broker.upgrade() else { return -1 };
+        match b.hosted_partition(TOPIC, 0) {
+            Some(p) => p.log().log_end_offset(),
+            None => self.remote_end.load(Ordering::Acquire),
         }
     }
 
@@ -87,24 +110,26 @@ impl RegistryHost for Host {
 
     async fn read(&self, from: i64) -> Result<Option<LogRead>, Error> {
         let b = self.broker()?;
-        let Some(p) = b.hosted_partition(TOPIC, 0) else { return Ok(None) };
+        if !b.has_topic(TOPIC) {
+            return Ok(None);
+        }
+        let Some(p) = b.hosted_partition(TOPIC, 0) else { return self.read_remote(&b, from).await };
         let chunk = p.read(from, READ_BYTES).await?;
-        let limits = Limits {
-            max_batch_bytes: READ_BYTES.max(p.config().max_message_bytes as usize),
-            ..Limits::default()
-        };
-        let records = decode_batches(&chunk.bytes, &limits).map_err(|e| {
-            Error::internal(format!(
-                "the schema registry's log at offset {from} cannot be read: {e}"
-            ))
-        })?;
+        let max = p.config().max_message_bytes as usize;
+        let records = decode(&chunk.bytes, from, max)?;
         Ok(Some(LogRead { records, next_offset: chunk.next_offset }))
+    }
+
+    async fn leader_end(&self) -> Result<i64, Error> {
+        let b = self.broker()?;
+        Ok(b.list_offsets_anywhere(TOPIC, 0, OffsetSpec::Latest).await?.high_watermark)
     }
 
     async fn wait_for_more(&self, from: i64) {
         let Ok(b) = self.broker() else { return };
         let Some(p) = b.hosted_partition(TOPIC, 0) else {
-            shale_core::clock::sleep(IDLE_POLL).await;
+            let pause = if b.has_topic(TOPIC) { REMOTE_PAUSE } else { IDLE_POLL };
+            shale_core::clock::sleep(pause).await;
             return;
         };
         let mut hw = p.subscribe_hw();
@@ -162,9 +187,57 @@ impl RegistryHost for Host {
     }
 }
 
+impl Host {
+    /// Committed records from `from`, read from the log's leader (a consumer's fetch,
+    /// waiting up to `REMOTE_WAIT` for records to come); `None` when no leader is known.
+    async fn read_remote(&self, b: &Broker, from: i64) -> Result<Option<LogRead>, Error> {
+        let address = match b.partition(TOPIC, 0) {
+            Ok(_) => return Ok(None), // Led here a moment ago: read locally next time.
+            Err(e) if e.kind == ErrorKind::NotLeader => {
+                e.details.get("leader_address").cloned().unwrap_or_default()
+            }
+            Err(e) => return Err(e),
+        };
+        if address.is_empty() {
+            return Ok(None);
+        }
+        let mut client = pb::log_client::LogClient::new(b.peer(&address)?);
+        let request = pb::FetchRequest {
+            topic: TOPIC.to_string(),
+            partition: 0,
+            offset: from,
+            max_bytes: READ_BYTES as u32,
+            max_wait_ms: REMOTE_WAIT.as_millis() as u32,
+            ..Default::default()
+        };
+        let status = |s: tonic::Status| shale_proto::status::from_status(&s);
+        let mut stream = client.fetch(request).await.map_err(status)?.into_inner();
+        let Some(message) = stream.message().await.map_err(status)? else { return Ok(None) };
+        self.remote_end.fetch_max(message.high_watermark, Ordering::AcqRel);
+        let records = decode(&message.batches, from, READ_BYTES)?;
+        let next_offset = message.next_offset.max(from);
+        Ok(Some(LogRead { records, next_offset }))
+    }
+}
+
+/// The records at or after `from` in `batches` read from the log (whole batches: the
+/// first may begin before `from`).
+fn decode(
+    batches: &Bytes,
+    from: i64,
+    max_message_bytes: usize,
+) -> Result<Vec<DecodedRecord>, Error> {
+    let limits = Limits { max_batch_bytes: READ_BYTES.max(max_message_bytes), ..Limits::default() };
+    let mut records = decode_batches(batches, &limits).map_err(|e| {
+        Error::internal(format!("the schema registry's log at offset {from} cannot be read: {e}"))
+    })?;
+    records.retain(|r| r.offset >= from);
+    Ok(records)
+}
+
 /// Makes the broker's registry and starts following its log.
 pub(super) fn install(broker: &Arc<Broker>, ids: IdWatermark) {
-    let host = Host { broker: Arc::downgrade(broker), ids };
+    let host = Host { broker: Arc::downgrade(broker), ids, remote_end: AtomicI64::new(-1) };
     let registry = Arc::new(Registry::new(Box::new(host)));
     let _ = broker.registry.set(registry.clone());
     broker.spawn(registry.follow());

@@ -10,6 +10,7 @@
 
 mod follow;
 mod ids;
+mod validate;
 mod write;
 
 use std::sync::RwLock;
@@ -20,6 +21,7 @@ use shale_schema::registry::{RegistryError, Store};
 use tokio::sync::watch;
 
 pub use ids::IdWatermark;
+pub use validate::Validated;
 pub use write::Decision;
 
 /// The registry's log.
@@ -74,6 +76,14 @@ pub trait RegistryHost: Send + Sync + 'static {
 
     /// Returns when the log may have more than `from` committed, or after a while.
     async fn wait_for_more(&self, from: i64);
+
+    /// Where the log ends, as far as this broker knows (-1 when it has not read the log
+    /// yet): a copy that has applied up to here has seen every acknowledged change.
+    fn log_end(&self) -> i64;
+
+    /// The log's high watermark at its leader, asked now: a copy that has applied up to
+    /// here has seen every change acknowledged before the call.
+    async fn leader_end(&self) -> Result<i64, Error>;
 
     /// This broker's position as the writer, once its log is all committed; `NOT_LEADER`
     /// (naming the leader) when it does not lead the log.
@@ -137,19 +147,37 @@ impl Registry {
     }
 
     /// `Ok` when this broker's state is the registry's to answer reads from: it follows a
-    /// replica of the log here, or there is no log yet.
+    /// replica of the log here, or there is no log yet, or it follows the log from its
+    /// leader and has caught up with it once read.
     pub fn readable(&self) -> Result<(), Error> {
         match self.host.copy() {
             LogCopy::NoLog | LogCopy::Here => Ok(()),
-            // Not the broker to ask: as a write to a broker that is not the writer.
+            LogCopy::Elsewhere
+                if self.host.log_end() >= 0 && self.applied() >= self.host.log_end() =>
+            {
+                Ok(())
+            }
+            // Not the broker to ask yet: as a write to a broker that is not the writer.
             LogCopy::Elsewhere => Err(Error::new(
                 shale_core::error::ErrorKind::NotLeader,
                 shale_core::error::Reason::NotLeader,
                 format!(
-                    "this broker holds no replica of {TOPIC}, the schema registry's log, so it \
-                     cannot answer from it; ask a broker that holds one"
+                    "this broker holds no replica of {TOPIC}, the schema registry's log, and \
+                     has not caught up with its leader yet; ask a broker that holds one"
                 ),
             )),
+        }
+    }
+
+    /// `Ok` when this broker's state has read the log at least once (or there is none):
+    /// what a record's schema ID may be checked against.
+    fn started(&self) -> Result<(), Error> {
+        match self.host.copy() {
+            LogCopy::Elsewhere if self.host.log_end() < 0 => Err(Error::unavailable(format!(
+                "this broker has not read {TOPIC}, the schema registry's log, from its leader \
+                 yet, so it cannot check schema IDs; retry"
+            ))),
+            _ => Ok(()),
         }
     }
 

@@ -28,7 +28,7 @@ pub use codec::{
     DecodedRecord, Header, Record, decode_batch, decode_batches, decode_batches_except,
 };
 pub use limits::Limits;
-pub use validate::validate_batches;
+pub use validate::{RecordCheck, validate_batches, validate_batches_with};
 
 use crate::error::{Error, ErrorKind, Reason};
 

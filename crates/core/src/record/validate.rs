@@ -12,6 +12,21 @@ use super::reader::RecordsReader;
 /// Rejects what a producer must not send: empty batches, control batches, offset deltas
 /// other than 0..n-1, and anything malformed. Errors name the batch index and byte position.
 pub fn validate_batches(buf: &[u8], limits: &Limits) -> Result<Vec<BatchHeader>, RecordError> {
+    validate_batches_with(buf, limits, &mut |_, _| Ok(()))
+}
+
+/// A check of one record's key and value beyond the format's (the broker's schema ID
+/// validation): `Err` says what is wrong with the record.
+pub type RecordCheck<'c> = dyn FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<(), String> + 'c;
+
+/// [`validate_batches`], with `check` run on every record in order; the first record it
+/// refuses fails the whole input as [`RecordError::BadRecord`] naming the record's index
+/// (its offset in the batch) and the batch.
+pub fn validate_batches_with(
+    buf: &[u8],
+    limits: &Limits,
+    check: &mut RecordCheck<'_>,
+) -> Result<Vec<BatchHeader>, RecordError> {
     if buf.is_empty() {
         return Err(RecordError::Empty);
     }
@@ -22,14 +37,19 @@ pub fn validate_batches(buf: &[u8], limits: &Limits) -> Result<Vec<BatchHeader>,
         let in_batch = |e| RecordError::InBatch { index, position: start, error: Box::new(e) };
         let (header, range) = frame.map_err(in_batch)?;
         position = range.end;
-        validate_one(&header, &buf[range], limits).map_err(in_batch)?;
+        validate_one(&header, &buf[range], limits, check).map_err(in_batch)?;
         headers.push(header);
     }
     Ok(headers)
 }
 
 /// Validates a single framed batch (`batch` is exactly its bytes).
-fn validate_one(header: &BatchHeader, batch: &[u8], limits: &Limits) -> Result<(), RecordError> {
+fn validate_one(
+    header: &BatchHeader,
+    batch: &[u8],
+    limits: &Limits,
+    check: &mut RecordCheck<'_>,
+) -> Result<(), RecordError> {
     let count = check_batch(header, batch, limits)?;
     if count == 0 {
         return Err(RecordError::InvalidField {
@@ -69,6 +89,9 @@ fn validate_one(header: &BatchHeader, batch: &[u8], limits: &Limits) -> Result<(
                          key's latest record, so every record needs a key"
                     .into(),
             });
+        }
+        if let Err(detail) = check(raw.key, raw.value) {
+            return Err(RecordError::BadRecord { index: i, detail });
         }
     }
     reader.finish()
@@ -168,6 +191,32 @@ pub(crate) mod tests {
             }
             other => panic!("expected InBatch, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_record_check_refuses_the_first_record_it_fails_naming_it_and_its_batch() {
+        let mut first = BatchBuilder::new(Compression::None);
+        first.push(Record { value: Some(Bytes::from_static(b"ok")), ..Record::default() });
+        let mut buf = first.build().to_vec();
+        let mut second = BatchBuilder::new(Compression::Zstd);
+        for v in [&b"ok"[..], b"bad", b"bad too"] {
+            second.push(Record { value: Some(Bytes::copy_from_slice(v)), ..Record::default() });
+        }
+        let at = buf.len();
+        buf.extend_from_slice(&second.build());
+        let mut seen = 0;
+        let mut check = |_: Option<&[u8]>, v: Option<&[u8]>| {
+            seen += 1;
+            match v {
+                Some(b"ok") => Ok(()),
+                other => Err(format!("value {other:?} is not ok")),
+            }
+        };
+        let e = validate_batches_with(&buf, &Limits::default(), &mut check).unwrap_err();
+        assert_eq!(seen, 3, "the check stops at the first refusal");
+        assert_eq!(e.reason(), "INVALID_BATCH");
+        assert!(e.to_string().contains("record 1: value Some([98, 97, 100])"), "{e}");
+        assert!(matches!(inner(e, 1, at), RecordError::BadRecord { index: 1, .. }));
     }
 
     #[test]

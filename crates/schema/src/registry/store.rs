@@ -328,6 +328,13 @@ impl Store {
             .collect())
     }
 
+    /// Whether a version of `subject`, soft-deleted ones included, has schema `id`: what
+    /// the broker's schema ID validation asks of a record (data written while a version
+    /// was live stays valid after a soft delete).
+    pub fn registered_under(&self, subject: &str, id: i32) -> bool {
+        self.uses.get(&id).is_some_and(|uses| uses.iter().any(|(s, _)| s == subject))
+    }
+
     /// The IDs of live schemas that refer to `subject`'s `version`.
     pub fn referenced_by(&self, subject: &str, version: i32) -> Vec<i32> {
         let mut ids: Vec<i32> = self

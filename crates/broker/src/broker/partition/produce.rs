@@ -16,7 +16,7 @@ use shale_core::acks::Acks;
 use shale_core::clock::monotonic_now;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::control::Marker;
-use shale_core::record::{Limits, validate_batches};
+use shale_core::record::{BatchHeader, Limits, validate_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
 use shale_storage::log::AppendInfo;
 
@@ -72,8 +72,21 @@ impl Partition {
         acks: Acks,
         guard: Option<TxnGuard>,
     ) -> Result<PendingAck, Error> {
+        self.append_validated(batches, None, acks, guard).await
+    }
+
+    /// [`append_guarded`](Self::append_guarded) of batches the caller has validated
+    /// already against [`produce_limits`](Self::produce_limits) (`headers`, theirs), so
+    /// they are not decoded twice; `None` validates them here.
+    pub async fn append_validated(
+        self: &Arc<Self>,
+        batches: Bytes,
+        headers: Option<Vec<BatchHeader>>,
+        acks: Acks,
+        guard: Option<TxnGuard>,
+    ) -> Result<PendingAck, Error> {
         let limits = self.produce_limits();
-        self.append_by(acks, move |p| p.append_step(batches, &limits, guard)).await
+        self.append_by(acks, move |p| p.append_step(batches, headers, &limits, guard)).await
     }
 
     /// Appends `batches` only if they land at exactly `expected` (the log ends there) and
@@ -141,7 +154,7 @@ impl Partition {
 
     /// What a produce's batches are validated against: the topic's `max.message.bytes`,
     /// and keys on a compacted topic.
-    fn produce_limits(&self) -> Limits {
+    pub(crate) fn produce_limits(&self) -> Limits {
         let config = self.config();
         Limits {
             max_batch_bytes: config.max_message_bytes as usize,
@@ -195,10 +208,14 @@ impl Partition {
     fn append_step(
         &self,
         batches: Bytes,
+        headers: Option<Vec<BatchHeader>>,
         limits: &Limits,
         guard: Option<TxnGuard>,
     ) -> Result<(Produced, u64), Error> {
-        let headers = validate_batches(&batches, limits)?;
+        let headers = match headers {
+            Some(headers) => headers,
+            None => validate_batches(&batches, limits)?,
+        };
         let idempotent = headers.iter().any(|h| h.producer_id >= 0);
         if idempotent && headers.len() != 1 {
             return Err(Error::invalid(format!(
