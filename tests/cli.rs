@@ -327,3 +327,95 @@ fn a_topic_dumped_as_json_lines_replays_into_a_byte_identical_copy() {
     };
     assert_eq!(by_partition(stored(&copy)), by_partition(stored(&original)));
 }
+
+/// `shale schema`: the registry's REST API from the command line — register (printing
+/// the ID), check (exit 1 with the reasons when incompatible), get by subject or ID, list,
+/// config and mode (a subject without its own level shows the one that applies), delete;
+/// a registry error is one line with Confluent's code.
+#[test]
+fn schema_commands_register_check_get_list_configure_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _broker =
+        common::BrokerProcess::start_with(dir.path(), &["--schema-registry-listen", &listen]);
+    let registry = format!("http://{listen}");
+    let run = |args: &[&str]| -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_shale"))
+            .arg("schema")
+            .args(args)
+            .env("SHALE_SCHEMA_REGISTRY", &registry)
+            .env("SHALE_LOG", "warn")
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let ok = |args: &[&str]| {
+        let (success, stdout, stderr) = run(args);
+        assert!(success, "shale schema {args:?} failed: {stderr}");
+        stdout
+    };
+    let schema = |fields: &str| {
+        let path = dir.path().join(format!("s{}.avsc", fields.len()));
+        let text = format!(r#"{{"type":"record","name":"Order","fields":[{fields}]}}"#);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().to_string()
+    };
+    let v1 = schema(r#"{"name":"id","type":"long"}"#);
+    let v2 = schema(r#"{"name":"id","type":"long"},{"name":"qty","type":"int","default":1}"#);
+    let bad = schema(r#"{"name":"id","type":"long"},{"name":"note","type":"string"}"#);
+
+    assert_eq!(ok(&["register", "orders-value", "--file", &v1]), "1");
+    assert_eq!(ok(&["check", "orders-value", "--file", &v2]), "compatible");
+    let (success, _, stderr) = run(&["check", "orders-value", "--file", &bad]);
+    assert!(!success, "an incompatible schema checked as compatible");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("incompatible with orders-value") && stderr.contains("'note'"),
+        "{stderr}"
+    );
+    assert_eq!(ok(&["register", "orders-value", "--file", &v2]), "2");
+    assert_eq!(ok(&["register", "copy-value", "--file", &v1]), "1", "the same schema, the same ID");
+    let latest = ok(&["get", "orders-value"]);
+    assert!(latest.contains(r#""name":"qty""#), "{latest}");
+    assert_eq!(
+        ok(&["get", "--id", "1"]),
+        r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}"#
+    );
+    let v1_json: serde_json::Value =
+        serde_json::from_str(&ok(&["get", "orders-value", "--version", "1", "--format", "json"]))
+            .unwrap();
+    assert_eq!(
+        (v1_json["id"].as_i64(), v1_json["version"].as_i64()),
+        (Some(1), Some(1)),
+        "{v1_json}"
+    );
+    assert_eq!(ok(&["list"]), "copy-value\norders-value");
+    assert_eq!(ok(&["list", "--prefix", "ord"]), "orders-value");
+
+    assert_eq!(ok(&["config"]), "BACKWARD");
+    assert_eq!(ok(&["config", "orders-value"]), "BACKWARD", "the global level applies");
+    assert_eq!(ok(&["config", "orders-value", "--set", "full"]), "FULL");
+    assert_eq!(ok(&["config", "orders-value"]), "FULL");
+    ok(&["config", "orders-value", "--delete"]);
+    assert_eq!(ok(&["config", "orders-value"]), "BACKWARD");
+    assert_eq!(ok(&["mode"]), "READWRITE");
+
+    assert_eq!(
+        ok(&["delete", "orders-value", "--version", "2"]),
+        "deleted orders-value version(s) 2"
+    );
+    assert_eq!(ok(&["delete", "orders-value"]), "deleted orders-value version(s) [1]");
+    assert_eq!(ok(&["list"]), "copy-value");
+    assert_eq!(ok(&["list", "--deleted"]), "copy-value\norders-value");
+    ok(&["delete", "orders-value", "--permanent"]);
+    let (success, _, stderr) = run(&["get", "orders-value"]);
+    assert!(!success);
+    assert_eq!(
+        stderr, "error: schema registry: 40401 Subject 'orders-value' not found.",
+        "{stderr}"
+    );
+    let (success, _, stderr) = run(&["get", "x", "--registry", "ftp://nowhere"]);
+    assert!(!success && stderr.contains("not an http:// or https:// URL"), "{stderr}");
+}

@@ -16,7 +16,7 @@ pub enum AclCommand {
     Remove(RemoveArgs),
 }
 
-/// The resource a binding is about: exactly one of topic, group or cluster.
+/// The resource a binding is about: exactly one of topic, group, subject or cluster.
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct ResourceArg {
@@ -26,6 +26,9 @@ pub struct ResourceArg {
     /// A consumer group name, `*`, or a prefix with --prefixed.
     #[arg(long)]
     pub group: Option<String>,
+    /// A schema registry subject, `*`, or a prefix with --prefixed.
+    #[arg(long)]
+    pub subject: Option<String>,
     /// The cluster (topic creation, ACLs, describing the cluster).
     #[arg(long)]
     pub cluster: bool,
@@ -33,9 +36,10 @@ pub struct ResourceArg {
 
 impl ResourceArg {
     fn parts(&self) -> Option<(&'static str, String)> {
-        match (&self.topic, &self.group, self.cluster) {
+        match (&self.topic, &self.group, &self.subject, self.cluster) {
             (Some(t), ..) => Some(("topic", t.clone())),
-            (_, Some(g), _) => Some(("group", g.clone())),
+            (_, Some(g), ..) => Some(("group", g.clone())),
+            (_, _, Some(s), _) => Some(("subject", s.clone())),
             (.., true) => Some(("cluster", "cluster".to_string())),
             _ => None,
         }
@@ -136,7 +140,9 @@ pub(super) async fn run(cmd: AclCommand) -> anyhow::Result<()> {
     match cmd {
         AclCommand::Add(a) => {
             let Some((resource_type, resource_name)) = a.resource.parts() else {
-                anyhow::bail!("say which resource: --topic NAME, --group NAME or --cluster");
+                anyhow::bail!(
+                    "say which resource: --topic NAME, --group NAME, --subject NAME or --cluster"
+                );
             };
             let mut bindings = Vec::new();
             for principal in &a.principals {

@@ -1,5 +1,6 @@
 //! The `shale` command line: servers (`standalone`, `serve`), administration (`topic`),
-//! data (`produce`, `consume`), consumer groups (`group`) and transactions (`txn`). Load generators are a
+//! data (`produce`, `consume`), consumer groups (`group`), transactions (`txn`) and
+//! schemas (`schema`). Load generators are a
 //! separate binary, `shale-bench` (crates/bench).
 
 mod acl;
@@ -11,6 +12,7 @@ mod partition;
 mod produce;
 mod quota;
 mod record_format;
+mod schema;
 mod serve;
 mod topic;
 mod txn;
@@ -71,6 +73,9 @@ pub enum Command {
     /// Set, list and remove per-principal quotas.
     #[command(subcommand)]
     Quota(quota::QuotaCommand),
+    /// List, read, register, check and delete schemas in the schema registry.
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
 }
 
 /// The `shale` binary's main: parses the command line, sets up logging, runs the command
@@ -99,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Acl(c) => acl::run(c).await,
         Command::Quota(c) => quota::run(c).await,
         Command::User(c) => user::run(c).await,
+        Command::Schema(c) => schema::run(c).await,
     }
 }
 
@@ -108,4 +114,15 @@ pub struct ConfigArg {
     /// Settings file (TOML); see deploy/shale.toml.
     #[arg(long, env = "SHALE_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every command and argument (unique names, conflicts naming
+    /// arguments that exist), which otherwise fail only when that command runs.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,0 +1,355 @@
+//! `shale schema list|get|register|check|delete|config|mode`: the schema registry every
+//! broker serves, through its REST API (Confluent's), as any registry client uses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::Format;
+
+/// Schema registry commands.
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// List subjects.
+    List(ListArgs),
+    /// Print a subject's version (the latest by default) or the schema with an ID.
+    #[command(disable_version_flag = true)]
+    Get(GetArgs),
+    /// Register a schema under a subject; prints its ID.
+    Register(RegisterArgs),
+    /// Check a schema against a subject's versions at the subject's compatibility level;
+    /// exits 1 when it is incompatible, with the reasons.
+    #[command(disable_version_flag = true)]
+    Check(CheckArgs),
+    /// Delete a subject, or one version of it (soft; --permanent after a soft delete).
+    #[command(disable_version_flag = true)]
+    Delete(DeleteArgs),
+    /// Print or set the compatibility level, of a subject or the global one.
+    Config(LevelArgs),
+    /// Print or set the mode (READWRITE, READONLY, IMPORT), of a subject or the global one.
+    Mode(LevelArgs),
+}
+
+/// Where the registry is and who asks.
+#[derive(Debug, Args)]
+pub struct RegistryArg {
+    /// The registry's URL (any broker's schema registry listener).
+    #[arg(long, env = "SHALE_SCHEMA_REGISTRY", default_value = "http://127.0.0.1:8081")]
+    pub registry: String,
+    /// HTTP basic authentication as USER:PASSWORD (a SCRAM or PLAIN user of the cluster).
+    #[arg(long, env = "SHALE_SCHEMA_REGISTRY_USER", conflicts_with = "token")]
+    pub user: Option<String>,
+    /// A bearer token.
+    #[arg(long, env = "SHALE_TOKEN")]
+    pub token: Option<String>,
+}
+
+/// `schema list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only subjects starting with this.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Soft-deleted subjects too.
+    #[arg(long)]
+    pub deleted: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+}
+
+/// `schema get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The subject (or --id).
+    #[arg(required_unless_present = "id", conflicts_with = "id")]
+    pub subject: Option<String>,
+    /// The version: a number or `latest`.
+    #[arg(long, default_value = "latest")]
+    pub version: String,
+    /// The schema with this ID, whatever subjects use it.
+    #[arg(long)]
+    pub id: Option<i32>,
+    /// Output format: the schema's text, or the registry's whole answer as JSON.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+}
+
+/// A schema given on the command line.
+#[derive(Debug, Args)]
+pub struct SchemaArg {
+    /// The subject.
+    pub subject: String,
+    /// The schema's text, from this file (`-` for standard input).
+    #[arg(long)]
+    pub file: PathBuf,
+    /// The schema's type.
+    #[arg(long = "type", default_value = "AVRO")]
+    pub schema_type: String,
+    /// A reference, NAME=SUBJECT:VERSION (repeatable).
+    #[arg(long = "reference")]
+    pub references: Vec<String>,
+}
+
+/// `schema register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub schema: SchemaArg,
+    /// Normalize the schema before it is compared and stored.
+    #[arg(long)]
+    pub normalize: bool,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+}
+
+/// `schema check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub schema: SchemaArg,
+    /// The version to check against (`latest`; the level says whether earlier ones too).
+    #[arg(long, default_value = "latest")]
+    pub version: String,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+}
+
+/// `schema delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The subject.
+    pub subject: String,
+    /// Only this version (a number or `latest`).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Delete for good what a soft delete deleted already.
+    #[arg(long)]
+    pub permanent: bool,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+}
+
+/// `schema config` and `schema mode`.
+#[derive(Debug, Args)]
+pub struct LevelArgs {
+    /// The subject; the global setting without one.
+    pub subject: Option<String>,
+    /// Set it to this.
+    #[arg(long, conflicts_with = "delete")]
+    pub set: Option<String>,
+    /// Remove the subject's own setting (it then follows the global one).
+    #[arg(long, requires = "subject")]
+    pub delete: bool,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+}
+
+/// The registry's REST API as one client.
+struct Registry {
+    http: reqwest::Client,
+    base: String,
+    auth: Option<String>,
+}
+
+impl Registry {
+    fn new(arg: &RegistryArg) -> anyhow::Result<Registry> {
+        let base = arg.registry.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            anyhow::bail!("--registry {:?} is not an http:// or https:// URL", arg.registry);
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot set up an HTTP client: {e}"))?;
+        let auth = match (&arg.user, &arg.token) {
+            (Some(user), _) => {
+                if !user.contains(':') {
+                    anyhow::bail!("--user {user:?} is not USER:PASSWORD");
+                }
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(user);
+                Some(format!("Basic {encoded}"))
+            }
+            (None, Some(token)) => Some(format!("Bearer {token}")),
+            (None, None) => None,
+        };
+        Ok(Registry { http, base, auth })
+    }
+
+    /// `method path` with `body`; the answer's JSON, or the registry's error in one line.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .header("Accept", "application/vnd.schemaregistry.v1+json");
+        if let Some(auth) = &self.auth {
+            request = request.header("Authorization", auth);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                .body(body.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the schema registry at {url}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok(value);
+        }
+        match (value["error_code"].as_i64(), value["message"].as_str()) {
+            (Some(code), Some(message)) => anyhow::bail!("schema registry: {code} {message}"),
+            _ => anyhow::bail!("schema registry: HTTP {status} for {url}: {value}"),
+        }
+    }
+}
+
+/// A path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl SchemaArg {
+    /// The registry's request body for this schema.
+    fn body(&self) -> anyhow::Result<Value> {
+        let text = if self.file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(&self.file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.file.display()))?
+        };
+        let mut references = Vec::new();
+        for r in &self.references {
+            let parsed = r.split_once('=').and_then(|(name, at)| {
+                let (subject, version) = at.rsplit_once(':')?;
+                Some((name, subject, version.parse::<i32>().ok()?))
+            });
+            let Some((name, subject, version)) = parsed else {
+                anyhow::bail!("--reference {r:?} is not NAME=SUBJECT:VERSION");
+            };
+            references.push(json!({"name": name, "subject": subject, "version": version}));
+        }
+        let mut body = json!({"schema": text, "schemaType": self.schema_type.to_uppercase()});
+        if !references.is_empty() {
+            body["references"] = Value::Array(references);
+        }
+        Ok(body)
+    }
+}
+
+pub(super) async fn run(cmd: SchemaCommand) -> anyhow::Result<()> {
+    match cmd {
+        SchemaCommand::List(a) => {
+            let r = Registry::new(&a.registry)?;
+            let path = format!("/subjects?deleted={}&subjectPrefix={}", a.deleted, seg(&a.prefix));
+            let subjects = r.call("GET", &path, None).await?;
+            match a.format {
+                Format::Json => println!("{subjects}"),
+                Format::Text => {
+                    for s in subjects.as_array().into_iter().flatten() {
+                        println!("{}", s.as_str().unwrap_or_default());
+                    }
+                }
+            }
+        }
+        SchemaCommand::Get(a) => {
+            let r = Registry::new(&a.registry)?;
+            let path = match (&a.id, &a.subject) {
+                (Some(id), _) => format!("/schemas/ids/{id}"),
+                (None, Some(s)) => format!("/subjects/{}/versions/{}", seg(s), seg(&a.version)),
+                (None, None) => anyhow::bail!("say which schema: a subject or --id"),
+            };
+            let answer = r.call("GET", &path, None).await?;
+            match a.format {
+                Format::Json => println!("{answer}"),
+                Format::Text => println!("{}", answer["schema"].as_str().unwrap_or_default()),
+            }
+        }
+        SchemaCommand::Register(a) => {
+            let r = Registry::new(&a.registry)?;
+            let path =
+                format!("/subjects/{}/versions?normalize={}", seg(&a.schema.subject), a.normalize);
+            let answer = r.call("POST", &path, Some(a.schema.body()?)).await?;
+            println!("{}", answer["id"]);
+        }
+        SchemaCommand::Check(a) => {
+            let r = Registry::new(&a.registry)?;
+            let path = format!(
+                "/compatibility/subjects/{}/versions/{}?verbose=true",
+                seg(&a.schema.subject),
+                seg(&a.version)
+            );
+            let answer = r.call("POST", &path, Some(a.schema.body()?)).await?;
+            if answer["is_compatible"].as_bool() != Some(true) {
+                let reasons: Vec<&str> = answer["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                anyhow::bail!("incompatible with {}: {}", a.schema.subject, reasons.join("; "));
+            }
+            println!("compatible");
+        }
+        SchemaCommand::Delete(a) => {
+            let r = Registry::new(&a.registry)?;
+            let subject = seg(&a.subject);
+            let path = match &a.version {
+                Some(v) => format!("/subjects/{subject}/versions/{}", seg(v)),
+                None => format!("/subjects/{subject}"),
+            };
+            let answer =
+                r.call("DELETE", &format!("{path}?permanent={}", a.permanent), None).await?;
+            let what = if a.permanent { "permanently deleted" } else { "deleted" };
+            println!("{what} {} version(s) {answer}", a.subject);
+        }
+        SchemaCommand::Config(a) => {
+            level(a, "config", "compatibility", "compatibilityLevel").await?
+        }
+        SchemaCommand::Mode(a) => level(a, "mode", "mode", "mode").await?,
+    }
+    Ok(())
+}
+
+/// `config` and `mode`, which differ in their path and field names: reads answer in
+/// `read_field`, changes take `set_field`.
+async fn level(a: LevelArgs, path: &str, set_field: &str, read_field: &str) -> anyhow::Result<()> {
+    let r = Registry::new(&a.registry)?;
+    let path = match &a.subject {
+        Some(s) => format!("/{path}/{}", seg(s)),
+        None => format!("/{path}"),
+    };
+    let answer = match (&a.set, a.delete) {
+        (Some(value), _) => {
+            let body = json!({ set_field: value.to_uppercase() });
+            r.call("PUT", &path, Some(body)).await?
+        }
+        (None, true) => r.call("DELETE", &path, None).await?,
+        // A subject without a setting of its own shows the one that applies to it.
+        (None, false) => r.call("GET", &format!("{path}?defaultToGlobal=true"), None).await?,
+    };
+    let value = answer.get(set_field).or_else(|| answer.get(read_field));
+    println!("{}", value.and_then(Value::as_str).unwrap_or_default());
+    Ok(())
+}
