@@ -119,14 +119,7 @@ pub async fn start(
     let registry_socket = match settings.schema_registry.listen {
         None => None,
         Some(listen) => {
-            // Plaintext only for now: on loopback, or where plaintext is allowed.
-            if !(listen.ip().is_loopback() || settings.tls.allow_plaintext) {
-                return Err(Error::invalid(format!(
-                    "refusing to serve the schema registry on {listen}, which is not a loopback \
-                     address: it serves plaintext HTTP (TLS on it is not served yet); allow it \
-                     with tls.allow_plaintext = true (--allow-plaintext)"
-                )));
-            }
+            settings.tls.check_listener(listen, "HTTP for the schema registry")?;
             let (socket, bound) = bind(listen, "for the schema registry ")?;
             if settings.schema_registry.advertise.is_empty() {
                 settings.schema_registry.advertise = bound.to_string();
@@ -195,7 +188,7 @@ pub async fn start(
         }
     };
     let registry = match registry_listener
-        .map(|l| shale_registry::serve(api.clone(), &registry_settings, l))
+        .map(|l| shale_registry::serve(api.clone(), &registry_settings, l, tls.clone()))
     {
         None => None,
         Some(Ok(registry)) => Some(registry),
@@ -231,6 +224,11 @@ impl RunningServer {
     /// The address of the schema registry's listener, when one was asked for.
     pub fn registry_addr(&self) -> Option<SocketAddr> {
         self.registry.as_ref().map(shale_registry::RegistryServer::addr)
+    }
+
+    /// The schema registry's URL (`https://` over TLS), when it has a listener.
+    pub fn registry_url(&self) -> Option<String> {
+        self.registry.as_ref().map(shale_registry::RegistryServer::url)
     }
 
     /// The address of the admin HTTP listener, when one was asked for.

@@ -14,6 +14,8 @@ mod cluster;
 mod common;
 #[path = "common/kafka.rs"]
 mod kafka;
+#[path = "common/pki.rs"]
+mod pki;
 
 use std::time::Duration;
 
@@ -391,6 +393,72 @@ async fn a_validating_topic_refuses_records_without_a_registered_schema_id_on_bo
     client.admin().alter_topic_config(topic, off.into(), vec![]).await.unwrap();
     log.produce(produce_request(topic, &[Some(b"plain".to_vec())])).await.unwrap();
     server.close().await.unwrap();
+}
+
+/// TLS on the registry listener, with the broker's certificate (`[tls]`, as the other
+/// listeners): confluent-kafka's registry client over HTTPS trusting the cluster's CA, and
+/// `shale schema` with `--tls-ca`; a plaintext request gets no answer; and the listener
+/// rule of the others: plaintext HTTP off loopback is refused at start.
+#[tokio::test]
+async fn the_registry_serves_https_and_refuses_plaintext_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("registry CA");
+    let ca_file = ca.write(&pki_dir.path().join("ca.crt"));
+    let files = ca.write_leaf(pki_dir.path(), "broker", "localhost");
+    let mut settings = common::settings(dir.path());
+    settings.tls.cert_file = Some(files.cert.clone());
+    settings.tls.key_file = Some(files.key.clone());
+    settings.tls.ca_file = Some(ca_file.clone());
+    settings.tls.client_auth = shale::tls::ClientAuth::Optional;
+    settings.schema_registry.listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = common::start(settings).await;
+    let url = server.registry_url().unwrap();
+    assert!(url.starts_with("https://"), "{url}");
+    let addr = server.registry_addr().unwrap().to_string();
+    let plain = common::try_http_request(&addr, "GET", "/subjects", None, &[]).await;
+    let status = plain.as_ref().map_or(0, |(status, _)| *status);
+    assert_eq!(status, 0, "a plaintext request got an HTTP answer over TLS: {plain:?}");
+
+    let https = url.clone();
+    if let Some(python) = kafka::python() {
+        let ca = ca_file.to_string_lossy().to_string();
+        let cmd =
+            kafka::python_script(&python, "schema_registry_tls.py", &[&https, &ca, "tls-value"]);
+        let run = move || kafka::run(cmd, Duration::from_secs(90));
+        let json =
+            tokio::task::spawn_blocking(run).await.unwrap().assert_ok("confluent-kafka over HTTPS");
+        assert_eq!((json["id"].as_i64(), json["version"].as_i64()), (Some(1), Some(1)), "{json}");
+    }
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_shale"))
+        .args(["schema", "register", "cli-value", "--file", "-", "--registry", &https, "--tls-ca"])
+        .arg(&ca_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let register = move || {
+        let mut cli = cli;
+        use std::io::Write;
+        cli.stdin.take().unwrap().write_all(br#""string""#).unwrap();
+        cli.wait_with_output().unwrap()
+    };
+    let out = tokio::task::spawn_blocking(register).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "shale schema register over HTTPS: {stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    server.close().await.unwrap();
+
+    let mut settings = common::settings(dir.path());
+    settings.schema_registry.listen = Some("0.0.0.0:0".parse().unwrap());
+    let clock = shale::clock::system();
+    let meta = shale::server::embedded_meta(&settings, clock.clone()).unwrap();
+    let e = shale::server::start(settings, meta, clock).await.expect_err("plaintext on 0.0.0.0");
+    assert!(
+        e.message.contains("refusing to serve plaintext HTTP for the schema registry on 0.0.0.0:0"),
+        "{e}"
+    );
 }
 
 /// npm's `@kafkajs/confluent-schema-registry`, a second client implementation: registers,

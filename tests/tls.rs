@@ -264,6 +264,59 @@ async fn a_cluster_replicates_over_mutual_tls() {
         .await
         .expect_err("a plaintext client was served by a TLS cluster");
     println!("plaintext client of the cluster: {e}");
+
+    // The schema registry over the same mutual TLS: a registration sent to any broker is
+    // forwarded to the writer (the leader of `_schemas`) over HTTPS, presenting the
+    // broker's certificate; each answers `shale schema` presenting alice's.
+    for (i, field) in ["a", "b", "c"].iter().enumerate() {
+        let schema = format!(
+            r#"{{"type":"record","name":"R","fields":[{{"name":"{field}","type":"long","default":0}}]}}"#
+        );
+        let url = format!("https://{}", c.registry(i));
+        let what = format!("a registration through broker {} over mutual TLS", i + 1);
+        let args: Vec<String> = vec![
+            "schema".into(),
+            "register".into(),
+            "tls-value".into(),
+            "--file".into(),
+            "-".into(),
+            "--registry".into(),
+            url,
+            "--tls-ca".into(),
+            ca_path.clone(),
+            "--tls-cert".into(),
+            alice.cert.to_string_lossy().into(),
+            "--tls-key".into(),
+            alice.key.to_string_lossy().into(),
+        ];
+        common::wait_for(Duration::from_secs(30), &what, || {
+            let (args, schema) = (args.clone(), schema.clone());
+            async move {
+                let out = tokio::task::spawn_blocking(move || shale_with_stdin(&args, &schema))
+                    .await
+                    .unwrap();
+                out.map(|id| assert_eq!(id, (i + 1).to_string()))
+            }
+        })
+        .await;
+    }
+}
+
+/// Runs the `shale` binary with `stdin`; its stdout, or its stderr when it fails.
+fn shale_with_stdin(args: &[String], stdin: &str) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    if out.status.success() { Ok(text(&out.stdout)) } else { Err(text(&out.stderr)) }
 }
 
 /// etcd serving TLS and requiring client certificates: the store connects with the CA and

@@ -43,6 +43,56 @@ pub struct RegistryArg {
     /// A bearer token.
     #[arg(long, env = "SHALE_TOKEN")]
     pub token: Option<String>,
+    /// PEM CA bundle an https:// registry's certificate must chain to (without it, the
+    /// system's roots).
+    #[arg(long, env = "SHALE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate to present, where the listener asks for one; needs
+    /// --tls-key and --tls-ca.
+    #[arg(long, env = "SHALE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SHALE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The rustls client configuration `arg` asks for: `None` for the defaults (the system's
+/// roots, no client certificate).
+fn tls_config(arg: &RegistryArg) -> anyhow::Result<Option<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(ca) = &arg.tls_ca else {
+        anyhow::ensure!(arg.tls_cert.is_none(), "--tls-cert needs --tls-ca");
+        return Ok(None);
+    };
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+    };
+    let certs = |p: &PathBuf| -> anyhow::Result<Vec<CertificateDer<'static>>> {
+        let certs = CertificateDer::pem_slice_iter(&read(p)?)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("{} is not a PEM certificate file: {e}", p.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "{} holds no PEM certificate", p.display());
+        Ok(certs)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs(ca)? {
+        roots.add(cert).map_err(|e| {
+            anyhow::anyhow!("{} holds a CA certificate rustls rejects: {e}", ca.display())
+        })?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    Ok(Some(match (&arg.tls_cert, &arg.tls_key) {
+        (Some(cert), Some(key)) => {
+            let key = PrivateKeyDer::from_pem_slice(&read(key)?)
+                .map_err(|e| anyhow::anyhow!("{} is not a PEM private key: {e}", key.display()))?;
+            builder.with_client_auth_cert(certs(cert)?, key)?
+        }
+        _ => builder.with_no_client_auth(),
+    }))
 }
 
 /// `schema list`.
@@ -164,10 +214,12 @@ impl Registry {
             anyhow::bail!("--registry {:?} is not an http:// or https:// URL", arg.registry);
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot set up an HTTP client: {e}"))?;
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+        if let Some(config) = tls_config(arg)? {
+            builder = builder.tls_backend_preconfigured(config);
+        }
+        let http =
+            builder.build().map_err(|e| anyhow::anyhow!("cannot set up an HTTP client: {e}"))?;
         let auth = match (&arg.user, &arg.token) {
             (Some(user), _) => {
                 if !user.contains(':') {

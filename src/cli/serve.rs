@@ -312,7 +312,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let admin = server.admin_addr().map(|a| format!(", admin http://{a}")).unwrap_or_default();
     let kafka = server.kafka_addr().map(|a| format!("Kafka on {a}, ")).unwrap_or_default();
     let registry =
-        server.registry_addr().map(|a| format!("schema registry http://{a}, ")).unwrap_or_default();
+        server.registry_url().map(|u| format!("schema registry {u}, ")).unwrap_or_default();
     println!(
         "shale broker {} listening on {} ({kafka}{registry}data in {}, {metadata}, {object_store}{admin})",
         server.broker().id(),

@@ -1,5 +1,5 @@
-//! TLS for the gRPC listener and for the broker's own connections to its peers (rustls,
-//! ring): the certificate and key a broker serves, the CA bundle that client (and peer)
+//! TLS for the gRPC, Kafka and schema registry listeners and for the broker's own
+//! connections to its peers (rustls, ring): the certificate and key a broker serves, the CA bundle that client (and peer)
 //! certificates must chain to, and whether a client certificate is asked for, required or
 //! neither. Certificates are read again from disk every `reload_interval_ms` and swapped
 //! in when they changed (Kubernetes and cert-manager rotate them in place): new handshakes
@@ -342,9 +342,34 @@ impl ServerTls {
         (TlsAcceptor::from(self.plain_config.clone()), HANDSHAKE_TIMEOUT)
     }
 
+    /// What an HTTPS connection to another broker needs (the schema registry forwarding a
+    /// change to its writer): the CA bundle to verify it against and this broker's own
+    /// certificate to present, as [`peer_client_config`](Self::peer_client_config) for gRPC.
+    pub fn peer_https_config(&self) -> Result<rustls::ClientConfig, Error> {
+        let m = self.material();
+        let Some(ca) = &m.pems.ca else {
+            return Err(Error::invalid(
+                "reaching another broker over HTTPS needs tls.ca_file, the CA bundle its \
+                 certificate chains to",
+            ));
+        };
+        let roots =
+            roots(ca, self.settings.ca_file.as_deref().unwrap_or(Path::new("tls.ca_file")))?;
+        let key = PrivateKeyDer::from_pem_slice(&m.pems.key)
+            .map_err(|e| Error::invalid(format!("the TLS private key is not PEM: {e}")))?;
+        rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::internal(format!("TLS protocol versions: {e}")))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(m.certified.cert.clone(), key)
+            .map_err(|e| {
+                Error::invalid(format!("the broker's certificate cannot be presented: {e}"))
+            })
+    }
+
     /// Accepts connections on `listener` and hands over those whose handshake succeeded;
-    /// the returned stream is what `tonic`'s server serves. The accept loop runs until the
-    /// stream is dropped.
+    /// the returned stream is what `tonic`'s server serves (ALPN `h2`). The accept loop
+    /// runs until the stream is dropped.
     pub fn incoming(
         self: &Arc<Self>,
         listener: TcpListener,
@@ -352,43 +377,67 @@ impl ServerTls {
         impl futures::Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> + Send + 'static,
         impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let (tx, rx) = mpsc::channel(ACCEPTED_BACKLOG);
-        let acceptor = TlsAcceptor::from(self.config.clone());
-        let accept_loop = async move {
-            loop {
-                let (tcp, peer) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            // Out of descriptors and the like: pause rather than spin.
-                            tracing::warn!(error = %e, "accepting a connection failed");
-                            shale_core::clock::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                    _ = tx.closed() => return,
-                };
-                tune(&tcp);
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                // Detached: one handshake, bounded by HANDSHAKE_TIMEOUT.
-                shale_core::task::spawn_detached(async move {
-                    let accept = acceptor.accept(tcp).into_fallible();
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send(Ok(stream)).await;
-                        }
-                        Ok(Err((e, tcp))) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            drain(tcp).await;
-                        }
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        };
-        (tokio_stream::wrappers::ReceiverStream::new(rx), accept_loop)
+        accepting(self.config.clone(), listener)
     }
+
+    /// [`incoming`](Self::incoming) without ALPN, for an HTTP/1.1 listener (the schema
+    /// registry's).
+    pub fn incoming_http1(
+        self: &Arc<Self>,
+        listener: TcpListener,
+    ) -> (
+        impl futures::Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> + Send + 'static,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        accepting(self.plain_config.clone(), listener)
+    }
+}
+
+/// The handshaken connections of `listener` under `config`, and the accept loop that
+/// makes them (see [`ServerTls::incoming`]).
+fn accepting(
+    config: Arc<rustls::ServerConfig>,
+    listener: TcpListener,
+) -> (
+    impl futures::Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> + Send + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = mpsc::channel(ACCEPTED_BACKLOG);
+    let acceptor = TlsAcceptor::from(config);
+    let accept_loop = async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors and the like: pause rather than spin.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        shale_core::clock::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = tx.closed() => return,
+            };
+            tune(&tcp);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            // Detached: one handshake, bounded by HANDSHAKE_TIMEOUT.
+            shale_core::task::spawn_detached(async move {
+                let accept = acceptor.accept(tcp).into_fallible();
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err((e, tcp))) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        drain(tcp).await;
+                    }
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    };
+    (tokio_stream::wrappers::ReceiverStream::new(rx), accept_loop)
 }
 
 /// Nagle off (gRPC frames are batched by h2) and TCP keepalive, as on the plaintext path.

@@ -12,6 +12,8 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use shale_broker::api::ServerTls;
+
 use crate::Registry;
 use crate::reply::{NOT_HERE, error};
 
@@ -21,13 +23,43 @@ const FORWARDED: HeaderName = HeaderName::from_static("x-shale-forwarded");
 /// Headers passed on to the writer.
 const PASSED: [HeaderName; 3] = [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT];
 
-/// The HTTP client forwarding uses.
-pub(crate) fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// The HTTP client forwarding uses: plaintext, or HTTPS presenting this broker's
+/// certificate and trusting the cluster's CA, rebuilt when the certificates rotate.
+#[derive(Debug)]
+pub(crate) struct Client {
+    tls: Option<Arc<ServerTls>>,
+    /// The client, and the TLS generation it was built under.
+    current: std::sync::Mutex<Option<(u64, reqwest::Client)>>,
+}
+
+impl Client {
+    pub(crate) fn new(tls: Option<Arc<ServerTls>>) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Client { tls, current: std::sync::Mutex::new(None) }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The client to use now.
+    fn get(&self) -> Result<reqwest::Client, String> {
+        let generation = self.tls.as_ref().map_or(0, |t| t.generation());
+        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((made_under, client)) = current.as_ref()
+            && *made_under == generation
+        {
+            return Ok(client.clone());
+        }
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+        if let Some(tls) = &self.tls {
+            let config = tls.peer_https_config().map_err(|e| e.message)?;
+            builder = builder.tls_backend_preconfigured(config);
+        }
+        let client = builder.build().map_err(|e| format!("cannot set up HTTP forwarding: {e}"))?;
+        *current = Some((generation, client.clone()));
+        Ok(client)
+    }
 }
 
 /// The forwarding layer around every route.
@@ -45,9 +77,12 @@ pub(crate) async fn layer(State(st): State<Arc<Registry>>, req: Request, next: N
     }
     let Some(writer) = st.api.registry_writer_address() else { return response };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = st
-        .http
-        .request(method, format!("http://{writer}{path}"))
+    let http = match st.http.get() {
+        Ok(http) => http,
+        Err(e) => return forward_failed(&writer, &e),
+    };
+    let mut out = http
+        .request(method, format!("{}://{writer}{path}", st.http.scheme()))
         .header(FORWARDED, "1")
         .body(bytes);
     for name in PASSED {
@@ -74,7 +109,7 @@ pub(crate) async fn layer(State(st): State<Arc<Registry>>, req: Request, next: N
     }
 }
 
-fn forward_failed(writer: &str, e: &reqwest::Error) -> Response {
+fn forward_failed(writer: &str, e: &dyn std::fmt::Display) -> Response {
     let mut r =
         error(50003, format!("Error while forwarding the request to the leader {writer}: {e}"));
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -11,19 +11,21 @@
 //! - `request` (private): the caller's identity, the body and the query.
 //! - `reply` (private): Confluent's answers and error codes.
 //! - `forward` (private): what this broker cannot answer, sent to the writer.
+//! - `tls` (private): the listener over TLS.
 
 mod forward;
 mod reply;
 mod request;
 mod routes;
 pub mod settings;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use shale_broker::api::Api;
+use shale_broker::api::{Api, ServerTls};
 use shale_core::error::Error;
 
 pub use settings::RegistrySettings;
@@ -33,25 +35,29 @@ pub use settings::RegistrySettings;
 struct Registry {
     api: Api,
     max_request_bytes: usize,
-    /// For forwarding to the writer.
-    http: reqwest::Client,
+    /// For forwarding to the writer: over HTTPS, with this broker's certificate, when the
+    /// listeners serve TLS.
+    http: forward::Client,
 }
 
 /// A running registry listener.
 #[derive(Debug)]
 pub struct RegistryServer {
     addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     /// The serving task: it ends when stopped or when the broker closes, and is aborted
     /// if this is dropped first.
     _task: shale_core::task::OwnedTask<()>,
 }
 
-/// Serves the registry on `listener` until stopped or the broker closes.
+/// Serves the registry on `listener` until stopped or the broker closes: over TLS with
+/// `tls` (the broker's material, as the other listeners use it), else plaintext.
 pub fn serve(
     api: Api,
     settings: &RegistrySettings,
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
 ) -> Result<RegistryServer, Error> {
     let addr = listener.local_addr().map_err(|e| {
         Error::internal(format!("cannot read the schema registry's bound address: {e}"))
@@ -59,7 +65,7 @@ pub fn serve(
     let state = Arc::new(Registry {
         api: api.clone(),
         max_request_bytes: settings.max_request_bytes,
-        http: forward::client(),
+        http: forward::Client::new(tls.clone()),
     });
     let app = routes::router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -70,19 +76,32 @@ pub fn serve(
             _ = closed.wait_for(|c| *c) => {}
         }
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let task = shale_core::task::spawn_owned(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        let served = match tls {
+            None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+            Some(tls) => {
+                let listener = tls::TlsListener::new(&tls, listener, addr);
+                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            }
+        };
+        if let Err(e) = served {
             tracing::warn!(error = %e, "the schema registry listener ended with an error");
         }
     });
-    tracing::info!(%addr, "serving the schema registry (Confluent's REST API)");
-    Ok(RegistryServer { addr, stop: Some(stop), _task: task })
+    tracing::info!(%addr, scheme, "serving the schema registry (Confluent's REST API)");
+    Ok(RegistryServer { addr, scheme, stop: Some(stop), _task: task })
 }
 
 impl RegistryServer {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its URL: `https://` when it serves TLS.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops accepting requests.
