@@ -31,7 +31,7 @@ usage() {
 VENV=${SHALE_KAFKA_VENV:-$HOME/.cache/shale-kafka-venv}
 NODE_DIR=${SHALE_KAFKAJS_DIR:-$HOME/.cache/shale-kafkajs}
 PY_PACKAGES=(
-  "confluent-kafka[avro,schemaregistry]==2.16.1"
+  "confluent-kafka[avro,json,protobuf,schemaregistry]==2.16.1"
   "kafka-python[lz4,snappy,zstd]==3.0.12"
   "aiokafka[lz4,snappy,zstd]==0.14.0"
 )

@@ -51,7 +51,7 @@ async fn the_http_api_answers_as_confluents_does() {
     let a = addr.as_str();
 
     assert_eq!(call(a, "GET", "/subjects", None).await, (200, json!([])));
-    assert_eq!(call(a, "GET", "/schemas/types", None).await, (200, json!(["AVRO"])));
+    assert_eq!(call(a, "GET", "/schemas/types", None).await, (200, json!(["AVRO", "JSON"])));
     let v1 = schema(&[("a", "int")]);
     let (status, body) =
         call(a, "POST", "/subjects/s-value/versions", Some(json!({"schema": v1}))).await;
@@ -245,8 +245,33 @@ async fn bad_input_gets_confluents_codes_and_the_broker_keeps_serving() {
         call(a, "POST", "/subjects/x-value/versions", Some(node)).await,
         (200, json!({"id": 1}))
     );
+    // JSON Schema: not a schema, nested too deep, a `$ref` nothing resolves: refused.
+    let json_schema = |text: String| json!({"schemaType": "JSON", "schema": text});
+    let bad = [
+        r#"{"type": "objekt"}"#.to_string(),
+        format!("{}{{}}{}", r#"{"properties":{"a":"#.repeat(3000), "}}".repeat(3000)),
+        r#"{"$ref": "elsewhere.json"}"#.to_string(),
+    ];
+    for text in bad {
+        let (status, reply) =
+            call(a, "POST", "/subjects/j-value/versions", Some(json_schema(text))).await;
+        assert_eq!((status, reply["error_code"].clone()), (422, json!(42201)), "{reply}");
+    }
+    // Self-referencing JSON schemas are valid, and checking one against another ends.
+    let tree = |extra: &str| {
+        format!(
+            r##"{{"type":"object","properties":{{"value":{{"type":"integer"}},"children":{{"type":"array","items":{{"$ref":"#"}}}}{extra}}},"additionalProperties":false}}"##
+        )
+    };
+    let (status, reply) =
+        call(a, "POST", "/subjects/j-value/versions", Some(json_schema(tree("")))).await;
+    assert_eq!(status, 200, "{reply}");
+    let evolved = tree(r#","label":{"type":"string"}"#);
+    let (status, reply) =
+        call(a, "POST", "/subjects/j-value/versions", Some(json_schema(evolved))).await;
+    assert_eq!(status, 200, "an optional property added to a closed recursive object: {reply}");
     // Still serving.
-    assert_eq!(call(a, "GET", "/subjects", None).await, (200, json!(["x-value"])));
+    assert_eq!(call(a, "GET", "/subjects", None).await, (200, json!(["j-value", "x-value"])));
     server.close().await.unwrap();
 }
 
@@ -497,6 +522,39 @@ fn confluents_java_avro_serializers_round_trip_through_the_kafka_listener() {
     rt.block_on(server.close()).unwrap();
 }
 
+/// confluent-kafka's JSON Schema serializer and deserializer through the Kafka listener:
+/// two schema versions (an optional property added to a closed object), every record read
+/// back by the ID it carries, an incompatible evolution refused with 409, an invalid schema
+/// with 42201, one ID for one schema under two subjects.
+#[test]
+fn confluent_kafkas_json_schema_serializers_round_trip_through_the_kafka_listener() {
+    let Some(python) = kafka::python() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path()));
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let url = server.registry_url().unwrap();
+    let prefix = kafka::unique("srjson");
+    let cmd =
+        kafka::python_script(&python, "schema_registry_json.py", &[&bootstrap, &url, &prefix]);
+    let json = kafka::run(cmd, Duration::from_secs(90))
+        .assert_ok("confluent-kafka's JSON Schema serializers");
+    assert_eq!(
+        (json["produced"].as_i64(), json["consumed"].as_i64()),
+        (Some(100), Some(100)),
+        "{json}"
+    );
+    assert_eq!(json["mismatched"], 0, "{json}");
+    assert_eq!(
+        (json["incompatible"].as_i64(), json["invalid"].as_i64()),
+        (Some(409), Some(42201)),
+        "{json}"
+    );
+    assert_eq!(json["shared_id"], true, "{json}");
+    assert_eq!(json["types"], json!(["AVRO", "JSON"]), "{json}");
+    rt.block_on(server.close()).unwrap();
+}
+
 /// npm's `@kafkajs/confluent-schema-registry`, a second client implementation: registers,
 /// encodes and decodes with its own Avro library, evolves, and is refused an
 /// incompatible evolution.
@@ -514,6 +572,12 @@ fn kafkajs_registry_client_registers_encodes_and_decodes() {
     assert_eq!(
         (json["decoded"].as_i64(), json["refused"].as_i64()),
         (Some(51), Some(409)),
+        "{json}"
+    );
+    let schemas = &json["json"];
+    assert_eq!(
+        (schemas["decoded"].as_i64(), schemas["refused"].as_i64()),
+        (Some(20), Some(409)),
         "{json}"
     );
     rt.block_on(server.close()).unwrap();

@@ -8,7 +8,10 @@
 //   encodes 50 records with it (magic byte 0, the 4-byte ID), decodes them back, registers
 //   a compatible evolution (a field with a default) and encodes/decodes with it, reads the
 //   latest ID, the schema by ID and the ID of a registered schema, and checks that an
-//   incompatible evolution is refused.
+//   incompatible evolution is refused. Then JSON Schema under {PREFIX}-json-value: a
+//   closed object schema registered, 20 values encoded (validated by the library's ajv)
+//   and decoded, an evolution adding an optional property accepted, and one changing a
+//   property's type refused.
 // Loaded from $SHALE_KAFKAJS_DIR/node_modules (scripts/kafka-clients.sh install). The last
 // stdout line is one JSON object; exit 0 only if every check passed, otherwise exit 1 with
 // a one-line reason on stderr. A watchdog ends the run after 58 s.
@@ -72,8 +75,39 @@ async function main() {
     refused = e.status || e.name
   }
   if (refused !== 409) fail(`an incompatible evolution: ${refused}`)
-  Object.assign(report, { ok: true, ids: [id1, id2], decoded, refused })
+  const json = await jsonSchemas(registry)
+  Object.assign(report, { ok: true, ids: [id1, id2], decoded, refused, json })
   process.stdout.write(JSON.stringify(report) + '\n')
+}
+
+const object = (properties) => JSON.stringify({
+  $schema: 'http://json-schema.org/draft-07/schema#', title: 'Reading', type: 'object',
+  properties, required: ['sensor'], additionalProperties: false,
+})
+
+async function jsonSchemas(registry) {
+  const jsonSubject = `${prefix}-json-value`
+  const j1 = object({ sensor: { type: 'string' }, value: { type: 'number' } })
+  const j2 = object({ sensor: { type: 'string' }, value: { type: 'number' }, unit: { type: 'string' } })
+  const jBad = object({ sensor: { type: 'integer' }, value: { type: 'number' } })
+  const { id } = await registry.register({ type: SchemaType.JSON, schema: j1 }, { subject: jsonSubject })
+  let decoded = 0
+  for (let i = 0; i < 20; i++) {
+    const value = { sensor: `s${i}`, value: i / 4 }
+    const back = await registry.decode(await registry.encode(id, value))
+    if (back.sensor !== value.sensor || back.value !== value.value) fail(`JSON ${i} decoded as ${JSON.stringify(back)}`)
+    decoded++
+  }
+  const { id: evolved } = await registry.register({ type: SchemaType.JSON, schema: j2 }, { subject: jsonSubject })
+  if (evolved === id) fail('the JSON evolution got the first schema\'s ID')
+  let refused = null
+  try {
+    await registry.register({ type: SchemaType.JSON, schema: jBad }, { subject: jsonSubject })
+  } catch (e) {
+    refused = e.status || e.name
+  }
+  if (refused !== 409) fail(`an incompatible JSON evolution: ${refused}`)
+  return { ids: [id, evolved], decoded, refused }
 }
 
 main().catch((e) => fail(`${e.name}: ${e.message}`))

@@ -129,9 +129,14 @@ impl Body {
                 let t: SchemaType =
                     t.parse().map_err(|e: shale_schema::InvalidSchema| error(42201, e.0))?;
                 if !SchemaType::SUPPORTED.contains(&t) {
+                    let served: Vec<&str> =
+                        SchemaType::SUPPORTED.iter().map(|t| t.as_str()).collect();
                     return Err(error(
                         42201,
-                        format!("Invalid schema type {t}: this registry serves AVRO"),
+                        format!(
+                            "Invalid schema type {t}: this registry serves {}",
+                            served.join(", ")
+                        ),
                     ));
                 }
                 Ok(t)

@@ -9,15 +9,18 @@
 //! - `json`: JSON with its keys in document order, printed as Jackson prints it.
 //! - `avro` (private): Avro's type graph, its Java-style printer and Java's
 //!   `SchemaCompatibility`.
+//! - `json_schema` (private): JSON Schema validated against its draft's meta-schema, read
+//!   into everit's typed model, and Confluent's `json/diff` compatibility checker.
 //! - `wire`: Confluent's wire format of a serialized key or value (magic byte, schema ID).
 //! - `registry`: the `_schemas` records (Confluent's format), the state they build, and
 //!   the rules of registrations, deletes, configs and modes.
 //!
-//! Served today: Avro. Protobuf and JSON Schema are refused as unsupported types until
-//! their rules land (the registry does not advertise them in `/schemas/types`).
+//! Served today: Avro and JSON Schema. Protobuf is refused as an unsupported type until its
+//! rules land (the registry does not advertise it in `/schemas/types`).
 
 mod avro;
 pub mod json;
+mod json_schema;
 pub mod registry;
 pub mod wire;
 
@@ -37,7 +40,7 @@ pub enum SchemaType {
 
 impl SchemaType {
     /// The formats this build parses and checks.
-    pub const SUPPORTED: &'static [SchemaType] = &[SchemaType::Avro];
+    pub const SUPPORTED: &'static [SchemaType] = &[SchemaType::Avro, SchemaType::Json];
 
     /// The name in the registry's API: `AVRO`, `PROTOBUF`, `JSON`.
     pub fn as_str(self) -> &'static str {
@@ -74,7 +77,8 @@ impl FromStr for SchemaType {
 pub struct InvalidSchema(pub String);
 
 /// A schema another refers to, resolved by the registry: its reference name (for Avro,
-/// unused: names resolve by the types the text defines), its type and its text.
+/// unused: names resolve by the types the text defines; for JSON Schema, what a `$ref`
+/// names, resolved against the schema's `$id`), its type and its text.
 #[derive(Debug, Clone, Copy)]
 pub struct Dependency<'a> {
     /// The reference's `name` (Protobuf's import path, JSON Schema's `$ref`).
@@ -94,6 +98,7 @@ pub struct ParsedSchema {
 #[derive(Debug, Clone)]
 enum Inner {
     Avro(avro::AvroSchema),
+    Json(json_schema::JsonSchema),
 }
 
 /// Parses and validates `text` as `schema_type`. `dependencies` are every schema it
@@ -105,13 +110,29 @@ pub fn parse(
 ) -> Result<ParsedSchema, InvalidSchema> {
     match schema_type {
         SchemaType::Avro => {
-            let refs: Vec<&str> = dependencies.iter().map(|d| d.text).collect();
+            // A schema reached under two names is one set of named types.
+            let mut refs: Vec<&str> = Vec::new();
+            for d in dependencies {
+                if !refs.contains(&d.text) {
+                    refs.push(d.text);
+                }
+            }
             let schema = avro::AvroSchema::parse(text, &refs)
                 .map_err(|e| InvalidSchema(format!("Invalid schema {text}: {e}")))?;
             Ok(ParsedSchema { inner: Inner::Avro(schema) })
         }
+        SchemaType::Json => {
+            let refs: Vec<(&str, &str)> = dependencies
+                .iter()
+                .filter(|d| d.schema_type == SchemaType::Json)
+                .map(|d| (d.name, d.text))
+                .collect();
+            let schema = json_schema::JsonSchema::parse(text, &refs)
+                .map_err(|e| InvalidSchema(format!("Invalid schema {text}: {e}")))?;
+            Ok(ParsedSchema { inner: Inner::Json(schema) })
+        }
         other => Err(InvalidSchema(format!(
-            "schema type {other} is not supported by this registry (supported: AVRO)"
+            "schema type {other} is not supported by this registry (supported: AVRO, JSON)"
         ))),
     }
 }
@@ -121,6 +142,7 @@ impl ParsedSchema {
     pub fn schema_type(&self) -> SchemaType {
         match self.inner {
             Inner::Avro(_) => SchemaType::Avro,
+            Inner::Json(_) => SchemaType::Json,
         }
     }
 
@@ -128,13 +150,16 @@ impl ParsedSchema {
     pub fn canonical(&self) -> &str {
         match &self.inner {
             Inner::Avro(a) => a.canonical(),
+            Inner::Json(j) => j.canonical(),
         }
     }
 
-    /// The name of the record it describes (RecordNameStrategy's subject), when named.
+    /// The name of the record it describes (RecordNameStrategy's subject), when named: for
+    /// JSON Schema, its `title` (Confluent's `JsonSchema.name()`).
     pub fn record_name(&self) -> Option<String> {
         match &self.inner {
             Inner::Avro(a) => a.record_name(),
+            Inner::Json(j) => j.title(),
         }
     }
 
@@ -148,6 +173,9 @@ impl ParsedSchema {
     ) -> Vec<String> {
         match (&self.inner, &writer.inner) {
             (Inner::Avro(r), Inner::Avro(w)) => r.can_read(w, reader_label, writer_label),
+            (Inner::Json(r), Inner::Json(w)) => r.can_read(w, reader_label, writer_label),
+            // Never in one subject (the checks compare types first); said plainly if it is.
+            _ => vec!["Incompatible because of different schema type".into()],
         }
     }
 }

@@ -268,3 +268,119 @@ fn versions_parse_as_confluent_reads_them() {
         assert_eq!(VersionId::parse(bad).unwrap_err().code(), 42202, "{bad}");
     }
 }
+
+fn json(subject: &str, schema: &str) -> Registration {
+    Registration { schema_type: SchemaType::Json, ..req(subject, schema) }
+}
+
+const J1: &str =
+    r#"{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}"#;
+/// J1 and an optional `b`: its closed content model lets a reader take it.
+const J2: &str = r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"number"}},"additionalProperties":false}"#;
+/// J2 with `a` a number.
+const J3: &str = r#"{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"additionalProperties":false}"#;
+
+#[test]
+fn json_schemas_evolve_by_confluents_rules() {
+    let mut log = Log::default();
+    assert_eq!(log.register_req(json("j", J1)).unwrap(), 1);
+    // The same schema written otherwise: already registered, stored as compact JSON.
+    let spaced = J1.replace(':', " : ").replace(',', ", ");
+    assert_eq!(log.register_req(json("j", &spaced)).unwrap(), 1);
+    assert_eq!(log.store.schema(1).unwrap().schema, J1);
+    assert_eq!(log.store.schema(1).unwrap().schema_type, SchemaType::Json);
+    assert_eq!(log.register_req(json("j", J2)).unwrap(), 2);
+
+    // BACKWARD (the default): the new schema reads what the latest wrote.
+    let err = log.register_req(json("j", J3)).unwrap_err();
+    assert_eq!(err.code(), 409);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Schema being registered is incompatible with an earlier schema for subject \"j\", details: [{}, {{oldSchemaVersion: 2}}, {{oldSchema: '{J2}'}}, {{validateFields: 'false', compatibility: 'BACKWARD'}}]",
+            r#"{errorType:"TYPE_CHANGED", description:"A type at path '#/properties/a' is different between the new schema and the old schema'}"#
+        )
+    );
+
+    // FORWARD: the latest reads what the new one writes. Dropping `b` is fine (J2 reads J1's
+    // data); a property J2's closed model does not know is not.
+    log.append(log.store.plan_config(Some("j"), Level::Forward).unwrap());
+    let j4 = r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"number"},"c":{"type":"string"}},"additionalProperties":false}"#;
+    let err = log.register_req(json("j", j4)).unwrap_err();
+    assert!(err.to_string().contains(r#"[{errorType:"PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", description:"The old has a closed content model and is missing a property or item present at path '#/properties/c' in the new schema'}, {oldSchemaVersion: 2}"#), "{err}");
+    let j1_described = J1.replace(r#""type":"object""#, r#""type":"object","description":"d""#);
+    assert_eq!(log.register_req(json("j", &j1_described)).unwrap(), 3);
+    assert_eq!(log.store.versions("j", false).unwrap(), vec![1, 2, 3]);
+}
+
+/// Confluent's REST test of an incompatible JSON schema at FULL: both directions fail,
+/// forward's reasons first, the old version and text once, at the end.
+#[test]
+fn json_schemas_at_full_report_both_directions() {
+    let mut log = Log::default();
+    let schema = |t: &str| {
+        format!(
+            r#"{{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://acme.com/referrer.json","type":"object","properties":{{"myField1":{{"type":"string"}},"myField2":{{"type":"{t}"}}}},"additionalProperties":false}}"#
+        )
+    };
+    log.append(log.store.plan_config(Some("s"), Level::Full).unwrap());
+    log.register_req(json("s", &schema("number"))).unwrap();
+    let err = log.register_req(json("s", &schema("string"))).unwrap_err();
+    let RegistryError::Incompatible { reasons, .. } = err else { panic!("{err}") };
+    assert_eq!(
+        reasons,
+        vec![
+            r#"{errorType:"TYPE_CHANGED", description:"A type at path '#/properties/myField2' is different between the old schema and the new schema'}"#.to_string(),
+            r#"{errorType:"TYPE_CHANGED", description:"A type at path '#/properties/myField2' is different between the new schema and the old schema'}"#.to_string(),
+            "{oldSchemaVersion: 1}".to_string(),
+            format!("{{oldSchema: '{}'}}", schema("number")),
+            "{validateFields: 'false', compatibility: 'FULL'}".to_string(),
+        ]
+    );
+    // A change both can read: a description.
+    let described =
+        schema("number").replace(r#""type":"object""#, r#""type":"object","description":"d""#);
+    assert_eq!(log.register_req(json("s", &described)).unwrap(), 2);
+}
+
+#[test]
+fn json_references_resolve_by_name_and_types_do_not_mix() {
+    let mut log = Log::default();
+    let address = r#"{"type":"object","properties":{"city":{"type":"string"}},"definitions":{"Zip":{"type":"string"}}}"#;
+    let user = r##"{"title":"User","type":"object","properties":{"home":{"$ref":"address.json"},"zip":{"$ref":"address.json#/definitions/Zip"}}}"##;
+    log.register_req(json("address", address)).unwrap();
+    assert_eq!(log.register_req(json("user", user)).unwrap_err().code(), 42201);
+    let mut with_ref = json("user", user);
+    with_ref.references =
+        vec![Reference { name: "address.json".into(), subject: "address".into(), version: 1 }];
+    let id = log.register_req(with_ref).unwrap();
+    let stored = log.store.schema(id).unwrap();
+    let parsed = log.store.parsed(&stored).unwrap();
+    assert_eq!(parsed.record_name().as_deref(), Some("User"));
+    assert_eq!(log.store.referenced_by("address", 1), vec![id]);
+
+    // One schema reached under two names (directly, and through another reference).
+    let zip = r#"{"type":"string","maxLength":10}"#;
+    log.register_req(json("zip", zip)).unwrap();
+    let place = r#"{"type":"object","properties":{"zip":{"$ref":"zip.json"}}}"#;
+    let mut place_req = json("place", place);
+    place_req.references =
+        vec![Reference { name: "zip.json".into(), subject: "zip".into(), version: 1 }];
+    log.register_req(place_req).unwrap();
+    let both = r#"{"type":"object","properties":{"p":{"$ref":"place.json"},"z":{"$ref":"codes/zip.json"}}}"#;
+    let mut both_req = json("both", both);
+    both_req.references = vec![
+        Reference { name: "place.json".into(), subject: "place".into(), version: 1 },
+        Reference { name: "codes/zip.json".into(), subject: "zip".into(), version: 1 },
+    ];
+    log.register_req(both_req).unwrap();
+
+    // Avro then JSON under one subject: Confluent's answer.
+    log.register("mixed", V1).unwrap();
+    let err = log.register_req(json("mixed", J1)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("[Incompatible because of different schema type, {oldSchemaVersion: 1}"),
+        "{err}"
+    );
+}

@@ -374,7 +374,9 @@ impl Store {
     }
 
     /// Every schema `references` reach, directly or not, each before those that use it,
-    /// as the format parsers want them.
+    /// as the format parsers want them. A schema reached under several reference names is
+    /// listed under each (JSON Schema's `$ref`s use the names); its own references are
+    /// visited once.
     pub fn dependencies(
         &self,
         references: &[Reference],
@@ -400,7 +402,8 @@ impl Store {
                 "references nest deeper than {MAX_DEPTH}"
             )));
         }
-        if !seen.insert((r.subject.clone(), r.version)) {
+        let first = seen.insert((r.subject.clone(), r.version));
+        if !first && out.iter().any(|(name, _)| *name == r.name) {
             return Ok(());
         }
         let target =
@@ -410,8 +413,10 @@ impl Store {
                     r.name, r.subject, r.version
                 ))
             })?;
-        for inner in &target.schema.references {
-            self.visit(inner, out, seen, depth + 1)?;
+        if first {
+            for inner in &target.schema.references {
+                self.visit(inner, out, seen, depth + 1)?;
+            }
         }
         out.push((r.name.clone(), target.schema));
         Ok(())

@@ -76,7 +76,7 @@ impl Partition {
     }
 
     /// [`append_guarded`](Self::append_guarded) of batches the caller has validated
-    /// already against [`produce_limits`](Self::produce_limits) (`headers`, theirs), so
+    /// already against the partition's produce limits (`headers`, theirs), so
     /// they are not decoded twice; `None` validates them here.
     pub async fn append_validated(
         self: &Arc<Self>,
