@@ -9,6 +9,8 @@
 //! - `json`: JSON with its keys in document order, printed as Jackson prints it.
 //! - `avro` (private): Avro's type graph, its Java-style printer and Java's
 //!   `SchemaCompatibility`.
+//! - `protobuf` (private): .proto text or a serialized descriptor, compiled by protox,
+//!   printed as Confluent prints it and diffed by Confluent's `protobuf/diff` rules.
 //! - `wire`: Confluent's wire format of a serialized key or value (magic byte, schema ID).
 //! - `registry`: the `_schemas` records (Confluent's format), the state they build, and
 //!   the rules of registrations, deletes, configs and modes.
@@ -18,6 +20,7 @@
 
 mod avro;
 pub mod json;
+mod protobuf;
 pub mod registry;
 pub mod wire;
 
@@ -94,6 +97,7 @@ pub struct ParsedSchema {
 #[derive(Debug, Clone)]
 enum Inner {
     Avro(avro::AvroSchema),
+    Protobuf(protobuf::ProtobufSchema),
 }
 
 /// Parses and validates `text` as `schema_type`. `dependencies` are every schema it
@@ -110,6 +114,21 @@ pub fn parse(
                 .map_err(|e| InvalidSchema(format!("Invalid schema {text}: {e}")))?;
             Ok(ParsedSchema { inner: Inner::Avro(schema) })
         }
+        SchemaType::Protobuf => {
+            let mut refs = Vec::new();
+            for d in dependencies {
+                if d.schema_type != SchemaType::Protobuf {
+                    return Err(InvalidSchema(format!(
+                        "Invalid schema {text}: reference '{}' is a {} schema, not PROTOBUF",
+                        d.name, d.schema_type
+                    )));
+                }
+                refs.push((d.name, d.text));
+            }
+            let schema = protobuf::ProtobufSchema::parse(text, &refs)
+                .map_err(|e| InvalidSchema(format!("Invalid schema {text}: {e}")))?;
+            Ok(ParsedSchema { inner: Inner::Protobuf(schema) })
+        }
         other => Err(InvalidSchema(format!(
             "schema type {other} is not supported by this registry (supported: AVRO)"
         ))),
@@ -121,6 +140,7 @@ impl ParsedSchema {
     pub fn schema_type(&self) -> SchemaType {
         match self.inner {
             Inner::Avro(_) => SchemaType::Avro,
+            Inner::Protobuf(_) => SchemaType::Protobuf,
         }
     }
 
@@ -128,6 +148,26 @@ impl ParsedSchema {
     pub fn canonical(&self) -> &str {
         match &self.inner {
             Inner::Avro(a) => a.canonical(),
+            Inner::Protobuf(p) => p.canonical(),
+        }
+    }
+
+    /// The serialized form (`?format=serialized`): base64 of a Protobuf schema's
+    /// FileDescriptorProto; None for the other formats, which have none.
+    pub fn serialized(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Protobuf(p) => Some(p.serialized().to_string()),
+            _ => None,
+        }
+    }
+
+    /// The full name of the Protobuf message at `indexes` (Confluent's message indexes
+    /// of the wire format; empty means the first message); None when there is no message
+    /// there or the schema is not Protobuf.
+    pub fn message_name_at(&self, indexes: &[i32]) -> Option<String> {
+        match &self.inner {
+            Inner::Protobuf(p) => p.message_name_at(indexes),
+            _ => None,
         }
     }
 
@@ -135,6 +175,7 @@ impl ParsedSchema {
     pub fn record_name(&self) -> Option<String> {
         match &self.inner {
             Inner::Avro(a) => a.record_name(),
+            Inner::Protobuf(p) => p.record_name(),
         }
     }
 
@@ -148,6 +189,8 @@ impl ParsedSchema {
     ) -> Vec<String> {
         match (&self.inner, &writer.inner) {
             (Inner::Avro(r), Inner::Avro(w)) => r.can_read(w, reader_label, writer_label),
+            (Inner::Protobuf(r), Inner::Protobuf(w)) => r.can_read(w, reader_label, writer_label),
+            _ => vec!["Incompatible because of different schema type".into()],
         }
     }
 }

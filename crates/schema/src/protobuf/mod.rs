@@ -1,0 +1,285 @@
+//! Protobuf, as Confluent's registry handles it (`ProtobufSchema`): a schema is .proto
+//! text, or a base64 FileDescriptorProto (what Python's confluent-kafka registers);
+//! references are other .proto files by import path; `google/protobuf/*.proto` resolve
+//! without one. protox compiles and validates (`compile`); the file is also read into
+//! Square Wire's element model (`parse`, or `descriptor` for the serialized form), which
+//! `print` prints as Confluent's `canonicalString()` and `diff` compares as Confluent's
+//! `SchemaDiff` does.
+
+mod ast;
+mod descriptor;
+mod diff;
+mod jorder;
+mod parse;
+mod print;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use prost::Message as _;
+use prost_types::FileDescriptorProto;
+
+use self::ast::{File, Type};
+use self::diff::{Origin, Side};
+
+/// The name the schema itself is compiled under (a reference is compiled under its own).
+const ROOT: &str = "__schema__.proto";
+
+/// The file name of the serialized form, as Confluent's `toDynamicSchema()` names it.
+const SERIALIZED_NAME: &str = "default";
+
+/// A valid Protobuf schema with its canonical text and serialized form.
+#[derive(Debug, Clone)]
+pub(crate) struct ProtobufSchema {
+    file: Box<File>,
+    dependencies: Vec<Dependency>,
+    canonical: String,
+    serialized: String,
+}
+
+#[derive(Debug, Clone)]
+struct Dependency {
+    name: String,
+    text: String,
+    file: File,
+}
+
+/// A file as given: text, or a decoded FileDescriptorProto.
+enum Source {
+    Text(String),
+    Descriptor(Box<FileDescriptorProto>),
+}
+
+/// Confluent's `toProtoFile(String)`: .proto text, else base64 of a FileDescriptorProto;
+/// the text's syntax error when it is neither.
+fn read(text: &str) -> Result<(File, Source), String> {
+    match parse::parse(text) {
+        Ok(file) => Ok((file, Source::Text(text.to_string()))),
+        Err(e) => {
+            let decoded = BASE64
+                .decode(text.trim())
+                .ok()
+                .and_then(|bytes| FileDescriptorProto::decode(bytes.as_slice()).ok())
+                .filter(|_| !text.trim().is_empty());
+            match decoded {
+                Some(fd) => Ok((descriptor::file(&fd), Source::Descriptor(Box::new(fd)))),
+                None => Err(format!("Could not parse Protobuf - {e}")),
+            }
+        }
+    }
+}
+
+/// References by import path, for protox; unknown paths fall through to the next resolver.
+struct Memory(HashMap<String, Source>);
+
+impl protox::file::FileResolver for Memory {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match self.0.get(name) {
+            Some(Source::Text(text)) => protox::file::File::from_source(name, text),
+            Some(Source::Descriptor(fd)) => {
+                let mut fd = (**fd).clone();
+                fd.name = Some(name.to_string());
+                Ok(protox::file::File::from_file_descriptor_proto(fd))
+            }
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// `text` with 1-based line and column of byte `offset`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// protox's message, with where in which file.
+fn describe(e: &protox::Error, root: &str, references: &HashMap<String, String>) -> String {
+    use miette::Diagnostic;
+    let file = e.file().unwrap_or(ROOT);
+    let text = if file == ROOT { Some(root) } else { references.get(file).map(String::as_str) };
+    let offset = e.labels().and_then(|mut l| l.next()).map(|l| l.offset());
+    let place = match (text, offset) {
+        (Some(text), Some(offset)) => {
+            let (line, column) = line_column(text, offset);
+            format!(" (line {line}, column {column})")
+        }
+        _ => String::new(),
+    };
+    match file {
+        ROOT => format!("{e}{place}"),
+        other => format!("{e} in reference '{other}'{place}"),
+    }
+}
+
+/// The `google/protobuf/*.proto` files, read as Confluent reads a descriptor: types the
+/// diff may meet without a reference (Confluent's `KNOWN_DEPENDENCIES`).
+fn known() -> &'static [(String, File)] {
+    static KNOWN: OnceLock<Vec<(String, File)>> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        prost_reflect::DescriptorPool::global()
+            .files()
+            .filter(|f| f.name().starts_with("google/protobuf/"))
+            .map(|f| (f.name().to_string(), descriptor::file(f.file_descriptor_proto())))
+            .collect()
+    })
+}
+
+/// protoc's default `json_name` of a field: lowerCamelCase of its name.
+fn default_json_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// protox fills in every field's `json_name`; protoc's descriptors (and Confluent's) carry
+/// one only when the schema sets it, so the default ones are dropped.
+fn strip_default_json_names(fd: &mut FileDescriptorProto) {
+    fn fields(fields: &mut [prost_types::FieldDescriptorProto]) {
+        for f in fields {
+            if f.json_name.as_deref() == Some(default_json_name(f.name()).as_str()) {
+                f.json_name = None;
+            }
+        }
+    }
+    fn message(m: &mut prost_types::DescriptorProto) {
+        fields(&mut m.field);
+        fields(&mut m.extension);
+        m.nested_type.iter_mut().for_each(message);
+    }
+    fields(&mut fd.extension);
+    fd.message_type.iter_mut().for_each(message);
+}
+
+impl ProtobufSchema {
+    /// Parses and validates `text` with `references` (import path, text), each a .proto
+    /// text or a base64 FileDescriptorProto. The error says what is wrong, and where.
+    pub(crate) fn parse(text: &str, references: &[(&str, &str)]) -> Result<ProtobufSchema, String> {
+        let mut dependencies = Vec::new();
+        let mut sources = HashMap::new();
+        let mut texts = HashMap::new();
+        for &(name, dep_text) in references {
+            let (file, source) =
+                read(dep_text).map_err(|e| format!("{e} in reference '{name}'"))?;
+            dependencies.push(Dependency { name: name.into(), text: dep_text.into(), file });
+            sources.insert(name.to_string(), source);
+            texts.insert(name.to_string(), dep_text.to_string());
+        }
+        let (file, source) = read(text)?;
+        sources.insert(ROOT.to_string(), source);
+
+        let mut resolver = protox::file::ChainFileResolver::new();
+        resolver.add(Memory(sources));
+        resolver.add(protox::file::GoogleFileResolver::new());
+        let mut compiler = protox::Compiler::with_file_resolver(resolver);
+        compiler.open_file(ROOT).map_err(|e| describe(&e, text, &texts))?;
+        let mut compiled = compiler
+            .file_descriptor_set()
+            .file
+            .into_iter()
+            .find(|f| f.name() == ROOT)
+            .ok_or_else(|| "the schema did not compile".to_string())?;
+        compiled.name = Some(SERIALIZED_NAME.to_string());
+        strip_default_json_names(&mut compiled);
+        let serialized = BASE64.encode(compiled.encode_to_vec());
+        let canonical = print::print(&file);
+        Ok(ProtobufSchema { file: Box::new(file), dependencies, canonical, serialized })
+    }
+
+    /// Confluent's `canonicalString()`: the text the registry stores and returns.
+    pub(crate) fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
+    /// Confluent's `formattedString("serialized")`: base64 of the FileDescriptorProto
+    /// (named `default`), as protox compiles it.
+    pub(crate) fn serialized(&self) -> &str {
+        &self.serialized
+    }
+
+    /// Confluent's `name()`: the first message's full name, else the first enum's.
+    pub(crate) fn record_name(&self) -> Option<String> {
+        let first = |message: bool| {
+            self.file.types.iter().find(|t| matches!(t, Type::Message(_)) == message)
+        };
+        let ty = first(true).or_else(|| first(false))?;
+        Some(self.qualified(ty.name()))
+    }
+
+    fn qualified(&self, name: &str) -> String {
+        match self.file.package.as_deref() {
+            Some(p) if !p.is_empty() => format!("{p}.{name}"),
+            _ => name.to_string(),
+        }
+    }
+
+    /// Confluent's `toMessageName(MessageIndexes)`: the full name of the message at
+    /// `indexes` (among the top-level messages, then among that one's nested messages,
+    /// and so on; enums do not count); empty means `[0]`. None when there is none there.
+    pub(crate) fn message_name_at(&self, indexes: &[i32]) -> Option<String> {
+        let indexes = if indexes.is_empty() { &[0][..] } else { indexes };
+        let mut types = &self.file.types[..];
+        let mut names = Vec::new();
+        for &index in indexes {
+            let message = types
+                .iter()
+                .filter_map(|t| match t {
+                    Type::Message(m) => Some(m),
+                    Type::Enum(_) => None,
+                })
+                .nth(usize::try_from(index).ok()?)?;
+            names.push(message.name.as_str());
+            types = &message.nested;
+        }
+        Some(self.qualified(&names.join(".")))
+    }
+
+    fn side(&self) -> Side<'_> {
+        let mut dependencies: Vec<(Origin, &File)> = self
+            .dependencies
+            .iter()
+            .map(|d| (Origin::Reference { name: d.name.clone(), text: d.text.clone() }, &d.file))
+            .collect();
+        for (name, file) in known() {
+            if !self.dependencies.iter().any(|d| &d.name == name) {
+                dependencies.push((Origin::Known, file));
+            }
+        }
+        Side { file: &self.file, dependencies }
+    }
+
+    /// Confluent's `ProtobufSchema.isBackwardCompatible(previous)`: the incompatible
+    /// differences from `previous` (the writer's) to `self` (the reader's), the `%s` of
+    /// Confluent's messages filled with `reader` and `writer`.
+    pub(crate) fn can_read(
+        &self,
+        previous: &ProtobufSchema,
+        reader: &str,
+        writer: &str,
+    ) -> Vec<String> {
+        diff::compare(&previous.side(), &self.side())
+            .iter()
+            .filter(|d| !d.kind.is_compatible())
+            .map(|d| d.describe(reader, writer))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod diff_tests;

@@ -1,0 +1,518 @@
+//! The printer (Confluent's `canonicalString()`, expected texts derived from
+//! `ProtobufSchemaUtils` and its tests), the serialized form, parse errors, references,
+//! names and message indexes, and the registry-level API.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use prost::Message as _;
+
+use super::ProtobufSchema;
+use crate::{Dependency, Level, Previous, SchemaType, check, parse};
+
+fn schema(text: &str) -> ProtobufSchema {
+    ProtobufSchema::parse(text, &[]).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+/// Confluent's `enumBeforeMessageSchema` test: messages print before enums.
+const ENUM_BEFORE: &str = concat!(
+    "syntax = \"proto3\";\n\n",
+    "option java_package = \"io.confluent.kafka.serializers.protobuf.test\";\n",
+    "option java_outer_classname = \"TestEnumProtos\";\n\n",
+    "enum Suit {\n  SPADES = 0;\n  HEARTS = 1;\n  DIAMONDS = 2;\n  CLUBS = 3;\n}\n",
+    "message TestEnum {\n  int32 suit = 1;\n}\n",
+);
+const ENUM_AFTER: &str = concat!(
+    "syntax = \"proto3\";\n\n",
+    "option java_package = \"io.confluent.kafka.serializers.protobuf.test\";\n",
+    "option java_outer_classname = \"TestEnumProtos\";\n\n",
+    "message TestEnum {\n  int32 suit = 1;\n}\n",
+    "enum Suit {\n  SPADES = 0;\n  HEARTS = 1;\n  DIAMONDS = 2;\n  CLUBS = 3;\n}\n",
+);
+
+/// Confluent's `testEnumReserved` (its constants renumbered out of the reserved ranges,
+/// which protoc refuses): already canonical (no syntax line: proto2; the import
+/// section starts with a blank line).
+const ENUM_RESERVED: &str = concat!(
+    "\nimport \"google/protobuf/descriptor.proto\";\n\n",
+    "message FooOptions {\n  optional string name = 1;\n  optional FooParameterType type = 2;\n}\n",
+    "enum FooParameterType {\n  reserved 20, 100 to max;\n  reserved 10;\n  reserved 1 to 3;\n",
+    "  reserved \"BAD\", \"OLD\";\n  NUMBER = 4;\n  STRING = 5;\n}\n",
+);
+
+/// Declarations in any order, as people write them.
+const MESSY: &str = r#"syntax = "proto3";
+package my.package;
+import "google/protobuf/timestamp.proto";
+option java_package = "my.package";
+option java_outer_classname = "Outer";
+option java_multiple_files = true;
+option optimize_for = CODE_SIZE;
+option go_package = "go.package";
+
+service MyService {
+  option deprecated = true;
+  rpc MyMethod2 (stream Nested) returns (Nested.InnerMessage);
+  rpc MyMethod1 (Nested.InnerMessage) returns (stream Nested) {
+    option idempotency_level = NO_SIDE_EFFECTS;
+    option deprecated = true;
+  };
+}
+
+enum Status { ACTIVE = 0; INACTIVE = 1; }
+
+message Nested {
+  google.protobuf.Timestamp test_timestamp = 2; // a comment
+  /* another */
+  message InnerMessage {
+    option no_standard_descriptor_accessor = true;
+    InnerMessage.DeepMessage deep2 = 4;
+    enum InnerEnum {
+      option allow_alias = true;
+      ZERO = 0 [deprecated = true];
+      ALSO_ZERO = 0;
+      reserved 100 to 110;
+      TWO = 2;
+      ONE = 1;
+    }
+    reserved "foo", 'bar';
+    Nested.InnerMessage.DeepMessage deep3 = 5;
+    my.package.Nested.InnerMessage.DeepMessage deep4 = 6;
+    .my.package.Nested.InnerMessage.DeepMessage deep5 = 7;
+    string id = 1 [json_name = "id"];
+    oneof some_val {
+      string one_id = 12;
+      int32 other_id = 11;
+    }
+    repeated int32 ids = 2 [packed = true];
+    message DeepMessage { string id = 1; }
+    DeepMessage deep1 = 3;
+    reserved 14, 15, 8 to 9;
+    oneof some_val2 {
+      string one_id2 = 13;
+      int64 other_id2 = 10 [deprecated = true, jstype = JS_STRING, json_name = "otherId2"];
+    }
+    option deprecated = true;
+    reserved 16, 20, 29 to 31;
+  }
+  map<string,InnerMessage> test_map = 3;
+}
+"#;
+
+const MESSY_CANONICAL: &str = concat!(
+    "syntax = \"proto3\";\n",
+    "package my.package;\n",
+    "\n",
+    "import \"google/protobuf/timestamp.proto\";\n",
+    "\n",
+    "option java_package = \"my.package\";\n",
+    "option java_outer_classname = \"Outer\";\n",
+    "option java_multiple_files = true;\n",
+    "option optimize_for = CODE_SIZE;\n",
+    "option go_package = \"go.package\";\n",
+    "\n",
+    "message Nested {\n",
+    "  google.protobuf.Timestamp test_timestamp = 2;\n",
+    "  map<string, InnerMessage> test_map = 3;\n",
+    "\n",
+    "  message InnerMessage {\n",
+    "    reserved \"foo\", \"bar\";\n",
+    "    reserved 14, 15, 8 to 9;\n",
+    "    reserved 16, 20, 29 to 31;\n",
+    "  \n",
+    "    option no_standard_descriptor_accessor = true;\n",
+    "    option deprecated = true;\n",
+    "  \n",
+    "    InnerMessage.DeepMessage deep2 = 4;\n",
+    "    Nested.InnerMessage.DeepMessage deep3 = 5;\n",
+    "    my.package.Nested.InnerMessage.DeepMessage deep4 = 6;\n",
+    "    .my.package.Nested.InnerMessage.DeepMessage deep5 = 7;\n",
+    "    string id = 1 [json_name = \"id\"];\n",
+    "    repeated int32 ids = 2 [packed = true];\n",
+    "    DeepMessage deep1 = 3;\n",
+    "  \n",
+    "    oneof some_val {\n",
+    "      string one_id = 12;\n",
+    "      int32 other_id = 11;\n",
+    "    }\n",
+    "    oneof some_val2 {\n",
+    "      string one_id2 = 13;\n",
+    "      int64 other_id2 = 10 [\n",
+    "        deprecated = true,\n",
+    "        jstype = JS_STRING,\n",
+    "        json_name = \"otherId2\"\n",
+    "      ];\n",
+    "    }\n",
+    "  \n",
+    "    message DeepMessage {\n",
+    "      string id = 1;\n",
+    "    }\n",
+    "    enum InnerEnum {\n",
+    "      reserved 100 to 110;\n",
+    "      option allow_alias = true;\n",
+    "      ZERO = 0 [deprecated = true];\n",
+    "      ALSO_ZERO = 0;\n",
+    "      TWO = 2;\n",
+    "      ONE = 1;\n",
+    "    }\n",
+    "  }\n",
+    "}\n",
+    "enum Status {\n",
+    "  ACTIVE = 0;\n",
+    "  INACTIVE = 1;\n",
+    "}\n",
+    "\n",
+    "service MyService {\n",
+    "  option deprecated = true;\n",
+    "\n",
+    "  rpc MyMethod2 (stream Nested) returns (Nested.InnerMessage);\n",
+    "  rpc MyMethod1 (Nested.InnerMessage) returns (stream Nested) {\n",
+    "    option idempotency_level = NO_SIDE_EFFECTS;\n",
+    "    option deprecated = true;\n",
+    "  };\n",
+    "}\n",
+);
+
+/// Custom options: string escapes, `(ext).field`, text-format maps and lists.
+const OPTIONS: &str = r#"syntax = "proto3";
+package acme;
+import "google/protobuf/descriptor.proto";
+message Rule { string name = 1; repeated string tags = 2; Kind kind = 3; Rule inner = 4; }
+enum Kind { NONE = 0; STRICT = 1; }
+extend google.protobuf.FileOptions { string note = 50001; Rule file_rule = 50002; Rule other = 50005; }
+extend google.protobuf.FieldOptions { Rule rule = 50003; repeated string labels = 50004; }
+option (note) = "tab\there \"quoted\" 'single' back\\slash";
+option (other).name = 'x';
+option (file_rule) = { name: "n" tags: "a" tags: "b", kind: STRICT; inner { name: "deep" } };
+message User {
+  string id = 1 [(rule) = { tags: ["pii"] }, (labels) = "x"];
+  string email = 2 [(rule).kind = STRICT];
+  string plain = 3 [(labels) = "only"];
+}
+"#;
+
+const OPTIONS_CANONICAL: &str = concat!(
+    "syntax = \"proto3\";\n",
+    "package acme;\n",
+    "\n",
+    "import \"google/protobuf/descriptor.proto\";\n",
+    "\n",
+    "option (note) = \"tab\\there \\\"quoted\\\" \\'single\\' back\\\\slash\";\n",
+    "option (other).name = \"x\";\n",
+    "option (file_rule) = {\n",
+    "  name: \"n\",\n",
+    "  tags: [\n",
+    "    \"a\",\n",
+    "    \"b\"\n",
+    "  ],\n",
+    "  kind: STRICT,\n",
+    "  inner: {\n",
+    "    name: \"deep\"\n",
+    "  }\n",
+    "};\n",
+    "\n",
+    "message Rule {\n",
+    "  string name = 1;\n",
+    "  repeated string tags = 2;\n",
+    "  Kind kind = 3;\n",
+    "  Rule inner = 4;\n",
+    "}\n",
+    "message User {\n",
+    "  string id = 1 [\n",
+    "    (rule) = {\n",
+    "      tags: [\n",
+    "        \"pii\"\n",
+    "      ]\n",
+    "    },\n",
+    "    (labels) = \"x\"\n",
+    "  ];\n",
+    "  string email = 2 [(rule).kind = STRICT];\n",
+    "  string plain = 3 [(labels) = \"only\"];\n",
+    "}\n",
+    "enum Kind {\n",
+    "  NONE = 0;\n",
+    "  STRICT = 1;\n",
+    "}\n",
+    "\n",
+    "extend google.protobuf.FileOptions {\n",
+    "  string note = 50001;\n",
+    "  Rule file_rule = 50002;\n",
+    "  Rule other = 50005;\n",
+    "}\n",
+    "extend google.protobuf.FieldOptions {\n",
+    "  Rule rule = 50003;\n",
+    "  repeated string labels = 50004;\n",
+    "}\n",
+);
+
+/// proto2: labels, defaults (a string's quoted, the rest bare), groups, extensions.
+const PROTO2: &str = r#"syntax = "proto2";
+package p2;
+message Search {
+  required string query = 1 [default = "a\nb"];
+  optional int32 page = 2 [default = 10];
+  optional bool exact = 3 [default = true];
+  optional Corpus corpus = 4 [default = WEB];
+  repeated group Result = 5 {
+    required string url = 6;
+  }
+  extensions 100 to 199, 500 to max;
+  enum Corpus { UNIVERSAL = 0; WEB = 1; }
+}
+"#;
+
+const PROTO2_CANONICAL: &str = concat!(
+    "syntax = \"proto2\";\n",
+    "package p2;\n",
+    "\n",
+    "message Search {\n",
+    "  required string query = 1 [default = \"a\\nb\"];\n",
+    "  optional int32 page = 2 [default = 10];\n",
+    "  optional bool exact = 3 [default = true];\n",
+    "  optional Corpus corpus = 4 [default = WEB];\n",
+    "\n",
+    "  repeated group Result = 5 {\n",
+    "    required string url = 6;\n",
+    "  }\n",
+    "\n",
+    "  extensions 100 to 199, 500 to max;\n",
+    "\n",
+    "  enum Corpus {\n",
+    "    UNIVERSAL = 0;\n",
+    "    WEB = 1;\n",
+    "  }\n",
+    "}\n",
+);
+
+const PRINTED: &[(&str, &str)] = &[
+    (ENUM_BEFORE, ENUM_AFTER),
+    (ENUM_RESERVED, ENUM_RESERVED),
+    (MESSY, MESSY_CANONICAL),
+    (OPTIONS, OPTIONS_CANONICAL),
+    (PROTO2, PROTO2_CANONICAL),
+    ("syntax = \"proto3\";\nmessage Empty {}\n", "syntax = \"proto3\";\n\nmessage Empty {}\n"),
+    (
+        "syntax = 'proto3'; message M { optional string note = 1; oneof o { bytes b = 2; } }",
+        "syntax = \"proto3\";\n\nmessage M {\n  optional string note = 1;\n\n  oneof o {\n    bytes b = 2;\n  }\n}\n",
+    ),
+    (
+        "syntax = \"proto3\"; import public \"google/protobuf/empty.proto\"; import \"google/protobuf/any.proto\"; message M { google.protobuf.Any a = 1; }",
+        "syntax = \"proto3\";\n\nimport \"google/protobuf/any.proto\";\nimport public \"google/protobuf/empty.proto\";\n\nmessage M {\n  google.protobuf.Any a = 1;\n}\n",
+    ),
+];
+
+#[test]
+fn prints_as_confluent_does() {
+    for (input, want) in PRINTED {
+        assert_eq!(schema(input).canonical(), *want, "{input}");
+    }
+}
+
+#[test]
+fn the_canonical_text_is_stable() {
+    for (input, _) in PRINTED {
+        let once = schema(input).canonical().to_string();
+        assert_eq!(schema(&once).canonical(), once, "{input}");
+    }
+}
+
+/// What Confluent prints for a schema registered as a serialized descriptor: names fully
+/// qualified, a map as its entry message, each reserved range its own statement.
+#[test]
+fn a_serialized_descriptor_prints_as_confluent_prints_one() {
+    let s = schema(ENUM_BEFORE);
+    let from_descriptor = schema(s.serialized());
+    assert_eq!(from_descriptor.canonical(), ENUM_AFTER);
+
+    let text = concat!(
+        "syntax = \"proto3\";\npackage a.b;\n\n",
+        "message Order {\n  reserved 8, 10 to 12;\n  reserved \"old\";\n\n",
+        "  Item item = 1;\n  map<string, int64> counts = 2;\n  optional string note = 3;\n",
+        "  string user_id = 4 [json_name = \"user\"];\n\n",
+        "  message Item {\n    string sku = 1;\n  }\n}\n",
+    );
+    let want = concat!(
+        "syntax = \"proto3\";\npackage a.b;\n\n",
+        "message Order {\n  reserved 8;\n  reserved 10 to 12;\n  reserved \"old\";\n\n",
+        "  .a.b.Order.Item item = 1;\n  repeated .a.b.Order.CountsEntry counts = 2;\n",
+        "  optional string note = 3;\n  string user_id = 4 [json_name = \"user\"];\n\n",
+        // protoc puts a map's entry message where the map field is declared.
+        "  message CountsEntry {\n    option map_entry = true;\n  \n",
+        "    string key = 1;\n    int64 value = 2;\n  }\n",
+        "  message Item {\n    string sku = 1;\n  }\n}\n",
+    );
+    let s = schema(text);
+    assert_eq!(s.canonical(), text);
+    let from_descriptor = schema(s.serialized());
+    assert_eq!(from_descriptor.canonical(), want);
+    // Stable from there: the descriptor of the descriptor prints the same.
+    assert_eq!(schema(from_descriptor.serialized()).canonical(), want);
+    // Either form reads the other's data: no incompatible difference.
+    assert_eq!(from_descriptor.can_read(&s, "new", "old"), Vec::<String>::new());
+    assert_eq!(s.can_read(&from_descriptor, "new", "old"), Vec::<String>::new());
+}
+
+#[test]
+fn the_serialized_form_is_a_file_descriptor_named_default() {
+    let s = schema(MESSY);
+    let bytes = BASE64.decode(s.serialized()).unwrap();
+    let fd = prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap();
+    assert_eq!(fd.name(), "default");
+    assert_eq!(fd.package(), "my.package");
+    assert_eq!(fd.dependency, ["google/protobuf/timestamp.proto"]);
+    let nested = &fd.message_type[0];
+    assert_eq!(nested.name(), "Nested");
+    let inner = &nested.nested_type[0];
+    let id = inner.field.iter().find(|f| f.name() == "id").unwrap();
+    assert_eq!(id.json_name, None, "json_name = \"id\" is the default one");
+    let other = inner.field.iter().find(|f| f.name() == "other_id2").unwrap();
+    assert_eq!(other.json_name, None, "otherId2 is the default one too");
+    let custom =
+        schema("syntax = \"proto3\"; message M { string user_id = 1 [json_name = \"user\"]; }");
+    let bytes = BASE64.decode(custom.serialized()).unwrap();
+    let fd = prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap();
+    assert_eq!(fd.message_type[0].field[0].json_name(), "user");
+    let deep = inner.field.iter().find(|f| f.name() == "deep1").unwrap();
+    assert_eq!(deep.json_name, None, "a default json_name is left out, as protoc does");
+    assert_eq!(deep.type_name(), ".my.package.Nested.InnerMessage.DeepMessage");
+}
+
+#[test]
+fn invalid_schemas_are_refused_with_the_reason() {
+    let cases = [
+        (
+            "syntax = \"proto3\";\nmessage M {\n  strin s = 1;\n}\n",
+            "name 'strin' is not defined (line 3, column 3)",
+        ),
+        (
+            "syntax = \"proto3\";\nimport \"missing.proto\";\nmessage M {}\n",
+            "import 'missing.proto' not found",
+        ),
+        (
+            "syntax = \"proto3\";\nmessage M {\n  string s = 1\n}\n",
+            "Syntax error in line 4, column 1: expected ';'",
+        ),
+        (
+            "syntax = \"proto3\";\nmessage M { string a = 1; int32 b = 1; }",
+            "field number '1' is already used",
+        ),
+        ("syntax = \"proto4\";", "unexpected syntax: proto4"),
+        ("message M { string s = 1; }", "expected"),
+        ("Zm9vYmFy!", "Could not parse Protobuf"),
+        (
+            "not a schema at all",
+            "Could not parse Protobuf - Syntax error in line 1, column 1: unexpected label: not",
+        ),
+    ];
+    for (input, want) in cases {
+        let e = ProtobufSchema::parse(input, &[]).expect_err(input);
+        assert!(e.contains(want), "{input}: {e}");
+    }
+}
+
+const ADDRESS: &str =
+    "syntax = \"proto3\";\npackage com.ex;\nmessage Address {\n  string city = 1;\n}\n";
+const USER: &str = "syntax = \"proto3\";\npackage com.ex;\nimport \"address.proto\";\nmessage User {\n  Address home = 1;\n  com.ex.Address work = 2;\n}\n";
+
+#[test]
+fn references_resolve_by_import_path() {
+    let user = ProtobufSchema::parse(USER, &[("address.proto", ADDRESS)]).unwrap();
+    assert_eq!(
+        user.canonical(),
+        "syntax = \"proto3\";\npackage com.ex;\n\nimport \"address.proto\";\n\nmessage User {\n  Address home = 1;\n  com.ex.Address work = 2;\n}\n"
+    );
+    assert_eq!(user.record_name().as_deref(), Some("com.ex.User"));
+    // A reference may itself be a serialized descriptor.
+    let serialized = schema(ADDRESS).serialized().to_string();
+    ProtobufSchema::parse(USER, &[("address.proto", &serialized)]).unwrap();
+    let e = ProtobufSchema::parse(USER, &[]).unwrap_err();
+    assert!(e.contains("import 'address.proto' not found"), "{e}");
+    let e = ProtobufSchema::parse(USER, &[("address.proto", "message {")]).unwrap_err();
+    assert!(e.contains("in reference 'address.proto'"), "{e}");
+    let broken = "syntax = \"proto3\";\npackage com.ex;\nmessage Address {\n  Strin city = 1;\n}\n";
+    let e = ProtobufSchema::parse(USER, &[("address.proto", broken)]).unwrap_err();
+    assert!(e.contains("in reference 'address.proto' (line 4, column 3)"), "{e}");
+}
+
+#[test]
+fn names_and_message_indexes() {
+    let s = schema(
+        "syntax = \"proto3\"; package p; enum E { E0 = 0; } message A { message B {} enum F { X = 0; } message C { message D {} } } message Z {}",
+    );
+    assert_eq!(s.record_name().as_deref(), Some("p.A"));
+    assert_eq!(s.message_name_at(&[]).as_deref(), Some("p.A"));
+    assert_eq!(s.message_name_at(&[0]).as_deref(), Some("p.A"));
+    assert_eq!(s.message_name_at(&[1]).as_deref(), Some("p.Z"));
+    assert_eq!(s.message_name_at(&[0, 0]).as_deref(), Some("p.A.B"));
+    assert_eq!(s.message_name_at(&[0, 1, 0]).as_deref(), Some("p.A.C.D"));
+    assert_eq!(s.message_name_at(&[2]), None);
+    assert_eq!(s.message_name_at(&[-1]), None);
+    assert_eq!(s.message_name_at(&[1, 0]), None);
+    let only_enum = schema("syntax = \"proto3\"; enum E { A = 0; }");
+    assert_eq!(only_enum.record_name().as_deref(), Some("E"));
+    assert_eq!(only_enum.message_name_at(&[]), None);
+    assert_eq!(schema("").record_name(), None);
+}
+
+#[test]
+fn the_registry_api_parses_and_checks_protobuf() {
+    let v1 = parse(
+        SchemaType::Protobuf,
+        "syntax = \"proto3\"; package ex; message Order { int64 id = 1; string note = 2; }",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(v1.schema_type(), SchemaType::Protobuf);
+    assert_eq!(v1.record_name().as_deref(), Some("ex.Order"));
+    assert!(v1.serialized().is_some());
+    assert_eq!(v1.message_name_at(&[]).as_deref(), Some("ex.Order"));
+    let v2 = parse(
+        SchemaType::Protobuf,
+        "syntax = \"proto3\"; package ex; message Order { string id = 1; }",
+        &[],
+    )
+    .unwrap();
+    let previous = [Previous { version: 1, schema: &v1 }];
+    let messages = check(Level::Backward, &v2, &previous);
+    assert_eq!(
+        messages,
+        [
+            "{errorType:\"FIELD_SCALAR_KIND_CHANGED\", description:\"The kind of a SCALAR field at path '#/Order/1' in the new schema does not match its kind in the old schema\"}".to_string(),
+            "{oldSchemaVersion: 1}".to_string(),
+            format!("{{oldSchema: '{}'}}", v1.canonical()),
+        ]
+    );
+    let messages = check(Level::Forward, &v2, &previous);
+    assert!(
+        messages[0].contains("in the old schema does not match its kind in the new schema"),
+        "{messages:?}"
+    );
+    // Removing a field is compatible both ways.
+    let v3 = parse(
+        SchemaType::Protobuf,
+        "syntax = \"proto3\"; package ex; message Order { int64 id = 1; }",
+        &[],
+    )
+    .unwrap();
+    assert!(check(Level::Full, &v3, &previous).is_empty());
+
+    // Mixed formats: refused, no panic.
+    let avro = parse(SchemaType::Avro, "\"string\"", &[]).unwrap();
+    assert_eq!(
+        check(Level::Backward, &avro, &previous)[0],
+        "Incompatible because of different schema type"
+    );
+    assert_eq!(avro.serialized(), None);
+
+    // References by name; a reference of another format is refused.
+    let deps =
+        [Dependency { name: "address.proto", schema_type: SchemaType::Protobuf, text: ADDRESS }];
+    let user = parse(SchemaType::Protobuf, USER, &deps).unwrap();
+    assert_eq!(user.record_name().as_deref(), Some("com.ex.User"));
+    let deps = [Dependency { name: "address.proto", schema_type: SchemaType::Avro, text: ADDRESS }];
+    let e = parse(SchemaType::Protobuf, USER, &deps).unwrap_err();
+    assert!(e.0.contains("not PROTOBUF"), "{e}");
+    let e = parse(SchemaType::Protobuf, "message {", &[]).unwrap_err();
+    assert!(e.0.starts_with("Invalid schema message {: Could not parse Protobuf - "), "{e}");
+    // Not advertised yet.
+    assert_eq!(SchemaType::SUPPORTED, [SchemaType::Avro]);
+}
