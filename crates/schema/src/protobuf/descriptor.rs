@@ -113,14 +113,16 @@ fn message(d: &DescriptorProto, proto3: bool) -> Message {
     m.nested.extend(d.enum_type.iter().map(|e| Type::Enum(enumeration(e))));
     // Inclusive start, exclusive end.
     for r in &d.reserved_range {
-        m.reserved.push(Reserved(vec![range(r.start(), r.end() - 1)]));
+        m.reserved.push(Reserved(vec![range(r.start(), r.end().saturating_sub(1))]));
     }
     for n in &d.reserved_name {
         m.reserved.push(Reserved(vec![Range::Name(n.clone())]));
     }
     for r in &d.extension_range {
-        m.extensions
-            .push(Extensions { values: vec![range(r.start(), r.end() - 1)], options: vec![] });
+        m.extensions.push(Extensions {
+            values: vec![range(r.start(), r.end().saturating_sub(1))],
+            options: vec![],
+        });
     }
     if let Some(o) = &d.options {
         let mut opts = Options::default();

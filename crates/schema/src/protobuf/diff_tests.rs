@@ -1381,3 +1381,248 @@ message Message {
         compatible: false,
     },
 ];
+
+const ADDRESS_V1: &str =
+    "syntax = \"proto3\";\npackage com.ex;\nmessage Address {\n  string city = 1;\n}\n";
+const ADDRESS_V2: &str = "syntax = \"proto3\";\npackage com.ex;\nmessage Address {\n  string city = 1;\n  string zip = 2;\n}\n";
+const ADDRESS_V3: &str =
+    "syntax = \"proto3\";\npackage com.ex;\nmessage Address {\n  int64 city = 1;\n}\n";
+const USER: &str = "syntax = \"proto3\";\npackage com.ex;\nimport \"address.proto\";\nmessage User {\n  Address home = 1;\n}\n";
+
+/// More cases, ours: the scalar groups, maps, labels, enums, references and known types.
+/// Where several top-level names differ, the order is Java's `HashSet` order (for
+/// example "Entry" hashes to bucket 2 and "M" to bucket 13 of 16).
+const OWN_CASES: &[Case] = &[
+    Case {
+        name: "enum constant removed",
+        original: "syntax = \"proto3\"; enum E { A = 0; B = 1; }",
+        update: "syntax = \"proto3\"; enum E { A = 0; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["ENUM_CONST_REMOVED #/E/1"],
+        compatible: true,
+    },
+    Case {
+        name: "enum constants added and renamed in a nested enum",
+        original: "syntax = \"proto3\"; message M { enum S { X = 0; Y = 1; } S s = 1; }",
+        update: "syntax = \"proto3\"; message M { enum S { X = 0; Z = 1; W = 2; } S s = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["ENUM_CONST_CHANGED #/M/S/1", "ENUM_CONST_ADDED #/M/S/2"],
+        compatible: true,
+    },
+    Case {
+        name: "field renamed",
+        original: "syntax = \"proto3\"; message M { string a = 1; }",
+        update: "syntax = \"proto3\"; message M { string b = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["FIELD_NAME_CHANGED #/M/1"],
+        compatible: true,
+    },
+    Case {
+        name: "int32 to uint64: same group",
+        original: "syntax = \"proto3\"; message M { int32 a = 1; }",
+        update: "syntax = \"proto3\"; message M { uint64 a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &[],
+        compatible: true,
+    },
+    Case {
+        name: "int32 to sint32: across groups",
+        original: "syntax = \"proto3\"; message M { int32 a = 1; }",
+        update: "syntax = \"proto3\"; message M { sint32 a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["FIELD_SCALAR_KIND_CHANGED #/M/1"],
+        compatible: false,
+    },
+    Case {
+        name: "fixed32 to sfixed32: same group",
+        original: "syntax = \"proto3\"; message M { fixed32 a = 1; }",
+        update: "syntax = \"proto3\"; message M { sfixed32 a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &[],
+        compatible: true,
+    },
+    Case {
+        name: "float to double: across groups",
+        original: "syntax = \"proto3\"; message M { float a = 1; }",
+        update: "syntax = \"proto3\"; message M { double a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["FIELD_SCALAR_KIND_CHANGED #/M/1"],
+        compatible: false,
+    },
+    Case {
+        name: "enum to int32: both general numbers",
+        original: "syntax = \"proto3\"; enum E { A = 0; } message M { E a = 1; }",
+        update: "syntax = \"proto3\"; enum E { A = 0; } message M { int32 a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &[],
+        compatible: true,
+    },
+    Case {
+        name: "message to string",
+        original: "syntax = \"proto3\"; message M { N a = 1; } message N {}",
+        update: "syntax = \"proto3\"; message M { string a = 1; } message N {}",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["FIELD_KIND_CHANGED #/M/1"],
+        compatible: false,
+    },
+    Case {
+        name: "map value int32 to string",
+        original: "syntax = \"proto3\"; message M { map<string, int32> m = 1; }",
+        update: "syntax = \"proto3\"; message M { map<string, string> m = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["FIELD_SCALAR_KIND_CHANGED #/M/1"],
+        compatible: false,
+    },
+    Case {
+        name: "map key int32 to int64",
+        original: "syntax = \"proto3\"; message M { map<int32, string> m = 1; }",
+        update: "syntax = \"proto3\"; message M { map<int64, string> m = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &[],
+        compatible: true,
+    },
+    Case {
+        name: "map to a repeated message",
+        original: "syntax = \"proto3\"; message M { map<string, string> m = 1; }",
+        update: "syntax = \"proto3\"; message M { repeated Entry m = 1; } message Entry { string key = 1; string value = 2; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["MESSAGE_ADDED #/Entry", "FIELD_KIND_CHANGED #/M/1"],
+        compatible: false,
+    },
+    Case {
+        name: "proto2 optional to repeated number",
+        original: "syntax = \"proto2\"; message M { optional int32 a = 1; }",
+        update: "syntax = \"proto2\"; message M { repeated int32 a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["FIELD_NUMERIC_LABEL_CHANGED #/M/1"],
+        compatible: false,
+    },
+    Case {
+        name: "proto2 optional to repeated string",
+        original: "syntax = \"proto2\"; message M { optional string a = 1; }",
+        update: "syntax = \"proto2\"; message M { repeated string a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["FIELD_STRING_OR_BYTES_LABEL_CHANGED #/M/1"],
+        compatible: true,
+    },
+    Case {
+        name: "proto3 singular to repeated: Confluent compares labels only when both are written",
+        original: "syntax = \"proto3\"; message M { int32 a = 1; }",
+        update: "syntax = \"proto3\"; message M { repeated int32 a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &[],
+        compatible: true,
+    },
+    Case {
+        name: "field type changed to another local message",
+        original: "syntax = \"proto3\"; message M { Foo f = 1; } message Foo { string a = 1; }",
+        update: "syntax = \"proto3\"; message M { Bar f = 1; } message Bar { string a = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &[
+            "MESSAGE_ADDED #/Bar",
+            "MESSAGE_REMOVED #/Foo",
+            "FIELD_NAMED_TYPE_CHANGED #/M/1",
+        ],
+        compatible: false,
+    },
+    Case {
+        name: "message moved into another",
+        original: "syntax = \"proto3\"; message M { Item i = 1; } message Item {}",
+        update: "syntax = \"proto3\"; message M { Item i = 1; message Item {} }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &[
+            "MESSAGE_REMOVED #/Item",
+            "FIELD_NAMED_TYPE_CHANGED #/M/1",
+            "MESSAGE_ADDED #/M/Item",
+        ],
+        compatible: false,
+    },
+    Case {
+        name: "the same reference on both sides",
+        original: USER,
+        update: USER,
+        original_refs: &[("address.proto", ADDRESS_V1)],
+        update_refs: &[("address.proto", ADDRESS_V1)],
+        changes: &[],
+        compatible: true,
+    },
+    Case {
+        name: "a reference changed compatibly",
+        original: USER,
+        update: USER,
+        original_refs: &[("address.proto", ADDRESS_V1)],
+        update_refs: &[("address.proto", ADDRESS_V2)],
+        changes: &["FIELD_ADDED #/Address/2"],
+        compatible: true,
+    },
+    Case {
+        name: "a reference changed incompatibly",
+        original: USER,
+        update: USER,
+        original_refs: &[("address.proto", ADDRESS_V1)],
+        update_refs: &[("address.proto", ADDRESS_V3)],
+        changes: &["FIELD_SCALAR_KIND_CHANGED #/Address/1", "FIELD_NAMED_TYPE_CHANGED #/User/1"],
+        compatible: false,
+    },
+    Case {
+        name: "a known enum (google.type.DayOfWeek) to int32",
+        original: "syntax = \"proto3\"; import \"google/type/dayofweek.proto\"; message M { google.type.DayOfWeek d = 1; }",
+        update: "syntax = \"proto3\"; message M { int32 d = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &[],
+        compatible: true,
+    },
+    Case {
+        name: "a well-known message to string",
+        original: "syntax = \"proto3\"; import \"google/protobuf/timestamp.proto\"; message M { google.protobuf.Timestamp t = 1; }",
+        update: "syntax = \"proto3\"; message M { string t = 1; }",
+        original_refs: &[],
+        update_refs: &[],
+        changes: &["FIELD_KIND_CHANGED #/M/1"],
+        compatible: false,
+    },
+];
+
+#[test]
+fn own_diff_cases() {
+    let mut failures = Vec::new();
+    for case in OWN_CASES {
+        let original = ProtobufSchema::parse(case.original, case.original_refs)
+            .unwrap_or_else(|e| panic!("{}: original: {e}", case.name));
+        let update = ProtobufSchema::parse(case.update, case.update_refs)
+            .unwrap_or_else(|e| panic!("{}: update: {e}", case.name));
+        let changes = differences(&original, &update);
+        let compatible = update.can_read(&original, "new", "old").is_empty();
+        if changes != case.changes || compatible != case.compatible {
+            failures.push(format!(
+                "{}: got {changes:?} (compatible: {compatible}), want {:?} ({})",
+                case.name, case.changes, case.compatible
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        OWN_CASES.len(),
+        failures.join("\n")
+    );
+}

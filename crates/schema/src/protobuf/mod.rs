@@ -1,10 +1,11 @@
 //! Protobuf, as Confluent's registry handles it (`ProtobufSchema`): a schema is .proto
 //! text, or a base64 FileDescriptorProto (what Python's confluent-kafka registers);
-//! references are other .proto files by import path; `google/protobuf/*.proto` resolve
-//! without one. protox compiles and validates (`compile`); the file is also read into
-//! Square Wire's element model (`parse`, or `descriptor` for the serialized form), which
-//! `print` prints as Confluent's `canonicalString()` and `diff` compares as Confluent's
-//! `SchemaDiff` does.
+//! references are other .proto files by import path; `google/protobuf/*.proto`,
+//! `google/type/*.proto` and Confluent's `confluent/meta.proto` and
+//! `confluent/type/*.proto` resolve without one. protox compiles and validates; the file
+//! is also read into Square Wire's element model (`parse`, or `descriptor` for the
+//! serialized form), which `print` prints as Confluent's `canonicalString()` and `diff`
+//! compares as Confluent's `SchemaDiff` does.
 
 mod ast;
 mod descriptor;
@@ -88,9 +89,49 @@ impl protox::file::FileResolver for Memory {
     }
 }
 
+/// The files Confluent resolves without a reference besides `google/protobuf/*.proto`
+/// (its `KNOWN_DEPENDENCIES`; see known/README.md).
+const KNOWN_FILES: &[(&str, &str)] = &[
+    ("confluent/meta.proto", include_str!("known/confluent/meta.proto")),
+    ("confluent/type/decimal.proto", include_str!("known/confluent/type/decimal.proto")),
+    ("confluent/type/variant.proto", include_str!("known/confluent/type/variant.proto")),
+    ("google/type/calendar_period.proto", include_str!("known/google/type/calendar_period.proto")),
+    ("google/type/color.proto", include_str!("known/google/type/color.proto")),
+    ("google/type/date.proto", include_str!("known/google/type/date.proto")),
+    ("google/type/datetime.proto", include_str!("known/google/type/datetime.proto")),
+    ("google/type/dayofweek.proto", include_str!("known/google/type/dayofweek.proto")),
+    ("google/type/decimal.proto", include_str!("known/google/type/decimal.proto")),
+    ("google/type/expr.proto", include_str!("known/google/type/expr.proto")),
+    ("google/type/fraction.proto", include_str!("known/google/type/fraction.proto")),
+    ("google/type/interval.proto", include_str!("known/google/type/interval.proto")),
+    ("google/type/latlng.proto", include_str!("known/google/type/latlng.proto")),
+    ("google/type/money.proto", include_str!("known/google/type/money.proto")),
+    ("google/type/month.proto", include_str!("known/google/type/month.proto")),
+    ("google/type/phone_number.proto", include_str!("known/google/type/phone_number.proto")),
+    ("google/type/postal_address.proto", include_str!("known/google/type/postal_address.proto")),
+    ("google/type/quaternion.proto", include_str!("known/google/type/quaternion.proto")),
+    ("google/type/timeofday.proto", include_str!("known/google/type/timeofday.proto")),
+];
+
+/// Resolves `KNOWN_FILES`.
+struct Known;
+
+impl protox::file::FileResolver for Known {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match KNOWN_FILES.iter().find(|(n, _)| *n == name) {
+            Some((_, text)) => protox::file::File::from_source(name, text),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
 /// `text` with 1-based line and column of byte `offset`.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
@@ -115,16 +156,20 @@ fn describe(e: &protox::Error, root: &str, references: &HashMap<String, String>)
     }
 }
 
-/// The `google/protobuf/*.proto` files, read as Confluent reads a descriptor: types the
-/// diff may meet without a reference (Confluent's `KNOWN_DEPENDENCIES`).
+/// The files a schema may use without a reference (Confluent's `KNOWN_DEPENDENCIES`):
+/// types the diff may meet. `google/protobuf/*.proto` are read from their descriptors.
 fn known() -> &'static [(String, File)] {
     static KNOWN: OnceLock<Vec<(String, File)>> = OnceLock::new();
     KNOWN.get_or_init(|| {
-        prost_reflect::DescriptorPool::global()
+        let texts = KNOWN_FILES
+            .iter()
+            .filter_map(|(name, text)| Some((name.to_string(), parse::parse(text).ok()?)));
+        let google = prost_reflect::DescriptorPool::global()
             .files()
             .filter(|f| f.name().starts_with("google/protobuf/"))
             .map(|f| (f.name().to_string(), descriptor::file(f.file_descriptor_proto())))
-            .collect()
+            .collect::<Vec<_>>();
+        texts.chain(google).collect()
     })
 }
 
@@ -183,6 +228,7 @@ impl ProtobufSchema {
 
         let mut resolver = protox::file::ChainFileResolver::new();
         resolver.add(Memory(sources));
+        resolver.add(Known);
         resolver.add(protox::file::GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
         compiler.open_file(ROOT).map_err(|e| describe(&e, text, &texts))?;

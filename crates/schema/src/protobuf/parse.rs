@@ -6,16 +6,25 @@
 
 use super::ast::*;
 
+mod options;
+
+use self::options::strip;
+
 /// Parses `text`; the error says what was expected, and where (1-based line and column).
 pub(crate) fn parse(text: &str) -> Result<File, String> {
-    let mut p = Parser { data: text.chars().collect(), pos: 0, declarations: 0 };
+    let mut p = Parser { data: text.chars().collect(), pos: 0, declarations: 0, depth: 0 };
     p.file()
 }
+
+/// How deep messages and option values may nest: the text is network input, and the
+/// reader, printer and diff recurse (protobuf's own parsers stop at 100 too).
+const MAX_DEPTH: usize = 100;
 
 struct Parser {
     data: Vec<char>,
     pos: usize,
     declarations: usize,
+    depth: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -332,7 +341,16 @@ impl Parser {
         })
     }
 
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(&format!("nested more than {MAX_DEPTH} levels deep")));
+        }
+        Ok(())
+    }
+
     fn message(&mut self, file: &mut File) -> Result<Message, String> {
+        self.enter()?;
         let mut message = Message { name: self.read_name()?, ..Message::default() };
         self.require('{')?;
         while !self.peek_is('}')? {
@@ -348,6 +366,7 @@ impl Parser {
                 _ => {}
             }
         }
+        self.depth -= 1;
         Ok(message)
     }
 
@@ -535,148 +554,6 @@ impl Parser {
         }
         Ok(Rpc { name, request, response, request_streaming, response_streaming, options })
     }
-
-    // --- Wire's OptionReader ---------------------------------------------------------
-
-    /// `[a = 1, (b) = 2]` when there, else nothing.
-    fn options(&mut self) -> Result<Vec<OptionElement>, String> {
-        let mut result = Vec::new();
-        if !self.peek_is('[')? {
-            return Ok(result);
-        }
-        loop {
-            result.push(self.option('=')?);
-            if self.peek_is(']')? {
-                return Ok(result);
-            }
-            if !self.peek_is(',')? {
-                return Err(self.error("Expected ',' or ']"));
-            }
-        }
-    }
-
-    fn option(&mut self, separator: char) -> Result<OptionElement, String> {
-        let first = self.peek()?;
-        let mut name = self.read_name()?;
-        if first == '[' {
-            name = format!("[{name}]");
-        }
-        let mut sub = None;
-        let mut c = self.read_char()?;
-        if c == '.' {
-            sub = Some(self.read_name()?);
-            c = self.read_char()?;
-        }
-        if separator == ':' && c == '{' {
-            self.pos -= 1;
-        } else if c != separator {
-            self.pos -= 1;
-            return Err(self.error(&format!("expected '{separator}' in option")));
-        }
-        let mut value = self.value()?;
-        if let Some(sub) = sub {
-            value = OptionValue::Option(Box::new(OptionElement {
-                name: sub,
-                parenthesized: false,
-                value,
-            }));
-        }
-        Ok(OptionElement { name, parenthesized: first == '(', value })
-    }
-
-    fn value(&mut self) -> Result<OptionValue, String> {
-        let c = self.peek()?;
-        Ok(match c {
-            '{' => OptionValue::Map(self.map()?),
-            '[' => OptionValue::List(self.list()?),
-            '"' | '\'' => OptionValue::String(self.read_string()?),
-            _ if c.is_ascii_digit() || c == '-' => OptionValue::Number(self.read_word()?),
-            _ => match self.read_word()? {
-                w if w == "true" || w == "false" => OptionValue::Bool(w),
-                w => OptionValue::Enum(w),
-            },
-        })
-    }
-
-    fn map(&mut self) -> Result<Vec<(String, OptionValue)>, String> {
-        self.require('{')?;
-        let mut result: Vec<(String, OptionValue)> = Vec::new();
-        while !self.peek_is('}')? {
-            let option = self.option(':')?;
-            let (key, value) = match option.value {
-                OptionValue::Option(nested) => {
-                    let entry = (nested.name, nested.value);
-                    match result.iter_mut().find(|(k, _)| *k == option.name) {
-                        Some((_, OptionValue::Map(m))) => m.push(entry),
-                        _ => result.push((option.name, OptionValue::Map(vec![entry]))),
-                    }
-                    self.separator()?;
-                    continue;
-                }
-                value => (option.name, value),
-            };
-            match result.iter_mut().find(|(k, _)| *k == key) {
-                None => result.push((key, value)),
-                Some((_, previous)) => {
-                    let mut list = match std::mem::replace(previous, OptionValue::List(Vec::new()))
-                    {
-                        OptionValue::List(l) => l,
-                        other => vec![other],
-                    };
-                    match value {
-                        OptionValue::List(l) => list.extend(l),
-                        v => list.push(v),
-                    }
-                    *previous = OptionValue::List(list);
-                }
-            }
-            self.separator()?;
-        }
-        Ok(result)
-    }
-
-    fn separator(&mut self) -> Result<(), String> {
-        if !self.peek_is(',')? {
-            self.peek_is(';')?;
-        }
-        Ok(())
-    }
-
-    fn list(&mut self) -> Result<Vec<OptionValue>, String> {
-        self.require('[')?;
-        let mut result = Vec::new();
-        loop {
-            if self.peek_is(']')? {
-                return Ok(result);
-            }
-            result.push(self.value()?);
-            if self.peek_is(',')? {
-                continue;
-            }
-            if self.peek()? != ']' {
-                return Err(self.error("expected ',' or ']'"));
-            }
-        }
-    }
-}
-
-/// Takes the options named `name` out of `options`; the last one's value as text.
-fn strip(options: &mut Vec<OptionElement>, name: &str) -> Option<String> {
-    let mut result = None;
-    options.retain(|o| {
-        if o.name != name || o.parenthesized {
-            return true;
-        }
-        result = Some(match &o.value {
-            OptionValue::String(s)
-            | OptionValue::Bool(s)
-            | OptionValue::Number(s)
-            | OptionValue::Enum(s) => s.clone(),
-            _ => String::new(),
-        });
-        false
-    });
-    result
 }
 
 /// A decimal, hexadecimal (`0x`) or octal (leading `0`) integer, maybe negative.

@@ -516,3 +516,100 @@ fn the_registry_api_parses_and_checks_protobuf() {
     // Not advertised yet.
     assert_eq!(SchemaType::SUPPORTED, [SchemaType::Avro]);
 }
+
+/// Confluent's `testComplexCustomOptions`, without what protoc (and protox) refuse but
+/// Wire takes: a duplicated import, and list literals as option values outside a
+/// `{...}` message value (`= ["PII", "PRIVATE"]`; a repeated field is set once per
+/// statement instead). `confluent/meta.proto` resolves without a reference.
+#[test]
+fn confluent_meta_options_print_as_confluent_does() {
+    let extensions = r#"syntax = "proto3";
+package com.custom;
+import "google/protobuf/descriptor.proto";
+enum Mode { NONE = 0; FULL = 1; }
+message Map { string subject = 1; Mode compatibility_mode = 2; }
+extend google.protobuf.FileOptions { Map map = 50000; }
+"#;
+    let text = concat!(
+        "syntax = \"proto3\";\n\n",
+        "import \"common/extensions.proto\";\n",
+        "import \"confluent/meta.proto\";\n\n",
+        "package com.custom.example.v0;\n\n",
+        "option go_package = \"example/v0;example\";\n",
+        "option java_multiple_files = true;\n",
+        "option (com.custom.map).subject = 'user-value';\n",
+        "option (com.custom.map).compatibility_mode = FULL;\n",
+        "option (.confluent.file_meta).doc = \"file meta\";\n",
+        "option (confluent.file_meta).params = {\n",
+        "        value: \"my_value\",\n",
+        "        key: \"my_key\"\n",
+        "    };\n",
+        "option (confluent.file_meta).tags = \"PII\";\n",
+        "option (confluent.file_meta).tags = \"PRIVATE\";\n",
+        "message User {\n",
+        "  string first_name = 1;\n",
+        "  string last_name = 2;\n",
+        "}",
+    );
+    let want = concat!(
+        "syntax = \"proto3\";\n",
+        "package com.custom.example.v0;\n",
+        "\n",
+        "import \"common/extensions.proto\";\n",
+        "import \"confluent/meta.proto\";\n",
+        "\n",
+        "option go_package = \"example/v0;example\";\n",
+        "option java_multiple_files = true;\n",
+        "option (com.custom.map).subject = \"user-value\";\n",
+        "option (com.custom.map).compatibility_mode = FULL;\n",
+        "option (.confluent.file_meta).doc = \"file meta\";\n",
+        "option (confluent.file_meta).params = {\n",
+        "  value: \"my_value\",\n",
+        "  key: \"my_key\"\n",
+        "};\n",
+        "option (confluent.file_meta).tags = \"PII\";\n",
+        "option (confluent.file_meta).tags = \"PRIVATE\";\n",
+        "\n",
+        "message User {\n",
+        "  string first_name = 1;\n",
+        "  string last_name = 2;\n",
+        "}\n",
+    );
+    let s = ProtobufSchema::parse(text, &[("common/extensions.proto", extensions)]).unwrap();
+    assert_eq!(s.canonical(), want);
+}
+
+#[test]
+fn known_files_resolve_without_references() {
+    let text = concat!(
+        "syntax = \"proto3\";\n",
+        "import \"google/type/date.proto\";\n",
+        "import \"google/type/money.proto\";\n",
+        "import \"google/protobuf/timestamp.proto\";\n",
+        "import \"confluent/type/decimal.proto\";\n",
+        "message M {\n",
+        "  google.type.Date d = 1;\n",
+        "  google.type.Money m = 2;\n",
+        "  google.protobuf.Timestamp t = 3;\n",
+        "  confluent.type.Decimal price = 4;\n",
+        "}\n",
+    );
+    schema(text);
+    let e =
+        ProtobufSchema::parse("syntax = \"proto3\"; import \"google/type/nothing.proto\";", &[])
+            .unwrap_err();
+    assert!(e.contains("import 'google/type/nothing.proto' not found"), "{e}");
+}
+
+#[test]
+fn deep_nesting_is_refused_not_overflowed() {
+    let deep = format!("syntax = \"proto3\";{}{}", "message M {".repeat(5000), "}".repeat(5000));
+    let e = ProtobufSchema::parse(&deep, &[]).unwrap_err();
+    assert!(e.contains("nested more than 100 levels deep"), "{e}");
+    let deep =
+        format!("syntax = \"proto3\"; option (x) = {}{};", "{a:".repeat(5000), "}".repeat(5000));
+    let e = ProtobufSchema::parse(&deep, &[]).unwrap_err();
+    assert!(e.contains("nested more than 100 levels deep"), "{e}");
+    let ok = format!("syntax = \"proto3\";{}{}", "message M {".repeat(20), "}".repeat(20));
+    schema(&ok);
+}
