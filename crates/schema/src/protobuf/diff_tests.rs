@@ -1391,7 +1391,9 @@ const USER: &str = "syntax = \"proto3\";\npackage com.ex;\nimport \"address.prot
 
 /// More cases, ours: the scalar groups, maps, labels, enums, references and known types.
 /// Where several top-level names differ, the order is Java's `HashSet` order (for
-/// example "Entry" hashes to bucket 2 and "M" to bucket 13 of 16).
+/// example "Entry" hashes to bucket 2 and "M" to bucket 13 of 16). Each list is what
+/// Confluent's own `SchemaDiff` (7.0.16's classes, run on these texts) gives; none of
+/// these cases touches a oneof, where 7.0.16's rules are older than master's.
 const OWN_CASES: &[Case] = &[
     Case {
         name: "enum constant removed",

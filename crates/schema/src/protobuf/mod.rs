@@ -190,23 +190,44 @@ fn default_json_name(name: &str) -> String {
     out
 }
 
-/// protox fills in every field's `json_name`; protoc's descriptors (and Confluent's) carry
-/// one only when the schema sets it, so the default ones are dropped.
-fn strip_default_json_names(fd: &mut FileDescriptorProto) {
-    fn fields(fields: &mut [prost_types::FieldDescriptorProto]) {
-        for f in fields {
-            if f.json_name.as_deref() == Some(default_json_name(f.name()).as_str()) {
-                f.json_name = None;
+/// The serialized form of the compiled `file`: its FileDescriptorProto with custom
+/// options kept, named `default`, without the `json_name`s protox fills in for every field
+/// (protoc's descriptors, and Confluent's, carry one only when the schema sets it).
+fn serialize(file: &prost_reflect::FileDescriptor) -> String {
+    use prost_reflect::{DynamicMessage, Value};
+    fn strip(m: &mut DynamicMessage) {
+        for list in ["field", "extension"] {
+            if let Some(Value::List(fields)) = m.get_field_by_name_mut(list) {
+                for f in fields.iter_mut().filter_map(|f| f.as_message_mut()) {
+                    let name =
+                        f.get_field_by_name("name").and_then(|v| v.as_str().map(str::to_string));
+                    let json = f
+                        .get_field_by_name("json_name")
+                        .and_then(|v| v.as_str().map(str::to_string));
+                    if name.map(|n| default_json_name(&n)) == json {
+                        f.clear_field_by_name("json_name");
+                    }
+                }
+            }
+        }
+        // A file's messages, a message's nested ones.
+        for list in ["message_type", "nested_type"] {
+            if let Some(Value::List(nested)) = m.get_field_by_name_mut(list) {
+                nested.iter_mut().filter_map(|n| n.as_message_mut()).for_each(strip);
             }
         }
     }
-    fn message(m: &mut prost_types::DescriptorProto) {
-        fields(&mut m.field);
-        fields(&mut m.extension);
-        m.nested_type.iter_mut().for_each(message);
-    }
-    fields(&mut fd.extension);
-    fd.message_type.iter_mut().for_each(message);
+    let bytes = file.encode_to_vec();
+    let global = prost_reflect::DescriptorPool::global();
+    let Some(desc) = global.get_message_by_name("google.protobuf.FileDescriptorProto") else {
+        return BASE64.encode(bytes);
+    };
+    let Ok(mut message) = DynamicMessage::decode(desc, bytes.as_slice()) else {
+        return BASE64.encode(bytes);
+    };
+    message.set_field_by_name("name", Value::String(SERIALIZED_NAME.to_string()));
+    strip(&mut message);
+    BASE64.encode(message.encode_to_vec())
 }
 
 impl ProtobufSchema {
@@ -232,15 +253,11 @@ impl ProtobufSchema {
         resolver.add(protox::file::GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
         compiler.open_file(ROOT).map_err(|e| describe(&e, text, &texts))?;
-        let mut compiled = compiler
-            .file_descriptor_set()
-            .file
-            .into_iter()
-            .find(|f| f.name() == ROOT)
+        let compiled = compiler
+            .descriptor_pool()
+            .get_file_by_name(ROOT)
             .ok_or_else(|| "the schema did not compile".to_string())?;
-        compiled.name = Some(SERIALIZED_NAME.to_string());
-        strip_default_json_names(&mut compiled);
-        let serialized = BASE64.encode(compiled.encode_to_vec());
+        let serialized = serialize(&compiled);
         let canonical = print::print(&file);
         Ok(ProtobufSchema { file: Box::new(file), dependencies, canonical, serialized })
     }
