@@ -65,6 +65,10 @@ fn read(text: &str) -> Result<(File, Source), String> {
                 .and_then(|bytes| FileDescriptorProto::decode(bytes.as_slice()).ok())
                 .filter(|_| !text.trim().is_empty());
             match decoded {
+                // prost-reflect panics labelling this error (see `parse`).
+                Some(fd) if !matches!(fd.syntax(), "" | "proto2" | "proto3") => {
+                    Err(format!("Could not parse Protobuf - unknown syntax '{}'", fd.syntax()))
+                }
                 Some(fd) => Ok((descriptor::file(&fd), Source::Descriptor(Box::new(fd)))),
                 None => Err(format!("Could not parse Protobuf - {e}")),
             }
@@ -247,17 +251,23 @@ impl ProtobufSchema {
         let (file, source) = read(text)?;
         sources.insert(ROOT.to_string(), source);
 
-        let mut resolver = protox::file::ChainFileResolver::new();
-        resolver.add(Memory(sources));
-        resolver.add(Known);
-        resolver.add(protox::file::GoogleFileResolver::new());
-        let mut compiler = protox::Compiler::with_file_resolver(resolver);
-        compiler.open_file(ROOT).map_err(|e| describe(&e, text, &texts))?;
-        let compiled = compiler
-            .descriptor_pool()
-            .get_file_by_name(ROOT)
-            .ok_or_else(|| "the schema did not compile".to_string())?;
-        let serialized = serialize(&compiled);
+        let compile = || {
+            let mut resolver = protox::file::ChainFileResolver::new();
+            resolver.add(Memory(sources));
+            resolver.add(Known);
+            resolver.add(protox::file::GoogleFileResolver::new());
+            let mut compiler = protox::Compiler::with_file_resolver(resolver);
+            compiler.open_file(ROOT).map_err(|e| describe(&e, text, &texts))?;
+            let compiled = compiler
+                .descriptor_pool()
+                .get_file_by_name(ROOT)
+                .ok_or_else(|| "the schema did not compile".to_string())?;
+            Ok::<String, String>(serialize(&compiled))
+        };
+        // prost-reflect 0.16.5 panics (an index out of bounds where it labels an error)
+        // on some malformed descriptors; this is network input.
+        let serialized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile))
+            .unwrap_or_else(|_| Err("the schema's descriptor is malformed".to_string()))?;
         let canonical = print::print(&file);
         Ok(ProtobufSchema { file: Box::new(file), dependencies, canonical, serialized })
     }

@@ -654,3 +654,134 @@ fn prints_what_confluents_classes_print() {
         assert_eq!(schema(once.canonical()).canonical(), *want, "stable: {input}");
     }
 }
+
+mod robustness {
+    use super::super::ProtobufSchema;
+    use proptest::prelude::*;
+
+    const TOKENS: &[&str] = &[
+        "syntax = \"proto3\";",
+        "syntax = \"proto2\";",
+        "package p;",
+        "message",
+        "enum",
+        "M",
+        "N",
+        "E",
+        "{",
+        "}",
+        ";",
+        "=",
+        "1",
+        "2",
+        "0x10",
+        "-1",
+        "int32",
+        "string",
+        "repeated",
+        "optional",
+        "required",
+        "map<string, M>",
+        "oneof",
+        "o",
+        "reserved",
+        "to",
+        "max",
+        ",",
+        "\"a\"",
+        "'b\\x41'",
+        "option",
+        "(x)",
+        ".y",
+        "[",
+        "]",
+        ":",
+        "true",
+        "group",
+        "G",
+        "extensions",
+        "extend",
+        "service",
+        "rpc",
+        "(",
+        ")",
+        "returns",
+        "stream",
+        "// c\n",
+        "/* c */",
+        "import",
+        "\"google/protobuf/any.proto\"",
+        "public",
+        "weak",
+        "\\",
+    ];
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(TOKENS), 0..60).prop_map(|t| t.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Network input: any text parses or is refused, never panics; what parses prints
+        /// and compares against anything else that parses.
+        #[test]
+        fn any_text_is_parsed_or_refused(a in text(), b in text()) {
+            let a = ProtobufSchema::parse(&a, &[]);
+            let b = ProtobufSchema::parse(&b, &[]);
+            if let (Ok(a), Ok(b)) = (&a, &b) {
+                let _ = a.can_read(b, "new", "old");
+                let _ = b.can_read(a, "new", "old");
+                let _ = ProtobufSchema::parse(a.serialized(), &[]);
+                let _ = a.message_name_at(&[0, 1, 2]);
+            }
+        }
+
+        /// Valid schemas with a piece cut out, or a byte of their serialized form changed.
+        #[test]
+        fn damaged_schemas_are_parsed_or_refused(
+            which in 0..4usize,
+            start in 0..2000usize,
+            len in 1..40usize,
+            flip in any::<(usize, u8)>(),
+        ) {
+            use base64::Engine;
+            let engine = base64::engine::general_purpose::STANDARD;
+            let text = [super::MESSY, super::OPTIONS, super::PROTO2, super::ENUM_RESERVED][which];
+            let chars: Vec<char> = text.chars().collect();
+            let start = start % chars.len();
+            let end = (start + len).min(chars.len());
+            let cut: String = chars[..start].iter().chain(&chars[end..]).collect();
+            if let Ok(s) = ProtobufSchema::parse(&cut, &[]) {
+                let _ = ProtobufSchema::parse(s.canonical(), &[]);
+            }
+            let original = ProtobufSchema::parse(text, &[]).unwrap();
+            let mut bytes = engine.decode(original.serialized()).unwrap();
+            let at = flip.0 % bytes.len();
+            bytes[at] ^= flip.1.max(1);
+            if let Ok(s) = ProtobufSchema::parse(&engine.encode(&bytes), &[]) {
+                let _ = s.can_read(&original, "new", "old");
+                let _ = original.can_read(&s, "new", "old");
+            }
+        }
+
+        /// Any bytes in base64: a descriptor, or refused.
+        #[test]
+        fn any_base64_is_parsed_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            use base64::Engine;
+            let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let _ = ProtobufSchema::parse(&text, &[]);
+        }
+    }
+}
+
+/// prost-reflect 0.16.5 panics while labelling the error for some malformed descriptors
+/// (an unknown `syntax`, for one); the registry gets an error instead.
+#[test]
+fn a_malformed_descriptor_is_refused_not_panicked_on() {
+    let bytes = BASE64.decode(schema(ENUM_BEFORE).serialized()).unwrap();
+    let mut fd = prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap();
+    fd.syntax = Some("qroto3".into());
+    let e = ProtobufSchema::parse(&BASE64.encode(fd.encode_to_vec()), &[]).unwrap_err();
+    assert_eq!(e, "Could not parse Protobuf - unknown syntax 'qroto3'");
+}
