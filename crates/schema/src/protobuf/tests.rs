@@ -785,3 +785,25 @@ fn a_malformed_descriptor_is_refused_not_panicked_on() {
     let e = ProtobufSchema::parse(&BASE64.encode(fd.encode_to_vec()), &[]).unwrap_err();
     assert_eq!(e, "Could not parse Protobuf - unknown syntax 'qroto3'");
 }
+
+/// What Confluent's Java serializer registers: the text Confluent prints from a generated
+/// class's descriptor (qualified names, a map as its explicit entry message). It parses,
+/// prints as it is, and reads and is read by the `map<>` form of the same schema.
+#[test]
+fn the_java_serializers_text_registers() {
+    let java = concat!(
+        "syntax = \"proto3\";\npackage a.b;\n\n",
+        "import \"google/protobuf/timestamp.proto\";\n\n",
+        "message Order {\n  repeated .a.b.Order.CountsEntry counts = 2;\n",
+        "  .google.protobuf.Timestamp at = 3;\n  optional string note = 4;\n\n",
+        "  message CountsEntry {\n    option map_entry = true;\n  \n",
+        "    string key = 1;\n    int64 value = 2;\n  }\n}\n",
+    );
+    let s = schema(java);
+    assert_eq!(s.canonical(), java);
+    let text = schema(
+        "syntax = \"proto3\"; package a.b; import \"google/protobuf/timestamp.proto\"; message Order { map<string, int64> counts = 2; google.protobuf.Timestamp at = 3; optional string note = 4; }",
+    );
+    assert_eq!(s.can_read(&text, "new", "old"), Vec::<String>::new());
+    assert_eq!(text.can_read(&s, "new", "old"), Vec::<String>::new());
+}
