@@ -27,13 +27,14 @@
 //!   `clock`, `disk`, `failpoint`.
 //! - re-exported from `shale-proto`: `proto`; from `shale-client`: `client`; from
 //!   `shale-meta`: `meta`; from `shale-storage`: `log`, `tier`; from `shale-broker`:
-//!   `broker`, `groups`, `api`, `admin`, `auth`, `acl`, `metrics`, `tls`.
+//!   `broker`, `groups`, `api`, `auth`, `acl`, `metrics`, `tls`; from `shale-admin`: `admin`.
 
 pub mod cli;
 pub mod server;
 pub mod settings;
 
-pub use shale_broker::{acl, admin, api, auth, broker, groups, metrics, tls};
+pub use shale_admin as admin;
+pub use shale_broker::{acl, api, auth, broker, groups, metrics, tls};
 pub use shale_client as client;
 pub use shale_core::error::{Error, ErrorKind, Result};
 pub use shale_core::{acks, clock, disk, error, failpoint, names, record, topic_config};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpSocket};
 
-use shale_broker::admin::AdminServer;
+use shale_admin::AdminServer;
 use shale_broker::api::Api;
 use shale_broker::broker::{Broker, DrainReport};
 use shale_core::clock::SharedClock;
@@ -140,13 +140,15 @@ pub async fn start(
     let registry_settings = settings.schema_registry.clone();
     let broker = Broker::open(settings.broker_settings(), meta, clock, bucket, tls.clone()).await?;
     let admin = match admin_listen {
-        Some(a) => match AdminServer::start(a, &broker).await {
-            Ok(admin) => Some(admin),
-            Err(e) => {
-                let _ = broker.close().await;
-                return Err(e);
+        Some(a) => {
+            match AdminServer::start(a, Api::new(broker.clone(), authenticator.clone())).await {
+                Ok(admin) => Some(admin),
+                Err(e) => {
+                    let _ = broker.close().await;
+                    return Err(e);
+                }
             }
-        },
+        }
         None => None,
     };
     if standalone {

@@ -15,8 +15,8 @@
 //! - `acl`: authorization: Kafka-style ACLs stored in the metadata store, cached and
 //!   watched; the per-request check; producer ids tagged with their principal.
 //! - `audit`: the audit trail (refused requests, admin mutations) on its own log target.
-//! - `admin`: the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
-//! - `metrics`: request metrics shared by the services and the admin listener.
+//! - `prometheus`: the broker's metrics as Prometheus reads them (served by `shale-admin`).
+//! - `metrics`: request metrics shared by the front ends and the metrics exposition.
 //! - `settings`: the broker's settings sections (file, env, flags), validated; the front
 //!   ends' own sections are theirs (`[kafka]`: `shale_kafka::KafkaSettings`).
 //! - `tls`: TLS on the listener and to peers (rustls), with certificates reloaded from disk.
@@ -26,13 +26,13 @@
 //! used by the client. Above: the front ends, which use `api` only (`scripts/check-layers.sh`).
 
 pub mod acl;
-pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod groups;
 pub mod metrics;
+mod prometheus;
 pub mod quota;
 pub mod registry;
 pub mod settings;

@@ -46,9 +46,56 @@ pub fn schema_id(bytes: &[u8]) -> Result<i32, WireError> {
     }
 }
 
+/// A Protobuf value's message indexes, which follow the prefix (Confluent's
+/// `MessageIndexes.readFrom`): which message of the schema wrote `data` (the bytes after
+/// [`PREFIX_LEN`]), as a path for [`crate::ParsedSchema::message_name_at`], and how many
+/// bytes they took. A count, then each index, as zigzag varints (Kafka's `readVarint`);
+/// a count of 0 stands for `[0]`, the first message. None when malformed.
+pub fn message_indexes(data: &[u8]) -> Option<(Vec<i32>, usize)> {
+    let mut pos = 0;
+    let count = read_varint(data, &mut pos)?;
+    if count == 0 {
+        return Some((vec![0], pos));
+    }
+    // Each index takes a byte at least.
+    let count = usize::try_from(count).ok().filter(|&n| n <= data.len() - pos)?;
+    let mut indexes = Vec::with_capacity(count);
+    for _ in 0..count {
+        indexes.push(read_varint(data, &mut pos)?);
+    }
+    Some((indexes, pos))
+}
+
+/// Kafka's `ByteUtils.readVarint`: a zigzag-encoded varint of at most 5 bytes.
+fn read_varint(data: &[u8], pos: &mut usize) -> Option<i32> {
+    let mut value: u32 = 0;
+    for i in 0..5 {
+        let b = *data.get(*pos)?;
+        *pos += 1;
+        value |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value >> 1) as i32 ^ -((value & 1) as i32));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protobuf_message_indexes_are_zigzag_varints() {
+        assert_eq!(message_indexes(&[0, 0x0a]), Some((vec![0], 1)), "0: the first message");
+        assert_eq!(message_indexes(&[4, 2, 4, 0x0a]), Some((vec![1, 2], 3)), "count 2: [1, 2]");
+        assert_eq!(message_indexes(&[2, 0x80, 0x01, 0]), Some((vec![64], 3)));
+        assert_eq!(message_indexes(&[]), None);
+        assert_eq!(message_indexes(&[8, 2]), None, "fewer indexes than the count");
+        assert_eq!(message_indexes(&[2]), None);
+        assert_eq!(message_indexes(&[2, 0xff, 0xff, 0xff, 0xff, 0xff]), None, "varint too long");
+        assert_eq!(message_indexes(&[3]), None, "negative count");
+        assert_eq!(message_indexes(&[1]), None, "negative count");
+    }
 
     #[test]
     fn the_id_follows_the_magic_byte_big_endian() {

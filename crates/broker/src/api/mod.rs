@@ -53,6 +53,7 @@ pub use crate::groups::classic::{
     SyncRequest, Synced,
 };
 pub use crate::metrics::{RequestMetrics, observe_since};
+pub use crate::prometheus::{Exposition, OPENMETRICS};
 pub use crate::quota::{Kind as QuotaKind, QuotaLimits};
 pub use crate::settings::Settings;
 pub use crate::tls::ServerTls;
@@ -154,6 +155,21 @@ impl Api {
     /// accepted (readiness probes; see [`Inner::readiness`]).
     pub fn is_ready(&self) -> bool {
         self.broker.readiness().is_ok()
+    }
+
+    /// [`is_ready`](Self::is_ready), with the reason when not.
+    pub fn readiness(&self) -> Result<(), Error> {
+        self.broker.readiness()
+    }
+
+    /// Open: not closing (liveness probes).
+    pub fn is_open(&self) -> bool {
+        !self.broker.is_closing()
+    }
+
+    /// The broker's metrics, for a listener that serves them: encoded at each scrape.
+    pub fn metrics_exposition(&self) -> Exposition {
+        Exposition::new(&self.broker)
     }
 
     /// A channel to another broker (forwarding to a group's coordinator, a partition's
