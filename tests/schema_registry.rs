@@ -51,7 +51,10 @@ async fn the_http_api_answers_as_confluents_does() {
     let a = addr.as_str();
 
     assert_eq!(call(a, "GET", "/subjects", None).await, (200, json!([])));
-    assert_eq!(call(a, "GET", "/schemas/types", None).await, (200, json!(["AVRO", "JSON"])));
+    assert_eq!(
+        call(a, "GET", "/schemas/types", None).await,
+        (200, json!(["AVRO", "PROTOBUF", "JSON"]))
+    );
     let v1 = schema(&[("a", "int")]);
     let (status, body) =
         call(a, "POST", "/subjects/s-value/versions", Some(json!({"schema": v1}))).await;
@@ -551,7 +554,41 @@ fn confluent_kafkas_json_schema_serializers_round_trip_through_the_kafka_listene
         "{json}"
     );
     assert_eq!(json["shared_id"], true, "{json}");
-    assert_eq!(json["types"], json!(["AVRO", "JSON"]), "{json}");
+    assert_eq!(json["types"], json!(["AVRO", "PROTOBUF", "JSON"]), "{json}");
+    rt.block_on(server.close()).unwrap();
+}
+
+/// confluent-kafka's Protobuf serializer and deserializer through the Kafka listener: the
+/// serializer registers base64 descriptors, the deserializer fetches writers' schemas
+/// with `format=serialized`; two versions (a field added), every record read back, an
+/// incompatible evolution refused with 409, an invalid .proto with 42201, one ID for one
+/// schema under two subjects.
+#[test]
+fn confluent_kafkas_protobuf_serializers_round_trip_through_the_kafka_listener() {
+    let Some(python) = kafka::python() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path()));
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let url = server.registry_url().unwrap();
+    let prefix = kafka::unique("srpb");
+    let cmd =
+        kafka::python_script(&python, "schema_registry_protobuf.py", &[&bootstrap, &url, &prefix]);
+    let json = kafka::run(cmd, Duration::from_secs(90))
+        .assert_ok("confluent-kafka's Protobuf serializers");
+    assert_eq!(
+        (json["produced"].as_i64(), json["consumed"].as_i64()),
+        (Some(100), Some(100)),
+        "{json}"
+    );
+    assert_eq!(json["mismatched"], 0, "{json}");
+    assert_eq!(json["serialized_fields"], json!(["id", "item"]), "{json}");
+    assert_eq!(
+        (json["incompatible"].as_i64(), json["invalid"].as_i64()),
+        (Some(409), Some(42201)),
+        "{json}"
+    );
+    assert_eq!(json["shared_id"], true, "{json}");
     rt.block_on(server.close()).unwrap();
 }
 
@@ -574,12 +611,11 @@ fn kafkajs_registry_client_registers_encodes_and_decodes() {
         (Some(51), Some(409)),
         "{json}"
     );
-    let schemas = &json["json"];
-    assert_eq!(
-        (schemas["decoded"].as_i64(), schemas["refused"].as_i64()),
-        (Some(20), Some(409)),
-        "{json}"
-    );
+    for format in ["json", "protobuf"] {
+        let schemas = &json[format];
+        let seen = (schemas["decoded"].as_i64(), schemas["refused"].as_i64());
+        assert_eq!(seen, (Some(20), Some(409)), "{format}: {json}");
+    }
     rt.block_on(server.close()).unwrap();
 }
 

@@ -11,7 +11,9 @@
 //   incompatible evolution is refused. Then JSON Schema under {PREFIX}-json-value: a
 //   closed object schema registered, 20 values encoded (validated by the library's ajv)
 //   and decoded, an evolution adding an optional property accepted, and one changing a
-//   property's type refused.
+//   property's type refused. And Protobuf under {PREFIX}-proto-value: a .proto text
+//   registered, 20 messages encoded (protobufjs, with Confluent's message indexes) and
+//   decoded, a field added, a field's type changed across scalar groups refused.
 // Loaded from $SHALE_KAFKAJS_DIR/node_modules (scripts/kafka-clients.sh install). The last
 // stdout line is one JSON object; exit 0 only if every check passed, otherwise exit 1 with
 // a one-line reason on stderr. A watchdog ends the run after 58 s.
@@ -76,7 +78,8 @@ async function main() {
   }
   if (refused !== 409) fail(`an incompatible evolution: ${refused}`)
   const json = await jsonSchemas(registry)
-  Object.assign(report, { ok: true, ids: [id1, id2], decoded, refused, json })
+  const protobuf = await protobufSchemas(registry)
+  Object.assign(report, { ok: true, ids: [id1, id2], decoded, refused, json, protobuf })
   process.stdout.write(JSON.stringify(report) + '\n')
 }
 
@@ -107,6 +110,33 @@ async function jsonSchemas(registry) {
     refused = e.status || e.name
   }
   if (refused !== 409) fail(`an incompatible JSON evolution: ${refused}`)
+  return { ids: [id, evolved], decoded, refused }
+}
+
+const proto = (fields) => `syntax = "proto3";\npackage js;\n\nmessage Reading {\n${fields}}\n`
+
+async function protobufSchemas(registry) {
+  const protoSubject = `${prefix}-proto-value`
+  const p1 = proto('  string sensor = 1;\n  double value = 2;\n')
+  const p2 = proto('  string sensor = 1;\n  double value = 2;\n  string unit = 3;\n')
+  const pBad = proto('  int64 sensor = 1;\n  double value = 2;\n')
+  const { id } = await registry.register({ type: SchemaType.PROTOBUF, schema: p1 }, { subject: protoSubject })
+  let decoded = 0
+  for (let i = 0; i < 20; i++) {
+    const value = { sensor: `s${i}`, value: i / 4 }
+    const back = await registry.decode(await registry.encode(id, value))
+    if (back.sensor !== value.sensor || back.value !== value.value) fail(`Protobuf ${i} decoded as ${JSON.stringify(back)}`)
+    decoded++
+  }
+  const { id: evolved } = await registry.register({ type: SchemaType.PROTOBUF, schema: p2 }, { subject: protoSubject })
+  if (evolved === id) fail('the Protobuf evolution got the first schema\'s ID')
+  let refused = null
+  try {
+    await registry.register({ type: SchemaType.PROTOBUF, schema: pBad }, { subject: protoSubject })
+  } catch (e) {
+    refused = e.status || e.name
+  }
+  if (refused !== 409) fail(`an incompatible Protobuf evolution: ${refused}`)
   return { ids: [id, evolved], decoded, refused }
 }
 

@@ -105,19 +105,25 @@ fn references_json(refs: &[Reference]) -> Value {
     )
 }
 
-/// `SchemaString`: a schema by ID.
-fn schema_string(s: &Stored) -> Value {
+/// `SchemaString`: a schema by ID, its text as `text` (the stored text, or another
+/// `format` of it).
+fn schema_string(s: &Stored, text: String) -> Value {
     let mut out = serde_json::Map::new();
     type_json(s.schema_type, &mut out);
-    out.insert("schema".into(), json!(s.schema));
+    out.insert("schema".into(), json!(text));
     if !s.references.is_empty() {
         out.insert("references".into(), references_json(&s.references));
     }
     Value::Object(out)
 }
 
-/// `Schema`: a subject's version.
+/// `Schema`: a subject's version, with its stored text.
 fn subject_version(v: &SubjectVersion) -> Value {
+    subject_version_as(v, v.schema.schema.clone())
+}
+
+/// `Schema`: a subject's version, its text as `text`.
+fn subject_version_as(v: &SubjectVersion, text: String) -> Value {
     let mut out = serde_json::Map::new();
     out.insert("subject".into(), json!(v.subject));
     out.insert("version".into(), json!(v.version));
@@ -126,8 +132,13 @@ fn subject_version(v: &SubjectVersion) -> Value {
     if !v.schema.references.is_empty() {
         out.insert("references".into(), references_json(&v.schema.references));
     }
-    out.insert("schema".into(), json!(v.schema.schema));
+    out.insert("schema".into(), json!(text));
     Value::Object(out)
+}
+
+/// A request's `format` parameter.
+fn format(q: &HashMap<String, String>) -> Option<&str> {
+    q.get("format").map(String::as_str)
 }
 
 async fn schema_types() -> Response {
@@ -144,7 +155,11 @@ async fn schema_by_id(
     let id = ok!(id_param(&id));
     match st.api.schema_by_id(&who, id) {
         Ok(s) => {
-            let mut body = schema_string(&s);
+            let text = match st.api.schema_text(&s, format(&q)) {
+                Ok(text) => text,
+                Err(e) => return failure(e),
+            };
+            let mut body = schema_string(&s, text);
             if flag(&q, "fetchMaxId") {
                 let max = st.api.schema_max_id().unwrap_or(id);
                 body["maxId"] = json!(max);
@@ -300,7 +315,10 @@ async fn version(
     let who = who!(st, headers);
     let v = ok!(version_param(&version));
     match st.api.subject_version(&who, &subject, v, flag(&q, "deleted")) {
-        Ok(v) => json(subject_version(&v)),
+        Ok(v) => match st.api.schema_text(&v.schema, format(&q)) {
+            Ok(text) => json(subject_version_as(&v, text)),
+            Err(e) => failure(e),
+        },
         Err(e) => failure(e),
     }
 }

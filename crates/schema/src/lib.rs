@@ -17,9 +17,7 @@
 //! - `registry`: the `_schemas` records (Confluent's format), the state they build, and
 //!   the rules of registrations, deletes, configs and modes.
 //!
-//! Served today: Avro and JSON Schema. Protobuf is parsed, printed and checked here, but not
-//! in [`SchemaType::SUPPORTED`] yet: the registry refuses it (and does not list it in
-//! `/schemas/types`) until its clients are tested against it.
+//! Served: Avro, Protobuf and JSON Schema.
 
 mod avro;
 pub mod json;
@@ -44,7 +42,8 @@ pub enum SchemaType {
 
 impl SchemaType {
     /// The formats this build parses and checks.
-    pub const SUPPORTED: &'static [SchemaType] = &[SchemaType::Avro, SchemaType::Json];
+    pub const SUPPORTED: &'static [SchemaType] =
+        &[SchemaType::Avro, SchemaType::Protobuf, SchemaType::Json];
 
     /// The name in the registry's API: `AVRO`, `PROTOBUF`, `JSON`.
     pub fn as_str(self) -> &'static str {

@@ -10,6 +10,7 @@ use super::{Api, Identity};
 use crate::acl::{CLUSTER, Operation, ResourceType};
 use crate::audit::{self, Resource};
 use crate::registry::{Decision, Failure, Registry};
+use shale_core::error::Error;
 use shale_schema::registry::plan::Registration;
 use shale_schema::registry::store::Stored;
 use shale_schema::registry::{Mode, Reference, SubjectVersion, VersionId};
@@ -61,6 +62,13 @@ impl Api {
             self.check_subject(who, "GetSchemaById", Operation::Read, subject)?;
         }
         Ok(schema)
+    }
+
+    /// `schema`'s text in a request's `format` (`serialized`: a Protobuf schema's
+    /// descriptor, base64), as `shale_schema::registry::Store::formatted` gives it.
+    pub fn schema_text(&self, schema: &Stored, format: Option<&str>) -> Result<String, Failure> {
+        let text = self.registry()?.read(|s| s.formatted(schema, format));
+        text.map_err(|e| Failure::Failed(Error::internal(format!("a stored schema: {e}"))))
     }
 
     /// The registry listener of the registry's writer, when that is another broker: where

@@ -515,8 +515,8 @@ fn the_registry_api_parses_and_checks_protobuf() {
     assert!(e.0.contains("not PROTOBUF"), "{e}");
     let e = parse(SchemaType::Protobuf, "message {", &[]).unwrap_err();
     assert!(e.0.starts_with("Invalid schema message {: Could not parse Protobuf - "), "{e}");
-    // Not advertised yet.
-    assert!(!SchemaType::SUPPORTED.contains(&SchemaType::Protobuf));
+    // Served.
+    assert!(SchemaType::SUPPORTED.contains(&SchemaType::Protobuf));
 }
 
 /// Confluent's `testComplexCustomOptions`, without what protoc (and protox) refuse but

@@ -437,6 +437,21 @@ impl Store {
         crate::parse(schema_type, text, &list).map_err(|e| RegistryError::InvalidSchema(e.0))
     }
 
+    /// A stored schema's text in `format` (a request's `format` parameter): `serialized`
+    /// gives a Protobuf schema as base64 of its FileDescriptorProto (what Confluent's
+    /// Protobuf deserializers ask for); any other format, or none, the stored text.
+    pub fn formatted(&self, stored: &Stored, format: Option<&str>) -> Result<String, String> {
+        match format {
+            Some(f) if f.eq_ignore_ascii_case("serialized") => {
+                match self.parsed(stored)?.serialized() {
+                    Some(serialized) => Ok(serialized),
+                    None => Ok(stored.schema.clone()),
+                }
+            }
+            _ => Ok(stored.schema.clone()),
+        }
+    }
+
     /// A stored schema, parsed (once) with its references.
     pub fn parsed<'a>(&self, stored: &'a Stored) -> Result<&'a ParsedSchema, String> {
         stored
