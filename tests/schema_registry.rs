@@ -43,6 +43,23 @@ fn schema(fields: &[(&str, &str)]) -> String {
     json!({"type": "record", "name": "R", "fields": fields}).to_string()
 }
 
+/// Runs a client program (`command` of the Kafka bootstrap address and the registry's
+/// URL) against a broker of its own, within `within`: its JSON report, checked `ok`.
+fn client_run(
+    what: &str,
+    within: Duration,
+    command: impl FnOnce(&str, &str) -> std::process::Command,
+) -> Value {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path()));
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let url = server.registry_url().unwrap();
+    let json = kafka::run(command(&bootstrap, &url), within).assert_ok(what);
+    rt.block_on(server.close()).unwrap();
+    json
+}
+
 #[tokio::test]
 async fn the_http_api_answers_as_confluents_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -281,15 +298,14 @@ async fn bad_input_gets_confluents_codes_and_the_broker_keeps_serving() {
 #[test]
 fn confluent_kafkas_avro_serializers_round_trip_through_the_kafka_listener() {
     let Some(python) = kafka::python() else { return };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
-    let bootstrap = server.kafka_addr().unwrap().to_string();
-    let url = format!("http://{}", server.registry_addr().unwrap());
     let prefix = kafka::unique("sr");
-    let cmd = kafka::python_script(&python, "schema_registry.py", &[&bootstrap, &url, &prefix]);
-    let json =
-        kafka::run(cmd, Duration::from_secs(90)).assert_ok("confluent-kafka's registry client");
+    let json = client_run(
+        "confluent-kafka's registry client",
+        Duration::from_secs(90),
+        |bootstrap, url| {
+            kafka::python_script(&python, "schema_registry.py", &[bootstrap, url, &prefix])
+        },
+    );
     assert_eq!(
         (json["produced"].as_i64(), json["consumed"].as_i64()),
         (Some(200), Some(200)),
@@ -297,7 +313,6 @@ fn confluent_kafkas_avro_serializers_round_trip_through_the_kafka_listener() {
     );
     assert_eq!(json["mismatched"], 0, "{json}");
     assert_eq!(json["shared_id"], true, "{json}");
-    rt.block_on(server.close()).unwrap();
 }
 
 /// A value in Confluent's wire format: magic byte 0, the schema ID, then the data.
@@ -497,14 +512,11 @@ async fn the_registry_serves_https_and_refuses_plaintext_off_loopback() {
 #[test]
 fn confluents_java_avro_serializers_round_trip_through_the_kafka_listener() {
     let Some(jars) = kafka::java_jars() else { return };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
-    let bootstrap = server.kafka_addr().unwrap().to_string();
-    let url = server.registry_url().unwrap();
     let prefix = kafka::unique("srj");
-    let cmd = kafka::java_program(&jars, "SchemaRegistryAvro.java", &[&bootstrap, &url, &prefix]);
-    let json = kafka::run(cmd, Duration::from_secs(120)).assert_ok("Confluent's Java serializers");
+    let json =
+        client_run("Confluent's Java serializers", Duration::from_secs(120), |bootstrap, url| {
+            kafka::java_program(&jars, "SchemaRegistryAvro.java", &[bootstrap, url, &prefix])
+        });
     assert_eq!(
         (json["produced"].as_i64(), json["consumed"].as_i64()),
         (Some(200), Some(200)),
@@ -522,7 +534,6 @@ fn confluents_java_avro_serializers_round_trip_through_the_kafka_listener() {
         (json!([1, 2]), Some(2)),
         "{json}"
     );
-    rt.block_on(server.close()).unwrap();
 }
 
 /// confluent-kafka's JSON Schema serializer and deserializer through the Kafka listener:
@@ -532,16 +543,14 @@ fn confluents_java_avro_serializers_round_trip_through_the_kafka_listener() {
 #[test]
 fn confluent_kafkas_json_schema_serializers_round_trip_through_the_kafka_listener() {
     let Some(python) = kafka::python() else { return };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
-    let bootstrap = server.kafka_addr().unwrap().to_string();
-    let url = server.registry_url().unwrap();
     let prefix = kafka::unique("srjson");
-    let cmd =
-        kafka::python_script(&python, "schema_registry_json.py", &[&bootstrap, &url, &prefix]);
-    let json = kafka::run(cmd, Duration::from_secs(90))
-        .assert_ok("confluent-kafka's JSON Schema serializers");
+    let json = client_run(
+        "confluent-kafka's JSON Schema serializers",
+        Duration::from_secs(90),
+        |bootstrap, url| {
+            kafka::python_script(&python, "schema_registry_json.py", &[bootstrap, url, &prefix])
+        },
+    );
     assert_eq!(
         (json["produced"].as_i64(), json["consumed"].as_i64()),
         (Some(100), Some(100)),
@@ -555,7 +564,6 @@ fn confluent_kafkas_json_schema_serializers_round_trip_through_the_kafka_listene
     );
     assert_eq!(json["shared_id"], true, "{json}");
     assert_eq!(json["types"], json!(["AVRO", "PROTOBUF", "JSON"]), "{json}");
-    rt.block_on(server.close()).unwrap();
 }
 
 /// confluent-kafka's Protobuf serializer and deserializer through the Kafka listener: the
@@ -566,16 +574,14 @@ fn confluent_kafkas_json_schema_serializers_round_trip_through_the_kafka_listene
 #[test]
 fn confluent_kafkas_protobuf_serializers_round_trip_through_the_kafka_listener() {
     let Some(python) = kafka::python() else { return };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
-    let bootstrap = server.kafka_addr().unwrap().to_string();
-    let url = server.registry_url().unwrap();
     let prefix = kafka::unique("srpb");
-    let cmd =
-        kafka::python_script(&python, "schema_registry_protobuf.py", &[&bootstrap, &url, &prefix]);
-    let json = kafka::run(cmd, Duration::from_secs(90))
-        .assert_ok("confluent-kafka's Protobuf serializers");
+    let json = client_run(
+        "confluent-kafka's Protobuf serializers",
+        Duration::from_secs(90),
+        |bootstrap, url| {
+            kafka::python_script(&python, "schema_registry_protobuf.py", &[bootstrap, url, &prefix])
+        },
+    );
     assert_eq!(
         (json["produced"].as_i64(), json["consumed"].as_i64()),
         (Some(100), Some(100)),
@@ -589,7 +595,6 @@ fn confluent_kafkas_protobuf_serializers_round_trip_through_the_kafka_listener()
         "{json}"
     );
     assert_eq!(json["shared_id"], true, "{json}");
-    rt.block_on(server.close()).unwrap();
 }
 
 /// Confluent's Java Protobuf serializer (kafka-protobuf-serializer 7.0.16): the
@@ -599,16 +604,14 @@ fn confluent_kafkas_protobuf_serializers_round_trip_through_the_kafka_listener()
 #[test]
 fn confluents_java_protobuf_serializers_round_trip_through_the_kafka_listener() {
     let Some(jars) = kafka::java_jars() else { return };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
-    let bootstrap = server.kafka_addr().unwrap().to_string();
-    let url = server.registry_url().unwrap();
     let prefix = kafka::unique("srjp");
-    let cmd =
-        kafka::java_program(&jars, "SchemaRegistryProtobuf.java", &[&bootstrap, &url, &prefix]);
-    let json =
-        kafka::run(cmd, Duration::from_secs(120)).assert_ok("Confluent's Java Protobuf serializer");
+    let json = client_run(
+        "Confluent's Java Protobuf serializer",
+        Duration::from_secs(120),
+        |bootstrap, url| {
+            kafka::java_program(&jars, "SchemaRegistryProtobuf.java", &[bootstrap, url, &prefix])
+        },
+    );
     assert_eq!(
         (json["produced"].as_i64(), json["consumed"].as_i64()),
         (Some(100), Some(100)),
@@ -625,23 +628,148 @@ fn confluents_java_protobuf_serializers_round_trip_through_the_kafka_listener() 
         (json!([1, 2]), Some(2)),
         "{json}"
     );
-    rt.block_on(server.close()).unwrap();
+}
+
+/// Registers `text` of `format` under `subject`: the status.
+async fn register_as(a: &str, subject: &str, format: &str, text: &str) -> u16 {
+    let body = json!({"schemaType": format, "schema": text});
+    call(a, "POST", &format!("/subjects/{subject}/versions"), Some(body)).await.0
+}
+
+/// Every compatibility level for each format, over HTTP: at each of the seven levels a
+/// change compatible both ways is accepted and one incompatible both ways is refused with
+/// 409 (accepted at NONE), by registration and by the compatibility check; then the
+/// levels that differ by direction and by transitivity, where a format has such changes:
+/// Avro's field without a default (refused BACKWARD, accepted FORWARD, refused FULL) and
+/// a default dropped two versions later (accepted BACKWARD, refused BACKWARD_TRANSITIVE);
+/// JSON Schema's optional property added to a closed object (accepted BACKWARD, refused
+/// FORWARD).
+#[tokio::test]
+async fn each_level_accepts_and_refuses_evolutions_for_each_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = broker(dir.path()).await;
+    let addr = server.registry_addr().unwrap().to_string();
+    let a = addr.as_str();
+    let avro = |fields: &[(&str, &str, Option<Value>)]| {
+        let fields: Vec<Value> = fields
+            .iter()
+            .map(|(n, t, d)| match d {
+                Some(d) => json!({"name": n, "type": t, "default": d}),
+                None => json!({"name": n, "type": t}),
+            })
+            .collect();
+        json!({"type": "record", "name": "R", "fields": fields}).to_string()
+    };
+    let formats = [
+        (
+            "AVRO",
+            avro(&[("a", "int", None)]),
+            avro(&[("a", "int", None), ("b", "string", Some(json!("")))]),
+            avro(&[("a", "string", None)]),
+        ),
+        (
+            "JSON",
+            json!({"type": "object", "properties": {"a": {"type": "string"}}}).to_string(),
+            json!({"type": "object", "description": "R", "properties": {"a": {"type": "string"}}})
+                .to_string(),
+            json!({"type": "object", "properties": {"a": {"type": "integer"}}}).to_string(),
+        ),
+        (
+            "PROTOBUF",
+            "syntax = \"proto3\";\nmessage R {\n  string a = 1;\n}\n".to_string(),
+            "syntax = \"proto3\";\nmessage R {\n  string a = 1;\n  int32 b = 2;\n}\n".to_string(),
+            "syntax = \"proto3\";\nmessage R {\n  int64 a = 1;\n}\n".to_string(),
+        ),
+    ];
+    let levels = [
+        "NONE",
+        "BACKWARD",
+        "BACKWARD_TRANSITIVE",
+        "FORWARD",
+        "FORWARD_TRANSITIVE",
+        "FULL",
+        "FULL_TRANSITIVE",
+    ];
+    for (format, v1, compatible, incompatible) in &formats {
+        for level in levels {
+            let subject = format!("{format}-{level}").to_lowercase();
+            let put = json!({"compatibility": level});
+            assert_eq!(call(a, "PUT", &format!("/config/{subject}"), Some(put)).await.0, 200);
+            assert_eq!(register_as(a, &subject, format, v1).await, 200, "{subject}: v1");
+            assert_eq!(
+                register_as(a, &subject, format, compatible).await,
+                200,
+                "{subject}: compatible"
+            );
+            let path = format!("/compatibility/subjects/{subject}/versions/latest");
+            let body = json!({"schemaType": format, "schema": incompatible});
+            let (_, check) = call(a, "POST", &path, Some(body)).await;
+            assert_eq!(check["is_compatible"], json!(level == "NONE"), "{subject}: {check}");
+            let want = if level == "NONE" { 200 } else { 409 };
+            assert_eq!(
+                register_as(a, &subject, format, incompatible).await,
+                want,
+                "{subject}: incompatible"
+            );
+        }
+    }
+    // By direction and transitivity.
+    let no_default = avro(&[("a", "int", None), ("c", "int", None)]);
+    let closed = |extra: Value| {
+        let mut properties = json!({"a": {"type": "string"}});
+        if let Value::Object(m) = extra {
+            properties.as_object_mut().unwrap().extend(m);
+        }
+        json!({"type": "object", "properties": properties, "additionalProperties": false})
+            .to_string()
+    };
+    let directional = [
+        (
+            "AVRO",
+            avro(&[("a", "int", None)]),
+            no_default,
+            [("BACKWARD", 409), ("FORWARD", 200), ("FULL", 409)],
+        ),
+        (
+            "JSON",
+            closed(json!({})),
+            closed(json!({"b": {"type": "string"}})),
+            [("BACKWARD", 200), ("FORWARD", 409), ("FULL", 409)],
+        ),
+    ];
+    for (format, v1, v2, verdicts) in &directional {
+        for (level, want) in verdicts {
+            let subject = format!("dir-{format}-{level}").to_lowercase();
+            let put = json!({"compatibility": level});
+            assert_eq!(call(a, "PUT", &format!("/config/{subject}"), Some(put)).await.0, 200);
+            assert_eq!(register_as(a, &subject, format, v1).await, 200);
+            assert_eq!(register_as(a, &subject, format, v2).await, *want, "{subject}");
+        }
+    }
+    let with_default = avro(&[("a", "int", None), ("b", "string", Some(json!("")))]);
+    let dropped = avro(&[("a", "int", None), ("b", "string", None)]);
+    for (level, want) in [("BACKWARD", 200), ("BACKWARD_TRANSITIVE", 409)] {
+        let subject = format!("transitive-{level}").to_lowercase();
+        let put = json!({"compatibility": level});
+        assert_eq!(call(a, "PUT", &format!("/config/{subject}"), Some(put)).await.0, 200);
+        assert_eq!(register_as(a, &subject, "AVRO", &avro(&[("a", "int", None)])).await, 200);
+        assert_eq!(register_as(a, &subject, "AVRO", &with_default).await, 200);
+        assert_eq!(register_as(a, &subject, "AVRO", &dropped).await, want, "{subject}");
+    }
+    server.close().await.unwrap();
 }
 
 /// npm's `@kafkajs/confluent-schema-registry`, a second client implementation: registers,
-/// encodes and decodes with its own Avro library, evolves, and is refused an
-/// incompatible evolution.
+/// encodes and decodes with its own Avro, JSON Schema (ajv) and Protobuf (protobufjs)
+/// libraries, evolves, and is refused an incompatible evolution in each format.
 #[test]
 fn kafkajs_registry_client_registers_encodes_and_decodes() {
     let Some(dir) = kafka::node_dir() else { return };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(data.path()));
-    let url = format!("http://{}", server.registry_addr().unwrap());
     let prefix = kafka::unique("srjs");
-    let cmd = kafka::node_script(&dir, "schema_registry_kafkajs.js", &[&url, &prefix]);
-    let json =
-        kafka::run(cmd, Duration::from_secs(90)).assert_ok("@kafkajs/confluent-schema-registry");
+    let what = "@kafkajs/confluent-schema-registry";
+    let json = client_run(what, Duration::from_secs(90), |_, url| {
+        kafka::node_script(&dir, "schema_registry_kafkajs.js", &[url, &prefix])
+    });
     assert_eq!(
         (json["decoded"].as_i64(), json["refused"].as_i64()),
         (Some(51), Some(409)),
@@ -652,7 +780,6 @@ fn kafkajs_registry_client_registers_encodes_and_decodes() {
         let seen = (schemas["decoded"].as_i64(), schemas["refused"].as_i64());
         assert_eq!(seen, (Some(20), Some(409)), "{format}: {json}");
     }
-    rt.block_on(server.close()).unwrap();
 }
 
 #[tokio::test]
