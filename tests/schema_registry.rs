@@ -759,6 +759,76 @@ async fn each_level_accepts_and_refuses_evolutions_for_each_format() {
     server.close().await.unwrap();
 }
 
+/// `normalize=true` on registration, lookup and the compatibility check: two JSON schemas
+/// that differ only in key order are one schema (one ID, one version) and are stored
+/// with sorted keys; without it they are two; Avro's normalized text is its canonical
+/// text (Confluent 7.x); Protobuf's is not served and says so (42201).
+#[tokio::test]
+async fn normalize_makes_key_order_irrelevant_and_refuses_what_it_cannot_normalize() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = broker(dir.path()).await;
+    let addr = server.registry_addr().unwrap().to_string();
+    let a = addr.as_str();
+    let one = r#"{"type":"object","properties":{"b":{"type":"number","maximum":1.50},"a":{"type":"string"}}}"#;
+    let two = r#"{"properties":{"a":{"type":"string"},"b":{"maximum":1.50,"type":"number"}},"type":"object"}"#;
+    let body = |text: &str| json!({"schemaType": "JSON", "schema": text});
+    let post = |path: &'static str, text: &'static str| async move {
+        call(a, "POST", path, Some(json!({"schemaType": "JSON", "schema": text}))).await
+    };
+    assert_eq!(
+        post("/subjects/n-value/versions?normalize=true", one).await,
+        (200, json!({"id": 1}))
+    );
+    assert_eq!(
+        post("/subjects/n-value/versions?normalize=true", two).await,
+        (200, json!({"id": 1}))
+    );
+    let (_, stored) = call(a, "GET", "/subjects/n-value/versions/latest", None).await;
+    assert_eq!(
+        (stored["version"].clone(), stored["schema"].clone()),
+        (
+            json!(1),
+            json!(
+                r#"{"properties":{"a":{"type":"string"},"b":{"maximum":1.50,"type":"number"}},"type":"object"}"#
+            )
+        ),
+        "{stored}"
+    );
+    let (status, found) =
+        call(a, "POST", "/subjects/n-value?normalize=true", Some(body(one))).await;
+    assert_eq!((status, found["id"].clone()), (200, json!(1)), "{found}");
+    let (status, _) = call(a, "POST", "/subjects/n-value", Some(body(one))).await;
+    assert_eq!(status, 404, "without normalize, the original key order is another schema");
+    let (_, check) = call(
+        a,
+        "POST",
+        "/compatibility/subjects/n-value/versions/latest?normalize=true",
+        Some(body(two)),
+    )
+    .await;
+    assert_eq!(check, json!({"is_compatible": true}));
+    assert_eq!(post("/subjects/m-value/versions", one).await, (200, json!({"id": 2})));
+    assert_eq!(
+        post("/subjects/m-value/versions", two).await,
+        (200, json!({"id": 1})),
+        "the sorted text is schema 1's"
+    );
+
+    let avro = json!({"schema": json!({"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]}).to_string()});
+    let (status, reply) =
+        call(a, "POST", "/subjects/r-value/versions?normalize=true", Some(avro)).await;
+    assert_eq!((status, reply), (200, json!({"id": 3})));
+    let proto = json!({"schemaType": "PROTOBUF", "schema": "syntax = \"proto3\";\nmessage M {\n  string a = 1;\n}\n"});
+    let (status, reply) =
+        call(a, "POST", "/subjects/p-value/versions?normalize=true", Some(proto)).await;
+    assert_eq!((status, reply["error_code"].clone()), (422, json!(42201)), "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("normalize=true is not served for PROTOBUF"),
+        "{reply}"
+    );
+    server.close().await.unwrap();
+}
+
 /// npm's `@kafkajs/confluent-schema-registry`, a second client implementation: registers,
 /// encodes and decodes with its own Avro, JSON Schema (ajv) and Protobuf (protobufjs)
 /// libraries, evolves, and is refused an incompatible evolution in each format.

@@ -228,13 +228,21 @@ async fn subjects(State(st): State<Arc<Registry>>, headers: HeaderMap, Query(q):
     }
 }
 
-/// The schema a lookup, registration or check sends.
-fn schema_text(body: &JsonBody) -> Result<SchemaText, Response> {
-    Ok(SchemaText {
+/// The schema a lookup, registration or check sends: normalized with `normalize=true`.
+fn schema_text(
+    st: &Registry,
+    body: &JsonBody,
+    q: &HashMap<String, String>,
+) -> Result<SchemaText, Response> {
+    let text = SchemaText {
         schema_type: body.schema_type()?,
         schema: body.schema()?,
         references: body.references()?,
-    })
+    };
+    match flag(q, "normalize") {
+        true => st.api.normalized_schema(&text).map_err(failure),
+        false => Ok(text),
+    }
 }
 
 async fn lookup(
@@ -246,7 +254,7 @@ async fn lookup(
 ) -> Response {
     let who = who!(st, headers);
     let body = ok!(read_body(&st, body).await);
-    let text = ok!(schema_text(&body));
+    let text = ok!(schema_text(&st, &body, &q));
     match st.api.lookup_schema(&who, &subject, &text, flag(&q, "deleted")) {
         Ok(v) => json(subject_version(&v)),
         Err(shale_broker::api::RegistryFailure::Refused(e)) if e.code() == 40403 => {
@@ -286,12 +294,13 @@ async fn register(
     State(st): State<Arc<Registry>>,
     headers: HeaderMap,
     Path(subject): Path<String>,
+    Query(q): Q,
     body: Body,
 ) -> Response {
     let who = who!(st, headers);
     ok!(subject_param(&subject));
     let body = ok!(read_body(&st, body).await);
-    let text = ok!(schema_text(&body));
+    let text = ok!(schema_text(&st, &body, &q));
     let req = Registration {
         subject,
         schema_type: text.schema_type,
@@ -374,7 +383,7 @@ async fn compatibility(
 ) -> Response {
     let body = ok!(read_body(st, body).await);
     let verbose = flag(q, "verbose");
-    let text = ok!(schema_text(&body));
+    let text = ok!(schema_text(st, &body, q));
     match st.api.check_compatibility(who, subject, version, &text) {
         Ok(messages) if verbose => {
             json(json!({ "is_compatible": messages.is_empty(), "messages": messages }))

@@ -172,6 +172,21 @@ impl ParsedSchema {
         }
     }
 
+    /// The normalized text (`normalize=true`): Avro's canonical text (what Confluent 7.x's
+    /// `normalize()` gives), JSON Schema's with every object's keys sorted; refused for
+    /// Protobuf, whose normalized form (Confluent's re-print with qualified names and
+    /// sorted declarations) is not built.
+    pub fn normalized(&self) -> Result<String, InvalidSchema> {
+        match &self.inner {
+            Inner::Avro(a) => Ok(a.canonical().to_string()),
+            Inner::Json(j) => Ok(j.normalized()),
+            Inner::Protobuf(_) => Err(InvalidSchema(
+                "normalize=true is not served for PROTOBUF schemas: register them as they are"
+                    .into(),
+            )),
+        }
+    }
+
     /// The serialized form (`?format=serialized`): base64 of a Protobuf schema's
     /// FileDescriptorProto; None for the other formats, which have none.
     pub fn serialized(&self) -> Option<String> {

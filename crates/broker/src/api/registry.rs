@@ -122,6 +122,15 @@ impl Api {
         Ok(self.registry()?.read(|s| s.version(subject, version, deleted))?)
     }
 
+    /// `schema` as `normalize=true` asks (`Store::normalized`): to look up, check or
+    /// register in place of the schema sent.
+    pub fn normalized_schema(&self, schema: &SchemaText) -> Result<SchemaText, Failure> {
+        let (text, references) = self
+            .registry()?
+            .read(|s| s.normalized(schema.schema_type, &schema.schema, &schema.references))?;
+        Ok(SchemaText { schema_type: schema.schema_type, schema: text, references })
+    }
+
     /// The version of a subject holding this schema.
     pub fn lookup_schema(
         &self,

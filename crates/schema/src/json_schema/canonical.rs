@@ -9,7 +9,18 @@ use crate::json::write_string;
 
 /// The canonical text of `text`, which must be valid JSON (already parsed once).
 pub(crate) fn canonical(text: &str) -> Result<String, String> {
-    let mut reader = Reader { s: text.as_bytes(), i: 0 };
+    print(text, false)
+}
+
+/// The normalized text of `text` (`normalize=true`): the canonical text with every
+/// object's keys sorted, as Confluent's normalizing mapper orders them (by UTF-16 code
+/// units, Java's `String.compareTo`).
+pub(crate) fn normalized(text: &str) -> Result<String, String> {
+    print(text, true)
+}
+
+fn print(text: &str, sorted: bool) -> Result<String, String> {
+    let mut reader = Reader { s: text.as_bytes(), i: 0, sorted };
     let mut out = String::with_capacity(text.len());
     reader.value(&mut out)?;
     Ok(out)
@@ -18,6 +29,7 @@ pub(crate) fn canonical(text: &str) -> Result<String, String> {
 struct Reader<'a> {
     s: &'a [u8],
     i: usize,
+    sorted: bool,
 }
 
 impl Reader<'_> {
@@ -113,6 +125,9 @@ impl Reader<'_> {
                     }
                 }
             }
+        }
+        if self.sorted {
+            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
         }
         out.push('{');
         for (n, (k, v)) in members.iter().enumerate() {

@@ -118,6 +118,11 @@ impl JsonSchema {
         &self.canonical
     }
 
+    /// The normalized text: the canonical text with every object's keys sorted.
+    pub(crate) fn normalized(&self) -> String {
+        canonical::normalized(&self.canonical).unwrap_or_else(|_| self.canonical.clone())
+    }
+
     /// Its `title` (Confluent's `JsonSchema.name()`).
     pub(crate) fn title(&self) -> Option<String> {
         self.title.clone()

@@ -437,6 +437,23 @@ impl Store {
         crate::parse(schema_type, text, &list).map_err(|e| RegistryError::InvalidSchema(e.0))
     }
 
+    /// A schema as `normalize=true` asks: its normalized text
+    /// ([`ParsedSchema::normalized`]) and its references sorted (by name, subject,
+    /// version) without duplicates, as Confluent normalizes them.
+    pub fn normalized(
+        &self,
+        schema_type: SchemaType,
+        text: &str,
+        references: &[Reference],
+    ) -> Result<(String, Vec<Reference>), RegistryError> {
+        let parsed = self.parse(schema_type, text, references)?;
+        let text = parsed.normalized().map_err(|e| RegistryError::InvalidSchema(e.0))?;
+        let mut references = references.to_vec();
+        references.sort();
+        references.dedup();
+        Ok((text, references))
+    }
+
     /// A stored schema's text in `format` (a request's `format` parameter): `serialized`
     /// gives a Protobuf schema as base64 of its FileDescriptorProto (what Confluent's
     /// Protobuf deserializers ask for); any other format, or none, the stored text.
