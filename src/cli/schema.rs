@@ -203,16 +203,18 @@ pub struct LevelArgs {
 /// The registry's REST API as one client.
 struct Registry {
     http: reqwest::Client,
-    base: String,
+    base: reqwest::Url,
     auth: Option<String>,
 }
 
 impl Registry {
     fn new(arg: &RegistryArg) -> anyhow::Result<Registry> {
-        let base = arg.registry.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            anyhow::bail!("--registry {:?} is not an http:// or https:// URL", arg.registry);
-        }
+        let base = reqwest::Url::parse(&arg.registry)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                anyhow::anyhow!("--registry {:?} is not an http:// or https:// URL", arg.registry)
+            })?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
         if let Some(config) = tls_config(arg)? {
@@ -235,13 +237,27 @@ impl Registry {
         Ok(Registry { http, base, auth })
     }
 
-    /// `method path` with `body`; the answer's JSON, or the registry's error in one line.
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    /// `method` on the path of `segments` (each percent-encoded) with `query` and `body`;
+    /// the answer's JSON, or the registry's error in one line.
+    async fn call(
+        &self,
+        method: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let url = format!("{}{path}", self.base);
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("--registry {} cannot take a path", self.base))?
+            .pop_if_empty()
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let mut request = self
             .http
-            .request(method, &url)
+            .request(method, url.clone())
             .header("Accept", "application/vnd.schemaregistry.v1+json");
         if let Some(auth) = &self.auth {
             request = request.header("Authorization", auth);
@@ -268,18 +284,8 @@ impl Registry {
     }
 }
 
-/// A path segment, percent-encoded.
-fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+fn bool_str(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
 }
 
 impl SchemaArg {
@@ -314,8 +320,8 @@ pub(super) async fn run(cmd: SchemaCommand) -> anyhow::Result<()> {
     match cmd {
         SchemaCommand::List(a) => {
             let r = Registry::new(&a.registry)?;
-            let path = format!("/subjects?deleted={}&subjectPrefix={}", a.deleted, seg(&a.prefix));
-            let subjects = r.call("GET", &path, None).await?;
+            let query = [("deleted", bool_str(a.deleted)), ("subjectPrefix", a.prefix.as_str())];
+            let subjects = r.call("GET", &["subjects"], &query, None).await?;
             match a.format {
                 Format::Json => println!("{subjects}"),
                 Format::Text => {
@@ -327,12 +333,13 @@ pub(super) async fn run(cmd: SchemaCommand) -> anyhow::Result<()> {
         }
         SchemaCommand::Get(a) => {
             let r = Registry::new(&a.registry)?;
-            let path = match (&a.id, &a.subject) {
-                (Some(id), _) => format!("/schemas/ids/{id}"),
-                (None, Some(s)) => format!("/subjects/{}/versions/{}", seg(s), seg(&a.version)),
+            let id = a.id.map(|id| id.to_string());
+            let path: &[&str] = match (&id, &a.subject) {
+                (Some(id), _) => &["schemas", "ids", id],
+                (None, Some(s)) => &["subjects", s, "versions", &a.version],
                 (None, None) => anyhow::bail!("say which schema: a subject or --id"),
             };
-            let answer = r.call("GET", &path, None).await?;
+            let answer = r.call("GET", path, &[], None).await?;
             match a.format {
                 Format::Json => println!("{answer}"),
                 Format::Text => println!("{}", answer["schema"].as_str().unwrap_or_default()),
@@ -340,19 +347,16 @@ pub(super) async fn run(cmd: SchemaCommand) -> anyhow::Result<()> {
         }
         SchemaCommand::Register(a) => {
             let r = Registry::new(&a.registry)?;
-            let path =
-                format!("/subjects/{}/versions?normalize={}", seg(&a.schema.subject), a.normalize);
-            let answer = r.call("POST", &path, Some(a.schema.body()?)).await?;
+            let path = ["subjects", a.schema.subject.as_str(), "versions"];
+            let query = [("normalize", bool_str(a.normalize))];
+            let answer = r.call("POST", &path, &query, Some(a.schema.body()?)).await?;
             println!("{}", answer["id"]);
         }
         SchemaCommand::Check(a) => {
             let r = Registry::new(&a.registry)?;
-            let path = format!(
-                "/compatibility/subjects/{}/versions/{}?verbose=true",
-                seg(&a.schema.subject),
-                seg(&a.version)
-            );
-            let answer = r.call("POST", &path, Some(a.schema.body()?)).await?;
+            let path = ["compatibility", "subjects", &a.schema.subject, "versions", &a.version];
+            let query = [("verbose", "true")];
+            let answer = r.call("POST", &path, &query, Some(a.schema.body()?)).await?;
             if answer["is_compatible"].as_bool() != Some(true) {
                 let reasons: Vec<&str> = answer["messages"]
                     .as_array()
@@ -366,13 +370,12 @@ pub(super) async fn run(cmd: SchemaCommand) -> anyhow::Result<()> {
         }
         SchemaCommand::Delete(a) => {
             let r = Registry::new(&a.registry)?;
-            let subject = seg(&a.subject);
-            let path = match &a.version {
-                Some(v) => format!("/subjects/{subject}/versions/{}", seg(v)),
-                None => format!("/subjects/{subject}"),
-            };
-            let answer =
-                r.call("DELETE", &format!("{path}?permanent={}", a.permanent), None).await?;
+            let mut path = vec!["subjects", a.subject.as_str()];
+            if let Some(v) = &a.version {
+                path.extend(["versions", v.as_str()]);
+            }
+            let query = [("permanent", bool_str(a.permanent))];
+            let answer = r.call("DELETE", &path, &query, None).await?;
             let what = if a.permanent { "permanently deleted" } else { "deleted" };
             println!("{what} {} version(s) {answer}", a.subject);
         }
@@ -388,18 +391,16 @@ pub(super) async fn run(cmd: SchemaCommand) -> anyhow::Result<()> {
 /// `read_field`, changes take `set_field`.
 async fn level(a: LevelArgs, path: &str, set_field: &str, read_field: &str) -> anyhow::Result<()> {
     let r = Registry::new(&a.registry)?;
-    let path = match &a.subject {
-        Some(s) => format!("/{path}/{}", seg(s)),
-        None => format!("/{path}"),
-    };
+    let mut segments = vec![path];
+    segments.extend(a.subject.as_deref());
     let answer = match (&a.set, a.delete) {
         (Some(value), _) => {
             let body = json!({ set_field: value.to_uppercase() });
-            r.call("PUT", &path, Some(body)).await?
+            r.call("PUT", &segments, &[], Some(body)).await?
         }
-        (None, true) => r.call("DELETE", &path, None).await?,
+        (None, true) => r.call("DELETE", &segments, &[], None).await?,
         // A subject without a setting of its own shows the one that applies to it.
-        (None, false) => r.call("GET", &format!("{path}?defaultToGlobal=true"), None).await?,
+        (None, false) => r.call("GET", &segments, &[("defaultToGlobal", "true")], None).await?,
     };
     let value = answer.get(set_field).or_else(|| answer.get(read_field));
     println!("{}", value.and_then(Value::as_str).unwrap_or_default());

@@ -1,7 +1,7 @@
 //! TLS for the gRPC, Kafka and schema registry listeners and for the broker's own
-//! connections to its peers (rustls, ring): the certificate and key a broker serves, the CA bundle that client (and peer)
-//! certificates must chain to, and whether a client certificate is asked for, required or
-//! neither. Certificates are read again from disk every `reload_interval_ms` and swapped
+//! connections to its peers (rustls, ring): the certificate and key a broker serves, the
+//! CA bundle that client (and peer) certificates must chain to, and whether a client
+//! certificate is asked for, required or neither. Certificates are read again from disk every `reload_interval_ms` and swapped
 //! in when they changed (Kubernetes and cert-manager rotate them in place): new handshakes
 //! use the new ones, open connections keep theirs. A file that fails to parse keeps the
 //! previous material and is logged; the broker never stops serving over a bad rotation.
