@@ -762,9 +762,11 @@ async fn each_level_accepts_and_refuses_evolutions_for_each_format() {
 /// `normalize=true` on registration, lookup and the compatibility check: two JSON schemas
 /// that differ only in key order are one schema (one ID, one version) and are stored
 /// with sorted keys; without it they are two; Avro's normalized text is its canonical
-/// text (Confluent 7.x); Protobuf's is not served and says so (42201).
+/// text (Confluent 7.x); two Protobuf schemas that differ in field order and in how
+/// they name a type are one, stored as Confluent's normalized text. The `normalize`
+/// setting of a subject (or the global one) does what the parameter does.
 #[tokio::test]
-async fn normalize_makes_key_order_irrelevant_and_refuses_what_it_cannot_normalize() {
+async fn normalize_makes_equivalent_schemas_one_by_parameter_or_setting() {
     let dir = tempfile::tempdir().unwrap();
     let server = broker(dir.path()).await;
     let addr = server.registry_addr().unwrap().to_string();
@@ -818,14 +820,52 @@ async fn normalize_makes_key_order_irrelevant_and_refuses_what_it_cannot_normali
     let (status, reply) =
         call(a, "POST", "/subjects/r-value/versions?normalize=true", Some(avro)).await;
     assert_eq!((status, reply), (200, json!({"id": 3})));
-    let proto = json!({"schemaType": "PROTOBUF", "schema": "syntax = \"proto3\";\nmessage M {\n  string a = 1;\n}\n"});
+    let proto = |text: &str| json!({"schemaType": "PROTOBUF", "schema": text});
+    let p1 = "syntax = \"proto3\";\npackage p;\nmessage M {\n  string b = 2;\n  string a = 1;\n  N n = 3;\n  message N {}\n}\n";
+    let p2 = "syntax = \"proto3\";\npackage p;\nmessage M {\n  string a = 1;\n  string b = 2;\n  .p.M.N n = 3;\n  message N {}\n}\n";
+    let normalized = "syntax = \"proto3\";\npackage p;\n\nmessage M {\n  string a = 1;\n  string b = 2;\n  .p.M.N n = 3;\n\n  message N {}\n}\n";
     let (status, reply) =
-        call(a, "POST", "/subjects/p-value/versions?normalize=true", Some(proto)).await;
-    assert_eq!((status, reply["error_code"].clone()), (422, json!(42201)), "{reply}");
-    assert!(
-        reply["message"].as_str().unwrap().contains("normalize=true is not served for PROTOBUF"),
-        "{reply}"
+        call(a, "POST", "/subjects/p-value/versions?normalize=true", Some(proto(p1))).await;
+    assert_eq!((status, reply), (200, json!({"id": 4})));
+    let (status, reply) =
+        call(a, "POST", "/subjects/p-value/versions?normalize=true", Some(proto(p2))).await;
+    assert_eq!((status, reply), (200, json!({"id": 4})));
+    let (_, stored) = call(a, "GET", "/schemas/ids/4", None).await;
+    assert_eq!(stored["schema"], json!(normalized), "{stored}");
+    let (status, _) = call(a, "POST", "/subjects/p-value", Some(proto(p1))).await;
+    assert_eq!(status, 404, "without normalize, the field order is another schema");
+
+    // The setting: on for one subject, its registrations and lookups normalize.
+    let (status, reply) = call(a, "PUT", "/config/q-value", Some(json!({"normalize": true}))).await;
+    assert_eq!((status, reply), (200, json!({"normalize": true})));
+    assert_eq!(call(a, "GET", "/config/q-value", None).await, (200, json!({"normalize": true})));
+    assert_eq!(
+        call(a, "GET", "/config/q-value?defaultToGlobal=true", None).await,
+        (200, json!({"compatibilityLevel": "BACKWARD", "normalize": true}))
     );
+    for text in [p1, p2] {
+        let (status, reply) =
+            call(a, "POST", "/subjects/q-value/versions", Some(proto(text))).await;
+        assert_eq!((status, reply), (200, json!({"id": 4})), "{text}");
+    }
+    let (status, found) = call(a, "POST", "/subjects/q-value", Some(proto(p1))).await;
+    assert_eq!((status, found["version"].clone()), (200, json!(1)), "{found}");
+    let (status, reply) =
+        call(a, "PUT", "/config/q-value", Some(json!({"compatibility": "FULL"}))).await;
+    assert_eq!(
+        (status, reply),
+        (200, json!({"compatibility": "FULL", "normalize": true})),
+        "the level changes, normalize stays"
+    );
+    let (status, reply) =
+        call(a, "PUT", "/config/q-value", Some(json!({"normalize": "yes"}))).await;
+    assert_eq!((status, reply["error_code"].clone()), (422, json!(42201)), "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("normalize"), "{reply}");
+    // Without the setting, the other order is a new version.
+    let (status, _) = call(a, "POST", "/subjects/r2-value/versions", Some(proto(p1))).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(a, "POST", "/subjects/r2-value", Some(proto(p2))).await;
+    assert_eq!(status, 404, "r2-value does not normalize");
     server.close().await.unwrap();
 }
 

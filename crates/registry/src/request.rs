@@ -105,6 +105,17 @@ impl Body {
         }
     }
 
+    /// An optional boolean field.
+    pub(crate) fn bool(&self, name: &str) -> Result<Option<bool>, Response> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => {
+                Err(error(42201, format!("field {name} must be a boolean, not {other}")))
+            }
+        }
+    }
+
     /// An optional 32-bit integer field.
     pub(crate) fn int(&self, name: &str) -> Result<Option<i32>, Response> {
         match self.0.get(name) {

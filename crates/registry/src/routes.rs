@@ -22,7 +22,7 @@ use shale_broker::api::{Identity, SchemaText};
 use shale_schema::registry::plan::Registration;
 use shale_schema::registry::records::{Mode, Reference};
 use shale_schema::registry::store::Stored;
-use shale_schema::registry::{SubjectVersion, VersionId, check_subject};
+use shale_schema::registry::{Config, SubjectVersion, VersionId, check_subject};
 use shale_schema::{Level, SchemaType};
 
 use crate::Registry;
@@ -228,9 +228,11 @@ async fn subjects(State(st): State<Arc<Registry>>, headers: HeaderMap, Query(q):
     }
 }
 
-/// The schema a lookup, registration or check sends: normalized with `normalize=true`.
+/// The schema a lookup, registration or check sends: normalized with `normalize=true`,
+/// or when the subject's (else the global) `normalize` setting is on.
 fn schema_text(
     st: &Registry,
+    subject: &str,
     body: &JsonBody,
     q: &HashMap<String, String>,
 ) -> Result<SchemaText, Response> {
@@ -239,7 +241,8 @@ fn schema_text(
         schema: body.schema()?,
         references: body.references()?,
     };
-    match flag(q, "normalize") {
+    let normalize = flag(q, "normalize") || st.api.registry_normalizes(subject).map_err(failure)?;
+    match normalize {
         true => st.api.normalized_schema(&text).map_err(failure),
         false => Ok(text),
     }
@@ -254,7 +257,7 @@ async fn lookup(
 ) -> Response {
     let who = who!(st, headers);
     let body = ok!(read_body(&st, body).await);
-    let text = ok!(schema_text(&st, &body, &q));
+    let text = ok!(schema_text(&st, &subject, &body, &q));
     match st.api.lookup_schema(&who, &subject, &text, flag(&q, "deleted")) {
         Ok(v) => json(subject_version(&v)),
         Err(shale_broker::api::RegistryFailure::Refused(e)) if e.code() == 40403 => {
@@ -300,7 +303,7 @@ async fn register(
     let who = who!(st, headers);
     ok!(subject_param(&subject));
     let body = ok!(read_body(&st, body).await);
-    let text = ok!(schema_text(&st, &body, &q));
+    let text = ok!(schema_text(&st, &subject, &body, &q));
     let req = Registration {
         subject,
         schema_type: text.schema_type,
@@ -383,7 +386,7 @@ async fn compatibility(
 ) -> Response {
     let body = ok!(read_body(st, body).await);
     let verbose = flag(q, "verbose");
-    let text = ok!(schema_text(st, &body, q));
+    let text = ok!(schema_text(st, subject, &body, q));
     match st.api.check_compatibility(who, subject, version, &text) {
         Ok(messages) if verbose => {
             json(json!({ "is_compatible": messages.is_empty(), "messages": messages }))
@@ -423,11 +426,24 @@ async fn compatibility_one(
 /// The subject of `/config/{subject}` or `/mode/{subject}`; none for the global one.
 type Subject = Option<Path<String>>;
 
-fn level_json(level: Level) -> Response {
-    json(json!({ "compatibilityLevel": level.as_str() }))
+/// Settings as Confluent's `Config` shows them: the fields that are set.
+fn config_json(config: Config) -> Response {
+    settings_json(config, "compatibilityLevel")
 }
 
-/// `GET /config[/{subject}]`: the level set (a subject without one: 40408, unless
+/// The fields of `config` that are set, the level under `level_key`.
+fn settings_json(config: Config, level_key: &str) -> Response {
+    let mut out = serde_json::Map::new();
+    if let Some(level) = config.level {
+        out.insert(level_key.into(), json!(level.as_str()));
+    }
+    if let Some(normalize) = config.normalize {
+        out.insert("normalize".into(), json!(normalize));
+    }
+    json(Value::Object(out))
+}
+
+/// `GET /config[/{subject}]`: the settings (a subject without any: 40408, unless
 /// `defaultToGlobal`).
 async fn get_config(
     State(st): State<Arc<Registry>>,
@@ -438,7 +454,7 @@ async fn get_config(
     let who = who!(st, headers);
     let subject = subject.map(|Path(s)| s);
     let set = st.api.registry_config(&who, subject.as_deref());
-    setting(subject, &q, set, level_json, (40408, "compatibility"))
+    setting(subject, &q, set, config_json, (40408, "compatibility"))
 }
 
 /// The answer to `GET /config` or `GET /mode`: the value set for the subject (or the
@@ -452,8 +468,8 @@ fn setting<T>(
     (code, what): (u32, &str),
 ) -> Response {
     match set {
+        Ok((_, value)) if subject.is_none() || flag(q, "defaultToGlobal") => show(value),
         Ok((Some(value), _)) => show(value),
-        Ok((None, value)) if subject.is_none() || flag(q, "defaultToGlobal") => show(value),
         Ok((None, _)) => error(
             code,
             format!(
@@ -465,7 +481,9 @@ fn setting<T>(
     }
 }
 
-/// `PUT /config[/{subject}]` with `{"compatibility": ...}`: echoed back.
+/// `PUT /config[/{subject}]` with `{"compatibility"?: ..., "normalize"?: ...}`: the
+/// fields given change, the others stay; the settings then (Confluent's
+/// `ConfigUpdateRequest`).
 async fn put_config(
     State(st): State<Arc<Registry>>,
     headers: HeaderMap,
@@ -474,16 +492,22 @@ async fn put_config(
 ) -> Response {
     let who = who!(st, headers);
     let body = ok!(read_body(&st, body).await);
-    let name = ok!(body.string("compatibility")).unwrap_or_default();
-    let level = ok!(name.parse::<Level>().map_err(|e| error(42203, e.to_string())));
+    let normalize = ok!(body.bool("normalize"));
+    let level = match ok!(body.string("compatibility")) {
+        None if normalize.is_some() => None,
+        name => Some(ok!(name
+            .unwrap_or_default()
+            .parse::<Level>()
+            .map_err(|e| error(42203, e.to_string())))),
+    };
     let subject = subject.map(|Path(s)| s);
-    match st.api.set_registry_config(&who, subject.as_deref(), level).await {
-        Ok(()) => json(json!({ "compatibility": level.as_str() })),
+    match st.api.set_registry_config(&who, subject.as_deref(), Config { level, normalize }).await {
+        Ok(config) => settings_json(config, "compatibility"),
         Err(e) => failure(e),
     }
 }
 
-/// `DELETE /config[/{subject}]`: the level it had.
+/// `DELETE /config[/{subject}]`: the settings it had.
 async fn delete_config(
     State(st): State<Arc<Registry>>,
     headers: HeaderMap,
@@ -492,7 +516,7 @@ async fn delete_config(
     let who = who!(st, headers);
     let subject = subject.map(|Path(s)| s);
     match st.api.delete_registry_config(&who, subject.as_deref()).await {
-        Ok(level) => level_json(level),
+        Ok(config) => config_json(config),
         Err(e) => failure(e),
     }
 }

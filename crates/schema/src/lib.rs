@@ -173,17 +173,15 @@ impl ParsedSchema {
     }
 
     /// The normalized text (`normalize=true`): Avro's canonical text (what Confluent 7.x's
-    /// `normalize()` gives), JSON Schema's with every object's keys sorted; refused for
-    /// Protobuf, whose normalized form (Confluent's re-print with qualified names and
-    /// sorted declarations) is not built.
+    /// `normalize()` gives), JSON Schema's with every object's keys sorted, Protobuf's as
+    /// Confluent's `toNormalizedString` prints it (qualified names, declarations sorted).
     pub fn normalized(&self) -> Result<String, InvalidSchema> {
         match &self.inner {
             Inner::Avro(a) => Ok(a.canonical().to_string()),
             Inner::Json(j) => Ok(j.normalized()),
-            Inner::Protobuf(_) => Err(InvalidSchema(
-                "normalize=true is not served for PROTOBUF schemas: register them as they are"
-                    .into(),
-            )),
+            Inner::Protobuf(p) => p.normalized().map_err(|e| {
+                InvalidSchema(format!("Invalid schema {}, details: {e}", p.canonical()))
+            }),
         }
     }
 

@@ -11,10 +11,10 @@ use crate::acl::{CLUSTER, Operation, ResourceType};
 use crate::audit::{self, Resource};
 use crate::registry::{Decision, Failure, Registry};
 use shale_core::error::Error;
+use shale_schema::SchemaType;
 use shale_schema::registry::plan::Registration;
 use shale_schema::registry::store::Stored;
-use shale_schema::registry::{Mode, Reference, SubjectVersion, VersionId};
-use shale_schema::{Level, SchemaType};
+use shale_schema::registry::{Config, Mode, Reference, SubjectVersion, VersionId};
 
 pub use crate::registry::Failure as RegistryFailure;
 pub use shale_schema::registry::RegistryError;
@@ -180,20 +180,23 @@ impl Api {
         })?)
     }
 
-    /// The compatibility level set for a subject (or globally: `None`), and the one that
-    /// applies.
+    /// The settings of a subject (or the global ones: `None`) as set, and those that
+    /// apply.
     pub fn registry_config(
         &self,
         who: &Identity,
         subject: Option<&str>,
-    ) -> Result<(Option<Level>, Level), Failure> {
+    ) -> Result<(Option<Config>, Config), Failure> {
         if let Some(s) = subject {
             self.check_subject(who, "GetConfig", Operation::DescribeConfigs, s)?;
         }
-        Ok(self.registry()?.read(|s| match subject {
-            Some(subject) => (s.config(Some(subject)), s.effective_level(subject)),
-            None => (s.config(None), s.config(None).unwrap_or_default()),
-        }))
+        Ok(self.registry()?.read(|s| (s.settings(subject), s.effective_settings(subject))))
+    }
+
+    /// Whether `normalize` is set for a subject (or globally): its schemas are then
+    /// normalized as with `normalize=true`.
+    pub fn registry_normalizes(&self, subject: &str) -> Result<bool, Failure> {
+        Ok(self.registry()?.read(|s| s.normalizes(subject)))
     }
 
     /// The mode set for a subject (or globally: `None`), and the one that applies.
@@ -284,26 +287,27 @@ impl Api {
         }
     }
 
-    /// Sets the compatibility level of a subject (or the global one).
+    /// Sets a subject's settings (or the global ones): the fields `update` has, over those
+    /// set; the settings then.
     pub async fn set_registry_config(
         &self,
         who: &Identity,
         subject: Option<&str>,
-        level: Level,
-    ) -> Result<(), Failure> {
+        update: Config,
+    ) -> Result<Config, Failure> {
         self.check_settings(who, "UpdateConfig", subject)?;
         self.change(who, "UpdateConfig", subject.unwrap_or("*"), |s| {
-            Ok(Decision { records: s.plan_config(subject, level)?, answer: () })
+            Ok(decided(s.plan_config(subject, update)?))
         })
         .await
     }
 
-    /// Removes a subject's level (or resets the global one): the level it had.
+    /// Removes a subject's settings (or resets the global ones): those it had.
     pub async fn delete_registry_config(
         &self,
         who: &Identity,
         subject: Option<&str>,
-    ) -> Result<Level, Failure> {
+    ) -> Result<Config, Failure> {
         self.check_settings(who, "DeleteConfig", subject)?;
         self.change(who, "DeleteConfig", subject.unwrap_or("*"), |s| {
             Ok(decided(s.plan_delete_config(subject)?))

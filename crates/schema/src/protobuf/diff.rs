@@ -5,10 +5,10 @@
 //! one, see `jorder`). A difference not in `COMPATIBLE` makes the update incompatible.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::rc::Rc;
 
-use super::ast::{Enum, Field, File, Label, Message, Type};
+use super::ast::{Enum, Field, Label, Message, Type};
 use super::jorder::{JavaHashSet, java_string_hash};
+use super::scope::{Scope, Side, TypeInfo};
 
 mod field;
 
@@ -157,27 +157,13 @@ impl Difference {
     }
 }
 
-/// Where a type was defined: the schema itself (`Local`, Confluent's dummy reference), a
-/// reference (its name and text stand for Confluent's subject and version), or a file
-/// the registry knows without a reference (`None` in Confluent: always compared).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Origin {
-    Local,
-    Reference { name: String, text: String },
-    Known,
-}
-
-/// One side of a comparison: the schema's file and the files it may use.
-pub(crate) struct Side<'a> {
-    pub(crate) file: &'a File,
-    pub(crate) dependencies: Vec<(Origin, &'a File)>,
-}
-
 /// Confluent's `SchemaDiff.compare(original, update)`.
 pub(crate) fn compare(original: &Side<'_>, update: &Side<'_>) -> Vec<Difference> {
-    let mut ctx = Ctx::default();
-    ctx.original_types = Rc::new(collect(original, &mut ctx.original_package));
-    ctx.update_types = Rc::new(collect(update, &mut ctx.update_package));
+    let mut ctx = Ctx {
+        original: Scope::collect(original),
+        update: Scope::collect(update),
+        ..Ctx::default()
+    };
     if original.file.package != update.file.package {
         ctx.add(Kind::PackageChanged);
     }
@@ -185,63 +171,11 @@ pub(crate) fn compare(original: &Side<'_>, update: &Side<'_>) -> Vec<Difference>
     ctx.diffs
 }
 
-#[derive(Clone)]
-struct TypeInfo<'a> {
-    package: String,
-    origin: Origin,
-    ty: &'a Type,
-    /// For a map entry: `map<K, V>` from its key and value fields.
-    map: Option<String>,
-}
-
-type Types<'a> = HashMap<String, TypeInfo<'a>>;
-
-/// Confluent's `Context.collectTypeInfo`: every type by full name, dependencies first.
-fn collect<'a>(side: &Side<'a>, package: &mut String) -> Types<'a> {
-    let mut types = HashMap::new();
-    let files = side.dependencies.iter().map(|(o, f)| (o.clone(), *f));
-    for (origin, file) in files.chain([(Origin::Local, side.file)]) {
-        *package = file.package.clone().unwrap_or_default();
-        let mut path = Vec::new();
-        collect_types(&mut types, &origin, package, &file.types, &mut path);
-    }
-    types
-}
-
-fn collect_types<'a>(
-    out: &mut Types<'a>,
-    origin: &Origin,
-    package: &str,
-    types: &'a [Type],
-    path: &mut Vec<String>,
-) {
-    for ty in types {
-        path.push(ty.name().to_string());
-        let map = match ty {
-            Type::Message(m) if m.is_map_entry() => match (m.field("key"), m.field("value")) {
-                (Some(k), Some(v)) => Some(format!("map<{}, {}>", k.ty, v.ty)),
-                _ => None,
-            },
-            _ => None,
-        };
-        let mut name = path.join(".");
-        if !package.is_empty() {
-            name = format!("{package}.{name}");
-        }
-        let info = TypeInfo { package: package.to_string(), origin: origin.clone(), ty, map };
-        out.insert(name, info);
-        collect_types(out, origin, package, ty.nested(), path);
-        path.pop();
-    }
-}
-
 /// Confluent's `Context`: both sides' types, the path and the scope being compared.
 #[derive(Default, Clone)]
 struct Ctx<'a> {
-    original_types: Rc<Types<'a>>,
-    update_types: Rc<Types<'a>>,
-    original_package: String,
-    update_package: String,
+    original: Scope<'a>,
+    update: Scope<'a>,
     full_path: Vec<String>,
     full_name: Vec<String>,
     /// Original messages being compared (Confluent's `schemas`, by identity).
@@ -265,41 +199,20 @@ impl<'a> Ctx<'a> {
         Ctx { diffs: Vec::new(), ..self.clone() }
     }
 
-    fn types(&self, original: bool) -> &Types<'a> {
+    fn scope(&self, original: bool) -> &Scope<'a> {
         match original {
-            true => &self.original_types,
-            false => &self.update_types,
+            true => &self.original,
+            false => &self.update,
         }
     }
 
     /// Confluent's `resolve`: the full name `name` refers to from the current scope.
     fn resolve(&self, name: &str, original: bool) -> Option<String> {
-        let types = self.types(original);
-        if types.is_empty() {
-            return None;
-        }
-        if let Some(rest) = name.strip_prefix('.') {
-            return types.contains_key(rest).then(|| rest.to_string());
-        }
-        let package = if original { &self.original_package } else { &self.update_package };
-        let mut prefix: Vec<&str> = match package.is_empty() {
-            true => Vec::new(),
-            false => package.split('.').collect(),
-        };
-        prefix.extend(self.full_name.iter().map(String::as_str));
-        while !prefix.is_empty() {
-            let candidate = format!("{}.{name}", prefix.join("."));
-            if types.contains_key(&candidate) {
-                return Some(candidate);
-            }
-            prefix.pop();
-        }
-        types.contains_key(name).then(|| name.to_string())
+        self.scope(original).resolve(name, &self.full_name)
     }
 
     fn get_type(&self, name: &str, original: bool) -> Option<TypeInfo<'a>> {
-        let full = self.resolve(name, original)?;
-        self.types(original).get(&full).cloned()
+        self.scope(original).get_type(name, &self.full_name).cloned()
     }
 }
 

@@ -3,7 +3,8 @@
 //! update is compatible; plus the messages `isBackwardCompatible` gives.
 
 use super::ProtobufSchema;
-use super::diff::{self, Side};
+use super::diff;
+use super::scope::Side;
 
 /// One case: original and update texts with their references (import path, text).
 struct Case {

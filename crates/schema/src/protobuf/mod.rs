@@ -11,8 +11,10 @@ mod ast;
 mod descriptor;
 mod diff;
 mod jorder;
+mod normalize;
 mod parse;
 mod print;
+mod scope;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -23,7 +25,7 @@ use prost::Message as _;
 use prost_types::FileDescriptorProto;
 
 use self::ast::{File, Type};
-use self::diff::{Origin, Side};
+use self::scope::{Origin, Side};
 
 /// The name the schema itself is compiled under (a reference is compiled under its own).
 const ROOT: &str = "__schema__.proto";
@@ -277,6 +279,12 @@ impl ProtobufSchema {
         &self.canonical
     }
 
+    /// Confluent's `toNormalizedString`: the text `normalize=true` registers and looks up.
+    /// An error names a type Confluent's resolution does not find.
+    pub(crate) fn normalized(&self) -> Result<String, String> {
+        Ok(print::print(&normalize::normalize(&self.side())?))
+    }
+
     /// Confluent's `formattedString("serialized")`: base64 of the FileDescriptorProto
     /// (named `default`), as protox compiles it.
     pub(crate) fn serialized(&self) -> &str {
@@ -356,3 +364,6 @@ mod tests;
 
 #[cfg(test)]
 mod diff_tests;
+
+#[cfg(test)]
+mod normalize_tests;

@@ -9,7 +9,7 @@ pub mod records;
 pub mod store;
 
 pub use plan::Registration;
-pub use records::{Key, Mode, Reference, SchemaValue};
+pub use records::{Config, Key, Mode, Reference, SchemaValue};
 pub use store::{Store, SubjectVersion, VersionId};
 
 /// Why a registry operation is refused; each maps to one of Confluent's error codes.

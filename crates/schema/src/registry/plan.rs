@@ -4,9 +4,9 @@
 //! a writer that appends only where its state ends never writes on a stale view.
 
 use super::RegistryError;
-use super::records::{self, Key, Mode, Reference, SchemaValue};
+use super::records::{self, Config, Key, Mode, Reference, SchemaValue};
 use super::store::{Store, VersionId};
-use crate::{Level, ParsedSchema, Previous, SchemaType};
+use crate::{ParsedSchema, Previous, SchemaType};
 
 /// A record to append: its key and value (`None`: a tombstone).
 pub type Record = (Vec<u8>, Option<Vec<u8>>);
@@ -349,31 +349,33 @@ impl Store {
         Ok((live, records))
     }
 
-    /// Decides `PUT /config[/{s}]`.
+    /// Decides `PUT /config[/{s}]`: `update`'s fields over what is set; the settings then.
     pub fn plan_config(
         &self,
         subject: Option<&str>,
-        level: Level,
-    ) -> Result<Vec<Record>, RegistryError> {
+        update: Config,
+    ) -> Result<(Config, Vec<Record>), RegistryError> {
         if let Some(s) = subject {
             super::check_subject(s)?;
             self.check_writable(s)?;
         }
+        let config = update.over(self.settings(subject).unwrap_or_default());
         let key = Key::Config { subject: subject.map(str::to_string) }.encode();
-        Ok(vec![(key, Some(records::encode_config(subject, level)))])
+        Ok((config, vec![(key, Some(records::encode_config(subject, config)))]))
     }
 
-    /// Decides `DELETE /config[/{s}]`: the level it had and the record.
+    /// Decides `DELETE /config[/{s}]`: the settings it had and the record.
     pub fn plan_delete_config(
         &self,
         subject: Option<&str>,
-    ) -> Result<(Level, Vec<Record>), RegistryError> {
+    ) -> Result<(Config, Vec<Record>), RegistryError> {
         let previous = match subject {
             Some(s) => {
                 self.check_writable(s)?;
-                self.config(Some(s)).ok_or_else(|| RegistryError::SubjectNotFound(s.to_string()))?
+                self.settings(Some(s))
+                    .ok_or_else(|| RegistryError::SubjectNotFound(s.to_string()))?
             }
-            None => self.config(None).unwrap_or_default(),
+            None => self.effective_settings(None),
         };
         let key = Key::Config { subject: subject.map(str::to_string) }.encode();
         Ok((previous, vec![(key, None)]))

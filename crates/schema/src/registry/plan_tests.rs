@@ -1,5 +1,7 @@
 use super::*;
+use crate::Level;
 use crate::registry::RegistryError;
+use crate::registry::records::Config;
 
 /// The writer, in memory: plans, allocates an ID above every ID handed out, appends.
 #[derive(Default)]
@@ -108,7 +110,7 @@ fn an_incompatible_schema_is_refused_with_confluents_reasons() {
     let text = err.to_string();
     assert!(text.starts_with("Schema being registered is incompatible with an earlier schema for subject \"s\", details: [{errorType:'READER_FIELD_MISSING_DEFAULT_VALUE'"), "{text}");
     assert!(text.ends_with("{oldSchemaVersion: 1}, {oldSchema: '{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}'}, {validateFields: 'false', compatibility: 'BACKWARD'}]"), "{text}");
-    log.append(log.store.plan_config(Some("s"), Level::None).unwrap());
+    log.append(log.store.plan_config(Some("s"), level(Level::None)).unwrap().1);
     assert_eq!(log.register("s", V2_NO_DEFAULT).unwrap(), 2);
 }
 
@@ -154,7 +156,7 @@ fn subjects_delete_softly_then_permanently() {
     let mut log = Log::default();
     log.register("s", V1).unwrap();
     log.register("s", V2).unwrap();
-    log.append(log.store.plan_config(Some("s"), Level::Full).unwrap());
+    log.append(log.store.plan_config(Some("s"), level(Level::Full)).unwrap().1);
     assert_eq!(log.store.plan_delete_subject("s", true).unwrap_err().code(), 40405);
     let (versions, records) = log.store.plan_delete_subject("s", false).unwrap();
     assert_eq!(versions, vec![1, 2]);
@@ -304,7 +306,7 @@ fn json_schemas_evolve_by_confluents_rules() {
 
     // FORWARD: the latest reads what the new one writes. Dropping `b` is fine (J2 reads J1's
     // data); a property J2's closed model does not know is not.
-    log.append(log.store.plan_config(Some("j"), Level::Forward).unwrap());
+    log.append(log.store.plan_config(Some("j"), level(Level::Forward)).unwrap().1);
     let j4 = r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"number"},"c":{"type":"string"}},"additionalProperties":false}"#;
     let err = log.register_req(json("j", j4)).unwrap_err();
     assert!(err.to_string().contains(r#"[{errorType:"PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", description:"The old has a closed content model and is missing a property or item present at path '#/properties/c' in the new schema'}, {oldSchemaVersion: 2}"#), "{err}");
@@ -323,7 +325,7 @@ fn json_schemas_at_full_report_both_directions() {
             r#"{{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://acme.com/referrer.json","type":"object","properties":{{"myField1":{{"type":"string"}},"myField2":{{"type":"{t}"}}}},"additionalProperties":false}}"#
         )
     };
-    log.append(log.store.plan_config(Some("s"), Level::Full).unwrap());
+    log.append(log.store.plan_config(Some("s"), level(Level::Full)).unwrap().1);
     log.register_req(json("s", &schema("number"))).unwrap();
     let err = log.register_req(json("s", &schema("string"))).unwrap_err();
     let RegistryError::Incompatible { reasons, .. } = err else { panic!("{err}") };
@@ -383,4 +385,35 @@ fn json_references_resolve_by_name_and_types_do_not_mix() {
             .contains("[Incompatible because of different schema type, {oldSchemaVersion: 1}"),
         "{err}"
     );
+}
+
+fn level(level: Level) -> Config {
+    Config { level: Some(level), normalize: None }
+}
+
+/// `normalize` and the level are set apart: setting one keeps the other; a subject's
+/// unset field falls back to the global one.
+#[test]
+fn settings_change_field_by_field_and_fall_back_to_the_global_ones() {
+    let mut log = Log::default();
+    log.append(log.store.plan_config(Some("s"), level(Level::Full)).unwrap().1);
+    let (config, records) =
+        log.store.plan_config(Some("s"), Config { level: None, normalize: Some(true) }).unwrap();
+    assert_eq!(config, Config { level: Some(Level::Full), normalize: Some(true) });
+    log.append(records);
+    assert!(log.store.normalizes("s"));
+    assert!(!log.store.normalizes("t"));
+    log.append(
+        log.store.plan_config(None, Config { level: None, normalize: Some(true) }).unwrap().1,
+    );
+    assert!(log.store.normalizes("t"));
+    assert_eq!(log.store.effective_level("t"), Level::Backward);
+    assert_eq!(
+        log.store.effective_settings(None),
+        Config { level: Some(Level::Backward), normalize: Some(true) }
+    );
+    let (previous, records) = log.store.plan_delete_config(Some("s")).unwrap();
+    assert_eq!(previous, Config { level: Some(Level::Full), normalize: Some(true) });
+    log.append(records);
+    assert_eq!(log.store.settings(Some("s")), None);
 }

@@ -253,27 +253,57 @@ pub fn decode_references(v: Option<&Value>) -> Result<Vec<Reference>, String> {
         .collect()
 }
 
-/// A CONFIG value: `{"subject"?,"compatibilityLevel":...}`.
-pub fn encode_config(subject: Option<&str>, level: Level) -> Vec<u8> {
-    let mut out = String::from("{");
-    if let Some(s) = subject {
-        out.push_str("\"subject\":");
-        write_string(s, &mut out);
-        out.push(',');
-    }
-    out.push_str(&format!("\"compatibilityLevel\":\"{level}\"}}"));
-    out.into_bytes()
+/// A subject's settings (or the global ones): what is set, each field on its own (a
+/// subject's unset field falls back to the global one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `compatibilityLevel`.
+    pub level: Option<Level>,
+    /// `normalize`: registrations, lookups and checks normalize the schema first.
+    pub normalize: Option<bool>,
 }
 
-/// Reads a CONFIG value's level.
-pub fn decode_config(bytes: &[u8]) -> Result<Level, String> {
+impl Config {
+    /// `self`'s fields, else `under`'s.
+    pub fn over(self, under: Config) -> Config {
+        Config { level: self.level.or(under.level), normalize: self.normalize.or(under.normalize) }
+    }
+}
+
+/// A CONFIG value: `{"subject"?,"compatibilityLevel"?:...,"normalize"?:...}`.
+pub fn encode_config(subject: Option<&str>, config: Config) -> Vec<u8> {
+    let mut fields = Vec::new();
+    if let Some(s) = subject {
+        let mut text = String::from("\"subject\":");
+        write_string(s, &mut text);
+        fields.push(text);
+    }
+    if let Some(level) = config.level {
+        fields.push(format!("\"compatibilityLevel\":\"{level}\""));
+    }
+    if let Some(normalize) = config.normalize {
+        fields.push(format!("\"normalize\":{normalize}"));
+    }
+    format!("{{{}}}", fields.join(",")).into_bytes()
+}
+
+/// Reads a CONFIG value.
+pub fn decode_config(bytes: &[u8]) -> Result<Config, String> {
     let v: Value =
         serde_json::from_slice(bytes).map_err(|e| format!("CONFIG value is not JSON: {e}"))?;
-    let level = v
-        .get("compatibilityLevel")
-        .and_then(Value::as_str)
-        .ok_or("CONFIG value has no compatibilityLevel")?;
-    level.parse().map_err(|_| format!("CONFIG value has an unknown level {level}"))
+    let level = match v.get("compatibilityLevel") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(level)) => {
+            Some(level.parse().map_err(|_| format!("CONFIG value has an unknown level {level}"))?)
+        }
+        Some(other) => return Err(format!("CONFIG value has a compatibilityLevel {other}")),
+    };
+    let normalize = match v.get("normalize") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => return Err(format!("CONFIG value has a normalize {other}")),
+    };
+    Ok(Config { level, normalize })
 }
 
 /// A MODE value: `{"subject"?,"mode":...}`.
@@ -390,11 +420,19 @@ mod tests {
         };
         assert!(String::from_utf8(proto.encode()).unwrap().contains(r#""schemaType":"PROTOBUF""#));
         assert_eq!(SchemaValue::decode(&proto.encode(), "x", 9).unwrap(), proto);
-        assert_eq!(decode_config(&encode_config(Some("s"), Level::Full)).unwrap(), Level::Full);
+        let full = Config { level: Some(Level::Full), normalize: Some(true) };
+        assert_eq!(decode_config(&encode_config(Some("s"), full)).unwrap(), full);
+        let backward = Config { level: Some(Level::Backward), normalize: None };
         assert_eq!(
-            String::from_utf8(encode_config(None, Level::Backward)).unwrap(),
+            String::from_utf8(encode_config(None, backward)).unwrap(),
             r#"{"compatibilityLevel":"BACKWARD"}"#
         );
+        let normalize = Config { level: None, normalize: Some(false) };
+        assert_eq!(
+            String::from_utf8(encode_config(Some("s"), normalize)).unwrap(),
+            r#"{"subject":"s","normalize":false}"#
+        );
+        assert_eq!(decode_config(br#"{"normalize":false}"#).unwrap(), normalize);
         assert_eq!(decode_mode(&encode_mode(None, Mode::Import)).unwrap(), Mode::Import);
         assert_eq!(decode_delete_subject(&encode_delete_subject("s", 4)).unwrap(), 4);
     }

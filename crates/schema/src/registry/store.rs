@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use super::RegistryError;
-use super::records::{self, Key, Mode, Reference, SchemaValue};
+use super::records::{self, Config, Key, Mode, Reference, SchemaValue};
 use crate::{Dependency, Level, ParsedSchema, SchemaType};
 
 /// A schema as stored under its ID.
@@ -77,7 +77,7 @@ pub struct Store {
     content: HashMap<Content, i32>,
     pub(crate) subjects: BTreeMap<String, BTreeMap<i32, Entry>>,
     uses: HashMap<i32, BTreeSet<(String, i32)>>,
-    configs: BTreeMap<Option<String>, Level>,
+    configs: BTreeMap<Option<String>, Config>,
     modes: BTreeMap<Option<String>, Mode>,
     max_id: i32,
     next_offset: i64,
@@ -350,12 +350,32 @@ impl Store {
 
     /// The compatibility level set for a subject (or globally, `None`).
     pub fn config(&self, subject: Option<&str>) -> Option<Level> {
+        self.settings(subject).and_then(|c| c.level)
+    }
+
+    /// What is set for a subject (or globally, `None`), when anything is.
+    pub fn settings(&self, subject: Option<&str>) -> Option<Config> {
         self.configs.get(&subject.map(str::to_string)).copied()
+    }
+
+    /// The settings that apply to a subject (`None`: the global ones): each field its
+    /// own, else the global one, else the default level (BACKWARD); `normalize` stays
+    /// unset when set nowhere.
+    pub fn effective_settings(&self, subject: Option<&str>) -> Config {
+        let global = self.settings(None).unwrap_or_default();
+        let own = subject.and_then(|s| self.settings(Some(s))).unwrap_or_default();
+        own.over(global).over(Config { level: Some(Level::default()), normalize: None })
+    }
+
+    /// Whether a subject's schemas are normalized before registration, lookup and check
+    /// (its `normalize`, else the global one).
+    pub fn normalizes(&self, subject: &str) -> bool {
+        self.effective_settings(Some(subject)).normalize.unwrap_or(false)
     }
 
     /// The level that applies to a subject: its own, else the global, else BACKWARD.
     pub fn effective_level(&self, subject: &str) -> Level {
-        self.config(Some(subject)).or(self.config(None)).unwrap_or_default()
+        self.effective_settings(Some(subject)).level.unwrap_or_default()
     }
 
     /// The mode set for a subject (or globally, `None`).

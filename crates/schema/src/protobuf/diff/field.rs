@@ -3,7 +3,8 @@
 //! from a reference, its content.
 
 use super::super::ast::{Field, Label, Type};
-use super::{Ctx, Kind, Origin, compare_messages};
+use super::super::scope::{Origin, SCALARS, is_map};
+use super::{Ctx, Kind, compare_messages};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FieldKind {
@@ -22,15 +23,6 @@ enum ScalarKind {
     Float,
     Double,
     Any,
-}
-
-const SCALARS: &[&str] = &[
-    "bool", "bytes", "double", "float", "fixed32", "fixed64", "int32", "int64", "sfixed32",
-    "sfixed64", "sint32", "sint64", "string", "uint32", "uint64",
-];
-
-fn is_map(ty: &str) -> bool {
-    ty.starts_with("map<") && ty.ends_with('>')
 }
 
 /// Wire's `ProtoType` key and value of `map<K, V>`.
@@ -136,7 +128,7 @@ fn compare_message_types<'a>(ctx: &mut Ctx<'a>, o_type: &str, u_type: &str) {
         return;
     };
     let (Some(o_info), Some(u_info)) =
-        (ctx.types(true).get(&o_full).cloned(), ctx.types(false).get(&u_full).cloned())
+        (ctx.original.types.get(&o_full).cloned(), ctx.update.types.get(&u_full).cloned())
     else {
         return;
     };
@@ -158,8 +150,8 @@ fn compare_message_types<'a>(ctx: &mut Ctx<'a>, o_type: &str, u_type: &str) {
         return;
     };
     let mut sub = ctx.subcontext();
-    sub.original_package = o_info.package.clone();
-    sub.update_package = u_info.package.clone();
+    sub.original.package = o_info.package.clone();
+    sub.update.package = u_info.package.clone();
     sub.full_path = o_local.split('.').map(str::to_string).collect();
     sub.full_name = sub.full_path.clone();
     compare_messages(&mut sub, o_message, u_message);
