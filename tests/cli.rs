@@ -398,6 +398,12 @@ fn schema_commands_register_check_get_list_configure_and_delete() {
     assert_eq!(ok(&["config", "orders-value"]), "BACKWARD", "the global level applies");
     assert_eq!(ok(&["config", "orders-value", "--set", "full"]), "FULL");
     assert_eq!(ok(&["config", "orders-value"]), "FULL");
+    assert_eq!(
+        ok(&["config", "orders-value", "--normalize", "true"]),
+        "FULL normalize=true",
+        "the level stays"
+    );
+    assert_eq!(ok(&["config", "orders-value"]), "FULL normalize=true");
     ok(&["config", "orders-value", "--delete"]);
     assert_eq!(ok(&["config", "orders-value"]), "BACKWARD");
     assert_eq!(ok(&["mode"]), "READWRITE");

@@ -25,8 +25,9 @@ pub enum SchemaCommand {
     /// Delete a subject, or one version of it (soft; --permanent after a soft delete).
     #[command(disable_version_flag = true)]
     Delete(DeleteArgs),
-    /// Print or set the compatibility level, of a subject or the global one.
-    Config(LevelArgs),
+    /// Print or set the compatibility level and the normalize setting, of a subject or
+    /// the global one.
+    Config(ConfigArgs),
     /// Print or set the mode (READWRITE, READONLY, IMPORT), of a subject or the global one.
     Mode(LevelArgs),
 }
@@ -183,6 +184,17 @@ pub struct DeleteArgs {
     pub permanent: bool,
     #[command(flatten)]
     pub registry: RegistryArg,
+}
+
+/// `schema config`: the level, and whether schemas are normalized.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub level: LevelArgs,
+    /// Normalize the subject's schemas on registration, lookup and check (true or
+    /// false), as `normalize=true` does.
+    #[arg(long, conflicts_with = "delete")]
+    pub normalize: Option<bool>,
 }
 
 /// `schema config` and `schema mode`.
@@ -380,29 +392,48 @@ pub(super) async fn run(cmd: SchemaCommand) -> anyhow::Result<()> {
             println!("{what} {} version(s) {answer}", a.subject);
         }
         SchemaCommand::Config(a) => {
-            level(a, "config", "compatibility", "compatibilityLevel").await?
+            level(a.level, a.normalize, "config", "compatibility", "compatibilityLevel").await?
         }
-        SchemaCommand::Mode(a) => level(a, "mode", "mode", "mode").await?,
+        SchemaCommand::Mode(a) => level(a, None, "mode", "mode", "mode").await?,
     }
     Ok(())
 }
 
 /// `config` and `mode`, which differ in their path and field names: reads answer in
-/// `read_field`, changes take `set_field`.
-async fn level(a: LevelArgs, path: &str, set_field: &str, read_field: &str) -> anyhow::Result<()> {
+/// `read_field`, changes take `set_field` (and `normalize`, for `config`). Prints the
+/// value, then `normalize=...` when that is set.
+async fn level(
+    a: LevelArgs,
+    normalize: Option<bool>,
+    path: &str,
+    set_field: &str,
+    read_field: &str,
+) -> anyhow::Result<()> {
     let r = Registry::new(&a.registry)?;
     let mut segments = vec![path];
     segments.extend(a.subject.as_deref());
-    let answer = match (&a.set, a.delete) {
-        (Some(value), _) => {
-            let body = json!({ set_field: value.to_uppercase() });
-            r.call("PUT", &segments, &[], Some(body)).await?
-        }
-        (None, true) => r.call("DELETE", &segments, &[], None).await?,
+    let answer = match (&a.set, normalize, a.delete) {
+        (None, None, true) => r.call("DELETE", &segments, &[], None).await?,
         // A subject without a setting of its own shows the one that applies to it.
-        (None, false) => r.call("GET", &segments, &[("defaultToGlobal", "true")], None).await?,
+        (None, None, false) => {
+            r.call("GET", &segments, &[("defaultToGlobal", "true")], None).await?
+        }
+        (set, normalize, _) => {
+            let mut body = serde_json::Map::new();
+            if let Some(value) = set {
+                body.insert(set_field.into(), json!(value.to_uppercase()));
+            }
+            if let Some(normalize) = normalize {
+                body.insert("normalize".into(), json!(normalize));
+            }
+            r.call("PUT", &segments, &[], Some(Value::Object(body))).await?
+        }
     };
     let value = answer.get(set_field).or_else(|| answer.get(read_field));
-    println!("{}", value.and_then(Value::as_str).unwrap_or_default());
+    let mut line = value.and_then(Value::as_str).unwrap_or_default().to_string();
+    if let Some(normalize) = answer.get("normalize").and_then(Value::as_bool) {
+        line = format!("{line} normalize={normalize}").trim_start().to_string();
+    }
+    println!("{line}");
     Ok(())
 }
