@@ -44,6 +44,7 @@ pub(crate) fn file(fd: &FileDescriptorProto) -> File {
         #[allow(deprecated)]
         let equals_and_hash = o.java_generate_equals_and_hash;
         opts.bool("java_generate_equals_and_hash", equals_and_hash);
+        opts.bool("java_string_check_utf8", o.java_string_check_utf8);
         if let Some(mode) = o.optimize_for {
             let name = file_options::OptimizeMode::try_from(mode)
                 .map(|m| m.as_str_name().to_string())

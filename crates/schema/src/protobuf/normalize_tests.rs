@@ -5,8 +5,8 @@
 //! says what was changed; `testComplexCustomOptions3` and `testComplexEnum` are left out
 //! (their option literals and proto3 extensions do not compile). The serialized forms of
 //! `testComplexCustomOptions2` and `testNormalization` are not checked: from a descriptor
-//! Shale reads no custom options (Confluent reads its own `confluent.*_meta` ones), no
-//! `java_string_check_utf8`, and drops a `json_name` equal to the default one.
+//! Shale reads no custom options (Confluent reads its own `confluent.*_meta` ones) and
+//! drops a `json_name` equal to the default one.
 
 use super::ProtobufSchema;
 use super::normalize::format_number;

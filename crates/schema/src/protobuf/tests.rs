@@ -807,3 +807,15 @@ fn the_java_serializers_text_registers() {
     assert_eq!(s.can_read(&text, "new", "old"), Vec::<String>::new());
     assert_eq!(text.can_read(&s, "new", "old"), Vec::<String>::new());
 }
+
+/// A descriptor's `java_string_check_utf8` comes back, after
+/// `java_generate_equals_and_hash`, as Confluent's `toProtoFile` puts it.
+#[test]
+fn a_descriptors_java_string_check_utf8_is_read_back() {
+    let text = "syntax = \"proto3\";\n\noption java_string_check_utf8 = true;\noption java_package = \"p\";\n\nmessage M {\n  string a = 1;\n}\n";
+    let from_descriptor = schema(schema(text).serialized());
+    assert_eq!(
+        from_descriptor.canonical(),
+        "syntax = \"proto3\";\n\noption java_package = \"p\";\noption java_string_check_utf8 = true;\n\nmessage M {\n  string a = 1;\n}\n"
+    );
+}
