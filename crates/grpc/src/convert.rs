@@ -1,9 +1,10 @@
-//! Conversions from the broker's descriptions of topics, partitions and brokers to
-//! protobuf messages.
+//! Conversions between the broker's domain types (topics, partitions, brokers, ACLs,
+//! groups and their offsets) and protobuf messages.
 
 use shale_broker::api::{
-    AclBinding, AclFilter, BrokerRecord, Move, Operation, PartitionDescription, PartitionState,
-    PatternType, Permission, ResourceType, TopicEntry,
+    AclBinding, AclFilter, BrokerRecord, CommittedOffset, GroupListing, Move, Operation,
+    PartitionDescription, PartitionState, PatternType, Permission, ResetOffsets, ResetTo,
+    ResourceType, TopicEntry,
 };
 use shale_core::error::Error;
 use shale_proto::pb;
@@ -129,4 +130,73 @@ pub fn acl_filter(f: Option<pb::AclFilter>) -> Result<AclFilter, Error> {
         principal: text(f.principal),
         resource_name: text(f.resource_name),
     })
+}
+
+/// A committed offset as proto.
+pub fn committed_offset(o: CommittedOffset) -> pb::CommittedOffset {
+    pb::CommittedOffset {
+        topic: o.topic,
+        partition: o.partition,
+        offset: o.offset,
+        metadata: o.metadata,
+        commit_time_ms: o.commit_time_ms,
+    }
+}
+
+/// Committed offsets as proto.
+pub fn committed_offsets(offsets: Vec<CommittedOffset>) -> Vec<pb::CommittedOffset> {
+    offsets.into_iter().map(committed_offset).collect()
+}
+
+/// A group listing as proto (`protocol` empty for a group with only offsets).
+pub fn group_listing(g: GroupListing) -> pb::GroupListing {
+    pb::GroupListing {
+        group: g.group,
+        state: g.state.as_str().to_string(),
+        members: g.members,
+        protocol: g.protocol.map(|p| p.as_str().to_string()).unwrap_or_default(),
+    }
+}
+
+/// A reset request from proto; one without a target is refused.
+pub fn reset_offsets(req: pb::ResetOffsetsRequest) -> Result<ResetOffsets, Error> {
+    use pb::reset_offsets_request::To;
+    let to = match req.to {
+        None => {
+            return Err(Error::invalid(
+                "reset needs a target: earliest, latest, a timestamp or an offset",
+            ));
+        }
+        Some(To::Earliest(_)) => ResetTo::Earliest,
+        Some(To::Latest(_)) => ResetTo::Latest,
+        Some(To::TimestampMs(ts)) => ResetTo::Timestamp(ts),
+        Some(To::Offset(o)) => ResetTo::Offset(o),
+    };
+    Ok(ResetOffsets {
+        group: req.group,
+        topic: req.topic,
+        partitions: req.partitions,
+        to,
+        dry_run: req.dry_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_without_a_target_is_refused_and_one_with_a_target_converts() {
+        let req =
+            pb::ResetOffsetsRequest { group: "g".into(), topic: "t".into(), ..Default::default() };
+        let err = reset_offsets(req.clone()).unwrap_err();
+        assert!(err.message.contains("reset needs a target"), "{err}");
+        let req = pb::ResetOffsetsRequest {
+            to: Some(pb::reset_offsets_request::To::TimestampMs(7)),
+            dry_run: true,
+            ..req
+        };
+        let reset = reset_offsets(req).unwrap();
+        assert_eq!((reset.to, reset.dry_run), (ResetTo::Timestamp(7), true));
+    }
 }

@@ -5,6 +5,7 @@ use shale_proto::status::into_status;
 
 use tonic::{Request, Response, Status};
 
+use crate::convert;
 use crate::forward::{self, Coordinated, acting};
 use shale_broker::api::Api;
 use shale_core::error::{Error, ErrorKind, Reason};
@@ -77,6 +78,7 @@ impl pb::groups_server::Groups for GroupsService {
         if !req.require_stable {
             let offsets =
                 self.api.fetch_offsets(&who, &req.group, &req.topics).await.map_err(into_status)?;
+            let offsets = convert::committed_offsets(offsets);
             return Ok(Response::new(pb::FetchOffsetsResponse { offsets }));
         }
         let (offsets, unstable) = self
@@ -92,6 +94,7 @@ impl pb::groups_server::Groups for GroupsService {
                 unstable.len(),
             )));
         }
+        let offsets = convert::committed_offsets(offsets);
         Ok(Response::new(pb::FetchOffsetsResponse { offsets }))
     }
 
@@ -100,8 +103,9 @@ impl pb::groups_server::Groups for GroupsService {
         request: Request<pb::ResetOffsetsRequest>,
     ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
         let who = acting(&self.api, &request).map_err(into_status)?;
-        let offsets =
-            self.api.reset_offsets(&who, request.into_inner()).await.map_err(into_status)?;
+        let req = convert::reset_offsets(request.into_inner()).map_err(into_status)?;
+        let offsets = self.api.reset_offsets(&who, req).await.map_err(into_status)?;
+        let offsets = convert::committed_offsets(offsets);
         Ok(Response::new(pb::ResetOffsetsResponse { offsets }))
     }
 
@@ -121,6 +125,7 @@ impl pb::groups_server::Groups for GroupsService {
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
         let who = acting(&self.api, &request).map_err(into_status)?;
         let groups = self.api.list_groups(&who).await.map_err(into_status)?;
+        let groups = groups.into_iter().map(convert::group_listing).collect();
         Ok(Response::new(pb::ListGroupsResponse { groups }))
     }
 

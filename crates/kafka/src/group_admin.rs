@@ -24,17 +24,17 @@ use crate::Kafka;
 use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
 use crate::metadata::authorized_operations;
-use shale_broker::api::{GroupState, Operation, ResourceType};
+use shale_broker::api::{GroupProtocol, GroupState, ListedState, Operation, ResourceType};
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
 /// Kafka's state name for a listed group.
-fn listed_state(state: &str, members: u32) -> &'static str {
+fn listed_state(state: ListedState, members: u32) -> &'static str {
     match (state, members) {
         (_, 0) => "Empty",
-        ("reconciling", _) => "PreparingRebalance",
+        (ListedState::Reconciling, _) => "PreparingRebalance",
         _ => "Stable",
     }
 }
@@ -59,8 +59,11 @@ pub(crate) fn list(
                 body.groups = groups
                     .into_iter()
                     .filter_map(|g| {
-                        let state = listed_state(&g.state, g.members);
-                        let kind = if g.protocol == "shale" { "consumer" } else { "classic" };
+                        let state = listed_state(g.state, g.members);
+                        let kind = match g.protocol {
+                            Some(GroupProtocol::Shale) => "consumer",
+                            _ => "classic",
+                        };
                         let keep = (states.is_empty() || states.contains(&state.to_lowercase()))
                             && (types.is_empty() || types.contains(&kind.to_string()));
                         keep.then(|| {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::{Api, Identity, Principal};
 use crate::acl::{Operation, ResourceType};
 use crate::audit::{self, Resource};
-use crate::groups::coordinator_of;
+use crate::groups::{CommittedOffset, GroupListing, ResetOffsets, coordinator_of};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
@@ -101,7 +101,7 @@ impl Api {
         who: &Identity,
         group: &str,
         topics: &[String],
-    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+    ) -> Result<Vec<CommittedOffset>, Error> {
         let acl = self.broker.acl();
         acl.check(who, "FetchOffsets", Operation::Describe, ResourceType::Group, group)?;
         for t in topics {
@@ -121,7 +121,7 @@ impl Api {
         who: &Identity,
         group: &str,
         topics: &[String],
-    ) -> Result<(Vec<pb::CommittedOffset>, BTreeSet<(String, u32)>), Error> {
+    ) -> Result<(Vec<CommittedOffset>, BTreeSet<(String, u32)>), Error> {
         let mut offsets = self.fetch_offsets(who, group, topics).await?;
         let acl = self.broker.acl();
         let mut unstable = self.broker.txn()?.pending_offsets(group).await?;
@@ -137,8 +137,8 @@ impl Api {
     pub async fn reset_offsets(
         &self,
         who: &Identity,
-        req: pb::ResetOffsetsRequest,
-    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        req: ResetOffsets,
+    ) -> Result<Vec<CommittedOffset>, Error> {
         let topics = [req.topic.as_str()];
         self.check_group_and_topics(who, "ResetOffsets", Operation::Read, &req.group, topics)?;
         let (group, dry_run) = (req.group.clone(), req.dry_run);
@@ -160,7 +160,7 @@ impl Api {
     }
 
     /// The groups the caller may describe.
-    pub async fn list_groups(&self, who: &Identity) -> Result<Vec<pb::GroupListing>, Error> {
+    pub async fn list_groups(&self, who: &Identity) -> Result<Vec<GroupListing>, Error> {
         let mut groups = self.broker.groups().list_groups().await?;
         let acl = self.broker.acl();
         groups.retain(|g| acl.allows(who, Operation::Describe, ResourceType::Group, &g.group));

@@ -52,6 +52,9 @@ pub use crate::groups::classic::{
     ClassicRecord, JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State as GroupState,
     SyncRequest, Synced,
 };
+pub use crate::groups::{
+    CommittedOffset, GroupListing, GroupProtocol, ListedState, ResetOffsets, ResetTo,
+};
 pub use crate::metrics::{RequestMetrics, observe_since};
 pub use crate::prometheus::{Exposition, OPENMETRICS};
 pub use crate::quota::{Kind as QuotaKind, QuotaLimits};

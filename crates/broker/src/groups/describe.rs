@@ -11,14 +11,15 @@ use super::GroupHost;
 use super::classic::ClassicRecord;
 use super::offsets::group_not_found;
 use super::records::{self, MemberRecord};
+use super::types::{GroupListing, GroupProtocol, ListedState};
 use shale_core::error::Error;
 use shale_core::names::validate_group;
 use shale_proto::pb;
 
 impl Coordinator {
     /// Every group with state or offsets.
-    pub async fn list_groups(&self) -> Result<Vec<pb::GroupListing>, Error> {
-        let mut groups: BTreeMap<String, (u32, bool, &'static str)> = BTreeMap::new();
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>, Error> {
+        let mut groups: BTreeMap<String, (u32, bool, Option<GroupProtocol>)> = BTreeMap::new();
         let prefix = self.keys().groups();
         for kv in self.meta().range(&prefix).await?.kvs {
             let Some(parts) = self.keys().components(&prefix, &kv.key) else { continue };
@@ -27,14 +28,14 @@ impl Coordinator {
                 entry.0 += 1;
                 let rec: MemberRecord = records::decode(&kv.value, "a member record")?;
                 entry.1 |= !rec.revoking.is_empty();
-                entry.2 = "shale";
-            } else if parts.len() == 2 && parts[1] == "state" && entry.2.is_empty() {
-                entry.2 = "shale";
+                entry.2 = Some(GroupProtocol::Shale);
+            } else if parts.len() == 2 && parts[1] == "state" && entry.2.is_none() {
+                entry.2 = Some(GroupProtocol::Shale);
             } else if parts.len() == 2 && parts[1] == "classic" {
                 let rec: ClassicRecord = records::decode(&kv.value, "a classic group record")?;
                 entry.0 += rec.members.len() as u32;
                 if !rec.members.is_empty() || entry.0 == 0 {
-                    entry.2 = "classic";
+                    entry.2 = Some(GroupProtocol::Classic);
                 }
             }
         }
@@ -46,11 +47,11 @@ impl Coordinator {
         }
         Ok(groups
             .into_iter()
-            .map(|(group, (members, reconciling, protocol))| pb::GroupListing {
+            .map(|(group, (members, reconciling, protocol))| GroupListing {
                 group,
-                state: state_name(members as usize, reconciling).to_string(),
+                state: ListedState::of(members as usize, reconciling),
                 members,
-                protocol: protocol.to_string(),
+                protocol,
             })
             .collect())
     }
@@ -154,20 +155,12 @@ impl Coordinator {
             super::coordinator_of(group, &b.coordinator_candidates()).map_or(-1, |(id, _)| id);
         Ok(pb::DescribeGroupResponse {
             group: group.to_string(),
-            state: state_name(member_count, reconciling).to_string(),
+            state: ListedState::of(member_count, reconciling).as_str().to_string(),
             group_epoch: epoch,
             assignor,
             coordinator,
             members,
             partitions,
         })
-    }
-}
-
-fn state_name(members: usize, reconciling: bool) -> &'static str {
-    match (members, reconciling) {
-        (0, _) => "empty",
-        (_, true) => "reconciling",
-        _ => "stable",
     }
 }

@@ -30,8 +30,10 @@ mod heartbeat;
 mod host;
 pub mod offsets;
 pub mod records;
+mod types;
 
 pub use host::GroupHost;
+pub use types::{CommittedOffset, GroupListing, GroupProtocol, ListedState, ResetOffsets, ResetTo};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Coordinator;
 use super::GroupHost;
 use super::records::{self, GroupRecord, MemberRecord, OffsetRecord};
+use super::types::{CommittedOffset, ResetOffsets, ResetTo};
 use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
 use shale_core::names::validate_group;
 use shale_meta::{Compare, KeyValue, Txn, TxnOp};
@@ -246,7 +247,7 @@ impl Coordinator {
         b: &dyn GroupHost,
         group: &str,
         topics: &[String],
-    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+    ) -> Result<Vec<CommittedOffset>, Error> {
         validate_group(group)?;
         let kvs: Vec<KeyValue> = if topics.is_empty() {
             self.meta().range(&self.keys().group_offsets(group)).await?.kvs
@@ -271,7 +272,7 @@ impl Coordinator {
             if current.is_none_or(|e| e.id != rec.topic_id) {
                 continue;
             }
-            out.push(pb::CommittedOffset {
+            out.push(CommittedOffset {
                 topic: topic.clone(),
                 partition,
                 offset: rec.offset,
@@ -286,10 +287,9 @@ impl Coordinator {
     pub async fn reset_offsets(
         &self,
         b: &dyn GroupHost,
-        req: pb::ResetOffsetsRequest,
-    ) -> Result<Vec<pb::CommittedOffset>, Error> {
+        req: ResetOffsets,
+    ) -> Result<Vec<CommittedOffset>, Error> {
         use crate::broker::OffsetSpec as Spec;
-        use pb::reset_offsets_request::To;
         let group = req.group.as_str();
         validate_group(group)?;
         let entry = b.topic_record(&req.topic)?;
@@ -316,18 +316,13 @@ impl Coordinator {
         for p in partitions {
             let offsets = |spec| b.list_offsets(&req.topic, p, spec);
             let offset = match req.to {
-                None => {
-                    return Err(Error::invalid(
-                        "reset needs a target: earliest, latest, a timestamp or an offset",
-                    ));
-                }
-                Some(To::Earliest(_)) => offsets(Spec::Earliest).await?.offset,
-                Some(To::Latest(_)) => offsets(Spec::Latest).await?.offset,
-                Some(To::TimestampMs(ts)) => {
+                ResetTo::Earliest => offsets(Spec::Earliest).await?.offset,
+                ResetTo::Latest => offsets(Spec::Latest).await?.offset,
+                ResetTo::Timestamp(ts) => {
                     let r = offsets(Spec::Timestamp(ts)).await?;
                     if r.offset < 0 { r.high_watermark } else { r.offset }
                 }
-                Some(To::Offset(o)) => {
+                ResetTo::Offset(o) => {
                     let r = offsets(Spec::Latest).await?;
                     if o < r.log_start_offset || o > r.high_watermark {
                         let (start, hw) = (r.log_start_offset, r.high_watermark);
@@ -348,7 +343,7 @@ impl Coordinator {
                 self.keys().offset(group, &req.topic, p),
                 records::encode(&record),
             ));
-            out.push(pb::CommittedOffset {
+            out.push(CommittedOffset {
                 topic: req.topic.clone(),
                 partition: p,
                 offset,

@@ -1,0 +1,98 @@
+//! The group domain's own types: what `api` takes and answers about groups and their
+//! offsets. Each front end converts its wire to and from them (gRPC in
+//! `shale_grpc::convert`, the Kafka listener from its requests), so no protobuf type
+//! crosses `api` for groups.
+
+/// A group's committed offset of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: i64,
+    /// The committer's metadata string.
+    pub metadata: String,
+    pub commit_time_ms: i64,
+}
+
+/// What a group's members are doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedState {
+    /// No members.
+    Empty,
+    /// Every member owns its target assignment.
+    Stable,
+    /// Some member still gives up partitions (or waits for them).
+    Reconciling,
+}
+
+impl ListedState {
+    /// The state of a group with `members`, some of them `reconciling`.
+    pub fn of(members: usize, reconciling: bool) -> ListedState {
+        match (members, reconciling) {
+            (0, _) => ListedState::Empty,
+            (_, true) => ListedState::Reconciling,
+            _ => ListedState::Stable,
+        }
+    }
+
+    /// `empty`, `stable` or `reconciling`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListedState::Empty => "empty",
+            ListedState::Stable => "stable",
+            ListedState::Reconciling => "reconciling",
+        }
+    }
+}
+
+/// The group protocol a group's members use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The broker assigns partitions by member epochs: Shale's gRPC groups.
+    Shale,
+    /// Kafka's JoinGroup/SyncGroup, a member assigning.
+    Classic,
+}
+
+impl GroupProtocol {
+    /// `shale` or `classic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Shale => "shale",
+            GroupProtocol::Classic => "classic",
+        }
+    }
+}
+
+/// A group as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group: String,
+    pub state: ListedState,
+    pub members: u32,
+    /// None for a group with only committed offsets.
+    pub protocol: Option<GroupProtocol>,
+}
+
+/// Where [`ResetOffsets`] moves a group's committed offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    /// The first offset at or after this time (the high watermark when none is).
+    Timestamp(i64),
+    /// This offset, which must lie between the log start and the high watermark.
+    Offset(i64),
+}
+
+/// Sets an empty group's committed offsets of a topic's partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetOffsets {
+    pub group: String,
+    pub topic: String,
+    /// Empty means every partition of the topic.
+    pub partitions: Vec<u32>,
+    pub to: ResetTo,
+    /// Compute and answer, change nothing.
+    pub dry_run: bool,
+}
