@@ -2,9 +2,9 @@
 //! groups and their offsets) and protobuf messages.
 
 use shale_broker::api::{
-    AclBinding, AclFilter, BrokerRecord, CommittedOffset, GroupListing, Move, Operation,
-    PartitionDescription, PartitionState, PatternType, Permission, ResetOffsets, ResetTo,
-    ResourceType, TopicEntry,
+    AclBinding, AclFilter, BrokerRecord, CommittedOffset, GroupDescription, GroupListing, Move,
+    Operation, PartitionDescription, PartitionState, PatternType, Permission, ResetOffsets,
+    ResetTo, ResourceType, TopicEntry,
 };
 use shale_core::error::Error;
 use shale_proto::pb;
@@ -155,6 +155,43 @@ pub fn group_listing(g: GroupListing) -> pb::GroupListing {
         state: g.state.as_str().to_string(),
         members: g.members,
         protocol: g.protocol.map(|p| p.as_str().to_string()).unwrap_or_default(),
+    }
+}
+
+/// A group's description as proto (`coordinator` -1 when none is live).
+pub fn group_description(d: GroupDescription) -> pb::DescribeGroupResponse {
+    let set = shale_proto::convert::partition_set_to_proto;
+    pb::DescribeGroupResponse {
+        group: d.group,
+        state: d.state.as_str().to_string(),
+        group_epoch: d.group_epoch,
+        assignor: d.assignor,
+        coordinator: d.coordinator.unwrap_or(-1),
+        members: d
+            .members
+            .into_iter()
+            .map(|m| pb::MemberDescription {
+                member_id: m.member_id,
+                client_id: m.client_id,
+                member_epoch: m.member_epoch,
+                topics: m.topics,
+                topic_pattern: m.topic_pattern,
+                assignment: set(&m.assignment),
+                revoking: set(&m.revoking),
+            })
+            .collect(),
+        partitions: d
+            .partitions
+            .into_iter()
+            .map(|p| pb::PartitionLag {
+                topic: p.topic,
+                partition: p.partition,
+                committed: p.committed,
+                log_end: p.log_end,
+                lag: p.lag,
+                member_id: p.member_id.unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 

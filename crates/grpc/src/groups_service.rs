@@ -135,6 +135,7 @@ impl pb::groups_server::Groups for GroupsService {
     ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
         let who = acting(&self.api, &request).map_err(into_status)?;
         let group = request.into_inner().group;
-        Ok(Response::new(self.api.describe_group(&who, &group).await.map_err(into_status)?))
+        let described = self.api.describe_group(&who, &group).await.map_err(into_status)?;
+        Ok(Response::new(convert::group_description(described)))
     }
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use super::{Api, Identity, Principal};
 use crate::acl::{Operation, ResourceType};
 use crate::audit::{self, Resource};
-use crate::groups::{CommittedOffset, GroupListing, ResetOffsets, coordinator_of};
+use crate::groups::{
+    CommittedOffset, GroupDescription, GroupListing, ResetOffsets, coordinator_of,
+};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
@@ -172,7 +174,7 @@ impl Api {
         &self,
         who: &Identity,
         group: &str,
-    ) -> Result<pb::DescribeGroupResponse, Error> {
+    ) -> Result<GroupDescription, Error> {
         let b = &self.broker;
         b.acl().check(who, "DescribeGroup", Operation::Describe, ResourceType::Group, group)?;
         b.groups().describe_group(b.as_ref(), group).await

@@ -11,10 +11,11 @@ use super::GroupHost;
 use super::classic::ClassicRecord;
 use super::offsets::group_not_found;
 use super::records::{self, MemberRecord};
-use super::types::{GroupListing, GroupProtocol, ListedState};
+use super::types::{
+    GroupDescription, GroupListing, GroupProtocol, ListedState, MemberDescription, PartitionLag,
+};
 use shale_core::error::Error;
 use shale_core::names::validate_group;
-use shale_proto::pb;
 
 impl Coordinator {
     /// Every group with state or offsets.
@@ -61,7 +62,7 @@ impl Coordinator {
         &self,
         b: &dyn GroupHost,
         group: &str,
-    ) -> Result<pb::DescribeGroupResponse, Error> {
+    ) -> Result<GroupDescription, Error> {
         validate_group(group)?;
         let stored = self.stored(group).await?;
         let classic = self.classic().describe(group).await?;
@@ -85,18 +86,14 @@ impl Coordinator {
             if !m.pattern.is_empty() {
                 topics.extend(names.iter().filter(|t| records::glob_match(&m.pattern, t)).cloned());
             }
-            members.push(pb::MemberDescription {
+            members.push(MemberDescription {
                 member_id: id.clone(),
                 client_id: m.client_id.clone(),
                 member_epoch: m.epoch,
                 topics: m.topics.clone(),
                 topic_pattern: m.pattern.clone(),
-                assignment: shale_proto::convert::partition_set_to_proto(&records::to_set(
-                    &m.assigned,
-                )),
-                revoking: shale_proto::convert::partition_set_to_proto(&records::to_set(
-                    &m.revoking,
-                )),
+                assignment: records::to_set(&m.assigned),
+                revoking: records::to_set(&m.revoking),
             });
         }
         let (mut epoch, mut assignor) = (record.epoch, record.assignor.name().to_string());
@@ -109,16 +106,14 @@ impl Coordinator {
                     topics.insert(tp.0.clone());
                     owners.insert(tp, id.clone());
                 }
-                members.push(pb::MemberDescription {
+                members.push(MemberDescription {
                     member_id: id.clone(),
                     client_id: m.client_id.clone(),
                     member_epoch: c.generation,
                     topics: m.assigned.keys().cloned().collect(),
                     topic_pattern: String::new(),
-                    assignment: shale_proto::convert::partition_set_to_proto(&records::to_set(
-                        &m.assigned,
-                    )),
-                    revoking: Vec::new(),
+                    assignment: records::to_set(&m.assigned),
+                    revoking: BTreeSet::new(),
                 });
             }
         }
@@ -141,21 +136,21 @@ impl Coordinator {
                     Some(r) => (r.high_watermark, (r.high_watermark - r.log_start_offset).max(0)),
                     None => (-1, -1),
                 };
-                partitions.push(pb::PartitionLag {
+                partitions.push(PartitionLag {
                     topic: topic.clone(),
                     partition: p,
                     committed,
                     log_end,
                     lag,
-                    member_id: owners.get(&tp).cloned().unwrap_or_default(),
+                    member_id: owners.get(&tp).cloned(),
                 });
             }
         }
         let coordinator =
-            super::coordinator_of(group, &b.coordinator_candidates()).map_or(-1, |(id, _)| id);
-        Ok(pb::DescribeGroupResponse {
+            super::coordinator_of(group, &b.coordinator_candidates()).map(|(id, _)| id);
+        Ok(GroupDescription {
             group: group.to_string(),
-            state: ListedState::of(member_count, reconciling).as_str().to_string(),
+            state: ListedState::of(member_count, reconciling),
             group_epoch: epoch,
             assignor,
             coordinator,

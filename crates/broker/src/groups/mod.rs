@@ -33,7 +33,10 @@ pub mod records;
 mod types;
 
 pub use host::GroupHost;
-pub use types::{CommittedOffset, GroupListing, GroupProtocol, ListedState, ResetOffsets, ResetTo};
+pub use types::{
+    CommittedOffset, GroupDescription, GroupListing, GroupProtocol, ListedState, MemberDescription,
+    PartitionLag, ResetOffsets, ResetTo,
+};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! `shale_grpc::convert`, the Kafka listener from its requests), so no protobuf type
 //! crosses `api` for groups.
 
+use std::collections::BTreeSet;
+
 /// A group's committed offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
@@ -95,4 +97,51 @@ pub struct ResetOffsets {
     pub to: ResetTo,
     /// Compute and answer, change nothing.
     pub dry_run: bool,
+}
+
+/// A member as a group's description shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub client_id: String,
+    /// Its member epoch (a classic member's: the group's generation).
+    pub member_epoch: i32,
+    /// The topics it subscribed to by name.
+    pub topics: Vec<String>,
+    /// Its subscription pattern, empty when none.
+    pub topic_pattern: String,
+    pub assignment: BTreeSet<(String, u32)>,
+    /// Partitions being given up, not yet released by the member.
+    pub revoking: BTreeSet<(String, u32)>,
+}
+
+/// One partition of a group's topics: the committed offset, the end and the lag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: u32,
+    /// -1 when nothing is committed.
+    pub committed: i64,
+    /// The high watermark (the end a consumer can read to); -1 when unknown.
+    pub log_end: i64,
+    /// `log_end - committed` (`log_end -` log start when nothing is committed); -1 when
+    /// unknown.
+    pub lag: i64,
+    /// The member that owns the partition, if any.
+    pub member_id: Option<String>,
+}
+
+/// A group's members, assignment and per-partition lag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group: String,
+    pub state: ListedState,
+    /// The group epoch (a classic group's generation).
+    pub group_epoch: i32,
+    /// The assignor (a classic group's protocol).
+    pub assignor: String,
+    /// The broker coordinating the group, if one is live.
+    pub coordinator: Option<i32>,
+    pub members: Vec<MemberDescription>,
+    pub partitions: Vec<PartitionLag>,
 }
