@@ -2,9 +2,9 @@
 //! groups and their offsets) and protobuf messages.
 
 use shale_broker::api::{
-    AclBinding, AclFilter, BrokerRecord, CommittedOffset, GroupDescription, GroupListing, Move,
-    Operation, PartitionDescription, PartitionState, PatternType, Permission, ResetOffsets,
-    ResetTo, ResourceType, TopicEntry,
+    AclBinding, AclFilter, BrokerRecord, CommitOffsets, CommittedOffset, GroupDescription,
+    GroupListing, Move, OffsetToCommit, Operation, PartitionDescription, PartitionState,
+    PatternType, Permission, ResetOffsets, ResetTo, ResourceType, TopicEntry,
 };
 use shale_core::error::Error;
 use shale_proto::pb;
@@ -190,6 +190,29 @@ pub fn group_description(d: GroupDescription) -> pb::DescribeGroupResponse {
                 log_end: p.log_end,
                 lag: p.lag,
                 member_id: p.member_id.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// Offsets to commit from proto.
+pub fn commit_offsets(
+    group: String,
+    member_id: String,
+    member_epoch: i32,
+    offsets: Vec<pb::OffsetCommit>,
+) -> CommitOffsets {
+    CommitOffsets {
+        group,
+        member_id,
+        member_epoch,
+        offsets: offsets
+            .into_iter()
+            .map(|o| OffsetToCommit {
+                topic: o.topic,
+                partition: o.partition,
+                offset: o.offset,
+                metadata: o.metadata,
             })
             .collect(),
     }

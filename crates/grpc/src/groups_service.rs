@@ -65,7 +65,9 @@ impl pb::groups_server::Groups for GroupsService {
         request: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
         let who = acting(&self.api, &request).map_err(into_status)?;
-        self.api.commit_offsets(&who, request.into_inner()).await.map_err(into_status)?;
+        let r = request.into_inner();
+        let commit = convert::commit_offsets(r.group, r.member_id, r.member_epoch, r.offsets);
+        self.api.commit_offsets(&who, commit).await.map_err(into_status)?;
         Ok(Response::new(pb::CommitOffsetsResponse {}))
     }
 

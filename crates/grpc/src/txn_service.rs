@@ -4,6 +4,7 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::convert;
 use crate::forward::{self, Coordinated, acting};
 use shale_broker::api::{Api, Identity, TxnFilter, TxnRecord};
 use shale_core::error::Error;
@@ -108,12 +109,8 @@ impl pb::transactions_server::Transactions for TransactionsService {
         let who = acting(&self.api, &request).map_err(into_status)?;
         let req = request.into_inner();
         let at = producer(req.producer_id, req.producer_epoch)?;
-        let offsets = pb::CommitOffsetsRequest {
-            group: req.group,
-            member_id: req.member_id,
-            member_epoch: req.member_epoch,
-            offsets: req.offsets,
-        };
+        let offsets =
+            convert::commit_offsets(req.group, req.member_id, req.member_epoch, req.offsets);
         let id = req.transactional_id.as_str();
         self.api.send_txn_offsets(&who, (id, at), &offsets).await.map_err(into_status)?;
         Ok(Response::new(pb::SendOffsetsResponse {}))

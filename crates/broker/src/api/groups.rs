@@ -8,7 +8,7 @@ use super::{Api, Identity, Principal};
 use crate::acl::{Operation, ResourceType};
 use crate::audit::{self, Resource};
 use crate::groups::{
-    CommittedOffset, GroupDescription, GroupListing, ResetOffsets, coordinator_of,
+    CommitOffsets, CommittedOffset, GroupDescription, GroupListing, ResetOffsets, coordinator_of,
 };
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
@@ -85,11 +85,7 @@ impl Api {
     }
 
     /// Commits offsets (Read on the group and the topics), fenced by the member.
-    pub async fn commit_offsets(
-        &self,
-        who: &Identity,
-        req: pb::CommitOffsetsRequest,
-    ) -> Result<(), Error> {
+    pub async fn commit_offsets(&self, who: &Identity, req: CommitOffsets) -> Result<(), Error> {
         let topics = req.offsets.iter().map(|o| o.topic.as_str());
         self.check_group_and_topics(who, "CommitOffsets", Operation::Read, &req.group, topics)?;
         let b = &self.broker;

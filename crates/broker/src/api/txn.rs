@@ -233,7 +233,7 @@ impl Api {
         &self,
         who: &Identity,
         (id, producer): (&str, (i64, i16)),
-        req: &shale_proto::pb::CommitOffsetsRequest,
+        req: &crate::groups::CommitOffsets,
     ) -> Result<(), Error> {
         self.check_txn_write(who, "SendOffsets", id)?;
         let topics = req.offsets.iter().map(|o| o.topic.as_str());

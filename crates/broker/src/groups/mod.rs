@@ -34,8 +34,8 @@ mod types;
 
 pub use host::GroupHost;
 pub use types::{
-    CommittedOffset, GroupDescription, GroupListing, GroupProtocol, ListedState, MemberDescription,
-    PartitionLag, ResetOffsets, ResetTo,
+    CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, ListedState,
+    MemberDescription, PartitionLag, ResetOffsets, ResetTo,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

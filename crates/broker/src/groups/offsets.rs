@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Coordinator;
 use super::GroupHost;
 use super::records::{self, GroupRecord, MemberRecord, OffsetRecord};
-use super::types::{CommittedOffset, ResetOffsets, ResetTo};
+use super::types::{CommitOffsets, CommittedOffset, ResetOffsets, ResetTo};
 use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
 use shale_core::names::validate_group;
 use shale_meta::{Compare, KeyValue, Txn, TxnOp};
-use shale_proto::pb;
 
 /// Puts per etcd transaction (etcd's default `--max-txn-ops` is 128; one goes to the
 /// compare). A commit of more partitions is split, each part fenced the same way.
@@ -86,10 +85,7 @@ impl Coordinator {
 
     /// The offset records of `req` (partitions of existing topics, offsets not negative,
     /// each partition once), committed now.
-    fn offset_records(
-        b: &dyn GroupHost,
-        req: &pb::CommitOffsetsRequest,
-    ) -> Result<Vec<ToStore>, Error> {
+    fn offset_records(b: &dyn GroupHost, req: &CommitOffsets) -> Result<Vec<ToStore>, Error> {
         validate_group(&req.group)?;
         let mut seen = BTreeSet::new();
         let mut out = Vec::with_capacity(req.offsets.len());
@@ -133,7 +129,7 @@ impl Coordinator {
     pub async fn check_txn_commit(
         &self,
         b: &dyn GroupHost,
-        req: &pb::CommitOffsetsRequest,
+        req: &CommitOffsets,
     ) -> Result<Vec<ToStore>, Error> {
         let records = Self::offset_records(b, req)?;
         if !records.is_empty() {
@@ -143,11 +139,7 @@ impl Coordinator {
     }
 
     /// Commits offsets in one transaction (per 120 partitions), fenced by the member.
-    pub async fn commit(
-        &self,
-        b: &dyn GroupHost,
-        req: pb::CommitOffsetsRequest,
-    ) -> Result<(), Error> {
+    pub async fn commit(&self, b: &dyn GroupHost, req: CommitOffsets) -> Result<(), Error> {
         let group = req.group.as_str();
         let records = Self::offset_records(b, &req)?;
         let seen = partitions_of(&records);
@@ -185,7 +177,7 @@ impl Coordinator {
     async fn commit_fence(
         &self,
         group: &str,
-        req: &pb::CommitOffsetsRequest,
+        req: &CommitOffsets,
         partitions: &BTreeSet<(String, u32)>,
     ) -> Result<Compare, Error> {
         if req.member_id.is_empty() {
@@ -435,12 +427,12 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
+    use super::super::types::{CommitOffsets, OffsetToCommit};
     use async_trait::async_trait;
     use shale_core::clock;
     use shale_core::error::Error;
     use shale_meta::topics::TopicRecord;
     use shale_meta::{EmbeddedStore, Keys};
-    use shale_proto::pb;
     use std::collections::BTreeMap;
 
     use super::super::{Coordinator, GroupHost};
@@ -489,12 +481,12 @@ mod tests {
         }
     }
 
-    fn commit(partition: u32, offset: i64) -> pb::CommitOffsetsRequest {
-        pb::CommitOffsetsRequest {
+    fn commit(partition: u32, offset: i64) -> CommitOffsets {
+        CommitOffsets {
             group: "g".into(),
             member_id: String::new(),
             member_epoch: 0,
-            offsets: vec![pb::OffsetCommit {
+            offsets: vec![OffsetToCommit {
                 topic: "orders".into(),
                 partition,
                 offset,

@@ -5,6 +5,27 @@
 
 use std::collections::BTreeSet;
 
+/// One committed offset to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetToCommit {
+    pub topic: String,
+    pub partition: u32,
+    /// The next offset to read.
+    pub offset: i64,
+    /// Client metadata.
+    pub metadata: String,
+}
+
+/// Offsets a member commits, fenced by its member epoch; with an empty member id, a
+/// client outside the group protocol (allowed only while the group has no members).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitOffsets {
+    pub group: String,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub offsets: Vec<OffsetToCommit>,
+}
+
 /// A group's committed offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {

@@ -73,18 +73,7 @@ pub struct LiveMember {
     pub assignment: bytes::Bytes,
 }
 
-/// One committed offset to store.
-#[derive(Debug, Clone)]
-pub struct OffsetToCommit {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-    /// The next offset to read.
-    pub offset: i64,
-    /// Client metadata.
-    pub metadata: String,
-}
+pub use super::types::OffsetToCommit;
 
 fn not_coordinator(group: &str, id: i32) -> Error {
     Error::new(
