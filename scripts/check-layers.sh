@@ -59,6 +59,21 @@ for name in FRONT_ENDS:
                 if m.group(1) != "api":
                     bad.append(f"{path}:{n}: {name} uses shale_broker::{m.group(1)}; "
                                "front ends reach the broker through shale_broker::api")
+# The group domain speaks its own types (groups/types.rs): no protobuf type in it or in
+# the api over it; each front end converts its wire (issue 53, step 1).
+broker_src = pathlib.Path(members["shale-broker"]["manifest_path"]).parent / "src"
+PROTO_FREE = sorted((broker_src / "groups").rglob("*.rs")) + [
+    broker_src / "api" / "groups.rs",
+    broker_src / "api" / "classic.rs",
+]
+for path in PROTO_FREE:
+    if path.name.endswith("_tests.rs"):
+        continue
+    code = path.read_text().split("#[cfg(test)]")[0]
+    for n, line in enumerate(code.splitlines(), 1):
+        if re.search(r"\bshale_proto\b|\bpb::", line):
+            bad.append(f"{path}:{n}: protobuf in the group domain; use groups/types.rs "
+                       "and convert in the front end")
 for b in bad:
     print(f"check-layers: {b}", file=sys.stderr)
 sys.exit(1 if bad else 0)

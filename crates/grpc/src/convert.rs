@@ -3,8 +3,9 @@
 
 use shale_broker::api::{
     AclBinding, AclFilter, BrokerRecord, CommitOffsets, CommittedOffset, GroupDescription,
-    GroupListing, Move, OffsetToCommit, Operation, PartitionDescription, PartitionState,
-    PatternType, Permission, ResetOffsets, ResetTo, ResourceType, TopicEntry,
+    GroupListing, Heartbeat, HeartbeatAnswer, Move, OffsetToCommit, Operation,
+    PartitionDescription, PartitionState, PatternType, Permission, ResetOffsets, ResetTo,
+    ResourceType, TopicEntry,
 };
 use shale_core::error::Error;
 use shale_proto::pb;
@@ -215,6 +216,32 @@ pub fn commit_offsets(
                 metadata: o.metadata,
             })
             .collect(),
+    }
+}
+
+/// A heartbeat from proto.
+pub fn heartbeat(r: &pb::HeartbeatRequest) -> Heartbeat {
+    Heartbeat {
+        group: r.group.clone(),
+        member_id: r.member_id.clone(),
+        member_epoch: r.member_epoch,
+        topics: r.topics.clone(),
+        topic_pattern: r.topic_pattern.clone(),
+        owned: shale_proto::convert::partition_set(&r.owned),
+        assignor: r.assignor.clone(),
+        session_timeout_ms: r.session_timeout_ms,
+        client_id: r.client_id.clone(),
+    }
+}
+
+/// A heartbeat's answer as proto.
+pub fn heartbeat_answer(a: HeartbeatAnswer) -> pb::HeartbeatResponse {
+    pb::HeartbeatResponse {
+        member_id: a.member_id,
+        member_epoch: a.member_epoch,
+        heartbeat_interval_ms: a.heartbeat_interval_ms,
+        assignment: shale_proto::convert::partition_set_to_proto(&a.assignment),
+        group_epoch: a.group_epoch,
     }
 }
 

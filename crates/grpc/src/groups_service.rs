@@ -48,10 +48,14 @@ impl pb::groups_server::Groups for GroupsService {
         let forwarded = forward::was_forwarded(&request);
         let who = acting(api, &request).map_err(into_status)?;
         let req = request.into_inner();
-        api.check_heartbeat(&who, &req).map_err(into_status)?;
+        let beat = convert::heartbeat(&req);
+        api.check_heartbeat(&who, &beat).map_err(into_status)?;
         let coordinator = api.group_coordinator(&req.group);
         match forward::route(api, (Coordinated::Group, &req.group), coordinator, forwarded) {
-            Ok(None) => Ok(Response::new(api.heartbeat(&who, req).await.map_err(into_status)?)),
+            Ok(None) => {
+                let answer = api.heartbeat(&who, beat).await.map_err(into_status)?;
+                Ok(Response::new(convert::heartbeat_answer(answer)))
+            }
             Ok(Some(channel)) => {
                 let forward = forward::forwarding(api, &who, req).map_err(into_status)?;
                 pb::groups_client::GroupsClient::new(channel).heartbeat(forward).await

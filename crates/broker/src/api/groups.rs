@@ -8,10 +8,10 @@ use super::{Api, Identity, Principal};
 use crate::acl::{Operation, ResourceType};
 use crate::audit::{self, Resource};
 use crate::groups::{
-    CommitOffsets, CommittedOffset, GroupDescription, GroupListing, ResetOffsets, coordinator_of,
+    CommitOffsets, CommittedOffset, GroupDescription, GroupListing, Heartbeat, HeartbeatAnswer,
+    ResetOffsets, coordinator_of,
 };
 use shale_core::error::{Error, ErrorKind, Reason};
-use shale_proto::pb;
 
 impl Api {
     /// Checks `op` on the group and Read on each named topic.
@@ -59,7 +59,7 @@ impl Api {
 
     /// Checks that `who` may take part in the group with its topics (Read on both), before
     /// a heartbeat is served here or forwarded to the coordinator.
-    pub fn check_heartbeat(&self, who: &Identity, req: &pb::HeartbeatRequest) -> Result<(), Error> {
+    pub fn check_heartbeat(&self, who: &Identity, req: &Heartbeat) -> Result<(), Error> {
         shale_core::names::validate_group(&req.group)?;
         let topics = req.topics.iter().map(String::as_str);
         self.check_group_and_topics(who, "Heartbeat", Operation::Read, &req.group, topics)
@@ -72,8 +72,8 @@ impl Api {
     pub async fn heartbeat(
         &self,
         who: &Identity,
-        req: pb::HeartbeatRequest,
-    ) -> Result<pb::HeartbeatResponse, Error> {
+        req: Heartbeat,
+    ) -> Result<HeartbeatAnswer, Error> {
         self.check_heartbeat(who, &req)?;
         let b = &self.broker;
         b.check_serving()?;

@@ -53,8 +53,8 @@ pub use crate::groups::classic::{
     SyncRequest, Synced,
 };
 pub use crate::groups::{
-    CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, ListedState,
-    MemberDescription, PartitionLag, ResetOffsets, ResetTo,
+    CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, Heartbeat,
+    HeartbeatAnswer, ListedState, MemberDescription, PartitionLag, ResetOffsets, ResetTo,
 };
 pub use crate::metrics::{RequestMetrics, observe_since};
 pub use crate::prometheus::{Exposition, OPENMETRICS};

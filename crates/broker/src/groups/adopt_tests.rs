@@ -10,12 +10,12 @@ use bytes::Bytes;
 
 use super::super::classic::{JoinRequest, SyncRequest};
 use super::super::{Coordinator, GroupHost};
+use crate::groups::Heartbeat;
 use crate::settings::GroupSettings;
 use shale_core::clock;
 use shale_core::error::Error;
 use shale_meta::topics::TopicRecord;
 use shale_meta::{EmbeddedStore, Keys, MetaStore};
-use shale_proto::pb;
 
 const SESSION_MS: i64 = 10_000;
 
@@ -107,7 +107,7 @@ async fn a_restarted_coordinator_removes_a_member_that_never_comes_back() {
     let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
     let host = Host { now: AtomicI64::new(1_000_000) };
     let before = coordinator(&store);
-    let join = pb::HeartbeatRequest {
+    let join = Heartbeat {
         group: "g".into(),
         member_epoch: 0,
         topics: vec!["orders".into()],

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::assignor::{self, Assignor, Tp};
 use super::records::{self, MemberRecord};
+use super::types::{Heartbeat, HeartbeatAnswer};
 use super::{Coordinator, Dirty, Group, GroupHost, Member, unknown_member, view};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_group;
-use shale_proto::pb;
 
 impl Coordinator {
     /// Handles a heartbeat from `principal` on the group's coordinator (the caller checked
@@ -16,9 +16,9 @@ impl Coordinator {
     pub async fn heartbeat(
         &self,
         b: &dyn GroupHost,
-        req: pb::HeartbeatRequest,
+        req: Heartbeat,
         principal: &str,
-    ) -> Result<pb::HeartbeatResponse, Error> {
+    ) -> Result<HeartbeatAnswer, Error> {
         validate_group(&req.group)?;
         if req.member_epoch == 0 {
             self.check_not_classic(&req.group).await?;
@@ -73,10 +73,10 @@ impl Coordinator {
         &self,
         b: &dyn GroupHost,
         g: &mut Group,
-        req: &pb::HeartbeatRequest,
+        req: &Heartbeat,
         principal: &str,
         dirty: &mut Dirty,
-    ) -> Result<pb::HeartbeatResponse, Error> {
+    ) -> Result<HeartbeatAnswer, Error> {
         let now = b.now_ms();
         if let Some(m) = g.members.get(&req.member_id) {
             owned_by(m, &req.group, &req.member_id, principal)?;
@@ -91,11 +91,11 @@ impl Coordinator {
         // next heartbeat. This member moves towards its target now.
         self.reconcile(g, &member_id, now, dirty);
         let m = &g.members[&member_id];
-        Ok(pb::HeartbeatResponse {
+        Ok(HeartbeatAnswer {
             member_id: member_id.clone(),
             member_epoch: m.record.epoch,
             heartbeat_interval_ms: self.heartbeat_interval(m.record.session_timeout_ms),
-            assignment: shale_proto::convert::partition_set_to_proto(&m.assigned),
+            assignment: m.assigned.clone(),
             group_epoch: g.record.epoch,
         })
     }
@@ -105,7 +105,7 @@ impl Coordinator {
     fn join(
         &self,
         g: &mut Group,
-        req: &pb::HeartbeatRequest,
+        req: &Heartbeat,
         principal: &str,
         now: i64,
         dirty: &mut Dirty,
@@ -256,17 +256,17 @@ impl Coordinator {
 }
 
 /// A member leaving (member epoch -1): removed, its partitions free for the others.
-fn leave(g: &mut Group, req: &pb::HeartbeatRequest, dirty: &mut Dirty) -> pb::HeartbeatResponse {
+fn leave(g: &mut Group, req: &Heartbeat, dirty: &mut Dirty) -> HeartbeatAnswer {
     if g.members.remove(&req.member_id).is_some() {
         g.record.epoch += 1;
         dirty.state = true;
         dirty.removed.insert(req.member_id.clone());
     }
-    pb::HeartbeatResponse {
+    HeartbeatAnswer {
         member_id: req.member_id.clone(),
         member_epoch: -1,
         heartbeat_interval_ms: 0,
-        assignment: vec![],
+        assignment: BTreeSet::new(),
         group_epoch: g.record.epoch,
     }
 }
@@ -293,7 +293,7 @@ fn owned_by(m: &Member, group: &str, member_id: &str, principal: &str) -> Result
 
 fn beat(
     g: &mut Group,
-    req: &pb::HeartbeatRequest,
+    req: &Heartbeat,
     epoch: i32,
     now: i64,
     dirty: &mut Dirty,
@@ -329,7 +329,7 @@ fn beat(
     // Only a member that has applied its latest assignment says truly what it
     // still holds.
     if epoch == m.record.epoch && !m.revoking.is_empty() {
-        let owned = shale_proto::convert::partition_set(&req.owned);
+        let owned = &req.owned;
         let before = m.revoking.len();
         m.revoking.retain(|tp| owned.contains(tp));
         if m.revoking.len() != before {

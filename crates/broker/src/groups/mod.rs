@@ -34,8 +34,8 @@ mod types;
 
 pub use host::GroupHost;
 pub use types::{
-    CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, ListedState,
-    MemberDescription, PartitionLag, ResetOffsets, ResetTo,
+    CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, Heartbeat,
+    HeartbeatAnswer, ListedState, MemberDescription, PartitionLag, ResetOffsets, ResetTo,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

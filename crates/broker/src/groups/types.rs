@@ -166,3 +166,39 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     pub partitions: Vec<PartitionLag>,
 }
+
+/// A member's heartbeat in a group whose broker assigns partitions (Shale's gRPC
+/// groups): member epoch 0 joins, -1 leaves, otherwise the epoch last received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub group: String,
+    /// Empty when joining: the coordinator picks one and answers with it.
+    pub member_id: String,
+    pub member_epoch: i32,
+    /// Subscribed topics (or a pattern); both empty keeps the current subscription.
+    pub topics: Vec<String>,
+    /// A glob over topic names (`*` any run of characters, `?` one), instead of topics.
+    pub topic_pattern: String,
+    /// Partitions the member holds right now (it has stopped reading any it gave up).
+    pub owned: BTreeSet<(String, u32)>,
+    /// `cooperative-sticky` (default) or `range`; the first member's choice holds while
+    /// the group has members.
+    pub assignor: String,
+    /// 0 means the broker default.
+    pub session_timeout_ms: u32,
+    /// Free text a description shows (host, process).
+    pub client_id: String,
+}
+
+/// The coordinator's answer to a [`Heartbeat`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatAnswer {
+    pub member_id: String,
+    pub member_epoch: i32,
+    /// Heartbeat again within this many milliseconds.
+    pub heartbeat_interval_ms: u32,
+    /// The partitions the member owns now: start reading new ones, stop reading (and
+    /// commit) the ones no longer listed, then leave them out of the next `owned`.
+    pub assignment: BTreeSet<(String, u32)>,
+    pub group_epoch: i32,
+}
