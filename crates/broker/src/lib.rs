@@ -2,7 +2,8 @@
 //!
 //! - `broker`: hosted partitions, produce/fetch with their durability rules, replication,
 //!   topic lifecycle, tiering tasks, detection of gone peers.
-//! - `groups`: consumer-group coordination (KIP-848 style) and committed offsets.
+//! - `groups`: consumer-group coordination and committed offsets — the `shale-groups`
+//!   crate, re-exported under its old path.
 //! - `txn`: transactions: the rules of a transactional id's coordinator.
 //! - `registry`: the schema registry's state, followed from its log `_schemas`, and its
 //!   one writer (the rules are `shale-schema`'s).
@@ -30,7 +31,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod broker;
-pub mod groups;
+pub use shale_groups as groups;
 pub mod metrics;
 mod prometheus;
 pub mod quota;

@@ -5,6 +5,7 @@
 //! - `error`: the public error kinds every layer maps onto.
 //! - `acks`: produce acknowledgement levels.
 //! - `names`: checks of topic and group names.
+//! - `offsets`: what `ListOffsets` asks and finds.
 //! - `topic_config`: per-topic configuration by Kafka names, validated.
 //! - `clock`: injected time, and the one place that waits on it (`sleep`).
 //! - `task`: spawning outside a broker's lifecycle: owned (stops on drop) or detached.
@@ -21,6 +22,7 @@ pub mod disk;
 pub mod error;
 pub mod failpoint;
 pub mod names;
+pub mod offsets;
 pub mod rate;
 pub mod record;
 pub mod task;

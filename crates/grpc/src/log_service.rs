@@ -12,9 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth_layer::identity;
 use crate::log_fetch::{self, BoxStream};
 use shale_broker::api::observe_since;
-use shale_broker::api::{
-    Api, Identity, Isolation, OffsetSpec, Payload, Produced, QuotaKind, TxnProduce,
-};
+use shale_broker::api::{Api, Identity, Isolation, Payload, Produced, QuotaKind, TxnProduce};
 use shale_core::error::{Error, Reason};
 use shale_proto::convert;
 use shale_proto::pb;
@@ -318,7 +316,7 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
         let who = identity(&request);
         let req = request.into_inner();
-        let spec = OffsetSpec::from_proto(req.spec);
+        let spec = shale_proto::convert::offset_spec(req.spec);
         let found = self
             .api
             .list_offsets(&who, (&req.topic, req.partition), spec, None, Isolation::ReadUncommitted)

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use crate::pb;
 use shale_core::acks::Acks;
 use shale_core::error::{Error, Reason};
+use shale_core::offsets::OffsetSpec;
 use shale_core::record::{Compression, Header, Record};
 
 /// Proto acks to domain acks.
@@ -123,4 +124,32 @@ pub fn partition_set_to_proto(set: &BTreeSet<(String, u32)>) -> Vec<pb::TopicPar
         }
     }
     out
+}
+
+/// An offset spec as the `shale.v1` wire says it.
+pub fn offset_spec_to_proto(spec: OffsetSpec) -> pb::list_offsets_request::Spec {
+    use pb::list_offsets_request::Spec;
+    match spec {
+        OffsetSpec::Earliest => Spec::Earliest(true),
+        OffsetSpec::Latest => Spec::Latest(true),
+        OffsetSpec::LastStable => Spec::LastStable(true),
+        OffsetSpec::Timestamp(ts) => Spec::TimestampMs(ts),
+        OffsetSpec::MaxTimestamp => Spec::MaxTimestamp(true),
+        OffsetSpec::EarliestLocal => Spec::EarliestLocal(true),
+        OffsetSpec::LatestTiered => Spec::LatestTiered(true),
+    }
+}
+
+/// The offset spec a `shale.v1` request says (latest when it says none).
+pub fn offset_spec(spec: Option<pb::list_offsets_request::Spec>) -> OffsetSpec {
+    use pb::list_offsets_request::Spec;
+    match spec {
+        Some(Spec::Earliest(_)) => OffsetSpec::Earliest,
+        None | Some(Spec::Latest(_)) => OffsetSpec::Latest,
+        Some(Spec::TimestampMs(ts)) => OffsetSpec::Timestamp(ts),
+        Some(Spec::MaxTimestamp(_)) => OffsetSpec::MaxTimestamp,
+        Some(Spec::EarliestLocal(_)) => OffsetSpec::EarliestLocal,
+        Some(Spec::LatestTiered(_)) => OffsetSpec::LatestTiered,
+        Some(Spec::LastStable(_)) => OffsetSpec::LastStable,
+    }
 }

@@ -9,77 +9,12 @@ use super::{Broker, Partition};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
+pub use shale_core::offsets::{ListedOffset, OffsetSpec};
+
 /// How long `ListOffsets` waits for a new leader's high watermark before answering
 /// `UNAVAILABLE` (retriable): followers fetch within milliseconds of a leader change, or
 /// leave the ISR after `replica.lag.time.max.ms`.
 pub(super) const SETTLE_WAIT: Duration = Duration::from_secs(5);
-
-/// Which offset `ListOffsets` looks up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OffsetSpec {
-    /// The log start (in the bucket, for a tiered topic).
-    Earliest,
-    /// The high watermark.
-    Latest,
-    /// The last stable offset (the latest offset for a `read_committed` reader).
-    LastStable,
-    /// The first record at or after this time (ms).
-    Timestamp(i64),
-    /// The record with the largest timestamp (Kafka's MAX_TIMESTAMP, KIP-734).
-    MaxTimestamp,
-    /// The local log's start (Kafka's EARLIEST_LOCAL_TIMESTAMP, KIP-405): above the log
-    /// start when the oldest records are only in the bucket.
-    EarliestLocal,
-    /// The last offset in the bucket, -1 when nothing is (Kafka's LATEST_TIERED_TIMESTAMP,
-    /// KIP-1005).
-    LatestTiered,
-}
-
-impl OffsetSpec {
-    /// The spec as the `shale.v1` wire says it.
-    pub fn to_proto(self) -> pb::list_offsets_request::Spec {
-        use pb::list_offsets_request::Spec;
-        match self {
-            OffsetSpec::Earliest => Spec::Earliest(true),
-            OffsetSpec::Latest => Spec::Latest(true),
-            OffsetSpec::LastStable => Spec::LastStable(true),
-            OffsetSpec::Timestamp(ts) => Spec::TimestampMs(ts),
-            OffsetSpec::MaxTimestamp => Spec::MaxTimestamp(true),
-            OffsetSpec::EarliestLocal => Spec::EarliestLocal(true),
-            OffsetSpec::LatestTiered => Spec::LatestTiered(true),
-        }
-    }
-
-    /// The spec a `shale.v1` request says (latest when it says none).
-    pub fn from_proto(spec: Option<pb::list_offsets_request::Spec>) -> OffsetSpec {
-        use pb::list_offsets_request::Spec;
-        match spec {
-            Some(Spec::Earliest(_)) => OffsetSpec::Earliest,
-            None | Some(Spec::Latest(_)) => OffsetSpec::Latest,
-            Some(Spec::TimestampMs(ts)) => OffsetSpec::Timestamp(ts),
-            Some(Spec::MaxTimestamp(_)) => OffsetSpec::MaxTimestamp,
-            Some(Spec::EarliestLocal(_)) => OffsetSpec::EarliestLocal,
-            Some(Spec::LatestTiered(_)) => OffsetSpec::LatestTiered,
-            Some(Spec::LastStable(_)) => OffsetSpec::LastStable,
-        }
-    }
-}
-
-/// What `ListOffsets` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListedOffset {
-    /// The offset, or -1 when no record is at or after the time asked (nor any record, for
-    /// the largest timestamp; nor anything in the bucket, for the latest tiered).
-    pub offset: i64,
-    /// The found record's timestamp for a lookup by time or of the largest, else -1.
-    pub timestamp_ms: i64,
-    /// The log start offset.
-    pub log_start_offset: i64,
-    /// The high watermark.
-    pub high_watermark: i64,
-    /// The leader epoch of the leader that answered (-1 with an offset of -1).
-    pub leader_epoch: i32,
-}
 
 /// `ListOffsets` answered by the partition's leader. The latest offset (and a lookup by
 /// time, bounded by it) waits until the high watermark is known, so a reader starting
@@ -171,7 +106,7 @@ impl Broker {
                     return Err(e);
                 }
                 let mut client = pb::log_client::LogClient::new(self.peer(&addr)?);
-                let spec = Some(spec.to_proto());
+                let spec = Some(shale_proto::convert::offset_spec_to_proto(spec));
                 let request = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec };
                 let r = client
                     .list_offsets(request)

@@ -126,11 +126,7 @@ impl ClassicGroups {
 
     /// Loads `group` from the store unless this broker holds it already, so that the sweep
     /// times its members' sessions though none of them heartbeats here (`groups/adopt.rs`).
-    pub(in crate::groups) async fn adopt(
-        &self,
-        b: &dyn GroupHost,
-        group: &str,
-    ) -> Result<(), Error> {
+    pub(crate) async fn adopt(&self, b: &dyn GroupHost, group: &str) -> Result<(), Error> {
         self.locked(b, group).await.map(drop)
     }
 

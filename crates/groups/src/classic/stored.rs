@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::OffsetToCommit;
 use super::group::{ClassicGroup, ClassicMember, State};
-use crate::groups::GroupHost;
-use crate::groups::records::{self, OffsetRecord};
+use crate::GroupHost;
+use crate::records::{self, OffsetRecord};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::keys::Keys;
 use shale_meta::{Compare, MetaStore, Revision, Txn, TxnOp};

@@ -21,6 +21,11 @@
 //! Groups of Kafka's classic protocol (`classic/`) are coordinated by the same broker for
 //! the same group id, and commit to the same offset keys; a group id serves one protocol
 //! at a time.
+//!
+//! Layout: `assignor` (cooperative-sticky, range), `classic` (Kafka's JoinGroup/SyncGroup
+//! groups), `offsets` (commits, fetches, resets), `records` (what etcd holds), `settings`
+//! (`[groups]`), the domain's own types (`types.rs`, re-exported here), and the host trait
+//! ([`GroupHost`]) through which a broker lends partitions' offsets and topics.
 
 mod adopt;
 pub mod assignor;
@@ -30,6 +35,7 @@ mod heartbeat;
 mod host;
 pub mod offsets;
 pub mod records;
+pub mod settings;
 mod types;
 
 pub use host::GroupHost;

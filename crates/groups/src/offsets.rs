@@ -281,7 +281,7 @@ impl Coordinator {
         b: &dyn GroupHost,
         req: ResetOffsets,
     ) -> Result<Vec<CommittedOffset>, Error> {
-        use crate::broker::OffsetSpec as Spec;
+        use shale_core::offsets::OffsetSpec as Spec;
         let group = req.group.as_str();
         validate_group(group)?;
         let entry = b.topic_record(&req.topic)?;
@@ -468,15 +468,19 @@ mod tests {
                     configs: BTreeMap::new(),
                     created_ms: 0,
                 }),
-                other => Err(crate::broker::unknown_topic(other)),
+                other => Err(shale_core::error::Error::new(
+                    shale_core::error::ErrorKind::NotFound,
+                    shale_core::error::Reason::UnknownTopic,
+                    format!("unknown topic {other:?}"),
+                )),
             }
         }
         async fn list_offsets(
             &self,
             _topic: &str,
             _partition: u32,
-            _spec: crate::broker::OffsetSpec,
-        ) -> Result<crate::broker::ListedOffset, Error> {
+            _spec: shale_core::offsets::OffsetSpec,
+        ) -> Result<shale_core::offsets::ListedOffset, Error> {
             Err(Error::unavailable("no logs in this test"))
         }
     }

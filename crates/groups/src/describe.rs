@@ -125,7 +125,8 @@ impl Coordinator {
             for p in 0..entry.partitions {
                 let tp = (topic.clone(), p);
                 let committed = committed.get(&tp).copied().unwrap_or(-1);
-                let ends = b.list_offsets(&topic, p, crate::broker::OffsetSpec::Latest).await.ok();
+                let ends =
+                    b.list_offsets(&topic, p, shale_core::offsets::OffsetSpec::Latest).await.ok();
                 let (log_end, lag) = match &ends {
                     // Records below the log start (retention, DeleteRecords) are not
                     // there to read: a consumer resuming below it starts at it.

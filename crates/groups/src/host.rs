@@ -33,6 +33,6 @@ pub trait GroupHost: Send + Sync {
         &self,
         topic: &str,
         partition: u32,
-        spec: crate::broker::OffsetSpec,
-    ) -> Result<crate::broker::ListedOffset, Error>;
+        spec: shale_core::offsets::OffsetSpec,
+    ) -> Result<shale_core::offsets::ListedOffset, Error>;
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::super::classic::{JoinRequest, SyncRequest};
 use super::super::{Coordinator, GroupHost};
-use crate::groups::Heartbeat;
+use crate::Heartbeat;
 use crate::settings::GroupSettings;
 use shale_core::clock;
 use shale_core::error::Error;
@@ -57,15 +57,19 @@ impl GroupHost for Host {
                 configs: BTreeMap::new(),
                 created_ms: 0,
             }),
-            other => Err(crate::broker::unknown_topic(other)),
+            other => Err(shale_core::error::Error::new(
+                shale_core::error::ErrorKind::NotFound,
+                shale_core::error::Reason::UnknownTopic,
+                format!("unknown topic {other:?}"),
+            )),
         }
     }
     async fn list_offsets(
         &self,
         _topic: &str,
         _partition: u32,
-        _spec: crate::broker::OffsetSpec,
-    ) -> Result<crate::broker::ListedOffset, Error> {
+        _spec: shale_core::offsets::OffsetSpec,
+    ) -> Result<shale_core::offsets::ListedOffset, Error> {
         Err(Error::unavailable("no logs in this test"))
     }
 }

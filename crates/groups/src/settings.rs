@@ -1,0 +1,42 @@
+//! `[groups]`: the coordinator's timeouts, a section of the broker's settings file.
+
+use serde::{Deserialize, Serialize};
+
+/// `[groups]`: consumer group timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// A member is removed after this long without a heartbeat, unless it asks for
+    /// another timeout (ms).
+    pub session_timeout_ms: u32,
+    /// Shortest session timeout a member may ask for (ms).
+    pub min_session_timeout_ms: u32,
+    /// Longest session timeout a member may ask for (ms).
+    pub max_session_timeout_ms: u32,
+    /// How often members are told to heartbeat (ms); at most a third of their session
+    /// timeout.
+    pub heartbeat_interval_ms: u32,
+    /// A member that holds on to a partition it was told to give up for longer than this
+    /// is removed from the group (ms).
+    pub rebalance_timeout_ms: u32,
+    /// How often the coordinator refreshes the lag of its groups for `/metrics` (ms).
+    pub lag_metrics_interval_ms: u32,
+    /// How long the first rebalance of an empty group of Kafka's classic protocol waits
+    /// for more members to join, each joining member extending it up to its rebalance
+    /// timeout (ms; Kafka's `group.initial.rebalance.delay.ms`).
+    pub initial_rebalance_delay_ms: u32,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            session_timeout_ms: 10_000,
+            min_session_timeout_ms: 1_000,
+            max_session_timeout_ms: 300_000,
+            heartbeat_interval_ms: 1_000,
+            rebalance_timeout_ms: 60_000,
+            lag_metrics_interval_ms: 10_000,
+            initial_rebalance_delay_ms: 3_000,
+        }
+    }
+}
