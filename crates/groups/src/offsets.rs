@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Coordinator;
 use super::GroupHost;
 use super::records::{self, GroupRecord, MemberRecord, OffsetRecord};
-use super::types::{CommitOffsets, CommittedOffset, ResetOffsets, ResetTo};
+use super::types::{CommitOffsets, CommittedOffset, OffsetToCommit, ResetOffsets, ResetTo};
 use shale_core::error::{Error, ErrorKind, RangeEnd, Reason, offset_out_of_range};
 use shale_core::names::validate_group;
-use shale_meta::{Compare, KeyValue, Txn, TxnOp};
+use shale_meta::keys::Keys;
+use shale_meta::{Compare, KeyValue, MetaStore, Txn, TxnOp};
 
 /// Puts per etcd transaction (etcd's default `--max-txn-ops` is 128; one goes to the
 /// compare). A commit of more partitions is split, each part fenced the same way.
@@ -21,6 +22,18 @@ fn fenced_member(group: &str, member: &str, why: String) -> Error {
     Error::new(
         ErrorKind::Fenced,
         Reason::FencedMember,
+        format!("commit to group {group:?} refused: {why}"),
+    )
+    .with("group", group)
+    .with("member_id", member)
+}
+
+/// `STALE_MEMBER_EPOCH`: a current member committed at an epoch or for a partition that
+/// is not (or not yet) its own; it retries once its heartbeat brought its assignment.
+fn stale_epoch(group: &str, member: &str, why: String) -> Error {
+    Error::new(
+        ErrorKind::Fenced,
+        Reason::StaleMemberEpoch,
         format!("commit to group {group:?} refused: {why}"),
     )
     .with("group", group)
@@ -50,6 +63,77 @@ pub(super) fn group_not_found(group: &str) -> Error {
 
 /// An offset to store: topic, partition, record.
 type ToStore = (String, u32, OffsetRecord);
+
+/// Largest metadata a commit may carry per partition (Kafka's `offset.metadata.max.bytes`).
+const MAX_METADATA_BYTES: usize = 4096;
+
+/// The record `o` is stored as, committed at `now_ms`, once checked: the partition exists,
+/// the offset is not negative, the metadata is not too long. Every kind of group commits
+/// through this check.
+pub(crate) fn offset_record(
+    b: &dyn GroupHost,
+    o: &OffsetToCommit,
+    now_ms: i64,
+) -> Result<OffsetRecord, Error> {
+    let entry = b.topic_record(&o.topic)?;
+    if o.partition >= entry.partitions {
+        return Err(shale_core::error::partition_out_of_range(
+            &o.topic,
+            o.partition,
+            entry.partitions,
+        ));
+    }
+    if o.offset < 0 {
+        return Err(Error::invalid(format!(
+            "offset {} for {}-{} is negative",
+            o.offset, o.topic, o.partition
+        ))
+        .with("offset", o.offset));
+    }
+    if o.metadata.len() > MAX_METADATA_BYTES {
+        return Err(Error::invalid(format!(
+            "commit metadata of {} bytes for {}-{} is over {MAX_METADATA_BYTES}",
+            o.metadata.len(),
+            o.topic,
+            o.partition
+        )));
+    }
+    Ok(OffsetRecord {
+        offset: o.offset,
+        metadata: o.metadata.clone(),
+        commit_ms: now_ms,
+        topic_id: entry.id.clone(),
+    })
+}
+
+/// One store transaction of `puts` (at most [`PUTS_PER_TXN`]) under `fence`.
+fn fenced_txn(fence: Compare, puts: &[TxnOp]) -> Txn {
+    puts.iter().fold(Txn::new().when(fence), |t, op| t.and_then(op.clone()))
+}
+
+/// Writes `offsets` of `group` at `now`, each transaction of [`PUTS_PER_TXN`] under the
+/// same `fence`; false if the fence failed (the group changed hands or state meanwhile).
+pub(crate) async fn put_offsets_fenced(
+    meta: &dyn MetaStore,
+    keys: &Keys,
+    b: &dyn GroupHost,
+    group: &str,
+    fence: Compare,
+    offsets: &[OffsetToCommit],
+) -> Result<bool, Error> {
+    let now = b.now_ms();
+    let mut puts = Vec::with_capacity(offsets.len());
+    for o in offsets {
+        let record = offset_record(b, o, now)?;
+        puts.push(TxnOp::put(keys.offset(group, &o.topic, o.partition), records::encode(&record)));
+    }
+    for chunk in puts.chunks(PUTS_PER_TXN) {
+        if !meta.txn(fenced_txn(fence.clone(), chunk)).await?.succeeded {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 
 fn partitions_of(records: &[ToStore]) -> BTreeSet<(String, u32)> {
     records.iter().map(|(t, p, _)| (t.clone(), *p)).collect()
@@ -83,44 +167,31 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// The offset records of `req` (partitions of existing topics, offsets not negative,
-    /// each partition once), committed now.
+    /// The offset records of `req` (each checked by [`offset_record`], each partition
+    /// once), committed now.
     fn offset_records(b: &dyn GroupHost, req: &CommitOffsets) -> Result<Vec<ToStore>, Error> {
         validate_group(&req.group)?;
         let mut seen = BTreeSet::new();
         let mut out = Vec::with_capacity(req.offsets.len());
         let now = b.now_ms();
         for o in &req.offsets {
-            let entry = b.topic_record(&o.topic)?;
-            if o.partition >= entry.partitions {
-                return Err(shale_core::error::partition_out_of_range(
-                    &o.topic,
-                    o.partition,
-                    entry.partitions,
-                ));
-            }
-            if o.offset < 0 {
-                return Err(Error::invalid(format!(
-                    "offset {} for {}-{} is negative",
-                    o.offset, o.topic, o.partition
-                ))
-                .with("offset", o.offset));
-            }
+            let record = offset_record(b, o, now)?;
             if !seen.insert((o.topic.clone(), o.partition)) {
                 return Err(Error::invalid(format!(
                     "{}-{} appears twice in one commit",
                     o.topic, o.partition
                 )));
             }
-            let record = OffsetRecord {
-                offset: o.offset,
-                metadata: o.metadata.clone(),
-                commit_ms: now,
-                topic_id: entry.id.clone(),
-            };
             out.push((o.topic.clone(), o.partition, record));
         }
         Ok(out)
+    }
+
+    /// Whether `member` is a stored member of `group`'s broker-assigned kind (Shale's or
+    /// Kafka's consumer protocol).
+    pub async fn has_member(&self, group: &str, member: &str) -> Result<bool, Error> {
+        validate_group(group)?;
+        Ok(self.meta().get(&self.keys().group_member(group, member)).await?.is_some())
     }
 
     /// Checks offsets a transactional producer commits for its consumer (gRPC's
@@ -153,11 +224,7 @@ impl Coordinator {
             let mut done = false;
             for _ in 0..COMMIT_ATTEMPTS {
                 let fence = self.commit_fence(group, &req, &seen).await?;
-                let mut txn = Txn::new().when(fence);
-                for op in chunk {
-                    txn = txn.and_then(op.clone());
-                }
-                if self.meta().txn(txn).await?.succeeded {
+                if self.meta().txn(fenced_txn(fence, chunk)).await?.succeeded {
                     done = true;
                     break;
                 }
@@ -209,7 +276,7 @@ impl Coordinator {
         };
         let rec: MemberRecord = records::decode(&kv.value, &format!("member {:?}", req.member_id))?;
         if req.member_epoch > rec.epoch {
-            return Err(fenced_member(
+            return Err(stale_epoch(
                 group,
                 &req.member_id,
                 format!(
@@ -223,7 +290,7 @@ impl Coordinator {
             .cloned()
             .collect();
         if let Some((t, p)) = partitions.iter().find(|tp| !owned.contains(*tp)) {
-            return Err(fenced_member(
+            return Err(stale_epoch(
                 group,
                 &req.member_id,
                 format!("member {:?} does not own {t}-{p}", req.member_id),

@@ -25,7 +25,7 @@ pub use group::{ClassicGroup, JoinRequest, Joined, State, SyncRequest, Synced};
 pub use stored::ClassicRecord;
 
 use super::records::OffsetRecord;
-use super::{GroupHost, coordinator_of};
+use super::{GroupHost, coordinator_of, not_coordinator, offsets};
 use crate::settings::GroupSettings;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::keys::Keys;
@@ -74,15 +74,6 @@ pub struct LiveMember {
 }
 
 pub use super::types::OffsetToCommit;
-
-fn not_coordinator(group: &str, id: i32) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
-        Reason::NotCoordinator,
-        format!("broker {id} does not coordinate group {group:?} (any more); find its coordinator"),
-    )
-    .with("group", group)
-}
 
 impl ClassicGroups {
     /// The classic groups kept in `meta`.
@@ -267,14 +258,14 @@ impl ClassicGroups {
             self.check_not_shale_group(group).await?;
         }
         let fence = Compare::mod_revision(self.keys.group_classic(group), g.stored_rev);
-        match stored::commit_offsets(&*self.meta, &self.keys, b, group, fence, offsets).await {
-            Err(e) if e.reason == Reason::NotCoordinator => {
-                // Another broker wrote the group meanwhile: it is theirs now.
-                *guard = None;
-                Err(not_coordinator(group, b.broker_id()))
-            }
-            other => other,
+        let written =
+            offsets::put_offsets_fenced(&*self.meta, &self.keys, b, group, fence, offsets).await?;
+        if !written {
+            // Another broker wrote the group meanwhile: it is theirs now.
+            *guard = None;
+            return Err(not_coordinator(group, b.broker_id()));
         }
+        Ok(())
     }
 
     /// Checks a transactional producer's offsets of `group` before its transaction takes
@@ -297,7 +288,7 @@ impl ClassicGroups {
         let now = b.now_ms();
         offsets
             .iter()
-            .map(|o| Ok((o.topic.clone(), o.partition, stored::offset_record(b, o, now)?)))
+            .map(|o| Ok((o.topic.clone(), o.partition, offsets::offset_record(b, o, now)?)))
             .collect()
     }
 

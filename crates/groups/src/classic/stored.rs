@@ -1,8 +1,8 @@
 //! What a classic group keeps in the store: `groups/{g}/classic`, one JSON record with
 //! the generation, the protocol and every member with its subscription and assignment
-//! (bytes as base64), written when a rebalance completes and when the group empties; and
-//! its commits to `offsets/{g}/{topic}/{p}`, fenced by that record's revision so that a
-//! broker that lost the group to another coordinator cannot commit for it.
+//! (bytes as base64), written when a rebalance completes and when the group empties. Its
+//! commits go through the one offset store (`crate::offsets`), fenced by this record's
+//! revision so that a broker that lost the group to another coordinator cannot commit for it.
 
 use std::collections::BTreeMap;
 
@@ -11,20 +11,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::OffsetToCommit;
 use super::group::{ClassicGroup, ClassicMember, State};
-use crate::GroupHost;
-use crate::records::{self, OffsetRecord};
+use crate::records;
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::keys::Keys;
 use shale_meta::{Compare, MetaStore, Revision, Txn, TxnOp};
-
-/// Puts per store transaction (etcd's default `--max-txn-ops` is 128; one goes to the
-/// compare).
-const PUTS_PER_TXN: usize = 120;
-
-/// Largest metadata a commit may carry per partition (Kafka's `offset.metadata.max.bytes`).
-const MAX_METADATA_BYTES: usize = 4096;
 
 /// `groups/{g}/classic`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,70 +164,5 @@ pub(super) async fn store(
         .with("group", &g.name));
     }
     g.stored_rev = outcome.revision;
-    Ok(())
-}
-
-/// The record `o` is stored as, committed at `now_ms`, once checked: the partition exists,
-/// the offset is not negative, the metadata is not too long.
-pub(crate) fn offset_record(
-    b: &dyn GroupHost,
-    o: &OffsetToCommit,
-    now_ms: i64,
-) -> Result<OffsetRecord, Error> {
-    let entry = b.topic_record(&o.topic)?;
-    if o.partition >= entry.partitions {
-        return Err(shale_core::error::partition_out_of_range(
-            &o.topic,
-            o.partition,
-            entry.partitions,
-        ));
-    }
-    if o.offset < 0 {
-        return Err(Error::invalid(format!(
-            "offset {} for {}-{} is negative",
-            o.offset, o.topic, o.partition
-        )));
-    }
-    if o.metadata.len() > MAX_METADATA_BYTES {
-        return Err(Error::invalid(format!(
-            "commit metadata of {} bytes for {}-{} is over {MAX_METADATA_BYTES}",
-            o.metadata.len(),
-            o.topic,
-            o.partition
-        )));
-    }
-    Ok(OffsetRecord {
-        offset: o.offset,
-        metadata: o.metadata.clone(),
-        commit_ms: now_ms,
-        topic_id: entry.id.clone(),
-    })
-}
-
-/// Stores committed offsets under `fence`; a failed fence is NOT_COORDINATOR.
-pub(super) async fn commit_offsets(
-    meta: &dyn MetaStore,
-    keys: &Keys,
-    b: &dyn GroupHost,
-    group: &str,
-    fence: Compare,
-    offsets: &[OffsetToCommit],
-) -> Result<(), Error> {
-    let now = b.now_ms();
-    let mut puts = Vec::with_capacity(offsets.len());
-    for o in offsets {
-        let record = offset_record(b, o, now)?;
-        puts.push(TxnOp::put(keys.offset(group, &o.topic, o.partition), records::encode(&record)));
-    }
-    for chunk in puts.chunks(PUTS_PER_TXN) {
-        let txn = chunk.iter().fold(Txn::new().when(fence.clone()), |t, op| t.and_then(op.clone()));
-        if !meta.txn(txn).await?.succeeded {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                Reason::NotCoordinator,
-                format!("classic group {group:?} moved to another coordinator during the commit"),
-            ));
-        }
-    }
     Ok(())
 }
