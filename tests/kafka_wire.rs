@@ -165,6 +165,68 @@ async fn served(addr: &str) -> Vec<(ApiKey, i16, i16)> {
 }
 
 /// One well-formed request of every served API at `v`, each checked on its own connection.
+/// ConsumerGroupHeartbeat at `v`: a member joins group `wire-cg-{v}` (v0: the broker makes
+/// its id; v1: the client does) and is given `t`'s partitions by topic id; a heartbeat at
+/// another epoch is FENCED_MEMBER_EPOCH and an unknown member UNKNOWN_MEMBER_ID, and the
+/// member carries on unharmed.
+async fn consumer_group_heartbeat(addr: &str, v: i16, t: &str, topic_id: uuid::Uuid) {
+    let key = ApiKey::ConsumerGroupHeartbeat;
+    let group = GroupId(s(&format!("wire-cg-{v}")));
+    let made = if v >= 1 { "wire-member/1+" } else { "" };
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group.clone())
+        .with_member_id(s(made))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![topic(t)]))
+        .with_topic_partitions(Some(vec![]));
+    let r: ConsumerGroupHeartbeatResponse = call(addr, key, v, &join).await;
+    assert_eq!(r.error_code, 0, "v{v}: {r:?}");
+    let member = r.member_id.clone().expect("a member id");
+    if v >= 1 {
+        assert_eq!(member.as_str(), made, "v{v}: the client's id is kept");
+    }
+    let assignment = r.assignment.expect("a joining member is told its assignment");
+    assert_eq!(assignment.topic_partitions[0].topic_id, topic_id, "v{v}");
+    assert_eq!(assignment.topic_partitions[0].partitions, vec![0, 1], "v{v}");
+    let epoch = r.member_epoch;
+    let beat = |member: &StrBytes, epoch: i32| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group.clone())
+            .with_member_id(member.clone())
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(-1)
+    };
+    let r: ConsumerGroupHeartbeatResponse = call(addr, key, v, &beat(&member, epoch + 5)).await;
+    assert_eq!(r.error_code, ResponseError::FencedMemberEpoch.code(), "v{v}: {r:?}");
+    let r: ConsumerGroupHeartbeatResponse = call(addr, key, v, &beat(&s("nobody"), 3)).await;
+    assert_eq!(r.error_code, ResponseError::UnknownMemberId.code(), "v{v}: {r:?}");
+    let r: ConsumerGroupHeartbeatResponse = call(addr, key, v, &beat(&member, epoch)).await;
+    assert_eq!((r.error_code, r.member_epoch), (0, epoch), "v{v}: the member is unharmed");
+    assert!(r.assignment.is_none(), "v{v}: an unchanged assignment is not sent again");
+    // Its commits carry its member epoch (OffsetCommit v9): another is STALE_MEMBER_EPOCH,
+    // and an older OffsetCommit cannot carry one (UNSUPPORTED_VERSION).
+    let commit = |version: i16, epoch: i32| {
+        let ct = OffsetCommitRequestTopic::default().with_name(topic(t)).with_partitions(vec![
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(1)
+                .with_committed_offset(1),
+        ]);
+        let req = OffsetCommitRequest::default()
+            .with_group_id(group.clone())
+            .with_member_id(member.clone())
+            .with_generation_id_or_member_epoch(epoch)
+            .with_topics(vec![ct]);
+        async move {
+            let r: OffsetCommitResponse = call(addr, ApiKey::OffsetCommit, version, &req).await;
+            r.topics[0].partitions[0].error_code
+        }
+    };
+    assert_eq!(commit(9, epoch + 1).await, ResponseError::StaleMemberEpoch.code(), "v{v}");
+    assert_eq!(commit(8, epoch).await, ResponseError::UnsupportedVersion.code(), "v{v}");
+    assert_eq!(commit(9, epoch).await, 0, "v{v}");
+}
+
 async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
     let t = "wire-t";
     match key {
@@ -178,6 +240,45 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
                 call(addr, key, v, &MetadataRequest::default().with_topics(topics)).await;
             assert_eq!(r.topics[0].error_code, 0, "v{v}: {r:?}");
             assert_eq!(r.topics[0].partitions.len(), 2, "v{v}");
+            if v >= 10 {
+                // By id, the name null or empty (as the Java client sends it for a
+                // broker-side regex subscription); an unknown id is UNKNOWN_TOPIC_ID.
+                let unknown = uuid::Uuid::from_u128(7);
+                let topics = Some(vec![
+                    MetadataRequestTopic::default().with_topic_id(topic_id),
+                    MetadataRequestTopic::default()
+                        .with_topic_id(topic_id)
+                        .with_name(Some(topic(""))),
+                    MetadataRequestTopic::default().with_topic_id(unknown),
+                ]);
+                let r: MetadataResponse =
+                    call(addr, key, v, &MetadataRequest::default().with_topics(topics)).await;
+                let found: Vec<_> = r.topics.iter().filter(|x| x.topic_id == topic_id).collect();
+                assert!(
+                    found
+                        .iter()
+                        .all(|x| x.error_code == 0
+                            && x.name.as_ref().is_some_and(|n| n.0.as_str() == t)),
+                    "v{v}: {r:?}"
+                );
+                assert!(!found.is_empty(), "v{v}: {r:?}");
+                let missing = r.topics.iter().find(|x| x.topic_id == unknown).expect("answered");
+                assert_eq!(missing.error_code, ResponseError::UnknownTopicId.code(), "v{v}");
+            }
+        }
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat(addr, v, t, topic_id).await,
+        ApiKey::ConsumerGroupDescribe => {
+            let group = GroupId(s(&format!("wire-cg-{v}")));
+            let req = ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![group, GroupId(s("wire-none"))]);
+            let r: ConsumerGroupDescribeResponse = call(addr, key, v, &req).await;
+            let g = &r.groups[0];
+            assert_eq!(g.error_code, 0, "v{v}: {r:?}");
+            assert_eq!(g.members.len(), 1, "v{v}: the member of the heartbeat check");
+            assert_eq!(g.assignor_name.as_str(), "uniform");
+            let assigned = &g.members[0].assignment.topic_partitions;
+            assert_eq!(assigned[0].topic_id, topic_id, "v{v}");
+            assert_eq!(r.groups[1].error_code, ResponseError::GroupIdNotFound.code(), "v{v}");
         }
         ApiKey::Produce => {
             let data = TopicProduceData::default().with_name(topic(t)).with_partition_data(vec![
@@ -1150,6 +1251,8 @@ fn valid(key: ApiKey, v: i16) -> Bytes {
         LeaveGroup => LeaveGroupRequest, OffsetCommit => OffsetCommitRequest,
         OffsetFetch => OffsetFetchRequest, ListGroups => ListGroupsRequest,
         DescribeGroups => DescribeGroupsRequest, DeleteGroups => DeleteGroupsRequest,
+        ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
+        ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
         OffsetDelete => OffsetDeleteRequest, DescribeConfigs => DescribeConfigsRequest,
         AlterConfigs => AlterConfigsRequest, IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
         CreateAcls => CreateAclsRequest, DescribeAcls => DescribeAclsRequest,

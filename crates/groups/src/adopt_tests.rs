@@ -3,81 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::super::Coordinator;
 use super::super::classic::{JoinRequest, SyncRequest};
-use super::super::{Coordinator, GroupHost};
 use crate::Heartbeat;
-use crate::settings::GroupSettings;
+use crate::test_host::{Host, coordinator};
 use shale_core::clock;
-use shale_core::error::Error;
-use shale_meta::topics::TopicRecord;
-use shale_meta::{EmbeddedStore, Keys, MetaStore};
+use shale_meta::{EmbeddedStore, MetaStore};
 
 const SESSION_MS: i64 = 10_000;
-
-/// Broker 1, alone, with one topic and a clock the test moves.
-struct Host {
-    now: AtomicI64,
-}
-
-impl Host {
-    fn advance(&self, ms: i64) {
-        self.now.fetch_add(ms, Ordering::Relaxed);
-    }
-}
-
-#[async_trait]
-impl GroupHost for Host {
-    fn broker_id(&self) -> i32 {
-        1
-    }
-    fn now_ms(&self) -> i64 {
-        self.now.load(Ordering::Relaxed)
-    }
-    fn coordinator_candidates(&self) -> Vec<(i32, String)> {
-        vec![(1, "127.0.0.1:1".into())]
-    }
-    fn topic_names(&self) -> Vec<String> {
-        vec!["orders".into()]
-    }
-    fn may_read(&self, _principal: &str, _topic: &str) -> bool {
-        true
-    }
-    fn topic_record(&self, name: &str) -> Result<TopicRecord, Error> {
-        match name {
-            "orders" => Ok(TopicRecord {
-                name: name.into(),
-                id: "id-1".into(),
-                partitions: 2,
-                replication_factor: 1,
-                configs: BTreeMap::new(),
-                created_ms: 0,
-            }),
-            other => Err(shale_core::error::Error::new(
-                shale_core::error::ErrorKind::NotFound,
-                shale_core::error::Reason::UnknownTopic,
-                format!("unknown topic {other:?}"),
-            )),
-        }
-    }
-    async fn list_offsets(
-        &self,
-        _topic: &str,
-        _partition: u32,
-        _spec: shale_core::offsets::OffsetSpec,
-    ) -> Result<shale_core::offsets::ListedOffset, Error> {
-        Err(Error::unavailable("no logs in this test"))
-    }
-}
-
-fn coordinator(store: &Arc<dyn MetaStore>) -> Coordinator {
-    let settings = GroupSettings { initial_rebalance_delay_ms: 0, ..GroupSettings::default() };
-    Coordinator::new(store.clone(), Keys::new("c1").unwrap(), settings)
-}
 
 async fn members(c: &Coordinator, host: &Host, group: &str) -> usize {
     c.describe_group(host, group).await.unwrap().members.len()
@@ -109,7 +45,7 @@ async fn lost_member_times_out_after_a_restart(
 #[tokio::test]
 async fn a_restarted_coordinator_removes_a_member_that_never_comes_back() {
     let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
-    let host = Host { now: AtomicI64::new(1_000_000) };
+    let host = Host::new(&[("orders", 2)]);
     let before = coordinator(&store);
     let join = Heartbeat {
         group: "g".into(),
@@ -125,7 +61,7 @@ async fn a_restarted_coordinator_removes_a_member_that_never_comes_back() {
 #[tokio::test]
 async fn a_restarted_coordinator_removes_a_classic_member_that_never_comes_back() {
     let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
-    let host = Host { now: AtomicI64::new(1_000_000) };
+    let host = Host::new(&[("orders", 2)]);
     let before = coordinator(&store);
     let join = JoinRequest {
         member_id: String::new(),

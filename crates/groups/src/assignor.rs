@@ -1,5 +1,6 @@
 //! Server-side partition assignors: `range` (Kafka's RangeAssignor, per topic) and
-//! `cooperative-sticky` (balanced, keeping each member's partitions where it can).
+//! `cooperative-sticky` (balanced, keeping each member's partitions where it can), which
+//! Kafka's consumer protocol (KIP-848) names `uniform`.
 //!
 //! An assignor maps every partition of every subscribed topic to one subscribed member.
 //! Both are deterministic: members are taken in id order, so any coordinator computes the
@@ -21,6 +22,9 @@ pub enum Assignor {
     CooperativeSticky,
     /// Per topic, contiguous ranges of partitions to members in id order.
     Range,
+    /// The cooperative-sticky assignor under the name Kafka's consumer protocol gives its
+    /// default server-side assignor (`UniformAssignor`): balanced and sticky.
+    Uniform,
 }
 
 impl Assignor {
@@ -29,9 +33,15 @@ impl Assignor {
         match name {
             "" | "cooperative-sticky" => Ok(Assignor::CooperativeSticky),
             "range" => Ok(Assignor::Range),
-            other => Err(Error::invalid(format!(
-                "unknown assignor {other:?}: use \"cooperative-sticky\" or \"range\""
-            ))
+            "uniform" => Ok(Assignor::Uniform),
+            other => Err(Error::new(
+                shale_core::error::ErrorKind::Invalid,
+                shale_core::error::Reason::UnsupportedAssignor,
+                format!(
+                    "unknown assignor {other:?}: use \"cooperative-sticky\" (\"uniform\") or \
+                     \"range\""
+                ),
+            )
             .with("assignor", other)),
         }
     }
@@ -41,6 +51,7 @@ impl Assignor {
         match self {
             Assignor::CooperativeSticky => "cooperative-sticky",
             Assignor::Range => "range",
+            Assignor::Uniform => "uniform",
         }
     }
 }
@@ -62,7 +73,7 @@ pub fn assign(assignor: Assignor, input: &Input<'_>) -> BTreeMap<String, BTreeSe
         input.subscriptions.keys().map(|m| (m.to_string(), BTreeSet::new())).collect();
     match assignor {
         Assignor::Range => range(input, &mut out),
-        Assignor::CooperativeSticky => sticky(input, &mut out),
+        Assignor::CooperativeSticky | Assignor::Uniform => sticky(input, &mut out),
     }
     out
 }
@@ -250,6 +261,9 @@ mod tests {
     fn assignor_names_parse() {
         assert_eq!(Assignor::parse("").unwrap(), Assignor::CooperativeSticky);
         assert_eq!(Assignor::parse("range").unwrap(), Assignor::Range);
+        assert_eq!(Assignor::parse("uniform").unwrap(), Assignor::Uniform);
+        let unknown = Assignor::parse("roundrobin").unwrap_err();
+        assert_eq!(unknown.reason, shale_core::error::Reason::UnsupportedAssignor);
         let e = Assignor::parse("roundrobin").unwrap_err();
         assert!(e.message.contains("roundrobin"), "{}", e.message);
     }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Coordinator;
 use super::GroupHost;
+use super::assignor::Tp;
 use super::classic::ClassicRecord;
 use super::offsets::group_not_found;
 use super::records::{self, MemberRecord};
@@ -18,6 +19,21 @@ use shale_core::error::Error;
 use shale_core::names::validate_group;
 
 impl Coordinator {
+    /// The target assignment of `group` by member, as this broker last computed it for
+    /// the group's current epoch (empty when it does not hold the group, or is busy with it).
+    fn known_targets(&self, group: &str) -> BTreeMap<String, BTreeSet<Tp>> {
+        let slot = {
+            let groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            groups.get(group).cloned()
+        };
+        let Some(slot) = slot else { return BTreeMap::new() };
+        let Ok(guard) = slot.try_lock() else { return BTreeMap::new() };
+        match guard.as_ref() {
+            Some(g) if g.target_epoch == g.record.epoch => g.target.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
     /// Every group with state or offsets.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>, Error> {
         let mut groups: BTreeMap<String, (u32, bool, Option<GroupProtocol>)> = BTreeMap::new();
@@ -29,7 +45,10 @@ impl Coordinator {
                 entry.0 += 1;
                 let rec: MemberRecord = records::decode(&kv.value, "a member record")?;
                 entry.1 |= !rec.revoking.is_empty();
-                entry.2 = Some(GroupProtocol::Shale);
+                entry.2 = Some(match rec.kafka {
+                    true => GroupProtocol::Consumer,
+                    false => GroupProtocol::Shale,
+                });
             } else if parts.len() == 2 && parts[1] == "state" && entry.2.is_none() {
                 entry.2 = Some(GroupProtocol::Shale);
             } else if parts.len() == 2 && parts[1] == "classic" {
@@ -76,6 +95,7 @@ impl Coordinator {
         let names = b.topic_names();
         let mut members = Vec::new();
         let mut reconciling = false;
+        let targets = self.known_targets(group);
         for (id, (m, _)) in &stored.members {
             for tp in records::to_set(&m.assigned) {
                 topics.insert(tp.0.clone());
@@ -86,14 +106,27 @@ impl Coordinator {
             if !m.pattern.is_empty() {
                 topics.extend(names.iter().filter(|t| records::glob_match(&m.pattern, t)).cloned());
             }
+            if let Ok(Some(regex)) = super::consumer::compile(&m.regex) {
+                topics.extend(names.iter().filter(|t| regex.is_match(t)).cloned());
+            }
+            let assignment = records::to_set(&m.assigned);
             members.push(MemberDescription {
                 member_id: id.clone(),
                 client_id: m.client_id.clone(),
-                member_epoch: m.epoch,
+                member_epoch: if m.away { -2 } else { m.epoch },
                 topics: m.topics.clone(),
                 topic_pattern: m.pattern.clone(),
-                assignment: records::to_set(&m.assigned),
+                target: targets.get(id).cloned().unwrap_or_else(|| assignment.clone()),
+                assignment,
                 revoking: records::to_set(&m.revoking),
+                topic_regex: m.regex.clone(),
+                instance_id: m.instance_id.clone(),
+                rack: m.rack.clone(),
+                client_host: m.client_host.clone(),
+                protocol: match m.kafka {
+                    true => GroupProtocol::Consumer,
+                    false => GroupProtocol::Shale,
+                },
             });
         }
         let (mut epoch, mut assignor) = (record.epoch, record.assignor.name().to_string());
@@ -106,14 +139,21 @@ impl Coordinator {
                     topics.insert(tp.0.clone());
                     owners.insert(tp, id.clone());
                 }
+                let assignment = records::to_set(&m.assigned);
                 members.push(MemberDescription {
                     member_id: id.clone(),
                     client_id: m.client_id.clone(),
                     member_epoch: c.generation,
                     topics: m.assigned.keys().cloned().collect(),
                     topic_pattern: String::new(),
-                    assignment: records::to_set(&m.assigned),
+                    target: assignment.clone(),
+                    assignment,
                     revoking: BTreeSet::new(),
+                    topic_regex: String::new(),
+                    instance_id: m.instance_id.clone(),
+                    rack: None,
+                    client_host: m.client_host.clone(),
+                    protocol: GroupProtocol::Classic,
                 });
             }
         }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::assignor::{self, Assignor, Tp};
 use super::records::{self, MemberRecord};
 use super::types::{Heartbeat, HeartbeatAnswer};
-use super::{Coordinator, Dirty, Group, GroupHost, Member, unknown_member, view};
+use super::{Coordinator, Dirty, Group, GroupHost, Member, consumer, unknown_member, view};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_group;
 
@@ -20,6 +20,14 @@ impl Coordinator {
         principal: &str,
     ) -> Result<HeartbeatAnswer, Error> {
         validate_group(&req.group)?;
+        if req.kafka.is_some() {
+            // A Kafka client finds the coordinator itself, and is told when it asked
+            // another broker (Shale's gRPC front end forwards instead).
+            let ours = super::coordinator_of(&req.group, &b.coordinator_candidates());
+            if ours.is_none_or(|(id, _)| id != b.broker_id()) {
+                return Err(super::not_coordinator(&req.group, b.broker_id()));
+            }
+        }
         if req.member_epoch == 0 {
             self.check_not_classic(&req.group).await?;
         }
@@ -83,6 +91,7 @@ impl Coordinator {
         }
         let member_id = match req.member_epoch {
             -1 => return Ok(leave(g, req, dirty)),
+            -2 if req.kafka.is_some() => return consumer::leave_for_a_while(g, req, dirty),
             0 => self.join(g, req, principal, now, dirty)?,
             epoch => beat(g, req, epoch, now, dirty)?,
         };
@@ -91,10 +100,14 @@ impl Coordinator {
         // next heartbeat. This member moves towards its target now.
         self.reconcile(g, &member_id, now, dirty);
         let m = &g.members[&member_id];
+        let interval = match m.record.kafka {
+            true => self.settings.consumer_heartbeat_interval_ms,
+            false => self.settings.heartbeat_interval_ms,
+        };
         Ok(HeartbeatAnswer {
             member_id: member_id.clone(),
             member_epoch: m.record.epoch,
-            heartbeat_interval_ms: self.heartbeat_interval(m.record.session_timeout_ms),
+            heartbeat_interval_ms: interval.min(m.record.session_timeout_ms / 3).max(1),
             assignment: m.assigned.clone(),
             group_epoch: g.record.epoch,
         })
@@ -111,17 +124,35 @@ impl Coordinator {
         dirty: &mut Dirty,
     ) -> Result<String, Error> {
         let group = req.group.as_str();
-        let session = self.session_timeout(req.session_timeout_ms)?;
-        if req.topics.is_empty() && req.topic_pattern.is_empty() {
-            return Err(Error::invalid(format!(
-                "joining group {group:?} needs topics or a topic pattern to subscribe to"
-            )));
-        }
-        if g.members.is_empty() {
-            let assignor = Assignor::parse(&req.assignor)?;
-            if assignor != g.record.assignor {
-                g.record.assignor = assignor;
+        let record = match &req.kafka {
+            Some(k) => {
+                let session = self.settings.consumer_session_timeout_ms;
+                consumer::joining_record(req, k, principal, session)?
             }
+            None => {
+                if req.topics.is_empty() && req.topic_pattern.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "joining group {group:?} needs topics or a topic pattern to subscribe to"
+                    )));
+                }
+                MemberRecord {
+                    client_id: req.client_id.clone(),
+                    principal: principal.to_string(),
+                    topics: consumer::sorted(&req.topics),
+                    pattern: req.topic_pattern.clone(),
+                    session_timeout_ms: self.session_timeout(req.session_timeout_ms)?,
+                    epoch: 1,
+                    ..MemberRecord::default()
+                }
+            }
+        };
+        if g.members.is_empty() {
+            // Kafka's consumer protocol defaults to its `uniform` assignor.
+            let name = match (&req.kafka, req.assignor.as_str()) {
+                (Some(_), "") => "uniform",
+                (_, name) => name,
+            };
+            g.record.assignor = Assignor::parse(name)?;
         }
         let id = if req.member_id.is_empty() {
             uuid::Uuid::new_v4().simple().to_string()
@@ -129,23 +160,22 @@ impl Coordinator {
             validate_member_id(&req.member_id)?;
             req.member_id.clone()
         };
+        if let Some(instance) = &record.instance_id
+            && consumer::take_over(g, group, &id, instance, &record, now, dirty)?
+        {
+            return Ok(id);
+        }
+        let regex = consumer::compile(&record.regex)?;
         // A member rejoining under its id starts over (it dropped its partitions).
         g.members.remove(&id);
         g.members.insert(
             id.clone(),
             Member {
-                record: MemberRecord {
-                    client_id: req.client_id.clone(),
-                    principal: principal.to_string(),
-                    topics: sorted(&req.topics),
-                    pattern: req.topic_pattern.clone(),
-                    session_timeout_ms: session,
-                    epoch: 1,
-                    ..MemberRecord::default()
-                },
+                record,
                 assigned: BTreeSet::new(),
                 revoking: BTreeSet::new(),
                 last_seen_ms: now,
+                regex,
             },
         );
         g.record.epoch += 1;
@@ -169,10 +199,6 @@ impl Coordinator {
         Ok(asked)
     }
 
-    fn heartbeat_interval(&self, session_ms: u32) -> u32 {
-        self.settings.heartbeat_interval_ms.min(session_ms / 3).max(1)
-    }
-
     /// Recomputes the target when the group epoch moved or a subscribed topic changed its
     /// partition count (which also bumps the epoch).
     fn refresh_target(&self, b: &dyn GroupHost, g: &mut Group, dirty: &mut Dirty) {
@@ -180,15 +206,13 @@ impl Coordinator {
         let mut subscriptions: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         let mut topics: BTreeMap<String, u32> = BTreeMap::new();
         for (id, m) in &g.members {
-            let subscribed: BTreeSet<String> = if m.record.pattern.is_empty() {
-                m.record.topics.iter().cloned().collect()
-            } else {
-                names
-                    .iter()
-                    .filter(|t| records::glob_match(&m.record.pattern, t))
-                    .cloned()
-                    .collect()
+            let pattern = &m.record.pattern;
+            let matched = |t: &&String| {
+                (!pattern.is_empty() && records::glob_match(pattern, t))
+                    || m.regex.as_ref().is_some_and(|r| r.is_match(t))
             };
+            let subscribed: BTreeSet<String> =
+                m.record.topics.iter().chain(names.iter().filter(matched)).cloned().collect();
             // A member is given only topics its principal may read (a pattern may match
             // others; explicitly named ones were checked at the heartbeat).
             let subscribed: BTreeSet<String> =
@@ -302,34 +326,40 @@ fn beat(
     let Some(m) = g.members.get_mut(&req.member_id) else {
         return Err(unknown_member(group, &req.member_id));
     };
-    if epoch > m.record.epoch || epoch < -1 {
-        return Err(Error::new(
-            ErrorKind::Fenced,
-            Reason::FencedMemberEpoch,
-            format!(
-                "member {:?} of group {group:?} sent epoch {epoch}, but its epoch is \
-                     {}; rejoin with member epoch 0",
-                req.member_id, m.record.epoch
-            ),
-        )
-        .with("group", group)
-        .with("member_id", &req.member_id));
+    let accepted = match &req.kafka {
+        Some(_) => !m.record.away && consumer::epoch_accepted(m, epoch, req.owned.as_ref()),
+        None => epoch <= m.record.epoch && epoch >= -1,
+    };
+    if !accepted {
+        return Err(consumer::fenced(group, &req.member_id, epoch, m.record.epoch));
     }
     m.last_seen_ms = now;
-    let topics = sorted(&req.topics);
-    let changed_subscription = (!topics.is_empty() || !req.topic_pattern.is_empty())
-        && (topics != m.record.topics || req.topic_pattern != m.record.pattern);
-    if changed_subscription {
-        m.record.topics = topics;
-        m.record.pattern = req.topic_pattern.clone();
-        g.record.epoch += 1;
-        dirty.state = true;
-        dirty.members.insert(req.member_id.clone());
-    }
+    let changed_subscription = match &req.kafka {
+        Some(k) => {
+            let before = (m.record.rack.clone(), m.record.rebalance_timeout_ms);
+            let changed = consumer::update(m, k)?;
+            if changed || before != (m.record.rack.clone(), m.record.rebalance_timeout_ms) {
+                dirty.members.insert(req.member_id.clone());
+            }
+            changed
+        }
+        None => {
+            let topics = consumer::sorted(&req.topics);
+            let changed = (!topics.is_empty() || !req.topic_pattern.is_empty())
+                && (topics != m.record.topics || req.topic_pattern != m.record.pattern);
+            if changed {
+                m.record.topics = topics;
+                m.record.pattern = req.topic_pattern.clone();
+            }
+            changed
+        }
+    };
     // Only a member that has applied its latest assignment says truly what it
     // still holds.
-    if epoch == m.record.epoch && !m.revoking.is_empty() {
-        let owned = &req.owned;
+    if let Some(owned) = &req.owned
+        && epoch == m.record.epoch
+        && !m.revoking.is_empty()
+    {
         let before = m.revoking.len();
         m.revoking.retain(|tp| owned.contains(tp));
         if m.revoking.len() != before {
@@ -339,20 +369,23 @@ fn beat(
             dirty.members.insert(req.member_id.clone());
         }
     }
+    if changed_subscription {
+        g.record.epoch += 1;
+        dirty.state = true;
+        dirty.members.insert(req.member_id.clone());
+    }
     Ok(req.member_id.clone())
 }
 
+/// A member id a client made: at most 128 bytes, no control characters. Any other
+/// character is kept (librdkafka's ids are base64, with `/` and `+`); the store's keys
+/// escape it.
 fn validate_member_id(id: &str) -> Result<(), Error> {
-    if id.len() > 128 || id.chars().any(|c| c.is_control() || c == '/') {
+    if id.len() > 128 || id.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
-            "member id {id:?} is invalid: at most 128 bytes, no '/' or control characters"
+            "member id {id:?} is invalid: at most 128 bytes, no control characters"
         ))
         .with("member_id", id));
     }
     Ok(())
-}
-
-fn sorted(topics: &[String]) -> Vec<String> {
-    let set: BTreeSet<&String> = topics.iter().collect();
-    set.into_iter().cloned().collect()
 }

@@ -30,18 +30,22 @@
 mod adopt;
 pub mod assignor;
 pub mod classic;
+mod consumer;
 mod describe;
 mod heartbeat;
 mod host;
 pub mod offsets;
 pub mod records;
 pub mod settings;
+#[cfg(test)]
+mod test_host;
 mod types;
 
 pub use host::GroupHost;
 pub use types::{
     CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, Heartbeat,
-    HeartbeatAnswer, ListedState, MemberDescription, PartitionLag, ResetOffsets, ResetTo,
+    HeartbeatAnswer, KafkaMember, ListedState, MemberDescription, PartitionLag, ResetOffsets,
+    ResetTo,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -69,6 +73,17 @@ pub fn unknown_member(group: &str, member: &str) -> Error {
     .with("member_id", member)
 }
 
+/// `NOT_COORDINATOR`: broker `id` does not coordinate `group`; the client finds the
+/// coordinator again.
+pub fn not_coordinator(group: &str, id: i32) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        Reason::NotCoordinator,
+        format!("broker {id} does not coordinate group {group:?} (any more); find its coordinator"),
+    )
+    .with("group", group)
+}
+
 /// The coordinator of `group` among `brokers` (id, address): rendezvous hashing.
 pub fn coordinator_of(group: &str, brokers: &[(i32, String)]) -> Option<(i32, String)> {
     brokers
@@ -87,6 +102,8 @@ struct Member {
     assigned: BTreeSet<Tp>,
     revoking: BTreeSet<Tp>,
     last_seen_ms: i64,
+    /// `record.regex` compiled.
+    regex: Option<regex::Regex>,
 }
 
 #[derive(Debug)]
@@ -238,10 +255,13 @@ impl Coordinator {
                 .members
                 .iter()
                 .filter(|(_, m)| {
+                    let rebalance = match m.record.rebalance_timeout_ms {
+                        0 => self.settings.rebalance_timeout_ms,
+                        ms => ms,
+                    };
                     now - m.last_seen_ms > i64::from(m.record.session_timeout_ms)
                         || (m.record.revoking_since_ms > 0
-                            && now - m.record.revoking_since_ms
-                                > i64::from(self.settings.rebalance_timeout_ms))
+                            && now - m.record.revoking_since_ms > i64::from(rebalance))
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
@@ -285,6 +305,9 @@ impl Coordinator {
             {
                 let record: MemberRecord =
                     records::decode(&kv.value, &format!("member {id:?} of group {group:?}"))?;
+                // A stored expression compiled when it was taken; one that no longer does
+                // (another regex version) subscribes to nothing rather than failing the group.
+                let regex = consumer::compile(&record.regex).ok().flatten();
                 g.members.insert(
                     id,
                     Member {
@@ -292,6 +315,7 @@ impl Coordinator {
                         revoking: records::to_set(&record.revoking),
                         record,
                         last_seen_ms: now,
+                        regex,
                     },
                 );
             }

@@ -44,6 +44,33 @@ pub struct MemberRecord {
     pub revoking: BTreeMap<String, Vec<u32>>,
     /// When the oldest partition now in `revoking` was taken (ms), 0 if none.
     pub revoking_since_ms: i64,
+    /// Joined through Kafka's consumer protocol (KIP-848) rather than Shale's gRPC.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kafka: bool,
+    /// A regular expression (RE2 syntax) over topic names, besides `topics` (Kafka's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub regex: String,
+    /// A static member's instance id (Kafka's `group.instance.id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// A static member that left for a while (member epoch -2): it keeps its partitions
+    /// for its session, for a member with the same instance id to take over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub away: bool,
+    /// The member's rack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
+    /// The client's address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_host: String,
+    /// How long the member may hold partitions it was told to give up (ms); 0: the
+    /// broker's `rebalance_timeout_ms`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rebalance_timeout_ms: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// `offsets/{g}/{topic}/{p}`.

@@ -25,6 +25,12 @@ pub struct GroupSettings {
     /// for more members to join, each joining member extending it up to its rebalance
     /// timeout (ms; Kafka's `group.initial.rebalance.delay.ms`).
     pub initial_rebalance_delay_ms: u32,
+    /// Session timeout of a member of Kafka's consumer protocol (KIP-848), which the
+    /// broker sets rather than the client (ms; Kafka's `group.consumer.session.timeout.ms`).
+    pub consumer_session_timeout_ms: u32,
+    /// How often members of Kafka's consumer protocol are told to heartbeat (ms; Kafka's
+    /// `group.consumer.heartbeat.interval.ms`).
+    pub consumer_heartbeat_interval_ms: u32,
 }
 
 impl Default for GroupSettings {
@@ -37,6 +43,8 @@ impl Default for GroupSettings {
             rebalance_timeout_ms: 60_000,
             lag_metrics_interval_ms: 10_000,
             initial_rebalance_delay_ms: 3_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

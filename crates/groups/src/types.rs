@@ -75,14 +75,18 @@ pub enum GroupProtocol {
     Shale,
     /// Kafka's JoinGroup/SyncGroup, a member assigning.
     Classic,
+    /// Kafka's consumer protocol (KIP-848, `ConsumerGroupHeartbeat`): the broker assigns,
+    /// as for Shale's groups, under Kafka's rules.
+    Consumer,
 }
 
 impl GroupProtocol {
-    /// `shale` or `classic`.
+    /// `shale`, `classic` or `consumer`.
     pub fn as_str(self) -> &'static str {
         match self {
             GroupProtocol::Shale => "shale",
             GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
         }
     }
 }
@@ -134,6 +138,17 @@ pub struct MemberDescription {
     pub assignment: BTreeSet<(String, u32)>,
     /// Partitions being given up, not yet released by the member.
     pub revoking: BTreeSet<(String, u32)>,
+    /// What the coordinator means the member to own once reconciled (its assignment when
+    /// the coordinator has not computed one since it loaded the group).
+    pub target: BTreeSet<(String, u32)>,
+    /// Its subscription's regular expression (Kafka's consumer protocol), empty when none.
+    pub topic_regex: String,
+    /// A static member's instance id.
+    pub instance_id: Option<String>,
+    pub rack: Option<String>,
+    pub client_host: String,
+    /// Which protocol the member speaks.
+    pub protocol: GroupProtocol,
 }
 
 /// One partition of a group's topics: the committed offset, the end and the lag.
@@ -179,8 +194,9 @@ pub struct Heartbeat {
     pub topics: Vec<String>,
     /// A glob over topic names (`*` any run of characters, `?` one), instead of topics.
     pub topic_pattern: String,
-    /// Partitions the member holds right now (it has stopped reading any it gave up).
-    pub owned: BTreeSet<(String, u32)>,
+    /// Partitions the member holds right now (it has stopped reading any it gave up);
+    /// None when it did not say (a Kafka client sends them only when they changed).
+    pub owned: Option<BTreeSet<(String, u32)>>,
     /// `cooperative-sticky` (default) or `range`; the first member's choice holds while
     /// the group has members.
     pub assignor: String,
@@ -188,6 +204,30 @@ pub struct Heartbeat {
     pub session_timeout_ms: u32,
     /// Free text a description shows (host, process).
     pub client_id: String,
+    /// Present for Kafka's `ConsumerGroupHeartbeat` (KIP-848), whose rules are stricter:
+    /// see [`KafkaMember`].
+    pub kafka: Option<KafkaMember>,
+}
+
+/// What a Kafka consumer-protocol member (KIP-848) says beyond a [`Heartbeat`], and the
+/// rules it brings: the member makes its own id; a heartbeat at an epoch other than its
+/// current one is fenced (`FENCED_MEMBER_EPOCH`) unless it is the previous epoch and the
+/// partitions it owns are still its own; each field left out (None) keeps what the member
+/// said before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KafkaMember {
+    /// `SubscribedTopicNames`.
+    pub topic_names: Option<Vec<String>>,
+    /// `SubscribedTopicRegex`, RE2 syntax; empty clears it.
+    pub topic_regex: Option<String>,
+    /// `InstanceId`: a static member.
+    pub instance_id: Option<String>,
+    /// `RackId`.
+    pub rack: Option<String>,
+    /// `RebalanceTimeoutMs`: how long it may take to give up partitions.
+    pub rebalance_timeout_ms: Option<u32>,
+    /// The client's address.
+    pub client_host: String,
 }
 
 /// The coordinator's answer to a [`Heartbeat`].

@@ -179,6 +179,12 @@ pub fn group_description(d: GroupDescription) -> pb::DescribeGroupResponse {
                 topic_pattern: m.topic_pattern,
                 assignment: set(&m.assignment),
                 revoking: set(&m.revoking),
+                target: set(&m.target),
+                protocol: m.protocol.as_str().to_string(),
+                topic_regex: m.topic_regex,
+                instance_id: m.instance_id.unwrap_or_default(),
+                rack: m.rack.unwrap_or_default(),
+                client_host: m.client_host,
             })
             .collect(),
         partitions: d
@@ -227,10 +233,11 @@ pub fn heartbeat(r: &pb::HeartbeatRequest) -> Heartbeat {
         member_epoch: r.member_epoch,
         topics: r.topics.clone(),
         topic_pattern: r.topic_pattern.clone(),
-        owned: shale_proto::convert::partition_set(&r.owned),
+        owned: Some(shale_proto::convert::partition_set(&r.owned)),
         assignor: r.assignor.clone(),
         session_timeout_ms: r.session_timeout_ms,
         client_id: r.client_id.clone(),
+        kafka: None,
     }
 }
 

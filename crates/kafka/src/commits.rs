@@ -116,12 +116,13 @@ pub(crate) fn commit(
         }));
         let outcomes = kafka
             .api
-            .commit_classic(
+            .commit_kafka(
                 &who,
                 &group,
                 &req.member_id,
                 instance.as_deref(),
                 req.generation_id_or_member_epoch,
+                version >= 9,
                 asked.offsets.clone(),
             )
             .await;

@@ -97,6 +97,12 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
         ApiKey::SyncGroup => crate::groups::sync(kafka, session, &mut call),
         ApiKey::Heartbeat => crate::groups::heartbeat(kafka, session, &mut call),
         ApiKey::LeaveGroup => crate::groups::leave(kafka, session, &mut call),
+        ApiKey::ConsumerGroupHeartbeat => {
+            crate::consumer_groups::heartbeat(kafka, session, &mut call)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            crate::consumer_groups::describe(kafka, session, &mut call)
+        }
         ApiKey::OffsetCommit => crate::commits::commit(kafka, session, &mut call),
         ApiKey::OffsetFetch => crate::commits::fetch(kafka, session, &mut call),
         ApiKey::ListGroups => crate::group_admin::list(kafka, session, &mut call),

@@ -24,6 +24,8 @@ macro_rules! with_served_requests {
             DeleteRecords => DeleteRecordsRequest, DescribeCluster => DescribeClusterRequest, FindCoordinator => FindCoordinatorRequest,
             JoinGroup => JoinGroupRequest, SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest,
             LeaveGroup => LeaveGroupRequest, OffsetCommit => OffsetCommitRequest,
+            ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
+            ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
             OffsetFetch => OffsetFetchRequest, ListGroups => ListGroupsRequest,
             DescribeGroups => DescribeGroupsRequest, DeleteGroups => DeleteGroupsRequest,
             OffsetDelete => OffsetDeleteRequest, CreatePartitions => CreatePartitionsRequest,

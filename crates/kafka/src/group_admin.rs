@@ -30,11 +30,13 @@ fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-/// Kafka's state name for a listed group.
-fn listed_state(state: ListedState, members: u32) -> &'static str {
-    match (state, members) {
-        (_, 0) => "Empty",
-        (ListedState::Reconciling, _) => "PreparingRebalance",
+/// Kafka's state name for a listed group: a classic group's, or a consumer group's
+/// (KIP-848: `Reconciling` while members move towards their targets).
+fn listed_state(state: ListedState, members: u32, classic: bool) -> &'static str {
+    match (state, members, classic) {
+        (_, 0, _) => "Empty",
+        (ListedState::Reconciling, _, true) => "PreparingRebalance",
+        (ListedState::Reconciling, _, false) => "Reconciling",
         _ => "Stable",
     }
 }
@@ -59,11 +61,11 @@ pub(crate) fn list(
                 body.groups = groups
                     .into_iter()
                     .filter_map(|g| {
-                        let state = listed_state(g.state, g.members);
                         let kind = match g.protocol {
-                            Some(GroupProtocol::Shale) => "consumer",
-                            _ => "classic",
+                            Some(GroupProtocol::Shale | GroupProtocol::Consumer) => "consumer",
+                            Some(GroupProtocol::Classic) | None => "classic",
                         };
+                        let state = listed_state(g.state, g.members, kind == "classic");
                         let keep = (states.is_empty() || states.contains(&state.to_lowercase()))
                             && (types.is_empty() || types.contains(&kind.to_string()));
                         keep.then(|| {

@@ -37,6 +37,7 @@ mod call;
 mod commits;
 mod configs;
 mod connection;
+mod consumer_groups;
 mod delete_records;
 mod dispatch;
 mod errors;

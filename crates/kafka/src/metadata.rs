@@ -102,16 +102,26 @@ pub(crate) async fn metadata(
     let req: MetadataRequest = call.decode()?;
     let version = call.version();
     let api = &kafka.api;
-    // v0: an empty list means every topic; v1+: null does, and empty means none.
+    // v0: an empty list means every topic; v1+: null does, and empty means none. From
+    // v10 a topic may be asked by id (its name null, or empty as the Java client sends it
+    // for a broker-side regex subscription, KIP-848); an id nobody knows is answered
+    // UNKNOWN_TOPIC_ID.
+    let mut unknown_ids = Vec::new();
     let names: Option<Vec<String>> = match &req.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
         Some(topics) => Some(
             topics
                 .iter()
-                .map(|t| match &t.name {
-                    Some(n) => n.0.to_string(),
-                    None => api.topic_name(&t.topic_id.to_string()).unwrap_or_default(),
+                .filter_map(|t| match &t.name {
+                    Some(n) if !n.is_empty() || t.topic_id.is_nil() => Some(n.0.to_string()),
+                    _ => {
+                        let name = api.topic_name(&t.topic_id.to_string());
+                        if name.is_none() {
+                            unknown_ids.push(t.topic_id);
+                        }
+                        name
+                    }
                 })
                 .collect(),
         ),
@@ -169,6 +179,12 @@ pub(crate) async fn metadata(
                 .with_name(Some(TopicName(StrBytes::from_string(name))))
                 .with_topic_authorized_operations(NOT_ASKED),
         })
+        .chain(unknown_ids.into_iter().map(|id| {
+            MetadataResponseTopic::default()
+                .with_error_code(kafka_protocol::ResponseError::UnknownTopicId.code())
+                .with_topic_id(id)
+                .with_topic_authorized_operations(NOT_ASKED)
+        }))
         .collect();
     let cluster_ops = match req.include_cluster_authorized_operations && (8..=10).contains(&version)
     {

@@ -31,6 +31,10 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
+    // Kafka's consumer protocol (KIP-848); v1 lets the client make its member id and
+    // subscribe by a regular expression.
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::ListGroups, 0, 5),
@@ -63,10 +67,10 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 5),
 ];
 
-/// The feature `transaction.version` (KIP-890): at level 2 a client uses transactions v2.
-const TRANSACTION_VERSION: &str = "transaction.version";
-/// The level served, and so finalized: 2.
-const TRANSACTION_VERSION_LEVEL: i16 = 2;
+/// The features served, each (name, highest level), all finalized at that level:
+/// `transaction.version` 2 (KIP-890: a client uses transactions v2) and `group.version` 1
+/// (KIP-848's consumer protocol), as Kafka 4 finalizes them.
+const FEATURES: &[(&str, i16)] = &[("transaction.version", 2), ("group.version", 1)];
 /// The epoch of the finalized features: they never change while a broker runs.
 const FEATURES_EPOCH: i64 = 1;
 
@@ -80,9 +84,8 @@ pub(crate) fn serves(key: ApiKey, version: i16) -> bool {
     served(key).is_some_and(|(min, max)| (min..=max).contains(&version))
 }
 
-/// The `ApiVersions` answer: every served API with its range, and the features (v3+):
-/// `transaction.version` 0–2 supported and 2 finalized, so a client that knows
-/// transactions v2 uses it, as against Kafka 4; `error_code` is
+/// The `ApiVersions` answer: every served API with its range, and the [`FEATURES`] (v3+),
+/// so a client that knows transactions v2 uses it, as against Kafka 4; `error_code` is
 /// `UNSUPPORTED_VERSION` when the client asked at a version above ours (KIP-511: the
 /// answer is then at version 0, which every client reads, and it picks a version from it).
 pub(crate) fn answer(error_code: i16) -> ApiVersionsResponse {
@@ -95,23 +98,33 @@ pub(crate) fn answer(error_code: i16) -> ApiVersionsResponse {
                 .with_max_version(*max)
         })
         .collect();
-    let name = StrBytes::from_static_str(TRANSACTION_VERSION);
+    let name = |n: &'static str| StrBytes::from_static_str(n);
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(api_keys)
-        .with_supported_features(vec![
-            SupportedFeatureKey::default()
-                .with_name(name.clone())
-                .with_min_version(0)
-                .with_max_version(TRANSACTION_VERSION_LEVEL),
-        ])
+        .with_supported_features(
+            FEATURES
+                .iter()
+                .map(|(n, level)| {
+                    SupportedFeatureKey::default()
+                        .with_name(name(n))
+                        .with_min_version(0)
+                        .with_max_version(*level)
+                })
+                .collect(),
+        )
         .with_finalized_features_epoch(FEATURES_EPOCH)
-        .with_finalized_features(vec![
-            FinalizedFeatureKey::default()
-                .with_name(name)
-                .with_min_version_level(TRANSACTION_VERSION_LEVEL)
-                .with_max_version_level(TRANSACTION_VERSION_LEVEL),
-        ])
+        .with_finalized_features(
+            FEATURES
+                .iter()
+                .map(|(n, level)| {
+                    FinalizedFeatureKey::default()
+                        .with_name(name(n))
+                        .with_min_version_level(*level)
+                        .with_max_version_level(*level)
+                })
+                .collect(),
+        )
 }
 
 #[cfg(test)]

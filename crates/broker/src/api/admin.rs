@@ -337,6 +337,11 @@ impl Api {
         self.broker.topic_name_by_id(id)
     }
 
+    /// The id of the topic named `name`, if this broker knows it.
+    pub fn topic_id(&self, name: &str) -> Option<String> {
+        self.broker.topic(name).ok().map(|t| t.record.id.clone())
+    }
+
     /// A live broker's record (its addresses), if this broker knows it.
     pub fn broker_record(&self, id: i32) -> Option<BrokerRecord> {
         self.broker.cached_broker(id)

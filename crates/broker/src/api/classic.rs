@@ -5,10 +5,11 @@
 
 use super::{Api, Identity};
 use crate::acl::{Operation, ResourceType};
+use crate::groups::CommitOffsets;
 use crate::groups::classic::{
     JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State, SyncRequest, Synced,
 };
-use shale_core::error::Error;
+use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::topics::BrokerRecord;
 
 impl Api {
@@ -100,16 +101,21 @@ impl Api {
         b.groups().classic().leave(b.as_ref(), group, leaving).await
     }
 
-    /// `OffsetCommit` of a classic group (or of a client outside any group protocol):
-    /// Read on the group, and on each topic committed; the outcome per partition, in
-    /// order. A topic the caller may not read fails its partitions alone.
-    pub async fn commit_classic(
+    /// `OffsetCommit` of a Kafka client: a member of a classic group, a member of a
+    /// consumer-protocol group (KIP-848; `generation` is then its member epoch, which only
+    /// v9 and later carry: `UNSUPPORTED_VERSION` below, as Kafka answers), or a client
+    /// outside any group protocol. Read on the group, and on each topic committed; the
+    /// outcome per partition, in order. A topic the caller may not read fails its
+    /// partitions alone.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_kafka(
         &self,
         who: &Identity,
         group: &str,
         member: &str,
         instance: Option<&str>,
         generation: i32,
+        member_epochs: bool,
         offsets: Vec<OffsetToCommit>,
     ) -> Result<Vec<(OffsetToCommit, Result<(), Error>)>, Error> {
         self.classic_member(who, "OffsetCommit", group)?;
@@ -133,13 +139,34 @@ impl Api {
                 Err(e) => out.push((o, Err(e))),
             }
         }
-        if !allowed.is_empty() {
-            let b = &self.broker;
-            let classic = b.groups().classic();
-            let done =
-                classic.commit(b.as_ref(), group, member, instance, generation, &allowed).await;
-            out.extend(allowed.into_iter().map(|o| (o, done.clone())));
+        if allowed.is_empty() {
+            return Ok(out);
         }
+        let b = &self.broker;
+        let groups = b.groups();
+        let done = if !member.is_empty() && groups.has_member(group, member).await? {
+            if !member_epochs {
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    Reason::UnsupportedVersion,
+                    format!(
+                        "member {member:?} of group {group:?} uses the consumer protocol, whose \
+                         commits need OffsetCommit v9 or later"
+                    ),
+                ));
+            }
+            let commit = CommitOffsets {
+                group: group.to_string(),
+                member_id: member.to_string(),
+                member_epoch: generation,
+                offsets: allowed.clone(),
+            };
+            groups.commit(b.as_ref(), commit).await
+        } else {
+            let classic = groups.classic();
+            classic.commit(b.as_ref(), group, member, instance, generation, &allowed).await
+        };
+        out.extend(allowed.into_iter().map(|o| (o, done.clone())));
         Ok(out)
     }
 

@@ -61,7 +61,8 @@ impl Api {
     /// a heartbeat is served here or forwarded to the coordinator.
     pub fn check_heartbeat(&self, who: &Identity, req: &Heartbeat) -> Result<(), Error> {
         shale_core::names::validate_group(&req.group)?;
-        let topics = req.topics.iter().map(String::as_str);
+        let named = req.kafka.as_ref().and_then(|k| k.topic_names.as_deref()).unwrap_or_default();
+        let topics = req.topics.iter().chain(named).map(String::as_str);
         self.check_group_and_topics(who, "Heartbeat", Operation::Read, &req.group, topics)
     }
 

@@ -54,7 +54,8 @@ pub use crate::groups::classic::{
 };
 pub use crate::groups::{
     CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, Heartbeat,
-    HeartbeatAnswer, ListedState, MemberDescription, PartitionLag, ResetOffsets, ResetTo,
+    HeartbeatAnswer, KafkaMember, ListedState, MemberDescription, PartitionLag, ResetOffsets,
+    ResetTo,
 };
 pub use crate::metrics::{RequestMetrics, observe_since};
 pub use crate::prometheus::{Exposition, OPENMETRICS};

@@ -177,6 +177,17 @@ reasons! {
     FencedMemberEpoch = "FENCED_MEMBER_EPOCH",
     /// The member was fenced.
     FencedMember = "FENCED_MEMBER",
+    /// A commit carried a member epoch other than the member's (KIP-848): the member
+    /// retries once its heartbeat brought the current one.
+    StaleMemberEpoch = "STALE_MEMBER_EPOCH",
+    /// A static member's instance id is held by a member that has not left (KIP-848).
+    UnreleasedInstanceId = "UNRELEASED_INSTANCE_ID",
+    /// A server-side assignor the broker does not have.
+    UnsupportedAssignor = "UNSUPPORTED_ASSIGNOR",
+    /// The request's version cannot carry what the request needs.
+    UnsupportedVersion = "UNSUPPORTED_VERSION",
+    /// A subscription's regular expression does not compile.
+    InvalidRegularExpression = "INVALID_REGULAR_EXPRESSION",
     /// A classic group member's generation is not the group's.
     IllegalGeneration = "ILLEGAL_GENERATION",
     /// The group is rebalancing: the member rejoins.

@@ -1,0 +1,432 @@
+//! Kafka's consumer group protocol (KIP-848) with clients nobody here wrote: Apache Kafka's
+//! Java client 4.3 and librdkafka (confluent-kafka), each with `group.protocol=consumer`,
+//! as member processes (`tests/kafka/GroupMember.java`, `tests/kafka/group_member.py`).
+//!
+//! - Three members share a 6-partition topic and read every record, committing; one is
+//!   SIGKILLed and another added while records are produced: after the session timeout
+//!   the live members own every partition, nothing acked is lost, and only records the
+//!   killed member read after its last commit are read twice.
+//! - A regular-expression subscription picks up a topic created later.
+//! - A static member (`group.instance.id`) stopped and restarted within its session keeps
+//!   its partitions, with no rebalance (the group epoch does not move).
+#![allow(clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::wait_until;
+use shale::client::{Client, GroupAdmin, Producer, ProducerConfig, ProducerRecord};
+use shale::proto::pb;
+use shale::server::RunningServer;
+
+/// The session timeout of consumer-protocol members (the broker's; Kafka's default is 45 s).
+const SESSION_MS: u32 = 6000;
+
+/// Which client library a member runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lib {
+    Java,
+    Librdkafka,
+}
+
+/// A member process: records as JSON lines on stdout, assignments on stderr.
+struct Member {
+    name: String,
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Member {
+    /// Starts a member of `group` subscribed to `subscription` (topics, comma-separated,
+    /// or a regular expression: `re:EXPR`), static with `instance` if given.
+    fn start(
+        lib: Lib,
+        dir: &Path,
+        name: &str,
+        bootstrap: &str,
+        group: &str,
+        subscription: &str,
+        instance: Option<&str>,
+    ) -> Option<Member> {
+        let mut args = vec![bootstrap, group, "consumer"];
+        let regex;
+        let mut cmd = match lib {
+            Lib::Java => {
+                args.push(subscription);
+                args.extend(instance);
+                kafka::java_program(&kafka::java_jars()?, "GroupMember.java", &args)
+            }
+            Lib::Librdkafka => {
+                // librdkafka takes a subscription starting with ^ as a regular expression.
+                regex = subscription.strip_prefix("re:").map(|r| format!("^{r}"));
+                args.push(regex.as_deref().unwrap_or(subscription));
+                args.extend(instance);
+                kafka::python_script(&kafka::python()?, "group_member.py", &args)
+            }
+        };
+        let out = dir.join(format!("{name}.jsonl"));
+        let err = dir.join(format!("{name}.err"));
+        let child = cmd
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start member {name}: {e}"));
+        Some(Member { name: name.to_string(), child, out, err })
+    }
+
+    /// (topic, partition, offset) of every record it printed, in order.
+    fn records(&self) -> Vec<(String, u32, i64)> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                let topic = v["topic"].as_str().unwrap().to_string();
+                (topic, v["partition"].as_u64().unwrap() as u32, v["offset"].as_i64().unwrap())
+            })
+            .collect()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// How many assignments it reported.
+    fn assignments(&self) -> usize {
+        self.stderr().lines().filter(|l| l.starts_with("ASSIGNED")).count()
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then a bounded wait for a clean exit.
+    fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{} exited with {status}:\n{}", self.name, self.stderr());
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} did not exit after SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A broker for one test, with a Kafka listener and consumer-protocol sessions of
+/// `session_ms`.
+async fn broker(dir: &Path, session_ms: u32) -> RunningServer {
+    let mut settings = common::settings(dir);
+    settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
+    settings.groups.consumer_session_timeout_ms = session_ms;
+    settings.groups.consumer_heartbeat_interval_ms = 500;
+    common::start(settings).await
+}
+
+async fn describe(client: &Client, group: &str) -> Option<pb::DescribeGroupResponse> {
+    GroupAdmin::new(client.clone()).describe(group).await.ok()
+}
+
+/// Each member's partitions as the broker sees them, once no member is giving any up.
+fn settled(d: &pb::DescribeGroupResponse) -> Option<BTreeMap<String, BTreeSet<(String, u32)>>> {
+    if d.members.iter().any(|m| !m.revoking.is_empty()) {
+        return None;
+    }
+    Some(
+        d.members
+            .iter()
+            .map(|m| {
+                let set = m
+                    .assignment
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| (t.topic.clone(), *p)))
+                    .collect();
+                (m.member_id.clone(), set)
+            })
+            .collect(),
+    )
+}
+
+/// Waits until no member of the group is giving partitions up and `ok` holds of each
+/// member's partitions; the group's description then.
+async fn wait_for<F>(client: &Client, group: &str, what: &str, ok: F) -> pb::DescribeGroupResponse
+where
+    F: Fn(&BTreeMap<String, BTreeSet<(String, u32)>>) -> bool,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(d) = describe(client, group).await
+            && settled(&d).is_some_and(|owned| ok(&owned))
+        {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "timed out after 60 s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// [`wait_for`] `shares`: partition counts per member, sorted.
+async fn wait_for_shares(
+    client: &Client,
+    group: &str,
+    shares: &[usize],
+    what: &str,
+) -> pb::DescribeGroupResponse {
+    wait_for(client, group, what, |owned| {
+        let mut counts: Vec<usize> = owned.values().map(BTreeSet::len).collect();
+        counts.sort();
+        counts == shares
+    })
+    .await
+}
+
+async fn wait_for_lag_zero(client: &Client, group: &str) {
+    wait_until(Duration::from_secs(90), "the group to commit up to the log end", || {
+        let client = client.clone();
+        async move {
+            describe(&client, group).await.is_some_and(|d| {
+                !d.partitions.is_empty()
+                    && d.partitions.iter().all(|p| p.lag == 0 && p.committed >= 0)
+            })
+        }
+    })
+    .await;
+}
+
+/// Produces `n` records to `topic`; the acked (topic, partition, offset) of each.
+async fn produce(client: &Client, topic: &str, n: u64) -> BTreeSet<(String, u32, i64)> {
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let mut deliveries = Vec::new();
+    for i in 0..n {
+        let record = ProducerRecord::new(topic, format!("v{i}")).key(format!("k{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await.unwrap();
+    let mut acked = BTreeSet::new();
+    for d in deliveries {
+        let md = d.await.unwrap();
+        acked.insert((topic.to_string(), md.partition, md.offset));
+    }
+    acked
+}
+
+/// Three members, one SIGKILLed and one added while records are produced.
+async fn kill_and_add(lib: Lib) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = broker(&dir.path().join("broker"), SESSION_MS).await;
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let client = common::client(&server);
+    let (topic, group) = ("events", "readers");
+    client.admin().create_topic(topic, 6, 1, BTreeMap::new()).await.unwrap();
+    let mut acked = produce(&client, topic, 1200).await;
+
+    let out = dir.path();
+    let start = |name: &str| Member::start(lib, out, name, &bootstrap, group, topic, None);
+    let Some(m1) = start("m1") else { return };
+    let m2 = start("m2").unwrap();
+    let m3 = start("m3").unwrap();
+    let before = wait_for_shares(&client, group, &[2, 2, 2], "three members with 2 each").await;
+    assert_eq!(before.assignor, "uniform", "the consumer protocol's default assignor");
+
+    // Records keep coming while a member dies and another joins.
+    let stop = Arc::new(AtomicBool::new(false));
+    let producing = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                acked.extend(produce(&client, topic, 100).await);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            acked
+        })
+    };
+    wait_until(Duration::from_secs(30), "m2 to read something", || {
+        let n = m2.records().len();
+        async move { n > 0 }
+    })
+    .await;
+    let mut m2 = m2;
+    let killed = Instant::now();
+    m2.kill();
+    let m4 = start("m4").unwrap();
+    // m2 is gone and m4 in: three members, two of them from before, 2 partitions each.
+    let earlier: BTreeSet<String> = before.members.iter().map(|m| m.member_id.clone()).collect();
+    wait_for(&client, group, "m2 removed and m4 in, with 2 partitions each", |owned| {
+        owned.len() == 3
+            && owned.keys().filter(|id| earlier.contains(*id)).count() == 2
+            && owned.values().all(|set| set.len() == 2)
+    })
+    .await;
+    let moved = killed.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    acked.extend(producing.await.unwrap());
+    wait_for_lag_zero(&client, group).await;
+
+    let mut members = [m1, m2, m3, m4];
+    for m in members.iter_mut().filter(|m| m.name != "m2") {
+        m.stop();
+    }
+    let mut seen: BTreeMap<(String, u32, i64), Vec<&str>> = BTreeMap::new();
+    for m in &members {
+        let records = m.records();
+        let distinct: BTreeSet<_> = records.iter().collect();
+        assert_eq!(distinct.len(), records.len(), "{} read a record twice", m.name);
+        for r in records {
+            seen.entry(r).or_default().push(&m.name);
+        }
+    }
+    let missing: Vec<_> = acked.iter().filter(|r| !seen.contains_key(*r)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acked records never read: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let extra: Vec<_> = seen.keys().filter(|r| !acked.contains(*r)).collect();
+    assert!(extra.is_empty(), "records read that were never acked: {extra:?}");
+    // Read twice only past m2's last commit: each duplicate was read by m2, and in each
+    // partition they are the last records m2 read there.
+    let duplicates: Vec<_> = seen.iter().filter(|(_, who)| who.len() > 1).map(|(r, _)| r).collect();
+    let m2_read = members[1].records();
+    for (topic, p, offset) in &duplicates {
+        let by_m2: Vec<i64> =
+            m2_read.iter().filter(|(t, q, _)| t == topic && q == p).map(|r| r.2).collect();
+        assert!(by_m2.contains(offset), "{topic}-{p}@{offset} read twice, not by m2");
+        assert!(
+            by_m2.iter().filter(|o| *o > offset).all(|o| duplicates.contains(&&(
+                topic.clone(),
+                *p,
+                *o
+            ))),
+            "{topic}-{p}@{offset} read twice, but m2 read later records that were not"
+        );
+    }
+    println!(
+        "{lib:?}: {} records acked and read; {} read twice (after m2's last commit); m2's \
+         partitions moved {:.1} s after its SIGKILL (session timeout {} s)",
+        acked.len(),
+        duplicates.len(),
+        moved.as_secs_f64(),
+        SESSION_MS / 1000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_consumer_protocol_members_survive_a_kill_and_a_join() {
+    kill_and_add(Lib::Java).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_consumer_protocol_members_survive_a_kill_and_a_join() {
+    kill_and_add(Lib::Librdkafka).await;
+}
+
+/// A regular-expression subscription reads a topic created after the member joined.
+async fn regex_picks_up_new_topics(lib: Lib) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = broker(&dir.path().join("broker"), SESSION_MS).await;
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let client = common::client(&server);
+    let admin = client.admin();
+    admin.create_topic("metrics-a", 2, 1, BTreeMap::new()).await.unwrap();
+    admin.create_topic("other", 2, 1, BTreeMap::new()).await.unwrap();
+    let mut acked = produce(&client, "metrics-a", 50).await;
+    produce(&client, "other", 50).await;
+    let sub = "re:metrics-.*";
+    let Some(mut m) = Member::start(lib, dir.path(), "m", &bootstrap, "rx", sub, None) else {
+        return;
+    };
+    wait_until(Duration::from_secs(60), "the member to read metrics-a", || {
+        let n = m.records().len();
+        async move { n >= 50 }
+    })
+    .await;
+    admin.create_topic("metrics-b", 3, 1, BTreeMap::new()).await.unwrap();
+    acked.extend(produce(&client, "metrics-b", 60).await);
+    wait_until(Duration::from_secs(60), "the member to read metrics-b, created later", || {
+        let n = m.records().len();
+        async move { n >= 110 }
+    })
+    .await;
+    m.stop();
+    let read: BTreeSet<_> = m.records().into_iter().collect();
+    assert_eq!(read, acked, "the member read exactly the matching topics' records");
+    let d = describe(&client, "rx").await.unwrap();
+    assert!(d.partitions.iter().all(|p| p.topic != "other"), "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_regex_subscription_picks_up_a_topic_created_later() {
+    regex_picks_up_new_topics(Lib::Java).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_regex_subscription_picks_up_a_topic_created_later() {
+    regex_picks_up_new_topics(Lib::Librdkafka).await;
+}
+
+/// A static member restarted within its session takes its partitions back with no
+/// rebalance: the group epoch stays, and the other member's assignment never changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_static_member_restarted_keeps_its_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    // Long enough for a JVM to start again within the session.
+    let session = Duration::from_secs(30);
+    let server = broker(&dir.path().join("broker"), session.as_millis() as u32).await;
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let client = common::client(&server);
+    client.admin().create_topic("st", 4, 1, BTreeMap::new()).await.unwrap();
+    let out = dir.path();
+    let start = |name: &str, instance: &str| {
+        Member::start(Lib::Java, out, name, &bootstrap, "statics", "st", Some(instance))
+    };
+    let Some(mut a) = start("a", "instance-a") else { return };
+    let b = start("b", "instance-b").unwrap();
+    let before = wait_for_shares(&client, "statics", &[2, 2], "two static members, 2 each").await;
+    let a_id =
+        before.members.iter().find(|m| m.instance_id == "instance-a").map(|m| m.member_id.clone());
+    let owned_before = settled(&before).unwrap();
+    let a_owned = owned_before[a_id.as_deref().unwrap_or_default()].clone();
+    let b_reports = b.assignments();
+    a.stop();
+    let restarted = Instant::now();
+    let a2 = start("a2", "instance-a").unwrap();
+    let a_id = a_id.expect("instance-a described");
+    let after = wait_for(&client, "statics", "instance-a back as a new member", |owned| {
+        owned.len() == 2 && !owned.contains_key(&a_id) && owned.values().all(|s| s.len() == 2)
+    })
+    .await;
+    let a2_id = after.members.iter().find(|m| m.instance_id == "instance-a").unwrap();
+    assert_eq!(settled(&after).unwrap()[&a2_id.member_id], a_owned, "instance-a's partitions");
+    assert_eq!(after.group_epoch, before.group_epoch, "no rebalance: the group epoch stayed");
+    assert!(restarted.elapsed() < session, "the restart took longer than the session");
+    wait_until(Duration::from_secs(30), "the restarted member to report its assignment", || {
+        let n = a2.assignments();
+        async move { n > 0 }
+    })
+    .await;
+    assert_eq!(b.assignments(), b_reports, "b's assignment changed:\n{}", b.stderr());
+}
