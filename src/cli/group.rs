@@ -184,6 +184,11 @@ fn print_describe(d: &pb::DescribeGroupResponse, format: Format) {
                         "topic_pattern": m.topic_pattern,
                         "assignment": assignment,
                         "revoking": partitions_text(&m.revoking),
+                        "target": partitions_text(&m.target),
+                        "protocol": m.protocol,
+                        "topic_regex": m.topic_regex,
+                        "instance_id": m.instance_id,
+                        "client_host": m.client_host,
                     })
                 })
                 .collect();
@@ -203,6 +208,7 @@ fn print_describe(d: &pb::DescribeGroupResponse, format: Format) {
                 .collect();
             let v = serde_json::json!({
                 "group": d.group,
+                "protocol": d.protocol,
                 "state": d.state,
                 "group_epoch": d.group_epoch,
                 "assignor": d.assignor,
@@ -214,15 +220,16 @@ fn print_describe(d: &pb::DescribeGroupResponse, format: Format) {
         }
         Format::Text => {
             println!(
-                "group {} state {} epoch {} assignor {} coordinator {}",
-                d.group, d.state, d.group_epoch, d.assignor, d.coordinator
+                "group {} type {} state {} epoch {} assignor {} coordinator {}",
+                d.group, d.protocol, d.state, d.group_epoch, d.assignor, d.coordinator
             );
-            println!("member\tclient\tepoch\tassignment");
+            println!("member\tclient\tprotocol\tepoch\tassignment");
             for m in &d.members {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}",
                     m.member_id,
                     m.client_id,
+                    m.protocol,
                     m.member_epoch,
                     partitions_text(&m.assignment)
                 );

@@ -74,6 +74,8 @@ async fn a_restarted_coordinator_removes_a_classic_member_that_never_comes_back(
         protocol_type: "consumer".into(),
         protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
         require_known_member_id: false,
+        topics: vec!["orders".into()],
+        owned: Default::default(),
     };
     let joined = before.classic().join(&host, "k", join).await.unwrap();
     assert_eq!(joined.leader, joined.member_id, "the only member leads");

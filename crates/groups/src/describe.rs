@@ -123,16 +123,22 @@ impl Coordinator {
                 instance_id: m.instance_id.clone(),
                 rack: m.rack.clone(),
                 client_host: m.client_host.clone(),
-                protocol: match m.kafka {
-                    true => GroupProtocol::Consumer,
-                    false => GroupProtocol::Shale,
+                protocol: match (m.kafka, &m.classic) {
+                    (true, Some(_)) => GroupProtocol::Classic,
+                    (true, None) => GroupProtocol::Consumer,
+                    (false, _) => GroupProtocol::Shale,
                 },
             });
         }
         let (mut epoch, mut assignor) = (record.epoch, record.assignor.name().to_string());
+        let mut protocol = match stored.members.values().any(|(m, _)| m.kafka) {
+            true => GroupProtocol::Consumer,
+            false => GroupProtocol::Shale,
+        };
         let mut member_count = stored.members.len();
         if let Some(c) = classic.filter(|c| !c.members.is_empty() || stored.members.is_empty()) {
             (epoch, assignor) = (c.generation, c.protocol.clone());
+            protocol = GroupProtocol::Classic;
             member_count += c.members.len();
             for (id, m) in &c.members {
                 for tp in records::to_set(&m.assigned) {
@@ -191,6 +197,7 @@ impl Coordinator {
             super::coordinator_of(group, &b.coordinator_candidates()).map(|(id, _)| id);
         Ok(GroupDescription {
             group: group.to_string(),
+            protocol,
             state: ListedState::of(member_count, reconciling),
             group_epoch: epoch,
             assignor,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::assignor::{self, Assignor, Tp};
 use super::records::{self, MemberRecord};
 use super::types::{Heartbeat, HeartbeatAnswer};
-use super::{Coordinator, Dirty, Group, GroupHost, Member, consumer, unknown_member, view};
+use super::{Coordinator, Dirty, Group, GroupHost, Member, consumer, unknown_member};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_group;
 
@@ -29,34 +29,20 @@ impl Coordinator {
             }
         }
         if req.member_epoch == 0 {
-            self.check_not_classic(&req.group).await?;
+            match req.kafka {
+                // KIP-848's online upgrade: the classic group becomes a consumer group.
+                Some(_) => self.upgrade_classic(b, &req.group).await?,
+                None => self.check_not_classic(&req.group).await?,
+            }
         }
-        let slot = self.slot(&req.group);
-        let mut guard = slot.lock().await;
-        let view = view(b);
-        if guard.as_ref().is_none_or(|g| g.view != view) {
-            *guard = Some(self.load(&req.group, view, b.now_ms()).await?);
-        }
+        let mut guard = self.locked(b, &req.group).await?;
         let Some(g) = guard.as_mut() else { return Err(Error::internal("group slot empty")) };
         let mut dirty = Dirty::default();
         let result = self.apply_heartbeat(b, g, &req, principal, &mut dirty);
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                // Validation errors change nothing; a removal for fencing does.
-                if dirty.any() {
-                    self.persist(&req.group, g, &dirty).await.ok();
-                }
-                return Err(e);
-            }
-        };
-        if dirty.any()
-            && let Err(e) = self.persist(&req.group, g, &dirty).await
-        {
-            // Someone else changed the group: forget it and let the client retry.
-            *guard = None;
-            return Err(e);
-        }
+        // Validation errors change nothing; a removal for fencing does.
+        let saved = self.save(&req.group, &mut guard, &dirty).await;
+        let response = result?;
+        saved?;
         Ok(response)
     }
 
@@ -201,7 +187,7 @@ impl Coordinator {
 
     /// Recomputes the target when the group epoch moved or a subscribed topic changed its
     /// partition count (which also bumps the epoch).
-    fn refresh_target(&self, b: &dyn GroupHost, g: &mut Group, dirty: &mut Dirty) {
+    pub(crate) fn refresh_target(&self, b: &dyn GroupHost, g: &mut Group, dirty: &mut Dirty) {
         let names = b.topic_names();
         let mut subscriptions: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         let mut topics: BTreeMap<String, u32> = BTreeMap::new();
@@ -244,7 +230,7 @@ impl Coordinator {
 
     /// Moves `member_id` towards its target: gives up what it should not own (pending its
     /// release) and takes what no other member owns or is releasing.
-    fn reconcile(&self, g: &mut Group, member_id: &str, now: i64, dirty: &mut Dirty) {
+    pub(crate) fn reconcile(&self, g: &mut Group, member_id: &str, now: i64, dirty: &mut Dirty) {
         let desired = g.target.get(member_id).cloned().unwrap_or_default();
         let blocked: BTreeSet<Tp> = g
             .members

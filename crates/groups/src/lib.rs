@@ -34,6 +34,7 @@ mod consumer;
 mod describe;
 mod heartbeat;
 mod host;
+mod mixed;
 pub mod offsets;
 pub mod records;
 pub mod settings;
@@ -323,11 +324,62 @@ impl Coordinator {
         Ok(g)
     }
 
+    /// `group`'s slot, locked, with the group loaded (from the store unless this broker
+    /// holds it under the current view of the brokers).
+    async fn locked(
+        &self,
+        b: &dyn GroupHost,
+        group: &str,
+    ) -> Result<tokio::sync::OwnedMutexGuard<Option<Group>>, Error> {
+        let mut guard = self.slot(group).lock_owned().await;
+        let view = view(b);
+        if guard.as_ref().is_none_or(|g| g.view != view) {
+            *guard = Some(self.load(group, view, b.now_ms()).await?);
+        }
+        Ok(guard)
+    }
+
+    /// Persists what `dirty` names of the group under `guard`; when another coordinator
+    /// changed it meanwhile, forgets it (the client retries and it is loaded again).
+    async fn save(
+        &self,
+        group: &str,
+        guard: &mut Option<Group>,
+        dirty: &Dirty,
+    ) -> Result<(), Error> {
+        let Some(g) = guard.as_mut() else { return Err(Error::internal("group slot empty")) };
+        if !dirty.any() {
+            return Ok(());
+        }
+        let saved = self.persist(group, g, dirty).await;
+        if saved.is_err() {
+            *guard = None;
+        }
+        saved
+    }
+
     async fn persist(&self, group: &str, g: &mut Group, dirty: &Dirty) -> Result<(), Error> {
+        self.persist_with(group, g, dirty, Vec::new(), Vec::new()).await
+    }
+
+    /// [`persist`](Self::persist) in one transaction with `compares` and `ops` besides.
+    async fn persist_with(
+        &self,
+        group: &str,
+        g: &mut Group,
+        dirty: &Dirty,
+        compares: Vec<Compare>,
+        ops: Vec<TxnOp>,
+    ) -> Result<(), Error> {
         let state_key = self.keys.group_state(group);
-        let mut txn = Txn::new()
-            .when(Compare::mod_revision(state_key.clone(), g.state_rev))
-            .and_then(TxnOp::put(state_key, records::encode(&g.record)));
+        let mut txn = Txn::new().when(Compare::mod_revision(state_key.clone(), g.state_rev));
+        for c in compares {
+            txn = txn.when(c);
+        }
+        for op in ops {
+            txn = txn.and_then(op);
+        }
+        let mut txn = txn.and_then(TxnOp::put(state_key, records::encode(&g.record)));
         for id in &dirty.members {
             if let Some(m) = g.members.get_mut(id) {
                 m.record.assigned = records::to_map(&m.assigned);

@@ -187,11 +187,18 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// Whether `member` is a stored member of `group`'s broker-assigned kind (Shale's or
-    /// Kafka's consumer protocol).
-    pub async fn has_member(&self, group: &str, member: &str) -> Result<bool, Error> {
+    /// `member`'s record if it is a stored member of `group`'s broker-assigned kind
+    /// (Shale's, Kafka's consumer protocol, or a classic member of a converted group).
+    pub async fn member_record(
+        &self,
+        group: &str,
+        member: &str,
+    ) -> Result<Option<MemberRecord>, Error> {
         validate_group(group)?;
-        Ok(self.meta().get(&self.keys().group_member(group, member)).await?.is_some())
+        let Some(kv) = self.meta().get(&self.keys().group_member(group, member)).await? else {
+            return Ok(None);
+        };
+        records::decode(&kv.value, &format!("member {member:?} of group {group:?}")).map(Some)
     }
 
     /// Checks offsets a transactional producer commits for its consumer (gRPC's

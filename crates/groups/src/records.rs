@@ -63,6 +63,11 @@ pub struct MemberRecord {
     /// The client's address.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_host: String,
+    /// A member of Kafka's classic protocol in a group that became a consumer group
+    /// (KIP-848's online upgrade): it joins and syncs, and is given what the broker
+    /// assigns. The protocol name it is answered with (its first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classic: Option<String>,
     /// How long the member may hold partitions it was told to give up (ms); 0: the
     /// broker's `rebalance_timeout_ms`.
     #[serde(default, skip_serializing_if = "is_zero")]

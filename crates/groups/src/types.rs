@@ -171,6 +171,8 @@ pub struct PartitionLag {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     pub group: String,
+    /// The group's kind: a consumer group may have classic members (converted online).
+    pub protocol: GroupProtocol,
     pub state: ListedState,
     /// The group epoch (a classic group's generation).
     pub group_epoch: i32,

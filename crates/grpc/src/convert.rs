@@ -164,6 +164,7 @@ pub fn group_description(d: GroupDescription) -> pb::DescribeGroupResponse {
     let set = shale_proto::convert::partition_set_to_proto;
     pb::DescribeGroupResponse {
         group: d.group,
+        protocol: d.protocol.as_str().to_string(),
         state: d.state.as_str().to_string(),
         group_epoch: d.group_epoch,
         assignor: d.assignor,

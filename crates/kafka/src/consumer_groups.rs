@@ -174,7 +174,7 @@ fn described_assignment(
 /// `ConsumerGroupDescribe` shows it; a classic group is GROUP_ID_NOT_FOUND, as Kafka
 /// answers, and the Java admin client then describes it with `DescribeGroups`.
 fn described(kafka: &Kafka, version: i16, d: Result<GroupDescription, Error>) -> DescribedGroup {
-    let d = d.and_then(|d| match d.members.iter().any(|m| m.protocol == GroupProtocol::Classic) {
+    let d = d.and_then(|d| match d.protocol == GroupProtocol::Classic {
         true => Err(Error::new(
             shale_core::error::ErrorKind::NotFound,
             shale_core::error::Reason::GroupNotFound,
@@ -211,7 +211,7 @@ fn described(kafka: &Kafka, version: i16, d: Result<GroupDescription, Error>) ->
             match version {
                 0 => member,
                 // 0: consumer-protocol member, 1: classic member of a consumer group.
-                _ => member.with_member_type(0),
+                _ => member.with_member_type(i8::from(m.protocol == GroupProtocol::Classic)),
             }
         })
         .collect();

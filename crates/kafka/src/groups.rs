@@ -1,23 +1,27 @@
 //! Kafka's classic group protocol: `FindCoordinator`, `JoinGroup`, `SyncGroup`,
 //! `Heartbeat`, `LeaveGroup`. The group logic is the broker's (`groups::classic`); here
 //! the wire is translated, and consumer-protocol assignments are decoded so the broker can
-//! show which member owns which partition. Client-side assignors (range, roundrobin,
+//! show which member owns which partition. Subscriptions are decoded too, so a group can
+//! convert to Kafka's consumer protocol (KIP-848) as its members restart with it; its
+//! classic members are then sent assignments the broker made, encoded here. Client-side assignors (range, roundrobin,
 //! sticky, cooperative-sticky) and static membership (KIP-345) need nothing more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::consumer_protocol_assignment;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
 use kafka_protocol::messages::{
-    BrokerId, ConsumerProtocolAssignment, FindCoordinatorRequest, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest, SyncGroupResponse,
+    BrokerId, ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
@@ -141,6 +145,12 @@ pub(crate) fn join(
     let replier = call.replier;
     let (kafka, who) = (kafka.clone(), session.identity.clone());
     let group = req.group_id.0.to_string();
+    let (topics, owned) = match req.protocol_type.as_str() {
+        "consumer" => {
+            req.protocols.first().map(|p| decode_subscription(&p.metadata)).unwrap_or_default()
+        }
+        _ => Default::default(),
+    };
     let join = JoinRequest {
         member_id: req.member_id.to_string(),
         instance_id: if version >= 5 { opt(&req.group_instance_id) } else { None },
@@ -156,6 +166,8 @@ pub(crate) fn join(
         protocol_type: req.protocol_type.to_string(),
         protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
         require_known_member_id: version >= 4,
+        topics,
+        owned,
     };
     Ok(Answer::later(async move {
         let mut body = JoinGroupResponse::default()
@@ -194,6 +206,51 @@ pub(crate) fn join(
         }
         replier.later(&body, Duration::ZERO)
     }))
+}
+
+/// A consumer-protocol subscription's topics and owned partitions (v1+); empty for
+/// anything else.
+fn decode_subscription(bytes: &Bytes) -> (Vec<String>, BTreeSet<(String, u32)>) {
+    let mut buf = bytes.clone();
+    if buf.remaining() < 2 {
+        return Default::default();
+    }
+    let version = buf.get_i16().clamp(0, 3);
+    let Ok(s) = ConsumerProtocolSubscription::decode(&mut buf, version) else {
+        return Default::default();
+    };
+    let owned = s
+        .owned_partitions
+        .iter()
+        .flat_map(|tp| {
+            let topic = tp.topic.0.to_string();
+            tp.partitions.iter().filter_map(move |p| Some((topic.clone(), u32::try_from(*p).ok()?)))
+        })
+        .collect();
+    (s.topics.iter().map(|t| t.to_string()).collect(), owned)
+}
+
+/// `partitions` as a consumer-protocol assignment (version 0, which every client reads).
+fn encode_assignment(partitions: &BTreeSet<(String, u32)>) -> Bytes {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(t).or_default().push(*p as i32);
+    }
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                consumer_protocol_assignment::TopicPartition::default()
+                    .with_topic(TopicName(text(t)))
+                    .with_partitions(ps)
+            })
+            .collect(),
+    );
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    // Encoding a built message into memory cannot fail.
+    let _ = assignment.encode(&mut buf, 0);
+    buf.freeze()
 }
 
 /// A consumer-protocol assignment as topic partitions; empty for anything else.
@@ -247,7 +304,10 @@ pub(crate) fn sync(
             SyncGroupResponse::default().with_throttle_time_ms(replier.throttle_ms(Duration::ZERO));
         match kafka.api.sync_group(&who, &group, sync).await {
             Ok(s) => {
-                body.assignment = s.assignment;
+                body.assignment = match &s.partitions {
+                    Some(partitions) => encode_assignment(partitions),
+                    None => s.assignment,
+                };
                 if version >= 5 {
                     body.protocol_type = Some(text(&s.protocol_type));
                     body.protocol_name = Some(text(&s.protocol));

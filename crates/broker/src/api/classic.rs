@@ -56,7 +56,7 @@ impl Api {
         self.classic_member(who, "JoinGroup", group)?;
         req.principal = self.member_principal(who);
         let b = &self.broker;
-        let joined = b.groups().classic().join(b.as_ref(), group, req).await?;
+        let joined = b.groups().classic_join(b.as_ref(), group, req).await?;
         b.check_serving()?;
         Ok(joined)
     }
@@ -70,7 +70,7 @@ impl Api {
     ) -> Result<Synced, Error> {
         self.classic_member(who, "SyncGroup", group)?;
         let b = &self.broker;
-        let synced = b.groups().classic().sync(b.as_ref(), group, req).await?;
+        let synced = b.groups().classic_sync(b.as_ref(), group, req).await?;
         b.check_serving()?;
         Ok(synced)
     }
@@ -86,7 +86,7 @@ impl Api {
     ) -> Result<(), Error> {
         self.classic_member(who, "Heartbeat", group)?;
         let b = &self.broker;
-        b.groups().classic().heartbeat(b.as_ref(), group, member, instance, generation).await
+        b.groups().classic_heartbeat(b.as_ref(), group, member, instance, generation).await
     }
 
     /// `LeaveGroup`: the outcome per member leaving.
@@ -98,7 +98,7 @@ impl Api {
     ) -> Result<Vec<Result<(), Error>>, Error> {
         self.classic_member(who, "LeaveGroup", group)?;
         let b = &self.broker;
-        b.groups().classic().leave(b.as_ref(), group, leaving).await
+        b.groups().classic_leave(b.as_ref(), group, leaving).await
     }
 
     /// `OffsetCommit` of a Kafka client: a member of a classic group, a member of a
@@ -144,8 +144,14 @@ impl Api {
         }
         let b = &self.broker;
         let groups = b.groups();
-        let done = if !member.is_empty() && groups.has_member(group, member).await? {
-            if !member_epochs {
+        let record = match member.is_empty() {
+            true => None,
+            false => groups.member_record(group, member).await?,
+        };
+        let done = if let Some(record) = record {
+            // A classic member of a converted group commits at its generation, with any
+            // version; a consumer-protocol member needs v9's member epoch.
+            if record.classic.is_none() && !member_epochs {
                 return Err(Error::new(
                     ErrorKind::Invalid,
                     Reason::UnsupportedVersion,

@@ -62,6 +62,9 @@ pub struct ClassicMember {
     pub rebalance_timeout_ms: i32,
     /// The protocols it supports, by preference, with their metadata (subscriptions).
     pub protocols: Vec<(String, Bytes)>,
+    /// The topics it subscribes to, as the front end decoded them from its first
+    /// protocol's metadata (Kafka's consumer protocol); empty for other protocol types.
+    pub topics: Vec<String>,
     /// Its assignment in the current generation, as the leader encoded it.
     pub assignment: Bytes,
     /// The same, as topic partitions (what `shale group describe` shows).
@@ -96,8 +99,11 @@ pub struct Synced {
     pub protocol_type: String,
     /// The protocol chosen.
     pub protocol: String,
-    /// This member's assignment.
+    /// This member's assignment, as the leader encoded it.
     pub assignment: Bytes,
+    /// For a classic member of a consumer group, whose broker assigns: its partitions,
+    /// for the front end to encode (then `assignment` is empty).
+    pub partitions: Option<std::collections::BTreeSet<(String, u32)>>,
 }
 
 /// A join to apply.
@@ -123,6 +129,11 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// A new member must first be given an id and join again with it (KIP-394, v4+).
     pub require_known_member_id: bool,
+    /// The subscribed topics, decoded from the first protocol's metadata by the front end
+    /// (Kafka's `ConsumerProtocolSubscription`); empty for other protocol types.
+    pub topics: Vec<String>,
+    /// The partitions the member says it owns (the same subscription's, v1+).
+    pub owned: std::collections::BTreeSet<(String, u32)>,
 }
 
 /// What a join does.

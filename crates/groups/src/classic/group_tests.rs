@@ -8,6 +8,8 @@ const BOUNDS: Bounds = Bounds {
 
 fn join_req(member: &str) -> JoinRequest {
     JoinRequest {
+        topics: vec![],
+        owned: Default::default(),
         member_id: member.into(),
         instance_id: None,
         client_id: "c".into(),

@@ -98,7 +98,7 @@ impl ClassicGroups {
 
     /// The group, loaded from the store if this broker does not hold it yet; an error
     /// when this broker does not coordinate it.
-    async fn locked(
+    pub(crate) async fn locked(
         &self,
         b: &dyn GroupHost,
         group: &str,

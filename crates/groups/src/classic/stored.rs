@@ -51,6 +51,9 @@ pub struct StoredMember {
     pub rebalance_timeout_ms: i32,
     /// Protocols with their metadata, base64.
     pub protocols: Vec<(String, String)>,
+    /// Its subscribed topics (as decoded at its join; absent in older records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
     /// Its assignment as the leader encoded it, base64.
     pub assignment: String,
     /// The same as topic partitions.
@@ -110,6 +113,7 @@ pub(super) async fn load(
             session_timeout_ms: m.session_timeout_ms,
             rebalance_timeout_ms: m.rebalance_timeout_ms,
             protocols,
+            topics: m.topics,
             assignment: unb64(&m.assignment, &what("assignment"))?,
             assigned: m.assigned,
             last_seen_ms: now,
@@ -143,6 +147,7 @@ pub(super) async fn store(
                     session_timeout_ms: m.session_timeout_ms,
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                     protocols: m.protocols.iter().map(|(n, b)| (n.clone(), b64(b))).collect(),
+                    topics: m.topics.clone(),
                     assignment: b64(&m.assignment),
                     assigned: m.assigned.clone(),
                 };

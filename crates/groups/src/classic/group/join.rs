@@ -110,6 +110,7 @@ impl ClassicGroup {
             session_timeout_ms: req.session_timeout_ms,
             rebalance_timeout_ms: req.rebalance_timeout_ms.max(req.session_timeout_ms),
             protocols: req.protocols,
+            topics: req.topics,
             assignment: existing.map(|m| m.assignment.clone()).unwrap_or_default(),
             assigned: existing.map(|m| m.assigned.clone()).unwrap_or_default(),
             last_seen_ms: now,

@@ -65,6 +65,7 @@ impl ClassicGroup {
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: self.protocol.clone().unwrap_or_default(),
             assignment: self.members.get(member).map(|m| m.assignment.clone()).unwrap_or_default(),
+            partitions: None,
         }
     }
 
