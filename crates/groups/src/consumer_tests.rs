@@ -84,6 +84,12 @@ async fn a_client_made_member_id_is_kept_even_with_a_slash() {
     assert_eq!(d.members[0].member_id, id);
     assert_eq!(d.members[0].protocol, crate::GroupProtocol::Consumer);
     assert_eq!(d.assignor, "uniform", "the consumer protocol's default assignor");
+    // Empty again, it is still a consumer-protocol group.
+    send(&c, &h, beat(id, -1, None)).await.unwrap();
+    let d = c.describe_group(&h, "g").await.unwrap();
+    assert_eq!((d.members.len(), d.protocol), (0, crate::GroupProtocol::Consumer));
+    let listed = c.list_groups().await.unwrap();
+    assert_eq!(listed[0].protocol, Some(crate::GroupProtocol::Consumer));
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use super::GroupHost;
 use super::assignor::Tp;
 use super::classic::ClassicRecord;
 use super::offsets::group_not_found;
-use super::records::{self, MemberRecord};
+use super::records::{self, GroupRecord, MemberRecord};
 use super::types::{
     GroupDescription, GroupListing, GroupProtocol, ListedState, MemberDescription, PartitionLag,
 };
@@ -50,7 +50,11 @@ impl Coordinator {
                     false => GroupProtocol::Shale,
                 });
             } else if parts.len() == 2 && parts[1] == "state" && entry.2.is_none() {
-                entry.2 = Some(GroupProtocol::Shale);
+                let rec: GroupRecord = records::decode(&kv.value, "a group record")?;
+                entry.2 = Some(match rec.kafka {
+                    true => GroupProtocol::Consumer,
+                    false => GroupProtocol::Shale,
+                });
             } else if parts.len() == 2 && parts[1] == "classic" {
                 let rec: ClassicRecord = records::decode(&kv.value, "a classic group record")?;
                 entry.0 += rec.members.len() as u32;
@@ -131,7 +135,7 @@ impl Coordinator {
             });
         }
         let (mut epoch, mut assignor) = (record.epoch, record.assignor.name().to_string());
-        let mut protocol = match stored.members.values().any(|(m, _)| m.kafka) {
+        let mut protocol = match record.kafka || stored.members.values().any(|(m, _)| m.kafka) {
             true => GroupProtocol::Consumer,
             false => GroupProtocol::Shale,
         };

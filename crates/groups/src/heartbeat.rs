@@ -139,6 +139,7 @@ impl Coordinator {
                 (_, name) => name,
             };
             g.record.assignor = Assignor::parse(name)?;
+            g.record.kafka = req.kafka.is_some();
         }
         let id = if req.member_id.is_empty() {
             uuid::Uuid::new_v4().simple().to_string()

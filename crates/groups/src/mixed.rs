@@ -117,6 +117,7 @@ impl Coordinator {
         }
         g.record.epoch = g.record.epoch.max(cg.generation) + 1;
         g.record.assignor = Assignor::Uniform;
+        g.record.kafka = true;
         dirty.state = true;
         let key = self.keys().group_classic(group);
         let fence = vec![Compare::mod_revision(key.clone(), cg.stored_rev)];

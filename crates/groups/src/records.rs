@@ -19,6 +19,10 @@ pub struct GroupRecord {
     pub epoch: i32,
     /// The assignor the group uses.
     pub assignor: Assignor,
+    /// A group of Kafka's consumer protocol (its first member joined with it, or it was
+    /// converted from a classic group), rather than of Shale's gRPC members.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kafka: bool,
 }
 
 /// `groups/{g}/members/{m}`.
