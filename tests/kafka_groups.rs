@@ -566,3 +566,25 @@ async fn librdkafka_classic_group_converts_member_by_member_while_consuming() {
         acked.len()
     );
 }
+
+/// Group configs with the Java Admin client: a session timeout set for one group is
+/// described as the group's own (DYNAMIC_GROUP_CONFIG), the rest as defaults, and a
+/// heartbeat interval above the session timeout is refused, naming the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_admin_sets_and_describes_group_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = broker(&dir.path().join("broker"), SESSION_MS).await;
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    let Some(jars) = kafka::java_jars() else { return };
+    let cmd = kafka::java_program(&jars, "GroupConfigs.java", &[&bootstrap, "configured"]);
+    let json = kafka::run(cmd, Duration::from_secs(90)).assert_ok("GroupConfigs.java");
+    let configs = &json["configs"];
+    assert_eq!(configs["consumer.session.timeout.ms"][0], "20000", "{json}");
+    assert_eq!(configs["consumer.session.timeout.ms"][1], "DYNAMIC_GROUP_CONFIG", "{json}");
+    assert_eq!(configs["consumer.heartbeat.interval.ms"][1], "DEFAULT_CONFIG", "{json}");
+    let refused = json["refused"].as_str().unwrap();
+    assert!(
+        refused.starts_with("InvalidConfigurationException") && refused.contains("99999999"),
+        "{json}"
+    );
+}

@@ -1660,3 +1660,81 @@ async fn bad_transactional_requests_get_kafkas_codes_and_store_nothing() {
     let end_of_log = list_offset(&addr, "wire-txn-bad", -1, -1).await.1;
     assert_eq!(end_of_log, 3, "only the new instance's record was stored");
 }
+
+/// A group's configs (KIP-848's GROUP resource, type 32): set with IncrementalAlterConfigs
+/// and AlterConfigs, described with DescribeConfigs (source GROUP_CONFIG, else the
+/// broker's default); a value out of range is INVALID_CONFIG naming it, and changes
+/// nothing.
+#[tokio::test]
+async fn group_configs_are_set_and_described_through_the_kafka_apis() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request as inc;
+    let (server, _dir) = broker().await;
+    let addr = server.kafka_addr().unwrap().to_string();
+    let set = |key: &str, value: &str| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            inc::AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(s("cfg-group"))
+                .with_configs(vec![
+                    inc::AlterableConfig::default()
+                        .with_name(s(key))
+                        .with_config_operation(0)
+                        .with_value(Some(s(value))),
+                ]),
+        ])
+    };
+    let describe = || async {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(s("cfg-group"))
+                .with_configuration_keys(None),
+        ]);
+        let r: DescribeConfigsResponse = call(&addr, ApiKey::DescribeConfigs, 4, &req).await;
+        assert_eq!(r.results[0].error_code, 0, "{r:?}");
+        r.results[0]
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.clone().unwrap_or_default().to_string(),
+                    c.config_source,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = describe().await;
+    assert!(
+        before.contains(&("consumer.session.timeout.ms".into(), "45000".into(), 5)),
+        "{before:?}"
+    );
+    let r: IncrementalAlterConfigsResponse = call(
+        &addr,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &set("consumer.session.timeout.ms", "20000"),
+    )
+    .await;
+    assert_eq!(r.responses[0].error_code, 0, "{r:?}");
+    let r: IncrementalAlterConfigsResponse = call(
+        &addr,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &set("consumer.heartbeat.interval.ms", "99999999"),
+    )
+    .await;
+    assert_eq!(r.responses[0].error_code, ResponseError::InvalidConfig.code());
+    let message = r.responses[0].error_message.clone().unwrap_or_default();
+    assert!(message.contains("99999999"), "{message}");
+    let after = describe().await;
+    assert!(
+        after.contains(&("consumer.session.timeout.ms".into(), "20000".into(), 8)),
+        "{after:?}"
+    );
+    assert!(
+        after.contains(&("consumer.heartbeat.interval.ms".into(), "5000".into(), 5)),
+        "{after:?}"
+    );
+}

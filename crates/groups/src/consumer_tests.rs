@@ -230,3 +230,49 @@ async fn joins_need_a_subscription_field_and_a_known_assignor() {
     send(&c, &h, range).await.unwrap();
     assert_eq!(c.describe_group(&h, "g").await.unwrap().assignor, "range");
 }
+
+#[tokio::test]
+async fn group_configs_set_the_session_and_heartbeat_of_consumer_members() {
+    use crate::configs::{HEARTBEAT_INTERVAL, SESSION_TIMEOUT};
+    let (c, h) = setup();
+    let one = |k: &str, v: &str| std::collections::BTreeMap::from([(k.to_string(), v.to_string())]);
+    let defaults = c.group_configs("g").await.unwrap();
+    let values: Vec<(&str, &str, bool)> =
+        defaults.iter().map(|d| (d.name.as_str(), d.value.as_str(), d.overridden)).collect();
+    assert_eq!(values, [(SESSION_TIMEOUT, "45000", false), (HEARTBEAT_INTERVAL, "5000", false)]);
+    // Out of range, not a number, at or above the session, unknown: refused, naming it.
+    for (key, value, reason) in [
+        (SESSION_TIMEOUT, "999999999", Reason::InvalidConfig),
+        (SESSION_TIMEOUT, "soon", Reason::InvalidConfig),
+        (HEARTBEAT_INTERVAL, "45000", Reason::InvalidConfig),
+        ("consumer.session.timeout", "1000", Reason::UnknownConfig),
+    ] {
+        let e = c.alter_group_configs("g", &one(key, value), &[], false).await.unwrap_err();
+        assert_eq!(e.reason, reason, "{key}={value}: {e}");
+        assert!(e.message.contains(key), "{e}");
+    }
+    let set = std::collections::BTreeMap::from([
+        (SESSION_TIMEOUT.to_string(), "20000".to_string()),
+        (HEARTBEAT_INTERVAL.to_string(), "2000".to_string()),
+    ]);
+    c.alter_group_configs("g", &set, &[], true).await.unwrap();
+    assert!(c.group_configs("g").await.unwrap().iter().all(|d| !d.overridden), "validate only");
+    c.alter_group_configs("g", &set, &[], false).await.unwrap();
+    assert!(c.group_configs("g").await.unwrap().iter().all(|d| d.overridden));
+
+    let a = send(&c, &h, beat("m", 0, Some(Tps::new()))).await.unwrap();
+    assert_eq!(a.heartbeat_interval_ms, 2000, "the group's interval");
+    c.sweep(&h).await;
+    h.advance(19_000);
+    c.sweep(&h).await;
+    assert_eq!(c.describe_group(&h, "g").await.unwrap().members.len(), 1, "before its session");
+    h.advance(2_000);
+    c.sweep(&h).await;
+    assert_eq!(c.describe_group(&h, "g").await.unwrap().members.len(), 0, "after 20 s");
+    // Deleting the override brings the broker's default back.
+    c.alter_group_configs("g", &Default::default(), &[HEARTBEAT_INTERVAL.into()], false)
+        .await
+        .unwrap();
+    let d = c.group_configs("g").await.unwrap();
+    assert_eq!((d[1].value.as_str(), d[1].overridden), ("5000", false));
+}

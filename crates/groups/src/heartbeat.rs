@@ -87,13 +87,20 @@ impl Coordinator {
         self.reconcile(g, &member_id, now, dirty);
         let m = &g.members[&member_id];
         let interval = match m.record.kafka {
-            true => self.settings.consumer_heartbeat_interval_ms,
+            true => g
+                .configs
+                .heartbeat_interval_ms
+                .unwrap_or(self.settings.consumer_heartbeat_interval_ms),
             false => self.settings.heartbeat_interval_ms,
+        };
+        let session = match (m.record.kafka, g.configs.session_timeout_ms) {
+            (true, Some(ms)) => ms,
+            _ => m.record.session_timeout_ms,
         };
         Ok(HeartbeatAnswer {
             member_id: member_id.clone(),
             member_epoch: m.record.epoch,
-            heartbeat_interval_ms: interval.min(m.record.session_timeout_ms / 3).max(1),
+            heartbeat_interval_ms: interval.min(session / 3).max(1),
             assignment: m.assigned.clone(),
             group_epoch: g.record.epoch,
         })

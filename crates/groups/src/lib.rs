@@ -19,17 +19,23 @@
 //! partition it does not own, is refused with `FENCED_MEMBER`.
 //!
 //! Groups of Kafka's classic protocol (`classic/`) are coordinated by the same broker for
-//! the same group id, and commit to the same offset keys; a group id serves one protocol
-//! at a time.
+//! the same group id, and commit to the same offset keys; a group id serves one kind at
+//! a time, except that a Kafka consumer-protocol member converts a classic group
+//! (`mixed.rs`).
 //!
-//! Layout: `assignor` (cooperative-sticky, range), `classic` (Kafka's JoinGroup/SyncGroup
-//! groups), `offsets` (commits, fetches, resets), `records` (what etcd holds), `settings`
-//! (`[groups]`), the domain's own types (`types.rs`, re-exported here), and the host trait
-//! ([`GroupHost`]) through which a broker lends partitions' offsets and topics.
+//! Layout: `heartbeat` (the broker-assigned kind: join, beat, leave, reconcile), with the
+//! rules of Kafka's consumer protocol in `consumer` (KIP-848) and its classic members after
+//! an online upgrade in `mixed`; `assignor` (cooperative-sticky alias uniform, range),
+//! `classic` (Kafka's JoinGroup/SyncGroup groups), `configs` (per-group overrides, Kafka's
+//! GROUP resource), `offsets` (commits, fetches, resets; every kind's), `describe`,
+//! `adopt`, `records` (what etcd holds), `settings` (`[groups]`), the domain's own types
+//! (`types.rs`, re-exported here), and the host trait ([`GroupHost`]) through which a
+//! broker lends partitions' offsets and topics.
 
 mod adopt;
 pub mod assignor;
 pub mod classic;
+pub mod configs;
 mod consumer;
 mod describe;
 mod heartbeat;
@@ -119,6 +125,8 @@ struct Group {
     target: BTreeMap<String, BTreeSet<Tp>>,
     target_epoch: i32,
     target_topics: BTreeMap<String, u32>,
+    /// The group's config overrides (`configs.rs`).
+    configs: configs::Overrides,
 }
 
 /// What changed in a group under its lock, to persist.
@@ -148,6 +156,8 @@ pub struct Coordinator {
     classic: classic::ClassicGroups,
     /// When this broker last looked for stored groups to coordinate (`adopt.rs`).
     adopted: adopt::Adopted,
+    /// When this broker last read the groups' config overrides (ms, `configs.rs`).
+    configs_read_ms: std::sync::Mutex<i64>,
 }
 
 /// One partition's committed offset and lag in a group (see [`Coordinator::lag_samples`]).
@@ -176,6 +186,7 @@ impl Coordinator {
             groups: std::sync::Mutex::new(HashMap::new()),
             lag: std::sync::Mutex::new(Vec::new()),
             adopted: Default::default(),
+            configs_read_ms: std::sync::Mutex::new(i64::MIN / 2),
         }
     }
 
@@ -242,9 +253,13 @@ impl Coordinator {
         };
         let brokers = b.coordinator_candidates();
         let view = view(b);
+        let overrides = self.due_overrides(b.now_ms()).await;
         for (name, slot) in slots {
             let mut guard = slot.lock().await;
             let Some(g) = guard.as_mut() else { continue };
+            if let Some(all) = &overrides {
+                g.configs = all.get(&name).copied().unwrap_or_default();
+            }
             let ours = coordinator_of(&name, &brokers).is_some_and(|(id, _)| id == b.broker_id());
             if !ours || g.view != view {
                 // No longer ours (or the cluster changed): forget it; a heartbeat reloads.
@@ -260,7 +275,14 @@ impl Coordinator {
                         0 => self.settings.rebalance_timeout_ms,
                         ms => ms,
                     };
-                    now - m.last_seen_ms > i64::from(m.record.session_timeout_ms)
+                    let session = match (
+                        m.record.kafka && m.record.classic.is_none(),
+                        g.configs.session_timeout_ms,
+                    ) {
+                        (true, Some(ms)) => ms,
+                        _ => m.record.session_timeout_ms,
+                    };
+                    now - m.last_seen_ms > i64::from(session)
                         || (m.record.revoking_since_ms > 0
                             && now - m.record.revoking_since_ms > i64::from(rebalance))
                 })
@@ -296,6 +318,7 @@ impl Coordinator {
             target: BTreeMap::new(),
             target_epoch: -1,
             target_topics: BTreeMap::new(),
+            configs: self.load_overrides(group).await?,
         };
         for kv in range.kvs {
             if kv.key == state_key {

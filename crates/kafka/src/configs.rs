@@ -1,6 +1,8 @@
 //! `DescribeConfigs`, `AlterConfigs` and `IncrementalAlterConfigs`: topic configs by
 //! their Kafka names, validated as the gRPC API validates them (an unknown key or a bad
-//! value is INVALID_CONFIG naming it); a broker's own settings, read-only.
+//! value is INVALID_CONFIG naming it); a group's configs (KIP-848's GROUP resource:
+//! `consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`); a broker's own
+//! settings, read-only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
 use crate::errors::{About, code};
+use shale_broker::api::GROUP_CONFIG_KEYS as GROUP_KEYS;
 use shale_broker::api::Identity;
 use shale_core::error::Error;
 use shale_core::topic_config::KEYS;
@@ -28,11 +31,13 @@ use shale_core::topic_config::KEYS;
 /// Kafka's config resource types.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const GROUP: i8 = 32;
 
 /// Kafka's config sources.
 const TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
+const GROUP_CONFIG: i8 = 8;
 
 /// Kafka's config types (DescribeConfigs v3+).
 fn config_type(key: &str) -> i8 {
@@ -69,68 +74,96 @@ pub(crate) fn describe(
 ) -> Result<Answer, String> {
     let req: DescribeConfigsRequest = call.decode()?;
     let version = call.version();
-    let mut results = Vec::with_capacity(req.resources.len());
-    for r in &req.resources {
-        let name = r.resource_name.to_string();
-        let wanted = |k: &str| {
-            r.configuration_keys.as_ref().is_none_or(|ks| ks.iter().any(|w| w.as_str() == k))
-        };
-        let result = DescribeConfigsResult::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name.clone());
-        let configs: Result<Vec<DescribeConfigsResourceResult>, Error> = match r.resource_type {
-            TOPIC => kafka.api.topic_configs(&session.identity, &name).map(|entry| {
-                entry
-                    .config
-                    .entries(&entry.record.configs)
-                    .into_iter()
-                    .filter(|(k, _, _)| wanted(k))
-                    .map(|(k, v, source)| {
-                        let source = if source == "topic" { TOPIC_CONFIG } else { DEFAULT_CONFIG };
-                        let doc = KEYS.iter().find(|d| d.name == k).map(|d| d.doc);
-                        let c = DescribeConfigsResourceResult::default()
-                            .with_name(text(&k))
-                            .with_value(Some(text(&v)))
-                            .with_config_source(source);
-                        match version {
-                            0..=2 => c,
-                            _ => c.with_config_type(config_type(&k)).with_documentation(
-                                doc.filter(|_| req.include_documentation).map(text),
-                            ),
-                        }
+    let (kafka, session, replier) = (kafka.clone(), session.clone(), call.replier);
+    Ok(Answer::later(async move {
+        let kafka = &kafka;
+        let mut results = Vec::with_capacity(req.resources.len());
+        for r in &req.resources {
+            let name = r.resource_name.to_string();
+            let wanted = |k: &str| {
+                r.configuration_keys.as_ref().is_none_or(|ks| ks.iter().any(|w| w.as_str() == k))
+            };
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let configs: Result<Vec<DescribeConfigsResourceResult>, Error> = match r.resource_type {
+                TOPIC => kafka.api.topic_configs(&session.identity, &name).map(|entry| {
+                    entry
+                        .config
+                        .entries(&entry.record.configs)
+                        .into_iter()
+                        .filter(|(k, _, _)| wanted(k))
+                        .map(|(k, v, source)| {
+                            let source =
+                                if source == "topic" { TOPIC_CONFIG } else { DEFAULT_CONFIG };
+                            let doc = KEYS.iter().find(|d| d.name == k).map(|d| d.doc);
+                            let c = DescribeConfigsResourceResult::default()
+                                .with_name(text(&k))
+                                .with_value(Some(text(&v)))
+                                .with_config_source(source);
+                            match version {
+                                0..=2 => c,
+                                _ => c.with_config_type(config_type(&k)).with_documentation(
+                                    doc.filter(|_| req.include_documentation).map(text),
+                                ),
+                            }
+                        })
+                        .collect()
+                }),
+                BROKER => broker(kafka, &session.identity, &name).map(|settings| {
+                    settings
+                        .into_iter()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| {
+                            let hidden = sensitive(&k);
+                            DescribeConfigsResourceResult::default()
+                                .with_name(text(&k))
+                                .with_value((!hidden).then(|| text(&v)))
+                                .with_read_only(true)
+                                .with_is_sensitive(hidden)
+                                .with_config_source(STATIC_BROKER_CONFIG)
+                        })
+                        .collect()
+                }),
+                GROUP => {
+                    let configs = kafka.api.group_configs(&session.identity, &name).await;
+                    configs.map(|configs| {
+                        configs
+                            .into_iter()
+                            .filter(|c| wanted(&c.name))
+                            .map(|c| {
+                                let source =
+                                    if c.overridden { GROUP_CONFIG } else { DEFAULT_CONFIG };
+                                let d = DescribeConfigsResourceResult::default()
+                                    .with_name(text(&c.name))
+                                    .with_value(Some(text(&c.value)))
+                                    .with_config_source(source);
+                                match version {
+                                    0..=2 => d,
+                                    _ => d.with_config_type(3).with_documentation(
+                                        Some(c.doc).filter(|_| req.include_documentation).map(text),
+                                    ),
+                                }
+                            })
+                            .collect()
                     })
-                    .collect()
-            }),
-            BROKER => broker(kafka, &session.identity, &name).map(|settings| {
-                settings
-                    .into_iter()
-                    .filter(|(k, _)| wanted(k))
-                    .map(|(k, v)| {
-                        let hidden = sensitive(&k);
-                        DescribeConfigsResourceResult::default()
-                            .with_name(text(&k))
-                            .with_value((!hidden).then(|| text(&v)))
-                            .with_read_only(true)
-                            .with_is_sensitive(hidden)
-                            .with_config_source(STATIC_BROKER_CONFIG)
-                    })
-                    .collect()
-            }),
-            other => Err(Error::invalid(format!(
-                "config resource type {other} is not served: 2 (topic) or 4 (broker)"
-            ))),
-        };
-        results.push(match configs {
-            Ok(configs) => result.with_configs(configs),
-            Err(e) => result
-                .with_error_code(code(&e, About::Partition))
-                .with_error_message(Some(text(&e.message))),
-        });
-    }
-    let body = DescribeConfigsResponse::default()
-        .with_throttle_time_ms(call.throttle_ms(Duration::ZERO))
-        .with_results(results);
-    Ok(call.reply(&body, Duration::ZERO))
+                }
+                other => Err(Error::invalid(format!(
+                    "config resource type {other} is not served: 2 (topic), 4 (broker) or 32 (group)"
+                ))),
+            };
+            results.push(match configs {
+                Ok(configs) => result.with_configs(configs),
+                Err(e) => result
+                    .with_error_code(code(&e, About::Partition))
+                    .with_error_message(Some(text(&e.message))),
+            });
+        }
+        let body = DescribeConfigsResponse::default()
+            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
+            .with_results(results);
+        replier.later(&body, Duration::ZERO)
+    }))
 }
 
 /// This broker's settings and this listener's (`kafka.*`), when `name` is its id (or
@@ -188,6 +221,25 @@ pub(crate) fn alter(
                     }
                 }
                 BROKER => Err(read_only_broker(&name)),
+                GROUP => {
+                    // The group's overrides become exactly those given.
+                    let set: BTreeMap<String, String> = r
+                        .configs
+                        .iter()
+                        .filter_map(|c| {
+                            c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))
+                        })
+                        .collect();
+                    let delete: Vec<String> = GROUP_KEYS
+                        .iter()
+                        .map(|(k, _)| k.to_string())
+                        .filter(|k| !set.contains_key(k))
+                        .collect();
+                    kafka
+                        .api
+                        .alter_group_configs(&who, &name, &set, &delete, req.validate_only)
+                        .await
+                }
                 other => Err(Error::invalid(format!("config resource type {other} is not served"))),
             };
             let resp = AlterConfigsResourceResponse::default()
@@ -227,6 +279,7 @@ pub(crate) fn incremental_alter(
             let name = r.resource_name.to_string();
             let outcome = match r.resource_type {
                 TOPIC => alter_incrementally(&kafka, &who, &name, r, req.validate_only).await,
+                GROUP => alter_group_incrementally(&kafka, &who, &name, r, req.validate_only).await,
                 BROKER => Err(read_only_broker(&name)),
                 other => Err(Error::invalid(format!("config resource type {other} is not served"))),
             };
@@ -245,6 +298,37 @@ pub(crate) fn incremental_alter(
             .with_responses(responses);
         replier.later(&body, Duration::ZERO)
     }))
+}
+
+/// IncrementalAlterConfigs on a group: set or delete (its configs are numbers, not lists).
+async fn alter_group_incrementally(
+    kafka: &Kafka,
+    who: &Identity,
+    group: &str,
+    r: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), Error> {
+    let (mut set, mut delete) = (BTreeMap::new(), Vec::new());
+    for c in &r.configs {
+        let key = c.name.to_string();
+        match c.config_operation {
+            SET => {
+                set.insert(key, c.value.as_ref().map(|v| v.to_string()).unwrap_or_default());
+            }
+            DELETE => delete.push(key),
+            op => {
+                return Err(Error::new(
+                    shale_core::error::ErrorKind::Invalid,
+                    shale_core::error::Reason::InvalidConfig,
+                    format!(
+                        "config operation {op} for group config {key} is not served: group \
+                         configs are numbers (0 set, 1 delete)"
+                    ),
+                ));
+            }
+        }
+    }
+    kafka.api.alter_group_configs(who, group, &set, &delete, validate_only).await
 }
 
 async fn alter_incrementally(

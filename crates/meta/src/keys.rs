@@ -208,6 +208,16 @@ impl Keys {
         format!("{}{}/", self.group_offsets(group), escape(topic))
     }
 
+    /// `group_configs/{g}`: a group's config overrides (Kafka's GROUP config resource).
+    pub fn group_config(&self, group: &str) -> String {
+        format!("{}{}", self.group_configs(), escape(group))
+    }
+
+    /// Prefix of every group's config overrides.
+    pub fn group_configs(&self) -> String {
+        format!("{}group_configs/", self.root)
+    }
+
     /// Prefix of all committed offsets.
     pub fn all_offsets(&self) -> String {
         format!("{}offsets/", self.root)

@@ -2,11 +2,12 @@
 //! Read (or Describe, Delete) on the group and Read on the topics involved, and audits
 //! what it changes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Api, Identity, Principal};
 use crate::acl::{Operation, ResourceType};
 use crate::audit::{self, Resource};
+use crate::groups::configs::GroupConfig;
 use crate::groups::{
     CommitOffsets, CommittedOffset, GroupDescription, GroupListing, Heartbeat, HeartbeatAnswer,
     ResetOffsets, coordinator_of,
@@ -164,6 +165,36 @@ impl Api {
         let acl = self.broker.acl();
         groups.retain(|g| acl.allows(who, Operation::Describe, ResourceType::Group, &g.group));
         Ok(groups)
+    }
+
+    /// A group's configs (Kafka's GROUP resource; DescribeConfigs on the group).
+    pub async fn group_configs(
+        &self,
+        who: &Identity,
+        group: &str,
+    ) -> Result<Vec<GroupConfig>, Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "DescribeConfigs", Operation::DescribeConfigs, ResourceType::Group, group)?;
+        self.broker.groups().group_configs(group).await
+    }
+
+    /// Sets and removes a group's config overrides (AlterConfigs on the group), audited.
+    pub async fn alter_group_configs(
+        &self,
+        who: &Identity,
+        group: &str,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+        validate_only: bool,
+    ) -> Result<(), Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "AlterConfigs", Operation::AlterConfigs, ResourceType::Group, group)?;
+        let altered =
+            self.broker.groups().alter_group_configs(group, set, delete, validate_only).await;
+        if !validate_only {
+            audit::mutation(who, "alter_group_configs", Resource::Group(group), &altered);
+        }
+        altered
     }
 
     /// Members, assignment and lag of a group (Describe on it).

@@ -52,6 +52,7 @@ pub use crate::groups::classic::{
     ClassicRecord, JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State as GroupState,
     SyncRequest, Synced,
 };
+pub use crate::groups::configs::{GroupConfig, KEYS as GROUP_CONFIG_KEYS};
 pub use crate::groups::{
     CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, Heartbeat,
     HeartbeatAnswer, KafkaMember, ListedState, MemberDescription, PartitionLag, ResetOffsets,
