@@ -232,6 +232,35 @@ async fn produce(client: &Client, topic: &str, n: u64) -> BTreeSet<(String, u32,
     acked
 }
 
+/// Records produced to a topic in rounds until stopped.
+struct Producing {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<BTreeSet<(String, u32, i64)>>,
+}
+
+impl Producing {
+    /// Produces rounds of `per_round` records to `topic`, 50 ms apart.
+    fn start(client: &Client, topic: &'static str, per_round: u64) -> Producing {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (client, stopped) = (client.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut acked = BTreeSet::new();
+            while !stopped.load(Ordering::Relaxed) {
+                acked.extend(produce(&client, topic, per_round).await);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            acked
+        });
+        Producing { stop, task }
+    }
+
+    /// Stops producing; every record acked.
+    async fn stop(self) -> BTreeSet<(String, u32, i64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
 /// Three members, one SIGKILLed and one added while records are produced.
 async fn kill_and_add(lib: Lib) {
     let dir = tempfile::tempdir().unwrap();
@@ -251,18 +280,7 @@ async fn kill_and_add(lib: Lib) {
     assert_eq!(before.assignor, "uniform", "the consumer protocol's default assignor");
 
     // Records keep coming while a member dies and another joins.
-    let stop = Arc::new(AtomicBool::new(false));
-    let producing = {
-        let (client, stop) = (client.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut acked = BTreeSet::new();
-            while !stop.load(Ordering::Relaxed) {
-                acked.extend(produce(&client, topic, 100).await);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            acked
-        })
-    };
+    let producing = Producing::start(&client, topic, 100);
     wait_until(Duration::from_secs(30), "m2 to read something", || {
         let n = m2.records().len();
         async move { n > 0 }
@@ -281,8 +299,7 @@ async fn kill_and_add(lib: Lib) {
     })
     .await;
     let moved = killed.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    acked.extend(producing.await.unwrap());
+    acked.extend(producing.stop().await);
     wait_for_lag_zero(&client, group).await;
 
     let mut members = [m1, m2, m3, m4];
@@ -479,18 +496,8 @@ async fn librdkafka_classic_group_converts_member_by_member_while_consuming() {
     let d = wait_for_shares(&client, group, &[2, 2, 2], "three classic members, 2 each").await;
     assert_eq!(d.protocol, "classic");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let producing = {
-        let (client, stop) = (client.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut acked = BTreeSet::new();
-            while !stop.load(Ordering::Relaxed) {
-                acked.extend(produce(&client, topic, 50).await);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            acked
-        })
-    };
+    let producing = Producing::start(&client, topic, 50);
+    let stop = producing.stop.clone();
     // Committed offsets, sampled throughout: none may move back.
     let backwards = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampling = {
@@ -534,8 +541,7 @@ async fn librdkafka_classic_group_converts_member_by_member_while_consuming() {
         let d = describe(&client, group).await.unwrap();
         assert_eq!(d.protocol, "consumer", "converted at the first consumer-protocol member");
     }
-    stop.store(true, Ordering::Relaxed);
-    acked.extend(producing.await.unwrap());
+    acked.extend(producing.stop().await);
     sampling.await.unwrap();
     wait_for_lag_zero(&client, group).await;
     for m in upgraded.iter_mut().filter(|m| m.name.starts_with('k')) {

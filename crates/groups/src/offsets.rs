@@ -501,63 +501,12 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::super::types::{CommitOffsets, OffsetToCommit};
-    use async_trait::async_trait;
+    use crate::test_host::{Host, coordinator};
     use shale_core::clock;
-    use shale_core::error::Error;
-    use shale_meta::topics::TopicRecord;
-    use shale_meta::{EmbeddedStore, Keys};
-    use std::collections::BTreeMap;
-
-    use super::super::{Coordinator, GroupHost};
-    use crate::settings::GroupSettings;
-
-    /// A broker of one topic with two partitions, enough to coordinate offsets.
-    struct OneTopic;
-
-    #[async_trait]
-    impl GroupHost for OneTopic {
-        fn broker_id(&self) -> i32 {
-            1
-        }
-        fn now_ms(&self) -> i64 {
-            1_000
-        }
-        fn coordinator_candidates(&self) -> Vec<(i32, String)> {
-            vec![(1, "127.0.0.1:1".into())]
-        }
-        fn topic_names(&self) -> Vec<String> {
-            vec!["orders".into()]
-        }
-        fn may_read(&self, _principal: &str, _topic: &str) -> bool {
-            true
-        }
-        fn topic_record(&self, name: &str) -> Result<TopicRecord, Error> {
-            match name {
-                "orders" => Ok(TopicRecord {
-                    name: name.into(),
-                    id: "id-1".into(),
-                    partitions: 2,
-                    replication_factor: 1,
-                    configs: BTreeMap::new(),
-                    created_ms: 0,
-                }),
-                other => Err(shale_core::error::Error::new(
-                    shale_core::error::ErrorKind::NotFound,
-                    shale_core::error::Reason::UnknownTopic,
-                    format!("unknown topic {other:?}"),
-                )),
-            }
-        }
-        async fn list_offsets(
-            &self,
-            _topic: &str,
-            _partition: u32,
-            _spec: shale_core::offsets::OffsetSpec,
-        ) -> Result<shale_core::offsets::ListedOffset, Error> {
-            Err(Error::unavailable("no logs in this test"))
-        }
-    }
+    use shale_meta::{EmbeddedStore, MetaStore};
 
     fn commit(partition: u32, offset: i64) -> CommitOffsets {
         CommitOffsets {
@@ -577,14 +526,14 @@ mod tests {
     /// past the topic's count is refused by name, without a broker.
     #[tokio::test]
     async fn offsets_commit_and_read_back_on_a_host_that_is_not_a_broker() {
-        let store = EmbeddedStore::in_memory(clock::system());
-        let c = Coordinator::new(store, Keys::new("c1").unwrap(), GroupSettings::default());
-        c.commit(&OneTopic, commit(1, 42)).await.unwrap();
-        let got = c.fetch_offsets(&OneTopic, "g", &["orders".to_string()]).await.unwrap();
+        let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
+        let (c, host) = (coordinator(&store), Host::new(&[("orders", 2)]));
+        c.commit(&host, commit(1, 42)).await.unwrap();
+        let got = c.fetch_offsets(&host, "g", &["orders".to_string()]).await.unwrap();
         let offsets: Vec<(&str, u32, i64)> =
             got.iter().map(|o| (o.topic.as_str(), o.partition, o.offset)).collect();
         assert_eq!(offsets, vec![("orders", 1, 42)]);
-        let e = c.commit(&OneTopic, commit(2, 1)).await.unwrap_err();
+        let e = c.commit(&host, commit(2, 1)).await.unwrap_err();
         assert_eq!(e.reason, "UNKNOWN_PARTITION");
         assert_eq!(e.details["partition"], "2");
     }
