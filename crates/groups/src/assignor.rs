@@ -65,6 +65,25 @@ pub struct Input<'a> {
     pub subscriptions: BTreeMap<&'a str, BTreeSet<String>>,
     /// Each member's current partitions (the sticky assignor keeps them where it can).
     pub current: BTreeMap<&'a str, BTreeSet<Tp>>,
+    /// The rack of each member that has one (KIP-848's `RackId`).
+    pub member_racks: BTreeMap<&'a str, &'a str>,
+    /// The racks of each partition's replicas; filled only when some member has a rack.
+    pub partition_racks: BTreeMap<Tp, BTreeSet<String>>,
+}
+
+impl Input<'_> {
+    /// Whether `member` is in a rack holding a replica of `tp`.
+    fn rack_matches(&self, member: &str, tp: &Tp) -> bool {
+        let Some(rack) = self.member_racks.get(member) else { return false };
+        self.partition_racks.get(tp).is_some_and(|racks| racks.contains(*rack))
+    }
+
+    /// Whether rack-awareness decides for `tp`: its replicas have racks and some member
+    /// that may take it sits in one of them.
+    fn rack_aware(&self, tp: &Tp) -> bool {
+        self.partition_racks.get(tp).is_some_and(|r| !r.is_empty())
+            && self.subscriptions.iter().any(|(m, t)| t.contains(&tp.0) && self.rack_matches(m, tp))
+    }
 }
 
 /// Computes the target assignment of every member (members with nothing get an empty set).
@@ -113,12 +132,15 @@ fn sticky(input: &Input<'_>, out: &mut BTreeMap<String, BTreeSet<Tp>>) {
     let members: Vec<&str> = input.subscriptions.keys().copied().collect();
     // Fair share with identical subscriptions; an upper bound otherwise.
     let quota = if members.is_empty() { 0 } else { all.len().div_ceil(members.len()) };
-    // 1. Keep current partitions that are still valid, up to the quota.
+    // 1. Keep current partitions that are still valid, up to the quota (and, where racks
+    //    decide, in a rack holding a replica).
     let mut owner: BTreeMap<Tp, String> = BTreeMap::new();
     for m in &members {
         let Some(current) = input.current.get(m) else { continue };
         for tp in current {
-            let valid = input.topics.get(&tp.0).is_some_and(|&n| tp.1 < n) && eligible(m, tp);
+            let valid = input.topics.get(&tp.0).is_some_and(|&n| tp.1 < n)
+                && eligible(m, tp)
+                && (!input.rack_aware(tp) || input.rack_matches(m, tp));
             let set = out.entry(m.to_string()).or_default();
             if valid && !owner.contains_key(tp) && set.len() < quota {
                 set.insert(tp.clone());
@@ -126,16 +148,16 @@ fn sticky(input: &Input<'_>, out: &mut BTreeMap<String, BTreeSet<Tp>>) {
             }
         }
     }
-    // 2. Give each unowned partition to the eligible member with the fewest.
+    // 2. Give each unowned partition to the eligible member with the fewest, preferring,
+    //    among those below the quota, one in a rack holding a replica of it.
     for tp in &all {
         if owner.contains_key(tp) {
             continue;
         }
-        let Some(m) = members
-            .iter()
-            .filter(|m| eligible(m, tp))
-            .min_by_key(|m| (out.get(**m).map_or(0, BTreeSet::len), **m))
-        else {
+        let Some(m) = members.iter().filter(|m| eligible(m, tp)).min_by_key(|m| {
+            let load = out.get(**m).map_or(0, BTreeSet::len);
+            (load >= quota, !input.rack_matches(m, tp), load, **m)
+        }) else {
             continue;
         };
         out.entry(m.to_string()).or_default().insert(tp.clone());
@@ -154,9 +176,15 @@ fn sticky(input: &Input<'_>, out: &mut BTreeMap<String, BTreeSet<Tp>>) {
                 if to_len + 1 >= from_len {
                     continue;
                 }
-                let candidate = out
-                    .get(*from)
-                    .and_then(|s| s.iter().rev().find(|tp| eligible(to, tp)).cloned());
+                // Rather one that goes to its rack, else one away from its rack.
+                let candidate = out.get(*from).and_then(|s| {
+                    s.iter()
+                        .filter(|tp| eligible(to, tp))
+                        .max_by_key(|tp| {
+                            (input.rack_matches(to, tp), !input.rack_matches(from, tp))
+                        })
+                        .cloned()
+                });
                 if let Some(tp) = candidate {
                     out.entry(from.to_string()).or_default().remove(&tp);
                     out.entry(to.to_string()).or_default().insert(tp);
@@ -181,7 +209,41 @@ mod tests {
             topics: topics.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
             subscriptions: members.iter().map(|m| (*m, names.clone())).collect(),
             current: BTreeMap::new(),
+            member_racks: BTreeMap::new(),
+            partition_racks: BTreeMap::new(),
         }
+    }
+
+    /// Members get the partitions with a replica in their rack, as far as balance allows,
+    /// and give up ones held across racks; without racks nothing changes.
+    #[test]
+    fn the_sticky_assignor_prefers_the_members_rack_within_balance() {
+        let racks = |tps: &[(u32, &str)]| -> BTreeMap<Tp, BTreeSet<String>> {
+            tps.iter()
+                .map(|(p, r)| (("t".to_string(), *p), BTreeSet::from([r.to_string()])))
+                .collect()
+        };
+        let set =
+            |ps: &[u32]| -> BTreeSet<Tp> { ps.iter().map(|p| ("t".to_string(), *p)).collect() };
+        let mut inp = input(&["a", "b"], &[("t", 4)]);
+        inp.member_racks = BTreeMap::from([("a", "r1"), ("b", "r2")]);
+        inp.partition_racks = racks(&[(0, "r1"), (1, "r1"), (2, "r2"), (3, "r2")]);
+        let out = assign(Assignor::Uniform, &inp);
+        assert_eq!((out["a"].clone(), out["b"].clone()), (set(&[0, 1]), set(&[2, 3])));
+        // Held across racks: moved to the rack holding the replica.
+        inp.current = BTreeMap::from([("a", set(&[2, 3])), ("b", set(&[0, 1]))]);
+        let out = assign(Assignor::Uniform, &inp);
+        assert_eq!((out["a"].clone(), out["b"].clone()), (set(&[0, 1]), set(&[2, 3])));
+        // Every replica in r1: balance wins over racks.
+        inp.current = BTreeMap::new();
+        inp.partition_racks = racks(&[(0, "r1"), (1, "r1"), (2, "r1"), (3, "r1")]);
+        let out = assign(Assignor::Uniform, &inp);
+        assert_eq!(sizes(&out), vec![2, 2]);
+        // No racks: the plain assignment, round robin over the least loaded.
+        inp.member_racks.clear();
+        inp.partition_racks.clear();
+        let out = assign(Assignor::Uniform, &inp);
+        assert_eq!((out["a"].clone(), out["b"].clone()), (set(&[0, 2]), set(&[1, 3])));
     }
 
     fn sizes(a: &BTreeMap<String, BTreeSet<Tp>>) -> Vec<usize> {

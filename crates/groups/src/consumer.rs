@@ -69,7 +69,7 @@ pub(crate) fn epoch_accepted(m: &Member, epoch: i32, owned: Option<&BTreeSet<Tp>
 
 /// Takes what a consumer-protocol heartbeat of a current member says into its record:
 /// subscription, rack, rebalance timeout, each only when sent. True when the
-/// subscription changed (the group epoch then moves).
+/// subscription or the rack changed (the group epoch then moves).
 pub(crate) fn update(m: &mut Member, k: &KafkaMember) -> Result<bool, Error> {
     let mut changed = false;
     if let Some(names) = &k.topic_names {
@@ -87,7 +87,10 @@ pub(crate) fn update(m: &mut Member, k: &KafkaMember) -> Result<bool, Error> {
         changed = true;
     }
     if let Some(rack) = &k.rack {
-        m.record.rack = Some(rack.clone()).filter(|r| !r.is_empty());
+        let rack = Some(rack.clone()).filter(|r| !r.is_empty());
+        // Where a member is decides where its partitions should be (rack-aware).
+        changed |= rack != m.record.rack;
+        m.record.rack = rack;
     }
     if let Some(ms) = k.rebalance_timeout_ms {
         m.record.rebalance_timeout_ms = ms;

@@ -230,7 +230,31 @@ impl Coordinator {
             .iter()
             .map(|(id, m)| (id.as_str(), m.assigned.union(&m.revoking).cloned().collect()))
             .collect();
-        let input = assignor::Input { topics: topics.clone(), subscriptions, current };
+        let member_racks: BTreeMap<&str, &str> = g
+            .members
+            .iter()
+            .filter_map(|(id, m)| Some((id.as_str(), m.record.rack.as_deref()?)))
+            .collect();
+        // Rack-aware assignment asks where each partition's replicas are, only when some
+        // member says where it is.
+        let partition_racks = match member_racks.is_empty() {
+            true => BTreeMap::new(),
+            false => topics
+                .iter()
+                .flat_map(|(t, &n)| (0..n).map(move |p| (t.clone(), p)))
+                .map(|(t, p)| {
+                    let racks = b.replica_racks(&t, p);
+                    ((t, p), racks)
+                })
+                .collect(),
+        };
+        let input = assignor::Input {
+            topics: topics.clone(),
+            subscriptions,
+            current,
+            member_racks,
+            partition_racks,
+        };
         g.target = assignor::assign(g.record.assignor, &input);
         g.target_epoch = g.record.epoch;
         g.target_topics = topics;

@@ -2,6 +2,8 @@
 //! coordinator takes a `&dyn GroupHost`, not the whole `Broker`, so it can be read, tested
 //! and changed without the broker's internals.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 
 use shale_core::error::Error;
@@ -27,6 +29,12 @@ pub trait GroupHost: Send + Sync {
 
     /// A topic's stored record (id, partition count, configs), or `UNKNOWN_TOPIC`.
     fn topic_record(&self, name: &str) -> Result<TopicRecord, Error>;
+
+    /// The racks of a partition's replicas (rack-aware assignment); none when unknown or
+    /// when no broker has a rack.
+    fn replica_racks(&self, _topic: &str, _partition: u32) -> BTreeSet<String> {
+        BTreeSet::new()
+    }
 
     /// `ListOffsets` for any partition, answered by its leader.
     async fn list_offsets(

@@ -59,7 +59,7 @@ impl Broker {
     }
 
     /// A partition's state as cached here.
-    fn partition_state(
+    pub(super) fn partition_state(
         &self,
         topic: &str,
         partition: u32,

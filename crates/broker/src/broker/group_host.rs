@@ -30,6 +30,17 @@ impl crate::groups::GroupHost for Broker {
         self.acl.principal_allows(principal, Operation::Read, ResourceType::Topic, topic)
     }
 
+    fn replica_racks(&self, topic: &str, partition: u32) -> std::collections::BTreeSet<String> {
+        let Ok(state) = self.partition_state(topic, partition) else { return Default::default() };
+        state
+            .replicas
+            .iter()
+            .filter_map(|id| self.cached_broker(*id))
+            .map(|b| b.rack)
+            .filter(|rack| !rack.is_empty())
+            .collect()
+    }
+
     async fn list_offsets(
         &self,
         topic: &str,
