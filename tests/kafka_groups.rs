@@ -60,7 +60,7 @@ impl Member {
     ) -> Option<Member> {
         let mut args = vec![bootstrap, group, "consumer"];
         let regex;
-        let mut cmd = match lib {
+        let cmd = match lib {
             Lib::Java => {
                 args.push(subscription);
                 args.extend(instance);
@@ -74,6 +74,11 @@ impl Member {
                 kafka::python_script(&kafka::python()?, "group_member.py", &args)
             }
         };
+        Some(Member::spawn(cmd, dir, name))
+    }
+
+    /// Runs `cmd` as member `name`, its stdout and stderr in files of `dir`.
+    fn spawn(mut cmd: Command, dir: &Path, name: &str) -> Member {
         let out = dir.join(format!("{name}.jsonl"));
         let err = dir.join(format!("{name}.err"));
         let child = cmd
@@ -82,7 +87,7 @@ impl Member {
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start member {name}: {e}"));
-        Some(Member { name: name.to_string(), child, out, err })
+        Member { name: name.to_string(), child, out, err }
     }
 
     /// (topic, partition, offset) of every record it printed, in order.
@@ -461,16 +466,7 @@ fn classic_member(
 ) -> Option<Member> {
     let python = kafka::python()?;
     let args = [bootstrap, group, "classic", topic];
-    let mut cmd = kafka::python_script(&python, "group_member.py", &args);
-    let out = dir.join(format!("{name}.jsonl"));
-    let err = dir.join(format!("{name}.err"));
-    let child = cmd
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start member {name}: {e}"));
-    Some(Member { name: name.to_string(), child, out, err })
+    Some(Member::spawn(kafka::python_script(&python, "group_member.py", &args), dir, name))
 }
 
 /// Online upgrade (KIP-848): a classic group of three librdkafka members is restarted
