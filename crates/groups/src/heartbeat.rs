@@ -93,10 +93,7 @@ impl Coordinator {
                 .unwrap_or(self.settings.consumer_heartbeat_interval_ms),
             false => self.settings.heartbeat_interval_ms,
         };
-        let session = match (m.record.kafka, g.configs.session_timeout_ms) {
-            (true, Some(ms)) => ms,
-            _ => m.record.session_timeout_ms,
-        };
+        let session = g.session_timeout_ms(&m.record);
         Ok(HeartbeatAnswer {
             member_id: member_id.clone(),
             member_epoch: m.record.epoch,

@@ -129,6 +129,20 @@ struct Group {
     configs: configs::Overrides,
 }
 
+/// A group's slot, locked.
+type Locked = tokio::sync::OwnedMutexGuard<Option<Group>>;
+
+impl Group {
+    /// How long `m` may go without a heartbeat: a consumer-protocol member's is the
+    /// group's override when it has one (`configs.rs`), else what it joined with.
+    fn session_timeout_ms(&self, m: &MemberRecord) -> u32 {
+        match (m.kafka && m.classic.is_none(), self.configs.session_timeout_ms) {
+            (true, Some(ms)) => ms,
+            _ => m.session_timeout_ms,
+        }
+    }
+}
+
 /// What changed in a group under its lock, to persist.
 #[derive(Debug, Default)]
 struct Dirty {
@@ -275,14 +289,7 @@ impl Coordinator {
                         0 => self.settings.rebalance_timeout_ms,
                         ms => ms,
                     };
-                    let session = match (
-                        m.record.kafka && m.record.classic.is_none(),
-                        g.configs.session_timeout_ms,
-                    ) {
-                        (true, Some(ms)) => ms,
-                        _ => m.record.session_timeout_ms,
-                    };
-                    now - m.last_seen_ms > i64::from(session)
+                    now - m.last_seen_ms > i64::from(g.session_timeout_ms(&m.record))
                         || (m.record.revoking_since_ms > 0
                             && now - m.record.revoking_since_ms > i64::from(rebalance))
                 })
@@ -349,11 +356,7 @@ impl Coordinator {
 
     /// `group`'s slot, locked, with the group loaded (from the store unless this broker
     /// holds it under the current view of the brokers).
-    async fn locked(
-        &self,
-        b: &dyn GroupHost,
-        group: &str,
-    ) -> Result<tokio::sync::OwnedMutexGuard<Option<Group>>, Error> {
+    async fn locked(&self, b: &dyn GroupHost, group: &str) -> Result<Locked, Error> {
         let mut guard = self.slot(group).lock_owned().await;
         let view = view(b);
         if guard.as_ref().is_none_or(|g| g.view != view) {

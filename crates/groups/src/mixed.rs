@@ -23,7 +23,8 @@ use std::collections::BTreeSet;
 use super::assignor::{Assignor, Tp};
 use super::classic::{JoinRequest, Joined, State, SyncRequest, Synced};
 use super::records::{self, MemberRecord};
-use super::{Coordinator, Dirty, Group, GroupHost, Member, consumer, unknown_member};
+use super::unknown_member;
+use super::{Coordinator, Dirty, Group, GroupHost, GroupProtocol, Locked, Member, consumer};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::{Compare, TxnOp};
 
@@ -136,11 +137,29 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Whether `group` is now a consumer group with members (its classic members' requests
-    /// are served here).
-    async fn is_consumer_group(&self, b: &dyn GroupHost, group: &str) -> Result<bool, Error> {
+    /// `group`, locked, if it is now a consumer group with members (its classic members'
+    /// requests are served here); None for the classic side to serve.
+    async fn converted(&self, b: &dyn GroupHost, group: &str) -> Result<Option<Locked>, Error> {
         let guard = self.locked(b, group).await?;
-        Ok(guard.as_ref().is_some_and(|g| !g.members.is_empty()))
+        Ok(guard.as_ref().is_some_and(|g| !g.members.is_empty()).then_some(guard))
+    }
+
+    /// The protocol of `member` if it is a member of `group`'s broker-assigned kind, as
+    /// this broker holds the group (commits ask, on the coordinator, without a store read).
+    pub async fn member_protocol(
+        &self,
+        b: &dyn GroupHost,
+        group: &str,
+        member: &str,
+    ) -> Result<Option<GroupProtocol>, Error> {
+        shale_core::names::validate_group(group)?;
+        let guard = self.locked(b, group).await?;
+        let m = guard.as_ref().and_then(|g| g.members.get(member));
+        Ok(m.map(|m| match (m.record.kafka, &m.record.classic) {
+            (true, Some(_)) => GroupProtocol::Classic,
+            (true, None) => GroupProtocol::Consumer,
+            (false, _) => GroupProtocol::Shale,
+        }))
     }
 
     /// A classic member's JoinGroup: to its classic group, or, once the group converted
@@ -151,10 +170,9 @@ impl Coordinator {
         group: &str,
         req: JoinRequest,
     ) -> Result<Joined, Error> {
-        if !self.is_consumer_group(b, group).await? {
+        let Some(mut guard) = self.converted(b, group).await? else {
             return self.classic().join(b, group, req).await;
-        }
-        let mut guard = self.locked(b, group).await?;
+        };
         let Some(g) = guard.as_mut() else { return Err(Error::internal("group slot empty")) };
         let mut dirty = Dirty::default();
         let joined = self.join_as_classic(b, g, group, req, &mut dirty);
@@ -264,10 +282,9 @@ impl Coordinator {
         group: &str,
         req: SyncRequest,
     ) -> Result<Synced, Error> {
-        if !self.is_consumer_group(b, group).await? {
+        let Some(guard) = self.converted(b, group).await? else {
             return self.classic().sync(b, group, req).await;
-        }
-        let guard = self.locked(b, group).await?;
+        };
         let Some(g) = guard.as_ref() else { return Err(Error::internal("group slot empty")) };
         let m = classic_member(g, group, &req.member_id)?;
         if req.generation != m.record.epoch {
@@ -291,10 +308,9 @@ impl Coordinator {
         instance: Option<&str>,
         generation: i32,
     ) -> Result<(), Error> {
-        if !self.is_consumer_group(b, group).await? {
+        let Some(mut guard) = self.converted(b, group).await? else {
             return self.classic().heartbeat(b, group, member, instance, generation).await;
-        }
-        let mut guard = self.locked(b, group).await?;
+        };
         let Some(g) = guard.as_mut() else { return Err(Error::internal("group slot empty")) };
         let epoch = classic_member(g, group, member)?.record.epoch;
         if generation != epoch {
@@ -320,10 +336,9 @@ impl Coordinator {
         group: &str,
         leaving: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), Error>>, Error> {
-        if !self.is_consumer_group(b, group).await? {
+        let Some(mut guard) = self.converted(b, group).await? else {
             return self.classic().leave(b, group, leaving).await;
-        }
-        let mut guard = self.locked(b, group).await?;
+        };
         let Some(g) = guard.as_mut() else { return Err(Error::internal("group slot empty")) };
         let mut dirty = Dirty::default();
         let mut out = Vec::with_capacity(leaving.len());

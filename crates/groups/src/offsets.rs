@@ -187,20 +187,6 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// `member`'s record if it is a stored member of `group`'s broker-assigned kind
-    /// (Shale's, Kafka's consumer protocol, or a classic member of a converted group).
-    pub async fn member_record(
-        &self,
-        group: &str,
-        member: &str,
-    ) -> Result<Option<MemberRecord>, Error> {
-        validate_group(group)?;
-        let Some(kv) = self.meta().get(&self.keys().group_member(group, member)).await? else {
-            return Ok(None);
-        };
-        records::decode(&kv.value, &format!("member {member:?} of group {group:?}")).map(Some)
-    }
-
     /// Checks offsets a transactional producer commits for its consumer (gRPC's
     /// `SendOffsets`) as [`commit`](Self::commit) checks them, the member's fence included,
     /// without writing them: the records its transaction writes if it commits.

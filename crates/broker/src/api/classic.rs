@@ -5,10 +5,10 @@
 
 use super::{Api, Identity};
 use crate::acl::{Operation, ResourceType};
-use crate::groups::CommitOffsets;
 use crate::groups::classic::{
     JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State, SyncRequest, Synced,
 };
+use crate::groups::{CommitOffsets, GroupProtocol};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_meta::topics::BrokerRecord;
 
@@ -144,14 +144,14 @@ impl Api {
         }
         let b = &self.broker;
         let groups = b.groups();
-        let record = match member.is_empty() {
+        let protocol = match member.is_empty() {
             true => None,
-            false => groups.member_record(group, member).await?,
+            false => groups.member_protocol(b.as_ref(), group, member).await?,
         };
-        let done = if let Some(record) = record {
+        let done = if let Some(protocol) = protocol {
             // A classic member of a converted group commits at its generation, with any
             // version; a consumer-protocol member needs v9's member epoch.
-            if record.classic.is_none() && !member_epochs {
+            if protocol != GroupProtocol::Classic && !member_epochs {
                 return Err(Error::new(
                     ErrorKind::Invalid,
                     Reason::UnsupportedVersion,
