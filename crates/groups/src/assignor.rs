@@ -2,8 +2,10 @@
 //! `cooperative-sticky` (balanced, keeping each member's partitions where it can), which
 //! Kafka's consumer protocol (KIP-848) names `uniform`.
 //!
-//! An assignor maps every partition of every subscribed topic to one subscribed member.
-//! Both are deterministic: members are taken in id order, so any coordinator computes the
+//! These map every partition of every subscribed topic to one subscribed member. Share
+//! groups (KIP-932) use `simple`, Kafka's share assignor: members share partitions, so
+//! with more members than partitions each partition goes to several. All are
+//! deterministic: members are taken in id order, so any coordinator computes the
 //! same target from the same input.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +27,9 @@ pub enum Assignor {
     /// The cooperative-sticky assignor under the name Kafka's consumer protocol gives its
     /// default server-side assignor (`UniformAssignor`): balanced and sticky.
     Uniform,
+    /// A share group's: per topic, partitions dealt to members in id order, and with more
+    /// members than partitions, members dealt to partitions (Kafka's `SimpleAssignor`).
+    Simple,
 }
 
 impl Assignor {
@@ -52,6 +57,7 @@ impl Assignor {
             Assignor::CooperativeSticky => "cooperative-sticky",
             Assignor::Range => "range",
             Assignor::Uniform => "uniform",
+            Assignor::Simple => "simple",
         }
     }
 }
@@ -93,8 +99,25 @@ pub fn assign(assignor: Assignor, input: &Input<'_>) -> BTreeMap<String, BTreeSe
     match assignor {
         Assignor::Range => range(input, &mut out),
         Assignor::CooperativeSticky | Assignor::Uniform => sticky(input, &mut out),
+        Assignor::Simple => simple(input, &mut out),
     }
     out
+}
+
+/// Every partition to at least one subscriber, every subscriber at least one partition.
+fn simple(input: &Input<'_>, out: &mut BTreeMap<String, BTreeSet<Tp>>) {
+    for (topic, &count) in &input.topics {
+        let members = subscribers(input, topic);
+        if members.is_empty() || count == 0 {
+            continue;
+        }
+        let n = members.len().max(count as usize);
+        for i in 0..n {
+            let m = members[i % members.len()];
+            let p = (i % count as usize) as u32;
+            out.entry(m.to_string()).or_default().insert((topic.clone(), p));
+        }
+    }
 }
 
 fn subscribers<'a>(input: &'a Input<'_>, topic: &str) -> Vec<&'a str> {

@@ -1,13 +1,19 @@
-//! Per-group configs: Kafka's GROUP config resource (KIP-848), set with
+//! Per-group configs: Kafka's GROUP config resource (KIP-848, KIP-932), set with
 //! IncrementalAlterConfigs or AlterConfigs and read with DescribeConfigs. A group may
 //! override the broker's session timeout and heartbeat interval for its consumer-protocol
-//! members (`consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`).
+//! members (`consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`) and its share
+//! members (`share.session.timeout.ms`, `share.heartbeat.interval.ms`), and say how its
+//! share partitions deliver: where a new one starts (`share.auto.offset.reset`), what it
+//! reads of transactions (`share.isolation.level`), how long a record stays with the
+//! member that acquired it (`share.record.lock.duration.ms`) and how many deliveries a
+//! record gets (`share.delivery.count.limit`).
 //!
 //! Overrides live at `group_configs/{g}` (JSON, key → value), apart from the group's own
 //! keys, so a group with only configs is not listed as a group. Any broker may change them;
 //! each coordinator reads them when it loads a group and again, for the groups it holds,
 //! at most once a second from its sweep, so a change applies to the next heartbeat after
 //! that. A session timeout applies to members at once: the sweep times them out by it.
+//! Share partitions' leaders read them at most once a second as well ([`Coordinator::share_configs`]).
 
 use std::collections::BTreeMap;
 
@@ -19,15 +25,55 @@ use shale_core::names::validate_group;
 pub const SESSION_TIMEOUT: &str = "consumer.session.timeout.ms";
 /// `consumer.heartbeat.interval.ms`.
 pub const HEARTBEAT_INTERVAL: &str = "consumer.heartbeat.interval.ms";
+/// `share.session.timeout.ms`.
+pub const SHARE_SESSION_TIMEOUT: &str = "share.session.timeout.ms";
+/// `share.heartbeat.interval.ms`.
+pub const SHARE_HEARTBEAT_INTERVAL: &str = "share.heartbeat.interval.ms";
+/// `share.auto.offset.reset`.
+pub const SHARE_RESET: &str = "share.auto.offset.reset";
+/// `share.isolation.level`.
+pub const SHARE_ISOLATION: &str = "share.isolation.level";
+/// `share.record.lock.duration.ms`.
+pub const SHARE_LOCK: &str = "share.record.lock.duration.ms";
+/// `share.delivery.count.limit`.
+pub const SHARE_DELIVERY_LIMIT: &str = "share.delivery.count.limit";
 
 /// How often the sweep reads the overrides of the groups this broker holds (ms).
 const REFRESH_EVERY_MS: i64 = 1_000;
+
+/// Where a share partition without state starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ShareReset {
+    /// At the log's end: only records written from then on (Kafka's default).
+    #[default]
+    Latest,
+    /// At the log's start.
+    Earliest,
+}
 
 /// A group's overrides, parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Overrides {
     pub(crate) session_timeout_ms: Option<u32>,
     pub(crate) heartbeat_interval_ms: Option<u32>,
+    pub(crate) share_session_timeout_ms: Option<u32>,
+    pub(crate) share_heartbeat_interval_ms: Option<u32>,
+    pub(crate) share_reset: Option<ShareReset>,
+    pub(crate) share_read_committed: Option<bool>,
+    pub(crate) share_lock_ms: Option<u32>,
+    pub(crate) share_delivery_limit: Option<u16>,
+}
+
+/// How a share group's partitions deliver, its overrides over the broker's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareConfigs {
+    pub reset: ShareReset,
+    /// Only committed transactions' records, below the last stable offset.
+    pub read_committed: bool,
+    pub lock_ms: u32,
+    pub delivery_limit: u16,
+    /// The broker's bound on records in flight per share partition.
+    pub max_in_flight: usize,
 }
 
 /// One config of a group as described: its name, its value, and whether the group sets
@@ -47,6 +93,21 @@ pub const KEYS: &[(&str, &str)] = &[
         "A consumer-protocol member is removed after this long without a heartbeat (ms).",
     ),
     (HEARTBEAT_INTERVAL, "How often consumer-protocol members heartbeat (ms)."),
+    (SHARE_SESSION_TIMEOUT, "A share member is removed after this long without a heartbeat (ms)."),
+    (SHARE_HEARTBEAT_INTERVAL, "How often share members heartbeat (ms)."),
+    (
+        SHARE_RESET,
+        "Where a share partition without state starts: latest (the log's end) or earliest.",
+    ),
+    (
+        SHARE_ISOLATION,
+        "read_uncommitted, or read_committed: only records of committed transactions.",
+    ),
+    (SHARE_LOCK, "How long a record stays with the share member that acquired it (ms)."),
+    (
+        SHARE_DELIVERY_LIMIT,
+        "Deliveries a record gets at most; released or lapsed past it, it is archived.",
+    ),
 ];
 
 fn invalid_config(key: &str, value: &str, why: String) -> Error {
@@ -59,30 +120,74 @@ fn invalid_config(key: &str, value: &str, why: String) -> Error {
     .with("value", value)
 }
 
+/// `value` as a whole number in `min..=max`, or INVALID_CONFIG naming both.
+fn number_in(key: &str, value: &str, min: u32, max: u32) -> Result<u32, Error> {
+    let n: u32 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid_config(key, value, "not a whole number".into()))?;
+    if !(min..=max).contains(&n) {
+        return Err(invalid_config(
+            key,
+            value,
+            format!("outside the broker's bounds {min}..={max}"),
+        ));
+    }
+    Ok(n)
+}
+
 impl Coordinator {
-    /// `raw` parsed and checked: known keys, whole numbers in the broker's bounds, the
-    /// heartbeat interval below the session timeout.
+    /// `raw` parsed and checked: known keys, values in the broker's bounds, each heartbeat
+    /// interval below its session timeout.
     fn parse_overrides(&self, raw: &BTreeMap<String, String>) -> Result<Overrides, Error> {
         let s = &self.settings;
         let mut out = Overrides::default();
+        let (min_session, max_session) = (s.min_session_timeout_ms, s.max_session_timeout_ms);
         for (key, value) in raw {
-            let ms: u32 = value.trim().parse().map_err(|_| {
-                invalid_config(key, value, "not a whole number of milliseconds".into())
-            })?;
             match key.as_str() {
                 SESSION_TIMEOUT => {
-                    let (min, max) = (s.min_session_timeout_ms, s.max_session_timeout_ms);
-                    if !(min..=max).contains(&ms) {
-                        let why = format!("outside the broker's bounds {min}..={max}");
-                        return Err(invalid_config(key, value, why));
-                    }
-                    out.session_timeout_ms = Some(ms);
+                    out.session_timeout_ms = Some(number_in(key, value, min_session, max_session)?)
                 }
                 HEARTBEAT_INTERVAL => {
-                    if ms == 0 {
-                        return Err(invalid_config(key, value, "must be above 0".into()));
-                    }
-                    out.heartbeat_interval_ms = Some(ms);
+                    out.heartbeat_interval_ms = Some(number_in(key, value, 1, u32::MAX)?)
+                }
+                SHARE_SESSION_TIMEOUT => {
+                    out.share_session_timeout_ms =
+                        Some(number_in(key, value, min_session, max_session)?)
+                }
+                SHARE_HEARTBEAT_INTERVAL => {
+                    out.share_heartbeat_interval_ms = Some(number_in(key, value, 1, u32::MAX)?)
+                }
+                SHARE_RESET => {
+                    out.share_reset = Some(match value.trim() {
+                        "latest" => ShareReset::Latest,
+                        "earliest" => ShareReset::Earliest,
+                        _ => {
+                            let why = "use \"latest\" or \"earliest\"".to_string();
+                            return Err(invalid_config(key, value, why));
+                        }
+                    })
+                }
+                SHARE_ISOLATION => {
+                    out.share_read_committed = Some(match value.trim() {
+                        "read_uncommitted" => false,
+                        "read_committed" => true,
+                        _ => {
+                            let why = "use \"read_uncommitted\" or \"read_committed\"".into();
+                            return Err(invalid_config(key, value, why));
+                        }
+                    })
+                }
+                SHARE_LOCK => {
+                    let (min, max) =
+                        (s.share_min_record_lock_duration_ms, s.share_max_record_lock_duration_ms);
+                    out.share_lock_ms = Some(number_in(key, value, min, max)?)
+                }
+                SHARE_DELIVERY_LIMIT => {
+                    let (min, max) =
+                        (s.share_min_delivery_count_limit, s.share_max_delivery_count_limit);
+                    out.share_delivery_limit =
+                        Some(number_in(key, value, u32::from(min), u32::from(max))? as u16)
                 }
                 other => {
                     let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
@@ -95,14 +200,55 @@ impl Coordinator {
                 }
             }
         }
-        let session = out.session_timeout_ms.unwrap_or(s.consumer_session_timeout_ms);
-        if let Some(beat) = out.heartbeat_interval_ms
-            && beat >= session
-        {
-            let why = format!("must be below the session timeout, {session} ms");
-            return Err(invalid_config(HEARTBEAT_INTERVAL, &beat.to_string(), why));
+        let pairs = [
+            (
+                HEARTBEAT_INTERVAL,
+                out.heartbeat_interval_ms,
+                out.session_timeout_ms.unwrap_or(s.consumer_session_timeout_ms),
+            ),
+            (
+                SHARE_HEARTBEAT_INTERVAL,
+                out.share_heartbeat_interval_ms,
+                out.share_session_timeout_ms.unwrap_or(s.share_session_timeout_ms),
+            ),
+        ];
+        for (key, beat, session) in pairs {
+            if let Some(beat) = beat
+                && beat >= session
+            {
+                let why = format!("must be below the session timeout, {session} ms");
+                return Err(invalid_config(key, &beat.to_string(), why));
+            }
         }
         Ok(out)
+    }
+
+    /// How `group`'s share partitions deliver: its overrides, read at most once a
+    /// second, over the broker's defaults.
+    pub async fn share_configs(&self, group: &str, now_ms: i64) -> ShareConfigs {
+        let cached = {
+            let cache =
+                self.share_configs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.get(group).copied()
+        };
+        let o = match cached {
+            Some((o, at)) if now_ms - at < REFRESH_EVERY_MS => o,
+            _ => {
+                let o = self.load_overrides(group).await.unwrap_or_default();
+                let mut cache =
+                    self.share_configs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                cache.insert(group.to_string(), (o, now_ms));
+                o
+            }
+        };
+        let s = &self.settings;
+        ShareConfigs {
+            reset: o.share_reset.unwrap_or_default(),
+            read_committed: o.share_read_committed.unwrap_or(false),
+            lock_ms: o.share_lock_ms.unwrap_or(s.share_record_lock_duration_ms),
+            delivery_limit: o.share_delivery_limit.unwrap_or(s.share_delivery_count_limit),
+            max_in_flight: s.share_partition_max_record_locks as usize,
+        }
     }
 
     async fn stored_configs(&self, group: &str) -> Result<(BTreeMap<String, String>, i64), Error> {
@@ -122,15 +268,21 @@ impl Coordinator {
         let (raw, _) = self.stored_configs(group).await?;
         let s = &self.settings;
         let defaults = [
-            (SESSION_TIMEOUT, s.consumer_session_timeout_ms),
-            (HEARTBEAT_INTERVAL, s.consumer_heartbeat_interval_ms),
+            (SESSION_TIMEOUT, s.consumer_session_timeout_ms.to_string()),
+            (HEARTBEAT_INTERVAL, s.consumer_heartbeat_interval_ms.to_string()),
+            (SHARE_SESSION_TIMEOUT, s.share_session_timeout_ms.to_string()),
+            (SHARE_HEARTBEAT_INTERVAL, s.share_heartbeat_interval_ms.to_string()),
+            (SHARE_RESET, "latest".to_string()),
+            (SHARE_ISOLATION, "read_uncommitted".to_string()),
+            (SHARE_LOCK, s.share_record_lock_duration_ms.to_string()),
+            (SHARE_DELIVERY_LIMIT, s.share_delivery_count_limit.to_string()),
         ];
         Ok(KEYS
             .iter()
             .zip(defaults)
             .map(|((name, doc), (_, default))| GroupConfig {
                 name: name.to_string(),
-                value: raw.get(*name).cloned().unwrap_or_else(|| default.to_string()),
+                value: raw.get(*name).cloned().unwrap_or(default),
                 overridden: raw.contains_key(*name),
                 doc,
             })
@@ -181,6 +333,9 @@ impl Coordinator {
         {
             g.configs = parsed;
         }
+        let mut cache =
+            self.share_configs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.remove(group);
         Ok(())
     }
 

@@ -239,7 +239,10 @@ async fn group_configs_set_the_session_and_heartbeat_of_consumer_members() {
     let defaults = c.group_configs("g").await.unwrap();
     let values: Vec<(&str, &str, bool)> =
         defaults.iter().map(|d| (d.name.as_str(), d.value.as_str(), d.overridden)).collect();
-    assert_eq!(values, [(SESSION_TIMEOUT, "45000", false), (HEARTBEAT_INTERVAL, "5000", false)]);
+    assert_eq!(
+        values[..2],
+        [(SESSION_TIMEOUT, "45000", false), (HEARTBEAT_INTERVAL, "5000", false)]
+    );
     // Out of range, not a number, at or above the session, unknown: refused, naming it.
     for (key, value, reason) in [
         (SESSION_TIMEOUT, "999999999", Reason::InvalidConfig),
@@ -258,7 +261,7 @@ async fn group_configs_set_the_session_and_heartbeat_of_consumer_members() {
     c.alter_group_configs("g", &set, &[], true).await.unwrap();
     assert!(c.group_configs("g").await.unwrap().iter().all(|d| !d.overridden), "validate only");
     c.alter_group_configs("g", &set, &[], false).await.unwrap();
-    assert!(c.group_configs("g").await.unwrap().iter().all(|d| d.overridden));
+    assert!(c.group_configs("g").await.unwrap()[..2].iter().all(|d| d.overridden));
 
     let a = send(&c, &h, beat("m", 0, Some(Tps::new()))).await.unwrap();
     assert_eq!(a.heartbeat_interval_ms, 2000, "the group's interval");

@@ -45,16 +45,14 @@ impl Coordinator {
                 entry.0 += 1;
                 let rec: MemberRecord = records::decode(&kv.value, "a member record")?;
                 entry.1 |= !rec.revoking.is_empty();
-                entry.2 = Some(match rec.kafka {
-                    true => GroupProtocol::Consumer,
-                    false => GroupProtocol::Shale,
+                // A classic member of a converted group is listed with its group's kind.
+                entry.2 = Some(match rec.protocol() {
+                    GroupProtocol::Classic => GroupProtocol::Consumer,
+                    p => p,
                 });
             } else if parts.len() == 2 && parts[1] == "state" && entry.2.is_none() {
                 let rec: GroupRecord = records::decode(&kv.value, "a group record")?;
-                entry.2 = Some(match rec.kafka {
-                    true => GroupProtocol::Consumer,
-                    false => GroupProtocol::Shale,
-                });
+                entry.2 = Some(rec.protocol());
             } else if parts.len() == 2 && parts[1] == "classic" {
                 let rec: ClassicRecord = records::decode(&kv.value, "a classic group record")?;
                 entry.0 += rec.members.len() as u32;
@@ -127,17 +125,15 @@ impl Coordinator {
                 instance_id: m.instance_id.clone(),
                 rack: m.rack.clone(),
                 client_host: m.client_host.clone(),
-                protocol: match (m.kafka, &m.classic) {
-                    (true, Some(_)) => GroupProtocol::Classic,
-                    (true, None) => GroupProtocol::Consumer,
-                    (false, _) => GroupProtocol::Shale,
-                },
+                protocol: m.protocol(),
             });
         }
         let (mut epoch, mut assignor) = (record.epoch, record.assignor.name().to_string());
-        let mut protocol = match record.kafka || stored.members.values().any(|(m, _)| m.kafka) {
-            true => GroupProtocol::Consumer,
-            false => GroupProtocol::Shale,
+        let mut protocol = match record.protocol() {
+            GroupProtocol::Shale if stored.members.values().any(|(m, _)| m.kafka) => {
+                GroupProtocol::Consumer
+            }
+            p => p,
         };
         let mut member_count = stored.members.len();
         if let Some(c) = classic.filter(|c| !c.members.is_empty() || stored.members.is_empty()) {

@@ -31,8 +31,8 @@ impl Coordinator {
         if req.member_epoch == 0 {
             match req.kafka {
                 // KIP-848's online upgrade: the classic group becomes a consumer group.
-                Some(_) => self.upgrade_classic(b, &req.group).await?,
-                None => self.check_not_classic(&req.group).await?,
+                Some(_) if !req.share => self.upgrade_classic(b, &req.group).await?,
+                _ => self.check_not_classic(&req.group).await?,
             }
         }
         let mut guard = self.locked(b, &req.group).await?;
@@ -75,6 +75,9 @@ impl Coordinator {
         if let Some(m) = g.members.get(&req.member_id) {
             owned_by(m, &req.group, &req.member_id, principal)?;
         }
+        if !g.members.is_empty() && g.record.share != req.share {
+            return Err(other_kind(&req.group, g.record.share));
+        }
         let member_id = match req.member_epoch {
             -1 => return Ok(leave(g, req, dirty)),
             -2 if req.kafka.is_some() => return consumer::leave_for_a_while(g, req, dirty),
@@ -86,12 +89,11 @@ impl Coordinator {
         // next heartbeat. This member moves towards its target now.
         self.reconcile(g, &member_id, now, dirty);
         let m = &g.members[&member_id];
-        let interval = match m.record.kafka {
-            true => g
-                .configs
-                .heartbeat_interval_ms
-                .unwrap_or(self.settings.consumer_heartbeat_interval_ms),
-            false => self.settings.heartbeat_interval_ms,
+        let (s, c) = (&self.settings, &g.configs);
+        let interval = match (m.record.share, m.record.kafka) {
+            (true, _) => c.share_heartbeat_interval_ms.unwrap_or(s.share_heartbeat_interval_ms),
+            (false, true) => c.heartbeat_interval_ms.unwrap_or(s.consumer_heartbeat_interval_ms),
+            (false, false) => s.heartbeat_interval_ms,
         };
         let session = g.session_timeout_ms(&m.record);
         Ok(HeartbeatAnswer {
@@ -116,8 +118,12 @@ impl Coordinator {
         let group = req.group.as_str();
         let record = match &req.kafka {
             Some(k) => {
-                let session = self.settings.consumer_session_timeout_ms;
-                consumer::joining_record(req, k, principal, session)?
+                let session = match req.share {
+                    true => self.settings.share_session_timeout_ms,
+                    false => self.settings.consumer_session_timeout_ms,
+                };
+                let record = consumer::joining_record(req, k, principal, session)?;
+                MemberRecord { share: req.share, ..record }
             }
             None => {
                 if req.topics.is_empty() && req.topic_pattern.is_empty() {
@@ -142,8 +148,12 @@ impl Coordinator {
                 (Some(_), "") => "uniform",
                 (_, name) => name,
             };
-            g.record.assignor = Assignor::parse(name)?;
+            g.record.assignor = match req.share {
+                true => Assignor::Simple,
+                false => Assignor::parse(name)?,
+            };
             g.record.kafka = req.kafka.is_some();
+            g.record.share = req.share;
         }
         let id = if req.member_id.is_empty() {
             uuid::Uuid::new_v4().simple().to_string()
@@ -268,6 +278,15 @@ impl Coordinator {
             .flat_map(|(_, m)| m.assigned.iter().chain(m.revoking.iter()).cloned())
             .collect();
         let Some(m) = g.members.get_mut(member_id) else { return };
+        if m.record.share {
+            // Share members own nothing exclusively: the target is theirs at once.
+            if m.assigned != desired {
+                m.assigned = desired;
+                m.record.epoch += 1;
+                dirty.members.insert(member_id.to_string());
+            }
+            return;
+        }
         let mut changed = false;
         let revoke: Vec<Tp> = m.assigned.difference(&desired).cloned().collect();
         for tp in revoke {
@@ -292,6 +311,21 @@ impl Coordinator {
             dirty.members.insert(member_id.to_string());
         }
     }
+}
+
+/// GROUP_ID_NOT_FOUND for a heartbeat of the other kind than the group's (share or not),
+/// as Kafka answers.
+fn other_kind(group: &str, share: bool) -> Error {
+    let (is, not) = match share {
+        true => ("a share group", "ShareGroupHeartbeat"),
+        false => ("not a share group", "ConsumerGroupHeartbeat or Shale's heartbeat"),
+    };
+    Error::new(
+        ErrorKind::NotFound,
+        Reason::GroupNotFound,
+        format!("group {group:?} is {is}: its members use {not}; use another group id"),
+    )
+    .with("group", group)
 }
 
 /// A member leaving (member epoch -1): removed, its partitions free for the others.

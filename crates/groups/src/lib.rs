@@ -25,7 +25,8 @@
 //!
 //! Layout: `heartbeat` (the broker-assigned kind: join, beat, leave, reconcile), with the
 //! rules of Kafka's consumer protocol in `consumer` (KIP-848) and its classic members after
-//! an online upgrade in `mixed`; `assignor` (cooperative-sticky alias uniform, range),
+//! an online upgrade in `mixed`; `share` (KIP-932's share partitions, on their leaders);
+//! `assignor` (cooperative-sticky alias uniform, range, simple),
 //! `classic` (Kafka's JoinGroup/SyncGroup groups), `configs` (per-group overrides, Kafka's
 //! GROUP resource), `offsets` (commits, fetches, resets; every kind's), `describe`,
 //! `adopt`, `records` (what etcd holds), `settings` (`[groups]`), the domain's own types
@@ -44,6 +45,7 @@ mod mixed;
 pub mod offsets;
 pub mod records;
 pub mod settings;
+pub mod share;
 #[cfg(test)]
 mod test_host;
 mod types;
@@ -136,10 +138,12 @@ impl Group {
     /// How long `m` may go without a heartbeat: a consumer-protocol member's is the
     /// group's override when it has one (`configs.rs`), else what it joined with.
     fn session_timeout_ms(&self, m: &MemberRecord) -> u32 {
-        match (m.kafka && m.classic.is_none(), self.configs.session_timeout_ms) {
-            (true, Some(ms)) => ms,
-            _ => m.session_timeout_ms,
-        }
+        let own = match (m.share, m.kafka && m.classic.is_none()) {
+            (true, _) => self.configs.share_session_timeout_ms,
+            (false, true) => self.configs.session_timeout_ms,
+            (false, false) => None,
+        };
+        own.unwrap_or(m.session_timeout_ms)
     }
 }
 
@@ -172,6 +176,10 @@ pub struct Coordinator {
     adopted: adopt::Adopted,
     /// When this broker last read the groups' config overrides (ms, `configs.rs`).
     configs_read_ms: std::sync::Mutex<i64>,
+    /// Share groups' overrides as their partitions' leader last read them, and when (ms).
+    share_configs: std::sync::Mutex<HashMap<String, (configs::Overrides, i64)>>,
+    /// The share partitions this broker leads.
+    shares: share::SharePartitions,
 }
 
 /// One partition's committed offset and lag in a group (see [`Coordinator::lag_samples`]).
@@ -194,6 +202,7 @@ impl Coordinator {
     pub fn new(meta: Arc<dyn MetaStore>, keys: Keys, settings: GroupSettings) -> Coordinator {
         Coordinator {
             classic: classic::ClassicGroups::new(meta.clone(), keys.clone(), settings.clone()),
+            shares: share::SharePartitions::new(meta.clone(), keys.clone()),
             meta,
             keys,
             settings,
@@ -201,7 +210,13 @@ impl Coordinator {
             lag: std::sync::Mutex::new(Vec::new()),
             adopted: Default::default(),
             configs_read_ms: std::sync::Mutex::new(i64::MIN / 2),
+            share_configs: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The share partitions this broker leads.
+    pub fn shares(&self) -> &share::SharePartitions {
+        &self.shares
     }
 
     /// The groups of Kafka's classic protocol.

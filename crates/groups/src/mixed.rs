@@ -155,11 +155,7 @@ impl Coordinator {
         shale_core::names::validate_group(group)?;
         let guard = self.locked(b, group).await?;
         let m = guard.as_ref().and_then(|g| g.members.get(member));
-        Ok(m.map(|m| match (m.record.kafka, &m.record.classic) {
-            (true, Some(_)) => GroupProtocol::Classic,
-            (true, None) => GroupProtocol::Consumer,
-            (false, _) => GroupProtocol::Shale,
-        }))
+        Ok(m.map(|m| m.record.protocol()))
     }
 
     /// A classic member's JoinGroup: to its classic group, or, once the group converted

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::assignor::{Assignor, Tp};
+use super::types::GroupProtocol;
 use shale_core::error::{Error, ErrorKind, Reason};
 
 /// `groups/{g}/state`.
@@ -23,6 +24,20 @@ pub struct GroupRecord {
     /// converted from a classic group), rather than of Shale's gRPC members.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kafka: bool,
+    /// A share group (KIP-932): its members share partitions, record by record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub share: bool,
+}
+
+impl GroupRecord {
+    /// The protocol the group's state says it uses.
+    pub fn protocol(&self) -> GroupProtocol {
+        match (self.share, self.kafka) {
+            (true, _) => GroupProtocol::Share,
+            (false, true) => GroupProtocol::Consumer,
+            (false, false) => GroupProtocol::Shale,
+        }
+    }
 }
 
 /// `groups/{g}/members/{m}`.
@@ -76,6 +91,21 @@ pub struct MemberRecord {
     /// broker's `rebalance_timeout_ms`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rebalance_timeout_ms: u32,
+    /// A member of a share group (Kafka's `ShareGroupHeartbeat`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub share: bool,
+}
+
+impl MemberRecord {
+    /// The protocol the member speaks.
+    pub fn protocol(&self) -> GroupProtocol {
+        match (self.share, self.kafka, &self.classic) {
+            (true, _, _) => GroupProtocol::Share,
+            (false, true, Some(_)) => GroupProtocol::Classic,
+            (false, true, None) => GroupProtocol::Consumer,
+            (false, false, _) => GroupProtocol::Shale,
+        }
+    }
 }
 
 fn is_zero(v: &u32) -> bool {

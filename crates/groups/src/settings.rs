@@ -31,6 +31,29 @@ pub struct GroupSettings {
     /// How often members of Kafka's consumer protocol are told to heartbeat (ms; Kafka's
     /// `group.consumer.heartbeat.interval.ms`).
     pub consumer_heartbeat_interval_ms: u32,
+    /// Session timeout of a share-group member (KIP-932; ms, Kafka's
+    /// `group.share.session.timeout.ms`).
+    pub share_session_timeout_ms: u32,
+    /// How often share-group members are told to heartbeat (ms; Kafka's
+    /// `group.share.heartbeat.interval.ms`).
+    pub share_heartbeat_interval_ms: u32,
+    /// How long a record stays with the share member that acquired it, unless its group
+    /// says otherwise (ms; Kafka's `group.share.record.lock.duration.ms`).
+    pub share_record_lock_duration_ms: u32,
+    /// Shortest lock a group may set (ms; Kafka's `group.share.min.record.lock.duration.ms`).
+    pub share_min_record_lock_duration_ms: u32,
+    /// Longest lock a group may set (ms; Kafka's `group.share.max.record.lock.duration.ms`).
+    pub share_max_record_lock_duration_ms: u32,
+    /// Deliveries a record gets at most, unless its group says otherwise (Kafka's
+    /// `group.share.delivery.count.limit`).
+    pub share_delivery_count_limit: u16,
+    /// Smallest delivery limit a group may set.
+    pub share_min_delivery_count_limit: u16,
+    /// Largest delivery limit a group may set.
+    pub share_max_delivery_count_limit: u16,
+    /// Records in flight per share partition at most (Kafka's
+    /// `group.share.partition.max.record.locks`).
+    pub share_partition_max_record_locks: u32,
 }
 
 impl Default for GroupSettings {
@@ -45,6 +68,15 @@ impl Default for GroupSettings {
             initial_rebalance_delay_ms: 3_000,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            share_session_timeout_ms: 45_000,
+            share_heartbeat_interval_ms: 5_000,
+            share_record_lock_duration_ms: 30_000,
+            share_min_record_lock_duration_ms: 15_000,
+            share_max_record_lock_duration_ms: 60_000,
+            share_delivery_count_limit: 5,
+            share_min_delivery_count_limit: 2,
+            share_max_delivery_count_limit: 10,
+            share_partition_max_record_locks: 2_000,
         }
     }
 }

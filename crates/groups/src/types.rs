@@ -78,15 +78,19 @@ pub enum GroupProtocol {
     /// Kafka's consumer protocol (KIP-848, `ConsumerGroupHeartbeat`): the broker assigns,
     /// as for Shale's groups, under Kafka's rules.
     Consumer,
+    /// Kafka's share groups (KIP-932, `ShareGroupHeartbeat`): members share partitions
+    /// and acknowledge records one by one.
+    Share,
 }
 
 impl GroupProtocol {
-    /// `shale`, `classic` or `consumer`.
+    /// `shale`, `classic`, `consumer` or `share`.
     pub fn as_str(self) -> &'static str {
         match self {
             GroupProtocol::Shale => "shale",
             GroupProtocol::Classic => "classic",
             GroupProtocol::Consumer => "consumer",
+            GroupProtocol::Share => "share",
         }
     }
 }
@@ -209,6 +213,9 @@ pub struct Heartbeat {
     /// Present for Kafka's `ConsumerGroupHeartbeat` (KIP-848), whose rules are stricter:
     /// see [`KafkaMember`].
     pub kafka: Option<KafkaMember>,
+    /// A member of a share group (Kafka's `ShareGroupHeartbeat`, with `kafka`): its
+    /// epoch must be its current one, and it is given partitions other members share.
+    pub share: bool,
 }
 
 /// What a Kafka consumer-protocol member (KIP-848) says beyond a [`Heartbeat`], and the

@@ -208,6 +208,17 @@ impl Keys {
         format!("{}{}/", self.group_offsets(group), escape(topic))
     }
 
+    /// `share/{g}/{topic}/{p}`: a share group's state of one partition (KIP-932): its
+    /// start offset and the records in flight past it, written by the partition's leader.
+    pub fn share_state(&self, group: &str, topic: &str, partition: u32) -> String {
+        format!("{}{}/{partition}", self.group_share_states(group), escape(topic))
+    }
+
+    /// Prefix of every share-partition state of `group`.
+    pub fn group_share_states(&self, group: &str) -> String {
+        format!("{}share/{}/", self.root, escape(group))
+    }
+
     /// `group_configs/{g}`: a group's config overrides (Kafka's GROUP config resource).
     pub fn group_config(&self, group: &str) -> String {
         format!("{}{}", self.group_configs(), escape(group))

@@ -188,6 +188,13 @@ reasons! {
     UnsupportedVersion = "UNSUPPORTED_VERSION",
     /// A subscription's regular expression does not compile.
     InvalidRegularExpression = "INVALID_REGULAR_EXPRESSION",
+    /// An acknowledgement of records the member does not hold (KIP-932): not acquired by
+    /// it, or already acknowledged.
+    InvalidRecordState = "INVALID_RECORD_STATE",
+    /// A share session this broker does not have (KIP-932): the client opens a new one.
+    ShareSessionNotFound = "SHARE_SESSION_NOT_FOUND",
+    /// A share request at an epoch other than its session's next (KIP-932).
+    InvalidShareSessionEpoch = "INVALID_SHARE_SESSION_EPOCH",
     /// A classic group member's generation is not the group's.
     IllegalGeneration = "ILLEGAL_GENERATION",
     /// The group is rebalancing: the member rejoins.

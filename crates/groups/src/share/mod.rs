@@ -1,0 +1,21 @@
+//! Share groups (KIP-932): queues over partitions. A share group's members are a kind of
+//! the one coordinator (`heartbeat.rs` with the `simple` assignor: members share
+//! partitions); what is new lives here, on each partition's leader:
+//!
+//! - `state` — one share partition's records in flight: the start offset (SPSO), each
+//!   record's state (available, acquired by a member under a lock, acknowledged,
+//!   archived) and delivery count, bounded by the in-flight limit;
+//! - `partitions` — the share partitions this broker leads, loaded from and stored to the
+//!   metadata store before any change is confirmed, and fenced by leader epoch.
+//!
+//! Reading the log, sessions and the wire are the broker's and the front ends'.
+
+mod partitions;
+mod state;
+
+pub use partitions::{
+    Held, Locked, SharePartitionKey, SharePartitions, ShareStateRecord, Slot, Start,
+};
+pub use state::{
+    Ack, Acquired, ArchiveReason, Archived, Counts, InFlight, Limits, LogBatch, RecordState, Run,
+};

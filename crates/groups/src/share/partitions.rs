@@ -1,0 +1,243 @@
+//! The share partitions a broker leads: each one's [`InFlight`] state, held in memory under
+//! a lock and stored at `share/{g}/{topic}/{p}` in the metadata store.
+//!
+//! Durability: nothing a member is told changes unless it is stored first. An
+//! acknowledgement (accept, release, reject), an archive, a redelivery and a reset are
+//! written before the answer goes out, in a transaction that compares the key's revision,
+//! so the store holds every acknowledgement ever answered. What is not written is the
+//! first delivery of a record and its lock: after a failover or a power loss those records
+//! are available again, never lost, and an accepted record is never delivered again.
+//!
+//! Fencing: a leader that loads a share partition claims it, writing its leader epoch into
+//! the record. A deposed leader's next write then fails its compare; it reloads, sees a
+//! newer epoch, and answers NOT_LEADER_OR_FOLLOWER instead of confirming anything. A write
+//! that lost to another writer of the same or an older epoch reloads and is refused for
+//! the client to retry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::state::{InFlight, Run};
+use crate::records;
+use shale_core::error::{Error, ErrorKind, Reason};
+use shale_meta::keys::Keys;
+use shale_meta::{Compare, MetaStore, Revision, Txn, TxnOp};
+
+/// `share/{g}/{topic}/{p}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareStateRecord {
+    /// Id of the topic incarnation the state is for: a re-created topic starts over.
+    pub topic_id: String,
+    /// The leader epoch of the partition leader that last claimed it.
+    pub leader_epoch: i32,
+    /// The share partition start offset.
+    pub start: i64,
+    /// The records in flight from `start`, as runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<Run>,
+}
+
+/// A share partition: its group, topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharePartitionKey {
+    pub group: String,
+    pub topic: String,
+    pub partition: u32,
+}
+
+/// A share partition's state as its leader holds it.
+#[derive(Debug)]
+pub struct Held {
+    /// The records in flight.
+    pub flight: InFlight,
+    leader_epoch: i32,
+    topic_id: String,
+    /// Mod revision of the stored record.
+    rev: Revision,
+}
+
+/// One share partition's slot: its state when loaded, and a wake-up for readers waiting
+/// for records to become available.
+#[derive(Debug, Default)]
+pub struct Slot {
+    held: Arc<tokio::sync::Mutex<Option<Held>>>,
+    available: Notify,
+}
+
+impl Slot {
+    /// Wakes every reader waiting on this partition (records became available).
+    pub fn wake(&self) {
+        self.available.notify_waiters();
+    }
+
+    /// Resolves when [`wake`](Self::wake) is next called.
+    pub fn woken(&self) -> tokio::sync::futures::Notified<'_> {
+        self.available.notified()
+    }
+}
+
+/// A share partition's state, locked for one change.
+pub type Locked = tokio::sync::OwnedMutexGuard<Option<Held>>;
+
+/// How a leader found a share partition it loads for the first time: where the log starts
+/// and ends, and which end a new group starts from.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    pub leader_epoch: i32,
+    /// Where a share partition without stored state starts (`share.auto.offset.reset`).
+    pub initial: i64,
+}
+
+/// Every share partition this broker has loaded.
+#[derive(Debug)]
+pub struct SharePartitions {
+    meta: Arc<dyn MetaStore>,
+    keys: Keys,
+    slots: Mutex<HashMap<SharePartitionKey, Arc<Slot>>>,
+}
+
+impl SharePartitions {
+    /// None loaded yet.
+    pub fn new(meta: Arc<dyn MetaStore>, keys: Keys) -> SharePartitions {
+        SharePartitions { meta, keys, slots: Mutex::new(HashMap::new()) }
+    }
+
+    /// `key`'s slot.
+    pub fn slot(&self, key: &SharePartitionKey) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.entry(key.clone()).or_default().clone()
+    }
+
+    /// The slots of `group`'s loaded partitions.
+    pub fn slots_of(&self, group: &str) -> Vec<(SharePartitionKey, Arc<Slot>)> {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots
+            .iter()
+            .filter(|(k, _)| k.group == group)
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect()
+    }
+
+    /// `key`'s state, locked, loaded for the partition's leader at `start.leader_epoch`
+    /// unless already held at it. Loading claims the stored record for that epoch; a newer
+    /// epoch stored is NOT_LEADER_OR_FOLLOWER.
+    pub async fn lock(
+        &self,
+        slot: &Slot,
+        key: &SharePartitionKey,
+        topic_id: &str,
+        start: Start,
+    ) -> Result<Locked, Error> {
+        let mut guard = slot.held.clone().lock_owned().await;
+        let current = guard
+            .as_ref()
+            .is_some_and(|h| h.leader_epoch == start.leader_epoch && h.topic_id == topic_id);
+        if !current {
+            *guard = None;
+            *guard = Some(self.claim(key, topic_id, start).await?);
+        }
+        Ok(guard)
+    }
+
+    /// Reads the stored record and writes it back under `start.leader_epoch`.
+    async fn claim(
+        &self,
+        key: &SharePartitionKey,
+        topic_id: &str,
+        start: Start,
+    ) -> Result<Held, Error> {
+        let k = self.keys.share_state(&key.group, &key.topic, key.partition);
+        let stored = self.meta.get(&k).await?;
+        let (record, rev) = match &stored {
+            Some(kv) => {
+                let r: ShareStateRecord = records::decode(&kv.value, &describe(key))?;
+                (r, kv.mod_revision)
+            }
+            None => (ShareStateRecord::default(), 0),
+        };
+        if record.leader_epoch > start.leader_epoch && record.topic_id == topic_id {
+            return Err(deposed(key, start.leader_epoch, record.leader_epoch));
+        }
+        let flight = match record.topic_id == topic_id {
+            true => InFlight::from_runs(record.start, &record.runs)?,
+            false => InFlight::new(start.initial),
+        };
+        let mut held =
+            Held { flight, leader_epoch: start.leader_epoch, topic_id: topic_id.to_string(), rev };
+        self.write(key, &mut held).await?;
+        tracing::debug!(
+            group = key.group,
+            topic = key.topic,
+            partition = key.partition,
+            leader_epoch = start.leader_epoch,
+            start = held.flight.start(),
+            "share partition loaded"
+        );
+        Ok(held)
+    }
+
+    /// Stores the state under `guard`. When the stored record moved meanwhile (another
+    /// leader, or a reset), the state is dropped for the next call to load again, and the
+    /// write is refused: nothing it would have confirmed is confirmed.
+    pub async fn persist(&self, key: &SharePartitionKey, guard: &mut Locked) -> Result<(), Error> {
+        let Some(held) = guard.as_mut() else {
+            return Err(Error::internal("share partition slot empty"));
+        };
+        let written = self.write(key, held).await;
+        if written.is_err() {
+            **guard = None;
+        }
+        written
+    }
+
+    async fn write(&self, key: &SharePartitionKey, held: &mut Held) -> Result<(), Error> {
+        let k = self.keys.share_state(&key.group, &key.topic, key.partition);
+        let record = ShareStateRecord {
+            topic_id: held.topic_id.clone(),
+            leader_epoch: held.leader_epoch,
+            start: held.flight.start(),
+            runs: held.flight.to_runs(),
+        };
+        let txn = Txn::new()
+            .when(Compare::mod_revision(k.clone(), held.rev))
+            .and_then(TxnOp::put(k, records::encode(&record)));
+        let done = self.meta.txn(txn).await?;
+        if !done.succeeded {
+            return Err(Error::new(
+                ErrorKind::NotLeader,
+                Reason::NotLeader,
+                format!(
+                    "{} changed under this leader (another leader or an administrator wrote \
+                     it); retry",
+                    describe(key)
+                ),
+            ));
+        }
+        held.rev = done.revision;
+        Ok(())
+    }
+
+    /// Forgets `group`'s loaded partitions (the group was deleted or its offsets reset).
+    pub fn forget(&self, group: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.retain(|k, _| k.group != group);
+    }
+}
+
+fn describe(key: &SharePartitionKey) -> String {
+    format!("share group {:?}'s state of {}/{}", key.group, key.topic, key.partition)
+}
+
+fn deposed(key: &SharePartitionKey, ours: i32, stored: i32) -> Error {
+    Error::new(
+        ErrorKind::NotLeader,
+        Reason::NotLeader,
+        format!(
+            "{} was claimed by a leader at epoch {stored}, newer than this one's {ours}",
+            describe(key)
+        ),
+    )
+}
