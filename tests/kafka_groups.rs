@@ -15,16 +15,18 @@
 mod common;
 #[path = "common/kafka.rs"]
 mod kafka;
+#[path = "common/member.rs"]
+mod member;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::wait_until;
-use shale::client::{Client, GroupAdmin, Producer, ProducerConfig, ProducerRecord};
+use common::{produce, wait_until};
+use member::Member;
+use shale::client::{Client, GroupAdmin};
 use shale::proto::pb;
 use shale::server::RunningServer;
 
@@ -38,106 +40,50 @@ enum Lib {
     Librdkafka,
 }
 
-/// A member process: records as JSON lines on stdout, assignments on stderr.
-struct Member {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Member {
-    /// Starts a member of `group` subscribed to `subscription` (topics, comma-separated,
-    /// or a regular expression: `re:EXPR`), static with `instance` if given.
-    fn start(
-        lib: Lib,
-        dir: &Path,
-        name: &str,
-        bootstrap: &str,
-        group: &str,
-        subscription: &str,
-        instance: Option<&str>,
-    ) -> Option<Member> {
-        let mut args = vec![bootstrap, group, "consumer"];
-        let regex;
-        let cmd = match lib {
-            Lib::Java => {
-                args.push(subscription);
-                args.extend(instance);
-                kafka::java_program(&kafka::java_jars()?, "GroupMember.java", &args)
-            }
-            Lib::Librdkafka => {
-                // librdkafka takes a subscription starting with ^ as a regular expression.
-                regex = subscription.strip_prefix("re:").map(|r| format!("^{r}"));
-                args.push(regex.as_deref().unwrap_or(subscription));
-                args.extend(instance);
-                kafka::python_script(&kafka::python()?, "group_member.py", &args)
-            }
-        };
-        Some(Member::spawn(cmd, dir, name))
-    }
-
-    /// Runs `cmd` as member `name`, its stdout and stderr in files of `dir`.
-    fn spawn(mut cmd: Command, dir: &Path, name: &str) -> Member {
-        let out = dir.join(format!("{name}.jsonl"));
-        let err = dir.join(format!("{name}.err"));
-        let child = cmd
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start member {name}: {e}"));
-        Member { name: name.to_string(), child, out, err }
-    }
-
-    /// (topic, partition, offset) of every record it printed, in order.
-    fn records(&self) -> Vec<(String, u32, i64)> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| {
-                let topic = v["topic"].as_str().unwrap().to_string();
-                (topic, v["partition"].as_u64().unwrap() as u32, v["offset"].as_i64().unwrap())
-            })
-            .collect()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// How many assignments it reported.
-    fn assignments(&self) -> usize {
-        self.stderr().lines().filter(|l| l.starts_with("ASSIGNED")).count()
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then a bounded wait for a clean exit.
-    fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}:\n{}", self.name, self.stderr());
-                return;
-            }
-            assert!(Instant::now() < deadline, "{} did not exit after SIGTERM", self.name);
-            std::thread::sleep(Duration::from_millis(50));
+/// A member of `group` subscribed to `subscription` (topics, comma-separated, or a
+/// regular expression: `re:EXPR`), static with `instance` if given.
+fn start_member(
+    lib: Lib,
+    dir: &Path,
+    name: &str,
+    bootstrap: &str,
+    group: &str,
+    subscription: &str,
+    instance: Option<&str>,
+) -> Option<Member> {
+    let mut args = vec![bootstrap, group, "consumer"];
+    let regex;
+    let cmd = match lib {
+        Lib::Java => {
+            args.push(subscription);
+            args.extend(instance);
+            kafka::java_program(&kafka::java_jars()?, "GroupMember.java", &args)
         }
-    }
+        Lib::Librdkafka => {
+            // librdkafka takes a subscription starting with ^ as a regular expression.
+            regex = subscription.strip_prefix("re:").map(|r| format!("^{r}"));
+            args.push(regex.as_deref().unwrap_or(subscription));
+            args.extend(instance);
+            kafka::python_script(&kafka::python()?, "group_member.py", &args)
+        }
+    };
+    Some(Member::spawn(cmd, dir, name))
 }
 
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// (topic, partition, offset) of every record `m` printed, in order.
+fn records(m: &Member) -> Vec<(String, u32, i64)> {
+    m.json_lines()
+        .into_iter()
+        .map(|v| {
+            let topic = v["topic"].as_str().unwrap().to_string();
+            (topic, v["partition"].as_u64().unwrap() as u32, v["offset"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+/// How many assignments `m` reported.
+fn assignments(m: &Member) -> usize {
+    m.stderr().lines().filter(|l| l.starts_with("ASSIGNED")).count()
 }
 
 /// A broker for one test, with a Kafka listener and consumer-protocol sessions of
@@ -220,23 +166,6 @@ async fn wait_for_lag_zero(client: &Client, group: &str) {
     .await;
 }
 
-/// Produces `n` records to `topic`; the acked (topic, partition, offset) of each.
-async fn produce(client: &Client, topic: &str, n: u64) -> BTreeSet<(String, u32, i64)> {
-    let producer = Producer::new(client.clone(), ProducerConfig::default());
-    let mut deliveries = Vec::new();
-    for i in 0..n {
-        let record = ProducerRecord::new(topic, format!("v{i}")).key(format!("k{i}"));
-        deliveries.push(producer.send(record).await.unwrap());
-    }
-    producer.flush().await.unwrap();
-    let mut acked = BTreeSet::new();
-    for d in deliveries {
-        let md = d.await.unwrap();
-        acked.insert((topic.to_string(), md.partition, md.offset));
-    }
-    acked
-}
-
 /// Records produced to a topic in rounds until stopped.
 struct Producing {
     stop: Arc<AtomicBool>,
@@ -277,7 +206,7 @@ async fn kill_and_add(lib: Lib) {
     let mut acked = produce(&client, topic, 1200).await;
 
     let out = dir.path();
-    let start = |name: &str| Member::start(lib, out, name, &bootstrap, group, topic, None);
+    let start = |name: &str| start_member(lib, out, name, &bootstrap, group, topic, None);
     let Some(m1) = start("m1") else { return };
     let m2 = start("m2").unwrap();
     let m3 = start("m3").unwrap();
@@ -287,7 +216,7 @@ async fn kill_and_add(lib: Lib) {
     // Records keep coming while a member dies and another joins.
     let producing = Producing::start(&client, topic, 100);
     wait_until(Duration::from_secs(30), "m2 to read something", || {
-        let n = m2.records().len();
+        let n = records(&m2).len();
         async move { n > 0 }
     })
     .await;
@@ -313,7 +242,7 @@ async fn kill_and_add(lib: Lib) {
     }
     let mut seen: BTreeMap<(String, u32, i64), Vec<&str>> = BTreeMap::new();
     for m in &members {
-        let records = m.records();
+        let records = records(m);
         let distinct: BTreeSet<_> = records.iter().collect();
         assert_eq!(distinct.len(), records.len(), "{} read a record twice", m.name);
         for r in records {
@@ -332,7 +261,7 @@ async fn kill_and_add(lib: Lib) {
     // Read twice only past m2's last commit: each duplicate was read by m2, and in each
     // partition they are the last records m2 read there.
     let duplicates: Vec<_> = seen.iter().filter(|(_, who)| who.len() > 1).map(|(r, _)| r).collect();
-    let m2_read = members[1].records();
+    let m2_read = records(&members[1]);
     for (topic, p, offset) in &duplicates {
         let by_m2: Vec<i64> =
             m2_read.iter().filter(|(t, q, _)| t == topic && q == p).map(|r| r.2).collect();
@@ -378,23 +307,23 @@ async fn regex_picks_up_new_topics(lib: Lib) {
     let mut acked = produce(&client, "metrics-a", 50).await;
     produce(&client, "other", 50).await;
     let sub = "re:metrics-.*";
-    let Some(mut m) = Member::start(lib, dir.path(), "m", &bootstrap, "rx", sub, None) else {
+    let Some(mut m) = start_member(lib, dir.path(), "m", &bootstrap, "rx", sub, None) else {
         return;
     };
     wait_until(Duration::from_secs(60), "the member to read metrics-a", || {
-        let n = m.records().len();
+        let n = records(&m).len();
         async move { n >= 50 }
     })
     .await;
     admin.create_topic("metrics-b", 3, 1, BTreeMap::new()).await.unwrap();
     acked.extend(produce(&client, "metrics-b", 60).await);
     wait_until(Duration::from_secs(60), "the member to read metrics-b, created later", || {
-        let n = m.records().len();
+        let n = records(&m).len();
         async move { n >= 110 }
     })
     .await;
     m.stop();
-    let read: BTreeSet<_> = m.records().into_iter().collect();
+    let read: BTreeSet<_> = records(&m).into_iter().collect();
     assert_eq!(read, acked, "the member read exactly the matching topics' records");
     let d = describe(&client, "rx").await.unwrap();
     assert!(d.partitions.iter().all(|p| p.topic != "other"), "{d:?}");
@@ -423,7 +352,7 @@ async fn java_static_member_restarted_keeps_its_partitions() {
     client.admin().create_topic("st", 4, 1, BTreeMap::new()).await.unwrap();
     let out = dir.path();
     let start = |name: &str, instance: &str| {
-        Member::start(Lib::Java, out, name, &bootstrap, "statics", "st", Some(instance))
+        start_member(Lib::Java, out, name, &bootstrap, "statics", "st", Some(instance))
     };
     let Some(mut a) = start("a", "instance-a") else { return };
     let b = start("b", "instance-b").unwrap();
@@ -446,7 +375,7 @@ async fn java_static_member_restarted_keeps_its_partitions() {
     assert_eq!(after.group_epoch, before.group_epoch, "no rebalance: the group epoch stayed");
     assert!(restarted.elapsed() < session, "the restart took longer than the session");
     wait_until(Duration::from_secs(30), "the restarted member to report its assignment", || {
-        let n = a2.assignments();
+        let n = assignments(&a2);
         async move { n > 0 }
     })
     .await;
@@ -519,7 +448,7 @@ async fn librdkafka_classic_group_converts_member_by_member_while_consuming() {
         old.stop();
         upgraded.push(old);
         let name = format!("k{i}");
-        let m = Member::start(Lib::Librdkafka, out, &name, &bootstrap, group, topic, None).unwrap();
+        let m = start_member(Lib::Librdkafka, out, &name, &bootstrap, group, topic, None).unwrap();
         upgraded.push(m);
         let what =
             format!("{i} consumer-protocol member(s) and {} classic, 2 partitions each", 3 - i);
@@ -545,7 +474,7 @@ async fn librdkafka_classic_group_converts_member_by_member_while_consuming() {
     }
     let mut read: BTreeMap<(String, u32, i64), usize> = BTreeMap::new();
     for m in &upgraded {
-        for r in m.records() {
+        for r in records(m) {
             *read.entry(r).or_default() += 1;
         }
     }

@@ -122,8 +122,18 @@ async fn call<Req: Encodable, Resp: Decodable>(
     body: &Req,
 ) -> Resp {
     let mut conn = TcpStream::connect(addr).await.unwrap();
+    call_on(&mut conn, key, version, body).await
+}
+
+/// Sends one request on `conn` and decodes its response.
+async fn call_on<Req: Encodable, Resp: Decodable>(
+    conn: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Resp {
     conn.write_all(&frame(key, version, 4242, body)).await.unwrap();
-    let mut resp = read_response(&mut conn, Duration::from_secs(20))
+    let mut resp = read_response(conn, Duration::from_secs(20))
         .await
         .unwrap_or_else(|| panic!("{key:?} v{version}: the broker closed the connection"));
     let header = ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
@@ -227,6 +237,161 @@ async fn consumer_group_heartbeat(addr: &str, v: i16, t: &str, topic_id: uuid::U
     assert_eq!(commit(9, epoch).await, 0, "v{v}");
 }
 
+/// Sets `group`'s config `key` to `value` (KIP-848's GROUP resource, type 32); the error code.
+async fn set_group_config(addr: &str, group: &str, key: &str, value: &str) -> i16 {
+    use kafka_protocol::messages::incremental_alter_configs_request as inc;
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        inc::AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s(group))
+            .with_configs(vec![
+                inc::AlterableConfig::default()
+                    .with_name(s(key))
+                    .with_config_operation(0)
+                    .with_value(Some(s(value))),
+            ]),
+    ]);
+    let r: IncrementalAlterConfigsResponse =
+        call(addr, ApiKey::IncrementalAlterConfigs, 1, &req).await;
+    r.responses[0].error_code
+}
+
+/// ShareAcknowledge of `first..=last` of `t`'s partition 0 as `ack` by `member` of
+/// `wire-sg` at `epoch` on `conn` (a share session lives as long as its connection): the
+/// top-level and the partition's error codes.
+async fn share_ack(
+    conn: &mut TcpStream,
+    member: &str,
+    epoch: i32,
+    topic_id: uuid::Uuid,
+    (first, last, ack): (i64, i64, i8),
+) -> (i16, Option<i16>) {
+    use kafka_protocol::messages::share_acknowledge_request as sa;
+    let req = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(GroupId(s("wire-sg"))))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_topics(vec![
+            sa::AcknowledgeTopic::default().with_topic_id(topic_id).with_partitions(vec![
+                sa::AcknowledgePartition::default()
+                    .with_partition_index(0)
+                    .with_acknowledgement_batches(vec![
+                        sa::AcknowledgementBatch::default()
+                            .with_first_offset(first)
+                            .with_last_offset(last)
+                            .with_acknowledge_types(vec![ack]),
+                    ]),
+            ]),
+        ]);
+    let r: ShareAcknowledgeResponse = call_on(conn, ApiKey::ShareAcknowledge, 1, &req).await;
+    (r.error_code, r.responses.first().map(|t| t.partitions[0].error_code))
+}
+
+/// Share groups on the wire (KIP-932): a member joins `wire-sg` (a lock duration out of
+/// the broker's bounds is INVALID_CONFIG), is given `t`'s partitions, and a heartbeat at
+/// another epoch is FENCED_MEMBER_EPOCH, an unknown member UNKNOWN_MEMBER_ID. It acquires
+/// records of partition 0 in a share session; acknowledging outside the session's epoch
+/// is INVALID_SHARE_SESSION_EPOCH, without a session SHARE_SESSION_NOT_FOUND, and records
+/// it does not hold or already accepted INVALID_RECORD_STATE; the member is unharmed.
+async fn share_group(addr: &str, v: i16, t: &str, topic_id: uuid::Uuid) {
+    use kafka_protocol::messages::share_fetch_request as sf;
+    let lock = "share.record.lock.duration.ms";
+    assert_eq!(set_group_config(addr, "wire-sg", lock, "999").await, 40, "below the bounds");
+    assert_eq!(set_group_config(addr, "wire-sg", "share.delivery.count.limit", "11").await, 40);
+    assert_eq!(set_group_config(addr, "wire-sg", "share.auto.offset.reset", "earliest").await, 0);
+    let key = ApiKey::ShareGroupHeartbeat;
+    let beat = |member: &str, epoch: i32| {
+        ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("wire-sg")))
+            .with_member_id(s(member))
+            .with_member_epoch(epoch)
+    };
+    let join = beat("wire-share-1", 0).with_subscribed_topic_names(Some(vec![topic(t)]));
+    let r: ShareGroupHeartbeatResponse = call(addr, key, v, &join).await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let assignment = r.assignment.expect("a joining member is told its assignment");
+    assert_eq!(assignment.topic_partitions[0].topic_id, topic_id);
+    assert_eq!(assignment.topic_partitions[0].partitions, vec![0, 1]);
+    let epoch = r.member_epoch;
+    let r: ShareGroupHeartbeatResponse = call(addr, key, v, &beat("wire-share-1", epoch + 5)).await;
+    assert_eq!(r.error_code, ResponseError::FencedMemberEpoch.code(), "{r:?}");
+    let r: ShareGroupHeartbeatResponse = call(addr, key, v, &beat("nobody", 3)).await;
+    assert_eq!(r.error_code, ResponseError::UnknownMemberId.code(), "{r:?}");
+    let r: ShareGroupHeartbeatResponse = call(addr, key, v, &beat("wire-share-1", epoch)).await;
+    assert_eq!((r.error_code, r.member_epoch), (0, epoch), "the member is unharmed");
+    // A consumer-protocol heartbeat cannot join a share group.
+    let cg = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("wire-sg")))
+        .with_member_id(s("intruder"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![topic(t)]))
+        .with_topic_partitions(Some(vec![]));
+    let r: ConsumerGroupHeartbeatResponse =
+        call(addr, ApiKey::ConsumerGroupHeartbeat, 1, &cg).await;
+    assert_eq!(r.error_code, ResponseError::GroupIdNotFound.code(), "{r:?}");
+
+    let fetch = |epoch: i32| {
+        ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(s("wire-sg"))))
+            .with_member_id(Some(s("wire-share-1")))
+            .with_share_session_epoch(epoch)
+            .with_max_wait_ms(2_000)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_max_records(100)
+            .with_topics(vec![
+                sf::FetchTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![sf::FetchPartition::default().with_partition_index(0)]),
+            ])
+    };
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let r: ShareFetchResponse = call_on(&mut conn, ApiKey::ShareFetch, 1, &fetch(0)).await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    assert_eq!(r.acquisition_lock_timeout_ms, 30_000);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0, "{p:?}");
+    let got = p.acquired_records.first().expect("records acquired");
+    assert_eq!((got.first_offset, got.delivery_count), (0, 1), "{p:?}");
+    assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
+    let last = got.last_offset;
+    let member = "wire-share-1";
+    let accept = (0, last, 1);
+    assert_eq!(
+        share_ack(&mut conn, member, 0, topic_id, accept).await.0,
+        ResponseError::InvalidShareSessionEpoch.code()
+    );
+    assert_eq!(
+        share_ack(&mut conn, "nobody", 1, topic_id, accept).await.0,
+        ResponseError::ShareSessionNotFound.code()
+    );
+    assert_eq!(
+        share_ack(&mut conn, member, 2, topic_id, accept).await.0,
+        ResponseError::InvalidShareSessionEpoch.code(),
+        "the session's next epoch is 1"
+    );
+    let beyond = (last + 1, last + 5, 1);
+    let invalid = ResponseError::InvalidRecordState.code();
+    assert_eq!(share_ack(&mut conn, member, 1, topic_id, beyond).await, (0, Some(invalid)));
+    assert_eq!(
+        share_ack(&mut conn, member, 2, topic_id, (0, last, 9)).await.1,
+        Some(42),
+        "bad type"
+    );
+    assert_eq!(share_ack(&mut conn, member, 3, topic_id, accept).await, (0, Some(0)));
+    assert_eq!(
+        share_ack(&mut conn, member, 4, topic_id, accept).await,
+        (0, Some(invalid)),
+        "twice"
+    );
+    // The session goes on; closing it (epoch -1) is answered.
+    let r: ShareFetchResponse =
+        call_on(&mut conn, ApiKey::ShareFetch, 1, &fetch(5).with_max_wait_ms(0)).await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    assert_eq!(share_ack(&mut conn, member, -1, topic_id, (0, 0, 1)).await.1, Some(invalid));
+}
+
 async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
     let t = "wire-t";
     match key {
@@ -267,6 +432,34 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
             }
         }
         ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat(addr, v, t, topic_id).await,
+        ApiKey::ShareGroupHeartbeat => share_group(addr, v, t, topic_id).await,
+        ApiKey::ShareGroupDescribe => {
+            let req = ShareGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(s("wire-sg")), GroupId(s("wire-cg-1"))]);
+            let r: ShareGroupDescribeResponse = call(addr, key, v, &req).await;
+            let g = &r.groups[0];
+            assert_eq!((g.error_code, g.assignor_name.as_str()), (0, "simple"), "{r:?}");
+            assert_eq!(g.members.len(), 1, "the member of the heartbeat check");
+            assert_eq!(g.members[0].assignment.topic_partitions[0].topic_id, topic_id);
+            assert_eq!(r.groups[1].error_code, ResponseError::GroupIdNotFound.code(), "{r:?}");
+        }
+        ApiKey::ShareFetch => {
+            // Without a member id: INVALID_REQUEST; a session nobody opened: not found.
+            let req = ShareFetchRequest::default()
+                .with_group_id(Some(GroupId(s("wire-sg"))))
+                .with_share_session_epoch(3);
+            let r: ShareFetchResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, ResponseError::InvalidRequest.code(), "{r:?}");
+            let r: ShareFetchResponse =
+                call(addr, key, v, &req.with_member_id(Some(s("nobody")))).await;
+            assert_eq!(r.error_code, ResponseError::ShareSessionNotFound.code(), "{r:?}");
+        }
+        ApiKey::ShareAcknowledge => {
+            let code = ResponseError::InvalidShareSessionEpoch.code();
+            let mut conn = TcpStream::connect(addr).await.unwrap();
+            let r = share_ack(&mut conn, "wire-share-1", 0, topic_id, (0, 0, 1)).await;
+            assert_eq!(r.0, code, "epoch 0 opens no session");
+        }
         ApiKey::ConsumerGroupDescribe => {
             let group = GroupId(s(&format!("wire-cg-{v}")));
             let req = ConsumerGroupDescribeRequest::default()
@@ -1253,6 +1446,9 @@ fn valid(key: ApiKey, v: i16) -> Bytes {
         DescribeGroups => DescribeGroupsRequest, DeleteGroups => DeleteGroupsRequest,
         ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
         ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
+        ShareGroupHeartbeat => ShareGroupHeartbeatRequest,
+        ShareGroupDescribe => ShareGroupDescribeRequest,
+        ShareFetch => ShareFetchRequest, ShareAcknowledge => ShareAcknowledgeRequest,
         OffsetDelete => OffsetDeleteRequest, DescribeConfigs => DescribeConfigsRequest,
         AlterConfigs => AlterConfigsRequest, IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
         CreateAcls => CreateAclsRequest, DescribeAcls => DescribeAclsRequest,

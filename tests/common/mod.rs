@@ -638,3 +638,26 @@ pub(crate) fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Produces `n` records (values `v0`, `v1`, ...) to `topic`; the acked (topic, partition, offset) of each.
+pub(crate) async fn produce(
+    client: &Client,
+    topic: &str,
+    n: u64,
+) -> std::collections::BTreeSet<(String, u32, i64)> {
+    let producer =
+        shale::client::Producer::new(client.clone(), shale::client::ProducerConfig::default());
+    let mut deliveries = Vec::new();
+    for i in 0..n {
+        let record =
+            shale::client::ProducerRecord::new(topic, format!("v{i}")).key(format!("k{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await.unwrap();
+    let mut acked = std::collections::BTreeSet::new();
+    for d in deliveries {
+        let md = d.await.unwrap();
+        acked.insert((topic.to_string(), md.partition, md.offset));
+    }
+    acked
+}

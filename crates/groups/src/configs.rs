@@ -301,26 +301,34 @@ impl Coordinator {
     ) -> Result<(), Error> {
         validate_group(group)?;
         let key = self.keys().group_config(group);
-        let (mut raw, rev) = self.stored_configs(group).await?;
-        for k in delete {
-            raw.remove(k);
-        }
-        raw.extend(set.iter().map(|(k, v)| (k.clone(), v.trim().to_string())));
-        let parsed = self.parse_overrides(&raw)?;
-        if validate_only {
-            return Ok(());
-        }
-        let op = match raw.is_empty() {
-            true => shale_meta::TxnOp::delete(key.clone()),
-            false => shale_meta::TxnOp::put(key.clone(), super::records::encode(&raw)),
+        // Changes of the same group by several clients at once all apply: a write that
+        // lost its compare reads again and applies its change to what won.
+        let mut attempts = 0;
+        let parsed = loop {
+            let (mut raw, rev) = self.stored_configs(group).await?;
+            for k in delete {
+                raw.remove(k);
+            }
+            raw.extend(set.iter().map(|(k, v)| (k.clone(), v.trim().to_string())));
+            let parsed = self.parse_overrides(&raw)?;
+            if validate_only {
+                return Ok(());
+            }
+            let op = match raw.is_empty() {
+                true => shale_meta::TxnOp::delete(key.clone()),
+                false => shale_meta::TxnOp::put(key.clone(), super::records::encode(&raw)),
+            };
+            let compare = shale_meta::Compare::mod_revision(key.clone(), rev);
+            if self.meta().txn(shale_meta::Txn::new().when(compare).and_then(op)).await?.succeeded {
+                break parsed;
+            }
+            attempts += 1;
+            if attempts == 10 {
+                return Err(Error::unavailable(format!(
+                    "the configs of group {group:?} kept changing under this change; retry"
+                )));
+            }
         };
-        let txn =
-            shale_meta::Txn::new().when(shale_meta::Compare::mod_revision(key, rev)).and_then(op);
-        if !self.meta().txn(txn).await?.succeeded {
-            return Err(Error::unavailable(format!(
-                "the configs of group {group:?} changed meanwhile; retry"
-            )));
-        }
         // Held here: at once; elsewhere: at the holder's next refresh.
         let slot = self
             .groups

@@ -47,6 +47,8 @@ pub mod records;
 pub mod settings;
 pub mod share;
 #[cfg(test)]
+mod share_tests;
+#[cfg(test)]
 mod test_host;
 mod types;
 

@@ -239,6 +239,7 @@ pub fn heartbeat(r: &pb::HeartbeatRequest) -> Heartbeat {
         session_timeout_ms: r.session_timeout_ms,
         client_id: r.client_id.clone(),
         kafka: None,
+        share: false,
     }
 }
 

@@ -18,6 +18,8 @@ use shale_core::task::OwnedTask;
 pub(crate) struct Session {
     /// The peer's address, for log lines.
     pub peer: SocketAddr,
+    /// This connection's number, unique in the process (share sessions belong to one).
+    pub connection: u64,
     /// Who the client is: from its certificate (mTLS) or SASL, else anonymous.
     pub identity: Identity,
     /// The client id of its latest request.

@@ -40,6 +40,7 @@ pub(crate) async fn serve<S>(kafka: Arc<Kafka>, stream: S, session: Session)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let _sessions = ShareSessionsEnd { kafka: kafka.clone(), connection: session.connection };
     let (mut rd, wr) = tokio::io::split(stream);
     let settings = &kafka.settings;
     let (tx, rx) = mpsc::channel::<(Answer, Timing)>(settings.max_in_flight_per_connection);
@@ -100,6 +101,30 @@ where
     // The client stopped sending (or the broker closes): answer what was asked, then go.
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+}
+
+/// Ends the share sessions of a connection when it closes, however it closes: the
+/// records their members hold are given back at once.
+struct ShareSessionsEnd {
+    kafka: Arc<Kafka>,
+    connection: u64,
+}
+
+impl Drop for ShareSessionsEnd {
+    fn drop(&mut self) {
+        let ended = self.kafka.share_sessions.close_connection(self.connection);
+        if ended.is_empty() {
+            return;
+        }
+        let kafka = self.kafka.clone();
+        kafka.api.clone().spawn(async move {
+            for (group, member, partitions) in ended {
+                let parts: Vec<(String, u32)> =
+                    partitions.into_iter().map(|(_, t, p)| (t, p)).collect();
+                kafka.api.share_release(&group, &member, &parts).await;
+            }
+        });
+    }
 }
 
 /// Writes answers in request order as they complete; flushes whenever none is queued or

@@ -28,13 +28,16 @@ use shale_broker::api::{
 };
 use shale_core::error::Error;
 
-fn text(s: &str) -> StrBytes {
+pub(crate) fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
 /// A set of partitions by topic id, for the wire; topics this broker no longer knows are
 /// left out.
-fn by_topic_id(kafka: &Kafka, set: &BTreeSet<(String, u32)>) -> Vec<(uuid::Uuid, Vec<i32>)> {
+pub(crate) fn by_topic_id(
+    kafka: &Kafka,
+    set: &BTreeSet<(String, u32)>,
+) -> Vec<(uuid::Uuid, Vec<i32>)> {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (t, p) in set {
         by_topic.entry(t).or_default().push(*p as i32);
@@ -138,10 +141,11 @@ pub(crate) fn heartbeat(
 }
 
 /// The operations Kafka reports for a group.
-const GROUP_OPS: &[Operation] = &[Operation::Read, Operation::Delete, Operation::Describe];
+pub(crate) const GROUP_OPS: &[Operation] =
+    &[Operation::Read, Operation::Delete, Operation::Describe];
 
 /// Kafka's name for a consumer group's state.
-fn state_name(d: &GroupDescription) -> &'static str {
+pub(crate) fn state_name(d: &GroupDescription) -> &'static str {
     match d.state {
         ListedState::Empty => "Empty",
         ListedState::Reconciling => "Reconciling",
@@ -149,7 +153,7 @@ fn state_name(d: &GroupDescription) -> &'static str {
     }
 }
 
-fn described_assignment(
+pub(crate) fn described_assignment(
     kafka: &Kafka,
     set: &BTreeSet<(String, u32)>,
 ) -> describe_response::Assignment {

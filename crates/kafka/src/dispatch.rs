@@ -103,6 +103,10 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
         ApiKey::ConsumerGroupDescribe => {
             crate::consumer_groups::describe(kafka, session, &mut call)
         }
+        ApiKey::ShareGroupHeartbeat => crate::share_groups::heartbeat(kafka, session, &mut call),
+        ApiKey::ShareGroupDescribe => crate::share_groups::describe(kafka, session, &mut call),
+        ApiKey::ShareFetch => crate::share_fetch::fetch(kafka, session, &mut call),
+        ApiKey::ShareAcknowledge => crate::share_fetch::acknowledge(kafka, session, &mut call),
         ApiKey::OffsetCommit => crate::commits::commit(kafka, session, &mut call),
         ApiKey::OffsetFetch => crate::commits::fetch(kafka, session, &mut call),
         ApiKey::ListGroups => crate::group_admin::list(kafka, session, &mut call),

@@ -64,6 +64,7 @@ pub(crate) fn list(
                         let kind = match g.protocol {
                             Some(GroupProtocol::Shale | GroupProtocol::Consumer) => "consumer",
                             Some(GroupProtocol::Classic) | None => "classic",
+                            Some(GroupProtocol::Share) => "share",
                         };
                         let state = listed_state(g.state, g.members, kind == "classic");
                         let keep = (states.is_empty() || states.contains(&state.to_lowercase()))
@@ -71,7 +72,10 @@ pub(crate) fn list(
                         keep.then(|| {
                             let listed = ListedGroup::default()
                                 .with_group_id(GroupId(text(&g.group)))
-                                .with_protocol_type(text("consumer"));
+                                .with_protocol_type(text(match kind {
+                                    "share" => "share",
+                                    _ => "consumer",
+                                }));
                             match version {
                                 0..=3 => listed,
                                 4 => listed.with_group_state(text(state)),

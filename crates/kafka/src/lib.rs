@@ -29,6 +29,11 @@
 //! - `acls`: `CreateAcls`, `DescribeAcls`, `DeleteAcls` on Shale's ACLs.
 //! - `moves`: `AlterPartitionReassignments`, `ListPartitionReassignments`, `ElectLeaders`.
 //! - `group_admin`: `ListGroups`, `DescribeGroups`, `DeleteGroups`, `OffsetDelete`.
+//! - `consumer_groups`: Kafka's consumer protocol (`ConsumerGroupHeartbeat`,
+//!   `ConsumerGroupDescribe`).
+//! - `share_groups`: share groups' membership (`ShareGroupHeartbeat`,
+//!   `ShareGroupDescribe`); `share_fetch`: `ShareFetch`, `ShareAcknowledge`, in share
+//!   sessions (`share_sessions`).
 //!
 //! Below: `shale-broker` (only its `api`) and `shale-core`.
 
@@ -56,6 +61,9 @@ mod producers;
 mod sasl;
 mod sessions;
 mod settings;
+mod share_fetch;
+mod share_groups;
+mod share_sessions;
 mod topics;
 mod transactions;
 mod txns;
@@ -75,11 +83,14 @@ pub(crate) struct Kafka {
     pub settings: settings::KafkaSettings,
     /// Incremental fetch sessions (KIP-227).
     pub sessions: sessions::FetchSessions,
+    /// Share sessions (KIP-932).
+    pub share_sessions: share_sessions::ShareSessions,
 }
 
 impl Kafka {
     fn new(api: Api, settings: KafkaSettings) -> Kafka {
         let sessions = sessions::FetchSessions::new(settings.fetch_session_cache_slots);
-        Kafka { api, settings, sessions }
+        let share_sessions = share_sessions::ShareSessions::new(settings.share_session_cache_slots);
+        Kafka { api, settings, sessions, share_sessions }
     }
 }

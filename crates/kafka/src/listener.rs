@@ -100,8 +100,11 @@ async fn accept_loop(kafka: Arc<Kafka>, listener: TcpListener, tls: Option<Arc<S
 
 /// Finishes the TLS handshake (bounded), names the principal and serves the connection.
 async fn start(kafka: Arc<Kafka>, tcp: TcpStream, peer: SocketAddr, tls: Option<Arc<ServerTls>>) {
+    static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let connection = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let session = |identity| Session {
         peer,
+        connection,
         identity,
         client_id: String::new(),
         sasl: Default::default(),

@@ -43,6 +43,9 @@ pub struct KafkaSettings {
     /// `max.incremental.fetch.session.cache.slots`); past it the least recently used one
     /// is evicted and its client falls back to a full fetch.
     pub fetch_session_cache_slots: usize,
+    /// Share sessions kept (KIP-932; Kafka's `group.share.max.share.sessions`): past it a
+    /// member opening one is told SHARE_SESSION_LIMIT_REACHED.
+    pub share_session_cache_slots: usize,
     /// SASL mechanisms offered: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (checked against
     /// users' credentials, `shale user`) and `OAUTHBEARER` (tokens validated as gRPC's
     /// bearer tokens). PLAIN sends passwords as they are: offer it over TLS only.
@@ -60,6 +63,7 @@ impl Default for KafkaSettings {
             max_connections: 10_000,
             auto_create_topics: false,
             fetch_session_cache_slots: 1000,
+            share_session_cache_slots: 2000,
             sasl_mechanisms: ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER"]
                 .map(String::from)
                 .to_vec(),

@@ -35,6 +35,12 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
     // subscribe by a regular expression.
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    // Share groups (KIP-932). v1 is Kafka 4.1's, the first GA version; ShareFetch and
+    // ShareAcknowledge v2 (acquire modes, RENEW) are not in the codec.
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::ListGroups, 0, 5),
@@ -68,9 +74,11 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// The features served, each (name, highest level), all finalized at that level:
-/// `transaction.version` 2 (KIP-890: a client uses transactions v2) and `group.version` 1
-/// (KIP-848's consumer protocol), as Kafka 4 finalizes them.
-const FEATURES: &[(&str, i16)] = &[("transaction.version", 2), ("group.version", 1)];
+/// `transaction.version` 2 (KIP-890: a client uses transactions v2), `group.version` 1
+/// (KIP-848's consumer protocol) and `share.version` 1 (KIP-932's share groups), as
+/// Kafka 4.2 finalizes them.
+const FEATURES: &[(&str, i16)] =
+    &[("transaction.version", 2), ("group.version", 1), ("share.version", 1)];
 /// The epoch of the finalized features: they never change while a broker runs.
 const FEATURES_EPOCH: i64 = 1;
 

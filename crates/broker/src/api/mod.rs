@@ -16,6 +16,7 @@
 //!   quotas.
 //! - `groups`: consumer groups (Shale's own protocol) and committed offsets.
 //! - `classic`: consumer groups of Kafka's classic protocol.
+//! - `share`: share groups' fetches and acknowledgements (KIP-932).
 //! - `replica`: broker-to-broker replication, for brokers only.
 //! - `txn`: transactions as operators list and describe them.
 //! - `sasl`: SASL (PLAIN, SCRAM, OAUTHBEARER) and users' SCRAM credentials.
@@ -30,6 +31,7 @@ mod log;
 mod registry;
 mod replica;
 mod sasl;
+mod share;
 mod txn;
 
 use std::sync::Arc;
@@ -53,6 +55,7 @@ pub use crate::groups::classic::{
     SyncRequest, Synced,
 };
 pub use crate::groups::configs::{GroupConfig, KEYS as GROUP_CONFIG_KEYS};
+pub use crate::groups::share::{Ack, Acquired};
 pub use crate::groups::{
     CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, Heartbeat,
     HeartbeatAnswer, KafkaMember, ListedState, MemberDescription, PartitionLag, ResetOffsets,
@@ -71,6 +74,7 @@ pub use registry::{RegistryError, RegistryFailure, SchemaText};
 pub use sasl::ScramChange;
 pub use shale_meta::controller::Move;
 pub use shale_meta::topics::{BrokerRecord, PartitionState};
+pub use share::{AckBatch, ShareChunk, ShareFetch};
 pub use txn::{TxnCommitter, TxnFilter, TxnPartition};
 
 use crate::broker::Broker as Inner;

@@ -18,6 +18,8 @@
 //! - `replication`: leader, follower and ISR sides of replication, and the high watermark.
 //! - `peers`: channels to the other brokers.
 //! - `group_host`: what the group coordinator needs of its broker.
+//! - `share`: share groups' partitions on their leader (acquire from the log, acknowledge,
+//!   release).
 //! - `registry_host`: what the schema registry needs of its broker (its log, the writer's
 //!   leadership and appends at an expected offset, the ID watermark).
 //! - `list_offsets`: where a partition starts and ends, and which offset a time falls at.
@@ -56,6 +58,7 @@ mod registry_host;
 pub mod remote;
 mod replicas;
 pub mod replication;
+pub mod share;
 mod start;
 mod tasks;
 mod view;

@@ -73,6 +73,11 @@ impl Slot {
         self.available.notify_waiters();
     }
 
+    /// `f` of the state, if it is loaded and not locked right now.
+    pub fn try_peek<T>(&self, f: impl FnOnce(&Held) -> T) -> Option<T> {
+        self.held.try_lock().ok()?.as_ref().map(f)
+    }
+
     /// Resolves when [`wake`](Self::wake) is next called.
     pub fn woken(&self) -> tokio::sync::futures::Notified<'_> {
         self.available.notified()
@@ -240,4 +245,67 @@ fn deposed(key: &SharePartitionKey, ours: i32, stored: i32) -> Error {
             describe(key)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::{Ack, Limits, LogBatch};
+    use shale_core::clock;
+    use shale_meta::embedded::EmbeddedStore;
+
+    const LIMITS: Limits = Limits { lock_ms: 1_000, delivery_limit: 5, max_in_flight: 100 };
+
+    fn key() -> SharePartitionKey {
+        SharePartitionKey { group: "g".into(), topic: "t".into(), partition: 0 }
+    }
+
+    fn at(leader_epoch: i32) -> Start {
+        Start { leader_epoch, initial: 0 }
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_is_stored_and_a_deposed_leader_cannot_confirm_one() {
+        let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
+        let keys = Keys::new("c").unwrap_or_else(|e| panic!("{e}"));
+        // Two brokers: the old leader (epoch 1) and the new one (epoch 2).
+        let (old, new) = (
+            SharePartitions::new(store.clone(), keys.clone()),
+            SharePartitions::new(store.clone(), keys.clone()),
+        );
+        let member: Arc<str> = Arc::from("m");
+        let slot = old.slot(&key());
+        let mut g = old.lock(&slot, &key(), "id", at(1)).await.unwrap();
+        let held = g.as_mut().unwrap();
+        held.flight.acquire(
+            &member,
+            &[LogBatch { first: 0, last: 9, skip: false }],
+            10,
+            0,
+            &LIMITS,
+        );
+        held.flight.acknowledge("m", 0, 4, &[Ack::Accept], &LIMITS).unwrap();
+        old.persist(&key(), &mut g).await.unwrap();
+        drop(g);
+
+        // The new leader loads what was stored: 0..=4 done, 5..=9 available again.
+        let slot2 = new.slot(&key());
+        let g2 = new.lock(&slot2, &key(), "id", at(2)).await.unwrap();
+        let flight = &g2.as_ref().unwrap().flight;
+        assert_eq!((flight.start(), flight.end()), (5, 10));
+        drop(g2);
+
+        // The old leader's next acknowledgement is not stored, and it says why.
+        let mut g = old.lock(&slot, &key(), "id", at(1)).await.unwrap();
+        g.as_mut().unwrap().flight.acknowledge("m", 5, 9, &[Ack::Accept], &LIMITS).unwrap();
+        let e = old.persist(&key(), &mut g).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotLeader, "{e}");
+        assert!(g.is_none(), "the refused state is dropped");
+        drop(g);
+        let e = old.lock(&slot, &key(), "id", at(1)).await.unwrap_err();
+        assert!(e.message.contains("epoch 2"), "{e}");
+        // A re-created topic (another id) starts over from its initial offset.
+        let g3 = new.lock(&slot2, &key(), "id2", Start { leader_epoch: 2, initial: 42 }).await;
+        assert_eq!(g3.unwrap().as_ref().unwrap().flight.start(), 42);
+    }
 }

@@ -1,0 +1,219 @@
+//! Share groups (KIP-932) with Apache Kafka's Java client 4.3 (`KafkaShareConsumer`, as
+//! member processes running `tests/kafka/ShareMember.java` with explicit
+//! acknowledgement; a member prints only what the broker confirmed):
+//!
+//! - five members on a one-partition topic, 10 ms of work per record, accept every record,
+//!   each exactly once, and more than one of them gets records;
+//! - RELEASE redelivers at once; REJECT archives; a record released on each delivery is
+//!   delivered `share.delivery.count.limit` times, then archived;
+//! - a member stalled (SIGSTOP) mid-batch has its records delivered to another after the
+//!   lock duration, and one SIGKILLed has its records delivered to another; neither's
+//!   late acknowledgement is taken, so no record is accepted twice.
+#![allow(clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
+#[path = "common/member.rs"]
+mod member;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use common::{produce, wait_until};
+use member::Member;
+use shale::client::Client;
+use shale::server::RunningServer;
+
+/// A broker with a Kafka listener whose share groups may lock records for 1 s at least.
+async fn broker(dir: &Path) -> RunningServer {
+    let mut settings = common::settings(dir);
+    settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
+    settings.groups.share_heartbeat_interval_ms = 500;
+    settings.groups.share_min_record_lock_duration_ms = 1_000;
+    common::start(settings).await
+}
+
+/// A share member of `group` on `topic`: `work_ms` per accepted record, `max_poll`
+/// records a poll, acknowledging by `rules` (see `ShareMember.java`), setting the group
+/// configs `configs` first.
+fn share_member(
+    dir: &Path,
+    name: &str,
+    bootstrap: &str,
+    (group, topic): (&str, &str),
+    (work_ms, max_poll): (u32, u32),
+    rules: &str,
+    configs: &str,
+) -> Option<Member> {
+    let (work, poll) = (work_ms.to_string(), max_poll.to_string());
+    let args = [bootstrap, group, topic, &work, &poll, rules, configs];
+    let cmd = kafka::java_program(&kafka::java_jars()?, "ShareMember.java", &args);
+    Some(Member::spawn(cmd, dir, name))
+}
+
+/// A confirmed acknowledgement a member printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Acked {
+    offset: i64,
+    value: String,
+    deliveries: i64,
+    ack: String,
+}
+
+fn acked(m: &Member) -> Vec<Acked> {
+    m.json_lines()
+        .into_iter()
+        .map(|v| Acked {
+            offset: v["offset"].as_i64().unwrap(),
+            value: v["value"].as_str().unwrap().to_string(),
+            deliveries: v["deliveries"].as_i64().unwrap(),
+            ack: v["ack"].as_str().unwrap().to_string(),
+        })
+        .collect()
+}
+
+/// Offsets accepted by `members`, with how many times each.
+fn accepted(members: &[&Member]) -> BTreeMap<i64, usize> {
+    let mut out = BTreeMap::new();
+    for m in members {
+        for a in acked(m).into_iter().filter(|a| a.ack == "accept") {
+            *out.entry(a.offset).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+async fn wait_for_accepted(members: &[&Member], want: &BTreeSet<i64>, what: &str) {
+    wait_until(Duration::from_secs(120), what, || {
+        let got: BTreeSet<i64> = accepted(members).into_keys().collect();
+        let done = want.is_subset(&got);
+        async move { done }
+    })
+    .await;
+}
+
+fn offsets(acked: &BTreeSet<(String, u32, i64)>) -> BTreeSet<i64> {
+    acked.iter().map(|(_, _, o)| *o).collect()
+}
+
+async fn setup(dir: &Path, topic: &str, n: u64) -> (RunningServer, Client, String, BTreeSet<i64>) {
+    let server = broker(dir).await;
+    let client = common::client(&server);
+    client.admin().create_topic(topic, 1, 1, BTreeMap::new()).await.unwrap();
+    let produced = offsets(&produce(&client, topic, n).await);
+    let bootstrap = server.kafka_addr().unwrap().to_string();
+    (server, client, bootstrap, produced)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_java_share_consumers_accept_each_record_of_one_partition_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, _client, bootstrap, produced) = setup(dir.path(), "jobs", 400).await;
+    let mut members = Vec::new();
+    for i in 0..5 {
+        let name = format!("m{i}");
+        let Some(m) =
+            share_member(dir.path(), &name, &bootstrap, ("workers", "jobs"), (10, 10), "", "")
+        else {
+            return;
+        };
+        members.push(m);
+    }
+    let all: Vec<&Member> = members.iter().collect();
+    wait_for_accepted(&all, &produced, "five members to accept all 400 records").await;
+    for m in &mut members {
+        m.stop();
+    }
+    let all: Vec<&Member> = members.iter().collect();
+    let counts = accepted(&all);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "records accepted more than once: {twice:?}");
+    assert_eq!(counts.keys().copied().collect::<BTreeSet<_>>(), produced);
+    let busy = members.iter().filter(|m| !acked(m).is_empty()).count();
+    assert!(busy >= 2, "only {busy} of 5 members got records");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn java_share_consumer_releases_rejects_and_hits_the_delivery_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, client, bootstrap, produced) = setup(dir.path(), "poison", 20).await;
+    // v7 is rejected, v8 released once, v9 released on every delivery.
+    let rules = "v7=reject,v8=release1,v9=release";
+    let configs = "share.delivery.count.limit=4";
+    let Some(mut m) =
+        share_member(dir.path(), "m", &bootstrap, ("careful", "poison"), (0, 5), rules, configs)
+    else {
+        return;
+    };
+    let want: BTreeSet<i64> = produced.iter().copied().filter(|o| *o != 7 && *o != 9).collect();
+    wait_for_accepted(&[&m], &want, "every record but v7 and v9 accepted").await;
+    wait_until(Duration::from_secs(60), "v9 delivered four times", || {
+        let n = acked(&m).iter().filter(|a| a.value == "v9").count();
+        async move { n >= 4 }
+    })
+    .await;
+    // Past the limit v9 is archived: a record produced after it is accepted, and v9 never
+    // comes again.
+    let later = offsets(&produce(&client, "poison", 1).await);
+    wait_for_accepted(&[&m], &later, "a record produced after v9 was archived").await;
+    m.stop();
+    let lines = acked(&m);
+    let of = |v: &str| -> Vec<(i64, String)> {
+        lines.iter().filter(|a| a.value == v).map(|a| (a.deliveries, a.ack.clone())).collect()
+    };
+    assert_eq!(of("v7"), [(1, "reject".to_string())]);
+    assert_eq!(of("v8"), [(1, "release".to_string()), (2, "accept".to_string())]);
+    let v9: Vec<(i64, String)> = (1..=4).map(|d| (d, "release".to_string())).collect();
+    assert_eq!(of("v9"), v9, "released on each of its four deliveries, then archived");
+    let counts = accepted(&[&m]);
+    assert!(counts.values().all(|n| *n == 1), "accepted twice: {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_of_a_stalled_or_killed_java_share_consumer_go_to_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, _client, bootstrap, produced) = setup(dir.path(), "tasks", 60).await;
+    let group = ("crew", "tasks");
+    // Slow members take 20 records a poll at 200 ms each: 4 s a batch, twice the lock.
+    let lock = "share.record.lock.duration.ms=2000";
+    let slow = |name: &str| share_member(dir.path(), name, &bootstrap, group, (200, 20), "", lock);
+    let Some(stalled) = slow("stalled") else { return };
+    let polled = |m: &Member| m.stderr().contains("POLLED");
+    wait_until(Duration::from_secs(60), "the first member to acquire a batch", || {
+        let done = polled(&stalled);
+        async move { done }
+    })
+    .await;
+    stalled.signal("STOP");
+    let Some(mut killed) = slow("killed") else { return };
+    wait_until(Duration::from_secs(60), "the second member to acquire a batch", || {
+        let done = polled(&killed);
+        async move { done }
+    })
+    .await;
+    killed.kill();
+    let Some(mut rescuer) = share_member(dir.path(), "rescuer", &bootstrap, group, (0, 20), "", "")
+    else {
+        return;
+    };
+    wait_for_accepted(&[&rescuer], &produced, "the third member to accept every record").await;
+    // The stalled member wakes up and acknowledges records it no longer holds: refused.
+    stalled.signal("CONT");
+    let mut stalled = stalled;
+    wait_until(Duration::from_secs(60), "the stalled member's late commit to be refused", || {
+        let done = stalled.stderr().contains("COMMIT FAILED");
+        async move { done }
+    })
+    .await;
+    stalled.stop();
+    rescuer.stop();
+    let counts = accepted(&[&stalled, &killed, &rescuer]);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "records accepted more than once: {twice:?}");
+    assert!(acked(&stalled).is_empty(), "the stalled member's acknowledgements were taken");
+    let redelivered = acked(&rescuer).iter().filter(|a| a.deliveries > 1).count();
+    assert!(redelivered >= 20, "only {redelivered} records came back to the rescuer");
+}
