@@ -5,7 +5,9 @@
 //! - five members on a one-partition topic, 10 ms of work per record, accept every record,
 //!   each exactly once, and more than one of them gets records;
 //! - RELEASE redelivers at once; REJECT archives; a record released on each delivery is
-//!   delivered `share.delivery.count.limit` times, then archived;
+//!   delivered `share.delivery.count.limit` times, then archived; both archived records
+//!   are copied to the group's dead-letter topic with the reason and delivery count in
+//!   their headers, and a dead-letter topic without the broker's prefix is refused;
 //! - a member stalled (SIGSTOP) mid-batch has its records delivered to another after the
 //!   lock duration, and one SIGKILLed has its records delivered to another; neither's
 //!   late acknowledgement is taken, so no record is accepted twice.
@@ -140,9 +142,10 @@ async fn five_java_share_consumers_accept_each_record_of_one_partition_once() {
 async fn java_share_consumer_releases_rejects_and_hits_the_delivery_limit() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, client, bootstrap, produced) = setup(dir.path(), "poison", 20).await;
+    client.admin().create_topic("dlq.poison", 1, 1, BTreeMap::new()).await.unwrap();
     // v7 is rejected, v8 released once, v9 released on every delivery.
     let rules = "v7=reject,v8=release1,v9=release";
-    let configs = "share.delivery.count.limit=4";
+    let configs = "share.delivery.count.limit=4,errors.deadletterqueue.topic.name=dlq.poison";
     let Some(mut m) =
         share_member(dir.path(), "m", &bootstrap, ("careful", "poison"), (0, 5), rules, configs)
     else {
@@ -170,6 +173,44 @@ async fn java_share_consumer_releases_rejects_and_hits_the_delivery_limit() {
     assert_eq!(of("v9"), v9, "released on each of its four deliveries, then archived");
     let counts = accepted(&[&m]);
     assert!(counts.values().all(|n| *n == 1), "accepted twice: {counts:?}");
+    // Both archived records were copied to the dead-letter topic, saying why.
+    let dead = common::read_all(&client, "dlq.poison").await.remove(&0).unwrap();
+    let described: Vec<(String, BTreeMap<String, String>)> = dead
+        .iter()
+        .map(|r| {
+            let value = String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap();
+            let headers = r
+                .headers
+                .iter()
+                .filter(|h| h.key.starts_with("__dlq.errors."))
+                .map(|h| {
+                    let v = String::from_utf8(h.value.clone().unwrap_or_default().to_vec());
+                    (h.key.trim_start_matches("__dlq.errors.").to_string(), v.unwrap())
+                })
+                .collect();
+            (value, headers)
+        })
+        .collect();
+    let expect = |offset: &str, count: &str, reason: &str| -> BTreeMap<String, String> {
+        [
+            ("group.id", "careful"),
+            ("topic", "poison"),
+            ("partition", "0"),
+            ("offset", offset),
+            ("delivery.count", count),
+            ("reason", reason),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    assert_eq!(
+        described,
+        [
+            ("v7".to_string(), expect("7", "1", "rejected")),
+            ("v9".to_string(), expect("9", "4", "delivery.count.limit")),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,8 +5,11 @@
 //! members (`share.session.timeout.ms`, `share.heartbeat.interval.ms`), and say how its
 //! share partitions deliver: where a new one starts (`share.auto.offset.reset`), what it
 //! reads of transactions (`share.isolation.level`), how long a record stays with the
-//! member that acquired it (`share.record.lock.duration.ms`) and how many deliveries a
-//! record gets (`share.delivery.count.limit`).
+//! member that acquired it (`share.record.lock.duration.ms`), how many deliveries a
+//! record gets (`share.delivery.count.limit`) and where the records it rejects or gives up
+//! on are copied (`errors.deadletterqueue.topic.name`, KIP-1191's name; the topic's name
+//! must start with the broker's `groups.share_dead_letter_topic_prefix`, so a group cannot
+//! make the broker write into any topic).
 //!
 //! Overrides live at `group_configs/{g}` (JSON, key → value), apart from the group's own
 //! keys, so a group with only configs is not listed as a group. Any broker may change them;
@@ -37,6 +40,8 @@ pub const SHARE_ISOLATION: &str = "share.isolation.level";
 pub const SHARE_LOCK: &str = "share.record.lock.duration.ms";
 /// `share.delivery.count.limit`.
 pub const SHARE_DELIVERY_LIMIT: &str = "share.delivery.count.limit";
+/// `errors.deadletterqueue.topic.name` (KIP-1191).
+pub const SHARE_DEAD_LETTER_TOPIC: &str = "errors.deadletterqueue.topic.name";
 
 /// How often the sweep reads the overrides of the groups this broker holds (ms).
 const REFRESH_EVERY_MS: i64 = 1_000;
@@ -52,7 +57,7 @@ pub enum ShareReset {
 }
 
 /// A group's overrides, parsed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Overrides {
     pub(crate) session_timeout_ms: Option<u32>,
     pub(crate) heartbeat_interval_ms: Option<u32>,
@@ -62,10 +67,11 @@ pub(crate) struct Overrides {
     pub(crate) share_read_committed: Option<bool>,
     pub(crate) share_lock_ms: Option<u32>,
     pub(crate) share_delivery_limit: Option<u16>,
+    pub(crate) share_dead_letter_topic: Option<String>,
 }
 
 /// How a share group's partitions deliver, its overrides over the broker's defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareConfigs {
     pub reset: ShareReset,
     /// Only committed transactions' records, below the last stable offset.
@@ -74,6 +80,8 @@ pub struct ShareConfigs {
     pub delivery_limit: u16,
     /// The broker's bound on records in flight per share partition.
     pub max_in_flight: usize,
+    /// Where records rejected or past the delivery limit are copied, if anywhere.
+    pub dead_letter_topic: Option<String>,
 }
 
 /// One config of a group as described: its name, its value, and whether the group sets
@@ -107,6 +115,11 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         SHARE_DELIVERY_LIMIT,
         "Deliveries a record gets at most; released or lapsed past it, it is archived.",
+    ),
+    (
+        SHARE_DEAD_LETTER_TOPIC,
+        "A topic (named with the broker's dead-letter prefix) that receives a copy of each \
+         record the share group rejects or gives up on, with the reason in its headers.",
     ),
 ];
 
@@ -183,6 +196,21 @@ impl Coordinator {
                         (s.share_min_record_lock_duration_ms, s.share_max_record_lock_duration_ms);
                     out.share_lock_ms = Some(number_in(key, value, min, max)?)
                 }
+                SHARE_DEAD_LETTER_TOPIC => {
+                    let name = value.trim();
+                    let prefix = &s.share_dead_letter_topic_prefix;
+                    if name.is_empty() {
+                        out.share_dead_letter_topic = None;
+                        continue;
+                    }
+                    shale_core::names::validate_topic_name(name)
+                        .map_err(|e| invalid_config(key, value, e.message))?;
+                    if !name.starts_with(prefix.as_str()) {
+                        let why = format!("a dead-letter topic's name must start with {prefix:?}");
+                        return Err(invalid_config(key, value, why));
+                    }
+                    out.share_dead_letter_topic = Some(name.to_string());
+                }
                 SHARE_DELIVERY_LIMIT => {
                     let (min, max) =
                         (s.share_min_delivery_count_limit, s.share_max_delivery_count_limit);
@@ -229,7 +257,7 @@ impl Coordinator {
         let cached = {
             let cache =
                 self.share_configs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache.get(group).copied()
+            cache.get(group).cloned()
         };
         let o = match cached {
             Some((o, at)) if now_ms - at < REFRESH_EVERY_MS => o,
@@ -237,7 +265,7 @@ impl Coordinator {
                 let o = self.load_overrides(group).await.unwrap_or_default();
                 let mut cache =
                     self.share_configs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                cache.insert(group.to_string(), (o, now_ms));
+                cache.insert(group.to_string(), (o.clone(), now_ms));
                 o
             }
         };
@@ -248,6 +276,7 @@ impl Coordinator {
             lock_ms: o.share_lock_ms.unwrap_or(s.share_record_lock_duration_ms),
             delivery_limit: o.share_delivery_limit.unwrap_or(s.share_delivery_count_limit),
             max_in_flight: s.share_partition_max_record_locks as usize,
+            dead_letter_topic: o.share_dead_letter_topic,
         }
     }
 
@@ -276,6 +305,7 @@ impl Coordinator {
             (SHARE_ISOLATION, "read_uncommitted".to_string()),
             (SHARE_LOCK, s.share_record_lock_duration_ms.to_string()),
             (SHARE_DELIVERY_LIMIT, s.share_delivery_count_limit.to_string()),
+            (SHARE_DEAD_LETTER_TOPIC, String::new()),
         ];
         Ok(KEYS
             .iter()

@@ -289,7 +289,7 @@ impl Coordinator {
             let mut guard = slot.lock().await;
             let Some(g) = guard.as_mut() else { continue };
             if let Some(all) = &overrides {
-                g.configs = all.get(&name).copied().unwrap_or_default();
+                g.configs = all.get(&name).cloned().unwrap_or_default();
             }
             let ours = coordinator_of(&name, &brokers).is_some_and(|(id, _)| id == b.broker_id());
             if !ours || g.view != view {

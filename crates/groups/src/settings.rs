@@ -54,6 +54,10 @@ pub struct GroupSettings {
     /// Records in flight per share partition at most (Kafka's
     /// `group.share.partition.max.record.locks`).
     pub share_partition_max_record_locks: u32,
+    /// What a share group's dead-letter topic's name must start with (KIP-1191's
+    /// `errors.deadletterqueue.topic.name.prefix`), so a group cannot have the broker write
+    /// into just any topic.
+    pub share_dead_letter_topic_prefix: String,
 }
 
 impl Default for GroupSettings {
@@ -77,6 +81,7 @@ impl Default for GroupSettings {
             share_min_delivery_count_limit: 2,
             share_max_delivery_count_limit: 10,
             share_partition_max_record_locks: 2_000,
+            share_dead_letter_topic_prefix: "dlq.".to_string(),
         }
     }
 }

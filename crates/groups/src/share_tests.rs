@@ -113,7 +113,9 @@ async fn share_members_time_out_by_the_groups_share_session() {
 
 #[tokio::test]
 async fn share_configs_are_bounded_and_read_by_partition_leaders() {
-    use crate::configs::{SHARE_DELIVERY_LIMIT, SHARE_ISOLATION, SHARE_LOCK, SHARE_RESET};
+    use crate::configs::{
+        SHARE_DEAD_LETTER_TOPIC, SHARE_DELIVERY_LIMIT, SHARE_ISOLATION, SHARE_LOCK, SHARE_RESET,
+    };
     let (c, _h) = setup();
     let one = |k: &str, v: &str| std::collections::BTreeMap::from([(k.to_string(), v.to_string())]);
     for (key, value) in [
@@ -123,6 +125,9 @@ async fn share_configs_are_bounded_and_read_by_partition_leaders() {
         (SHARE_DELIVERY_LIMIT, "11"),
         (SHARE_RESET, "newest"),
         (SHARE_ISOLATION, "read_most"),
+        // Not under the broker's dead-letter prefix ("dlq."): the broker writes it.
+        (SHARE_DEAD_LETTER_TOPIC, "orders"),
+        (SHARE_DEAD_LETTER_TOPIC, "dlq.bad/name"),
     ] {
         let e = c.alter_group_configs("q", &one(key, value), &[], false).await.unwrap_err();
         assert_eq!(e.reason, Reason::InvalidConfig, "{key}={value}: {e}");
@@ -135,10 +140,12 @@ async fn share_configs_are_bounded_and_read_by_partition_leaders() {
         (SHARE_DELIVERY_LIMIT.to_string(), "2".to_string()),
         (SHARE_RESET.to_string(), "earliest".to_string()),
         (SHARE_ISOLATION.to_string(), "read_committed".to_string()),
+        (SHARE_DEAD_LETTER_TOPIC.to_string(), "dlq.q".to_string()),
     ]);
     c.alter_group_configs("q", &set, &[], false).await.unwrap();
     let s = c.share_configs("q", 0).await;
     assert_eq!((s.lock_ms, s.delivery_limit), (15_000, 2));
     assert!(s.read_committed);
     assert_eq!(s.reset, crate::configs::ShareReset::Earliest);
+    assert_eq!(s.dead_letter_topic.as_deref(), Some("dlq.q"));
 }

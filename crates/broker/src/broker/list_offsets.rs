@@ -101,11 +101,7 @@ impl Broker {
         match self.partition(topic, partition) {
             Ok(p) => list_offsets_on(&p, spec, Isolation::ReadUncommitted).await,
             Err(e) if e.kind == ErrorKind::NotLeader => {
-                let addr = e.details.get("leader_address").cloned().unwrap_or_default();
-                if addr.is_empty() {
-                    return Err(e);
-                }
-                let mut client = pb::log_client::LogClient::new(self.peer(&addr)?);
+                let mut client = self.leader_log_client(e)?;
                 let spec = Some(shale_proto::convert::offset_spec_to_proto(spec));
                 let request = pb::ListOffsetsRequest { topic: topic.to_string(), partition, spec };
                 let r = client

@@ -19,7 +19,7 @@
 //! - `peers`: channels to the other brokers.
 //! - `group_host`: what the group coordinator needs of its broker.
 //! - `share`: share groups' partitions on their leader (acquire from the log, acknowledge,
-//!   release).
+//!   release); `share_dlq`: copies of the records they archive to a dead-letter topic.
 //! - `registry_host`: what the schema registry needs of its broker (its log, the writer's
 //!   leadership and appends at an expected offset, the ID watermark).
 //! - `list_offsets`: where a partition starts and ends, and which offset a time falls at.
@@ -59,6 +59,7 @@ pub mod remote;
 mod replicas;
 pub mod replication;
 pub mod share;
+mod share_dlq;
 mod start;
 mod tasks;
 mod view;

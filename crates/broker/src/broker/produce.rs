@@ -108,6 +108,53 @@ impl Broker {
         Ok(self.fenced(p, pending, acks))
     }
 
+    /// Appends ready `batches` with `acks=all` to a partition wherever it is led: here, or
+    /// through its leader's `Produce` (the broker's own writes, as a share group's
+    /// dead-letter copies). The offset of the first record.
+    pub async fn produce_anywhere(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: u32,
+        batches: Bytes,
+    ) -> Result<i64, Error> {
+        match self.partition(topic, partition) {
+            Ok(_) => {
+                let payload = Payload::Batches(batches);
+                Ok(self.produce(topic, partition, payload, Acks::All).await?.base_offset)
+            }
+            Err(e) if e.kind == ErrorKind::NotLeader => {
+                let mut client = self.leader_log_client(e)?;
+                let request = shale_proto::pb::ProduceRequest {
+                    topic: topic.to_string(),
+                    partition,
+                    acks: shale_proto::pb::Acks::All as i32,
+                    payload: Some(shale_proto::pb::produce_request::Payload::Batches(batches)),
+                    ..Default::default()
+                };
+                let r = client
+                    .produce(request)
+                    .await
+                    .map_err(|s| shale_proto::status::from_status(&s))?
+                    .into_inner();
+                Ok(r.base_offset)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A `Log` client of the leader that NOT_LEADER error `e` names, or `e` when it names
+    /// none.
+    pub(crate) fn leader_log_client(
+        &self,
+        e: Error,
+    ) -> Result<shale_proto::pb::log_client::LogClient<tonic::transport::Channel>, Error> {
+        let addr = e.details.get("leader_address").cloned().unwrap_or_default();
+        if addr.is_empty() {
+            return Err(e);
+        }
+        Ok(shale_proto::pb::log_client::LogClient::new(self.peer(&addr)?))
+    }
+
     /// [`append`](Self::append) of ready `batches` at exactly offset `expected` and leader
     /// epoch `epoch`, with `acks=all` (`Partition::append_at`): the schema registry's
     /// writer.

@@ -73,7 +73,7 @@ impl Broker {
     /// Acquires for `member` of `group` up to `max_records` records of `partition` (led
     /// here), reading at most `max_bytes`. Locks that lapsed are given back first.
     pub(crate) async fn share_acquire(
-        &self,
+        self: &Arc<Self>,
         group: &str,
         member: &Arc<str>,
         partition: &Arc<Partition>,
@@ -86,6 +86,7 @@ impl Broker {
         let (slot, key, mut guard) = self.share_locked(group, partition, &configs).await?;
         let Some(held) = guard.as_mut() else { return Err(Error::internal("share slot empty")) };
         let (lapsed, archived) = held.flight.expire(now, &limits);
+        self.dead_letter_of(group, &configs, partition, &archived).await;
         let mut dirty = !archived.is_empty() | held.flight.skip_to(partition.log_start_offset());
         let Some(offset) = held.flight.next_read(&limits) else {
             return self
@@ -115,6 +116,20 @@ impl Broker {
         Ok(ShareChunk { batches: taken, acquired })
     }
 
+    /// Copies `archived` to the group's dead-letter topic, if it names one; before the
+    /// archive is stored (`share_dlq.rs`).
+    async fn dead_letter_of(
+        self: &Arc<Self>,
+        group: &str,
+        configs: &ShareConfigs,
+        partition: &Partition,
+        archived: &[Archived],
+    ) {
+        if let Some(topic) = &configs.dead_letter_topic {
+            self.dead_letter(group, topic, partition, archived).await;
+        }
+    }
+
     /// Stores the state under `guard` when `dirty`, and wakes waiting readers when records
     /// became available.
     async fn share_settle(
@@ -137,7 +152,7 @@ impl Broker {
     /// Applies `member`'s acknowledgements of `partition` (led here), all or none, and
     /// stores them before answering. Answers the records archived.
     pub(crate) async fn share_acknowledge(
-        &self,
+        self: &Arc<Self>,
         group: &str,
         member: &str,
         partition: &Arc<Partition>,
@@ -153,6 +168,7 @@ impl Broker {
         for b in batches {
             archived.extend(scratch.acknowledge(member, b.first, b.last, &b.types, &limits)?);
         }
+        self.dead_letter_of(group, &configs, partition, &archived).await;
         held.flight = scratch;
         let freed = batches.iter().any(|b| b.types.contains(&Ack::Release));
         self.share_settle(&key, &mut guard, true, freed, &slot).await?;
@@ -161,7 +177,7 @@ impl Broker {
 
     /// Gives back what `member` of `group` holds of `partition` (its share session closed).
     pub(crate) async fn share_release(
-        &self,
+        self: &Arc<Self>,
         group: &str,
         member: &str,
         partition: &Arc<Partition>,
@@ -172,6 +188,7 @@ impl Broker {
         let (slot, key, mut guard) = self.share_locked(group, partition, &configs).await?;
         let Some(held) = guard.as_mut() else { return Err(Error::internal("share slot empty")) };
         let (released, archived) = held.flight.release_member(member, &limits);
+        self.dead_letter_of(group, &configs, partition, &archived).await;
         self.share_settle(&key, &mut guard, !archived.is_empty(), released > 0, &slot).await?;
         Ok(released)
     }
