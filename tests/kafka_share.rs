@@ -10,13 +10,21 @@
 //!   their headers, and a dead-letter topic without the broker's prefix is refused;
 //! - a member stalled (SIGSTOP) mid-batch has its records delivered to another after the
 //!   lock duration, and one SIGKILLed has its records delivered to another; neither's
-//!   late acknowledgement is taken, so no record is accepted twice.
+//!   late acknowledgement is taken, so no record is accepted twice;
+//! - the share state survives the partition leader's SIGKILL in a three-broker cluster on
+//!   a real etcd, and a power cut of a standalone broker (on the tracking disk, or on
+//!   LazyFS with `SHALE_POWER_LOSS_LAZYFS`): every record is accepted once, and none is
+//!   delivered again after its acceptance was confirmed.
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "common/kafka.rs"]
 mod kafka;
+#[path = "common/lazyfs.rs"]
+mod lazyfs;
 #[path = "common/member.rs"]
 mod member;
 
@@ -63,6 +71,8 @@ struct Acked {
     value: String,
     deliveries: i64,
     ack: String,
+    /// When its commit returned (ms since the epoch).
+    t: i64,
 }
 
 fn acked(m: &Member) -> Vec<Acked> {
@@ -73,8 +83,47 @@ fn acked(m: &Member) -> Vec<Acked> {
             value: v["value"].as_str().unwrap().to_string(),
             deliveries: v["deliveries"].as_i64().unwrap(),
             ack: v["ack"].as_str().unwrap().to_string(),
+            t: v["t"].as_i64().unwrap(),
         })
         .collect()
+}
+
+/// Every delivery `m` reported: (offset, delivery count, when its poll returned).
+fn delivered(m: &Member) -> Vec<(i64, i64, i64)> {
+    m.stderr()
+        .lines()
+        .filter_map(|l| l.strip_prefix("GOT "))
+        .filter_map(|l| {
+            let mut f = l.split(' ').map(|x| x.parse::<i64>().ok());
+            Some((f.next()??, f.next()??, f.next()??))
+        })
+        .collect()
+}
+
+/// Asserts that no record was accepted twice, nor delivered to anyone after its
+/// acceptance was confirmed.
+fn assert_accepted_once(members: &[&Member]) {
+    let counts = accepted(members);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "records accepted more than once: {twice:?}");
+    let accepted_at: BTreeMap<i64, i64> = members
+        .iter()
+        .flat_map(|m| acked(m))
+        .filter(|a| a.ack == "accept")
+        .map(|a| (a.offset, a.t))
+        .collect();
+    for m in members {
+        for (offset, deliveries, at) in delivered(m) {
+            if let Some(t) = accepted_at.get(&offset) {
+                assert!(
+                    at <= *t,
+                    "{} got offset {offset} (delivery {deliveries}) at {at}, after its \
+                     acceptance was confirmed at {t}",
+                    m.name
+                );
+            }
+        }
+    }
 }
 
 /// Offsets accepted by `members`, with how many times each.
@@ -130,10 +179,8 @@ async fn five_java_share_consumers_accept_each_record_of_one_partition_once() {
         m.stop();
     }
     let all: Vec<&Member> = members.iter().collect();
-    let counts = accepted(&all);
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "records accepted more than once: {twice:?}");
-    assert_eq!(counts.keys().copied().collect::<BTreeSet<_>>(), produced);
+    assert_accepted_once(&all);
+    assert_eq!(accepted(&all).into_keys().collect::<BTreeSet<_>>(), produced);
     let busy = members.iter().filter(|m| !acked(m).is_empty()).count();
     assert!(busy >= 2, "only {busy} of 5 members got records");
 }
@@ -251,10 +298,89 @@ async fn records_of_a_stalled_or_killed_java_share_consumer_go_to_another() {
     .await;
     stalled.stop();
     rescuer.stop();
-    let counts = accepted(&[&stalled, &killed, &rescuer]);
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "records accepted more than once: {twice:?}");
+    assert_accepted_once(&[&stalled, &killed, &rescuer]);
     assert!(acked(&stalled).is_empty(), "the stalled member's acknowledgements were taken");
     let redelivered = acked(&rescuer).iter().filter(|a| a.deliveries > 1).count();
     assert!(redelivered >= 20, "only {redelivered} records came back to the rescuer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_state_survives_the_partition_leaders_sigkill_in_a_cluster() {
+    use cluster::{Cluster, leader_of, wait_for_full_isr};
+    if kafka::java_jars().is_none() {
+        return;
+    }
+    let mut c = Cluster::start(3, &kafka::unique("kshare"), &[]);
+    let client = c.client();
+    common::wait_for_broker_count(&client, 3).await;
+    client.admin().create_topic("jobs", 1, 3, BTreeMap::new()).await.unwrap();
+    wait_for_full_isr(&client, "jobs", 1).await;
+    let produced = offsets(&produce(&client, "jobs", 400).await);
+    let bootstrap = c.kafka_bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let group = ("survivors", "jobs");
+    let start = |name: &str| share_member(dir.path(), name, &bootstrap, group, (10, 10), "", "");
+    let (Some(mut a), Some(mut b)) = (start("a"), start("b")) else { return };
+    wait_until(Duration::from_secs(120), "120 records accepted before the kill", || {
+        let n = accepted(&[&a, &b]).len();
+        async move { n >= 120 }
+    })
+    .await;
+    let leader = leader_of(&client, "jobs", 0).await;
+    eprintln!("killing broker {leader}, leader of jobs/0");
+    c.kill(leader as usize - 1);
+    wait_for_accepted(&[&a, &b], &produced, "every record accepted after the failover").await;
+    a.stop();
+    b.stop();
+    assert_accepted_once(&[&a, &b]);
+    assert_eq!(accepted(&[&a, &b]).into_keys().collect::<BTreeSet<_>>(), produced);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_state_survives_a_power_cut_of_a_standalone_broker() {
+    if kafka::java_jars().is_none() {
+        return;
+    }
+    let lazy = lazyfs::home();
+    let mount = lazy.as_deref().map(lazyfs::LazyFs::mount);
+    let temp = tempfile::tempdir().unwrap();
+    let data: &Path = mount.as_ref().map_or(temp.path(), |m| m.path());
+    let env: Vec<(&str, &str)> = match &lazy {
+        Some(_) => vec![],
+        None => vec![("SHALE_TEST_DISK", "tracking")],
+    };
+    let args = ["--kafka-listen", "127.0.0.1:0"];
+    let mut broker = common::BrokerProcess::start_with_env(data, &args, &env);
+    let client = broker.client();
+    client.admin().create_topic("jobs", 1, 0, BTreeMap::new()).await.unwrap();
+    let produced = offsets(&produce(&client, "jobs", 300).await);
+    let out = tempfile::tempdir().unwrap();
+    let group = ("cut", "jobs");
+    let bootstrap = broker.kafka_addr().unwrap();
+    let mut before =
+        share_member(out.path(), "before", &bootstrap, group, (5, 10), "", "").unwrap();
+    wait_until(Duration::from_secs(120), "100 records accepted before the cut", || {
+        let n = accepted(&[&before]).len();
+        async move { n >= 100 }
+    })
+    .await;
+    broker.kill();
+    if let Some(m) = &mount {
+        m.power_cut();
+    }
+    before.kill();
+    let kept = accepted(&[&before]).len();
+    eprintln!("power cut after {kept} confirmed acceptances");
+    let mut broker = common::BrokerProcess::start_with_env(data, &args, &env);
+    let bootstrap = broker.kafka_addr().unwrap();
+    let mut after = share_member(out.path(), "after", &bootstrap, group, (0, 50), "", "").unwrap();
+    wait_for_accepted(&[&before, &after], &produced, "every record accepted after the cut").await;
+    after.stop();
+    assert_accepted_once(&[&before, &after]);
+    // Stronger than the timestamps: nothing accepted before the cut came back after it.
+    let confirmed: BTreeSet<i64> = accepted(&[&before]).into_keys().collect();
+    let again: Vec<_> =
+        delivered(&after).into_iter().filter(|d| confirmed.contains(&d.0)).collect();
+    assert!(again.is_empty(), "accepted before the cut, delivered again after it: {again:?}");
+    assert!(broker.terminate(), "broker did not exit cleanly on SIGTERM");
 }

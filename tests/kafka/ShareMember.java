@@ -9,8 +9,10 @@
 // comma-separated list of `VALUE=reject`, `VALUE=release` (released on every delivery) or
 // `VALUE=release1` (released on its first delivery only); any other record is accepted.
 // After each commitSync it prints one JSON line per record whose partition's commit
-// succeeded: {"offset","value","deliveries","ack"} — stdout holds only what the broker
-// confirmed. Lines "POLLED n" go to stderr. SIGTERM closes it cleanly.
+// succeeded: {"offset","value","deliveries","ack","t"} (t: when the commit returned, ms
+// since the epoch) — stdout holds only what the broker confirmed. To stderr go "POLLED n"
+// per poll and "GOT offset deliveries t" per record delivered (t: when the poll returned).
+// SIGTERM closes it cleanly.
 import java.time.Duration;
 import java.util.*;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -72,7 +74,15 @@ public class ShareMember {
             while (!stopping.get()) {
                 ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
                 if (records.isEmpty()) continue;
-                System.err.println("POLLED " + records.count());
+                long polledAt = System.currentTimeMillis();
+                StringBuilder got = new StringBuilder("POLLED " + records.count() + "\n");
+                for (ConsumerRecord<String, String> r : records) {
+                    got.append("GOT ").append(r.offset()).append(' ')
+                        .append(r.deliveryCount().map(Short::intValue).orElse(-1)).append(' ')
+                        .append(polledAt).append('\n');
+                }
+                System.err.print(got);
+                System.err.flush();
                 List<String[]> lines = new ArrayList<>();
                 for (ConsumerRecord<String, String> r : records) {
                     int deliveries = r.deliveryCount().map(Short::intValue).orElse(-1);
@@ -96,12 +106,13 @@ public class ShareMember {
                         System.err.println("COMMIT FAILED " + tp + ": " + e.get());
                     }
                 });
+                long committedAt = System.currentTimeMillis();
                 out.setLength(0);
                 for (String[] l : lines) {
                     if (failed.contains(l[0])) continue;
                     out.append("{\"offset\":").append(l[1]).append(",\"value\":\"").append(l[2])
                         .append("\",\"deliveries\":").append(l[3]).append(",\"ack\":\"")
-                        .append(l[4]).append("\"}\n");
+                        .append(l[4]).append("\",\"t\":").append(committedAt).append("}\n");
                 }
                 System.out.print(out);
                 System.out.flush();
