@@ -88,7 +88,7 @@ fn acked(m: &Member) -> Vec<Acked> {
         .collect()
 }
 
-/// Every delivery `m` reported: (offset, delivery count, when its poll returned).
+/// Every delivery `m` reported: (offset, delivery count, a time its fetch was sent after).
 fn delivered(m: &Member) -> Vec<(i64, i64, i64)> {
     m.stderr()
         .lines()
@@ -117,8 +117,8 @@ fn assert_accepted_once(members: &[&Member]) {
             if let Some(t) = accepted_at.get(&offset) {
                 assert!(
                     at <= *t,
-                    "{} got offset {offset} (delivery {deliveries}) at {at}, after its \
-                     acceptance was confirmed at {t}",
+                    "{} got offset {offset} (delivery {deliveries}) fetched after {at}, after \
+                     its acceptance was confirmed at {t}",
                     m.name
                 );
             }
@@ -350,6 +350,7 @@ async fn share_state_survives_a_power_cut_of_a_standalone_broker() {
         None => vec![("SHALE_TEST_DISK", "tracking")],
     };
     let args = ["--kafka-listen", "127.0.0.1:0"];
+    eprintln!("power cut on {}", if lazy.is_some() { "LazyFS" } else { "the tracking disk" });
     let mut broker = common::BrokerProcess::start_with_env(data, &args, &env);
     let client = broker.client();
     client.admin().create_topic("jobs", 1, 0, BTreeMap::new()).await.unwrap();
@@ -383,4 +384,59 @@ async fn share_state_survives_a_power_cut_of_a_standalone_broker() {
         delivered(&after).into_iter().filter(|d| confirmed.contains(&d.0)).collect();
     assert!(again.is_empty(), "accepted before the cut, delivered again after it: {again:?}");
     assert!(broker.terminate(), "broker did not exit cleanly on SIGTERM");
+}
+
+/// `ShareAdmin.java BOOTSTRAP GROUP ARGS...`: its JSON line.
+fn share_admin(bootstrap: &str, group: &str, args: &[&str]) -> serde_json::Value {
+    let jars = kafka::java_jars().unwrap();
+    let mut all = vec![bootstrap, group];
+    all.extend_from_slice(args);
+    let cmd = kafka::java_program(&jars, "ShareAdmin.java", &all);
+    kafka::run(cmd, Duration::from_secs(90)).assert_ok("ShareAdmin.java")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn java_admin_describes_moves_and_deletes_a_share_groups_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, _client, bootstrap, produced) = setup(dir.path(), "ledger", 50).await;
+    let group = ("auditors", "ledger");
+    let Some(mut first) = share_member(dir.path(), "first", &bootstrap, group, (0, 50), "", "")
+    else {
+        return;
+    };
+    wait_for_accepted(&[&first], &produced, "the first member to accept all 50").await;
+    let d = share_admin(&bootstrap, "auditors", &["describe"]);
+    assert_eq!((d["state"].as_str(), d["members"].as_i64()), (Some("Stable"), Some(1)), "{d}");
+    let o = share_admin(&bootstrap, "auditors", &["offsets"]);
+    assert_eq!(o, serde_json::json!({"ledger-0": 50}));
+    // Not while the group has a member.
+    let refused = share_admin(&bootstrap, "auditors", &["alter", "ledger", "10"]);
+    assert_eq!(refused["error"], "GroupNotEmptyException", "{refused}");
+    first.stop();
+    let d = share_admin(&bootstrap, "auditors", &["describe"]);
+    assert_eq!((d["state"].as_str(), d["members"].as_i64()), (Some("Empty"), Some(0)), "{d}");
+    // Moved back to 10: a new member gets 10..50 again.
+    let moved = share_admin(&bootstrap, "auditors", &["alter", "ledger", "10"]);
+    assert_eq!(moved["ok"], true, "{moved}");
+    assert_eq!(
+        share_admin(&bootstrap, "auditors", &["offsets"]),
+        serde_json::json!({"ledger-0": 10})
+    );
+    let again: BTreeSet<i64> = (10..50).collect();
+    let Some(mut second) = share_member(dir.path(), "second", &bootstrap, group, (0, 50), "", "")
+    else {
+        return;
+    };
+    wait_for_accepted(&[&second], &again, "the records from 10 again").await;
+    second.stop();
+    let redone: BTreeSet<i64> = accepted(&[&second]).into_keys().collect();
+    assert_eq!(redone, again, "exactly the records from the new start offset");
+    // Forgotten, then the group deleted.
+    let deleted = share_admin(&bootstrap, "auditors", &["delete-offsets", "ledger"]);
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    assert_eq!(share_admin(&bootstrap, "auditors", &["offsets"]), serde_json::json!({}));
+    let gone = share_admin(&bootstrap, "auditors", &["delete-group"]);
+    assert_eq!(gone["ok"], true, "{gone}");
+    let d = share_admin(&bootstrap, "auditors", &["describe"]);
+    assert_eq!(d["error"], "GroupIdNotFoundException", "{d}");
 }

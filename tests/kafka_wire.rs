@@ -454,6 +454,55 @@ async fn check_version(addr: &str, key: ApiKey, v: i16, topic_id: uuid::Uuid) {
                 call(addr, key, v, &req.with_member_id(Some(s("nobody")))).await;
             assert_eq!(r.error_code, ResponseError::ShareSessionNotFound.code(), "{r:?}");
         }
+        ApiKey::DescribeShareGroupOffsets => {
+            use kafka_protocol::messages::describe_share_group_offsets_request as d;
+            let req = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                d::DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(GroupId(s("wire-sg")))
+                    .with_topics(Some(vec![
+                        d::DescribeShareGroupOffsetsRequestTopic::default()
+                            .with_topic_name(topic(t))
+                            .with_partitions(vec![0, 1]),
+                    ])),
+                d::DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(GroupId(s("wire-none"))),
+            ]);
+            let r: DescribeShareGroupOffsetsResponse = call(addr, key, v, &req).await;
+            let g = &r.groups[0];
+            assert_eq!(g.error_code, 0, "{r:?}");
+            let parts = &g.topics[0].partitions;
+            assert_eq!(g.topics[0].topic_id, topic_id);
+            assert!(parts[0].start_offset > 0, "partition 0 moved past what was accepted: {r:?}");
+            assert_eq!(parts[1].start_offset, -1, "partition 1 has no state: {r:?}");
+            assert_eq!(r.groups[1].error_code, ResponseError::GroupIdNotFound.code(), "{r:?}");
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            use kafka_protocol::messages::alter_share_group_offsets_request as a;
+            let req = AlterShareGroupOffsetsRequest::default()
+                .with_group_id(GroupId(s("wire-sg")))
+                .with_topics(vec![
+                    a::AlterShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(topic(t))
+                        .with_partitions(vec![
+                            a::AlterShareGroupOffsetsRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_start_offset(0),
+                        ]),
+                ]);
+            let r: AlterShareGroupOffsetsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, ResponseError::NonEmptyGroup.code(), "a member is in: {r:?}");
+            assert_eq!(r.responses[0].partitions[0].error_code, r.error_code);
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            use kafka_protocol::messages::delete_share_group_offsets_request as d;
+            let req = DeleteShareGroupOffsetsRequest::default()
+                .with_group_id(GroupId(s("wire-none")))
+                .with_topics(vec![
+                    d::DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(topic(t)),
+                ]);
+            let r: DeleteShareGroupOffsetsResponse = call(addr, key, v, &req).await;
+            assert_eq!(r.error_code, ResponseError::GroupIdNotFound.code(), "{r:?}");
+        }
         ApiKey::ShareAcknowledge => {
             let code = ResponseError::InvalidShareSessionEpoch.code();
             let mut conn = TcpStream::connect(addr).await.unwrap();
@@ -1449,6 +1498,9 @@ fn valid(key: ApiKey, v: i16) -> Bytes {
         ShareGroupHeartbeat => ShareGroupHeartbeatRequest,
         ShareGroupDescribe => ShareGroupDescribeRequest,
         ShareFetch => ShareFetchRequest, ShareAcknowledge => ShareAcknowledgeRequest,
+        DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest,
+        AlterShareGroupOffsets => AlterShareGroupOffsetsRequest,
+        DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest,
         OffsetDelete => OffsetDeleteRequest, DescribeConfigs => DescribeConfigsRequest,
         AlterConfigs => AlterConfigsRequest, IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
         CreateAcls => CreateAclsRequest, DescribeAcls => DescribeAclsRequest,

@@ -11,8 +11,10 @@
 // After each commitSync it prints one JSON line per record whose partition's commit
 // succeeded: {"offset","value","deliveries","ack","t"} (t: when the commit returned, ms
 // since the epoch) — stdout holds only what the broker confirmed. To stderr go "POLLED n"
-// per poll and "GOT offset deliveries t" per record delivered (t: when the poll returned).
-// SIGTERM closes it cleanly.
+// per poll and "GOT offset deliveries t" per record delivered, t being when the poll before
+// it was called (0 for the first): the client fetches a batch ahead as a poll is called,
+// so the fetch that delivered the record was sent no earlier than t. SIGTERM closes it
+// cleanly.
 import java.time.Duration;
 import java.util.*;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -70,11 +72,14 @@ public class ShareMember {
         }));
         consumer.subscribe(List.of(topic));
         StringBuilder out = new StringBuilder();
+        long previousCall = 0;
         try {
             while (!stopping.get()) {
+                long called = System.currentTimeMillis();
                 ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
+                long polledAt = previousCall;
+                previousCall = called;
                 if (records.isEmpty()) continue;
-                long polledAt = System.currentTimeMillis();
                 StringBuilder got = new StringBuilder("POLLED " + records.count() + "\n");
                 for (ConsumerRecord<String, String> r : records) {
                     got.append("GOT ").append(r.offset()).append(' ')

@@ -40,7 +40,7 @@ fn stale_epoch(group: &str, member: &str, why: String) -> Error {
     .with("member_id", member)
 }
 
-fn group_not_empty(group: &str, members: usize, what: &str) -> Error {
+pub(super) fn group_not_empty(group: &str, members: usize, what: &str) -> Error {
     Error::new(
         ErrorKind::Invalid,
         Reason::GroupNotEmpty,
@@ -423,7 +423,12 @@ impl Coordinator {
             return Err(group_not_empty(group, members, "delete"));
         }
         let offsets = self.meta().range(&self.keys().group_offsets(group)).await?;
-        if stored.record.is_none() && classic.is_none() && offsets.kvs.is_empty() {
+        let shares = self.meta().range(&self.keys().group_share_states(group)).await?;
+        if stored.record.is_none()
+            && classic.is_none()
+            && offsets.kvs.is_empty()
+            && shares.kvs.is_empty()
+        {
             return Err(group_not_found(group));
         }
         let classic_rev = classic.map_or(0, |(_, rev)| rev);
@@ -432,10 +437,19 @@ impl Coordinator {
             .when(Compare::mod_revision(self.keys().group_classic(group), classic_rev))
             .and_then(TxnOp::delete_prefix(self.keys().group(group)))
             .and_then(TxnOp::delete_prefix(self.keys().group_offsets(group)));
-        if !self.meta().txn(txn).await?.succeeded {
-            return Err(Error::unavailable(format!(
-                "group {group:?} changed during the delete (a member joined?); retry"
-            )));
+        match shares.kvs.is_empty() {
+            true => {
+                if !self.meta().txn(txn).await?.succeeded {
+                    return Err(Error::unavailable(format!(
+                        "group {group:?} changed during the delete (a member joined?); retry"
+                    )));
+                }
+            }
+            // A share group's partitions' states go too; their leaders drop them.
+            false => {
+                let txn = txn.and_then(TxnOp::delete_prefix(self.keys().group_share_states(group)));
+                self.commit_share_change(group, txn).await?;
+            }
         }
         self.classic().forget(group);
         Ok(())

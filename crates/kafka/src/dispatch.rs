@@ -107,6 +107,11 @@ pub(crate) async fn request(kafka: &Arc<Kafka>, session: &mut Session, frame: By
         ApiKey::ShareGroupDescribe => crate::share_groups::describe(kafka, session, &mut call),
         ApiKey::ShareFetch => crate::share_fetch::fetch(kafka, session, &mut call),
         ApiKey::ShareAcknowledge => crate::share_fetch::acknowledge(kafka, session, &mut call),
+        ApiKey::DescribeShareGroupOffsets => {
+            crate::share_offsets::describe(kafka, session, &mut call)
+        }
+        ApiKey::AlterShareGroupOffsets => crate::share_offsets::alter(kafka, session, &mut call),
+        ApiKey::DeleteShareGroupOffsets => crate::share_offsets::delete(kafka, session, &mut call),
         ApiKey::OffsetCommit => crate::commits::commit(kafka, session, &mut call),
         ApiKey::OffsetFetch => crate::commits::fetch(kafka, session, &mut call),
         ApiKey::ListGroups => crate::group_admin::list(kafka, session, &mut call),

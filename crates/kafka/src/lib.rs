@@ -33,7 +33,8 @@
 //!   `ConsumerGroupDescribe`).
 //! - `share_groups`: share groups' membership (`ShareGroupHeartbeat`,
 //!   `ShareGroupDescribe`); `share_fetch`: `ShareFetch`, `ShareAcknowledge`, in share
-//!   sessions (`share_sessions`).
+//!   sessions (`share_sessions`); `share_offsets`: `DescribeShareGroupOffsets`,
+//!   `AlterShareGroupOffsets`, `DeleteShareGroupOffsets`.
 //!
 //! Below: `shale-broker` (only its `api`) and `shale-core`.
 
@@ -63,6 +64,7 @@ mod sessions;
 mod settings;
 mod share_fetch;
 mod share_groups;
+mod share_offsets;
 mod share_sessions;
 mod topics;
 mod transactions;

@@ -219,6 +219,18 @@ impl Keys {
         format!("{}share/{}/", self.root, escape(group))
     }
 
+    /// `share_resets/{g}`: bumped whenever an administrator changes `group`'s share
+    /// state (offsets altered or deleted, the group deleted), for the partitions' leaders
+    /// to drop what they hold of it.
+    pub fn share_reset(&self, group: &str) -> String {
+        format!("{}{}", self.share_resets(), escape(group))
+    }
+
+    /// Prefix of every group's share reset marker.
+    pub fn share_resets(&self) -> String {
+        format!("{}share_resets/", self.root)
+    }
+
     /// `group_configs/{g}`: a group's config overrides (Kafka's GROUP config resource).
     pub fn group_config(&self, group: &str) -> String {
         format!("{}{}", self.group_configs(), escape(group))

@@ -55,7 +55,7 @@ pub use crate::groups::classic::{
     SyncRequest, Synced,
 };
 pub use crate::groups::configs::{GroupConfig, KEYS as GROUP_CONFIG_KEYS};
-pub use crate::groups::share::{Ack, Acquired};
+pub use crate::groups::share::{Ack, Acquired, ShareOffset};
 pub use crate::groups::{
     CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, Heartbeat,
     HeartbeatAnswer, KafkaMember, ListedState, MemberDescription, PartitionLag, ResetOffsets,

@@ -11,8 +11,10 @@ use futures::FutureExt;
 
 use super::{Api, Identity};
 use crate::acl::{Operation, ResourceType};
+use crate::audit::{self, Resource};
 use crate::broker::Partition;
 pub use crate::broker::share::{AckBatch, ShareChunk};
+use crate::groups::share::ShareOffset;
 use shale_core::error::Error;
 
 /// A share fetch: what to acquire for whom, and how long to wait for it.
@@ -182,5 +184,62 @@ impl Api {
             answers.push(chunk);
         }
         (answers, any)
+    }
+
+    /// The start offsets of `group`'s share partitions (Describe on the group and the
+    /// topics): of `topics`, or of every partition with state (those of topics the caller
+    /// may describe).
+    pub async fn share_offsets(
+        &self,
+        who: &Identity,
+        group: &str,
+        topics: Option<&[(String, Vec<u32>)]>,
+    ) -> Result<Vec<ShareOffset>, Error> {
+        let acl = self.broker.acl();
+        let action = "DescribeShareGroupOffsets";
+        acl.check(who, action, Operation::Describe, ResourceType::Group, group)?;
+        for (t, _) in topics.unwrap_or_default() {
+            acl.check(who, action, Operation::Describe, ResourceType::Topic, t)?;
+        }
+        let b = &self.broker;
+        let mut offsets = b.groups().share_offsets(b.as_ref(), group, topics).await?;
+        offsets.retain(|o| acl.allows(who, Operation::Describe, ResourceType::Topic, &o.topic));
+        Ok(offsets)
+    }
+
+    /// Moves the start offsets of an empty share group's partitions (Read on the group and
+    /// the topics).
+    pub async fn alter_share_offsets(
+        &self,
+        who: &Identity,
+        group: &str,
+        offsets: &[(String, u32, i64)],
+    ) -> Result<(), Error> {
+        let topics = offsets.iter().map(|(t, _, _)| t.as_str());
+        self.check_group_and_topics(who, "AlterShareGroupOffsets", Operation::Read, group, topics)?;
+        let b = &self.broker;
+        let altered = b.groups().alter_share_offsets(b.as_ref(), group, offsets).await;
+        audit::mutation(who, "alter_share_offsets", Resource::Group(group), &altered);
+        altered
+    }
+
+    /// Forgets the share state of `topics` in an empty share group (Delete on the group,
+    /// Read on the topics).
+    pub async fn delete_share_offsets(
+        &self,
+        who: &Identity,
+        group: &str,
+        topics: &[String],
+    ) -> Result<(), Error> {
+        let acl = self.broker.acl();
+        let action = "DeleteShareGroupOffsets";
+        acl.check(who, action, Operation::Delete, ResourceType::Group, group)?;
+        for t in topics {
+            acl.check(who, action, Operation::Read, ResourceType::Topic, t)?;
+        }
+        let b = &self.broker;
+        let deleted = b.groups().delete_share_offsets(b.as_ref(), group, topics).await;
+        audit::mutation(who, "delete_share_offsets", Resource::Group(group), &deleted);
+        deleted
     }
 }

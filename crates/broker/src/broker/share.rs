@@ -5,7 +5,7 @@
 //! before they are confirmed. Every call checks that this broker leads the partition and
 //! loads the share partition for its current leader epoch.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
 
@@ -17,6 +17,7 @@ use crate::groups::share::{
 };
 use shale_core::error::Error;
 use shale_core::record::batch::BatchFrames;
+use shale_meta::{Keys, MetaStore};
 
 /// What a member acquired from one partition: the batches that hold its records (whole,
 /// as stored: the client delivers only the acquired offsets) and the runs it holds.
@@ -240,4 +241,40 @@ fn holding(bytes: &Bytes, acquired: &[Acquired]) -> Bytes {
         }
     }
     out.freeze()
+}
+
+/// Follows the groups' share reset markers (`share_resets/{g}`): when an administrator
+/// changed a group's share state (altered or deleted its offsets, deleted the group), this
+/// broker drops what it holds of the group, to load the new state on its next use. Runs
+/// until the broker stops.
+pub(crate) async fn follow_resets(broker: Weak<Broker>, meta: Arc<dyn MetaStore>, keys: Keys) {
+    fn decode(_: &str, value: &[u8]) -> Option<i64> {
+        serde_json::from_slice(value).ok()
+    }
+    let prefix = keys.share_resets();
+    let (known, from) = loop {
+        match crate::watched::read(&*meta, &prefix, decode).await {
+            Ok(read) => break read,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the share reset markers; retrying");
+                shale_core::clock::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let seen = std::sync::Mutex::new(known.clone());
+    let watched = prefix.clone();
+    crate::watched::follow(meta, prefix, from, known, decode, move |now| {
+        let Some(broker) = broker.upgrade() else { return };
+        let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (key, marker) in now {
+            if seen.get(key) != Some(marker)
+                && let Some(group) =
+                    keys.components(&watched, key).and_then(|c| c.into_iter().next())
+            {
+                broker.groups().shares().forget(&group);
+            }
+        }
+        *seen = now.clone();
+    })
+    .await
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{
     Broker, follow, identity, lifecycle, liveness, new_incarnation, producers, registry_host,
-    replicas, tasks, tiering, txn_host, view,
+    replicas, share, tasks, tiering, txn_host, view,
 };
 use crate::settings::Settings;
 use shale_core::clock::{SharedClock, monotonic_now};
@@ -238,6 +238,8 @@ impl Broker {
                 move |_| obituaries.wake(),
             ));
         }
+        let (share_meta, share_keys) = (meta.clone(), keys.clone());
+        broker.life.spawn(share::follow_resets(Arc::downgrade(&broker), share_meta, share_keys));
         broker.life.spawn(shale_meta::controller::run(
             meta,
             keys,

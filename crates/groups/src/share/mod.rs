@@ -6,13 +6,16 @@
 //!   record's state (available, acquired by a member under a lock, acknowledged,
 //!   archived) and delivery count, bounded by the in-flight limit;
 //! - `partitions` — the share partitions this broker leads, loaded from and stored to the
-//!   metadata store before any change is confirmed, and fenced by leader epoch.
+//!   metadata store before any change is confirmed, and fenced by leader epoch;
+//! - `admin` — an administrator's view and changes of the start offsets.
 //!
 //! Reading the log, sessions and the wire are the broker's and the front ends'.
 
+mod admin;
 mod partitions;
 mod state;
 
+pub use admin::ShareOffset;
 pub use partitions::{
     Held, Locked, SharePartitionKey, SharePartitions, ShareStateRecord, Slot, Start,
 };
