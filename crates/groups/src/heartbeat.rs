@@ -43,6 +43,12 @@ impl Coordinator {
         let saved = self.save(&req.group, &mut guard, &dirty).await;
         let response = result?;
         saved?;
+        if req.share {
+            // Before the member hears of a partition, its share state starts where
+            // `share.auto.offset.reset` says as of now: records written from here on are
+            // the group's, however late the first fetch comes.
+            self.init_share_partitions(b, &req.group, &response.assignment).await;
+        }
         Ok(response)
     }
 

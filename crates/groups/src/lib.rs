@@ -182,6 +182,9 @@ pub struct Coordinator {
     share_configs: std::sync::Mutex<HashMap<String, (configs::Overrides, i64)>>,
     /// The share partitions this broker leads.
     shares: share::SharePartitions,
+    /// Share partitions (group, topic, partition, topic id) known to have state: the
+    /// coordinator initializes each once.
+    share_initialized: std::sync::Mutex<std::collections::HashSet<(String, String, u32, String)>>,
 }
 
 /// One partition's committed offset and lag in a group (see [`Coordinator::lag_samples`]).
@@ -213,12 +216,31 @@ impl Coordinator {
             adopted: Default::default(),
             configs_read_ms: std::sync::Mutex::new(i64::MIN / 2),
             share_configs: std::sync::Mutex::new(HashMap::new()),
+            share_initialized: Default::default(),
         }
     }
 
     /// The share partitions this broker leads.
     pub fn shares(&self) -> &share::SharePartitions {
         &self.shares
+    }
+
+    pub(crate) fn share_initialized(&self, p: &(String, String, u32, String)) -> bool {
+        let known =
+            self.share_initialized.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.contains(p)
+    }
+
+    pub(crate) fn forget_share_initialized(&self, group: &str) {
+        let mut known =
+            self.share_initialized.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.retain(|(g, ..)| g != group);
+    }
+
+    pub(crate) fn mark_share_initialized(&self, p: (String, String, u32, String)) {
+        let mut known =
+            self.share_initialized.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.insert(p);
     }
 
     /// The groups of Kafka's classic protocol.

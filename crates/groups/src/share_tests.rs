@@ -149,3 +149,29 @@ async fn share_configs_are_bounded_and_read_by_partition_leaders() {
     assert_eq!(s.reset, crate::configs::ShareReset::Earliest);
     assert_eq!(s.dead_letter_topic.as_deref(), Some("dlq.q"));
 }
+
+#[tokio::test]
+async fn a_share_partition_starts_where_the_reset_says_when_first_assigned() {
+    use crate::configs::SHARE_RESET;
+    let (c, h) = setup();
+    let state = |c: &Coordinator, topic: &str| {
+        let key = c.keys().share_state("q", topic, 0);
+        let meta = c.meta().clone();
+        async move {
+            let kv = meta.get(&key).await.unwrap()?;
+            let r: crate::share::ShareStateRecord =
+                crate::records::decode(&kv.value, "state").unwrap();
+            Some(r.start)
+        }
+    };
+    // latest (the default): the log end as the member is given the partition.
+    send(&c, &h, share_beat("a", 0, Some(&["jobs"]))).await.unwrap();
+    assert_eq!(state(&c, "jobs").await, Some(100));
+    // earliest: the log start; an initialized partition is left as it is.
+    let one = std::collections::BTreeMap::from([(SHARE_RESET.to_string(), "earliest".into())]);
+    c.alter_group_configs("q", &one, &[], false).await.unwrap();
+    let b = send(&c, &h, share_beat("b", 0, Some(&["jobs", "wide"]))).await.unwrap();
+    send(&c, &h, share_beat("b", b.member_epoch, None)).await.unwrap();
+    assert_eq!(state(&c, "jobs").await, Some(100), "kept");
+    assert_eq!(state(&c, "wide").await, Some(5));
+}

@@ -77,13 +77,24 @@ impl GroupHost for Host {
             )),
         }
     }
+    /// Every partition's log holds offsets 5..100.
     async fn list_offsets(
         &self,
         _topic: &str,
         _partition: u32,
-        _spec: shale_core::offsets::OffsetSpec,
+        spec: shale_core::offsets::OffsetSpec,
     ) -> Result<shale_core::offsets::ListedOffset, Error> {
-        Err(Error::unavailable("no logs in this test"))
+        let offset = match spec {
+            shale_core::offsets::OffsetSpec::Earliest => 5,
+            _ => 100,
+        };
+        Ok(shale_core::offsets::ListedOffset {
+            offset,
+            timestamp_ms: -1,
+            log_start_offset: 5,
+            high_watermark: 100,
+            leader_epoch: 0,
+        })
     }
 }
 

@@ -13,7 +13,10 @@ use crate::records::{self, GroupRecord};
 use crate::{Coordinator, GroupHost, assignor::Assignor};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::names::validate_group;
+use shale_core::offsets::OffsetSpec;
 use shale_meta::{Compare, Txn, TxnOp};
+
+use crate::configs::ShareReset;
 
 /// A share partition's start offset as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +179,60 @@ impl Coordinator {
         self.commit_share_change(group, txn).await
     }
 
+    /// Writes the state of each partition of `assigned` that has none, starting at the log
+    /// end (`share.auto.offset.reset=latest`) or start (`earliest`) as of now. Best effort:
+    /// a partition left out is initialized by its leader at the first fetch.
+    pub(crate) async fn init_share_partitions(
+        &self,
+        b: &dyn GroupHost,
+        group: &str,
+        assigned: &BTreeSet<(String, u32)>,
+    ) {
+        let mut reset = None;
+        for (topic, p) in assigned {
+            let Ok(entry) = b.topic_record(topic) else { continue };
+            let known = (group.to_string(), topic.clone(), *p, entry.id.clone());
+            if self.share_initialized(&known) {
+                continue;
+            }
+            let reset = match reset {
+                Some(r) => r,
+                None => *reset.insert(self.share_configs(group, b.now_ms()).await.reset),
+            };
+            let spec = match reset {
+                ShareReset::Latest => OffsetSpec::Latest,
+                ShareReset::Earliest => OffsetSpec::Earliest,
+            };
+            let start = match b.list_offsets(topic, *p, spec).await {
+                Ok(listed) => listed.offset,
+                Err(e) => {
+                    tracing::debug!(group, topic, partition = p, error = %e,
+                        "share partition not initialized here; its leader will");
+                    continue;
+                }
+            };
+            let key = self.keys().share_state(group, topic, *p);
+            let record =
+                ShareStateRecord { topic_id: entry.id, leader_epoch: 0, start, runs: vec![] };
+            // Written only where none is (another incarnation's is replaced).
+            let stored = self.meta().get(&key).await.ok().flatten();
+            let current = stored
+                .as_ref()
+                .and_then(|kv| records::decode::<ShareStateRecord>(&kv.value, "share state").ok());
+            if current.is_some_and(|c| c.topic_id == record.topic_id) {
+                self.mark_share_initialized(known);
+                continue;
+            }
+            let rev = stored.map_or(0, |kv| kv.mod_revision);
+            let txn = Txn::new()
+                .when(Compare::mod_revision(key.clone(), rev))
+                .and_then(TxnOp::put(key, records::encode(&record)));
+            if self.meta().txn(txn).await.is_ok_and(|t| t.succeeded) {
+                self.mark_share_initialized(known);
+            }
+        }
+    }
+
     /// Commits an administrator's change of `group`'s share state with a bump of its reset
     /// marker, and drops what this broker holds of the group.
     pub(crate) async fn commit_share_change(&self, group: &str, txn: Txn) -> Result<(), Error> {
@@ -187,6 +244,7 @@ impl Coordinator {
             )));
         }
         self.shares().forget(group);
+        self.forget_share_initialized(group);
         Ok(())
     }
 }
