@@ -46,7 +46,10 @@ use shale_proto::pb::log_client::LogClient;
 
 pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Isolation, StartAt};
-pub use groups::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, RebalanceListener};
+pub use groups::{
+    AckKind, GroupAdmin, GroupConfig, GroupConsumer, OffsetReset, RebalanceListener, ShareConfig,
+    ShareConsumer, SharedRecord,
+};
 pub use producer::{
     GroupMetadata, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TransactionalConfig,
     TransactionalProducer,
@@ -278,6 +281,18 @@ impl Client {
             self.channel(self.bootstrap())?,
             self.credentials(),
         ))
+    }
+
+    /// A raw Groups gRPC client to `addr` (a partition's leader, for share fetches).
+    pub fn groups_rpc_at(
+        &self,
+        addr: &str,
+    ) -> Result<pb::groups_client::GroupsClient<Transport>, Error> {
+        Ok(pb::groups_client::GroupsClient::with_interceptor(
+            self.channel(addr)?,
+            self.credentials(),
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     /// A raw Transactions gRPC client to the current bootstrap broker (which forwards a

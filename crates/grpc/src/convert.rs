@@ -2,10 +2,10 @@
 //! groups and their offsets) and protobuf messages.
 
 use shale_broker::api::{
-    AclBinding, AclFilter, BrokerRecord, CommitOffsets, CommittedOffset, GroupDescription,
-    GroupListing, Heartbeat, HeartbeatAnswer, Move, OffsetToCommit, Operation,
-    PartitionDescription, PartitionState, PatternType, Permission, ResetOffsets, ResetTo,
-    ResourceType, TopicEntry,
+    Ack, AckBatch, AclBinding, AclFilter, BrokerRecord, CommitOffsets, CommittedOffset,
+    GroupDescription, GroupListing, Heartbeat, HeartbeatAnswer, KafkaMember, Move, OffsetToCommit,
+    Operation, PartitionDescription, PartitionState, PatternType, Permission, ResetOffsets,
+    ResetTo, ResourceType, TopicEntry,
 };
 use shale_core::error::Error;
 use shale_proto::pb;
@@ -238,9 +238,36 @@ pub fn heartbeat(r: &pb::HeartbeatRequest) -> Heartbeat {
         assignor: r.assignor.clone(),
         session_timeout_ms: r.session_timeout_ms,
         client_id: r.client_id.clone(),
-        kafka: None,
-        share: false,
+        // A share member follows Kafka's share rules (its current epoch only, shared
+        // partitions); its subscription is taken when it sends one.
+        kafka: r.share.then(|| KafkaMember {
+            topic_names: (!r.topics.is_empty()).then(|| r.topics.clone()),
+            ..KafkaMember::default()
+        }),
+        share: r.share,
     }
+}
+
+/// Share acknowledgements from proto; an unspecified type is refused, naming the offsets.
+pub fn share_acks(acks: &[pb::ShareAcknowledgement]) -> Result<Vec<AckBatch>, Error> {
+    acks.iter()
+        .map(|a| {
+            let ack = match pb::AcknowledgeType::try_from(a.r#type) {
+                Ok(pb::AcknowledgeType::Accept) => Ack::Accept,
+                Ok(pb::AcknowledgeType::Release) => Ack::Release,
+                Ok(pb::AcknowledgeType::Reject) => Ack::Reject,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "acknowledgement of offsets {}..={} has no type (ACCEPT, RELEASE or \
+                         REJECT)",
+                        a.first_offset, a.last_offset
+                    ))
+                    .with("type", a.r#type));
+                }
+            };
+            Ok(AckBatch { first: a.first_offset, last: a.last_offset, types: vec![ack] })
+        })
+        .collect()
 }
 
 /// A heartbeat's answer as proto.

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use shale_broker::api::{FetchChunk, Isolation};
+use shale_broker::api::{FetchChunk, Isolation, ShareChunk};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::control::CommittedFilter;
 use shale_core::record::{BatchFrames, Limits, decode_batch};
@@ -80,6 +80,48 @@ pub(crate) async fn fetch_many_messages(
             ..Default::default()
         })
         .collect())
+}
+
+/// What a share member acquired of `topic`-`partition` (`c`), decoded: the records in its
+/// acquired runs with their delivery counts, and the acquired offsets that hold no record
+/// (compacted away, transaction markers), as (first, last) runs.
+pub(crate) async fn shared_records(
+    (topic, partition): (&str, u32),
+    c: ShareChunk,
+) -> Result<(Vec<pb::SharedRecord>, Vec<(i64, i64)>), Error> {
+    let Some(first) = c.acquired.first().map(|a| a.first) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let read = Read {
+        batches: c.batches,
+        from: first,
+        next_offset: first,
+        max_bytes: usize::MAX,
+        committed: None,
+    };
+    let records: Vec<pb::FetchedRecord> =
+        decode(topic, partition, read).await?.into_iter().flat_map(|p| p.records).collect();
+    let mut out = Vec::new();
+    let mut gaps: Vec<(i64, i64)> = Vec::new();
+    let mut records = records.into_iter().peekable();
+    for a in &c.acquired {
+        for offset in a.first..=a.last {
+            while records.peek().is_some_and(|r| r.offset < offset) {
+                records.next();
+            }
+            match records.next_if(|r| r.offset == offset) {
+                Some(record) => out.push(pb::SharedRecord {
+                    record: Some(record),
+                    delivery_count: u32::from(a.deliveries),
+                }),
+                None => match gaps.last_mut() {
+                    Some(g) if g.1 + 1 == offset => g.1 = offset,
+                    _ => gaps.push((offset, offset)),
+                },
+            }
+        }
+    }
+    Ok((out, gaps))
 }
 
 /// A read to decode: its whole batches (ending where the read's `next_offset` is), the

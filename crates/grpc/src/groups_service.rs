@@ -5,9 +5,11 @@ use shale_proto::status::into_status;
 
 use tonic::{Request, Response, Status};
 
-use crate::convert;
+use std::time::Duration;
+
 use crate::forward::{self, Coordinated, acting};
-use shale_broker::api::Api;
+use crate::{convert, decoded};
+use shale_broker::api::{Ack, AckBatch, Api, FetchShape, ShareFetch};
 use shale_core::error::{Error, ErrorKind, Reason};
 use shale_proto::pb;
 
@@ -143,5 +145,64 @@ impl pb::groups_server::Groups for GroupsService {
         let group = request.into_inner().group;
         let described = self.api.describe_group(&who, &group).await.map_err(into_status)?;
         Ok(Response::new(convert::group_description(described)))
+    }
+
+    async fn share_fetch(
+        &self,
+        request: Request<pb::ShareFetchRequest>,
+    ) -> Result<Response<pb::ShareFetchResponse>, Status> {
+        let api = &self.api;
+        let who = acting(api, &request).map_err(into_status)?;
+        let r = request.into_inner();
+        let acks = convert::share_acks(&r.acknowledgements).map_err(into_status)?;
+        let (group, member, topic, partition) = (&r.group, &r.member_id, &r.topic, r.partition);
+        if !acks.is_empty() {
+            api.share_acknowledge(&who, group, member, topic, partition, &acks)
+                .await
+                .map_err(into_status)?;
+        }
+        let fetch = ShareFetch {
+            group: group.clone(),
+            member: member.clone(),
+            partitions: vec![(topic.clone(), partition)],
+            max_wait: Duration::from_millis(u64::from(r.max_wait_ms)),
+            max_bytes: FetchShape::new(api, 0, 0, false).max_bytes(),
+            max_records: match r.max_records {
+                0 => 500,
+                n => n as usize,
+            },
+        };
+        let chunk = api.share_fetch(&who, &fetch).await.map_err(into_status)?;
+        let chunk = chunk.into_iter().next().unwrap_or_else(|| Ok(Default::default()));
+        let chunk = chunk.map_err(into_status)?;
+        let (records, gaps) =
+            decoded::shared_records((topic, partition), chunk).await.map_err(into_status)?;
+        // Offsets that hold no record are the broker's to acknowledge: a thin client never
+        // sees them.
+        if !gaps.is_empty() {
+            let gaps: Vec<AckBatch> = gaps
+                .into_iter()
+                .map(|(first, last)| AckBatch { first, last, types: vec![Ack::Gap] })
+                .collect();
+            api.share_acknowledge(&who, group, member, topic, partition, &gaps)
+                .await
+                .map_err(into_status)?;
+        }
+        let lock_ms = api.share_lock_ms(group).await;
+        Ok(Response::new(pb::ShareFetchResponse { records, lock_ms }))
+    }
+
+    async fn share_acknowledge(
+        &self,
+        request: Request<pb::ShareAcknowledgeRequest>,
+    ) -> Result<Response<pb::ShareAcknowledgeResponse>, Status> {
+        let who = acting(&self.api, &request).map_err(into_status)?;
+        let r = request.into_inner();
+        let acks = convert::share_acks(&r.acknowledgements).map_err(into_status)?;
+        self.api
+            .share_acknowledge(&who, &r.group, &r.member_id, &r.topic, r.partition, &acks)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::ShareAcknowledgeResponse {}))
     }
 }

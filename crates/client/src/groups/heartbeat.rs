@@ -48,6 +48,7 @@ pub(super) async fn heartbeat_loop(
                     assignor: config.assignor.clone(),
                     session_timeout_ms: config.session_timeout.as_millis() as u32,
                     client_id: config.client_id.clone(),
+                    share: false,
                 })
             }
         };

@@ -1,6 +1,7 @@
 //! Consumer groups from the client side: [`GroupConsumer`] (subscribe, heartbeat, follow
-//! the assignment the coordinator computes, commit) and [`GroupAdmin`] (offsets and group
-//! administration).
+//! the assignment the coordinator computes, commit), [`ShareConsumer`] (a share group's
+//! member: records acquired under a lock and acknowledged one by one) and [`GroupAdmin`]
+//! (offsets and group administration).
 //!
 //! The heartbeat runs in a task of its own, so slow processing between polls does not
 //! cost the membership. The assignment it receives is applied inside [`GroupConsumer::poll`]:
@@ -28,9 +29,11 @@ pub type Tp = (String, u32);
 
 mod admin;
 mod heartbeat;
+mod share;
 
 pub use admin::GroupAdmin;
 use heartbeat::heartbeat_loop;
+pub use share::{AckKind, ShareConfig, ShareConsumer, SharedRecord};
 
 /// Where a partition without a committed offset starts (`auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
