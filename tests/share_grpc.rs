@@ -3,7 +3,8 @@
 //! record accepted once; a rejected record is never delivered again; a released one comes
 //! back at once with its delivery count; the records of a member that took a batch and
 //! went silent come back to the others when their locks lapse. A member that acknowledges
-//! a record it no longer holds is told INVALID_RECORD_STATE.
+//! a record it no longer holds is told INVALID_RECORD_STATE. `DescribeGroup` shows the
+//! share partition's start offset and records in flight.
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -93,6 +94,13 @@ async fn grpc_share_consumers_accept_release_reject_and_take_over_lapsed_locks()
         async move { done }
     })
     .await;
+    // `shale group describe`'s view: the share partition starts past every record (v7
+    // archived), nothing in flight.
+    let d = shale::client::GroupAdmin::new(client.clone()).describe("crew").await.unwrap();
+    assert_eq!((d.protocol.as_str(), d.assignor.as_str()), ("share", "simple"));
+    let p = &d.partitions[0];
+    assert!(p.share, "{p:?}");
+    assert_eq!((p.committed, p.log_end, p.lag, p.in_flight), (60, 60, 0, 0), "{p:?}");
     // The silent member's late acknowledgement is refused: its locks lapsed.
     silent.acknowledge(&held[0], AckKind::Accept);
     let e = silent.commit().await.unwrap_err();

@@ -203,6 +203,10 @@ fn print_describe(d: &pb::DescribeGroupResponse, format: Format) {
                         "log_end": p.log_end,
                         "lag": p.lag,
                         "member_id": p.member_id,
+                        "in_flight": p.share.then_some(p.in_flight),
+                        "acknowledged": p.share.then_some(p.acknowledged),
+                        "archived": p.share.then_some(p.archived),
+                        "max_delivery_count": p.share.then_some(p.max_delivery_count),
                     })
                 })
                 .collect();
@@ -233,6 +237,27 @@ fn print_describe(d: &pb::DescribeGroupResponse, format: Format) {
                     m.member_epoch,
                     partitions_text(&m.assignment)
                 );
+            }
+            if d.protocol == "share" {
+                // Shared partitions: where each starts, and what is in flight past it.
+                println!(
+                    "topic\tpartition\tstart\tlog_end\tlag\tin_flight\tacked\tarchived\tmax_deliveries"
+                );
+                for p in &d.partitions {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        p.topic,
+                        p.partition,
+                        p.committed,
+                        p.log_end,
+                        p.lag,
+                        p.in_flight,
+                        p.acknowledged,
+                        p.archived,
+                        p.max_delivery_count
+                    );
+                }
+                return;
             }
             println!("topic\tpartition\tcommitted\tlog_end\tlag\tmember");
             for p in &d.partitions {

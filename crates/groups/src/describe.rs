@@ -163,8 +163,18 @@ impl Coordinator {
                 });
             }
         }
-        let committed: BTreeMap<(String, u32), i64> =
+        let mut committed: BTreeMap<(String, u32), i64> =
             committed.into_iter().map(|c| ((c.topic, c.partition), c.offset)).collect();
+        // A share group is where its share partitions start, with records in flight.
+        let mut in_flight = BTreeMap::new();
+        if protocol == GroupProtocol::Share {
+            for (tp, state) in self.share_states(b, group).await? {
+                topics.insert(tp.0.clone());
+                committed.insert(tp.clone(), state.start);
+                in_flight.insert(tp, crate::share::in_flight(&state.runs));
+            }
+            owners.clear();
+        }
         let mut partitions = Vec::new();
         for topic in topics {
             let Ok(entry) = b.topic_record(&topic) else { continue };
@@ -190,6 +200,12 @@ impl Coordinator {
                     log_end,
                     lag,
                     member_id: owners.get(&tp).cloned(),
+                    share: match protocol {
+                        GroupProtocol::Share => {
+                            Some(in_flight.get(&tp).copied().unwrap_or_default())
+                        }
+                        _ => None,
+                    },
                 });
             }
         }

@@ -56,7 +56,7 @@ pub use host::GroupHost;
 pub use types::{
     CommitOffsets, CommittedOffset, GroupDescription, GroupListing, GroupProtocol, Heartbeat,
     HeartbeatAnswer, KafkaMember, ListedState, MemberDescription, PartitionLag, ResetOffsets,
-    ResetTo,
+    ResetTo, ShareInFlight,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -169,6 +169,22 @@ pub struct PartitionLag {
     pub lag: i64,
     /// The member that owns the partition, if any.
     pub member_id: Option<String>,
+    /// A share group's records in flight (`committed` is then its start offset).
+    pub share: Option<ShareInFlight>,
+}
+
+/// A share partition's records in flight as stored: from its start offset to the end of
+/// what was delivered. Records acquired right now count as delivered and not done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShareInFlight {
+    /// Records from the start offset on that were delivered.
+    pub in_flight: i64,
+    /// Of them, accepted.
+    pub acknowledged: i64,
+    /// Of them, rejected, past the delivery limit, or gaps.
+    pub archived: i64,
+    /// The most deliveries a record not done has had.
+    pub max_deliveries: u16,
 }
 
 /// A group's members, assignment and per-partition lag.

@@ -191,13 +191,21 @@ pub fn group_description(d: GroupDescription) -> pb::DescribeGroupResponse {
         partitions: d
             .partitions
             .into_iter()
-            .map(|p| pb::PartitionLag {
-                topic: p.topic,
-                partition: p.partition,
-                committed: p.committed,
-                log_end: p.log_end,
-                lag: p.lag,
-                member_id: p.member_id.unwrap_or_default(),
+            .map(|p| {
+                let s = p.share.unwrap_or_default();
+                pb::PartitionLag {
+                    topic: p.topic,
+                    partition: p.partition,
+                    committed: p.committed,
+                    log_end: p.log_end,
+                    lag: p.lag,
+                    member_id: p.member_id.unwrap_or_default(),
+                    share: p.share.is_some(),
+                    in_flight: s.in_flight,
+                    acknowledged: s.acknowledged,
+                    archived: s.archived,
+                    max_delivery_count: u32::from(s.max_deliveries),
+                }
             })
             .collect(),
     }

@@ -128,7 +128,7 @@ impl ShareConsumer {
             (m.member_id.clone(), m.assignment.clone())
         };
         if member.is_empty() || assignment.is_empty() {
-            tokio::time::sleep(max_wait.min(Duration::from_millis(100))).await;
+            shale_core::clock::sleep(max_wait.min(Duration::from_millis(100))).await;
             return Ok(Vec::new());
         }
         let fetches = assignment.iter().map(|(topic, partition)| {
@@ -309,7 +309,7 @@ async fn heartbeat_loop(client: Client, config: ShareConfig, membership: Arc<Mut
                 Duration::from_millis(500)
             }
         };
-        tokio::time::sleep(interval).await;
+        shale_core::clock::sleep(interval).await;
     }
 }
 

@@ -32,7 +32,7 @@ pub struct ShareOffset {
 impl Coordinator {
     /// `group`'s stored share states by (topic, partition), of topics that still are the
     /// incarnation they were written for.
-    async fn share_states(
+    pub(crate) async fn share_states(
         &self,
         b: &dyn GroupHost,
         group: &str,

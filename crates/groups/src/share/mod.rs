@@ -22,3 +22,20 @@ pub use partitions::{
 pub use state::{
     Ack, Acquired, ArchiveReason, Archived, Counts, InFlight, Limits, LogBatch, RecordState, Run,
 };
+
+/// What stored `runs` say is in flight (acquired records were stored as available).
+pub(crate) fn in_flight(runs: &[Run]) -> crate::types::ShareInFlight {
+    let mut out = crate::types::ShareInFlight::default();
+    for r in runs {
+        let n = r.last - r.first + 1;
+        out.in_flight += n;
+        match r.state {
+            RecordState::Acknowledged => out.acknowledged += n,
+            RecordState::Archived => out.archived += n,
+            RecordState::Available | RecordState::Acquired => {
+                out.max_deliveries = out.max_deliveries.max(r.deliveries)
+            }
+        }
+    }
+    out
+}
