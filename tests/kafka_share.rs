@@ -1,6 +1,8 @@
 //! Share groups (KIP-932) with Apache Kafka's Java client 4.3 (`KafkaShareConsumer`, as
 //! member processes running `tests/kafka/ShareMember.java` with explicit
-//! acknowledgement; a member prints only what the broker confirmed):
+//! acknowledgement; a member prints only what the broker confirmed), and librdkafka's
+//! `ShareConsumer` (confluent-kafka 2.16, `tests/kafka/share_members.py`: three members
+//! accept each record once):
 //!
 //! - five members on a one-partition topic, 10 ms of work per record, accept every record,
 //!   each exactly once, and more than one of them gets records;
@@ -439,4 +441,26 @@ async fn java_admin_describes_moves_and_deletes_a_share_groups_offsets() {
     assert_eq!(gone["ok"], true, "{gone}");
     let d = share_admin(&bootstrap, "auditors", &["describe"]);
     assert_eq!(d["error"], "GroupIdNotFoundException", "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_librdkafka_share_consumers_accept_each_record_once() {
+    let Some(python) = kafka::python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, _client, bootstrap, produced) = setup(dir.path(), "rdjobs", 300).await;
+    let n = produced.len().to_string();
+    let args = [bootstrap.as_str(), "rdworkers", "rdjobs", "3", n.as_str()];
+    let cmd = kafka::python_script(&python, "share_members.py", &args);
+    let json = kafka::run(cmd, Duration::from_secs(150)).assert_ok("share_members.py");
+    let members: Vec<Vec<i64>> = serde_json::from_value(json["members"].clone()).unwrap();
+    let all: Vec<i64> = members.iter().flatten().copied().collect();
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), distinct.len(), "records accepted more than once");
+    assert_eq!(distinct, produced);
+    let busy = members.iter().filter(|m| !m.is_empty()).count();
+    assert!(
+        busy >= 2,
+        "only {busy} of 3 members got records: {:?}",
+        members.iter().map(Vec::len).collect::<Vec<_>>()
+    );
 }

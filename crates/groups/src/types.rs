@@ -174,7 +174,8 @@ pub struct PartitionLag {
 }
 
 /// A share partition's records in flight as stored: from its start offset to the end of
-/// what was delivered. Records acquired right now count as delivered and not done.
+/// what the store knows was delivered (a first delivery is stored with the partition's
+/// next change).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShareInFlight {
     /// Records from the start offset on that were delivered.
