@@ -125,7 +125,9 @@ public class ShareMember {
         } catch (WakeupException e) {
             // Stopping.
         } finally {
-            consumer.close();
+            // Bounded: after a failover the old leader, which held this member's share
+            // session, is gone, and closing that session waits for it until the timeout.
+            consumer.close(Duration.ofSeconds(5));
             System.err.println("CLOSED");
             closed.set(true);
         }

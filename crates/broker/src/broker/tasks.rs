@@ -1,7 +1,7 @@
 //! Background work of a broker: retention, ISR
 //! maintenance for the partitions it leads (`replication/isr.rs`), for the consumer groups it coordinates,
-//! removing expired members and refreshing lag for `/metrics`, and the transaction
-//! coordinator's sweep.
+//! removing expired members and refreshing lag for `/metrics` (and dropping share
+//! partitions it no longer leads), and the transaction coordinator's sweep.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -21,7 +21,9 @@ pub(super) fn start(broker: &Arc<Broker>) {
     life.spawn(periodic(w(), ISR_TICK, Serving::Needed, super::replication::isr::pass));
     life.spawn(periodic(w(), LOAD_EVERY, Serving::Needed, publish_load));
     life.spawn(periodic(w(), GROUP_SWEEP_TICK, Serving::Needed, |b| async move {
-        b.groups().sweep(b.as_ref()).await
+        b.groups().sweep(b.as_ref()).await;
+        // Share partitions this broker no longer leads are dropped from memory.
+        b.groups().shares().retain(|k| b.partition(&k.topic, k.partition).is_ok());
     }));
     life.spawn(periodic(w(), TXN_SWEEP_EVERY, Serving::Needed, super::txn_host::sweep));
     life.spawn(periodic(w(), lag_every, Serving::Needed, |b| async move {

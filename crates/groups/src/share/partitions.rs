@@ -225,6 +225,13 @@ impl SharePartitions {
         Ok(())
     }
 
+    /// Keeps only the partitions `keep` says (the others moved to another leader, or their
+    /// topic went): their state is the store's again, loaded on their next use here.
+    pub fn retain(&self, keep: impl Fn(&SharePartitionKey) -> bool) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.retain(|k, _| keep(k));
+    }
+
     /// Forgets `group`'s loaded partitions (the group was deleted or its offsets reset).
     pub fn forget(&self, group: &str) {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
