@@ -27,9 +27,13 @@ start_standalone --listen "127.0.0.1:$grpc" --kafka-listen "127.0.0.1:$kafka" \
 # A backlog no group drains (each new group starts at the log start): twice what 16
 # consumers process in a warm-up and a window.
 backlog=$(( 16 * 1000 / WORK_MS * (SECONDS_EACH + 3) * 2 ))
-for t in queue spread; do
-  "$SHALE_BENCH" produce --topic "$t" --records "$backlog" --record-size 100 \
-    --broker "127.0.0.1:$grpc" >/dev/null
+"$SHALE_BENCH" produce --topic queue --records "$backlog" --record-size 100 \
+  --broker "127.0.0.1:$grpc" >/dev/null
+# The classic group's partitions get equal shares: an empty partition would idle its member.
+value=$(head -c 100 /dev/zero | tr '\0' x)
+for p in $(seq 0 15); do
+  awk -v n=$(( backlog / 16 )) -v v="$value" 'BEGIN { for (i = 0; i < n; i++) print v }' \
+    | "$SHALE" produce --topic spread --partition "$p" --broker "127.0.0.1:$grpc" >/dev/null 2>&1
 done
 echo "work ${WORK_MS} ms/record, ${MAX_POLL} records a poll, ${SECONDS_EACH} s windows, backlog $backlog records a topic"
 cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
