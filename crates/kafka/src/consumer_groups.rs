@@ -99,6 +99,54 @@ fn full_request(req: &ConsumerGroupHeartbeatRequest) -> bool {
             && req.topic_partitions.is_some())
 }
 
+/// A heartbeat's answer as both KIP-848 and KIP-932 heartbeat responses carry it.
+pub(crate) struct Beat {
+    pub member_id: Option<StrBytes>,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The assignment by topic id, when the answer carries it: on a full request (a join,
+    /// or every field resent after an error) or when the member's epoch moved.
+    pub assignment: Option<Vec<(uuid::Uuid, Vec<i32>)>>,
+    pub error_code: i16,
+    pub error_message: Option<StrBytes>,
+}
+
+/// Runs heartbeat `asked` for `who` (a `kind` of group, for the log) and answers it as a
+/// [`Beat`]; `full` says the request carried every field.
+pub(crate) async fn beat(
+    kafka: &Kafka,
+    who: &shale_broker::api::Identity,
+    asked: Heartbeat,
+    full: bool,
+    kind: &str,
+) -> Beat {
+    let (epoch, group, member) = (asked.member_epoch, asked.group.clone(), asked.member_id.clone());
+    match kafka.api.heartbeat(who, asked).await {
+        Ok(a) => {
+            let carried = a.member_epoch >= 0 && (full || a.member_epoch != epoch);
+            Beat {
+                member_id: Some(text(&a.member_id)),
+                member_epoch: a.member_epoch,
+                heartbeat_interval_ms: a.heartbeat_interval_ms as i32,
+                assignment: carried.then(|| by_topic_id(kafka, &a.assignment)),
+                error_code: 0,
+                error_message: None,
+            }
+        }
+        Err(e) => {
+            tracing::debug!(group, member, error = %e, "{kind} group heartbeat refused");
+            Beat {
+                member_id: None,
+                member_epoch: 0,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+                error_code: code(&e, About::Group),
+                error_message: Some(text(&e.message)),
+            }
+        }
+    }
+}
+
 /// `ConsumerGroupHeartbeat`, served by the group's coordinator (others answer
 /// NOT_COORDINATOR and the client finds it again).
 pub(crate) fn heartbeat(
@@ -110,32 +158,27 @@ pub(crate) fn heartbeat(
     let replier = call.replier;
     let asked = heartbeat_of(kafka, session, &req);
     let (kafka, who) = (kafka.clone(), session.identity.clone());
+    let full = full_request(&req);
     Ok(Answer::later(async move {
-        let epoch = asked.member_epoch;
-        let mut body = ConsumerGroupHeartbeatResponse::default()
-            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO));
-        match kafka.api.heartbeat(&who, asked).await {
-            Ok(a) => {
-                body.member_id = Some(text(&a.member_id));
-                body.member_epoch = a.member_epoch;
-                body.heartbeat_interval_ms = a.heartbeat_interval_ms as i32;
-                if a.member_epoch >= 0 && (full_request(&req) || a.member_epoch != epoch) {
-                    let topics = by_topic_id(&kafka, &a.assignment)
-                        .into_iter()
-                        .map(|(id, ps)| {
-                            TopicPartitions::default().with_topic_id(id).with_partitions(ps)
-                        })
-                        .collect();
-                    body.assignment = Some(Assignment::default().with_topic_partitions(topics));
-                }
-            }
-            Err(e) => {
-                tracing::debug!(group = %req.group_id.0, member = %req.member_id, error = %e,
-                    "consumer group heartbeat refused");
-                body.error_code = code(&e, About::Group);
-                body.error_message = Some(text(&e.message));
-            }
-        }
+        let b = beat(&kafka, &who, asked, full, "consumer").await;
+        let assignment = b.assignment.map(|topics| {
+            Assignment::default().with_topic_partitions(
+                topics
+                    .into_iter()
+                    .map(|(id, ps)| {
+                        TopicPartitions::default().with_topic_id(id).with_partitions(ps)
+                    })
+                    .collect(),
+            )
+        });
+        let body = ConsumerGroupHeartbeatResponse::default()
+            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
+            .with_member_id(b.member_id)
+            .with_member_epoch(b.member_epoch)
+            .with_heartbeat_interval_ms(b.heartbeat_interval_ms)
+            .with_assignment(assignment)
+            .with_error_code(b.error_code)
+            .with_error_message(b.error_message);
         replier.later(&body, Duration::ZERO)
     }))
 }
@@ -228,6 +271,27 @@ fn described(kafka: &Kafka, version: i16, d: Result<GroupDescription, Error>) ->
         .with_members(members)
 }
 
+/// Each group of `ids` described, with the operations the caller may do on it when
+/// `include_ops` (else `i32::MIN`, Kafka's "not asked").
+pub(crate) async fn describe_each(
+    kafka: &Kafka,
+    session: &Session,
+    ids: &[GroupId],
+    include_ops: bool,
+) -> Vec<(GroupId, Result<GroupDescription, Error>, i32)> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let name = id.0.to_string();
+        let d = kafka.api.describe_group(&session.identity, &name).await;
+        let ops = match include_ops {
+            true => authorized_operations(kafka, session, ResourceType::Group, &name, GROUP_OPS),
+            false => i32::MIN,
+        };
+        out.push((id.clone(), d, ops));
+    }
+    out
+}
+
 /// `ConsumerGroupDescribe`.
 pub(crate) fn describe(
     kafka: &Arc<Kafka>,
@@ -238,22 +302,14 @@ pub(crate) fn describe(
     let version = call.version();
     let (kafka, session, replier) = (kafka.clone(), session.clone(), call.replier);
     Ok(Answer::later(async move {
-        let mut groups = Vec::with_capacity(req.group_ids.len());
-        for g in &req.group_ids {
-            let name = g.0.to_string();
-            let d = kafka.api.describe_group(&session.identity, &name).await;
-            let ops = match req.include_authorized_operations {
-                true => {
-                    authorized_operations(&kafka, &session, ResourceType::Group, &name, GROUP_OPS)
-                }
-                false => i32::MIN,
-            };
-            groups.push(
-                described(&kafka, version, d)
-                    .with_group_id(g.clone())
-                    .with_authorized_operations(ops),
-            );
-        }
+        let ops = req.include_authorized_operations;
+        let groups = describe_each(&kafka, &session, &req.group_ids, ops)
+            .await
+            .into_iter()
+            .map(|(id, d, ops)| {
+                described(&kafka, version, d).with_group_id(id).with_authorized_operations(ops)
+            })
+            .collect();
         let body = ConsumerGroupDescribeResponse::default()
             .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
             .with_groups(groups);

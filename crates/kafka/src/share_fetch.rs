@@ -83,6 +83,11 @@ async fn acknowledge_all(
     out
 }
 
+/// A share session as an error names it.
+fn session_named(group: &str, member: &str, epoch: i32) -> String {
+    format!("share session of member {member:?} of group {group:?} at epoch {epoch}")
+}
+
 /// The request's group and member, both required.
 fn group_and_member(
     group: Option<&StrBytes>,
@@ -156,8 +161,7 @@ pub(crate) fn fetch(
     let step = match step {
         Ok(step) => step,
         Err(e) => {
-            let why =
-                format!("share session of member {member:?} of group {group:?} at epoch {epoch}");
+            let why = session_named(&group, &member, epoch);
             return refuse(e, why);
         }
     };
@@ -315,8 +319,7 @@ pub(crate) fn acknowledge(
     let step = match step {
         Ok(step) => step,
         Err(e) => {
-            let why =
-                format!("share session of member {member:?} of group {group:?} at epoch {epoch}");
+            let why = session_named(&group, &member, epoch);
             return refuse(e, why);
         }
     };

@@ -19,10 +19,9 @@ use kafka_protocol::messages::{
 
 use crate::Kafka;
 use crate::call::{Answer, Call, Session};
-use crate::consumer_groups::{GROUP_OPS, by_topic_id, state_name, text};
+use crate::consumer_groups::{beat, by_topic_id, describe_each, state_name, text};
 use crate::errors::{About, code};
-use crate::metadata::authorized_operations;
-use shale_broker::api::{GroupDescription, GroupProtocol, Heartbeat, KafkaMember, ResourceType};
+use shale_broker::api::{GroupDescription, GroupProtocol, Heartbeat, KafkaMember};
 use shale_core::error::{Error, ErrorKind, Reason};
 
 /// `ShareGroupHeartbeat`, served by the group's coordinator.
@@ -54,31 +53,25 @@ pub(crate) fn heartbeat(
     let full = req.member_epoch == 0 || req.subscribed_topic_names.is_some();
     let (kafka, who) = (kafka.clone(), session.identity.clone());
     Ok(Answer::later(async move {
-        let epoch = asked.member_epoch;
-        let mut body = ShareGroupHeartbeatResponse::default()
-            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO));
-        match kafka.api.heartbeat(&who, asked).await {
-            Ok(a) => {
-                body.member_id = Some(text(&a.member_id));
-                body.member_epoch = a.member_epoch;
-                body.heartbeat_interval_ms = a.heartbeat_interval_ms as i32;
-                if a.member_epoch >= 0 && (full || a.member_epoch != epoch) {
-                    let topics = by_topic_id(&kafka, &a.assignment)
-                        .into_iter()
-                        .map(|(id, ps)| {
-                            TopicPartitions::default().with_topic_id(id).with_partitions(ps)
-                        })
-                        .collect();
-                    body.assignment = Some(Assignment::default().with_topic_partitions(topics));
-                }
-            }
-            Err(e) => {
-                tracing::debug!(group = %req.group_id.0, member = %req.member_id, error = %e,
-                    "share group heartbeat refused");
-                body.error_code = code(&e, About::Group);
-                body.error_message = Some(text(&e.message));
-            }
-        }
+        let b = beat(&kafka, &who, asked, full, "share").await;
+        let assignment = b.assignment.map(|topics| {
+            Assignment::default().with_topic_partitions(
+                topics
+                    .into_iter()
+                    .map(|(id, ps)| {
+                        TopicPartitions::default().with_topic_id(id).with_partitions(ps)
+                    })
+                    .collect(),
+            )
+        });
+        let body = ShareGroupHeartbeatResponse::default()
+            .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
+            .with_member_id(b.member_id)
+            .with_member_epoch(b.member_epoch)
+            .with_heartbeat_interval_ms(b.heartbeat_interval_ms)
+            .with_assignment(assignment)
+            .with_error_code(b.error_code)
+            .with_error_message(b.error_message);
         replier.later(&body, Duration::ZERO)
     }))
 }
@@ -150,20 +143,14 @@ pub(crate) fn describe(
     let req: ShareGroupDescribeRequest = call.decode()?;
     let (kafka, session, replier) = (kafka.clone(), session.clone(), call.replier);
     Ok(Answer::later(async move {
-        let mut groups = Vec::with_capacity(req.group_ids.len());
-        for g in &req.group_ids {
-            let name = g.0.to_string();
-            let d = kafka.api.describe_group(&session.identity, &name).await;
-            let ops = match req.include_authorized_operations {
-                true => {
-                    authorized_operations(&kafka, &session, ResourceType::Group, &name, GROUP_OPS)
-                }
-                false => i32::MIN,
-            };
-            groups.push(
-                described(&kafka, d).with_group_id(g.clone()).with_authorized_operations(ops),
-            );
-        }
+        let ops = req.include_authorized_operations;
+        let groups = describe_each(&kafka, &session, &req.group_ids, ops)
+            .await
+            .into_iter()
+            .map(|(id, d, ops)| {
+                described(&kafka, d).with_group_id(id).with_authorized_operations(ops)
+            })
+            .collect();
         let body = ShareGroupDescribeResponse::default()
             .with_throttle_time_ms(replier.throttle_ms(Duration::ZERO))
             .with_groups(groups);

@@ -29,6 +29,14 @@ use crate::errors::{About, code};
 use shale_broker::api::ShareOffset;
 use shale_core::error::{Error, ErrorKind, Reason};
 
+/// A group-level result's error code and message (0 and none when it succeeded).
+fn outcome(result: &Result<(), Error>) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match result {
+        Ok(()) => (0, None),
+        Err(e) => (code(e, About::Group), Some(text(&e.message))),
+    }
+}
+
 fn topic_id(kafka: &Kafka, topic: &str) -> uuid::Uuid {
     kafka.api.topic_id(topic).and_then(|id| uuid::Uuid::parse_str(&id).ok()).unwrap_or_default()
 }
@@ -138,10 +146,7 @@ pub(crate) fn alter(
             })
             .collect();
         let result = kafka.api.alter_share_offsets(&who, &group, &offsets).await;
-        let (c, message) = match &result {
-            Ok(()) => (0, None),
-            Err(e) => (code(e, About::Group), Some(text(&e.message))),
-        };
+        let (c, message) = outcome(&result);
         let responses = req
             .topics
             .iter()
@@ -191,10 +196,7 @@ pub(crate) fn delete(
             )),
             None => kafka.api.delete_share_offsets(&who, &group, &topics).await,
         };
-        let (c, message) = match &result {
-            Ok(()) => (0, None),
-            Err(e) => (code(e, About::Group), Some(text(&e.message))),
-        };
+        let (c, message) = outcome(&result);
         let responses = req
             .topics
             .iter()
