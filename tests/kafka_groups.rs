@@ -398,11 +398,12 @@ fn classic_member(
     Some(Member::spawn(kafka::python_script(&python, "group_member.py", &args), dir, name))
 }
 
-/// Online upgrade (KIP-848): a classic group of three librdkafka members is restarted
-/// member by member with `group.protocol=consumer` while records are produced and read.
-/// The group converts when the first consumer-protocol member joins, its classic members
-/// are then assigned by the broker, every acked record is read, and no committed offset
-/// ever moves back.
+/// Online upgrade (KIP-848), and back: a classic group of three librdkafka members is
+/// restarted member by member with `group.protocol=consumer` while records are produced
+/// and read, then member by member with the classic protocol again. The group converts
+/// when the first consumer-protocol member joins, its classic members are then assigned by
+/// the broker, it is a classic group again once the last consumer-protocol member left,
+/// every acked record is read, and no committed offset ever moves back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn librdkafka_classic_group_converts_member_by_member_while_consuming() {
     let dir = tempfile::tempdir().unwrap();
@@ -466,10 +467,35 @@ async fn librdkafka_classic_group_converts_member_by_member_while_consuming() {
         let d = describe(&client, group).await.unwrap();
         assert_eq!(d.protocol, "consumer", "converted at the first consumer-protocol member");
     }
+    // And back (Kafka 4's downgrade): the members return to the classic protocol one by
+    // one; when the last consumer-protocol member leaves, the group is classic again.
+    for i in 1..=3usize {
+        let k = upgraded.iter().position(|m| m.name == format!("k{i}")).unwrap();
+        upgraded[k].stop();
+        let name = format!("r{i}");
+        upgraded.push(classic_member(out, &name, &bootstrap, group, topic).unwrap());
+        let what = format!(
+            "{} consumer-protocol member(s) and {i} classic again, 2 partitions each",
+            3 - i
+        );
+        wait_until(Duration::from_secs(90), &what, || {
+            let client = client.clone();
+            async move {
+                describe(&client, group).await.is_some_and(|d| {
+                    let consumers = d.members.iter().filter(|m| m.protocol == "consumer").count();
+                    let even = settled(&d).is_some_and(|o| o.values().all(|s| s.len() == 2));
+                    consumers == 3 - i && d.members.len() == 3 && even
+                })
+            }
+        })
+        .await;
+    }
+    let d = describe(&client, group).await.unwrap();
+    assert_eq!(d.protocol, "classic", "classic again once its last consumer member left");
     acked.extend(producing.stop().await);
     sampling.await.unwrap();
     wait_for_lag_zero(&client, group).await;
-    for m in upgraded.iter_mut().filter(|m| m.name.starts_with('k')) {
+    for m in upgraded.iter_mut().filter(|m| m.name.starts_with('r')) {
         m.stop();
     }
     let mut read: BTreeMap<(String, u32, i64), usize> = BTreeMap::new();
@@ -492,8 +518,8 @@ async fn librdkafka_classic_group_converts_member_by_member_while_consuming() {
     );
     let twice = read.values().filter(|n| **n > 1).count();
     println!(
-        "classic → consumer, member by member: {} records acked, all read, {twice} read twice; \
-         committed offsets never moved back",
+        "classic → consumer → classic, member by member: {} records acked, all read, {twice} \
+         read twice; committed offsets never moved back",
         acked.len()
     );
 }

@@ -340,6 +340,7 @@ fn leave(g: &mut Group, req: &Heartbeat, dirty: &mut Dirty) -> HeartbeatAnswer {
         g.record.epoch += 1;
         dirty.state = true;
         dirty.removed.insert(req.member_id.clone());
+        g.downgrade(&req.group, dirty);
     }
     HeartbeatAnswer {
         member_id: req.member_id.clone(),

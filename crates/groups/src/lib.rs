@@ -345,6 +345,7 @@ impl Coordinator {
             }
             g.record.epoch += 1;
             dirty.state = true;
+            g.downgrade(&name, &mut dirty);
             if let Err(e) = self.persist(&name, g, &dirty).await {
                 tracing::warn!(group = %name, error = %e, "could not persist member removal; reloading");
                 *guard = None;

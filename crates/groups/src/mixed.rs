@@ -13,10 +13,12 @@
 //!   or can take one, so it rejoins.
 //!
 //! Committed offsets stay where they were: every kind of group commits to the same keys.
-//! A group that has converted stays a consumer group until it is empty, its classic
-//! members served this way (Kafka converts it back when its last consumer-protocol
-//! member leaves; here nothing needs converting back, as classic members are served in
-//! either kind).
+//!
+//! And back (Kafka 4's downgrade): when the last consumer-protocol member of a converted
+//! group leaves or times out and classic members remain, the group becomes a classic
+//! group again (`Group::downgrade`). Its classic members are dropped from the consumer
+//! group; their next request is UNKNOWN_MEMBER_ID, and they rejoin through the classic
+//! protocol (a client-side assignor again), their committed offsets where they were.
 
 use std::collections::BTreeSet;
 
@@ -52,6 +54,34 @@ fn illegal_generation(group: &str, member: &str, generation: i32, epoch: i32) ->
     )
     .with("group", group)
     .with("member_id", member)
+}
+
+impl Group {
+    /// Converts the group back to a classic group if only classic members are left (the
+    /// last consumer-protocol member left or timed out): they are removed, to rejoin
+    /// through the classic protocol. True when it did.
+    pub(crate) fn downgrade(&mut self, group: &str, dirty: &mut Dirty) -> bool {
+        let only_classic =
+            !self.members.is_empty() && self.members.values().all(|m| m.record.classic.is_some());
+        if !self.record.kafka || self.record.share || !only_classic {
+            return false;
+        }
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        tracing::info!(
+            group,
+            members = ids.len(),
+            "the last consumer-protocol member left: the \
+            group is a classic group again, and its classic members rejoin through the classic \
+            protocol"
+        );
+        for id in ids {
+            self.members.remove(&id);
+            dirty.removed.insert(id);
+        }
+        self.record.epoch += 1;
+        dirty.state = true;
+        true
+    }
 }
 
 impl Coordinator {

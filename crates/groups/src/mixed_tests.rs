@@ -144,3 +144,37 @@ async fn an_eager_member_that_revoked_everything_releases_everything() {
     assert_eq!(mine.len() + k.assignment.len(), 4, "{mine:?} {k:?}");
     assert!(mine.is_disjoint(&k.assignment));
 }
+
+#[tokio::test]
+async fn the_group_turns_classic_again_when_its_last_consumer_member_leaves() {
+    let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
+    let (c, h) = (coordinator(&store), Host::new(&[("orders", 4)]));
+    let cid = classic_group(&c, &h).await;
+    c.heartbeat(&h, consumer_join("k"), "").await.unwrap();
+    assert_eq!(c.describe_group(&h, "g").await.unwrap().protocol, GroupProtocol::Consumer);
+    // The consumer-protocol member leaves: only the classic member is left.
+    let leave = Heartbeat { member_epoch: -1, ..consumer_join("k") };
+    c.heartbeat(&h, leave, "").await.unwrap();
+    // It is no member of a consumer group any more: its next request says so, and it
+    // joins again through the classic protocol, into a classic group.
+    let e = c.classic_heartbeat(&h, "g", &cid, None, 1).await.unwrap_err();
+    assert_eq!(e.reason, Reason::UnknownMemberId, "{e}");
+    classic_group(&c, &h).await;
+    let d = c.describe_group(&h, "g").await.unwrap();
+    assert_eq!((d.protocol, d.members.len()), (GroupProtocol::Classic, 1));
+    let listed = c.list_groups().await.unwrap();
+    assert_eq!(listed[0].protocol, Some(GroupProtocol::Classic));
+}
+
+#[tokio::test]
+async fn the_group_stays_a_consumer_group_while_a_consumer_member_is_left() {
+    let store: Arc<dyn MetaStore> = EmbeddedStore::in_memory(clock::system());
+    let (c, h) = (coordinator(&store), Host::new(&[("orders", 4)]));
+    let cid = classic_group(&c, &h).await;
+    c.heartbeat(&h, consumer_join("k"), "").await.unwrap();
+    c.heartbeat(&h, consumer_join("j"), "").await.unwrap();
+    c.heartbeat(&h, Heartbeat { member_epoch: -1, ..consumer_join("k") }, "").await.unwrap();
+    let d = c.describe_group(&h, "g").await.unwrap();
+    assert_eq!((d.protocol, d.members.len()), (GroupProtocol::Consumer, 2));
+    assert!(d.members.iter().any(|m| m.member_id == cid), "the classic member stays");
+}
