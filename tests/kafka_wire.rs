@@ -235,6 +235,26 @@ async fn consumer_group_heartbeat(addr: &str, v: i16, t: &str, topic_id: uuid::U
     assert_eq!(commit(9, epoch + 1).await, ResponseError::StaleMemberEpoch.code(), "v{v}");
     assert_eq!(commit(8, epoch).await, ResponseError::UnsupportedVersion.code(), "v{v}");
     assert_eq!(commit(9, epoch).await, 0, "v{v}");
+    // Its fetches too (OffsetFetch v9): another epoch is STALE_MEMBER_EPOCH, a member the
+    // group does not have UNKNOWN_MEMBER_ID; an administrator (epoch -1) is not checked.
+    let fetch = |member: StrBytes, epoch: i32| {
+        use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+        let req = OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group.clone())
+                .with_member_id(Some(member))
+                .with_member_epoch(epoch)
+                .with_topics(None),
+        ]);
+        async move {
+            let r: OffsetFetchResponse = call(addr, ApiKey::OffsetFetch, 9, &req).await;
+            r.groups[0].error_code
+        }
+    };
+    assert_eq!(fetch(member.clone(), epoch + 1).await, ResponseError::StaleMemberEpoch.code());
+    assert_eq!(fetch(s("nobody"), 1).await, ResponseError::UnknownMemberId.code(), "v{v}");
+    assert_eq!(fetch(s("nobody"), -1).await, 0, "v{v}: an administrator's fetch");
+    assert_eq!(fetch(member.clone(), epoch).await, 0, "v{v}");
 }
 
 /// Sets `group`'s config `key` to `value` (KIP-848's GROUP resource, type 32); the error code.

@@ -188,6 +188,41 @@ impl Coordinator {
         Ok(m.map(|m| m.record.protocol()))
     }
 
+    /// OffsetFetch v9 by `member` at `epoch` (KIP-848): in a group of broker-assigned
+    /// members the member must be one (UNKNOWN_MEMBER_ID) at its current epoch
+    /// (STALE_MEMBER_EPOCH); no member id, or a negative epoch (an administrator), checks
+    /// nothing, nor does a group without such members (a classic group's fetches carry no
+    /// epoch to check).
+    pub async fn check_offset_fetch(
+        &self,
+        b: &dyn GroupHost,
+        group: &str,
+        member: &str,
+        epoch: i32,
+    ) -> Result<(), Error> {
+        if member.is_empty() || epoch < 0 {
+            return Ok(());
+        }
+        shale_core::names::validate_group(group)?;
+        let guard = self.locked(b, group).await?;
+        let Some(g) = guard.as_ref().filter(|g| !g.members.is_empty()) else { return Ok(()) };
+        let Some(m) = g.members.get(member) else { return Err(unknown_member(group, member)) };
+        if m.record.epoch != epoch {
+            return Err(Error::new(
+                ErrorKind::Fenced,
+                Reason::StaleMemberEpoch,
+                format!(
+                    "offset fetch of group {group:?} refused: member {member:?} is at epoch {}, \
+                     not {epoch}",
+                    m.record.epoch
+                ),
+            )
+            .with("group", group)
+            .with("member_id", member));
+        }
+        Ok(())
+    }
+
     /// A classic member's JoinGroup: to its classic group, or, once the group converted
     /// to the consumer protocol, answered at once by the broker's assignment.
     pub async fn classic_join(

@@ -280,6 +280,19 @@ pub(crate) fn fetch(
                 });
                 let group = OffsetFetchResponseGroup::default()
                     .with_group_id(GroupId(g.group_id.0.clone()));
+                // v9: a consumer-protocol member fetches at its member epoch (KIP-848).
+                let member = g.member_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                let checked = match version >= 9 {
+                    true => {
+                        let api = &kafka.api;
+                        api.check_offset_fetch(&who, &g.group_id.0, &member, g.member_epoch).await
+                    }
+                    false => Ok(()),
+                };
+                if let Err(e) = checked {
+                    groups.push(group.with_error_code(code(&e, About::Group)));
+                    continue;
+                }
                 let fetched = fetch_group(&kafka, &who, &g.group_id.0, asked, req.require_stable);
                 groups.push(match fetched.await {
                     Ok(topics) => group.with_topics(

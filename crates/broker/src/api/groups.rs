@@ -94,6 +94,21 @@ impl Api {
         b.groups().commit(b.as_ref(), req).await
     }
 
+    /// Checks an offset fetch by `member` at `epoch` (Kafka's OffsetFetch v9, KIP-848)
+    /// against the group (Describe on it): UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH.
+    pub async fn check_offset_fetch(
+        &self,
+        who: &Identity,
+        group: &str,
+        member: &str,
+        epoch: i32,
+    ) -> Result<(), Error> {
+        let acl = self.broker.acl();
+        acl.check(who, "FetchOffsets", Operation::Describe, ResourceType::Group, group)?;
+        let b = &self.broker;
+        b.groups().check_offset_fetch(b.as_ref(), group, member, epoch).await
+    }
+
     /// Committed offsets of a group (Describe on it and the topics; asked for every topic,
     /// only those the caller may describe).
     pub async fn fetch_offsets(
