@@ -211,7 +211,12 @@ impl Keys {
     /// `share/{g}/{topic}/{p}`: a share group's state of one partition (KIP-932): its
     /// start offset and the records in flight past it, written by the partition's leader.
     pub fn share_state(&self, group: &str, topic: &str, partition: u32) -> String {
-        format!("{}{}/{partition}", self.group_share_states(group), escape(topic))
+        format!("{}{partition}", self.group_topic_share_states(group, topic))
+    }
+
+    /// Prefix of `group`'s share-partition states of `topic`.
+    pub fn group_topic_share_states(&self, group: &str, topic: &str) -> String {
+        format!("{}{}/", self.group_share_states(group), escape(topic))
     }
 
     /// Prefix of every share-partition state of `group`.

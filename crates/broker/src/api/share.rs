@@ -13,8 +13,10 @@ use super::{Api, Identity};
 use crate::acl::{Operation, ResourceType};
 use crate::audit::{self, Resource};
 use crate::broker::Partition;
-pub use crate::broker::share::{AckBatch, ShareChunk};
+pub use crate::broker::share::ShareChunk;
+pub use crate::groups::share::AckBatch;
 use crate::groups::share::ShareOffset;
+use crate::groups::share::Slot;
 use shale_core::error::Error;
 
 /// A share fetch: what to acquire for whom, and how long to wait for it.
@@ -112,23 +114,36 @@ impl Api {
             .collect();
         let deadline = shale_core::clock::monotonic_now() + req.max_wait;
         let mut closed = self.broker.closed_signal();
+        // Wake-ups are armed only once a pass acquired nothing, and the pass is then made
+        // once more: nothing freed between the pass and the arming is missed, and a fetch
+        // that acquires at once (the busy case) subscribes to nothing.
+        let mut slots: Option<Vec<Arc<Slot>>> = None;
         loop {
-            // Wake-ups are armed before the pass, so nothing freed during it is missed.
-            let slots: Vec<_> =
-                opened.iter().flatten().map(|p| self.broker.share_slot(&req.group, p)).collect();
-            let mut freed: Vec<_> = slots.iter().map(|s| Box::pin(s.woken())).collect();
+            let mut freed: Vec<_> = slots.iter().flatten().map(|s| Box::pin(s.woken())).collect();
             for f in &mut freed {
                 f.as_mut().enable();
             }
-            let mut hws: Vec<_> = opened.iter().flatten().map(|p| p.subscribe_hw()).collect();
+            let mut hws: Vec<_> = match slots {
+                Some(_) => opened.iter().flatten().map(|p| p.subscribe_hw()).collect(),
+                None => Vec::new(),
+            };
             for hw in &mut hws {
                 hw.borrow_and_update();
             }
             let (answers, acquired) = self.share_pass(&req.group, &member, &opened, req).await;
             let failed = answers.iter().any(Result::is_err);
             let now = shale_core::clock::monotonic_now();
-            if acquired || failed || now >= deadline || hws.is_empty() {
+            let nothing_to_watch = !opened.iter().any(Result::is_ok);
+            if acquired || failed || now >= deadline || nothing_to_watch {
                 return Ok(answers);
+            }
+            if slots.is_none() {
+                drop(freed);
+                let group = &req.group;
+                slots = Some(
+                    opened.iter().flatten().map(|p| self.broker.share_slot(group, p)).collect(),
+                );
+                continue;
             }
             // Sleep until the wait ends or the first lock lapses, whichever is first.
             let wall = self.broker.clock().now_ms();

@@ -13,7 +13,8 @@ use super::fetch::{Isolation, ReadWant, WaitFor};
 use super::{Broker, Partition};
 use crate::groups::configs::{ShareConfigs, ShareReset};
 use crate::groups::share::{
-    Ack, Acquired, Archived, Limits, Locked, LogBatch, SharePartitionKey, Slot, Start,
+    Ack, AckBatch, Acquired, Archived, Held, Limits, Locked, LogBatch, SharePartitionKey, Slot,
+    Start,
 };
 use shale_core::error::Error;
 use shale_core::record::batch::BatchFrames;
@@ -27,12 +28,15 @@ pub struct ShareChunk {
     pub acquired: Vec<Acquired>,
 }
 
-/// One partition's acknowledgement batch: `first..=last`, one type or one per offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AckBatch {
-    pub first: i64,
-    pub last: i64,
-    pub types: Vec<Ack>,
+/// A share partition opened for one operation: the group's configs as of `now`, and its
+/// state, locked.
+struct Opened {
+    now: i64,
+    configs: ShareConfigs,
+    limits: Limits,
+    slot: Arc<Slot>,
+    key: SharePartitionKey,
+    guard: Locked,
 }
 
 fn share_key(group: &str, partition: &Partition) -> SharePartitionKey {
@@ -40,6 +44,13 @@ fn share_key(group: &str, partition: &Partition) -> SharePartitionKey {
         group: group.to_string(),
         topic: partition.topic().to_string(),
         partition: partition.index(),
+    }
+}
+
+impl Opened {
+    /// The state (present: `share_open` checked it).
+    fn held(&mut self) -> &mut Held {
+        self.guard.as_mut().unwrap_or_else(|| unreachable!("checked by share_open"))
     }
 }
 
@@ -52,13 +63,11 @@ fn limits(c: &ShareConfigs) -> Limits {
 }
 
 impl Broker {
-    /// `group`'s share partition of `partition`, locked and loaded for its current leader.
-    async fn share_locked(
-        &self,
-        group: &str,
-        partition: &Partition,
-        configs: &ShareConfigs,
-    ) -> Result<(Arc<Slot>, SharePartitionKey, Locked), Error> {
+    /// `group`'s share partition of `partition`, locked and loaded for its current leader,
+    /// with the group's configs.
+    async fn share_open(&self, group: &str, partition: &Partition) -> Result<Opened, Error> {
+        let now = self.clock.now_ms();
+        let configs = self.groups().share_configs(group, now).await;
         let key = share_key(group, partition);
         let shares = self.groups().shares();
         let slot = shares.slot(&key);
@@ -68,7 +77,10 @@ impl Broker {
         };
         let start = Start { leader_epoch: partition.leader_epoch(), initial };
         let guard = shares.lock(&slot, &key, partition.topic_id(), start).await?;
-        Ok((slot, key, guard))
+        if guard.is_none() {
+            return Err(Error::internal("share slot empty"));
+        }
+        Ok(Opened { now, limits: limits(&configs), configs, slot, key, guard })
     }
 
     /// Acquires for `member` of `group` up to `max_records` records of `partition` (led
@@ -81,21 +93,19 @@ impl Broker {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<ShareChunk, Error> {
-        let now = self.clock.now_ms();
-        let configs = self.groups().share_configs(group, now).await;
-        let limits = limits(&configs);
-        let (slot, key, mut guard) = self.share_locked(group, partition, &configs).await?;
-        let Some(held) = guard.as_mut() else { return Err(Error::internal("share slot empty")) };
-        let (lapsed, archived) = held.flight.expire(now, &limits);
-        self.dead_letter_of(group, &configs, partition, &archived).await;
-        let mut dirty = !archived.is_empty() | held.flight.skip_to(partition.log_start_offset());
-        let Some(offset) = held.flight.next_read(&limits) else {
+        let mut o = self.share_open(group, partition).await?;
+        let (now, limits) = (o.now, o.limits);
+        let (lapsed, archived) = o.held().flight.expire(now, &limits);
+        self.dead_letter_of(group, &o.configs, partition, &archived).await;
+        let skipped = o.held().flight.skip_to(partition.log_start_offset());
+        let mut dirty = !archived.is_empty() | skipped;
+        let Some(offset) = o.held().flight.next_read(&limits) else {
             return self
-                .share_settle(&key, &mut guard, dirty, lapsed > 0, &slot)
+                .share_settle(&mut o, dirty, lapsed > 0)
                 .await
                 .map(|_| ShareChunk::default());
         };
-        let isolation = match configs.read_committed {
+        let isolation = match o.configs.read_committed {
             true => Isolation::ReadCommitted,
             false => Isolation::ReadUncommitted,
         };
@@ -109,11 +119,11 @@ impl Broker {
         let read = super::fetch::long_poll(&[Ok(want)], &wait, self.closed_signal()).await;
         let chunk = read.into_iter().next().unwrap_or_else(|| Err(Error::internal("no read")))?;
         let batches = log_batches(&chunk.batches, &chunk.aborted);
-        let acquired = held.flight.acquire(member, &batches, max_records, now, &limits);
+        let acquired = o.held().flight.acquire(member, &batches, max_records, now, &limits);
         // A redelivery is stored, so the delivery limit holds across a failover.
         dirty |= acquired.iter().any(|a| a.deliveries > 1);
         let taken = holding(&chunk.batches, &acquired);
-        self.share_settle(&key, &mut guard, dirty, lapsed > 0, &slot).await?;
+        self.share_settle(&mut o, dirty, lapsed > 0).await?;
         Ok(ShareChunk { batches: taken, acquired })
     }
 
@@ -131,21 +141,14 @@ impl Broker {
         }
     }
 
-    /// Stores the state under `guard` when `dirty`, and wakes waiting readers when records
+    /// Stores the state of `o` when `dirty`, and wakes waiting readers when records
     /// became available.
-    async fn share_settle(
-        &self,
-        key: &SharePartitionKey,
-        guard: &mut Locked,
-        dirty: bool,
-        freed: bool,
-        slot: &Slot,
-    ) -> Result<(), Error> {
+    async fn share_settle(&self, o: &mut Opened, dirty: bool, freed: bool) -> Result<(), Error> {
         if dirty {
-            self.groups().shares().persist(key, guard).await?;
+            self.groups().shares().persist(&o.key, &mut o.guard).await?;
         }
         if freed {
-            slot.wake();
+            o.slot.wake();
         }
         Ok(())
     }
@@ -159,20 +162,12 @@ impl Broker {
         partition: &Arc<Partition>,
         batches: &[AckBatch],
     ) -> Result<Vec<Archived>, Error> {
-        let now = self.clock.now_ms();
-        let configs = self.groups().share_configs(group, now).await;
-        let limits = limits(&configs);
-        let (slot, key, mut guard) = self.share_locked(group, partition, &configs).await?;
-        let Some(held) = guard.as_mut() else { return Err(Error::internal("share slot empty")) };
-        let mut scratch = held.flight.clone();
-        let mut archived = Vec::new();
-        for b in batches {
-            archived.extend(scratch.acknowledge(member, b.first, b.last, &b.types, &limits)?);
-        }
-        self.dead_letter_of(group, &configs, partition, &archived).await;
-        held.flight = scratch;
+        let mut o = self.share_open(group, partition).await?;
+        let limits = o.limits;
+        let archived = o.held().flight.acknowledge(member, batches, &limits)?;
+        self.dead_letter_of(group, &o.configs, partition, &archived).await;
         let freed = batches.iter().any(|b| b.types.contains(&Ack::Release));
-        self.share_settle(&key, &mut guard, true, freed, &slot).await?;
+        self.share_settle(&mut o, true, freed).await?;
         Ok(archived)
     }
 
@@ -183,14 +178,11 @@ impl Broker {
         member: &str,
         partition: &Arc<Partition>,
     ) -> Result<usize, Error> {
-        let now = self.clock.now_ms();
-        let configs = self.groups().share_configs(group, now).await;
-        let limits = limits(&configs);
-        let (slot, key, mut guard) = self.share_locked(group, partition, &configs).await?;
-        let Some(held) = guard.as_mut() else { return Err(Error::internal("share slot empty")) };
-        let (released, archived) = held.flight.release_member(member, &limits);
-        self.dead_letter_of(group, &configs, partition, &archived).await;
-        self.share_settle(&key, &mut guard, !archived.is_empty(), released > 0, &slot).await?;
+        let mut o = self.share_open(group, partition).await?;
+        let limits = o.limits;
+        let (released, archived) = o.held().flight.release_member(member, &limits);
+        self.dead_letter_of(group, &o.configs, partition, &archived).await;
+        self.share_settle(&mut o, !archived.is_empty(), released > 0).await?;
         Ok(released)
     }
 

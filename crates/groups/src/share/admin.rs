@@ -173,7 +173,7 @@ impl Coordinator {
         let mut txn = Txn::new()
             .when(Compare::mod_revision(self.keys().group_state(group), stored.state_rev));
         for topic in topics {
-            let prefix = format!("{}{}/", self.keys().group_share_states(group), escape(topic));
+            let prefix = self.keys().group_topic_share_states(group, topic);
             txn = txn.and_then(TxnOp::delete_prefix(prefix));
         }
         self.commit_share_change(group, txn).await
@@ -247,8 +247,4 @@ impl Coordinator {
         self.forget_share_initialized(group);
         Ok(())
     }
-}
-
-fn escape(name: &str) -> String {
-    shale_meta::keys::escape(name)
 }

@@ -20,7 +20,7 @@ pub use partitions::{
     Held, Locked, SharePartitionKey, SharePartitions, ShareStateRecord, Slot, Start,
 };
 pub use state::{
-    Ack, Acquired, ArchiveReason, Archived, Counts, InFlight, Limits, LogBatch, RecordState, Run,
+    Ack, AckBatch, Acquired, ArchiveReason, Archived, InFlight, Limits, LogBatch, RecordState, Run,
 };
 
 /// What stored `runs` say is in flight (acquired records were stored as available).

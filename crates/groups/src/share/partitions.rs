@@ -116,16 +116,6 @@ impl SharePartitions {
         slots.entry(key.clone()).or_default().clone()
     }
 
-    /// The slots of `group`'s loaded partitions.
-    pub fn slots_of(&self, group: &str) -> Vec<(SharePartitionKey, Arc<Slot>)> {
-        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots
-            .iter()
-            .filter(|(k, _)| k.group == group)
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect()
-    }
-
     /// `key`'s state, locked, loaded for the partition's leader at `start.leader_epoch`
     /// unless already held at it. Loading claims the stored record for that epoch; a newer
     /// epoch stored is NOT_LEADER_OR_FOLLOWER.
@@ -257,7 +247,7 @@ fn deposed(key: &SharePartitionKey, ours: i32, stored: i32) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::share::{Ack, Limits, LogBatch};
+    use crate::share::{Ack, AckBatch, Limits, LogBatch};
     use shale_core::clock;
     use shale_meta::embedded::EmbeddedStore;
 
@@ -291,7 +281,8 @@ mod tests {
             0,
             &LIMITS,
         );
-        held.flight.acknowledge("m", 0, 4, &[Ack::Accept], &LIMITS).unwrap();
+        let accept = AckBatch { first: 0, last: 4, types: vec![Ack::Accept] };
+        held.flight.acknowledge("m", &[accept], &LIMITS).unwrap();
         old.persist(&key(), &mut g).await.unwrap();
         drop(g);
 
@@ -304,7 +295,8 @@ mod tests {
 
         // The old leader's next acknowledgement is not stored, and it says why.
         let mut g = old.lock(&slot, &key(), "id", at(1)).await.unwrap();
-        g.as_mut().unwrap().flight.acknowledge("m", 5, 9, &[Ack::Accept], &LIMITS).unwrap();
+        let accept = AckBatch { first: 5, last: 9, types: vec![Ack::Accept] };
+        g.as_mut().unwrap().flight.acknowledge("m", &[accept], &LIMITS).unwrap();
         let e = old.persist(&key(), &mut g).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotLeader, "{e}");
         assert!(g.is_none(), "the refused state is dropped");

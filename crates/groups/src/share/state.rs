@@ -73,6 +73,15 @@ impl Ack {
     }
 }
 
+/// One acknowledgement batch of a partition: `first..=last`, one type for all or one per
+/// offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckBatch {
+    pub first: i64,
+    pub last: i64,
+    pub types: Vec<Ack>,
+}
+
 /// What bounds a share partition: the group's configs and the broker's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -142,17 +151,6 @@ pub struct Run {
     pub last: i64,
     pub state: RecordState,
     pub deliveries: u16,
-}
-
-/// How many records are in each state between the SPSO and the SPEO.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub available: u64,
-    pub acquired: u64,
-    pub acknowledged: u64,
-    pub archived: u64,
-    /// The highest delivery count among records not done.
-    pub max_deliveries: u16,
 }
 
 /// A share partition's records in flight.
@@ -245,13 +243,6 @@ impl InFlight {
         true
     }
 
-    /// Moves the start to `offset`, forgetting every record in flight (an administrator's
-    /// reset of an empty group).
-    pub fn reset(&mut self, offset: i64) {
-        self.slots.clear();
-        self.start = offset;
-    }
-
     /// Acquires for `member`, from `batches` (read from the log at [`next_read`]), the
     /// available records and those never delivered, `max_records` at most, locked until
     /// `now + lock_ms`. Batches to skip are archived as they are passed. Answers the runs
@@ -310,28 +301,67 @@ impl InFlight {
         out
     }
 
-    /// Applies `member`'s acknowledgement of `first..=last`: one type for the whole range,
-    /// or one per offset. Every offset must be acquired by `member`, else nothing changes
-    /// and the answer is INVALID_RECORD_STATE. Answers the records it archived.
+    /// Applies `member`'s acknowledgements of one partition, all or none: every batch is
+    /// checked (its types, one or one per offset; not overlapping another; every offset
+    /// acquired by `member`) before any is applied. INVALID_RECORD_STATE for an offset the
+    /// member does not hold. Answers the records it archived.
     pub fn acknowledge(
         &mut self,
         member: &str,
-        first: i64,
-        last: i64,
-        types: &[Ack],
+        batches: &[AckBatch],
         limits: &Limits,
     ) -> Result<Vec<Archived>, Error> {
+        let mut ranges: Vec<(i64, i64)> = Vec::with_capacity(batches.len());
+        for b in batches {
+            self.check_held(member, b)?;
+            ranges.push((b.first, b.last));
+        }
+        ranges.sort_unstable();
+        if let Some(w) = ranges.windows(2).find(|w| w[1].0 <= w[0].1) {
+            return Err(Error::invalid(format!(
+                "acknowledgement batches {}..={} and {}..={} overlap",
+                w[0].0, w[0].1, w[1].0, w[1].1
+            )));
+        }
+        let mut archived = Vec::new();
+        for b in batches {
+            for offset in b.first..=b.last {
+                let ack = b.types[if b.types.len() == 1 { 0 } else { (offset - b.first) as usize }];
+                let slot = &mut self.slots[(offset - self.start) as usize];
+                slot.owner = None;
+                match ack {
+                    Ack::Accept => slot.state = RecordState::Acknowledged,
+                    Ack::Gap => slot.state = RecordState::Archived,
+                    Ack::Reject => {
+                        slot.state = RecordState::Archived;
+                        archived.push(Archived {
+                            offset,
+                            deliveries: slot.deliveries,
+                            reason: ArchiveReason::Rejected,
+                        });
+                    }
+                    Ack::Release => archived.extend(give_back(slot, offset, limits)),
+                }
+            }
+        }
+        self.advance();
+        Ok(archived)
+    }
+
+    /// Whether `b` is well formed and each of its offsets acquired by `member`.
+    fn check_held(&self, member: &str, b: &AckBatch) -> Result<(), Error> {
+        let (first, last) = (b.first, b.last);
         let count = last.checked_sub(first).map(|d| d + 1).filter(|n| *n > 0);
         let Some(count) = count else {
             return Err(Error::invalid(format!(
                 "acknowledgement batch {first}..={last} is empty or reversed"
             )));
         };
-        if types.len() != 1 && types.len() as i64 != count {
+        if b.types.len() != 1 && b.types.len() as i64 != count {
             return Err(Error::invalid(format!(
                 "acknowledgement batch {first}..={last} has {} types: give one, or one per \
                  offset ({count})",
-                types.len()
+                b.types.len()
             )));
         }
         for offset in first..=last {
@@ -353,28 +383,7 @@ impl InFlight {
                 .with("member_id", member));
             }
         }
-        let mut archived = Vec::new();
-        for offset in first..=last {
-            let ack = types[if types.len() == 1 { 0 } else { (offset - first) as usize }];
-            let i = (offset - self.start) as usize;
-            let slot = &mut self.slots[i];
-            slot.owner = None;
-            match ack {
-                Ack::Accept => slot.state = RecordState::Acknowledged,
-                Ack::Gap => slot.state = RecordState::Archived,
-                Ack::Reject => {
-                    slot.state = RecordState::Archived;
-                    archived.push(Archived {
-                        offset,
-                        deliveries: slot.deliveries,
-                        reason: ArchiveReason::Rejected,
-                    });
-                }
-                Ack::Release => archived.extend(give_back(slot, offset, limits)),
-            }
-        }
-        self.advance();
-        Ok(archived)
+        Ok(())
     }
 
     /// Gives back every record `member` holds (its session closed or it left): available
@@ -412,25 +421,9 @@ impl InFlight {
         self.slots.iter().filter(|s| s.state == RecordState::Acquired).map(|s| s.deadline_ms).min()
     }
 
-    /// How many records are in each state.
-    pub fn counts(&self) -> Counts {
-        let mut c = Counts::default();
-        for s in &self.slots {
-            match s.state {
-                RecordState::Available => c.available += 1,
-                RecordState::Acquired => c.acquired += 1,
-                RecordState::Acknowledged => c.acknowledged += 1,
-                RecordState::Archived => c.archived += 1,
-            }
-            if !s.state.done() {
-                c.max_deliveries = c.max_deliveries.max(s.deliveries);
-            }
-        }
-        c
-    }
-
     /// The state of `offset` and its delivery count: done below the start, available
     /// (never delivered) past the end.
+    #[cfg(test)]
     pub fn state_at(&self, offset: i64) -> (RecordState, u16) {
         match self.slot(offset) {
             Some(s) => (s.state, s.deliveries),
