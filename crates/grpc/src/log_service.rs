@@ -136,9 +136,9 @@ impl LogService {
         ReceiverStream::new(rx)
     }
 
-    /// Appends the requests of one ProduceMany message, all on one blocking thread (one
-    /// hop for the message, not one per request). Returns each request's answer to await,
-    /// in request order. `throttled` is the request quota's verdict on the message.
+    /// Appends the requests of one ProduceMany message, all on one blocking thread and in
+    /// one journal round (`append_all`). Returns each request's answer to await, in request
+    /// order. `throttled` is the request quota's verdict on the message.
     async fn append_many(
         &self,
         who: &Identity,
@@ -147,14 +147,8 @@ impl LogService {
     ) -> Vec<Answer> {
         let ids: Vec<u64> = requests.iter().map(|r| r.correlation_id).collect();
         let (service, who) = (self.clone(), who.clone());
-        let runtime = tokio::runtime::Handle::current();
-        let appended = tokio::task::spawn_blocking(move || {
-            let appends = service.append_in_order(&who, requests, throttled);
-            runtime.block_on(shale_broker::api::appending_inline(appends))
-        })
-        .await;
-        appended.unwrap_or_else(|e| {
-            let e = Error::internal(format!("append task failed: {e}"));
+        let appends = async move { service.append_in_order(&who, requests, throttled).await };
+        shale_broker::api::append_all(appends).await.unwrap_or_else(|e| {
             ids.into_iter()
                 .map(|id| Box::pin(std::future::ready(answer(id, Err(e.clone())))) as Answer)
                 .collect()

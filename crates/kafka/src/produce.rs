@@ -50,29 +50,33 @@ pub(crate) async fn produce(
         .transactional_id
         .as_ref()
         .map(|id| TxnProduce { transactional_id: id.0.to_string(), tv2: call.version() >= 12 });
-    let mut throttle = Duration::ZERO;
-    let mut topics: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(req.topic_data.len());
-    for t in req.topic_data {
-        let topic = t.name.0.to_string();
-        let mut outcomes = Vec::with_capacity(t.partition_data.len());
-        for p in t.partition_data {
-            let outcome = match acks {
-                None => Err(invalid_acks(req.acks)),
-                Some(acks) => {
-                    let append = append(kafka, session, (&topic, p.index), p.records, acks, &txn);
-                    match append.await {
-                        Ok((pending, wait)) => {
+    // The request's partitions are appended in order on one blocking thread, in one
+    // journal round (`append_all`).
+    let (k, who) = (kafka.clone(), session.identity.clone());
+    let appends = async move {
+        let mut throttle = Duration::ZERO;
+        let mut topics: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(req.topic_data.len());
+        for t in req.topic_data {
+            let topic = t.name.0.to_string();
+            let mut outcomes = Vec::with_capacity(t.partition_data.len());
+            for p in t.partition_data {
+                let outcome = match acks {
+                    None => Err(invalid_acks(req.acks)),
+                    Some(acks) => {
+                        let appended = append(&k, &who, (&topic, p.index), p.records, acks, &txn);
+                        appended.await.map(|(pending, wait)| {
                             throttle = throttle.max(wait);
-                            Ok(pending)
-                        }
-                        Err(e) => Err(e),
+                            pending
+                        })
                     }
-                }
-            };
-            outcomes.push((p.index, outcome));
+                };
+                outcomes.push((p.index, outcome));
+            }
+            topics.push((topic, outcomes));
         }
-        topics.push((topic, outcomes));
-    }
+        (topics, throttle)
+    };
+    let (topics, throttle) = shale_broker::api::append_all(appends).await.map_err(|e| e.message)?;
     if acks == Some(Acks::None) {
         // Kafka sends no answer to acks=0; the appends above happened, in order.
         return Ok(Answer::Nothing);
@@ -111,7 +115,7 @@ pub(crate) async fn produce(
 /// the produce quota throttles the client.
 async fn append(
     kafka: &Kafka,
-    session: &Session,
+    who: &shale_broker::api::Identity,
     (topic, index): (&str, i32),
     records: Option<Bytes>,
     acks: Acks,
@@ -121,7 +125,6 @@ async fn append(
         .map_err(|_| Error::invalid(format!("partition {index} of topic {topic:?} is negative")))?;
     let batches = records.unwrap_or_default();
     let payload = Payload::Batches(batches);
-    let who = &session.identity;
     let admitted = match txn {
         None => kafka.api.admit_produce(who, topic, &payload)?,
         Some(t) => kafka.api.admit_transactional_produce(who, topic, &payload, t.clone())?,

@@ -44,12 +44,12 @@ pub use crate::auth::{Authenticator, Identity, Principal, Via, unauthenticated};
 pub use crate::broker::fetch::{FetchChunk, Isolation};
 pub use crate::broker::moves::Reassignment;
 pub use crate::broker::moves::{ClusterLoad, MoveStatus};
-pub use crate::broker::partition::appending_inline;
 pub use crate::broker::producers::ProducerInfo;
 pub use crate::broker::topics::NewTopic;
 pub use crate::broker::topics::PartitionDescription;
 pub use crate::broker::{Elected, ListedOffset, OffsetSpec};
 pub use crate::broker::{Payload, Produced, TopicEntry, TxnProduce};
+pub use crate::broker::{append_all, appending_inline};
 pub use crate::groups::classic::{
     ClassicRecord, JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State as GroupState,
     SyncRequest, Synced,

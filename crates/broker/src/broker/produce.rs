@@ -182,15 +182,24 @@ impl Broker {
         }
         let broker = self.clone();
         let epoch = p.leader_epoch();
+        // Only a wait on other brokers (acks=all with replicas) can outlast this broker's
+        // leadership by much; a wait for this broker's own fsync ends by itself, and the
+        // checks below answer it. No timer for those: one per partition per request was a
+        // measurable share of the broker's CPU at 1,000 partitions (docs/benchmarks.md).
+        let watched = acks == Acks::All && p.replication().has_other_replicas();
         Box::pin(async move {
             // A leader that stops serving (lease lost, epoch moved) answers at once rather
             // than after the replication timeout: the client can go to the new leader.
-            let produced = tokio::select! {
-                r = pending => r?,
-                _ = broker.stops_leading(&p, epoch) => {
-                    broker.check_serving()?;
-                    return Err(broker.leadership_moved(&p, epoch));
+            let produced = if watched {
+                tokio::select! {
+                    r = pending => r?,
+                    _ = broker.stops_leading(&p, epoch) => {
+                        broker.check_serving()?;
+                        return Err(broker.leadership_moved(&p, epoch));
+                    }
                 }
+            } else {
+                pending.await?
             };
             // Fencing: acknowledge only if, after the fsync, this broker is still live and
             // still leads at the epoch the batch was written with.

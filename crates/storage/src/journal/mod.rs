@@ -25,6 +25,7 @@
 
 pub(crate) mod file;
 pub(crate) mod frame;
+pub(crate) mod kicks;
 pub(crate) mod ring;
 pub(crate) mod round;
 pub(crate) mod streams;

@@ -31,6 +31,9 @@ pub(crate) enum Refused {
     },
 }
 
+/// The largest round buffer kept for the next round.
+const SPARE_MAX: usize = 16 << 20;
+
 /// Frames for one write and one fsync, from the round's start position.
 #[derive(Debug)]
 pub(crate) struct Round {
@@ -44,7 +47,23 @@ impl Round {
     /// An empty round starting at `start` in a ring of `capacity` bytes, written under the
     /// journal's `generation`.
     pub(crate) fn new(start: u64, capacity: u64, generation: u32) -> Round {
-        Round { start, capacity, generation, buf: BytesMut::new() }
+        Round::reusing(start, capacity, generation, BytesMut::new())
+    }
+
+    /// [`new`](Self::new), laid out in `buf` (a round written before: emptied here), so
+    /// that a steady journal does not allocate a buffer per round. A buffer grown past
+    /// [`SPARE_MAX`] by a burst is let go.
+    pub(crate) fn reusing(start: u64, capacity: u64, generation: u32, mut buf: BytesMut) -> Round {
+        buf.clear();
+        if buf.capacity() > SPARE_MAX {
+            buf = BytesMut::new();
+        }
+        Round { start, capacity, generation, buf }
+    }
+
+    /// The round's buffer, for the next round to reuse.
+    pub(crate) fn into_buf(self) -> BytesMut {
+        self.buf
     }
 
     /// Where the round starts.

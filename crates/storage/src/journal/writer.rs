@@ -90,6 +90,8 @@ struct Pending {
 #[derive(Debug)]
 struct Writer {
     open: Round,
+    /// The buffer of the round last written, for the next round to take.
+    spare: bytes::BytesMut,
     members: Vec<Pending>,
     /// Members' indexes in `members`, by address.
     index: HashMap<usize, usize>,
@@ -160,6 +162,8 @@ pub(crate) struct Journal {
     checkpoint: Condvar,
     /// Held through a checkpoint, so two never store trim points out of order.
     checkpointing: Mutex<()>,
+    /// Member lists the notifier is done with, for the writer's next rounds.
+    spare_members: Mutex<Vec<Vec<Pending>>>,
     /// Test only: while set, the writer takes no round.
     #[cfg(test)]
     pub(crate) hold: std::sync::atomic::AtomicBool,
@@ -207,6 +211,7 @@ impl Journal {
             generation,
             state: Mutex::new(Writer {
                 open: Round::new(next, capacity, generation),
+                spare: bytes::BytesMut::new(),
                 members: Vec::new(),
                 buffered: HashMap::new(),
                 written: HashMap::new(),
@@ -223,6 +228,7 @@ impl Journal {
             progress: Condvar::new(),
             checkpoint: Condvar::new(),
             checkpointing: Mutex::new(()),
+            spare_members: Mutex::new(Vec::new()),
             #[cfg(test)]
             hold: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
@@ -239,15 +245,23 @@ impl Journal {
                 .map_err(|e| Failed(format!("cannot start the journal's thread {name}: {e}")))
         };
         let (tx, rx) = std::sync::mpsc::channel::<Vec<Pending>>();
-        let (j, k) = (journal.clone(), journal.clone());
+        let (j, k, n) = (journal.clone(), journal.clone(), journal.clone());
         let threads = vec![
             spawn("shale-journal", Box::new(move || j.write_rounds(tx)))?,
             // Ends when the writer does (it drops the sender).
             spawn(
                 "shale-journal-acks",
                 Box::new(move || {
-                    for p in rx.into_iter().flatten() {
-                        p.member.synced(p.end, p.generation);
+                    for mut members in rx {
+                        for p in members.drain(..) {
+                            p.member.synced(p.end, p.generation);
+                        }
+                        // Back to the writer, for a round to come (no list allocated per
+                        // round, none grown by the pushes).
+                        n.spare_members
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(members);
                     }
                 }),
             )?,
@@ -308,7 +322,7 @@ impl Journal {
     /// is, from this frame on.
     #[allow(clippy::too_many_arguments, reason = "a frame's fields and its member")]
     pub(crate) fn push(
-        &self,
+        self: &Arc<Self>,
         op: Op,
         stream: u32,
         epoch: i32,
@@ -345,6 +359,8 @@ impl Journal {
                     w.checkpoint_asked = true;
                     w.room_wanted = true;
                     self.checkpoint.notify_one();
+                    // Frames of this thread's deferred pushes must be synced to be trimmed.
+                    self.kick();
                     let (next, timed_out) = self
                         .progress
                         .wait_timeout(w, ROOM_WARNING)
@@ -381,8 +397,15 @@ impl Journal {
         }
         let at = w.open.end();
         drop(w);
-        self.work.notify_one();
+        if !super::kicks::defer(self) {
+            self.kick();
+        }
         Ok(at)
+    }
+
+    /// Wakes the writer: frames wait in the open round.
+    pub(crate) fn kick(&self) {
+        self.work.notify_one();
     }
 
     /// Test only: whether the writer is held.
@@ -408,6 +431,10 @@ impl Journal {
     /// Waits until every frame before `lsn` is durable.
     pub(crate) fn wait_synced(&self, lsn: u64) -> Result<(), Failed> {
         let mut w = self.lock();
+        if w.synced < lsn {
+            // They may be this thread's pushes, their wake-up deferred (`kicks`).
+            self.kick();
+        }
         loop {
             if let Some(reason) = &w.failed {
                 return Err(Failed(reason.clone()));
@@ -450,9 +477,12 @@ impl Journal {
                 if w.failed.is_some() || (w.closed && w.open.is_empty()) {
                     return;
                 }
-                let next = Round::new(w.open.end(), self.capacity, self.generation);
+                let spare = std::mem::take(&mut w.spare);
+                let next = Round::reusing(w.open.end(), self.capacity, self.generation, spare);
                 w.index.clear();
-                (std::mem::replace(&mut w.open, next), std::mem::take(&mut w.members))
+                let spare = self.spare_members.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                let members = std::mem::replace(&mut w.members, spare.unwrap_or_default());
+                (std::mem::replace(&mut w.open, next), members)
             };
             let started = monotonic_now();
             let written = self.write_round(&round);
@@ -472,6 +502,7 @@ impl Journal {
             {
                 let mut w = self.lock();
                 w.synced = round.end();
+                w.spare = round.into_buf();
                 let since = w.synced.saturating_sub(w.trim.max(w.aimed));
                 if since > self.checkpoint_bytes && !w.checkpoint_asked {
                     w.checkpoint_asked = true;

@@ -21,6 +21,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::{LogError, LogResources};
 
@@ -30,6 +31,40 @@ pub(super) const BUFFER_BYTES: usize = 16 << 10;
 /// Bytes all the buffers of one [`super::LogResources`] may hold; past it appends write
 /// through (30,000 partitions with a full buffer each would otherwise hold 480 MiB).
 pub(super) const BUFFERED_BYTES_MAX: u64 = 64 << 20;
+
+/// Empty buffers kept for reuse, [`BUFFER_BYTES`] each: a buffer that fills is written and
+/// given back, and the next log to buffer takes it, so a steady append path allocates
+/// nothing for them (4 MiB kept at most; the logs' buffers in use are counted against
+/// [`BUFFERED_BYTES_MAX`]).
+const POOLED: usize = 256;
+
+/// What the buffers of one [`super::LogResources`] share: the bytes they hold, and the
+/// pool of empty ones.
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    bytes: AtomicU64,
+    pool: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Buffers {
+    /// An empty buffer with room for [`BUFFER_BYTES`].
+    fn take(&self) -> Vec<u8> {
+        let pooled = self.pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        pooled.unwrap_or_else(|| Vec::with_capacity(BUFFER_BYTES))
+    }
+
+    /// Keeps `buffer` for reuse, emptied, unless the pool is full.
+    fn give(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() < BUFFER_BYTES {
+            return;
+        }
+        buffer.clear();
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOLED {
+            pool.push(buffer);
+        }
+    }
+}
 
 /// Bytes appended to the active segment and not yet written to its file.
 #[derive(Debug, Default)]
@@ -74,21 +109,24 @@ impl SegmentBuffer {
 
     /// Whether `len` more bytes may be buffered (rather than written through), counting
     /// them against `total`, the bytes of every buffer.
-    pub(super) fn fits(&self, len: usize, total: &AtomicU64) -> bool {
+    pub(super) fn fits(&self, len: usize, total: &Buffers) -> bool {
         self.bytes.len() + len <= BUFFER_BYTES
-            && total.load(Ordering::Relaxed) + len as u64 <= BUFFERED_BYTES_MAX
+            && total.bytes.load(Ordering::Relaxed) + len as u64 <= BUFFERED_BYTES_MAX
     }
 
     /// Buffers `buf`, to be written at `pos` of the segment file `path` (the bytes
-    /// buffered already end at `pos`); `total` counts them.
-    pub(super) fn add(&mut self, path: &std::path::Path, pos: u64, buf: &[u8], total: &AtomicU64) {
+    /// buffered already end at `pos`); `total` counts them and lends the buffer.
+    pub(super) fn add(&mut self, path: &std::path::Path, pos: u64, buf: &[u8], total: &Buffers) {
         if self.bytes.is_empty() {
             self.note_written(path);
             self.at = pos;
+            if self.bytes.capacity() == 0 {
+                self.bytes = total.take();
+            }
         }
         debug_assert_eq!(self.at + self.bytes.len() as u64, pos, "a buffer grows at its end");
         self.bytes.extend_from_slice(buf);
-        total.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        total.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
     }
 
     /// Writes the buffered bytes to their file, and with `writeback` starts their
@@ -115,10 +153,11 @@ impl SegmentBuffer {
         Ok(())
     }
 
-    /// Forgets the buffered bytes (their segment is being removed).
-    pub(super) fn discard(&mut self, total: &AtomicU64) {
-        total.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
-        self.bytes = Vec::new();
+    /// Forgets the buffered bytes (written, or their segment is being removed), and gives
+    /// the buffer back to the pool.
+    pub(super) fn discard(&mut self, total: &Buffers) {
+        total.bytes.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
+        total.give(std::mem::take(&mut self.bytes));
         self.dropping = false;
     }
 }

@@ -21,6 +21,9 @@ impl PartitionLog {
             return Ok(());
         }
         let mut synced = inner.synced.subscribe();
+        // Appends of this thread whose journal rounds wait for the end of a request's
+        // appends (`deferring_journal_kicks`) are awaited here: their rounds start now.
+        crate::journal::kicks::wake_deferred();
         loop {
             if inner.durable.load(Ordering::Acquire) >= offset {
                 return Ok(());

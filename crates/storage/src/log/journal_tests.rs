@@ -295,6 +295,44 @@ fn a_roll_waits_for_the_journal_before_it_counts_the_segment_durable() {
     );
 }
 
+/// The appends of one request to many logs (inside `deferring_journal_kicks`) go into one
+/// journal round, taken once the last of them is in; a wait for durability inside the
+/// scope (a transaction's own write) starts the rounds it waits for rather than hanging.
+#[test]
+fn one_requests_appends_to_many_logs_share_one_journal_round() {
+    let disk = SimDisk::new(SimOptions { seed: 5, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 1 << 20);
+    let logs: Vec<_> = (0..20).map(|i| open(&resources, i, &LogConfig::default())).collect();
+    let rounds = || resources.journal_stats().expect("a journal").rounds;
+    let before = rounds();
+    let ends: Vec<i64> = deferring_journal_kicks(|| {
+        let ends = logs
+            .iter()
+            .enumerate()
+            .map(|(i, log)| log.append(&mut batch(1, 100, T0, i as u64), 0).expect("append"))
+            .map(|info| info.log_end_offset)
+            .collect();
+        // A writer woken by the first push would have taken a round within this window.
+        let deadline = shale_core::clock::monotonic_now() + Duration::from_millis(300);
+        while shale_core::clock::monotonic_now() < deadline {
+            assert_eq!(rounds(), before, "a round was taken before the request's last append");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        ends
+    });
+    for (log, end) in logs.iter().zip(&ends) {
+        ack(&rt, log, *end).expect("acknowledged");
+    }
+    assert_eq!(rounds() - before, 1, "the 20 appends' frames in one round");
+    let end = deferring_journal_kicks(|| {
+        let info = logs[0].append(&mut batch(1, 100, T0, 99), 0).expect("append");
+        ack(&rt, &logs[0], info.log_end_offset).expect("acknowledged inside the scope");
+        info.log_end_offset
+    });
+    assert!(logs[0].durable_offset() >= end);
+}
+
 /// The state of one seeded run over several partitions.
 struct Run {
     seed: u64,

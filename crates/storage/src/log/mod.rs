@@ -82,12 +82,16 @@ pub(crate) mod swap;
 mod tiering;
 
 #[cfg(test)]
+#[allow(unsafe_code, reason = "a global allocator counting allocations, in the test binary only")]
+mod alloc_tests;
+#[cfg(test)]
 pub(crate) mod journal_tests;
 #[cfg(test)]
 mod power_loss_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::journal::kicks::deferring as deferring_journal_kicks;
 pub use checkpoint::FileHeader;
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch::EpochEntry;

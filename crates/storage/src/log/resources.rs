@@ -39,8 +39,8 @@ pub struct LogResources {
     interval_syncs: Arc<tokio::sync::Semaphore>,
     /// The fsync rounds the logs share (`log.shared_fsync`).
     rounds: Arc<SyncRounds>,
-    /// Bytes in the logs' segment buffers (see `buffer`).
-    buffered: AtomicU64,
+    /// The logs' segment buffers: their bytes, and the empty ones kept (see `buffer`).
+    buffered: super::buffer::Buffers,
 }
 
 /// Interval fsyncs (`flush.policy=interval`) that run at once, all logs together.
@@ -380,7 +380,7 @@ impl LogResources {
             activity: Arc::default(),
             interval_syncs: Arc::new(tokio::sync::Semaphore::new(INTERVAL_SYNCS)),
             rounds: Arc::new(SyncRounds::new(true)),
-            buffered: AtomicU64::new(0),
+            buffered: super::buffer::Buffers::default(),
         }
     }
 
@@ -393,7 +393,7 @@ impl LogResources {
     }
 
     /// Bytes in the logs' segment buffers, all together.
-    pub(super) fn buffered(&self) -> &AtomicU64 {
+    pub(super) fn buffered(&self) -> &super::buffer::Buffers {
         &self.buffered
     }
 

@@ -144,13 +144,17 @@ impl<'a> Scanner<'a> {
 /// One batch of an append: its header and its byte range in the buffer.
 pub(super) type Frame = (BatchHeader, Range<usize>);
 
+/// The batches of one append: on the stack for the usual few (an append allocates nothing
+/// for them).
+pub(super) type Frames = smallvec::SmallVec<[Frame; 4]>;
+
 /// Splits an append into batches, re-checking framing (header, magic, sizes) only: the
 /// caller validated CRCs and records.
-pub(super) fn frame(buf: &[u8], max_batch: usize) -> Result<(Vec<Frame>, i64), LogError> {
+pub(super) fn frame(buf: &[u8], max_batch: usize) -> Result<(Frames, i64), LogError> {
     if buf.is_empty() {
         return Err(RecordError::Corrupt("empty append: expected at least one batch".into()).into());
     }
-    let mut frames = Vec::new();
+    let mut frames = Frames::new();
     let mut records = 0i64;
     for item in BatchFrames::new(buf, max_batch) {
         let (header, range) = item?;

@@ -48,6 +48,24 @@ pub async fn appending_inline<F: std::future::Future>(appends: F) -> F::Output {
     ON_BLOCKING_THREAD.scope((), appends).await
 }
 
+/// Runs one request's `appends` (a Kafka Produce's partitions, a ProduceMany message's
+/// requests), in order, on one blocking thread with each append's step inline
+/// ([`appending_inline`]) and the journal's writer woken once, after the last of them
+/// (`deferring_journal_kicks`): one thread hop and one journal round for the request, not
+/// one per partition.
+pub async fn append_all<F>(appends: F) -> Result<F::Output, Error>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        shale_storage::log::deferring_journal_kicks(|| runtime.block_on(appending_inline(appends)))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("append task failed: {e}")))
+}
+
 /// Resolves when a produce is acknowledged per its `acks`.
 pub type PendingAck = futures::future::BoxFuture<'static, Result<Produced, Error>>;
 
@@ -170,7 +188,7 @@ impl Partition {
     {
         let config = self.config();
         let min_isr = config.min_insync_replicas as usize;
-        if acks == Acks::All && self.repl.isr().len() < min_isr {
+        if acks == Acks::All && self.repl.isr_len() < min_isr {
             return Err(self.not_enough_replicas(
                 min_isr,
                 Reason::NotEnoughReplicas,
@@ -426,7 +444,7 @@ impl Partition {
                 }
                 p.kept(upto, cuts)?;
                 observe_since(&p.stages.replicate, started);
-                if p.repl.isr().len() < min_isr {
+                if p.repl.isr_len() < min_isr {
                     return Err(p.not_enough_replicas(
                         min_isr,
                         Reason::NotEnoughReplicasAfterAppend,

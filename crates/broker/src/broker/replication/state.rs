@@ -231,6 +231,11 @@ impl Replication {
         self.lock().isr.clone()
     }
 
+    /// How many in-sync replicas there are (no copy of the set: every produce asks).
+    pub fn isr_len(&self) -> usize {
+        self.lock().isr.len()
+    }
+
     /// The high watermark.
     pub fn high_watermark(&self) -> i64 {
         *self.hw_tx.borrow()

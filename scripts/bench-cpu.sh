@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The broker's CPU per record on the produce path, by measures that do not drift with this
+# machine's noise (issue 54). For each PARTITIONS:RATE of the matrix and each front end —
+# gRPC (`shale-bench latency`, Shale's Rust client, ProduceMany) and the Kafka listener
+# (`kafka-bench latency`: librdkafka as Kafka users run it, linger.ms=1, batch.size=1 MiB,
+# acks=all, idempotent) — one `shale standalone` (journal on) and a topic at
+# `flush.policy=always` (fsync before ack), 1 KiB records round-robin over its partitions,
+# open loop. Each line gives:
+#   - latency p50/p99/p999 from each record's due time, and records acknowledged per second;
+#   - the broker's CPU per record (user + system, every thread, from /proc/PID/stat) and
+#     context switches per record (voluntary + involuntary of every thread, from
+#     /proc/PID/task/*/status) over the measured window, and the load client's CPU;
+#   - the journal's rounds per second (one write and fdatasync each).
+# Beside each matrix entry, fio's fdatasync p50/p99/p999 at the same byte rate.
+#
+# With CALLGRIND=1 each entry is also run with the broker under
+# `valgrind --tool=callgrind` at a low fixed rate (CALLGRIND_RATE, default 400/s, for
+# CALLGRIND_SECONDS, default 10): instructions the broker executed per record, the same
+# window's count with no load subtracted (timers, housekeeping). Repeatable to about a
+# percent whatever else the machine does; not the same shape as the timed runs (fewer
+# records per request), so compare it between builds, not with them.
+#
+#   scripts/bench-cpu.sh [DIR] [MATRIX] [FRONT_ENDS]
+# e.g. scripts/bench-cpu.sh /tmp/bc "1:50k 100:50k 1000:20k 10000:10k" "grpc kafka"
+# SHALE_BINS="A B": broker builds alternated entry by entry (an A/B in one run; labels are
+# the binaries' names); SECONDS_PER_RUN (default 10, after a 2 s warm-up).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR="${1:-$PWD/bench-data/cpu}"
+MATRIX="${2:-1:50k 100:50k 1000:20k 10000:10k}"
+FRONT_ENDS="${3:-grpc kafka}"
+RUN_SECONDS="${SECONDS_PER_RUN:-10}"
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+cargo build --release --quiet --manifest-path tools/kafka-bench/Cargo.toml
+KAFKA_BENCH="$CARGO_TARGET_DIR/release/kafka-bench"
+BINS="${SHALE_BINS:-$SHALE}"
+if [ "${CALLGRIND:-0}" = 1 ]; then
+  command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+fi
+
+# A rate like 50k as records/s.
+records() { echo "$1" | sed 's/k$/000/'; }
+# CPU seconds (user + system) of a process, all its threads.
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+# Of those, system (the kernel's, for the process).
+sys_cpu() { awk '{printf "%.2f", $15 / 100}' "/proc/$1/stat"; }
+# Context switches of every live thread of a process.
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/{n += $2} END {print n}'; }
+# A counter of the broker's metrics.
+metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+# fio: sequential 64 KiB writes with an fdatasync after each, at $1 bytes/s for the run's
+# length: "p50 p99 p999" of the fdatasync latency in ms.
+fio_sync_ms() {
+  fio --name=sync --rw=write --bs=64k --size=2G --fdatasync=1 --ioengine=sync \
+    --rate="$1" --runtime="$RUN_SECONDS" --time_based --directory="$DIR" \
+    --output-format=json 2>/dev/null |
+    python3 -c 'import json,sys
+p = json.load(sys.stdin)["jobs"][0]["sync"]["lat_ns"]["percentile"]
+print(" / ".join("%.2f" % (p[k] / 1e6) for k in ("50.000000", "99.000000", "99.900000")))'
+  rm -f "$DIR"/sync*
+}
+
+# Starts broker build $1 (under $2, a wrapper such as valgrind, if given) with both
+# listeners and a topic of $3 partitions at flush.policy=always. Sets PID, GRPC, KAFKA.
+start() {
+  local bin=$1 wrapper=$2 partitions=$3
+  rm -rf "$DIR/shale"
+  GRPC=127.0.0.1:$(free_port) KAFKA=127.0.0.1:$(free_port)
+  # shellcheck disable=SC2086
+  $wrapper "$bin" standalone --data-dir "$DIR/shale" --listen "$GRPC" --kafka-listen "$KAFKA" \
+    --admin-listen "127.0.0.1:$ADMIN" > "$DIR/broker.out" 2> "$DIR/broker.err" &
+  PID=$!
+  trap 'kill $PID 2>/dev/null && wait $PID 2>/dev/null || true' EXIT
+  for _ in $(seq 1200); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
+  grep -q listening "$DIR/broker.out" || { echo "the broker did not start: $(tail -3 "$DIR/broker.err")" >&2; exit 1; }
+  "$bin" topic create "cpu$partitions" --partitions "$partitions" \
+    --config flush.policy=always --broker "$GRPC" > /dev/null
+}
+
+stop() { kill "$PID" && wait "$PID" 2>/dev/null || true; }
+
+# The load: front end $1, $2 partitions, $3 records/s, $4 s measured after $5 s of warm-up.
+# It replaces the shell it runs in (run it in a subshell or in the background): $! is
+# then the load client's PID.
+load() {
+  local front=$1 partitions=$2 rate=$3 seconds=$4 warmup=$5
+  case $front in
+    grpc) exec "$SHALE_BENCH" latency --broker "$GRPC" --topic "cpu$partitions" \
+      --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
+      --seconds "$seconds" --label "grpc $partitions" ;;
+    kafka) exec "$KAFKA_BENCH" latency --bootstrap "$KAFKA" --topic "cpu$partitions" \
+      --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
+      --seconds "$seconds" --linger-ms 1 --batch-size 1048576 --label "kafka $partitions" ;;
+  esac
+}
+
+# One timed run: build $1, front end $2, $3 partitions at $4 records/s. Prints one line.
+run() {
+  local bin=$1 front=$2 partitions=$3 rate=$4
+  start "$bin" "" "$partitions"
+  load "$front" "$partitions" "$rate" "$RUN_SECONDS" 2 > "$DIR/load.txt" 2>&1 &
+  local client=$! span=$((RUN_SECONDS - 2))
+  # The warm-up and the client's connecting first; the window ends a second before the run.
+  sleep 3
+  local b0 c0 x0 r0 k0 b1 c1 x1 r1 k1
+  b0=$(cpu "$PID") c0=$(cpu "$client") x0=$(switches "$PID") r0=$(metric shale_log_journal_rounds_total) k0=$(sys_cpu "$PID")
+  sleep "$span"
+  b1=$(cpu "$PID") c1=$(cpu "$client") x1=$(switches "$PID") r1=$(metric shale_log_journal_rounds_total) k1=$(sys_cpu "$PID")
+  wait "$client" || { echo "the load failed: $(tail -2 "$DIR/load.txt")" >&2; }
+  local line acked
+  line=$(grep -E 'round [0-9]' "$DIR/load.txt" | tail -1)
+  # Records acknowledged per second in the load's window (the offered rate if it kept up).
+  acked=$(echo "$line" | sed -n 's/.*acked (\([0-9]*\)\/s).*/\1/p')
+  [ -n "$acked" ] && [ "$acked" -gt 0 ] || acked=$(records "$rate")
+  echo "$line" | awk -v b="$(basename "$bin")" -v f="$front" -v n="$acked" -v s="$span" \
+    -v db="$b0 $b1" -v dc="$c0 $c1" -v dx="$x0 $x1" -v dr="${r0:-0} ${r1:-0}" -v dk="$k0 $k1" '
+    { split(db, B); split(dc, C); split(dx, X); split(dr, R); split(dk, K)
+      for (i = 1; i <= NF; i++) {
+        if ($i == "p50") p50 = $(i + 1); if ($i == "p99") p99 = $(i + 1); if ($i == "p999") p999 = $(i + 1) }
+      printf "  %-14s %-5s p50/p99/p999 %s / %s / %s ms, %d/s acked | broker %.1f us/record (system %.1f), %.2f switches/record | client %.1f us/record | %.0f rounds/s\n",
+        b, f, p50, p99, p999, n, (B[2] - B[1]) / s / n * 1e6, (K[2] - K[1]) / s / n * 1e6, (X[2] - X[1]) / s / n,
+        (C[2] - C[1]) / s / n * 1e6, (R[2] - R[1]) / s }'
+  stop
+}
+
+# Instructions (callgrind's Ir) of the broker since its last dump.
+dump_ir() {
+  callgrind_control -d "$PID" > /dev/null
+  local f
+  f=$(ls -t "$DIR"/callgrind.out.* | head -1)
+  awk '/^(summary|totals):/{print $2; exit}' "$f"
+}
+
+# One callgrind run: build $1, front end $2, $3 partitions. Prints one line.
+callgrind_run() {
+  local bin=$1 front=$2 partitions=$3 rate=${CALLGRIND_RATE:-400} seconds=${CALLGRIND_SECONDS:-10}
+  rm -f "$DIR"/callgrind.out.*
+  start "$bin" "valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$DIR/callgrind.out.%p" "$partitions"
+  callgrind_control -i on "$PID" > /dev/null
+  dump_ir > /dev/null
+  sleep "$seconds"
+  local idle busy line
+  idle=$(dump_ir)
+  (load "$front" "$partitions" "$rate" "$seconds" 0) > "$DIR/load.txt" 2>&1 || true
+  busy=$(dump_ir)
+  line=$(grep -E 'round [0-9]' "$DIR/load.txt" | tail -1)
+  local acked
+  acked=$(echo "$line" | awk '{for (i = 1; i <= NF; i++) if ($i == "offered") print $(i + 1)}')
+  echo "  $(basename "$bin") $front under callgrind, $rate records/s for $seconds s: $acked acked; $(
+    echo "$busy $idle $acked" | awk '{printf "%.0f instructions/record (%.2e with load, %.2e idle)", ($1 - $2) / $3, $1, $2}')"
+  stop
+}
+
+ADMIN=$(free_port)
+for entry in $MATRIX; do
+  partitions=${entry%%:*}
+  rate=${entry##*:}
+  echo "== $partitions partitions, $rate records/s, 1 KiB: fio fdatasync p50/p99/p999 $(fio_sync_ms $(( $(records "$rate") * 1024 ))) ms"
+  for front in $FRONT_ENDS; do
+    for bin in $BINS; do
+      run "$bin" "$front" "$partitions" "$rate"
+    done
+    if [ "${CALLGRIND:-0}" = 1 ]; then
+      for bin in $BINS; do
+        callgrind_run "$bin" "$front" "$partitions"
+      done
+    fi
+  done
+done
