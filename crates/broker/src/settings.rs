@@ -200,6 +200,11 @@ pub struct LogSettings {
     /// least 1 MiB, at most half of `journal_bytes`): small, frequent checkpoints keep each
     /// `syncfs` short, so the journal's fsyncs do not queue behind a burst of writeback.
     pub journal_checkpoint_bytes: u64,
+    /// The least time between two journal rounds (µs; at most 100,000): under load the
+    /// frames that arrive meanwhile share one write and fdatasync, one wake-up of the
+    /// writer, its notifier and each waiting request. 0 starts a round as soon as the
+    /// last one is synced. Idle, a round starts at once either way.
+    pub journal_round_interval_us: u64,
     /// How often retention runs (ms).
     pub retention_check_interval_ms: u64,
     /// Threads compacting the partitions of compacted topics (Kafka's
@@ -234,6 +239,7 @@ impl Default for LogSettings {
             journal_dir: String::new(),
             journal_bytes: 256 << 20,
             journal_checkpoint_bytes: 8 << 20,
+            journal_round_interval_us: 1000,
             retention_check_interval_ms: 30_000,
             cleaner_threads: 1,
             cleaner_dedupe_buffer_bytes: 128 << 20,
@@ -440,6 +446,13 @@ impl Settings {
                     "{cb} is outside 1 MiB (1048576) ..= half of log.journal_bytes ({})",
                     jb / 2
                 ),
+            ));
+        }
+        let ri = self.log.journal_round_interval_us;
+        if ri > 100_000 {
+            return Err(invalid(
+                "log.journal_round_interval_us",
+                format!("{ri} is above 100000 (100 ms)"),
             ));
         }
         if self.log.cleaner_threads > 64 {

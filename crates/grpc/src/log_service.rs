@@ -136,23 +136,16 @@ impl LogService {
         ReceiverStream::new(rx)
     }
 
-    /// Appends the requests of one ProduceMany message, all on one blocking thread and in
-    /// one journal round (`append_all`). Returns each request's answer to await, in request
-    /// order. `throttled` is the request quota's verdict on the message.
+    /// Appends the requests of one ProduceMany message, in one journal round
+    /// (`append_all`). Returns each request's answer to await, in request order.
+    /// `throttled` is the request quota's verdict on the message.
     async fn append_many(
         &self,
         who: &Identity,
         requests: Vec<pb::ProduceRequest>,
         throttled: Result<(), Error>,
     ) -> Vec<Answer> {
-        let ids: Vec<u64> = requests.iter().map(|r| r.correlation_id).collect();
-        let (service, who) = (self.clone(), who.clone());
-        let appends = async move { service.append_in_order(&who, requests, throttled).await };
-        shale_broker::api::append_all(appends).await.unwrap_or_else(|e| {
-            ids.into_iter()
-                .map(|id| Box::pin(std::future::ready(answer(id, Err(e.clone())))) as Answer)
-                .collect()
-        })
+        shale_broker::api::append_all(self.append_in_order(who, requests, throttled)).await
     }
 
     /// Appends `requests` in order; returns each one's answer to await.

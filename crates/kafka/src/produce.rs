@@ -50,9 +50,8 @@ pub(crate) async fn produce(
         .transactional_id
         .as_ref()
         .map(|id| TxnProduce { transactional_id: id.0.to_string(), tv2: call.version() >= 12 });
-    // The request's partitions are appended in order on one blocking thread, in one
-    // journal round (`append_all`).
-    let (k, who) = (kafka.clone(), session.identity.clone());
+    // The request's partitions are appended in order, in one journal round (`append_all`).
+    let (k, who) = (kafka, &session.identity);
     let appends = async move {
         let mut throttle = Duration::ZERO;
         let mut topics: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(req.topic_data.len());
@@ -63,7 +62,7 @@ pub(crate) async fn produce(
                 let outcome = match acks {
                     None => Err(invalid_acks(req.acks)),
                     Some(acks) => {
-                        let appended = append(&k, &who, (&topic, p.index), p.records, acks, &txn);
+                        let appended = append(k, who, (&topic, p.index), p.records, acks, &txn);
                         appended.await.map(|(pending, wait)| {
                             throttle = throttle.max(wait);
                             pending
@@ -76,7 +75,7 @@ pub(crate) async fn produce(
         }
         (topics, throttle)
     };
-    let (topics, throttle) = shale_broker::api::append_all(appends).await.map_err(|e| e.message)?;
+    let (topics, throttle) = shale_broker::api::append_all(appends).await;
     if acks == Some(Acks::None) {
         // Kafka sends no answer to acks=0; the appends above happened, in order.
         return Ok(Answer::Nothing);

@@ -41,6 +41,7 @@ pub use crate::auth::scram::{
     Exchange as ScramExchange, Mechanism as ScramMechanism, failed as authentication_failed,
 };
 pub use crate::auth::{Authenticator, Identity, Principal, Via, unauthenticated};
+pub use crate::broker::append_all;
 pub use crate::broker::fetch::{FetchChunk, Isolation};
 pub use crate::broker::moves::Reassignment;
 pub use crate::broker::moves::{ClusterLoad, MoveStatus};
@@ -49,7 +50,6 @@ pub use crate::broker::topics::NewTopic;
 pub use crate::broker::topics::PartitionDescription;
 pub use crate::broker::{Elected, ListedOffset, OffsetSpec};
 pub use crate::broker::{Payload, Produced, TopicEntry, TxnProduce};
-pub use crate::broker::{append_all, appending_inline};
 pub use crate::groups::classic::{
     ClassicRecord, JoinRequest, Joined, Live, LiveMember, OffsetToCommit, State as GroupState,
     SyncRequest, Synced,

@@ -86,7 +86,7 @@ use shale_meta::membership::Membership;
 use shale_meta::topics::{BrokerRecord, PartitionState, TopicStore};
 use shale_storage::log::LogResources;
 
-pub use partition::{Cleaning, Partition, PendingAck, Produced, append_all, appending_inline};
+pub use partition::{Cleaning, Partition, PendingAck, Produced, append_all};
 pub use produce::Payload;
 pub use shale_storage::tier::scrubber::ScrubStats;
 

@@ -279,6 +279,7 @@ async fn open_journal(
         },
         bytes: settings.log.journal_bytes,
         checkpoint_bytes: settings.log.journal_checkpoint_bytes,
+        round_interval: std::time::Duration::from_micros(settings.log.journal_round_interval_us),
     };
     let (resources, clock) = (resources.clone(), clock.clone());
     let stats =

@@ -11,64 +11,61 @@
 //! writers first ([`wake_deferred`], `Journal::kick`), so nothing waits on a round nobody
 //! will take.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use super::Journal;
 
-thread_local! {
-    /// Whether this thread is inside [`deferring`].
-    static DEFERRING: Cell<bool> = const { Cell::new(false) };
-    /// The journals pushed to inside it whose writers are yet to be woken (kept between
-    /// scopes, empty: a request allocates nothing for it).
-    static NOTED: RefCell<Vec<Arc<Journal>>> = const { RefCell::new(Vec::new()) };
-}
+/// The journals pushed to inside a scope whose writers are yet to be woken; woken when
+/// the scope ends, however it ends (a request's future dropped half-way included).
+#[derive(Default)]
+struct Noted(RefCell<SmallVec<[Arc<Journal>; 2]>>);
 
-/// Runs `f` with the journal writers' wake-ups for its pushes deferred to its end (on
-/// this thread; nested calls join the outermost).
-pub fn deferring<R>(f: impl FnOnce() -> R) -> R {
-    if DEFERRING.with(|d| d.replace(true)) {
-        return f();
-    }
-    /// Wakes the writers noted, also when `f` panics.
-    struct Kick;
-    impl Drop for Kick {
-        fn drop(&mut self) {
-            DEFERRING.with(|d| d.set(false));
-            wake_deferred();
-        }
-    }
-    let _kick = Kick;
-    f()
-}
-
-/// Notes `journal` for a wake-up at the end of the enclosing [`deferring`]; false outside
-/// one (the caller wakes the writer itself).
-pub(super) fn defer(journal: &Arc<Journal>) -> bool {
-    if !DEFERRING.with(Cell::get) {
-        return false;
-    }
-    NOTED.with(|n| {
-        let mut noted = n.borrow_mut();
-        if !noted.iter().any(|j| Arc::ptr_eq(j, journal)) {
-            noted.push(journal.clone());
-        }
-    });
-    true
-}
-
-/// Wakes the writers of the pushes deferred so far on this thread: something in the scope
-/// waits for them to be durable, or the scope ends.
-pub(crate) fn wake_deferred() {
-    NOTED.with(|n| {
-        // Taken out first: a wake-up never runs under the borrow.
-        let mut noted = std::mem::take(&mut *n.borrow_mut());
-        for journal in noted.drain(..) {
+impl Drop for Noted {
+    fn drop(&mut self) {
+        for journal in self.0.get_mut().drain(..) {
             journal.kick();
         }
-        let mut kept = n.borrow_mut();
-        if kept.is_empty() {
-            *kept = noted;
-        }
-    });
+    }
+}
+
+tokio::task_local! {
+    /// Set inside [`deferring`] and [`deferring_task`]: per task, so that a request's
+    /// appends are noted wherever its task runs, and another task's are not.
+    static NOTED: Noted;
+}
+
+/// Runs `f` with the journal writers' wake-ups for its pushes deferred to its end.
+pub fn deferring<R>(f: impl FnOnce() -> R) -> R {
+    NOTED.sync_scope(Noted::default(), f)
+}
+
+/// [`deferring`] for a future: the pushes made while it runs (on the task polling it, not
+/// on threads it hands work to) wake their writers when it ends or is dropped.
+pub async fn deferring_task<F: std::future::Future>(f: F) -> F::Output {
+    NOTED.scope(Noted::default(), f).await
+}
+
+/// Notes `journal` for a wake-up at the end of the enclosing scope; false outside one
+/// (the caller wakes the writer itself).
+pub(super) fn defer(journal: &Arc<Journal>) -> bool {
+    NOTED
+        .try_with(|n| {
+            let mut noted = n.0.borrow_mut();
+            if !noted.iter().any(|j| Arc::ptr_eq(j, journal)) {
+                noted.push(journal.clone());
+            }
+        })
+        .is_ok()
+}
+
+/// Wakes the writers of the pushes deferred so far in this scope: something in it waits
+/// for them to be durable.
+pub(crate) fn wake_deferred() {
+    let noted = NOTED.try_with(|n| std::mem::take(&mut *n.0.borrow_mut()));
+    for journal in noted.unwrap_or_default() {
+        journal.kick();
+    }
 }

@@ -175,6 +175,15 @@ pub(crate) struct Journal {
     stuck_warned: Mutex<Option<Instant>>,
     /// Whether the journal failed: what every append checks, without the lock.
     has_failed: std::sync::atomic::AtomicBool,
+    /// Bytes the open round may still grow by before a push waits for room (as of the
+    /// last push or checkpoint): read without the lock by [`has_room`](Self::has_room).
+    free: AtomicU64,
+    /// Set (under the lock) while the writer waits for frames: only then does a push wake
+    /// it. While it paces its rounds (`round_interval`) nothing does.
+    idle: std::sync::atomic::AtomicBool,
+    /// The least time between the starts of two rounds (group commit under load: a round
+    /// found waiting sooner waits out the rest, unless it holds [`ROUND_BYTES`] already).
+    round_interval: Duration,
     /// The writer and the checkpointer, joined by [`close`](Journal::close).
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     pub(crate) stats: Stats,
@@ -184,6 +193,9 @@ pub(crate) struct Journal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct Failed(pub(crate) String);
+
+/// Bytes in the open round that start it at once, paced or not.
+const ROUND_BYTES: usize = 1 << 20;
 
 /// How long a push waits for room before it says so in the log (and waits on).
 pub(super) const ROOM_WARNING: Duration = Duration::from_secs(10);
@@ -197,7 +209,7 @@ impl Journal {
         streams: StreamTable,
         fs: Option<FsHandle>,
         next: u64,
-        checkpoint_bytes: u64,
+        (checkpoint_bytes, round_interval): (u64, Duration),
     ) -> Result<Arc<Journal>, Failed> {
         file.set_trim(next).map_err(|e| Failed(e.to_string()))?;
         let header = file.header();
@@ -235,6 +247,9 @@ impl Journal {
             waits: AtomicU64::new(0),
             stuck_warned: Mutex::new(None),
             has_failed: std::sync::atomic::AtomicBool::new(false),
+            free: AtomicU64::new(0),
+            idle: std::sync::atomic::AtomicBool::new(false),
+            round_interval,
             threads: Mutex::new(Vec::new()),
             stats: Stats::default(),
         });
@@ -268,6 +283,7 @@ impl Journal {
             spawn("shale-checkpoint", Box::new(move || k.checkpoints()))?,
         ];
         *journal.threads.lock().unwrap_or_else(PoisonError::into_inner) = threads;
+        journal.note_free(&journal.lock());
         Ok(journal)
     }
 
@@ -396,6 +412,7 @@ impl Journal {
             }
         }
         let at = w.open.end();
+        self.note_free(&w);
         drop(w);
         if !super::kicks::defer(self) {
             self.kick();
@@ -403,9 +420,23 @@ impl Journal {
         Ok(at)
     }
 
-    /// Wakes the writer: frames wait in the open round.
+    /// Whether a push of `len` payload bytes would find room at once (a hint: the state of
+    /// the last push or checkpoint), without the lock.
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        self.free.load(Ordering::Relaxed) >= 2 * super::frame::footprint(len)
+    }
+
+    /// Notes the room the open round has left (under the lock).
+    fn note_free(&self, w: &Writer) {
+        let limit = (w.trim + self.capacity).saturating_sub(self.copy_reserve());
+        self.free.store(limit.saturating_sub(w.open.end()), Ordering::Relaxed);
+    }
+
+    /// Wakes the writer if it waits for frames: they wait in the open round.
     pub(crate) fn kick(&self) {
-        self.work.notify_one();
+        if self.idle.load(Ordering::Acquire) {
+            self.work.notify_one();
+        }
     }
 
     /// Test only: whether the writer is held.
@@ -468,15 +499,35 @@ impl Journal {
     /// The writer thread: takes the open round, writes and syncs it, hands its members to
     /// the notifier.
     fn write_rounds(&self, acks: std::sync::mpsc::Sender<Vec<Pending>>) {
+        let mut last: Option<Instant> = None;
         loop {
             let (round, members) = {
                 let mut w = self.lock();
-                while (w.open.is_empty() || self.held()) && !w.closed && w.failed.is_none() {
-                    w = self.work.wait(w).unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    while (w.open.is_empty() || self.held()) && !w.closed && w.failed.is_none() {
+                        self.idle.store(true, Ordering::Release);
+                        w = self.work.wait(w).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    self.idle.store(false, Ordering::Release);
+                    if w.failed.is_some() || (w.closed && w.open.is_empty()) {
+                        return;
+                    }
+                    // Under load, rounds at most every `round_interval`: the frames that
+                    // come meanwhile share the next fsync.
+                    let due = last.map(|t| t + self.round_interval);
+                    match due.filter(|d| *d > monotonic_now()) {
+                        Some(due) if w.open.bytes().len() < ROUND_BYTES && !w.closed => {
+                            let wait = due.saturating_duration_since(monotonic_now());
+                            w = self
+                                .work
+                                .wait_timeout(w, wait)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0;
+                        }
+                        _ => break,
+                    }
                 }
-                if w.failed.is_some() || (w.closed && w.open.is_empty()) {
-                    return;
-                }
+                last = Some(monotonic_now());
                 let spare = std::mem::take(&mut w.spare);
                 let next = Round::reusing(w.open.end(), self.capacity, self.generation, spare);
                 w.index.clear();

@@ -32,7 +32,12 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn settings(bytes: u64) -> JournalSettings {
-    JournalSettings { dir: PathBuf::from(DATA), bytes, checkpoint_bytes: bytes / 2 }
+    JournalSettings {
+        dir: PathBuf::from(DATA),
+        bytes,
+        checkpoint_bytes: bytes / 2,
+        round_interval: Duration::ZERO,
+    }
 }
 
 /// Resources on `disk` with the journal of `/data` open (and replayed).
@@ -331,6 +336,29 @@ fn one_requests_appends_to_many_logs_share_one_journal_round() {
         info.log_end_offset
     });
     assert!(logs[0].durable_offset() >= end);
+}
+
+/// Under load the journal starts a round at most every `round_interval`: a frame pushed
+/// just after a round started waits for the interval's end, the first after a start at once.
+#[test]
+fn rounds_start_at_most_every_round_interval() {
+    let disk = SimDisk::new(SimOptions { seed: 9, ..Default::default() });
+    disk.create_dir_all(Path::new(DATA)).expect("data dir");
+    let resources = Arc::new(LogResources::on_disk(Arc::new(disk.clone()), 64, 1 << 20));
+    let clock: shale_core::clock::SharedClock = Arc::new(ManualClock::new(T0));
+    let interval = Duration::from_millis(200);
+    let settings = JournalSettings { round_interval: interval, ..settings(1 << 20) };
+    resources.open_journal(Path::new(DATA), &settings, &clock).expect("journal");
+    let rt = runtime();
+    let log = open(&resources, 0, &LogConfig::default());
+    let started = shale_core::clock::monotonic_now();
+    let first = log.append(&mut batch(1, 100, T0, 1), 0).expect("append").log_end_offset;
+    ack(&rt, &log, first).expect("the first round, at once");
+    let second = log.append(&mut batch(1, 100, T0, 2), 0).expect("append").log_end_offset;
+    ack(&rt, &log, second).expect("the second round");
+    let took = started.elapsed();
+    assert!(took >= interval, "two rounds {took:?} apart from the first push, not {interval:?}");
+    assert_eq!(resources.journal_stats().expect("a journal").rounds, 2);
 }
 
 /// The state of one seeded run over several partitions.

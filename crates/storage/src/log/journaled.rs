@@ -288,3 +288,30 @@ fn chunks(frames: &[Frame], max: usize) -> impl Iterator<Item = Chunk> + '_ {
         Some(Chunk { epoch: first.partition_leader_epoch, base: first.base_offset, end, range })
     })
 }
+
+impl super::PartitionLog {
+    /// Whether an append of `bytes` now would touch memory only: buffered in the active
+    /// segment's buffer and pushed to the journal, with no roll (which fsyncs the segment
+    /// it seals), no write of a full buffer and no wait for room in the journal. Such an
+    /// append can run on the task that received it rather than on a blocking thread. A
+    /// hint: another append may change it meanwhile (at worst, this one writes a buffer).
+    pub fn appends_in_memory(&self, bytes: usize) -> bool {
+        let inner = &*self.inner;
+        let Some(j) = &inner.journal else { return false };
+        if !j.journal.has_room(bytes) {
+            return false;
+        }
+        let st = inner.peek();
+        if !inner.buffering(&st) || st.check_open().is_err() {
+            return false;
+        }
+        let a = &st.active;
+        let limit = st.config.segment_bytes.min(super::config::MAX_SEGMENT_BYTES);
+        let now = inner.clock.now_ms();
+        let old = a.first_append_ms.is_some_and(|t| now.saturating_sub(t) >= st.config.segment_ms);
+        if a.size + bytes as u64 > limit || old {
+            return false;
+        }
+        inner.buffer().fits(bytes, inner.resources.buffered())
+    }
+}

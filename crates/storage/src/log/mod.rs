@@ -91,7 +91,9 @@ mod power_loss_tests;
 #[cfg(test)]
 mod tests;
 
-pub use crate::journal::kicks::deferring as deferring_journal_kicks;
+pub use crate::journal::kicks::{
+    deferring as deferring_journal_kicks, deferring_task as deferring_journal_kicks_task,
+};
 pub use checkpoint::FileHeader;
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch::EpochEntry;

@@ -262,6 +262,10 @@ pub struct JournalSettings {
     pub bytes: u64,
     /// Bytes written since the last checkpoint that start the next (at most half the ring).
     pub checkpoint_bytes: u64,
+    /// The least time between the starts of two rounds (one write and fdatasync each):
+    /// under load, the frames that come meanwhile share the next round. Zero takes a
+    /// round as soon as the last one is synced.
+    pub round_interval: std::time::Duration,
 }
 
 /// The smallest journal: eight of the largest frames a default `max.message.bytes` makes.
@@ -336,7 +340,7 @@ impl LogResources {
             streams,
             fs,
             next,
-            settings.checkpoint_bytes,
+            (settings.checkpoint_bytes, settings.round_interval),
         )
         .map_err(|e| LogError::io(&path, std::io::Error::other(e.0)))?;
         self.rounds().add_journal(data_dir, journal)?;

@@ -30,7 +30,7 @@ mod tier;
 mod timestamps;
 
 pub use compaction::Cleaning;
-pub use produce::{PendingAck, Produced, append_all, appending_inline};
+pub use produce::{PendingAck, Produced, append_all};
 
 /// A replica's own contribution to the high watermark: durable data under
 /// `flush.policy=always`, everything appended under `interval`.

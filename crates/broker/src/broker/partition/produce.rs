@@ -36,34 +36,26 @@ pub struct Produced {
 /// How long an `acks=all` produce waits for the in-sync replicas.
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-tokio::task_local! {
-    /// Set while a caller runs appends on a blocking thread of its own.
-    static ON_BLOCKING_THREAD: ();
-}
+/// The most bytes an append runs inline, on the task that received it: validating them
+/// (inflating them, when compressed) takes well under a millisecond. A larger one, or one
+/// the log cannot take in memory, goes to a blocking thread, its cost spread over more
+/// records.
+const INLINE_MAX_BYTES: usize = 64 << 10;
 
-/// Runs `appends`, which the caller drives on a blocking thread (with
-/// `Handle::block_on`), with each append's step inline rather than by a hop to another
-/// blocking thread: many appends (a ProduceMany message's) then cost one hop in all.
-pub async fn appending_inline<F: std::future::Future>(appends: F) -> F::Output {
-    ON_BLOCKING_THREAD.scope((), appends).await
+tokio::task_local! {
+    /// Set inside [`append_all`]: appends that touch memory only run inline.
+    static APPENDING: ();
 }
 
 /// Runs one request's `appends` (a Kafka Produce's partitions, a ProduceMany message's
-/// requests), in order, on one blocking thread with each append's step inline
-/// ([`appending_inline`]) and the journal's writer woken once, after the last of them
-/// (`deferring_journal_kicks`): one thread hop and one journal round for the request, not
-/// one per partition.
-pub async fn append_all<F>(appends: F) -> Result<F::Output, Error>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        shale_storage::log::deferring_journal_kicks(|| runtime.block_on(appending_inline(appends)))
-    })
-    .await
-    .map_err(|e| Error::internal(format!("append task failed: {e}")))
+/// requests), in order, on the task that received it: each append that touches memory
+/// only (`PartitionLog::appends_in_memory`: buffered, pushed to the journal) and is small
+/// runs inline, any other (a roll's fsync, a full buffer's write, a large batch) on a
+/// blocking thread; and the journal's writer is woken once, after the last of them
+/// (`deferring_journal_kicks_task`): one journal round for the request, and no thread hop
+/// for it in the usual case.
+pub async fn append_all<F: std::future::Future>(appends: F) -> F::Output {
+    shale_storage::log::deferring_journal_kicks_task(APPENDING.scope((), appends)).await
 }
 
 /// Resolves when a produce is acknowledged per its `acks`.
@@ -104,7 +96,8 @@ impl Partition {
         guard: Option<TxnGuard>,
     ) -> Result<PendingAck, Error> {
         let limits = self.produce_limits();
-        self.append_by(acks, move |p| p.append_step(batches, headers, &limits, guard)).await
+        let inline = self.appends_inline(&batches);
+        self.append_by(acks, inline, move |p| p.append_step(batches, headers, &limits, guard)).await
     }
 
     /// Appends `batches` only if they land at exactly `expected` (the log ends there) and
@@ -120,7 +113,8 @@ impl Partition {
         acks: Acks,
     ) -> Result<PendingAck, Error> {
         let limits = self.produce_limits();
-        self.append_by(acks, move |p| {
+        let inline = self.appends_inline(&batches);
+        self.append_by(acks, inline, move |p| {
             validate_batches(&batches, &limits)?;
             let _guard = p.append_lock.lock().unwrap_or_else(|p| p.into_inner());
             let cuts = p.cuts.load(Ordering::Acquire);
@@ -167,7 +161,8 @@ impl Partition {
     ) -> Result<PendingAck, Error> {
         let now = shale_core::clock::system().now_ms();
         let batch = marker.batch(producer_id, producer_epoch, now);
-        self.append_by(acks, move |p| p.marker_step(batch, &marker, tv2)).await
+        let inline = self.appends_inline(&batch);
+        self.append_by(acks, inline, move |p| p.marker_step(batch, &marker, tv2)).await
     }
 
     /// What a produce's batches are validated against: the topic's `max.message.bytes`,
@@ -181,8 +176,21 @@ impl Partition {
         }
     }
 
+    /// Whether an append of `batches` may run inline inside [`append_all`]: small, and
+    /// taken by the log in memory.
+    fn appends_inline(&self, batches: &[u8]) -> bool {
+        APPENDING.try_with(|_| ()).is_ok()
+            && batches.len() <= INLINE_MAX_BYTES
+            && self.log.appends_in_memory(batches.len())
+    }
+
     /// Runs an append `step` and returns the wait for `acks`.
-    async fn append_by<S>(self: &Arc<Self>, acks: Acks, step: S) -> Result<PendingAck, Error>
+    async fn append_by<S>(
+        self: &Arc<Self>,
+        acks: Acks,
+        inline: bool,
+        step: S,
+    ) -> Result<PendingAck, Error>
     where
         S: FnOnce(&Partition) -> Result<(Produced, u64), Error> + Send + 'static,
     {
@@ -196,10 +204,10 @@ impl Partition {
             ));
         }
         // One step, run to the end even if this caller is dropped (a client that
-        // disconnects): what reaches the log always reaches the producer state too. It
-        // runs on a blocking thread (a write can wait on the file system for a long time
-        // under fsync load, which must not stall a runtime worker): inline when the caller
-        // is on one already (`appending_inline`), else by a hop to one.
+        // disconnects): what reaches the log always reaches the producer state too. Inline
+        // when it touches memory only (`appends_inline`); else on a blocking thread (a
+        // write can wait on the file system for a long time under fsync load, which must
+        // not stall a runtime worker).
         let p = self.clone();
         let queued = monotonic_now();
         let step = move || {
@@ -209,7 +217,7 @@ impl Partition {
             observe_since(&p.stages.append, started);
             (produced, monotonic_now())
         };
-        let (produced, appended) = if ON_BLOCKING_THREAD.try_with(|_| ()).is_ok() {
+        let (produced, appended) = if inline {
             step()
         } else {
             tokio::task::spawn_blocking(step)

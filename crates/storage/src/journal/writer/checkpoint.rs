@@ -209,7 +209,11 @@ impl Journal {
             }
         }
         self.file.set_trim(point).map_err(|e| format!("checkpoint: {e}"))?;
-        self.lock().trim = point;
+        {
+            let mut w = self.lock();
+            w.trim = point;
+            self.note_free(&w);
+        }
         self.progress.notify_all();
         let s = &self.stats;
         s.checkpoints.fetch_add(1, Ordering::Relaxed);
