@@ -41,10 +41,11 @@ fi
 
 # A rate like 50k as records/s.
 records() { echo "$1" | sed 's/k$/000/'; }
-# CPU seconds (user + system) of a process, all its threads.
-cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+# CPU seconds (user + system) of a process, all its threads (0 once it has ended: a load
+# client that stopped early, whose line then says so).
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Of those, system (the kernel's, for the process).
-sys_cpu() { awk '{printf "%.2f", $15 / 100}' "/proc/$1/stat"; }
+sys_cpu() { awk '{printf "%.2f", $15 / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Context switches of every live thread of a process.
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/{n += $2} END {print n}'; }
 # A counter of the broker's metrics.
@@ -108,6 +109,7 @@ run() {
   b0=$(cpu "$PID") c0=$(cpu "$client") x0=$(switches "$PID") r0=$(metric shale_log_journal_rounds_total) k0=$(sys_cpu "$PID")
   sleep "$span"
   b1=$(cpu "$PID") c1=$(cpu "$client") x1=$(switches "$PID") r1=$(metric shale_log_journal_rounds_total) k1=$(sys_cpu "$PID")
+  [ -e "/proc/$client" ] || echo "  (the load client ended before the measured window did: its figures are void)"
   wait "$client" || { echo "the load failed: $(tail -2 "$DIR/load.txt")" >&2; }
   local line acked
   line=$(grep -E 'round [0-9]' "$DIR/load.txt" | tail -1)
