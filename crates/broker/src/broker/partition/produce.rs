@@ -50,12 +50,18 @@ tokio::task_local! {
 /// Runs one request's `appends` (a Kafka Produce's partitions, a ProduceMany message's
 /// requests), in order, on the task that received it: each append that touches memory
 /// only (`PartitionLog::appends_in_memory`: buffered, pushed to the journal) and is small
-/// runs inline, any other (a roll's fsync, a full buffer's write, a large batch) on a
-/// blocking thread; and the journal's writer is woken once, after the last of them
+/// runs inline; at the first other (a roll's fsync, a full buffer's write, a large batch)
+/// the task's thread turns blocking for the rest of the request (`block_in_place`); and the journal's writer is woken once, after the last of them
 /// (`deferring_journal_kicks_task`): one journal round for the request, and no thread hop
 /// for it in the usual case.
 pub async fn append_all<F: std::future::Future>(appends: F) -> F::Output {
     shale_storage::log::deferring_journal_kicks_task(APPENDING.scope((), appends)).await
+}
+
+/// Whether this runs on a multi-threaded runtime (`block_in_place` needs one).
+fn multi_thread() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Resolves when a produce is acknowledged per its `acks`.
@@ -219,6 +225,12 @@ impl Partition {
         };
         let (produced, appended) = if inline {
             step()
+        } else if APPENDING.try_with(|_| ()).is_ok() && multi_thread() {
+            // Inside a request's appends: this thread becomes a blocking one for the rest
+            // of the request (the runtime hands its work to another), so its later appends
+            // cost no hop at all, where a hop each would take them one round trip at a time
+            // (10,000 partitions, most buffers full: p50 0.55 s -> 2.5 s).
+            tokio::task::block_in_place(step)
         } else {
             tokio::task::spawn_blocking(step)
                 .await
