@@ -66,7 +66,10 @@ impl Journal {
                 let next = Round::reusing(w.open.end(), self.capacity, self.generation, spare);
                 w.index.clear();
                 let spare = self.spare_members.lock().unwrap_or_else(PoisonError::into_inner).pop();
-                let members = std::mem::replace(&mut w.members, spare.unwrap_or_default());
+                // A list the notifier has not given back yet is replaced by one sized
+                // here, on the writer's thread, not grown by the pushes of the next round.
+                let fresh = spare.unwrap_or_else(|| Vec::with_capacity(w.members.len()));
+                let members = std::mem::replace(&mut w.members, fresh);
                 (std::mem::replace(&mut w.open, next), members)
             };
             let started = monotonic_now();
