@@ -39,8 +39,6 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
   command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 fi
 
-# A rate like 50k as records/s.
-records() { echo "$1" | sed 's/k$/000/'; }
 # CPU seconds (user + system) of a process, all its threads (0 once it has ended: a load
 # client that stopped early, whose line then says so).
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -51,17 +49,6 @@ switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/{n +
 # A counter of the broker's metrics.
 metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
-# fio: sequential 64 KiB writes with an fdatasync after each, at $1 bytes/s for the run's
-# length: "p50 p99 p999" of the fdatasync latency in ms.
-fio_sync_ms() {
-  fio --name=sync --rw=write --bs=64k --size=2G --fdatasync=1 --ioengine=sync \
-    --rate="$1" --runtime="$RUN_SECONDS" --time_based --directory="$DIR" \
-    --output-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-p = json.load(sys.stdin)["jobs"][0]["sync"]["lat_ns"]["percentile"]
-print(" / ".join("%.2f" % (p[k] / 1e6) for k in ("50.000000", "99.000000", "99.900000")))'
-  rm -f "$DIR"/sync*
-}
 
 # Starts broker build $1 (under $2, a wrapper such as valgrind, if given) with both
 # listeners and a topic of $3 partitions at flush.policy=always. Sets PID, GRPC, KAFKA.
@@ -159,7 +146,7 @@ ADMIN=$(free_port)
 for entry in $MATRIX; do
   partitions=${entry%%:*}
   rate=${entry##*:}
-  echo "== $partitions partitions, $rate records/s, 1 KiB: fio fdatasync p50/p99/p999 $(fio_sync_ms $(( $(records "$rate") * 1024 ))) ms"
+  echo "== $partitions partitions, $rate records/s, 1 KiB: fio fdatasync p50/p99/p999 $(fio_sync_ms $(( $(records "$rate") * 1024 )) | sed 's| | / |g') ms"
   for front in $FRONT_ENDS; do
     for bin in $BINS; do
       run "$bin" "$front" "$partitions" "$rate"

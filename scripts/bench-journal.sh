@@ -20,20 +20,7 @@ RUN_SECONDS="${SECONDS_PER_RUN:-10}"
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 
-# A rate like 50k as records/s.
-records() { echo "$1" | sed 's/k$/000/'; }
 
-# fio: sequential 64 KiB writes with an fdatasync after each, at $1 bytes/s for the run's
-# length: "p50 p99 p999" of the fdatasync latency in ms.
-fio_sync_ms() {
-  fio --name=sync --rw=write --bs=64k --size=2G --fdatasync=1 --ioengine=sync \
-    --rate="$1" --runtime="$RUN_SECONDS" --time_based --directory="$DIR" \
-    --output-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-p = json.load(sys.stdin)["jobs"][0]["sync"]["lat_ns"]["percentile"]
-print(" ".join("%.2f" % (p[k] / 1e6) for k in ("50.000000", "99.000000", "99.900000")))'
-  rm -f "$DIR"/sync*
-}
 
 # CPU seconds (user + system) of a process.
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }

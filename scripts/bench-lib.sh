@@ -23,6 +23,21 @@ fio_fdatasync_mib() {
   echo "scale=1; $bw / 1024" | bc
 }
 
+# A rate like 50k as records/s.
+records() { echo "$1" | sed 's/k$/000/'; }
+
+# fio: sequential 64 KiB writes with an fdatasync after each, at $1 bytes/s for
+# $RUN_SECONDS, in $DIR: "p50 p99 p999" of the fdatasync latency in ms.
+fio_sync_ms() {
+  fio --name=sync --rw=write --bs=64k --size=2G --fdatasync=1 --ioengine=sync \
+    --rate="$1" --runtime="$RUN_SECONDS" --time_based --directory="$DIR" \
+    --output-format=json 2>/dev/null |
+    python3 -c 'import json,sys
+p = json.load(sys.stdin)["jobs"][0]["sync"]["lat_ns"]["percentile"]
+print(" ".join("%.2f" % (p[k] / 1e6) for k in ("50.000000", "99.000000", "99.900000")))'
+  rm -f "$DIR"/sync*
+}
+
 # Starts `shale standalone` with data in $DIR/shale and the arguments given, waits until it
 # listens, and stops it (awaiting its exit) when the script ends. Sets PID.
 start_standalone() {
