@@ -39,9 +39,6 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
   command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 fi
 
-# CPU seconds (user + system) of a process, all its threads (0 once it has ended: a load
-# client that stopped early, whose line then says so).
-cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Of those, system (the kernel's, for the process).
 sys_cpu() { awk '{printf "%.2f", $15 / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Context switches of every live thread of a process.

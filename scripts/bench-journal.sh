@@ -20,11 +20,6 @@ RUN_SECONDS="${SECONDS_PER_RUN:-10}"
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 
-
-
-# CPU seconds (user + system) of a process.
-cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
-
 # One run: mode (on/off/interval), partitions, rate. Prints one line.
 run() {
   local mode=$1 partitions=$2 rate=$3 journal=true flush=always

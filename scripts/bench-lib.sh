@@ -23,6 +23,10 @@ fio_fdatasync_mib() {
   echo "scale=1; $bw / 1024" | bc
 }
 
+# CPU seconds (user + system) of a process, all its threads (0 once it has ended: a load
+# client that stopped early, whose line then says so).
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # A rate like 50k as records/s.
 records() { echo "$1" | sed 's/k$/000/'; }
 

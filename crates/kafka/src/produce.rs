@@ -51,7 +51,7 @@ pub(crate) async fn produce(
         .as_ref()
         .map(|id| TxnProduce { transactional_id: id.0.to_string(), tv2: call.version() >= 12 });
     // The request's partitions are appended in order, in one journal round (`append_all`).
-    let (k, who) = (kafka, &session.identity);
+    let who = &session.identity;
     let appends = async move {
         let mut throttle = Duration::ZERO;
         let mut topics: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(req.topic_data.len());
@@ -62,7 +62,7 @@ pub(crate) async fn produce(
                 let outcome = match acks {
                     None => Err(invalid_acks(req.acks)),
                     Some(acks) => {
-                        let appended = append(k, who, (&topic, p.index), p.records, acks, &txn);
+                        let appended = append(kafka, who, (&topic, p.index), p.records, acks, &txn);
                         appended.await.map(|(pending, wait)| {
                             throttle = throttle.max(wait);
                             pending

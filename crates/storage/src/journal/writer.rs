@@ -376,7 +376,8 @@ impl Journal {
                     w.checkpoint_asked = true;
                     w.room_wanted = true;
                     self.checkpoint.notify_one();
-                    // Frames of this thread's deferred pushes must be synced to be trimmed.
+                    // Frames whose wake-up a request defers (`kicks`) must be synced to be
+                    // trimmed.
                     self.kick();
                     let (next, timed_out) = self
                         .progress
@@ -445,7 +446,7 @@ impl Journal {
     pub(crate) fn wait_synced(&self, lsn: u64) -> Result<(), Failed> {
         let mut w = self.lock();
         if w.synced < lsn {
-            // They may be this thread's pushes, their wake-up deferred (`kicks`).
+            // They may be pushes whose wake-up a request defers (`kicks`).
             self.kick();
         }
         loop {

@@ -51,17 +51,26 @@ tokio::task_local! {
 /// requests), in order, on the task that received it: each append that touches memory
 /// only (`PartitionLog::appends_in_memory`: buffered, pushed to the journal) and is small
 /// runs inline; at the first other (a roll's fsync, a full buffer's write, a large batch)
-/// the task's thread turns blocking for the rest of the request (`block_in_place`); and the journal's writer is woken once, after the last of them
-/// (`deferring_journal_kicks_task`): one journal round for the request, and no thread hop
-/// for it in the usual case.
+/// the task's thread turns blocking for the rest of the request (`block_in_place`). The
+/// journal's writer is woken once, after the last of them (`deferring_journal_kicks_task`):
+/// one journal round for the request, and no thread hop for it in the usual case.
 pub async fn append_all<F: std::future::Future>(appends: F) -> F::Output {
     shale_storage::log::deferring_journal_kicks_task(APPENDING.scope((), appends)).await
 }
 
-/// Whether this runs on a multi-threaded runtime (`block_in_place` needs one).
-fn multi_thread() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+/// Where an append's step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepOn {
+    /// On the calling task: it touches memory only.
+    Task,
+    /// On the calling thread, turned blocking for the rest of the request
+    /// (`block_in_place`): later appends of the request then cost no hop either, where a
+    /// hop each would take them one round trip at a time (10,000 partitions, most buffers
+    /// full: p50 0.55 s -> 2.5 s).
+    ThreadInPlace,
+    /// On a blocking thread, by a hop there and back (outside [`append_all`], or on a
+    /// single-threaded runtime, which cannot hand its work over).
+    BlockingThread,
 }
 
 /// Resolves when a produce is acknowledged per its `acks`.
@@ -102,8 +111,8 @@ impl Partition {
         guard: Option<TxnGuard>,
     ) -> Result<PendingAck, Error> {
         let limits = self.produce_limits();
-        let inline = self.appends_inline(&batches);
-        self.append_by(acks, inline, move |p| p.append_step(batches, headers, &limits, guard)).await
+        let on = self.step_on(&batches);
+        self.append_by(acks, on, move |p| p.append_step(batches, headers, &limits, guard)).await
     }
 
     /// Appends `batches` only if they land at exactly `expected` (the log ends there) and
@@ -119,8 +128,8 @@ impl Partition {
         acks: Acks,
     ) -> Result<PendingAck, Error> {
         let limits = self.produce_limits();
-        let inline = self.appends_inline(&batches);
-        self.append_by(acks, inline, move |p| {
+        let on = self.step_on(&batches);
+        self.append_by(acks, on, move |p| {
             validate_batches(&batches, &limits)?;
             let _guard = p.append_lock.lock().unwrap_or_else(|p| p.into_inner());
             let cuts = p.cuts.load(Ordering::Acquire);
@@ -167,8 +176,8 @@ impl Partition {
     ) -> Result<PendingAck, Error> {
         let now = shale_core::clock::system().now_ms();
         let batch = marker.batch(producer_id, producer_epoch, now);
-        let inline = self.appends_inline(&batch);
-        self.append_by(acks, inline, move |p| p.marker_step(batch, &marker, tv2)).await
+        let on = self.step_on(&batch);
+        self.append_by(acks, on, move |p| p.marker_step(batch, &marker, tv2)).await
     }
 
     /// What a produce's batches are validated against: the topic's `max.message.bytes`,
@@ -182,19 +191,28 @@ impl Partition {
         }
     }
 
-    /// Whether an append of `batches` may run inline inside [`append_all`]: small, and
-    /// taken by the log in memory.
-    fn appends_inline(&self, batches: &[u8]) -> bool {
-        APPENDING.try_with(|_| ()).is_ok()
-            && batches.len() <= INLINE_MAX_BYTES
-            && self.log.appends_in_memory(batches.len())
+    /// Where an append of `batches` runs: inside [`append_all`] on the task when it is
+    /// small and the log takes it in memory, else on the task's thread turned blocking;
+    /// outside, on a blocking thread.
+    fn step_on(&self, batches: &[u8]) -> StepOn {
+        if APPENDING.try_with(|_| ()).is_err() {
+            return StepOn::BlockingThread;
+        }
+        if batches.len() <= INLINE_MAX_BYTES && self.log.appends_in_memory(batches.len()) {
+            return StepOn::Task;
+        }
+        let handle = tokio::runtime::Handle::try_current();
+        match handle.map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => StepOn::ThreadInPlace,
+            _ => StepOn::BlockingThread,
+        }
     }
 
     /// Runs an append `step` and returns the wait for `acks`.
     async fn append_by<S>(
         self: &Arc<Self>,
         acks: Acks,
-        inline: bool,
+        on: StepOn,
         step: S,
     ) -> Result<PendingAck, Error>
     where
@@ -210,10 +228,9 @@ impl Partition {
             ));
         }
         // One step, run to the end even if this caller is dropped (a client that
-        // disconnects): what reaches the log always reaches the producer state too. Inline
-        // when it touches memory only (`appends_inline`); else on a blocking thread (a
-        // write can wait on the file system for a long time under fsync load, which must
-        // not stall a runtime worker).
+        // disconnects): what reaches the log always reaches the producer state too. On the
+        // task when it touches memory only; else off the runtime's workers (a write can
+        // wait on the file system for a long time under fsync load; see `step_on`).
         let p = self.clone();
         let queued = monotonic_now();
         let step = move || {
@@ -223,18 +240,12 @@ impl Partition {
             observe_since(&p.stages.append, started);
             (produced, monotonic_now())
         };
-        let (produced, appended) = if inline {
-            step()
-        } else if APPENDING.try_with(|_| ()).is_ok() && multi_thread() {
-            // Inside a request's appends: this thread becomes a blocking one for the rest
-            // of the request (the runtime hands its work to another), so its later appends
-            // cost no hop at all, where a hop each would take them one round trip at a time
-            // (10,000 partitions, most buffers full: p50 0.55 s -> 2.5 s).
-            tokio::task::block_in_place(step)
-        } else {
-            tokio::task::spawn_blocking(step)
+        let (produced, appended) = match on {
+            StepOn::Task => step(),
+            StepOn::ThreadInPlace => tokio::task::block_in_place(step),
+            StepOn::BlockingThread => tokio::task::spawn_blocking(step)
                 .await
-                .map_err(|e| Error::internal(format!("append task failed: {e}")))?
+                .map_err(|e| Error::internal(format!("append task failed: {e}")))?,
         };
         observe_since(&self.stages.append_resume, appended);
         let (produced, cuts) = produced?;

@@ -48,10 +48,11 @@ impl Journal {
                     }
                     // Under load, rounds at most every `round_interval`: the frames that
                     // come meanwhile share the next fsync.
-                    let due = last.map(|t| t + self.round_interval);
-                    match due.filter(|d| *d > monotonic_now()) {
-                        Some(due) if w.open.bytes().len() < ROUND_BYTES && !w.closed => {
-                            let wait = due.saturating_duration_since(monotonic_now());
+                    let now = monotonic_now();
+                    let wait =
+                        last.map(|t| (t + self.round_interval).saturating_duration_since(now));
+                    match wait.filter(|wait| !wait.is_zero()) {
+                        Some(wait) if w.open.bytes().len() < ROUND_BYTES && !w.closed => {
                             w = self
                                 .work
                                 .wait_timeout(w, wait)
