@@ -87,7 +87,8 @@ pub(crate) struct SegmentBuffer {
 impl SegmentBuffer {
     /// Notes that bytes of the segment file `path` were written or buffered.
     pub(super) fn note_written(&mut self, path: &std::path::Path) {
-        if self.written.as_deref() != Some(path) {
+        // Compared as bytes: `Path`'s equality parses both into components, per append.
+        if self.written.as_deref().map(std::path::Path::as_os_str) != Some(path.as_os_str()) {
             self.written = Some(path.to_path_buf());
         }
     }
