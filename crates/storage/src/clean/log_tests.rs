@@ -512,3 +512,62 @@ fn an_abort_marker_goes_only_once_its_transaction_is_forgotten() {
     assert_eq!(hooks.told, [vec![1], vec![1]]);
     assert!(control_batches(&log).is_empty(), "forgotten, then removed");
 }
+
+/// A log closed while a clean of it runs returns from `close` only once the clean is over,
+/// and no cleaned file is left: a broker stopped in a process and the next one started
+/// there on the same directory never see a clean's files come and go under their open
+/// (seen as "partition cannot be opened: …index.cleaned: No such file").
+#[test]
+fn close_waits_for_a_clean_under_way_which_leaves_nothing_behind() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = runtime();
+    let disk = SimDisk::new(SimOptions::default());
+    let resources = journaled(&disk).expect("journal");
+    let log = Arc::new(open(&resources, 600));
+    for i in 0..200u32 {
+        append(&rt, &log, &[((i % 5) as u16, Some(i))]);
+    }
+    let before = read_back(&log);
+    let (started, clean_started) = std::sync::mpsc::channel();
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+    let over = Arc::new(AtomicBool::new(false));
+    let cleaner = {
+        let (log, over) = (log.clone(), over.clone());
+        std::thread::spawn(move || {
+            let req = CleanRequest::always(log.log_end_offset(), T0);
+            let mut first = true;
+            // The clean stops in its first pacing call until the close is under way.
+            let mut pace = |_: u64| {
+                if std::mem::take(&mut first) {
+                    started.send(()).expect("the test waits");
+                    wait_for_go.recv().expect("the test says go");
+                }
+            };
+            let cleaned = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut pace);
+            over.store(true, Ordering::SeqCst);
+            cleaned
+        })
+    };
+    clean_started.recv_timeout(Duration::from_secs(20)).expect("the clean started");
+    let closer = {
+        let (log, over) = (log.clone(), over.clone());
+        std::thread::spawn(move || {
+            log.close().expect("close");
+            over.load(Ordering::SeqCst)
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !log.closing() {
+        assert!(std::time::Instant::now() < deadline, "waited 20 s for close to begin");
+        std::thread::yield_now();
+    }
+    go.send(()).expect("the clean waits");
+    assert!(closer.join().expect("close"), "close returned while the clean still ran");
+    let cleaned = cleaner.join().expect("clean");
+    assert!(matches!(cleaned, Ok(None)), "the clean gave up for the close: {cleaned:?}");
+    let names = disk.read_dir(&Path::new(DATA).join("t-0")).expect("list");
+    assert!(names.iter().all(|n| !n.contains(".cleaned")), "left behind: {names:?}");
+    drop(log);
+    let log = open(&resources, 600);
+    assert_eq!(read_back(&log), before, "the log reopens as it was");
+}

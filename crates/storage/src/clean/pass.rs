@@ -217,6 +217,10 @@ impl PartitionLog {
         hooks: &mut dyn CleanHooks,
     ) -> Result<Option<CleanStats>, LogError> {
         let started = shale_core::clock::monotonic_now();
+        let _cleaning = self.cleaning();
+        if self.closing() {
+            return Ok(None);
+        }
         let view = self.clean_view()?;
         if !dirty_state(&view, req).due {
             return Ok(None);
@@ -227,6 +231,10 @@ impl PartitionLog {
                 // Whatever the clean wrote goes (one clean of a log at a time: every
                 // `.cleaned` file in its directory is this one's).
                 crate::log::swap::discard_cleaned(self.disk(), &view.dir)?;
+                // Given up for a close: nothing failed.
+                if self.closing() {
+                    return Ok(None);
+                }
                 // Retention or a cut removed a segment being read: the log changed under
                 // the clean, which is not a failure; the next look starts again.
                 if !self.still_holds(&view)? {
@@ -254,7 +262,13 @@ impl PartitionLog {
         map: &mut OffsetMap,
         hooks: &mut dyn CleanHooks,
     ) -> Result<CleanStats, LogError> {
-        let mut pace = |bytes: u64| hooks.pace(bytes);
+        // Once the log is closing the I/O budget is not waited for: the clean only runs to
+        // its next step, where it gives up.
+        let mut pace = |bytes: u64| {
+            if !self.closing() {
+                hooks.pace(bytes);
+            }
+        };
         let disk = self.disk();
         let first_dirty = view.marks.first_dirty();
         let segments: Vec<Source> = cleanable(view, req).iter().map(|(s, _)| *s).collect();
@@ -281,6 +295,7 @@ impl PartitionLog {
                 ),
             });
         }
+        self.check_not_closing()?;
         // Every segment from the log start through the one holding the cleaning point.
         let sources: Vec<Source> = segments.into_iter().take_while(|s| s.base < point).collect();
         let rules = Rules {
@@ -311,6 +326,7 @@ impl PartitionLog {
         )?;
         stats.bytes_read += read;
         stats.markers_removed = markers.removed;
+        self.check_not_closing()?;
         if !markers.aborts.is_empty() {
             hooks.forget_aborted(&markers.aborts).map_err(|reason| {
                 let why = format!(

@@ -129,4 +129,22 @@ impl PartitionLog {
             index_interval: interval,
         })
     }
+
+    /// Held for a clean's whole run: [`close`](Self::close) waits for it.
+    pub(crate) fn cleaning(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner.cleaning.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether [`close`](Self::close) was called: a clean gives up.
+    pub(crate) fn closing(&self) -> bool {
+        self.inner.closing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// `Closed` once [`close`](Self::close) was called: a clean's step between its own.
+    pub(crate) fn check_not_closing(&self) -> Result<(), LogError> {
+        match self.closing() {
+            true => Err(LogError::Closed),
+            false => Ok(()),
+        }
+    }
 }

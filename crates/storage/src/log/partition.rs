@@ -51,6 +51,11 @@ pub(super) struct Inner {
     /// theirs: no reader pairs a file with an index of the other generation, and no cache
     /// keeps one (`swap`).
     pub fence: std::sync::RwLock<()>,
+    /// Held by a clean for its whole run (`clean::pass`): [`PartitionLog::close`] takes it
+    /// to return only once no clean of the log writes into its directory any more.
+    pub cleaning: Mutex<()>,
+    /// Set by [`PartitionLog::close`]: a clean under way gives up at its next step.
+    pub closing: AtomicBool,
     pub offsets: watch::Sender<LogOffsets>,
     /// The durable offset and whether the log stopped taking writes, published only when
     /// one of them changes: what `flush_until` waits on, woken by fsyncs, not by appends.
@@ -347,6 +352,8 @@ impl PartitionLog {
                 buffer: Mutex::default(),
                 flush_due: AtomicBool::new(false),
                 fence: std::sync::RwLock::new(()),
+                cleaning: Mutex::new(()),
+                closing: AtomicBool::new(false),
                 offsets: watch::Sender::new(offsets),
                 listener: std::sync::OnceLock::new(),
                 syncs: AtomicU64::new(0),
@@ -468,6 +475,11 @@ impl PartitionLog {
     /// the log end, so the next open re-validates nothing. Later appends fail with `Closed`.
     pub fn close(&self) -> Result<(), LogError> {
         let inner = &*self.inner;
+        // A clean under way gives up at its next step and removes what it wrote; until it
+        // has, its files come and go in the directory, which a new owner of the directory
+        // (the broker started after this one, in the same process) must not see.
+        inner.closing.store(true, Ordering::Release);
+        drop(inner.cleaning.lock().unwrap_or_else(PoisonError::into_inner));
         let mut st = inner.lock()?;
         if st.closed && st.failed.is_none() {
             return Ok(());
