@@ -519,7 +519,6 @@ fn an_abort_marker_goes_only_once_its_transaction_is_forgotten() {
 /// (seen as "partition cannot be opened: …index.cleaned: No such file").
 #[test]
 fn close_waits_for_a_clean_under_way_which_leaves_nothing_behind() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let rt = runtime();
     let disk = SimDisk::new(SimOptions::default());
     let resources = journaled(&disk).expect("journal");
@@ -528,32 +527,39 @@ fn close_waits_for_a_clean_under_way_which_leaves_nothing_behind() {
         append(&rt, &log, &[((i % 5) as u16, Some(i))]);
     }
     let before = read_back(&log);
+    let dir = Path::new(DATA).join("t-0");
+    let cleaned_files = {
+        let (disk, dir) = (disk.clone(), dir.clone());
+        move || -> Vec<String> {
+            let names = disk.read_dir(&dir).expect("list");
+            names.into_iter().filter(|n| n.contains(".cleaned")).collect()
+        }
+    };
     let (started, clean_started) = std::sync::mpsc::channel();
     let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
-    let over = Arc::new(AtomicBool::new(false));
     let cleaner = {
-        let (log, over) = (log.clone(), over.clone());
+        let (log, cleaned_files) = (log.clone(), cleaned_files.clone());
         std::thread::spawn(move || {
             let req = CleanRequest::always(log.log_end_offset(), T0);
-            let mut first = true;
-            // The clean stops in its first pacing call until the close is under way.
+            let mut paused = false;
+            // The clean stops once it has written cleaned files, until the close is
+            // under way.
             let mut pace = |_: u64| {
-                if std::mem::take(&mut first) {
+                if !paused && !cleaned_files().is_empty() {
+                    paused = true;
                     started.send(()).expect("the test waits");
                     wait_for_go.recv().expect("the test says go");
                 }
             };
-            let cleaned = log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut pace);
-            over.store(true, Ordering::SeqCst);
-            cleaned
+            log.clean(&req, &mut OffsetMap::with_memory(1 << 20), &mut pace)
         })
     };
-    clean_started.recv_timeout(Duration::from_secs(20)).expect("the clean started");
+    clean_started.recv_timeout(Duration::from_secs(20)).expect("the clean wrote files");
     let closer = {
-        let (log, over) = (log.clone(), over.clone());
+        let (log, cleaned_files) = (log.clone(), cleaned_files.clone());
         std::thread::spawn(move || {
             log.close().expect("close");
-            over.load(Ordering::SeqCst)
+            cleaned_files()
         })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -562,11 +568,11 @@ fn close_waits_for_a_clean_under_way_which_leaves_nothing_behind() {
         std::thread::yield_now();
     }
     go.send(()).expect("the clean waits");
-    assert!(closer.join().expect("close"), "close returned while the clean still ran");
+    let at_close = closer.join().expect("close");
+    assert!(at_close.is_empty(), "close returned with the clean's files there: {at_close:?}");
     let cleaned = cleaner.join().expect("clean");
     assert!(matches!(cleaned, Ok(None)), "the clean gave up for the close: {cleaned:?}");
-    let names = disk.read_dir(&Path::new(DATA).join("t-0")).expect("list");
-    assert!(names.iter().all(|n| !n.contains(".cleaned")), "left behind: {names:?}");
+    assert_eq!(cleaned_files(), Vec::<String>::new(), "left behind");
     drop(log);
     let log = open(&resources, 600);
     assert_eq!(read_back(&log), before, "the log reopens as it was");
