@@ -442,6 +442,12 @@ impl Journal {
         self.work.notify_all();
     }
 
+    /// Test only: whether the writer waits for frames (a push would have to wake it).
+    #[cfg(test)]
+    pub(crate) fn writer_waits_for_frames(&self) -> bool {
+        self.idle.load(Ordering::Acquire)
+    }
+
     /// Waits until every frame before `lsn` is durable.
     pub(crate) fn wait_synced(&self, lsn: u64) -> Result<(), Failed> {
         let mut w = self.lock();

@@ -310,6 +310,14 @@ fn one_requests_appends_to_many_logs_share_one_journal_round() {
     let (resources, _) = journaled(&disk, 1 << 20);
     let logs: Vec<_> = (0..20).map(|i| open(&resources, i, &LogConfig::default())).collect();
     let rounds = || resources.journal_stats().expect("a journal").rounds;
+    // A writer still starting (or back from a round) takes the frames it finds open
+    // without a kick: the deferral is about waking a writer that waits.
+    let journal = resources.rounds().journals().remove(0);
+    let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(20);
+    while !journal.writer_waits_for_frames() {
+        assert!(shale_core::clock::monotonic_now() < deadline, "20 s for the writer to wait");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let before = rounds();
     let ends: Vec<i64> = deferring_journal_kicks(|| {
         let ends = logs
