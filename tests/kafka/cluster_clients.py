@@ -471,6 +471,13 @@ class AckedReader:
 
     def __init__(self, path):
         self.path, self.pos, self.by_po, self.conflicts = path, 0, {}, []
+        # Records acked without an offset: librdkafka reports None when the broker says a
+        # retried batch was already written but no longer knows where (a DUPLICATE or
+        # OUT_OF_ORDER answer it counts as persisted). Checked by their i: i -> partition.
+        self.unplaced = {}
+
+    def count(self):
+        return len(self.by_po) + len(self.unplaced)
 
     def read(self):
         try:
@@ -487,6 +494,9 @@ class AckedReader:
             if not line.strip():
                 continue
             r = json.loads(line)
+            if r["o"] is None:
+                self.unplaced[r["i"]] = r["p"]
+                continue
             key = (r["p"], r["o"])
             if key in self.by_po and self.by_po[key] != r["i"]:
                 self.conflicts.append("%d@%d acked for i=%d and i=%d"
@@ -546,15 +556,18 @@ def consume_mode(args):
                 offsets_of_i.setdefault(r["i"], set()).add(key)
         twice = ["i=%d at %s" % (i, sorted(s)) for i, s in offsets_of_i.items() if len(s) > 1]
         missing = sorted(set(acked.by_po) - set(seen))
-        unacked = len(set(seen) - set(acked.by_po))
+        unplaced_missing = sorted(i for i in acked.unplaced if i not in offsets_of_i)
+        placed = {min(offsets_of_i[i]) for i in acked.unplaced if i in offsets_of_i}
+        unacked = len(set(seen) - set(acked.by_po) - placed)
         result.update({
             "stop_reason": stop_reason,
             "producer_done": producer_done(),
-            "acked": len(acked.by_po),
+            "acked": acked.count(),
+            "acked_without_offset": len(acked.unplaced),
             "consumed": len(recs),
             "distinct": len(seen),
             "duplicates": len(duplicates),
-            "missing": len(missing),
+            "missing": len(missing) + len(unplaced_missing),
             "mismatched": len(mismatched) + len(bad),
             "written_twice": len(twice),
             "consumed_not_acked": unacked,
@@ -569,13 +582,16 @@ def consume_mode(args):
             "members": [m.report() for m in members],
             "samples": {"duplicates": duplicates[:SAMPLES],
                         "missing": ["%d@%d (i=%d)" % (p, o, acked.by_po[(p, o)])
-                                    for p, o in missing[:SAMPLES]],
+                                    for p, o in missing[:SAMPLES]]
+                           + ["i=%d (acked on partition %d without an offset)"
+                              % (i, acked.unplaced[i]) for i in unplaced_missing[:SAMPLES]],
                         "mismatched": (mismatched + bad)[:SAMPLES],
                         "written_twice": twice[:SAMPLES]},
         })
         # Without the producer's done file the acked set may be incomplete: nothing to
         # check against, so a run that timed out before it is a failure.
-        return (producer_done() and not duplicates and not missing and not mismatched
+        return (producer_done() and not duplicates and not missing and not unplaced_missing
+                and not mismatched
                 and not bad and not twice)
 
     def on_watchdog():
@@ -614,11 +630,13 @@ def consume_mode(args):
             break
         if producer_done():
             acked.read()
-            if len(acked.by_po) <= total:
-                consumed = {(r["p"], r["o"]) for r in read_consumed(outdir)}
-                if not set(acked.by_po) - consumed:
+            if acked.count() <= total:
+                recs = read_consumed(outdir)
+                consumed = {(r["p"], r["o"]) for r in recs}
+                consumed_i = {r["i"] for r in recs}
+                if not set(acked.by_po) - consumed and not set(acked.unplaced) - consumed_i:
                     stop_reason = "complete"
-                    log("all %d acked records consumed; polling %d s more" % (len(acked.by_po),
+                    log("all %d acked records consumed; polling %d s more" % (acked.count(),
                                                                                GRACE_S))
                     time.sleep(GRACE_S)
                     break
