@@ -81,6 +81,20 @@ pub(crate) async fn connect(server: &EtcdServer) -> Arc<EtcdStore> {
         .unwrap_or_else(|e| panic!("connecting to the test etcd: {e}"))
 }
 
+/// A temp dir for an etcd's data: in memory (`/dev/shm`) where there is one. The suite's
+/// fsync-heavy tests share the disk, and behind them etcd's WAL fsyncs once took over the
+/// 2 s request timeout of `test_options` (a put in a test's setup failed "Timeout
+/// expired"); what these tests exercise is etcd going away, not its disk.
+fn data_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("shale-etcd-");
+    match shm.is_dir().then(|| builder.tempdir_in(shm)) {
+        Some(Ok(dir)) => dir,
+        _ => builder.tempdir().unwrap(),
+    }
+}
+
 /// One etcd member on 127.0.0.1 with its data in a temp dir.
 pub(crate) struct EtcdServer {
     bin: PathBuf,
@@ -97,7 +111,7 @@ impl EtcdServer {
     /// Starts a private etcd; `None` if etcd is missing (outside CI).
     pub(crate) fn try_start() -> Option<EtcdServer> {
         let bin = etcd_binary()?;
-        let dir = tempfile::Builder::new().prefix("shale-etcd-").tempdir().unwrap();
+        let dir = data_dir();
         let (client_port, peer_port) = (free_port(), free_port());
         let mut server = EtcdServer { bin, dir, client_port, peer_port, child: None, tls: None };
         server.spawn();
@@ -108,7 +122,7 @@ impl EtcdServer {
     /// signed by `ca`; fails the test if etcd is missing.
     pub(crate) fn start_tls(ca: &Path, cert: &Path, key: &Path) -> EtcdServer {
         let bin = etcd_binary().expect("etcd is not installed: run `scripts/etcd.sh install`");
-        let dir = tempfile::Builder::new().prefix("shale-etcd-").tempdir().unwrap();
+        let dir = data_dir();
         let (client_port, peer_port) = (free_port(), free_port());
         let files = [ca.to_path_buf(), cert.to_path_buf(), key.to_path_buf()];
         let tls = Some((files, free_port()));
