@@ -365,7 +365,7 @@ impl Partition {
         batches: &[u8],
     ) -> Result<bool, Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        if self.leadership() != (leader, epoch) || leader == self.broker_id {
+        if !self.follows(leader, epoch) {
             return Ok(false);
         }
         // Kafka's UnexpectedAppendOffset: a log restarted at the leader's log start, which
@@ -387,12 +387,22 @@ impl Partition {
         Ok(true)
     }
 
-    /// Empties the log and restarts it at `offset` (a blocking step): for a follower whose
-    /// log ends below what the leader keeps locally, or below what is already in the
-    /// bucket, so that it copies only the rest.
-    pub fn reset_to(&self, offset: i64) -> Result<(), Error> {
+    /// Whether this broker follows `leader` at `epoch` in the state last applied (checked
+    /// under the append lock by a follower's writes).
+    fn follows(&self, leader: i32, epoch: i32) -> bool {
+        self.leadership() == (leader, epoch) && leader != self.broker_id
+    }
+
+    /// Empties the log and restarts it at `offset` (a blocking step): for a follower of
+    /// `leader` at `epoch` (`following`) whose log ends below what the leader keeps
+    /// locally, or below what is already in the bucket, so that it copies only the rest.
+    /// Returns false, changing nothing, once it no longer follows them.
+    pub fn reset_to(&self, offset: i64, following: (i32, i32)) -> Result<bool, Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.reset_locked(offset)
+        if !self.follows(following.0, following.1) {
+            return Ok(false);
+        }
+        self.reset_locked(offset).map(|()| true)
     }
 
     /// [`reset_to`](Self::reset_to) under the append lock.
@@ -409,10 +419,18 @@ impl Partition {
         Ok(())
     }
 
-    /// Cuts the log at `offset` (a follower diverging from its leader; a blocking step),
-    /// with the producer state and high watermark that go with it. Returns the offset cut to.
-    pub fn truncate_to(&self, offset: i64) -> Result<i64, Error> {
+    /// Cuts the log at `offset` (a follower of `leader` at `epoch`, `following`, diverging
+    /// from its leader; a blocking step), with the producer state and high watermark that
+    /// go with it. Returns the offset cut to, or `None`, cutting nothing, once this broker
+    /// no longer follows them: a fetcher of an earlier epoch, whose cut was under way when
+    /// this broker was elected, must not cut the log it now leads (its epoch starts at
+    /// the log's end when elected; the cut left that start above every follower's end,
+    /// and no follower could rejoin the ISR).
+    pub fn truncate_to(&self, offset: i64, following: (i32, i32)) -> Result<Option<i64>, Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.follows(following.0, following.1) {
+            return Ok(None);
+        }
         let target = offset.max(self.log.log_start_offset());
         if target < self.log.log_end_offset() {
             // Counted before the cut, so that a produce whose wait fails because of it
@@ -424,7 +442,7 @@ impl Partition {
         self.producers.truncate(target);
         // A snapshot past the cut would vouch for batches that are gone.
         self.remove_snapshots(|o| o > target);
-        Ok(target)
+        Ok(Some(target))
     }
 
     /// The future that resolves once `acks` is satisfied for `produced`, appended when the

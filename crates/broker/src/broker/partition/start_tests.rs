@@ -109,7 +109,7 @@ async fn a_follower_restarted_inside_a_batch_takes_the_whole_batch() {
     };
     let resources = Arc::new(shale_storage::log::LogResources::default());
     let p = Partition::open(dir.path(), spec, shale_core::clock::system(), resources).unwrap();
-    p.reset_to(2).unwrap();
+    assert!(p.reset_to(2, (2, 1)).unwrap());
     assert!(p.append_replicated(2, 1, &batch_at(&[1, 2, 3])).unwrap());
     assert_eq!((p.log().local_base_offset(), p.log().log_end_offset()), (0, 3));
     p.log().advance_log_start(2).unwrap();
@@ -223,6 +223,8 @@ async fn an_aborted_transaction_in_the_bucket_stays_known_after_a_reset() {
     assert!(p.log().log_start_offset() > 1, "the transaction is in the bucket only");
     assert_eq!(p.aborted_for_read(0, 10).await.unwrap(), vec![(7, 0)]);
     let end = p.log().log_end_offset();
-    p.reset_to(end).unwrap();
+    let follower = PartitionState::new(vec![1, 2], 2, 2, vec![1, 2]);
+    p.set_state(&follower, p.replication().revision() + 1);
+    assert!(p.reset_to(end, (2, 2)).unwrap());
     assert_eq!(p.aborted_for_read(0, 10).await.unwrap(), vec![(7, 0)], "after the reset");
 }

@@ -99,6 +99,23 @@ async fn a_broker_that_stopped_leading_appends_nothing() {
     assert_eq!(p.leadership(), (2, 2));
 }
 
+/// A follower's cut or reset runs only while the broker still follows the leader and
+/// epoch its fetcher was started for: a fetcher of epoch 4 whose cut was under way when
+/// this broker was elected at epoch 5 cut the log it then led (found by
+/// `double_failover_keeps_offsets_consistent`, its followers never back in the ISR).
+#[tokio::test]
+async fn a_fetcher_of_an_earlier_epoch_cuts_nothing_once_this_broker_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), 1, state(2, 4));
+    assert!(p.append_replicated(2, 4, &producer_batch(0)).unwrap());
+    p.set_state(&state(1, 5), p.replication().revision() + 1);
+    assert_eq!(p.truncate_to(0, (2, 4)).unwrap(), None, "the leader's log was cut");
+    assert!(!p.reset_to(10, (2, 4)).unwrap(), "the leader's log was reset");
+    assert_eq!(p.log().log_end_offset(), 1);
+    let next = p.append(producer_batch(1), Acks::Leader).await.unwrap().await.unwrap();
+    assert_eq!((next.base_offset, next.leader_epoch), (1, 5));
+}
+
 /// The schema registry's writer appends only where the log it decided on ends, and only
 /// at the epoch it leads at: a second writer with a stale view, or a deposed leader,
 /// appends nothing.
@@ -178,7 +195,9 @@ async fn producer_state_of_a_log_that_never_rolled_survives_a_restart() {
 async fn a_truncation_removes_the_producer_snapshots_past_the_cut() {
     let dir = tempfile::tempdir().unwrap();
     let (p, before) = ten_batches_over_small_segments(dir.path()).await;
-    p.truncate_to(3).unwrap();
+    p.set_state(&state(2, 2), p.replication().revision() + 1);
+    assert_eq!(p.truncate_to(3, (2, 2)).unwrap(), Some(3));
+    p.set_state(&state(1, 3), p.replication().revision() + 1);
     let (end, retry) = grow_past_then_retry_batch_3(dir.path(), p, &before).await;
     assert_eq!(retry, end, "a batch that was cut is written, not a duplicate");
 }
@@ -347,7 +366,7 @@ fn always_leader(dir: &Path) -> Arc<Partition> {
 /// with `refill`, broker 2's record then fills offset 0 again.
 fn lose_leadership_and_cut(p: &Partition, refill: bool) {
     p.set_state(&state(2, 2), p.replication().revision() + 1);
-    assert_eq!(p.truncate_to(0).unwrap(), 0);
+    assert_eq!(p.truncate_to(0, (2, 2)).unwrap(), Some(0));
     if refill {
         assert!(p.append_replicated(2, 2, &plain_batch(["theirs".to_string()])).unwrap());
     }

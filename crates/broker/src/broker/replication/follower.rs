@@ -114,9 +114,9 @@ async fn follow(
     {
         // Everything below `tiered` is in the bucket (an empty disk after a broker was
         // replaced, or a long absence): copy only the untiered tail.
-        reset(p, tiered).await?;
+        reset(p, tiered, (leader, epoch)).await?;
     }
-    truncate_to_leader(&mut client, p, epoch).await?;
+    truncate_to_leader(&mut client, p, (leader, epoch)).await?;
 
     let request = |fetch_offset: i64| pb::ReplicaFetchRequest {
         topic: p.topic().to_string(),
@@ -144,7 +144,7 @@ async fn follow(
         }
         if let Some(err) = &resp.error {
             let e = shale_proto::convert::error_from_proto(err);
-            repair_after_refusal(p, &e, &resp).await?;
+            repair_after_refusal(p, &e, &resp, (leader, epoch)).await?;
             return Err(e);
         }
         if !resp.batches.is_empty() {
@@ -214,13 +214,14 @@ async fn repair_after_refusal(
     p: &Arc<Partition>,
     e: &Error,
     resp: &pb::ReplicaFetchResponse,
+    following: (i32, i32),
 ) -> Result<(), Error> {
     let log = p.log();
     let end = log.log_end_offset();
     if e.reason == Reason::OffsetOutOfRange && resp.leader_log_end >= 0 && end > resp.leader_log_end
     {
         // Ahead of the leader (its unacknowledged tail was lost): cut ours to match.
-        truncate(p, resp.leader_log_end).await?;
+        truncate(p, resp.leader_log_end, following).await?;
     } else if e.reason == Reason::DivergingEpoch {
         // Our log below the fetch offset is not the leader's: cut it where the
         // leader's epoch ends (and ours, if we know that epoch to end sooner).
@@ -232,13 +233,13 @@ async fn repair_after_refusal(
                 target = target.min(own);
             }
             if target < end {
-                truncate(p, target.max(log.log_start_offset())).await?;
+                truncate(p, target.max(log.log_start_offset()), following).await?;
             }
         }
     } else if e.reason == Reason::OffsetOutOfRange && resp.log_start_offset > end {
         // Behind what the leader keeps locally (older data went to the bucket, or
         // expired): start again where the leader's local log starts.
-        reset(p, resp.log_start_offset).await?;
+        reset(p, resp.log_start_offset, following).await?;
     }
     Ok(())
 }
@@ -247,7 +248,7 @@ async fn repair_after_refusal(
 async fn truncate_to_leader(
     client: &mut ReplicaClient<Channel>,
     p: &Arc<Partition>,
-    epoch: i32,
+    following: (i32, i32),
 ) -> Result<(), Error> {
     let log = p.log();
     let Some(latest) = log.leader_epochs().last().copied() else { return Ok(()) };
@@ -256,7 +257,7 @@ async fn truncate_to_leader(
             topic: p.topic().to_string(),
             partition: p.index(),
             leader_epoch: latest.epoch,
-            current_leader_epoch: epoch,
+            current_leader_epoch: following.1,
         })
         .await
         .map_err(status)?
@@ -273,7 +274,7 @@ async fn truncate_to_leader(
         }
     }
     if target < log.log_end_offset() {
-        truncate(p, target).await?;
+        truncate(p, target, following).await?;
     }
     Ok(())
 }
@@ -297,12 +298,14 @@ async fn learn_log_start(p: &Arc<Partition>, leader_floor: i64) -> Result<(), Er
     Ok(())
 }
 
-async fn truncate(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
+/// Cuts the log at `offset` while this broker follows `following` (leader, epoch).
+async fn truncate(p: &Arc<Partition>, offset: i64, following: (i32, i32)) -> Result<(), Error> {
     let from = p.log().log_end_offset();
     let part = p.clone();
-    let to = tokio::task::spawn_blocking(move || part.truncate_to(offset))
+    let cut = tokio::task::spawn_blocking(move || part.truncate_to(offset, following))
         .await
         .map_err(|e| Error::internal(format!("truncate task failed: {e}")))??;
+    let Some(to) = cut else { return Ok(()) };
     tracing::info!(
         topic = p.topic(),
         partition = p.index(),
@@ -313,12 +316,16 @@ async fn truncate(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
     Ok(())
 }
 
-async fn reset(p: &Arc<Partition>, offset: i64) -> Result<(), Error> {
+/// Restarts the log at `offset` while this broker follows `following` (leader, epoch).
+async fn reset(p: &Arc<Partition>, offset: i64, following: (i32, i32)) -> Result<(), Error> {
     let from = p.log().log_end_offset();
     let part = p.clone();
-    tokio::task::spawn_blocking(move || part.reset_to(offset))
+    let reset = tokio::task::spawn_blocking(move || part.reset_to(offset, following))
         .await
         .map_err(|e| Error::internal(format!("reset task failed: {e}")))??;
+    if !reset {
+        return Ok(());
+    }
     tracing::info!(
         topic = p.topic(),
         partition = p.index(),

@@ -394,7 +394,17 @@ impl Replication {
     /// Caps the high watermark at this replica's log end (after a follower truncates, or
     /// resets its log). Wakes every waiter even when the mark stays: a produce waiting on
     /// it learns its records were cut (see `Partition::pending_ack`).
+    ///
+    /// The epoch start is capped too: a follower's cut under way (it holds the append lock,
+    /// having checked it still follows) may end after this replica was elected and took
+    /// its log end, uncut, for the start of its epoch. Nothing of the new epoch is
+    /// appended before the cut ends, so the epoch starts where the cut left the log; with
+    /// the start above it no follower could ever catch up to it and rejoin the ISR.
     pub fn cap(&self, log_end: i64) {
+        {
+            let mut inner = self.lock();
+            inner.epoch_start = inner.epoch_start.min(log_end);
+        }
         self.hw_tx.send_modify(|hw| *hw = (*hw).min(log_end));
     }
 
@@ -477,6 +487,24 @@ mod tests {
         members(&r, &[1, 2, 3], &[1, 2], 1);
         assert!(changes.has_changed().unwrap());
         assert_eq!(r.low_watermark(40), 40);
+    }
+
+    /// A follower's cut that ends after this replica was elected (it took its uncut log end,
+    /// 20, for its epoch's start) moves the epoch start down to the cut: followers at the
+    /// cut's offset catch up and may rejoin the ISR.
+    #[test]
+    fn a_cut_ending_after_the_election_moves_the_epoch_start_down() {
+        let r = Replication::new(1, 0, shale_core::clock::system());
+        r.apply(&PartitionState::new(vec![1, 2, 3], 2, 1, vec![1, 2, 3]), 5, 20);
+        r.apply(&PartitionState::new(vec![1, 2, 3], 1, 2, vec![1]), 6, 20);
+        r.cap(12);
+        r.set_own_end(12);
+        for f in [2, 3] {
+            r.follower_fetched(f, 0, 12, 12);
+        }
+        let lag = Duration::from_secs(10);
+        assert_eq!(r.caught_up(lag), vec![2, 3], "{}", r.high_watermark());
+        assert_eq!(r.begin_isr_join(&[2, 3], 6), vec![2, 3]);
     }
 
     /// Leader 1 at epoch 1 (revision 5) with ISR `isr`; its log and every follower at 10.
