@@ -8,7 +8,7 @@ const PORTS: std::ops::Range<u16> = 10_000..32_768;
 
 /// A port that was free a moment ago and that no other test process has claimed: each
 /// port handed out is claimed for the life of the process by a lock on a file named after
-/// it (released by the kernel when the process ends, however it ends). Without the claim,
+/// it (`flock`, released by the kernel when the process ends, however it ends). Without the claim,
 /// nextest's other test processes (or copies run side by side) could take the port of a
 /// broker while it was killed, and its restart failed "Address already in use".
 pub(crate) fn free_port() -> u16 {
@@ -29,7 +29,10 @@ pub(crate) fn free_port() -> u16 {
         else {
             continue;
         };
-        if file.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        if rustix::fs::flock(&file, lock).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             claimed.insert(port, file);
             return port;
         }
