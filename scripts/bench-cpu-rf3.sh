@@ -27,8 +27,7 @@ RATE="${RATE:-50k}"
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
 scripts/etcd.sh install
-cargo build --release --quiet --manifest-path tools/kafka-bench/Cargo.toml
-KAFKA_BENCH="$CARGO_TARGET_DIR/release/kafka-bench"
+build_kafka_bench
 BINS="${SHALE_BINS:-$SHALE}"
 
 # Context switches of every live thread of a process.

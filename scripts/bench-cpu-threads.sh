@@ -17,8 +17,7 @@ RATE="${4:-50k}"
 RUN_SECONDS=10
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
-cargo build --release --quiet --manifest-path tools/kafka-bench/Cargo.toml
-KAFKA_BENCH="$CARGO_TARGET_DIR/release/kafka-bench"
+build_kafka_bench
 GRPC=127.0.0.1:$(free_port) KAFKA=127.0.0.1:$(free_port)
 # shellcheck disable=SC2086
 env ${EXTRA_ENV:-} "$SHALE" standalone --data-dir "$DIR/shale" --listen "$GRPC" \

@@ -32,8 +32,7 @@ FRONT_ENDS="${3:-grpc kafka}"
 RUN_SECONDS="${SECONDS_PER_RUN:-10}"
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
-cargo build --release --quiet --manifest-path tools/kafka-bench/Cargo.toml
-KAFKA_BENCH="$CARGO_TARGET_DIR/release/kafka-bench"
+build_kafka_bench
 BINS="${SHALE_BINS:-$SHALE}"
 if [ "${CALLGRIND:-0}" = 1 ]; then
   command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }

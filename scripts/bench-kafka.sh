@@ -26,9 +26,7 @@ SECONDS_PER_ROUND="${5:-10}"
 BATCH=262144
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
-# librdkafka is built from the sources the rdkafka crate bundles (make and a C compiler).
-cargo build --release --quiet --manifest-path tools/kafka-bench/Cargo.toml
-KAFKA_BENCH="$CARGO_TARGET_DIR/release/kafka-bench"
+build_kafka_bench
 FIO_MIB=$(fio_fdatasync_mib $BATCH)
 echo "fio --rw=write --bs=$BATCH --fdatasync=1: $FIO_MIB MiB/s"
 

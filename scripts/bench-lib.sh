@@ -23,6 +23,13 @@ fio_fdatasync_mib() {
   echo "scale=1; $bw / 1024" | bc
 }
 
+# Builds `kafka-bench` (librdkafka, built from the sources the rdkafka crate bundles: make
+# and a C compiler) and sets KAFKA_BENCH.
+build_kafka_bench() {
+  cargo build --release --quiet --manifest-path tools/kafka-bench/Cargo.toml
+  KAFKA_BENCH="$CARGO_TARGET_DIR/release/kafka-bench"
+}
+
 # CPU seconds (user + system) of a process, all its threads (0 once it has ended: a load
 # client that stopped early, whose line then says so).
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }

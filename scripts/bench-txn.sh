@@ -24,8 +24,7 @@ RATE="${4:-5000}"
 SECONDS_PER_RUN="${5:-10}"
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
-cargo build --release --quiet --manifest-path tools/kafka-bench/Cargo.toml
-KAFKA_BENCH="$CARGO_TARGET_DIR/release/kafka-bench"
+build_kafka_bench
 
 GRPC=127.0.0.1:$(free_port)
 KAFKA=127.0.0.1:$(free_port)
