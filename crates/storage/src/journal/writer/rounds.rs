@@ -68,8 +68,12 @@ impl Journal {
                 w.index.clear();
                 let spare = self.spare_members.lock().unwrap_or_else(PoisonError::into_inner).pop();
                 // A list the notifier has not given back yet is replaced by one sized
-                // here, on the writer's thread, not grown by the pushes of the next round.
-                let fresh = spare.unwrap_or_else(|| Vec::with_capacity(w.members.len()));
+                // here, on the writer's thread, not grown by the pushes of the next round:
+                // as large as the one it replaces ever grew (its capacity, not its length:
+                // a round taken in the middle of a request's appends holds only some of
+                // them, and a list of its length was grown by the rest, an allocation on
+                // the request's thread once in a full run of the suite).
+                let fresh = spare.unwrap_or_else(|| Vec::with_capacity(w.members.capacity()));
                 let members = std::mem::replace(&mut w.members, fresh);
                 (std::mem::replace(&mut w.open, next), members)
             };
