@@ -63,7 +63,10 @@ async fn grpc_share_consumers_accept_release_reject_and_take_over_lapsed_locks()
     let dir = tempfile::tempdir().unwrap();
     let mut settings = common::settings(dir.path());
     settings.groups.share_min_record_lock_duration_ms = 1_000;
-    settings.groups.share_record_lock_duration_ms = 1_500;
+    // Long enough for the working members to commit what they hold on a loaded machine
+    // (at 1.5 s a worker's lock lapsed once in a full run, and its commit was refused);
+    // short enough for the silent member's locks to lapse within the test.
+    settings.groups.share_record_lock_duration_ms = 4_000;
     settings.groups.share_heartbeat_interval_ms = 200;
     let server = common::start(settings).await;
     let client = common::client(&server);
