@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{CleanRequest, CompactionConfig, OffsetMap};
-use crate::log::journal_tests::{power_cut, try_journaled};
+use crate::log::journal_tests::{power_cut, try_journaled, wait_until};
 use crate::log::{LogConfig, LogError, LogResources, PartitionLog};
 use shale_core::clock::ManualClock;
 use shale_core::disk::{Disk, SimDisk, SimOptions};
@@ -562,11 +562,7 @@ fn close_waits_for_a_clean_under_way_which_leaves_nothing_behind() {
             cleaned_files()
         })
     };
-    let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(20);
-    while !log.closing() {
-        assert!(shale_core::clock::monotonic_now() < deadline, "waited 20 s for close to begin");
-        std::thread::yield_now();
-    }
+    wait_until(20, "close to begin", || log.closing());
     go.send(()).expect("the clean waits");
     let at_close = closer.join().expect("close");
     assert!(at_close.is_empty(), "close returned with the clean's files there: {at_close:?}");

@@ -112,6 +112,16 @@ impl<T: Send + 'static> Background<T> {
     }
 }
 
+/// Polls `until` every millisecond; a failure naming `what` after `secs` seconds.
+#[track_caller]
+pub(crate) fn wait_until(secs: u64, what: &str, until: impl Fn() -> bool) {
+    let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(secs);
+    while !until() {
+        assert!(shale_core::clock::monotonic_now() < deadline, "waited {secs} s for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// An append is acknowledged by the journal's round, not by an fsync of its segment, and
 /// comes back after a power cut from the journal alone.
 #[test]
@@ -275,13 +285,9 @@ fn a_roll_waits_for_the_journal_before_it_counts_the_segment_durable() {
         let log = log.clone();
         std::thread::spawn(move || log.append(&mut batch(2, 2000, T0, 11), 0))
     };
-    let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(10);
-    while !rolling.is_finished()
-        && journal.waits.load(std::sync::atomic::Ordering::Acquire) == waits
-    {
-        assert!(shale_core::clock::monotonic_now() < deadline, "10 s for the roll to end or wait");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until(10, "the roll to end or wait", || {
+        rolling.is_finished() || journal.waits.load(std::sync::atomic::Ordering::Acquire) != waits
+    });
     let durable = log.durable_offset();
     disk.freeze_after(0);
     journal.set_hold(false);
@@ -313,11 +319,7 @@ fn one_requests_appends_to_many_logs_share_one_journal_round() {
     // A writer still starting (or back from a round) takes the frames it finds open
     // without a kick: the deferral is about waking a writer that waits.
     let journal = resources.rounds().journals().remove(0);
-    let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(20);
-    while !journal.writer_waits_for_frames() {
-        assert!(shale_core::clock::monotonic_now() < deadline, "20 s for the writer to wait");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until(20, "the writer to wait for frames", || journal.writer_waits_for_frames());
     let before = rounds();
     let ends: Vec<i64> = deferring_journal_kicks(|| {
         let ends = logs
@@ -879,15 +881,8 @@ fn a_copy_fits_when_the_journal_is_full() {
             }
         }
     });
-    let waited = |what: &str, until: &dyn Fn() -> bool| {
-        let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(20);
-        while !until() {
-            assert!(shale_core::clock::monotonic_now() < deadline, "waited 20 s for {what}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
     let stats = || resources.journal_stats().expect("a journal");
-    waited("an append to wait for room in the full journal", &|| stats().room_waits > 0);
+    wait_until(20, "an append to wait for room in the full journal", || stats().room_waits > 0);
     drop(held);
     writer.wait(30, "the appends once checkpoints ran: the copy found no room");
     assert!(stats().copies > 0, "{:?}", stats());

@@ -365,7 +365,7 @@ impl Partition {
         batches: &[u8],
     ) -> Result<bool, Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.follows(leader, epoch) {
+        if !self.follows((leader, epoch)) {
             return Ok(false);
         }
         // Kafka's UnexpectedAppendOffset: a log restarted at the leader's log start, which
@@ -387,10 +387,10 @@ impl Partition {
         Ok(true)
     }
 
-    /// Whether this broker follows `leader` at `epoch` in the state last applied (checked
-    /// under the append lock by a follower's writes).
-    fn follows(&self, leader: i32, epoch: i32) -> bool {
-        self.leadership() == (leader, epoch) && leader != self.broker_id
+    /// Whether this broker follows `following` (leader, epoch) in the state last applied
+    /// (checked under the append lock by a follower's writes).
+    fn follows(&self, following: (i32, i32)) -> bool {
+        self.leadership() == following && following.0 != self.broker_id
     }
 
     /// Empties the log and restarts it at `offset` (a blocking step): for a follower of
@@ -399,7 +399,7 @@ impl Partition {
     /// Returns false, changing nothing, once it no longer follows them.
     pub fn reset_to(&self, offset: i64, following: (i32, i32)) -> Result<bool, Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.follows(following.0, following.1) {
+        if !self.follows(following) {
             return Ok(false);
         }
         self.reset_locked(offset).map(|()| true)
@@ -428,7 +428,7 @@ impl Partition {
     /// and no follower could rejoin the ISR).
     pub fn truncate_to(&self, offset: i64, following: (i32, i32)) -> Result<Option<i64>, Error> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.follows(following.0, following.1) {
+        if !self.follows(following) {
             return Ok(None);
         }
         let target = offset.max(self.log.log_start_offset());
