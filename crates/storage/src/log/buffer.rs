@@ -1,8 +1,10 @@
 //! The active segment's write buffer, for a log whose appends the journal makes durable
 //! (`flush.policy=always` with `log.journal`): appends gather here and reach the segment
-//! file [`BUFFER_BYTES`] at a time, one `pwrite` (and the start of its writeback) instead
-//! of one per append. At 1,000 partitions each append is one small record, and its
-//! `pwrite` was a fifth of the broker's CPU (docs/benchmarks.md).
+//! file up to [`BUFFER_BYTES_MAX`] at a time, one `pwrite` (and the start of its
+//! writeback) instead of one per append. At 1,000 partitions each append is one small
+//! record, and its `pwrite` was a fifth of the broker's CPU; at 100 partitions a `pwrite`
+//! and a writeback (one I/O submission, a virtio kick) per 16 KiB were a fifth again, and
+//! the thread hop of the append that found its buffer full (docs/benchmarks.md).
 //!
 //! Buffered bytes are durable in the journal before they are acknowledged, but not in the
 //! segment, so the journal must keep their frames: the log registers with the journal when
@@ -25,18 +27,32 @@ use std::sync::{Mutex, PoisonError};
 
 use super::{LogError, LogResources};
 
-/// Bytes a buffer holds before they are written.
-pub(super) const BUFFER_BYTES: usize = 16 << 10;
+/// Bytes a buffer holds at most before they are written: at 100 partitions and 50 MB/s,
+/// a second of one partition's appends, so that most buffers are written by checkpoints
+/// (off the request path) rather than by the append that fills them.
+const BUFFER_BYTES_MAX: usize = 512 << 10;
 
-/// Bytes all the buffers of one [`super::LogResources`] may hold; past it appends write
-/// through (30,000 partitions with a full buffer each would otherwise hold 480 MiB).
+/// Bytes a buffer holds at least before they are written (a small journal's).
+const BUFFER_BYTES_MIN: usize = 16 << 10;
+
+/// How many bytes a log's buffer holds before they are written, for a journal of
+/// `capacity` bytes: a 256th of it within 16 KiB ..= 512 KiB (512 KiB for the default
+/// 256 MiB). A buffer whose file fails writes is copied forward within a checkpoint's
+/// budget, a 32nd of the journal: a budget takes at least 8 buffers.
+pub(super) fn buffer_bytes(capacity: u64) -> usize {
+    let share = usize::try_from(capacity / 256).unwrap_or(usize::MAX);
+    share.clamp(BUFFER_BYTES_MIN, BUFFER_BYTES_MAX)
+}
+
+/// Bytes all the buffers of one [`super::LogResources`] may hold; past it an append
+/// writes its log's buffer first (30,000 partitions with a full buffer each would
+/// otherwise hold 15 GiB).
 pub(super) const BUFFERED_BYTES_MAX: u64 = 64 << 20;
 
-/// Empty buffers kept for reuse, [`BUFFER_BYTES`] each: a buffer that fills is written and
-/// given back, and the next log to buffer takes it, so a steady append path allocates
-/// nothing for them (4 MiB kept at most; the logs' buffers in use are counted against
-/// [`BUFFERED_BYTES_MAX`]).
-const POOLED: usize = 256;
+/// Bytes of empty buffers kept for reuse: a buffer that is written is given back, and the
+/// next log to buffer takes it, so a steady append path allocates nothing for them (the
+/// logs' buffers in use are counted against [`BUFFERED_BYTES_MAX`]).
+const POOLED_BYTES: usize = 16 << 20;
 
 /// What the buffers of one [`super::LogResources`] share: the bytes they hold, and the
 /// pool of empty ones.
@@ -47,31 +63,35 @@ pub(crate) struct Buffers {
 }
 
 impl Buffers {
-    /// An empty buffer with room for [`BUFFER_BYTES`].
-    fn take(&self) -> Vec<u8> {
+    /// An empty buffer with room for `limit` bytes.
+    fn take(&self, limit: usize) -> Vec<u8> {
         let pooled = self.pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        pooled.unwrap_or_else(|| Vec::with_capacity(BUFFER_BYTES))
+        let mut buffer = pooled.unwrap_or_default();
+        buffer.reserve_exact(limit);
+        buffer
     }
 
     /// Keeps `buffer` for reuse, emptied, unless the pool is full.
     fn give(&self, mut buffer: Vec<u8>) {
-        if buffer.capacity() < BUFFER_BYTES {
+        if buffer.capacity() < BUFFER_BYTES_MIN {
             return;
         }
         buffer.clear();
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOLED {
+        if (pool.len() + 1) * buffer.capacity() <= POOLED_BYTES {
             pool.push(buffer);
         }
     }
 }
 
 /// Bytes appended to the active segment and not yet written to its file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SegmentBuffer {
     /// Where `bytes` start in their file, [`written`](Self::written).
     at: u64,
     bytes: Vec<u8>,
+    /// Bytes held at most ([`buffer_bytes`] of the log's journal).
+    limit: usize,
     /// The segment file the log last wrote or buffered bytes for: the file buffered bytes
     /// belong to (opened through the shared cache when they are written: a handle held
     /// here would count against the broker's open files while the buffer fills, and
@@ -85,6 +105,11 @@ pub(crate) struct SegmentBuffer {
 }
 
 impl SegmentBuffer {
+    /// An empty buffer that holds up to `limit` bytes.
+    pub(super) fn new(limit: usize) -> Self {
+        SegmentBuffer { at: 0, bytes: Vec::new(), limit, written: None, dropping: false }
+    }
+
     /// Notes that bytes of the segment file `path` were written or buffered.
     pub(super) fn note_written(&mut self, path: &std::path::Path) {
         // Compared as bytes: `Path`'s equality parses both into components, per append.
@@ -111,7 +136,7 @@ impl SegmentBuffer {
     /// Whether `len` more bytes may be buffered (rather than written through), counting
     /// them against `total`, the bytes of every buffer.
     pub(super) fn fits(&self, len: usize, total: &Buffers) -> bool {
-        self.bytes.len() + len <= BUFFER_BYTES
+        self.bytes.len() + len <= self.limit
             && total.bytes.load(Ordering::Relaxed) + len as u64 <= BUFFERED_BYTES_MAX
     }
 
@@ -122,7 +147,7 @@ impl SegmentBuffer {
             self.note_written(path);
             self.at = pos;
             if self.bytes.capacity() == 0 {
-                self.bytes = total.take();
+                self.bytes = total.take(self.limit);
             }
         }
         debug_assert_eq!(self.at + self.bytes.len() as u64, pos, "a buffer grows at its end");

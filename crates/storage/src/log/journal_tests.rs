@@ -972,3 +972,37 @@ fn buffered_partitions_hold_no_open_files() {
         );
     }
 }
+
+/// A log's buffer holds a 256th of the journal (at least 16 KiB, at most 512 KiB): with a
+/// 16 MiB journal, 60 KiB of acknowledged appends reach the segment file in one write, not
+/// one per 16 KiB, and the log reads them all back. (With 16 KiB buffers the file held
+/// 45 KiB of them.)
+#[test]
+fn a_logs_buffer_holds_a_256th_of_the_journal() {
+    assert_eq!(super::buffer::buffer_bytes(1 << 20), 16 << 10, "a small journal's");
+    assert_eq!(super::buffer::buffer_bytes(64 << 20), 256 << 10);
+    assert_eq!(super::buffer::buffer_bytes(256 << 20), 512 << 10, "the default journal's");
+    assert_eq!(super::buffer::buffer_bytes(4 << 30), 512 << 10, "at most");
+    let disk = SimDisk::new(SimOptions { seed: 17, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 16 << 20);
+    let log = open(&resources, 0, &LogConfig::default());
+    let segment = Path::new(DATA).join("t-0/00000000000000000000.log");
+    let file_size = || disk.metadata(&segment).expect("the segment file").len;
+    let mut appended = 0;
+    for i in 0..60 {
+        let info = log.append(&mut batch(1, 950, T0, i), 0).expect("append");
+        ack(&rt, &log, info.log_end_offset).expect("acknowledged");
+        appended = info.log_end_offset;
+    }
+    let bytes = 60 * batch(1, 950, T0, 0).len() as u64;
+    assert!(bytes < 64 << 10, "{bytes} bytes fit one buffer");
+    assert_eq!(file_size(), 0, "{bytes} acknowledged bytes wait in the buffer");
+    for i in 60..70 {
+        log.append(&mut batch(1, 950, T0, i), 0).expect("append");
+    }
+    assert!(file_size() >= bytes, "a full buffer is written whole: {} of {bytes}", file_size());
+    assert_eq!(appended, 60);
+    let read = super::tests::read_all(&log, 0, 1 << 30);
+    assert_eq!(read.len() as u64, 70 * batch(1, 950, T0, 0).len() as u64, "every append");
+}

@@ -348,8 +348,10 @@ impl PartitionLog {
                 flushing: AtomicBool::new(false),
                 again: AtomicBool::new(false),
                 volume,
+                buffer: Mutex::new(super::buffer::SegmentBuffer::new(super::buffer::buffer_bytes(
+                    journal.as_ref().map_or(0, |j| j.journal.capacity()),
+                ))),
                 journal,
-                buffer: Mutex::default(),
                 flush_due: AtomicBool::new(false),
                 fence: std::sync::RwLock::new(()),
                 cleaning: Mutex::new(()),
