@@ -23,7 +23,9 @@
 #   scripts/bench-cpu.sh [DIR] [MATRIX] [FRONT_ENDS]
 # e.g. scripts/bench-cpu.sh /tmp/bc "1:50k 100:50k 1000:20k 10000:10k" "grpc kafka"
 # SHALE_BINS="A B": broker builds alternated entry by entry (an A/B in one run; labels are
-# the binaries' names); SECONDS_PER_RUN (default 10, after a 2 s warm-up).
+# the binaries' names); SECONDS_PER_RUN (default 10, after a 2 s warm-up). CONSUME=1 runs
+# a consumer at the tail beside the load (`shale-bench consume`, one FetchMany stream), as
+# the OpenMessaging Benchmark does: the broker's figures then include the fetches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/cpu}"
@@ -84,6 +86,12 @@ load() {
 run() {
   local bin=$1 front=$2 partitions=$3 rate=$4
   start "$bin" "" "$partitions"
+  local consumer=""
+  if [ "${CONSUME:-0}" = 1 ]; then
+    "$SHALE_BENCH" consume --broker "$GRPC" --topic "cpu$partitions" --follow --records 1000000000 \
+      > "$DIR/consume.txt" 2>&1 &
+    consumer=$!
+  fi
   load "$front" "$partitions" "$rate" "$RUN_SECONDS" 2 > "$DIR/load.txt" 2>&1 &
   local client=$! span=$((RUN_SECONDS - 2))
   # The warm-up and the client's connecting first; the window ends a second before the run.
@@ -94,6 +102,10 @@ run() {
   b1=$(cpu "$PID") c1=$(cpu "$client") x1=$(switches "$PID") r1=$(metric shale_log_journal_rounds_total) k1=$(sys_cpu "$PID")
   [ -e "/proc/$client" ] || echo "  (the load client ended before the measured window did: its figures are void)"
   wait "$client" || { echo "the load failed: $(tail -2 "$DIR/load.txt")" >&2; }
+  if [ -n "$consumer" ]; then
+    [ -e "/proc/$consumer" ] || echo "  (the consumer ended early: $(tail -1 "$DIR/consume.txt"))"
+    kill "$consumer" 2>/dev/null; wait "$consumer" 2>/dev/null || true
+  fi
   local line acked
   line=$(grep -E 'round [0-9]' "$DIR/load.txt" | tail -1)
   # Records acknowledged per second in the load's window (the offered rate if it kept up).

@@ -95,6 +95,10 @@ pub(crate) struct ConsumeBench {
     /// One Fetch stream per partition instead of one FetchMany stream per broker.
     #[arg(long)]
     pub stream_per_partition: bool,
+    /// Keep reading at the tail as records arrive (until `--records`), rather than stop at
+    /// the end: a consumer beside a producer.
+    #[arg(long)]
+    pub follow: bool,
     /// Batch bytes per fetch message (the consumer's `max_bytes`).
     #[arg(long, default_value_t = ConsumerConfig::default().max_bytes)]
     pub fetch_max_bytes: u32,
@@ -240,7 +244,7 @@ pub(crate) async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     for _ in 0..b.passes.max(1) {
         let multiplex = !b.stream_per_partition;
         let config = ConsumerConfig {
-            stop_at_end: true,
+            stop_at_end: !b.follow,
             multiplex,
             max_bytes: b.fetch_max_bytes,
             ..ConsumerConfig::default()

@@ -15,9 +15,11 @@
 //! the log's, which an append waiting for room in the journal holds) and trims no further
 //! than the first frame of a buffer it could not write.
 //!
-//! Everything that reads or syncs the active segment's file writes the buffer first:
-//! reads, fsyncs (rolls, closes, `flush_all`, interval flushes) and truncations. A reset
-//! drops it (its bytes are in a file being removed).
+//! Everything that syncs, cuts or scans the active segment's file writes the buffer
+//! first: fsyncs (rolls, closes, `flush_all`, interval flushes), truncations, retention
+//! and lookups by time. A read of batches does not: it copies the buffered batches it
+//! reaches ([`BufferedTail`]), so a consumer at the tail costs no `pwrite`. A reset drops
+//! the buffer (its bytes are in a file being removed).
 //!
 //! Lock order: the log's state, then its buffer, then the journal.
 
@@ -123,6 +125,11 @@ impl SegmentBuffer {
         self.written.as_deref()
     }
 
+    /// Where the bytes waiting start in their file: the file holds every byte before.
+    pub(super) fn at(&self) -> u64 {
+        self.at
+    }
+
     /// The bytes waiting (whole batches).
     pub(super) fn bytes(&self) -> &[u8] {
         &self.bytes
@@ -185,5 +192,69 @@ impl SegmentBuffer {
         total.bytes.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
         total.give(std::mem::take(&mut self.bytes));
         self.dropping = false;
+    }
+}
+
+/// An active segment as a reader sees it while bytes wait in its buffer: the file up to
+/// `written`, then a copy of the buffered bytes from `tail_at` (taken under the buffer's
+/// lock), so that a read of the newest batches neither writes the buffer nor waits for
+/// the file system. Read-only.
+#[derive(Debug)]
+pub(super) struct BufferedTail {
+    pub(super) file: shale_core::disk::FileHandle,
+    /// Bytes of the file that hold batches (where the buffer starts).
+    pub(super) written: u64,
+    /// Where `tail` starts in the segment (at or after `written`).
+    pub(super) tail_at: u64,
+    pub(super) tail: bytes::Bytes,
+}
+
+impl BufferedTail {
+    fn read_only(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "a read of a segment's buffered tail cannot write or sync the segment",
+        )
+    }
+}
+
+impl shale_core::disk::DiskFile for BufferedTail {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        if pos < self.written {
+            let n = buf.len().min(usize::try_from(self.written - pos).unwrap_or(usize::MAX));
+            return self.file.read_at(&mut buf[..n], pos);
+        }
+        if pos < self.tail_at {
+            return Err(std::io::Error::other(format!(
+                "byte {pos} of the segment is neither in its file (up to byte {}) nor in the \
+                 buffered bytes read (from byte {})",
+                self.written, self.tail_at
+            )));
+        }
+        let from = usize::try_from(pos - self.tail_at).unwrap_or(usize::MAX);
+        let rest = self.tail.get(from..).unwrap_or_default();
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+
+    fn write_all_at(&self, _buf: &[u8], _pos: u64) -> std::io::Result<()> {
+        Err(self.read_only())
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        Err(self.read_only())
+    }
+
+    fn sync_all(&self) -> std::io::Result<()> {
+        Err(self.read_only())
+    }
+
+    fn set_len(&self, _len: u64) -> std::io::Result<()> {
+        Err(self.read_only())
+    }
+
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.tail_at + self.tail.len() as u64)
     }
 }

@@ -234,8 +234,8 @@ fn a_full_disk_refuses_appends_and_the_journal_goes_on_when_space_returns() {
     let config = LogConfig { segment_bytes: 2000, ..LogConfig::default() };
     let log = open(&resources, 0, &config);
     // Appends gather in the segment's buffer (flush.policy=always): the refused one is
-    // the one whose buffer could not be written, and reads of the buffered tail fail too
-    // until space returns.
+    // the one whose buffer could not be written; reads of the buffered tail go on, from
+    // the buffer.
     let mut acked = fill_until_refused(
         &disk,
         &log,
@@ -244,9 +244,7 @@ fn a_full_disk_refuses_appends_and_the_journal_goes_on_when_space_returns() {
         },
         false,
     );
-    let last = log.log_end_offset() - 1;
-    let err = log.read(last, 1 << 20, i64::MAX).map(|_| ()).expect_err("the tail is not written");
-    assert!(err.to_string().contains("No space left"), "{err}");
+    assert_eq!(super::tests::read_all(&log, 0, 1 << 20), acked, "read while the disk is full");
     disk.set_capacity(None);
     assert_eq!(super::tests::read_all(&log, 0, 1 << 20), acked, "readable once space returned");
     let mut b = batch(1, 300, T0, 1000);
@@ -682,7 +680,7 @@ fn acknowledged_appends_survive_power_loss_through_the_journal_without_syncfs() 
 
 /// Without a file-system sync, a checkpoint fsyncs the segments written since the last:
 /// bytes that sat in a segment buffer through one checkpoint (which synced the file
-/// without them) and reached the file later, by a read, are synced by the next one before
+/// without them) and reached the file later, by a lookup, are synced by the next one before
 /// it trims past their frames, though their log pushed nothing since. (A written buffer
 /// that did not put its log back among those to sync lost all 149 bytes.)
 #[test]
@@ -705,7 +703,9 @@ fn a_buffer_written_after_a_checkpoint_is_synced_by_the_next_without_syncfs() {
     let journal = resources.rounds().journals().remove(0);
     // Trims to t-1's frame, syncing t-1's file while its bytes are still buffered.
     journal.checkpoint_as_due().expect("checkpoint");
-    // The read writes the buffer to the file; t-1 pushes nothing more.
+    // A lookup by time writes the buffer to the file (a read would not: it copies the
+    // buffered bytes); t-1 pushes nothing more.
+    assert_eq!(buffered.offset_for_timestamp(T0, 0).expect("lookup"), Some((0, T0)));
     assert_eq!(super::tests::read_all(&buffered, 0, 1 << 20), kept);
     through.append(&mut batch(1, 100, T0, 3), 0).expect("append t-0");
     // Trims past t-1's frame: its bytes must be in a synced file by then.
@@ -913,12 +913,12 @@ fn replay_takes_a_copy_of_buffered_bytes_over_a_frame_past_the_logs_end() {
     }
     disk.fail_writes_under(Some(Path::new(&format!("{DATA}/t-0"))));
     // 34 KiB (past the 32 KiB after which a checkpoint writes or copies a buffer), its
-    // buffer written by a read of its tail; then one more append, whose buffer is young
+    // buffer written by a lookup by time; then one more append, whose buffer is young
     // at the checkpoint and holds the trim point below the failing log's next append.
     for tag in 0..34 {
         append(&other, 100 + tag, 1000, &mut other_acked);
     }
-    super::tests::read_all(&other, 0, 1 << 20);
+    other.offset_for_timestamp(T0, 0).expect("a lookup");
     append(&other, 134, 1000, &mut other_acked);
     append(&failing, 3, 500, &mut failing_acked);
     assert!(other.journal_checkpoint_lag() < failing.journal_checkpoint_lag() / 4);
@@ -1005,4 +1005,57 @@ fn a_logs_buffer_holds_a_256th_of_the_journal() {
     assert_eq!(appended, 60);
     let read = super::tests::read_all(&log, 0, 1 << 30);
     assert_eq!(read.len() as u64, 70 * batch(1, 950, T0, 0).len() as u64, "every append");
+}
+
+/// A read of the newest batches copies them from the segment buffer, which stays as it is
+/// (no small `pwrite` per read of a tailing consumer): whole batches from the one holding
+/// the offset, at least one, up to about `max_bytes`, across the file and the buffer alike.
+#[test]
+fn reads_of_buffered_batches_leave_them_buffered() {
+    let disk = SimDisk::new(SimOptions { seed: 19, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 16 << 20);
+    let log = open(&resources, 0, &LogConfig::default());
+    let segment = Path::new(DATA).join("t-0/00000000000000000000.log");
+    let file_size = || disk.metadata(&segment).expect("the segment file").len;
+    let one = batch(1, 950, T0, 0).len();
+    let mut all = Vec::new();
+    let append = |all: &mut Vec<u8>, i: u64| {
+        let mut b = batch(1, 950, T0, i);
+        let info = log.append(&mut b, 0).expect("append");
+        all.extend_from_slice(&b);
+        info.log_end_offset
+    };
+    for i in 0..40 {
+        append(&mut all, i);
+    }
+    let end = append(&mut all, 40);
+    ack(&rt, &log, end).expect("acknowledged");
+    assert_eq!(file_size(), 0, "all buffered");
+    assert_eq!(super::tests::read_all(&log, 0, 1 << 20), all, "one read of everything");
+    assert_eq!(super::tests::read_all(&log, 0, 1), all, "a batch a read");
+    let chunk = log.read(17, 3 * one, i64::MAX).expect("read");
+    assert_eq!((chunk.next_offset, &chunk.bytes[..]), (20, &all[17 * one..20 * one]));
+    let chunk = log.read(38, 1 << 20, 40).expect("read");
+    assert_eq!((chunk.next_offset, &chunk.bytes[..]), (40, &all[38 * one..40 * one]));
+    assert_eq!(file_size(), 0, "reads leave the buffer");
+    // Part in the file, part buffered: reads join them.
+    let journal = resources.rounds().journals().remove(0);
+    journal.checkpoint_now().expect("checkpoint");
+    let written = file_size();
+    assert_eq!(written, all.len() as u64, "the checkpoint wrote the buffer");
+    for i in 41..60 {
+        append(&mut all, i);
+    }
+    assert_eq!(file_size(), written, "buffered again");
+    assert_eq!(super::tests::read_all(&log, 0, 1 << 20), all);
+    assert_eq!(super::tests::read_all(&log, 30, 1), all[30 * one..]);
+    // From the file (batches 38-40) into the buffer (41 on), whole batches. (A read that
+    // may end before the buffer, counted from the index entry before its offset, ends at
+    // the file's end: the next read takes the buffer.)
+    let chunk = log.read(38, 12 * one, i64::MAX).expect("read");
+    let next = usize::try_from(chunk.next_offset).expect("an offset");
+    assert!(next > 41, "into the buffer: up to {next}");
+    assert_eq!(chunk.bytes[..], all[38 * one..next * one]);
+    assert_eq!(file_size(), written, "reads leave the buffer");
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::buffer::BufferedTail;
 use super::index::SegmentIndex;
 use super::partition::PartitionLog;
 use super::scan::{header_at, read_full_at};
@@ -49,7 +50,7 @@ impl PartitionLog {
         // bytes away; the state after it decides between out-of-range and a retry.
         let (mut attempts, mut offset) = (0, offset);
         loop {
-            let target = match self.read_target(offset, upper_bound)? {
+            let target = match self.read_target(offset, max_bytes, upper_bound)? {
                 Some(target) => target,
                 None => return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset }),
             };
@@ -76,24 +77,46 @@ impl PartitionLog {
     }
 
     /// Under the lock: checks the range and captures where `offset` is; `None` when the
-    /// answer is an empty chunk.
-    fn read_target(&self, offset: i64, upper_bound: i64) -> Result<Option<ReadTarget>, LogError> {
-        let mut st = self.inner.lock()?;
+    /// answer is an empty chunk. A read of the active segment that reaches bytes still in
+    /// its buffer (within `max_bytes` of where it starts) takes a copy of them, and one
+    /// that does not reads the file up to where they start: the buffer stays as it is.
+    fn read_target(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<Option<ReadTarget>, LogError> {
+        let st = self.inner.lock()?;
         if offset < st.log_start() || offset > st.log_end() {
             return Err(st.out_of_range(offset));
         }
         if offset == st.log_end() || offset >= upper_bound {
             return Ok(None);
         }
-        if offset >= st.active.base {
-            self.inner.settle_buffer(&mut st)?;
-        }
         let a = &st.active;
         let generation = st.generation;
         if offset >= a.base {
             let pos = u64::from(a.builder.index.lookup((offset - a.base) as u32).pos);
-            let source = ReadSource::Active { file: a.file(&self.inner.resources)?, pos };
-            let (path, end) = (a.path.clone(), a.size);
+            let file = a.file(&self.inner.resources)?;
+            let (path, mut end) = (a.path.clone(), a.size);
+            let b = self.inner.buffer();
+            // The first buffered batch's base offset (the buffer holds whole batches).
+            let buffered_from = BatchHeader::parse(b.bytes()).map(|h| h.base_offset);
+            let file: shale_core::disk::FileHandle = if b.is_empty() {
+                file
+            } else if buffered_from.is_ok_and(|from| offset < from)
+                && b.at().saturating_sub(pos) >= max_bytes as u64
+            {
+                // The read starts in the file and ends there: nothing buffered is needed.
+                end = b.at();
+                file
+            } else {
+                let tail_at = pos.max(b.at());
+                let from = usize::try_from(tail_at - b.at()).unwrap_or(usize::MAX);
+                let tail = Bytes::copy_from_slice(b.bytes().get(from..).unwrap_or_default());
+                std::sync::Arc::new(BufferedTail { file, written: b.at(), tail_at, tail })
+            };
+            let source = ReadSource::Active { file, pos };
             return Ok(Some(ReadTarget { path, source, end, next_offset: None, generation }));
         }
         let seg = st.sealed.range(..=offset).next_back().map(|(_, s)| s.clone());
