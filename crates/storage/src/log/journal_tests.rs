@@ -1048,6 +1048,14 @@ fn reads_of_buffered_batches_leave_them_buffered() {
         append(&mut all, i);
     }
     assert_eq!(file_size(), written, "buffered again");
+    // Only a read whose first batch is buffered touches memory only.
+    let buffered = log.read_if_buffered(45, 2 * one, i64::MAX).expect("read").expect("buffered");
+    assert_eq!((buffered.next_offset, &buffered.bytes[..]), (47, &all[45 * one..47 * one]));
+    let buffered = log.read_if_buffered(41, 1, i64::MAX).expect("read").expect("buffered");
+    assert_eq!((buffered.next_offset, &buffered.bytes[..]), (42, &all[41 * one..42 * one]));
+    assert!(log.read_if_buffered(40, 1 << 20, i64::MAX).expect("read").is_none(), "in the file");
+    let at_end = log.read_if_buffered(60, 1 << 20, i64::MAX).expect("read").expect("the end");
+    assert!(at_end.bytes.is_empty() && at_end.next_offset == 60);
     assert_eq!(super::tests::read_all(&log, 0, 1 << 20), all);
     assert_eq!(super::tests::read_all(&log, 30, 1), all[30 * one..]);
     // From the file (batches 38-40) into the buffer (41 on), whole batches. (A read that

@@ -26,6 +26,8 @@ struct ReadTarget {
     next_offset: Option<i64>,
     /// The truncation generation seen under the lock.
     generation: u64,
+    /// Whether the read needs nothing but a copy of buffered bytes (no file read).
+    in_memory: bool,
 }
 
 /// The segment a read goes to.
@@ -76,6 +78,26 @@ impl PartitionLog {
         }
     }
 
+    /// [`read`](Self::read) when it touches memory only: `None` when the batch holding
+    /// `offset` is not in the active segment's buffer (the caller then reads on a thread
+    /// that may wait for the file system). A consumer at the tail reads this way, on the
+    /// task that serves it.
+    pub fn read_if_buffered(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<Option<ReadChunk>, LogError> {
+        let _fence = self.inner.fence_in();
+        match self.read_target(offset, max_bytes, upper_bound)? {
+            None => Ok(Some(ReadChunk { bytes: Bytes::new(), next_offset: offset })),
+            Some(target) if target.in_memory => {
+                self.read_at(&target, offset, max_bytes, upper_bound).map(Some)
+            }
+            Some(_) => Ok(None),
+        }
+    }
+
     /// Under the lock: checks the range and captures where `offset` is; `None` when the
     /// answer is an empty chunk. A read of the active segment that reaches bytes still in
     /// its buffer (within `max_bytes` of where it starts) takes a copy of them, and one
@@ -96,15 +118,20 @@ impl PartitionLog {
         let a = &st.active;
         let generation = st.generation;
         if offset >= a.base {
-            let pos = u64::from(a.builder.index.lookup((offset - a.base) as u32).pos);
+            let mut pos = u64::from(a.builder.index.lookup((offset - a.base) as u32).pos);
             let file = a.file(&self.inner.resources)?;
             let (path, mut end) = (a.path.clone(), a.size);
             let b = self.inner.buffer();
-            // The first buffered batch's base offset (the buffer holds whole batches).
-            let buffered_from = BatchHeader::parse(b.bytes()).map(|h| h.base_offset);
+            // The first buffered batch's base offset (the buffer holds whole batches): from
+            // it on, the batch holding `offset` is buffered, and the read starts there.
+            let buffered_from = BatchHeader::parse(b.bytes()).ok().map(|h| h.base_offset);
+            let in_memory = !b.is_empty() && buffered_from.is_some_and(|from| offset >= from);
+            if in_memory {
+                pos = pos.max(b.at());
+            }
             let file: shale_core::disk::FileHandle = if b.is_empty() {
                 file
-            } else if buffered_from.is_ok_and(|from| offset < from)
+            } else if buffered_from.is_some_and(|from| offset < from)
                 && b.at().saturating_sub(pos) >= max_bytes as u64
             {
                 // The read starts in the file and ends there: nothing buffered is needed.
@@ -117,14 +144,15 @@ impl PartitionLog {
                 std::sync::Arc::new(BufferedTail { file, written: b.at(), tail_at, tail })
             };
             let source = ReadSource::Active { file, pos };
-            return Ok(Some(ReadTarget { path, source, end, next_offset: None, generation }));
+            let next_offset = None;
+            return Ok(Some(ReadTarget { path, source, end, next_offset, generation, in_memory }));
         }
         let seg = st.sealed.range(..=offset).next_back().map(|(_, s)| s.clone());
         let seg = seg.ok_or_else(|| st.out_of_range(offset))?;
         let path = segment_path(&self.inner.dir, seg.base, LOG_SUFFIX);
         let (end, next_offset) = (seg.size, Some(seg.next_offset));
         let source = ReadSource::Sealed { seg, interval: st.config.index_interval_bytes as u64 };
-        Ok(Some(ReadTarget { path, source, end, next_offset, generation }))
+        Ok(Some(ReadTarget { path, source, end, next_offset, generation, in_memory: false }))
     }
 
     /// Outside the lock: finds the batch containing `offset` and reads whole batches in one

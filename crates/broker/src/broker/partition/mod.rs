@@ -492,11 +492,21 @@ impl Partition {
         {
             return Ok(chunk);
         }
-        let log = self.log.clone();
-        let local = tokio::task::spawn_blocking(move || log.read(offset, max_bytes, upper))
-            .await
-            .map_err(|e| Error::internal(format!("read task failed: {e}")))?
-            .map_err(Error::from);
+        // Batches still in the segment's buffer (a consumer at the tail) are copied on
+        // this task; a read of the file goes to a blocking thread, as it may wait for the
+        // disk. At 100 partitions with a consumer at the tail, the hop per read made most
+        // of the broker's context switches (docs/benchmarks.md).
+        let local = match self.log.read_if_buffered(offset, max_bytes, upper) {
+            Ok(Some(chunk)) => Ok(chunk),
+            Err(e) => Err(Error::from(e)),
+            Ok(None) => {
+                let log = self.log.clone();
+                tokio::task::spawn_blocking(move || log.read(offset, max_bytes, upper))
+                    .await
+                    .map_err(|e| Error::internal(format!("read task failed: {e}")))?
+                    .map_err(Error::from)
+            }
+        };
         match local {
             // Local retention moved the start past `offset` meanwhile: the bucket has it.
             Err(e) if e.kind == ErrorKind::OutOfRange && offset < self.log.log_start_offset() => {
