@@ -987,8 +987,7 @@ fn a_logs_buffer_holds_a_256th_of_the_journal() {
     let rt = runtime();
     let (resources, _) = journaled(&disk, 16 << 20);
     let log = open(&resources, 0, &LogConfig::default());
-    let segment = Path::new(DATA).join("t-0/00000000000000000000.log");
-    let file_size = || disk.metadata(&segment).expect("the segment file").len;
+    let file_size = || first_segment_len(&disk);
     let mut appended = 0;
     for i in 0..60 {
         let info = log.append(&mut batch(1, 950, T0, i), 0).expect("append");
@@ -1016,8 +1015,7 @@ fn reads_of_buffered_batches_leave_them_buffered() {
     let rt = runtime();
     let (resources, _) = journaled(&disk, 16 << 20);
     let log = open(&resources, 0, &LogConfig::default());
-    let segment = Path::new(DATA).join("t-0/00000000000000000000.log");
-    let file_size = || disk.metadata(&segment).expect("the segment file").len;
+    let file_size = || first_segment_len(&disk);
     let one = batch(1, 950, T0, 0).len();
     let mut all = Vec::new();
     let append = |all: &mut Vec<u8>, i: u64| {
@@ -1066,4 +1064,10 @@ fn reads_of_buffered_batches_leave_them_buffered() {
     assert!(next > 41, "into the buffer: up to {next}");
     assert_eq!(chunk.bytes[..], all[38 * one..next * one]);
     assert_eq!(file_size(), written, "reads leave the buffer");
+}
+
+/// The size of t-0's first segment file (what reached the file, buffered bytes not).
+fn first_segment_len(disk: &SimDisk) -> u64 {
+    let segment = Path::new(DATA).join("t-0/00000000000000000000.log");
+    disk.metadata(&segment).expect("the segment file").len
 }
