@@ -52,7 +52,7 @@ impl PartitionLog {
         // bytes away; the state after it decides between out-of-range and a retry.
         let (mut attempts, mut offset) = (0, offset);
         loop {
-            let target = match self.read_target(offset, max_bytes, upper_bound)? {
+            let target = match self.read_target(offset, max_bytes, upper_bound, false)? {
                 Some(target) => target,
                 None => return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset }),
             };
@@ -89,7 +89,7 @@ impl PartitionLog {
         upper_bound: i64,
     ) -> Result<Option<ReadChunk>, LogError> {
         let _fence = self.inner.fence_in();
-        match self.read_target(offset, max_bytes, upper_bound)? {
+        match self.read_target(offset, max_bytes, upper_bound, true)? {
             None => Ok(Some(ReadChunk { bytes: Bytes::new(), next_offset: offset })),
             Some(target) if target.in_memory => {
                 self.read_at(&target, offset, max_bytes, upper_bound).map(Some)
@@ -102,11 +102,14 @@ impl PartitionLog {
     /// answer is an empty chunk. A read of the active segment that reaches bytes still in
     /// its buffer (within `max_bytes` of where it starts) takes a copy of them, and one
     /// that does not reads the file up to where they start: the buffer stays as it is.
+    /// With `memory_only` nothing is copied for a read that starts in the file (its
+    /// target, not `in_memory`, is not read).
     fn read_target(
         &self,
         offset: i64,
         max_bytes: usize,
         upper_bound: i64,
+        memory_only: bool,
     ) -> Result<Option<ReadTarget>, LogError> {
         let st = self.inner.lock()?;
         if offset < st.log_start() || offset > st.log_end() {
@@ -131,10 +134,10 @@ impl PartitionLog {
             }
             let file: shale_core::disk::FileHandle = if b.is_empty() {
                 file
-            } else if buffered_from.is_some_and(|from| offset < from)
-                && b.at().saturating_sub(pos) >= max_bytes as u64
+            } else if !in_memory && (memory_only || b.at().saturating_sub(pos) >= max_bytes as u64)
             {
-                // The read starts in the file and ends there: nothing buffered is needed.
+                // The read starts in the file and ends there (or is not made here):
+                // nothing buffered is needed.
                 end = b.at();
                 file
             } else {
