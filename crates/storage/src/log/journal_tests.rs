@@ -1071,3 +1071,43 @@ fn first_segment_len(disk: &SimDisk) -> u64 {
     let segment = Path::new(DATA).join("t-0/00000000000000000000.log");
     disk.metadata(&segment).expect("the segment file").len
 }
+
+/// A read of buffered batches runs on a runtime's worker, so it never waits for the log's
+/// locks: while an append holds them (writing a full buffer, a roll's fsync) it answers
+/// `None` and the caller reads on a blocking thread.
+#[test]
+fn a_buffered_read_does_not_wait_for_a_busy_log() {
+    let disk = SimDisk::new(SimOptions { seed: 23, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 16 << 20);
+    let log = std::sync::Arc::new(open(&resources, 0, &LogConfig::default()));
+    for i in 0..5 {
+        let info = log.append(&mut batch(1, 950, T0, i), 0).expect("append");
+        ack(&rt, &log, info.log_end_offset).expect("acknowledged");
+    }
+    assert!(log.read_if_buffered(2, 1 << 20, i64::MAX).expect("read").is_some(), "buffered");
+    let (done, answers) = std::sync::mpsc::channel();
+    let busy = |what: &str| {
+        let reader = log.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(reader.read_if_buffered(2, 1 << 20, i64::MAX).map(|c| c.is_some()));
+        });
+        let answer = answers.recv_timeout(std::time::Duration::from_secs(10));
+        let answer = answer.unwrap_or_else(|_| panic!("no answer in 10 s with the {what} held"));
+        assert!(!answer.expect("read"), "the read goes elsewhere while the {what} is held");
+    };
+    {
+        let _state = log.inner.lock().expect("lock");
+        busy("log's lock");
+    }
+    {
+        let _buffer = log.inner.buffer();
+        busy("buffer's lock");
+    }
+    {
+        let _fence = log.inner.fence_out();
+        busy("fence");
+    }
+    assert!(log.read_if_buffered(2, 1 << 20, i64::MAX).expect("read").is_some(), "buffered");
+}

@@ -17,7 +17,7 @@
 use std::io::ErrorKind;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard, PoisonError, TryLockError};
 
 use super::buffer::SegmentBuffer;
 use super::partition::{Inner, State};
@@ -102,6 +102,15 @@ impl Inner {
     /// Locks the segment buffer.
     pub(super) fn buffer(&self) -> MutexGuard<'_, SegmentBuffer> {
         self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The segment buffer's lock if it is free now (see `Inner::try_lock`).
+    pub(super) fn try_buffer(&self) -> Option<MutexGuard<'_, SegmentBuffer>> {
+        match self.buffer.try_lock() {
+            Ok(b) => Some(b),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Poisoned(b)) => Some(b.into_inner()),
+        }
     }
 
     /// The log's key in the journal's registry of buffered members (its address).

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use tokio::sync::watch;
 
@@ -171,6 +171,17 @@ impl Inner {
         self.state.lock().map_err(|_| LogError::Closed)
     }
 
+    /// The partition lock if it is free now, `None` if it is held (an append writing a
+    /// full buffer or rolling holds it across file I/O): for a caller on a runtime's
+    /// worker, which must not wait for the disk.
+    pub(super) fn try_lock(&self) -> Result<Option<MutexGuard<'_, State>>, LogError> {
+        match self.state.try_lock() {
+            Ok(st) => Ok(Some(st)),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Poisoned(_)) => Err(LogError::Closed),
+        }
+    }
+
     /// The partition lock for read-only peeks, even after a panic.
     pub(super) fn peek(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -239,6 +250,15 @@ impl Inner {
     /// The fence, shared: sealed segment files do not change while it is held.
     pub(super) fn fence_in(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         self.fence.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fence, shared, if no clean's swap holds it now (see [`try_lock`](Self::try_lock)).
+    pub(super) fn try_fence_in(&self) -> Option<std::sync::RwLockReadGuard<'_, ()>> {
+        match self.fence.try_read() {
+            Ok(fence) => Some(fence),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Poisoned(fence)) => Some(fence.into_inner()),
+        }
     }
 
     /// The fence, exclusive: for a clean's swap.

@@ -30,6 +30,15 @@ struct ReadTarget {
     in_memory: bool,
 }
 
+/// What [`PartitionLog::read_target`] found.
+enum Found {
+    /// The answer is an empty chunk (at the end, or at the upper bound).
+    Nothing,
+    At(ReadTarget),
+    /// A lock a memory-only read does not wait for was held.
+    Busy,
+}
+
 /// The segment a read goes to.
 enum ReadSource {
     /// The active segment: its handle and the index position to scan from.
@@ -53,8 +62,10 @@ impl PartitionLog {
         let (mut attempts, mut offset) = (0, offset);
         loop {
             let target = match self.read_target(offset, max_bytes, upper_bound, false)? {
-                Some(target) => target,
-                None => return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset }),
+                Found::At(target) => target,
+                Found::Nothing | Found::Busy => {
+                    return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset });
+                }
             };
             let result = self.read_at(&target, offset, max_bytes, upper_bound);
             // Nothing from `offset` to the segment's end (a compacted segment whose last
@@ -78,45 +89,52 @@ impl PartitionLog {
         }
     }
 
-    /// [`read`](Self::read) when it touches memory only: `None` when the batch holding
-    /// `offset` is not in the active segment's buffer (the caller then reads on a thread
-    /// that may wait for the file system). A consumer at the tail reads this way, on the
-    /// task that serves it.
+    /// [`read`](Self::read) when it touches memory only and waits for nothing: `None`
+    /// when the batch holding `offset` is not in the active segment's buffer, or when a
+    /// lock it needs is held (an append writing a full buffer or rolling holds the log's
+    /// across file I/O); the caller then reads on a thread that may wait. A consumer at
+    /// the tail reads this way, on the runtime's worker that serves it.
     pub fn read_if_buffered(
         &self,
         offset: i64,
         max_bytes: usize,
         upper_bound: i64,
     ) -> Result<Option<ReadChunk>, LogError> {
-        let _fence = self.inner.fence_in();
+        let Some(_fence) = self.inner.try_fence_in() else { return Ok(None) };
         match self.read_target(offset, max_bytes, upper_bound, true)? {
-            None => Ok(Some(ReadChunk { bytes: Bytes::new(), next_offset: offset })),
-            Some(target) if target.in_memory => {
+            Found::Nothing => Ok(Some(ReadChunk { bytes: Bytes::new(), next_offset: offset })),
+            Found::At(target) if target.in_memory => {
                 self.read_at(&target, offset, max_bytes, upper_bound).map(Some)
             }
-            Some(_) => Ok(None),
+            Found::At(_) | Found::Busy => Ok(None),
         }
     }
 
-    /// Under the lock: checks the range and captures where `offset` is; `None` when the
-    /// answer is an empty chunk. A read of the active segment that reaches bytes still in
-    /// its buffer (within `max_bytes` of where it starts) takes a copy of them, and one
-    /// that does not reads the file up to where they start: the buffer stays as it is.
-    /// With `memory_only` nothing is copied for a read that starts in the file (its
-    /// target, not `in_memory`, is not read).
+    /// Under the lock: checks the range and captures where `offset` is. A read of the
+    /// active segment that reaches bytes still in its buffer (within `max_bytes` of where
+    /// it starts) takes a copy of them, and one that does not reads the file up to where
+    /// they start: the buffer stays as it is. With `memory_only` nothing is copied for a
+    /// read that starts in the file (its target, not `in_memory`, is not read), and a
+    /// held lock is not waited for ([`Found::Busy`]).
     fn read_target(
         &self,
         offset: i64,
         max_bytes: usize,
         upper_bound: i64,
         memory_only: bool,
-    ) -> Result<Option<ReadTarget>, LogError> {
-        let st = self.inner.lock()?;
+    ) -> Result<Found, LogError> {
+        let st = match memory_only {
+            true => match self.inner.try_lock()? {
+                Some(st) => st,
+                None => return Ok(Found::Busy),
+            },
+            false => self.inner.lock()?,
+        };
         if offset < st.log_start() || offset > st.log_end() {
             return Err(st.out_of_range(offset));
         }
         if offset == st.log_end() || offset >= upper_bound {
-            return Ok(None);
+            return Ok(Found::Nothing);
         }
         let a = &st.active;
         let generation = st.generation;
@@ -124,7 +142,13 @@ impl PartitionLog {
             let mut pos = u64::from(a.builder.index.lookup((offset - a.base) as u32).pos);
             let file = a.file(&self.inner.resources)?;
             let (path, mut end) = (a.path.clone(), a.size);
-            let b = self.inner.buffer();
+            let b = match memory_only {
+                true => match self.inner.try_buffer() {
+                    Some(b) => b,
+                    None => return Ok(Found::Busy),
+                },
+                false => self.inner.buffer(),
+            };
             // The first buffered batch's base offset (the buffer holds whole batches): from
             // it on, the batch holding `offset` is buffered, and the read starts there.
             let buffered_from = BatchHeader::parse(b.bytes()).ok().map(|h| h.base_offset);
@@ -148,14 +172,22 @@ impl PartitionLog {
             };
             let source = ReadSource::Active { file, pos };
             let next_offset = None;
-            return Ok(Some(ReadTarget { path, source, end, next_offset, generation, in_memory }));
+            return Ok(Found::At(ReadTarget {
+                path,
+                source,
+                end,
+                next_offset,
+                generation,
+                in_memory,
+            }));
         }
         let seg = st.sealed.range(..=offset).next_back().map(|(_, s)| s.clone());
         let seg = seg.ok_or_else(|| st.out_of_range(offset))?;
         let path = segment_path(&self.inner.dir, seg.base, LOG_SUFFIX);
         let (end, next_offset) = (seg.size, Some(seg.next_offset));
         let source = ReadSource::Sealed { seg, interval: st.config.index_interval_bytes as u64 };
-        Ok(Some(ReadTarget { path, source, end, next_offset, generation, in_memory: false }))
+        let in_memory = false;
+        Ok(Found::At(ReadTarget { path, source, end, next_offset, generation, in_memory }))
     }
 
     /// Outside the lock: finds the batch containing `offset` and reads whole batches in one
