@@ -139,13 +139,13 @@ impl LogService {
     /// Appends the requests of one ProduceMany message, in one journal round
     /// (`append_all`). Returns each request's answer to await, in request order.
     /// `throttled` is the request quota's verdict on the message.
-    async fn append_many(
-        &self,
-        who: &Identity,
+    fn append_many<'a>(
+        &'a self,
+        who: &'a Identity,
         requests: Vec<pb::ProduceRequest>,
         throttled: Result<(), Error>,
-    ) -> Vec<Answer> {
-        shale_broker::api::append_all(self.append_in_order(who, requests, throttled)).await
+    ) -> impl Future<Output = Vec<Answer>> + 'a {
+        shale_broker::api::append_all(self.append_in_order(who, requests, throttled))
     }
 
     /// Appends `requests` in order; returns each one's answer to await.

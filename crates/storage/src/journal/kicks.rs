@@ -43,9 +43,13 @@ pub fn deferring<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// [`deferring`] for a future: the pushes made while it runs (on the task polling it, not
-/// on threads it hands work to) wake their writers when it ends or is dropped.
-pub async fn deferring_task<F: std::future::Future>(f: F) -> F::Output {
-    NOTED.scope(Noted::default(), f).await
+/// on threads it hands work to) wake their writers when it ends or is dropped. A plain
+/// function, not an `async fn`: one of those would hold `f` twice (its argument, then the
+/// scope it is moved into), and a request's future, boxed per request, is copied whole.
+pub fn deferring_task<F: std::future::Future>(
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
+    NOTED.scope(Noted::default(), f)
 }
 
 /// Notes `journal` for a wake-up at the end of the enclosing scope; false outside one

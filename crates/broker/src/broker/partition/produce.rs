@@ -54,8 +54,13 @@ tokio::task_local! {
 /// the task's thread turns blocking for the rest of the request (`block_in_place`). The
 /// journal's writer is woken once, after the last of them (`deferring_journal_kicks_task`):
 /// one journal round for the request, and no thread hop for it in the usual case.
-pub async fn append_all<F: std::future::Future>(appends: F) -> F::Output {
-    shale_storage::log::deferring_journal_kicks_task(APPENDING.scope((), appends)).await
+///
+/// A plain function for the reason `deferring_journal_kicks_task` is one: an `async fn`
+/// would hold `appends` twice over.
+pub fn append_all<F: std::future::Future>(
+    appends: F,
+) -> impl std::future::Future<Output = F::Output> {
+    shale_storage::log::deferring_journal_kicks_task(APPENDING.scope((), appends))
 }
 
 /// Where an append's step runs.
