@@ -194,7 +194,13 @@ impl Inner {
         let durable_end = self.durable.load(Ordering::Acquire).min(log_end);
         let start_floor = st.start_floor;
         let offsets = LogOffsets { log_start: st.log_start(), log_end, durable_end, start_floor };
-        self.offsets.send_replace(offsets);
+        // Receivers exist only while a follower's fetch waits for news: with none, the
+        // offsets are stored without a wake-up (the watch's eight notifiers, locked one by
+        // one, per append and per journal round). A receiver made later reads them first.
+        self.offsets.send_if_modified(|now| {
+            *now = offsets;
+            self.offsets.receiver_count() > 0
+        });
         if let Some(Listener(listener)) = self.listener.get() {
             listener(&offsets);
         }
