@@ -2,7 +2,8 @@
 //! latency by front end and method (the front ends time their requests into it). Hot paths bump atomics or observe a histogram; the
 //! admin listener encodes them at scrape time.
 
-use std::collections::HashMap;
+// The topics' counters are looked up per produce: foldhash (hashbrown's default).
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

@@ -278,7 +278,8 @@ impl Broker {
     }
 
     fn hosted_partition(&self, topic: &str, partition: u32) -> Option<Arc<Partition>> {
-        self.replicas.partitions.read().ok()?.get(&(topic.to_string(), partition)).cloned()
+        let key = replicas::TopicPartitionRef(topic, partition);
+        self.replicas.partitions.read().ok()?.get(&key).cloned()
     }
 
     /// The assigned partitions that failed to open here.

@@ -21,11 +21,27 @@ pub(super) struct OpenFailure {
     pub(super) spec: super::partition::PartitionSpec,
 }
 
+/// Open partitions by topic and index. Looked up for every partition of every produce and
+/// fetch: by [`TopicPartitionRef`] (no `String` made per lookup), hashed with hashbrown's
+/// default hasher (foldhash) rather than SipHash.
+pub(super) type PartitionMap = hashbrown::HashMap<TopicPartition, Arc<Partition>>;
+
+/// A borrowed [`TopicPartition`] to look one up by; it hashes as a `TopicPartition` does
+/// (a tuple's fields in order, a `String` as its `str`).
+#[derive(Hash)]
+pub(super) struct TopicPartitionRef<'a>(pub(super) &'a str, pub(super) u32);
+
+impl hashbrown::Equivalent<TopicPartition> for TopicPartitionRef<'_> {
+    fn equivalent(&self, key: &TopicPartition) -> bool {
+        self.1 == key.1 && self.0 == key.0
+    }
+}
+
 /// The hosted replicas.
 #[derive(Debug)]
 pub(super) struct Replicas {
     /// Open partitions by topic and index.
-    pub(super) partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    pub(super) partitions: RwLock<PartitionMap>,
     /// The assigned partitions that failed to open (out of descriptors, a failed disk,
     /// damaged metadata), with why: answered to clients instead of "being opened".
     pub(super) open_failures: Mutex<HashMap<TopicPartition, OpenFailure>>,
@@ -67,7 +83,7 @@ impl Replicas {
             ))
         });
         Replicas {
-            partitions: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(PartitionMap::default()),
             open_failures: Mutex::new(HashMap::new()),
             fetchers: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
@@ -78,5 +94,30 @@ impl Replicas {
             move_copied_bytes: Default::default(),
             move_throttled_ms: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `TopicPartitionRef` finds the entry of its topic and index, and only that one:
+    /// it hashes as the owned key does (else lookups would miss at random).
+    #[test]
+    fn a_borrowed_key_finds_what_the_owned_key_stored() {
+        let mut map = hashbrown::HashMap::<TopicPartition, u32>::default();
+        for (i, topic) in ["events", "event", "s", ""].into_iter().enumerate() {
+            for index in [0, 1, 7, u32::MAX] {
+                map.insert((topic.to_string(), index), i as u32 * 10 + index.min(9));
+            }
+        }
+        for (i, topic) in ["events", "event", "s", ""].into_iter().enumerate() {
+            for index in [0, 1, 7, u32::MAX] {
+                let found = map.get(&TopicPartitionRef(topic, index)).copied();
+                assert_eq!(found, Some(i as u32 * 10 + index.min(9)), "{topic:?}-{index}");
+            }
+            assert_eq!(map.get(&TopicPartitionRef(topic, 2)), None, "{topic:?}-2");
+        }
+        assert_eq!(map.get(&TopicPartitionRef("eventss", 0)), None);
     }
 }

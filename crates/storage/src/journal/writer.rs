@@ -29,7 +29,8 @@
 //!   partition waiting on it and every later push is told, and the partitions stop taking
 //!   writes (fail-stop), as after a failed fsync of a segment file.
 
-use std::collections::HashMap;
+// Keyed by a member's address and consulted per push: foldhash (hashbrown's default), not SipHash.
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;

@@ -26,7 +26,10 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+// Consulted per batch: foldhash (hashbrown's default), not SipHash.
+use hashbrown::HashMap;
 use std::sync::Mutex;
 
 use shale_core::error::{Error, ErrorKind, Reason};

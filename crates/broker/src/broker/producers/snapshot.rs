@@ -11,7 +11,9 @@
 //! producer, first offset); then a CRC-32C of everything before it. Version 2 files (no
 //! aborted index) and version 1 files (no transactions) load too.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use hashbrown::HashMap;
 
 use super::{BatchMeta, Entry, ProducerStates, State, Unstable};
 use shale_storage::log::FileHeader;
