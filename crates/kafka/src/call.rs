@@ -11,7 +11,6 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::frame;
 use shale_broker::api::{Identity, ScramExchange};
-use shale_core::task::OwnedTask;
 
 /// What a connection knows of its client.
 #[derive(Debug, Clone)]
@@ -40,11 +39,16 @@ pub(crate) enum Answer {
     Nothing,
     /// An encoded response frame, and how long the client is throttled after it.
     Ready(Bytes, Duration),
-    /// A response still being computed.
-    Later(OwnedTask<Result<(Bytes, Duration), String>>),
+    /// A response still being computed, polled by the connection's writer beside the
+    /// other pending answers: no task of its own (a spawn, a schedule and a second
+    /// wake-up per request, the writer's, cost more than the wait they served).
+    Later(Pending),
     /// The connection must close (the reason is logged by whoever decided so).
     Close,
 }
+
+/// An answer being computed: its frame and throttle, or why the connection closes.
+pub(crate) type Pending = futures::future::BoxFuture<'static, Result<(Bytes, Duration), String>>;
 
 impl Answer {
     /// An answer computed by `work` while the connection reads on.
@@ -52,7 +56,7 @@ impl Answer {
     where
         F: std::future::Future<Output = Result<(Bytes, Duration), String>> + Send + 'static,
     {
-        Answer::Later(shale_core::task::spawn_owned(work))
+        Answer::Later(Box::pin(work))
     }
 }
 

@@ -14,9 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::Kafka;
 use crate::call::{Answer, Session};
@@ -26,10 +30,14 @@ use shale_broker::api::RequestMetrics;
 use shale_core::clock::{Instant, monotonic_now};
 
 /// State shared by a connection's reader and writer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// Answers handed to the writer and not written yet.
     in_flight: AtomicUsize,
+    /// A permit per request taken in and not answered yet
+    /// (`kafka.max_in_flight_per_connection` in all): the reader waits for one before it
+    /// reads a request, the writer gives it back once the answer is written.
+    permits: Arc<Semaphore>,
     /// Not read again before this (a throttled client), as ms on the monotonic clock.
     muted_until: std::sync::Mutex<Option<Instant>>,
 }
@@ -43,8 +51,13 @@ where
     let _sessions = ShareSessionsEnd { kafka: kafka.clone(), connection: session.connection };
     let (mut rd, wr) = tokio::io::split(stream);
     let settings = &kafka.settings;
-    let (tx, rx) = mpsc::channel::<(Answer, Timing)>(settings.max_in_flight_per_connection);
-    let shared = Arc::new(Shared::default());
+    let max_in_flight = settings.max_in_flight_per_connection;
+    let (tx, rx) = mpsc::channel::<Handed>(max_in_flight);
+    let shared = Arc::new(Shared {
+        in_flight: AtomicUsize::new(0),
+        permits: Arc::new(Semaphore::new(max_in_flight)),
+        muted_until: Default::default(),
+    });
     let peer = session.peer;
     let timings = Timings::new(kafka.api.metrics().clone());
     let mut writer =
@@ -58,6 +71,15 @@ where
         if let Some(until) = muted {
             shale_core::clock::sleep_until(until).await;
         }
+        // Not read while as many requests as allowed wait for their answers.
+        let permit = tokio::select! {
+            permit = shared.permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = closed.wait_for(|c| *c) => break,
+            _ = &mut writer => return,
+        };
         let read = tokio::select! {
             r = tokio::time::timeout(idle, frame::read_frame(&mut rd, max)) => r,
             _ = closed.wait_for(|c| *c) => break,
@@ -91,7 +113,7 @@ where
             return;
         }
         shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        if tx.send((answer, timing)).await.is_err() {
+        if tx.send(Handed { answer, timing, permit }).await.is_err() {
             return;
         }
         if session.close_after {
@@ -127,11 +149,23 @@ impl Drop for ShareSessionsEnd {
     }
 }
 
-/// Writes answers in request order as they complete; flushes whenever none is queued or
-/// the next one is not ready (so that no ready answer waits for a slower one behind it).
+/// An answer handed to the writer, with its request's timing and in-flight permit.
+struct Handed {
+    answer: Answer,
+    timing: Timing,
+    permit: OwnedSemaphorePermit,
+}
+
+/// What the writer does with a handed answer once it is complete: write this frame (and
+/// mute the connection for the throttle), write nothing, or close the connection.
+type Done = (Result<Option<(Bytes, Duration)>, String>, Timing, OwnedSemaphorePermit);
+
+/// Writes answers in request order as they complete, polling those still being computed
+/// side by side; flushes whenever no complete answer is left to write (so that no ready
+/// answer waits for a slower one behind it).
 async fn write_answers<W>(
     wr: W,
-    mut rx: mpsc::Receiver<(Answer, Timing)>,
+    mut rx: mpsc::Receiver<Handed>,
     shared: Arc<Shared>,
     peer: SocketAddr,
     mut timings: Timings,
@@ -139,45 +173,73 @@ async fn write_answers<W>(
     W: AsyncWrite + Unpin,
 {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-    while let Some((answer, timing)) = rx.recv().await {
-        let written = match answer {
-            Answer::Nothing | Answer::Close => None,
-            Answer::Ready(bytes, throttle) => Some((bytes, throttle)),
-            Answer::Later(task) => {
-                // What is written already goes out now rather than wait for this answer.
-                if !task.is_finished() && !wr.buffer().is_empty() && wr.flush().await.is_err() {
+    let mut pending = FuturesOrdered::new();
+    let mut reading = true;
+    loop {
+        // Every answer handed over so far joins the queue; then the next one in order, if
+        // it is complete, is written without waiting.
+        while let Ok(handed) = rx.try_recv() {
+            pending.push_back(complete(handed));
+        }
+        let done = match futures::poll!(pending.next()) {
+            std::task::Poll::Ready(Some(done)) => done,
+            _ => {
+                if !wr.buffer().is_empty() && wr.flush().await.is_err() {
                     return;
                 }
-                match task.await {
-                    Ok(Ok(done)) => Some(done),
-                    Ok(Err(why)) => {
-                        tracing::warn!(%peer, error = %why, "closing a Kafka connection");
-                        return;
+                tokio::select! {
+                    biased;
+                    Some(done) = pending.next(), if !pending.is_empty() => done,
+                    handed = rx.recv(), if reading => {
+                        match handed {
+                            Some(handed) => pending.push_back(complete(handed)),
+                            None => reading = false,
+                        }
+                        continue;
                     }
-                    Err(e) => {
-                        tracing::error!(%peer, error = %e, "a Kafka request failed; closing its connection");
-                        return;
-                    }
+                    else => break,
                 }
             }
         };
-        if let Some((bytes, throttle)) = written {
-            if wr.write_all(&bytes).await.is_err() {
-                return;
+        let (written, timing, permit) = done;
+        match written {
+            Ok(Some((bytes, throttle))) => {
+                if wr.write_all(&bytes).await.is_err() {
+                    return;
+                }
+                if !throttle.is_zero() {
+                    let until = monotonic_now() + throttle;
+                    *shared.muted_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+                }
             }
-            if !throttle.is_zero() {
-                let until = monotonic_now() + throttle;
-                *shared.muted_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+            Ok(None) => {}
+            Err(why) => {
+                tracing::warn!(%peer, error = %why, "closing a Kafka connection");
+                return;
             }
         }
         timings.observe(timing);
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if rx.is_empty() && wr.flush().await.is_err() {
-            return;
-        }
+        drop(permit);
     }
     let _ = wr.flush().await;
     let _ = wr.shutdown().await;
+}
+
+/// A handed answer as a future of what the writer does with it: at once for an answer
+/// ready or empty, when computed for a later one.
+fn complete(handed: Handed) -> impl std::future::Future<Output = Done> {
+    use futures::FutureExt as _;
+    use futures::future::Either;
+    let Handed { answer, timing, permit } = handed;
+    let result = match answer {
+        Answer::Nothing | Answer::Close => Ok(None),
+        Answer::Ready(bytes, throttle) => Ok(Some((bytes, throttle))),
+        Answer::Later(work) => {
+            return Either::Right(work.map(move |result| (result.map(Some), timing, permit)));
+        }
+    };
+    Either::Left(std::future::ready((result, timing, permit)))
 }
 
 /// When a request was read, and its API.
