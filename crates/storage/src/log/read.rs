@@ -26,8 +26,6 @@ struct ReadTarget {
     next_offset: Option<i64>,
     /// The truncation generation seen under the lock.
     generation: u64,
-    /// Whether the read needs nothing but a copy of buffered bytes (no file read).
-    in_memory: bool,
 }
 
 /// What [`PartitionLog::read_target`] found.
@@ -35,8 +33,8 @@ enum Found {
     /// The answer is an empty chunk (at the end, or at the upper bound).
     Nothing,
     At(ReadTarget),
-    /// A lock a memory-only read does not wait for was held.
-    Busy,
+    /// Not for a memory-only read: the batch is in the file, or a lock was held.
+    Elsewhere,
 }
 
 /// The segment a read goes to.
@@ -63,9 +61,11 @@ impl PartitionLog {
         loop {
             let target = match self.read_target(offset, max_bytes, upper_bound, false)? {
                 Found::At(target) => target,
-                Found::Nothing | Found::Busy => {
+                Found::Nothing => {
                     return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset });
                 }
+                // Only a memory-only read is sent elsewhere.
+                Found::Elsewhere => continue,
             };
             let result = self.read_at(&target, offset, max_bytes, upper_bound);
             // Nothing from `offset` to the segment's end (a compacted segment whose last
@@ -103,19 +103,16 @@ impl PartitionLog {
         let Some(_fence) = self.inner.try_fence_in() else { return Ok(None) };
         match self.read_target(offset, max_bytes, upper_bound, true)? {
             Found::Nothing => Ok(Some(ReadChunk { bytes: Bytes::new(), next_offset: offset })),
-            Found::At(target) if target.in_memory => {
-                self.read_at(&target, offset, max_bytes, upper_bound).map(Some)
-            }
-            Found::At(_) | Found::Busy => Ok(None),
+            Found::At(target) => self.read_at(&target, offset, max_bytes, upper_bound).map(Some),
+            Found::Elsewhere => Ok(None),
         }
     }
 
     /// Under the lock: checks the range and captures where `offset` is. A read of the
     /// active segment that reaches bytes still in its buffer (within `max_bytes` of where
     /// it starts) takes a copy of them, and one that does not reads the file up to where
-    /// they start: the buffer stays as it is. With `memory_only` nothing is copied for a
-    /// read that starts in the file (its target, not `in_memory`, is not read), and a
-    /// held lock is not waited for ([`Found::Busy`]).
+    /// they start: the buffer stays as it is. With `memory_only` a read that starts in
+    /// the file, or would wait for a held lock, is [`Found::Elsewhere`].
     fn read_target(
         &self,
         offset: i64,
@@ -126,7 +123,7 @@ impl PartitionLog {
         let st = match memory_only {
             true => match self.inner.try_lock()? {
                 Some(st) => st,
-                None => return Ok(Found::Busy),
+                None => return Ok(Found::Elsewhere),
             },
             false => self.inner.lock()?,
         };
@@ -145,7 +142,7 @@ impl PartitionLog {
             let b = match memory_only {
                 true => match self.inner.try_buffer() {
                     Some(b) => b,
-                    None => return Ok(Found::Busy),
+                    None => return Ok(Found::Elsewhere),
                 },
                 false => self.inner.buffer(),
             };
@@ -153,15 +150,16 @@ impl PartitionLog {
             // it on, the batch holding `offset` is buffered, and the read starts there.
             let buffered_from = BatchHeader::parse(b.bytes()).ok().map(|h| h.base_offset);
             let in_memory = !b.is_empty() && buffered_from.is_some_and(|from| offset >= from);
+            if memory_only && !in_memory {
+                return Ok(Found::Elsewhere);
+            }
             if in_memory {
                 pos = pos.max(b.at());
             }
             let file: shale_core::disk::FileHandle = if b.is_empty() {
                 file
-            } else if !in_memory && (memory_only || b.at().saturating_sub(pos) >= max_bytes as u64)
-            {
-                // The read starts in the file and ends there (or is not made here):
-                // nothing buffered is needed.
+            } else if !in_memory && b.at().saturating_sub(pos) >= max_bytes as u64 {
+                // The read starts in the file and ends there: nothing buffered is needed.
                 end = b.at();
                 file
             } else {
@@ -171,23 +169,18 @@ impl PartitionLog {
                 std::sync::Arc::new(BufferedTail { file, written: b.at(), tail_at, tail })
             };
             let source = ReadSource::Active { file, pos };
-            let next_offset = None;
-            return Ok(Found::At(ReadTarget {
-                path,
-                source,
-                end,
-                next_offset,
-                generation,
-                in_memory,
-            }));
+            return Ok(Found::At(ReadTarget { path, source, end, next_offset: None, generation }));
+        }
+        if memory_only {
+            // A sealed segment is read from its file.
+            return Ok(Found::Elsewhere);
         }
         let seg = st.sealed.range(..=offset).next_back().map(|(_, s)| s.clone());
         let seg = seg.ok_or_else(|| st.out_of_range(offset))?;
         let path = segment_path(&self.inner.dir, seg.base, LOG_SUFFIX);
         let (end, next_offset) = (seg.size, Some(seg.next_offset));
         let source = ReadSource::Sealed { seg, interval: st.config.index_interval_bytes as u64 };
-        let in_memory = false;
-        Ok(Found::At(ReadTarget { path, source, end, next_offset, generation, in_memory }))
+        Ok(Found::At(ReadTarget { path, source, end, next_offset, generation }))
     }
 
     /// Outside the lock: finds the batch containing `offset` and reads whole batches in one
