@@ -21,8 +21,12 @@ import json
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+
+# A partition's leader moved since the metadata was read.
+MOVED = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
 
 
 def fail(what, e):
@@ -54,11 +58,23 @@ def create(bootstrap, topic, partitions, configs):
 
 
 def delete_records(bootstrap, topic, partition, offset):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    """librdkafka does not retry a DeleteRecords its leader refused (Java's admin does):
+    a leader that moved since the metadata was read answers NOT_LEADER_OR_FOLLOWER, so
+    that (and LEADER_NOT_AVAILABLE) is retried, up to 20 times, on fresh metadata. The
+    per-partition error librdkafka hands back is never flagged retriable(): match codes."""
     tp = TopicPartition(topic, partition, offset)
-    for _, future in admin.delete_records([tp], operation_timeout=30).items():
+    for attempt in range(20):
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        (future,) = admin.delete_records([tp], operation_timeout=30).values()
         try:
             deleted = future.result(timeout=60)
+            break
+        except KafkaException as e:
+            moved = e.args[0].code() in MOVED
+            if not moved or attempt == 19:
+                return fail(f"deleting the records of {topic}/{partition} below {offset}", e)
+            print(f"admin: retrying DeleteRecords after {e}", file=sys.stderr)
+            time.sleep(0.25)
         except Exception as e:  # noqa: BLE001 - the error is the output
             return fail(f"deleting the records of {topic}/{partition} below {offset}", e)
     print(json.dumps({"low_watermark": deleted.low_watermark}))
