@@ -52,6 +52,14 @@ pub(crate) trait Member: Send + Sync + std::fmt::Debug {
     /// The frames of this member up to its log's `end` (at its truncation `generation`)
     /// are durable.
     fn synced(&self, end: i64, generation: u64);
+    /// [`synced`](Self::synced) if it takes no lock an append of the member may hold
+    /// while it waits for the journal (for room, which needs rounds written): then on the
+    /// writer's thread, right after the round's sync, with no hand-off to the notifier.
+    /// False, having done nothing, when a lock is busy (or by default).
+    fn try_synced(&self, end: i64, generation: u64) -> bool {
+        let _ = (end, generation);
+        false
+    }
     /// The journal failed for `reason`: nothing more of this member becomes durable.
     fn failed(&self, reason: &str);
     /// Writes the member's buffered segment bytes to its segment file (a checkpoint's
@@ -139,6 +147,9 @@ pub(crate) struct Stats {
     /// Checkpoints that copied buffered bytes forward (a log's segment could not be
     /// written).
     pub(crate) copied: AtomicU64,
+    /// Members a round told through the notifier: their logs were busy when it ended
+    /// (the others are told on the writer's thread).
+    pub(crate) handed_off: AtomicU64,
 }
 
 /// A volume's open journal.
@@ -273,12 +284,7 @@ impl Journal {
                         for p in members.drain(..) {
                             p.member.synced(p.end, p.generation);
                         }
-                        // Back to the writer, for a round to come (no list allocated per
-                        // round, none grown by the pushes).
-                        n.spare_members
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(members);
+                        n.give_back(members);
                     }
                 }),
             )?,
@@ -287,6 +293,13 @@ impl Journal {
         *journal.threads.lock().unwrap_or_else(PoisonError::into_inner) = threads;
         journal.note_free(&journal.lock());
         Ok(journal)
+    }
+
+    /// Gives a round's emptied list of members back to the writer, for a round to come
+    /// (no list allocated per round, none grown by the pushes).
+    fn give_back(&self, members: Vec<Pending>) {
+        debug_assert!(members.is_empty());
+        self.spare_members.lock().unwrap_or_else(PoisonError::into_inner).push(members);
     }
 
     fn lock(&self) -> MutexGuard<'_, Writer> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::LogError;
-use super::partition::{Inner, PartitionLog};
+use super::partition::{Inner, PartitionLog, State};
 
 impl PartitionLog {
     /// Returns once every offset below `offset` is fsynced.
@@ -176,7 +176,17 @@ impl Inner {
     /// (`segment`) or a round of its journal: the durable offset advances, unless a
     /// truncation rewrote the file meanwhile or the log stopped.
     pub(super) fn durable_to(&self, end: i64, generation: u64, segment: bool) {
-        let mut st = self.peek();
+        self.durable_to_locked(&mut self.peek(), end, generation, segment);
+    }
+
+    /// [`durable_to`](Self::durable_to) under the log's lock, `st`.
+    pub(super) fn durable_to_locked(
+        &self,
+        st: &mut State,
+        end: i64,
+        generation: u64,
+        segment: bool,
+    ) {
         if st.check_open().is_err() {
             return;
         }
@@ -186,7 +196,7 @@ impl Inner {
                 st.unsynced = false;
             }
         }
-        self.publish(&st);
+        self.publish(st);
     }
 
     /// An fsync covering this log failed: the log stops (see `note_sync`).

@@ -122,6 +122,40 @@ pub(crate) fn wait_until(secs: u64, what: &str, until: impl Fn() -> bool) {
     }
 }
 
+/// A round's members are told on the journal's writer thread when their logs are free,
+/// with no hand-off to the notifier; a log whose lock is held when its round ends is told
+/// by the notifier once the lock is free (the writer never waits for that lock: an append
+/// may hold it while it waits for room, which needs rounds written).
+#[test]
+fn a_round_tells_free_logs_on_its_thread_and_busy_ones_through_the_notifier() {
+    use std::sync::atomic::Ordering::Acquire;
+    let disk = SimDisk::new(SimOptions::default());
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 64 << 10);
+    let logs: Vec<_> = (0..3).map(|i| open(&resources, i, &LogConfig::default())).collect();
+    let journal = resources.rounds().journals().remove(0);
+    let stats = || (journal.stats.rounds.load(Acquire), journal.stats.handed_off.load(Acquire));
+    // Each round written once its append returned: its log is free when it ends.
+    for (i, log) in logs.iter().enumerate() {
+        journal.set_hold(true);
+        let info = log.append(&mut batch(2, 100, T0, i as u64), 0).expect("append");
+        journal.set_hold(false);
+        ack(&rt, log, info.log_end_offset).expect("acknowledged");
+    }
+    assert_eq!(stats().1, 0, "members handed to the notifier while their logs were free");
+    journal.set_hold(true);
+    let info = logs[0].append(&mut batch(2, 100, T0, 9), 0).expect("append");
+    let rounds = stats().0;
+    {
+        let _busy = logs[0].inner.peek();
+        journal.set_hold(false);
+        wait_until(10, "the round to be written", || stats().0 > rounds);
+        wait_until(10, "the busy log handed to the notifier", || stats().1 == 1);
+        assert!(logs[0].durable_offset() < info.log_end_offset, "told while its lock was held");
+    }
+    ack(&rt, &logs[0], info.log_end_offset).expect("acknowledged once the lock was free");
+}
+
 /// An append is acknowledged by the journal's round, not by an fsync of its segment, and
 /// comes back after a power cut from the journal alone.
 #[test]
@@ -1047,12 +1081,12 @@ fn reads_of_buffered_batches_leave_them_buffered() {
     }
     assert_eq!(file_size(), written, "buffered again");
     // Only a read whose first batch is buffered touches memory only.
-    let buffered = log.read_if_buffered(45, 2 * one, i64::MAX).expect("read").expect("buffered");
+    let buffered = read_buffered(&log, 45, 2 * one);
     assert_eq!((buffered.next_offset, &buffered.bytes[..]), (47, &all[45 * one..47 * one]));
-    let buffered = log.read_if_buffered(41, 1, i64::MAX).expect("read").expect("buffered");
+    let buffered = read_buffered(&log, 41, 1);
     assert_eq!((buffered.next_offset, &buffered.bytes[..]), (42, &all[41 * one..42 * one]));
     assert!(log.read_if_buffered(40, 1 << 20, i64::MAX).expect("read").is_none(), "in the file");
-    let at_end = log.read_if_buffered(60, 1 << 20, i64::MAX).expect("read").expect("the end");
+    let at_end = read_buffered(&log, 60, 1 << 20);
     assert!(at_end.bytes.is_empty() && at_end.next_offset == 60);
     assert_eq!(super::tests::read_all(&log, 0, 1 << 20), all);
     assert_eq!(super::tests::read_all(&log, 30, 1), all[30 * one..]);
@@ -1064,6 +1098,21 @@ fn reads_of_buffered_batches_leave_them_buffered() {
     assert!(next > 41, "into the buffer: up to {next}");
     assert_eq!(chunk.bytes[..], all[38 * one..next * one]);
     assert_eq!(file_size(), written, "reads leave the buffer");
+}
+
+/// `read_if_buffered` of batches known to be buffered, again while it answers `None`
+/// because a lock of the log was busy (the journal's writer tells the log of each round
+/// under its lock), for up to 10 s.
+fn read_buffered(log: &PartitionLog, offset: i64, max_bytes: usize) -> ReadChunk {
+    let deadline = shale_core::clock::monotonic_now() + Duration::from_secs(10);
+    loop {
+        if let Some(chunk) = log.read_if_buffered(offset, max_bytes, i64::MAX).expect("read") {
+            return chunk;
+        }
+        let what = format!("a read of buffered offset {offset} from memory");
+        assert!(shale_core::clock::monotonic_now() < deadline, "waited 10 s for {what}");
+        std::thread::yield_now();
+    }
 }
 
 /// The size of t-0's first segment file (what reached the file, buffered bytes not).
@@ -1085,7 +1134,7 @@ fn a_buffered_read_does_not_wait_for_a_busy_log() {
         let info = log.append(&mut batch(1, 950, T0, i), 0).expect("append");
         ack(&rt, &log, info.log_end_offset).expect("acknowledged");
     }
-    assert!(log.read_if_buffered(2, 1 << 20, i64::MAX).expect("read").is_some(), "buffered");
+    read_buffered(&log, 2, 1 << 20);
     let (done, answers) = std::sync::mpsc::channel();
     let busy = |what: &str| {
         let reader = log.clone();
@@ -1109,5 +1158,5 @@ fn a_buffered_read_does_not_wait_for_a_busy_log() {
         let _fence = log.inner.fence_out();
         busy("fence");
     }
-    assert!(log.read_if_buffered(2, 1 << 20, i64::MAX).expect("read").is_some(), "buffered");
+    read_buffered(&log, 2, 1 << 20);
 }

@@ -33,6 +33,17 @@ impl Member for Inner {
         self.durable_to(end, generation, false);
     }
 
+    fn try_synced(&self, end: i64, generation: u64) -> bool {
+        match self.try_lock() {
+            Ok(Some(mut st)) => {
+                self.durable_to_locked(&mut st, end, generation, false);
+                true
+            }
+            // Busy; or closed, which the notifier's `synced` finds too.
+            Ok(None) | Err(_) => false,
+        }
+    }
+
     fn failed(&self, reason: &str) {
         let path = self.journal.as_ref().map_or(self.dir.as_path(), |j| j.journal.path());
         self.sync_failed(LogError::io(path, std::io::Error::other(reason.to_string())));
