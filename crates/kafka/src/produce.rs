@@ -16,7 +16,7 @@ use kafka_protocol::messages::produce_response::{
     ProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{
-    BrokerId, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProducerId,
+    BrokerId, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -54,15 +54,16 @@ pub(crate) async fn produce(
     let who = &session.identity;
     let appends = async move {
         let mut throttle = Duration::ZERO;
-        let mut topics: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(req.topic_data.len());
+        let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::with_capacity(req.topic_data.len());
         for t in req.topic_data {
-            let topic = t.name.0.to_string();
+            // The name as decoded (a view of the request), answered as is: no copy.
+            let topic: &str = &t.name.0;
             let mut outcomes = Vec::with_capacity(t.partition_data.len());
             for p in t.partition_data {
                 let outcome = match acks {
                     None => Err(invalid_acks(req.acks)),
                     Some(acks) => {
-                        let appended = append(kafka, who, (&topic, p.index), p.records, acks, &txn);
+                        let appended = append(kafka, who, (topic, p.index), p.records, acks, &txn);
                         appended.await.map(|(pending, wait)| {
                             throttle = throttle.max(wait);
                             pending
@@ -71,7 +72,7 @@ pub(crate) async fn produce(
                 };
                 outcomes.push((p.index, outcome));
             }
-            topics.push((topic, outcomes));
+            topics.push((t.name, outcomes));
         }
         (topics, throttle)
     };
@@ -98,7 +99,7 @@ pub(crate) async fn produce(
             }
             responses.push(
                 TopicProduceResponse::default()
-                    .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(topic)))
+                    .with_name(topic)
                     .with_partition_responses(partitions),
             );
         }
