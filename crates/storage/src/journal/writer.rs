@@ -52,14 +52,11 @@ pub(crate) trait Member: Send + Sync + std::fmt::Debug {
     /// The frames of this member up to its log's `end` (at its truncation `generation`)
     /// are durable.
     fn synced(&self, end: i64, generation: u64);
-    /// [`synced`](Self::synced) if it takes no lock an append of the member may hold
-    /// while it waits for the journal (for room, which needs rounds written): then on the
-    /// writer's thread, right after the round's sync, with no hand-off to the notifier.
-    /// False, having done nothing, when a lock is busy (or by default).
-    fn try_synced(&self, end: i64, generation: u64) -> bool {
-        let _ = (end, generation);
-        false
-    }
+    /// [`synced`](Self::synced) if no lock it needs is held (an append of the member may
+    /// hold one while it waits for the journal, for room, which needs rounds written): on
+    /// the writer's thread, right after the round's sync, with no hand-off to the
+    /// notifier. False, having done nothing, when a lock is busy.
+    fn try_synced(&self, end: i64, generation: u64) -> bool;
     /// The journal failed for `reason`: nothing more of this member becomes durable.
     fn failed(&self, reason: &str);
     /// Writes the member's buffered segment bytes to its segment file (a checkpoint's

@@ -64,8 +64,8 @@ impl PartitionLog {
                 Found::Nothing => {
                     return Ok(ReadChunk { bytes: Bytes::new(), next_offset: offset });
                 }
-                // Only a memory-only read is sent elsewhere.
-                Found::Elsewhere => continue,
+                // `read_target` sends only a memory-only read elsewhere.
+                Found::Elsewhere => unreachable!("a read that may wait was sent elsewhere"),
             };
             let result = self.read_at(&target, offset, max_bytes, upper_bound);
             // Nothing from `offset` to the segment's end (a compacted segment whose last

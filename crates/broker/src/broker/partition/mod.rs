@@ -494,8 +494,9 @@ impl Partition {
         }
         // Batches still in the segment's buffer (a consumer at the tail) are copied on
         // this task; a read of the file, or one the log's locks would make wait, goes to
-        // a blocking thread, as it may wait for the disk. At 100 partitions with a consumer at the tail, the hop per read made most
-        // of the broker's context switches (docs/benchmarks.md).
+        // a blocking thread, as it may wait for the disk. At 100 partitions with a
+        // consumer at the tail, the hop per read made most of the broker's context
+        // switches (docs/benchmarks.md).
         let local = match self.log.read_if_buffered(offset, max_bytes, upper) {
             Ok(Some(chunk)) => Ok(chunk),
             Err(e) => Err(Error::from(e)),
