@@ -10,7 +10,10 @@
 #   - the broker's CPU per record (user + system, every thread, from /proc/PID/stat) and
 #     context switches per record (voluntary + involuntary of every thread, from
 #     /proc/PID/task/*/status) over the measured window, and the load client's CPU;
-#   - the journal's rounds per second (one write and fdatasync each).
+#   - the journal's rounds per second (one write and fdatasync each);
+#   - on a second line, the switches per record by thread name (the runtime's workers
+#     `shale`, the journal's writer, its checkpoints, its notifier...), voluntary (the
+#     thread slept: a futex, I/O) + involuntary (preempted).
 # Beside each matrix entry, fio's fdatasync p50/p99/p999 at the same byte rate.
 #
 # With CALLGRIND=1 each entry is also run with the broker under
@@ -44,6 +47,24 @@ fi
 sys_cpu() { awk '{printf "%.2f", $15 / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Context switches of every live thread of a process.
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/{n += $2} END {print n}'; }
+# Every live thread of a process: id, name, voluntary and involuntary switches.
+thread_switches() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s %s\n' "${t##*/}" "$(tr ' ' '_' < "$t/comm")" \
+      "$(awk '/^voluntary_ctxt/{v = $2} /^nonvoluntary_ctxt/{n = $2} END {print v, n}' "$t/status")"
+  done 2>/dev/null
+}
+# Switches per record by thread name between snapshots $1 and $2 (thread_switches) over
+# $3 records: voluntary+involuntary, largest first, those under 0.005 left out (a thread
+# born in between counts from 0).
+switches_by_thread() {
+  awk -v n="$3" 'NR == FNR {v0[$1] = $3; i0[$1] = $4; next}
+    {V[$2] += $3 - v0[$1]; I[$2] += $4 - i0[$1]}
+    END {for (k in V) printf "%s %.3f %.3f\n", k, V[k] / n, I[k] / n}' "$1" "$2" |
+    sort -k2,2nr -k3,3nr |
+    awk '$2 + $3 >= 0.005 {printf "%s%s %.2f+%.2f", (m++ ? ", " : ""), $1, $2, $3} END {print ""}'
+}
 # A counter of the broker's metrics.
 metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
@@ -98,8 +119,10 @@ run() {
   sleep 3
   local b0 c0 x0 r0 k0 b1 c1 x1 r1 k1
   b0=$(cpu "$PID") c0=$(cpu "$client") x0=$(switches "$PID") r0=$(metric shale_log_journal_rounds_total) k0=$(sys_cpu "$PID")
+  thread_switches "$PID" > "$DIR/threads.0"
   sleep "$span"
   b1=$(cpu "$PID") c1=$(cpu "$client") x1=$(switches "$PID") r1=$(metric shale_log_journal_rounds_total) k1=$(sys_cpu "$PID")
+  thread_switches "$PID" > "$DIR/threads.1"
   [ -e "/proc/$client" ] || echo "  (the load client ended before the measured window did: its figures are void)"
   wait "$client" || { echo "the load failed: $(tail -2 "$DIR/load.txt")" >&2; }
   if [ -n "$consumer" ]; then
@@ -119,6 +142,7 @@ run() {
       printf "  %-14s %-5s p50/p99/p999 %s / %s / %s ms, %d/s acked | broker %.1f us/record (system %.1f), %.2f switches/record | client %.1f us/record | %.0f rounds/s\n",
         b, f, p50, p99, p999, n, (B[2] - B[1]) / s / n * 1e6, (K[2] - K[1]) / s / n * 1e6, (X[2] - X[1]) / s / n,
         (C[2] - C[1]) / s / n * 1e6, (R[2] - R[1]) / s }'
+  echo "      switches/record by thread (voluntary+involuntary): $(switches_by_thread "$DIR/threads.0" "$DIR/threads.1" $((acked * span)))"
   stop
 }
 
