@@ -218,7 +218,7 @@ fn stderr_tail(m: &Member) -> String {
     let others: Vec<&str> =
         err.lines().filter(|l| !l.starts_with("GOT ") && !l.starts_with("POLLED ")).collect();
     let tail = others[others.len().saturating_sub(40)..].join("\n");
-    let last_got = err.lines().filter(|l| l.starts_with("GOT ")).last();
+    let last_got = err.lines().rfind(|l| l.starts_with("GOT "));
     format!("--- {} stderr, last GOT {last_got:?}, last 40 others:\n{tail}\n", m.name)
 }
 
