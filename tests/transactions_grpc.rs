@@ -134,7 +134,15 @@ async fn committed_transactions_are_read_whole_and_aborted_ones_never() {
     }
     decoded.sort();
     assert_eq!(decoded, expected, "broker-decoded read_committed records");
-    let offsets = GroupAdmin::new(client.clone()).fetch_offsets("g", &[]).await.unwrap();
+    // The offsets follow the markers too: a stable fetch (KIP-447, as a read_committed
+    // consumer starts) waits for them; a plain one may still answer the previous commit's.
+    let wait = shale::client::RetryPolicy {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        total: Duration::from_secs(10),
+    };
+    let admin = GroupAdmin::new(client.clone());
+    let offsets = admin.fetch_stable_offsets("g", &["tx-in".to_string()], wait).await.unwrap();
     let committed: Vec<(String, u32, i64)> =
         offsets.into_iter().map(|o| (o.topic, o.partition, o.offset)).collect();
     assert_eq!(committed, [("tx-in".to_string(), 0, 30)], "the last commit's offsets");
