@@ -226,11 +226,21 @@ async fn run_seed(
         let want = n * (round + 1) / (faults.len() + 2);
         let what = format!("seed {seed}: {want} records read committed before {fault:?}");
         let lines = read_out.clone();
-        wait_until(Duration::from_secs(120), &what, || {
-            let got = std::fs::read_to_string(&lines).map_or(0, |s| s.lines().count());
-            async move { got >= want }
-        })
-        .await;
+        let read = || std::fs::read_to_string(&lines).map_or(0, |s| s.lines().count());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while read() < want {
+            if Instant::now() >= deadline {
+                let state = stalled_state(client, &dst, &txn_id).await;
+                panic!(
+                    "timed out after 120 s waiting for {what}: {} read; {state}\napp: {}\n\
+                     its stderr's tail:\n{}",
+                    read(),
+                    app.summary(),
+                    app.stderr_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         inject(c, client, &dst, &txn_id, *fault, &app).await;
     }
     let finished = app.wait(Duration::from_secs(240));
@@ -500,6 +510,21 @@ impl Drop for App {
         let _ = st.child.kill();
         let _ = st.child.wait();
     }
+}
+
+/// What a stalled copy looks like from outside: the output's last stable offsets and high
+/// watermarks, and the transactional id's state as its coordinator describes it.
+async fn stalled_state(client: &Client, topic: &str, txn_id: &str) -> String {
+    use shale::proto::pb::list_offsets_request::Spec;
+    let admin = client.admin();
+    let mut offsets = Vec::new();
+    for p in 0..PARTITIONS {
+        let lso = admin.list_offsets(topic, p, Spec::LastStable(true)).await.map(|r| r.offset);
+        let hw = admin.list_offsets(topic, p, Spec::Latest(true)).await.map(|r| r.offset);
+        offsets.push(format!("{topic}-{p} lso {lso:?} hw {hw:?}"));
+    }
+    let txn = shale::client::TxnAdmin::new(client.clone()).describe(txn_id).await;
+    format!("{}; transaction {txn_id}: {txn:?}", offsets.join(", "))
 }
 
 /// The broker coordinating transactional id `id`, as broker `addr` answers FindCoordinator
