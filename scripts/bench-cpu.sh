@@ -29,6 +29,10 @@
 # the binaries' names); SECONDS_PER_RUN (default 10, after a 2 s warm-up). CONSUME=1 runs
 # a consumer at the tail beside the load (`shale-bench consume`, one FetchMany stream), as
 # the OpenMessaging Benchmark does: the broker's figures then include the fetches.
+# GRPC_LINGER_MS sets the Rust client's linger on gRPC (default: the client's, 0 ms, so
+# every record is a batch of its own at these rates; the Kafka runs use librdkafka at
+# linger.ms=1, whose batches its five requests in flight fill to about 11 records at 100
+# partitions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-$PWD/bench-data/cpu}"
@@ -96,7 +100,8 @@ load() {
   case $front in
     grpc) exec "$SHALE_BENCH" latency --broker "$GRPC" --topic "cpu$partitions" \
       --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
-      --seconds "$seconds" --label "grpc $partitions" ;;
+      --seconds "$seconds" ${GRPC_LINGER_MS:+--linger-ms "$GRPC_LINGER_MS"} \
+      --label "grpc $partitions" ;;
     kafka) exec "$KAFKA_BENCH" latency --bootstrap "$KAFKA" --topic "cpu$partitions" \
       --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
       --seconds "$seconds" --linger-ms 1 --batch-size 1048576 --label "kafka $partitions" ;;
