@@ -226,21 +226,16 @@ async fn run_seed(
         let want = n * (round + 1) / (faults.len() + 2);
         let what = format!("seed {seed}: {want} records read committed before {fault:?}");
         let lines = read_out.clone();
-        let read = || std::fs::read_to_string(&lines).map_or(0, |s| s.lines().count());
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while read() < want {
-            if Instant::now() >= deadline {
-                let state = stalled_state(client, &dst, &txn_id).await;
-                panic!(
-                    "timed out after 120 s waiting for {what}: {} read; {state}\napp: {}\n\
-                     its stderr's tail:\n{}",
-                    read(),
-                    app.summary(),
-                    app.stderr_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let read = async || match std::fs::read_to_string(&lines).map_or(0, |s| s.lines().count()) {
+            got if got >= want => Ok(()),
+            got => Err(format!("{got} read")),
+        };
+        let explain = async || {
+            let state = stalled_state(client, &dst, &txn_id).await;
+            let (summary, tail) = (app.summary(), app.stderr_tail());
+            format!("; {state}\napp: {summary}\nits stderr's tail:\n{tail}")
+        };
+        common::wait_for_explained(Duration::from_secs(120), &what, read, explain).await;
         inject(c, client, &dst, &txn_id, *fault, &app).await;
     }
     let finished = app.wait(Duration::from_secs(240));

@@ -493,7 +493,22 @@ pub(crate) fn seeds_from_env(var: &str, default: &str) -> Vec<u64> {
 
 /// Polls `probe` until it returns `Ok`, or `timeout`; then panics naming `what` and the last
 /// thing `probe` saw (its `Err`), so a timeout tells how far the wait got.
-pub(crate) async fn wait_for<F, Fut, T>(timeout: Duration, what: &str, mut probe: F) -> T
+pub(crate) async fn wait_for<F, Fut, T>(timeout: Duration, what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    wait_for_explained(timeout, what, probe, async || String::new()).await
+}
+
+/// [`wait_for`], and on a timeout also what `explain` finds then (state too costly to
+/// gather at every poll: other services' views, a child's stderr).
+pub(crate) async fn wait_for_explained<F, Fut, T>(
+    timeout: Duration,
+    what: &str,
+    mut probe: F,
+    explain: impl AsyncFnOnce() -> String,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
@@ -504,10 +519,10 @@ where
             Ok(done) => return done,
             Err(seen) => seen,
         };
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}; last seen: {seen}"
-        );
+        if Instant::now() >= deadline {
+            let more = explain().await;
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}{more}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
