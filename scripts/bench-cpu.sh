@@ -14,6 +14,9 @@
 #   - on a second line, the switches per record by thread name (the runtime's workers
 #     `shale`, the journal's writer, its checkpoints, its notifier...), voluntary (the
 #     thread slept: a futex, I/O) + involuntary (preempted).
+#   - on a third, the CPU per record by thread name (the checkpoints' thread writes the
+#     segment buffers into the page cache: on this VM, mostly pages its host took back,
+#     see the page-cache line printed first).
 # Beside each matrix entry, fio's fdatasync p50/p99/p999 at the same byte rate.
 #
 # With CALLGRIND=1 each entry is also run with the broker under
@@ -51,13 +54,25 @@ fi
 sys_cpu() { awk '{printf "%.2f", $15 / 100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Context switches of every live thread of a process.
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/{n += $2} END {print n}'; }
-# Every live thread of a process: id, name, voluntary and involuntary switches.
+# Every live thread of a process: id, name, voluntary and involuntary switches, CPU
+# ticks (user + system).
 thread_switches() {
   local t
   for t in /proc/"$1"/task/*; do
-    printf '%s %s %s\n' "${t##*/}" "$(tr ' ' '_' < "$t/comm")" \
-      "$(awk '/^voluntary_ctxt/{v = $2} /^nonvoluntary_ctxt/{n = $2} END {print v, n}' "$t/status")"
+    printf '%s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' < "$t/comm")" \
+      "$(awk '/^voluntary_ctxt/{v = $2} /^nonvoluntary_ctxt/{n = $2} END {print v, n}' "$t/status")" \
+      "$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"
   done 2>/dev/null
+}
+# CPU µs per record by thread name between snapshots $1 and $2 (thread_switches) over $3
+# records: largest first, those under 0.05 left out.
+cpu_by_thread() {
+  local hz
+  hz=$(getconf CLK_TCK)
+  awk -v n="$3" -v hz="$hz" 'NR == FNR {c0[$1] = $5; next}
+    {C[$2] += $5 - c0[$1]}
+    END {for (k in C) printf "%s %.2f\n", k, C[k] / hz / n * 1e6}' "$1" "$2" |
+    sort -k2,2nr | awk '$2 >= 0.05 {printf "%s%s %.1f", (m++ ? ", " : ""), $1, $2} END {print ""}'
 }
 # Switches per record by thread name between snapshots $1 and $2 (thread_switches) over
 # $3 records: voluntary+involuntary, largest first, those under 0.005 left out (a thread
@@ -148,6 +163,7 @@ run() {
         b, f, p50, p99, p999, n, (B[2] - B[1]) / s / n * 1e6, (K[2] - K[1]) / s / n * 1e6, (X[2] - X[1]) / s / n,
         (C[2] - C[1]) / s / n * 1e6, (R[2] - R[1]) / s }'
   echo "      switches/record by thread (voluntary+involuntary): $(switches_by_thread "$DIR/threads.0" "$DIR/threads.1" $((acked * span)))"
+  echo "      CPU us/record by thread: $(cpu_by_thread "$DIR/threads.0" "$DIR/threads.1" $((acked * span)))"
   stop
 }
 
@@ -179,6 +195,8 @@ callgrind_run() {
   stop
 }
 
+read -r fresh reused < <(page_cache_us_per_kib)
+echo "page cache writes (dd, 512 MiB): $fresh us/KiB into the pages the kernel hands out, $reused into pages just freed"
 ADMIN=$(free_port)
 for entry in $MATRIX; do
   partitions=${entry%%:*}

@@ -23,6 +23,27 @@ fio_fdatasync_mib() {
   echo "scale=1; $bw / 1024" | bc
 }
 
+# System + user CPU of writing 512 MiB into the page cache with `dd`, in µs per KiB: first
+# into the pages the kernel hands out (on a VM whose balloon reports free memory to its
+# host — this one's — pages the host took back, each faulted in again), then at once into
+# the pages that write just freed. "FRESH REUSED". A broker writes each record once into
+# new segment pages: the first figure is part of its CPU per record (docs/benchmarks.md).
+page_cache_us_per_kib() {
+  python3 - "$DIR" <<'PY'
+import os, resource, subprocess, sys
+path, mib = os.path.join(sys.argv[1], "page-cache"), 512
+def write():
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(["dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=%d" % mib, "status=none"],
+                   check=True)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    os.remove(path)
+    cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+    return cpu * 1e6 / (mib * 1024)
+print("%.2f %.2f" % (write(), write()))
+PY
+}
+
 # Builds `kafka-bench` (librdkafka, built from the sources the rdkafka crate bundles: make
 # and a C compiler) and sets KAFKA_BENCH.
 build_kafka_bench() {
