@@ -74,6 +74,7 @@ pub use registry::{RegistryError, RegistryFailure, SchemaText};
 pub use sasl::ScramChange;
 pub use shale_meta::controller::Move;
 pub use shale_meta::topics::{BrokerRecord, PartitionState};
+pub use shale_storage::log::JournalMarks;
 pub use share::{AckBatch, ShareChunk, ShareFetch};
 pub use txn::{TxnCommitter, TxnFilter, TxnPartition};
 

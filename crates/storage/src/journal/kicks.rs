@@ -10,6 +10,10 @@
 //! waiting for room, an acknowledgement awaited there: a transaction's own write) wakes the
 //! writers first ([`wake_deferred`], `Journal::kick`), so nothing waits on a round nobody
 //! will take.
+//!
+//! [`deferring_task_marked`] also returns where the scope's pushes end in each journal
+//! ([`JournalMarks`]): a request then waits once for its rounds ([`JournalMarks::told`])
+//! before it looks at its partitions' acknowledgements, rather than once per partition.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -18,15 +22,24 @@ use smallvec::SmallVec;
 
 use super::Journal;
 
-/// The journals pushed to inside a scope whose writers are yet to be woken; woken when
-/// the scope ends, however it ends (a request's future dropped half-way included).
+/// A journal pushed to inside a scope: how far its pushes there go, and whether its
+/// writer was woken for them.
+struct Push {
+    journal: Arc<Journal>,
+    end: u64,
+    kicked: bool,
+}
+
+/// The journals pushed to inside a scope; those whose writers are yet to be woken are
+/// woken when the scope ends, however it ends (a request's future dropped half-way
+/// included).
 #[derive(Default)]
-struct Noted(RefCell<SmallVec<[Arc<Journal>; 2]>>);
+struct Noted(RefCell<SmallVec<[Push; 2]>>);
 
 impl Drop for Noted {
     fn drop(&mut self) {
-        for journal in self.0.get_mut().drain(..) {
-            journal.kick();
+        for push in self.0.get_mut().drain(..).filter(|p| !p.kicked) {
+            push.journal.kick();
         }
     }
 }
@@ -52,14 +65,48 @@ pub fn deferring_task<F: std::future::Future>(
     NOTED.scope(Noted::default(), f)
 }
 
-/// Notes `journal` for a wake-up at the end of the enclosing scope; false outside one
-/// (the caller wakes the writer itself).
-pub(super) fn defer(journal: &Arc<Journal>) -> bool {
+/// [`deferring_task`] that also returns where its pushes end, per journal.
+pub fn deferring_task_marked<F: std::future::Future>(
+    f: F,
+) -> impl std::future::Future<Output = (F::Output, JournalMarks)> {
+    NOTED.scope(Noted::default(), async move {
+        let out = f.await;
+        let marks = NOTED.with(|n| {
+            n.0.borrow().iter().map(|p| (p.journal.clone(), p.end)).collect::<SmallVec<_>>()
+        });
+        (out, JournalMarks(marks))
+    })
+}
+
+/// Where a scope's pushes end in each journal it pushed to.
+#[derive(Debug, Default)]
+pub struct JournalMarks(SmallVec<[(Arc<Journal>, u64); 1]>);
+
+impl JournalMarks {
+    /// Resolves once each journal has synced the scope's frames and told their rounds'
+    /// members on its writer's thread (or stopped). A log whose writer handed it to the
+    /// notifier may not be told yet, and one appended to off the scope's task was not
+    /// marked: what waits on a log's own signal after this still waits for those.
+    pub async fn told(&self) {
+        for (journal, end) in &self.0 {
+            journal.told(*end).await;
+        }
+    }
+}
+
+/// Notes `journal`, whose push ends at `end`, for a wake-up at the end of the enclosing
+/// scope; false outside one (the caller wakes the writer itself).
+pub(super) fn defer(journal: &Arc<Journal>, end: u64) -> bool {
     NOTED
         .try_with(|n| {
             let mut noted = n.0.borrow_mut();
-            if !noted.iter().any(|j| Arc::ptr_eq(j, journal)) {
-                noted.push(journal.clone());
+            match noted.iter_mut().find(|p| Arc::ptr_eq(&p.journal, journal)) {
+                Some(p) => {
+                    p.end = p.end.max(end);
+                    // Woken already for earlier pushes: this one waits for a wake-up too.
+                    p.kicked = false;
+                }
+                None => noted.push(Push { journal: journal.clone(), end, kicked: false }),
             }
         })
         .is_ok()
@@ -68,8 +115,10 @@ pub(super) fn defer(journal: &Arc<Journal>) -> bool {
 /// Wakes the writers of the pushes deferred so far in this scope: something in it waits
 /// for them to be durable.
 pub(crate) fn wake_deferred() {
-    let noted = NOTED.try_with(|n| std::mem::take(&mut *n.0.borrow_mut()));
-    for journal in noted.unwrap_or_default() {
-        journal.kick();
-    }
+    let _ = NOTED.try_with(|n| {
+        for p in n.0.borrow_mut().iter_mut().filter(|p| !p.kicked) {
+            p.kicked = true;
+            p.journal.kick();
+        }
+    });
 }

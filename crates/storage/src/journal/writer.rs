@@ -93,6 +93,15 @@ struct Pending {
     generation: u64,
 }
 
+/// Sets [`Journal::told`] to its end when dropped: the writer stopped.
+struct Stopped(Arc<Journal>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.told.send_replace(u64::MAX);
+    }
+}
+
 /// Everything the journal's lock guards.
 #[derive(Debug)]
 struct Writer {
@@ -196,6 +205,11 @@ pub(crate) struct Journal {
     round_interval: Duration,
     /// The writer and the checkpointer, joined by [`close`](Journal::close).
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The end of the rounds whose members the writer has told on its own thread (those
+    /// it handed to the notifier may not be told yet): one wake-up a round for a request
+    /// waiting on all its appends ([`told`](Self::told)), where a wait per partition took
+    /// one each. `u64::MAX` once the writer stopped (failed or closed).
+    told: tokio::sync::watch::Sender<u64>,
     pub(crate) stats: Stats,
 }
 
@@ -261,6 +275,7 @@ impl Journal {
             idle: std::sync::atomic::AtomicBool::new(false),
             round_interval,
             threads: Mutex::new(Vec::new()),
+            told: tokio::sync::watch::Sender::new(next),
             stats: Stats::default(),
         });
         let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
@@ -272,7 +287,15 @@ impl Journal {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<Pending>>();
         let (j, k, n) = (journal.clone(), journal.clone(), journal.clone());
         let threads = vec![
-            spawn("shale-journal", Box::new(move || j.write_rounds(tx)))?,
+            spawn(
+                "shale-journal",
+                Box::new(move || {
+                    // However the writer ends (failed, closed, a panic), nobody waits on
+                    // `told` for a round it will not write.
+                    let _stopped = Stopped(j.clone());
+                    j.write_rounds(tx)
+                }),
+            )?,
             // Ends when the writer does (it drops the sender).
             spawn(
                 "shale-journal-acks",
@@ -427,10 +450,25 @@ impl Journal {
         let at = w.open.end();
         self.note_free(&w);
         drop(w);
-        if !super::kicks::defer(self) {
+        if !super::kicks::defer(self, at) {
             self.kick();
         }
         Ok(at)
+    }
+
+    /// Resolves once the writer has synced the frames before `at` and told the members of
+    /// their rounds on its own thread, or stopped. A member it handed to the notifier may
+    /// not be told yet: a waiter checks its own partitions after this, and waits for
+    /// those as it would have.
+    pub(crate) async fn told(&self, at: u64) {
+        if *self.told.borrow() >= at {
+            return;
+        }
+        // They may be pushes whose wake-up a request defers (`kicks`).
+        self.kick();
+        let mut told = self.told.subscribe();
+        // The sender lives as long as `self`: an error cannot happen while it is borrowed.
+        let _ = told.wait_for(|t| *t >= at).await;
     }
 
     /// Test only: whether the writer is held.
@@ -511,6 +549,7 @@ impl Journal {
         self.work.notify_all();
         self.progress.notify_all();
         self.checkpoint.notify_all();
+        self.told.send_replace(u64::MAX);
         for p in members {
             p.member.failed(&reason);
         }

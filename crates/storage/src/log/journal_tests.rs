@@ -380,6 +380,46 @@ fn one_requests_appends_to_many_logs_share_one_journal_round() {
     assert!(logs[0].durable_offset() >= end);
 }
 
+/// A request's marks (`deferring_journal_kicks_marked`) are told once the round holding
+/// its frames is synced and its logs told: each log is then durable past its append with
+/// no wait of its own. A journal whose sync fails releases the wait (the logs then say
+/// why), so an answer never waits on a round that will not come.
+#[test]
+fn a_requests_marks_are_told_with_its_round_and_released_by_a_failed_journal() {
+    let disk = SimDisk::new(SimOptions { seed: 7, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 1 << 20);
+    let logs: Vec<_> = (0..20).map(|i| open(&resources, i, &LogConfig::default())).collect();
+    let append_all = |seed: u64| {
+        let logs = &logs;
+        rt.block_on(deferring_journal_kicks_marked(async move {
+            logs.iter()
+                .enumerate()
+                .map(|(i, log)| log.append(&mut batch(1, 100, T0, seed + i as u64), 0))
+                .map(|r| r.expect("append").log_end_offset)
+                .collect::<Vec<i64>>()
+        }))
+    };
+    let told = |marks: JournalMarks| {
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), marks.told()).await })
+    };
+    let (ends, marks) = append_all(0);
+    told(marks).expect("waited 20 s for the request's round to be told");
+    for (i, (log, end)) in logs.iter().zip(&ends).enumerate() {
+        assert!(
+            log.durable_offset() >= *end,
+            "t-{i} is durable to {} once its request's round was told, not past its append \
+             ({end})",
+            log.durable_offset()
+        );
+    }
+    disk.fail_next_syncs(1);
+    let (_, marks) = append_all(100);
+    told(marks).expect("waited 20 s for a failed journal to release the request");
+    let err = ack(&rt, &logs[0], ends[0] + 1).expect_err("the round's sync failed");
+    assert!(err.to_string().contains("/data/journal"), "{err}");
+}
+
 /// Under load the journal starts a round at most every `round_interval`: a frame pushed
 /// just after a round started waits for the interval's end, the first after a start at once.
 #[test]

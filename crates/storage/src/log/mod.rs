@@ -92,7 +92,9 @@ mod power_loss_tests;
 mod tests;
 
 pub use crate::journal::kicks::{
-    deferring as deferring_journal_kicks, deferring_task as deferring_journal_kicks_task,
+    JournalMarks, deferring as deferring_journal_kicks,
+    deferring_task as deferring_journal_kicks_task,
+    deferring_task_marked as deferring_journal_kicks_marked,
 };
 pub use checkpoint::FileHeader;
 pub use config::{FlushPolicy, LogConfig};

@@ -18,7 +18,7 @@ use shale_core::error::{Error, ErrorKind, Reason};
 use shale_core::record::control::Marker;
 use shale_core::record::{BatchHeader, Limits, validate_batches};
 use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
-use shale_storage::log::AppendInfo;
+use shale_storage::log::{AppendInfo, JournalMarks};
 
 /// Where a produce landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +55,18 @@ tokio::task_local! {
 /// journal's writer is woken once, after the last of them (`deferring_journal_kicks_task`):
 /// one journal round for the request, and no thread hop for it in the usual case.
 ///
+/// Returns `appends`' output and where the request's journal frames end: awaiting
+/// [`JournalMarks::told`] before the acknowledgements answers the request's partitions
+/// after one wake-up a journal round, not one per partition (each partition's wait then
+/// finds its log durable and subscribes to nothing, unless its log was told by the
+/// notifier or appended off the task: those wait as before).
+///
 /// A plain function for the reason `deferring_journal_kicks_task` is one: an `async fn`
 /// would hold `appends` twice over.
 pub fn append_all<F: std::future::Future>(
     appends: F,
-) -> impl std::future::Future<Output = F::Output> {
-    shale_storage::log::deferring_journal_kicks_task(APPENDING.scope((), appends))
+) -> impl std::future::Future<Output = (F::Output, JournalMarks)> {
+    shale_storage::log::deferring_journal_kicks_marked(APPENDING.scope((), appends))
 }
 
 /// Where an append's step runs.

@@ -93,9 +93,10 @@ impl Journal {
             s.bytes.fetch_add(round.bytes().len() as u64, Ordering::Relaxed);
             s.round_members.fetch_add(members.len() as u64, Ordering::Relaxed);
             s.sync_nanos.fetch_add(nanos, Ordering::Relaxed);
+            let end = round.end();
             {
                 let mut w = self.lock();
-                w.synced = round.end();
+                w.synced = end;
                 w.spare = round.into_buf();
                 let since = w.synced.saturating_sub(w.trim.max(w.aimed));
                 if since > self.checkpoint_bytes && !w.checkpoint_asked {
@@ -110,6 +111,7 @@ impl Journal {
             // its sleep): 11-15% of the broker's at 1 to 1,000 partitions.
             let mut members = members;
             members.retain(|p| !p.member.try_synced(p.end, p.generation));
+            self.told.send_replace(end);
             if members.is_empty() {
                 self.give_back(members);
                 continue;
