@@ -481,26 +481,10 @@ impl Partition {
                 // Our own part of the HW moved with the append or the fsync (the log's
                 // offsets listener, `Partition::start`).
                 let started = monotonic_now();
-                let mut hw = p.repl.subscribe();
-                let reached = hw.wait_for(|hw| *hw >= upto || p.cut_since(cuts));
-                match tokio::time::timeout(REPLICATION_TIMEOUT, reached).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(_)) => return Err(Error::unavailable("partition closed; retry")),
-                    Err(_) => {
-                        return Err(Error::new(
-                            ErrorKind::Unavailable,
-                            Reason::RequestTimedOut,
-                            format!(
-                                "{}-{}: the in-sync replicas did not all confirm offset {} \
-                                 within {} s; the write was not acknowledged (it may still \
-                                 appear)",
-                                p.topic,
-                                p.index,
-                                upto - 1,
-                                REPLICATION_TIMEOUT.as_secs()
-                            ),
-                        ));
-                    }
+                // Reached already (no other replica, or they were quick): no subscription
+                // and no timer, per partition per request.
+                if p.repl.high_watermark() < upto && !p.cut_since(cuts) {
+                    p.replicated(upto, cuts).await?;
                 }
                 p.kept(upto, cuts)?;
                 observe_since(&p.stages.replicate, started);
@@ -528,6 +512,29 @@ impl Partition {
                 Box::pin(std::future::ready(Ok(produced)))
             }
             _ => Box::pin(std::future::ready(Ok(produced))),
+        }
+    }
+
+    /// Waits (at most [`REPLICATION_TIMEOUT`]) until the high watermark reaches `upto` or
+    /// the log was cut since it had seen `cuts` cuts.
+    async fn replicated(&self, upto: i64, cuts: u64) -> Result<(), Error> {
+        let mut hw = self.repl.subscribe();
+        let reached = hw.wait_for(|hw| *hw >= upto || self.cut_since(cuts));
+        match tokio::time::timeout(REPLICATION_TIMEOUT, reached).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::unavailable("partition closed; retry")),
+            Err(_) => Err(Error::new(
+                ErrorKind::Unavailable,
+                Reason::RequestTimedOut,
+                format!(
+                    "{}-{}: the in-sync replicas did not all confirm offset {} within {} s; \
+                     the write was not acknowledged (it may still appear)",
+                    self.topic,
+                    self.index,
+                    upto - 1,
+                    REPLICATION_TIMEOUT.as_secs()
+                ),
+            )),
         }
     }
 
