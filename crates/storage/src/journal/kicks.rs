@@ -83,6 +83,11 @@ pub fn deferring_task_marked<F: std::future::Future>(
 pub struct JournalMarks(SmallVec<[(Arc<Journal>, u64); 1]>);
 
 impl JournalMarks {
+    /// Whether there is nothing to wait for.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Resolves once each journal has synced the scope's frames and told their rounds'
     /// members on its writer's thread (or stopped). A log whose writer handed it to the
     /// notifier may not be told yet, and one appended to off the scope's task was not

@@ -4,6 +4,7 @@
 //! high watermark over `min.insync.replicas`, fencing by leader epoch). Also the follower's
 //! writes: appends replicated from the leader, truncation and reset.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -43,8 +44,10 @@ const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 const INLINE_MAX_BYTES: usize = 64 << 10;
 
 tokio::task_local! {
-    /// Set inside [`append_all`]: appends that touch memory only run inline.
-    static APPENDING: ();
+    /// Set inside [`append_all`]: appends that touch memory only run inline. True once an
+    /// acknowledgement of the request waits for its log's fsync (`flush.policy=always`):
+    /// only then does the request wait for its journal rounds.
+    static APPENDING: Cell<bool>;
 }
 
 /// Runs one request's `appends` (a Kafka Produce's partitions, a ProduceMany message's
@@ -55,18 +58,28 @@ tokio::task_local! {
 /// journal's writer is woken once, after the last of them (`deferring_journal_kicks_task`):
 /// one journal round for the request, and no thread hop for it in the usual case.
 ///
-/// Returns `appends`' output and where the request's journal frames end: awaiting
-/// [`JournalMarks::told`] before the acknowledgements answers the request's partitions
-/// after one wake-up a journal round, not one per partition (each partition's wait then
-/// finds its log durable and subscribes to nothing, unless its log was told by the
-/// notifier or appended off the task: those wait as before).
+/// Returns `appends`' output and, when an acknowledgement of the request waits for an
+/// fsync, where the request's journal frames end: awaiting [`JournalMarks::told`] before
+/// the acknowledgements answers the request's partitions after one wake-up a journal
+/// round, not one per partition (each partition's wait then finds its log durable and
+/// subscribes to nothing, unless its log was told by the notifier or appended off the
+/// task: those wait as before). No marks when none waits (`flush.policy=interval`,
+/// `acks=0`): such a request is answered without waiting for a round.
 ///
 /// A plain function for the reason `deferring_journal_kicks_task` is one: an `async fn`
 /// would hold `appends` twice over.
 pub fn append_all<F: std::future::Future>(
     appends: F,
 ) -> impl std::future::Future<Output = (F::Output, JournalMarks)> {
-    shale_storage::log::deferring_journal_kicks_marked(APPENDING.scope((), appends))
+    let scoped = APPENDING.scope(Cell::new(false), async move {
+        let out = appends.await;
+        (out, APPENDING.with(Cell::get))
+    });
+    let marked = shale_storage::log::deferring_journal_kicks_marked(scoped);
+    async move {
+        let ((out, waits), marks) = marked.await;
+        (out, if waits { marks } else { JournalMarks::default() })
+    }
 }
 
 /// Where an append's step runs.
@@ -469,6 +482,10 @@ impl Partition {
         min_isr: usize,
     ) -> PendingAck {
         let always = config.flush_policy == FlushPolicyKind::Always;
+        if always && acks != Acks::None {
+            // The request's answer waits for its journal rounds first (`append_all`).
+            let _ = APPENDING.try_with(|waits| waits.set(true));
+        }
         let upto = produced.last_offset + 1;
         // The errors are built only when they happen: at thousands of partitions an eager
         // message per append cost a few percent of the broker's CPU.

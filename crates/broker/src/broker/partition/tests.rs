@@ -640,3 +640,58 @@ async fn a_read_committed_read_is_told_the_aborted_transactions_it_overlaps() {
     let chunk = read_chunk(&p, 1, ReadCommitted).await;
     assert_eq!(chunk.aborted, vec![(7, 0), (9, 5)], "after a restart");
 }
+
+/// A request of many partitions waits for its journal rounds (the marks `append_all`
+/// returns) only when one of its acknowledgements waits for an fsync: at
+/// `flush.policy=interval` it is answered without waiting for a round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waits_for_its_journal_rounds_only_when_an_ack_waits_for_an_fsync() {
+    use shale_storage::log::{JournalSettings, LogResources, MIN_JOURNAL_BYTES};
+    let dir = tempfile::tempdir().unwrap();
+    let resources = Arc::new(LogResources::default());
+    let settings = JournalSettings {
+        dir: dir.path().to_path_buf(),
+        bytes: MIN_JOURNAL_BYTES,
+        checkpoint_bytes: MIN_JOURNAL_BYTES / 4,
+        round_interval: Duration::ZERO,
+    };
+    let clock = shale_core::clock::system();
+    resources.open_journal(dir.path(), &settings, &clock).unwrap();
+    let alone = PartitionState::new(vec![1], 1, 1, vec![1]);
+    let always = TopicConfig { flush_policy: FlushPolicyKind::Always, ..relaxed() };
+    for (name, config, waits) in [("interval", relaxed(), false), ("always", always, true)] {
+        let partitions: Vec<Arc<Partition>> = (0..3)
+            .map(|index| {
+                let spec = PartitionSpec {
+                    topic: name.into(),
+                    index,
+                    ..spec(1, alone.clone(), config.clone())
+                };
+                Arc::new(
+                    Partition::open(dir.path(), spec, clock.clone(), resources.clone()).unwrap(),
+                )
+            })
+            .collect();
+        let (acks, marks) = append_all(async {
+            let mut acks = Vec::new();
+            for p in &partitions {
+                acks.push(p.append(plain_batch(["v".to_string()]), Acks::All).await.unwrap());
+            }
+            acks
+        })
+        .await;
+        assert_eq!(
+            marks.is_empty(),
+            !waits,
+            "{name}: the request's marks are {}",
+            if marks.is_empty() { "empty" } else { "not empty" }
+        );
+        let answered = async {
+            marks.told().await;
+            futures::future::try_join_all(acks).await
+        };
+        let acked = tokio::time::timeout(Duration::from_secs(20), answered).await;
+        let acked = acked.unwrap_or_else(|_| panic!("{name}: waited 20 s for the answers"));
+        assert_eq!(acked.unwrap().len(), 3, "{name}: every partition acknowledged");
+    }
+}
