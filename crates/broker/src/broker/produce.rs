@@ -2,7 +2,7 @@
 //! budget, build a batch from plain records, check its records' schema IDs when the topic
 //! asks (`registry::validate`), append, and acknowledge only while this
 //! broker still serves and still leads at the epoch the batch was written with (fencing).
-//! The partition's own durability rules are in `partition/produce.rs`.
+//! The partition's own durability rules are in `partition/produce.rs` and `partition/ack.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! writers first ([`wake_deferred`], `Journal::kick`), so nothing waits on a round nobody
 //! will take.
 //!
-//! [`deferring_task_marked`] also returns where the scope's pushes end in each journal
+//! [`deferring_task`] also returns where the scope's pushes end in each journal
 //! ([`JournalMarks`]): a request then waits once for its rounds ([`JournalMarks::told`])
 //! before it looks at its partitions' acknowledgements, rather than once per partition.
 
@@ -56,17 +56,11 @@ pub fn deferring<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// [`deferring`] for a future: the pushes made while it runs (on the task polling it, not
-/// on threads it hands work to) wake their writers when it ends or is dropped. A plain
-/// function, not an `async fn`: one of those would hold `f` twice (its argument, then the
-/// scope it is moved into), and a request's future, boxed per request, is copied whole.
+/// on threads it hands work to) wake their writers when it ends or is dropped. Returns
+/// its output and where its pushes end, per journal. A plain function, not an `async fn`:
+/// one of those would hold `f` twice (its argument, then the scope it is moved into), and
+/// a request's future, boxed per request, is copied whole.
 pub fn deferring_task<F: std::future::Future>(
-    f: F,
-) -> impl std::future::Future<Output = F::Output> {
-    NOTED.scope(Noted::default(), f)
-}
-
-/// [`deferring_task`] that also returns where its pushes end, per journal.
-pub fn deferring_task_marked<F: std::future::Future>(
     f: F,
 ) -> impl std::future::Future<Output = (F::Output, JournalMarks)> {
     NOTED.scope(Noted::default(), async move {

@@ -292,8 +292,8 @@ impl Journal {
                 Box::new(move || {
                     // However the writer ends (failed, closed, a panic), nobody waits on
                     // `told` for a round it will not write.
-                    let _stopped = Stopped(j.clone());
-                    j.write_rounds(tx)
+                    let writer = Stopped(j);
+                    writer.0.write_rounds(tx)
                 }),
             )?,
             // Ends when the writer does (it drops the sender).
@@ -549,7 +549,6 @@ impl Journal {
         self.work.notify_all();
         self.progress.notify_all();
         self.checkpoint.notify_all();
-        self.told.send_replace(u64::MAX);
         for p in members {
             p.member.failed(&reason);
         }

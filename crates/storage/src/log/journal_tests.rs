@@ -380,7 +380,7 @@ fn one_requests_appends_to_many_logs_share_one_journal_round() {
     assert!(logs[0].durable_offset() >= end);
 }
 
-/// A request's marks (`deferring_journal_kicks_marked`) are told once the round holding
+/// A request's marks (`deferring_journal_kicks_task`) are told once the round holding
 /// its frames is synced and its logs told: each log is then durable past its append with
 /// no wait of its own. A journal whose sync fails releases the wait (the logs then say
 /// why), so an answer never waits on a round that will not come.
@@ -392,7 +392,7 @@ fn a_requests_marks_are_told_with_its_round_and_released_by_a_failed_journal() {
     let logs: Vec<_> = (0..20).map(|i| open(&resources, i, &LogConfig::default())).collect();
     let append_all = |seed: u64| {
         let logs = &logs;
-        rt.block_on(deferring_journal_kicks_marked(async move {
+        rt.block_on(deferring_journal_kicks_task(async move {
             logs.iter()
                 .enumerate()
                 .map(|(i, log)| log.append(&mut batch(1, 100, T0, seed + i as u64), 0))

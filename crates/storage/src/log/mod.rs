@@ -94,7 +94,6 @@ mod tests;
 pub use crate::journal::kicks::{
     JournalMarks, deferring as deferring_journal_kicks,
     deferring_task as deferring_journal_kicks_task,
-    deferring_task_marked as deferring_journal_kicks_marked,
 };
 pub use checkpoint::FileHeader;
 pub use config::{FlushPolicy, LogConfig};

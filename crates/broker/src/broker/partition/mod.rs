@@ -22,6 +22,7 @@ use shale_storage::log::{FlushPolicy, LogConfig, LogOffsets, PartitionLog, ReadC
 use shale_storage::tier::PartitionRef;
 use shale_storage::tier::reader::RemoteReader;
 
+mod ack;
 mod compaction;
 mod dir;
 mod produce;

@@ -1,8 +1,8 @@
-//! The write path of a partition replica, with its durability rules: validate, check
-//! leadership and the idempotent producer's sequence, append under the append lock, then
-//! resolve the acknowledgement as `acks` and the topic's flush policy ask (fsync, the
-//! high watermark over `min.insync.replicas`, fencing by leader epoch). Also the follower's
-//! writes: appends replicated from the leader, truncation and reset.
+//! The write path of a partition replica: validate, check leadership and the idempotent
+//! producer's sequence, append under the append lock, then hand the acknowledgement to
+//! `ack` (fsync, the high watermark over `min.insync.replicas`, cuts), as `acks` and the
+//! topic's flush policy ask. Also the follower's writes: appends replicated from the
+//! leader, truncation and reset.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -15,10 +15,9 @@ use crate::broker::producers::{TxnGuard, Verdict};
 use crate::metrics::observe_since;
 use shale_core::acks::Acks;
 use shale_core::clock::monotonic_now;
-use shale_core::error::{Error, ErrorKind, Reason};
+use shale_core::error::{Error, Reason};
 use shale_core::record::control::Marker;
 use shale_core::record::{BatchHeader, Limits, validate_batches};
-use shale_core::topic_config::{FlushPolicyKind, TopicConfig};
 use shale_storage::log::{AppendInfo, JournalMarks};
 
 /// Where a produce landed.
@@ -33,9 +32,6 @@ pub struct Produced {
     /// Leader epoch the batches were stamped with.
     pub leader_epoch: i32,
 }
-
-/// How long an `acks=all` produce waits for the in-sync replicas.
-const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The most bytes an append runs inline, on the task that received it: validating them
 /// (inflating them, when compressed) takes well under a millisecond. A larger one, or one
@@ -75,11 +71,17 @@ pub fn append_all<F: std::future::Future>(
         let out = appends.await;
         (out, APPENDING.with(Cell::get))
     });
-    let marked = shale_storage::log::deferring_journal_kicks_marked(scoped);
+    let marked = shale_storage::log::deferring_journal_kicks_task(scoped);
     async move {
         let ((out, waits), marks) = marked.await;
         (out, if waits { marks } else { JournalMarks::default() })
     }
+}
+
+/// Notes, inside [`append_all`], that an acknowledgement of the request waits for an
+/// fsync: the request then waits for its journal rounds.
+pub(super) fn note_fsync_wait() {
+    let _ = APPENDING.try_with(|waits| waits.set(true));
 }
 
 /// Where an append's step runs.
@@ -467,148 +469,5 @@ impl Partition {
         // A snapshot past the cut would vouch for batches that are gone.
         self.remove_snapshots(|o| o > target);
         Ok(Some(target))
-    }
-
-    /// The future that resolves once `acks` is satisfied for `produced`, appended when the
-    /// log had seen `cuts` cuts. It fails, retriably, if the log is cut again before then:
-    /// this broker stopped leading, and what now fills those offsets, durable or below the
-    /// high watermark, is another leader's records, not these.
-    fn pending_ack(
-        self: &Arc<Self>,
-        produced: Produced,
-        cuts: u64,
-        acks: Acks,
-        config: &TopicConfig,
-        min_isr: usize,
-    ) -> PendingAck {
-        let always = config.flush_policy == FlushPolicyKind::Always;
-        if always && acks != Acks::None {
-            // The request's answer waits for its journal rounds first (`append_all`).
-            let _ = APPENDING.try_with(|waits| waits.set(true));
-        }
-        let upto = produced.last_offset + 1;
-        // The errors are built only when they happen: at thousands of partitions an eager
-        // message per append cost a few percent of the broker's CPU.
-        let p = self.clone();
-        match acks {
-            Acks::All => Box::pin(async move {
-                if always {
-                    p.flushed(upto, cuts).await?;
-                }
-                // Our own part of the HW moved with the append or the fsync (the log's
-                // offsets listener, `Partition::start`).
-                let started = monotonic_now();
-                // Reached already (no other replica, or they were quick): no subscription
-                // and no timer, per partition per request.
-                if p.repl.high_watermark() < upto && !p.cut_since(cuts) {
-                    p.replicated(upto, cuts).await?;
-                }
-                p.kept(upto, cuts)?;
-                observe_since(&p.stages.replicate, started);
-                if p.repl.isr_len() < min_isr {
-                    return Err(p.not_enough_replicas(
-                        min_isr,
-                        Reason::NotEnoughReplicasAfterAppend,
-                        "were not acknowledged",
-                    ));
-                }
-                Ok(produced)
-            }),
-            Acks::Leader if always => Box::pin(async move {
-                p.flushed(upto, cuts).await?;
-                Ok(produced)
-            }),
-            Acks::None if always => {
-                // Nobody waits, but the data must still become durable (and so visible).
-                // Detached: it ends with the flush.
-                shale_core::task::spawn_detached(async move {
-                    if let Err(e) = p.flushed(upto, cuts).await {
-                        tracing::warn!(error = %e, "background flush failed");
-                    }
-                });
-                Box::pin(std::future::ready(Ok(produced)))
-            }
-            _ => Box::pin(std::future::ready(Ok(produced))),
-        }
-    }
-
-    /// Waits (at most [`REPLICATION_TIMEOUT`]) until the high watermark reaches `upto` or
-    /// the log was cut since it had seen `cuts` cuts.
-    async fn replicated(&self, upto: i64, cuts: u64) -> Result<(), Error> {
-        let mut hw = self.repl.subscribe();
-        let reached = hw.wait_for(|hw| *hw >= upto || self.cut_since(cuts));
-        match tokio::time::timeout(REPLICATION_TIMEOUT, reached).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(Error::unavailable("partition closed; retry")),
-            Err(_) => Err(Error::new(
-                ErrorKind::Unavailable,
-                Reason::RequestTimedOut,
-                format!(
-                    "{}-{}: the in-sync replicas did not all confirm offset {} within {} s; \
-                     the write was not acknowledged (it may still appear)",
-                    self.topic,
-                    self.index,
-                    upto - 1,
-                    REPLICATION_TIMEOUT.as_secs()
-                ),
-            )),
-        }
-    }
-
-    /// Waits until every offset below `upto`, appended after `cuts` cuts, is fsynced.
-    async fn flushed(&self, upto: i64, cuts: u64) -> Result<(), Error> {
-        let started = monotonic_now();
-        let flushed = self.log.flush_until(upto).await;
-        // A cut explains a failure (the offsets are gone) and voids a success (the fsync
-        // covered someone else's records).
-        self.kept(upto, cuts)?;
-        flushed?;
-        observe_since(&self.stages.fsync, started);
-        Ok(())
-    }
-
-    /// Whether the log was cut since it had seen `cuts` cuts.
-    fn cut_since(&self, cuts: u64) -> bool {
-        self.cuts.load(Ordering::Acquire) != cuts
-    }
-
-    /// Fails with a retriable NOT_LEADER error when the log was cut since the append of the
-    /// records below `upto`.
-    fn kept(&self, upto: i64, cuts: u64) -> Result<(), Error> {
-        if !self.cut_since(cuts) {
-            return Ok(());
-        }
-        let (leader, epoch) = self.leadership();
-        Err(shale_core::error::not_leader(
-            &self.topic,
-            self.index,
-            (leader, epoch),
-            "",
-            format!(
-                "broker {} stopped leading {}-{} (leader {leader}, epoch {epoch}) and cut its \
-                 log before offset {} was acknowledged; the write was not acknowledged: retry \
-                 on the leader",
-                self.broker_id,
-                self.topic,
-                self.index,
-                upto - 1
-            ),
-        ))
-    }
-
-    fn not_enough_replicas(&self, min_isr: usize, reason: Reason, what: &str) -> Error {
-        let isr = self.repl.isr();
-        Error::new(
-            ErrorKind::Unavailable,
-            reason,
-            format!(
-                "{}-{} has {} in-sync replica(s) {isr:?}, below min.insync.replicas {min_isr}; \
-                 acks=all writes {what} until replicas catch up (retry)",
-                self.topic,
-                self.index,
-                isr.len(),
-            ),
-        )
-        .with("min_insync_replicas", min_isr)
     }
 }
