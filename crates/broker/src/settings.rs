@@ -238,7 +238,7 @@ impl Default for LogSettings {
             journal: true,
             journal_dir: String::new(),
             journal_bytes: 256 << 20,
-            journal_checkpoint_bytes: 8 << 20,
+            journal_checkpoint_bytes: 2 << 20,
             journal_round_interval_us: 1000,
             retention_check_interval_ms: 30_000,
             cleaner_threads: 1,

@@ -179,8 +179,9 @@ pub(crate) struct Journal {
     progress: Condvar,
     /// Wakes the checkpointer.
     checkpoint: Condvar,
-    /// Held through a checkpoint, so two never store trim points out of order.
-    checkpointing: Mutex<()>,
+    /// Held through a checkpoint, so two never store trim points out of order: where the
+    /// last one aimed (its share of the buffers to write goes by the bytes since).
+    checkpointing: Mutex<u64>,
     /// Member lists the notifier is done with, for the writer's next rounds.
     spare_members: Mutex<Vec<Vec<Pending>>>,
     /// Test only: while set, the writer takes no round.
@@ -263,7 +264,7 @@ impl Journal {
             work: Condvar::new(),
             progress: Condvar::new(),
             checkpoint: Condvar::new(),
-            checkpointing: Mutex::new(()),
+            checkpointing: Mutex::new(0),
             spare_members: Mutex::new(Vec::new()),
             #[cfg(test)]
             hold: std::sync::atomic::AtomicBool::new(false),

@@ -1200,3 +1200,54 @@ fn a_buffered_read_does_not_wait_for_a_busy_log() {
     }
     read_buffered(&log, 2, 1 << 20);
 }
+
+/// Segment bytes in the files of log `t-{i}` (what its buffer writes have put there).
+fn segment_bytes(disk: &SimDisk, i: usize) -> u64 {
+    let dir = PathBuf::from(format!("{DATA}/t-{i}"));
+    let names = disk.read_dir(&dir).expect("the log's directory");
+    names
+        .iter()
+        .filter(|name| name.ends_with(".log"))
+        .map(|name| disk.metadata(&dir.join(name)).expect("a segment file").len)
+        .sum()
+}
+
+/// Logs that fill their buffers together are written a few at each checkpoint, not all at
+/// once every few checkpoints: eight logs appending in turn, a checkpoint every eighth of
+/// the lag (a quarter of this journal). Written by the lag alone, all eight buffers
+/// started together, reached the lag together and were written by the same checkpoint,
+/// every eighth one (8 logs in one checkpoint; now one a checkpoint after the first lap):
+/// at 100 partitions, a burst of the whole lag's bytes into the page cache and the next
+/// `syncfs`, which set the acknowledgements' p99.
+#[test]
+fn buffers_started_together_are_written_a_few_at_each_checkpoint() {
+    const LOGS: usize = 8;
+    let disk = SimDisk::new(SimOptions { seed: 13, ..Default::default() });
+    let rt = runtime();
+    // A 256 KiB journal: a 64 KiB lag, 16 KiB buffers, so no buffer fills before the lag.
+    let (resources, _) = journaled(&disk, 256 << 10);
+    let logs: Vec<PartitionLog> =
+        (0..LOGS).map(|i| open(&resources, i, &LogConfig::default())).collect();
+    let journal = resources.rounds().journals().remove(0);
+    let (mut tag, mut most_after_warmup) = (0, 0);
+    for checkpoint in 0..64 {
+        // About 8 KiB of frames: two ~500-byte batches per log.
+        for _ in 0..2 {
+            for log in &logs {
+                tag += 1;
+                let info = log.append(&mut batch(1, 400, T0, tag), 0).expect("append");
+                ack(&rt, log, info.log_end_offset).expect("acknowledged");
+            }
+        }
+        let before: Vec<u64> = (0..LOGS).map(|i| segment_bytes(&disk, i)).collect();
+        journal.checkpoint_as_due().expect("a checkpoint");
+        let written = (0..LOGS).filter(|&i| segment_bytes(&disk, i) > before[i]).count();
+        if checkpoint >= 24 {
+            most_after_warmup = most_after_warmup.max(written);
+        }
+    }
+    assert!(
+        most_after_warmup <= 2,
+        "a checkpoint wrote {most_after_warmup} of the {LOGS} logs' buffers at once"
+    );
+}

@@ -12,6 +12,12 @@ use super::{Copied, Failed, Journal, Member, ROOM_WARNING};
 use crate::journal::Op;
 use crate::journal::frame::footprint;
 
+/// Journal bytes a log's segment buffer may lag behind a checkpoint before the checkpoint
+/// writes it to its file (capped at a quarter of the journal; see `trim_limit`): at 1,000
+/// partitions and more, buffers are written in pieces of about this over the partitions
+/// (idle ones' not one record at a time), whatever the checkpoints' size.
+const BUFFER_LAG: u64 = 24 << 20;
+
 impl Journal {
     /// The checkpointer thread: when asked, makes the segment files durable and moves the
     /// trim point to where the open round ended when it began.
@@ -62,21 +68,38 @@ impl Journal {
         from.map_or(0, |from| w.open.end().saturating_sub(from))
     }
 
-    /// How far a checkpoint up to `point` may trim. Buffers whose first frame is more than
-    /// three checkpoints' worth of bytes (at most a quarter of the journal) below `point`
-    /// are written first (`all`: every buffer below `point`); a younger one holds the trim
-    /// point at its first frame. At 1,000 partitions a buffer fills in about three
-    /// checkpoints, so most are written by their own appends rather than one by one here,
-    /// and the trim point lags by that much. A buffer that cannot be written (a failing
-    /// file, a full disk) is copied forward, up to [`copy_budget`](Self::copy_budget)
-    /// bytes per checkpoint; buffers past that hold the trim point.
-    fn trim_limit(&self, point: u64, all: bool) -> Result<u64, Failed> {
-        let most = (3 * self.checkpoint_bytes).min(self.capacity / 4);
-        let lag = if all { 0 } else { most };
+    /// How far a checkpoint up to `point` may trim (`last`: where the last one aimed).
+    /// Buffers whose first frame is more than [`BUFFER_LAG`] below `point` are written
+    /// first (`all`: every buffer below `point`), and with them, oldest first among those
+    /// older than half the lag, this checkpoint's share of the buffered logs (as many as
+    /// the lag holds checkpoints `point - last` bytes long). So buffers are written a few
+    /// at each checkpoint, evenly: by the lag alone, logs that restart their buffers
+    /// together (a hundred busy partitions, written by one checkpoint) reach it together
+    /// again, and one checkpoint in several wrote them all, a burst of the whole lag's
+    /// bytes into the page cache and its `syncfs` that set the acknowledgements' p99. A
+    /// younger buffer holds the trim point at its first frame. A buffer that cannot be
+    /// written (a failing file, a full disk) is copied forward, up to
+    /// [`copy_budget`](Self::copy_budget) bytes per checkpoint; buffers past that hold the
+    /// trim point.
+    fn trim_limit(&self, point: u64, last: u64, all: bool) -> Result<u64, Failed> {
+        let lag = match all {
+            true => 0,
+            false => BUFFER_LAG.min(self.capacity / 4),
+        };
         let below = point.saturating_sub(lag);
         let behind: Vec<Arc<dyn Member>> = {
             let w = self.lock();
-            w.buffered.values().filter(|(_, from)| *from < below).map(|(m, _)| m.clone()).collect()
+            let mut buffered: Vec<(u64, &Arc<dyn Member>)> =
+                w.buffered.values().map(|(member, from)| (*from, member)).collect();
+            buffered.sort_unstable_by_key(|(from, _)| *from);
+            let share = match lag {
+                0 => 0,
+                lag => (buffered.len() as u64 * point.saturating_sub(last)).div_ceil(lag),
+            };
+            let old = buffered.partition_point(|(from, _)| *from < below);
+            let half = buffered.partition_point(|(from, _)| *from < point.saturating_sub(lag / 2));
+            let count = old.max(half.min(share as usize));
+            buffered[..count].iter().map(|(_, member)| Arc::clone(member)).collect()
         };
         let (mut unwritten, mut first_error) = (0, None);
         for member in behind {
@@ -184,11 +207,13 @@ impl Journal {
     /// less far if a member's buffered bytes hold it back (see `trim_limit`; `all`: write
     /// every buffer below `point`).
     fn checkpoint_to(&self, point: u64, all: bool) -> Result<(), String> {
-        let _one = self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner);
         if point <= self.lock().trim {
             return Ok(());
         }
-        let point = self.trim_limit(point, all).map_err(|e| e.0)?;
+        let aimed = point;
+        let point = self.trim_limit(point, *last, all).map_err(|e| e.0)?;
+        *last = aimed;
         if point <= self.lock().trim {
             return Ok(());
         }
@@ -229,7 +254,7 @@ impl Journal {
 
     /// Test only: holds checkpoints off while the guard lives.
     #[cfg(test)]
-    pub(crate) fn hold_checkpoints(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn hold_checkpoints(&self) -> std::sync::MutexGuard<'_, u64> {
         self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
