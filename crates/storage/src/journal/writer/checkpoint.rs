@@ -87,22 +87,32 @@ impl Journal {
             false => BUFFER_LAG.min(self.capacity / 4),
         };
         let below = point.saturating_sub(lag);
-        let behind: Vec<Arc<dyn Member>> = {
+        // The candidates (every buffer past the lag is one), taken under the journal's
+        // lock, which pushes take; chosen among outside it.
+        let (mut behind, logs) = {
             let w = self.lock();
-            let mut buffered: Vec<(u64, &Arc<dyn Member>)> =
-                w.buffered.values().map(|(member, from)| (*from, member)).collect();
-            buffered.sort_unstable_by_key(|(from, _)| *from);
-            let share = match lag {
-                0 => 0,
-                lag => (buffered.len() as u64 * point.saturating_sub(last)).div_ceil(lag),
-            };
-            let old = buffered.partition_point(|(from, _)| *from < below);
-            let half = buffered.partition_point(|(from, _)| *from < point.saturating_sub(lag / 2));
-            let count = old.max(half.min(share as usize));
-            buffered[..count].iter().map(|(_, member)| Arc::clone(member)).collect()
+            let older = point.saturating_sub(lag / 2);
+            let behind: Vec<(u64, Arc<dyn Member>)> = w
+                .buffered
+                .values()
+                .filter(|(_, from)| *from < older)
+                .map(|(member, from)| (*from, member.clone()))
+                .collect();
+            (behind, w.buffered.len() as u64)
         };
+        let share = match lag {
+            0 => 0,
+            lag => (logs * point.saturating_sub(last)).div_ceil(lag) as usize,
+        };
+        let old = behind.iter().filter(|(from, _)| *from < below).count();
+        let count = old.max(share);
+        if count < behind.len() {
+            // The oldest `count`, those past the lag among them.
+            behind.select_nth_unstable_by_key(count, |(from, _)| *from);
+            behind.truncate(count);
+        }
         let (mut unwritten, mut first_error) = (0, None);
-        for member in behind {
+        for (_, member) in behind {
             if let Err(e) = member.write_buffer() {
                 unwritten += 1;
                 first_error.get_or_insert(e);
