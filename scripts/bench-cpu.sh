@@ -10,7 +10,9 @@
 #   - the broker's CPU per record (user + system, every thread, from /proc/PID/stat) and
 #     context switches per record (voluntary + involuntary of every thread, from
 #     /proc/PID/task/*/status) over the measured window, and the load client's CPU;
-#   - the journal's rounds per second (one write and fdatasync each);
+#   - the journal's rounds per second (one write and fdatasync each), and the records a
+#     batch (records acknowledged over the topic's produce requests, one a partition's
+#     batch: the load's shape, which sets the broker's cost a record as much as the build);
 #   - on a second line, the switches per record by thread name (the runtime's workers
 #     `shale`, the journal's writer, its checkpoints, its notifier...), voluntary (the
 #     thread slept: a futex, I/O) + involuntary (preempted).
@@ -137,11 +139,11 @@ run() {
   local client=$! span=$((RUN_SECONDS - 2))
   # The warm-up and the client's connecting first; the window ends a second before the run.
   sleep 3
-  local b0 c0 x0 r0 k0 b1 c1 x1 r1 k1
-  b0=$(cpu "$PID") c0=$(cpu "$client") x0=$(switches "$PID") r0=$(metric shale_log_journal_rounds_total) k0=$(sys_cpu "$PID")
+  local b0 c0 x0 r0 k0 q0 b1 c1 x1 r1 k1 q1 requests="shale_produce_requests_total{topic=\"cpu$partitions\"}"
+  b0=$(cpu "$PID") c0=$(cpu "$client") x0=$(switches "$PID") r0=$(metric shale_log_journal_rounds_total) k0=$(sys_cpu "$PID") q0=$(metric "$requests")
   thread_switches "$PID" > "$DIR/threads.0"
   sleep "$span"
-  b1=$(cpu "$PID") c1=$(cpu "$client") x1=$(switches "$PID") r1=$(metric shale_log_journal_rounds_total) k1=$(sys_cpu "$PID")
+  b1=$(cpu "$PID") c1=$(cpu "$client") x1=$(switches "$PID") r1=$(metric shale_log_journal_rounds_total) k1=$(sys_cpu "$PID") q1=$(metric "$requests")
   thread_switches "$PID" > "$DIR/threads.1"
   [ -e "/proc/$client" ] || echo "  (the load client ended before the measured window did: its figures are void)"
   wait "$client" || { echo "the load failed: $(tail -2 "$DIR/load.txt")" >&2; }
@@ -155,13 +157,13 @@ run() {
   acked=$(echo "$line" | sed -n 's/.*acked (\([0-9]*\)\/s).*/\1/p')
   [ -n "$acked" ] && [ "$acked" -gt 0 ] || acked=$(records "$rate")
   echo "$line" | awk -v b="$(basename "$bin")" -v f="$front" -v n="$acked" -v s="$span" \
-    -v db="$b0 $b1" -v dc="$c0 $c1" -v dx="$x0 $x1" -v dr="${r0:-0} ${r1:-0}" -v dk="$k0 $k1" '
-    { split(db, B); split(dc, C); split(dx, X); split(dr, R); split(dk, K)
+    -v db="$b0 $b1" -v dc="$c0 $c1" -v dx="$x0 $x1" -v dr="${r0:-0} ${r1:-0}" -v dk="$k0 $k1" -v dq="${q0:-0} ${q1:-0}" '
+    { split(db, B); split(dc, C); split(dx, X); split(dr, R); split(dk, K); split(dq, Q)
       for (i = 1; i <= NF; i++) {
         if ($i == "p50") p50 = $(i + 1); if ($i == "p99") p99 = $(i + 1); if ($i == "p999") p999 = $(i + 1) }
-      printf "  %-14s %-5s p50/p99/p999 %s / %s / %s ms, %d/s acked | broker %.1f us/record (system %.1f), %.2f switches/record | client %.1f us/record | %.0f rounds/s\n",
+      printf "  %-14s %-5s p50/p99/p999 %s / %s / %s ms, %d/s acked | broker %.1f us/record (system %.1f), %.2f switches/record | client %.1f us/record | %.0f rounds/s, %.1f records a batch\n",
         b, f, p50, p99, p999, n, (B[2] - B[1]) / s / n * 1e6, (K[2] - K[1]) / s / n * 1e6, (X[2] - X[1]) / s / n,
-        (C[2] - C[1]) / s / n * 1e6, (R[2] - R[1]) / s }'
+        (C[2] - C[1]) / s / n * 1e6, (R[2] - R[1]) / s, (Q[2] > Q[1] ? n * s / (Q[2] - Q[1]) : 0) }'
   echo "      switches/record by thread (voluntary+involuntary): $(switches_by_thread "$DIR/threads.0" "$DIR/threads.1" $((acked * span)))"
   echo "      CPU us/record by thread: $(cpu_by_thread "$DIR/threads.0" "$DIR/threads.1" $((acked * span)))"
   stop

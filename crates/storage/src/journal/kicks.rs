@@ -57,19 +57,23 @@ pub fn deferring<R>(f: impl FnOnce() -> R) -> R {
 
 /// [`deferring`] for a future: the pushes made while it runs (on the task polling it, not
 /// on threads it hands work to) wake their writers when it ends or is dropped. Returns
-/// its output and where its pushes end, per journal. A plain function, not an `async fn`:
-/// one of those would hold `f` twice (its argument, then the scope it is moved into), and
-/// a request's future, boxed per request, is copied whole.
+/// its output and where its pushes end, per journal. Combinators, not `async` blocks: one
+/// of those holds the future it awaits twice (moved in, then awaited), and a request's
+/// future, boxed per request, is copied whole.
 pub fn deferring_task<F: std::future::Future>(
     f: F,
 ) -> impl std::future::Future<Output = (F::Output, JournalMarks)> {
-    NOTED.scope(Noted::default(), async move {
-        let out = f.await;
-        let marks = NOTED.with(|n| {
-            n.0.borrow().iter().map(|p| (p.journal.clone(), p.end)).collect::<SmallVec<_>>()
-        });
-        (out, JournalMarks(marks))
-    })
+    use futures::FutureExt;
+    // The closure runs inside the scope's poll, where `NOTED` is set.
+    NOTED.scope(
+        Noted::default(),
+        f.map(|out| {
+            let marks = NOTED.with(|n| {
+                n.0.borrow().iter().map(|p| (p.journal.clone(), p.end)).collect::<SmallVec<_>>()
+            });
+            (out, JournalMarks(marks))
+        }),
+    )
 }
 
 /// Where a scope's pushes end in each journal it pushed to.

@@ -67,15 +67,14 @@ tokio::task_local! {
 pub fn append_all<F: std::future::Future>(
     appends: F,
 ) -> impl std::future::Future<Output = (F::Output, JournalMarks)> {
-    let scoped = APPENDING.scope(Cell::new(false), async move {
-        let out = appends.await;
-        (out, APPENDING.with(Cell::get))
-    });
-    let marked = shale_storage::log::deferring_journal_kicks_task(scoped);
-    async move {
-        let ((out, waits), marks) = marked.await;
-        (out, if waits { marks } else { JournalMarks::default() })
-    }
+    use futures::FutureExt;
+    // Combinators, not `async` blocks, which hold the future they await twice: a request's
+    // future is built and moved per request (see `deferring_journal_kicks_task`). The
+    // first closure runs inside the scope's poll, where `APPENDING` is set.
+    let scoped =
+        APPENDING.scope(Cell::new(false), appends.map(|out| (out, APPENDING.with(Cell::get))));
+    shale_storage::log::deferring_journal_kicks_task(scoped)
+        .map(|((out, waits), marks)| (out, if waits { marks } else { JournalMarks::default() }))
 }
 
 /// Notes, inside [`append_all`], that an acknowledgement of the request waits for an
