@@ -62,15 +62,14 @@ tokio::task_local! {
 /// task: those wait as before). No marks when none waits (`flush.policy=interval`,
 /// `acks=0`): such a request is answered without waiting for a round.
 ///
-/// A plain function for the reason `deferring_journal_kicks_task` is one: an `async fn`
-/// would hold `appends` twice over.
+/// Combinators for the reason `deferring_journal_kicks_task` uses them: an `async fn` or
+/// block holds the future it awaits twice over, and this one is a request's, built and
+/// moved per request (`append_all_adds_little_to_the_future_it_wraps`).
 pub fn append_all<F: std::future::Future>(
     appends: F,
 ) -> impl std::future::Future<Output = (F::Output, JournalMarks)> {
     use futures::FutureExt;
-    // Combinators, not `async` blocks, which hold the future they await twice: a request's
-    // future is built and moved per request (see `deferring_journal_kicks_task`). The
-    // first closure runs inside the scope's poll, where `APPENDING` is set.
+    // The first closure runs inside the scope's poll, where `APPENDING` is set.
     let scoped =
         APPENDING.scope(Cell::new(false), appends.map(|out| (out, APPENDING.with(Cell::get))));
     shale_storage::log::deferring_journal_kicks_task(scoped)

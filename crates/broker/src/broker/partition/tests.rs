@@ -700,7 +700,7 @@ async fn a_request_waits_for_its_journal_rounds_only_when_an_ack_waits_for_an_fs
 /// own state: the future is built, boxed and moved per request (a ProduceMany message,
 /// a Kafka Produce), so each byte of it is copied per request. Nested `async move`
 /// wrappers each held the future twice (their argument, then the awaited value):
-/// 3.6 KiB of a gRPC message's appends became 29 KiB, copied whole per message.
+/// a gRPC message's appends, 3,584 bytes, became a future of 29,016, copied per message.
 #[test]
 fn append_all_adds_little_to_the_future_it_wraps() {
     let appends = async {
