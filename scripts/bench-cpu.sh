@@ -34,6 +34,9 @@
 # the binaries' names); SECONDS_PER_RUN (default 10, after a 2 s warm-up). CONSUME=1 runs
 # a consumer at the tail beside the load (`shale-bench consume`, one FetchMany stream), as
 # the OpenMessaging Benchmark does: the broker's figures then include the fetches.
+# BROKER_CPUS confines the broker to those CPUs (`--cpus`, e.g. 0) and LOAD_CPUS runs the
+# load under `taskset -c` (e.g. 1): the broker on a core of its own, its clients elsewhere,
+# as on separate hosts (see "A core of its own" in docs/benchmarks.md).
 # GRPC_LINGER_MS sets the Rust client's linger on gRPC (default: the client's, 0 ms, so
 # every record is a batch of its own at these rates; the Kafka runs use librdkafka at
 # linger.ms=1, whose batches its five requests in flight fill to about 11 records at 100
@@ -97,7 +100,7 @@ start() {
   rm -rf "$DIR/shale"
   GRPC=127.0.0.1:$(free_port) KAFKA=127.0.0.1:$(free_port)
   # shellcheck disable=SC2086
-  $wrapper "$bin" standalone --data-dir "$DIR/shale" --listen "$GRPC" --kafka-listen "$KAFKA" \
+  env ${BROKER_CPUS:+SHALE_CPUS=$BROKER_CPUS} $wrapper "$bin" standalone --data-dir "$DIR/shale" --listen "$GRPC" --kafka-listen "$KAFKA" \
     --admin-listen "127.0.0.1:$ADMIN" > "$DIR/broker.out" 2> "$DIR/broker.err" &
   PID=$!
   trap 'kill $PID 2>/dev/null && wait $PID 2>/dev/null || true' EXIT
@@ -113,13 +116,14 @@ stop() { kill "$PID" && wait "$PID" 2>/dev/null || true; }
 # It replaces the shell it runs in (run it in a subshell or in the background): $! is
 # then the load client's PID.
 load() {
-  local front=$1 partitions=$2 rate=$3 seconds=$4 warmup=$5
+  local front=$1 partitions=$2 rate=$3 seconds=$4 warmup=$5 on=()
+  [ -z "${LOAD_CPUS:-}" ] || on=(taskset -c "$LOAD_CPUS")
   case $front in
-    grpc) exec "$SHALE_BENCH" latency --broker "$GRPC" --topic "cpu$partitions" \
+    grpc) exec "${on[@]}" "$SHALE_BENCH" latency --broker "$GRPC" --topic "cpu$partitions" \
       --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
       --seconds "$seconds" ${GRPC_LINGER_MS:+--linger-ms "$GRPC_LINGER_MS"} \
       --label "grpc $partitions" ;;
-    kafka) exec "$KAFKA_BENCH" latency --bootstrap "$KAFKA" --topic "cpu$partitions" \
+    kafka) exec "${on[@]}" "$KAFKA_BENCH" latency --bootstrap "$KAFKA" --topic "cpu$partitions" \
       --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
       --seconds "$seconds" --linger-ms 1 --batch-size 1048576 --label "kafka $partitions" ;;
   esac

@@ -21,6 +21,7 @@
 //! # Layout
 //! - `cli`: the `shale` command line (tracing setup and the error exit come from
 //!   `shale_client::cli`).
+//! - `cpus`: the CPUs a broker process confines itself to (`--cpus`).
 //! - `server`: assembles a broker process: the broker, its front ends, the admin listener.
 //! - `settings`: the settings file's root: the broker's sections and the front ends'.
 //! - re-exported from `shale-core`: `record`, `error`, `acks`, `names`, `topic_config`,
@@ -30,6 +31,7 @@
 //!   `broker`, `groups`, `api`, `auth`, `acl`, `metrics`, `tls`; from `shale-admin`: `admin`.
 
 pub mod cli;
+pub mod cpus;
 pub mod server;
 pub mod settings;
 

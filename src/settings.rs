@@ -49,6 +49,29 @@ pub struct Settings {
     pub kafka: shale_kafka::KafkaSettings,
     /// `[schema_registry]`: the schema registry's listener.
     pub schema_registry: shale_registry::RegistrySettings,
+    /// `[runtime]`: the process's threads.
+    pub runtime: RuntimeSettings,
+}
+
+/// `[runtime]`: where the process's threads run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSettings {
+    /// The CPUs the broker confines every thread of it to, as Linux writes a CPU list
+    /// (`0`, `0-3`, `0,2-3`), its runtime a worker per CPU; empty: every CPU the process
+    /// may use. See [`crate::cpus`].
+    pub cpus: String,
+}
+
+impl RuntimeSettings {
+    /// The CPUs to confine the process to, if any.
+    pub fn cpus(&self) -> Result<Option<crate::cpus::CpuList>, Error> {
+        if self.cpus.trim().is_empty() {
+            return Ok(None);
+        }
+        let cpus = self.cpus.parse().map_err(|e| Error::invalid(format!("runtime.cpus: {e}")))?;
+        Ok(Some(cpus))
+    }
 }
 
 impl Settings {
@@ -73,7 +96,8 @@ impl Settings {
     pub fn validate(&self) -> Result<(), Error> {
         self.broker_settings().validate()?;
         self.kafka.validate()?;
-        self.schema_registry.validate()
+        self.schema_registry.validate()?;
+        self.runtime.cpus().map(drop)
     }
 
     /// The broker's sections, with the front ends' advertised addresses.
@@ -93,6 +117,7 @@ impl Settings {
             quota,
             kafka,
             schema_registry,
+            runtime: _,
         } = self.clone();
         BrokerSettingsFile {
             cluster,
@@ -164,5 +189,7 @@ mod tests {
         assert!(e.message.contains("cluster.name"), "{}", e.message);
         let e = Settings::from_toml("[kafka]\nmax_request_bytes = 10\n").unwrap_err();
         assert!(e.message.contains("kafka.max_request_bytes"), "{}", e.message);
+        let e = Settings::from_toml("[runtime]\ncpus = \"0-x\"\n").unwrap_err();
+        assert!(e.message.contains("runtime.cpus") && e.message.contains("`x`"), "{}", e.message);
     }
 }

@@ -116,6 +116,50 @@ fn tour_create_produce_consume_describe() {
     assert!(broker.terminate(), "clean SIGTERM shutdown");
 }
 
+/// `--cpus` confines every thread of the broker, the journal's included, to the CPUs named,
+/// and sizes its runtime to them; a CPU the process may not use is refused by number.
+#[test]
+fn a_broker_confined_to_one_cpu_runs_every_thread_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = common::BrokerProcess::start_with(dir.path(), &["--cpus", "0"]);
+    assert!(
+        broker.first_line().contains("on CPUs 0: 1 runtime worker)"),
+        "{}",
+        broker.first_line()
+    );
+    shale(&broker.addr, &["topic", "create", "pinned", "--partitions", "2"]);
+    let mut produce = Command::new(env!("CARGO_BIN_EXE_shale"))
+        .args(["produce", "--topic", "pinned", "--broker", &broker.addr])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    produce.stdin.take().unwrap().write_all(b"a\nb\n").unwrap();
+    assert!(produce.wait().unwrap().success(), "produce to the confined broker");
+    // Every thread the broker has now (the runtime's, the journal's writer, notifier and
+    // checkpointer, the blocking pool's that produce used) may run on CPU 0 only.
+    let mut names = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", broker.pid())).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        let Ok(status) = std::fs::read_to_string(task.join("status")) else { continue };
+        let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:"));
+        assert_eq!(
+            allowed.map(str::trim),
+            Some("0"),
+            "thread {} ({})",
+            task.display(),
+            name.trim()
+        );
+        names.push(name.trim().to_string());
+    }
+    assert!(names.iter().any(|n| n == "shale-journal"), "the broker's threads: {names:?}");
+    assert!(broker.terminate(), "clean SIGTERM shutdown");
+
+    let lines = shale_fails(&["standalone", "--cpus", "0,1000", "--data-dir", "unused"], b"");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("CPU 1000 is not one this process may use"), "{lines:?}");
+}
+
 /// Runs `shale` with `args` (and default logging) and returns its failure's stderr lines.
 fn shale_fails(args: &[&str], stdin: &[u8]) -> Vec<String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_shale"))

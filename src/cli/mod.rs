@@ -85,6 +85,10 @@ pub enum Command {
 pub fn main() -> std::process::ExitCode {
     use clap::Parser;
     let cli = Cli::parse();
+    if let Err(e) = serve::confine(&cli.command) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     shale_client::cli::main("shale", cli.log_json, run(cli))
 }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::ConfigArg;
+use crate::cpus::CpuList;
 use crate::settings::Settings;
 
 /// `shale standalone`.
@@ -34,9 +35,48 @@ pub struct StandaloneArgs {
     #[arg(long, env = "SHALE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
     #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
     pub tls: ServerTlsArgs,
     #[command(flatten)]
     pub config: ConfigArg,
+}
+
+/// Where the broker's threads run (each overrides `[runtime]` in the file).
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// The CPUs to confine the broker to, as Linux writes them (0, 0-3, 0,2-3): every
+    /// thread of it, the runtime a worker per CPU (default: every CPU it may use).
+    #[arg(long, env = "SHALE_CPUS", value_name = "LIST")]
+    pub cpus: Option<CpuList>,
+}
+
+impl RuntimeArgs {
+    fn apply(&self, settings: &mut Settings) {
+        if let Some(cpus) = &self.cpus {
+            settings.runtime.cpus = cpus.to_string();
+        }
+    }
+}
+
+/// Confines a server command's process to its CPUs (`--cpus`, else the file's
+/// `runtime.cpus`): before the runtime starts, so that its threads, and every thread
+/// started after, inherit them. A settings file that cannot be read is left to the command
+/// to report.
+pub(super) fn confine(command: &super::Command) -> Result<(), String> {
+    let (runtime, config) = match command {
+        super::Command::Standalone(a) => (&a.runtime, &a.config),
+        super::Command::Serve(a) => (&a.runtime, &a.config),
+        _ => return Ok(()),
+    };
+    let cpus = match &runtime.cpus {
+        Some(cpus) => cpus.clone(),
+        None => match load(config).map(|s| s.runtime.cpus()) {
+            Ok(Ok(Some(cpus))) => cpus,
+            _ => return Ok(()),
+        },
+    };
+    cpus.confine().map_err(|e| format!("cannot run on CPUs {cpus}: {e}"))
 }
 
 /// TLS on the gRPC listener and to other brokers (each overrides `[tls]` in the file).
@@ -188,6 +228,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SHALE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
     #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
     pub tls: ServerTlsArgs,
 }
 
@@ -201,6 +243,7 @@ fn load(config: &ConfigArg) -> anyhow::Result<Settings> {
 pub(super) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     let mut settings = load(&args.config)?;
     args.tls.apply(&mut settings);
+    args.runtime.apply(&mut settings);
     settings.broker.data_dir = args.data_dir;
     settings.broker.listen = args.listen;
     settings.kafka.listen = args.kafka_listen.0;
@@ -226,6 +269,7 @@ pub(super) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = load(&args.config)?;
     args.tls.apply(&mut settings);
+    args.runtime.apply(&mut settings);
     if let Some(id) = args.id {
         settings.broker.id = Some(id);
     }
@@ -298,6 +342,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let meta = crate::server::meta_store(&settings, clock.clone()).await?;
     let data_dir = settings.broker.data_dir.clone();
     let settings_etcd = settings.cluster.etcd_endpoints.clone();
+    let cpus = settings.runtime.cpus()?;
     let object_store = match settings.tier.object_store.as_str() {
         "" => "no object store".to_string(),
         url => format!("object store {url}"),
@@ -310,11 +355,15 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         format!("etcd {}", settings_etcd.join(","))
     };
     let admin = server.admin_addr().map(|a| format!(", admin http://{a}")).unwrap_or_default();
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let plural = if workers == 1 { "" } else { "s" };
+    let cpus = cpus.map(|c| format!(", on CPUs {c}: {workers} runtime worker{plural}"));
+    let cpus = cpus.unwrap_or_default();
     let kafka = server.kafka_addr().map(|a| format!("Kafka on {a}, ")).unwrap_or_default();
     let registry =
         server.registry_url().map(|u| format!("schema registry {u}, ")).unwrap_or_default();
     println!(
-        "shale broker {} listening on {} ({kafka}{registry}data in {}, {metadata}, {object_store}{admin})",
+        "shale broker {} listening on {} ({kafka}{registry}data in {}, {metadata}, {object_store}{admin}{cpus})",
         server.broker().id(),
         server.addr(),
         data_dir.display()

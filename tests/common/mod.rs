@@ -224,6 +224,12 @@ impl BrokerProcess {
         assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {} failed", self.pid());
     }
 
+    /// The line the broker printed when it began to serve.
+    #[allow(dead_code)]
+    pub(crate) fn first_line(&self) -> &str {
+        &self.first_line
+    }
+
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
