@@ -30,6 +30,11 @@ pub use real::RealDisk;
 pub use sim::{SECTOR, SimDisk, SimOptions};
 pub use tracking::TrackingDisk;
 
+/// What the positions, lengths and buffer addresses of writes through
+/// [`Disk::open_direct`] are multiples of: a page, which covers the logical blocks of the
+/// devices Linux serves direct I/O on (512 or 4096 bytes).
+pub const DIRECT_ALIGN: usize = 4096;
+
 /// Suffix of the temporary file a replacement writes first; leftovers are safe to delete.
 pub const TMP_SUFFIX: &str = ".tmp";
 
@@ -190,6 +195,18 @@ pub trait Disk: Send + Sync + Debug {
     fn open_fs(&self, dir: &Path) -> io::Result<FsHandle> {
         Err(no_syncfs(dir, "this disk cannot sync a file system"))
     }
+
+    /// Opens the existing file `path` for *direct, durable writes* (Linux `O_DIRECT |
+    /// O_DSYNC`): each `write_all_at` bypasses the page cache and is durable when it
+    /// returns, in one call, where a buffered write and an `fdatasync` copy the bytes into
+    /// the page cache and then write them back. Its position, length and buffer address
+    /// must be multiples of [`DIRECT_ALIGN`] (`EINVAL` otherwise, as Linux may answer for
+    /// a device of larger blocks too: try a write before relying on it). Only writes go
+    /// through the handle; read through one from [`open`](Self::open) (Linux keeps the
+    /// two coherent). A disk or file system that cannot (tmpfs, some FUSE file systems)
+    /// refuses with `Unsupported` or `InvalidInput`; write through `open` and sync then.
+    /// No default: a disk that wraps another must say whether it passes them on.
+    fn open_direct(&self, path: &Path) -> io::Result<FileHandle>;
 
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

@@ -67,6 +67,15 @@ impl Disk for RealDisk {
         Ok(Arc::new(file))
     }
 
+    /// `O_DIRECT | O_DSYNC`; a file system that refuses `O_DIRECT` (tmpfs) answers
+    /// `EINVAL`, which is `InvalidInput`.
+    fn open_direct(&self, path: &Path) -> io::Result<FileHandle> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::DIRECT | rustix::fs::OFlags::DSYNC;
+        let file = OpenOptions::new().write(true).custom_flags(flags.bits() as i32).open(path)?;
+        Ok(Arc::new(file))
+    }
+
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         fs::create_dir_all(path)
     }

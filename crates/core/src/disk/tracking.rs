@@ -3,6 +3,9 @@
 //! the process is killed (SIGKILL), that is gone, as unsynced data is at a power cut; what
 //! the files hold on the real disk is exactly what was fsynced.
 //!
+//! A direct write (`open_direct`, the journal's rounds) is written through and synced as it
+//! is made, as `O_DSYNC` makes it durable before it returns.
+//!
 //! Only file contents are modelled: creates, renames and removes reach the real file
 //! system at once (the in-process [`super::SimDisk`] suites cover directory entries). A
 //! file created and never fsynced survives a kill empty (or as last synced).
@@ -108,6 +111,10 @@ struct TrackedFile {
     writable: bool,
     pending: Shared,
     fsync_noop: bool,
+    /// From `open_direct`: each write aligned, and synced as it is made (with the file's
+    /// other unsynced changes: a little more durable than a real direct write, which
+    /// leaves those to their own fsync).
+    direct: bool,
 }
 
 impl TrackedFile {
@@ -221,8 +228,18 @@ impl DiskFile for TrackedFile {
         if !self.writable {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
         }
+        let align = super::DIRECT_ALIGN as u64;
+        let aligned = |n: u64| n.is_multiple_of(align);
+        if self.direct
+            && !(aligned(pos) && aligned(buf.len() as u64) && aligned(buf.as_ptr() as u64))
+        {
+            return Err(io::Error::from_raw_os_error(22));
+        }
         lock(&self.pending).ops.push(Op::Write { pos, bytes: buf.to_vec() });
-        Ok(())
+        match self.direct {
+            true => self.sync(false),
+            false => Ok(()),
+        }
     }
 
     fn sync_data(&self) -> io::Result<()> {
@@ -267,7 +284,17 @@ impl Disk for TrackingDisk {
         if mode == OpenMode::CreateTruncate {
             lock(&pending).ops.push(Op::SetLen(0));
         }
-        Ok(Arc::new(TrackedFile { real, writable, pending, fsync_noop: self.fsync_noop }))
+        let fsync_noop = self.fsync_noop;
+        Ok(Arc::new(TrackedFile { real, writable, pending, fsync_noop, direct: false }))
+    }
+
+    /// Writes synced as they are made (under `fsync_noop`, a segment's or the journal's
+    /// are held like any other unsynced write, and a kill loses them).
+    fn open_direct(&self, path: &Path) -> io::Result<FileHandle> {
+        let real = OpenOptions::new().read(true).write(true).open(path)?;
+        let pending = self.pending(path);
+        let fsync_noop = self.fsync_noop;
+        Ok(Arc::new(TrackedFile { real, writable: true, pending, fsync_noop, direct: true }))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -346,6 +346,12 @@ impl Journal {
         half as usize - HEADER_LEN
     }
 
+    /// Whether the ring is written with direct, durable writes (else through the page
+    /// cache, then synced).
+    pub(crate) fn is_direct(&self) -> bool {
+        self.file.is_direct()
+    }
+
     /// The journal's ring size in bytes.
     pub(crate) fn capacity(&self) -> u64 {
         self.capacity

@@ -343,8 +343,9 @@ impl LogResources {
             (settings.checkpoint_bytes, settings.round_interval),
         )
         .map_err(|e| LogError::io(&path, std::io::Error::other(e.0)))?;
+        let writes = if journal.is_direct() { "direct" } else { "page cache" };
         self.rounds().add_journal(data_dir, journal)?;
-        tracing::info!(journal = %path.display(), frames = stats.frames, bytes = stats.bytes,
+        tracing::info!(journal = %path.display(), writes, frames = stats.frames, bytes = stats.bytes,
             logs = stats.logs, appended = stats.appended, cuts = stats.cuts,
             orphaned = stats.orphaned, millis = stats.millis, "journal replayed and open");
         Ok(stats)

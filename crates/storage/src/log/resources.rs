@@ -191,6 +191,20 @@ impl SheddingDisk {
     }
 }
 
+impl SheddingDisk {
+    /// An opened file counted against the budget its place was taken from, or the place
+    /// given back.
+    fn counted(&self, opened: std::io::Result<FileHandle>) -> std::io::Result<FileHandle> {
+        match opened {
+            Ok(file) => Ok(CountedFile::counted_by(file, self.budget.clone())),
+            Err(e) => {
+                self.budget.give_back();
+                Err(e)
+            }
+        }
+    }
+}
+
 impl Disk for SheddingDisk {
     fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<FileHandle> {
         self.take_place()?;
@@ -201,13 +215,19 @@ impl Disk for SheddingDisk {
             }
             r => r,
         };
-        match opened {
-            Ok(file) => Ok(CountedFile::counted_by(file, self.budget.clone())),
-            Err(e) => {
-                self.budget.give_back();
-                Err(e)
+        self.counted(opened)
+    }
+    /// Counted among the open files like any other (the journal's direct handle).
+    fn open_direct(&self, path: &Path) -> std::io::Result<FileHandle> {
+        self.take_place()?;
+        let opened = match self.inner.open_direct(path) {
+            Err(e) if out_of_descriptors(&e) => {
+                self.shed(path);
+                self.inner.open_direct(path)
             }
-        }
+            r => r,
+        };
+        self.counted(opened)
     }
     fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
         self.inner.create_dir_all(path)

@@ -977,6 +977,11 @@ impl shale_core::disk::Disk for LimitedDisk {
         c.most.fetch_max(c.open.load(Ordering::SeqCst), Ordering::SeqCst);
         Ok(file)
     }
+    /// None: a journal here writes through the page cache, counted by `open`.
+    fn open_direct(&self, path: &Path) -> std::io::Result<shale_core::disk::FileHandle> {
+        let why = format!("{}: the limited disk counts buffered opens only", path.display());
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, why))
+    }
     fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
         shale_core::disk::RealDisk.create_dir_all(path)
     }

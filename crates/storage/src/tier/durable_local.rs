@@ -260,6 +260,10 @@ mod tests {
             let inner = RealDisk.open(path, mode)?;
             Ok(Arc::new(RecordingFile { inner, path: path.to_path_buf(), log: self.0.clone() }))
         }
+        fn open_direct(&self, path: &FsPath) -> io::Result<FileHandle> {
+            let why = format!("{}: writes are recorded, not direct", path.display());
+            Err(io::Error::new(io::ErrorKind::Unsupported, why))
+        }
         fn create_dir_all(&self, path: &FsPath) -> io::Result<()> {
             RealDisk.create_dir_all(path)
         }

@@ -1,12 +1,14 @@
 //! An open file of the simulated disk: reads and writes go to the inode's current
 //! (unsynced) contents; `sync_all`/`sync_data` make them the durable ones that survive a
-//! simulated power cut. A handle from before a crash fails.
+//! simulated power cut. A handle from before a crash fails. A handle from
+//! `Disk::open_direct` writes durably: each write's bytes are durable when it returns, and
+//! a write not aligned to `DIRECT_ALIGN` fails with `EINVAL`, as Linux's `O_DIRECT` does.
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::State;
-use crate::disk::DiskFile;
+use crate::disk::{DIRECT_ALIGN, DiskFile};
 
 #[derive(Debug)]
 pub(super) struct SimFile {
@@ -14,6 +16,8 @@ pub(super) struct SimFile {
     pub(super) ino: u64,
     pub(super) generation: u64,
     pub(super) writable: bool,
+    /// Opened by `open_direct`: writes aligned and durable at once.
+    pub(super) direct: bool,
 }
 
 impl SimFile {
@@ -48,6 +52,13 @@ impl DiskFile for SimFile {
 
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.check_writable()?;
+        let align = DIRECT_ALIGN as u64;
+        let aligned = |n: u64| n.is_multiple_of(align);
+        if self.direct
+            && !(aligned(pos) && aligned(buf.len() as u64) && aligned(buf.as_ptr() as u64))
+        {
+            return Err(io::Error::from_raw_os_error(22));
+        }
         self.with(|st| {
             st.check_failing(self.ino)?;
             let len = st.inodes.get(&self.ino).map_or(0, |i| i.current.len() as u64);
@@ -62,7 +73,10 @@ impl DiskFile for SimFile {
             }
             inode.current[pos as usize..end].copy_from_slice(buf);
             inode.modified_ms = ticks;
-            Ok(())
+            match self.direct {
+                true => st.write_through(self.ino, pos as usize, end),
+                false => Ok(()),
+            }
         })
     }
 

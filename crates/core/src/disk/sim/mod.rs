@@ -50,6 +50,9 @@ pub struct SimOptions {
     /// [`Disk::open_fs`] fails as on a file system whose `syncfs(2)` does not reach its
     /// storage (FUSE): files are synced one by one.
     pub no_syncfs: bool,
+    /// [`Disk::open_direct`] fails with `EINVAL`, as on a file system without `O_DIRECT`
+    /// (tmpfs): callers write through the page cache and sync.
+    pub no_direct: bool,
     /// Bytes the disk holds; a write that would pass it fails with `ENOSPC`.
     pub capacity: Option<u64>,
     /// On a crash, keep a random prefix of the directory changes (creates, renames,
@@ -173,6 +176,26 @@ impl State {
         }
         if !self.options.fsync_noop {
             inode.make_durable();
+        }
+        Ok(())
+    }
+
+    /// The bytes `start..end` a direct write put in `ino` reach the disk, as an
+    /// `O_DSYNC` write's do before it returns: durable, unless the write fails as an fsync
+    /// would (`SimDisk::fail_next_syncs`: they then never reach it) or fsyncs do nothing.
+    fn write_through(&mut self, ino: u64, start: usize, end: usize) -> io::Result<()> {
+        let fail = self.take_failure();
+        let noop = self.options.fsync_noop;
+        let inode = self.inodes.get_mut(&ino).ok_or_else(|| io::Error::other("inode gone"))?;
+        if fail {
+            inode.dropped.push((start, end));
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        if !noop {
+            if inode.durable.len() < end {
+                inode.durable.resize(end, 0);
+            }
+            inode.durable[start..end].copy_from_slice(&inode.current[start..end]);
         }
         Ok(())
     }
@@ -454,6 +477,26 @@ impl Disk for SimDisk {
             ino,
             generation: st.generation,
             writable: mode != OpenMode::Read,
+            direct: false,
+        }))
+    }
+
+    fn open_direct(&self, path: &Path) -> io::Result<FileHandle> {
+        let path = norm(path);
+        let st = self.lock();
+        if st.options.no_direct {
+            return Err(io::Error::from_raw_os_error(22));
+        }
+        let Some(Entry::File(ino)) = st.entries.get(&path).copied() else {
+            return Err(not_found(&path));
+        };
+        let generation = st.generation;
+        Ok(Arc::new(SimFile {
+            state: self.state.clone(),
+            ino,
+            generation,
+            writable: true,
+            direct: true,
         }))
     }
 
@@ -596,6 +639,7 @@ impl Disk for SimDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::DIRECT_ALIGN;
 
     fn disk(options: SimOptions) -> SimDisk {
         let d = SimDisk::new(options);
@@ -643,6 +687,46 @@ mod tests {
         d.crash();
         assert_eq!(d.read(Path::new("/d/f")).expect("read"), b"abc");
         assert!(f.size().is_err(), "a handle from before the crash is dead");
+    }
+
+    /// A direct write is durable when it returns, with no sync; a misaligned one is
+    /// refused; one that fails (as an fsync would) or under `fsync_noop` does not last.
+    #[test]
+    fn direct_writes_are_aligned_and_durable_when_they_return() {
+        let page = DIRECT_ALIGN;
+        let mut buf = vec![0u8; 3 * page];
+        let off = buf.as_ptr().align_offset(page);
+        let aligned = &mut buf[off..off + page];
+        aligned.fill(7);
+        for (options, fail, lasts) in [
+            (SimOptions::default(), false, true),
+            (SimOptions::default(), true, false),
+            (SimOptions { fsync_noop: true, ..Default::default() }, false, false),
+        ] {
+            let d = disk(options);
+            let f = d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+            f.write_all_at(&vec![0; 2 * page], 0).expect("preallocate");
+            f.sync_data().expect("sync");
+            d.sync_dir(Path::new("/d")).expect("sync dir");
+            let direct = d.open_direct(Path::new("/d/f")).expect("direct");
+            let e = direct.write_all_at(&buf[off + 1..off + 1 + page], 0).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(22), "a misaligned buffer");
+            let e = direct.write_all_at(&buf[off..off + page], 512).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(22), "a misaligned position");
+            if fail {
+                d.fail_next_syncs(1);
+                direct.write_all_at(&buf[off..off + page], page as u64).unwrap_err();
+            } else {
+                direct.write_all_at(&buf[off..off + page], page as u64).expect("direct write");
+            }
+            d.crash();
+            // Under `fsync_noop` the file's name does not last either.
+            let after = d.read(Path::new("/d/f")).unwrap_or_default();
+            assert_eq!(after.get(page..) == Some(&[7; DIRECT_ALIGN][..]), lasts, "fail {fail}");
+        }
+        let d = disk(SimOptions { no_direct: true, ..Default::default() });
+        d.open(Path::new("/d/f"), OpenMode::ReadWriteCreate).expect("create");
+        assert_eq!(d.open_direct(Path::new("/d/f")).unwrap_err().raw_os_error(), Some(22));
     }
 
     /// Overwrites of durable bytes a crash tears sector by sector: each sector is either

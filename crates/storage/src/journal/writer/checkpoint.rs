@@ -178,7 +178,9 @@ impl Journal {
             return None;
         }
         let trim = w.trim;
-        let at = w.open.push_op(trim, 0, Op::Append, stream, epoch, base_offset, payload).ok()?;
+        let margin = self.file.overwrite_margin();
+        let at =
+            w.open.push_op(trim, margin, Op::Append, stream, epoch, base_offset, payload).ok()?;
         let end = w.open.end();
         drop(w);
         self.work.notify_one();
@@ -195,9 +197,11 @@ impl Journal {
 
     /// Room a push (not a copy) leaves free: a checkpoint's copies, and as much again for
     /// the end of the ring they may skip, so that copies fit even when the journal is full
-    /// and appends are waiting for the checkpoint that makes them.
+    /// and appends are waiting for the checkpoint that makes them; and what every push and
+    /// copy leaves, the bytes a write of the ring may overwrite past its end (a page with
+    /// direct writes: `JournalFile::overwrite_margin`).
     pub(super) fn copy_reserve(&self) -> u64 {
-        2 * self.copy_budget() + 2 * footprint(0)
+        2 * self.copy_budget() + 2 * footprint(0) + self.file.overwrite_margin()
     }
 
     /// What copying `len` bytes of payload as one frame takes from the budget.
