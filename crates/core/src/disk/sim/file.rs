@@ -105,3 +105,25 @@ impl DiskFile for SimFile {
         self.with(|st| Ok(st.inodes.get(&self.ino).map_or(0, |i| i.current.len() as u64)))
     }
 }
+
+impl State {
+    /// The bytes `start..end` a direct write put in `ino` reach the disk, as an
+    /// `O_DSYNC` write's do before it returns: durable, unless the write fails as an fsync
+    /// would (`SimDisk::fail_next_syncs`: they then never reach it) or fsyncs do nothing.
+    pub(super) fn write_through(&mut self, ino: u64, start: usize, end: usize) -> io::Result<()> {
+        let fail = self.take_failure();
+        let noop = self.options.fsync_noop;
+        let inode = self.inodes.get_mut(&ino).ok_or_else(|| io::Error::other("inode gone"))?;
+        if fail {
+            inode.dropped.push((start, end));
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        if !noop {
+            if inode.durable.len() < end {
+                inode.durable.resize(end, 0);
+            }
+            inode.durable[start..end].copy_from_slice(&inode.current[start..end]);
+        }
+        Ok(())
+    }
+}

@@ -180,26 +180,6 @@ impl State {
         Ok(())
     }
 
-    /// The bytes `start..end` a direct write put in `ino` reach the disk, as an
-    /// `O_DSYNC` write's do before it returns: durable, unless the write fails as an fsync
-    /// would (`SimDisk::fail_next_syncs`: they then never reach it) or fsyncs do nothing.
-    fn write_through(&mut self, ino: u64, start: usize, end: usize) -> io::Result<()> {
-        let fail = self.take_failure();
-        let noop = self.options.fsync_noop;
-        let inode = self.inodes.get_mut(&ino).ok_or_else(|| io::Error::other("inode gone"))?;
-        if fail {
-            inode.dropped.push((start, end));
-            return Err(io::Error::from_raw_os_error(5));
-        }
-        if !noop {
-            if inode.durable.len() < end {
-                inode.durable.resize(end, 0);
-            }
-            inode.durable[start..end].copy_from_slice(&inode.current[start..end]);
-        }
-        Ok(())
-    }
-
     /// Syncs every file, as `syncfs(2)` does (names still need their directory synced:
     /// the model stays strict where a real file system may do more). A failure drops the
     /// dirty bytes of the first file written since its last sync, and syncs the others.
