@@ -11,13 +11,13 @@
 //!
 //! Where the file system takes them (`Disk::open_direct`: `O_DIRECT | O_DSYNC`), the ring is
 //! written with direct, durable writes of whole pages: one call a round, durable when it
-//! returns, no page-cache copy and no writeback (half the writer's CPU, see
-//! `docs/benchmarks.md`). A round's first page begins with the previous round's last bytes,
+//! returns, no page-cache copy, no writeback, and no page cache held (`docs/benchmarks.md`,
+//! "Direct writes of the journal"). A round's first page begins with the previous round's last bytes,
 //! written again as they are (as the page cache writes back a whole page too); its last
 //! page ends in zeros, over bytes of the ring's previous lap, which the journal keeps
 //! clear of positions it still needs ([`JournalFile::overwrite_margin`]). Elsewhere
-//! (tmpfs, FUSE file systems that refuse it) the ring is written through the page cache
-//! and synced.
+//! (tmpfs before Linux 6.6, FUSE file systems that refuse it) the ring is written through
+//! the page cache and synced.
 //!
 //! A header is written over the slot the newest valid one is not in, then synced; an
 //! open takes the valid slot with the higher sequence. So a header write that a crash tore
