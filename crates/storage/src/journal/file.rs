@@ -14,8 +14,9 @@
 //! returns, no page-cache copy, no writeback, and no page cache held (`docs/benchmarks.md`,
 //! "Direct writes of the journal"). A round's first page begins with the previous round's last bytes,
 //! written again as they are (as the page cache writes back a whole page too); its last
-//! page ends in zeros, over bytes of the ring's previous lap, which the journal keeps
-//! clear of positions it still needs ([`JournalFile::overwrite_margin`]). Elsewhere
+//! page goes on past the round's end with a frame header of zeros (where a scan stops) and
+//! then whatever the write buffer held, over bytes of the ring's previous lap, which the
+//! journal keeps clear of positions it still needs ([`JournalFile::overwrite_margin`]). Elsewhere
 //! (tmpfs before Linux 6.6, FUSE file systems that refuse it) the ring is written through
 //! the page cache and synced.
 //!
@@ -31,6 +32,7 @@ use std::sync::{Mutex, PoisonError};
 
 use shale_core::disk::{DIRECT_ALIGN, FileHandle, OpenMode, SharedDisk, TMP_SUFFIX, read_full_at};
 
+use super::frame::HEADER_LEN as FRAME_HEADER_LEN;
 use super::ring::RingRead;
 
 /// Where the ring starts in the file.
@@ -134,9 +136,9 @@ struct Direct {
 struct Pages {
     /// Room for a write's pages, and for aligning them to a page.
     buf: Vec<u8>,
-    /// The ring position of the last page written, and its bytes: where the next write
-    /// starts on that page, its first bytes.
-    last: Option<(u64, Vec<u8>)>,
+    /// The ring position of the last page written, and where its bytes still are in
+    /// `buf`: where the next write starts on that page, its first bytes.
+    last: Option<(u64, usize)>,
 }
 
 impl JournalFile {
@@ -210,8 +212,8 @@ impl JournalFile {
         self.direct.is_some()
     }
 
-    /// Bytes past the end of a write that it may overwrite (with zeros): the rest of its
-    /// last page with direct writes. The journal keeps that much of the ring clear ahead
+    /// Bytes past the end of a write that it may overwrite: the rest of its last page with
+    /// direct writes. The journal keeps that much of the ring clear ahead
     /// of its end, so they are always bytes of a lap it no longer needs.
     pub(crate) fn overwrite_margin(&self) -> u64 {
         if self.is_direct() { DIRECT_ALIGN as u64 } else { 0 }
@@ -279,7 +281,7 @@ impl JournalFile {
 impl Direct {
     /// Writes `bytes` at ring position `pos` (not past the ring's end), durably, as the
     /// whole pages that hold them: the first begins with the ring's bytes before `pos`
-    /// (the last page written, or read back), the last ends in zeros.
+    /// (the last page written, or read back); after `bytes`, a frame header of zeros.
     fn write(&self, j: &JournalFile, pos: u64, bytes: &[u8]) -> Result<(), JournalError> {
         if bytes.is_empty() {
             return Ok(());
@@ -294,18 +296,20 @@ impl Direct {
         if buf.len() < len + DIRECT_ALIGN {
             buf.resize(len + DIRECT_ALIGN, 0);
         }
+        // `buf` keeps its bytes when it grows (its indexes, not its address).
         let align = buf.as_ptr().align_offset(DIRECT_ALIGN);
-        let out = &mut buf[align..align + len];
-        match last {
-            Some((at, bytes)) if *at == start => out[..head].copy_from_slice(&bytes[..head]),
-            _ => j.read_at(start, &mut out[..head]).map_err(|e| j.io(e))?,
+        match *last {
+            Some((at, from)) if at == start => buf.copy_within(from..from + head, align),
+            _ => j.read_at(start, &mut buf[align..align + head]).map_err(|e| j.io(e))?,
         }
+        let out = &mut buf[align..align + len];
         out[head..head + bytes.len()].copy_from_slice(bytes);
-        out[head + bytes.len()..].fill(0);
+        // A frame header of zeros ends the journal where this write does; the rest of the
+        // page is a lap the journal no longer needs (whatever the buffer held before).
+        let tail = head + bytes.len();
+        out[tail..(tail + FRAME_HEADER_LEN).min(len)].fill(0);
         self.file.write_all_at(out, RING_START + start).map_err(|e| j.io(e))?;
-        let last_page = last.get_or_insert_with(|| (0, vec![0; DIRECT_ALIGN]));
-        last_page.0 = end - page;
-        last_page.1.copy_from_slice(&out[len - DIRECT_ALIGN..]);
+        *last = Some((end - page, align + len - DIRECT_ALIGN));
         Ok(())
     }
 }
@@ -469,7 +473,7 @@ mod tests {
 
     /// Direct writes of rounds that start and end inside pages: each is durable when it
     /// returns (no sync), keeps the bytes before it on its first page (from the last page
-    /// written, or read back after an open), and zeros the rest of its last page only.
+    /// written, or read back after an open), and ends in a frame header of zeros.
     #[test]
     fn direct_writes_keep_the_bytes_before_them_and_last_without_a_sync() {
         let (sim, disk) = sim(SimOptions::default());
@@ -483,10 +487,12 @@ mod tests {
             at += len;
             expected.clone()
         };
-        let ring = |j: &JournalFile| {
+        // The ring up to where the writes end, and a frame header's length after it.
+        let ring = |j: &JournalFile, written: &[u8]| {
             let mut ring = vec![0u8; 4 * 4096];
             j.read_at(0, &mut ring).unwrap();
-            ring
+            let end = written.iter().rposition(|&b| b != 0).unwrap() + 1;
+            ring[..end + FRAME_HEADER_LEN] == written[..end + FRAME_HEADER_LEN]
         };
         let j = JournalFile::open(&disk, path, 4 * 4096).unwrap();
         assert!(j.is_direct() && j.overwrite_margin() == 4096);
@@ -497,11 +503,11 @@ mod tests {
         drop(j);
         sim.crash();
         let j = JournalFile::open(&disk, path, 4 * 4096).unwrap();
-        assert!(ring(&j) == written, "after a crash with no sync");
+        assert!(ring(&j, &written), "after a crash with no sync");
         let written = write(&j, 300);
         drop(j);
         sim.crash();
         let j = JournalFile::open(&disk, path, 4 * 4096).unwrap();
-        assert!(ring(&j) == written, "the first page read back, then written whole");
+        assert!(ring(&j, &written), "the first page read back, then written whole");
     }
 }
