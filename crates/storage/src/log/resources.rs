@@ -192,9 +192,22 @@ impl SheddingDisk {
 }
 
 impl SheddingDisk {
-    /// An opened file counted against the budget its place was taken from, or the place
-    /// given back.
-    fn counted(&self, opened: std::io::Result<FileHandle>) -> std::io::Result<FileHandle> {
+    /// Opens `path` with `open` in a place among the open files: out of descriptors, sheds
+    /// the cached files and tries once more; the file counted against the budget, or the
+    /// place given back.
+    fn counted_open(
+        &self,
+        path: &Path,
+        open: impl Fn() -> std::io::Result<FileHandle>,
+    ) -> std::io::Result<FileHandle> {
+        self.take_place()?;
+        let opened = match open() {
+            Err(e) if out_of_descriptors(&e) => {
+                self.shed(path);
+                open()
+            }
+            r => r,
+        };
         match opened {
             Ok(file) => Ok(CountedFile::counted_by(file, self.budget.clone())),
             Err(e) => {
@@ -207,27 +220,11 @@ impl SheddingDisk {
 
 impl Disk for SheddingDisk {
     fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<FileHandle> {
-        self.take_place()?;
-        let opened = match self.inner.open(path, mode) {
-            Err(e) if out_of_descriptors(&e) => {
-                self.shed(path);
-                self.inner.open(path, mode)
-            }
-            r => r,
-        };
-        self.counted(opened)
+        self.counted_open(path, || self.inner.open(path, mode))
     }
     /// Counted among the open files like any other (the journal's direct handle).
     fn open_direct(&self, path: &Path) -> std::io::Result<FileHandle> {
-        self.take_place()?;
-        let opened = match self.inner.open_direct(path) {
-            Err(e) if out_of_descriptors(&e) => {
-                self.shed(path);
-                self.inner.open_direct(path)
-            }
-            r => r,
-        };
-        self.counted(opened)
+        self.counted_open(path, || self.inner.open_direct(path))
     }
     fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
         self.inner.create_dir_all(path)
