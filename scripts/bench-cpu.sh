@@ -37,6 +37,14 @@
 # BROKER_CPUS confines the broker to those CPUs (`--cpus`, e.g. 0) and LOAD_CPUS runs the
 # load under `taskset -c` (e.g. 1): the broker on a core of its own, its clients elsewhere,
 # as on separate hosts (see "A core of its own" in docs/benchmarks.md).
+# Front end `raw`: gRPC with `shale-bench latency --raw`, each record a request of its
+# own on one ProduceMany stream, without the client's producer. The build `floor` (in
+# SHALE_BINS) is `shale-bench grpc-floor`, which answers ProduceMany at once with no broker
+# behind it: what tonic, HTTP/2 and protobuf cost the same load, measured as a broker is
+# (it takes the `raw` front end only). It answers on ticks FLOOR_ANSWER_US apart (default
+# 1000, as the broker's journal rounds are paced; 0: each message at once), so that the
+# client packs its messages as it does for a broker.
+# E.g. SHALE_BINS="floor $SHALE" scripts/bench-cpu.sh DIR "100:50k 1000:20k" raw.
 # GRPC_LINGER_MS sets the Rust client's linger on gRPC (default: the client's, 0 ms, so
 # every record is a batch of its own at these rates; the Kafka runs use librdkafka at
 # linger.ms=1, whose batches its five requests in flight fill to about 11 records at 100
@@ -89,8 +97,8 @@ switches_by_thread() {
     sort -k2,2nr -k3,3nr |
     awk '$2 + $3 >= 0.005 {printf "%s%s %.2f+%.2f", (m++ ? ", " : ""), $1, $2, $3} END {print ""}'
 }
-# A counter of the broker's metrics.
-metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+# A counter of the broker's metrics (nothing from the gRPC floor, which has none).
+metric() { { curl -s "http://127.0.0.1:$ADMIN/metrics" || true; } | awk -v m="$1" '$1 == m {print $2}'; }
 
 
 # Starts broker build $1 (under $2, a wrapper such as valgrind, if given) with both
@@ -99,6 +107,16 @@ start() {
   local bin=$1 wrapper=$2 partitions=$3
   rm -rf "$DIR/shale"
   GRPC=127.0.0.1:$(free_port) KAFKA=127.0.0.1:$(free_port)
+  if [ "$bin" = floor ]; then
+    # shellcheck disable=SC2086
+    ${BROKER_CPUS:+taskset -c $BROKER_CPUS} $wrapper "$SHALE_BENCH" grpc-floor --listen "$GRPC" \
+      --answer-every-us "${FLOOR_ANSWER_US:-1000}" > "$DIR/broker.out" 2> "$DIR/broker.err" &
+    PID=$!
+    trap 'kill $PID 2>/dev/null && wait $PID 2>/dev/null || true' EXIT
+    for _ in $(seq 1200); do grep -q listening "$DIR/broker.out" && break; sleep 0.1; done
+    grep -q listening "$DIR/broker.out" || { echo "the floor did not start: $(tail -3 "$DIR/broker.err")" >&2; exit 1; }
+    return
+  fi
   # shellcheck disable=SC2086
   env ${BROKER_CPUS:+SHALE_CPUS=$BROKER_CPUS} $wrapper "$bin" standalone --data-dir "$DIR/shale" --listen "$GRPC" --kafka-listen "$KAFKA" \
     --admin-listen "127.0.0.1:$ADMIN" > "$DIR/broker.out" 2> "$DIR/broker.err" &
@@ -123,6 +141,9 @@ load() {
       --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
       --seconds "$seconds" ${GRPC_LINGER_MS:+--linger-ms "$GRPC_LINGER_MS"} \
       --label "grpc $partitions" ;;
+    raw) exec "${on[@]}" "$SHALE_BENCH" latency --raw --broker "$GRPC" --topic "cpu$partitions" \
+      --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
+      --seconds "$seconds" --label "raw $partitions" ;;
     kafka) exec "${on[@]}" "$KAFKA_BENCH" latency --bootstrap "$KAFKA" --topic "cpu$partitions" \
       --partitions "$partitions" --rates "$rate" --rounds 1 --warmup "$warmup" \
       --seconds "$seconds" --linger-ms 1 --batch-size 1048576 --label "kafka $partitions" ;;
@@ -210,10 +231,12 @@ for entry in $MATRIX; do
   echo "== $partitions partitions, $rate records/s, 1 KiB: fio fdatasync p50/p99/p999 $(fio_sync_ms $(( $(records "$rate") * 1024 )) | sed 's| | / |g') ms"
   for front in $FRONT_ENDS; do
     for bin in $BINS; do
+      [ "$bin" != floor ] || [ "$front" = raw ] || continue
       run "$bin" "$front" "$partitions" "$rate"
     done
     if [ "${CALLGRIND:-0}" = 1 ]; then
       for bin in $BINS; do
+        [ "$bin" != floor ] || [ "$front" = raw ] || continue
         callgrind_run "$bin" "$front" "$partitions"
       done
     fi

@@ -11,6 +11,7 @@ use shale_client::cli::{BrokerArg, Format, key_value, parse_acks};
 use shale_client::{Producer, ProducerConfig, ProducerRecord};
 use shale_core::acks::Acks;
 
+use crate::grpc_floor::RawSender;
 use crate::open_loop::{self, Acked};
 
 /// `shale-bench latency`.
@@ -52,6 +53,11 @@ pub(crate) struct LatencyBench {
     /// Idempotent producer (producer id and sequence numbers), as by default.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub idempotence: bool,
+    /// Send each record as a request of its own over one ProduceMany stream, without the
+    /// producer (no producer id, batching, metadata or retries; plaintext; the topic must
+    /// exist): the load `shale-bench grpc-floor` can take as well as a broker.
+    #[arg(long)]
+    pub raw: bool,
     /// Label of this run in the report.
     #[arg(long, default_value = "shale")]
     pub label: String,
@@ -72,6 +78,9 @@ pub(crate) fn with_key(record: ProducerRecord, i: u64, keys: u64) -> ProducerRec
 
 /// Runs `latency`.
 pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
+    if b.raw {
+        return run_raw(b).await;
+    }
     let client = b.broker.client()?;
     if client.partition_count(&b.topic).await.is_err() {
         client
@@ -120,23 +129,62 @@ pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
         })
         .await?;
         producer.flush().await?;
-        let mib = rate as f64 * b.record_size as f64 / f64::from(1 << 20);
-        match b.format {
-            Format::Text => println!("{}", result.line(&format!("{} round {round}", b.label))),
-            Format::Json => {
-                let mut json = result.json(&b.label, round);
-                json["offered_mib_per_sec"] = mib.into();
-                json["partitions"] = b.partitions.into();
-                println!("{json}");
-            }
-        }
-        if let Some(e) = result.first_error {
-            failed
-                .get_or_insert(format!("{} records failed at {rate}/s; first: {e}", result.errors));
-        }
+        report(&b, round, rate, &result, &mut failed);
     }
     match failed {
         Some(e) => anyhow::bail!(e),
         None => Ok(()),
+    }
+}
+
+/// Runs `latency --raw`: the same rounds through a [`RawSender`].
+async fn run_raw(b: LatencyBench) -> anyhow::Result<()> {
+    let mut value = vec![0u8; b.record_size];
+    rand::rng().fill_bytes(&mut value);
+    let sender = RawSender::connect(&b.broker.broker, &b.topic, Bytes::from(value)).await?;
+    let sender = std::sync::Arc::new(std::sync::Mutex::new(sender));
+    let handle = tokio::runtime::Handle::current();
+    let mut failed = None;
+    for (round, rate, warmup, measure) in b.schedule.each() {
+        let (sender, handle, partitions) = (sender.clone(), handle.clone(), b.partitions.max(1));
+        let result = tokio::task::spawn_blocking(move || {
+            let mut next = 0u32;
+            open_loop::offer(&handle, rate, warmup, measure, || {
+                let answer = sender.lock().expect("the raw sender's lock").send(next);
+                next = (next + 1) % partitions;
+                Box::pin(std::future::ready(Ok(Box::pin(async move {
+                    answer.await.map_err(|_| "the stream ended".to_string())?
+                }) as Acked)))
+            })
+        })
+        .await?;
+        report(&b, round, rate, &result, &mut failed);
+    }
+    match failed {
+        Some(e) => anyhow::bail!(e),
+        None => Ok(()),
+    }
+}
+
+/// Prints a round's line (or JSON object) and keeps its first failure in `failed`.
+fn report(
+    b: &LatencyBench,
+    round: u32,
+    rate: u64,
+    result: &open_loop::Round,
+    failed: &mut Option<String>,
+) {
+    let mib = rate as f64 * b.record_size as f64 / f64::from(1 << 20);
+    match b.format {
+        Format::Text => println!("{}", result.line(&format!("{} round {round}", b.label))),
+        Format::Json => {
+            let mut json = result.json(&b.label, round);
+            json["offered_mib_per_sec"] = mib.into();
+            json["partitions"] = b.partitions.into();
+            println!("{json}");
+        }
+    }
+    if let Some(e) = &result.first_error {
+        failed.get_or_insert(format!("{} records failed at {rate}/s; first: {e}", result.errors));
     }
 }

@@ -8,6 +8,8 @@
 //! - `fetch_latency`: the time to a first record at random cold or local offsets.
 //! - `groups`: many group members committing on a timer.
 //! - `partitions`: many partitions on one broker: create, produce to each, read back.
+//! - `grpc_floor`: `grpc-floor`, ProduceMany answered with no broker behind it, and the
+//!   raw load (`latency --raw`) it and a broker both take.
 //! - `stalls`: how late the machine wakes a sleeping thread (its scheduling floor).
 //! - `etcd`: the etcd figures `groups` reports, over etcd's HTTP API.
 //! - `report`: latency histograms and the progress bar.
@@ -20,6 +22,7 @@ mod etcd;
 mod fetch_format;
 mod fetch_latency;
 mod groups;
+mod grpc_floor;
 mod latency;
 mod open_loop;
 mod partitions;
@@ -67,6 +70,10 @@ enum Command {
     /// How late the machine wakes a thread sleeping 20 µs at a time, and when: run it
     /// beside a load to see the stalls that load causes machine-wide.
     Stalls(stalls::StallsBench),
+    /// Serve ProduceMany with no broker behind it (nothing stored, each message answered at
+    /// once or on a tick): what gRPC itself costs a produce message, to measure beside a
+    /// broker with `latency --raw`.
+    GrpcFloor(grpc_floor::GrpcFloor),
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -79,6 +86,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Groups(b) => groups::run(b).await,
         Command::Partitions(b) => partitions::run(b).await,
         Command::Stalls(b) => stalls::run(b).await,
+        Command::GrpcFloor(b) => grpc_floor::serve(b).await,
     }
 }
 
