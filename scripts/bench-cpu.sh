@@ -39,11 +39,11 @@
 # as on separate hosts (see "A core of its own" in docs/benchmarks.md).
 # Front end `raw`: gRPC with `shale-bench latency --raw`, each record a request of its
 # own on one ProduceMany stream, without the client's producer. The build `floor` (in
-# SHALE_BINS) is `shale-bench grpc-floor`, which answers ProduceMany at once with no broker
-# behind it: what tonic, HTTP/2 and protobuf cost the same load, measured as a broker is
-# (it takes the `raw` front end only). It answers on ticks FLOOR_ANSWER_US apart (default
-# 1000, as the broker's journal rounds are paced; 0: each message at once), so that the
-# client packs its messages as it does for a broker.
+# SHALE_BINS) is `shale-bench grpc-floor`, which answers ProduceMany with no broker behind
+# it: what tonic, HTTP/2 and protobuf cost the same load, measured as a broker is (it takes
+# the `raw` front end only). It answers on ticks FLOOR_ANSWER_US apart (default 1000, as
+# the broker's journal rounds are paced; 0: each message at once), so that the client
+# packs its messages as it does for a broker.
 # E.g. SHALE_BINS="floor $SHALE" scripts/bench-cpu.sh DIR "100:50k 1000:20k" raw.
 # GRPC_LINGER_MS sets the Rust client's linger on gRPC (default: the client's, 0 ms, so
 # every record is a batch of its own at these rates; the Kafka runs use librdkafka at

@@ -8,8 +8,8 @@
 //!   `--answer-every-us` on the next tick, as a broker answers at its rounds' ends. Every
 //!   other method is refused as unimplemented: it is a floor, not a broker.
 //! - [`RawSender`] (`shale-bench latency --raw`) is the load that both the floor and a
-//!   broker can take: each record a request of its own (a one-record batch, acks=all, no
-//!   producer id) on one `ProduceMany` stream, the requests waiting packed into one
+//!   broker can take: each record a request of its own (a one-record batch, no producer
+//!   id) on one `ProduceMany` stream, the requests waiting packed into one
 //!   message while eight are unanswered — what the client's producer sends at its default
 //!   linger of 0 — but with no metadata, partition senders or lanes in the client.
 
@@ -17,22 +17,20 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
 use futures::{Stream, StreamExt};
+use shale_client::producer::MAX_MESSAGES_IN_FLIGHT;
+use shale_core::acks::Acks;
 use shale_core::record::{BatchBuilder, Compression, Record};
 use shale_proto::pb;
 use shale_proto::transport::{CONNECTION_WINDOW, MAX_STREAMS_PER_CONNECTION, STREAM_WINDOW};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-
-/// Messages awaiting answers on the stream before the next waits (and fills), as the
-/// client's producer allows.
-const MAX_MESSAGES_IN_FLIGHT: usize = 8;
 
 /// Messages the floor awaits the tick for at once, as the broker's `ProduceMany` does.
 const ANSWERS_IN_FLIGHT: usize = 64;
@@ -224,14 +222,20 @@ type Waiting = (pb::ProduceRequest, oneshot::Sender<Result<(), String>>);
 pub(crate) struct RawSender {
     requests: mpsc::UnboundedSender<Waiting>,
     topic: String,
+    acks: i32,
     batch: Bytes,
-    next_id: u64,
+    next_id: AtomicU64,
 }
 
 impl RawSender {
     /// Connects to `broker` (plaintext) and opens the stream; each request carries a
-    /// one-record batch of `value` to `topic`.
-    pub(crate) async fn connect(broker: &str, topic: &str, value: Bytes) -> anyhow::Result<Self> {
+    /// one-record batch of `value` to `topic`, to be acknowledged as `acks` says.
+    pub(crate) async fn connect(
+        broker: &str,
+        topic: &str,
+        acks: Acks,
+        value: Bytes,
+    ) -> anyhow::Result<Self> {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{broker}"))?
             .initial_connection_window_size(CONNECTION_WINDOW)
             .initial_stream_window_size(STREAM_WINDOW)
@@ -256,18 +260,23 @@ impl RawSender {
             timestamp_ms: i64::try_from(now.as_millis())?,
             ..Record::default()
         });
-        Ok(Self { requests, topic: topic.to_string(), batch: batch.build(), next_id: 0 })
+        Ok(Self {
+            requests,
+            topic: topic.to_string(),
+            acks: shale_proto::convert::acks_to_proto(acks) as i32,
+            batch: batch.build(),
+            next_id: AtomicU64::new(0),
+        })
     }
 
     /// Queues a request to `partition`; the receiver gets its answer.
-    pub(crate) fn send(&mut self, partition: u32) -> oneshot::Receiver<Result<(), String>> {
-        self.next_id += 1;
+    pub(crate) fn send(&self, partition: u32) -> oneshot::Receiver<Result<(), String>> {
         let req = pb::ProduceRequest {
             topic: self.topic.clone(),
             partition,
-            acks: pb::Acks::All as i32,
+            acks: self.acks,
             payload: Some(pb::produce_request::Payload::Batches(self.batch.clone())),
-            correlation_id: self.next_id,
+            correlation_id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
             timeout_ms: 30_000,
             transactional_id: String::new(),
         };
@@ -365,7 +374,7 @@ mod tests {
     async fn the_floor_answers_every_raw_request_and_refuses_the_rest() {
         for tick in [Duration::ZERO, Duration::from_millis(1)] {
             with_floor(tick, |addr| async move {
-                let mut sender = RawSender::connect(&addr, "t", Bytes::from_static(b"v"))
+                let sender = RawSender::connect(&addr, "t", Acks::All, Bytes::from_static(b"v"))
                     .await
                     .expect("connect");
                 let answers: Vec<_> = (0..500).map(|i| sender.send(i % 7)).collect();

@@ -2,6 +2,9 @@
 //! `open_loop`): each record is due at `start + i / rate` and its latency runs from then to
 //! its acknowledgement, so a stall is charged to every record it delayed.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,7 +59,7 @@ pub(crate) struct LatencyBench {
     /// Send each record as a request of its own over one ProduceMany stream, without the
     /// producer (no producer id, batching, metadata or retries; plaintext; the topic must
     /// exist): the load `shale-bench grpc-floor` can take as well as a broker.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["keys", "batch_size", "linger_ms", "max_in_flight"])]
     pub raw: bool,
     /// Label of this run in the report.
     #[arg(long, default_value = "shale")]
@@ -76,11 +79,85 @@ pub(crate) fn with_key(record: ProducerRecord, i: u64, keys: u64) -> ProducerRec
     }
 }
 
+/// Where the records go: the client's producer, or one raw `ProduceMany` stream.
+#[derive(Clone)]
+enum Sink {
+    Producer(Producer),
+    Raw(Arc<RawSender>),
+}
+
+impl Sink {
+    /// Sends the `i`th record (to `partition`); resolves once it is sent, to its ack.
+    fn send(
+        &self,
+        b: &LatencyBench,
+        value: &Bytes,
+        partition: u32,
+        i: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<Acked, String>> + Send>> {
+        match self {
+            Sink::Producer(producer) => {
+                let record =
+                    ProducerRecord::new(b.topic.clone(), value.clone()).partition(partition);
+                let record = with_key(record, i, b.keys);
+                let producer = producer.clone();
+                Box::pin(async move {
+                    let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
+                    Ok(Box::pin(
+                        async move { delivery.await.map(|_| ()).map_err(|e| e.to_string()) },
+                    ) as Acked)
+                })
+            }
+            Sink::Raw(raw) => {
+                let answer = raw.send(partition);
+                Box::pin(std::future::ready(Ok(Box::pin(async move {
+                    answer.await.map_err(|_| "the stream ended".to_string())?
+                }) as Acked)))
+            }
+        }
+    }
+}
+
 /// Runs `latency`.
 pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
-    if b.raw {
-        return run_raw(b).await;
+    let mut value = vec![0u8; b.record_size];
+    rand::rng().fill_bytes(&mut value);
+    let value = Bytes::from(value);
+    let sink = match b.raw {
+        true => Sink::Raw(Arc::new(
+            RawSender::connect(&b.broker.broker, &b.topic, b.acks, value.clone()).await?,
+        )),
+        false => Sink::Producer(producer(&b).await?),
+    };
+    let b = Arc::new(b);
+    let handle = tokio::runtime::Handle::current();
+    let mut failed = None;
+    for (round, rate, warmup, measure) in b.schedule.each() {
+        let (to, bench, value, handle) = (sink.clone(), b.clone(), value.clone(), handle.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let partitions = bench.partitions.max(1);
+            let (mut next, mut sent) = (0u32, 0u64);
+            open_loop::offer(&handle, rate, warmup, measure, || {
+                let sending = to.send(&bench, &value, next, sent);
+                next = (next + 1) % partitions;
+                sent += 1;
+                sending
+            })
+        })
+        .await?;
+        if let Sink::Producer(producer) = &sink {
+            producer.flush().await?;
+        }
+        report(&b, round, rate, &result, &mut failed);
     }
+    match failed {
+        Some(e) => anyhow::bail!(e),
+        None => Ok(()),
+    }
+}
+
+/// The client's producer as `b` configures it, the topic created if missing.
+async fn producer(b: &LatencyBench) -> anyhow::Result<Producer> {
     let client = b.broker.client()?;
     if client.partition_count(&b.topic).await.is_err() {
         client
@@ -102,68 +179,7 @@ pub(crate) async fn run(b: LatencyBench) -> anyhow::Result<()> {
         idempotence: b.idempotence,
         ..defaults
     };
-    let producer = Producer::new(client, config);
-    let mut value = vec![0u8; b.record_size];
-    rand::rng().fill_bytes(&mut value);
-    let value = Bytes::from(value);
-    let handle = tokio::runtime::Handle::current();
-    let mut failed = None;
-    for (round, rate, warmup, measure) in b.schedule.each() {
-        let (sender, value, topic) = (producer.clone(), value.clone(), b.topic.clone());
-        let (handle, partitions, keys) = (handle.clone(), b.partitions.max(1), b.keys);
-        let result = tokio::task::spawn_blocking(move || {
-            let (mut next, mut sent) = (0u32, 0u64);
-            open_loop::offer(&handle, rate, warmup, measure, || {
-                let record = ProducerRecord::new(topic.clone(), value.clone()).partition(next);
-                let record = with_key(record, sent, keys);
-                next = (next + 1) % partitions;
-                sent += 1;
-                let producer = sender.clone();
-                Box::pin(async move {
-                    let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
-                    Ok(Box::pin(
-                        async move { delivery.await.map(|_| ()).map_err(|e| e.to_string()) },
-                    ) as Acked)
-                })
-            })
-        })
-        .await?;
-        producer.flush().await?;
-        report(&b, round, rate, &result, &mut failed);
-    }
-    match failed {
-        Some(e) => anyhow::bail!(e),
-        None => Ok(()),
-    }
-}
-
-/// Runs `latency --raw`: the same rounds through a [`RawSender`].
-async fn run_raw(b: LatencyBench) -> anyhow::Result<()> {
-    let mut value = vec![0u8; b.record_size];
-    rand::rng().fill_bytes(&mut value);
-    let sender = RawSender::connect(&b.broker.broker, &b.topic, Bytes::from(value)).await?;
-    let sender = std::sync::Arc::new(std::sync::Mutex::new(sender));
-    let handle = tokio::runtime::Handle::current();
-    let mut failed = None;
-    for (round, rate, warmup, measure) in b.schedule.each() {
-        let (sender, handle, partitions) = (sender.clone(), handle.clone(), b.partitions.max(1));
-        let result = tokio::task::spawn_blocking(move || {
-            let mut next = 0u32;
-            open_loop::offer(&handle, rate, warmup, measure, || {
-                let answer = sender.lock().expect("the raw sender's lock").send(next);
-                next = (next + 1) % partitions;
-                Box::pin(std::future::ready(Ok(Box::pin(async move {
-                    answer.await.map_err(|_| "the stream ended".to_string())?
-                }) as Acked)))
-            })
-        })
-        .await?;
-        report(&b, round, rate, &result, &mut failed);
-    }
-    match failed {
-        Some(e) => anyhow::bail!(e),
-        None => Ok(()),
-    }
+    Ok(Producer::new(client, config))
 }
 
 /// Prints a round's line (or JSON object) and keeps its first failure in `failed`.

@@ -30,6 +30,7 @@ mod tests;
 mod txn;
 
 use lane::{Batching, Lane, Pushed};
+pub use mux::MAX_MESSAGES_IN_FLIGHT;
 use sender::sender_loop;
 pub use txn::{GroupMetadata, TransactionalConfig, TransactionalProducer};
 

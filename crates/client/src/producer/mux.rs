@@ -28,7 +28,7 @@ use shale_proto::pb;
 use crate::{Client, status_error};
 
 /// Messages awaiting answers on one broker's stream before the next waits (and fills).
-const MAX_MESSAGES_IN_FLIGHT: usize = 8;
+pub const MAX_MESSAGES_IN_FLIGHT: usize = 8;
 /// Requests awaiting answers on a `ProduceStream` to a broker older than `ProduceMany`
 /// (one request per message there).
 const MAX_LEGACY_IN_FLIGHT: usize = 64;
