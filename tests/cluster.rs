@@ -416,10 +416,26 @@ async fn partitions_are_added_to_a_topic_and_used() {
         shale_cli_with(&c.broker(1).addr, &["topic", "alter", "grow", "--partitions", "5"], None);
     assert!(out.contains("now has 5 partitions"), "{out}");
     assert!(out.contains("Keyed records now hash over 5"), "states the key consequence: {out}");
-    let md = client.admin().metadata(&["grow".to_string()]).await.unwrap();
+    // Broker 1 answered once it saw the new partitions placed; broker 0 learns of them
+    // from its own watch of the metadata store, a moment apart.
+    let md =
+        common::wait_for(Duration::from_secs(10), "broker 0 to see 5 partitions placed", || {
+            let client = client.clone();
+            async move {
+                let md = client
+                    .admin()
+                    .metadata(&["grow".to_string()])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match md.topics[0].partitions.len() {
+                    5 => Ok(md),
+                    n => Err(format!("{n} partitions: {:?}", md.topics[0].partitions)),
+                }
+            }
+        })
+        .await;
     let parts = &md.topics[0].partitions;
     assert_eq!(md.topics[0].topic.as_ref().unwrap().partitions, 5);
-    assert_eq!(parts.len(), 5, "{parts:?}");
     assert!(parts.iter().all(|p| p.replicas.len() == 2 && p.leader_id > 0), "{parts:?}");
     let led: std::collections::BTreeSet<i32> = parts.iter().map(|p| p.leader_id).collect();
     assert_eq!(led.len(), 3, "the five partitions are led by all three brokers: {parts:?}");
