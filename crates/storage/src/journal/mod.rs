@@ -39,7 +39,7 @@ use shale_core::disk::SharedDisk;
 pub(crate) use file::{JournalError, JournalFile};
 pub(crate) use frame::Op;
 pub(crate) use ring::Found;
-pub(crate) use writer::{Copied, Journal, Member};
+pub(crate) use writer::{Copied, Journal, Member, largest_copy};
 
 /// What a journal holds when it is opened: the frames to replay, where the writer goes on,
 /// and which partition directory each stream is.

@@ -45,6 +45,7 @@ use super::round::{Refused, Round};
 use super::streams::StreamTable;
 
 mod checkpoint;
+pub(crate) use checkpoint::largest_copy;
 mod rounds;
 
 /// A partition log writing into the journal, told when its frames are durable.

@@ -39,11 +39,13 @@ const BUFFER_BYTES_MIN: usize = 16 << 10;
 
 /// How many bytes a log's buffer holds before they are written, for a journal of
 /// `capacity` bytes: a 256th of it within 16 KiB ..= 512 KiB (512 KiB for the default
-/// 256 MiB). A buffer whose file fails writes is copied forward within a checkpoint's
-/// budget, a 32nd of the journal: a budget takes at least 8 buffers.
+/// 256 MiB), and never more than one checkpoint copies forward
+/// ([`crate::journal::largest_copy`]), so that the buffer of a log whose file fails
+/// writes can always be copied (the budget, a 32nd of the journal, takes 8 buffers from a
+/// journal of 4 MiB; a smaller one, as tests make, has buffers of one budget).
 pub(super) fn buffer_bytes(capacity: u64) -> usize {
     let share = usize::try_from(capacity / 256).unwrap_or(usize::MAX);
-    share.clamp(BUFFER_BYTES_MIN, BUFFER_BYTES_MAX)
+    share.clamp(BUFFER_BYTES_MIN, BUFFER_BYTES_MAX).min(crate::journal::largest_copy(capacity))
 }
 
 /// Bytes all the buffers of one [`super::LogResources`] may hold; past it an append

@@ -907,6 +907,51 @@ fn a_log_whose_segment_cannot_be_written_does_not_hold_the_journal_for_the_other
     assert_eq!(super::tests::read_all(&other, 0, 1 << 20), other_acked, "the working log");
 }
 
+/// A failing log whose buffer is full is copied forward whole: the volume's other log
+/// appends on through many times the journal's size. (With buffers of 16 KiB in this
+/// 128 KiB journal, four times what a checkpoint copies, the full buffer was never copied,
+/// its first frame held the trim point, and the other log's appends waited for room for
+/// good; the test above met it only when its failing log filled its buffer while its first
+/// frame was far behind the journal's end, once in twenty-five runs on one busy core.)
+#[test]
+fn a_failing_logs_full_buffer_is_copied_forward_whole() {
+    let disk = SimDisk::new(SimOptions { seed: 29, ..Default::default() });
+    let rt = runtime();
+    let (resources, _) = journaled(&disk, 128 << 10);
+    let config = LogConfig::default();
+    let (failing, other) = (open(&resources, 0, &config), open(&resources, 1, &config));
+    let mut failing_acked = batch(1, 300, T0, 0);
+    let info = failing.append(&mut failing_acked, 0).expect("append before the file fails");
+    ack(&rt, &failing, info.log_end_offset).expect("acknowledged");
+    disk.fail_writes_under(Some(Path::new(&format!("{DATA}/t-0"))));
+    for tag in 1.. {
+        let mut b = batch(1, 300, T0, tag);
+        let Ok(info) = failing.append(&mut b, 0) else { break };
+        ack(&rt, &failing, info.log_end_offset).expect("acknowledged");
+        failing_acked.extend_from_slice(&b);
+    }
+    assert!(failing_acked.len() > 3 << 10, "a full buffer: {} bytes", failing_acked.len());
+    let other = Arc::new(other);
+    let writer = Background::start({
+        let other = other.clone();
+        move || {
+            let rt = runtime();
+            for tag in 0..1024 {
+                let mut b = batch(1, 1000, T0, 100 + tag);
+                let info = other.append(&mut b, 0).expect("append to the working log");
+                ack(&rt, &other, info.log_end_offset).expect("acknowledged");
+            }
+        }
+    });
+    writer.wait(30, "1 MiB of appends to the working log past the failing log's full buffer");
+    drop((failing, other));
+    power_cut(&disk, resources);
+    disk.fail_writes_under(None);
+    let (resources, _) = journaled(&disk, 128 << 10);
+    let failing = open(&resources, 0, &config);
+    assert_eq!(super::tests::read_all(&failing, 0, 1 << 20), failing_acked, "the failing log");
+}
+
 /// The largest batch the journal takes fits wherever the journal's end is, with the room
 /// pushes leave for copies: here the end just past the middle of the ring, so the frame
 /// skips to the next lap. (With frames of up to half the ring and that room reserved, the
@@ -1063,7 +1108,8 @@ fn buffered_partitions_hold_no_open_files() {
     }
 }
 
-/// A log's buffer holds a 256th of the journal (at least 16 KiB, at most 512 KiB): with a
+/// A log's buffer holds a 256th of the journal (at least 16 KiB, at most 512 KiB, and no
+/// more than one checkpoint copies forward): with a
 /// 16 MiB journal, 60 KiB of acknowledged appends reach the segment file in one write, not
 /// one per 16 KiB, and the log reads them all back. (With 16 KiB buffers the file held
 /// 45 KiB of them.)
@@ -1073,6 +1119,7 @@ fn a_logs_buffer_holds_a_256th_of_the_journal() {
     assert_eq!(super::buffer::buffer_bytes(64 << 20), 256 << 10);
     assert_eq!(super::buffer::buffer_bytes(256 << 20), 512 << 10, "the default journal's");
     assert_eq!(super::buffer::buffer_bytes(4 << 30), 512 << 10, "at most");
+    assert_eq!(super::buffer::buffer_bytes(128 << 10), 4096 - 40, "what a checkpoint copies");
     let disk = SimDisk::new(SimOptions { seed: 17, ..Default::default() });
     let rt = runtime();
     let (resources, _) = journaled(&disk, 16 << 20);

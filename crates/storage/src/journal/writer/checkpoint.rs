@@ -10,13 +10,30 @@ use shale_core::clock::monotonic_now;
 
 use super::{Copied, Failed, Journal, Member, ROOM_WARNING};
 use crate::journal::Op;
-use crate::journal::frame::footprint;
+use crate::journal::frame::{ALIGN, HEADER_LEN, footprint};
 
 /// Journal bytes a log's segment buffer may lag behind a checkpoint before the checkpoint
 /// writes it to its file (capped at a quarter of the journal; see `trim_limit`): at 1,000
 /// partitions and more, buffers are written in pieces of about this over the partitions
 /// (idle ones' not one record at a time), whatever the checkpoints' size.
 const BUFFER_LAG: u64 = 24 << 20;
+
+/// Bytes of frames one checkpoint copies forward at most, in a journal of `capacity`
+/// bytes: a 32nd of it (8 MiB of the default 256, 16 full segment buffers). Copies move
+/// the journal's end, so more than a fraction of the lag after which buffers are written
+/// would copy the same buffers again at the next checkpoint.
+pub(crate) fn copy_budget(capacity: u64) -> u64 {
+    capacity / 32
+}
+
+/// The most payload bytes one copy frame takes within a checkpoint's budget, in a journal
+/// of `capacity` bytes: a segment buffer holds no more, so that a buffer whose file fails
+/// can always be copied forward (one held past the budget would hold the trim point, and
+/// its own log's appends would wait for room for good).
+pub(crate) fn largest_copy(capacity: u64) -> usize {
+    let budget = copy_budget(capacity) / ALIGN * ALIGN;
+    budget.saturating_sub(HEADER_LEN as u64) as usize
+}
 
 impl Journal {
     /// The checkpointer thread: when asked, makes the segment files durable and moves the
@@ -187,12 +204,9 @@ impl Journal {
         Some((at, end))
     }
 
-    /// Bytes of frames one checkpoint copies forward at most: a 32nd of the journal (8 MiB
-    /// of the default 256, 512 full segment buffers). Copies move the journal's end, so
-    /// more than a fraction of the lag after which buffers are written would copy the same
-    /// buffers again at the next checkpoint.
+    /// Bytes of frames one checkpoint copies forward at most ([`copy_budget`]).
     pub(crate) fn copy_budget(&self) -> u64 {
-        self.capacity / 32
+        copy_budget(self.capacity)
     }
 
     /// Room a push (not a copy) leaves free: a checkpoint's copies, and as much again for
