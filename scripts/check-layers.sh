@@ -27,10 +27,12 @@ ALLOWED = {
     "shale-grpc": {"shale-core", "shale-proto", "shale-broker"},
     "shale-kafka": {"shale-core", "shale-broker"},
     "shale-registry": {"shale-core", "shale-broker", "shale-schema"},
+    "shale-console": {"shale-core", "shale-broker"},
     "shale-admin": {"shale-core", "shale-broker"},
     "shale": {"shale-core", "shale-schema", "shale-proto", "shale-client", "shale-meta", "shale-storage",
               "shale-groups",
-              "shale-broker", "shale-grpc", "shale-kafka", "shale-registry", "shale-admin"},
+              "shale-broker", "shale-grpc", "shale-kafka", "shale-registry", "shale-console",
+              "shale-admin"},
     "shale-bench": {"shale-core", "shale-proto", "shale-client"},
 }
 meta = json.load(open(sys.argv[1]))
@@ -54,7 +56,7 @@ for name, pkg in members.items():
                 bad.append(f"{target['src_path']}: module {m} is not named in the Layout")
 # A front end reaches the broker through its `api` only: authorization, quotas, audit and
 # the domain operations live there once, for every protocol.
-FRONT_ENDS = ["shale-grpc", "shale-kafka", "shale-registry", "shale-admin"]
+FRONT_ENDS = ["shale-grpc", "shale-kafka", "shale-registry", "shale-console", "shale-admin"]
 for name in FRONT_ENDS:
     root = pathlib.Path(members[name]["manifest_path"]).parent / "src"
     for path in sorted(root.rglob("*.rs")):

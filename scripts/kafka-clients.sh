@@ -175,14 +175,6 @@ build_type_shim() {
   (cd "$1/shim/classes" && jar cf "$JARS_DIR/google-type-shim.jar" .)
 }
 
-install_debian() {
-  echo "installing Debian's $1" >&2
-  local sudo=""
-  [ "$(id -u)" = "0" ] || sudo="sudo"
-  command -v apt-get >/dev/null 2>&1 || { echo "error: $1 missing and no apt-get" >&2; exit 1; }
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >/dev/null
-}
 
 case "${1:-}" in
   install)

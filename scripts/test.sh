@@ -13,6 +13,8 @@ scripts/s3.sh install >/dev/null
 # The Kafka listener's tests drive real Kafka clients (venv and npm dir under ~/.cache, kcat).
 scripts/kafka-clients.sh install
 scripts/grpc-clients.sh install
+# The console's tests drive Debian's Chromium with Playwright (npm dir under ~/.cache).
+scripts/browser.sh install
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "cargo-nextest not found; installing it from crates.io (a few minutes)" >&2
   cargo install cargo-nextest --locked

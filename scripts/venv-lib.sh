@@ -1,5 +1,5 @@
-# Sourced by the client installers (kafka-clients.sh, grpc-clients.sh): a Python venv
-# holding pinned packages, reinstalled when the pins change.
+# Sourced by the client installers (kafka-clients.sh, grpc-clients.sh, browser.sh): a
+# Python venv holding pinned packages, reinstalled when the pins change; a Debian package.
 # shellcheck shell=bash
 
 # Whether the venv at $1 holds exactly the packages pinned in $2 (one per line).
@@ -27,4 +27,14 @@ install_venv() {
     exit 1
   }
   echo "$pin" > "$venv/.shale-pins"
+}
+
+# Installs Debian's package $1 (as root, else with sudo).
+install_debian() {
+  echo "installing Debian's $1" >&2
+  local sudo=""
+  [ "$(id -u)" = "0" ] || sudo="sudo"
+  command -v apt-get >/dev/null 2>&1 || { echo "error: $1 missing and no apt-get" >&2; exit 1; }
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >/dev/null
 }

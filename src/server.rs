@@ -1,6 +1,6 @@
 //! Assembles a broker process from settings and the injected parts: the broker, its
-//! client-facing front ends (gRPC; the Kafka listener; the schema registry) over the
-//! broker's `api`, and the
+//! client-facing front ends (gRPC; the Kafka listener; the schema registry; the web
+//! console) over the broker's `api`, and the
 //! admin HTTP listener; and runs it until asked to stop.
 
 use std::net::SocketAddr;
@@ -26,6 +26,7 @@ pub struct RunningServer {
     grpc: shale_grpc::GrpcServer,
     kafka: Option<shale_kafka::KafkaServer>,
     registry: Option<shale_registry::RegistryServer>,
+    console: Option<shale_console::ConsoleServer>,
 }
 
 /// The metadata store the settings ask for: etcd when endpoints are configured, else the
@@ -127,6 +128,13 @@ pub async fn start(
             Some((socket, bound))
         }
     };
+    let console_socket = match settings.console.listen {
+        None => None,
+        Some(listen) => {
+            settings.tls.check_listener(listen, "HTTP for the console")?;
+            Some(bind(listen, "for the console ")?)
+        }
+    };
     let admin_listen = settings.broker.admin_listen;
     let bucket = match settings.tier.object_store.as_str() {
         "" => None,
@@ -138,6 +146,7 @@ pub async fn start(
     let settle_within = std::time::Duration::from_secs(settings.cluster.lease_ttl_secs);
     let kafka_settings = settings.kafka.clone();
     let registry_settings = settings.schema_registry.clone();
+    let console_settings = settings.console.clone();
     let broker = Broker::open(settings.broker_settings(), meta, clock, bucket, tls.clone()).await?;
     let admin = match admin_listen {
         Some(a) => {
@@ -168,18 +177,19 @@ pub async fn start(
         }
     }
     let api = Api::new(broker.clone(), authenticator);
-    let (listener, kafka_listener, registry_listener) =
-        match listen(socket, addr).and_then(|grpc| {
+    let (listener, kafka_listener, registry_listener, console_listener) = match listen(socket, addr)
+        .and_then(|grpc| {
             let kafka = kafka_socket.map(|(s, bound)| listen(s, bound)).transpose()?;
             let registry = registry_socket.map(|(s, bound)| listen(s, bound)).transpose()?;
-            Ok((grpc, kafka, registry))
+            let console = console_socket.map(|(s, bound)| listen(s, bound)).transpose()?;
+            Ok((grpc, kafka, registry, console))
         }) {
-            Ok(listeners) => listeners,
-            Err(e) => {
-                let _ = broker.close().await;
-                return Err(e);
-            }
-        };
+        Ok(listeners) => listeners,
+        Err(e) => {
+            let _ = broker.close().await;
+            return Err(e);
+        }
+    };
     let serve = |l| shale_kafka::serve(api.clone(), kafka_settings, l, tls.clone());
     let kafka = match kafka_listener.map(serve) {
         None => None,
@@ -199,6 +209,16 @@ pub async fn start(
             return Err(e);
         }
     };
+    let console = match console_listener
+        .map(|l| shale_console::serve(api.clone(), &console_settings, l, tls.clone()))
+    {
+        None => None,
+        Some(Ok(console)) => Some(console),
+        Some(Err(e)) => {
+            let _ = broker.close().await;
+            return Err(e);
+        }
+    };
     let grpc = match shale_grpc::serve(api, listener, tls).await {
         Ok(grpc) => grpc,
         Err(e) => {
@@ -209,7 +229,7 @@ pub async fn start(
     if let Some(admin) = &admin {
         admin.mark_accepting();
     }
-    Ok(RunningServer { admin, broker, grpc, kafka, registry })
+    Ok(RunningServer { admin, broker, grpc, kafka, registry, console })
 }
 
 impl RunningServer {
@@ -231,6 +251,11 @@ impl RunningServer {
     /// The schema registry's URL (`https://` over TLS), when it has a listener.
     pub fn registry_url(&self) -> Option<String> {
         self.registry.as_ref().map(shale_registry::RegistryServer::url)
+    }
+
+    /// The web console's URL (`https://` over TLS), when it has a listener.
+    pub fn console_url(&self) -> Option<String> {
+        self.console.as_ref().map(shale_console::ConsoleServer::url)
     }
 
     /// The address of the admin HTTP listener, when one was asked for.
@@ -263,6 +288,9 @@ impl RunningServer {
         }
         if let Some(registry) = self.registry.take() {
             registry.stop();
+        }
+        if let Some(console) = self.console.take() {
+            console.stop();
         }
         // Long-lived fetch streams would hold the graceful shutdown open; closing the broker
         // ends them, so close first, then wait for the servers.

@@ -49,6 +49,8 @@ pub struct Settings {
     pub kafka: shale_kafka::KafkaSettings,
     /// `[schema_registry]`: the schema registry's listener.
     pub schema_registry: shale_registry::RegistrySettings,
+    /// `[console]`: the web console's listener.
+    pub console: shale_console::ConsoleSettings,
     /// `[runtime]`: the process's threads.
     pub runtime: RuntimeSettings,
 }
@@ -97,6 +99,7 @@ impl Settings {
         self.broker_settings().validate()?;
         self.kafka.validate()?;
         self.schema_registry.validate()?;
+        self.console.validate()?;
         self.runtime.cpus().map(drop)
     }
 
@@ -117,6 +120,7 @@ impl Settings {
             quota,
             kafka,
             schema_registry,
+            console: _,
             runtime: _,
         } = self.clone();
         BrokerSettingsFile {

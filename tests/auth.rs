@@ -258,6 +258,8 @@ async fn refused_requests_and_admin_mutations_are_audited_as_json_lines() {
             "none",
             "--schema-registry-listen",
             "none",
+            "--console-listen",
+            "none",
             "--listen",
             &addr,
             "--config",

@@ -185,6 +185,8 @@ fn the_cli_refuses_plaintext_off_loopback_in_one_line() {
             "none",
             "--schema-registry-listen",
             "none",
+            "--console-listen",
+            "none",
             "--listen",
             "0.0.0.0:0",
             "--data-dir",

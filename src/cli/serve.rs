@@ -26,6 +26,9 @@ pub struct StandaloneArgs {
     /// registry listener.
     #[arg(long, env = "SHALE_SCHEMA_REGISTRY_LISTEN", default_value = "127.0.0.1:8081", value_parser = parse_registry_listen)]
     pub schema_registry_listen: RegistryListen,
+    /// Address to serve the web console on; "none" for no console.
+    #[arg(long, env = "SHALE_CONSOLE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_console_listen)]
+    pub console_listen: ConsoleListen,
     /// Object store for tiered segments: s3://bucket/prefix, file:///path or memory://
     /// (default: file://{data-dir}/bucket).
     #[arg(long, env = "SHALE_OBJECT_STORE")]
@@ -125,6 +128,19 @@ fn parse_registry_listen(s: &str) -> Result<RegistryListen, String> {
     }
 }
 
+/// `--console-listen`: an address, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleListen(Option<SocketAddr>);
+
+fn parse_console_listen(s: &str) -> Result<ConsoleListen, String> {
+    match s {
+        "none" | "" => Ok(ConsoleListen(None)),
+        addr => addr.parse().map(|a| ConsoleListen(Some(a))).map_err(|_| {
+            format!("invalid console listen address {addr:?}: expected HOST:PORT or none")
+        }),
+    }
+}
+
 fn parse_client_auth(s: &str) -> Result<crate::tls::ClientAuth, String> {
     match s {
         "none" => Ok(crate::tls::ClientAuth::None),
@@ -177,6 +193,10 @@ pub struct ServeArgs {
     /// `schema_registry.listen`).
     #[arg(long, env = "SHALE_SCHEMA_REGISTRY_LISTEN", value_parser = parse_registry_listen)]
     pub schema_registry_listen: Option<RegistryListen>,
+    /// Address to serve the web console on, or "none" (overrides the file's
+    /// `console.listen`).
+    #[arg(long, env = "SHALE_CONSOLE_LISTEN", value_parser = parse_console_listen)]
+    pub console_listen: Option<ConsoleListen>,
     /// Address Kafka clients should dial, host:port (overrides the file's
     /// `kafka.advertise`).
     #[arg(long, env = "SHALE_KAFKA_ADVERTISE")]
@@ -248,6 +268,7 @@ pub(super) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     settings.broker.listen = args.listen;
     settings.kafka.listen = args.kafka_listen.0;
     settings.schema_registry.listen = args.schema_registry_listen.0;
+    settings.console.listen = args.console_listen.0;
     settings.broker.id.get_or_insert(0);
     if args.admin_listen.is_some() {
         settings.broker.admin_listen = args.admin_listen;
@@ -284,6 +305,9 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(RegistryListen(l)) = args.schema_registry_listen {
         settings.schema_registry.listen = l;
+    }
+    if let Some(ConsoleListen(l)) = args.console_listen {
+        settings.console.listen = l;
     }
     if let Some(a) = args.kafka_advertise {
         settings.kafka.advertise = a;
@@ -362,8 +386,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let kafka = server.kafka_addr().map(|a| format!("Kafka on {a}, ")).unwrap_or_default();
     let registry =
         server.registry_url().map(|u| format!("schema registry {u}, ")).unwrap_or_default();
+    let console = server.console_url().map(|u| format!("console {u}, ")).unwrap_or_default();
     println!(
-        "shale broker {} listening on {} ({kafka}{registry}data in {}, {metadata}, {object_store}{admin}{cpus})",
+        "shale broker {} listening on {} ({kafka}{registry}{console}data in {}, {metadata}, {object_store}{admin}{cpus})",
         server.broker().id(),
         server.addr(),
         data_dir.display()

@@ -105,6 +105,10 @@ impl BrokerProcess {
         if !extra.contains(&"--schema-registry-listen") {
             args.extend_from_slice(&["--schema-registry-listen", "none"]);
         }
+        // And the console on 8080.
+        if !extra.contains(&"--console-listen") {
+            args.extend_from_slice(&["--console-listen", "none"]);
+        }
         args.extend_from_slice(extra);
         Self::spawn(data_dir, &args, env, log)
     }

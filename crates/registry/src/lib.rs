@@ -11,14 +11,12 @@
 //! - `request` (private): the caller's identity, the body and the query.
 //! - `reply` (private): Confluent's answers and error codes.
 //! - `forward` (private): what this broker cannot answer, sent to the writer.
-//! - `tls` (private): the listener over TLS.
 
 mod forward;
 mod reply;
 mod request;
 mod routes;
 pub mod settings;
-mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,7 +79,8 @@ pub fn serve(
         let served = match tls {
             None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
             Some(tls) => {
-                let listener = tls::TlsListener::new(&tls, listener, addr);
+                let what = "the schema registry";
+                let listener = shale_broker::api::Http1Listener::new(&tls, listener, addr, what);
                 axum::serve(listener, app).with_graceful_shutdown(shutdown).await
             }
         };

@@ -8,6 +8,13 @@
 //!
 //! Handshakes run in a task per connection (bounded by `HANDSHAKE_TIMEOUT`), so a client
 //! that connects and says nothing cannot hold up the others.
+//!
+//! Layout: this file, the material and the handshakes; `http`, the listener the HTTP/1.1
+//! front ends (the schema registry, the console) serve axum on.
+
+mod http;
+
+pub use http::Http1Listener;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -381,7 +388,7 @@ impl ServerTls {
     }
 
     /// [`incoming`](Self::incoming) without ALPN, for an HTTP/1.1 listener (the schema
-    /// registry's).
+    /// registry's, the console's: [`Http1Listener`]).
     pub fn incoming_http1(
         self: &Arc<Self>,
         listener: TcpListener,

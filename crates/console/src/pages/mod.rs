@@ -1,0 +1,69 @@
+//! The console's routes: a file per page, each a `GET` that renders it and the `POST`s
+//! of its forms. Every change checks the session's CSRF token and `console.read_only`
+//! before it reaches the broker, which authorizes and audits it.
+
+mod login;
+mod overview;
+mod topic;
+mod topics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::Console;
+use crate::session::Session;
+use crate::view::Failure;
+
+pub(crate) fn router(state: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(overview::show))
+        .route("/topics", get(topics::show).post(topics::create))
+        .route("/topics/{name}", get(topic::show))
+        .route("/topics/{name}/delete", post(topic::delete))
+        .route("/login", get(login::show).post(login::sign_in))
+        .route("/logout", post(login::sign_out))
+        .route("/assets/{name}", get(crate::assets::asset))
+        .fallback(|| async {
+            Failure::new(StatusCode::NOT_FOUND, "There is no such page.").into_response()
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::session::layer))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// What a browser is told on every answer: only this origin's scripts, styles and forms;
+/// never framed; no guessing of content types; no referrer sent elsewhere.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut answer = next.run(req).await;
+    let h = answer.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
+             form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    answer
+}
+
+/// A change may go to the broker: the form is this session's and the console is not
+/// read-only.
+fn may_change(st: &Console, session: &Session, csrf: &str) -> Result<(), Failure> {
+    session.check_csrf(csrf)?;
+    match st.read_only {
+        true => Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "This console is read-only (console.read_only): it makes no changes.",
+        )),
+        false => Ok(()),
+    }
+}

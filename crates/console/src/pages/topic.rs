@@ -1,0 +1,175 @@
+//! `/topics/{name}`: a topic's partitions (leader, replicas, ISR, offsets, the local and
+//! the bucket's ranges, upload lag, the cleaner), its configs with their source, and the
+//! form that deletes it (the name typed again to confirm).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+use crate::Console;
+use crate::session::Session;
+use crate::view::{Chrome, Failure, bytes, ids, page, query_escape};
+
+/// A partition's row; offsets are `-` where this broker hosts no replica.
+#[derive(Debug)]
+struct PartitionRow {
+    partition: u32,
+    leader: i32,
+    epoch: i32,
+    replicas: String,
+    isr: String,
+    hosted: bool,
+    start: i64,
+    end: i64,
+    high_watermark: i64,
+    local: String,
+    local_start: i64,
+    remote: String,
+    upload_lag: String,
+    cleaner: String,
+}
+
+/// A config's row.
+#[derive(Debug)]
+struct ConfigRow {
+    name: String,
+    value: String,
+    source: &'static str,
+}
+
+#[derive(Debug, Template)]
+#[template(path = "topic.html")]
+struct TopicPage {
+    chrome: Chrome,
+    name: String,
+    href: String,
+    id: String,
+    created: String,
+    partitions: Vec<PartitionRow>,
+    configs: Vec<ConfigRow>,
+    /// Why the configs are not shown (DescribeConfigs refused), if they are not.
+    configs_refused: Option<String>,
+    /// Why the last delete was refused.
+    error: Option<String>,
+}
+
+fn render(
+    st: &Console,
+    session: &Session,
+    entry: shale_broker::api::TopicEntry,
+    described: Vec<shale_broker::api::PartitionDescription>,
+    error: Option<String>,
+) -> Response {
+    let name = entry.record.name.clone();
+    let partitions = described.into_iter().map(partition_row).collect();
+    let (configs, configs_refused) = match st.api.topic_configs(&session.who, &name) {
+        Ok(t) => {
+            let rows = t.config.entries(&t.record.configs).into_iter();
+            let rows = rows.map(|(name, value, source)| ConfigRow { name, value, source });
+            (rows.collect(), None)
+        }
+        Err(e) => (Vec::new(), Some(e.message)),
+    };
+    page(&TopicPage {
+        chrome: Chrome::new(st, session, "topics"),
+        href: format!("/topics/{}", query_escape(&name)),
+        name,
+        id: entry.record.id.clone(),
+        created: crate::view::time_ms(entry.record.created_ms),
+        partitions,
+        configs,
+        configs_refused,
+        error,
+    })
+}
+
+fn partition_row(p: shale_broker::api::PartitionDescription) -> PartitionRow {
+    let hosted = p.log_end_offset >= 0;
+    let remote = match &p.remote {
+        Some(r) if r.start_offset >= 0 => format!(
+            "{} .. {} ({} segments, {})",
+            r.start_offset,
+            r.end_offset,
+            r.segments,
+            bytes(r.size_bytes)
+        ),
+        _ => "-".to_string(),
+    };
+    let upload_lag = match p.upload_lag {
+        (0, _) => "-".to_string(),
+        (segments, b) => format!("{segments} segments, {}", bytes(b)),
+    };
+    let cleaner = match &p.cleaning {
+        None => "-".to_string(),
+        Some(c) => format!(
+            "{:.0}% dirty, {} cleans{}",
+            c.dirty.dirty_ratio * 100.0,
+            c.cleans,
+            if c.failures > 0 { format!(", {} failed", c.failures) } else { String::new() }
+        ),
+    };
+    PartitionRow {
+        partition: p.partition,
+        leader: p.state.leader,
+        epoch: p.state.leader_epoch,
+        replicas: ids(&p.state.replicas),
+        isr: ids(&p.state.isr),
+        hosted,
+        start: p.log_start_offset,
+        end: p.log_end_offset,
+        high_watermark: p.high_watermark,
+        local: format!("{} in {} segments", bytes(p.size_bytes), p.segments),
+        local_start: p.local_log_start_offset,
+        remote,
+        upload_lag,
+        cleaner,
+    }
+}
+
+pub(crate) async fn show(
+    State(st): State<Arc<Console>>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+) -> Result<Response, Failure> {
+    let (entry, described) = st.api.describe_topic(&session.who, &name).await?;
+    Ok(render(&st, &session, entry, described, None))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    /// The topic's name, typed again.
+    #[serde(default)]
+    confirm: String,
+}
+
+pub(crate) async fn delete(
+    State(st): State<Arc<Console>>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, Failure> {
+    super::may_change(&st, &session, &form.csrf)?;
+    let refused = if form.confirm != name {
+        Some((
+            StatusCode::BAD_REQUEST,
+            format!("Type the topic's name, {name:?}, to delete it (got {:?}).", form.confirm),
+        ))
+    } else {
+        match st.api.delete_topic(&session.who, &name).await {
+            Ok(()) => return Ok(Redirect::to("/topics").into_response()),
+            Err(e) => Some((crate::view::status_of(&e), e.message)),
+        }
+    };
+    let (entry, described) = st.api.describe_topic(&session.who, &name).await?;
+    let (status, why) = refused.unwrap_or((StatusCode::OK, String::new()));
+    let mut answer = render(&st, &session, entry, described, Some(why));
+    *answer.status_mut() = status;
+    Ok(answer)
+}

@@ -1,0 +1,171 @@
+//! What every page shares: the frame around it (navigation, who is signed in, the CSRF
+//! token its forms carry), the error page, and how values are shown (bytes, times).
+//! Templates are askama's, compiled into the binary and HTML-escaped by default.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use shale_core::error::{Error, ErrorKind};
+
+use crate::session::Session;
+
+/// The frame's part of every page.
+#[derive(Debug)]
+pub(crate) struct Chrome {
+    /// The navigation entry of this page.
+    pub(crate) active: &'static str,
+    /// The principal, when signed in.
+    pub(crate) user: Option<String>,
+    /// What the page's forms carry.
+    pub(crate) csrf: String,
+    /// Changes are refused (`console.read_only`): forms are not shown.
+    pub(crate) read_only: bool,
+    /// The cluster's name, in the title.
+    pub(crate) cluster: String,
+}
+
+impl Chrome {
+    pub(crate) fn new(st: &crate::Console, session: &Session, active: &'static str) -> Chrome {
+        Chrome {
+            active,
+            user: session.signed_in.then(|| session.principal()),
+            csrf: session.csrf.clone(),
+            read_only: st.read_only,
+            cluster: st.api.cluster_name().to_string(),
+        }
+    }
+}
+
+/// A page, rendered.
+pub(crate) fn page(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("The page could not be rendered: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+/// An answer that is an error page: its status and what went wrong, in words.
+#[derive(Debug, Template)]
+#[template(path = "failure.html")]
+pub(crate) struct Failure {
+    status: StatusCode,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Failure { status, message: message.into() }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status {
+            StatusCode::FORBIDDEN => "Refused",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::BAD_REQUEST => "Not accepted",
+            StatusCode::UNAUTHORIZED => "Sign in",
+            StatusCode::CONFLICT => "Conflict",
+            s if s.is_server_error() => "The broker could not answer",
+            _ => "Error",
+        }
+    }
+}
+
+/// The HTTP status of the broker's refusal or failure.
+pub(crate) fn status_of(e: &Error) -> StatusCode {
+    match e.kind {
+        ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Invalid | ErrorKind::OutOfRange => StatusCode::BAD_REQUEST,
+        ErrorKind::AlreadyExists => StatusCode::CONFLICT,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+impl From<Error> for Failure {
+    /// The broker's refusal or failure, its message as the broker words it (an ACL's
+    /// refusal names the operation and the resource).
+    fn from(e: Error) -> Self {
+        Failure::new(status_of(&e), e.message)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        match self.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, self.message).into_response(),
+        }
+    }
+}
+
+/// `bytes` in the largest binary unit that keeps it at or above 1 (`1.5 MiB`).
+pub(crate) fn bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+/// Milliseconds since the epoch as UTC (`2026-11-29T14:03:07Z`); `-` for none (≤ 0).
+pub(crate) fn time_ms(ms: i64) -> String {
+    match u64::try_from(ms) {
+        Ok(ms) if ms > 0 => {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            humantime::format_rfc3339_seconds(at).to_string()
+        }
+        _ => "-".to_string(),
+    }
+}
+
+/// `s` for a URL's query or path segment: unreserved characters kept, the rest
+/// percent-encoded.
+pub(crate) fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A list of broker ids, as pages show them (`1, 2, 3`; `-` when empty).
+pub(crate) fn ids(ids: &[i32]) -> String {
+    match ids {
+        [] => "-".to_string(),
+        ids => ids.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_shown_in_words_people_read() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(5 << 30), "5.0 GiB");
+        assert_eq!(time_ms(0), "-");
+        assert_eq!(time_ms(1_796_652_187_000), "2026-12-07T14:03:07Z");
+        assert_eq!(query_escape("/topics/a b?x=1"), "%2Ftopics%2Fa%20b%3Fx%3D1");
+        assert_eq!(ids(&[1, 2]), "1, 2");
+    }
+}

@@ -1,0 +1,138 @@
+// The console in a real browser: Debian's Chromium, headless, driven by Playwright
+// (`scripts/browser.sh install`). Usage: node console.mjs SCENARIO URL SHOTS_DIR [ARGS...]
+// Each scenario acts as a user would (links, forms, the keyboard), checks what the pages
+// show, screenshots every page it visits into SHOTS_DIR and runs axe-core's accessibility
+// rules on it. The last line of stdout is a JSON report; the exit status is 0 only when
+// every check passed.
+import { createRequire } from "node:module";
+import { readFileSync, mkdirSync } from "node:fs";
+import path from "node:path";
+
+const [scenario, base, shots, ...rest] = process.argv.slice(2);
+const nodeDir = process.env.SHALE_BROWSER_DIR;
+const require = createRequire(path.join(nodeDir, "package.json"));
+const { chromium } = require("playwright-core");
+const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+mkdirSync(shots, { recursive: true });
+
+const report = { scenario, ok: false, checks: [], pages: {} };
+const check = (what, cond, detail) => {
+  report.checks.push(what);
+  if (!cond) throw new Error(`${what}: ${detail ?? "not so"}`);
+};
+
+/// Screenshots the page as `name` and runs axe on it (WCAG 2.x A and AA rules); the
+/// violations are reported by rule and node.
+async function look(page, name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  // Evaluated over the DevTools protocol: the console's CSP (scripts from itself only)
+  // does not apply to it, and is not loosened for the test.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21aa", "best-practice"] } }));
+  const violations = result.violations.map((v) => ({
+    rule: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5),
+  }));
+  report.pages[name] = { url: page.url(), violations };
+  check(`${name}: no accessibility violations`, violations.length === 0, JSON.stringify(violations));
+}
+
+async function text(page, selector) {
+  return (await page.locator(selector).first().innerText()).trim();
+}
+
+/// Anonymous (the broker lets anyone in): overview, topics empty, create through the
+/// form, a refused create shown, search, the keyboard, a forged change refused, delete
+/// with its typed confirmation.
+async function tour(page) {
+  const topic = rest[0];
+  await page.goto(`${base}/`);
+  check("overview: heading", (await text(page, "h1")) === "Overview");
+  const brokers = await page.locator("section[aria-labelledby=brokers-h] tbody tr").count();
+  check("overview: the broker is listed", brokers === 1, `${brokers} rows`);
+  check("overview: healthy", (await text(page, "section[aria-labelledby=health-h] .empty")).startsWith("Every partition"));
+  await look(page, "overview");
+
+  await page.getByRole("link", { name: "Topics" }).click();
+  check("topics: empty state", (await text(page, "main .empty")).startsWith("There are no topics"));
+  await look(page, "topics-empty");
+
+  // A refused create: the error is shown by the form, which keeps what was typed.
+  await page.getByLabel("Name", { exact: true }).fill(topic);
+  await page.getByLabel("Partitions", { exact: true }).fill("three");
+  await page.getByRole("button", { name: "Create" }).click();
+  const refused = await text(page, "section[aria-labelledby=create-h] .error");
+  check("topics: a bad partition count is refused by name", refused.includes('partitions "three"'), refused);
+  check("topics: the form keeps the name", (await page.getByLabel("Name", { exact: true }).inputValue()) === topic);
+  await look(page, "topics-refused");
+
+  await page.getByLabel("Partitions", { exact: true }).fill("3");
+  await page.getByLabel("Cleanup policy").selectOption("compact");
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.waitForURL(`${base}/topics/${topic}`);
+  check("topic: heading", (await text(page, "h1")) === topic);
+  const partitions = await page.locator("section[aria-labelledby=partitions-h] tbody tr").count();
+  check("topic: three partitions", partitions === 3, `${partitions} rows`);
+  const policy = await page.locator("tr", { has: page.locator("code", { hasText: /^cleanup\.policy$/ }) }).innerText();
+  check("topic: cleanup.policy compact, set on the topic", /compact\s+topic/.test(policy), policy);
+  await look(page, "topic");
+
+  await page.goto(`${base}/topics?q=${topic.slice(0, 4)}`);
+  check("topics: search finds it", (await page.locator("main tbody tr").count()) === 1);
+  await page.goto(`${base}/topics?q=no-such-topic`);
+  check("topics: a search that finds nothing says so", (await text(page, "main .empty")).includes("no-such-topic"));
+  await look(page, "topics-search-empty");
+
+  // The keyboard: the first Tab reaches the skip link, which moves focus to the content.
+  await page.goto(`${base}/topics`);
+  await page.keyboard.press("Tab");
+  check("keyboard: the skip link comes first", (await page.evaluate(() => document.activeElement.textContent)) === "Skip to content");
+  await page.keyboard.press("Enter");
+  check("keyboard: the skip link leads to the content", page.url().endsWith("#main"));
+
+  // A change without the session's CSRF token is refused, and changes nothing.
+  const forged = await page.evaluate(async (name) => {
+    const r = await fetch("/topics/" + name + "/delete", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "confirm=" + name + "&csrf=forged" });
+    return { status: r.status, body: await r.text() };
+  }, topic);
+  check("csrf: a forged delete is refused", forged.status === 403 && forged.body.includes("CSRF"), JSON.stringify(forged).slice(0, 300));
+
+  await page.goto(`${base}/topics/${topic}`);
+  const button = page.getByRole("button", { name: `Delete ${topic}` });
+  check("delete: disabled until the name is typed", await button.isDisabled());
+  await page.getByLabel(/to confirm/).fill(topic.slice(1));
+  check("delete: still disabled for another name", await button.isDisabled());
+  await page.getByLabel(/to confirm/).fill(topic);
+  check("delete: enabled once the name is typed", await button.isEnabled());
+  await look(page, "topic-delete");
+  await button.click();
+  await page.waitForURL(`${base}/topics`);
+  check("delete: the topic is gone", (await text(page, "main .empty")).startsWith("There are no topics"));
+
+  await page.goto(`${base}/no/such/page`);
+  check("a page that does not exist says so", (await text(page, "h1")) === "Not found");
+  await look(page, "not-found");
+}
+
+const scenarios = { tour };
+const browser = await chromium.launch({ executablePath: process.env.SHALE_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  // Answers with an error status (the refusals the scenarios provoke) are logged by the
+  // browser as "Failed to load resource"; anything else logged as an error is a fault.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text());
+  });
+  await scenarios[scenario](page);
+  check("no script errors in any page", errors.length === 0, JSON.stringify(errors));
+  report.ok = true;
+} catch (e) {
+  report.error = String(e.stack ?? e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));
+process.exit(report.ok ? 0 : 1);
