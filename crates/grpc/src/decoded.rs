@@ -5,29 +5,27 @@
 //! `max_bytes` of batches, each inflated to at most 64 MiB). A stored batch that does not
 //! decode is an error naming the topic, partition and offset, answered to this fetch only.
 
-use bytes::Bytes;
-
-use shale_broker::api::{FetchChunk, Isolation, ShareChunk};
-use shale_core::error::{Error, ErrorKind, Reason};
-use shale_core::record::control::CommittedFilter;
-use shale_core::record::{BatchFrames, Limits, decode_batch};
+use shale_broker::api::{
+    DecodeRead, DecodedPart, FetchChunk, Isolation, ShareChunk, committed_filter, decode_read,
+};
+use shale_core::error::Error;
+use shale_core::record::DecodedRecord;
 use shale_proto::pb;
 
-/// Bytes a decoded record counts besides its key, value and headers: offset, timestamp,
-/// field tags.
-const RECORD_OVERHEAD: usize = 24;
-
-/// One message's worth of decoded records and the offset to read after them.
-#[derive(Debug, Default)]
-pub(crate) struct Part {
-    pub(crate) records: Vec<pb::FetchedRecord>,
-    pub(crate) next_offset: i64,
+/// A decoded record as the protos carry it.
+fn record(r: DecodedRecord) -> pb::FetchedRecord {
+    pb::FetchedRecord {
+        offset: r.offset,
+        timestamp_ms: r.timestamp_ms,
+        key: r.key,
+        value: r.value,
+        headers: r.headers.into_iter().map(|h| pb::Header { key: h.key, value: h.value }).collect(),
+    }
 }
 
-/// The filter of a read `c` at `isolation`: `read_committed` leaves out the aborted
-/// transactions the read lists.
-fn filter(c: &FetchChunk, isolation: Isolation) -> Option<CommittedFilter> {
-    (isolation == Isolation::ReadCommitted).then(|| CommittedFilter::new(c.aborted.clone()))
+/// A part's records as the protos carry them.
+fn records(part: DecodedPart) -> Vec<pb::FetchedRecord> {
+    part.records.into_iter().map(record).collect()
 }
 
 /// A Fetch's read `c` of `topic`-`partition` in decoded form, records from `from` in
@@ -38,9 +36,10 @@ pub(crate) async fn fetch_messages(
     (from, max_bytes): (i64, usize),
     isolation: Isolation,
 ) -> Result<Vec<pb::FetchResponse>, Error> {
-    let committed = filter(&c, isolation);
-    let read = Read { batches: c.batches, from, next_offset: c.next_offset, max_bytes, committed };
-    let parts = decode(topic, partition, read).await?;
+    let committed = committed_filter(&c, isolation);
+    let read =
+        DecodeRead { batches: c.batches, from, next_offset: c.next_offset, max_bytes, committed };
+    let parts = decode_read(topic, partition, read).await?;
     Ok(parts
         .into_iter()
         .map(|part| pb::FetchResponse {
@@ -48,7 +47,7 @@ pub(crate) async fn fetch_messages(
             log_start_offset: c.log_start_offset,
             next_offset: part.next_offset,
             last_stable_offset: c.last_stable_offset,
-            records: part.records,
+            records: records(part),
             ..Default::default()
         })
         .collect())
@@ -63,9 +62,10 @@ pub(crate) async fn fetch_many_messages(
     (from, max_bytes): (i64, usize),
     isolation: Isolation,
 ) -> Result<Vec<pb::FetchManyResponse>, Error> {
-    let committed = filter(&c, isolation);
-    let read = Read { batches: c.batches, from, next_offset: c.next_offset, max_bytes, committed };
-    let parts = decode(&key.0, key.1, read).await?;
+    let committed = committed_filter(&c, isolation);
+    let read =
+        DecodeRead { batches: c.batches, from, next_offset: c.next_offset, max_bytes, committed };
+    let parts = decode_read(&key.0, key.1, read).await?;
     Ok(parts
         .into_iter()
         .map(|part| pb::FetchManyResponse {
@@ -76,7 +76,7 @@ pub(crate) async fn fetch_many_messages(
             log_start_offset: c.log_start_offset,
             next_offset: part.next_offset,
             last_stable_offset: c.last_stable_offset,
-            records: part.records,
+            records: records(part),
             ..Default::default()
         })
         .collect())
@@ -92,7 +92,7 @@ pub(crate) async fn shared_records(
     let Some(first) = c.acquired.first().map(|a| a.first) else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let read = Read {
+    let read = DecodeRead {
         batches: c.batches,
         from: first,
         next_offset: first,
@@ -100,7 +100,7 @@ pub(crate) async fn shared_records(
         committed: None,
     };
     let records: Vec<pb::FetchedRecord> =
-        decode(topic, partition, read).await?.into_iter().flat_map(|p| p.records).collect();
+        decode_read(topic, partition, read).await?.into_iter().flat_map(records).collect();
     let mut out = Vec::new();
     let mut gaps: Vec<(i64, i64)> = Vec::new();
     let mut records = records.into_iter().peekable();
@@ -122,162 +122,4 @@ pub(crate) async fn shared_records(
         }
     }
     Ok((out, gaps))
-}
-
-/// A read to decode: its whole batches (ending where the read's `next_offset` is), the
-/// first offset wanted, the bytes per part, and for a `read_committed` read the filter of
-/// its aborted transactions.
-struct Read {
-    batches: Bytes,
-    from: i64,
-    next_offset: i64,
-    max_bytes: usize,
-    committed: Option<CommittedFilter>,
-}
-
-/// Decodes the read of `topic`-`partition` into parts of about `max_bytes` each (at least
-/// one record): records below `from` are left out, control batches too, and aborted
-/// transactions' for a `read_committed` read. Each part's next offset is the one after its
-/// last record, the last part's the read's. No records: one empty part.
-async fn decode(topic: &str, partition: u32, read: Read) -> Result<Vec<Part>, Error> {
-    if read.batches.is_empty() {
-        return Ok(vec![Part { records: Vec::new(), next_offset: read.next_offset }]);
-    }
-    let named = format!("{topic}-{partition}");
-    // At most one decode per core at a time, whatever the number of fetches: a burst of
-    // decoded fetches queues here instead of taking every blocking thread.
-    let _permit =
-        DECODERS.acquire().await.map_err(|_| Error::internal("the decoders are closed"))?;
-    tokio::task::spawn_blocking(move || decode_now(&named, read))
-        .await
-        .map_err(|e| Error::internal(format!("decoding a fetch failed: {e}")))?
-}
-
-/// Decodes running at once: one per core.
-static DECODERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    tokio::sync::Semaphore::new(cores)
-});
-
-fn decode_now(named: &str, read: Read) -> Result<Vec<Part>, Error> {
-    let Read { batches, from, next_offset, max_bytes, mut committed } = read;
-    let limits = Limits { max_batch_bytes: usize::MAX, ..Limits::default() };
-    let (mut parts, mut part, mut bytes) = (Vec::new(), Part::default(), 0);
-    // Where the batch being decoded starts, for the error when it does not.
-    let mut at = from;
-    let corrupt = |offset: i64, e: &dyn std::fmt::Display| {
-        Error::new(
-            ErrorKind::Data,
-            Reason::CorruptBatch,
-            format!("{named}: the stored batch at offset {offset} does not decode: {e}"),
-        )
-        .with("offset", offset)
-    };
-    for frame in BatchFrames::new(&batches, usize::MAX) {
-        let (header, range) = frame.map_err(|e| corrupt(at, &e))?;
-        at = header.base_offset;
-        let aborted = committed.as_mut().is_some_and(|f| f.skips(&header, &batches[range.clone()]));
-        if aborted || header.is_control() || header.next_offset() <= from {
-            at = header.next_offset();
-            continue;
-        }
-        let (_, records) =
-            decode_batch(&batches.slice(range), &limits).map_err(|e| corrupt(at, &e))?;
-        for r in records.into_iter().filter(|r| r.offset >= from) {
-            let size = RECORD_OVERHEAD
-                + r.key.as_ref().map_or(0, Bytes::len)
-                + r.value.as_ref().map_or(0, Bytes::len)
-                + r.headers
-                    .iter()
-                    .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
-                    .sum::<usize>();
-            if !part.records.is_empty() && bytes + size > max_bytes {
-                part.next_offset = part.records.last().map_or(from, |r| r.offset + 1);
-                parts.push(std::mem::take(&mut part));
-                bytes = 0;
-            }
-            bytes += size;
-            part.records.push(pb::FetchedRecord {
-                offset: r.offset,
-                timestamp_ms: r.timestamp_ms,
-                key: r.key,
-                value: r.value,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|h| pb::Header { key: h.key, value: h.value })
-                    .collect(),
-            });
-        }
-        at = header.next_offset();
-    }
-    part.next_offset = next_offset;
-    parts.push(part);
-    Ok(parts)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shale_core::record::{BatchBuilder, Compression, Header, Record};
-
-    fn batch(base: i64, codec: Compression, n: usize) -> Vec<u8> {
-        let mut b = BatchBuilder::new(codec);
-        for i in 0..n {
-            b.push(Record {
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(vec![b'v'; 100])),
-                headers: vec![Header { key: "h".into(), value: Some(Bytes::from_static(b"x")) }],
-                timestamp_ms: 1_000 + i as i64,
-            });
-        }
-        let mut bytes = b.build().to_vec();
-        bytes[..8].copy_from_slice(&base.to_be_bytes());
-        bytes
-    }
-
-    fn read(batches: Vec<u8>, from: i64, next_offset: i64, max_bytes: usize) -> Read {
-        Read { batches: Bytes::from(batches), from, next_offset, max_bytes, committed: None }
-    }
-
-    /// Every codec decodes to the same records; records before `from` in the first batch
-    /// are left out; parts stay near `max_bytes`, each ending where the next begins.
-    #[test]
-    fn batches_of_every_codec_decode_into_parts_that_continue_each_other() {
-        let codecs = [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ];
-        let all: Vec<u8> =
-            codecs.iter().enumerate().flat_map(|(i, c)| batch(i as i64 * 10, *c, 10)).collect();
-        let parts = decode_now("t-0", read(all, 3, 50, 1_000)).unwrap();
-        let offsets: Vec<i64> =
-            parts.iter().flat_map(|p| p.records.iter().map(|r| r.offset)).collect();
-        assert_eq!(offsets, (3..50).collect::<Vec<_>>());
-        assert!(parts.len() > 3, "{} parts", parts.len());
-        for w in parts.windows(2) {
-            assert_eq!(w[0].next_offset, w[1].records[0].offset, "parts continue each other");
-        }
-        assert_eq!(parts.last().unwrap().next_offset, 50);
-        let r = &parts[0].records[0];
-        assert_eq!((r.key.as_deref(), r.timestamp_ms), (Some(&b"k3"[..]), 1_003));
-        assert_eq!(r.headers[0].key, "h");
-    }
-
-    /// A batch whose bytes were damaged is an error naming the partition and the batch's
-    /// offset, not a panic.
-    #[test]
-    fn a_damaged_batch_is_an_error_naming_partition_and_offset() {
-        let mut all = batch(0, Compression::None, 5);
-        let mut second = batch(5, Compression::Zstd, 5);
-        let n = second.len();
-        second[n - 3] ^= 0xff;
-        all.extend(second);
-        let e = decode_now("orders-2", read(all, 0, 10, 1 << 20)).unwrap_err();
-        assert_eq!(e.reason, "CORRUPT_BATCH");
-        assert!(e.message.contains("orders-2") && e.message.contains("offset 5"), "{e}");
-    }
 }

@@ -12,6 +12,7 @@
 //! - this file: [`Api`], its construction and what front ends read of the broker.
 //! - `log`: produce, offsets, producer ids.
 //! - `fetch`: consumers' reads, one path for both front ends.
+//! - `decoded`: reads decoded into records, for front ends that hand out records.
 //! - `admin`: topics, configs, partitions, deleting records, moves, the cluster, ACLs and
 //!   quotas.
 //! - `groups`: consumer groups (Shale's own protocol) and committed offsets.
@@ -25,6 +26,7 @@
 
 mod admin;
 mod classic;
+mod decoded;
 mod fetch;
 mod groups;
 mod log;
@@ -68,6 +70,7 @@ pub use crate::settings::Settings;
 pub use crate::tls::{Http1Listener, ServerTls};
 pub use crate::txn::state::{TxnRecord, TxnState};
 pub use admin::{ClusterMetadata, TopicMetadata, TopicsWanted};
+pub use decoded::{DecodeRead, DecodedPart, committed_filter, decode_read};
 pub use fetch::{FetchPartition, FetchShape, Fetched};
 pub use log::{Admitted, PendingProduce};
 pub use registry::{RegistryError, RegistryFailure, SchemaText};
