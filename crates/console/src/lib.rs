@@ -11,6 +11,7 @@
 //! - `settings`: `[console]`.
 //! - `session` (private): sessions, their cookie, CSRF.
 //! - `view` (private): the frame of every page, the error page, how values are shown.
+//! - `show` (private): how a record's bytes are shown (text, JSON, hex).
 //! - `pages` (private): the routes, a file per page.
 //! - `assets` (private): the stylesheet and the script.
 
@@ -18,6 +19,7 @@ mod assets;
 mod pages;
 mod session;
 pub mod settings;
+mod show;
 mod view;
 
 use std::net::SocketAddr;

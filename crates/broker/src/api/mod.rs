@@ -176,6 +176,11 @@ impl Api {
         self.broker.readiness()
     }
 
+    /// The broker's wall clock (ms since the epoch): what it stamps records with.
+    pub fn now_ms(&self) -> i64 {
+        self.broker.clock().now_ms()
+    }
+
     /// Open: not closing (liveness probes).
     pub fn is_open(&self) -> bool {
         !self.broker.is_closing()

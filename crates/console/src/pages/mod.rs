@@ -2,7 +2,9 @@
 //! of its forms. Every change checks the session's CSRF token and `console.read_only`
 //! before it reaches the broker, which authorizes and audits it.
 
+mod live;
 mod login;
+mod messages;
 mod overview;
 mod topic;
 mod topics;
@@ -26,6 +28,8 @@ pub(crate) fn router(state: Arc<Console>) -> Router {
         .route("/topics", get(topics::show).post(topics::create))
         .route("/topics/{name}", get(topic::show))
         .route("/topics/{name}/delete", post(topic::delete))
+        .route("/topics/{name}/messages", get(messages::show_page).post(messages::produce))
+        .route("/topics/{name}/live", get(live::follow))
         .route("/login", get(login::show).post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/assets/{name}", get(crate::assets::asset))
