@@ -176,3 +176,50 @@ fn a_user_browses_filters_downloads_produces_and_follows_records_live() {
     );
     rt.block_on(server.close()).unwrap();
 }
+
+/// A consumer group in the browser: listed with its lag; its page follows the lag while
+/// records are produced from a second page; its offsets reset to the latest, previewed
+/// first (the preview changing nothing), then applied.
+#[test]
+fn a_user_watches_a_groups_lag_change_and_resets_its_offsets() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path()));
+    let client = rt.block_on(async {
+        let client = common::client(&server);
+        client.admin().create_topic("payments", 2, 1, Default::default()).await.unwrap();
+        let producer = shale::client::Producer::new(client.clone(), Default::default());
+        let mut sent = Vec::new();
+        for p in 0..2 {
+            for i in 0..10 {
+                let r =
+                    shale::client::ProducerRecord::new("payments", format!("p{i}")).partition(p);
+                sent.push(producer.send(r).await.unwrap());
+            }
+        }
+        for delivery in sent {
+            delivery.await.unwrap();
+        }
+        let commit = |partition, offset| shale::proto::pb::OffsetCommit {
+            topic: "payments".into(),
+            partition,
+            offset,
+            metadata: String::new(),
+        };
+        let groups = shale::client::groups::GroupAdmin::new(client.clone());
+        groups.commit("billing", vec![commit(0, 4), commit(1, 6)]).await.unwrap();
+        client
+    });
+    let url = server.console_url().unwrap();
+    if scenario("groups", &url, &["billing", "payments"]).is_none() {
+        return;
+    }
+    let committed = rt.block_on(async {
+        let groups = shale::client::groups::GroupAdmin::new(client);
+        groups.describe("billing").await.unwrap()
+    });
+    let offsets: Vec<(u32, i64)> =
+        committed.partitions.iter().map(|p| (p.partition, p.committed)).collect();
+    assert_eq!(offsets, [(0, 15), (1, 10)], "reset to the latest: {committed:?}");
+    rt.block_on(server.close()).unwrap();
+}

@@ -237,7 +237,49 @@ async function messages(page, context) {
   await look(producer, "messages-produced");
 }
 
-const scenarios = { tour, reader, messages };
+/// A group's lag and offsets (`rest`: the group, its topic; the test committed offsets 4
+/// and 6 on the topic's two partitions of 10 records each): listed with its lag, its page
+/// follows the lag as records are produced from a second page, and its offsets are reset
+/// to the latest, previewed first.
+async function groups(page, context) {
+  const [group, topic] = rest;
+  const lagOf = async (p) => Number(await page.locator(`tr[data-key="${topic}-${p}"] [data-field=lag]`).innerText());
+  await page.goto(`${base}/`);
+  await page.getByRole("link", { name: "Consumer groups" }).click();
+  const row = await page.locator("tbody tr", { hasText: group }).innerText();
+  check("groups: listed, empty, with its lag", /offsets only\s+empty\s+0\s+10/.test(row), row);
+  await look(page, "groups");
+
+  await page.getByRole("link", { name: group }).click();
+  check("group: lag per partition", (await lagOf(0)) === 6 && (await lagOf(1)) === 4);
+  await page.locator("#lag-status", { hasText: "Lag as of" }).waitFor();
+  await look(page, "group");
+
+  const producer = await context.newPage();
+  await producer.goto(`${base}/topics/${topic}/messages?partition=0`);
+  for (let i = 0; i < 5; i++) {
+    await producer.getByLabel("Value", { exact: true }).fill(`more ${i}`);
+    await producer.getByRole("button", { name: "Produce" }).click();
+    await producer.waitForURL(/produced=0/);
+  }
+  await page.waitForFunction((t) => document.querySelector(`tr[data-key="${t}-0"] [data-field=lag]`)?.textContent === "11", topic, { timeout: 10000 });
+  const spark = await page.locator(`tr[data-key="${topic}-0"] svg`).getAttribute("aria-label");
+  check("group: the lag's rise is drawn", spark.endsWith(", 11") && spark.includes("6"), spark);
+  await look(page, "group-lag");
+
+  await page.getByLabel("Reset to").selectOption("latest");
+  await page.getByRole("button", { name: "Preview" }).click();
+  const preview = await page.locator("#reset-result").innerText();
+  check("reset: the preview shows the new offsets", preview.startsWith("Preview") && /0\s+15/.test(preview) && /1\s+10/.test(preview), preview);
+  check("reset: a preview changes nothing", (await lagOf(0)) === 11);
+  await look(page, "group-reset-preview");
+  await page.getByRole("button", { name: "Reset offsets" }).click();
+  check("reset: applied", (await page.locator("#reset-result caption").innerText()) === "Offsets set");
+  check("reset: no lag left", (await lagOf(0)) === 0 && (await lagOf(1)) === 0);
+  await look(page, "group-reset");
+}
+
+const scenarios = { tour, reader, messages, groups };
 const browser = await chromium.launch({ executablePath: process.env.SHALE_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   // Over HTTPS the broker's certificate is the test's own CA's, which Chromium does not

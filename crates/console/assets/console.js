@@ -59,3 +59,53 @@ document.addEventListener("DOMContentLoaded", () => {
     source.onerror = () => { if (source && source.readyState === EventSource.CLOSED) stop("The broker closed the stream."); };
   });
 });
+
+// A group's lag over time while its page is open: polled every 2 s, drawn per partition.
+document.addEventListener("DOMContentLoaded", () => {
+  const section = document.getElementById("lag");
+  const table = document.getElementById("lag-table");
+  if (!section || !table) return;
+  const history = new Map();
+  const status = document.getElementById("lag-status");
+  const SVG = "http://www.w3.org/2000/svg";
+  const draw = (cell, points) => {
+    const max = Math.max(1, ...points);
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("width", "160");
+    svg.setAttribute("height", "24");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", `lag ${points.join(", ")}`);
+    const line = document.createElementNS(SVG, "polyline");
+    const step = points.length > 1 ? 156 / (points.length - 1) : 0;
+    line.setAttribute("points", points.map((p, i) => `${2 + i * step},${22 - (p / max) * 20}`).join(" "));
+    line.setAttribute("fill", "none");
+    line.setAttribute("stroke", "currentColor");
+    line.setAttribute("stroke-width", "2");
+    svg.appendChild(line);
+    cell.replaceChildren(svg);
+  };
+  const poll = async () => {
+    try {
+      const r = await fetch(section.dataset.source, { headers: { accept: "application/json" } });
+      if (!r.ok) throw new Error(`the broker answered ${r.status}`);
+      const now = await r.json();
+      document.getElementById("group-state").textContent = now.state;
+      for (const p of now.partitions) {
+        const row = table.querySelector(`tr[data-key="${CSS.escape(`${p.topic}-${p.partition}`)}"]`);
+        if (!row) continue;
+        row.querySelector("[data-field=committed]").textContent = p.committed < 0 ? "-" : String(p.committed);
+        row.querySelector("[data-field=end]").textContent = String(p.end);
+        row.querySelector("[data-field=lag]").textContent = String(p.lag);
+        const key = `${p.topic}-${p.partition}`;
+        const points = (history.get(key) ?? []).concat([Math.max(0, p.lag)]).slice(-60);
+        history.set(key, points);
+        draw(row.querySelector("[data-field=spark]"), points);
+      }
+      status.textContent = `Lag as of ${new Date(now.at_ms).toISOString().slice(11, 19)} UTC.`;
+    } catch (e) {
+      status.textContent = `Lag not refreshed: ${e.message}.`;
+    }
+  };
+  poll();
+  setInterval(poll, 2000);
+});

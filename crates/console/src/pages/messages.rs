@@ -159,7 +159,7 @@ impl Filters {
 }
 
 /// A time as the form gives it (UTC), or milliseconds since the epoch.
-fn parse_time(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);

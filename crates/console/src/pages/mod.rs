@@ -2,6 +2,7 @@
 //! of its forms. Every change checks the session's CSRF token and `console.read_only`
 //! before it reaches the broker, which authorizes and audits it.
 
+mod groups;
 mod live;
 mod login;
 mod messages;
@@ -30,6 +31,10 @@ pub(crate) fn router(state: Arc<Console>) -> Router {
         .route("/topics/{name}/delete", post(topic::delete))
         .route("/topics/{name}/messages", get(messages::show_page).post(messages::produce))
         .route("/topics/{name}/live", get(live::follow))
+        .route("/groups", get(groups::list))
+        .route("/groups/{group}", get(groups::show))
+        .route("/groups/{group}/lag", get(groups::lag))
+        .route("/groups/{group}/reset", post(groups::reset))
         .route("/login", get(login::show).post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/assets/{name}", get(crate::assets::asset))
