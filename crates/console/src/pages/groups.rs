@@ -129,7 +129,7 @@ struct GroupPage {
     topics: Vec<String>,
     form: ResetForm,
     /// The offsets a reset would set (previewed) or set (applied).
-    reset: Vec<(String, u32, i64)>,
+    reset: NewOffsets,
     applied: bool,
     error: Option<String>,
 }
@@ -148,12 +148,19 @@ fn lag_rows(d: &GroupDescription) -> Vec<LagRow> {
         .collect()
 }
 
+/// Offsets a reset sets, as (topic, partition, offset).
+type NewOffsets = Vec<(String, u32, i64)>;
+
+/// What a reset came to: its offsets and whether they were applied (else previewed), or
+/// the status and reason of its refusal.
+type Outcome = Result<(NewOffsets, bool), (StatusCode, String)>;
+
 fn render(
     st: &Console,
     session: &Session,
     d: GroupDescription,
     form: ResetForm,
-    outcome: Result<(Vec<(String, u32, i64)>, bool), (StatusCode, String)>,
+    outcome: Outcome,
 ) -> Response {
     let members = d
         .members
