@@ -223,3 +223,90 @@ fn a_user_watches_a_groups_lag_change_and_resets_its_offsets() {
     assert_eq!(offsets, [(0, 15), (1, 10)], "reset to the latest: {committed:?}");
     rt.block_on(server.close()).unwrap();
 }
+
+/// A read-only console shows no form that changes anything, and refuses a change sent
+/// anyway, saying why.
+#[test]
+fn a_read_only_console_offers_and_makes_no_change() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.console.listen = Some("127.0.0.1:0".parse().unwrap());
+    settings.console.read_only = true;
+    let server = rt.block_on(common::start(settings));
+    rt.block_on(async {
+        let client = common::client(&server);
+        client.admin().create_topic("kept", 1, 1, Default::default()).await.unwrap();
+    });
+    let url = server.console_url().unwrap();
+    if scenario("readonly", &url, &["kept"]).is_none() {
+        return;
+    }
+    let left = rt.block_on(server.broker().list_topics()).unwrap();
+    assert!(left.iter().any(|t| t.record.name == "kept"), "not deleted: {left:?}");
+    rt.block_on(server.close()).unwrap();
+}
+
+/// Browsing a tiered topic from a time whose records are only in the bucket (the standalone
+/// default, a `file://` bucket under the data dir; local copies trimmed to one segment): the
+/// page shows the first record at or after that time, which the broker read from the bucket.
+#[test]
+fn browsing_a_tiered_topic_from_a_time_reads_the_bucket() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(&dir.path().join("data"));
+    settings.tier.object_store = format!("file://{}", dir.path().join("bucket").display());
+    // Local retention trims the uploaded segments within a second, not the default 30.
+    settings.log.retention_check_interval_ms = 1_000;
+    settings.console.listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = rt.block_on(common::start(settings));
+    // An hour ago (older records would be past the default retention.ms, 7 days, and
+    // deleted from the bucket too); record i is stamped a second after record i - 1.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let t0 = now.as_millis() as i64 - 3_600_000;
+    const RECORDS: i64 = 2_000;
+    let segment = (128 * 1024).to_string();
+    let local_start = rt.block_on(async {
+        let client = common::client(&server);
+        let configs = common::configs(&[
+            ("remote.storage.enable", "true"),
+            ("segment.bytes", &segment),
+            ("local.retention.bytes", &segment),
+        ]);
+        client.admin().create_topic("archive", 1, 1, configs).await.unwrap();
+        let config = shale::client::ProducerConfig {
+            batch_size: 16 * 1024,
+            ..shale::client::ProducerConfig::default()
+        };
+        let producer = shale::client::Producer::new(client.clone(), config);
+        let mut sent = Vec::new();
+        for i in 0..RECORDS {
+            let mut value = format!("{i:012}:").into_bytes();
+            value.resize(1000, b'x');
+            let mut r = shale::client::ProducerRecord::new("archive", value).partition(0);
+            r.timestamp_ms = Some(t0 + i * 1000);
+            sent.push(producer.send(r).await.unwrap());
+        }
+        for delivery in sent {
+            delivery.await.unwrap();
+        }
+        let what = "the oldest 500 records in the bucket only";
+        common::wait_until(std::time::Duration::from_secs(60), what, || {
+            let client = client.clone();
+            async move {
+                let p =
+                    client.admin().describe_topic("archive").await.unwrap().partitions[0].clone();
+                p.local_log_start_offset > 500 && p.remote_log_start_offset == 0
+            }
+        })
+        .await;
+        client.admin().describe_topic("archive").await.unwrap().partitions[0].local_log_start_offset
+    });
+    let url = server.console_url().unwrap();
+    let (at, offset) = ((t0 + 100_000).to_string(), "100".to_string());
+    let args = ["archive", &at, &offset, &local_start.to_string()];
+    if scenario("tiered", &url, &args).is_none() {
+        return;
+    }
+    rt.block_on(server.close()).unwrap();
+}

@@ -51,6 +51,8 @@ async function tour(page) {
   const brokers = await page.locator("section[aria-labelledby=brokers-h] tbody tr").count();
   check("overview: the broker is listed", brokers === 1, `${brokers} rows`);
   check("overview: healthy", (await text(page, "section[aria-labelledby=health-h] .empty")).startsWith("Every partition"));
+  const facts = await text(page, "dl.facts");
+  check("overview: this broker live in the metadata store, its disk and journal", facts.includes("live, caught up") && /free of/.test(facts) && /not yet checkpointed/.test(facts), facts);
   await look(page, "overview");
 
   await page.getByRole("link", { name: "Topics" }).click();
@@ -76,6 +78,25 @@ async function tour(page) {
   const policy = await page.locator("tr", { has: page.locator("code", { hasText: /^cleanup\.policy$/ }) }).innerText();
   check("topic: cleanup.policy compact, set on the topic", /compact\s+topic/.test(policy), policy);
   await look(page, "topic");
+
+  // Configs: set one, see it as the topic's, remove the override; add a partition.
+  const configRow = (name) => page.locator("tr", { has: page.locator("code", { hasText: new RegExp(`^${name.replace(".", "\\.")}$`) }) });
+  await page.getByLabel("Set config").selectOption("retention.ms");
+  await page.getByLabel("To", { exact: true }).fill("3600000");
+  await page.getByRole("button", { name: "Set", exact: true }).click();
+  check("configs: set on the topic", /3600000\s+topic/.test(await configRow("retention.ms").innerText()), await configRow("retention.ms").innerText());
+  await page.getByLabel("To", { exact: true }).fill("soon");
+  await page.getByLabel("Set config").selectOption("retention.ms");
+  await page.getByRole("button", { name: "Set", exact: true }).click();
+  const bad = await text(page, "main > .error");
+  check("configs: a bad value is refused by name", bad.includes("retention.ms") && bad.includes("soon"), bad);
+  await look(page, "topic-config-refused");
+  await page.getByRole("button", { name: "Remove the topic's retention.ms" }).click();
+  check("configs: the override removed", /604800000\s+default/.test(await configRow("retention.ms").innerText()));
+  await page.getByLabel("Partitions in all").fill("4");
+  await page.getByRole("button", { name: "Add partitions" }).click();
+  const grown = await page.locator("section[aria-labelledby=partitions-h] tbody tr").count();
+  check("partitions: grown to four", grown === 4, `${grown} rows`);
 
   await page.goto(`${base}/topics?q=${topic.slice(0, 4)}`);
   check("topics: search finds it", (await page.locator("main tbody tr").count()) === 1);
@@ -279,7 +300,46 @@ async function groups(page, context) {
   await look(page, "group-reset");
 }
 
-const scenarios = { tour, reader, messages, groups };
+/// A read-only console (`console.read_only`; `rest[0]` a topic the test made): no form
+/// that changes anything is shown, and a change sent anyway with the session's own CSRF
+/// token is refused, saying why.
+async function readonly(page) {
+  const topic = rest[0];
+  await page.goto(`${base}/topics`);
+  check("read-only: marked", (await text(page, ".badge")) === "read-only");
+  check("read-only: no create form", (await page.locator("#create-h").count()) === 0);
+  await page.goto(`${base}/topics/${topic}`);
+  check("read-only: no delete form", (await page.locator("#delete-h").count()) === 0);
+  await page.goto(`${base}/topics/${topic}/messages`);
+  check("read-only: no produce form", (await page.locator("#produce-h").count()) === 0);
+  await look(page, "readonly-messages");
+  const forged = await page.evaluate(async (name) => {
+    const r = await fetch(`/topics/${name}/delete`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `confirm=${name}` });
+    return { status: r.status, body: await r.text() };
+  }, topic);
+  check("read-only: a delete sent anyway is refused, saying why", forged.status === 403 && forged.body.includes("read-only"), JSON.stringify(forged).slice(0, 300));
+}
+
+/// A tiered topic whose oldest records are only in the bucket (`rest`: the topic, a time
+/// (ms) and the offset of the first record at or after it, below the local log's start):
+/// browsing from that time shows that record, read from the bucket; the topic's page shows
+/// the bucket's range.
+async function tiered(page) {
+  const [topic, at, offset, localStart] = rest;
+  await page.goto(`${base}/topics/${topic}`);
+  const row = await page.locator("section[aria-labelledby=partitions-h] tbody tr").first().innerText();
+  check("tiered: the bucket's range starts at 0", /\b0 \.\. \d+ \(\d+ segments/.test(row), row);
+  await look(page, "tiered-topic");
+  await page.goto(`${base}/topics/${topic}/messages?partition=0&from=timestamp&timestamp=${at}&limit=3`);
+  const offsets = (await page.locator("#records tbody th").allInnerTexts()).map(Number);
+  const want = [0, 1, 2].map((i) => Number(offset) + i);
+  check("tiered: from a time below the local start", JSON.stringify(offsets) === JSON.stringify(want) && want[2] < Number(localStart), JSON.stringify(offsets));
+  const value = (await page.locator("#records tbody tr td:last-child").first().innerText()).trim();
+  check("tiered: the record's own value", value.startsWith(String(offset).padStart(12, "0") + ":"), value.slice(0, 40));
+  await look(page, "tiered-messages");
+}
+
+const scenarios = { tour, reader, messages, groups, readonly, tiered };
 const browser = await chromium.launch({ executablePath: process.env.SHALE_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   // Over HTTPS the broker's certificate is the test's own CA's, which Chromium does not

@@ -13,6 +13,7 @@
 //! - `log`: produce, offsets, producer ids.
 //! - `fetch`: consumers' reads, one path for both front ends.
 //! - `decoded`: reads decoded into records, for front ends that hand out records.
+//! - `health`: this broker's health at a glance.
 //! - `admin`: topics, configs, partitions, deleting records, moves, the cluster, ACLs and
 //!   quotas.
 //! - `groups`: consumer groups (Shale's own protocol) and committed offsets.
@@ -29,6 +30,7 @@ mod classic;
 mod decoded;
 mod fetch;
 mod groups;
+mod health;
 mod log;
 mod registry;
 mod replica;
@@ -72,6 +74,7 @@ pub use crate::txn::state::{TxnRecord, TxnState};
 pub use admin::{ClusterMetadata, TopicMetadata, TopicsWanted};
 pub use decoded::{DecodeRead, DecodedPart, committed_filter, decode_read};
 pub use fetch::{FetchPartition, FetchShape, Fetched};
+pub use health::BrokerHealth;
 pub use log::{Admitted, PendingProduce};
 pub use registry::{RegistryError, RegistryFailure, SchemaText};
 pub use sasl::ScramChange;

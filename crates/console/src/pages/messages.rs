@@ -110,6 +110,15 @@ struct MessagesPage {
 }
 
 impl MessagesPage {
+    /// The time asked for as the form's time field holds it (`YYYY-MM-DDTHH:MM:SS`, UTC),
+    /// whatever form it was given in; as given when it does not parse.
+    fn timestamp_input(&self) -> String {
+        match parse_time(&self.q.timestamp) {
+            Ok(ms) => time_ms(ms).trim_end_matches('Z').to_string(),
+            Err(_) => self.q.timestamp.clone(),
+        }
+    }
+
     /// Where the produce that led here put its record (`partition:offset`).
     fn produced(&self) -> Option<(u32, i64)> {
         let (p, o) = self.q.produced.split_once(':')?;

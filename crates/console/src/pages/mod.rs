@@ -29,6 +29,8 @@ pub(crate) fn router(state: Arc<Console>) -> Router {
         .route("/topics", get(topics::show).post(topics::create))
         .route("/topics/{name}", get(topic::show))
         .route("/topics/{name}/delete", post(topic::delete))
+        .route("/topics/{name}/configs", post(topic::alter_config))
+        .route("/topics/{name}/partitions", post(topic::add_partitions))
         .route("/topics/{name}/messages", get(messages::show_page).post(messages::produce))
         .route("/topics/{name}/live", get(live::follow))
         .route("/groups", get(groups::list))
@@ -64,15 +66,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
     answer
 }
 
-/// A change may go to the broker: the form is this session's and the console is not
-/// read-only.
+/// A change may go to the broker: the console is not read-only, and the form is this
+/// session's.
 fn may_change(st: &Console, session: &Session, csrf: &str) -> Result<(), Failure> {
-    session.check_csrf(csrf)?;
-    match st.read_only {
-        true => Err(Failure::new(
+    if st.read_only {
+        return Err(Failure::new(
             StatusCode::FORBIDDEN,
             "This console is read-only (console.read_only): it makes no changes.",
-        )),
-        false => Ok(()),
+        ));
     }
+    session.check_csrf(csrf)
 }

@@ -40,9 +40,54 @@ struct Trouble {
     isr: String,
 }
 
+/// The serving broker's own health, as shown.
+#[derive(Debug)]
+struct Health {
+    id: i32,
+    version: &'static str,
+    hosted: usize,
+    led: usize,
+    local: String,
+    disk: String,
+    journal: String,
+    metadata: Result<(), String>,
+    bucket: String,
+}
+
+fn health(h: shale_broker::api::BrokerHealth) -> Health {
+    let percent = |part: u64, whole: u64| part as f64 * 100.0 / whole.max(1) as f64;
+    Health {
+        id: h.id,
+        version: h.version,
+        hosted: h.hosted,
+        led: h.led,
+        local: bytes(h.local_bytes),
+        disk: h.disk.map_or("unknown".to_string(), |(free, total)| {
+            format!("{} free of {} ({:.0}% free)", bytes(free), bytes(total), percent(free, total))
+        }),
+        journal: h.journal.map_or(
+            "none (each partition fsyncs its own segments)".to_string(),
+            |(used, size)| {
+                format!(
+                    "{} of {} not yet checkpointed ({:.0}%)",
+                    bytes(used),
+                    bytes(size),
+                    percent(used, size)
+                )
+            },
+        ),
+        metadata: h.metadata,
+        bucket: h.bucket.map_or("none configured".to_string(), |(requests, errors)| {
+            format!("{requests} requests since start, {errors} failed")
+        }),
+    }
+}
+
 #[derive(Debug, Template)]
 #[template(path = "overview.html")]
 struct Overview {
+    /// The serving broker's health, or why it is not shown.
+    health: Result<Health, String>,
     chrome: Chrome,
     version: &'static str,
     brokers: Vec<BrokerRow>,
@@ -65,6 +110,7 @@ pub(crate) async fn show(
         Err(e) => (None, Some(e.message)),
     };
     let this = st.api.broker_id();
+    let health = st.api.health(&session.who).map(health).map_err(|e| e.message);
     let brokers = meta
         .brokers
         .iter()
@@ -104,6 +150,7 @@ pub(crate) async fn show(
     }
     Ok(page(&Overview {
         chrome: Chrome::new(&st, &session, "overview"),
+        health,
         version: env!("CARGO_PKG_VERSION"),
         brokers,
         controller: meta.controller_id,

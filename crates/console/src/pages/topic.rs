@@ -2,6 +2,7 @@
 //! the bucket's ranges, upload lag, the cleaner), its configs with their source, and the
 //! form that deletes it (the name typed again to confirm).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use askama::Template;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::session::Session;
-use crate::view::{Chrome, Failure, bytes, ids, page, query_escape};
+use crate::view::{Chrome, Failure, bytes, ids, page, query_escape, status_of};
 
 /// A partition's row; offsets are `-` where this broker hosts no replica.
 #[derive(Debug)]
@@ -42,6 +43,13 @@ struct ConfigRow {
     source: &'static str,
 }
 
+impl ConfigRow {
+    /// Whether the topic overrides it.
+    fn overridden(&self) -> bool {
+        self.source == "topic"
+    }
+}
+
 #[derive(Debug, Template)]
 #[template(path = "topic.html")]
 struct TopicPage {
@@ -51,6 +59,8 @@ struct TopicPage {
     id: String,
     created: String,
     partitions: Vec<PartitionRow>,
+    /// The partition count, for the form that adds more.
+    count: usize,
     configs: Vec<ConfigRow>,
     /// Why the configs are not shown (DescribeConfigs refused), if they are not.
     configs_refused: Option<String>,
@@ -66,7 +76,7 @@ fn render(
     error: Option<String>,
 ) -> Response {
     let name = entry.record.name.clone();
-    let partitions = described.into_iter().map(partition_row).collect();
+    let partitions: Vec<PartitionRow> = described.into_iter().map(partition_row).collect();
     let (configs, configs_refused) = match st.api.topic_configs(&session.who, &name) {
         Ok(t) => {
             let rows = t.config.entries(&t.record.configs).into_iter();
@@ -81,6 +91,7 @@ fn render(
         name,
         id: entry.record.id.clone(),
         created: crate::view::time_ms(entry.record.created_ms),
+        count: partitions.len(),
         partitions,
         configs,
         configs_refused,
@@ -156,20 +167,95 @@ pub(crate) async fn delete(
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, Failure> {
     super::may_change(&st, &session, &form.csrf)?;
-    let refused = if form.confirm != name {
-        Some((
-            StatusCode::BAD_REQUEST,
-            format!("Type the topic's name, {name:?}, to delete it (got {:?}).", form.confirm),
-        ))
-    } else {
-        match st.api.delete_topic(&session.who, &name).await {
-            Ok(()) => return Ok(Redirect::to("/topics").into_response()),
-            Err(e) => Some((crate::view::status_of(&e), e.message)),
-        }
-    };
-    let (entry, described) = st.api.describe_topic(&session.who, &name).await?;
-    let (status, why) = refused.unwrap_or((StatusCode::OK, String::new()));
-    let mut answer = render(&st, &session, entry, described, Some(why));
+    if form.confirm != name {
+        let why =
+            format!("Type the topic's name, {name:?}, to delete it (got {:?}).", form.confirm);
+        return refused(&st, &session, &name, (StatusCode::BAD_REQUEST, why)).await;
+    }
+    match st.api.delete_topic(&session.who, &name).await {
+        Ok(()) => Ok(Redirect::to("/topics").into_response()),
+        Err(e) => refused(&st, &session, &name, (status_of(&e), e.message)).await,
+    }
+}
+
+/// The topic's page again, saying why a change was refused.
+async fn refused(
+    st: &Console,
+    session: &Session,
+    name: &str,
+    (status, why): (StatusCode, String),
+) -> Result<Response, Failure> {
+    let (entry, described) = st.api.describe_topic(&session.who, name).await?;
+    let mut answer = render(st, session, entry, described, Some(why));
     *answer.status_mut() = status;
     Ok(answer)
+}
+
+/// The topic's page after a change.
+fn changed(name: &str) -> Response {
+    Redirect::to(&format!("/topics/{}", query_escape(name))).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConfigForm {
+    #[serde(default)]
+    csrf: String,
+    /// The config to set (with `value`) ...
+    #[serde(default)]
+    set: String,
+    #[serde(default)]
+    value: String,
+    /// ... or the override to remove.
+    #[serde(default)]
+    remove: String,
+}
+
+/// Sets a config on the topic, or removes its override (back to the default).
+pub(crate) async fn alter_config(
+    State(st): State<Arc<Console>>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    Form(form): Form<ConfigForm>,
+) -> Result<Response, Failure> {
+    super::may_change(&st, &session, &form.csrf)?;
+    let (mut set, mut delete) = (BTreeMap::new(), Vec::new());
+    match (form.set.trim(), form.remove.trim()) {
+        ("", "") => {
+            let why = "Choose a config to set, or an override to remove.".to_string();
+            return refused(&st, &session, &name, (StatusCode::BAD_REQUEST, why)).await;
+        }
+        (key, "") => drop(set.insert(key.to_string(), form.value.trim().to_string())),
+        (_, key) => delete.push(key.to_string()),
+    }
+    match st.api.alter_topic_config(&session.who, &name, &set, &delete, false).await {
+        Ok(_) => Ok(changed(&name)),
+        Err(e) => refused(&st, &session, &name, (status_of(&e), e.message)).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PartitionsForm {
+    #[serde(default)]
+    csrf: String,
+    /// The topic's partitions after the change.
+    #[serde(default)]
+    partitions: String,
+}
+
+/// Grows the topic to more partitions.
+pub(crate) async fn add_partitions(
+    State(st): State<Arc<Console>>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    Form(form): Form<PartitionsForm>,
+) -> Result<Response, Failure> {
+    super::may_change(&st, &session, &form.csrf)?;
+    let Ok(count) = form.partitions.trim().parse::<u32>() else {
+        let why = format!("partitions {:?} is not a whole number", form.partitions.trim());
+        return refused(&st, &session, &name, (StatusCode::BAD_REQUEST, why)).await;
+    };
+    match st.api.create_partitions(&session.who, &name, count, false).await {
+        Ok(_) => Ok(changed(&name)),
+        Err(e) => refused(&st, &session, &name, (status_of(&e), e.message)).await,
+    }
 }
