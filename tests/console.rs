@@ -120,6 +120,11 @@ fn a_reader_sees_only_their_topic_and_every_change_is_refused_with_the_reason() 
             permission: "allow".into(),
         };
         admin.admin().create_acls(vec![read]).await.unwrap();
+        let producer = shale::client::Producer::new(admin.clone(), Default::default());
+        for i in 0..3 {
+            let r = shale::client::ProducerRecord::new("visible", format!("r{i}")).partition(0);
+            producer.send(r).await.unwrap().await.unwrap();
+        }
     });
     let url = server.console_url().unwrap();
     assert!(url.starts_with("https://"), "{url}");

@@ -175,6 +175,19 @@ async function reader(page) {
   check("topic: a delete is refused with the reason", del.includes(visible) && /may not|not (authorized|allowed)|denied/i.test(del), del);
   await look(page, "reader-delete-refused");
 
+  await page.goto(`${base}/topics/${visible}/messages?from=oldest`);
+  const seen = await page.locator("#records tbody tr td:last-child").allInnerTexts();
+  check("messages: theirs are shown", JSON.stringify(seen) === JSON.stringify(["r0", "r1", "r2"]), JSON.stringify(seen));
+  await page.getByLabel("Value", { exact: true }).fill("not allowed");
+  await page.getByRole("button", { name: "Produce" }).click();
+  const produce = await text(page, ".error");
+  check("messages: a produce is refused with the reason", /may not write/.test(produce) && produce.includes(visible), produce);
+  await look(page, "reader-produce-refused");
+  await page.goto(`${base}/topics/${hidden}/messages`);
+  check("messages: another topic's are refused", (await text(page, "h1")) === "Refused");
+  await page.goto(`${base}/groups`);
+  check("groups: none they may see", (await text(page, "main .empty")).startsWith("There are no consumer groups"));
+
   await page.goto(`${base}/`);
   const note = await text(page, "section[aria-labelledby=brokers-h] .note");
   check("overview: the brokers' load is refused, in words", note.startsWith("Their load is not shown"), note);
