@@ -27,7 +27,7 @@ ALLOWED = {
     "shale-grpc": {"shale-core", "shale-proto", "shale-broker"},
     "shale-kafka": {"shale-core", "shale-broker"},
     "shale-registry": {"shale-core", "shale-broker", "shale-schema"},
-    "shale-console": {"shale-core", "shale-broker"},
+    "shale-console": {"shale-core", "shale-broker", "shale-schema"},
     "shale-admin": {"shale-core", "shale-broker"},
     "shale": {"shale-core", "shale-schema", "shale-proto", "shale-client", "shale-meta", "shale-storage",
               "shale-groups",

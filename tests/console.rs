@@ -315,3 +315,36 @@ fn browsing_a_tiered_topic_from_a_time_reads_the_bucket() {
     }
     rt.block_on(server.close()).unwrap();
 }
+
+/// The schema registry's subjects in the browser: a subject registered twice through the
+/// registry's REST API is listed with its latest version; each version's text is shown.
+#[test]
+fn a_user_reads_the_registrys_subjects_and_versions() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.console.listen = Some("127.0.0.1:0".parse().unwrap());
+    settings.schema_registry.listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = rt.block_on(common::start(settings));
+    let registry = server.registry_addr().unwrap().to_string();
+    let record = |fields: &str| {
+        let schema = format!(r#"{{"type":"record","name":"Order","fields":[{fields}]}}"#);
+        serde_json::json!({ "schema": schema }).to_string()
+    };
+    let v1 = record(r#"{"name":"id","type":"long"}"#);
+    let v2 = record(
+        r#"{"name":"id","type":"long"},{"name":"note","type":["null","string"],"default":null}"#,
+    );
+    rt.block_on(async {
+        for body in [v1, v2] {
+            let path = "/subjects/orders-value/versions";
+            let (status, answer) = common::http_request(&registry, "POST", path, Some(&body)).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    });
+    let url = server.console_url().unwrap();
+    if scenario("schemas", &url, &["orders-value"]).is_none() {
+        return;
+    }
+    rt.block_on(server.close()).unwrap();
+}

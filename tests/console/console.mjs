@@ -352,7 +352,25 @@ async function tiered(page) {
   await look(page, "tiered-messages");
 }
 
-const scenarios = { tour, reader, messages, groups, readonly, tiered };
+/// The schema registry's subjects (`rest[0]`: a subject the test registered twice, an
+/// Avro record and then the same with an optional `note`): listed with the latest version,
+/// each version's schema shown.
+async function schemas(page) {
+  const subject = rest[0];
+  await page.goto(`${base}/`);
+  await page.getByRole("link", { name: "Schemas" }).click();
+  const row = await page.locator("tbody tr", { hasText: subject }).innerText();
+  check("schemas: the subject, its latest version and format", /\t2\tAVRO\t\d+\tBACKWARD/.test(row), JSON.stringify(row));
+  await look(page, "schemas");
+  await page.getByRole("link", { name: subject }).click();
+  check("schema: the latest version's text", (await text(page, "pre.schema")).includes('"note"'));
+  await look(page, "schema");
+  await page.getByRole("link", { name: "1", exact: true }).click();
+  const first = await text(page, "pre.schema");
+  check("schema: an earlier version's text", first.includes('"id"') && !first.includes('"note"'), first);
+}
+
+const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas };
 const browser = await chromium.launch({ executablePath: process.env.SHALE_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   // Over HTTPS the broker's certificate is the test's own CA's, which Chromium does not

@@ -7,6 +7,7 @@ mod live;
 mod login;
 mod messages;
 mod overview;
+mod schemas;
 mod topic;
 mod topics;
 
@@ -37,6 +38,8 @@ pub(crate) fn router(state: Arc<Console>) -> Router {
         .route("/groups/{group}", get(groups::show))
         .route("/groups/{group}/lag", get(groups::lag))
         .route("/groups/{group}/reset", post(groups::reset))
+        .route("/schemas", get(schemas::list))
+        .route("/schemas/{subject}", get(schemas::show))
         .route("/login", get(login::show).post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/assets/{name}", get(crate::assets::asset))
