@@ -348,3 +348,31 @@ fn a_user_reads_the_registrys_subjects_and_versions() {
     }
     rt.block_on(server.close()).unwrap();
 }
+
+/// Transactions in the browser: an open transaction is listed with its partitions and
+/// aborted from the page.
+#[test]
+fn an_operator_sees_and_aborts_an_open_transaction() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path()));
+    let producer = rt.block_on(async {
+        let client = common::client(&server);
+        client.admin().create_topic("ledger", 2, 1, Default::default()).await.unwrap();
+        let config = shale::client::TransactionalConfig::new("ledger-writer");
+        let mut producer =
+            shale::client::TransactionalProducer::init(client.clone(), config).await.unwrap();
+        producer.begin().unwrap();
+        for p in 0..2 {
+            let r = shale::client::ProducerRecord::new("ledger", "pending").partition(p);
+            producer.send(r).await.unwrap().await.unwrap();
+        }
+        producer
+    });
+    let url = server.console_url().unwrap();
+    if scenario("transactions", &url, &["ledger-writer"]).is_none() {
+        return;
+    }
+    drop(producer);
+    rt.block_on(server.close()).unwrap();
+}

@@ -370,7 +370,24 @@ async function schemas(page) {
   check("schema: an earlier version's text", first.includes('"id"') && !first.includes('"note"'), first);
 }
 
-const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas };
+/// Open transactions (`rest[0]`: a transactional id with one open on two partitions):
+/// listed with state and partitions, aborted by an operator from the page.
+async function transactions(page) {
+  const id = rest[0];
+  await page.goto(`${base}/`);
+  await page.getByRole("link", { name: "Transactions" }).click();
+  const row = () => page.locator("tbody tr", { hasText: id }).innerText();
+  const open = await row();
+  check("transactions: the open one, its state and partitions", /Ongoing/.test(open) && open.includes("ledger-0") && open.includes("ledger-1"), open);
+  await look(page, "transactions");
+  await page.getByRole("button", { name: `Abort the transaction of ${id}` }).click();
+  await page.waitForURL(`${base}/transactions`);
+  const after = await row();
+  check("transactions: aborted by the operator", /Abort/.test(after) && !/Ongoing/.test(after), after);
+  await look(page, "transactions-aborted");
+}
+
+const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas, transactions };
 const browser = await chromium.launch({ executablePath: process.env.SHALE_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   // Over HTTPS the broker's certificate is the test's own CA's, which Chromium does not

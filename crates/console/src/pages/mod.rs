@@ -10,6 +10,7 @@ mod overview;
 mod schemas;
 mod topic;
 mod topics;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub(crate) fn router(state: Arc<Console>) -> Router {
         .route("/groups/{group}/reset", post(groups::reset))
         .route("/schemas", get(schemas::list))
         .route("/schemas/{subject}", get(schemas::show))
+        .route("/transactions", get(transactions::list))
+        .route("/transactions/{id}/abort", post(transactions::abort))
         .route("/login", get(login::show).post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/assets/{name}", get(crate::assets::asset))
