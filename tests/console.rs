@@ -130,6 +130,8 @@ fn a_reader_sees_only_their_topic_and_every_change_is_refused_with_the_reason() 
     assert!(url.starts_with("https://"), "{url}");
     let Some(report) = scenario("reader", &url, &[READER, "visible", "hidden"]) else { return };
     assert!(report["pages"].as_object().unwrap().contains_key("reader-delete-refused"));
+    // The super user manages ACLs from the same console.
+    scenario("acls", &url, &[ADMIN, "User:reader", "visible", "hidden"]);
     let left = rt.block_on(server.broker().list_topics()).unwrap();
     assert_eq!(left.len(), 2, "nothing deleted or created: {left:?}");
     rt.block_on(server.close()).unwrap();

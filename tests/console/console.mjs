@@ -387,7 +387,36 @@ async function transactions(page) {
   await look(page, "transactions-aborted");
 }
 
-const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas, transactions };
+/// ACLs, signed in as a super user (`rest`: its token, the reader's principal, a topic
+/// the reader may read, another): the reader's binding listed; a binding with a bad
+/// principal refused by name; one added and removed again.
+async function acls(page) {
+  const [token, reader, visible, hidden] = rest;
+  await page.goto(`${base}/acls`);
+  await page.getByLabel("Bearer token (JWT)").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${base}/acls`);
+  const rows = () => page.locator("main tbody tr").allInnerTexts();
+  const first = await rows();
+  check("acls: the reader's binding", first.length === 1 && first[0].includes(reader) && first[0].includes(visible), JSON.stringify(first));
+  await look(page, "acls");
+  await page.getByLabel("Principal", { exact: true }).fill("reader");
+  await page.getByLabel("Resource name", { exact: true }).fill(hidden);
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  check("acls: a principal without its type is refused by name", (await text(page, ".error")).includes('"reader"'));
+  await page.getByLabel("Principal", { exact: true }).fill(reader);
+  await page.getByLabel("Operation", { exact: true }).selectOption("read");
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.waitForURL(`${base}/acls`);
+  const added = await rows();
+  check("acls: added", added.length === 2 && added.some((r) => r.includes(hidden)), JSON.stringify(added));
+  await look(page, "acls-added");
+  await page.getByRole("button", { name: new RegExp(`Remove: allow ${reader} read on topic ${hidden}$`) }).click();
+  await page.waitForURL(`${base}/acls`);
+  check("acls: removed again", (await rows()).length === 1);
+}
+
+const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas, transactions, acls };
 const browser = await chromium.launch({ executablePath: process.env.SHALE_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   // Over HTTPS the broker's certificate is the test's own CA's, which Chromium does not

@@ -2,6 +2,7 @@
 //! of its forms. Every change checks the session's CSRF token and `console.read_only`
 //! before it reaches the broker, which authorizes and audits it.
 
+mod acls;
 mod groups;
 mod live;
 mod login;
@@ -43,6 +44,7 @@ pub(crate) fn router(state: Arc<Console>) -> Router {
         .route("/schemas/{subject}", get(schemas::show))
         .route("/transactions", get(transactions::list))
         .route("/transactions/{id}/abort", post(transactions::abort))
+        .route("/acls", get(acls::list).post(acls::change))
         .route("/login", get(login::show).post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/assets/{name}", get(crate::assets::asset))
