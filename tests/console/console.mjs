@@ -414,6 +414,26 @@ async function acls(page) {
   await page.getByRole("button", { name: new RegExp(`Remove: allow ${reader} read on topic ${hidden}$`) }).click();
   await page.waitForURL(`${base}/acls`);
   check("acls: removed again", (await rows()).length === 1);
+
+  // A SCRAM user made here signs in with its password; a wrong one is refused.
+  await page.getByRole("link", { name: "Users" }).click();
+  await page.getByLabel("User", { exact: true }).fill("carol");
+  await page.getByLabel("Password", { exact: true }).fill("carol-secret-1");
+  await page.getByRole("button", { name: "Set password" }).click();
+  await page.waitForURL(`${base}/users`);
+  const carol = await page.locator("tbody tr", { hasText: "carol" }).innerText();
+  check("users: carol with both mechanisms", carol.includes("SCRAM-SHA-512") && carol.includes("SCRAM-SHA-256") && !carol.includes("secret"), carol);
+  await look(page, "users");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/login/);
+  await page.getByLabel("User", { exact: true }).fill("carol");
+  await page.getByLabel("Password", { exact: true }).fill("wrong");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  check("users: a wrong password is refused", (await text(page, ".error")).length > 0);
+  await page.getByLabel("Password", { exact: true }).fill("carol-secret-1");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${base}/`);
+  check("users: carol signed in with her password", (await text(page, ".who")).includes("User:carol"));
 }
 
 const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas, transactions, acls };

@@ -12,6 +12,7 @@ mod schemas;
 mod topic;
 mod topics;
 mod transactions;
+mod users;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub(crate) fn router(state: Arc<Console>) -> Router {
         .route("/transactions", get(transactions::list))
         .route("/transactions/{id}/abort", post(transactions::abort))
         .route("/acls", get(acls::list).post(acls::change))
+        .route("/users", get(users::list).post(users::change))
         .route("/login", get(login::show).post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/assets/{name}", get(crate::assets::asset))
