@@ -22,7 +22,7 @@ use shale_broker::api::Identity;
 use shale_core::clock::monotonic_now;
 
 use crate::Console;
-use crate::view::Failure;
+use crate::view::{Chrome, Failure};
 
 /// The session cookie's name.
 const COOKIE: &str = "shale_console";
@@ -63,6 +63,17 @@ impl Session {
     /// The principal's name, as pages show it.
     pub(crate) fn principal(&self) -> String {
         self.who.principal.to_string()
+    }
+
+    /// The frame of a page of `st` this session sees, `active` in the navigation.
+    pub(crate) fn chrome(&self, st: &Console, active: &'static str) -> Chrome {
+        Chrome {
+            active,
+            user: self.signed_in.then(|| self.principal()),
+            csrf: self.csrf.clone(),
+            read_only: st.read_only,
+            cluster: st.api.cluster_name().to_string(),
+        }
     }
 }
 

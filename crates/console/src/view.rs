@@ -8,8 +8,6 @@ use axum::response::{Html, IntoResponse, Response};
 
 use shale_core::error::{Error, ErrorKind};
 
-use crate::session::Session;
-
 /// The frame's part of every page.
 #[derive(Debug)]
 pub(crate) struct Chrome {
@@ -23,18 +21,6 @@ pub(crate) struct Chrome {
     pub(crate) read_only: bool,
     /// The cluster's name, in the title.
     pub(crate) cluster: String,
-}
-
-impl Chrome {
-    pub(crate) fn new(st: &crate::Console, session: &Session, active: &'static str) -> Chrome {
-        Chrome {
-            active,
-            user: session.signed_in.then(|| session.principal()),
-            csrf: session.csrf.clone(),
-            read_only: st.read_only,
-            cluster: st.api.cluster_name().to_string(),
-        }
-    }
 }
 
 /// A page, rendered.

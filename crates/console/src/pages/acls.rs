@@ -74,7 +74,7 @@ async fn render(
     rows.sort_by(|a, b| (&a.principal, &a.resource_name).cmp(&(&b.principal, &b.resource_name)));
     let (status, error) = refused.map_or((StatusCode::OK, None), |(s, why)| (s, Some(why)));
     let mut answer = page(&AclsPage {
-        chrome: Chrome::new(st, session, "acls"),
+        chrome: session.chrome(st, "acls"),
         q,
         rows,
         resource_types: ResourceType::ALL,

@@ -67,7 +67,7 @@ pub(crate) async fn list(
             name: g.group,
         });
     }
-    Ok(page(&GroupsPage { chrome: Chrome::new(&st, &session, "groups"), rows }))
+    Ok(page(&GroupsPage { chrome: session.chrome(&st, "groups"), rows }))
 }
 
 fn total_lag(d: &GroupDescription) -> i64 {
@@ -184,7 +184,7 @@ fn render(
         Err((status, why)) => (status, Vec::new(), false, Some(why)),
     };
     let mut answer = page(&GroupPage {
-        chrome: Chrome::new(st, session, "groups"),
+        chrome: session.chrome(st, "groups"),
         href: format!("/groups/{}", query_escape(&d.group)),
         kind: d.protocol.as_str(),
         state: d.state.as_str(),

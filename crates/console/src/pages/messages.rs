@@ -368,7 +368,7 @@ pub(crate) async fn show_page(
     });
     let download = format!("{href}?{query}&download=json");
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let chrome = Chrome::new(&st, &session, "topics");
+    let chrome = session.chrome(&st, "topics");
     let mut answer = page(&MessagesPage {
         chrome,
         name,

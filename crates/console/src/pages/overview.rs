@@ -149,7 +149,7 @@ pub(crate) async fn show(
         }
     }
     Ok(page(&Overview {
-        chrome: Chrome::new(&st, &session, "overview"),
+        chrome: session.chrome(&st, "overview"),
         health,
         version: env!("CARGO_PKG_VERSION"),
         brokers,

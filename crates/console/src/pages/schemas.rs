@@ -70,7 +70,7 @@ pub(crate) async fn list(
             name: subject,
         });
     }
-    Ok(page(&SchemasPage { chrome: Chrome::new(&st, &session, "schemas"), rows, level }))
+    Ok(page(&SchemasPage { chrome: session.chrome(&st, "schemas"), rows, level }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,7 +111,7 @@ pub(crate) async fn show(
         .and_then(|j| serde_json::to_string_pretty(&j).ok())
         .unwrap_or_else(|| v.schema.schema.clone());
     Ok(page(&SchemaPage {
-        chrome: Chrome::new(&st, &session, "schemas"),
+        chrome: session.chrome(&st, "schemas"),
         href: format!("/schemas/{}", query_escape(&subject)),
         subject,
         versions,

@@ -86,7 +86,7 @@ fn render(
         Err(e) => (Vec::new(), Some(e.message)),
     };
     page(&TopicPage {
-        chrome: Chrome::new(st, session, "topics"),
+        chrome: session.chrome(st, "topics"),
         href: format!("/topics/{}", query_escape(&name)),
         name,
         id: entry.record.id.clone(),

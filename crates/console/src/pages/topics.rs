@@ -111,7 +111,7 @@ fn render(
         None => (StatusCode::OK, None),
         Some((status, why)) => (status, Some(why)),
     };
-    let chrome = Chrome::new(st, session, "topics");
+    let chrome = session.chrome(st, "topics");
     let mut answer = page(&Topics { chrome, q, total, rows, form, error });
     *answer.status_mut() = status;
     Ok(answer)

@@ -65,7 +65,7 @@ pub(crate) async fn list(
             id,
         })
         .collect();
-    Ok(page(&TransactionsPage { chrome: Chrome::new(&st, &session, "transactions"), rows }))
+    Ok(page(&TransactionsPage { chrome: session.chrome(&st, "transactions"), rows }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -63,7 +63,7 @@ async fn render(
         })
         .collect();
     let (status, error) = refused.map_or((StatusCode::OK, None), |(s, why)| (s, Some(why)));
-    let chrome = Chrome::new(st, session, "users");
+    let chrome = session.chrome(st, "users");
     let mut answer = page(&UsersPage { chrome, rows, user, error });
     *answer.status_mut() = status;
     Ok(answer)
