@@ -12,6 +12,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use shale_client::cli::{BrokerArg, Format, key_value};
 use shale_client::{Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord};
+use shale_core::error::ErrorKind;
 
 use crate::report;
 
@@ -119,9 +120,10 @@ async fn create(
         let name = b.topic(t);
         let configs = b.configs.iter().cloned().collect();
         match admin.create_topic(&name, b.partitions, 0, configs).await {
-            Ok(_) => {}
+            // Made by an earlier run that stopped part way: carry on from where it stopped.
+            Ok(_) | Err(shale_core::error::Error { kind: ErrorKind::AlreadyExists, .. }) => {}
             // Created, its partitions still being placed or opened: wait for their leaders.
-            Err(e) if e.kind == shale_core::error::ErrorKind::Unavailable => {
+            Err(e) if e.kind == ErrorKind::Unavailable => {
                 eprintln!("{e}; waiting for every partition of {name} to have a leader");
                 wait_led(&admin, &name, b.partitions).await?;
                 waited += 1;
@@ -136,7 +138,16 @@ async fn create(
 async fn wait_led(admin: &shale_client::Admin, topic: &str, partitions: u32) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let described = admin.describe_topic(topic).await?;
+        let described = match admin.describe_topic(topic).await {
+            Ok(d) => d,
+            // A broker busy placing thousands of partitions may drop a call: ask again.
+            Err(e) if e.kind.is_retriable() && Instant::now() < deadline => {
+                eprintln!("{topic}: {e}; asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let led = described
             .partitions
             .iter()
