@@ -34,21 +34,7 @@ node_ok() {
 
 install_node() {
   node_ok && return 0
-  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || install_debian npm
-  echo "installing ${NODE_PACKAGES[*]} into $NODE_DIR" >&2
-  mkdir -p "$NODE_DIR"
-  if [ -f "$NODE_DIR/package.json" ] && ! grep -q '"name" *: *"shale-browser"' "$NODE_DIR/package.json"; then
-    echo "error: $NODE_DIR/package.json is not shale-browser's: point SHALE_BROWSER_DIR elsewhere" >&2
-    exit 1
-  fi
-  rm -rf "$NODE_DIR/node_modules" "$NODE_DIR/package-lock.json" "$NODE_DIR/.shale-pins"
-  printf '{\n  "name": "shale-browser",\n  "private": true\n}\n' > "$NODE_DIR/package.json"
-  (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund --save-exact --ignore-scripts \
-    "${NODE_PACKAGES[@]}" >&2) || {
-    echo "error: npm install ${NODE_PACKAGES[*]} in $NODE_DIR failed" >&2
-    exit 1
-  }
-  echo "$NODE_PIN" > "$NODE_DIR/.shale-pins"
+  install_npm "$NODE_DIR" shale-browser "$NODE_PIN" "${NODE_PACKAGES[@]}"
 }
 
 case "${1:-}" in

@@ -106,24 +106,7 @@ install_python() {
 
 install_node() {
   node_ok && return 0
-  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || install_debian npm
-  echo "installing kafkajs and its codecs into $NODE_DIR" >&2
-  mkdir -p "$NODE_DIR"
-  # The directory is this script's: refuse one that holds some other npm project.
-  if [ -f "$NODE_DIR/package.json" ] \
-      && ! grep -qE '"name" *: *"shale-kafkajs"|"kafkajs" *:' "$NODE_DIR/package.json"; then
-    echo "error: $NODE_DIR/package.json is not shale-kafkajs's: point SHALE_KAFKAJS_DIR elsewhere" >&2
-    exit 1
-  fi
-  # Start over, so that nothing an older pin list installed stays.
-  rm -rf "$NODE_DIR/node_modules" "$NODE_DIR/package-lock.json" "$NODE_DIR/.shale-pins"
-  printf '{\n  "name": "shale-kafkajs",\n  "private": true\n}\n' > "$NODE_DIR/package.json"
-  (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund --save-exact --ignore-scripts \
-    "${NODE_PACKAGES[@]}" >&2) || {
-    echo "error: npm install ${NODE_PACKAGES[*]} in $NODE_DIR failed" >&2
-    exit 1
-  }
-  echo "$NODE_PIN" > "$NODE_DIR/.shale-pins"
+  install_npm "$NODE_DIR" shale-kafkajs "$NODE_PIN" "${NODE_PACKAGES[@]}"
 }
 
 jars_ok() {

@@ -1,5 +1,6 @@
 # Sourced by the client installers (kafka-clients.sh, grpc-clients.sh, browser.sh): a
-# Python venv holding pinned packages, reinstalled when the pins change; a Debian package.
+# Python venv or an npm directory holding pinned packages, reinstalled when the pins
+# change; a Debian package.
 # shellcheck shell=bash
 
 # Whether the venv at $1 holds exactly the packages pinned in $2 (one per line).
@@ -27,6 +28,28 @@ install_venv() {
     exit 1
   }
   echo "$pin" > "$venv/.shale-pins"
+}
+
+# Installs the npm packages after $3 into the directory $1, as the private project named
+# $2 (refusing a directory that holds another project; starting over so that nothing an
+# older pin list installed stays), and records the pins $3 (one per line) in .shale-pins.
+install_npm() {
+  local dir=$1 name=$2 pin=$3
+  shift 3
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || install_debian npm
+  echo "installing $* into $dir" >&2
+  mkdir -p "$dir"
+  if [ -f "$dir/package.json" ] && ! grep -q "\"name\" *: *\"$name\"" "$dir/package.json"; then
+    echo "error: $dir/package.json is not $name's: point the script elsewhere" >&2
+    exit 1
+  fi
+  rm -rf "$dir/node_modules" "$dir/package-lock.json" "$dir/.shale-pins"
+  printf '{\n  "name": "%s",\n  "private": true\n}\n' "$name" > "$dir/package.json"
+  (cd "$dir" && npm install --silent --no-audit --no-fund --save-exact --ignore-scripts "$@" >&2) || {
+    echo "error: npm install $* in $dir failed" >&2
+    exit 1
+  }
+  echo "$pin" > "$dir/.shale-pins"
 }
 
 # Installs Debian's package $1 (as root, else with sudo).

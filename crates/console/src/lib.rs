@@ -22,13 +22,12 @@ pub mod settings;
 mod show;
 mod view;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use shale_broker::api::{Api, ServerTls};
+use shale_broker::api::{Api, Http1Server, ServerTls};
 use shale_core::error::Error;
 
 pub use settings::ConsoleSettings;
@@ -41,16 +40,8 @@ struct Console {
     read_only: bool,
 }
 
-/// A running console listener.
-#[derive(Debug)]
-pub struct ConsoleServer {
-    addr: SocketAddr,
-    scheme: &'static str,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    /// The serving task: it ends when stopped or when the broker closes, and is aborted
-    /// if this is dropped first.
-    _task: shale_core::task::OwnedTask<()>,
-}
+/// A running console listener: its address, URL and `stop`.
+pub type ConsoleServer = shale_broker::api::Http1Server;
 
 /// Serves the console on `listener` until stopped or the broker closes: over TLS with
 /// `tls` (the broker's material, as the other listeners use it), else plaintext.
@@ -60,9 +51,6 @@ pub fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerTls>>,
 ) -> Result<ConsoleServer, Error> {
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::internal(format!("cannot read the console's bound address: {e}")))?;
     let idle = Duration::from_secs(settings.session_idle_secs);
     let state = Arc::new(Console {
         api: api.clone(),
@@ -70,47 +58,5 @@ pub fn serve(
         read_only: settings.read_only,
     });
     let app = pages::router(state);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut closed = api.closed_signal();
-    let shutdown = async move {
-        tokio::select! {
-            _ = stopped => {}
-            _ = closed.wait_for(|c| *c) => {}
-        }
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let task = shale_core::task::spawn_owned(async move {
-        let served = match tls {
-            None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
-            Some(tls) => {
-                let listener =
-                    shale_broker::api::Http1Listener::new(&tls, listener, addr, "the console");
-                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-            }
-        };
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the console listener ended with an error");
-        }
-    });
-    tracing::info!(%addr, scheme, "serving the web console");
-    Ok(ConsoleServer { addr, scheme, stop: Some(stop), _task: task })
-}
-
-impl ConsoleServer {
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Its URL: `https://` when it serves TLS.
-    pub fn url(&self) -> String {
-        format!("{}://{}", self.scheme, self.addr)
-    }
-
-    /// Stops accepting requests.
-    pub fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    Http1Server::serve(listener, app, tls, api.closed_signal(), "the console")
 }

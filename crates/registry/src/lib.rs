@@ -18,12 +18,11 @@ mod request;
 mod routes;
 pub mod settings;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use shale_broker::api::{Api, ServerTls};
+use shale_broker::api::{Api, Http1Server, ServerTls};
 use shale_core::error::Error;
 
 pub use settings::RegistrySettings;
@@ -38,16 +37,8 @@ struct Registry {
     http: forward::Client,
 }
 
-/// A running registry listener.
-#[derive(Debug)]
-pub struct RegistryServer {
-    addr: SocketAddr,
-    scheme: &'static str,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    /// The serving task: it ends when stopped or when the broker closes, and is aborted
-    /// if this is dropped first.
-    _task: shale_core::task::OwnedTask<()>,
-}
+/// A running registry listener: its address, URL and `stop`.
+pub type RegistryServer = shale_broker::api::Http1Server;
 
 /// Serves the registry on `listener` until stopped or the broker closes: over TLS with
 /// `tls` (the broker's material, as the other listeners use it), else plaintext.
@@ -57,56 +48,11 @@ pub fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerTls>>,
 ) -> Result<RegistryServer, Error> {
-    let addr = listener.local_addr().map_err(|e| {
-        Error::internal(format!("cannot read the schema registry's bound address: {e}"))
-    })?;
     let state = Arc::new(Registry {
         api: api.clone(),
         max_request_bytes: settings.max_request_bytes,
         http: forward::Client::new(tls.clone()),
     });
     let app = routes::router(state);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut closed = api.closed_signal();
-    let shutdown = async move {
-        tokio::select! {
-            _ = stopped => {}
-            _ = closed.wait_for(|c| *c) => {}
-        }
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let task = shale_core::task::spawn_owned(async move {
-        let served = match tls {
-            None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
-            Some(tls) => {
-                let what = "the schema registry";
-                let listener = shale_broker::api::Http1Listener::new(&tls, listener, addr, what);
-                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-            }
-        };
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the schema registry listener ended with an error");
-        }
-    });
-    tracing::info!(%addr, scheme, "serving the schema registry (Confluent's REST API)");
-    Ok(RegistryServer { addr, scheme, stop: Some(stop), _task: task })
-}
-
-impl RegistryServer {
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Its URL: `https://` when it serves TLS.
-    pub fn url(&self) -> String {
-        format!("{}://{}", self.scheme, self.addr)
-    }
-
-    /// Stops accepting requests.
-    pub fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    Http1Server::serve(listener, app, tls, api.closed_signal(), "the schema registry")
 }

@@ -69,7 +69,7 @@ pub use crate::metrics::{RequestMetrics, observe_since};
 pub use crate::prometheus::{Exposition, OPENMETRICS};
 pub use crate::quota::{Kind as QuotaKind, QuotaLimits};
 pub use crate::settings::Settings;
-pub use crate::tls::{Http1Listener, ServerTls};
+pub use crate::tls::{Http1Listener, Http1Server, ServerTls};
 pub use crate::txn::state::{TxnRecord, TxnState};
 pub use admin::{ClusterMetadata, TopicMetadata, TopicsWanted};
 pub use decoded::{DecodeRead, DecodedPart, committed_filter, decode_read};

@@ -67,3 +67,71 @@ impl axum::serve::Listener for Http1Listener {
         Ok(self.addr)
     }
 }
+
+/// An HTTP/1.1 front end's running listener (the schema registry's, the console's):
+/// serving `axum` over TLS or plaintext until stopped or the broker closes.
+#[derive(Debug)]
+pub struct Http1Server {
+    addr: SocketAddr,
+    scheme: &'static str,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The serving task: it ends when stopped or when the broker closes, and is aborted
+    /// if this is dropped first.
+    _task: shale_core::task::OwnedTask<()>,
+}
+
+impl Http1Server {
+    /// Serves `app` on `listener` for `what` ("the console") until [`stop`](Self::stop)
+    /// or `closed` turns true: over TLS with `tls` (the broker's material, as the other
+    /// listeners use it), else plaintext.
+    pub fn serve(
+        listener: TcpListener,
+        app: axum::Router,
+        tls: Option<Arc<ServerTls>>,
+        mut closed: tokio::sync::watch::Receiver<bool>,
+        what: &'static str,
+    ) -> Result<Http1Server, shale_core::error::Error> {
+        let addr = listener.local_addr().map_err(|e| {
+            shale_core::error::Error::internal(format!("cannot read {what}'s bound address: {e}"))
+        })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            tokio::select! {
+                _ = stopped => {}
+                _ = closed.wait_for(|c| *c) => {}
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = shale_core::task::spawn_owned(async move {
+            let served = match tls {
+                None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+                Some(tls) => {
+                    let listener = Http1Listener::new(&tls, listener, addr, what);
+                    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::warn!(error = %e, listener = what, "an HTTP listener ended with an error");
+            }
+        });
+        tracing::info!(%addr, scheme, listener = what, "serving HTTP");
+        Ok(Http1Server { addr, scheme, stop: Some(stop), _task: task })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its URL: `https://` when it serves TLS.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Stops accepting requests.
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -9,12 +9,12 @@
 //! Handshakes run in a task per connection (bounded by `HANDSHAKE_TIMEOUT`), so a client
 //! that connects and says nothing cannot hold up the others.
 //!
-//! Layout: this file, the material and the handshakes; `http`, the listener the HTTP/1.1
-//! front ends (the schema registry, the console) serve axum on.
+//! Layout: this file, the material and the handshakes; `http`, the listener and server the
+//! HTTP/1.1 front ends (the schema registry, the console) serve axum with.
 
 mod http;
 
-pub use http::Http1Listener;
+pub use http::{Http1Listener, Http1Server};
 
 use std::fmt;
 use std::net::SocketAddr;
