@@ -118,28 +118,42 @@ async fn create(
     let mut waited = 0;
     for t in 0..b.topics {
         let name = b.topic(t);
-        let configs = b.configs.iter().cloned().collect();
-        match admin.create_topic(&name, b.partitions, 0, configs).await {
-            // Made by an earlier run that stopped part way: carry on from where it stopped.
-            Ok(_) | Err(shale_core::error::Error { kind: ErrorKind::AlreadyExists, .. }) => {}
-            // Created, its partitions still being placed or opened: wait for their leaders.
-            Err(e) if e.kind == ErrorKind::Unavailable => {
-                eprintln!("{e}; waiting for every partition of {name} to have a leader");
-                wait_led(&admin, &name, b.partitions).await?;
-                waited += 1;
+        let configs: std::collections::BTreeMap<String, String> =
+            b.configs.iter().cloned().collect();
+        loop {
+            match admin.create_topic(&name, b.partitions, 0, configs.clone()).await {
+                // Made by an earlier run that stopped part way: carry on from there.
+                Ok(_) | Err(shale_core::error::Error { kind: ErrorKind::AlreadyExists, .. }) => {
+                    break;
+                }
+                // Created, its partitions still being placed or opened: wait for their
+                // leaders; or not created after all (a busy broker dropped it): again.
+                Err(e) if e.kind == ErrorKind::Unavailable => {
+                    eprintln!("{e}; waiting for every partition of {name} to have a leader");
+                    waited += 1;
+                    if wait_led(&admin, &name, b.partitions).await? {
+                        break;
+                    }
+                }
+                Err(e) => anyhow::bail!("creating topic {name}: {e}"),
             }
-            Err(e) => anyhow::bail!("creating topic {name}: {e}"),
         }
     }
     Ok(serde_json::json!({ "topics_waited_for": waited }))
 }
 
-/// Waits (up to 10 minutes) until every partition of `topic` has a leader.
-async fn wait_led(admin: &shale_client::Admin, topic: &str, partitions: u32) -> anyhow::Result<()> {
+/// Waits (up to 10 minutes) until every partition of `topic` has a leader: false when the
+/// topic does not exist (its creation was dropped: create it again).
+async fn wait_led(
+    admin: &shale_client::Admin,
+    topic: &str,
+    partitions: u32,
+) -> anyhow::Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let described = match admin.describe_topic(topic).await {
             Ok(d) => d,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(false),
             // A broker busy placing thousands of partitions may drop a call: ask again.
             Err(e) if e.kind.is_retriable() && Instant::now() < deadline => {
                 eprintln!("{topic}: {e}; asking again");
@@ -154,7 +168,7 @@ async fn wait_led(admin: &shale_client::Admin, topic: &str, partitions: u32) -> 
             .filter(|p| p.metadata.as_ref().is_some_and(|m| m.leader_id >= 0))
             .count();
         if led == partitions as usize {
-            return Ok(());
+            return Ok(true);
         }
         if Instant::now() > deadline {
             anyhow::bail!(
