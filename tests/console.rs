@@ -51,10 +51,14 @@ fn scenario(scenario: &str, url: &str, args: &[&str]) -> Option<serde_json::Valu
     Some(kafka::run(cmd, WITHIN).assert_ok(&format!("the console's {scenario} scenario")))
 }
 
-/// A broker in this process with its console.
-async fn broker(dir: &std::path::Path) -> shale::server::RunningServer {
+/// A broker in this process with its console, its settings otherwise `configure`'s.
+async fn broker(
+    dir: &std::path::Path,
+    configure: impl FnOnce(&mut shale::settings::Settings),
+) -> shale::server::RunningServer {
     let mut settings = common::settings(dir);
     settings.console.listen = Some("127.0.0.1:0".parse().unwrap());
+    configure(&mut settings);
     common::start(settings).await
 }
 
@@ -66,7 +70,7 @@ async fn broker(dir: &std::path::Path) -> shale::server::RunningServer {
 fn a_user_creates_browses_and_deletes_a_topic_in_the_browser() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
+    let server = rt.block_on(broker(dir.path(), |_| {}));
     let url = server.console_url().unwrap();
     let Some(report) = scenario("tour", &url, &["orders"]) else { return };
     let pages = report["pages"].as_object().unwrap();
@@ -87,21 +91,10 @@ fn a_reader_sees_only_their_topic_and_every_change_is_refused_with_the_reason() 
     const READER: &str = "console-reader-token";
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("User:admin {ADMIN}\nUser:reader {READER}\n")).unwrap();
     // Required authentication needs TLS (brokers authenticate to each other with their
     // certificates): the console serves HTTPS, its cookie `Secure`.
-    let ca = pki::Ca::new("console CA");
-    let ca_file = ca.write(&dir.path().join("ca.crt"));
-    let server_files = ca.write_leaf(dir.path(), "broker", "broker");
-    let mut settings = common::settings(&dir.path().join("data"));
-    settings.tls.cert_file = Some(server_files.cert);
-    settings.tls.key_file = Some(server_files.key);
-    settings.tls.ca_file = Some(ca_file.clone());
-    settings.tls.client_auth = shale::tls::ClientAuth::Optional;
-    settings.auth.require = true;
-    settings.auth.token_file = Some(tokens);
-    settings.acl.super_users = vec!["User:admin".into()];
+    let tokens = format!("User:admin {ADMIN}\nUser:reader {READER}\n");
+    let (mut settings, ca_file) = pki::secure_settings(dir.path(), &tokens);
     settings.console.listen = Some("127.0.0.1:0".parse().unwrap());
     let server = rt.block_on(common::start(settings));
     let addr = server.addr().to_string();
@@ -145,7 +138,7 @@ fn a_reader_sees_only_their_topic_and_every_change_is_refused_with_the_reason() 
 fn a_user_browses_filters_downloads_produces_and_follows_records_live() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
+    let server = rt.block_on(broker(dir.path(), |_| {}));
     /// 2026-01-01T00:00:00Z.
     const T0: i64 = 1_767_225_600_000;
     rt.block_on(async {
@@ -191,7 +184,7 @@ fn a_user_browses_filters_downloads_produces_and_follows_records_live() {
 fn a_user_watches_a_groups_lag_change_and_resets_its_offsets() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
+    let server = rt.block_on(broker(dir.path(), |_| {}));
     let client = rt.block_on(async {
         let client = common::client(&server);
         client.admin().create_topic("payments", 2, 1, Default::default()).await.unwrap();
@@ -237,10 +230,7 @@ fn a_user_watches_a_groups_lag_change_and_resets_its_offsets() {
 fn a_read_only_console_offers_and_makes_no_change() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(dir.path());
-    settings.console.listen = Some("127.0.0.1:0".parse().unwrap());
-    settings.console.read_only = true;
-    let server = rt.block_on(common::start(settings));
+    let server = rt.block_on(broker(dir.path(), |s| s.console.read_only = true));
     rt.block_on(async {
         let client = common::client(&server);
         client.admin().create_topic("kept", 1, 1, Default::default()).await.unwrap();
@@ -261,12 +251,12 @@ fn a_read_only_console_offers_and_makes_no_change() {
 fn browsing_a_tiered_topic_from_a_time_reads_the_bucket() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(&dir.path().join("data"));
-    settings.tier.object_store = format!("file://{}", dir.path().join("bucket").display());
-    // Local retention trims the uploaded segments within a second, not the default 30.
-    settings.log.retention_check_interval_ms = 1_000;
-    settings.console.listen = Some("127.0.0.1:0".parse().unwrap());
-    let server = rt.block_on(common::start(settings));
+    let bucket = format!("file://{}", dir.path().join("bucket").display());
+    let server = rt.block_on(broker(&dir.path().join("data"), |s| {
+        s.tier.object_store = bucket;
+        // Local retention trims the uploaded segments within a second, not the default 30.
+        s.log.retention_check_interval_ms = 1_000;
+    }));
     // An hour ago (older records would be past the default retention.ms, 7 days, and
     // deleted from the bucket too); record i is stamped a second after record i - 1.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
@@ -324,10 +314,8 @@ fn browsing_a_tiered_topic_from_a_time_reads_the_bucket() {
 fn a_user_reads_the_registrys_subjects_and_versions() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(dir.path());
-    settings.console.listen = Some("127.0.0.1:0".parse().unwrap());
-    settings.schema_registry.listen = Some("127.0.0.1:0".parse().unwrap());
-    let server = rt.block_on(common::start(settings));
+    let registry_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = rt.block_on(broker(dir.path(), |s| s.schema_registry.listen = registry_listen));
     let registry = server.registry_addr().unwrap().to_string();
     let record = |fields: &str| {
         let schema = format!(r#"{{"type":"record","name":"Order","fields":[{fields}]}}"#);
@@ -357,7 +345,7 @@ fn a_user_reads_the_registrys_subjects_and_versions() {
 fn an_operator_sees_and_aborts_an_open_transaction() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = rt.block_on(broker(dir.path()));
+    let server = rt.block_on(broker(dir.path(), |_| {}));
     let producer = rt.block_on(async {
         let client = common::client(&server);
         client.admin().create_topic("ledger", 2, 1, Default::default()).await.unwrap();

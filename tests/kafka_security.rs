@@ -23,20 +23,8 @@ const WITHIN: Duration = Duration::from_secs(90);
 /// A TLS broker requiring authentication, on its own thread; its Kafka address and gRPC
 /// address, and the CA file its certificate chains to.
 fn secure_broker(dir: &Path) -> (String, String, std::path::PathBuf) {
-    let ca = pki::Ca::new("kafka security CA");
-    let ca_file = ca.write(&dir.join("ca.crt"));
-    let server_files = ca.write_leaf(dir, "broker", "broker");
-    let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("User:admin {ADMIN_TOKEN}\nUser:carol {CAROL_TOKEN}\n"))
-        .unwrap();
-    let mut settings = common::settings(&dir.join("data"));
-    settings.tls.cert_file = Some(server_files.cert);
-    settings.tls.key_file = Some(server_files.key);
-    settings.tls.ca_file = Some(ca_file.clone());
-    settings.tls.client_auth = shale::tls::ClientAuth::Optional;
-    settings.auth.require = true;
-    settings.auth.token_file = Some(tokens);
-    settings.acl.super_users = vec!["User:admin".into()];
+    let tokens = format!("User:admin {ADMIN_TOKEN}\nUser:carol {CAROL_TOKEN}\n");
+    let (mut settings, ca_file) = pki::secure_settings(dir, &tokens);
     settings.kafka.listen = Some("127.0.0.1:0".parse().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

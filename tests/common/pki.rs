@@ -83,3 +83,24 @@ impl Ca {
         files
     }
 }
+
+/// Settings of a broker under `dir` (data in `dir/data`) that serves TLS with a certificate
+/// of a new CA (clients' certificates optional: brokers authenticate to each other with
+/// theirs) and requires authentication: bearer tokens from `tokens` (`Type:name token`
+/// lines), `User:admin` a super user. The CA bundle's path with them.
+pub(crate) fn secure_settings(dir: &Path, tokens: &str) -> (shale::settings::Settings, PathBuf) {
+    let ca = Ca::new("test CA");
+    let ca_file = ca.write(&dir.join("ca.crt"));
+    let server_files = ca.write_leaf(dir, "broker", "broker");
+    let token_file = dir.join("tokens");
+    std::fs::write(&token_file, tokens).unwrap();
+    let mut settings = crate::common::settings(&dir.join("data"));
+    settings.tls.cert_file = Some(server_files.cert);
+    settings.tls.key_file = Some(server_files.key);
+    settings.tls.ca_file = Some(ca_file.clone());
+    settings.tls.client_auth = shale::tls::ClientAuth::Optional;
+    settings.auth.require = true;
+    settings.auth.token_file = Some(token_file);
+    settings.acl.super_users = vec!["User:admin".into()];
+    (settings, ca_file)
+}

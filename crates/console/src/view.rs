@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use shale_core::error::{Error, ErrorKind};
 
@@ -23,10 +24,23 @@ pub(crate) struct Chrome {
     pub(crate) cluster: String,
 }
 
+/// Why a change was refused: the answer's status and the reason the page shows.
+pub(crate) type Refusal = (StatusCode, String);
+
+/// The status of a page showing `refused`, if anything was, and the reason to show.
+pub(crate) fn refusal(refused: Option<Refusal>) -> (StatusCode, Option<String>) {
+    refused.map_or((StatusCode::OK, None), |(status, why)| (status, Some(why)))
+}
+
 /// A page, rendered.
 pub(crate) fn page(t: &impl Template) -> Response {
+    page_with(StatusCode::OK, t)
+}
+
+/// A page, rendered, answered with `status` (a page saying why a change was refused).
+pub(crate) fn page_with(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => (status, Html(html)).into_response(),
         Err(e) => Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("The page could not be rendered: {e}"),
@@ -117,19 +131,13 @@ pub(crate) fn time_ms(ms: i64) -> String {
     }
 }
 
+/// What [`query_escape`] leaves as it is: the unreserved characters (RFC 3986).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// `s` for a URL's query or path segment: unreserved characters kept, the rest
 /// percent-encoded.
 pub(crate) fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 /// A list of broker ids, as pages show them (`1, 2, 3`; `-` when empty).

@@ -15,7 +15,7 @@ use shale_broker::api::{AclBinding, AclFilter, Operation, PatternType, Permissio
 
 use crate::Console;
 use crate::session::Session;
-use crate::view::{Chrome, Failure, page, status_of};
+use crate::view::{Chrome, Failure, Refusal, page_with, refusal, status_of};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Search {
@@ -64,7 +64,7 @@ async fn render(
     session: &Session,
     q: String,
     form: AclForm,
-    refused: Option<(StatusCode, String)>,
+    refused: Option<Refusal>,
 ) -> Result<Response, Failure> {
     let mut rows = st.api.describe_acls(&session.who, &AclFilter::default()).await?;
     let needle = q.trim();
@@ -72,19 +72,21 @@ async fn render(
         needle.is_empty() || b.principal.contains(needle) || b.resource_name.contains(needle)
     });
     rows.sort_by(|a, b| (&a.principal, &a.resource_name).cmp(&(&b.principal, &b.resource_name)));
-    let (status, error) = refused.map_or((StatusCode::OK, None), |(s, why)| (s, Some(why)));
-    let mut answer = page(&AclsPage {
-        chrome: session.chrome(st, "acls"),
-        q,
-        rows,
-        resource_types: ResourceType::ALL,
-        pattern_types: PatternType::ALL,
-        operations: Operation::ALL,
-        permissions: Permission::ALL,
-        form,
-        error,
-    });
-    *answer.status_mut() = status;
+    let (status, error) = refusal(refused);
+    let answer = page_with(
+        status,
+        &AclsPage {
+            chrome: session.chrome(st, "acls"),
+            q,
+            rows,
+            resource_types: ResourceType::ALL,
+            pattern_types: PatternType::ALL,
+            operations: Operation::ALL,
+            permissions: Permission::ALL,
+            form,
+            error,
+        },
+    );
     Ok(answer)
 }
 

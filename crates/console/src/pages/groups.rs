@@ -18,7 +18,7 @@ use shale_broker::api::{GroupDescription, ListedState, ResetOffsets, ResetTo};
 
 use crate::Console;
 use crate::session::Session;
-use crate::view::{Chrome, Failure, page, query_escape, status_of};
+use crate::view::{Chrome, Failure, Refusal, page, page_with, query_escape, status_of};
 
 /// Groups whose lag the list adds up at most (each is a describe).
 const LAG_OF_AT_MOST: usize = 200;
@@ -153,7 +153,7 @@ type NewOffsets = Vec<(String, u32, i64)>;
 
 /// What a reset came to: its offsets and whether they were applied (else previewed), or
 /// the status and reason of its refusal.
-type Outcome = Result<(NewOffsets, bool), (StatusCode, String)>;
+type Outcome = Result<(NewOffsets, bool), Refusal>;
 
 fn render(
     st: &Console,
@@ -183,25 +183,26 @@ fn render(
         Ok((reset, applied)) => (StatusCode::OK, reset, applied, None),
         Err((status, why)) => (status, Vec::new(), false, Some(why)),
     };
-    let mut answer = page(&GroupPage {
-        chrome: session.chrome(st, "groups"),
-        href: format!("/groups/{}", query_escape(&d.group)),
-        kind: d.protocol.as_str(),
-        state: d.state.as_str(),
-        empty: d.state == ListedState::Empty,
-        epoch: d.group_epoch,
-        coordinator: d.coordinator.map_or("none live".to_string(), |c| format!("broker {c}")),
-        partitions: lag_rows(&d),
-        members,
-        topics: topics.into_iter().collect(),
-        name: d.group,
-        form,
-        reset,
-        applied,
-        error,
-    });
-    *answer.status_mut() = status;
-    answer
+    page_with(
+        status,
+        &GroupPage {
+            chrome: session.chrome(st, "groups"),
+            href: format!("/groups/{}", query_escape(&d.group)),
+            kind: d.protocol.as_str(),
+            state: d.state.as_str(),
+            empty: d.state == ListedState::Empty,
+            epoch: d.group_epoch,
+            coordinator: d.coordinator.map_or("none live".to_string(), |c| format!("broker {c}")),
+            partitions: lag_rows(&d),
+            members,
+            topics: topics.into_iter().collect(),
+            name: d.group,
+            form,
+            reset,
+            applied,
+            error,
+        },
+    )
 }
 
 pub(crate) async fn show(

@@ -44,9 +44,9 @@ pub(crate) async fn follow(
     Path(name): Path<String>,
     Query(q): Query<Live>,
 ) -> Result<Response, Failure> {
-    let (entry, _) = st.api.describe_topic(&session.who, &name).await?;
+    let count = super::partitions_of(&st, &session, &name)?;
     let wanted: Vec<u32> = match q.partition.trim() {
-        "" => (0..entry.record.partitions).collect(),
+        "" => (0..count).collect(),
         p => vec![p.parse().map_err(|_| {
             Failure::new(
                 axum::http::StatusCode::BAD_REQUEST,

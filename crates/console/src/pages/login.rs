@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::session::Session;
-use crate::view::page;
+use crate::view::page_with;
 
 #[derive(Debug, Template)]
 #[template(path = "login.html")]
@@ -43,11 +43,8 @@ pub(crate) async fn show(State(st): State<Arc<Console>>, Query(q): Query<Next>) 
 }
 
 fn page_of(p: &LoginPage) -> Response {
-    let mut answer = page(p);
-    if p.error.is_some() {
-        *answer.status_mut() = StatusCode::UNAUTHORIZED;
-    }
-    answer
+    let status = if p.error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    page_with(status, p)
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,7 +24,7 @@ use shale_core::record::{Compression, DecodedRecord, Header, Record};
 use crate::Console;
 use crate::session::Session;
 use crate::show::{Format, show};
-use crate::view::{Chrome, Failure, page, query_escape, time_ms};
+use crate::view::{Chrome, Failure, page_with, query_escape, time_ms};
 
 /// Batch bytes one page reads of a partition at most, matching or not.
 const SCAN_BYTES: usize = 16 << 20;
@@ -47,7 +47,7 @@ pub(crate) enum From {
 }
 
 /// The page's query, as the form sends it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Browse {
     /// A partition's index, or empty for all.
     #[serde(default)]
@@ -303,8 +303,8 @@ pub(crate) async fn show_page(
     Path(name): Path<String>,
     Query(q): Query<Browse>,
 ) -> Result<Response, Failure> {
-    let (entry, _) = st.api.describe_topic(&session.who, &name).await?;
-    let all: Vec<u32> = (0..entry.record.partitions).collect();
+    let count = super::partitions_of(&st, &session, &name)?;
+    let all: Vec<u32> = (0..count).collect();
     let limit = match q.limit.trim() {
         "" => 50,
         l => l.parse::<usize>().map_err(|_| {
@@ -315,7 +315,7 @@ pub(crate) async fn show_page(
     let wanted: Vec<u32> = match q.partition.trim() {
         "" => all.clone(),
         p => match p.parse::<u32>() {
-            Ok(p) if p < entry.record.partitions => vec![p],
+            Ok(p) if p < count => vec![p],
             _ => {
                 let why = format!("partition {p:?} is not one of {name}'s 0..{}", all.len());
                 return Err(Failure::new(StatusCode::BAD_REQUEST, why));
@@ -363,42 +363,28 @@ pub(crate) async fn show_page(
         return Ok(([kind, (header::CONTENT_DISPOSITION, file)], body).into_response());
     }
     let next = next.map(|n| {
-        let q = Browse { from: From::Offset, offset: n.to_string(), ..clone_of(&q) };
+        let q = Browse { from: From::Offset, offset: n.to_string(), ..q.clone() };
         format!("{href}?{}", query_of(&q, limit))
     });
     let download = format!("{href}?{query}&download=json");
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let chrome = session.chrome(&st, "topics");
-    let mut answer = page(&MessagesPage {
-        chrome,
-        name,
-        href,
-        partitions: all,
-        q,
-        limit,
-        rows,
-        next,
-        download,
-        error,
-    });
-    *answer.status_mut() = status;
+    let answer = page_with(
+        status,
+        &MessagesPage {
+            chrome,
+            name,
+            href,
+            partitions: all,
+            q,
+            limit,
+            rows,
+            next,
+            download,
+            error,
+        },
+    );
     Ok(answer)
-}
-
-fn clone_of(q: &Browse) -> Browse {
-    Browse {
-        partition: q.partition.clone(),
-        from: q.from,
-        offset: q.offset.clone(),
-        timestamp: q.timestamp.clone(),
-        limit: q.limit.clone(),
-        format: q.format,
-        key: q.key.clone(),
-        header: q.header.clone(),
-        contains: q.contains.clone(),
-        download: String::new(),
-        produced: String::new(),
-    }
 }
 
 /// The produce form.

@@ -23,6 +23,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use shale_broker::api::TopicsWanted;
+
 use crate::Console;
 use crate::session::Session;
 use crate::view::Failure;
@@ -74,6 +76,16 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     answer
+}
+
+/// The partition count of topic `name`, from this broker's metadata (Describe on it).
+fn partitions_of(st: &Console, session: &Session, name: &str) -> Result<u32, Failure> {
+    let meta = st.api.metadata(&session.who, TopicsWanted::Named(vec![name.to_string()]))?;
+    match meta.topics.into_iter().next() {
+        Some(Ok((topic, _))) => Ok(topic.record.partitions),
+        Some(Err((_, e))) => Err(e.into()),
+        None => Err(Failure::new(StatusCode::NOT_FOUND, format!("There is no topic {name:?}."))),
+    }
 }
 
 /// A change may go to the broker: the console is not read-only, and the form is this

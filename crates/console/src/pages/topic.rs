@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::session::Session;
-use crate::view::{Chrome, Failure, bytes, ids, page, query_escape, status_of};
+use crate::view::{
+    Chrome, Failure, Refusal, bytes, ids, page_with, query_escape, refusal, status_of,
+};
 
 /// A partition's row; offsets are `-` where this broker hosts no replica.
 #[derive(Debug)]
@@ -73,8 +75,9 @@ fn render(
     session: &Session,
     entry: shale_broker::api::TopicEntry,
     described: Vec<shale_broker::api::PartitionDescription>,
-    error: Option<String>,
+    refused: Option<Refusal>,
 ) -> Response {
+    let (status, error) = refusal(refused);
     let name = entry.record.name.clone();
     let partitions: Vec<PartitionRow> = described.into_iter().map(partition_row).collect();
     let (configs, configs_refused) = match st.api.topic_configs(&session.who, &name) {
@@ -85,18 +88,21 @@ fn render(
         }
         Err(e) => (Vec::new(), Some(e.message)),
     };
-    page(&TopicPage {
-        chrome: session.chrome(st, "topics"),
-        href: format!("/topics/{}", query_escape(&name)),
-        name,
-        id: entry.record.id.clone(),
-        created: crate::view::time_ms(entry.record.created_ms),
-        count: partitions.len(),
-        partitions,
-        configs,
-        configs_refused,
-        error,
-    })
+    page_with(
+        status,
+        &TopicPage {
+            chrome: session.chrome(st, "topics"),
+            href: format!("/topics/{}", query_escape(&name)),
+            name,
+            id: entry.record.id.clone(),
+            created: crate::view::time_ms(entry.record.created_ms),
+            count: partitions.len(),
+            partitions,
+            configs,
+            configs_refused,
+            error,
+        },
+    )
 }
 
 fn partition_row(p: shale_broker::api::PartitionDescription) -> PartitionRow {
@@ -183,12 +189,10 @@ async fn refused(
     st: &Console,
     session: &Session,
     name: &str,
-    (status, why): (StatusCode, String),
+    why: Refusal,
 ) -> Result<Response, Failure> {
     let (entry, described) = st.api.describe_topic(&session.who, name).await?;
-    let mut answer = render(st, session, entry, described, Some(why));
-    *answer.status_mut() = status;
-    Ok(answer)
+    Ok(render(st, session, entry, described, Some(why)))
 }
 
 /// The topic's page after a change.

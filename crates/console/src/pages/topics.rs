@@ -16,7 +16,7 @@ use shale_broker::api::{NewTopic, TopicsWanted};
 
 use crate::Console;
 use crate::session::Session;
-use crate::view::{Chrome, Failure, page, query_escape};
+use crate::view::{Chrome, Failure, Refusal, page_with, query_escape, refusal};
 
 /// A topic's row.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ fn render(
     session: &Session,
     q: String,
     form: CreateForm,
-    error: Option<(StatusCode, String)>,
+    refused: Option<Refusal>,
 ) -> Result<Response, Failure> {
     let meta = st.api.metadata(&session.who, TopicsWanted::All)?;
     let needle = q.trim().to_lowercase();
@@ -107,14 +107,9 @@ fn render(
             under_replicated: under.count(),
         });
     }
-    let (status, error) = match error {
-        None => (StatusCode::OK, None),
-        Some((status, why)) => (status, Some(why)),
-    };
+    let (status, error) = refusal(refused);
     let chrome = session.chrome(st, "topics");
-    let mut answer = page(&Topics { chrome, q, total, rows, form, error });
-    *answer.status_mut() = status;
-    Ok(answer)
+    Ok(page_with(status, &Topics { chrome, q, total, rows, form, error }))
 }
 
 pub(crate) async fn show(

@@ -16,7 +16,7 @@ use shale_broker::api::{ScramChange, ScramMechanism};
 
 use crate::Console;
 use crate::session::Session;
-use crate::view::{Chrome, Failure, page, status_of};
+use crate::view::{Chrome, Failure, Refusal, page_with, refusal, status_of};
 
 /// PBKDF2 iterations of a password set here.
 const ITERATIONS: u32 = 8192;
@@ -43,7 +43,7 @@ async fn render(
     st: &Console,
     session: &Session,
     user: String,
-    refused: Option<(StatusCode, String)>,
+    refused: Option<Refusal>,
 ) -> Result<Response, Failure> {
     let rows = st
         .api
@@ -62,11 +62,9 @@ async fn render(
             },
         })
         .collect();
-    let (status, error) = refused.map_or((StatusCode::OK, None), |(s, why)| (s, Some(why)));
+    let (status, error) = refusal(refused);
     let chrome = session.chrome(st, "users");
-    let mut answer = page(&UsersPage { chrome, rows, user, error });
-    *answer.status_mut() = status;
-    Ok(answer)
+    Ok(page_with(status, &UsersPage { chrome, rows, user, error }))
 }
 
 pub(crate) async fn list(
