@@ -90,8 +90,8 @@ struct SchemaPage {
     version: i32,
     id: i32,
     kind: String,
-    /// (name, subject, version) of each schema it refers to.
-    references: Vec<(String, String, i32)>,
+    /// (name, subject, version, link) of each schema it refers to.
+    references: Vec<(String, String, i32, String)>,
     text: String,
 }
 
@@ -122,7 +122,10 @@ pub(crate) async fn show(
             .schema
             .references
             .iter()
-            .map(|r| (r.name.clone(), r.subject.clone(), r.version))
+            .map(|r| {
+                let href = format!("/schemas/{}?version={}", query_escape(&r.subject), r.version);
+                (r.name.clone(), r.subject.clone(), r.version, href)
+            })
             .collect(),
         text,
     }))
