@@ -115,31 +115,51 @@ async fn create(
     client: &shale_client::Client,
 ) -> anyhow::Result<serde_json::Value> {
     let admin = client.admin();
-    let mut waited = 0;
-    for t in 0..b.topics {
-        let name = b.topic(t);
-        let configs: std::collections::BTreeMap<String, String> =
-            b.configs.iter().cloned().collect();
-        loop {
-            match admin.create_topic(&name, b.partitions, 0, configs.clone()).await {
-                // Made by an earlier run that stopped part way: carry on from there.
-                Ok(_) | Err(shale_core::error::Error { kind: ErrorKind::AlreadyExists, .. }) => {
-                    break;
-                }
-                // Created, its partitions still being placed or opened: wait for their
-                // leaders; or not created after all (a busy broker dropped it): again.
-                Err(e) if e.kind == ErrorKind::Unavailable => {
-                    eprintln!("{e}; waiting for every partition of {name} to have a leader");
-                    waited += 1;
-                    if wait_led(&admin, &name, b.partitions).await? {
-                        break;
-                    }
-                }
-                Err(e) => anyhow::bail!("creating topic {name}: {e}"),
+    let configs: std::collections::BTreeMap<String, String> = b.configs.iter().cloned().collect();
+    // A few creations in flight: the broker folds the metadata changes that arrive together
+    // into one resync, where one at a time would pay a whole resync per topic.
+    let waited: Vec<bool> = futures::stream::iter((0..b.topics).map(|t| {
+        let (admin, configs) = (&admin, &configs);
+        async move { create_one(admin, &b.topic(t), b.partitions, configs).await }
+    }))
+    .buffer_unordered(CREATE_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    let waited = waited.into_iter().filter(|w| *w).count();
+    Ok(serde_json::json!({ "topics_waited_for": waited }))
+}
+
+/// Topic creations in flight at once.
+const CREATE_CONCURRENCY: usize = 16;
+
+/// Creates one topic (or finds it made by an earlier run that stopped part way); true when
+/// it had to wait for its partitions' leaders.
+async fn create_one(
+    admin: &shale_client::Admin,
+    name: &str,
+    partitions: u32,
+    configs: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<bool> {
+    let mut waited = false;
+    loop {
+        match admin.create_topic(name, partitions, 0, configs.clone()).await {
+            Ok(_) | Err(shale_core::error::Error { kind: ErrorKind::AlreadyExists, .. }) => {
+                return Ok(waited);
             }
+            // Created, its partitions still being placed or opened: wait for their
+            // leaders; or not created after all (a busy broker dropped it): again.
+            Err(e) if e.kind == ErrorKind::Unavailable => {
+                eprintln!("{e}; waiting for every partition of {name} to have a leader");
+                waited = true;
+                if wait_led(admin, name, partitions).await? {
+                    return Ok(waited);
+                }
+            }
+            Err(e) => anyhow::bail!("creating topic {name}: {e}"),
         }
     }
-    Ok(serde_json::json!({ "topics_waited_for": waited }))
 }
 
 /// Waits (up to 10 minutes) until every partition of `topic` has a leader: false when the

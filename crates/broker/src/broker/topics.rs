@@ -91,8 +91,12 @@ impl Broker {
             }
             return Ok(entry);
         }
-        let _guard = self.admin_lock.lock().await;
+        // The write is serialized with this broker's other admin writes; the wait for the
+        // placement is not, so creations in flight together share the controller's and
+        // the brokers' passes over the metadata instead of paying one each.
+        let guard = self.admin_lock.lock().await;
         self.view.topics.create(&record).await?;
+        drop(guard);
         tracing::info!(topic = %record.name, partitions, replication_factor = rf, "topic created");
         self.wait_placed(&record.name, 0..partitions, "was created").await?;
         Ok(entry)
@@ -108,7 +112,7 @@ impl Broker {
         partitions: u32,
         validate_only: bool,
     ) -> Result<TopicEntry, Error> {
-        let _guard = self.admin_lock.lock().await;
+        let guard = self.admin_lock.lock().await;
         loop {
             let (mut record, revision) =
                 self.view.topics.get(name).await?.ok_or_else(|| unknown_topic(name))?;
@@ -134,6 +138,7 @@ impl Broker {
             }
             if self.view.topics.update(&record, revision).await? {
                 tracing::info!(topic = name, from = had, to = partitions, "partitions added");
+                drop(guard);
                 self.wait_placed(name, had..partitions, "has its new partitions").await?;
                 return Ok(entry);
             }

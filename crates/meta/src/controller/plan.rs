@@ -135,10 +135,15 @@ pub fn plan(view: &View, policy: &Policy) -> Vec<Change> {
     let live: BTreeMap<i32, u64> = view.brokers.values().map(|b| (b.id, b.incarnation)).collect();
     let draining: BTreeSet<i32> =
         view.brokers.values().filter(|b| b.draining).map(|b| b.id).collect();
+    // Looked up per partition: a scan of the topics for each would make a pass quadratic.
+    let unclean_topics: BTreeSet<&str> = view
+        .topics
+        .iter()
+        .filter(|t| t.configs.get(UNCLEAN_KEY).is_some_and(|v| v.trim() == "true"))
+        .map(|t| t.name.as_str())
+        .collect();
     for ((topic, partition), (state, revision)) in &view.partitions {
-        let unclean = view.topics.iter().any(|t| {
-            &t.name == topic && t.configs.get(UNCLEAN_KEY).is_some_and(|v| v.trim() == "true")
-        });
+        let unclean = unclean_topics.contains(topic.as_str());
         let Some(next) = next_state(state, &live, &draining, unclean) else { continue };
         changes.push(Change {
             topic: topic.clone(),
