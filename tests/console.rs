@@ -366,3 +366,35 @@ fn an_operator_sees_and_aborts_an_open_transaction() {
     drop(producer);
     rt.block_on(server.close()).unwrap();
 }
+
+/// Lists longer than a page: 230 topics and one of 450 partitions, walked page by page in
+/// the browser, searched across pages, and a bad page number refused by name.
+#[test]
+fn long_lists_are_shown_a_page_at_a_time_and_searched_whole() {
+    use futures::StreamExt;
+    const TOPICS: usize = 230;
+    const PARTITIONS: u32 = 450;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt.block_on(broker(dir.path(), |_| {}));
+    rt.block_on(async {
+        let client = common::client(&server);
+        let admin = client.admin();
+        admin.create_topic("wide", PARTITIONS, 1, Default::default()).await.unwrap();
+        let names: Vec<String> = (0..TOPICS - 1).map(|i| format!("t-{i}")).collect();
+        let created = futures::stream::iter(names.iter().map(|name| {
+            let admin = admin.clone();
+            async move { admin.create_topic(name, 1, 1, Default::default()).await }
+        }))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+        assert!(created.iter().all(Result::is_ok), "created: {created:?}");
+    });
+    let url = server.console_url().unwrap();
+    let (topics, partitions) = (TOPICS.to_string(), PARTITIONS.to_string());
+    if scenario("paging", &url, &[&topics, "wide", &partitions]).is_none() {
+        return;
+    }
+    rt.block_on(server.close()).unwrap();
+}

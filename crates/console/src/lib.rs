@@ -16,6 +16,7 @@
 //! - `assets` (private): the stylesheet and the script.
 
 mod assets;
+mod pager;
 mod pages;
 mod session;
 pub mod settings;

@@ -62,6 +62,12 @@ impl Failure {
         Failure { status, message: message.into() }
     }
 
+    /// What went wrong, in words.
+    #[cfg(test)]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     fn title(&self) -> &'static str {
         match self.status {
             StatusCode::FORBIDDEN => "Refused",
@@ -140,6 +146,25 @@ pub(crate) fn query_escape(s: &str) -> String {
     utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
+/// `n` `thing`s, the noun plural unless there is one (`1 segment`, `3 segments`).
+pub(crate) fn counted(n: impl Into<u64>, thing: &str) -> String {
+    match n.into() {
+        1 => format!("1 {thing}"),
+        n => format!("{n} {thing}s"),
+    }
+}
+
+/// Of `states`, how many have no leader (offline), and how many are led with fewer
+/// in-sync replicas than replicas (under-replicated).
+pub(crate) fn health<'a>(
+    states: impl IntoIterator<Item = &'a shale_broker::api::PartitionState>,
+) -> (usize, usize) {
+    states.into_iter().fold((0, 0), |(offline, under), s| match s.leader < 0 {
+        true => (offline + 1, under),
+        false => (offline, under + usize::from(s.isr.len() < s.replicas.len())),
+    })
+}
+
 /// A list of broker ids, as pages show them (`1, 2, 3`; `-` when empty).
 pub(crate) fn ids(ids: &[i32]) -> String {
     match ids {
@@ -161,5 +186,9 @@ mod tests {
         assert_eq!(time_ms(1_796_652_187_000), "2026-12-07T14:03:07Z");
         assert_eq!(query_escape("/topics/a b?x=1"), "%2Ftopics%2Fa%20b%3Fx%3D1");
         assert_eq!(ids(&[1, 2]), "1, 2");
+        assert_eq!(
+            (counted(1u32, "segment"), counted(0u32, "segment")),
+            ("1 segment".into(), "0 segments".into())
+        );
     }
 }

@@ -6,16 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
 use crate::Console;
+use crate::pager::Pager;
 use crate::session::Session;
 use crate::view::{
-    Chrome, Failure, Refusal, bytes, ids, page_with, query_escape, refusal, status_of,
+    Chrome, Failure, Refusal, bytes, counted, ids, page_with, query_escape, refusal, status_of,
 };
 
 /// A partition's row; offsets are `-` where this broker hosts no replica.
@@ -60,9 +61,14 @@ struct TopicPage {
     href: String,
     id: String,
     created: String,
+    /// The page of partitions shown.
     partitions: Vec<PartitionRow>,
+    pager: Pager,
     /// The partition count, for the form that adds more.
     count: usize,
+    /// Partitions without a leader, and with fewer in-sync replicas than replicas, of all.
+    offline: usize,
+    under_replicated: usize,
     configs: Vec<ConfigRow>,
     /// Why the configs are not shown (DescribeConfigs refused), if they are not.
     configs_refused: Option<String>,
@@ -75,11 +81,18 @@ fn render(
     session: &Session,
     entry: shale_broker::api::TopicEntry,
     described: Vec<shale_broker::api::PartitionDescription>,
+    page: &str,
     refused: Option<Refusal>,
-) -> Response {
+) -> Result<Response, Failure> {
     let (status, error) = refusal(refused);
     let name = entry.record.name.clone();
-    let partitions: Vec<PartitionRow> = described.into_iter().map(partition_row).collect();
+    let href = format!("/topics/{}", query_escape(&name));
+    let count = described.len();
+    let (offline, under_replicated) = crate::view::health(described.iter().map(|p| &p.state));
+    let pager = Pager::new(page, count, |n| format!("{href}?page={n}"))?;
+    let rows = pager.rows();
+    let partitions: Vec<PartitionRow> =
+        described.into_iter().skip(rows.start).take(rows.len()).map(partition_row).collect();
     let (configs, configs_refused) = match st.api.topic_configs(&session.who, &name) {
         Ok(t) => {
             let rows = t.config.entries(&t.record.configs).into_iter();
@@ -88,38 +101,41 @@ fn render(
         }
         Err(e) => (Vec::new(), Some(e.message)),
     };
-    page_with(
+    Ok(page_with(
         status,
         &TopicPage {
             chrome: session.chrome(st, "topics"),
-            href: format!("/topics/{}", query_escape(&name)),
+            href,
             name,
             id: entry.record.id.clone(),
             created: crate::view::time_ms(entry.record.created_ms),
-            count: partitions.len(),
             partitions,
+            pager,
+            count,
+            offline,
+            under_replicated,
             configs,
             configs_refused,
             error,
         },
-    )
+    ))
 }
 
 fn partition_row(p: shale_broker::api::PartitionDescription) -> PartitionRow {
     let hosted = p.log_end_offset >= 0;
     let remote = match &p.remote {
         Some(r) if r.start_offset >= 0 => format!(
-            "{} .. {} ({} segments, {})",
+            "{} .. {} ({}, {})",
             r.start_offset,
             r.end_offset,
-            r.segments,
+            counted(r.segments, "segment"),
             bytes(r.size_bytes)
         ),
         _ => "-".to_string(),
     };
     let upload_lag = match p.upload_lag {
         (0, _) => "-".to_string(),
-        (segments, b) => format!("{segments} segments, {}", bytes(b)),
+        (segments, b) => format!("{}, {}", counted(segments, "segment"), bytes(b)),
     };
     let cleaner = match &p.cleaning {
         None => "-".to_string(),
@@ -140,7 +156,7 @@ fn partition_row(p: shale_broker::api::PartitionDescription) -> PartitionRow {
         start: p.log_start_offset,
         end: p.log_end_offset,
         high_watermark: p.high_watermark,
-        local: format!("{} in {} segments", bytes(p.size_bytes), p.segments),
+        local: format!("{} in {}", bytes(p.size_bytes), counted(p.segments, "segment")),
         local_start: p.local_log_start_offset,
         remote,
         upload_lag,
@@ -152,9 +168,17 @@ pub(crate) async fn show(
     State(st): State<Arc<Console>>,
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
+    Query(shown): Query<Shown>,
 ) -> Result<Response, Failure> {
     let (entry, described) = st.api.describe_topic(&session.who, &name).await?;
-    Ok(render(&st, &session, entry, described, None))
+    render(&st, &session, entry, described, &shown.page, None)
+}
+
+/// Which page of the partitions is shown.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Shown {
+    #[serde(default)]
+    page: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,7 +216,7 @@ async fn refused(
     why: Refusal,
 ) -> Result<Response, Failure> {
     let (entry, described) = st.api.describe_topic(&session.who, name).await?;
-    Ok(render(st, session, entry, described, Some(why)))
+    render(st, session, entry, described, "", Some(why))
 }
 
 /// The topic's page after a change.

@@ -1,6 +1,5 @@
 //! `/topics`: every topic the caller may describe, searched by name, from this broker's
-//! metadata (no store round trip: 10,000 topics render at once); and the form that
-//! creates one.
+//! metadata (no store round trip), [`Pager::SIZE`] to a page; and the form that creates one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use serde::Deserialize;
 use shale_broker::api::{NewTopic, TopicsWanted};
 
 use crate::Console;
+use crate::pager::Pager;
 use crate::session::Session;
 use crate::view::{Chrome, Failure, Refusal, page_with, query_escape, refusal};
 
@@ -53,17 +53,22 @@ pub(crate) struct CreateForm {
 struct Topics {
     chrome: Chrome,
     q: String,
+    /// Topics the caller may see, matching or not.
     total: usize,
+    /// The page of the matching ones shown.
+    pager: Pager,
     rows: Vec<Row>,
     form: CreateForm,
     /// Why the last create was refused.
     error: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct Search {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    page: String,
 }
 
 /// `retention.ms` in words.
@@ -79,37 +84,45 @@ fn retention(ms: i64) -> String {
 fn render(
     st: &Console,
     session: &Session,
-    q: String,
+    search: Search,
     form: CreateForm,
     refused: Option<Refusal>,
 ) -> Result<Response, Failure> {
     let meta = st.api.metadata(&session.who, TopicsWanted::All)?;
+    let Search { q, page } = search;
     let needle = q.trim().to_lowercase();
-    let mut total = 0;
-    let mut rows = Vec::new();
-    for (t, states) in meta.topics.iter().flatten() {
-        total += 1;
-        let name = &t.record.name;
-        if !needle.is_empty() && !name.to_lowercase().contains(&needle) {
-            continue;
-        }
-        let offline = states.values().filter(|s| s.leader < 0).count();
-        let under = states.values().filter(|s| s.leader >= 0 && s.isr.len() < s.replicas.len());
-        rows.push(Row {
-            name: name.clone(),
-            href: format!("/topics/{}", query_escape(name)),
-            partitions: t.record.partitions,
-            replication_factor: t.record.replication_factor,
-            cleanup_policy: t.config.cleanup_policy.as_str(),
-            retention: retention(t.config.retention_ms),
-            tiered: t.config.remote_storage_enable,
-            offline,
-            under_replicated: under.count(),
-        });
-    }
+    let all: Vec<_> = meta.topics.iter().flatten().collect();
+    let total = all.len();
+    let matching: Vec<_> = all
+        .into_iter()
+        .filter(|(t, _)| needle.is_empty() || t.record.name.to_lowercase().contains(&needle))
+        .collect();
+    let href = |n: usize| match q.is_empty() {
+        true => format!("/topics?page={n}"),
+        false => format!("/topics?q={}&page={n}", query_escape(&q)),
+    };
+    let pager = Pager::new(&page, matching.len(), href)?;
+    let rows = matching[pager.rows()]
+        .iter()
+        .map(|(t, states)| {
+            let name = &t.record.name;
+            let (offline, under_replicated) = crate::view::health(states.values());
+            Row {
+                name: name.clone(),
+                href: format!("/topics/{}", query_escape(name)),
+                partitions: t.record.partitions,
+                replication_factor: t.record.replication_factor,
+                cleanup_policy: t.config.cleanup_policy.as_str(),
+                retention: retention(t.config.retention_ms),
+                tiered: t.config.remote_storage_enable,
+                offline,
+                under_replicated,
+            }
+        })
+        .collect();
     let (status, error) = refusal(refused);
     let chrome = session.chrome(st, "topics");
-    Ok(page_with(status, &Topics { chrome, q, total, rows, form, error }))
+    Ok(page_with(status, &Topics { chrome, q, total, pager, rows, form, error }))
 }
 
 pub(crate) async fn show(
@@ -117,7 +130,7 @@ pub(crate) async fn show(
     Extension(session): Extension<Session>,
     Query(s): Query<Search>,
 ) -> Result<Response, Failure> {
-    render(&st, &session, s.q, CreateForm::default(), None)
+    render(&st, &session, s, CreateForm::default(), None)
 }
 
 /// A count from the form: empty means the broker's default (0).
@@ -155,7 +168,7 @@ pub(crate) async fn create(
         Ok(new) => new,
         Err(why) => {
             let refused = Some((StatusCode::BAD_REQUEST, why));
-            return render(&st, &session, String::new(), form, refused);
+            return render(&st, &session, Search::default(), form, refused);
         }
     };
     match st.api.create_topic(&session.who, new).await {
@@ -165,7 +178,7 @@ pub(crate) async fn create(
         }
         Err(e) => {
             let refused = Some((crate::view::status_of(&e), e.message));
-            render(&st, &session, String::new(), form, refused)
+            render(&st, &session, Search::default(), form, refused)
         }
     }
 }
