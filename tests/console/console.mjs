@@ -188,6 +188,10 @@ async function reader(page) {
   await page.goto(`${base}/groups`);
   check("groups: none they may see", (await text(page, "main .empty")).startsWith("There are no consumer groups"));
 
+  await page.goto(`${base}/quotas`);
+  const quotas = await text(page, "main .error");
+  check("quotas: refused without DescribeConfigs on the cluster", (await text(page, "h1")) === "Refused" && /may not|not (authorized|allowed)|denied/i.test(quotas), quotas);
+
   await page.goto(`${base}/`);
   const note = await text(page, "section[aria-labelledby=brokers-h] .note");
   check("overview: the brokers' load is refused, in words", note.startsWith("Their load is not shown"), note);
@@ -424,6 +428,28 @@ async function acls(page) {
   const carol = await page.locator("tbody tr", { hasText: "carol" }).innerText();
   check("users: carol with both mechanisms", carol.includes("SCRAM-SHA-512") && carol.includes("SCRAM-SHA-256") && !carol.includes("secret"), carol);
   await look(page, "users");
+
+  // Quotas: a limit that is no number refused by name, one set, shown in words, removed.
+  await page.getByRole("link", { name: "Quotas" }).click();
+  check("quotas: none yet", (await text(page, "main .empty")).startsWith("No quotas"));
+  await page.getByLabel("Principal", { exact: true }).fill("User:carol");
+  await page.getByLabel("Produce bytes per second").fill("1 MiB");
+  await page.getByRole("button", { name: "Set quota" }).click();
+  const badQuota = await text(page, ".error");
+  check("quotas: a limit that is no number is refused by name", badQuota.includes('produce bytes "1 MiB"'), badQuota);
+  check("quotas: the form keeps the principal", (await page.getByLabel("Principal", { exact: true }).inputValue()) === "User:carol");
+  await page.getByLabel("Produce bytes per second").fill("1048576");
+  await page.getByLabel("Requests per second").fill("100");
+  await page.getByRole("button", { name: "Set quota" }).click();
+  await page.waitForURL(`${base}/quotas`);
+  const quota = await page.locator("main tbody tr", { hasText: "User:carol" }).innerText();
+  check("quotas: carol's limits in words", quota.includes("1.0 MiB/s") && quota.includes("unlimited") && quota.includes("100 requests/s"), quota);
+  await look(page, "quotas");
+  await page.getByRole("button", { name: "Remove the quota of User:carol" }).click();
+  await page.waitForURL(`${base}/quotas`);
+  check("quotas: removed", (await text(page, "main .empty")).startsWith("No quotas"));
+
+  await page.getByRole("link", { name: "Users" }).click();
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
   await page.getByLabel("User", { exact: true }).fill("carol");
@@ -436,7 +462,45 @@ async function acls(page) {
   check("users: carol signed in with her password", (await text(page, ".who")).includes("User:carol"));
 }
 
-const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas, transactions, acls };
+/// Long lists in pages: ARGS are the topic count (more than a page) and a topic with more
+/// partitions than a page. Next and Last walk the list, a search finds topics on any page,
+/// the wide topic's health counts every partition, and a bad page number is refused by name.
+async function paging(page) {
+  const [count, wide, partitions] = [Number(rest[0]), rest[1], Number(rest[2])];
+  const rows = () => page.locator("main tbody tr").count();
+  await page.goto(`${base}/topics`);
+  check("paging: the first page", (await text(page, "main caption")) === `Topics 1–200 of ${count}` && (await rows()) === 200, await text(page, "main caption"));
+  await look(page, "topics-paged");
+  await page.getByRole("navigation", { name: "Pages of topics" }).getByRole("link", { name: "Next" }).click();
+  const second = await text(page, "main caption");
+  check("paging: next", second === `Topics 201–${Math.min(400, count)} of ${count}` && page.url().endsWith("page=2"), second);
+  await page.getByRole("link", { name: "Previous" }).click();
+  check("paging: previous", (await text(page, "main caption")).startsWith("Topics 1–200"));
+
+  // The last topics by name are on the last page; a search finds them from the first.
+  const last = await page.locator("main tbody tr th").last().innerText();
+  await page.getByLabel("Search topics by name").fill("t-20");
+  await page.getByRole("button", { name: "Search" }).click();
+  const found = await page.locator("main tbody tr th").allInnerTexts();
+  check("paging: a search covers every page", found.includes("t-200") && found.includes("t-20") && found.every((n) => n.includes("t-20")), JSON.stringify(found));
+  check("paging: under a page of matches, no pager", (await page.locator("nav.pager").count()) === 0);
+  check("paging: the first page ends before the list does", last !== "wide");
+
+  await page.goto(`${base}/topics/${wide}`);
+  const summary = await text(page, "section[aria-labelledby=partitions-h] p:not(.note)");
+  check("paging: the wide topic's health counts all its partitions", summary === `${partitions} partitions: all led and in sync.`, summary);
+  check("paging: the wide topic's first partitions", (await rows()) >= 200 && (await text(page, "main caption")) === `Partitions 1–200 of ${partitions}`);
+  await look(page, "topic-paged");
+  await page.getByRole("navigation", { name: "Pages of partitions" }).getByRole("link", { name: "Last" }).click();
+  const lastRows = await page.locator("section[aria-labelledby=partitions-h] tbody tr").count();
+  const lastPartition = await page.locator("section[aria-labelledby=partitions-h] tbody tr th").last().innerText();
+  check("paging: the wide topic's last page", lastRows === partitions - 400 && lastPartition === String(partitions - 1), `${lastRows} rows, last ${lastPartition}`);
+
+  const bad = await page.goto(`${base}/topics?page=two`);
+  check("paging: a bad page is refused by name", bad.status() === 400 && (await text(page, "main")).includes('page "two" is not a page number'), await text(page, "main"));
+}
+
+const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas, transactions, acls, paging };
 const browser = await chromium.launch({ executablePath: process.env.SHALE_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   // Over HTTPS the broker's certificate is the test's own CA's, which Chromium does not

@@ -8,6 +8,7 @@ mod live;
 mod login;
 mod messages;
 mod overview;
+mod quotas;
 mod schemas;
 mod topic;
 mod topics;
@@ -49,6 +50,7 @@ pub(crate) fn router(state: Arc<Console>) -> Router {
         .route("/transactions/{id}/abort", post(transactions::abort))
         .route("/acls", get(acls::list).post(acls::change))
         .route("/users", get(users::list).post(users::change))
+        .route("/quotas", get(quotas::list).post(quotas::change))
         .route("/login", get(login::show).post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/assets/{name}", get(crate::assets::asset))
