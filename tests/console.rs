@@ -325,15 +325,30 @@ fn a_user_reads_the_registrys_subjects_and_versions() {
     let v2 = record(
         r#"{"name":"id","type":"long"},{"name":"note","type":["null","string"],"default":null}"#,
     );
-    rt.block_on(async {
+    let v2_id = rt.block_on(async {
+        let mut id = 0;
         for body in [v1, v2] {
             let path = "/subjects/orders-value/versions";
             let (status, answer) = common::http_request(&registry, "POST", path, Some(&body)).await;
             assert_eq!(status, 200, "{answer}");
+            let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            id = answer["id"].as_i64().unwrap() as i32;
         }
+        // Two records in Confluent's wire format: one of version 2 (id 7 as a zigzag
+        // long, the union's string branch, "rush"), one naming a schema that is not there.
+        let client = common::client(&server);
+        client.admin().create_topic("orders", 1, 1, Default::default()).await.unwrap();
+        let producer = shale::client::Producer::new(client, Default::default());
+        let avro = [&[0u8][..], &id.to_be_bytes(), &[0x0e, 0x02, 0x08], b"rush"].concat();
+        let unknown = [&[0u8][..], &999i32.to_be_bytes(), &[0x0e]].concat();
+        for (key, value) in [("order-7", avro), ("order-8", unknown)] {
+            let r = shale::client::ProducerRecord::new("orders", value).key(key).partition(0);
+            producer.send(r).await.unwrap().await.unwrap();
+        }
+        id
     });
     let url = server.console_url().unwrap();
-    if scenario("schemas", &url, &["orders-value"]).is_none() {
+    if scenario("schemas", &url, &["orders-value", "orders", &v2_id.to_string()]).is_none() {
         return;
     }
     rt.block_on(server.close()).unwrap();

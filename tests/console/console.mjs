@@ -372,6 +372,19 @@ async function schemas(page) {
   await page.getByRole("link", { name: "1", exact: true }).click();
   const first = await text(page, "pre.schema");
   check("schema: an earlier version's text", first.includes('"id"') && !first.includes('"note"'), first);
+
+  // Records of `topic` decoded with the schema their bytes name (`id`): keys in plain text
+  // stay text; a record naming a schema that is not there says so, in hex below.
+  const [topic, id] = rest.slice(1);
+  await page.goto(`${base}/topics/${topic}/messages?from=oldest`);
+  await page.getByLabel("Show as").selectOption("registry");
+  await page.getByRole("button", { name: "Show" }).click();
+  const cells = await page.locator("#records tbody tr td:last-child").allInnerTexts();
+  const keys = await page.locator("#records tbody tr").allInnerTexts();
+  check("messages: an Avro value decoded with its schema", cells[0]?.startsWith(`schema ${id}\n`) && JSON.parse(cells[0].split("\n").slice(1).join("\n")).note === "rush" && cells[0].includes('"id": 7'), JSON.stringify(cells));
+  check("messages: a plain key stays text", keys[0].includes("order-7"), JSON.stringify(keys));
+  check("messages: an unknown schema is named, the bytes shown in hex", cells[1]?.startsWith("schema 999:") && cells[1].includes("00 00 00 03 e7 0e"), JSON.stringify(cells));
+  await look(page, "messages-registry");
 }
 
 /// Open transactions (`rest[0]`: a transactional id with one open on two partitions):

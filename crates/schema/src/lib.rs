@@ -14,12 +14,14 @@
 //! - `protobuf` (private): .proto text or a serialized descriptor, compiled by protox,
 //!   printed as Confluent prints it and diffed by Confluent's `protobuf/diff` rules.
 //! - `wire`: Confluent's wire format of a serialized key or value (magic byte, schema ID).
+//! - `decode`: such a key or value decoded to JSON with the schema that wrote it.
 //! - `registry`: the `_schemas` records (Confluent's format), the state they build, and
 //!   the rules of registrations, deletes, configs and modes.
 //!
 //! Served: Avro, Protobuf and JSON Schema.
 
 mod avro;
+pub mod decode;
 pub mod json;
 mod json_schema;
 mod protobuf;

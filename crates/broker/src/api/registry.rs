@@ -64,6 +64,20 @@ impl Api {
         Ok(schema)
     }
 
+    /// A key or value in the registry's wire format decoded to JSON text with the schema
+    /// its ID names (for a caller who may read a subject using that schema), with the ID;
+    /// else why not, in words (not the wire format, an unknown or unreadable schema, bytes
+    /// the schema does not read).
+    pub fn decode_registered(&self, who: &Identity, bytes: &[u8]) -> Result<(i32, String), String> {
+        let id = shale_schema::wire::schema_id(bytes).map_err(|e| e.to_string())?;
+        let stored = self.schema_by_id(who, id).map_err(|e| format!("schema {id}: {e}"))?;
+        let registry = self.registry().map_err(|e| e.to_string())?;
+        let parsed =
+            registry.read(|s| s.parsed(&stored)).map_err(|e| format!("schema {id}: {e}"))?;
+        let data = &bytes[shale_schema::wire::PREFIX_LEN..];
+        parsed.decode(data).map(|json| (id, json)).map_err(|e| format!("schema {id}: {e}"))
+    }
+
     /// `schema`'s text in a request's `format` (`serialized`: a Protobuf schema's
     /// descriptor, base64), as `shale_schema::registry::Store::formatted` gives it.
     pub fn schema_text(&self, schema: &Stored, format: Option<&str>) -> Result<String, Failure> {

@@ -70,11 +70,13 @@ pub(crate) async fn follow(
         let chunks =
             st.api.fetch_stream(&session.who, "ConsoleLive", &name, p, end.offset, &shape)?;
         let (topic, format) = (name.clone(), q.format);
+        let (api, who) = (st.api.clone(), session.who.clone());
         // Where the next chunk's records begin: records of its first batch before it are
         // the previous chunk's.
         let cursor = Arc::new(AtomicI64::new(end.offset));
         let events = chunks.then(move |chunk| {
             let (topic, cursor) = (topic.clone(), cursor.clone());
+            let (api, who) = (api.clone(), who.clone());
             async move {
                 let c = match chunk {
                     Ok(c) => c,
@@ -93,7 +95,8 @@ pub(crate) async fn follow(
                         .into_iter()
                         .flat_map(|part| part.records)
                         .map(|r| {
-                            let row = super::messages::row(p, r, format);
+                            let registered = |b: &[u8]| api.decode_registered(&who, b);
+                            let row = super::messages::row(p, r, format, &registered);
                             let data = serde_json::to_string(&row).unwrap_or_default();
                             Ok(Event::default().event("record").data(data))
                         })

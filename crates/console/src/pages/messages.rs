@@ -261,18 +261,23 @@ async fn start_of(
     }
 }
 
-pub(crate) fn row(partition: u32, r: DecodedRecord, format: Format) -> Row {
+pub(crate) fn row(
+    partition: u32,
+    r: DecodedRecord,
+    format: Format,
+    registered: crate::show::Registered<'_>,
+) -> Row {
     Row {
         partition,
         offset: r.offset,
         timestamp: time_ms(r.timestamp_ms),
-        key: show(r.key.as_deref(), format),
+        key: show(r.key.as_deref(), format, registered),
         headers: r
             .headers
             .into_iter()
-            .map(|h| (h.key, show(h.value.as_deref(), Format::Text)))
+            .map(|h| (h.key, show(h.value.as_deref(), Format::Text, registered)))
             .collect(),
-        value: show(r.value.as_deref(), format),
+        value: show(r.value.as_deref(), format, registered),
     }
 }
 
@@ -353,7 +358,8 @@ pub(crate) async fn show_page(
             _ => found.truncate(limit),
         }
     }
-    let rows: Vec<Row> = found.into_iter().map(|(p, r)| row(p, r, q.format)).collect();
+    let registered = |b: &[u8]| st.api.decode_registered(&session.who, b);
+    let rows: Vec<Row> = found.into_iter().map(|(p, r)| row(p, r, q.format, &registered)).collect();
     let href = format!("/topics/{}/messages", query_escape(&name));
     let query = query_of(&q, limit);
     if q.download == "json" {

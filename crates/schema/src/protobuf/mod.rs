@@ -40,6 +40,8 @@ pub(crate) struct ProtobufSchema {
     dependencies: Vec<Dependency>,
     canonical: String,
     serialized: String,
+    /// The compiled files, which decode data.
+    pool: prost_reflect::DescriptorPool,
 }
 
 #[derive(Debug, Clone)]
@@ -264,14 +266,14 @@ impl ProtobufSchema {
                 .descriptor_pool()
                 .get_file_by_name(ROOT)
                 .ok_or_else(|| "the schema did not compile".to_string())?;
-            Ok::<String, String>(serialize(&compiled))
+            Ok::<_, String>((serialize(&compiled), compiler.descriptor_pool()))
         };
         // prost-reflect 0.16.5 panics (an index out of bounds where it labels an error)
         // on some malformed descriptors; this is network input.
-        let serialized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile))
+        let (serialized, pool) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile))
             .unwrap_or_else(|_| Err("the schema's descriptor is malformed".to_string()))?;
         let canonical = print::print(&file);
-        Ok(ProtobufSchema { file: Box::new(file), dependencies, canonical, serialized })
+        Ok(ProtobufSchema { file: Box::new(file), dependencies, canonical, serialized, pool })
     }
 
     /// Confluent's `canonicalString()`: the text the registry stores and returns.
@@ -326,6 +328,24 @@ impl ProtobufSchema {
             types = &message.nested;
         }
         Some(self.qualified(&names.join(".")))
+    }
+
+    /// `data` (the wire format's message indexes, then the message) decoded as the
+    /// message they name, as proto3's JSON mapping prints it (prost's recursion limit
+    /// bounds the depth).
+    pub(crate) fn decode(&self, data: &[u8]) -> Result<serde_json::Value, String> {
+        let (indexes, taken) = crate::wire::message_indexes(data)
+            .ok_or("the Protobuf message indexes before the message are malformed")?;
+        let name = self
+            .message_name_at(&indexes)
+            .ok_or_else(|| format!("the schema has no message at indexes {indexes:?}"))?;
+        let descriptor = self
+            .pool
+            .get_message_by_name(&name)
+            .ok_or_else(|| format!("message {name} is not in the compiled schema"))?;
+        let message = prost_reflect::DynamicMessage::decode(descriptor, &data[taken..])
+            .map_err(|e| format!("not a {name} message: {e}"))?;
+        serde_json::to_value(&message).map_err(|e| format!("{name} as JSON: {e}"))
     }
 
     fn side(&self) -> Side<'_> {
