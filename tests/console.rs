@@ -9,6 +9,8 @@
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "common/kafka.rs"]
 mod kafka;
@@ -412,4 +414,55 @@ fn long_lists_are_shown_a_page_at_a_time_and_searched_whole() {
         return;
     }
     rt.block_on(server.close()).unwrap();
+}
+
+/// Three brokers, a topic with a partition led by each: one broker's console shows the
+/// records of every partition, those led by the others read from their leaders, from the
+/// oldest and one partition at a time.
+#[test]
+fn one_brokers_console_browses_partitions_led_by_the_others() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster =
+        cluster::Cluster::start(3, "console-spread", &["--console-listen", "127.0.0.1:0"]);
+    let console = {
+        let line = cluster.broker(0).first_line().to_string();
+        let url = line.split("console http://").nth(1).and_then(|r| r.split([',', ')']).next());
+        url.unwrap_or_else(|| panic!("no console in the startup line: {line}")).to_string()
+    };
+    let leaders = rt.block_on(async {
+        let client = cluster.client();
+        cluster::wait_for_brokers(&client, &[1, 2, 3]).await;
+        client.admin().create_topic("spread", 3, 1, Default::default()).await.unwrap();
+        let producer = shale::client::Producer::new(client.clone(), Default::default());
+        for p in 0..3 {
+            let r = shale::client::ProducerRecord::new("spread", format!("from-{p}")).partition(p);
+            producer.send(r).await.unwrap().await.unwrap();
+        }
+        let mut leaders = Vec::new();
+        for p in 0..3 {
+            leaders.push(cluster::leader_of(&client, "spread", p).await);
+        }
+        leaders
+    });
+    assert!(
+        leaders.iter().any(|l| *l != 1),
+        "a partition led elsewhere than broker 1: {leaders:?}"
+    );
+    rt.block_on(async {
+        let (status, all) = common::http_get(&console, "/topics/spread/messages?from=oldest").await;
+        assert_eq!(status, 200, "{all}");
+        for p in 0..3 {
+            assert!(
+                all.contains(&format!("from-{p}")),
+                "partition {p} (led by {}): {all}",
+                leaders[p as usize]
+            );
+        }
+        for p in 0..3u32 {
+            let path = format!("/topics/spread/messages?from=oldest&partition={p}");
+            let (status, one) = common::http_get(&console, &path).await;
+            assert_eq!(status, 200, "{one}");
+            assert!(one.contains(&format!("from-{p}")), "partition {p} alone: {one}");
+        }
+    });
 }

@@ -85,6 +85,16 @@ impl FetchShape {
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
     }
+
+    /// How long at the end before an empty message (0: never).
+    pub fn max_wait_ms(&self) -> u32 {
+        self.max_wait.map_or(0, |w| u32::try_from(w.as_millis()).unwrap_or(u32::MAX))
+    }
+
+    /// Whether the stream ends at the high watermark.
+    pub fn stops_at_end(&self) -> bool {
+        self.stop_at_end
+    }
 }
 
 /// Messages buffered per stream: small, so a slow consumer pushes back on reads.

@@ -26,6 +26,7 @@
 //!   one writer.
 
 mod admin;
+mod anywhere;
 mod classic;
 mod decoded;
 mod fetch;

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 
-use shale_broker::api::{DecodeRead, FetchShape, Isolation, OffsetSpec, decode_read};
+use shale_broker::api::{DecodeRead, FetchShape, OffsetSpec, decode_read};
 
 use crate::Console;
 use crate::session::Session;
@@ -57,18 +57,12 @@ pub(crate) async fn follow(
     let shape = FetchShape::new(&st.api, 1 << 20, WAIT_MS, false);
     let mut streams: Vec<Events> = Vec::new();
     for p in wanted {
-        let end = st
+        let end =
+            st.api.list_offsets_anywhere(&session.who, (&name, p), OffsetSpec::Latest).await?;
+        let chunks = st
             .api
-            .list_offsets(
-                &session.who,
-                (&name, p),
-                OffsetSpec::Latest,
-                None,
-                Isolation::ReadUncommitted,
-            )
+            .fetch_stream_anywhere(&session.who, "ConsoleLive", (&name, p), end.offset, &shape)
             .await?;
-        let chunks =
-            st.api.fetch_stream(&session.who, "ConsoleLive", &name, p, end.offset, &shape)?;
         let (topic, format) = (name.clone(), q.format);
         let (api, who) = (st.api.clone(), session.who.clone());
         // Where the next chunk's records begin: records of its first batch before it are

@@ -14,9 +14,7 @@ use axum::{Extension, Form};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use shale_broker::api::{
-    DecodeRead, FetchShape, Identity, Isolation, OffsetSpec, Payload, decode_read,
-};
+use shale_broker::api::{DecodeRead, FetchShape, Identity, OffsetSpec, Payload, decode_read};
 use shale_core::acks::Acks;
 use shale_core::error::Error;
 use shale_core::record::{Compression, DecodedRecord, Header, Record};
@@ -197,7 +195,10 @@ async fn read(
     filters: &Filters,
 ) -> Result<(Vec<DecodedRecord>, i64), Error> {
     let shape = FetchShape::new(&st.api, 1 << 20, 0, true);
-    let mut chunks = st.api.fetch_stream(who, "ConsoleBrowse", topic, partition, start, &shape)?;
+    let mut chunks = st
+        .api
+        .fetch_stream_anywhere(who, "ConsoleBrowse", (topic, partition), start, &shape)
+        .await?;
     let (mut found, mut next, mut scanned) = (Vec::new(), start, 0);
     while let Some(chunk) = chunks.next().await {
         let c = chunk?;
@@ -234,8 +235,7 @@ async fn start_of(
     q: &Browse,
     limit: usize,
 ) -> Result<i64, String> {
-    let listed =
-        |spec| st.api.list_offsets(who, (topic, partition), spec, None, Isolation::ReadUncommitted);
+    let listed = |spec| st.api.list_offsets_anywhere(who, (topic, partition), spec);
     let fail = |e: Error| e.message;
     match q.from {
         From::Oldest => Ok(listed(OffsetSpec::Earliest).await.map_err(fail)?.offset),
