@@ -418,7 +418,7 @@ fn long_lists_are_shown_a_page_at_a_time_and_searched_whole() {
 
 /// Three brokers, a topic with a partition led by each: one broker's console shows the
 /// records of every partition, those led by the others read from their leaders, from the
-/// oldest and one partition at a time.
+/// oldest and one partition at a time; it follows one of those live and produces to it.
 #[test]
 fn one_brokers_console_browses_partitions_led_by_the_others() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -465,4 +465,8 @@ fn one_brokers_console_browses_partitions_led_by_the_others() {
             assert!(one.contains(&format!("from-{p}")), "partition {p} alone: {one}");
         }
     });
+    // In the browser: a partition led by another broker followed live, and a record
+    // produced to it through this broker's form.
+    let elsewhere = leaders.iter().position(|l| *l != 1).unwrap().to_string();
+    scenario("spread", &format!("http://{console}"), &["spread", &elsewhere]);
 }

@@ -513,7 +513,28 @@ async function paging(page) {
   check("paging: a bad page is refused by name", bad.status() === 400 && (await text(page, "main")).includes('page "two" is not a page number'), await text(page, "main"));
 }
 
-const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas, transactions, acls, paging };
+/// One broker's console on a cluster (`rest`: a topic, a partition another broker leads):
+/// that partition followed live, a record produced to it from a second page, shown on both.
+async function spread(page, context) {
+  const [topic, partition] = rest;
+  const at = `${base}/topics/${topic}/messages?partition=${partition}`;
+  await page.goto(at);
+  check("spread: the partition's record, read from its leader", (await page.locator("#records tbody tr").allInnerTexts()).some((r) => r.includes(`from-${partition}`)));
+  await page.getByRole("button", { name: "Follow new records" }).click();
+  await page.locator("#live-status", { hasText: "Waiting for new records" }).waitFor();
+  const producer = await context.newPage();
+  await producer.goto(at);
+  await producer.locator("#p-partition").selectOption(partition);
+  await producer.getByLabel("Value", { exact: true }).fill("sent to the leader");
+  await producer.getByRole("button", { name: "Produce" }).click();
+  await producer.waitForURL(new RegExp(`produced=${partition}:1`));
+  await page.locator("#live-records tbody tr", { hasText: "sent to the leader" }).waitFor({ timeout: 10000 });
+  const newest = await producer.locator("#records tbody tr").last().innerText();
+  check("spread: produced through the leader, at offset 1", newest.includes("sent to the leader"), newest);
+  await look(producer, "spread-produced");
+}
+
+const scenarios = { tour, reader, messages, groups, readonly, tiered, schemas, transactions, acls, paging, spread };
 const browser = await chromium.launch({ executablePath: process.env.SHALE_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   // Over HTTPS the broker's certificate is the test's own CA's, which Chromium does not

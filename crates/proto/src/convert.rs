@@ -29,6 +29,17 @@ pub fn acks_to_proto(acks: Acks) -> pb::Acks {
     }
 }
 
+/// Domain compression codec to the proto's.
+pub fn compression_to_proto(c: Compression) -> pb::Compression {
+    match c {
+        Compression::None => pb::Compression::None,
+        Compression::Gzip => pb::Compression::Gzip,
+        Compression::Snappy => pb::Compression::Snappy,
+        Compression::Lz4 => pb::Compression::Lz4,
+        Compression::Zstd => pb::Compression::Zstd,
+    }
+}
+
 /// Proto compression codec to the domain's; an unknown value is refused, naming it.
 pub fn compression(value: i32) -> Result<Compression, Error> {
     match pb::Compression::try_from(value) {

@@ -102,6 +102,45 @@ impl Api {
         Ok(Admitted { topic, bytes, wait, txn })
     }
 
+    /// [`append`](Self::append) with `acks=all` of a produce admitted here, to a partition
+    /// led anywhere: here, or forwarded once to its leader's `Produce` (for front ends that
+    /// let a person produce from any broker: the console). The first record's offset.
+    pub async fn produce_anywhere(
+        &self,
+        admitted: Admitted<'_>,
+        partition: u32,
+        payload: Payload,
+    ) -> Result<i64, Error> {
+        let topic = admitted.topic;
+        let e = match self.broker.partition(topic, partition) {
+            Ok(_) => {
+                let acked = self.append(admitted, partition, payload, Acks::All).await?;
+                return Ok(acked.await?.base_offset);
+            }
+            Err(e) if e.kind == shale_core::error::ErrorKind::NotLeader => e,
+            Err(e) => return Err(e),
+        };
+        use shale_proto::pb::produce_request::Payload as Sent;
+        let payload = match payload {
+            Payload::Batches(b) => Sent::Batches(b),
+            Payload::Records(records, compression) => Sent::Records(shale_proto::pb::Records {
+                records: records.into_iter().map(shale_proto::convert::record_to_proto).collect(),
+                compression: shale_proto::convert::compression_to_proto(compression) as i32,
+            }),
+        };
+        let request = shale_proto::pb::ProduceRequest {
+            topic: topic.to_string(),
+            partition,
+            acks: shale_proto::pb::Acks::All as i32,
+            payload: Some(payload),
+            ..Default::default()
+        };
+        let mut leader = self.broker.leader_log_client(e)?;
+        let answer = leader.produce(request).await;
+        let answer = answer.map_err(|s| shale_proto::status::from_status(&s))?.into_inner();
+        Ok(answer.base_offset)
+    }
+
     /// Appends an admitted produce; the returned future resolves once `acks` is satisfied.
     /// Appends to one partition happen in call order. Both steps are counted for the topic,
     /// and the whole is timed as produce latency.

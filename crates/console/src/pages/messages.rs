@@ -15,7 +15,6 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use shale_broker::api::{DecodeRead, FetchShape, Identity, OffsetSpec, Payload, decode_read};
-use shale_core::acks::Acks;
 use shale_core::error::Error;
 use shale_core::record::{Compression, DecodedRecord, Header, Record};
 
@@ -440,11 +439,10 @@ pub(crate) async fn produce(
     if !admitted.wait().is_zero() {
         shale_core::clock::sleep(admitted.wait()).await;
     }
-    let produced = st.api.append(admitted, partition, payload, Acks::All).await?.await?;
+    let offset = st.api.produce_anywhere(admitted, partition, payload).await?;
     let to = format!(
-        "/topics/{}/messages?partition={partition}&from=newest&produced={partition}:{}",
+        "/topics/{}/messages?partition={partition}&from=newest&produced={partition}:{offset}",
         query_escape(&name),
-        produced.base_offset
     );
     Ok(Redirect::to(&to).into_response())
 }
